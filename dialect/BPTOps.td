@@ -1,0 +1,301 @@
+//===- BPTOps.td - bpt dialect operations ------------------*- tablegen -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_DIALECT_BPTOPS_TD
+#define BPT_DIALECT_BPTOPS_TD
+
+include "BPTBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+// Operand and result constraints are checked in C++ so that every diagnostic
+// names the operand (`key`, `w_in`, ...) rather than its position. Enum
+// attributes print as bare keywords (`swiglu`) through custom directives.
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+def BPT_AttentionOp : BPT_Op<"attention", [Pure]> {
+  let summary = "scaled dot-product attention (MHA, GQA, MQA)";
+  let description = [{
+    Computes `softmax(scale · Q·Kᵀ + mask) · V` for every batch and query head.
+
+    - `query`: `[B, Hq, Sq, D]`; `key`, `value`: `[B, Hkv, Skv, D]`, where
+      `Hq` is a multiple of `Hkv`. Query head `h` reads key/value head
+      `h / (Hq / Hkv)`: `Hkv = Hq` is multi-head, `1 < Hkv < Hq` grouped-query,
+      `Hkv = 1` multi-query attention.
+    - `scale` defaults to `1/sqrt(D)`; it must be finite and positive.
+    - `causal`: query `i` attends to key `j` only where `j <= i + (Skv - Sq)`,
+      i.e. the causal diagonal is aligned to the bottom-right corner of the
+      `Sq × Skv` score matrix, as in FlashAttention ≥ 2.1 and PyTorch's
+      `causal_lower_right` bias (PyTorch's `is_causal=True` aligns top-left
+      instead; the two agree when `Sq = Skv`). When
+      `Sq > Skv`, the first `Sq - Skv` query rows see no key at all: a fully
+      masked row produces 0, not NaN.
+    - The result has the query's type; all operands share one element type
+      (`f32`, `f16` or `bf16`); softmax and accumulation are in `f32`.
+
+    Example:
+
+    ```mlir
+    %o = bpt.attention %q, %k, %v causal
+        : (tensor<2x8x128x64xf16>, tensor<2x2x128x64xf16>,
+           tensor<2x2x128x64xf16>) -> tensor<2x8x128x64xf16>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$value,
+    UnitAttr:$causal,
+    OptionalAttr<F64Attr>:$scale
+  );
+  let results = (outs AnyRankedTensor:$result);
+
+  let assemblyFormat = [{
+    $query `,` $key `,` $value (`causal` $causal^)? (`scale` `(` $scale^ `)`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The softmax scale: the `scale` attribute, or 1/sqrt(head_dim).
+    double getEffectiveScale();
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+def BPT_LinearOp : BPT_Op<"linear", [Pure]> {
+  let summary = "affine projection over the last dimension";
+  let description = [{
+    `result = input · weight (+ bias)`, contracting the last dimension of
+    `input` (`[..., K]`) with the first of `weight` (`[K, N]`, i.e. in × out,
+    the transpose of PyTorch's `nn.Linear.weight`); `bias` is `[N]`. The
+    result is `[..., N]`.
+
+    Example:
+
+    ```mlir
+    %y = bpt.linear %x, %w, %b
+        : (tensor<2x128x512xf32>, tensor<512x1024xf32>, tensor<1024xf32>)
+          -> tensor<2x128x1024xf32>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$weight,
+    Optional<AnyRankedTensor>:$bias
+  );
+  let results = (outs AnyRankedTensor:$result);
+
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// FFNOp
+//===----------------------------------------------------------------------===//
+
+def BPT_FFNOp : BPT_Op<"ffn", [Pure]> {
+  let summary = "position-wise feed-forward network";
+  let description = [{
+    A feed-forward network applied to each position (the last dimension) of
+    `input` (`[..., H]`), in one of two forms:
+
+    - two matrices, for `gelu`, `gelu_tanh`, `relu`, `silu`:
+      `act(input · w_in) · w_out`;
+    - three matrices, for the gated `swiglu` and `geglu`:
+      `(act(input · w_gate) ⊙ (input · w_in)) · w_out`, with `act` being
+      `silu` and `gelu` (erf form) respectively.
+
+    `w_in` and `w_gate` are `[H, F]`, `w_out` is `[F, H]`; the result has the
+    input's type. `gelu` is the erf form, `gelu_tanh` the tanh approximation.
+
+    Example:
+
+    ```mlir
+    %y = bpt.ffn swiglu %x, %w_in, %w_out, gate %w_gate
+        : (tensor<2x128x512xbf16>, tensor<512x1408xbf16>,
+           tensor<1408x512xbf16>, tensor<512x1408xbf16>)
+          -> tensor<2x128x512xbf16>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$w_in,
+    AnyRankedTensor:$w_out,
+    Optional<AnyRankedTensor>:$w_gate,
+    BPT_ActivationAttr:$activation
+  );
+  let results = (outs AnyRankedTensor:$result);
+
+  let assemblyFormat = [{
+    custom<Activation>($activation) $input `,` $w_in `,` $w_out (`,` `gate` $w_gate^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Normalisations
+//===----------------------------------------------------------------------===//
+
+def BPT_LayerNormOp : BPT_Op<"layer_norm", [Pure]> {
+  let summary = "layer normalisation over the last dimension";
+  let description = [{
+    `(input - mean) / sqrt(var + epsilon) · weight + bias`, with the biased
+    variance over the last dimension `H`, computed in `f32`. `weight` and
+    `bias` are `[H]`; `epsilon` (default `1e-5`) is finite and non-negative.
+
+    Example:
+
+    ```mlir
+    %y = bpt.layer_norm %x, %gamma, %beta {epsilon = 1.000000e-06 : f64}
+        : (tensor<2x128x512xf32>, tensor<512xf32>, tensor<512xf32>)
+          -> tensor<2x128x512xf32>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$bias,
+    DefaultValuedAttr<F64Attr, "1.0e-5">:$epsilon
+  );
+  let results = (outs AnyRankedTensor:$result);
+
+  let assemblyFormat = [{
+    $input `,` $weight `,` $bias attr-dict `:` functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
+def BPT_RMSNormOp : BPT_Op<"rms_norm", [Pure]> {
+  let summary = "root-mean-square normalisation over the last dimension";
+  let description = [{
+    `input / sqrt(mean(input²) + epsilon) · weight` over the last dimension
+    `H`, computed in `f32`. `weight` is `[H]`; `epsilon` (default `1e-5`) is
+    finite and non-negative.
+
+    Example:
+
+    ```mlir
+    %y = bpt.rms_norm %x, %gamma
+        : (tensor<2x128x512xf32>, tensor<512xf32>) -> tensor<2x128x512xf32>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$weight,
+    DefaultValuedAttr<F64Attr, "1.0e-5">:$epsilon
+  );
+  let results = (outs AnyRankedTensor:$result);
+
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// TransformerBlockOp
+//===----------------------------------------------------------------------===//
+
+def BPT_TransformerBlockOp : BPT_Op<"transformer_block",
+    [Pure, AttrSizedOperandSegments]> {
+  let summary = "a whole pre-norm transformer block";
+  let description = [{
+    A pre-norm transformer block on `input` (`[B, S, H]`):
+
+    ```
+    h = norm1(x);  q, k, v = h·w_q, h·w_k, h·w_v   (split into heads)
+    r = x + attention(q, k, v)·w_o                 (heads merged back)
+    y = r + ffn(norm2(r))
+    ```
+
+    - `w_q`: `[H, heads·D]`, `w_k`, `w_v`: `[H, kv_heads·D]`, `w_o`:
+      `[heads·D, H]`; the head dimension `D` is `w_q`'s width over `heads`,
+      and `heads` is a multiple of `kv_heads` (MHA, GQA, MQA).
+    - `norm` is `layer_norm` (each norm takes a weight and a bias, `[H]`) or
+      `rms_norm` (a weight only), with `epsilon` (default `1e-5`).
+    - The FFN is `w_in` `[H, F]`, `w_out` `[F, H]`, plus `w_gate` `[H, F]` for
+      the gated activations (`swiglu`, `geglu`); see `bpt.ffn`.
+    - Attention uses the default scale `1/sqrt(D)`; `causal` as in
+      `bpt.attention`.
+
+    `bpt-decompose-block` expands the op into the primitives above.
+
+    Example:
+
+    ```mlir
+    %y = bpt.transformer_block %x
+        norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+        ffn(%w1, %w2, gate %w3)
+        heads(8) kv_heads(2) causal activation(swiglu) norm(rms_norm)
+        : (tensor<1x256x512xf32>, tensor<512xf32>, tensor<512x512xf32>,
+           tensor<512x128xf32>, tensor<512x128xf32>, tensor<512x512xf32>,
+           tensor<512xf32>, tensor<512x1408xf32>, tensor<1408x512xf32>,
+           tensor<512x1408xf32>) -> tensor<1x256x512xf32>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$norm1_weight,
+    Optional<AnyRankedTensor>:$norm1_bias,
+    AnyRankedTensor:$w_q,
+    AnyRankedTensor:$w_k,
+    AnyRankedTensor:$w_v,
+    AnyRankedTensor:$w_o,
+    AnyRankedTensor:$norm2_weight,
+    Optional<AnyRankedTensor>:$norm2_bias,
+    AnyRankedTensor:$w_in,
+    AnyRankedTensor:$w_out,
+    Optional<AnyRankedTensor>:$w_gate,
+    I64Attr:$heads,
+    I64Attr:$kv_heads,
+    UnitAttr:$causal,
+    BPT_ActivationAttr:$activation,
+    BPT_NormKindAttr:$norm,
+    DefaultValuedAttr<F64Attr, "1.0e-5">:$epsilon
+  );
+  let results = (outs AnyRankedTensor:$result);
+
+  let assemblyFormat = [{
+    $input
+    `norm1` `(` $norm1_weight (`,` $norm1_bias^)? `)`
+    `attention` `(` $w_q `,` $w_k `,` $w_v `,` $w_o `)`
+    `norm2` `(` $norm2_weight (`,` $norm2_bias^)? `)`
+    `ffn` `(` $w_in `,` $w_out (`,` `gate` $w_gate^)? `)`
+    `heads` `(` $heads `)` `kv_heads` `(` $kv_heads `)` (`causal` $causal^)?
+    `activation` `(` custom<Activation>($activation) `)`
+    `norm` `(` custom<NormKind>($norm) `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// The attention head dimension: w_q's width over `heads`.
+    int64_t getHeadDim();
+  }];
+
+  let hasVerifier = 1;
+}
+
+#endif // BPT_DIALECT_BPTOPS_TD

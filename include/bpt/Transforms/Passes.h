@@ -1,0 +1,33 @@
+//===- Passes.h - bpt transformation passes ---------------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_TRANSFORMS_PASSES_H
+#define BPT_TRANSFORMS_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+class RewritePatternSet;
+} // namespace mlir
+
+namespace bpt {
+
+#define GEN_PASS_DECL
+#include "bpt/Transforms/Passes.h.inc"
+
+/// Adds the pattern that expands bpt.transformer_block into its primitives.
+void populateDecomposeBlockPatterns(mlir::RewritePatternSet &patterns);
+
+#define GEN_PASS_REGISTRATION
+#include "bpt/Transforms/Passes.h.inc"
+
+} // namespace bpt
+
+#endif // BPT_TRANSFORMS_PASSES_H

@@ -1,0 +1,453 @@
+//===- BPTOps.cpp - bpt dialect operations ----------------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <array>
+#include <cmath>
+#include <optional>
+
+using namespace mlir;
+using namespace bpt;
+
+//===----------------------------------------------------------------------===//
+// Verification helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Checks the operands and result of one op against the dialect's tensor
+/// rules, naming each operand in its diagnostics: statically shaped tensors
+/// with non-zero dimensions, of f32, f16 or bf16, all of one element type.
+class TensorChecker {
+public:
+  explicit TensorChecker(Operation *op) : op(op) {}
+
+  /// Checks the tensor `name` of type `type`. `rank` is its exact rank, or
+  /// std::nullopt for "[..., X]" layouts that need rank >= 1. `layout` names
+  /// the dimensions for the diagnostic. Returns the shape on success.
+  FailureOr<ArrayRef<int64_t>> check(StringRef name, Type type,
+                                     std::optional<int64_t> rank,
+                                     StringRef layout) {
+    auto tensorType = dyn_cast<RankedTensorType>(type);
+    Type elt = tensorType ? tensorType.getElementType() : Type();
+    if (!tensorType || !tensorType.hasStaticShape() ||
+        !isa_and_nonnull<Float32Type, Float16Type, BFloat16Type>(elt))
+      return op->emitOpError()
+             << name
+             << " must be a statically shaped tensor of f32, f16 or bf16, got "
+             << type;
+    int64_t actualRank = tensorType.getRank();
+    if ((rank && actualRank != *rank) || (!rank && actualRank < 1))
+      return op->emitOpError()
+             << name << " must have " << (rank ? "rank " : "rank >= ")
+             << (rank ? *rank : 1) << " (" << layout << "), got " << type;
+    if (llvm::is_contained(tensorType.getShape(), 0))
+      return op->emitOpError()
+             << name << " must have no zero-sized dimension, got " << type;
+    if (!elementType) {
+      elementType = elt;
+      elementTypeOwner = name;
+    } else if (elt != elementType) {
+      return op->emitOpError()
+             << name << " element type " << elt << " does not match "
+             << elementTypeOwner << "'s " << elementType;
+    }
+    return tensorType.getShape();
+  }
+
+  /// Checks that dimension `index` (called `dimName`) of the tensor `name`
+  /// equals `expected`, which comes from `source`.
+  LogicalResult checkDim(StringRef name, ArrayRef<int64_t> shape,
+                         int64_t index, StringRef dimName, int64_t expected,
+                         StringRef source) {
+    if (index < 0)
+      index += shape.size();
+    if (shape[index] == expected)
+      return success();
+    return op->emitOpError() << name << " dim " << index << " (" << dimName
+                             << ") must be " << expected << " to match "
+                             << source << ", got " << shape[index];
+  }
+
+  /// Checks that the result has exactly the type `shape` x element type.
+  LogicalResult checkResult(Type resultType, ArrayRef<int64_t> shape,
+                            StringRef why) {
+    auto expected = RankedTensorType::get(shape, elementType);
+    if (resultType == expected)
+      return success();
+    return op->emitOpError() << "result must be " << expected << " (" << why
+                             << "), got " << resultType;
+  }
+
+private:
+  Operation *op;
+  Type elementType;
+  StringRef elementTypeOwner;
+};
+
+/// Rejects unprefixed attributes that are not the op's own: a misspelt
+/// `{casual}` must not silently give a non-causal attention. Discardable
+/// attributes of other dialects (`dialect.name`) stay allowed.
+LogicalResult checkNoUnknownAttributes(Operation *op) {
+  for (NamedAttribute attr : op->getDiscardableAttrs()) {
+    if (attr.getName().getValue().contains('.'))
+      continue;
+    InFlightDiagnostic diag = op->emitOpError()
+                              << "has unknown attribute '" << attr.getName().getValue()
+                              << "'";
+    ArrayRef<StringAttr> known = op->getRegisteredInfo()->getAttributeNames();
+    if (!known.empty()) {
+      diag << "; known attributes: ";
+      llvm::interleaveComma(known, diag,
+                            [&](StringAttr name) { diag << name.getValue(); });
+    }
+    return diag;
+  }
+  return success();
+}
+
+/// Checks that a float attribute is finite and at least (or above) zero.
+LogicalResult checkNonNegative(Operation *op, StringRef name, double value,
+                               bool allowZero) {
+  if (std::isfinite(value) && (value > 0 || (allowZero && value == 0)))
+    return success();
+  return op->emitOpError() << name << " must be finite and "
+                           << (allowZero ? "non-negative" : "positive")
+                           << ", got " << value;
+}
+
+} // namespace
+
+/// Checks per-channel vectors (`[hidden]`), e.g. a norm's weight and bias.
+static LogicalResult
+checkChannelVectors(TensorChecker &checker,
+                    ArrayRef<std::pair<StringRef, Value>> vectors,
+                    int64_t hidden, StringRef source) {
+  for (auto [name, vector] : vectors) {
+    auto shape = checker.check(name, vector.getType(), 1, "[hidden]");
+    if (failed(shape) ||
+        failed(checker.checkDim(name, *shape, 0, "hidden", hidden, source)))
+      return failure();
+  }
+  return success();
+}
+
+/// Checks the FFN matrices against `hidden` (from `source`) and against the
+/// activation: gated activations take `w_gate`, the others do not.
+static LogicalResult verifyFFNWeights(Operation *op, TensorChecker &checker,
+                                      int64_t hidden, StringRef source,
+                                      Value wIn, Value wOut, Value wGate,
+                                      Activation activation) {
+  auto in = checker.check("w_in", wIn.getType(), 2, "[hidden, ffn]");
+  if (failed(in) ||
+      failed(checker.checkDim("w_in", *in, 0, "hidden", hidden, source)))
+    return failure();
+  int64_t ffnWidth = (*in)[1];
+  auto out = checker.check("w_out", wOut.getType(), 2, "[ffn, hidden]");
+  if (failed(out) ||
+      failed(checker.checkDim("w_out", *out, 0, "ffn", ffnWidth, "w_in")) ||
+      failed(checker.checkDim("w_out", *out, 1, "hidden", hidden, source)))
+    return failure();
+  bool gated = isGatedActivation(activation);
+  if (gated && !wGate)
+    return op->emitOpError() << "activation '" << stringifyActivation(activation)
+                             << "' is gated and needs a gate matrix (w_gate)";
+  if (!gated && wGate)
+    return op->emitOpError() << "activation '" << stringifyActivation(activation)
+                             << "' takes no gate matrix; w_gate is only for "
+                                "swiglu and geglu";
+  if (!wGate)
+    return success();
+  auto gate = checker.check("w_gate", wGate.getType(), 2, "[hidden, ffn]");
+  if (failed(gate) ||
+      failed(checker.checkDim("w_gate", *gate, 0, "hidden", hidden, source)) ||
+      failed(checker.checkDim("w_gate", *gate, 1, "ffn", ffnWidth, "w_in")))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Enum keywords
+//===----------------------------------------------------------------------===//
+
+/// Parses a bare enum keyword (`swiglu`, `rms_norm`) into `attr`, listing the
+/// valid keywords when it is not one of them.
+template <typename AttrT, typename EnumT, size_t NumCases>
+static ParseResult
+parseEnumKeyword(OpAsmParser &parser, AttrT &attr, StringRef what,
+                 std::optional<EnumT> (*symbolize)(StringRef),
+                 const std::array<EnumT, NumCases> &cases,
+                 StringRef (*stringify)(EnumT)) {
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (failed(parser.parseOptionalKeyword(&keyword)) || !symbolize(keyword)) {
+    InFlightDiagnostic diag = parser.emitError(loc)
+                              << "expected " << what << ", one of: ";
+    llvm::interleaveComma(cases, diag,
+                          [&](EnumT value) { diag << stringify(value); });
+    return diag;
+  }
+  attr = AttrT::get(parser.getContext(), *symbolize(keyword));
+  return success();
+}
+
+static ParseResult parseActivation(OpAsmParser &parser, ActivationAttr &attr) {
+  return parseEnumKeyword(parser, attr, "an activation", symbolizeActivation,
+                          std::array{Activation::gelu, Activation::gelu_tanh,
+                                     Activation::relu, Activation::silu,
+                                     Activation::swiglu, Activation::geglu},
+                          stringifyActivation);
+}
+
+static void printActivation(OpAsmPrinter &printer, Operation *,
+                            ActivationAttr attr) {
+  printer << stringifyActivation(attr.getValue());
+}
+
+static ParseResult parseNormKind(OpAsmParser &parser, NormKindAttr &attr) {
+  return parseEnumKeyword(parser, attr, "a norm kind", symbolizeNormKind,
+                          std::array{NormKind::layer_norm, NormKind::rms_norm},
+                          stringifyNormKind);
+}
+
+static void printNormKind(OpAsmPrinter &printer, Operation *,
+                          NormKindAttr attr) {
+  printer << stringifyNormKind(attr.getValue());
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+double AttentionOp::getEffectiveScale() {
+  if (std::optional<APFloat> scale = getScale())
+    return scale->convertToDouble();
+  int64_t headDim = getQuery().getType().getShape().back();
+  return 1.0 / std::sqrt(static_cast<double>(headDim));
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto q = checker.check("query", getQuery().getType(), 4,
+                         "[batch, heads, seq, head_dim]");
+  if (failed(q))
+    return failure();
+  auto k = checker.check("key", getKey().getType(), 4,
+                         "[batch, kv_heads, kv_seq, head_dim]");
+  if (failed(k))
+    return failure();
+  auto v = checker.check("value", getValue().getType(), 4,
+                         "[batch, kv_heads, kv_seq, head_dim]");
+  if (failed(v))
+    return failure();
+
+  if (failed(checker.checkDim("key", *k, 0, "batch", (*q)[0], "query")) ||
+      failed(checker.checkDim("key", *k, 3, "head_dim", (*q)[3], "query")))
+    return failure();
+  static constexpr StringLiteral kvDims[] = {"batch", "kv_heads", "kv_seq",
+                                             "head_dim"};
+  for (auto [index, dimName] : llvm::enumerate(kvDims))
+    if (failed(checker.checkDim("value", *v, index, dimName, (*k)[index],
+                                "key")))
+      return failure();
+  if ((*q)[1] % (*k)[1] != 0)
+    return emitOpError() << "query heads (" << (*q)[1]
+                         << ") must be a multiple of key/value heads ("
+                         << (*k)[1] << ")";
+  if (std::optional<APFloat> scale = getScale())
+    if (failed(checkNonNegative(*this, "scale", scale->convertToDouble(),
+                                /*allowZero=*/false)))
+      return failure();
+  return checker.checkResult(getResult().getType(), *q, "the query's shape");
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LinearOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto x = checker.check("input", getInput().getType(), std::nullopt,
+                         "[..., in_features]");
+  if (failed(x))
+    return failure();
+  auto w = checker.check("weight", getWeight().getType(), 2,
+                         "[in_features, out_features]");
+  if (failed(w))
+    return failure();
+  if (failed(checker.checkDim("weight", *w, 0, "in_features", x->back(),
+                              "input's last dimension")))
+    return failure();
+  int64_t outFeatures = (*w)[1];
+  if (Value bias = getBias()) {
+    auto b = checker.check("bias", bias.getType(), 1, "[out_features]");
+    if (failed(b) || failed(checker.checkDim("bias", *b, 0, "out_features",
+                                             outFeatures, "weight")))
+      return failure();
+  }
+  SmallVector<int64_t> resultShape(*x);
+  resultShape.back() = outFeatures;
+  return checker.checkResult(getResult().getType(), resultShape,
+                             "the input's shape with out_features last");
+}
+
+//===----------------------------------------------------------------------===//
+// FFNOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult FFNOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto x =
+      checker.check("input", getInput().getType(), std::nullopt, "[..., hidden]");
+  if (failed(x) ||
+      failed(verifyFFNWeights(*this, checker, x->back(),
+                              "input's last dimension", getWIn(), getWOut(),
+                              getWGate(), getActivation())))
+    return failure();
+  return checker.checkResult(getResult().getType(), *x, "the input's shape");
+}
+
+//===----------------------------------------------------------------------===//
+// Normalisations
+//===----------------------------------------------------------------------===//
+
+/// Checks a norm's input, its per-channel vectors and its epsilon; returns
+/// the input shape.
+static FailureOr<ArrayRef<int64_t>>
+verifyNorm(Operation *op, TensorChecker &checker, Value input,
+           ArrayRef<std::pair<StringRef, Value>> vectors, double epsilon) {
+  auto x = checker.check("input", input.getType(), std::nullopt,
+                         "[..., hidden]");
+  if (failed(x))
+    return failure();
+  if (failed(checkChannelVectors(checker, vectors, x->back(),
+                                 "input's last dimension")) ||
+      failed(checkNonNegative(op, "epsilon", epsilon, /*allowZero=*/true)))
+    return failure();
+  return x;
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto x = verifyNorm(*this, checker, getInput(),
+                      {{"weight", getWeight()}, {"bias", getBias()}},
+                      getEpsilon().convertToDouble());
+  if (failed(x))
+    return failure();
+  return checker.checkResult(getResult().getType(), *x, "the input's shape");
+}
+
+LogicalResult RMSNormOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto x = verifyNorm(*this, checker, getInput(), {{"weight", getWeight()}},
+                      getEpsilon().convertToDouble());
+  if (failed(x))
+    return failure();
+  return checker.checkResult(getResult().getType(), *x, "the input's shape");
+}
+
+//===----------------------------------------------------------------------===//
+// TransformerBlockOp
+//===----------------------------------------------------------------------===//
+
+int64_t TransformerBlockOp::getHeadDim() {
+  return getWQ().getType().getShape()[1] / getHeads();
+}
+
+LogicalResult TransformerBlockOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto x = checker.check("input", getInput().getType(), 3,
+                         "[batch, seq, hidden]");
+  if (failed(x))
+    return failure();
+  int64_t hidden = (*x)[2];
+
+  int64_t heads = getHeads(), kvHeads = getKvHeads();
+  if (heads < 1 || kvHeads < 1)
+    return emitOpError() << "heads (" << heads << ") and kv_heads (" << kvHeads
+                         << ") must be positive";
+  if (heads % kvHeads != 0)
+    return emitOpError() << "heads (" << heads
+                         << ") must be a multiple of kv_heads (" << kvHeads
+                         << ")";
+
+  // Norms: layer_norm takes a weight and a bias, rms_norm a weight only.
+  bool layerNorm = getNorm() == NormKind::layer_norm;
+  for (auto [weightName, weight, biasName, bias] :
+       {std::make_tuple(StringRef("norm1_weight"), getNorm1Weight(),
+                        StringRef("norm1_bias"), getNorm1Bias()),
+        std::make_tuple(StringRef("norm2_weight"), getNorm2Weight(),
+                        StringRef("norm2_bias"), getNorm2Bias())}) {
+    if (layerNorm && !bias)
+      return emitOpError() << "norm 'layer_norm' needs " << biasName;
+    if (!layerNorm && bias)
+      return emitOpError() << "norm 'rms_norm' takes no bias, but "
+                           << biasName << " is given";
+    SmallVector<std::pair<StringRef, Value>, 2> vectors = {{weightName, weight}};
+    if (bias)
+      vectors.push_back({biasName, bias});
+    if (failed(checkChannelVectors(checker, vectors, hidden, "input")))
+      return failure();
+  }
+  if (failed(checkNonNegative(*this, "epsilon", getEpsilon().convertToDouble(),
+                              /*allowZero=*/true)))
+    return failure();
+
+  // Attention projections.
+  auto wq = checker.check("w_q", getWQ().getType(), 2,
+                          "[hidden, heads * head_dim]");
+  if (failed(wq) ||
+      failed(checker.checkDim("w_q", *wq, 0, "hidden", hidden, "input")))
+    return failure();
+  if ((*wq)[1] % heads != 0)
+    return emitOpError() << "w_q dim 1 (" << (*wq)[1]
+                         << ") must be a multiple of heads (" << heads << ")";
+  int64_t headDim = (*wq)[1] / heads;
+  for (auto [name, value] :
+       {std::make_pair(StringRef("w_k"), getWK()),
+        std::make_pair(StringRef("w_v"), getWV())}) {
+    auto shape = checker.check(name, value.getType(), 2,
+                               "[hidden, kv_heads * head_dim]");
+    if (failed(shape) ||
+        failed(checker.checkDim(name, *shape, 0, "hidden", hidden, "input")) ||
+        failed(checker.checkDim(name, *shape, 1, "kv_heads * head_dim",
+                                kvHeads * headDim,
+                                "kv_heads and w_q's head_dim")))
+      return failure();
+  }
+  auto wo = checker.check("w_o", getWO().getType(), 2,
+                          "[heads * head_dim, hidden]");
+  if (failed(wo) ||
+      failed(checker.checkDim("w_o", *wo, 0, "heads * head_dim", (*wq)[1],
+                              "w_q")) ||
+      failed(checker.checkDim("w_o", *wo, 1, "hidden", hidden, "input")))
+    return failure();
+
+  if (failed(verifyFFNWeights(*this, checker, hidden, "input", getWIn(),
+                              getWOut(), getWGate(), getActivation())))
+    return failure();
+  return checker.checkResult(getResult().getType(), *x, "the input's shape");
+}
+
+#define GET_OP_CLASSES
+#include "bpt/Dialect/BPTOps.cpp.inc"

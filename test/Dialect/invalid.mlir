@@ -1,0 +1,650 @@
+// RUN: bpt-opt %s -split-input-file -verify-diagnostics
+// Every verifier (and custom parser) error of the bpt dialect, one per split.
+
+// Dynamic shapes are rejected: bpt compiles for given shapes.
+func.func @f(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{'bpt.attention' op query must be a statically shaped tensor of f32, f16 or bf16, got 'tensor<2x8x?x64xf32>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x?x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xi32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{query must be a statically shaped tensor of f32, f16 or bf16, got 'tensor<2x8x128x64xi32>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xi32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xi32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf64>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{query must be a statically shaped tensor of f32, f16 or bf16, got 'tensor<2x8x128x64xf64>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf64>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf64>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{query must have rank 4 ([batch, heads, seq, head_dim]), got 'tensor<8x128x64xf32>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x0x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{query must have no zero-sized dimension, got 'tensor<2x8x0x64xf32>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x0x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x0x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{key must have rank 4 ([batch, kv_heads, kv_seq, head_dim]), got 'tensor<2x96x64xf32>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf16>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{key element type 'f16' does not match query's 'f32'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf16>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<3x2x96x64xf32>, %v: tensor<3x2x96x64xf32>) {
+  // expected-error @+1 {{key dim 0 (batch) must be 2 to match query, got 3}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<3x2x96x64xf32>, tensor<3x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x32xf32>, %v: tensor<2x2x96x32xf32>) {
+  // expected-error @+1 {{key dim 3 (head_dim) must be 64 to match query, got 32}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x32xf32>, tensor<2x2x96x32xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x64x64xf32>) {
+  // expected-error @+1 {{value dim 2 (kv_seq) must be 96 to match key, got 64}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x64x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x4x96x64xf32>) {
+  // expected-error @+1 {{value dim 1 (kv_heads) must be 2 to match key, got 4}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x4x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xbf16>) {
+  // expected-error @+1 {{value element type 'bf16' does not match query's 'f32'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xbf16>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64x1xf32>) {
+  // expected-error @+1 {{value must have rank 4 ([batch, kv_heads, kv_seq, head_dim]), got 'tensor<2x2x96x64x1xf32>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64x1xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x3x96x64xf32>, %v: tensor<2x3x96x64xf32>) {
+  // expected-error @+1 {{query heads (8) must be a multiple of key/value heads (3)}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x3x96x64xf32>, tensor<2x3x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{scale must be finite and positive, got 0}}
+  %0 = bpt.attention %q, %k, %v scale(0.0) : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{scale must be finite and positive, got -1.250000e-01}}
+  %0 = bpt.attention %q, %k, %v scale(-0.125) : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{scale must be finite and positive, got INF}}
+  %0 = bpt.attention %q, %k, %v {scale = 0x7FF0000000000000 : f64} : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{result must be 'tensor<2x8x128x64xf32>' (the query's shape), got 'tensor<2x8x96x64xf32>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x96x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{result must be 'tensor<2x8x128x64xf32>' (the query's shape), got 'tensor<2x8x128x64xf16>'}}
+  %0 = bpt.attention %q, %k, %v : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf16>
+  return
+}
+
+// -----
+
+// A misspelt attribute must not silently change the meaning.
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{'bpt.attention' op has unknown attribute 'casual'; known attributes: causal, scale}}
+  %0 = bpt.attention %q, %k, %v {casual} : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+// Operands that are not ranked tensors are rejected by the op's type constraints.
+func.func @f(%q: memref<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{operand #0 must be ranked tensor of any type values, but got 'memref<2x8x128x64xf32>'}}
+  %0 = "bpt.attention"(%q, %k, %k) : (memref<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<*xf32>, %k: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{operand #0 must be ranked tensor of any type values, but got 'tensor<*xf32>'}}
+  %0 = "bpt.attention"(%q, %k, %k) : (tensor<*xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+// A wrongly typed inherent attribute.
+func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>) {
+  // expected-error @+1 {{attribute 'scale' failed to satisfy constraint: 64-bit float attribute}}
+  %0 = bpt.attention %q, %k, %k {scale = 1 : i32} : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<f32>, %w: tensor<64x32xf32>) {
+  // expected-error @+1 {{'bpt.linear' op input must have rank >= 1 ([..., in_features]), got 'tensor<f32>'}}
+  %0 = bpt.linear %x, %w : (tensor<f32>, tensor<64x32xf32>) -> tensor<32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w: tensor<64x32x1xf32>) {
+  // expected-error @+1 {{weight must have rank 2 ([in_features, out_features]), got 'tensor<64x32x1xf32>'}}
+  %0 = bpt.linear %x, %w : (tensor<2x16x64xf32>, tensor<64x32x1xf32>) -> tensor<2x16x32xf32>
+  return
+}
+
+// -----
+
+// The weight is [in, out]: the transpose of nn.Linear.weight.
+func.func @f(%x: tensor<2x16x64xf32>, %w: tensor<32x64xf32>) {
+  // expected-error @+1 {{weight dim 0 (in_features) must be 64 to match input's last dimension, got 32}}
+  %0 = bpt.linear %x, %w : (tensor<2x16x64xf32>, tensor<32x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w: tensor<64x32xf16>) {
+  // expected-error @+1 {{weight element type 'f16' does not match input's 'f32'}}
+  %0 = bpt.linear %x, %w : (tensor<2x16x64xf32>, tensor<64x32xf16>) -> tensor<2x16x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w: tensor<64x32xf32>, %b: tensor<16xf32>) {
+  // expected-error @+1 {{bias dim 0 (out_features) must be 32 to match weight, got 16}}
+  %0 = bpt.linear %x, %w, %b : (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<16xf32>) -> tensor<2x16x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w: tensor<64x32xf32>, %b: tensor<1x32xf32>) {
+  // expected-error @+1 {{bias must have rank 1 ([out_features]), got 'tensor<1x32xf32>'}}
+  %0 = bpt.linear %x, %w, %b : (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<1x32xf32>) -> tensor<2x16x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w: tensor<64x32xf32>) {
+  // expected-error @+1 {{result must be 'tensor<2x16x32xf32>' (the input's shape with out_features last), got 'tensor<2x16x64xf32>'}}
+  %0 = bpt.linear %x, %w : (tensor<2x16x64xf32>, tensor<64x32xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{'bpt.ffn' op activation 'swiglu' is gated and needs a gate matrix (w_gate)}}
+  %0 = bpt.ffn swiglu %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{activation 'geglu' is gated and needs a gate matrix (w_gate)}}
+  %0 = bpt.ffn geglu %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>, %g: tensor<64x256xf32>) {
+  // expected-error @+1 {{activation 'relu' takes no gate matrix; w_gate is only for swiglu and geglu}}
+  %0 = bpt.ffn relu %x, %w1, %w2, gate %g : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xf32>, tensor<64x256xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<32x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_in dim 0 (hidden) must be 64 to match input's last dimension, got 32}}
+  %0 = bpt.ffn gelu %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<32x256xf32>, tensor<256x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_in must have rank 2 ([hidden, ffn]), got 'tensor<64xf32>'}}
+  %0 = bpt.ffn gelu %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<256x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<128x64xf32>) {
+  // expected-error @+1 {{w_out dim 0 (ffn) must be 256 to match w_in, got 128}}
+  %0 = bpt.ffn gelu %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<128x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x32xf32>) {
+  // expected-error @+1 {{w_out dim 1 (hidden) must be 64 to match input's last dimension, got 32}}
+  %0 = bpt.ffn gelu %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x32xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>, %g: tensor<64x128xf32>) {
+  // expected-error @+1 {{w_gate dim 1 (ffn) must be 256 to match w_in, got 128}}
+  %0 = bpt.ffn swiglu %x, %w1, %w2, gate %g : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xf32>, tensor<64x128xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>, %g: tensor<16x256xf32>) {
+  // expected-error @+1 {{w_gate dim 0 (hidden) must be 64 to match input's last dimension, got 16}}
+  %0 = bpt.ffn swiglu %x, %w1, %w2, gate %g : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xf32>, tensor<16x256xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xbf16>) {
+  // expected-error @+1 {{w_out element type 'bf16' does not match input's 'f32'}}
+  %0 = bpt.ffn silu %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xbf16>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{result must be 'tensor<2x16x64xf32>' (the input's shape), got 'tensor<2x16x256xf32>'}}
+  %0 = bpt.ffn gelu_tanh %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x16x256xf32>
+  return
+}
+
+// -----
+
+// Unknown activations are parse errors that list the valid ones.
+func.func @f(%x: tensor<2x16x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{expected an activation, one of: gelu, gelu_tanh, relu, silu, swiglu, geglu}}
+  %0 = bpt.ffn swish %x, %w1, %w2 : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<32xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{'bpt.layer_norm' op weight dim 0 (hidden) must be 64 to match input's last dimension, got 32}}
+  %0 = bpt.layer_norm %x, %g, %b : (tensor<2x16x64xf32>, tensor<32xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<128xf32>) {
+  // expected-error @+1 {{bias dim 0 (hidden) must be 64 to match input's last dimension, got 128}}
+  %0 = bpt.layer_norm %x, %g, %b : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<128xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf16>) {
+  // expected-error @+1 {{bias element type 'f16' does not match input's 'f32'}}
+  %0 = bpt.layer_norm %x, %g, %b : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf16>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{epsilon must be finite and non-negative, got -1}}
+  %0 = bpt.layer_norm %x, %g, %b {epsilon = -1.0} : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{epsilon must be finite and non-negative, got nan}}
+  %0 = bpt.layer_norm %x, %g, %b {epsilon = 0x7FF8000000000000 : f64} : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{result must be 'tensor<2x16x64xf32>' (the input's shape), got 'tensor<2x16x64xf16>'}}
+  %0 = bpt.layer_norm %x, %g, %b : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<2x16x64xf16>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{input must be a statically shaped tensor of f32, f16 or bf16, got 'tensor<?x16x64xf32>'}}
+  %0 = bpt.layer_norm %x, %g, %b : (tensor<?x16x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<?x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<1x64xf32>) {
+  // expected-error @+1 {{'bpt.rms_norm' op weight must have rank 1 ([hidden]), got 'tensor<1x64xf32>'}}
+  %0 = bpt.rms_norm %x, %g : (tensor<2x16x64xf32>, tensor<1x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>) {
+  // expected-error @+1 {{epsilon must be finite and non-negative, got INF}}
+  %0 = bpt.rms_norm %x, %g {epsilon = 0x7FF0000000000000 : f64} : (tensor<2x16x64xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>) {
+  // expected-error @+1 {{result must be 'tensor<2x16x64xf32>' (the input's shape), got 'tensor<16x64xf32>'}}
+  %0 = bpt.rms_norm %x, %g : (tensor<2x16x64xf32>, tensor<64xf32>) -> tensor<16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<f32>, %g: tensor<64xf32>) {
+  // expected-error @+1 {{input must have rank >= 1 ([..., hidden]), got 'tensor<f32>'}}
+  %0 = bpt.rms_norm %x, %g : (tensor<f32>, tensor<64xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{'bpt.transformer_block' op input must have rank 3 ([batch, seq, hidden]), got 'tensor<32x64xf32>'}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{heads (0) and kv_heads (4) must be positive}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(0) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{heads (8) and kv_heads (-2) must be positive}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(-2) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{heads (8) must be a multiple of kv_heads (3)}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(3) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %b2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{norm 'layer_norm' needs norm1_bias}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2, %b2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(layer_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %b1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{norm 'layer_norm' needs norm2_bias}}
+  %0 = bpt.transformer_block %x norm1(%g1, %b1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(layer_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %b1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{norm 'rms_norm' takes no bias, but norm1_bias is given}}
+  %0 = bpt.transformer_block %x norm1(%g1, %b1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<32xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{norm2_weight dim 0 (hidden) must be 64 to match input, got 32}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<32xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %b1: tensor<16xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %b2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{norm1_bias dim 0 (hidden) must be 64 to match input, got 16}}
+  %0 = bpt.transformer_block %x norm1(%g1, %b1) attention(%wq, %wk, %wv, %wo) norm2(%g2, %b2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(layer_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<16xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{epsilon must be finite and non-negative, got -1.000000e-03}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm) {epsilon = -1.0e-3}
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<32x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_q dim 0 (hidden) must be 64 to match input, got 32}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<32x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x60xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_q dim 1 (60) must be a multiple of heads (8)}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x60xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x64xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_k dim 1 (kv_heads * head_dim) must be 32 to match kv_heads and w_q's head_dim, got 64}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<128x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_v dim 0 (hidden) must be 64 to match input, got 128}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<128x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<32x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_o dim 0 (heads * head_dim) must be 64 to match w_q, got 32}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<32x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x128xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_o dim 1 (hidden) must be 64 to match input, got 128}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x128xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<64x64xf32>) {
+  // expected-error @+1 {{w_out dim 0 (ffn) must be 256 to match w_in, got 64}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<64x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{activation 'swiglu' is gated and needs a gate matrix (w_gate)}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(swiglu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>, %w3: tensor<64x256xf32>) {
+  // expected-error @+1 {{activation 'gelu' takes no gate matrix; w_gate is only for swiglu and geglu}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2, gate %w3) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>, tensor<64x256xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xbf16>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{w_in element type 'bf16' does not match input's 'f32'}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xbf16>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+1 {{result must be 'tensor<2x32x64xf32>' (the input's shape), got 'tensor<2x32x128xf32>'}}
+  %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x128xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x32x64xf32>, %g: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
+  // expected-error @+2 {{expected a norm kind, one of: layer_norm, rms_norm}}
+  %0 = bpt.transformer_block %x norm1(%g) attention(%wq, %wk, %wk, %wo) norm2(%g)
+      ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(batch_norm)
+      : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
+  return
+}
