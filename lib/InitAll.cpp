@@ -6,12 +6,14 @@
 
 #include "bpt/InitAll.h"
 
+#include "bpt/Conversion/Passes.h"
 #include "bpt/Dialect/BPTDialect.h"
 #include "bpt/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
@@ -29,7 +31,9 @@
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
@@ -64,6 +68,7 @@ void bpt::registerBPTDialect(mlir::DialectRegistry &registry) {
 
 void bpt::registerBPTPasses() {
   bpt::registerBPTTransformsPasses();
+  bpt::registerBPTConversionPasses();
 
   // Generic transforms (canonicalize, cse, loop-invariant-code-motion, ...)
   // and the dialect passes that the blockwise and GPU lowerings use.
@@ -72,11 +77,17 @@ void bpt::registerBPTPasses() {
   mlir::bufferization::registerBufferizationPasses();
   mlir::bufferization::registerBufferizationPipelines();
   mlir::registerSCFPasses();
+  mlir::arith::registerArithPasses();
+  mlir::math::registerMathPasses();
+  mlir::memref::registerMemRefPasses();
   mlir::registerGPUPasses();
   mlir::gpu::registerGPUToNVVMPipeline();
 
   // Conversions to LLVM, for the host and for NVVM.
+  mlir::registerLowerAffinePass();
+  mlir::registerConvertBufferizationToMemRefPass();
   mlir::registerSCFToControlFlowPass();
+  mlir::registerConvertMathToLibmPass();
   mlir::registerConvertParallelLoopToGpuPass();
   mlir::registerConvertFuncToLLVMPass();
   mlir::registerArithToLLVMConversionPass();

@@ -9,7 +9,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "BPT"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.bpt_obj_root, "test")
 config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py"]
@@ -23,5 +23,5 @@ llvm_config.use_default_substitutions()
 # FileCheck, not and count come from LLVM's tools; bpt's own from the build.
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.bpt_tools_dir, config.llvm_tools_dir]
-tools = ["bpt-opt"]
+tools = ["bpt-opt", "bpt-reference-test"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -25,6 +25,9 @@ void registerBPTDialect(mlir::DialectRegistry &registry);
 /// lowering is built from, for textual pipelines and bpt-opt flags.
 void registerBPTPasses();
 
+/// Registers bpt's named pipelines (bpt-blockwise, bpt-to-cpu).
+void registerBPTPipelines();
+
 } // namespace bpt
 
 #endif // BPT_INITALL_H

@@ -13,6 +13,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   bpt::registerBPTDialect(registry);
   bpt::registerBPTPasses();
+  bpt::registerBPTPipelines();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "bpt optimizer driver: the bpt dialect and its passes\n",
       registry));

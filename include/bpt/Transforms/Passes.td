@@ -50,4 +50,102 @@ def BPTDecomposeBlock : Pass<"bpt-decompose-block", "::mlir::func::FuncOp"> {
   ];
 }
 
+def BPTTileAttention : Pass<"bpt-tile-attention", "::mlir::func::FuncOp"> {
+  let summary = "Tile bpt.attention into query/key-value blocks with an online softmax";
+  let description = [{
+    Rewrites every `bpt.attention` into the blockwise form of the Blockwise
+    Parallel Transformer: an `scf.forall` over (batch, query head, query
+    block); inside, `scf.for` loops over key/value blocks carrying the
+    running row max `m`, the running row sum `l` and an unnormalised `f32`
+    accumulator, each rescaled by `exp2(m_old - m_new)` per block; one
+    normalisation `acc / l` at the end (0 for a row that saw no key).
+
+    - Scores use `exp2` with `scale · log2(e)` folded into one multiply.
+    - Causal: key/value blocks wholly above the bottom-right-aligned diagonal
+      are never visited (the loop bounds depend on the query block); blocks
+      wholly below it run unmasked; only the diagonal blocks (and a ragged
+      key tail) are masked, in a second loop.
+    - Ragged tails: a query or key/value block that runs past the sequence is
+      copied into a zeroed tile of the full block size, so every tile keeps a
+      static shape; masking drops the padded keys and only the valid query
+      rows are written back.
+    - GQA/MQA: query head `h` reads key/value head `h / (Hq / Hkv)` in
+      place; K and V are never repeated.
+
+    No tensor larger than `q-block × kv-block` scores exists. The loop carries
+    `bpt.q_block` and `bpt.kv_block` attributes with the (clamped) sizes.
+  }];
+  let options = [
+    Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
+           "Query rows per block (clamped to the query length)">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
+           "Key/value rows per block (clamped to the key length)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def BPTFuseFFNResidual : Pass<"bpt-fuse-ffn-residual", "::mlir::func::FuncOp"> {
+  let summary = "Fuse the position-wise consumers of attention into its query-block loop";
+  let description = [{
+    For every `bpt.attention` whose heads are merged back into
+    `[batch, seq, heads · head_dim]` (`linalg.transpose [0, 2, 1, 3]` +
+    `tensor.collapse_shape`, as `bpt-decompose-block` emits) and then flow
+    into position-wise consumers — output projection, residual `arith.addf`,
+    norm, FFN, residual — builds one `scf.forall` over (batch, query block).
+    Per query block it computes the attention of all heads (an `scf.for` over
+    heads, each head's online-softmax tile written at its columns of a
+    `[q-block, heads · head_dim]` tile), then runs every fused consumer on
+    `[q-block, N]` tiles. The FFN therefore runs one query block at a time,
+    and no `S × ffn_width` tensor (nor `S × S`) exists.
+
+    Legality: a consumer moves only if it is position-wise (`bpt.linear`,
+    `bpt.ffn`, `bpt.layer_norm`, `bpt.rms_norm` through their input, or an
+    elementwise op on equally shaped tensors), its other row operands are
+    `[batch, seq, N]` values, and it is in the same block. Values still used
+    after the chain become results of the loop. An attention that cannot be
+    fused is left as it is, with a remark that says why; run
+    `bpt-tile-attention` afterwards to tile it on its own.
+  }];
+  let options = [
+    Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
+           "Query rows per block (clamped to the query length)">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
+           "Key/value rows per block (clamped to the key length)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def BPTReportMemory : Pass<"bpt-report-memory", "::mlir::func::FuncOp"> {
+  let summary = "Report the peak bytes of live intermediate buffers";
+  let description = [{
+    On bufferized IR, emits a remark on each function with the peak number
+    of bytes of simultaneously live allocations (`memref.alloc`,
+    `memref.alloca`) and a note per buffer live at the peak. Function
+    arguments, inputs and caller-provided outputs alike, are not counted. A
+    loop body counts once: the peak is that of one sequential execution.
+    This is the number behind BPT's memory claim: for a fused block it does
+    not grow with `S × ffn_width` or `S × S`.
+
+    Example: `bpt-opt --bpt-blockwise --bpt-to-cpu=report-memory=true`, or
+    on its own after `one-shot-bufferize`:
+
+    ```
+    remark: bpt memory: peak 1835008 bytes of live intermediate buffers (12 allocations)
+    ```
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 #endif // BPT_TRANSFORMS_PASSES_TD

@@ -1,0 +1,34 @@
+//===- Passes.h - bpt conversion passes -------------------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_CONVERSION_PASSES_H
+#define BPT_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+class RewritePatternSet;
+} // namespace mlir
+
+namespace bpt {
+
+#define GEN_PASS_DECL
+#include "bpt/Conversion/Passes.h.inc"
+
+/// Adds the patterns lowering bpt.linear, bpt.ffn and the norms to linalg.
+void populateBPTToLinalgPatterns(mlir::RewritePatternSet &patterns);
+
+#define GEN_PASS_REGISTRATION
+#include "bpt/Conversion/Passes.h.inc"
+
+} // namespace bpt
+
+#endif // BPT_CONVERSION_PASSES_H

@@ -1,0 +1,84 @@
+//===- CPURunner.h - compile and check a function on the CPU ----*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// The CPU execution path: a model-level function goes through bpt-blockwise
+// and bpt-to-cpu, is JIT-compiled in-process (MLIR ExecutionEngine), runs on
+// seeded random inputs, and is compared with the float64 reference.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_EXECUTION_CPURUNNER_H
+#define BPT_EXECUTION_CPURUNNER_H
+
+#include "bpt/Reference/HostTensor.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+#include <vector>
+
+namespace bpt {
+
+/// How to compile and check a function.
+struct CPUCheckOptions {
+  /// The function to run; empty means the module's only function.
+  std::string function;
+  /// (q-block, kv-block) configurations to compile and run, each on the same
+  /// inputs; every one is checked against the reference, and each after the
+  /// first also against the first (block sizes must not change the result).
+  std::vector<std::pair<int64_t, int64_t>> blockSizes = {{64, 64}};
+  /// Run bpt-fuse-ffn-residual (bpt-blockwise's `fuse` option).
+  bool fuse = true;
+  uint64_t seed = 1;
+  /// Adds 2 · tolerance · ||ref|| to the first output element after each
+  /// run, to show that the comparison catches a wrong result.
+  bool perturbOutput = false;
+};
+
+/// What the check found.
+struct CPUCheckResult {
+  struct Output {
+    std::string type;
+    /// ||out - ref|| / ||ref||, and the same against the first
+    /// configuration's output (0 for the first).
+    double relativeError, differenceFromFirst, tolerance;
+    bool passed;
+  };
+  struct Run {
+    int64_t qBlock, kvBlock;
+    std::vector<Output> outputs;
+    /// Peak live intermediate buffers after bufferization.
+    int64_t peakBytes = 0, numAllocations = 0;
+    double compileSeconds = 0, runSeconds = 0;
+  };
+  std::vector<Run> runs;
+  double referenceSeconds = 0;
+
+  bool passed() const;
+};
+
+/// The storage type of a tensor element type, if bpt supports it.
+std::optional<DType> getDType(mlir::Type elementType);
+
+/// Compiles the chosen function of `module` (model level; each block-size
+/// configuration compiles a copy), runs it on seeded random inputs with
+/// NaN-poisoned outputs, and compares every output with the float64
+/// reference. Fails, with a diagnostic, if anything cannot be compiled or
+/// run; a numerical mismatch is a successful check whose result has
+/// passed() == false.
+mlir::FailureOr<CPUCheckResult> checkOnCPU(mlir::ModuleOp module,
+                                           const CPUCheckOptions &options);
+
+/// JIT-compiles `module` (LLVM dialect, as bpt-to-cpu leaves it) and calls
+/// `function` with a bare pointer to each buffer (inputs, then outputs).
+mlir::LogicalResult runOnCPU(mlir::ModuleOp module, llvm::StringRef function,
+                             std::vector<HostTensor> &buffers);
+
+/// Prints a result as the CLI shows it.
+void printCheckResult(llvm::raw_ostream &os, const CPUCheckResult &result);
+
+} // namespace bpt
+
+#endif // BPT_EXECUTION_CPURUNNER_H

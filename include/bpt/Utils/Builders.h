@@ -1,0 +1,65 @@
+//===- Builders.h - small IR-building helpers -------------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// Helpers shared by the passes that emit tensor-level linalg code: constants,
+// empty/filled tensors, float casts, and a compact linalg.generic builder.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_UTILS_BUILDERS_H
+#define BPT_UTILS_BUILDERS_H
+
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
+
+namespace bpt {
+
+mlir::Value indexConstant(mlir::OpBuilder &b, mlir::Location loc,
+                          int64_t value);
+mlir::Value floatConstant(mlir::OpBuilder &b, mlir::Location loc,
+                          mlir::Type type, double value);
+
+/// A `tensor<shape x elementType>` filled with `value`.
+mlir::Value filledTensor(mlir::OpBuilder &b, mlir::Location loc,
+                         llvm::ArrayRef<int64_t> shape,
+                         mlir::Type elementType, double value);
+
+/// Converts a scalar float between widths (extf / truncf / no-op).
+mlir::Value convertFloat(mlir::OpBuilder &b, mlir::Location loc,
+                         mlir::Value value, mlir::Type to);
+
+/// The body of a linalg.generic: block arguments (inputs then outputs) in,
+/// the values to yield out.
+using GenericBody = llvm::function_ref<llvm::SmallVector<mlir::Value>(
+    mlir::OpBuilder &, mlir::Location, mlir::ValueRange)>;
+
+/// Builds a linalg.generic over `numLoops` loops (reductions where
+/// `reductionDims` says so), with one indexing map per input and output, and
+/// returns its results.
+llvm::SmallVector<mlir::Value>
+buildGeneric(mlir::OpBuilder &b, mlir::Location loc, mlir::ValueRange inputs,
+             mlir::ValueRange outputs, llvm::ArrayRef<mlir::AffineMap> maps,
+             unsigned numLoops, llvm::ArrayRef<unsigned> reductionDims,
+             GenericBody body);
+
+/// Elementwise map over a tensor of any rank: `f(x)` for each element of
+/// `input`, into a tensor of `resultElementType`.
+mlir::Value
+buildMap(mlir::OpBuilder &b, mlir::Location loc, mlir::Value input,
+         mlir::Type resultElementType,
+         llvm::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Location,
+                                        mlir::Value)>
+             f);
+
+/// `C (f32) += A · B` or, with `transposeB`, `C += A · Bᵀ`, as linalg.matmul;
+/// A and B are 2-D, of any float type (widened to C's type).
+mlir::Value buildMatmul(mlir::OpBuilder &b, mlir::Location loc, mlir::Value a,
+                        mlir::Value bMatrix, mlir::Value c,
+                        bool transposeB = false);
+
+} // namespace bpt
+
+#endif // BPT_UTILS_BUILDERS_H

@@ -1,0 +1,125 @@
+//===- ReferenceInterpreter.cpp - run model-level IR in float64 -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Execution/ReferenceInterpreter.h"
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace bpt;
+
+static ref::Activation toReference(Activation act) {
+  switch (act) {
+  case Activation::gelu:
+    return ref::Activation::Gelu;
+  case Activation::gelu_tanh:
+    return ref::Activation::GeluTanh;
+  case Activation::relu:
+    return ref::Activation::Relu;
+  case Activation::silu:
+    return ref::Activation::Silu;
+  case Activation::swiglu:
+    return ref::Activation::SwiGLU;
+  case Activation::geglu:
+    return ref::Activation::GeGLU;
+  }
+  llvm_unreachable("unknown activation");
+}
+
+FailureOr<std::vector<ref::Tensor>>
+bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
+  llvm::DenseMap<Value, ref::Tensor> values;
+  for (auto [arg, tensor] : llvm::zip(func.getArguments(), args))
+    values[arg] = tensor;
+  auto get = [&](Value v) -> const ref::Tensor & { return values[v]; };
+  auto getOptional = [&](Value v) -> const ref::Tensor * {
+    return v ? &values[v] : nullptr;
+  };
+  auto getOrEmpty = [&](Value v) { return v ? values[v] : ref::Tensor(); };
+
+  std::vector<ref::Tensor> results;
+  for (Operation &op : func.getBody().front()) {
+    LogicalResult status =
+        llvm::TypeSwitch<Operation *, LogicalResult>(&op)
+            .Case([&](AttentionOp a) {
+              values[a.getResult()] =
+                  ref::attention(get(a.getQuery()), get(a.getKey()),
+                                 get(a.getValue()), a.getCausal(),
+                                 a.getEffectiveScale());
+              return success();
+            })
+            .Case([&](LinearOp l) {
+              values[l.getResult()] = ref::linear(
+                  get(l.getInput()), get(l.getWeight()), getOptional(l.getBias()));
+              return success();
+            })
+            .Case([&](FFNOp f) {
+              values[f.getResult()] = ref::ffn(
+                  get(f.getInput()), get(f.getWIn()), get(f.getWOut()),
+                  getOptional(f.getWGate()), toReference(f.getActivation()));
+              return success();
+            })
+            .Case([&](LayerNormOp n) {
+              values[n.getResult()] =
+                  ref::layerNorm(get(n.getInput()), get(n.getWeight()),
+                                 get(n.getBias()),
+                                 n.getEpsilon().convertToDouble());
+              return success();
+            })
+            .Case([&](RMSNormOp n) {
+              values[n.getResult()] =
+                  ref::rmsNorm(get(n.getInput()), get(n.getWeight()),
+                               n.getEpsilon().convertToDouble());
+              return success();
+            })
+            .Case([&](TransformerBlockOp b) {
+              ref::BlockWeights w{getOrEmpty(b.getNorm1Weight()),
+                                  getOrEmpty(b.getNorm1Bias()),
+                                  get(b.getWQ()),
+                                  get(b.getWK()),
+                                  get(b.getWV()),
+                                  get(b.getWO()),
+                                  getOrEmpty(b.getNorm2Weight()),
+                                  getOrEmpty(b.getNorm2Bias()),
+                                  get(b.getWIn()),
+                                  get(b.getWOut()),
+                                  getOrEmpty(b.getWGate())};
+              values[b.getResult()] = ref::transformerBlock(
+                  get(b.getInput()), w, b.getHeads(), b.getKvHeads(),
+                  b.getCausal(), toReference(b.getActivation()),
+                  b.getNorm() == NormKind::layer_norm
+                      ? ref::NormKind::LayerNorm
+                      : ref::NormKind::RMSNorm,
+                  b.getEpsilon().convertToDouble());
+              return success();
+            })
+            .Case([&](arith::AddFOp add) -> LogicalResult {
+              if (!isa<RankedTensorType>(add.getType()))
+                return add.emitError()
+                       << "reference: only tensor additions are supported";
+              values[add.getResult()] =
+                  ref::add(get(add.getLhs()), get(add.getRhs()));
+              return success();
+            })
+            .Case([&](func::ReturnOp ret) {
+              for (Value v : ret.getOperands())
+                results.push_back(get(v));
+              return success();
+            })
+            .Default([](Operation *other) {
+              return other->emitError()
+                     << "reference: no float64 reference for '"
+                     << other->getName() << "'";
+            });
+    if (failed(status))
+      return failure();
+  }
+  return results;
+}

@@ -1,0 +1,100 @@
+//===- Pipelines.cpp - bpt's named pass pipelines ---------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Pipelines/Pipelines.h"
+
+#include "bpt/Conversion/Passes.h"
+#include "bpt/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void bpt::buildBPTBlockwisePipeline(OpPassManager &pm,
+                                    const BlockwiseOptions &options) {
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  func.addPass(createBPTDecomposeBlock());
+  if (options.fuse)
+    func.addPass(createBPTFuseFFNResidual(
+        {options.qBlock.getValue(), options.kvBlock.getValue()}));
+  func.addPass(createBPTTileAttention(
+      {options.qBlock.getValue(), options.kvBlock.getValue()}));
+  func.addPass(createCanonicalizerPass());
+  func.addPass(createCSEPass());
+}
+
+void bpt::addLinalgStage(OpPassManager &pm) {
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  func.addPass(createBPTConvertToLinalg());
+  func.addPass(createConvertElementwiseToLinalgPass());
+  func.addPass(createCanonicalizerPass());
+  func.addPass(createCSEPass());
+}
+
+void bpt::addBufferizationStage(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferResultsToOutParamsPassOptions outParams;
+  outParams.hoistStaticAllocs = true;
+  outParams.modifyPublicFunctions = true;
+  pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
+  pm.addPass(createCanonicalizerPass());
+}
+
+void bpt::addHostLLVMStage(OpPassManager &pm) {
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  // The CPU path runs query blocks one after another.
+  func.addPass(createForallToForLoopPass());
+  func.addPass(createConvertLinalgToLoopsPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  // erf and tanh have no LLVM intrinsic: call libm.
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  ConvertFuncToLLVMPassOptions funcToLLVM;
+  funcToLLVM.useBarePtrCallConv = true;
+  pm.addPass(createConvertFuncToLLVMPass(funcToLLVM));
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
+  addLinalgStage(pm);
+  addBufferizationStage(pm);
+  if (options.reportMemory)
+    pm.nest<func::FuncOp>().addPass(createBPTReportMemory());
+  addHostLLVMStage(pm);
+}
+
+void bpt::registerBPTPipelines() {
+  PassPipelineRegistration<BlockwiseOptions>(
+      "bpt-blockwise",
+      "Model level to blockwise level: decompose blocks, fuse the FFN and "
+      "residuals into query-block loops, tile attention",
+      buildBPTBlockwisePipeline);
+  PassPipelineRegistration<CPUOptions>(
+      "bpt-to-cpu",
+      "Blockwise level to the LLVM dialect for the host (bufferized, "
+      "bare-pointer functions with outputs as trailing arguments)",
+      buildBPTToCPUPipeline);
+}

@@ -1,0 +1,530 @@
+//===- Reference.cpp - float64 reference of the model-level ops -----------===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Naive loops in double precision: this is the oracle, so every function is
+// written to be checked by reading. Memory beyond the operands and the result
+// is at most one row (of attention scores, or of FFN hidden units).
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Reference/Reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+using namespace bpt::ref;
+
+//===----------------------------------------------------------------------===//
+// Checking helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Reports a programmer error in the reference function `fn` and aborts.
+[[noreturn]] void fail(const char *fn, const std::string &message) {
+  std::fprintf(stderr, "bpt::ref::%s: %s\n", fn, message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+/// Prints a shape as "[2, 3, 4]".
+std::string shapeToString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+/// Aborts unless `t` (the operand `name` of `fn`) has rank `rank`; `layout`
+/// names the dimensions for the message, e.g. "[B, H, S, D]".
+void expectRank(const char *fn, const char *name, const Tensor &t, size_t rank,
+                const char *layout) {
+  if (t.shape.size() != rank)
+    fail(fn, std::string(name) + " must have rank " + std::to_string(rank) +
+                 " " + layout + ", got shape " + shapeToString(t.shape));
+}
+
+/// Aborts unless `t` (the operand `name` of `fn`) has rank >= 1.
+void expectRankAtLeastOne(const char *fn, const char *name, const Tensor &t,
+                          const char *layout) {
+  if (t.shape.empty())
+    fail(fn, std::string(name) + " must have rank >= 1 " + layout +
+                 ", got an empty (rank-0) tensor");
+}
+
+/// Aborts unless `t` (the operand `name` of `fn`) has exactly the shape
+/// `expected`; `layout` names the dimensions for the message.
+void expectShape(const char *fn, const char *name, const Tensor &t,
+                 const std::vector<int64_t> &expected, const char *layout) {
+  if (t.shape != expected)
+    fail(fn, std::string(name) + " must have shape " + shapeToString(expected) +
+                 " " + layout + ", got " + shapeToString(t.shape));
+}
+
+/// Aborts unless `eps` is finite and non-negative.
+void expectEpsilon(const char *fn, double eps) {
+  if (!std::isfinite(eps) || eps < 0)
+    fail(fn, "eps must be finite and >= 0, got " + std::to_string(eps));
+}
+
+/// The product of all dimensions but the last: the number of rows that an op
+/// over the last dimension processes.
+int64_t numRows(const Tensor &t) {
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < t.shape.size(); ++i)
+    rows *= t.shape[i];
+  return rows;
+}
+
+//===----------------------------------------------------------------------===//
+// Activations
+//===----------------------------------------------------------------------===//
+
+/// GELU, erf form: 0.5x(1+erf(x/sqrt2)).
+double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+
+/// GELU, tanh approximation: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))).
+double geluTanh(double x) {
+  const double pi = 3.14159265358979323846;
+  return 0.5 * x *
+         (1.0 + std::tanh(std::sqrt(2.0 / pi) * (x + 0.044715 * x * x * x)));
+}
+
+/// SiLU: x/(1+exp(-x)).
+double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+/// ReLU: max(x, 0).
+double relu(double x) { return x > 0 ? x : 0.0; }
+
+/// The nonlinearity of `a`; for the gated activations, the one applied to
+/// the gate (silu for SwiGLU, erf-gelu for GeGLU).
+double activate(Activation a, double x) {
+  switch (a) {
+  case Activation::Gelu:
+  case Activation::GeGLU:
+    return gelu(x);
+  case Activation::GeluTanh:
+    return geluTanh(x);
+  case Activation::Relu:
+    return relu(x);
+  case Activation::Silu:
+  case Activation::SwiGLU:
+    return silu(x);
+  }
+  fail("ffn", "unknown activation " + std::to_string(static_cast<int>(a)));
+}
+
+//===----------------------------------------------------------------------===//
+// Head split and merge
+//===----------------------------------------------------------------------===//
+
+/// [B, S, heads*D] -> [B, heads, S, D].
+Tensor splitHeads(const Tensor &t, int64_t heads) {
+  int64_t b = t.dim(0), s = t.dim(1), d = t.dim(2) / heads;
+  Tensor out({b, heads, s, d});
+  for (int64_t ib = 0; ib < b; ++ib)
+    for (int64_t is = 0; is < s; ++is)
+      for (int64_t ih = 0; ih < heads; ++ih)
+        for (int64_t id = 0; id < d; ++id)
+          out.data[((ib * heads + ih) * s + is) * d + id] =
+              t.data[(ib * s + is) * (heads * d) + ih * d + id];
+  return out;
+}
+
+/// [B, heads, S, D] -> [B, S, heads*D].
+Tensor mergeHeads(const Tensor &t) {
+  int64_t b = t.dim(0), heads = t.dim(1), s = t.dim(2), d = t.dim(3);
+  Tensor out({b, s, heads * d});
+  for (int64_t ib = 0; ib < b; ++ib)
+    for (int64_t is = 0; is < s; ++is)
+      for (int64_t ih = 0; ih < heads; ++ih)
+        for (int64_t id = 0; id < d; ++id)
+          out.data[(ib * s + is) * (heads * d) + ih * d + id] =
+              t.data[((ib * heads + ih) * s + is) * d + id];
+  return out;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Tensor
+//===----------------------------------------------------------------------===//
+
+Tensor::Tensor(std::vector<int64_t> shapeIn) : shape(std::move(shapeIn)) {
+  for (int64_t d : shape)
+    if (d < 0)
+      fail("Tensor", "negative dimension in shape " + shapeToString(shape));
+  data.assign(static_cast<size_t>(numElements()), 0.0);
+}
+
+int64_t Tensor::numElements() const {
+  if (shape.empty())
+    return 0;
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+int64_t Tensor::dim(int64_t i) const {
+  int64_t rank = static_cast<int64_t>(shape.size());
+  int64_t index = i < 0 ? i + rank : i;
+  if (index < 0 || index >= rank)
+    fail("Tensor::dim", "dimension " + std::to_string(i) +
+                            " out of range for shape " + shapeToString(shape));
+  return shape[static_cast<size_t>(index)];
+}
+
+//===----------------------------------------------------------------------===//
+// Ops
+//===----------------------------------------------------------------------===//
+
+bool bpt::ref::isGated(Activation a) {
+  return a == Activation::SwiGLU || a == Activation::GeGLU;
+}
+
+Tensor bpt::ref::attention(const Tensor &q, const Tensor &k, const Tensor &v,
+                           bool causal, double scale) {
+  const char *fn = "attention";
+  expectRank(fn, "q", q, 4, "[B, Hq, Sq, D]");
+  expectRank(fn, "k", k, 4, "[B, Hkv, Skv, D]");
+  int64_t b = q.dim(0), hq = q.dim(1), sq = q.dim(2), d = q.dim(3);
+  int64_t hkv = k.dim(1), skv = k.dim(2);
+  expectShape(fn, "k", k, {b, hkv, skv, d}, "[B, Hkv, Skv, D] (B, D of q)");
+  expectShape(fn, "v", v, k.shape, "[B, Hkv, Skv, D] (the shape of k)");
+  if (hkv == 0 || hq % hkv != 0)
+    fail(fn, "query heads (" + std::to_string(hq) +
+                 ") must be a multiple of key/value heads (" +
+                 std::to_string(hkv) + ")");
+  int64_t group = hq / hkv;
+
+  Tensor out(q.shape);
+  std::vector<double> scores(static_cast<size_t>(skv));
+  for (int64_t ib = 0; ib < b; ++ib) {
+    for (int64_t h = 0; h < hq; ++h) {
+      int64_t kvh = h / group;
+      const double *qHead = q.data.data() + (ib * hq + h) * sq * d;
+      const double *kHead = k.data.data() + (ib * hkv + kvh) * skv * d;
+      const double *vHead = v.data.data() + (ib * hkv + kvh) * skv * d;
+      double *oHead = out.data.data() + (ib * hq + h) * sq * d;
+      for (int64_t i = 0; i < sq; ++i) {
+        // Keys 0 .. visible-1 are visible to query i.
+        int64_t visible = causal ? std::min(skv, i + (skv - sq) + 1) : skv;
+        if (visible <= 0)
+          continue; // Fully masked row: stays 0.
+        double maxScore = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < visible; ++j) {
+          double dot = 0;
+          for (int64_t id = 0; id < d; ++id)
+            dot += qHead[i * d + id] * kHead[j * d + id];
+          scores[j] = scale * dot;
+          maxScore = std::max(maxScore, scores[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < visible; ++j) {
+          scores[j] = std::exp(scores[j] - maxScore);
+          sum += scores[j];
+        }
+        for (int64_t id = 0; id < d; ++id) {
+          double acc = 0;
+          for (int64_t j = 0; j < visible; ++j)
+            acc += scores[j] * vHead[j * d + id];
+          oHead[i * d + id] = acc / sum;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Tensor bpt::ref::linear(const Tensor &x, const Tensor &w, const Tensor *bias) {
+  const char *fn = "linear";
+  expectRankAtLeastOne(fn, "x", x, "[..., K]");
+  expectRank(fn, "w", w, 2, "[K, N]");
+  int64_t kDim = x.dim(-1), n = w.dim(1);
+  expectShape(fn, "w", w, {kDim, n}, "[K, N] (K = x's last dim)");
+  if (bias)
+    expectShape(fn, "bias", *bias, {n}, "[N] (N = w's dim 1)");
+
+  std::vector<int64_t> outShape = x.shape;
+  outShape.back() = n;
+  Tensor out(outShape);
+  int64_t rows = numRows(x);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < n; ++c) {
+      double acc = bias ? bias->data[c] : 0.0;
+      for (int64_t i = 0; i < kDim; ++i)
+        acc += x.data[r * kDim + i] * w.data[i * n + c];
+      out.data[r * n + c] = acc;
+    }
+  }
+  return out;
+}
+
+Tensor bpt::ref::ffn(const Tensor &x, const Tensor &wIn, const Tensor &wOut,
+                     const Tensor *wGate, Activation act) {
+  const char *fn = "ffn";
+  expectRankAtLeastOne(fn, "x", x, "[..., H]");
+  expectRank(fn, "wIn", wIn, 2, "[H, F]");
+  int64_t h = x.dim(-1), f = wIn.dim(1);
+  expectShape(fn, "wIn", wIn, {h, f}, "[H, F] (H = x's last dim)");
+  expectShape(fn, "wOut", wOut, {f, h}, "[F, H]");
+  bool gated = isGated(act);
+  if (gated && !wGate)
+    fail(fn, "a gated activation (SwiGLU, GeGLU) needs wGate");
+  if (!gated && wGate)
+    fail(fn, "wGate must be nullptr for a non-gated activation");
+  if (wGate)
+    expectShape(fn, "wGate", *wGate, {h, f}, "[H, F] (the shape of wIn)");
+
+  Tensor out(x.shape);
+  std::vector<double> hidden(static_cast<size_t>(f));
+  int64_t rows = numRows(x);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *xRow = x.data.data() + r * h;
+    for (int64_t j = 0; j < f; ++j) {
+      double up = 0;
+      for (int64_t i = 0; i < h; ++i)
+        up += xRow[i] * wIn.data[i * f + j];
+      if (gated) {
+        double gate = 0;
+        for (int64_t i = 0; i < h; ++i)
+          gate += xRow[i] * wGate->data[i * f + j];
+        hidden[j] = activate(act, gate) * up;
+      } else {
+        hidden[j] = activate(act, up);
+      }
+    }
+    for (int64_t c = 0; c < h; ++c) {
+      double acc = 0;
+      for (int64_t j = 0; j < f; ++j)
+        acc += hidden[j] * wOut.data[j * h + c];
+      out.data[r * h + c] = acc;
+    }
+  }
+  return out;
+}
+
+Tensor bpt::ref::layerNorm(const Tensor &x, const Tensor &w, const Tensor &b,
+                           double eps) {
+  const char *fn = "layerNorm";
+  expectRankAtLeastOne(fn, "x", x, "[..., H]");
+  int64_t h = x.dim(-1);
+  expectShape(fn, "w", w, {h}, "[H] (H = x's last dim)");
+  expectShape(fn, "b", b, {h}, "[H] (H = x's last dim)");
+  expectEpsilon(fn, eps);
+
+  Tensor out(x.shape);
+  int64_t rows = numRows(x);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *xRow = x.data.data() + r * h;
+    double mean = 0;
+    for (int64_t i = 0; i < h; ++i)
+      mean += xRow[i];
+    mean /= static_cast<double>(h);
+    double var = 0;
+    for (int64_t i = 0; i < h; ++i)
+      var += (xRow[i] - mean) * (xRow[i] - mean);
+    var /= static_cast<double>(h);
+    double inv = 1.0 / std::sqrt(var + eps);
+    for (int64_t i = 0; i < h; ++i)
+      out.data[r * h + i] = (xRow[i] - mean) * inv * w.data[i] + b.data[i];
+  }
+  return out;
+}
+
+Tensor bpt::ref::rmsNorm(const Tensor &x, const Tensor &w, double eps) {
+  const char *fn = "rmsNorm";
+  expectRankAtLeastOne(fn, "x", x, "[..., H]");
+  int64_t h = x.dim(-1);
+  expectShape(fn, "w", w, {h}, "[H] (H = x's last dim)");
+  expectEpsilon(fn, eps);
+
+  Tensor out(x.shape);
+  int64_t rows = numRows(x);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *xRow = x.data.data() + r * h;
+    double meanSquare = 0;
+    for (int64_t i = 0; i < h; ++i)
+      meanSquare += xRow[i] * xRow[i];
+    meanSquare /= static_cast<double>(h);
+    double inv = 1.0 / std::sqrt(meanSquare + eps);
+    for (int64_t i = 0; i < h; ++i)
+      out.data[r * h + i] = xRow[i] * inv * w.data[i];
+  }
+  return out;
+}
+
+Tensor bpt::ref::add(const Tensor &a, const Tensor &b) {
+  expectShape("add", "b", b, a.shape, "(the shape of a)");
+  Tensor out(a.shape);
+  for (size_t i = 0; i < out.data.size(); ++i)
+    out.data[i] = a.data[i] + b.data[i];
+  return out;
+}
+
+Tensor bpt::ref::transformerBlock(const Tensor &x, const BlockWeights &w,
+                                  int64_t heads, int64_t kvHeads, bool causal,
+                                  Activation act, NormKind norm, double eps) {
+  const char *fn = "transformerBlock";
+  expectRank(fn, "x", x, 3, "[B, S, H]");
+  if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
+    fail(fn, "heads (" + std::to_string(heads) +
+                 ") must be a positive multiple of kvHeads (" +
+                 std::to_string(kvHeads) + ")");
+  int64_t h = x.dim(2);
+  expectRank(fn, "wQ", w.wQ, 2, "[H, heads*D]");
+  if (w.wQ.dim(1) % heads != 0)
+    fail(fn, "wQ's width (" + std::to_string(w.wQ.dim(1)) +
+                 ") must be a multiple of heads (" + std::to_string(heads) +
+                 ")");
+  int64_t d = w.wQ.dim(1) / heads;
+  expectShape(fn, "wQ", w.wQ, {h, heads * d}, "[H, heads*D]");
+  expectShape(fn, "wK", w.wK, {h, kvHeads * d}, "[H, kvHeads*D]");
+  expectShape(fn, "wV", w.wV, {h, kvHeads * d}, "[H, kvHeads*D]");
+  expectShape(fn, "wO", w.wO, {heads * d, h}, "[heads*D, H]");
+  expectShape(fn, "norm1Weight", w.norm1Weight, {h}, "[H]");
+  expectShape(fn, "norm2Weight", w.norm2Weight, {h}, "[H]");
+  if (norm == NormKind::LayerNorm) {
+    expectShape(fn, "norm1Bias", w.norm1Bias, {h}, "[H] (LayerNorm)");
+    expectShape(fn, "norm2Bias", w.norm2Bias, {h}, "[H] (LayerNorm)");
+  } else if (w.norm1Bias.numElements() != 0 || w.norm2Bias.numElements() != 0) {
+    fail(fn, "norm1Bias and norm2Bias must be empty for RMSNorm");
+  }
+  expectRank(fn, "wIn", w.wIn, 2, "[H, F]");
+  int64_t f = w.wIn.dim(1);
+  expectShape(fn, "wIn", w.wIn, {h, f}, "[H, F]");
+  expectShape(fn, "wOut", w.wOut, {f, h}, "[F, H]");
+  if (isGated(act))
+    expectShape(fn, "wGate", w.wGate, {h, f}, "[H, F] (gated activation)");
+  else if (w.wGate.numElements() != 0)
+    fail(fn, "wGate must be empty for a non-gated activation");
+
+  auto normalize = [&](const Tensor &t, const Tensor &weight,
+                       const Tensor &bias) {
+    return norm == NormKind::LayerNorm ? layerNorm(t, weight, bias, eps)
+                                       : rmsNorm(t, weight, eps);
+  };
+
+  Tensor h1 = normalize(x, w.norm1Weight, w.norm1Bias);
+  Tensor q = splitHeads(linear(h1, w.wQ, nullptr), heads);
+  Tensor k = splitHeads(linear(h1, w.wK, nullptr), kvHeads);
+  Tensor v = splitHeads(linear(h1, w.wV, nullptr), kvHeads);
+  Tensor attn = attention(q, k, v, causal, 1.0 / std::sqrt(double(d)));
+  Tensor r = add(x, linear(mergeHeads(attn), w.wO, nullptr));
+  Tensor h2 = normalize(r, w.norm2Weight, w.norm2Bias);
+  return add(r, ffn(h2, w.wIn, w.wOut, isGated(act) ? &w.wGate : nullptr, act));
+}
+
+double bpt::ref::relativeError(const Tensor &out, const Tensor &ref) {
+  if (out.shape != ref.shape)
+    return std::numeric_limits<double>::infinity();
+  for (double o : out.data)
+    if (std::isnan(o))
+      return std::numeric_limits<double>::quiet_NaN();
+  double diffSquares = 0, refSquares = 0;
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    double diff = out.data[i] - ref.data[i];
+    diffSquares += diff * diff;
+    refSquares += ref.data[i] * ref.data[i];
+  }
+  double diffNorm = std::sqrt(diffSquares), refNorm = std::sqrt(refSquares);
+  return refNorm == 0 ? diffNorm : diffNorm / refNorm;
+}
+
+//===----------------------------------------------------------------------===//
+// bf16 and f16 conversions
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+uint32_t floatBits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  return bits;
+}
+
+float bitsToFloat(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+/// Shifts `value` right by `shift` (1..31) bits, rounding to nearest with
+/// ties to even.
+uint32_t shiftRightRoundEven(uint32_t value, unsigned shift) {
+  uint32_t kept = value >> shift;
+  uint32_t rest = value & ((uint32_t(1) << shift) - 1);
+  uint32_t half = uint32_t(1) << (shift - 1);
+  if (rest > half || (rest == half && (kept & 1)))
+    ++kept;
+  return kept;
+}
+
+} // namespace
+
+uint16_t bpt::ref::floatToBF16Bits(float f) {
+  uint32_t bits = floatBits(f);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) // NaN: truncate, force quiet.
+    return static_cast<uint16_t>((bits >> 16) | 0x0040u);
+  // Rounding the magnitude may carry into the exponent, which is right: the
+  // largest values round to the next binade or, past bf16's max, to inf.
+  return static_cast<uint16_t>(shiftRightRoundEven(bits, 16));
+}
+
+float bpt::ref::bf16BitsToFloat(uint16_t b) {
+  return bitsToFloat(uint32_t(b) << 16);
+}
+
+uint16_t bpt::ref::floatToF16Bits(float f) {
+  uint32_t bits = floatBits(f);
+  uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  uint32_t magnitude = bits & 0x7FFFFFFFu;
+  if (magnitude > 0x7F800000u) // NaN: keep the top payload bits, force quiet.
+    return sign | 0x7E00u | static_cast<uint16_t>((magnitude >> 13) & 0x3FFu);
+  if (magnitude >= 0x47800000u) // >= 2^16 (or inf): beyond f16's range.
+    return sign | 0x7C00u;
+
+  int exponent = static_cast<int>(magnitude >> 23) - 127; // Unbiased.
+  uint32_t mantissa = magnitude & 0x7FFFFFu;
+  if (exponent >= -14) {
+    // Normal in f16: rebias the exponent, round the mantissa from 23 to 10
+    // bits. A carry out of the mantissa correctly bumps the exponent, up to
+    // inf (0x7C00) for values >= 65520.
+    uint32_t unrounded = (uint32_t(exponent + 15) << 23) | mantissa;
+    return sign | static_cast<uint16_t>(shiftRightRoundEven(unrounded, 13));
+  }
+  if (exponent < -25) // Below half the smallest subnormal (2^-25): to zero.
+    return sign;
+  // Subnormal in f16: the value is m * 2^(exponent - 23) with the implicit
+  // bit restored, and the f16 unit is 2^-24, so the f16 mantissa is
+  // m >> -(exponent + 1), with shifts 14..24. Rounding up to 0x400 gives the
+  // smallest normal, which is the right encoding.
+  uint32_t m = mantissa | 0x800000u;
+  return sign | static_cast<uint16_t>(shiftRightRoundEven(
+                    m, static_cast<unsigned>(-(exponent + 1))));
+}
+
+float bpt::ref::f16BitsToFloat(uint16_t b) {
+  uint32_t sign = uint32_t(b & 0x8000u) << 16;
+  uint32_t exponent = (b >> 10) & 0x1Fu;
+  uint32_t mantissa = b & 0x3FFu;
+  if (exponent == 0) // Zero or subnormal: mantissa * 2^-24, exact in float.
+    return bitsToFloat(
+        sign | floatBits(std::ldexp(static_cast<float>(mantissa), -24)));
+  if (exponent == 0x1F) // Inf or NaN.
+    return bitsToFloat(sign | 0x7F800000u | (mantissa << 13));
+  return bitsToFloat(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
+}

@@ -1,0 +1,363 @@
+//===- BlockwiseAttention.cpp - blockwise attention builder -----*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "BlockwiseAttention.h"
+
+#include "bpt/Utils/Builders.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::detail;
+
+AttentionTiling AttentionTiling::get(AttentionOp op, int64_t qBlock,
+                                     int64_t kvBlock) {
+  assert(qBlock > 0 && kvBlock > 0 && "block sizes must be positive");
+  RankedTensorType q = op.getQuery().getType(), k = op.getKey().getType();
+  AttentionTiling t;
+  t.batch = q.getDimSize(0);
+  t.qHeads = q.getDimSize(1);
+  t.qSeq = q.getDimSize(2);
+  t.headDim = q.getDimSize(3);
+  t.kvHeads = k.getDimSize(1);
+  t.kvSeq = k.getDimSize(2);
+  t.qBlock = std::min(qBlock, t.qSeq);
+  t.kvBlock = std::min(kvBlock, t.kvSeq);
+  t.causal = op.getCausal();
+  t.scale = op.getEffectiveScale();
+  t.elementType = q.getElementType();
+  return t;
+}
+
+Value bpt::detail::validRows(OpBuilder &b, Location loc, Value row0,
+                             int64_t rows, int64_t total) {
+  Value remaining =
+      arith::SubIOp::create(b, loc, indexConstant(b, loc, total), row0);
+  return arith::MinSIOp::create(b, loc, indexConstant(b, loc, rows),
+                                remaining);
+}
+
+Value bpt::detail::extractRowBlock(OpBuilder &b, Location loc, Value source,
+                                   ValueRange lead, Value row0, int64_t rows,
+                                   bool ragged) {
+  auto sourceType = cast<RankedTensorType>(source.getType());
+  int64_t rank = sourceType.getRank();
+  assert(static_cast<int64_t>(lead.size()) == rank - 2 && "bad lead indices");
+  int64_t width = sourceType.getDimSize(rank - 1);
+  Type elementType = sourceType.getElementType();
+
+  SmallVector<OpFoldResult> offsets(lead.begin(), lead.end());
+  offsets.append({row0, b.getIndexAttr(0)});
+  SmallVector<OpFoldResult> sizes(rank - 2, b.getIndexAttr(1));
+  SmallVector<OpFoldResult> strides(rank, b.getIndexAttr(1));
+
+  if (!ragged) {
+    sizes.append({b.getIndexAttr(rows), b.getIndexAttr(width)});
+    auto type = RankedTensorType::get({rows, width}, elementType);
+    return tensor::ExtractSliceOp::create(b, loc, type, source, offsets, sizes,
+                                          strides);
+  }
+  // The last block may run past the end: copy the valid rows into a zeroed
+  // tile so that every tile keeps its static shape.
+  Value valid =
+      validRows(b, loc, row0, rows, sourceType.getDimSize(rank - 2));
+  sizes.append({valid, b.getIndexAttr(width)});
+  auto sliceType =
+      RankedTensorType::get({ShapedType::kDynamic, width}, elementType);
+  Value slice = tensor::ExtractSliceOp::create(b, loc, sliceType, source,
+                                               offsets, sizes, strides);
+  Value zero = filledTensor(b, loc, {rows, width}, elementType, 0.0);
+  SmallVector<OpFoldResult> tileOffsets(2, b.getIndexAttr(0));
+  SmallVector<OpFoldResult> tileSizes = {valid, b.getIndexAttr(width)};
+  SmallVector<OpFoldResult> tileStrides(2, b.getIndexAttr(1));
+  return tensor::InsertSliceOp::create(b, loc, slice, zero, tileOffsets,
+                                       tileSizes, tileStrides);
+}
+
+namespace {
+
+/// State carried across key/value blocks: running row max `m` (log2 domain),
+/// running row sum `l`, unnormalised accumulator `acc`, all f32.
+struct OnlineSoftmaxState {
+  Value m, l, acc;
+};
+
+/// Emits the per-query-block computation; one instance per query block.
+class QueryBlockEmitter {
+public:
+  QueryBlockEmitter(OpBuilder &b, Location loc, const AttentionTiling &t,
+                    Value key, Value value, Value batch, Value kvHead,
+                    Value q0, Value qTile)
+      : b(b), loc(loc), t(t), key(key), value(value), batch(batch),
+        kvHead(kvHead), q0(q0), qTile(qTile), f32(b.getF32Type()) {
+    MLIRContext *ctx = b.getContext();
+    identity2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+    rowMap = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
+  }
+
+  Value emit();
+
+private:
+  Value constant(double v) { return floatConstant(b, loc, f32, v); }
+  Value index(int64_t v) { return indexConstant(b, loc, v); }
+
+  /// max(m, -inf) guard: a row that has seen no key yet keeps m = -inf; the
+  /// exponentials then use 0 instead, so they give 0, never NaN.
+  Value finiteMax(OpBuilder &nb, Location nl, Value m);
+
+  /// One step of the online softmax over the key/value block at `kv0`.
+  OnlineSoftmaxState step(OnlineSoftmaxState state, Value kv0, bool masked);
+
+  /// A loop over key/value blocks [lb, ub) carrying the state.
+  OnlineSoftmaxState loop(OnlineSoftmaxState state, Value lb, Value ub,
+                          bool masked);
+
+  /// acc / l per row (0 where l == 0), in the element type.
+  Value normalize(OnlineSoftmaxState state);
+
+  OpBuilder &b;
+  Location loc;
+  const AttentionTiling &t;
+  Value key, value, batch, kvHead, q0, qTile;
+  Type f32;
+  AffineMap identity2, rowMap;
+};
+
+} // namespace
+
+Value QueryBlockEmitter::finiteMax(OpBuilder &nb, Location nl, Value m) {
+  Value negInf =
+      floatConstant(nb, nl, f32, -std::numeric_limits<double>::infinity());
+  Value isNegInf =
+      arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, m, negInf);
+  return arith::SelectOp::create(nb, nl, isNegInf,
+                                 floatConstant(nb, nl, f32, 0.0), m);
+}
+
+OnlineSoftmaxState QueryBlockEmitter::step(OnlineSoftmaxState state, Value kv0,
+                                           bool masked) {
+  int64_t qb = t.qBlock, kvb = t.kvBlock;
+  // Only a masked block can be the ragged tail.
+  bool ragged = masked && t.raggedKV();
+  Value kTile = extractRowBlock(b, loc, key, {batch, kvHead}, kv0, kvb, ragged);
+  Value vTile =
+      extractRowBlock(b, loc, value, {batch, kvHead}, kv0, kvb, ragged);
+
+  // Scores in the log2 domain: s = (q·kᵀ) · scale · log2(e), masked to -inf
+  // outside the causal diagonal and past the last key.
+  Value scores = buildMatmul(b, loc, qTile,
+                             kTile, filledTensor(b, loc, {qb, kvb}, f32, 0.0),
+                             /*transposeB=*/true);
+  double scaleLog2 = t.scale * M_LOG2E;
+  scores = buildGeneric(
+               b, loc, {}, scores, {identity2}, 2, {},
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 Value s = arith::MulFOp::create(
+                     nb, nl, args[0], floatConstant(nb, nl, f32, scaleLog2));
+                 if (!masked)
+                   return SmallVector<Value>{s};
+                 Value col = arith::AddIOp::create(
+                     nb, nl, kv0, linalg::IndexOp::create(nb, nl, 1));
+                 Value keep;
+                 if (t.raggedKV())
+                   keep = arith::CmpIOp::create(
+                       nb, nl, arith::CmpIPredicate::slt, col,
+                       indexConstant(nb, nl, t.kvSeq));
+                 if (t.causal) {
+                   // Bottom-right aligned: key j is visible to query i iff
+                   // j <= i + (Skv - Sq).
+                   Value row = arith::AddIOp::create(
+                       nb, nl, q0, linalg::IndexOp::create(nb, nl, 0));
+                   Value limit = arith::AddIOp::create(
+                       nb, nl, row, indexConstant(nb, nl, t.kvSeq - t.qSeq));
+                   Value visible = arith::CmpIOp::create(
+                       nb, nl, arith::CmpIPredicate::sle, col, limit);
+                   keep = keep ? arith::AndIOp::create(nb, nl, keep, visible)
+                                      .getResult()
+                               : visible;
+                 }
+                 Value negInf = floatConstant(
+                     nb, nl, f32, -std::numeric_limits<double>::infinity());
+                 return SmallVector<Value>{
+                     arith::SelectOp::create(nb, nl, keep, s, negInf)};
+               })
+               .front();
+
+  // Each carried value is overwritten by its own last use, so that
+  // bufferization keeps m, l and acc in place across iterations.
+  // rowmax(s), then m_new = max(m_old, rowmax(s)).
+  Value rowMax =
+      buildGeneric(b, loc, scores,
+                   filledTensor(b, loc, {qb}, f32,
+                                -std::numeric_limits<double>::infinity()),
+                   {identity2, rowMap}, 2, {1},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     return SmallVector<Value>{
+                         arith::MaximumFOp::create(nb, nl, args[0], args[1])};
+                   })
+          .front();
+  auto newMax = [&](OpBuilder &nb, Location nl, Value mOld, Value rowMaxV) {
+    return finiteMax(
+        nb, nl, arith::MaximumFOp::create(nb, nl, mOld, rowMaxV).getResult());
+  };
+  // alpha = exp2(m_old - m_new): how much the old state shrinks.
+  AffineMap identity1 = AffineMap::getMultiDimIdentityMap(1, b.getContext());
+  Value alpha =
+      buildGeneric(b, loc, {state.m, rowMax},
+                   tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{qb}, f32)
+                       .getResult(),
+                   {identity1, identity1, identity1}, 1, {},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     Value diff = arith::SubFOp::create(
+                         nb, nl, args[0], newMax(nb, nl, args[0], args[1]));
+                     return SmallVector<Value>{
+                         math::Exp2Op::create(nb, nl, diff)};
+                   })
+          .front();
+  // p = exp2(s - m_new), in place of the scores.
+  Value p = buildGeneric(b, loc, {state.m, rowMax}, scores,
+                         {rowMap, rowMap, identity2}, 2, {},
+                         [&](OpBuilder &nb, Location nl, ValueRange args) {
+                           Value diff = arith::SubFOp::create(
+                               nb, nl, args[2],
+                               newMax(nb, nl, args[0], args[1]));
+                           return SmallVector<Value>{
+                               math::Exp2Op::create(nb, nl, diff)};
+                         })
+                .front();
+  Value mNew =
+      buildGeneric(b, loc, rowMax, state.m, {identity1, identity1}, 1, {},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     return SmallVector<Value>{
+                         arith::MaximumFOp::create(nb, nl, args[1], args[0])};
+                   })
+          .front();
+  // l_new = alpha · l_old + rowsum(p).
+  Value lScaled =
+      buildGeneric(b, loc, alpha, state.l, {identity1, identity1}, 1, {},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     return SmallVector<Value>{
+                         arith::MulFOp::create(nb, nl, args[0], args[1])};
+                   })
+          .front();
+  Value lNew = buildGeneric(b, loc, p, lScaled, {identity2, rowMap}, 2, {1},
+                            [&](OpBuilder &nb, Location nl, ValueRange args) {
+                              return SmallVector<Value>{arith::AddFOp::create(
+                                  nb, nl, args[0], args[1])};
+                            })
+                   .front();
+  // acc_new = alpha · acc_old + p · v.
+  Value accScaled =
+      buildGeneric(b, loc, alpha, state.acc, {rowMap, identity2}, 2, {},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     return SmallVector<Value>{
+                         arith::MulFOp::create(nb, nl, args[0], args[1])};
+                   })
+          .front();
+  Value accNew = buildMatmul(b, loc, p, vTile, accScaled);
+  return {mNew, lNew, accNew};
+}
+
+OnlineSoftmaxState QueryBlockEmitter::loop(OnlineSoftmaxState state, Value lb,
+                                           Value ub, bool masked) {
+  auto forOp = scf::ForOp::create(
+      b, loc, lb, ub, index(1), ValueRange{state.m, state.l, state.acc},
+      [&](OpBuilder &nb, Location nl, Value j, ValueRange iterArgs) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(nb.getInsertionBlock());
+        Value kv0 = arith::MulIOp::create(b, nl, j, index(t.kvBlock));
+        OnlineSoftmaxState next =
+            step({iterArgs[0], iterArgs[1], iterArgs[2]}, kv0, masked);
+        scf::YieldOp::create(b, nl, ValueRange{next.m, next.l, next.acc});
+      });
+  return {forOp.getResult(0), forOp.getResult(1), forOp.getResult(2)};
+}
+
+Value QueryBlockEmitter::normalize(OnlineSoftmaxState state) {
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{t.qBlock, t.headDim}, t.elementType);
+  return buildGeneric(b, loc, {state.acc, state.l}, init,
+                      {identity2, rowMap, identity2}, 2, {},
+                      [&](OpBuilder &nb, Location nl, ValueRange args) {
+                        Value zero = floatConstant(nb, nl, f32, 0.0);
+                        Value seen = arith::CmpFOp::create(
+                            nb, nl, arith::CmpFPredicate::OGT, args[1], zero);
+                        Value quotient =
+                            arith::DivFOp::create(nb, nl, args[0], args[1]);
+                        Value out =
+                            arith::SelectOp::create(nb, nl, seen, quotient, zero);
+                        return SmallVector<Value>{
+                            convertFloat(nb, nl, out, t.elementType)};
+                      })
+      .front();
+}
+
+Value QueryBlockEmitter::emit() {
+  int64_t numKV = (t.kvSeq + t.kvBlock - 1) / t.kvBlock;
+  int64_t numFullKV = t.kvSeq / t.kvBlock;
+
+  // Key/value blocks [0, full) need no mask; [full, end) are the diagonal
+  // blocks and the ragged tail; blocks past `end` are never visited.
+  Value full, end;
+  if (!t.causal) {
+    full = index(numFullKV);
+    end = index(numKV);
+  } else {
+    int64_t diagonal = t.kvSeq - t.qSeq;
+    auto clampKeys = [&](Value count) {
+      Value upper = arith::MinSIOp::create(b, loc, count, index(t.kvSeq));
+      return arith::MaxSIOp::create(b, loc, upper, index(0)).getResult();
+    };
+    // Keys visible to the block's first row: all of them are visible to
+    // every row of the block.
+    Value firstVisible = clampKeys(
+        arith::AddIOp::create(b, loc, q0, index(diagonal + 1)));
+    full = arith::DivSIOp::create(b, loc, firstVisible, index(t.kvBlock));
+    // Keys visible to the block's last valid row.
+    Value rowsEnd = arith::MinSIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, q0, index(t.qBlock)),
+        index(t.qSeq));
+    Value lastVisible =
+        clampKeys(arith::AddIOp::create(b, loc, rowsEnd, index(diagonal)));
+    end = arith::CeilDivSIOp::create(b, loc, lastVisible, index(t.kvBlock));
+  }
+
+  OnlineSoftmaxState state{
+      filledTensor(b, loc, {t.qBlock}, f32,
+                   -std::numeric_limits<double>::infinity()),
+      filledTensor(b, loc, {t.qBlock}, f32, 0.0),
+      filledTensor(b, loc, {t.qBlock, t.headDim}, f32, 0.0)};
+  if (t.causal || numFullKV > 0)
+    state = loop(state, index(0), full, /*masked=*/false);
+  if (t.causal || numKV > numFullKV)
+    state = loop(state, full, end, /*masked=*/true);
+  return normalize(state);
+}
+
+Value bpt::detail::buildAttentionQueryBlock(OpBuilder &b, Location loc,
+                                            const AttentionTiling &t,
+                                            Value query, Value key,
+                                            Value value, Value batch,
+                                            Value head, Value q0) {
+  // GQA: query head h reads key/value head h / (Hq / Hkv), in place.
+  Value kvHead = head;
+  if (t.qHeads != t.kvHeads)
+    kvHead = arith::DivUIOp::create(
+        b, loc, head, indexConstant(b, loc, t.qHeads / t.kvHeads));
+  Value qTile = extractRowBlock(b, loc, query, {batch, head}, q0, t.qBlock,
+                                t.raggedQuery());
+  return QueryBlockEmitter(b, loc, t, key, value, batch, kvHead, q0, qTile)
+      .emit();
+}

@@ -1,0 +1,67 @@
+//===- BlockwiseAttention.h - blockwise attention builder -------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// The one place that knows how to emit blockwise (online-softmax) attention
+// for one query block. bpt-tile-attention wraps it in a parallel loop over
+// (batch, head, query block); bpt-fuse-ffn-residual wraps it in a loop over
+// (batch, query block) with the heads inside, followed by the fused
+// position-wise consumers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_LIB_TRANSFORMS_BLOCKWISEATTENTION_H
+#define BPT_LIB_TRANSFORMS_BLOCKWISEATTENTION_H
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace bpt::detail {
+
+/// Static facts of one bpt.attention and the block sizes used to tile it.
+struct AttentionTiling {
+  int64_t batch, qHeads, kvHeads, qSeq, kvSeq, headDim;
+  /// Block sizes, clamped to the sequence lengths.
+  int64_t qBlock, kvBlock;
+  bool causal;
+  double scale;
+  mlir::Type elementType;
+
+  /// Reads the shapes of `op` and clamps the requested block sizes (which
+  /// must be positive) to its sequence lengths.
+  static AttentionTiling get(AttentionOp op, int64_t qBlock, int64_t kvBlock);
+
+  int64_t numQueryBlocks() const { return (qSeq + qBlock - 1) / qBlock; }
+  bool raggedQuery() const { return qSeq % qBlock != 0; }
+  bool raggedKV() const { return kvSeq % kvBlock != 0; }
+};
+
+/// Emits, at the builder's insertion point, the attention output of query
+/// rows [q0, q0 + qBlock) of query head `head` in batch `batch`: a
+/// `tensor<qBlock x headDim x elementType>`, computed block by block over the
+/// keys with an online softmax (running max, running sum and an fp32
+/// accumulator carried through `scf.for`). Rows past the end of a ragged
+/// query block hold padding, to be dropped by the caller.
+mlir::Value buildAttentionQueryBlock(mlir::OpBuilder &builder,
+                                     mlir::Location loc,
+                                     const AttentionTiling &tiling,
+                                     mlir::Value query, mlir::Value key,
+                                     mlir::Value value, mlir::Value batch,
+                                     mlir::Value head, mlir::Value q0);
+
+/// Returns rows [row0, row0 + rows) of `source` (`[lead..., S, N]`) at the
+/// leading indices `lead`, as a static `tensor<rows x N>`. With `ragged`,
+/// rows past S are zero (the slice is copied into a zeroed tile).
+mlir::Value extractRowBlock(mlir::OpBuilder &builder, mlir::Location loc,
+                            mlir::Value source, mlir::ValueRange lead,
+                            mlir::Value row0, int64_t rows, bool ragged);
+
+/// The number of valid rows of a block starting at `row0` in a sequence of
+/// `total` rows: min(rows, total - row0).
+mlir::Value validRows(mlir::OpBuilder &builder, mlir::Location loc,
+                      mlir::Value row0, int64_t rows, int64_t total);
+
+} // namespace bpt::detail
+
+#endif // BPT_LIB_TRANSFORMS_BLOCKWISEATTENTION_H

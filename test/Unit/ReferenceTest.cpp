@@ -1,0 +1,640 @@
+//===- ReferenceTest.cpp - unit tests of the float64 reference ------------===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Hand-computable checks of bpt::ref. No test framework: each EXPECT_* counts
+// a pass or a failure, prints every failure with file:line and the values,
+// and main() prints "N passed, M failed" last and returns non-zero on any
+// failure.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Reference/Reference.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <utility>
+#include <vector>
+
+using namespace bpt::ref;
+
+//===----------------------------------------------------------------------===//
+// Tiny test harness
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+int numPassed = 0;
+int numFailed = 0;
+
+void record(bool ok) { ok ? ++numPassed : ++numFailed; }
+
+void expectTrue(const char *file, int line, const char *expr, bool ok) {
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s\n", file, line, expr);
+}
+
+void expectNear(const char *file, int line, const char *expr, double actual,
+                double expected, double tol) {
+  // Exact equality first so that infinities compare equal; NaN never passes.
+  bool ok = actual == expected || std::fabs(actual - expected) <= tol;
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s = %.17g, expected %.17g (tol %g)\n", file,
+                line, expr, actual, expected, tol);
+}
+
+void expectNaN(const char *file, int line, const char *expr, double actual) {
+  bool ok = std::isnan(actual);
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s = %.17g, expected NaN\n", file, line, expr,
+                actual);
+}
+
+void expectBits(const char *file, int line, const char *expr, uint16_t actual,
+                uint16_t expected) {
+  bool ok = actual == expected;
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s = 0x%04x, expected 0x%04x\n", file, line,
+                expr, unsigned(actual), unsigned(expected));
+}
+
+/// Checks shape and every element of `t`.
+void expectTensor(const char *file, int line, const char *expr, const Tensor &t,
+                  const std::vector<int64_t> &shape,
+                  const std::vector<double> &values, double tol) {
+  if (t.shape != shape || t.data.size() != values.size()) {
+    record(false);
+    std::printf("%s:%d: FAILED: %s has the wrong shape (rank %zu, %zu "
+                "elements; expected rank %zu, %zu elements)\n",
+                file, line, expr, t.shape.size(), t.data.size(), shape.size(),
+                values.size());
+    return;
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    double a = t.data[i], e = values[i];
+    bool ok = a == e || std::fabs(a - e) <= tol;
+    record(ok);
+    if (!ok)
+      std::printf("%s:%d: FAILED: %s[%zu] = %.17g, expected %.17g (tol %g)\n",
+                  file, line, expr, i, a, e, tol);
+  }
+}
+
+} // namespace
+
+#define EXPECT_TRUE(cond) expectTrue(__FILE__, __LINE__, #cond, (cond))
+#define EXPECT_NEAR(actual, expected, tol)                                     \
+  expectNear(__FILE__, __LINE__, #actual, (actual), (expected), (tol))
+#define EXPECT_NAN(actual) expectNaN(__FILE__, __LINE__, #actual, (actual))
+#define EXPECT_BITS(actual, expected)                                          \
+  expectBits(__FILE__, __LINE__, #actual, (actual), (expected))
+#define EXPECT_TENSOR(t, shape, values, tol)                                   \
+  expectTensor(__FILE__, __LINE__, #t, (t), shape, values, (tol))
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+using Values = std::vector<double>;
+
+const double kTol = 1e-12;
+
+/// A tensor of the given shape and row-major values.
+Tensor makeTensor(Shape shape, Values values) {
+  Tensor t(std::move(shape));
+  if (values.size() != t.data.size()) {
+    std::printf("test bug: %zu values for %zu elements\n", values.size(),
+                t.data.size());
+    std::abort();
+  }
+  t.data = std::move(values);
+  return t;
+}
+
+/// A tensor filled with deterministic pseudo-random values in [-1, 1).
+Tensor randomTensor(Shape shape, uint32_t &state) {
+  Tensor t(std::move(shape));
+  for (double &x : t.data) {
+    state = state * 1664525u + 1013904223u;
+    x = double(state >> 8) / double(1u << 23) - 1.0;
+  }
+  return t;
+}
+
+/// A 1x1 matrix.
+Tensor scalarMatrix(double v) { return makeTensor({1, 1}, {v}); }
+
+/// ffn on a single input value with H = F = 1 and unit matrices: act(x), or
+/// act(gate * x) * (up * x) for the gated activations.
+double ffnAt(Activation act, double x, double up = 1.0, double gate = 1.0) {
+  Tensor in = makeTensor({1, 1}, {x});
+  Tensor wGate = scalarMatrix(gate);
+  Tensor out = ffn(in, scalarMatrix(up), scalarMatrix(1.0),
+                   isGated(act) ? &wGate : nullptr, act);
+  return out.data[0];
+}
+
+/// Test-local head split [B,S,heads*D] -> [B,heads,S,D], written
+/// independently of the library's.
+Tensor testSplit(const Tensor &t, int64_t heads) {
+  int64_t b = t.shape[0], s = t.shape[1], d = t.shape[2] / heads;
+  Tensor out({b, heads, s, d});
+  size_t src = 0; // Walk the source in its own order.
+  for (int64_t ib = 0; ib < b; ++ib)
+    for (int64_t is = 0; is < s; ++is)
+      for (int64_t ih = 0; ih < heads; ++ih)
+        for (int64_t id = 0; id < d; ++id)
+          out.data[size_t(((ib * heads + ih) * s + is) * d + id)] =
+              t.data[src++];
+  return out;
+}
+
+/// Test-local head merge [B,heads,S,D] -> [B,S,heads*D].
+Tensor testMerge(const Tensor &t) {
+  int64_t b = t.shape[0], heads = t.shape[1], s = t.shape[2], d = t.shape[3];
+  Tensor out({b, s, heads * d});
+  size_t src = 0;
+  for (int64_t ib = 0; ib < b; ++ib)
+    for (int64_t ih = 0; ih < heads; ++ih)
+      for (int64_t is = 0; is < s; ++is)
+        for (int64_t id = 0; id < d; ++id)
+          out.data[size_t((ib * s + is) * heads * d + ih * d + id)] =
+              t.data[src++];
+  return out;
+}
+
+/// Random weights for a block with hidden size h, `heads`/`kvHeads` heads of
+/// size d and FFN width f.
+BlockWeights randomBlockWeights(int64_t h, int64_t heads, int64_t kvHeads,
+                                int64_t d, int64_t f, Activation act,
+                                NormKind norm, uint32_t &state) {
+  BlockWeights w;
+  w.norm1Weight = randomTensor({h}, state);
+  w.norm2Weight = randomTensor({h}, state);
+  if (norm == NormKind::LayerNorm) {
+    w.norm1Bias = randomTensor({h}, state);
+    w.norm2Bias = randomTensor({h}, state);
+  }
+  w.wQ = randomTensor({h, heads * d}, state);
+  w.wK = randomTensor({h, kvHeads * d}, state);
+  w.wV = randomTensor({h, kvHeads * d}, state);
+  w.wO = randomTensor({heads * d, h}, state);
+  w.wIn = randomTensor({h, f}, state);
+  w.wOut = randomTensor({f, h}, state);
+  if (isGated(act))
+    w.wGate = randomTensor({h, f}, state);
+  return w;
+}
+
+/// The block composed by hand from the primitives, as the spec states it.
+Tensor manualBlock(const Tensor &x, const BlockWeights &w, int64_t heads,
+                   int64_t kvHeads, bool causal, Activation act, NormKind norm,
+                   double eps) {
+  auto normalize = [&](const Tensor &t, const Tensor &g, const Tensor &b) {
+    return norm == NormKind::LayerNorm ? layerNorm(t, g, b, eps)
+                                       : rmsNorm(t, g, eps);
+  };
+  int64_t d = w.wQ.shape[1] / heads;
+  Tensor h1 = normalize(x, w.norm1Weight, w.norm1Bias);
+  Tensor q = testSplit(linear(h1, w.wQ, nullptr), heads);
+  Tensor k = testSplit(linear(h1, w.wK, nullptr), kvHeads);
+  Tensor v = testSplit(linear(h1, w.wV, nullptr), kvHeads);
+  Tensor a = attention(q, k, v, causal, 1.0 / std::sqrt(double(d)));
+  Tensor r = add(x, linear(testMerge(a), w.wO, nullptr));
+  Tensor h2 = normalize(r, w.norm2Weight, w.norm2Bias);
+  return add(r, ffn(h2, w.wIn, w.wOut, isGated(act) ? &w.wGate : nullptr, act));
+}
+
+/// Bits of a float, for building exact test values.
+float floatFromBits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+//===----------------------------------------------------------------------===//
+// Tests
+//===----------------------------------------------------------------------===//
+
+void testTensor() {
+  Tensor t({2, 3, 4});
+  EXPECT_TRUE(t.numElements() == 24);
+  EXPECT_TRUE(t.data.size() == 24);
+  EXPECT_TRUE(t.dim(0) == 2);
+  EXPECT_TRUE(t.dim(-1) == 4);
+  EXPECT_TRUE(t.dim(-3) == 2);
+  bool allZero = true;
+  for (double x : t.data)
+    allZero = allZero && x == 0.0;
+  EXPECT_TRUE(allZero);
+  Tensor empty;
+  EXPECT_TRUE(empty.numElements() == 0);
+  EXPECT_TRUE(isGated(Activation::SwiGLU) && isGated(Activation::GeGLU));
+  EXPECT_TRUE(!isGated(Activation::Gelu) && !isGated(Activation::GeluTanh) &&
+              !isGated(Activation::Relu) && !isGated(Activation::Silu));
+}
+
+void testAttentionOneKey() {
+  // One key: softmax is 1 whatever the score, so the output is V.
+  Tensor q = makeTensor({1, 1, 2, 3}, {5, -7, 1, 0.5, 2, -3});
+  Tensor k = makeTensor({1, 1, 1, 3}, {0.3, 9, -2});
+  Tensor v = makeTensor({1, 1, 1, 3}, {1.5, -2.5, 4});
+  EXPECT_TENSOR(attention(q, k, v, false, 0.7), Shape({1, 1, 2, 3}),
+                Values({1.5, -2.5, 4, 1.5, -2.5, 4}), kTol);
+  // Causal with Sq = 2 > Skv = 1: row 0 sees no key (0), row 1 sees it.
+  EXPECT_TENSOR(attention(q, k, v, true, 0.7), Shape({1, 1, 2, 3}),
+                Values({0, 0, 0, 1.5, -2.5, 4}), kTol);
+}
+
+void testAttentionTwoKeys() {
+  // q·k0 = 0, q·k1 = 2 ln 3; with scale 1/2 the scores are 0 and ln 3, so the
+  // weights are 1/4 and 3/4.
+  double ln3 = std::log(3.0);
+  Tensor q = makeTensor({1, 1, 1, 2}, {1, 0});
+  Tensor k = makeTensor({1, 1, 2, 2}, {0, 5, 2 * ln3, -1});
+  Tensor v = makeTensor({1, 1, 2, 2}, {4, 0, 0, 8});
+  EXPECT_TENSOR(attention(q, k, v, false, 0.5), Shape({1, 1, 1, 2}),
+                Values({1, 6}), kTol);
+
+  // The same mix with huge scores (1000 and 1000 + ln 3): a softmax that
+  // does not subtract the row max would overflow exp() to inf/NaN.
+  Tensor kBig = makeTensor({1, 1, 2, 2}, {1000, 0, 1000 + ln3, 0});
+  EXPECT_TENSOR(attention(q, kBig, v, false, 1.0), Shape({1, 1, 1, 2}),
+                Values({1, 6}), 1e-9);
+}
+
+void testAttentionCausal() {
+  // With q = 0 all scores are equal, so each row is the mean of the values
+  // it may see. D = 1.
+  // Sq = Skv = 3: the usual lower triangle.
+  {
+    Tensor q({1, 1, 3, 1});
+    Tensor k({1, 1, 3, 1});
+    Tensor v = makeTensor({1, 1, 3, 1}, {1, 2, 3});
+    EXPECT_TENSOR(attention(q, k, v, true, 1.0), Shape({1, 1, 3, 1}),
+                  Values({1, 1.5, 2}), kTol);
+    EXPECT_TENSOR(attention(q, k, v, false, 1.0), Shape({1, 1, 3, 1}),
+                  Values({2, 2, 2}), kTol);
+  }
+  // Sq = 2 < Skv = 4: bottom-right alignment, offset 2; row 0 sees keys
+  // 0..2, row 1 sees all four. (Top-left alignment would give 1 and 1.5.)
+  {
+    Tensor q({1, 1, 2, 1});
+    Tensor k({1, 1, 4, 1});
+    Tensor v = makeTensor({1, 1, 4, 1}, {1, 2, 3, 4});
+    EXPECT_TENSOR(attention(q, k, v, true, 1.0), Shape({1, 1, 2, 1}),
+                  Values({2, 2.5}), kTol);
+  }
+  // Sq = 4 > Skv = 2: offset -2; rows 0 and 1 see no key and give 0, row 2
+  // sees key 0, row 3 both.
+  {
+    Tensor q({1, 1, 4, 1});
+    Tensor k({1, 1, 2, 1});
+    Tensor v = makeTensor({1, 1, 2, 1}, {10, 20});
+    EXPECT_TENSOR(attention(q, k, v, true, 1.0), Shape({1, 1, 4, 1}),
+                  Values({0, 0, 10, 15}), kTol);
+    EXPECT_TENSOR(attention(q, k, v, false, 1.0), Shape({1, 1, 4, 1}),
+                  Values({15, 15, 15, 15}), kTol);
+  }
+  // Causal with non-zero scores: Sq = 1 < Skv = 2 sees both keys (the
+  // two-key mix), as the last row always does.
+  {
+    double ln3 = std::log(3.0);
+    Tensor q = makeTensor({1, 1, 1, 1}, {1});
+    Tensor k = makeTensor({1, 1, 2, 1}, {0, ln3});
+    Tensor v = makeTensor({1, 1, 2, 1}, {4, 8});
+    EXPECT_TENSOR(attention(q, k, v, true, 1.0), Shape({1, 1, 1, 1}),
+                  Values({7}), kTol);
+  }
+}
+
+void testAttentionGQA() {
+  // B = 2, Hq = 4, Hkv = 2, one key: each q head returns the V of the kv
+  // head it reads (h / 2), so v[b][kvh] = 100 (kvh + 1) + b shows which.
+  {
+    Tensor q({2, 4, 1, 1});
+    Tensor k({2, 2, 1, 1});
+    Tensor v = makeTensor({2, 2, 1, 1}, {100, 200, 101, 201});
+    EXPECT_TENSOR(attention(q, k, v, false, 1.0), Shape({2, 4, 1, 1}),
+                  Values({100, 100, 200, 200, 101, 101, 201, 201}), kTol);
+    // Multi-query: every head reads kv head 0.
+    Tensor v1 = makeTensor({2, 1, 1, 1}, {7, 9});
+    Tensor k1({2, 1, 1, 1});
+    EXPECT_TENSOR(attention(q, k1, v1, false, 1.0), Shape({2, 4, 1, 1}),
+                  Values({7, 7, 7, 7, 9, 9, 9, 9}), kTol);
+  }
+  // The keys must come from the same kv head: Hq = 2, Hkv = 2 would be MHA;
+  // use Hq = 4, Hkv = 2 with kv head 0 favouring key 0 and kv head 1 key 1
+  // (scores 0 and ±ln 3), and the same V in both heads.
+  {
+    double ln3 = std::log(3.0);
+    Tensor q = makeTensor({1, 4, 1, 1}, {1, 1, 1, 1});
+    Tensor k = makeTensor({1, 2, 2, 1}, {ln3, 0, 0, ln3});
+    Tensor v = makeTensor({1, 2, 2, 1}, {4, 8, 4, 8});
+    // kv head 0: weights 3/4, 1/4 -> 5; kv head 1: 1/4, 3/4 -> 7.
+    EXPECT_TENSOR(attention(q, k, v, false, 1.0), Shape({1, 4, 1, 1}),
+                  Values({5, 5, 7, 7}), kTol);
+  }
+}
+
+void testLinear() {
+  // x [2, 1, 3] (leading dims kept), w [3, 2], bias [2].
+  Tensor x = makeTensor({2, 1, 3}, {1, 2, 3, -1, 0, 2});
+  Tensor w = makeTensor({3, 2}, {1, 4, 2, 5, 3, 6});
+  Tensor b = makeTensor({2}, {0.5, -1});
+  // Row 0: [1+4+9, 4+10+18] = [14, 32]; row 1: [-1+6, -4+12] = [5, 8].
+  EXPECT_TENSOR(linear(x, w, &b), Shape({2, 1, 2}), Values({14.5, 31, 5.5, 7}),
+                kTol);
+  EXPECT_TENSOR(linear(x, w, nullptr), Shape({2, 1, 2}), Values({14, 32, 5, 8}),
+                kTol);
+}
+
+void testActivations() {
+  const double tol = 1e-15;
+  EXPECT_NEAR(ffnAt(Activation::Gelu, 1.0), 0.8413447460685429, tol);
+  EXPECT_NEAR(ffnAt(Activation::Gelu, -1.0), -0.15865525393145707, tol);
+  EXPECT_NEAR(ffnAt(Activation::Gelu, 2.0), 1.9544997361036416, tol);
+  EXPECT_NEAR(ffnAt(Activation::Gelu, 0.0), 0.0, tol);
+  EXPECT_NEAR(ffnAt(Activation::GeluTanh, 1.0), 0.8411919906082768, tol);
+  EXPECT_NEAR(ffnAt(Activation::GeluTanh, -1.0), -0.15880800939172324, tol);
+  EXPECT_NEAR(ffnAt(Activation::GeluTanh, 2.0), 1.954597694087775, tol);
+  EXPECT_NEAR(ffnAt(Activation::Silu, 1.0), 0.7310585786300049, tol);
+  EXPECT_NEAR(ffnAt(Activation::Silu, -1.0), -0.2689414213699951, tol);
+  EXPECT_NEAR(ffnAt(Activation::Silu, 2.0), 1.7615941559557646, tol);
+  EXPECT_NEAR(ffnAt(Activation::Relu, -2.0), 0.0, tol);
+  EXPECT_NEAR(ffnAt(Activation::Relu, 3.0), 3.0, tol);
+  // Gated: act(x·wGate) ⊙ (x·wIn) with wGate = 2, wIn = 3, x = 1, so
+  // silu(2)·3 and gelu(2)·3 (swapping the matrices would give act(3)·2).
+  EXPECT_NEAR(ffnAt(Activation::SwiGLU, 1.0, 3.0, 2.0), 5.284782467867294,
+              1e-14);
+  EXPECT_NEAR(ffnAt(Activation::GeGLU, 1.0, 3.0, 2.0), 5.863499208310925,
+              1e-14);
+}
+
+void testFFNShapes() {
+  // H = 2, F = 3, relu: x·wIn = [1, -1, 2] -> relu [1, 0, 2] -> ·wOut.
+  Tensor x = makeTensor({1, 2}, {1, 1});
+  Tensor wIn = makeTensor({2, 3}, {1, -3, 0, 0, 2, 2});
+  Tensor wOut = makeTensor({3, 2}, {1, 2, 100, 100, 3, -1});
+  EXPECT_TENSOR(ffn(x, wIn, wOut, nullptr, Activation::Relu), Shape({1, 2}),
+                Values({7, 0}), kTol);
+  // SwiGLU with H = 2, F = 2: gate = x·wGate = [0, 1], up = x·wIn = [5, 4];
+  // hidden = [silu(0)·5, silu(1)·4] = [0, 4 silu(1)].
+  Tensor x2 = makeTensor({1, 1, 2}, {1, 2});
+  Tensor wIn2 = makeTensor({2, 2}, {1, 0, 2, 2});
+  Tensor wGate2 = makeTensor({2, 2}, {2, 1, -1, 0});
+  Tensor wOut2 = makeTensor({2, 2}, {9, 9, 1, -2});
+  double s1 = 0.7310585786300049;
+  EXPECT_TENSOR(ffn(x2, wIn2, wOut2, &wGate2, Activation::SwiGLU),
+                Shape({1, 1, 2}), Values({4 * s1, -8 * s1}), 1e-14);
+}
+
+void testNorms() {
+  // [1, 2, 3, 4]: mean 2.5, biased variance 1.25; with eps = 0.75 the
+  // denominator is sqrt(2).
+  Tensor x = makeTensor({2, 4}, {1, 2, 3, 4, 5, 5, 5, 5});
+  Tensor w = makeTensor({4}, {1, 2, 1, 1});
+  Tensor b = makeTensor({4}, {0, 0, 1, 0});
+  double a = 1.0606601717798212, c = 0.35355339059327373;
+  // The second row is constant: (x - mean) = 0, so the result is b.
+  EXPECT_TENSOR(layerNorm(x, w, b, 0.75), Shape({2, 4}),
+                Values({-a, -2 * c, c + 1, a, 0, 0, 1, 0}), kTol);
+  // eps = 0: divide by sqrt(1.25).
+  Tensor x1 = makeTensor({4}, {1, 2, 3, 4});
+  Tensor ones = makeTensor({4}, {1, 1, 1, 1});
+  Tensor zeros({4});
+  double s = std::sqrt(1.25);
+  EXPECT_TENSOR(layerNorm(x1, ones, zeros, 0.0), Shape({4}),
+                Values({-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s}), kTol);
+
+  // RMS of [1, 7] is 5 (mean square 25); of [2, 2] with eps 5 is 3.
+  Tensor xr = makeTensor({2, 2}, {1, 7, 2, 2});
+  Tensor wr = makeTensor({2}, {2, 1});
+  EXPECT_TENSOR(rmsNorm(makeTensor({1, 2}, {1, 7}), wr, 0.0), Shape({1, 2}),
+                Values({0.4, 1.4}), kTol);
+  EXPECT_TENSOR(rmsNorm(makeTensor({1, 2}, {2, 2}), wr, 5.0), Shape({1, 2}),
+                Values({4.0 / 3, 2.0 / 3}), kTol);
+  // Both rows at once, eps 0: the second row is [2, 2] / 2 · w.
+  EXPECT_TENSOR(rmsNorm(xr, wr, 0.0), Shape({2, 2}), Values({0.4, 1.4, 2, 1}),
+                kTol);
+}
+
+void testAdd() {
+  Tensor a = makeTensor({2, 2}, {1, 2, 3, 4});
+  Tensor b = makeTensor({2, 2}, {0.5, -2, 10, 0});
+  EXPECT_TENSOR(add(a, b), Shape({2, 2}), Values({1.5, 0, 13, 4}), kTol);
+}
+
+void testTransformerBlock() {
+  const int64_t batch = 2, seq = 3, hidden = 4, d = 2, f = 3;
+  struct Config {
+    int64_t heads, kvHeads;
+    Activation act;
+    NormKind norm;
+  };
+  const Config configs[] = {
+      {2, 2, Activation::Gelu, NormKind::LayerNorm},
+      {2, 1, Activation::SwiGLU, NormKind::RMSNorm},
+      {4, 2, Activation::GeGLU, NormKind::LayerNorm},
+      {2, 1, Activation::GeluTanh, NormKind::RMSNorm},
+  };
+  uint32_t state = 12345;
+  for (const Config &c : configs) {
+    Tensor x = randomTensor({batch, seq, hidden}, state);
+    BlockWeights w = randomBlockWeights(hidden, c.heads, c.kvHeads, d, f, c.act,
+                                        c.norm, state);
+    for (bool causal : {false, true}) {
+      Tensor y = transformerBlock(x, w, c.heads, c.kvHeads, causal, c.act,
+                                  c.norm, 1e-5);
+      Tensor expected =
+          manualBlock(x, w, c.heads, c.kvHeads, causal, c.act, c.norm, 1e-5);
+      EXPECT_TRUE(y.shape == Shape({batch, seq, hidden}));
+      EXPECT_NEAR(relativeError(y, expected), 0.0, 1e-14);
+    }
+    // Causal differs from non-causal on the first positions, but the last
+    // position sees every key either way.
+    Tensor yc =
+        transformerBlock(x, w, c.heads, c.kvHeads, true, c.act, c.norm, 1e-5);
+    Tensor yn =
+        transformerBlock(x, w, c.heads, c.kvHeads, false, c.act, c.norm, 1e-5);
+    double firstDiff = 0, lastDiff = 0;
+    for (int64_t i = 0; i < hidden; ++i) {
+      firstDiff += std::fabs(yc.data[size_t(i)] - yn.data[size_t(i)]);
+      size_t last = size_t((seq - 1) * hidden + i);
+      lastDiff += std::fabs(yc.data[last] - yn.data[last]);
+    }
+    EXPECT_TRUE(firstDiff > 1e-6);
+    EXPECT_NEAR(lastDiff, 0.0, 1e-14);
+  }
+
+  // Zero wO and wOut: both branches add 0, so y = x.
+  {
+    Tensor x = randomTensor({batch, seq, hidden}, state);
+    BlockWeights w = randomBlockWeights(hidden, 2, 1, d, f, Activation::Relu,
+                                        NormKind::LayerNorm, state);
+    w.wO = Tensor({2 * d, hidden});
+    w.wOut = Tensor({f, hidden});
+    Tensor y = transformerBlock(x, w, 2, 1, true, Activation::Relu,
+                                NormKind::LayerNorm, 1e-5);
+    EXPECT_NEAR(relativeError(y, x), 0.0, 0.0);
+  }
+
+  // S = 1 with GQA (heads 2, kvHeads 1) and a zero FFN: attention returns
+  // V, both q heads read kv head 0, so y = x + [v, v]·wO with
+  // v = rmsNorm(x)·wV, computed without any head split.
+  {
+    Tensor x = randomTensor({1, 1, hidden}, state);
+    BlockWeights w = randomBlockWeights(hidden, 2, 1, d, f, Activation::Silu,
+                                        NormKind::RMSNorm, state);
+    w.wOut = Tensor({f, hidden});
+    Tensor v = linear(rmsNorm(x, w.norm1Weight, 1e-5), w.wV, nullptr);
+    Tensor merged =
+        makeTensor({1, 1, 2 * d}, {v.data[0], v.data[1], v.data[0], v.data[1]});
+    Tensor expected = add(x, linear(merged, w.wO, nullptr));
+    Tensor y = transformerBlock(x, w, 2, 1, false, Activation::Silu,
+                                NormKind::RMSNorm, 1e-5);
+    EXPECT_NEAR(relativeError(y, expected), 0.0, 1e-14);
+  }
+}
+
+void testRelativeError() {
+  Tensor ref = makeTensor({2}, {3, 4});
+  EXPECT_NEAR(relativeError(makeTensor({2}, {3.3, 4.4}), ref), 0.1, 1e-15);
+  EXPECT_NEAR(relativeError(ref, ref), 0.0, 0.0);
+  EXPECT_NAN(relativeError(
+      makeTensor({2}, {std::numeric_limits<double>::quiet_NaN(), 4}), ref));
+  // A NaN out must give NaN even where the reference is NaN-free and the
+  // other elements are huge.
+  EXPECT_NAN(relativeError(
+      makeTensor({2}, {1e300, std::numeric_limits<double>::quiet_NaN()}), ref));
+  // Zero reference: the absolute error.
+  EXPECT_NEAR(relativeError(makeTensor({2}, {3, 4}), Tensor({2})), 5.0, 1e-15);
+  // Shape mismatch (same element count): +inf.
+  double mismatch = relativeError(makeTensor({1, 2}, {3, 4}), ref);
+  EXPECT_TRUE(std::isinf(mismatch) && mismatch > 0);
+}
+
+void testBF16() {
+  EXPECT_BITS(floatToBF16Bits(1.0f), 0x3F80);
+  EXPECT_BITS(floatToBF16Bits(-1.0f), 0xBF80);
+  EXPECT_BITS(floatToBF16Bits(0.0f), 0x0000);
+  EXPECT_BITS(floatToBF16Bits(-0.0f), 0x8000);
+  // 1 + 2^-8 is halfway between 1 (0x3F80, even) and 1 + 2^-7 (0x3F81).
+  EXPECT_BITS(floatToBF16Bits(1.0f + 0x1p-8f), 0x3F80);
+  // 1 + 3·2^-8 is halfway between 0x3F81 and 0x3F82 (even).
+  EXPECT_BITS(floatToBF16Bits(1.0f + 3 * 0x1p-8f), 0x3F82);
+  // Just above half rounds up.
+  EXPECT_BITS(floatToBF16Bits(1.0f + 0x1p-8f + 0x1p-20f), 0x3F81);
+  // Just below half rounds down.
+  EXPECT_BITS(floatToBF16Bits(floatFromBits(0x3F807FFFu)), 0x3F80);
+  // Overflow: FLT_MAX rounds past bf16's max (0x7F7F) to inf.
+  EXPECT_BITS(floatToBF16Bits(std::numeric_limits<float>::max()), 0x7F80);
+  EXPECT_BITS(floatToBF16Bits(-std::numeric_limits<float>::max()), 0xFF80);
+  EXPECT_BITS(floatToBF16Bits(std::numeric_limits<float>::infinity()), 0x7F80);
+  // NaN stays NaN, including one whose payload is only in the low bits
+  // (plain truncation would turn it into inf).
+  EXPECT_NAN(bf16BitsToFloat(
+      floatToBF16Bits(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_NAN(bf16BitsToFloat(floatToBF16Bits(floatFromBits(0x7F800001u))));
+  EXPECT_NAN(bf16BitsToFloat(floatToBF16Bits(floatFromBits(0xFF800001u))));
+  EXPECT_NEAR(bf16BitsToFloat(0x3F81), 1.0078125, 0.0);
+  EXPECT_NEAR(bf16BitsToFloat(0xC040), -3.0, 0.0);
+  // Every non-NaN bf16 round-trips through float exactly.
+  int roundTripFailures = 0;
+  for (uint32_t b = 0; b <= 0xFFFF; ++b) {
+    float f = bf16BitsToFloat(uint16_t(b));
+    if (!std::isnan(f) && floatToBF16Bits(f) != b)
+      ++roundTripFailures;
+  }
+  EXPECT_TRUE(roundTripFailures == 0);
+}
+
+void testF16() {
+  EXPECT_BITS(floatToF16Bits(1.0f), 0x3C00);
+  EXPECT_BITS(floatToF16Bits(-2.0f), 0xC000);
+  EXPECT_BITS(floatToF16Bits(-0.0f), 0x8000);
+  EXPECT_BITS(floatToF16Bits(65504.0f), 0x7BFF);
+  // 1 + 2^-11 is halfway between 1 (0x3C00, even) and 1 + 2^-10 (0x3C01).
+  EXPECT_BITS(floatToF16Bits(1.0f + 0x1p-11f), 0x3C00);
+  // 1 + 3·2^-11 is halfway between 0x3C01 and 0x3C02 (even).
+  EXPECT_BITS(floatToF16Bits(1.0f + 3 * 0x1p-11f), 0x3C02);
+  EXPECT_BITS(floatToF16Bits(1.0f + 0x1p-11f + 0x1p-20f), 0x3C01);
+  // 1/3 rounds to 0x3555.
+  EXPECT_BITS(floatToF16Bits(1.0f / 3.0f), 0x3555);
+  // Overflow: 65519 rounds down to the max; 65520 is the tie between 65504
+  // (odd mantissa) and 2^16, so it rounds to inf, as do larger values.
+  EXPECT_BITS(floatToF16Bits(65519.0f), 0x7BFF);
+  EXPECT_BITS(floatToF16Bits(65520.0f), 0x7C00);
+  EXPECT_BITS(floatToF16Bits(1e6f), 0x7C00);
+  EXPECT_BITS(floatToF16Bits(-1e6f), 0xFC00);
+  EXPECT_BITS(floatToF16Bits(std::numeric_limits<float>::infinity()), 0x7C00);
+  EXPECT_BITS(floatToF16Bits(-std::numeric_limits<float>::infinity()), 0xFC00);
+  // NaN stays NaN, low-bit payloads included.
+  EXPECT_NAN(
+      f16BitsToFloat(floatToF16Bits(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_NAN(f16BitsToFloat(floatToF16Bits(floatFromBits(0x7F800001u))));
+  EXPECT_NAN(f16BitsToFloat(floatToF16Bits(floatFromBits(0xFF800001u))));
+  EXPECT_NAN(f16BitsToFloat(0x7E00));
+  EXPECT_TRUE(std::isinf(f16BitsToFloat(0x7C00)));
+  // Subnormals: 2^-24 is the smallest; 2^-25 is the tie with 0 (even);
+  // 1.5·2^-25 rounds up to 2^-24; 3·2^-25 is the tie between 1 and 2 units
+  // (even: 2); 2^-14 - 2^-25 is the tie between 0x03FF and the smallest
+  // normal 0x0400 (even: 0x0400).
+  EXPECT_BITS(floatToF16Bits(0x1p-24f), 0x0001);
+  EXPECT_BITS(floatToF16Bits(-0x1p-24f), 0x8001);
+  EXPECT_BITS(floatToF16Bits(0x1p-25f), 0x0000);
+  EXPECT_BITS(floatToF16Bits(0x1.8p-25f), 0x0001);
+  EXPECT_BITS(floatToF16Bits(3 * 0x1p-25f), 0x0002);
+  EXPECT_BITS(floatToF16Bits(0x1p-14f - 0x1p-25f), 0x0400);
+  EXPECT_BITS(floatToF16Bits(0x1p-14f), 0x0400);
+  EXPECT_BITS(floatToF16Bits(0x1p-26f), 0x0000);
+  EXPECT_BITS(floatToF16Bits(std::numeric_limits<float>::denorm_min()), 0x0000);
+  EXPECT_NEAR(f16BitsToFloat(0x0001), 0x1p-24, 0.0);
+  EXPECT_NEAR(f16BitsToFloat(0x03FF), 1023 * 0x1p-24, 0.0);
+  EXPECT_NEAR(f16BitsToFloat(0x8001), -0x1p-24, 0.0);
+  EXPECT_NEAR(f16BitsToFloat(0x7BFF), 65504.0, 0.0);
+  EXPECT_NEAR(f16BitsToFloat(0x3555), 0.333251953125, 0.0);
+  // Every non-NaN f16 round-trips through float exactly.
+  int roundTripFailures = 0;
+  for (uint32_t b = 0; b <= 0xFFFF; ++b) {
+    float f = f16BitsToFloat(uint16_t(b));
+    if (!std::isnan(f) && floatToF16Bits(f) != b)
+      ++roundTripFailures;
+  }
+  EXPECT_TRUE(roundTripFailures == 0);
+}
+
+} // namespace
+
+int main() {
+  testTensor();
+  testAttentionOneKey();
+  testAttentionTwoKeys();
+  testAttentionCausal();
+  testAttentionGQA();
+  testLinear();
+  testActivations();
+  testFFNShapes();
+  testNorms();
+  testAdd();
+  testTransformerBlock();
+  testRelativeError();
+  testBF16();
+  testF16();
+  std::printf("%d passed, %d failed\n", numPassed, numFailed);
+  return numFailed == 0 ? 0 : 1;
+}
