@@ -234,11 +234,11 @@ Value lowerNorm(OpBuilder &b, Location loc, Value x, Value weight, Value bias,
                                                    cst(nb, nl, width))
                           .getResult();
                     });
-  Value rowTemplate = filledTensor(b, loc, type.getShape().drop_back(), f32, 0.0);
   Value squares;
   if (mean) {
+    Value zeros = filledTensor(b, loc, type.getShape().drop_back(), f32, 0.0);
     squares =
-        buildGeneric(b, loc, {x, mean}, rowTemplate,
+        buildGeneric(b, loc, {x, mean}, zeros,
                      {maps.identity(), maps.perRow(), maps.perRow()},
                      maps.rank, {maps.rank - 1},
                      [&](OpBuilder &nb, Location nl, ValueRange args) {

@@ -65,9 +65,10 @@ void bpt::addHostLLVMStage(OpPassManager &pm) {
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
-  // erf and tanh have no LLVM intrinsic: call libm.
-  pm.addPass(createConvertMathToLibmPass());
+  // LLVM intrinsics where they exist (exp2, sqrt); libm for the rest (erf,
+  // tanh).
   pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());

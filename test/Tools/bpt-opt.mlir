@@ -4,6 +4,12 @@
 // bpt-opt is mlir-opt with bpt and the upstream pieces of its lowering.
 
 // HELP-DAG: --bpt-decompose-block
+// HELP-DAG: --bpt-tile-attention
+// HELP-DAG: --bpt-fuse-ffn-residual
+// HELP-DAG: --bpt-convert-to-linalg
+// HELP-DAG: --bpt-report-memory
+// HELP-DAG: --bpt-blockwise
+// HELP-DAG: --bpt-to-cpu
 // HELP-DAG: --canonicalize
 // HELP-DAG: --one-shot-bufferize
 // HELP-DAG: --convert-linalg-to-loops

@@ -1,0 +1,135 @@
+// RUN: bpt-opt %s --split-input-file --bpt-tile-attention="q-block=32 kv-block=32" | FileCheck %s
+
+// Causal GQA with ragged tails on both sides and Sq > Skv: the full blockwise
+// form. Query rows [q0, q0 + 32) of head h read key/value head h / 2; key
+// blocks [0, full) run unmasked, [full, end) masked, the rest are skipped.
+
+// CHECK-LABEL: func.func @causal_gqa_ragged
+// CHECK-SAME: (%[[Q:.+]]: tensor<1x4x100x16xf32>, %[[K:.+]]: tensor<1x2x90x16xf32>, %[[V:.+]]: tensor<1x2x90x16xf32>)
+// No S x S (or Sq x Skv) tensor exists.
+// CHECK-NOT: tensor<100x90x
+// CHECK-NOT: tensor<{{[0-9]+}}x100x90
+// CHECK: %[[OUT:.+]] = tensor.empty() : tensor<1x4x100x16xf32>
+// CHECK: scf.forall (%[[B:.+]], %[[H:.+]], %[[QI:.+]]) in (1, 4, 4) shared_outs(%[[ACC_OUT:.+]] = %[[OUT]])
+// CHECK: %[[Q0:.+]] = arith.muli %[[QI]], %{{.+}} : index
+// GQA: the key/value head is an index, K and V are not copied per head.
+// CHECK: %[[KVH:.+]] = arith.divui %[[H]], %{{.+}} : index
+// The ragged query block is copied into a zeroed static tile.
+// CHECK: %[[ROWS:.+]] = arith.minsi
+// CHECK: %[[QSLICE:.+]] = tensor.extract_slice %[[Q]][%[[B]], %[[H]], %[[Q0]], 0] [1, 1, %[[ROWS]], 16] [1, 1, 1, 1] : tensor<1x4x100x16xf32> to tensor<?x16xf32>
+// CHECK: %[[QTILE:.+]] = tensor.insert_slice %[[QSLICE]] into %{{.+}}[0, 0] [%[[ROWS]], 16] [1, 1] : tensor<?x16xf32> into tensor<32x16xf32>
+// Unmasked blocks: those whose keys all lie at or below the first row's
+// diagonal (Skv - Sq = -10, so keys j <= q0 - 10).
+// CHECK: %[[C_9:.+]] = arith.constant -9 : index
+// CHECK: arith.addi %[[Q0]], %[[C_9]]
+// CHECK: %[[FULL:.+]] = arith.divsi
+// Blocks past the last valid row's diagonal are never visited.
+// CHECK: %[[END:.+]] = arith.ceildivsi
+// CHECK: %[[M0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<32xf32>)
+// CHECK: %[[L0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<32xf32>)
+// CHECK: %[[A0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<32x16xf32>)
+// CHECK: %[[R1:.+]]:3 = scf.for %[[J:.+]] = %{{.+}} to %[[FULL]] step %{{.+}} iter_args(%[[M:.+]] = %[[M0]], %[[L:.+]] = %[[L0]], %[[A:.+]] = %[[A0]]) -> (tensor<32xf32>, tensor<32xf32>, tensor<32x16xf32>)
+// CHECK: tensor.extract_slice %[[K]][%[[B]], %[[KVH]], %{{.+}}, 0] [1, 1, 32, 16] [1, 1, 1, 1] : tensor<1x2x90x16xf32> to tensor<32x16xf32>
+// CHECK: %[[S:.+]] = linalg.matmul indexing_maps = [#{{.+}}, #{{.+}}, #{{.+}}] ins(%[[QTILE]], %{{.+}} : tensor<32x16xf32>, tensor<32x16xf32>) outs(%{{.+}} : tensor<32x32xf32>) -> tensor<32x32xf32>
+// CHECK-NOT: linalg.index
+// CHECK: math.exp2
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<32x32xf32>, tensor<32x16xf32>) outs(%{{.+}} : tensor<32x16xf32>)
+// CHECK: scf.yield %{{.+}}, %{{.+}}, %{{.+}} : tensor<32xf32>, tensor<32xf32>, tensor<32x16xf32>
+// Masked blocks carry the state on from the unmasked ones.
+// CHECK: %[[R2:.+]]:3 = scf.for %{{.+}} = %[[FULL]] to %[[END]] step %{{.+}} iter_args(%{{.+}} = %[[R1]]#0, %{{.+}} = %[[R1]]#1, %{{.+}} = %[[R1]]#2)
+// The key tail is padded too, and masked: keys past 90, and keys above the
+// bottom-right diagonal (j <= i + q0 - 10), get -inf.
+// CHECK: tensor.extract_slice %[[K]]{{.+}} to tensor<?x16xf32>
+// CHECK: linalg.generic
+// CHECK: arith.mulf
+// CHECK: %[[COL:.+]] = arith.addi %{{.+}}, %{{.+}} : index
+// CHECK: arith.cmpi slt, %[[COL]], %{{.+}} : index
+// CHECK: linalg.index 0
+// CHECK: arith.cmpi sle, %[[COL]]
+// CHECK: arith.select %{{.+}}, %{{.+}}, %{{.+}} : f32
+// CHECK: scf.yield
+// One normalisation at the end: acc / l, 0 where l == 0 (rows that saw no key).
+// CHECK: linalg.generic {{.+}} ins(%[[R2]]#2, %[[R2]]#1 : tensor<32x16xf32>, tensor<32xf32>)
+// CHECK: arith.cmpf ogt
+// CHECK: arith.divf
+// CHECK: arith.select
+// Only the valid rows are written.
+// CHECK: %[[VALID:.+]] = tensor.extract_slice %{{.+}}[0, 0] [%{{.+}}, 16] [1, 1] : tensor<32x16xf32> to tensor<?x16xf32>
+// CHECK: scf.forall.in_parallel
+// CHECK: tensor.parallel_insert_slice %[[VALID]] into %[[ACC_OUT]][%[[B]], %[[H]], %[[Q0]], 0] [1, 1, %{{.+}}, 16] [1, 1, 1, 1]
+// CHECK: } {bpt.kv_block = 32 : i64, bpt.q_block = 32 : i64}
+func.func @causal_gqa_ragged(%q: tensor<1x4x100x16xf32>, %k: tensor<1x2x90x16xf32>,
+                             %v: tensor<1x2x90x16xf32>) -> tensor<1x4x100x16xf32> {
+  %o = bpt.attention %q, %k, %v causal
+      : (tensor<1x4x100x16xf32>, tensor<1x2x90x16xf32>, tensor<1x2x90x16xf32>)
+        -> tensor<1x4x100x16xf32>
+  return %o : tensor<1x4x100x16xf32>
+}
+
+// -----
+
+// Not causal, sequence lengths multiples of the blocks: static tiles straight
+// from the inputs, one unmasked loop over all 4 key blocks, no mask, no
+// padding; MHA needs no head division. bf16 inputs, f32 softmax state.
+
+// CHECK-LABEL: func.func @mha_divisible
+// CHECK-NOT: tensor<128x128x
+// CHECK: scf.forall (%[[B:.+]], %[[H:.+]], %[[QI:.+]]) in (2, 2, 4)
+// CHECK-NOT: arith.divui
+// CHECK: tensor.extract_slice %{{.+}}[%[[B]], %[[H]], %{{.+}}, 0] [1, 1, 32, 64] [1, 1, 1, 1] : tensor<2x2x128x64xbf16> to tensor<32x64xbf16>
+// CHECK: %[[C4:.+]] = arith.constant 4 : index
+// CHECK: scf.for %{{.+}} = %{{.+}} to %[[C4]] step %{{.+}} iter_args({{.+}}) -> (tensor<32xf32>, tensor<32xf32>, tensor<32x64xf32>)
+// CHECK: linalg.matmul {{.+}} ins(%{{.+}}, %{{.+}} : tensor<32x64xbf16>, tensor<32x64xbf16>) outs(%{{.+}} : tensor<32x32xf32>)
+// CHECK-NOT: linalg.index
+// CHECK-NOT: scf.for
+// The result is rounded to bf16 once, at the end.
+// CHECK: arith.truncf %{{.+}} : f32 to bf16
+// CHECK: tensor.parallel_insert_slice %{{.+}} into %{{.+}}[%[[B]], %[[H]], %{{.+}}, 0] [1, 1, 32, 64] [1, 1, 1, 1] : tensor<32x64xbf16> into tensor<2x2x128x64xbf16>
+func.func @mha_divisible(%q: tensor<2x2x128x64xbf16>, %k: tensor<2x2x128x64xbf16>,
+                         %v: tensor<2x2x128x64xbf16>) -> tensor<2x2x128x64xbf16> {
+  %o = bpt.attention %q, %k, %v
+      : (tensor<2x2x128x64xbf16>, tensor<2x2x128x64xbf16>, tensor<2x2x128x64xbf16>)
+        -> tensor<2x2x128x64xbf16>
+  return %o : tensor<2x2x128x64xbf16>
+}
+
+// -----
+
+// Not causal with a ragged key tail: two full blocks unmasked, the tail in a
+// masked loop that only checks j < Skv. MQA: every query head reads kv head
+// h / 4 = 0. The explicit scale is folded with log2(e): 0.5 * 1.4427 = 0.7213.
+
+// CHECK-LABEL: func.func @mqa_ragged_keys
+// CHECK: arith.divui %{{.+}}, %{{.+}} : index
+// CHECK: %[[C2:.+]] = arith.constant 2 : index
+// CHECK: %[[C3:.+]] = arith.constant 3 : index
+// CHECK: %[[FULL:.+]]:3 = scf.for %{{.+}} = %{{.+}} to %[[C2]]
+// CHECK: arith.constant 0.72134751 : f32
+// CHECK-NOT: linalg.index
+// CHECK: scf.for %{{.+}} = %[[C2]] to %[[C3]] {{.+}} iter_args(%{{.+}} = %[[FULL]]#0
+// CHECK: arith.cmpi slt
+// CHECK-NOT: arith.cmpi sle
+// CHECK: scf.yield
+func.func @mqa_ragged_keys(%q: tensor<1x4x32x8xf32>, %k: tensor<1x1x80x8xf32>,
+                           %v: tensor<1x1x80x8xf32>) -> tensor<1x4x32x8xf32> {
+  %o = bpt.attention %q, %k, %v scale(0.5)
+      : (tensor<1x4x32x8xf32>, tensor<1x1x80x8xf32>, tensor<1x1x80x8xf32>)
+        -> tensor<1x4x32x8xf32>
+  return %o : tensor<1x4x32x8xf32>
+}
+
+// -----
+
+// Blocks larger than the sequence are clamped to it (and recorded).
+
+// CHECK-LABEL: func.func @clamped_blocks
+// CHECK: scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (1, 1, 1)
+// CHECK: tensor<16x24xf32>
+// CHECK: } {bpt.kv_block = 24 : i64, bpt.q_block = 16 : i64}
+func.func @clamped_blocks(%q: tensor<1x1x16x8xf32>, %k: tensor<1x1x24x8xf32>,
+                          %v: tensor<1x1x24x8xf32>) -> tensor<1x1x16x8xf32> {
+  %o = bpt.attention %q, %k, %v
+      : (tensor<1x1x16x8xf32>, tensor<1x1x24x8xf32>, tensor<1x1x24x8xf32>)
+        -> tensor<1x1x16x8xf32>
+  return %o : tensor<1x1x16x8xf32>
+}
