@@ -47,6 +47,10 @@ FailureOr<HostTensor> hostTensorFor(Location loc, Type type, StringRef what) {
                           << " must be a statically shaped tensor of f32, "
                              "f16 or bf16, got "
                           << type;
+  if (tensor.getNumElements() == 0)
+    return emitError(loc) << "bpt CPU runner: " << what
+                          << " is empty (" << type
+                          << "): there is nothing to check";
   return HostTensor(std::vector<int64_t>(tensor.getShape().begin(),
                                          tensor.getShape().end()),
                     *dtype);
@@ -150,6 +154,9 @@ FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
     buffers.push_back(std::move(*buffer));
   }
   size_t numInputs = buffers.size();
+  if (func.getNumResults() == 0)
+    return func.emitError() << "bpt CPU runner: function '" << name
+                            << "' has no results to check";
   for (auto [index, type] : llvm::enumerate(func.getResultTypes())) {
     FailureOr<HostTensor> buffer =
         hostTensorFor(func.getLoc(), type, llvm::formatv("result #{0}", index).str());
@@ -173,7 +180,11 @@ FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
   std::vector<ref::Tensor> firstOutputs;
   for (auto [qBlock, kvBlock] : options.blockSizes) {
     CPUCheckResult::Run run{qBlock, kvBlock, {}, 0, 0, 0, 0};
+    // Compile the chosen function only.
     OwningOpRef<ModuleOp> copy = module.clone();
+    for (auto other : llvm::to_vector(copy->getOps<func::FuncOp>()))
+      if (other.getSymName() != name)
+        other.erase();
 
     // Compile: to bufferized IR, measure, then on to LLVM.
     start = std::chrono::steady_clock::now();

@@ -43,6 +43,7 @@ void bpt::addLinalgStage(OpPassManager &pm) {
 }
 
 void bpt::addBufferizationStage(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createBPTReadOnlyInputs());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =

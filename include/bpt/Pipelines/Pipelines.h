@@ -49,8 +49,9 @@ void buildBPTBlockwisePipeline(mlir::OpPassManager &pm,
 /// bpt-to-cpu, stage 1: bpt ops and elementwise tensor ops -> linalg.
 void addLinalgStage(mlir::OpPassManager &pm);
 /// bpt-to-cpu, stage 2: one-shot bufferization with identity layouts at
-/// function boundaries, results turned into out-parameters (the caller owns
-/// every input and output buffer; every allocation left is an intermediate).
+/// function boundaries, inputs read-only, results turned into
+/// out-parameters (the caller owns every input and output buffer; every
+/// allocation left is an intermediate).
 void addBufferizationStage(mlir::OpPassManager &pm);
 /// bpt-to-cpu, stage 3: deallocation, loops, and the LLVM dialect; functions
 /// take bare pointers (static shapes), in argument order, outputs last.

@@ -148,4 +148,16 @@ def BPTReportMemory : Pass<"bpt-report-memory", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def BPTReadOnlyInputs : Pass<"bpt-readonly-inputs", "::mlir::func::FuncOp"> {
+  let summary = "Mark tensor arguments as not writable for bufferization";
+  let description = [{
+    Sets `bufferization.writable = false` on every tensor argument of public
+    functions, so that one-shot bufferization never computes a result in
+    place of a caller's input (a residual `arith.addf %x, %y` would otherwise
+    overwrite `%x`'s buffer). Inputs stay the caller's; outputs are
+    separate buffers.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
+}
+
 #endif // BPT_TRANSFORMS_PASSES_TD

@@ -1,0 +1,260 @@
+//===-- bpt-c/Runtime.h - C API of the CUDA driver runtime --------*- C -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Loads the PTX that bpt-compile writes, allocates device memory, launches
+// kernels and times them, through the CUDA driver API. The driver
+// (libcuda.so.1) is opened at run time with dlopen, so a program linked with
+// this library builds and starts on a machine without a GPU or driver and can
+// ask bptRuntimeIsAvailable() whether it can run kernels.
+//
+// Conventions (those of MLIR's C API):
+// - handles are structs holding one pointer; a null handle has ptr == NULL;
+// - every call that can fail returns an int status: 0 (bptRuntimeSuccess) on
+//   success, otherwise one of the bptRuntimeStatus codes, and stores a
+//   message a person can act on, which bptRuntimeLastError() returns;
+// - out-parameters come last and are written only on success.
+//
+// Threading: the last error is per thread. A runtime and its modules, buffers
+// and timers may be used from any thread (each call makes the runtime's
+// context current), but from one thread at a time.
+//
+// All work goes to the context's default (legacy) stream, in call order.
+// Launches are asynchronous: an error in a running kernel shows at the next
+// bptRuntimeSynchronize(), device-to-host copy or timer stop, and the message
+// names the kernels launched since the last synchronization.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_C_RUNTIME_H
+#define BPT_C_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//===----------------------------------------------------------------------===//
+// Status and errors
+//===----------------------------------------------------------------------===//
+
+/// The status codes that the calls return. Anything but bptRuntimeSuccess is
+/// a failure whose message bptRuntimeLastError() returns.
+typedef enum bptRuntimeStatus {
+  /// The call succeeded.
+  bptRuntimeSuccess = 0,
+  /// libcuda.so.1 could not be loaded, lacks a needed function, or cuInit
+  /// failed.
+  bptRuntimeErrorNoDriver = 1,
+  /// The driver loaded but there is no CUDA device, or not the one asked for.
+  bptRuntimeErrorNoDevice = 2,
+  /// The caller passed a bad argument (null handle, zero size, bad launch
+  /// dimensions, unknown kernel, too much shared memory, ...).
+  bptRuntimeErrorInvalidArgument = 3,
+  /// A CUDA driver call failed; the message names the call and the error.
+  bptRuntimeErrorCuda = 4,
+  /// A file could not be read.
+  bptRuntimeErrorIO = 5,
+  /// A callback given to bptRuntimeTimeLaunches() returned non-zero.
+  bptRuntimeErrorCallback = 6,
+} bptRuntimeStatus;
+
+/// The message of the most recent failed call on this thread, or "" if none
+/// failed yet. Successful calls leave it unchanged. The pointer stays valid
+/// until the next failing call on this thread.
+const char *bptRuntimeLastError(void);
+
+/// Whether a CUDA driver and at least one device can be found. Never aborts:
+/// returns 1 when a device is usable, 0 otherwise. When `message` is not
+/// NULL, writes at most `capacity` bytes (NUL-terminated) to it: a line
+/// describing the devices found, or why none can be used, for example
+/// "no NVIDIA driver found (libcuda.so.1 could not be loaded: ...)" or
+/// "no CUDA device found". On 0 the reason is also bptRuntimeLastError().
+///
+/// The environment variable BPT_LIBCUDA, if set, names the driver library to
+/// load instead of libcuda.so.1.
+int bptRuntimeIsAvailable(char *message, size_t capacity);
+
+/// Writes the number of CUDA devices to `*count`. Fails with
+/// bptRuntimeErrorNoDriver if no driver can be loaded.
+int bptRuntimeGetDeviceCount(int *count);
+
+//===----------------------------------------------------------------------===//
+// Runtime: driver + device + primary context
+//===----------------------------------------------------------------------===//
+
+/// A loaded driver bound to one device and that device's primary context
+/// (the context the CUDA runtime API, PyTorch and CuPy use, so device
+/// pointers can be shared with them).
+typedef struct bptRuntime {
+  void *ptr;
+} bptRuntime;
+
+/// Whether `runtime` is the null handle.
+static inline bool bptRuntimeIsNull(bptRuntime runtime) {
+  return runtime.ptr == NULL;
+}
+
+/// Loads the driver, initialises it and retains the primary context of
+/// device `device` (0-based). Fails with bptRuntimeErrorNoDriver or
+/// bptRuntimeErrorNoDevice and a message saying what is missing.
+int bptRuntimeCreate(int device, bptRuntime *runtime);
+
+/// Releases the runtime's primary context. Every module and timer of the
+/// runtime must have been destroyed first; device memory still allocated is
+/// freed when the last user of the primary context releases it. Destroying
+/// the null handle does nothing.
+int bptRuntimeDestroy(bptRuntime runtime);
+
+/// What the runtime knows about its device.
+typedef struct bptDeviceInfo {
+  /// The device's name, e.g. "NVIDIA H100 80GB HBM3" (NUL-terminated).
+  char name[256];
+  /// The device index given to bptRuntimeCreate().
+  int ordinal;
+  /// Compute capability, e.g. 9 and 0 for sm_90.
+  int computeCapabilityMajor;
+  /// See computeCapabilityMajor.
+  int computeCapabilityMinor;
+  /// Number of streaming multiprocessors.
+  int multiprocessorCount;
+  /// The most shared memory one block may use, in bytes, once a kernel opts
+  /// in (CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN).
+  int maxSharedMemoryPerBlockOptin;
+  /// The driver's CUDA version, e.g. 13000 for 13.0.
+  int driverVersion;
+  /// Device memory in bytes.
+  uint64_t totalMemoryBytes;
+  /// Device memory free at the time of the call, in bytes.
+  uint64_t freeMemoryBytes;
+} bptDeviceInfo;
+
+/// Fills `*info` for the runtime's device (free memory is read now).
+int bptRuntimeGetDeviceInfo(bptRuntime runtime, bptDeviceInfo *info);
+
+/// Waits for all work queued on the runtime's context. A kernel that failed
+/// while running is reported here, with the names of the kernels launched
+/// since the last synchronization.
+int bptRuntimeSynchronize(bptRuntime runtime);
+
+//===----------------------------------------------------------------------===//
+// Device memory
+//===----------------------------------------------------------------------===//
+
+/// Allocates `bytes` (> 0) of device memory and writes its address to
+/// `*devicePointer`. On failure the message says how much memory is free.
+int bptRuntimeMalloc(bptRuntime runtime, size_t bytes, uint64_t *devicePointer);
+
+/// Frees memory from bptRuntimeMalloc(). Freeing 0 does nothing.
+int bptRuntimeFree(bptRuntime runtime, uint64_t devicePointer);
+
+/// Copies `bytes` from host memory `source` to device address `destination`.
+/// Waits for earlier work on the default stream.
+int bptRuntimeCopyHostToDevice(bptRuntime runtime, uint64_t destination,
+                               const void *source, size_t bytes);
+
+/// Copies `bytes` from device address `source` to host memory `destination`.
+/// Waits for earlier work, so it reports errors of kernels still running.
+int bptRuntimeCopyDeviceToHost(bptRuntime runtime, void *destination,
+                               uint64_t source, size_t bytes);
+
+/// Sets `bytes` bytes at device address `destination` to `value`.
+int bptRuntimeMemset(bptRuntime runtime, uint64_t destination, uint8_t value,
+                     size_t bytes);
+
+//===----------------------------------------------------------------------===//
+// Modules: loaded PTX, kernel launches
+//===----------------------------------------------------------------------===//
+
+/// PTX compiled for the runtime's device by the driver's JIT compiler.
+typedef struct bptModule {
+  void *ptr;
+} bptModule;
+
+/// Whether `module` is the null handle.
+static inline bool bptModuleIsNull(bptModule module) {
+  return module.ptr == NULL;
+}
+
+/// Compiles the NUL-terminated PTX text `ptx` for the runtime's device. On
+/// failure the message gives the PTX's .version and .target, the device's
+/// compute capability and the JIT compiler's error log.
+int bptModuleLoadPTX(bptRuntime runtime, const char *ptx, bptModule *module);
+
+/// Reads the PTX file at `path` and loads it as bptModuleLoadPTX() does.
+int bptModuleLoadPTXFile(bptRuntime runtime, const char *path,
+                         bptModule *module);
+
+/// Unloads the module. Destroying the null handle does nothing.
+int bptModuleDestroy(bptModule module);
+
+/// The JIT compiler's information log for the module (may be empty). The
+/// pointer is valid until the module is destroyed.
+const char *bptModuleGetInfoLog(bptModule module);
+
+/// Queues kernel `kernel` of `module` on the default stream.
+///
+/// `grid` and `block` are {x, y, z}, each >= 1, with at most 1024 threads per
+/// block. `dynamicSharedMemoryBytes` is the dynamic shared memory per block;
+/// above what the kernel allows by default (48 KiB less its static shared
+/// memory), the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES is
+/// raised, and the launch fails with a message naming both numbers when the
+/// device's opt-in maximum is exceeded.
+///
+/// The kernel takes `numArgs` parameters, each one device pointer:
+/// `args[i]` is parameter i. Where the driver can tell (CUDA 12.4 and later)
+/// a different parameter count is an error.
+int bptModuleLaunch(bptModule module, const char *kernel,
+                    const uint32_t grid[3], const uint32_t block[3],
+                    uint32_t dynamicSharedMemoryBytes, const uint64_t *args,
+                    size_t numArgs);
+
+//===----------------------------------------------------------------------===//
+// Timing with CUDA events
+//===----------------------------------------------------------------------===//
+
+/// The body timed by bptRuntimeTimeLaunches(): queues the work of iteration
+/// `iteration` (usually kernel launches) and returns 0, or non-zero to stop.
+typedef int (*bptRuntimeLaunchCallback)(void *userData, int iteration);
+
+/// Records an event, calls `body(userData, i)` for i = 0 .. iterations-1,
+/// records a second event, waits for it and writes the GPU time between the
+/// events, in milliseconds, for all iterations together, to `*milliseconds`.
+/// If `body` returns non-zero the timing stops and the call fails with
+/// bptRuntimeErrorCallback; a message the body left through a failing runtime
+/// call is kept in the new message.
+int bptRuntimeTimeLaunches(bptRuntime runtime, int iterations,
+                           bptRuntimeLaunchCallback body, void *userData,
+                           float *milliseconds);
+
+/// A pair of CUDA events that time the work queued between start and stop.
+typedef struct bptTimer {
+  void *ptr;
+} bptTimer;
+
+/// Whether `timer` is the null handle.
+static inline bool bptTimerIsNull(bptTimer timer) { return timer.ptr == NULL; }
+
+/// Creates a timer on the runtime's default stream.
+int bptTimerCreate(bptRuntime runtime, bptTimer *timer);
+
+/// Records the start event.
+int bptTimerStart(bptTimer timer);
+
+/// Records the stop event, waits for it and writes the milliseconds since
+/// the start event to `*milliseconds`. Fails if the timer was not started.
+int bptTimerStop(bptTimer timer, float *milliseconds);
+
+/// Destroys the timer's events. Destroying the null handle does nothing.
+int bptTimerDestroy(bptTimer timer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // BPT_C_RUNTIME_H

@@ -1,0 +1,250 @@
+//===- Manifest.h - kernel-set manifest and JSON reader ---------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// bpt-compile writes, next to each .ptx, a manifest (JSON) with everything a
+// runtime needs to launch it: buffers (name, role, dtype, shape, bytes), the
+// kernels to launch in order with grid, block, dynamic shared memory and the
+// buffer index of each argument, and the options the kernels were compiled
+// for. This reader needs no LLVM: it carries its own JSON parser.
+//
+// Schema, version 1 (every field is required unless marked optional; unknown
+// fields are errors, so that a typo cannot silently change a launch):
+//
+//   {
+//     "bpt_manifest_version": 1,
+//     "ptx": "out.ptx",                 // path relative to the manifest
+//     "chip": "sm_90a",
+//     "features": "+ptx80",             // optional
+//     "op": "attention",                // attention | ffn | block | custom
+//     "options": {"causal": true, ...}, // optional; numbers, strings, bools
+//     "buffers": [                      // at least one
+//       {"name": "query", "role": "input", "dtype": "bf16",
+//        "shape": [2, 8, 1024, 64], "bytes": 2097152}, ...
+//     ],                                // role: input | output | workspace
+//                                       // dtype: f32 | f16 | bf16 | i8
+//     "launches": [                     // at least one, run in order
+//       {"kernel": "block_kernel", "grid": [2, 8, 16], "block": [256, 1, 1],
+//        "dynamic_shared_memory": 49152,  // optional, default 0
+//        "args": [0, 1, 2, 3]}            // indices into "buffers"
+//     ]
+//   }
+//
+// Errors name the field's path, e.g.
+// "launches[0].args[3]: index 7 out of range (4 buffers)"; JSON syntax errors
+// give line, column and byte offset.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_RUNTIME_MANIFEST_H
+#define BPT_RUNTIME_MANIFEST_H
+
+#include "bpt/Runtime/Runtime.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bpt::rt {
+
+//===----------------------------------------------------------------------===//
+// JSON
+//===----------------------------------------------------------------------===//
+
+/// A parsed JSON value. Objects keep their members in source order; a
+/// duplicate key is a parse error.
+class JsonValue {
+public:
+  /// The JSON types.
+  enum class Kind { Null, Bool, Number, String, Array, Object };
+
+  /// Parses one JSON document (RFC 8259; no comments, no trailing commas).
+  /// Errors read "line L, column C (byte B): <what>".
+  static Expected<JsonValue> parse(std::string_view text);
+
+  /// null.
+  JsonValue() = default;
+  /// A boolean.
+  static JsonValue makeBool(bool value);
+  /// A number; `isInteger` marks a literal written without fraction or
+  /// exponent that fits int64_t.
+  static JsonValue makeNumber(double value, bool isInteger = false,
+                              int64_t integer = 0);
+  /// A string.
+  static JsonValue makeString(std::string value);
+  /// An empty array.
+  static JsonValue makeArray();
+  /// An empty object.
+  static JsonValue makeObject();
+
+  /// The type.
+  Kind kind() const { return kind_; }
+  /// "null", "boolean", "number", "string", "array" or "object".
+  const char *kindName() const;
+
+  /// Whether this is null.
+  bool isNull() const { return kind_ == Kind::Null; }
+  /// Whether this is a boolean.
+  bool isBool() const { return kind_ == Kind::Bool; }
+  /// Whether this is a number.
+  bool isNumber() const { return kind_ == Kind::Number; }
+  /// Whether this is a string.
+  bool isString() const { return kind_ == Kind::String; }
+  /// Whether this is an array.
+  bool isArray() const { return kind_ == Kind::Array; }
+  /// Whether this is an object.
+  bool isObject() const { return kind_ == Kind::Object; }
+
+  /// The boolean; false if this is not one.
+  bool getBool() const { return kind_ == Kind::Bool && bool_; }
+  /// The number; 0 if this is not one.
+  double getNumber() const { return kind_ == Kind::Number ? number_ : 0; }
+  /// The number as an exact integer: an integer literal, or a number with an
+  /// integral value of magnitude below 2^53; nullopt otherwise.
+  std::optional<int64_t> getInteger() const;
+  /// The string; empty if this is not one.
+  const std::string &getString() const { return string_; }
+
+  /// Elements of an array or member values of an object; 0 otherwise.
+  size_t size() const { return items_.size(); }
+  /// Element `i` of an array, or the value of member `i` of an object.
+  const JsonValue &operator[](size_t i) const { return items_[i]; }
+  /// The key of member `i` of an object.
+  const std::string &key(size_t i) const { return keys_[i]; }
+  /// The value of member `key` of an object, or null if absent.
+  const JsonValue *find(std::string_view key) const;
+
+  /// Appends an element to an array.
+  void push(JsonValue value);
+  /// Appends a member to an object; false (and nothing added) if `key` is
+  /// already present.
+  bool insert(std::string key, JsonValue value);
+
+  /// The value as compact JSON text.
+  std::string toString() const;
+
+private:
+  Kind kind_ = Kind::Null;
+  bool bool_ = false;
+  bool isInteger_ = false;
+  double number_ = 0;
+  int64_t integer_ = 0;
+  std::string string_;
+  /// Object keys (empty for arrays); parallel to items_.
+  std::vector<std::string> keys_;
+  std::vector<JsonValue> items_;
+};
+
+//===----------------------------------------------------------------------===//
+// Manifest
+//===----------------------------------------------------------------------===//
+
+/// Element types of manifest buffers.
+enum class ElementType { F32, F16, BF16, I8 };
+
+/// "f32", "f16", "bf16", "i8".
+const char *elementTypeName(ElementType type);
+/// Bytes per element: 4, 2, 2, 1.
+int64_t elementTypeBytes(ElementType type);
+/// The element type named `name`, or nullopt.
+std::optional<ElementType> parseElementType(std::string_view name);
+
+/// What a buffer is for.
+enum class BufferRole { Input, Output, Workspace };
+
+/// "input", "output", "workspace".
+const char *bufferRoleName(BufferRole role);
+
+/// What the kernel set computes.
+enum class ManifestOp { Attention, FFN, Block, Custom };
+
+/// "attention", "ffn", "block", "custom".
+const char *manifestOpName(ManifestOp op);
+
+/// One kernel argument buffer.
+struct ManifestBuffer {
+  /// Unique within the manifest, e.g. "query".
+  std::string name;
+  /// Input (read), output (written) or workspace (scratch).
+  BufferRole role = BufferRole::Input;
+  /// The element type.
+  ElementType dtype = ElementType::F32;
+  /// Dimensions, outermost first; each > 0.
+  std::vector<int64_t> shape;
+  /// Size in bytes: product(shape) · elementTypeBytes(dtype).
+  int64_t bytes = 0;
+
+  /// product(shape).
+  int64_t numElements() const;
+};
+
+/// One kernel launch.
+struct ManifestLaunch {
+  /// The kernel's name in the PTX.
+  std::string kernel;
+  /// Grid dimensions (missing trailing dimensions are 1).
+  Dim3 grid;
+  /// Block dimensions (missing trailing dimensions are 1).
+  Dim3 block;
+  /// Dynamic shared memory per block, in bytes.
+  uint32_t dynamicSharedMemory = 0;
+  /// Parameter i is the device pointer of buffers[args[i]].
+  std::vector<size_t> args;
+};
+
+/// A validated manifest.
+class Manifest {
+public:
+  /// The only manifest version this reader understands.
+  static constexpr int kVersion = 1;
+
+  /// Parses and validates manifest text. `directory` is where the manifest
+  /// lives, for ptxPath(). Errors name the field's path.
+  static Expected<Manifest> parse(std::string_view json,
+                                  std::string directory = "");
+  /// Reads, parses and validates the manifest file at `path`; errors start
+  /// with the path.
+  static Expected<Manifest> load(const std::string &path);
+
+  /// The PTX file name as written in the manifest.
+  std::string ptx;
+  /// The chip the PTX was generated for, e.g. "sm_90a".
+  std::string chip;
+  /// PTX features, e.g. "+ptx80" (may be empty).
+  std::string features;
+  /// What the kernels compute.
+  ManifestOp op = ManifestOp::Custom;
+  /// The options object (an empty object when absent).
+  JsonValue options = JsonValue::makeObject();
+  /// Buffers, in argument-index order.
+  std::vector<ManifestBuffer> buffers;
+  /// Launches, in the order they must run.
+  std::vector<ManifestLaunch> launches;
+  /// The directory of the manifest file ("" when parsed from text).
+  std::string directory;
+
+  /// The PTX file's path: `ptx` joined to `directory` unless absolute.
+  std::string ptxPath() const;
+
+  /// The buffer named `name`, or null.
+  const ManifestBuffer *findBuffer(std::string_view name) const;
+
+  /// Whether option `key` is present.
+  bool hasOption(std::string_view key) const;
+  /// Option `key` if it is an integer, else nullopt.
+  std::optional<int64_t> getIntOption(std::string_view key) const;
+  /// Option `key` if it is a number, else nullopt.
+  std::optional<double> getNumberOption(std::string_view key) const;
+  /// Option `key` if it is a string, else nullopt.
+  std::optional<std::string> getStringOption(std::string_view key) const;
+  /// Option `key` if it is a boolean, else nullopt.
+  std::optional<bool> getBoolOption(std::string_view key) const;
+};
+
+} // namespace bpt::rt
+
+#endif // BPT_RUNTIME_MANIFEST_H
