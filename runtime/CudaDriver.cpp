@@ -124,8 +124,7 @@ struct Driver {
   CUresult (*cuMemFree)(CUdeviceptr pointer);
   CUresult (*cuMemcpyHtoD)(CUdeviceptr destination, const void *source,
                            size_t bytes);
-  CUresult (*cuMemcpyDtoH)(void *destination, CUdeviceptr source,
-                           size_t bytes);
+  CUresult (*cuMemcpyDtoH)(void *destination, CUdeviceptr source, size_t bytes);
   CUresult (*cuMemsetD8)(CUdeviceptr destination, unsigned char value,
                          size_t count);
   CUresult (*cuModuleLoadDataEx)(CUmodule *module, const void *image,
@@ -136,8 +135,7 @@ struct Driver {
                                   const char *name);
   CUresult (*cuFuncGetAttribute)(int *value, int attribute,
                                  CUfunction function);
-  CUresult (*cuFuncSetAttribute)(CUfunction function, int attribute,
-                                 int value);
+  CUresult (*cuFuncSetAttribute)(CUfunction function, int attribute, int value);
   CUresult (*cuLaunchKernel)(CUfunction function, unsigned gridX,
                              unsigned gridY, unsigned gridZ, unsigned blockX,
                              unsigned blockY, unsigned blockZ,
@@ -152,6 +150,8 @@ struct Driver {
   /// Optional (CUDA 12.4 and later): null when the driver lacks it.
   CUresult (*cuFuncGetParamInfo)(CUfunction function, size_t index,
                                  size_t *offset, size_t *size);
+  /// Optional (CUDA 13 and later): null when the driver lacks it.
+  CUresult (*cuFuncGetParamCount)(CUfunction function, size_t *count);
 };
 
 /// Where each Driver member is loaded from: the preferred symbol, a fallback
@@ -203,6 +203,8 @@ const DriverSymbol kDriverSymbols[] = {
     BPT_DRIVER_SYMBOL(cuEventDestroy, "cuEventDestroy_v2", "cuEventDestroy",
                       false),
     BPT_DRIVER_SYMBOL(cuFuncGetParamInfo, "cuFuncGetParamInfo", nullptr, true),
+    BPT_DRIVER_SYMBOL(cuFuncGetParamCount, "cuFuncGetParamCount", nullptr,
+                      true),
 };
 
 #undef BPT_DRIVER_SYMBOL
@@ -334,8 +336,7 @@ int getDriver(const Driver **result) {
   }
 
   const char *override = std::getenv("BPT_LIBCUDA");
-  std::string libraryName =
-      override && *override ? override : "libcuda.so.1";
+  std::string libraryName = override && *override ? override : "libcuda.so.1";
   void *library = dlopen(libraryName.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!library) {
     const char *reason = dlerror();
@@ -502,7 +503,9 @@ RuntimeImpl *unwrap(bptRuntime runtime) {
 ModuleImpl *unwrap(bptModule module) {
   return static_cast<ModuleImpl *>(module.ptr);
 }
-TimerImpl *unwrap(bptTimer timer) { return static_cast<TimerImpl *>(timer.ptr); }
+TimerImpl *unwrap(bptTimer timer) {
+  return static_cast<TimerImpl *>(timer.ptr);
+}
 
 int nullHandle(const char *function, const char *what) {
   return fail(bptRuntimeErrorInvalidArgument,
@@ -540,9 +543,10 @@ PTXSummary summarizePTX(const char *ptx) {
     while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t'))
       ++pos;
     size_t end = pos;
-    while (end < text.size() && (isIdentifierChar(text[end]) ||
-                                 text[end] == ',' || text[end] == ' ') &&
-           text[end] != '\n')
+    while (
+        end < text.size() &&
+        (isIdentifierChar(text[end]) || text[end] == ',' || text[end] == ' ') &&
+        text[end] != '\n')
       ++end;
     std::string word(text.substr(pos, end - pos));
     while (!word.empty() && (word.back() == ' ' || word.back() == ','))
@@ -591,8 +595,8 @@ int getKernel(ModuleImpl &module, const char *name, KernelInfo **result) {
   RuntimeImpl &runtime = *module.runtime;
   const Driver &driver = *runtime.driver;
   KernelInfo info;
-  CUresult error = driver.cuModuleGetFunction(&info.function, module.module,
-                                              name);
+  CUresult error =
+      driver.cuModuleGetFunction(&info.function, module.module, name);
   if (error == CUDA_ERROR_NOT_FOUND)
     return fail(bptRuntimeErrorInvalidArgument,
                 format("no kernel named '%s' in the module (its kernels: %s)",
@@ -613,8 +617,7 @@ int getKernel(ModuleImpl &module, const char *name, KernelInfo **result) {
        "its maximum threads per block"},
       {CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, &info.staticSharedBytes,
        "its static shared memory"},
-      {CU_FUNC_ATTRIBUTE_NUM_REGS, &info.numRegisters,
-       "its register count"},
+      {CU_FUNC_ATTRIBUTE_NUM_REGS, &info.numRegisters, "its register count"},
       {CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
        &info.maxDynamicSharedBytes, "its maximum dynamic shared memory"},
   };
@@ -625,23 +628,23 @@ int getKernel(ModuleImpl &module, const char *name, KernelInfo **result) {
           error, "cuFuncGetAttribute",
           format("reading %s of kernel '%s'", attribute.description, name));
 
-  if (driver.cuFuncGetParamInfo) {
-    // The driver answers CUDA_ERROR_INVALID_VALUE past the last parameter;
-    // any other error leaves the count unknown rather than wrong.
-    info.numParams = 0;
-    for (size_t index = 0;; ++index) {
+  // The parameter count comes from cuFuncGetParamCount (CUDA 13); probing
+  // cuFuncGetParamInfo past the last parameter would work too, but shows up
+  // as an API error under compute-sanitizer. Any error leaves the count
+  // unknown rather than wrong.
+  size_t count = 0;
+  if (driver.cuFuncGetParamCount && driver.cuFuncGetParamInfo &&
+      driver.cuFuncGetParamCount(info.function, &count) == CUDA_SUCCESS) {
+    info.numParams = static_cast<long>(count);
+    for (size_t index = 0; index < count; ++index) {
       size_t offset = 0, size = 0;
-      CUresult error =
-          driver.cuFuncGetParamInfo(info.function, index, &offset, &size);
-      if (error == CUDA_ERROR_INVALID_VALUE)
-        break;
-      if (error != CUDA_SUCCESS) {
+      if (driver.cuFuncGetParamInfo(info.function, index, &offset, &size) !=
+          CUDA_SUCCESS) {
         info.numParams = -1;
         info.paramSizes.clear();
         break;
       }
       info.paramSizes.push_back(size);
-      ++info.numParams;
     }
   }
 
@@ -777,8 +780,8 @@ int bptRuntimeCreate(int device, bptRuntime *runtime) {
   if (CUresult error = driver->cuDeviceGet(&impl->device, device))
     return impl->cudaFailure(error, "cuDeviceGet", what);
   char name[256] = {0};
-  if (CUresult error = driver->cuDeviceGetName(name, sizeof(name) - 1,
-                                               impl->device))
+  if (CUresult error =
+          driver->cuDeviceGetName(name, sizeof(name) - 1, impl->device))
     return impl->cudaFailure(error, "cuDeviceGetName", what);
   impl->deviceName = name;
 
@@ -792,16 +795,14 @@ int bptRuntimeCreate(int device, bptRuntime *runtime) {
       {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
        &impl->computeCapabilityMinor, "compute capability"},
       {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
-       &impl->maxSharedMemoryPerBlockOptin,
-       "maximum shared memory per block"},
+       &impl->maxSharedMemoryPerBlockOptin, "maximum shared memory per block"},
   };
   for (auto &attribute : attributes)
     if (CUresult error = driver->cuDeviceGetAttribute(
             attribute.value, attribute.attribute, impl->device))
-      return impl->cudaFailure(
-          error, "cuDeviceGetAttribute",
-          format("reading the %s of CUDA device %d", attribute.description,
-                 device));
+      return impl->cudaFailure(error, "cuDeviceGetAttribute",
+                               format("reading the %s of CUDA device %d",
+                                      attribute.description, device));
 
   if (CUresult error =
           driver->cuDevicePrimaryCtxRetain(&impl->context, impl->device))
@@ -898,9 +899,9 @@ int bptRuntimeMalloc(bptRuntime runtime, size_t bytes,
     return status;
   CUdeviceptr pointer = 0;
   if (CUresult error = impl->driver->cuMemAlloc(&pointer, bytes)) {
-    std::string what = format("allocating %s (%zu bytes) on %s",
-                              formatBytes(bytes).c_str(), bytes,
-                              impl->describeDevice().c_str());
+    std::string what =
+        format("allocating %s (%zu bytes) on %s", formatBytes(bytes).c_str(),
+               bytes, impl->describeDevice().c_str());
     size_t freeBytes = 0, totalBytes = 0;
     if (error == CUDA_ERROR_OUT_OF_MEMORY &&
         impl->driver->cuMemGetInfo(&freeBytes, &totalBytes) == CUDA_SUCCESS)
@@ -921,10 +922,9 @@ int bptRuntimeFree(bptRuntime runtime, uint64_t devicePointer) {
   if (int status = impl->makeCurrent())
     return status;
   if (CUresult error = impl->driver->cuMemFree(devicePointer))
-    return impl->cudaFailure(
-        error, "cuMemFree_v2",
-        format("freeing device memory at 0x%llx",
-               (unsigned long long)devicePointer));
+    return impl->cudaFailure(error, "cuMemFree_v2",
+                             format("freeing device memory at 0x%llx",
+                                    (unsigned long long)devicePointer));
   return bptRuntimeSuccess;
 }
 
@@ -1002,23 +1002,21 @@ int bptModuleLoadPTX(bptRuntime runtime, const char *ptx, bptModule *module) {
   constexpr size_t kLogCapacity = 16 * 1024;
   std::vector<char> errorLog(kLogCapacity, '\0');
   std::vector<char> infoLog(kLogCapacity, '\0');
-  CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER,
-                            CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
-                            CU_JIT_INFO_LOG_BUFFER,
-                            CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES};
-  void *optionValues[] = {errorLog.data(),
-                          reinterpret_cast<void *>(uintptr_t(kLogCapacity - 1)),
-                          infoLog.data(),
-                          reinterpret_cast<void *>(uintptr_t(kLogCapacity - 1))};
+  CUjit_option options[] = {
+      CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+      CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES};
+  void *optionValues[] = {
+      errorLog.data(), reinterpret_cast<void *>(uintptr_t(kLogCapacity - 1)),
+      infoLog.data(), reinterpret_cast<void *>(uintptr_t(kLogCapacity - 1))};
   CUmodule loaded = nullptr;
   if (CUresult error = impl->driver->cuModuleLoadDataEx(
           &loaded, ptx, sizeof(options) / sizeof(options[0]), options,
           optionValues)) {
-    std::string what = format(
-        "loading PTX (.version %s, .target %s) on %s",
-        summary.version.empty() ? "?" : summary.version.c_str(),
-        summary.target.empty() ? "?" : summary.target.c_str(),
-        impl->describeDevice().c_str());
+    std::string what =
+        format("loading PTX (.version %s, .target %s) on %s",
+               summary.version.empty() ? "?" : summary.version.c_str(),
+               summary.target.empty() ? "?" : summary.target.c_str(),
+               impl->describeDevice().c_str());
     impl->cudaFailure(error, "cuModuleLoadDataEx", what);
     std::string log = trimLog(errorLog.data(), kLogCapacity);
     if (log.empty())
@@ -1045,15 +1043,13 @@ int bptModuleLoadPTXFile(bptRuntime runtime, const char *path,
     return nullArgument(__func__, "path");
   std::ifstream file(path, std::ios::binary);
   if (!file)
-    return fail(bptRuntimeErrorIO,
-                format("cannot open PTX file '%s': %s", path,
-                       std::strerror(errno)));
+    return fail(bptRuntimeErrorIO, format("cannot open PTX file '%s': %s", path,
+                                          std::strerror(errno)));
   std::ostringstream text;
   text << file.rdbuf();
   if (file.bad())
-    return fail(bptRuntimeErrorIO,
-                format("cannot read PTX file '%s': %s", path,
-                       std::strerror(errno)));
+    return fail(bptRuntimeErrorIO, format("cannot read PTX file '%s': %s", path,
+                                          std::strerror(errno)));
   std::string ptx = text.str();
   if (int status = bptModuleLoadPTX(runtime, ptx.c_str(), module)) {
     lastError = format("%s: ", path) + lastError;
@@ -1131,9 +1127,8 @@ int bptModuleLaunch(bptModule module, const char *kernel,
     return fail(bptRuntimeErrorInvalidArgument,
                 format("launching kernel '%s': it takes %ld parameter%s, but "
                        "%zu argument%s were given",
-                       kernel, info->numParams,
-                       info->numParams == 1 ? "" : "s", numArgs,
-                       numArgs == 1 ? "" : "s"));
+                       kernel, info->numParams, info->numParams == 1 ? "" : "s",
+                       numArgs, numArgs == 1 ? "" : "s"));
   for (size_t i = 0; i < info->paramSizes.size(); ++i)
     if (info->paramSizes[i] != sizeof(uint64_t))
       return fail(bptRuntimeErrorInvalidArgument,
@@ -1156,16 +1151,16 @@ int bptModuleLaunch(bptModule module, const char *kernel,
     if (needed > uint64_t(runtime.maxSharedMemoryPerBlockOptin))
       return fail(
           bptRuntimeErrorInvalidArgument,
-          format("launching kernel '%s': it needs %u bytes of dynamic shared "
-                 "memory%s per block, but %s allows at most %d bytes per block "
-                 "(its opt-in maximum); use smaller tiles",
-                 kernel, dynamicSharedMemoryBytes,
-                 info->staticSharedBytes
-                     ? format(" (plus %d static)", info->staticSharedBytes)
-                           .c_str()
-                     : "",
-                 runtime.describeDevice().c_str(),
-                 runtime.maxSharedMemoryPerBlockOptin));
+          format(
+              "launching kernel '%s': it needs %u bytes of dynamic shared "
+              "memory%s per block, but %s allows at most %d bytes per block "
+              "(its opt-in maximum); use smaller tiles",
+              kernel, dynamicSharedMemoryBytes,
+              info->staticSharedBytes
+                  ? format(" (plus %d static)", info->staticSharedBytes).c_str()
+                  : "",
+              runtime.describeDevice().c_str(),
+              runtime.maxSharedMemoryPerBlockOptin));
     if (CUresult error = runtime.driver->cuFuncSetAttribute(
             info->function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             int(dynamicSharedMemoryBytes)))

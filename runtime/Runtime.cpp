@@ -52,8 +52,8 @@ Status bpt::rt::checkChipRunsOn(const std::string &chip,
                      "." + std::to_string(minor) + " devices"
                : "needs compute capability " + std::to_string(major) + "." +
                      std::to_string(minor) + " or newer";
-  return Status::failure("the kernels were generated for " + chip +
-                         ", which " + why + ", but device " +
+  return Status::failure("the kernels were generated for " + chip + ", which " +
+                         why + ", but device " +
                          std::to_string(device.ordinal) + " (" + device.name +
                          ") is " + device.chip() +
                          "; regenerate them with --chip=" + device.chip());
@@ -176,11 +176,11 @@ Status Module::launchAll(const Manifest &manifest,
   for (size_t i = 0; i < buffers.size(); ++i) {
     const ManifestBuffer &expected = manifest.buffers[i];
     if (buffers[i].size() < size_t(expected.bytes))
-      return Status::failure(
-          "buffers[" + std::to_string(i) + "] ('" + expected.name + "') is " +
-          std::to_string(buffers[i].size()) +
-          " bytes on the device, but the manifest needs " +
-          std::to_string(expected.bytes));
+      return Status::failure("buffers[" + std::to_string(i) + "] ('" +
+                             expected.name + "') is " +
+                             std::to_string(buffers[i].size()) +
+                             " bytes on the device, but the manifest needs " +
+                             std::to_string(expected.bytes));
     pointers.push_back(buffers[i].pointer());
   }
   return launchAll(manifest, pointers);
@@ -284,8 +284,8 @@ Expected<float> Runtime::timeLaunches(int iterations,
                                       const std::function<Status(int)> &body) {
   TimedBody timed{&body, {}};
   float milliseconds = 0;
-  int code = bptRuntimeTimeLaunches(runtime_, iterations, callTimedBody,
-                                    &timed, &milliseconds);
+  int code = bptRuntimeTimeLaunches(runtime_, iterations, callTimedBody, &timed,
+                                    &milliseconds);
   if (code == bptRuntimeErrorCallback && !timed.failure.empty())
     return Status::failure(timed.failure);
   if (code)

@@ -23,5 +23,5 @@ llvm_config.use_default_substitutions()
 # FileCheck, not and count come from LLVM's tools; bpt's own from the build.
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.bpt_tools_dir, config.llvm_tools_dir]
-tools = ["bpt-cpu-run", "bpt-opt", "bpt-reference-test"]
+tools = ["bpt-cpu-run", "bpt-opt", "bpt-reference-test", "bpt-runtime-test"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

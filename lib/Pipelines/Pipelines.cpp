@@ -13,6 +13,8 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
@@ -88,6 +90,46 @@ void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
   addHostLLVMStage(pm);
 }
 
+void bpt::addGPUMappingStage(OpPassManager &pm, const NVVMOptions &options) {
+  OpPassManager &func = pm.nest<func::FuncOp>();
+  func.addPass(createBPTMapToGPU(
+      {options.threads.getValue(), options.sharedMemory.getValue()}));
+  func.addPass(createGpuLaunchSinkIndexComputationsPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createBPTMergeKernelModules());
+}
+
+void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = options.optLevel;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createBPTApproximateMath());
+  kernels.addPass(createLowerAffinePass());
+  kernels.addPass(memref::createExpandStridedMetadataPass());
+  kernels.addPass(createLowerAffinePass());
+  kernels.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions toNVVM;
+  toNVVM.useBarePtrCallConv = true;
+  kernels.addPass(createConvertGpuOpsToNVVMOps(toNVVM));
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void bpt::buildBPTToNVVMPipeline(OpPassManager &pm,
+                                 const NVVMOptions &options) {
+  addLinalgStage(pm);
+  addBufferizationStage(pm);
+  addGPUMappingStage(pm, options);
+  addPTXStage(pm, options);
+}
+
 void bpt::registerBPTPipelines() {
   PassPipelineRegistration<BlockwiseOptions>(
       "bpt-blockwise",
@@ -99,4 +141,10 @@ void bpt::registerBPTPipelines() {
       "Blockwise level to the LLVM dialect for the host (bufferized, "
       "bare-pointer functions with outputs as trailing arguments)",
       buildBPTToCPUPipeline);
+  PassPipelineRegistration<NVVMOptions>(
+      "bpt-to-nvvm",
+      "Blockwise level to PTX: bufferize, map blockwise loops to thread "
+      "blocks with shared-memory tiles, outline kernels, lower to NVVM and "
+      "serialize to PTX in a gpu.binary",
+      buildBPTToNVVMPipeline);
 }

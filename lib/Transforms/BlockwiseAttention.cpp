@@ -64,10 +64,14 @@ Value bpt::detail::extractRowBlock(OpBuilder &b, Location loc, Value source,
   SmallVector<OpFoldResult> strides(rank, b.getIndexAttr(1));
 
   if (!ragged) {
+    // The tile is copied out of the operand: a buffer of its own that a GPU
+    // lowering places in shared memory.
     sizes.append({b.getIndexAttr(rows), b.getIndexAttr(width)});
     auto type = RankedTensorType::get({rows, width}, elementType);
-    return tensor::ExtractSliceOp::create(b, loc, type, source, offsets, sizes,
-                                          strides);
+    Value slice = tensor::ExtractSliceOp::create(b, loc, type, source, offsets,
+                                                 sizes, strides);
+    Value tile = tensor::EmptyOp::create(b, loc, type.getShape(), elementType);
+    return linalg::CopyOp::create(b, loc, slice, tile).getResult(0);
   }
   // The last block may run past the end: copy the valid rows into a zeroed
   // tile so that every tile keeps its static shape.

@@ -51,8 +51,9 @@ mlir::Value buildAttentionQueryBlock(mlir::OpBuilder &builder,
                                      mlir::Value head, mlir::Value q0);
 
 /// Returns rows [row0, row0 + rows) of `source` (`[lead..., S, N]`) at the
-/// leading indices `lead`, as a static `tensor<rows x N>`. With `ragged`,
-/// rows past S are zero (the slice is copied into a zeroed tile).
+/// leading indices `lead`, copied into a static `tensor<rows x N>` of its
+/// own (on the GPU, a shared-memory tile). With `ragged`, rows past S are
+/// zero (the valid slice is copied into a zeroed tile).
 mlir::Value extractRowBlock(mlir::OpBuilder &builder, mlir::Location loc,
                             mlir::Value source, mlir::ValueRange lead,
                             mlir::Value row0, int64_t rows, bool ragged);

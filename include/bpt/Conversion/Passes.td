@@ -31,4 +31,62 @@ def BPTConvertToLinalg : Pass<"bpt-convert-to-linalg", "::mlir::func::FuncOp"> {
   ];
 }
 
+def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
+  let summary = "Map bufferized blockwise IR onto GPU launches";
+  let description = [{
+    Turns a bufferized function (the `bpt-to-nvvm` bufferization stage's
+    output) into host code that only allocates buffers and launches kernels:
+
+    - each blockwise `scf.forall` becomes one `gpu.launch` whose grid is the
+      loop's iteration space (up to three dimensions) and whose block has
+      `threads` threads. The loop body runs in every thread; each
+      `linalg` op and `memref.copy` in it becomes a loop that the threads
+      share (thread t takes elements t, t + threads, ...), followed by a
+      `gpu.barrier`. The body's allocations (the Q, K, V and score tiles,
+      the online-softmax state, fused consumer tiles) are placed in dynamic
+      shared memory, largest last, up to `shared-memory` bytes; what does
+      not fit goes to a per-block slice of a global workspace buffer.
+    - every other `linalg` op or `memref.copy` becomes a launch of its own,
+      one element per thread (grid-stride).
+
+    Host-level allocations stay: they are the kernel set's workspace
+    buffers. The result is ready for `gpu-kernel-outlining`.
+  }];
+  let options = [
+    Option<"threads", "threads", "int64_t", /*default=*/"256",
+           "Threads per block">,
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
+           "Bytes of shared memory a block may use (227 KiB on H100/H200)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect"
+  ];
+}
+
+def BPTApproximateMath : Pass<"bpt-approximate-math"> {
+  let summary = "Replace math.erf and math.tanh by f32 polynomial approximations";
+  let description = [{
+    NVVM has no instruction for `erf` or `tanh`, and bpt produces PTX without
+    linking libdevice (no CUDA toolkit is needed to compile), so the GELU
+    activations' `math.erf` and `math.tanh` are expanded into MLIR's
+    polynomial approximations (f32, a few ulp) before `convert-gpu-to-nvvm`.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
+def BPTMergeKernelModules : Pass<"bpt-merge-kernel-modules", "::mlir::ModuleOp"> {
+  let summary = "Gather all outlined kernels into one gpu.module";
+  let description = [{
+    `gpu-kernel-outlining` puts each kernel in a `gpu.module` of its own; a
+    kernel set is one PTX file, so this pass moves every kernel into a single
+    `gpu.module @bpt_kernels`, names each kernel after the module it came
+    from (unique), and updates the `gpu.launch_func` ops.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 #endif // BPT_CONVERSION_PASSES_TD

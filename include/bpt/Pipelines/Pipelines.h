@@ -4,6 +4,7 @@
 //
 // bpt-blockwise: model level -> blockwise level (tiled attention, fused FFN).
 // bpt-to-cpu:    blockwise level -> LLVM dialect for the host.
+// bpt-to-nvvm:   blockwise level -> PTX kernels + host launch sequence.
 // Both run on builtin.module, so `builtin.module(bpt-blockwise,bpt-to-cpu)`
 // composes; each is built from named stages that tools can also run one at a
 // time (e.g. to inspect the IR after bufferization).
@@ -40,6 +41,28 @@ struct CPUOptions : mlir::PassPipelineOptions<CPUOptions> {
       llvm::cl::init(false)};
 };
 
+/// Options of bpt-to-nvvm.
+struct NVVMOptions : mlir::PassPipelineOptions<NVVMOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU architecture (sm_90a: H100/H200)"),
+                           llvm::cl::init("sm_90a")};
+  Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features (sm_90 and sm_90a need +ptx80)"),
+      llvm::cl::init("+ptx80")};
+  Option<int64_t> threads{*this, "threads",
+                          llvm::cl::desc("Threads per block"),
+                          llvm::cl::init(256)};
+  Option<int64_t> sharedMemory{
+      *this, "shared-memory",
+      llvm::cl::desc("Bytes of shared memory a block may use; tiles beyond "
+                     "it go to a global workspace"),
+      llvm::cl::init(232448)};
+  Option<unsigned> optLevel{*this, "opt-level",
+                            llvm::cl::desc("NVPTX optimisation level"),
+                            llvm::cl::init(3)};
+};
+
 /// Model level -> blockwise level: decompose blocks, fuse position-wise
 /// consumers into query-block loops (unless disabled), tile the remaining
 /// attention ops, clean up.
@@ -60,7 +83,20 @@ void addHostLLVMStage(mlir::OpPassManager &pm);
 /// Blockwise level -> LLVM dialect for the host: the three stages above.
 void buildBPTToCPUPipeline(mlir::OpPassManager &pm, const CPUOptions &options);
 
-/// Registers bpt-blockwise and bpt-to-cpu for textual pipelines.
+/// bpt-to-nvvm, stage 3: host code that allocates buffers and launches
+/// kernels, the kernels outlined into a gpu.module.
+void addGPUMappingStage(mlir::OpPassManager &pm, const NVVMOptions &options);
+/// bpt-to-nvvm, stage 4: the gpu.module to NVVM and on to PTX text in a
+/// gpu.binary (no CUDA toolkit needed).
+void addPTXStage(mlir::OpPassManager &pm, const NVVMOptions &options);
+
+/// Blockwise level -> kernels in PTX (gpu.binary) and a host function that
+/// only allocates workspace buffers and launches them, in order.
+void buildBPTToNVVMPipeline(mlir::OpPassManager &pm,
+                            const NVVMOptions &options);
+
+/// Registers bpt-blockwise, bpt-to-cpu and bpt-to-nvvm for textual
+/// pipelines.
 void registerBPTPipelines();
 
 } // namespace bpt

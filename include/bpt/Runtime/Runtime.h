@@ -62,8 +62,7 @@ private:
 };
 
 /// A value of type T, or the message of the failure that prevented it.
-template <typename T>
-class [[nodiscard]] Expected {
+template <typename T> class [[nodiscard]] Expected {
 public:
   /// A success holding `value`.
   Expected(T value) : value_(std::move(value)) {}

@@ -1,0 +1,69 @@
+//===- KernelSet.h - from a model-level function to PTX + manifest -*- C++ -*-//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// What bpt-compile does, as a library: build model-level IR for given shapes,
+// run bpt-blockwise and bpt-to-nvvm stage by stage, and turn the result into
+// a kernel set: one PTX text and a manifest (JSON) that says which buffers to
+// allocate and which kernels to launch, in order, with what grid.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_COMPILER_KERNELSET_H
+#define BPT_COMPILER_KERNELSET_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/JSON.h"
+
+#include <optional>
+#include <string>
+
+namespace bpt {
+
+/// A model-level problem given by shapes (bpt-compile's flags).
+struct ModelSpec {
+  std::string op = "attention"; ///< attention | ffn | block
+  int64_t batch = 1, heads = 8, kvHeads = 0 /*= heads*/, seq = 1024,
+          kvSeq = 0 /*= seq*/, headDim = 64, hidden = 0, ffn = 0;
+  std::string activation = "gelu";
+  std::string norm = "rms_norm";
+  std::string dtype = "bf16";
+  bool causal = false;
+};
+
+/// Checks `spec`, fills its defaults, and prints the model-level module
+/// (one public function named after the op). On an invalid combination,
+/// returns the message naming the flag and the limit.
+llvm::Expected<std::string> buildModelIR(ModelSpec &spec);
+
+/// Where compilation stops (bpt-compile --stage).
+enum class Stage { Model, Blockwise, Linalg, Bufferized, GPU, Binary };
+std::optional<Stage> parseStage(llvm::StringRef name);
+
+/// Options of the whole compilation.
+struct CompileOptions {
+  int64_t qBlock = 64, kvBlock = 64;
+  bool fuse = true;
+  std::string chip = "sm_90a", features = "+ptx80";
+  int64_t threads = 256, sharedMemory = 232448;
+};
+
+/// Lowers `module` in place up to and including `stage`.
+mlir::LogicalResult lowerToStage(mlir::ModuleOp module, Stage stage,
+                                 const CompileOptions &options);
+
+/// A compiled kernel set.
+struct KernelSet {
+  std::string ptx;
+  llvm::json::Object manifest;
+};
+
+/// Compiles the single public function of a model-level module to a kernel
+/// set. `ptxFileName` is recorded in the manifest.
+mlir::FailureOr<KernelSet> compileKernelSet(mlir::ModuleOp module,
+                                            const CompileOptions &options,
+                                            llvm::StringRef ptxFileName);
+
+} // namespace bpt
+
+#endif // BPT_COMPILER_KERNELSET_H

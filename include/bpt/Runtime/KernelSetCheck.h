@@ -1,0 +1,58 @@
+//===- KernelSetCheck.h - run a kernel set against the reference -*- C++ -*-//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// What bpt-run does, as a library (plain C++, no LLVM): load a kernel set
+// (manifest + PTX), run it on seeded random inputs with poisoned outputs,
+// compare every output with the float64 reference, and time it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_RUNTIME_KERNELSETCHECK_H
+#define BPT_RUNTIME_KERNELSETCHECK_H
+
+#include "bpt/Runtime/Manifest.h"
+#include "bpt/Runtime/Runtime.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bpt::rt {
+
+struct CheckOptions {
+  std::string manifestPath;
+  int device = 0;
+  uint64_t seed = 1;
+  /// Compare with the float64 reference.
+  bool check = true;
+  /// Timed runs of the whole launch sequence (0: no timing), after warm-up.
+  int iterations = 20;
+  int warmup = 3;
+};
+
+struct CheckResult {
+  std::string device;
+  struct Output {
+    std::string name, type;
+    double relativeError, tolerance;
+    bool passed;
+  };
+  std::vector<Output> outputs;
+  /// Median and minimum milliseconds of one run of every launch.
+  double medianMs = 0, minMs = 0;
+  /// Floating-point operations of one run (0 if unknown).
+  double flops = 0;
+  bool passed() const;
+};
+
+/// Runs the check; fails with a message a person can act on (no GPU, bad
+/// manifest, JIT error, a kernel that faulted, no reference for the op).
+Expected<CheckResult> checkKernelSet(const CheckOptions &options);
+
+/// Floating-point operations of one run of `manifest`'s op.
+double countFlops(const Manifest &manifest);
+
+} // namespace bpt::rt
+
+#endif // BPT_RUNTIME_KERNELSETCHECK_H

@@ -1,0 +1,390 @@
+//===- KernelSet.cpp - from a model-level function to PTX + manifest -*- C++ -*-//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Compiler/KernelSet.h"
+
+#include "bpt/Dialect/BPTOps.h"
+#include "bpt/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace bpt;
+
+//===----------------------------------------------------------------------===//
+// Model IR from shapes
+//===----------------------------------------------------------------------===//
+
+static llvm::Error specError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+static std::string tensorType(ArrayRef<int64_t> shape, StringRef dtype) {
+  std::string s = "tensor<";
+  for (int64_t d : shape)
+    s += std::to_string(d) + "x";
+  return s + dtype.str() + ">";
+}
+
+llvm::Expected<std::string> bpt::buildModelIR(ModelSpec &spec) {
+  if (spec.op != "attention" && spec.op != "ffn" && spec.op != "block")
+    return specError("--op must be attention, ffn or block, got '" + spec.op +
+                     "'");
+  if (spec.dtype != "f32" && spec.dtype != "f16" && spec.dtype != "bf16")
+    return specError("--dtype must be f32, f16 or bf16, got '" + spec.dtype +
+                     "'");
+  if (!symbolizeActivation(spec.activation))
+    return specError("--activation must be gelu, gelu_tanh, relu, silu, "
+                     "swiglu or geglu, got '" +
+                     spec.activation + "'");
+  if (!symbolizeNormKind(spec.norm))
+    return specError("--norm must be layer_norm or rms_norm, got '" +
+                     spec.norm + "'");
+  if (spec.kvHeads == 0)
+    spec.kvHeads = spec.heads;
+  if (spec.kvSeq == 0)
+    spec.kvSeq = spec.seq;
+  if (spec.op == "block") {
+    if (spec.hidden == 0)
+      spec.hidden = spec.heads * spec.headDim;
+    else if (spec.heads > 0 && spec.hidden % spec.heads == 0)
+      spec.headDim = spec.hidden / spec.heads;
+  }
+  if (spec.op != "attention" && spec.hidden == 0)
+    return specError("--hidden is required for --op=" + spec.op);
+  if (spec.ffn == 0)
+    spec.ffn = 4 * spec.hidden;
+  struct {
+    const char *flag;
+    int64_t value;
+  } sizes[] = {{"--batch", spec.batch},     {"--heads", spec.heads},
+               {"--kv-heads", spec.kvHeads}, {"--seq", spec.seq},
+               {"--kv-seq", spec.kvSeq},     {"--head-dim", spec.headDim},
+               {"--ffn", spec.ffn}};
+  for (auto size : sizes)
+    if (size.value < 1 && (spec.op != "attention" || StringRef(size.flag) != "--ffn"))
+      return specError(llvm::formatv("{0} must be positive, got {1}",
+                                     size.flag, size.value));
+  if (spec.op != "attention" && spec.hidden < 1)
+    return specError("--hidden must be positive");
+  if (spec.heads % spec.kvHeads != 0)
+    return specError(llvm::formatv("--heads ({0}) must be a multiple of "
+                                   "--kv-heads ({1})",
+                                   spec.heads, spec.kvHeads));
+  if (spec.op == "block" && spec.hidden % spec.heads != 0)
+    return specError(llvm::formatv("--hidden ({0}) must be a multiple of "
+                                   "--heads ({1})",
+                                   spec.hidden, spec.heads));
+  if (spec.op == "block" && spec.kvSeq != spec.seq)
+    return specError("--kv-seq applies to --op=attention only");
+  bool gated = isGatedActivation(*symbolizeActivation(spec.activation));
+  StringRef t = spec.dtype;
+  std::string body;
+  llvm::raw_string_ostream os(body);
+  int64_t b = spec.batch, s = spec.seq, h = spec.hidden, f = spec.ffn;
+
+  if (spec.op == "attention") {
+    std::string q = tensorType({b, spec.heads, s, spec.headDim}, t);
+    std::string kv = tensorType({b, spec.kvHeads, spec.kvSeq, spec.headDim}, t);
+    os << "func.func @attention(%query: " << q << ", %key: " << kv
+       << ", %value: " << kv << ") -> " << q << " {\n"
+       << "  %0 = bpt.attention %query, %key, %value"
+       << (spec.causal ? " causal" : "") << " : (" << q << ", " << kv << ", "
+       << kv << ") -> " << q << "\n  return %0 : " << q << "\n}\n";
+    return body;
+  }
+
+  std::string x = tensorType({b, s, h}, t);
+  std::string vecH = tensorType({h}, t);
+  std::string wIn = tensorType({h, f}, t), wOut = tensorType({f, h}, t);
+  if (spec.op == "ffn") {
+    os << "func.func @ffn(%input: " << x << ", %w_in: " << wIn
+       << ", %w_out: " << wOut;
+    if (gated)
+      os << ", %w_gate: " << wIn;
+    os << ") -> " << x << " {\n  %0 = bpt.ffn " << spec.activation
+       << " %input, %w_in, %w_out" << (gated ? ", gate %w_gate" : "")
+       << " : (" << x << ", " << wIn << ", " << wOut
+       << (gated ? ", " + wIn : std::string()) << ") -> " << x
+       << "\n  return %0 : " << x << "\n}\n";
+    return body;
+  }
+
+  bool layerNorm = spec.norm == "layer_norm";
+  int64_t qWidth = spec.heads * spec.headDim;
+  int64_t kvWidth = spec.kvHeads * spec.headDim;
+  std::string wq = tensorType({h, qWidth}, t), wkv = tensorType({h, kvWidth}, t),
+              wo = tensorType({qWidth, h}, t);
+  SmallVector<std::pair<std::string, std::string>> args = {
+      {"input", x}, {"norm1_weight", vecH}};
+  if (layerNorm)
+    args.push_back({"norm1_bias", vecH});
+  args.append({{"w_q", wq}, {"w_k", wkv}, {"w_v", wkv}, {"w_o", wo},
+               {"norm2_weight", vecH}});
+  if (layerNorm)
+    args.push_back({"norm2_bias", vecH});
+  args.append({{"w_in", wIn}, {"w_out", wOut}});
+  if (gated)
+    args.push_back({"w_gate", wIn});
+  os << "func.func @block(";
+  llvm::interleaveComma(args, os, [&](auto &arg) {
+    os << "%" << arg.first << ": " << arg.second;
+  });
+  os << ") -> " << x << " {\n  %0 = bpt.transformer_block %input norm1("
+     << "%norm1_weight" << (layerNorm ? ", %norm1_bias" : "")
+     << ") attention(%w_q, %w_k, %w_v, %w_o) norm2(%norm2_weight"
+     << (layerNorm ? ", %norm2_bias" : "") << ") ffn(%w_in, %w_out"
+     << (gated ? ", gate %w_gate" : "") << ") heads(" << spec.heads
+     << ") kv_heads(" << spec.kvHeads << ")" << (spec.causal ? " causal" : "")
+     << " activation(" << spec.activation << ") norm(" << spec.norm
+     << ") : (";
+  llvm::interleaveComma(args, os, [&](auto &arg) { os << arg.second; });
+  os << ") -> " << x << "\n  return %0 : " << x << "\n}\n";
+  return body;
+}
+
+//===----------------------------------------------------------------------===//
+// Stages
+//===----------------------------------------------------------------------===//
+
+std::optional<Stage> bpt::parseStage(StringRef name) {
+  return llvm::StringSwitch<std::optional<Stage>>(name)
+      .Case("model", Stage::Model)
+      .Case("blockwise", Stage::Blockwise)
+      .Case("linalg", Stage::Linalg)
+      .Case("bufferized", Stage::Bufferized)
+      .Case("gpu", Stage::GPU)
+      .Case("binary", Stage::Binary)
+      .Default(std::nullopt);
+}
+
+LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
+                                const CompileOptions &options) {
+  PassManager pm(module.getContext());
+  if (stage >= Stage::Blockwise) {
+    BlockwiseOptions blockwise;
+    blockwise.qBlock = options.qBlock;
+    blockwise.kvBlock = options.kvBlock;
+    blockwise.fuse = options.fuse;
+    buildBPTBlockwisePipeline(pm, blockwise);
+  }
+  if (stage >= Stage::Linalg)
+    addLinalgStage(pm);
+  if (stage >= Stage::Bufferized)
+    addBufferizationStage(pm);
+  NVVMOptions nvvm;
+  nvvm.chip = options.chip;
+  nvvm.features = options.features;
+  nvvm.threads = options.threads;
+  nvvm.sharedMemory = options.sharedMemory;
+  if (stage >= Stage::GPU)
+    addGPUMappingStage(pm, nvvm);
+  if (stage >= Stage::Binary)
+    addPTXStage(pm, nvvm);
+  return pm.run(module);
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel set
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The op a model-level function computes, with the options the float64
+/// reference needs, and the names of its inputs.
+struct ModelDescription {
+  std::string op = "custom";
+  llvm::json::Object options;
+  SmallVector<std::string> inputNames;
+};
+
+ModelDescription describe(func::FuncOp func) {
+  ModelDescription d;
+  for (BlockArgument arg : func.getArguments())
+    d.inputNames.push_back(llvm::formatv("input{0}", arg.getArgNumber()));
+  SmallVector<Operation *> ops;
+  for (Operation &op : func.getBody().front().without_terminator())
+    ops.push_back(&op);
+  if (ops.size() != 1 ||
+      !llvm::equal(ops.front()->getOperands(), func.getArguments()))
+    return d;
+  Operation *op = ops.front();
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    d.op = "attention";
+    d.options["causal"] = attention.getCausal();
+    d.options["scale"] = attention.getEffectiveScale();
+    d.inputNames = {"query", "key", "value"};
+  } else if (auto ffn = dyn_cast<FFNOp>(op)) {
+    d.op = "ffn";
+    d.options["activation"] = stringifyActivation(ffn.getActivation()).str();
+    d.inputNames = {"input", "w_in", "w_out"};
+    if (ffn.getWGate())
+      d.inputNames.push_back("w_gate");
+  } else if (auto block = dyn_cast<TransformerBlockOp>(op)) {
+    d.op = "block";
+    d.options["heads"] = block.getHeads();
+    d.options["kv_heads"] = block.getKvHeads();
+    d.options["causal"] = block.getCausal();
+    d.options["activation"] =
+        stringifyActivation(block.getActivation()).str();
+    d.options["norm"] = stringifyNormKind(block.getNorm()).str();
+    d.options["epsilon"] = block.getEpsilon().convertToDouble();
+    bool layerNorm = block.getNorm() == NormKind::layer_norm;
+    d.inputNames = {"input", "norm1_weight"};
+    if (layerNorm)
+      d.inputNames.push_back("norm1_bias");
+    d.inputNames.append({"w_q", "w_k", "w_v", "w_o", "norm2_weight"});
+    if (layerNorm)
+      d.inputNames.push_back("norm2_bias");
+    d.inputNames.append({"w_in", "w_out"});
+    if (block.getWGate())
+      d.inputNames.push_back("w_gate");
+  }
+  return d;
+}
+
+std::optional<std::string> dtypeOf(Type type) {
+  if (type.isF32())
+    return "f32";
+  if (type.isF16())
+    return "f16";
+  if (type.isBF16())
+    return "bf16";
+  if (type.isInteger(8))
+    return "i8";
+  return std::nullopt;
+}
+
+std::optional<int64_t> constantOf(Value v) {
+  return getConstantIntValue(getAsOpFoldResult(v));
+}
+
+} // namespace
+
+FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
+                                           const CompileOptions &options,
+                                           StringRef ptxFileName) {
+  SmallVector<func::FuncOp> funcs =
+      llvm::to_vector(module.getOps<func::FuncOp>());
+  if (funcs.size() != 1 || funcs.front().isExternal())
+    return module.emitError()
+           << "bpt-compile: expected one function with a body, found "
+           << funcs.size();
+  func::FuncOp func = funcs.front();
+  ModelDescription model = describe(func);
+  int64_t numInputs = func.getNumArguments();
+  int64_t numOutputs = func.getNumResults();
+
+  if (failed(lowerToStage(module, Stage::Binary, options)))
+    return failure();
+
+  KernelSet set;
+  auto binaries = llvm::to_vector(module.getOps<gpu::BinaryOp>());
+  if (binaries.size() != 1 || binaries.front().getObjects().size() != 1)
+    return module.emitError() << "bpt-compile: expected one gpu.binary";
+  set.ptx = cast<gpu::ObjectAttr>(binaries.front().getObjects()[0])
+                .getObject()
+                .getValue()
+                .str();
+
+  // Buffers: the arguments (inputs, then outputs as out-parameters), then
+  // every host allocation as a workspace buffer.
+  llvm::json::Array buffers;
+  llvm::DenseMap<Value, int64_t> bufferOf;
+  auto addBuffer = [&](Value value, std::string name, StringRef role,
+                       Location loc) -> LogicalResult {
+    auto type = cast<MemRefType>(value.getType());
+    std::optional<std::string> dtype = dtypeOf(type.getElementType());
+    if (!dtype || !type.hasStaticShape())
+      return emitError(loc) << "bpt-compile: unsupported buffer " << type;
+    llvm::json::Array shape;
+    for (int64_t d : type.getShape())
+      shape.push_back(d);
+    bufferOf[value] = buffers.size();
+    buffers.push_back(llvm::json::Object{
+        {"name", std::move(name)},
+        {"role", role},
+        {"dtype", *dtype},
+        {"shape", std::move(shape)},
+        {"bytes", type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8)}});
+    return success();
+  };
+  for (BlockArgument arg : func.getArguments()) {
+    int64_t i = arg.getArgNumber();
+    bool isInput = i < numInputs;
+    std::string name = isInput ? model.inputNames[i]
+                               : llvm::formatv("output{0}", i - numInputs).str();
+    if (numOutputs == 1 && !isInput)
+      name = "result";
+    if (failed(addBuffer(arg, name, isInput ? "input" : "output",
+                         func.getLoc())))
+      return failure();
+  }
+
+  llvm::json::Array launches;
+  int64_t numWorkspaces = 0;
+  for (Operation &op : func.getBody().front()) {
+    if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+      if (failed(addBuffer(alloc, llvm::formatv("workspace{0}", numWorkspaces++),
+                           "workspace", alloc.getLoc())))
+        return failure();
+    } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
+                   memref::CastOp>(op)) {
+      bufferOf[op.getResult(0)] = bufferOf.lookup(op.getOperand(0));
+    } else if (auto launch = dyn_cast<gpu::LaunchFuncOp>(op)) {
+      gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
+      gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+      llvm::json::Array gridDims, blockDims, args;
+      for (Value v : {grid.x, grid.y, grid.z, block.x, block.y, block.z}) {
+        std::optional<int64_t> c = constantOf(v);
+        if (!c)
+          return launch.emitError() << "bpt-compile: non-constant launch size";
+        (gridDims.size() < 3 ? gridDims : blockDims).push_back(*c);
+      }
+      int64_t shared = 0;
+      if (Value size = launch.getDynamicSharedMemorySize())
+        shared = constantOf(size).value_or(-1);
+      for (Value arg : launch.getKernelOperands()) {
+        auto it = bufferOf.find(arg);
+        if (it == bufferOf.end())
+          return launch.emitError()
+                 << "bpt-compile: kernel argument is not a whole buffer";
+        args.push_back(it->second);
+      }
+      launches.push_back(llvm::json::Object{
+          {"kernel", launch.getKernelName().getValue()},
+          {"grid", std::move(gridDims)},
+          {"block", std::move(blockDims)},
+          {"dynamic_shared_memory", shared},
+          {"args", std::move(args)}});
+    } else if (!isa<arith::ConstantOp, func::ReturnOp>(op)) {
+      return op.emitError() << "bpt-compile: '" << op.getName()
+                            << "' on the host side of a kernel set";
+    }
+  }
+
+  llvm::json::Object opts = std::move(model.options);
+  opts["q_block"] = options.qBlock;
+  opts["kv_block"] = options.kvBlock;
+  opts["fuse"] = options.fuse;
+  opts["threads"] = options.threads;
+  set.manifest = llvm::json::Object{{"bpt_manifest_version", 1},
+                                    {"ptx", ptxFileName},
+                                    {"chip", options.chip},
+                                    {"features", options.features},
+                                    {"op", model.op},
+                                    {"options", std::move(opts)},
+                                    {"buffers", std::move(buffers)},
+                                    {"launches", std::move(launches)}};
+  return set;
+}

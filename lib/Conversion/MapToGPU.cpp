@@ -1,0 +1,441 @@
+//===- MapToGPU.cpp - bufferized blockwise IR onto GPU launches -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// The portable GPU mapping: one thread block per iteration of a blockwise
+// loop, the block's threads sharing every tile operation, tiles in shared
+// memory. It favours being right on every shape over being fast; the tensor
+// core path replaces it for the hot kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/STLExtras.h"
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTMAPTOGPU
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+
+namespace {
+
+constexpr int64_t kTileAlignment = 16;
+
+int64_t alignTo(int64_t value, int64_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+Value indexConst(OpBuilder &b, Location loc, int64_t value) {
+  return arith::ConstantIndexOp::create(b, loc, value);
+}
+
+/// Index values of `map`'s results at the loop point `ivs`.
+SmallVector<Value> applyMap(OpBuilder &b, Location loc, AffineMap map,
+                            ArrayRef<Value> ivs) {
+  SmallVector<Value> indices;
+  for (unsigned i = 0; i < map.getNumResults(); ++i) {
+    AffineExpr expr = map.getResult(i);
+    if (auto dim = dyn_cast<AffineDimExpr>(expr))
+      indices.push_back(ivs[dim.getPosition()]);
+    else if (auto cst = dyn_cast<AffineConstantExpr>(expr))
+      indices.push_back(indexConst(b, loc, cst.getValue()));
+    else
+      indices.push_back(
+          affine::AffineApplyOp::create(b, loc, map.getSubMap({i}), ivs));
+  }
+  return indices;
+}
+
+/// Splits `linear` into the indices of a row-major space of `extents`.
+SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value linear,
+                               ArrayRef<Value> extents) {
+  SmallVector<Value> indices(extents.size());
+  Value rest = linear;
+  for (int64_t i = static_cast<int64_t>(extents.size()) - 1; i >= 0; --i) {
+    indices[i] = i == 0 ? rest : arith::RemUIOp::create(b, loc, rest, extents[i]);
+    if (i > 0)
+      rest = arith::DivUIOp::create(b, loc, rest, extents[i]);
+  }
+  return indices;
+}
+
+Value product(OpBuilder &b, Location loc, ArrayRef<Value> values) {
+  Value result = indexConst(b, loc, 1);
+  for (Value v : values)
+    result = arith::MulIOp::create(b, loc, result, v);
+  return result;
+}
+
+/// Runs the body of `generic` at the point `ivs` with block arguments
+/// `args`, returning the yielded values.
+SmallVector<Value> cloneBody(OpBuilder &b, linalg::GenericOp generic,
+                             ValueRange args, ArrayRef<Value> ivs) {
+  Block &body = generic.getRegion().front();
+  IRMapping mapping;
+  mapping.map(body.getArguments(), args);
+  for (Operation &op : body.without_terminator()) {
+    if (auto index = dyn_cast<linalg::IndexOp>(op)) {
+      mapping.map(index.getResult(), ivs[index.getDim()]);
+      continue;
+    }
+    b.clone(op, mapping);
+  }
+  return llvm::map_to_vector(body.getTerminator()->getOperands(),
+                             [&](Value v) { return mapping.lookupOrDefault(v); });
+}
+
+/// Replaces `op` (a linalg op or memref.copy on buffers) by a loop over its
+/// parallel iteration points in which worker `worker` of `numWorkers` takes
+/// points worker, worker + numWorkers, ...; reduction dimensions run
+/// sequentially inside each point.
+LogicalResult shareAmongThreads(RewriterBase &rw, Operation *op, Value worker,
+                                Value numWorkers) {
+  Location loc = op->getLoc();
+  rw.setInsertionPoint(op);
+
+  if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+    auto type = cast<MemRefType>(copy.getSource().getType());
+    SmallVector<Value> extents;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      extents.push_back(
+          memref::DimOp::create(rw, loc, copy.getSource(), d).getResult());
+    scf::ForOp::create(
+        rw, loc, worker, product(rw, loc, extents), numWorkers, {},
+        [&](OpBuilder &b, Location l, Value linear, ValueRange) {
+          SmallVector<Value> idx = delinearize(b, l, linear, extents);
+          Value v = memref::LoadOp::create(b, l, copy.getSource(), idx);
+          memref::StoreOp::create(b, l, v, copy.getTarget(), idx);
+          scf::YieldOp::create(b, l);
+        });
+    rw.eraseOp(copy);
+    return success();
+  }
+
+  auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+  if (!linalgOp || !linalgOp.hasPureBufferSemantics())
+    return op->emitError() << "bpt-map-to-gpu: expected a linalg op on "
+                              "buffers or memref.copy";
+  linalg::GenericOp generic = dyn_cast<linalg::GenericOp>(op);
+  if (!generic) {
+    FailureOr<linalg::GenericOp> generalized =
+        linalg::generalizeNamedOp(rw, linalgOp);
+    if (failed(generalized))
+      return op->emitError() << "bpt-map-to-gpu: cannot generalize op";
+    generic = *generalized;
+    rw.setInsertionPoint(generic);
+  }
+
+  SmallVector<Value> extents;
+  for (Range range : cast<linalg::LinalgOp>(generic.getOperation())
+                         .createLoopRanges(rw, loc))
+    extents.push_back(getValueOrCreateConstantIndexOp(rw, loc, range.size));
+  SmallVector<unsigned> parallelDims, reductionDims;
+  for (auto [dim, kind] : llvm::enumerate(generic.getIteratorTypesArray()))
+    (kind == utils::IteratorType::parallel ? parallelDims : reductionDims)
+        .push_back(dim);
+  for (OpOperand &init : generic.getDpsInitsMutable())
+    for (unsigned dim : reductionDims)
+      if (generic.getMatchingIndexingMap(&init).isFunctionOfDim(dim))
+        return op->emitError()
+               << "bpt-map-to-gpu: an output indexed by a reduction dimension";
+
+  SmallVector<Value> parallelExtents = llvm::map_to_vector(
+      parallelDims, [&](unsigned d) { return extents[d]; });
+  auto loadAt = [&](OpBuilder &b, Location l, OpOperand &operand,
+                    ArrayRef<Value> ivs) -> Value {
+    Value value = operand.get();
+    if (!isa<MemRefType>(value.getType()))
+      return value;
+    return memref::LoadOp::create(
+        b, l, value,
+        applyMap(b, l, generic.getMatchingIndexingMap(&operand), ivs));
+  };
+
+  scf::ForOp::create(
+      rw, loc, worker, product(rw, loc, parallelExtents), numWorkers, {},
+      [&](OpBuilder &b, Location l, Value linear, ValueRange) {
+        SmallVector<Value> ivs(extents.size());
+        for (auto [dim, index] :
+             llvm::zip(parallelDims, delinearize(b, l, linear, parallelExtents)))
+          ivs[dim] = index;
+        SmallVector<Value> accs;
+        for (OpOperand &init : generic.getDpsInitsMutable())
+          accs.push_back(loadAt(b, l, init, ivs));
+
+        // Reductions run one after another inside the point.
+        std::function<SmallVector<Value>(OpBuilder &, unsigned, ValueRange)>
+            reduce = [&](OpBuilder &rb, unsigned level,
+                         ValueRange current) -> SmallVector<Value> {
+          if (level == reductionDims.size()) {
+            SmallVector<Value> args;
+            for (OpOperand *input : generic.getDpsInputOperands())
+              args.push_back(loadAt(rb, l, *input, ivs));
+            args.append(current.begin(), current.end());
+            return cloneBody(rb, generic, args, ivs);
+          }
+          unsigned dim = reductionDims[level];
+          auto loop = scf::ForOp::create(
+              rb, l, indexConst(rb, l, 0), extents[dim], indexConst(rb, l, 1),
+              current,
+              [&](OpBuilder &lb, Location, Value iv, ValueRange iterArgs) {
+                ivs[dim] = iv;
+                scf::YieldOp::create(lb, l, reduce(lb, level + 1, iterArgs));
+              });
+          return SmallVector<Value>(loop.getResults());
+        };
+        SmallVector<Value> results = reduce(b, 0, accs);
+        for (auto [value, init] :
+             llvm::zip(results, generic.getDpsInitsMutable()))
+          memref::StoreOp::create(
+              b, l, value, init.get(),
+              applyMap(b, l, generic.getMatchingIndexingMap(&init), ivs));
+        scf::YieldOp::create(b, l);
+      });
+  rw.eraseOp(generic);
+  return success();
+}
+
+bool isSharedWork(Operation *op) {
+  return isa<linalg::LinalgOp, memref::CopyOp>(op);
+}
+
+struct BPTMapToGPUPass final
+    : bpt::impl::BPTMapToGPUBase<BPTMapToGPUPass> {
+  using Base::Base;
+
+  void runOnOperation() override;
+
+private:
+  LogicalResult mapLoop(IRRewriter &rw, scf::ForallOp loop);
+  LogicalResult mapSingleOp(IRRewriter &rw, Operation *op);
+};
+
+LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
+  Location loc = loop.getLoc();
+  if (loop.getNumResults() != 0)
+    return loop.emitError() << "bpt-map-to-gpu: expects bufferized IR (the "
+                               "loop still has tensor results)";
+  ArrayRef<int64_t> lbs = loop.getStaticLowerBound();
+  ArrayRef<int64_t> ubs = loop.getStaticUpperBound();
+  ArrayRef<int64_t> steps = loop.getStaticStep();
+  if (ubs.size() > 3 || ShapedType::isDynamicShape(ubs) ||
+      llvm::any_of(lbs, [](int64_t v) { return v != 0; }) ||
+      llvm::any_of(steps, [](int64_t v) { return v != 1; }))
+    return loop.emitError() << "bpt-map-to-gpu: expects a loop of at most 3 "
+                               "static dimensions from 0 with step 1";
+
+  // Place the loop body's buffers: shared memory first, smallest first, the
+  // rest in this block's slice of a global workspace.
+  SmallVector<memref::AllocOp> allocs;
+  WalkResult walk = loop.getBody()->walk([&](memref::AllocOp alloc) {
+    MemRefType type = alloc.getType();
+    if (!type.hasStaticShape() || !type.getLayout().isIdentity() ||
+        type.getMemorySpace()) {
+      alloc.emitError() << "bpt-map-to-gpu: expects a statically shaped, "
+                           "contiguous allocation, got "
+                        << type;
+      return WalkResult::interrupt();
+    }
+    allocs.push_back(alloc);
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  auto bytesOf = [](memref::AllocOp alloc) {
+    MemRefType type = alloc.getType();
+    return type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8);
+  };
+  llvm::stable_sort(allocs, [&](memref::AllocOp a, memref::AllocOp b) {
+    return bytesOf(a) < bytesOf(b);
+  });
+  int64_t sharedBytes = 0, workspaceBytes = 0;
+  SmallVector<std::pair<bool, int64_t>> placement; // (in shared, offset)
+  for (memref::AllocOp alloc : allocs) {
+    int64_t bytes = alignTo(bytesOf(alloc), kTileAlignment);
+    if (sharedBytes + bytes <= sharedMemory) {
+      placement.push_back({true, sharedBytes});
+      sharedBytes += bytes;
+    } else {
+      placement.push_back({false, workspaceBytes});
+      workspaceBytes += bytes;
+    }
+  }
+
+  int64_t numBlocks = 1;
+  SmallVector<int64_t> grid(3, 1);
+  for (auto [i, ub] : llvm::enumerate(ubs)) {
+    grid[i] = ub;
+    numBlocks *= ub;
+  }
+
+  rw.setInsertionPoint(loop);
+  Value workspace;
+  if (workspaceBytes > 0)
+    workspace = memref::AllocOp::create(
+        rw, loc,
+        MemRefType::get({numBlocks * workspaceBytes}, rw.getI8Type()));
+  Value dynamicShared;
+  if (sharedBytes > 0)
+    dynamicShared = arith::ConstantIntOp::create(rw, loc, rw.getI32Type(),
+                                                 sharedBytes);
+  auto launch = gpu::LaunchOp::create(
+      rw, loc, indexConst(rw, loc, grid[0]), indexConst(rw, loc, grid[1]),
+      indexConst(rw, loc, grid[2]), indexConst(rw, loc, threads),
+      indexConst(rw, loc, 1), indexConst(rw, loc, 1), dynamicShared);
+  launch->setDiscardableAttrs(loop->getDiscardableAttrDictionary());
+  Block &body = launch.getBody().front();
+  rw.setInsertionPointToEnd(&body);
+  auto terminator = gpu::TerminatorOp::create(rw, loc);
+
+  // The loop body, now run by every thread of block (bx, by, bz).
+  gpu::KernelDim3 blockIds = launch.getBlockIds();
+  Value ids[3] = {blockIds.x, blockIds.y, blockIds.z};
+  for (auto [iv, id] : llvm::zip(loop.getInductionVars(), ids))
+    rw.replaceAllUsesWith(iv, id);
+  for (Operation &op :
+       llvm::make_early_inc_range(loop.getBody()->without_terminator()))
+    op.moveBefore(terminator);
+
+  rw.setInsertionPointToStart(&body);
+  Value sharedBase;
+  if (sharedBytes > 0) {
+    auto workgroup = gpu::AddressSpaceAttr::get(
+        rw.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+    sharedBase = gpu::DynamicSharedMemoryOp::create(
+        rw, loc,
+        MemRefType::get({ShapedType::kDynamic}, rw.getI8Type(),
+                        MemRefLayoutAttrInterface(), workgroup));
+  }
+  Value workspaceBase;
+  if (workspace) {
+    // This block's slice: linear block id times the bytes per block.
+    gpu::KernelDim3 gridSize = launch.getGridSize();
+    Value linear = arith::AddIOp::create(
+        rw, loc, blockIds.x,
+        arith::MulIOp::create(
+            rw, loc, gridSize.x,
+            arith::AddIOp::create(
+                rw, loc, blockIds.y,
+                arith::MulIOp::create(rw, loc, gridSize.y, blockIds.z))));
+    workspaceBase = arith::MulIOp::create(
+        rw, loc, linear, indexConst(rw, loc, workspaceBytes));
+  }
+  for (auto [alloc, place] : llvm::zip(allocs, placement)) {
+    rw.setInsertionPoint(alloc);
+    MemRefType type = alloc.getType();
+    Value view;
+    if (place.first) {
+      MemRefType sharedType = MemRefType::get(
+          type.getShape(), type.getElementType(), MemRefLayoutAttrInterface(),
+          cast<MemRefType>(sharedBase.getType()).getMemorySpace());
+      Value shared = memref::ViewOp::create(
+          rw, alloc.getLoc(), sharedType, sharedBase,
+          indexConst(rw, alloc.getLoc(), place.second), ValueRange());
+      view = memref::MemorySpaceCastOp::create(rw, alloc.getLoc(), type, shared);
+    } else {
+      Value offset = arith::AddIOp::create(
+          rw, alloc.getLoc(), workspaceBase,
+          indexConst(rw, alloc.getLoc(), place.second));
+      view = memref::ViewOp::create(rw, alloc.getLoc(), type, workspace,
+                                    offset, ValueRange());
+    }
+    for (Operation *user : llvm::to_vector(alloc->getUsers()))
+      if (isa<memref::DeallocOp>(user))
+        rw.eraseOp(user);
+    rw.replaceOp(alloc, view);
+  }
+
+  // Every tile operation is shared by the block's threads, then a barrier.
+  gpu::KernelDim3 threadIds = launch.getThreadIds();
+  rw.setInsertionPointToStart(&body);
+  Value numThreads = indexConst(rw, loc, threads);
+  SmallVector<Operation *> work;
+  body.walk([&](Operation *op) {
+    if (isSharedWork(op))
+      work.push_back(op);
+  });
+  for (Operation *op : work) {
+    rw.setInsertionPointAfter(op);
+    gpu::BarrierOp::create(rw, op->getLoc());
+    if (failed(shareAmongThreads(rw, op, threadIds.x, numThreads)))
+      return failure();
+  }
+  rw.eraseOp(loop);
+  return success();
+}
+
+LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
+  Location loc = op->getLoc();
+  int64_t points = 1;
+  if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+    auto type = cast<MemRefType>(copy.getSource().getType());
+    if (!type.hasStaticShape())
+      return op->emitError() << "bpt-map-to-gpu: dynamic copy on the host";
+    points = type.getNumElements();
+  } else {
+    auto linalgOp = cast<linalg::LinalgOp>(op);
+    for (auto [size, kind] : llvm::zip(linalgOp.getStaticLoopRanges(),
+                                       linalgOp.getIteratorTypesArray())) {
+      if (ShapedType::isDynamic(size))
+        return op->emitError() << "bpt-map-to-gpu: dynamic loop bound";
+      if (kind == utils::IteratorType::parallel)
+        points *= size;
+    }
+  }
+  int64_t blocks = std::max<int64_t>(1, (points + threads - 1) / threads);
+  rw.setInsertionPoint(op);
+  Value one = indexConst(rw, loc, 1);
+  auto launch = gpu::LaunchOp::create(rw, loc, indexConst(rw, loc, blocks),
+                                      one, one, indexConst(rw, loc, threads),
+                                      one, one);
+  Block &body = launch.getBody().front();
+  rw.setInsertionPointToEnd(&body);
+  auto terminator = gpu::TerminatorOp::create(rw, loc);
+  op->moveBefore(terminator);
+  rw.setInsertionPoint(op);
+  Value worker = arith::AddIOp::create(
+      rw, loc, launch.getThreadIds().x,
+      arith::MulIOp::create(rw, loc, launch.getBlockIds().x,
+                            indexConst(rw, loc, threads)));
+  Value numWorkers = indexConst(rw, loc, blocks * threads);
+  return shareAmongThreads(rw, op, worker, numWorkers);
+}
+
+void BPTMapToGPUPass::runOnOperation() {
+  func::FuncOp func = getOperation();
+  if (threads < 1 || threads > 1024) {
+    func.emitError() << "bpt-map-to-gpu: option threads must be in [1, 1024], "
+                        "got "
+                     << threads;
+    return signalPassFailure();
+  }
+  IRRewriter rw(&getContext());
+  for (Operation &op : llvm::make_early_inc_range(func.getBody().getOps())) {
+    LogicalResult status = success();
+    if (auto loop = dyn_cast<scf::ForallOp>(op))
+      status = mapLoop(rw, loop);
+    else if (isSharedWork(&op))
+      status = mapSingleOp(rw, &op);
+    else if (!isa<memref::AllocOp, memref::DeallocOp, arith::ConstantOp,
+                  memref::ExpandShapeOp, memref::CollapseShapeOp,
+                  memref::CastOp, func::ReturnOp>(op))
+      status = op.emitError()
+               << "bpt-map-to-gpu: '" << op.getName()
+               << "' cannot stay on the host side of a kernel set";
+    if (failed(status))
+      return signalPassFailure();
+  }
+  // The kernel set manages no memory lifetimes: host allocations become
+  // workspace buffers that live for the whole set.
+  for (auto dealloc : llvm::to_vector(func.getOps<memref::DeallocOp>()))
+    rw.eraseOp(dealloc);
+}
+
+} // namespace

@@ -1,0 +1,239 @@
+//===- KernelSetCheck.cpp - run a kernel set against the reference -*- C++ -*-//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Runtime/KernelSetCheck.h"
+
+#include "bpt/Reference/HostTensor.h"
+#include "bpt/Reference/Reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+using namespace bpt;
+using namespace bpt::rt;
+
+bool CheckResult::passed() const {
+  return std::all_of(outputs.begin(), outputs.end(),
+                     [](const Output &o) { return o.passed; });
+}
+
+static DType toDType(ElementType type) {
+  switch (type) {
+  case ElementType::F16:
+    return DType::F16;
+  case ElementType::BF16:
+    return DType::BF16;
+  default:
+    return DType::F32;
+  }
+}
+
+static std::optional<ref::Activation> parseActivation(const std::string &s) {
+  static const std::map<std::string, ref::Activation> kinds = {
+      {"gelu", ref::Activation::Gelu},     {"gelu_tanh", ref::Activation::GeluTanh},
+      {"relu", ref::Activation::Relu},     {"silu", ref::Activation::Silu},
+      {"swiglu", ref::Activation::SwiGLU}, {"geglu", ref::Activation::GeGLU}};
+  auto it = kinds.find(s);
+  if (it == kinds.end())
+    return std::nullopt;
+  return it->second;
+}
+
+double bpt::rt::countFlops(const Manifest &m) {
+  auto shapeOf = [&](const char *name) -> std::vector<int64_t> {
+    const ManifestBuffer *b = m.findBuffer(name);
+    return b ? b->shape : std::vector<int64_t>{};
+  };
+  bool causal = m.getBoolOption("causal").value_or(false);
+  if (m.op == ManifestOp::Attention) {
+    auto q = shapeOf("query"), k = shapeOf("key");
+    if (q.size() != 4 || k.size() != 4)
+      return 0;
+    double f = 4.0 * q[0] * q[1] * q[2] * k[2] * q[3];
+    return causal ? f / 2 : f;
+  }
+  auto x = shapeOf("input"), wIn = shapeOf("w_in");
+  if (x.size() != 3 || wIn.size() != 2)
+    return 0;
+  double rows = double(x[0]) * x[1];
+  bool gated = m.findBuffer("w_gate") != nullptr;
+  double ffn = 2.0 * rows * wIn[0] * wIn[1] * (gated ? 3 : 2);
+  if (m.op == ManifestOp::FFN)
+    return ffn;
+  if (m.op != ManifestOp::Block)
+    return 0;
+  auto wq = shapeOf("w_q"), wk = shapeOf("w_k");
+  int64_t heads = m.getIntOption("heads").value_or(1);
+  if (wq.size() != 2 || wk.size() != 2)
+    return 0;
+  double projections = 2.0 * rows * x[2] * (2.0 * wq[1] + 2.0 * wk[1]);
+  double headDim = double(wq[1]) / heads;
+  double attention = 4.0 * x[0] * heads * x[1] * x[1] * headDim;
+  return projections + (causal ? attention / 2 : attention) + ffn;
+}
+
+/// The float64 reference of the manifest's op on `inputs` (by name).
+static Expected<std::vector<ref::Tensor>>
+reference(const Manifest &m, const std::map<std::string, ref::Tensor> &in) {
+  auto get = [&](const char *name) -> const ref::Tensor * {
+    auto it = in.find(name);
+    return it == in.end() ? nullptr : &it->second;
+  };
+  auto need = [&](const char *name) -> const ref::Tensor & {
+    static const ref::Tensor empty;
+    const ref::Tensor *t = get(name);
+    return t ? *t : empty;
+  };
+  auto missing = [&](std::initializer_list<const char *> names)
+      -> std::optional<std::string> {
+    for (const char *n : names)
+      if (!get(n))
+        return std::string("the manifest has no input buffer '") + n + "'";
+    return std::nullopt;
+  };
+  bool causal = m.getBoolOption("causal").value_or(false);
+  std::string act = m.getStringOption("activation").value_or("gelu");
+  switch (m.op) {
+  case ManifestOp::Attention: {
+    if (auto e = missing({"query", "key", "value"}))
+      return Status::failure(*e);
+    std::optional<double> scale = m.getNumberOption("scale");
+    double s = scale ? *scale
+                     : 1.0 / std::sqrt(double(need("query").shape.back()));
+    return std::vector<ref::Tensor>{
+        ref::attention(need("query"), need("key"), need("value"), causal, s)};
+  }
+  case ManifestOp::FFN: {
+    if (auto e = missing({"input", "w_in", "w_out"}))
+      return Status::failure(*e);
+    std::optional<ref::Activation> a = parseActivation(act);
+    if (!a)
+      return Status::failure("unknown activation '" + act + "'");
+    return std::vector<ref::Tensor>{ref::ffn(need("input"), need("w_in"),
+                                             need("w_out"), get("w_gate"), *a)};
+  }
+  case ManifestOp::Block: {
+    if (auto e = missing({"input", "norm1_weight", "w_q", "w_k", "w_v", "w_o",
+                          "norm2_weight", "w_in", "w_out"}))
+      return Status::failure(*e);
+    std::optional<ref::Activation> a = parseActivation(act);
+    if (!a)
+      return Status::failure("unknown activation '" + act + "'");
+    auto orEmpty = [&](const char *n) { return get(n) ? *get(n) : ref::Tensor(); };
+    ref::BlockWeights w{need("norm1_weight"), orEmpty("norm1_bias"),
+                        need("w_q"),          need("w_k"),
+                        need("w_v"),          need("w_o"),
+                        need("norm2_weight"), orEmpty("norm2_bias"),
+                        need("w_in"),         need("w_out"),
+                        orEmpty("w_gate")};
+    std::string norm = m.getStringOption("norm").value_or("rms_norm");
+    return std::vector<ref::Tensor>{ref::transformerBlock(
+        need("input"), w, m.getIntOption("heads").value_or(1),
+        m.getIntOption("kv_heads").value_or(1), causal, *a,
+        norm == "layer_norm" ? ref::NormKind::LayerNorm
+                             : ref::NormKind::RMSNorm,
+        m.getNumberOption("epsilon").value_or(1e-5))};
+  }
+  case ManifestOp::Custom:
+    break;
+  }
+  return Status::failure("no float64 reference for op 'custom'; run with "
+                         "--no-check to time it only");
+}
+
+Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
+  Expected<Manifest> manifest = Manifest::load(options.manifestPath);
+  if (!manifest)
+    return manifest.status();
+  std::string why;
+  if (!Runtime::isAvailable(&why))
+    return Status::failure("no GPU to run on: " + why);
+  Expected<Runtime> runtime = Runtime::create(options.device);
+  if (!runtime)
+    return runtime.status();
+  Expected<DeviceInfo> info = runtime->deviceInfo();
+  if (!info)
+    return info.status();
+  if (Status s = checkChipRunsOn(manifest->chip, *info); !s)
+    return s;
+  Expected<Module> module = runtime->loadPTXFile(manifest->ptxPath());
+  if (!module)
+    return module.status();
+
+  // Host data: inputs uniform in [-1, 1), matrices scaled by 1/sqrt(rows);
+  // outputs and workspaces poisoned (0xFF bytes are NaN in every float type).
+  CheckResult result;
+  result.device = info->name + " (" + info->chip() + ", " +
+                  std::to_string(info->multiprocessorCount) + " SMs)";
+  std::mt19937_64 rng(options.seed);
+  std::vector<DeviceBuffer> buffers;
+  std::map<std::string, ref::Tensor> inputs;
+  for (const ManifestBuffer &b : manifest->buffers) {
+    Expected<DeviceBuffer> d = runtime->allocate(b.bytes);
+    if (!d)
+      return d.status();
+    if (b.role == BufferRole::Input) {
+      HostTensor host(b.shape, toDType(b.dtype));
+      host.fillUniform(rng, b.shape.size() == 2
+                                ? 1.0 / std::sqrt(double(b.shape[0]))
+                                : 1.0);
+      if (Status s = d->copyFromHost(host.data(), host.numBytes()); !s)
+        return s;
+      inputs[b.name] = host.toReference();
+    } else if (Status s = d->fill(0xFF); !s) {
+      return s;
+    }
+    buffers.push_back(d.take());
+  }
+
+  if (Status s = module->launchAll(*manifest, buffers); !s)
+    return s;
+  if (Status s = runtime->synchronize(); !s)
+    return s;
+
+  if (options.check) {
+    Expected<std::vector<ref::Tensor>> expected = reference(*manifest, inputs);
+    if (!expected)
+      return expected.status();
+    size_t index = 0;
+    for (size_t i = 0; i < manifest->buffers.size(); ++i) {
+      const ManifestBuffer &b = manifest->buffers[i];
+      if (b.role != BufferRole::Output)
+        continue;
+      if (index >= expected->size())
+        return Status::failure("the reference has fewer outputs than the "
+                               "manifest");
+      HostTensor host(b.shape, toDType(b.dtype));
+      if (Status s = buffers[i].copyToHost(host.data(), host.numBytes()); !s)
+        return s;
+      double error = ref::relativeError(host.toReference(), (*expected)[index]);
+      double tolerance = dtypeTolerance(host.dtype());
+      result.outputs.push_back({b.name, host.typeString(), error, tolerance,
+                                error <= tolerance});
+      ++index;
+    }
+  }
+
+  if (options.iterations > 0) {
+    auto runAll = [&](int) { return module->launchAll(*manifest, buffers); };
+    for (int i = 0; i < options.warmup; ++i)
+      if (Status s = runAll(i); !s)
+        return s;
+    std::vector<double> times;
+    for (int i = 0; i < options.iterations; ++i) {
+      Expected<float> ms = runtime->timeLaunches(1, runAll);
+      if (!ms)
+        return ms.status();
+      times.push_back(*ms);
+    }
+    std::sort(times.begin(), times.end());
+    result.medianMs = times[times.size() / 2];
+    result.minMs = times.front();
+    result.flops = countFlops(*manifest);
+  }
+  return result;
+}

@@ -1,0 +1,1039 @@
+//===- RuntimeTest.cpp - unit tests of the runtime and manifest reader ----===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Checks the JSON parser, the manifest reader (a valid manifest and every kind
+// of error, with its message) and the runtime's C API where no driver or
+// device is present. These run on any machine. Where a CUDA device is found,
+// the same binary also runs hand-written PTX through the runtime: launches,
+// shared memory above 48 KiB, timing and the error messages of bad launches.
+//
+// No test framework: each EXPECT_* counts a pass or a failure, prints every
+// failure with file:line and the values, and main() prints
+// "N passed, M failed" last and returns non-zero on any failure.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt-c/Runtime.h"
+#include "bpt/Runtime/Manifest.h"
+#include "bpt/Runtime/Runtime.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace bpt::rt;
+
+//===----------------------------------------------------------------------===//
+// Tiny test harness
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+int numPassed = 0;
+int numFailed = 0;
+
+void record(bool ok) { ok ? ++numPassed : ++numFailed; }
+
+void expectTrue(const char *file, int line, const char *expr, bool ok) {
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s\n", file, line, expr);
+}
+
+void expectEq(const char *file, int line, const char *expr, long long actual,
+              long long expected) {
+  bool ok = actual == expected;
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s = %lld, expected %lld\n", file, line, expr,
+                actual, expected);
+}
+
+void expectStrEq(const char *file, int line, const char *expr,
+                 const std::string &actual, const std::string &expected) {
+  bool ok = actual == expected;
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s\n  got:      \"%s\"\n  expected: \"%s\"\n",
+                file, line, expr, actual.c_str(), expected.c_str());
+}
+
+void expectContains(const char *file, int line, const char *expr,
+                    const std::string &text, const std::string &part) {
+  bool ok = text.find(part) != std::string::npos;
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s\n  got:      \"%s\"\n  expected to "
+                "contain: \"%s\"\n",
+                file, line, expr, text.c_str(), part.c_str());
+}
+
+void expectStartsWith(const char *file, int line, const char *expr,
+                      const std::string &text, const std::string &prefix) {
+  bool ok = text.compare(0, prefix.size(), prefix) == 0;
+  record(ok);
+  if (!ok)
+    std::printf("%s:%d: FAILED: %s\n  got:      \"%s\"\n  expected to "
+                "start with: \"%s\"\n",
+                file, line, expr, text.c_str(), prefix.c_str());
+}
+
+void note(const std::string &text) { std::printf("note: %s\n", text.c_str()); }
+
+} // namespace
+
+#define EXPECT_TRUE(cond) expectTrue(__FILE__, __LINE__, #cond, (cond))
+#define EXPECT_EQ(actual, expected)                                            \
+  expectEq(__FILE__, __LINE__, #actual, (long long)(actual),                   \
+           (long long)(expected))
+#define EXPECT_STREQ(actual, expected)                                         \
+  expectStrEq(__FILE__, __LINE__, #actual, (actual), (expected))
+#define EXPECT_CONTAINS(text, part)                                            \
+  expectContains(__FILE__, __LINE__, #text, (text), (part))
+#define EXPECT_STARTS_WITH(text, prefix)                                       \
+  expectStartsWith(__FILE__, __LINE__, #text, (text), (prefix))
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// `text` with the first `from` replaced by `to`; a missing `from` is a bug
+/// in the test and counts as a failure.
+std::string replaced(std::string text, const std::string &from,
+                     const std::string &to) {
+  size_t pos = text.find(from);
+  if (pos == std::string::npos) {
+    record(false);
+    std::printf("test bug: \"%s\" not found in the manifest text\n",
+                from.c_str());
+    return text;
+  }
+  return text.replace(pos, from.size(), to);
+}
+
+/// The error of parsing `json`, or "<parsed>" if it parsed.
+std::string jsonError(const std::string &json) {
+  Expected<JsonValue> value = JsonValue::parse(json);
+  return value ? "<parsed>" : value.error();
+}
+
+/// The error of reading manifest `json`, or "<valid>" if it is valid.
+std::string manifestError(const std::string &json) {
+  Expected<Manifest> manifest = Manifest::parse(json);
+  return manifest ? "<valid>" : manifest.error();
+}
+
+/// The manifest of the schema's example: attention over 2x8x1024x64 bf16.
+const char *kValidManifest = R"({
+  "bpt_manifest_version": 1,
+  "ptx": "out.ptx",
+  "chip": "sm_90a",
+  "features": "+ptx80",
+  "op": "attention",
+  "options": {"batch": 2, "heads": 8, "seq": 1024, "dtype": "bf16",
+              "causal": true, "q_block": 128, "scale": 0.125},
+  "buffers": [
+    {"name": "query", "role": "input", "dtype": "bf16",
+     "shape": [2, 8, 1024, 64], "bytes": 2097152},
+    {"name": "key", "role": "input", "dtype": "bf16",
+     "shape": [2, 8, 1024, 64], "bytes": 2097152},
+    {"name": "value", "role": "input", "dtype": "bf16",
+     "shape": [2, 8, 1024, 64], "bytes": 2097152},
+    {"name": "result", "role": "output", "dtype": "bf16",
+     "shape": [2, 8, 1024, 64], "bytes": 2097152},
+    {"name": "workspace0", "role": "workspace", "dtype": "i8",
+     "shape": [4096], "bytes": 4096}
+  ],
+  "launches": [
+    {"kernel": "block_kernel", "grid": [2, 8, 16], "block": [256, 1, 1],
+     "dynamic_shared_memory": 49152, "args": [0, 1, 2, 3]},
+    {"kernel": "epilogue", "grid": [16], "block": [128], "args": [3, 4]}
+  ]
+})";
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// JSON
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+void testJsonValues() {
+  Expected<JsonValue> value = JsonValue::parse(
+      R"( {"a": [1, -2, 3.5, 1e3, -0, 12345678901234567], "b": {"c": null},
+          "t": true, "f": false, "s": "q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00",
+          "e": [], "o": {}} )");
+  EXPECT_TRUE(value.ok());
+  if (!value) {
+    std::printf("  %s\n", value.error().c_str());
+    return;
+  }
+  EXPECT_TRUE(value->isObject());
+  EXPECT_EQ(value->size(), 7);
+  EXPECT_STREQ(value->key(0), "a");
+  const JsonValue *a = value->find("a");
+  EXPECT_TRUE(a && a->isArray() && a->size() == 6);
+  if (a && a->size() == 6) {
+    EXPECT_EQ(*(*a)[0].getInteger(), 1);
+    EXPECT_EQ(*(*a)[1].getInteger(), -2);
+    EXPECT_TRUE(!(*a)[2].getInteger());
+    EXPECT_TRUE((*a)[2].getNumber() == 3.5);
+    // 1e3 is integral though written with an exponent.
+    EXPECT_EQ((*a)[3].getInteger().value_or(-1), 1000);
+    EXPECT_EQ((*a)[4].getInteger().value_or(-1), 0);
+    // Exact beyond 2^53, where a double would round.
+    EXPECT_EQ((*a)[5].getInteger().value_or(-1), 12345678901234567LL);
+  }
+  const JsonValue *b = value->find("b");
+  EXPECT_TRUE(b && b->isObject() && b->find("c") && b->find("c")->isNull());
+  EXPECT_TRUE(value->find("t")->getBool());
+  EXPECT_TRUE(value->find("f")->isBool() && !value->find("f")->getBool());
+  EXPECT_STREQ(value->find("s")->getString(),
+               "q\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_TRUE(value->find("e")->isArray() && value->find("e")->size() == 0);
+  EXPECT_TRUE(value->find("o")->isObject() && value->find("o")->size() == 0);
+  EXPECT_TRUE(value->find("missing") == nullptr);
+  EXPECT_STREQ(JsonValue::parse(R"({"k":[1,2.5,"x\n",null,true]})")->toString(),
+               R"({"k":[1,2.5,"x\n",null,true]})");
+  EXPECT_STREQ(JsonValue::parse("  42 ")->toString(), "42");
+}
+
+void testJsonErrors() {
+  EXPECT_STREQ(jsonError(""),
+               "line 1, column 1 (byte 0): expected a value, got end of input");
+  EXPECT_STREQ(jsonError("{\n  \"a\": 1,\n  \"b\" 2\n}"),
+               "line 3, column 7 (byte 18): expected ':' after the key "
+               "\"b\", got '2'");
+  EXPECT_STREQ(jsonError("{\"a\": 1,}"),
+               "line 1, column 9 (byte 8): expected a string key after ',' "
+               "(trailing commas are not allowed), got '}'");
+  EXPECT_STREQ(jsonError("[1, 2,]"),
+               "line 1, column 7 (byte 6): expected a value after ',' "
+               "(trailing commas are not allowed), got ']'");
+  EXPECT_STREQ(jsonError("[1 2]"), "line 1, column 4 (byte 3): expected ',' "
+                                   "or ']' after an array element, got '2'");
+  EXPECT_STREQ(jsonError("{\"a\": 1 \"b\": 2}"),
+               "line 1, column 9 (byte 8): expected ',' or '}' after the "
+               "value of \"a\", got '\"'");
+  EXPECT_STREQ(jsonError("{a: 1}"), "line 1, column 2 (byte 1): expected a "
+                                    "string key or '}', got 'a'");
+  EXPECT_STREQ(jsonError("{\"a\": 1, \"a\": 2}"),
+               "line 1, column 10 (byte 9): duplicate key \"a\" in object");
+  EXPECT_STREQ(jsonError("\"abc"),
+               "line 1, column 1 (byte 0): unterminated string");
+  EXPECT_STREQ(jsonError("[1, [2"), "line 1, column 7 (byte 6): "
+                                    "unterminated array (opened at line 1, "
+                                    "column 5 (byte 4))");
+  EXPECT_STREQ(jsonError("{\"a\": 1"), "line 1, column 8 (byte 7): "
+                                       "unterminated object (opened at line "
+                                       "1, column 1 (byte 0))");
+  EXPECT_CONTAINS(jsonError("\"a\\qb\""),
+                  "line 1, column 3 (byte 2): invalid escape '\\q' in string");
+  EXPECT_STREQ(jsonError("\"a\nb\""),
+               "line 1, column 3 (byte 2): unescaped control character 0x0a "
+               "in string (write it as an escape such as \\n, or end the "
+               "string with '\"')");
+  EXPECT_STREQ(jsonError("\"\\u12G4\""),
+               "line 1, column 6 (byte 5): invalid \\u escape: expected 4 hex "
+               "digits, got 'G'");
+  EXPECT_STREQ(jsonError("\"\\ud83d\""),
+               "line 1, column 2 (byte 1): invalid \\u escape: high surrogate "
+               "not followed by a low surrogate");
+  EXPECT_STREQ(jsonError("\"\\ude00\""), "line 1, column 2 (byte 1): invalid "
+                                         "\\u escape: unpaired low surrogate "
+                                         "in string");
+  EXPECT_STREQ(jsonError("[01]"), "line 1, column 2 (byte 1): invalid "
+                                  "number: leading zeros are not allowed");
+  EXPECT_STREQ(jsonError("-x"), "line 1, column 2 (byte 1): invalid number: "
+                                "expected a digit after '-', got 'x'");
+  EXPECT_STREQ(jsonError("1."), "line 1, column 3 (byte 2): invalid number: "
+                                "expected a digit after '.', got end of input");
+  EXPECT_STREQ(jsonError("1e+"), "line 1, column 4 (byte 3): invalid number: "
+                                 "expected a digit in the exponent, got end "
+                                 "of input");
+  EXPECT_STREQ(jsonError("1e999"),
+               "line 1, column 1 (byte 0): number 1e999 is out of range");
+  EXPECT_STREQ(jsonError("[tru]"), "line 1, column 2 (byte 1): invalid "
+                                   "literal (expected true, false or null)");
+  EXPECT_STREQ(jsonError("nullx"), "line 1, column 1 (byte 0): invalid "
+                                   "literal (expected true, false or null)");
+  EXPECT_STREQ(jsonError("{} x"), "line 1, column 4 (byte 3): unexpected 'x' "
+                                  "after the JSON value");
+  EXPECT_STREQ(jsonError("// c\n{}"),
+               "line 1, column 1 (byte 0): comments are not allowed in JSON");
+  EXPECT_STREQ(jsonError("[NaN]"),
+               "line 1, column 2 (byte 1): expected a value (object, array, "
+               "string, number, true, false or null), got 'N'");
+  EXPECT_STREQ(jsonError("[\x01]"),
+               "line 1, column 2 (byte 1): expected a value (object, array, "
+               "string, number, true, false or null), got byte 0x01");
+  EXPECT_STREQ(jsonError(std::string(300, '[') + std::string(300, ']')),
+               "line 1, column 257 (byte 256): nesting deeper than 256 levels");
+  // 256 levels are fine.
+  EXPECT_STREQ(jsonError(std::string(256, '[') + std::string(256, ']')),
+               "<parsed>");
+}
+
+//===----------------------------------------------------------------------===//
+// Manifest
+//===----------------------------------------------------------------------===//
+
+void testManifestValid() {
+  Expected<Manifest> parsed = Manifest::parse(kValidManifest, "/data/run");
+  EXPECT_TRUE(parsed.ok());
+  if (!parsed) {
+    std::printf("  %s\n", parsed.error().c_str());
+    return;
+  }
+  const Manifest &m = *parsed;
+  EXPECT_STREQ(m.ptx, "out.ptx");
+  EXPECT_STREQ(m.ptxPath(), "/data/run/out.ptx");
+  EXPECT_STREQ(m.chip, "sm_90a");
+  EXPECT_STREQ(m.features, "+ptx80");
+  EXPECT_TRUE(m.op == ManifestOp::Attention);
+  EXPECT_STREQ(manifestOpName(m.op), "attention");
+
+  EXPECT_EQ(m.buffers.size(), 5);
+  const ManifestBuffer &query = m.buffers[0];
+  EXPECT_STREQ(query.name, "query");
+  EXPECT_TRUE(query.role == BufferRole::Input);
+  EXPECT_TRUE(query.dtype == ElementType::BF16);
+  EXPECT_TRUE(query.shape == (std::vector<int64_t>{2, 8, 1024, 64}));
+  EXPECT_EQ(query.bytes, 2097152);
+  EXPECT_EQ(query.numElements(), 1048576);
+  EXPECT_TRUE(m.buffers[3].role == BufferRole::Output);
+  EXPECT_TRUE(m.buffers[4].role == BufferRole::Workspace);
+  EXPECT_TRUE(m.buffers[4].dtype == ElementType::I8);
+  EXPECT_TRUE(m.findBuffer("result") == &m.buffers[3]);
+  EXPECT_TRUE(m.findBuffer("nope") == nullptr);
+
+  EXPECT_EQ(m.launches.size(), 2);
+  const ManifestLaunch &first = m.launches[0];
+  EXPECT_STREQ(first.kernel, "block_kernel");
+  EXPECT_TRUE(first.grid.x == 2 && first.grid.y == 8 && first.grid.z == 16);
+  EXPECT_TRUE(first.block.x == 256 && first.block.y == 1 && first.block.z == 1);
+  EXPECT_EQ(first.dynamicSharedMemory, 49152);
+  EXPECT_TRUE(first.args == (std::vector<size_t>{0, 1, 2, 3}));
+  // Missing dimensions are 1; dynamic shared memory defaults to 0.
+  const ManifestLaunch &second = m.launches[1];
+  EXPECT_TRUE(second.grid.x == 16 && second.grid.y == 1 && second.grid.z == 1);
+  EXPECT_EQ(second.block.count(), 128);
+  EXPECT_EQ(second.dynamicSharedMemory, 0);
+
+  EXPECT_TRUE(m.hasOption("causal"));
+  EXPECT_TRUE(!m.hasOption("window"));
+  EXPECT_EQ(m.getIntOption("seq").value_or(-1), 1024);
+  EXPECT_TRUE(!m.getIntOption("scale")); // not an integer
+  EXPECT_TRUE(!m.getIntOption("dtype")); // a string
+  EXPECT_TRUE(m.getNumberOption("scale").value_or(0) == 0.125);
+  EXPECT_STREQ(m.getStringOption("dtype").value_or("?"), "bf16");
+  EXPECT_TRUE(!m.getStringOption("seq"));
+  EXPECT_TRUE(m.getBoolOption("causal").value_or(false));
+  EXPECT_TRUE(!m.getBoolOption("heads"));
+  EXPECT_TRUE(!m.getIntOption("absent"));
+
+  // Optional fields may be left out; ptxPath without a directory.
+  std::string minimal = R"({"bpt_manifest_version": 1, "ptx": "k.ptx",
+    "chip": "sm_80", "op": "custom",
+    "buffers": [{"name": "x", "role": "output", "dtype": "f32",
+                 "shape": [3], "bytes": 12}],
+    "launches": [{"kernel": "k", "grid": [1], "block": [32], "args": [0]}]})";
+  Expected<Manifest> small = Manifest::parse(minimal);
+  EXPECT_TRUE(small.ok());
+  if (small) {
+    EXPECT_STREQ(small->ptxPath(), "k.ptx");
+    EXPECT_STREQ(small->features, "");
+    EXPECT_TRUE(small->options.isObject() && small->options.size() == 0);
+    EXPECT_TRUE(small->op == ManifestOp::Custom);
+  }
+  // An absolute ptx path ignores the directory.
+  Expected<Manifest> absolute = Manifest::parse(
+      replaced(kValidManifest, "\"out.ptx\"", "\"/abs/out.ptx\""), "/data");
+  EXPECT_TRUE(absolute.ok() && absolute->ptxPath() == "/abs/out.ptx");
+
+  EXPECT_STREQ(elementTypeName(ElementType::F16), "f16");
+  EXPECT_EQ(elementTypeBytes(ElementType::F32), 4);
+  EXPECT_EQ(elementTypeBytes(ElementType::BF16), 2);
+  EXPECT_EQ(elementTypeBytes(ElementType::I8), 1);
+  EXPECT_TRUE(parseElementType("bf16") == ElementType::BF16);
+  EXPECT_TRUE(!parseElementType("fp32"));
+  EXPECT_STREQ(bufferRoleName(BufferRole::Workspace), "workspace");
+}
+
+void testManifestErrors() {
+  const std::string valid = kValidManifest;
+  EXPECT_STREQ(manifestError(valid), "<valid>");
+
+  // Top level.
+  EXPECT_STREQ(manifestError("[1]"),
+               "manifest: expected a JSON object, got an array");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"bpt_manifest_version\": 1,", "")),
+      "bpt_manifest_version: missing (is this a bpt kernel "
+      "manifest?)");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
+                                      "\"bpt_manifest_version\": 2")),
+               "bpt_manifest_version: version 2 is not supported (this "
+               "runtime reads version 1)");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
+                                      "\"bpt_manifest_version\": \"1\"")),
+               "bpt_manifest_version: expected an integer, got string \"1\"");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"launches\"", "\"lauches\"")),
+               "lauches: unknown field (expected bpt_manifest_version, ptx, "
+               "chip, features, op, options, buffers or launches)");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"ptx\": \"out.ptx\",", "")),
+               "ptx: missing");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"out.ptx\"", "5")),
+               "ptx: expected a string, got 5");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"out.ptx\"", "\"\"")),
+               "ptx: must not be empty");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"sm_90a\"", "\"h100\"")),
+               "chip: expected a chip name such as sm_90a, got \"h100\"");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"+ptx80\"", "80")),
+               "features: expected a string, got 80");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"attention\"", "\"attn\"")),
+               "op: unknown op \"attn\" (expected attention, ffn, block or "
+               "custom)");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"q_block\": 128",
+                                      "\"q_block\": [128, 64]")),
+               "options.q_block: expected a number, string or boolean, got an "
+               "array");
+  std::string optionsText =
+      valid.substr(valid.find("\"options\""),
+                   valid.find("\"buffers\"") - valid.find("\"options\""));
+  EXPECT_STREQ(
+      manifestError(replaced(valid, optionsText, "\"options\": 3,\n  ")),
+      "options: expected an object, got 3");
+
+  // Buffers.
+  std::string noBuffers = replaced(
+      valid,
+      valid.substr(valid.find("\"buffers\""),
+                   valid.find("\"launches\"") - valid.find("\"buffers\"")),
+      "\"buffers\": [],\n  ");
+  EXPECT_STREQ(manifestError(noBuffers),
+               "buffers: expected at least one buffer");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"role\": \"input\"", "\"role\": \"in\"")),
+      "buffers[0].role: unknown role \"in\" (expected input, output "
+      "or workspace)");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"role\": \"input\", \"dtype\": \"bf16\"",
+                             "\"role\": \"input\", \"dtype\": \"fp32\"")),
+      "buffers[0].dtype: unknown dtype \"fp32\" (expected f32, f16, "
+      "bf16 or i8)");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"name\": \"query\", ", "")),
+               "buffers[0].name: missing");
+  EXPECT_STREQ(manifestError(
+                   replaced(valid, "\"name\": \"key\"", "\"name\": \"query\"")),
+               "buffers[1].name: \"query\" is already the name of buffers[0]");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                      "\"shape\": [2, 8, 0, 64]")),
+               "buffers[0].shape[2]: expected a positive integer, got 0");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                      "\"shape\": [2, 8.5, 1024, 64]")),
+               "buffers[0].shape[1]: expected a positive integer, got 8.5");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                      "\"shape\": []")),
+               "buffers[0].shape: expected at least one dimension");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                      "\"shape\": \"2x8\"")),
+               "buffers[0].shape: expected an array of positive integers, got "
+               "string \"2x8\"");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"bytes\": 2097152", "\"bytes\": 1000")),
+      "buffers[0].bytes: 1000 does not match shape [2, 8, 1024, 64] "
+      "of bf16, which is 2097152 bytes");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"bytes\": 2097152", "\"bytes\": -4")),
+      "buffers[0].bytes: expected a positive integer, got -4");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [4096]",
+                                      "\"shape\": [4294967296, 4294967296]")),
+               "buffers[4].shape: the buffer is too large (2^62 bytes or "
+               "more)");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"bytes\": 4096",
+                                      "\"bytes\": 4096, \"offset\": 0")),
+               "buffers[4].offset: unknown field (expected name, role, dtype, "
+               "shape or bytes)");
+  EXPECT_STREQ(manifestError(replaced(valid, "{\"name\": \"query\"",
+                                      "7, {\"name\": \"query\"")),
+               "buffers[0]: expected an object, got 7");
+  EXPECT_STREQ(manifestError(replaced(replaced(valid, "\"args\": [0, 1, 2, 3]",
+                                               "\"args\": [0, 1, 2]"),
+                                      "\"args\": [3, 4]", "\"args\": [4]")),
+               "buffers[3]: output \"result\" is not an argument of any "
+               "launch, so nothing would write it");
+
+  // Launches.
+  EXPECT_STREQ(manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]",
+                                      "\"args\": [0, 1, 2, 7]")),
+               "launches[0].args[3]: index 7 out of range (5 buffers)");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]",
+                                      "\"args\": [-1, 1, 2, 3]")),
+               "launches[0].args[0]: expected a buffer index (a non-negative "
+               "integer), got -1");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]", "\"args\": 3")),
+      "launches[0].args: expected an array of buffer indices, got 3");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                      "\"grid\": [2, 8, 16, 1]")),
+               "launches[0].grid: expected 1 to 3 dimensions, got 4");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"grid\": [2, 8, 16]", "\"grid\": []")),
+      "launches[0].grid: expected 1 to 3 dimensions, got 0");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                      "\"grid\": [2, 0, 16]")),
+               "launches[0].grid[1]: expected a positive integer, got 0");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                      "\"grid\": [2, 70000, 16]")),
+               "launches[0].grid[1]: 70000 exceeds the limit of 65535");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                      "\"grid\": {\"x\": 2}")),
+               "launches[0].grid: expected an array of 1 to 3 positive "
+               "integers, got an object");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"block\": [256, 1, 1]",
+                                      "\"block\": [32, 32, 2]")),
+               "launches[0].block: 32x32x2 is 2048 threads per block, more "
+               "than 1024");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"block\": [256, 1, 1]",
+                                      "\"block\": [1, 1, 65]")),
+               "launches[0].block[2]: 65 exceeds the limit of 64");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"block\": [256, 1, 1],", "")),
+               "launches[0].block: missing");
+  EXPECT_STREQ(manifestError(replaced(valid,
+                                      "\"dynamic_shared_memory\": "
+                                      "49152",
+                                      "\"dynamic_shared_memory\": -1")),
+               "launches[0].dynamic_shared_memory: expected a non-negative "
+               "integer (bytes), got -1");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, "\"kernel\": \"block_kernel\", ", "")),
+      "launches[0].kernel: missing");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"kernel\": \"epilogue\"",
+                                      "\"kernel\": \"epilogue\", \"stream\": "
+                                      "1")),
+               "launches[1].stream: unknown field (expected kernel, grid, "
+               "block, dynamic_shared_memory or args)");
+  std::string noLaunches =
+      valid.substr(0, valid.find("\"launches\"")) + "\"launches\": []}";
+  EXPECT_STREQ(manifestError(noLaunches),
+               "launches: expected at least one launch");
+
+  // A JSON syntax error comes through with its location.
+  EXPECT_STREQ(manifestError(replaced(valid, "\"op\": \"attention\",",
+                                      "\"op\": \"attention\",,")),
+               "line 6, column 21 (byte 115): expected a string key, got ','");
+}
+
+void testManifestFiles() {
+  char directory[] = "/tmp/bpt-runtime-test-XXXXXX";
+  if (!mkdtemp(directory)) {
+    record(false);
+    std::printf("FAILED: cannot create a temporary directory\n");
+    return;
+  }
+  std::string dir = directory;
+  std::string good = dir + "/kernels.json";
+  std::string bad = dir + "/bad.json";
+  std::ofstream(good) << kValidManifest;
+  std::ofstream(bad) << replaced(kValidManifest, "\"args\": [0, 1, 2, 3]",
+                                 "\"args\": [0, 1, 2, 7]");
+
+  Expected<Manifest> loaded = Manifest::load(good);
+  EXPECT_TRUE(loaded.ok());
+  if (loaded) {
+    EXPECT_STREQ(loaded->directory, dir);
+    EXPECT_STREQ(loaded->ptxPath(), dir + "/out.ptx");
+  }
+  Expected<Manifest> invalid = Manifest::load(bad);
+  EXPECT_TRUE(!invalid.ok());
+  EXPECT_STREQ(invalid.error(), bad + ": launches[0].args[3]: index 7 out of "
+                                      "range (5 buffers)");
+  Expected<Manifest> missing = Manifest::load(dir + "/absent.json");
+  EXPECT_STREQ(missing.error(), "cannot open manifest '" + dir +
+                                    "/absent.json': No such file or "
+                                    "directory");
+
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
+  rmdir(directory);
+}
+
+//===----------------------------------------------------------------------===//
+// Runtime without a driver or device
+//===----------------------------------------------------------------------===//
+
+void testNullHandles() {
+  bptRuntime noRuntime = {nullptr};
+  bptModule noModule = {nullptr};
+  bptTimer noTimer = {nullptr};
+  uint64_t pointer = 0;
+  EXPECT_TRUE(bptRuntimeIsNull(noRuntime));
+  EXPECT_EQ(bptRuntimeMalloc(noRuntime, 16, &pointer),
+            bptRuntimeErrorInvalidArgument);
+  EXPECT_STREQ(bptRuntimeLastError(),
+               "bptRuntimeMalloc: the runtime handle is null (was it created "
+               "successfully?)");
+  uint32_t dims[3] = {1, 1, 1};
+  EXPECT_EQ(bptModuleLaunch(noModule, "k", dims, dims, 0, nullptr, 0),
+            bptRuntimeErrorInvalidArgument);
+  EXPECT_CONTAINS(std::string(bptRuntimeLastError()),
+                  "bptModuleLaunch: the module handle is null");
+  EXPECT_EQ(bptTimerStart(noTimer), bptRuntimeErrorInvalidArgument);
+  EXPECT_EQ(bptRuntimeCreate(0, nullptr), bptRuntimeErrorInvalidArgument);
+  EXPECT_STREQ(bptRuntimeLastError(),
+               "bptRuntimeCreate: `runtime` must not be null");
+  // Destroying null handles is a no-op.
+  EXPECT_EQ(bptRuntimeDestroy(noRuntime), bptRuntimeSuccess);
+  EXPECT_EQ(bptModuleDestroy(noModule), bptRuntimeSuccess);
+  EXPECT_EQ(bptTimerDestroy(noTimer), bptRuntimeSuccess);
+  EXPECT_STREQ(bptModuleGetInfoLog(noModule), "");
+
+  // The last error is per thread.
+  std::string otherThreadError = "unset";
+  std::thread([&] { otherThreadError = bptRuntimeLastError(); }).join();
+  EXPECT_STREQ(otherThreadError, "");
+}
+
+/// Loading a driver library that does not exist, through BPT_LIBCUDA, gives
+/// the no-driver message on any machine. Must run before anything loads the
+/// real driver, since a loaded driver is kept for the process.
+void testDriverOverride() {
+  setenv("BPT_LIBCUDA", "/nonexistent/libcuda.so.1", 1);
+  char message[512];
+  EXPECT_EQ(bptRuntimeIsAvailable(message, sizeof(message)), 0);
+  EXPECT_STARTS_WITH(std::string(message),
+                     "no NVIDIA driver found (/nonexistent/libcuda.so.1 could "
+                     "not be loaded: ");
+  EXPECT_STREQ(std::string(bptRuntimeLastError()), std::string(message));
+  bptRuntime runtime = {nullptr};
+  EXPECT_EQ(bptRuntimeCreate(0, &runtime), bptRuntimeErrorNoDriver);
+  EXPECT_TRUE(bptRuntimeIsNull(runtime));
+  unsetenv("BPT_LIBCUDA");
+}
+
+/// Where libcuda.so.1 is absent (as on CI), every entry point says so.
+void testNoDriver() {
+  void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (library) {
+    dlclose(library);
+    note("libcuda.so.1 is present: skipping the no-driver checks");
+    return;
+  }
+  const std::string prefix =
+      "no NVIDIA driver found (libcuda.so.1 could not be loaded: ";
+
+  char message[512] = "unchanged";
+  EXPECT_EQ(bptRuntimeIsAvailable(message, sizeof(message)), 0);
+  EXPECT_STARTS_WITH(std::string(message), prefix);
+  EXPECT_TRUE(message[std::strlen(message) - 1] == ')');
+  EXPECT_STREQ(std::string(bptRuntimeLastError()), std::string(message));
+  // A short buffer gets a truncated, terminated message; none is fine too.
+  char shortMessage[10];
+  EXPECT_EQ(bptRuntimeIsAvailable(shortMessage, sizeof(shortMessage)), 0);
+  EXPECT_STREQ(std::string(shortMessage), "no NVIDIA");
+  EXPECT_EQ(bptRuntimeIsAvailable(nullptr, 0), 0);
+
+  int count = -1;
+  EXPECT_EQ(bptRuntimeGetDeviceCount(&count), bptRuntimeErrorNoDriver);
+  EXPECT_EQ(count, -1);
+  bptRuntime runtime = {nullptr};
+  EXPECT_EQ(bptRuntimeCreate(0, &runtime), bptRuntimeErrorNoDriver);
+  EXPECT_STARTS_WITH(std::string(bptRuntimeLastError()), prefix);
+
+  std::string why;
+  EXPECT_TRUE(!Runtime::isAvailable(&why));
+  EXPECT_STARTS_WITH(why, prefix);
+  Expected<Runtime> created = Runtime::create();
+  EXPECT_TRUE(!created.ok());
+  EXPECT_STARTS_WITH(created.error(), prefix);
+}
+
+void testChipCheck() {
+  DeviceInfo h100;
+  h100.name = "NVIDIA H100";
+  h100.computeCapabilityMajor = 9;
+  h100.computeCapabilityMinor = 0;
+  DeviceInfo a100 = h100;
+  a100.name = "NVIDIA A100";
+  a100.computeCapabilityMajor = 8;
+  EXPECT_STREQ(h100.chip(), "sm_90");
+  EXPECT_TRUE(checkChipRunsOn("sm_90a", h100).ok());
+  EXPECT_TRUE(checkChipRunsOn("sm_90", h100).ok());
+  EXPECT_TRUE(checkChipRunsOn("sm_80", h100).ok());
+  EXPECT_STREQ(checkChipRunsOn("sm_90a", a100).message(),
+               "the kernels were generated for sm_90a, which runs only on "
+               "compute capability 9.0 devices, but device 0 (NVIDIA A100) is "
+               "sm_80; regenerate them with --chip=sm_80");
+  EXPECT_STREQ(checkChipRunsOn("sm_90", a100).message(),
+               "the kernels were generated for sm_90, which needs compute "
+               "capability 9.0 or newer, but device 0 (NVIDIA A100) is sm_80; "
+               "regenerate them with --chip=sm_80");
+  EXPECT_STREQ(checkChipRunsOn("gfx90a", h100).message(),
+               "unrecognised chip 'gfx90a' (expected sm_<major><minor>, e.g. "
+               "sm_90a)");
+}
+
+//===----------------------------------------------------------------------===//
+// On a GPU: hand-written PTX through the runtime
+//===----------------------------------------------------------------------===//
+
+/// out[i] = x[i] + 2·y[i], one thread per element; and a block-wise reversal
+/// through dynamic shared memory at offset 60 KiB, which needs the
+/// dynamic-shared-memory limit raised above 48 KiB.
+const char *kTestPTX = R"(
+.version 7.0
+.target sm_70
+.address_size 64
+
+.extern .shared .align 16 .b8 dynamic_smem[];
+
+.visible .entry vector_add(
+    .param .u64 x_param,
+    .param .u64 y_param,
+    .param .u64 out_param)
+{
+    .reg .b32 %r<5>;
+    .reg .f32 %f<4>;
+    .reg .b64 %rd<11>;
+
+    ld.param.u64 %rd1, [x_param];
+    ld.param.u64 %rd2, [y_param];
+    ld.param.u64 %rd3, [out_param];
+    cvta.to.global.u64 %rd4, %rd1;
+    cvta.to.global.u64 %rd5, %rd2;
+    cvta.to.global.u64 %rd6, %rd3;
+    mov.u32 %r1, %ctaid.x;
+    mov.u32 %r2, %ntid.x;
+    mov.u32 %r3, %tid.x;
+    mad.lo.s32 %r4, %r1, %r2, %r3;
+    mul.wide.s32 %rd7, %r4, 4;
+    add.s64 %rd8, %rd4, %rd7;
+    add.s64 %rd9, %rd5, %rd7;
+    add.s64 %rd10, %rd6, %rd7;
+    ld.global.f32 %f1, [%rd8];
+    ld.global.f32 %f2, [%rd9];
+    fma.rn.f32 %f3, %f2, 0f40000000, %f1;
+    st.global.f32 [%rd10], %f3;
+    ret;
+}
+
+.visible .entry reverse_shared(
+    .param .u64 in_param,
+    .param .u64 out_param)
+{
+    .reg .b32 %r<7>;
+    .reg .f32 %f<3>;
+    .reg .b64 %rd<13>;
+
+    ld.param.u64 %rd1, [in_param];
+    ld.param.u64 %rd2, [out_param];
+    cvta.to.global.u64 %rd3, %rd1;
+    cvta.to.global.u64 %rd4, %rd2;
+    mov.u32 %r1, %ctaid.x;
+    mov.u32 %r2, %ntid.x;
+    mov.u32 %r3, %tid.x;
+    mad.lo.s32 %r4, %r1, %r2, %r3;
+    mul.wide.s32 %rd5, %r4, 4;
+    add.s64 %rd6, %rd3, %rd5;
+    ld.global.f32 %f1, [%rd6];
+    mov.u64 %rd7, dynamic_smem;
+    mul.wide.u32 %rd8, %r3, 4;
+    add.s64 %rd9, %rd7, %rd8;
+    st.shared.f32 [%rd9+61440], %f1;
+    bar.sync 0;
+    sub.s32 %r5, %r2, %r3;
+    sub.s32 %r6, %r5, 1;
+    mul.wide.u32 %rd10, %r6, 4;
+    add.s64 %rd11, %rd7, %rd10;
+    ld.shared.f32 %f2, [%rd11+61440];
+    add.s64 %rd12, %rd4, %rd5;
+    st.global.f32 [%rd12], %f2;
+    ret;
+}
+)";
+
+struct TimingState {
+  bptModule module;
+  uint64_t args[3];
+  int failAt;
+};
+
+int launchForTiming(void *userData, int iteration) {
+  auto *state = static_cast<TimingState *>(userData);
+  if (iteration == state->failAt)
+    return 7;
+  uint32_t grid[3] = {4, 1, 1}, block[3] = {256, 1, 1};
+  return bptModuleLaunch(state->module, "vector_add", grid, block, 0,
+                         state->args, 3);
+}
+
+void testOnDevice() {
+  std::string why;
+  if (!Runtime::isAvailable(&why)) {
+    note("GPU checks skipped: " + why);
+    return;
+  }
+  note("GPU checks on: " + why);
+
+  Expected<Runtime> created = Runtime::create(0);
+  EXPECT_TRUE(created.ok());
+  if (!created) {
+    std::printf("  %s\n", created.error().c_str());
+    return;
+  }
+  Runtime &runtime = *created;
+  Expected<DeviceInfo> info = runtime.deviceInfo();
+  EXPECT_TRUE(info.ok());
+  if (!info)
+    return;
+  EXPECT_TRUE(!info->name.empty());
+  EXPECT_TRUE(info->computeCapabilityMajor >= 3);
+  EXPECT_TRUE(info->multiprocessorCount > 0);
+  EXPECT_TRUE(info->maxSharedMemoryPerBlockOptin >= 48 * 1024);
+  EXPECT_TRUE(info->freeMemoryBytes > 0 &&
+              info->freeMemoryBytes <= info->totalMemoryBytes);
+  EXPECT_TRUE(info->driverVersion >= 11000);
+  note("device: " + info->name + ", " + info->chip() + ", " +
+       std::to_string(info->multiprocessorCount) + " SMs, " +
+       std::to_string(info->maxSharedMemoryPerBlockOptin) +
+       " bytes of opt-in shared memory per block, driver " +
+       std::to_string(info->driverVersion));
+
+  bptRuntime absent = {nullptr};
+  EXPECT_EQ(bptRuntimeCreate(1 << 20, &absent), bptRuntimeErrorNoDevice);
+  EXPECT_CONTAINS(std::string(bptRuntimeLastError()),
+                  "CUDA device 1048576 requested, but this machine has");
+
+  // Device memory.
+  const int n = 1024;
+  std::vector<float> x(n), y(n), out(n, -1.0f);
+  for (int i = 0; i < n; ++i) {
+    x[i] = 0.5f * float(i);
+    y[i] = float(i % 7) - 3.0f;
+  }
+  Expected<DeviceBuffer> dx = runtime.allocate(n * sizeof(float));
+  Expected<DeviceBuffer> dy = runtime.allocate(n * sizeof(float));
+  Expected<DeviceBuffer> dout = runtime.allocate(n * sizeof(float));
+  EXPECT_TRUE(dx.ok() && dy.ok() && dout.ok());
+  if (!dx || !dy || !dout)
+    return;
+  EXPECT_TRUE(dx->copyFromHost(x.data(), n * sizeof(float)).ok());
+  EXPECT_TRUE(dy->copyFromHost(y.data(), n * sizeof(float)).ok());
+  EXPECT_TRUE(dout->fill(0xff).ok()); // NaN poison
+  EXPECT_TRUE(!dx->copyFromHost(x.data(), 2 * n * sizeof(float)).ok());
+  Expected<DeviceBuffer> empty = runtime.allocate(0);
+  EXPECT_STREQ(empty.error(),
+               "bptRuntimeMalloc: cannot allocate 0 bytes of device memory");
+  Expected<DeviceBuffer> huge = runtime.allocate(size_t(1) << 50);
+  EXPECT_CONTAINS(huge.error(), "cuMemAlloc_v2 failed: "
+                                "CUDA_ERROR_OUT_OF_MEMORY");
+  EXPECT_CONTAINS(huge.error(), " free of ");
+
+  // Loading PTX.
+  Expected<Module> loaded = runtime.loadPTX(kTestPTX);
+  EXPECT_TRUE(loaded.ok());
+  if (!loaded) {
+    std::printf("  %s\n", loaded.error().c_str());
+    return;
+  }
+  Module &module = *loaded;
+  Expected<Module> broken = runtime.loadPTX(
+      ".version 7.0\n.target sm_70\n.address_size 64\n"
+      ".visible .entry bad() {\n  bogus.instruction %r1;\n  ret;\n}\n");
+  EXPECT_TRUE(!broken.ok());
+  EXPECT_CONTAINS(broken.error(),
+                  "loading PTX (.version 7.0, .target sm_70) on device 0 (");
+  EXPECT_CONTAINS(broken.error(), "cuModuleLoadDataEx failed: ");
+  EXPECT_CONTAINS(broken.error(), "\nJIT log:\n");
+  note("bad PTX reads: " + broken.error());
+  Expected<Module> noFile = runtime.loadPTXFile("/nonexistent/k.ptx");
+  EXPECT_STREQ(noFile.error(), "cannot open PTX file '/nonexistent/k.ptx': "
+                               "No such file or directory");
+
+  // A launch, and its result.
+  Status launched =
+      module.launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
+                    {dx->pointer(), dy->pointer(), dout->pointer()});
+  EXPECT_TRUE(launched.ok());
+  if (!launched)
+    std::printf("  %s\n", launched.message().c_str());
+  EXPECT_TRUE(runtime.synchronize().ok());
+  EXPECT_TRUE(dout->copyToHost(out.data(), n * sizeof(float)).ok());
+  int wrong = 0;
+  for (int i = 0; i < n; ++i)
+    wrong += out[i] != x[i] + 2.0f * y[i];
+  EXPECT_EQ(wrong, 0);
+
+  // More than 48 KiB of dynamic shared memory.
+  EXPECT_TRUE(dout->fill(0xff).ok());
+  Status reversed = module.launch("reverse_shared", {4, 1, 1}, {256, 1, 1},
+                                  64 * 1024, {dx->pointer(), dout->pointer()});
+  EXPECT_TRUE(reversed.ok());
+  if (!reversed)
+    std::printf("  %s\n", reversed.message().c_str());
+  EXPECT_TRUE(dout->copyToHost(out.data(), n * sizeof(float)).ok());
+  wrong = 0;
+  for (int i = 0; i < n; ++i)
+    wrong += out[i] != x[(i / 256) * 256 + 255 - i % 256];
+  EXPECT_EQ(wrong, 0);
+
+  // Bad launches.
+  uint32_t tooMuch = uint32_t(info->maxSharedMemoryPerBlockOptin) + 1;
+  Status overShared = module.launch("reverse_shared", {1, 1, 1}, {256, 1, 1},
+                                    tooMuch, {dx->pointer(), dout->pointer()});
+  EXPECT_CONTAINS(overShared.message(),
+                  "launching kernel 'reverse_shared': it needs " +
+                      std::to_string(tooMuch) +
+                      " bytes of dynamic shared memory per block, but device "
+                      "0 (");
+  EXPECT_CONTAINS(overShared.message(),
+                  "allows at most " +
+                      std::to_string(info->maxSharedMemoryPerBlockOptin) +
+                      " bytes per block (its opt-in maximum)");
+  Status unknown = module.launch("vector_sub", {1, 1, 1}, {1, 1, 1}, 0, {});
+  EXPECT_STREQ(unknown.message(), "no kernel named 'vector_sub' in the module "
+                                  "(its kernels: 'vector_add', "
+                                  "'reverse_shared')");
+  Status bigBlock =
+      module.launch("vector_add", {1, 1, 1}, {64, 32, 1}, 0,
+                    {dx->pointer(), dy->pointer(), dout->pointer()});
+  EXPECT_STREQ(bigBlock.message(), "launching kernel 'vector_add': block "
+                                   "64x32x1 has 2048 threads, more than 1024");
+  Status zeroGrid =
+      module.launch("vector_add", {1, 0, 1}, {1, 1, 1}, 0,
+                    {dx->pointer(), dy->pointer(), dout->pointer()});
+  EXPECT_STREQ(zeroGrid.message(), "launching kernel 'vector_add': grid.y is "
+                                   "0, must be 1 to 65535");
+  if (info->driverVersion >= 12040) {
+    Status fewArgs = module.launch("vector_add", {1, 1, 1}, {1, 1, 1}, 0,
+                                   {dx->pointer(), dy->pointer()});
+    EXPECT_STREQ(fewArgs.message(), "launching kernel 'vector_add': it takes "
+                                    "3 parameters, but 2 arguments were "
+                                    "given");
+  } else {
+    note("driver older than CUDA 12.4: skipping the parameter-count check");
+  }
+
+  // The whole manifest path: buffers checked against the manifest, launches
+  // run in order.
+  std::string manifestText = R"({"bpt_manifest_version": 1, "ptx": "t.ptx",
+    "chip": "sm_70", "op": "custom",
+    "buffers": [
+      {"name": "x", "role": "input", "dtype": "f32", "shape": [1024],
+       "bytes": 4096},
+      {"name": "y", "role": "input", "dtype": "f32", "shape": [1024],
+       "bytes": 4096},
+      {"name": "out", "role": "output", "dtype": "f32", "shape": [1024],
+       "bytes": 4096}],
+    "launches": [
+      {"kernel": "vector_add", "grid": [4], "block": [256],
+       "args": [0, 1, 2]},
+      {"kernel": "vector_add", "grid": [4], "block": [256],
+       "args": [2, 1, 2]}]})";
+  Expected<Manifest> manifest = Manifest::parse(manifestText);
+  EXPECT_TRUE(manifest.ok());
+  if (manifest) {
+    EXPECT_TRUE(checkChipRunsOn(manifest->chip, *info).ok());
+    std::vector<DeviceBuffer> buffers;
+    buffers.push_back(std::move(*dx));
+    buffers.push_back(std::move(*dy));
+    buffers.push_back(std::move(*dout));
+    EXPECT_TRUE(module.launchAll(*manifest, buffers).ok());
+    EXPECT_TRUE(buffers[2].copyToHost(out.data(), n * sizeof(float)).ok());
+    wrong = 0;
+    for (int i = 0; i < n; ++i)
+      wrong += out[i] != (x[i] + 2.0f * y[i]) + 2.0f * y[i];
+    EXPECT_EQ(wrong, 0);
+    std::vector<DeviceBuffer> tooFew;
+    tooFew.push_back(std::move(buffers[0]));
+    EXPECT_STREQ(module.launchAll(*manifest, tooFew).message(),
+                 "the manifest has 3 buffers, but 1 device buffers were "
+                 "given");
+    buffers[0] = std::move(tooFew[0]);
+    *dx = std::move(buffers[0]);
+    *dy = std::move(buffers[1]);
+    *dout = std::move(buffers[2]);
+  }
+
+  // Timing through the C callback and through a timer.
+  TimingState state{
+      module.handle(), {dx->pointer(), dy->pointer(), dout->pointer()}, -1};
+  float milliseconds = -1;
+  EXPECT_EQ(bptRuntimeTimeLaunches(runtime.handle(), 20, launchForTiming,
+                                   &state, &milliseconds),
+            bptRuntimeSuccess);
+  EXPECT_TRUE(milliseconds > 0);
+  note("20 launches of vector_add took " + std::to_string(milliseconds) +
+       " ms");
+  state.failAt = 3;
+  EXPECT_EQ(bptRuntimeTimeLaunches(runtime.handle(), 20, launchForTiming,
+                                   &state, &milliseconds),
+            bptRuntimeErrorCallback);
+  EXPECT_STREQ(std::string(bptRuntimeLastError()),
+               "timing stopped: the launch callback returned 7 at iteration 3 "
+               "of 20");
+  Expected<float> timed = runtime.timeLaunches(5, [&](int i) {
+    if (i == 2)
+      return Status::failure("stop here");
+    return module.launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
+                         {dx->pointer(), dy->pointer(), dout->pointer()});
+  });
+  EXPECT_STREQ(timed.error(), "timing stopped at iteration 2: stop here");
+  bptTimer timer = {nullptr};
+  EXPECT_EQ(bptTimerCreate(runtime.handle(), &timer), bptRuntimeSuccess);
+  EXPECT_EQ(bptTimerStop(timer, &milliseconds), bptRuntimeErrorInvalidArgument);
+  EXPECT_EQ(bptTimerStart(timer), bptRuntimeSuccess);
+  EXPECT_TRUE(module
+                  .launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
+                          {dx->pointer(), dy->pointer(), dout->pointer()})
+                  .ok());
+  milliseconds = -1;
+  EXPECT_EQ(bptTimerStop(timer, &milliseconds), bptRuntimeSuccess);
+  EXPECT_TRUE(milliseconds >= 0);
+  EXPECT_EQ(bptTimerDestroy(timer), bptRuntimeSuccess);
+
+  // Last, since it leaves the context unusable: a kernel that faults is
+  // reported at the next synchronization, by name.
+  Status faulting = module.launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
+                                  {dx->pointer(), 16, dout->pointer()});
+  EXPECT_TRUE(faulting.ok());
+  Status synced = runtime.synchronize();
+  EXPECT_TRUE(!synced.ok());
+  EXPECT_CONTAINS(synced.message(), "cuCtxSynchronize failed: CUDA_ERROR_");
+  EXPECT_CONTAINS(synced.message(), "kernels launched since the last "
+                                    "synchronization: 'vector_add'");
+  note("a faulting kernel reads: " + synced.message());
+}
+
+} // namespace
+
+int main() {
+  testJsonValues();
+  testJsonErrors();
+  testManifestValid();
+  testManifestErrors();
+  testManifestFiles();
+  testNullHandles();
+  testDriverOverride();
+  testNoDriver();
+  testChipCheck();
+  testOnDevice();
+  std::printf("%d passed, %d failed\n", numPassed, numFailed);
+  return numFailed == 0 ? 0 : 1;
+}
