@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Packs what the GPU tests need into .device/ (ignored by git): bpt-run, the
+# kernel sets the build compiled for test/GPU, and lit's Python package.
+# On a GPU machine (which needs no LLVM), from the repository root:
+#   .device/run-gpu-tests.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/build.sh" bpt-run bpt-gpu-test-kernels >/dev/null
+out="$root/.device"
+rm -rf "$out" && mkdir -p "$out"
+cp "$root/build/bin/bpt-run" "$out/"
+cp -r "$root/build/test/GPU/kernels" "$out/kernels"
+cp -r /usr/lib/llvm-22/utils/lit/lit "$out/lit"
+find "$out/lit" -name __pycache__ -prune -exec rm -rf {} +
+cat > "$out/run-gpu-tests.sh" <<'EOS'
+#!/usr/bin/env bash
+# Runs test/GPU with the bundled lit, bpt-run and kernel sets.
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here" && exec python3 -c "import sys; sys.path.insert(0, '.'); \
+from lit.main import main; main()" -sv "$here/../test/GPU" \
+  --param bpt_bin="$here" --param bpt_kernels="$here/kernels" "$@"
+EOS
+chmod +x "$out/run-gpu-tests.sh"
+echo "bundle in $out ($(du -sh "$out" | cut -f1)); on the GPU machine: .device/run-gpu-tests.sh"

@@ -1,0 +1,42 @@
+# -*- Python -*-
+# The GPU test suite: plain lit (no LLVM tools), so that it also runs on a
+# GPU machine that has only bpt-run and the kernel sets the build compiled:
+#   lit test/GPU --param bpt_bin=<dir> --param bpt_kernels=<dir>
+# Tests need the `gpu` feature, set when `bpt-run --probe` finds a usable
+# GPU; elsewhere they are reported as unsupported, not failed.
+
+import os
+import shutil
+import subprocess
+
+import lit.formats
+
+config.name = "BPT-GPU"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".test"]
+config.test_source_root = os.path.dirname(__file__)
+if getattr(config, "bpt_exec_root", None):
+    config.test_exec_root = config.bpt_exec_root
+
+bin_dir = lit_config.params.get("bpt_bin", getattr(config, "bpt_bin", None))
+kernels = lit_config.params.get("bpt_kernels",
+                                getattr(config, "bpt_kernels", None))
+if not bin_dir or not kernels:
+    lit_config.fatal("set --param bpt_bin=<dir of bpt-run> and "
+                     "--param bpt_kernels=<dir of compiled kernel sets>")
+bpt_run = os.path.join(os.path.abspath(bin_dir), "bpt-run")
+config.substitutions.append(("%bpt-run", bpt_run))
+config.substitutions.append(("%kernels", os.path.abspath(kernels)))
+config.environment["PATH"] = os.environ.get("PATH", "")
+for name in ["CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "HOME"]:
+    if name in os.environ:
+        config.environment[name] = os.environ[name]
+
+probe = subprocess.run([bpt_run, "--probe"], capture_output=True, text=True)
+if probe.returncode == 0:
+    config.available_features.add("gpu")
+    lit_config.note("GPU: " + probe.stdout.strip())
+else:
+    lit_config.note("GPU tests unsupported here: " + probe.stdout.strip())
+if shutil.which("compute-sanitizer"):
+    config.available_features.add("compute-sanitizer")
