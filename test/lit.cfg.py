@@ -24,5 +24,13 @@ llvm_config.use_default_substitutions()
 # FileCheck, not and count come from LLVM's tools; bpt's own from the build.
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.bpt_tools_dir, config.llvm_tools_dir]
-tools = ["bpt-cpu-run", "bpt-opt", "bpt-reference-test", "bpt-runtime-test"]
+tools = ["bpt-compile", "bpt-cpu-run", "bpt-opt", "bpt-reference-test",
+         "bpt-run", "bpt-runtime-test"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Tests of bpt-run's no-GPU behaviour only make sense without a GPU.
+import subprocess
+_probe = subprocess.run([os.path.join(config.bpt_tools_dir, "bpt-run"), "--probe"],
+                        capture_output=True)
+if _probe.returncode == 0:
+    config.available_features.add("gpu")
