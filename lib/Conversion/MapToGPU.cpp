@@ -268,12 +268,14 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
     }
   }
 
-  int64_t numBlocks = 1;
-  SmallVector<int64_t> grid(3, 1);
-  for (auto [i, ub] : llvm::enumerate(ubs)) {
-    grid[i] = ub;
-    numBlocks *= ub;
-  }
+  // A persistent grid: each block takes loop iterations blockIdx.x,
+  // blockIdx.x + gridDim.x, ... so that a workspace slice per block, not per
+  // iteration, suffices; the grid is capped accordingly.
+  int64_t numItems = 1;
+  for (int64_t ub : ubs)
+    numItems *= ub;
+  int64_t numBlocks = std::min<int64_t>(
+      numItems, workspaceBytes > 0 ? maxWorkspaceBlocks : maxBlocks);
 
   rw.setInsertionPoint(loop);
   Value workspace;
@@ -285,25 +287,14 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
   if (sharedBytes > 0)
     dynamicShared = arith::ConstantIntOp::create(rw, loc, rw.getI32Type(),
                                                  sharedBytes);
+  Value one = indexConst(rw, loc, 1);
   auto launch = gpu::LaunchOp::create(
-      rw, loc, indexConst(rw, loc, grid[0]), indexConst(rw, loc, grid[1]),
-      indexConst(rw, loc, grid[2]), indexConst(rw, loc, threads),
-      indexConst(rw, loc, 1), indexConst(rw, loc, 1), dynamicShared);
+      rw, loc, indexConst(rw, loc, numBlocks), one, one,
+      indexConst(rw, loc, threads), one, one, dynamicShared);
   launch->setDiscardableAttrs(loop->getDiscardableAttrDictionary());
   Block &body = launch.getBody().front();
   rw.setInsertionPointToEnd(&body);
-  auto terminator = gpu::TerminatorOp::create(rw, loc);
-
-  // The loop body, now run by every thread of block (bx, by, bz).
   gpu::KernelDim3 blockIds = launch.getBlockIds();
-  Value ids[3] = {blockIds.x, blockIds.y, blockIds.z};
-  for (auto [iv, id] : llvm::zip(loop.getInductionVars(), ids))
-    rw.replaceAllUsesWith(iv, id);
-  for (Operation &op :
-       llvm::make_early_inc_range(loop.getBody()->without_terminator()))
-    op.moveBefore(terminator);
-
-  rw.setInsertionPointToStart(&body);
   Value sharedBase;
   if (sharedBytes > 0) {
     auto workgroup = gpu::AddressSpaceAttr::get(
@@ -314,19 +305,29 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
                         MemRefLayoutAttrInterface(), workgroup));
   }
   Value workspaceBase;
-  if (workspace) {
-    // This block's slice: linear block id times the bytes per block.
-    gpu::KernelDim3 gridSize = launch.getGridSize();
-    Value linear = arith::AddIOp::create(
-        rw, loc, blockIds.x,
-        arith::MulIOp::create(
-            rw, loc, gridSize.x,
-            arith::AddIOp::create(
-                rw, loc, blockIds.y,
-                arith::MulIOp::create(rw, loc, gridSize.y, blockIds.z))));
+  if (workspace)
     workspaceBase = arith::MulIOp::create(
-        rw, loc, linear, indexConst(rw, loc, workspaceBytes));
-  }
+        rw, loc, blockIds.x, indexConst(rw, loc, workspaceBytes));
+  Value numThreads = indexConst(rw, loc, threads);
+
+  // The loop body, now run by every thread of the block for each of its
+  // iterations.
+  SmallVector<Value> extents = llvm::map_to_vector(
+      ubs, [&](int64_t ub) { return indexConst(rw, loc, ub); });
+  auto items = scf::ForOp::create(rw, loc, blockIds.x,
+                                  indexConst(rw, loc, numItems),
+                                  indexConst(rw, loc, numBlocks));
+  gpu::TerminatorOp::create(rw, loc);
+  rw.setInsertionPointToStart(items.getBody());
+  SmallVector<Value> ivs =
+      delinearize(rw, loc, items.getInductionVar(), extents);
+  for (auto [iv, id] : llvm::zip(loop.getInductionVars(), ivs))
+    rw.replaceAllUsesWith(iv, id);
+  Operation *itemsEnd = items.getBody()->getTerminator();
+  for (Operation &op :
+       llvm::make_early_inc_range(loop.getBody()->without_terminator()))
+    op.moveBefore(itemsEnd);
+
   for (auto [alloc, place] : llvm::zip(allocs, placement)) {
     rw.setInsertionPoint(alloc);
     MemRefType type = alloc.getType();
@@ -354,8 +355,6 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
 
   // Every tile operation is shared by the block's threads, then a barrier.
   gpu::KernelDim3 threadIds = launch.getThreadIds();
-  rw.setInsertionPointToStart(&body);
-  Value numThreads = indexConst(rw, loc, threads);
   SmallVector<Operation *> work;
   body.walk([&](Operation *op) {
     if (isSharedWork(op))
@@ -414,6 +413,11 @@ void BPTMapToGPUPass::runOnOperation() {
     func.emitError() << "bpt-map-to-gpu: option threads must be in [1, 1024], "
                         "got "
                      << threads;
+    return signalPassFailure();
+  }
+  if (maxBlocks < 1 || maxWorkspaceBlocks < 1) {
+    func.emitError() << "bpt-map-to-gpu: options max-blocks and "
+                        "max-workspace-blocks must be positive";
     return signalPassFailure();
   }
   IRRewriter rw(&getContext());

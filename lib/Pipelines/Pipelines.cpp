@@ -92,8 +92,10 @@ void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
 
 void bpt::addGPUMappingStage(OpPassManager &pm, const NVVMOptions &options) {
   OpPassManager &func = pm.nest<func::FuncOp>();
-  func.addPass(createBPTMapToGPU(
-      {options.threads.getValue(), options.sharedMemory.getValue()}));
+  BPTMapToGPUOptions mapping;
+  mapping.threads = options.threads;
+  mapping.sharedMemory = options.sharedMemory;
+  func.addPass(createBPTMapToGPU(mapping));
   func.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createBPTMergeKernelModules());

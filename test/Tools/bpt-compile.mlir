@@ -7,8 +7,9 @@
 // RUN: bpt-compile %s -o %t.file && FileCheck %s --input-file=%t.file.json --check-prefix=FILE
 
 // The manifest: inputs named after the op's operands, the output, the
-// intermediate as a workspace; the attention kernel over (head, query block)
-// (batch 1 folded away) with its tiles in > 48 KiB of dynamic shared memory.
+// intermediate as a workspace; the attention kernel's persistent grid takes
+// the 4 heads x 2 query blocks (batch 1 folded away), its tiles in > 48 KiB
+// of dynamic shared memory.
 // MANIFEST: "bpt_manifest_version": 1
 // MANIFEST: "bytes": 51200,
 // MANIFEST-NEXT: "dtype": "bf16",
@@ -31,8 +32,8 @@
 // MANIFEST-NEXT: 256,
 // MANIFEST: "dynamic_shared_memory": 116224,
 // MANIFEST: "grid": [
-// MANIFEST-NEXT: 4,
-// MANIFEST-NEXT: 2,
+// MANIFEST-NEXT: 8,
+// MANIFEST-NEXT: 1,
 // MANIFEST-NEXT: 1
 // MANIFEST: "kernel": "attention_kernel"
 // MANIFEST: "op": "attention",

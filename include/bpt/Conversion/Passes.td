@@ -37,9 +37,12 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
     Turns a bufferized function (the `bpt-to-nvvm` bufferization stage's
     output) into host code that only allocates buffers and launches kernels:
 
-    - each blockwise `scf.forall` becomes one `gpu.launch` whose grid is the
-      loop's iteration space (up to three dimensions) and whose block has
-      `threads` threads. The loop body runs in every thread; each
+    - each blockwise `scf.forall` becomes one `gpu.launch` of a persistent
+      grid: block b runs iterations b, b + grid, ... of the loop (at most
+      `max-blocks` blocks, `max-workspace-blocks` when tiles spill to the
+      global workspace, so that the workspace does not grow with the
+      sequence), each block with `threads` threads. The loop body runs in
+      every thread; each
       `linalg` op and `memref.copy` in it becomes a loop that the threads
       share (thread t takes elements t, t + threads, ...), followed by a
       `gpu.barrier`. The body's allocations (the Q, K, V and score tiles,
@@ -56,7 +59,13 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
     Option<"threads", "threads", "int64_t", /*default=*/"256",
            "Threads per block">,
     Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
-           "Bytes of shared memory a block may use (227 KiB on H100/H200)">
+           "Bytes of shared memory a block may use (227 KiB on H100/H200)">,
+    Option<"maxBlocks", "max-blocks", "int64_t", /*default=*/"1024",
+           "Most blocks of a blockwise loop's grid">,
+    Option<"maxWorkspaceBlocks", "max-workspace-blocks", "int64_t",
+           /*default=*/"264",
+           "Most blocks when tiles spill to the global workspace (its size "
+           "is this times the spilled bytes per block)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

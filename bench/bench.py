@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of bpt kernel sets and PyTorch on one GPU.
+
+Runs, in one process on one GPU, with CUDA events, warm-up and the median of
+several runs:
+  * attention: our kernel set vs PyTorch scaled_dot_product_attention with
+    the flash, cuDNN and efficient back ends (bf16, TFLOP/s = 4*B*H*S^2*D,
+    halved when causal), and the relative difference of our output to SDPA's;
+  * the fused transformer block: our kernel set vs an eager PyTorch block
+    (SDPA flash + cuBLAS matmuls) with the same weights, time and peak
+    device memory (bytes allocated while the block runs, output included).
+
+Kernel sets come from bpt-compile (bench/compile.sh); they are loaded from
+their PTX with CuPy and launched on PyTorch's stream with PyTorch-allocated
+buffers, in the order of the manifest.
+
+  python3 bench/bench.py --kernels DIR --out DIR [--max-seconds S]
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+import cupy
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+TORCH_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16,
+                "f32": torch.float32, "i8": torch.uint8}
+
+
+class KernelSet:
+    """A bpt kernel set: PTX module, manifest, device buffers."""
+
+    def __init__(self, manifest_path):
+        with open(manifest_path) as f:
+            self.manifest = json.load(f)
+        ptx = os.path.join(os.path.dirname(manifest_path), self.manifest["ptx"])
+        self.module = cupy.RawModule(path=ptx)
+        self.kernels = {}
+        for launch in self.manifest["launches"]:
+            kernel = self.module.get_function(launch["kernel"])
+            if launch["dynamic_shared_memory"] > 48 * 1024:
+                kernel.max_dynamic_shared_size_bytes = launch["dynamic_shared_memory"]
+            self.kernels[launch["kernel"]] = kernel
+        self.buffers = None
+
+    def buffer(self, name):
+        for i, b in enumerate(self.manifest["buffers"]):
+            if b["name"] == name:
+                return self.buffers[i]
+        raise KeyError(name)
+
+    def allocate(self, inputs):
+        """inputs: name -> tensor (placed as given); others allocated here."""
+        self.buffers = []
+        for b in self.manifest["buffers"]:
+            if b["name"] in inputs:
+                t = inputs[b["name"]].contiguous()
+                assert list(t.shape) == b["shape"], (b["name"], t.shape)
+            else:
+                t = torch.empty(b["shape"], dtype=TORCH_DTYPES[b["dtype"]],
+                                device="cuda")
+            self.buffers.append(t)
+
+    def release(self):
+        self.buffers = None
+
+    def run(self):
+        stream = cupy.cuda.Stream.from_external(torch.cuda.current_stream())
+        with stream:
+            for launch in self.manifest["launches"]:
+                args = tuple(np.uint64(self.buffers[i].data_ptr())
+                             for i in launch["args"])
+                self.kernels[launch["kernel"]](
+                    tuple(launch["grid"]), tuple(launch["block"]), args,
+                    shared_mem=launch["dynamic_shared_memory"])
+
+
+def time_ms(fn, max_seconds, warmup=1, max_runs=20):
+    """Median milliseconds of fn(); fewer runs for slow functions."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    budget = max_seconds * 1000.0
+    while len(times) < max_runs and (not times or sum(times) < budget / 2):
+        start, end = torch.cuda.Event(True), torch.cuda.Event(True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times), len(times)
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item()
+
+
+def bench_attention(path, max_seconds):
+    ks = KernelSet(path)
+    q_shape = ks.manifest["buffers"][0]["shape"]
+    k_shape = ks.manifest["buffers"][1]["shape"]
+    B, H, S, D = q_shape
+    causal = ks.manifest["options"].get("causal", False)
+    dtype = TORCH_DTYPES[ks.manifest["buffers"][0]["dtype"]]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.rand(q_shape, device="cuda", generator=gen, dtype=torch.float32).mul_(2).sub_(1).to(dtype)
+    k = torch.rand(k_shape, device="cuda", generator=gen, dtype=torch.float32).mul_(2).sub_(1).to(dtype)
+    v = torch.rand(k_shape, device="cuda", generator=gen, dtype=torch.float32).mul_(2).sub_(1).to(dtype)
+    flops = 4.0 * B * H * S * k_shape[2] * D / (2 if causal else 1)
+    row = {"B": B, "H": H, "S": S, "D": D, "causal": causal}
+    ks.allocate({"query": q, "key": k, "value": v})
+    ks.buffer("result").fill_(float("nan"))
+    ms, runs = time_ms(ks.run, max_seconds)
+    row["bpt_ms"], row["bpt_runs"] = ms, runs
+    row["bpt"] = flops / ms / 1e9
+    ours = ks.buffer("result").clone()
+    ks.release()
+    for name, backend in [("flash", SDPBackend.FLASH_ATTENTION),
+                          ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)]:
+        try:
+            with sdpa_kernel(backend):
+                fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                out = fn()
+                ms, _ = time_ms(fn, max_seconds)
+            row[name] = flops / ms / 1e9
+            if name == "flash":
+                row["rel_diff_to_sdpa"] = rel(ours, out)
+        except RuntimeError as e:
+            row[name] = None
+            print(f"  {name}: not available ({str(e).splitlines()[0]})")
+    return row
+
+
+def rms_norm(x, w, eps=1e-5):
+    return F.rms_norm(x, (x.shape[-1],), w, eps)
+
+
+def eager_block(x, p, heads, kv_heads, causal):
+    """Pre-norm block with bpt's layouts: weights are [in, out]."""
+    B, S, Hd = x.shape
+    D = p["w_q"].shape[1] // heads
+    h = rms_norm(x, p["norm1_weight"])
+    q = (h @ p["w_q"]).view(B, S, heads, D).transpose(1, 2)
+    k = (h @ p["w_k"]).view(B, S, kv_heads, D).transpose(1, 2)
+    v = (h @ p["w_v"]).view(B, S, kv_heads, D).transpose(1, 2)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
+                                           enable_gqa=heads != kv_heads)
+    r = x + a.transpose(1, 2).reshape(B, S, heads * D) @ p["w_o"]
+    h2 = rms_norm(r, p["norm2_weight"])
+    return r + F.gelu(h2 @ p["w_in"]) @ p["w_out"]
+
+
+def peak_bytes(fn):
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out = fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base, out
+
+
+def bench_block(path, max_seconds, est_seconds=None):
+    ks = KernelSet(path)
+    m = ks.manifest
+    opts = m["options"]
+    heads, kv_heads, causal = opts["heads"], opts["kv_heads"], opts["causal"]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    params = {}
+    for b in m["buffers"]:
+        if b["role"] != "input":
+            continue
+        scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
+        t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
+        params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
+    x = params["input"]
+    B, S, Hd = x.shape
+    row = {"S": S, "hidden": Hd, "ffn": params["w_in"].shape[1], "heads": heads}
+    fn = lambda: eager_block(x, params, heads, kv_heads, causal)
+    row["eager_peak_bytes"], ref = peak_bytes(fn)
+    row["eager_ms"], _ = time_ms(fn, max_seconds)
+
+    def ours():
+        ks.allocate(params)
+        ks.run()
+        return ks.buffer("result")
+    if est_seconds is not None and est_seconds > max_seconds:
+        # Too slow on the portable path to time here: allocate only.
+        row["bpt_peak_bytes"], _ = peak_bytes(lambda: ks.allocate(params))
+        row["bpt_ms"] = None
+        row["bpt_note"] = f"not timed (estimated {est_seconds:.0f} s per run)"
+    else:
+        row["bpt_peak_bytes"], out = peak_bytes(ours)
+        row["rel_diff_to_eager"] = rel(out, ref)
+        row["bpt_ms"], row["bpt_runs"] = time_ms(ks.run, max_seconds, warmup=0, max_runs=3)
+    ks.release()
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernels", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--max-seconds", type=float, default=20.0)
+    ap.add_argument("--only", default="", help="attention or block")
+    args = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    device = torch.cuda.get_device_name()
+    print(f"device: {device}, torch {torch.__version__}, cupy {cupy.__version__}")
+    names = sorted(os.listdir(args.kernels))
+    results = {"device": device, "torch": torch.__version__,
+               "attention": [], "block": []}
+    if args.only in ("", "attention"):
+        print("| D | S | B x H | causal | bpt TFLOP/s | flash | cuDNN | efficient | bpt/flash | rel. diff to SDPA |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for n in names:
+            if n.startswith("attention") and n.endswith(".json"):
+                r = bench_attention(os.path.join(args.kernels, n), args.max_seconds)
+                results["attention"].append(r)
+                fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
+                ratio = r["bpt"] / r["flash"] if r.get("flash") else float("nan")
+                print(f"| {r['D']} | {r['S']} | {r['B']} x {r['H']} | {r['causal']} | "
+                      f"{r['bpt']:.3f} | {fmt(r['flash'])} | {fmt(r['cudnn'])} | "
+                      f"{fmt(r['efficient'])} | {ratio:.4f} | {r.get('rel_diff_to_sdpa', float('nan')):.1e} |",
+                      flush=True)
+    if args.only in ("", "block"):
+        print("| S | hidden | ffn | eager ms | bpt ms | eager peak MiB | bpt peak MiB | bpt/eager memory | rel. diff to eager |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        last = None
+        for n in sorted((n for n in names if n.startswith("block") and n.endswith(".json")),
+                        key=lambda n: json.load(open(os.path.join(args.kernels, n)))["buffers"][0]["shape"][1]):
+            est = None
+            if last and last.get("bpt_ms"):
+                # The portable path's time grows with S^2 (attention).
+                s = json.load(open(os.path.join(args.kernels, n)))["buffers"][0]["shape"][1]
+                est = last["bpt_ms"] / 1000 * (s / last["S"]) ** 2
+            r = bench_block(os.path.join(args.kernels, n), args.max_seconds, est)
+            results["block"].append(r)
+            last = r
+            mib = lambda b: b / 2**20
+            bpt_ms = "n/a" if r["bpt_ms"] is None else f"{r['bpt_ms']:.1f}"
+            print(f"| {r['S']} | {r['hidden']} | {r['ffn']} | {r['eager_ms']:.2f} | {bpt_ms} | "
+                  f"{mib(r['eager_peak_bytes']):.0f} | {mib(r['bpt_peak_bytes']):.0f} | "
+                  f"{r['bpt_peak_bytes'] / r['eager_peak_bytes']:.2f} | "
+                  f"{r.get('rel_diff_to_eager', float('nan')):.1e} | {r.get('bpt_note', '')}", flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "bench.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        att = results["attention"]
+        if att:
+            labels = [f"D{r['D']} S{r['S']//1024}k{' c' if r['causal'] else ''}" for r in att]
+            xs = np.arange(len(att))
+            for i, key in enumerate(["bpt", "flash", "cudnn", "efficient"]):
+                axes[0].bar(xs + (i - 1.5) * 0.2, [r.get(key) or 0 for r in att], 0.2, label=key)
+            axes[0].set_xticks(xs, labels, rotation=60, fontsize=7)
+            axes[0].set_yscale("log")
+            axes[0].set_ylabel("TFLOP/s (bf16)")
+            axes[0].set_title("attention forward")
+            axes[0].legend()
+        blk = results["block"]
+        if blk:
+            xs = np.arange(len(blk))
+            axes[1].bar(xs - 0.2, [r["eager_peak_bytes"] / 2**20 for r in blk], 0.4, label="eager PyTorch")
+            axes[1].bar(xs + 0.2, [r["bpt_peak_bytes"] / 2**20 for r in blk], 0.4, label="bpt fused")
+            axes[1].set_xticks(xs, [f"S {r['S']//1024}k" for r in blk])
+            axes[1].set_ylabel("peak device memory while running (MiB)")
+            axes[1].set_title(f"block, hidden {blk[0]['hidden']}, ffn {blk[0]['ffn']}")
+            axes[1].legend()
+        fig.suptitle(device)
+        fig.tight_layout()
+        fig.savefig(os.path.join(args.out, "bench.png"), dpi=110)
+    except ImportError:
+        print("matplotlib not found: no plot")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
