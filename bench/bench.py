@@ -71,7 +71,7 @@ class KernelSet:
         self.buffers = None
 
     def run(self):
-        stream = cupy.cuda.Stream.from_external(torch.cuda.current_stream())
+        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
         with stream:
             for launch in self.manifest["launches"]:
                 args = tuple(np.uint64(self.buffers[i].data_ptr())

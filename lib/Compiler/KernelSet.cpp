@@ -331,46 +331,130 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
       return failure();
   }
 
-  llvm::json::Array launches;
-  int64_t numWorkspaces = 0;
+  // Host allocations are intermediates; each lives from the first launch
+  // that uses it to the last. Buffers whose lifetimes do not overlap share a
+  // workspace slot, so the set's device memory is its peak of live
+  // intermediates, not their sum.
+  struct Intermediate {
+    int64_t bytes, firstUse = -1, lastUse = -1;
+  };
+  SmallVector<Intermediate> intermediates;
+  llvm::DenseMap<Value, int64_t> intermediateOf; // value -> intermediate
+  struct Launch {
+    gpu::LaunchFuncOp op;
+    SmallVector<std::pair<bool, int64_t>> args; // (is intermediate, index)
+  };
+  SmallVector<Launch> hostLaunches;
   for (Operation &op : func.getBody().front()) {
     if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
-      if (failed(addBuffer(alloc, llvm::formatv("workspace{0}", numWorkspaces++),
-                           "workspace", alloc.getLoc())))
-        return failure();
+      MemRefType type = alloc.getType();
+      if (!type.hasStaticShape())
+        return alloc.emitError() << "bpt-compile: dynamic allocation " << type;
+      intermediateOf[alloc] = intermediates.size();
+      intermediates.push_back(
+          {type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8)});
     } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
                    memref::CastOp>(op)) {
-      bufferOf[op.getResult(0)] = bufferOf.lookup(op.getOperand(0));
+      Value source = op.getOperand(0);
+      if (bufferOf.count(source))
+        bufferOf[op.getResult(0)] = bufferOf.lookup(source);
+      else if (intermediateOf.count(source))
+        intermediateOf[op.getResult(0)] = intermediateOf.lookup(source);
     } else if (auto launch = dyn_cast<gpu::LaunchFuncOp>(op)) {
-      gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
-      gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
-      llvm::json::Array gridDims, blockDims, args;
-      for (Value v : {grid.x, grid.y, grid.z, block.x, block.y, block.z}) {
-        std::optional<int64_t> c = constantOf(v);
-        if (!c)
-          return launch.emitError() << "bpt-compile: non-constant launch size";
-        (gridDims.size() < 3 ? gridDims : blockDims).push_back(*c);
-      }
-      int64_t shared = 0;
-      if (Value size = launch.getDynamicSharedMemorySize())
-        shared = constantOf(size).value_or(-1);
+      Launch record{launch, {}};
+      int64_t index = hostLaunches.size();
       for (Value arg : launch.getKernelOperands()) {
-        auto it = bufferOf.find(arg);
-        if (it == bufferOf.end())
+        if (auto it = bufferOf.find(arg); it != bufferOf.end()) {
+          record.args.push_back({false, it->second});
+        } else if (auto it = intermediateOf.find(arg);
+                   it != intermediateOf.end()) {
+          Intermediate &i = intermediates[it->second];
+          if (i.firstUse < 0)
+            i.firstUse = index;
+          i.lastUse = index;
+          record.args.push_back({true, it->second});
+        } else {
           return launch.emitError()
                  << "bpt-compile: kernel argument is not a whole buffer";
-        args.push_back(it->second);
+        }
       }
-      launches.push_back(llvm::json::Object{
-          {"kernel", launch.getKernelName().getValue()},
-          {"grid", std::move(gridDims)},
-          {"block", std::move(blockDims)},
-          {"dynamic_shared_memory", shared},
-          {"args", std::move(args)}});
+      hostLaunches.push_back(std::move(record));
     } else if (!isa<arith::ConstantOp, func::ReturnOp>(op)) {
       return op.emitError() << "bpt-compile: '" << op.getName()
                             << "' on the host side of a kernel set";
     }
+  }
+
+  // Slots, first fit by lifetime: reuse the smallest free slot that is large
+  // enough, else grow the largest free one, else open a new one.
+  struct Slot {
+    int64_t bytes, freeAfter;
+  };
+  SmallVector<Slot> slots;
+  SmallVector<int64_t> slotOf(intermediates.size(), -1);
+  SmallVector<int64_t> order = llvm::to_vector(
+      llvm::seq<int64_t>(0, static_cast<int64_t>(intermediates.size())));
+  llvm::stable_sort(order, [&](int64_t a, int64_t b) {
+    return intermediates[a].firstUse < intermediates[b].firstUse;
+  });
+  for (int64_t i : order) {
+    const Intermediate &im = intermediates[i];
+    if (im.firstUse < 0)
+      continue; // never used by a kernel
+    int64_t best = -1;
+    for (auto [s, slot] : llvm::enumerate(slots)) {
+      if (slot.freeAfter >= im.firstUse)
+        continue;
+      bool fits = slot.bytes >= im.bytes;
+      if (best < 0)
+        best = s;
+      else if (fits && (slots[best].bytes < im.bytes ||
+                        slot.bytes < slots[best].bytes))
+        best = s;
+      else if (!fits && slots[best].bytes < im.bytes &&
+               slot.bytes > slots[best].bytes)
+        best = s;
+    }
+    if (best < 0) {
+      best = slots.size();
+      slots.push_back({0, -1});
+    }
+    slots[best].bytes = std::max(slots[best].bytes, im.bytes);
+    slots[best].freeAfter = im.lastUse;
+    slotOf[i] = best;
+  }
+  int64_t firstSlot = buffers.size();
+  for (auto [s, slot] : llvm::enumerate(slots))
+    buffers.push_back(llvm::json::Object{
+        {"name", llvm::formatv("workspace{0}", s).str()},
+        {"role", "workspace"},
+        {"dtype", "i8"},
+        {"shape", llvm::json::Array{slot.bytes}},
+        {"bytes", slot.bytes}});
+
+  llvm::json::Array launches;
+  for (Launch &record : hostLaunches) {
+    gpu::LaunchFuncOp launch = record.op;
+    gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
+    gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+    llvm::json::Array gridDims, blockDims, args;
+    for (Value v : {grid.x, grid.y, grid.z, block.x, block.y, block.z}) {
+      std::optional<int64_t> c = constantOf(v);
+      if (!c)
+        return launch.emitError() << "bpt-compile: non-constant launch size";
+      (gridDims.size() < 3 ? gridDims : blockDims).push_back(*c);
+    }
+    int64_t shared = 0;
+    if (Value size = launch.getDynamicSharedMemorySize())
+      shared = constantOf(size).value_or(-1);
+    for (auto [isIntermediate, index] : record.args)
+      args.push_back(isIntermediate ? firstSlot + slotOf[index] : index);
+    launches.push_back(llvm::json::Object{
+        {"kernel", launch.getKernelName().getValue()},
+        {"grid", std::move(gridDims)},
+        {"block", std::move(blockDims)},
+        {"dynamic_shared_memory", shared},
+        {"args", std::move(args)}});
   }
 
   llvm::json::Object opts = std::move(model.options);

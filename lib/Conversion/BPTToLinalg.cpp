@@ -181,10 +181,15 @@ struct FFNToLinalg final : OpRewritePattern<FFNOp> {
                             })
                    .front();
     } else {
-      hidden = buildMap(rewriter, loc, up, f32,
-                        [&](OpBuilder &nb, Location nl, Value v) {
-                          return activate(nb, nl, act, v);
-                        });
+      // In place of the up-projection: one [rows, F] tile, not two.
+      RowMaps maps(getContext(), cast<RankedTensorType>(up.getType()).getRank());
+      hidden = buildGeneric(rewriter, loc, {}, up, {maps.identity()},
+                            maps.rank, {},
+                            [&](OpBuilder &nb, Location nl, ValueRange args) {
+                              return SmallVector<Value>{
+                                  activate(nb, nl, act, args[0])};
+                            })
+                   .front();
     }
     Value out = contract(rewriter, loc, hidden, op.getWOut());
     rewriter.replaceOp(

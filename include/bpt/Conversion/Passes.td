@@ -63,7 +63,7 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
     Option<"maxBlocks", "max-blocks", "int64_t", /*default=*/"1024",
            "Most blocks of a blockwise loop's grid">,
     Option<"maxWorkspaceBlocks", "max-workspace-blocks", "int64_t",
-           /*default=*/"264",
+           /*default=*/"32",
            "Most blocks when tiles spill to the global workspace (its size "
            "is this times the spilled bytes per block)">
   ];
