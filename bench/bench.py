@@ -206,13 +206,57 @@ def bench_block(path, max_seconds, est_seconds=None):
     return row
 
 
+def plot(results, path):
+    """Bar charts: attention TFLOP/s per back end; block peak memory."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not found: no plot")
+        return
+    device = results["device"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    att = results["attention"]
+    if att:
+        labels = [f"D{r['D']} S{r['S']//1024}k{' c' if r['causal'] else ''}" for r in att]
+        xs = np.arange(len(att))
+        for i, key in enumerate(["bpt", "flash", "cudnn", "efficient"]):
+            axes[0].bar(xs + (i - 1.5) * 0.2, [r.get(key) or 0 for r in att], 0.2, label=key)
+        axes[0].set_xticks(xs, labels, rotation=60, fontsize=7)
+        axes[0].set_yscale("log")
+        axes[0].set_ylabel("TFLOP/s (bf16)")
+        axes[0].set_title("attention forward")
+        axes[0].legend()
+    blk = results["block"]
+    if blk:
+        xs = np.arange(len(blk))
+        axes[1].bar(xs - 0.2, [r["eager_peak_bytes"] / 2**20 for r in blk], 0.4, label="eager PyTorch")
+        axes[1].bar(xs + 0.2, [r["bpt_peak_bytes"] / 2**20 for r in blk], 0.4, label="bpt fused")
+        axes[1].set_xticks(xs, [f"S {r['S']//1024}k" for r in blk])
+        axes[1].set_ylabel("peak device memory while running (MiB)")
+        axes[1].set_title(f"block, hidden {blk[0]['hidden']}, ffn {blk[0]['ffn']}")
+        axes[1].legend()
+    fig.suptitle(device)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kernels", required=True)
+    ap.add_argument("--kernels")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--plot", metavar="RESULTS_JSON",
+                    help="only draw the plot of a results file into --out")
     ap.add_argument("--max-seconds", type=float, default=20.0)
     ap.add_argument("--only", default="", help="attention or block")
     args = ap.parse_args()
+    if args.plot:
+        with open(args.plot) as f:
+            plot(json.load(f), os.path.join(args.out, "bench.png"))
+        return 0
+    if not args.kernels:
+        ap.error("--kernels is required")
     torch.backends.cuda.matmul.allow_tf32 = False
     device = torch.cuda.get_device_name()
     print(f"device: {device}, torch {torch.__version__}, cupy {cupy.__version__}")
@@ -255,37 +299,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=1)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        att = results["attention"]
-        if att:
-            labels = [f"D{r['D']} S{r['S']//1024}k{' c' if r['causal'] else ''}" for r in att]
-            xs = np.arange(len(att))
-            for i, key in enumerate(["bpt", "flash", "cudnn", "efficient"]):
-                axes[0].bar(xs + (i - 1.5) * 0.2, [r.get(key) or 0 for r in att], 0.2, label=key)
-            axes[0].set_xticks(xs, labels, rotation=60, fontsize=7)
-            axes[0].set_yscale("log")
-            axes[0].set_ylabel("TFLOP/s (bf16)")
-            axes[0].set_title("attention forward")
-            axes[0].legend()
-        blk = results["block"]
-        if blk:
-            xs = np.arange(len(blk))
-            axes[1].bar(xs - 0.2, [r["eager_peak_bytes"] / 2**20 for r in blk], 0.4, label="eager PyTorch")
-            axes[1].bar(xs + 0.2, [r["bpt_peak_bytes"] / 2**20 for r in blk], 0.4, label="bpt fused")
-            axes[1].set_xticks(xs, [f"S {r['S']//1024}k" for r in blk])
-            axes[1].set_ylabel("peak device memory while running (MiB)")
-            axes[1].set_title(f"block, hidden {blk[0]['hidden']}, ffn {blk[0]['ffn']}")
-            axes[1].legend()
-        fig.suptitle(device)
-        fig.tight_layout()
-        fig.savefig(os.path.join(args.out, "bench.png"), dpi=110)
-    except ImportError:
-        print("matplotlib not found: no plot")
-
+    plot(results, os.path.join(args.out, "bench.png"))
 
 if __name__ == "__main__":
     sys.exit(main())
