@@ -44,10 +44,6 @@ struct RowMaps {
   unsigned rank;
 };
 
-RankedTensorType withElementType(Value v, Type elementType) {
-  return cast<RankedTensorType>(v.getType()).clone(elementType);
-}
-
 /// `x [..., K] · w [K, N]` accumulated in f32, as a linalg.generic with the
 /// contraction innermost: `[..., N]` of f32.
 Value contract(OpBuilder &b, Location loc, Value x, Value w) {
@@ -166,7 +162,6 @@ struct FFNToLinalg final : OpRewritePattern<FFNOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Activation act = op.getActivation();
-    Type f32 = rewriter.getF32Type();
     Value up = contract(rewriter, loc, op.getInput(), op.getWIn());
     Value hidden;
     if (Value gateWeight = op.getWGate()) {

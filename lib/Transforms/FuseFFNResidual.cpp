@@ -228,7 +228,10 @@ LogicalResult bpt::fuseAttentionConsumers(OpBuilder &b, AttentionOp op,
   IRMapping tiles;
   tiles.map(plan.collapse.getResult(), heads.getResult(0));
   for (Operation *consumer : plan.consumers) {
-    for (unsigned index : *rowOperands(consumer)) {
+    // Planned consumers are position-wise: rowOperands has a value. Keep it
+    // alive for the loop (iterating *rowOperands(...) would dangle).
+    SmallVector<unsigned> rows = *rowOperands(consumer);
+    for (unsigned index : rows) {
       Value operand = consumer->getOperand(index);
       if (!tiles.contains(operand))
         tiles.map(operand, extractRowBlock(b, loc, operand, {batch}, q0,
