@@ -412,7 +412,7 @@ void BPTMapToGPUPass::runOnOperation() {
   if (threads < 1 || threads > 1024) {
     func.emitError() << "bpt-map-to-gpu: option threads must be in [1, 1024], "
                         "got "
-                     << threads;
+                     << static_cast<int64_t>(threads);
     return signalPassFailure();
   }
   if (maxBlocks < 1 || maxWorkspaceBlocks < 1) {

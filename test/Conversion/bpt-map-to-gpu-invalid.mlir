@@ -1,0 +1,42 @@
+// RUN: bpt-opt %s --split-input-file --bpt-map-to-gpu --verify-diagnostics
+// RUN: not bpt-opt %s --bpt-map-to-gpu="threads=2048" 2>&1 | FileCheck %s --check-prefix=THREADS
+// THREADS: error: bpt-map-to-gpu: option threads must be in [1, 1024], got 2048
+
+// What the GPU mapping cannot place is an error at its location.
+
+func.func @not_bufferized(%t: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{bpt-map-to-gpu: expects bufferized IR (the loop still has tensor results)}}
+  %r = scf.forall (%i) in (4) shared_outs(%o = %t) -> (tensor<4xf32>) {
+    scf.forall.in_parallel {
+    }
+  }
+  return %r : tensor<4xf32>
+}
+
+// -----
+
+func.func @dynamic_loop(%n: index, %m: memref<8xf32>) {
+  // expected-error @+1 {{bpt-map-to-gpu: expects a loop of at most 3 static dimensions from 0 with step 1}}
+  scf.forall (%i) in (%n) {
+  }
+  return
+}
+
+// -----
+
+func.func @dynamic_tile(%n: index) {
+  scf.forall (%i) in (4) {
+    // expected-error @+1 {{bpt-map-to-gpu: expects a statically shaped, contiguous allocation, got 'memref<?xf32>'}}
+    %a = memref.alloc(%n) : memref<?xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @host_store(%m: memref<8xf32>, %v: f32) {
+  %c0 = arith.constant 0 : index
+  // expected-error @+1 {{bpt-map-to-gpu: 'memref.store' cannot stay on the host side of a kernel set}}
+  memref.store %v, %m[%c0] : memref<8xf32>
+  return
+}

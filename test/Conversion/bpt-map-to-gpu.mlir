@@ -1,0 +1,106 @@
+// RUN: bpt-opt %s --split-input-file --bpt-map-to-gpu="threads=128" | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-map-to-gpu="threads=128 shared-memory=1024" | FileCheck %s --check-prefix=SPILL
+
+// A blockwise loop becomes one launch of a persistent grid: the loop body in
+// every thread, each tile op a loop the threads share, then a barrier; the
+// body's buffer is a view of dynamic shared memory.
+
+// CHECK-LABEL: func.func @loop
+// CHECK-SAME: (%[[IN:.+]]: memref<2x64xf32>, %[[OUT:.+]]: memref<2x64xf32>)
+// CHECK-DAG: %[[SMEM:.+]] = arith.constant 256 : i32
+// CHECK-DAG: %[[THREADS:.+]] = arith.constant 128 : index
+// CHECK-DAG: %[[GRID:.+]] = arith.constant 2 : index
+// CHECK: gpu.launch blocks(%[[BX:.+]], %{{.+}}, %{{.+}}) in (%{{.+}} = %[[GRID]], {{.+}}) threads(%[[TX:.+]], %{{.+}}, %{{.+}}) in (%{{.+}} = %[[THREADS]], {{.+}}) dynamic_shared_memory_size %[[SMEM]]
+// CHECK: %[[DSM:.+]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// The block takes iterations bx, bx + grid, ...
+// CHECK: scf.for %[[I:.+]] = %[[BX]] to %{{.+}} step %{{.+}} {
+// CHECK: %[[VIEW:.+]] = memref.view %[[DSM]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64xf32, #gpu.address_space<workgroup>>
+// CHECK: %[[TILE:.+]] = memref.memory_space_cast %[[VIEW]] : memref<64xf32, #gpu.address_space<workgroup>> to memref<64xf32>
+// CHECK: %[[ROW:.+]] = memref.subview %[[IN]][%[[I]], 0]
+// The copy into the tile, shared: thread t copies t, t + 128, ...
+// CHECK: scf.for %[[P:.+]] = %[[TX]] to %{{.+}} step %{{.+}} {
+// CHECK: memref.load %[[ROW]][%[[P]]]
+// CHECK: memref.store %{{.+}}, %[[TILE]][%[[P]]]
+// CHECK: }
+// CHECK-NEXT: gpu.barrier
+// The generic, in place on the tile.
+// CHECK: scf.for %[[Q:.+]] = %[[TX]] to %{{.+}} step %{{.+}} {
+// CHECK: %[[X:.+]] = memref.load %[[TILE]][%[[Q]]]
+// CHECK: arith.mulf %[[X]], %[[X]]
+// CHECK: }
+// CHECK-NEXT: gpu.barrier
+// CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<64xf32, strided<[1], offset: ?>>
+// CHECK: gpu.barrier
+// CHECK: gpu.terminator
+// CHECK: } {bpt.q_block = 64 : i64}
+// CHECK-NOT: scf.forall
+func.func @loop(%in: memref<2x64xf32>, %out: memref<2x64xf32>) {
+  scf.forall (%i) in (2) {
+    %tile = memref.alloc() : memref<64xf32>
+    %row = memref.subview %in[%i, 0] [1, 64] [1, 1] : memref<2x64xf32> to memref<64xf32, strided<[1], offset: ?>>
+    memref.copy %row, %tile : memref<64xf32, strided<[1], offset: ?>> to memref<64xf32>
+    linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]} outs(%tile : memref<64xf32>) {
+    ^bb0(%x: f32):
+      %y = arith.mulf %x, %x : f32
+      linalg.yield %y : f32
+    }
+    %dst = memref.subview %out[%i, 0] [1, 64] [1, 1] : memref<2x64xf32> to memref<64xf32, strided<[1], offset: ?>>
+    memref.copy %tile, %dst : memref<64xf32> to memref<64xf32, strided<[1], offset: ?>>
+  } {bpt.q_block = 64 : i64}
+  return
+}
+
+// -----
+
+// A reduction: each thread owns output points and runs the reduction
+// dimension itself. Outside a blockwise loop, the op gets a grid-stride
+// launch of its own: ceil(16 / 128) = 1 block.
+
+// CHECK-LABEL: func.func @row_sums
+// CHECK: gpu.launch blocks({{.+}}) in (%{{.+}} = %[[ONE:.+]], {{.+}}) threads
+// CHECK-NOT: dynamic_shared_memory_size
+// CHECK: scf.for %[[P:.+]] = %{{.+}} to %{{.+}} step %{{.+}} {
+// CHECK: %[[INIT:.+]] = memref.load %{{.+}}[%[[P]]] : memref<16xf32>
+// CHECK: %[[SUM:.+]] = scf.for %[[K:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[ACC:.+]] = %[[INIT]]) -> (f32) {
+// CHECK: %[[V:.+]] = memref.load %{{.+}}[%[[P]], %[[K]]] : memref<16x32xf32>
+// CHECK: %[[NEXT:.+]] = arith.addf %[[V]], %[[ACC]]
+// CHECK: scf.yield %[[NEXT]]
+// CHECK: memref.store %[[SUM]], %{{.+}}[%[[P]]] : memref<16xf32>
+// CHECK-NOT: gpu.barrier
+func.func @row_sums(%x: memref<16x32xf32>, %y: memref<16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>],
+                  iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<16x32xf32>) outs(%y : memref<16xf32>) {
+  ^bb0(%a: f32, %b: f32):
+    %s = arith.addf %a, %b : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// Tiles beyond the shared-memory budget go to the block's slice of a global
+// workspace allocated on the host: grid blocks x spilled bytes.
+
+// With the default budget the 2 KiB tile fits in shared memory.
+// CHECK-LABEL: func.func @spill
+// CHECK-NOT: memref.alloc
+// CHECK: dynamic_shared_memory_size
+
+// SPILL-LABEL: func.func @spill
+// SPILL: %[[WS:.+]] = memref.alloc() : memref<4096xi8>
+// SPILL: gpu.launch
+// SPILL-NOT: dynamic_shared_memory_size
+// SPILL: arith.muli %{{.+}}, %{{.+}} : index
+// SPILL: memref.view %[[WS]][%{{.+}}][] : memref<4096xi8> to memref<32x16xf32>
+func.func @spill(%out: memref<2x32x16xf32>) {
+  scf.forall (%i) in (2) {
+    %big = memref.alloc() : memref<32x16xf32>
+    %cst = arith.constant 1.0 : f32
+    linalg.fill ins(%cst : f32) outs(%big : memref<32x16xf32>)
+    %dst = memref.subview %out[%i, 0, 0] [1, 32, 16] [1, 1, 1] : memref<2x32x16xf32> to memref<32x16xf32, strided<[16, 1], offset: ?>>
+    memref.copy %big, %dst : memref<32x16xf32> to memref<32x16xf32, strided<[16, 1], offset: ?>>
+  }
+  return
+}
