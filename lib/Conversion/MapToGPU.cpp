@@ -225,11 +225,11 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
   ArrayRef<int64_t> lbs = loop.getStaticLowerBound();
   ArrayRef<int64_t> ubs = loop.getStaticUpperBound();
   ArrayRef<int64_t> steps = loop.getStaticStep();
-  if (ubs.size() > 3 || ShapedType::isDynamicShape(ubs) ||
+  if (ShapedType::isDynamicShape(ubs) ||
       llvm::any_of(lbs, [](int64_t v) { return v != 0; }) ||
       llvm::any_of(steps, [](int64_t v) { return v != 1; }))
-    return loop.emitError() << "bpt-map-to-gpu: expects a loop of at most 3 "
-                               "static dimensions from 0 with step 1";
+    return loop.emitError() << "bpt-map-to-gpu: expects a loop with static "
+                               "bounds from 0 with step 1";
 
   // Place the loop body's buffers: shared memory first, smallest first, the
   // rest in this block's slice of a global workspace.

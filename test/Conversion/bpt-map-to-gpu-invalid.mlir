@@ -16,7 +16,7 @@ func.func @not_bufferized(%t: tensor<4xf32>) -> tensor<4xf32> {
 // -----
 
 func.func @dynamic_loop(%n: index, %m: memref<8xf32>) {
-  // expected-error @+1 {{bpt-map-to-gpu: expects a loop of at most 3 static dimensions from 0 with step 1}}
+  // expected-error @+1 {{bpt-map-to-gpu: expects a loop with static bounds from 0 with step 1}}
   scf.forall (%i) in (%n) {
   }
   return
