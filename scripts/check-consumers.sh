@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs bpt into a temporary prefix and builds and runs the consumers in
+# examples/ against the installed package only (no path into the source or
+# build tree): the embedding contract of the CMake package.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cmake --install "$root/build" --prefix "$work/prefix" >/dev/null
+cmake -G Ninja -S "$root/examples/consumer-cpp" -B "$work/consumer-cpp" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+ninja -C "$work/consumer-cpp" >/dev/null
+"$work/consumer-cpp/bpt-consumer" "$work/attention.ptx"
+grep -q '^.visible .entry attention_kernel' "$work/attention.ptx"
+echo "consumer-cpp: PASS (PTX with attention_kernel from the installed package)"
