@@ -13,3 +13,10 @@ ninja -C "$work/consumer-cpp" >/dev/null
 "$work/consumer-cpp/bpt-consumer" "$work/attention.ptx"
 grep -q '^.visible .entry attention_kernel' "$work/attention.ptx"
 echo "consumer-cpp: PASS (PTX with attention_kernel from the installed package)"
+cmake -G Ninja -S "$root/examples/consumer-c" -B "$work/consumer-c" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+ninja -C "$work/consumer-c" >/dev/null
+"$work/consumer-c/bpt-consumer-c" "$work/attention-c"
+grep -q '^.visible .entry attention_kernel' "$work/attention-c.ptx"
+grep -q '"op": "attention"' "$work/attention-c.json"
+echo "consumer-c: PASS (PTX + manifest through the C API)"
