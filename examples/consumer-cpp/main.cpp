@@ -1,7 +1,7 @@
 //===- main.cpp - embed bpt: build attention in C++, compile to PTX -------===//
 //
 // Part of the bpt project: an example consumer outside bpt's tree. It builds
-// a bpt.attention with the C++ builders, runs the textual pipeline
+// a bpt.attention with bpt::buildAttention, runs the textual pipeline
 // builtin.module(bpt-blockwise,bpt-to-nvvm) after the three registration
 // calls, and writes the PTX of the resulting gpu.binary.
 //
@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "bpt/Dialect/BPTOps.h"
+#include "bpt/Dialect/Builders.h"
 #include "bpt/InitAll.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -49,9 +49,9 @@ int main(int argc, char **argv) {
                                    b.getFunctionType({q, kv, kv}, {q}));
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
-  Value attention = bpt::AttentionOp::create(
-      b, loc, q, entry->getArgument(0), entry->getArgument(1),
-      entry->getArgument(2), /*causal=*/b.getUnitAttr(), /*scale=*/FloatAttr());
+  Value attention =
+      bpt::buildAttention(b, loc, entry->getArgument(0), entry->getArgument(1),
+                          entry->getArgument(2), /*causal=*/true);
   func::ReturnOp::create(b, loc, attention);
 
   // The whole pipeline text, anchor included, as bpt-opt would take it.
