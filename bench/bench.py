@@ -12,11 +12,14 @@ several runs:
 
 Kernel sets come from bpt-compile (bench/compile.sh); they are loaded from
 their PTX with CuPy and launched on PyTorch's stream with PyTorch-allocated
-buffers, in the order of the manifest.
+buffers, in the order of the manifest. TMA tensor maps the manifest lists
+are encoded with the driver's cuTensorMapEncodeTiled (through ctypes) when
+the buffers are allocated, and kept in PyTorch-allocated device memory.
 
   python3 bench/bench.py --kernels DIR --out DIR [--max-seconds S]
 """
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -33,6 +36,55 @@ TORCH_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16,
                 "f32": torch.float32, "i8": torch.uint8}
 
 
+# Tensor-map enums of cuda.h, by manifest spelling.
+CU_TENSOR_MAP_DATA_TYPES = {"f16": 6, "f32": 7, "bf16": 9}
+CU_TENSOR_MAP_SWIZZLES = {"none": 0, "32b": 1, "64b": 2, "128b": 3}
+CU_TENSOR_MAP_L2_PROMOTIONS = {"none": 0, "64b": 1, "128b": 2, "256b": 3}
+ELEMENT_BYTES = {"f16": 2, "bf16": 2, "f32": 4}
+_libcuda = None
+
+
+def encode_tensor_map(m, address):
+    """Manifest tensor map `m` over the buffer at device `address`: its
+    128-byte CUtensorMap in a CUDA uint8 tensor, whose address the kernel
+    takes. The manifest reader has checked TMA's rules; the driver checks
+    again."""
+    global _libcuda
+    if _libcuda is None:
+        lib = ctypes.CDLL("libcuda.so.1")
+        u32p, u64p = ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
+        lib.cuTensorMapEncodeTiled.argtypes = [
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p,
+            u64p, u64p, u32p, u32p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+            ctypes.c_int]
+        lib.cuTensorMapEncodeTiled.restype = ctypes.c_int
+        _libcuda = lib
+    # CUDA counts dimensions innermost first; strides (bytes) of dims 1..r-1.
+    dims = list(reversed(m["shape"]))
+    box = list(reversed(m["box"]))
+    rank = len(dims)
+    strides, stride = [], ELEMENT_BYTES[m["dtype"]]
+    for d in dims[:-1]:
+        stride *= d
+        strides.append(stride)
+    # A CUtensorMap is 64-byte aligned.
+    raw = ctypes.create_string_buffer(128 + 64)
+    offset = -ctypes.addressof(raw) % 64
+    status = _libcuda.cuTensorMapEncodeTiled(
+        ctypes.addressof(raw) + offset, CU_TENSOR_MAP_DATA_TYPES[m["dtype"]],
+        rank, address, (ctypes.c_uint64 * rank)(*dims),
+        (ctypes.c_uint64 * len(strides))(*strides),
+        (ctypes.c_uint32 * rank)(*box), (ctypes.c_uint32 * rank)(*[1] * rank),
+        0, CU_TENSOR_MAP_SWIZZLES[m["swizzle"]],
+        CU_TENSOR_MAP_L2_PROMOTIONS[m.get("l2_promotion", "none")],
+        1 if m.get("oob_fill", "zero") == "nan" else 0)
+    if status != 0:
+        raise RuntimeError(f"cuTensorMapEncodeTiled failed (CUDA error {status}) "
+                           f"for tensor map {m} at 0x{address:x}")
+    host = torch.frombuffer(bytearray(raw.raw[offset:offset + 128]), dtype=torch.uint8)
+    return host.to("cuda")
+
+
 class KernelSet:
     """A bpt kernel set: PTX module, manifest, device buffers."""
 
@@ -44,10 +96,11 @@ class KernelSet:
         self.kernels = {}
         for launch in self.manifest["launches"]:
             kernel = self.module.get_function(launch["kernel"])
-            if launch["dynamic_shared_memory"] > 48 * 1024:
+            if launch.get("dynamic_shared_memory", 0) > 48 * 1024:
                 kernel.max_dynamic_shared_size_bytes = launch["dynamic_shared_memory"]
             self.kernels[launch["kernel"]] = kernel
         self.buffers = None
+        self.tensor_maps = None
 
     def buffer(self, name):
         for i, b in enumerate(self.manifest["buffers"]):
@@ -66,19 +119,29 @@ class KernelSet:
                 t = torch.empty(b["shape"], dtype=TORCH_DTYPES[b["dtype"]],
                                 device="cuda")
             self.buffers.append(t)
+        # A map holds its buffer's address, so it is built per allocation.
+        self.tensor_maps = [
+            encode_tensor_map(m, self.buffers[m["buffer"]].data_ptr())
+            for m in self.manifest.get("tensor_maps", [])]
 
     def release(self):
         self.buffers = None
+        self.tensor_maps = None
+
+    def arg_pointer(self, arg):
+        """The device address a manifest launch argument stands for."""
+        if isinstance(arg, dict):
+            return self.tensor_maps[arg["tensor_map"]].data_ptr()
+        return self.buffers[arg].data_ptr()
 
     def run(self):
         stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
         with stream:
             for launch in self.manifest["launches"]:
-                args = tuple(np.uint64(self.buffers[i].data_ptr())
-                             for i in launch["args"])
+                args = tuple(np.uint64(self.arg_pointer(a)) for a in launch["args"])
                 self.kernels[launch["kernel"]](
                     tuple(launch["grid"]), tuple(launch["block"]), args,
-                    shared_mem=launch["dynamic_shared_memory"])
+                    shared_mem=launch.get("dynamic_shared_memory", 0))
 
 
 def time_ms(fn, max_seconds, warmup=1, max_runs=20):

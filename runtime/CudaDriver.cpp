@@ -99,6 +99,22 @@ constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 // CUevent_flags.
 constexpr unsigned CU_EVENT_DEFAULT = 0;
 
+// Tensor maps (CUDA 12.0): CUtensorMapDataType, CUtensorMapInterleave,
+// CUtensorMapSwizzle, CUtensorMapL2promotion and CUtensorMapFloatOOBfill are
+// enums, passed as int.
+struct alignas(64) CUtensorMap {
+  unsigned long long opaque[16];
+};
+static_assert(sizeof(CUtensorMap) == 128, "CUtensorMap is 128 bytes");
+constexpr int CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_FLOAT32 = 7;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9;
+constexpr int CU_TENSOR_MAP_INTERLEAVE_NONE = 0;
+constexpr int CU_TENSOR_MAP_SWIZZLE_NONE = 0;
+constexpr int CU_TENSOR_MAP_L2_PROMOTION_NONE = 0;
+constexpr int CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0;
+constexpr int CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA = 1;
+
 /// The driver functions the runtime uses. Members are named after the
 /// driver's functions without their version suffix; `kDriverSymbols` says
 /// which exported symbol each one is loaded from. A plain struct of
@@ -152,6 +168,12 @@ struct Driver {
                                  size_t *offset, size_t *size);
   /// Optional (CUDA 13 and later): null when the driver lacks it.
   CUresult (*cuFuncGetParamCount)(CUfunction function, size_t *count);
+  /// Optional (CUDA 12.0 and later): null when the driver lacks it.
+  CUresult (*cuTensorMapEncodeTiled)(
+      CUtensorMap *tensorMap, int dataType, uint32_t rank, void *globalAddress,
+      const uint64_t *globalDim, const uint64_t *globalStrides,
+      const uint32_t *boxDim, const uint32_t *elementStrides, int interleave,
+      int swizzle, int l2Promotion, int oobFill);
 };
 
 /// Where each Driver member is loaded from: the preferred symbol, a fallback
@@ -204,6 +226,8 @@ const DriverSymbol kDriverSymbols[] = {
                       false),
     BPT_DRIVER_SYMBOL(cuFuncGetParamInfo, "cuFuncGetParamInfo", nullptr, true),
     BPT_DRIVER_SYMBOL(cuFuncGetParamCount, "cuFuncGetParamCount", nullptr,
+                      true),
+    BPT_DRIVER_SYMBOL(cuTensorMapEncodeTiled, "cuTensorMapEncodeTiled", nullptr,
                       true),
 };
 
@@ -679,6 +703,165 @@ int finishTiming(RuntimeImpl &runtime, CUevent start, CUevent stop,
   return bptRuntimeSuccess;
 }
 
+//===----------------------------------------------------------------------===//
+// Tensor maps
+//===----------------------------------------------------------------------===//
+
+/// "[2, 8, 64]".
+std::string formatDims(const int64_t *dims, int rank) {
+  std::string result = "[";
+  for (int i = 0; i < rank; ++i)
+    result += format(i ? ", %lld" : "%lld", (long long)dims[i]);
+  return result + "]";
+}
+
+/// bptTensorMapGetEncoding(), with messages that start with `function`.
+/// Checks what the CUDA documentation of cuTensorMapEncodeTiled requires of
+/// a non-interleaved tiled map, so that a bad map is reported by argument
+/// rather than as the driver's bare CUDA_ERROR_INVALID_VALUE.
+int computeTensorMapEncoding(const char *function, uint64_t globalAddress,
+                             const char *dtype, int rank, const int64_t *shape,
+                             const int64_t *box, int swizzleBytes,
+                             int l2PromotionBytes, int oobNaN,
+                             bptTensorMapEncoding *encoding) {
+  auto invalid = [&](const std::string &message) {
+    return fail(bptRuntimeErrorInvalidArgument,
+                format("%s: %s", function, message.c_str()));
+  };
+  if (!encoding)
+    return nullArgument(function, "encoding");
+  if (!dtype)
+    return nullArgument(function, "dtype");
+  if (!shape)
+    return nullArgument(function, "shape");
+  if (!box)
+    return nullArgument(function, "box");
+
+  bptTensorMapEncoding result;
+  std::memset(&result, 0, sizeof(result));
+  uint64_t elementBytes = 0;
+  if (std::strcmp(dtype, "f32") == 0) {
+    result.dataType = CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+    elementBytes = 4;
+  } else if (std::strcmp(dtype, "f16") == 0) {
+    result.dataType = CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    elementBytes = 2;
+  } else if (std::strcmp(dtype, "bf16") == 0) {
+    result.dataType = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+    elementBytes = 2;
+  } else {
+    return invalid(format("dtype is \"%s\", must be f32, f16 or bf16", dtype));
+  }
+  if (rank < 1 || rank > BPT_TENSOR_MAP_MAX_RANK)
+    return invalid(
+        format("rank is %d, must be 1 to %d", rank, BPT_TENSOR_MAP_MAX_RANK));
+  if (globalAddress == 0 || globalAddress % 16 != 0)
+    return invalid(format("globalAddress 0x%llx is not a 16-byte aligned "
+                          "device address",
+                          (unsigned long long)globalAddress));
+  result.rank = uint32_t(rank);
+  result.globalAddress = globalAddress;
+
+  // CUDA counts dimensions innermost first: dimension d is shape[rank-1-d].
+  const uint64_t kMaxGlobalDim = uint64_t(1) << 32;
+  const uint64_t kStrideLimit = uint64_t(1) << 40;
+  uint64_t stride = elementBytes;
+  for (int d = 0; d < rank; ++d) {
+    int i = rank - 1 - d;
+    if (shape[i] < 1 || uint64_t(shape[i]) > kMaxGlobalDim)
+      return invalid(format("shape[%d] is %lld, must be 1 to 2^32", i,
+                            (long long)shape[i]));
+    result.globalDim[d] = uint64_t(shape[i]);
+    if (d == 0)
+      continue;
+    // The byte stride of dimension d: all inner dimensions times the
+    // element size (row-major, no padding); checked before multiplying, so
+    // that it cannot wrap.
+    uint64_t inner = uint64_t(shape[i + 1]);
+    if (stride > (kStrideLimit - 1) / inner)
+      return invalid(format("the byte stride of shape[%d] in %s %s is 2^40 "
+                            "or more, beyond TMA's limit",
+                            i, dtype, formatDims(shape, rank).c_str()));
+    stride *= inner;
+    if (stride % 16 != 0)
+      return invalid(format("the byte stride of shape[%d] in %s %s is %llu, "
+                            "not a multiple of 16",
+                            i, dtype, formatDims(shape, rank).c_str(),
+                            (unsigned long long)stride));
+    result.globalStrides[d - 1] = stride;
+  }
+
+  int swizzle = 0;
+  switch (swizzleBytes) {
+  case 0:
+    swizzle = CU_TENSOR_MAP_SWIZZLE_NONE;
+    break;
+  case 32:
+    swizzle = 1;
+    break;
+  case 64:
+    swizzle = 2;
+    break;
+  case 128:
+    swizzle = 3;
+    break;
+  default:
+    return invalid(format("swizzleBytes is %d, must be 0 (none), 32, 64 or "
+                          "128",
+                          swizzleBytes));
+  }
+  int l2Promotion = 0;
+  switch (l2PromotionBytes) {
+  case 0:
+    l2Promotion = CU_TENSOR_MAP_L2_PROMOTION_NONE;
+    break;
+  case 64:
+    l2Promotion = 1;
+    break;
+  case 128:
+    l2Promotion = 2;
+    break;
+  case 256:
+    l2Promotion = 3;
+    break;
+  default:
+    return invalid(format("l2PromotionBytes is %d, must be 0 (none), 64, 128 "
+                          "or 256",
+                          l2PromotionBytes));
+  }
+  if (oobNaN != 0 && oobNaN != 1)
+    return invalid(
+        format("oobNaN is %d, must be 0 (zeros) or 1 (NaN)", oobNaN));
+
+  for (int d = 0; d < rank; ++d) {
+    int i = rank - 1 - d;
+    if (box[i] < 1 || box[i] > 256)
+      return invalid(
+          format("box[%d] is %lld, must be 1 to 256", i, (long long)box[i]));
+    result.boxDim[d] = uint32_t(box[i]);
+    result.elementStrides[d] = 1;
+  }
+  uint64_t innerBytes = uint64_t(box[rank - 1]) * elementBytes;
+  if (innerBytes % 16 != 0)
+    return invalid(format("box[%d] is %lld elements of %s, %llu bytes, not a "
+                          "multiple of 16",
+                          rank - 1, (long long)box[rank - 1], dtype,
+                          (unsigned long long)innerBytes));
+  if (swizzleBytes && innerBytes > uint64_t(swizzleBytes))
+    return invalid(format("box[%d] is %lld elements of %s, %llu bytes, more "
+                          "than the swizzle span of %d bytes",
+                          rank - 1, (long long)box[rank - 1], dtype,
+                          (unsigned long long)innerBytes, swizzleBytes));
+
+  result.interleave = CU_TENSOR_MAP_INTERLEAVE_NONE;
+  result.swizzle = swizzle;
+  result.l2Promotion = l2Promotion;
+  result.oobFill = oobNaN ? CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA
+                          : CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE;
+  *encoding = result;
+  return bptRuntimeSuccess;
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -980,6 +1163,75 @@ int bptRuntimeMemset(bptRuntime runtime, uint64_t destination, uint8_t value,
         error, "cuMemsetD8_v2",
         format("setting %zu bytes at device address 0x%llx to 0x%02x", bytes,
                (unsigned long long)destination, unsigned(value)));
+  return bptRuntimeSuccess;
+}
+
+//===----------------------------------------------------------------------===//
+// C API: tensor maps
+//===----------------------------------------------------------------------===//
+
+int bptTensorMapGetEncoding(uint64_t globalAddress, const char *dtype, int rank,
+                            const int64_t *shape, const int64_t *box,
+                            int swizzleBytes, int l2PromotionBytes, int oobNaN,
+                            bptTensorMapEncoding *encoding) {
+  return computeTensorMapEncoding(__func__, globalAddress, dtype, rank, shape,
+                                  box, swizzleBytes, l2PromotionBytes, oobNaN,
+                                  encoding);
+}
+
+int bptRuntimeCreateTensorMap(bptRuntime runtime, uint64_t globalAddress,
+                              const char *dtype, int rank, const int64_t *shape,
+                              const int64_t *box, int swizzleBytes,
+                              int l2PromotionBytes, int oobNaN,
+                              uint64_t *deviceAddress) {
+  RuntimeImpl *impl = unwrap(runtime);
+  if (!impl)
+    return nullHandle(__func__, "runtime");
+  if (!deviceAddress)
+    return nullArgument(__func__, "deviceAddress");
+  bptTensorMapEncoding encoding;
+  if (int status = computeTensorMapEncoding(
+          __func__, globalAddress, dtype, rank, shape, box, swizzleBytes,
+          l2PromotionBytes, oobNaN, &encoding))
+    return status;
+  const Driver &driver = *impl->driver;
+  if (!driver.cuTensorMapEncodeTiled) {
+    int version = 0;
+    driver.cuDriverGetVersion(&version);
+    return fail(bptRuntimeErrorNoDriver,
+                format("%s: the NVIDIA driver (CUDA %d.%d) lacks "
+                       "cuTensorMapEncodeTiled, which tensor maps need (CUDA "
+                       "12.0 or later); update the driver",
+                       __func__, version / 1000, (version % 1000) / 10));
+  }
+  if (int status = impl->makeCurrent())
+    return status;
+
+  std::string what = format(
+      "encoding a tensor map of %s %s with box %s (swizzle %d bytes) at "
+      "device address 0x%llx",
+      dtype, formatDims(shape, rank).c_str(), formatDims(box, rank).c_str(),
+      swizzleBytes, (unsigned long long)globalAddress);
+  CUtensorMap map;
+  std::memset(&map, 0, sizeof(map));
+  if (CUresult error = driver.cuTensorMapEncodeTiled(
+          &map, encoding.dataType, encoding.rank,
+          reinterpret_cast<void *>(uintptr_t(globalAddress)),
+          encoding.globalDim, encoding.globalStrides, encoding.boxDim,
+          encoding.elementStrides, encoding.interleave, encoding.swizzle,
+          encoding.l2Promotion, encoding.oobFill))
+    return impl->cudaFailure(error, "cuTensorMapEncodeTiled", what);
+
+  uint64_t pointer = 0;
+  if (int status = bptRuntimeMalloc(runtime, sizeof(map), &pointer))
+    return status;
+  if (int status =
+          bptRuntimeCopyHostToDevice(runtime, pointer, &map, sizeof(map))) {
+    std::string message = lastError;
+    bptRuntimeFree(runtime, pointer);
+    return fail(status, message);
+  }
+  *deviceAddress = pointer;
   return bptRuntimeSuccess;
 }
 

@@ -190,7 +190,14 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
     buffers.push_back(d.take());
   }
 
-  if (Status s = module->launchAll(*manifest, buffers); !s)
+  // Tensor maps hold their buffers' addresses, so they come after the
+  // buffers and are freed before them.
+  Expected<std::vector<DeviceBuffer>> tensorMaps =
+      runtime->createTensorMaps(*manifest, buffers);
+  if (!tensorMaps)
+    return tensorMaps.status();
+
+  if (Status s = module->launchAll(*manifest, buffers, *tensorMaps); !s)
     return s;
   if (Status s = runtime->synchronize(); !s)
     return s;
@@ -219,7 +226,9 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
   }
 
   if (options.iterations > 0) {
-    auto runAll = [&](int) { return module->launchAll(*manifest, buffers); };
+    auto runAll = [&](int) {
+      return module->launchAll(*manifest, buffers, *tensorMaps);
+    };
     for (int i = 0; i < options.warmup; ++i)
       if (Status s = runAll(i); !s)
         return s;

@@ -742,6 +742,10 @@ std::string formatShape(const std::vector<int64_t> &shape) {
   return result + "]";
 }
 
+/// TMA's limits: tensor rank and elements per box dimension.
+constexpr size_t kMaxTensorMapRank = 5;
+constexpr int64_t kMaxTensorMapBox = 256;
+
 /// Reads a JSON document into a Manifest, stopping at the first problem.
 class ManifestReader {
 public:
@@ -761,14 +765,19 @@ public:
     if (!versionNumber)
       return fail("bpt_manifest_version",
                   "expected an integer, got " + describeValue(*version));
-    if (*versionNumber != Manifest::kVersion)
+    static_assert(Manifest::kMinVersion + 1 == Manifest::kVersion,
+                  "update the message below");
+    if (*versionNumber < Manifest::kMinVersion ||
+        *versionNumber > Manifest::kVersion)
       return fail("bpt_manifest_version",
                   "version " + std::to_string(*versionNumber) +
-                      " is not supported (this runtime reads version " +
+                      " is not supported (this runtime reads versions " +
+                      std::to_string(Manifest::kMinVersion) + " and " +
                       std::to_string(Manifest::kVersion) + ")");
+    manifest_.version = int(*versionNumber);
     if (!checkFields(root, "",
                      {"bpt_manifest_version", "ptx", "chip", "features", "op",
-                      "options", "buffers", "launches"}))
+                      "options", "buffers", "tensor_maps", "launches"}))
       return false;
 
     if (!readString(root, "", "ptx", /*required=*/true, manifest_.ptx))
@@ -799,6 +808,8 @@ public:
     if (!readOptions(root))
       return false;
     if (!readBuffers(root))
+      return false;
+    if (!readTensorMaps(root))
       return false;
     if (!readLaunches(root))
       return false;
@@ -977,6 +988,194 @@ private:
     return true;
   }
 
+  /// Reads a string member that must be one of `names` and returns its
+  /// position there.
+  bool readChoice(const JsonValue &object, const std::string &path,
+                  const char *key, bool required,
+                  std::initializer_list<const char *> names, int &result) {
+    std::string text;
+    if (!readString(object, path, key, required, text))
+      return false;
+    if (!object.find(key))
+      return true;
+    int i = 0;
+    for (const char *name : names) {
+      if (text == name) {
+        result = i;
+        return true;
+      }
+      ++i;
+    }
+    return fail(member(path, key), "unknown value \"" + text + "\" (expected " +
+                                       joinNames(names) + ")");
+  }
+
+  /// Reads 1 to kMaxTensorMapRank integers in [1, maximum] into `dims`.
+  bool readTensorMapDims(const JsonValue &object, const std::string &path,
+                         const char *key, int64_t maximum,
+                         std::vector<int64_t> &dims) {
+    std::string dimsPath = member(path, key);
+    const JsonValue *value = require(object, path, key);
+    if (!value)
+      return false;
+    if (!value->isArray())
+      return fail(dimsPath, "expected an array of positive integers, got " +
+                                describeValue(*value));
+    if (value->size() < 1 || value->size() > kMaxTensorMapRank)
+      return fail(dimsPath,
+                  "expected 1 to " + std::to_string(kMaxTensorMapRank) +
+                      " dimensions, got " + std::to_string(value->size()));
+    for (size_t i = 0; i < value->size(); ++i) {
+      int64_t dim = 0;
+      if (!readInteger((*value)[i], element(dimsPath, i), 1, maximum,
+                       "a positive integer", dim))
+        return false;
+      dims.push_back(dim);
+    }
+    return true;
+  }
+
+  bool readTensorMaps(const JsonValue &root) {
+    const JsonValue *maps = root.find("tensor_maps");
+    if (!maps)
+      return true;
+    if (manifest_.version < 2)
+      return fail("tensor_maps", "needs bpt_manifest_version 2 (this manifest "
+                                 "is version " +
+                                     std::to_string(manifest_.version) + ")");
+    if (!maps->isArray())
+      return fail("tensor_maps",
+                  "expected an array, got " + describeValue(*maps));
+    for (size_t i = 0; i < maps->size(); ++i) {
+      ManifestTensorMap map;
+      if (!readTensorMap((*maps)[i], element("tensor_maps", i), map))
+        return false;
+      manifest_.tensorMaps.push_back(std::move(map));
+    }
+    return true;
+  }
+
+  /// Checks what cuTensorMapEncodeTiled would reject that the manifest alone
+  /// decides, so that a bad map fails here, with its field, not at run time.
+  bool readTensorMap(const JsonValue &value, const std::string &path,
+                     ManifestTensorMap &map) {
+    if (!value.isObject())
+      return fail(path, "expected an object, got " + describeValue(value));
+    if (!checkFields(value, path,
+                     {"buffer", "dtype", "shape", "box", "swizzle",
+                      "l2_promotion", "oob_fill"}))
+      return false;
+
+    const JsonValue *bufferValue = require(value, path, "buffer");
+    if (!bufferValue)
+      return false;
+    std::string bufferPath = member(path, "buffer");
+    std::optional<int64_t> index = bufferValue->getInteger();
+    if (!index || *index < 0)
+      return fail(bufferPath,
+                  "expected a buffer index (a non-negative integer), got " +
+                      describeValue(*bufferValue));
+    size_t numBuffers = manifest_.buffers.size();
+    if (uint64_t(*index) >= numBuffers)
+      return fail(bufferPath, "index " + std::to_string(*index) +
+                                  " out of range (" +
+                                  std::to_string(numBuffers) +
+                                  (numBuffers == 1 ? " buffer)" : " buffers)"));
+    map.buffer = size_t(*index);
+    const ManifestBuffer &buffer = manifest_.buffers[map.buffer];
+    std::string bufferName =
+        element("buffers", map.buffer) + " (\"" + buffer.name + "\")";
+
+    int dtype = 0;
+    if (!readChoice(value, path, "dtype", /*required=*/true,
+                    {"f32", "f16", "bf16"}, dtype))
+      return false;
+    const ElementType dtypes[] = {ElementType::F32, ElementType::F16,
+                                  ElementType::BF16};
+    map.dtype = dtypes[dtype];
+    if (map.dtype != buffer.dtype)
+      return fail(member(path, "dtype"),
+                  std::string(elementTypeName(map.dtype)) +
+                      " does not match the dtype of " + bufferName + ", " +
+                      elementTypeName(buffer.dtype));
+    int64_t elementBytes = elementTypeBytes(map.dtype);
+
+    // TMA's limit on each global dimension.
+    const int64_t kMaxGlobalDim = int64_t(1) << 32;
+    if (!readTensorMapDims(value, path, "shape", kMaxGlobalDim, map.shape))
+      return false;
+    std::string shapePath = member(path, "shape");
+    // The product stops growing once past the buffer's, so it cannot
+    // overflow.
+    int64_t wanted = buffer.numElements();
+    int64_t elements = 1;
+    bool tooMany = false;
+    for (int64_t dim : map.shape) {
+      tooMany = tooMany || elements > wanted / dim;
+      if (!tooMany)
+        elements *= dim;
+    }
+    if (tooMany || elements != wanted)
+      return fail(shapePath,
+                  formatShape(map.shape) + " has " +
+                      (tooMany ? "more than " + std::to_string(wanted)
+                               : std::to_string(elements)) +
+                      " elements, but " + bufferName + ", " +
+                      formatShape(buffer.shape) + ", has " +
+                      std::to_string(wanted));
+    // The byte stride of dimension i is the product of the inner dimensions
+    // times the element size; TMA needs each to be a multiple of 16.
+    int64_t stride = elementBytes;
+    for (size_t i = map.shape.size(); i-- > 1;) {
+      stride *= map.shape[i];
+      if (stride % 16 != 0)
+        return fail(element(shapePath, i - 1),
+                    "its byte stride (the inner dimensions times " +
+                        std::to_string(elementBytes) + " bytes) is " +
+                        std::to_string(stride) +
+                        ", not a multiple of 16 as TMA needs");
+    }
+
+    if (!readTensorMapDims(value, path, "box", kMaxTensorMapBox, map.box))
+      return false;
+    std::string boxPath = member(path, "box");
+    if (map.box.size() != map.shape.size())
+      return fail(boxPath, "expected " + std::to_string(map.shape.size()) +
+                               " dimensions (as many as shape), got " +
+                               std::to_string(map.box.size()));
+
+    int swizzle = 0;
+    if (!readChoice(value, path, "swizzle", /*required=*/true,
+                    {"none", "32b", "64b", "128b"}, swizzle))
+      return false;
+    map.swizzleBytes = swizzle == 0 ? 0 : 16 << swizzle;
+    size_t inner = map.box.size() - 1;
+    int64_t innerBytes = map.box[inner] * elementBytes;
+    std::string innerDescription = std::to_string(map.box[inner]) +
+                                   " elements of " +
+                                   elementTypeName(map.dtype) + " are " +
+                                   std::to_string(innerBytes) + " bytes";
+    if (innerBytes % 16 != 0)
+      return fail(element(boxPath, inner),
+                  innerDescription + ", not a multiple of 16");
+    if (map.swizzleBytes && innerBytes > map.swizzleBytes)
+      return fail(element(boxPath, inner),
+                  innerDescription + ", more than the swizzle span of " +
+                      std::to_string(map.swizzleBytes) + " bytes");
+
+    int l2Promotion = 0;
+    if (!readChoice(value, path, "l2_promotion", /*required=*/false,
+                    {"none", "64b", "128b", "256b"}, l2Promotion))
+      return false;
+    map.l2PromotionBytes = l2Promotion == 0 ? 0 : 32 << l2Promotion;
+    int oobFill = 0;
+    if (!readChoice(value, path, "oob_fill", /*required=*/false,
+                    {"zero", "nan"}, oobFill))
+      return false;
+    map.oobNaN = oobFill == 1;
+    return true;
+  }
+
   /// Reads 1 to 3 positive dimensions into `dims`, checking each against
   /// `limits`.
   bool readDims(const JsonValue &launch, const std::string &path,
@@ -1062,24 +1261,60 @@ private:
     if (!args->isArray())
       return fail(argsPath, "expected an array of buffer indices, got " +
                                 describeValue(*args));
-    size_t numBuffers = manifest_.buffers.size();
     for (size_t i = 0; i < args->size(); ++i) {
-      std::optional<int64_t> index = (*args)[i].getInteger();
-      if (!index || *index < 0)
-        return fail(element(argsPath, i),
-                    "expected a buffer index (a non-negative integer), got " +
-                        describeValue((*args)[i]));
-      if (uint64_t(*index) >= numBuffers)
-        return fail(element(argsPath, i),
-                    "index " + std::to_string(*index) + " out of range (" +
-                        std::to_string(numBuffers) +
-                        (numBuffers == 1 ? " buffer)" : " buffers)"));
-      launch.args.push_back(size_t(*index));
+      ManifestArg arg;
+      if (!readArg((*args)[i], element(argsPath, i), arg))
+        return false;
+      launch.args.push_back(arg);
     }
     return true;
   }
 
-  /// An output no launch takes would never be written.
+  /// A buffer index, or (version 2) {"tensor_map": index}.
+  bool readArg(const JsonValue &value, const std::string &path,
+               ManifestArg &arg) {
+    const JsonValue *indexValue = &value;
+    std::string indexPath = path;
+    size_t count = manifest_.buffers.size();
+    const char *noun = count == 1 ? " buffer)" : " buffers)";
+    if (value.isObject()) {
+      if (manifest_.version < 2)
+        return fail(path, "tensor-map arguments need bpt_manifest_version 2 "
+                          "(this manifest is version " +
+                              std::to_string(manifest_.version) + ")");
+      if (!checkFields(value, path, {"tensor_map"}))
+        return false;
+      indexValue = require(value, path, "tensor_map");
+      if (!indexValue)
+        return false;
+      indexPath = member(path, "tensor_map");
+      arg.kind = ManifestArg::Kind::TensorMap;
+      count = manifest_.tensorMaps.size();
+      noun = count == 1 ? " tensor map)" : " tensor maps)";
+    }
+    std::optional<int64_t> index = indexValue->getInteger();
+    if (!index || *index < 0) {
+      if (arg.kind == ManifestArg::Kind::TensorMap)
+        return fail(indexPath, "expected a tensor map index (a non-negative "
+                               "integer), got " +
+                                   describeValue(*indexValue));
+      return fail(
+          path,
+          std::string("expected a buffer index (a non-negative "
+                      "integer)") +
+              (manifest_.version >= 2 ? " or {\"tensor_map\": index}" : "") +
+              ", got " + describeValue(value));
+    }
+    if (uint64_t(*index) >= count)
+      return fail(indexPath, "index " + std::to_string(*index) +
+                                 " out of range (" + std::to_string(count) +
+                                 noun);
+    arg.index = size_t(*index);
+    return true;
+  }
+
+  /// An output no launch takes, directly or through a tensor map (a TMA
+  /// store), would never be written.
   bool checkOutputsWritten() {
     for (size_t i = 0; i < manifest_.buffers.size(); ++i) {
       const ManifestBuffer &buffer = manifest_.buffers[i];
@@ -1087,8 +1322,10 @@ private:
         continue;
       bool used = false;
       for (const ManifestLaunch &launch : manifest_.launches)
-        for (size_t index : launch.args)
-          used = used || index == i;
+        for (const ManifestArg &arg : launch.args)
+          used = used || (arg.kind == ManifestArg::Kind::Buffer
+                              ? arg.index == i
+                              : manifest_.tensorMaps[arg.index].buffer == i);
       if (!used)
         return fail(element("buffers", i),
                     "output \"" + buffer.name +

@@ -144,18 +144,26 @@ Status Module::launch(const std::string &kernel, Dim3 grid, Dim3 block,
 }
 
 Status Module::launchAll(const Manifest &manifest,
-                         const std::vector<uint64_t> &bufferPointers) {
+                         const std::vector<uint64_t> &bufferPointers,
+                         const std::vector<uint64_t> &tensorMapPointers) {
   if (bufferPointers.size() != manifest.buffers.size())
     return Status::failure(
         "the manifest has " + std::to_string(manifest.buffers.size()) +
         " buffers, but " + std::to_string(bufferPointers.size()) +
         " device pointers were given");
+  if (tensorMapPointers.size() != manifest.tensorMaps.size())
+    return Status::failure(
+        "the manifest has " + std::to_string(manifest.tensorMaps.size()) +
+        " tensor maps, but " + std::to_string(tensorMapPointers.size()) +
+        " were given (build them with Runtime::createTensorMaps)");
   std::vector<uint64_t> args;
   for (size_t i = 0; i < manifest.launches.size(); ++i) {
     const ManifestLaunch &launch = manifest.launches[i];
     args.clear();
-    for (size_t index : launch.args)
-      args.push_back(bufferPointers[index]);
+    for (const ManifestArg &arg : launch.args)
+      args.push_back(arg.kind == ManifestArg::Kind::Buffer
+                         ? bufferPointers[arg.index]
+                         : tensorMapPointers[arg.index]);
     if (Status status = this->launch(launch.kernel, launch.grid, launch.block,
                                      launch.dynamicSharedMemory, args);
         !status)
@@ -166,7 +174,8 @@ Status Module::launchAll(const Manifest &manifest,
 }
 
 Status Module::launchAll(const Manifest &manifest,
-                         const std::vector<DeviceBuffer> &buffers) {
+                         const std::vector<DeviceBuffer> &buffers,
+                         const std::vector<DeviceBuffer> &tensorMaps) {
   if (buffers.size() != manifest.buffers.size())
     return Status::failure("the manifest has " +
                            std::to_string(manifest.buffers.size()) +
@@ -183,7 +192,10 @@ Status Module::launchAll(const Manifest &manifest,
                              std::to_string(expected.bytes));
     pointers.push_back(buffers[i].pointer());
   }
-  return launchAll(manifest, pointers);
+  std::vector<uint64_t> mapPointers;
+  for (const DeviceBuffer &map : tensorMaps)
+    mapPointers.push_back(map.pointer());
+  return launchAll(manifest, pointers, mapPointers);
 }
 
 //===----------------------------------------------------------------------===//
@@ -242,6 +254,62 @@ Expected<DeviceBuffer> Runtime::allocate(size_t bytes) {
   if (int code = bptRuntimeMalloc(runtime_, bytes, &pointer))
     return Status::fromCode(code);
   return DeviceBuffer(runtime_, pointer, bytes);
+}
+
+Expected<DeviceBuffer>
+Runtime::createTensorMap(uint64_t globalAddress, const std::string &dtype,
+                         const std::vector<int64_t> &shape,
+                         const std::vector<int64_t> &box, int swizzleBytes,
+                         int l2PromotionBytes, bool oobNaN) {
+  if (shape.size() != box.size())
+    return Status::failure(
+        "createTensorMap: shape has " + std::to_string(shape.size()) +
+        " dimensions but box has " + std::to_string(box.size()));
+  uint64_t pointer = 0;
+  if (int code = bptRuntimeCreateTensorMap(
+          runtime_, globalAddress, dtype.c_str(), int(shape.size()),
+          shape.data(), box.data(), swizzleBytes, l2PromotionBytes,
+          oobNaN ? 1 : 0, &pointer))
+    return Status::fromCode(code);
+  // The C API allocates exactly one CUtensorMap.
+  return DeviceBuffer(runtime_, pointer, 128);
+}
+
+Expected<DeviceBuffer> Runtime::createTensorMap(const ManifestTensorMap &map,
+                                                uint64_t bufferPointer) {
+  return createTensorMap(bufferPointer, elementTypeName(map.dtype), map.shape,
+                         map.box, map.swizzleBytes, map.l2PromotionBytes,
+                         map.oobNaN);
+}
+
+Expected<std::vector<DeviceBuffer>>
+Runtime::createTensorMaps(const Manifest &manifest,
+                          const std::vector<uint64_t> &bufferPointers) {
+  if (bufferPointers.size() != manifest.buffers.size())
+    return Status::failure(
+        "the manifest has " + std::to_string(manifest.buffers.size()) +
+        " buffers, but " + std::to_string(bufferPointers.size()) +
+        " device pointers were given");
+  std::vector<DeviceBuffer> maps;
+  for (size_t i = 0; i < manifest.tensorMaps.size(); ++i) {
+    const ManifestTensorMap &map = manifest.tensorMaps[i];
+    Expected<DeviceBuffer> created =
+        createTensorMap(map, bufferPointers[map.buffer]);
+    if (!created)
+      return Status::failure("tensor_maps[" + std::to_string(i) +
+                             "]: " + created.error());
+    maps.push_back(created.take());
+  }
+  return maps;
+}
+
+Expected<std::vector<DeviceBuffer>>
+Runtime::createTensorMaps(const Manifest &manifest,
+                          const std::vector<DeviceBuffer> &buffers) {
+  std::vector<uint64_t> pointers;
+  for (const DeviceBuffer &buffer : buffers)
+    pointers.push_back(buffer.pointer());
+  return createTensorMaps(manifest, pointers);
 }
 
 Expected<Module> Runtime::loadPTX(const std::string &ptx) {

@@ -4,11 +4,11 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Loads the PTX that bpt-compile writes, allocates device memory, launches
-// kernels and times them, through the CUDA driver API. The driver
-// (libcuda.so.1) is opened at run time with dlopen, so a program linked with
-// this library builds and starts on a machine without a GPU or driver and can
-// ask bptRuntimeIsAvailable() whether it can run kernels.
+// Loads the PTX that bpt-compile writes, allocates device memory, builds TMA
+// tensor maps, launches kernels and times them, through the CUDA driver API.
+// The driver (libcuda.so.1) is opened at run time with dlopen, so a program
+// linked with this library builds and starts on a machine without a GPU or
+// driver and can ask bptRuntimeIsAvailable() whether it can run kernels.
 //
 // Conventions (those of MLIR's C API):
 // - handles are structs holding one pointer; a null handle has ptr == NULL;
@@ -168,6 +168,71 @@ int bptRuntimeMemset(bptRuntime runtime, uint64_t destination, uint8_t value,
                      size_t bytes);
 
 //===----------------------------------------------------------------------===//
+// Tensor maps (TMA descriptors, Hopper and later)
+//===----------------------------------------------------------------------===//
+
+/// The most dimensions a tensor map has.
+#define BPT_TENSOR_MAP_MAX_RANK 5
+
+/// The arguments of the driver's cuTensorMapEncodeTiled for one tensor map,
+/// as bptTensorMapGetEncoding() computes them: dimensions innermost first,
+/// enums with the values of cuda.h.
+typedef struct bptTensorMapEncoding {
+  /// CUtensorMapDataType: 6 (FLOAT16), 7 (FLOAT32) or 9 (BFLOAT16).
+  int dataType;
+  /// 1 to BPT_TENSOR_MAP_MAX_RANK.
+  uint32_t rank;
+  /// The tensor's address (16-byte aligned).
+  uint64_t globalAddress;
+  /// Elements per dimension, innermost first.
+  uint64_t globalDim[BPT_TENSOR_MAP_MAX_RANK];
+  /// Byte strides of dimensions 1 .. rank-1 (dimension 0 is contiguous).
+  uint64_t globalStrides[BPT_TENSOR_MAP_MAX_RANK - 1];
+  /// Box (elements per copy) per dimension, innermost first.
+  uint32_t boxDim[BPT_TENSOR_MAP_MAX_RANK];
+  /// All 1: every element of the box is copied.
+  uint32_t elementStrides[BPT_TENSOR_MAP_MAX_RANK];
+  /// CUtensorMapInterleave: 0 (NONE).
+  int interleave;
+  /// CUtensorMapSwizzle: 0 (NONE), 1 (32B), 2 (64B) or 3 (128B).
+  int swizzle;
+  /// CUtensorMapL2promotion: 0 (NONE), 1 (64B), 2 (128B) or 3 (256B).
+  int l2Promotion;
+  /// CUtensorMapFloatOOBfill: 0 (NONE: zeros) or 1 (NAN_REQUEST_ZERO_FMA).
+  int oobFill;
+} bptTensorMapEncoding;
+
+/// Checks the description of a tiled tensor map and computes the arguments
+/// of cuTensorMapEncodeTiled into `*encoding`, without the driver (so it
+/// works on any machine). The tensor is row-major at device address
+/// `globalAddress` (16-byte aligned) with element type `dtype` ("f32",
+/// "f16" or "bf16") and `rank` (1 to 5) dimensions `shape`, outermost first;
+/// each of its byte strides must be a multiple of 16 (and below 2^40), each
+/// dimension at most 2^32. `box` is the part one copy moves, outermost
+/// first: each dimension 1 to 256, the innermost one a multiple of 16 bytes
+/// and, when swizzled, at most the swizzle span. `swizzleBytes` is 0 (none),
+/// 32, 64 or 128; `l2PromotionBytes` 0 (none), 64, 128 or 256; `oobNaN` 1
+/// makes out-of-bounds elements read as NaN, 0 as zero. A failure names the
+/// argument that is wrong.
+int bptTensorMapGetEncoding(uint64_t globalAddress, const char *dtype, int rank,
+                            const int64_t *shape, const int64_t *box,
+                            int swizzleBytes, int l2PromotionBytes, int oobNaN,
+                            bptTensorMapEncoding *encoding);
+
+/// Encodes the tensor map that bptTensorMapGetEncoding() describes with the
+/// driver's cuTensorMapEncodeTiled (CUDA 12.0 or later; an older driver
+/// fails with bptRuntimeErrorNoDriver), allocates 128 bytes of device memory,
+/// copies the CUtensorMap there and writes its address to `*deviceAddress`:
+/// the kernel parameter of a TMA copy through a generic pointer. Free it
+/// with bptRuntimeFree() once no queued kernel uses it. The copy waits for
+/// earlier work on the default stream, as bptRuntimeCopyHostToDevice() does.
+int bptRuntimeCreateTensorMap(bptRuntime runtime, uint64_t globalAddress,
+                              const char *dtype, int rank, const int64_t *shape,
+                              const int64_t *box, int swizzleBytes,
+                              int l2PromotionBytes, int oobNaN,
+                              uint64_t *deviceAddress);
+
+//===----------------------------------------------------------------------===//
 // Modules: loaded PTX, kernel launches
 //===----------------------------------------------------------------------===//
 
@@ -206,9 +271,10 @@ const char *bptModuleGetInfoLog(bptModule module);
 /// raised, and the launch fails with a message naming both numbers when the
 /// device's opt-in maximum is exceeded.
 ///
-/// The kernel takes `numArgs` parameters, each one device pointer:
-/// `args[i]` is parameter i. Where the driver can tell (CUDA 12.4 and later)
-/// a different parameter count is an error.
+/// The kernel takes `numArgs` parameters, each one device pointer (of a
+/// buffer or of a tensor map): `args[i]` is parameter i. Where the driver can
+/// tell (it exports cuFuncGetParamCount, as CUDA 13 drivers may) a different
+/// parameter count is an error.
 int bptModuleLaunch(bptModule module, const char *kernel,
                     const uint32_t grid[3], const uint32_t block[3],
                     uint32_t dynamicSharedMemoryBytes, const uint64_t *args,

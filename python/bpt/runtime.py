@@ -11,6 +11,10 @@ passed directly, and launches go to the default stream.
     out = torch.empty_like(q)
     attention(query=q, key=k, value=v, result=out)  # tensors by buffer name
 
+TMA tensor maps that the manifest lists (version 2) are built by the
+runtime over the buffers passed in, and rebuilt when a buffer's address
+changes.
+
 The library is found through $BPT_RUNTIME_LIB, else next to this package in
 a build tree (build/lib), else by the dynamic loader's search path.
 """
@@ -56,6 +60,11 @@ def _library():
         lib.bptModuleLoadPTXFile.argtypes = [_Handle, ctypes.c_char_p,
                                              ctypes.POINTER(_Handle)]
         lib.bptModuleDestroy.argtypes = [_Handle]
+        lib.bptRuntimeCreateTensorMap.argtypes = [
+            _Handle, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64),
+            ctypes.c_int, ctypes.c_int, ctypes.c_int,
+            ctypes.POINTER(ctypes.c_uint64)]
         lib.bptModuleLaunch.argtypes = [
             _Handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32),
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
@@ -100,10 +109,37 @@ class Runtime:
     def free(self, pointer):
         _check(_library().bptRuntimeFree(self._handle, pointer))
 
+    def create_tensor_map(self, address, dtype, shape, box, swizzle_bytes=0,
+                          l2_promotion_bytes=0, oob_nan=False):
+        """Device address of a new TMA tensor map (128 bytes; free() it) of
+        the row-major tensor at `address`, dimensions outermost first."""
+        if len(shape) != len(box):
+            raise ValueError(f"shape {list(shape)} and box {list(box)} differ in rank")
+        rank = len(shape)
+        pointer = ctypes.c_uint64()
+        _check(_library().bptRuntimeCreateTensorMap(
+            self._handle, address, dtype.encode(), rank,
+            (ctypes.c_int64 * rank)(*shape), (ctypes.c_int64 * rank)(*box),
+            swizzle_bytes, l2_promotion_bytes, 1 if oob_nan else 0,
+            ctypes.byref(pointer)))
+        return pointer.value
+
     def close(self):
         if self._handle.ptr:
             _check(_library().bptRuntimeDestroy(self._handle))
             self._handle = _Handle()
+
+
+# Manifest spellings of the tensor-map options, as byte counts.
+_SWIZZLE_BYTES = {"none": 0, "32b": 32, "64b": 64, "128b": 128}
+_L2_PROMOTION_BYTES = {"none": 0, "64b": 64, "128b": 128, "256b": 256}
+
+
+def _arg_pointer(arg, buffers, tensor_maps):
+    """The device address a manifest launch argument stands for."""
+    if isinstance(arg, dict):
+        return tensor_maps[arg["tensor_map"]]
+    return buffers[arg]
 
 
 class KernelSet:
@@ -124,6 +160,8 @@ class KernelSet:
         _check(_library().bptModuleLoadPTXFile(runtime._handle, ptx.encode(),
                                                ctypes.byref(self._module)))
         self._workspaces = {}
+        # Per tensor map: (address of its buffer, address of the map).
+        self._tensor_maps = [None] * len(self.manifest.get("tensor_maps", []))
 
     @property
     def buffers(self):
@@ -145,21 +183,47 @@ class KernelSet:
             else:
                 raise ValueError(f"missing {b['role']} buffer '{name}'")
             pointers.append(pointer)
+        maps = self._update_tensor_maps(pointers)
         lib = _library()
         for launch in self.manifest["launches"]:
-            grid = (ctypes.c_uint32 * 3)(*launch["grid"])
-            block = (ctypes.c_uint32 * 3)(*launch["block"])
+            grid = (ctypes.c_uint32 * 3)(*(list(launch["grid"]) + [1, 1])[:3])
+            block = (ctypes.c_uint32 * 3)(*(list(launch["block"]) + [1, 1])[:3])
             args = (ctypes.c_uint64 * len(launch["args"]))(
-                *[pointers[i] for i in launch["args"]])
+                *[_arg_pointer(a, pointers, maps) for a in launch["args"]])
             _check(lib.bptModuleLaunch(self._module, launch["kernel"].encode(),
                                        grid, block,
-                                       launch["dynamic_shared_memory"],
+                                       launch.get("dynamic_shared_memory", 0),
                                        args, len(launch["args"])))
+
+    def _update_tensor_maps(self, pointers):
+        """Tensor-map addresses for buffers at `pointers`, built on first use
+        and rebuilt when their buffer moved (a map holds its address)."""
+        for i, m in enumerate(self.manifest.get("tensor_maps", [])):
+            address = pointers[m["buffer"]]
+            cached = self._tensor_maps[i]
+            if cached is not None and cached[0] == address:
+                continue
+            new = self.runtime.create_tensor_map(
+                address, m["dtype"], m["shape"], m["box"],
+                _SWIZZLE_BYTES[m["swizzle"]],
+                _L2_PROMOTION_BYTES[m.get("l2_promotion", "none")],
+                m.get("oob_fill", "zero") == "nan")
+            if cached is not None:
+                # Queued kernels may still read the old map; cuMemFree only
+                # "may" wait for them.
+                self.runtime.synchronize()
+                self.runtime.free(cached[1])
+            self._tensor_maps[i] = (address, new)
+        return [entry[1] for entry in self._tensor_maps]
 
     def close(self):
         for pointer in self._workspaces.values():
             self.runtime.free(pointer)
         self._workspaces = {}
+        for entry in self._tensor_maps:
+            if entry is not None:
+                self.runtime.free(entry[1])
+        self._tensor_maps = [None] * len(self._tensor_maps)
         if self._module.ptr:
             _check(_library().bptModuleDestroy(self._module))
             self._module = _Handle()

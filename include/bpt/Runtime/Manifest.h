@@ -6,15 +6,18 @@
 //
 // bpt-compile writes, next to each .ptx, a manifest (JSON) with everything a
 // runtime needs to launch it: buffers (name, role, dtype, shape, bytes), the
-// kernels to launch in order with grid, block, dynamic shared memory and the
-// buffer index of each argument, and the options the kernels were compiled
-// for. This reader needs no LLVM: it carries its own JSON parser.
+// TMA tensor maps to build over them, the kernels to launch in order with
+// grid, block, dynamic shared memory and what each argument is, and the
+// options the kernels were compiled for. This reader needs no LLVM: it
+// carries its own JSON parser.
 //
-// Schema, version 1 (every field is required unless marked optional; unknown
-// fields are errors, so that a typo cannot silently change a launch):
+// Schema, version 2 (every field is required unless marked optional; unknown
+// fields are errors, so that a typo cannot silently change a launch).
+// Version 1 is version 2 without "tensor_maps" and without tensor-map
+// arguments; both are read.
 //
 //   {
-//     "bpt_manifest_version": 1,
+//     "bpt_manifest_version": 2,
 //     "ptx": "out.ptx",                 // path relative to the manifest
 //     "chip": "sm_90a",
 //     "features": "+ptx80",             // optional
@@ -25,15 +28,36 @@
 //        "shape": [2, 8, 1024, 64], "bytes": 2097152}, ...
 //     ],                                // role: input | output | workspace
 //                                       // dtype: f32 | f16 | bf16 | i8
+//     "tensor_maps": [                  // optional (default []); version 2
+//       {"buffer": 0,                   // index into "buffers"
+//        "dtype": "bf16",               // f32 | f16 | bf16; the buffer's
+//        "shape": [16384, 64],          // the buffer as a row-major tensor,
+//                                       // outermost first, rank 1 to 5; its
+//                                       // product is the buffer's elements
+//        "box": [128, 64],              // elements per copy, outermost first
+//        "swizzle": "128b",             // none | 32b | 64b | 128b
+//        "l2_promotion": "128b",        // optional: none | 64b | 128b | 256b
+//        "oob_fill": "zero"}            // optional: zero | nan
+//     ],
 //     "launches": [                     // at least one, run in order
 //       {"kernel": "block_kernel", "grid": [2, 8, 16], "block": [256, 1, 1],
 //        "dynamic_shared_memory": 49152,  // optional, default 0
-//        "args": [0, 1, 2, 3]}            // indices into "buffers"
-//     ]
-//   }
+//        "args": [0, 1, {"tensor_map": 0}, 3]}
+//     ]                                 // an integer: that buffer's device
+//   }                                   // pointer; {"tensor_map": i}: the
+//                                       // device address of tensor map i
+//
+// The runtime encodes each tensor map over its buffer's device pointer and
+// copies the 128-byte CUtensorMap to device memory; the kernel takes that
+// global-memory address as a u64 parameter, like a buffer pointer.
+// A tensor map follows TMA's rules (cuTensorMapEncodeTiled): every byte
+// stride of the row-major tensor is a multiple of 16, each box dimension is
+// 1 to 256, the innermost box dimension spans a multiple of 16 bytes, and at
+// most the swizzle span (32, 64 or 128 bytes) when swizzled.
 //
 // Errors name the field's path, e.g.
-// "launches[0].args[3]: index 7 out of range (4 buffers)"; JSON syntax errors
+// "launches[0].args[3]: index 7 out of range (4 buffers)" or
+// "tensor_maps[0].box[1]: 300 exceeds the limit of 256"; JSON syntax errors
 // give line, column and byte offset.
 //
 //===----------------------------------------------------------------------===//
@@ -182,6 +206,48 @@ struct ManifestBuffer {
   int64_t numElements() const;
 };
 
+/// A TMA tensor map over one buffer, built by the runtime before the
+/// launches (see bptRuntimeCreateTensorMap()).
+struct ManifestTensorMap {
+  /// Index into Manifest::buffers.
+  size_t buffer = 0;
+  /// The element type: f32, f16 or bf16, the buffer's.
+  ElementType dtype = ElementType::F32;
+  /// The buffer as a row-major tensor, outermost first; 1 to 5 dimensions.
+  std::vector<int64_t> shape;
+  /// Elements per copy, outermost first; as many dimensions as `shape`.
+  std::vector<int64_t> box;
+  /// Swizzle span in bytes: 0 (none), 32, 64 or 128.
+  int swizzleBytes = 0;
+  /// L2 promotion in bytes: 0 (none), 64, 128 or 256.
+  int l2PromotionBytes = 0;
+  /// Whether out-of-bounds elements read as NaN rather than zero.
+  bool oobNaN = false;
+};
+
+/// One kernel parameter: a buffer's device pointer, or the device address of
+/// a tensor map.
+struct ManifestArg {
+  /// What `index` refers to.
+  enum class Kind { Buffer, TensorMap };
+
+  /// Buffer or tensor map.
+  Kind kind = Kind::Buffer;
+  /// Index into Manifest::buffers or Manifest::tensorMaps.
+  size_t index = 0;
+
+  /// The pointer of buffers[index].
+  static ManifestArg buffer(size_t index) { return {Kind::Buffer, index}; }
+  /// The address of tensorMaps[index].
+  static ManifestArg tensorMap(size_t index) {
+    return {Kind::TensorMap, index};
+  }
+  bool operator==(const ManifestArg &other) const {
+    return kind == other.kind && index == other.index;
+  }
+  bool operator!=(const ManifestArg &other) const { return !(*this == other); }
+};
+
 /// One kernel launch.
 struct ManifestLaunch {
   /// The kernel's name in the PTX.
@@ -192,15 +258,18 @@ struct ManifestLaunch {
   Dim3 block;
   /// Dynamic shared memory per block, in bytes.
   uint32_t dynamicSharedMemory = 0;
-  /// Parameter i is the device pointer of buffers[args[i]].
-  std::vector<size_t> args;
+  /// Parameter i, each one 8-byte device address.
+  std::vector<ManifestArg> args;
 };
 
 /// A validated manifest.
 class Manifest {
 public:
-  /// The only manifest version this reader understands.
-  static constexpr int kVersion = 1;
+  /// The newest manifest version this reader understands (the one with
+  /// tensor maps).
+  static constexpr int kVersion = 2;
+  /// The oldest one it still reads.
+  static constexpr int kMinVersion = 1;
 
   /// Parses and validates manifest text. `directory` is where the manifest
   /// lives, for ptxPath(). Errors name the field's path.
@@ -210,6 +279,8 @@ public:
   /// with the path.
   static Expected<Manifest> load(const std::string &path);
 
+  /// The manifest's bpt_manifest_version.
+  int version = kVersion;
   /// The PTX file name as written in the manifest.
   std::string ptx;
   /// The chip the PTX was generated for, e.g. "sm_90a".
@@ -222,6 +293,8 @@ public:
   JsonValue options = JsonValue::makeObject();
   /// Buffers, in argument-index order.
   std::vector<ManifestBuffer> buffers;
+  /// Tensor maps over the buffers (none before version 2).
+  std::vector<ManifestTensorMap> tensorMaps;
   /// Launches, in the order they must run.
   std::vector<ManifestLaunch> launches;
   /// The directory of the manifest file ("" when parsed from text).

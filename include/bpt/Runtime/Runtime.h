@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 //
 // RAII classes over the C API of bpt-c/Runtime.h: Runtime (driver, device and
-// primary context), Module (loaded PTX), DeviceBuffer (device memory). Plain
+// primary context), Module (loaded PTX), DeviceBuffer (device memory, also
+// holding TMA tensor maps). Plain
 // C++17 without LLVM and without exceptions: fallible calls return Status or
 // Expected<T>, which carry the runtime's error message.
 //
@@ -29,6 +30,7 @@
 namespace bpt::rt {
 
 class Manifest;
+struct ManifestTensorMap;
 
 /// Success, or a failure with a message a person can act on.
 class [[nodiscard]] Status {
@@ -196,14 +198,17 @@ public:
                 const std::vector<uint64_t> &args);
 
   /// Queues every launch of `manifest`, in order; `bufferPointers[i]` is the
-  /// device address of the manifest's buffers[i].
+  /// device address of the manifest's buffers[i], `tensorMapPointers[i]`
+  /// that of its tensorMaps[i] (see Runtime::createTensorMaps()).
   Status launchAll(const Manifest &manifest,
-                   const std::vector<uint64_t> &bufferPointers);
+                   const std::vector<uint64_t> &bufferPointers,
+                   const std::vector<uint64_t> &tensorMapPointers = {});
 
   /// As above, after checking that each of `buffers` is at least as large as
   /// the manifest's buffer of the same index.
   Status launchAll(const Manifest &manifest,
-                   const std::vector<DeviceBuffer> &buffers);
+                   const std::vector<DeviceBuffer> &buffers,
+                   const std::vector<DeviceBuffer> &tensorMaps = {});
 
 private:
   friend class Runtime;
@@ -237,6 +242,28 @@ public:
 
   /// Allocates `bytes` (> 0) of device memory.
   Expected<DeviceBuffer> allocate(size_t bytes);
+
+  /// Encodes a TMA tensor map of the row-major tensor at `globalAddress`
+  /// (dimensions outermost first) into device memory, whose pointer() is the
+  /// kernel's parameter; see bptRuntimeCreateTensorMap().
+  Expected<DeviceBuffer>
+  createTensorMap(uint64_t globalAddress, const std::string &dtype,
+                  const std::vector<int64_t> &shape,
+                  const std::vector<int64_t> &box, int swizzleBytes = 0,
+                  int l2PromotionBytes = 0, bool oobNaN = false);
+  /// A manifest's tensor map over its buffer at `bufferPointer`.
+  Expected<DeviceBuffer> createTensorMap(const ManifestTensorMap &map,
+                                         uint64_t bufferPointer);
+  /// Every tensor map of `manifest`, in order; `bufferPointers[i]` is the
+  /// device address of the manifest's buffers[i]. The maps hold those
+  /// addresses: rebuild them when a buffer moves.
+  Expected<std::vector<DeviceBuffer>>
+  createTensorMaps(const Manifest &manifest,
+                   const std::vector<uint64_t> &bufferPointers);
+  /// As above, over `buffers`.
+  Expected<std::vector<DeviceBuffer>>
+  createTensorMaps(const Manifest &manifest,
+                   const std::vector<DeviceBuffer> &buffers);
 
   /// Compiles PTX text for the device.
   Expected<Module> loadPTX(const std::string &ptx);
