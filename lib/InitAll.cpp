@@ -42,6 +42,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/AllocationOpInterfaceImpl.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -79,6 +80,9 @@ void bpt::registerBPTDialect(mlir::DialectRegistry &registry) {
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferizableOpInterfaceExternalModels(registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  // Lets buffer-results-to-out-params write results into the out-parameter
+  // instead of a temporary plus a copy.
+  memref::registerAllocationOpInterfaceExternalModels(registry);
 
   // ConvertToLLVM interfaces: convert-gpu-to-nvvm (and convert-to-llvm)
   // lower the ops of every dialect found inside a kernel through these.

@@ -6,6 +6,7 @@
 
 #include "bpt/Compiler/KernelSet.h"
 
+#include "bpt/Conversion/Passes.h"
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Pipelines/Pipelines.h"
 
@@ -13,6 +14,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -172,6 +174,11 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
                                 const CompileOptions &options) {
   PassManager pm(module.getContext());
   if (stage >= Stage::Blockwise) {
+    if (options.tensorCores && options.chip == "sm_90a") {
+      BPTAttentionToSM90Options sm90;
+      sm90.sharedMemory = options.sharedMemory;
+      pm.addPass(createBPTAttentionToSM90(sm90));
+    }
     BlockwiseOptions blockwise;
     blockwise.qBlock = options.qBlock;
     blockwise.kvBlock = options.kvBlock;
@@ -340,9 +347,55 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
   };
   SmallVector<Intermediate> intermediates;
   llvm::DenseMap<Value, int64_t> intermediateOf; // value -> intermediate
+  // TMA descriptors (bpt-attention-to-sm90): a tensor map of a whole
+  // buffer, viewed with the static shape of the ranked memref it was made
+  // from. The runtime encodes it (cuTensorMapEncodeTiled) and passes the
+  // map's device address.
+  llvm::json::Array tensorMaps;
+  llvm::DenseMap<Value, int64_t> tensorMapOf;
+  auto addTensorMap = [&](nvgpu::TmaCreateDescriptorOp op) -> LogicalResult {
+    auto ranked = op.getTensor().getDefiningOp<memref::CastOp>();
+    auto it = bufferOf.find(op.getTensor());
+    if (!ranked || it == bufferOf.end())
+      return op.emitError() << "bpt-compile: tensor map of something other "
+                               "than a whole argument buffer";
+    auto view = cast<MemRefType>(ranked.getSource().getType());
+    llvm::json::Array shape, box;
+    for (int64_t d : view.getShape())
+      shape.push_back(d);
+    for (Value size : op.getBoxDimensions()) {
+      std::optional<int64_t> c = constantOf(size);
+      if (!c)
+        return op.emitError() << "bpt-compile: non-constant tensor map box";
+      box.push_back(*c);
+    }
+    nvgpu::TensorMapDescriptorType type = op.getTensorMap().getType();
+    auto bytes = [](StringRef kind) {
+      // "swizzle_128b" / "l2promo_128b" -> "128b"; "none" stays.
+      return kind.rsplit('_').second.empty() ? kind.str()
+                                             : kind.rsplit('_').second.str();
+    };
+    tensorMapOf[op] = tensorMaps.size();
+    tensorMaps.push_back(llvm::json::Object{
+        {"buffer", it->second},
+        {"dtype", *dtypeOf(view.getElementType())},
+        {"shape", std::move(shape)},
+        {"box", std::move(box)},
+        {"swizzle", bytes(nvgpu::stringifyTensorMapSwizzleKind(
+                        type.getSwizzle()).lower())},
+        {"l2_promotion", bytes(nvgpu::stringifyTensorMapL2PromoKind(
+                             type.getL2promo()).lower())},
+        {"oob_fill", std::string(type.getOob() ==
+                                         nvgpu::TensorMapOOBKind::OOB_NAN
+                                     ? "nan"
+                                     : "zero")}});
+    return success();
+  };
+
+  enum class ArgKind { Buffer, Intermediate, TensorMap };
   struct Launch {
     gpu::LaunchFuncOp op;
-    SmallVector<std::pair<bool, int64_t>> args; // (is intermediate, index)
+    SmallVector<std::pair<ArgKind, int64_t>> args;
   };
   SmallVector<Launch> hostLaunches;
   for (Operation &op : func.getBody().front()) {
@@ -360,19 +413,24 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
         bufferOf[op.getResult(0)] = bufferOf.lookup(source);
       else if (intermediateOf.count(source))
         intermediateOf[op.getResult(0)] = intermediateOf.lookup(source);
+    } else if (auto descriptor = dyn_cast<nvgpu::TmaCreateDescriptorOp>(op)) {
+      if (failed(addTensorMap(descriptor)))
+        return failure();
     } else if (auto launch = dyn_cast<gpu::LaunchFuncOp>(op)) {
       Launch record{launch, {}};
       int64_t index = hostLaunches.size();
       for (Value arg : launch.getKernelOperands()) {
         if (auto it = bufferOf.find(arg); it != bufferOf.end()) {
-          record.args.push_back({false, it->second});
+          record.args.push_back({ArgKind::Buffer, it->second});
+        } else if (auto it = tensorMapOf.find(arg); it != tensorMapOf.end()) {
+          record.args.push_back({ArgKind::TensorMap, it->second});
         } else if (auto it = intermediateOf.find(arg);
                    it != intermediateOf.end()) {
           Intermediate &i = intermediates[it->second];
           if (i.firstUse < 0)
             i.firstUse = index;
           i.lastUse = index;
-          record.args.push_back({true, it->second});
+          record.args.push_back({ArgKind::Intermediate, it->second});
         } else {
           return launch.emitError()
                  << "bpt-compile: kernel argument is not a whole buffer";
@@ -447,8 +505,13 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
     int64_t shared = 0;
     if (Value size = launch.getDynamicSharedMemorySize())
       shared = constantOf(size).value_or(-1);
-    for (auto [isIntermediate, index] : record.args)
-      args.push_back(isIntermediate ? firstSlot + slotOf[index] : index);
+    for (auto [kind, index] : record.args) {
+      if (kind == ArgKind::TensorMap)
+        args.push_back(llvm::json::Object{{"tensor_map", index}});
+      else
+        args.push_back(kind == ArgKind::Intermediate ? firstSlot + slotOf[index]
+                                                     : index);
+    }
     launches.push_back(llvm::json::Object{
         {"kernel", launch.getKernelName().getValue()},
         {"grid", std::move(gridDims)},
@@ -462,7 +525,9 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
   opts["kv_block"] = options.kvBlock;
   opts["fuse"] = options.fuse;
   opts["threads"] = options.threads;
-  set.manifest = llvm::json::Object{{"bpt_manifest_version", 1},
+  opts["tensor_cores"] = !tensorMaps.empty();
+  bool hasTensorMaps = !tensorMaps.empty();
+  set.manifest = llvm::json::Object{{"bpt_manifest_version", hasTensorMaps ? 2 : 1},
                                     {"ptx", ptxFileName},
                                     {"chip", options.chip},
                                     {"features", options.features},
@@ -470,5 +535,7 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
                                     {"options", std::move(opts)},
                                     {"buffers", std::move(buffers)},
                                     {"launches", std::move(launches)}};
+  if (hasTensorMaps)
+    set.manifest["tensor_maps"] = std::move(tensorMaps);
   return set;
 }

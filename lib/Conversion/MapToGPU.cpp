@@ -429,7 +429,10 @@ void BPTMapToGPUPass::runOnOperation() {
       status = mapSingleOp(rw, &op);
     else if (!isa<memref::AllocOp, memref::DeallocOp, arith::ConstantOp,
                   memref::ExpandShapeOp, memref::CollapseShapeOp,
-                  memref::CastOp, func::ReturnOp>(op))
+                  memref::CastOp, func::ReturnOp,
+                  // Launches already made (bpt-attention-to-sm90) and their
+                  // TMA descriptors stay as they are.
+                  gpu::LaunchFuncOp, nvgpu::TmaCreateDescriptorOp>(op))
       status = op.emitError()
                << "bpt-map-to-gpu: '" << op.getName()
                << "' cannot stay on the host side of a kernel set";

@@ -18,6 +18,7 @@ using namespace mlir;
 namespace {
 
 constexpr llvm::StringLiteral kKernelModuleName = "bpt_kernels";
+constexpr llvm::StringLiteral kKeepKernelNames = "bpt.keep_kernel_names";
 
 struct BPTMergeKernelModulesPass final
     : bpt::impl::BPTMergeKernelModulesBase<BPTMergeKernelModulesPass> {
@@ -47,9 +48,11 @@ struct BPTMergeKernelModulesPass final
           return signalPassFailure();
         }
         StringAttr oldName = symbol.getNameAttr();
-        // Kernels take their module's (unique) name; helpers keep theirs
-        // unless they clash.
-        StringAttr newName = isa<gpu::GPUFuncOp>(op)
+        // Outlined kernels take their module's (unique) name; kernels built
+        // by name (bpt-attention-to-sm90) and helpers keep theirs unless
+        // they clash.
+        bool keepNames = source->hasAttr(kKeepKernelNames);
+        StringAttr newName = isa<gpu::GPUFuncOp>(op) && !keepNames
                                  ? source.getNameAttr()
                                  : oldName;
         op.remove();

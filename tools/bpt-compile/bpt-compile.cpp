@@ -61,6 +61,10 @@ static cl::opt<bool> causal("causal", cl::init(false));
 static cl::opt<int64_t> qBlock("q-block", cl::init(64));
 static cl::opt<int64_t> kvBlock("kv-block", cl::init(64));
 static cl::opt<bool> noFuse("no-fuse", cl::init(false));
+static cl::opt<bool> noTensorCores(
+    "no-tensor-cores",
+    cl::desc("Keep every op on the portable path (no sm_90a wgmma kernels)"),
+    cl::init(false));
 static cl::opt<std::string> chip("chip", cl::init("sm_90a"));
 static cl::opt<std::string> features(
     "features", cl::desc("PTX features (default +ptx80)"), cl::init("+ptx80"));
@@ -148,6 +152,7 @@ int main(int argc, char **argv) {
   options.qBlock = qBlock;
   options.kvBlock = kvBlock;
   options.fuse = !noFuse;
+  options.tensorCores = !noTensorCores;
   options.chip = chip;
   options.features = features;
   options.threads = threads;

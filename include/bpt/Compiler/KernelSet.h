@@ -46,6 +46,9 @@ struct CompileOptions {
   bool fuse = true;
   std::string chip = "sm_90a", features = "+ptx80";
   int64_t threads = 256, sharedMemory = 232448;
+  /// Lower eligible ops to the chip's tensor-core kernels (sm_90a: attention
+  /// through bpt-attention-to-sm90); the rest take the portable path.
+  bool tensorCores = true;
 };
 
 /// Lowers `module` in place up to and including `stage`.

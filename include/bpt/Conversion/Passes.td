@@ -98,4 +98,57 @@ def BPTMergeKernelModules : Pass<"bpt-merge-kernel-modules", "::mlir::ModuleOp">
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.attention to a Hopper (sm_90a) tensor-core kernel";
+  let description = [{
+    Replaces each eligible `bpt.attention` by a `gpu.launch_func` of a kernel
+    built for sm_90a in a `gpu.module @bpt_sm90`: the blockwise algorithm of
+    `bpt-tile-attention` (128-row query blocks, an exp2 online softmax over
+    128-row key/value blocks, causal blocks skipped by the loop bound) with
+    its tiles in registers and shared memory. A producer warpgroup copies
+    Q, K and V tiles with TMA (`cp.async.bulk.tensor`, 128-byte swizzle) into
+    a ring of shared-memory stages guarded by mbarriers; two consumer
+    warpgroups (`setmaxnreg`) compute Q·Kᵀ and P·V with `wgmma.mma_async`,
+    P taken from registers.
+
+    Runs at the model level, before `bpt-blockwise`: the kernel's tiling
+    lives in registers, with no tensor-level loop nest to map. The host side
+    is `nvgpu.tma.create.descriptor` for Q, K and V (each viewed as a 2-D
+    `[rows, D]` tensor) and the launch; a kernel set's manifest turns the
+    descriptors into tensor maps the runtime encodes.
+
+    Eligible: bf16 or f16, head dimension 64 or 128, both sequence lengths
+    multiples of 128, and the kernel's shared memory within `shared-memory`.
+    Any other attention stays for the portable path, with a remark saying
+    why.
+  }];
+  let options = [
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
+           "Dynamic shared memory per block available on the target, bytes">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def BPTLowerTensorMapArgs : Pass<"bpt-lower-tensor-map-args",
+                                 "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Kernel arguments of tensor-map type become pointers";
+  let description = [{
+    A kernel receives a TMA descriptor as the address of a 128-byte tensor
+    map in device memory. `convert-gpu-to-nvvm` has no type conversion for
+    `!nvgpu.tensormap.descriptor` arguments, so this pass rewrites them to
+    `!llvm.ptr` before it, with a cast back for the body's uses (removed by
+    `reconcile-unrealized-casts` once the uses are lowered).
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // BPT_CONVERSION_PASSES_TD

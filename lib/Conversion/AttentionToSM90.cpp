@@ -1,0 +1,776 @@
+//===- AttentionToSM90.cpp - bpt.attention on Hopper tensor cores -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Replaces an eligible bpt.attention by a launch of a kernel written for
+// sm_90a: the blockwise algorithm of bpt-tile-attention (query blocks, an
+// online softmax over key/value blocks) with its tiles in registers and
+// shared memory rather than tensors:
+//
+//   - a thread block of three warpgroups owns 128 query rows of one head; a
+//     producer warpgroup brings Q once and K/V blocks of 128 rows into a
+//     ring of shared-memory stages with the bulk tensor copy engine (TMA),
+//     each stage guarded by "full" and "empty" mbarriers;
+//   - two consumer warpgroups (64 query rows each, setmaxnreg 240) compute
+//     S = Q·Kᵀ with wgmma (both operands in shared memory), the exp2 online
+//     softmax on the accumulator registers, then O += P·V with wgmma taking
+//     P from registers (inline PTX: MLIR 22 has no register-A wgmma op);
+//   - causal attention skips key blocks through the loop bound and masks
+//     only the blocks that straddle the diagonal.
+//
+// The tiles use the 128-byte swizzle: a [rows, D] tile is stored as D/64
+// column blocks of [rows, 64] elements, which is what one TMA box with
+// SWIZZLE_128B writes and what a wgmma descriptor with the 128-byte swizzle
+// mode reads.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTATTENTIONTOSM90
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+using namespace bpt;
+
+namespace {
+
+constexpr int64_t kWarpgroup = 128;
+/// A row of a swizzled tile is 64 16-bit elements: one 128-byte swizzle span.
+constexpr int64_t kSwizzleElements = 64;
+constexpr int64_t kSwizzleBytes = 128;
+constexpr llvm::StringLiteral kKernelModule = "bpt_sm90";
+constexpr llvm::StringLiteral kSharedMemory = "bpt_sm90_shared";
+
+/// What one kernel computes and how it is blocked.
+struct KernelConfig {
+  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
+  bool causal;
+  double scale;
+  bool bf16; // else f16
+  int64_t blockM = 128, blockN = 128, stages = 2, consumerGroups = 2;
+
+  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
+  int64_t qTileBytes() const { return blockM * headDim * 2; }
+  int64_t kvTileBytes() const { return blockN * headDim * 2; }
+  int64_t kOffset(int64_t stage) const {
+    return qTileBytes() + stage * kvTileBytes();
+  }
+  int64_t vOffset(int64_t stage) const {
+    return qTileBytes() + (stages + stage) * kvTileBytes();
+  }
+  // Barriers: Q full, K full per stage, V full per stage, empty per stage.
+  int64_t barrierOffset(int64_t index) const {
+    return qTileBytes() + 2 * stages * kvTileBytes() + 8 * index;
+  }
+  int64_t numBarriers() const { return 1 + 3 * stages; }
+  /// 1 KiB of slack aligns the base to the 128-byte swizzle's 1 KiB pattern.
+  int64_t sharedMemoryBytes() const { return 1024 + barrierOffset(numBarriers()); }
+  std::string kernelName() const {
+    return llvm::formatv("attention_sm90_d{0}{1}", headDim,
+                         causal ? "_causal" : "")
+        .str();
+  }
+};
+
+/// Why `op` cannot take the sm_90a path, or nothing if it can.
+std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
+                                         KernelConfig &config) {
+  auto qType = cast<RankedTensorType>(op.getQuery().getType());
+  auto kvType = cast<RankedTensorType>(op.getKey().getType());
+  Type element = qType.getElementType();
+  if (!element.isBF16() && !element.isF16()) {
+    std::string name;
+    llvm::raw_string_ostream(name) << element;
+    return "element type " + name + " (the wgmma path takes bf16 and f16)";
+  }
+  ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
+  config.batch = q[0];
+  config.heads = q[1];
+  config.seqQ = q[2];
+  config.headDim = q[3];
+  config.kvHeads = kv[1];
+  config.seqKV = kv[2];
+  config.causal = op.getCausal();
+  config.scale = op.getEffectiveScale();
+  config.bf16 = element.isBF16();
+  if (config.headDim != 64 && config.headDim != 128)
+    return llvm::formatv("head dimension {0} (64 and 128 are supported)",
+                         config.headDim)
+        .str();
+  if (config.seqQ % config.blockM != 0 || config.seqKV % config.blockN != 0)
+    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
+                         "the {2}-row query block and {3}-row key block",
+                         config.seqQ, config.seqKV, config.blockM,
+                         config.blockN)
+        .str();
+  int64_t rowsQ = config.batch * config.heads * config.seqQ;
+  int64_t rowsKV = config.batch * config.kvHeads * config.seqKV;
+  if (rowsQ >= (int64_t(1) << 31) || rowsKV >= (int64_t(1) << 31))
+    return std::string("more rows than a 32-bit TMA coordinate addresses");
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  return std::nullopt;
+}
+
+/// Builds the kernel's body: small helpers over an OpBuilder so that the
+/// kernel below reads like the algorithm.
+class KernelEmitter {
+public:
+  KernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
+      : b(b), loc(loc), config(config), ctx(b.getContext()),
+        i1(b.getI1Type()), i32(b.getI32Type()), i64(b.getI64Type()),
+        f32(b.getF32Type()), ptr(LLVM::LLVMPointerType::get(ctx)),
+        sharedPtr(LLVM::LLVMPointerType::get(ctx, 3)),
+        clusterPtr(LLVM::LLVMPointerType::get(ctx, 7)) {}
+
+  void emit(gpu::GPUFuncOp func);
+
+private:
+  // Scalars.
+  Value c32(int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  }
+  Value c64(int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v));
+  }
+  Value cf(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+  Value select(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, loc, c, x, y);
+  }
+  Value fmax(Value x, Value y) {
+    return arith::MaxNumFOp::create(b, loc, x, y);
+  }
+  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+  Value fma(Value x, Value y, Value z) {
+    return LLVM::FMAOp::create(b, loc, x, y, z);
+  }
+  Value exp2(Value x) {
+    return asmOp(f32, x, "ex2.approx.ftz.f32 $0, $1;", "=f,f",
+                 /*sideEffects=*/false);
+  }
+  Value shuffleXor(Value x, int64_t offset) {
+    return NVVM::ShflOp::create(b, loc, f32, c32(-1), x, c32(offset),
+                                c32(0x1f), NVVM::ShflKind::bfly,
+                                UnitAttr());
+  }
+  Value index32(Value v) {
+    return arith::IndexCastUIOp::create(b, loc, i32, v);
+  }
+
+  Value asmOp(Type result, ValueRange operands, StringRef text,
+              StringRef constraints, bool sideEffects) {
+    auto op = LLVM::InlineAsmOp::create(
+        b, loc, result, operands, text, constraints, sideEffects,
+        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+        LLVM::AsmDialectAttr::get(ctx, LLVM::AsmDialect::AD_ATT),
+        /*operand_attrs=*/ArrayAttr());
+    return op.getNumResults() ? op.getResult(0) : Value();
+  }
+
+  // Accumulator fragments: a wgmma m64nNk16 f32 accumulator is N/2 floats
+  // per thread, an LLVM struct at the instruction boundary.
+  Type accumulatorType(int64_t n) {
+    return LLVM::LLVMStructType::getLiteral(
+        ctx, SmallVector<Type>(n / 2, f32));
+  }
+  SmallVector<Value> unpack(Value aggregate, int64_t count) {
+    SmallVector<Value> values;
+    for (int64_t i = 0; i < count; ++i)
+      values.push_back(LLVM::ExtractValueOp::create(b, loc, aggregate, i));
+    return values;
+  }
+  Value packStruct(Type type, ArrayRef<Value> values) {
+    Value aggregate = LLVM::UndefOp::create(b, loc, type);
+    for (auto [i, v] : llvm::enumerate(values))
+      aggregate = LLVM::InsertValueOp::create(b, loc, aggregate, v, i);
+    return aggregate;
+  }
+  /// Two f32 -> one 32-bit register of two 16-bit floats, the first in the
+  /// low half (the lower column, as wgmma and memory expect).
+  Value packHalf2(Value lo, Value hi) {
+    Type half = config.bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
+    auto v2f32 = VectorType::get({2}, f32);
+    Value v = LLVM::UndefOp::create(b, loc, v2f32);
+    v = LLVM::InsertElementOp::create(b, loc, v, lo, c32(0));
+    v = LLVM::InsertElementOp::create(b, loc, v, hi, c32(1));
+    Value h = LLVM::FPTruncOp::create(b, loc, VectorType::get({2}, half), v);
+    return LLVM::BitcastOp::create(b, loc, i32, h);
+  }
+
+  /// Waits for this thread's wgmma groups, tying the accumulators to the
+  /// wait so that no later instruction reads them before it.
+  SmallVector<Value> waitGroup(ArrayRef<Value> accumulators) {
+    int64_t n = accumulators.size();
+    std::string constraints;
+    for (int64_t i = 0; i < n; ++i)
+      constraints += "=f,";
+    for (int64_t i = 0; i < n; ++i)
+      constraints += std::to_string(i) + (i + 1 < n ? "," : "");
+    Value result = asmOp(accumulatorType(2 * n), accumulators,
+                         "wgmma.wait_group.sync.aligned 0;", constraints,
+                         /*sideEffects=*/true);
+    return unpack(result, n);
+  }
+
+  // Shared memory: 32-bit addresses in the shared window.
+  Value sharedPointer(Value address) {
+    return LLVM::IntToPtrOp::create(b, loc, sharedPtr, address);
+  }
+  Value barrier(Value base, int64_t index) {
+    return sharedPointer(add(base, c32(config.barrierOffset(index))));
+  }
+  Value barrierAt(Value base, int64_t first, Value stage) {
+    Value offset = add(c32(config.barrierOffset(first)), mul(stage, c32(8)));
+    return sharedPointer(add(base, offset));
+  }
+  void waitBarrier(Value barrier, Value phase) {
+    NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, phase,
+                                          c32(10000000));
+  }
+
+  /// A wgmma matrix descriptor for a tile at shared address `address` laid
+  /// out with the 128-byte swizzle. For a K-major operand the stride byte
+  /// offset steps over 8-row groups; for an MN-major one, the leading byte
+  /// offset steps over 64-element column blocks.
+  Value descriptor(Value address, int64_t leadingBytes, int64_t strideBytes) {
+    uint64_t high = ((uint64_t(leadingBytes) >> 4) & 0x3fff) << 16 |
+                    ((uint64_t(strideBytes) >> 4) & 0x3fff) << 32 |
+                    uint64_t(1) << 62;
+    Value start = arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, address, c32(4)),
+        c32(0x3fff));
+    Value wide = arith::ExtUIOp::create(b, loc, i64, start);
+    return arith::OrIOp::create(b, loc, wide, c64(high));
+  }
+  Value advance(Value desc, int64_t bytes) {
+    return add(desc, c64(bytes >> 4));
+  }
+
+  /// Issues one TMA copy of a [rows, 64] box at (column, row) into `dst`.
+  void copyTile(Value dst, Value map, int64_t column, Value row,
+                Value barrier) {
+    Value cluster = LLVM::AddrSpaceCastOp::create(b, loc, clusterPtr,
+                                                  sharedPointer(dst));
+    NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+        b, loc, cluster, map, ValueRange{c32(column), row}, barrier,
+        ValueRange{}, /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
+        NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
+        /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
+  }
+  /// Copies a [rows, D] tile as D/64 boxes of [rows, 64], column block c at
+  /// dst + c * rows * 128.
+  void copyRows(Value dst, Value map, int64_t rows, Value row, Value barrier) {
+    for (int64_t c = 0; c < config.headDim / kSwizzleElements; ++c)
+      copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
+               c * kSwizzleElements, row, barrier);
+  }
+
+  void emitProducer(Value base, Value mapQ, Value mapK, Value mapV,
+                    Value qRow, Value kvRow, Value numBlocks);
+  void emitConsumer(Value base, Value consumer, Value lane, Value warp,
+                    Value q0, Value qRowBase, Value numBlocks, Value out);
+
+  OpBuilder &b;
+  Location loc;
+  const KernelConfig &config;
+  MLIRContext *ctx;
+  Type i1, i32, i64, f32, ptr, sharedPtr, clusterPtr;
+};
+
+void KernelEmitter::emit(gpu::GPUFuncOp func) {
+  b.setInsertionPointToStart(&func.getBody().front());
+  Value mapQ = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                  func.getArgument(0))
+                   .getResult(0);
+  Value mapK = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                  func.getArgument(1))
+                   .getResult(0);
+  Value mapV = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                  func.getArgument(2))
+                   .getResult(0);
+  Value outIndex = memref::ExtractAlignedPointerAsIndexOp::create(
+      b, loc, func.getArgument(3));
+  Value out = LLVM::IntToPtrOp::create(
+      b, loc, ptr,
+      Value(arith::IndexCastUIOp::create(b, loc, i64, outIndex)));
+
+  Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  Value head = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+  Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
+  int64_t numQBlocks = config.seqQ / config.blockM;
+  // Causal: the last query blocks have the most key blocks; start them first.
+  Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
+  Value q0 = mul(qBlock, c32(config.blockM));
+  Value kvHead = div(head, c32(config.heads / config.kvHeads));
+  Value qRowBase =
+      add(mul(add(mul(batch, c32(config.heads)), head), c32(config.seqQ)), q0);
+  Value kvRow = mul(add(mul(batch, c32(config.kvHeads)), kvHead),
+                    c32(config.seqKV));
+  int64_t maxBlocks = config.seqKV / config.blockN;
+  Value numBlocks = c32(maxBlocks);
+  if (config.causal) {
+    // Key j is visible to query i when j <= i + (Skv - Sq).
+    int64_t offset = config.seqKV - config.seqQ;
+    Value last = add(q0, c32(config.blockM + offset + config.blockN - 1));
+    Value blocks = arith::DivSIOp::create(b, loc, last, c32(config.blockN));
+    blocks = select(cmp(arith::CmpIPredicate::sgt, last, c32(0)), blocks,
+                    c32(0));
+    numBlocks = arith::MinSIOp::create(b, loc, blocks, numBlocks);
+  }
+
+  // Shared memory base, aligned to 1 KiB.
+  Value raw = LLVM::PtrToIntOp::create(
+      b, loc, i32, LLVM::AddressOfOp::create(b, loc, sharedPtr, kSharedMemory));
+  Value base = arith::AndIOp::create(b, loc, add(raw, c32(1023)), c32(~1023));
+
+  // One thread initialises the barriers; everyone waits for that.
+  Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
+  auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(init.thenBlock());
+    NVVM::MBarrierInitOp::create(b, loc, barrier(base, 0), c32(1), Value());
+    for (int64_t s = 0; s < config.stages; ++s) {
+      NVVM::MBarrierInitOp::create(b, loc, barrier(base, 1 + s), c32(1),
+                                   Value());
+      NVVM::MBarrierInitOp::create(b, loc, barrier(base, 1 + config.stages + s),
+                                   c32(1), Value());
+      NVVM::MBarrierInitOp::create(
+          b, loc, barrier(base, 1 + 2 * config.stages + s),
+          c32(config.consumerGroups * kWarpgroup), Value());
+    }
+    NVVM::FenceMbarrierInitOp::create(b, loc);
+  }
+  NVVM::Barrier0Op::create(b, loc);
+
+  Value warpgroup = div(tid, c32(kWarpgroup));
+  Value isProducer = cmp(arith::CmpIPredicate::eq, warpgroup, c32(0));
+  auto roles = scf::IfOp::create(b, loc, isProducer, /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.thenBlock());
+    // 24 + 2 x 240 registers per thread-quad of warpgroups is the 168 x 3
+    // the block starts with (65536 / 384, rounded down to 8); asking for
+    // more would leave setmaxnreg.inc waiting forever.
+    NVVM::SetMaxRegisterOp::create(b, loc, 24,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    auto leader = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+    b.setInsertionPointToStart(leader.thenBlock());
+    emitProducer(base, mapQ, mapK, mapV, qRowBase, kvRow, numBlocks);
+  }
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.elseBlock());
+    NVVM::SetMaxRegisterOp::create(b, loc, 240,
+                                   NVVM::SetMaxRegisterAction::increase);
+    Value consumer = sub(warpgroup, c32(1));
+    Value local = rem(tid, c32(kWarpgroup));
+    emitConsumer(base, consumer, rem(local, c32(32)), div(local, c32(32)), q0,
+                 qRowBase, numBlocks, out);
+  }
+  gpu::ReturnOp::create(b, loc);
+}
+
+void KernelEmitter::emitProducer(Value base, Value mapQ, Value mapK,
+                                 Value mapV, Value qRow, Value kvRow,
+                                 Value numBlocks) {
+  Value qFull = barrier(base, 0);
+  NVVM::MBarrierArriveExpectTxOp::create(
+      b, loc, Type(), qFull, c32(config.qTileBytes()), NVVM::MemScopeKind::CTA,
+      /*relaxed=*/false, Value());
+  copyRows(base, mapQ, config.blockM, qRow, qFull);
+
+  Value stages = c32(config.stages);
+  auto loop = scf::ForOp::create(b, loc, c32(0), numBlocks, c32(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value j = loop.getInductionVar();
+  Value stage = rem(j, stages);
+  Value round = div(j, stages);
+  // Reuse of a stage waits until both consumers released its last round.
+  auto reuse = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::uge, j, stages), /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(reuse.thenBlock());
+    Value parity = arith::AndIOp::create(b, loc, sub(round, c32(1)), c32(1));
+    waitBarrier(barrierAt(base, 1 + 2 * config.stages, stage), parity);
+  }
+  Value row = add(kvRow, mul(j, c32(config.blockN)));
+  Value tileBytes = c32(config.kvTileBytes());
+  Value kFull = barrierAt(base, 1, stage);
+  NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), kFull, tileBytes,
+                                         NVVM::MemScopeKind::CTA, false,
+                                         Value());
+  copyRows(add(base, add(c32(config.kOffset(0)), mul(stage, tileBytes))),
+           mapK, config.blockN, row, kFull);
+  Value vFull = barrierAt(base, 1 + config.stages, stage);
+  NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), vFull, tileBytes,
+                                         NVVM::MemScopeKind::CTA, false,
+                                         Value());
+  copyRows(add(base, add(c32(config.vOffset(0)), mul(stage, tileBytes))),
+           mapV, config.blockN, row, vFull);
+}
+
+void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
+                                 Value warp, Value q0, Value qRowBase,
+                                 Value numBlocks, Value out) {
+  const int64_t d = config.headDim, bn = config.blockN;
+  const int64_t sCount = bn / 2, oCount = d / 2; // accumulator floats/thread
+  const double scaleLog2 = config.scale * M_LOG2E;
+  Value minusInf = cf(-INFINITY), zero = cf(0.0), c = cf(scaleLog2);
+  Value stages = c32(config.stages);
+
+  // This thread's two rows (of the consumer's 64): r and r + 8.
+  Value row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
+  Value column0 = mul(rem(lane, c32(4)), c32(2));
+  Value groupRow = add(q0, mul(consumer, c32(64)));
+
+  waitBarrier(barrier(base, 0), c32(0));
+  // A (Q) descriptor: this consumer's 64 rows of the Q tile, K-major.
+  Value qDesc = descriptor(add(base, mul(consumer, c32(64 * kSwizzleBytes))),
+                           /*leadingBytes=*/16, /*strideBytes=*/1024);
+
+  SmallVector<Value> init(oCount, zero);
+  init.append({minusInf, minusInf, zero, zero}); // m0, m1, l0, l1
+  auto loop = scf::ForOp::create(b, loc, c32(0), numBlocks, c32(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value j = loop.getInductionVar();
+    auto args = loop.getRegionIterArgs();
+    SmallVector<Value> o(args.begin(), args.begin() + oCount);
+    Value m[2] = {args[oCount], args[oCount + 1]};
+    Value l[2] = {args[oCount + 2], args[oCount + 3]};
+    Value stage = rem(j, stages);
+    Value phase = arith::AndIOp::create(b, loc, div(j, stages), c32(1));
+    Value tileBytes = c32(config.kvTileBytes());
+    Value kTile = add(base, add(c32(config.kOffset(0)), mul(stage, tileBytes)));
+    Value vTile = add(base, add(c32(config.vOffset(0)), mul(stage, tileBytes)));
+
+    // S = Q·Kᵀ: m64n{bn}k16 steps over D; K is K-major too.
+    waitBarrier(barrierAt(base, 1, stage), phase);
+    Value kDesc = descriptor(kTile, 16, 1024);
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    Type sType = accumulatorType(bn);
+    Value sAcc = LLVM::ZeroOp::create(b, loc, sType);
+    for (int64_t k = 0; k < d / 16; ++k) {
+      int64_t offset = (k / 4) * config.blockM * kSwizzleBytes + (k % 4) * 32;
+      int64_t kOffset = (k / 4) * bn * kSwizzleBytes + (k % 4) * 32;
+      sAcc = NVVM::WgmmaMmaAsyncOp::create(
+          b, loc, sType, sAcc, advance(qDesc, offset), advance(kDesc, kOffset),
+          NVVM::MMAShapeAttr::get(ctx, 64, bn, 16),
+          config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16,
+          config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16,
+          NVVM::WGMMATypes::f32,
+          k == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          NVVM::MMALayout::row, NVVM::MMALayout::col,
+          NVVM::MMAIntOverflowAttr());
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    SmallVector<Value> s = waitGroup(unpack(sAcc, sCount));
+
+    // Element e of s: row r + 8 * ((e / 2) % 2), column
+    // 8 * (e / 4) + column0 + e % 2 of this key block.
+    if (config.causal) {
+      int64_t offset = config.seqKV - config.seqQ;
+      Value blockStart = mul(j, c32(bn));
+      // Masking is needed when the block's last key is past the first row's
+      // limit; the same for the whole warpgroup.
+      Value needMask =
+          cmp(arith::CmpIPredicate::sgt, add(blockStart, c32(bn - 1)),
+              add(groupRow, c32(offset)));
+      SmallVector<Type> types(sCount, f32);
+      auto masked = scf::IfOp::create(b, loc, types, needMask, true);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(masked.thenBlock());
+        SmallVector<Value> result;
+        Value limit[2];
+        for (int64_t i = 0; i < 2; ++i) {
+          // Key column c (within the block) is visible when
+          // c <= row + offset - blockStart - column0.
+          Value row = add(groupRow, add(row0, c32(8 * i)));
+          limit[i] = sub(add(row, c32(offset)), add(blockStart, column0));
+        }
+        for (int64_t e = 0; e < sCount; ++e) {
+          int64_t col = 8 * (e / 4) + e % 2;
+          Value hidden = cmp(arith::CmpIPredicate::sgt, c32(col),
+                             limit[(e / 2) % 2]);
+          result.push_back(select(hidden, minusInf, s[e]));
+        }
+        scf::YieldOp::create(b, loc, result);
+        b.setInsertionPointToStart(masked.elseBlock());
+        scf::YieldOp::create(b, loc, s);
+      }
+      s = SmallVector<Value>(masked.getResults());
+    }
+
+    // Online softmax in exp2, per row: the max over the quad of threads
+    // that share the row, then rescale.
+    Value alpha[2], bias[2];
+    SmallVector<Value> mNew(2);
+    for (int64_t i = 0; i < 2; ++i) {
+      Value mx = minusInf;
+      for (int64_t e = 0; e < sCount; ++e)
+        if ((e / 2) % 2 == i)
+          mx = fmax(mx, s[e]);
+      mx = fmax(mx, shuffleXor(mx, 1));
+      mx = fmax(mx, shuffleXor(mx, 2));
+      mNew[i] = fmax(m[i], mx);
+      Value isEmpty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                            mNew[i], minusInf);
+      Value safe = select(isEmpty, zero, mNew[i]);
+      alpha[i] = exp2(fmul(arith::SubFOp::create(b, loc, m[i], safe), c));
+      bias[i] = arith::NegFOp::create(b, loc, fmul(safe, c));
+    }
+    SmallVector<Value> p(sCount);
+    Value rowSum[2] = {zero, zero};
+    for (int64_t e = 0; e < sCount; ++e) {
+      int64_t i = (e / 2) % 2;
+      p[e] = exp2(fma(s[e], c, bias[i]));
+      rowSum[i] = fadd(rowSum[i], p[e]);
+    }
+    Value lNew[2];
+    for (int64_t i = 0; i < 2; ++i)
+      lNew[i] = fadd(fmul(l[i], alpha[i]), rowSum[i]);
+    for (int64_t e = 0; e < oCount; ++e)
+      o[e] = fmul(o[e], alpha[(e / 2) % 2]);
+
+    // O += P·V: P from registers (the S accumulator layout is the A
+    // fragment layout: k16 step t takes s[8t .. 8t + 7]); V is MN-major.
+    // All A fragments before the fence, so that ptxas need not fence again
+    // between the wgmma instructions.
+    SmallVector<Value> fragments;
+    for (int64_t r = 0; r < sCount / 2; ++r)
+      fragments.push_back(packHalf2(p[2 * r], p[2 * r + 1]));
+    waitBarrier(barrierAt(base, 1 + config.stages, stage), phase);
+    Value vDesc =
+        descriptor(vTile, /*leadingBytes=*/bn * kSwizzleBytes, 1024);
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    std::string text;
+    {
+      llvm::raw_string_ostream os(text);
+      os << "{\n.reg .pred p;\nsetp.ne.b32 p, $" << 2 * oCount + 5
+         << ", 0;\nwgmma.mma_async.sync.aligned.m64n" << d << "k16.f32."
+         << (config.bf16 ? "bf16.bf16" : "f16.f16") << " {";
+      for (int64_t i = 0; i < oCount; ++i)
+        os << (i ? ", " : "") << "$" << i;
+      os << "}, {$" << 2 * oCount << ", $" << 2 * oCount + 1 << ", $"
+         << 2 * oCount + 2 << ", $" << 2 * oCount + 3 << "}, $"
+         << 2 * oCount + 4 << ", p, 1, 1, 1;\n}";
+    }
+    std::string constraints;
+    for (int64_t i = 0; i < oCount; ++i)
+      constraints += "=f,";
+    for (int64_t i = 0; i < oCount; ++i)
+      constraints += std::to_string(i) + ",";
+    constraints += "r,r,r,r,l,r";
+    for (int64_t t = 0; t < bn / 16; ++t) {
+      SmallVector<Value> operands(o);
+      operands.append(fragments.begin() + 4 * t, fragments.begin() + 4 * t + 4);
+      operands.push_back(advance(vDesc, t * 16 * kSwizzleBytes));
+      operands.push_back(c32(1));
+      Value result = asmOp(accumulatorType(d), operands, text, constraints,
+                           /*sideEffects=*/true);
+      o = unpack(result, oCount);
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    o = waitGroup(o);
+    // This thread is done with the stage.
+    NVVM::MBarrierArriveOp::create(b, loc, i64,
+                                   barrierAt(base, 1 + 2 * config.stages, stage),
+                                   Value(), NVVM::MemScopeKind::CTA, false);
+
+    SmallVector<Value> next(o);
+    next.append({mNew[0], mNew[1], lNew[0], lNew[1]});
+    scf::YieldOp::create(b, loc, next);
+  }
+
+  // Epilogue: the row sums over the quad, normalise, store pairs.
+  auto results = loop.getResults();
+  SmallVector<Value> o(results.begin(), results.begin() + oCount);
+  Value inverse[2];
+  Value rowOffset[2];
+  for (int64_t i = 0; i < 2; ++i) {
+    Value l = results[oCount + 2 + i];
+    l = fadd(l, shuffleXor(l, 1));
+    l = fadd(l, shuffleXor(l, 2));
+    Value positive =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zero);
+    inverse[i] =
+        select(positive, arith::DivFOp::create(b, loc, cf(1.0), l), zero);
+    Value row = add(qRowBase, add(mul(consumer, c32(64)), add(row0, c32(8 * i))));
+    Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
+                        arith::ExtUIOp::create(b, loc, i64, column0));
+    rowOffset[i] = mul(element, c64(2));
+  }
+  for (int64_t n = 0; n < d / 8; ++n) {
+    for (int64_t i = 0; i < 2; ++i) {
+      Value lo = fmul(o[4 * n + 2 * i], inverse[i]);
+      Value hi = fmul(o[4 * n + 2 * i + 1], inverse[i]);
+      Value address = LLVM::GEPOp::create(
+          b, loc, ptr, b.getI8Type(), out,
+          ValueRange{add(rowOffset[i], c64(16 * n))});
+      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
+    }
+  }
+}
+
+/// The kernel module of this pass, created with the first kernel.
+gpu::GPUModuleOp getOrCreateKernelModule(ModuleOp module) {
+  for (auto existing : module.getOps<gpu::GPUModuleOp>())
+    if (existing.getName() == kKernelModule)
+      return existing;
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  auto kernels = gpu::GPUModuleOp::create(b, module.getLoc(), kKernelModule);
+  // Its kernels are named after what they compute; keep those names when
+  // bpt-merge-kernel-modules gathers them.
+  kernels->setAttr("bpt.keep_kernel_names", b.getUnitAttr());
+  b.setInsertionPointToStart(kernels.getBody());
+  auto bytes = LLVM::LLVMArrayType::get(b.getI8Type(), 0);
+  LLVM::GlobalOp::create(b, module.getLoc(), bytes, /*isConstant=*/false,
+                         LLVM::Linkage::External, kSharedMemory, Attribute(),
+                         /*alignment=*/1024, /*addrSpace=*/3);
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  b.getUnitAttr());
+  return kernels;
+}
+
+nvgpu::TensorMapDescriptorType tensorMapType(MLIRContext *ctx, int64_t rows,
+                                             Type element) {
+  auto box = MemRefType::get(
+      {rows, kSwizzleElements}, element, MemRefLayoutAttrInterface(),
+      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
+  return nvgpu::TensorMapDescriptorType::get(
+      ctx, box, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+      nvgpu::TensorMapL2PromoKind::L2PROMO_128B,
+      nvgpu::TensorMapOOBKind::OOB_ZERO,
+      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+}
+
+gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
+                           Type element, Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateKernelModule(module);
+  MLIRContext *ctx = module.getContext();
+  auto outType = MemRefType::get(
+      {config.batch, config.heads, config.seqQ, config.headDim}, element);
+  auto funcType = FunctionType::get(
+      ctx,
+      {tensorMapType(ctx, config.blockM, element),
+       tensorMapType(ctx, config.blockN, element),
+       tensorMapType(ctx, config.blockN, element), outType},
+      {});
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(kernels.getBody());
+  auto func = gpu::GPUFuncOp::create(b, loc, config.kernelName(), funcType);
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  // A register cap at entry (384 threads, one block per multiprocessor) is
+  // what lets setmaxnreg move registers from the producer to the consumers.
+  func->setAttr("nvvm.maxntid",
+                b.getDenseI32ArrayAttr({int32_t(config.threads()), 1, 1}));
+  func->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
+  SymbolTable(kernels).insert(func);
+  KernelEmitter(b, loc, config).emit(func);
+  return func;
+}
+
+struct BPTAttentionToSM90Pass final
+    : bpt::impl::BPTAttentionToSM90Base<BPTAttentionToSM90Pass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<AttentionOp> ops;
+    module.walk([&](AttentionOp op) { ops.push_back(op); });
+    for (AttentionOp op : ops) {
+      KernelConfig config{};
+      config.blockM = 128;
+      config.blockN = 128;
+      if (std::optional<std::string> why =
+              checkEligible(op, sharedMemory, config)) {
+        op.emitRemark() << "attention stays on the portable path: " << *why;
+        continue;
+      }
+      rewrite(module, op, config);
+    }
+  }
+
+  void rewrite(ModuleOp module, AttentionOp op, const KernelConfig &config) {
+    Location loc = op.getLoc();
+    auto qType = cast<RankedTensorType>(op.getQuery().getType());
+    Type element = qType.getElementType();
+    gpu::GPUFuncOp kernel = buildKernel(module, config, element, loc);
+
+    OpBuilder b(op);
+    auto descriptorOf = [&](Value tensor, int64_t boxRows) -> Value {
+      auto type = cast<RankedTensorType>(tensor.getType());
+      auto buffer = bufferization::ToBufferOp::create(
+          b, loc, MemRefType::get(type.getShape(), element), tensor,
+          /*read_only=*/true);
+      Value rows = memref::CollapseShapeOp::create(
+          b, loc, buffer, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+      Value unranked = memref::CastOp::create(
+          b, loc, UnrankedMemRefType::get(element, 0), rows);
+      Value box[2] = {
+          arith::ConstantIndexOp::create(b, loc, boxRows),
+          arith::ConstantIndexOp::create(b, loc, kSwizzleElements)};
+      return nvgpu::TmaCreateDescriptorOp::create(
+          b, loc, tensorMapType(b.getContext(), boxRows, element), unranked,
+          box);
+    };
+    Value q = descriptorOf(op.getQuery(), config.blockM);
+    Value k = descriptorOf(op.getKey(), config.blockN);
+    Value v = descriptorOf(op.getValue(), config.blockN);
+    auto outType = cast<MemRefType>(kernel.getArgumentTypes()[3]);
+    Value out = memref::AllocOp::create(b, loc, outType);
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    gpu::KernelDim3 grid{index(config.seqQ / config.blockM),
+                         index(config.heads), index(config.batch)};
+    gpu::KernelDim3 block{index(config.threads()), index(1), index(1)};
+    Value shared = arith::ConstantOp::create(
+        b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes()));
+    gpu::LaunchFuncOp::create(b, loc, kernel, grid, block, shared,
+                              ValueRange{q, k, v, out});
+    Value result = bufferization::ToTensorOp::create(
+        b, loc, qType, out, /*restrict=*/true, /*writable=*/true);
+    op.replaceAllUsesWith(result);
+    op.erase();
+  }
+};
+
+} // namespace
