@@ -29,6 +29,8 @@
 
 #include "bpt/Conversion/Passes.h"
 
+#include "SM90Emitter.h"
+
 #include "bpt/Dialect/BPTOps.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -47,15 +49,10 @@ namespace bpt {
 
 using namespace mlir;
 using namespace bpt;
+using namespace bpt::sm90;
 
 namespace {
 
-constexpr int64_t kWarpgroup = 128;
-/// A row of a swizzled tile is 64 16-bit elements: one 128-byte swizzle span.
-constexpr int64_t kSwizzleElements = 64;
-constexpr int64_t kSwizzleBytes = 128;
-constexpr llvm::StringLiteral kKernelModule = "bpt_sm90";
-constexpr llvm::StringLiteral kSharedMemory = "bpt_sm90_shared";
 
 /// What one kernel computes and how it is blocked.
 struct KernelConfig {
@@ -132,119 +129,14 @@ std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
 
 /// Builds the kernel's body: small helpers over an OpBuilder so that the
 /// kernel below reads like the algorithm.
-class KernelEmitter {
+class KernelEmitter : public SM90Emitter {
 public:
   KernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
-      : b(b), loc(loc), config(config), ctx(b.getContext()),
-        i1(b.getI1Type()), i32(b.getI32Type()), i64(b.getI64Type()),
-        f32(b.getF32Type()), ptr(LLVM::LLVMPointerType::get(ctx)),
-        sharedPtr(LLVM::LLVMPointerType::get(ctx, 3)),
-        clusterPtr(LLVM::LLVMPointerType::get(ctx, 7)) {}
+      : SM90Emitter(b, loc, config.bf16), config(config) {}
 
   void emit(gpu::GPUFuncOp func);
 
 private:
-  // Scalars.
-  Value c32(int64_t v) {
-    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
-  }
-  Value c64(int64_t v) {
-    return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v));
-  }
-  Value cf(double v) {
-    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
-  }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
-  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
-  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
-  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
-    return arith::CmpIOp::create(b, loc, p, x, y);
-  }
-  Value select(Value c, Value x, Value y) {
-    return arith::SelectOp::create(b, loc, c, x, y);
-  }
-  Value fmax(Value x, Value y) {
-    return arith::MaxNumFOp::create(b, loc, x, y);
-  }
-  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
-  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
-  Value fma(Value x, Value y, Value z) {
-    return LLVM::FMAOp::create(b, loc, x, y, z);
-  }
-  Value exp2(Value x) {
-    return asmOp(f32, x, "ex2.approx.ftz.f32 $0, $1;", "=f,f",
-                 /*sideEffects=*/false);
-  }
-  Value shuffleXor(Value x, int64_t offset) {
-    return NVVM::ShflOp::create(b, loc, f32, c32(-1), x, c32(offset),
-                                c32(0x1f), NVVM::ShflKind::bfly,
-                                UnitAttr());
-  }
-  Value index32(Value v) {
-    return arith::IndexCastUIOp::create(b, loc, i32, v);
-  }
-
-  Value asmOp(Type result, ValueRange operands, StringRef text,
-              StringRef constraints, bool sideEffects) {
-    auto op = LLVM::InlineAsmOp::create(
-        b, loc, result, operands, text, constraints, sideEffects,
-        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
-        LLVM::AsmDialectAttr::get(ctx, LLVM::AsmDialect::AD_ATT),
-        /*operand_attrs=*/ArrayAttr());
-    return op.getNumResults() ? op.getResult(0) : Value();
-  }
-
-  // Accumulator fragments: a wgmma m64nNk16 f32 accumulator is N/2 floats
-  // per thread, an LLVM struct at the instruction boundary.
-  Type accumulatorType(int64_t n) {
-    return LLVM::LLVMStructType::getLiteral(
-        ctx, SmallVector<Type>(n / 2, f32));
-  }
-  SmallVector<Value> unpack(Value aggregate, int64_t count) {
-    SmallVector<Value> values;
-    for (int64_t i = 0; i < count; ++i)
-      values.push_back(LLVM::ExtractValueOp::create(b, loc, aggregate, i));
-    return values;
-  }
-  Value packStruct(Type type, ArrayRef<Value> values) {
-    Value aggregate = LLVM::UndefOp::create(b, loc, type);
-    for (auto [i, v] : llvm::enumerate(values))
-      aggregate = LLVM::InsertValueOp::create(b, loc, aggregate, v, i);
-    return aggregate;
-  }
-  /// Two f32 -> one 32-bit register of two 16-bit floats, the first in the
-  /// low half (the lower column, as wgmma and memory expect).
-  Value packHalf2(Value lo, Value hi) {
-    Type half = config.bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
-    auto v2f32 = VectorType::get({2}, f32);
-    Value v = LLVM::UndefOp::create(b, loc, v2f32);
-    v = LLVM::InsertElementOp::create(b, loc, v, lo, c32(0));
-    v = LLVM::InsertElementOp::create(b, loc, v, hi, c32(1));
-    Value h = LLVM::FPTruncOp::create(b, loc, VectorType::get({2}, half), v);
-    return LLVM::BitcastOp::create(b, loc, i32, h);
-  }
-
-  /// Waits for this thread's wgmma groups, tying the accumulators to the
-  /// wait so that no later instruction reads them before it.
-  SmallVector<Value> waitGroup(ArrayRef<Value> accumulators) {
-    int64_t n = accumulators.size();
-    std::string constraints;
-    for (int64_t i = 0; i < n; ++i)
-      constraints += "=f,";
-    for (int64_t i = 0; i < n; ++i)
-      constraints += std::to_string(i) + (i + 1 < n ? "," : "");
-    Value result = asmOp(accumulatorType(2 * n), accumulators,
-                         "wgmma.wait_group.sync.aligned 0;", constraints,
-                         /*sideEffects=*/true);
-    return unpack(result, n);
-  }
-
-  // Shared memory: 32-bit addresses in the shared window.
-  Value sharedPointer(Value address) {
-    return LLVM::IntToPtrOp::create(b, loc, sharedPtr, address);
-  }
   Value barrier(Value base, int64_t index) {
     return sharedPointer(add(base, c32(config.barrierOffset(index))));
   }
@@ -252,58 +144,21 @@ private:
     Value offset = add(c32(config.barrierOffset(first)), mul(stage, c32(8)));
     return sharedPointer(add(base, offset));
   }
-  void waitBarrier(Value barrier, Value phase) {
-    NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, phase,
-                                          c32(10000000));
-  }
-
-  /// A wgmma matrix descriptor for a tile at shared address `address` laid
-  /// out with the 128-byte swizzle. For a K-major operand the stride byte
-  /// offset steps over 8-row groups; for an MN-major one, the leading byte
-  /// offset steps over 64-element column blocks.
-  Value descriptor(Value address, int64_t leadingBytes, int64_t strideBytes) {
-    uint64_t high = ((uint64_t(leadingBytes) >> 4) & 0x3fff) << 16 |
-                    ((uint64_t(strideBytes) >> 4) & 0x3fff) << 32 |
-                    uint64_t(1) << 62;
-    Value start = arith::AndIOp::create(
-        b, loc, arith::ShRUIOp::create(b, loc, address, c32(4)),
-        c32(0x3fff));
-    Value wide = arith::ExtUIOp::create(b, loc, i64, start);
-    return arith::OrIOp::create(b, loc, wide, c64(high));
-  }
-  Value advance(Value desc, int64_t bytes) {
-    return add(desc, c64(bytes >> 4));
-  }
-
-  /// Issues one TMA copy of a [rows, 64] box at (column, row) into `dst`.
-  void copyTile(Value dst, Value map, int64_t column, Value row,
-                Value barrier) {
-    Value cluster = LLVM::AddrSpaceCastOp::create(b, loc, clusterPtr,
-                                                  sharedPointer(dst));
-    NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-        b, loc, cluster, map, ValueRange{c32(column), row}, barrier,
-        ValueRange{}, /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
-        NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
-        /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
-  }
   /// Copies a [rows, D] tile as D/64 boxes of [rows, 64], column block c at
   /// dst + c * rows * 128.
   void copyRows(Value dst, Value map, int64_t rows, Value row, Value barrier) {
     for (int64_t c = 0; c < config.headDim / kSwizzleElements; ++c)
       copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
-               c * kSwizzleElements, row, barrier);
+               c32(c * kSwizzleElements), row, barrier);
   }
+
 
   void emitProducer(Value base, Value mapQ, Value mapK, Value mapV,
                     Value qRow, Value kvRow, Value numBlocks);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value q0, Value qRowBase, Value numBlocks, Value out);
 
-  OpBuilder &b;
-  Location loc;
   const KernelConfig &config;
-  MLIRContext *ctx;
-  Type i1, i32, i64, f32, ptr, sharedPtr, clusterPtr;
 };
 
 void KernelEmitter::emit(gpu::GPUFuncOp func) {
@@ -348,10 +203,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     numBlocks = arith::MinSIOp::create(b, loc, blocks, numBlocks);
   }
 
-  // Shared memory base, aligned to 1 KiB.
-  Value raw = LLVM::PtrToIntOp::create(
-      b, loc, i32, LLVM::AddressOfOp::create(b, loc, sharedPtr, kSharedMemory));
-  Value base = arith::AndIOp::create(b, loc, add(raw, c32(1023)), c32(~1023));
+  Value base = alignedSharedBase(kSharedMemorySymbol);
 
   // One thread initialises the barriers; everyone waits for that.
   Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
@@ -648,42 +500,9 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
   }
 }
 
-/// The kernel module of this pass, created with the first kernel.
-gpu::GPUModuleOp getOrCreateKernelModule(ModuleOp module) {
-  for (auto existing : module.getOps<gpu::GPUModuleOp>())
-    if (existing.getName() == kKernelModule)
-      return existing;
-  OpBuilder b(module.getContext());
-  b.setInsertionPointToEnd(module.getBody());
-  auto kernels = gpu::GPUModuleOp::create(b, module.getLoc(), kKernelModule);
-  // Its kernels are named after what they compute; keep those names when
-  // bpt-merge-kernel-modules gathers them.
-  kernels->setAttr("bpt.keep_kernel_names", b.getUnitAttr());
-  b.setInsertionPointToStart(kernels.getBody());
-  auto bytes = LLVM::LLVMArrayType::get(b.getI8Type(), 0);
-  LLVM::GlobalOp::create(b, module.getLoc(), bytes, /*isConstant=*/false,
-                         LLVM::Linkage::External, kSharedMemory, Attribute(),
-                         /*alignment=*/1024, /*addrSpace=*/3);
-  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                  b.getUnitAttr());
-  return kernels;
-}
-
-nvgpu::TensorMapDescriptorType tensorMapType(MLIRContext *ctx, int64_t rows,
-                                             Type element) {
-  auto box = MemRefType::get(
-      {rows, kSwizzleElements}, element, MemRefLayoutAttrInterface(),
-      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
-  return nvgpu::TensorMapDescriptorType::get(
-      ctx, box, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-      nvgpu::TensorMapL2PromoKind::L2PROMO_128B,
-      nvgpu::TensorMapOOBKind::OOB_ZERO,
-      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
-}
-
 gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
                            Type element, Location loc) {
-  gpu::GPUModuleOp kernels = getOrCreateKernelModule(module);
+  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
   MLIRContext *ctx = module.getContext();
   auto outType = MemRefType::get(
       {config.batch, config.heads, config.seqQ, config.headDim}, element);
