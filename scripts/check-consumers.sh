@@ -17,6 +17,8 @@ cmake -G Ninja -S "$root/examples/consumer-c" -B "$work/consumer-c" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 ninja -C "$work/consumer-c" >/dev/null
 "$work/consumer-c/bpt-consumer-c" "$work/attention-c"
-grep -q '^.visible .entry attention_kernel' "$work/attention-c.ptx"
+# bf16, head dim 64, 128 rows: eligible for the sm_90a tensor-core kernel.
+grep -q '^.visible .entry attention_sm90_d64' "$work/attention-c.ptx"
 grep -q '"op": "attention"' "$work/attention-c.json"
-echo "consumer-c: PASS (PTX + manifest through the C API)"
+grep -q '"tensor_map": 0' "$work/attention-c.json"
+echo "consumer-c: PASS (PTX + manifest through the C API, sm_90a kernel)"
