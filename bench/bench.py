@@ -14,7 +14,9 @@ Kernel sets come from bpt-compile (bench/compile.sh); they are loaded from
 their PTX with CuPy and launched on PyTorch's stream with PyTorch-allocated
 buffers, in the order of the manifest. TMA tensor maps the manifest lists
 are encoded with the driver's cuTensorMapEncodeTiled (through ctypes) when
-the buffers are allocated, and kept in PyTorch-allocated device memory.
+the buffers are allocated, at each map's byte_offset into its buffer, and
+kept in PyTorch-allocated device memory. An argument {"buffer": i,
+"byte_offset": n} passes buffer i's address plus n.
 
   python3 bench/bench.py --kernels DIR --out DIR [--max-seconds S]
 """
@@ -45,10 +47,10 @@ _libcuda = None
 
 
 def encode_tensor_map(m, address):
-    """Manifest tensor map `m` over the buffer at device `address`: its
-    128-byte CUtensorMap in a CUDA uint8 tensor, whose address the kernel
-    takes. The manifest reader has checked TMA's rules; the driver checks
-    again."""
+    """Manifest tensor map `m` over the buffer at device `address` (the
+    tensor starts at address + m's byte_offset): its 128-byte CUtensorMap
+    in a CUDA uint8 tensor, whose address the kernel takes. The manifest
+    reader has checked TMA's rules; the driver checks again."""
     global _libcuda
     if _libcuda is None:
         lib = ctypes.CDLL("libcuda.so.1")
@@ -59,6 +61,7 @@ def encode_tensor_map(m, address):
             ctypes.c_int]
         lib.cuTensorMapEncodeTiled.restype = ctypes.c_int
         _libcuda = lib
+    address += m.get("byte_offset", 0)
     # CUDA counts dimensions innermost first; strides (bytes) of dims 1..r-1.
     dims = list(reversed(m["shape"]))
     box = list(reversed(m["box"]))
@@ -129,16 +132,22 @@ class KernelSet:
         self.tensor_maps = None
 
     def arg_pointer(self, arg):
-        """The device address a manifest launch argument stands for."""
+        """The device address a manifest launch argument stands for: a
+        buffer index, {"buffer": i, "byte_offset": n} or {"tensor_map": i}
+        ({"i32": n} scalars are passed by run())."""
         if isinstance(arg, dict):
-            return self.tensor_maps[arg["tensor_map"]].data_ptr()
+            if "tensor_map" in arg:
+                return self.tensor_maps[arg["tensor_map"]].data_ptr()
+            return self.buffers[arg["buffer"]].data_ptr() + arg.get("byte_offset", 0)
         return self.buffers[arg].data_ptr()
 
     def run(self):
         stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
         with stream:
             for launch in self.manifest["launches"]:
-                args = tuple(np.uint64(self.arg_pointer(a)) for a in launch["args"])
+                args = tuple(np.int32(a["i32"]) if isinstance(a, dict) and "i32" in a
+                             else np.uint64(self.arg_pointer(a))
+                             for a in launch["args"])
                 self.kernels[launch["kernel"]](
                     tuple(launch["grid"]), tuple(launch["block"]), args,
                     shared_mem=launch.get("dynamic_shared_memory", 0))

@@ -190,8 +190,9 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
     buffers.push_back(d.take());
   }
 
-  // Tensor maps hold their buffers' addresses, so they come after the
-  // buffers and are freed before them.
+  // Tensor maps hold their buffers' addresses (plus their byte offsets), so
+  // they come after the buffers and are freed before them. launchAll adds
+  // each argument's byte offset to its buffer's pointer.
   Expected<std::vector<DeviceBuffer>> tensorMaps =
       runtime->createTensorMaps(*manifest, buffers);
   if (!tensorMaps)
@@ -214,6 +215,8 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
       if (index >= expected->size())
         return Status::failure("the reference has fewer outputs than the "
                                "manifest");
+      // The whole buffer: an output written in row blocks by launches at
+      // byte offsets must be covered by them, else the poison shows.
       HostTensor host(b.shape, toDType(b.dtype));
       if (Status s = buffers[i].copyToHost(host.data(), host.numBytes()); !s)
         return s;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 
 using namespace bpt::rt;
@@ -742,6 +743,10 @@ std::string formatShape(const std::vector<int64_t> &shape) {
   return result + "]";
 }
 
+/// Buffers stay below 2^62 bytes, so products of their sizes never overflow
+/// int64_t.
+constexpr int64_t kMaxBufferBytes = int64_t(1) << 62;
+
 /// TMA's limits: tensor rank and elements per box dimension.
 constexpr size_t kMaxTensorMapRank = 5;
 constexpr int64_t kMaxTensorMapBox = 256;
@@ -960,15 +965,13 @@ private:
                                  describeValue(*shape));
     if (shape->size() == 0)
       return fail(shapePath, "expected at least one dimension");
-    // Bytes stay below 2^62, so products never overflow int64_t.
-    const int64_t kMaxBytes = int64_t(1) << 62;
     int64_t bytes = elementTypeBytes(buffer.dtype);
     for (size_t i = 0; i < shape->size(); ++i) {
       int64_t dim = 0;
-      if (!readInteger((*shape)[i], element(shapePath, i), 1, kMaxBytes,
+      if (!readInteger((*shape)[i], element(shapePath, i), 1, kMaxBufferBytes,
                        "a positive integer", dim))
         return false;
-      if (bytes > kMaxBytes / dim)
+      if (bytes > kMaxBufferBytes / dim)
         return fail(shapePath, "the buffer is too large (2^62 bytes or more)");
       bytes *= dim;
       buffer.shape.push_back(dim);
@@ -977,7 +980,7 @@ private:
     const JsonValue *bytesValue = require(value, path, "bytes");
     if (!bytesValue)
       return false;
-    if (!readInteger(*bytesValue, member(path, "bytes"), 1, kMaxBytes,
+    if (!readInteger(*bytesValue, member(path, "bytes"), 1, kMaxBufferBytes,
                      "a positive integer", buffer.bytes))
       return false;
     if (buffer.bytes != bytes)
@@ -1035,6 +1038,51 @@ private:
     return true;
   }
 
+  /// buffers[i] ("name"), as messages show a buffer.
+  std::string describeBuffer(size_t i) const {
+    return element("buffers", i) + " (\"" + manifest_.buffers[i].name + "\")";
+  }
+
+  /// An index in [0, count) of a `noun` ("buffer", "tensor map"); `expected`
+  /// describes a valid value for the message of one of the wrong type.
+  bool readIndex(const JsonValue &value, const std::string &path, size_t count,
+                 const char *noun, const std::string &expected,
+                 size_t &result) {
+    std::optional<int64_t> index = value.getInteger();
+    if (!index || *index < 0)
+      return fail(path,
+                  "expected " + expected + ", got " + describeValue(value));
+    if (uint64_t(*index) >= count)
+      return fail(path, "index " + std::to_string(*index) + " out of range (" +
+                            std::to_string(count) + " " + noun +
+                            (count == 1 ? ")" : "s)"));
+    result = size_t(*index);
+    return true;
+  }
+
+  /// The optional "byte_offset" of `object` into buffers[bufferIndex]: a
+  /// multiple of 16 (so that addresses keep TMA's and vector accesses'
+  /// alignment) below the buffer's size.
+  bool readByteOffset(const JsonValue &object, const std::string &path,
+                      size_t bufferIndex, int64_t &offset) {
+    const JsonValue *value = object.find("byte_offset");
+    if (!value)
+      return true;
+    std::string offsetPath = member(path, "byte_offset");
+    if (!readInteger(*value, offsetPath, 0, std::numeric_limits<int64_t>::max(),
+                     "a non-negative integer (bytes)", offset))
+      return false;
+    if (offset % 16 != 0)
+      return fail(offsetPath,
+                  std::to_string(offset) + " is not a multiple of 16");
+    int64_t bytes = manifest_.buffers[bufferIndex].bytes;
+    if (offset >= bytes)
+      return fail(offsetPath, std::to_string(offset) + " is not inside " +
+                                  describeBuffer(bufferIndex) + ", which is " +
+                                  std::to_string(bytes) + " bytes");
+    return true;
+  }
+
   bool readTensorMaps(const JsonValue &root) {
     const JsonValue *maps = root.find("tensor_maps");
     if (!maps)
@@ -1062,29 +1110,21 @@ private:
     if (!value.isObject())
       return fail(path, "expected an object, got " + describeValue(value));
     if (!checkFields(value, path,
-                     {"buffer", "dtype", "shape", "box", "swizzle",
-                      "l2_promotion", "oob_fill"}))
+                     {"buffer", "byte_offset", "dtype", "shape", "box",
+                      "swizzle", "l2_promotion", "oob_fill"}))
       return false;
 
     const JsonValue *bufferValue = require(value, path, "buffer");
     if (!bufferValue)
       return false;
-    std::string bufferPath = member(path, "buffer");
-    std::optional<int64_t> index = bufferValue->getInteger();
-    if (!index || *index < 0)
-      return fail(bufferPath,
-                  "expected a buffer index (a non-negative integer), got " +
-                      describeValue(*bufferValue));
-    size_t numBuffers = manifest_.buffers.size();
-    if (uint64_t(*index) >= numBuffers)
-      return fail(bufferPath, "index " + std::to_string(*index) +
-                                  " out of range (" +
-                                  std::to_string(numBuffers) +
-                                  (numBuffers == 1 ? " buffer)" : " buffers)"));
-    map.buffer = size_t(*index);
+    if (!readIndex(*bufferValue, member(path, "buffer"),
+                   manifest_.buffers.size(), "buffer",
+                   "a buffer index (a non-negative integer)", map.buffer))
+      return false;
     const ManifestBuffer &buffer = manifest_.buffers[map.buffer];
-    std::string bufferName =
-        element("buffers", map.buffer) + " (\"" + buffer.name + "\")";
+    std::string bufferName = describeBuffer(map.buffer);
+    if (!readByteOffset(value, path, map.buffer, map.byteOffset))
+      return false;
 
     int dtype = 0;
     if (!readChoice(value, path, "dtype", /*required=*/true,
@@ -1093,11 +1133,13 @@ private:
     const ElementType dtypes[] = {ElementType::F32, ElementType::F16,
                                   ElementType::BF16};
     map.dtype = dtypes[dtype];
-    if (map.dtype != buffer.dtype)
+    // An i8 buffer is untyped memory (a workspace): any dtype views it.
+    if (buffer.dtype != ElementType::I8 && map.dtype != buffer.dtype)
       return fail(member(path, "dtype"),
                   std::string(elementTypeName(map.dtype)) +
                       " does not match the dtype of " + bufferName + ", " +
-                      elementTypeName(buffer.dtype));
+                      elementTypeName(buffer.dtype) +
+                      " (only an i8 buffer takes any dtype)");
     int64_t elementBytes = elementTypeBytes(map.dtype);
 
     // TMA's limit on each global dimension.
@@ -1105,24 +1147,33 @@ private:
     if (!readTensorMapDims(value, path, "shape", kMaxGlobalDim, map.shape))
       return false;
     std::string shapePath = member(path, "shape");
-    // The product stops growing once past the buffer's, so it cannot
-    // overflow.
-    int64_t wanted = buffer.numElements();
+    // The tensor must fit in the buffer after the offset. The product stops
+    // growing once past the elements that fit, so it cannot overflow.
+    int64_t room = buffer.bytes - map.byteOffset;
+    int64_t fits = room / elementBytes;
     int64_t elements = 1;
     bool tooMany = false;
     for (int64_t dim : map.shape) {
-      tooMany = tooMany || elements > wanted / dim;
+      tooMany = tooMany || elements > fits / dim;
       if (!tooMany)
         elements *= dim;
     }
-    if (tooMany || elements != wanted)
+    if (tooMany) {
+      // The tensor's size for the message, unless it is absurd.
+      int64_t bytes = elementBytes;
+      for (int64_t dim : map.shape)
+        bytes = bytes > kMaxBufferBytes / dim ? kMaxBufferBytes : bytes * dim;
       return fail(shapePath,
-                  formatShape(map.shape) + " has " +
-                      (tooMany ? "more than " + std::to_string(wanted)
-                               : std::to_string(elements)) +
-                      " elements, but " + bufferName + ", " +
-                      formatShape(buffer.shape) + ", has " +
-                      std::to_string(wanted));
+                  formatShape(map.shape) + " of " + elementTypeName(map.dtype) +
+                      " is " +
+                      (bytes >= kMaxBufferBytes ? "2^62 or more"
+                                                : std::to_string(bytes)) +
+                      " bytes, but " + bufferName + " has " +
+                      std::to_string(room) + " bytes" +
+                      (map.byteOffset ? " after byte_offset " +
+                                            std::to_string(map.byteOffset)
+                                      : std::string()));
+    }
     // The byte stride of dimension i is the product of the inner dimensions
     // times the element size; TMA needs each to be a multiple of 16.
     int64_t stride = elementBytes;
@@ -1270,51 +1321,66 @@ private:
     return true;
   }
 
-  /// A buffer index, or (version 2) {"tensor_map": index}.
+  /// A buffer index, or (version 2) {"buffer": index, "byte_offset": bytes}
+  /// or {"tensor_map": index}.
   bool readArg(const JsonValue &value, const std::string &path,
                ManifestArg &arg) {
-    const JsonValue *indexValue = &value;
-    std::string indexPath = path;
-    size_t count = manifest_.buffers.size();
-    const char *noun = count == 1 ? " buffer)" : " buffers)";
-    if (value.isObject()) {
-      if (manifest_.version < 2)
-        return fail(path, "tensor-map arguments need bpt_manifest_version 2 "
-                          "(this manifest is version " +
-                              std::to_string(manifest_.version) + ")");
-      if (!checkFields(value, path, {"tensor_map"}))
-        return false;
-      indexValue = require(value, path, "tensor_map");
-      if (!indexValue)
-        return false;
-      indexPath = member(path, "tensor_map");
+    size_t numBuffers = manifest_.buffers.size();
+    if (!value.isObject())
+      return readIndex(value, path, numBuffers, "buffer",
+                       std::string("a buffer index (a non-negative integer)") +
+                           (manifest_.version >= 2
+                                ? ", {\"buffer\": index, \"byte_offset\": "
+                                  "bytes} or {\"tensor_map\": index}"
+                                : ""),
+                       arg.index);
+    if (manifest_.version < 2)
+      return fail(path, "argument objects ({\"buffer\": ...} or "
+                        "{\"tensor_map\": ...}) need bpt_manifest_version 2 "
+                        "(this manifest is version " +
+                            std::to_string(manifest_.version) + ")");
+    if (!checkFields(value, path, {"buffer", "byte_offset", "tensor_map", "i32"}))
+      return false;
+    if (const JsonValue *scalar = value.find("i32")) {
+      if (value.find("buffer") || value.find("tensor_map") ||
+          value.find("byte_offset"))
+        return fail(path, "an \"i32\" argument takes no other field");
+      std::optional<int64_t> v = scalar->getInteger();
+      if (!v || *v < INT32_MIN || *v > INT32_MAX)
+        return fail(member(path, "i32"), "expected a 32-bit integer, got " +
+                                             scalar->toString());
+      arg = ManifestArg::i32(static_cast<int32_t>(*v));
+      return true;
+    }
+    const JsonValue *bufferValue = value.find("buffer");
+    const JsonValue *mapValue = value.find("tensor_map");
+    if (bufferValue && mapValue)
+      return fail(path, "has both \"buffer\" and \"tensor_map\" (expected "
+                        "exactly one)");
+    if (!bufferValue && !mapValue)
+      return fail(path, "expected \"buffer\", \"tensor_map\" or \"i32\" in "
+                        "an argument object");
+    if (mapValue) {
+      if (value.find("byte_offset"))
+        return fail(member(path, "byte_offset"),
+                    "only a buffer argument takes a byte offset (a tensor "
+                    "map's goes in its tensor_maps entry)");
       arg.kind = ManifestArg::Kind::TensorMap;
-      count = manifest_.tensorMaps.size();
-      noun = count == 1 ? " tensor map)" : " tensor maps)";
+      return readIndex(*mapValue, member(path, "tensor_map"),
+                       manifest_.tensorMaps.size(), "tensor map",
+                       "a tensor map index (a non-negative integer)",
+                       arg.index);
     }
-    std::optional<int64_t> index = indexValue->getInteger();
-    if (!index || *index < 0) {
-      if (arg.kind == ManifestArg::Kind::TensorMap)
-        return fail(indexPath, "expected a tensor map index (a non-negative "
-                               "integer), got " +
-                                   describeValue(*indexValue));
-      return fail(
-          path,
-          std::string("expected a buffer index (a non-negative "
-                      "integer)") +
-              (manifest_.version >= 2 ? " or {\"tensor_map\": index}" : "") +
-              ", got " + describeValue(value));
-    }
-    if (uint64_t(*index) >= count)
-      return fail(indexPath, "index " + std::to_string(*index) +
-                                 " out of range (" + std::to_string(count) +
-                                 noun);
-    arg.index = size_t(*index);
-    return true;
+    arg.kind = ManifestArg::Kind::Buffer;
+    return readIndex(*bufferValue, member(path, "buffer"), numBuffers, "buffer",
+                     "a buffer index (a non-negative integer)", arg.index) &&
+           readByteOffset(value, path, arg.index, arg.byteOffset);
   }
 
   /// An output no launch takes, directly or through a tensor map (a TMA
-  /// store), would never be written.
+  /// store), would never be written. Any byte offset counts: launches that
+  /// each write a row block of an output together write all of it, which
+  /// bpt-run checks (outputs start as NaN).
   bool checkOutputsWritten() {
     for (size_t i = 0; i < manifest_.buffers.size(); ++i) {
       const ManifestBuffer &buffer = manifest_.buffers[i];
@@ -1323,9 +1389,10 @@ private:
       bool used = false;
       for (const ManifestLaunch &launch : manifest_.launches)
         for (const ManifestArg &arg : launch.args)
-          used = used || (arg.kind == ManifestArg::Kind::Buffer
-                              ? arg.index == i
-                              : manifest_.tensorMaps[arg.index].buffer == i);
+          used = used ||
+                 (arg.kind == ManifestArg::Kind::Buffer && arg.index == i) ||
+                 (arg.kind == ManifestArg::Kind::TensorMap &&
+                  manifest_.tensorMaps[arg.index].buffer == i);
       if (!used)
         return fail(element("buffers", i),
                     "output \"" + buffer.name +

@@ -160,10 +160,21 @@ Status Module::launchAll(const Manifest &manifest,
   for (size_t i = 0; i < manifest.launches.size(); ++i) {
     const ManifestLaunch &launch = manifest.launches[i];
     args.clear();
-    for (const ManifestArg &arg : launch.args)
-      args.push_back(arg.kind == ManifestArg::Kind::Buffer
-                         ? bufferPointers[arg.index]
-                         : tensorMapPointers[arg.index]);
+    for (const ManifestArg &arg : launch.args) {
+      switch (arg.kind) {
+      case ManifestArg::Kind::Buffer:
+        args.push_back(bufferPointers[arg.index] + uint64_t(arg.byteOffset));
+        break;
+      case ManifestArg::Kind::TensorMap:
+        args.push_back(tensorMapPointers[arg.index]);
+        break;
+      case ManifestArg::Kind::I32:
+        // The driver copies a parameter's own size from its slot: the low
+        // 4 bytes of the 64-bit slot hold the value.
+        args.push_back(uint64_t(uint32_t(arg.value)));
+        break;
+      }
+    }
     if (Status status = this->launch(launch.kernel, launch.grid, launch.block,
                                      launch.dynamicSharedMemory, args);
         !status)
@@ -277,9 +288,9 @@ Runtime::createTensorMap(uint64_t globalAddress, const std::string &dtype,
 
 Expected<DeviceBuffer> Runtime::createTensorMap(const ManifestTensorMap &map,
                                                 uint64_t bufferPointer) {
-  return createTensorMap(bufferPointer, elementTypeName(map.dtype), map.shape,
-                         map.box, map.swizzleBytes, map.l2PromotionBytes,
-                         map.oobNaN);
+  return createTensorMap(bufferPointer + uint64_t(map.byteOffset),
+                         elementTypeName(map.dtype), map.shape, map.box,
+                         map.swizzleBytes, map.l2PromotionBytes, map.oobNaN);
 }
 
 Expected<std::vector<DeviceBuffer>>

@@ -12,8 +12,9 @@ passed directly, and launches go to the default stream.
     attention(query=q, key=k, value=v, result=out)  # tensors by buffer name
 
 TMA tensor maps that the manifest lists (version 2) are built by the
-runtime over the buffers passed in, and rebuilt when a buffer's address
-changes.
+runtime over the buffers passed in (at each map's byte_offset), and rebuilt
+when a buffer's address changes. An argument {"buffer": i, "byte_offset": n}
+passes buffer i's pointer plus n.
 
 The library is found through $BPT_RUNTIME_LIB, else next to this package in
 a build tree (build/lib), else by the dynamic loader's search path.
@@ -136,9 +137,16 @@ _L2_PROMOTION_BYTES = {"none": 0, "64b": 64, "128b": 128, "256b": 256}
 
 
 def _arg_pointer(arg, buffers, tensor_maps):
-    """The device address a manifest launch argument stands for."""
+    """The device address a manifest launch argument stands for: a buffer
+    index, {"buffer": i, "byte_offset": n}, {"tensor_map": i}, or the value
+    of {"i32": n}."""
     if isinstance(arg, dict):
-        return tensor_maps[arg["tensor_map"]]
+        if "i32" in arg:
+            # A scalar: the driver reads the low 4 bytes of its 8-byte slot.
+            return arg["i32"] & 0xFFFFFFFF
+        if "tensor_map" in arg:
+            return tensor_maps[arg["tensor_map"]]
+        return buffers[arg["buffer"]] + arg.get("byte_offset", 0)
     return buffers[arg]
 
 
@@ -160,7 +168,7 @@ class KernelSet:
         _check(_library().bptModuleLoadPTXFile(runtime._handle, ptx.encode(),
                                                ctypes.byref(self._module)))
         self._workspaces = {}
-        # Per tensor map: (address of its buffer, address of the map).
+        # Per tensor map: (address of its tensor, address of the map).
         self._tensor_maps = [None] * len(self.manifest.get("tensor_maps", []))
 
     @property
@@ -199,7 +207,7 @@ class KernelSet:
         """Tensor-map addresses for buffers at `pointers`, built on first use
         and rebuilt when their buffer moved (a map holds its address)."""
         for i, m in enumerate(self.manifest.get("tensor_maps", [])):
-            address = pointers[m["buffer"]]
+            address = pointers[m["buffer"]] + m.get("byte_offset", 0)
             cached = self._tensor_maps[i]
             if cached is not None and cached[0] == address:
                 continue

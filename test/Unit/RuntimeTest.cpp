@@ -197,6 +197,39 @@ const char *kTensorMapManifest = R"({
   ]
 })";
 
+/// A version 2 manifest that processes a sequence in two chunks of 2048
+/// rows: each launch addresses its row block through byte offsets. "out" is
+/// written only through offset arguments; tensor map 1 views the i8
+/// workspace as bf16.
+const char *kByteOffsetManifest = R"({
+  "bpt_manifest_version": 2,
+  "ptx": "out.ptx",
+  "chip": "sm_90a",
+  "op": "custom",
+  "buffers": [
+    {"name": "x", "role": "input", "dtype": "bf16",
+     "shape": [4096, 64], "bytes": 524288},
+    {"name": "out", "role": "output", "dtype": "bf16",
+     "shape": [4096, 64], "bytes": 524288},
+    {"name": "workspace0", "role": "workspace", "dtype": "i8",
+     "shape": [65536], "bytes": 65536}
+  ],
+  "tensor_maps": [
+    {"buffer": 0, "byte_offset": 262144, "dtype": "bf16",
+     "shape": [2048, 64], "box": [64, 64], "swizzle": "128b"},
+    {"buffer": 2, "byte_offset": 32768, "dtype": "bf16",
+     "shape": [256, 64], "box": [64, 64], "swizzle": "128b"}
+  ],
+  "launches": [
+    {"kernel": "chunk", "grid": [32], "block": [128],
+     "args": [{"buffer": 0}, {"tensor_map": 1},
+              {"buffer": 1, "byte_offset": 0}]},
+    {"kernel": "chunk_tma", "grid": [32], "block": [128],
+     "args": [{"tensor_map": 0}, {"buffer": 2, "byte_offset": 16},
+              {"buffer": 1, "byte_offset": 262144}]}
+  ]
+})";
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -654,21 +687,24 @@ void testManifestTensorMaps() {
       manifestError(replaced(valid, "\"buffer\": 0, \"dtype\": \"bf16\"",
                              "\"buffer\": 0, \"dtype\": \"f16\"")),
       "tensor_maps[0].dtype: f16 does not match the dtype of "
-      "buffers[0] (\"query\"), bf16");
+      "buffers[0] (\"query\"), bf16 (only an i8 buffer takes any dtype)");
   EXPECT_STREQ(
       manifestError(replaced(valid, "\"buffer\": 0, \"dtype\": \"bf16\"",
                              "\"buffer\": 0, \"dtype\": \"i8\"")),
       "tensor_maps[0].dtype: unknown value \"i8\" (expected f32, f16 "
       "or bf16)");
+  // A map may cover part of its buffer, not more.
   EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
-                                      "\"shape\": [16384, 32]")),
-               "tensor_maps[0].shape: [16384, 32] has 524288 elements, but "
-               "buffers[0] (\"query\"), [2, 8, 1024, 64], has 1048576");
+                                      "\"shape\": [8192, 64]")),
+               "<valid>");
+  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
+                                      "\"shape\": [16384, 128]")),
+               "tensor_maps[0].shape: [16384, 128] of bf16 is 4194304 bytes, "
+               "but buffers[0] (\"query\") has 2097152 bytes");
   EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
                                       "\"shape\": [4294967296, 4294967296]")),
-               "tensor_maps[0].shape: [4294967296, 4294967296] has more than "
-               "1048576 elements, but buffers[0] (\"query\"), [2, 8, 1024, "
-               "64], has 1048576");
+               "tensor_maps[0].shape: [4294967296, 4294967296] of bf16 is 2^62 "
+               "or more bytes, but buffers[0] (\"query\") has 2097152 bytes");
   EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
                                       "\"shape\": [4294967297, 64]")),
                "tensor_maps[0].shape[0]: 4294967297 exceeds the limit of "
@@ -720,8 +756,9 @@ void testManifestTensorMaps() {
                "or nan)");
   EXPECT_STREQ(manifestError(replaced(valid, "\"oob_fill\": \"zero\"",
                                       "\"oob_fill\": \"zero\", \"stride\": 1")),
-               "tensor_maps[0].stride: unknown field (expected buffer, dtype, "
-               "shape, box, swizzle, l2_promotion or oob_fill)");
+               "tensor_maps[0].stride: unknown field (expected buffer, "
+               "byte_offset, dtype, shape, box, swizzle, l2_promotion or "
+               "oob_fill)");
 
   // Tensor-map arguments.
   EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 1}",
@@ -735,16 +772,18 @@ void testManifestTensorMaps() {
   EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 0}",
                                       "{\"tensor_map\": 0, \"offset\": 8}")),
                "launches[0].args[0].offset: unknown field (expected "
-               "tensor_map)");
+               "buffer, byte_offset, tensor_map or i32)");
   EXPECT_STREQ(
       manifestError(replaced(valid, "{\"tensor_map\": 0}", "{\"buffer\": 0}")),
-      "launches[0].args[0].buffer: unknown field (expected tensor_map)");
+      "<valid>");
   EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 0}", "{}")),
-               "launches[0].args[0].tensor_map: missing");
+               "launches[0].args[0]: expected \"buffer\", \"tensor_map\" or "
+               "\"i32\" in an argument object");
   EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 1}, 2",
                                       "{\"tensor_map\": 1}, \"x\"")),
                "launches[0].args[2]: expected a buffer index (a non-negative "
-               "integer) or {\"tensor_map\": index}, got string \"x\"");
+               "integer), {\"buffer\": index, \"byte_offset\": bytes} or "
+               "{\"tensor_map\": index}, got string \"x\"");
   EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 1}, 2",
                                       "{\"tensor_map\": 1}, 4")),
                "launches[0].args[2]: index 4 out of range (4 buffers)");
@@ -761,8 +800,158 @@ void testManifestTensorMaps() {
   EXPECT_STREQ(manifestError(replaced(kValidManifest, "\"args\": [0, 1, 2, 3]",
                                       "\"args\": [{\"tensor_map\": 0}, 1, 2, "
                                       "3]")),
-               "launches[0].args[0]: tensor-map arguments need "
-               "bpt_manifest_version 2 (this manifest is version 1)");
+               "launches[0].args[0]: argument objects ({\"buffer\": ...} or "
+               "{\"tensor_map\": ...}) need bpt_manifest_version 2 (this "
+               "manifest is version 1)");
+}
+
+/// Byte offsets into buffers: arguments that address a row block, tensor
+/// maps that start inside their buffer, and maps over an i8 workspace.
+void testManifestByteOffsets() {
+  Expected<Manifest> parsed = Manifest::parse(kByteOffsetManifest);
+  EXPECT_TRUE(parsed.ok());
+  if (!parsed) {
+    std::printf("  %s\n", parsed.error().c_str());
+    return;
+  }
+  const Manifest &m = *parsed;
+  EXPECT_EQ(m.tensorMaps[0].byteOffset, 262144);
+  EXPECT_TRUE(m.tensorMaps[0].shape == (std::vector<int64_t>{2048, 64}));
+  EXPECT_EQ(m.tensorMaps[1].buffer, 2);
+  EXPECT_EQ(m.tensorMaps[1].byteOffset, 32768);
+  EXPECT_TRUE(m.tensorMaps[1].dtype == ElementType::BF16);
+  EXPECT_TRUE(m.launches[0].args ==
+              (std::vector<ManifestArg>{ManifestArg::buffer(0),
+                                        ManifestArg::tensorMap(1),
+                                        ManifestArg::buffer(1, 0)}));
+  EXPECT_TRUE(m.launches[1].args ==
+              (std::vector<ManifestArg>{ManifestArg::tensorMap(0),
+                                        ManifestArg::buffer(2, 16),
+                                        ManifestArg::buffer(1, 262144)}));
+  EXPECT_TRUE(ManifestArg::buffer(1, 16) != ManifestArg::buffer(1));
+
+  // Scalar arguments (a chunk's first row).
+  {
+    const std::string text = kByteOffsetManifest;
+    const std::string scalarArgs = replaced(
+        text, "{\"buffer\": 1, \"byte_offset\": 262144}",
+        "{\"buffer\": 1, \"byte_offset\": 262144}, {\"i32\": 2048}, "
+        "{\"i32\": -1}");
+    Expected<Manifest> scalars = Manifest::parse(scalarArgs);
+    EXPECT_TRUE(scalars.ok());
+    if (scalars) {
+      EXPECT_TRUE(scalars->launches[1].args.size() == 5);
+      EXPECT_TRUE(scalars->launches[1].args[3] == ManifestArg::i32(2048));
+      EXPECT_TRUE(scalars->launches[1].args[4] == ManifestArg::i32(-1));
+      EXPECT_TRUE(ManifestArg::i32(1) != ManifestArg::i32(2));
+    }
+  }
+
+  const std::string valid = kByteOffsetManifest;
+  const std::string arg = "{\"buffer\": 1, \"byte_offset\": 262144}";
+  auto withArg = [&](const std::string &text) {
+    return manifestError(replaced(valid, arg, text));
+  };
+  // The largest offset inside the buffer.
+  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": 524272}"), "<valid>");
+  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": -16}"),
+               "launches[1].args[2].byte_offset: expected a non-negative "
+               "integer (bytes), got -16");
+  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": 8}"),
+               "launches[1].args[2].byte_offset: 8 is not a multiple of 16");
+  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": 524288}"),
+               "launches[1].args[2].byte_offset: 524288 is not inside "
+               "buffers[1] (\"out\"), which is 524288 bytes");
+  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": \"16\"}"),
+               "launches[1].args[2].byte_offset: expected a non-negative "
+               "integer (bytes), got string \"16\"");
+  EXPECT_STREQ(withArg("{\"tensor_map\": 0, \"byte_offset\": 16}"),
+               "launches[1].args[2].byte_offset: only a buffer argument takes "
+               "a byte offset (a tensor map's goes in its tensor_maps entry)");
+  EXPECT_STREQ(withArg("{\"buffer\": 1, \"tensor_map\": 0}"),
+               "launches[1].args[2]: has both \"buffer\" and \"tensor_map\" "
+               "(expected exactly one)");
+  EXPECT_STREQ(withArg("{\"byte_offset\": 16}"),
+               "launches[1].args[2]: expected \"buffer\", \"tensor_map\" or "
+               "\"i32\" in an argument object");
+  EXPECT_STREQ(withArg("{\"buffer\": 1, \"offset\": 16}"),
+               "launches[1].args[2].offset: unknown field (expected buffer, "
+               "byte_offset, tensor_map or i32)");
+  EXPECT_STREQ(withArg("{\"i32\": 2147483648}"),
+               "launches[1].args[2].i32: expected a 32-bit integer, got "
+               "2147483648");
+  EXPECT_STREQ(withArg("{\"i32\": 1.5}"),
+               "launches[1].args[2].i32: expected a 32-bit integer, got 1.5");
+  EXPECT_STREQ(withArg("{\"i32\": 1, \"buffer\": 1}"),
+               "launches[1].args[2]: an \"i32\" argument takes no other field");
+  EXPECT_STREQ(withArg("{\"buffer\": 3, \"byte_offset\": 16}"),
+               "launches[1].args[2].buffer: index 3 out of range (3 buffers)");
+  EXPECT_STREQ(withArg("{\"buffer\": -1}"),
+               "launches[1].args[2].buffer: expected a buffer index (a "
+               "non-negative integer), got -1");
+  // An output passed only with offsets counts as written; one passed nowhere
+  // does not.
+  EXPECT_STREQ(
+      manifestError(replaced(replaced(valid, arg, "0"),
+                             "{\"buffer\": 1, \"byte_offset\": 0}", "0")),
+      "buffers[1]: output \"out\" is not an argument of any launch, so "
+      "nothing would write it");
+  // Version 1 has no argument objects.
+  EXPECT_STREQ(manifestError(replaced(kValidManifest, "\"args\": [3, 4]",
+                                      "\"args\": [{\"buffer\": 3, "
+                                      "\"byte_offset\": 16}, 4]")),
+               "launches[1].args[0]: argument objects ({\"buffer\": ...} or "
+               "{\"tensor_map\": ...}) need bpt_manifest_version 2 (this "
+               "manifest is version 1)");
+
+  // Tensor-map offsets, and the tensor fitting after them.
+  const std::string mapOffset = "\"byte_offset\": 262144";
+  EXPECT_STREQ(manifestError(replaced(valid, mapOffset, "\"byte_offset\": 0")),
+               "<valid>");
+  EXPECT_STREQ(manifestError(replaced(valid, mapOffset, "\"byte_offset\": 24")),
+               "tensor_maps[0].byte_offset: 24 is not a multiple of 16");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, mapOffset, "\"byte_offset\": -16")),
+      "tensor_maps[0].byte_offset: expected a non-negative integer "
+      "(bytes), got -16");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, mapOffset, "\"byte_offset\": 524288")),
+      "tensor_maps[0].byte_offset: 524288 is not inside buffers[0] (\"x\"), "
+      "which is 524288 bytes");
+  EXPECT_STREQ(
+      manifestError(replaced(valid, mapOffset, "\"byte_offset\": 262160")),
+      "tensor_maps[0].shape: [2048, 64] of bf16 is 262144 bytes, but "
+      "buffers[0] (\"x\") has 262128 bytes after byte_offset 262160");
+  // Over a typed buffer the dtype must still match.
+  EXPECT_STREQ(
+      manifestError(replaced(valid, mapOffset + ", \"dtype\": \"bf16\"",
+                             mapOffset + ", \"dtype\": \"f16\"")),
+      "tensor_maps[0].dtype: f16 does not match the dtype of buffers[0] "
+      "(\"x\"), bf16 (only an i8 buffer takes any dtype)");
+
+  // Over the i8 workspace: any dtype, as long as it fits.
+  const std::string workspaceMap =
+      "{\"buffer\": 2, \"byte_offset\": 32768, \"dtype\": \"bf16\",\n"
+      "     \"shape\": [256, 64], \"box\": [64, 64], \"swizzle\": \"128b\"}";
+  auto withMap = [&](const std::string &text) {
+    return manifestError(replaced(valid, workspaceMap, text));
+  };
+  EXPECT_STREQ(withMap("{\"buffer\": 2, \"dtype\": \"f32\", \"shape\": "
+                       "[128, 128], \"box\": [64, 32], \"swizzle\": \"128b\"}"),
+               "<valid>");
+  EXPECT_STREQ(withMap("{\"buffer\": 2, \"dtype\": \"bf16\", \"shape\": "
+                       "[512, 64], \"box\": [64, 64], \"swizzle\": \"128b\"}"),
+               "<valid>");
+  EXPECT_STREQ(withMap("{\"buffer\": 2, \"byte_offset\": 32768, \"dtype\": "
+                       "\"bf16\", \"shape\": [257, 64], \"box\": [64, 64], "
+                       "\"swizzle\": \"128b\"}"),
+               "tensor_maps[1].shape: [257, 64] of bf16 is 32896 bytes, but "
+               "buffers[2] (\"workspace0\") has 32768 bytes after byte_offset "
+               "32768");
+  EXPECT_STREQ(withMap("{\"buffer\": 2, \"dtype\": \"f32\", \"shape\": "
+                       "[16385], \"box\": [64], \"swizzle\": \"none\"}"),
+               "tensor_maps[1].shape: [16385] of f32 is 65540 bytes, but "
+               "buffers[2] (\"workspace0\") has 65536 bytes");
 }
 
 /// The encoding computed without a driver: CUDA's order (innermost first),
@@ -1285,6 +1474,57 @@ void testTensorMapsOnDevice(Runtime &runtime, const DeviceInfo &info) {
   EXPECT_TRUE(
       buffers[1].copyToHost(out.data(), out.size() * sizeof(float)).ok());
   EXPECT_EQ(check(/*nanFill=*/true), 0);
+
+  // Byte offsets: the map starts 16 rows into x (40 rows remain) and the
+  // kernel writes from 16 rows into a larger output, so output row r is x's
+  // row r up to 56, NaN (out of the map's bounds) after, and rows 0-15 stay.
+  std::string offsetText = R"({"bpt_manifest_version": 2, "ptx": "t.ptx",
+    "chip": "sm_90", "op": "custom",
+    "buffers": [
+      {"name": "x", "role": "input", "dtype": "f32", "shape": [56, 32],
+       "bytes": 7168},
+      {"name": "out", "role": "output", "dtype": "f32", "shape": [80, 32],
+       "bytes": 10240}],
+    "tensor_maps": [
+      {"buffer": 0, "byte_offset": 2048, "dtype": "f32", "shape": [40, 32],
+       "box": [16, 32], "swizzle": "none", "oob_fill": "nan"}],
+    "launches": [
+      {"kernel": "tma_load_2d", "grid": [4], "block": [128],
+       "args": [{"tensor_map": 0}, {"buffer": 1, "byte_offset": 2048}]}]})";
+  Expected<Manifest> offsetManifest = Manifest::parse(offsetText);
+  Expected<DeviceBuffer> wide = runtime.allocate(80 * cols * sizeof(float));
+  EXPECT_TRUE(offsetManifest.ok() && wide.ok());
+  if (!offsetManifest || !wide)
+    return;
+  buffers[1] = std::move(*wide);
+  Expected<std::vector<DeviceBuffer>> offsetMaps =
+      runtime.createTensorMaps(*offsetManifest, buffers);
+  EXPECT_TRUE(offsetMaps.ok());
+  if (!offsetMaps) {
+    std::printf("  %s\n", offsetMaps.error().c_str());
+    return;
+  }
+  EXPECT_TRUE(buffers[1].fill(0).ok());
+  launched = module.launchAll(*offsetManifest, buffers, *offsetMaps);
+  EXPECT_TRUE(launched.ok());
+  if (!launched)
+    std::printf("  %s\n", launched.message().c_str());
+  std::vector<float> wideOut(80 * cols);
+  EXPECT_TRUE(buffers[1]
+                  .copyToHost(wideOut.data(), wideOut.size() * sizeof(float))
+                  .ok());
+  int wrongRows = 0;
+  for (int r = 0; r < 80; ++r) {
+    bool rowWrong = false;
+    for (int c = 0; c < cols; ++c) {
+      float value = wideOut[r * cols + c];
+      rowWrong = rowWrong || (r < 16     ? value != 0.0f
+                              : r < rows ? value != host[r * cols + c]
+                                         : !std::isnan(value));
+    }
+    wrongRows += rowWrong;
+  }
+  EXPECT_EQ(wrongRows, 0);
   // Later checks expect no launches pending since the last synchronization.
   EXPECT_TRUE(runtime.synchronize().ok());
   note("TMA loads through tensor maps checked");
@@ -1561,6 +1801,7 @@ int main() {
   testManifestValid();
   testManifestErrors();
   testManifestTensorMaps();
+  testManifestByteOffsets();
   testTensorMapEncoding();
   testManifestFiles();
   testNullHandles();

@@ -13,7 +13,7 @@
 //
 // Schema, version 2 (every field is required unless marked optional; unknown
 // fields are errors, so that a typo cannot silently change a launch).
-// Version 1 is version 2 without "tensor_maps" and without tensor-map
+// Version 1 is version 2 without "tensor_maps" and without object
 // arguments; both are read.
 //
 //   {
@@ -28,12 +28,17 @@
 //        "shape": [2, 8, 1024, 64], "bytes": 2097152}, ...
 //     ],                                // role: input | output | workspace
 //                                       // dtype: f32 | f16 | bf16 | i8
+//                                       // (workspaces: i8, shape [bytes])
 //     "tensor_maps": [                  // optional (default []); version 2
 //       {"buffer": 0,                   // index into "buffers"
-//        "dtype": "bf16",               // f32 | f16 | bf16; the buffer's
-//        "shape": [16384, 64],          // the buffer as a row-major tensor,
-//                                       // outermost first, rank 1 to 5; its
-//                                       // product is the buffer's elements
+//        "byte_offset": 0,              // optional, default 0: the map
+//                                       // starts this many bytes into the
+//                                       // buffer; a multiple of 16
+//        "dtype": "bf16",               // f32 | f16 | bf16; the buffer's,
+//                                       // or any over an i8 buffer
+//        "shape": [16384, 64],          // a row-major tensor, outermost
+//                                       // first, rank 1 to 5; byte_offset +
+//                                       // product · element size <= bytes
 //        "box": [128, 64],              // elements per copy, outermost first
 //        "swizzle": "128b",             // none | 32b | 64b | 128b
 //        "l2_promotion": "128b",        // optional: none | 64b | 128b | 256b
@@ -42,14 +47,29 @@
 //     "launches": [                     // at least one, run in order
 //       {"kernel": "block_kernel", "grid": [2, 8, 16], "block": [256, 1, 1],
 //        "dynamic_shared_memory": 49152,  // optional, default 0
-//        "args": [0, 1, {"tensor_map": 0}, 3]}
-//     ]                                 // an integer: that buffer's device
-//   }                                   // pointer; {"tensor_map": i}: the
-//                                       // device address of tensor map i
+//        "args": [0, {"buffer": 1, "byte_offset": 4096},
+//                 {"tensor_map": 0}, 3]}
+//     ]
+//   }
 //
-// The runtime encodes each tensor map over its buffer's device pointer and
-// copies the 128-byte CUtensorMap to device memory; the kernel takes that
-// global-memory address as a u64 parameter, like a buffer pointer.
+// Launch arguments, each one kernel parameter:
+//   i                                   that buffer's device pointer
+//   {"buffer": i, "byte_offset": n}     (version 2) buffers[i]'s pointer plus
+//                                       n; n optional (default 0), a
+//                                       multiple of 16, below the buffer's
+//                                       bytes: one row block of a buffer
+//   {"tensor_map": i}                   (version 2) the device address of
+//                                       tensor map i
+//   {"i32": n}                          (version 2) a 32-bit integer
+//                                       parameter, e.g. a chunk's first row
+// An object holds exactly one of "buffer", "tensor_map" and "i32".
+//
+// The runtime encodes each tensor map over its buffer's device pointer plus
+// its byte_offset and copies the 128-byte CUtensorMap to device memory; the
+// kernel takes that global-memory address as a u64 parameter, like a buffer
+// pointer. Offsets are multiples of 16 so that, over allocations aligned to
+// 256 bytes, every address stays 16-byte aligned as TMA and vector accesses
+// need.
 // A tensor map follows TMA's rules (cuTensorMapEncodeTiled): every byte
 // stride of the row-major tensor is a multiple of 16, each box dimension is
 // 1 to 256, the innermost box dimension spans a multiple of 16 bytes, and at
@@ -211,9 +231,12 @@ struct ManifestBuffer {
 struct ManifestTensorMap {
   /// Index into Manifest::buffers.
   size_t buffer = 0;
-  /// The element type: f32, f16 or bf16, the buffer's.
+  /// Where the tensor starts in the buffer, in bytes; a multiple of 16.
+  int64_t byteOffset = 0;
+  /// The element type: f32, f16 or bf16; the buffer's unless that is i8.
   ElementType dtype = ElementType::F32;
-  /// The buffer as a row-major tensor, outermost first; 1 to 5 dimensions.
+  /// A row-major tensor in the buffer, outermost first; 1 to 5 dimensions,
+  /// within the buffer's bytes after byteOffset.
   std::vector<int64_t> shape;
   /// Elements per copy, outermost first; as many dimensions as `shape`.
   std::vector<int64_t> box;
@@ -225,25 +248,39 @@ struct ManifestTensorMap {
   bool oobNaN = false;
 };
 
-/// One kernel parameter: a buffer's device pointer, or the device address of
-/// a tensor map.
+/// One kernel parameter: a buffer's device pointer plus a byte offset, or
+/// the device address of a tensor map.
 struct ManifestArg {
-  /// What `index` refers to.
-  enum class Kind { Buffer, TensorMap };
+  /// What `index` refers to; a scalar argument carries its value instead.
+  enum class Kind { Buffer, TensorMap, I32 };
 
   /// Buffer or tensor map.
   Kind kind = Kind::Buffer;
   /// Index into Manifest::buffers or Manifest::tensorMaps.
   size_t index = 0;
+  /// Bytes added to a buffer's pointer: a multiple of 16, below the buffer's
+  /// bytes; 0 for a tensor map.
+  int64_t byteOffset = 0;
 
-  /// The pointer of buffers[index].
-  static ManifestArg buffer(size_t index) { return {Kind::Buffer, index}; }
+  /// The pointer of buffers[index], plus `byteOffset`.
+  static ManifestArg buffer(size_t index, int64_t byteOffset = 0) {
+    return {Kind::Buffer, index, byteOffset};
+  }
   /// The address of tensorMaps[index].
   static ManifestArg tensorMap(size_t index) {
-    return {Kind::TensorMap, index};
+    return {Kind::TensorMap, index, 0};
   }
+  /// A 32-bit integer parameter (e.g. a chunk's first row).
+  static ManifestArg i32(int32_t value) {
+    ManifestArg arg{Kind::I32, 0, 0};
+    arg.value = value;
+    return arg;
+  }
+  /// The value of an I32 argument.
+  int32_t value = 0;
   bool operator==(const ManifestArg &other) const {
-    return kind == other.kind && index == other.index;
+    return kind == other.kind && index == other.index &&
+           byteOffset == other.byteOffset && value == other.value;
   }
   bool operator!=(const ManifestArg &other) const { return !(*this == other); }
 };

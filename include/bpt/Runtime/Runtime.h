@@ -198,8 +198,9 @@ public:
                 const std::vector<uint64_t> &args);
 
   /// Queues every launch of `manifest`, in order; `bufferPointers[i]` is the
-  /// device address of the manifest's buffers[i], `tensorMapPointers[i]`
-  /// that of its tensorMaps[i] (see Runtime::createTensorMaps()).
+  /// device address of the manifest's buffers[i] (an argument's byte offset
+  /// is added to it), `tensorMapPointers[i]` that of its tensorMaps[i] (see
+  /// Runtime::createTensorMaps()).
   Status launchAll(const Manifest &manifest,
                    const std::vector<uint64_t> &bufferPointers,
                    const std::vector<uint64_t> &tensorMapPointers = {});
@@ -251,7 +252,8 @@ public:
                   const std::vector<int64_t> &shape,
                   const std::vector<int64_t> &box, int swizzleBytes = 0,
                   int l2PromotionBytes = 0, bool oobNaN = false);
-  /// A manifest's tensor map over its buffer at `bufferPointer`.
+  /// A manifest's tensor map over its buffer at `bufferPointer`: the tensor
+  /// starts at `bufferPointer` plus the map's byte offset.
   Expected<DeviceBuffer> createTensorMap(const ManifestTensorMap &map,
                                          uint64_t bufferPointer);
   /// Every tensor map of `manifest`, in order; `bufferPointers[i]` is the
