@@ -178,6 +178,7 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
       BPTAttentionToSM90Options sm90;
       sm90.sharedMemory = options.sharedMemory;
       pm.addPass(createBPTAttentionToSM90(sm90));
+      pm.addPass(createBPTFFNToSM90());
     }
     BlockwiseOptions blockwise;
     blockwise.qBlock = options.qBlock;
@@ -347,18 +348,26 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
   };
   SmallVector<Intermediate> intermediates;
   llvm::DenseMap<Value, int64_t> intermediateOf; // value -> intermediate
-  // TMA descriptors (bpt-attention-to-sm90): a tensor map of a whole
-  // buffer, viewed with the static shape of the ranked memref it was made
-  // from. The runtime encodes it (cuTensorMapEncodeTiled) and passes the
-  // map's device address.
-  llvm::json::Array tensorMaps;
+  // TMA descriptors (bpt-attention-to-sm90, bpt-ffn-to-sm90): a tensor map
+  // of a whole buffer (an argument or an intermediate), viewed with the
+  // static shape of the ranked memref it was made from. The runtime encodes
+  // it (cuTensorMapEncodeTiled) and passes the map's device address; a map
+  // of an intermediate is a use of it wherever the map is passed.
+  struct TensorMap {
+    bool intermediate;
+    int64_t index; // argument buffer or intermediate
+    llvm::json::Object fields;
+  };
+  SmallVector<TensorMap> tensorMapList;
   llvm::DenseMap<Value, int64_t> tensorMapOf;
   auto addTensorMap = [&](nvgpu::TmaCreateDescriptorOp op) -> LogicalResult {
     auto ranked = op.getTensor().getDefiningOp<memref::CastOp>();
-    auto it = bufferOf.find(op.getTensor());
-    if (!ranked || it == bufferOf.end())
+    auto buffer = bufferOf.find(op.getTensor());
+    auto intermediate = intermediateOf.find(op.getTensor());
+    if (!ranked ||
+        (buffer == bufferOf.end() && intermediate == intermediateOf.end()))
       return op.emitError() << "bpt-compile: tensor map of something other "
-                               "than a whole argument buffer";
+                               "than a whole buffer";
     auto view = cast<MemRefType>(ranked.getSource().getType());
     llvm::json::Array shape, box;
     for (int64_t d : view.getShape())
@@ -375,24 +384,29 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
       return kind.rsplit('_').second.empty() ? kind.str()
                                              : kind.rsplit('_').second.str();
     };
-    tensorMapOf[op] = tensorMaps.size();
-    tensorMaps.push_back(llvm::json::Object{
-        {"buffer", it->second},
-        {"dtype", *dtypeOf(view.getElementType())},
-        {"shape", std::move(shape)},
-        {"box", std::move(box)},
-        {"swizzle", bytes(nvgpu::stringifyTensorMapSwizzleKind(
-                        type.getSwizzle()).lower())},
-        {"l2_promotion", bytes(nvgpu::stringifyTensorMapL2PromoKind(
-                             type.getL2promo()).lower())},
-        {"oob_fill", std::string(type.getOob() ==
-                                         nvgpu::TensorMapOOBKind::OOB_NAN
-                                     ? "nan"
-                                     : "zero")}});
+    tensorMapOf[op] = tensorMapList.size();
+    bool isIntermediate = buffer == bufferOf.end();
+    tensorMapList.push_back(
+        {isIntermediate,
+         isIntermediate ? intermediate->second : buffer->second,
+         llvm::json::Object{
+             {"dtype", *dtypeOf(view.getElementType())},
+             {"shape", std::move(shape)},
+             {"box", std::move(box)},
+             {"swizzle", bytes(nvgpu::stringifyTensorMapSwizzleKind(
+                                   type.getSwizzle())
+                                   .lower())},
+             {"l2_promotion", bytes(nvgpu::stringifyTensorMapL2PromoKind(
+                                        type.getL2promo())
+                                        .lower())},
+             {"oob_fill",
+              std::string(type.getOob() == nvgpu::TensorMapOOBKind::OOB_NAN
+                              ? "nan"
+                              : "zero")}}});
     return success();
   };
 
-  enum class ArgKind { Buffer, Intermediate, TensorMap };
+  enum class ArgKind { Buffer, Intermediate, TensorMap, I32 };
   struct Launch {
     gpu::LaunchFuncOp op;
     SmallVector<std::pair<ArgKind, int64_t>> args;
@@ -423,7 +437,17 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
         if (auto it = bufferOf.find(arg); it != bufferOf.end()) {
           record.args.push_back({ArgKind::Buffer, it->second});
         } else if (auto it = tensorMapOf.find(arg); it != tensorMapOf.end()) {
+          const TensorMap &map = tensorMapList[it->second];
+          if (map.intermediate) {
+            Intermediate &i = intermediates[map.index];
+            if (i.firstUse < 0)
+              i.firstUse = index;
+            i.lastUse = index;
+          }
           record.args.push_back({ArgKind::TensorMap, it->second});
+        } else if (std::optional<int64_t> scalar = constantOf(arg);
+                   scalar && arg.getType().isInteger(32)) {
+          record.args.push_back({ArgKind::I32, *scalar});
         } else if (auto it = intermediateOf.find(arg);
                    it != intermediateOf.end()) {
           Intermediate &i = intermediates[it->second];
@@ -508,6 +532,8 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
     for (auto [kind, index] : record.args) {
       if (kind == ArgKind::TensorMap)
         args.push_back(llvm::json::Object{{"tensor_map", index}});
+      else if (kind == ArgKind::I32)
+        args.push_back(llvm::json::Object{{"i32", index}});
       else
         args.push_back(kind == ArgKind::Intermediate ? firstSlot + slotOf[index]
                                                      : index);
@@ -525,9 +551,21 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
   opts["kv_block"] = options.kvBlock;
   opts["fuse"] = options.fuse;
   opts["threads"] = options.threads;
+  llvm::json::Array tensorMaps;
+  for (TensorMap &map : tensorMapList) {
+    map.fields["buffer"] =
+        map.intermediate ? firstSlot + slotOf[map.index] : map.index;
+    tensorMaps.push_back(std::move(map.fields));
+  }
   opts["tensor_cores"] = !tensorMaps.empty();
   bool hasTensorMaps = !tensorMaps.empty();
-  set.manifest = llvm::json::Object{{"bpt_manifest_version", hasTensorMaps ? 2 : 1},
+  bool hasScalars = llvm::any_of(hostLaunches, [](const Launch &launch) {
+    return llvm::any_of(launch.args, [](auto &arg) {
+      return arg.first == ArgKind::I32;
+    });
+  });
+  set.manifest = llvm::json::Object{
+      {"bpt_manifest_version", hasTensorMaps || hasScalars ? 2 : 1},
                                     {"ptx", ptxFileName},
                                     {"chip", options.chip},
                                     {"features", options.features},

@@ -90,43 +90,6 @@ Value roundTo(OpBuilder &b, Location loc, Value x, Type elementType) {
                   });
 }
 
-/// The activation `act` of an f32 scalar; gated kinds use their gate's
-/// activation (silu for swiglu, erf-gelu for geglu).
-Value activate(OpBuilder &b, Location loc, Activation act, Value x) {
-  Type f32 = x.getType();
-  auto cst = [&](double v) { return floatConstant(b, loc, f32, v); };
-  auto half = [&](Value inner) {
-    // 0.5 · x · (1 + inner)
-    Value onePlus = arith::AddFOp::create(b, loc, cst(1.0), inner);
-    Value halfX = arith::MulFOp::create(b, loc, cst(0.5), x);
-    return arith::MulFOp::create(b, loc, halfX, onePlus).getResult();
-  };
-  switch (act) {
-  case Activation::gelu:
-  case Activation::geglu:
-    return half(math::ErfOp::create(
-        b, loc, arith::MulFOp::create(b, loc, x, cst(M_SQRT1_2))));
-  case Activation::gelu_tanh: {
-    Value cube = arith::MulFOp::create(
-        b, loc, x, arith::MulFOp::create(b, loc, x, x));
-    Value inner = arith::AddFOp::create(
-        b, loc, x, arith::MulFOp::create(b, loc, cst(0.044715), cube));
-    Value scaled = arith::MulFOp::create(
-        b, loc, cst(std::sqrt(2.0 / M_PI)), inner);
-    return half(math::TanhOp::create(b, loc, scaled));
-  }
-  case Activation::relu:
-    return arith::MaximumFOp::create(b, loc, x, cst(0.0));
-  case Activation::silu:
-  case Activation::swiglu: {
-    Value negExp = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
-    return arith::DivFOp::create(b, loc, x,
-                                 arith::AddFOp::create(b, loc, cst(1.0), negExp));
-  }
-  }
-  llvm_unreachable("unknown activation");
-}
-
 struct LinearToLinalg final : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LinearOp op,
@@ -170,7 +133,7 @@ struct FFNToLinalg final : OpRewritePattern<FFNOp> {
       hidden = buildGeneric(rewriter, loc, {gate}, up,
                             {maps.identity(), maps.identity()}, maps.rank, {},
                             [&](OpBuilder &nb, Location nl, ValueRange args) {
-                              Value g = activate(nb, nl, act, args[0]);
+                              Value g = buildActivation(nb, nl, act, args[0]);
                               return SmallVector<Value>{
                                   arith::MulFOp::create(nb, nl, g, args[1])};
                             })
@@ -182,7 +145,7 @@ struct FFNToLinalg final : OpRewritePattern<FFNOp> {
                             maps.rank, {},
                             [&](OpBuilder &nb, Location nl, ValueRange args) {
                               return SmallVector<Value>{
-                                  activate(nb, nl, act, args[0])};
+                                  buildActivation(nb, nl, act, args[0])};
                             })
                    .front();
     }
@@ -341,6 +304,43 @@ struct BPTConvertToLinalgPass final
 };
 
 } // namespace
+
+Value bpt::buildActivation(OpBuilder &b, Location loc, Activation act,
+                           Value x) {
+  Type f32 = x.getType();
+  auto cst = [&](double v) { return floatConstant(b, loc, f32, v); };
+  auto half = [&](Value inner) {
+    // 0.5 · x · (1 + inner)
+    Value onePlus = arith::AddFOp::create(b, loc, cst(1.0), inner);
+    Value halfX = arith::MulFOp::create(b, loc, cst(0.5), x);
+    return arith::MulFOp::create(b, loc, halfX, onePlus).getResult();
+  };
+  switch (act) {
+  case Activation::gelu:
+  case Activation::geglu:
+    return half(math::ErfOp::create(
+        b, loc, arith::MulFOp::create(b, loc, x, cst(M_SQRT1_2))));
+  case Activation::gelu_tanh: {
+    Value cube = arith::MulFOp::create(
+        b, loc, x, arith::MulFOp::create(b, loc, x, x));
+    Value inner = arith::AddFOp::create(
+        b, loc, x, arith::MulFOp::create(b, loc, cst(0.044715), cube));
+    Value scaled = arith::MulFOp::create(
+        b, loc, cst(std::sqrt(2.0 / M_PI)), inner);
+    return half(math::TanhOp::create(b, loc, scaled));
+  }
+  case Activation::relu:
+    return arith::MaximumFOp::create(b, loc, x, cst(0.0));
+  case Activation::silu:
+  case Activation::swiglu: {
+    Value negExp = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+    return arith::DivFOp::create(b, loc, x,
+                                 arith::AddFOp::create(b, loc, cst(1.0), negExp));
+  }
+  }
+  llvm_unreachable("unknown activation");
+}
+
 
 void bpt::populateBPTToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<FFNToLinalg, LayerNormToLinalg, LinearToLinalg, RMSNormToLinalg>(

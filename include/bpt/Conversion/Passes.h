@@ -21,6 +21,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 
+#include "bpt/Dialect/BPTOps.h"
+
 namespace mlir {
 class RewritePatternSet;
 } // namespace mlir
@@ -29,6 +31,11 @@ namespace bpt {
 
 #define GEN_PASS_DECL
 #include "bpt/Conversion/Passes.h.inc"
+
+/// The activation `act` of an f32 scalar, in arith and math ops; gated kinds
+/// use their gate's activation (silu for swiglu, erf-gelu for geglu).
+mlir::Value buildActivation(mlir::OpBuilder &b, mlir::Location loc,
+                            Activation act, mlir::Value x);
 
 /// Adds the patterns lowering bpt.linear, bpt.ffn and the norms to linalg.
 void populateBPTToLinalgPatterns(mlir::RewritePatternSet &patterns);

@@ -138,6 +138,39 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
   ];
 }
 
+def BPTFFNToSM90 : Pass<"bpt-ffn-to-sm90", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.ffn to Hopper (sm_90a) GEMM kernels, chunk by chunk";
+  let description = [{
+    Replaces each eligible `bpt.ffn` by launches of two GEMM kernels built for
+    sm_90a in `gpu.module @bpt_sm90`, per chunk of `chunk-rows` rows:
+    `u = act(x[chunk] · W_in)` with the activation in the epilogue, then
+    `y[chunk] = u · W_out`. The `[chunk, ffn]` intermediate is the only one,
+    so memory has no sequence × ffn term. Each GEMM kernel computes 128 × BN
+    tiles (BN = 256 or 128) with a TMA producer warpgroup, a ring of
+    shared-memory stages under mbarriers, and two wgmma consumer warpgroups;
+    the row offsets of A and C are `i32` kernel arguments.
+
+    Eligible: bf16 or f16, a non-gated activation, rows (all but the last
+    dimension) a multiple of 128, hidden and ffn multiples of 128. Any other
+    ffn stays for the portable path, with a remark saying why.
+  }];
+  let options = [
+    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
+           "Rows per chunk (a multiple of 128; lowered to divide the rows)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 def BPTLowerTensorMapArgs : Pass<"bpt-lower-tensor-map-args",
                                  "::mlir::gpu::GPUModuleOp"> {
   let summary = "Kernel arguments of tensor-map type become pointers";

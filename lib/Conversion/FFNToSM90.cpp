@@ -1,0 +1,455 @@
+//===- FFNToSM90.cpp - bpt.ffn on Hopper tensor cores -----------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Replaces an eligible bpt.ffn by two GEMM kernels for sm_90a per chunk of
+// rows, so that the [rows, ffn] intermediate is one chunk, never the whole
+// sequence (the memory claim of the blockwise FFN):
+//
+//   u = act(x[chunk] · W_in)      (activation fused in the epilogue)
+//   y[chunk] = u · W_out
+//
+// The GEMM kernel: a thread block computes a 128 × BN tile of C = A · B
+// (A [M, K] row-major, B [K, N] row-major, bf16/f16, f32 accumulation). A
+// producer warpgroup copies 128 × 64 tiles of A and 64 × BN tiles of B with
+// TMA (128-byte swizzle) into a ring of stages under full/empty mbarriers;
+// two consumer warpgroups (64 rows each) run wgmma m64nBNk16 on them (B
+// MN-major: transposed descriptor) and apply the epilogue (activation,
+// residual) on the f32 accumulators before one rounding and the store.
+// Row offsets of A and C are kernel arguments, so one kernel serves every
+// chunk.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+
+#include "SM90Emitter.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTFFNTOSM90
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::sm90;
+
+namespace {
+
+/// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
+/// rows of the launch.
+struct GemmConfig {
+  int64_t aRows, cRows, n, k;
+  bool bf16;
+  std::optional<Activation> activation;
+  bool residual = false;
+  int64_t blockM = 128, blockN = 256, blockK = 64, stages = 4,
+          consumerGroups = 2;
+
+  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
+  int64_t aTileBytes() const { return blockM * blockK * 2; }
+  int64_t bTileBytes() const { return blockK * blockN * 2; }
+  int64_t stageBytes() const { return aTileBytes() + bTileBytes(); }
+  // Barriers: full per stage, then empty per stage.
+  int64_t barrierOffset(int64_t index) const {
+    return stages * stageBytes() + 8 * index;
+  }
+  int64_t sharedMemoryBytes() const {
+    return kSwizzleAtomBytes + barrierOffset(2 * stages);
+  }
+  std::string kernelName() const {
+    std::string name = llvm::formatv("gemm_sm90_a{0}_c{1}_n{2}_k{3}", aRows,
+                                     cRows, n, k)
+                           .str();
+    if (activation)
+      name += "_" + stringifyActivation(*activation).str();
+    if (residual)
+      name += "_residual";
+    return name;
+  }
+};
+
+class GemmEmitter : public SM90Emitter {
+public:
+  GemmEmitter(OpBuilder &b, Location loc, const GemmConfig &config)
+      : SM90Emitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func);
+
+private:
+  Value barrierAt(Value base, int64_t first, Value stage) {
+    Value offset = add(c32(config.barrierOffset(first)), mul(stage, c32(8)));
+    return sharedPointer(add(base, offset));
+  }
+  Value stageAddress(Value base, Value stage) {
+    return add(base, mul(stage, c32(config.stageBytes())));
+  }
+
+  void emitProducer(Value base, Value mapA, Value mapB, Value aRow, Value n0);
+  void emitConsumer(Value base, Value consumer, Value lane, Value warp,
+                    Value cRow, Value n0, Value c, Value residual);
+
+  const GemmConfig &config;
+};
+
+void GemmEmitter::emit(gpu::GPUFuncOp func) {
+  b.setInsertionPointToStart(&func.getBody().front());
+  auto pointerOf = [&](Value memref) -> Value {
+    Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+    return LLVM::IntToPtrOp::create(
+        b, loc, ptr, Value(arith::IndexCastUIOp::create(b, loc, i64, index)));
+  };
+  Value mapA = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                  func.getArgument(0))
+                   .getResult(0);
+  Value mapB = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                  func.getArgument(1))
+                   .getResult(0);
+  Value c = pointerOf(func.getArgument(2));
+  unsigned next = 3;
+  Value residual = config.residual ? pointerOf(func.getArgument(next++)) : Value();
+  Value aRow0 = func.getArgument(next++);
+  Value cRow0 = func.getArgument(next++);
+
+  Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value nTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  Value mTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+  Value n0 = mul(nTile, c32(config.blockN));
+  Value m0 = mul(mTile, c32(config.blockM));
+  Value base = alignedSharedBase(kSharedMemorySymbol);
+
+  Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
+  auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(init.thenBlock());
+    for (int64_t s = 0; s < config.stages; ++s) {
+      NVVM::MBarrierInitOp::create(
+          b, loc, sharedPointer(add(base, c32(config.barrierOffset(s)))),
+          c32(1), Value());
+      NVVM::MBarrierInitOp::create(
+          b, loc,
+          sharedPointer(add(base, c32(config.barrierOffset(config.stages + s)))),
+          c32(config.consumerGroups * kWarpgroup), Value());
+    }
+    NVVM::FenceMbarrierInitOp::create(b, loc);
+  }
+  NVVM::Barrier0Op::create(b, loc);
+
+  Value warpgroup = div(tid, c32(kWarpgroup));
+  auto roles = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::eq, warpgroup, c32(0)),
+      /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.thenBlock());
+    // 24 + 2 x 240 = 3 x 168, the registers the block starts with.
+    NVVM::SetMaxRegisterOp::create(b, loc, 24,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    auto leader = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+    b.setInsertionPointToStart(leader.thenBlock());
+    emitProducer(base, mapA, mapB, add(aRow0, m0), n0);
+  }
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.elseBlock());
+    NVVM::SetMaxRegisterOp::create(b, loc, 240,
+                                   NVVM::SetMaxRegisterAction::increase);
+    Value local = rem(tid, c32(kWarpgroup));
+    emitConsumer(base, sub(warpgroup, c32(1)), rem(local, c32(32)),
+                 div(local, c32(32)), add(cRow0, m0), n0, c, residual);
+  }
+  gpu::ReturnOp::create(b, loc);
+}
+
+void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB, Value aRow,
+                               Value n0) {
+  Value stages = c32(config.stages);
+  auto loop = scf::ForOp::create(b, loc, c32(0),
+                                 c32(config.k / config.blockK), c32(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value kb = loop.getInductionVar();
+  Value stage = rem(kb, stages);
+  auto reuse = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::uge, kb, stages), /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(reuse.thenBlock());
+    Value parity =
+        arith::AndIOp::create(b, loc, sub(div(kb, stages), c32(1)), c32(1));
+    waitBarrier(barrierAt(base, config.stages, stage), parity);
+  }
+  Value full = barrierAt(base, 0, stage);
+  NVVM::MBarrierArriveExpectTxOp::create(
+      b, loc, Type(), full, c32(config.stageBytes()), NVVM::MemScopeKind::CTA,
+      /*relaxed=*/false, Value());
+  Value tile = stageAddress(base, stage);
+  Value k0 = mul(kb, c32(config.blockK));
+  copyTile(tile, mapA, k0, aRow, full);
+  // B: BN / 64 boxes of [64 rows of K, 64 columns], 8 KiB apart.
+  for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
+    copyTile(add(tile, c32(config.aTileBytes() +
+                           col * config.blockK * kSwizzleBytes)),
+             mapB, add(n0, c32(col * kSwizzleElements)), k0, full);
+}
+
+void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
+                               Value warp, Value cRow, Value n0, Value c,
+                               Value residual) {
+  const int64_t bn = config.blockN, count = bn / 2;
+  Value stages = c32(config.stages);
+  SmallVector<Value> init(count, cf(0.0));
+  auto loop = scf::ForOp::create(b, loc, c32(0),
+                                 c32(config.k / config.blockK), c32(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kb = loop.getInductionVar();
+    Value stage = rem(kb, stages);
+    Value phase = arith::AndIOp::create(b, loc, div(kb, stages), c32(1));
+    waitBarrier(barrierAt(base, 0, stage), phase);
+    Value tile = stageAddress(base, stage);
+    // A: this consumer's 64 rows, K-major. B: [64 K-rows, BN] with N
+    // contiguous, MN-major; 64-column blocks are 64 x 128 bytes apart.
+    Value aDesc = descriptor(add(tile, mul(consumer, c32(64 * kSwizzleBytes))),
+                             /*leadingBytes=*/16, /*strideBytes=*/1024);
+    Value bDesc = descriptor(add(tile, c32(config.aTileBytes())),
+                             /*leadingBytes=*/config.blockK * kSwizzleBytes,
+                             /*strideBytes=*/1024);
+    Type accType = accumulatorType(bn);
+    Value acc = packStruct(accType, SmallVector<Value>(
+                                        loop.getRegionIterArgs().begin(),
+                                        loop.getRegionIterArgs().end()));
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    auto type = config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+    for (int64_t t = 0; t < config.blockK / 16; ++t)
+      acc = NVVM::WgmmaMmaAsyncOp::create(
+          b, loc, accType, acc, advance(aDesc, t * 32),
+          advance(bDesc, t * 16 * kSwizzleBytes),
+          NVVM::MMAShapeAttr::get(ctx, 64, bn, 16), type, type,
+          NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          NVVM::MMALayout::row, NVVM::MMALayout::row,
+          NVVM::MMAIntOverflowAttr());
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    SmallVector<Value> values = waitGroup(unpack(acc, count));
+    NVVM::MBarrierArriveOp::create(b, loc, i64,
+                                   barrierAt(base, config.stages, stage),
+                                   Value(), NVVM::MemScopeKind::CTA, false);
+    scf::YieldOp::create(b, loc, values);
+  }
+
+  // Epilogue: element e is row r + 8 * ((e / 2) % 2), column
+  // 8 * (e / 4) + 2 * (lane % 4) + e % 2 of the tile.
+  SmallVector<Value> acc(loop.getResults());
+  Value row0 = add(cRow, add(mul(consumer, c32(64)),
+                             add(mul(warp, c32(16)), div(lane, c32(4)))));
+  Value column0 = add(n0, mul(rem(lane, c32(4)), c32(2)));
+  Type half = config.bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
+  for (int64_t i = 0; i < 2; ++i) {
+    Value row = add(row0, c32(8 * i));
+    Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row),
+                            c64(config.n)),
+                        arith::ExtUIOp::create(b, loc, i64, column0));
+    Value rowBytes = mul(element, c64(2));
+    for (int64_t j = 0; j < bn / 8; ++j) {
+      Value offset = add(rowBytes, c64(16 * j));
+      Value pair[2] = {acc[4 * j + 2 * i], acc[4 * j + 2 * i + 1]};
+      for (Value &v : pair)
+        if (config.activation)
+          v = buildActivation(b, loc, *config.activation, v);
+      if (residual) {
+        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(),
+                                            residual, ValueRange{offset});
+        Value bits = LLVM::LoadOp::create(b, loc, i32, address, 4);
+        Value halves = LLVM::BitcastOp::create(
+            b, loc, VectorType::get({2}, half), bits);
+        Value wide = LLVM::FPExtOp::create(b, loc, VectorType::get({2}, f32),
+                                           halves);
+        for (int64_t h = 0; h < 2; ++h)
+          pair[h] = fadd(pair[h], LLVM::ExtractElementOp::create(
+                                      b, loc, wide, c32(h)));
+      }
+      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
+                                          ValueRange{offset});
+      LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]), address, 4);
+    }
+  }
+}
+
+/// The GEMM kernel for `config`, built once per module.
+gpu::GPUFuncOp getOrBuildGemm(ModuleOp module, const GemmConfig &config,
+                              Type element, Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
+  std::string name = config.kernelName();
+  if (auto existing = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
+    return existing;
+  MLIRContext *ctx = module.getContext();
+  auto cType = MemRefType::get({config.cRows, config.n}, element);
+  SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
+                              tensorMapType(ctx, config.blockK, element),
+                              cType};
+  if (config.residual)
+    inputs.push_back(cType);
+  inputs.append({IntegerType::get(ctx, 32), IntegerType::get(ctx, 32)});
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(kernels.getBody());
+  auto func = gpu::GPUFuncOp::create(b, loc, name,
+                                     FunctionType::get(ctx, inputs, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func->setAttr("nvvm.maxntid",
+                b.getDenseI32ArrayAttr({int32_t(config.threads()), 1, 1}));
+  func->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
+  SymbolTable(kernels).insert(func);
+  GemmEmitter(b, loc, config).emit(func);
+  return func;
+}
+
+/// The widest N tile (256 or 128 columns) that divides `n`, or 0.
+int64_t pickBlockN(int64_t n) {
+  for (int64_t bn : {256, 128})
+    if (n % bn == 0)
+      return bn;
+  return 0;
+}
+
+struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (chunkRows < 128 || chunkRows % 128 != 0) {
+      getOperation().emitError()
+          << "bpt-ffn-to-sm90: chunk-rows must be a positive multiple of 128, "
+             "got "
+          << chunkRows;
+      return signalPassFailure();
+    }
+    SmallVector<FFNOp> ops;
+    getOperation().walk([&](FFNOp op) { ops.push_back(op); });
+    for (FFNOp op : ops) {
+      if (std::optional<std::string> why = checkEligible(op)) {
+        op.emitRemark() << "ffn stays on the portable path: " << *why;
+        continue;
+      }
+      rewrite(op);
+    }
+  }
+
+  std::optional<std::string> checkEligible(FFNOp op) {
+    auto xType = cast<RankedTensorType>(op.getInput().getType());
+    Type element = xType.getElementType();
+    if (!element.isBF16() && !element.isF16()) {
+      std::string name;
+      llvm::raw_string_ostream(name) << element;
+      return "element type " + name + " (the wgmma path takes bf16 and f16)";
+    }
+    if (op.getWGate())
+      return std::string("gated activations are not on the wgmma path yet");
+    int64_t rows = xType.getNumElements() / xType.getShape().back();
+    int64_t hidden = xType.getShape().back();
+    int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
+    if (rows % 128 != 0)
+      return llvm::formatv("{0} rows are not a multiple of 128", rows).str();
+    if (!pickBlockN(hidden) || !pickBlockN(ffn))
+      return llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
+                           hidden, ffn)
+          .str();
+    if (rows >= (int64_t(1) << 31) || ffn >= (int64_t(1) << 31))
+      return std::string("more rows than a 32-bit TMA coordinate addresses");
+    return std::nullopt;
+  }
+
+  void rewrite(FFNOp op) {
+    ModuleOp module = getOperation();
+    Location loc = op.getLoc();
+    auto xType = cast<RankedTensorType>(op.getInput().getType());
+    Type element = xType.getElementType();
+    int64_t hidden = xType.getShape().back();
+    int64_t rows = xType.getNumElements() / hidden;
+    int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
+    // The largest multiple of 128 up to chunk-rows that divides the rows.
+    int64_t chunk = std::min<int64_t>(chunkRows, rows);
+    while (rows % chunk != 0)
+      chunk -= 128;
+
+    GemmConfig up{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
+                  element.isBF16(), op.getActivation()};
+    up.blockN = pickBlockN(ffn);
+    GemmConfig down{/*aRows=*/chunk, /*cRows=*/rows, /*n=*/hidden,
+                    /*k=*/ffn, element.isBF16(), std::nullopt};
+    down.blockN = pickBlockN(hidden);
+    for (GemmConfig *config : {&up, &down})
+      if (config->blockN == 128)
+        config->stages = 6; // 32 KiB stages
+    gpu::GPUFuncOp upKernel = getOrBuildGemm(module, up, element, loc);
+    gpu::GPUFuncOp downKernel = getOrBuildGemm(module, down, element, loc);
+
+    OpBuilder b(op);
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    auto i32 = [&](int64_t v) -> Value {
+      return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+    };
+    auto descriptorOf = [&](Value matrix, int64_t boxRows) -> Value {
+      Value unranked = memref::CastOp::create(
+          b, loc, UnrankedMemRefType::get(element, 0), matrix);
+      return nvgpu::TmaCreateDescriptorOp::create(
+          b, loc, tensorMapType(b.getContext(), boxRows, element), unranked,
+          ValueRange{index(boxRows), index(kSwizzleElements)});
+    };
+    auto bufferOf = [&](Value tensor) -> Value {
+      auto type = cast<RankedTensorType>(tensor.getType());
+      return bufferization::ToBufferOp::create(
+          b, loc, MemRefType::get(type.getShape(), element), tensor,
+          /*read_only=*/true);
+    };
+    SmallVector<ReassociationIndices> toRows(1);
+    for (int64_t d = 0; d + 1 < xType.getRank(); ++d)
+      toRows[0].push_back(d);
+    toRows.push_back({xType.getRank() - 1});
+
+    Value x = memref::CollapseShapeOp::create(b, loc, bufferOf(op.getInput()),
+                                              toRows);
+    Value xMap = descriptorOf(x, up.blockM);
+    Value wInMap = descriptorOf(bufferOf(op.getWIn()), up.blockK);
+    Value u = memref::AllocOp::create(b, loc,
+                                      MemRefType::get({chunk, ffn}, element));
+    Value uMap = descriptorOf(u, down.blockM);
+    Value wOutMap = descriptorOf(bufferOf(op.getWOut()), down.blockK);
+    Value out = memref::AllocOp::create(
+        b, loc, MemRefType::get(xType.getShape(), element));
+    Value outRows = memref::CollapseShapeOp::create(b, loc, out, toRows);
+
+    Value shared = i32(up.sharedMemoryBytes());
+    Value sharedDown = i32(down.sharedMemoryBytes());
+    gpu::KernelDim3 block{index(up.threads()), index(1), index(1)};
+    for (int64_t c = 0; c < rows / chunk; ++c) {
+      gpu::LaunchFuncOp::create(
+          b, loc, upKernel,
+          gpu::KernelDim3{index(ffn / up.blockN), index(chunk / 128), index(1)},
+          block, shared,
+          ValueRange{xMap, wInMap, u, i32(c * chunk), i32(0)});
+      gpu::LaunchFuncOp::create(
+          b, loc, downKernel,
+          gpu::KernelDim3{index(hidden / down.blockN), index(chunk / 128),
+                          index(1)},
+          block, sharedDown,
+          ValueRange{uMap, wOutMap, outRows, i32(0), i32(c * chunk)});
+    }
+    Value result = bufferization::ToTensorOp::create(
+        b, loc, xType, out, /*restrict=*/true, /*writable=*/true);
+    op.replaceAllUsesWith(result);
+    op.erase();
+  }
+};
+
+} // namespace
