@@ -329,7 +329,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       getOperation().emitError()
           << "bpt-ffn-to-sm90: chunk-rows must be a positive multiple of 128, "
              "got "
-          << chunkRows;
+          << static_cast<int64_t>(chunkRows);
       return signalPassFailure();
     }
     SmallVector<FFNOp> ops;

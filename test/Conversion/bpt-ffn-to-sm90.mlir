@@ -1,0 +1,79 @@
+// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm90="chunk-rows=1024" --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
+// RUN: not bpt-opt %s --split-input-file --bpt-ffn-to-sm90="chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// 4096 rows in chunks of 2048: per chunk, u = gelu(x[chunk] W_in) into a
+// [2048, 512] buffer (never [4096, 512]), then y[chunk] = u W_out. The row
+// offsets are the launches' two i32 arguments (A's first row, C's).
+// CHECK-LABEL: func.func @gelu
+// CHECK-NOT: bpt.ffn
+// CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x2048x256xbf16> into memref<4096x256xbf16>
+// CHECK: nvgpu.tma.create.descriptor
+// CHECK: %[[U:.+]] = memref.alloc() : memref<2048x512xbf16>
+// CHECK-NOT: memref.alloc() : memref<4096x512xbf16>
+// CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x2048x256xbf16>
+// CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu blocks in (%c2, %c16, %{{.+}}) threads in (%c384, {{.+}} args({{.+}}, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512 {{.+}} args({{.+}}, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
+// CHECK-NOT: gpu.launch_func
+// CHECK: bufferization.to_tensor %[[OUT]] restrict writable
+
+// The GEMM: producer and consumers as in the attention kernel; 4 k16 steps
+// per 64-wide K block, B transposed (MN-major, layout row); GELU (erf) on
+// the accumulators before the one rounding.
+// CHECK: gpu.func @gemm_sm90_a4096_c2048_n512_k256_gelu({{.+}}, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: nvvm.setmaxregister decrease 24
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c49152_i32
+// CHECK-COUNT-5: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvvm.setmaxregister increase 240
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// CHECK: nvvm.mbarrier.arrive
+// CHECK: math.erf
+// CHECK: llvm.store
+// CHECK: gpu.func @gemm_sm90_a2048_c4096_n256_k512(
+// CHECK-NOT: math.erf
+// CHECK: gpu.return
+
+// CHUNK-LABEL: func.func @gelu
+// CHUNK: memref.alloc() : memref<1024x512xbf16>
+// CHUNK-COUNT-8: gpu.launch_func
+
+// BAD: error: bpt-ffn-to-sm90: chunk-rows must be a positive multiple of 128, got 100
+
+func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
+                %w2: tensor<512x256xbf16>) -> tensor<2x2048x256xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<2x2048x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<2x2048x256xbf16>
+  return %0 : tensor<2x2048x256xbf16>
+}
+
+// -----
+
+// What the GEMM path does not cover stays for the portable path, with a
+// remark saying why.
+// CHECK-LABEL: func.func @not_eligible
+// CHECK-COUNT-3: bpt.ffn
+// CHECK-NOT: gpu.launch_func
+func.func @not_eligible(%x: tensor<1x128x128xbf16>, %w1: tensor<128x256xbf16>,
+                        %w2: tensor<256x128xbf16>, %r: tensor<1x100x128xbf16>,
+                        %x32: tensor<1x128x128xf32>, %v1: tensor<128x256xf32>,
+                        %v2: tensor<256x128xf32>)
+    -> (tensor<1x128x128xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>) {
+  // expected-remark @below {{ffn stays on the portable path: gated activations are not on the wgmma path yet}}
+  %0 = bpt.ffn swiglu %x, %w1, %w2, gate %w1
+      : (tensor<1x128x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
+         tensor<128x256xbf16>) -> tensor<1x128x128xbf16>
+  // expected-remark @below {{ffn stays on the portable path: 100 rows are not a multiple of 128}}
+  %1 = bpt.ffn relu %r, %w1, %w2
+      : (tensor<1x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
+      -> tensor<1x100x128xbf16>
+  // expected-remark @below {{ffn stays on the portable path: element type f32 (the wgmma path takes bf16 and f16)}}
+  %2 = bpt.ffn relu %x32, %v1, %v2
+      : (tensor<1x128x128xf32>, tensor<128x256xf32>, tensor<256x128xf32>)
+      -> tensor<1x128x128xf32>
+  return %0, %1, %2 : tensor<1x128x128xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>
+}
