@@ -30,6 +30,7 @@
 #include "bpt/Conversion/Passes.h"
 
 #include "SM90Emitter.h"
+#include "SM90Kernels.h"
 
 #include "bpt/Dialect/BPTOps.h"
 
@@ -54,36 +55,7 @@ using namespace bpt::sm90;
 namespace {
 
 
-/// What one kernel computes and how it is blocked.
-struct KernelConfig {
-  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
-  bool causal;
-  double scale;
-  bool bf16; // else f16
-  int64_t blockM = 128, blockN = 128, stages = 2, consumerGroups = 2;
-
-  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
-  int64_t qTileBytes() const { return blockM * headDim * 2; }
-  int64_t kvTileBytes() const { return blockN * headDim * 2; }
-  int64_t kOffset(int64_t stage) const {
-    return qTileBytes() + stage * kvTileBytes();
-  }
-  int64_t vOffset(int64_t stage) const {
-    return qTileBytes() + (stages + stage) * kvTileBytes();
-  }
-  // Barriers: Q full, K full per stage, V full per stage, empty per stage.
-  int64_t barrierOffset(int64_t index) const {
-    return qTileBytes() + 2 * stages * kvTileBytes() + 8 * index;
-  }
-  int64_t numBarriers() const { return 1 + 3 * stages; }
-  /// 1 KiB of slack aligns the base to the 128-byte swizzle's 1 KiB pattern.
-  int64_t sharedMemoryBytes() const { return 1024 + barrierOffset(numBarriers()); }
-  std::string kernelName() const {
-    return llvm::formatv("attention_sm90_d{0}{1}", headDim,
-                         causal ? "_causal" : "")
-        .str();
-  }
-};
+using KernelConfig = AttentionKernelConfig;
 
 /// Why `op` cannot take the sm_90a path, or nothing if it can.
 std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
@@ -146,19 +118,24 @@ private:
   }
   /// Copies a [rows, D] tile as D/64 boxes of [rows, 64], column block c at
   /// dst + c * rows * 128.
-  void copyRows(Value dst, Value map, int64_t rows, Value row, Value barrier) {
+  void copyRows(Value dst, Value map, int64_t rows, Value row, Value column,
+                Value barrier) {
     for (int64_t c = 0; c < config.headDim / kSwizzleElements; ++c)
       copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
-               c32(c * kSwizzleElements), row, barrier);
+               add(column, c32(c * kSwizzleElements)), row, barrier);
   }
 
 
   void emitProducer(Value base, Value mapQ, Value mapK, Value mapV,
                     Value qRow, Value kvRow, Value numBlocks);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
-                    Value q0, Value qRowBase, Value numBlocks, Value out);
+                    Value qPos, Value outRow, Value numBlocks, Value out);
 
   const KernelConfig &config;
+  // Where this block's head lives: column offsets of Q, of K/V and of the
+  // output (0 when head-major), and the output's row stride in elements.
+  Value qColumn, kvColumn, outColumn;
+  int64_t outRowStride = 0;
 };
 
 void KernelEmitter::emit(gpu::GPUFuncOp func) {
@@ -182,21 +159,37 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
   Value head = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
   Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
-  int64_t numQBlocks = config.seqQ / config.blockM;
+  int64_t numQBlocks = config.queryRows() / config.blockM;
   // Causal: the last query blocks have the most key blocks; start them first.
   Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
   Value q0 = mul(qBlock, c32(config.blockM));
   Value kvHead = div(head, c32(config.heads / config.kvHeads));
-  Value qRowBase =
-      add(mul(add(mul(batch, c32(config.heads)), head), c32(config.seqQ)), q0);
-  Value kvRow = mul(add(mul(batch, c32(config.kvHeads)), kvHead),
-                    c32(config.seqKV));
+  // qRow: the Q tile's first row in its tensor map; qPos: its position in
+  // the sequence (for the causal mask); kvRow: the first K/V row.
+  Value qRow, qPos, kvRow;
+  if (config.tokenMajor) {
+    qRow = q0;
+    qPos = add(func.getArgument(4), q0);
+    kvRow = func.getArgument(5);
+    qColumn = mul(head, c32(config.headDim));
+    kvColumn = mul(kvHead, c32(config.headDim));
+    outColumn = qColumn;
+    outRowStride = config.heads * config.headDim;
+  } else {
+    qRow = add(mul(add(mul(batch, c32(config.heads)), head), c32(config.seqQ)),
+               q0);
+    qPos = q0;
+    kvRow = mul(add(mul(batch, c32(config.kvHeads)), kvHead),
+                c32(config.seqKV));
+    qColumn = kvColumn = outColumn = c32(0);
+    outRowStride = config.headDim;
+  }
   int64_t maxBlocks = config.seqKV / config.blockN;
   Value numBlocks = c32(maxBlocks);
   if (config.causal) {
     // Key j is visible to query i when j <= i + (Skv - Sq).
     int64_t offset = config.seqKV - config.seqQ;
-    Value last = add(q0, c32(config.blockM + offset + config.blockN - 1));
+    Value last = add(qPos, c32(config.blockM + offset + config.blockN - 1));
     Value blocks = arith::DivSIOp::create(b, loc, last, c32(config.blockN));
     blocks = select(cmp(arith::CmpIPredicate::sgt, last, c32(0)), blocks,
                     c32(0));
@@ -238,7 +231,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
                                    NVVM::SetMaxRegisterAction::decrease);
     auto leader = scf::IfOp::create(b, loc, first, /*withElse=*/false);
     b.setInsertionPointToStart(leader.thenBlock());
-    emitProducer(base, mapQ, mapK, mapV, qRowBase, kvRow, numBlocks);
+    emitProducer(base, mapQ, mapK, mapV, qRow, kvRow, numBlocks);
   }
   {
     OpBuilder::InsertionGuard guard(b);
@@ -247,8 +240,8 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
                                    NVVM::SetMaxRegisterAction::increase);
     Value consumer = sub(warpgroup, c32(1));
     Value local = rem(tid, c32(kWarpgroup));
-    emitConsumer(base, consumer, rem(local, c32(32)), div(local, c32(32)), q0,
-                 qRowBase, numBlocks, out);
+    emitConsumer(base, consumer, rem(local, c32(32)), div(local, c32(32)),
+                 qPos, qRow, numBlocks, out);
   }
   gpu::ReturnOp::create(b, loc);
 }
@@ -260,7 +253,7 @@ void KernelEmitter::emitProducer(Value base, Value mapQ, Value mapK,
   NVVM::MBarrierArriveExpectTxOp::create(
       b, loc, Type(), qFull, c32(config.qTileBytes()), NVVM::MemScopeKind::CTA,
       /*relaxed=*/false, Value());
-  copyRows(base, mapQ, config.blockM, qRow, qFull);
+  copyRows(base, mapQ, config.blockM, qRow, qColumn, qFull);
 
   Value stages = c32(config.stages);
   auto loop = scf::ForOp::create(b, loc, c32(0), numBlocks, c32(1));
@@ -285,17 +278,17 @@ void KernelEmitter::emitProducer(Value base, Value mapQ, Value mapK,
                                          NVVM::MemScopeKind::CTA, false,
                                          Value());
   copyRows(add(base, add(c32(config.kOffset(0)), mul(stage, tileBytes))),
-           mapK, config.blockN, row, kFull);
+           mapK, config.blockN, row, kvColumn, kFull);
   Value vFull = barrierAt(base, 1 + config.stages, stage);
   NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), vFull, tileBytes,
                                          NVVM::MemScopeKind::CTA, false,
                                          Value());
   copyRows(add(base, add(c32(config.vOffset(0)), mul(stage, tileBytes))),
-           mapV, config.blockN, row, vFull);
+           mapV, config.blockN, row, kvColumn, vFull);
 }
 
 void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
-                                 Value warp, Value q0, Value qRowBase,
+                                 Value warp, Value qPos, Value outRow,
                                  Value numBlocks, Value out) {
   const int64_t d = config.headDim, bn = config.blockN;
   const int64_t sCount = bn / 2, oCount = d / 2; // accumulator floats/thread
@@ -306,7 +299,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
   // This thread's two rows (of the consumer's 64): r and r + 8.
   Value row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
   Value column0 = mul(rem(lane, c32(4)), c32(2));
-  Value groupRow = add(q0, mul(consumer, c32(64)));
+  Value groupRow = add(qPos, mul(consumer, c32(64)));
 
   waitBarrier(barrier(base, 0), c32(0));
   // A (Q) descriptor: this consumer's 64 rows of the Q tile, K-major.
@@ -483,9 +476,10 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
         arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zero);
     inverse[i] =
         select(positive, arith::DivFOp::create(b, loc, cf(1.0), l), zero);
-    Value row = add(qRowBase, add(mul(consumer, c32(64)), add(row0, c32(8 * i))));
-    Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
-                        arith::ExtUIOp::create(b, loc, i64, column0));
+    Value row = add(outRow, add(mul(consumer, c32(64)), add(row0, c32(8 * i))));
+    Value element =
+        add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(outRowStride)),
+            arith::ExtUIOp::create(b, loc, i64, add(outColumn, column0)));
     rowOffset[i] = mul(element, c64(2));
   }
   for (int64_t n = 0; n < d / 8; ++n) {
@@ -500,18 +494,33 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
   }
 }
 
-gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
-                           Type element, Location loc) {
+} // namespace
+
+gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
+    ModuleOp module, const AttentionKernelConfig &config, Type element,
+    Location loc) {
   gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
+  // Head-major kernels are named by head dim and causality only: each op
+  // gets its own (uniqued); token-major names say everything.
+  if (config.tokenMajor)
+    if (auto existing =
+            kernels.lookupSymbol<gpu::GPUFuncOp>(config.kernelName()))
+      return existing;
   MLIRContext *ctx = module.getContext();
-  auto outType = MemRefType::get(
-      {config.batch, config.heads, config.seqQ, config.headDim}, element);
-  auto funcType = FunctionType::get(
-      ctx,
-      {tensorMapType(ctx, config.blockM, element),
-       tensorMapType(ctx, config.blockN, element),
-       tensorMapType(ctx, config.blockN, element), outType},
-      {});
+  SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
+                              tensorMapType(ctx, config.blockN, element),
+                              tensorMapType(ctx, config.blockN, element)};
+  if (config.tokenMajor) {
+    auto i32 = IntegerType::get(ctx, 32);
+    inputs.append({MemRefType::get({config.chunkRows,
+                                    config.heads * config.headDim},
+                                   element),
+                   i32, i32});
+  } else {
+    inputs.push_back(MemRefType::get(
+        {config.batch, config.heads, config.seqQ, config.headDim}, element));
+  }
+  auto funcType = FunctionType::get(ctx, inputs, {});
   OpBuilder b(ctx);
   b.setInsertionPointToEnd(kernels.getBody());
   auto func = gpu::GPUFuncOp::create(b, loc, config.kernelName(), funcType);
@@ -525,6 +534,8 @@ gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
   KernelEmitter(b, loc, config).emit(func);
   return func;
 }
+
+namespace {
 
 struct BPTAttentionToSM90Pass final
     : bpt::impl::BPTAttentionToSM90Base<BPTAttentionToSM90Pass> {
@@ -551,7 +562,8 @@ struct BPTAttentionToSM90Pass final
     Location loc = op.getLoc();
     auto qType = cast<RankedTensorType>(op.getQuery().getType());
     Type element = qType.getElementType();
-    gpu::GPUFuncOp kernel = buildKernel(module, config, element, loc);
+    gpu::GPUFuncOp kernel =
+        getOrBuildAttentionKernel(module, config, element, loc);
 
     OpBuilder b(op);
     auto descriptorOf = [&](Value tensor, int64_t boxRows) -> Value {

@@ -26,6 +26,7 @@
 #include "bpt/Conversion/Passes.h"
 
 #include "SM90Emitter.h"
+#include "SM90Kernels.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -43,38 +44,6 @@ using namespace bpt::sm90;
 
 namespace {
 
-/// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
-/// rows of the launch.
-struct GemmConfig {
-  int64_t aRows, cRows, n, k;
-  bool bf16;
-  std::optional<Activation> activation;
-  bool residual = false;
-  int64_t blockM = 128, blockN = 256, blockK = 64, stages = 4,
-          consumerGroups = 2;
-
-  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
-  int64_t aTileBytes() const { return blockM * blockK * 2; }
-  int64_t bTileBytes() const { return blockK * blockN * 2; }
-  int64_t stageBytes() const { return aTileBytes() + bTileBytes(); }
-  // Barriers: full per stage, then empty per stage.
-  int64_t barrierOffset(int64_t index) const {
-    return stages * stageBytes() + 8 * index;
-  }
-  int64_t sharedMemoryBytes() const {
-    return kSwizzleAtomBytes + barrierOffset(2 * stages);
-  }
-  std::string kernelName() const {
-    std::string name = llvm::formatv("gemm_sm90_a{0}_c{1}_n{2}_k{3}", aRows,
-                                     cRows, n, k)
-                           .str();
-    if (activation)
-      name += "_" + stringifyActivation(*activation).str();
-    if (residual)
-      name += "_residual";
-    return name;
-  }
-};
 
 class GemmEmitter : public SM90Emitter {
 public:
@@ -94,7 +63,8 @@ private:
 
   void emitProducer(Value base, Value mapA, Value mapB, Value aRow, Value n0);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
-                    Value cRow, Value n0, Value c, Value residual);
+                    Value cRow, Value n0, Value c, Value residual,
+                    Value residualShift);
 
   const GemmConfig &config;
 };
@@ -117,6 +87,7 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   Value residual = config.residual ? pointerOf(func.getArgument(next++)) : Value();
   Value aRow0 = func.getArgument(next++);
   Value cRow0 = func.getArgument(next++);
+  Value rRow0 = config.residual ? func.getArgument(next++) : Value();
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   Value nTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
@@ -164,7 +135,8 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
                                    NVVM::SetMaxRegisterAction::increase);
     Value local = rem(tid, c32(kWarpgroup));
     emitConsumer(base, sub(warpgroup, c32(1)), rem(local, c32(32)),
-                 div(local, c32(32)), add(cRow0, m0), n0, c, residual);
+                 div(local, c32(32)), add(cRow0, m0), n0, c, residual,
+                 residual ? sub(rRow0, cRow0) : Value());
   }
   gpu::ReturnOp::create(b, loc);
 }
@@ -203,7 +175,7 @@ void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB, Value aRow,
 
 void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                                Value warp, Value cRow, Value n0, Value c,
-                               Value residual) {
+                               Value residual, Value residualShift) {
   const int64_t bn = config.blockN, count = bn / 2;
   Value stages = c32(config.stages);
   SmallVector<Value> init(count, cf(0.0));
@@ -254,6 +226,10 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                              add(mul(warp, c32(16)), div(lane, c32(4)))));
   Value column0 = add(n0, mul(rem(lane, c32(4)), c32(2)));
   Type half = config.bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
+  Value residualBytes;
+  if (residual)
+    residualBytes = mul(arith::ExtSIOp::create(b, loc, i64, residualShift),
+                        c64(config.n * 2));
   for (int64_t i = 0; i < 2; ++i) {
     Value row = add(row0, c32(8 * i));
     Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row),
@@ -267,8 +243,10 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
         if (config.activation)
           v = buildActivation(b, loc, *config.activation, v);
       if (residual) {
-        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(),
-                                            residual, ValueRange{offset});
+        // The residual's row is C's row shifted by rRow0 - cRow0.
+        Value address = LLVM::GEPOp::create(
+            b, loc, ptr, b.getI8Type(), residual,
+            ValueRange{add(offset, residualBytes)});
         Value bits = LLVM::LoadOp::create(b, loc, i32, address, 4);
         Value halves = LLVM::BitcastOp::create(
             b, loc, VectorType::get({2}, half), bits);
@@ -286,8 +264,11 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
 }
 
 /// The GEMM kernel for `config`, built once per module.
-gpu::GPUFuncOp getOrBuildGemm(ModuleOp module, const GemmConfig &config,
-                              Type element, Location loc) {
+} // namespace
+
+gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
+                                               const GemmConfig &config,
+                                               Type element, Location loc) {
   gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
   std::string name = config.kernelName();
   if (auto existing = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
@@ -297,9 +278,12 @@ gpu::GPUFuncOp getOrBuildGemm(ModuleOp module, const GemmConfig &config,
   SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
                               tensorMapType(ctx, config.blockK, element),
                               cType};
+  auto i32 = IntegerType::get(ctx, 32);
   if (config.residual)
-    inputs.push_back(cType);
-  inputs.append({IntegerType::get(ctx, 32), IntegerType::get(ctx, 32)});
+    inputs.push_back(MemRefType::get({config.rRows, config.n}, element));
+  inputs.append({i32, i32}); // A's and C's first rows
+  if (config.residual)
+    inputs.push_back(i32); // the residual's first row
   OpBuilder b(ctx);
   b.setInsertionPointToEnd(kernels.getBody());
   auto func = gpu::GPUFuncOp::create(b, loc, name,
@@ -313,13 +297,15 @@ gpu::GPUFuncOp getOrBuildGemm(ModuleOp module, const GemmConfig &config,
   return func;
 }
 
-/// The widest N tile (256 or 128 columns) that divides `n`, or 0.
-int64_t pickBlockN(int64_t n) {
+
+int64_t bpt::sm90::pickBlockN(int64_t n) {
   for (int64_t bn : {256, 128})
     if (n % bn == 0)
       return bn;
   return 0;
 }
+
+namespace {
 
 struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
   using Base::Base;
@@ -389,8 +375,8 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     for (GemmConfig *config : {&up, &down})
       if (config->blockN == 128)
         config->stages = 6; // 32 KiB stages
-    gpu::GPUFuncOp upKernel = getOrBuildGemm(module, up, element, loc);
-    gpu::GPUFuncOp downKernel = getOrBuildGemm(module, down, element, loc);
+    gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
+    gpu::GPUFuncOp downKernel = getOrBuildGemmKernel(module, down, element, loc);
 
     OpBuilder b(op);
     auto index = [&](int64_t v) -> Value {

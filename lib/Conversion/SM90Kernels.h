@@ -1,0 +1,123 @@
+//===- SM90Kernels.h - the sm_90a kernels bpt builds ------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The kernels of bpt's Hopper path, each built once per configuration into
+// the module's `gpu.module @bpt_sm90` and shared by the passes that launch
+// them (bpt-attention-to-sm90, bpt-ffn-to-sm90, bpt-block-to-sm90).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_LIB_CONVERSION_SM90KERNELS_H
+#define BPT_LIB_CONVERSION_SM90KERNELS_H
+
+#include "SM90Emitter.h"
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+#include <optional>
+
+namespace bpt::sm90 {
+
+/// What one attention kernel computes and how it is blocked.
+struct AttentionKernelConfig {
+  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
+  bool causal;
+  double scale;
+  bool bf16; // else f16
+  /// Token-major (the fused block's layout): Q is a [chunkRows, H * D]
+  /// chunk of one sequence, K and V are [B * S, Hkv * D], the output is
+  /// [chunkRows, H * D]; the chunk's first query position and its
+  /// sequence's first K/V row are i32 arguments. Else head-major
+  /// [B, H, S, D] tensors, as bpt.attention's operands.
+  bool tokenMajor = false;
+  int64_t chunkRows = 0;
+  int64_t blockM = 128, blockN = 128, stages = 2, consumerGroups = 2;
+
+  int64_t queryRows() const { return tokenMajor ? chunkRows : seqQ; }
+
+  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
+  int64_t qTileBytes() const { return blockM * headDim * 2; }
+  int64_t kvTileBytes() const { return blockN * headDim * 2; }
+  int64_t kOffset(int64_t stage) const {
+    return qTileBytes() + stage * kvTileBytes();
+  }
+  int64_t vOffset(int64_t stage) const {
+    return qTileBytes() + (stages + stage) * kvTileBytes();
+  }
+  // Barriers: Q full, K full per stage, V full per stage, empty per stage.
+  int64_t barrierOffset(int64_t index) const {
+    return qTileBytes() + 2 * stages * kvTileBytes() + 8 * index;
+  }
+  int64_t numBarriers() const { return 1 + 3 * stages; }
+  /// 1 KiB of slack aligns the base to the 128-byte swizzle's 1 KiB pattern.
+  int64_t sharedMemoryBytes() const { return 1024 + barrierOffset(numBarriers()); }
+  std::string kernelName() const {
+    std::string name = llvm::formatv("attention_sm90_d{0}{1}", headDim,
+                                     causal ? "_causal" : "")
+                           .str();
+    if (tokenMajor)
+      name += llvm::formatv("_tokens_h{0}_kv{1}_s{2}_c{3}", heads, kvHeads,
+                            seqKV, chunkRows)
+                  .str();
+    return name;
+  }
+};
+
+/// The attention kernel for `config` (arguments: Q, K, V tensor maps, the
+/// output; token-major adds the chunk's first query position and the first
+/// K/V row of its sequence, both i32).
+gpu::GPUFuncOp getOrBuildAttentionKernel(ModuleOp module,
+                                         const AttentionKernelConfig &config,
+                                         Type element, Location loc);
+
+/// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
+/// rows of the launch.
+struct GemmConfig {
+  int64_t aRows, cRows, n, k;
+  bool bf16;
+  std::optional<Activation> activation;
+  /// C += R[rRow0 + i, :] in the epilogue, R of rRows rows.
+  bool residual = false;
+  int64_t rRows = 0;
+  int64_t blockM = 128, blockN = 256, blockK = 64, stages = 4,
+          consumerGroups = 2;
+
+  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
+  int64_t aTileBytes() const { return blockM * blockK * 2; }
+  int64_t bTileBytes() const { return blockK * blockN * 2; }
+  int64_t stageBytes() const { return aTileBytes() + bTileBytes(); }
+  // Barriers: full per stage, then empty per stage.
+  int64_t barrierOffset(int64_t index) const {
+    return stages * stageBytes() + 8 * index;
+  }
+  int64_t sharedMemoryBytes() const {
+    return kSwizzleAtomBytes + barrierOffset(2 * stages);
+  }
+  std::string kernelName() const {
+    std::string name = llvm::formatv("gemm_sm90_a{0}_c{1}_n{2}_k{3}", aRows,
+                                     cRows, n, k)
+                           .str();
+    if (activation)
+      name += "_" + stringifyActivation(*activation).str();
+    if (residual)
+      name += llvm::formatv("_residual{0}", rRows).str();
+    return name;
+  }
+};
+
+/// The GEMM kernel for `config` (arguments: A and B tensor maps, C, [the
+/// residual], A's and C's first rows, [the residual's first row]).
+gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
+                                    Type element, Location loc);
+
+/// The widest N tile (256 or 128 columns) that divides `n`, or 0.
+int64_t pickBlockN(int64_t n);
+
+} // namespace bpt::sm90
+
+#endif // BPT_LIB_CONVERSION_SM90KERNELS_H
