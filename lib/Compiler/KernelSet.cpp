@@ -177,8 +177,9 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
     if (options.tensorCores && options.chip == "sm_90a") {
       BPTAttentionToSM90Options sm90;
       sm90.sharedMemory = options.sharedMemory;
+      pm.addPass(createBPTBlockToSM90({options.chunkRows}));
       pm.addPass(createBPTAttentionToSM90(sm90));
-      pm.addPass(createBPTFFNToSM90());
+      pm.addPass(createBPTFFNToSM90({options.chunkRows}));
     }
     BlockwiseOptions blockwise;
     blockwise.qBlock = options.qBlock;

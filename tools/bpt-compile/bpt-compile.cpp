@@ -61,6 +61,11 @@ static cl::opt<bool> causal("causal", cl::init(false));
 static cl::opt<int64_t> qBlock("q-block", cl::init(64));
 static cl::opt<int64_t> kvBlock("kv-block", cl::init(64));
 static cl::opt<bool> noFuse("no-fuse", cl::init(false));
+static cl::opt<int64_t> chunkRows(
+    "chunk-rows",
+    cl::desc("Rows per chunk of the sm_90a FFN and block kernels (a multiple "
+             "of 128)"),
+    cl::init(2048));
 static cl::opt<bool> noTensorCores(
     "no-tensor-cores",
     cl::desc("Keep every op on the portable path (no sm_90a wgmma kernels)"),
@@ -153,6 +158,7 @@ int main(int argc, char **argv) {
   options.kvBlock = kvBlock;
   options.fuse = !noFuse;
   options.tensorCores = !noTensorCores;
+  options.chunkRows = chunkRows;
   options.chip = chip;
   options.features = features;
   options.threads = threads;

@@ -49,6 +49,8 @@ struct CompileOptions {
   /// Lower eligible ops to the chip's tensor-core kernels (sm_90a: attention
   /// through bpt-attention-to-sm90); the rest take the portable path.
   bool tensorCores = true;
+  /// Rows per chunk of bpt-ffn-to-sm90 and bpt-block-to-sm90.
+  int64_t chunkRows = 2048;
 };
 
 /// Lowers `module` in place up to and including `stage`.

@@ -138,6 +138,44 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
   ];
 }
 
+def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.transformer_block to Hopper (sm_90a) kernels, chunk by chunk";
+  let description = [{
+    Replaces each eligible `bpt.transformer_block` by a sequence of sm_90a
+    kernel launches over chunks of `chunk-rows` rows of one sequence: first
+    norm1 and the K and V projections for every chunk (K and V are the only
+    buffers that span the sequence), then per chunk norm1, the Q projection,
+    causal or full attention of the chunk's queries against its sequence's
+    keys (the kernel of `bpt-attention-to-sm90` in a token-major layout),
+    the output projection with the residual added in its epilogue, norm2,
+    and the FFN's two GEMMs (activation, then residual, in the epilogues).
+    No buffer has a sequence × ffn or sequence × sequence term. Norms run in
+    a kernel of their own: one warp per row, 16-byte accesses, f32
+    statistics.
+
+    Eligible: bf16 or f16, a non-gated activation, head dimension 64 or 128,
+    sequence length a multiple of 128, hidden size a multiple of 256,
+    projection and ffn widths multiples of 128. Any other block stays for
+    the portable path, with a remark saying why.
+  }];
+  let options = [
+    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
+           "Rows per chunk (a multiple of 128; lowered to divide the "
+           "sequence length)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 def BPTFFNToSM90 : Pass<"bpt-ffn-to-sm90", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.ffn to Hopper (sm_90a) GEMM kernels, chunk by chunk";
   let description = [{
