@@ -1,0 +1,92 @@
+// RUN: bpt-opt %s --split-input-file --bpt-block-to-sm90="chunk-rows=128" --verify-diagnostics | FileCheck %s
+// RUN: not bpt-opt %s --bpt-block-to-sm90="chunk-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// BAD: error: bpt-block-to-sm90: chunk-rows must be a positive multiple of 128, got 0
+
+// Two sequences of 256 rows, chunks of 128, GQA 4:2 with head dim 64. Only
+// K and V ([512, 128]) span the rows; every other buffer is one chunk.
+// CHECK-LABEL: func.func @block
+// CHECK-NOT: bpt.transformer_block
+// CHECK: %[[X:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x256x256xbf16> into memref<512x256xbf16>
+// CHECK: %[[K:.+]] = memref.alloc() : memref<512x128xbf16>
+// CHECK: %[[V:.+]] = memref.alloc() : memref<512x128xbf16>
+// CHECK: %[[H1:.+]] = memref.alloc() : memref<128x256xbf16>
+// CHECK: %[[Q:.+]] = memref.alloc() : memref<128x256xbf16>
+// CHECK: %[[A:.+]] = memref.alloc() : memref<128x256xbf16>
+// CHECK: %[[Y1:.+]] = memref.alloc() : memref<128x256xbf16>
+// CHECK: %[[H2:.+]] = memref.alloc() : memref<128x256xbf16>
+// CHECK: %[[U:.+]] = memref.alloc() : memref<128x512xbf16>
+// CHECK-NOT: memref.alloc() : memref<512x512xbf16>
+// CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x256x256xbf16>
+// CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
+
+// Phase A: norm1 and K, V for each of the 4 chunks (rows 0, 128, 256, 384).
+// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_sm90_x512_o128_h256 blocks in (%c16, {{.+}} threads in (%c256, {{.+}} args(%[[X]] : memref<512x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[K]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[V]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: @rms_norm_sm90_x512_o128_h256 {{.+}}, %c128_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK-COUNT-2: @gemm_sm90_a128_c512_n128_k256 {{.+}}, %c0_i32{{.*}} : i32, %c128_i32{{.*}} : i32)
+// CHECK: @rms_norm_sm90_x512_o128_h256 {{.+}}, %c256_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: @rms_norm_sm90_x512_o128_h256 {{.+}}, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK-COUNT-2: @gemm_sm90_a128_c512_n128_k256 {{.+}}, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
+
+// Phase B, chunk 3 (rows 384..511 = positions 128..255 of sequence 1):
+// attention's i32 arguments are the chunk's first query position (128) and
+// its sequence's first K/V row (256); the output projection adds x's rows
+// 384.. as the residual, the down projection writes out's rows 384..
+// CHECK-COUNT-3: @attention_sm90_d64_causal_tokens_h4_kv2_s256_c128
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_tokens_h4_kv2_s256_c128 blocks in (%c1{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c384{{.*}}, {{.+}}, %[[A]] : memref<128x256xbf16>, %c128_i32{{.*}} : i32, %c256_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n256_k256_residual512 {{.+}}, %[[Y1]] : memref<128x256xbf16>, %[[X]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_sm90_x128_o128_h256 {{.+}} args(%[[Y1]] : memref<128x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H2]] : memref<128x256xbf16>
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n512_k256_gelu {{.+}}, %[[U]] : memref<128x512xbf16>
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n256_k512_residual128 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[Y1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK-NOT: gpu.launch_func
+// CHECK: bufferization.to_tensor %[[OUT]] restrict writable
+
+// The norm kernel: 16-byte loads, warp sums, rsqrt, 16-byte stores.
+// CHECK: gpu.func @rms_norm_sm90_x512_o128_h256(
+// CHECK: llvm.load %{{.+}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xbf16>
+// CHECK: nvvm.shfl.sync bfly
+// CHECK: "rsqrt.approx.ftz.f32 $0, $1;"
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+
+func.func @block(%x: tensor<2x256x256xbf16>, %g: tensor<256xbf16>,
+                 %wq: tensor<256x256xbf16>, %wkv: tensor<256x128xbf16>,
+                 %wo: tensor<256x256xbf16>, %w1: tensor<256x512xbf16>,
+                 %w2: tensor<512x256xbf16>) -> tensor<2x256x256xbf16> {
+  %y = bpt.transformer_block %x norm1(%g) attention(%wq, %wkv, %wkv, %wo)
+      norm2(%g) ffn(%w1, %w2) heads(4) kv_heads(2) causal activation(gelu)
+      norm(rms_norm)
+      : (tensor<2x256x256xbf16>, tensor<256xbf16>, tensor<256x256xbf16>,
+         tensor<256x128xbf16>, tensor<256x128xbf16>, tensor<256x256xbf16>,
+         tensor<256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<2x256x256xbf16>
+  return %y : tensor<2x256x256xbf16>
+}
+
+// -----
+
+// What the sm_90a block does not cover stays for the portable path.
+// CHECK-LABEL: func.func @not_eligible
+// CHECK-COUNT-2: bpt.transformer_block
+// CHECK-NOT: gpu.launch_func
+func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
+                        %w: tensor<128x128xbf16>, %x2: tensor<1x100x256xbf16>,
+                        %g2: tensor<256xbf16>, %w2: tensor<256x256xbf16>)
+    -> (tensor<1x128x128xbf16>, tensor<1x100x256xbf16>) {
+  // expected-remark @below {{transformer_block stays on the portable path: hidden size 128 is not a multiple of 256}}
+  %0 = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w) norm2(%g)
+      ffn(%w, %w) heads(2) kv_heads(2) activation(relu) norm(rms_norm)
+      : (tensor<1x128x128xbf16>, tensor<128xbf16>, tensor<128x128xbf16>,
+         tensor<128x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>,
+         tensor<128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
+      -> tensor<1x128x128xbf16>
+  // expected-remark @below {{transformer_block stays on the portable path: sequence length 100 is not a multiple of 128}}
+  %1 = bpt.transformer_block %x2 norm1(%g2) attention(%w2, %w2, %w2, %w2)
+      norm2(%g2) ffn(%w2, %w2) heads(2) kv_heads(2) activation(relu)
+      norm(rms_norm)
+      : (tensor<1x100x256xbf16>, tensor<256xbf16>, tensor<256x256xbf16>,
+         tensor<256x256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>,
+         tensor<256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>)
+      -> tensor<1x100x256xbf16>
+  return %0, %1 : tensor<1x128x128xbf16>, tensor<1x100x256xbf16>
+}
