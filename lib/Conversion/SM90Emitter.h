@@ -133,9 +133,11 @@ protected:
     return LLVM::BitcastOp::create(b, loc, i32, h);
   }
 
-  /// Waits for this thread's wgmma groups, tying the accumulators to the
-  /// wait so that no later instruction reads them before it.
-  SmallVector<Value> waitGroup(ArrayRef<Value> accumulators) {
+  /// Waits until at most `pending` of this thread's wgmma groups are in
+  /// flight, tying the accumulators to the wait so that no later
+  /// instruction reads them before it.
+  SmallVector<Value> waitGroup(ArrayRef<Value> accumulators,
+                               int64_t pending = 0) {
     int64_t n = accumulators.size();
     std::string constraints;
     for (int64_t i = 0; i < n; ++i)
@@ -143,7 +145,9 @@ protected:
     for (int64_t i = 0; i < n; ++i)
       constraints += std::to_string(i) + (i + 1 < n ? "," : "");
     Value result = asmOp(accumulatorType(2 * n), accumulators,
-                         "wgmma.wait_group.sync.aligned 0;", constraints,
+                         "wgmma.wait_group.sync.aligned " +
+                             std::to_string(pending) + ";",
+                         constraints,
                          /*sideEffects=*/true);
     return unpack(result, n);
   }
