@@ -175,11 +175,23 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
   PassManager pm(module.getContext());
   if (stage >= Stage::Blockwise) {
     if (options.tensorCores && options.chip == "sm_90a") {
-      BPTAttentionToSM90Options sm90;
-      sm90.sharedMemory = options.sharedMemory;
-      pm.addPass(createBPTBlockToSM90({options.chunkRows}));
-      pm.addPass(createBPTAttentionToSM90(sm90));
-      pm.addPass(createBPTFFNToSM90({options.chunkRows}));
+      BPTBlockToSM90Options block;
+      block.chunkRows = options.chunkRows;
+      block.blockN = options.gemmBlockN;
+      block.gemmStages = options.gemmStages;
+      block.kvBlock = options.attentionKvBlock;
+      block.attentionStages = options.attentionStages;
+      pm.addPass(createBPTBlockToSM90(block));
+      BPTAttentionToSM90Options attention;
+      attention.sharedMemory = options.sharedMemory;
+      attention.kvBlock = options.attentionKvBlock;
+      attention.stages = options.attentionStages;
+      pm.addPass(createBPTAttentionToSM90(attention));
+      BPTFFNToSM90Options ffn;
+      ffn.chunkRows = options.chunkRows;
+      ffn.blockN = options.gemmBlockN;
+      ffn.gemmStages = options.gemmStages;
+      pm.addPass(createBPTFFNToSM90(ffn));
     }
     BlockwiseOptions blockwise;
     blockwise.qBlock = options.qBlock;
@@ -559,6 +571,14 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
     tensorMaps.push_back(std::move(map.fields));
   }
   opts["tensor_cores"] = !tensorMaps.empty();
+  if (!tensorMaps.empty()) {
+    // The sm_90a tiling (options are flat: numbers, strings, booleans).
+    opts["sm90_chunk_rows"] = options.chunkRows;
+    opts["sm90_kv_block"] = options.attentionKvBlock;
+    opts["sm90_stages"] = options.attentionStages;
+    opts["sm90_gemm_block_n"] = options.gemmBlockN;
+    opts["sm90_gemm_stages"] = options.gemmStages;
+  }
   bool hasTensorMaps = !tensorMaps.empty();
   bool hasScalars = llvm::any_of(hostLaunches, [](const Launch &launch) {
     return llvm::any_of(launch.args, [](auto &arg) {

@@ -543,12 +543,25 @@ struct BPTAttentionToSM90Pass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (kvBlock != 64 && kvBlock != 128) {
+      module.emitError() << "bpt-attention-to-sm90: kv-block must be 64 or "
+                            "128, got "
+                         << static_cast<int64_t>(kvBlock);
+      return signalPassFailure();
+    }
+    if (stages < 2 || stages > 4) {
+      module.emitError() << "bpt-attention-to-sm90: stages must be in [2, 4], "
+                            "got "
+                         << static_cast<int64_t>(stages);
+      return signalPassFailure();
+    }
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     for (AttentionOp op : ops) {
       KernelConfig config{};
       config.blockM = 128;
-      config.blockN = 128;
+      config.blockN = kvBlock;
+      config.stages = stages;
       if (std::optional<std::string> why =
               checkEligible(op, sharedMemory, config)) {
         op.emitRemark() << "attention stays on the portable path: " << *why;

@@ -204,6 +204,19 @@ struct BPTBlockToSM90Pass final
           << static_cast<int64_t>(chunkRows);
       return signalPassFailure();
     }
+    std::optional<std::string> why = checkGemmTilingOptions(blockN, gemmStages);
+    if (!why && kvBlock != 64 && kvBlock != 128)
+      why = llvm::formatv("kv-block must be 64 or 128, got {0}",
+                          static_cast<int64_t>(kvBlock))
+                .str();
+    if (!why && (attentionStages < 2 || attentionStages > 4))
+      why = llvm::formatv("attention-stages must be in [2, 4], got {0}",
+                          static_cast<int64_t>(attentionStages))
+                .str();
+    if (why) {
+      getOperation().emitError() << "bpt-block-to-sm90: " << *why;
+      return signalPassFailure();
+    }
     SmallVector<TransformerBlockOp> ops;
     getOperation().walk([&](TransformerBlockOp op) { ops.push_back(op); });
     for (TransformerBlockOp op : ops) {
@@ -212,7 +225,8 @@ struct BPTBlockToSM90Pass final
                         << *why;
         continue;
       }
-      rewrite(op);
+      if (failed(rewrite(op)))
+        return signalPassFailure();
     }
   }
 
@@ -252,7 +266,7 @@ struct BPTBlockToSM90Pass final
     return std::nullopt;
   }
 
-  void rewrite(TransformerBlockOp op) {
+  LogicalResult rewrite(TransformerBlockOp op) {
     ModuleOp module = getOperation();
     Location loc = op.getLoc();
     auto xType = op.getInput().getType();
@@ -273,23 +287,31 @@ struct BPTBlockToSM90Pass final
     while (seq % chunk != 0)
       chunk -= 128;
 
+    std::optional<std::string> tilingError;
     auto gemm = [&](int64_t aRows, int64_t cRows, int64_t n, int64_t k,
                     std::optional<Activation> act, int64_t residualRows) {
       GemmConfig config{aRows, cRows, n, k, bf16, act};
       config.residual = residualRows > 0;
       config.rRows = residualRows;
-      config.blockN = pickBlockN(n);
-      if (config.blockN == 128)
-        config.stages = 6;
-      return std::make_pair(
-          getOrBuildGemmKernel(module, config, element, loc), config);
+      if (std::optional<std::string> why =
+              chooseGemmTiling(config, blockN, gemmStages))
+        tilingError = why;
+      return config;
     };
-    auto [kvKernel, kvConfig] = gemm(chunk, rows, kvWidth, hidden, {}, 0);
-    auto [qKernel, qConfig] = gemm(chunk, chunk, qWidth, hidden, {}, 0);
-    auto [oKernel, oConfig] = gemm(chunk, chunk, hidden, qWidth, {}, rows);
-    auto [upKernel, upConfig] =
+    GemmConfig kvConfig = gemm(chunk, rows, kvWidth, hidden, {}, 0);
+    GemmConfig qConfig = gemm(chunk, chunk, qWidth, hidden, {}, 0);
+    GemmConfig oConfig = gemm(chunk, chunk, hidden, qWidth, {}, rows);
+    GemmConfig upConfig =
         gemm(chunk, chunk, ffn, hidden, op.getActivation(), 0);
-    auto [downKernel, downConfig] = gemm(chunk, rows, hidden, ffn, {}, chunk);
+    GemmConfig downConfig = gemm(chunk, rows, hidden, ffn, {}, chunk);
+    if (tilingError)
+      return op.emitError() << "bpt-block-to-sm90: " << *tilingError;
+    auto build = [&](const GemmConfig &config) {
+      return getOrBuildGemmKernel(module, config, element, loc);
+    };
+    gpu::GPUFuncOp kvKernel = build(kvConfig), qKernel = build(qConfig),
+                   oKernel = build(oConfig), upKernel = build(upConfig),
+                   downKernel = build(downConfig);
     NormConfig norm1{rows, chunk, hidden, layerNorm, epsilon, bf16};
     NormConfig norm2{chunk, chunk, hidden, layerNorm, epsilon, bf16};
     gpu::GPUFuncOp norm1Kernel = getOrBuildNormKernel(module, norm1, element, loc);
@@ -306,6 +328,14 @@ struct BPTBlockToSM90Pass final
     attention.bf16 = bf16;
     attention.tokenMajor = true;
     attention.chunkRows = chunk;
+    attention.blockN = kvBlock;
+    attention.stages = attentionStages;
+    if (attention.sharedMemoryBytes() > 232448)
+      return op.emitError()
+             << "bpt-block-to-sm90: the attention kernel's " << attentionStages
+             << " stages of " << kvBlock << " rows need "
+             << attention.sharedMemoryBytes()
+             << " bytes of shared memory, 232448 available";
     gpu::GPUFuncOp attentionKernel =
         getOrBuildAttentionKernel(module, attention, element, loc);
 
@@ -350,7 +380,7 @@ struct BPTBlockToSM90Pass final
     Value wOut = mapOf(bufferOf(op.getWOut()), 64);
 
     Value k = alloc(rows, kvWidth), v = alloc(rows, kvWidth);
-    Value kMap = mapOf(k, 128), vMap = mapOf(v, 128);
+    Value kMap = mapOf(k, attention.blockN), vMap = mapOf(v, attention.blockN);
     Value h1 = alloc(chunk, hidden), h1Map = mapOf(h1, 128);
     Value q = alloc(chunk, qWidth), qMap = mapOf(q, 128);
     Value a = alloc(chunk, qWidth), aMap = mapOf(a, 128);
@@ -415,6 +445,7 @@ struct BPTBlockToSM90Pass final
         b, loc, xType, out, /*restrict=*/true, /*writable=*/true);
     op.replaceAllUsesWith(result);
     op.erase();
+    return success();
   }
 };
 

@@ -305,6 +305,48 @@ int64_t bpt::sm90::pickBlockN(int64_t n) {
   return 0;
 }
 
+std::optional<std::string> bpt::sm90::checkGemmTilingOptions(int64_t blockN,
+                                                             int64_t stages) {
+  if (blockN != 0 && blockN != 128 && blockN != 256)
+    return llvm::formatv("block-n must be 0, 128 or 256, got {0}", blockN)
+        .str();
+  if (stages != 0 && (stages < 2 || stages > 8))
+    return llvm::formatv("gemm-stages must be 0 or in [2, 8], got {0}", stages)
+        .str();
+  return std::nullopt;
+}
+
+std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
+                                                       int64_t blockN,
+                                                       int64_t stages,
+                                                       int64_t sharedMemory) {
+  // Default: 128-wide tiles, 6 stages. Measured (bpt-run --tune, H200,
+  // docs/bench/tune-h200-2026-11-25): faster than 256 x 4 on the chunked
+  // FFN (1.97 against 2.16 ms at S 16k) and the block (5.42 against 5.46),
+  // as twice the tiles fill the 132 multiprocessors better at 2048-row
+  // chunks.
+  config.blockN = blockN ? blockN : (config.n % 128 == 0 ? 128 : 0);
+  if (!config.blockN || config.n % config.blockN != 0)
+    return llvm::formatv("N = {0} is not a multiple of the {1}-column tile",
+                         config.n, config.blockN)
+        .str();
+  if (stages) {
+    config.stages = stages;
+  } else {
+    // As many stages as fit, up to the depth that measured best.
+    config.stages = config.blockN == 256 ? 4 : 6;
+    while (config.stages > 2 && config.sharedMemoryBytes() > sharedMemory)
+      --config.stages;
+  }
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("{0} stages of {1} bytes need {2} bytes of shared "
+                         "memory, {3} available",
+                         config.stages, config.stageBytes(),
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  return std::nullopt;
+}
+
 namespace {
 
 struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
@@ -318,6 +360,11 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
           << static_cast<int64_t>(chunkRows);
       return signalPassFailure();
     }
+    if (std::optional<std::string> why =
+            checkGemmTilingOptions(blockN, gemmStages)) {
+      getOperation().emitError() << "bpt-ffn-to-sm90: " << *why;
+      return signalPassFailure();
+    }
     SmallVector<FFNOp> ops;
     getOperation().walk([&](FFNOp op) { ops.push_back(op); });
     for (FFNOp op : ops) {
@@ -325,7 +372,8 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
         op.emitRemark() << "ffn stays on the portable path: " << *why;
         continue;
       }
-      rewrite(op);
+      if (failed(rewrite(op)))
+        return signalPassFailure();
     }
   }
 
@@ -353,7 +401,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     return std::nullopt;
   }
 
-  void rewrite(FFNOp op) {
+  LogicalResult rewrite(FFNOp op) {
     ModuleOp module = getOperation();
     Location loc = op.getLoc();
     auto xType = cast<RankedTensorType>(op.getInput().getType());
@@ -368,13 +416,13 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
 
     GemmConfig up{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                   element.isBF16(), op.getActivation()};
-    up.blockN = pickBlockN(ffn);
     GemmConfig down{/*aRows=*/chunk, /*cRows=*/rows, /*n=*/hidden,
                     /*k=*/ffn, element.isBF16(), std::nullopt};
-    down.blockN = pickBlockN(hidden);
     for (GemmConfig *config : {&up, &down})
-      if (config->blockN == 128)
-        config->stages = 6; // 32 KiB stages
+      if (std::optional<std::string> why =
+              chooseGemmTiling(*config, blockN, gemmStages)) {
+        return op.emitError() << "bpt-ffn-to-sm90: " << *why;
+      }
     gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
     gpu::GPUFuncOp downKernel = getOrBuildGemmKernel(module, down, element, loc);
 
@@ -435,6 +483,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
         b, loc, xType, out, /*restrict=*/true, /*writable=*/true);
     op.replaceAllUsesWith(result);
     op.erase();
+    return success();
   }
 };
 

@@ -64,6 +64,8 @@ struct AttentionKernelConfig {
       name += llvm::formatv("_tokens_h{0}_kv{1}_s{2}_c{3}", heads, kvHeads,
                             seqKV, chunkRows)
                   .str();
+    if (blockN != 128 || stages != 2)
+      name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
     return name;
   }
 };
@@ -106,6 +108,9 @@ struct GemmConfig {
       name += "_" + stringifyActivation(*activation).str();
     if (residual)
       name += llvm::formatv("_residual{0}", rRows).str();
+    // Tiles other than the default (see chooseGemmTiling) are named.
+    if (blockN != 128 || stages != 6)
+      name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
     return name;
   }
 };
@@ -117,6 +122,20 @@ gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
 
 /// The widest N tile (256 or 128 columns) that divides `n`, or 0.
 int64_t pickBlockN(int64_t n);
+
+/// Sets `config`'s tile width and stages: `blockN` and `stages` when given
+/// (non-zero), else 128-wide tiles (measured fastest at bpt's chunk sizes)
+/// and as many stages as fit `sharedMemory` (up to 4 for 256-wide tiles, 6
+/// for 128-wide ones).
+/// Returns why the request cannot be met, or nothing.
+std::optional<std::string> chooseGemmTiling(GemmConfig &config, int64_t blockN,
+                                            int64_t stages,
+                                            int64_t sharedMemory = 232448);
+
+/// Checks the user-facing GEMM tiling options of a pass; the message names
+/// the option.
+std::optional<std::string> checkGemmTilingOptions(int64_t blockN,
+                                                  int64_t stages);
 
 } // namespace bpt::sm90
 

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Compiler/KernelSet.h"
+#include "bpt/Dialect/BPTOps.h"
 #include "bpt/InitAll.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -12,7 +13,9 @@
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
@@ -70,6 +73,31 @@ static cl::opt<bool> noTensorCores(
     "no-tensor-cores",
     cl::desc("Keep every op on the portable path (no sm_90a wgmma kernels)"),
     cl::init(false));
+static cl::opt<int64_t> sm90KvBlock(
+    "sm90-kv-block", cl::desc("sm_90a attention key/value block: 64 or 128"),
+    cl::init(128));
+static cl::opt<int64_t> sm90Stages(
+    "sm90-stages", cl::desc("sm_90a attention K/V ring stages: 2 to 4"),
+    cl::init(2));
+static cl::opt<int64_t> sm90GemmBlockN(
+    "sm90-gemm-block-n",
+    cl::desc("sm_90a GEMM tile width: 128 or 256 (0: per GEMM)"), cl::init(0));
+static cl::opt<int64_t> sm90GemmStages(
+    "sm90-gemm-stages",
+    cl::desc("sm_90a GEMM shared-memory stages: 2 to 8 (0: as many as fit)"),
+    cl::init(0));
+static cl::opt<bool> tune(
+    "tune",
+    cl::desc("Write one kernel set per candidate sm_90a tiling into the "
+             "directory -o names, with tune.json; time them on the GPU "
+             "machine with `bpt-run --tune=DIR`, then compile with "
+             "--tuning=DIR/tuning.json"),
+    cl::init(false));
+static cl::opt<std::string> tuning(
+    "tuning",
+    cl::desc("Apply the winning tiling recorded by `bpt-run --tune` (flags "
+             "given on the command line take precedence)"),
+    cl::init(""));
 static cl::opt<std::string> chip("chip", cl::init("sm_90a"));
 static cl::opt<std::string> features(
     "features", cl::desc("PTX features (default +ptx80)"), cl::init("+ptx80"));
@@ -91,6 +119,163 @@ static LogicalResult writeFile(StringRef path, StringRef contents) {
   file->os() << contents;
   file->keep();
   return success();
+}
+
+/// The sm_90a tiling flags and where they live in CompileOptions.
+static const struct {
+  const char *flag;
+  cl::opt<int64_t> *option;
+  int64_t bpt::CompileOptions::*field;
+} kTilingFlags[] = {
+    {"chunk-rows", &chunkRows, &bpt::CompileOptions::chunkRows},
+    {"sm90-kv-block", &sm90KvBlock, &bpt::CompileOptions::attentionKvBlock},
+    {"sm90-stages", &sm90Stages, &bpt::CompileOptions::attentionStages},
+    {"sm90-gemm-block-n", &sm90GemmBlockN, &bpt::CompileOptions::gemmBlockN},
+    {"sm90-gemm-stages", &sm90GemmStages, &bpt::CompileOptions::gemmStages},
+};
+
+/// Reads a tuning file's "flags" object into `options`; a flag given on
+/// the command line keeps its value.
+static LogicalResult applyTuning(StringRef path,
+                                 bpt::CompileOptions &options) {
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer) {
+    fail("cannot read --tuning file '" + path + "': " +
+         buffer.getError().message());
+    return failure();
+  }
+  llvm::Expected<llvm::json::Value> json =
+      llvm::json::parse((*buffer)->getBuffer());
+  if (!json) {
+    fail("--tuning file '" + path + "': " + llvm::toString(json.takeError()));
+    return failure();
+  }
+  const llvm::json::Object *flags =
+      json->getAsObject() ? json->getAsObject()->getObject("flags") : nullptr;
+  if (!flags) {
+    fail("--tuning file '" + path + "' has no \"flags\" object");
+    return failure();
+  }
+  for (const auto &[key, value] : *flags) {
+    const auto *known = llvm::find_if(
+        kTilingFlags, [&](const auto &f) { return key == f.flag; });
+    std::optional<int64_t> number = value.getAsInteger();
+    if (known == std::end(kTilingFlags) || !number) {
+      fail("--tuning file '" + path + "': unknown or non-integer flag '" +
+           key.str() + "'");
+      return failure();
+    }
+    if (known->option->getNumOccurrences() == 0)
+      options.*(known->field) = *number;
+  }
+  return success();
+}
+
+/// The candidate tilings of --tune for the module's ops.
+static std::vector<std::vector<std::pair<const char *, int64_t>>>
+tuningCandidates(ModuleOp module) {
+  bool hasAttention = false, hasFFN = false, hasBlock = false;
+  module.walk([&](Operation *op) {
+    hasAttention |= isa<bpt::AttentionOp>(op);
+    hasFFN |= isa<bpt::FFNOp>(op);
+    hasBlock |= isa<bpt::TransformerBlockOp>(op);
+  });
+  std::vector<std::vector<std::pair<const char *, int64_t>>> candidates;
+  std::vector<std::vector<std::pair<const char *, int64_t>>> attention = {{}},
+                                                            gemm = {{}};
+  if (hasAttention || hasBlock) {
+    attention.clear();
+    for (int64_t kv : {64, 128})
+      for (int64_t stages : hasBlock ? std::vector<int64_t>{2, 3}
+                                     : std::vector<int64_t>{2, 3, 4})
+        attention.push_back({{"sm90-kv-block", kv}, {"sm90-stages", stages}});
+  }
+  if (hasFFN || hasBlock) {
+    gemm.clear();
+    // Stages of 32 KiB (128-wide tiles) or 48 KiB (256-wide) that fit.
+    for (int64_t n : {128, 256})
+      for (int64_t stages : hasBlock ? std::vector<int64_t>{3, 4}
+                            : n == 128 ? std::vector<int64_t>{2, 3, 4, 6}
+                                       : std::vector<int64_t>{2, 3, 4})
+        gemm.push_back({{"sm90-gemm-block-n", n}, {"sm90-gemm-stages", stages}});
+  }
+  for (const auto &a : attention)
+    for (const auto &g : gemm) {
+      candidates.push_back(a);
+      llvm::append_range(candidates.back(), g);
+    }
+  return candidates;
+}
+
+/// --tune: one kernel set per candidate tiling in `dir`, and tune.json.
+static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
+                           StringRef dir, MLIRContext &context) {
+  OwningOpRef<ModuleOp> probe = parseSourceString<ModuleOp>(text, &context);
+  if (!probe)
+    return 1;
+  if (auto error = llvm::sys::fs::create_directories(dir))
+    return fail("cannot create '" + dir + "': " + error.message());
+  llvm::json::Array list;
+  int64_t index = 0;
+  for (const auto &candidate : tuningCandidates(*probe)) {
+    bpt::CompileOptions options = base;
+    llvm::json::Object flags;
+    for (auto [flag, value] : candidate) {
+      for (const auto &f : kTilingFlags)
+        if (StringRef(flag) == f.flag)
+          options.*(f.field) = value;
+      flags[flag] = value;
+    }
+    flags["chunk-rows"] = options.chunkRows;
+    std::string name = llvm::formatv("candidate-{0}", index++).str();
+    OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(text, &context);
+    // A tiling that does not fit (shared memory, divisibility) is an error
+    // of the pass; it is left out, with its message.
+    std::string ptxName = name + ".ptx";
+    FailureOr<bpt::KernelSet> set =
+        bpt::compileKernelSet(*module, options, ptxName);
+    if (failed(set)) {
+      llvm::errs() << "bpt-compile: --tune: " << name
+                   << " left out (see the error above)\n";
+      continue;
+    }
+    const llvm::json::Object *opts = set->manifest.getObject("options");
+    if (!opts || !opts->getBoolean("tensor_cores").value_or(false)) {
+      llvm::errs() << "bpt-compile: --tune: " << name
+                   << " left out: it takes no sm_90a kernel (see the "
+                      "remarks above)\n";
+      continue;
+    }
+    std::string manifest;
+    llvm::raw_string_ostream ms(manifest);
+    ms << llvm::formatv("{0:2}", llvm::json::Value(std::move(set->manifest)))
+       << "\n";
+    SmallString<128> ptxPath(dir), manifestPath(dir);
+    llvm::sys::path::append(ptxPath, name + ".ptx");
+    llvm::sys::path::append(manifestPath, name + ".json");
+    if (failed(writeFile(ptxPath, set->ptx)) ||
+        failed(writeFile(manifestPath, manifest)))
+      return 1;
+    list.push_back(llvm::json::Object{{"name", name},
+                                      {"manifest", name + ".json"},
+                                      {"flags", std::move(flags)}});
+  }
+  if (list.empty())
+    return fail("--tune: no candidate takes the sm_90a kernels (see the "
+                "remarks); there is no tiling to tune");
+  size_t count = list.size();
+  std::string tuneJson;
+  llvm::raw_string_ostream ts(tuneJson);
+  ts << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object{
+                                   {"candidates", std::move(list)}}))
+     << "\n";
+  SmallString<128> tunePath(dir);
+  llvm::sys::path::append(tunePath, "tune.json");
+  if (failed(writeFile(tunePath, tuneJson)))
+    return 1;
+  llvm::outs() << "bpt-compile: " << count << " candidates in " << dir
+               << "; on the GPU machine: bpt-run --tune=" << dir << "\n";
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -159,9 +344,44 @@ int main(int argc, char **argv) {
   options.fuse = !noFuse;
   options.tensorCores = !noTensorCores;
   options.chunkRows = chunkRows;
+  options.attentionKvBlock = sm90KvBlock;
+  options.attentionStages = sm90Stages;
+  options.gemmBlockN = sm90GemmBlockN;
+  options.gemmStages = sm90GemmStages;
   options.chip = chip;
   options.features = features;
   options.threads = threads;
+  if (!tuning.empty())
+    if (failed(applyTuning(tuning, options)))
+      return 1;
+  if (options.chunkRows < 128 || options.chunkRows % 128 != 0)
+    return fail("--chunk-rows must be a positive multiple of 128, got " +
+                std::to_string(options.chunkRows));
+  if (options.attentionKvBlock != 64 && options.attentionKvBlock != 128)
+    return fail("--sm90-kv-block must be 64 or 128, got " +
+                std::to_string(options.attentionKvBlock));
+  if (options.attentionStages < 2 || options.attentionStages > 4)
+    return fail("--sm90-stages must be in [2, 4], got " +
+                std::to_string(options.attentionStages));
+  if (options.gemmBlockN != 0 && options.gemmBlockN != 128 &&
+      options.gemmBlockN != 256)
+    return fail("--sm90-gemm-block-n must be 0, 128 or 256, got " +
+                std::to_string(options.gemmBlockN));
+  if (options.gemmStages != 0 &&
+      (options.gemmStages < 2 || options.gemmStages > 8))
+    return fail("--sm90-gemm-stages must be 0 or in [2, 8], got " +
+                std::to_string(options.gemmStages));
+
+  if (tune) {
+    if (emit != "ptx")
+      return fail("--tune writes kernel sets: it takes no --emit");
+    if (output.getNumOccurrences() == 0)
+      return fail("--tune needs -o DIR (the candidates' directory)");
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    module->print(os);
+    return writeCandidates(text, options, output, context);
+  }
 
   if (emit == "mlir") {
     if (failed(bpt::lowerToStage(*module, *lastStage, options)))

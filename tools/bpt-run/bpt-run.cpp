@@ -19,10 +19,15 @@ static void usage(FILE *out) {
                "usage: bpt-run <manifest.json> [--seed=N] [--device=N]\n"
                "               [--iterations=N] [--warmup=N] [--no-check]\n"
                "               [--probe]\n"
+               "       bpt-run --tune=DIR [--tuning-out=FILE] [--no-check] ...\n"
                "Runs a kernel set from bpt-compile on the GPU on seeded random\n"
                "inputs, checks every output against the float64 reference,\n"
                "and prints the time and TFLOP/s. --probe only says whether a\n"
-               "GPU is usable (exit 0) or not (exit 2).\n");
+               "GPU is usable (exit 0) or not (exit 2).\n"
+               "--tune=DIR runs every candidate of `bpt-compile --tune -o DIR`\n"
+               "(checked unless --no-check), prints their times and writes the\n"
+               "fastest passing one to FILE (default DIR/tuning.json) for\n"
+               "`bpt-compile --tuning=FILE`.\n");
 }
 
 /// Parses the integer after `--name=`; false if `arg` is not that flag.
@@ -37,9 +42,112 @@ static bool parseInt(const char *arg, const char *name, long long &value,
   return true;
 }
 
+/// --tune: times each candidate kernel set listed in DIR/tune.json and
+/// records the fastest one that passes.
+static int runTuning(const std::string &dir, const std::string &outPath,
+                     bpt::rt::CheckOptions options) {
+  std::string listPath = dir + "/tune.json";
+  std::FILE *file = std::fopen(listPath.c_str(), "rb");
+  if (!file) {
+    std::fprintf(stderr, "bpt-run: cannot read %s (written by bpt-compile "
+                         "--tune -o %s)\n",
+                 listPath.c_str(), dir.c_str());
+    return 2;
+  }
+  std::string text;
+  char chunk[4096];
+  for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, file)) > 0;)
+    text.append(chunk, n);
+  std::fclose(file);
+  bpt::rt::Expected<bpt::rt::JsonValue> list = bpt::rt::JsonValue::parse(text);
+  const bpt::rt::JsonValue *candidates =
+      list ? list->find("candidates") : nullptr;
+  if (!candidates || !candidates->isArray() || candidates->size() == 0) {
+    std::fprintf(stderr, "bpt-run: %s: %s\n", listPath.c_str(),
+                 list ? "expected a non-empty \"candidates\" array"
+                      : list.error().c_str());
+    return 2;
+  }
+  if (options.iterations == 0)
+    options.iterations = 20;
+  bpt::rt::JsonValue results = bpt::rt::JsonValue::makeArray();
+  int best = -1;
+  double bestMs = 0;
+  for (size_t i = 0; i < candidates->size(); ++i) {
+    const bpt::rt::JsonValue &c = (*candidates)[i];
+    const bpt::rt::JsonValue *name = c.find("name");
+    const bpt::rt::JsonValue *manifest = c.find("manifest");
+    const bpt::rt::JsonValue *flags = c.find("flags");
+    if (!name || !manifest || !flags || !name->isString() ||
+        !manifest->isString() || !flags->isObject()) {
+      std::fprintf(stderr, "bpt-run: %s: candidates[%zu] needs \"name\", "
+                           "\"manifest\" and \"flags\"\n",
+                   listPath.c_str(), i);
+      return 2;
+    }
+    options.manifestPath = dir + "/" + manifest->getString();
+    bpt::rt::Expected<bpt::rt::CheckResult> result =
+        bpt::rt::checkKernelSet(options);
+    bpt::rt::JsonValue entry = bpt::rt::JsonValue::makeObject();
+    entry.insert("name", bpt::rt::JsonValue::makeString(name->getString()));
+    entry.insert("flags", *flags);
+    if (!result) {
+      std::printf("%-14s %s: %s\n", name->getString().c_str(),
+                  flags->toString().c_str(), result.error().c_str());
+      entry.insert("error", bpt::rt::JsonValue::makeString(result.error()));
+    } else {
+      bool passed = !options.check || result->passed();
+      std::printf("%-14s %s: %.4f ms%s\n", name->getString().c_str(),
+                  flags->toString().c_str(), result->medianMs,
+                  passed ? "" : " (FAILED the check)");
+      entry.insert("ms", bpt::rt::JsonValue::makeNumber(result->medianMs));
+      entry.insert("passed", bpt::rt::JsonValue::makeBool(passed));
+      if (passed && (best < 0 || result->medianMs < bestMs)) {
+        best = static_cast<int>(i);
+        bestMs = result->medianMs;
+      }
+    }
+    results.push(std::move(entry));
+  }
+  if (best < 0) {
+    std::fprintf(stderr, "bpt-run: no candidate ran and passed\n");
+    return 1;
+  }
+  const bpt::rt::JsonValue &winner = (*candidates)[best];
+  bpt::rt::JsonValue record = bpt::rt::JsonValue::makeObject();
+  record.insert("winner", *winner.find("name"));
+  record.insert("flags", *winner.find("flags"));
+  record.insert("median_ms", bpt::rt::JsonValue::makeNumber(bestMs));
+  record.insert("checked", bpt::rt::JsonValue::makeBool(options.check));
+  record.insert("results", std::move(results));
+  std::string path = outPath.empty() ? dir + "/tuning.json" : outPath;
+  std::FILE *out = std::fopen(path.c_str(), "wb");
+  std::string json = record.toString() + "\n";
+  if (!out || std::fwrite(json.data(), 1, json.size(), out) != json.size()) {
+    std::fprintf(stderr, "bpt-run: cannot write %s\n", path.c_str());
+    if (out)
+      std::fclose(out);
+    return 2;
+  }
+  std::fclose(out);
+  std::printf("winner: %s %s, %.4f ms; written to %s\n",
+              winner.find("name")->getString().c_str(),
+              winner.find("flags")->toString().c_str(), bestMs, path.c_str());
+  return 0;
+}
+
+static bool parseString(const char *arg, const char *name, std::string &value) {
+  size_t n = std::strlen(name);
+  if (std::strncmp(arg, name, n) != 0 || arg[n] != '=')
+    return false;
+  value = arg + n + 1;
+  return true;
+}
+
 int main(int argc, char **argv) {
   bpt::rt::CheckOptions options;
   bool probe = false;
+  std::string tuneDir, tuningOut;
   for (int i = 1; i < argc; ++i) {
     const char *arg = argv[i];
     long long value = 0;
@@ -51,6 +159,10 @@ int main(int argc, char **argv) {
       options.check = false;
     } else if (!std::strcmp(arg, "--probe")) {
       probe = true;
+    } else if (parseString(arg, "--tune", tuneDir)) {
+      bad = tuneDir.empty();
+    } else if (parseString(arg, "--tuning-out", tuningOut)) {
+      bad = tuningOut.empty();
     } else if (parseInt(arg, "--seed", value, bad)) {
       options.seed = value;
     } else if (parseInt(arg, "--device", value, bad)) {
@@ -81,6 +193,17 @@ int main(int argc, char **argv) {
     bool available = bpt::rt::Runtime::isAvailable(&message);
     std::printf("%s\n", message.c_str());
     return available ? 0 : 2;
+  }
+  if (!tuneDir.empty()) {
+    if (!options.manifestPath.empty()) {
+      std::fprintf(stderr, "bpt-run: --tune takes no manifest\n");
+      return 2;
+    }
+    return runTuning(tuneDir, tuningOut, options);
+  }
+  if (!tuningOut.empty()) {
+    std::fprintf(stderr, "bpt-run: --tuning-out needs --tune=DIR\n");
+    return 2;
   }
   if (options.manifestPath.empty()) {
     usage(stderr);

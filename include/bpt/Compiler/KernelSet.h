@@ -49,8 +49,13 @@ struct CompileOptions {
   /// Lower eligible ops to the chip's tensor-core kernels (sm_90a: attention
   /// through bpt-attention-to-sm90); the rest take the portable path.
   bool tensorCores = true;
-  /// Rows per chunk of bpt-ffn-to-sm90 and bpt-block-to-sm90.
+  /// Tiling of the sm_90a kernels (bpt-compile --sm90-*, or a --tuning
+  /// file): rows per chunk of the FFN and block passes, the attention's
+  /// key/value block and ring stages, the GEMMs' tile width and stages (0:
+  /// chosen per GEMM).
   int64_t chunkRows = 2048;
+  int64_t attentionKvBlock = 128, attentionStages = 2;
+  int64_t gemmBlockN = 0, gemmStages = 0;
 };
 
 /// Lowers `module` in place up to and including `stage`.

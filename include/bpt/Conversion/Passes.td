@@ -125,6 +125,10 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
   let options = [
     Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
            "Dynamic shared memory per block available on the target, bytes">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"128",
+           "Key/value rows per block: 64 or 128">,
+    Option<"stages", "stages", "int64_t", /*default=*/"2",
+           "Shared-memory stages of the K/V ring: 2 to 4">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -162,6 +166,15 @@ def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
     Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
            "Rows per chunk (a multiple of 128; lowered to divide the "
            "sequence length)">,
+    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
+           "GEMM tile width: 128 or 256 (0: the widest that divides N)">,
+    Option<"gemmStages", "gemm-stages", "int64_t", /*default=*/"0",
+           "GEMM shared-memory stages: 2 to 8 (0: as many as fit, up to "
+           "4 for 256-wide tiles and 6 for 128-wide ones)">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"128",
+           "Attention key/value rows per block: 64 or 128">,
+    Option<"attentionStages", "attention-stages", "int64_t",
+           /*default=*/"2", "Attention K/V ring stages: 2 to 4">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -195,6 +208,11 @@ def BPTFFNToSM90 : Pass<"bpt-ffn-to-sm90", "::mlir::ModuleOp"> {
   let options = [
     Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
            "Rows per chunk (a multiple of 128; lowered to divide the rows)">,
+    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
+           "GEMM tile width: 128 or 256 (0: the widest that divides N)">,
+    Option<"gemmStages", "gemm-stages", "int64_t", /*default=*/"0",
+           "GEMM shared-memory stages: 2 to 8 (0: as many as fit, up to "
+           "4 for 256-wide tiles and 6 for 128-wide ones)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
