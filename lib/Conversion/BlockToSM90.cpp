@@ -238,8 +238,6 @@ struct BPTBlockToSM90Pass final
       llvm::raw_string_ostream(name) << element;
       return "element type " + name + " (the wgmma path takes bf16 and f16)";
     }
-    if (op.getWGate())
-      return std::string("gated activations are not on the wgmma path yet");
     int64_t seq = xType.getDimSize(1), hidden = xType.getDimSize(2);
     int64_t headDim = op.getHeadDim();
     int64_t heads = op.getHeadsAttr().getInt();
@@ -301,8 +299,15 @@ struct BPTBlockToSM90Pass final
     GemmConfig kvConfig = gemm(chunk, rows, kvWidth, hidden, {}, 0);
     GemmConfig qConfig = gemm(chunk, chunk, qWidth, hidden, {}, 0);
     GemmConfig oConfig = gemm(chunk, chunk, hidden, qWidth, {}, rows);
-    GemmConfig upConfig =
-        gemm(chunk, chunk, ffn, hidden, op.getActivation(), 0);
+    bool gated = op.getWGate() != nullptr;
+    GemmConfig upConfig = gemm(chunk, chunk, ffn, hidden, op.getActivation(), 0);
+    if (gated) {
+      upConfig.gated = true;
+      // Re-choose for the gated stage size (two B tiles a stage).
+      if (std::optional<std::string> why =
+              chooseGemmTiling(upConfig, blockN, gemmStages))
+        tilingError = why;
+    }
     GemmConfig downConfig = gemm(chunk, rows, hidden, ffn, {}, chunk);
     if (tilingError)
       return op.emitError() << "bpt-block-to-sm90: " << *tilingError;
@@ -377,6 +382,7 @@ struct BPTBlockToSM90Pass final
     Value wv = mapOf(bufferOf(op.getWV()), 64);
     Value wo = mapOf(bufferOf(op.getWO()), 64);
     Value wIn = mapOf(bufferOf(op.getWIn()), 64);
+    Value wGate = gated ? mapOf(bufferOf(op.getWGate()), 64) : Value();
     Value wOut = mapOf(bufferOf(op.getWOut()), 64);
 
     Value k = alloc(rows, kvWidth), v = alloc(rows, kvWidth);
@@ -437,7 +443,10 @@ struct BPTBlockToSM90Pass final
                      i32(r0 / seq * seq)});
       launchGemm(oKernel, oConfig, {aMap, wo, y1, x, i32(0), i32(0), i32(r0)});
       launchNorm(norm2Kernel, y1, norm2Weight, norm2Bias, h2, 0);
-      launchGemm(upKernel, upConfig, {h2Map, wIn, u, i32(0), i32(0)});
+      if (gated)
+        launchGemm(upKernel, upConfig, {h2Map, wIn, wGate, u, i32(0), i32(0)});
+      else
+        launchGemm(upKernel, upConfig, {h2Map, wIn, u, i32(0), i32(0)});
       launchGemm(downKernel, downConfig,
                  {uMap, wOut, outRows, y1, i32(0), i32(r0), i32(0)});
     }

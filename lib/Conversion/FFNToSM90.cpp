@@ -61,7 +61,8 @@ private:
     return add(base, mul(stage, c32(config.stageBytes())));
   }
 
-  void emitProducer(Value base, Value mapA, Value mapB, Value aRow, Value n0);
+  void emitProducer(Value base, Value mapA, Value mapB, Value mapGate,
+                    Value aRow, Value n0);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value cRow, Value n0, Value c, Value residual,
                     Value residualShift);
@@ -82,8 +83,13 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   Value mapB = UnrealizedConversionCastOp::create(b, loc, ptr,
                                                   func.getArgument(1))
                    .getResult(0);
-  Value c = pointerOf(func.getArgument(2));
-  unsigned next = 3;
+  unsigned next = 2;
+  Value mapGate;
+  if (config.gated)
+    mapGate = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                 func.getArgument(next++))
+                  .getResult(0);
+  Value c = pointerOf(func.getArgument(next++));
   Value residual = config.residual ? pointerOf(func.getArgument(next++)) : Value();
   Value aRow0 = func.getArgument(next++);
   Value cRow0 = func.getArgument(next++);
@@ -126,7 +132,7 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
                                    NVVM::SetMaxRegisterAction::decrease);
     auto leader = scf::IfOp::create(b, loc, first, /*withElse=*/false);
     b.setInsertionPointToStart(leader.thenBlock());
-    emitProducer(base, mapA, mapB, add(aRow0, m0), n0);
+    emitProducer(base, mapA, mapB, mapGate, add(aRow0, m0), n0);
   }
   {
     OpBuilder::InsertionGuard guard(b);
@@ -141,8 +147,8 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   gpu::ReturnOp::create(b, loc);
 }
 
-void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB, Value aRow,
-                               Value n0) {
+void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
+                               Value mapGate, Value aRow, Value n0) {
   Value stages = c32(config.stages);
   auto loop = scf::ForOp::create(b, loc, c32(0),
                                  c32(config.k / config.blockK), c32(1));
@@ -171,14 +177,21 @@ void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB, Value aRow,
     copyTile(add(tile, c32(config.aTileBytes() +
                            col * config.blockK * kSwizzleBytes)),
              mapB, add(n0, c32(col * kSwizzleElements)), k0, full);
+  // The gate weight's tile follows B's.
+  if (mapGate)
+    for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
+      copyTile(add(tile, c32(config.aTileBytes() + config.bTileBytes() +
+                             col * config.blockK * kSwizzleBytes)),
+               mapGate, add(n0, c32(col * kSwizzleElements)), k0, full);
 }
 
 void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                                Value warp, Value cRow, Value n0, Value c,
                                Value residual, Value residualShift) {
   const int64_t bn = config.blockN, count = bn / 2;
+  const int64_t accumulators = config.gated ? 2 : 1;
   Value stages = c32(config.stages);
-  SmallVector<Value> init(count, cf(0.0));
+  SmallVector<Value> init(accumulators * count, cf(0.0));
   auto loop = scf::ForOp::create(b, loc, c32(0),
                                  c32(config.k / config.blockK), c32(1), init);
   {
@@ -197,22 +210,29 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                              /*leadingBytes=*/config.blockK * kSwizzleBytes,
                              /*strideBytes=*/1024);
     Type accType = accumulatorType(bn);
-    Value acc = packStruct(accType, SmallVector<Value>(
-                                        loop.getRegionIterArgs().begin(),
-                                        loop.getRegionIterArgs().end()));
+    auto args = loop.getRegionIterArgs();
+    SmallVector<Value> accs;
+    for (int64_t a = 0; a < accumulators; ++a)
+      accs.push_back(packStruct(
+          accType, SmallVector<Value>(args.begin() + a * count,
+                                      args.begin() + (a + 1) * count)));
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     auto type = config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
     for (int64_t t = 0; t < config.blockK / 16; ++t)
-      acc = NVVM::WgmmaMmaAsyncOp::create(
-          b, loc, accType, acc, advance(aDesc, t * 32),
-          advance(bDesc, t * 16 * kSwizzleBytes),
-          NVVM::MMAShapeAttr::get(ctx, 64, bn, 16), type, type,
-          NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
-          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-          NVVM::MMALayout::row, NVVM::MMALayout::row,
-          NVVM::MMAIntOverflowAttr());
+      for (int64_t a = 0; a < accumulators; ++a)
+        accs[a] = NVVM::WgmmaMmaAsyncOp::create(
+            b, loc, accType, accs[a], advance(aDesc, t * 32),
+            advance(bDesc, a * config.bTileBytes() + t * 16 * kSwizzleBytes),
+            NVVM::MMAShapeAttr::get(ctx, 64, bn, 16), type, type,
+            NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+            NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+            NVVM::MMALayout::row, NVVM::MMALayout::row,
+            NVVM::MMAIntOverflowAttr());
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-    SmallVector<Value> values = waitGroup(unpack(acc, count));
+    SmallVector<Value> flat;
+    for (Value acc : accs)
+      llvm::append_range(flat, unpack(acc, count));
+    SmallVector<Value> values = waitGroup(flat);
     NVVM::MBarrierArriveOp::create(b, loc, i64,
                                    barrierAt(base, config.stages, stage),
                                    Value(), NVVM::MemScopeKind::CTA, false);
@@ -239,9 +259,16 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     for (int64_t j = 0; j < bn / 8; ++j) {
       Value offset = add(rowBytes, c64(16 * j));
       Value pair[2] = {acc[4 * j + 2 * i], acc[4 * j + 2 * i + 1]};
-      for (Value &v : pair)
-        if (config.activation)
-          v = buildActivation(b, loc, *config.activation, v);
+      for (int64_t h = 0; h < 2; ++h) {
+        if (config.gated) {
+          // act(A · G) ⊙ (A · B); the gate's accumulator follows B's.
+          Value gate = acc[count + 4 * j + 2 * i + h];
+          pair[h] = fmul(buildActivation(b, loc, *config.activation, gate),
+                         pair[h]);
+        } else if (config.activation) {
+          pair[h] = buildActivation(b, loc, *config.activation, pair[h]);
+        }
+      }
       if (residual) {
         // The residual's row is C's row shifted by rRow0 - cRow0.
         Value address = LLVM::GEPOp::create(
@@ -276,8 +303,10 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
   MLIRContext *ctx = module.getContext();
   auto cType = MemRefType::get({config.cRows, config.n}, element);
   SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
-                              tensorMapType(ctx, config.blockK, element),
-                              cType};
+                              tensorMapType(ctx, config.blockK, element)};
+  if (config.gated)
+    inputs.push_back(tensorMapType(ctx, config.blockK, element));
+  inputs.push_back(cType);
   auto i32 = IntegerType::get(ctx, 32);
   if (config.residual)
     inputs.push_back(MemRefType::get({config.rRows, config.n}, element));
@@ -326,6 +355,11 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
   // as twice the tiles fill the 132 multiprocessors better at 2048-row
   // chunks.
   config.blockN = blockN ? blockN : (config.n % 128 == 0 ? 128 : 0);
+  if (config.gated && config.blockN != 128)
+    return llvm::formatv("a gated GEMM takes 128-wide tiles (two "
+                         "accumulators), not {0}",
+                         config.blockN)
+        .str();
   if (!config.blockN || config.n % config.blockN != 0)
     return llvm::formatv("N = {0} is not a multiple of the {1}-column tile",
                          config.n, config.blockN)
@@ -385,8 +419,6 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       llvm::raw_string_ostream(name) << element;
       return "element type " + name + " (the wgmma path takes bf16 and f16)";
     }
-    if (op.getWGate())
-      return std::string("gated activations are not on the wgmma path yet");
     int64_t rows = xType.getNumElements() / xType.getShape().back();
     int64_t hidden = xType.getShape().back();
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
@@ -416,6 +448,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
 
     GemmConfig up{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                   element.isBF16(), op.getActivation()};
+    up.gated = op.getWGate() != nullptr;
     GemmConfig down{/*aRows=*/chunk, /*cRows=*/rows, /*n=*/hidden,
                     /*k=*/ffn, element.isBF16(), std::nullopt};
     for (GemmConfig *config : {&up, &down})
@@ -455,6 +488,9 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
                                               toRows);
     Value xMap = descriptorOf(x, up.blockM);
     Value wInMap = descriptorOf(bufferOf(op.getWIn()), up.blockK);
+    Value gateMap = op.getWGate()
+                        ? descriptorOf(bufferOf(op.getWGate()), up.blockK)
+                        : Value();
     Value u = memref::AllocOp::create(b, loc,
                                       MemRefType::get({chunk, ffn}, element));
     Value uMap = descriptorOf(u, down.blockM);
@@ -471,7 +507,9 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
           b, loc, upKernel,
           gpu::KernelDim3{index(ffn / up.blockN), index(chunk / 128), index(1)},
           block, shared,
-          ValueRange{xMap, wInMap, u, i32(c * chunk), i32(0)});
+          gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(c * chunk),
+                               i32(0)}
+                  : ValueRange{xMap, wInMap, u, i32(c * chunk), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
           gpu::KernelDim3{index(hidden / down.blockN), index(chunk / 128),

@@ -83,6 +83,9 @@ struct GemmConfig {
   int64_t aRows, cRows, n, k;
   bool bf16;
   std::optional<Activation> activation;
+  /// C = act(A · G) ⊙ (A · B) with a second B operand G (SwiGLU, GeGLU):
+  /// two accumulators of BN/2 floats a thread, 128-wide tiles only.
+  bool gated = false;
   /// C += R[rRow0 + i, :] in the epilogue, R of rRows rows.
   bool residual = false;
   int64_t rRows = 0;
@@ -92,7 +95,9 @@ struct GemmConfig {
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
   int64_t aTileBytes() const { return blockM * blockK * 2; }
   int64_t bTileBytes() const { return blockK * blockN * 2; }
-  int64_t stageBytes() const { return aTileBytes() + bTileBytes(); }
+  int64_t stageBytes() const {
+    return aTileBytes() + bTileBytes() * (gated ? 2 : 1);
+  }
   // Barriers: full per stage, then empty per stage.
   int64_t barrierOffset(int64_t index) const {
     return stages * stageBytes() + 8 * index;
@@ -106,6 +111,8 @@ struct GemmConfig {
                            .str();
     if (activation)
       name += "_" + stringifyActivation(*activation).str();
+    if (gated)
+      name += "_gated";
     if (residual)
       name += llvm::formatv("_residual{0}", rRows).str();
     // Tiles other than the default (see chooseGemmTiling) are named.
@@ -115,8 +122,9 @@ struct GemmConfig {
   }
 };
 
-/// The GEMM kernel for `config` (arguments: A and B tensor maps, C, [the
-/// residual], A's and C's first rows, [the residual's first row]).
+/// The GEMM kernel for `config` (arguments: A and B tensor maps, [the gate
+/// weight's tensor map], C, [the residual], A's and C's first rows, [the
+/// residual's first row]).
 gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
                                     Type element, Location loc);
 

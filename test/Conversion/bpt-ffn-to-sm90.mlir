@@ -58,15 +58,16 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 // CHECK-LABEL: func.func @not_eligible
 // CHECK-COUNT-3: bpt.ffn
 // CHECK-NOT: gpu.launch_func
-func.func @not_eligible(%x: tensor<1x128x128xbf16>, %w1: tensor<128x256xbf16>,
+func.func @not_eligible(%x64: tensor<1x128x64xbf16>, %u1: tensor<64x256xbf16>,
+                        %u2: tensor<256x64xbf16>, %w1: tensor<128x256xbf16>,
                         %w2: tensor<256x128xbf16>, %r: tensor<1x100x128xbf16>,
                         %x32: tensor<1x128x128xf32>, %v1: tensor<128x256xf32>,
                         %v2: tensor<256x128xf32>)
-    -> (tensor<1x128x128xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>) {
-  // expected-remark @below {{ffn stays on the portable path: gated activations are not on the wgmma path yet}}
-  %0 = bpt.ffn swiglu %x, %w1, %w2, gate %w1
-      : (tensor<1x128x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
-         tensor<128x256xbf16>) -> tensor<1x128x128xbf16>
+    -> (tensor<1x128x64xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>) {
+  // expected-remark @below {{ffn stays on the portable path: hidden 64 and ffn 256 must be multiples of 128}}
+  %0 = bpt.ffn relu %x64, %u1, %u2
+      : (tensor<1x128x64xbf16>, tensor<64x256xbf16>, tensor<256x64xbf16>)
+      -> tensor<1x128x64xbf16>
   // expected-remark @below {{ffn stays on the portable path: 100 rows are not a multiple of 128}}
   %1 = bpt.ffn relu %r, %w1, %w2
       : (tensor<1x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
@@ -75,5 +76,26 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %w1: tensor<128x256xbf16>,
   %2 = bpt.ffn relu %x32, %v1, %v2
       : (tensor<1x128x128xf32>, tensor<128x256xf32>, tensor<256x128xf32>)
       -> tensor<1x128x128xf32>
-  return %0, %1, %2 : tensor<1x128x128xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>
+  return %0, %1, %2 : tensor<1x128x64xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>
+}
+
+// -----
+
+// SwiGLU: the first GEMM takes W_in and W_gate (a third tensor map), keeps
+// two accumulators and writes silu(x W_gate) * (x W_in); 128-wide tiles,
+// 4 stages of 48 KiB.
+// CHECK-LABEL: func.func @swiglu
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n256_k128_swiglu_gated_t128x4 {{.+}} args(%{{.+}} : {{.+}}, %{{.+}} : {{.+}}, %{{.+}} : {{.+}}, %{{.+}} : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.func @gemm_sm90_a128_c128_n256_k128_swiglu_gated_t128x4(
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c49152_i32
+// CHECK-COUNT-5: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
+// CHECK: math.exp
+// CHECK: arith.mulf
+func.func @swiglu(%x: tensor<1x128x128xbf16>, %w1: tensor<128x256xbf16>,
+                  %w2: tensor<256x128xbf16>) -> tensor<1x128x128xbf16> {
+  %0 = bpt.ffn swiglu %x, %w1, %w2, gate %w1
+      : (tensor<1x128x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
+         tensor<128x256xbf16>) -> tensor<1x128x128xbf16>
+  return %0 : tensor<1x128x128xbf16>
 }

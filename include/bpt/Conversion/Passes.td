@@ -157,8 +157,8 @@ def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
     a kernel of their own: one warp per row, 16-byte accesses, f32
     statistics.
 
-    Eligible: bf16 or f16, a non-gated activation, head dimension 64 or 128,
-    sequence length a multiple of 128, hidden size a multiple of 256,
+    Eligible: bf16 or f16 (any activation, gated ones through the gated
+    GEMM), head dimension 64 or 128, sequence length a multiple of 128, hidden size a multiple of 256,
     projection and ffn widths multiples of 128. Any other block stays for
     the portable path, with a remark saying why.
   }];
@@ -201,9 +201,12 @@ def BPTFFNToSM90 : Pass<"bpt-ffn-to-sm90", "::mlir::ModuleOp"> {
     shared-memory stages under mbarriers, and two wgmma consumer warpgroups;
     the row offsets of A and C are `i32` kernel arguments.
 
-    Eligible: bf16 or f16, a non-gated activation, rows (all but the last
-    dimension) a multiple of 128, hidden and ffn multiples of 128. Any other
-    ffn stays for the portable path, with a remark saying why.
+    Gated activations (SwiGLU, GeGLU) take a GEMM with two B operands,
+    `W_in` and `W_gate`, and two accumulators (128-wide tiles).
+
+    Eligible: bf16 or f16, rows (all but the last dimension) a multiple of
+    128, hidden and ffn multiples of 128. Any other ffn stays for the
+    portable path, with a remark saying why.
   }];
   let options = [
     Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
