@@ -463,11 +463,14 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     scf::YieldOp::create(b, loc, next);
   }
 
-  // Epilogue: the row sums over the quad, normalise, store pairs.
+  // Epilogue: the row sums over the quad, normalise, then through shared
+  // memory to 16-byte stores. This consumer's 64 rows of the Q tile are
+  // free once its last wgmma has completed: the O tile goes there, in the
+  // same 128-byte-swizzled layout, so that neither the 4-byte writes nor
+  // the 16-byte reads conflict on banks.
   auto results = loop.getResults();
   SmallVector<Value> o(results.begin(), results.begin() + oCount);
   Value inverse[2];
-  Value rowOffset[2];
   for (int64_t i = 0; i < 2; ++i) {
     Value l = results[oCount + 2 + i];
     l = fadd(l, shuffleXor(l, 1));
@@ -476,21 +479,51 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
         arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zero);
     inverse[i] =
         select(positive, arith::DivFOp::create(b, loc, cf(1.0), l), zero);
-    Value row = add(outRow, add(mul(consumer, c32(64)), add(row0, c32(8 * i))));
-    Value element =
-        add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(outRowStride)),
-            arith::ExtUIOp::create(b, loc, i64, add(outColumn, column0)));
-    rowOffset[i] = mul(element, c64(2));
   }
+  // Byte address of (row, column) of this consumer's rows in the tile.
+  Value tileRows = add(base, mul(consumer, c32(64 * kSwizzleBytes)));
+  auto tileAddress = [&](Value row, Value column) {
+    Value block = div(column, c32(kSwizzleElements));
+    Value chunk = div(rem(column, c32(kSwizzleElements)), c32(8));
+    Value swizzled = arith::XOrIOp::create(b, loc, chunk, rem(row, c32(8)));
+    return add(add(tileRows, mul(block, c32(config.blockM * kSwizzleBytes))),
+               add(mul(row, c32(kSwizzleBytes)),
+                   add(mul(swizzled, c32(16)), mul(rem(column, c32(8)),
+                                                   c32(2)))));
+  };
   for (int64_t n = 0; n < d / 8; ++n) {
     for (int64_t i = 0; i < 2; ++i) {
       Value lo = fmul(o[4 * n + 2 * i], inverse[i]);
       Value hi = fmul(o[4 * n + 2 * i + 1], inverse[i]);
-      Value address = LLVM::GEPOp::create(
-          b, loc, ptr, b.getI8Type(), out,
-          ValueRange{add(rowOffset[i], c64(16 * n))});
-      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
+      Value address = tileAddress(add(row0, c32(8 * i)),
+                                  add(column0, c32(8 * n)));
+      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), sharedPointer(address),
+                            4);
     }
+  }
+  // The warpgroup's named barrier (1 + consumer; 0 is the block's).
+  NVVM::BarrierOp::create(b, loc, Type(), add(consumer, c32(1)),
+                          c32(kWarpgroup), NVVM::BarrierReductionAttr(),
+                          Value());
+  // 64 rows of D / 8 chunks of 16 bytes; consecutive threads take
+  // consecutive chunks of a row, so each store instruction is coalesced.
+  const int64_t chunksPerRow = d / 8;
+  Value thread = add(mul(warp, c32(32)), lane);
+  Type v4i32 = VectorType::get({4}, i32);
+  for (int64_t k = 0; k < 64 * chunksPerRow / kWarpgroup; ++k) {
+    Value index = add(thread, c32(k * kWarpgroup));
+    Value row = div(index, c32(chunksPerRow));
+    Value column = mul(rem(index, c32(chunksPerRow)), c32(8));
+    Value data = LLVM::LoadOp::create(
+        b, loc, v4i32, sharedPointer(tileAddress(row, column)), 16);
+    Value outRowIndex = add(outRow, add(mul(consumer, c32(64)), row));
+    Value element = add(
+        mul(arith::ExtUIOp::create(b, loc, i64, outRowIndex),
+            c64(outRowStride)),
+        arith::ExtUIOp::create(b, loc, i64, add(outColumn, column)));
+    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out,
+                                        ValueRange{mul(element, c64(2))});
+    LLVM::StoreOp::create(b, loc, data, address, 16);
   }
 }
 
