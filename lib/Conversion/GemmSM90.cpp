@@ -1,0 +1,370 @@
+//===- GemmSM90.cpp - the sm_90a GEMM kernel --------------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// C = epilogue(A · B) on Hopper, for bpt-ffn-to-sm90 and bpt-block-to-sm90:
+// a thread block computes a 128 × BN tile (A [M, K] and B [K, N] row-major,
+// bf16/f16, f32 accumulation). A producer warpgroup copies 128 × 64 tiles
+// of A and 64 × BN tiles of B (and of a gate weight G) with TMA (128-byte
+// swizzle) into a ring of stages under full/empty mbarriers; two consumer
+// warpgroups (64 rows each) run wgmma m64nBNk16 on them (B MN-major:
+// transposed descriptor) and apply the epilogue (activation, gate,
+// residual) on the f32 accumulators before one rounding and the store. Row
+// offsets of A, C and the residual are kernel arguments, so one kernel
+// serves every chunk.
+//
+//===----------------------------------------------------------------------===//
+
+#include "SM90Emitter.h"
+#include "SM90Kernels.h"
+
+#include "bpt/Conversion/Passes.h"
+
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::sm90;
+
+namespace {
+
+
+class GemmEmitter : public SM90Emitter {
+public:
+  GemmEmitter(OpBuilder &b, Location loc, const GemmConfig &config)
+      : SM90Emitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func);
+
+private:
+  Value barrierAt(Value base, int64_t first, Value stage) {
+    Value offset = add(c32(config.barrierOffset(first)), mul(stage, c32(8)));
+    return sharedPointer(add(base, offset));
+  }
+  Value stageAddress(Value base, Value stage) {
+    return add(base, mul(stage, c32(config.stageBytes())));
+  }
+
+  void emitProducer(Value base, Value mapA, Value mapB, Value mapGate,
+                    Value aRow, Value n0);
+  void emitConsumer(Value base, Value consumer, Value lane, Value warp,
+                    Value cRow, Value n0, Value c, Value residual,
+                    Value residualShift);
+
+  const GemmConfig &config;
+};
+
+void GemmEmitter::emit(gpu::GPUFuncOp func) {
+  b.setInsertionPointToStart(&func.getBody().front());
+  auto pointerOf = [&](Value memref) -> Value {
+    Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+    return LLVM::IntToPtrOp::create(
+        b, loc, ptr, Value(arith::IndexCastUIOp::create(b, loc, i64, index)));
+  };
+  Value mapA = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                  func.getArgument(0))
+                   .getResult(0);
+  Value mapB = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                  func.getArgument(1))
+                   .getResult(0);
+  unsigned next = 2;
+  Value mapGate;
+  if (config.gated)
+    mapGate = UnrealizedConversionCastOp::create(b, loc, ptr,
+                                                 func.getArgument(next++))
+                  .getResult(0);
+  Value c = pointerOf(func.getArgument(next++));
+  Value residual = config.residual ? pointerOf(func.getArgument(next++)) : Value();
+  Value aRow0 = func.getArgument(next++);
+  Value cRow0 = func.getArgument(next++);
+  Value rRow0 = config.residual ? func.getArgument(next++) : Value();
+
+  Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value nTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  Value mTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+  Value n0 = mul(nTile, c32(config.blockN));
+  Value m0 = mul(mTile, c32(config.blockM));
+  Value base = alignedSharedBase(kSharedMemorySymbol);
+
+  Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
+  auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(init.thenBlock());
+    for (int64_t s = 0; s < config.stages; ++s) {
+      NVVM::MBarrierInitOp::create(
+          b, loc, sharedPointer(add(base, c32(config.barrierOffset(s)))),
+          c32(1), Value());
+      NVVM::MBarrierInitOp::create(
+          b, loc,
+          sharedPointer(add(base, c32(config.barrierOffset(config.stages + s)))),
+          c32(config.consumerGroups * kWarpgroup), Value());
+    }
+    NVVM::FenceMbarrierInitOp::create(b, loc);
+  }
+  NVVM::Barrier0Op::create(b, loc);
+
+  Value warpgroup = div(tid, c32(kWarpgroup));
+  auto roles = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::eq, warpgroup, c32(0)),
+      /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.thenBlock());
+    // 24 + 2 x 240 = 3 x 168, the registers the block starts with.
+    NVVM::SetMaxRegisterOp::create(b, loc, 24,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    auto leader = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+    b.setInsertionPointToStart(leader.thenBlock());
+    emitProducer(base, mapA, mapB, mapGate, add(aRow0, m0), n0);
+  }
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.elseBlock());
+    NVVM::SetMaxRegisterOp::create(b, loc, 240,
+                                   NVVM::SetMaxRegisterAction::increase);
+    Value local = rem(tid, c32(kWarpgroup));
+    emitConsumer(base, sub(warpgroup, c32(1)), rem(local, c32(32)),
+                 div(local, c32(32)), add(cRow0, m0), n0, c, residual,
+                 residual ? sub(rRow0, cRow0) : Value());
+  }
+  gpu::ReturnOp::create(b, loc);
+}
+
+void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
+                               Value mapGate, Value aRow, Value n0) {
+  Value stages = c32(config.stages);
+  auto loop = scf::ForOp::create(b, loc, c32(0),
+                                 c32(config.k / config.blockK), c32(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value kb = loop.getInductionVar();
+  Value stage = rem(kb, stages);
+  auto reuse = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::uge, kb, stages), /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(reuse.thenBlock());
+    Value parity =
+        arith::AndIOp::create(b, loc, sub(div(kb, stages), c32(1)), c32(1));
+    waitBarrier(barrierAt(base, config.stages, stage), parity);
+  }
+  Value full = barrierAt(base, 0, stage);
+  NVVM::MBarrierArriveExpectTxOp::create(
+      b, loc, Type(), full, c32(config.stageBytes()), NVVM::MemScopeKind::CTA,
+      /*relaxed=*/false, Value());
+  Value tile = stageAddress(base, stage);
+  Value k0 = mul(kb, c32(config.blockK));
+  copyTile(tile, mapA, k0, aRow, full);
+  // B: BN / 64 boxes of [64 rows of K, 64 columns], 8 KiB apart.
+  for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
+    copyTile(add(tile, c32(config.aTileBytes() +
+                           col * config.blockK * kSwizzleBytes)),
+             mapB, add(n0, c32(col * kSwizzleElements)), k0, full);
+  // The gate weight's tile follows B's.
+  if (mapGate)
+    for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
+      copyTile(add(tile, c32(config.aTileBytes() + config.bTileBytes() +
+                             col * config.blockK * kSwizzleBytes)),
+               mapGate, add(n0, c32(col * kSwizzleElements)), k0, full);
+}
+
+void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
+                               Value warp, Value cRow, Value n0, Value c,
+                               Value residual, Value residualShift) {
+  const int64_t bn = config.blockN, count = bn / 2;
+  const int64_t accumulators = config.gated ? 2 : 1;
+  Value stages = c32(config.stages);
+  SmallVector<Value> init(accumulators * count, cf(0.0));
+  auto loop = scf::ForOp::create(b, loc, c32(0),
+                                 c32(config.k / config.blockK), c32(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kb = loop.getInductionVar();
+    Value stage = rem(kb, stages);
+    Value phase = arith::AndIOp::create(b, loc, div(kb, stages), c32(1));
+    waitBarrier(barrierAt(base, 0, stage), phase);
+    Value tile = stageAddress(base, stage);
+    // A: this consumer's 64 rows, K-major. B: [64 K-rows, BN] with N
+    // contiguous, MN-major; 64-column blocks are 64 x 128 bytes apart.
+    Value aDesc = descriptor(add(tile, mul(consumer, c32(64 * kSwizzleBytes))),
+                             /*leadingBytes=*/16, /*strideBytes=*/1024);
+    Value bDesc = descriptor(add(tile, c32(config.aTileBytes())),
+                             /*leadingBytes=*/config.blockK * kSwizzleBytes,
+                             /*strideBytes=*/1024);
+    Type accType = accumulatorType(bn);
+    auto args = loop.getRegionIterArgs();
+    SmallVector<Value> accs;
+    for (int64_t a = 0; a < accumulators; ++a)
+      accs.push_back(packStruct(
+          accType, SmallVector<Value>(args.begin() + a * count,
+                                      args.begin() + (a + 1) * count)));
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    auto type = config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+    for (int64_t t = 0; t < config.blockK / 16; ++t)
+      for (int64_t a = 0; a < accumulators; ++a)
+        accs[a] = NVVM::WgmmaMmaAsyncOp::create(
+            b, loc, accType, accs[a], advance(aDesc, t * 32),
+            advance(bDesc, a * config.bTileBytes() + t * 16 * kSwizzleBytes),
+            NVVM::MMAShapeAttr::get(ctx, 64, bn, 16), type, type,
+            NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+            NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+            NVVM::MMALayout::row, NVVM::MMALayout::row,
+            NVVM::MMAIntOverflowAttr());
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    SmallVector<Value> flat;
+    for (Value acc : accs)
+      llvm::append_range(flat, unpack(acc, count));
+    SmallVector<Value> values = waitGroup(flat);
+    NVVM::MBarrierArriveOp::create(b, loc, i64,
+                                   barrierAt(base, config.stages, stage),
+                                   Value(), NVVM::MemScopeKind::CTA, false);
+    scf::YieldOp::create(b, loc, values);
+  }
+
+  // Epilogue: element e is row r + 8 * ((e / 2) % 2), column
+  // 8 * (e / 4) + 2 * (lane % 4) + e % 2 of the tile.
+  SmallVector<Value> acc(loop.getResults());
+  Value row0 = add(cRow, add(mul(consumer, c32(64)),
+                             add(mul(warp, c32(16)), div(lane, c32(4)))));
+  Value column0 = add(n0, mul(rem(lane, c32(4)), c32(2)));
+  Type half = config.bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
+  Value residualBytes;
+  if (residual)
+    residualBytes = mul(arith::ExtSIOp::create(b, loc, i64, residualShift),
+                        c64(config.n * 2));
+  for (int64_t i = 0; i < 2; ++i) {
+    Value row = add(row0, c32(8 * i));
+    Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row),
+                            c64(config.n)),
+                        arith::ExtUIOp::create(b, loc, i64, column0));
+    Value rowBytes = mul(element, c64(2));
+    for (int64_t j = 0; j < bn / 8; ++j) {
+      Value offset = add(rowBytes, c64(16 * j));
+      Value pair[2] = {acc[4 * j + 2 * i], acc[4 * j + 2 * i + 1]};
+      for (int64_t h = 0; h < 2; ++h) {
+        if (config.gated) {
+          // act(A · G) ⊙ (A · B); the gate's accumulator follows B's.
+          Value gate = acc[count + 4 * j + 2 * i + h];
+          pair[h] = fmul(buildActivation(b, loc, *config.activation, gate),
+                         pair[h]);
+        } else if (config.activation) {
+          pair[h] = buildActivation(b, loc, *config.activation, pair[h]);
+        }
+      }
+      if (residual) {
+        // The residual's row is C's row shifted by rRow0 - cRow0.
+        Value address = LLVM::GEPOp::create(
+            b, loc, ptr, b.getI8Type(), residual,
+            ValueRange{add(offset, residualBytes)});
+        Value bits = LLVM::LoadOp::create(b, loc, i32, address, 4);
+        Value halves = LLVM::BitcastOp::create(
+            b, loc, VectorType::get({2}, half), bits);
+        Value wide = LLVM::FPExtOp::create(b, loc, VectorType::get({2}, f32),
+                                           halves);
+        for (int64_t h = 0; h < 2; ++h)
+          pair[h] = fadd(pair[h], LLVM::ExtractElementOp::create(
+                                      b, loc, wide, c32(h)));
+      }
+      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
+                                          ValueRange{offset});
+      LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]), address, 4);
+    }
+  }
+}
+
+/// The GEMM kernel for `config`, built once per module.
+} // namespace
+
+gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
+                                               const GemmConfig &config,
+                                               Type element, Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
+  std::string name = config.kernelName();
+  if (auto existing = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
+    return existing;
+  MLIRContext *ctx = module.getContext();
+  auto cType = MemRefType::get({config.cRows, config.n}, element);
+  SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
+                              tensorMapType(ctx, config.blockK, element)};
+  if (config.gated)
+    inputs.push_back(tensorMapType(ctx, config.blockK, element));
+  inputs.push_back(cType);
+  auto i32 = IntegerType::get(ctx, 32);
+  if (config.residual)
+    inputs.push_back(MemRefType::get({config.rRows, config.n}, element));
+  inputs.append({i32, i32}); // A's and C's first rows
+  if (config.residual)
+    inputs.push_back(i32); // the residual's first row
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(kernels.getBody());
+  auto func = gpu::GPUFuncOp::create(b, loc, name,
+                                     FunctionType::get(ctx, inputs, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func->setAttr("nvvm.maxntid",
+                b.getDenseI32ArrayAttr({int32_t(config.threads()), 1, 1}));
+  func->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
+  SymbolTable(kernels).insert(func);
+  GemmEmitter(b, loc, config).emit(func);
+  return func;
+}
+
+
+int64_t bpt::sm90::pickBlockN(int64_t n) {
+  for (int64_t bn : {256, 128})
+    if (n % bn == 0)
+      return bn;
+  return 0;
+}
+
+std::optional<std::string> bpt::sm90::checkGemmTilingOptions(int64_t blockN,
+                                                             int64_t stages) {
+  if (blockN != 0 && blockN != 128 && blockN != 256)
+    return llvm::formatv("block-n must be 0, 128 or 256, got {0}", blockN)
+        .str();
+  if (stages != 0 && (stages < 2 || stages > 8))
+    return llvm::formatv("gemm-stages must be 0 or in [2, 8], got {0}", stages)
+        .str();
+  return std::nullopt;
+}
+
+std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
+                                                       int64_t blockN,
+                                                       int64_t stages,
+                                                       int64_t sharedMemory) {
+  // Default: 128-wide tiles, 6 stages. Measured (bpt-run --tune, H200,
+  // docs/bench/tune-h200-2026-11-25): faster than 256 x 4 on the chunked
+  // FFN (1.97 against 2.16 ms at S 16k) and the block (5.42 against 5.46),
+  // as twice the tiles fill the 132 multiprocessors better at 2048-row
+  // chunks.
+  config.blockN = blockN ? blockN : (config.n % 128 == 0 ? 128 : 0);
+  if (config.gated && config.blockN != 128)
+    return llvm::formatv("a gated GEMM takes 128-wide tiles (two "
+                         "accumulators), not {0}",
+                         config.blockN)
+        .str();
+  if (!config.blockN || config.n % config.blockN != 0)
+    return llvm::formatv("N = {0} is not a multiple of the {1}-column tile",
+                         config.n, config.blockN)
+        .str();
+  if (stages) {
+    config.stages = stages;
+  } else {
+    // As many stages as fit, up to the depth that measured best.
+    config.stages = config.blockN == 256 ? 4 : 6;
+    while (config.stages > 2 && config.sharedMemoryBytes() > sharedMemory)
+      --config.stages;
+  }
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("{0} stages of {1} bytes need {2} bytes of shared "
+                         "memory, {3} available",
+                         config.stages, config.stageBytes(),
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  return std::nullopt;
+}
+
