@@ -218,31 +218,12 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   }
   NVVM::Barrier0Op::create(b, loc);
 
-  Value warpgroup = div(tid, c32(kWarpgroup));
-  Value isProducer = cmp(arith::CmpIPredicate::eq, warpgroup, c32(0));
-  auto roles = scf::IfOp::create(b, loc, isProducer, /*withElse=*/true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(roles.thenBlock());
-    // 24 + 2 x 240 registers per thread-quad of warpgroups is the 168 x 3
-    // the block starts with (65536 / 384, rounded down to 8); asking for
-    // more would leave setmaxnreg.inc waiting forever.
-    NVVM::SetMaxRegisterOp::create(b, loc, 24,
-                                   NVVM::SetMaxRegisterAction::decrease);
-    auto leader = scf::IfOp::create(b, loc, first, /*withElse=*/false);
-    b.setInsertionPointToStart(leader.thenBlock());
-    emitProducer(base, mapQ, mapK, mapV, qRow, kvRow, numBlocks);
-  }
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(roles.elseBlock());
-    NVVM::SetMaxRegisterOp::create(b, loc, 240,
-                                   NVVM::SetMaxRegisterAction::increase);
-    Value consumer = sub(warpgroup, c32(1));
-    Value local = rem(tid, c32(kWarpgroup));
-    emitConsumer(base, consumer, rem(local, c32(32)), div(local, c32(32)),
-                 qPos, qRow, numBlocks, out);
-  }
+  emitRoles(
+      tid, first,
+      [&] { emitProducer(base, mapQ, mapK, mapV, qRow, kvRow, numBlocks); },
+      [&](Value consumer, Value lane, Value warp) {
+        emitConsumer(base, consumer, lane, warp, qPos, qRow, numBlocks, out);
+      });
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -553,17 +534,11 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
     inputs.push_back(MemRefType::get(
         {config.batch, config.heads, config.seqQ, config.headDim}, element));
   }
-  auto funcType = FunctionType::get(ctx, inputs, {});
-  OpBuilder b(ctx);
-  b.setInsertionPointToEnd(kernels.getBody());
-  auto func = gpu::GPUFuncOp::create(b, loc, config.kernelName(), funcType);
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   // A register cap at entry (384 threads, one block per multiprocessor) is
   // what lets setmaxnreg move registers from the producer to the consumers.
-  func->setAttr("nvvm.maxntid",
-                b.getDenseI32ArrayAttr({int32_t(config.threads()), 1, 1}));
-  func->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
-  SymbolTable(kernels).insert(func);
+  gpu::GPUFuncOp func = createKernel(kernels, config.kernelName(), inputs,
+                                     config.threads(), loc);
+  OpBuilder b(ctx);
   KernelEmitter(b, loc, config).emit(func);
   return func;
 }
@@ -612,21 +587,12 @@ struct BPTAttentionToSM90Pass final
         getOrBuildAttentionKernel(module, config, element, loc);
 
     OpBuilder b(op);
+    // Q, K and V as [rows, D] matrices.
     auto descriptorOf = [&](Value tensor, int64_t boxRows) -> Value {
-      auto type = cast<RankedTensorType>(tensor.getType());
-      auto buffer = bufferization::ToBufferOp::create(
-          b, loc, MemRefType::get(type.getShape(), element), tensor,
-          /*read_only=*/true);
       Value rows = memref::CollapseShapeOp::create(
-          b, loc, buffer, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
-      Value unranked = memref::CastOp::create(
-          b, loc, UnrankedMemRefType::get(element, 0), rows);
-      Value box[2] = {
-          arith::ConstantIndexOp::create(b, loc, boxRows),
-          arith::ConstantIndexOp::create(b, loc, kSwizzleElements)};
-      return nvgpu::TmaCreateDescriptorOp::create(
-          b, loc, tensorMapType(b.getContext(), boxRows, element), unranked,
-          box);
+          b, loc, readOnlyBuffer(b, loc, tensor),
+          ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+      return createTensorMap(b, loc, rows, boxRows);
     };
     Value q = descriptorOf(op.getQuery(), config.blockM);
     Value k = descriptorOf(op.getKey(), config.blockN);

@@ -182,12 +182,8 @@ gpu::GPUFuncOp getOrBuildNormKernel(ModuleOp module, const NormConfig &config,
     inputs.push_back(vector);
   inputs.append({MemRefType::get({config.outRows, config.hidden}, element),
                  i32, i32});
+  gpu::GPUFuncOp func = createKernel(kernels, name, inputs, std::nullopt, loc);
   OpBuilder b(ctx);
-  b.setInsertionPointToEnd(kernels.getBody());
-  auto func = gpu::GPUFuncOp::create(b, loc, name,
-                                     FunctionType::get(ctx, inputs, {}));
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  SymbolTable(kernels).insert(func);
   NormEmitter(b, loc, config).emit(func);
   return func;
 }
@@ -352,19 +348,10 @@ struct BPTBlockToSM90Pass final
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
     auto bufferOf = [&](Value tensor) -> Value {
-      if (!tensor)
-        return Value();
-      auto type = cast<RankedTensorType>(tensor.getType());
-      return bufferization::ToBufferOp::create(
-          b, loc, MemRefType::get(type.getShape(), element), tensor,
-          /*read_only=*/true);
+      return tensor ? readOnlyBuffer(b, loc, tensor) : Value();
     };
-    auto mapOf = [&](Value matrix, int64_t boxRows) -> Value {
-      Value unranked = memref::CastOp::create(
-          b, loc, UnrankedMemRefType::get(element, 0), matrix);
-      return nvgpu::TmaCreateDescriptorOp::create(
-          b, loc, tensorMapType(b.getContext(), boxRows, element), unranked,
-          ValueRange{index(boxRows), index(kSwizzleElements)});
+    auto mapOf = [&](Value matrix, int64_t boxRows) {
+      return createTensorMap(b, loc, matrix, boxRows);
     };
     auto alloc = [&](int64_t r, int64_t c) -> Value {
       return memref::AllocOp::create(b, loc, MemRefType::get({r, c}, element));

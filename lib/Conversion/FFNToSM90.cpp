@@ -120,18 +120,11 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     auto i32 = [&](int64_t v) -> Value {
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
-    auto descriptorOf = [&](Value matrix, int64_t boxRows) -> Value {
-      Value unranked = memref::CastOp::create(
-          b, loc, UnrankedMemRefType::get(element, 0), matrix);
-      return nvgpu::TmaCreateDescriptorOp::create(
-          b, loc, tensorMapType(b.getContext(), boxRows, element), unranked,
-          ValueRange{index(boxRows), index(kSwizzleElements)});
+    auto descriptorOf = [&](Value matrix, int64_t boxRows) {
+      return createTensorMap(b, loc, matrix, boxRows);
     };
-    auto bufferOf = [&](Value tensor) -> Value {
-      auto type = cast<RankedTensorType>(tensor.getType());
-      return bufferization::ToBufferOp::create(
-          b, loc, MemRefType::get(type.getShape(), element), tensor,
-          /*read_only=*/true);
+    auto bufferOf = [&](Value tensor) {
+      return readOnlyBuffer(b, loc, tensor);
     };
     SmallVector<ReassociationIndices> toRows(1);
     for (int64_t d = 0; d + 1 < xType.getRank(); ++d)

@@ -107,30 +107,13 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   }
   NVVM::Barrier0Op::create(b, loc);
 
-  Value warpgroup = div(tid, c32(kWarpgroup));
-  auto roles = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::eq, warpgroup, c32(0)),
-      /*withElse=*/true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(roles.thenBlock());
-    // 24 + 2 x 240 = 3 x 168, the registers the block starts with.
-    NVVM::SetMaxRegisterOp::create(b, loc, 24,
-                                   NVVM::SetMaxRegisterAction::decrease);
-    auto leader = scf::IfOp::create(b, loc, first, /*withElse=*/false);
-    b.setInsertionPointToStart(leader.thenBlock());
-    emitProducer(base, mapA, mapB, mapGate, add(aRow0, m0), n0);
-  }
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(roles.elseBlock());
-    NVVM::SetMaxRegisterOp::create(b, loc, 240,
-                                   NVVM::SetMaxRegisterAction::increase);
-    Value local = rem(tid, c32(kWarpgroup));
-    emitConsumer(base, sub(warpgroup, c32(1)), rem(local, c32(32)),
-                 div(local, c32(32)), add(cRow0, m0), n0, c, residual,
-                 residual ? sub(rRow0, cRow0) : Value());
-  }
+  emitRoles(
+      tid, first,
+      [&] { emitProducer(base, mapA, mapB, mapGate, add(aRow0, m0), n0); },
+      [&](Value consumer, Value lane, Value warp) {
+        emitConsumer(base, consumer, lane, warp, add(cRow0, m0), n0, c,
+                     residual, residual ? sub(rRow0, cRow0) : Value());
+      });
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -300,15 +283,9 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
   inputs.append({i32, i32}); // A's and C's first rows
   if (config.residual)
     inputs.push_back(i32); // the residual's first row
+  gpu::GPUFuncOp func =
+      createKernel(kernels, name, inputs, config.threads(), loc);
   OpBuilder b(ctx);
-  b.setInsertionPointToEnd(kernels.getBody());
-  auto func = gpu::GPUFuncOp::create(b, loc, name,
-                                     FunctionType::get(ctx, inputs, {}));
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func->setAttr("nvvm.maxntid",
-                b.getDenseI32ArrayAttr({int32_t(config.threads()), 1, 1}));
-  func->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
-  SymbolTable(kernels).insert(func);
   GemmEmitter(b, loc, config).emit(func);
   return func;
 }

@@ -197,6 +197,39 @@ protected:
     waitBarrier(sharedPointer(address), phase);
   }
 
+  /// Splits a 384-thread block into warp-specialised roles: warpgroup 0
+  /// gives registers away (setmaxnreg 24) and its first thread (`leader`)
+  /// runs `producer`; the two others take 240 and run
+  /// `consumer(index, lane, warp)`. 24 + 2 × 240 = 3 × 168, the registers
+  /// the block starts with (65536 / 384, rounded down to 8): asking for
+  /// more would leave setmaxnreg.inc waiting forever.
+  void emitRoles(Value tid, Value leader, function_ref<void()> producer,
+                 function_ref<void(Value, Value, Value)> consumer) {
+    Value warpgroup = div(tid, c32(kWarpgroup));
+    Value isProducer = cmp(arith::CmpIPredicate::eq, warpgroup, c32(0));
+    auto roles = scf::IfOp::create(b, loc, isProducer, /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(roles.thenBlock());
+      NVVM::SetMaxRegisterOp::create(b, loc, 24,
+                                     NVVM::SetMaxRegisterAction::decrease);
+      auto first = scf::IfOp::create(b, loc, leader, /*withElse=*/false);
+      b.setInsertionPointToStart(first.thenBlock());
+      producer();
+    }
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(roles.elseBlock());
+      NVVM::SetMaxRegisterOp::create(b, loc, 240,
+                                     NVVM::SetMaxRegisterAction::increase);
+      Value index = sub(warpgroup, c32(1));
+      Value local = rem(tid, c32(kWarpgroup));
+      Value lane = rem(local, c32(32));
+      Value warp = div(local, c32(32));
+      consumer(index, lane, warp);
+    }
+  }
+
   /// The kernel's 1 KiB-aligned shared-memory base, from the module's
   /// external shared array `symbol`.
   Value alignedSharedBase(StringRef symbol) {
@@ -223,6 +256,21 @@ constexpr llvm::StringLiteral kSharedMemorySymbol = "bpt_sm90_shared";
 /// `!nvgpu.tensormap.descriptor` of a [rows, 64] box of `element`, 128-byte
 /// swizzle, zero fill.
 Type tensorMapType(MLIRContext *ctx, int64_t rows, Type element);
+
+/// A kernel `name` of `inputs` in `kernels`. With `threads`, the kernel
+/// gets a register cap at entry (maxntid, one block per multiprocessor),
+/// which setmaxnreg needs.
+gpu::GPUFuncOp createKernel(gpu::GPUModuleOp kernels, StringRef name,
+                            TypeRange inputs, std::optional<int64_t> threads,
+                            Location loc);
+
+/// Host side: the read-only buffer of `tensor` (bufferization.to_buffer).
+Value readOnlyBuffer(OpBuilder &b, Location loc, Value tensor);
+
+/// Host side: a TMA descriptor of the 2-D `matrix` with [boxRows, 64] boxes
+/// (nvgpu.tma.create.descriptor; the manifest turns it into a tensor map).
+Value createTensorMap(OpBuilder &b, Location loc, Value matrix,
+                      int64_t boxRows);
 
 } // namespace bpt::sm90
 
