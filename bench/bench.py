@@ -187,7 +187,10 @@ def bench_attention(path, max_seconds):
     k = torch.rand(k_shape, device="cuda", generator=gen, dtype=torch.float32).mul_(2).sub_(1).to(dtype)
     v = torch.rand(k_shape, device="cuda", generator=gen, dtype=torch.float32).mul_(2).sub_(1).to(dtype)
     flops = 4.0 * B * H * S * k_shape[2] * D / (2 if causal else 1)
-    row = {"B": B, "H": H, "S": S, "D": D, "causal": causal}
+    kernels = [l["kernel"] for l in ks.manifest["launches"]]
+    path = ("wgmma" if any("_sm90" in k for k in kernels) else
+            "mma.sync" if any("_sm80" in k for k in kernels) else "portable")
+    row = {"B": B, "H": H, "S": S, "D": D, "causal": causal, "path": path}
     ks.allocate({"query": q, "key": k, "value": v})
     ks.buffer("result").fill_(float("nan"))
     ms, runs = time_ms(ks.run, max_seconds)
@@ -339,15 +342,15 @@ def main():
     results = {"device": device, "torch": torch.__version__,
                "attention": [], "block": []}
     if args.only in ("", "attention"):
-        print("| D | S | B x H | causal | bpt TFLOP/s | flash | cuDNN | efficient | bpt/flash | rel. diff to SDPA |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| D | S | B x H | causal | bpt kernel | bpt TFLOP/s | flash | cuDNN | efficient | bpt/flash | rel. diff to SDPA |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in names:
             if n.startswith("attention") and n.endswith(".json"):
                 r = bench_attention(os.path.join(args.kernels, n), args.max_seconds)
                 results["attention"].append(r)
                 fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
                 ratio = r["bpt"] / r["flash"] if r.get("flash") else float("nan")
-                print(f"| {r['D']} | {r['S']} | {r['B']} x {r['H']} | {r['causal']} | "
+                print(f"| {r['D']} | {r['S']} | {r['B']} x {r['H']} | {r['causal']} | {r['path']} | "
                       f"{r['bpt']:.3f} | {fmt(r['flash'])} | {fmt(r['cudnn'])} | "
                       f"{fmt(r['efficient'])} | {ratio:.4f} | {r.get('rel_diff_to_sdpa', float('nan')):.1e} |",
                       flush=True)

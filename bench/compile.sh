@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Compiles the benchmark's kernel sets (the shapes of the peer figures in
 # the shared anchors: bf16, 16k tokens per batch, hidden 2048) into DIR.
-#   bench/compile.sh DIR
+#   bench/compile.sh DIR [bpt-compile flags...]
+# Flags after DIR go to every compilation (e.g. --chip=sm_80 for the
+# mma.sync kernels); BENCH_OPS="attention" compiles only the attention sets.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:?usage: bench/compile.sh DIR}
+out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
+shift
+ops=${BENCH_OPS:-attention block}
 "$root/scripts/build.sh" bpt-compile >/dev/null
 compile="$root/build/bin/bpt-compile"
 mkdir -p "$out"
+if [[ " $ops " == *" attention "* ]]; then
 for d in 64 128; do
   for s in 1024 4096 16384; do
     for causal in "" --causal; do
       name=attention-d$d-s$s${causal:+-causal}
       "$compile" --op=attention --dtype=bf16 --head-dim=$d --seq=$s \
-        --batch=$((16384 / s)) --heads=$((2048 / d)) $causal -o "$out/$name"
+        --batch=$((16384 / s)) --heads=$((2048 / d)) $causal "$@" -o "$out/$name"
     done
   done
 done
+fi
+if [[ " $ops " == *" block "* ]]; then
 for s in 4096 16384 65536; do
   "$compile" --op=block --dtype=bf16 --seq=$s --hidden=2048 --heads=16 \
-    --ffn=8192 --activation=gelu --norm=rms_norm --causal -o "$out/block-s$s"
+    --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" -o "$out/block-s$s"
 done
+fi

@@ -170,6 +170,27 @@ std::optional<Stage> bpt::parseStage(StringRef name) {
       .Default(std::nullopt);
 }
 
+int64_t bpt::sharedMemoryPerBlock(StringRef chip) {
+  unsigned version = 0;
+  if (!chip.consume_front("sm_") ||
+      chip.take_while(llvm::isDigit).getAsInteger(10, version))
+    return 48 * 1024;
+  if (version >= 90)
+    return 227 * 1024;
+  if (version == 80 || version == 87)
+    return 163 * 1024;
+  if (version == 86 || version == 89)
+    return 99 * 1024;
+  return 48 * 1024;
+}
+
+bool bpt::hasMmaSync(StringRef chip) {
+  unsigned version = 0;
+  return chip.consume_front("sm_") &&
+         !chip.take_while(llvm::isDigit).getAsInteger(10, version) &&
+         version >= 80;
+}
+
 LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
                                 const CompileOptions &options) {
   PassManager pm(module.getContext());
@@ -192,6 +213,17 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
       ffn.blockN = options.gemmBlockN;
       ffn.gemmStages = options.gemmStages;
       pm.addPass(createBPTFFNToSM90(ffn));
+    }
+    // mma.sync, on every chip since sm_80: the attention of other chips, and
+    // on sm_90a what the wgmma pass left (sequences that are multiples of
+    // 64 but not of 128).
+    if (options.tensorCores && hasMmaSync(options.chip)) {
+      BPTAttentionToSM80Options attention;
+      attention.sharedMemory = options.sharedMemory;
+      attention.qBlock = options.mmaSyncQBlock;
+      attention.kvBlock = options.mmaSyncKvBlock;
+      attention.stages = options.mmaSyncStages;
+      pm.addPass(createBPTAttentionToSM80(attention));
     }
     BlockwiseOptions blockwise;
     blockwise.qBlock = options.qBlock;
@@ -570,8 +602,16 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
         map.intermediate ? firstSlot + slotOf[map.index] : map.index;
     tensorMaps.push_back(std::move(map.fields));
   }
-  opts["tensor_cores"] = !tensorMaps.empty();
-  if (!tensorMaps.empty()) {
+  // Which tensor-core kernels the set has, from the instructions in its PTX.
+  bool wgmma = StringRef(set.ptx).contains("wgmma.mma_async");
+  bool mmaSync = StringRef(set.ptx).contains("mma.sync.aligned");
+  opts["tensor_cores"] = wgmma || mmaSync;
+  if (mmaSync) {
+    opts["sm80_q_block"] = options.mmaSyncQBlock;
+    opts["sm80_kv_block"] = options.mmaSyncKvBlock;
+    opts["sm80_stages"] = options.mmaSyncStages;
+  }
+  if (wgmma) {
     // The sm_90a tiling (options are flat: numbers, strings, booleans).
     opts["sm90_chunk_rows"] = options.chunkRows;
     opts["sm90_kv_block"] = options.attentionKvBlock;

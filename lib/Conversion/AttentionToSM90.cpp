@@ -572,7 +572,7 @@ struct BPTAttentionToSM90Pass final
       config.stages = stages;
       if (std::optional<std::string> why =
               checkEligible(op, sharedMemory, config)) {
-        op.emitRemark() << "attention stays on the portable path: " << *why;
+        op.emitRemark() << "attention does not take the wgmma path: " << *why;
         continue;
       }
       rewrite(module, op, config);

@@ -38,5 +38,13 @@ if probe.returncode == 0:
     lit_config.note("GPU: " + probe.stdout.strip())
 else:
     lit_config.note("GPU tests unsupported here: " + probe.stdout.strip())
-if shutil.which("compute-sanitizer"):
+# The CUDA toolkit's bin directory, where the GPU machines keep ptxas and
+# cuobjdump (the SASS test) when it is not on PATH.
+cuda_bin = "/usr/local/cuda/bin"
+if os.path.isdir(cuda_bin):
+    config.environment["PATH"] += os.pathsep + cuda_bin
+path = config.environment["PATH"]
+if shutil.which("compute-sanitizer", path=path):
     config.available_features.add("compute-sanitizer")
+if shutil.which("ptxas", path=path) and shutil.which("cuobjdump", path=path):
+    config.available_features.add("cuda-tools")

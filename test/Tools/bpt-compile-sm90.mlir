@@ -83,4 +83,4 @@
 // PORTABLE: "tensor_cores": false,
 // PORTABLE-NOT: tensor_map
 
-// REMARK: remark: attention stays on the portable path: element type f32 (the wgmma path takes bf16 and f16)
+// REMARK: remark: attention does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16)

@@ -71,7 +71,8 @@ static cl::opt<int64_t> chunkRows(
     cl::init(2048));
 static cl::opt<bool> noTensorCores(
     "no-tensor-cores",
-    cl::desc("Keep every op on the portable path (no sm_90a wgmma kernels)"),
+    cl::desc("Keep every op on the portable path (no wgmma or mma.sync "
+             "kernels)"),
     cl::init(false));
 static cl::opt<int64_t> sm90KvBlock(
     "sm90-kv-block", cl::desc("sm_90a attention key/value block: 64 or 128"),
@@ -86,9 +87,21 @@ static cl::opt<int64_t> sm90GemmStages(
     "sm90-gemm-stages",
     cl::desc("sm_90a GEMM shared-memory stages: 2 to 8 (0: as many as fit)"),
     cl::init(0));
+static cl::opt<int64_t> sm80QBlock(
+    "sm80-q-block",
+    cl::desc("mma.sync attention query rows per thread block: 64 or 128"),
+    cl::init(64));
+static cl::opt<int64_t> sm80KvBlock(
+    "sm80-kv-block",
+    cl::desc("mma.sync attention key/value block: 32, 64 or 128"),
+    cl::init(64));
+static cl::opt<int64_t> sm80Stages(
+    "sm80-stages", cl::desc("mma.sync attention K/V ring stages: 2 to 4"),
+    cl::init(2));
 static cl::opt<bool> tune(
     "tune",
-    cl::desc("Write one kernel set per candidate sm_90a tiling into the "
+    cl::desc("Write one kernel set per candidate tensor-core tiling (for "
+             "--chip) into the "
              "directory -o names, with tune.json; time them on the GPU "
              "machine with `bpt-run --tune=DIR`, then compile with "
              "--tuning=DIR/tuning.json"),
@@ -132,6 +145,9 @@ static const struct {
     {"sm90-stages", &sm90Stages, &bpt::CompileOptions::attentionStages},
     {"sm90-gemm-block-n", &sm90GemmBlockN, &bpt::CompileOptions::gemmBlockN},
     {"sm90-gemm-stages", &sm90GemmStages, &bpt::CompileOptions::gemmStages},
+    {"sm80-q-block", &sm80QBlock, &bpt::CompileOptions::mmaSyncQBlock},
+    {"sm80-kv-block", &sm80KvBlock, &bpt::CompileOptions::mmaSyncKvBlock},
+    {"sm80-stages", &sm80Stages, &bpt::CompileOptions::mmaSyncStages},
 };
 
 /// Reads a tuning file's "flags" object into `options`; a flag given on
@@ -173,7 +189,7 @@ static LogicalResult applyTuning(StringRef path,
 
 /// The candidate tilings of --tune for the module's ops.
 static std::vector<std::vector<std::pair<const char *, int64_t>>>
-tuningCandidates(ModuleOp module) {
+tuningCandidates(ModuleOp module, StringRef chip) {
   bool hasAttention = false, hasFFN = false, hasBlock = false;
   module.walk([&](Operation *op) {
     hasAttention |= isa<bpt::AttentionOp>(op);
@@ -181,6 +197,17 @@ tuningCandidates(ModuleOp module) {
     hasBlock |= isa<bpt::TransformerBlockOp>(op);
   });
   std::vector<std::vector<std::pair<const char *, int64_t>>> candidates;
+  if (chip != "sm_90a") {
+    // Other chips have the mma.sync attention only.
+    if (hasAttention)
+      for (int64_t q : {64, 128})
+        for (int64_t kv : {32, 64, 128})
+          for (int64_t stages : {2, 3})
+            candidates.push_back({{"sm80-q-block", q},
+                                  {"sm80-kv-block", kv},
+                                  {"sm80-stages", stages}});
+    return candidates;
+  }
   std::vector<std::vector<std::pair<const char *, int64_t>>> attention = {{}},
                                                             gemm = {{}};
   if (hasAttention || hasBlock) {
@@ -217,7 +244,7 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     return fail("cannot create '" + dir + "': " + error.message());
   llvm::json::Array list;
   int64_t index = 0;
-  for (const auto &candidate : tuningCandidates(*probe)) {
+  for (const auto &candidate : tuningCandidates(*probe, base.chip)) {
     bpt::CompileOptions options = base;
     llvm::json::Object flags;
     for (auto [flag, value] : candidate) {
@@ -239,11 +266,14 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
                    << " left out (see the error above)\n";
       continue;
     }
-    const llvm::json::Object *opts = set->manifest.getObject("options");
-    if (!opts || !opts->getBoolean("tensor_cores").value_or(false)) {
-      llvm::errs() << "bpt-compile: --tune: " << name
-                   << " left out: it takes no sm_90a kernel (see the "
-                      "remarks above)\n";
+    // The candidate's flags tune the chip's own kernels: one that falls
+    // back (to mma.sync on sm_90a, or to the portable path) is not timed.
+    StringRef instruction =
+        base.chip == "sm_90a" ? "wgmma.mma_async" : "mma.sync.aligned";
+    if (!StringRef(set->ptx).contains(instruction)) {
+      llvm::errs() << "bpt-compile: --tune: " << name << " left out: it has no "
+                   << instruction.split('.').first
+                   << " kernel (see the remarks above)\n";
       continue;
     }
     std::string manifest;
@@ -261,8 +291,8 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
                                       {"flags", std::move(flags)}});
   }
   if (list.empty())
-    return fail("--tune: no candidate takes the sm_90a kernels (see the "
-                "remarks); there is no tiling to tune");
+    return fail("--tune: no candidate takes the tensor-core kernels (see "
+                "the remarks); there is no tiling to tune");
   size_t count = list.size();
   std::string tuneJson;
   llvm::raw_string_ostream ts(tuneJson);
@@ -348,7 +378,11 @@ int main(int argc, char **argv) {
   options.attentionStages = sm90Stages;
   options.gemmBlockN = sm90GemmBlockN;
   options.gemmStages = sm90GemmStages;
+  options.mmaSyncQBlock = sm80QBlock;
+  options.mmaSyncKvBlock = sm80KvBlock;
+  options.mmaSyncStages = sm80Stages;
   options.chip = chip;
+  options.sharedMemory = bpt::sharedMemoryPerBlock(chip);
   options.features = features;
   options.threads = threads;
   if (!tuning.empty())
@@ -371,6 +405,17 @@ int main(int argc, char **argv) {
       (options.gemmStages < 2 || options.gemmStages > 8))
     return fail("--sm90-gemm-stages must be 0 or in [2, 8], got " +
                 std::to_string(options.gemmStages));
+
+  if (options.mmaSyncQBlock != 64 && options.mmaSyncQBlock != 128)
+    return fail("--sm80-q-block must be 64 or 128, got " +
+                std::to_string(options.mmaSyncQBlock));
+  if (options.mmaSyncKvBlock != 32 && options.mmaSyncKvBlock != 64 &&
+      options.mmaSyncKvBlock != 128)
+    return fail("--sm80-kv-block must be 32, 64 or 128, got " +
+                std::to_string(options.mmaSyncKvBlock));
+  if (options.mmaSyncStages < 2 || options.mmaSyncStages > 4)
+    return fail("--sm80-stages must be in [2, 4], got " +
+                std::to_string(options.mmaSyncStages));
 
   if (tune) {
     if (emit != "ptx")

@@ -46,8 +46,9 @@ struct CompileOptions {
   bool fuse = true;
   std::string chip = "sm_90a", features = "+ptx80";
   int64_t threads = 256, sharedMemory = 232448;
-  /// Lower eligible ops to the chip's tensor-core kernels (sm_90a: attention
-  /// through bpt-attention-to-sm90); the rest take the portable path.
+  /// Lower eligible ops to the chip's tensor-core kernels (sm_90a: wgmma
+  /// for attention, FFN and block; sm_80 and later: mma.sync for
+  /// attention); the rest take the portable path.
   bool tensorCores = true;
   /// Tiling of the sm_90a kernels (bpt-compile --sm90-*, or a --tuning
   /// file): rows per chunk of the FFN and block passes, the attention's
@@ -56,7 +57,19 @@ struct CompileOptions {
   int64_t chunkRows = 2048;
   int64_t attentionKvBlock = 128, attentionStages = 2;
   int64_t gemmBlockN = 0, gemmStages = 0;
+  /// Tiling of the mma.sync attention (bpt-compile --sm80-*): query rows
+  /// per thread block, key/value rows per block, K/V ring stages.
+  int64_t mmaSyncQBlock = 64, mmaSyncKvBlock = 64, mmaSyncStages = 2;
 };
+
+/// The most dynamic shared memory one thread block of `chip` may use, in
+/// bytes (the opt-in limit: 227 KiB on sm_90, 163 KiB on sm_80/87, 99 KiB
+/// on sm_86/89; 48 KiB where unknown).
+int64_t sharedMemoryPerBlock(llvm::StringRef chip);
+
+/// Whether `chip` (sm_XY[a]) has warp-level tensor cores (mma.sync with
+/// bf16: sm_80 and later).
+bool hasMmaSync(llvm::StringRef chip);
 
 /// Lowers `module` in place up to and including `stage`.
 mlir::LogicalResult lowerToStage(mlir::ModuleOp module, Stage stage,

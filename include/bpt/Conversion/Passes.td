@@ -119,8 +119,8 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
 
     Eligible: bf16 or f16, head dimension 64 or 128, both sequence lengths
     multiples of 128, and the kernel's shared memory within `shared-memory`.
-    Any other attention stays for the portable path, with a remark saying
-    why.
+    Any other attention is left to later passes (`bpt-attention-to-sm80`,
+    else the portable path), with a remark saying why.
   }];
   let options = [
     Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
@@ -138,6 +138,47 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
     "::mlir::memref::MemRefDialect",
     "::mlir::NVVM::NVVMDialect",
     "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.attention to an mma.sync (sm_80+) tensor-core kernel";
+  let description = [{
+    The fallback of the Hopper path, for chips that have warp-level tensor
+    cores (`mma.sync`, sm_80 and later) but no wgmma or TMA. Replaces each
+    eligible `bpt.attention` by a `gpu.launch_func` of a kernel in a
+    `gpu.module @bpt_sm80`: the blockwise algorithm of `bpt-tile-attention`
+    (`q-block`-row query blocks, an exp2 online softmax over `kv-block`-row
+    key/value blocks, causal blocks skipped by the loop bound) with its
+    tiles in registers and shared memory. One warp per 16 query rows; the
+    block's threads copy Q once and a ring of `stages` K/V blocks with
+    `cp.async`; Q·Kᵀ and P·V are m16n8k16 `mma.sync` with operands loaded by
+    `ldmatrix` (`.trans` for V), P taken from the S accumulators.
+
+    Runs at the model level, before `bpt-blockwise`. Eligible: bf16 or f16,
+    head dimension 64 or 128, sequence lengths multiples of the blocks, and
+    the kernel's shared memory within `shared-memory`. Any other attention
+    stays for the portable path, with a remark saying why.
+  }];
+  let options = [
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
+           "Dynamic shared memory per block available on the target, bytes "
+           "(default: sm_86's 99 KiB)">,
+    Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
+           "Query rows per thread block (16 a warp): 64 or 128">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
+           "Key/value rows per block: 32, 64 or 128">,
+    Option<"stages", "stages", "int64_t", /*default=*/"2",
+           "Shared-memory stages of the K/V ring: 2 to 4">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
     "::mlir::scf::SCFDialect",
   ];
 }

@@ -1,0 +1,600 @@
+//===- AttentionToSM80.cpp - bpt.attention on mma.sync tensor cores -------===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Replaces an eligible bpt.attention by a launch of a kernel for the
+// tensor cores every chip since sm_80 has (warp-level `mma.sync`): the
+// fallback of the Hopper path, for chips without wgmma and TMA. The
+// algorithm is bpt-tile-attention's (query blocks, an online softmax over
+// key/value blocks) with its tiles in registers and shared memory:
+//
+//   - a thread block of `blockM / 16` warps owns blockM query rows of one
+//     head, 16 rows a warp; all its threads copy Q once and a ring of K/V
+//     blocks with `cp.async` (16 bytes a thread), one commit group a block,
+//     so that the copy of block j + stages - 1 overlaps the math of block j;
+//   - each warp keeps its Q rows as mma A fragments (ldmatrix) for the
+//     whole loop, computes S = Q·Kᵀ with m16n8k16 `mma.sync` (K fragments
+//     by ldmatrix), the exp2 online softmax on the accumulators, and
+//     O += P·V with P taken straight from the S accumulators (their layout
+//     is the A fragment's) and V fragments by ldmatrix.trans;
+//   - causal attention skips key blocks through the loop bound and masks
+//     only the blocks that straddle the diagonal;
+//   - the epilogue stages O through the (by then unused) Q tile so that the
+//     global stores are 16 bytes a thread and coalesced.
+//
+// Tiles are [rows, D] rows of 16-byte chunks, chunk c of row r stored at
+// chunk c ^ (r % 8): the eight rows one ldmatrix phase reads fall in eight
+// different bank groups.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+
+#include "NVVMEmitter.h"
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTATTENTIONTOSM80
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::codegen;
+
+namespace {
+
+constexpr llvm::StringLiteral kSharedMemorySymbol = "bpt_sm80_shared";
+constexpr int64_t kWarp = 32;
+/// Rows of one mma.sync m16n8k16 tile, and so of one warp's query rows.
+constexpr int64_t kWarpRows = 16;
+/// Tile rows are 16-byte chunks, swizzled over 8-row groups.
+constexpr int64_t kChunkBytes = 16;
+constexpr int64_t kTileAlignment = 128;
+
+/// What one kernel computes and how it is blocked.
+struct KernelConfig {
+  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
+  bool causal;
+  double scale;
+  bool bf16; // else f16
+  int64_t blockM = 64, blockN = 64, stages = 2;
+
+  int64_t warps() const { return blockM / kWarpRows; }
+  int64_t threads() const { return kWarp * warps(); }
+  int64_t rowBytes() const { return headDim * 2; }
+  int64_t chunksPerRow() const { return rowBytes() / kChunkBytes; }
+  int64_t qTileBytes() const { return blockM * rowBytes(); }
+  int64_t kvTileBytes() const { return blockN * rowBytes(); }
+  int64_t kOffset() const { return qTileBytes(); }
+  int64_t vOffset() const { return qTileBytes() + stages * kvTileBytes(); }
+  int64_t sharedMemoryBytes() const {
+    return kTileAlignment + qTileBytes() + 2 * stages * kvTileBytes();
+  }
+  std::string kernelName() const {
+    std::string name = llvm::formatv("attention_sm80_d{0}{1}", headDim,
+                                     causal ? "_causal" : "")
+                           .str();
+    if (blockM != 64 || blockN != 64 || stages != 2)
+      name += llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();
+    return name;
+  }
+};
+
+/// Why `op` cannot take the mma.sync path, or nothing if it can.
+std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
+                                         KernelConfig &config) {
+  auto qType = cast<RankedTensorType>(op.getQuery().getType());
+  auto kvType = cast<RankedTensorType>(op.getKey().getType());
+  Type element = qType.getElementType();
+  if (!element.isBF16() && !element.isF16()) {
+    std::string name;
+    llvm::raw_string_ostream(name) << element;
+    return "element type " + name + " (the mma.sync path takes bf16 and f16)";
+  }
+  ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
+  config.batch = q[0];
+  config.heads = q[1];
+  config.seqQ = q[2];
+  config.headDim = q[3];
+  config.kvHeads = kv[1];
+  config.seqKV = kv[2];
+  config.causal = op.getCausal();
+  config.scale = op.getEffectiveScale();
+  config.bf16 = element.isBF16();
+  // The swizzle needs 8 chunks a row; more than 128 columns would not leave
+  // registers for the accumulators.
+  if (config.headDim != 64 && config.headDim != 128)
+    return llvm::formatv("head dimension {0} (64 and 128 are supported)",
+                         config.headDim)
+        .str();
+  if (config.seqQ % config.blockM != 0 || config.seqKV % config.blockN != 0)
+    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
+                         "the {2}-row query block and {3}-row key block",
+                         config.seqQ, config.seqKV, config.blockM,
+                         config.blockN)
+        .str();
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  return std::nullopt;
+}
+
+/// mma.sync, ldmatrix and cp.async over swizzled tiles.
+class SM80Emitter : public NVVMEmitter {
+public:
+  SM80Emitter(OpBuilder &b, Location loc, bool bf16)
+      : NVVMEmitter(b, loc, bf16), globalPtr(LLVM::LLVMPointerType::get(
+                                       b.getContext(), 1)) {}
+
+protected:
+  /// Shared address of 16-byte chunk `chunk` of row `row` of a tile whose
+  /// rows are `rowBytes` long.
+  Value chunkAddress(Value tile, Value row, Value chunk, int64_t rowBytes) {
+    Value swizzled = xori(chunk, rem(row, c32(8)));
+    return add(tile, add(mul(row, c32(rowBytes)),
+                         mul(swizzled, c32(kChunkBytes))));
+  }
+
+  /// The threads of the block copy `rows` rows of `rowBytes` bytes each,
+  /// from `source` (global, rows `rowBytes` apart) into the swizzled tile
+  /// at `tile`, 16 bytes a thread per step.
+  void copyTileAsync(Value tile, Value source, int64_t rows, int64_t rowBytes,
+                     Value tid, int64_t threads) {
+    int64_t chunks = rowBytes / kChunkBytes;
+    for (int64_t k = 0; k < rows * chunks / threads; ++k) {
+      Value index = add(tid, c32(k * threads));
+      Value row = div(index, c32(chunks));
+      Value chunk = rem(index, c32(chunks));
+      Value offset = arith::ExtUIOp::create(
+          b, loc, i64,
+          add(mul(row, c32(rowBytes)), mul(chunk, c32(kChunkBytes))));
+      Value src = LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), source,
+                                      ValueRange{offset});
+      NVVM::CpAsyncOp::create(
+          b, loc, sharedPointer(chunkAddress(tile, row, chunk, rowBytes)), src,
+          kChunkBytes, NVVM::LoadCacheModifierKind::CG, Value());
+    }
+  }
+
+  /// Four 8x8 matrices of 16-bit elements; lane i gives the address of a
+  /// row of matrix i / 8. `transpose`: each thread gets a column pair.
+  SmallVector<Value> loadMatrices(Value address, bool transpose) {
+    Type result = LLVM::LLVMStructType::getLiteral(
+        ctx, SmallVector<Type>(4, i32));
+    Value loaded = NVVM::LdMatrixOp::create(
+        b, loc, result, sharedPointer(address), 4,
+        transpose ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+        NVVM::LdStMatrixShapeAttr::get(ctx, 8, 8),
+        NVVM::LdStMatrixEltType::B16);
+    return unpack(loaded, 4);
+  }
+
+  /// acc += A·B, m16n8k16 with f32 accumulators: `a` is four 32-bit
+  /// registers of 16-bit pairs, `bFragment` two, `acc` four floats.
+  SmallVector<Value> mma(ArrayRef<Value> a, Value b0, Value b1,
+                         ArrayRef<Value> acc) {
+    auto operand = [&](Value v) -> Value {
+      if (bf16)
+        return v;
+      return LLVM::BitcastOp::create(
+          b, loc, VectorType::get({2}, b.getF16Type()), v);
+    };
+    SmallVector<Value> aOps = llvm::map_to_vector(a, operand);
+    SmallVector<Value> bOps = {operand(b0), operand(b1)};
+    Type result = LLVM::LLVMStructType::getLiteral(
+        ctx, SmallVector<Type>(4, f32));
+    NVVM::MMATypes type = bf16 ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+    Value d = NVVM::MmaOp::create(
+        b, loc, result, aOps, bOps, acc, ArrayRef<int64_t>{16, 8, 16},
+        std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{type, type},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    return unpack(d, 4);
+  }
+
+  Type globalPtr;
+};
+
+class KernelEmitter : public SM80Emitter {
+public:
+  KernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
+      : SM80Emitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func);
+
+private:
+  /// Global address of row `row` (i64) of a [rows, D] matrix at `base`.
+  Value rowAddress(Value base, Value row) {
+    Value offset = arith::MulIOp::create(b, loc, row, c64(config.rowBytes()));
+    return LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), base,
+                               ValueRange{offset});
+  }
+  /// Issues the copies of key/value block `j` into ring stage `j % stages`.
+  void copyKeyValueBlock(Value j) {
+    Value stage = rem(j, c32(config.stages));
+    Value row = add(kvRow, arith::ExtUIOp::create(
+                               b, loc, i64, mul(j, c32(config.blockN))));
+    Value offset = mul(stage, c32(config.kvTileBytes()));
+    copyTileAsync(add(base, add(c32(config.kOffset()), offset)),
+                  rowAddress(keys, row), config.blockN, config.rowBytes(), tid,
+                  config.threads());
+    copyTileAsync(add(base, add(c32(config.vOffset()), offset)),
+                  rowAddress(values, row), config.blockN, config.rowBytes(),
+                  tid, config.threads());
+  }
+  /// Copies block `j` when it exists; commits a group either way, so that
+  /// every iteration waits with the same count.
+  void prefetch(Value j) {
+    auto exists = scf::IfOp::create(
+        b, loc, cmp(arith::CmpIPredicate::slt, j, numBlocks), false);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(exists.thenBlock());
+      copyKeyValueBlock(j);
+    }
+    NVVM::CpAsyncCommitGroupOp::create(b, loc);
+  }
+
+  const KernelConfig &config;
+  Value tid, base, keys, values, kvRow, numBlocks;
+};
+
+void KernelEmitter::emit(gpu::GPUFuncOp func) {
+  b.setInsertionPointToStart(&func.getBody().front());
+  auto global = [&](Value memref) -> Value {
+    return LLVM::AddrSpaceCastOp::create(b, loc, globalPtr, pointerOf(memref));
+  };
+  Value queries = global(func.getArgument(0));
+  keys = global(func.getArgument(1));
+  values = global(func.getArgument(2));
+  Value out = global(func.getArgument(3));
+
+  const int64_t d = config.headDim, bn = config.blockN;
+  tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  Value head = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+  Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
+  Value warp = div(tid, c32(kWarp));
+  Value lane = rem(tid, c32(kWarp));
+  int64_t numQBlocks = config.seqQ / config.blockM;
+  // Causal: the last query blocks have the most key blocks; start them first.
+  Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
+  Value q0 = mul(qBlock, c32(config.blockM));
+  Value kvHead = div(head, c32(config.heads / config.kvHeads));
+  auto wide = [&](Value v) -> Value {
+    return arith::ExtUIOp::create(b, loc, i64, v);
+  };
+  // First rows of this block's Q tile and of its head's K/V, as rows of the
+  // [B * H * S, D] matrices.
+  Value qRow = add(wide(q0), mul(wide(add(mul(batch, c32(config.heads)), head)),
+                                 c64(config.seqQ)));
+  kvRow = mul(wide(add(mul(batch, c32(config.kvHeads)), kvHead)),
+              c64(config.seqKV));
+  numBlocks = c32(config.seqKV / bn);
+  if (config.causal) {
+    // Key j is visible to query i when j <= i + (Skv - Sq).
+    int64_t offset = config.seqKV - config.seqQ;
+    Value last = add(q0, c32(config.blockM + offset + bn - 1));
+    Value blocks = arith::DivSIOp::create(b, loc, last, c32(bn));
+    blocks = select(cmp(arith::CmpIPredicate::sgt, last, c32(0)), blocks,
+                    c32(0));
+    numBlocks = arith::MinSIOp::create(b, loc, blocks, numBlocks);
+  }
+
+  base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
+  Value qTile = base;
+  const int64_t rowBytes = config.rowBytes();
+
+  // Prologue: Q, then the first stages - 1 key/value blocks, a group each.
+  copyTileAsync(qTile, rowAddress(queries, qRow), config.blockM, rowBytes,
+                tid, config.threads());
+  NVVM::CpAsyncCommitGroupOp::create(b, loc);
+  for (int64_t s = 0; s + 1 < config.stages; ++s)
+    prefetch(c32(s));
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 1);
+  NVVM::Barrier0Op::create(b, loc);
+
+  // This warp's 16 query rows as A fragments, k16 step by step: matrices
+  // (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of the step.
+  Value g = div(lane, c32(4)), t = rem(lane, c32(4));
+  Value lane8 = rem(lane, c32(8));
+  Value warpRow = mul(warp, c32(kWarpRows));
+  SmallVector<SmallVector<Value>> qFragments;
+  {
+    Value row = add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)),
+                                            c32(8))));
+    Value half = div(lane, c32(16));
+    for (int64_t k = 0; k < d / 16; ++k)
+      qFragments.push_back(loadMatrices(
+          chunkAddress(qTile, row, add(c32(2 * k), half), rowBytes),
+          /*transpose=*/false));
+  }
+
+  const int64_t sTiles = bn / 8, oTiles = d / 8;
+  const double scaleLog2 = config.scale * M_LOG2E;
+  Value minusInf = cf(-INFINITY), zero = cf(0.0), c = cf(scaleLog2);
+  SmallVector<Value> init(4 * oTiles, zero);
+  init.append({minusInf, minusInf, zero, zero}); // m0, m1, l0, l1
+  auto loop = scf::ForOp::create(b, loc, c32(0), numBlocks, c32(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value j = loop.getInductionVar();
+    auto args = loop.getRegionIterArgs();
+    SmallVector<Value> o(args.begin(), args.begin() + 4 * oTiles);
+    Value m[2] = {args[4 * oTiles], args[4 * oTiles + 1]};
+    Value l[2] = {args[4 * oTiles + 2], args[4 * oTiles + 3]};
+
+    // Block j has landed for every thread; all warps are past block j - 1,
+    // whose stage the copy of block j + stages - 1 overwrites.
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 2);
+    NVVM::Barrier0Op::create(b, loc);
+    prefetch(add(j, c32(config.stages - 1)));
+    Value offset = mul(rem(j, c32(config.stages)), c32(config.kvTileBytes()));
+    Value kTile = add(base, add(c32(config.kOffset()), offset));
+    Value vTile = add(base, add(c32(config.vOffset()), offset));
+
+    // S = Q·Kᵀ. K's rows are B's columns: one ldmatrix.x4 gives the
+    // fragments of two 8-key tiles for one k16 step, matrices (keys 0-7 |
+    // 8-15 of the pair) x (columns 0-7 | 8-15 of the step).
+    SmallVector<Value> s(4 * sTiles, zero);
+    {
+      Value keyRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
+      Value half = rem(div(lane, c32(8)), c32(2));
+      for (int64_t pair = 0; pair < sTiles / 2; ++pair) {
+        Value row = add(keyRow, c32(16 * pair));
+        for (int64_t k = 0; k < d / 16; ++k) {
+          SmallVector<Value> f = loadMatrices(
+              chunkAddress(kTile, row, add(c32(2 * k), half), rowBytes),
+              /*transpose=*/false);
+          for (int64_t h = 0; h < 2; ++h) {
+            int64_t n = 2 * pair + h;
+            SmallVector<Value> acc(s.begin() + 4 * n, s.begin() + 4 * n + 4);
+            acc = mma(qFragments[k], f[2 * h], f[2 * h + 1], acc);
+            std::copy(acc.begin(), acc.end(), s.begin() + 4 * n);
+          }
+        }
+      }
+    }
+
+    // Element e of 8-key tile n: row g + 8 * (e / 2), key 8n + 2t + e % 2.
+    if (config.causal) {
+      int64_t offset = config.seqKV - config.seqQ;
+      Value blockStart = mul(j, c32(bn));
+      // The block needs a mask when its last key is past the block's first
+      // query's limit: the same for all threads.
+      Value needMask =
+          cmp(arith::CmpIPredicate::sgt, add(blockStart, c32(bn - 1)),
+              add(q0, c32(offset)));
+      SmallVector<Type> types(s.size(), f32);
+      auto masked = scf::IfOp::create(b, loc, types, needMask, true);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(masked.thenBlock());
+        Value limit[2];
+        for (int64_t i = 0; i < 2; ++i) {
+          // Key column k (within the block) is visible when
+          // k <= row + offset - blockStart - 2t.
+          Value row = add(q0, add(warpRow, add(g, c32(8 * i))));
+          limit[i] = sub(add(row, c32(offset)),
+                         add(blockStart, mul(t, c32(2))));
+        }
+        SmallVector<Value> result;
+        for (int64_t e = 0; e < int64_t(s.size()); ++e) {
+          int64_t column = 8 * (e / 4) + e % 2;
+          Value hidden = cmp(arith::CmpIPredicate::sgt, c32(column),
+                             limit[(e / 2) % 2]);
+          result.push_back(select(hidden, minusInf, s[e]));
+        }
+        scf::YieldOp::create(b, loc, result);
+        b.setInsertionPointToStart(masked.elseBlock());
+        scf::YieldOp::create(b, loc, s);
+      }
+      s = SmallVector<Value>(masked.getResults());
+    }
+
+    // Online softmax in exp2, per row: the max over the quad of threads
+    // that share the row, then rescale.
+    Value alpha[2], bias[2], mNew[2];
+    for (int64_t i = 0; i < 2; ++i) {
+      Value mx = minusInf;
+      for (int64_t e = 0; e < int64_t(s.size()); ++e)
+        if ((e / 2) % 2 == i)
+          mx = fmax(mx, s[e]);
+      mx = fmax(mx, shuffleXor(mx, 1));
+      mx = fmax(mx, shuffleXor(mx, 2));
+      mNew[i] = fmax(m[i], mx);
+      Value isEmpty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                            mNew[i], minusInf);
+      Value safe = select(isEmpty, zero, mNew[i]);
+      alpha[i] = exp2(fmul(arith::SubFOp::create(b, loc, m[i], safe), c));
+      bias[i] = arith::NegFOp::create(b, loc, fmul(safe, c));
+    }
+    SmallVector<Value> p(s.size());
+    Value rowSum[2] = {zero, zero};
+    for (int64_t e = 0; e < int64_t(s.size()); ++e) {
+      int64_t i = (e / 2) % 2;
+      p[e] = exp2(fma(s[e], c, bias[i]));
+      rowSum[i] = fadd(rowSum[i], p[e]);
+    }
+    Value lNew[2];
+    for (int64_t i = 0; i < 2; ++i)
+      lNew[i] = fadd(fmul(l[i], alpha[i]), rowSum[i]);
+    for (int64_t e = 0; e < int64_t(o.size()); ++e)
+      o[e] = fmul(o[e], alpha[(e / 2) % 2]);
+
+    // O += P·V. The accumulators of key tiles 2k and 2k + 1 are the A
+    // fragment of k16 step k: (row g, keys 2t..) (row g + 8, keys 2t..) of
+    // tile 2k, then the same of tile 2k + 1. V is [keys, D], B is its
+    // transpose in fragments: ldmatrix.trans of matrices (keys 0-7 | 8-15
+    // of the step) x (columns 0-7 | 8-15 of a pair of 8-column tiles).
+    Value keyRow = add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8)));
+    Value half = div(lane, c32(16));
+    for (int64_t k = 0; k < bn / 16; ++k) {
+      SmallVector<Value> a = {
+          packHalf2(p[8 * k], p[8 * k + 1]), packHalf2(p[8 * k + 2], p[8 * k + 3]),
+          packHalf2(p[8 * k + 4], p[8 * k + 5]),
+          packHalf2(p[8 * k + 6], p[8 * k + 7])};
+      Value row = add(keyRow, c32(16 * k));
+      for (int64_t pair = 0; pair < oTiles / 2; ++pair) {
+        SmallVector<Value> f = loadMatrices(
+            chunkAddress(vTile, row, add(c32(2 * pair), half), rowBytes),
+            /*transpose=*/true);
+        for (int64_t h = 0; h < 2; ++h) {
+          int64_t n = 2 * pair + h;
+          SmallVector<Value> acc(o.begin() + 4 * n, o.begin() + 4 * n + 4);
+          acc = mma(a, f[2 * h], f[2 * h + 1], acc);
+          std::copy(acc.begin(), acc.end(), o.begin() + 4 * n);
+        }
+      }
+    }
+
+    SmallVector<Value> next(o);
+    next.append({mNew[0], mNew[1], lNew[0], lNew[1]});
+    scf::YieldOp::create(b, loc, next);
+  }
+
+  // Epilogue: the row sums over the quad, normalise, then through this
+  // warp's rows of the Q tile (no longer read) to 16-byte stores.
+  auto results = loop.getResults();
+  SmallVector<Value> o(results.begin(), results.begin() + 4 * oTiles);
+  Value inverse[2];
+  for (int64_t i = 0; i < 2; ++i) {
+    Value l = results[4 * oTiles + 2 + i];
+    l = fadd(l, shuffleXor(l, 1));
+    l = fadd(l, shuffleXor(l, 2));
+    Value positive =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zero);
+    inverse[i] =
+        select(positive, arith::DivFOp::create(b, loc, cf(1.0), l), zero);
+  }
+  for (int64_t n = 0; n < oTiles; ++n) {
+    for (int64_t i = 0; i < 2; ++i) {
+      Value lo = fmul(o[4 * n + 2 * i], inverse[i]);
+      Value hi = fmul(o[4 * n + 2 * i + 1], inverse[i]);
+      Value row = add(warpRow, add(g, c32(8 * i)));
+      Value address =
+          add(chunkAddress(qTile, row, c32(n), rowBytes), mul(t, c32(4)));
+      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), sharedPointer(address),
+                            4);
+    }
+  }
+  NVVM::SyncWarpOp::create(b, loc, c32(-1));
+  const int64_t chunks = config.chunksPerRow();
+  Type v4i32 = VectorType::get({4}, i32);
+  for (int64_t k = 0; k < kWarpRows * chunks / kWarp; ++k) {
+    Value index = add(lane, c32(k * kWarp));
+    Value row = add(warpRow, div(index, c32(chunks)));
+    Value chunk = rem(index, c32(chunks));
+    Value data = LLVM::LoadOp::create(
+        b, loc, v4i32,
+        sharedPointer(chunkAddress(qTile, row, chunk, rowBytes)), 16);
+    Value address = LLVM::GEPOp::create(
+        b, loc, globalPtr, b.getI8Type(), rowAddress(out, add(qRow, wide(row))),
+        ValueRange{mul(chunk, c32(kChunkBytes))});
+    LLVM::StoreOp::create(b, loc, data, address, 16);
+  }
+  gpu::ReturnOp::create(b, loc);
+}
+
+gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
+                           Type element, Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateKernelModule(
+      module, "bpt_sm80", kSharedMemorySymbol, kTileAlignment);
+  MLIRContext *ctx = module.getContext();
+  auto qType = MemRefType::get(
+      {config.batch, config.heads, config.seqQ, config.headDim}, element);
+  auto kvType = MemRefType::get(
+      {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
+  gpu::GPUFuncOp func =
+      createKernel(kernels, config.kernelName(), {qType, kvType, kvType, qType},
+                   config.threads(), loc);
+  OpBuilder b(ctx);
+  KernelEmitter(b, loc, config).emit(func);
+  return func;
+}
+
+struct BPTAttentionToSM80Pass final
+    : bpt::impl::BPTAttentionToSM80Base<BPTAttentionToSM80Pass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (qBlock != 64 && qBlock != 128) {
+      module.emitError() << "bpt-attention-to-sm80: q-block must be 64 or "
+                            "128, got "
+                         << static_cast<int64_t>(qBlock);
+      return signalPassFailure();
+    }
+    if (kvBlock != 32 && kvBlock != 64 && kvBlock != 128) {
+      module.emitError() << "bpt-attention-to-sm80: kv-block must be 32, 64 "
+                            "or 128, got "
+                         << static_cast<int64_t>(kvBlock);
+      return signalPassFailure();
+    }
+    if (stages < 2 || stages > 4) {
+      module.emitError() << "bpt-attention-to-sm80: stages must be in [2, 4], "
+                            "got "
+                         << static_cast<int64_t>(stages);
+      return signalPassFailure();
+    }
+    SmallVector<AttentionOp> ops;
+    module.walk([&](AttentionOp op) { ops.push_back(op); });
+    for (AttentionOp op : ops) {
+      KernelConfig config{};
+      config.blockM = qBlock;
+      config.blockN = kvBlock;
+      config.stages = stages;
+      if (std::optional<std::string> why =
+              checkEligible(op, sharedMemory, config)) {
+        op.emitRemark() << "attention does not take the mma.sync path: " << *why;
+        continue;
+      }
+      rewrite(module, op, config);
+    }
+  }
+
+  void rewrite(ModuleOp module, AttentionOp op, const KernelConfig &config) {
+    Location loc = op.getLoc();
+    auto qType = cast<RankedTensorType>(op.getQuery().getType());
+    gpu::GPUFuncOp kernel =
+        buildKernel(module, config, qType.getElementType(), loc);
+
+    OpBuilder b(op);
+    Value q = readOnlyBuffer(b, loc, op.getQuery());
+    Value k = readOnlyBuffer(b, loc, op.getKey());
+    Value v = readOnlyBuffer(b, loc, op.getValue());
+    auto outType = cast<MemRefType>(kernel.getArgumentTypes()[3]);
+    Value out = memref::AllocOp::create(b, loc, outType);
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    gpu::KernelDim3 grid{index(config.seqQ / config.blockM),
+                         index(config.heads), index(config.batch)};
+    gpu::KernelDim3 block{index(config.threads()), index(1), index(1)};
+    Value shared = arith::ConstantOp::create(
+        b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes()));
+    gpu::LaunchFuncOp::create(b, loc, kernel, grid, block, shared,
+                              ValueRange{q, k, v, out});
+    Value result = bufferization::ToTensorOp::create(
+        b, loc, qType, out, /*restrict=*/true, /*writable=*/true);
+    op.replaceAllUsesWith(result);
+    op.erase();
+  }
+};
+
+} // namespace

@@ -1,0 +1,96 @@
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80 | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="q-block=128 kv-block=32 stages=3" | FileCheck %s --check-prefix=TILES
+
+// bf16 causal GQA, head dim 64: the host side passes Q, K and V as they are
+// and launches one 128-thread block (4 warps of 16 query rows) per (query
+// block, head, batch) with Q, K and V tiles in shared memory: 64 x 128 bytes
+// for Q, then two stages of K and of V, plus 128 bytes of alignment slack.
+// CHECK-LABEL: func.func @gqa_causal_d64
+// CHECK-NOT: bpt.attention
+// CHECK: %[[Q:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<2x4x128x64xbf16> to memref<2x4x128x64xbf16>
+// CHECK: %[[K:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<2x2x256x64xbf16> to memref<2x2x256x64xbf16>
+// CHECK: %[[V:.+]] = bufferization.to_buffer %{{.+}} read_only
+// CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x4x128x64xbf16>
+// CHECK-DAG: %[[C2:.+]] = arith.constant 2 : index
+// CHECK-DAG: %[[C4:.+]] = arith.constant 4 : index
+// CHECK-DAG: %[[C128:.+]] = arith.constant 128 : index
+// CHECK-DAG: %[[SMEM:.+]] = arith.constant 41088 : i32
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal blocks in (%[[C2]], %[[C4]], %{{.+}}) threads in (%[[C128]], %{{.+}}, %{{.+}}) dynamic_shared_memory_size %[[SMEM]] args(%[[Q]] : memref<2x4x128x64xbf16>, %[[K]] : memref<2x2x256x64xbf16>, %[[V]] : memref<2x2x256x64xbf16>, %[[OUT]] : memref<2x4x128x64xbf16>)
+// CHECK: %[[R:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: return %[[R]]
+
+// The kernel: Q and the first K/V block copied with cp.async (16 bytes a
+// thread, bypassing L1), one group each; Q kept as A fragments (ldmatrix);
+// per key block: wait for it, barrier, prefetch the next, then S = Q·Kᵀ
+// with mma.sync on K fragments, the online softmax (quad shuffles, exp2),
+// and O += P·V on V fragments from ldmatrix.trans; the epilogue goes
+// through shared memory to 16-byte stores.
+// CHECK: gpu.module @bpt_sm80 attributes {bpt.keep_kernel_names}
+// CHECK: llvm.mlir.global external @bpt_sm80_shared() {addr_space = 3 : i32, alignment = 128 : i64}
+// CHECK: gpu.func @attention_sm80_d64_causal(%{{.+}}: memref<2x4x128x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x4x128x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK-COUNT-4: nvvm.cp.async.shared.global %{{.+}}, %{{.+}}, 16, cache = cg : !llvm.ptr<3>, !llvm.ptr<1>
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: scf.if
+// CHECK-COUNT-8: nvvm.cp.async.shared.global
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: nvvm.cp.async.wait.group 1
+// CHECK: nvvm.barrier0
+// CHECK-COUNT-4: nvvm.ldmatrix %{{.+}} {eltType = #nvvm.ld_st_matrix_elt_type<b16>, layout = #nvvm.mma_layout<row>, num = 4 : i32, shape = #nvvm.ld_st_matrix_shape<m = 8, n = 8>}
+// CHECK: scf.for
+// CHECK: nvvm.cp.async.wait.group 0
+// CHECK-NEXT: nvvm.barrier0
+// CHECK: scf.if
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: nvvm.ldmatrix %{{.+}} {{.+}}layout = #nvvm.mma_layout<row>
+// CHECK: nvvm.mma.sync A[{{.+}}] B[{{.+}}] C[{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// Causal: only blocks that straddle the diagonal are masked.
+// CHECK: scf.if %{{.+}} -> (f32,
+// CHECK: nvvm.shfl.sync bfly
+// CHECK: llvm.inline_asm asm_dialect = att "ex2.approx.ftz.f32 $0, $1;"
+// CHECK: nvvm.ldmatrix %{{.+}} {{.+}}layout = #nvvm.mma_layout<col>
+// CHECK: nvvm.mma.sync
+// CHECK: scf.yield
+// CHECK: nvvm.shfl.sync bfly
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr<3>
+// CHECK: nvvm.bar.warp.sync
+// CHECK: llvm.load %{{.+}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xi32>
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr<1>
+
+// Other tiles: 8 warps for 128 query rows (one block here), 32-row key
+// blocks, three stages (two blocks in flight: wait until one is left).
+// TILES-LABEL: func.func @gqa_causal_d64
+// TILES: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t128x32x3 blocks in (%c1, %c4, %c2) threads in (%c256,
+// TILES: gpu.func @attention_sm80_d64_causal_t128x32x3
+// TILES-SAME: nvvm.maxntid = array<i32: 256, 1, 1>
+// TILES: nvvm.cp.async.wait.group 2
+// TILES: scf.for
+// TILES: nvvm.cp.async.wait.group 1
+func.func @gqa_causal_d64(%q: tensor<2x4x128x64xbf16>, %k: tensor<2x2x256x64xbf16>,
+                          %v: tensor<2x2x256x64xbf16>) -> tensor<2x4x128x64xbf16> {
+  %0 = bpt.attention %q, %k, %v causal
+      : (tensor<2x4x128x64xbf16>, tensor<2x2x256x64xbf16>, tensor<2x2x256x64xbf16>)
+      -> tensor<2x4x128x64xbf16>
+  return %0 : tensor<2x4x128x64xbf16>
+}
+
+// -----
+
+// f16, head dim 128, not causal: f16 operands are vector<2xf16> registers;
+// no mask. Each op gets its own kernel.
+// CHECK-LABEL: func.func @f16_d128
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d128 blocks
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d128_0 blocks
+// CHECK: gpu.func @attention_sm80_d128(
+// CHECK-NOT: scf.if %{{.+}} -> (f32,
+// CHECK: nvvm.mma.sync {{.+}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK: gpu.func @attention_sm80_d128_0(
+func.func @f16_d128(%q: tensor<1x2x64x128xf16>, %kv: tensor<1x2x192x128xf16>)
+    -> (tensor<1x2x64x128xf16>, tensor<1x2x64x128xf16>) {
+  %0 = bpt.attention %q, %kv, %kv
+      : (tensor<1x2x64x128xf16>, tensor<1x2x192x128xf16>, tensor<1x2x192x128xf16>)
+      -> tensor<1x2x64x128xf16>
+  %1 = bpt.attention %q, %kv, %kv
+      : (tensor<1x2x64x128xf16>, tensor<1x2x192x128xf16>, tensor<1x2x192x128xf16>)
+      -> tensor<1x2x64x128xf16>
+  return %0, %1 : tensor<1x2x64x128xf16>, tensor<1x2x64x128xf16>
+}
