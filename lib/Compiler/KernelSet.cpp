@@ -220,6 +220,7 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
     if (options.tensorCores && hasMmaSync(options.chip)) {
       BPTAttentionToSM80Options attention;
       attention.sharedMemory = options.sharedMemory;
+      attention.chip = options.chip;
       attention.qBlock = options.mmaSyncQBlock;
       attention.kvBlock = options.mmaSyncKvBlock;
       attention.stages = options.mmaSyncStages;

@@ -32,6 +32,8 @@
 
 #include "bpt/Conversion/Passes.h"
 
+#include "bpt/Conversion/AttentionCostModel.h"
+
 #include "NVVMEmitter.h"
 
 #include "bpt/Dialect/BPTOps.h"
@@ -86,14 +88,17 @@ struct KernelConfig {
     std::string name = llvm::formatv("attention_sm80_d{0}{1}", headDim,
                                      causal ? "_causal" : "")
                            .str();
-    if (blockM != 64 || blockN != 64 || stages != 2)
-      name += llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();
-    return name;
+    // The tiling differs per problem (cost model): always in the name.
+    return name + llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();
   }
 };
 
-/// Why `op` cannot take the mma.sync path, or nothing if it can.
+/// Why `op` cannot take the mma.sync path, or nothing if it can. Fills
+/// `config`; its tiling is `pinned` where that is non-zero, else what the
+/// cost model predicts fastest for `chip`.
 std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
+                                         StringRef chip,
+                                         AttentionTiling pinned,
                                          KernelConfig &config) {
   auto qType = cast<RankedTensorType>(op.getQuery().getType());
   auto kvType = cast<RankedTensorType>(op.getKey().getType());
@@ -119,6 +124,20 @@ std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
     return llvm::formatv("head dimension {0} (64 and 128 are supported)",
                          config.headDim)
         .str();
+  AttentionTiling tiling = {pinned.blockM ? pinned.blockM : 64,
+                            pinned.blockN ? pinned.blockN : 64,
+                            pinned.stages ? pinned.stages : 2};
+  if (!pinned.blockM || !pinned.blockN || !pinned.stages) {
+    AttentionProblem problem{config.batch,  config.heads,   config.seqQ,
+                             config.seqKV,  config.headDim, config.causal};
+    if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
+            AttentionKernelKind::MmaSync, problem, ChipModel::forChip(chip),
+            sharedMemory, pinned))
+      tiling = *chosen;
+  }
+  config.blockM = tiling.blockM;
+  config.blockN = tiling.blockN;
+  config.stages = tiling.stages;
   if (config.seqQ % config.blockM != 0 || config.seqKV % config.blockN != 0)
     return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
                          "the {2}-row query block and {3}-row key block",
@@ -534,21 +553,22 @@ struct BPTAttentionToSM80Pass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (qBlock != 64 && qBlock != 128) {
-      module.emitError() << "bpt-attention-to-sm80: q-block must be 64 or "
+    // 0: chosen per op by the cost model.
+    if (qBlock != 0 && qBlock != 64 && qBlock != 128) {
+      module.emitError() << "bpt-attention-to-sm80: q-block must be 0, 64 or "
                             "128, got "
                          << static_cast<int64_t>(qBlock);
       return signalPassFailure();
     }
-    if (kvBlock != 32 && kvBlock != 64 && kvBlock != 128) {
-      module.emitError() << "bpt-attention-to-sm80: kv-block must be 32, 64 "
-                            "or 128, got "
+    if (kvBlock != 0 && kvBlock != 32 && kvBlock != 64 && kvBlock != 128) {
+      module.emitError() << "bpt-attention-to-sm80: kv-block must be 0, 32, "
+                            "64 or 128, got "
                          << static_cast<int64_t>(kvBlock);
       return signalPassFailure();
     }
-    if (stages < 2 || stages > 4) {
-      module.emitError() << "bpt-attention-to-sm80: stages must be in [2, 4], "
-                            "got "
+    if (stages != 0 && (stages < 2 || stages > 4)) {
+      module.emitError() << "bpt-attention-to-sm80: stages must be 0 or in "
+                            "[2, 4], got "
                          << static_cast<int64_t>(stages);
       return signalPassFailure();
     }
@@ -556,11 +576,9 @@ struct BPTAttentionToSM80Pass final
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     for (AttentionOp op : ops) {
       KernelConfig config{};
-      config.blockM = qBlock;
-      config.blockN = kvBlock;
-      config.stages = stages;
-      if (std::optional<std::string> why =
-              checkEligible(op, sharedMemory, config)) {
+      if (std::optional<std::string> why = checkEligible(
+              op, sharedMemory, std::string(chip),
+              AttentionTiling{qBlock, kvBlock, stages}, config)) {
         op.emitRemark() << "attention does not take the mma.sync path: " << *why;
         continue;
       }

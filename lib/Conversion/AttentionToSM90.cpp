@@ -29,6 +29,8 @@
 
 #include "bpt/Conversion/Passes.h"
 
+#include "bpt/Conversion/AttentionCostModel.h"
+
 #include "SM90Emitter.h"
 #include "SM90Kernels.h"
 
@@ -551,15 +553,16 @@ struct BPTAttentionToSM90Pass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (kvBlock != 64 && kvBlock != 128) {
-      module.emitError() << "bpt-attention-to-sm90: kv-block must be 64 or "
+    // 0: chosen per op by the cost model.
+    if (kvBlock != 0 && kvBlock != 64 && kvBlock != 128) {
+      module.emitError() << "bpt-attention-to-sm90: kv-block must be 0, 64 or "
                             "128, got "
                          << static_cast<int64_t>(kvBlock);
       return signalPassFailure();
     }
-    if (stages < 2 || stages > 4) {
-      module.emitError() << "bpt-attention-to-sm90: stages must be in [2, 4], "
-                            "got "
+    if (stages != 0 && (stages < 2 || stages > 4)) {
+      module.emitError() << "bpt-attention-to-sm90: stages must be 0 or in "
+                            "[2, 4], got "
                          << static_cast<int64_t>(stages);
       return signalPassFailure();
     }
@@ -568,14 +571,30 @@ struct BPTAttentionToSM90Pass final
     for (AttentionOp op : ops) {
       KernelConfig config{};
       config.blockM = 128;
-      config.blockN = kvBlock;
-      config.stages = stages;
+      config.blockN = kvBlock ? kvBlock : 128;
+      config.stages = stages ? stages : 2;
+      if (!kvBlock || !stages)
+        chooseTiling(op, config);
       if (std::optional<std::string> why =
               checkEligible(op, sharedMemory, config)) {
         op.emitRemark() << "attention does not take the wgmma path: " << *why;
         continue;
       }
       rewrite(module, op, config);
+    }
+  }
+
+  /// The cost model's tiling for `op`, within the pinned options.
+  void chooseTiling(AttentionOp op, KernelConfig &config) {
+    ArrayRef<int64_t> q = op.getQuery().getType().getShape();
+    AttentionProblem problem{q[0], q[1], q[2],
+                             op.getKey().getType().getDimSize(2), q[3],
+                             op.getCausal()};
+    if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
+            AttentionKernelKind::Wgmma, problem, ChipModel::forChip("sm_90a"),
+            sharedMemory, AttentionTiling{128, kvBlock, stages})) {
+      config.blockN = chosen->blockN;
+      config.stages = chosen->stages;
     }
   }
 

@@ -23,6 +23,8 @@
 
 #include "bpt/Conversion/Passes.h"
 
+#include "bpt/Conversion/AttentionCostModel.h"
+
 #include "SM90Emitter.h"
 #include "SM90Kernels.h"
 
@@ -201,12 +203,14 @@ struct BPTBlockToSM90Pass final
       return signalPassFailure();
     }
     std::optional<std::string> why = checkGemmTilingOptions(blockN, gemmStages);
-    if (!why && kvBlock != 64 && kvBlock != 128)
-      why = llvm::formatv("kv-block must be 64 or 128, got {0}",
+    // 0: the attention kernel's tiling is chosen by the cost model.
+    if (!why && kvBlock != 0 && kvBlock != 64 && kvBlock != 128)
+      why = llvm::formatv("kv-block must be 0, 64 or 128, got {0}",
                           static_cast<int64_t>(kvBlock))
                 .str();
-    if (!why && (attentionStages < 2 || attentionStages > 4))
-      why = llvm::formatv("attention-stages must be in [2, 4], got {0}",
+    if (!why && attentionStages != 0 &&
+        (attentionStages < 2 || attentionStages > 4))
+      why = llvm::formatv("attention-stages must be 0 or in [2, 4], got {0}",
                           static_cast<int64_t>(attentionStages))
                 .str();
     if (why) {
@@ -329,12 +333,23 @@ struct BPTBlockToSM90Pass final
     attention.bf16 = bf16;
     attention.tokenMajor = true;
     attention.chunkRows = chunk;
-    attention.blockN = kvBlock;
-    attention.stages = attentionStages;
+    attention.blockN = kvBlock ? kvBlock : 128;
+    attention.stages = attentionStages ? attentionStages : 2;
+    if (!kvBlock || !attentionStages) {
+      AttentionProblem problem{batch, heads, seq, seq, headDim, op.getCausal()};
+      if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
+              AttentionKernelKind::Wgmma, problem,
+              ChipModel::forChip("sm_90a"), 232448,
+              AttentionTiling{128, kvBlock, attentionStages})) {
+        attention.blockN = chosen->blockN;
+        attention.stages = chosen->stages;
+      }
+    }
     if (attention.sharedMemoryBytes() > 232448)
       return op.emitError()
-             << "bpt-block-to-sm90: the attention kernel's " << attentionStages
-             << " stages of " << kvBlock << " rows need "
+             << "bpt-block-to-sm90: the attention kernel's "
+             << attention.stages << " stages of " << attention.blockN
+             << " rows need "
              << attention.sharedMemoryBytes()
              << " bytes of shared memory, 232448 available";
     gpu::GPUFuncOp attentionKernel =

@@ -1,5 +1,7 @@
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80 | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="q-block=128 kv-block=32 stages=3" | FileCheck %s --check-prefix=TILES
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="q-block=64 kv-block=64 stages=2" | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="q-block=128 kv-block=32 stages=3" 2>/dev/null | FileCheck %s --check-prefix=TILES
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80 2>/dev/null | FileCheck %s --check-prefix=MODEL
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="kv-block=32" 2>/dev/null | FileCheck %s --check-prefix=PINNED
 
 // bf16 causal GQA, head dim 64: the host side passes Q, K and V as they are
 // and launches one 128-thread block (4 warps of 16 query rows) per (query
@@ -15,7 +17,7 @@
 // CHECK-DAG: %[[C4:.+]] = arith.constant 4 : index
 // CHECK-DAG: %[[C128:.+]] = arith.constant 128 : index
 // CHECK-DAG: %[[SMEM:.+]] = arith.constant 41088 : i32
-// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal blocks in (%[[C2]], %[[C4]], %{{.+}}) threads in (%[[C128]], %{{.+}}, %{{.+}}) dynamic_shared_memory_size %[[SMEM]] args(%[[Q]] : memref<2x4x128x64xbf16>, %[[K]] : memref<2x2x256x64xbf16>, %[[V]] : memref<2x2x256x64xbf16>, %[[OUT]] : memref<2x4x128x64xbf16>)
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t64x64x2 blocks in (%[[C2]], %[[C4]], %{{.+}}) threads in (%[[C128]], %{{.+}}, %{{.+}}) dynamic_shared_memory_size %[[SMEM]] args(%[[Q]] : memref<2x4x128x64xbf16>, %[[K]] : memref<2x2x256x64xbf16>, %[[V]] : memref<2x2x256x64xbf16>, %[[OUT]] : memref<2x4x128x64xbf16>)
 // CHECK: %[[R:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[R]]
 
@@ -27,7 +29,7 @@
 // through shared memory to 16-byte stores.
 // CHECK: gpu.module @bpt_sm80 attributes {bpt.keep_kernel_names}
 // CHECK: llvm.mlir.global external @bpt_sm80_shared() {addr_space = 3 : i32, alignment = 128 : i64}
-// CHECK: gpu.func @attention_sm80_d64_causal(%{{.+}}: memref<2x4x128x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x4x128x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: gpu.func @attention_sm80_d64_causal_t64x64x2(%{{.+}}: memref<2x4x128x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x4x128x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-4: nvvm.cp.async.shared.global %{{.+}}, %{{.+}}, 16, cache = cg : !llvm.ptr<3>, !llvm.ptr<1>
 // CHECK: nvvm.cp.async.commit.group
 // CHECK: scf.if
@@ -78,12 +80,12 @@ func.func @gqa_causal_d64(%q: tensor<2x4x128x64xbf16>, %k: tensor<2x2x256x64xbf1
 // f16, head dim 128, not causal: f16 operands are vector<2xf16> registers;
 // no mask. Each op gets its own kernel.
 // CHECK-LABEL: func.func @f16_d128
-// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d128 blocks
-// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d128_0 blocks
-// CHECK: gpu.func @attention_sm80_d128(
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d128_t64x64x2 blocks
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d128_t64x64x2_0 blocks
+// CHECK: gpu.func @attention_sm80_d128_t64x64x2(
 // CHECK-NOT: scf.if %{{.+}} -> (f32,
 // CHECK: nvvm.mma.sync {{.+}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
-// CHECK: gpu.func @attention_sm80_d128_0(
+// CHECK: gpu.func @attention_sm80_d128_t64x64x2_0(
 func.func @f16_d128(%q: tensor<1x2x64x128xf16>, %kv: tensor<1x2x192x128xf16>)
     -> (tensor<1x2x64x128xf16>, tensor<1x2x64x128xf16>) {
   %0 = bpt.attention %q, %kv, %kv
@@ -93,4 +95,28 @@ func.func @f16_d128(%q: tensor<1x2x64x128xf16>, %kv: tensor<1x2x192x128xf16>)
       : (tensor<1x2x64x128xf16>, tensor<1x2x192x128xf16>, tensor<1x2x192x128xf16>)
       -> tensor<1x2x64x128xf16>
   return %0, %1 : tensor<1x2x64x128xf16>, tensor<1x2x64x128xf16>
+}
+
+// -----
+
+// Without tiling options the cost model chooses per op: at S 4096 (many
+// thread blocks), 128-row key blocks for head dim 64; for head dim 128 they
+// would spill registers, so 64. Its choice among the candidates that agree
+// with a pinned option: kv-block=32 keeps the model's 64 query rows and 2
+// stages.
+// MODEL-LABEL: func.func @model
+// MODEL: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t64x128x2 blocks in (%c64, %c32, %c4)
+// MODEL: gpu.launch_func @bpt_sm80::@attention_sm80_d128_t64x64x2 blocks
+// PINNED-LABEL: func.func @model
+// PINNED: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t64x32x2
+// PINNED: gpu.launch_func @bpt_sm80::@attention_sm80_d128_t64x32x2
+func.func @model(%q64: tensor<4x32x4096x64xbf16>, %q128: tensor<4x16x4096x128xbf16>)
+    -> (tensor<4x32x4096x64xbf16>, tensor<4x16x4096x128xbf16>) {
+  %0 = bpt.attention %q64, %q64, %q64 causal
+      : (tensor<4x32x4096x64xbf16>, tensor<4x32x4096x64xbf16>, tensor<4x32x4096x64xbf16>)
+      -> tensor<4x32x4096x64xbf16>
+  %1 = bpt.attention %q128, %q128, %q128
+      : (tensor<4x16x4096x128xbf16>, tensor<4x16x4096x128xbf16>, tensor<4x16x4096x128xbf16>)
+      -> tensor<4x16x4096x128xbf16>
+  return %0, %1 : tensor<4x32x4096x64xbf16>, tensor<4x16x4096x128xbf16>
 }

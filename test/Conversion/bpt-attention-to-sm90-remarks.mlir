@@ -1,5 +1,11 @@
 // RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm90 --verify-diagnostics | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm90="shared-memory=100000" 2>&1 >/dev/null | FileCheck %s --check-prefix=SMALL
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm90="shared-memory=90000" 2>&1 >/dev/null | FileCheck %s --check-prefix=SMALL
+// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm90="shared-memory=100000" 2>/dev/null | FileCheck %s --check-prefix=FITS
+// RUN: not bpt-opt %s --bpt-attention-to-sm90="kv-block=96" 2>&1 | FileCheck %s --check-prefix=KVBLOCK
+// RUN: not bpt-opt %s --bpt-attention-to-sm90="stages=1" 2>&1 | FileCheck %s --check-prefix=STAGES
+
+// KVBLOCK: error: bpt-attention-to-sm90: kv-block must be 0, 64 or 128, got 96
+// STAGES: error: bpt-attention-to-sm90: stages must be 0 or in [2, 4], got 1
 
 // What the sm_90a kernel does not cover stays for the portable path, with a
 // remark saying why.
@@ -26,9 +32,12 @@ func.func @not_eligible(%q32: tensor<1x2x128x64xf32>, %q: tensor<1x2x128x32xbf16
 
 // -----
 
-// With a 100000-byte budget the head-dim-128 kernel (164920 bytes) does not
-// fit.
-// SMALL: remark: attention does not take the wgmma path: needs 164920 bytes of shared memory, 100000 available
+// With a 90000-byte budget no head-dim-128 tiling fits; the remark names the
+// default's need (128-row key blocks, 2 stages). With 100000 bytes the cost
+// model takes 64-row key blocks (99384 bytes) rather than giving up.
+// SMALL: remark: attention does not take the wgmma path: needs 164920 bytes of shared memory, 90000 available
+// FITS-LABEL: func.func @budget
+// FITS: gpu.launch_func @bpt_sm90::@attention_sm90_d128_t64x2 {{.+}} dynamic_shared_memory_size %c99384_i32
 // CHECK-LABEL: func.func @budget
 // CHECK-NOT: bpt.attention
 func.func @budget(%q: tensor<1x1x128x128xbf16>) -> tensor<1x1x128x128xbf16> {

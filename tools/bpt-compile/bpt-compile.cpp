@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Compiler/KernelSet.h"
+#include "bpt/Conversion/AttentionCostModel.h"
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/InitAll.h"
 
@@ -75,11 +76,15 @@ static cl::opt<bool> noTensorCores(
              "kernels)"),
     cl::init(false));
 static cl::opt<int64_t> sm90KvBlock(
-    "sm90-kv-block", cl::desc("sm_90a attention key/value block: 64 or 128"),
-    cl::init(128));
+    "sm90-kv-block",
+    cl::desc("sm_90a attention key/value block: 64 or 128 (0: the cost "
+             "model's choice)"),
+    cl::init(0));
 static cl::opt<int64_t> sm90Stages(
-    "sm90-stages", cl::desc("sm_90a attention K/V ring stages: 2 to 4"),
-    cl::init(2));
+    "sm90-stages",
+    cl::desc("sm_90a attention K/V ring stages: 2 to 4 (0: the cost model's "
+             "choice)"),
+    cl::init(0));
 static cl::opt<int64_t> sm90GemmBlockN(
     "sm90-gemm-block-n",
     cl::desc("sm_90a GEMM tile width: 128 or 256 (0: per GEMM)"), cl::init(0));
@@ -89,15 +94,19 @@ static cl::opt<int64_t> sm90GemmStages(
     cl::init(0));
 static cl::opt<int64_t> sm80QBlock(
     "sm80-q-block",
-    cl::desc("mma.sync attention query rows per thread block: 64 or 128"),
-    cl::init(64));
+    cl::desc("mma.sync attention query rows per thread block: 64 or 128 (0: "
+             "the cost model's choice)"),
+    cl::init(0));
 static cl::opt<int64_t> sm80KvBlock(
     "sm80-kv-block",
-    cl::desc("mma.sync attention key/value block: 32, 64 or 128"),
-    cl::init(64));
+    cl::desc("mma.sync attention key/value block: 32, 64 or 128 (0: the cost "
+             "model's choice)"),
+    cl::init(0));
 static cl::opt<int64_t> sm80Stages(
-    "sm80-stages", cl::desc("mma.sync attention K/V ring stages: 2 to 4"),
-    cl::init(2));
+    "sm80-stages",
+    cl::desc("mma.sync attention K/V ring stages: 2 to 4 (0: the cost "
+             "model's choice)"),
+    cl::init(0));
 static cl::opt<bool> tune(
     "tune",
     cl::desc("Write one kernel set per candidate tensor-core tiling (for "
@@ -200,22 +209,22 @@ tuningCandidates(ModuleOp module, StringRef chip) {
   if (chip != "sm_90a") {
     // Other chips have the mma.sync attention only.
     if (hasAttention)
-      for (int64_t q : {64, 128})
-        for (int64_t kv : {32, 64, 128})
-          for (int64_t stages : {2, 3})
-            candidates.push_back({{"sm80-q-block", q},
-                                  {"sm80-kv-block", kv},
-                                  {"sm80-stages", stages}});
+      for (const bpt::AttentionTiling &t : bpt::attentionTilingCandidates(
+               bpt::AttentionKernelKind::MmaSync))
+        candidates.push_back({{"sm80-q-block", t.blockM},
+                              {"sm80-kv-block", t.blockN},
+                              {"sm80-stages", t.stages}});
     return candidates;
   }
   std::vector<std::vector<std::pair<const char *, int64_t>>> attention = {{}},
                                                             gemm = {{}};
   if (hasAttention || hasBlock) {
     attention.clear();
-    for (int64_t kv : {64, 128})
-      for (int64_t stages : hasBlock ? std::vector<int64_t>{2, 3}
-                                     : std::vector<int64_t>{2, 3, 4})
-        attention.push_back({{"sm90-kv-block", kv}, {"sm90-stages", stages}});
+    for (const bpt::AttentionTiling &t :
+         bpt::attentionTilingCandidates(bpt::AttentionKernelKind::Wgmma))
+      if (!hasBlock || t.stages <= 3)
+        attention.push_back(
+            {{"sm90-kv-block", t.blockN}, {"sm90-stages", t.stages}});
   }
   if (hasFFN || hasBlock) {
     gemm.clear();
@@ -232,6 +241,33 @@ tuningCandidates(ModuleOp module, StringRef chip) {
       llvm::append_range(candidates.back(), g);
     }
   return candidates;
+}
+
+/// The attention cost model's prediction for a module that is one attention
+/// op, with the tiling of `options` (what --tune records next to the
+/// measurement, so that the two can be compared).
+static std::optional<double>
+predictedAttentionMs(ModuleOp module, const bpt::CompileOptions &options) {
+  SmallVector<bpt::AttentionOp> ops;
+  module.walk([&](bpt::AttentionOp op) { ops.push_back(op); });
+  if (ops.size() != 1)
+    return std::nullopt;
+  ArrayRef<int64_t> q = ops[0].getQuery().getType().getShape();
+  bpt::AttentionProblem problem{q[0], q[1], q[2],
+                                ops[0].getKey().getType().getDimSize(2), q[3],
+                                ops[0].getCausal()};
+  bool wgmma = options.chip == "sm_90a";
+  bpt::AttentionTiling tiling =
+      wgmma ? bpt::AttentionTiling{128, options.attentionKvBlock,
+                                   options.attentionStages}
+            : bpt::AttentionTiling{options.mmaSyncQBlock,
+                                   options.mmaSyncKvBlock,
+                                   options.mmaSyncStages};
+  return bpt::predictAttentionMs(
+      wgmma ? bpt::AttentionKernelKind::Wgmma
+            : bpt::AttentionKernelKind::MmaSync,
+      problem, tiling, bpt::ChipModel::forChip(options.chip),
+      options.sharedMemory);
 }
 
 /// --tune: one kernel set per candidate tiling in `dir`, and tune.json.
@@ -286,9 +322,12 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     if (failed(writeFile(ptxPath, set->ptx)) ||
         failed(writeFile(manifestPath, manifest)))
       return 1;
-    list.push_back(llvm::json::Object{{"name", name},
-                                      {"manifest", name + ".json"},
-                                      {"flags", std::move(flags)}});
+    llvm::json::Object entry{{"name", name},
+                             {"manifest", name + ".json"},
+                             {"flags", std::move(flags)}};
+    if (std::optional<double> ms = predictedAttentionMs(*probe, options))
+      entry["predicted_ms"] = *ms;
+    list.push_back(std::move(entry));
   }
   if (list.empty())
     return fail("--tune: no candidate takes the tensor-core kernels (see "
@@ -391,11 +430,13 @@ int main(int argc, char **argv) {
   if (options.chunkRows < 128 || options.chunkRows % 128 != 0)
     return fail("--chunk-rows must be a positive multiple of 128, got " +
                 std::to_string(options.chunkRows));
-  if (options.attentionKvBlock != 64 && options.attentionKvBlock != 128)
-    return fail("--sm90-kv-block must be 64 or 128, got " +
+  if (options.attentionKvBlock != 0 && options.attentionKvBlock != 64 &&
+      options.attentionKvBlock != 128)
+    return fail("--sm90-kv-block must be 0, 64 or 128, got " +
                 std::to_string(options.attentionKvBlock));
-  if (options.attentionStages < 2 || options.attentionStages > 4)
-    return fail("--sm90-stages must be in [2, 4], got " +
+  if (options.attentionStages != 0 &&
+      (options.attentionStages < 2 || options.attentionStages > 4))
+    return fail("--sm90-stages must be 0 or in [2, 4], got " +
                 std::to_string(options.attentionStages));
   if (options.gemmBlockN != 0 && options.gemmBlockN != 128 &&
       options.gemmBlockN != 256)
@@ -406,15 +447,17 @@ int main(int argc, char **argv) {
     return fail("--sm90-gemm-stages must be 0 or in [2, 8], got " +
                 std::to_string(options.gemmStages));
 
-  if (options.mmaSyncQBlock != 64 && options.mmaSyncQBlock != 128)
-    return fail("--sm80-q-block must be 64 or 128, got " +
+  if (options.mmaSyncQBlock != 0 && options.mmaSyncQBlock != 64 &&
+      options.mmaSyncQBlock != 128)
+    return fail("--sm80-q-block must be 0, 64 or 128, got " +
                 std::to_string(options.mmaSyncQBlock));
-  if (options.mmaSyncKvBlock != 32 && options.mmaSyncKvBlock != 64 &&
-      options.mmaSyncKvBlock != 128)
-    return fail("--sm80-kv-block must be 32, 64 or 128, got " +
+  if (options.mmaSyncKvBlock != 0 && options.mmaSyncKvBlock != 32 &&
+      options.mmaSyncKvBlock != 64 && options.mmaSyncKvBlock != 128)
+    return fail("--sm80-kv-block must be 0, 32, 64 or 128, got " +
                 std::to_string(options.mmaSyncKvBlock));
-  if (options.mmaSyncStages < 2 || options.mmaSyncStages > 4)
-    return fail("--sm80-stages must be in [2, 4], got " +
+  if (options.mmaSyncStages != 0 &&
+      (options.mmaSyncStages < 2 || options.mmaSyncStages > 4))
+    return fail("--sm80-stages must be 0 or in [2, 4], got " +
                 std::to_string(options.mmaSyncStages));
 
   if (tune) {

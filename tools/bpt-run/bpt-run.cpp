@@ -97,8 +97,18 @@ static int runTuning(const std::string &dir, const std::string &outPath,
       entry.insert("error", bpt::rt::JsonValue::makeString(result.error()));
     } else {
       bool passed = !options.check || result->passed();
-      std::printf("%-14s %s: %.4f ms%s\n", name->getString().c_str(),
-                  flags->toString().c_str(), result->medianMs,
+      // The cost model's prediction, where bpt-compile made one.
+      const bpt::rt::JsonValue *predicted = c.find("predicted_ms");
+      std::string model;
+      if (predicted && predicted->isNumber()) {
+        char text[64];
+        std::snprintf(text, sizeof text, " (model: %.4f ms)",
+                      predicted->getNumber());
+        model = text;
+        entry.insert("predicted_ms", *predicted);
+      }
+      std::printf("%-14s %s: %.4f ms%s%s\n", name->getString().c_str(),
+                  flags->toString().c_str(), result->medianMs, model.c_str(),
                   passed ? "" : " (FAILED the check)");
       entry.insert("ms", bpt::rt::JsonValue::makeNumber(result->medianMs));
       entry.insert("passed", bpt::rt::JsonValue::makeBool(passed));

@@ -52,14 +52,15 @@ struct CompileOptions {
   bool tensorCores = true;
   /// Tiling of the sm_90a kernels (bpt-compile --sm90-*, or a --tuning
   /// file): rows per chunk of the FFN and block passes, the attention's
-  /// key/value block and ring stages, the GEMMs' tile width and stages (0:
-  /// chosen per GEMM).
+  /// key/value block and ring stages (0: chosen by the attention cost
+  /// model), the GEMMs' tile width and stages (0: chosen per GEMM).
   int64_t chunkRows = 2048;
-  int64_t attentionKvBlock = 128, attentionStages = 2;
+  int64_t attentionKvBlock = 0, attentionStages = 0;
   int64_t gemmBlockN = 0, gemmStages = 0;
   /// Tiling of the mma.sync attention (bpt-compile --sm80-*): query rows
-  /// per thread block, key/value rows per block, K/V ring stages.
-  int64_t mmaSyncQBlock = 64, mmaSyncKvBlock = 64, mmaSyncStages = 2;
+  /// per thread block, key/value rows per block, K/V ring stages (0: chosen
+  /// by the attention cost model).
+  int64_t mmaSyncQBlock = 0, mmaSyncKvBlock = 0, mmaSyncStages = 0;
 };
 
 /// The most dynamic shared memory one thread block of `chip` may use, in

@@ -117,6 +117,9 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
     `[rows, D]` tensor) and the launch; a kernel set's manifest turns the
     descriptors into tensor maps the runtime encodes.
 
+    The key/value block and stages not given as options are chosen per op
+    by the cost model of `bpt/Conversion/AttentionCostModel.h`.
+
     Eligible: bf16 or f16, head dimension 64 or 128, both sequence lengths
     multiples of 128, and the kernel's shared memory within `shared-memory`.
     Any other attention is left to later passes (`bpt-attention-to-sm80`,
@@ -125,10 +128,11 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
   let options = [
     Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
            "Dynamic shared memory per block available on the target, bytes">,
-    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"128",
-           "Key/value rows per block: 64 or 128">,
-    Option<"stages", "stages", "int64_t", /*default=*/"2",
-           "Shared-memory stages of the K/V ring: 2 to 4">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"0",
+           "Key/value rows per block: 64 or 128; 0: the cost model's choice">,
+    Option<"stages", "stages", "int64_t", /*default=*/"0",
+           "Shared-memory stages of the K/V ring: 2 to 4; 0: the cost "
+           "model's choice">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -156,21 +160,31 @@ def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
     `cp.async`; Q·Kᵀ and P·V are m16n8k16 `mma.sync` with operands loaded by
     `ldmatrix` (`.trans` for V), P taken from the S accumulators.
 
+    Tiles not given as options are chosen per op by the cost model of
+    `bpt/Conversion/AttentionCostModel.h` (register pressure, shared memory,
+    residency, per-block overheads); the kernel's name carries its tiling,
+    `_t<q-block>x<kv-block>x<stages>`.
+
     Runs at the model level, before `bpt-blockwise`. Eligible: bf16 or f16,
     head dimension 64 or 128, sequence lengths multiples of the blocks, and
     the kernel's shared memory within `shared-memory`. Any other attention
     stays for the portable path, with a remark saying why.
   }];
   let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
+           "Target chip, for the cost model (multiprocessors, shared memory)">,
     Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
            "Dynamic shared memory per block available on the target, bytes "
            "(default: sm_86's 99 KiB)">,
-    Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
-           "Query rows per thread block (16 a warp): 64 or 128">,
-    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
-           "Key/value rows per block: 32, 64 or 128">,
-    Option<"stages", "stages", "int64_t", /*default=*/"2",
-           "Shared-memory stages of the K/V ring: 2 to 4">,
+    Option<"qBlock", "q-block", "int64_t", /*default=*/"0",
+           "Query rows per thread block (16 a warp): 64 or 128; 0: the cost "
+           "model's choice">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"0",
+           "Key/value rows per block: 32, 64 or 128; 0: the cost model's "
+           "choice">,
+    Option<"stages", "stages", "int64_t", /*default=*/"0",
+           "Shared-memory stages of the K/V ring: 2 to 4; 0: the cost "
+           "model's choice">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -212,10 +226,12 @@ def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
     Option<"gemmStages", "gemm-stages", "int64_t", /*default=*/"0",
            "GEMM shared-memory stages: 2 to 8 (0: as many as fit, up to "
            "4 for 256-wide tiles and 6 for 128-wide ones)">,
-    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"128",
-           "Attention key/value rows per block: 64 or 128">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"0",
+           "Attention key/value rows per block: 64 or 128 (0: the cost "
+           "model's choice)">,
     Option<"attentionStages", "attention-stages", "int64_t",
-           /*default=*/"2", "Attention K/V ring stages: 2 to 4">,
+           /*default=*/"0", "Attention K/V ring stages: 2 to 4 (0: the cost "
+           "model's choice)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

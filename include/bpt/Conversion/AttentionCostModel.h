@@ -1,0 +1,86 @@
+//===- AttentionCostModel.h - tilings of the tensor-core attention -*- C++ -*-//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// A small analytic model of the two tensor-core attention kernels
+// (bpt-attention-to-sm80: mma.sync; bpt-attention-to-sm90: wgmma), used to
+// choose their query block, key/value block and ring stages per problem
+// (head dimension, causality, sequence lengths; bf16 and f16 cost the same)
+// when the user does not pin them. `bpt-compile --tune` measures the
+// candidates instead; docs/notes/cost-model.md compares the two.
+//
+// Per key/value block, a thread block spends
+//   tensor time   max(4·M·N·D / R, the shared-memory reads of the K/V
+//                 fragments at 128 B per clock)
+//   + softmax     E lane operations per score and one per output element,
+//                 at 128 lanes per clock
+//   + sync        a fixed number of clocks per 4 warps (barrier, copy wait)
+// Thread blocks resident on a multiprocessor together (limited by shared
+// memory and registers) share its issue slots but overlap each other's
+// synchronisation; they run in waves. The mma.sync kernel's registers grow
+// with D and N (fitted to ptxas); a tiling whose estimate exceeds 300
+// spills and is not considered.
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_CONVERSION_ATTENTIONCOSTMODEL_H
+#define BPT_CONVERSION_ATTENTIONCOSTMODEL_H
+
+#include "llvm/ADT/StringRef.h"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace bpt {
+
+/// The problem an attention kernel solves.
+struct AttentionProblem {
+  int64_t batch, heads, seqQ, seqKV, headDim;
+  bool causal;
+};
+
+/// A tiling: query rows per thread block, key/value rows per block, ring
+/// stages.
+struct AttentionTiling {
+  int64_t blockM, blockN, stages;
+};
+
+/// What the model knows of a chip.
+struct ChipModel {
+  int64_t multiprocessors;
+  int64_t sharedMemoryPerSM; ///< bytes, all resident blocks together
+  double clockGHz;
+
+  /// sm_80: 108 multiprocessors, sm_86: 84, sm_89: 128, sm_90: 132 (the
+  /// parts bpt has numbers for, or the largest of the family).
+  static ChipModel forChip(llvm::StringRef chip);
+};
+
+/// Which kernel.
+enum class AttentionKernelKind { MmaSync, Wgmma };
+
+/// Predicted milliseconds of `tiling` for `problem`, or nothing when the
+/// tiling does not apply (blocks do not divide the sequences, it does not
+/// fit `sharedMemory` bytes per block, or it would spill registers).
+std::optional<double> predictAttentionMs(AttentionKernelKind kind,
+                                         const AttentionProblem &problem,
+                                         const AttentionTiling &tiling,
+                                         const ChipModel &chip,
+                                         int64_t sharedMemory);
+
+/// The candidate tilings of each kernel, in the order --tune lists them.
+std::vector<AttentionTiling> attentionTilingCandidates(AttentionKernelKind kind);
+
+/// The candidate with the lowest prediction (ties: fewer stages, then the
+/// earlier candidate) among those that agree with the non-zero fields of
+/// `pinned`, or nothing if none applies.
+std::optional<AttentionTiling>
+chooseAttentionTiling(AttentionKernelKind kind, const AttentionProblem &problem,
+                      const ChipModel &chip, int64_t sharedMemory,
+                      AttentionTiling pinned = {0, 0, 0});
+
+} // namespace bpt
+
+#endif // BPT_CONVERSION_ATTENTIONCOSTMODEL_H

@@ -1,0 +1,168 @@
+//===- AttentionCostModel.cpp - tilings of the tensor-core attention ------===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The constants were fitted to `bpt-run --tune` measurements on an H200
+// (docs/notes/cost-model.md): with them the model picks the measured winner,
+// or a tiling within 3% of it, for D 64 / 128, causal or not, on both
+// kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/AttentionCostModel.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace bpt;
+
+namespace {
+
+/// Dense bf16 tensor-core flops per clock and multiprocessor.
+constexpr double kMmaSyncRate = 2048, kWgmmaRate = 4096;
+/// Lane operations per clock and multiprocessor (4 schedulers x 32 lanes),
+/// and shared-memory bytes per clock.
+constexpr double kLanesPerClock = 128, kSharedBytesPerClock = 128;
+/// Lane operations per score (scale, max, exp2, sum, convert, mask).
+constexpr double kOpsPerScore = 8;
+/// Clocks of synchronisation per key/value block and 4 warps.
+constexpr double kSyncClocks = 100;
+constexpr int64_t kRegistersPerSM = 65536;
+/// Above this estimate the mma.sync kernel spills (ptxas caps it at 255).
+constexpr double kSpillRegisters = 300;
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// Key/value blocks all thread blocks of one head iterate over together.
+int64_t keyBlocksPerHead(const AttentionProblem &p, const AttentionTiling &t) {
+  int64_t perQueryBlock = p.seqKV / t.blockN, total = 0;
+  for (int64_t i = 0; i < p.seqQ / t.blockM; ++i) {
+    if (!p.causal) {
+      total += perQueryBlock;
+      continue;
+    }
+    // Key j is visible to query i when j <= i + (Skv - Sq).
+    int64_t last = (i + 1) * t.blockM + p.seqKV - p.seqQ;
+    total += std::clamp<int64_t>(ceilDiv(std::max<int64_t>(last, 0), t.blockN),
+                                 0, perQueryBlock);
+  }
+  return total;
+}
+
+} // namespace
+
+ChipModel ChipModel::forChip(llvm::StringRef chip) {
+  unsigned version = 90;
+  if (chip.consume_front("sm_"))
+    (void)chip.take_while(llvm::isDigit).getAsInteger(10, version);
+  if (version >= 90)
+    return {132, 228 * 1024, 1.8};
+  if (version == 89)
+    return {128, 100 * 1024, 2.5};
+  if (version == 86)
+    return {84, 100 * 1024, 1.7};
+  return {108, 164 * 1024, 1.4};
+}
+
+std::vector<AttentionTiling>
+bpt::attentionTilingCandidates(AttentionKernelKind kind) {
+  std::vector<AttentionTiling> candidates;
+  if (kind == AttentionKernelKind::Wgmma) {
+    for (int64_t n : {64, 128})
+      for (int64_t stages : {2, 3, 4})
+        candidates.push_back({128, n, stages});
+    return candidates;
+  }
+  for (int64_t m : {64, 128})
+    for (int64_t n : {32, 64, 128})
+      for (int64_t stages : {2, 3})
+        candidates.push_back({m, n, stages});
+  return candidates;
+}
+
+std::optional<double> bpt::predictAttentionMs(AttentionKernelKind kind,
+                                              const AttentionProblem &p,
+                                              const AttentionTiling &t,
+                                              const ChipModel &chip,
+                                              int64_t sharedMemory) {
+  if (p.seqQ % t.blockM != 0 || p.seqKV % t.blockN != 0)
+    return std::nullopt;
+  const double m = t.blockM, n = t.blockN, d = p.headDim;
+  int64_t shared, threads, registers;
+  double tensor, syncWarps;
+  if (kind == AttentionKernelKind::Wgmma) {
+    // Q, a ring of K and V, 1 KiB of alignment, the mbarriers.
+    shared = 1024 + t.blockM * p.headDim * 2 +
+             2 * t.stages * t.blockN * p.headDim * 2 + 8 * (1 + 3 * t.stages);
+    // Three warpgroups with setmaxnreg: the whole register file.
+    threads = 384;
+    registers = kRegistersPerSM / threads;
+    tensor = 4 * m * n * d / kWgmmaRate;
+    syncWarps = 8; // two consumer warpgroups
+  } else {
+    shared = 128 + t.blockM * p.headDim * 2 +
+             2 * t.stages * t.blockN * p.headDim * 2;
+    threads = 32 * t.blockM / 16;
+    double estimate = 17 + 1.34 * d + 1.28 * n;
+    if (estimate > kSpillRegisters)
+      return std::nullopt;
+    registers = std::min<int64_t>(255, ceilDiv(int64_t(estimate), 8) * 8);
+    // Every warp reads all K and V fragments of the block.
+    double fragmentBytes = (threads / 32) * 2 * n * d * 2;
+    tensor = std::max(4 * m * n * d / kMmaSyncRate,
+                      fragmentBytes / kSharedBytesPerClock);
+    syncWarps = threads / 32;
+  }
+  if (shared > sharedMemory)
+    return std::nullopt;
+  int64_t resident =
+      std::min({chip.sharedMemoryPerSM / shared,
+                kRegistersPerSM / (threads * registers), 64 / (threads / 32)});
+  if (resident < 1)
+    return std::nullopt;
+  double softmax = (kOpsPerScore * m * n + m * d) / kLanesPerClock;
+  double sync = kSyncClocks * syncWarps / 4;
+
+  // Thread blocks resident together share a multiprocessor's issue slots
+  // and hide each other's synchronisation; they run in waves.
+  int64_t threadBlocks = p.batch * p.heads * (p.seqQ / t.blockM);
+  int64_t together =
+      std::min(resident, ceilDiv(threadBlocks, chip.multiprocessors));
+  int64_t waves = ceilDiv(threadBlocks, chip.multiprocessors * together);
+  double blocksPerThreadBlock =
+      double(keyBlocksPerHead(p, t)) * p.batch * p.heads / threadBlocks;
+  double clocks = waves * blocksPerThreadBlock *
+                  (together * (tensor + softmax) + sync);
+  return clocks / (chip.clockGHz * 1e6);
+}
+
+std::optional<AttentionTiling>
+bpt::chooseAttentionTiling(AttentionKernelKind kind,
+                           const AttentionProblem &problem,
+                           const ChipModel &chip, int64_t sharedMemory,
+                           AttentionTiling pinned) {
+  std::optional<AttentionTiling> best;
+  double bestMs = 0;
+  for (const AttentionTiling &t : attentionTilingCandidates(kind)) {
+    if ((pinned.blockM && pinned.blockM != t.blockM) ||
+        (pinned.blockN && pinned.blockN != t.blockN) ||
+        (pinned.stages && pinned.stages != t.stages))
+      continue;
+    std::optional<double> ms =
+        predictAttentionMs(kind, problem, t, chip, sharedMemory);
+    if (!ms)
+      continue;
+    // Within 0.5% the model cannot tell: keep the smaller ring.
+    bool better = !best || *ms < bestMs * 0.995 ||
+                  (*ms <= bestMs * 1.005 && t.stages < best->stages);
+    if (better) {
+      best = t;
+      bestMs = *ms;
+    }
+  }
+  return best;
+}
