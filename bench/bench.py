@@ -284,6 +284,42 @@ def bench_block(path, max_seconds, est_seconds=None):
     return row
 
 
+def bench_ffn(path, max_seconds):
+    """An FFN kernel set against eager PyTorch (cuBLAS GEMMs + activation)."""
+    ks = KernelSet(path)
+    m = ks.manifest
+    act = m["options"]["activation"]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    params = {}
+    for b in m["buffers"]:
+        if b["role"] != "input":
+            continue
+        scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
+        t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
+        params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
+    x, w_in, w_out = params["input"], params["w_in"], params["w_out"]
+    acts = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu,
+            "gelu_tanh": lambda t: F.gelu(t, approximate="tanh")}
+    if act in ("swiglu", "geglu"):
+        g = F.silu if act == "swiglu" else F.gelu
+        fn = lambda: (g(x @ params["w_gate"]) * (x @ w_in)) @ w_out
+    else:
+        fn = lambda: acts[act](x @ w_in) @ w_out
+    rows = x.numel() // x.shape[-1]
+    flops = 2.0 * rows * x.shape[-1] * w_in.shape[1] * (3 if "w_gate" in params else 2)
+    row = {"rows": rows, "hidden": x.shape[-1], "ffn": w_in.shape[1], "activation": act}
+    ref = fn()
+    row["eager_ms"], _ = time_ms(fn, max_seconds)
+    ks.allocate(params)
+    ks.buffer("result").fill_(float("nan"))
+    row["bpt_ms"], _ = time_ms(ks.run, max_seconds)
+    row["rel_diff_to_eager"] = rel(ks.buffer("result"), ref)
+    row["bpt_tflops"] = flops / row["bpt_ms"] / 1e9
+    row["eager_tflops"] = flops / row["eager_ms"] / 1e9
+    ks.release()
+    return row
+
+
 def plot(results, path):
     """Bar charts: attention TFLOP/s per back end; block peak memory."""
     try:
@@ -327,7 +363,7 @@ def main():
     ap.add_argument("--plot", metavar="RESULTS_JSON",
                     help="only draw the plot of a results file into --out")
     ap.add_argument("--max-seconds", type=float, default=20.0)
-    ap.add_argument("--only", default="", help="attention or block")
+    ap.add_argument("--only", default="", help="attention, block or ffn")
     args = ap.parse_args()
     if args.plot:
         with open(args.plot) as f:
@@ -340,7 +376,7 @@ def main():
     print(f"device: {device}, torch {torch.__version__}, cupy {cupy.__version__}")
     names = sorted(os.listdir(args.kernels))
     results = {"device": device, "torch": torch.__version__,
-               "attention": [], "block": []}
+               "attention": [], "block": [], "ffn": []}
     if args.only in ("", "attention"):
         print("| D | S | B x H | causal | bpt kernel | bpt TFLOP/s | flash | cuDNN | efficient | bpt/flash | rel. diff to SDPA |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -374,6 +410,18 @@ def main():
                   f"{mib(r['eager_peak_bytes']):.0f} | {mib(r['bpt_peak_bytes']):.0f} | "
                   f"{r['bpt_peak_bytes'] / r['eager_peak_bytes']:.2f} | "
                   f"{r.get('rel_diff_to_eager', float('nan')):.1e} | {r.get('bpt_note', '')}", flush=True)
+    if args.only in ("", "ffn"):
+        ffns = [n for n in names if n.startswith("ffn") and n.endswith(".json")]
+        if ffns:
+            print("| rows | hidden | ffn | activation | eager ms | bpt ms | bpt TFLOP/s | eager TFLOP/s | bpt/eager time | rel. diff to eager |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+        for n in ffns:
+            r = bench_ffn(os.path.join(args.kernels, n), args.max_seconds)
+            results["ffn"].append(r)
+            print(f"| {r['rows']} | {r['hidden']} | {r['ffn']} | {r['activation']} | "
+                  f"{r['eager_ms']:.3f} | {r['bpt_ms']:.3f} | {r['bpt_tflops']:.0f} | "
+                  f"{r['eager_tflops']:.0f} | {r['bpt_ms'] / r['eager_ms']:.2f} | "
+                  f"{r['rel_diff_to_eager']:.1e} |", flush=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -3,12 +3,12 @@
 # the shared anchors: bf16, 16k tokens per batch, hidden 2048) into DIR.
 #   bench/compile.sh DIR [bpt-compile flags...]
 # Flags after DIR go to every compilation (e.g. --chip=sm_80 for the
-# mma.sync kernels); BENCH_OPS="attention" compiles only the attention sets.
+# mma.sync kernels); BENCH_OPS (default "attention block ffn") picks the ops.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
 shift
-ops=${BENCH_OPS:-attention block}
+ops=${BENCH_OPS:-attention block ffn}
 "$root/scripts/build.sh" bpt-compile >/dev/null
 compile="$root/build/bin/bpt-compile"
 mkdir -p "$out"
@@ -28,4 +28,11 @@ for s in 4096 16384 65536; do
   "$compile" --op=block --dtype=bf16 --seq=$s --hidden=2048 --heads=16 \
     --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" -o "$out/block-s$s"
 done
+fi
+if [[ " $ops " == *" ffn "* ]]; then
+# The block's FFN alone (16k tokens, 2048 -> 8192 -> 2048), and gated.
+"$compile" --op=ffn --dtype=bf16 --seq=16384 --hidden=2048 --ffn=8192 \
+  --activation=gelu "$@" -o "$out/ffn-gelu-s16384"
+"$compile" --op=ffn --dtype=bf16 --seq=16384 --hidden=2048 --ffn=5632 \
+  --activation=swiglu "$@" -o "$out/ffn-swiglu-s16384"
 fi

@@ -214,9 +214,9 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
       ffn.gemmStages = options.gemmStages;
       pm.addPass(createBPTFFNToSM90(ffn));
     }
-    // mma.sync, on every chip since sm_80: the attention of other chips, and
-    // on sm_90a what the wgmma pass left (sequences that are multiples of
-    // 64 but not of 128).
+    // mma.sync, on every chip since sm_80: the attention and FFN of other
+    // chips, and on sm_90a the attention the wgmma pass left (sequences that
+    // are multiples of 64 but not of 128).
     if (options.tensorCores && hasMmaSync(options.chip)) {
       BPTAttentionToSM80Options attention;
       attention.sharedMemory = options.sharedMemory;
@@ -225,6 +225,13 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
       attention.kvBlock = options.mmaSyncKvBlock;
       attention.stages = options.mmaSyncStages;
       pm.addPass(createBPTAttentionToSM80(attention));
+      // The FFN: on sm_90a the wgmma pass takes every FFN mma.sync would.
+      if (options.chip != "sm_90a") {
+        BPTFFNToSM80Options ffn;
+        ffn.sharedMemory = options.sharedMemory;
+        ffn.chunkRows = options.chunkRows;
+        pm.addPass(createBPTFFNToSM80(ffn));
+      }
     }
     BlockwiseOptions blockwise;
     blockwise.qBlock = options.qBlock;

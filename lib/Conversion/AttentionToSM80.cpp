@@ -34,7 +34,7 @@
 
 #include "bpt/Conversion/AttentionCostModel.h"
 
-#include "NVVMEmitter.h"
+#include "SM80Emitter.h"
 
 #include "bpt/Dialect/BPTOps.h"
 
@@ -54,16 +54,12 @@ namespace bpt {
 using namespace mlir;
 using namespace bpt;
 using namespace bpt::codegen;
+using namespace bpt::sm80;
 
 namespace {
 
-constexpr llvm::StringLiteral kSharedMemorySymbol = "bpt_sm80_shared";
-constexpr int64_t kWarp = 32;
 /// Rows of one mma.sync m16n8k16 tile, and so of one warp's query rows.
 constexpr int64_t kWarpRows = 16;
-/// Tile rows are 16-byte chunks, swizzled over 8-row groups.
-constexpr int64_t kChunkBytes = 16;
-constexpr int64_t kTileAlignment = 128;
 
 /// What one kernel computes and how it is blocked.
 struct KernelConfig {
@@ -151,83 +147,6 @@ std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
   return std::nullopt;
 }
 
-/// mma.sync, ldmatrix and cp.async over swizzled tiles.
-class SM80Emitter : public NVVMEmitter {
-public:
-  SM80Emitter(OpBuilder &b, Location loc, bool bf16)
-      : NVVMEmitter(b, loc, bf16), globalPtr(LLVM::LLVMPointerType::get(
-                                       b.getContext(), 1)) {}
-
-protected:
-  /// Shared address of 16-byte chunk `chunk` of row `row` of a tile whose
-  /// rows are `rowBytes` long.
-  Value chunkAddress(Value tile, Value row, Value chunk, int64_t rowBytes) {
-    Value swizzled = xori(chunk, rem(row, c32(8)));
-    return add(tile, add(mul(row, c32(rowBytes)),
-                         mul(swizzled, c32(kChunkBytes))));
-  }
-
-  /// The threads of the block copy `rows` rows of `rowBytes` bytes each,
-  /// from `source` (global, rows `rowBytes` apart) into the swizzled tile
-  /// at `tile`, 16 bytes a thread per step.
-  void copyTileAsync(Value tile, Value source, int64_t rows, int64_t rowBytes,
-                     Value tid, int64_t threads) {
-    int64_t chunks = rowBytes / kChunkBytes;
-    for (int64_t k = 0; k < rows * chunks / threads; ++k) {
-      Value index = add(tid, c32(k * threads));
-      Value row = div(index, c32(chunks));
-      Value chunk = rem(index, c32(chunks));
-      Value offset = arith::ExtUIOp::create(
-          b, loc, i64,
-          add(mul(row, c32(rowBytes)), mul(chunk, c32(kChunkBytes))));
-      Value src = LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), source,
-                                      ValueRange{offset});
-      NVVM::CpAsyncOp::create(
-          b, loc, sharedPointer(chunkAddress(tile, row, chunk, rowBytes)), src,
-          kChunkBytes, NVVM::LoadCacheModifierKind::CG, Value());
-    }
-  }
-
-  /// Four 8x8 matrices of 16-bit elements; lane i gives the address of a
-  /// row of matrix i / 8. `transpose`: each thread gets a column pair.
-  SmallVector<Value> loadMatrices(Value address, bool transpose) {
-    Type result = LLVM::LLVMStructType::getLiteral(
-        ctx, SmallVector<Type>(4, i32));
-    Value loaded = NVVM::LdMatrixOp::create(
-        b, loc, result, sharedPointer(address), 4,
-        transpose ? NVVM::MMALayout::col : NVVM::MMALayout::row,
-        NVVM::LdStMatrixShapeAttr::get(ctx, 8, 8),
-        NVVM::LdStMatrixEltType::B16);
-    return unpack(loaded, 4);
-  }
-
-  /// acc += A·B, m16n8k16 with f32 accumulators: `a` is four 32-bit
-  /// registers of 16-bit pairs, `bFragment` two, `acc` four floats.
-  SmallVector<Value> mma(ArrayRef<Value> a, Value b0, Value b1,
-                         ArrayRef<Value> acc) {
-    auto operand = [&](Value v) -> Value {
-      if (bf16)
-        return v;
-      return LLVM::BitcastOp::create(
-          b, loc, VectorType::get({2}, b.getF16Type()), v);
-    };
-    SmallVector<Value> aOps = llvm::map_to_vector(a, operand);
-    SmallVector<Value> bOps = {operand(b0), operand(b1)};
-    Type result = LLVM::LLVMStructType::getLiteral(
-        ctx, SmallVector<Type>(4, f32));
-    NVVM::MMATypes type = bf16 ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
-    Value d = NVVM::MmaOp::create(
-        b, loc, result, aOps, bOps, acc, ArrayRef<int64_t>{16, 8, 16},
-        std::nullopt, std::nullopt,
-        std::array<NVVM::MMATypes, 2>{type, type},
-        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                       NVVM::MMALayout::col});
-    return unpack(d, 4);
-  }
-
-  Type globalPtr;
-};
-
 class KernelEmitter : public SM80Emitter {
 public:
   KernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
@@ -249,11 +168,11 @@ private:
                                b, loc, i64, mul(j, c32(config.blockN))));
     Value offset = mul(stage, c32(config.kvTileBytes()));
     copyTileAsync(add(base, add(c32(config.kOffset()), offset)),
-                  rowAddress(keys, row), config.blockN, config.rowBytes(), tid,
-                  config.threads());
+                  rowAddress(keys, row), config.blockN, config.rowBytes(),
+                  config.rowBytes(), tid, config.threads());
     copyTileAsync(add(base, add(c32(config.vOffset()), offset)),
                   rowAddress(values, row), config.blockN, config.rowBytes(),
-                  tid, config.threads());
+                  config.rowBytes(), tid, config.threads());
   }
   /// Copies block `j` when it exists; commits a group either way, so that
   /// every iteration waits with the same count.
@@ -320,7 +239,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
 
   // Prologue: Q, then the first stages - 1 key/value blocks, a group each.
   copyTileAsync(qTile, rowAddress(queries, qRow), config.blockM, rowBytes,
-                tid, config.threads());
+                rowBytes, tid, config.threads());
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
   for (int64_t s = 0; s + 1 < config.stages; ++s)
     prefetch(c32(s));
@@ -532,8 +451,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
 
 gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
                            Type element, Location loc) {
-  gpu::GPUModuleOp kernels = getOrCreateKernelModule(
-      module, "bpt_sm80", kSharedMemorySymbol, kTileAlignment);
+  gpu::GPUModuleOp kernels = getOrCreateSM80KernelModule(module);
   MLIRContext *ctx = module.getContext();
   auto qType = MemRefType::get(
       {config.batch, config.heads, config.seqQ, config.headDim}, element);

@@ -197,6 +197,46 @@ def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
   ];
 }
 
+def BPTFFNToSM80 : Pass<"bpt-ffn-to-sm80", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.ffn to mma.sync (sm_80+) tensor-core GEMMs";
+  let description = [{
+    The FFN of the mma.sync path, for chips without wgmma. Replaces each
+    eligible `bpt.ffn` by launches of GEMM kernels in `gpu.module @bpt_sm80`,
+    per chunk of `chunk-rows` rows: U = act(X · W_in) (for a gated
+    activation act(X · W_gate) ⊙ (X · W_in), both products in one kernel)
+    into a [chunk, ffn] buffer, then Y = U · W_out; so only one chunk of the
+    [rows, ffn] intermediate exists. Each kernel computes 128 x 128 tiles of
+    its output with 8 warps of m16n8k16 `mma.sync`, A and B slices 64 deep
+    copied with `cp.async` into as many shared-memory stages as fit
+    `shared-memory` (2 to 4), fragments loaded by `ldmatrix` (`.trans` for
+    the row-major weights); the activation is applied in f32 before the one
+    rounding.
+
+    Runs at the model level, before `bpt-blockwise`. Eligible: bf16 or f16,
+    rows (all leading dimensions) a multiple of 128, hidden and ffn widths
+    multiples of 128. Any other FFN stays for the portable path, with a
+    remark saying why.
+  }];
+  let options = [
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
+           "Dynamic shared memory per block available on the target, bytes "
+           "(default: sm_86's 99 KiB)">,
+    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
+           "Rows per chunk (a multiple of 128; the largest such divisor of "
+           "the rows up to this is used)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.transformer_block to Hopper (sm_90a) kernels, chunk by chunk";
   let description = [{

@@ -1,0 +1,70 @@
+//===- SM80Kernels.h - the mma.sync kernels bpt builds ----------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Kernels of bpt's mma.sync path (sm_80 and later) shared between passes,
+// built once per configuration into `gpu.module @bpt_sm80`. (The attention
+// kernel lives with its pass, bpt-attention-to-sm80.)
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_LIB_CONVERSION_SM80KERNELS_H
+#define BPT_LIB_CONVERSION_SM80KERNELS_H
+
+#include "SM80Emitter.h"
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+#include <optional>
+#include <string>
+
+namespace bpt::sm80 {
+
+/// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
+/// rows of the launch (a grid of [n / blockN, launch rows / blockM]).
+struct GemmConfig {
+  int64_t aRows, cRows, n, k;
+  bool bf16;
+  std::optional<Activation> activation;
+  /// C = act(A · G) ⊙ (A · B) with a second B operand G (SwiGLU, GeGLU).
+  bool gated = false;
+  int64_t blockM = 128, blockN = 128, blockK = 64, stages = 3;
+
+  int64_t threads() const { return 256; }
+  int64_t aTileBytes() const { return blockM * blockK * 2; }
+  int64_t bTileBytes() const { return blockK * blockN * 2; }
+  int64_t stageBytes() const {
+    return aTileBytes() + bTileBytes() * (gated ? 2 : 1);
+  }
+  int64_t sharedMemoryBytes() const {
+    return kTileAlignment + stages * stageBytes();
+  }
+  /// Checks the shapes against the tile and sets `stages` to as many as fit
+  /// `sharedMemory` (2 to 4). Returns why the GEMM cannot be built, or
+  /// nothing.
+  std::optional<std::string> check(int64_t sharedMemory);
+
+  std::string kernelName() const {
+    std::string name = llvm::formatv("gemm_sm80_a{0}_c{1}_n{2}_k{3}", aRows,
+                                     cRows, n, k)
+                           .str();
+    if (activation)
+      name += "_" + stringifyActivation(*activation).str();
+    if (gated)
+      name += "_gated";
+    return name + llvm::formatv("_s{0}", stages).str();
+  }
+};
+
+/// The GEMM kernel for `config` (arguments: A, B, [the gate weight], C, A's
+/// and C's first rows as i32).
+gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
+                                    Type element, Location loc);
+
+} // namespace bpt::sm80
+
+#endif // BPT_LIB_CONVERSION_SM80KERNELS_H
