@@ -214,10 +214,12 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
       ffn.gemmStages = options.gemmStages;
       pm.addPass(createBPTFFNToSM90(ffn));
     }
-    // mma.sync, on every chip since sm_80: the attention and FFN of other
-    // chips, and on sm_90a the attention the wgmma pass left (sequences that
-    // are multiples of 64 but not of 128).
+    // mma.sync, on every chip since sm_80: the blocks (expanded), attention,
+    // FFNs and projections of other chips, and on sm_90a the attention the
+    // wgmma pass left (sequences that are multiples of 64 but not of 128).
     if (options.tensorCores && hasMmaSync(options.chip)) {
+      if (options.chip != "sm_90a")
+        pm.addPass(createBPTBlockToSM80());
       BPTAttentionToSM80Options attention;
       attention.sharedMemory = options.sharedMemory;
       attention.chip = options.chip;
@@ -231,6 +233,9 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
         ffn.sharedMemory = options.sharedMemory;
         ffn.chunkRows = options.chunkRows;
         pm.addPass(createBPTFFNToSM80(ffn));
+        BPTLinearToSM80Options linear;
+        linear.sharedMemory = options.sharedMemory;
+        pm.addPass(createBPTLinearToSM80(linear));
       }
     }
     BlockwiseOptions blockwise;

@@ -32,72 +32,7 @@ struct DecomposeTransformerBlock final
 
   LogicalResult matchAndRewrite(TransformerBlockOp op,
                                 PatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    auto inputType = op.getInput().getType();
-    Type elementType = inputType.getElementType();
-    int64_t batch = inputType.getDimSize(0), seq = inputType.getDimSize(1);
-    int64_t headDim = op.getHeadDim();
-
-    auto norm = [&](Value x, Value weight, Value bias) -> Value {
-      if (op.getNorm() == NormKind::layer_norm)
-        return LayerNormOp::create(rewriter, loc, x.getType(), x, weight, bias,
-                                   op.getEpsilonAttr());
-      return RMSNormOp::create(rewriter, loc, x.getType(), x, weight,
-                               op.getEpsilonAttr());
-    };
-    auto linear = [&](Value x, Value weight) -> Value {
-      auto xType = cast<RankedTensorType>(x.getType());
-      SmallVector<int64_t> shape(xType.getShape());
-      shape.back() = cast<RankedTensorType>(weight.getType()).getDimSize(1);
-      return LinearOp::create(rewriter, loc,
-                              RankedTensorType::get(shape, elementType), x,
-                              weight, /*bias=*/Value());
-    };
-    // [B, S, heads * D] -> [B, heads, S, D].
-    auto splitHeads = [&](Value x, int64_t heads) -> Value {
-      auto split =
-          RankedTensorType::get({batch, seq, heads, headDim}, elementType);
-      Value expanded = tensor::ExpandShapeOp::create(
-          rewriter, loc, split, x,
-          ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
-      Value init = tensor::EmptyOp::create(
-          rewriter, loc, ArrayRef<int64_t>{batch, heads, seq, headDim},
-          elementType);
-      return linalg::TransposeOp::create(rewriter, loc, expanded, init,
-                                         kSwapSeqAndHeads)
-          .getResult()
-          .front();
-    };
-    // [B, heads, S, D] -> [B, S, heads * D].
-    auto mergeHeads = [&](Value x, int64_t heads) -> Value {
-      Value init = tensor::EmptyOp::create(
-          rewriter, loc, ArrayRef<int64_t>{batch, seq, heads, headDim},
-          elementType);
-      Value transposed =
-          linalg::TransposeOp::create(rewriter, loc, x, init, kSwapSeqAndHeads)
-              .getResult()
-              .front();
-      return tensor::CollapseShapeOp::create(
-          rewriter, loc, transposed,
-          ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
-    };
-
-    Value x = op.getInput();
-    Value h = norm(x, op.getNorm1Weight(), op.getNorm1Bias());
-    Value q = splitHeads(linear(h, op.getWQ()), op.getHeads());
-    Value k = splitHeads(linear(h, op.getWK()), op.getKvHeads());
-    Value v = splitHeads(linear(h, op.getWV()), op.getKvHeads());
-    Value attention =
-        AttentionOp::create(rewriter, loc, q.getType(), q, k, v,
-                            op.getCausalAttr(), /*scale=*/FloatAttr());
-    Value projected =
-        linear(mergeHeads(attention, op.getHeads()), op.getWO());
-    Value residual = arith::AddFOp::create(rewriter, loc, x, projected);
-    Value h2 = norm(residual, op.getNorm2Weight(), op.getNorm2Bias());
-    Value ffn = FFNOp::create(rewriter, loc, inputType, h2, op.getWIn(),
-                              op.getWOut(), op.getWGate(),
-                              op.getActivationAttr());
-    rewriter.replaceOpWithNewOp<arith::AddFOp>(op, residual, ffn);
+    decomposeTransformerBlock(rewriter, op);
     return success();
   }
 };
@@ -114,6 +49,78 @@ struct BPTDecomposeBlockPass final
 };
 
 } // namespace
+
+void bpt::decomposeTransformerBlock(RewriterBase &rewriter,
+                                    TransformerBlockOp op) {
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  Location loc = op.getLoc();
+  auto inputType = op.getInput().getType();
+  Type elementType = inputType.getElementType();
+  int64_t batch = inputType.getDimSize(0), seq = inputType.getDimSize(1);
+  int64_t headDim = op.getHeadDim();
+
+  auto norm = [&](Value x, Value weight, Value bias) -> Value {
+    if (op.getNorm() == NormKind::layer_norm)
+      return LayerNormOp::create(rewriter, loc, x.getType(), x, weight, bias,
+                                 op.getEpsilonAttr());
+    return RMSNormOp::create(rewriter, loc, x.getType(), x, weight,
+                             op.getEpsilonAttr());
+  };
+  auto linear = [&](Value x, Value weight) -> Value {
+    auto xType = cast<RankedTensorType>(x.getType());
+    SmallVector<int64_t> shape(xType.getShape());
+    shape.back() = cast<RankedTensorType>(weight.getType()).getDimSize(1);
+    return LinearOp::create(rewriter, loc,
+                            RankedTensorType::get(shape, elementType), x,
+                            weight, /*bias=*/Value());
+  };
+  // [B, S, heads * D] -> [B, heads, S, D].
+  auto splitHeads = [&](Value x, int64_t heads) -> Value {
+    auto split =
+        RankedTensorType::get({batch, seq, heads, headDim}, elementType);
+    Value expanded = tensor::ExpandShapeOp::create(
+        rewriter, loc, split, x,
+        ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+    Value init = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<int64_t>{batch, heads, seq, headDim},
+        elementType);
+    return linalg::TransposeOp::create(rewriter, loc, expanded, init,
+                                       kSwapSeqAndHeads)
+        .getResult()
+        .front();
+  };
+  // [B, heads, S, D] -> [B, S, heads * D].
+  auto mergeHeads = [&](Value x, int64_t heads) -> Value {
+    Value init = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<int64_t>{batch, seq, heads, headDim},
+        elementType);
+    Value transposed =
+        linalg::TransposeOp::create(rewriter, loc, x, init, kSwapSeqAndHeads)
+            .getResult()
+            .front();
+    return tensor::CollapseShapeOp::create(
+        rewriter, loc, transposed,
+        ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+  };
+
+  Value x = op.getInput();
+  Value h = norm(x, op.getNorm1Weight(), op.getNorm1Bias());
+  Value q = splitHeads(linear(h, op.getWQ()), op.getHeads());
+  Value k = splitHeads(linear(h, op.getWK()), op.getKvHeads());
+  Value v = splitHeads(linear(h, op.getWV()), op.getKvHeads());
+  Value attention =
+      AttentionOp::create(rewriter, loc, q.getType(), q, k, v,
+                          op.getCausalAttr(), /*scale=*/FloatAttr());
+  Value projected =
+      linear(mergeHeads(attention, op.getHeads()), op.getWO());
+  Value residual = arith::AddFOp::create(rewriter, loc, x, projected);
+  Value h2 = norm(residual, op.getNorm2Weight(), op.getNorm2Bias());
+  Value ffn = FFNOp::create(rewriter, loc, inputType, h2, op.getWIn(),
+                            op.getWOut(), op.getWGate(),
+                            op.getActivationAttr());
+  rewriter.replaceOpWithNewOp<arith::AddFOp>(op, residual, ffn);
+}
 
 void bpt::populateDecomposeBlockPatterns(RewritePatternSet &patterns) {
   patterns.add<DecomposeTransformerBlock>(patterns.getContext());

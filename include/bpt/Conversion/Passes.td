@@ -237,6 +237,53 @@ def BPTFFNToSM80 : Pass<"bpt-ffn-to-sm80", "::mlir::ModuleOp"> {
   ];
 }
 
+def BPTLinearToSM80 : Pass<"bpt-linear-to-sm80", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.linear to an mma.sync (sm_80+) tensor-core GEMM";
+  let description = [{
+    Replaces each eligible `bpt.linear` by one launch of the GEMM kernel of
+    `bpt-ffn-to-sm80` (no activation) in `gpu.module @bpt_sm80`: the
+    projections of a block that `bpt-block-to-sm80` expanded. Eligible:
+    bf16 or f16, no bias, rows (all leading dimensions) a multiple of 128,
+    input and output widths multiples of 128 and 64 as the tiles need, and
+    two stages within `shared-memory`; anything else stays for the portable
+    path, with a remark saying why.
+  }];
+  let options = [
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
+           "Dynamic shared memory per block available on the target, bytes">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def BPTBlockToSM80 : Pass<"bpt-block-to-sm80", "::mlir::ModuleOp"> {
+  let summary = "Expand eligible transformer blocks for the mma.sync passes";
+  let description = [{
+    On chips without wgmma, expands each `bpt.transformer_block` whose
+    pieces the mma.sync kernels take (bf16 or f16; head dimension 64 or 128;
+    sequence a multiple of 64 and rows of 128; hidden, key/value and ffn
+    widths multiples of 128) into its primitives, as `bpt-decompose-block`
+    does, at the model level: `bpt-attention-to-sm80`, `bpt-ffn-to-sm80` and
+    `bpt-linear-to-sm80` then lower its attention, FFN and projections, and
+    the portable path only its norms, head transposes and residuals. The
+    blockwise attention kernel and the chunked FFN keep S x S and
+    S x ffn buffers out. Other blocks stay whole for the portable (fused)
+    path, with a remark saying why.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.transformer_block to Hopper (sm_90a) kernels, chunk by chunk";
   let description = [{

@@ -19,15 +19,23 @@
 
 namespace mlir {
 class RewritePatternSet;
+class RewriterBase;
 } // namespace mlir
 
 namespace bpt {
+
+class TransformerBlockOp;
 
 #define GEN_PASS_DECL
 #include "bpt/Transforms/Passes.h.inc"
 
 /// Adds the pattern that expands bpt.transformer_block into its primitives.
 void populateDecomposeBlockPatterns(mlir::RewritePatternSet &patterns);
+
+/// Expands one bpt.transformer_block into its primitives (what the pattern
+/// does), replacing it.
+void decomposeTransformerBlock(mlir::RewriterBase &rewriter,
+                               TransformerBlockOp op);
 
 #define GEN_PASS_REGISTRATION
 #include "bpt/Transforms/Passes.h.inc"
