@@ -28,9 +28,10 @@ using namespace bpt::sm80;
 
 namespace {
 
-// The block's warps: 2 along M (64 rows each) x 4 along N (32 columns).
-constexpr int64_t kWarpsM = 2, kWarpsN = 4;
-constexpr int64_t kWarpTileM = 64, kWarpTileN = 32;
+// The block's warps: 2 along M (64 rows each) x 4 along N (a quarter of
+// the tile's columns: 32 or 64).
+constexpr int64_t kWarpsN = 4;
+constexpr int64_t kWarpTileM = 64;
 
 class GemmEmitter : public SM80Emitter {
 public:
@@ -102,14 +103,15 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
            c32(config.blockM));
   Value warp = div(tid, c32(kWarp)), lane = rem(tid, c32(kWarp));
   Value warpRow = mul(div(warp, c32(kWarpsN)), c32(kWarpTileM));
-  Value warpColumn = mul(rem(warp, c32(kWarpsN)), c32(kWarpTileN));
+  const int64_t warpTileN = config.blockN / kWarpsN;
+  Value warpColumn = mul(rem(warp, c32(kWarpsN)), c32(warpTileN));
   base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
   numSlices = config.k / config.blockK;
 
   for (int64_t s = 0; s + 1 < config.stages; ++s)
     prefetch(c32(s));
 
-  const int64_t mTiles = kWarpTileM / 16, nTiles = kWarpTileN / 8;
+  const int64_t mTiles = kWarpTileM / 16, nTiles = warpTileN / 8;
   const int64_t operands = config.gated ? 2 : 1;
   const int64_t count = mTiles * nTiles * 4; // floats per accumulator
   SmallVector<Value> init(operands * count, cf(0.0));
@@ -206,6 +208,11 @@ std::optional<std::string> bpt::sm80::GemmConfig::check(int64_t sharedMemory) {
         .str();
   if (gated && !activation)
     return std::string("a gated GEMM needs an activation");
+  // 256-wide tiles (64 x 64 a warp) read half the shared memory per
+  // mma.sync that 128-wide ones do; a gated GEMM's two accumulators keep
+  // it at 128.
+  if (!gated && n % 256 == 0)
+    blockN = 256;
   // As many stages as fit, up to 4.
   stages = std::min<int64_t>(4, (sharedMemory - kTileAlignment) / stageBytes());
   if (stages < 2)

@@ -25,7 +25,8 @@
 namespace bpt::sm80 {
 
 /// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
-/// rows of the launch (a grid of [n / blockN, launch rows / blockM]).
+/// rows of the launch (a grid of [n / blockN, launch rows / blockM]); the
+/// kernel's name ends in its tile width and stages, `_t<blockN>x<stages>`.
 struct GemmConfig {
   int64_t aRows, cRows, n, k;
   bool bf16;
@@ -43,7 +44,8 @@ struct GemmConfig {
   int64_t sharedMemoryBytes() const {
     return kTileAlignment + stages * stageBytes();
   }
-  /// Checks the shapes against the tile and sets `stages` to as many as fit
+  /// Checks the shapes against the tile, widens the tile to 256 columns
+  /// where N allows (not gated), and sets `stages` to as many as fit
   /// `sharedMemory` (2 to 4). Returns why the GEMM cannot be built, or
   /// nothing.
   std::optional<std::string> check(int64_t sharedMemory);
@@ -56,7 +58,7 @@ struct GemmConfig {
       name += "_" + stringifyActivation(*activation).str();
     if (gated)
       name += "_gated";
-    return name + llvm::formatv("_s{0}", stages).str();
+    return name + llvm::formatv("_t{0}x{1}", blockN, stages).str();
   }
 };
 

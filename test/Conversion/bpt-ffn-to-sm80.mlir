@@ -7,8 +7,8 @@
 // 4096 rows in chunks of 2048: per chunk, u = gelu(x[chunk] W_in) into a
 // [2048, 512] buffer (never [4096, 512]), then y[chunk] = u W_out, both
 // mma.sync GEMMs on plain memrefs; the row offsets are the launches' two
-// i32 arguments (A's first row, C's). 128 x 128 tiles, 256 threads; 3
-// stages of 32 KiB fit the default 99 KiB (4 with 163 KiB).
+// i32 arguments (A's first row, C's). 128 x 256 tiles (N allows), 256
+// threads; 2 stages of 48 KiB fit the default 99 KiB (3 with 163 KiB).
 // CHECK-LABEL: func.func @gelu
 // CHECK-NOT: bpt.ffn
 // CHECK: %[[X:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x2048x256xbf16> into memref<4096x256xbf16>
@@ -18,21 +18,23 @@
 // CHECK-NOT: memref.alloc() : memref<4096x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x2048x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_s3 blocks in (%c4, %c16, %{{.+}}) threads in (%c256, {{.+}} dynamic_shared_memory_size %c98432_i32 args(%[[X]] : memref<4096x256xbf16>, %[[W1]] : memref<256x512xbf16>, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_s3 blocks in (%c2, {{.+}} args(%[[U]] : memref<2048x512xbf16>, %[[W2]] : memref<512x256xbf16>, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_s3 {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_s3 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2 blocks in (%c2, %c16, %{{.+}}) threads in (%c256, {{.+}} dynamic_shared_memory_size %c98432_i32 args(%[[X]] : memref<4096x256xbf16>, %[[W1]] : memref<256x512xbf16>, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_t256x2 blocks in (%c1{{.*}}, {{.+}} args(%[[U]] : memref<2048x512xbf16>, %[[W2]] : memref<512x256xbf16>, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2 {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_t256x2 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
 // CHECK-NOT: gpu.launch_func
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
 
-// The GEMM: 2 slices in flight before the loop; per 64-deep slice, wait,
-// barrier, prefetch, then 4 k16 steps of ldmatrix (A), ldmatrix.trans (B)
-// and 16 mma.sync a warp (a 64 x 32 sub-tile); GELU (erf) in f32 on the
+// The GEMM: with 2 stages, 1 slice in flight before the loop; per 64-deep
+// slice, wait, barrier, prefetch, then 4 k16 steps of ldmatrix (A),
+// ldmatrix.trans (B)
+// and 32 mma.sync a warp (a 64 x 64 sub-tile); GELU (erf) in f32 on the
 // accumulators, then 4-byte stores of bf16 pairs.
-// CHECK: gpu.func @gemm_sm80_a4096_c2048_n512_k256_gelu_s3(%{{.+}}: memref<4096x256xbf16>, %{{.+}}: memref<256x512xbf16>, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
-// CHECK-COUNT-2: nvvm.cp.async.commit.group
+// CHECK: gpu.func @gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2(%{{.+}}: memref<4096x256xbf16>, %{{.+}}: memref<256x512xbf16>, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: nvvm.cp.async.commit.group
+// CHECK-NOT: nvvm.cp.async.commit.group
 // CHECK: scf.for
-// CHECK: nvvm.cp.async.wait.group 1
+// CHECK: nvvm.cp.async.wait.group 0
 // CHECK-NEXT: nvvm.barrier0
 // CHECK: nvvm.cp.async.commit.group
 // CHECK: nvvm.ldmatrix %{{.+}} {{.+}}layout = #nvvm.mma_layout<row>
@@ -43,9 +45,9 @@
 // CHECK: scf.yield
 // CHECK: math.erf
 // CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr<1>
-// CHECK: gpu.func @gemm_sm80_a2048_c4096_n256_k512_s3(
+// CHECK: gpu.func @gemm_sm80_a2048_c4096_n256_k512_t256x2(
 // BIG-LABEL: func.func @gelu
-// BIG: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_s4 {{.+}} dynamic_shared_memory_size %c131200_i32
+// BIG: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x3 {{.+}} dynamic_shared_memory_size %c147584_i32
 func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
                 %w2: tensor<512x256xbf16>) -> tensor<2x2048x256xbf16> {
   %0 = bpt.ffn gelu %x, %w1, %w2
@@ -59,8 +61,8 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 // A gated activation: W_in and W_gate in one kernel (two B tiles a stage,
 // 48 KiB: 2 stages in 99 KiB), silu(x W_gate) * (x W_in) in the epilogue.
 // CHECK-LABEL: func.func @swiglu
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a256_c256_n384_k128_swiglu_gated_s2 {{.+}} dynamic_shared_memory_size %c98432_i32 args(%{{.+}} : memref<256x128xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<256x384xf16>,
-// CHECK: gpu.func @gemm_sm80_a256_c256_n384_k128_swiglu_gated_s2(
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a256_c256_n384_k128_swiglu_gated_t128x2 {{.+}} dynamic_shared_memory_size %c98432_i32 args(%{{.+}} : memref<256x128xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<256x384xf16>,
+// CHECK: gpu.func @gemm_sm80_a256_c256_n384_k128_swiglu_gated_t128x2(
 // CHECK: nvvm.ldmatrix %{{.+}} {{.+}}layout = #nvvm.mma_layout<col>
 // CHECK: nvvm.mma.sync {{.+}} : (vector<2xf16>, vector<2xf16>, f32)
 // CHECK: scf.yield
