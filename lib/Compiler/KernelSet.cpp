@@ -232,9 +232,11 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
         BPTFFNToSM80Options ffn;
         ffn.sharedMemory = options.sharedMemory;
         ffn.chunkRows = options.chunkRows;
+        ffn.blockN = options.mmaSyncGemmBlockN;
         pm.addPass(createBPTFFNToSM80(ffn));
         BPTLinearToSM80Options linear;
         linear.sharedMemory = options.sharedMemory;
+        linear.blockN = options.mmaSyncGemmBlockN;
         pm.addPass(createBPTLinearToSM80(linear));
       }
     }
@@ -623,6 +625,7 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
     opts["sm80_q_block"] = options.mmaSyncQBlock;
     opts["sm80_kv_block"] = options.mmaSyncKvBlock;
     opts["sm80_stages"] = options.mmaSyncStages;
+    opts["sm80_gemm_block_n"] = options.mmaSyncGemmBlockN;
   }
   if (wgmma) {
     // The sm_90a tiling (options are flat: numbers, strings, booleans).

@@ -43,6 +43,12 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
           << static_cast<int64_t>(chunkRows);
       return signalPassFailure();
     }
+    if (blockN != 0 && blockN != 128 && blockN != 256) {
+      getOperation().emitError()
+          << "bpt-ffn-to-sm80: block-n must be 0, 128 or 256, got "
+          << static_cast<int64_t>(blockN);
+      return signalPassFailure();
+    }
     SmallVector<FFNOp> ops;
     getOperation().walk([&](FFNOp op) { ops.push_back(op); });
     for (FFNOp op : ops) {
@@ -86,6 +92,9 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     up.gated = op.getWGate() != nullptr;
     down = GemmConfig{/*aRows=*/chunk, /*cRows=*/rows, /*n=*/hidden,
                       /*k=*/ffn, element.isBF16(), std::nullopt};
+    // A gated GEMM keeps its 128-wide tiles whatever block-n says.
+    up.blockN = up.gated ? 0 : blockN;
+    down.blockN = blockN;
     for (GemmConfig *config : {&up, &down})
       if (std::optional<std::string> why = config->check(sharedMemory))
         return why;
@@ -124,7 +133,9 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
         b, loc, MemRefType::get(xType.getShape(), element));
     Value outRows = memref::CollapseShapeOp::create(b, loc, out, toRows);
 
-    gpu::KernelDim3 block{index(up.threads()), index(1), index(1)};
+    // The two GEMMs may have different warps (a gated one keeps 8).
+    gpu::KernelDim3 upBlock{index(up.threads()), index(1), index(1)};
+    gpu::KernelDim3 downBlock{index(down.threads()), index(1), index(1)};
     Value sharedUp = i32(up.sharedMemoryBytes());
     Value sharedDown = i32(down.sharedMemoryBytes());
     for (int64_t c = 0; c < rows / chunk; ++c) {
@@ -136,12 +147,12 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
           b, loc, upKernel,
           gpu::KernelDim3{index(ffn / up.blockN), index(chunk / up.blockM),
                           index(1)},
-          block, sharedUp, upArgs);
+          upBlock, sharedUp, upArgs);
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
           gpu::KernelDim3{index(hidden / down.blockN),
                           index(chunk / down.blockM), index(1)},
-          block, sharedDown,
+          downBlock, sharedDown,
           ValueRange{u, wOut, outRows, i32(0), i32(c * chunk)});
     }
     Value result = bufferization::ToTensorOp::create(

@@ -28,9 +28,7 @@ using namespace bpt::sm80;
 
 namespace {
 
-// The block's warps: 2 along M (64 rows each) x 4 along N (a quarter of
-// the tile's columns: 32 or 64).
-constexpr int64_t kWarpsN = 4;
+// The block's warps: 2 along M (64 rows each) x warpsN along N.
 constexpr int64_t kWarpTileM = 64;
 
 class GemmEmitter : public SM80Emitter {
@@ -102,9 +100,9 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   m0 = mul(index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y)),
            c32(config.blockM));
   Value warp = div(tid, c32(kWarp)), lane = rem(tid, c32(kWarp));
-  Value warpRow = mul(div(warp, c32(kWarpsN)), c32(kWarpTileM));
-  const int64_t warpTileN = config.blockN / kWarpsN;
-  Value warpColumn = mul(rem(warp, c32(kWarpsN)), c32(warpTileN));
+  Value warpRow = mul(div(warp, c32(config.warpsN)), c32(kWarpTileM));
+  const int64_t warpTileN = config.warpTileN();
+  Value warpColumn = mul(rem(warp, c32(config.warpsN)), c32(warpTileN));
   base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
   numSlices = config.k / config.blockK;
 
@@ -202,19 +200,29 @@ std::optional<std::string> bpt::sm80::GemmConfig::check(int64_t sharedMemory) {
     return llvm::formatv("{0} and {1} rows must be multiples of {2}", aRows,
                          cRows, blockM)
         .str();
+  if (gated && !activation)
+    return std::string("a gated GEMM needs an activation");
+  // Tiles: 0 (the default) picks 256 columns for 8 warps of 64 x 64 where
+  // N allows; a gated GEMM's two accumulators keep 8 warps of 64 x 32 on
+  // 128 columns. 128 columns not gated: 4 warps of 64 x 64, two blocks a
+  // multiprocessor.
+  if (gated) {
+    if (blockN == 256)
+      return std::string("a gated GEMM takes 128-wide tiles");
+    blockN = 128;
+  } else if (blockN == 0) {
+    blockN = n % 256 == 0 ? 256 : 128;
+  }
+  warpsN = gated || blockN == 256 ? 4 : 2;
   if (n % blockN != 0 || k % blockK != 0)
     return llvm::formatv("N = {0} must be a multiple of {1} and K = {2} of {3}",
                          n, blockN, k, blockK)
         .str();
-  if (gated && !activation)
-    return std::string("a gated GEMM needs an activation");
-  // 256-wide tiles (64 x 64 a warp) read half the shared memory per
-  // mma.sync that 128-wide ones do; a gated GEMM's two accumulators keep
-  // it at 128.
-  if (!gated && n % 256 == 0)
-    blockN = 256;
   // As many stages as fit, up to 4.
-  stages = std::min<int64_t>(4, (sharedMemory - kTileAlignment) / stageBytes());
+  // 4-warp tiles are meant to run two blocks a multiprocessor: at most 3
+  // stages (96 KiB).
+  stages = std::min<int64_t>(warpsN == 2 ? 3 : 4,
+                             (sharedMemory - kTileAlignment) / stageBytes());
   if (stages < 2)
     return llvm::formatv("two stages of {0} bytes do not fit {1} bytes of "
                          "shared memory",

@@ -36,6 +36,12 @@ struct BPTLinearToSM80Pass final
   using Base::Base;
 
   void runOnOperation() override {
+    if (blockN != 0 && blockN != 128 && blockN != 256) {
+      getOperation().emitError()
+          << "bpt-linear-to-sm80: block-n must be 0, 128 or 256, got "
+          << static_cast<int64_t>(blockN);
+      return signalPassFailure();
+    }
     SmallVector<LinearOp> ops;
     getOperation().walk([&](LinearOp op) { ops.push_back(op); });
     for (LinearOp op : ops) {
@@ -65,6 +71,7 @@ struct BPTLinearToSM80Pass final
       return std::string("more rows than a 32-bit row offset addresses");
     config = GemmConfig{/*aRows=*/rows, /*cRows=*/rows, n, k,
                         element.isBF16(), std::nullopt};
+    config.blockN = blockN;
     return config.check(sharedMemory);
   }
 

@@ -33,9 +33,13 @@ struct GemmConfig {
   std::optional<Activation> activation;
   /// C = act(A · G) ⊙ (A · B) with a second B operand G (SwiGLU, GeGLU).
   bool gated = false;
-  int64_t blockM = 128, blockN = 128, blockK = 64, stages = 3;
+  /// Tile columns: 128 or 256, or 0 for check() to choose.
+  int64_t blockM = 128, blockN = 0, blockK = 64, stages = 3;
+  /// Warps along N (2 along M); set by check().
+  int64_t warpsN = 4;
 
-  int64_t threads() const { return 256; }
+  int64_t threads() const { return 32 * 2 * warpsN; }
+  int64_t warpTileN() const { return blockN / warpsN; }
   int64_t aTileBytes() const { return blockM * blockK * 2; }
   int64_t bTileBytes() const { return blockK * blockN * 2; }
   int64_t stageBytes() const {
@@ -44,10 +48,10 @@ struct GemmConfig {
   int64_t sharedMemoryBytes() const {
     return kTileAlignment + stages * stageBytes();
   }
-  /// Checks the shapes against the tile, widens the tile to 256 columns
-  /// where N allows (not gated), and sets `stages` to as many as fit
-  /// `sharedMemory` (2 to 4). Returns why the GEMM cannot be built, or
-  /// nothing.
+  /// Chooses the tile (`blockN` when 0: 256 columns where N allows and the
+  /// GEMM is not gated, else 128) and its warps, checks the shapes against
+  /// it, and sets `stages` to as many as fit `sharedMemory` (2 to 4).
+  /// Returns why the GEMM cannot be built, or nothing.
   std::optional<std::string> check(int64_t sharedMemory);
 
   std::string kernelName() const {
@@ -58,7 +62,9 @@ struct GemmConfig {
       name += "_" + stringifyActivation(*activation).str();
     if (gated)
       name += "_gated";
-    return name + llvm::formatv("_t{0}x{1}", blockN, stages).str();
+    return name + llvm::formatv("_t{0}x{1}w{2}", blockN, stages,
+                                threads() / 32)
+                      .str();
   }
 };
 

@@ -19,13 +19,13 @@
 // LOWERED-NOT: bpt.linear
 // LOWERED-NOT: bpt.attention
 // LOWERED-NOT: bpt.ffn
-// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n256_k256_t256x2
-// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n128_k256_t128x3
-// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n128_k256_t128x3
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n256_k256_t256x2w8
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n128_k256_t128x3w4
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n128_k256_t128x3w4
 // LOWERED: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t
-// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n256_k256_t256x2
-// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n512_k256_gelu_t256x2
-// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n256_k512_t256x2
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n256_k256_t256x2w8
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n512_k256_gelu_t256x2w8
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n256_k512_t256x2w8
 func.func @block(%x: tensor<2x256x256xbf16>, %g: tensor<256xbf16>,
                  %wq: tensor<256x256xbf16>, %wkv: tensor<256x128xbf16>,
                  %wo: tensor<256x256xbf16>, %w1: tensor<256x512xbf16>,

@@ -2,7 +2,13 @@
 // RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm80="shared-memory=166912" --verify-diagnostics | FileCheck %s --check-prefix=BIG
 // RUN: not bpt-opt %s --split-input-file --bpt-ffn-to-sm80="chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
 
+// RUN: not bpt-opt %s --split-input-file --bpt-ffn-to-sm80="block-n=64" 2>&1 | FileCheck %s --check-prefix=BADN
+// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm80="block-n=128" 2>/dev/null | FileCheck %s --check-prefix=NARROW
+
 // BAD: error: bpt-ffn-to-sm80: chunk-rows must be a positive multiple of 128, got 100
+// BADN: error: bpt-ffn-to-sm80: block-n must be 0, 128 or 256, got 64
+// NARROW-LABEL: func.func @gelu
+// NARROW: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t128x3w4 blocks in (%c4, %c16, %{{.+}}) threads in (%c128,
 
 // 4096 rows in chunks of 2048: per chunk, u = gelu(x[chunk] W_in) into a
 // [2048, 512] buffer (never [4096, 512]), then y[chunk] = u W_out, both
@@ -18,10 +24,10 @@
 // CHECK-NOT: memref.alloc() : memref<4096x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x2048x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2 blocks in (%c2, %c16, %{{.+}}) threads in (%c256, {{.+}} dynamic_shared_memory_size %c98432_i32 args(%[[X]] : memref<4096x256xbf16>, %[[W1]] : memref<256x512xbf16>, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_t256x2 blocks in (%c1{{.*}}, {{.+}} args(%[[U]] : memref<2048x512xbf16>, %[[W2]] : memref<512x256xbf16>, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2 {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_t256x2 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2w8 blocks in (%c2, %c16, %{{.+}}) threads in (%c256, {{.+}} dynamic_shared_memory_size %c98432_i32 args(%[[X]] : memref<4096x256xbf16>, %[[W1]] : memref<256x512xbf16>, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_t256x2w8 blocks in (%c1{{.*}}, {{.+}} args(%[[U]] : memref<2048x512xbf16>, %[[W2]] : memref<512x256xbf16>, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2w8 {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a2048_c4096_n256_k512_t256x2w8 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
 // CHECK-NOT: gpu.launch_func
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
 
@@ -30,7 +36,7 @@
 // ldmatrix.trans (B)
 // and 32 mma.sync a warp (a 64 x 64 sub-tile); GELU (erf) in f32 on the
 // accumulators, then 4-byte stores of bf16 pairs.
-// CHECK: gpu.func @gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2(%{{.+}}: memref<4096x256xbf16>, %{{.+}}: memref<256x512xbf16>, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: gpu.func @gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2w8(%{{.+}}: memref<4096x256xbf16>, %{{.+}}: memref<256x512xbf16>, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK: nvvm.cp.async.commit.group
 // CHECK-NOT: nvvm.cp.async.commit.group
 // CHECK: scf.for
@@ -45,9 +51,9 @@
 // CHECK: scf.yield
 // CHECK: math.erf
 // CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr<1>
-// CHECK: gpu.func @gemm_sm80_a2048_c4096_n256_k512_t256x2(
+// CHECK: gpu.func @gemm_sm80_a2048_c4096_n256_k512_t256x2w8(
 // BIG-LABEL: func.func @gelu
-// BIG: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x3 {{.+}} dynamic_shared_memory_size %c147584_i32
+// BIG: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x3w8 {{.+}} dynamic_shared_memory_size %c147584_i32
 func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
                 %w2: tensor<512x256xbf16>) -> tensor<2x2048x256xbf16> {
   %0 = bpt.ffn gelu %x, %w1, %w2
@@ -58,11 +64,15 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 
 // -----
 
-// A gated activation: W_in and W_gate in one kernel (two B tiles a stage,
-// 48 KiB: 2 stages in 99 KiB), silu(x W_gate) * (x W_in) in the epilogue.
+// A gated activation: W_in and W_gate in one kernel (8 warps of 64 x 32,
+// two B tiles a stage, 48 KiB: 2 stages in 99 KiB), silu(x W_gate) *
+// (x W_in) in the epilogue.
 // CHECK-LABEL: func.func @swiglu
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a256_c256_n384_k128_swiglu_gated_t128x2 {{.+}} dynamic_shared_memory_size %c98432_i32 args(%{{.+}} : memref<256x128xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<256x384xf16>,
-// CHECK: gpu.func @gemm_sm80_a256_c256_n384_k128_swiglu_gated_t128x2(
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a256_c256_n384_k128_swiglu_gated_t128x2w8 {{.+}} threads in (%c256, {{.+}} dynamic_shared_memory_size %c98432_i32 args(%{{.+}} : memref<256x128xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<128x384xf16>, %{{.+}} : memref<256x384xf16>,
+// The second GEMM (not gated, N = 128) takes 4 warps of 64 x 64 and its own
+// block size.
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a256_c256_n128_k384_t128x3w4 {{.+}} threads in (%c128,
+// CHECK: gpu.func @gemm_sm80_a256_c256_n384_k128_swiglu_gated_t128x2w8(
 // CHECK: nvvm.ldmatrix %{{.+}} {{.+}}layout = #nvvm.mma_layout<col>
 // CHECK: nvvm.mma.sync {{.+}} : (vector<2xf16>, vector<2xf16>, f32)
 // CHECK: scf.yield

@@ -1,7 +1,7 @@
 // RUN: bpt-opt %s --split-input-file --bpt-linear-to-sm80 --verify-diagnostics | FileCheck %s
 
-// One GEMM launch over the [rows, K] view of the input: 128 x 128 tiles
-// (384 columns do not divide into 256),
+// One GEMM launch over the [rows, K] view of the input: 128 x 128 tiles of
+// 4 warps (384 columns do not divide into 256),
 // no activation, rows from 0 (A and C).
 // CHECK-LABEL: func.func @linear
 // CHECK-NOT: bpt.linear
@@ -9,9 +9,9 @@
 // CHECK: %[[W:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<128x384xf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x256x384xf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
-// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n384_k128_t128x3 blocks in (%c3, %c4, %{{.+}}) threads in (%c256, {{.+}} args(%[[X]] : memref<512x128xf16>, %[[W]] : memref<128x384xf16>, %[[ROWS]] : memref<512x384xf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n384_k128_t128x3w4 blocks in (%c3, %c4, %{{.+}}) threads in (%c128, {{.+}} args(%[[X]] : memref<512x128xf16>, %[[W]] : memref<128x384xf16>, %[[ROWS]] : memref<512x384xf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
-// CHECK: gpu.func @gemm_sm80_a512_c512_n384_k128_t128x3(
+// CHECK: gpu.func @gemm_sm80_a512_c512_n384_k128_t128x3w4(
 // CHECK-NOT: math.
 // CHECK: nvvm.mma.sync
 func.func @linear(%x: tensor<2x256x128xf16>, %w: tensor<128x384xf16>)

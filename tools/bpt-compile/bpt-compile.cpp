@@ -107,6 +107,10 @@ static cl::opt<int64_t> sm80Stages(
     cl::desc("mma.sync attention K/V ring stages: 2 to 4 (0: the cost "
              "model's choice)"),
     cl::init(0));
+static cl::opt<int64_t> sm80GemmBlockN(
+    "sm80-gemm-block-n",
+    cl::desc("mma.sync GEMM tile width: 128 or 256 (0: 256 where N allows)"),
+    cl::init(0));
 static cl::opt<bool> tune(
     "tune",
     cl::desc("Write one kernel set per candidate tensor-core tiling (for "
@@ -157,6 +161,8 @@ static const struct {
     {"sm80-q-block", &sm80QBlock, &bpt::CompileOptions::mmaSyncQBlock},
     {"sm80-kv-block", &sm80KvBlock, &bpt::CompileOptions::mmaSyncKvBlock},
     {"sm80-stages", &sm80Stages, &bpt::CompileOptions::mmaSyncStages},
+    {"sm80-gemm-block-n", &sm80GemmBlockN,
+     &bpt::CompileOptions::mmaSyncGemmBlockN},
 };
 
 /// Reads a tuning file's "flags" object into `options`; a flag given on
@@ -420,6 +426,7 @@ int main(int argc, char **argv) {
   options.mmaSyncQBlock = sm80QBlock;
   options.mmaSyncKvBlock = sm80KvBlock;
   options.mmaSyncStages = sm80Stages;
+  options.mmaSyncGemmBlockN = sm80GemmBlockN;
   options.chip = chip;
   options.sharedMemory = bpt::sharedMemoryPerBlock(chip);
   options.features = features;
@@ -459,6 +466,11 @@ int main(int argc, char **argv) {
       (options.mmaSyncStages < 2 || options.mmaSyncStages > 4))
     return fail("--sm80-stages must be 0 or in [2, 4], got " +
                 std::to_string(options.mmaSyncStages));
+
+  if (options.mmaSyncGemmBlockN != 0 && options.mmaSyncGemmBlockN != 128 &&
+      options.mmaSyncGemmBlockN != 256)
+    return fail("--sm80-gemm-block-n must be 0, 128 or 256, got " +
+                std::to_string(options.mmaSyncGemmBlockN));
 
   if (tune) {
     if (emit != "ptx")

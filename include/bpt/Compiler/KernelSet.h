@@ -61,6 +61,9 @@ struct CompileOptions {
   /// per thread block, key/value rows per block, K/V ring stages (0: chosen
   /// by the attention cost model).
   int64_t mmaSyncQBlock = 0, mmaSyncKvBlock = 0, mmaSyncStages = 0;
+  /// The mma.sync GEMMs' tile columns (bpt-compile --sm80-gemm-block-n; 0:
+  /// 256 where N allows).
+  int64_t mmaSyncGemmBlockN = 0;
 };
 
 /// The most dynamic shared memory one thread block of `chip` may use, in

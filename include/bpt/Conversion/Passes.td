@@ -205,8 +205,9 @@ def BPTFFNToSM80 : Pass<"bpt-ffn-to-sm80", "::mlir::ModuleOp"> {
     per chunk of `chunk-rows` rows: U = act(X · W_in) (for a gated
     activation act(X · W_gate) ⊙ (X · W_in), both products in one kernel)
     into a [chunk, ffn] buffer, then Y = U · W_out; so only one chunk of the
-    [rows, ffn] intermediate exists. Each kernel computes 128 x 128 tiles of
-    its output with 8 warps of m16n8k16 `mma.sync`, A and B slices 64 deep
+    [rows, ffn] intermediate exists. Each kernel computes 128 x `block-n`
+    tiles of its output with warps of m16n8k16 `mma.sync` (64 x 64 each, or
+    64 x 32 when gated), A and B slices 64 deep
     copied with `cp.async` into as many shared-memory stages as fit
     `shared-memory` (2 to 4), fragments loaded by `ldmatrix` (`.trans` for
     the row-major weights); the activation is applied in f32 before the one
@@ -224,6 +225,9 @@ def BPTFFNToSM80 : Pass<"bpt-ffn-to-sm80", "::mlir::ModuleOp"> {
     Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
            "Rows per chunk (a multiple of 128; the largest such divisor of "
            "the rows up to this is used)">,
+    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
+           "GEMM tile columns: 128 (4 warps of 64 x 64) or 256 (8 warps); 0: "
+           "256 where N allows; gated GEMMs take 128 (8 warps of 64 x 32)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -251,6 +255,9 @@ def BPTLinearToSM80 : Pass<"bpt-linear-to-sm80", "::mlir::ModuleOp"> {
   let options = [
     Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
            "Dynamic shared memory per block available on the target, bytes">,
+    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
+           "GEMM tile columns: 128 (4 warps of 64 x 64) or 256 (8 warps); 0: "
+           "256 where N allows; gated GEMMs take 128 (8 warps of 64 x 32)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
