@@ -216,7 +216,7 @@ LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
     }
     // mma.sync, on every chip since sm_80: the blocks (expanded), attention,
     // FFNs and projections of other chips, and on sm_90a the attention the
-    // wgmma pass left (sequences that are multiples of 64 but not of 128).
+    // wgmma pass left (sequences that are not multiples of 128).
     if (options.tensorCores && hasMmaSync(options.chip)) {
       if (options.chip != "sm_90a")
         pm.addPass(createBPTBlockToSM80());

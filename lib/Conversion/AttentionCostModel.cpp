@@ -37,10 +37,11 @@ constexpr double kSpillRegisters = 300;
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/// Key/value blocks all thread blocks of one head iterate over together.
+/// Key/value blocks all thread blocks of one head iterate over together
+/// (ragged sequences: the last, partial blocks count whole).
 int64_t keyBlocksPerHead(const AttentionProblem &p, const AttentionTiling &t) {
-  int64_t perQueryBlock = p.seqKV / t.blockN, total = 0;
-  for (int64_t i = 0; i < p.seqQ / t.blockM; ++i) {
+  int64_t perQueryBlock = ceilDiv(p.seqKV, t.blockN), total = 0;
+  for (int64_t i = 0; i < ceilDiv(p.seqQ, t.blockM); ++i) {
     if (!p.causal) {
       total += perQueryBlock;
       continue;
@@ -89,7 +90,9 @@ std::optional<double> bpt::predictAttentionMs(AttentionKernelKind kind,
                                               const AttentionTiling &t,
                                               const ChipModel &chip,
                                               int64_t sharedMemory) {
-  if (p.seqQ % t.blockM != 0 || p.seqKV % t.blockN != 0)
+  // The wgmma kernel needs whole blocks; the mma.sync one masks.
+  if (kind == AttentionKernelKind::Wgmma &&
+      (p.seqQ % t.blockM != 0 || p.seqKV % t.blockN != 0))
     return std::nullopt;
   const double m = t.blockM, n = t.blockN, d = p.headDim;
   int64_t shared, threads, registers;
@@ -129,7 +132,7 @@ std::optional<double> bpt::predictAttentionMs(AttentionKernelKind kind,
 
   // Thread blocks resident together share a multiprocessor's issue slots
   // and hide each other's synchronisation; they run in waves.
-  int64_t threadBlocks = p.batch * p.heads * (p.seqQ / t.blockM);
+  int64_t threadBlocks = p.batch * p.heads * ceilDiv(p.seqQ, t.blockM);
   int64_t together =
       std::min(resident, ceilDiv(threadBlocks, chip.multiprocessors));
   int64_t waves = ceilDiv(threadBlocks, chip.multiprocessors * together);

@@ -70,6 +70,12 @@ struct KernelConfig {
   int64_t blockM = 64, blockN = 64, stages = 2;
 
   int64_t warps() const { return blockM / kWarpRows; }
+  int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
+  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
+  /// Sequences that are not multiples of the blocks: the last blocks are
+  /// partly zero-filled, their keys masked and their rows not stored.
+  bool raggedQ() const { return seqQ % blockM != 0; }
+  bool raggedKV() const { return seqKV % blockN != 0; }
   int64_t threads() const { return kWarp * warps(); }
   int64_t rowBytes() const { return headDim * 2; }
   int64_t chunksPerRow() const { return rowBytes() / kChunkBytes; }
@@ -134,12 +140,6 @@ std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
   config.blockM = tiling.blockM;
   config.blockN = tiling.blockN;
   config.stages = tiling.stages;
-  if (config.seqQ % config.blockM != 0 || config.seqKV % config.blockN != 0)
-    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
-                         "the {2}-row query block and {3}-row key block",
-                         config.seqQ, config.seqKV, config.blockM,
-                         config.blockN)
-        .str();
   if (config.sharedMemoryBytes() > sharedMemory)
     return llvm::formatv("needs {0} bytes of shared memory, {1} available",
                          config.sharedMemoryBytes(), sharedMemory)
@@ -167,12 +167,16 @@ private:
     Value row = add(kvRow, arith::ExtUIOp::create(
                                b, loc, i64, mul(j, c32(config.blockN))));
     Value offset = mul(stage, c32(config.kvTileBytes()));
+    // The last block of a ragged sequence: rows past its end read nothing.
+    Value valid = config.raggedKV()
+                      ? sub(c32(config.seqKV), mul(j, c32(config.blockN)))
+                      : Value();
     copyTileAsync(add(base, add(c32(config.kOffset()), offset)),
                   rowAddress(keys, row), config.blockN, config.rowBytes(),
-                  config.rowBytes(), tid, config.threads());
+                  config.rowBytes(), tid, config.threads(), valid);
     copyTileAsync(add(base, add(c32(config.vOffset()), offset)),
                   rowAddress(values, row), config.blockN, config.rowBytes(),
-                  config.rowBytes(), tid, config.threads());
+                  config.rowBytes(), tid, config.threads(), valid);
   }
   /// Copies block `j` when it exists; commits a group either way, so that
   /// every iteration waits with the same count.
@@ -208,7 +212,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
   Value warp = div(tid, c32(kWarp));
   Value lane = rem(tid, c32(kWarp));
-  int64_t numQBlocks = config.seqQ / config.blockM;
+  int64_t numQBlocks = config.queryBlocks();
   // Causal: the last query blocks have the most key blocks; start them first.
   Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
   Value q0 = mul(qBlock, c32(config.blockM));
@@ -222,7 +226,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
                                  c64(config.seqQ)));
   kvRow = mul(wide(add(mul(batch, c32(config.kvHeads)), kvHead)),
               c64(config.seqKV));
-  numBlocks = c32(config.seqKV / bn);
+  numBlocks = c32(config.keyBlocks());
   if (config.causal) {
     // Key j is visible to query i when j <= i + (Skv - Sq).
     int64_t offset = config.seqKV - config.seqQ;
@@ -238,8 +242,10 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   const int64_t rowBytes = config.rowBytes();
 
   // Prologue: Q, then the first stages - 1 key/value blocks, a group each.
+  Value validQueries =
+      config.raggedQ() ? sub(c32(config.seqQ), q0) : Value();
   copyTileAsync(qTile, rowAddress(queries, qRow), config.blockM, rowBytes,
-                rowBytes, tid, config.threads());
+                rowBytes, tid, config.threads(), validQueries);
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
   for (int64_t s = 0; s + 1 < config.stages; ++s)
     prefetch(c32(s));
@@ -310,26 +316,38 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     }
 
     // Element e of 8-key tile n: row g + 8 * (e / 2), key 8n + 2t + e % 2.
-    if (config.causal) {
+    // Masked: keys past the diagonal (causal) and past the end of a ragged
+    // sequence; only blocks that have such keys pay for it.
+    if (config.causal || config.raggedKV()) {
       int64_t offset = config.seqKV - config.seqQ;
       Value blockStart = mul(j, c32(bn));
-      // The block needs a mask when its last key is past the block's first
-      // query's limit: the same for all threads.
-      Value needMask =
-          cmp(arith::CmpIPredicate::sgt, add(blockStart, c32(bn - 1)),
-              add(q0, c32(offset)));
+      Value blockEnd = add(blockStart, c32(bn - 1));
+      Value needMask = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+      // Causal: the block's last key is past the block's first query's
+      // limit (the same for all threads).
+      if (config.causal)
+        needMask = cmp(arith::CmpIPredicate::sgt, blockEnd,
+                       add(q0, c32(offset)));
+      if (config.raggedKV())
+        needMask = arith::OrIOp::create(
+            b, loc, needMask,
+            cmp(arith::CmpIPredicate::sge, blockEnd, c32(config.seqKV)));
       SmallVector<Type> types(s.size(), f32);
       auto masked = scf::IfOp::create(b, loc, types, needMask, true);
       {
         OpBuilder::InsertionGuard inner(b);
         b.setInsertionPointToStart(masked.thenBlock());
+        // Key column k (within the block) is visible when k <= limit - 2t.
+        Value keysLeft = sub(c32(config.seqKV - 1), blockStart);
         Value limit[2];
         for (int64_t i = 0; i < 2; ++i) {
-          // Key column k (within the block) is visible when
-          // k <= row + offset - blockStart - 2t.
-          Value row = add(q0, add(warpRow, add(g, c32(8 * i))));
-          limit[i] = sub(add(row, c32(offset)),
-                         add(blockStart, mul(t, c32(2))));
+          Value bound = keysLeft;
+          if (config.causal) {
+            Value row = add(q0, add(warpRow, add(g, c32(8 * i))));
+            bound = arith::MinSIOp::create(
+                b, loc, bound, sub(add(row, c32(offset)), blockStart));
+          }
+          limit[i] = sub(bound, mul(t, c32(2)));
         }
         SmallVector<Value> result;
         for (int64_t e = 0; e < int64_t(s.size()); ++e) {
@@ -420,6 +438,10 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     inverse[i] =
         select(positive, arith::DivFOp::create(b, loc, cf(1.0), l), zero);
   }
+  // The warp's lanes read these rows of the Q tile (ldmatrix) before the
+  // loop; order those reads before other lanes overwrite them (with no key
+  // block, nothing in between synchronises the warp).
+  NVVM::SyncWarpOp::create(b, loc, c32(-1));
   for (int64_t n = 0; n < oTiles; ++n) {
     for (int64_t i = 0; i < 2; ++i) {
       Value lo = fmul(o[4 * n + 2 * i], inverse[i]);
@@ -444,6 +466,15 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     Value address = LLVM::GEPOp::create(
         b, loc, globalPtr, b.getI8Type(), rowAddress(out, add(qRow, wide(row))),
         ValueRange{mul(chunk, c32(kChunkBytes))});
+    if (!config.raggedQ()) {
+      LLVM::StoreOp::create(b, loc, data, address, 16);
+      continue;
+    }
+    // Rows past the end of a ragged sequence belong to the next head.
+    auto inRange = scf::IfOp::create(
+        b, loc, cmp(arith::CmpIPredicate::slt, row, validQueries), false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(inRange.thenBlock());
     LLVM::StoreOp::create(b, loc, data, address, 16);
   }
   gpu::ReturnOp::create(b, loc);
@@ -519,7 +550,7 @@ struct BPTAttentionToSM80Pass final
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(b, loc, v);
     };
-    gpu::KernelDim3 grid{index(config.seqQ / config.blockM),
+    gpu::KernelDim3 grid{index(config.queryBlocks()),
                          index(config.heads), index(config.batch)};
     gpu::KernelDim3 block{index(config.threads()), index(1), index(1)};
     Value shared = arith::ConstantOp::create(

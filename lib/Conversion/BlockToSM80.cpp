@@ -49,9 +49,6 @@ std::optional<std::string> checkEligible(TransformerBlockOp op) {
     return llvm::formatv("head dimension {0} (64 and 128 are supported)",
                          headDim)
         .str();
-  if (seq % 64 != 0)
-    return llvm::formatv("sequence length {0} is not a multiple of 64", seq)
-        .str();
   if ((batch * seq) % 128 != 0)
     return llvm::formatv("{0} rows are not a multiple of 128", batch * seq)
         .str();

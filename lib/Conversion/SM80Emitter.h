@@ -65,22 +65,31 @@ protected:
 
   /// The threads of the block copy `rows` rows of `rowBytes` bytes each,
   /// from `source` (global, rows `sourceStride` bytes apart) into the
-  /// swizzled tile at `tile`, 16 bytes a thread per step.
+  /// swizzled tile at `tile`, 16 bytes a thread per step. With `validRows`
+  /// (i32), rows from there on are zero-filled without reading memory (the
+  /// copy reads 0 bytes, from row 0's address).
   void copyTileAsync(Value tile, Value source, int64_t rows, int64_t rowBytes,
-                     int64_t sourceStride, Value tid, int64_t threads) {
+                     int64_t sourceStride, Value tid, int64_t threads,
+                     Value validRows = Value()) {
     int64_t chunks = rowBytes / kChunkBytes;
     for (int64_t k = 0; k < rows * chunks / threads; ++k) {
       Value index = add(tid, c32(k * threads));
       Value row = div(index, c32(chunks));
       Value chunk = rem(index, c32(chunks));
+      Value sourceRow = row, bytes;
+      if (validRows) {
+        Value inRange = cmp(arith::CmpIPredicate::slt, row, validRows);
+        sourceRow = select(inRange, row, c32(0));
+        bytes = select(inRange, c32(kChunkBytes), c32(0));
+      }
       Value offset = add(
-          mul(arith::ExtUIOp::create(b, loc, i64, row), c64(sourceStride)),
+          mul(arith::ExtUIOp::create(b, loc, i64, sourceRow), c64(sourceStride)),
           arith::ExtUIOp::create(b, loc, i64, mul(chunk, c32(kChunkBytes))));
       Value src = LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), source,
                                       ValueRange{offset});
       NVVM::CpAsyncOp::create(
           b, loc, sharedPointer(chunkAddress(tile, row, chunk, rowBytes)), src,
-          kChunkBytes, NVVM::LoadCacheModifierKind::CG, Value());
+          kChunkBytes, NVVM::LoadCacheModifierKind::CG, bytes);
     }
   }
 

@@ -120,3 +120,30 @@ func.func @model(%q64: tensor<4x32x4096x64xbf16>, %q128: tensor<4x16x4096x128xbf
       -> tensor<4x16x4096x128xbf16>
   return %0, %1 : tensor<4x32x4096x64xbf16>, tensor<4x16x4096x128xbf16>
 }
+
+// -----
+
+// Ragged sequences (100 rows: one full and one partial 64-row block): the
+// grid rounds up; copies of rows past the end read 0 bytes (cp.async's
+// source size) so that the tile is zero-filled; the last key block's
+// columns past the end are masked with the causal ones (min of the two
+// limits); the epilogue stores only rows inside the sequence.
+// PINNED-LABEL: func.func @ragged
+// PINNED: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t64x32x2 blocks in (%c2,
+// CHECK-LABEL: func.func @ragged
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t64x64x2 blocks in (%c2,
+// CHECK: gpu.func @attention_sm80_d64_causal_t64x64x2(
+// CHECK: nvvm.cp.async.shared.global %{{.+}}, %{{.+}}, 16, cache = cg, %{{.+}} : !llvm.ptr<3>, !llvm.ptr<1>, i32
+// CHECK: scf.for
+// CHECK: arith.ori
+// CHECK: scf.if %{{.+}} -> (f32,
+// CHECK: arith.minsi
+// CHECK: scf.yield
+// CHECK: scf.if %{{.+}} {
+// CHECK-NEXT: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr<1>
+func.func @ragged(%q: tensor<1x2x100x64xbf16>) -> tensor<1x2x100x64xbf16> {
+  %0 = bpt.attention %q, %q, %q causal
+      : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>)
+      -> tensor<1x2x100x64xbf16>
+  return %0 : tensor<1x2x100x64xbf16>
+}

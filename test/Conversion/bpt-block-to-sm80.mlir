@@ -59,7 +59,7 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
          tensor<128x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>,
          tensor<128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
       -> tensor<1x128x128xbf16>
-  // expected-remark @below {{transformer_block stays on the portable path: sequence length 100 is not a multiple of 64}}
+  // expected-remark @below {{transformer_block stays on the portable path: 100 rows are not a multiple of 128}}
   %1 = bpt.transformer_block %x2 norm1(%g2) attention(%w2, %w2, %w2, %w2)
       norm2(%g2) ffn(%w2, %w2) heads(2) kv_heads(2) activation(relu)
       norm(rms_norm)

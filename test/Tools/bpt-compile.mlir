@@ -1,8 +1,9 @@
-// bpt-compile: shapes in, PTX + manifest out.
-// RUN: bpt-compile --op=attention --heads=4 --kv-heads=2 --seq=100 --head-dim=64 --dtype=bf16 --causal -o %t
+// bpt-compile: shapes in, PTX + manifest out (the portable path, pinned with
+// --no-tensor-cores: this bf16 attention would take the mma.sync kernel).
+// RUN: bpt-compile --op=attention --heads=4 --kv-heads=2 --seq=100 --head-dim=64 --dtype=bf16 --causal --no-tensor-cores -o %t
 // RUN: FileCheck %s --input-file=%t.json --check-prefix=MANIFEST
 // RUN: FileCheck %s --input-file=%t.ptx --check-prefix=PTX
-// RUN: bpt-compile --op=attention --heads=4 --seq=100 --emit=mlir --stage=gpu | FileCheck %s --check-prefix=GPU
+// RUN: bpt-compile --op=attention --heads=4 --seq=100 --emit=mlir --stage=gpu --no-tensor-cores | FileCheck %s --check-prefix=GPU
 // RUN: bpt-compile --op=block --seq=64 --hidden=128 --heads=2 --activation=swiglu --norm=layer_norm --emit=mlir --stage=model | FileCheck %s --check-prefix=MODEL
 // RUN: bpt-compile %s -o %t.file && FileCheck %s --input-file=%t.file.json --check-prefix=FILE
 

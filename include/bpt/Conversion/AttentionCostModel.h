@@ -62,8 +62,9 @@ struct ChipModel {
 enum class AttentionKernelKind { MmaSync, Wgmma };
 
 /// Predicted milliseconds of `tiling` for `problem`, or nothing when the
-/// tiling does not apply (blocks do not divide the sequences, it does not
-/// fit `sharedMemory` bytes per block, or it would spill registers).
+/// tiling does not apply (for wgmma, blocks that do not divide the
+/// sequences; it does not fit `sharedMemory` bytes per block; it would
+/// spill registers).
 std::optional<double> predictAttentionMs(AttentionKernelKind kind,
                                          const AttentionProblem &problem,
                                          const AttentionTiling &tiling,

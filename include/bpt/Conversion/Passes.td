@@ -166,8 +166,10 @@ def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
     `_t<q-block>x<kv-block>x<stages>`.
 
     Runs at the model level, before `bpt-blockwise`. Eligible: bf16 or f16,
-    head dimension 64 or 128, sequence lengths multiples of the blocks, and
-    the kernel's shared memory within `shared-memory`. Any other attention
+    head dimension 64 or 128, and the kernel's shared memory within
+    `shared-memory`. Sequence lengths need not be multiples of the blocks:
+    the last blocks are zero-filled by `cp.async` (no read past the end),
+    their keys masked and their rows not stored. Any other attention
     stays for the portable path, with a remark saying why.
   }];
   let options = [
@@ -275,7 +277,7 @@ def BPTBlockToSM80 : Pass<"bpt-block-to-sm80", "::mlir::ModuleOp"> {
   let description = [{
     On chips without wgmma, expands each `bpt.transformer_block` whose
     pieces the mma.sync kernels take (bf16 or f16; head dimension 64 or 128;
-    sequence a multiple of 64 and rows of 128; hidden, key/value and ffn
+    batch x sequence rows a multiple of 128; hidden, key/value and ffn
     widths multiples of 128) into its primitives, as `bpt-decompose-block`
     does, at the model level: `bpt-attention-to-sm80`, `bpt-ffn-to-sm80` and
     `bpt-linear-to-sm80` then lower its attention, FFN and projections, and
