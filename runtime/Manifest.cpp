@@ -7,619 +7,258 @@
 #include "bpt/Runtime/Manifest.h"
 
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <sstream>
 
 using namespace bpt::rt;
 
 //===----------------------------------------------------------------------===//
-// JsonValue
-//===----------------------------------------------------------------------===//
-
-JsonValue JsonValue::makeBool(bool value) {
-  JsonValue result;
-  result.kind_ = Kind::Bool;
-  result.bool_ = value;
-  return result;
-}
-
-JsonValue JsonValue::makeNumber(double value, bool isInteger, int64_t integer) {
-  JsonValue result;
-  result.kind_ = Kind::Number;
-  result.number_ = value;
-  result.isInteger_ = isInteger;
-  result.integer_ = isInteger ? integer : 0;
-  return result;
-}
-
-JsonValue JsonValue::makeString(std::string value) {
-  JsonValue result;
-  result.kind_ = Kind::String;
-  result.string_ = std::move(value);
-  return result;
-}
-
-JsonValue JsonValue::makeArray() {
-  JsonValue result;
-  result.kind_ = Kind::Array;
-  return result;
-}
-
-JsonValue JsonValue::makeObject() {
-  JsonValue result;
-  result.kind_ = Kind::Object;
-  return result;
-}
-
-const char *JsonValue::kindName() const {
-  switch (kind_) {
-  case Kind::Null:
-    return "null";
-  case Kind::Bool:
-    return "boolean";
-  case Kind::Number:
-    return "number";
-  case Kind::String:
-    return "string";
-  case Kind::Array:
-    return "array";
-  case Kind::Object:
-    return "object";
-  }
-  return "?";
-}
-
-std::optional<int64_t> JsonValue::getInteger() const {
-  if (kind_ != Kind::Number)
-    return std::nullopt;
-  if (isInteger_)
-    return integer_;
-  // 2^53: beyond it a double no longer holds every integer exactly.
-  if (std::nearbyint(number_) == number_ &&
-      std::fabs(number_) < 9007199254740992.0)
-    return int64_t(number_);
-  return std::nullopt;
-}
-
-const JsonValue *JsonValue::find(std::string_view key) const {
-  for (size_t i = 0; i < keys_.size(); ++i)
-    if (keys_[i] == key)
-      return &items_[i];
-  return nullptr;
-}
-
-void JsonValue::push(JsonValue value) { items_.push_back(std::move(value)); }
-
-bool JsonValue::insert(std::string key, JsonValue value) {
-  if (find(key))
-    return false;
-  keys_.push_back(std::move(key));
-  items_.push_back(std::move(value));
-  return true;
-}
-
-namespace {
-
-void appendQuoted(std::string &out, const std::string &text) {
-  out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\r':
-      out += "\\r";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    case '\b':
-      out += "\\b";
-      break;
-    case '\f':
-      out += "\\f";
-      break;
-    default:
-      if (c < 0x20) {
-        char escape[8];
-        std::snprintf(escape, sizeof(escape), "\\u%04x", unsigned(c));
-        out += escape;
-      } else {
-        out += char(c);
-      }
-    }
-  }
-  out += '"';
-}
-
-void appendJson(std::string &out, const JsonValue &value) {
-  switch (value.kind()) {
-  case JsonValue::Kind::Null:
-    out += "null";
-    return;
-  case JsonValue::Kind::Bool:
-    out += value.getBool() ? "true" : "false";
-    return;
-  case JsonValue::Kind::Number: {
-    if (std::optional<int64_t> integer = value.getInteger()) {
-      out += std::to_string(*integer);
-      return;
-    }
-    char text[32];
-    std::snprintf(text, sizeof(text), "%.17g", value.getNumber());
-    out += text;
-    return;
-  }
-  case JsonValue::Kind::String:
-    appendQuoted(out, value.getString());
-    return;
-  case JsonValue::Kind::Array:
-    out += '[';
-    for (size_t i = 0; i < value.size(); ++i) {
-      if (i)
-        out += ',';
-      appendJson(out, value[i]);
-    }
-    out += ']';
-    return;
-  case JsonValue::Kind::Object:
-    out += '{';
-    for (size_t i = 0; i < value.size(); ++i) {
-      if (i)
-        out += ',';
-      appendQuoted(out, value.key(i));
-      out += ':';
-      appendJson(out, value[i]);
-    }
-    out += '}';
-    return;
-  }
-}
-
-} // namespace
-
-std::string JsonValue::toString() const {
-  std::string result;
-  appendJson(result, *this);
-  return result;
-}
-
-//===----------------------------------------------------------------------===//
-// JSON parser
+// JSON
 //===----------------------------------------------------------------------===//
 
 namespace {
 
-/// A recursive-descent parser of RFC 8259 JSON. Each parse function leaves
-/// `pos` after what it parsed, or records the first error and returns false.
-class JsonParser {
+/// Nesting deeper than this is an error, not a deep recursion later.
+constexpr int kMaxJsonDepth = 256;
+
+/// "line 3, column 7 (byte 42)"; lines and columns count from 1, columns
+/// and the offset in bytes.
+std::string jsonLocation(std::string_view text, size_t offset) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(column) +
+         " (byte " + std::to_string(offset) + ")";
+}
+
+/// An input iterator over the text that counts the bytes nlohmann's lexer
+/// has read, so that what the builder below rejects (a duplicate key, deep
+/// nesting) gets a location too: the SAX events carry none.
+class CountingIterator {
 public:
-  explicit JsonParser(std::string_view text) : text_(text) {}
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char *;
+  using reference = const char &;
 
-  bool parseDocument(JsonValue &result) {
-    skipWhitespace();
-    if (!parseValue(result))
-      return false;
-    skipWhitespace();
-    if (pos_ != text_.size())
-      return fail(pos_,
-                  "unexpected " + describeAt(pos_) + " after the JSON value");
+  CountingIterator(const char *position, size_t *count)
+      : position_(position), count_(count) {}
+  reference operator*() const { return *position_; }
+  CountingIterator &operator++() {
+    ++position_;
+    ++*count_;
+    return *this;
+  }
+  CountingIterator operator++(int) {
+    CountingIterator before = *this;
+    ++*this;
+    return before;
+  }
+  bool operator==(const CountingIterator &other) const {
+    return position_ == other.position_;
+  }
+  bool operator!=(const CountingIterator &other) const {
+    return position_ != other.position_;
+  }
+
+private:
+  const char *position_;
+  size_t *count_;
+};
+
+/// Builds a Json from nlohmann's SAX events, as its own DOM parser does, and
+/// adds the checks that parser lacks: duplicate keys (nlohmann keeps the
+/// last) and a nesting limit. Records the first error with its location.
+class StrictDomBuilder {
+public:
+  StrictDomBuilder(std::string_view text, const size_t &bytesRead)
+      : text_(text), bytesRead_(bytesRead) {}
+
+  Json &result() { return root_; }
+  const std::string &error() const { return error_; }
+
+  // The SAX interface (nlohmann::json_sax).
+  bool null() { return add(Json()); }
+  bool boolean(bool value) { return add(Json(value)); }
+  bool number_integer(Json::number_integer_t value) { return add(Json(value)); }
+  bool number_unsigned(Json::number_unsigned_t value) {
+    return add(Json(value));
+  }
+  bool number_float(Json::number_float_t value, const std::string &) {
+    return add(Json(value));
+  }
+  bool string(std::string &value) { return add(Json(std::move(value))); }
+  bool binary(Json::binary_t &value) {
+    return add(Json::binary(std::move(value)));
+  }
+  bool start_object(size_t) { return open(Json::object()); }
+  bool key(std::string &key) {
+    if (stack_.back()->contains(key))
+      return fail(keyOffset(), "duplicate key \"" + key + "\" in object");
+    key_ = std::move(key);
+    return true;
+  }
+  bool end_object() {
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(size_t) { return open(Json::array()); }
+  bool end_array() {
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(size_t position, const std::string &lastToken,
+                   const Json::exception &error) {
+    // An overflowing number (out_of_range.406) is reported once read:
+    // `position` is just past it.
+    if (dynamic_cast<const Json::out_of_range *>(&error))
+      return fail(position - std::min(position, lastToken.size()),
+                  "number " + lastToken + " is out of range");
+    // nlohmann's `position` counts the offending byte (or the end) too.
+    return fail(position > 0 ? position - 1 : 0, describe(error));
+  }
+
+private:
+  /// Places a scalar; true, for the parser to go on.
+  bool add(Json value) {
+    place(std::move(value));
     return true;
   }
 
-  const std::string &error() const { return error_; }
+  /// Puts `value` where it goes: at the root, at the end of the open array,
+  /// or in the open object under the last key. References to the open
+  /// containers stay valid, as only the innermost one grows.
+  Json &place(Json value) {
+    if (stack_.empty())
+      return root_ = std::move(value);
+    Json &container = *stack_.back();
+    if (!container.is_array())
+      return container[key_] = std::move(value);
+    container.push_back(std::move(value));
+    return container.back();
+  }
 
-private:
-  static constexpr int kMaxDepth = 256;
+  bool open(Json container) {
+    if (int(stack_.size()) >= kMaxJsonDepth)
+      // The bracket just read.
+      return fail(bytesRead_ - 1, "nesting deeper than " +
+                                      std::to_string(kMaxJsonDepth) +
+                                      " levels");
+    stack_.push_back(&place(std::move(container)));
+    return true;
+  }
 
-  /// "line 3, column 7 (byte 42)"; lines and columns count from 1, columns
-  /// and the offset in bytes.
-  std::string location(size_t offset) const {
-    size_t line = 1, column = 1;
-    for (size_t i = 0; i < offset && i < text_.size(); ++i) {
-      if (text_[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
+  /// The opening quote of the key just read: the lexer has read up to its
+  /// closing quote, and the first quote before that with an even number of
+  /// backslashes before it opens the string.
+  size_t keyOffset() const {
+    size_t quote = bytesRead_ - 1;
+    while (quote > 0) {
+      --quote;
+      if (text_[quote] != '"')
+        continue;
+      size_t backslashes = 0;
+      while (backslashes < quote && text_[quote - 1 - backslashes] == '\\')
+        ++backslashes;
+      if (backslashes % 2 == 0)
+        return quote;
     }
-    return "line " + std::to_string(line) + ", column " +
-           std::to_string(column) + " (byte " + std::to_string(offset) + ")";
+    return 0;
+  }
+
+  /// nlohmann's message without its "[json.exception.parse_error.101] parse
+  /// error at line L, column C: " prefix (the location is given our way).
+  static std::string describe(const Json::exception &error) {
+    std::string message = error.what();
+    size_t start = message.find("] ");
+    start = start == std::string::npos ? 0 : start + 2;
+    if (message.compare(start, 11, "parse error") == 0) {
+      size_t colon = message.find(": ", start);
+      if (colon != std::string::npos)
+        start = colon + 2;
+    }
+    return message.substr(start);
   }
 
   bool fail(size_t offset, const std::string &message) {
     if (error_.empty())
-      error_ = location(offset) + ": " + message;
+      error_ =
+          jsonLocation(text_, std::min(offset, text_.size())) + ": " + message;
     return false;
   }
 
-  /// "'x'", "end of input" or "byte 0x07".
-  std::string describeAt(size_t offset) const {
-    if (offset >= text_.size())
-      return "end of input";
-    unsigned char c = text_[offset];
-    if (c >= 0x20 && c < 0x7f)
-      return std::string("'") + char(c) + "'";
-    char text[16];
-    std::snprintf(text, sizeof(text), "byte 0x%02x", unsigned(c));
-    return text;
-  }
-
-  bool atEnd() const { return pos_ >= text_.size(); }
-  char peek() const { return atEnd() ? '\0' : text_[pos_]; }
-
-  void skipWhitespace() {
-    while (!atEnd() && (peek() == ' ' || peek() == '\t' || peek() == '\n' ||
-                        peek() == '\r'))
-      ++pos_;
-  }
-
-  bool parseValue(JsonValue &result) {
-    if (atEnd())
-      return fail(pos_, "expected a value, got end of input");
-    switch (peek()) {
-    case '{':
-      return parseObject(result);
-    case '[':
-      return parseArray(result);
-    case '"': {
-      std::string text;
-      if (!parseString(text))
-        return false;
-      result = JsonValue::makeString(std::move(text));
-      return true;
-    }
-    case 't':
-    case 'f':
-    case 'n':
-      return parseLiteral(result);
-    case '/':
-      return fail(pos_, "comments are not allowed in JSON");
-    default:
-      if (peek() == '-' || (peek() >= '0' && peek() <= '9'))
-        return parseNumber(result);
-      return fail(pos_, "expected a value (object, array, string, number, "
-                        "true, false or null), got " +
-                            describeAt(pos_));
-    }
-  }
-
-  bool enter(size_t offset) {
-    if (++depth_ > kMaxDepth)
-      return fail(offset, "nesting deeper than " + std::to_string(kMaxDepth) +
-                              " levels");
-    return true;
-  }
-
-  bool parseObject(JsonValue &result) {
-    size_t start = pos_;
-    if (!enter(start))
-      return false;
-    ++pos_; // '{'
-    result = JsonValue::makeObject();
-    skipWhitespace();
-    if (peek() == '}') {
-      ++pos_;
-      --depth_;
-      return true;
-    }
-    bool afterComma = false;
-    while (true) {
-      if (peek() != '"') {
-        if (afterComma && peek() == '}')
-          return fail(pos_, "expected a string key after ',' (trailing commas "
-                            "are not allowed), got '}'");
-        if (atEnd())
-          return fail(pos_, "unterminated object (opened at " +
-                                location(start) + ")");
-        return fail(pos_, std::string("expected a string key") +
-                              (afterComma ? "" : " or '}'") + ", got " +
-                              describeAt(pos_));
-      }
-      size_t keyOffset = pos_;
-      std::string key;
-      if (!parseString(key))
-        return false;
-      skipWhitespace();
-      if (peek() != ':')
-        return fail(pos_, "expected ':' after the key \"" + key + "\", got " +
-                              describeAt(pos_));
-      ++pos_;
-      skipWhitespace();
-      JsonValue value;
-      if (!parseValue(value))
-        return false;
-      if (!result.insert(key, std::move(value)))
-        return fail(keyOffset, "duplicate key \"" + key + "\" in object");
-      skipWhitespace();
-      if (peek() == ',') {
-        ++pos_;
-        skipWhitespace();
-        afterComma = true;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        --depth_;
-        return true;
-      }
-      if (atEnd())
-        return fail(pos_,
-                    "unterminated object (opened at " + location(start) + ")");
-      return fail(pos_, "expected ',' or '}' after the value of \"" + key +
-                            "\", got " + describeAt(pos_));
-    }
-  }
-
-  bool parseArray(JsonValue &result) {
-    size_t start = pos_;
-    if (!enter(start))
-      return false;
-    ++pos_; // '['
-    result = JsonValue::makeArray();
-    skipWhitespace();
-    if (peek() == ']') {
-      ++pos_;
-      --depth_;
-      return true;
-    }
-    while (true) {
-      if (peek() == ']')
-        return fail(pos_, "expected a value after ',' (trailing commas are "
-                          "not allowed), got ']'");
-      if (atEnd())
-        return fail(pos_,
-                    "unterminated array (opened at " + location(start) + ")");
-      JsonValue element;
-      if (!parseValue(element))
-        return false;
-      result.push(std::move(element));
-      skipWhitespace();
-      if (peek() == ',') {
-        ++pos_;
-        skipWhitespace();
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        --depth_;
-        return true;
-      }
-      if (atEnd())
-        return fail(pos_,
-                    "unterminated array (opened at " + location(start) + ")");
-      return fail(pos_, "expected ',' or ']' after an array element, got " +
-                            describeAt(pos_));
-    }
-  }
-
-  /// Reads the 4 hex digits of a \u escape starting at pos_.
-  bool parseHex4(unsigned &value) {
-    value = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = peek();
-      unsigned digit;
-      if (c >= '0' && c <= '9')
-        digit = c - '0';
-      else if (c >= 'a' && c <= 'f')
-        digit = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        digit = c - 'A' + 10;
-      else
-        return fail(pos_, "invalid \\u escape: expected 4 hex digits, got " +
-                              describeAt(pos_));
-      value = value * 16 + digit;
-      ++pos_;
-    }
-    return true;
-  }
-
-  static void appendUtf8(std::string &out, unsigned codePoint) {
-    if (codePoint < 0x80) {
-      out += char(codePoint);
-    } else if (codePoint < 0x800) {
-      out += char(0xc0 | (codePoint >> 6));
-      out += char(0x80 | (codePoint & 0x3f));
-    } else if (codePoint < 0x10000) {
-      out += char(0xe0 | (codePoint >> 12));
-      out += char(0x80 | ((codePoint >> 6) & 0x3f));
-      out += char(0x80 | (codePoint & 0x3f));
-    } else {
-      out += char(0xf0 | (codePoint >> 18));
-      out += char(0x80 | ((codePoint >> 12) & 0x3f));
-      out += char(0x80 | ((codePoint >> 6) & 0x3f));
-      out += char(0x80 | (codePoint & 0x3f));
-    }
-  }
-
-  bool parseString(std::string &result) {
-    size_t start = pos_;
-    ++pos_; // '"'
-    while (true) {
-      if (atEnd())
-        return fail(start, "unterminated string");
-      unsigned char c = text_[pos_];
-      if (c == '"') {
-        ++pos_;
-        return true;
-      }
-      if (c < 0x20) {
-        char text[16];
-        std::snprintf(text, sizeof(text), "0x%02x", unsigned(c));
-        return fail(pos_, std::string("unescaped control character ") + text +
-                              " in string (write it as an escape such as "
-                              "\\n, or end the string with '\"')");
-      }
-      if (c != '\\') {
-        result += char(c);
-        ++pos_;
-        continue;
-      }
-      size_t escapeOffset = pos_;
-      ++pos_;
-      if (atEnd())
-        return fail(start, "unterminated string");
-      char escape = text_[pos_++];
-      switch (escape) {
-      case '"':
-        result += '"';
-        break;
-      case '\\':
-        result += '\\';
-        break;
-      case '/':
-        result += '/';
-        break;
-      case 'b':
-        result += '\b';
-        break;
-      case 'f':
-        result += '\f';
-        break;
-      case 'n':
-        result += '\n';
-        break;
-      case 'r':
-        result += '\r';
-        break;
-      case 't':
-        result += '\t';
-        break;
-      case 'u': {
-        unsigned codePoint;
-        if (!parseHex4(codePoint))
-          return false;
-        if (codePoint >= 0xdc00 && codePoint <= 0xdfff)
-          return fail(escapeOffset, "invalid \\u escape: unpaired low "
-                                    "surrogate in string");
-        if (codePoint >= 0xd800 && codePoint <= 0xdbff) {
-          if (text_.substr(pos_, 2) != "\\u")
-            return fail(escapeOffset, "invalid \\u escape: high surrogate "
-                                      "not followed by a low surrogate");
-          pos_ += 2;
-          unsigned low;
-          if (!parseHex4(low))
-            return false;
-          if (low < 0xdc00 || low > 0xdfff)
-            return fail(escapeOffset, "invalid \\u escape: high surrogate "
-                                      "not followed by a low surrogate");
-          codePoint = 0x10000 + ((codePoint - 0xd800) << 10) + (low - 0xdc00);
-        }
-        appendUtf8(result, codePoint);
-        break;
-      }
-      default:
-        return fail(escapeOffset,
-                    "invalid escape '\\" + std::string(1, escape) +
-                        "' in string (valid: \\\" \\\\ \\/ \\b \\f \\n \\r "
-                        "\\t \\uXXXX)");
-      }
-    }
-  }
-
-  bool isDigit(char c) const { return c >= '0' && c <= '9'; }
-
-  bool parseNumber(JsonValue &result) {
-    size_t start = pos_;
-    if (peek() == '-')
-      ++pos_;
-    if (!isDigit(peek()))
-      return fail(pos_, "invalid number: expected a digit after '-', got " +
-                            describeAt(pos_));
-    if (peek() == '0') {
-      ++pos_;
-      if (isDigit(peek()))
-        return fail(start, "invalid number: leading zeros are not allowed");
-    } else {
-      while (isDigit(peek()))
-        ++pos_;
-    }
-    bool isInteger = true;
-    if (peek() == '.') {
-      isInteger = false;
-      ++pos_;
-      if (!isDigit(peek()))
-        return fail(pos_, "invalid number: expected a digit after '.', got " +
-                              describeAt(pos_));
-      while (isDigit(peek()))
-        ++pos_;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      isInteger = false;
-      ++pos_;
-      if (peek() == '+' || peek() == '-')
-        ++pos_;
-      if (!isDigit(peek()))
-        return fail(pos_, "invalid number: expected a digit in the exponent, "
-                          "got " +
-                              describeAt(pos_));
-      while (isDigit(peek()))
-        ++pos_;
-    }
-    const char *first = text_.data() + start;
-    const char *last = text_.data() + pos_;
-    double value = 0;
-    auto [end, error] = std::from_chars(first, last, value);
-    if (error == std::errc::result_out_of_range || !std::isfinite(value))
-      return fail(start,
-                  "number " + std::string(first, last) + " is out of range");
-    if (error != std::errc() || end != last)
-      return fail(start, "invalid number " + std::string(first, last));
-    int64_t integer = 0;
-    if (isInteger) {
-      auto [intEnd, intError] = std::from_chars(first, last, integer);
-      isInteger = intError == std::errc() && intEnd == last;
-    }
-    result = JsonValue::makeNumber(value, isInteger, integer);
-    return true;
-  }
-
-  bool parseLiteral(JsonValue &result) {
-    for (std::string_view word : {"true", "false", "null"}) {
-      if (text_.substr(pos_, word.size()) != word)
-        continue;
-      size_t after = pos_ + word.size();
-      if (after < text_.size() &&
-          ((text_[after] >= 'a' && text_[after] <= 'z') ||
-           (text_[after] >= 'A' && text_[after] <= 'Z') ||
-           (text_[after] >= '0' && text_[after] <= '9') || text_[after] == '_'))
-        break;
-      result = word == "true"    ? JsonValue::makeBool(true)
-               : word == "false" ? JsonValue::makeBool(false)
-                                 : JsonValue();
-      pos_ = after;
-      return true;
-    }
-    return fail(pos_, "invalid literal (expected true, false or null)");
-  }
-
   std::string_view text_;
-  size_t pos_ = 0;
-  int depth_ = 0;
+  const size_t &bytesRead_;
+  Json root_;
+  std::vector<Json *> stack_;
+  std::string key_;
   std::string error_;
 };
 
 } // namespace
 
-Expected<JsonValue> JsonValue::parse(std::string_view text) {
-  JsonParser parser(text);
-  JsonValue result;
-  if (!parser.parseDocument(result))
-    return Status::failure(parser.error());
-  return result;
+Expected<Json> bpt::rt::readJson(std::string_view text) {
+  size_t bytesRead = 0;
+  StrictDomBuilder builder(text, bytesRead);
+  bool parsed = false;
+  try {
+    parsed =
+        Json::sax_parse(CountingIterator(text.data(), &bytesRead),
+                        CountingIterator(text.data() + text.size(), &bytesRead),
+                        &builder, Json::input_format_t::json, /*strict=*/true,
+                        /*ignore_comments=*/false);
+  } catch (const Json::exception &error) {
+    // The builder reports errors instead of throwing; this is a safety net.
+    return Status::failure(std::string("invalid JSON: ") + error.what());
+  }
+  if (!parsed)
+    return Status::failure(builder.error().empty() ? "invalid JSON"
+                                                   : builder.error());
+  return std::move(builder.result());
+}
+
+std::optional<int64_t> bpt::rt::jsonInteger(const Json &value) {
+  if (value.is_number_unsigned()) {
+    uint64_t integer = value.get<uint64_t>();
+    if (integer <= uint64_t(std::numeric_limits<int64_t>::max()))
+      return int64_t(integer);
+    return std::nullopt;
+  }
+  if (value.is_number_integer())
+    return value.get<int64_t>();
+  if (!value.is_number_float())
+    return std::nullopt;
+  // 2^53: beyond it a double no longer holds every integer exactly.
+  double number = value.get<double>();
+  if (std::nearbyint(number) == number &&
+      std::fabs(number) < 9007199254740992.0)
+    return int64_t(number);
+  return std::nullopt;
+}
+
+const Json *bpt::rt::jsonMember(const Json &object, std::string_view key) {
+  if (!object.is_object())
+    return nullptr;
+  Json::const_iterator member = object.find(key);
+  return member == object.end() ? nullptr : &*member;
+}
+
+std::string bpt::rt::jsonText(const Json &value) {
+  return value.dump(-1, ' ', /*ensure_ascii=*/false,
+                    Json::error_handler_t::replace);
 }
 
 //===----------------------------------------------------------------------===//
@@ -700,19 +339,29 @@ int64_t ManifestBuffer::numElements() const {
 
 namespace {
 
+/// A value as messages quote it: numbers as exact integers where they are
+/// one (8.0 reads "8"), else with 17 significant digits; anything else as
+/// compact JSON.
+std::string showValue(const Json &value) {
+  if (!value.is_number())
+    return jsonText(value);
+  if (std::optional<int64_t> integer = jsonInteger(value))
+    return std::to_string(*integer);
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.17g", value.get<double>());
+  return text;
+}
+
 /// "7", "1.5", "true", "null", "string \"8\"", "an array", "an object": how a
 /// value that has the wrong type or range is shown in a message.
-std::string describeValue(const JsonValue &value) {
-  switch (value.kind()) {
-  case JsonValue::Kind::String:
-    return "string " + value.toString();
-  case JsonValue::Kind::Array:
+std::string describeValue(const Json &value) {
+  if (value.is_string())
+    return "string " + showValue(value);
+  if (value.is_array())
     return "an array";
-  case JsonValue::Kind::Object:
+  if (value.is_object())
     return "an object";
-  default:
-    return value.toString();
-  }
+  return showValue(value);
 }
 
 std::string member(const std::string &path, std::string_view key) {
@@ -758,15 +407,15 @@ public:
 
   const std::string &error() const { return error_; }
 
-  bool read(const JsonValue &root) {
-    if (!root.isObject())
+  bool read(const Json &root) {
+    if (!root.is_object())
       return fail("manifest", std::string("expected a JSON object, got ") +
                                   describeValue(root));
-    const JsonValue *version = root.find("bpt_manifest_version");
+    const Json *version = jsonMember(root, "bpt_manifest_version");
     if (!version)
       return fail("bpt_manifest_version",
                   "missing (is this a bpt kernel manifest?)");
-    std::optional<int64_t> versionNumber = version->getInteger();
+    std::optional<int64_t> versionNumber = jsonInteger(*version);
     if (!versionNumber)
       return fail("bpt_manifest_version",
                   "expected an integer, got " + describeValue(*version));
@@ -827,10 +476,10 @@ private:
     return false;
   }
 
-  bool checkFields(const JsonValue &object, const std::string &path,
+  bool checkFields(const Json &object, const std::string &path,
                    std::initializer_list<const char *> known) {
-    for (size_t i = 0; i < object.size(); ++i) {
-      const std::string &key = object.key(i);
+    for (const auto &field : object.items()) {
+      const std::string &key = field.key();
       bool found = false;
       for (const char *name : known)
         found = found || key == name;
@@ -841,37 +490,35 @@ private:
     return true;
   }
 
-  const JsonValue *require(const JsonValue &object, const std::string &path,
-                           const char *key) {
-    const JsonValue *value = object.find(key);
+  const Json *require(const Json &object, const std::string &path,
+                      const char *key) {
+    const Json *value = jsonMember(object, key);
     if (!value)
       fail(member(path, key), "missing");
     return value;
   }
 
-  bool readString(const JsonValue &object, const std::string &path,
-                  const char *key, bool required, std::string &result,
-                  bool allowEmpty = false) {
-    const JsonValue *value = object.find(key);
+  bool readString(const Json &object, const std::string &path, const char *key,
+                  bool required, std::string &result, bool allowEmpty = false) {
+    const Json *value = jsonMember(object, key);
     if (!value) {
       if (required)
         return fail(member(path, key), "missing");
       return true;
     }
-    if (!value->isString())
+    if (!value->is_string())
       return fail(member(path, key),
                   "expected a string, got " + describeValue(*value));
-    if (!allowEmpty && value->getString().empty())
+    if (!allowEmpty && value->get_ref<const std::string &>().empty())
       return fail(member(path, key), "must not be empty");
-    result = value->getString();
+    result = value->get_ref<const std::string &>();
     return true;
   }
 
   /// An integer in [minimum, maximum].
-  bool readInteger(const JsonValue &value, const std::string &path,
-                   int64_t minimum, int64_t maximum, const char *expected,
-                   int64_t &result) {
-    std::optional<int64_t> integer = value.getInteger();
+  bool readInteger(const Json &value, const std::string &path, int64_t minimum,
+                   int64_t maximum, const char *expected, int64_t &result) {
+    std::optional<int64_t> integer = jsonInteger(value);
     if (!integer || *integer < minimum)
       return fail(path, std::string("expected ") + expected + ", got " +
                             describeValue(value));
@@ -882,17 +529,16 @@ private:
     return true;
   }
 
-  bool readOptions(const JsonValue &root) {
-    const JsonValue *options = root.find("options");
+  bool readOptions(const Json &root) {
+    const Json *options = jsonMember(root, "options");
     if (!options)
       return true;
-    if (!options->isObject())
+    if (!options->is_object())
       return fail("options",
                   "expected an object, got " + describeValue(*options));
-    for (size_t i = 0; i < options->size(); ++i) {
-      const JsonValue &value = (*options)[i];
-      if (!value.isNumber() && !value.isString() && !value.isBool())
-        return fail(member("options", options->key(i)),
+    for (const auto &[key, value] : options->items()) {
+      if (!value.is_number() && !value.is_string() && !value.is_boolean())
+        return fail(member("options", key),
                     "expected a number, string or boolean, got " +
                         describeValue(value));
     }
@@ -900,11 +546,11 @@ private:
     return true;
   }
 
-  bool readBuffers(const JsonValue &root) {
-    const JsonValue *buffers = require(root, "", "buffers");
+  bool readBuffers(const Json &root) {
+    const Json *buffers = require(root, "", "buffers");
     if (!buffers)
       return false;
-    if (!buffers->isArray())
+    if (!buffers->is_array())
       return fail("buffers",
                   "expected an array, got " + describeValue(*buffers));
     if (buffers->size() == 0)
@@ -923,9 +569,9 @@ private:
     return true;
   }
 
-  bool readBuffer(const JsonValue &value, const std::string &path,
+  bool readBuffer(const Json &value, const std::string &path,
                   ManifestBuffer &buffer) {
-    if (!value.isObject())
+    if (!value.is_object())
       return fail(path, "expected an object, got " + describeValue(value));
     if (!checkFields(value, path, {"name", "role", "dtype", "shape", "bytes"}))
       return false;
@@ -957,10 +603,10 @@ private:
     buffer.dtype = *type;
 
     std::string shapePath = member(path, "shape");
-    const JsonValue *shape = require(value, path, "shape");
+    const Json *shape = require(value, path, "shape");
     if (!shape)
       return false;
-    if (!shape->isArray())
+    if (!shape->is_array())
       return fail(shapePath, "expected an array of positive integers, got " +
                                  describeValue(*shape));
     if (shape->size() == 0)
@@ -977,7 +623,7 @@ private:
       buffer.shape.push_back(dim);
     }
 
-    const JsonValue *bytesValue = require(value, path, "bytes");
+    const Json *bytesValue = require(value, path, "bytes");
     if (!bytesValue)
       return false;
     if (!readInteger(*bytesValue, member(path, "bytes"), 1, kMaxBufferBytes,
@@ -993,13 +639,13 @@ private:
 
   /// Reads a string member that must be one of `names` and returns its
   /// position there.
-  bool readChoice(const JsonValue &object, const std::string &path,
-                  const char *key, bool required,
-                  std::initializer_list<const char *> names, int &result) {
+  bool readChoice(const Json &object, const std::string &path, const char *key,
+                  bool required, std::initializer_list<const char *> names,
+                  int &result) {
     std::string text;
     if (!readString(object, path, key, required, text))
       return false;
-    if (!object.find(key))
+    if (!jsonMember(object, key))
       return true;
     int i = 0;
     for (const char *name : names) {
@@ -1014,14 +660,14 @@ private:
   }
 
   /// Reads 1 to kMaxTensorMapRank integers in [1, maximum] into `dims`.
-  bool readTensorMapDims(const JsonValue &object, const std::string &path,
+  bool readTensorMapDims(const Json &object, const std::string &path,
                          const char *key, int64_t maximum,
                          std::vector<int64_t> &dims) {
     std::string dimsPath = member(path, key);
-    const JsonValue *value = require(object, path, key);
+    const Json *value = require(object, path, key);
     if (!value)
       return false;
-    if (!value->isArray())
+    if (!value->is_array())
       return fail(dimsPath, "expected an array of positive integers, got " +
                                 describeValue(*value));
     if (value->size() < 1 || value->size() > kMaxTensorMapRank)
@@ -1045,10 +691,10 @@ private:
 
   /// An index in [0, count) of a `noun` ("buffer", "tensor map"); `expected`
   /// describes a valid value for the message of one of the wrong type.
-  bool readIndex(const JsonValue &value, const std::string &path, size_t count,
+  bool readIndex(const Json &value, const std::string &path, size_t count,
                  const char *noun, const std::string &expected,
                  size_t &result) {
-    std::optional<int64_t> index = value.getInteger();
+    std::optional<int64_t> index = jsonInteger(value);
     if (!index || *index < 0)
       return fail(path,
                   "expected " + expected + ", got " + describeValue(value));
@@ -1063,9 +709,9 @@ private:
   /// The optional "byte_offset" of `object` into buffers[bufferIndex]: a
   /// multiple of 16 (so that addresses keep TMA's and vector accesses'
   /// alignment) below the buffer's size.
-  bool readByteOffset(const JsonValue &object, const std::string &path,
+  bool readByteOffset(const Json &object, const std::string &path,
                       size_t bufferIndex, int64_t &offset) {
-    const JsonValue *value = object.find("byte_offset");
+    const Json *value = jsonMember(object, "byte_offset");
     if (!value)
       return true;
     std::string offsetPath = member(path, "byte_offset");
@@ -1083,15 +729,15 @@ private:
     return true;
   }
 
-  bool readTensorMaps(const JsonValue &root) {
-    const JsonValue *maps = root.find("tensor_maps");
+  bool readTensorMaps(const Json &root) {
+    const Json *maps = jsonMember(root, "tensor_maps");
     if (!maps)
       return true;
     if (manifest_.version < 2)
       return fail("tensor_maps", "needs bpt_manifest_version 2 (this manifest "
                                  "is version " +
                                      std::to_string(manifest_.version) + ")");
-    if (!maps->isArray())
+    if (!maps->is_array())
       return fail("tensor_maps",
                   "expected an array, got " + describeValue(*maps));
     for (size_t i = 0; i < maps->size(); ++i) {
@@ -1105,16 +751,16 @@ private:
 
   /// Checks what cuTensorMapEncodeTiled would reject that the manifest alone
   /// decides, so that a bad map fails here, with its field, not at run time.
-  bool readTensorMap(const JsonValue &value, const std::string &path,
+  bool readTensorMap(const Json &value, const std::string &path,
                      ManifestTensorMap &map) {
-    if (!value.isObject())
+    if (!value.is_object())
       return fail(path, "expected an object, got " + describeValue(value));
     if (!checkFields(value, path,
                      {"buffer", "byte_offset", "dtype", "shape", "box",
                       "swizzle", "l2_promotion", "oob_fill"}))
       return false;
 
-    const JsonValue *bufferValue = require(value, path, "buffer");
+    const Json *bufferValue = require(value, path, "buffer");
     if (!bufferValue)
       return false;
     if (!readIndex(*bufferValue, member(path, "buffer"),
@@ -1229,13 +875,13 @@ private:
 
   /// Reads 1 to 3 positive dimensions into `dims`, checking each against
   /// `limits`.
-  bool readDims(const JsonValue &launch, const std::string &path,
-                const char *key, const int64_t limits[3], Dim3 &dims) {
+  bool readDims(const Json &launch, const std::string &path, const char *key,
+                const int64_t limits[3], Dim3 &dims) {
     std::string dimsPath = member(path, key);
-    const JsonValue *value = require(launch, path, key);
+    const Json *value = require(launch, path, key);
     if (!value)
       return false;
-    if (!value->isArray())
+    if (!value->is_array())
       return fail(dimsPath, "expected an array of 1 to 3 positive integers, "
                             "got " +
                                 describeValue(*value));
@@ -1254,11 +900,11 @@ private:
     return true;
   }
 
-  bool readLaunches(const JsonValue &root) {
-    const JsonValue *launches = require(root, "", "launches");
+  bool readLaunches(const Json &root) {
+    const Json *launches = require(root, "", "launches");
     if (!launches)
       return false;
-    if (!launches->isArray())
+    if (!launches->is_array())
       return fail("launches",
                   "expected an array, got " + describeValue(*launches));
     if (launches->size() == 0)
@@ -1272,9 +918,9 @@ private:
     return true;
   }
 
-  bool readLaunch(const JsonValue &value, const std::string &path,
+  bool readLaunch(const Json &value, const std::string &path,
                   ManifestLaunch &launch) {
-    if (!value.isObject())
+    if (!value.is_object())
       return fail(path, "expected an object, got " + describeValue(value));
     if (!checkFields(
             value, path,
@@ -1297,7 +943,7 @@ private:
                       std::to_string(launch.block.count()) +
                       " threads per block, more than 1024");
 
-    if (const JsonValue *shared = value.find("dynamic_shared_memory")) {
+    if (const Json *shared = jsonMember(value, "dynamic_shared_memory")) {
       int64_t bytes = 0;
       if (!readInteger(*shared, member(path, "dynamic_shared_memory"), 0,
                        0x7fffffff, "a non-negative integer (bytes)", bytes))
@@ -1306,10 +952,10 @@ private:
     }
 
     std::string argsPath = member(path, "args");
-    const JsonValue *args = require(value, path, "args");
+    const Json *args = require(value, path, "args");
     if (!args)
       return false;
-    if (!args->isArray())
+    if (!args->is_array())
       return fail(argsPath, "expected an array of buffer indices, got " +
                                 describeValue(*args));
     for (size_t i = 0; i < args->size(); ++i) {
@@ -1323,10 +969,9 @@ private:
 
   /// A buffer index, or (version 2) {"buffer": index, "byte_offset": bytes}
   /// or {"tensor_map": index}.
-  bool readArg(const JsonValue &value, const std::string &path,
-               ManifestArg &arg) {
+  bool readArg(const Json &value, const std::string &path, ManifestArg &arg) {
     size_t numBuffers = manifest_.buffers.size();
-    if (!value.isObject())
+    if (!value.is_object())
       return readIndex(value, path, numBuffers, "buffer",
                        std::string("a buffer index (a non-negative integer)") +
                            (manifest_.version >= 2
@@ -1341,19 +986,19 @@ private:
                             std::to_string(manifest_.version) + ")");
     if (!checkFields(value, path, {"buffer", "byte_offset", "tensor_map", "i32"}))
       return false;
-    if (const JsonValue *scalar = value.find("i32")) {
-      if (value.find("buffer") || value.find("tensor_map") ||
-          value.find("byte_offset"))
+    if (const Json *scalar = jsonMember(value, "i32")) {
+      if (jsonMember(value, "buffer") || jsonMember(value, "tensor_map") ||
+          jsonMember(value, "byte_offset"))
         return fail(path, "an \"i32\" argument takes no other field");
-      std::optional<int64_t> v = scalar->getInteger();
+      std::optional<int64_t> v = jsonInteger(*scalar);
       if (!v || *v < INT32_MIN || *v > INT32_MAX)
-        return fail(member(path, "i32"), "expected a 32-bit integer, got " +
-                                             scalar->toString());
+        return fail(member(path, "i32"),
+                    "expected a 32-bit integer, got " + showValue(*scalar));
       arg = ManifestArg::i32(static_cast<int32_t>(*v));
       return true;
     }
-    const JsonValue *bufferValue = value.find("buffer");
-    const JsonValue *mapValue = value.find("tensor_map");
+    const Json *bufferValue = jsonMember(value, "buffer");
+    const Json *mapValue = jsonMember(value, "tensor_map");
     if (bufferValue && mapValue)
       return fail(path, "has both \"buffer\" and \"tensor_map\" (expected "
                         "exactly one)");
@@ -1361,7 +1006,7 @@ private:
       return fail(path, "expected \"buffer\", \"tensor_map\" or \"i32\" in "
                         "an argument object");
     if (mapValue) {
-      if (value.find("byte_offset"))
+      if (jsonMember(value, "byte_offset"))
         return fail(member(path, "byte_offset"),
                     "only a buffer argument takes a byte offset (a tensor "
                     "map's goes in its tensor_maps entry)");
@@ -1414,7 +1059,7 @@ private:
 
 Expected<Manifest> Manifest::parse(std::string_view json,
                                    std::string directory) {
-  Expected<JsonValue> root = JsonValue::parse(json);
+  Expected<Json> root = readJson(json);
   if (!root)
     return Status::failure(root.error());
   Manifest manifest;
@@ -1460,32 +1105,32 @@ const ManifestBuffer *Manifest::findBuffer(std::string_view name) const {
 }
 
 bool Manifest::hasOption(std::string_view key) const {
-  return options.find(key) != nullptr;
+  return jsonMember(options, key) != nullptr;
 }
 
 std::optional<int64_t> Manifest::getIntOption(std::string_view key) const {
-  const JsonValue *value = options.find(key);
-  return value ? value->getInteger() : std::nullopt;
+  const Json *value = jsonMember(options, key);
+  return value ? jsonInteger(*value) : std::nullopt;
 }
 
 std::optional<double> Manifest::getNumberOption(std::string_view key) const {
-  const JsonValue *value = options.find(key);
-  if (!value || !value->isNumber())
+  const Json *value = jsonMember(options, key);
+  if (!value || !value->is_number())
     return std::nullopt;
-  return value->getNumber();
+  return value->get<double>();
 }
 
 std::optional<std::string>
 Manifest::getStringOption(std::string_view key) const {
-  const JsonValue *value = options.find(key);
-  if (!value || !value->isString())
+  const Json *value = jsonMember(options, key);
+  if (!value || !value->is_string())
     return std::nullopt;
-  return value->getString();
+  return value->get<std::string>();
 }
 
 std::optional<bool> Manifest::getBoolOption(std::string_view key) const {
-  const JsonValue *value = options.find(key);
-  if (!value || !value->isBool())
+  const Json *value = jsonMember(options, key);
+  if (!value || !value->is_boolean())
     return std::nullopt;
-  return value->getBool();
+  return value->get<bool>();
 }

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Runtime/KernelSetCheck.h"
+#include "bpt/Runtime/Manifest.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -59,10 +60,11 @@ static int runTuning(const std::string &dir, const std::string &outPath,
   for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, file)) > 0;)
     text.append(chunk, n);
   std::fclose(file);
-  bpt::rt::Expected<bpt::rt::JsonValue> list = bpt::rt::JsonValue::parse(text);
-  const bpt::rt::JsonValue *candidates =
-      list ? list->find("candidates") : nullptr;
-  if (!candidates || !candidates->isArray() || candidates->size() == 0) {
+  using bpt::rt::Json;
+  using bpt::rt::jsonMember;
+  bpt::rt::Expected<Json> list = bpt::rt::readJson(text);
+  const Json *candidates = list ? jsonMember(*list, "candidates") : nullptr;
+  if (!candidates || !candidates->is_array() || candidates->empty()) {
     std::fprintf(stderr, "bpt-run: %s: %s\n", listPath.c_str(),
                  list ? "expected a non-empty \"candidates\" array"
                       : list.error().c_str());
@@ -70,69 +72,73 @@ static int runTuning(const std::string &dir, const std::string &outPath,
   }
   if (options.iterations == 0)
     options.iterations = 20;
-  bpt::rt::JsonValue results = bpt::rt::JsonValue::makeArray();
+  Json results = Json::array();
   int best = -1;
   double bestMs = 0;
   for (size_t i = 0; i < candidates->size(); ++i) {
-    const bpt::rt::JsonValue &c = (*candidates)[i];
-    const bpt::rt::JsonValue *name = c.find("name");
-    const bpt::rt::JsonValue *manifest = c.find("manifest");
-    const bpt::rt::JsonValue *flags = c.find("flags");
-    if (!name || !manifest || !flags || !name->isString() ||
-        !manifest->isString() || !flags->isObject()) {
+    const Json &c = (*candidates)[i];
+    const Json *name = jsonMember(c, "name");
+    const Json *manifest = jsonMember(c, "manifest");
+    const Json *flags = jsonMember(c, "flags");
+    if (!name || !manifest || !flags || !name->is_string() ||
+        !manifest->is_string() || !flags->is_object()) {
       std::fprintf(stderr, "bpt-run: %s: candidates[%zu] needs \"name\", "
                            "\"manifest\" and \"flags\"\n",
                    listPath.c_str(), i);
       return 2;
     }
-    options.manifestPath = dir + "/" + manifest->getString();
+    const std::string &nameText = name->get_ref<const std::string &>();
+    std::string flagsText = bpt::rt::jsonText(*flags);
+    options.manifestPath = dir + "/" + manifest->get_ref<const std::string &>();
     bpt::rt::Expected<bpt::rt::CheckResult> result =
         bpt::rt::checkKernelSet(options);
-    bpt::rt::JsonValue entry = bpt::rt::JsonValue::makeObject();
-    entry.insert("name", bpt::rt::JsonValue::makeString(name->getString()));
-    entry.insert("flags", *flags);
+    Json entry = Json::object();
+    entry["name"] = nameText;
+    entry["flags"] = *flags;
     if (!result) {
-      std::printf("%-14s %s: %s\n", name->getString().c_str(),
-                  flags->toString().c_str(), result.error().c_str());
-      entry.insert("error", bpt::rt::JsonValue::makeString(result.error()));
+      std::printf("%-14s %s: %s\n", nameText.c_str(), flagsText.c_str(),
+                  result.error().c_str());
+      entry["error"] = result.error();
     } else {
       bool passed = !options.check || result->passed();
       // The cost model's prediction, where bpt-compile made one.
-      const bpt::rt::JsonValue *predicted = c.find("predicted_ms");
+      const Json *predicted = jsonMember(c, "predicted_ms");
       std::string model;
-      if (predicted && predicted->isNumber()) {
+      if (predicted && predicted->is_number()) {
         char text[64];
         std::snprintf(text, sizeof text, " (model: %.4f ms)",
-                      predicted->getNumber());
+                      predicted->get<double>());
         model = text;
-        entry.insert("predicted_ms", *predicted);
+        entry["predicted_ms"] = *predicted;
       }
-      std::printf("%-14s %s: %.4f ms%s%s\n", name->getString().c_str(),
-                  flags->toString().c_str(), result->medianMs, model.c_str(),
+      std::printf("%-14s %s: %.4f ms%s%s\n", nameText.c_str(),
+                  flagsText.c_str(), result->medianMs, model.c_str(),
                   passed ? "" : " (FAILED the check)");
-      entry.insert("ms", bpt::rt::JsonValue::makeNumber(result->medianMs));
-      entry.insert("passed", bpt::rt::JsonValue::makeBool(passed));
+      entry["ms"] = result->medianMs;
+      entry["passed"] = passed;
       if (passed && (best < 0 || result->medianMs < bestMs)) {
         best = static_cast<int>(i);
         bestMs = result->medianMs;
       }
     }
-    results.push(std::move(entry));
+    results.push_back(std::move(entry));
   }
   if (best < 0) {
     std::fprintf(stderr, "bpt-run: no candidate ran and passed\n");
     return 1;
   }
-  const bpt::rt::JsonValue &winner = (*candidates)[best];
-  bpt::rt::JsonValue record = bpt::rt::JsonValue::makeObject();
-  record.insert("winner", *winner.find("name"));
-  record.insert("flags", *winner.find("flags"));
-  record.insert("median_ms", bpt::rt::JsonValue::makeNumber(bestMs));
-  record.insert("checked", bpt::rt::JsonValue::makeBool(options.check));
-  record.insert("results", std::move(results));
+  const Json &winner = (*candidates)[best];
+  const Json &winnerName = *jsonMember(winner, "name");
+  const Json &winnerFlags = *jsonMember(winner, "flags");
+  Json record = Json::object();
+  record["winner"] = winnerName;
+  record["flags"] = winnerFlags;
+  record["median_ms"] = bestMs;
+  record["checked"] = options.check;
+  record["results"] = std::move(results);
   std::string path = outPath.empty() ? dir + "/tuning.json" : outPath;
   std::FILE *out = std::fopen(path.c_str(), "wb");
-  std::string json = record.toString() + "\n";
+  std::string json = bpt::rt::jsonText(record) + "\n";
   if (!out || std::fwrite(json.data(), 1, json.size(), out) != json.size()) {
     std::fprintf(stderr, "bpt-run: cannot write %s\n", path.c_str());
     if (out)
@@ -141,8 +147,8 @@ static int runTuning(const std::string &dir, const std::string &outPath,
   }
   std::fclose(out);
   std::printf("winner: %s %s, %.4f ms; written to %s\n",
-              winner.find("name")->getString().c_str(),
-              winner.find("flags")->toString().c_str(), bestMs, path.c_str());
+              winnerName.get_ref<const std::string &>().c_str(),
+              bpt::rt::jsonText(winnerFlags).c_str(), bestMs, path.c_str());
   return 0;
 }
 

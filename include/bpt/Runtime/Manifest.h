@@ -8,8 +8,8 @@
 // runtime needs to launch it: buffers (name, role, dtype, shape, bytes), the
 // TMA tensor maps to build over them, the kernels to launch in order with
 // grid, block, dynamic shared memory and what each argument is, and the
-// options the kernels were compiled for. This reader needs no LLVM: it
-// carries its own JSON parser.
+// options the kernels were compiled for. This reader needs no LLVM: it reads
+// JSON with nlohmann/json (header-only; Debian's nlohmann-json3-dev).
 //
 // Schema, version 2 (every field is required unless marked optional; unknown
 // fields are errors, so that a typo cannot silently change a launch).
@@ -87,6 +87,8 @@
 
 #include "bpt/Runtime/Runtime.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -99,89 +101,30 @@ namespace bpt::rt {
 // JSON
 //===----------------------------------------------------------------------===//
 
-/// A parsed JSON value. Objects keep their members in source order; a
-/// duplicate key is a parse error.
-class JsonValue {
-public:
-  /// The JSON types.
-  enum class Kind { Null, Bool, Number, String, Array, Object };
+/// A JSON value (nlohmann/json). Objects keep their members in source or
+/// insertion order, so that messages name fields in the order they were
+/// written and written files keep the order they were built in.
+using Json = nlohmann::ordered_json;
 
-  /// Parses one JSON document (RFC 8259; no comments, no trailing commas).
-  /// Errors read "line L, column C (byte B): <what>".
-  static Expected<JsonValue> parse(std::string_view text);
+/// Parses one JSON document (RFC 8259: no comments, no trailing commas).
+/// Stricter than nlohmann's own parse: a duplicate key in an object, nesting
+/// deeper than 256 levels and a number out of double's range are errors.
+/// Errors read "line L, column C (byte B): <what>", with lines and columns
+/// counted from 1 and bytes from 0; nothing is thrown.
+Expected<Json> readJson(std::string_view text);
 
-  /// null.
-  JsonValue() = default;
-  /// A boolean.
-  static JsonValue makeBool(bool value);
-  /// A number; `isInteger` marks a literal written without fraction or
-  /// exponent that fits int64_t.
-  static JsonValue makeNumber(double value, bool isInteger = false,
-                              int64_t integer = 0);
-  /// A string.
-  static JsonValue makeString(std::string value);
-  /// An empty array.
-  static JsonValue makeArray();
-  /// An empty object.
-  static JsonValue makeObject();
+/// `value` as an exact integer: an integer literal that fits int64_t, or a
+/// number with an integral value of magnitude below 2^53; nullopt otherwise
+/// (other types included).
+std::optional<int64_t> jsonInteger(const Json &value);
 
-  /// The type.
-  Kind kind() const { return kind_; }
-  /// "null", "boolean", "number", "string", "array" or "object".
-  const char *kindName() const;
+/// The value of member `key` of `object`, or null if it has none or is not
+/// an object.
+const Json *jsonMember(const Json &object, std::string_view key);
 
-  /// Whether this is null.
-  bool isNull() const { return kind_ == Kind::Null; }
-  /// Whether this is a boolean.
-  bool isBool() const { return kind_ == Kind::Bool; }
-  /// Whether this is a number.
-  bool isNumber() const { return kind_ == Kind::Number; }
-  /// Whether this is a string.
-  bool isString() const { return kind_ == Kind::String; }
-  /// Whether this is an array.
-  bool isArray() const { return kind_ == Kind::Array; }
-  /// Whether this is an object.
-  bool isObject() const { return kind_ == Kind::Object; }
-
-  /// The boolean; false if this is not one.
-  bool getBool() const { return kind_ == Kind::Bool && bool_; }
-  /// The number; 0 if this is not one.
-  double getNumber() const { return kind_ == Kind::Number ? number_ : 0; }
-  /// The number as an exact integer: an integer literal, or a number with an
-  /// integral value of magnitude below 2^53; nullopt otherwise.
-  std::optional<int64_t> getInteger() const;
-  /// The string; empty if this is not one.
-  const std::string &getString() const { return string_; }
-
-  /// Elements of an array or member values of an object; 0 otherwise.
-  size_t size() const { return items_.size(); }
-  /// Element `i` of an array, or the value of member `i` of an object.
-  const JsonValue &operator[](size_t i) const { return items_[i]; }
-  /// The key of member `i` of an object.
-  const std::string &key(size_t i) const { return keys_[i]; }
-  /// The value of member `key` of an object, or null if absent.
-  const JsonValue *find(std::string_view key) const;
-
-  /// Appends an element to an array.
-  void push(JsonValue value);
-  /// Appends a member to an object; false (and nothing added) if `key` is
-  /// already present.
-  bool insert(std::string key, JsonValue value);
-
-  /// The value as compact JSON text.
-  std::string toString() const;
-
-private:
-  Kind kind_ = Kind::Null;
-  bool bool_ = false;
-  bool isInteger_ = false;
-  double number_ = 0;
-  int64_t integer_ = 0;
-  std::string string_;
-  /// Object keys (empty for arrays); parallel to items_.
-  std::vector<std::string> keys_;
-  std::vector<JsonValue> items_;
-};
+/// `value` as compact JSON text. Never throws: bytes that are not UTF-8 in
+/// strings are replaced with U+FFFD.
+std::string jsonText(const Json &value);
 
 //===----------------------------------------------------------------------===//
 // Manifest
@@ -327,7 +270,7 @@ public:
   /// What the kernels compute.
   ManifestOp op = ManifestOp::Custom;
   /// The options object (an empty object when absent).
-  JsonValue options = JsonValue::makeObject();
+  Json options = Json::object();
   /// Buffers, in argument-index order.
   std::vector<ManifestBuffer> buffers;
   /// Tensor maps over the buffers (none before version 2).
