@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build gcc g++ python3
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   zlib1g-dev libzstd-dev
-  nlohmann-json3-dev
+  nlohmann-json3-dev libgtest-dev
 )
 
 missing=()

@@ -4,14 +4,15 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Hand-computable checks of bpt::ref. No test framework: each EXPECT_* counts
-// a pass or a failure, prints every failure with file:line and the values,
-// and main() prints "N passed, M failed" last and returns non-zero on any
-// failure.
+// Hand-computable checks of bpt::ref, on GoogleTest (Debian's libgtest-dev):
+// one test per function of the reference. The lit test reference.test runs
+// the binary and fails on any failure.
 //
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Reference/Reference.h"
+
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
@@ -26,81 +27,83 @@
 using namespace bpt::ref;
 
 //===----------------------------------------------------------------------===//
-// Tiny test harness
+// Assertions
 //===----------------------------------------------------------------------===//
 
 namespace {
 
-int numPassed = 0;
-int numFailed = 0;
-
-void record(bool ok) { ok ? ++numPassed : ++numFailed; }
-
-void expectTrue(const char *file, int line, const char *expr, bool ok) {
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s\n", file, line, expr);
+/// |actual - expected| <= tol, with exact equality first so that infinities
+/// compare equal; NaN never passes. (gtest's EXPECT_NEAR fails on equal
+/// infinities.)
+::testing::AssertionResult isNear(const char *actualExpr, const char *,
+                                  const char *, double actual, double expected,
+                                  double tol) {
+  if (actual == expected || std::fabs(actual - expected) <= tol)
+    return ::testing::AssertionSuccess();
+  char text[128];
+  std::snprintf(text, sizeof(text), " = %.17g, expected %.17g (tol %g)", actual,
+                expected, tol);
+  return ::testing::AssertionFailure() << actualExpr << text;
 }
 
-void expectNear(const char *file, int line, const char *expr, double actual,
-                double expected, double tol) {
-  // Exact equality first so that infinities compare equal; NaN never passes.
-  bool ok = actual == expected || std::fabs(actual - expected) <= tol;
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s = %.17g, expected %.17g (tol %g)\n", file,
-                line, expr, actual, expected, tol);
+::testing::AssertionResult isNaN(const char *actualExpr, double actual) {
+  if (std::isnan(actual))
+    return ::testing::AssertionSuccess();
+  char text[64];
+  std::snprintf(text, sizeof(text), " = %.17g, expected NaN", actual);
+  return ::testing::AssertionFailure() << actualExpr << text;
 }
 
-void expectNaN(const char *file, int line, const char *expr, double actual) {
-  bool ok = std::isnan(actual);
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s = %.17g, expected NaN\n", file, line, expr,
-                actual);
+/// Equal 16-bit patterns, shown in hex.
+::testing::AssertionResult hasBits(const char *actualExpr, const char *,
+                                   uint16_t actual, uint16_t expected) {
+  if (actual == expected)
+    return ::testing::AssertionSuccess();
+  char text[64];
+  std::snprintf(text, sizeof(text), " = 0x%04x, expected 0x%04x",
+                unsigned(actual), unsigned(expected));
+  return ::testing::AssertionFailure() << actualExpr << text;
 }
 
-void expectBits(const char *file, int line, const char *expr, uint16_t actual,
-                uint16_t expected) {
-  bool ok = actual == expected;
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s = 0x%04x, expected 0x%04x\n", file, line,
-                expr, unsigned(actual), unsigned(expected));
-}
-
-/// Checks shape and every element of `t`.
-void expectTensor(const char *file, int line, const char *expr, const Tensor &t,
-                  const std::vector<int64_t> &shape,
-                  const std::vector<double> &values, double tol) {
+/// The shape and every element of `t`; a failure lists each wrong element.
+::testing::AssertionResult isTensor(const char *tensorExpr, const char *,
+                                    const char *, const char *, const Tensor &t,
+                                    const std::vector<int64_t> &shape,
+                                    const std::vector<double> &values,
+                                    double tol) {
+  char text[160];
   if (t.shape != shape || t.data.size() != values.size()) {
-    record(false);
-    std::printf("%s:%d: FAILED: %s has the wrong shape (rank %zu, %zu "
-                "elements; expected rank %zu, %zu elements)\n",
-                file, line, expr, t.shape.size(), t.data.size(), shape.size(),
-                values.size());
-    return;
+    std::snprintf(text, sizeof(text),
+                  " has the wrong shape (rank %zu, %zu elements; expected "
+                  "rank %zu, %zu elements)",
+                  t.shape.size(), t.data.size(), shape.size(), values.size());
+    return ::testing::AssertionFailure() << tensorExpr << text;
   }
+  ::testing::AssertionResult result = ::testing::AssertionSuccess();
+  bool ok = true;
   for (size_t i = 0; i < values.size(); ++i) {
     double a = t.data[i], e = values[i];
-    bool ok = a == e || std::fabs(a - e) <= tol;
-    record(ok);
-    if (!ok)
-      std::printf("%s:%d: FAILED: %s[%zu] = %.17g, expected %.17g (tol %g)\n",
-                  file, line, expr, i, a, e, tol);
+    if (a == e || std::fabs(a - e) <= tol)
+      continue;
+    if (ok)
+      result = ::testing::AssertionFailure();
+    ok = false;
+    std::snprintf(text, sizeof(text),
+                  "[%zu] = %.17g, expected %.17g (tol %g)\n", i, a, e, tol);
+    result << tensorExpr << text;
   }
+  return result;
 }
 
 } // namespace
 
-#define EXPECT_TRUE(cond) expectTrue(__FILE__, __LINE__, #cond, (cond))
-#define EXPECT_NEAR(actual, expected, tol)                                     \
-  expectNear(__FILE__, __LINE__, #actual, (actual), (expected), (tol))
-#define EXPECT_NAN(actual) expectNaN(__FILE__, __LINE__, #actual, (actual))
+#define EXPECT_CLOSE(actual, expected, tol)                                    \
+  EXPECT_PRED_FORMAT3(isNear, actual, expected, tol)
+#define EXPECT_IS_NAN(actual) EXPECT_PRED_FORMAT1(isNaN, actual)
 #define EXPECT_BITS(actual, expected)                                          \
-  expectBits(__FILE__, __LINE__, #actual, (actual), (expected))
+  EXPECT_PRED_FORMAT2(hasBits, actual, expected)
 #define EXPECT_TENSOR(t, shape, values, tol)                                   \
-  expectTensor(__FILE__, __LINE__, #t, (t), shape, values, (tol))
+  EXPECT_PRED_FORMAT4(isTensor, t, shape, values, tol)
 
 //===----------------------------------------------------------------------===//
 // Helpers
@@ -226,11 +229,13 @@ float floatFromBits(uint32_t bits) {
   return f;
 }
 
+} // namespace
+
 //===----------------------------------------------------------------------===//
 // Tests
 //===----------------------------------------------------------------------===//
 
-void testTensor() {
+TEST(Reference, Tensor) {
   Tensor t({2, 3, 4});
   EXPECT_TRUE(t.numElements() == 24);
   EXPECT_TRUE(t.data.size() == 24);
@@ -248,7 +253,7 @@ void testTensor() {
               !isGated(Activation::Relu) && !isGated(Activation::Silu));
 }
 
-void testAttentionOneKey() {
+TEST(Reference, AttentionOneKey) {
   // One key: softmax is 1 whatever the score, so the output is V.
   Tensor q = makeTensor({1, 1, 2, 3}, {5, -7, 1, 0.5, 2, -3});
   Tensor k = makeTensor({1, 1, 1, 3}, {0.3, 9, -2});
@@ -260,7 +265,7 @@ void testAttentionOneKey() {
                 Values({0, 0, 0, 1.5, -2.5, 4}), kTol);
 }
 
-void testAttentionTwoKeys() {
+TEST(Reference, AttentionTwoKeys) {
   // q·k0 = 0, q·k1 = 2 ln 3; with scale 1/2 the scores are 0 and ln 3, so the
   // weights are 1/4 and 3/4.
   double ln3 = std::log(3.0);
@@ -277,7 +282,7 @@ void testAttentionTwoKeys() {
                 Values({1, 6}), 1e-9);
 }
 
-void testAttentionCausal() {
+TEST(Reference, AttentionCausal) {
   // With q = 0 all scores are equal, so each row is the mean of the values
   // it may see. D = 1.
   // Sq = Skv = 3: the usual lower triangle.
@@ -322,7 +327,7 @@ void testAttentionCausal() {
   }
 }
 
-void testAttentionGQA() {
+TEST(Reference, AttentionGQA) {
   // B = 2, Hq = 4, Hkv = 2, one key: each q head returns the V of the kv
   // head it reads (h / 2), so v[b][kvh] = 100 (kvh + 1) + b shows which.
   {
@@ -351,7 +356,7 @@ void testAttentionGQA() {
   }
 }
 
-void testLinear() {
+TEST(Reference, Linear) {
   // x [2, 1, 3] (leading dims kept), w [3, 2], bias [2].
   Tensor x = makeTensor({2, 1, 3}, {1, 2, 3, -1, 0, 2});
   Tensor w = makeTensor({3, 2}, {1, 4, 2, 5, 3, 6});
@@ -363,29 +368,29 @@ void testLinear() {
                 kTol);
 }
 
-void testActivations() {
+TEST(Reference, Activations) {
   const double tol = 1e-15;
-  EXPECT_NEAR(ffnAt(Activation::Gelu, 1.0), 0.8413447460685429, tol);
-  EXPECT_NEAR(ffnAt(Activation::Gelu, -1.0), -0.15865525393145707, tol);
-  EXPECT_NEAR(ffnAt(Activation::Gelu, 2.0), 1.9544997361036416, tol);
-  EXPECT_NEAR(ffnAt(Activation::Gelu, 0.0), 0.0, tol);
-  EXPECT_NEAR(ffnAt(Activation::GeluTanh, 1.0), 0.8411919906082768, tol);
-  EXPECT_NEAR(ffnAt(Activation::GeluTanh, -1.0), -0.15880800939172324, tol);
-  EXPECT_NEAR(ffnAt(Activation::GeluTanh, 2.0), 1.954597694087775, tol);
-  EXPECT_NEAR(ffnAt(Activation::Silu, 1.0), 0.7310585786300049, tol);
-  EXPECT_NEAR(ffnAt(Activation::Silu, -1.0), -0.2689414213699951, tol);
-  EXPECT_NEAR(ffnAt(Activation::Silu, 2.0), 1.7615941559557646, tol);
-  EXPECT_NEAR(ffnAt(Activation::Relu, -2.0), 0.0, tol);
-  EXPECT_NEAR(ffnAt(Activation::Relu, 3.0), 3.0, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Gelu, 1.0), 0.8413447460685429, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Gelu, -1.0), -0.15865525393145707, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Gelu, 2.0), 1.9544997361036416, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Gelu, 0.0), 0.0, tol);
+  EXPECT_CLOSE(ffnAt(Activation::GeluTanh, 1.0), 0.8411919906082768, tol);
+  EXPECT_CLOSE(ffnAt(Activation::GeluTanh, -1.0), -0.15880800939172324, tol);
+  EXPECT_CLOSE(ffnAt(Activation::GeluTanh, 2.0), 1.954597694087775, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Silu, 1.0), 0.7310585786300049, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Silu, -1.0), -0.2689414213699951, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Silu, 2.0), 1.7615941559557646, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Relu, -2.0), 0.0, tol);
+  EXPECT_CLOSE(ffnAt(Activation::Relu, 3.0), 3.0, tol);
   // Gated: act(x·wGate) ⊙ (x·wIn) with wGate = 2, wIn = 3, x = 1, so
   // silu(2)·3 and gelu(2)·3 (swapping the matrices would give act(3)·2).
-  EXPECT_NEAR(ffnAt(Activation::SwiGLU, 1.0, 3.0, 2.0), 5.284782467867294,
-              1e-14);
-  EXPECT_NEAR(ffnAt(Activation::GeGLU, 1.0, 3.0, 2.0), 5.863499208310925,
-              1e-14);
+  EXPECT_CLOSE(ffnAt(Activation::SwiGLU, 1.0, 3.0, 2.0), 5.284782467867294,
+               1e-14);
+  EXPECT_CLOSE(ffnAt(Activation::GeGLU, 1.0, 3.0, 2.0), 5.863499208310925,
+               1e-14);
 }
 
-void testFFNShapes() {
+TEST(Reference, FFNShapes) {
   // H = 2, F = 3, relu: x·wIn = [1, -1, 2] -> relu [1, 0, 2] -> ·wOut.
   Tensor x = makeTensor({1, 2}, {1, 1});
   Tensor wIn = makeTensor({2, 3}, {1, -3, 0, 0, 2, 2});
@@ -403,7 +408,7 @@ void testFFNShapes() {
                 Shape({1, 1, 2}), Values({4 * s1, -8 * s1}), 1e-14);
 }
 
-void testNorms() {
+TEST(Reference, Norms) {
   // [1, 2, 3, 4]: mean 2.5, biased variance 1.25; with eps = 0.75 the
   // denominator is sqrt(2).
   Tensor x = makeTensor({2, 4}, {1, 2, 3, 4, 5, 5, 5, 5});
@@ -433,13 +438,13 @@ void testNorms() {
                 kTol);
 }
 
-void testAdd() {
+TEST(Reference, Add) {
   Tensor a = makeTensor({2, 2}, {1, 2, 3, 4});
   Tensor b = makeTensor({2, 2}, {0.5, -2, 10, 0});
   EXPECT_TENSOR(add(a, b), Shape({2, 2}), Values({1.5, 0, 13, 4}), kTol);
 }
 
-void testTransformerBlock() {
+TEST(Reference, TransformerBlock) {
   const int64_t batch = 2, seq = 3, hidden = 4, d = 2, f = 3;
   struct Config {
     int64_t heads, kvHeads;
@@ -463,7 +468,7 @@ void testTransformerBlock() {
       Tensor expected =
           manualBlock(x, w, c.heads, c.kvHeads, causal, c.act, c.norm, 1e-5);
       EXPECT_TRUE(y.shape == Shape({batch, seq, hidden}));
-      EXPECT_NEAR(relativeError(y, expected), 0.0, 1e-14);
+      EXPECT_CLOSE(relativeError(y, expected), 0.0, 1e-14);
     }
     // Causal differs from non-causal on the first positions, but the last
     // position sees every key either way.
@@ -478,7 +483,7 @@ void testTransformerBlock() {
       lastDiff += std::fabs(yc.data[last] - yn.data[last]);
     }
     EXPECT_TRUE(firstDiff > 1e-6);
-    EXPECT_NEAR(lastDiff, 0.0, 1e-14);
+    EXPECT_CLOSE(lastDiff, 0.0, 1e-14);
   }
 
   // Zero wO and wOut: both branches add 0, so y = x.
@@ -490,7 +495,7 @@ void testTransformerBlock() {
     w.wOut = Tensor({f, hidden});
     Tensor y = transformerBlock(x, w, 2, 1, true, Activation::Relu,
                                 NormKind::LayerNorm, 1e-5);
-    EXPECT_NEAR(relativeError(y, x), 0.0, 0.0);
+    EXPECT_CLOSE(relativeError(y, x), 0.0, 0.0);
   }
 
   // S = 1 with GQA (heads 2, kvHeads 1) and a zero FFN: attention returns
@@ -507,28 +512,28 @@ void testTransformerBlock() {
     Tensor expected = add(x, linear(merged, w.wO, nullptr));
     Tensor y = transformerBlock(x, w, 2, 1, false, Activation::Silu,
                                 NormKind::RMSNorm, 1e-5);
-    EXPECT_NEAR(relativeError(y, expected), 0.0, 1e-14);
+    EXPECT_CLOSE(relativeError(y, expected), 0.0, 1e-14);
   }
 }
 
-void testRelativeError() {
+TEST(Reference, RelativeError) {
   Tensor ref = makeTensor({2}, {3, 4});
-  EXPECT_NEAR(relativeError(makeTensor({2}, {3.3, 4.4}), ref), 0.1, 1e-15);
-  EXPECT_NEAR(relativeError(ref, ref), 0.0, 0.0);
-  EXPECT_NAN(relativeError(
+  EXPECT_CLOSE(relativeError(makeTensor({2}, {3.3, 4.4}), ref), 0.1, 1e-15);
+  EXPECT_CLOSE(relativeError(ref, ref), 0.0, 0.0);
+  EXPECT_IS_NAN(relativeError(
       makeTensor({2}, {std::numeric_limits<double>::quiet_NaN(), 4}), ref));
   // A NaN out must give NaN even where the reference is NaN-free and the
   // other elements are huge.
-  EXPECT_NAN(relativeError(
+  EXPECT_IS_NAN(relativeError(
       makeTensor({2}, {1e300, std::numeric_limits<double>::quiet_NaN()}), ref));
   // Zero reference: the absolute error.
-  EXPECT_NEAR(relativeError(makeTensor({2}, {3, 4}), Tensor({2})), 5.0, 1e-15);
+  EXPECT_CLOSE(relativeError(makeTensor({2}, {3, 4}), Tensor({2})), 5.0, 1e-15);
   // Shape mismatch (same element count): +inf.
   double mismatch = relativeError(makeTensor({1, 2}, {3, 4}), ref);
   EXPECT_TRUE(std::isinf(mismatch) && mismatch > 0);
 }
 
-void testBF16() {
+TEST(Reference, BF16) {
   EXPECT_BITS(floatToBF16Bits(1.0f), 0x3F80);
   EXPECT_BITS(floatToBF16Bits(-1.0f), 0xBF80);
   EXPECT_BITS(floatToBF16Bits(0.0f), 0x0000);
@@ -547,12 +552,12 @@ void testBF16() {
   EXPECT_BITS(floatToBF16Bits(std::numeric_limits<float>::infinity()), 0x7F80);
   // NaN stays NaN, including one whose payload is only in the low bits
   // (plain truncation would turn it into inf).
-  EXPECT_NAN(bf16BitsToFloat(
+  EXPECT_IS_NAN(bf16BitsToFloat(
       floatToBF16Bits(std::numeric_limits<float>::quiet_NaN())));
-  EXPECT_NAN(bf16BitsToFloat(floatToBF16Bits(floatFromBits(0x7F800001u))));
-  EXPECT_NAN(bf16BitsToFloat(floatToBF16Bits(floatFromBits(0xFF800001u))));
-  EXPECT_NEAR(bf16BitsToFloat(0x3F81), 1.0078125, 0.0);
-  EXPECT_NEAR(bf16BitsToFloat(0xC040), -3.0, 0.0);
+  EXPECT_IS_NAN(bf16BitsToFloat(floatToBF16Bits(floatFromBits(0x7F800001u))));
+  EXPECT_IS_NAN(bf16BitsToFloat(floatToBF16Bits(floatFromBits(0xFF800001u))));
+  EXPECT_CLOSE(bf16BitsToFloat(0x3F81), 1.0078125, 0.0);
+  EXPECT_CLOSE(bf16BitsToFloat(0xC040), -3.0, 0.0);
   // Every non-NaN bf16 round-trips through float exactly.
   int roundTripFailures = 0;
   for (uint32_t b = 0; b <= 0xFFFF; ++b) {
@@ -563,7 +568,7 @@ void testBF16() {
   EXPECT_TRUE(roundTripFailures == 0);
 }
 
-void testF16() {
+TEST(Reference, F16) {
   EXPECT_BITS(floatToF16Bits(1.0f), 0x3C00);
   EXPECT_BITS(floatToF16Bits(-2.0f), 0xC000);
   EXPECT_BITS(floatToF16Bits(-0.0f), 0x8000);
@@ -584,11 +589,11 @@ void testF16() {
   EXPECT_BITS(floatToF16Bits(std::numeric_limits<float>::infinity()), 0x7C00);
   EXPECT_BITS(floatToF16Bits(-std::numeric_limits<float>::infinity()), 0xFC00);
   // NaN stays NaN, low-bit payloads included.
-  EXPECT_NAN(
+  EXPECT_IS_NAN(
       f16BitsToFloat(floatToF16Bits(std::numeric_limits<float>::quiet_NaN())));
-  EXPECT_NAN(f16BitsToFloat(floatToF16Bits(floatFromBits(0x7F800001u))));
-  EXPECT_NAN(f16BitsToFloat(floatToF16Bits(floatFromBits(0xFF800001u))));
-  EXPECT_NAN(f16BitsToFloat(0x7E00));
+  EXPECT_IS_NAN(f16BitsToFloat(floatToF16Bits(floatFromBits(0x7F800001u))));
+  EXPECT_IS_NAN(f16BitsToFloat(floatToF16Bits(floatFromBits(0xFF800001u))));
+  EXPECT_IS_NAN(f16BitsToFloat(0x7E00));
   EXPECT_TRUE(std::isinf(f16BitsToFloat(0x7C00)));
   // Subnormals: 2^-24 is the smallest; 2^-25 is the tie with 0 (even);
   // 1.5·2^-25 rounds up to 2^-24; 3·2^-25 is the tie between 1 and 2 units
@@ -603,11 +608,11 @@ void testF16() {
   EXPECT_BITS(floatToF16Bits(0x1p-14f), 0x0400);
   EXPECT_BITS(floatToF16Bits(0x1p-26f), 0x0000);
   EXPECT_BITS(floatToF16Bits(std::numeric_limits<float>::denorm_min()), 0x0000);
-  EXPECT_NEAR(f16BitsToFloat(0x0001), 0x1p-24, 0.0);
-  EXPECT_NEAR(f16BitsToFloat(0x03FF), 1023 * 0x1p-24, 0.0);
-  EXPECT_NEAR(f16BitsToFloat(0x8001), -0x1p-24, 0.0);
-  EXPECT_NEAR(f16BitsToFloat(0x7BFF), 65504.0, 0.0);
-  EXPECT_NEAR(f16BitsToFloat(0x3555), 0.333251953125, 0.0);
+  EXPECT_CLOSE(f16BitsToFloat(0x0001), 0x1p-24, 0.0);
+  EXPECT_CLOSE(f16BitsToFloat(0x03FF), 1023 * 0x1p-24, 0.0);
+  EXPECT_CLOSE(f16BitsToFloat(0x8001), -0x1p-24, 0.0);
+  EXPECT_CLOSE(f16BitsToFloat(0x7BFF), 65504.0, 0.0);
+  EXPECT_CLOSE(f16BitsToFloat(0x3555), 0.333251953125, 0.0);
   // Every non-NaN f16 round-trips through float exactly.
   int roundTripFailures = 0;
   for (uint32_t b = 0; b <= 0xFFFF; ++b) {
@@ -616,25 +621,4 @@ void testF16() {
       ++roundTripFailures;
   }
   EXPECT_TRUE(roundTripFailures == 0);
-}
-
-} // namespace
-
-int main() {
-  testTensor();
-  testAttentionOneKey();
-  testAttentionTwoKeys();
-  testAttentionCausal();
-  testAttentionGQA();
-  testLinear();
-  testActivations();
-  testFFNShapes();
-  testNorms();
-  testAdd();
-  testTransformerBlock();
-  testRelativeError();
-  testBF16();
-  testF16();
-  std::printf("%d passed, %d failed\n", numPassed, numFailed);
-  return numFailed == 0 ? 0 : 1;
 }

@@ -8,17 +8,21 @@
 // of error, with its message) and the runtime's C API where no driver or
 // device is present. These run on any machine. Where a CUDA device is found,
 // the same binary also runs hand-written PTX through the runtime: launches,
-// shared memory above 48 KiB, timing and the error messages of bad launches.
+// shared memory above 48 KiB, timing and the error messages of bad launches;
+// elsewhere those tests are skipped.
 //
-// No test framework: each EXPECT_* counts a pass or a failure, prints every
-// failure with file:line and the values, and main() prints
-// "N passed, M failed" last and returns non-zero on any failure.
+// On GoogleTest (Debian's libgtest-dev). Tests run in the order written, and
+// one depends on it: DriverOverride must run before anything loads the real
+// driver (so no --gtest_shuffle). The lit test runtime.test runs the binary
+// and fails on any failure.
 //
 //===----------------------------------------------------------------------===//
 
 #include "bpt-c/Runtime.h"
 #include "bpt/Runtime/Manifest.h"
 #include "bpt/Runtime/Runtime.h"
+
+#include <gtest/gtest.h>
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -29,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,74 +41,39 @@
 using namespace bpt::rt;
 
 //===----------------------------------------------------------------------===//
-// Tiny test harness
+// Assertions
 //===----------------------------------------------------------------------===//
 
 namespace {
 
-int numPassed = 0;
-int numFailed = 0;
-
-void record(bool ok) { ok ? ++numPassed : ++numFailed; }
-
-void expectTrue(const char *file, int line, const char *expr, bool ok) {
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s\n", file, line, expr);
+::testing::AssertionResult contains(const char *textExpr, const char *,
+                                    const std::string &text,
+                                    const std::string &part) {
+  if (text.find(part) != std::string::npos)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << textExpr << "\n  got:      \"" << text
+         << "\"\n  expected to contain: \"" << part << "\"";
 }
 
-void expectEq(const char *file, int line, const char *expr, long long actual,
-              long long expected) {
-  bool ok = actual == expected;
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s = %lld, expected %lld\n", file, line, expr,
-                actual, expected);
+::testing::AssertionResult startsWith(const char *textExpr, const char *,
+                                      const std::string &text,
+                                      const std::string &prefix) {
+  if (text.compare(0, prefix.size(), prefix) == 0)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << textExpr << "\n  got:      \"" << text
+         << "\"\n  expected to start with: \"" << prefix << "\"";
 }
 
-void expectStrEq(const char *file, int line, const char *expr,
-                 const std::string &actual, const std::string &expected) {
-  bool ok = actual == expected;
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s\n  got:      \"%s\"\n  expected: \"%s\"\n",
-                file, line, expr, actual.c_str(), expected.c_str());
-}
-
-void expectContains(const char *file, int line, const char *expr,
-                    const std::string &text, const std::string &part) {
-  bool ok = text.find(part) != std::string::npos;
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s\n  got:      \"%s\"\n  expected to "
-                "contain: \"%s\"\n",
-                file, line, expr, text.c_str(), part.c_str());
-}
-
-void expectStartsWith(const char *file, int line, const char *expr,
-                      const std::string &text, const std::string &prefix) {
-  bool ok = text.compare(0, prefix.size(), prefix) == 0;
-  record(ok);
-  if (!ok)
-    std::printf("%s:%d: FAILED: %s\n  got:      \"%s\"\n  expected to "
-                "start with: \"%s\"\n",
-                file, line, expr, text.c_str(), prefix.c_str());
-}
-
+/// What a run shows besides pass and fail (the device, skipped parts).
 void note(const std::string &text) { std::printf("note: %s\n", text.c_str()); }
 
 } // namespace
 
-#define EXPECT_TRUE(cond) expectTrue(__FILE__, __LINE__, #cond, (cond))
-#define EXPECT_EQ(actual, expected)                                            \
-  expectEq(__FILE__, __LINE__, #actual, (long long)(actual),                   \
-           (long long)(expected))
-#define EXPECT_STREQ(actual, expected)                                         \
-  expectStrEq(__FILE__, __LINE__, #actual, (actual), (expected))
-#define EXPECT_CONTAINS(text, part)                                            \
-  expectContains(__FILE__, __LINE__, #text, (text), (part))
+#define EXPECT_CONTAINS(text, part) EXPECT_PRED_FORMAT2(contains, text, part)
 #define EXPECT_STARTS_WITH(text, prefix)                                       \
-  expectStartsWith(__FILE__, __LINE__, #text, (text), (prefix))
+  EXPECT_PRED_FORMAT2(startsWith, text, prefix)
 
 //===----------------------------------------------------------------------===//
 // Helpers
@@ -117,9 +87,8 @@ std::string replaced(std::string text, const std::string &from,
                      const std::string &to) {
   size_t pos = text.find(from);
   if (pos == std::string::npos) {
-    record(false);
-    std::printf("test bug: \"%s\" not found in the manifest text\n",
-                from.c_str());
+    ADD_FAILURE() << "test bug: \"" << from
+                  << "\" not found in the manifest text";
     return text;
   }
   return text.replace(pos, from.size(), to);
@@ -238,20 +207,16 @@ const char *kByteOffsetManifest = R"({
 
 namespace {
 
-void testJsonValues() {
+TEST(Json, Values) {
   Expected<Json> value = readJson(
       R"( {"a": [1, -2, 3.5, 1e3, -0, 12345678901234567], "b": {"c": null},
           "t": true, "f": false, "s": "q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00",
           "e": [], "o": {}} )");
-  EXPECT_TRUE(value.ok());
-  if (!value) {
-    std::printf("  %s\n", value.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(value.ok()) << value.error();
   EXPECT_TRUE(value->is_object());
   EXPECT_EQ(value->size(), 7u);
   // Members keep their source order.
-  EXPECT_STREQ(value->begin().key(), "a");
+  EXPECT_EQ(value->begin().key(), "a");
   const Json *a = jsonMember(*value, "a");
   EXPECT_TRUE(a && a->is_array() && a->size() == 6);
   if (a && a->size() == 6) {
@@ -271,16 +236,16 @@ void testJsonValues() {
   EXPECT_TRUE(jsonMember(*value, "t")->get<bool>());
   EXPECT_TRUE(jsonMember(*value, "f")->is_boolean() &&
               !jsonMember(*value, "f")->get<bool>());
-  EXPECT_STREQ(jsonMember(*value, "s")->get<std::string>(),
-               "q\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(jsonMember(*value, "s")->get<std::string>(),
+            "q\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80");
   EXPECT_TRUE(jsonMember(*value, "e")->is_array() &&
               jsonMember(*value, "e")->empty());
   EXPECT_TRUE(jsonMember(*value, "o")->is_object() &&
               jsonMember(*value, "o")->empty());
   EXPECT_TRUE(jsonMember(*value, "missing") == nullptr);
-  EXPECT_STREQ(jsonText(*readJson(R"({"k":[1,2.5,"x\n",null,true]})")),
-               R"({"k":[1,2.5,"x\n",null,true]})");
-  EXPECT_STREQ(jsonText(*readJson("  42 ")), "42");
+  EXPECT_EQ(jsonText(*readJson(R"({"k":[1,2.5,"x\n",null,true]})")),
+            R"({"k":[1,2.5,"x\n",null,true]})");
+  EXPECT_EQ(jsonText(*readJson("  42 ")), "42");
 
   // Beyond int64_t no integer is exact; an integral double is one.
   EXPECT_TRUE(!jsonInteger(*readJson("18446744073709551615")));
@@ -289,140 +254,131 @@ void testJsonValues() {
   // A member of something that is no object is absent.
   EXPECT_TRUE(jsonMember(*readJson("[1]"), "a") == nullptr);
   // Writing never throws: bytes that are not UTF-8 become U+FFFD.
-  EXPECT_STREQ(jsonText(Json("a\xff")), "\"a\xef\xbf\xbd\"");
+  EXPECT_EQ(jsonText(Json("a\xff")), "\"a\xef\xbf\xbd\"");
 }
 
 /// Syntax errors are nlohmann's, located by line, column and byte; duplicate
 /// keys, deep nesting and numbers out of range are caught on top.
-void testJsonErrors() {
+TEST(Json, Errors) {
   const std::string value = "syntax error while parsing value - ";
-  EXPECT_STREQ(jsonError(""), "line 1, column 1 (byte 0): " + value +
-                                  "unexpected end of input; expected '[', '{', "
-                                  "or a literal");
-  EXPECT_STREQ(jsonError("{\n  \"a\": 1,\n  \"b\" 2\n}"),
-               "line 3, column 7 (byte 18): syntax error while parsing object "
-               "separator - unexpected number literal; expected ':'");
-  EXPECT_STREQ(jsonError("{\"a\": 1,}"),
-               "line 1, column 9 (byte 8): syntax error while parsing object "
-               "key - unexpected '}'; expected string literal");
-  EXPECT_STREQ(jsonError("[1, 2,]"),
-               "line 1, column 7 (byte 6): " + value +
-                   "unexpected ']'; expected '[', '{', or "
-                   "a literal");
-  EXPECT_STREQ(jsonError("[1 2]"), "line 1, column 4 (byte 3): syntax error "
-                                   "while parsing array - unexpected number "
-                                   "literal; expected ']'");
-  EXPECT_STREQ(jsonError("{\"a\": 1 \"b\": 2}"),
-               "line 1, column 11 (byte 10): syntax error while parsing object "
-               "- unexpected string literal; expected '}'");
-  EXPECT_STREQ(jsonError("{a: 1}"),
-               "line 1, column 2 (byte 1): syntax error while parsing object "
-               "key - invalid literal; last read: '{a'; expected string "
-               "literal");
-  EXPECT_STREQ(jsonError("{\"a\": 1, \"a\": 2}"),
-               "line 1, column 10 (byte 9): duplicate key \"a\" in object");
-  EXPECT_STREQ(jsonError("{\"a\": {\"b\": 1, \"b\": 2}}"),
-               "line 1, column 16 (byte 15): duplicate key \"b\" in object");
+  EXPECT_EQ(jsonError(""), "line 1, column 1 (byte 0): " + value +
+                               "unexpected end of input; expected '[', '{', "
+                               "or a literal");
+  EXPECT_EQ(jsonError("{\n  \"a\": 1,\n  \"b\" 2\n}"),
+            "line 3, column 7 (byte 18): syntax error while parsing object "
+            "separator - unexpected number literal; expected ':'");
+  EXPECT_EQ(jsonError("{\"a\": 1,}"),
+            "line 1, column 9 (byte 8): syntax error while parsing object "
+            "key - unexpected '}'; expected string literal");
+  EXPECT_EQ(jsonError("[1, 2,]"), "line 1, column 7 (byte 6): " + value +
+                                      "unexpected ']'; expected '[', '{', or "
+                                      "a literal");
+  EXPECT_EQ(jsonError("[1 2]"), "line 1, column 4 (byte 3): syntax error "
+                                "while parsing array - unexpected number "
+                                "literal; expected ']'");
+  EXPECT_EQ(jsonError("{\"a\": 1 \"b\": 2}"),
+            "line 1, column 11 (byte 10): syntax error while parsing object "
+            "- unexpected string literal; expected '}'");
+  EXPECT_EQ(jsonError("{a: 1}"),
+            "line 1, column 2 (byte 1): syntax error while parsing object "
+            "key - invalid literal; last read: '{a'; expected string "
+            "literal");
+  EXPECT_EQ(jsonError("{\"a\": 1, \"a\": 2}"),
+            "line 1, column 10 (byte 9): duplicate key \"a\" in object");
+  EXPECT_EQ(jsonError("{\"a\": {\"b\": 1, \"b\": 2}}"),
+            "line 1, column 16 (byte 15): duplicate key \"b\" in object");
   // The key's opening quote, past escaped quotes inside it.
-  EXPECT_STREQ(jsonError("{\"k\\\"y\": 1, \"k\\\"y\": 2}"),
-               "line 1, column 13 (byte 12): duplicate key \"k\"y\" in object");
-  EXPECT_STREQ(jsonError("\"abc"), "line 1, column 5 (byte 4): " + value +
-                                       "invalid string: missing closing quote; "
-                                       "last read: '\"abc'");
-  EXPECT_STREQ(jsonError("[1, [2"), "line 1, column 7 (byte 6): syntax error "
-                                    "while parsing array - unexpected end of "
-                                    "input; expected ']'");
-  EXPECT_STREQ(jsonError("{\"a\": 1"),
-               "line 1, column 8 (byte 7): syntax error "
-               "while parsing object - unexpected end of "
-               "input; expected '}'");
+  EXPECT_EQ(jsonError("{\"k\\\"y\": 1, \"k\\\"y\": 2}"),
+            "line 1, column 13 (byte 12): duplicate key \"k\"y\" in object");
+  EXPECT_EQ(jsonError("\"abc"), "line 1, column 5 (byte 4): " + value +
+                                    "invalid string: missing closing quote; "
+                                    "last read: '\"abc'");
+  EXPECT_EQ(jsonError("[1, [2"), "line 1, column 7 (byte 6): syntax error "
+                                 "while parsing array - unexpected end of "
+                                 "input; expected ']'");
+  EXPECT_EQ(jsonError("{\"a\": 1"), "line 1, column 8 (byte 7): syntax error "
+                                    "while parsing object - unexpected end of "
+                                    "input; expected '}'");
   EXPECT_CONTAINS(jsonError("\"a\\qb\""),
                   "line 1, column 4 (byte 3): " + value +
                       "invalid string: forbidden character after backslash");
-  EXPECT_STREQ(jsonError("\"a\nb\""),
-               "line 1, column 3 (byte 2): " + value +
-                   "invalid string: control character U+000A (LF) must be "
-                   "escaped to \\u000A or \\n; last read: '\"a<U+000A>'");
-  EXPECT_STREQ(
-      jsonError("\"\\u12G4\""),
-      "line 1, column 6 (byte 5): " + value +
-          "invalid string: '\\u' must be followed by 4 hex digits; last "
-          "read: '\"\\u12G'");
-  EXPECT_STREQ(
-      jsonError("\"\\ud83d\""),
-      "line 1, column 8 (byte 7): " + value +
-          "invalid string: surrogate U+D800..U+DBFF must be followed by "
-          "U+DC00..U+DFFF; last read: '\"\\ud83d\"'");
-  EXPECT_STREQ(jsonError("\"\\ude00\""),
-               "line 1, column 7 (byte 6): " + value +
-                   "invalid string: surrogate U+DC00..U+DFFF must follow "
-                   "U+D800..U+DBFF; last read: '\"\\ude00'");
-  EXPECT_STREQ(
-      jsonError("[\"\xff\"]"),
-      "line 1, column 3 (byte 2): " + value +
-          "invalid string: ill-formed UTF-8 byte; last read: '\"\xff'");
+  EXPECT_EQ(jsonError("\"a\nb\""),
+            "line 1, column 3 (byte 2): " + value +
+                "invalid string: control character U+000A (LF) must be "
+                "escaped to \\u000A or \\n; last read: '\"a<U+000A>'");
+  EXPECT_EQ(jsonError("\"\\u12G4\""),
+            "line 1, column 6 (byte 5): " + value +
+                "invalid string: '\\u' must be followed by 4 hex digits; last "
+                "read: '\"\\u12G'");
+  EXPECT_EQ(jsonError("\"\\ud83d\""),
+            "line 1, column 8 (byte 7): " + value +
+                "invalid string: surrogate U+D800..U+DBFF must be followed by "
+                "U+DC00..U+DFFF; last read: '\"\\ud83d\"'");
+  EXPECT_EQ(jsonError("\"\\ude00\""),
+            "line 1, column 7 (byte 6): " + value +
+                "invalid string: surrogate U+DC00..U+DFFF must follow "
+                "U+D800..U+DBFF; last read: '\"\\ude00'");
+  EXPECT_EQ(jsonError("[\"\xff\"]"),
+            "line 1, column 3 (byte 2): " + value +
+                "invalid string: ill-formed UTF-8 byte; last read: '\"\xff'");
   // "0" then a second number: leading zeros are not allowed.
-  EXPECT_STREQ(jsonError("[01]"), "line 1, column 3 (byte 2): syntax error "
-                                  "while parsing array - unexpected number "
-                                  "literal; expected ']'");
-  EXPECT_STREQ(jsonError("-x"), "line 1, column 2 (byte 1): " + value +
-                                    "invalid number; expected digit after '-'; "
-                                    "last read: '-x'");
-  EXPECT_STREQ(jsonError("1."), "line 1, column 3 (byte 2): " + value +
-                                    "invalid number; expected digit after '.'; "
-                                    "last read: '1.'");
-  EXPECT_STREQ(jsonError("1e+"), "line 1, column 4 (byte 3): " + value +
-                                     "invalid number; expected digit after "
-                                     "exponent sign; last read: '1e+'");
-  EXPECT_STREQ(jsonError("1e999"),
-               "line 1, column 1 (byte 0): number 1e999 is out of range");
-  EXPECT_STREQ(jsonError("[1, -1e999]"),
-               "line 1, column 5 (byte 4): number -1e999 is out of range");
-  EXPECT_STREQ(jsonError("[tru]"), "line 1, column 5 (byte 4): " + value +
-                                       "invalid literal; last read: '[tru]'");
-  EXPECT_STREQ(jsonError("nullx"), "line 1, column 5 (byte 4): " + value +
-                                       "invalid literal; last read: 'nullx'; "
-                                       "expected end of input");
-  EXPECT_STREQ(jsonError("{} x"), "line 1, column 4 (byte 3): " + value +
-                                      "invalid literal; last read: '{} x'; "
-                                      "expected end of input");
+  EXPECT_EQ(jsonError("[01]"), "line 1, column 3 (byte 2): syntax error "
+                               "while parsing array - unexpected number "
+                               "literal; expected ']'");
+  EXPECT_EQ(jsonError("-x"), "line 1, column 2 (byte 1): " + value +
+                                 "invalid number; expected digit after '-'; "
+                                 "last read: '-x'");
+  EXPECT_EQ(jsonError("1."), "line 1, column 3 (byte 2): " + value +
+                                 "invalid number; expected digit after '.'; "
+                                 "last read: '1.'");
+  EXPECT_EQ(jsonError("1e+"), "line 1, column 4 (byte 3): " + value +
+                                  "invalid number; expected digit after "
+                                  "exponent sign; last read: '1e+'");
+  EXPECT_EQ(jsonError("1e999"),
+            "line 1, column 1 (byte 0): number 1e999 is out of range");
+  EXPECT_EQ(jsonError("[1, -1e999]"),
+            "line 1, column 5 (byte 4): number -1e999 is out of range");
+  EXPECT_EQ(jsonError("[tru]"), "line 1, column 5 (byte 4): " + value +
+                                    "invalid literal; last read: '[tru]'");
+  EXPECT_EQ(jsonError("nullx"), "line 1, column 5 (byte 4): " + value +
+                                    "invalid literal; last read: 'nullx'; "
+                                    "expected end of input");
+  EXPECT_EQ(jsonError("{} x"), "line 1, column 4 (byte 3): " + value +
+                                   "invalid literal; last read: '{} x'; "
+                                   "expected end of input");
   // No comments.
-  EXPECT_STREQ(jsonError("// c\n{}"), "line 1, column 1 (byte 0): " + value +
-                                          "invalid literal; last read: '/'");
-  EXPECT_STREQ(jsonError("[NaN]"), "line 1, column 2 (byte 1): " + value +
-                                       "invalid literal; last read: '[N'");
-  EXPECT_STREQ(jsonError("[\x01]"), "line 1, column 2 (byte 1): " + value +
-                                        "invalid literal; last read: "
-                                        "'[<U+0001>'");
-  EXPECT_STREQ(jsonError(std::string(300, '[') + std::string(300, ']')),
-               "line 1, column 257 (byte 256): nesting deeper than 256 levels");
+  EXPECT_EQ(jsonError("// c\n{}"), "line 1, column 1 (byte 0): " + value +
+                                       "invalid literal; last read: '/'");
+  EXPECT_EQ(jsonError("[NaN]"), "line 1, column 2 (byte 1): " + value +
+                                    "invalid literal; last read: '[N'");
+  EXPECT_EQ(jsonError("[\x01]"), "line 1, column 2 (byte 1): " + value +
+                                     "invalid literal; last read: "
+                                     "'[<U+0001>'");
+  EXPECT_EQ(jsonError(std::string(300, '[') + std::string(300, ']')),
+            "line 1, column 257 (byte 256): nesting deeper than 256 levels");
   // 256 levels are fine.
-  EXPECT_STREQ(jsonError(std::string(256, '[') + std::string(256, ']')),
-               "<parsed>");
+  EXPECT_EQ(jsonError(std::string(256, '[') + std::string(256, ']')),
+            "<parsed>");
 }
 
 //===----------------------------------------------------------------------===//
 // Manifest
 //===----------------------------------------------------------------------===//
 
-void testManifestValid() {
+TEST(Manifest, Valid) {
   Expected<Manifest> parsed = Manifest::parse(kValidManifest, "/data/run");
-  EXPECT_TRUE(parsed.ok());
-  if (!parsed) {
-    std::printf("  %s\n", parsed.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
   const Manifest &m = *parsed;
-  EXPECT_STREQ(m.ptx, "out.ptx");
-  EXPECT_STREQ(m.ptxPath(), "/data/run/out.ptx");
-  EXPECT_STREQ(m.chip, "sm_90a");
-  EXPECT_STREQ(m.features, "+ptx80");
+  EXPECT_EQ(m.ptx, "out.ptx");
+  EXPECT_EQ(m.ptxPath(), "/data/run/out.ptx");
+  EXPECT_EQ(m.chip, "sm_90a");
+  EXPECT_EQ(m.features, "+ptx80");
   EXPECT_TRUE(m.op == ManifestOp::Attention);
   EXPECT_STREQ(manifestOpName(m.op), "attention");
 
   EXPECT_EQ(m.buffers.size(), 5);
   const ManifestBuffer &query = m.buffers[0];
-  EXPECT_STREQ(query.name, "query");
+  EXPECT_EQ(query.name, "query");
   EXPECT_TRUE(query.role == BufferRole::Input);
   EXPECT_TRUE(query.dtype == ElementType::BF16);
   EXPECT_TRUE(query.shape == (std::vector<int64_t>{2, 8, 1024, 64}));
@@ -436,7 +392,7 @@ void testManifestValid() {
 
   EXPECT_EQ(m.launches.size(), 2);
   const ManifestLaunch &first = m.launches[0];
-  EXPECT_STREQ(first.kernel, "block_kernel");
+  EXPECT_EQ(first.kernel, "block_kernel");
   EXPECT_TRUE(first.grid.x == 2 && first.grid.y == 8 && first.grid.z == 16);
   EXPECT_TRUE(first.block.x == 256 && first.block.y == 1 && first.block.z == 1);
   EXPECT_EQ(first.dynamicSharedMemory, 49152);
@@ -459,7 +415,7 @@ void testManifestValid() {
   EXPECT_TRUE(!m.getIntOption("scale")); // not an integer
   EXPECT_TRUE(!m.getIntOption("dtype")); // a string
   EXPECT_TRUE(m.getNumberOption("scale").value_or(0) == 0.125);
-  EXPECT_STREQ(m.getStringOption("dtype").value_or("?"), "bf16");
+  EXPECT_EQ(m.getStringOption("dtype").value_or("?"), "bf16");
   EXPECT_TRUE(!m.getStringOption("seq"));
   EXPECT_TRUE(m.getBoolOption("causal").value_or(false));
   EXPECT_TRUE(!m.getBoolOption("heads"));
@@ -474,8 +430,8 @@ void testManifestValid() {
   Expected<Manifest> small = Manifest::parse(minimal);
   EXPECT_TRUE(small.ok());
   if (small) {
-    EXPECT_STREQ(small->ptxPath(), "k.ptx");
-    EXPECT_STREQ(small->features, "");
+    EXPECT_EQ(small->ptxPath(), "k.ptx");
+    EXPECT_EQ(small->features, "");
     EXPECT_TRUE(small->options.is_object() && small->options.empty());
     EXPECT_TRUE(small->op == ManifestOp::Custom);
   }
@@ -493,55 +449,53 @@ void testManifestValid() {
   EXPECT_STREQ(bufferRoleName(BufferRole::Workspace), "workspace");
 }
 
-void testManifestErrors() {
+TEST(Manifest, Errors) {
   const std::string valid = kValidManifest;
-  EXPECT_STREQ(manifestError(valid), "<valid>");
+  EXPECT_EQ(manifestError(valid), "<valid>");
 
   // Top level.
-  EXPECT_STREQ(manifestError("[1]"),
-               "manifest: expected a JSON object, got an array");
-  EXPECT_STREQ(
-      manifestError(replaced(valid, "\"bpt_manifest_version\": 1,", "")),
-      "bpt_manifest_version: missing (is this a bpt kernel "
-      "manifest?)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
-                                      "\"bpt_manifest_version\": 3")),
-               "bpt_manifest_version: version 3 is not supported (this "
-               "runtime reads versions 1 and 2)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
-                                      "\"bpt_manifest_version\": 0")),
-               "bpt_manifest_version: version 0 is not supported (this "
-               "runtime reads versions 1 and 2)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
-                                      "\"bpt_manifest_version\": \"1\"")),
-               "bpt_manifest_version: expected an integer, got string \"1\"");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"launches\"", "\"lauches\"")),
-               "lauches: unknown field (expected bpt_manifest_version, ptx, "
-               "chip, features, op, options, buffers, tensor_maps or "
-               "launches)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"ptx\": \"out.ptx\",", "")),
-               "ptx: missing");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"out.ptx\"", "5")),
-               "ptx: expected a string, got 5");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"out.ptx\"", "\"\"")),
-               "ptx: must not be empty");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"sm_90a\"", "\"h100\"")),
-               "chip: expected a chip name such as sm_90a, got \"h100\"");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"+ptx80\"", "80")),
-               "features: expected a string, got 80");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"attention\"", "\"attn\"")),
-               "op: unknown op \"attn\" (expected attention, ffn, block or "
-               "custom)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"q_block\": 128",
-                                      "\"q_block\": [128, 64]")),
-               "options.q_block: expected a number, string or boolean, got an "
-               "array");
+  EXPECT_EQ(manifestError("[1]"),
+            "manifest: expected a JSON object, got an array");
+  EXPECT_EQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1,", "")),
+            "bpt_manifest_version: missing (is this a bpt kernel "
+            "manifest?)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
+                                   "\"bpt_manifest_version\": 3")),
+            "bpt_manifest_version: version 3 is not supported (this "
+            "runtime reads versions 1 and 2)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
+                                   "\"bpt_manifest_version\": 0")),
+            "bpt_manifest_version: version 0 is not supported (this "
+            "runtime reads versions 1 and 2)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 1",
+                                   "\"bpt_manifest_version\": \"1\"")),
+            "bpt_manifest_version: expected an integer, got string \"1\"");
+  EXPECT_EQ(manifestError(replaced(valid, "\"launches\"", "\"lauches\"")),
+            "lauches: unknown field (expected bpt_manifest_version, ptx, "
+            "chip, features, op, options, buffers, tensor_maps or "
+            "launches)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"ptx\": \"out.ptx\",", "")),
+            "ptx: missing");
+  EXPECT_EQ(manifestError(replaced(valid, "\"out.ptx\"", "5")),
+            "ptx: expected a string, got 5");
+  EXPECT_EQ(manifestError(replaced(valid, "\"out.ptx\"", "\"\"")),
+            "ptx: must not be empty");
+  EXPECT_EQ(manifestError(replaced(valid, "\"sm_90a\"", "\"h100\"")),
+            "chip: expected a chip name such as sm_90a, got \"h100\"");
+  EXPECT_EQ(manifestError(replaced(valid, "\"+ptx80\"", "80")),
+            "features: expected a string, got 80");
+  EXPECT_EQ(manifestError(replaced(valid, "\"attention\"", "\"attn\"")),
+            "op: unknown op \"attn\" (expected attention, ffn, block or "
+            "custom)");
+  EXPECT_EQ(manifestError(
+                replaced(valid, "\"q_block\": 128", "\"q_block\": [128, 64]")),
+            "options.q_block: expected a number, string or boolean, got an "
+            "array");
   std::string optionsText =
       valid.substr(valid.find("\"options\""),
                    valid.find("\"buffers\"") - valid.find("\"options\""));
-  EXPECT_STREQ(
-      manifestError(replaced(valid, optionsText, "\"options\": 3,\n  ")),
-      "options: expected an object, got 3");
+  EXPECT_EQ(manifestError(replaced(valid, optionsText, "\"options\": 3,\n  ")),
+            "options: expected an object, got 3");
 
   // Buffers.
   std::string noBuffers = replaced(
@@ -549,128 +503,123 @@ void testManifestErrors() {
       valid.substr(valid.find("\"buffers\""),
                    valid.find("\"launches\"") - valid.find("\"buffers\"")),
       "\"buffers\": [],\n  ");
-  EXPECT_STREQ(manifestError(noBuffers),
-               "buffers: expected at least one buffer");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(noBuffers), "buffers: expected at least one buffer");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"role\": \"input\"", "\"role\": \"in\"")),
       "buffers[0].role: unknown role \"in\" (expected input, output "
       "or workspace)");
-  EXPECT_STREQ(
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"role\": \"input\", \"dtype\": \"bf16\"",
                              "\"role\": \"input\", \"dtype\": \"fp32\"")),
       "buffers[0].dtype: unknown dtype \"fp32\" (expected f32, f16, "
       "bf16 or i8)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"name\": \"query\", ", "")),
-               "buffers[0].name: missing");
-  EXPECT_STREQ(manifestError(
-                   replaced(valid, "\"name\": \"key\"", "\"name\": \"query\"")),
-               "buffers[1].name: \"query\" is already the name of buffers[0]");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
-                                      "\"shape\": [2, 8, 0, 64]")),
-               "buffers[0].shape[2]: expected a positive integer, got 0");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
-                                      "\"shape\": [2, 8.5, 1024, 64]")),
-               "buffers[0].shape[1]: expected a positive integer, got 8.5");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
-                                      "\"shape\": []")),
-               "buffers[0].shape: expected at least one dimension");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
-                                      "\"shape\": \"2x8\"")),
-               "buffers[0].shape: expected an array of positive integers, got "
-               "string \"2x8\"");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, "\"name\": \"query\", ", "")),
+            "buffers[0].name: missing");
+  EXPECT_EQ(manifestError(
+                replaced(valid, "\"name\": \"key\"", "\"name\": \"query\"")),
+            "buffers[1].name: \"query\" is already the name of buffers[0]");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                   "\"shape\": [2, 8, 0, 64]")),
+            "buffers[0].shape[2]: expected a positive integer, got 0");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                   "\"shape\": [2, 8.5, 1024, 64]")),
+            "buffers[0].shape[1]: expected a positive integer, got 8.5");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                   "\"shape\": []")),
+            "buffers[0].shape: expected at least one dimension");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                   "\"shape\": \"2x8\"")),
+            "buffers[0].shape: expected an array of positive integers, got "
+            "string \"2x8\"");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"bytes\": 2097152", "\"bytes\": 1000")),
       "buffers[0].bytes: 1000 does not match shape [2, 8, 1024, 64] "
       "of bf16, which is 2097152 bytes");
-  EXPECT_STREQ(
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"bytes\": 2097152", "\"bytes\": -4")),
       "buffers[0].bytes: expected a positive integer, got -4");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [4096]",
-                                      "\"shape\": [4294967296, 4294967296]")),
-               "buffers[4].shape: the buffer is too large (2^62 bytes or "
-               "more)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"bytes\": 4096",
-                                      "\"bytes\": 4096, \"offset\": 0")),
-               "buffers[4].offset: unknown field (expected name, role, dtype, "
-               "shape or bytes)");
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"name\": \"query\"",
-                                      "7, {\"name\": \"query\"")),
-               "buffers[0]: expected an object, got 7");
-  EXPECT_STREQ(manifestError(replaced(replaced(valid, "\"args\": [0, 1, 2, 3]",
-                                               "\"args\": [0, 1, 2]"),
-                                      "\"args\": [3, 4]", "\"args\": [4]")),
-               "buffers[3]: output \"result\" is not an argument of any "
-               "launch, so nothing would write it");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [4096]",
+                                   "\"shape\": [4294967296, 4294967296]")),
+            "buffers[4].shape: the buffer is too large (2^62 bytes or "
+            "more)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"bytes\": 4096",
+                                   "\"bytes\": 4096, \"offset\": 0")),
+            "buffers[4].offset: unknown field (expected name, role, dtype, "
+            "shape or bytes)");
+  EXPECT_EQ(manifestError(replaced(valid, "{\"name\": \"query\"",
+                                   "7, {\"name\": \"query\"")),
+            "buffers[0]: expected an object, got 7");
+  EXPECT_EQ(manifestError(replaced(replaced(valid, "\"args\": [0, 1, 2, 3]",
+                                            "\"args\": [0, 1, 2]"),
+                                   "\"args\": [3, 4]", "\"args\": [4]")),
+            "buffers[3]: output \"result\" is not an argument of any "
+            "launch, so nothing would write it");
 
   // Launches.
-  EXPECT_STREQ(manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]",
-                                      "\"args\": [0, 1, 2, 7]")),
-               "launches[0].args[3]: index 7 out of range (5 buffers)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]",
-                                      "\"args\": [-1, 1, 2, 3]")),
-               "launches[0].args[0]: expected a buffer index (a non-negative "
-               "integer), got -1");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]",
+                                   "\"args\": [0, 1, 2, 7]")),
+            "launches[0].args[3]: index 7 out of range (5 buffers)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]",
+                                   "\"args\": [-1, 1, 2, 3]")),
+            "launches[0].args[0]: expected a buffer index (a non-negative "
+            "integer), got -1");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"args\": [0, 1, 2, 3]", "\"args\": 3")),
       "launches[0].args: expected an array of buffer indices, got 3");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
-                                      "\"grid\": [2, 8, 16, 1]")),
-               "launches[0].grid: expected 1 to 3 dimensions, got 4");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                   "\"grid\": [2, 8, 16, 1]")),
+            "launches[0].grid: expected 1 to 3 dimensions, got 4");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"grid\": [2, 8, 16]", "\"grid\": []")),
       "launches[0].grid: expected 1 to 3 dimensions, got 0");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
-                                      "\"grid\": [2, 0, 16]")),
-               "launches[0].grid[1]: expected a positive integer, got 0");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
-                                      "\"grid\": [2, 70000, 16]")),
-               "launches[0].grid[1]: 70000 exceeds the limit of 65535");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
-                                      "\"grid\": {\"x\": 2}")),
-               "launches[0].grid: expected an array of 1 to 3 positive "
-               "integers, got an object");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"block\": [256, 1, 1]",
-                                      "\"block\": [32, 32, 2]")),
-               "launches[0].block: 32x32x2 is 2048 threads per block, more "
-               "than 1024");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"block\": [256, 1, 1]",
-                                      "\"block\": [1, 1, 65]")),
-               "launches[0].block[2]: 65 exceeds the limit of 64");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"block\": [256, 1, 1],", "")),
-               "launches[0].block: missing");
-  EXPECT_STREQ(manifestError(replaced(valid,
-                                      "\"dynamic_shared_memory\": "
-                                      "49152",
-                                      "\"dynamic_shared_memory\": -1")),
-               "launches[0].dynamic_shared_memory: expected a non-negative "
-               "integer (bytes), got -1");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                   "\"grid\": [2, 0, 16]")),
+            "launches[0].grid[1]: expected a positive integer, got 0");
+  EXPECT_EQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                   "\"grid\": [2, 70000, 16]")),
+            "launches[0].grid[1]: 70000 exceeds the limit of 65535");
+  EXPECT_EQ(manifestError(replaced(valid, "\"grid\": [2, 8, 16]",
+                                   "\"grid\": {\"x\": 2}")),
+            "launches[0].grid: expected an array of 1 to 3 positive "
+            "integers, got an object");
+  EXPECT_EQ(manifestError(replaced(valid, "\"block\": [256, 1, 1]",
+                                   "\"block\": [32, 32, 2]")),
+            "launches[0].block: 32x32x2 is 2048 threads per block, more "
+            "than 1024");
+  EXPECT_EQ(manifestError(replaced(valid, "\"block\": [256, 1, 1]",
+                                   "\"block\": [1, 1, 65]")),
+            "launches[0].block[2]: 65 exceeds the limit of 64");
+  EXPECT_EQ(manifestError(replaced(valid, "\"block\": [256, 1, 1],", "")),
+            "launches[0].block: missing");
+  EXPECT_EQ(manifestError(replaced(valid,
+                                   "\"dynamic_shared_memory\": "
+                                   "49152",
+                                   "\"dynamic_shared_memory\": -1")),
+            "launches[0].dynamic_shared_memory: expected a non-negative "
+            "integer (bytes), got -1");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"kernel\": \"block_kernel\", ", "")),
       "launches[0].kernel: missing");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"kernel\": \"epilogue\"",
-                                      "\"kernel\": \"epilogue\", \"stream\": "
-                                      "1")),
-               "launches[1].stream: unknown field (expected kernel, grid, "
-               "block, dynamic_shared_memory or args)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"kernel\": \"epilogue\"",
+                                   "\"kernel\": \"epilogue\", \"stream\": "
+                                   "1")),
+            "launches[1].stream: unknown field (expected kernel, grid, "
+            "block, dynamic_shared_memory or args)");
   std::string noLaunches =
       valid.substr(0, valid.find("\"launches\"")) + "\"launches\": []}";
-  EXPECT_STREQ(manifestError(noLaunches),
-               "launches: expected at least one launch");
+  EXPECT_EQ(manifestError(noLaunches),
+            "launches: expected at least one launch");
 
   // A JSON syntax error comes through with its location.
-  EXPECT_STREQ(manifestError(replaced(valid, "\"op\": \"attention\",",
-                                      "\"op\": \"attention\",,")),
-               "line 6, column 21 (byte 115): syntax error while parsing "
-               "object key - unexpected ','; expected string literal");
+  EXPECT_EQ(manifestError(replaced(valid, "\"op\": \"attention\",",
+                                   "\"op\": \"attention\",,")),
+            "line 6, column 21 (byte 115): syntax error while parsing "
+            "object key - unexpected ','; expected string literal");
 }
 
-void testManifestTensorMaps() {
+TEST(Manifest, TensorMaps) {
   Expected<Manifest> parsed = Manifest::parse(kTensorMapManifest);
-  EXPECT_TRUE(parsed.ok());
-  if (!parsed) {
-    std::printf("  %s\n", parsed.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
   const Manifest &m = *parsed;
   EXPECT_EQ(m.version, 2);
   EXPECT_EQ(m.tensorMaps.size(), 3);
@@ -713,155 +662,149 @@ void testManifestTensorMaps() {
       Manifest::parse(replaced(plainLaunches, mapsText, ""));
   EXPECT_TRUE(noMaps.ok() && noMaps->version == 2 &&
               noMaps->tensorMaps.empty());
-  EXPECT_STREQ(
+  EXPECT_EQ(
       manifestError(replaced(plainLaunches, mapsText, "\"tensor_maps\": [],")),
       "<valid>");
 
   // The tensor_maps list and its entries.
-  EXPECT_STREQ(manifestError(replaced(valid, mapsText, "\"tensor_maps\": {},")),
-               "tensor_maps: expected an array, got an object");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, mapsText, "\"tensor_maps\": {},")),
+            "tensor_maps: expected an array, got an object");
+  EXPECT_EQ(
       manifestError(replaced(valid, "{\"buffer\": 0,", "3, {\"buffer\": 0,")),
       "tensor_maps[0]: expected an object, got 3");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"buffer\": 0", "\"buffer\": 9")),
-               "tensor_maps[0].buffer: index 9 out of range (4 buffers)");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, "\"buffer\": 0", "\"buffer\": 9")),
+            "tensor_maps[0].buffer: index 9 out of range (4 buffers)");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"buffer\": 0", "\"buffer\": \"query\"")),
       "tensor_maps[0].buffer: expected a buffer index (a non-negative "
       "integer), got string \"query\"");
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"buffer\": 0, ", "{")),
-               "tensor_maps[0].buffer: missing");
-  EXPECT_STREQ(
-      manifestError(replaced(valid, "\"buffer\": 0, \"dtype\": \"bf16\"",
-                             "\"buffer\": 0, \"dtype\": \"f16\"")),
-      "tensor_maps[0].dtype: f16 does not match the dtype of "
-      "buffers[0] (\"query\"), bf16 (only an i8 buffer takes any dtype)");
-  EXPECT_STREQ(
-      manifestError(replaced(valid, "\"buffer\": 0, \"dtype\": \"bf16\"",
-                             "\"buffer\": 0, \"dtype\": \"i8\"")),
-      "tensor_maps[0].dtype: unknown value \"i8\" (expected f32, f16 "
-      "or bf16)");
+  EXPECT_EQ(manifestError(replaced(valid, "{\"buffer\": 0, ", "{")),
+            "tensor_maps[0].buffer: missing");
+  EXPECT_EQ(manifestError(replaced(valid, "\"buffer\": 0, \"dtype\": \"bf16\"",
+                                   "\"buffer\": 0, \"dtype\": \"f16\"")),
+            "tensor_maps[0].dtype: f16 does not match the dtype of "
+            "buffers[0] (\"query\"), bf16 (only an i8 buffer takes any dtype)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"buffer\": 0, \"dtype\": \"bf16\"",
+                                   "\"buffer\": 0, \"dtype\": \"i8\"")),
+            "tensor_maps[0].dtype: unknown value \"i8\" (expected f32, f16 "
+            "or bf16)");
   // A map may cover part of its buffer, not more.
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
-                                      "\"shape\": [8192, 64]")),
-               "<valid>");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
-                                      "\"shape\": [16384, 128]")),
-               "tensor_maps[0].shape: [16384, 128] of bf16 is 4194304 bytes, "
-               "but buffers[0] (\"query\") has 2097152 bytes");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
-                                      "\"shape\": [4294967296, 4294967296]")),
-               "tensor_maps[0].shape: [4294967296, 4294967296] of bf16 is 2^62 "
-               "or more bytes, but buffers[0] (\"query\") has 2097152 bytes");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
-                                      "\"shape\": [4294967297, 64]")),
-               "tensor_maps[0].shape[0]: 4294967297 exceeds the limit of "
-               "4294967296");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
-                                      "\"shape\": [1, 2, 8, 1024, 8, 8]")),
-               "tensor_maps[0].shape: expected 1 to 5 dimensions, got 6");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
+                                   "\"shape\": [8192, 64]")),
+            "<valid>");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
+                                   "\"shape\": [16384, 128]")),
+            "tensor_maps[0].shape: [16384, 128] of bf16 is 4194304 bytes, "
+            "but buffers[0] (\"query\") has 2097152 bytes");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
+                                   "\"shape\": [4294967296, 4294967296]")),
+            "tensor_maps[0].shape: [4294967296, 4294967296] of bf16 is 2^62 "
+            "or more bytes, but buffers[0] (\"query\") has 2097152 bytes");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
+                                   "\"shape\": [4294967297, 64]")),
+            "tensor_maps[0].shape[0]: 4294967297 exceeds the limit of "
+            "4294967296");
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
+                                   "\"shape\": [1, 2, 8, 1024, 8, 8]")),
+            "tensor_maps[0].shape: expected 1 to 5 dimensions, got 6");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"shape\": [16384, 64]", "\"shape\": []")),
       "tensor_maps[0].shape: expected 1 to 5 dimensions, got 0");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
-                                      "\"shape\": [262144, 4]")),
-               "tensor_maps[0].shape[0]: its byte stride (the inner "
-               "dimensions times 2 bytes) is 8, not a multiple of 16 as TMA "
-               "needs");
-  EXPECT_STREQ(manifestError(
-                   replaced(valid, "\"box\": [128, 64]", "\"box\": [300, 64]")),
-               "tensor_maps[0].box[0]: 300 exceeds the limit of 256");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [16384, 64]",
+                                   "\"shape\": [262144, 4]")),
+            "tensor_maps[0].shape[0]: its byte stride (the inner "
+            "dimensions times 2 bytes) is 8, not a multiple of 16 as TMA "
+            "needs");
+  EXPECT_EQ(manifestError(
+                replaced(valid, "\"box\": [128, 64]", "\"box\": [300, 64]")),
+            "tensor_maps[0].box[0]: 300 exceeds the limit of 256");
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"box\": [128, 64]", "\"box\": [128, 0]")),
       "tensor_maps[0].box[1]: expected a positive integer, got 0");
-  EXPECT_STREQ(
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"box\": [128, 64]", "\"box\": [128]")),
       "tensor_maps[0].box: expected 2 dimensions (as many as shape), got 1");
-  EXPECT_STREQ(
+  EXPECT_EQ(
       manifestError(replaced(valid, "\"box\": [128, 64]", "\"box\": [128, 4]")),
       "tensor_maps[0].box[1]: 4 elements of bf16 are 8 bytes, not a "
       "multiple of 16");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"swizzle\": \"128b\"",
-                                      "\"swizzle\": \"64b\"")),
-               "tensor_maps[0].box[1]: 64 elements of bf16 are 128 bytes, more "
-               "than the swizzle span of 64 bytes");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"swizzle\": \"128b\"",
-                                      "\"swizzle\": \"256b\"")),
-               "tensor_maps[0].swizzle: unknown value \"256b\" (expected "
-               "none, 32b, 64b or 128b)");
-  EXPECT_STREQ(manifestError(replaced(valid, ", \"swizzle\": \"none\"", "")),
-               "tensor_maps[1].swizzle: missing");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"l2_promotion\": \"128b\"",
-                                      "\"l2_promotion\": 128")),
-               "tensor_maps[0].l2_promotion: expected a string, got 128");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"l2_promotion\": \"128b\"",
-                                      "\"l2_promotion\": \"512b\"")),
-               "tensor_maps[0].l2_promotion: unknown value \"512b\" (expected "
-               "none, 64b, 128b or 256b)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"oob_fill\": \"zero\"",
-                                      "\"oob_fill\": \"inf\"")),
-               "tensor_maps[0].oob_fill: unknown value \"inf\" (expected zero "
-               "or nan)");
-  EXPECT_STREQ(manifestError(replaced(valid, "\"oob_fill\": \"zero\"",
-                                      "\"oob_fill\": \"zero\", \"stride\": 1")),
-               "tensor_maps[0].stride: unknown field (expected buffer, "
-               "byte_offset, dtype, shape, box, swizzle, l2_promotion or "
-               "oob_fill)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"swizzle\": \"128b\"",
+                                   "\"swizzle\": \"64b\"")),
+            "tensor_maps[0].box[1]: 64 elements of bf16 are 128 bytes, more "
+            "than the swizzle span of 64 bytes");
+  EXPECT_EQ(manifestError(replaced(valid, "\"swizzle\": \"128b\"",
+                                   "\"swizzle\": \"256b\"")),
+            "tensor_maps[0].swizzle: unknown value \"256b\" (expected "
+            "none, 32b, 64b or 128b)");
+  EXPECT_EQ(manifestError(replaced(valid, ", \"swizzle\": \"none\"", "")),
+            "tensor_maps[1].swizzle: missing");
+  EXPECT_EQ(manifestError(replaced(valid, "\"l2_promotion\": \"128b\"",
+                                   "\"l2_promotion\": 128")),
+            "tensor_maps[0].l2_promotion: expected a string, got 128");
+  EXPECT_EQ(manifestError(replaced(valid, "\"l2_promotion\": \"128b\"",
+                                   "\"l2_promotion\": \"512b\"")),
+            "tensor_maps[0].l2_promotion: unknown value \"512b\" (expected "
+            "none, 64b, 128b or 256b)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"oob_fill\": \"zero\"",
+                                   "\"oob_fill\": \"inf\"")),
+            "tensor_maps[0].oob_fill: unknown value \"inf\" (expected zero "
+            "or nan)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"oob_fill\": \"zero\"",
+                                   "\"oob_fill\": \"zero\", \"stride\": 1")),
+            "tensor_maps[0].stride: unknown field (expected buffer, "
+            "byte_offset, dtype, shape, box, swizzle, l2_promotion or "
+            "oob_fill)");
 
   // Tensor-map arguments.
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 1}",
-                                      "{\"tensor_map\": 3}")),
-               "launches[0].args[1].tensor_map: index 3 out of range (3 "
-               "tensor maps)");
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 0}",
-                                      "{\"tensor_map\": \"0\"}")),
-               "launches[0].args[0].tensor_map: expected a tensor map index (a "
-               "non-negative integer), got string \"0\"");
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 0}",
-                                      "{\"tensor_map\": 0, \"offset\": 8}")),
-               "launches[0].args[0].offset: unknown field (expected "
-               "buffer, byte_offset, tensor_map or i32)");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(
+                replaced(valid, "{\"tensor_map\": 1}", "{\"tensor_map\": 3}")),
+            "launches[0].args[1].tensor_map: index 3 out of range (3 "
+            "tensor maps)");
+  EXPECT_EQ(manifestError(replaced(valid, "{\"tensor_map\": 0}",
+                                   "{\"tensor_map\": \"0\"}")),
+            "launches[0].args[0].tensor_map: expected a tensor map index (a "
+            "non-negative integer), got string \"0\"");
+  EXPECT_EQ(manifestError(replaced(valid, "{\"tensor_map\": 0}",
+                                   "{\"tensor_map\": 0, \"offset\": 8}")),
+            "launches[0].args[0].offset: unknown field (expected "
+            "buffer, byte_offset, tensor_map or i32)");
+  EXPECT_EQ(
       manifestError(replaced(valid, "{\"tensor_map\": 0}", "{\"buffer\": 0}")),
       "<valid>");
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 0}", "{}")),
-               "launches[0].args[0]: expected \"buffer\", \"tensor_map\" or "
-               "\"i32\" in an argument object");
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 1}, 2",
-                                      "{\"tensor_map\": 1}, \"x\"")),
-               "launches[0].args[2]: expected a buffer index (a non-negative "
-               "integer), {\"buffer\": index, \"byte_offset\": bytes} or "
-               "{\"tensor_map\": index}, got string \"x\"");
-  EXPECT_STREQ(manifestError(replaced(valid, "{\"tensor_map\": 1}, 2",
-                                      "{\"tensor_map\": 1}, 4")),
-               "launches[0].args[2]: index 4 out of range (4 buffers)");
+  EXPECT_EQ(manifestError(replaced(valid, "{\"tensor_map\": 0}", "{}")),
+            "launches[0].args[0]: expected \"buffer\", \"tensor_map\" or "
+            "\"i32\" in an argument object");
+  EXPECT_EQ(manifestError(replaced(valid, "{\"tensor_map\": 1}, 2",
+                                   "{\"tensor_map\": 1}, \"x\"")),
+            "launches[0].args[2]: expected a buffer index (a non-negative "
+            "integer), {\"buffer\": index, \"byte_offset\": bytes} or "
+            "{\"tensor_map\": index}, got string \"x\"");
+  EXPECT_EQ(manifestError(replaced(valid, "{\"tensor_map\": 1}, 2",
+                                   "{\"tensor_map\": 1}, 4")),
+            "launches[0].args[2]: index 4 out of range (4 buffers)");
   // An output that no tensor map or argument reaches is never written.
-  EXPECT_STREQ(manifestError(replaced(valid, ", {\"tensor_map\": 2}]", "]")),
-               "buffers[3]: output \"result\" is not an argument of any "
-               "launch, so nothing would write it");
+  EXPECT_EQ(manifestError(replaced(valid, ", {\"tensor_map\": 2}]", "]")),
+            "buffers[3]: output \"result\" is not an argument of any "
+            "launch, so nothing would write it");
 
   // Version 1 has neither tensor maps nor tensor-map arguments.
-  EXPECT_STREQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 2",
-                                      "\"bpt_manifest_version\": 1")),
-               "tensor_maps: needs bpt_manifest_version 2 (this manifest is "
-               "version 1)");
-  EXPECT_STREQ(manifestError(replaced(kValidManifest, "\"args\": [0, 1, 2, 3]",
-                                      "\"args\": [{\"tensor_map\": 0}, 1, 2, "
-                                      "3]")),
-               "launches[0].args[0]: argument objects ({\"buffer\": ...} or "
-               "{\"tensor_map\": ...}) need bpt_manifest_version 2 (this "
-               "manifest is version 1)");
+  EXPECT_EQ(manifestError(replaced(valid, "\"bpt_manifest_version\": 2",
+                                   "\"bpt_manifest_version\": 1")),
+            "tensor_maps: needs bpt_manifest_version 2 (this manifest is "
+            "version 1)");
+  EXPECT_EQ(manifestError(replaced(kValidManifest, "\"args\": [0, 1, 2, 3]",
+                                   "\"args\": [{\"tensor_map\": 0}, 1, 2, "
+                                   "3]")),
+            "launches[0].args[0]: argument objects ({\"buffer\": ...} or "
+            "{\"tensor_map\": ...}) need bpt_manifest_version 2 (this "
+            "manifest is version 1)");
 }
 
 /// Byte offsets into buffers: arguments that address a row block, tensor
 /// maps that start inside their buffer, and maps over an i8 workspace.
-void testManifestByteOffsets() {
+TEST(Manifest, ByteOffsets) {
   Expected<Manifest> parsed = Manifest::parse(kByteOffsetManifest);
-  EXPECT_TRUE(parsed.ok());
-  if (!parsed) {
-    std::printf("  %s\n", parsed.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
   const Manifest &m = *parsed;
   EXPECT_EQ(m.tensorMaps[0].byteOffset, 262144);
   EXPECT_TRUE(m.tensorMaps[0].shape == (std::vector<int64_t>{2048, 64}));
@@ -901,81 +844,78 @@ void testManifestByteOffsets() {
     return manifestError(replaced(valid, arg, text));
   };
   // The largest offset inside the buffer.
-  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": 524272}"), "<valid>");
-  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": -16}"),
-               "launches[1].args[2].byte_offset: expected a non-negative "
-               "integer (bytes), got -16");
-  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": 8}"),
-               "launches[1].args[2].byte_offset: 8 is not a multiple of 16");
-  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": 524288}"),
-               "launches[1].args[2].byte_offset: 524288 is not inside "
-               "buffers[1] (\"out\"), which is 524288 bytes");
-  EXPECT_STREQ(withArg("{\"buffer\": 1, \"byte_offset\": \"16\"}"),
-               "launches[1].args[2].byte_offset: expected a non-negative "
-               "integer (bytes), got string \"16\"");
-  EXPECT_STREQ(withArg("{\"tensor_map\": 0, \"byte_offset\": 16}"),
-               "launches[1].args[2].byte_offset: only a buffer argument takes "
-               "a byte offset (a tensor map's goes in its tensor_maps entry)");
-  EXPECT_STREQ(withArg("{\"buffer\": 1, \"tensor_map\": 0}"),
-               "launches[1].args[2]: has both \"buffer\" and \"tensor_map\" "
-               "(expected exactly one)");
-  EXPECT_STREQ(withArg("{\"byte_offset\": 16}"),
-               "launches[1].args[2]: expected \"buffer\", \"tensor_map\" or "
-               "\"i32\" in an argument object");
-  EXPECT_STREQ(withArg("{\"buffer\": 1, \"offset\": 16}"),
-               "launches[1].args[2].offset: unknown field (expected buffer, "
-               "byte_offset, tensor_map or i32)");
-  EXPECT_STREQ(withArg("{\"i32\": 2147483648}"),
-               "launches[1].args[2].i32: expected a 32-bit integer, got "
-               "2147483648");
-  EXPECT_STREQ(withArg("{\"i32\": 1.5}"),
-               "launches[1].args[2].i32: expected a 32-bit integer, got 1.5");
-  EXPECT_STREQ(withArg("{\"i32\": 1, \"buffer\": 1}"),
-               "launches[1].args[2]: an \"i32\" argument takes no other field");
-  EXPECT_STREQ(withArg("{\"buffer\": 3, \"byte_offset\": 16}"),
-               "launches[1].args[2].buffer: index 3 out of range (3 buffers)");
-  EXPECT_STREQ(withArg("{\"buffer\": -1}"),
-               "launches[1].args[2].buffer: expected a buffer index (a "
-               "non-negative integer), got -1");
+  EXPECT_EQ(withArg("{\"buffer\": 1, \"byte_offset\": 524272}"), "<valid>");
+  EXPECT_EQ(withArg("{\"buffer\": 1, \"byte_offset\": -16}"),
+            "launches[1].args[2].byte_offset: expected a non-negative "
+            "integer (bytes), got -16");
+  EXPECT_EQ(withArg("{\"buffer\": 1, \"byte_offset\": 8}"),
+            "launches[1].args[2].byte_offset: 8 is not a multiple of 16");
+  EXPECT_EQ(withArg("{\"buffer\": 1, \"byte_offset\": 524288}"),
+            "launches[1].args[2].byte_offset: 524288 is not inside "
+            "buffers[1] (\"out\"), which is 524288 bytes");
+  EXPECT_EQ(withArg("{\"buffer\": 1, \"byte_offset\": \"16\"}"),
+            "launches[1].args[2].byte_offset: expected a non-negative "
+            "integer (bytes), got string \"16\"");
+  EXPECT_EQ(withArg("{\"tensor_map\": 0, \"byte_offset\": 16}"),
+            "launches[1].args[2].byte_offset: only a buffer argument takes "
+            "a byte offset (a tensor map's goes in its tensor_maps entry)");
+  EXPECT_EQ(withArg("{\"buffer\": 1, \"tensor_map\": 0}"),
+            "launches[1].args[2]: has both \"buffer\" and \"tensor_map\" "
+            "(expected exactly one)");
+  EXPECT_EQ(withArg("{\"byte_offset\": 16}"),
+            "launches[1].args[2]: expected \"buffer\", \"tensor_map\" or "
+            "\"i32\" in an argument object");
+  EXPECT_EQ(withArg("{\"buffer\": 1, \"offset\": 16}"),
+            "launches[1].args[2].offset: unknown field (expected buffer, "
+            "byte_offset, tensor_map or i32)");
+  EXPECT_EQ(withArg("{\"i32\": 2147483648}"),
+            "launches[1].args[2].i32: expected a 32-bit integer, got "
+            "2147483648");
+  EXPECT_EQ(withArg("{\"i32\": 1.5}"),
+            "launches[1].args[2].i32: expected a 32-bit integer, got 1.5");
+  EXPECT_EQ(withArg("{\"i32\": 1, \"buffer\": 1}"),
+            "launches[1].args[2]: an \"i32\" argument takes no other field");
+  EXPECT_EQ(withArg("{\"buffer\": 3, \"byte_offset\": 16}"),
+            "launches[1].args[2].buffer: index 3 out of range (3 buffers)");
+  EXPECT_EQ(withArg("{\"buffer\": -1}"),
+            "launches[1].args[2].buffer: expected a buffer index (a "
+            "non-negative integer), got -1");
   // An output passed only with offsets counts as written; one passed nowhere
   // does not.
-  EXPECT_STREQ(
-      manifestError(replaced(replaced(valid, arg, "0"),
-                             "{\"buffer\": 1, \"byte_offset\": 0}", "0")),
-      "buffers[1]: output \"out\" is not an argument of any launch, so "
-      "nothing would write it");
+  EXPECT_EQ(manifestError(replaced(replaced(valid, arg, "0"),
+                                   "{\"buffer\": 1, \"byte_offset\": 0}", "0")),
+            "buffers[1]: output \"out\" is not an argument of any launch, so "
+            "nothing would write it");
   // Version 1 has no argument objects.
-  EXPECT_STREQ(manifestError(replaced(kValidManifest, "\"args\": [3, 4]",
-                                      "\"args\": [{\"buffer\": 3, "
-                                      "\"byte_offset\": 16}, 4]")),
-               "launches[1].args[0]: argument objects ({\"buffer\": ...} or "
-               "{\"tensor_map\": ...}) need bpt_manifest_version 2 (this "
-               "manifest is version 1)");
+  EXPECT_EQ(manifestError(replaced(kValidManifest, "\"args\": [3, 4]",
+                                   "\"args\": [{\"buffer\": 3, "
+                                   "\"byte_offset\": 16}, 4]")),
+            "launches[1].args[0]: argument objects ({\"buffer\": ...} or "
+            "{\"tensor_map\": ...}) need bpt_manifest_version 2 (this "
+            "manifest is version 1)");
 
   // Tensor-map offsets, and the tensor fitting after them.
   const std::string mapOffset = "\"byte_offset\": 262144";
-  EXPECT_STREQ(manifestError(replaced(valid, mapOffset, "\"byte_offset\": 0")),
-               "<valid>");
-  EXPECT_STREQ(manifestError(replaced(valid, mapOffset, "\"byte_offset\": 24")),
-               "tensor_maps[0].byte_offset: 24 is not a multiple of 16");
-  EXPECT_STREQ(
-      manifestError(replaced(valid, mapOffset, "\"byte_offset\": -16")),
-      "tensor_maps[0].byte_offset: expected a non-negative integer "
-      "(bytes), got -16");
-  EXPECT_STREQ(
+  EXPECT_EQ(manifestError(replaced(valid, mapOffset, "\"byte_offset\": 0")),
+            "<valid>");
+  EXPECT_EQ(manifestError(replaced(valid, mapOffset, "\"byte_offset\": 24")),
+            "tensor_maps[0].byte_offset: 24 is not a multiple of 16");
+  EXPECT_EQ(manifestError(replaced(valid, mapOffset, "\"byte_offset\": -16")),
+            "tensor_maps[0].byte_offset: expected a non-negative integer "
+            "(bytes), got -16");
+  EXPECT_EQ(
       manifestError(replaced(valid, mapOffset, "\"byte_offset\": 524288")),
       "tensor_maps[0].byte_offset: 524288 is not inside buffers[0] (\"x\"), "
       "which is 524288 bytes");
-  EXPECT_STREQ(
+  EXPECT_EQ(
       manifestError(replaced(valid, mapOffset, "\"byte_offset\": 262160")),
       "tensor_maps[0].shape: [2048, 64] of bf16 is 262144 bytes, but "
       "buffers[0] (\"x\") has 262128 bytes after byte_offset 262160");
   // Over a typed buffer the dtype must still match.
-  EXPECT_STREQ(
-      manifestError(replaced(valid, mapOffset + ", \"dtype\": \"bf16\"",
-                             mapOffset + ", \"dtype\": \"f16\"")),
-      "tensor_maps[0].dtype: f16 does not match the dtype of buffers[0] "
-      "(\"x\"), bf16 (only an i8 buffer takes any dtype)");
+  EXPECT_EQ(manifestError(replaced(valid, mapOffset + ", \"dtype\": \"bf16\"",
+                                   mapOffset + ", \"dtype\": \"f16\"")),
+            "tensor_maps[0].dtype: f16 does not match the dtype of buffers[0] "
+            "(\"x\"), bf16 (only an i8 buffer takes any dtype)");
 
   // Over the i8 workspace: any dtype, as long as it fits.
   const std::string workspaceMap =
@@ -984,27 +924,27 @@ void testManifestByteOffsets() {
   auto withMap = [&](const std::string &text) {
     return manifestError(replaced(valid, workspaceMap, text));
   };
-  EXPECT_STREQ(withMap("{\"buffer\": 2, \"dtype\": \"f32\", \"shape\": "
-                       "[128, 128], \"box\": [64, 32], \"swizzle\": \"128b\"}"),
-               "<valid>");
-  EXPECT_STREQ(withMap("{\"buffer\": 2, \"dtype\": \"bf16\", \"shape\": "
-                       "[512, 64], \"box\": [64, 64], \"swizzle\": \"128b\"}"),
-               "<valid>");
-  EXPECT_STREQ(withMap("{\"buffer\": 2, \"byte_offset\": 32768, \"dtype\": "
-                       "\"bf16\", \"shape\": [257, 64], \"box\": [64, 64], "
-                       "\"swizzle\": \"128b\"}"),
-               "tensor_maps[1].shape: [257, 64] of bf16 is 32896 bytes, but "
-               "buffers[2] (\"workspace0\") has 32768 bytes after byte_offset "
-               "32768");
-  EXPECT_STREQ(withMap("{\"buffer\": 2, \"dtype\": \"f32\", \"shape\": "
-                       "[16385], \"box\": [64], \"swizzle\": \"none\"}"),
-               "tensor_maps[1].shape: [16385] of f32 is 65540 bytes, but "
-               "buffers[2] (\"workspace0\") has 65536 bytes");
+  EXPECT_EQ(withMap("{\"buffer\": 2, \"dtype\": \"f32\", \"shape\": "
+                    "[128, 128], \"box\": [64, 32], \"swizzle\": \"128b\"}"),
+            "<valid>");
+  EXPECT_EQ(withMap("{\"buffer\": 2, \"dtype\": \"bf16\", \"shape\": "
+                    "[512, 64], \"box\": [64, 64], \"swizzle\": \"128b\"}"),
+            "<valid>");
+  EXPECT_EQ(withMap("{\"buffer\": 2, \"byte_offset\": 32768, \"dtype\": "
+                    "\"bf16\", \"shape\": [257, 64], \"box\": [64, 64], "
+                    "\"swizzle\": \"128b\"}"),
+            "tensor_maps[1].shape: [257, 64] of bf16 is 32896 bytes, but "
+            "buffers[2] (\"workspace0\") has 32768 bytes after byte_offset "
+            "32768");
+  EXPECT_EQ(withMap("{\"buffer\": 2, \"dtype\": \"f32\", \"shape\": "
+                    "[16385], \"box\": [64], \"swizzle\": \"none\"}"),
+            "tensor_maps[1].shape: [16385] of f32 is 65540 bytes, but "
+            "buffers[2] (\"workspace0\") has 65536 bytes");
 }
 
 /// The encoding computed without a driver: CUDA's order (innermost first),
 /// byte strides, enum values, and a message naming each bad argument.
-void testTensorMapEncoding() {
+TEST(TensorMapEncoding, WithoutDriver) {
   bptTensorMapEncoding e;
   const int64_t shape4[] = {2, 8, 1024, 64};
   const int64_t box4[] = {1, 1, 128, 64};
@@ -1058,64 +998,60 @@ void testTensorMapEncoding() {
     return bptRuntimeLastError();
   };
   const std::string prefix = "bptTensorMapGetEncoding: ";
-  EXPECT_STREQ(error(0x1000, "i8", 1, {64}, {64}),
-               prefix + "dtype is \"i8\", must be f32, f16 or bf16");
-  EXPECT_STREQ(error(0x1000, "f32", 0, {64}, {64}),
-               prefix + "rank is 0, must be 1 to 5");
-  EXPECT_STREQ(error(0x1000, "f32", 6, {1, 1, 1, 1, 1, 4}, {1, 1, 1, 1, 1, 4}),
-               prefix + "rank is 6, must be 1 to 5");
-  EXPECT_STREQ(error(0x1008, "f32", 1, {64}, {64}),
-               prefix + "globalAddress 0x1008 is not a 16-byte aligned device "
-                        "address");
-  EXPECT_STREQ(error(0, "f32", 1, {64}, {64}),
-               prefix + "globalAddress 0x0 is not a 16-byte aligned device "
-                        "address");
-  EXPECT_STREQ(error(0x1000, "f32", 2, {0, 64}, {1, 64}),
-               prefix + "shape[0] is 0, must be 1 to 2^32");
-  EXPECT_STREQ(error(0x1000, "f32", 1, {(int64_t(1) << 32) + 1}, {64}),
-               prefix + "shape[0] is 4294967297, must be 1 to 2^32");
-  EXPECT_STREQ(error(0x1000, "f16", 2, {16, 4}, {16, 8}),
-               prefix + "the byte stride of shape[0] in f16 [16, 4] is 8, not "
-                        "a multiple of 16");
-  EXPECT_STREQ(error(0x1000, "f32", 3, {2, int64_t(1) << 32, 256}, {1, 1, 64}),
-               prefix + "the byte stride of shape[0] in f32 [2, 4294967296, "
-                        "256] is 2^40 or more, beyond TMA's limit");
-  EXPECT_STREQ(error(0x1000, "f32", 1, {1024}, {257}),
-               prefix + "box[0] is 257, must be 1 to 256");
-  EXPECT_STREQ(error(0x1000, "f32", 2, {4, 64}, {0, 64}),
-               prefix + "box[0] is 0, must be 1 to 256");
-  EXPECT_STREQ(error(0x1000, "bf16", 2, {64, 64}, {64, 4}),
-               prefix + "box[1] is 4 elements of bf16, 8 bytes, not a "
-                        "multiple of 16");
-  EXPECT_STREQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 64),
-               prefix + "box[1] is 64 elements of bf16, 128 bytes, more than "
-                        "the swizzle span of 64 bytes");
-  EXPECT_STREQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 16),
-               prefix + "swizzleBytes is 16, must be 0 (none), 32, 64 or 128");
-  EXPECT_STREQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 0, 32),
-               prefix + "l2PromotionBytes is 32, must be 0 (none), 64, 128 or "
-                        "256");
-  EXPECT_STREQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 0, 0, 2),
-               prefix + "oobNaN is 2, must be 0 (zeros) or 1 (NaN)");
-  EXPECT_STREQ(error(0x1000, nullptr, 1, {64}, {64}),
-               prefix + "`dtype` must not be null");
+  EXPECT_EQ(error(0x1000, "i8", 1, {64}, {64}),
+            prefix + "dtype is \"i8\", must be f32, f16 or bf16");
+  EXPECT_EQ(error(0x1000, "f32", 0, {64}, {64}),
+            prefix + "rank is 0, must be 1 to 5");
+  EXPECT_EQ(error(0x1000, "f32", 6, {1, 1, 1, 1, 1, 4}, {1, 1, 1, 1, 1, 4}),
+            prefix + "rank is 6, must be 1 to 5");
+  EXPECT_EQ(error(0x1008, "f32", 1, {64}, {64}),
+            prefix + "globalAddress 0x1008 is not a 16-byte aligned device "
+                     "address");
+  EXPECT_EQ(error(0, "f32", 1, {64}, {64}),
+            prefix + "globalAddress 0x0 is not a 16-byte aligned device "
+                     "address");
+  EXPECT_EQ(error(0x1000, "f32", 2, {0, 64}, {1, 64}),
+            prefix + "shape[0] is 0, must be 1 to 2^32");
+  EXPECT_EQ(error(0x1000, "f32", 1, {(int64_t(1) << 32) + 1}, {64}),
+            prefix + "shape[0] is 4294967297, must be 1 to 2^32");
+  EXPECT_EQ(error(0x1000, "f16", 2, {16, 4}, {16, 8}),
+            prefix + "the byte stride of shape[0] in f16 [16, 4] is 8, not "
+                     "a multiple of 16");
+  EXPECT_EQ(error(0x1000, "f32", 3, {2, int64_t(1) << 32, 256}, {1, 1, 64}),
+            prefix + "the byte stride of shape[0] in f32 [2, 4294967296, "
+                     "256] is 2^40 or more, beyond TMA's limit");
+  EXPECT_EQ(error(0x1000, "f32", 1, {1024}, {257}),
+            prefix + "box[0] is 257, must be 1 to 256");
+  EXPECT_EQ(error(0x1000, "f32", 2, {4, 64}, {0, 64}),
+            prefix + "box[0] is 0, must be 1 to 256");
+  EXPECT_EQ(error(0x1000, "bf16", 2, {64, 64}, {64, 4}),
+            prefix + "box[1] is 4 elements of bf16, 8 bytes, not a "
+                     "multiple of 16");
+  EXPECT_EQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 64),
+            prefix + "box[1] is 64 elements of bf16, 128 bytes, more than "
+                     "the swizzle span of 64 bytes");
+  EXPECT_EQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 16),
+            prefix + "swizzleBytes is 16, must be 0 (none), 32, 64 or 128");
+  EXPECT_EQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 0, 32),
+            prefix + "l2PromotionBytes is 32, must be 0 (none), 64, 128 or "
+                     "256");
+  EXPECT_EQ(error(0x1000, "bf16", 2, {64, 64}, {64, 64}, 0, 0, 2),
+            prefix + "oobNaN is 2, must be 0 (zeros) or 1 (NaN)");
+  EXPECT_EQ(error(0x1000, nullptr, 1, {64}, {64}),
+            prefix + "`dtype` must not be null");
   EXPECT_EQ(
       bptTensorMapGetEncoding(0x1000, "f32", 1, shape1, box1, 0, 0, 0, nullptr),
       bptRuntimeErrorInvalidArgument);
-  EXPECT_STREQ(bptRuntimeLastError(), prefix + "`encoding` must not be null");
+  EXPECT_EQ(bptRuntimeLastError(), prefix + "`encoding` must not be null");
   EXPECT_EQ(
       bptTensorMapGetEncoding(0x1000, "f32", 1, nullptr, box1, 0, 0, 0, &e),
       bptRuntimeErrorInvalidArgument);
-  EXPECT_STREQ(bptRuntimeLastError(), prefix + "`shape` must not be null");
+  EXPECT_EQ(bptRuntimeLastError(), prefix + "`shape` must not be null");
 }
 
-void testManifestFiles() {
+TEST(Manifest, Files) {
   char directory[] = "/tmp/bpt-runtime-test-XXXXXX";
-  if (!mkdtemp(directory)) {
-    record(false);
-    std::printf("FAILED: cannot create a temporary directory\n");
-    return;
-  }
+  ASSERT_TRUE(mkdtemp(directory)) << "cannot create a temporary directory";
   std::string dir = directory;
   std::string good = dir + "/kernels.json";
   std::string bad = dir + "/bad.json";
@@ -1126,17 +1062,17 @@ void testManifestFiles() {
   Expected<Manifest> loaded = Manifest::load(good);
   EXPECT_TRUE(loaded.ok());
   if (loaded) {
-    EXPECT_STREQ(loaded->directory, dir);
-    EXPECT_STREQ(loaded->ptxPath(), dir + "/out.ptx");
+    EXPECT_EQ(loaded->directory, dir);
+    EXPECT_EQ(loaded->ptxPath(), dir + "/out.ptx");
   }
   Expected<Manifest> invalid = Manifest::load(bad);
   EXPECT_TRUE(!invalid.ok());
-  EXPECT_STREQ(invalid.error(), bad + ": launches[0].args[3]: index 7 out of "
-                                      "range (5 buffers)");
+  EXPECT_EQ(invalid.error(), bad + ": launches[0].args[3]: index 7 out of "
+                                   "range (5 buffers)");
   Expected<Manifest> missing = Manifest::load(dir + "/absent.json");
-  EXPECT_STREQ(missing.error(), "cannot open manifest '" + dir +
-                                    "/absent.json': No such file or "
-                                    "directory");
+  EXPECT_EQ(missing.error(), "cannot open manifest '" + dir +
+                                 "/absent.json': No such file or "
+                                 "directory");
 
   std::remove(good.c_str());
   std::remove(bad.c_str());
@@ -1147,7 +1083,7 @@ void testManifestFiles() {
 // Runtime without a driver or device
 //===----------------------------------------------------------------------===//
 
-void testNullHandles() {
+TEST(NoDevice, NullHandles) {
   bptRuntime noRuntime = {nullptr};
   bptModule noModule = {nullptr};
   bptTimer noTimer = {nullptr};
@@ -1183,20 +1119,20 @@ void testNullHandles() {
   // The last error is per thread.
   std::string otherThreadError = "unset";
   std::thread([&] { otherThreadError = bptRuntimeLastError(); }).join();
-  EXPECT_STREQ(otherThreadError, "");
+  EXPECT_EQ(otherThreadError, "");
 }
 
 /// Loading a driver library that does not exist, through BPT_LIBCUDA, gives
 /// the no-driver message on any machine. Must run before anything loads the
 /// real driver, since a loaded driver is kept for the process.
-void testDriverOverride() {
+TEST(NoDevice, DriverOverride) {
   setenv("BPT_LIBCUDA", "/nonexistent/libcuda.so.1", 1);
   char message[512];
   EXPECT_EQ(bptRuntimeIsAvailable(message, sizeof(message)), 0);
   EXPECT_STARTS_WITH(std::string(message),
                      "no NVIDIA driver found (/nonexistent/libcuda.so.1 could "
                      "not be loaded: ");
-  EXPECT_STREQ(std::string(bptRuntimeLastError()), std::string(message));
+  EXPECT_EQ(std::string(bptRuntimeLastError()), std::string(message));
   bptRuntime runtime = {nullptr};
   EXPECT_EQ(bptRuntimeCreate(0, &runtime), bptRuntimeErrorNoDriver);
   EXPECT_TRUE(bptRuntimeIsNull(runtime));
@@ -1204,12 +1140,11 @@ void testDriverOverride() {
 }
 
 /// Where libcuda.so.1 is absent (as on CI), every entry point says so.
-void testNoDriver() {
+TEST(NoDevice, NoDriver) {
   void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (library) {
     dlclose(library);
-    note("libcuda.so.1 is present: skipping the no-driver checks");
-    return;
+    GTEST_SKIP() << "libcuda.so.1 is present: skipping the no-driver checks";
   }
   const std::string prefix =
       "no NVIDIA driver found (libcuda.so.1 could not be loaded: ";
@@ -1218,11 +1153,11 @@ void testNoDriver() {
   EXPECT_EQ(bptRuntimeIsAvailable(message, sizeof(message)), 0);
   EXPECT_STARTS_WITH(std::string(message), prefix);
   EXPECT_TRUE(message[std::strlen(message) - 1] == ')');
-  EXPECT_STREQ(std::string(bptRuntimeLastError()), std::string(message));
+  EXPECT_EQ(std::string(bptRuntimeLastError()), std::string(message));
   // A short buffer gets a truncated, terminated message; none is fine too.
   char shortMessage[10];
   EXPECT_EQ(bptRuntimeIsAvailable(shortMessage, sizeof(shortMessage)), 0);
-  EXPECT_STREQ(std::string(shortMessage), "no NVIDIA");
+  EXPECT_EQ(std::string(shortMessage), "no NVIDIA");
   EXPECT_EQ(bptRuntimeIsAvailable(nullptr, 0), 0);
 
   int count = -1;
@@ -1240,7 +1175,7 @@ void testNoDriver() {
   EXPECT_STARTS_WITH(created.error(), prefix);
 }
 
-void testChipCheck() {
+TEST(NoDevice, ChipCheck) {
   DeviceInfo h100;
   h100.name = "NVIDIA H100";
   h100.computeCapabilityMajor = 9;
@@ -1248,26 +1183,63 @@ void testChipCheck() {
   DeviceInfo a100 = h100;
   a100.name = "NVIDIA A100";
   a100.computeCapabilityMajor = 8;
-  EXPECT_STREQ(h100.chip(), "sm_90");
+  EXPECT_EQ(h100.chip(), "sm_90");
   EXPECT_TRUE(checkChipRunsOn("sm_90a", h100).ok());
   EXPECT_TRUE(checkChipRunsOn("sm_90", h100).ok());
   EXPECT_TRUE(checkChipRunsOn("sm_80", h100).ok());
-  EXPECT_STREQ(checkChipRunsOn("sm_90a", a100).message(),
-               "the kernels were generated for sm_90a, which runs only on "
-               "compute capability 9.0 devices, but device 0 (NVIDIA A100) is "
-               "sm_80; regenerate them with --chip=sm_80");
-  EXPECT_STREQ(checkChipRunsOn("sm_90", a100).message(),
-               "the kernels were generated for sm_90, which needs compute "
-               "capability 9.0 or newer, but device 0 (NVIDIA A100) is sm_80; "
-               "regenerate them with --chip=sm_80");
-  EXPECT_STREQ(checkChipRunsOn("gfx90a", h100).message(),
-               "unrecognised chip 'gfx90a' (expected sm_<major><minor>, e.g. "
-               "sm_90a)");
+  EXPECT_EQ(checkChipRunsOn("sm_90a", a100).message(),
+            "the kernels were generated for sm_90a, which runs only on "
+            "compute capability 9.0 devices, but device 0 (NVIDIA A100) is "
+            "sm_80; regenerate them with --chip=sm_80");
+  EXPECT_EQ(checkChipRunsOn("sm_90", a100).message(),
+            "the kernels were generated for sm_90, which needs compute "
+            "capability 9.0 or newer, but device 0 (NVIDIA A100) is sm_80; "
+            "regenerate them with --chip=sm_80");
+  EXPECT_EQ(checkChipRunsOn("gfx90a", h100).message(),
+            "unrecognised chip 'gfx90a' (expected sm_<major><minor>, e.g. "
+            "sm_90a)");
 }
 
 //===----------------------------------------------------------------------===//
 // On a GPU: hand-written PTX through the runtime
 //===----------------------------------------------------------------------===//
+
+/// The GPU tests share one runtime (one context), created before the first of
+/// them; each is skipped where no driver or device is found.
+class OnDevice : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    std::string why;
+    if (!Runtime::isAvailable(&why)) {
+      unavailable = "GPU checks skipped: " + why;
+      return;
+    }
+    note("GPU checks on: " + why);
+    Expected<Runtime> created = Runtime::create(0);
+    if (created)
+      sharedRuntime.emplace(created.take());
+    else
+      createError = created.error();
+  }
+  static void TearDownTestSuite() { sharedRuntime.reset(); }
+
+  void SetUp() override {
+    if (!unavailable.empty())
+      GTEST_SKIP() << unavailable;
+    ASSERT_TRUE(sharedRuntime.has_value()) << createError;
+    Expected<DeviceInfo> queried = sharedRuntime->deviceInfo();
+    ASSERT_TRUE(queried.ok()) << queried.error();
+    info = *queried;
+  }
+
+  /// Why the tests are skipped; empty where a driver and device are found.
+  static inline std::string unavailable;
+  /// Device 0's runtime, unless creating it failed with `createError`.
+  static inline std::optional<Runtime> sharedRuntime;
+  static inline std::string createError;
+  /// Device 0.
+  DeviceInfo info;
+};
 
 /// out[i] = x[i] + 2·y[i], one thread per element; and a block-wise reversal
 /// through dynamic shared memory at offset 60 KiB, which needs the
@@ -1407,17 +1379,12 @@ COPY:
 /// Builds tensor maps on the device and loads boxes through them with TMA,
 /// directly and through a version 2 manifest; rows past the tensor's 56
 /// read as the map's out-of-bounds fill.
-void testTensorMapsOnDevice(Runtime &runtime, const DeviceInfo &info) {
-  if (info.computeCapabilityMajor < 9) {
-    note("device older than sm_90: skipping the TMA checks");
-    return;
-  }
+TEST_F(OnDevice, TensorMaps) {
+  if (info.computeCapabilityMajor < 9)
+    GTEST_SKIP() << "device older than sm_90: skipping the TMA checks";
+  Runtime &runtime = *sharedRuntime;
   Expected<Module> loaded = runtime.loadPTX(kTensorMapPTX);
-  EXPECT_TRUE(loaded.ok());
-  if (!loaded) {
-    std::printf("  %s\n", loaded.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
   Module &module = *loaded;
   const int rows = 56, cols = 32, paddedRows = 64;
   std::vector<float> host(rows * cols), out(paddedRows * cols);
@@ -1425,9 +1392,7 @@ void testTensorMapsOnDevice(Runtime &runtime, const DeviceInfo &info) {
     host[i] = float(i) + 0.5f;
   Expected<DeviceBuffer> input = runtime.allocate(host.size() * sizeof(float));
   Expected<DeviceBuffer> output = runtime.allocate(out.size() * sizeof(float));
-  EXPECT_TRUE(input.ok() && output.ok());
-  if (!input || !output)
-    return;
+  ASSERT_TRUE(input.ok() && output.ok());
   EXPECT_TRUE(
       input->copyFromHost(host.data(), host.size() * sizeof(float)).ok());
 
@@ -1446,19 +1411,13 @@ void testTensorMapsOnDevice(Runtime &runtime, const DeviceInfo &info) {
   for (bool nanFill : {false, true}) {
     Expected<DeviceBuffer> map = runtime.createTensorMap(
         input->pointer(), "f32", {rows, cols}, {16, cols}, 0, 128, nanFill);
-    EXPECT_TRUE(map.ok());
-    if (!map) {
-      std::printf("  %s\n", map.error().c_str());
-      return;
-    }
+    ASSERT_TRUE(map.ok()) << map.error();
     EXPECT_EQ(map->size(), 128);
     EXPECT_EQ(map->pointer() % 64, 0);
     EXPECT_TRUE(output->fill(0x7f).ok());
     Status launched = module.launch("tma_load_2d", {4, 1, 1}, {128, 1, 1}, 0,
                                     {map->pointer(), output->pointer()});
-    EXPECT_TRUE(launched.ok());
-    if (!launched)
-      std::printf("  %s\n", launched.message().c_str());
+    EXPECT_TRUE(launched.ok()) << launched.message();
     EXPECT_TRUE(
         output->copyToHost(out.data(), out.size() * sizeof(float)).ok());
     EXPECT_EQ(check(nanFill), 0);
@@ -1468,18 +1427,16 @@ void testTensorMapsOnDevice(Runtime &runtime, const DeviceInfo &info) {
   // through only rarely, and says which call failed.
   Expected<DeviceBuffer> swizzled = runtime.createTensorMap(
       output->pointer(), "bf16", {64, 64}, {64, 64}, 128, 256, false);
-  EXPECT_TRUE(swizzled.ok());
-  if (!swizzled)
-    std::printf("  %s\n", swizzled.error().c_str());
+  EXPECT_TRUE(swizzled.ok()) << swizzled.error();
   Expected<DeviceBuffer> badBox =
       runtime.createTensorMap(output->pointer(), "f32", {rows, cols}, {16, 3});
-  EXPECT_STREQ(badBox.error(), "bptRuntimeCreateTensorMap: box[1] is 3 "
-                               "elements of f32, 12 bytes, not a multiple of "
-                               "16");
+  EXPECT_EQ(badBox.error(), "bptRuntimeCreateTensorMap: box[1] is 3 "
+                            "elements of f32, 12 bytes, not a multiple of "
+                            "16");
   Expected<DeviceBuffer> badRank =
       runtime.createTensorMap(output->pointer(), "f32", {rows, cols}, {16});
-  EXPECT_STREQ(badRank.error(),
-               "createTensorMap: shape has 2 dimensions but box has 1");
+  EXPECT_EQ(badRank.error(),
+            "createTensorMap: shape has 2 dimensions but box has 1");
 
   // Through a manifest, as bpt-run does it.
   std::string manifestText = R"({"bpt_manifest_version": 2, "ptx": "t.ptx",
@@ -1496,29 +1453,20 @@ void testTensorMapsOnDevice(Runtime &runtime, const DeviceInfo &info) {
       {"kernel": "tma_load_2d", "grid": [4], "block": [128],
        "args": [{"tensor_map": 0}, 1]}]})";
   Expected<Manifest> manifest = Manifest::parse(manifestText);
-  EXPECT_TRUE(manifest.ok());
-  if (!manifest) {
-    std::printf("  %s\n", manifest.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(manifest.ok()) << manifest.error();
   std::vector<DeviceBuffer> buffers;
   buffers.push_back(std::move(*input));
   buffers.push_back(std::move(*output));
-  EXPECT_STREQ(module.launchAll(*manifest, buffers).message(),
-               "the manifest has 1 tensor maps, but 0 were given (build them "
-               "with Runtime::createTensorMaps)");
+  EXPECT_EQ(module.launchAll(*manifest, buffers).message(),
+            "the manifest has 1 tensor maps, but 0 were given (build them "
+            "with Runtime::createTensorMaps)");
   Expected<std::vector<DeviceBuffer>> maps =
       runtime.createTensorMaps(*manifest, buffers);
-  EXPECT_TRUE(maps.ok() && maps->size() == 1);
-  if (!maps) {
-    std::printf("  %s\n", maps.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(maps.ok()) << maps.error();
+  EXPECT_EQ(maps->size(), 1u);
   EXPECT_TRUE(buffers[1].fill(0).ok());
   Status launched = module.launchAll(*manifest, buffers, *maps);
-  EXPECT_TRUE(launched.ok());
-  if (!launched)
-    std::printf("  %s\n", launched.message().c_str());
+  EXPECT_TRUE(launched.ok()) << launched.message();
   EXPECT_TRUE(
       buffers[1].copyToHost(out.data(), out.size() * sizeof(float)).ok());
   EXPECT_EQ(check(/*nanFill=*/true), 0);
@@ -1541,22 +1489,14 @@ void testTensorMapsOnDevice(Runtime &runtime, const DeviceInfo &info) {
        "args": [{"tensor_map": 0}, {"buffer": 1, "byte_offset": 2048}]}]})";
   Expected<Manifest> offsetManifest = Manifest::parse(offsetText);
   Expected<DeviceBuffer> wide = runtime.allocate(80 * cols * sizeof(float));
-  EXPECT_TRUE(offsetManifest.ok() && wide.ok());
-  if (!offsetManifest || !wide)
-    return;
+  ASSERT_TRUE(offsetManifest.ok() && wide.ok());
   buffers[1] = std::move(*wide);
   Expected<std::vector<DeviceBuffer>> offsetMaps =
       runtime.createTensorMaps(*offsetManifest, buffers);
-  EXPECT_TRUE(offsetMaps.ok());
-  if (!offsetMaps) {
-    std::printf("  %s\n", offsetMaps.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(offsetMaps.ok()) << offsetMaps.error();
   EXPECT_TRUE(buffers[1].fill(0).ok());
   launched = module.launchAll(*offsetManifest, buffers, *offsetMaps);
-  EXPECT_TRUE(launched.ok());
-  if (!launched)
-    std::printf("  %s\n", launched.message().c_str());
+  EXPECT_TRUE(launched.ok()) << launched.message();
   std::vector<float> wideOut(80 * cols);
   EXPECT_TRUE(buffers[1]
                   .copyToHost(wideOut.data(), wideOut.size() * sizeof(float))
@@ -1593,37 +1533,20 @@ int launchForTiming(void *userData, int iteration) {
                          state->args, 3);
 }
 
-void testOnDevice() {
-  std::string why;
-  if (!Runtime::isAvailable(&why)) {
-    note("GPU checks skipped: " + why);
-    return;
-  }
-  note("GPU checks on: " + why);
-
-  Expected<Runtime> created = Runtime::create(0);
-  EXPECT_TRUE(created.ok());
-  if (!created) {
-    std::printf("  %s\n", created.error().c_str());
-    return;
-  }
-  Runtime &runtime = *created;
-  Expected<DeviceInfo> info = runtime.deviceInfo();
-  EXPECT_TRUE(info.ok());
-  if (!info)
-    return;
-  EXPECT_TRUE(!info->name.empty());
-  EXPECT_TRUE(info->computeCapabilityMajor >= 3);
-  EXPECT_TRUE(info->multiprocessorCount > 0);
-  EXPECT_TRUE(info->maxSharedMemoryPerBlockOptin >= 48 * 1024);
-  EXPECT_TRUE(info->freeMemoryBytes > 0 &&
-              info->freeMemoryBytes <= info->totalMemoryBytes);
-  EXPECT_TRUE(info->driverVersion >= 11000);
-  note("device: " + info->name + ", " + info->chip() + ", " +
-       std::to_string(info->multiprocessorCount) + " SMs, " +
-       std::to_string(info->maxSharedMemoryPerBlockOptin) +
+TEST_F(OnDevice, Launches) {
+  Runtime &runtime = *sharedRuntime;
+  EXPECT_TRUE(!info.name.empty());
+  EXPECT_TRUE(info.computeCapabilityMajor >= 3);
+  EXPECT_TRUE(info.multiprocessorCount > 0);
+  EXPECT_TRUE(info.maxSharedMemoryPerBlockOptin >= 48 * 1024);
+  EXPECT_TRUE(info.freeMemoryBytes > 0 &&
+              info.freeMemoryBytes <= info.totalMemoryBytes);
+  EXPECT_TRUE(info.driverVersion >= 11000);
+  note("device: " + info.name + ", " + info.chip() + ", " +
+       std::to_string(info.multiprocessorCount) + " SMs, " +
+       std::to_string(info.maxSharedMemoryPerBlockOptin) +
        " bytes of opt-in shared memory per block, driver " +
-       std::to_string(info->driverVersion));
+       std::to_string(info.driverVersion));
 
   bptRuntime absent = {nullptr};
   EXPECT_EQ(bptRuntimeCreate(1 << 20, &absent), bptRuntimeErrorNoDevice);
@@ -1640,16 +1563,14 @@ void testOnDevice() {
   Expected<DeviceBuffer> dx = runtime.allocate(n * sizeof(float));
   Expected<DeviceBuffer> dy = runtime.allocate(n * sizeof(float));
   Expected<DeviceBuffer> dout = runtime.allocate(n * sizeof(float));
-  EXPECT_TRUE(dx.ok() && dy.ok() && dout.ok());
-  if (!dx || !dy || !dout)
-    return;
+  ASSERT_TRUE(dx.ok() && dy.ok() && dout.ok());
   EXPECT_TRUE(dx->copyFromHost(x.data(), n * sizeof(float)).ok());
   EXPECT_TRUE(dy->copyFromHost(y.data(), n * sizeof(float)).ok());
   EXPECT_TRUE(dout->fill(0xff).ok()); // NaN poison
   EXPECT_TRUE(!dx->copyFromHost(x.data(), 2 * n * sizeof(float)).ok());
   Expected<DeviceBuffer> empty = runtime.allocate(0);
-  EXPECT_STREQ(empty.error(),
-               "bptRuntimeMalloc: cannot allocate 0 bytes of device memory");
+  EXPECT_EQ(empty.error(),
+            "bptRuntimeMalloc: cannot allocate 0 bytes of device memory");
   Expected<DeviceBuffer> huge = runtime.allocate(size_t(1) << 50);
   EXPECT_CONTAINS(huge.error(), "cuMemAlloc_v2 failed: "
                                 "CUDA_ERROR_OUT_OF_MEMORY");
@@ -1657,11 +1578,7 @@ void testOnDevice() {
 
   // Loading PTX.
   Expected<Module> loaded = runtime.loadPTX(kTestPTX);
-  EXPECT_TRUE(loaded.ok());
-  if (!loaded) {
-    std::printf("  %s\n", loaded.error().c_str());
-    return;
-  }
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
   Module &module = *loaded;
   Expected<Module> broken = runtime.loadPTX(
       ".version 7.0\n.target sm_70\n.address_size 64\n"
@@ -1673,16 +1590,14 @@ void testOnDevice() {
   EXPECT_CONTAINS(broken.error(), "\nJIT log:\n");
   note("bad PTX reads: " + broken.error());
   Expected<Module> noFile = runtime.loadPTXFile("/nonexistent/k.ptx");
-  EXPECT_STREQ(noFile.error(), "cannot open PTX file '/nonexistent/k.ptx': "
-                               "No such file or directory");
+  EXPECT_EQ(noFile.error(), "cannot open PTX file '/nonexistent/k.ptx': "
+                            "No such file or directory");
 
   // A launch, and its result.
   Status launched =
       module.launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
                     {dx->pointer(), dy->pointer(), dout->pointer()});
-  EXPECT_TRUE(launched.ok());
-  if (!launched)
-    std::printf("  %s\n", launched.message().c_str());
+  EXPECT_TRUE(launched.ok()) << launched.message();
   EXPECT_TRUE(runtime.synchronize().ok());
   EXPECT_TRUE(dout->copyToHost(out.data(), n * sizeof(float)).ok());
   int wrong = 0;
@@ -1694,9 +1609,7 @@ void testOnDevice() {
   EXPECT_TRUE(dout->fill(0xff).ok());
   Status reversed = module.launch("reverse_shared", {4, 1, 1}, {256, 1, 1},
                                   64 * 1024, {dx->pointer(), dout->pointer()});
-  EXPECT_TRUE(reversed.ok());
-  if (!reversed)
-    std::printf("  %s\n", reversed.message().c_str());
+  EXPECT_TRUE(reversed.ok()) << reversed.message();
   EXPECT_TRUE(dout->copyToHost(out.data(), n * sizeof(float)).ok());
   wrong = 0;
   for (int i = 0; i < n; ++i)
@@ -1704,7 +1617,7 @@ void testOnDevice() {
   EXPECT_EQ(wrong, 0);
 
   // Bad launches.
-  uint32_t tooMuch = uint32_t(info->maxSharedMemoryPerBlockOptin) + 1;
+  uint32_t tooMuch = uint32_t(info.maxSharedMemoryPerBlockOptin) + 1;
   Status overShared = module.launch("reverse_shared", {1, 1, 1}, {256, 1, 1},
                                     tooMuch, {dx->pointer(), dout->pointer()});
   EXPECT_CONTAINS(overShared.message(),
@@ -1714,22 +1627,22 @@ void testOnDevice() {
                       "0 (");
   EXPECT_CONTAINS(overShared.message(),
                   "allows at most " +
-                      std::to_string(info->maxSharedMemoryPerBlockOptin) +
+                      std::to_string(info.maxSharedMemoryPerBlockOptin) +
                       " bytes per block (its opt-in maximum)");
   Status unknown = module.launch("vector_sub", {1, 1, 1}, {1, 1, 1}, 0, {});
-  EXPECT_STREQ(unknown.message(), "no kernel named 'vector_sub' in the module "
-                                  "(its kernels: 'vector_add', "
-                                  "'reverse_shared')");
+  EXPECT_EQ(unknown.message(), "no kernel named 'vector_sub' in the module "
+                               "(its kernels: 'vector_add', "
+                               "'reverse_shared')");
   Status bigBlock =
       module.launch("vector_add", {1, 1, 1}, {64, 32, 1}, 0,
                     {dx->pointer(), dy->pointer(), dout->pointer()});
-  EXPECT_STREQ(bigBlock.message(), "launching kernel 'vector_add': block "
-                                   "64x32x1 has 2048 threads, more than 1024");
+  EXPECT_EQ(bigBlock.message(), "launching kernel 'vector_add': block "
+                                "64x32x1 has 2048 threads, more than 1024");
   Status zeroGrid =
       module.launch("vector_add", {1, 0, 1}, {1, 1, 1}, 0,
                     {dx->pointer(), dy->pointer(), dout->pointer()});
-  EXPECT_STREQ(zeroGrid.message(), "launching kernel 'vector_add': grid.y is "
-                                   "0, must be 1 to 65535");
+  EXPECT_EQ(zeroGrid.message(), "launching kernel 'vector_add': grid.y is "
+                                "0, must be 1 to 65535");
   // The count comes from cuFuncGetParamCount, which some CUDA 13.0 drivers
   // (580.x) lack; without it a short launch would read past `args`.
   void *driverLibrary = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -1740,9 +1653,9 @@ void testOnDevice() {
   if (canCountParams) {
     Status fewArgs = module.launch("vector_add", {1, 1, 1}, {1, 1, 1}, 0,
                                    {dx->pointer(), dy->pointer()});
-    EXPECT_STREQ(fewArgs.message(), "launching kernel 'vector_add': it takes "
-                                    "3 parameters, but 2 arguments were "
-                                    "given");
+    EXPECT_EQ(fewArgs.message(), "launching kernel 'vector_add': it takes "
+                                 "3 parameters, but 2 arguments were "
+                                 "given");
   } else {
     note("driver without cuFuncGetParamCount: skipping the parameter-count "
          "check");
@@ -1767,7 +1680,7 @@ void testOnDevice() {
   Expected<Manifest> manifest = Manifest::parse(manifestText);
   EXPECT_TRUE(manifest.ok());
   if (manifest) {
-    EXPECT_TRUE(checkChipRunsOn(manifest->chip, *info).ok());
+    EXPECT_TRUE(checkChipRunsOn(manifest->chip, info).ok());
     std::vector<DeviceBuffer> buffers;
     buffers.push_back(std::move(*dx));
     buffers.push_back(std::move(*dy));
@@ -1780,9 +1693,9 @@ void testOnDevice() {
     EXPECT_EQ(wrong, 0);
     std::vector<DeviceBuffer> tooFew;
     tooFew.push_back(std::move(buffers[0]));
-    EXPECT_STREQ(module.launchAll(*manifest, tooFew).message(),
-                 "the manifest has 3 buffers, but 1 device buffers were "
-                 "given");
+    EXPECT_EQ(module.launchAll(*manifest, tooFew).message(),
+              "the manifest has 3 buffers, but 1 device buffers were "
+              "given");
     buffers[0] = std::move(tooFew[0]);
     *dx = std::move(buffers[0]);
     *dy = std::move(buffers[1]);
@@ -1803,16 +1716,16 @@ void testOnDevice() {
   EXPECT_EQ(bptRuntimeTimeLaunches(runtime.handle(), 20, launchForTiming,
                                    &state, &milliseconds),
             bptRuntimeErrorCallback);
-  EXPECT_STREQ(std::string(bptRuntimeLastError()),
-               "timing stopped: the launch callback returned 7 at iteration 3 "
-               "of 20");
+  EXPECT_EQ(std::string(bptRuntimeLastError()),
+            "timing stopped: the launch callback returned 7 at iteration 3 "
+            "of 20");
   Expected<float> timed = runtime.timeLaunches(5, [&](int i) {
     if (i == 2)
       return Status::failure("stop here");
     return module.launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
                          {dx->pointer(), dy->pointer(), dout->pointer()});
   });
-  EXPECT_STREQ(timed.error(), "timing stopped at iteration 2: stop here");
+  EXPECT_EQ(timed.error(), "timing stopped at iteration 2: stop here");
   bptTimer timer = {nullptr};
   EXPECT_EQ(bptTimerCreate(runtime.handle(), &timer), bptRuntimeSuccess);
   EXPECT_EQ(bptTimerStop(timer, &milliseconds), bptRuntimeErrorInvalidArgument);
@@ -1825,13 +1738,24 @@ void testOnDevice() {
   EXPECT_EQ(bptTimerStop(timer, &milliseconds), bptRuntimeSuccess);
   EXPECT_TRUE(milliseconds >= 0);
   EXPECT_EQ(bptTimerDestroy(timer), bptRuntimeSuccess);
+}
 
-  testTensorMapsOnDevice(runtime, *info);
-
-  // Last, since it leaves the context unusable: a kernel that faults is
-  // reported at the next synchronization, by name.
-  Status faulting = module.launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
-                                  {dx->pointer(), 16, dout->pointer()});
+/// Last, since it leaves the context unusable: a kernel that faults is
+/// reported at the next synchronization, by name.
+TEST_F(OnDevice, FaultingKernel) {
+  Runtime &runtime = *sharedRuntime;
+  // Nothing of the earlier tests is pending.
+  EXPECT_TRUE(runtime.synchronize().ok());
+  Expected<Module> loaded = runtime.loadPTX(kTestPTX);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  const size_t bytes = 1024 * sizeof(float);
+  Expected<DeviceBuffer> dx = runtime.allocate(bytes);
+  Expected<DeviceBuffer> dout = runtime.allocate(bytes);
+  ASSERT_TRUE(dx.ok() && dout.ok());
+  EXPECT_TRUE(dx->fill(0).ok());
+  // y at address 16.
+  Status faulting = loaded->launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
+                                   {dx->pointer(), 16, dout->pointer()});
   EXPECT_TRUE(faulting.ok());
   Status synced = runtime.synchronize();
   EXPECT_TRUE(!synced.ok());
@@ -1842,21 +1766,3 @@ void testOnDevice() {
 }
 
 } // namespace
-
-int main() {
-  testJsonValues();
-  testJsonErrors();
-  testManifestValid();
-  testManifestErrors();
-  testManifestTensorMaps();
-  testManifestByteOffsets();
-  testTensorMapEncoding();
-  testManifestFiles();
-  testNullHandles();
-  testDriverOverride();
-  testNoDriver();
-  testChipCheck();
-  testOnDevice();
-  std::printf("%d passed, %d failed\n", numPassed, numFailed);
-  return numFailed == 0 ? 0 : 1;
-}
