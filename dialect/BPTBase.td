@@ -34,6 +34,7 @@ def BPT_Dialect : Dialect {
   }];
   let cppNamespace = "::bpt";
   let useDefaultAttributePrinterParser = 1;
+  let hasOperationAttrVerify = 1;
 }
 
 class BPT_Op<string mnemonic, list<Trait> traits = []>
@@ -71,6 +72,118 @@ def BPT_NormKind : I32EnumAttr<"NormKind", "normalisation kind", [
 
 def BPT_NormKindAttr : EnumAttr<BPT_Dialect, BPT_NormKind, "norm"> {
   let summary = "normalisation kind: layer_norm or rms_norm";
+}
+
+
+def BPT_KernelPath : I32EnumAttr<"KernelPath",
+    "the kind of kernel a strategy lowers to", [
+      I32EnumAttrCase<"portable", 0>,
+      I32EnumAttrCase<"mma_sync", 1>,
+      I32EnumAttrCase<"wgmma", 2>
+    ]> {
+  let cppNamespace = "::bpt";
+  let genSpecializedAttr = 0;
+}
+
+//===----------------------------------------------------------------------===//
+// Attributes
+//===----------------------------------------------------------------------===//
+
+// Plain C++ values printed as MLIR writes them: `true`/`false`, and a float
+// that parses back to the same double.
+def BPT_BoolParameter : AttrOrTypeParameter<"bool", "true or false"> {
+  let parser = [{ [&]() -> ::mlir::FailureOr<bool> {
+    ::llvm::StringRef word;
+    if ($_parser.parseKeyword(&word) || (word != "true" && word != "false"))
+      return $_parser.emitError($_parser.getCurrentLocation(),
+                                "expected true or false"), ::mlir::failure();
+    return word == "true";
+  }() }];
+  let printer = [{ $_printer << ($_self ? "true" : "false") }];
+}
+
+def BPT_F64Parameter : AttrOrTypeParameter<"::llvm::APFloat", "a 64-bit float"> {
+  let parser = [{ [&]() -> ::mlir::FailureOr<::llvm::APFloat> {
+    double value;
+    if ($_parser.parseFloat(value))
+      return ::mlir::failure();
+    return ::llvm::APFloat(value);
+  }() }];
+  let printer = [{ $_printer.printFloat($_self) }];
+  let comparator = [{ $_lhs.bitwiseIsEqual($_rhs) }];
+}
+
+def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
+  let mnemonic = "strategy";
+  let summary = "the kernel strategy chosen for an op or a blockwise loop nest";
+  let description = [{
+    Set by `bpt-select-strategy` as the discardable attribute `bpt.strategy`
+    on model-level ops, carried by `bpt-blockwise` onto the loop nests it
+    builds from them, and read by the conversions: the path (`wgmma`,
+    `mma_sync` or `portable`), the chip it was chosen for, and the tiling.
+    A zero field does not apply to the path (or, for `gemm_stages`, means
+    as many stages as fit the chip's shared memory, per GEMM).
+
+    - attention: `q_block` query rows and `kv_block` key/value rows per
+      block (the blockwise nest's tiling, which the kernel keeps), `stages`
+      of the K/V ring and `warps` per thread block;
+    - FFN, projection, block on tensor cores: `chunk_rows` rows per chunk,
+      `gemm_block_n` GEMM tile columns, `gemm_stages`; a block also has its
+      attention's `kv_block` and `stages`;
+    - portable: `q_block` and `kv_block` of the blockwise loops.
+
+    Example:
+
+    ```mlir
+    %o = bpt.attention %q, %k, %v causal {bpt.strategy = #bpt.strategy<wgmma,
+        chip = "sm_90a", q_block = 128, kv_block = 128, stages = 2, warps = 12>}
+        : (tensor<1x16x4096x128xbf16>, tensor<1x16x4096x128xbf16>,
+           tensor<1x16x4096x128xbf16>) -> tensor<1x16x4096x128xbf16>
+    ```
+  }];
+  let parameters = (ins
+    EnumParameter<BPT_KernelPath>:$path,
+    StringRefParameter<"the chip the strategy was chosen for">:$chip,
+    DefaultValuedParameter<"int64_t", "0", "query rows per block">:$q_block,
+    DefaultValuedParameter<"int64_t", "0", "key/value rows per block">:$kv_block,
+    DefaultValuedParameter<"int64_t", "0", "K/V ring stages">:$stages,
+    DefaultValuedParameter<"int64_t", "0", "warps per thread block">:$warps,
+    DefaultValuedParameter<"int64_t", "0", "rows per chunk">:$chunk_rows,
+    DefaultValuedParameter<"int64_t", "0", "GEMM tile columns">:$gemm_block_n,
+    DefaultValuedParameter<"int64_t", "0", "GEMM stages">:$gemm_stages
+  );
+  let assemblyFormat = [{
+    `<` $path `,` struct($chip, $q_block, $kv_block, $stages, $warps,
+                         $chunk_rows, $gemm_block_n, $gemm_stages) `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The name of the discardable attribute that holds a strategy.
+    static constexpr ::llvm::StringLiteral kAttrName = "bpt.strategy";
+    /// The strategy recorded on `op`, or null.
+    static StrategyAttr get(::mlir::Operation *op);
+  }];
+}
+
+def BPT_AttentionNestAttr : AttrDef<BPT_Dialect, "AttentionNest"> {
+  let mnemonic = "attention_nest";
+  let summary = "marks the blockwise loop nest of one attention";
+  let description = [{
+    `bpt-tile-attention` tags the `scf.forall` over (batch, query head,
+    query block) it builds from a `bpt.attention` with this attribute (as
+    `bpt.nest`), together with the op's strategy: the nest's body computes
+    that attention's online softmax for one query block, and a kernel
+    conversion may lower the whole nest to one kernel with the same tiling.
+    It records what the body's arithmetic no longer shows plainly: the
+    causal mask and the softmax scale.
+
+    Example: `{bpt.nest = #bpt.attention_nest<causal = true, scale = 0.125>}`
+  }];
+  let parameters = (ins BPT_BoolParameter:$causal, BPT_F64Parameter:$scale);
+  let assemblyFormat = "`<` struct($causal, $scale) `>`";
+  let extraClassDeclaration = [{
+    static constexpr ::llvm::StringLiteral kAttrName = "bpt.nest";
+  }];
 }
 
 #endif // BPT_DIALECT_BPTBASE_TD

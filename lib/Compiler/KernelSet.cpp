@@ -17,7 +17,6 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Pass/PassManager.h"
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
@@ -159,106 +158,39 @@ llvm::Expected<std::string> bpt::buildModelIR(ModelSpec &spec) {
 // Stages
 //===----------------------------------------------------------------------===//
 
-std::optional<Stage> bpt::parseStage(StringRef name) {
-  return llvm::StringSwitch<std::optional<Stage>>(name)
-      .Case("model", Stage::Model)
-      .Case("blockwise", Stage::Blockwise)
-      .Case("linalg", Stage::Linalg)
-      .Case("bufferized", Stage::Bufferized)
-      .Case("gpu", Stage::GPU)
-      .Case("binary", Stage::Binary)
-      .Default(std::nullopt);
+StrategyOptions bpt::strategyOptions(const CompileOptions &options) {
+  StrategyOptions strategy;
+  strategy.chip = options.chip;
+  strategy.tensorCores = options.tensorCores;
+  strategy.qBlock = options.qBlock;
+  strategy.kvBlock = options.kvBlock;
+  strategy.chunkRows = options.chunkRows;
+  strategy.sm90KvBlock = options.attentionKvBlock;
+  strategy.sm90Stages = options.attentionStages;
+  strategy.gemmBlockN = options.gemmBlockN;
+  strategy.gemmStages = options.gemmStages;
+  strategy.sm80QBlock = options.mmaSyncQBlock;
+  strategy.sm80KvBlock = options.mmaSyncKvBlock;
+  strategy.sm80Stages = options.mmaSyncStages;
+  strategy.sm80GemmBlockN = options.mmaSyncGemmBlockN;
+  return strategy;
 }
 
-int64_t bpt::sharedMemoryPerBlock(StringRef chip) {
-  unsigned version = 0;
-  if (!chip.consume_front("sm_") ||
-      chip.take_while(llvm::isDigit).getAsInteger(10, version))
-    return 48 * 1024;
-  if (version >= 90)
-    return 227 * 1024;
-  if (version == 80 || version == 87)
-    return 163 * 1024;
-  if (version == 86 || version == 89)
-    return 99 * 1024;
-  return 48 * 1024;
-}
-
-bool bpt::hasMmaSync(StringRef chip) {
-  unsigned version = 0;
-  return chip.consume_front("sm_") &&
-         !chip.take_while(llvm::isDigit).getAsInteger(10, version) &&
-         version >= 80;
+void bpt::fillPipelineOptions(const CompileOptions &options,
+                              NVVMOptions &nvvm) {
+  nvvm.setStrategy(strategyOptions(options));
+  nvvm.fuse = options.fuse;
+  nvvm.features = options.features;
+  nvvm.threads = options.threads;
+  nvvm.sharedMemory = options.sharedMemory;
 }
 
 LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
                                 const CompileOptions &options) {
   PassManager pm(module.getContext());
-  if (stage >= Stage::Blockwise) {
-    if (options.tensorCores && options.chip == "sm_90a") {
-      BPTBlockToSM90Options block;
-      block.chunkRows = options.chunkRows;
-      block.blockN = options.gemmBlockN;
-      block.gemmStages = options.gemmStages;
-      block.kvBlock = options.attentionKvBlock;
-      block.attentionStages = options.attentionStages;
-      pm.addPass(createBPTBlockToSM90(block));
-      BPTAttentionToSM90Options attention;
-      attention.sharedMemory = options.sharedMemory;
-      attention.kvBlock = options.attentionKvBlock;
-      attention.stages = options.attentionStages;
-      pm.addPass(createBPTAttentionToSM90(attention));
-      BPTFFNToSM90Options ffn;
-      ffn.chunkRows = options.chunkRows;
-      ffn.blockN = options.gemmBlockN;
-      ffn.gemmStages = options.gemmStages;
-      pm.addPass(createBPTFFNToSM90(ffn));
-    }
-    // mma.sync, on every chip since sm_80: the blocks (expanded), attention,
-    // FFNs and projections of other chips, and on sm_90a the attention the
-    // wgmma pass left (sequences that are not multiples of 128).
-    if (options.tensorCores && hasMmaSync(options.chip)) {
-      if (options.chip != "sm_90a")
-        pm.addPass(createBPTBlockToSM80());
-      BPTAttentionToSM80Options attention;
-      attention.sharedMemory = options.sharedMemory;
-      attention.chip = options.chip;
-      attention.qBlock = options.mmaSyncQBlock;
-      attention.kvBlock = options.mmaSyncKvBlock;
-      attention.stages = options.mmaSyncStages;
-      pm.addPass(createBPTAttentionToSM80(attention));
-      // The FFN: on sm_90a the wgmma pass takes every FFN mma.sync would.
-      if (options.chip != "sm_90a") {
-        BPTFFNToSM80Options ffn;
-        ffn.sharedMemory = options.sharedMemory;
-        ffn.chunkRows = options.chunkRows;
-        ffn.blockN = options.mmaSyncGemmBlockN;
-        pm.addPass(createBPTFFNToSM80(ffn));
-        BPTLinearToSM80Options linear;
-        linear.sharedMemory = options.sharedMemory;
-        linear.blockN = options.mmaSyncGemmBlockN;
-        pm.addPass(createBPTLinearToSM80(linear));
-      }
-    }
-    BlockwiseOptions blockwise;
-    blockwise.qBlock = options.qBlock;
-    blockwise.kvBlock = options.kvBlock;
-    blockwise.fuse = options.fuse;
-    buildBPTBlockwisePipeline(pm, blockwise);
-  }
-  if (stage >= Stage::Linalg)
-    addLinalgStage(pm);
-  if (stage >= Stage::Bufferized)
-    addBufferizationStage(pm);
   NVVMOptions nvvm;
-  nvvm.chip = options.chip;
-  nvvm.features = options.features;
-  nvvm.threads = options.threads;
-  nvvm.sharedMemory = options.sharedMemory;
-  if (stage >= Stage::GPU)
-    addGPUMappingStage(pm, nvvm);
-  if (stage >= Stage::Binary)
-    addPTXStage(pm, nvvm);
+  fillPipelineOptions(options, nvvm);
+  buildBPTToNVVMPipeline(pm, nvvm, stage);
   return pm.run(module);
 }
 

@@ -13,6 +13,8 @@
 
 #include "bpt/Conversion/AttentionCostModel.h"
 
+#include "bpt/Target/Chip.h"
+
 #include "llvm/ADT/StringExtras.h"
 
 #include <algorithm>
@@ -57,16 +59,8 @@ int64_t keyBlocksPerHead(const AttentionProblem &p, const AttentionTiling &t) {
 } // namespace
 
 ChipModel ChipModel::forChip(llvm::StringRef chip) {
-  unsigned version = 90;
-  if (chip.consume_front("sm_"))
-    (void)chip.take_while(llvm::isDigit).getAsInteger(10, version);
-  if (version >= 90)
-    return {132, 228 * 1024, 1.8};
-  if (version == 89)
-    return {128, 100 * 1024, 2.5};
-  if (version == 86)
-    return {84, 100 * 1024, 1.7};
-  return {108, 164 * 1024, 1.4};
+  ChipInfo info = getChipInfo(chip);
+  return {info.multiprocessors, info.sharedMemoryPerSM, info.clockGHz};
 }
 
 std::vector<AttentionTiling>

@@ -32,9 +32,8 @@
 
 #include "bpt/Conversion/Passes.h"
 
-#include "bpt/Conversion/AttentionCostModel.h"
-
-#include "SM80Emitter.h"
+#include "AttentionNest.h"
+#include "SM80Kernels.h"
 
 #include "bpt/Dialect/BPTOps.h"
 
@@ -58,94 +57,7 @@ using namespace bpt::sm80;
 
 namespace {
 
-/// Rows of one mma.sync m16n8k16 tile, and so of one warp's query rows.
-constexpr int64_t kWarpRows = 16;
-
-/// What one kernel computes and how it is blocked.
-struct KernelConfig {
-  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
-  bool causal;
-  double scale;
-  bool bf16; // else f16
-  int64_t blockM = 64, blockN = 64, stages = 2;
-
-  int64_t warps() const { return blockM / kWarpRows; }
-  int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
-  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
-  /// Sequences that are not multiples of the blocks: the last blocks are
-  /// partly zero-filled, their keys masked and their rows not stored.
-  bool raggedQ() const { return seqQ % blockM != 0; }
-  bool raggedKV() const { return seqKV % blockN != 0; }
-  int64_t threads() const { return kWarp * warps(); }
-  int64_t rowBytes() const { return headDim * 2; }
-  int64_t chunksPerRow() const { return rowBytes() / kChunkBytes; }
-  int64_t qTileBytes() const { return blockM * rowBytes(); }
-  int64_t kvTileBytes() const { return blockN * rowBytes(); }
-  int64_t kOffset() const { return qTileBytes(); }
-  int64_t vOffset() const { return qTileBytes() + stages * kvTileBytes(); }
-  int64_t sharedMemoryBytes() const {
-    return kTileAlignment + qTileBytes() + 2 * stages * kvTileBytes();
-  }
-  std::string kernelName() const {
-    std::string name = llvm::formatv("attention_sm80_d{0}{1}", headDim,
-                                     causal ? "_causal" : "")
-                           .str();
-    // The tiling differs per problem (cost model): always in the name.
-    return name + llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();
-  }
-};
-
-/// Why `op` cannot take the mma.sync path, or nothing if it can. Fills
-/// `config`; its tiling is `pinned` where that is non-zero, else what the
-/// cost model predicts fastest for `chip`.
-std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
-                                         StringRef chip,
-                                         AttentionTiling pinned,
-                                         KernelConfig &config) {
-  auto qType = cast<RankedTensorType>(op.getQuery().getType());
-  auto kvType = cast<RankedTensorType>(op.getKey().getType());
-  Type element = qType.getElementType();
-  if (!element.isBF16() && !element.isF16()) {
-    std::string name;
-    llvm::raw_string_ostream(name) << element;
-    return "element type " + name + " (the mma.sync path takes bf16 and f16)";
-  }
-  ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
-  config.batch = q[0];
-  config.heads = q[1];
-  config.seqQ = q[2];
-  config.headDim = q[3];
-  config.kvHeads = kv[1];
-  config.seqKV = kv[2];
-  config.causal = op.getCausal();
-  config.scale = op.getEffectiveScale();
-  config.bf16 = element.isBF16();
-  // The swizzle needs 8 chunks a row; more than 128 columns would not leave
-  // registers for the accumulators.
-  if (config.headDim != 64 && config.headDim != 128)
-    return llvm::formatv("head dimension {0} (64 and 128 are supported)",
-                         config.headDim)
-        .str();
-  AttentionTiling tiling = {pinned.blockM ? pinned.blockM : 64,
-                            pinned.blockN ? pinned.blockN : 64,
-                            pinned.stages ? pinned.stages : 2};
-  if (!pinned.blockM || !pinned.blockN || !pinned.stages) {
-    AttentionProblem problem{config.batch,  config.heads,   config.seqQ,
-                             config.seqKV,  config.headDim, config.causal};
-    if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
-            AttentionKernelKind::MmaSync, problem, ChipModel::forChip(chip),
-            sharedMemory, pinned))
-      tiling = *chosen;
-  }
-  config.blockM = tiling.blockM;
-  config.blockN = tiling.blockN;
-  config.stages = tiling.stages;
-  if (config.sharedMemoryBytes() > sharedMemory)
-    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
-                         config.sharedMemoryBytes(), sharedMemory)
-        .str();
-  return std::nullopt;
-}
+using KernelConfig = AttentionKernelConfig;
 
 class KernelEmitter : public SM80Emitter {
 public:
@@ -502,65 +414,24 @@ struct BPTAttentionToSM80Pass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    // 0: chosen per op by the cost model.
-    if (qBlock != 0 && qBlock != 64 && qBlock != 128) {
-      module.emitError() << "bpt-attention-to-sm80: q-block must be 0, 64 or "
-                            "128, got "
-                         << static_cast<int64_t>(qBlock);
-      return signalPassFailure();
-    }
-    if (kvBlock != 0 && kvBlock != 32 && kvBlock != 64 && kvBlock != 128) {
-      module.emitError() << "bpt-attention-to-sm80: kv-block must be 0, 32, "
-                            "64 or 128, got "
-                         << static_cast<int64_t>(kvBlock);
-      return signalPassFailure();
-    }
-    if (stages != 0 && (stages < 2 || stages > 4)) {
-      module.emitError() << "bpt-attention-to-sm80: stages must be 0 or in "
-                            "[2, 4], got "
-                         << static_cast<int64_t>(stages);
-      return signalPassFailure();
-    }
-    SmallVector<AttentionOp> ops;
-    module.walk([&](AttentionOp op) { ops.push_back(op); });
-    for (AttentionOp op : ops) {
+    for (scf::ForallOp loop :
+         collectAttentionNests(module, KernelPath::mma_sync)) {
+      FailureOr<AttentionNest> nest = AttentionNest::match(loop);
+      if (failed(nest))
+        return signalPassFailure();
       KernelConfig config{};
-      if (std::optional<std::string> why = checkEligible(
-              op, sharedMemory, std::string(chip),
-              AttentionTiling{qBlock, kvBlock, stages}, config)) {
-        op.emitRemark() << "attention does not take the mma.sync path: " << *why;
-        continue;
-      }
-      rewrite(module, op, config);
+      nest->fillConfig(config);
+      Location loc = loop.getLoc();
+      gpu::GPUFuncOp kernel = buildKernel(
+          module, config, nest->resultType().getElementType(), loc);
+      OpBuilder b(loop);
+      Value q = readOnlyBuffer(b, loc, nest->query);
+      Value k = readOnlyBuffer(b, loc, nest->key);
+      Value v = readOnlyBuffer(b, loc, nest->value);
+      nest->replaceWithLaunch(
+          b, kernel, {config.queryBlocks(), config.heads, config.batch},
+          config.threads(), config.sharedMemoryBytes(), {q, k, v});
     }
-  }
-
-  void rewrite(ModuleOp module, AttentionOp op, const KernelConfig &config) {
-    Location loc = op.getLoc();
-    auto qType = cast<RankedTensorType>(op.getQuery().getType());
-    gpu::GPUFuncOp kernel =
-        buildKernel(module, config, qType.getElementType(), loc);
-
-    OpBuilder b(op);
-    Value q = readOnlyBuffer(b, loc, op.getQuery());
-    Value k = readOnlyBuffer(b, loc, op.getKey());
-    Value v = readOnlyBuffer(b, loc, op.getValue());
-    auto outType = cast<MemRefType>(kernel.getArgumentTypes()[3]);
-    Value out = memref::AllocOp::create(b, loc, outType);
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(b, loc, v);
-    };
-    gpu::KernelDim3 grid{index(config.queryBlocks()),
-                         index(config.heads), index(config.batch)};
-    gpu::KernelDim3 block{index(config.threads()), index(1), index(1)};
-    Value shared = arith::ConstantOp::create(
-        b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes()));
-    gpu::LaunchFuncOp::create(b, loc, kernel, grid, block, shared,
-                              ValueRange{q, k, v, out});
-    Value result = bufferization::ToTensorOp::create(
-        b, loc, qType, out, /*restrict=*/true, /*writable=*/true);
-    op.replaceAllUsesWith(result);
-    op.erase();
   }
 };
 

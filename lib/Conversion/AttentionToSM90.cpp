@@ -29,8 +29,7 @@
 
 #include "bpt/Conversion/Passes.h"
 
-#include "bpt/Conversion/AttentionCostModel.h"
-
+#include "AttentionNest.h"
 #include "SM90Emitter.h"
 #include "SM90Kernels.h"
 
@@ -58,48 +57,6 @@ namespace {
 
 
 using KernelConfig = AttentionKernelConfig;
-
-/// Why `op` cannot take the sm_90a path, or nothing if it can.
-std::optional<std::string> checkEligible(AttentionOp op, int64_t sharedMemory,
-                                         KernelConfig &config) {
-  auto qType = cast<RankedTensorType>(op.getQuery().getType());
-  auto kvType = cast<RankedTensorType>(op.getKey().getType());
-  Type element = qType.getElementType();
-  if (!element.isBF16() && !element.isF16()) {
-    std::string name;
-    llvm::raw_string_ostream(name) << element;
-    return "element type " + name + " (the wgmma path takes bf16 and f16)";
-  }
-  ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
-  config.batch = q[0];
-  config.heads = q[1];
-  config.seqQ = q[2];
-  config.headDim = q[3];
-  config.kvHeads = kv[1];
-  config.seqKV = kv[2];
-  config.causal = op.getCausal();
-  config.scale = op.getEffectiveScale();
-  config.bf16 = element.isBF16();
-  if (config.headDim != 64 && config.headDim != 128)
-    return llvm::formatv("head dimension {0} (64 and 128 are supported)",
-                         config.headDim)
-        .str();
-  if (config.seqQ % config.blockM != 0 || config.seqKV % config.blockN != 0)
-    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
-                         "the {2}-row query block and {3}-row key block",
-                         config.seqQ, config.seqKV, config.blockM,
-                         config.blockN)
-        .str();
-  int64_t rowsQ = config.batch * config.heads * config.seqQ;
-  int64_t rowsKV = config.batch * config.kvHeads * config.seqKV;
-  if (rowsQ >= (int64_t(1) << 31) || rowsKV >= (int64_t(1) << 31))
-    return std::string("more rows than a 32-bit TMA coordinate addresses");
-  if (config.sharedMemoryBytes() > sharedMemory)
-    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
-                         config.sharedMemoryBytes(), sharedMemory)
-        .str();
-  return std::nullopt;
-}
 
 /// Builds the kernel's body: small helpers over an OpBuilder so that the
 /// kernel below reads like the algorithm.
@@ -553,85 +510,30 @@ struct BPTAttentionToSM90Pass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    // 0: chosen per op by the cost model.
-    if (kvBlock != 0 && kvBlock != 64 && kvBlock != 128) {
-      module.emitError() << "bpt-attention-to-sm90: kv-block must be 0, 64 or "
-                            "128, got "
-                         << static_cast<int64_t>(kvBlock);
-      return signalPassFailure();
-    }
-    if (stages != 0 && (stages < 2 || stages > 4)) {
-      module.emitError() << "bpt-attention-to-sm90: stages must be 0 or in "
-                            "[2, 4], got "
-                         << static_cast<int64_t>(stages);
-      return signalPassFailure();
-    }
-    SmallVector<AttentionOp> ops;
-    module.walk([&](AttentionOp op) { ops.push_back(op); });
-    for (AttentionOp op : ops) {
+    for (scf::ForallOp loop : collectAttentionNests(module, KernelPath::wgmma)) {
+      FailureOr<AttentionNest> nest = AttentionNest::match(loop);
+      if (failed(nest))
+        return signalPassFailure();
       KernelConfig config{};
-      config.blockM = 128;
-      config.blockN = kvBlock ? kvBlock : 128;
-      config.stages = stages ? stages : 2;
-      if (!kvBlock || !stages)
-        chooseTiling(op, config);
-      if (std::optional<std::string> why =
-              checkEligible(op, sharedMemory, config)) {
-        op.emitRemark() << "attention does not take the wgmma path: " << *why;
-        continue;
-      }
-      rewrite(module, op, config);
+      nest->fillConfig(config);
+      Type element = nest->resultType().getElementType();
+      gpu::GPUFuncOp kernel =
+          getOrBuildAttentionKernel(module, config, element, loop.getLoc());
+      OpBuilder b(loop);
+      // Q, K and V as [rows, D] matrices.
+      auto descriptorOf = [&](Value tensor, int64_t boxRows) -> Value {
+        Value rows = memref::CollapseShapeOp::create(
+            b, loop.getLoc(), readOnlyBuffer(b, loop.getLoc(), tensor),
+            ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+        return createTensorMap(b, loop.getLoc(), rows, boxRows);
+      };
+      Value q = descriptorOf(nest->query, config.blockM);
+      Value k = descriptorOf(nest->key, config.blockN);
+      Value v = descriptorOf(nest->value, config.blockN);
+      nest->replaceWithLaunch(
+          b, kernel, {config.seqQ / config.blockM, config.heads, config.batch},
+          config.threads(), config.sharedMemoryBytes(), {q, k, v});
     }
-  }
-
-  /// The cost model's tiling for `op`, within the pinned options.
-  void chooseTiling(AttentionOp op, KernelConfig &config) {
-    ArrayRef<int64_t> q = op.getQuery().getType().getShape();
-    AttentionProblem problem{q[0], q[1], q[2],
-                             op.getKey().getType().getDimSize(2), q[3],
-                             op.getCausal()};
-    if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
-            AttentionKernelKind::Wgmma, problem, ChipModel::forChip("sm_90a"),
-            sharedMemory, AttentionTiling{128, kvBlock, stages})) {
-      config.blockN = chosen->blockN;
-      config.stages = chosen->stages;
-    }
-  }
-
-  void rewrite(ModuleOp module, AttentionOp op, const KernelConfig &config) {
-    Location loc = op.getLoc();
-    auto qType = cast<RankedTensorType>(op.getQuery().getType());
-    Type element = qType.getElementType();
-    gpu::GPUFuncOp kernel =
-        getOrBuildAttentionKernel(module, config, element, loc);
-
-    OpBuilder b(op);
-    // Q, K and V as [rows, D] matrices.
-    auto descriptorOf = [&](Value tensor, int64_t boxRows) -> Value {
-      Value rows = memref::CollapseShapeOp::create(
-          b, loc, readOnlyBuffer(b, loc, tensor),
-          ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
-      return createTensorMap(b, loc, rows, boxRows);
-    };
-    Value q = descriptorOf(op.getQuery(), config.blockM);
-    Value k = descriptorOf(op.getKey(), config.blockN);
-    Value v = descriptorOf(op.getValue(), config.blockN);
-    auto outType = cast<MemRefType>(kernel.getArgumentTypes()[3]);
-    Value out = memref::AllocOp::create(b, loc, outType);
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(b, loc, v);
-    };
-    gpu::KernelDim3 grid{index(config.seqQ / config.blockM),
-                         index(config.heads), index(config.batch)};
-    gpu::KernelDim3 block{index(config.threads()), index(1), index(1)};
-    Value shared = arith::ConstantOp::create(
-        b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes()));
-    gpu::LaunchFuncOp::create(b, loc, kernel, grid, block, shared,
-                              ValueRange{q, k, v, out});
-    Value result = bufferization::ToTensorOp::create(
-        b, loc, qType, out, /*restrict=*/true, /*writable=*/true);
-    op.replaceAllUsesWith(result);
-    op.erase();
   }
 };
 

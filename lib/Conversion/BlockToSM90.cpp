@@ -23,9 +23,8 @@
 
 #include "bpt/Conversion/Passes.h"
 
-#include "bpt/Conversion/AttentionCostModel.h"
-
 #include "SM90Emitter.h"
+#include "StrategyOps.h"
 #include "SM90Kernels.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -195,76 +194,13 @@ struct BPTBlockToSM90Pass final
   using Base::Base;
 
   void runOnOperation() override {
-    if (chunkRows < 128 || chunkRows % 128 != 0) {
-      getOperation().emitError()
-          << "bpt-block-to-sm90: chunk-rows must be a positive multiple of "
-             "128, got "
-          << static_cast<int64_t>(chunkRows);
-      return signalPassFailure();
-    }
-    std::optional<std::string> why = checkGemmTilingOptions(blockN, gemmStages);
-    // 0: the attention kernel's tiling is chosen by the cost model.
-    if (!why && kvBlock != 0 && kvBlock != 64 && kvBlock != 128)
-      why = llvm::formatv("kv-block must be 0, 64 or 128, got {0}",
-                          static_cast<int64_t>(kvBlock))
-                .str();
-    if (!why && attentionStages != 0 &&
-        (attentionStages < 2 || attentionStages > 4))
-      why = llvm::formatv("attention-stages must be 0 or in [2, 4], got {0}",
-                          static_cast<int64_t>(attentionStages))
-                .str();
-    if (why) {
-      getOperation().emitError() << "bpt-block-to-sm90: " << *why;
-      return signalPassFailure();
-    }
-    SmallVector<TransformerBlockOp> ops;
-    getOperation().walk([&](TransformerBlockOp op) { ops.push_back(op); });
-    for (TransformerBlockOp op : ops) {
-      if (std::optional<std::string> why = checkEligible(op)) {
-        op.emitRemark() << "transformer_block stays on the portable path: "
-                        << *why;
-        continue;
-      }
-      if (failed(rewrite(op)))
+    for (TransformerBlockOp op :
+         opsTaking<TransformerBlockOp>(getOperation(), KernelPath::wgmma))
+      if (failed(rewrite(op, StrategyAttr::get(op))))
         return signalPassFailure();
-    }
   }
 
-  std::optional<std::string> checkEligible(TransformerBlockOp op) {
-    auto xType = op.getInput().getType();
-    Type element = xType.getElementType();
-    if (!element.isBF16() && !element.isF16()) {
-      std::string name;
-      llvm::raw_string_ostream(name) << element;
-      return "element type " + name + " (the wgmma path takes bf16 and f16)";
-    }
-    int64_t seq = xType.getDimSize(1), hidden = xType.getDimSize(2);
-    int64_t headDim = op.getHeadDim();
-    int64_t heads = op.getHeadsAttr().getInt();
-    int64_t kvHeads = op.getKvHeadsAttr().getInt();
-    int64_t ffn = op.getWIn().getType().getDimSize(1);
-    if (headDim != 64 && headDim != 128)
-      return llvm::formatv("head dimension {0} (64 and 128 are supported)",
-                           headDim)
-          .str();
-    if (seq % 128 != 0)
-      return llvm::formatv("sequence length {0} is not a multiple of 128", seq)
-          .str();
-    if (hidden % 256 != 0)
-      return llvm::formatv("hidden size {0} is not a multiple of 256", hidden)
-          .str();
-    if (!pickBlockN(heads * headDim) || !pickBlockN(kvHeads * headDim) ||
-        !pickBlockN(ffn))
-      return llvm::formatv("projection widths {0}, {1} and ffn {2} must be "
-                           "multiples of 128",
-                           heads * headDim, kvHeads * headDim, ffn)
-          .str();
-    if (xType.getNumElements() / hidden >= (int64_t(1) << 31))
-      return std::string("more rows than a 32-bit TMA coordinate addresses");
-    return std::nullopt;
-  }
-
-  LogicalResult rewrite(TransformerBlockOp op) {
+  LogicalResult rewrite(TransformerBlockOp op, StrategyAttr strategy) {
     ModuleOp module = getOperation();
     Location loc = op.getLoc();
     auto xType = op.getInput().getType();
@@ -279,11 +215,10 @@ struct BPTBlockToSM90Pass final
     int64_t ffn = op.getWIn().getType().getDimSize(1);
     bool layerNorm = op.getNorm() == NormKind::layer_norm;
     double epsilon = op.getEpsilon().convertToDouble();
-    // A chunk lies in one sequence: the largest multiple of 128 up to
-    // chunk-rows that divides the sequence length.
-    int64_t chunk = std::min<int64_t>(chunkRows, seq);
-    while (seq % chunk != 0)
-      chunk -= 128;
+    // A chunk lies in one sequence.
+    int64_t chunk = strategy.getChunkRows();
+    int64_t blockN = strategy.getGemmBlockN();
+    int64_t gemmStages = strategy.getGemmStages();
 
     std::optional<std::string> tilingError;
     auto gemm = [&](int64_t aRows, int64_t cRows, int64_t n, int64_t k,
@@ -292,7 +227,7 @@ struct BPTBlockToSM90Pass final
       config.residual = residualRows > 0;
       config.rRows = residualRows;
       if (std::optional<std::string> why =
-              chooseGemmTiling(config, blockN, gemmStages))
+              chooseGemmTiling(config, blockN, gemmStages, sharedMemoryOf(strategy)))
         tilingError = why;
       return config;
     };
@@ -305,7 +240,8 @@ struct BPTBlockToSM90Pass final
       upConfig.gated = true;
       // Re-choose for the gated stage size (two B tiles a stage).
       if (std::optional<std::string> why =
-              chooseGemmTiling(upConfig, blockN, gemmStages))
+              chooseGemmTiling(upConfig, blockN, gemmStages,
+                               sharedMemoryOf(strategy)))
         tilingError = why;
     }
     GemmConfig downConfig = gemm(chunk, rows, hidden, ffn, {}, chunk);
@@ -333,25 +269,8 @@ struct BPTBlockToSM90Pass final
     attention.bf16 = bf16;
     attention.tokenMajor = true;
     attention.chunkRows = chunk;
-    attention.blockN = kvBlock ? kvBlock : 128;
-    attention.stages = attentionStages ? attentionStages : 2;
-    if (!kvBlock || !attentionStages) {
-      AttentionProblem problem{batch, heads, seq, seq, headDim, op.getCausal()};
-      if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
-              AttentionKernelKind::Wgmma, problem,
-              ChipModel::forChip("sm_90a"), 232448,
-              AttentionTiling{128, kvBlock, attentionStages})) {
-        attention.blockN = chosen->blockN;
-        attention.stages = chosen->stages;
-      }
-    }
-    if (attention.sharedMemoryBytes() > 232448)
-      return op.emitError()
-             << "bpt-block-to-sm90: the attention kernel's "
-             << attention.stages << " stages of " << attention.blockN
-             << " rows need "
-             << attention.sharedMemoryBytes()
-             << " bytes of shared memory, 232448 available";
+    attention.blockN = strategy.getKvBlock();
+    attention.stages = strategy.getStages();
     gpu::GPUFuncOp attentionKernel =
         getOrBuildAttentionKernel(module, attention, element, loc);
 

@@ -14,6 +14,7 @@
 #include "bpt/Conversion/Passes.h"
 
 #include "SM80Kernels.h"
+#include "StrategyOps.h"
 
 #include "bpt/Dialect/BPTOps.h"
 
@@ -36,65 +37,36 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
   using Base::Base;
 
   void runOnOperation() override {
-    if (chunkRows < 128 || chunkRows % 128 != 0) {
-      getOperation().emitError()
-          << "bpt-ffn-to-sm80: chunk-rows must be a positive multiple of 128, "
-             "got "
-          << static_cast<int64_t>(chunkRows);
-      return signalPassFailure();
-    }
-    if (blockN != 0 && blockN != 128 && blockN != 256) {
-      getOperation().emitError()
-          << "bpt-ffn-to-sm80: block-n must be 0, 128 or 256, got "
-          << static_cast<int64_t>(blockN);
-      return signalPassFailure();
-    }
-    SmallVector<FFNOp> ops;
-    getOperation().walk([&](FFNOp op) { ops.push_back(op); });
-    for (FFNOp op : ops) {
+    for (FFNOp op : opsTaking<FFNOp>(getOperation(), KernelPath::mma_sync)) {
+      StrategyAttr strategy = StrategyAttr::get(op);
       GemmConfig up{}, down{};
-      if (std::optional<std::string> why = checkEligible(op, up, down)) {
-        op.emitRemark() << "ffn does not take the mma.sync path: " << *why;
-        continue;
+      if (std::optional<std::string> why = configure(op, strategy, up, down)) {
+        op.emitError() << "bpt-ffn-to-sm80: " << *why;
+        return signalPassFailure();
       }
       rewrite(op, up, down);
     }
   }
 
-  /// Why `op` cannot take the mma.sync path, or nothing; fills the two
-  /// GEMMs' configurations.
-  std::optional<std::string> checkEligible(FFNOp op, GemmConfig &up,
-                                           GemmConfig &down) {
+  /// The two GEMMs' configurations of `op` under `strategy`, or why they
+  /// cannot be built.
+  std::optional<std::string> configure(FFNOp op, StrategyAttr strategy,
+                                       GemmConfig &up, GemmConfig &down) {
     auto xType = cast<RankedTensorType>(op.getInput().getType());
     Type element = xType.getElementType();
-    if (!element.isBF16() && !element.isF16()) {
-      std::string name;
-      llvm::raw_string_ostream(name) << element;
-      return "element type " + name + " (the mma.sync path takes bf16 and f16)";
-    }
     int64_t hidden = xType.getShape().back();
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
-    if (rows % 128 != 0)
-      return llvm::formatv("{0} rows are not a multiple of 128", rows).str();
-    if (hidden % 128 != 0 || ffn % 128 != 0)
-      return llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
-                           hidden, ffn)
-          .str();
-    if (rows >= (int64_t(1) << 31))
-      return std::string("more rows than a 32-bit row offset addresses");
-    // The largest multiple of 128 up to chunk-rows that divides the rows.
-    int64_t chunk = std::min<int64_t>(chunkRows, rows);
-    while (rows % chunk != 0)
-      chunk -= 128;
+    int64_t chunk = strategy.getChunkRows();
     up = GemmConfig{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                     element.isBF16(), op.getActivation()};
     up.gated = op.getWGate() != nullptr;
     down = GemmConfig{/*aRows=*/chunk, /*cRows=*/rows, /*n=*/hidden,
                       /*k=*/ffn, element.isBF16(), std::nullopt};
     // A gated GEMM keeps its 128-wide tiles whatever block-n says.
-    up.blockN = up.gated ? 0 : blockN;
-    down.blockN = blockN;
+    up.blockN = up.gated ? 0 : strategy.getGemmBlockN();
+    down.blockN = strategy.getGemmBlockN();
+    int64_t sharedMemory = sharedMemoryOf(strategy);
     for (GemmConfig *config : {&up, &down})
       if (std::optional<std::string> why = config->check(sharedMemory))
         return why;

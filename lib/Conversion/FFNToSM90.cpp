@@ -19,6 +19,7 @@
 #include "bpt/Conversion/Passes.h"
 
 #include "SM90Emitter.h"
+#include "StrategyOps.h"
 #include "SM90Kernels.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -41,53 +42,12 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
   using Base::Base;
 
   void runOnOperation() override {
-    if (chunkRows < 128 || chunkRows % 128 != 0) {
-      getOperation().emitError()
-          << "bpt-ffn-to-sm90: chunk-rows must be a positive multiple of 128, "
-             "got "
-          << static_cast<int64_t>(chunkRows);
-      return signalPassFailure();
-    }
-    if (std::optional<std::string> why =
-            checkGemmTilingOptions(blockN, gemmStages)) {
-      getOperation().emitError() << "bpt-ffn-to-sm90: " << *why;
-      return signalPassFailure();
-    }
-    SmallVector<FFNOp> ops;
-    getOperation().walk([&](FFNOp op) { ops.push_back(op); });
-    for (FFNOp op : ops) {
-      if (std::optional<std::string> why = checkEligible(op)) {
-        op.emitRemark() << "ffn stays on the portable path: " << *why;
-        continue;
-      }
-      if (failed(rewrite(op)))
+    for (FFNOp op : opsTaking<FFNOp>(getOperation(), KernelPath::wgmma))
+      if (failed(rewrite(op, StrategyAttr::get(op))))
         return signalPassFailure();
-    }
   }
 
-  std::optional<std::string> checkEligible(FFNOp op) {
-    auto xType = cast<RankedTensorType>(op.getInput().getType());
-    Type element = xType.getElementType();
-    if (!element.isBF16() && !element.isF16()) {
-      std::string name;
-      llvm::raw_string_ostream(name) << element;
-      return "element type " + name + " (the wgmma path takes bf16 and f16)";
-    }
-    int64_t rows = xType.getNumElements() / xType.getShape().back();
-    int64_t hidden = xType.getShape().back();
-    int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
-    if (rows % 128 != 0)
-      return llvm::formatv("{0} rows are not a multiple of 128", rows).str();
-    if (!pickBlockN(hidden) || !pickBlockN(ffn))
-      return llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
-                           hidden, ffn)
-          .str();
-    if (rows >= (int64_t(1) << 31) || ffn >= (int64_t(1) << 31))
-      return std::string("more rows than a 32-bit TMA coordinate addresses");
-    return std::nullopt;
-  }
-
-  LogicalResult rewrite(FFNOp op) {
+  LogicalResult rewrite(FFNOp op, StrategyAttr strategy) {
     ModuleOp module = getOperation();
     Location loc = op.getLoc();
     auto xType = cast<RankedTensorType>(op.getInput().getType());
@@ -95,10 +55,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     int64_t hidden = xType.getShape().back();
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
-    // The largest multiple of 128 up to chunk-rows that divides the rows.
-    int64_t chunk = std::min<int64_t>(chunkRows, rows);
-    while (rows % chunk != 0)
-      chunk -= 128;
+    int64_t chunk = strategy.getChunkRows();
 
     GemmConfig up{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                   element.isBF16(), op.getActivation()};
@@ -107,7 +64,9 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
                     /*k=*/ffn, element.isBF16(), std::nullopt};
     for (GemmConfig *config : {&up, &down})
       if (std::optional<std::string> why =
-              chooseGemmTiling(*config, blockN, gemmStages)) {
+              chooseGemmTiling(*config, strategy.getGemmBlockN(),
+                               strategy.getGemmStages(),
+                               sharedMemoryOf(strategy))) {
         return op.emitError() << "bpt-ffn-to-sm90: " << *why;
       }
     gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);

@@ -4,15 +4,17 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Replaces an eligible bpt.linear (no bias) by one launch of the mma.sync
-// GEMM kernel (GemmSM80.cpp): the projections of a transformer block that
-// bpt-block-to-sm80 expanded, on chips without wgmma.
+// Replaces a bpt.linear whose strategy takes the mma.sync path by one
+// launch of the mma.sync GEMM kernel (GemmSM80.cpp): the projections of a
+// transformer block that bpt-decompose-block expanded, on chips without
+// wgmma.
 //
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
 
 #include "SM80Kernels.h"
+#include "StrategyOps.h"
 
 #include "bpt/Dialect/BPTOps.h"
 
@@ -36,43 +38,23 @@ struct BPTLinearToSM80Pass final
   using Base::Base;
 
   void runOnOperation() override {
-    if (blockN != 0 && blockN != 128 && blockN != 256) {
-      getOperation().emitError()
-          << "bpt-linear-to-sm80: block-n must be 0, 128 or 256, got "
-          << static_cast<int64_t>(blockN);
-      return signalPassFailure();
-    }
-    SmallVector<LinearOp> ops;
-    getOperation().walk([&](LinearOp op) { ops.push_back(op); });
-    for (LinearOp op : ops) {
-      GemmConfig config{};
-      if (std::optional<std::string> why = checkEligible(op, config)) {
-        op.emitRemark() << "linear does not take the mma.sync path: " << *why;
-        continue;
+    for (LinearOp op :
+         opsTaking<LinearOp>(getOperation(), KernelPath::mma_sync)) {
+      StrategyAttr strategy = StrategyAttr::get(op);
+      auto xType = cast<RankedTensorType>(op.getInput().getType());
+      int64_t k = xType.getShape().back();
+      int64_t rows = xType.getNumElements() / k;
+      int64_t n = op.getWeight().getType().getDimSize(1);
+      GemmConfig config{/*aRows=*/rows, /*cRows=*/rows, n, k,
+                        xType.getElementType().isBF16(), std::nullopt};
+      config.blockN = strategy.getGemmBlockN();
+      if (std::optional<std::string> why =
+              config.check(sharedMemoryOf(strategy))) {
+        op.emitError() << "bpt-linear-to-sm80: " << *why;
+        return signalPassFailure();
       }
       rewrite(op, config);
     }
-  }
-
-  std::optional<std::string> checkEligible(LinearOp op, GemmConfig &config) {
-    auto xType = cast<RankedTensorType>(op.getInput().getType());
-    Type element = xType.getElementType();
-    if (!element.isBF16() && !element.isF16()) {
-      std::string name;
-      llvm::raw_string_ostream(name) << element;
-      return "element type " + name + " (the mma.sync path takes bf16 and f16)";
-    }
-    if (op.getBias())
-      return std::string("a bias (the GEMM kernel has no bias epilogue)");
-    int64_t k = xType.getShape().back();
-    int64_t rows = xType.getNumElements() / k;
-    int64_t n = op.getWeight().getType().getDimSize(1);
-    if (rows >= (int64_t(1) << 31))
-      return std::string("more rows than a 32-bit row offset addresses");
-    config = GemmConfig{/*aRows=*/rows, /*cRows=*/rows, n, k,
-                        element.isBF16(), std::nullopt};
-    config.blockN = blockN;
-    return config.check(sharedMemory);
   }
 
   void rewrite(LinearOp op, const GemmConfig &config) {

@@ -5,8 +5,9 @@
 //===----------------------------------------------------------------------===//
 //
 // Kernels of bpt's mma.sync path (sm_80 and later) shared between passes,
-// built once per configuration into `gpu.module @bpt_sm80`. (The attention
-// kernel lives with its pass, bpt-attention-to-sm80.)
+// built once per configuration into `gpu.module @bpt_sm80`, and the
+// attention kernel's configuration (its emitter lives with its pass,
+// bpt-attention-to-sm80).
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,6 +24,43 @@
 #include <string>
 
 namespace bpt::sm80 {
+
+/// Rows of one mma.sync m16n8k16 tile, and so of one warp's query rows.
+constexpr int64_t kWarpRows = 16;
+
+/// What one kernel computes and how it is blocked.
+struct AttentionKernelConfig {
+  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
+  bool causal;
+  double scale;
+  bool bf16; // else f16
+  int64_t blockM = 64, blockN = 64, stages = 2;
+
+  int64_t warps() const { return blockM / kWarpRows; }
+  int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
+  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
+  /// Sequences that are not multiples of the blocks: the last blocks are
+  /// partly zero-filled, their keys masked and their rows not stored.
+  bool raggedQ() const { return seqQ % blockM != 0; }
+  bool raggedKV() const { return seqKV % blockN != 0; }
+  int64_t threads() const { return kWarp * warps(); }
+  int64_t rowBytes() const { return headDim * 2; }
+  int64_t chunksPerRow() const { return rowBytes() / kChunkBytes; }
+  int64_t qTileBytes() const { return blockM * rowBytes(); }
+  int64_t kvTileBytes() const { return blockN * rowBytes(); }
+  int64_t kOffset() const { return qTileBytes(); }
+  int64_t vOffset() const { return qTileBytes() + stages * kvTileBytes(); }
+  int64_t sharedMemoryBytes() const {
+    return kTileAlignment + qTileBytes() + 2 * stages * kvTileBytes();
+  }
+  std::string kernelName() const {
+    std::string name = llvm::formatv("attention_sm80_d{0}{1}", headDim,
+                                     causal ? "_causal" : "")
+                           .str();
+    // The tiling differs per problem (cost model): always in the name.
+    return name + llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();
+  }
+};
 
 /// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
 /// rows of the launch (a grid of [n / blockN, launch rows / blockM]); the

@@ -138,7 +138,7 @@ int64_t pickBlockN(int64_t n);
 /// Returns why the request cannot be met, or nothing.
 std::optional<std::string> chooseGemmTiling(GemmConfig &config, int64_t blockN,
                                             int64_t stages,
-                                            int64_t sharedMemory = 232448);
+                                            int64_t sharedMemory);
 
 /// Checks the user-facing GEMM tiling options of a pass; the message names
 /// the option.

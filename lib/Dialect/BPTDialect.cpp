@@ -34,3 +34,46 @@ void BPTDialect::initialize() {
 bool bpt::isGatedActivation(Activation activation) {
   return activation == Activation::swiglu || activation == Activation::geglu;
 }
+
+//===----------------------------------------------------------------------===//
+// Attributes
+//===----------------------------------------------------------------------===//
+
+StrategyAttr StrategyAttr::get(Operation *op) {
+  return op->getAttrOfType<StrategyAttr>(kAttrName);
+}
+
+LogicalResult
+StrategyAttr::verify(llvm::function_ref<InFlightDiagnostic()> emitError,
+                     KernelPath path, StringRef chip, int64_t qBlock,
+                     int64_t kvBlock, int64_t stages, int64_t warps,
+                     int64_t chunkRows, int64_t gemmBlockN,
+                     int64_t gemmStages) {
+  if (chip.empty())
+    return emitError() << "strategy needs a chip";
+  for (auto [name, value] :
+       {std::pair<StringRef, int64_t>{"q_block", qBlock},
+        {"kv_block", kvBlock},
+        {"stages", stages},
+        {"warps", warps},
+        {"chunk_rows", chunkRows},
+        {"gemm_block_n", gemmBlockN},
+        {"gemm_stages", gemmStages}})
+    if (value < 0)
+      return emitError() << "strategy field " << name
+                         << " must not be negative, got " << value;
+  return success();
+}
+
+LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
+                                                   NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  if (name == StrategyAttr::kAttrName && !isa<StrategyAttr>(attribute.getValue()))
+    return op->emitOpError() << "attribute '" << name
+                             << "' must be a #bpt.strategy";
+  if (name == AttentionNestAttr::kAttrName &&
+      !isa<AttentionNestAttr>(attribute.getValue()))
+    return op->emitOpError() << "attribute '" << name
+                             << "' must be a #bpt.attention_nest";
+  return success();
+}

@@ -189,7 +189,9 @@ FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
     // Compile: to bufferized IR, measure, then on to LLVM.
     start = std::chrono::steady_clock::now();
     PassManager toBuffers(module.getContext());
+    // The CPU runs every loop nest as loops: no kernel strategy to choose.
     BlockwiseOptions blockwise;
+    blockwise.tensorCores = false;
     blockwise.qBlock = qBlock;
     blockwise.kvBlock = kvBlock;
     blockwise.fuse = options.fuse;

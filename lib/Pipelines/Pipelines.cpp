@@ -7,6 +7,7 @@
 #include "bpt/Pipelines/Pipelines.h"
 
 #include "bpt/Conversion/Passes.h"
+#include "bpt/Target/Chip.h"
 #include "bpt/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -20,20 +21,80 @@
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
+using namespace bpt;
 
-void bpt::buildBPTBlockwisePipeline(OpPassManager &pm,
-                                    const BlockwiseOptions &options) {
+std::optional<Stage> bpt::parseStage(StringRef name) {
+  return llvm::StringSwitch<std::optional<Stage>>(name)
+      .Case("model", Stage::Model)
+      .Case("blockwise", Stage::Blockwise)
+      .Case("linalg", Stage::Linalg)
+      .Case("bufferized", Stage::Bufferized)
+      .Case("gpu", Stage::GPU)
+      .Case("binary", Stage::Binary)
+      .Default(std::nullopt);
+}
+
+static BPTSelectStrategyOptions selectStrategyOptions(const StrategyOptions &o) {
+  BPTSelectStrategyOptions pass;
+  pass.chip = o.chip;
+  pass.tensorCores = o.tensorCores;
+  pass.qBlock = o.qBlock;
+  pass.kvBlock = o.kvBlock;
+  pass.chunkRows = o.chunkRows;
+  pass.sm90KvBlock = o.sm90KvBlock;
+  pass.sm90Stages = o.sm90Stages;
+  pass.gemmBlockN = o.gemmBlockN;
+  pass.gemmStages = o.gemmStages;
+  pass.sm80QBlock = o.sm80QBlock;
+  pass.sm80KvBlock = o.sm80KvBlock;
+  pass.sm80Stages = o.sm80Stages;
+  pass.sm80GemmBlockN = o.sm80GemmBlockN;
+  return pass;
+}
+
+/// Decompose, fuse, tile, clean up: block sizes come from each op's
+/// strategy where it has one, else `qBlock` / `kvBlock`.
+static void addTiling(OpPassManager &pm, bool keepTensorCoreBlocks, bool fuse,
+                      int64_t qBlock, int64_t kvBlock) {
   OpPassManager &func = pm.nest<func::FuncOp>();
-  func.addPass(createBPTDecomposeBlock());
-  if (options.fuse)
-    func.addPass(createBPTFuseFFNResidual(
-        {options.qBlock.getValue(), options.kvBlock.getValue()}));
-  func.addPass(createBPTTileAttention(
-      {options.qBlock.getValue(), options.kvBlock.getValue()}));
-  func.addPass(createCanonicalizerPass());
+  if (!keepTensorCoreBlocks)
+    func.addPass(createBPTDecomposeBlock({keepTensorCoreBlocks}));
+  if (fuse)
+    func.addPass(createBPTFuseFFNResidual({qBlock, kvBlock}));
+  func.addPass(createBPTTileAttention({qBlock, kvBlock}));
+  // Loop nests keep their unit dimensions (batch 1, one head, one query
+  // block) at this level: a nest that a kernel conversion takes must stay a
+  // loop nest, and the linalg stage's canonicalization folds them later.
+  GreedyRewriteConfig config;
+  func.addPass(createCanonicalizerPass(
+      config, /*disabledPatterns=*/{
+          "(anonymous namespace)::ForallOpSingleOrZeroIterationDimsFolder"}));
   func.addPass(createCSEPass());
+}
+
+void bpt::addBlockwiseStage(OpPassManager &pm, const StrategyOptions &strategy,
+                            bool fuse) {
+  BPTSelectStrategyOptions select = selectStrategyOptions(strategy);
+  pm.addPass(createBPTSelectStrategy(select));
+  // The pieces of the blocks decomposed first get strategies of their own
+  // before anything is fused or tiled.
+  pm.nest<func::FuncOp>().addPass(createBPTDecomposeBlock());
+  pm.addPass(createBPTSelectStrategy(select));
+  addTiling(pm, /*keepTensorCoreBlocks=*/true, fuse, strategy.qBlock,
+            strategy.kvBlock);
+}
+
+void bpt::addKernelStage(OpPassManager &pm) {
+  // Kernels are built into the module in this order (the PTX's order).
+  pm.addPass(createBPTBlockToSM90());
+  pm.addPass(createBPTAttentionToSM90());
+  pm.addPass(createBPTFFNToSM90());
+  pm.addPass(createBPTAttentionToSM80());
+  pm.addPass(createBPTFFNToSM80());
+  pm.addPass(createBPTLinearToSM80());
 }
 
 void bpt::addLinalgStage(OpPassManager &pm) {
@@ -83,6 +144,9 @@ void bpt::addHostLLVMStage(OpPassManager &pm) {
 }
 
 void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
+  // The CPU lowers every nest as loops, whatever its strategy; a block left
+  // whole for the wgmma kernels is made blockwise here (a no-op otherwise).
+  addTiling(pm, /*keepTensorCoreBlocks=*/false, /*fuse=*/true, 64, 64);
   addLinalgStage(pm);
   addBufferizationStage(pm);
   if (options.reportMemory)
@@ -94,7 +158,9 @@ void bpt::addGPUMappingStage(OpPassManager &pm, const NVVMOptions &options) {
   OpPassManager &func = pm.nest<func::FuncOp>();
   BPTMapToGPUOptions mapping;
   mapping.threads = options.threads;
-  mapping.sharedMemory = options.sharedMemory;
+  mapping.sharedMemory = options.sharedMemory
+                             ? options.sharedMemory
+                             : getChipInfo(options.chip).sharedMemoryPerBlock;
   func.addPass(createBPTMapToGPU(mapping));
   func.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
@@ -127,20 +193,31 @@ void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
-void bpt::buildBPTToNVVMPipeline(OpPassManager &pm,
-                                 const NVVMOptions &options) {
-  addLinalgStage(pm);
-  addBufferizationStage(pm);
-  addGPUMappingStage(pm, options);
-  addPTXStage(pm, options);
+void bpt::buildBPTToNVVMPipeline(OpPassManager &pm, const NVVMOptions &options,
+                                 Stage last) {
+  if (last >= Stage::Blockwise)
+    addBlockwiseStage(pm, options.strategy(), options.fuse);
+  if (last >= Stage::Linalg) {
+    addKernelStage(pm);
+    addLinalgStage(pm);
+  }
+  if (last >= Stage::Bufferized)
+    addBufferizationStage(pm);
+  if (last >= Stage::GPU)
+    addGPUMappingStage(pm, options);
+  if (last >= Stage::Binary)
+    addPTXStage(pm, options);
 }
 
 void bpt::registerBPTPipelines() {
   PassPipelineRegistration<BlockwiseOptions>(
       "bpt-blockwise",
-      "Model level to blockwise level: decompose blocks, fuse the FFN and "
-      "residuals into query-block loops, tile attention",
-      buildBPTBlockwisePipeline);
+      "Model level to blockwise level: choose and record each op's kernel "
+      "strategy for the chip, decompose blocks, fuse the FFN and residuals "
+      "into query-block loops, tile attention into loop nests",
+      [](OpPassManager &pm, const BlockwiseOptions &options) {
+        buildBPTBlockwisePipeline(pm, options);
+      });
   PassPipelineRegistration<CPUOptions>(
       "bpt-to-cpu",
       "Blockwise level to the LLVM dialect for the host (bufferized, "
@@ -148,8 +225,11 @@ void bpt::registerBPTPipelines() {
       buildBPTToCPUPipeline);
   PassPipelineRegistration<NVVMOptions>(
       "bpt-to-nvvm",
-      "Blockwise level to PTX: bufferize, map blockwise loops to thread "
-      "blocks with shared-memory tiles, outline kernels, lower to NVVM and "
-      "serialize to PTX in a gpu.binary",
-      buildBPTToNVVMPipeline);
+      "Model or blockwise level to PTX, the whole lowering: strategies, "
+      "blockwise nests, tensor-core kernels (wgmma, mma.sync) for the nests "
+      "and ops whose strategy names them, the portable loops mapped to "
+      "thread blocks with shared-memory tiles, NVVM, PTX in a gpu.binary",
+      [](OpPassManager &pm, const NVVMOptions &options) {
+        buildBPTToNVVMPipeline(pm, options);
+      });
 }

@@ -28,10 +28,18 @@ constexpr int64_t kSwapSeqAndHeads[] = {0, 2, 1, 3};
 /// FFN and residual additions.
 struct DecomposeTransformerBlock final
     : OpRewritePattern<TransformerBlockOp> {
-  using OpRewritePattern::OpRewritePattern;
+  DecomposeTransformerBlock(MLIRContext *context, bool keepTensorCoreBlocks)
+      : OpRewritePattern(context), keepTensorCoreBlocks(keepTensorCoreBlocks) {}
+  bool keepTensorCoreBlocks;
 
   LogicalResult matchAndRewrite(TransformerBlockOp op,
                                 PatternRewriter &rewriter) const override {
+    // A block bound for the wgmma kernels stays whole: bpt-block-to-sm90
+    // lowers it as one chunked kernel sequence.
+    if (StrategyAttr strategy = StrategyAttr::get(op);
+        keepTensorCoreBlocks && strategy &&
+        strategy.getPath() == KernelPath::wgmma)
+      return rewriter.notifyMatchFailure(op, "lowered whole on the wgmma path");
     decomposeTransformerBlock(rewriter, op);
     return success();
   }
@@ -39,9 +47,10 @@ struct DecomposeTransformerBlock final
 
 struct BPTDecomposeBlockPass final
     : bpt::impl::BPTDecomposeBlockBase<BPTDecomposeBlockPass> {
+  using Base::Base;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    populateDecomposeBlockPatterns(patterns);
+    populateDecomposeBlockPatterns(patterns, keepTensorCoreBlocks);
     // One rewrite per op, nothing to iterate to a fixed point; unlike the
     // greedy driver, the walk neither folds nor erases the user's dead ops.
     walkAndApplyPatterns(getOperation(), std::move(patterns));
@@ -60,20 +69,26 @@ void bpt::decomposeTransformerBlock(RewriterBase &rewriter,
   int64_t batch = inputType.getDimSize(0), seq = inputType.getDimSize(1);
   int64_t headDim = op.getHeadDim();
 
+  // The bpt ops the block becomes.
+  SmallVector<Operation *> pieces;
+  auto piece = [&](Operation *created) -> Value {
+    pieces.push_back(created);
+    return created->getResult(0);
+  };
   auto norm = [&](Value x, Value weight, Value bias) -> Value {
     if (op.getNorm() == NormKind::layer_norm)
-      return LayerNormOp::create(rewriter, loc, x.getType(), x, weight, bias,
-                                 op.getEpsilonAttr());
-    return RMSNormOp::create(rewriter, loc, x.getType(), x, weight,
-                             op.getEpsilonAttr());
+      return piece(LayerNormOp::create(rewriter, loc, x.getType(), x, weight,
+                                       bias, op.getEpsilonAttr()));
+    return piece(RMSNormOp::create(rewriter, loc, x.getType(), x, weight,
+                                   op.getEpsilonAttr()));
   };
   auto linear = [&](Value x, Value weight) -> Value {
     auto xType = cast<RankedTensorType>(x.getType());
     SmallVector<int64_t> shape(xType.getShape());
     shape.back() = cast<RankedTensorType>(weight.getType()).getDimSize(1);
-    return LinearOp::create(rewriter, loc,
-                            RankedTensorType::get(shape, elementType), x,
-                            weight, /*bias=*/Value());
+    return piece(LinearOp::create(rewriter, loc,
+                                  RankedTensorType::get(shape, elementType), x,
+                                  weight, /*bias=*/Value()));
   };
   // [B, S, heads * D] -> [B, heads, S, D].
   auto splitHeads = [&](Value x, int64_t heads) -> Value {
@@ -110,18 +125,27 @@ void bpt::decomposeTransformerBlock(RewriterBase &rewriter,
   Value k = splitHeads(linear(h, op.getWK()), op.getKvHeads());
   Value v = splitHeads(linear(h, op.getWV()), op.getKvHeads());
   Value attention =
-      AttentionOp::create(rewriter, loc, q.getType(), q, k, v,
-                          op.getCausalAttr(), /*scale=*/FloatAttr());
+      piece(AttentionOp::create(rewriter, loc, q.getType(), q, k, v,
+                                op.getCausalAttr(), /*scale=*/FloatAttr()));
   Value projected =
       linear(mergeHeads(attention, op.getHeads()), op.getWO());
   Value residual = arith::AddFOp::create(rewriter, loc, x, projected);
   Value h2 = norm(residual, op.getNorm2Weight(), op.getNorm2Bias());
-  Value ffn = FFNOp::create(rewriter, loc, inputType, h2, op.getWIn(),
-                            op.getWOut(), op.getWGate(),
-                            op.getActivationAttr());
+  Value ffn = piece(FFNOp::create(rewriter, loc, inputType, h2, op.getWIn(),
+                                  op.getWOut(), op.getWGate(),
+                                  op.getActivationAttr()));
+  // The pieces of a portable block stay portable (and so are fused by
+  // bpt-fuse-ffn-residual); those of a tensor-core block get strategies of
+  // their own from bpt-select-strategy.
+  if (StrategyAttr strategy = StrategyAttr::get(op);
+      strategy && strategy.getPath() == KernelPath::portable)
+    for (Operation *created : pieces)
+      created->setAttr(StrategyAttr::kAttrName, strategy);
   rewriter.replaceOpWithNewOp<arith::AddFOp>(op, residual, ffn);
 }
 
-void bpt::populateDecomposeBlockPatterns(RewritePatternSet &patterns) {
-  patterns.add<DecomposeTransformerBlock>(patterns.getContext());
+void bpt::populateDecomposeBlockPatterns(RewritePatternSet &patterns,
+                                         bool keepTensorCoreBlocks) {
+  patterns.add<DecomposeTransformerBlock>(patterns.getContext(),
+                                          keepTensorCoreBlocks);
 }

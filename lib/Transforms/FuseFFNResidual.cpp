@@ -193,6 +193,8 @@ LogicalResult bpt::fuseAttentionConsumers(OpBuilder &b, AttentionOp op,
                                       b.getIndexAttr(t.numQueryBlocks())};
   auto forall = scf::ForallOp::create(b, loc, bounds, inits, std::nullopt);
   setBlockSizeAttrs(forall, t.qBlock, t.kvBlock);
+  if (StrategyAttr strategy = StrategyAttr::get(op))
+    forall->setAttr(StrategyAttr::kAttrName, strategy);
 
   b.setInsertionPoint(forall.getTerminator());
   SmallVector<Value> ivs = forall.getInductionVars();
@@ -238,6 +240,8 @@ LogicalResult bpt::fuseAttentionConsumers(OpBuilder &b, AttentionOp op,
                                            t.qBlock, t.raggedQuery()));
     }
     Operation *clone = b.clone(*consumer, tiles);
+    // A tile of the nest, lowered with it.
+    clone->removeAttr(StrategyAttr::kAttrName);
     auto type = cast<RankedTensorType>(consumer->getResult(0).getType());
     clone->getResult(0).setType(RankedTensorType::get(
         {t.qBlock, type.getDimSize(2)}, type.getElementType()));
@@ -299,8 +303,13 @@ struct BPTFuseFFNResidualPass final
     getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
     OpBuilder b(&getContext());
     // Ops that cannot be fused stay as they are; the remark says why.
-    for (AttentionOp op : ops)
-      (void)fuseAttentionConsumers(b, op, qBlock, kvBlock);
+    for (AttentionOp op : ops) {
+      auto [q, kv] = blockSizesOf(op, qBlock, kvBlock);
+      // Only the portable path fuses; a tensor-core attention is tiled as a
+      // nest of its own.
+      if (q > 0)
+        (void)fuseAttentionConsumers(b, op, q, kv);
+    }
   }
 };
 

@@ -34,6 +34,18 @@ LogicalResult bpt::verifyBlockSizes(Operation *anchor, StringRef pass,
   return success();
 }
 
+std::pair<int64_t, int64_t> bpt::blockSizesOf(AttentionOp op, int64_t qBlock,
+                                              int64_t kvBlock,
+                                              bool portableOnly) {
+  StrategyAttr strategy = StrategyAttr::get(op);
+  if (!strategy)
+    return {qBlock, kvBlock};
+  if (portableOnly && strategy.getPath() != KernelPath::portable)
+    return {0, 0};
+  return {strategy.getQBlock() ? strategy.getQBlock() : qBlock,
+          strategy.getKvBlock() ? strategy.getKvBlock() : kvBlock};
+}
+
 void bpt::setBlockSizeAttrs(Operation *loop, int64_t qBlock, int64_t kvBlock) {
   Builder b(loop->getContext());
   loop->setAttr("bpt.q_block", b.getI64IntegerAttr(qBlock));
@@ -53,6 +65,11 @@ Value bpt::tileAttention(OpBuilder &b, AttentionOp op, int64_t qBlock,
   auto forall =
       scf::ForallOp::create(b, loc, bounds, ValueRange{init}, std::nullopt);
   setBlockSizeAttrs(forall, t.qBlock, t.kvBlock);
+  forall->setAttr(AttentionNestAttr::kAttrName,
+                  AttentionNestAttr::get(b.getContext(), t.causal,
+                                        llvm::APFloat(t.scale)));
+  if (StrategyAttr strategy = StrategyAttr::get(op))
+    forall->setAttr(StrategyAttr::kAttrName, strategy);
 
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(forall.getTerminator());
@@ -94,7 +111,8 @@ struct BPTTileAttentionPass final
     OpBuilder b(&getContext());
     for (AttentionOp op : ops) {
       b.setInsertionPoint(op);
-      op.getResult().replaceAllUsesWith(tileAttention(b, op, qBlock, kvBlock));
+      auto [q, kv] = blockSizesOf(op, qBlock, kvBlock, /*portableOnly=*/false);
+      op.getResult().replaceAllUsesWith(tileAttention(b, op, q, kv));
       op.erase();
     }
   }

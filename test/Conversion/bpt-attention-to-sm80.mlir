@@ -1,7 +1,7 @@
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="q-block=64 kv-block=64 stages=2" | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="q-block=128 kv-block=32 stages=3" 2>/dev/null | FileCheck %s --check-prefix=TILES
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80 2>/dev/null | FileCheck %s --check-prefix=MODEL
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm80="kv-block=32" 2>/dev/null | FileCheck %s --check-prefix=PINNED
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-q-block=64 sm80-kv-block=64 sm80-stages=2" --bpt-tile-attention --bpt-attention-to-sm80 | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-q-block=128 sm80-kv-block=32 sm80-stages=3" --bpt-tile-attention --bpt-attention-to-sm80 2>/dev/null | FileCheck %s --check-prefix=TILES
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_80" --bpt-tile-attention --bpt-attention-to-sm80 2>/dev/null | FileCheck %s --check-prefix=MODEL
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_80 sm80-kv-block=32" --bpt-tile-attention --bpt-attention-to-sm80 2>/dev/null | FileCheck %s --check-prefix=PINNED
 
 // bf16 causal GQA, head dim 64: the host side passes Q, K and V as they are
 // and launches one 128-thread block (4 warps of 16 query rows) per (query
@@ -61,7 +61,7 @@
 // Other tiles: 8 warps for 128 query rows (one block here), 32-row key
 // blocks, three stages (two blocks in flight: wait until one is left).
 // TILES-LABEL: func.func @gqa_causal_d64
-// TILES: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t128x32x3 blocks in (%c1, %c4, %c2) threads in (%c256,
+// TILES: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t128x32x3 blocks in (%{{.+}}, %c4, %c2) threads in (%c256,
 // TILES: gpu.func @attention_sm80_d64_causal_t128x32x3
 // TILES-SAME: nvvm.maxntid = array<i32: 256, 1, 1>
 // TILES: nvvm.cp.async.wait.group 2

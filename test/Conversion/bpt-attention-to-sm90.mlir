@@ -1,4 +1,4 @@
-// RUN: bpt-opt %s --split-input-file --bpt-attention-to-sm90 | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-tile-attention --bpt-attention-to-sm90 | FileCheck %s
 
 // bf16 causal GQA, head dim 128: the host side views Q, K and V as [rows, D]
 // tensors for TMA descriptors (boxes of 128 rows x 64 columns, 128-byte

@@ -1,6 +1,6 @@
-// RUN: bpt-opt %s --split-input-file --bpt-block-to-sm90="chunk-rows=128" --verify-diagnostics | FileCheck %s
-// RUN: not bpt-opt %s --bpt-block-to-sm90="chunk-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
-// BAD: error: bpt-block-to-sm90: chunk-rows must be a positive multiple of 128, got 0
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=128" --bpt-block-to-sm90 --verify-diagnostics | FileCheck %s
+// RUN: not bpt-opt %s --bpt-select-strategy="chunk-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 0
 
 // Two sequences of 256 rows, chunks of 128, GQA 4:2 with head dim 64. Only
 // K and V ([512, 128]) span the rows; every other buffer is one chunk.
@@ -73,14 +73,14 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
                         %w: tensor<128x128xbf16>, %x2: tensor<1x100x256xbf16>,
                         %g2: tensor<256xbf16>, %w2: tensor<256x256xbf16>)
     -> (tensor<1x128x128xbf16>, tensor<1x100x256xbf16>) {
-  // expected-remark @below {{transformer_block stays on the portable path: hidden size 128 is not a multiple of 256}}
+  // expected-remark @below {{transformer_block does not take the wgmma path: hidden size 128 is not a multiple of 256}}
   %0 = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w) norm2(%g)
       ffn(%w, %w) heads(2) kv_heads(2) activation(relu) norm(rms_norm)
       : (tensor<1x128x128xbf16>, tensor<128xbf16>, tensor<128x128xbf16>,
          tensor<128x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>,
          tensor<128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
       -> tensor<1x128x128xbf16>
-  // expected-remark @below {{transformer_block stays on the portable path: sequence length 100 is not a multiple of 128}}
+  // expected-remark @below {{transformer_block does not take the wgmma path: sequence length 100 is not a multiple of 128}}
   %1 = bpt.transformer_block %x2 norm1(%g2) attention(%w2, %w2, %w2, %w2)
       norm2(%g2) ffn(%w2, %w2) heads(2) kv_heads(2) activation(relu)
       norm(rms_norm)

@@ -1,12 +1,12 @@
-// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm80 --verify-diagnostics | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm80="shared-memory=166912" --verify-diagnostics | FileCheck %s --check-prefix=BIG
-// RUN: not bpt-opt %s --split-input-file --bpt-ffn-to-sm80="chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_86 --bpt-ffn-to-sm80 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_80 --bpt-ffn-to-sm80 --verify-diagnostics | FileCheck %s --check-prefix=BIG
+// RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// RUN: not bpt-opt %s --split-input-file --bpt-ffn-to-sm80="block-n=64" 2>&1 | FileCheck %s --check-prefix=BADN
-// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm80="block-n=128" 2>/dev/null | FileCheck %s --check-prefix=NARROW
+// RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=64" 2>&1 | FileCheck %s --check-prefix=BADN
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=128" --bpt-ffn-to-sm80 2>/dev/null | FileCheck %s --check-prefix=NARROW
 
-// BAD: error: bpt-ffn-to-sm80: chunk-rows must be a positive multiple of 128, got 100
-// BADN: error: bpt-ffn-to-sm80: block-n must be 0, 128 or 256, got 64
+// BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 100
+// BADN: error: bpt-select-strategy: sm80-gemm-block-n must be 0, 128 or 256, got 64
 // NARROW-LABEL: func.func @gelu
 // NARROW: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t128x3w4 blocks in (%c4, %c16, %{{.+}}) threads in (%c128,
 

@@ -1,6 +1,6 @@
-// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-ffn-to-sm90="chunk-rows=1024" --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
-// RUN: not bpt-opt %s --split-input-file --bpt-ffn-to-sm90="chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
+// RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // 4096 rows in chunks of 2048: per chunk, u = gelu(x[chunk] W_in) into a
 // [2048, 512] buffer (never [4096, 512]), then y[chunk] = u W_out. The row
@@ -41,7 +41,7 @@
 // CHUNK: memref.alloc() : memref<1024x512xbf16>
 // CHUNK-COUNT-8: gpu.launch_func
 
-// BAD: error: bpt-ffn-to-sm90: chunk-rows must be a positive multiple of 128, got 100
+// BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 100
 
 func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
                 %w2: tensor<512x256xbf16>) -> tensor<2x2048x256xbf16> {
@@ -64,15 +64,15 @@ func.func @not_eligible(%x64: tensor<1x128x64xbf16>, %u1: tensor<64x256xbf16>,
                         %x32: tensor<1x128x128xf32>, %v1: tensor<128x256xf32>,
                         %v2: tensor<256x128xf32>)
     -> (tensor<1x128x64xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>) {
-  // expected-remark @below {{ffn stays on the portable path: hidden 64 and ffn 256 must be multiples of 128}}
+  // expected-remark @below {{ffn does not take the wgmma path: hidden 64 and ffn 256 must be multiples of 128}}
   %0 = bpt.ffn relu %x64, %u1, %u2
       : (tensor<1x128x64xbf16>, tensor<64x256xbf16>, tensor<256x64xbf16>)
       -> tensor<1x128x64xbf16>
-  // expected-remark @below {{ffn stays on the portable path: 100 rows are not a multiple of 128}}
+  // expected-remark @below {{ffn does not take the wgmma path: 100 rows are not a multiple of 128}}
   %1 = bpt.ffn relu %r, %w1, %w2
       : (tensor<1x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
       -> tensor<1x100x128xbf16>
-  // expected-remark @below {{ffn stays on the portable path: element type f32 (the wgmma path takes bf16 and f16)}}
+  // expected-remark @below {{ffn does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16)}}
   %2 = bpt.ffn relu %x32, %v1, %v2
       : (tensor<1x128x128xf32>, tensor<128x256xf32>, tensor<256x128xf32>)
       -> tensor<1x128x128xf32>

@@ -1,4 +1,4 @@
-// RUN: bpt-opt %s --split-input-file --bpt-linear-to-sm80 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_86 --bpt-linear-to-sm80 --verify-diagnostics | FileCheck %s
 
 // One GEMM launch over the [rows, K] view of the input: 128 x 128 tiles of
 // 4 warps (384 columns do not divide into 256),

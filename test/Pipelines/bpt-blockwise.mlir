@@ -14,14 +14,15 @@
 // FUSED: scf.for {{.+}} -> (tensor<32x64xf32>)
 // FUSED: scf.for {{.+}} -> (tensor<32xf32>, tensor<32xf32>, tensor<32x32xf32>)
 // FUSED: bpt.ffn gelu %{{.+}} : (tensor<32x64xf32>, tensor<64x1024xf32>, tensor<1024x64xf32>) -> tensor<32x64xf32>
-// FUSED: } {bpt.kv_block = 32 : i64, bpt.q_block = 32 : i64}
+// The loop carries the block's strategy: f32 takes the portable path.
+// FUSED: } {bpt.kv_block = 32 : i64, bpt.q_block = 32 : i64, bpt.strategy = #bpt.strategy<portable, chip = "sm_90a", q_block = 32, kv_block = 32>}
 // FUSED-NOT: bpt.ffn
 
 // fuse=false: attention tiled on its own over (batch, head, query block);
 // the FFN stays on the whole sequence.
 // UNFUSED-LABEL: func.func @block
 // UNFUSED: scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (2, 2, 4) shared_outs
-// UNFUSED: } {bpt.kv_block = 32 : i64, bpt.q_block = 32 : i64}
+// UNFUSED: } {bpt.kv_block = 32 : i64, bpt.nest = #bpt.attention_nest<causal = true, scale = 0.17677669529663687>, bpt.q_block = 32 : i64, bpt.strategy = #bpt.strategy<portable, chip = "sm_90a", q_block = 32, kv_block = 32>}
 // UNFUSED: bpt.ffn gelu %{{.+}} : (tensor<2x128x64xf32>, tensor<64x1024xf32>, tensor<1024x64xf32>) -> tensor<2x128x64xf32>
 
 // bpt-to-cpu: an LLVM function over bare pointers, inputs then the output;

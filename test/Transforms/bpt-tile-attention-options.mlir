@@ -9,7 +9,7 @@
 // ZERO: bpt-tile-attention-options.mlir:[[# @LINE + 5]]:1: error: bpt-tile-attention: option q-block must be positive, got 0
 // NEG: bpt-tile-attention-options.mlir:[[# @LINE + 4]]:1: error: bpt-tile-attention: option kv-block must be positive, got -4
 // FUSE: bpt-tile-attention-options.mlir:[[# @LINE + 3]]:1: error: bpt-fuse-ffn-residual: option q-block must be positive, got -1
-// PIPE: error: bpt-fuse-ffn-residual: option kv-block must be positive, got 0
+// PIPE: error: bpt-select-strategy: kv-block must be positive, got 0
 // PARSE: for the --q-block option: 'many' value invalid for long argument!
 func.func @f(%q: tensor<1x1x16x8xf32>) -> tensor<1x1x16x8xf32> {
   %o = bpt.attention %q, %q, %q

@@ -57,7 +57,9 @@
 // CHECK: %[[VALID:.+]] = tensor.extract_slice %{{.+}}[0, 0] [%{{.+}}, 16] [1, 1] : tensor<32x16xf32> to tensor<?x16xf32>
 // CHECK: scf.forall.in_parallel
 // CHECK: tensor.parallel_insert_slice %[[VALID]] into %[[ACC_OUT]][%[[B]], %[[H]], %[[Q0]], 0] [1, 1, %{{.+}}, 16] [1, 1, 1, 1]
-// CHECK: } {bpt.kv_block = 32 : i64, bpt.q_block = 32 : i64}
+// The nest is tagged with what its body no longer shows plainly, for the
+// kernel conversions that take whole nests.
+// CHECK: } {bpt.kv_block = 32 : i64, bpt.nest = #bpt.attention_nest<causal = true, scale = 2.500000e-01>, bpt.q_block = 32 : i64}
 func.func @causal_gqa_ragged(%q: tensor<1x4x100x16xf32>, %k: tensor<1x2x90x16xf32>,
                              %v: tensor<1x2x90x16xf32>) -> tensor<1x4x100x16xf32> {
   %o = bpt.attention %q, %k, %v causal
@@ -125,7 +127,7 @@ func.func @mqa_ragged_keys(%q: tensor<1x4x32x8xf32>, %k: tensor<1x1x80x8xf32>,
 // CHECK-LABEL: func.func @clamped_blocks
 // CHECK: scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (1, 1, 1)
 // CHECK: tensor<16x24xf32>
-// CHECK: } {bpt.kv_block = 24 : i64, bpt.q_block = 16 : i64}
+// CHECK: } {bpt.kv_block = 24 : i64, bpt.nest = #bpt.attention_nest<causal = false, scale = 0.35355339059327373>, bpt.q_block = 16 : i64}
 func.func @clamped_blocks(%q: tensor<1x1x16x8xf32>, %k: tensor<1x1x24x8xf32>,
                           %v: tensor<1x1x24x8xf32>) -> tensor<1x1x16x8xf32> {
   %o = bpt.attention %q, %k, %v

@@ -8,6 +8,7 @@
 #include "bpt/Conversion/AttentionCostModel.h"
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/InitAll.h"
+#include "bpt/Target/Chip.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
@@ -212,7 +213,7 @@ tuningCandidates(ModuleOp module, StringRef chip) {
     hasBlock |= isa<bpt::TransformerBlockOp>(op);
   });
   std::vector<std::vector<std::pair<const char *, int64_t>>> candidates;
-  if (chip != "sm_90a") {
+  if (!bpt::getChipInfo(chip).hasWgmma) {
     // Other chips have the mma.sync attention only.
     if (hasAttention)
       for (const bpt::AttentionTiling &t : bpt::attentionTilingCandidates(
@@ -262,7 +263,8 @@ predictedAttentionMs(ModuleOp module, const bpt::CompileOptions &options) {
   bpt::AttentionProblem problem{q[0], q[1], q[2],
                                 ops[0].getKey().getType().getDimSize(2), q[3],
                                 ops[0].getCausal()};
-  bool wgmma = options.chip == "sm_90a";
+  bpt::ChipInfo chip = bpt::getChipInfo(options.chip);
+  bool wgmma = chip.hasWgmma;
   bpt::AttentionTiling tiling =
       wgmma ? bpt::AttentionTiling{128, options.attentionKvBlock,
                                    options.attentionStages}
@@ -273,7 +275,7 @@ predictedAttentionMs(ModuleOp module, const bpt::CompileOptions &options) {
       wgmma ? bpt::AttentionKernelKind::Wgmma
             : bpt::AttentionKernelKind::MmaSync,
       problem, tiling, bpt::ChipModel::forChip(options.chip),
-      options.sharedMemory);
+      chip.sharedMemoryPerBlock);
 }
 
 /// --tune: one kernel set per candidate tiling in `dir`, and tune.json.
@@ -311,7 +313,8 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     // The candidate's flags tune the chip's own kernels: one that falls
     // back (to mma.sync on sm_90a, or to the portable path) is not timed.
     StringRef instruction =
-        base.chip == "sm_90a" ? "wgmma.mma_async" : "mma.sync.aligned";
+        bpt::getChipInfo(base.chip).hasWgmma ? "wgmma.mma_async"
+                                             : "mma.sync.aligned";
     if (!StringRef(set->ptx).contains(instruction)) {
       llvm::errs() << "bpt-compile: --tune: " << name << " left out: it has no "
                    << instruction.split('.').first
@@ -428,49 +431,13 @@ int main(int argc, char **argv) {
   options.mmaSyncStages = sm80Stages;
   options.mmaSyncGemmBlockN = sm80GemmBlockN;
   options.chip = chip;
-  options.sharedMemory = bpt::sharedMemoryPerBlock(chip);
   options.features = features;
   options.threads = threads;
   if (!tuning.empty())
     if (failed(applyTuning(tuning, options)))
       return 1;
-  if (options.chunkRows < 128 || options.chunkRows % 128 != 0)
-    return fail("--chunk-rows must be a positive multiple of 128, got " +
-                std::to_string(options.chunkRows));
-  if (options.attentionKvBlock != 0 && options.attentionKvBlock != 64 &&
-      options.attentionKvBlock != 128)
-    return fail("--sm90-kv-block must be 0, 64 or 128, got " +
-                std::to_string(options.attentionKvBlock));
-  if (options.attentionStages != 0 &&
-      (options.attentionStages < 2 || options.attentionStages > 4))
-    return fail("--sm90-stages must be 0 or in [2, 4], got " +
-                std::to_string(options.attentionStages));
-  if (options.gemmBlockN != 0 && options.gemmBlockN != 128 &&
-      options.gemmBlockN != 256)
-    return fail("--sm90-gemm-block-n must be 0, 128 or 256, got " +
-                std::to_string(options.gemmBlockN));
-  if (options.gemmStages != 0 &&
-      (options.gemmStages < 2 || options.gemmStages > 8))
-    return fail("--sm90-gemm-stages must be 0 or in [2, 8], got " +
-                std::to_string(options.gemmStages));
-
-  if (options.mmaSyncQBlock != 0 && options.mmaSyncQBlock != 64 &&
-      options.mmaSyncQBlock != 128)
-    return fail("--sm80-q-block must be 0, 64 or 128, got " +
-                std::to_string(options.mmaSyncQBlock));
-  if (options.mmaSyncKvBlock != 0 && options.mmaSyncKvBlock != 32 &&
-      options.mmaSyncKvBlock != 64 && options.mmaSyncKvBlock != 128)
-    return fail("--sm80-kv-block must be 0, 32, 64 or 128, got " +
-                std::to_string(options.mmaSyncKvBlock));
-  if (options.mmaSyncStages != 0 &&
-      (options.mmaSyncStages < 2 || options.mmaSyncStages > 4))
-    return fail("--sm80-stages must be 0 or in [2, 4], got " +
-                std::to_string(options.mmaSyncStages));
-
-  if (options.mmaSyncGemmBlockN != 0 && options.mmaSyncGemmBlockN != 128 &&
-      options.mmaSyncGemmBlockN != 256)
-    return fail("--sm80-gemm-block-n must be 0, 128 or 256, got " +
-                std::to_string(options.mmaSyncGemmBlockN));
+  if (std::optional<std::string> why = bpt::checkStrategyOptions(bpt::strategyOptions(options)))
+    return fail("--" + *why);
 
   if (tune) {
     if (emit != "ptx")

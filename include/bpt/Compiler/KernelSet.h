@@ -12,6 +12,8 @@
 #ifndef BPT_COMPILER_KERNELSET_H
 #define BPT_COMPILER_KERNELSET_H
 
+#include "bpt/Pipelines/Pipelines.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/JSON.h"
 
@@ -36,16 +38,14 @@ struct ModelSpec {
 /// returns the message naming the flag and the limit.
 llvm::Expected<std::string> buildModelIR(ModelSpec &spec);
 
-/// Where compilation stops (bpt-compile --stage).
-enum class Stage { Model, Blockwise, Linalg, Bufferized, GPU, Binary };
-std::optional<Stage> parseStage(llvm::StringRef name);
-
 /// Options of the whole compilation.
 struct CompileOptions {
   int64_t qBlock = 64, kvBlock = 64;
   bool fuse = true;
   std::string chip = "sm_90a", features = "+ptx80";
-  int64_t threads = 256, sharedMemory = 232448;
+  /// The portable path's threads per block and shared memory per block
+  /// (0: the chip's).
+  int64_t threads = 256, sharedMemory = 0;
   /// Lower eligible ops to the chip's tensor-core kernels (sm_90a: wgmma
   /// for attention, FFN and block; sm_80 and later: mma.sync for
   /// attention); the rest take the portable path.
@@ -66,16 +66,13 @@ struct CompileOptions {
   int64_t mmaSyncGemmBlockN = 0;
 };
 
-/// The most dynamic shared memory one thread block of `chip` may use, in
-/// bytes (the opt-in limit: 227 KiB on sm_90, 163 KiB on sm_80/87, 99 KiB
-/// on sm_86/89; 48 KiB where unknown).
-int64_t sharedMemoryPerBlock(llvm::StringRef chip);
+/// The bpt-select-strategy options that `options` stand for.
+StrategyOptions strategyOptions(const CompileOptions &options);
+/// Sets every bpt-to-nvvm option from `options`.
+void fillPipelineOptions(const CompileOptions &options, NVVMOptions &nvvm);
 
-/// Whether `chip` (sm_XY[a]) has warp-level tensor cores (mma.sync with
-/// bf16: sm_80 and later).
-bool hasMmaSync(llvm::StringRef chip);
-
-/// Lowers `module` in place up to and including `stage`.
+/// Lowers `module` in place up to and including `stage`: the registered
+/// bpt-to-nvvm pipeline, cut after that stage.
 mlir::LogicalResult lowerToStage(mlir::ModuleOp module, Stage stage,
                                  const CompileOptions &options);
 

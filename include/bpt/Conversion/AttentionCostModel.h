@@ -53,8 +53,7 @@ struct ChipModel {
   int64_t sharedMemoryPerSM; ///< bytes, all resident blocks together
   double clockGHz;
 
-  /// sm_80: 108 multiprocessors, sm_86: 84, sm_89: 128, sm_90: 132 (the
-  /// parts bpt has numbers for, or the largest of the family).
+  /// The figures of bpt/Target/Chip.h's table for `chip`.
   static ChipModel forChip(llvm::StringRef chip);
 };
 

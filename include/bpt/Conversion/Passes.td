@@ -58,8 +58,9 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
   let options = [
     Option<"threads", "threads", "int64_t", /*default=*/"256",
            "Threads per block">,
-    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
-           "Bytes of shared memory a block may use (227 KiB on H100/H200)">,
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"49152",
+           "Bytes of shared memory a block may use (bpt-to-nvvm passes the "
+           "chip's, from bpt/Target/Chip.h; 48 KiB fits every chip)">,
     Option<"maxBlocks", "max-blocks", "int64_t", /*default=*/"1024",
            "Most blocks of a blockwise loop's grid">,
     Option<"maxWorkspaceBlocks", "max-workspace-blocks", "int64_t",
@@ -98,42 +99,97 @@ def BPTMergeKernelModules : Pass<"bpt-merge-kernel-modules", "::mlir::ModuleOp">
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
+  let summary = "Choose each op's kernel path and tiling, and record it";
+  let description = [{
+    Attaches a `#bpt.strategy` attribute (as `bpt.strategy`) to every
+    `bpt.attention`, `bpt.ffn`, `bpt.linear` and `bpt.transformer_block`
+    that lacks one for `chip`: the kernel path (`wgmma` on sm_90a,
+    `mma_sync` on sm_80 and later, else `portable`) and its tiling. A path
+    is offered only where the chip has it (bpt/Target/Chip.h), fastest
+    first; for each path that does not take an op, a remark on the op says
+    why. Tilings are the pinned options where non-zero, else chosen: the
+    attention kernels' by the cost model of
+    `bpt/Conversion/AttentionCostModel.h`, the GEMMs' by their kernels'
+    rule (128-wide tiles, as many stages as fit). Ops inside a blockwise
+    loop nest are tiles of it and get none.
+
+    Later passes read the attribute and do not choose again:
+    `bpt-blockwise` tiles attention with its `q_block` and `kv_block`, and
+    the conversions (`bpt-attention-to-sm90`, ...) build the kernel it
+    names. Running the pass again (after `bpt-decompose-block` expands a
+    block into pieces) leaves recorded strategies as they are.
+
+    Example (`chip=sm_90a`):
+
+    ```mlir
+    %o = bpt.attention %q, %k, %v causal
+        {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128,
+                                      kv_block = 128, stages = 2, warps = 12>}
+        : (tensor<1x16x4096x128xbf16>, tensor<1x16x4096x128xbf16>,
+           tensor<1x16x4096x128xbf16>) -> tensor<1x16x4096x128xbf16>
+    ```
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
+           "Target chip (sm_XY or sm_XYa)">,
+    Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
+           "Allow the tensor-core paths (off: everything portable)">,
+    Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
+           "Portable path: query rows per block">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
+           "Portable path: key/value rows per block">,
+    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
+           "Rows per chunk of the tensor-core FFN and block (a multiple of "
+           "128; lowered to divide the rows)">,
+    Option<"sm90KvBlock", "sm90-kv-block", "int64_t", /*default=*/"0",
+           "wgmma attention: key/value rows per block, 64 or 128 (0: the "
+           "cost model's choice)">,
+    Option<"sm90Stages", "sm90-stages", "int64_t", /*default=*/"0",
+           "wgmma attention: K/V ring stages, 2 to 4 (0: the cost model's "
+           "choice)">,
+    Option<"gemmBlockN", "sm90-gemm-block-n", "int64_t", /*default=*/"0",
+           "wgmma GEMMs: tile columns, 128 or 256 (0: 128)">,
+    Option<"gemmStages", "sm90-gemm-stages", "int64_t", /*default=*/"0",
+           "wgmma GEMMs: stages, 2 to 8 (0: as many as fit)">,
+    Option<"sm80QBlock", "sm80-q-block", "int64_t", /*default=*/"0",
+           "mma.sync attention: query rows per block, 64 or 128 (0: the "
+           "cost model's choice)">,
+    Option<"sm80KvBlock", "sm80-kv-block", "int64_t", /*default=*/"0",
+           "mma.sync attention: key/value rows per block, 32, 64 or 128 "
+           "(0: the cost model's choice)">,
+    Option<"sm80Stages", "sm80-stages", "int64_t", /*default=*/"0",
+           "mma.sync attention: K/V ring stages, 2 to 4 (0: the cost "
+           "model's choice)">,
+    Option<"sm80GemmBlockN", "sm80-gemm-block-n", "int64_t", /*default=*/"0",
+           "mma.sync GEMMs: tile columns, 128 or 256 (0: 256 where N "
+           "allows)">,
+  ];
+}
+
 def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.attention to a Hopper (sm_90a) tensor-core kernel";
   let description = [{
-    Replaces each eligible `bpt.attention` by a `gpu.launch_func` of a kernel
-    built for sm_90a in a `gpu.module @bpt_sm90`: the blockwise algorithm of
-    `bpt-tile-attention` (128-row query blocks, an exp2 online softmax over
-    128-row key/value blocks, causal blocks skipped by the loop bound) with
-    its tiles in registers and shared memory. A producer warpgroup copies
+    Replaces each blockwise attention nest (the `scf.forall` of
+    `bpt-tile-attention`, tagged `#bpt.attention_nest`) whose `#bpt.strategy`
+    takes the `wgmma` path by a `gpu.launch_func` of a kernel built for
+    sm_90a in a `gpu.module @bpt_sm90`: the nest's algorithm (128-row query
+    blocks, an exp2 online softmax over `kv_block`-row key/value blocks,
+    causal blocks skipped by the loop bound) with its tiles in registers and
+    shared memory; the nest's parallel loop becomes the grid, its key/value
+    loop the kernel's pipeline of `stages` stages. A producer warpgroup copies
     Q, K and V tiles with TMA (`cp.async.bulk.tensor`, 128-byte swizzle) into
     a ring of shared-memory stages guarded by mbarriers; two consumer
     warpgroups (`setmaxnreg`) compute Q·Kᵀ and P·V with `wgmma.mma_async`,
     P taken from registers.
 
-    Runs at the model level, before `bpt-blockwise`: the kernel's tiling
-    lives in registers, with no tensor-level loop nest to map. The host side
-    is `nvgpu.tma.create.descriptor` for Q, K and V (each viewed as a 2-D
-    `[rows, D]` tensor) and the launch; a kernel set's manifest turns the
-    descriptors into tensor maps the runtime encodes.
-
-    The key/value block and stages not given as options are chosen per op
-    by the cost model of `bpt/Conversion/AttentionCostModel.h`.
-
-    Eligible: bf16 or f16, head dimension 64 or 128, both sequence lengths
-    multiples of 128, and the kernel's shared memory within `shared-memory`.
-    Any other attention is left to later passes (`bpt-attention-to-sm80`,
-    else the portable path), with a remark saying why.
+    The host side is `nvgpu.tma.create.descriptor` for Q, K and V (each
+    viewed as a 2-D `[rows, D]` tensor) and the launch; a kernel set's
+    manifest turns the descriptors into tensor maps the runtime encodes.
+    The pass does not choose: `bpt-select-strategy` decided the path and
+    the tiling (and said in a remark why an attention did not take it);
+    nests with other strategies are left alone.
   }];
-  let options = [
-    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"232448",
-           "Dynamic shared memory per block available on the target, bytes">,
-    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"0",
-           "Key/value rows per block: 64 or 128; 0: the cost model's choice">,
-    Option<"stages", "stages", "int64_t", /*default=*/"0",
-           "Shared-memory stages of the K/V ring: 2 to 4; 0: the cost "
-           "model's choice">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
@@ -151,43 +207,20 @@ def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
   let description = [{
     The fallback of the Hopper path, for chips that have warp-level tensor
     cores (`mma.sync`, sm_80 and later) but no wgmma or TMA. Replaces each
-    eligible `bpt.attention` by a `gpu.launch_func` of a kernel in a
-    `gpu.module @bpt_sm80`: the blockwise algorithm of `bpt-tile-attention`
-    (`q-block`-row query blocks, an exp2 online softmax over `kv-block`-row
-    key/value blocks, causal blocks skipped by the loop bound) with its
-    tiles in registers and shared memory. One warp per 16 query rows; the
+    blockwise attention nest whose `#bpt.strategy` takes the `mma_sync`
+    path by a `gpu.launch_func` of a kernel in a `gpu.module @bpt_sm80`: the
+    nest's algorithm (`q_block`-row query blocks, an exp2 online softmax
+    over `kv_block`-row key/value blocks, causal blocks skipped by the loop
+    bound) with its tiles in registers and shared memory. One warp per 16 query rows; the
     block's threads copy Q once and a ring of `stages` K/V blocks with
     `cp.async`; Q·Kᵀ and P·V are m16n8k16 `mma.sync` with operands loaded by
     `ldmatrix` (`.trans` for V), P taken from the S accumulators.
 
-    Tiles not given as options are chosen per op by the cost model of
-    `bpt/Conversion/AttentionCostModel.h` (register pressure, shared memory,
-    residency, per-block overheads); the kernel's name carries its tiling,
-    `_t<q-block>x<kv-block>x<stages>`.
-
-    Runs at the model level, before `bpt-blockwise`. Eligible: bf16 or f16,
-    head dimension 64 or 128, and the kernel's shared memory within
-    `shared-memory`. Sequence lengths need not be multiples of the blocks:
-    the last blocks are zero-filled by `cp.async` (no read past the end),
-    their keys masked and their rows not stored. Any other attention
-    stays for the portable path, with a remark saying why.
+    The kernel's name carries its tiling, `_t<q_block>x<kv_block>x<stages>`.
+    Sequence lengths need not be multiples of the blocks: the last blocks
+    are zero-filled by `cp.async` (no read past the end), their keys masked
+    and their rows not stored.
   }];
-  let options = [
-    Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
-           "Target chip, for the cost model (multiprocessors, shared memory)">,
-    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
-           "Dynamic shared memory per block available on the target, bytes "
-           "(default: sm_86's 99 KiB)">,
-    Option<"qBlock", "q-block", "int64_t", /*default=*/"0",
-           "Query rows per thread block (16 a warp): 64 or 128; 0: the cost "
-           "model's choice">,
-    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"0",
-           "Key/value rows per block: 32, 64 or 128; 0: the cost model's "
-           "choice">,
-    Option<"stages", "stages", "int64_t", /*default=*/"0",
-           "Shared-memory stages of the K/V ring: 2 to 4; 0: the cost "
-           "model's choice">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
@@ -215,22 +248,10 @@ def BPTFFNToSM80 : Pass<"bpt-ffn-to-sm80", "::mlir::ModuleOp"> {
     the row-major weights); the activation is applied in f32 before the one
     rounding.
 
-    Runs at the model level, before `bpt-blockwise`. Eligible: bf16 or f16,
-    rows (all leading dimensions) a multiple of 128, hidden and ffn widths
-    multiples of 128. Any other FFN stays for the portable path, with a
-    remark saying why.
+    Takes the `bpt.ffn` ops whose `#bpt.strategy` takes the `mma_sync` path,
+    with its `chunk_rows` and `gemm_block_n` (0: 256 where N allows); the
+    stages are as many as fit the chip's shared memory.
   }];
-  let options = [
-    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
-           "Dynamic shared memory per block available on the target, bytes "
-           "(default: sm_86's 99 KiB)">,
-    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
-           "Rows per chunk (a multiple of 128; the largest such divisor of "
-           "the rows up to this is used)">,
-    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
-           "GEMM tile columns: 128 (4 warps of 64 x 64) or 256 (8 warps); 0: "
-           "256 where N allows; gated GEMMs take 128 (8 warps of 64 x 32)">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
@@ -246,21 +267,11 @@ def BPTFFNToSM80 : Pass<"bpt-ffn-to-sm80", "::mlir::ModuleOp"> {
 def BPTLinearToSM80 : Pass<"bpt-linear-to-sm80", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.linear to an mma.sync (sm_80+) tensor-core GEMM";
   let description = [{
-    Replaces each eligible `bpt.linear` by one launch of the GEMM kernel of
-    `bpt-ffn-to-sm80` (no activation) in `gpu.module @bpt_sm80`: the
-    projections of a block that `bpt-block-to-sm80` expanded. Eligible:
-    bf16 or f16, no bias, rows (all leading dimensions) a multiple of 128,
-    input and output widths multiples of 128 and 64 as the tiles need, and
-    two stages within `shared-memory`; anything else stays for the portable
-    path, with a remark saying why.
+    Replaces each `bpt.linear` whose `#bpt.strategy` takes the `mma_sync`
+    path by one launch of the GEMM kernel of `bpt-ffn-to-sm80` (no
+    activation) in `gpu.module @bpt_sm80`: the projections of a block that
+    `bpt-decompose-block` expanded for the mma.sync path.
   }];
-  let options = [
-    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"101376",
-           "Dynamic shared memory per block available on the target, bytes">,
-    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
-           "GEMM tile columns: 128 (4 warps of 64 x 64) or 256 (8 warps); 0: "
-           "256 where N allows; gated GEMMs take 128 (8 warps of 64 x 32)">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
@@ -272,32 +283,12 @@ def BPTLinearToSM80 : Pass<"bpt-linear-to-sm80", "::mlir::ModuleOp"> {
   ];
 }
 
-def BPTBlockToSM80 : Pass<"bpt-block-to-sm80", "::mlir::ModuleOp"> {
-  let summary = "Expand eligible transformer blocks for the mma.sync passes";
-  let description = [{
-    On chips without wgmma, expands each `bpt.transformer_block` whose
-    pieces the mma.sync kernels take (bf16 or f16; head dimension 64 or 128;
-    batch x sequence rows a multiple of 128; hidden, key/value and ffn
-    widths multiples of 128) into its primitives, as `bpt-decompose-block`
-    does, at the model level: `bpt-attention-to-sm80`, `bpt-ffn-to-sm80` and
-    `bpt-linear-to-sm80` then lower its attention, FFN and projections, and
-    the portable path only its norms, head transposes and residuals. The
-    blockwise attention kernel and the chunked FFN keep S x S and
-    S x ffn buffers out. Other blocks stay whole for the portable (fused)
-    path, with a remark saying why.
-  }];
-  let dependentDialects = [
-    "::mlir::arith::ArithDialect",
-    "::mlir::linalg::LinalgDialect",
-    "::mlir::tensor::TensorDialect",
-  ];
-}
-
 def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.transformer_block to Hopper (sm_90a) kernels, chunk by chunk";
   let description = [{
-    Replaces each eligible `bpt.transformer_block` by a sequence of sm_90a
-    kernel launches over chunks of `chunk-rows` rows of one sequence: first
+    Replaces each `bpt.transformer_block` whose `#bpt.strategy` takes the
+    `wgmma` path by a sequence of sm_90a kernel launches over chunks of
+    `chunk_rows` rows of one sequence: first
     norm1 and the K and V projections for every chunk (K and V are the only
     buffers that span the sequence), then per chunk norm1, the Q projection,
     causal or full attention of the chunk's queries against its sequence's
@@ -308,27 +299,12 @@ def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
     a kernel of their own: one warp per row, 16-byte accesses, f32
     statistics.
 
-    Eligible: bf16 or f16 (any activation, gated ones through the gated
-    GEMM), head dimension 64 or 128, sequence length a multiple of 128, hidden size a multiple of 256,
-    projection and ffn widths multiples of 128. Any other block stays for
-    the portable path, with a remark saying why.
+    The block stays whole through `bpt-blockwise` for this pass (its
+    chunked schedule is not yet a blockwise loop nest; see
+    docs/notes/status.md). The tiling is the strategy's: `chunk_rows`,
+    `gemm_block_n` and `gemm_stages` (0: per GEMM, 128-wide tiles and as
+    many stages as fit), and the attention's `kv_block` and `stages`.
   }];
-  let options = [
-    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
-           "Rows per chunk (a multiple of 128; lowered to divide the "
-           "sequence length)">,
-    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
-           "GEMM tile width: 128 or 256 (0: the widest that divides N)">,
-    Option<"gemmStages", "gemm-stages", "int64_t", /*default=*/"0",
-           "GEMM shared-memory stages: 2 to 8 (0: as many as fit, up to "
-           "4 for 256-wide tiles and 6 for 128-wide ones)">,
-    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"0",
-           "Attention key/value rows per block: 64 or 128 (0: the cost "
-           "model's choice)">,
-    Option<"attentionStages", "attention-stages", "int64_t",
-           /*default=*/"0", "Attention K/V ring stages: 2 to 4 (0: the cost "
-           "model's choice)">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
@@ -345,8 +321,9 @@ def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
 def BPTFFNToSM90 : Pass<"bpt-ffn-to-sm90", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.ffn to Hopper (sm_90a) GEMM kernels, chunk by chunk";
   let description = [{
-    Replaces each eligible `bpt.ffn` by launches of two GEMM kernels built for
-    sm_90a in `gpu.module @bpt_sm90`, per chunk of `chunk-rows` rows:
+    Replaces each `bpt.ffn` whose `#bpt.strategy` takes the `wgmma` path by
+    launches of two GEMM kernels built for sm_90a in `gpu.module @bpt_sm90`,
+    per chunk of `chunk_rows` rows:
     `u = act(x[chunk] · W_in)` with the activation in the epilogue, then
     `y[chunk] = u · W_out`. The `[chunk, ffn]` intermediate is the only one,
     so memory has no sequence × ffn term. Each GEMM kernel computes 128 × BN
@@ -357,19 +334,9 @@ def BPTFFNToSM90 : Pass<"bpt-ffn-to-sm90", "::mlir::ModuleOp"> {
     Gated activations (SwiGLU, GeGLU) take a GEMM with two B operands,
     `W_in` and `W_gate`, and two accumulators (128-wide tiles).
 
-    Eligible: bf16 or f16, rows (all but the last dimension) a multiple of
-    128, hidden and ffn multiples of 128. Any other ffn stays for the
-    portable path, with a remark saying why.
+    The GEMM tiling is the strategy's `gemm_block_n` and `gemm_stages` (0:
+    128-wide tiles, as many stages as fit).
   }];
-  let options = [
-    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
-           "Rows per chunk (a multiple of 128; lowered to divide the rows)">,
-    Option<"blockN", "block-n", "int64_t", /*default=*/"0",
-           "GEMM tile width: 128 or 256 (0: the widest that divides N)">,
-    Option<"gemmStages", "gemm-stages", "int64_t", /*default=*/"0",
-           "GEMM shared-memory stages: 2 to 8 (0: as many as fit, up to "
-           "4 for 256-wide tiles and 6 for 128-wide ones)">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",

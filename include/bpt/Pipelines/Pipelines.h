@@ -2,36 +2,143 @@
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
-// bpt-blockwise: model level -> blockwise level (tiled attention, fused FFN).
+// bpt-blockwise: model level -> blockwise level: each op's kernel strategy
+//                chosen and recorded (bpt-select-strategy), blocks
+//                decomposed, attention tiled into query/key-value blocks
+//                with the FFN and residuals fused, as the strategy says.
 // bpt-to-cpu:    blockwise level -> LLVM dialect for the host.
-// bpt-to-nvvm:   blockwise level -> PTX kernels + host launch sequence.
-// Both run on builtin.module, so `builtin.module(bpt-blockwise,bpt-to-cpu)`
-// composes; each is built from named stages that tools can also run one at a
-// time (e.g. to inspect the IR after bufferization).
+// bpt-to-nvvm:   model or blockwise level -> PTX kernels + host launch
+//                sequence: the whole lowering, tensor-core kernels included.
+//                bpt-compile and the C API run exactly this pipeline, cut
+//                after a stage (bpt::Stage) when asked for an earlier one.
+// All run on builtin.module, so `builtin.module(bpt-blockwise,bpt-to-nvvm)`
+// composes (the blockwise stage is then a no-op), as does
+// `builtin.module(bpt-blockwise,bpt-to-cpu)`.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef BPT_PIPELINES_PIPELINES_H
 #define BPT_PIPELINES_PIPELINES_H
 
+#include "bpt/Conversion/Strategy.h"
+
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 
+#include <optional>
+
 namespace bpt {
 
-/// Options of bpt-blockwise.
-struct BlockwiseOptions : mlir::PassPipelineOptions<BlockwiseOptions> {
+/// The stages of bpt-to-nvvm, in order; a compilation can stop after any.
+enum class Stage {
+  Model,      ///< nothing run
+  Blockwise,  ///< strategies recorded, blockwise loop nests
+  Linalg,     ///< tensor-core kernels launched, the rest in linalg
+  Bufferized, ///< one-shot bufferization, outputs as out-parameters
+  GPU,        ///< portable loops mapped to kernels, kernels outlined
+  Binary      ///< PTX in a gpu.binary
+};
+std::optional<Stage> parseStage(llvm::StringRef name);
+
+/// The options of bpt-select-strategy, shared by the pipelines that run it.
+template <typename Derived>
+struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
+  using Base = mlir::PassPipelineOptions<Derived>;
+  template <typename T>
+  using Option = typename Base::template Option<T>;
+
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("Target chip (sm_90a: H100/H200)"),
+                           llvm::cl::init("sm_90a")};
+  Option<bool> tensorCores{
+      *this, "tensor-cores",
+      llvm::cl::desc("Allow the tensor-core paths (off: all portable)"),
+      llvm::cl::init(true)};
   Option<int64_t> qBlock{*this, "q-block",
-                         llvm::cl::desc("Query rows per block"),
+                         llvm::cl::desc("Portable path: query rows per block"),
                          llvm::cl::init(64)};
-  Option<int64_t> kvBlock{*this, "kv-block",
-                          llvm::cl::desc("Key/value rows per block"),
-                          llvm::cl::init(64)};
+  Option<int64_t> kvBlock{
+      *this, "kv-block",
+      llvm::cl::desc("Portable path: key/value rows per block"),
+      llvm::cl::init(64)};
   Option<bool> fuse{*this, "fuse",
                     llvm::cl::desc("Fuse the FFN and residuals into the "
                                    "query-block loop (bpt-fuse-ffn-residual)"),
                     llvm::cl::init(true)};
+  Option<int64_t> chunkRows{
+      *this, "chunk-rows",
+      llvm::cl::desc("Rows per chunk of the tensor-core FFN and block"),
+      llvm::cl::init(2048)};
+  Option<int64_t> sm90KvBlock{
+      *this, "sm90-kv-block",
+      llvm::cl::desc("wgmma attention key/value block (0: cost model)"),
+      llvm::cl::init(0)};
+  Option<int64_t> sm90Stages{
+      *this, "sm90-stages",
+      llvm::cl::desc("wgmma attention K/V stages (0: cost model)"),
+      llvm::cl::init(0)};
+  Option<int64_t> gemmBlockN{
+      *this, "sm90-gemm-block-n",
+      llvm::cl::desc("wgmma GEMM tile columns (0: 128)"), llvm::cl::init(0)};
+  Option<int64_t> gemmStages{
+      *this, "sm90-gemm-stages",
+      llvm::cl::desc("wgmma GEMM stages (0: as many as fit)"),
+      llvm::cl::init(0)};
+  Option<int64_t> sm80QBlock{
+      *this, "sm80-q-block",
+      llvm::cl::desc("mma.sync attention query block (0: cost model)"),
+      llvm::cl::init(0)};
+  Option<int64_t> sm80KvBlock{
+      *this, "sm80-kv-block",
+      llvm::cl::desc("mma.sync attention key/value block (0: cost model)"),
+      llvm::cl::init(0)};
+  Option<int64_t> sm80Stages{
+      *this, "sm80-stages",
+      llvm::cl::desc("mma.sync attention K/V stages (0: cost model)"),
+      llvm::cl::init(0)};
+  Option<int64_t> sm80GemmBlockN{
+      *this, "sm80-gemm-block-n",
+      llvm::cl::desc("mma.sync GEMM tile columns (0: 256 where N allows)"),
+      llvm::cl::init(0)};
+
+  /// The same values as bpt-select-strategy's options.
+  StrategyOptions strategy() const {
+    StrategyOptions o;
+    o.chip = chip;
+    o.tensorCores = tensorCores;
+    o.qBlock = qBlock;
+    o.kvBlock = kvBlock;
+    o.chunkRows = chunkRows;
+    o.sm90KvBlock = sm90KvBlock;
+    o.sm90Stages = sm90Stages;
+    o.gemmBlockN = gemmBlockN;
+    o.gemmStages = gemmStages;
+    o.sm80QBlock = sm80QBlock;
+    o.sm80KvBlock = sm80KvBlock;
+    o.sm80Stages = sm80Stages;
+    o.sm80GemmBlockN = sm80GemmBlockN;
+    return o;
+  }
+  /// Sets every option from `o`.
+  void setStrategy(const StrategyOptions &o) {
+    chip = o.chip;
+    tensorCores = o.tensorCores;
+    qBlock = o.qBlock;
+    kvBlock = o.kvBlock;
+    chunkRows = o.chunkRows;
+    sm90KvBlock = o.sm90KvBlock;
+    sm90Stages = o.sm90Stages;
+    gemmBlockN = o.gemmBlockN;
+    gemmStages = o.gemmStages;
+    sm80QBlock = o.sm80QBlock;
+    sm80KvBlock = o.sm80KvBlock;
+    sm80Stages = o.sm80Stages;
+    sm80GemmBlockN = o.sm80GemmBlockN;
+  }
 };
+
+/// Options of bpt-blockwise.
+struct BlockwiseOptions : StrategyPipelineOptions<BlockwiseOptions> {};
 
 /// Options of bpt-to-cpu.
 struct CPUOptions : mlir::PassPipelineOptions<CPUOptions> {
@@ -41,59 +148,79 @@ struct CPUOptions : mlir::PassPipelineOptions<CPUOptions> {
       llvm::cl::init(false)};
 };
 
-/// Options of bpt-to-nvvm.
-struct NVVMOptions : mlir::PassPipelineOptions<NVVMOptions> {
-  Option<std::string> chip{*this, "chip",
-                           llvm::cl::desc("GPU architecture (sm_90a: H100/H200)"),
-                           llvm::cl::init("sm_90a")};
+/// Options of bpt-to-nvvm: the strategy's, and the portable path's and
+/// PTX generation's.
+struct NVVMOptions : StrategyPipelineOptions<NVVMOptions> {
   Option<std::string> features{
       *this, "features",
       llvm::cl::desc("PTX features (sm_90 and sm_90a need +ptx80)"),
       llvm::cl::init("+ptx80")};
   Option<int64_t> threads{*this, "threads",
-                          llvm::cl::desc("Threads per block"),
+                          llvm::cl::desc("Portable path: threads per block"),
                           llvm::cl::init(256)};
   Option<int64_t> sharedMemory{
       *this, "shared-memory",
-      llvm::cl::desc("Bytes of shared memory a block may use; tiles beyond "
-                     "it go to a global workspace"),
-      llvm::cl::init(232448)};
+      llvm::cl::desc("Portable path: bytes of shared memory a block may "
+                     "use, tiles beyond it in a global workspace (0: the "
+                     "chip's)"),
+      llvm::cl::init(0)};
   Option<unsigned> optLevel{*this, "opt-level",
                             llvm::cl::desc("NVPTX optimisation level"),
                             llvm::cl::init(3)};
 };
 
-/// Model level -> blockwise level: decompose blocks, fuse position-wise
-/// consumers into query-block loops (unless disabled), tile the remaining
-/// attention ops, clean up.
-void buildBPTBlockwisePipeline(mlir::OpPassManager &pm,
-                               const BlockwiseOptions &options);
+/// The stage behind bpt-blockwise.
+void addBlockwiseStage(mlir::OpPassManager &pm, const StrategyOptions &strategy,
+                       bool fuse);
 
-/// bpt-to-cpu, stage 1: bpt ops and elementwise tensor ops -> linalg.
+/// Model level -> blockwise level: select strategies, decompose blocks
+/// (those bound for the wgmma block kernels stay whole), select strategies
+/// for the pieces, fuse position-wise consumers into query-block loops
+/// (portable attention, unless disabled), tile the remaining attention ops
+/// into nests with their strategies' block sizes, clean up.
+template <typename Derived>
+void buildBPTBlockwisePipeline(mlir::OpPassManager &pm,
+                               const StrategyPipelineOptions<Derived> &options) {
+  addBlockwiseStage(pm, options.strategy(), options.fuse);
+}
+
+/// The tensor-core conversions: every op and nest whose strategy names a
+/// tensor-core path becomes kernel launches.
+void addKernelStage(mlir::OpPassManager &pm);
+/// bpt ops and elementwise tensor ops -> linalg.
 void addLinalgStage(mlir::OpPassManager &pm);
-/// bpt-to-cpu, stage 2: one-shot bufferization with identity layouts at
-/// function boundaries, inputs read-only, results turned into
-/// out-parameters (the caller owns every input and output buffer; every
-/// allocation left is an intermediate).
+/// One-shot bufferization with identity layouts at function boundaries,
+/// inputs read-only, results turned into out-parameters (the caller owns
+/// every input and output buffer; every allocation left is an
+/// intermediate).
 void addBufferizationStage(mlir::OpPassManager &pm);
-/// bpt-to-cpu, stage 3: deallocation, loops, and the LLVM dialect; functions
-/// take bare pointers (static shapes), in argument order, outputs last.
+/// Deallocation, loops, and the LLVM dialect; functions take bare pointers
+/// (static shapes), in argument order, outputs last.
 void addHostLLVMStage(mlir::OpPassManager &pm);
 
-/// Blockwise level -> LLVM dialect for the host: the three stages above.
+/// Blockwise level -> LLVM dialect for the host: what the blockwise stage
+/// left whole for a tensor-core kernel is made blockwise (the CPU runs
+/// every loop nest as loops), then linalg, bufferization, LLVM.
 void buildBPTToCPUPipeline(mlir::OpPassManager &pm, const CPUOptions &options);
 
-/// bpt-to-nvvm, stage 3: host code that allocates buffers and launches
-/// kernels, the kernels outlined into a gpu.module.
+/// bpt-to-nvvm, stage 4: host code that allocates buffers and launches
+/// kernels, the portable loop nests mapped to kernels, all outlined into a
+/// gpu.module.
 void addGPUMappingStage(mlir::OpPassManager &pm, const NVVMOptions &options);
-/// bpt-to-nvvm, stage 4: the gpu.module to NVVM and on to PTX text in a
+/// bpt-to-nvvm, stage 5: the gpu.module to NVVM and on to PTX text in a
 /// gpu.binary (no CUDA toolkit needed).
 void addPTXStage(mlir::OpPassManager &pm, const NVVMOptions &options);
 
-/// Blockwise level -> kernels in PTX (gpu.binary) and a host function that
-/// only allocates workspace buffers and launches them, in order.
-void buildBPTToNVVMPipeline(mlir::OpPassManager &pm,
-                            const NVVMOptions &options);
+/// bpt-to-nvvm up to and including `last`: blockwise, kernels + linalg,
+/// bufferization, GPU mapping, PTX.
+void buildBPTToNVVMPipeline(mlir::OpPassManager &pm, const NVVMOptions &options,
+                            Stage last);
+/// The whole of bpt-to-nvvm: kernels in PTX (gpu.binary) and a host
+/// function that only allocates workspace buffers and launches them.
+inline void buildBPTToNVVMPipeline(mlir::OpPassManager &pm,
+                                   const NVVMOptions &options) {
+  buildBPTToNVVMPipeline(pm, options, Stage::Binary);
+}
 
 /// Registers bpt-blockwise, bpt-to-cpu and bpt-to-nvvm for textual
 /// pipelines.

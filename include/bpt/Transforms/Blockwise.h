@@ -18,7 +18,9 @@ namespace bpt {
 
 /// Emits, at the builder's insertion point, the blockwise form of `op`: an
 /// `scf.forall` over (batch, query head, query block) whose body runs the
-/// online softmax over key/value blocks. Returns the value replacing `op`'s
+/// online softmax over key/value blocks, tagged `bpt.nest` (and with the
+/// op's `bpt.strategy`, if it has one) so that a kernel conversion can take
+/// the whole nest. Returns the value replacing `op`'s
 /// result; `op` itself is left in place. Block sizes must be positive; they
 /// are clamped to the sequence lengths.
 mlir::Value tileAttention(mlir::OpBuilder &builder, AttentionOp op,
@@ -37,6 +39,14 @@ mlir::LogicalResult fuseAttentionConsumers(mlir::OpBuilder &builder,
 mlir::LogicalResult verifyBlockSizes(mlir::Operation *anchor,
                                      llvm::StringRef pass, int64_t qBlock,
                                      int64_t kvBlock);
+
+/// The block sizes to tile `op` with: its strategy's `q_block` and
+/// `kv_block` where it records them, else `qBlock` and `kvBlock`. With
+/// `portableOnly`, {0, 0} for an op whose strategy is a tensor-core path
+/// (which only bpt-tile-attention tiles, as a nest of its own).
+std::pair<int64_t, int64_t> blockSizesOf(AttentionOp op, int64_t qBlock,
+                                         int64_t kvBlock,
+                                         bool portableOnly = true);
 
 /// Records the block sizes on a blockwise loop (`bpt.q_block`,
 /// `bpt.kv_block`), for later stages and for readers of the IR.

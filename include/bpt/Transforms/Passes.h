@@ -29,8 +29,10 @@ class TransformerBlockOp;
 #define GEN_PASS_DECL
 #include "bpt/Transforms/Passes.h.inc"
 
-/// Adds the pattern that expands bpt.transformer_block into its primitives.
-void populateDecomposeBlockPatterns(mlir::RewritePatternSet &patterns);
+/// Adds the pattern that expands bpt.transformer_block into its primitives
+/// (with `keepTensorCoreBlocks`, not those bound for the wgmma path).
+void populateDecomposeBlockPatterns(mlir::RewritePatternSet &patterns,
+                                    bool keepTensorCoreBlocks = true);
 
 /// Expands one bpt.transformer_block into its primitives (what the pattern
 /// does), replacing it.

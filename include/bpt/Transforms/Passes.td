@@ -19,6 +19,13 @@ def BPTDecomposeBlock : Pass<"bpt-decompose-block", "::mlir::func::FuncOp"> {
     projection, the first residual (`arith.addf`), the second norm,
     `bpt.ffn`, and the second residual.
 
+    A block whose `#bpt.strategy` takes the `wgmma` path stays whole (its
+    kernel sequence is built by `bpt-block-to-sm90`) unless
+    `keep-tensor-core-blocks` is off, as on the CPU path. The pieces of a
+    block with the `portable` strategy inherit it, so that
+    `bpt-fuse-ffn-residual` fuses them; those of a tensor-core block are
+    left for `bpt-select-strategy` to decide one by one.
+
     Example:
 
     ```mlir
@@ -43,6 +50,11 @@ def BPTDecomposeBlock : Pass<"bpt-decompose-block", "::mlir::func::FuncOp"> {
     %y = arith.addf %r, %f : tensor<1x256x512xf32>
     ```
   }];
+  let options = [
+    Option<"keepTensorCoreBlocks", "keep-tensor-core-blocks", "bool",
+           /*default=*/"true",
+           "Leave blocks whose strategy takes the wgmma path whole">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",

@@ -1,0 +1,65 @@
+//===- Strategy.h - the kernel strategy of each op ---------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The one place that decides how an op is lowered: which kernel path
+// (wgmma, mma.sync or the portable blockwise loops) and with what tiling.
+// bpt-select-strategy records the decision as a #bpt.strategy attribute;
+// the blockwise passes tile by it and the conversions read it. Decisions
+// come from the chip's facts (bpt/Target/Chip.h), the attention cost model,
+// and the options a user pinned (bpt-compile flags or a --tuning file).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_CONVERSION_STRATEGY_H
+#define BPT_CONVERSION_STRATEGY_H
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/IR/Operation.h"
+#include "mlir/Support/LLVM.h"
+
+#include <optional>
+#include <string>
+
+namespace bpt {
+
+/// The target and the tilings a user pinned; a zero tiling field is chosen
+/// per op (cost model or kernel rule).
+struct StrategyOptions {
+  std::string chip = "sm_90a";
+  /// Allow the tensor-core paths; off, everything is portable.
+  bool tensorCores = true;
+  /// The portable path's blockwise loops: query and key/value rows a block.
+  int64_t qBlock = 64, kvBlock = 64;
+  /// Rows per chunk of the chunked FFN and block (a multiple of 128).
+  int64_t chunkRows = 2048;
+  /// sm_90a: the attention's key/value block and K/V stages, the GEMMs'
+  /// tile columns and stages.
+  int64_t sm90KvBlock = 0, sm90Stages = 0, gemmBlockN = 0, gemmStages = 0;
+  /// mma.sync: the attention's query block, key/value block and stages,
+  /// the GEMMs' tile columns.
+  int64_t sm80QBlock = 0, sm80KvBlock = 0, sm80Stages = 0, sm80GemmBlockN = 0;
+};
+
+/// Why `options` are out of range (the message names the option), or
+/// nothing.
+std::optional<std::string> checkStrategyOptions(const StrategyOptions &options);
+
+/// The strategy of `op` (bpt.attention, bpt.ffn, bpt.linear or
+/// bpt.transformer_block; null for other ops). With `remarks`, says on `op`
+/// why each faster path was not taken. Fails, with an error on `op`, when
+/// a pinned tiling cannot be honoured by the path the op takes.
+mlir::FailureOr<StrategyAttr> selectStrategy(mlir::Operation *op,
+                                             const StrategyOptions &options,
+                                             bool remarks = true);
+
+/// Whether `op` lies inside a blockwise loop nest (an scf.forall carrying a
+/// strategy): such ops are tiles of the nest, lowered with it.
+bool isInsideBlockwiseNest(mlir::Operation *op);
+
+} // namespace bpt
+
+#endif // BPT_CONVERSION_STRATEGY_H

@@ -1,0 +1,116 @@
+//===- AttentionNest.cpp - blockwise attention nests as kernels -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttentionNest.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+using namespace bpt;
+
+/// Follows a tile back through the copies that made it (extract_slice,
+/// insert_slice into a padded tile, linalg.copy) to the value defined above
+/// `nest` it was read from, or null.
+static Value traceToOperand(Value tile, Operation *nest) {
+  while (tile) {
+    Operation *owner = tile.getDefiningOp();
+    if (!owner)
+      owner = tile.getParentBlock()->getParentOp();
+    if (!nest->isAncestor(owner))
+      return tile;
+    if (auto slice = dyn_cast<tensor::ExtractSliceOp>(owner))
+      tile = slice.getSource();
+    else if (auto insert = dyn_cast<tensor::InsertSliceOp>(owner))
+      tile = insert.getSource();
+    else if (auto copy = dyn_cast<linalg::CopyOp>(owner))
+      tile = copy.getInputs()[0];
+    else
+      return Value();
+  }
+  return Value();
+}
+
+FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
+  auto nest = loop->getAttrOfType<AttentionNestAttr>(AttentionNestAttr::kAttrName);
+  if (!nest)
+    return loop.emitError() << "not an attention nest (no bpt.nest)";
+  auto fail = [&](const Twine &why) {
+    return loop.emitError() << "malformed attention nest: " << why;
+  };
+  // Canonicalization drops the unit dimensions of the loop (batch 1, one
+  // head, one query block); the kernel's grid comes from the operands.
+  if (loop.getNumResults() != 1)
+    return fail("expected an scf.forall with one result");
+  // The first key/value step: the first two products inside the nest.
+  SmallVector<linalg::MatmulOp> products;
+  loop.getBody()->walk([&](linalg::MatmulOp op) {
+    if (products.size() < 2)
+      products.push_back(op);
+  });
+  if (products.size() < 2 ||
+      products[0]->getParentOp() != products[1]->getParentOp())
+    return fail("expected Q·Kᵀ and P·V in one key/value loop");
+  Value q = traceToOperand(products[0].getInputs()[0], loop);
+  Value k = traceToOperand(products[0].getInputs()[1], loop);
+  Value v = traceToOperand(products[1].getInputs()[1], loop);
+  auto rank4 = [](Value x) {
+    auto type = x ? dyn_cast<RankedTensorType>(x.getType()) : nullptr;
+    return type && type.getRank() == 4;
+  };
+  if (!rank4(q) || !rank4(k) || !rank4(v))
+    return fail("its tiles are not read from 4-D tensors");
+  AttentionNest result;
+  result.loop = loop;
+  result.query = cast<TypedValue<RankedTensorType>>(q);
+  result.key = cast<TypedValue<RankedTensorType>>(k);
+  result.value = cast<TypedValue<RankedTensorType>>(v);
+  result.causal = nest.getCausal();
+  result.scale = nest.getScale().convertToDouble();
+  result.strategy = StrategyAttr::get(loop);
+  if (loop.getResult(0).getType() != result.query.getType())
+    return fail("its result type differs from the query's");
+  return result;
+}
+
+void AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
+                                      ArrayRef<int64_t> grid, int64_t threads,
+                                      int64_t sharedBytes, ValueRange inputs) {
+  Location loc = loop.getLoc();
+  b.setInsertionPoint(loop);
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto outType = cast<MemRefType>(kernel.getArgumentTypes().back());
+  Value out = memref::AllocOp::create(b, loc, outType);
+  SmallVector<Value> args(inputs);
+  args.push_back(out);
+  gpu::LaunchFuncOp::create(
+      b, loc, kernel,
+      gpu::KernelDim3{index(grid[0]), index(grid[1]), index(grid[2])},
+      gpu::KernelDim3{index(threads), index(1), index(1)},
+      arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(sharedBytes)),
+      args);
+  Value result = bufferization::ToTensorOp::create(
+      b, loc, resultType(), out, /*restrict=*/true, /*writable=*/true);
+  loop.getResult(0).replaceAllUsesWith(result);
+  loop.erase();
+}
+
+SmallVector<scf::ForallOp> bpt::collectAttentionNests(ModuleOp module,
+                                                      KernelPath path) {
+  SmallVector<scf::ForallOp> nests;
+  module.walk([&](scf::ForallOp loop) {
+    StrategyAttr strategy = StrategyAttr::get(loop);
+    if (strategy && strategy.getPath() == path &&
+        loop->hasAttr(AttentionNestAttr::kAttrName))
+      nests.push_back(loop);
+  });
+  return nests;
+}

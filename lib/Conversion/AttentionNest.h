@@ -1,0 +1,81 @@
+//===- AttentionNest.h - blockwise attention nests as kernels ---*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The tensor-core attention conversions lower the blockwise loop nest that
+// bpt-tile-attention builds (an scf.forall over batch, query head and query
+// block, tagged #bpt.attention_nest and #bpt.strategy), not the model-level
+// op: the nest's parallel loop becomes the kernel's grid, its key/value
+// loop the kernel's pipeline, with the tiling the strategy recorded. This
+// is what they need to know of a nest.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_LIB_CONVERSION_ATTENTIONNEST_H
+#define BPT_LIB_CONVERSION_ATTENTIONNEST_H
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinOps.h"
+
+namespace bpt {
+
+/// One blockwise attention nest, read back as the attention it computes.
+struct AttentionNest {
+  mlir::scf::ForallOp loop;
+  /// The operands the nest reads its tiles from: [B, Hq, Sq, D] and
+  /// [B, Hkv, Skv, D].
+  mlir::TypedValue<mlir::RankedTensorType> query, key, value;
+  bool causal;
+  double scale;
+  StrategyAttr strategy;
+
+  mlir::RankedTensorType resultType() const { return query.getType(); }
+
+  /// Reads `loop` (tagged bpt.nest): the query, key and value are the
+  /// tensors its first key/value step's two products read (Q·Kᵀ, then
+  /// P·V), traced back through tile copies to values defined above it.
+  /// Fails, with an error on the loop, when the nest does not have that
+  /// shape.
+  static mlir::FailureOr<AttentionNest> match(mlir::scf::ForallOp loop);
+
+  /// Fills the problem fields every attention kernel configuration has
+  /// (shapes, causality, scale, element type) and the strategy's tiling.
+  template <typename Config>
+  void fillConfig(Config &config) const {
+    llvm::ArrayRef<int64_t> q = query.getType().getShape();
+    llvm::ArrayRef<int64_t> kv = key.getType().getShape();
+    config.batch = q[0];
+    config.heads = q[1];
+    config.seqQ = q[2];
+    config.headDim = q[3];
+    config.kvHeads = kv[1];
+    config.seqKV = kv[2];
+    config.causal = causal;
+    config.scale = scale;
+    config.bf16 = query.getType().getElementType().isBF16();
+    config.blockM = strategy.getQBlock();
+    config.blockN = strategy.getKvBlock();
+    config.stages = strategy.getStages();
+  }
+
+  /// Replaces the nest by a launch of `kernel` on `grid` x `threads` with
+  /// `sharedBytes` of dynamic shared memory and `inputs` followed by a
+  /// fresh output buffer (the kernel's last argument): the launch
+  /// bookkeeping both tensor-core attention kernels share.
+  void replaceWithLaunch(mlir::OpBuilder &builder, mlir::gpu::GPUFuncOp kernel,
+                         llvm::ArrayRef<int64_t> grid, int64_t threads,
+                         int64_t sharedBytes, mlir::ValueRange inputs);
+};
+
+/// The attention nests in `module` whose strategy takes `path`, in order.
+llvm::SmallVector<mlir::scf::ForallOp>
+collectAttentionNests(mlir::ModuleOp module, KernelPath path);
+
+} // namespace bpt
+
+#endif // BPT_LIB_CONVERSION_ATTENTIONNEST_H

@@ -1,0 +1,81 @@
+//===- SelectStrategy.cpp - record each op's kernel strategy ----*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+#include "bpt/Conversion/Strategy.h"
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTSELECTSTRATEGY
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+using namespace bpt;
+
+namespace {
+
+struct BPTSelectStrategyPass final
+    : bpt::impl::BPTSelectStrategyBase<BPTSelectStrategyPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    StrategyOptions options;
+    options.chip = chip;
+    options.tensorCores = tensorCores;
+    options.qBlock = qBlock;
+    options.kvBlock = kvBlock;
+    options.chunkRows = chunkRows;
+    options.sm90KvBlock = sm90KvBlock;
+    options.sm90Stages = sm90Stages;
+    options.gemmBlockN = gemmBlockN;
+    options.gemmStages = gemmStages;
+    options.sm80QBlock = sm80QBlock;
+    options.sm80KvBlock = sm80KvBlock;
+    options.sm80Stages = sm80Stages;
+    options.sm80GemmBlockN = sm80GemmBlockN;
+    if (std::optional<std::string> why = checkStrategyOptions(options)) {
+      getOperation().emitError() << "bpt-select-strategy: " << *why;
+      return signalPassFailure();
+    }
+    // A nest was tiled for its kernel's blocks: it cannot be re-targeted.
+    WalkResult mismatch = getOperation().walk([&](scf::ForallOp loop) {
+      StrategyAttr recorded = StrategyAttr::get(loop);
+      if (!recorded || recorded.getPath() == KernelPath::portable ||
+          recorded.getChip() == options.chip)
+        return WalkResult::advance();
+      loop.emitError() << "bpt-select-strategy: this loop nest was tiled for "
+                          "the "
+                       << stringifyKernelPath(recorded.getPath())
+                       << " kernel of " << recorded.getChip()
+                       << ", not for " << options.chip
+                       << "; run bpt-blockwise with chip=" << options.chip;
+      return WalkResult::interrupt();
+    });
+    if (mismatch.wasInterrupted())
+      return signalPassFailure();
+    SmallVector<Operation *> ops;
+    getOperation().walk([&](Operation *op) {
+      if (!isa<AttentionOp, FFNOp, LinearOp, TransformerBlockOp>(op) ||
+          isInsideBlockwiseNest(op))
+        return;
+      StrategyAttr recorded = StrategyAttr::get(op);
+      if (!recorded || recorded.getChip() != options.chip)
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      FailureOr<StrategyAttr> strategy = selectStrategy(op, options);
+      if (failed(strategy))
+        return signalPassFailure();
+      op->setAttr(StrategyAttr::kAttrName, *strategy);
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,478 @@
+//===- Strategy.cpp - the kernel strategy of each op ------------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Each op is offered the paths its chip has, fastest first: wgmma (sm_90a),
+// then mma.sync (sm_80 and later), then the portable blockwise loops, which
+// take anything. A path that does not take the op says why, in a remark.
+// The eligibility rules are the kernels' own limits (element types, head
+// dimensions, divisibility, shared memory); the tilings come from pinned
+// options, else the attention cost model or the GEMM kernels' rules.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Strategy.h"
+
+#include "SM80Kernels.h"
+#include "SM90Kernels.h"
+
+#include "bpt/Conversion/AttentionCostModel.h"
+#include "bpt/Target/Chip.h"
+
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace bpt;
+
+//===----------------------------------------------------------------------===//
+// Options
+//===----------------------------------------------------------------------===//
+
+std::optional<std::string>
+bpt::checkStrategyOptions(const StrategyOptions &o) {
+  auto oneOf = [](int64_t v, std::initializer_list<int64_t> allowed) {
+    return llvm::is_contained(allowed, v);
+  };
+  auto inRange = [](int64_t v, int64_t lo, int64_t hi) {
+    return v == 0 || (v >= lo && v <= hi);
+  };
+  if (o.qBlock < 1)
+    return llvm::formatv("q-block must be positive, got {0}", o.qBlock).str();
+  if (o.kvBlock < 1)
+    return llvm::formatv("kv-block must be positive, got {0}", o.kvBlock).str();
+  if (o.chunkRows < 128 || o.chunkRows % 128 != 0)
+    return llvm::formatv("chunk-rows must be a positive multiple of 128, got "
+                         "{0}",
+                         o.chunkRows)
+        .str();
+  if (!oneOf(o.sm90KvBlock, {0, 64, 128}))
+    return llvm::formatv("sm90-kv-block must be 0, 64 or 128, got {0}",
+                         o.sm90KvBlock)
+        .str();
+  if (!inRange(o.sm90Stages, 2, 4))
+    return llvm::formatv("sm90-stages must be 0 or in [2, 4], got {0}",
+                         o.sm90Stages)
+        .str();
+  if (!oneOf(o.gemmBlockN, {0, 128, 256}))
+    return llvm::formatv("sm90-gemm-block-n must be 0, 128 or 256, got {0}",
+                         o.gemmBlockN)
+        .str();
+  if (!inRange(o.gemmStages, 2, 8))
+    return llvm::formatv("sm90-gemm-stages must be 0 or in [2, 8], got {0}",
+                         o.gemmStages)
+        .str();
+  if (!oneOf(o.sm80QBlock, {0, 64, 128}))
+    return llvm::formatv("sm80-q-block must be 0, 64 or 128, got {0}",
+                         o.sm80QBlock)
+        .str();
+  if (!oneOf(o.sm80KvBlock, {0, 32, 64, 128}))
+    return llvm::formatv("sm80-kv-block must be 0, 32, 64 or 128, got {0}",
+                         o.sm80KvBlock)
+        .str();
+  if (!inRange(o.sm80Stages, 2, 4))
+    return llvm::formatv("sm80-stages must be 0 or in [2, 4], got {0}",
+                         o.sm80Stages)
+        .str();
+  if (!oneOf(o.sm80GemmBlockN, {0, 128, 256}))
+    return llvm::formatv("sm80-gemm-block-n must be 0, 128 or 256, got {0}",
+                         o.sm80GemmBlockN)
+        .str();
+  return std::nullopt;
+}
+
+namespace {
+
+/// Why a path does not take an op, or nothing when it does.
+using Refusal = std::optional<std::string>;
+
+Refusal checkTensorCoreElement(Type element, StringRef path) {
+  if (element.isBF16() || element.isF16())
+    return std::nullopt;
+  std::string name;
+  llvm::raw_string_ostream(name) << element;
+  return llvm::formatv("element type {0} (the {1} path takes bf16 and f16)",
+                       name, path)
+      .str();
+}
+
+Refusal checkHeadDim(int64_t headDim) {
+  if (headDim == 64 || headDim == 128)
+    return std::nullopt;
+  return llvm::formatv("head dimension {0} (64 and 128 are supported)", headDim)
+      .str();
+}
+
+/// The largest multiple of 128 up to `chunkRows` that divides `rows` (a
+/// multiple of 128).
+int64_t chunkDividing(int64_t rows, int64_t chunkRows) {
+  int64_t chunk = std::min(chunkRows, rows);
+  while (rows % chunk != 0)
+    chunk -= 128;
+  return chunk;
+}
+
+/// Decides one op: the context every path's rule needs.
+class Selector {
+public:
+  Selector(Operation *op, const StrategyOptions &options, bool remarks)
+      : op(op), options(options), remarks(remarks),
+        chip(getChipInfo(options.chip)),
+        sharedMemory(chip.sharedMemoryPerBlock) {}
+
+  FailureOr<StrategyAttr> select();
+
+private:
+  Operation *op;
+  const StrategyOptions &options;
+  bool remarks;
+  ChipInfo chip;
+  int64_t sharedMemory;
+
+  MLIRContext *ctx() { return op->getContext(); }
+  StrategyAttr make(KernelPath path, int64_t qBlock = 0, int64_t kvBlock = 0,
+                    int64_t stages = 0, int64_t warps = 0,
+                    int64_t chunkRows = 0, int64_t gemmBlockN = 0,
+                    int64_t gemmStages = 0) {
+    return StrategyAttr::get(ctx(), path, options.chip, qBlock, kvBlock,
+                             stages, warps, chunkRows, gemmBlockN, gemmStages);
+  }
+  StrategyAttr portable(int64_t qBlock = 0, int64_t kvBlock = 0) {
+    return make(KernelPath::portable, qBlock, kvBlock);
+  }
+  void refuse(StringRef what, StringRef path, const std::string &why) {
+    if (remarks)
+      op->emitRemark() << what << " does not take the " << path
+                       << " path: " << why;
+  }
+  bool wgmma() { return options.tensorCores && chip.hasWgmma; }
+  bool mmaSync() { return options.tensorCores && chip.hasMmaSync; }
+
+  FailureOr<StrategyAttr> selectAttention(AttentionOp op);
+  FailureOr<StrategyAttr> selectFFN(FFNOp op);
+  FailureOr<StrategyAttr> selectLinear(LinearOp op);
+  FailureOr<StrategyAttr> selectBlock(TransformerBlockOp op);
+  Refusal attentionWgmma(AttentionOp op, StrategyAttr &strategy);
+  Refusal attentionMmaSync(AttentionOp op, StrategyAttr &strategy);
+};
+
+FailureOr<StrategyAttr> Selector::select() {
+  return llvm::TypeSwitch<Operation *, FailureOr<StrategyAttr>>(op)
+      .Case([&](AttentionOp a) { return selectAttention(a); })
+      .Case([&](FFNOp f) { return selectFFN(f); })
+      .Case([&](LinearOp l) { return selectLinear(l); })
+      .Case([&](TransformerBlockOp b) { return selectBlock(b); })
+      .Default([](Operation *) { return StrategyAttr(); });
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
+  RankedTensorType qType = op.getQuery().getType();
+  RankedTensorType kvType = op.getKey().getType();
+  if (Refusal why = checkTensorCoreElement(qType.getElementType(), "wgmma"))
+    return why;
+  ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
+  sm90::AttentionKernelConfig config{};
+  config.headDim = q[3];
+  config.blockN = options.sm90KvBlock ? options.sm90KvBlock : 128;
+  config.stages = options.sm90Stages ? options.sm90Stages : 2;
+  if (!options.sm90KvBlock || !options.sm90Stages) {
+    AttentionProblem problem{q[0], q[1], q[2], kv[2], q[3], op.getCausal()};
+    if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
+            AttentionKernelKind::Wgmma, problem, ChipModel::forChip(options.chip), sharedMemory,
+            AttentionTiling{128, options.sm90KvBlock, options.sm90Stages})) {
+      config.blockN = chosen->blockN;
+      config.stages = chosen->stages;
+    }
+  }
+  if (Refusal why = checkHeadDim(config.headDim))
+    return why;
+  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
+    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
+                         "the {2}-row query block and {3}-row key block",
+                         q[2], kv[2], config.blockM, config.blockN)
+        .str();
+  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31) ||
+      kv[0] * kv[1] * kv[2] >= (int64_t(1) << 31))
+    return std::string("more rows than a 32-bit TMA coordinate addresses");
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  strategy = make(KernelPath::wgmma, config.blockM, config.blockN,
+                  config.stages, config.threads() / 32);
+  return std::nullopt;
+}
+
+Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
+  RankedTensorType qType = op.getQuery().getType();
+  if (Refusal why = checkTensorCoreElement(qType.getElementType(), "mma.sync"))
+    return why;
+  ArrayRef<int64_t> q = qType.getShape();
+  // The swizzle needs 8 chunks a row; more than 128 columns would not leave
+  // registers for the accumulators.
+  if (Refusal why = checkHeadDim(q[3]))
+    return why;
+  AttentionTiling pinned{options.sm80QBlock, options.sm80KvBlock,
+                         options.sm80Stages};
+  AttentionTiling tiling = {pinned.blockM ? pinned.blockM : 64,
+                            pinned.blockN ? pinned.blockN : 64,
+                            pinned.stages ? pinned.stages : 2};
+  if (!pinned.blockM || !pinned.blockN || !pinned.stages) {
+    AttentionProblem problem{q[0], q[1], q[2],
+                             op.getKey().getType().getDimSize(2), q[3],
+                             op.getCausal()};
+    if (std::optional<AttentionTiling> chosen =
+            chooseAttentionTiling(AttentionKernelKind::MmaSync, problem,
+                                  ChipModel::forChip(options.chip), sharedMemory, pinned))
+      tiling = *chosen;
+  }
+  sm80::AttentionKernelConfig config{};
+  config.headDim = q[3];
+  config.blockM = tiling.blockM;
+  config.blockN = tiling.blockN;
+  config.stages = tiling.stages;
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  strategy = make(KernelPath::mma_sync, config.blockM, config.blockN,
+                  config.stages, config.warps());
+  return std::nullopt;
+}
+
+FailureOr<StrategyAttr> Selector::selectAttention(AttentionOp op) {
+  StrategyAttr strategy;
+  if (wgmma()) {
+    if (Refusal why = attentionWgmma(op, strategy))
+      refuse("attention", "wgmma", *why);
+    else
+      return strategy;
+  }
+  if (mmaSync()) {
+    if (Refusal why = attentionMmaSync(op, strategy))
+      refuse("attention", "mma.sync", *why);
+    else
+      return strategy;
+  }
+  return portable(options.qBlock, options.kvBlock);
+}
+
+//===----------------------------------------------------------------------===//
+// FFN and projections
+//===----------------------------------------------------------------------===//
+
+FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
+  auto xType = cast<RankedTensorType>(op.getInput().getType());
+  Type element = xType.getElementType();
+  int64_t hidden = xType.getShape().back();
+  int64_t rows = xType.getNumElements() / hidden;
+  int64_t ffn = op.getWIn().getType().getDimSize(1);
+  bool gated = op.getWGate() != nullptr;
+  if (wgmma()) {
+    Refusal why = checkTensorCoreElement(element, "wgmma");
+    if (!why && rows % 128 != 0)
+      why = llvm::formatv("{0} rows are not a multiple of 128", rows).str();
+    if (!why && (!sm90::pickBlockN(hidden) || !sm90::pickBlockN(ffn)))
+      why = llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
+                          hidden, ffn)
+                .str();
+    if (!why && (rows >= (int64_t(1) << 31) || ffn >= (int64_t(1) << 31)))
+      why = "more rows than a 32-bit TMA coordinate addresses";
+    if (!why) {
+      int64_t chunk = chunkDividing(rows, options.chunkRows);
+      sm90::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
+                          op.getActivation()};
+      up.gated = gated;
+      sm90::GemmConfig down{chunk, rows, hidden, ffn, element.isBF16(),
+                            std::nullopt};
+      for (sm90::GemmConfig *config : {&up, &down})
+        if (std::optional<std::string> error = sm90::chooseGemmTiling(
+                *config, options.gemmBlockN, options.gemmStages,
+                sharedMemory))
+          return op.emitError() << "bpt-select-strategy: " << *error;
+      return make(KernelPath::wgmma, 0, 0, 0, up.threads() / 32, chunk,
+                  options.gemmBlockN, options.gemmStages);
+    }
+    refuse("ffn", "wgmma", *why);
+    // The wgmma GEMMs take every FFN the mma.sync ones would.
+    return portable();
+  }
+  if (mmaSync()) {
+    Refusal why = checkTensorCoreElement(element, "mma.sync");
+    if (!why && rows % 128 != 0)
+      why = llvm::formatv("{0} rows are not a multiple of 128", rows).str();
+    if (!why && (hidden % 128 != 0 || ffn % 128 != 0))
+      why = llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
+                          hidden, ffn)
+                .str();
+    if (!why && rows >= (int64_t(1) << 31))
+      why = "more rows than a 32-bit row offset addresses";
+    int64_t chunk = 0;
+    if (!why) {
+      chunk = chunkDividing(rows, options.chunkRows);
+      sm80::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
+                          op.getActivation()};
+      up.gated = gated;
+      sm80::GemmConfig down{chunk, rows, hidden, ffn, element.isBF16(),
+                            std::nullopt};
+      // A gated GEMM keeps its 128-wide tiles whatever block-n says.
+      up.blockN = gated ? 0 : options.sm80GemmBlockN;
+      down.blockN = options.sm80GemmBlockN;
+      for (sm80::GemmConfig *config : {&up, &down})
+        if (!why)
+          why = config->check(sharedMemory);
+    }
+    if (!why)
+      return make(KernelPath::mma_sync, 0, 0, 0, 0, chunk,
+                  options.sm80GemmBlockN);
+    refuse("ffn", "mma.sync", *why);
+  }
+  return portable();
+}
+
+FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
+  // Projections take tensor cores on the mma.sync path only (on sm_90a
+  // they are part of the wgmma block, or portable).
+  if (!mmaSync() || wgmma())
+    return portable();
+  auto xType = cast<RankedTensorType>(op.getInput().getType());
+  Type element = xType.getElementType();
+  Refusal why = checkTensorCoreElement(element, "mma.sync");
+  if (!why && op.getBias())
+    why = "a bias (the GEMM kernel has no bias epilogue)";
+  int64_t k = xType.getShape().back();
+  int64_t rows = xType.getNumElements() / k;
+  int64_t n = op.getWeight().getType().getDimSize(1);
+  if (!why && rows >= (int64_t(1) << 31))
+    why = "more rows than a 32-bit row offset addresses";
+  if (!why) {
+    sm80::GemmConfig config{rows, rows, n, k, element.isBF16(), std::nullopt};
+    config.blockN = options.sm80GemmBlockN;
+    why = config.check(sharedMemory);
+  }
+  if (!why)
+    return make(KernelPath::mma_sync, 0, 0, 0, 0, 0, options.sm80GemmBlockN);
+  refuse("linear", "mma.sync", *why);
+  return portable();
+}
+
+//===----------------------------------------------------------------------===//
+// Block
+//===----------------------------------------------------------------------===//
+
+FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
+  RankedTensorType xType = op.getInput().getType();
+  Type element = xType.getElementType();
+  int64_t batch = xType.getDimSize(0), seq = xType.getDimSize(1);
+  int64_t hidden = xType.getDimSize(2), headDim = op.getHeadDim();
+  int64_t heads = op.getHeads(), kvHeads = op.getKvHeads();
+  int64_t qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+  int64_t ffn = op.getWIn().getType().getDimSize(1);
+  if (wgmma()) {
+    Refusal why = checkTensorCoreElement(element, "wgmma");
+    if (!why)
+      why = checkHeadDim(headDim);
+    if (!why && seq % 128 != 0)
+      why = llvm::formatv("sequence length {0} is not a multiple of 128", seq)
+                .str();
+    if (!why && hidden % 256 != 0)
+      why = llvm::formatv("hidden size {0} is not a multiple of 256", hidden)
+                .str();
+    if (!why && (!sm90::pickBlockN(qWidth) || !sm90::pickBlockN(kvWidth) ||
+                 !sm90::pickBlockN(ffn)))
+      why = llvm::formatv("projection widths {0}, {1} and ffn {2} must be "
+                          "multiples of 128",
+                          qWidth, kvWidth, ffn)
+                .str();
+    if (!why && batch * seq >= (int64_t(1) << 31))
+      why = "more rows than a 32-bit TMA coordinate addresses";
+    if (why) {
+      refuse("transformer_block", "wgmma", *why);
+      return portable(options.qBlock, options.kvBlock);
+    }
+    // A chunk lies in one sequence.
+    int64_t chunk = chunkDividing(seq, options.chunkRows);
+    sm90::AttentionKernelConfig attention{};
+    attention.headDim = headDim;
+    attention.blockN = options.sm90KvBlock ? options.sm90KvBlock : 128;
+    attention.stages = options.sm90Stages ? options.sm90Stages : 2;
+    if (!options.sm90KvBlock || !options.sm90Stages) {
+      AttentionProblem problem{batch, heads, seq, seq, headDim, op.getCausal()};
+      if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
+              AttentionKernelKind::Wgmma, problem, ChipModel::forChip(options.chip),
+              sharedMemory,
+              AttentionTiling{128, options.sm90KvBlock, options.sm90Stages})) {
+        attention.blockN = chosen->blockN;
+        attention.stages = chosen->stages;
+      }
+    }
+    if (attention.sharedMemoryBytes() > sharedMemory)
+      return op.emitError()
+             << "bpt-select-strategy: the attention kernel's "
+             << attention.stages << " stages of " << attention.blockN
+             << " rows need " << attention.sharedMemoryBytes()
+             << " bytes of shared memory, " << sharedMemory << " available";
+    // Every GEMM of the block must take the pinned tiling.
+    bool bf16 = element.isBF16();
+    int64_t rows = batch * seq;
+    struct Shape {
+      int64_t aRows, cRows, n, k;
+      bool gated;
+    } gemms[] = {{chunk, rows, kvWidth, hidden, false},
+                 {chunk, chunk, qWidth, hidden, false},
+                 {chunk, chunk, hidden, qWidth, false},
+                 {chunk, chunk, ffn, hidden, op.getWGate() != nullptr},
+                 {chunk, rows, hidden, ffn, false}};
+    for (const Shape &s : gemms) {
+      sm90::GemmConfig config{s.aRows, s.cRows, s.n, s.k, bf16, std::nullopt};
+      config.gated = s.gated;
+      if (std::optional<std::string> error = sm90::chooseGemmTiling(
+              config, options.gemmBlockN, options.gemmStages, sharedMemory))
+        return op.emitError() << "bpt-select-strategy: " << *error;
+    }
+    return make(KernelPath::wgmma, attention.blockM, attention.blockN,
+                attention.stages, attention.threads() / 32, chunk,
+                options.gemmBlockN, options.gemmStages);
+  }
+  if (mmaSync()) {
+    // Expanded into its pieces, each with a strategy of its own.
+    Refusal why = checkTensorCoreElement(element, "mma.sync");
+    if (!why)
+      why = checkHeadDim(headDim);
+    if (!why && (batch * seq) % 128 != 0)
+      why = llvm::formatv("{0} rows are not a multiple of 128", batch * seq)
+                .str();
+    if (!why && (hidden % 128 != 0 || kvWidth % 128 != 0 || ffn % 128 != 0))
+      why = llvm::formatv("hidden {0}, key/value width {1} and ffn {2} must "
+                          "be multiples of 128",
+                          hidden, kvWidth, ffn)
+                .str();
+    if (!why)
+      return make(KernelPath::mma_sync);
+    refuse("transformer_block", "mma.sync", *why);
+  }
+  return portable(options.qBlock, options.kvBlock);
+}
+
+} // namespace
+
+FailureOr<StrategyAttr> bpt::selectStrategy(Operation *op,
+                                            const StrategyOptions &options,
+                                            bool remarks) {
+  return Selector(op, options, remarks).select();
+}
+
+bool bpt::isInsideBlockwiseNest(Operation *op) {
+  for (Operation *parent = op->getParentOp(); parent;
+       parent = parent->getParentOp())
+    if (isa<scf::ForallOp>(parent) && StrategyAttr::get(parent))
+      return true;
+  return false;
+}

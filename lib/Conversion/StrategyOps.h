@@ -1,0 +1,43 @@
+//===- StrategyOps.h - what a conversion takes, by strategy -----*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The kernel conversions do not choose: each takes the ops whose recorded
+// strategy names its path, and builds them with the recorded tiling.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_LIB_CONVERSION_STRATEGYOPS_H
+#define BPT_LIB_CONVERSION_STRATEGYOPS_H
+
+#include "bpt/Conversion/Strategy.h"
+#include "bpt/Dialect/BPTOps.h"
+#include "bpt/Target/Chip.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace bpt {
+
+/// The ops of type `OpTy` in `module` whose strategy takes `path`, in
+/// order; ops inside a blockwise nest are tiles of it and are not taken.
+template <typename OpTy>
+llvm::SmallVector<OpTy> opsTaking(mlir::ModuleOp module, KernelPath path) {
+  llvm::SmallVector<OpTy> ops;
+  module.walk([&](OpTy op) {
+    StrategyAttr strategy = StrategyAttr::get(op);
+    if (strategy && strategy.getPath() == path && !isInsideBlockwiseNest(op))
+      ops.push_back(op);
+  });
+  return ops;
+}
+
+/// The dynamic shared memory a block of the strategy's chip may use.
+inline int64_t sharedMemoryOf(StrategyAttr strategy) {
+  return getChipInfo(strategy.getChip()).sharedMemoryPerBlock;
+}
+
+} // namespace bpt
+
+#endif // BPT_LIB_CONVERSION_STRATEGYOPS_H

@@ -1,0 +1,59 @@
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --verify-diagnostics
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-q-block=128 sm80-kv-block=128 sm80-stages=4" 2>&1 >/dev/null | FileCheck %s --check-prefix=SM86
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="sm90-kv-block=128 sm90-stages=4" 2>&1 >/dev/null | FileCheck %s --check-prefix=BIG
+// RUN: not bpt-opt %s --bpt-select-strategy="sm90-kv-block=96" 2>&1 | FileCheck %s --check-prefix=KVBLOCK
+// RUN: not bpt-opt %s --bpt-select-strategy="sm90-stages=1" 2>&1 | FileCheck %s --check-prefix=STAGES
+// RUN: not bpt-opt %s --bpt-select-strategy="sm80-q-block=32" 2>&1 | FileCheck %s --check-prefix=QBLOCK80
+// RUN: not bpt-opt %s --bpt-select-strategy="sm80-kv-block=48" 2>&1 | FileCheck %s --check-prefix=KVBLOCK80
+// RUN: not bpt-opt %s --bpt-select-strategy="sm80-stages=5" 2>&1 | FileCheck %s --check-prefix=STAGES80
+// RUN: not bpt-opt %s --bpt-select-strategy="sm90-gemm-block-n=64" 2>&1 | FileCheck %s --check-prefix=GEMMN
+// RUN: not bpt-opt %s --bpt-select-strategy="q-block=0" 2>&1 | FileCheck %s --check-prefix=QBLOCK
+
+// KVBLOCK: error: bpt-select-strategy: sm90-kv-block must be 0, 64 or 128, got 96
+// STAGES: error: bpt-select-strategy: sm90-stages must be 0 or in [2, 4], got 1
+// QBLOCK80: error: bpt-select-strategy: sm80-q-block must be 0, 64 or 128, got 32
+// KVBLOCK80: error: bpt-select-strategy: sm80-kv-block must be 0, 32, 64 or 128, got 48
+// STAGES80: error: bpt-select-strategy: sm80-stages must be 0 or in [2, 4], got 5
+// GEMMN: error: bpt-select-strategy: sm90-gemm-block-n must be 0, 128 or 256, got 64
+// QBLOCK: error: bpt-select-strategy: q-block must be positive, got 0
+
+// Each path that does not take an op says why; the next path is tried.
+func.func @not_eligible(%q32: tensor<1x2x128x64xf32>, %q: tensor<1x2x128x96xbf16>,
+                        %r: tensor<1x2x100x64xbf16>)
+    -> (tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>, tensor<1x2x100x64xbf16>) {
+  // expected-remark @below {{attention does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16)}}
+  // expected-remark @below {{attention does not take the mma.sync path: element type f32 (the mma.sync path takes bf16 and f16)}}
+  %0 = bpt.attention %q32, %q32, %q32
+      : (tensor<1x2x128x64xf32>, tensor<1x2x128x64xf32>, tensor<1x2x128x64xf32>)
+      -> tensor<1x2x128x64xf32>
+  // expected-remark @below {{attention does not take the wgmma path: head dimension 96 (64 and 128 are supported)}}
+  // expected-remark @below {{attention does not take the mma.sync path: head dimension 96 (64 and 128 are supported)}}
+  %1 = bpt.attention %q, %q, %q
+      : (tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>)
+      -> tensor<1x2x128x96xbf16>
+  // Ragged: mma.sync takes it.
+  // expected-remark @below {{attention does not take the wgmma path: sequence lengths 100 and 100 are not multiples of the 128-row query block and 128-row key block}}
+  %2 = bpt.attention %r, %r, %r
+      : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>)
+      -> tensor<1x2x100x64xbf16>
+  return %0, %1, %2 : tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>, tensor<1x2x100x64xbf16>
+}
+
+// -----
+
+// Shared memory: on sm_86 (99 KiB a block) the mma.sync attention pinned to
+// 128-row blocks and 4 stages would need 2 x 4 x 32 KiB of K/V on top of the
+// 32 KiB Q tile; pinned on sm_90a, the wgmma kernel's four 128-row stages
+// would not fit either. The remark names what the tiling needs.
+// SM86: remark: attention does not take the mma.sync path: needs {{[0-9]+}} bytes of shared memory, 101376 available
+// BIG: remark: attention does not take the wgmma path: needs 296040 bytes of shared memory, 232448 available
+func.func @budget(%q: tensor<1x1x128x128xbf16>) -> tensor<1x1x128x128xbf16> {
+  %0 = bpt.attention %q, %q, %q {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+      : (tensor<1x1x128x128xbf16>, tensor<1x1x128x128xbf16>, tensor<1x1x128x128xbf16>)
+      -> tensor<1x1x128x128xbf16>
+  %1 = bpt.attention %q, %q, %q
+      : (tensor<1x1x128x128xbf16>, tensor<1x1x128x128xbf16>, tensor<1x1x128x128xbf16>)
+      -> tensor<1x1x128x128xbf16>
+  return %1 : tensor<1x1x128x128xbf16>
+}
+
