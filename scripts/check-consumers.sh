@@ -11,8 +11,11 @@ cmake -G Ninja -S "$root/examples/consumer-cpp" -B "$work/consumer-cpp" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 ninja -C "$work/consumer-cpp" >/dev/null
 "$work/consumer-cpp/bpt-consumer" "$work/attention.ptx"
-grep -q '^.visible .entry attention_kernel' "$work/attention.ptx"
-echo "consumer-cpp: PASS (PTX with attention_kernel from the installed package)"
+# The registered pipelines give the sm_90a tensor-core kernel (bf16, head
+# dim 64, 256 rows), as bpt-compile does.
+grep -q '^.visible .entry attention_sm90_d64_causal' "$work/attention.ptx"
+grep -q 'wgmma.mma_async' "$work/attention.ptx"
+echo "consumer-cpp: PASS (the wgmma attention kernel through the registered pipelines of the installed package)"
 cmake -G Ninja -S "$root/examples/consumer-c" -B "$work/consumer-c" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 ninja -C "$work/consumer-c" >/dev/null
