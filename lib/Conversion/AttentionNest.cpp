@@ -74,6 +74,9 @@ FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
   result.causal = nest.getCausal();
   result.scale = nest.getScale().convertToDouble();
   result.strategy = StrategyAttr::get(loop);
+  if (!result.strategy || result.strategy.getQBlock() < 1 ||
+      result.strategy.getKvBlock() < 1 || result.strategy.getStages() < 1)
+    return fail("its strategy records no kernel tiling");
   if (loop.getResult(0).getType() != result.query.getType())
     return fail("its result type differs from the query's");
   return result;

@@ -21,6 +21,60 @@ using namespace bpt;
 
 namespace {
 
+/// `options` with the tiling of `recorded` pinned (and its path the only
+/// one allowed to win over the portable one).
+StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded) {
+  switch (recorded.getPath()) {
+  case KernelPath::portable:
+    options.tensorCores = false;
+    if (recorded.getQBlock())
+      options.qBlock = recorded.getQBlock();
+    if (recorded.getKvBlock())
+      options.kvBlock = recorded.getKvBlock();
+    break;
+  case KernelPath::wgmma:
+    options.sm90KvBlock = recorded.getKvBlock();
+    options.sm90Stages = recorded.getStages();
+    options.gemmBlockN = recorded.getGemmBlockN();
+    options.gemmStages = recorded.getGemmStages();
+    break;
+  case KernelPath::mma_sync:
+    options.allowWgmma = false;
+    options.sm80QBlock = recorded.getQBlock();
+    options.sm80KvBlock = recorded.getKvBlock();
+    options.sm80Stages = recorded.getStages();
+    options.sm80GemmBlockN = recorded.getGemmBlockN();
+    break;
+  }
+  if (recorded.getChunkRows())
+    options.chunkRows = recorded.getChunkRows();
+  return options;
+}
+
+/// Checks a strategy recorded on `op` (by an earlier run or by hand): the
+/// conversions build what it says, so it must be what this pass would
+/// choose with its tiling pinned.
+LogicalResult verifyRecorded(Operation *op, StrategyAttr recorded,
+                             const StrategyOptions &options) {
+  // The portable loops take any op; zero block sizes are the options'.
+  if (recorded.getPath() == KernelPath::portable)
+    return success();
+  StrategyOptions pinned = pinnedTo(options, recorded);
+  if (std::optional<std::string> why = checkStrategyOptions(pinned))
+    return op->emitError() << "bpt-select-strategy: recorded strategy "
+                           << recorded << " is out of range: " << *why;
+  FailureOr<StrategyAttr> expected =
+      selectStrategy(op, pinned, /*remarks=*/false);
+  if (failed(expected))
+    return failure();
+  if (*expected != recorded)
+    return op->emitError() << "bpt-select-strategy: recorded strategy "
+                           << recorded << " is not one its kernel takes for "
+                           << "this op; with its tiling pinned the choice is "
+                           << *expected;
+  return success();
+}
+
 struct BPTSelectStrategyPass final
     : bpt::impl::BPTSelectStrategyBase<BPTSelectStrategyPass> {
   using Base::Base;
@@ -60,7 +114,7 @@ struct BPTSelectStrategyPass final
     });
     if (mismatch.wasInterrupted())
       return signalPassFailure();
-    SmallVector<Operation *> ops;
+    SmallVector<Operation *> ops, kept;
     getOperation().walk([&](Operation *op) {
       if (!isa<AttentionOp, FFNOp, LinearOp, TransformerBlockOp>(op) ||
           isInsideBlockwiseNest(op))
@@ -68,7 +122,12 @@ struct BPTSelectStrategyPass final
       StrategyAttr recorded = StrategyAttr::get(op);
       if (!recorded || recorded.getChip() != options.chip)
         ops.push_back(op);
+      else
+        kept.push_back(op);
     });
+    for (Operation *op : kept)
+      if (failed(verifyRecorded(op, StrategyAttr::get(op), options)))
+        return signalPassFailure();
     for (Operation *op : ops) {
       FailureOr<StrategyAttr> strategy = selectStrategy(op, options);
       if (failed(strategy))

@@ -148,7 +148,9 @@ private:
       op->emitRemark() << what << " does not take the " << path
                        << " path: " << why;
   }
-  bool wgmma() { return options.tensorCores && chip.hasWgmma; }
+  bool wgmma() {
+    return options.tensorCores && options.allowWgmma && chip.hasWgmma;
+  }
   bool mmaSync() { return options.tensorCores && chip.hasMmaSync; }
 
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);

@@ -32,6 +32,8 @@ struct StrategyOptions {
   std::string chip = "sm_90a";
   /// Allow the tensor-core paths; off, everything is portable.
   bool tensorCores = true;
+  /// Offer the wgmma path where the chip has it (off: mma.sync first).
+  bool allowWgmma = true;
   /// The portable path's blockwise loops: query and key/value rows a block.
   int64_t qBlock = 64, kvBlock = 64;
   /// Rows per chunk of the chunked FFN and block (a multiple of 128).
