@@ -271,54 +271,101 @@ std::optional<int64_t> constantOf(Value v) {
 
 } // namespace
 
-FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
-                                           const CompileOptions &options,
-                                           StringRef ptxFileName) {
-  SmallVector<func::FuncOp> funcs =
-      llvm::to_vector(module.getOps<func::FuncOp>());
-  if (funcs.size() != 1 || funcs.front().isExternal())
-    return module.emitError()
-           << "bpt-compile: expected one function with a body, found "
-           << funcs.size();
-  func::FuncOp func = funcs.front();
-  ModelDescription model = describe(func);
-  int64_t numInputs = func.getNumArguments();
-  int64_t numOutputs = func.getNumResults();
+namespace {
 
-  if (failed(lowerToStage(module, Stage::Binary, options)))
-    return failure();
+/// Reads a lowered kernel-set function (the host side: allocations, tensor
+/// map descriptors, launches) into the manifest's buffers, workspace slots,
+/// tensor maps and launches, one named step at a time.
+class ManifestBuilder {
+public:
+  ManifestBuilder(func::FuncOp func, const ModelDescription &model,
+                  int64_t numInputs, int64_t numOutputs)
+      : func(func), model(model), numInputs(numInputs),
+        numOutputs(numOutputs) {}
 
-  KernelSet set;
-  auto binaries = llvm::to_vector(module.getOps<gpu::BinaryOp>());
-  if (binaries.size() != 1 || binaries.front().getObjects().size() != 1)
-    return module.emitError() << "bpt-compile: expected one gpu.binary";
-  set.ptx = cast<gpu::ObjectAttr>(binaries.front().getObjects()[0])
-                .getObject()
-                .getValue()
-                .str();
+  /// The function's arguments: inputs, then outputs as out-parameters.
+  LogicalResult addArgumentBuffers();
+  /// Allocations, views, tensor maps and launches, in program order.
+  LogicalResult readHostProgram();
+  /// Workspace slots for the intermediates, appended to the buffers.
+  void assignWorkspaceSlots();
+  /// The launches as manifest entries.
+  FailureOr<llvm::json::Array> launchesJson();
+  /// The tensor maps as manifest entries (after the slots are known).
+  llvm::json::Array tensorMapsJson();
+  bool hasScalarArguments() const;
+  llvm::json::Array takeBuffers() { return std::move(buffers); }
 
-  // Buffers: the arguments (inputs, then outputs as out-parameters), then
-  // every host allocation as a workspace buffer.
+private:
+  /// Host allocations are intermediates; each lives from the first launch
+  /// that uses it to the last.
+  struct Intermediate {
+    int64_t bytes, firstUse = -1, lastUse = -1;
+  };
+  /// TMA descriptors (bpt-attention-to-sm90, bpt-ffn-to-sm90): a tensor map
+  /// of a whole buffer (an argument or an intermediate), viewed with the
+  /// static shape of the ranked memref it was made from. The runtime encodes
+  /// it (cuTensorMapEncodeTiled) and passes the map's device address; a map
+  /// of an intermediate is a use of it wherever the map is passed.
+  struct TensorMap {
+    bool intermediate;
+    int64_t index; // argument buffer or intermediate
+    llvm::json::Object fields;
+  };
+  enum class ArgKind { Buffer, Intermediate, TensorMap, I32 };
+  struct Launch {
+    gpu::LaunchFuncOp op;
+    SmallVector<std::pair<ArgKind, int64_t>> args;
+  };
+
+  LogicalResult addBuffer(Value value, std::string name, StringRef role,
+                          Location loc);
+  LogicalResult addTensorMap(nvgpu::TmaCreateDescriptorOp op);
+  LogicalResult addLaunch(gpu::LaunchFuncOp launch);
+  void use(int64_t intermediate, int64_t launch) {
+    Intermediate &i = intermediates[intermediate];
+    if (i.firstUse < 0)
+      i.firstUse = launch;
+    i.lastUse = launch;
+  }
+
+  func::FuncOp func;
+  const ModelDescription &model;
+  int64_t numInputs, numOutputs;
   llvm::json::Array buffers;
   llvm::DenseMap<Value, int64_t> bufferOf;
-  auto addBuffer = [&](Value value, std::string name, StringRef role,
-                       Location loc) -> LogicalResult {
-    auto type = cast<MemRefType>(value.getType());
-    std::optional<std::string> dtype = dtypeOf(type.getElementType());
-    if (!dtype || !type.hasStaticShape())
-      return emitError(loc) << "bpt-compile: unsupported buffer " << type;
-    llvm::json::Array shape;
-    for (int64_t d : type.getShape())
-      shape.push_back(d);
-    bufferOf[value] = buffers.size();
-    buffers.push_back(llvm::json::Object{
-        {"name", std::move(name)},
-        {"role", role},
-        {"dtype", *dtype},
-        {"shape", std::move(shape)},
-        {"bytes", type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8)}});
-    return success();
-  };
+  SmallVector<Intermediate> intermediates;
+  llvm::DenseMap<Value, int64_t> intermediateOf; // value -> intermediate
+  SmallVector<TensorMap> tensorMapList;
+  llvm::DenseMap<Value, int64_t> tensorMapOf;
+  SmallVector<Launch> hostLaunches;
+  SmallVector<int64_t> slotOf;
+  int64_t firstSlot = 0;
+};
+
+int64_t byteSize(MemRefType type) {
+  return type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8);
+}
+
+LogicalResult ManifestBuilder::addBuffer(Value value, std::string name,
+                                         StringRef role, Location loc) {
+  auto type = cast<MemRefType>(value.getType());
+  std::optional<std::string> dtype = dtypeOf(type.getElementType());
+  if (!dtype || !type.hasStaticShape())
+    return emitError(loc) << "bpt-compile: unsupported buffer " << type;
+  llvm::json::Array shape;
+  for (int64_t d : type.getShape())
+    shape.push_back(d);
+  bufferOf[value] = buffers.size();
+  buffers.push_back(llvm::json::Object{{"name", std::move(name)},
+                                       {"role", role},
+                                       {"dtype", *dtype},
+                                       {"shape", std::move(shape)},
+                                       {"bytes", byteSize(type)}});
+  return success();
+}
+
+LogicalResult ManifestBuilder::addArgumentBuffers() {
   for (BlockArgument arg : func.getArguments()) {
     int64_t i = arg.getArgNumber();
     bool isInput = i < numInputs;
@@ -330,88 +377,89 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
                          func.getLoc())))
       return failure();
   }
+  return success();
+}
 
-  // Host allocations are intermediates; each lives from the first launch
-  // that uses it to the last. Buffers whose lifetimes do not overlap share a
-  // workspace slot, so the set's device memory is its peak of live
-  // intermediates, not their sum.
-  struct Intermediate {
-    int64_t bytes, firstUse = -1, lastUse = -1;
+LogicalResult ManifestBuilder::addTensorMap(nvgpu::TmaCreateDescriptorOp op) {
+  auto ranked = op.getTensor().getDefiningOp<memref::CastOp>();
+  auto buffer = bufferOf.find(op.getTensor());
+  auto intermediate = intermediateOf.find(op.getTensor());
+  if (!ranked ||
+      (buffer == bufferOf.end() && intermediate == intermediateOf.end()))
+    return op.emitError() << "bpt-compile: tensor map of something other "
+                             "than a whole buffer";
+  auto view = cast<MemRefType>(ranked.getSource().getType());
+  llvm::json::Array shape, box;
+  for (int64_t d : view.getShape())
+    shape.push_back(d);
+  for (Value size : op.getBoxDimensions()) {
+    std::optional<int64_t> c = constantOf(size);
+    if (!c)
+      return op.emitError() << "bpt-compile: non-constant tensor map box";
+    box.push_back(*c);
+  }
+  nvgpu::TensorMapDescriptorType type = op.getTensorMap().getType();
+  auto bytes = [](StringRef kind) {
+    // "swizzle_128b" / "l2promo_128b" -> "128b"; "none" stays.
+    return kind.rsplit('_').second.empty() ? kind.str()
+                                           : kind.rsplit('_').second.str();
   };
-  SmallVector<Intermediate> intermediates;
-  llvm::DenseMap<Value, int64_t> intermediateOf; // value -> intermediate
-  // TMA descriptors (bpt-attention-to-sm90, bpt-ffn-to-sm90): a tensor map
-  // of a whole buffer (an argument or an intermediate), viewed with the
-  // static shape of the ranked memref it was made from. The runtime encodes
-  // it (cuTensorMapEncodeTiled) and passes the map's device address; a map
-  // of an intermediate is a use of it wherever the map is passed.
-  struct TensorMap {
-    bool intermediate;
-    int64_t index; // argument buffer or intermediate
-    llvm::json::Object fields;
-  };
-  SmallVector<TensorMap> tensorMapList;
-  llvm::DenseMap<Value, int64_t> tensorMapOf;
-  auto addTensorMap = [&](nvgpu::TmaCreateDescriptorOp op) -> LogicalResult {
-    auto ranked = op.getTensor().getDefiningOp<memref::CastOp>();
-    auto buffer = bufferOf.find(op.getTensor());
-    auto intermediate = intermediateOf.find(op.getTensor());
-    if (!ranked ||
-        (buffer == bufferOf.end() && intermediate == intermediateOf.end()))
-      return op.emitError() << "bpt-compile: tensor map of something other "
-                               "than a whole buffer";
-    auto view = cast<MemRefType>(ranked.getSource().getType());
-    llvm::json::Array shape, box;
-    for (int64_t d : view.getShape())
-      shape.push_back(d);
-    for (Value size : op.getBoxDimensions()) {
-      std::optional<int64_t> c = constantOf(size);
-      if (!c)
-        return op.emitError() << "bpt-compile: non-constant tensor map box";
-      box.push_back(*c);
+  tensorMapOf[op] = tensorMapList.size();
+  bool isIntermediate = buffer == bufferOf.end();
+  tensorMapList.push_back(
+      {isIntermediate, isIntermediate ? intermediate->second : buffer->second,
+       llvm::json::Object{
+           {"dtype", *dtypeOf(view.getElementType())},
+           {"shape", std::move(shape)},
+           {"box", std::move(box)},
+           {"swizzle",
+            bytes(nvgpu::stringifyTensorMapSwizzleKind(type.getSwizzle())
+                      .lower())},
+           {"l2_promotion",
+            bytes(nvgpu::stringifyTensorMapL2PromoKind(type.getL2promo())
+                      .lower())},
+           {"oob_fill",
+            std::string(type.getOob() == nvgpu::TensorMapOOBKind::OOB_NAN
+                            ? "nan"
+                            : "zero")}}});
+  return success();
+}
+
+LogicalResult ManifestBuilder::addLaunch(gpu::LaunchFuncOp launch) {
+  Launch record{launch, {}};
+  int64_t index = hostLaunches.size();
+  for (Value arg : launch.getKernelOperands()) {
+    if (auto it = bufferOf.find(arg); it != bufferOf.end()) {
+      record.args.push_back({ArgKind::Buffer, it->second});
+    } else if (auto it = tensorMapOf.find(arg); it != tensorMapOf.end()) {
+      const TensorMap &map = tensorMapList[it->second];
+      if (map.intermediate)
+        use(map.index, index);
+      record.args.push_back({ArgKind::TensorMap, it->second});
+    } else if (std::optional<int64_t> scalar = constantOf(arg);
+               scalar && arg.getType().isInteger(32)) {
+      record.args.push_back({ArgKind::I32, *scalar});
+    } else if (auto it = intermediateOf.find(arg);
+               it != intermediateOf.end()) {
+      use(it->second, index);
+      record.args.push_back({ArgKind::Intermediate, it->second});
+    } else {
+      return launch.emitError()
+             << "bpt-compile: kernel argument is not a whole buffer";
     }
-    nvgpu::TensorMapDescriptorType type = op.getTensorMap().getType();
-    auto bytes = [](StringRef kind) {
-      // "swizzle_128b" / "l2promo_128b" -> "128b"; "none" stays.
-      return kind.rsplit('_').second.empty() ? kind.str()
-                                             : kind.rsplit('_').second.str();
-    };
-    tensorMapOf[op] = tensorMapList.size();
-    bool isIntermediate = buffer == bufferOf.end();
-    tensorMapList.push_back(
-        {isIntermediate,
-         isIntermediate ? intermediate->second : buffer->second,
-         llvm::json::Object{
-             {"dtype", *dtypeOf(view.getElementType())},
-             {"shape", std::move(shape)},
-             {"box", std::move(box)},
-             {"swizzle", bytes(nvgpu::stringifyTensorMapSwizzleKind(
-                                   type.getSwizzle())
-                                   .lower())},
-             {"l2_promotion", bytes(nvgpu::stringifyTensorMapL2PromoKind(
-                                        type.getL2promo())
-                                        .lower())},
-             {"oob_fill",
-              std::string(type.getOob() == nvgpu::TensorMapOOBKind::OOB_NAN
-                              ? "nan"
-                              : "zero")}}});
-    return success();
-  };
+  }
+  hostLaunches.push_back(std::move(record));
+  return success();
+}
 
-  enum class ArgKind { Buffer, Intermediate, TensorMap, I32 };
-  struct Launch {
-    gpu::LaunchFuncOp op;
-    SmallVector<std::pair<ArgKind, int64_t>> args;
-  };
-  SmallVector<Launch> hostLaunches;
+LogicalResult ManifestBuilder::readHostProgram() {
   for (Operation &op : func.getBody().front()) {
     if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
       MemRefType type = alloc.getType();
       if (!type.hasStaticShape())
         return alloc.emitError() << "bpt-compile: dynamic allocation " << type;
       intermediateOf[alloc] = intermediates.size();
-      intermediates.push_back(
-          {type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8)});
+      intermediates.push_back({byteSize(type)});
     } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
                    memref::CastOp>(op)) {
       Value source = op.getOperand(0);
@@ -423,49 +471,26 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
       if (failed(addTensorMap(descriptor)))
         return failure();
     } else if (auto launch = dyn_cast<gpu::LaunchFuncOp>(op)) {
-      Launch record{launch, {}};
-      int64_t index = hostLaunches.size();
-      for (Value arg : launch.getKernelOperands()) {
-        if (auto it = bufferOf.find(arg); it != bufferOf.end()) {
-          record.args.push_back({ArgKind::Buffer, it->second});
-        } else if (auto it = tensorMapOf.find(arg); it != tensorMapOf.end()) {
-          const TensorMap &map = tensorMapList[it->second];
-          if (map.intermediate) {
-            Intermediate &i = intermediates[map.index];
-            if (i.firstUse < 0)
-              i.firstUse = index;
-            i.lastUse = index;
-          }
-          record.args.push_back({ArgKind::TensorMap, it->second});
-        } else if (std::optional<int64_t> scalar = constantOf(arg);
-                   scalar && arg.getType().isInteger(32)) {
-          record.args.push_back({ArgKind::I32, *scalar});
-        } else if (auto it = intermediateOf.find(arg);
-                   it != intermediateOf.end()) {
-          Intermediate &i = intermediates[it->second];
-          if (i.firstUse < 0)
-            i.firstUse = index;
-          i.lastUse = index;
-          record.args.push_back({ArgKind::Intermediate, it->second});
-        } else {
-          return launch.emitError()
-                 << "bpt-compile: kernel argument is not a whole buffer";
-        }
-      }
-      hostLaunches.push_back(std::move(record));
+      if (failed(addLaunch(launch)))
+        return failure();
     } else if (!isa<arith::ConstantOp, func::ReturnOp>(op)) {
       return op.emitError() << "bpt-compile: '" << op.getName()
                             << "' on the host side of a kernel set";
     }
   }
+  return success();
+}
 
-  // Slots, first fit by lifetime: reuse the smallest free slot that is large
+void ManifestBuilder::assignWorkspaceSlots() {
+  // Buffers whose lifetimes do not overlap share a workspace slot, so the
+  // set's device memory is its peak of live intermediates, not their sum.
+  // First fit by lifetime: reuse the smallest free slot that is large
   // enough, else grow the largest free one, else open a new one.
   struct Slot {
     int64_t bytes, freeAfter;
   };
   SmallVector<Slot> slots;
-  SmallVector<int64_t> slotOf(intermediates.size(), -1);
+  slotOf.assign(intermediates.size(), -1);
   SmallVector<int64_t> order = llvm::to_vector(
       llvm::seq<int64_t>(0, static_cast<int64_t>(intermediates.size())));
   llvm::stable_sort(order, [&](int64_t a, int64_t b) {
@@ -497,7 +522,7 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
     slots[best].freeAfter = im.lastUse;
     slotOf[i] = best;
   }
-  int64_t firstSlot = buffers.size();
+  firstSlot = buffers.size();
   for (auto [s, slot] : llvm::enumerate(slots))
     buffers.push_back(llvm::json::Object{
         {"name", llvm::formatv("workspace{0}", s).str()},
@@ -505,7 +530,9 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
         {"dtype", "i8"},
         {"shape", llvm::json::Array{slot.bytes}},
         {"bytes", slot.bytes}});
+}
 
+FailureOr<llvm::json::Array> ManifestBuilder::launchesJson() {
   llvm::json::Array launches;
   for (Launch &record : hostLaunches) {
     gpu::LaunchFuncOp launch = record.op;
@@ -537,21 +564,39 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
         {"dynamic_shared_memory", shared},
         {"args", std::move(args)}});
   }
+  return launches;
+}
 
-  llvm::json::Object opts = std::move(model.options);
-  opts["q_block"] = options.qBlock;
-  opts["kv_block"] = options.kvBlock;
-  opts["fuse"] = options.fuse;
-  opts["threads"] = options.threads;
+llvm::json::Array ManifestBuilder::tensorMapsJson() {
   llvm::json::Array tensorMaps;
   for (TensorMap &map : tensorMapList) {
     map.fields["buffer"] =
         map.intermediate ? firstSlot + slotOf[map.index] : map.index;
     tensorMaps.push_back(std::move(map.fields));
   }
+  return tensorMaps;
+}
+
+bool ManifestBuilder::hasScalarArguments() const {
+  return llvm::any_of(hostLaunches, [](const Launch &launch) {
+    return llvm::any_of(launch.args, [](auto &arg) {
+      return arg.first == ArgKind::I32;
+    });
+  });
+}
+
+/// The manifest's options: the reference's (from the model), the portable
+/// path's tiling, and the tensor-core tilings of the kernels in the PTX.
+llvm::json::Object optionsJson(ModelDescription &model,
+                               const CompileOptions &options, StringRef ptx) {
+  llvm::json::Object opts = std::move(model.options);
+  opts["q_block"] = options.qBlock;
+  opts["kv_block"] = options.kvBlock;
+  opts["fuse"] = options.fuse;
+  opts["threads"] = options.threads;
   // Which tensor-core kernels the set has, from the instructions in its PTX.
-  bool wgmma = StringRef(set.ptx).contains("wgmma.mma_async");
-  bool mmaSync = StringRef(set.ptx).contains("mma.sync.aligned");
+  bool wgmma = ptx.contains("wgmma.mma_async");
+  bool mmaSync = ptx.contains("mma.sync.aligned");
   opts["tensor_cores"] = wgmma || mmaSync;
   if (mmaSync) {
     opts["sm80_q_block"] = options.mmaSyncQBlock;
@@ -567,21 +612,57 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
     opts["sm90_gemm_block_n"] = options.gemmBlockN;
     opts["sm90_gemm_stages"] = options.gemmStages;
   }
+  return opts;
+}
+
+} // namespace
+
+FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
+                                           const CompileOptions &options,
+                                           StringRef ptxFileName) {
+  SmallVector<func::FuncOp> funcs =
+      llvm::to_vector(module.getOps<func::FuncOp>());
+  if (funcs.size() != 1 || funcs.front().isExternal())
+    return module.emitError()
+           << "bpt-compile: expected one function with a body, found "
+           << funcs.size();
+  func::FuncOp func = funcs.front();
+  ModelDescription model = describe(func);
+  int64_t numInputs = func.getNumArguments();
+  int64_t numOutputs = func.getNumResults();
+
+  if (failed(lowerToStage(module, Stage::Binary, options)))
+    return failure();
+
+  KernelSet set;
+  auto binaries = llvm::to_vector(module.getOps<gpu::BinaryOp>());
+  if (binaries.size() != 1 || binaries.front().getObjects().size() != 1)
+    return module.emitError() << "bpt-compile: expected one gpu.binary";
+  set.ptx = cast<gpu::ObjectAttr>(binaries.front().getObjects()[0])
+                .getObject()
+                .getValue()
+                .str();
+
+  ManifestBuilder manifest(func, model, numInputs, numOutputs);
+  if (failed(manifest.addArgumentBuffers()) ||
+      failed(manifest.readHostProgram()))
+    return failure();
+  manifest.assignWorkspaceSlots();
+  FailureOr<llvm::json::Array> launches = manifest.launchesJson();
+  if (failed(launches))
+    return failure();
+  llvm::json::Array tensorMaps = manifest.tensorMapsJson();
   bool hasTensorMaps = !tensorMaps.empty();
-  bool hasScalars = llvm::any_of(hostLaunches, [](const Launch &launch) {
-    return llvm::any_of(launch.args, [](auto &arg) {
-      return arg.first == ArgKind::I32;
-    });
-  });
   set.manifest = llvm::json::Object{
-      {"bpt_manifest_version", hasTensorMaps || hasScalars ? 2 : 1},
-                                    {"ptx", ptxFileName},
-                                    {"chip", options.chip},
-                                    {"features", options.features},
-                                    {"op", model.op},
-                                    {"options", std::move(opts)},
-                                    {"buffers", std::move(buffers)},
-                                    {"launches", std::move(launches)}};
+      {"bpt_manifest_version",
+       hasTensorMaps || manifest.hasScalarArguments() ? 2 : 1},
+      {"ptx", ptxFileName},
+      {"chip", options.chip},
+      {"features", options.features},
+      {"op", model.op},
+      {"options", optionsJson(model, options, set.ptx)},
+      {"buffers", manifest.takeBuffers()},
+      {"launches", std::move(*launches)}};
   if (hasTensorMaps)
     set.manifest["tensor_maps"] = std::move(tensorMaps);
   return set;
