@@ -8,6 +8,7 @@
 
 #include "bpt/Conversion/Passes.h"
 #include "bpt/Dialect/BPTOps.h"
+#include "bpt/Dialect/Builders.h"
 #include "bpt/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -17,6 +18,7 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
@@ -30,14 +32,8 @@ static llvm::Error specError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-static std::string tensorType(ArrayRef<int64_t> shape, StringRef dtype) {
-  std::string s = "tensor<";
-  for (int64_t d : shape)
-    s += std::to_string(d) + "x";
-  return s + dtype.str() + ">";
-}
-
-llvm::Expected<std::string> bpt::buildModelIR(ModelSpec &spec) {
+llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
+                                                      MLIRContext &context) {
   if (spec.op != "attention" && spec.op != "ffn" && spec.op != "block")
     return specError("--op must be attention, ffn or block, got '" + spec.op +
                      "'");
@@ -88,70 +84,93 @@ llvm::Expected<std::string> bpt::buildModelIR(ModelSpec &spec) {
                                    spec.hidden, spec.heads));
   if (spec.op == "block" && spec.kvSeq != spec.seq)
     return specError("--kv-seq applies to --op=attention only");
-  bool gated = isGatedActivation(*symbolizeActivation(spec.activation));
-  StringRef t = spec.dtype;
-  std::string body;
-  llvm::raw_string_ostream os(body);
-  int64_t b = spec.batch, s = spec.seq, h = spec.hidden, f = spec.ffn;
+  context.loadDialect<func::FuncDialect, BPTDialect>();
+  Activation activation = *symbolizeActivation(spec.activation);
+  bool gated = isGatedActivation(activation);
+  OpBuilder b(&context);
+  Location loc = FileLineColLoc::get(&context, "<bpt-compile model>", 1, 1);
+  Type element = llvm::StringSwitch<Type>(spec.dtype)
+                     .Case("f16", b.getF16Type())
+                     .Case("bf16", b.getBF16Type())
+                     .Default(b.getF32Type());
+  auto tensor = [&](ArrayRef<int64_t> shape) -> Type {
+    return RankedTensorType::get(shape, element);
+  };
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module->getBody());
+  // One public function named after the op; its arguments in the order of
+  // the manifest's inputs.
+  auto makeFunc = [&](StringRef name, ArrayRef<Type> inputs,
+                      Type result) -> Block * {
+    auto func = func::FuncOp::create(b, loc, name,
+                                     b.getFunctionType(inputs, {result}));
+    Block *entry = func.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    return entry;
+  };
+  int64_t batch = spec.batch, seq = spec.seq, hidden = spec.hidden,
+          ffn = spec.ffn;
 
   if (spec.op == "attention") {
-    std::string q = tensorType({b, spec.heads, s, spec.headDim}, t);
-    std::string kv = tensorType({b, spec.kvHeads, spec.kvSeq, spec.headDim}, t);
-    os << "func.func @attention(%query: " << q << ", %key: " << kv
-       << ", %value: " << kv << ") -> " << q << " {\n"
-       << "  %0 = bpt.attention %query, %key, %value"
-       << (spec.causal ? " causal" : "") << " : (" << q << ", " << kv << ", "
-       << kv << ") -> " << q << "\n  return %0 : " << q << "\n}\n";
-    return body;
+    Type q = tensor({batch, spec.heads, seq, spec.headDim});
+    Type kv = tensor({batch, spec.kvHeads, spec.kvSeq, spec.headDim});
+    Block *entry = makeFunc("attention", {q, kv, kv}, q);
+    Value out = buildAttention(b, loc, entry->getArgument(0),
+                               entry->getArgument(1), entry->getArgument(2),
+                               spec.causal);
+    func::ReturnOp::create(b, loc, out);
+    return module;
   }
 
-  std::string x = tensorType({b, s, h}, t);
-  std::string vecH = tensorType({h}, t);
-  std::string wIn = tensorType({h, f}, t), wOut = tensorType({f, h}, t);
+  Type x = tensor({batch, seq, hidden});
+  Type vecH = tensor({hidden});
+  Type wIn = tensor({hidden, ffn}), wOut = tensor({ffn, hidden});
   if (spec.op == "ffn") {
-    os << "func.func @ffn(%input: " << x << ", %w_in: " << wIn
-       << ", %w_out: " << wOut;
+    SmallVector<Type> inputs = {x, wIn, wOut};
     if (gated)
-      os << ", %w_gate: " << wIn;
-    os << ") -> " << x << " {\n  %0 = bpt.ffn " << spec.activation
-       << " %input, %w_in, %w_out" << (gated ? ", gate %w_gate" : "")
-       << " : (" << x << ", " << wIn << ", " << wOut
-       << (gated ? ", " + wIn : std::string()) << ") -> " << x
-       << "\n  return %0 : " << x << "\n}\n";
-    return body;
+      inputs.push_back(wIn);
+    Block *entry = makeFunc("ffn", inputs, x);
+    Value out = buildFFN(b, loc, activation, entry->getArgument(0),
+                         entry->getArgument(1), entry->getArgument(2),
+                         gated ? entry->getArgument(3) : Value());
+    func::ReturnOp::create(b, loc, out);
+    return module;
   }
 
   bool layerNorm = spec.norm == "layer_norm";
-  int64_t qWidth = spec.heads * spec.headDim;
-  int64_t kvWidth = spec.kvHeads * spec.headDim;
-  std::string wq = tensorType({h, qWidth}, t), wkv = tensorType({h, kvWidth}, t),
-              wo = tensorType({qWidth, h}, t);
-  SmallVector<std::pair<std::string, std::string>> args = {
-      {"input", x}, {"norm1_weight", vecH}};
+  Type wq = tensor({hidden, spec.heads * spec.headDim});
+  Type wkv = tensor({hidden, spec.kvHeads * spec.headDim});
+  Type wo = tensor({spec.heads * spec.headDim, hidden});
+  // input, norm1 (weight, [bias]), w_q, w_k, w_v, w_o, norm2 (weight,
+  // [bias]), w_in, w_out, [w_gate].
+  SmallVector<Type> inputs = {x, vecH};
   if (layerNorm)
-    args.push_back({"norm1_bias", vecH});
-  args.append({{"w_q", wq}, {"w_k", wkv}, {"w_v", wkv}, {"w_o", wo},
-               {"norm2_weight", vecH}});
+    inputs.push_back(vecH);
+  inputs.append({wq, wkv, wkv, wo, vecH});
   if (layerNorm)
-    args.push_back({"norm2_bias", vecH});
-  args.append({{"w_in", wIn}, {"w_out", wOut}});
+    inputs.push_back(vecH);
+  inputs.append({wIn, wOut});
   if (gated)
-    args.push_back({"w_gate", wIn});
-  os << "func.func @block(";
-  llvm::interleaveComma(args, os, [&](auto &arg) {
-    os << "%" << arg.first << ": " << arg.second;
-  });
-  os << ") -> " << x << " {\n  %0 = bpt.transformer_block %input norm1("
-     << "%norm1_weight" << (layerNorm ? ", %norm1_bias" : "")
-     << ") attention(%w_q, %w_k, %w_v, %w_o) norm2(%norm2_weight"
-     << (layerNorm ? ", %norm2_bias" : "") << ") ffn(%w_in, %w_out"
-     << (gated ? ", gate %w_gate" : "") << ") heads(" << spec.heads
-     << ") kv_heads(" << spec.kvHeads << ")" << (spec.causal ? " causal" : "")
-     << " activation(" << spec.activation << ") norm(" << spec.norm
-     << ") : (";
-  llvm::interleaveComma(args, os, [&](auto &arg) { os << arg.second; });
-  os << ") -> " << x << "\n  return %0 : " << x << "\n}\n";
-  return body;
+    inputs.push_back(wIn);
+  Block *entry = makeFunc("block", inputs, x);
+  unsigned next = 0;
+  auto arg = [&]() -> Value { return entry->getArgument(next++); };
+  Value input = arg(), norm1Weight = arg();
+  Value norm1Bias = layerNorm ? arg() : Value();
+  Value wQ = arg(), wK = arg(), wV = arg(), wO = arg(), norm2Weight = arg();
+  Value norm2Bias = layerNorm ? arg() : Value();
+  Value wInV = arg(), wOutV = arg();
+  Value wGate = gated ? arg() : Value();
+  auto block = TransformerBlockOp::create(
+      b, loc, x, input, norm1Weight, norm1Bias, wQ, wK, wV, wO, norm2Weight,
+      norm2Bias, wInV, wOutV, wGate, b.getI64IntegerAttr(spec.heads),
+      b.getI64IntegerAttr(spec.kvHeads),
+      spec.causal ? b.getUnitAttr() : UnitAttr(),
+      ActivationAttr::get(&context, activation),
+      NormKindAttr::get(&context, *symbolizeNormKind(spec.norm)),
+      b.getF64FloatAttr(1e-5));
+  func::ReturnOp::create(b, loc, block.getResult());
+  return module;
 }
 
 //===----------------------------------------------------------------------===//

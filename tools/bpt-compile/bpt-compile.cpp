@@ -384,6 +384,7 @@ int main(int argc, char **argv) {
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
 
+  OwningOpRef<ModuleOp> module;
   if (input.empty()) {
     bpt::ModelSpec spec;
     spec.op = op;
@@ -399,22 +400,21 @@ int main(int argc, char **argv) {
     spec.norm = norm;
     spec.dtype = dtype;
     spec.causal = causal;
-    llvm::Expected<std::string> ir = bpt::buildModelIR(spec);
-    if (!ir)
-      return fail(llvm::toString(ir.takeError()));
-    sourceMgr.AddNewSourceBuffer(
-        llvm::MemoryBuffer::getMemBufferCopy(*ir, "<bpt-compile model>"),
-        llvm::SMLoc());
+    llvm::Expected<OwningOpRef<ModuleOp>> built =
+        bpt::buildModel(spec, context);
+    if (!built)
+      return fail(llvm::toString(built.takeError()));
+    module = std::move(*built);
   } else {
     std::string error;
     auto file = openInputFile(input, &error);
     if (!file)
       return fail(error);
     sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+    module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+    if (!module)
+      return 1;
   }
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-  if (!module)
-    return 1;
 
   bpt::CompileOptions options;
   options.qBlock = qBlock;

@@ -15,6 +15,7 @@
 #include "bpt/Pipelines/Pipelines.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/JSON.h"
 
 #include <optional>
@@ -33,10 +34,12 @@ struct ModelSpec {
   bool causal = false;
 };
 
-/// Checks `spec`, fills its defaults, and prints the model-level module
-/// (one public function named after the op). On an invalid combination,
-/// returns the message naming the flag and the limit.
-llvm::Expected<std::string> buildModelIR(ModelSpec &spec);
+/// Checks `spec`, fills its defaults, and builds the model-level module (one
+/// public function named after the op, its inputs in the manifest's order)
+/// with the bpt builders. On an invalid combination, returns the message
+/// naming the flag and the limit.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+buildModel(ModelSpec &spec, mlir::MLIRContext &context);
 
 /// Options of the whole compilation.
 struct CompileOptions {
