@@ -244,7 +244,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
   waitBarrier(barrier(base, 0), c32(0));
   // A (Q) descriptor: this consumer's 64 rows of the Q tile, K-major.
   Value qDesc = descriptor(add(base, mul(consumer, c32(64 * kSwizzleBytes))),
-                           /*leadingBytes=*/16, /*strideBytes=*/1024);
+                           WgmmaDescriptor::kMajor());
 
   SmallVector<Value> init(oCount, zero);
   init.append({minusInf, minusInf, zero, zero}); // m0, m1, l0, l1
@@ -265,7 +265,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
 
     // S = Q·Kᵀ: m64n{bn}k16 steps over D; K is K-major too.
     waitBarrier(barrierAt(base, 1, stage), phase);
-    Value kDesc = descriptor(kTile, 16, 1024);
+    Value kDesc = descriptor(kTile, WgmmaDescriptor::kMajor());
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     Type sType = accumulatorType(bn);
     Value sAcc = LLVM::ZeroOp::create(b, loc, sType);
@@ -362,7 +362,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
       fragments.push_back(packHalf2(p[2 * r], p[2 * r + 1]));
     waitBarrier(barrierAt(base, 1 + config.stages, stage), phase);
     Value vDesc =
-        descriptor(vTile, /*leadingBytes=*/bn * kSwizzleBytes, 1024);
+        descriptor(vTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     std::string text;
     {

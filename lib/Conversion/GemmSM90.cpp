@@ -175,10 +175,10 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     // A: this consumer's 64 rows, K-major. B: [64 K-rows, BN] with N
     // contiguous, MN-major; 64-column blocks are 64 x 128 bytes apart.
     Value aDesc = descriptor(add(tile, mul(consumer, c32(64 * kSwizzleBytes))),
-                             /*leadingBytes=*/16, /*strideBytes=*/1024);
-    Value bDesc = descriptor(add(tile, c32(config.aTileBytes())),
-                             /*leadingBytes=*/config.blockK * kSwizzleBytes,
-                             /*strideBytes=*/1024);
+                             WgmmaDescriptor::kMajor());
+    Value bDesc =
+        descriptor(add(tile, c32(config.aTileBytes())),
+                   WgmmaDescriptor::mnMajor(config.blockK * kSwizzleBytes));
     Type accType = accumulatorType(bn);
     auto args = loop.getRegionIterArgs();
     SmallVector<Value> accs;

@@ -37,6 +37,84 @@ constexpr int64_t kSwizzleBytes = 128;
 /// Shared-memory address and swizzle pattern alignment.
 constexpr int64_t kSwizzleAtomBytes = 1024;
 
+/// The 64-bit shared-memory matrix descriptor that wgmma reads (PTX ISA,
+/// "Matrix Descriptor Format" of warpgroup MMA): the tile's start address
+/// and two byte offsets, all in 16-byte units, the swizzle pattern's base
+/// offset and the swizzle mode, each in a bit field of its own. Everything
+/// but the start address is known when the kernel is built; the start
+/// address is encoded in the kernel (SM90Emitter::descriptor).
+struct WgmmaDescriptor {
+  /// `width` bits from bit `shift`.
+  struct Field {
+    unsigned shift, width;
+    constexpr uint64_t mask() const { return (uint64_t(1) << width) - 1; }
+    constexpr uint64_t encode(uint64_t value) const {
+      return (value & mask()) << shift;
+    }
+  };
+  static constexpr Field kStartAddress{0, 14};
+  static constexpr Field kLeadingByteOffset{16, 14};
+  static constexpr Field kStrideByteOffset{32, 14};
+  static constexpr Field kBaseOffset{49, 3};
+  static constexpr Field kSwizzle{62, 2};
+  /// Addresses and byte offsets are stored in 16-byte units.
+  static constexpr unsigned kUnitShift = 4;
+
+  enum class Swizzle : uint64_t {
+    none = 0,
+    bytes128 = 1,
+    bytes64 = 2,
+    bytes32 = 3
+  };
+
+  /// In bytes. For a K-major operand the leading byte offset is unused
+  /// with a swizzle (16 by convention) and the stride byte offset steps
+  /// over 8-row groups; for an MN-major one, the leading byte offset steps
+  /// over 64-element column blocks.
+  int64_t leadingByteOffset = 0;
+  int64_t strideByteOffset = 0;
+  /// Where the tile starts within the swizzle pattern (0: at a 1 KiB
+  /// boundary, as all of bpt's tiles).
+  int64_t baseOffset = 0;
+  Swizzle swizzle = Swizzle::none;
+
+  /// A K-major tile of 128-byte rows with the 128-byte swizzle.
+  static constexpr WgmmaDescriptor kMajor() {
+    return {/*leadingByteOffset=*/16, /*strideByteOffset=*/kSwizzleAtomBytes,
+            /*baseOffset=*/0, Swizzle::bytes128};
+  }
+  /// An MN-major tile with the 128-byte swizzle whose 64-element column
+  /// blocks are `columnBlockBytes` apart.
+  static constexpr WgmmaDescriptor mnMajor(int64_t columnBlockBytes) {
+    return {columnBlockBytes, /*strideByteOffset=*/kSwizzleAtomBytes,
+            /*baseOffset=*/0, Swizzle::bytes128};
+  }
+
+  /// The fields other than the start address.
+  constexpr uint64_t encodeLayout() const {
+    return kLeadingByteOffset.encode(uint64_t(leadingByteOffset) >>
+                                     kUnitShift) |
+           kStrideByteOffset.encode(uint64_t(strideByteOffset) >>
+                                    kUnitShift) |
+           kBaseOffset.encode(uint64_t(baseOffset)) |
+           kSwizzle.encode(uint64_t(swizzle));
+  }
+  /// The whole descriptor of a tile at shared address `startAddress`.
+  constexpr uint64_t encode(uint64_t startAddress) const {
+    return kStartAddress.encode(startAddress >> kUnitShift) | encodeLayout();
+  }
+  /// What moving the start address on by `bytes` adds to a descriptor
+  /// (the field does not overflow within a tile).
+  static constexpr uint64_t addressStep(int64_t bytes) {
+    return uint64_t(bytes) >> kUnitShift;
+  }
+};
+// The kernel encodes the start address with a shift and a mask, no move.
+static_assert(WgmmaDescriptor::kStartAddress.shift == 0);
+static_assert(WgmmaDescriptor::kMajor().encode(0x10400) ==
+              (uint64_t(1) << 62 | uint64_t(64) << 32 | uint64_t(1) << 16 |
+               0x1040));
+
 class SM90Emitter : public codegen::NVVMEmitter {
 public:
   SM90Emitter(OpBuilder &b, Location loc, bool bf16)
@@ -74,22 +152,20 @@ protected:
                                           c32(10000000));
   }
 
-  /// A wgmma matrix descriptor for a tile at shared address `address` laid
-  /// out with the 128-byte swizzle. For a K-major operand the stride byte
-  /// offset steps over 8-row groups; for an MN-major one, the leading byte
-  /// offset steps over 64-element column blocks.
-  Value descriptor(Value address, int64_t leadingBytes, int64_t strideBytes) {
-    uint64_t high = ((uint64_t(leadingBytes) >> 4) & 0x3fff) << 16 |
-                    ((uint64_t(strideBytes) >> 4) & 0x3fff) << 32 |
-                    uint64_t(1) << 62;
+  /// The wgmma descriptor of the tile at shared address `address` (i32)
+  /// laid out as `layout` says.
+  Value descriptor(Value address, const WgmmaDescriptor &layout) {
+    using Descriptor = WgmmaDescriptor;
     Value start = arith::AndIOp::create(
-        b, loc, arith::ShRUIOp::create(b, loc, address, c32(4)),
-        c32(0x3fff));
+        b, loc,
+        arith::ShRUIOp::create(b, loc, address, c32(Descriptor::kUnitShift)),
+        c32(Descriptor::kStartAddress.mask()));
     Value wide = arith::ExtUIOp::create(b, loc, i64, start);
-    return arith::OrIOp::create(b, loc, wide, c64(high));
+    return arith::OrIOp::create(b, loc, wide, c64(layout.encodeLayout()));
   }
+  /// `desc` with its start address moved on by `bytes`.
   Value advance(Value desc, int64_t bytes) {
-    return add(desc, c64(bytes >> 4));
+    return add(desc, c64(WgmmaDescriptor::addressStep(bytes)));
   }
 
   /// Issues one TMA copy of a [rows, 64] box at (column, row) into `dst`.
