@@ -269,22 +269,20 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     Type sType = accumulatorType(bn);
     Value sAcc = LLVM::ZeroOp::create(b, loc, sType);
+    auto elementType =
+        config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
     for (int64_t k = 0; k < d / 16; ++k) {
       int64_t offset = (k / 4) * config.blockM * kSwizzleBytes + (k % 4) * 32;
       int64_t kOffset = (k / 4) * bn * kSwizzleBytes + (k % 4) * 32;
-      sAcc = NVVM::WgmmaMmaAsyncOp::create(
-          b, loc, sType, sAcc, advance(qDesc, offset), advance(kDesc, kOffset),
-          NVVM::MMAShapeAttr::get(ctx, 64, bn, 16),
-          config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16,
-          config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16,
-          NVVM::WGMMATypes::f32,
+      Value kStep = advance(kDesc, kOffset);
+      Value qStep = advance(qDesc, offset);
+      sAcc = emitWgmma(WgmmaSharedA{
+          bn, elementType, sAcc, qStep, kStep,
           k == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
-          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-          NVVM::MMALayout::row, NVVM::MMALayout::col,
-          NVVM::MMAIntOverflowAttr());
+          NVVM::MMALayout::col});
     }
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-    SmallVector<Value> s = waitGroup(unpack(sAcc, sCount));
+    SmallVector<Value> s = emitWgmmaWait(unpack(sAcc, sCount));
 
     // Element e of s: row r + 8 * ((e / 2) % 2), column
     // 8 * (e / 4) + column0 + e % 2 of this key block.
@@ -364,35 +362,12 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     Value vDesc =
         descriptor(vTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
-    std::string text;
-    {
-      llvm::raw_string_ostream os(text);
-      os << "{\n.reg .pred p;\nsetp.ne.b32 p, $" << 2 * oCount + 5
-         << ", 0;\nwgmma.mma_async.sync.aligned.m64n" << d << "k16.f32."
-         << (config.bf16 ? "bf16.bf16" : "f16.f16") << " {";
-      for (int64_t i = 0; i < oCount; ++i)
-        os << (i ? ", " : "") << "$" << i;
-      os << "}, {$" << 2 * oCount << ", $" << 2 * oCount + 1 << ", $"
-         << 2 * oCount + 2 << ", $" << 2 * oCount + 3 << "}, $"
-         << 2 * oCount + 4 << ", p, 1, 1, 1;\n}";
-    }
-    std::string constraints;
-    for (int64_t i = 0; i < oCount; ++i)
-      constraints += "=f,";
-    for (int64_t i = 0; i < oCount; ++i)
-      constraints += std::to_string(i) + ",";
-    constraints += "r,r,r,r,l,r";
-    for (int64_t t = 0; t < bn / 16; ++t) {
-      SmallVector<Value> operands(o);
-      operands.append(fragments.begin() + 4 * t, fragments.begin() + 4 * t + 4);
-      operands.push_back(advance(vDesc, t * 16 * kSwizzleBytes));
-      operands.push_back(c32(1));
-      Value result = asmOp(accumulatorType(d), operands, text, constraints,
-                           /*sideEffects=*/true);
-      o = unpack(result, oCount);
-    }
+    for (int64_t t = 0; t < bn / 16; ++t)
+      o = emitWgmma(WgmmaRegA{d, elementType, o,
+                              ArrayRef(fragments).slice(4 * t, 4),
+                              advance(vDesc, t * 16 * kSwizzleBytes)});
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-    o = waitGroup(o);
+    o = emitWgmmaWait(o);
     // This thread is done with the stage.
     NVVM::MBarrierArriveOp::create(b, loc, i64,
                                    barrierAt(base, 1 + 2 * config.stages, stage),

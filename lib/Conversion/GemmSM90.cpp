@@ -188,21 +188,21 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                                       args.begin() + (a + 1) * count)));
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     auto type = config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
-    for (int64_t t = 0; t < config.blockK / 16; ++t)
-      for (int64_t a = 0; a < accumulators; ++a)
-        accs[a] = NVVM::WgmmaMmaAsyncOp::create(
-            b, loc, accType, accs[a], advance(aDesc, t * 32),
-            advance(bDesc, a * config.bTileBytes() + t * 16 * kSwizzleBytes),
-            NVVM::MMAShapeAttr::get(ctx, 64, bn, 16), type, type,
-            NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
-            NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-            NVVM::MMALayout::row, NVVM::MMALayout::row,
-            NVVM::MMAIntOverflowAttr());
+    for (int64_t t = 0; t < config.blockK / 16; ++t) {
+      for (int64_t a = 0; a < accumulators; ++a) {
+        Value bStep = advance(bDesc, a * config.bTileBytes() +
+                                         t * 16 * kSwizzleBytes);
+        Value aStep = advance(aDesc, t * 32);
+        accs[a] = emitWgmma(WgmmaSharedA{bn, type, accs[a], aStep, bStep,
+                                         NVVM::WGMMAScaleOut::one,
+                                         NVVM::MMALayout::row});
+      }
+    }
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
     SmallVector<Value> flat;
     for (Value acc : accs)
       llvm::append_range(flat, unpack(acc, count));
-    SmallVector<Value> values = waitGroup(flat);
+    SmallVector<Value> values = emitWgmmaWait(flat);
     NVVM::MBarrierArriveOp::create(b, loc, i64,
                                    barrierAt(base, config.stages, stage),
                                    Value(), NVVM::MemScopeKind::CTA, false);

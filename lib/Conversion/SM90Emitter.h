@@ -115,6 +115,48 @@ static_assert(WgmmaDescriptor::kMajor().encode(0x10400) ==
               (uint64_t(1) << 62 | uint64_t(64) << 32 | uint64_t(1) << 16 |
                0x1040));
 
+/// One wgmma.mma_async m64nNk16 with both operands in shared memory (the
+/// nvvm.wgmma.mma_async op): D = A·B, plus D unless `scaleD` is zero; f32
+/// accumulators.
+struct WgmmaSharedA {
+  /// N of m64nNk16: the accumulator is N/2 floats a thread.
+  int64_t n;
+  /// A's and B's 16-bit element type (bf16 or f16).
+  NVVM::WGMMATypes elementType;
+  /// The accumulator, an LLVM struct of N/2 f32 (SM90Emitter::
+  /// accumulatorType).
+  Value accumulator;
+  /// A's and B's descriptors (i64). A is K-major.
+  Value a, b;
+  NVVM::WGMMAScaleOut scaleD = NVVM::WGMMAScaleOut::one;
+  /// col: B is K-major; row: N-major (transposed).
+  NVVM::MMALayout layoutB = NVVM::MMALayout::col;
+};
+
+/// One wgmma.mma_async m64nNk16 with A in registers and B in shared memory:
+/// D = A·B, plus D unless `scaleD` is zero; f32 accumulators. MLIR 22's
+/// nvvm.wgmma.mma_async takes A from shared memory only: this one is inline
+/// PTX, its accumulators tied in and out.
+struct WgmmaRegA {
+  /// N of m64nNk16.
+  int64_t n;
+  /// A's and B's 16-bit element type (bf16 or f16).
+  NVVM::WGMMATypes elementType;
+  /// N/2 f32 a thread.
+  ArrayRef<Value> accumulators;
+  /// A's fragment: four i32 of two 16-bit elements each, in the layout of
+  /// an m64n16 accumulator (so a k16 slice of one wgmma's result, packed,
+  /// is the next one's A).
+  ArrayRef<Value> a;
+  /// B's descriptor (i64).
+  Value b;
+  NVVM::WGMMAScaleOut scaleD = NVVM::WGMMAScaleOut::one;
+  NVVM::WGMMAScaleIn scaleA = NVVM::WGMMAScaleIn::one;
+  NVVM::WGMMAScaleIn scaleB = NVVM::WGMMAScaleIn::one;
+  /// imm-trans-b: B is N-major (else K-major).
+  bool transposeB = true;
+};
+
 class SM90Emitter : public codegen::NVVMEmitter {
 public:
   SM90Emitter(OpBuilder &b, Location loc, bool bf16)
@@ -128,11 +170,61 @@ protected:
         ctx, SmallVector<Type>(n / 2, f32));
   }
 
+  /// Issues `op`; returns the new accumulator struct.
+  Value emitWgmma(const WgmmaSharedA &op) {
+    return NVVM::WgmmaMmaAsyncOp::create(
+        b, loc, accumulatorType(op.n), op.accumulator, op.a, op.b,
+        NVVM::MMAShapeAttr::get(ctx, 64, op.n, 16), op.elementType,
+        op.elementType, NVVM::WGMMATypes::f32, op.scaleD,
+        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+        NVVM::MMALayout::row, op.layoutB, NVVM::MMAIntOverflowAttr());
+  }
+
+  /// Issues `op`; returns the new accumulators (not to be read before
+  /// emitWgmmaWait).
+  SmallVector<Value> emitWgmma(const WgmmaRegA &op) {
+    int64_t count = op.accumulators.size();
+    assert(count == op.n / 2 && op.a.size() == 4 && "m64nNk16 fragments");
+    // Operands: the accumulators out ($0..), tied in, A, B, scale-d.
+    int64_t aFirst = 2 * count, bIndex = aFirst + 4, scaleIndex = bIndex + 1;
+    auto scale = [](NVVM::WGMMAScaleIn s) {
+      return s == NVVM::WGMMAScaleIn::one ? "1" : "-1";
+    };
+    std::string text;
+    {
+      llvm::raw_string_ostream os(text);
+      os << "{\n.reg .pred p;\nsetp.ne.b32 p, $" << scaleIndex
+         << ", 0;\nwgmma.mma_async.sync.aligned.m64n" << op.n << "k16.f32."
+         << NVVM::stringifyWGMMATypes(op.elementType) << "."
+         << NVVM::stringifyWGMMATypes(op.elementType) << " {";
+      for (int64_t i = 0; i < count; ++i)
+        os << (i ? ", " : "") << "$" << i;
+      os << "}, {$" << aFirst << ", $" << aFirst + 1 << ", $" << aFirst + 2
+         << ", $" << aFirst + 3 << "}, $" << bIndex << ", p, "
+         << scale(op.scaleA) << ", " << scale(op.scaleB) << ", "
+         << (op.transposeB ? 1 : 0) << ";\n}";
+    }
+    std::string constraints;
+    for (int64_t i = 0; i < count; ++i)
+      constraints += "=f,";
+    for (int64_t i = 0; i < count; ++i)
+      constraints += std::to_string(i) + ",";
+    constraints += "r,r,r,r,l,r";
+    SmallVector<Value> operands(op.accumulators);
+    llvm::append_range(operands, op.a);
+    operands.push_back(op.b);
+    operands.push_back(
+        c32(op.scaleD == NVVM::WGMMAScaleOut::one ? 1 : 0));
+    Value result = asmOp(accumulatorType(op.n), operands, text, constraints,
+                         /*sideEffects=*/true);
+    return unpack(result, count);
+  }
+
   /// Waits until at most `pending` of this thread's wgmma groups are in
-  /// flight, tying the accumulators to the wait so that no later
-  /// instruction reads them before it.
-  SmallVector<Value> waitGroup(ArrayRef<Value> accumulators,
-                               int64_t pending = 0) {
+  /// flight (wgmma.wait_group), tying the accumulators to the wait so that
+  /// no later instruction reads them before it.
+  SmallVector<Value> emitWgmmaWait(ArrayRef<Value> accumulators,
+                                   int64_t pending = 0) {
     int64_t n = accumulators.size();
     std::string constraints;
     for (int64_t i = 0; i < n; ++i)
