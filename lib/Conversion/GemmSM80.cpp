@@ -177,14 +177,9 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
             add(n0, add(warpColumn, add(mul(t, c32(2)), c32(8 * nt))));
         int64_t at = 4 * (mt * nTiles + nt) + 2 * i;
         Value pair[2] = {acc[at], acc[at + 1]};
-        for (int64_t h = 0; h < 2; ++h) {
-          if (config.gated)
-            pair[h] = fmul(buildActivation(b, loc, *config.activation,
-                                           acc[count + at + h]),
-                           pair[h]);
-          else if (config.activation)
-            pair[h] = buildActivation(b, loc, *config.activation, pair[h]);
-        }
+        for (int64_t h = 0; h < 2; ++h)
+          pair[h] = config.activate(
+              b, loc, pair[h], config.gated ? acc[count + at + h] : Value());
         LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]),
                               elementAddress(c, row, column, config.n), 4);
       }

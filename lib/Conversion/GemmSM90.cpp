@@ -229,16 +229,11 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     for (int64_t j = 0; j < bn / 8; ++j) {
       Value offset = add(rowBytes, c64(16 * j));
       Value pair[2] = {acc[4 * j + 2 * i], acc[4 * j + 2 * i + 1]};
-      for (int64_t h = 0; h < 2; ++h) {
-        if (config.gated) {
-          // act(A · G) ⊙ (A · B); the gate's accumulator follows B's.
-          Value gate = acc[count + 4 * j + 2 * i + h];
-          pair[h] = fmul(buildActivation(b, loc, *config.activation, gate),
-                         pair[h]);
-        } else if (config.activation) {
-          pair[h] = buildActivation(b, loc, *config.activation, pair[h]);
-        }
-      }
+      // The gate's accumulator follows B's.
+      for (int64_t h = 0; h < 2; ++h)
+        pair[h] = config.activate(
+            b, loc, pair[h],
+            config.gated ? acc[count + 4 * j + 2 * i + h] : Value());
       if (residual) {
         // The residual's row is C's row shifted by rRow0 - cRow0.
         Value address = LLVM::GEPOp::create(

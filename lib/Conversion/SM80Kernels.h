@@ -14,6 +14,7 @@
 #ifndef BPT_LIB_CONVERSION_SM80KERNELS_H
 #define BPT_LIB_CONVERSION_SM80KERNELS_H
 
+#include "GemmProblem.h"
 #include "SM80Emitter.h"
 
 #include "bpt/Dialect/BPTOps.h"
@@ -62,27 +63,14 @@ struct AttentionKernelConfig {
   }
 };
 
-/// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
-/// rows of the launch (a grid of [n / blockN, launch rows / blockM]); the
-/// kernel's name ends in its tile width and stages, `_t<blockN>x<stages>`.
-struct GemmConfig {
-  int64_t aRows, cRows, n, k;
-  bool bf16;
-  std::optional<Activation> activation;
-  /// C = act(A · G) ⊙ (A · B) with a second B operand G (SwiGLU, GeGLU).
-  bool gated = false;
-  /// Tile columns: 128 or 256, or 0 for check() to choose.
-  int64_t blockM = 128, blockN = 0, blockK = 64, stages = 3;
+/// An mma.sync GEMM kernel (see GemmProblem); its name ends in its tile
+/// width, stages and warps, `_t<blockN>x<stages>w<warps>`.
+struct GemmConfig : codegen::GemmProblem {
   /// Warps along N (2 along M); set by check().
   int64_t warpsN = 4;
 
   int64_t threads() const { return 32 * 2 * warpsN; }
   int64_t warpTileN() const { return blockN / warpsN; }
-  int64_t aTileBytes() const { return blockM * blockK * 2; }
-  int64_t bTileBytes() const { return blockK * blockN * 2; }
-  int64_t stageBytes() const {
-    return aTileBytes() + bTileBytes() * (gated ? 2 : 1);
-  }
   int64_t sharedMemoryBytes() const {
     return kTileAlignment + stages * stageBytes();
   }
@@ -93,16 +81,9 @@ struct GemmConfig {
   std::optional<std::string> check(int64_t sharedMemory);
 
   std::string kernelName() const {
-    std::string name = llvm::formatv("gemm_sm80_a{0}_c{1}_n{2}_k{3}", aRows,
-                                     cRows, n, k)
-                           .str();
-    if (activation)
-      name += "_" + stringifyActivation(*activation).str();
-    if (gated)
-      name += "_gated";
-    return name + llvm::formatv("_t{0}x{1}w{2}", blockN, stages,
-                                threads() / 32)
-                      .str();
+    return kernelNamePrefix("sm80") +
+           llvm::formatv("_t{0}x{1}w{2}", blockN, stages, threads() / 32)
+               .str();
   }
 };
 

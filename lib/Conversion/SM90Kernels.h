@@ -13,6 +13,7 @@
 #ifndef BPT_LIB_CONVERSION_SM90KERNELS_H
 #define BPT_LIB_CONVERSION_SM90KERNELS_H
 
+#include "GemmProblem.h"
 #include "SM90Emitter.h"
 
 #include "bpt/Dialect/BPTOps.h"
@@ -77,27 +78,15 @@ gpu::GPUFuncOp getOrBuildAttentionKernel(ModuleOp module,
                                          const AttentionKernelConfig &config,
                                          Type element, Location loc);
 
-/// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
-/// rows of the launch.
-struct GemmConfig {
-  int64_t aRows, cRows, n, k;
-  bool bf16;
-  std::optional<Activation> activation;
-  /// C = act(A · G) ⊙ (A · B) with a second B operand G (SwiGLU, GeGLU):
-  /// two accumulators of BN/2 floats a thread, 128-wide tiles only.
-  bool gated = false;
+/// A wgmma GEMM kernel (see GemmProblem): a producer warpgroup and
+/// `consumerGroups` consumers of 64 rows each.
+struct GemmConfig : codegen::GemmProblem {
   /// C += R[rRow0 + i, :] in the epilogue, R of rRows rows.
   bool residual = false;
   int64_t rRows = 0;
-  int64_t blockM = 128, blockN = 256, blockK = 64, stages = 4,
-          consumerGroups = 2;
+  int64_t consumerGroups = 2;
 
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
-  int64_t aTileBytes() const { return blockM * blockK * 2; }
-  int64_t bTileBytes() const { return blockK * blockN * 2; }
-  int64_t stageBytes() const {
-    return aTileBytes() + bTileBytes() * (gated ? 2 : 1);
-  }
   // Barriers: full per stage, then empty per stage.
   int64_t barrierOffset(int64_t index) const {
     return stages * stageBytes() + 8 * index;
@@ -106,13 +95,7 @@ struct GemmConfig {
     return kSwizzleAtomBytes + barrierOffset(2 * stages);
   }
   std::string kernelName() const {
-    std::string name = llvm::formatv("gemm_sm90_a{0}_c{1}_n{2}_k{3}", aRows,
-                                     cRows, n, k)
-                           .str();
-    if (activation)
-      name += "_" + stringifyActivation(*activation).str();
-    if (gated)
-      name += "_gated";
+    std::string name = kernelNamePrefix("sm90");
     if (residual)
       name += llvm::formatv("_residual{0}", rRows).str();
     // Tiles other than the default (see chooseGemmTiling) are named.
