@@ -32,6 +32,7 @@
 
 #include "bpt/Conversion/Passes.h"
 
+#include "AttentionMath.h"
 #include "AttentionNest.h"
 #include "SM80Kernels.h"
 
@@ -62,7 +63,8 @@ using KernelConfig = AttentionKernelConfig;
 class KernelEmitter : public SM80Emitter {
 public:
   KernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
-      : SM80Emitter(b, loc, config.bf16), config(config) {}
+      : SM80Emitter(b, loc, config.bf16), config(config),
+        math(b, loc, config.bf16) {}
 
   void emit(gpu::GPUFuncOp func);
 
@@ -104,6 +106,7 @@ private:
   }
 
   const KernelConfig &config;
+  AttentionMath math;
   Value tid, base, keys, values, kvRow, numBlocks;
 };
 
@@ -139,15 +142,9 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   kvRow = mul(wide(add(mul(batch, c32(config.kvHeads)), kvHead)),
               c64(config.seqKV));
   numBlocks = c32(config.keyBlocks());
-  if (config.causal) {
-    // Key j is visible to query i when j <= i + (Skv - Sq).
-    int64_t offset = config.seqKV - config.seqQ;
-    Value last = add(q0, c32(config.blockM + offset + bn - 1));
-    Value blocks = arith::DivSIOp::create(b, loc, last, c32(bn));
-    blocks = select(cmp(arith::CmpIPredicate::sgt, last, c32(0)), blocks,
-                    c32(0));
-    numBlocks = arith::MinSIOp::create(b, loc, blocks, numBlocks);
-  }
+  if (config.causal)
+    numBlocks = math.causalKeyBlocks(q0, config.blockM, bn,
+                                     config.seqKV - config.seqQ, numBlocks);
 
   base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
   Value qTile = base;
@@ -261,49 +258,16 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
           }
           limit[i] = sub(bound, mul(t, c32(2)));
         }
-        SmallVector<Value> result;
-        for (int64_t e = 0; e < int64_t(s.size()); ++e) {
-          int64_t column = 8 * (e / 4) + e % 2;
-          Value hidden = cmp(arith::CmpIPredicate::sgt, c32(column),
-                             limit[(e / 2) % 2]);
-          result.push_back(select(hidden, minusInf, s[e]));
-        }
-        scf::YieldOp::create(b, loc, result);
+        scf::YieldOp::create(b, loc, math.mask(s, limit, minusInf));
         b.setInsertionPointToStart(masked.elseBlock());
         scf::YieldOp::create(b, loc, s);
       }
       s = SmallVector<Value>(masked.getResults());
     }
 
-    // Online softmax in exp2, per row: the max over the quad of threads
-    // that share the row, then rescale.
-    Value alpha[2], bias[2], mNew[2];
-    for (int64_t i = 0; i < 2; ++i) {
-      Value mx = minusInf;
-      for (int64_t e = 0; e < int64_t(s.size()); ++e)
-        if ((e / 2) % 2 == i)
-          mx = fmax(mx, s[e]);
-      mx = fmax(mx, shuffleXor(mx, 1));
-      mx = fmax(mx, shuffleXor(mx, 2));
-      mNew[i] = fmax(m[i], mx);
-      Value isEmpty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                            mNew[i], minusInf);
-      Value safe = select(isEmpty, zero, mNew[i]);
-      alpha[i] = exp2(fmul(arith::SubFOp::create(b, loc, m[i], safe), c));
-      bias[i] = arith::NegFOp::create(b, loc, fmul(safe, c));
-    }
-    SmallVector<Value> p(s.size());
-    Value rowSum[2] = {zero, zero};
-    for (int64_t e = 0; e < int64_t(s.size()); ++e) {
-      int64_t i = (e / 2) % 2;
-      p[e] = exp2(fma(s[e], c, bias[i]));
-      rowSum[i] = fadd(rowSum[i], p[e]);
-    }
-    Value lNew[2];
-    for (int64_t i = 0; i < 2; ++i)
-      lNew[i] = fadd(fmul(l[i], alpha[i]), rowSum[i]);
-    for (int64_t e = 0; e < int64_t(o.size()); ++e)
-      o[e] = fmul(o[e], alpha[(e / 2) % 2]);
+    // Online softmax in exp2; the output so far is rescaled.
+    AttentionMath::RowState rows{{m[0], m[1]}, {l[0], l[1]}};
+    SmallVector<Value> p = math.softmaxUpdate(s, rows, o, c, minusInf, zero);
 
     // O += P·V. The accumulators of key tiles 2k and 2k + 1 are the A
     // fragment of k16 step k: (row g, keys 2t..) (row g + 8, keys 2t..) of
@@ -332,7 +296,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     }
 
     SmallVector<Value> next(o);
-    next.append({mNew[0], mNew[1], lNew[0], lNew[1]});
+    next.append({rows.max[0], rows.max[1], rows.sum[0], rows.sum[1]});
     scf::YieldOp::create(b, loc, next);
   }
 
@@ -341,15 +305,8 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   auto results = loop.getResults();
   SmallVector<Value> o(results.begin(), results.begin() + 4 * oTiles);
   Value inverse[2];
-  for (int64_t i = 0; i < 2; ++i) {
-    Value l = results[4 * oTiles + 2 + i];
-    l = fadd(l, shuffleXor(l, 1));
-    l = fadd(l, shuffleXor(l, 2));
-    Value positive =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zero);
-    inverse[i] =
-        select(positive, arith::DivFOp::create(b, loc, cf(1.0), l), zero);
-  }
+  for (int64_t i = 0; i < 2; ++i)
+    inverse[i] = math.inverseRowSum(results[4 * oTiles + 2 + i], zero);
   // The warp's lanes read these rows of the Q tile (ldmatrix) before the
   // loop; order those reads before other lanes overwrite them (with no key
   // block, nothing in between synchronises the warp).

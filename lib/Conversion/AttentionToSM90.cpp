@@ -29,6 +29,7 @@
 
 #include "bpt/Conversion/Passes.h"
 
+#include "AttentionMath.h"
 #include "AttentionNest.h"
 #include "SM90Emitter.h"
 #include "SM90Kernels.h"
@@ -63,7 +64,8 @@ using KernelConfig = AttentionKernelConfig;
 class KernelEmitter : public SM90Emitter {
 public:
   KernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
-      : SM90Emitter(b, loc, config.bf16), config(config) {}
+      : SM90Emitter(b, loc, config.bf16), config(config),
+        math(b, loc, config.bf16) {}
 
   void emit(gpu::GPUFuncOp func);
 
@@ -91,6 +93,7 @@ private:
                     Value qPos, Value outRow, Value numBlocks, Value out);
 
   const KernelConfig &config;
+  codegen::AttentionMath math;
   // Where this block's head lives: column offsets of Q, of K/V and of the
   // output (0 when head-major), and the output's row stride in elements.
   Value qColumn, kvColumn, outColumn;
@@ -145,15 +148,9 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   }
   int64_t maxBlocks = config.seqKV / config.blockN;
   Value numBlocks = c32(maxBlocks);
-  if (config.causal) {
-    // Key j is visible to query i when j <= i + (Skv - Sq).
-    int64_t offset = config.seqKV - config.seqQ;
-    Value last = add(qPos, c32(config.blockM + offset + config.blockN - 1));
-    Value blocks = arith::DivSIOp::create(b, loc, last, c32(config.blockN));
-    blocks = select(cmp(arith::CmpIPredicate::sgt, last, c32(0)), blocks,
-                    c32(0));
-    numBlocks = arith::MinSIOp::create(b, loc, blocks, numBlocks);
-  }
+  if (config.causal)
+    numBlocks = math.causalKeyBlocks(qPos, config.blockM, config.blockN,
+                                     config.seqKV - config.seqQ, numBlocks);
 
   Value base = alignedSharedBase(kSharedMemorySymbol);
 
@@ -299,7 +296,6 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
       {
         OpBuilder::InsertionGuard inner(b);
         b.setInsertionPointToStart(masked.thenBlock());
-        SmallVector<Value> result;
         Value limit[2];
         for (int64_t i = 0; i < 2; ++i) {
           // Key column c (within the block) is visible when
@@ -307,49 +303,16 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
           Value row = add(groupRow, add(row0, c32(8 * i)));
           limit[i] = sub(add(row, c32(offset)), add(blockStart, column0));
         }
-        for (int64_t e = 0; e < sCount; ++e) {
-          int64_t col = 8 * (e / 4) + e % 2;
-          Value hidden = cmp(arith::CmpIPredicate::sgt, c32(col),
-                             limit[(e / 2) % 2]);
-          result.push_back(select(hidden, minusInf, s[e]));
-        }
-        scf::YieldOp::create(b, loc, result);
+        scf::YieldOp::create(b, loc, math.mask(s, limit, minusInf));
         b.setInsertionPointToStart(masked.elseBlock());
         scf::YieldOp::create(b, loc, s);
       }
       s = SmallVector<Value>(masked.getResults());
     }
 
-    // Online softmax in exp2, per row: the max over the quad of threads
-    // that share the row, then rescale.
-    Value alpha[2], bias[2];
-    SmallVector<Value> mNew(2);
-    for (int64_t i = 0; i < 2; ++i) {
-      Value mx = minusInf;
-      for (int64_t e = 0; e < sCount; ++e)
-        if ((e / 2) % 2 == i)
-          mx = fmax(mx, s[e]);
-      mx = fmax(mx, shuffleXor(mx, 1));
-      mx = fmax(mx, shuffleXor(mx, 2));
-      mNew[i] = fmax(m[i], mx);
-      Value isEmpty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                            mNew[i], minusInf);
-      Value safe = select(isEmpty, zero, mNew[i]);
-      alpha[i] = exp2(fmul(arith::SubFOp::create(b, loc, m[i], safe), c));
-      bias[i] = arith::NegFOp::create(b, loc, fmul(safe, c));
-    }
-    SmallVector<Value> p(sCount);
-    Value rowSum[2] = {zero, zero};
-    for (int64_t e = 0; e < sCount; ++e) {
-      int64_t i = (e / 2) % 2;
-      p[e] = exp2(fma(s[e], c, bias[i]));
-      rowSum[i] = fadd(rowSum[i], p[e]);
-    }
-    Value lNew[2];
-    for (int64_t i = 0; i < 2; ++i)
-      lNew[i] = fadd(fmul(l[i], alpha[i]), rowSum[i]);
-    for (int64_t e = 0; e < oCount; ++e)
-      o[e] = fmul(o[e], alpha[(e / 2) % 2]);
+    // Online softmax in exp2; the output so far is rescaled.
+    codegen::AttentionMath::RowState rows{{m[0], m[1]}, {l[0], l[1]}};
+    SmallVector<Value> p = math.softmaxUpdate(s, rows, o, c, minusInf, zero);
 
     // O += P·V: P from registers (the S accumulator layout is the A
     // fragment layout: k16 step t takes s[8t .. 8t + 7]); V is MN-major.
@@ -374,7 +337,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
                                    Value(), NVVM::MemScopeKind::CTA, false);
 
     SmallVector<Value> next(o);
-    next.append({mNew[0], mNew[1], lNew[0], lNew[1]});
+    next.append({rows.max[0], rows.max[1], rows.sum[0], rows.sum[1]});
     scf::YieldOp::create(b, loc, next);
   }
 
@@ -386,15 +349,8 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
   auto results = loop.getResults();
   SmallVector<Value> o(results.begin(), results.begin() + oCount);
   Value inverse[2];
-  for (int64_t i = 0; i < 2; ++i) {
-    Value l = results[oCount + 2 + i];
-    l = fadd(l, shuffleXor(l, 1));
-    l = fadd(l, shuffleXor(l, 2));
-    Value positive =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, zero);
-    inverse[i] =
-        select(positive, arith::DivFOp::create(b, loc, cf(1.0), l), zero);
-  }
+  for (int64_t i = 0; i < 2; ++i)
+    inverse[i] = math.inverseRowSum(results[oCount + 2 + i], zero);
   // Byte address of (row, column) of this consumer's rows in the tile.
   Value tileRows = add(base, mul(consumer, c32(64 * kSwizzleBytes)));
   auto tileAddress = [&](Value row, Value column) {
