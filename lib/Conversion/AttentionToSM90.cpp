@@ -102,20 +102,10 @@ private:
 
 void KernelEmitter::emit(gpu::GPUFuncOp func) {
   b.setInsertionPointToStart(&func.getBody().front());
-  Value mapQ = UnrealizedConversionCastOp::create(b, loc, ptr,
-                                                  func.getArgument(0))
-                   .getResult(0);
-  Value mapK = UnrealizedConversionCastOp::create(b, loc, ptr,
-                                                  func.getArgument(1))
-                   .getResult(0);
-  Value mapV = UnrealizedConversionCastOp::create(b, loc, ptr,
-                                                  func.getArgument(2))
-                   .getResult(0);
-  Value outIndex = memref::ExtractAlignedPointerAsIndexOp::create(
-      b, loc, func.getArgument(3));
-  Value out = LLVM::IntToPtrOp::create(
-      b, loc, ptr,
-      Value(arith::IndexCastUIOp::create(b, loc, i64, outIndex)));
+  Value mapQ = tensorMapPointer(func.getArgument(0));
+  Value mapK = tensorMapPointer(func.getArgument(1));
+  Value mapV = tensorMapPointer(func.getArgument(2));
+  Value out = pointerOf(func.getArgument(3));
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));

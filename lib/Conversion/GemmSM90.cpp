@@ -59,23 +59,12 @@ private:
 
 void GemmEmitter::emit(gpu::GPUFuncOp func) {
   b.setInsertionPointToStart(&func.getBody().front());
-  auto pointerOf = [&](Value memref) -> Value {
-    Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
-    return LLVM::IntToPtrOp::create(
-        b, loc, ptr, Value(arith::IndexCastUIOp::create(b, loc, i64, index)));
-  };
-  Value mapA = UnrealizedConversionCastOp::create(b, loc, ptr,
-                                                  func.getArgument(0))
-                   .getResult(0);
-  Value mapB = UnrealizedConversionCastOp::create(b, loc, ptr,
-                                                  func.getArgument(1))
-                   .getResult(0);
+  Value mapA = tensorMapPointer(func.getArgument(0));
+  Value mapB = tensorMapPointer(func.getArgument(1));
   unsigned next = 2;
   Value mapGate;
   if (config.gated)
-    mapGate = UnrealizedConversionCastOp::create(b, loc, ptr,
-                                                 func.getArgument(next++))
-                  .getResult(0);
+    mapGate = tensorMapPointer(func.getArgument(next++));
   Value c = pointerOf(func.getArgument(next++));
   Value residual = config.residual ? pointerOf(func.getArgument(next++)) : Value();
   Value aRow0 = func.getArgument(next++);

@@ -272,6 +272,14 @@ protected:
         /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
   }
 
+  /// A TMA descriptor kernel argument (!nvgpu.tensormap.descriptor) as the
+  /// pointer the copies take; the cast cancels once
+  /// bpt-lower-tensor-map-args has made the argument a pointer.
+  Value tensorMapPointer(Value argument) {
+    return UnrealizedConversionCastOp::create(b, loc, ptr, argument)
+        .getResult(0);
+  }
+
   /// Waits for the current phase of the mbarrier at shared address
   /// `address` (a parity wait: `phase` is 0 or 1).
   void waitBarrierAt(Value address, Value phase) {
