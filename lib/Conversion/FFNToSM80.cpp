@@ -90,12 +90,7 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     auto i32 = [&](int64_t v) -> Value {
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
-    SmallVector<ReassociationIndices> toRows(1);
-    for (int64_t d = 0; d + 1 < xType.getRank(); ++d)
-      toRows[0].push_back(d);
-    toRows.push_back({xType.getRank() - 1});
-    Value x = memref::CollapseShapeOp::create(
-        b, loc, readOnlyBuffer(b, loc, op.getInput()), toRows);
+    Value x = asRows(b, loc, readOnlyBuffer(b, loc, op.getInput()));
     Value wIn = readOnlyBuffer(b, loc, op.getWIn());
     Value wGate = op.getWGate() ? readOnlyBuffer(b, loc, op.getWGate()) : Value();
     Value wOut = readOnlyBuffer(b, loc, op.getWOut());
@@ -103,7 +98,7 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
         memref::AllocOp::create(b, loc, MemRefType::get({chunk, ffn}, element));
     Value out = memref::AllocOp::create(
         b, loc, MemRefType::get(xType.getShape(), element));
-    Value outRows = memref::CollapseShapeOp::create(b, loc, out, toRows);
+    Value outRows = asRows(b, loc, out);
 
     // The two GEMMs may have different warps (a gated one keeps 8).
     gpu::KernelDim3 upBlock{index(up.threads()), index(1), index(1)};

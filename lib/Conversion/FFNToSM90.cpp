@@ -85,13 +85,8 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     auto bufferOf = [&](Value tensor) {
       return readOnlyBuffer(b, loc, tensor);
     };
-    SmallVector<ReassociationIndices> toRows(1);
-    for (int64_t d = 0; d + 1 < xType.getRank(); ++d)
-      toRows[0].push_back(d);
-    toRows.push_back({xType.getRank() - 1});
 
-    Value x = memref::CollapseShapeOp::create(b, loc, bufferOf(op.getInput()),
-                                              toRows);
+    Value x = asRows(b, loc, bufferOf(op.getInput()));
     Value xMap = descriptorOf(x, up.blockM);
     Value wInMap = descriptorOf(bufferOf(op.getWIn()), up.blockK);
     Value gateMap = op.getWGate()
@@ -103,7 +98,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     Value wOutMap = descriptorOf(bufferOf(op.getWOut()), down.blockK);
     Value out = memref::AllocOp::create(
         b, loc, MemRefType::get(xType.getShape(), element));
-    Value outRows = memref::CollapseShapeOp::create(b, loc, out, toRows);
+    Value outRows = asRows(b, loc, out);
 
     Value shared = i32(up.sharedMemoryBytes());
     Value sharedDown = i32(down.sharedMemoryBytes());

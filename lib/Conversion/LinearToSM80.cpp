@@ -72,16 +72,11 @@ struct BPTLinearToSM80Pass final
     auto i32 = [&](int64_t v) -> Value {
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
-    SmallVector<ReassociationIndices> toRows(1);
-    for (int64_t d = 0; d + 1 < xType.getRank(); ++d)
-      toRows[0].push_back(d);
-    toRows.push_back({xType.getRank() - 1});
-    Value x = memref::CollapseShapeOp::create(
-        b, loc, readOnlyBuffer(b, loc, op.getInput()), toRows);
+    Value x = asRows(b, loc, readOnlyBuffer(b, loc, op.getInput()));
     Value w = readOnlyBuffer(b, loc, op.getWeight());
     Value out = memref::AllocOp::create(
         b, loc, MemRefType::get(resultType.getShape(), element));
-    Value outRows = memref::CollapseShapeOp::create(b, loc, out, toRows);
+    Value outRows = asRows(b, loc, out);
     gpu::LaunchFuncOp::create(
         b, loc, kernel,
         gpu::KernelDim3{index(config.n / config.blockN),

@@ -54,6 +54,15 @@ gpu::GPUFuncOp bpt::codegen::createKernel(gpu::GPUModuleOp kernels,
   return func;
 }
 
+Value bpt::codegen::asRows(OpBuilder &b, Location loc, Value buffer) {
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
+  SmallVector<ReassociationIndices> toRows(1);
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    toRows[0].push_back(d);
+  toRows.push_back({rank - 1});
+  return memref::CollapseShapeOp::create(b, loc, buffer, toRows);
+}
+
 Value bpt::codegen::readOnlyBuffer(OpBuilder &b, Location loc, Value tensor) {
   auto type = cast<RankedTensorType>(tensor.getType());
   return bufferization::ToBufferOp::create(

@@ -165,6 +165,9 @@ gpu::GPUFuncOp createKernel(gpu::GPUModuleOp kernels, StringRef name,
 /// Host side: the read-only buffer of `tensor` (bufferization.to_buffer).
 Value readOnlyBuffer(OpBuilder &b, Location loc, Value tensor);
 
+/// Host side: `buffer` ([..., N]) viewed as a matrix of rows, [rows, N].
+Value asRows(OpBuilder &b, Location loc, Value buffer);
+
 } // namespace bpt::codegen
 
 #endif // BPT_LIB_CONVERSION_NVVMEMITTER_H

@@ -31,6 +31,7 @@ namespace bpt::sm80 {
 
 using namespace mlir;
 using codegen::createKernel;
+using codegen::asRows;
 using codegen::readOnlyBuffer;
 
 constexpr int64_t kWarp = 32;

@@ -28,6 +28,7 @@ namespace bpt::sm90 {
 
 using namespace mlir;
 using codegen::createKernel;
+using codegen::asRows;
 using codegen::readOnlyBuffer;
 
 constexpr int64_t kWarpgroup = 128;
