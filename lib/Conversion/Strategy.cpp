@@ -158,6 +158,19 @@ private:
   FailureOr<StrategyAttr> selectLinear(LinearOp op);
   FailureOr<StrategyAttr> selectBlock(TransformerBlockOp op);
   Refusal attentionWgmma(AttentionOp op, StrategyAttr &strategy);
+  /// The wgmma attention kernel's key/value block and stages for
+  /// `problem`: the pinned options, the rest from the cost model.
+  AttentionTiling wgmmaAttentionTiling(const AttentionProblem &problem) {
+    AttentionTiling pinned{128, options.sm90KvBlock, options.sm90Stages};
+    AttentionTiling tiling{128, pinned.blockN ? pinned.blockN : 128,
+                           pinned.stages ? pinned.stages : 2};
+    if (!pinned.blockN || !pinned.stages)
+      if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
+              AttentionKernelKind::Wgmma, problem,
+              ChipModel::forChip(options.chip), sharedMemory, pinned))
+        tiling = *chosen;
+    return tiling;
+  }
   Refusal attentionMmaSync(AttentionOp op, StrategyAttr &strategy);
 };
 
@@ -182,17 +195,10 @@ Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
   ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
   sm90::AttentionKernelConfig config{};
   config.headDim = q[3];
-  config.blockN = options.sm90KvBlock ? options.sm90KvBlock : 128;
-  config.stages = options.sm90Stages ? options.sm90Stages : 2;
-  if (!options.sm90KvBlock || !options.sm90Stages) {
-    AttentionProblem problem{q[0], q[1], q[2], kv[2], q[3], op.getCausal()};
-    if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
-            AttentionKernelKind::Wgmma, problem, ChipModel::forChip(options.chip), sharedMemory,
-            AttentionTiling{128, options.sm90KvBlock, options.sm90Stages})) {
-      config.blockN = chosen->blockN;
-      config.stages = chosen->stages;
-    }
-  }
+  AttentionTiling tiling = wgmmaAttentionTiling(
+      AttentionProblem{q[0], q[1], q[2], kv[2], q[3], op.getCausal()});
+  config.blockN = tiling.blockN;
+  config.stages = tiling.stages;
   if (Refusal why = checkHeadDim(config.headDim))
     return why;
   if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
@@ -403,18 +409,10 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
     int64_t chunk = chunkDividing(seq, options.chunkRows);
     sm90::AttentionKernelConfig attention{};
     attention.headDim = headDim;
-    attention.blockN = options.sm90KvBlock ? options.sm90KvBlock : 128;
-    attention.stages = options.sm90Stages ? options.sm90Stages : 2;
-    if (!options.sm90KvBlock || !options.sm90Stages) {
-      AttentionProblem problem{batch, heads, seq, seq, headDim, op.getCausal()};
-      if (std::optional<AttentionTiling> chosen = chooseAttentionTiling(
-              AttentionKernelKind::Wgmma, problem, ChipModel::forChip(options.chip),
-              sharedMemory,
-              AttentionTiling{128, options.sm90KvBlock, options.sm90Stages})) {
-        attention.blockN = chosen->blockN;
-        attention.stages = chosen->stages;
-      }
-    }
+    AttentionTiling tiling = wgmmaAttentionTiling(
+        AttentionProblem{batch, heads, seq, seq, headDim, op.getCausal()});
+    attention.blockN = tiling.blockN;
+    attention.stages = tiling.stages;
     if (attention.sharedMemoryBytes() > sharedMemory)
       return op.emitError()
              << "bpt-select-strategy: the attention kernel's "
