@@ -85,6 +85,15 @@ def BPT_KernelPath : I32EnumAttr<"KernelPath",
   let genSpecializedAttr = 0;
 }
 
+def BPT_ChunkLoopKind : I32EnumAttr<"ChunkLoopKind",
+    "what one iteration of a chunk loop computes", [
+      I32EnumAttrCase<"kv_projection", 0>,
+      I32EnumAttrCase<"block", 1>
+    ]> {
+  let cppNamespace = "::bpt";
+  let genSpecializedAttr = 0;
+}
+
 //===----------------------------------------------------------------------===//
 // Attributes
 //===----------------------------------------------------------------------===//
@@ -184,6 +193,33 @@ def BPT_AttentionNestAttr : AttrDef<BPT_Dialect, "AttentionNest"> {
   let extraClassDeclaration = [{
     static constexpr ::llvm::StringLiteral kAttrName = "bpt.nest";
   }];
+}
+
+def BPT_ChunkLoopAttr : AttrDef<BPT_Dialect, "ChunkLoop"> {
+  let mnemonic = "chunk_loop";
+  let summary = "marks a loop over chunks of rows of a transformer block";
+  let description = [{
+    `bpt-decompose-block` expands a `bpt.transformer_block` whose strategy
+    is `wgmma` into two `scf.forall` loops over chunks of `chunk_rows` rows
+    of the flattened [batch × sequence, hidden] input, tagged with this
+    attribute (as `bpt.nest`) and the block's strategy:
+
+    - `kv_projection`: norm1 and the key and value projections of the
+      chunk, written into [rows, kv width] tensors, the only ones that span
+      the sequence;
+    - `block`: for the chunk's queries, norm1, the query projection, an
+      attention nest over the keys of the chunk's sequence (causal diagonal
+      at the chunk's position), the output projection and residual, norm2,
+      the FFN and the second residual.
+
+    No buffer of either body has an S × S or S × ffn term. The wgmma
+    lowering (`bpt-block-to-sm90`) maps each loop to a host loop of kernel
+    launches, one per op of its body; the CPU path runs the same loops.
+
+    Example: `{bpt.nest = #bpt.chunk_loop<block>}`
+  }];
+  let parameters = (ins EnumParameter<BPT_ChunkLoopKind>:$kind);
+  let assemblyFormat = "`<` $kind `>`";
 }
 
 #endif // BPT_DIALECT_BPTBASE_TD

@@ -4,9 +4,10 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Replaces an eligible bpt.transformer_block by a sequence of sm_90a kernels
-// run chunk by chunk over the rows, so that no buffer has an S × ffn or
-// S × S term and only K and V span the sequence:
+// Maps the chunk loops of a transformer block on the wgmma path
+// (#bpt.chunk_loop, built by bpt-decompose-block) to host loops of sm_90a
+// kernel launches, one launch per op of the loop's body, so that no buffer
+// has an S × ffn or S × S term and only K and V span the sequence:
 //
 //   phase A, per chunk:  h1 = norm1(x[chunk]);  K[chunk] = h1 Wk;
 //                        V[chunk] = h1 Wv
@@ -22,6 +23,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
+#include "bpt/Transforms/BlockChunks.h"
 
 #include "SM90Emitter.h"
 #include "StrategyOps.h"
@@ -189,192 +191,291 @@ gpu::GPUFuncOp getOrBuildNormKernel(ModuleOp module, const NormConfig &config,
   return func;
 }
 
+/// The kernels of one block's chunk loops, with their configurations.
+struct BlockKernels {
+  GemmConfig kv, q, o, up, down;
+  NormConfig norm1, norm2;
+  AttentionKernelConfig attention;
+  gpu::GPUFuncOp kvKernel, qKernel, oKernel, upKernel, downKernel,
+      norm1Kernel, norm2Kernel, attentionKernel;
+};
+
+/// The shapes of a block read from its chunk loops.
+struct BlockShape {
+  Type element;
+  bool bf16, layerNorm, gated;
+  double epsilon;
+  int64_t rows, seq, hidden, chunk, heads, kvHeads, headDim, ffn;
+
+  explicit BlockShape(BlockChunkLoops &m) {
+    auto rowsType = cast<RankedTensorType>(m.inputRows.getType());
+    element = rowsType.getElementType();
+    bf16 = element.isBF16();
+    rows = rowsType.getDimSize(0);
+    hidden = rowsType.getDimSize(1);
+    seq = m.seq;
+    chunk = m.chunkRows;
+    heads = m.heads;
+    kvHeads = m.kvHeads;
+    headDim = m.headDim;
+    ffn = m.ffn.getWIn().getType().getDimSize(1);
+    gated = m.ffn.getWGate() != nullptr;
+    layerNorm = isa<LayerNormOp>(m.norm1);
+    epsilon = layerNorm
+                  ? cast<LayerNormOp>(m.norm1).getEpsilon().convertToDouble()
+                  : cast<RMSNormOp>(m.norm1).getEpsilon().convertToDouble();
+  }
+};
+
+/// Builds (or finds) the kernels; fails with the GEMM tiling's reason.
+FailureOr<BlockKernels> buildKernels(ModuleOp module,
+                                     BlockChunkLoops &m,
+                                     const BlockShape &s,
+                                     StrategyAttr strategy) {
+  BlockKernels k;
+  std::optional<std::string> tilingError;
+  auto gemm = [&](int64_t aRows, int64_t cRows, int64_t n, int64_t kDim,
+                  std::optional<Activation> act, int64_t residualRows,
+                  bool gated = false) {
+    GemmConfig config{aRows, cRows, n, kDim, s.bf16, act};
+    config.residual = residualRows > 0;
+    config.rRows = residualRows;
+    config.gated = gated;
+    if (std::optional<std::string> why =
+            chooseGemmTiling(config, strategy.getGemmBlockN(),
+                             strategy.getGemmStages(), sharedMemoryOf(strategy)))
+      tilingError = why;
+    return config;
+  };
+  int64_t qWidth = s.heads * s.headDim, kvWidth = s.kvHeads * s.headDim;
+  k.kv = gemm(s.chunk, s.rows, kvWidth, s.hidden, {}, 0);
+  k.q = gemm(s.chunk, s.chunk, qWidth, s.hidden, {}, 0);
+  k.o = gemm(s.chunk, s.chunk, s.hidden, qWidth, {}, s.rows);
+  k.up = gemm(s.chunk, s.chunk, s.ffn, s.hidden, m.ffn.getActivation(), 0,
+              s.gated);
+  k.down = gemm(s.chunk, s.rows, s.hidden, s.ffn, {}, s.chunk);
+  if (tilingError)
+    return m.blockLoop.emitError() << "bpt-block-to-sm90: " << *tilingError;
+  Location loc = m.blockLoop.getLoc();
+  auto build = [&](const GemmConfig &config) {
+    return getOrBuildGemmKernel(module, config, s.element, loc);
+  };
+  k.kvKernel = build(k.kv);
+  k.qKernel = build(k.q);
+  k.oKernel = build(k.o);
+  k.upKernel = build(k.up);
+  k.downKernel = build(k.down);
+  k.norm1 = {s.rows, s.chunk, s.hidden, s.layerNorm, s.epsilon, s.bf16};
+  k.norm2 = {s.chunk, s.chunk, s.hidden, s.layerNorm, s.epsilon, s.bf16};
+  k.norm1Kernel = getOrBuildNormKernel(module, k.norm1, s.element, loc);
+  k.norm2Kernel = getOrBuildNormKernel(module, k.norm2, s.element, loc);
+  auto nest = m.attention->getAttrOfType<AttentionNestAttr>(
+      AttentionNestAttr::kAttrName);
+  AttentionKernelConfig &a = k.attention;
+  a = {};
+  a.batch = s.rows / s.seq;
+  a.heads = s.heads;
+  a.kvHeads = s.kvHeads;
+  a.seqQ = s.seq;
+  a.seqKV = s.seq;
+  a.headDim = s.headDim;
+  a.causal = nest.getCausal();
+  a.scale = nest.getScale().convertToDouble();
+  a.bf16 = s.bf16;
+  a.tokenMajor = true;
+  a.chunkRows = s.chunk;
+  a.blockN = strategy.getKvBlock();
+  a.stages = strategy.getStages();
+  k.attentionKernel = getOrBuildAttentionKernel(module, a, s.element, loc);
+  return k;
+}
+
+/// Host buffers of the launches: only K and V span the rows.
+struct BlockBuffers {
+  Value x, norm1Weight, norm1Bias, norm2Weight, norm2Bias;
+  Value wq, wk, wv, wo, wIn, wGate, wOut;
+  Value k, v, kMap, vMap, h1, h1Map, q, qMap, a, aMap, y1, h2, h2Map, u, uMap;
+  Value out, outRows;
+};
+
+BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
+                             BlockChunkLoops &m, const BlockShape &s,
+                             const BlockKernels &k) {
+  auto bufferOf = [&](Value tensor) -> Value {
+    return tensor ? readOnlyBuffer(b, loc, tensor) : Value();
+  };
+  auto mapOf = [&](Value matrix, int64_t boxRows) {
+    return createTensorMap(b, loc, matrix, boxRows);
+  };
+  auto alloc = [&](int64_t r, int64_t c) -> Value {
+    return memref::AllocOp::create(b, loc,
+                                   MemRefType::get({r, c}, s.element));
+  };
+  // The rows are a view of the block's [batch, seq, hidden] input.
+  Value input = m.inputRows;
+  if (auto collapse = input.getDefiningOp<tensor::CollapseShapeOp>())
+    input = collapse.getSrc();
+  BlockBuffers buf;
+  buf.x = asRows(b, loc, bufferOf(input));
+  auto normOperand = [&](Operation *norm, unsigned i) {
+    return i < norm->getNumOperands() ? norm->getOperand(i) : Value();
+  };
+  buf.norm1Weight = bufferOf(normOperand(m.norm1, 1));
+  buf.norm1Bias = bufferOf(normOperand(m.norm1, 2));
+  buf.norm2Weight = bufferOf(normOperand(m.norm2, 1));
+  buf.norm2Bias = bufferOf(normOperand(m.norm2, 2));
+  buf.wq = mapOf(bufferOf(m.queryProjection.getWeight()), 64);
+  buf.wk = mapOf(bufferOf(m.keyProjection.getWeight()), 64);
+  buf.wv = mapOf(bufferOf(m.valueProjection.getWeight()), 64);
+  buf.wo = mapOf(bufferOf(m.outputProjection.getWeight()), 64);
+  buf.wIn = mapOf(bufferOf(m.ffn.getWIn()), 64);
+  buf.wGate = s.gated ? mapOf(bufferOf(m.ffn.getWGate()), 64) : Value();
+  buf.wOut = mapOf(bufferOf(m.ffn.getWOut()), 64);
+
+  int64_t qWidth = s.heads * s.headDim, kvWidth = s.kvHeads * s.headDim;
+  buf.k = alloc(s.rows, kvWidth);
+  buf.v = alloc(s.rows, kvWidth);
+  buf.kMap = mapOf(buf.k, k.attention.blockN);
+  buf.vMap = mapOf(buf.v, k.attention.blockN);
+  buf.h1 = alloc(s.chunk, s.hidden);
+  buf.h1Map = mapOf(buf.h1, 128);
+  buf.q = alloc(s.chunk, qWidth);
+  buf.qMap = mapOf(buf.q, 128);
+  buf.a = alloc(s.chunk, qWidth);
+  buf.aMap = mapOf(buf.a, 128);
+  buf.y1 = alloc(s.chunk, s.hidden);
+  buf.h2 = alloc(s.chunk, s.hidden);
+  buf.h2Map = mapOf(buf.h2, 128);
+  buf.u = alloc(s.chunk, s.ffn);
+  buf.uMap = mapOf(buf.u, 128);
+  auto outType = m.output ? cast<ShapedType>(m.output.getType())
+                          : cast<ShapedType>(m.inputRows.getType());
+  buf.out = memref::AllocOp::create(
+      b, loc, MemRefType::get(outType.getShape(), s.element));
+  buf.outRows = asRows(b, loc, buf.out);
+  return buf;
+}
+
+/// The launches of the two loops, one host loop each, unrolled over the
+/// chunks (the manifest is a flat list of launches).
+void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
+                  const BlockKernels &k, const BlockBuffers &buf) {
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto i32 = [&](int64_t v) -> Value {
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  };
+  Value gemmThreads = index(kWarpgroup * 3);
+  auto launchGemm = [&](gpu::GPUFuncOp kernel, const GemmConfig &config,
+                        SmallVector<Value> args) {
+    gpu::LaunchFuncOp::create(
+        b, loc, kernel,
+        gpu::KernelDim3{index(config.n / config.blockN),
+                        index(s.chunk / config.blockM), index(1)},
+        gpu::KernelDim3{gemmThreads, index(1), index(1)},
+        i32(config.sharedMemoryBytes()), args);
+  };
+  auto launchNorm = [&](gpu::GPUFuncOp kernel, Value input, Value weight,
+                        Value bias, Value output, int64_t inRow) {
+    SmallVector<Value> args = {input, weight};
+    if (bias)
+      args.push_back(bias);
+    args.append({output, i32(inRow), i32(0)});
+    gpu::LaunchFuncOp::create(
+        b, loc, kernel,
+        gpu::KernelDim3{index(s.chunk / NormConfig::kRowsPerBlock), index(1),
+                        index(1)},
+        gpu::KernelDim3{index(32 * NormConfig::kRowsPerBlock), index(1),
+                        index(1)},
+        Value(), args);
+  };
+
+  int64_t numChunks = s.rows / s.chunk;
+  // #bpt.chunk_loop<kv_projection>.
+  for (int64_t c = 0; c < numChunks; ++c) {
+    int64_t r0 = c * s.chunk;
+    launchNorm(k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias, buf.h1,
+               r0);
+    launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wk, buf.k, i32(0), i32(r0)});
+    launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wv, buf.v, i32(0), i32(r0)});
+  }
+  // #bpt.chunk_loop<block>.
+  const AttentionKernelConfig &attention = k.attention;
+  for (int64_t c = 0; c < numChunks; ++c) {
+    int64_t r0 = c * s.chunk;
+    launchNorm(k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias, buf.h1,
+               r0);
+    launchGemm(k.qKernel, k.q, {buf.h1Map, buf.wq, buf.q, i32(0), i32(0)});
+    gpu::LaunchFuncOp::create(
+        b, loc, k.attentionKernel,
+        gpu::KernelDim3{index(s.chunk / attention.blockM), index(s.heads),
+                        index(1)},
+        gpu::KernelDim3{index(attention.threads()), index(1), index(1)},
+        i32(attention.sharedMemoryBytes()),
+        ValueRange{buf.qMap, buf.kMap, buf.vMap, buf.a, i32(r0 % s.seq),
+                   i32(r0 / s.seq * s.seq)});
+    launchGemm(k.oKernel, k.o,
+               {buf.aMap, buf.wo, buf.y1, buf.x, i32(0), i32(0), i32(r0)});
+    launchNorm(k.norm2Kernel, buf.y1, buf.norm2Weight, buf.norm2Bias, buf.h2,
+               0);
+    if (s.gated)
+      launchGemm(k.upKernel, k.up,
+                 {buf.h2Map, buf.wIn, buf.wGate, buf.u, i32(0), i32(0)});
+    else
+      launchGemm(k.upKernel, k.up, {buf.h2Map, buf.wIn, buf.u, i32(0), i32(0)});
+    launchGemm(k.downKernel, k.down,
+               {buf.uMap, buf.wOut, buf.outRows, buf.y1, i32(0), i32(r0),
+                i32(0)});
+  }
+}
+
 struct BPTBlockToSM90Pass final
     : bpt::impl::BPTBlockToSM90Base<BPTBlockToSM90Pass> {
   using Base::Base;
 
   void runOnOperation() override {
-    for (TransformerBlockOp op :
-         opsTaking<TransformerBlockOp>(getOperation(), KernelPath::wgmma))
-      if (failed(rewrite(op, StrategyAttr::get(op))))
+    SmallVector<scf::ForallOp> loops;
+    getOperation().walk([&](scf::ForallOp loop) {
+      auto kind = loop->getAttrOfType<ChunkLoopAttr>(
+          AttentionNestAttr::kAttrName);
+      StrategyAttr strategy = StrategyAttr::get(loop);
+      if (kind && kind.getKind() == ChunkLoopKind::block && strategy &&
+          strategy.getPath() == KernelPath::wgmma)
+        loops.push_back(loop);
+    });
+    for (scf::ForallOp loop : loops) {
+      FailureOr<BlockChunkLoops> m = BlockChunkLoops::match(loop);
+      if (failed(m) || failed(rewrite(*m, StrategyAttr::get(loop))))
         return signalPassFailure();
+    }
   }
 
-  LogicalResult rewrite(TransformerBlockOp op, StrategyAttr strategy) {
-    ModuleOp module = getOperation();
-    Location loc = op.getLoc();
-    auto xType = op.getInput().getType();
-    Type element = xType.getElementType();
-    bool bf16 = element.isBF16();
-    int64_t batch = xType.getDimSize(0), seq = xType.getDimSize(1),
-            hidden = xType.getDimSize(2), rows = batch * seq;
-    int64_t headDim = op.getHeadDim();
-    int64_t heads = op.getHeadsAttr().getInt();
-    int64_t kvHeads = op.getKvHeadsAttr().getInt();
-    int64_t qWidth = heads * headDim, kvWidth = kvHeads * headDim;
-    int64_t ffn = op.getWIn().getType().getDimSize(1);
-    bool layerNorm = op.getNorm() == NormKind::layer_norm;
-    double epsilon = op.getEpsilon().convertToDouble();
-    // A chunk lies in one sequence.
-    int64_t chunk = strategy.getChunkRows();
-    int64_t blockN = strategy.getGemmBlockN();
-    int64_t gemmStages = strategy.getGemmStages();
-
-    std::optional<std::string> tilingError;
-    auto gemm = [&](int64_t aRows, int64_t cRows, int64_t n, int64_t k,
-                    std::optional<Activation> act, int64_t residualRows) {
-      GemmConfig config{aRows, cRows, n, k, bf16, act};
-      config.residual = residualRows > 0;
-      config.rRows = residualRows;
-      if (std::optional<std::string> why =
-              chooseGemmTiling(config, blockN, gemmStages, sharedMemoryOf(strategy)))
-        tilingError = why;
-      return config;
-    };
-    GemmConfig kvConfig = gemm(chunk, rows, kvWidth, hidden, {}, 0);
-    GemmConfig qConfig = gemm(chunk, chunk, qWidth, hidden, {}, 0);
-    GemmConfig oConfig = gemm(chunk, chunk, hidden, qWidth, {}, rows);
-    bool gated = op.getWGate() != nullptr;
-    GemmConfig upConfig = gemm(chunk, chunk, ffn, hidden, op.getActivation(), 0);
-    if (gated) {
-      upConfig.gated = true;
-      // Re-choose for the gated stage size (two B tiles a stage).
-      if (std::optional<std::string> why =
-              chooseGemmTiling(upConfig, blockN, gemmStages,
-                               sharedMemoryOf(strategy)))
-        tilingError = why;
-    }
-    GemmConfig downConfig = gemm(chunk, rows, hidden, ffn, {}, chunk);
-    if (tilingError)
-      return op.emitError() << "bpt-block-to-sm90: " << *tilingError;
-    auto build = [&](const GemmConfig &config) {
-      return getOrBuildGemmKernel(module, config, element, loc);
-    };
-    gpu::GPUFuncOp kvKernel = build(kvConfig), qKernel = build(qConfig),
-                   oKernel = build(oConfig), upKernel = build(upConfig),
-                   downKernel = build(downConfig);
-    NormConfig norm1{rows, chunk, hidden, layerNorm, epsilon, bf16};
-    NormConfig norm2{chunk, chunk, hidden, layerNorm, epsilon, bf16};
-    gpu::GPUFuncOp norm1Kernel = getOrBuildNormKernel(module, norm1, element, loc);
-    gpu::GPUFuncOp norm2Kernel = getOrBuildNormKernel(module, norm2, element, loc);
-    AttentionKernelConfig attention{};
-    attention.batch = batch;
-    attention.heads = heads;
-    attention.kvHeads = kvHeads;
-    attention.seqQ = seq;
-    attention.seqKV = seq;
-    attention.headDim = headDim;
-    attention.causal = op.getCausal();
-    attention.scale = 1.0 / std::sqrt(static_cast<double>(headDim));
-    attention.bf16 = bf16;
-    attention.tokenMajor = true;
-    attention.chunkRows = chunk;
-    attention.blockN = strategy.getKvBlock();
-    attention.stages = strategy.getStages();
-    gpu::GPUFuncOp attentionKernel =
-        getOrBuildAttentionKernel(module, attention, element, loc);
-
-    OpBuilder b(op);
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(b, loc, v);
-    };
-    auto i32 = [&](int64_t v) -> Value {
-      return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
-    };
-    auto bufferOf = [&](Value tensor) -> Value {
-      return tensor ? readOnlyBuffer(b, loc, tensor) : Value();
-    };
-    auto mapOf = [&](Value matrix, int64_t boxRows) {
-      return createTensorMap(b, loc, matrix, boxRows);
-    };
-    auto alloc = [&](int64_t r, int64_t c) -> Value {
-      return memref::AllocOp::create(b, loc, MemRefType::get({r, c}, element));
-    };
-    SmallVector<ReassociationIndices> toRows = {{0, 1}, {2}};
-
-    Value x = memref::CollapseShapeOp::create(b, loc, bufferOf(op.getInput()),
-                                              toRows);
-    Value norm1Weight = bufferOf(op.getNorm1Weight());
-    Value norm1Bias = bufferOf(op.getNorm1Bias());
-    Value norm2Weight = bufferOf(op.getNorm2Weight());
-    Value norm2Bias = bufferOf(op.getNorm2Bias());
-    Value wq = mapOf(bufferOf(op.getWQ()), 64);
-    Value wk = mapOf(bufferOf(op.getWK()), 64);
-    Value wv = mapOf(bufferOf(op.getWV()), 64);
-    Value wo = mapOf(bufferOf(op.getWO()), 64);
-    Value wIn = mapOf(bufferOf(op.getWIn()), 64);
-    Value wGate = gated ? mapOf(bufferOf(op.getWGate()), 64) : Value();
-    Value wOut = mapOf(bufferOf(op.getWOut()), 64);
-
-    Value k = alloc(rows, kvWidth), v = alloc(rows, kvWidth);
-    Value kMap = mapOf(k, attention.blockN), vMap = mapOf(v, attention.blockN);
-    Value h1 = alloc(chunk, hidden), h1Map = mapOf(h1, 128);
-    Value q = alloc(chunk, qWidth), qMap = mapOf(q, 128);
-    Value a = alloc(chunk, qWidth), aMap = mapOf(a, 128);
-    Value y1 = alloc(chunk, hidden);
-    Value h2 = alloc(chunk, hidden), h2Map = mapOf(h2, 128);
-    Value u = alloc(chunk, ffn), uMap = mapOf(u, 128);
-    Value out = memref::AllocOp::create(
-        b, loc, MemRefType::get(xType.getShape(), element));
-    Value outRows = memref::CollapseShapeOp::create(b, loc, out, toRows);
-
-    Value gemmThreads = index(kWarpgroup * 3);
-    auto launchGemm = [&](gpu::GPUFuncOp kernel, const GemmConfig &config,
-                          SmallVector<Value> args) {
-      gpu::LaunchFuncOp::create(
-          b, loc, kernel,
-          gpu::KernelDim3{index(config.n / config.blockN),
-                          index(chunk / config.blockM), index(1)},
-          gpu::KernelDim3{gemmThreads, index(1), index(1)},
-          i32(config.sharedMemoryBytes()), args);
-    };
-    auto launchNorm = [&](gpu::GPUFuncOp kernel, Value input, Value weight,
-                          Value bias, Value output, int64_t inRow) {
-      SmallVector<Value> args = {input, weight};
-      if (bias)
-        args.push_back(bias);
-      args.append({output, i32(inRow), i32(0)});
-      gpu::LaunchFuncOp::create(
-          b, loc, kernel,
-          gpu::KernelDim3{index(chunk / NormConfig::kRowsPerBlock), index(1),
-                          index(1)},
-          gpu::KernelDim3{index(32 * NormConfig::kRowsPerBlock), index(1),
-                          index(1)},
-          Value(), args);
-    };
-
-    int64_t numChunks = rows / chunk;
-    for (int64_t c = 0; c < numChunks; ++c) {
-      int64_t r0 = c * chunk;
-      launchNorm(norm1Kernel, x, norm1Weight, norm1Bias, h1, r0);
-      launchGemm(kvKernel, kvConfig, {h1Map, wk, k, i32(0), i32(r0)});
-      launchGemm(kvKernel, kvConfig, {h1Map, wv, v, i32(0), i32(r0)});
-    }
-    for (int64_t c = 0; c < numChunks; ++c) {
-      int64_t r0 = c * chunk;
-      launchNorm(norm1Kernel, x, norm1Weight, norm1Bias, h1, r0);
-      launchGemm(qKernel, qConfig, {h1Map, wq, q, i32(0), i32(0)});
-      gpu::LaunchFuncOp::create(
-          b, loc, attentionKernel,
-          gpu::KernelDim3{index(chunk / attention.blockM), index(heads),
-                          index(1)},
-          gpu::KernelDim3{index(attention.threads()), index(1), index(1)},
-          i32(attention.sharedMemoryBytes()),
-          ValueRange{qMap, kMap, vMap, a, i32(r0 % seq),
-                     i32(r0 / seq * seq)});
-      launchGemm(oKernel, oConfig, {aMap, wo, y1, x, i32(0), i32(0), i32(r0)});
-      launchNorm(norm2Kernel, y1, norm2Weight, norm2Bias, h2, 0);
-      if (gated)
-        launchGemm(upKernel, upConfig, {h2Map, wIn, wGate, u, i32(0), i32(0)});
-      else
-        launchGemm(upKernel, upConfig, {h2Map, wIn, u, i32(0), i32(0)});
-      launchGemm(downKernel, downConfig,
-                 {uMap, wOut, outRows, y1, i32(0), i32(r0), i32(0)});
-    }
+  LogicalResult rewrite(BlockChunkLoops &m, StrategyAttr strategy) {
+    for (Operation *user : m.kvLoop->getUsers())
+      if (!m.blockLoop->isAncestor(user))
+        return m.kvLoop.emitError()
+               << "bpt-block-to-sm90: its keys and values are used outside "
+                  "the block's chunk loop";
+    BlockShape shape(m);
+    FailureOr<BlockKernels> kernels =
+        buildKernels(getOperation(), m, shape, strategy);
+    if (failed(kernels))
+      return failure();
+    Location loc = m.blockLoop.getLoc();
+    OpBuilder b(m.blockLoop);
+    BlockBuffers buffers = allocateBuffers(b, loc, m, shape, *kernels);
+    emitLaunches(b, loc, shape, *kernels, buffers);
+    Operation *replaced =
+        m.output ? m.output.getOperation() : m.blockLoop.getOperation();
     Value result = bufferization::ToTensorOp::create(
-        b, loc, xType, out, /*restrict=*/true, /*writable=*/true);
-    op.replaceAllUsesWith(result);
-    op.erase();
+        b, loc, replaced->getResult(0).getType(), buffers.out,
+        /*restrict=*/true, /*writable=*/true);
+    replaced->getResult(0).replaceAllUsesWith(result);
+    if (m.output)
+      m.output.erase();
+    m.blockLoop.erase();
+    m.kvLoop.erase();
     return success();
   }
 };

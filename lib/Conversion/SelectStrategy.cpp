@@ -22,11 +22,12 @@ using namespace bpt;
 namespace {
 
 /// `options` with the tiling of `recorded` pinned (and its path the only
-/// one allowed to win over the portable one).
+/// one allowed to win over the portable one). A recorded tensor-core path
+/// is checked even where tensor cores are off (the CPU runs its loops).
 StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded) {
+  options.tensorCores = recorded.getPath() != KernelPath::portable;
   switch (recorded.getPath()) {
   case KernelPath::portable:
-    options.tensorCores = false;
     if (recorded.getQBlock())
       options.qBlock = recorded.getQBlock();
     if (recorded.getKvBlock())

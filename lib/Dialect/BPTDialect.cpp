@@ -72,8 +72,9 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
     return op->emitOpError() << "attribute '" << name
                              << "' must be a #bpt.strategy";
   if (name == AttentionNestAttr::kAttrName &&
-      !isa<AttentionNestAttr>(attribute.getValue()))
+      !isa<AttentionNestAttr, ChunkLoopAttr>(attribute.getValue()))
     return op->emitOpError() << "attribute '" << name
-                             << "' must be a #bpt.attention_nest";
+                             << "' must be a #bpt.attention_nest or a "
+                                "#bpt.chunk_loop";
   return success();
 }

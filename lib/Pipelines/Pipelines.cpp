@@ -55,13 +55,11 @@ static BPTSelectStrategyOptions selectStrategyOptions(const StrategyOptions &o) 
   return pass;
 }
 
-/// Decompose, fuse, tile, clean up: block sizes come from each op's
-/// strategy where it has one, else `qBlock` / `kvBlock`.
-static void addTiling(OpPassManager &pm, bool keepTensorCoreBlocks, bool fuse,
-                      int64_t qBlock, int64_t kvBlock) {
+/// Fuse, tile, clean up: block sizes come from each op's strategy where it
+/// has one, else `qBlock` / `kvBlock`.
+static void addTiling(OpPassManager &pm, bool fuse, int64_t qBlock,
+                      int64_t kvBlock) {
   OpPassManager &func = pm.nest<func::FuncOp>();
-  if (!keepTensorCoreBlocks)
-    func.addPass(createBPTDecomposeBlock({keepTensorCoreBlocks}));
   if (fuse)
     func.addPass(createBPTFuseFFNResidual({qBlock, kvBlock}));
   func.addPass(createBPTTileAttention({qBlock, kvBlock}));
@@ -80,11 +78,10 @@ void bpt::addBlockwiseStage(OpPassManager &pm, const StrategyOptions &strategy,
   BPTSelectStrategyOptions select = selectStrategyOptions(strategy);
   pm.addPass(createBPTSelectStrategy(select));
   // The pieces of the blocks decomposed first get strategies of their own
-  // before anything is fused or tiled.
+  // before anything is fused or tiled; wgmma blocks become chunk loops.
   pm.nest<func::FuncOp>().addPass(createBPTDecomposeBlock());
   pm.addPass(createBPTSelectStrategy(select));
-  addTiling(pm, /*keepTensorCoreBlocks=*/true, fuse, strategy.qBlock,
-            strategy.kvBlock);
+  addTiling(pm, fuse, strategy.qBlock, strategy.kvBlock);
 }
 
 void bpt::addKernelStage(OpPassManager &pm) {
@@ -144,9 +141,10 @@ void bpt::addHostLLVMStage(OpPassManager &pm) {
 }
 
 void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
-  // The CPU lowers every nest as loops, whatever its strategy; a block left
-  // whole for the wgmma kernels is made blockwise here (a no-op otherwise).
-  addTiling(pm, /*keepTensorCoreBlocks=*/false, /*fuse=*/true, 64, 64);
+  // The CPU lowers every nest as loops, whatever its strategy; what is
+  // still model-level here is made blockwise first.
+  pm.nest<func::FuncOp>().addPass(createBPTDecomposeBlock());
+  addTiling(pm, /*fuse=*/true, 64, 64);
   addLinalgStage(pm);
   addBufferizationStage(pm);
   if (options.reportMemory)

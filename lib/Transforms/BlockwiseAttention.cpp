@@ -6,6 +6,7 @@
 
 #include "BlockwiseAttention.h"
 
+#include "bpt/Transforms/Blockwise.h"
 #include "bpt/Utils/Builders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -117,6 +118,18 @@ private:
   Value constant(double v) { return floatConstant(b, loc, f32, v); }
   Value index(int64_t v) { return indexConstant(b, loc, v); }
 
+  /// row + the causal diagonal's offset + extra: the last key visible to
+  /// query row `row`, plus `extra`.
+  Value onDiagonal(OpBuilder &nb, Location nl, Value row, int64_t extra) {
+    if (!t.queryOffset)
+      return arith::AddIOp::create(
+          nb, nl, row, indexConstant(nb, nl, t.kvSeq - t.qSeq + extra));
+    Value last = arith::AddIOp::create(nb, nl, row, t.queryOffset);
+    if (extra == 0)
+      return last;
+    return arith::AddIOp::create(nb, nl, last, indexConstant(nb, nl, extra));
+  }
+
   /// max(m, -inf) guard: a row that has seen no key yet keeps m = -inf; the
   /// exponentials then use 0 instead, so they give 0, never NaN.
   Value finiteMax(OpBuilder &nb, Location nl, Value m);
@@ -180,12 +193,11 @@ OnlineSoftmaxState QueryBlockEmitter::step(OnlineSoftmaxState state, Value kv0,
                        nb, nl, arith::CmpIPredicate::slt, col,
                        indexConstant(nb, nl, t.kvSeq));
                  if (t.causal) {
-                   // Bottom-right aligned: key j is visible to query i iff
-                   // j <= i + (Skv - Sq).
+                   // Key j is visible to query i iff j <= i + offset
+                   // (bottom-right aligned by default: Skv - Sq).
                    Value row = arith::AddIOp::create(
                        nb, nl, q0, linalg::IndexOp::create(nb, nl, 0));
-                   Value limit = arith::AddIOp::create(
-                       nb, nl, row, indexConstant(nb, nl, t.kvSeq - t.qSeq));
+                   Value limit = onDiagonal(nb, nl, row, 0);
                    Value visible = arith::CmpIOp::create(
                        nb, nl, arith::CmpIPredicate::sle, col, limit);
                    keep = keep ? arith::AndIOp::create(nb, nl, keep, visible)
@@ -319,22 +331,19 @@ Value QueryBlockEmitter::emit() {
     full = index(numFullKV);
     end = index(numKV);
   } else {
-    int64_t diagonal = t.kvSeq - t.qSeq;
     auto clampKeys = [&](Value count) {
       Value upper = arith::MinSIOp::create(b, loc, count, index(t.kvSeq));
       return arith::MaxSIOp::create(b, loc, upper, index(0)).getResult();
     };
     // Keys visible to the block's first row: all of them are visible to
     // every row of the block.
-    Value firstVisible = clampKeys(
-        arith::AddIOp::create(b, loc, q0, index(diagonal + 1)));
+    Value firstVisible = clampKeys(onDiagonal(b, loc, q0, 1));
     full = arith::DivSIOp::create(b, loc, firstVisible, index(t.kvBlock));
     // Keys visible to the block's last valid row.
     Value rowsEnd = arith::MinSIOp::create(
         b, loc, arith::AddIOp::create(b, loc, q0, index(t.qBlock)),
         index(t.qSeq));
-    Value lastVisible =
-        clampKeys(arith::AddIOp::create(b, loc, rowsEnd, index(diagonal)));
+    Value lastVisible = clampKeys(onDiagonal(b, loc, rowsEnd, 0));
     end = arith::CeilDivSIOp::create(b, loc, lastVisible, index(t.kvBlock));
   }
 
@@ -364,4 +373,46 @@ Value bpt::detail::buildAttentionQueryBlock(OpBuilder &b, Location loc,
                                 t.raggedQuery());
   return QueryBlockEmitter(b, loc, t, key, value, batch, kvHead, q0, qTile)
       .emit();
+}
+
+scf::ForallOp bpt::detail::buildAttentionNest(OpBuilder &b, Location loc,
+                                              const AttentionTiling &t,
+                                              Value query, Value key,
+                                              Value value) {
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{t.batch, t.qHeads, t.qSeq, t.headDim},
+      t.elementType);
+  SmallVector<OpFoldResult> bounds = {b.getIndexAttr(t.batch),
+                                      b.getIndexAttr(t.qHeads),
+                                      b.getIndexAttr(t.numQueryBlocks())};
+  auto forall =
+      scf::ForallOp::create(b, loc, bounds, ValueRange{init}, std::nullopt);
+  setBlockSizeAttrs(forall, t.qBlock, t.kvBlock);
+  forall->setAttr(AttentionNestAttr::kAttrName,
+                  AttentionNestAttr::get(b.getContext(), t.causal,
+                                         llvm::APFloat(t.scale)));
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  SmallVector<Value> ivs = forall.getInductionVars();
+  Value batch = ivs[0], head = ivs[1];
+  Value q0 = arith::MulIOp::create(b, loc, ivs[2],
+                                   indexConstant(b, loc, t.qBlock));
+  Value tile = buildAttentionQueryBlock(b, loc, t, query, key, value, batch,
+                                        head, q0);
+  OpFoldResult rows = b.getIndexAttr(t.qBlock);
+  if (t.raggedQuery()) {
+    rows = validRows(b, loc, q0, t.qBlock, t.qSeq);
+    tile = tensor::ExtractSliceOp::create(
+        b, loc, tile, {b.getIndexAttr(0), b.getIndexAttr(0)},
+        {rows, b.getIndexAttr(t.headDim)},
+        {b.getIndexAttr(1), b.getIndexAttr(1)});
+  }
+  b.setInsertionPointToEnd(forall.getTerminator().getBody());
+  OpFoldResult one = b.getIndexAttr(1), zero = b.getIndexAttr(0);
+  tensor::ParallelInsertSliceOp::create(
+      b, loc, tile, forall.getRegionIterArgs()[0],
+      {batch, head, q0, zero}, {one, one, rows, b.getIndexAttr(t.headDim)},
+      {one, one, one, one});
+  return forall;
 }

@@ -15,6 +15,7 @@
 
 #include "bpt/Dialect/BPTOps.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 
 namespace bpt::detail {
@@ -27,6 +28,10 @@ struct AttentionTiling {
   bool causal;
   double scale;
   mlir::Type elementType;
+  /// Where query row 0 sits among the keys: with `causal`, key j is visible
+  /// to query row i iff j <= i + queryOffset. Null means bottom-right
+  /// alignment, kvSeq - qSeq; a chunk of a sequence passes its position.
+  mlir::Value queryOffset;
 
   /// Reads the shapes of `op` and clamps the requested block sizes (which
   /// must be positive) to its sequence lengths.
@@ -49,6 +54,17 @@ mlir::Value buildAttentionQueryBlock(mlir::OpBuilder &builder,
                                      mlir::Value query, mlir::Value key,
                                      mlir::Value value, mlir::Value batch,
                                      mlir::Value head, mlir::Value q0);
+
+/// Emits, at the builder's insertion point, the blockwise nest of one
+/// attention of query `[B, Hq, Sq, D]`, key and value `[B, Hkv, Skv, D]`:
+/// an `scf.forall` over (batch, query head, query block) whose body runs
+/// buildAttentionQueryBlock, tagged `bpt.nest` and with its block sizes.
+/// The nest's one result is the attention's output.
+mlir::scf::ForallOp buildAttentionNest(mlir::OpBuilder &builder,
+                                       mlir::Location loc,
+                                       const AttentionTiling &tiling,
+                                       mlir::Value query, mlir::Value key,
+                                       mlir::Value value);
 
 /// Returns rows [row0, row0 + rows) of `source` (`[lead..., S, N]`) at the
 /// leading indices `lead`, copied into a static `tensor<rows x N>` of its

@@ -4,7 +4,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BlockPieces.h"
+
 #include "bpt/Dialect/BPTOps.h"
+#include "bpt/Transforms/BlockChunks.h"
 #include "bpt/Transforms/Passes.h"
 
 #include "mlir/IR/PatternMatch.h"
@@ -17,30 +20,23 @@ namespace bpt {
 
 using namespace mlir;
 using namespace bpt;
+using namespace bpt::detail;
 
 namespace {
 
-/// Permutation between [B, S, heads, D] and [B, heads, S, D]; it is its own
-/// inverse.
-constexpr int64_t kSwapSeqAndHeads[] = {0, 2, 1, 3};
-
 /// Expands a pre-norm transformer block into norm, projections, attention,
-/// FFN and residual additions.
+/// FFN and residual additions; on the wgmma path, into its chunk loops.
 struct DecomposeTransformerBlock final
     : OpRewritePattern<TransformerBlockOp> {
-  DecomposeTransformerBlock(MLIRContext *context, bool keepTensorCoreBlocks)
-      : OpRewritePattern(context), keepTensorCoreBlocks(keepTensorCoreBlocks) {}
-  bool keepTensorCoreBlocks;
+  using OpRewritePattern::OpRewritePattern;
 
   LogicalResult matchAndRewrite(TransformerBlockOp op,
                                 PatternRewriter &rewriter) const override {
-    // A block bound for the wgmma kernels stays whole: bpt-block-to-sm90
-    // lowers it as one chunked kernel sequence.
     if (StrategyAttr strategy = StrategyAttr::get(op);
-        keepTensorCoreBlocks && strategy &&
-        strategy.getPath() == KernelPath::wgmma)
-      return rewriter.notifyMatchFailure(op, "lowered whole on the wgmma path");
-    decomposeTransformerBlock(rewriter, op);
+        strategy && strategy.getPath() == KernelPath::wgmma)
+      buildBlockChunkLoops(rewriter, op, strategy);
+    else
+      decomposeTransformerBlock(rewriter, op);
     return success();
   }
 };
@@ -50,7 +46,7 @@ struct BPTDecomposeBlockPass final
   using Base::Base;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    populateDecomposeBlockPatterns(patterns, keepTensorCoreBlocks);
+    populateDecomposeBlockPatterns(patterns);
     // One rewrite per op, nothing to iterate to a fixed point; unlike the
     // greedy driver, the walk neither folds nor erases the user's dead ops.
     walkAndApplyPatterns(getOperation(), std::move(patterns));
@@ -76,11 +72,7 @@ void bpt::decomposeTransformerBlock(RewriterBase &rewriter,
     return created->getResult(0);
   };
   auto norm = [&](Value x, Value weight, Value bias) -> Value {
-    if (op.getNorm() == NormKind::layer_norm)
-      return piece(LayerNormOp::create(rewriter, loc, x.getType(), x, weight,
-                                       bias, op.getEpsilonAttr()));
-    return piece(RMSNormOp::create(rewriter, loc, x.getType(), x, weight,
-                                   op.getEpsilonAttr()));
+    return piece(buildBlockNorm(rewriter, loc, op, x, weight, bias));
   };
   auto linear = [&](Value x, Value weight) -> Value {
     auto xType = cast<RankedTensorType>(x.getType());
@@ -144,8 +136,6 @@ void bpt::decomposeTransformerBlock(RewriterBase &rewriter,
   rewriter.replaceOpWithNewOp<arith::AddFOp>(op, residual, ffn);
 }
 
-void bpt::populateDecomposeBlockPatterns(RewritePatternSet &patterns,
-                                         bool keepTensorCoreBlocks) {
-  patterns.add<DecomposeTransformerBlock>(patterns.getContext(),
-                                          keepTensorCoreBlocks);
+void bpt::populateDecomposeBlockPatterns(RewritePatternSet &patterns) {
+  patterns.add<DecomposeTransformerBlock>(patterns.getContext());
 }

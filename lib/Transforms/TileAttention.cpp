@@ -54,46 +54,12 @@ void bpt::setBlockSizeAttrs(Operation *loop, int64_t qBlock, int64_t kvBlock) {
 
 Value bpt::tileAttention(OpBuilder &b, AttentionOp op, int64_t qBlock,
                          int64_t kvBlock) {
-  AttentionTiling t = AttentionTiling::get(op, qBlock, kvBlock);
-  Location loc = op.getLoc();
-  RankedTensorType resultType = op.getResult().getType();
-  Value init = tensor::EmptyOp::create(b, loc, resultType.getShape(),
-                                       resultType.getElementType());
-  SmallVector<OpFoldResult> bounds = {b.getIndexAttr(t.batch),
-                                      b.getIndexAttr(t.qHeads),
-                                      b.getIndexAttr(t.numQueryBlocks())};
-  auto forall =
-      scf::ForallOp::create(b, loc, bounds, ValueRange{init}, std::nullopt);
-  setBlockSizeAttrs(forall, t.qBlock, t.kvBlock);
-  forall->setAttr(AttentionNestAttr::kAttrName,
-                  AttentionNestAttr::get(b.getContext(), t.causal,
-                                        llvm::APFloat(t.scale)));
+  scf::ForallOp nest = buildAttentionNest(
+      b, op.getLoc(), AttentionTiling::get(op, qBlock, kvBlock),
+      op.getQuery(), op.getKey(), op.getValue());
   if (StrategyAttr strategy = StrategyAttr::get(op))
-    forall->setAttr(StrategyAttr::kAttrName, strategy);
-
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(forall.getTerminator());
-  SmallVector<Value> ivs = forall.getInductionVars();
-  Value batch = ivs[0], head = ivs[1];
-  Value q0 = arith::MulIOp::create(b, loc, ivs[2],
-                                   arith::ConstantIndexOp::create(b, loc, t.qBlock));
-  Value tile = buildAttentionQueryBlock(b, loc, t, op.getQuery(), op.getKey(),
-                                        op.getValue(), batch, head, q0);
-  OpFoldResult rows = b.getIndexAttr(t.qBlock);
-  if (t.raggedQuery()) {
-    rows = validRows(b, loc, q0, t.qBlock, t.qSeq);
-    tile = tensor::ExtractSliceOp::create(
-        b, loc, tile, {b.getIndexAttr(0), b.getIndexAttr(0)},
-        {rows, b.getIndexAttr(t.headDim)},
-        {b.getIndexAttr(1), b.getIndexAttr(1)});
-  }
-  b.setInsertionPointToEnd(forall.getTerminator().getBody());
-  OpFoldResult one = b.getIndexAttr(1), zero = b.getIndexAttr(0);
-  tensor::ParallelInsertSliceOp::create(
-      b, loc, tile, forall.getRegionIterArgs()[0],
-      {batch, head, q0, zero}, {one, one, rows, b.getIndexAttr(t.headDim)},
-      {one, one, one, one});
-  return forall.getResult(0);
+    nest->setAttr(StrategyAttr::kAttrName, strategy);
+  return nest.getResult(0);
 }
 
 namespace {

@@ -1,4 +1,4 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=128" --bpt-block-to-sm90 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=128" --bpt-decompose-block --bpt-block-to-sm90 --verify-diagnostics | FileCheck %s
 // RUN: not bpt-opt %s --bpt-select-strategy="chunk-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
 // BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 0
 
@@ -65,9 +65,12 @@ func.func @block(%x: tensor<2x256x256xbf16>, %g: tensor<256xbf16>,
 
 // -----
 
-// What the sm_90a block does not cover stays for the portable path.
+// What the sm_90a block does not cover is expanded into portable pieces.
 // CHECK-LABEL: func.func @not_eligible
-// CHECK-COUNT-2: bpt.transformer_block
+// CHECK-NOT: gpu.launch_func
+// CHECK: bpt.attention {{.+}}#bpt.strategy<portable
+// CHECK-NOT: gpu.launch_func
+// CHECK: bpt.attention {{.+}}#bpt.strategy<portable
 // CHECK-NOT: gpu.launch_func
 func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
                         %w: tensor<128x128xbf16>, %x2: tensor<1x100x256xbf16>,

@@ -135,3 +135,66 @@ func.func @other_activations(
          tensor<64x32xf32>) -> tensor<1x8x32xf32>
   return %0, %1, %2 : tensor<1x8x32xf32>, tensor<1x8x32xf32>, tensor<1x8x32xf32>
 }
+
+// -----
+
+// On the wgmma path the block becomes its chunk loops (chunks of 128 rows of
+// the [512, 256] rows): K and V of every chunk first, then the rest of the
+// block per chunk, with the attention as a nest over the keys of the chunk's
+// sequence whose causal diagonal sits at the chunk's position (r0 mod 256).
+// CHECK-LABEL: func.func @wgmma_chunk_loops
+// CHECK-SAME: (%[[X:[^:]+]]: tensor<2x256x256xbf16>, %[[G:[^:]+]]: tensor<256xbf16>, %[[WQ:[^:]+]]: tensor<256x256xbf16>, %[[WK:[^:]+]]: tensor<256x128xbf16>, %[[WV:[^:]+]]: tensor<256x128xbf16>, %[[WO:[^:]+]]: tensor<256x256xbf16>, %[[W1:[^:]+]]: tensor<256x512xbf16>, %[[W2:[^:]+]]: tensor<512x256xbf16>)
+// CHECK: %[[ROWS:.+]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<2x256x256xbf16> into tensor<512x256xbf16>
+// CHECK: %[[KV:.+]]:2 = scf.forall (%[[C:.+]]) in (4) shared_outs(%[[KO:.+]] = %{{.+}}, %[[VO:.+]] = %{{.+}}) -> (tensor<512x128xbf16>, tensor<512x128xbf16>)
+// CHECK: %[[R0:.+]] = arith.muli %[[C]], %{{.+}} : index
+// CHECK: %[[XC:.+]] = tensor.extract_slice %[[ROWS]][%[[R0]], 0] [128, 256] [1, 1]
+// CHECK: %[[H:.+]] = bpt.rms_norm %[[XC]], %[[G]] : (tensor<128x256xbf16>, tensor<256xbf16>) -> tensor<128x256xbf16>
+// CHECK: %[[K:.+]] = bpt.linear %[[H]], %[[WK]] : (tensor<128x256xbf16>, tensor<256x128xbf16>) -> tensor<128x128xbf16>
+// CHECK: %[[V:.+]] = bpt.linear %[[H]], %[[WV]]
+// CHECK: tensor.parallel_insert_slice %[[K]] into %[[KO]][%[[R0]], 0] [128, 128] [1, 1]
+// CHECK: tensor.parallel_insert_slice %[[V]] into %[[VO]][%[[R0]], 0] [128, 128] [1, 1]
+// CHECK: } {bpt.nest = #bpt.chunk_loop<kv_projection>, bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 128, stages = 2, warps = 12, chunk_rows = 128>}
+// CHECK: %[[OUT:.+]] = scf.forall (%[[C2:.+]]) in (4) shared_outs(%[[OO:.+]] = %{{.+}}) -> (tensor<512x256xbf16>)
+// CHECK: %[[S0:.+]] = arith.muli %[[C2]]
+// CHECK: %[[XC2:.+]] = tensor.extract_slice %[[ROWS]][%[[S0]], 0] [128, 256] [1, 1]
+// CHECK: %[[H1:.+]] = bpt.rms_norm %[[XC2]], %[[G]]
+// CHECK: %[[Q:.+]] = bpt.linear %[[H1]], %[[WQ]] : (tensor<128x256xbf16>, tensor<256x256xbf16>) -> tensor<128x256xbf16>
+// CHECK: %[[POS:.+]] = arith.remui %[[S0]], %{{.+}} : index
+// CHECK: %[[FIRST:.+]] = arith.subi %[[S0]], %[[POS]] : index
+// CHECK: tensor.extract_slice %[[KV]]#0[%[[FIRST]], 0] [256, 128] [1, 1] : tensor<512x128xbf16> to tensor<256x128xbf16>
+// CHECK: tensor.extract_slice %[[KV]]#1[%[[FIRST]], 0] [256, 128] [1, 1]
+// CHECK: %[[A:.+]] = scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (1, 4, 1) shared_outs(%{{.+}}) -> (tensor<1x4x128x64xbf16>)
+// The diagonal: key j is visible to query row i iff j <= i + POS.
+// CHECK: %[[J:.+]] = linalg.index 1 : index
+// CHECK: %[[COL:.+]] = arith.addi %{{.+}}, %[[J]] : index
+// CHECK: %[[I:.+]] = linalg.index 0 : index
+// CHECK: %[[ROW:.+]] = arith.addi %{{.+}}, %[[I]] : index
+// CHECK: %[[LIMIT:.+]] = arith.addi %[[ROW]], %[[POS]] : index
+// CHECK: arith.cmpi sle, %[[COL]], %[[LIMIT]] : index
+// CHECK: } {bpt.kv_block = 128 : i64, bpt.nest = #bpt.attention_nest<causal = true, scale = 1.250000e-01>, bpt.q_block = 128 : i64}
+// CHECK: %[[AT:.+]] = linalg.transpose ins(%[[A]] : tensor<1x4x128x64xbf16>)
+// CHECK: %[[AM:.+]] = tensor.collapse_shape %[[AT]] {{\[}}[0, 1], [2, 3]] : tensor<1x128x4x64xbf16> into tensor<128x256xbf16>
+// CHECK: %[[O:.+]] = bpt.linear %[[AM]], %[[WO]]
+// CHECK: %[[Y1:.+]] = arith.addf %[[XC2]], %[[O]] : tensor<128x256xbf16>
+// CHECK: %[[H2:.+]] = bpt.rms_norm %[[Y1]], %[[G]]
+// CHECK: %[[F:.+]] = bpt.ffn gelu %[[H2]], %[[W1]], %[[W2]] : (tensor<128x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>) -> tensor<128x256xbf16>
+// CHECK: %[[Y:.+]] = arith.addf %[[Y1]], %[[F]] : tensor<128x256xbf16>
+// CHECK: tensor.parallel_insert_slice %[[Y]] into %[[OO]][%[[S0]], 0] [128, 256] [1, 1]
+// CHECK: } {bpt.nest = #bpt.chunk_loop<block>, bpt.strategy = #bpt.strategy<wgmma
+// CHECK: %[[RESULT:.+]] = tensor.expand_shape %[[OUT]] {{\[}}[0, 1], [2]] output_shape [2, 256, 256] : tensor<512x256xbf16> into tensor<2x256x256xbf16>
+// CHECK: return %[[RESULT]]
+func.func @wgmma_chunk_loops(%x: tensor<2x256x256xbf16>, %g: tensor<256xbf16>,
+                             %wq: tensor<256x256xbf16>, %wk: tensor<256x128xbf16>,
+                             %wv: tensor<256x128xbf16>, %wo: tensor<256x256xbf16>,
+                             %w1: tensor<256x512xbf16>, %w2: tensor<512x256xbf16>)
+    -> tensor<2x256x256xbf16> {
+  %y = bpt.transformer_block %x norm1(%g) attention(%wq, %wk, %wv, %wo)
+      norm2(%g) ffn(%w1, %w2) heads(4) kv_heads(2) causal activation(gelu)
+      norm(rms_norm) {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a",
+        q_block = 128, kv_block = 128, stages = 2, warps = 12, chunk_rows = 128>}
+      : (tensor<2x256x256xbf16>, tensor<256xbf16>, tensor<256x256xbf16>,
+         tensor<256x128xbf16>, tensor<256x128xbf16>, tensor<256x256xbf16>,
+         tensor<256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<2x256x256xbf16>
+  return %y : tensor<2x256x256xbf16>
+}

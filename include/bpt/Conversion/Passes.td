@@ -284,25 +284,26 @@ def BPTLinearToSM80 : Pass<"bpt-linear-to-sm80", "::mlir::ModuleOp"> {
 }
 
 def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
-  let summary = "Lower bpt.transformer_block to Hopper (sm_90a) kernels, chunk by chunk";
+  let summary = "Lower a transformer block's chunk loops to Hopper (sm_90a) kernels";
   let description = [{
-    Replaces each `bpt.transformer_block` whose `#bpt.strategy` takes the
-    `wgmma` path by a sequence of sm_90a kernel launches over chunks of
-    `chunk_rows` rows of one sequence: first
-    norm1 and the K and V projections for every chunk (K and V are the only
-    buffers that span the sequence), then per chunk norm1, the Q projection,
-    causal or full attention of the chunk's queries against its sequence's
-    keys (the kernel of `bpt-attention-to-sm90` in a token-major layout),
-    the output projection with the residual added in its epilogue, norm2,
-    and the FFN's two GEMMs (activation, then residual, in the epilogues).
-    No buffer has a sequence × ffn or sequence × sequence term. Norms run in
-    a kernel of their own: one warp per row, 16-byte accesses, f32
-    statistics.
+    Maps the chunk loops that `bpt-decompose-block` builds from a
+    `bpt.transformer_block` whose `#bpt.strategy` takes the `wgmma` path
+    (`#bpt.chunk_loop<kv_projection>` and `#bpt.chunk_loop<block>`) to host
+    loops of sm_90a kernel launches, one launch per op of a loop's body:
+    first norm1 and the K and V projections for every chunk (K and V are
+    the only buffers that span the sequence), then per chunk norm1, the Q
+    projection, the attention nest of the chunk's queries against its
+    sequence's keys (the kernel of `bpt-attention-to-sm90` in a token-major
+    layout), the output projection with the residual added in its epilogue,
+    norm2, and the FFN's two GEMMs (activation, then residual, in the
+    epilogues). No buffer has a sequence × ffn or sequence × sequence term.
+    Norms run in a kernel of their own: one warp per row, 16-byte accesses,
+    f32 statistics.
 
-    The block stays whole through `bpt-blockwise` for this pass (its
-    chunked schedule is not yet a blockwise loop nest; see
-    docs/notes/status.md). The tiling is the strategy's: `chunk_rows`,
-    `gemm_block_n` and `gemm_stages` (0: per GEMM, 128-wide tiles and as
+    The loops are read back piece by piece; a body that is not exactly the
+    block's pieces, each reading the one before, is an error. The tiling is
+    the strategy's: `chunk_rows`, `gemm_block_n` and `gemm_stages` (0: per
+    GEMM, 128-wide tiles and as
     many stages as fit), and the attention's `kv_block` and `stages`.
   }];
   let dependentDialects = [

@@ -29,13 +29,11 @@ class TransformerBlockOp;
 #define GEN_PASS_DECL
 #include "bpt/Transforms/Passes.h.inc"
 
-/// Adds the pattern that expands bpt.transformer_block into its primitives
-/// (with `keepTensorCoreBlocks`, not those bound for the wgmma path).
-void populateDecomposeBlockPatterns(mlir::RewritePatternSet &patterns,
-                                    bool keepTensorCoreBlocks = true);
+/// Adds the pattern that expands bpt.transformer_block into its primitives,
+/// or into its chunk loops where its strategy takes the wgmma path.
+void populateDecomposeBlockPatterns(mlir::RewritePatternSet &patterns);
 
-/// Expands one bpt.transformer_block into its primitives (what the pattern
-/// does), replacing it.
+/// Expands one bpt.transformer_block into its primitives, replacing it.
 void decomposeTransformerBlock(mlir::RewriterBase &rewriter,
                                TransformerBlockOp op);
 

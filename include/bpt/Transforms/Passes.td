@@ -19,12 +19,17 @@ def BPTDecomposeBlock : Pass<"bpt-decompose-block", "::mlir::func::FuncOp"> {
     projection, the first residual (`arith.addf`), the second norm,
     `bpt.ffn`, and the second residual.
 
-    A block whose `#bpt.strategy` takes the `wgmma` path stays whole (its
-    kernel sequence is built by `bpt-block-to-sm90`) unless
-    `keep-tensor-core-blocks` is off, as on the CPU path. The pieces of a
-    block with the `portable` strategy inherit it, so that
-    `bpt-fuse-ffn-residual` fuses them; those of a tensor-core block are
-    left for `bpt-select-strategy` to decide one by one.
+    A block whose `#bpt.strategy` takes the `wgmma` path becomes its chunk
+    loops instead (`#bpt.chunk_loop`): a loop over chunks of `chunk_rows`
+    rows computing norm1 and the key/value projections, then a loop over
+    the same chunks computing the rest of the block for the chunk's
+    queries, with the attention as a blockwise nest (the strategy's
+    `q_block` and `kv_block`) against the keys of the chunk's sequence.
+    `bpt-block-to-sm90` maps these loops to kernel launches; the CPU path
+    runs them as loops. The pieces of a block with the `portable` strategy
+    inherit it, so that `bpt-fuse-ffn-residual` fuses them; those of an
+    `mma_sync` block are left for `bpt-select-strategy` to decide one by
+    one.
 
     Example:
 
@@ -50,14 +55,10 @@ def BPTDecomposeBlock : Pass<"bpt-decompose-block", "::mlir::func::FuncOp"> {
     %y = arith.addf %r, %f : tensor<1x256x512xf32>
     ```
   }];
-  let options = [
-    Option<"keepTensorCoreBlocks", "keep-tensor-core-blocks", "bool",
-           /*default=*/"true",
-           "Leave blocks whose strategy takes the wgmma path whole">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect"
   ];
 }

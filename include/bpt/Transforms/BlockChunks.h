@@ -1,0 +1,66 @@
+//===- BlockChunks.h - a transformer block as chunk loops -------*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// The blockwise form of a transformer block on the wgmma path: two loops
+// over chunks of rows (#bpt.chunk_loop), built by bpt-decompose-block and
+// read back by bpt-block-to-sm90, which maps each loop to a host loop of
+// kernel launches. The builder and the reader live side by side so that
+// they cannot drift apart.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_TRANSFORMS_BLOCKCHUNKS_H
+#define BPT_TRANSFORMS_BLOCKCHUNKS_H
+
+#include "bpt/Dialect/BPTOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace bpt {
+
+/// Replaces `op` (whose strategy has `chunk_rows`, `q_block` and
+/// `kv_block`) by its chunk loops:
+///
+///   kv_projection, per chunk: h = norm1(x[chunk]); K[chunk] = h Wk;
+///                             V[chunk] = h Wv
+///   block, per chunk:         h = norm1(x[chunk]); q = h Wq
+///                             a = attention(q, K[seq], V[seq]), causal
+///                                 diagonal at the chunk's position
+///                             y1 = x[chunk] + a Wo; h2 = norm2(y1)
+///                             out[chunk] = y1 + ffn(h2)
+///
+/// over x viewed as [batch × seq, hidden]. A chunk lies in one sequence
+/// (chunk_rows divides the sequence length). Both loops carry the strategy.
+void buildBlockChunkLoops(mlir::RewriterBase &rewriter, TransformerBlockOp op,
+                          StrategyAttr strategy);
+
+/// A `#bpt.chunk_loop<block>` loop and its `kv_projection` loop, read back
+/// as the pieces of the block they compute.
+struct BlockChunkLoops {
+  mlir::scf::ForallOp kvLoop, blockLoop;
+  /// The block's input as [rows, hidden], and its output as the block
+  /// loop's single user that restores [batch, seq, hidden] (or null).
+  mlir::Value inputRows;
+  mlir::tensor::ExpandShapeOp output;
+  /// bpt.layer_norm or bpt.rms_norm.
+  mlir::Operation *norm1, *norm2;
+  LinearOp keyProjection, valueProjection, queryProjection, outputProjection;
+  /// The attention nest in the block loop's body.
+  mlir::scf::ForallOp attention;
+  FFNOp ffn;
+  int64_t chunkRows, seq, heads, kvHeads, headDim;
+
+  /// Reads `blockLoop` and the loop that computes its keys and values.
+  /// Fails, with an error on the loop, when their bodies are not the
+  /// pieces above in that order, each reading the one before: a loop the
+  /// kernels would not compute exactly.
+  static mlir::FailureOr<BlockChunkLoops> match(mlir::scf::ForallOp blockLoop);
+};
+
+} // namespace bpt
+
+#endif // BPT_TRANSFORMS_BLOCKCHUNKS_H

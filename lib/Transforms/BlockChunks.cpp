@@ -1,0 +1,427 @@
+//===- BlockChunks.cpp - a transformer block as chunk loops -----*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Transforms/BlockChunks.h"
+
+#include "BlockPieces.h"
+#include "BlockwiseAttention.h"
+
+#include "bpt/Utils/Builders.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::detail;
+
+namespace {
+
+/// Builds the two chunk loops of one block.
+class ChunkLoopBuilder {
+public:
+  ChunkLoopBuilder(RewriterBase &b, TransformerBlockOp op,
+                   StrategyAttr strategy)
+      : b(b), op(op), strategy(strategy), loc(op.getLoc()) {
+    auto xType = op.getInput().getType();
+    element = xType.getElementType();
+    seq = xType.getDimSize(1);
+    hidden = xType.getDimSize(2);
+    rows = xType.getDimSize(0) * seq;
+    chunk = strategy.getChunkRows();
+    headDim = op.getHeadDim();
+    heads = op.getHeads();
+    kvHeads = op.getKvHeads();
+  }
+
+  void build();
+
+private:
+  RankedTensorType matrix(int64_t r, int64_t c) {
+    return RankedTensorType::get({r, c}, element);
+  }
+  Value index(int64_t v) { return indexConstant(b, loc, v); }
+  /// A forall over the chunks, tagged `kind`, writing into `inits`; `body`
+  /// gets the chunk's first row and returns one [chunk, N] tile per init.
+  scf::ForallOp chunkLoop(ChunkLoopKind kind, ValueRange inits,
+                          function_ref<SmallVector<Value>(Value)> body);
+  /// Rows [r0, r0 + chunk) of `source`, as a [chunk, N] tensor.
+  Value chunkOf(Value source, Value r0, int64_t count);
+  /// [n, h * D] -> [1, h, n, D], and back.
+  Value headsMajor(Value tokens, int64_t h);
+  Value tokenMajor(Value perHead, int64_t h);
+  Value linear(Value x, Value weight);
+  Value norm(Value x, Value weight, Value bias) {
+    return buildBlockNorm(b, loc, op, x, weight, bias)->getResult(0);
+  }
+  /// Attention of the chunk's queries (rows [r0, r0 + chunk)) against the
+  /// keys and values of their sequence.
+  Value attention(Value q, Value keys, Value values, Value r0);
+
+  RewriterBase &b;
+  TransformerBlockOp op;
+  StrategyAttr strategy;
+  Location loc;
+  Type element;
+  int64_t seq, hidden, rows, chunk, headDim, heads, kvHeads;
+};
+
+} // namespace
+
+scf::ForallOp
+ChunkLoopBuilder::chunkLoop(ChunkLoopKind kind, ValueRange inits,
+                            function_ref<SmallVector<Value>(Value)> body) {
+  auto loop = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(rows / chunk)}, inits,
+      std::nullopt);
+  loop->setAttr(AttentionNestAttr::kAttrName,
+                ChunkLoopAttr::get(b.getContext(), kind));
+  loop->setAttr(StrategyAttr::kAttrName, strategy);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getTerminator());
+  Value r0 = arith::MulIOp::create(b, loc, loop.getInductionVars()[0],
+                                   index(chunk));
+  SmallVector<Value> tiles = body(r0);
+  b.setInsertionPointToEnd(loop.getTerminator().getBody());
+  for (auto [tile, out] : llvm::zip_equal(tiles, loop.getRegionIterArgs())) {
+    int64_t width = cast<RankedTensorType>(tile.getType()).getDimSize(1);
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, tile, out, {r0, b.getIndexAttr(0)},
+        {b.getIndexAttr(chunk), b.getIndexAttr(width)},
+        {b.getIndexAttr(1), b.getIndexAttr(1)});
+  }
+  return loop;
+}
+
+Value ChunkLoopBuilder::chunkOf(Value source, Value r0, int64_t count) {
+  int64_t width = cast<RankedTensorType>(source.getType()).getDimSize(1);
+  return tensor::ExtractSliceOp::create(
+      b, loc, matrix(count, width), source, {r0, b.getIndexAttr(0)},
+      {b.getIndexAttr(count), b.getIndexAttr(width)},
+      {b.getIndexAttr(1), b.getIndexAttr(1)});
+}
+
+Value ChunkLoopBuilder::headsMajor(Value tokens, int64_t h) {
+  int64_t n = cast<RankedTensorType>(tokens.getType()).getDimSize(0);
+  Value split = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({1, n, h, headDim}, element), tokens,
+      ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{1, h, n, headDim}, element);
+  return linalg::TransposeOp::create(b, loc, split, init, kSwapSeqAndHeads)
+      .getResult()
+      .front();
+}
+
+Value ChunkLoopBuilder::tokenMajor(Value perHead, int64_t h) {
+  int64_t n = cast<RankedTensorType>(perHead.getType()).getDimSize(2);
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{1, n, h, headDim}, element);
+  Value transposed =
+      linalg::TransposeOp::create(b, loc, perHead, init, kSwapSeqAndHeads)
+          .getResult()
+          .front();
+  return tensor::CollapseShapeOp::create(
+      b, loc, transposed, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
+}
+
+Value ChunkLoopBuilder::linear(Value x, Value weight) {
+  int64_t n = cast<RankedTensorType>(weight.getType()).getDimSize(1);
+  return LinearOp::create(b, loc, matrix(chunk, n), x, weight,
+                          /*bias=*/Value());
+}
+
+Value ChunkLoopBuilder::attention(Value q, Value keys, Value values, Value r0) {
+  // The chunk's sequence starts at row r0 - r0 % seq; its queries sit at
+  // positions r0 % seq.. of it.
+  Value position = arith::RemUIOp::create(b, loc, r0, index(seq));
+  Value first = arith::SubIOp::create(b, loc, r0, position);
+  AttentionTiling tiling;
+  tiling.batch = 1;
+  tiling.qHeads = heads;
+  tiling.kvHeads = kvHeads;
+  tiling.qSeq = chunk;
+  tiling.kvSeq = seq;
+  tiling.headDim = headDim;
+  tiling.qBlock = std::min(strategy.getQBlock(), chunk);
+  tiling.kvBlock = std::min(strategy.getKvBlock(), seq);
+  tiling.causal = op.getCausal();
+  tiling.scale = 1.0 / std::sqrt(static_cast<double>(headDim));
+  tiling.elementType = element;
+  tiling.queryOffset = position;
+  // One statement each: the IR's order does not depend on the compiler's
+  // order of evaluating arguments.
+  Value q4 = headsMajor(q, heads);
+  Value k4 = headsMajor(chunkOf(keys, first, seq), kvHeads);
+  Value v4 = headsMajor(chunkOf(values, first, seq), kvHeads);
+  scf::ForallOp nest = buildAttentionNest(b, loc, tiling, q4, k4, v4);
+  return tokenMajor(nest.getResult(0), heads);
+}
+
+void ChunkLoopBuilder::build() {
+  Value x = tensor::CollapseShapeOp::create(
+      b, loc, op.getInput(), ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  int64_t kvWidth = kvHeads * headDim;
+  auto empty = [&](int64_t r, int64_t c) -> Value {
+    return tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{r, c}, element);
+  };
+  scf::ForallOp kvLoop = chunkLoop(
+      ChunkLoopKind::kv_projection,
+      {empty(rows, kvWidth), empty(rows, kvWidth)}, [&](Value r0) {
+        Value h = norm(chunkOf(x, r0, chunk), op.getNorm1Weight(),
+                       op.getNorm1Bias());
+        return SmallVector<Value>{linear(h, op.getWK()),
+                                  linear(h, op.getWV())};
+      });
+  scf::ForallOp blockLoop = chunkLoop(
+      ChunkLoopKind::block, {empty(rows, hidden)}, [&](Value r0) {
+        Value xChunk = chunkOf(x, r0, chunk);
+        Value h = norm(xChunk, op.getNorm1Weight(), op.getNorm1Bias());
+        Value a = attention(linear(h, op.getWQ()), kvLoop.getResult(0),
+                            kvLoop.getResult(1), r0);
+        Value y1 = arith::AddFOp::create(b, loc, xChunk, linear(a, op.getWO()));
+        Value h2 = norm(y1, op.getNorm2Weight(), op.getNorm2Bias());
+        Value f = FFNOp::create(b, loc, y1.getType(), h2, op.getWIn(),
+                                op.getWOut(), op.getWGate(),
+                                op.getActivationAttr());
+        return SmallVector<Value>{arith::AddFOp::create(b, loc, y1, f)};
+      });
+  b.replaceOpWithNewOp<tensor::ExpandShapeOp>(
+      op, op.getType(), blockLoop.getResult(0),
+      ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+}
+
+void bpt::buildBlockChunkLoops(RewriterBase &rewriter, TransformerBlockOp op,
+                               StrategyAttr strategy) {
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  ChunkLoopBuilder(rewriter, op, strategy).build();
+}
+
+//===----------------------------------------------------------------------===//
+// Reading the loops back
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Ops of a chunk loop's body that only index, view or move data: the
+/// reader skips them and checks the data flow between the others.
+bool isDataMovement(Operation *op) {
+  if (isa<tensor::ExtractSliceOp, tensor::ExpandShapeOp,
+          tensor::CollapseShapeOp, tensor::EmptyOp, linalg::TransposeOp,
+          scf::InParallelOp>(op))
+    return true;
+  return isa<arith::ConstantIndexOp, arith::MulIOp, arith::AddIOp,
+             arith::SubIOp, arith::RemUIOp, arith::RemSIOp, arith::DivUIOp,
+             arith::DivSIOp>(op) &&
+         op->getResult(0).getType().isIndex();
+}
+
+/// `v` traced back through views and transposes.
+Value throughViews(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def))
+      v = expand.getSrc();
+    else if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def))
+      v = collapse.getSrc();
+    else if (auto transpose = dyn_cast<linalg::TransposeOp>(def))
+      v = transpose.getInput();
+    else
+      break;
+  }
+  return v;
+}
+
+/// The ops of `loop`'s body that compute, in order; fails on an op the
+/// reader does not know.
+FailureOr<SmallVector<Operation *>> computeOps(scf::ForallOp loop) {
+  SmallVector<Operation *> ops;
+  for (Operation &op : loop.getBody()->getOperations()) {
+    if (isDataMovement(&op))
+      continue;
+    bool known = isa<LayerNormOp, RMSNormOp, LinearOp, FFNOp, arith::AddFOp>(
+                     op) ||
+                 (isa<scf::ForallOp>(op) &&
+                  op.hasAttr(AttentionNestAttr::kAttrName));
+    if (!known)
+      return loop.emitError()
+             << "chunk loop: unexpected " << op.getName()
+             << " in its body; it holds only the pieces of a block";
+    ops.push_back(&op);
+  }
+  return ops;
+}
+
+/// Rows a loop body reads of a [rows, N] tensor defined above it.
+struct RowsRead {
+  Value rows;
+  int64_t count;
+};
+
+/// What `v` is of such a tensor: a slice of rows, or the whole tensor (a
+/// slice of all rows folds away).
+std::optional<RowsRead> readRows(Value v, scf::ForallOp loop) {
+  if (auto slice = v.getDefiningOp<tensor::ExtractSliceOp>()) {
+    if (!slice.getSource().getParentRegion()->isProperAncestor(
+            &loop.getRegion()) ||
+        slice.getType().getRank() != 2 || !slice.hasUnitStride())
+      return std::nullopt;
+    return RowsRead{slice.getSource(), slice.getStaticSizes()[0]};
+  }
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!type || type.getRank() != 2 ||
+      !v.getParentRegion()->isProperAncestor(&loop.getRegion()))
+    return std::nullopt;
+  return RowsRead{v, type.getDimSize(0)};
+}
+
+bool isNorm(Operation *op) { return isa<LayerNormOp, RMSNormOp>(op); }
+
+/// The chunk-loop kind of `loop`, if it has one.
+std::optional<ChunkLoopKind> chunkLoopKind(Operation *loop) {
+  if (auto attr = loop ? loop->getAttrOfType<ChunkLoopAttr>(
+                             AttentionNestAttr::kAttrName)
+                       : nullptr)
+    return attr.getKind();
+  return std::nullopt;
+}
+
+} // namespace
+
+FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
+  auto fail = [&](const Twine &why) {
+    return blockLoop.emitError() << "chunk loop: " << why;
+  };
+  if (chunkLoopKind(blockLoop) != ChunkLoopKind::block ||
+      blockLoop.getNumResults() != 1 || blockLoop.getRank() != 1)
+    return fail("expected a one-dimensional #bpt.chunk_loop<block> with one "
+                "result");
+  FailureOr<SmallVector<Operation *>> ops = computeOps(blockLoop);
+  if (failed(ops))
+    return failure();
+  // norm1, Q projection, attention, O projection, residual, norm2, FFN,
+  // residual.
+  SmallVector<Operation *> &p = *ops;
+  if (p.size() != 8 || !isNorm(p[0]) || !isa<LinearOp>(p[1]) ||
+      !isa<scf::ForallOp>(p[2]) || !isa<LinearOp>(p[3]) ||
+      !isa<arith::AddFOp>(p[4]) || !isNorm(p[5]) || !isa<FFNOp>(p[6]) ||
+      !isa<arith::AddFOp>(p[7]))
+    return fail("expected norm, linear, attention nest, linear, addf, norm, "
+                "ffn, addf in its body");
+  BlockChunkLoops m;
+  m.blockLoop = blockLoop;
+  m.norm1 = p[0];
+  m.queryProjection = cast<LinearOp>(p[1]);
+  m.attention = cast<scf::ForallOp>(p[2]);
+  m.outputProjection = cast<LinearOp>(p[3]);
+  m.norm2 = p[5];
+  m.ffn = cast<FFNOp>(p[6]);
+  auto residual1 = cast<arith::AddFOp>(p[4]);
+  auto residual2 = cast<arith::AddFOp>(p[7]);
+
+  // Each piece reads the one before.
+  Value xChunk = m.norm1->getOperand(0);
+  std::optional<RowsRead> xRead = readRows(xChunk, blockLoop);
+  if (!xRead)
+    return fail("norm1 does not read a chunk of the input rows");
+  m.inputRows = xRead->rows;
+  m.chunkRows = xRead->count;
+  auto reads = [](Operation *op, unsigned i, Value v) {
+    return op->getOperand(i) == v;
+  };
+  Value nestOut = m.attention.getResult(0);
+  if (!reads(m.queryProjection, 0, m.norm1->getResult(0)) ||
+      throughViews(m.outputProjection.getInput()) != nestOut ||
+      !((reads(residual1, 0, xChunk) &&
+         reads(residual1, 1, m.outputProjection)) ||
+        (reads(residual1, 1, xChunk) &&
+         reads(residual1, 0, m.outputProjection))) ||
+      !reads(m.norm2, 0, residual1) || !reads(m.ffn, 0, m.norm2->getResult(0)) ||
+      !((reads(residual2, 0, residual1) && reads(residual2, 1, m.ffn)) ||
+        (reads(residual2, 1, residual1) && reads(residual2, 0, m.ffn))))
+    return fail("its pieces do not read one another as a block's do");
+  auto stores = blockLoop.getTerminator().getYieldingOps();
+  if (llvm::range_size(stores) != 1 ||
+      cast<tensor::ParallelInsertSliceOp>(&*stores.begin()).getSource() !=
+          residual2.getResult())
+    return fail("it does not store the second residual");
+
+  // Keys and values: a sequence's rows of the kv_projection loop's results.
+  m.seq = 0;
+  for (Operation &op : blockLoop.getBody()->getOperations())
+    for (Value operand : op.getOperands()) {
+      auto producer = operand.getDefiningOp<scf::ForallOp>();
+      if (chunkLoopKind(producer) != ChunkLoopKind::kv_projection)
+        continue;
+      std::optional<RowsRead> read = readRows(
+          isa<tensor::ExtractSliceOp>(op) ? op.getResult(0) : operand,
+          blockLoop);
+      if ((m.kvLoop && m.kvLoop != producer) || !read ||
+          (m.seq && m.seq != read->count))
+        return fail("it does not read one sequence's keys and values of one "
+                    "kv_projection loop");
+      m.kvLoop = producer;
+      m.seq = read->count;
+    }
+  if (!m.kvLoop)
+    return fail("it reads no #bpt.chunk_loop<kv_projection>");
+  FailureOr<SmallVector<Operation *>> kvOps = computeOps(m.kvLoop);
+  if (failed(kvOps))
+    return failure();
+  // norm1, then the key and value projections (one op when CSE merged two
+  // equal ones).
+  SmallVector<Operation *> &kv = *kvOps;
+  auto kvFail = [&](const Twine &why) {
+    return m.kvLoop.emitError() << "chunk loop: " << why;
+  };
+  if (kv.size() < 2 || kv.size() > 3 || !isNorm(kv[0]) ||
+      !llvm::all_of(ArrayRef(kv).drop_front(), llvm::IsaPred<LinearOp>))
+    return kvFail("expected norm, linear, linear in its body");
+  SmallVector<LinearOp> stored;
+  for (Operation &store : m.kvLoop.getTerminator().getYieldingOps())
+    stored.push_back(cast<tensor::ParallelInsertSliceOp>(&store)
+                         .getSource()
+                         .getDefiningOp<LinearOp>());
+  if (stored.size() != 2 || !stored[0] || !stored[1] ||
+      stored[0]->getParentOp() != m.kvLoop ||
+      stored[1]->getParentOp() != m.kvLoop)
+    return kvFail("it does not store two projections of its body");
+  m.keyProjection = stored[0];
+  m.valueProjection = stored[1];
+  std::optional<RowsRead> kvRead = readRows(kv[0]->getOperand(0), m.kvLoop);
+  if (!kvRead || kvRead->rows != m.inputRows ||
+      kvRead->count != m.chunkRows ||
+      kv[0]->getName() != m.norm1->getName() ||
+      kv[0]->getAttrDictionary() != m.norm1->getAttrDictionary() ||
+      !llvm::equal(kv[0]->getOperands().drop_front(),
+                   m.norm1->getOperands().drop_front()) ||
+      !reads(m.keyProjection, 0, kv[0]->getResult(0)) ||
+      !reads(m.valueProjection, 0, kv[0]->getResult(0)))
+    return kvFail("its norm and projections are not the block's");
+
+  for (LinearOp projection : {m.queryProjection, m.keyProjection,
+                              m.valueProjection, m.outputProjection})
+    if (projection.getBias())
+      return projection.emitError()
+             << "chunk loop: a block's projections have no bias";
+  auto rowsType = cast<RankedTensorType>(m.inputRows.getType());
+  auto widthOf = [](LinearOp op) {
+    return cast<RankedTensorType>(op.getType()).getDimSize(1);
+  };
+  int64_t qWidth = widthOf(m.queryProjection);
+  int64_t kvWidth = widthOf(m.keyProjection);
+  auto nestType = cast<RankedTensorType>(nestOut.getType());
+  m.heads = nestType.getDimSize(1);
+  m.headDim = nestType.getDimSize(3);
+  m.kvHeads = kvWidth / m.headDim;
+  if (m.seq <= 0 || rowsType.getDimSize(0) % m.seq != 0 ||
+      m.seq % m.chunkRows != 0 || qWidth != m.heads * m.headDim)
+    return fail("its chunks, sequences and heads do not tile the rows");
+  if (blockLoop->hasOneUse())
+    m.output = dyn_cast<tensor::ExpandShapeOp>(*blockLoop->user_begin());
+  return m;
+}
