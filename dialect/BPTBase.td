@@ -88,7 +88,8 @@ def BPT_KernelPath : I32EnumAttr<"KernelPath",
 def BPT_ChunkLoopKind : I32EnumAttr<"ChunkLoopKind",
     "what one iteration of a chunk loop computes", [
       I32EnumAttrCase<"kv_projection", 0>,
-      I32EnumAttrCase<"block", 1>
+      I32EnumAttrCase<"block", 1>,
+      I32EnumAttrCase<"ffn", 2>
     ]> {
   let cppNamespace = "::bpt";
   let genSpecializedAttr = 0;
@@ -197,12 +198,19 @@ def BPT_AttentionNestAttr : AttrDef<BPT_Dialect, "AttentionNest"> {
 
 def BPT_ChunkLoopAttr : AttrDef<BPT_Dialect, "ChunkLoop"> {
   let mnemonic = "chunk_loop";
-  let summary = "marks a loop over chunks of rows of a transformer block";
+  let summary = "marks a loop over chunks of rows";
   let description = [{
+    The row-wise work that the tensor-core paths run chunk by chunk, as
+    `scf.forall` loops over chunks of `chunk_rows` rows of the flattened
+    [batch × sequence, hidden] input, tagged with this attribute (as
+    `bpt.nest`) and the strategy.
+
+    - `ffn`: `bpt-chunk-ffn` tiles a `bpt.ffn` with a tensor-core strategy
+      into a loop with the FFN of one chunk in its body; the [rows, ffn]
+      intermediate exists for one chunk at a time.
+
     `bpt-decompose-block` expands a `bpt.transformer_block` whose strategy
-    is `wgmma` into two `scf.forall` loops over chunks of `chunk_rows` rows
-    of the flattened [batch × sequence, hidden] input, tagged with this
-    attribute (as `bpt.nest`) and the block's strategy:
+    is `wgmma` into two such loops:
 
     - `kv_projection`: norm1 and the key and value projections of the
       chunk, written into [rows, kv width] tensors, the only ones that span
@@ -212,9 +220,10 @@ def BPT_ChunkLoopAttr : AttrDef<BPT_Dialect, "ChunkLoop"> {
       at the chunk's position), the output projection and residual, norm2,
       the FFN and the second residual.
 
-    No buffer of either body has an S × S or S × ffn term. The wgmma
-    lowering (`bpt-block-to-sm90`) maps each loop to a host loop of kernel
-    launches, one per op of its body; the CPU path runs the same loops.
+    No buffer of a block's loops has an S × S or S × ffn term. The kernel
+    conversions (`bpt-block-to-sm90`, `bpt-ffn-to-sm90`, `bpt-ffn-to-sm80`)
+    map each loop to a host loop of kernel launches, one per op of its
+    body; the CPU path runs the same loops.
 
     Example: `{bpt.nest = #bpt.chunk_loop<block>}`
   }];

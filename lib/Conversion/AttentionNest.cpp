@@ -112,7 +112,8 @@ SmallVector<scf::ForallOp> bpt::collectAttentionNests(ModuleOp module,
   module.walk([&](scf::ForallOp loop) {
     StrategyAttr strategy = StrategyAttr::get(loop);
     if (strategy && strategy.getPath() == path &&
-        loop->hasAttr(AttentionNestAttr::kAttrName))
+        isa_and_present<AttentionNestAttr>(
+            loop->getAttr(AttentionNestAttr::kAttrName)))
       nests.push_back(loop);
   });
   return nests;

@@ -23,7 +23,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
-#include "bpt/Transforms/BlockChunks.h"
+#include "bpt/Transforms/ChunkLoops.h"
 
 #include "SM90Emitter.h"
 #include "StrategyOps.h"
@@ -311,12 +311,8 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
     return memref::AllocOp::create(b, loc,
                                    MemRefType::get({r, c}, s.element));
   };
-  // The rows are a view of the block's [batch, seq, hidden] input.
-  Value input = m.inputRows;
-  if (auto collapse = input.getDefiningOp<tensor::CollapseShapeOp>())
-    input = collapse.getSrc();
   BlockBuffers buf;
-  buf.x = asRows(b, loc, bufferOf(input));
+  buf.x = asRows(b, loc, bufferOf(unflattened(m.inputRows)));
   auto normOperand = [&](Operation *norm, unsigned i) {
     return i < norm->getNumOperands() ? norm->getOperand(i) : Value();
   };
@@ -435,16 +431,8 @@ struct BPTBlockToSM90Pass final
   using Base::Base;
 
   void runOnOperation() override {
-    SmallVector<scf::ForallOp> loops;
-    getOperation().walk([&](scf::ForallOp loop) {
-      auto kind = loop->getAttrOfType<ChunkLoopAttr>(
-          AttentionNestAttr::kAttrName);
-      StrategyAttr strategy = StrategyAttr::get(loop);
-      if (kind && kind.getKind() == ChunkLoopKind::block && strategy &&
-          strategy.getPath() == KernelPath::wgmma)
-        loops.push_back(loop);
-    });
-    for (scf::ForallOp loop : loops) {
+    for (scf::ForallOp loop : chunkLoopsTaking(
+             getOperation(), ChunkLoopKind::block, KernelPath::wgmma)) {
       FailureOr<BlockChunkLoops> m = BlockChunkLoops::match(loop);
       if (failed(m) || failed(rewrite(*m, StrategyAttr::get(loop))))
         return signalPassFailure();

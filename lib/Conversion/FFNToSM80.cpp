@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
+#include "bpt/Transforms/ChunkLoops.h"
 
 #include "SM80Kernels.h"
 #include "StrategyOps.h"
@@ -37,27 +38,32 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
   using Base::Base;
 
   void runOnOperation() override {
-    for (FFNOp op : opsTaking<FFNOp>(getOperation(), KernelPath::mma_sync)) {
-      StrategyAttr strategy = StrategyAttr::get(op);
+    for (scf::ForallOp loop : chunkLoopsTaking(
+             getOperation(), ChunkLoopKind::ffn, KernelPath::mma_sync)) {
+      FailureOr<FFNChunkLoop> m = FFNChunkLoop::match(loop);
+      if (failed(m))
+        return signalPassFailure();
       GemmConfig up{}, down{};
-      if (std::optional<std::string> why = configure(op, strategy, up, down)) {
-        op.emitError() << "bpt-ffn-to-sm80: " << *why;
+      if (std::optional<std::string> why =
+              configure(*m, StrategyAttr::get(loop), up, down)) {
+        loop.emitError() << "bpt-ffn-to-sm80: " << *why;
         return signalPassFailure();
       }
-      rewrite(op, up, down);
+      rewrite(*m, up, down);
     }
   }
 
-  /// The two GEMMs' configurations of `op` under `strategy`, or why they
-  /// cannot be built.
-  std::optional<std::string> configure(FFNOp op, StrategyAttr strategy,
+  /// The two GEMMs' configurations of the loop's FFN under `strategy`, or
+  /// why they cannot be built.
+  std::optional<std::string> configure(FFNChunkLoop &m, StrategyAttr strategy,
                                        GemmConfig &up, GemmConfig &down) {
-    auto xType = cast<RankedTensorType>(op.getInput().getType());
+    FFNOp op = m.ffn;
+    RankedTensorType xType = m.resultType();
     Type element = xType.getElementType();
     int64_t hidden = xType.getShape().back();
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
-    int64_t chunk = strategy.getChunkRows();
+    int64_t chunk = m.chunkRows;
     up = GemmConfig{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                     element.isBF16(), op.getActivation()};
     up.gated = op.getWGate() != nullptr;
@@ -73,24 +79,26 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     return std::nullopt;
   }
 
-  void rewrite(FFNOp op, const GemmConfig &up, const GemmConfig &down) {
+  /// Two GEMM launches per chunk of the loop.
+  void rewrite(FFNChunkLoop &m, const GemmConfig &up, const GemmConfig &down) {
     ModuleOp module = getOperation();
-    Location loc = op.getLoc();
-    auto xType = cast<RankedTensorType>(op.getInput().getType());
+    FFNOp op = m.ffn;
+    Location loc = m.loop.getLoc();
+    RankedTensorType xType = m.resultType();
     Type element = xType.getElementType();
     int64_t hidden = up.k, ffn = up.n, rows = up.aRows, chunk = up.cRows;
     gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
     gpu::GPUFuncOp downKernel =
         getOrBuildGemmKernel(module, down, element, loc);
 
-    OpBuilder b(op);
+    OpBuilder b(m.loop);
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(b, loc, v);
     };
     auto i32 = [&](int64_t v) -> Value {
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
-    Value x = asRows(b, loc, readOnlyBuffer(b, loc, op.getInput()));
+    Value x = asRows(b, loc, readOnlyBuffer(b, loc, unflattened(m.inputRows)));
     Value wIn = readOnlyBuffer(b, loc, op.getWIn());
     Value wGate = op.getWGate() ? readOnlyBuffer(b, loc, op.getWGate()) : Value();
     Value wOut = readOnlyBuffer(b, loc, op.getWOut());
@@ -122,10 +130,8 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
           downBlock, sharedDown,
           ValueRange{u, wOut, outRows, i32(0), i32(c * chunk)});
     }
-    Value result = bufferization::ToTensorOp::create(
-        b, loc, xType, out, /*restrict=*/true, /*writable=*/true);
-    op.replaceAllUsesWith(result);
-    op.erase();
+    m.replaceWith(bufferization::ToTensorOp::create(
+        b, loc, xType, out, /*restrict=*/true, /*writable=*/true));
   }
 };
 

@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
+#include "bpt/Transforms/ChunkLoops.h"
 
 #include "SM90Emitter.h"
 #include "StrategyOps.h"
@@ -42,20 +43,25 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
   using Base::Base;
 
   void runOnOperation() override {
-    for (FFNOp op : opsTaking<FFNOp>(getOperation(), KernelPath::wgmma))
-      if (failed(rewrite(op, StrategyAttr::get(op))))
+    for (scf::ForallOp loop : chunkLoopsTaking(
+             getOperation(), ChunkLoopKind::ffn, KernelPath::wgmma)) {
+      FailureOr<FFNChunkLoop> m = FFNChunkLoop::match(loop);
+      if (failed(m) || failed(rewrite(*m, StrategyAttr::get(loop))))
         return signalPassFailure();
+    }
   }
 
-  LogicalResult rewrite(FFNOp op, StrategyAttr strategy) {
+  /// Two GEMM launches per chunk of the loop.
+  LogicalResult rewrite(FFNChunkLoop &m, StrategyAttr strategy) {
     ModuleOp module = getOperation();
-    Location loc = op.getLoc();
-    auto xType = cast<RankedTensorType>(op.getInput().getType());
+    FFNOp op = m.ffn;
+    Location loc = m.loop.getLoc();
+    RankedTensorType xType = m.resultType();
     Type element = xType.getElementType();
     int64_t hidden = xType.getShape().back();
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
-    int64_t chunk = strategy.getChunkRows();
+    int64_t chunk = m.chunkRows;
 
     GemmConfig up{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                   element.isBF16(), op.getActivation()};
@@ -67,12 +73,12 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
               chooseGemmTiling(*config, strategy.getGemmBlockN(),
                                strategy.getGemmStages(),
                                sharedMemoryOf(strategy))) {
-        return op.emitError() << "bpt-ffn-to-sm90: " << *why;
+        return m.loop.emitError() << "bpt-ffn-to-sm90: " << *why;
       }
     gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
     gpu::GPUFuncOp downKernel = getOrBuildGemmKernel(module, down, element, loc);
 
-    OpBuilder b(op);
+    OpBuilder b(m.loop);
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(b, loc, v);
     };
@@ -86,7 +92,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       return readOnlyBuffer(b, loc, tensor);
     };
 
-    Value x = asRows(b, loc, bufferOf(op.getInput()));
+    Value x = asRows(b, loc, bufferOf(unflattened(m.inputRows)));
     Value xMap = descriptorOf(x, up.blockM);
     Value wInMap = descriptorOf(bufferOf(op.getWIn()), up.blockK);
     Value gateMap = op.getWGate()
@@ -118,10 +124,8 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
           block, sharedDown,
           ValueRange{uMap, wOutMap, outRows, i32(0), i32(c * chunk)});
     }
-    Value result = bufferization::ToTensorOp::create(
-        b, loc, xType, out, /*restrict=*/true, /*writable=*/true);
-    op.replaceAllUsesWith(result);
-    op.erase();
+    m.replaceWith(bufferization::ToTensorOp::create(
+        b, loc, xType, out, /*restrict=*/true, /*writable=*/true));
     return success();
   }
 };

@@ -16,6 +16,7 @@
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Target/Chip.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinOps.h"
 
 namespace bpt {
@@ -31,6 +32,21 @@ llvm::SmallVector<OpTy> opsTaking(mlir::ModuleOp module, KernelPath path) {
       ops.push_back(op);
   });
   return ops;
+}
+
+/// The `#bpt.chunk_loop<kind>` loops in `module` whose strategy takes
+/// `path`, in order.
+inline llvm::SmallVector<mlir::scf::ForallOp>
+chunkLoopsTaking(mlir::ModuleOp module, ChunkLoopKind kind, KernelPath path) {
+  llvm::SmallVector<mlir::scf::ForallOp> loops;
+  module.walk([&](mlir::scf::ForallOp loop) {
+    auto tag = loop->getAttrOfType<ChunkLoopAttr>(AttentionNestAttr::kAttrName);
+    StrategyAttr strategy = StrategyAttr::get(loop);
+    if (tag && tag.getKind() == kind && strategy &&
+        strategy.getPath() == path)
+      loops.push_back(loop);
+  });
+  return loops;
 }
 
 /// The dynamic shared memory a block of the strategy's chip may use.

@@ -63,6 +63,7 @@ static void addTiling(OpPassManager &pm, bool fuse, int64_t qBlock,
   if (fuse)
     func.addPass(createBPTFuseFFNResidual({qBlock, kvBlock}));
   func.addPass(createBPTTileAttention({qBlock, kvBlock}));
+  func.addPass(createBPTChunkFFN());
   // Loop nests keep their unit dimensions (batch 1, one head, one query
   // block) at this level: a nest that a kernel conversion takes must stay a
   // loop nest, and the linalg stage's canonicalization folds them later.

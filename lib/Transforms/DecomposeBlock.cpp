@@ -7,7 +7,7 @@
 #include "BlockPieces.h"
 
 #include "bpt/Dialect/BPTOps.h"
-#include "bpt/Transforms/BlockChunks.h"
+#include "bpt/Transforms/ChunkLoops.h"
 #include "bpt/Transforms/Passes.h"
 
 #include "mlir/IR/PatternMatch.h"

@@ -23,7 +23,7 @@ func.func @block(%rows: tensor<128x256xbf16>, %g: tensor<256xbf16>,
     }
   } {bpt.nest = #bpt.chunk_loop<kv_projection>, bpt.strategy = #wgmma}
   %eo = tensor.empty() : tensor<128x256xbf16>
-  // expected-error @below {{chunk loop: unexpected arith.mulf in its body; it holds only the pieces of a block}}
+  // expected-error @below {{chunk loop: unexpected arith.mulf in its body: it holds only ops the kernels compute}}
   %out = scf.forall (%c) in (1) shared_outs(%o = %eo) -> (tensor<128x256xbf16>) {
     %r0 = arith.muli %c, %c128 : index
     %h = bpt.rms_norm %rows, %g : (tensor<128x256xbf16>, tensor<256xbf16>) -> tensor<128x256xbf16>

@@ -1,9 +1,9 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_86 --bpt-ffn-to-sm80 --verify-diagnostics | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_80 --bpt-ffn-to-sm80 --verify-diagnostics | FileCheck %s --check-prefix=BIG
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_86 --bpt-chunk-ffn --bpt-ffn-to-sm80 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_80 --bpt-chunk-ffn --bpt-ffn-to-sm80 --verify-diagnostics | FileCheck %s --check-prefix=BIG
 // RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=64" 2>&1 | FileCheck %s --check-prefix=BADN
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=128" --bpt-ffn-to-sm80 2>/dev/null | FileCheck %s --check-prefix=NARROW
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=128" --bpt-chunk-ffn --bpt-ffn-to-sm80 2>/dev/null | FileCheck %s --check-prefix=NARROW
 
 // BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 100
 // BADN: error: bpt-select-strategy: sm80-gemm-block-n must be 0, 128 or 256, got 64

@@ -1,5 +1,5 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-chunk-ffn --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 --bpt-chunk-ffn --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
 // RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // 4096 rows in chunks of 2048: per chunk, u = gelu(x[chunk] W_in) into a

@@ -233,11 +233,12 @@ def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
 }
 
 def BPTFFNToSM80 : Pass<"bpt-ffn-to-sm80", "::mlir::ModuleOp"> {
-  let summary = "Lower bpt.ffn to mma.sync (sm_80+) tensor-core GEMMs";
+  let summary = "Lower FFN chunk loops to mma.sync (sm_80+) tensor-core GEMMs";
   let description = [{
     The FFN of the mma.sync path, for chips without wgmma. Replaces each
-    eligible `bpt.ffn` by launches of GEMM kernels in `gpu.module @bpt_sm80`,
-    per chunk of `chunk-rows` rows: U = act(X · W_in) (for a gated
+    `#bpt.chunk_loop<ffn>` (built by `bpt-chunk-ffn`) whose strategy takes
+    the `mma_sync` path by a host loop of GEMM kernel launches in
+    `gpu.module @bpt_sm80`, per chunk of `chunk_rows` rows: U = act(X · W_in) (for a gated
     activation act(X · W_gate) ⊙ (X · W_in), both products in one kernel)
     into a [chunk, ffn] buffer, then Y = U · W_out; so only one chunk of the
     [rows, ffn] intermediate exists. Each kernel computes 128 x `block-n`
@@ -320,11 +321,12 @@ def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
 }
 
 def BPTFFNToSM90 : Pass<"bpt-ffn-to-sm90", "::mlir::ModuleOp"> {
-  let summary = "Lower bpt.ffn to Hopper (sm_90a) GEMM kernels, chunk by chunk";
+  let summary = "Lower FFN chunk loops to Hopper (sm_90a) GEMM kernels";
   let description = [{
-    Replaces each `bpt.ffn` whose `#bpt.strategy` takes the `wgmma` path by
-    launches of two GEMM kernels built for sm_90a in `gpu.module @bpt_sm90`,
-    per chunk of `chunk_rows` rows:
+    Replaces each `#bpt.chunk_loop<ffn>` (built by `bpt-chunk-ffn` from a
+    `bpt.ffn`) whose `#bpt.strategy` takes the `wgmma` path by a host loop
+    of two GEMM kernel launches per chunk of `chunk_rows` rows, the kernels
+    built for sm_90a in `gpu.module @bpt_sm90`:
     `u = act(x[chunk] · W_in)` with the activation in the epilogue, then
     `y[chunk] = u · W_out`. The `[chunk, ffn]` intermediate is the only one,
     so memory has no sequence × ffn term. Each GEMM kernel computes 128 × BN

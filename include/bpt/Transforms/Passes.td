@@ -63,6 +63,48 @@ def BPTDecomposeBlock : Pass<"bpt-decompose-block", "::mlir::func::FuncOp"> {
   ];
 }
 
+def BPTChunkFFN : Pass<"bpt-chunk-ffn", "::mlir::func::FuncOp"> {
+  let summary = "Tile tensor-core FFNs into loops over chunks of rows";
+  let description = [{
+    Rewrites each `bpt.ffn` whose `#bpt.strategy` takes a tensor-core path
+    (`wgmma` or `mma_sync`) into its blockwise form: an `scf.forall` over
+    chunks of the strategy's `chunk_rows` rows of the input viewed as
+    [rows, hidden], tagged `#bpt.chunk_loop<ffn>` and the strategy, with the
+    FFN of one chunk in its body, so that the [rows, ffn] intermediate
+    exists for one chunk at a time. `bpt-ffn-to-sm90` / `-sm80` map the
+    loop to a host loop of two GEMM launches per chunk; the CPU runs it as
+    a loop. Portable FFNs and FFNs inside another blockwise loop stay as
+    they are.
+
+    Example:
+
+    ```mlir
+    %y = bpt.ffn gelu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma, ...,
+        chunk_rows = 256, ...>} : (tensor<1x1024x512xbf16>, ...) -> ...
+    ```
+
+    becomes
+
+    ```mlir
+    %rows = tensor.collapse_shape %x [[0, 1], [2]] : ... into tensor<1024x512xbf16>
+    %f = scf.forall (%c) in (4) shared_outs(%o = %e) -> (tensor<1024x512xbf16>) {
+      %r0 = arith.muli %c, %c256 : index
+      %xc = tensor.extract_slice %rows[%r0, 0] [256, 512] [1, 1] : ...
+      %fc = bpt.ffn gelu %xc, %w1, %w2 : (tensor<256x512xbf16>, ...) -> ...
+      scf.forall.in_parallel {
+        tensor.parallel_insert_slice %fc into %o[%r0, 0] [256, 512] [1, 1] : ...
+      }
+    } {bpt.nest = #bpt.chunk_loop<ffn>, bpt.strategy = ...}
+    %y = tensor.expand_shape %f [[0, 1], [2]] output_shape [1, 1024, 512] : ...
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
 def BPTTileAttention : Pass<"bpt-tile-attention", "::mlir::func::FuncOp"> {
   let summary = "Tile bpt.attention into query/key-value blocks with an online softmax";
   let description = [{

@@ -1,17 +1,19 @@
-//===- BlockChunks.h - a transformer block as chunk loops -------*- C++ -*-===//
+//===- ChunkLoops.h - row-wise work as loops over chunks --------*- C++ -*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
-// The blockwise form of a transformer block on the wgmma path: two loops
-// over chunks of rows (#bpt.chunk_loop), built by bpt-decompose-block and
-// read back by bpt-block-to-sm90, which maps each loop to a host loop of
-// kernel launches. The builder and the reader live side by side so that
-// they cannot drift apart.
+// The blockwise form of the row-wise work that the tensor-core paths run
+// chunk by chunk: loops over chunks of rows (#bpt.chunk_loop) of a
+// transformer block on the wgmma path (built by bpt-decompose-block) and of
+// an FFN on a tensor-core path (built by bpt-chunk-ffn). The kernel
+// conversions read them back and map each loop to a host loop of kernel
+// launches. Each builder and its reader live side by side so that they
+// cannot drift apart.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef BPT_TRANSFORMS_BLOCKCHUNKS_H
-#define BPT_TRANSFORMS_BLOCKCHUNKS_H
+#ifndef BPT_TRANSFORMS_CHUNKLOOPS_H
+#define BPT_TRANSFORMS_CHUNKLOOPS_H
 
 #include "bpt/Dialect/BPTOps.h"
 
@@ -21,6 +23,10 @@
 #include "mlir/IR/PatternMatch.h"
 
 namespace bpt {
+
+/// The tensor that `rows` ([rows, N]) views: the source of the
+/// collapse_shape that flattened it, else `rows` itself.
+mlir::Value unflattened(mlir::Value rows);
 
 /// Replaces `op` (whose strategy has `chunk_rows`, `q_block` and
 /// `kv_block`) by its chunk loops:
@@ -61,6 +67,37 @@ struct BlockChunkLoops {
   static mlir::FailureOr<BlockChunkLoops> match(mlir::scf::ForallOp blockLoop);
 };
 
+/// Replaces `op` (whose strategy has `chunk_rows`) by a loop over chunks
+/// of `chunk_rows` rows of its input viewed as [rows, hidden], with a
+/// `bpt.ffn` of the chunk in its body (#bpt.chunk_loop<ffn>, carrying the
+/// strategy).
+void buildFFNChunkLoop(mlir::RewriterBase &rewriter, FFNOp op,
+                       StrategyAttr strategy);
+
+/// A `#bpt.chunk_loop<ffn>` loop read back.
+struct FFNChunkLoop {
+  mlir::scf::ForallOp loop;
+  /// The FFN's input as [rows, hidden], and the loop's single user that
+  /// restores the input's shape (or null).
+  mlir::Value inputRows;
+  mlir::tensor::ExpandShapeOp output;
+  /// The FFN of one chunk.
+  FFNOp ffn;
+  int64_t chunkRows;
+
+  /// The type of what the loop computes: the FFN's input's.
+  mlir::RankedTensorType resultType() {
+    return mlir::cast<mlir::RankedTensorType>(
+        output ? output.getType() : inputRows.getType());
+  }
+  /// Replaces the loop (and `output`) by `result`, and erases them.
+  void replaceWith(mlir::Value result);
+
+  /// Reads `loop`; fails, with an error on it, unless its body is one
+  /// bpt.ffn of a chunk of rows, stored at the chunk's rows.
+  static mlir::FailureOr<FFNChunkLoop> match(mlir::scf::ForallOp loop);
+};
+
 } // namespace bpt
 
-#endif // BPT_TRANSFORMS_BLOCKCHUNKS_H
+#endif // BPT_TRANSFORMS_CHUNKLOOPS_H

@@ -1,10 +1,10 @@
-//===- BlockChunks.cpp - a transformer block as chunk loops -----*- C++ -*-===//
+//===- ChunkLoops.cpp - row-wise work as loops over chunks ------*- C++ -*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
 //===----------------------------------------------------------------------===//
 
-#include "bpt/Transforms/BlockChunks.h"
+#include "bpt/Transforms/ChunkLoops.h"
 
 #include "BlockPieces.h"
 #include "BlockwiseAttention.h"
@@ -12,6 +12,7 @@
 #include "bpt/Utils/Builders.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 
 #include <cmath>
 
@@ -20,6 +21,72 @@ using namespace bpt;
 using namespace bpt::detail;
 
 namespace {
+
+/// A forall over the `rows / chunk_rows` chunks, tagged `kind` and with
+/// `strategy`, writing into `inits`; `body` gets the chunk's first row and
+/// returns one [chunk, N] tile per init, stored at the chunk's rows.
+scf::ForallOp
+createChunkLoop(OpBuilder &b, Location loc, ChunkLoopKind kind,
+                StrategyAttr strategy, int64_t rows, ValueRange inits,
+                function_ref<SmallVector<Value>(Value)> body) {
+  int64_t chunk = strategy.getChunkRows();
+  auto loop = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(rows / chunk)}, inits,
+      std::nullopt);
+  loop->setAttr(AttentionNestAttr::kAttrName,
+                ChunkLoopAttr::get(b.getContext(), kind));
+  loop->setAttr(StrategyAttr::kAttrName, strategy);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getTerminator());
+  Value r0 = arith::MulIOp::create(b, loc, loop.getInductionVars()[0],
+                                   indexConstant(b, loc, chunk));
+  SmallVector<Value> tiles = body(r0);
+  b.setInsertionPointToEnd(loop.getTerminator().getBody());
+  for (auto [tile, out] : llvm::zip_equal(tiles, loop.getRegionIterArgs())) {
+    int64_t width = cast<RankedTensorType>(tile.getType()).getDimSize(1);
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, tile, out, {r0, b.getIndexAttr(0)},
+        {b.getIndexAttr(chunk), b.getIndexAttr(width)},
+        {b.getIndexAttr(1), b.getIndexAttr(1)});
+  }
+  return loop;
+}
+
+/// Rows [r0, r0 + count) of the [rows, N] `source`.
+Value rowsOf(OpBuilder &b, Location loc, Value source, Value r0,
+             int64_t count) {
+  auto type = cast<RankedTensorType>(source.getType());
+  int64_t width = type.getDimSize(1);
+  return tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({count, width}, type.getElementType()),
+      source, {r0, b.getIndexAttr(0)},
+      {b.getIndexAttr(count), b.getIndexAttr(width)},
+      {b.getIndexAttr(1), b.getIndexAttr(1)});
+}
+
+/// `x` ([..., N]) viewed as [rows, N].
+Value asRows(OpBuilder &b, Location loc, Value x) {
+  auto type = cast<RankedTensorType>(x.getType());
+  if (type.getRank() == 2)
+    return x;
+  SmallVector<ReassociationIndices> toRows(1);
+  for (int64_t d = 0; d + 1 < type.getRank(); ++d)
+    toRows[0].push_back(d);
+  toRows.push_back({type.getRank() - 1});
+  return tensor::CollapseShapeOp::create(b, loc, x, toRows);
+}
+
+/// `rows` ([rows, N]) back in the shape of `like`.
+Value restoreShape(OpBuilder &b, Location loc, Value rows,
+                   RankedTensorType like) {
+  if (like.getRank() == 2)
+    return rows;
+  SmallVector<ReassociationIndices> toRows(1);
+  for (int64_t d = 0; d + 1 < like.getRank(); ++d)
+    toRows[0].push_back(d);
+  toRows.push_back({like.getRank() - 1});
+  return tensor::ExpandShapeOp::create(b, loc, like, rows, toRows);
+}
 
 /// Builds the two chunk loops of one block.
 class ChunkLoopBuilder {
@@ -75,34 +142,11 @@ private:
 scf::ForallOp
 ChunkLoopBuilder::chunkLoop(ChunkLoopKind kind, ValueRange inits,
                             function_ref<SmallVector<Value>(Value)> body) {
-  auto loop = scf::ForallOp::create(
-      b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(rows / chunk)}, inits,
-      std::nullopt);
-  loop->setAttr(AttentionNestAttr::kAttrName,
-                ChunkLoopAttr::get(b.getContext(), kind));
-  loop->setAttr(StrategyAttr::kAttrName, strategy);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(loop.getTerminator());
-  Value r0 = arith::MulIOp::create(b, loc, loop.getInductionVars()[0],
-                                   index(chunk));
-  SmallVector<Value> tiles = body(r0);
-  b.setInsertionPointToEnd(loop.getTerminator().getBody());
-  for (auto [tile, out] : llvm::zip_equal(tiles, loop.getRegionIterArgs())) {
-    int64_t width = cast<RankedTensorType>(tile.getType()).getDimSize(1);
-    tensor::ParallelInsertSliceOp::create(
-        b, loc, tile, out, {r0, b.getIndexAttr(0)},
-        {b.getIndexAttr(chunk), b.getIndexAttr(width)},
-        {b.getIndexAttr(1), b.getIndexAttr(1)});
-  }
-  return loop;
+  return createChunkLoop(b, loc, kind, strategy, rows, inits, body);
 }
 
 Value ChunkLoopBuilder::chunkOf(Value source, Value r0, int64_t count) {
-  int64_t width = cast<RankedTensorType>(source.getType()).getDimSize(1);
-  return tensor::ExtractSliceOp::create(
-      b, loc, matrix(count, width), source, {r0, b.getIndexAttr(0)},
-      {b.getIndexAttr(count), b.getIndexAttr(width)},
-      {b.getIndexAttr(1), b.getIndexAttr(1)});
+  return rowsOf(b, loc, source, r0, count);
 }
 
 Value ChunkLoopBuilder::headsMajor(Value tokens, int64_t h) {
@@ -163,8 +207,7 @@ Value ChunkLoopBuilder::attention(Value q, Value keys, Value values, Value r0) {
 }
 
 void ChunkLoopBuilder::build() {
-  Value x = tensor::CollapseShapeOp::create(
-      b, loc, op.getInput(), ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  Value x = asRows(b, loc, op.getInput());
   int64_t kvWidth = kvHeads * headDim;
   auto empty = [&](int64_t r, int64_t c) -> Value {
     return tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{r, c}, element);
@@ -190,9 +233,7 @@ void ChunkLoopBuilder::build() {
                                 op.getActivationAttr());
         return SmallVector<Value>{arith::AddFOp::create(b, loc, y1, f)};
       });
-  b.replaceOpWithNewOp<tensor::ExpandShapeOp>(
-      op, op.getType(), blockLoop.getResult(0),
-      ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  b.replaceOp(op, restoreShape(b, loc, blockLoop.getResult(0), op.getType()));
 }
 
 void bpt::buildBlockChunkLoops(RewriterBase &rewriter, TransformerBlockOp op,
@@ -250,7 +291,7 @@ FailureOr<SmallVector<Operation *>> computeOps(scf::ForallOp loop) {
     if (!known)
       return loop.emitError()
              << "chunk loop: unexpected " << op.getName()
-             << " in its body; it holds only the pieces of a block";
+             << " in its body: it holds only ops the kernels compute";
     ops.push_back(&op);
   }
   return ops;
@@ -260,23 +301,83 @@ FailureOr<SmallVector<Operation *>> computeOps(scf::ForallOp loop) {
 struct RowsRead {
   Value rows;
   int64_t count;
+  /// The first row read (0 for the whole tensor).
+  OpFoldResult offset;
 };
 
-/// What `v` is of such a tensor: a slice of rows, or the whole tensor (a
-/// slice of all rows folds away).
+/// What `v` is of such a tensor: a slice of whole rows, or the whole
+/// tensor (a slice of all rows folds away).
 std::optional<RowsRead> readRows(Value v, scf::ForallOp loop) {
+  Builder b(loop.getContext());
   if (auto slice = v.getDefiningOp<tensor::ExtractSliceOp>()) {
+    auto sourceType = cast<RankedTensorType>(slice.getSourceType());
     if (!slice.getSource().getParentRegion()->isProperAncestor(
             &loop.getRegion()) ||
-        slice.getType().getRank() != 2 || !slice.hasUnitStride())
+        slice.getType().getRank() != 2 || sourceType.getRank() != 2 ||
+        !slice.hasUnitStride() ||
+        slice.getStaticSizes()[1] != sourceType.getDimSize(1) ||
+        !isConstantIntValue(slice.getMixedOffsets()[1], 0))
       return std::nullopt;
-    return RowsRead{slice.getSource(), slice.getStaticSizes()[0]};
+    return RowsRead{slice.getSource(), slice.getStaticSizes()[0],
+                    slice.getMixedOffsets()[0]};
   }
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type || type.getRank() != 2 ||
       !v.getParentRegion()->isProperAncestor(&loop.getRegion()))
     return std::nullopt;
-  return RowsRead{v, type.getDimSize(0)};
+  return RowsRead{v, type.getDimSize(0), b.getIndexAttr(0)};
+}
+
+/// Whether `loop` (normalised, one dimension) runs over the chunks of
+/// `chunk` rows of `rows` rows, and `offset` is its chunk's first row:
+/// induction variable × chunk.
+bool isChunkStart(OpFoldResult offset, scf::ForallOp loop, int64_t chunk,
+                  int64_t rows) {
+  if (!loop.isNormalized() || loop.getRank() != 1 || chunk <= 0 ||
+      loop.getStaticUpperBound()[0] * chunk != rows)
+    return false;
+  if (rows == chunk && isConstantIntValue(offset, 0))
+    return true;
+  auto mul = dyn_cast_if_present<Value>(offset)
+                 ? cast<Value>(offset).getDefiningOp<arith::MulIOp>()
+                 : nullptr;
+  if (!mul)
+    return false;
+  Value iv = loop.getInductionVars()[0];
+  return (mul.getLhs() == iv &&
+          isConstantIntValue(mul.getRhs(), chunk)) ||
+         (mul.getRhs() == iv && isConstantIntValue(mul.getLhs(), chunk));
+}
+
+/// Whether `offset` is the first row of the sequence (of `seq` rows) that
+/// `loop`'s chunk lies in: r0 - r0 mod seq.
+bool isSequenceStart(OpFoldResult offset, scf::ForallOp loop, int64_t chunk,
+                     int64_t rows, int64_t seq) {
+  if (seq == rows && isConstantIntValue(offset, 0))
+    return true;
+  auto sub = dyn_cast_if_present<Value>(offset)
+                 ? cast<Value>(offset).getDefiningOp<arith::SubIOp>()
+                 : nullptr;
+  auto rem = sub ? sub.getRhs().getDefiningOp<arith::RemUIOp>() : nullptr;
+  return rem && rem.getLhs() == sub.getLhs() &&
+         isConstantIntValue(rem.getRhs(), seq) &&
+         isChunkStart(sub.getLhs(), loop, chunk, rows);
+}
+
+/// Whether every store of `loop` writes a whole [chunk, N] tile at the
+/// chunk's first row.
+bool storesChunks(scf::ForallOp loop, int64_t chunk, int64_t rows) {
+  for (Operation &op : loop.getTerminator().getYieldingOps()) {
+    auto store = dyn_cast<tensor::ParallelInsertSliceOp>(&op);
+    if (!store || store.getSourceType().getRank() != 2 ||
+        store.getSourceType().getDimSize(0) != chunk ||
+        store.getDestType().getDimSize(1) !=
+            store.getSourceType().getDimSize(1) ||
+        !isChunkStart(store.getMixedOffsets()[0], loop, chunk, rows) ||
+        !isConstantIntValue(store.getMixedOffsets()[1], 0))
+      return false;
+  }
+  return true;
 }
 
 bool isNorm(Operation *op) { return isa<LayerNormOp, RMSNormOp>(op); }
@@ -330,6 +431,10 @@ FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
     return fail("norm1 does not read a chunk of the input rows");
   m.inputRows = xRead->rows;
   m.chunkRows = xRead->count;
+  int64_t rows = cast<RankedTensorType>(m.inputRows.getType()).getDimSize(0);
+  if (!isChunkStart(xRead->offset, blockLoop, m.chunkRows, rows) ||
+      !storesChunks(blockLoop, m.chunkRows, rows))
+    return fail("it does not read and write its chunk's rows");
   auto reads = [](Operation *op, unsigned i, Value v) {
     return op->getOperand(i) == v;
   };
@@ -361,7 +466,9 @@ FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
           isa<tensor::ExtractSliceOp>(op) ? op.getResult(0) : operand,
           blockLoop);
       if ((m.kvLoop && m.kvLoop != producer) || !read ||
-          (m.seq && m.seq != read->count))
+          (m.seq && m.seq != read->count) ||
+          !isSequenceStart(read->offset, blockLoop, m.chunkRows, rows,
+                           read->count))
         return fail("it does not read one sequence's keys and values of one "
                     "kv_projection loop");
       m.kvLoop = producer;
@@ -395,6 +502,8 @@ FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
   std::optional<RowsRead> kvRead = readRows(kv[0]->getOperand(0), m.kvLoop);
   if (!kvRead || kvRead->rows != m.inputRows ||
       kvRead->count != m.chunkRows ||
+      !isChunkStart(kvRead->offset, m.kvLoop, m.chunkRows, rows) ||
+      !storesChunks(m.kvLoop, m.chunkRows, rows) ||
       kv[0]->getName() != m.norm1->getName() ||
       kv[0]->getAttrDictionary() != m.norm1->getAttrDictionary() ||
       !llvm::equal(kv[0]->getOperands().drop_front(),
@@ -424,4 +533,78 @@ FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
   if (blockLoop->hasOneUse())
     m.output = dyn_cast<tensor::ExpandShapeOp>(*blockLoop->user_begin());
   return m;
+}
+
+//===----------------------------------------------------------------------===//
+// FFN
+//===----------------------------------------------------------------------===//
+
+void bpt::buildFFNChunkLoop(RewriterBase &rewriter, FFNOp op,
+                            StrategyAttr strategy) {
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  Location loc = op.getLoc();
+  auto type = cast<RankedTensorType>(op.getType());
+  Value x = asRows(rewriter, loc, op.getInput());
+  auto rowsType = cast<RankedTensorType>(x.getType());
+  int64_t chunk = strategy.getChunkRows();
+  Value init = tensor::EmptyOp::create(rewriter, loc, rowsType.getShape(),
+                                       rowsType.getElementType());
+  scf::ForallOp loop = createChunkLoop(
+      rewriter, loc, ChunkLoopKind::ffn, strategy, rowsType.getDimSize(0),
+      init, [&](Value r0) {
+        Value xChunk = rowsOf(rewriter, loc, x, r0, chunk);
+        Value f = FFNOp::create(rewriter, loc, xChunk.getType(), xChunk,
+                                op.getWIn(), op.getWOut(), op.getWGate(),
+                                op.getActivationAttr());
+        return SmallVector<Value>{f};
+      });
+  rewriter.replaceOp(op, restoreShape(rewriter, loc, loop.getResult(0), type));
+}
+
+FailureOr<FFNChunkLoop> FFNChunkLoop::match(scf::ForallOp loop) {
+  auto fail = [&](const Twine &why) {
+    return loop.emitError() << "chunk loop: " << why;
+  };
+  if (chunkLoopKind(loop) != ChunkLoopKind::ffn || loop.getNumResults() != 1 ||
+      loop.getRank() != 1)
+    return fail("expected a one-dimensional #bpt.chunk_loop<ffn> with one "
+                "result");
+  FailureOr<SmallVector<Operation *>> ops = computeOps(loop);
+  if (failed(ops))
+    return failure();
+  if (ops->size() != 1 || !isa<FFNOp>(ops->front()))
+    return fail("expected one bpt.ffn in its body");
+  FFNChunkLoop m;
+  m.loop = loop;
+  m.ffn = cast<FFNOp>(ops->front());
+  std::optional<RowsRead> read = readRows(m.ffn.getInput(), loop);
+  auto stores = loop.getTerminator().getYieldingOps();
+  if (!read || llvm::range_size(stores) != 1 ||
+      cast<tensor::ParallelInsertSliceOp>(&*stores.begin()).getSource() !=
+          m.ffn.getResult())
+    return fail("its bpt.ffn does not read and write a chunk of rows");
+  m.inputRows = read->rows;
+  m.chunkRows = read->count;
+  int64_t rows = cast<RankedTensorType>(m.inputRows.getType()).getDimSize(0);
+  if (!isChunkStart(read->offset, loop, m.chunkRows, rows) ||
+      !storesChunks(loop, m.chunkRows, rows))
+    return fail("it does not read and write its chunk's rows");
+  if (loop->hasOneUse())
+    m.output = dyn_cast<tensor::ExpandShapeOp>(*loop->user_begin());
+  return m;
+}
+
+void FFNChunkLoop::replaceWith(Value result) {
+  Operation *replaced = output ? output.getOperation() : loop.getOperation();
+  replaced->getResult(0).replaceAllUsesWith(result);
+  if (output)
+    output.erase();
+  loop.erase();
+}
+
+Value bpt::unflattened(Value rows) {
+  if (auto collapse = rows.getDefiningOp<tensor::CollapseShapeOp>())
+    return collapse.getSrc();
+  return rows;
 }

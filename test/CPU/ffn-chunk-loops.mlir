@@ -1,0 +1,43 @@
+// An FFN whose strategy takes a tensor-core path is, at the blockwise
+// level, a loop over chunks of rows with the FFN of one chunk in its body
+// (#bpt.chunk_loop<ffn>): the loop that bpt-ffn-to-sm90 / -sm80 map to GEMM
+// launches. The CPU runs the same loop; checked here against the float64
+// reference (bpt-cpu-run, random inputs).
+
+// RUN: rm -rf %t && split-file %s %t
+
+//--- wgmma_gelu.mlir
+// wgmma, bf16, [2, 256, 256] in 4 chunks of 128 rows.
+// RUN: bpt-opt %t/wgmma_gelu.mlir --bpt-blockwise="tensor-cores=false" | FileCheck %s --check-prefix=LOOP
+// RUN: bpt-cpu-run %t/wgmma_gelu.mlir --seed=71 | FileCheck %s --check-prefix=GELU
+// GELU: output 0 tensor<2x256x256xbf16>: relative error {{.*}}: PASS
+// GELU: {{^PASS$}}
+func.func @wgmma_gelu(%x: tensor<2x256x256xbf16>, %w1: tensor<256x512xbf16>,
+                      %w2: tensor<512x256xbf16>) -> tensor<2x256x256xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
+      chip = "sm_90a", warps = 12, chunk_rows = 128>}
+      : (tensor<2x256x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<2x256x256xbf16>
+  return %0 : tensor<2x256x256xbf16>
+}
+
+//--- mma_sync_swiglu.mlir
+// mma.sync (chosen by hand on sm_90a), gated, f16, [384, 128] rows in 3
+// chunks.
+// RUN: bpt-opt %t/mma_sync_swiglu.mlir --bpt-blockwise="tensor-cores=false" | FileCheck %s --check-prefix=LOOP
+// RUN: bpt-cpu-run %t/mma_sync_swiglu.mlir --seed=72 | FileCheck %s --check-prefix=SWIGLU
+// SWIGLU: output 0 tensor<384x128xf16>: relative error {{.*}}: PASS
+// SWIGLU: {{^PASS$}}
+func.func @mma_sync_swiglu(%x: tensor<384x128xf16>, %w1: tensor<128x256xf16>,
+                           %w2: tensor<256x128xf16>, %w3: tensor<128x256xf16>)
+    -> tensor<384x128xf16> {
+  %0 = bpt.ffn swiglu %x, %w1, %w2, gate %w3 {bpt.strategy =
+      #bpt.strategy<mma_sync, chip = "sm_90a", chunk_rows = 128>}
+      : (tensor<384x128xf16>, tensor<128x256xf16>, tensor<256x128xf16>,
+         tensor<128x256xf16>) -> tensor<384x128xf16>
+  return %0 : tensor<384x128xf16>
+}
+
+// LOOP: scf.forall
+// LOOP: bpt.ffn
+// LOOP: bpt.nest = #bpt.chunk_loop<ffn>
