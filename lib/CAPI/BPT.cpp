@@ -46,8 +46,8 @@ MlirLogicalResult bptRunPipeline(MlirModule module, MlirStringRef pipeline) {
 
 bptCompileOptions bptCompileOptionsDefault(void) {
   bpt::CompileOptions defaults;
-  return {defaults.qBlock, defaults.kvBlock,  defaults.fuse,
-          defaults.threads, "sm_90a",         "+ptx80"};
+  return {defaults.strategy.qBlock, defaults.strategy.kvBlock, defaults.fuse,
+          defaults.threads, "sm_90a", "+ptx80"};
 }
 
 MlirLogicalResult bptCompileKernelSet(MlirModule module,
@@ -58,12 +58,12 @@ MlirLogicalResult bptCompileKernelSet(MlirModule module,
                                       void *userData) {
   bpt::CompileOptions compile;
   if (options) {
-    compile.qBlock = options->qBlock;
-    compile.kvBlock = options->kvBlock;
+    compile.strategy.qBlock = options->qBlock;
+    compile.strategy.kvBlock = options->kvBlock;
     compile.fuse = options->fuse;
     compile.threads = options->threads;
     if (options->chip)
-      compile.chip = options->chip;
+      compile.strategy.chip = options->chip;
     if (options->features)
       compile.features = options->features;
   }

@@ -177,27 +177,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
 // Stages
 //===----------------------------------------------------------------------===//
 
-StrategyOptions bpt::strategyOptions(const CompileOptions &options) {
-  StrategyOptions strategy;
-  strategy.chip = options.chip;
-  strategy.tensorCores = options.tensorCores;
-  strategy.qBlock = options.qBlock;
-  strategy.kvBlock = options.kvBlock;
-  strategy.chunkRows = options.chunkRows;
-  strategy.sm90KvBlock = options.attentionKvBlock;
-  strategy.sm90Stages = options.attentionStages;
-  strategy.gemmBlockN = options.gemmBlockN;
-  strategy.gemmStages = options.gemmStages;
-  strategy.sm80QBlock = options.mmaSyncQBlock;
-  strategy.sm80KvBlock = options.mmaSyncKvBlock;
-  strategy.sm80Stages = options.mmaSyncStages;
-  strategy.sm80GemmBlockN = options.mmaSyncGemmBlockN;
-  return strategy;
-}
-
 void bpt::fillPipelineOptions(const CompileOptions &options,
                               NVVMOptions &nvvm) {
-  nvvm.setStrategy(strategyOptions(options));
+  nvvm.setStrategy(options.strategy);
   nvvm.fuse = options.fuse;
   nvvm.features = options.features;
   nvvm.threads = options.threads;
@@ -609,8 +591,8 @@ bool ManifestBuilder::hasScalarArguments() const {
 llvm::json::Object optionsJson(ModelDescription &model,
                                const CompileOptions &options, StringRef ptx) {
   llvm::json::Object opts = std::move(model.options);
-  opts["q_block"] = options.qBlock;
-  opts["kv_block"] = options.kvBlock;
+  opts["q_block"] = options.strategy.qBlock;
+  opts["kv_block"] = options.strategy.kvBlock;
   opts["fuse"] = options.fuse;
   opts["threads"] = options.threads;
   // Which tensor-core kernels the set has, from the instructions in its PTX.
@@ -618,18 +600,18 @@ llvm::json::Object optionsJson(ModelDescription &model,
   bool mmaSync = ptx.contains("mma.sync.aligned");
   opts["tensor_cores"] = wgmma || mmaSync;
   if (mmaSync) {
-    opts["sm80_q_block"] = options.mmaSyncQBlock;
-    opts["sm80_kv_block"] = options.mmaSyncKvBlock;
-    opts["sm80_stages"] = options.mmaSyncStages;
-    opts["sm80_gemm_block_n"] = options.mmaSyncGemmBlockN;
+    opts["sm80_q_block"] = options.strategy.sm80QBlock;
+    opts["sm80_kv_block"] = options.strategy.sm80KvBlock;
+    opts["sm80_stages"] = options.strategy.sm80Stages;
+    opts["sm80_gemm_block_n"] = options.strategy.sm80GemmBlockN;
   }
   if (wgmma) {
     // The sm_90a tiling (options are flat: numbers, strings, booleans).
-    opts["sm90_chunk_rows"] = options.chunkRows;
-    opts["sm90_kv_block"] = options.attentionKvBlock;
-    opts["sm90_stages"] = options.attentionStages;
-    opts["sm90_gemm_block_n"] = options.gemmBlockN;
-    opts["sm90_gemm_stages"] = options.gemmStages;
+    opts["sm90_chunk_rows"] = options.strategy.chunkRows;
+    opts["sm90_kv_block"] = options.strategy.sm90KvBlock;
+    opts["sm90_stages"] = options.strategy.sm90Stages;
+    opts["sm90_gemm_block_n"] = options.strategy.gemmBlockN;
+    opts["sm90_gemm_stages"] = options.strategy.gemmStages;
   }
   return opts;
 }
@@ -676,7 +658,7 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
       {"bpt_manifest_version",
        hasTensorMaps || manifest.hasScalarArguments() ? 2 : 1},
       {"ptx", ptxFileName},
-      {"chip", options.chip},
+      {"chip", options.strategy.chip},
       {"features", options.features},
       {"op", model.op},
       {"options", optionsJson(model, options, set.ptx)},

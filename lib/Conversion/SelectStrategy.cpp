@@ -79,22 +79,13 @@ LogicalResult verifyRecorded(Operation *op, StrategyAttr recorded,
 struct BPTSelectStrategyPass final
     : bpt::impl::BPTSelectStrategyBase<BPTSelectStrategyPass> {
   using Base::Base;
+  // Reads the (protected) options by name.
+  template <typename From, typename To>
+  friend void bpt::copyStrategyFields(const From &, To &);
 
   void runOnOperation() override {
     StrategyOptions options;
-    options.chip = chip;
-    options.tensorCores = tensorCores;
-    options.qBlock = qBlock;
-    options.kvBlock = kvBlock;
-    options.chunkRows = chunkRows;
-    options.sm90KvBlock = sm90KvBlock;
-    options.sm90Stages = sm90Stages;
-    options.gemmBlockN = gemmBlockN;
-    options.gemmStages = gemmStages;
-    options.sm80QBlock = sm80QBlock;
-    options.sm80KvBlock = sm80KvBlock;
-    options.sm80Stages = sm80Stages;
-    options.sm80GemmBlockN = sm80GemmBlockN;
+    copyStrategyFields(*this, options);
     if (std::optional<std::string> why = checkStrategyOptions(options)) {
       getOperation().emitError() << "bpt-select-strategy: " << *why;
       return signalPassFailure();

@@ -39,19 +39,7 @@ std::optional<Stage> bpt::parseStage(StringRef name) {
 
 static BPTSelectStrategyOptions selectStrategyOptions(const StrategyOptions &o) {
   BPTSelectStrategyOptions pass;
-  pass.chip = o.chip;
-  pass.tensorCores = o.tensorCores;
-  pass.qBlock = o.qBlock;
-  pass.kvBlock = o.kvBlock;
-  pass.chunkRows = o.chunkRows;
-  pass.sm90KvBlock = o.sm90KvBlock;
-  pass.sm90Stages = o.sm90Stages;
-  pass.gemmBlockN = o.gemmBlockN;
-  pass.gemmStages = o.gemmStages;
-  pass.sm80QBlock = o.sm80QBlock;
-  pass.sm80KvBlock = o.sm80KvBlock;
-  pass.sm80Stages = o.sm80Stages;
-  pass.sm80GemmBlockN = o.sm80GemmBlockN;
+  copyStrategyFields(o, pass);
   return pass;
 }
 

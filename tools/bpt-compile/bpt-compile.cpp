@@ -148,22 +148,22 @@ static LogicalResult writeFile(StringRef path, StringRef contents) {
   return success();
 }
 
-/// The sm_90a tiling flags and where they live in CompileOptions.
+/// The tiling flags and where they live in StrategyOptions.
 static const struct {
   const char *flag;
   cl::opt<int64_t> *option;
-  int64_t bpt::CompileOptions::*field;
+  int64_t bpt::StrategyOptions::*field;
 } kTilingFlags[] = {
-    {"chunk-rows", &chunkRows, &bpt::CompileOptions::chunkRows},
-    {"sm90-kv-block", &sm90KvBlock, &bpt::CompileOptions::attentionKvBlock},
-    {"sm90-stages", &sm90Stages, &bpt::CompileOptions::attentionStages},
-    {"sm90-gemm-block-n", &sm90GemmBlockN, &bpt::CompileOptions::gemmBlockN},
-    {"sm90-gemm-stages", &sm90GemmStages, &bpt::CompileOptions::gemmStages},
-    {"sm80-q-block", &sm80QBlock, &bpt::CompileOptions::mmaSyncQBlock},
-    {"sm80-kv-block", &sm80KvBlock, &bpt::CompileOptions::mmaSyncKvBlock},
-    {"sm80-stages", &sm80Stages, &bpt::CompileOptions::mmaSyncStages},
+    {"chunk-rows", &chunkRows, &bpt::StrategyOptions::chunkRows},
+    {"sm90-kv-block", &sm90KvBlock, &bpt::StrategyOptions::sm90KvBlock},
+    {"sm90-stages", &sm90Stages, &bpt::StrategyOptions::sm90Stages},
+    {"sm90-gemm-block-n", &sm90GemmBlockN, &bpt::StrategyOptions::gemmBlockN},
+    {"sm90-gemm-stages", &sm90GemmStages, &bpt::StrategyOptions::gemmStages},
+    {"sm80-q-block", &sm80QBlock, &bpt::StrategyOptions::sm80QBlock},
+    {"sm80-kv-block", &sm80KvBlock, &bpt::StrategyOptions::sm80KvBlock},
+    {"sm80-stages", &sm80Stages, &bpt::StrategyOptions::sm80Stages},
     {"sm80-gemm-block-n", &sm80GemmBlockN,
-     &bpt::CompileOptions::mmaSyncGemmBlockN},
+     &bpt::StrategyOptions::sm80GemmBlockN},
 };
 
 /// Reads a tuning file's "flags" object into `options`; a flag given on
@@ -198,7 +198,7 @@ static LogicalResult applyTuning(StringRef path,
       return failure();
     }
     if (known->option->getNumOccurrences() == 0)
-      options.*(known->field) = *number;
+      options.strategy.*(known->field) = *number;
   }
   return success();
 }
@@ -263,18 +263,18 @@ predictedAttentionMs(ModuleOp module, const bpt::CompileOptions &options) {
   bpt::AttentionProblem problem{q[0], q[1], q[2],
                                 ops[0].getKey().getType().getDimSize(2), q[3],
                                 ops[0].getCausal()};
-  bpt::ChipInfo chip = bpt::getChipInfo(options.chip);
+  bpt::ChipInfo chip = bpt::getChipInfo(options.strategy.chip);
   bool wgmma = chip.hasWgmma;
   bpt::AttentionTiling tiling =
-      wgmma ? bpt::AttentionTiling{128, options.attentionKvBlock,
-                                   options.attentionStages}
-            : bpt::AttentionTiling{options.mmaSyncQBlock,
-                                   options.mmaSyncKvBlock,
-                                   options.mmaSyncStages};
+      wgmma ? bpt::AttentionTiling{128, options.strategy.sm90KvBlock,
+                                   options.strategy.sm90Stages}
+            : bpt::AttentionTiling{options.strategy.sm80QBlock,
+                                   options.strategy.sm80KvBlock,
+                                   options.strategy.sm80Stages};
   return bpt::predictAttentionMs(
       wgmma ? bpt::AttentionKernelKind::Wgmma
             : bpt::AttentionKernelKind::MmaSync,
-      problem, tiling, bpt::ChipModel::forChip(options.chip),
+      problem, tiling, bpt::ChipModel::forChip(options.strategy.chip),
       chip.sharedMemoryPerBlock);
 }
 
@@ -288,16 +288,16 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     return fail("cannot create '" + dir + "': " + error.message());
   llvm::json::Array list;
   int64_t index = 0;
-  for (const auto &candidate : tuningCandidates(*probe, base.chip)) {
+  for (const auto &candidate : tuningCandidates(*probe, base.strategy.chip)) {
     bpt::CompileOptions options = base;
     llvm::json::Object flags;
     for (auto [flag, value] : candidate) {
       for (const auto &f : kTilingFlags)
         if (StringRef(flag) == f.flag)
-          options.*(f.field) = value;
+          options.strategy.*(f.field) = value;
       flags[flag] = value;
     }
-    flags["chunk-rows"] = options.chunkRows;
+    flags["chunk-rows"] = options.strategy.chunkRows;
     std::string name = llvm::formatv("candidate-{0}", index++).str();
     OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(text, &context);
     // A tiling that does not fit (shared memory, divisibility) is an error
@@ -313,7 +313,7 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     // The candidate's flags tune the chip's own kernels: one that falls
     // back (to mma.sync on sm_90a, or to the portable path) is not timed.
     StringRef instruction =
-        bpt::getChipInfo(base.chip).hasWgmma ? "wgmma.mma_async"
+        bpt::getChipInfo(base.strategy.chip).hasWgmma ? "wgmma.mma_async"
                                              : "mma.sync.aligned";
     if (!StringRef(set->ptx).contains(instruction)) {
       llvm::errs() << "bpt-compile: --tune: " << name << " left out: it has no "
@@ -417,26 +417,21 @@ int main(int argc, char **argv) {
   }
 
   bpt::CompileOptions options;
-  options.qBlock = qBlock;
-  options.kvBlock = kvBlock;
+  bpt::StrategyOptions &strategy = options.strategy;
+  strategy.chip = chip;
+  strategy.tensorCores = !noTensorCores;
+  strategy.qBlock = qBlock;
+  strategy.kvBlock = kvBlock;
+  // The tiling flags (also set by --tuning files) from their table.
+  for (const auto &f : kTilingFlags)
+    strategy.*(f.field) = *f.option;
   options.fuse = !noFuse;
-  options.tensorCores = !noTensorCores;
-  options.chunkRows = chunkRows;
-  options.attentionKvBlock = sm90KvBlock;
-  options.attentionStages = sm90Stages;
-  options.gemmBlockN = sm90GemmBlockN;
-  options.gemmStages = sm90GemmStages;
-  options.mmaSyncQBlock = sm80QBlock;
-  options.mmaSyncKvBlock = sm80KvBlock;
-  options.mmaSyncStages = sm80Stages;
-  options.mmaSyncGemmBlockN = sm80GemmBlockN;
-  options.chip = chip;
   options.features = features;
   options.threads = threads;
   if (!tuning.empty())
     if (failed(applyTuning(tuning, options)))
       return 1;
-  if (std::optional<std::string> why = bpt::checkStrategyOptions(bpt::strategyOptions(options)))
+  if (std::optional<std::string> why = bpt::checkStrategyOptions(options.strategy))
     return fail("--" + *why);
 
   if (tune) {

@@ -43,34 +43,17 @@ buildModel(ModelSpec &spec, mlir::MLIRContext &context);
 
 /// Options of the whole compilation.
 struct CompileOptions {
-  int64_t qBlock = 64, kvBlock = 64;
+  /// The target chip and the kernel tilings a user pinned (bpt-compile's
+  /// --chip, --q-block, --sm90-*, --sm80-* flags or a --tuning file):
+  /// what bpt-select-strategy decides from.
+  StrategyOptions strategy;
   bool fuse = true;
-  std::string chip = "sm_90a", features = "+ptx80";
+  std::string features = "+ptx80";
   /// The portable path's threads per block and shared memory per block
   /// (0: the chip's).
   int64_t threads = 256, sharedMemory = 0;
-  /// Lower eligible ops to the chip's tensor-core kernels (sm_90a: wgmma
-  /// for attention, FFN and block; sm_80 and later: mma.sync for
-  /// attention); the rest take the portable path.
-  bool tensorCores = true;
-  /// Tiling of the sm_90a kernels (bpt-compile --sm90-*, or a --tuning
-  /// file): rows per chunk of the FFN and block passes, the attention's
-  /// key/value block and ring stages (0: chosen by the attention cost
-  /// model), the GEMMs' tile width and stages (0: chosen per GEMM).
-  int64_t chunkRows = 2048;
-  int64_t attentionKvBlock = 0, attentionStages = 0;
-  int64_t gemmBlockN = 0, gemmStages = 0;
-  /// Tiling of the mma.sync attention (bpt-compile --sm80-*): query rows
-  /// per thread block, key/value rows per block, K/V ring stages (0: chosen
-  /// by the attention cost model).
-  int64_t mmaSyncQBlock = 0, mmaSyncKvBlock = 0, mmaSyncStages = 0;
-  /// The mma.sync GEMMs' tile columns (bpt-compile --sm80-gemm-block-n; 0:
-  /// 256 where N allows).
-  int64_t mmaSyncGemmBlockN = 0;
 };
 
-/// The bpt-select-strategy options that `options` stand for.
-StrategyOptions strategyOptions(const CompileOptions &options);
 /// Sets every bpt-to-nvvm option from `options`.
 void fillPipelineOptions(const CompileOptions &options, NVVMOptions &nvvm);
 

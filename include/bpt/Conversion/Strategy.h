@@ -46,6 +46,27 @@ struct StrategyOptions {
   int64_t sm80QBlock = 0, sm80KvBlock = 0, sm80Stages = 0, sm80GemmBlockN = 0;
 };
 
+/// Copies the strategy options that `from` and `to` share by name (the
+/// fields of StrategyOptions but `allowWgmma`): between StrategyOptions,
+/// bpt-select-strategy's pass options and the pipelines' options, so that
+/// the list is written once.
+template <typename From, typename To>
+void copyStrategyFields(const From &from, To &to) {
+  to.chip = from.chip;
+  to.tensorCores = from.tensorCores;
+  to.qBlock = from.qBlock;
+  to.kvBlock = from.kvBlock;
+  to.chunkRows = from.chunkRows;
+  to.sm90KvBlock = from.sm90KvBlock;
+  to.sm90Stages = from.sm90Stages;
+  to.gemmBlockN = from.gemmBlockN;
+  to.gemmStages = from.gemmStages;
+  to.sm80QBlock = from.sm80QBlock;
+  to.sm80KvBlock = from.sm80KvBlock;
+  to.sm80Stages = from.sm80Stages;
+  to.sm80GemmBlockN = from.sm80GemmBlockN;
+}
+
 /// Why `options` are out of range (the message names the option), or
 /// nothing.
 std::optional<std::string> checkStrategyOptions(const StrategyOptions &options);

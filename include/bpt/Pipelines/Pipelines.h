@@ -104,37 +104,11 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
   /// The same values as bpt-select-strategy's options.
   StrategyOptions strategy() const {
     StrategyOptions o;
-    o.chip = chip;
-    o.tensorCores = tensorCores;
-    o.qBlock = qBlock;
-    o.kvBlock = kvBlock;
-    o.chunkRows = chunkRows;
-    o.sm90KvBlock = sm90KvBlock;
-    o.sm90Stages = sm90Stages;
-    o.gemmBlockN = gemmBlockN;
-    o.gemmStages = gemmStages;
-    o.sm80QBlock = sm80QBlock;
-    o.sm80KvBlock = sm80KvBlock;
-    o.sm80Stages = sm80Stages;
-    o.sm80GemmBlockN = sm80GemmBlockN;
+    copyStrategyFields(*this, o);
     return o;
   }
-  /// Sets every option from `o`.
-  void setStrategy(const StrategyOptions &o) {
-    chip = o.chip;
-    tensorCores = o.tensorCores;
-    qBlock = o.qBlock;
-    kvBlock = o.kvBlock;
-    chunkRows = o.chunkRows;
-    sm90KvBlock = o.sm90KvBlock;
-    sm90Stages = o.sm90Stages;
-    gemmBlockN = o.gemmBlockN;
-    gemmStages = o.gemmStages;
-    sm80QBlock = o.sm80QBlock;
-    sm80KvBlock = o.sm80KvBlock;
-    sm80Stages = o.sm80Stages;
-    sm80GemmBlockN = o.sm80GemmBlockN;
-  }
+  /// Sets every strategy option from `o`.
+  void setStrategy(const StrategyOptions &o) { copyStrategyFields(o, *this); }
 };
 
 /// Options of bpt-blockwise.
