@@ -3,14 +3,20 @@
 # the shared anchors: bf16, 16k tokens per batch, hidden 2048) into DIR.
 #   bench/compile.sh DIR [bpt-compile flags...]
 # Flags after DIR go to every compilation (e.g. --chip=sm_80 for the
-# mma.sync kernels); BENCH_OPS (default "attention block ffn") picks the ops.
+# mma.sync kernels); BENCH_OPS (default "attention block ffn") picks the ops;
+# BPT_COMPILE names another bpt-compile to use.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
 shift
 ops=${BENCH_OPS:-attention block ffn}
-"$root/scripts/build.sh" bpt-compile >/dev/null
-compile="$root/build/bin/bpt-compile"
+# BPT_COMPILE: another bpt-compile (e.g. an older build, to compare).
+if [[ -n "${BPT_COMPILE:-}" ]]; then
+  compile=$BPT_COMPILE
+else
+  "$root/scripts/build.sh" bpt-compile >/dev/null
+  compile="$root/build/bin/bpt-compile"
+fi
 mkdir -p "$out"
 if [[ " $ops " == *" attention "* ]]; then
 for d in 64 128; do

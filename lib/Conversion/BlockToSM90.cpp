@@ -138,8 +138,7 @@ public:
     }
     Value variance = fadd(fmul(warpSum(squares), cf(1.0 / hidden)),
                           cf(config.epsilon));
-    Value inverse = asmOp(f32, variance, "rsqrt.approx.ftz.f32 $0, $1;",
-                          "=f,f", /*sideEffects=*/false);
+    Value inverse = rsqrt(variance);
 
     Value outBase = rowBytes(outRow0);
     for (int64_t v = 0; v < vectors; ++v) {

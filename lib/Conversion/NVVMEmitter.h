@@ -73,9 +73,15 @@ protected:
   Value fma(Value x, Value y, Value z) {
     return LLVM::FMAOp::create(b, loc, x, y, z);
   }
-  Value exp2(Value x) {
-    return asmOp(f32, x, "ex2.approx.ftz.f32 $0, $1;", "=f,f",
-                 /*sideEffects=*/false);
+  /// 2^x and 1/sqrt(x) in f32 through the NVVM intrinsics (ex2.approx.ftz,
+  /// rsqrt.approx.ftz): one SFU instruction each, which LLVM can schedule,
+  /// unlike inline assembly.
+  Value exp2(Value x) { return intrinsic(f32, "llvm.nvvm.ex2.approx.ftz.f32", x); }
+  Value rsqrt(Value x) { return intrinsic(f32, "llvm.nvvm.rsqrt.approx.ftz.f", x); }
+  Value intrinsic(Type result, StringRef name, ValueRange operands) {
+    return LLVM::CallIntrinsicOp::create(b, loc, result,
+                                         b.getStringAttr(name), operands)
+        .getResult(0);
   }
   Value shuffleXor(Value x, int64_t offset) {
     return NVVM::ShflOp::create(b, loc, f32, c32(-1), x, c32(offset),

@@ -48,7 +48,7 @@
 // Causal: only blocks that straddle the diagonal are masked.
 // CHECK: scf.if %{{.+}} -> (f32,
 // CHECK: nvvm.shfl.sync bfly
-// CHECK: llvm.inline_asm asm_dialect = att "ex2.approx.ftz.f32 $0, $1;"
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // CHECK: nvvm.ldmatrix %{{.+}} {{.+}}layout = #nvvm.mma_layout<col>
 // CHECK: nvvm.mma.sync
 // CHECK: scf.yield

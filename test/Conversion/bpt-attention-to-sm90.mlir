@@ -50,7 +50,7 @@
 // CHECK: scf.if
 // CHECK: arith.select
 // CHECK: nvvm.shfl.sync bfly
-// CHECK: "ex2.approx.ftz.f32 $0, $1;"
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // O += P V: P from registers, V transposed (MN-major), 8 k16 steps.
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: "{\0A.reg .pred p;\0Asetp.ne.b32 p, $133, 0;\0Awgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16

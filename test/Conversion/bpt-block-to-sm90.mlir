@@ -46,7 +46,7 @@
 // CHECK: gpu.func @rms_norm_sm90_x512_o128_h256(
 // CHECK: llvm.load %{{.+}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xbf16>
 // CHECK: nvvm.shfl.sync bfly
-// CHECK: "rsqrt.approx.ftz.f32 $0, $1;"
+// CHECK: llvm.call_intrinsic "llvm.nvvm.rsqrt.approx.ftz.f"
 // CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
 
 func.func @block(%x: tensor<2x256x256xbf16>, %g: tensor<256xbf16>,
