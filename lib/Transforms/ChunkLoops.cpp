@@ -393,15 +393,27 @@ std::optional<ChunkLoopKind> chunkLoopKind(Operation *loop) {
 
 } // namespace
 
-FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
-  auto fail = [&](const Twine &why) {
-    return blockLoop.emitError() << "chunk loop: " << why;
-  };
-  if (chunkLoopKind(blockLoop) != ChunkLoopKind::block ||
-      blockLoop.getNumResults() != 1 || blockLoop.getRank() != 1)
-    return fail("expected a one-dimensional #bpt.chunk_loop<block> with one "
-                "result");
-  FailureOr<SmallVector<Operation *>> ops = computeOps(blockLoop);
+namespace {
+
+InFlightDiagnostic chunkLoopError(Operation *loop, const Twine &why) {
+  return loop->emitError() << "chunk loop: " << why;
+}
+
+bool reads(Operation *op, unsigned i, Value v) {
+  return op->getOperand(i) == v;
+}
+
+/// Whether `add` adds `a` and `b`, in either order.
+bool adds(arith::AddFOp add, Value a, Value b) {
+  return (reads(add, 0, a) && reads(add, 1, b)) ||
+         (reads(add, 1, a) && reads(add, 0, b));
+}
+
+/// The block loop's pieces, in order, each reading the one before; sets
+/// everything but the keys and values and the shapes.
+LogicalResult readBlockBody(BlockChunkLoops &m) {
+  scf::ForallOp loop = m.blockLoop;
+  FailureOr<SmallVector<Operation *>> ops = computeOps(loop);
   if (failed(ops))
     return failure();
   // norm1, Q projection, attention, O projection, residual, norm2, FFN,
@@ -411,10 +423,8 @@ FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
       !isa<scf::ForallOp>(p[2]) || !isa<LinearOp>(p[3]) ||
       !isa<arith::AddFOp>(p[4]) || !isNorm(p[5]) || !isa<FFNOp>(p[6]) ||
       !isa<arith::AddFOp>(p[7]))
-    return fail("expected norm, linear, attention nest, linear, addf, norm, "
-                "ffn, addf in its body");
-  BlockChunkLoops m;
-  m.blockLoop = blockLoop;
+    return chunkLoopError(loop, "expected norm, linear, attention nest, "
+                                "linear, addf, norm, ffn, addf in its body");
   m.norm1 = p[0];
   m.queryProjection = cast<LinearOp>(p[1]);
   m.attention = cast<scf::ForallOp>(p[2]);
@@ -424,112 +434,135 @@ FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
   auto residual1 = cast<arith::AddFOp>(p[4]);
   auto residual2 = cast<arith::AddFOp>(p[7]);
 
-  // Each piece reads the one before.
   Value xChunk = m.norm1->getOperand(0);
-  std::optional<RowsRead> xRead = readRows(xChunk, blockLoop);
+  std::optional<RowsRead> xRead = readRows(xChunk, loop);
   if (!xRead)
-    return fail("norm1 does not read a chunk of the input rows");
+    return chunkLoopError(loop, "norm1 does not read a chunk of the input "
+                                "rows");
   m.inputRows = xRead->rows;
   m.chunkRows = xRead->count;
   int64_t rows = cast<RankedTensorType>(m.inputRows.getType()).getDimSize(0);
-  if (!isChunkStart(xRead->offset, blockLoop, m.chunkRows, rows) ||
-      !storesChunks(blockLoop, m.chunkRows, rows))
-    return fail("it does not read and write its chunk's rows");
-  auto reads = [](Operation *op, unsigned i, Value v) {
-    return op->getOperand(i) == v;
-  };
-  Value nestOut = m.attention.getResult(0);
+  if (!isChunkStart(xRead->offset, loop, m.chunkRows, rows) ||
+      !storesChunks(loop, m.chunkRows, rows))
+    return chunkLoopError(loop, "it does not read and write its chunk's rows");
   if (!reads(m.queryProjection, 0, m.norm1->getResult(0)) ||
-      throughViews(m.outputProjection.getInput()) != nestOut ||
-      !((reads(residual1, 0, xChunk) &&
-         reads(residual1, 1, m.outputProjection)) ||
-        (reads(residual1, 1, xChunk) &&
-         reads(residual1, 0, m.outputProjection))) ||
-      !reads(m.norm2, 0, residual1) || !reads(m.ffn, 0, m.norm2->getResult(0)) ||
-      !((reads(residual2, 0, residual1) && reads(residual2, 1, m.ffn)) ||
-        (reads(residual2, 1, residual1) && reads(residual2, 0, m.ffn))))
-    return fail("its pieces do not read one another as a block's do");
-  auto stores = blockLoop.getTerminator().getYieldingOps();
+      throughViews(m.outputProjection.getInput()) !=
+          m.attention.getResult(0) ||
+      !adds(residual1, xChunk, m.outputProjection) ||
+      !reads(m.norm2, 0, residual1) ||
+      !reads(m.ffn, 0, m.norm2->getResult(0)) ||
+      !adds(residual2, residual1, m.ffn))
+    return chunkLoopError(loop, "its pieces do not read one another as a "
+                                "block's do");
+  auto stores = loop.getTerminator().getYieldingOps();
   if (llvm::range_size(stores) != 1 ||
       cast<tensor::ParallelInsertSliceOp>(&*stores.begin()).getSource() !=
           residual2.getResult())
-    return fail("it does not store the second residual");
+    return chunkLoopError(loop, "it does not store the second residual");
+  return success();
+}
 
-  // Keys and values: a sequence's rows of the kv_projection loop's results.
+/// The kv_projection loop whose results the block loop reads, one
+/// sequence's rows at a time; sets `kvLoop` and `seq`.
+LogicalResult findKeysAndValues(BlockChunkLoops &m, int64_t rows) {
   m.seq = 0;
-  for (Operation &op : blockLoop.getBody()->getOperations())
+  for (Operation &op : m.blockLoop.getBody()->getOperations())
     for (Value operand : op.getOperands()) {
       auto producer = operand.getDefiningOp<scf::ForallOp>();
       if (chunkLoopKind(producer) != ChunkLoopKind::kv_projection)
         continue;
       std::optional<RowsRead> read = readRows(
           isa<tensor::ExtractSliceOp>(op) ? op.getResult(0) : operand,
-          blockLoop);
+          m.blockLoop);
       if ((m.kvLoop && m.kvLoop != producer) || !read ||
           (m.seq && m.seq != read->count) ||
-          !isSequenceStart(read->offset, blockLoop, m.chunkRows, rows,
+          !isSequenceStart(read->offset, m.blockLoop, m.chunkRows, rows,
                            read->count))
-        return fail("it does not read one sequence's keys and values of one "
-                    "kv_projection loop");
+        return chunkLoopError(m.blockLoop,
+                              "it does not read one sequence's keys and "
+                              "values of one kv_projection loop");
       m.kvLoop = producer;
       m.seq = read->count;
     }
   if (!m.kvLoop)
-    return fail("it reads no #bpt.chunk_loop<kv_projection>");
-  FailureOr<SmallVector<Operation *>> kvOps = computeOps(m.kvLoop);
-  if (failed(kvOps))
+    return chunkLoopError(m.blockLoop,
+                          "it reads no #bpt.chunk_loop<kv_projection>");
+  return success();
+}
+
+/// The kv_projection loop: the block's norm1 of the same chunk, then the
+/// key and value projections (one op when CSE merged two equal ones).
+LogicalResult readKVLoop(BlockChunkLoops &m, int64_t rows) {
+  scf::ForallOp loop = m.kvLoop;
+  FailureOr<SmallVector<Operation *>> ops = computeOps(loop);
+  if (failed(ops))
     return failure();
-  // norm1, then the key and value projections (one op when CSE merged two
-  // equal ones).
-  SmallVector<Operation *> &kv = *kvOps;
-  auto kvFail = [&](const Twine &why) {
-    return m.kvLoop.emitError() << "chunk loop: " << why;
-  };
+  SmallVector<Operation *> &kv = *ops;
   if (kv.size() < 2 || kv.size() > 3 || !isNorm(kv[0]) ||
       !llvm::all_of(ArrayRef(kv).drop_front(), llvm::IsaPred<LinearOp>))
-    return kvFail("expected norm, linear, linear in its body");
+    return chunkLoopError(loop, "expected norm, linear, linear in its body");
   SmallVector<LinearOp> stored;
-  for (Operation &store : m.kvLoop.getTerminator().getYieldingOps())
+  for (Operation &store : loop.getTerminator().getYieldingOps())
     stored.push_back(cast<tensor::ParallelInsertSliceOp>(&store)
                          .getSource()
                          .getDefiningOp<LinearOp>());
   if (stored.size() != 2 || !stored[0] || !stored[1] ||
-      stored[0]->getParentOp() != m.kvLoop ||
-      stored[1]->getParentOp() != m.kvLoop)
-    return kvFail("it does not store two projections of its body");
+      stored[0]->getParentOp() != loop || stored[1]->getParentOp() != loop)
+    return chunkLoopError(loop, "it does not store two projections of its "
+                                "body");
   m.keyProjection = stored[0];
   m.valueProjection = stored[1];
-  std::optional<RowsRead> kvRead = readRows(kv[0]->getOperand(0), m.kvLoop);
-  if (!kvRead || kvRead->rows != m.inputRows ||
-      kvRead->count != m.chunkRows ||
-      !isChunkStart(kvRead->offset, m.kvLoop, m.chunkRows, rows) ||
-      !storesChunks(m.kvLoop, m.chunkRows, rows) ||
-      kv[0]->getName() != m.norm1->getName() ||
-      kv[0]->getAttrDictionary() != m.norm1->getAttrDictionary() ||
-      !llvm::equal(kv[0]->getOperands().drop_front(),
+  Operation *norm = kv[0];
+  std::optional<RowsRead> read = readRows(norm->getOperand(0), loop);
+  if (!read || read->rows != m.inputRows || read->count != m.chunkRows ||
+      !isChunkStart(read->offset, loop, m.chunkRows, rows) ||
+      !storesChunks(loop, m.chunkRows, rows) ||
+      norm->getName() != m.norm1->getName() ||
+      norm->getAttrDictionary() != m.norm1->getAttrDictionary() ||
+      !llvm::equal(norm->getOperands().drop_front(),
                    m.norm1->getOperands().drop_front()) ||
-      !reads(m.keyProjection, 0, kv[0]->getResult(0)) ||
-      !reads(m.valueProjection, 0, kv[0]->getResult(0)))
-    return kvFail("its norm and projections are not the block's");
+      !reads(m.keyProjection, 0, norm->getResult(0)) ||
+      !reads(m.valueProjection, 0, norm->getResult(0)))
+    return chunkLoopError(loop, "its norm and projections are not the "
+                                "block's");
+  return success();
+}
 
+/// Heads and widths; sets `heads`, `kvHeads` and `headDim`.
+LogicalResult readShapes(BlockChunkLoops &m, int64_t rows) {
   for (LinearOp projection : {m.queryProjection, m.keyProjection,
                               m.valueProjection, m.outputProjection})
     if (projection.getBias())
-      return projection.emitError()
-             << "chunk loop: a block's projections have no bias";
-  auto rowsType = cast<RankedTensorType>(m.inputRows.getType());
+      return chunkLoopError(projection, "a block's projections have no bias");
   auto widthOf = [](LinearOp op) {
     return cast<RankedTensorType>(op.getType()).getDimSize(1);
   };
-  int64_t qWidth = widthOf(m.queryProjection);
-  int64_t kvWidth = widthOf(m.keyProjection);
-  auto nestType = cast<RankedTensorType>(nestOut.getType());
+  auto nestType = cast<RankedTensorType>(m.attention.getResult(0).getType());
   m.heads = nestType.getDimSize(1);
   m.headDim = nestType.getDimSize(3);
-  m.kvHeads = kvWidth / m.headDim;
-  if (m.seq <= 0 || rowsType.getDimSize(0) % m.seq != 0 ||
-      m.seq % m.chunkRows != 0 || qWidth != m.heads * m.headDim)
-    return fail("its chunks, sequences and heads do not tile the rows");
+  m.kvHeads = widthOf(m.keyProjection) / m.headDim;
+  if (m.seq <= 0 || rows % m.seq != 0 || m.seq % m.chunkRows != 0 ||
+      widthOf(m.queryProjection) != m.heads * m.headDim)
+    return chunkLoopError(m.blockLoop, "its chunks, sequences and heads do "
+                                       "not tile the rows");
+  return success();
+}
+
+} // namespace
+
+FailureOr<BlockChunkLoops> BlockChunkLoops::match(scf::ForallOp blockLoop) {
+  if (chunkLoopKind(blockLoop) != ChunkLoopKind::block ||
+      blockLoop.getNumResults() != 1 || blockLoop.getRank() != 1)
+    return chunkLoopError(blockLoop, "expected a one-dimensional "
+                                     "#bpt.chunk_loop<block> with one result");
+  BlockChunkLoops m;
+  m.blockLoop = blockLoop;
+  if (failed(readBlockBody(m)))
+    return failure();
+  int64_t rows = cast<RankedTensorType>(m.inputRows.getType()).getDimSize(0);
+  if (failed(findKeysAndValues(m, rows)) || failed(readKVLoop(m, rows)) ||
+      failed(readShapes(m, rows)))
+    return failure();
   if (blockLoop->hasOneUse())
     m.output = dyn_cast<tensor::ExpandShapeOp>(*blockLoop->user_begin());
   return m;
