@@ -195,58 +195,151 @@ bool bpt::ref::isGated(Activation a) {
   return a == Activation::SwiGLU || a == Activation::GeGLU;
 }
 
-Tensor bpt::ref::attention(const Tensor &q, const Tensor &k, const Tensor &v,
-                           bool causal, double scale) {
-  const char *fn = "attention";
-  expectRank(fn, "q", q, 4, "[B, Hq, Sq, D]");
-  expectRank(fn, "k", k, 4, "[B, Hkv, Skv, D]");
-  int64_t b = q.dim(0), hq = q.dim(1), sq = q.dim(2), d = q.dim(3);
-  int64_t hkv = k.dim(1), skv = k.dim(2);
-  expectShape(fn, "k", k, {b, hkv, skv, d}, "[B, Hkv, Skv, D] (B, D of q)");
-  expectShape(fn, "v", v, k.shape, "[B, Hkv, Skv, D] (the shape of k)");
-  if (hkv == 0 || hq % hkv != 0)
-    fail(fn, "query heads (" + std::to_string(hq) +
-                 ") must be a multiple of key/value heads (" +
-                 std::to_string(hkv) + ")");
-  int64_t group = hq / hkv;
+namespace {
 
-  Tensor out(q.shape);
-  std::vector<double> scores(static_cast<size_t>(skv));
-  for (int64_t ib = 0; ib < b; ++ib) {
-    for (int64_t h = 0; h < hq; ++h) {
-      int64_t kvh = h / group;
-      const double *qHead = q.data.data() + (ib * hq + h) * sq * d;
-      const double *kHead = k.data.data() + (ib * hkv + kvh) * skv * d;
-      const double *vHead = v.data.data() + (ib * hkv + kvh) * skv * d;
-      double *oHead = out.data.data() + (ib * hq + h) * sq * d;
-      for (int64_t i = 0; i < sq; ++i) {
-        // Keys 0 .. visible-1 are visible to query i.
-        int64_t visible = causal ? std::min(skv, i + (skv - sq) + 1) : skv;
-        if (visible <= 0)
-          continue; // Fully masked row: stays 0.
-        double maxScore = -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j < visible; ++j) {
-          double dot = 0;
-          for (int64_t id = 0; id < d; ++id)
-            dot += qHead[i * d + id] * kHead[j * d + id];
-          scores[j] = scale * dot;
-          maxScore = std::max(maxScore, scores[j]);
+/// The shapes of one attention, checked.
+struct AttentionShape {
+  int64_t b, hq, sq, d, hkv, skv, group;
+
+  AttentionShape(const char *fn, const Tensor &q, const Tensor &k,
+                 const Tensor &v) {
+    expectRank(fn, "q", q, 4, "[B, Hq, Sq, D]");
+    expectRank(fn, "k", k, 4, "[B, Hkv, Skv, D]");
+    b = q.dim(0), hq = q.dim(1), sq = q.dim(2), d = q.dim(3);
+    hkv = k.dim(1), skv = k.dim(2);
+    expectShape(fn, "k", k, {b, hkv, skv, d}, "[B, Hkv, Skv, D] (B, D of q)");
+    expectShape(fn, "v", v, k.shape, "[B, Hkv, Skv, D] (the shape of k)");
+    if (hkv == 0 || hq % hkv != 0)
+      fail(fn, "query heads (" + std::to_string(hq) +
+                   ") must be a multiple of key/value heads (" +
+                   std::to_string(hkv) + ")");
+    group = hq / hkv;
+  }
+
+  /// Keys 0 .. visible(i) - 1 are visible to query i.
+  int64_t visible(int64_t i, bool causal) const {
+    return causal ? std::max<int64_t>(0, std::min(skv, i + (skv - sq) + 1))
+                  : skv;
+  }
+  /// Offsets of the [S, D] matrices of query head h and its key/value head.
+  int64_t queryHead(int64_t ib, int64_t h) const {
+    return (ib * hq + h) * sq * d;
+  }
+  int64_t kvHead(int64_t ib, int64_t h) const {
+    return (ib * hkv + h / group) * skv * d;
+  }
+};
+
+/// The probabilities of row i (keys 0 .. p.size() - 1) and its
+/// log-sum-exp; the softmax subtracts the row maximum.
+double rowSoftmax(const double *qRow, const double *kHead, int64_t d,
+                  double scale, std::vector<double> &p) {
+  double maxScore = -std::numeric_limits<double>::infinity();
+  for (size_t j = 0; j < p.size(); ++j) {
+    double dot = 0;
+    for (int64_t id = 0; id < d; ++id)
+      dot += qRow[id] * kHead[j * d + id];
+    p[j] = scale * dot;
+    maxScore = std::max(maxScore, p[j]);
+  }
+  double sum = 0;
+  for (double &x : p) {
+    x = std::exp(x - maxScore);
+    sum += x;
+  }
+  for (double &x : p)
+    x /= sum;
+  return maxScore + std::log(sum);
+}
+
+} // namespace
+
+AttentionWithLSE bpt::ref::attentionWithLSE(const Tensor &q, const Tensor &k,
+                                            const Tensor &v, bool causal,
+                                            double scale) {
+  AttentionShape s("attention", q, k, v);
+  AttentionWithLSE result{Tensor(q.shape), Tensor({s.b, s.hq, s.sq})};
+  std::vector<double> p;
+  for (int64_t ib = 0; ib < s.b; ++ib) {
+    for (int64_t h = 0; h < s.hq; ++h) {
+      const double *kHead = k.data.data() + s.kvHead(ib, h);
+      const double *vHead = v.data.data() + s.kvHead(ib, h);
+      for (int64_t i = 0; i < s.sq; ++i) {
+        double &lse = result.lse.data[(ib * s.hq + h) * s.sq + i];
+        p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
+        if (p.empty()) {
+          // Fully masked row: output 0, log of an empty sum.
+          lse = -std::numeric_limits<double>::infinity();
+          continue;
         }
-        double sum = 0;
-        for (int64_t j = 0; j < visible; ++j) {
-          scores[j] = std::exp(scores[j] - maxScore);
-          sum += scores[j];
-        }
-        for (int64_t id = 0; id < d; ++id) {
+        lse = rowSoftmax(q.data.data() + s.queryHead(ib, h) + i * s.d, kHead,
+                         s.d, scale, p);
+        double *oRow = result.out.data.data() + s.queryHead(ib, h) + i * s.d;
+        for (int64_t id = 0; id < s.d; ++id) {
           double acc = 0;
-          for (int64_t j = 0; j < visible; ++j)
-            acc += scores[j] * vHead[j * d + id];
-          oHead[i * d + id] = acc / sum;
+          for (size_t j = 0; j < p.size(); ++j)
+            acc += p[j] * vHead[j * s.d + id];
+          oRow[id] = acc;
         }
       }
     }
   }
-  return out;
+  return result;
+}
+
+Tensor bpt::ref::attention(const Tensor &q, const Tensor &k, const Tensor &v,
+                           bool causal, double scale) {
+  return attentionWithLSE(q, k, v, causal, scale).out;
+}
+
+AttentionGradients bpt::ref::attentionBackward(const Tensor &q,
+                                               const Tensor &k,
+                                               const Tensor &v,
+                                               const Tensor &dOut, bool causal,
+                                               double scale) {
+  const char *fn = "attentionBackward";
+  AttentionShape s(fn, q, k, v);
+  expectShape(fn, "dOut", dOut, q.shape, "[B, Hq, Sq, D] (the shape of q)");
+  Tensor out = attention(q, k, v, causal, scale);
+  AttentionGradients g{Tensor(q.shape), Tensor(k.shape), Tensor(v.shape)};
+  std::vector<double> p, dS;
+  for (int64_t ib = 0; ib < s.b; ++ib) {
+    for (int64_t h = 0; h < s.hq; ++h) {
+      const double *kHead = k.data.data() + s.kvHead(ib, h);
+      const double *vHead = v.data.data() + s.kvHead(ib, h);
+      double *dkHead = g.dk.data.data() + s.kvHead(ib, h);
+      double *dvHead = g.dv.data.data() + s.kvHead(ib, h);
+      for (int64_t i = 0; i < s.sq; ++i) {
+        p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
+        if (p.empty())
+          continue;
+        int64_t row = s.queryHead(ib, h) + i * s.d;
+        const double *qRow = q.data.data() + row;
+        const double *dORow = dOut.data.data() + row;
+        rowSoftmax(qRow, kHead, s.d, scale, p);
+        // D_i = rowsum(dO ∘ O) = Σ_j P_ij (dO_i · v_j).
+        double rowDot = 0;
+        for (int64_t id = 0; id < s.d; ++id)
+          rowDot += dORow[id] * out.data[row + id];
+        dS.assign(p.size(), 0.0);
+        for (size_t j = 0; j < p.size(); ++j) {
+          double dP = 0;
+          for (int64_t id = 0; id < s.d; ++id) {
+            dP += dORow[id] * vHead[j * s.d + id];
+            dvHead[j * s.d + id] += p[j] * dORow[id];
+          }
+          dS[j] = p[j] * (dP - rowDot);
+        }
+        double *dqRow = g.dq.data.data() + row;
+        for (size_t j = 0; j < p.size(); ++j)
+          for (int64_t id = 0; id < s.d; ++id) {
+            dqRow[id] += scale * dS[j] * kHead[j * s.d + id];
+            dkHead[j * s.d + id] += scale * dS[j] * qRow[id];
+          }
+      }
+    }
+  }
+  return g;
 }
 
 Tensor bpt::ref::linear(const Tensor &x, const Tensor &w, const Tensor *bias) {

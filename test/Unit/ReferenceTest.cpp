@@ -21,6 +21,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -354,6 +355,98 @@ TEST(Reference, AttentionGQA) {
     EXPECT_TENSOR(attention(q, k, v, false, 1.0), Shape({1, 4, 1, 1}),
                   Values({5, 5, 7, 7}), kTol);
   }
+}
+
+TEST(Reference, AttentionLSE) {
+  // Scores 0 and ln 3 (as in AttentionTwoKeys): lse = log(1 + 3).
+  double ln3 = std::log(3.0);
+  Tensor q = makeTensor({1, 1, 1, 2}, {1, 0});
+  Tensor k = makeTensor({1, 1, 2, 2}, {0, 5, 2 * ln3, -1});
+  Tensor v = makeTensor({1, 1, 2, 2}, {4, 0, 0, 8});
+  AttentionWithLSE r = attentionWithLSE(q, k, v, false, 0.5);
+  EXPECT_TENSOR(r.out, Shape({1, 1, 1, 2}), Values({1, 6}), kTol);
+  EXPECT_TENSOR(r.lse, Shape({1, 1, 1}), Values({std::log(4.0)}), kTol);
+  // Huge scores: lse = 1000 + log 4, without overflow.
+  Tensor kBig = makeTensor({1, 1, 2, 2}, {1000, 0, 1000 + ln3, 0});
+  EXPECT_TENSOR(attentionWithLSE(q, kBig, v, false, 1.0).lse, Shape({1, 1, 1}),
+                Values({1000 + std::log(4.0)}), 1e-9);
+  // Causal, Sq = 2 > Skv = 1: row 0 sees no key, its lse is -inf.
+  Tensor q2({1, 1, 2, 2}), k1({1, 1, 1, 2}), v1({1, 1, 1, 2});
+  double inf = std::numeric_limits<double>::infinity();
+  EXPECT_TENSOR(attentionWithLSE(q2, k1, v1, true, 1.0).lse, Shape({1, 1, 2}),
+                Values({-inf, 0}), kTol);
+}
+
+namespace {
+
+/// Deterministic values in [-1, 1).
+Tensor randomTensor(std::vector<int64_t> shape, uint64_t &state) {
+  Tensor t(std::move(shape));
+  for (double &x : t.data) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    x = static_cast<double>(state >> 11) / static_cast<double>(1ull << 53) * 2 -
+        1;
+  }
+  return t;
+}
+
+/// Checks attentionBackward against central finite differences of
+/// L = Σ dO ∘ attention(q, k, v) at every element of q, k and v.
+void checkGradientsByFiniteDifferences(std::vector<int64_t> qShape,
+                                       std::vector<int64_t> kvShape,
+                                       bool causal, double scale) {
+  uint64_t state = 7;
+  Tensor q = randomTensor(qShape, state), k = randomTensor(kvShape, state),
+         v = randomTensor(kvShape, state), dO = randomTensor(qShape, state);
+  AttentionGradients g = attentionBackward(q, k, v, dO, causal, scale);
+  auto loss = [&]() {
+    Tensor o = attention(q, k, v, causal, scale);
+    double l = 0;
+    for (size_t i = 0; i < o.data.size(); ++i)
+      l += o.data[i] * dO.data[i];
+    return l;
+  };
+  const double h = 1e-5;
+  for (auto [input, grad, name] :
+       {std::make_tuple(&q, &g.dq, "dq"), std::make_tuple(&k, &g.dk, "dk"),
+        std::make_tuple(&v, &g.dv, "dv")}) {
+    ASSERT_EQ(grad->shape, input->shape) << name;
+    for (size_t i = 0; i < input->data.size(); ++i) {
+      double saved = input->data[i];
+      input->data[i] = saved + h;
+      double up = loss();
+      input->data[i] = saved - h;
+      double down = loss();
+      input->data[i] = saved;
+      EXPECT_NEAR(grad->data[i], (up - down) / (2 * h), 1e-7)
+          << name << "[" << i << "]";
+    }
+  }
+}
+
+} // namespace
+
+TEST(Reference, AttentionBackwardMHA) {
+  checkGradientsByFiniteDifferences({2, 2, 5, 3}, {2, 2, 5, 3}, false, 0.6);
+}
+
+TEST(Reference, AttentionBackwardCausalGQA) {
+  // GQA 4:2 (dk, dv sum over the group), causal with Sq = 3 < Skv = 6.
+  checkGradientsByFiniteDifferences({1, 4, 3, 4}, {1, 2, 6, 4}, true, 0.5);
+}
+
+TEST(Reference, AttentionBackwardRowsWithoutKeys) {
+  // Causal, Sq = 6 > Skv = 2: rows 0..3 see no key; their dq is 0, and they
+  // add nothing to dk and dv. MQA.
+  checkGradientsByFiniteDifferences({1, 3, 6, 2}, {1, 1, 2, 2}, true, 1.0);
+  uint64_t state = 3;
+  Tensor q = randomTensor({1, 1, 6, 2}, state), k = randomTensor({1, 1, 2, 2}, state),
+         v = randomTensor({1, 1, 2, 2}, state), dO = randomTensor({1, 1, 6, 2}, state);
+  AttentionGradients g = attentionBackward(q, k, v, dO, true, 1.0);
+  for (int64_t i = 0; i < 4 * 2; ++i)
+    EXPECT_EQ(g.dq.data[i], 0.0) << i;
+  for (double x : g.dq.data)
+    EXPECT_FALSE(std::isnan(x));
 }
 
 TEST(Reference, Linear) {

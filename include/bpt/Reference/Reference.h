@@ -64,6 +64,30 @@ bool isGated(Activation a);
 Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v, bool causal,
                  double scale);
 
+/// `attention` and its per-row log-sum-exp, the statistic the backward
+/// pass reads instead of the probabilities.
+struct AttentionWithLSE {
+  /// [B, Hq, Sq, D].
+  Tensor out;
+  /// [B, Hq, Sq]: log Σ_j exp(scale · q_i·k_j) over the keys row i sees
+  /// (natural log); -inf for a row that sees no key.
+  Tensor lse;
+};
+AttentionWithLSE attentionWithLSE(const Tensor &q, const Tensor &k,
+                                  const Tensor &v, bool causal, double scale);
+
+/// The gradients of `attention` with respect to q, k and v, for the
+/// gradient `dOut` ([B, Hq, Sq, D]) of a loss with respect to its output:
+/// with P the probabilities, dV = Pᵀ·dO, dS = P ∘ (dO·Vᵀ − rowsum(dO ∘ O)),
+/// dQ = scale · dS·K, dK = scale · dSᵀ·Q. GQA/MQA: dK and dV sum over the
+/// query heads of a group. A row that sees no key contributes nothing.
+struct AttentionGradients {
+  Tensor dq, dk, dv;
+};
+AttentionGradients attentionBackward(const Tensor &q, const Tensor &k,
+                                     const Tensor &v, const Tensor &dOut,
+                                     bool causal, double scale);
+
 /// x [..., K] · w [K, N] (+ bias [N]) -> [..., N]. bias may be nullptr.
 Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias);
 
