@@ -37,6 +37,11 @@ def BPT_AttentionOp : BPT_Op<"attention", [Pure]> {
       masked row produces 0, not NaN.
     - The result has the query's type; all operands share one element type
       (`f32`, `f16` or `bf16`); softmax and accumulation are in `f32`.
+    - An optional second result `lse`, `[B, Hq, Sq]` in `f32`, is each row's
+      log-sum-exp, `log Σ_j exp(scale · q_i·k_j)` over the keys the row
+      sees (natural log; `-inf` for a row that sees no key): what
+      `bpt.attention_grad` needs to recompute the probabilities, saved
+      instead of them.
 
     Example:
 
@@ -44,6 +49,10 @@ def BPT_AttentionOp : BPT_Op<"attention", [Pure]> {
     %o = bpt.attention %q, %k, %v causal
         : (tensor<2x8x128x64xf16>, tensor<2x2x128x64xf16>,
            tensor<2x2x128x64xf16>) -> tensor<2x8x128x64xf16>
+    %o2, %lse = bpt.attention %q, %k, %v causal
+        : (tensor<2x8x128x64xf16>, tensor<2x2x128x64xf16>,
+           tensor<2x2x128x64xf16>)
+        -> (tensor<2x8x128x64xf16>, tensor<2x8x128xf32>)
     ```
   }];
 
@@ -54,10 +63,85 @@ def BPT_AttentionOp : BPT_Op<"attention", [Pure]> {
     UnitAttr:$causal,
     OptionalAttr<F64Attr>:$scale
   );
-  let results = (outs AnyRankedTensor:$result);
+  let results = (outs AnyRankedTensor:$result, Optional<AnyRankedTensor>:$lse);
 
   let assemblyFormat = [{
     $query `,` $key `,` $value (`causal` $causal^)? (`scale` `(` $scale^ `)`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let builders = [
+    // Without the log-sum-exp result.
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$query,
+                   "::mlir::Value":$key, "::mlir::Value":$value,
+                   "::mlir::UnitAttr":$causal, "::mlir::FloatAttr":$scale), [{
+      build($_builder, $_state, result, /*lse=*/::mlir::Type(), query, key,
+            value, causal, scale);
+    }]>
+  ];
+
+  let extraClassDeclaration = [{
+    /// The softmax scale: the `scale` attribute, or 1/sqrt(head_dim).
+    double getEffectiveScale();
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionGradOp
+//===----------------------------------------------------------------------===//
+
+def BPT_AttentionGradOp : BPT_Op<"attention_grad", [Pure]> {
+  let summary = "gradients of bpt.attention with respect to Q, K and V";
+  let description = [{
+    The backward pass of `bpt.attention`: given the forward's operands
+    (`query`, `key`, `value`, with its `causal` and `scale`), its output
+    `output` and log-sum-exp `lse` (the second result of `bpt.attention`),
+    and the gradient `output_grad` of a loss with respect to the output,
+    returns the gradients of the loss with respect to the query, key and
+    value. With P the probabilities (recomputed as `exp(scale · q·kᵀ −
+    lse)`), D = rowsum(`output_grad` ∘ `output`):
+
+    - dV = Pᵀ · dO, dS = P ∘ (dO · Vᵀ − D), dQ = scale · dS · K,
+      dK = scale · dSᵀ · Q;
+    - GQA/MQA: the gradients of a key/value head sum over the query heads
+      that read it;
+    - a row that sees no key (causal, `Sq > Skv`) has a zero query
+      gradient and adds nothing to the others (no NaN).
+
+    Shapes: `output`, `output_grad` and the query gradient have the query's
+    type, the key and value gradients the key's and value's; `lse` is
+    `[B, Hq, Sq]` in `f32`. The gradients are accumulated in `f32`.
+
+    Example:
+
+    ```mlir
+    %dq, %dk, %dv = bpt.attention_grad %q, %k, %v, %o, %do, %lse causal
+        : (tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>,
+           tensor<1x2x256x64xbf16>, tensor<1x8x256x64xbf16>,
+           tensor<1x8x256x64xbf16>, tensor<1x8x256xf32>)
+        -> (tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>,
+            tensor<1x2x256x64xbf16>)
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$value,
+    AnyRankedTensor:$output,
+    AnyRankedTensor:$output_grad,
+    AnyRankedTensor:$lse,
+    UnitAttr:$causal,
+    OptionalAttr<F64Attr>:$scale
+  );
+  let results = (outs AnyRankedTensor:$query_grad, AnyRankedTensor:$key_grad,
+                      AnyRankedTensor:$value_grad);
+
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $output `,` $output_grad `,` $lse
+    (`causal` $causal^)? (`scale` `(` $scale^ `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
 

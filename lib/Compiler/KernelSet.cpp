@@ -116,8 +116,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
     Type kv = tensor({batch, spec.kvHeads, spec.kvSeq, spec.headDim});
     Block *entry = makeFunc("attention", {q, kv, kv}, q);
     Value out = buildAttention(b, loc, entry->getArgument(0),
-                               entry->getArgument(1), entry->getArgument(2),
-                               spec.causal);
+                                 entry->getArgument(1), entry->getArgument(2),
+                                 spec.causal)
+                      .getResult();
     func::ReturnOp::create(b, loc, out);
     return module;
   }

@@ -287,6 +287,11 @@ struct BPTConvertToLinalgPass final
                            "bpt-blockwise pipeline) first";
         return WalkResult::interrupt();
       }
+      if (isa<AttentionGradOp>(op)) {
+        op->emitError() << "bpt.attention_grad has no lowering yet: its "
+                           "blockwise form is not built (issue 12)";
+        return WalkResult::interrupt();
+      }
       if (isa<TransformerBlockOp>(op)) {
         op->emitError() << "bpt.transformer_block must be decomposed before "
                            "it is lowered: run bpt-decompose-block (or the "

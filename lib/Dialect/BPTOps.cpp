@@ -13,6 +13,7 @@
 #include <array>
 #include <cmath>
 #include <optional>
+#include <tuple>
 
 using namespace mlir;
 using namespace bpt;
@@ -227,26 +228,29 @@ static void printNormKind(OpAsmPrinter &printer, Operation *,
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
-double AttentionOp::getEffectiveScale() {
-  if (std::optional<APFloat> scale = getScale())
-    return scale->convertToDouble();
-  int64_t headDim = getQuery().getType().getShape().back();
-  return 1.0 / std::sqrt(static_cast<double>(headDim));
-}
+namespace {
 
-LogicalResult AttentionOp::verify() {
-  if (failed(checkNoUnknownAttributes(*this)))
-    return failure();
-  TensorChecker checker(*this);
-  auto q = checker.check("query", getQuery().getType(), 4,
+/// The query and key shapes of an attention (or its gradient), checked.
+struct AttentionShapes {
+  ArrayRef<int64_t> query, key;
+};
+
+/// Checks the query, key, value and scale that bpt.attention and
+/// bpt.attention_grad share.
+FailureOr<AttentionShapes> verifyAttentionOperands(Operation *op,
+                                                   TensorChecker &checker,
+                                                   Value query, Value key,
+                                                   Value value,
+                                                   std::optional<APFloat> scale) {
+  auto q = checker.check("query", query.getType(), 4,
                          "[batch, heads, seq, head_dim]");
   if (failed(q))
     return failure();
-  auto k = checker.check("key", getKey().getType(), 4,
+  auto k = checker.check("key", key.getType(), 4,
                          "[batch, kv_heads, kv_seq, head_dim]");
   if (failed(k))
     return failure();
-  auto v = checker.check("value", getValue().getType(), 4,
+  auto v = checker.check("value", value.getType(), 4,
                          "[batch, kv_heads, kv_seq, head_dim]");
   if (failed(v))
     return failure();
@@ -261,14 +265,84 @@ LogicalResult AttentionOp::verify() {
                                 "key")))
       return failure();
   if ((*q)[1] % (*k)[1] != 0)
-    return emitOpError() << "query heads (" << (*q)[1]
-                         << ") must be a multiple of key/value heads ("
-                         << (*k)[1] << ")";
-  if (std::optional<APFloat> scale = getScale())
-    if (failed(checkNonNegative(*this, "scale", scale->convertToDouble(),
-                                /*allowZero=*/false)))
-      return failure();
-  return checker.checkResult(getResult().getType(), *q, "the query's shape");
+    return op->emitOpError() << "query heads (" << (*q)[1]
+                             << ") must be a multiple of key/value heads ("
+                             << (*k)[1] << ")";
+  if (scale && failed(checkNonNegative(op, "scale", scale->convertToDouble(),
+                                       /*allowZero=*/false)))
+    return failure();
+  return AttentionShapes{*q, *k};
+}
+
+/// Checks that `lse` (named `name`) is [batch, heads, seq] in f32.
+LogicalResult verifyLSE(Operation *op, StringRef name, Type lse,
+                        ArrayRef<int64_t> query) {
+  auto expected = RankedTensorType::get(query.take_front(3),
+                                        Float32Type::get(op->getContext()));
+  if (lse == expected)
+    return success();
+  return op->emitOpError() << name << " must be " << expected
+                           << " ([batch, heads, seq] in f32), got " << lse;
+}
+
+double effectiveScale(std::optional<APFloat> scale, Value query) {
+  if (scale)
+    return scale->convertToDouble();
+  int64_t headDim = cast<RankedTensorType>(query.getType()).getShape().back();
+  return 1.0 / std::sqrt(static_cast<double>(headDim));
+}
+
+} // namespace
+
+LogicalResult AttentionOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  FailureOr<AttentionShapes> shapes = verifyAttentionOperands(
+      *this, checker, getQuery(), getKey(), getValue(), getScale());
+  if (failed(shapes) ||
+      failed(checker.checkResult(getResult().getType(), shapes->query,
+                                 "the query's shape")))
+    return failure();
+  if (Value lse = getLse())
+    return verifyLSE(*this, "lse result", lse.getType(), shapes->query);
+  return success();
+}
+
+LogicalResult AttentionGradOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  FailureOr<AttentionShapes> shapes = verifyAttentionOperands(
+      *this, checker, getQuery(), getKey(), getValue(), getScale());
+  if (failed(shapes))
+    return failure();
+  Type query = getQuery().getType();
+  for (auto [name, type] : {std::make_pair("output", getOutput().getType()),
+                            std::make_pair("output_grad",
+                                           getOutputGrad().getType())})
+    if (type != query)
+      return emitOpError() << name << " must have the query's type " << query
+                           << ", got " << type;
+  if (failed(verifyLSE(*this, "lse", getLse().getType(), shapes->query)))
+    return failure();
+  for (auto [name, result, operand] :
+       {std::make_tuple("query_grad", getQueryGrad(), getQuery()),
+        std::make_tuple("key_grad", getKeyGrad(), getKey()),
+        std::make_tuple("value_grad", getValueGrad(), getValue())})
+    if (result.getType() != operand.getType())
+      return emitOpError() << name << " must have the type "
+                           << operand.getType() << " of its operand, got "
+                           << result.getType();
+  return success();
+}
+
+double AttentionOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getQuery());
+}
+
+double AttentionGradOp::getEffectiveScale() {
+  return effectiveScale(getScale(), getQuery());
 }
 
 //===----------------------------------------------------------------------===//

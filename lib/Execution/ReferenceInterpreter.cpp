@@ -49,10 +49,24 @@ bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
     LogicalResult status =
         llvm::TypeSwitch<Operation *, LogicalResult>(&op)
             .Case([&](AttentionOp a) {
-              values[a.getResult()] =
-                  ref::attention(get(a.getQuery()), get(a.getKey()),
-                                 get(a.getValue()), a.getCausal(),
-                                 a.getEffectiveScale());
+              ref::AttentionWithLSE r = ref::attentionWithLSE(
+                  get(a.getQuery()), get(a.getKey()), get(a.getValue()),
+                  a.getCausal(), a.getEffectiveScale());
+              values[a.getResult()] = std::move(r.out);
+              if (Value lse = a.getLse())
+                values[lse] = std::move(r.lse);
+              return success();
+            })
+            .Case([&](AttentionGradOp g) {
+              // From first principles: the output and log-sum-exp operands
+              // are functions of q, k and v.
+              ref::AttentionGradients r = ref::attentionBackward(
+                  get(g.getQuery()), get(g.getKey()), get(g.getValue()),
+                  get(g.getOutputGrad()), g.getCausal(),
+                  g.getEffectiveScale());
+              values[g.getQueryGrad()] = std::move(r.dq);
+              values[g.getKeyGrad()] = std::move(r.dk);
+              values[g.getValueGrad()] = std::move(r.dv);
               return success();
             })
             .Case([&](LinearOp l) {

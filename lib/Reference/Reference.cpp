@@ -529,6 +529,11 @@ double bpt::ref::relativeError(const Tensor &out, const Tensor &ref) {
       return std::numeric_limits<double>::quiet_NaN();
   double diffSquares = 0, refSquares = 0;
   for (size_t i = 0; i < out.data.size(); ++i) {
+    if (std::isinf(out.data[i]) || std::isinf(ref.data[i])) {
+      if (out.data[i] != ref.data[i])
+        return std::numeric_limits<double>::infinity();
+      continue;
+    }
     double diff = out.data[i] - ref.data[i];
     diffSquares += diff * diff;
     refSquares += ref.data[i] * ref.data[i];

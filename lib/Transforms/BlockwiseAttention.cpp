@@ -39,6 +39,7 @@ AttentionTiling AttentionTiling::get(AttentionOp op, int64_t qBlock,
   t.causal = op.getCausal();
   t.scale = op.getEffectiveScale();
   t.elementType = q.getElementType();
+  t.withLSE = op.getLse() != nullptr;
   return t;
 }
 
@@ -112,7 +113,7 @@ public:
     rowMap = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
   }
 
-  Value emit();
+  QueryBlockTiles emit();
 
 private:
   Value constant(double v) { return floatConstant(b, loc, f32, v); }
@@ -143,6 +144,8 @@ private:
 
   /// acc / l per row (0 where l == 0), in the element type.
   Value normalize(OnlineSoftmaxState state);
+  /// ln Σ exp = (m + log2 l) · ln 2 per row (-inf where l == 0).
+  Value logSumExp(OnlineSoftmaxState state);
 
   OpBuilder &b;
   Location loc;
@@ -320,7 +323,30 @@ Value QueryBlockEmitter::normalize(OnlineSoftmaxState state) {
       .front();
 }
 
-Value QueryBlockEmitter::emit() {
+Value QueryBlockEmitter::logSumExp(OnlineSoftmaxState state) {
+  AffineMap identity1 = AffineMap::getMultiDimIdentityMap(1, b.getContext());
+  Value init =
+      tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{t.qBlock}, f32);
+  return buildGeneric(
+             b, loc, {state.m, state.l}, init,
+             {identity1, identity1, identity1}, 1, {},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value zero = floatConstant(nb, nl, f32, 0.0);
+               Value seen = arith::CmpFOp::create(
+                   nb, nl, arith::CmpFPredicate::OGT, args[1], zero);
+               Value log2Sum = arith::AddFOp::create(
+                   nb, nl, args[0], math::Log2Op::create(nb, nl, args[1]));
+               Value lse = arith::MulFOp::create(
+                   nb, nl, log2Sum, floatConstant(nb, nl, f32, M_LN2));
+               Value negInf = floatConstant(
+                   nb, nl, f32, -std::numeric_limits<double>::infinity());
+               return SmallVector<Value>{
+                   arith::SelectOp::create(nb, nl, seen, lse, negInf)};
+             })
+      .front();
+}
+
+QueryBlockTiles QueryBlockEmitter::emit() {
   int64_t numKV = (t.kvSeq + t.kvBlock - 1) / t.kvBlock;
   int64_t numFullKV = t.kvSeq / t.kvBlock;
 
@@ -356,10 +382,14 @@ Value QueryBlockEmitter::emit() {
     state = loop(state, index(0), full, /*masked=*/false);
   if (t.causal || numKV > numFullKV)
     state = loop(state, full, end, /*masked=*/true);
-  return normalize(state);
+  QueryBlockTiles tiles{normalize(state), Value()};
+  if (t.withLSE)
+    tiles.lse = logSumExp(state);
+  return tiles;
 }
 
-Value bpt::detail::buildAttentionQueryBlock(OpBuilder &b, Location loc,
+QueryBlockTiles bpt::detail::buildAttentionQueryBlock(OpBuilder &b,
+                                                      Location loc,
                                             const AttentionTiling &t,
                                             Value query, Value key,
                                             Value value, Value batch,
@@ -379,14 +409,17 @@ scf::ForallOp bpt::detail::buildAttentionNest(OpBuilder &b, Location loc,
                                               const AttentionTiling &t,
                                               Value query, Value key,
                                               Value value) {
-  Value init = tensor::EmptyOp::create(
+  SmallVector<Value> inits = {tensor::EmptyOp::create(
       b, loc, ArrayRef<int64_t>{t.batch, t.qHeads, t.qSeq, t.headDim},
-      t.elementType);
+      t.elementType)};
+  if (t.withLSE)
+    inits.push_back(tensor::EmptyOp::create(
+        b, loc, ArrayRef<int64_t>{t.batch, t.qHeads, t.qSeq},
+        b.getF32Type()));
   SmallVector<OpFoldResult> bounds = {b.getIndexAttr(t.batch),
                                       b.getIndexAttr(t.qHeads),
                                       b.getIndexAttr(t.numQueryBlocks())};
-  auto forall =
-      scf::ForallOp::create(b, loc, bounds, ValueRange{init}, std::nullopt);
+  auto forall = scf::ForallOp::create(b, loc, bounds, inits, std::nullopt);
   setBlockSizeAttrs(forall, t.qBlock, t.kvBlock);
   forall->setAttr(AttentionNestAttr::kAttrName,
                   AttentionNestAttr::get(b.getContext(), t.causal,
@@ -398,21 +431,27 @@ scf::ForallOp bpt::detail::buildAttentionNest(OpBuilder &b, Location loc,
   Value batch = ivs[0], head = ivs[1];
   Value q0 = arith::MulIOp::create(b, loc, ivs[2],
                                    indexConstant(b, loc, t.qBlock));
-  Value tile = buildAttentionQueryBlock(b, loc, t, query, key, value, batch,
-                                        head, q0);
+  QueryBlockTiles tiles = buildAttentionQueryBlock(b, loc, t, query, key,
+                                                   value, batch, head, q0);
+  Value tile = tiles.out, lse = tiles.lse;
   OpFoldResult rows = b.getIndexAttr(t.qBlock);
+  OpFoldResult one = b.getIndexAttr(1), zero = b.getIndexAttr(0);
   if (t.raggedQuery()) {
     rows = validRows(b, loc, q0, t.qBlock, t.qSeq);
-    tile = tensor::ExtractSliceOp::create(
-        b, loc, tile, {b.getIndexAttr(0), b.getIndexAttr(0)},
-        {rows, b.getIndexAttr(t.headDim)},
-        {b.getIndexAttr(1), b.getIndexAttr(1)});
+    tile = tensor::ExtractSliceOp::create(b, loc, tile, {zero, zero},
+                                          {rows, b.getIndexAttr(t.headDim)},
+                                          {one, one});
+    if (lse)
+      lse = tensor::ExtractSliceOp::create(b, loc, lse, {zero}, {rows}, {one});
   }
   b.setInsertionPointToEnd(forall.getTerminator().getBody());
-  OpFoldResult one = b.getIndexAttr(1), zero = b.getIndexAttr(0);
   tensor::ParallelInsertSliceOp::create(
       b, loc, tile, forall.getRegionIterArgs()[0],
       {batch, head, q0, zero}, {one, one, rows, b.getIndexAttr(t.headDim)},
       {one, one, one, one});
+  if (lse)
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, lse, forall.getRegionIterArgs()[1], {batch, head, q0},
+        {one, one, rows}, {one, one, one});
   return forall;
 }

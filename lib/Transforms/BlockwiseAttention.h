@@ -32,6 +32,8 @@ struct AttentionTiling {
   /// to query row i iff j <= i + queryOffset. Null means bottom-right
   /// alignment, kvSeq - qSeq; a chunk of a sequence passes its position.
   mlir::Value queryOffset;
+  /// Also produce each row's log-sum-exp ([B, Hq, Sq] in f32).
+  bool withLSE = false;
 
   /// Reads the shapes of `op` and clamps the requested block sizes (which
   /// must be positive) to its sequence lengths.
@@ -42,13 +44,19 @@ struct AttentionTiling {
   bool raggedKV() const { return kvSeq % kvBlock != 0; }
 };
 
+/// The tiles of one query block: the output, and with `withLSE` the rows'
+/// log-sum-exp (`tensor<qBlock x f32>`).
+struct QueryBlockTiles {
+  mlir::Value out, lse;
+};
+
 /// Emits, at the builder's insertion point, the attention output of query
 /// rows [q0, q0 + qBlock) of query head `head` in batch `batch`: a
 /// `tensor<qBlock x headDim x elementType>`, computed block by block over the
 /// keys with an online softmax (running max, running sum and an fp32
 /// accumulator carried through `scf.for`). Rows past the end of a ragged
 /// query block hold padding, to be dropped by the caller.
-mlir::Value buildAttentionQueryBlock(mlir::OpBuilder &builder,
+QueryBlockTiles buildAttentionQueryBlock(mlir::OpBuilder &builder,
                                      mlir::Location loc,
                                      const AttentionTiling &tiling,
                                      mlir::Value query, mlir::Value key,
@@ -59,7 +67,8 @@ mlir::Value buildAttentionQueryBlock(mlir::OpBuilder &builder,
 /// attention of query `[B, Hq, Sq, D]`, key and value `[B, Hkv, Skv, D]`:
 /// an `scf.forall` over (batch, query head, query block) whose body runs
 /// buildAttentionQueryBlock, tagged `bpt.nest` and with its block sizes.
-/// The nest's one result is the attention's output.
+/// The nest's results are the attention's output and, with `withLSE`, its
+/// log-sum-exp.
 mlir::scf::ForallOp buildAttentionNest(mlir::OpBuilder &builder,
                                        mlir::Location loc,
                                        const AttentionTiling &tiling,

@@ -77,6 +77,9 @@ FailureOr<FusionPlan> planFusion(AttentionOp op, std::string &reason) {
     reason = why.str();
     return failure();
   };
+  // The fused loop does not export the log-sum-exp a backward pass needs.
+  if (op.getLse())
+    return fail("it also returns its log-sum-exp");
   // An attention whose result is not head-merged is no block: nothing to
   // fuse, and nothing to remark on.
   auto isHeadMerge = [](Operation *user) {
@@ -214,7 +217,8 @@ LogicalResult bpt::fuseAttentionConsumers(OpBuilder &b, AttentionOp op,
       [&](OpBuilder &nb, Location nl, Value head, ValueRange iterArgs) {
         Value tile = buildAttentionQueryBlock(nb, nl, t, op.getQuery(),
                                               op.getKey(), op.getValue(),
-                                              batch, head, q0);
+                                              batch, head, q0)
+                         .out;
         Value column = arith::MulIOp::create(
             nb, nl, head, arith::ConstantIndexOp::create(nb, nl, t.headDim));
         SmallVector<OpFoldResult> offsets = {nb.getIndexAttr(0), column};

@@ -52,14 +52,19 @@ void bpt::setBlockSizeAttrs(Operation *loop, int64_t qBlock, int64_t kvBlock) {
   loop->setAttr("bpt.kv_block", b.getI64IntegerAttr(kvBlock));
 }
 
-Value bpt::tileAttention(OpBuilder &b, AttentionOp op, int64_t qBlock,
-                         int64_t kvBlock) {
+scf::ForallOp bpt::tileAttentionNest(OpBuilder &b, AttentionOp op,
+                                     int64_t qBlock, int64_t kvBlock) {
   scf::ForallOp nest = buildAttentionNest(
       b, op.getLoc(), AttentionTiling::get(op, qBlock, kvBlock),
       op.getQuery(), op.getKey(), op.getValue());
   if (StrategyAttr strategy = StrategyAttr::get(op))
     nest->setAttr(StrategyAttr::kAttrName, strategy);
-  return nest.getResult(0);
+  return nest;
+}
+
+Value bpt::tileAttention(OpBuilder &b, AttentionOp op, int64_t qBlock,
+                         int64_t kvBlock) {
+  return tileAttentionNest(b, op, qBlock, kvBlock).getResult(0);
 }
 
 namespace {
@@ -78,7 +83,8 @@ struct BPTTileAttentionPass final
     for (AttentionOp op : ops) {
       b.setInsertionPoint(op);
       auto [q, kv] = blockSizesOf(op, qBlock, kvBlock, /*portableOnly=*/false);
-      op.getResult().replaceAllUsesWith(tileAttention(b, op, q, kv));
+      scf::ForallOp nest = tileAttentionNest(b, op, q, kv);
+      op->replaceAllUsesWith(nest.getResults());
       op.erase();
     }
   }

@@ -57,3 +57,18 @@ func.func @budget(%q: tensor<1x1x128x128xbf16>) -> tensor<1x1x128x128xbf16> {
   return %1 : tensor<1x1x128x128xbf16>
 }
 
+
+// -----
+
+// An attention that also returns its log-sum-exp (for a backward pass) is
+// left to the portable loops: the tensor-core kernels write the output only.
+// CHECK-LABEL: func.func @with_lse
+func.func @with_lse(%q: tensor<1x8x1024x64xbf16>)
+    -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>) {
+  // expected-remark @below {{attention does not take the wgmma path: its log-sum-exp result is not written by the tensor-core kernels yet}}
+  %o, %lse = bpt.attention %q, %q, %q causal
+      : (tensor<1x8x1024x64xbf16>, tensor<1x8x1024x64xbf16>,
+         tensor<1x8x1024x64xbf16>)
+      -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>)
+  return %o, %lse : tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>
+}

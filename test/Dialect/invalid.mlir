@@ -648,3 +648,56 @@ func.func @f(%x: tensor<2x32x64xf32>, %g: tensor<64xf32>, %wq: tensor<64x64xf32>
       : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
   return
 }
+
+// -----
+
+func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x2x16x8xf32>) {
+  // expected-error @+1 {{lse result must be 'tensor<1x4x16xf32>' ([batch, heads, seq] in f32), got 'tensor<1x4x16xbf16>'}}
+  %o, %lse = bpt.attention %q, %k, %k : (tensor<1x4x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>) -> (tensor<1x4x16x8xf32>, tensor<1x4x16xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x2x16x8xf32>) {
+  // expected-error @+1 {{lse result must be 'tensor<1x4x16xf32>' ([batch, heads, seq] in f32), got 'tensor<1x4x8xf32>'}}
+  %o, %lse = bpt.attention %q, %k, %k : (tensor<1x4x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>) -> (tensor<1x4x16x8xf32>, tensor<1x4x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x2x16x8xf32>, %v: tensor<1x2x16x8xf32>, %o: tensor<1x4x16x8xbf16>, %do: tensor<1x4x16x8xf32>, %lse: tensor<1x4x16xf32>) {
+  // expected-error @+1 {{output must have the query's type 'tensor<1x4x16x8xf32>', got 'tensor<1x4x16x8xbf16>'}}
+  %dq, %dk, %dv = bpt.attention_grad %q, %k, %v, %o, %do, %lse
+      : (tensor<1x4x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x4x16x8xbf16>, tensor<1x4x16x8xf32>, tensor<1x4x16xf32>) -> (tensor<1x4x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x2x16x8xf32>, %v: tensor<1x2x16x8xf32>, %o: tensor<1x4x16x8xf32>, %do: tensor<1x4x16x8xf32>, %lse: tensor<1x2x16xf32>) {
+  // expected-error @+1 {{lse must be 'tensor<1x4x16xf32>' ([batch, heads, seq] in f32), got 'tensor<1x2x16xf32>'}}
+  %dq, %dk, %dv = bpt.attention_grad %q, %k, %v, %o, %do, %lse
+      : (tensor<1x4x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x2x16xf32>) -> (tensor<1x4x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x2x16x8xf32>, %v: tensor<1x2x16x8xf32>, %o: tensor<1x4x16x8xf32>, %do: tensor<1x4x16x8xf32>, %lse: tensor<1x4x16xf32>) {
+  // expected-error @+1 {{query_grad must have the type 'tensor<1x4x16x8xf32>' of its operand, got 'tensor<1x4x16x4xf32>'}}
+  %dq, %dk, %dv = bpt.attention_grad %q, %k, %v, %o, %do, %lse
+      : (tensor<1x4x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x4x16xf32>) -> (tensor<1x4x16x4xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x3x16x8xf32>, %o: tensor<1x4x16x8xf32>, %lse: tensor<1x4x16xf32>) {
+  // expected-error @+1 {{query heads (4) must be a multiple of key/value heads (3)}}
+  %dq, %dk, %dv = bpt.attention_grad %q, %k, %k, %o, %o, %lse
+      : (tensor<1x4x16x8xf32>, tensor<1x3x16x8xf32>, tensor<1x3x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x4x16xf32>)
+      -> (tensor<1x4x16x8xf32>, tensor<1x3x16x8xf32>, tensor<1x3x16x8xf32>)
+  return
+}

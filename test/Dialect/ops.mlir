@@ -16,6 +16,33 @@ func.func @attention_mha(%q: tensor<2x4x128x64xf32>, %k: tensor<2x4x96x64xf32>,
   return %o : tensor<2x4x128x64xf32>
 }
 
+// The log-sum-exp result, and the gradient op.
+// CHECK-LABEL: func.func @attention_lse_and_grad
+func.func @attention_lse_and_grad(%q: tensor<1x8x256x64xbf16>,
+                                  %k: tensor<1x2x256x64xbf16>,
+                                  %v: tensor<1x2x256x64xbf16>,
+                                  %do: tensor<1x8x256x64xbf16>)
+    -> (tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>,
+        tensor<1x2x256x64xbf16>) {
+  // CHECK: %[[O:.+]], %[[LSE:.+]] = bpt.attention %{{.+}}, %{{.+}}, %{{.+}} causal :
+  // CHECK-SAME: -> (tensor<1x8x256x64xbf16>, tensor<1x8x256xf32>)
+  %o, %lse = bpt.attention %q, %k, %v causal
+      : (tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>,
+         tensor<1x2x256x64xbf16>)
+      -> (tensor<1x8x256x64xbf16>, tensor<1x8x256xf32>)
+  // CHECK: bpt.attention_grad %{{.+}}, %{{.+}}, %{{.+}}, %[[O]], %{{.+}}, %[[LSE]] causal scale(1.250000e-01) :
+  // CHECK-SAME: -> (tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>, tensor<1x2x256x64xbf16>)
+  %dq, %dk, %dv = bpt.attention_grad %q, %k, %v, %o, %do, %lse causal
+      scale(0.125)
+      : (tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>,
+         tensor<1x2x256x64xbf16>, tensor<1x8x256x64xbf16>,
+         tensor<1x8x256x64xbf16>, tensor<1x8x256xf32>)
+      -> (tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>,
+          tensor<1x2x256x64xbf16>)
+  return %dq, %dk, %dv : tensor<1x8x256x64xbf16>, tensor<1x2x256x64xbf16>,
+                         tensor<1x2x256x64xbf16>
+}
+
 // CHECK-LABEL: func.func @attention_gqa_causal_scaled
 func.func @attention_gqa_causal_scaled(%q: tensor<1x8x100x128xf16>,
                                        %k: tensor<1x2x100x128xf16>,

@@ -135,3 +135,32 @@ func.func @clamped_blocks(%q: tensor<1x1x16x8xf32>, %k: tensor<1x1x24x8xf32>,
         -> tensor<1x1x16x8xf32>
   return %o : tensor<1x1x16x8xf32>
 }
+
+// -----
+
+// With the log-sum-exp result the nest writes two tensors: per query block,
+// the output tile and ln Σ exp = (m + log2 l) · ln 2 per row, -inf for a row
+// that has seen no key (here rows 0..29: Sq = 100 > Skv = 70, causal).
+// CHECK-LABEL: func.func @with_lse
+// CHECK: %[[NEST:.+]]:2 = scf.forall (%[[B:.+]], %[[H:.+]], %[[QB:.+]]) in (2, 4, 4) shared_outs(%[[O:.+]] = %{{.+}}, %[[L:.+]] = %{{.+}}) -> (tensor<2x4x100x32xf32>, tensor<2x4x100xf32>)
+// CHECK: %[[FIRST:.+]]:3 = scf.for
+// CHECK: %[[STATE:.+]]:3 = scf.for {{.+}} iter_args(%{{.+}} = %[[FIRST]]#0,
+// CHECK: %[[LSE:.+]] = linalg.generic {{.+}} ins(%[[STATE]]#0, %[[STATE]]#1 : tensor<32xf32>, tensor<32xf32>) outs(%{{.+}} : tensor<32xf32>)
+// CHECK: %[[SEEN:.+]] = arith.cmpf ogt, %[[SUM:.+]], %{{.+}} : f32
+// CHECK: %[[LOG:.+]] = math.log2 %[[SUM]] : f32
+// CHECK: %[[ADD:.+]] = arith.addf %{{.+}}, %[[LOG]] : f32
+// CHECK: %[[LN:.+]] = arith.mulf %[[ADD]], %{{.+}} : f32
+// CHECK: arith.select %[[SEEN]], %[[LN]], %{{.+}} : f32
+// CHECK: %[[ROWS:.+]] = tensor.extract_slice %[[LSE]][0] [%{{.+}}] [1] : tensor<32xf32> to tensor<?xf32>
+// CHECK: scf.forall.in_parallel
+// CHECK: tensor.parallel_insert_slice %{{.+}} into %[[O]][%[[B]], %[[H]], %{{.+}}, 0]
+// CHECK: tensor.parallel_insert_slice %[[ROWS]] into %[[L]][%[[B]], %[[H]], %{{.+}}] [1, 1, %{{.+}}] [1, 1, 1] : tensor<?xf32> into tensor<2x4x100xf32>
+// CHECK: return %[[NEST]]#0, %[[NEST]]#1
+func.func @with_lse(%q: tensor<2x4x100x32xf32>, %k: tensor<2x2x70x32xf32>,
+                    %v: tensor<2x2x70x32xf32>)
+    -> (tensor<2x4x100x32xf32>, tensor<2x4x100xf32>) {
+  %o, %lse = bpt.attention %q, %k, %v causal
+      : (tensor<2x4x100x32xf32>, tensor<2x2x70x32xf32>, tensor<2x2x70x32xf32>)
+      -> (tensor<2x4x100x32xf32>, tensor<2x4x100xf32>)
+  return %o, %lse : tensor<2x4x100x32xf32>, tensor<2x4x100xf32>
+}

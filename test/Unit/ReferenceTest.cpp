@@ -624,6 +624,15 @@ TEST(Reference, RelativeError) {
   // Shape mismatch (same element count): +inf.
   double mismatch = relativeError(makeTensor({1, 2}, {3, 4}), ref);
   EXPECT_TRUE(std::isinf(mismatch) && mismatch > 0);
+  // Infinities (a row's log-sum-exp without keys) must match exactly and
+  // then count in neither norm.
+  double inf = std::numeric_limits<double>::infinity();
+  Tensor withInf = makeTensor({3}, {-inf, 3, 4});
+  EXPECT_CLOSE(relativeError(makeTensor({3}, {-inf, 3.3, 4.4}), withInf), 0.1,
+               1e-15);
+  EXPECT_CLOSE(relativeError(makeTensor({3}, {-1e30, 3, 4}), withInf), inf,
+               0.0);
+  EXPECT_CLOSE(relativeError(makeTensor({3}, {inf, 3, 4}), withInf), inf, 0.0);
 }
 
 TEST(Reference, BF16) {

@@ -151,7 +151,9 @@ Tensor transformerBlock(const Tensor &x, const BlockWeights &w, int64_t heads,
                         NormKind norm, double eps);
 
 /// ||out - ref||_2 / ||ref||_2. Returns +inf if the shapes differ, NaN if any
-/// element of out is NaN. If ||ref|| == 0 returns ||out - ref||.
+/// element of out is NaN. If ||ref|| == 0 returns ||out - ref||. An
+/// infinity (the log-sum-exp of a row that sees no key) must be matched
+/// exactly, and then counts in neither norm; unmatched, the error is +inf.
 double relativeError(const Tensor &out, const Tensor &ref);
 
 /// Rounds a float to the nearest bf16 (ties to even), returned as its bits.

@@ -12,6 +12,7 @@
 
 #include "bpt/Dialect/BPTOps.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 
 namespace bpt {
@@ -25,6 +26,11 @@ namespace bpt {
 /// are clamped to the sequence lengths.
 mlir::Value tileAttention(mlir::OpBuilder &builder, AttentionOp op,
                           int64_t qBlock, int64_t kvBlock);
+
+/// The same, returning the nest: its results replace all of `op`'s (the
+/// output, and the log-sum-exp where `op` returns it).
+mlir::scf::ForallOp tileAttentionNest(mlir::OpBuilder &builder, AttentionOp op,
+                                      int64_t qBlock, int64_t kvBlock);
 
 /// Moves the position-wise consumers of `op`'s head-merged output (output
 /// projection, residuals, norms, FFN, ...) into a loop over (batch, query
