@@ -288,8 +288,9 @@ struct BPTConvertToLinalgPass final
         return WalkResult::interrupt();
       }
       if (isa<AttentionGradOp>(op)) {
-        op->emitError() << "bpt.attention_grad has no lowering yet: its "
-                           "blockwise form is not built (issue 12)";
+        op->emitError() << "bpt.attention_grad must be tiled before it is "
+                           "lowered: run bpt-tile-attention (or the "
+                           "bpt-blockwise pipeline) first";
         return WalkResult::interrupt();
       }
       if (isa<TransformerBlockOp>(op)) {

@@ -87,6 +87,14 @@ struct BPTTileAttentionPass final
       op->replaceAllUsesWith(nest.getResults());
       op.erase();
     }
+    SmallVector<AttentionGradOp> grads;
+    getOperation().walk([&](AttentionGradOp op) { grads.push_back(op); });
+    for (AttentionGradOp op : grads) {
+      b.setInsertionPoint(op);
+      AttentionGradResults r = tileAttentionGrad(b, op, qBlock, kvBlock);
+      op->replaceAllUsesWith(ValueRange{r.dq, r.dk, r.dv});
+      op.erase();
+    }
   }
 };
 

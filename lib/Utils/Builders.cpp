@@ -91,3 +91,19 @@ Value bpt::buildMatmul(OpBuilder &b, Location loc, Value a, Value bMatrix,
              {b.getNamedAttr("indexing_maps", b.getArrayAttr(maps))})
       .getResult(0);
 }
+
+Value bpt::buildMatmulTransposedA(OpBuilder &b, Location loc, Value a,
+                                  Value bMatrix, Value c) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr m, n, k;
+  bindDims(ctx, m, n, k);
+  SmallVector<Attribute> maps = {
+      AffineMapAttr::get(AffineMap::get(3, 0, {k, m}, ctx)),
+      AffineMapAttr::get(AffineMap::get(3, 0, {k, n}, ctx)),
+      AffineMapAttr::get(AffineMap::get(3, 0, {m, n}, ctx))};
+  return linalg::MatmulOp::create(
+             b, loc, TypeRange{c.getType()}, ValueRange{a, bMatrix},
+             ValueRange{c},
+             {b.getNamedAttr("indexing_maps", b.getArrayAttr(maps))})
+      .getResult(0);
+}

@@ -26,7 +26,7 @@ func.func @undecomposed_block(%x: tensor<1x8x16xf32>, %g: tensor<16xf32>, %w: te
 
 func.func @attention_grad(%q: tensor<1x1x16x8xf32>, %lse: tensor<1x1x16xf32>)
     -> tensor<1x1x16x8xf32> {
-  // expected-error @+1 {{bpt.attention_grad has no lowering yet: its blockwise form is not built (issue 12)}}
+  // expected-error @+1 {{bpt.attention_grad must be tiled before it is lowered: run bpt-tile-attention (or the bpt-blockwise pipeline) first}}
   %dq, %dk, %dv = bpt.attention_grad %q, %q, %q, %q, %q, %lse
       : (tensor<1x1x16x8xf32>, tensor<1x1x16x8xf32>, tensor<1x1x16x8xf32>,
          tensor<1x1x16x8xf32>, tensor<1x1x16x8xf32>, tensor<1x1x16xf32>)

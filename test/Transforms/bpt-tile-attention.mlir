@@ -164,3 +164,42 @@ func.func @with_lse(%q: tensor<2x4x100x32xf32>, %k: tensor<2x2x70x32xf32>,
       -> (tensor<2x4x100x32xf32>, tensor<2x4x100xf32>)
   return %o, %lse : tensor<2x4x100x32xf32>, tensor<2x4x100xf32>
 }
+
+// -----
+
+// bpt.attention_grad: the row sums D = rowsum(dO ∘ O) first; then dK and dV
+// per (batch, kv head, key block), summed over the group's query heads and
+// the query blocks that see the key block (causal: from block
+// max(kv0 - (Skv - Sq), 0) / q-block on), P recomputed as exp(scale·s −
+// lse); then dQ per (batch, query head, query block) over the key blocks it
+// sees. Every tile is written by one iteration: deterministic, no atomics.
+// CHECK-LABEL: func.func @grad
+// CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x4x64x16xf32>, %[[K:[^:]+]]: tensor<1x2x64x16xf32>, %[[O:[^:]+]]: tensor<1x4x64x16xf32>, %[[DO:[^:]+]]: tensor<1x4x64x16xf32>, %[[LSE:[^:]+]]: tensor<1x4x64xf32>)
+// CHECK: %[[D:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[DO]], %[[O]] : {{.+}}) outs(%{{.+}} : tensor<1x4x64xf32>)
+// CHECK: math.fma
+// CHECK: %[[KV:.+]]:2 = scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (1, 2, 2) shared_outs({{.+}}) -> (tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
+// CHECK: %[[HEADS:.+]]:2 = scf.for %{{.+}} = %{{.+}} to %c2{{.*}} step
+// CHECK: %[[FIRST:.+]] = arith.divsi
+// CHECK: scf.for %{{.+}} = %[[FIRST]] to
+// CHECK: math.exp
+// CHECK: linalg.matmul indexing_maps = [#{{.+}}, #{{.+}}, #{{.+}}] ins(%{{.+}}, %{{.+}} : tensor<32x32xf32>, tensor<32x16xf32>)
+// CHECK: linalg.matmul indexing_maps = [#{{.+}}, #{{.+}}, #{{.+}}] ins(%{{.+}}, %{{.+}} : tensor<32x32xf32>, tensor<32x16xf32>)
+// CHECK: scf.forall.in_parallel
+// CHECK-COUNT-2: tensor.parallel_insert_slice {{.+}} : tensor<32x16xf32> into tensor<1x2x64x16xf32>
+// CHECK: %[[DQ:.+]] = scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (1, 4, 2) shared_outs({{.+}}) -> (tensor<1x4x64x16xf32>)
+// CHECK: %[[END:.+]] = arith.ceildivsi
+// CHECK: scf.for %{{.+}} = %{{.+}} to %[[END]]
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<32x32xf32>, tensor<32x16xf32>)
+// CHECK: tensor.parallel_insert_slice {{.+}} : tensor<32x16xf32> into tensor<1x4x64x16xf32>
+// CHECK: return %[[DQ]], %[[KV]]#0, %[[KV]]#1
+func.func @grad(%q: tensor<1x4x64x16xf32>, %k: tensor<1x2x64x16xf32>,
+                %o: tensor<1x4x64x16xf32>, %do: tensor<1x4x64x16xf32>,
+                %lse: tensor<1x4x64xf32>)
+    -> (tensor<1x4x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>) {
+  %dq, %dk, %dv = bpt.attention_grad %q, %k, %k, %o, %do, %lse causal
+      : (tensor<1x4x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>,
+         tensor<1x4x64x16xf32>, tensor<1x4x64x16xf32>, tensor<1x4x64xf32>)
+      -> (tensor<1x4x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
+  return %dq, %dk, %dv
+      : tensor<1x4x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>
+}

@@ -32,6 +32,23 @@ mlir::Value tileAttention(mlir::OpBuilder &builder, AttentionOp op,
 mlir::scf::ForallOp tileAttentionNest(mlir::OpBuilder &builder, AttentionOp op,
                                       int64_t qBlock, int64_t kvBlock);
 
+/// The gradients the blockwise form of a bpt.attention_grad computes.
+struct AttentionGradResults {
+  mlir::Value dq, dk, dv;
+};
+
+/// Emits, at the builder's insertion point, the blockwise form of `op`: the
+/// row sums D = rowsum(dO ∘ O), an `scf.forall` over (batch, key/value
+/// head, key block) that accumulates dK and dV over the query heads of the
+/// group and the query blocks that see the key block (recomputing P from
+/// the saved log-sum-exp), and an `scf.forall` over (batch, query head,
+/// query block) that accumulates dQ over the key blocks it sees.
+/// Deterministic: every gradient tile is written by one iteration, its sums
+/// in a fixed order. `op` itself is left in place.
+AttentionGradResults tileAttentionGrad(mlir::OpBuilder &builder,
+                                       AttentionGradOp op, int64_t qBlock,
+                                       int64_t kvBlock);
+
 /// Moves the position-wise consumers of `op`'s head-merged output (output
 /// projection, residuals, norms, FFN, ...) into a loop over (batch, query
 /// block) that computes all heads of the attention per query block. On

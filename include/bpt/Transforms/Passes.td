@@ -106,7 +106,7 @@ def BPTChunkFFN : Pass<"bpt-chunk-ffn", "::mlir::func::FuncOp"> {
 }
 
 def BPTTileAttention : Pass<"bpt-tile-attention", "::mlir::func::FuncOp"> {
-  let summary = "Tile bpt.attention into query/key-value blocks with an online softmax";
+  let summary = "Tile bpt.attention (online softmax) and bpt.attention_grad into query/key-value blocks";
   let description = [{
     Rewrites every `bpt.attention` into the blockwise form of the Blockwise
     Parallel Transformer: an `scf.forall` over (batch, query head, query
@@ -127,7 +127,20 @@ def BPTTileAttention : Pass<"bpt-tile-attention", "::mlir::func::FuncOp"> {
     - GQA/MQA: query head `h` reads key/value head `h / (Hq / Hkv)` in
       place; K and V are never repeated.
 
-    No tensor larger than `q-block × kv-block` scores exists. The loop carries
+    - The log-sum-exp result, where asked for: `(m + log2 l) · ln 2` per
+      row (`-inf` for a row that saw no key), a second result of the nest.
+
+    `bpt.attention_grad` becomes its blockwise backward: the row sums
+    `D = rowsum(dO ∘ O)`; an `scf.forall` over (batch, key/value head, key
+    block) accumulating dK and dV over the group's query heads and the
+    query blocks that see the key block (P recomputed from the saved
+    log-sum-exp; causal query blocks that cannot see it are skipped); and an
+    `scf.forall` over (batch, query head, query block) accumulating dQ over
+    the key blocks it sees. dQ is a second pass that recomputes P, not a
+    sum by atomics: every tile is written by one iteration, its sums in a
+    fixed order, so the gradients are deterministic.
+
+    No tensor larger than `q-block × kv-block` scores exists. The loops carry
     `bpt.q_block` and `bpt.kv_block` attributes with the (clamped) sizes.
   }];
   let options = [

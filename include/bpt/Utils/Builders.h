@@ -60,6 +60,12 @@ mlir::Value buildMatmul(mlir::OpBuilder &b, mlir::Location loc, mlir::Value a,
                         mlir::Value bMatrix, mlir::Value c,
                         bool transposeB = false);
 
+/// `C (f32) += Aᵀ · B` as linalg.matmul; A [K, M] and B [K, N] of any float
+/// type (widened to C's type).
+mlir::Value buildMatmulTransposedA(mlir::OpBuilder &b, mlir::Location loc,
+                                   mlir::Value a, mlir::Value bMatrix,
+                                   mlir::Value c);
+
 } // namespace bpt
 
 #endif // BPT_UTILS_BUILDERS_H
