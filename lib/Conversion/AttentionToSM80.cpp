@@ -75,6 +75,7 @@ private:
     return LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), base,
                                ValueRange{offset});
   }
+  Value wide(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
   /// Issues the copies of key/value block `j` into ring stage `j % stages`.
   void copyKeyValueBlock(Value j) {
     Value stage = rem(j, c32(config.stages));
@@ -105,54 +106,82 @@ private:
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
 
+  // The kernel's steps, in the order emit() calls them.
+  void locateBlock(gpu::GPUFuncOp func);
+  void copyQueryAndFirstKeyValueBlocks();
+  void loadQueryFragments();
+  scf::ForOp emitKeyValueLoop();
+  void emitKeyValueIteration(scf::ForOp loop);
+  SmallVector<Value> computeScores(Value kTile);
+  SmallVector<Value> maskScores(Value j, ArrayRef<Value> s);
+  void accumulateValues(ArrayRef<Value> p, Value vTile,
+                        MutableArrayRef<Value> o);
+  void stageOutputInQueryTile(ValueRange results);
+  void storeOutputTile();
+
   const KernelConfig &config;
   AttentionMath math;
   Value tid, base, keys, values, kvRow, numBlocks;
+  // Set by one step and read by later ones.
+  Value queries, out, warp, lane, q0, qRow, qTile, validQueries;
+  // The lane's place in mma fragments: group g (row) and t in the quad.
+  Value g, t, lane8, warpRow;
+  SmallVector<SmallVector<Value>> qFragments;
+  Value minusInf, zero, scaleLog2;
 };
 
 void KernelEmitter::emit(gpu::GPUFuncOp func) {
   b.setInsertionPointToStart(&func.getBody().front());
+  locateBlock(func);
+  copyQueryAndFirstKeyValueBlocks();
+  loadQueryFragments();
+  scf::ForOp loop = emitKeyValueLoop();
+  stageOutputInQueryTile(loop.getResults());
+  storeOutputTile();
+  gpu::ReturnOp::create(b, loc);
+}
+
+/// The arguments as global pointers, this thread's warp and lane, the first
+/// rows of the block's Q tile and of its head's K/V, and its key blocks.
+void KernelEmitter::locateBlock(gpu::GPUFuncOp func) {
   auto global = [&](Value memref) -> Value {
     return LLVM::AddrSpaceCastOp::create(b, loc, globalPtr, pointerOf(memref));
   };
-  Value queries = global(func.getArgument(0));
+  queries = global(func.getArgument(0));
   keys = global(func.getArgument(1));
   values = global(func.getArgument(2));
-  Value out = global(func.getArgument(3));
+  out = global(func.getArgument(3));
 
-  const int64_t d = config.headDim, bn = config.blockN;
   tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
   Value head = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
   Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
-  Value warp = div(tid, c32(kWarp));
-  Value lane = rem(tid, c32(kWarp));
+  warp = div(tid, c32(kWarp));
+  lane = rem(tid, c32(kWarp));
   int64_t numQBlocks = config.queryBlocks();
   // Causal: the last query blocks have the most key blocks; start them first.
   Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
-  Value q0 = mul(qBlock, c32(config.blockM));
+  q0 = mul(qBlock, c32(config.blockM));
   Value kvHead = div(head, c32(config.heads / config.kvHeads));
-  auto wide = [&](Value v) -> Value {
-    return arith::ExtUIOp::create(b, loc, i64, v);
-  };
   // First rows of this block's Q tile and of its head's K/V, as rows of the
   // [B * H * S, D] matrices.
-  Value qRow = add(wide(q0), mul(wide(add(mul(batch, c32(config.heads)), head)),
-                                 c64(config.seqQ)));
+  qRow = add(wide(q0), mul(wide(add(mul(batch, c32(config.heads)), head)),
+                           c64(config.seqQ)));
   kvRow = mul(wide(add(mul(batch, c32(config.kvHeads)), kvHead)),
               c64(config.seqKV));
   numBlocks = c32(config.keyBlocks());
   if (config.causal)
-    numBlocks = math.causalKeyBlocks(q0, config.blockM, bn,
+    numBlocks = math.causalKeyBlocks(q0, config.blockM, config.blockN,
                                      config.seqKV - config.seqQ, numBlocks);
 
   base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
-  Value qTile = base;
-  const int64_t rowBytes = config.rowBytes();
+  qTile = base;
+}
 
-  // Prologue: Q, then the first stages - 1 key/value blocks, a group each.
-  Value validQueries =
-      config.raggedQ() ? sub(c32(config.seqQ), q0) : Value();
+/// Prologue: Q, then the first stages - 1 key/value blocks, a group each.
+void KernelEmitter::copyQueryAndFirstKeyValueBlocks() {
+  const int64_t rowBytes = config.rowBytes();
+  validQueries = config.raggedQ() ? sub(c32(config.seqQ), q0) : Value();
   copyTileAsync(qTile, rowAddress(queries, qRow), config.blockM, rowBytes,
                 rowBytes, tid, config.threads(), validQueries);
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
@@ -160,149 +189,175 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     prefetch(c32(s));
   NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 1);
   NVVM::Barrier0Op::create(b, loc);
+}
 
-  // This warp's 16 query rows as A fragments, k16 step by step: matrices
-  // (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of the step.
-  Value g = div(lane, c32(4)), t = rem(lane, c32(4));
-  Value lane8 = rem(lane, c32(8));
-  Value warpRow = mul(warp, c32(kWarpRows));
-  SmallVector<SmallVector<Value>> qFragments;
-  {
-    Value row = add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)),
-                                            c32(8))));
-    Value half = div(lane, c32(16));
-    for (int64_t k = 0; k < d / 16; ++k)
-      qFragments.push_back(loadMatrices(
-          chunkAddress(qTile, row, add(c32(2 * k), half), rowBytes),
-          /*transpose=*/false));
-  }
+/// This warp's 16 query rows as A fragments, k16 step by step: matrices
+/// (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of the step.
+void KernelEmitter::loadQueryFragments() {
+  g = div(lane, c32(4));
+  t = rem(lane, c32(4));
+  lane8 = rem(lane, c32(8));
+  warpRow = mul(warp, c32(kWarpRows));
+  Value row =
+      add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
+  Value half = div(lane, c32(16));
+  for (int64_t k = 0; k < config.headDim / 16; ++k)
+    qFragments.push_back(loadMatrices(
+        chunkAddress(qTile, row, add(c32(2 * k), half), config.rowBytes()),
+        /*transpose=*/false));
+}
 
-  const int64_t sTiles = bn / 8, oTiles = d / 8;
-  const double scaleLog2 = config.scale * M_LOG2E;
-  Value minusInf = cf(-INFINITY), zero = cf(0.0), c = cf(scaleLog2);
+/// The loop over key/value blocks; it carries the output accumulators and
+/// the two rows' running max and sum.
+scf::ForOp KernelEmitter::emitKeyValueLoop() {
+  const int64_t oTiles = config.headDim / 8;
+  minusInf = cf(-INFINITY);
+  zero = cf(0.0);
+  scaleLog2 = cf(config.scale * M_LOG2E);
   SmallVector<Value> init(4 * oTiles, zero);
   init.append({minusInf, minusInf, zero, zero}); // m0, m1, l0, l1
   auto loop = scf::ForOp::create(b, loc, c32(0), numBlocks, c32(1), init);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value j = loop.getInductionVar();
-    auto args = loop.getRegionIterArgs();
-    SmallVector<Value> o(args.begin(), args.begin() + 4 * oTiles);
-    Value m[2] = {args[4 * oTiles], args[4 * oTiles + 1]};
-    Value l[2] = {args[4 * oTiles + 2], args[4 * oTiles + 3]};
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  emitKeyValueIteration(loop);
+  return loop;
+}
 
-    // Block j has landed for every thread; all warps are past block j - 1,
-    // whose stage the copy of block j + stages - 1 overwrites.
-    NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 2);
-    NVVM::Barrier0Op::create(b, loc);
-    prefetch(add(j, c32(config.stages - 1)));
-    Value offset = mul(rem(j, c32(config.stages)), c32(config.kvTileBytes()));
-    Value kTile = add(base, add(c32(config.kOffset()), offset));
-    Value vTile = add(base, add(c32(config.vOffset()), offset));
+/// One key/value block: its scores, the online softmax over them and the
+/// output accumulated, while a later block is being copied.
+void KernelEmitter::emitKeyValueIteration(scf::ForOp loop) {
+  const int64_t oTiles = config.headDim / 8;
+  Value j = loop.getInductionVar();
+  auto args = loop.getRegionIterArgs();
+  SmallVector<Value> o(args.begin(), args.begin() + 4 * oTiles);
+  Value m[2] = {args[4 * oTiles], args[4 * oTiles + 1]};
+  Value l[2] = {args[4 * oTiles + 2], args[4 * oTiles + 3]};
 
-    // S = Q·Kᵀ. K's rows are B's columns: one ldmatrix.x4 gives the
-    // fragments of two 8-key tiles for one k16 step, matrices (keys 0-7 |
-    // 8-15 of the pair) x (columns 0-7 | 8-15 of the step).
-    SmallVector<Value> s(4 * sTiles, zero);
-    {
-      Value keyRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
-      Value half = rem(div(lane, c32(8)), c32(2));
-      for (int64_t pair = 0; pair < sTiles / 2; ++pair) {
-        Value row = add(keyRow, c32(16 * pair));
-        for (int64_t k = 0; k < d / 16; ++k) {
-          SmallVector<Value> f = loadMatrices(
-              chunkAddress(kTile, row, add(c32(2 * k), half), rowBytes),
-              /*transpose=*/false);
-          for (int64_t h = 0; h < 2; ++h) {
-            int64_t n = 2 * pair + h;
-            SmallVector<Value> acc(s.begin() + 4 * n, s.begin() + 4 * n + 4);
-            acc = mma(qFragments[k], f[2 * h], f[2 * h + 1], acc);
-            std::copy(acc.begin(), acc.end(), s.begin() + 4 * n);
-          }
-        }
+  // Block j has landed for every thread; all warps are past block j - 1,
+  // whose stage the copy of block j + stages - 1 overwrites.
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 2);
+  NVVM::Barrier0Op::create(b, loc);
+  prefetch(add(j, c32(config.stages - 1)));
+  Value offset = mul(rem(j, c32(config.stages)), c32(config.kvTileBytes()));
+  Value kTile = add(base, add(c32(config.kOffset()), offset));
+  Value vTile = add(base, add(c32(config.vOffset()), offset));
+
+  SmallVector<Value> s = computeScores(kTile);
+  if (config.causal || config.raggedKV())
+    s = maskScores(j, s);
+
+  // Online softmax in exp2; the output so far is rescaled.
+  AttentionMath::RowState rows{{m[0], m[1]}, {l[0], l[1]}};
+  SmallVector<Value> p =
+      math.softmaxUpdate(s, rows, o, scaleLog2, minusInf, zero);
+
+  accumulateValues(p, vTile, o);
+
+  SmallVector<Value> next(o);
+  next.append({rows.max[0], rows.max[1], rows.sum[0], rows.sum[1]});
+  scf::YieldOp::create(b, loc, next);
+}
+
+/// S = Q·Kᵀ. K's rows are B's columns: one ldmatrix.x4 gives the fragments
+/// of two 8-key tiles for one k16 step, matrices (keys 0-7 | 8-15 of the
+/// pair) x (columns 0-7 | 8-15 of the step).
+SmallVector<Value> KernelEmitter::computeScores(Value kTile) {
+  const int64_t sTiles = config.blockN / 8;
+  SmallVector<Value> s(4 * sTiles, zero);
+  Value keyRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
+  Value half = rem(div(lane, c32(8)), c32(2));
+  for (int64_t pair = 0; pair < sTiles / 2; ++pair) {
+    Value row = add(keyRow, c32(16 * pair));
+    for (int64_t k = 0; k < config.headDim / 16; ++k) {
+      SmallVector<Value> f = loadMatrices(
+          chunkAddress(kTile, row, add(c32(2 * k), half), config.rowBytes()),
+          /*transpose=*/false);
+      for (int64_t h = 0; h < 2; ++h) {
+        int64_t n = 2 * pair + h;
+        SmallVector<Value> acc(s.begin() + 4 * n, s.begin() + 4 * n + 4);
+        acc = mma(qFragments[k], f[2 * h], f[2 * h + 1], acc);
+        std::copy(acc.begin(), acc.end(), s.begin() + 4 * n);
       }
     }
-
-    // Element e of 8-key tile n: row g + 8 * (e / 2), key 8n + 2t + e % 2.
-    // Masked: keys past the diagonal (causal) and past the end of a ragged
-    // sequence; only blocks that have such keys pay for it.
-    if (config.causal || config.raggedKV()) {
-      int64_t offset = config.seqKV - config.seqQ;
-      Value blockStart = mul(j, c32(bn));
-      Value blockEnd = add(blockStart, c32(bn - 1));
-      Value needMask = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
-      // Causal: the block's last key is past the block's first query's
-      // limit (the same for all threads).
-      if (config.causal)
-        needMask = cmp(arith::CmpIPredicate::sgt, blockEnd,
-                       add(q0, c32(offset)));
-      if (config.raggedKV())
-        needMask = arith::OrIOp::create(
-            b, loc, needMask,
-            cmp(arith::CmpIPredicate::sge, blockEnd, c32(config.seqKV)));
-      SmallVector<Type> types(s.size(), f32);
-      auto masked = scf::IfOp::create(b, loc, types, needMask, true);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(masked.thenBlock());
-        // Key column k (within the block) is visible when k <= limit - 2t.
-        Value keysLeft = sub(c32(config.seqKV - 1), blockStart);
-        Value limit[2];
-        for (int64_t i = 0; i < 2; ++i) {
-          Value bound = keysLeft;
-          if (config.causal) {
-            Value row = add(q0, add(warpRow, add(g, c32(8 * i))));
-            bound = arith::MinSIOp::create(
-                b, loc, bound, sub(add(row, c32(offset)), blockStart));
-          }
-          limit[i] = sub(bound, mul(t, c32(2)));
-        }
-        scf::YieldOp::create(b, loc, math.mask(s, limit, minusInf));
-        b.setInsertionPointToStart(masked.elseBlock());
-        scf::YieldOp::create(b, loc, s);
-      }
-      s = SmallVector<Value>(masked.getResults());
-    }
-
-    // Online softmax in exp2; the output so far is rescaled.
-    AttentionMath::RowState rows{{m[0], m[1]}, {l[0], l[1]}};
-    SmallVector<Value> p = math.softmaxUpdate(s, rows, o, c, minusInf, zero);
-
-    // O += P·V. The accumulators of key tiles 2k and 2k + 1 are the A
-    // fragment of k16 step k: (row g, keys 2t..) (row g + 8, keys 2t..) of
-    // tile 2k, then the same of tile 2k + 1. V is [keys, D], B is its
-    // transpose in fragments: ldmatrix.trans of matrices (keys 0-7 | 8-15
-    // of the step) x (columns 0-7 | 8-15 of a pair of 8-column tiles).
-    Value keyRow = add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8)));
-    Value half = div(lane, c32(16));
-    for (int64_t k = 0; k < bn / 16; ++k) {
-      SmallVector<Value> a = {
-          packHalf2(p[8 * k], p[8 * k + 1]), packHalf2(p[8 * k + 2], p[8 * k + 3]),
-          packHalf2(p[8 * k + 4], p[8 * k + 5]),
-          packHalf2(p[8 * k + 6], p[8 * k + 7])};
-      Value row = add(keyRow, c32(16 * k));
-      for (int64_t pair = 0; pair < oTiles / 2; ++pair) {
-        SmallVector<Value> f = loadMatrices(
-            chunkAddress(vTile, row, add(c32(2 * pair), half), rowBytes),
-            /*transpose=*/true);
-        for (int64_t h = 0; h < 2; ++h) {
-          int64_t n = 2 * pair + h;
-          SmallVector<Value> acc(o.begin() + 4 * n, o.begin() + 4 * n + 4);
-          acc = mma(a, f[2 * h], f[2 * h + 1], acc);
-          std::copy(acc.begin(), acc.end(), o.begin() + 4 * n);
-        }
-      }
-    }
-
-    SmallVector<Value> next(o);
-    next.append({rows.max[0], rows.max[1], rows.sum[0], rows.sum[1]});
-    scf::YieldOp::create(b, loc, next);
   }
+  return s;
+}
 
-  // Epilogue: the row sums over the quad, normalise, then through this
-  // warp's rows of the Q tile (no longer read) to 16-byte stores.
-  auto results = loop.getResults();
+/// Element e of 8-key tile n: row g + 8 * (e / 2), key 8n + 2t + e % 2.
+/// Masked: keys past the diagonal (causal) and past the end of a ragged
+/// sequence; only blocks that have such keys pay for it.
+SmallVector<Value> KernelEmitter::maskScores(Value j, ArrayRef<Value> s) {
+  const int64_t bn = config.blockN;
+  int64_t offset = config.seqKV - config.seqQ;
+  Value blockStart = mul(j, c32(bn));
+  Value blockEnd = add(blockStart, c32(bn - 1));
+  Value needMask = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+  // Causal: the block's last key is past the block's first query's limit
+  // (the same for all threads).
+  if (config.causal)
+    needMask = cmp(arith::CmpIPredicate::sgt, blockEnd, add(q0, c32(offset)));
+  if (config.raggedKV())
+    needMask = arith::OrIOp::create(
+        b, loc, needMask,
+        cmp(arith::CmpIPredicate::sge, blockEnd, c32(config.seqKV)));
+  SmallVector<Type> types(s.size(), f32);
+  auto masked = scf::IfOp::create(b, loc, types, needMask, true);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(masked.thenBlock());
+    // Key column k (within the block) is visible when k <= limit - 2t.
+    Value keysLeft = sub(c32(config.seqKV - 1), blockStart);
+    Value limit[2];
+    for (int64_t i = 0; i < 2; ++i) {
+      Value bound = keysLeft;
+      if (config.causal) {
+        Value row = add(q0, add(warpRow, add(g, c32(8 * i))));
+        bound = arith::MinSIOp::create(b, loc, bound,
+                                       sub(add(row, c32(offset)), blockStart));
+      }
+      limit[i] = sub(bound, mul(t, c32(2)));
+    }
+    scf::YieldOp::create(b, loc, math.mask(s, limit, minusInf));
+    b.setInsertionPointToStart(masked.elseBlock());
+    scf::YieldOp::create(b, loc, s);
+  }
+  return SmallVector<Value>(masked.getResults());
+}
+
+/// O += P·V. The accumulators of key tiles 2k and 2k + 1 are the A
+/// fragment of k16 step k: (row g, keys 2t..) (row g + 8, keys 2t..) of
+/// tile 2k, then the same of tile 2k + 1. V is [keys, D], B is its
+/// transpose in fragments: ldmatrix.trans of matrices (keys 0-7 | 8-15 of
+/// the step) x (columns 0-7 | 8-15 of a pair of 8-column tiles).
+void KernelEmitter::accumulateValues(ArrayRef<Value> p, Value vTile,
+                                     MutableArrayRef<Value> o) {
+  const int64_t oTiles = config.headDim / 8;
+  Value keyRow = add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8)));
+  Value half = div(lane, c32(16));
+  for (int64_t k = 0; k < config.blockN / 16; ++k) {
+    SmallVector<Value> a = {packHalf2(p[8 * k], p[8 * k + 1]),
+                            packHalf2(p[8 * k + 2], p[8 * k + 3]),
+                            packHalf2(p[8 * k + 4], p[8 * k + 5]),
+                            packHalf2(p[8 * k + 6], p[8 * k + 7])};
+    Value row = add(keyRow, c32(16 * k));
+    for (int64_t pair = 0; pair < oTiles / 2; ++pair) {
+      SmallVector<Value> f = loadMatrices(
+          chunkAddress(vTile, row, add(c32(2 * pair), half), config.rowBytes()),
+          /*transpose=*/true);
+      for (int64_t h = 0; h < 2; ++h) {
+        int64_t n = 2 * pair + h;
+        SmallVector<Value> acc(o.begin() + 4 * n, o.begin() + 4 * n + 4);
+        acc = mma(a, f[2 * h], f[2 * h + 1], acc);
+        std::copy(acc.begin(), acc.end(), o.begin() + 4 * n);
+      }
+    }
+  }
+}
+
+/// Epilogue, first half: the row sums over the quad, normalise, then into
+/// this warp's rows of the Q tile (no longer read).
+void KernelEmitter::stageOutputInQueryTile(ValueRange results) {
+  const int64_t oTiles = config.headDim / 8;
   SmallVector<Value> o(results.begin(), results.begin() + 4 * oTiles);
   Value inverse[2];
   for (int64_t i = 0; i < 2; ++i)
@@ -316,13 +371,18 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
       Value lo = fmul(o[4 * n + 2 * i], inverse[i]);
       Value hi = fmul(o[4 * n + 2 * i + 1], inverse[i]);
       Value row = add(warpRow, add(g, c32(8 * i)));
-      Value address =
-          add(chunkAddress(qTile, row, c32(n), rowBytes), mul(t, c32(4)));
+      Value address = add(chunkAddress(qTile, row, c32(n), config.rowBytes()),
+                          mul(t, c32(4)));
       LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), sharedPointer(address),
                             4);
     }
   }
   NVVM::SyncWarpOp::create(b, loc, c32(-1));
+}
+
+/// Epilogue, second half: the warp's staged rows to global memory, 16
+/// bytes a thread.
+void KernelEmitter::storeOutputTile() {
   const int64_t chunks = config.chunksPerRow();
   Type v4i32 = VectorType::get({4}, i32);
   for (int64_t k = 0; k < kWarpRows * chunks / kWarp; ++k) {
@@ -331,7 +391,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     Value chunk = rem(index, c32(chunks));
     Value data = LLVM::LoadOp::create(
         b, loc, v4i32,
-        sharedPointer(chunkAddress(qTile, row, chunk, rowBytes)), 16);
+        sharedPointer(chunkAddress(qTile, row, chunk, config.rowBytes())), 16);
     Value address = LLVM::GEPOp::create(
         b, loc, globalPtr, b.getI8Type(), rowAddress(out, add(qRow, wide(row))),
         ValueRange{mul(chunk, c32(kChunkBytes))});
@@ -346,7 +406,6 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     b.setInsertionPointToStart(inRange.thenBlock());
     LLVM::StoreOp::create(b, loc, data, address, 16);
   }
-  gpu::ReturnOp::create(b, loc);
 }
 
 gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,

@@ -206,19 +206,23 @@ bool isSharedWork(Operation *op) {
   return isa<linalg::LinalgOp, memref::CopyOp>(op);
 }
 
-struct BPTMapToGPUPass final
-    : bpt::impl::BPTMapToGPUBase<BPTMapToGPUPass> {
-  using Base::Base;
-
-  void runOnOperation() override;
-
-private:
-  LogicalResult mapLoop(IRRewriter &rw, scf::ForallOp loop);
-  LogicalResult mapSingleOp(IRRewriter &rw, Operation *op);
+/// Where a loop body's buffers go: each in shared memory or in the block's
+/// slice of the global workspace, at an offset.
+struct BufferPlacement {
+  SmallVector<memref::AllocOp> allocs;
+  SmallVector<std::pair<bool, int64_t>> placement; // (in shared, offset)
+  int64_t sharedBytes = 0, workspaceBytes = 0;
 };
 
-LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
-  Location loc = loop.getLoc();
+/// The launch that replaces a loop, and what its body addresses buffers and
+/// threads with.
+struct LoopLaunch {
+  gpu::LaunchOp launch;
+  Value workspace, sharedBase, workspaceBase, numThreads;
+};
+
+/// The grid is sized at compile time: the loop must have static bounds.
+LogicalResult checkStaticLoop(scf::ForallOp loop) {
   if (loop.getNumResults() != 0)
     return loop.emitError() << "bpt-map-to-gpu: expects bufferized IR (the "
                                "loop still has tensor results)";
@@ -230,91 +234,20 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
       llvm::any_of(steps, [](int64_t v) { return v != 1; }))
     return loop.emitError() << "bpt-map-to-gpu: expects a loop with static "
                                "bounds from 0 with step 1";
+  return success();
+}
 
-  // Place the loop body's buffers: shared memory first, smallest first, the
-  // rest in this block's slice of a global workspace.
-  SmallVector<memref::AllocOp> allocs;
-  WalkResult walk = loop.getBody()->walk([&](memref::AllocOp alloc) {
-    MemRefType type = alloc.getType();
-    if (!type.hasStaticShape() || !type.getLayout().isIdentity() ||
-        type.getMemorySpace()) {
-      alloc.emitError() << "bpt-map-to-gpu: expects a statically shaped, "
-                           "contiguous allocation, got "
-                        << type;
-      return WalkResult::interrupt();
-    }
-    allocs.push_back(alloc);
-    return WalkResult::advance();
-  });
-  if (walk.wasInterrupted())
-    return failure();
-  auto bytesOf = [](memref::AllocOp alloc) {
-    MemRefType type = alloc.getType();
-    return type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8);
-  };
-  llvm::stable_sort(allocs, [&](memref::AllocOp a, memref::AllocOp b) {
-    return bytesOf(a) < bytesOf(b);
-  });
-  int64_t sharedBytes = 0, workspaceBytes = 0;
-  SmallVector<std::pair<bool, int64_t>> placement; // (in shared, offset)
-  for (memref::AllocOp alloc : allocs) {
-    int64_t bytes = alignTo(bytesOf(alloc), kTileAlignment);
-    if (sharedBytes + bytes <= sharedMemory) {
-      placement.push_back({true, sharedBytes});
-      sharedBytes += bytes;
-    } else {
-      placement.push_back({false, workspaceBytes});
-      workspaceBytes += bytes;
-    }
-  }
-
-  // A persistent grid: each block takes loop iterations blockIdx.x,
-  // blockIdx.x + gridDim.x, ... so that a workspace slice per block, not per
-  // iteration, suffices; the grid is capped accordingly.
-  int64_t numItems = 1;
-  for (int64_t ub : ubs)
-    numItems *= ub;
-  int64_t numBlocks = std::min<int64_t>(
-      numItems, workspaceBytes > 0 ? maxWorkspaceBlocks : maxBlocks);
-
-  rw.setInsertionPoint(loop);
-  Value workspace;
-  if (workspaceBytes > 0)
-    workspace = memref::AllocOp::create(
-        rw, loc,
-        MemRefType::get({numBlocks * workspaceBytes}, rw.getI8Type()));
-  Value dynamicShared;
-  if (sharedBytes > 0)
-    dynamicShared = arith::ConstantIntOp::create(rw, loc, rw.getI32Type(),
-                                                 sharedBytes);
-  Value one = indexConst(rw, loc, 1);
-  auto launch = gpu::LaunchOp::create(
-      rw, loc, indexConst(rw, loc, numBlocks), one, one,
-      indexConst(rw, loc, threads), one, one, dynamicShared);
-  launch->setDiscardableAttrs(loop->getDiscardableAttrDictionary());
-  Block &body = launch.getBody().front();
-  rw.setInsertionPointToEnd(&body);
-  gpu::KernelDim3 blockIds = launch.getBlockIds();
-  Value sharedBase;
-  if (sharedBytes > 0) {
-    auto workgroup = gpu::AddressSpaceAttr::get(
-        rw.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
-    sharedBase = gpu::DynamicSharedMemoryOp::create(
-        rw, loc,
-        MemRefType::get({ShapedType::kDynamic}, rw.getI8Type(),
-                        MemRefLayoutAttrInterface(), workgroup));
-  }
-  Value workspaceBase;
-  if (workspace)
-    workspaceBase = arith::MulIOp::create(
-        rw, loc, blockIds.x, indexConst(rw, loc, workspaceBytes));
-  Value numThreads = indexConst(rw, loc, threads);
-
-  // The loop body, now run by every thread of the block for each of its
-  // iterations.
-  SmallVector<Value> extents = llvm::map_to_vector(
-      ubs, [&](int64_t ub) { return indexConst(rw, loc, ub); });
-  auto items = scf::ForOp::create(rw, loc, blockIds.x,
+/// Runs the loop's body, now inside `launch`, in a loop over the items
+/// blockIdx.x, blockIdx.x + numBlocks, ..., with the item's indices in
+/// place of the loop's induction variables.
+void moveBodyIntoItemLoop(IRRewriter &rw, scf::ForallOp loop,
+                          gpu::LaunchOp launch, int64_t numItems,
+                          int64_t numBlocks) {
+  Location loc = loop.getLoc();
+  SmallVector<Value> extents =
+      llvm::map_to_vector(loop.getStaticUpperBound(),
+                          [&](int64_t ub) { return indexConst(rw, loc, ub); });
+  auto items = scf::ForOp::create(rw, loc, launch.getBlockIds().x,
                                   indexConst(rw, loc, numItems),
                                   indexConst(rw, loc, numBlocks));
   gpu::TerminatorOp::create(rw, loc);
@@ -327,24 +260,29 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
   for (Operation &op :
        llvm::make_early_inc_range(loop.getBody()->without_terminator()))
     op.moveBefore(itemsEnd);
+}
 
-  for (auto [alloc, place] : llvm::zip(allocs, placement)) {
+/// Replaces each allocation by a view of shared memory or of the block's
+/// workspace slice; its deallocations go.
+void replaceAllocsWithViews(IRRewriter &rw, BufferPlacement &buffers,
+                            LoopLaunch launch) {
+  for (auto [alloc, place] : llvm::zip(buffers.allocs, buffers.placement)) {
     rw.setInsertionPoint(alloc);
     MemRefType type = alloc.getType();
     Value view;
     if (place.first) {
       MemRefType sharedType = MemRefType::get(
           type.getShape(), type.getElementType(), MemRefLayoutAttrInterface(),
-          cast<MemRefType>(sharedBase.getType()).getMemorySpace());
+          cast<MemRefType>(launch.sharedBase.getType()).getMemorySpace());
       Value shared = memref::ViewOp::create(
-          rw, alloc.getLoc(), sharedType, sharedBase,
+          rw, alloc.getLoc(), sharedType, launch.sharedBase,
           indexConst(rw, alloc.getLoc(), place.second), ValueRange());
       view = memref::MemorySpaceCastOp::create(rw, alloc.getLoc(), type, shared);
     } else {
-      Value offset = arith::AddIOp::create(
-          rw, alloc.getLoc(), workspaceBase,
-          indexConst(rw, alloc.getLoc(), place.second));
-      view = memref::ViewOp::create(rw, alloc.getLoc(), type, workspace,
+      Value offset =
+          arith::AddIOp::create(rw, alloc.getLoc(), launch.workspaceBase,
+                                indexConst(rw, alloc.getLoc(), place.second));
+      view = memref::ViewOp::create(rw, alloc.getLoc(), type, launch.workspace,
                                     offset, ValueRange());
     }
     for (Operation *user : llvm::to_vector(alloc->getUsers()))
@@ -352,22 +290,139 @@ LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
         rw.eraseOp(user);
     rw.replaceOp(alloc, view);
   }
+}
 
-  // Every tile operation is shared by the block's threads, then a barrier.
-  gpu::KernelDim3 threadIds = launch.getThreadIds();
+/// Every tile operation is shared by the block's threads, then a barrier.
+LogicalResult shareTileWorkAmongThreads(IRRewriter &rw, LoopLaunch launch) {
+  gpu::KernelDim3 threadIds = launch.launch.getThreadIds();
   SmallVector<Operation *> work;
-  body.walk([&](Operation *op) {
+  launch.launch.getBody().front().walk([&](Operation *op) {
     if (isSharedWork(op))
       work.push_back(op);
   });
   for (Operation *op : work) {
     rw.setInsertionPointAfter(op);
     gpu::BarrierOp::create(rw, op->getLoc());
-    if (failed(shareAmongThreads(rw, op, threadIds.x, numThreads)))
+    if (failed(shareAmongThreads(rw, op, threadIds.x, launch.numThreads)))
       return failure();
   }
+  return success();
+}
+
+struct BPTMapToGPUPass final
+    : bpt::impl::BPTMapToGPUBase<BPTMapToGPUPass> {
+  using Base::Base;
+
+  void runOnOperation() override;
+
+private:
+  LogicalResult mapLoop(IRRewriter &rw, scf::ForallOp loop);
+  FailureOr<BufferPlacement> placeBuffers(scf::ForallOp loop);
+  LoopLaunch createLaunch(IRRewriter &rw, scf::ForallOp loop,
+                          const BufferPlacement &buffers, int64_t numBlocks);
+  LogicalResult mapSingleOp(IRRewriter &rw, Operation *op);
+};
+
+LogicalResult BPTMapToGPUPass::mapLoop(IRRewriter &rw, scf::ForallOp loop) {
+  if (failed(checkStaticLoop(loop)))
+    return failure();
+  FailureOr<BufferPlacement> buffers = placeBuffers(loop);
+  if (failed(buffers))
+    return failure();
+
+  // A persistent grid: each block takes loop iterations blockIdx.x,
+  // blockIdx.x + gridDim.x, ... so that a workspace slice per block, not per
+  // iteration, suffices; the grid is capped accordingly.
+  int64_t numItems = 1;
+  for (int64_t ub : loop.getStaticUpperBound())
+    numItems *= ub;
+  int64_t numBlocks = std::min<int64_t>(
+      numItems, buffers->workspaceBytes > 0 ? maxWorkspaceBlocks : maxBlocks);
+
+  LoopLaunch launch = createLaunch(rw, loop, *buffers, numBlocks);
+  moveBodyIntoItemLoop(rw, loop, launch.launch, numItems, numBlocks);
+  replaceAllocsWithViews(rw, *buffers, launch);
+  if (failed(shareTileWorkAmongThreads(rw, launch)))
+    return failure();
   rw.eraseOp(loop);
   return success();
+}
+
+/// Places the loop body's buffers: shared memory first, smallest first, the
+/// rest in this block's slice of a global workspace.
+FailureOr<BufferPlacement> BPTMapToGPUPass::placeBuffers(scf::ForallOp loop) {
+  BufferPlacement buffers;
+  WalkResult walk = loop.getBody()->walk([&](memref::AllocOp alloc) {
+    MemRefType type = alloc.getType();
+    if (!type.hasStaticShape() || !type.getLayout().isIdentity() ||
+        type.getMemorySpace()) {
+      alloc.emitError() << "bpt-map-to-gpu: expects a statically shaped, "
+                           "contiguous allocation, got "
+                        << type;
+      return WalkResult::interrupt();
+    }
+    buffers.allocs.push_back(alloc);
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  auto bytesOf = [](memref::AllocOp alloc) {
+    MemRefType type = alloc.getType();
+    return type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8);
+  };
+  llvm::stable_sort(buffers.allocs, [&](memref::AllocOp a, memref::AllocOp b) {
+    return bytesOf(a) < bytesOf(b);
+  });
+  for (memref::AllocOp alloc : buffers.allocs) {
+    int64_t bytes = alignTo(bytesOf(alloc), kTileAlignment);
+    if (buffers.sharedBytes + bytes <= sharedMemory) {
+      buffers.placement.push_back({true, buffers.sharedBytes});
+      buffers.sharedBytes += bytes;
+    } else {
+      buffers.placement.push_back({false, buffers.workspaceBytes});
+      buffers.workspaceBytes += bytes;
+    }
+  }
+  return buffers;
+}
+
+/// The launch of `numBlocks` blocks that replaces `loop`, with the
+/// workspace it needs allocated before it; leaves the rewriter at the end
+/// of the launch's body, after the buffers' bases.
+LoopLaunch BPTMapToGPUPass::createLaunch(IRRewriter &rw, scf::ForallOp loop,
+                                         const BufferPlacement &buffers,
+                                         int64_t numBlocks) {
+  Location loc = loop.getLoc();
+  LoopLaunch result;
+  rw.setInsertionPoint(loop);
+  if (buffers.workspaceBytes > 0)
+    result.workspace = memref::AllocOp::create(
+        rw, loc,
+        MemRefType::get({numBlocks * buffers.workspaceBytes}, rw.getI8Type()));
+  Value dynamicShared;
+  if (buffers.sharedBytes > 0)
+    dynamicShared = arith::ConstantIntOp::create(rw, loc, rw.getI32Type(),
+                                                 buffers.sharedBytes);
+  Value one = indexConst(rw, loc, 1);
+  result.launch = gpu::LaunchOp::create(rw, loc, indexConst(rw, loc, numBlocks),
+                                        one, one, indexConst(rw, loc, threads),
+                                        one, one, dynamicShared);
+  result.launch->setDiscardableAttrs(loop->getDiscardableAttrDictionary());
+  rw.setInsertionPointToEnd(&result.launch.getBody().front());
+  if (buffers.sharedBytes > 0) {
+    auto workgroup = gpu::AddressSpaceAttr::get(
+        rw.getContext(), gpu::GPUDialect::getWorkgroupAddressSpace());
+    result.sharedBase = gpu::DynamicSharedMemoryOp::create(
+        rw, loc,
+        MemRefType::get({ShapedType::kDynamic}, rw.getI8Type(),
+                        MemRefLayoutAttrInterface(), workgroup));
+  }
+  if (result.workspace)
+    result.workspaceBase =
+        arith::MulIOp::create(rw, loc, result.launch.getBlockIds().x,
+                              indexConst(rw, loc, buffers.workspaceBytes));
+  result.numThreads = indexConst(rw, loc, threads);
+  return result;
 }
 
 LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {

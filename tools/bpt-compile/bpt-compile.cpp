@@ -356,35 +356,40 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
   return 0;
 }
 
-int main(int argc, char **argv) {
-  llvm::InitLLVM y(argc, argv);
-  cl::ParseCommandLineOptions(
-      argc, argv,
-      "bpt-compile: compile a transformer op or block, given by shapes or a "
-      "model-level .mlir file, to PTX and a launch manifest\n");
-  if (emit != "ptx" && emit != "mlir" && emit != "cubin")
-    return fail("--emit must be ptx, mlir or cubin, got '" + emit + "'");
+/// Checks the flags that need no module; returns --stage parsed.
+static FailureOr<bpt::Stage> checkFlags() {
+  if (emit != "ptx" && emit != "mlir" && emit != "cubin") {
+    fail("--emit must be ptx, mlir or cubin, got '" + emit + "'");
+    return failure();
+  }
   std::optional<bpt::Stage> lastStage = bpt::parseStage(stage);
-  if (!lastStage)
-    return fail("--stage must be model, blockwise, linalg, bufferized, gpu or "
-                "binary, got '" + stage + "'");
-  if (qBlock < 1 || kvBlock < 1)
-    return fail("--q-block and --kv-block must be positive");
-  if (threads < 32 || threads > 1024 || threads % 32 != 0)
-    return fail("--block-threads must be a multiple of 32 in [32, 1024], got " +
-                std::to_string(threads));
-  if (!StringRef(chip).starts_with("sm_"))
-    return fail("--chip must name an NVIDIA architecture such as sm_90a, got '" +
-                chip + "'");
+  if (!lastStage) {
+    fail("--stage must be model, blockwise, linalg, bufferized, gpu or "
+         "binary, got '" + stage + "'");
+    return failure();
+  }
+  if (qBlock < 1 || kvBlock < 1) {
+    fail("--q-block and --kv-block must be positive");
+    return failure();
+  }
+  if (threads < 32 || threads > 1024 || threads % 32 != 0) {
+    fail("--block-threads must be a multiple of 32 in [32, 1024], got " +
+         std::to_string(threads));
+    return failure();
+  }
+  if (!StringRef(chip).starts_with("sm_")) {
+    fail("--chip must name an NVIDIA architecture such as sm_90a, got '" +
+         chip + "'");
+    return failure();
+  }
+  return *lastStage;
+}
 
-  DialectRegistry registry;
-  bpt::registerBPTDialect(registry);
-  MLIRContext context(registry);
-  context.printOpOnDiagnostic(false);
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
-
-  OwningOpRef<ModuleOp> module;
+/// The model-level module: built from the shape flags, or parsed from the
+/// input file (its diagnostics through `sourceMgr`). Null on failure, with
+/// the error printed.
+static OwningOpRef<ModuleOp> loadModule(MLIRContext &context,
+                                        llvm::SourceMgr &sourceMgr) {
   if (input.empty()) {
     bpt::ModelSpec spec;
     spec.op = op;
@@ -402,20 +407,24 @@ int main(int argc, char **argv) {
     spec.causal = causal;
     llvm::Expected<OwningOpRef<ModuleOp>> built =
         bpt::buildModel(spec, context);
-    if (!built)
-      return fail(llvm::toString(built.takeError()));
-    module = std::move(*built);
-  } else {
-    std::string error;
-    auto file = openInputFile(input, &error);
-    if (!file)
-      return fail(error);
-    sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
-    module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-    if (!module)
-      return 1;
+    if (!built) {
+      fail(llvm::toString(built.takeError()));
+      return nullptr;
+    }
+    return std::move(*built);
   }
+  std::string error;
+  auto file = openInputFile(input, &error);
+  if (!file) {
+    fail(error);
+    return nullptr;
+  }
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  return parseSourceFile<ModuleOp>(sourceMgr, &context);
+}
 
+/// The compile options from the flags, then from a --tuning file, checked.
+static FailureOr<bpt::CompileOptions> compileOptionsFromFlags() {
   bpt::CompileOptions options;
   bpt::StrategyOptions &strategy = options.strategy;
   strategy.chip = chip;
@@ -430,37 +439,65 @@ int main(int argc, char **argv) {
   options.threads = threads;
   if (!tuning.empty())
     if (failed(applyTuning(tuning, options)))
-      return 1;
-  if (std::optional<std::string> why = bpt::checkStrategyOptions(options.strategy))
-    return fail("--" + *why);
-
-  if (tune) {
-    if (emit != "ptx")
-      return fail("--tune writes kernel sets: it takes no --emit");
-    if (output.getNumOccurrences() == 0)
-      return fail("--tune needs -o DIR (the candidates' directory)");
-    std::string text;
-    llvm::raw_string_ostream os(text);
-    module->print(os);
-    return writeCandidates(text, options, output, context);
+      return failure();
+  if (std::optional<std::string> why =
+          bpt::checkStrategyOptions(options.strategy)) {
+    fail("--" + *why);
+    return failure();
   }
+  return options;
+}
 
-  if (emit == "mlir") {
-    if (failed(bpt::lowerToStage(*module, *lastStage, options)))
-      return 1;
-    std::string text;
-    llvm::raw_string_ostream os(text);
-    module->print(os);
-    if (output.getNumOccurrences() == 0) {
-      llvm::outs() << text;
-      return 0;
-    }
-    return failed(writeFile(output, text)) ? 1 : 0;
+/// --tune: the candidates' kernel sets into the directory -o names.
+static int emitTuningCandidates(ModuleOp module,
+                                const bpt::CompileOptions &options,
+                                MLIRContext &context) {
+  if (emit != "ptx")
+    return fail("--tune writes kernel sets: it takes no --emit");
+  if (output.getNumOccurrences() == 0)
+    return fail("--tune needs -o DIR (the candidates' directory)");
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  return writeCandidates(text, options, output, context);
+}
+
+/// --emit=mlir: the module lowered up to `lastStage`, to -o or stdout.
+static int emitMLIR(ModuleOp module, bpt::Stage lastStage,
+                    const bpt::CompileOptions &options) {
+  if (failed(bpt::lowerToStage(module, lastStage, options)))
+    return 1;
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  if (output.getNumOccurrences() == 0) {
+    llvm::outs() << text;
+    return 0;
   }
+  return failed(writeFile(output, text)) ? 1 : 0;
+}
 
+/// --emit=cubin: assembles the written PTX with ptxas.
+static int assembleCubin(StringRef ptxPath) {
+  llvm::ErrorOr<std::string> ptxas = llvm::sys::findProgramByName("ptxas");
+  if (!ptxas)
+    return fail("--emit=cubin needs ptxas (from a CUDA toolkit) on PATH; it "
+                "was not found. The PTX and manifest were written.");
+  std::string cubin = output + ".cubin";
+  std::string arch = "-arch=" + chip;
+  StringRef args[] = {*ptxas, arch, ptxPath, "-o", cubin};
+  std::string error;
+  if (llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, {}, 0, 0,
+                                &error) != 0)
+    return fail("ptxas failed" + (error.empty() ? "" : ": " + error));
+  return 0;
+}
+
+/// The kernel set: <o>.ptx and <o>.json, and <o>.cubin with --emit=cubin.
+static int emitKernelSet(ModuleOp module, const bpt::CompileOptions &options) {
   std::string ptxPath = output + ".ptx", manifestPath = output + ".json";
   FailureOr<bpt::KernelSet> set = bpt::compileKernelSet(
-      *module, options, llvm::sys::path::filename(ptxPath));
+      module, options, llvm::sys::path::filename(ptxPath));
   if (failed(set))
     return 1;
   std::string manifest;
@@ -470,18 +507,37 @@ int main(int argc, char **argv) {
   if (failed(writeFile(ptxPath, set->ptx)) ||
       failed(writeFile(manifestPath, manifest)))
     return 1;
-  if (emit == "cubin") {
-    llvm::ErrorOr<std::string> ptxas = llvm::sys::findProgramByName("ptxas");
-    if (!ptxas)
-      return fail("--emit=cubin needs ptxas (from a CUDA toolkit) on PATH; it "
-                  "was not found. The PTX and manifest were written.");
-    std::string cubin = output + ".cubin";
-    std::string arch = "-arch=" + chip;
-    StringRef args[] = {*ptxas, arch, ptxPath, "-o", cubin};
-    std::string error;
-    if (llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, {}, 0, 0,
-                                  &error) != 0)
-      return fail("ptxas failed" + (error.empty() ? "" : ": " + error));
-  }
+  if (emit == "cubin")
+    return assembleCubin(ptxPath);
   return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "bpt-compile: compile a transformer op or block, given by shapes or a "
+      "model-level .mlir file, to PTX and a launch manifest\n");
+  FailureOr<bpt::Stage> lastStage = checkFlags();
+  if (failed(lastStage))
+    return 1;
+
+  DialectRegistry registry;
+  bpt::registerBPTDialect(registry);
+  MLIRContext context(registry);
+  context.printOpOnDiagnostic(false);
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+
+  OwningOpRef<ModuleOp> module = loadModule(context, sourceMgr);
+  if (!module)
+    return 1;
+  FailureOr<bpt::CompileOptions> options = compileOptionsFromFlags();
+  if (failed(options))
+    return 1;
+  if (tune)
+    return emitTuningCandidates(*module, *options, context);
+  if (emit == "mlir")
+    return emitMLIR(*module, *lastStage, *options);
+  return emitKernelSet(*module, *options);
 }
