@@ -49,11 +49,16 @@ double bpt::rt::countFlops(const Manifest &m) {
     return b ? b->shape : std::vector<int64_t>{};
   };
   bool causal = m.getBoolOption("causal").value_or(false);
-  if (m.op == ManifestOp::Attention) {
+  if (m.op == ManifestOp::Attention ||
+      m.op == ManifestOp::AttentionBackward) {
     auto q = shapeOf("query"), k = shapeOf("key");
     if (q.size() != 4 || k.size() != 4)
       return 0;
     double f = 4.0 * q[0] * q[1] * q[2] * k[2] * q[3];
+    // The backward is 2.5 forwards, as FlashAttention counts; the set runs
+    // the forward too.
+    if (m.op == ManifestOp::AttentionBackward)
+      f *= 3.5;
     return causal ? f / 2 : f;
   }
   auto x = shapeOf("input"), wIn = shapeOf("w_in");
@@ -106,6 +111,20 @@ reference(const Manifest &m, const std::map<std::string, ref::Tensor> &in) {
                      : 1.0 / std::sqrt(double(need("query").shape.back()));
     return std::vector<ref::Tensor>{
         ref::attention(need("query"), need("key"), need("value"), causal, s)};
+  }
+  case ManifestOp::AttentionBackward: {
+    if (auto e = missing({"query", "key", "value", "output_grad"}))
+      return Status::failure(*e);
+    std::optional<double> scale = m.getNumberOption("scale");
+    double s = scale ? *scale
+                     : 1.0 / std::sqrt(double(need("query").shape.back()));
+    ref::AttentionWithLSE forward = ref::attentionWithLSE(
+        need("query"), need("key"), need("value"), causal, s);
+    ref::AttentionGradients grads =
+        ref::attentionBackward(need("query"), need("key"), need("value"),
+                               need("output_grad"), causal, s);
+    return std::vector<ref::Tensor>{forward.out, forward.lse, grads.dq,
+                                    grads.dk, grads.dv};
   }
   case ManifestOp::FFN: {
     if (auto e = missing({"input", "w_in", "w_out"}))

@@ -316,6 +316,8 @@ const char *bpt::rt::manifestOpName(ManifestOp op) {
   switch (op) {
   case ManifestOp::Attention:
     return "attention";
+  case ManifestOp::AttentionBackward:
+    return "attention_backward";
   case ManifestOp::FFN:
     return "ffn";
   case ManifestOp::Block:
@@ -449,6 +451,8 @@ public:
       return false;
     if (op == "attention")
       manifest_.op = ManifestOp::Attention;
+    else if (op == "attention_backward")
+      manifest_.op = ManifestOp::AttentionBackward;
     else if (op == "ffn")
       manifest_.op = ManifestOp::FFN;
     else if (op == "block")
@@ -457,7 +461,8 @@ public:
       manifest_.op = ManifestOp::Custom;
     else
       return fail("op", "unknown op \"" + op +
-                            "\" (expected attention, ffn, block or custom)");
+                            "\" (expected attention, attention_backward, ffn, "
+                            "block or custom)");
 
     if (!readOptions(root))
       return false;

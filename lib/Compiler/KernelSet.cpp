@@ -111,6 +111,31 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
   int64_t batch = spec.batch, seq = spec.seq, hidden = spec.hidden,
           ffn = spec.ffn;
 
+  if (spec.backward && spec.op != "attention")
+    return specError("--backward applies to --op=attention only");
+  if (spec.op == "attention" && spec.backward) {
+    Type q = tensor({batch, spec.heads, seq, spec.headDim});
+    Type kv = tensor({batch, spec.kvHeads, spec.kvSeq, spec.headDim});
+    Type lse = RankedTensorType::get({batch, spec.heads, seq}, b.getF32Type());
+    auto func = func::FuncOp::create(
+        b, loc, "attention_backward",
+        b.getFunctionType({q, kv, kv, q}, {q, lse, q, kv, kv}));
+    Block *entry = func.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    Value query = entry->getArgument(0), key = entry->getArgument(1),
+          value = entry->getArgument(2), outputGrad = entry->getArgument(3);
+    UnitAttr causal = spec.causal ? b.getUnitAttr() : UnitAttr();
+    auto forward = AttentionOp::create(b, loc, q, lse, query, key, value,
+                                       causal, FloatAttr());
+    auto grad = AttentionGradOp::create(
+        b, loc, TypeRange{q, kv, kv}, query, key, value, forward.getResult(),
+        outputGrad, forward.getLse(), causal, FloatAttr());
+    func::ReturnOp::create(b, loc,
+                           ValueRange{forward.getResult(), forward.getLse(),
+                                      grad.getQueryGrad(), grad.getKeyGrad(),
+                                      grad.getValueGrad()});
+    return module;
+  }
   if (spec.op == "attention") {
     Type q = tensor({batch, spec.heads, seq, spec.headDim});
     Type kv = tensor({batch, spec.kvHeads, spec.kvSeq, spec.headDim});
@@ -208,7 +233,41 @@ struct ModelDescription {
   std::string op = "custom";
   llvm::json::Object options;
   SmallVector<std::string> inputNames;
+  /// Empty: "result" for one output, else "output0", "output1", ...
+  SmallVector<std::string> outputNames;
 };
+
+/// `attention_backward(q, k, v, dO) -> (o, lse, dq, dk, dv)`: an attention
+/// with its log-sum-exp, then its gradients, of the function's arguments.
+std::optional<ModelDescription> describeBackward(func::FuncOp func,
+                                                 ArrayRef<Operation *> ops) {
+  if (ops.size() != 2 || func.getNumArguments() != 4)
+    return std::nullopt;
+  auto forward = dyn_cast<AttentionOp>(ops[0]);
+  auto grad = dyn_cast<AttentionGradOp>(ops[1]);
+  if (!forward || !grad || !forward.getLse())
+    return std::nullopt;
+  ValueRange args = func.getArguments();
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  if (!llvm::equal(forward->getOperands(), args.take_front(3)) ||
+      !llvm::equal(grad->getOperands(),
+                   ValueRange{args[0], args[1], args[2], forward.getResult(),
+                              args[3], forward.getLse()}) ||
+      !llvm::equal(ret.getOperands(),
+                   ValueRange{forward.getResult(), forward.getLse(),
+                              grad.getQueryGrad(), grad.getKeyGrad(),
+                              grad.getValueGrad()}) ||
+      forward.getCausal() != grad.getCausal() ||
+      forward.getEffectiveScale() != grad.getEffectiveScale())
+    return std::nullopt;
+  ModelDescription d;
+  d.op = "attention_backward";
+  d.options["causal"] = forward.getCausal();
+  d.options["scale"] = forward.getEffectiveScale();
+  d.inputNames = {"query", "key", "value", "output_grad"};
+  d.outputNames = {"output", "lse", "query_grad", "key_grad", "value_grad"};
+  return d;
+}
 
 ModelDescription describe(func::FuncOp func) {
   ModelDescription d;
@@ -217,6 +276,8 @@ ModelDescription describe(func::FuncOp func) {
   SmallVector<Operation *> ops;
   for (Operation &op : func.getBody().front().without_terminator())
     ops.push_back(&op);
+  if (std::optional<ModelDescription> backward = describeBackward(func, ops))
+    return *backward;
   if (ops.size() != 1 ||
       !llvm::equal(ops.front()->getOperands(), func.getArguments()))
     return d;
@@ -375,6 +436,8 @@ LogicalResult ManifestBuilder::addArgumentBuffers() {
                                : llvm::formatv("output{0}", i - numInputs).str();
     if (numOutputs == 1 && !isInput)
       name = "result";
+    if (!isInput && i - numInputs < int64_t(model.outputNames.size()))
+      name = model.outputNames[i - numInputs];
     if (failed(addBuffer(arg, name, isInput ? "input" : "output",
                          func.getLoc())))
       return failure();

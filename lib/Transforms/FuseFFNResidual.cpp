@@ -77,9 +77,6 @@ FailureOr<FusionPlan> planFusion(AttentionOp op, std::string &reason) {
     reason = why.str();
     return failure();
   };
-  // The fused loop does not export the log-sum-exp a backward pass needs.
-  if (op.getLse())
-    return fail("it also returns its log-sum-exp");
   // An attention whose result is not head-merged is no block: nothing to
   // fuse, and nothing to remark on.
   auto isHeadMerge = [](Operation *user) {
@@ -102,6 +99,9 @@ FailureOr<FusionPlan> planFusion(AttentionOp op, std::string &reason) {
                 "heads * head_dim] by linalg.transpose [0, 2, 1, 3] + "
                 "tensor.collapse_shape");
 
+  // The fused loop does not export the log-sum-exp a backward pass needs.
+  if (op.getLse())
+    return fail("it also returns its log-sum-exp");
   Block *block = op->getBlock();
   RankedTensorType queryType = op.getQuery().getType();
   int64_t batch = queryType.getDimSize(0), seq = queryType.getDimSize(2);

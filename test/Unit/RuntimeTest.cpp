@@ -485,8 +485,8 @@ TEST(Manifest, Errors) {
   EXPECT_EQ(manifestError(replaced(valid, "\"+ptx80\"", "80")),
             "features: expected a string, got 80");
   EXPECT_EQ(manifestError(replaced(valid, "\"attention\"", "\"attn\"")),
-            "op: unknown op \"attn\" (expected attention, ffn, block or "
-            "custom)");
+            "op: unknown op \"attn\" (expected attention, attention_backward, "
+            "ffn, block or custom)");
   EXPECT_EQ(manifestError(
                 replaced(valid, "\"q_block\": 128", "\"q_block\": [128, 64]")),
             "options.q_block: expected a number, string or boolean, got an "

@@ -63,6 +63,11 @@ static cl::opt<std::string> norm("norm", cl::desc("layer_norm or rms_norm"),
 static cl::opt<std::string> dtype("dtype", cl::desc("f32, f16 or bf16"),
                                   cl::init("bf16"));
 static cl::opt<bool> causal("causal", cl::init(false));
+static cl::opt<bool> backward(
+    "backward",
+    cl::desc("--op=attention: the forward with its log-sum-exp and the "
+             "gradients dq, dk, dv, one kernel set"),
+    cl::init(false));
 static cl::opt<int64_t> qBlock("q-block", cl::init(64));
 static cl::opt<int64_t> kvBlock("kv-block", cl::init(64));
 static cl::opt<bool> noFuse("no-fuse", cl::init(false));
@@ -405,6 +410,7 @@ static OwningOpRef<ModuleOp> loadModule(MLIRContext &context,
     spec.norm = norm;
     spec.dtype = dtype;
     spec.causal = causal;
+    spec.backward = backward;
     llvm::Expected<OwningOpRef<ModuleOp>> built =
         bpt::buildModel(spec, context);
     if (!built) {

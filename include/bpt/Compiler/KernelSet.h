@@ -32,6 +32,9 @@ struct ModelSpec {
   std::string norm = "rms_norm";
   std::string dtype = "bf16";
   bool causal = false;
+  /// attention only: the forward with its log-sum-exp and the gradients,
+  /// one function `attention_backward(q, k, v, dO) -> (o, lse, dq, dk, dv)`.
+  bool backward = false;
 };
 
 /// Checks `spec`, fills its defaults, and builds the model-level module (one

@@ -147,9 +147,12 @@ enum class BufferRole { Input, Output, Workspace };
 const char *bufferRoleName(BufferRole role);
 
 /// What the kernel set computes.
-enum class ManifestOp { Attention, FFN, Block, Custom };
+/// AttentionBackward: the attention's forward with its log-sum-exp, then
+/// its gradients (inputs query, key, value, output_grad; outputs the
+/// output, the lse, dq, dk, dv).
+enum class ManifestOp { Attention, AttentionBackward, FFN, Block, Custom };
 
-/// "attention", "ffn", "block", "custom".
+/// "attention", "attention_backward", "ffn", "block", "custom".
 const char *manifestOpName(ManifestOp op);
 
 /// One kernel argument buffer.
