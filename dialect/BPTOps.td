@@ -83,6 +83,9 @@ def BPT_AttentionOp : BPT_Op<"attention", [Pure]> {
   let extraClassDeclaration = [{
     /// The softmax scale: the `scale` attribute, or 1/sqrt(head_dim).
     double getEffectiveScale();
+    /// The op as its output (as for a one-result op; the log-sum-exp, where
+    /// there is one, is `getLse()`).
+    operator ::mlir::Value() { return getResult(); }
   }];
 
   let hasVerifier = 1;
