@@ -23,10 +23,10 @@ using namespace mlir;
 using namespace bpt;
 using namespace bpt::detail;
 
-AttentionTiling AttentionTiling::get(AttentionOp op, int64_t qBlock,
+AttentionTiling AttentionTiling::get(RankedTensorType q, RankedTensorType k,
+                                     bool causal, double scale, int64_t qBlock,
                                      int64_t kvBlock) {
   assert(qBlock > 0 && kvBlock > 0 && "block sizes must be positive");
-  RankedTensorType q = op.getQuery().getType(), k = op.getKey().getType();
   AttentionTiling t;
   t.batch = q.getDimSize(0);
   t.qHeads = q.getDimSize(1);
@@ -36,11 +36,25 @@ AttentionTiling AttentionTiling::get(AttentionOp op, int64_t qBlock,
   t.kvSeq = k.getDimSize(2);
   t.qBlock = std::min(qBlock, t.qSeq);
   t.kvBlock = std::min(kvBlock, t.kvSeq);
-  t.causal = op.getCausal();
-  t.scale = op.getEffectiveScale();
+  t.causal = causal;
+  t.scale = scale;
   t.elementType = q.getElementType();
+  return t;
+}
+
+AttentionTiling AttentionTiling::get(AttentionOp op, int64_t qBlock,
+                                     int64_t kvBlock) {
+  AttentionTiling t =
+      get(op.getQuery().getType(), op.getKey().getType(), op.getCausal(),
+          op.getEffectiveScale(), qBlock, kvBlock);
   t.withLSE = op.getLse() != nullptr;
   return t;
+}
+
+AttentionTiling AttentionTiling::get(AttentionGradOp op, int64_t qBlock,
+                                     int64_t kvBlock) {
+  return get(op.getQuery().getType(), op.getKey().getType(), op.getCausal(),
+             op.getEffectiveScale(), qBlock, kvBlock);
 }
 
 Value bpt::detail::validRows(OpBuilder &b, Location loc, Value row0,

@@ -38,6 +38,13 @@ struct AttentionTiling {
   /// Reads the shapes of `op` and clamps the requested block sizes (which
   /// must be positive) to its sequence lengths.
   static AttentionTiling get(AttentionOp op, int64_t qBlock, int64_t kvBlock);
+  /// The same for the gradient of an attention.
+  static AttentionTiling get(AttentionGradOp op, int64_t qBlock,
+                             int64_t kvBlock);
+  /// From the query and key types and the attention's attributes.
+  static AttentionTiling get(mlir::RankedTensorType query,
+                             mlir::RankedTensorType key, bool causal,
+                             double scale, int64_t qBlock, int64_t kvBlock);
 
   int64_t numQueryBlocks() const { return (qSeq + qBlock - 1) / qBlock; }
   bool raggedQuery() const { return qSeq % qBlock != 0; }

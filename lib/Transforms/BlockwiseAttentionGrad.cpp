@@ -347,19 +347,6 @@ AttentionGradResults GradEmitter::build() {
 
 AttentionGradResults bpt::tileAttentionGrad(OpBuilder &b, AttentionGradOp op,
                                             int64_t qBlock, int64_t kvBlock) {
-  assert(qBlock > 0 && kvBlock > 0 && "block sizes must be positive");
-  RankedTensorType q = op.getQuery().getType(), k = op.getKey().getType();
-  AttentionTiling t;
-  t.batch = q.getDimSize(0);
-  t.qHeads = q.getDimSize(1);
-  t.qSeq = q.getDimSize(2);
-  t.headDim = q.getDimSize(3);
-  t.kvHeads = k.getDimSize(1);
-  t.kvSeq = k.getDimSize(2);
-  t.qBlock = std::min(qBlock, t.qSeq);
-  t.kvBlock = std::min(kvBlock, t.kvSeq);
-  t.causal = op.getCausal();
-  t.scale = op.getEffectiveScale();
-  t.elementType = q.getElementType();
+  AttentionTiling t = AttentionTiling::get(op, qBlock, kvBlock);
   return GradEmitter(b, op.getLoc(), t, op).build();
 }

@@ -72,18 +72,21 @@ Value bpt::buildMap(OpBuilder &b, Location loc, Value input,
       .front();
 }
 
-Value bpt::buildMatmul(OpBuilder &b, Location loc, Value a, Value bMatrix,
-                       Value c, bool transposeB) {
-  if (!transposeB)
-    return linalg::MatmulOp::create(b, loc, TypeRange{c.getType()},
-                                    ValueRange{a, bMatrix}, ValueRange{c})
-        .getResult(0);
+/// `C += A' · B'` as linalg.matmul, with A and B read through `mapA` and
+/// `mapB` over the loops (m, n, k).
+static Value buildMappedMatmul(OpBuilder &b, Location loc, Value a,
+                               Value bMatrix, Value c,
+                               function_ref<AffineMap(AffineExpr, AffineExpr,
+                                                      AffineExpr)>
+                                   mapA,
+                               function_ref<AffineMap(AffineExpr, AffineExpr,
+                                                      AffineExpr)>
+                                   mapB) {
   MLIRContext *ctx = b.getContext();
   AffineExpr m, n, k;
   bindDims(ctx, m, n, k);
   SmallVector<Attribute> maps = {
-      AffineMapAttr::get(AffineMap::get(3, 0, {m, k}, ctx)),
-      AffineMapAttr::get(AffineMap::get(3, 0, {n, k}, ctx)),
+      AffineMapAttr::get(mapA(m, n, k)), AffineMapAttr::get(mapB(m, n, k)),
       AffineMapAttr::get(AffineMap::get(3, 0, {m, n}, ctx))};
   return linalg::MatmulOp::create(
              b, loc, TypeRange{c.getType()}, ValueRange{a, bMatrix},
@@ -92,18 +95,32 @@ Value bpt::buildMatmul(OpBuilder &b, Location loc, Value a, Value bMatrix,
       .getResult(0);
 }
 
+Value bpt::buildMatmul(OpBuilder &b, Location loc, Value a, Value bMatrix,
+                       Value c, bool transposeB) {
+  if (!transposeB)
+    return linalg::MatmulOp::create(b, loc, TypeRange{c.getType()},
+                                    ValueRange{a, bMatrix}, ValueRange{c})
+        .getResult(0);
+  MLIRContext *ctx = b.getContext();
+  return buildMappedMatmul(
+      b, loc, a, bMatrix, c,
+      [&](AffineExpr m, AffineExpr, AffineExpr k) {
+        return AffineMap::get(3, 0, {m, k}, ctx);
+      },
+      [&](AffineExpr, AffineExpr n, AffineExpr k) {
+        return AffineMap::get(3, 0, {n, k}, ctx);
+      });
+}
+
 Value bpt::buildMatmulTransposedA(OpBuilder &b, Location loc, Value a,
                                   Value bMatrix, Value c) {
   MLIRContext *ctx = b.getContext();
-  AffineExpr m, n, k;
-  bindDims(ctx, m, n, k);
-  SmallVector<Attribute> maps = {
-      AffineMapAttr::get(AffineMap::get(3, 0, {k, m}, ctx)),
-      AffineMapAttr::get(AffineMap::get(3, 0, {k, n}, ctx)),
-      AffineMapAttr::get(AffineMap::get(3, 0, {m, n}, ctx))};
-  return linalg::MatmulOp::create(
-             b, loc, TypeRange{c.getType()}, ValueRange{a, bMatrix},
-             ValueRange{c},
-             {b.getNamedAttr("indexing_maps", b.getArrayAttr(maps))})
-      .getResult(0);
+  return buildMappedMatmul(
+      b, loc, a, bMatrix, c,
+      [&](AffineExpr m, AffineExpr, AffineExpr k) {
+        return AffineMap::get(3, 0, {k, m}, ctx);
+      },
+      [&](AffineExpr, AffineExpr n, AffineExpr k) {
+        return AffineMap::get(3, 0, {k, n}, ctx);
+      });
 }
