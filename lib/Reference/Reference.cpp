@@ -300,7 +300,6 @@ AttentionGradients bpt::ref::attentionBackward(const Tensor &q,
   const char *fn = "attentionBackward";
   AttentionShape s(fn, q, k, v);
   expectShape(fn, "dOut", dOut, q.shape, "[B, Hq, Sq, D] (the shape of q)");
-  Tensor out = attention(q, k, v, causal, scale);
   AttentionGradients g{Tensor(q.shape), Tensor(k.shape), Tensor(v.shape)};
   std::vector<double> p, dS;
   for (int64_t ib = 0; ib < s.b; ++ib) {
@@ -317,19 +316,19 @@ AttentionGradients bpt::ref::attentionBackward(const Tensor &q,
         const double *qRow = q.data.data() + row;
         const double *dORow = dOut.data.data() + row;
         rowSoftmax(qRow, kHead, s.d, scale, p);
-        // D_i = rowsum(dO ∘ O) = Σ_j P_ij (dO_i · v_j).
-        double rowDot = 0;
-        for (int64_t id = 0; id < s.d; ++id)
-          rowDot += dORow[id] * out.data[row + id];
+        // dP_ij = dO_i · v_j, and D_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij:
+        // the output itself is not needed.
         dS.assign(p.size(), 0.0);
+        double rowDot = 0;
         for (size_t j = 0; j < p.size(); ++j) {
-          double dP = 0;
           for (int64_t id = 0; id < s.d; ++id) {
-            dP += dORow[id] * vHead[j * s.d + id];
+            dS[j] += dORow[id] * vHead[j * s.d + id];
             dvHead[j * s.d + id] += p[j] * dORow[id];
           }
-          dS[j] = p[j] * (dP - rowDot);
+          rowDot += p[j] * dS[j];
         }
+        for (size_t j = 0; j < p.size(); ++j)
+          dS[j] = p[j] * (dS[j] - rowDot);
         double *dqRow = g.dq.data.data() + row;
         for (size_t j = 0; j < p.size(); ++j)
           for (int64_t id = 0; id < s.d; ++id) {
