@@ -106,6 +106,78 @@ Value bpt::detail::extractRowBlock(OpBuilder &b, Location loc, Value source,
                                        tileSizes, tileStrides);
 }
 
+Value bpt::detail::causalLimit(OpBuilder &b, Location loc,
+                               const AttentionTiling &t, Value row,
+                               int64_t extra) {
+  if (!t.queryOffset)
+    return arith::AddIOp::create(
+        b, loc, row, indexConstant(b, loc, t.kvSeq - t.qSeq + extra));
+  Value last = arith::AddIOp::create(b, loc, row, t.queryOffset);
+  if (extra == 0)
+    return last;
+  return arith::AddIOp::create(b, loc, last, indexConstant(b, loc, extra));
+}
+
+Value bpt::detail::visibleInTile(OpBuilder &b, Location loc,
+                                 const AttentionTiling &t, Value q0, Value kv0,
+                                 bool maskRows) {
+  auto both = [&](Value keep, Value condition) -> Value {
+    return keep ? arith::AndIOp::create(b, loc, keep, condition).getResult()
+                : condition;
+  };
+  Value col =
+      arith::AddIOp::create(b, loc, kv0, linalg::IndexOp::create(b, loc, 1));
+  Value keep, row;
+  if (t.raggedKV())
+    keep = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, col,
+                                 indexConstant(b, loc, t.kvSeq));
+  auto rowIndex = [&]() {
+    if (!row)
+      row = arith::AddIOp::create(b, loc, q0,
+                                  linalg::IndexOp::create(b, loc, 0));
+    return row;
+  };
+  if (t.causal) {
+    // Key j is visible to query i iff j <= i + offset (bottom-right aligned
+    // by default: Skv - Sq).
+    Value limit = causalLimit(b, loc, t, rowIndex(), 0);
+    keep = both(keep, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                                            col, limit));
+  }
+  if (maskRows && t.raggedQuery())
+    keep = both(keep, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                            rowIndex(),
+                                            indexConstant(b, loc, t.qSeq)));
+  return keep;
+}
+
+/// max(min(count, Skv), 0).
+static Value clampKeys(OpBuilder &b, Location loc, const AttentionTiling &t,
+                       Value count) {
+  Value upper = arith::MinSIOp::create(b, loc, count,
+                                       indexConstant(b, loc, t.kvSeq));
+  return arith::MaxSIOp::create(b, loc, upper, indexConstant(b, loc, 0));
+}
+
+Value bpt::detail::causalFullKeyBlocks(OpBuilder &b, Location loc,
+                                       const AttentionTiling &t, Value q0) {
+  // Keys visible to the block's first row are visible to all its rows.
+  Value firstVisible = clampKeys(b, loc, t, causalLimit(b, loc, t, q0, 1));
+  return arith::DivSIOp::create(b, loc, firstVisible,
+                                indexConstant(b, loc, t.kvBlock));
+}
+
+Value bpt::detail::causalKeyBlockEnd(OpBuilder &b, Location loc,
+                                     const AttentionTiling &t, Value q0) {
+  // Keys visible to the block's last valid row.
+  Value rowsEnd = arith::MinSIOp::create(
+      b, loc, arith::AddIOp::create(b, loc, q0, indexConstant(b, loc, t.qBlock)),
+      indexConstant(b, loc, t.qSeq));
+  Value lastVisible = clampKeys(b, loc, t, causalLimit(b, loc, t, rowsEnd, 0));
+  return arith::CeilDivSIOp::create(b, loc, lastVisible,
+                                    indexConstant(b, loc, t.kvBlock));
+}
+
 namespace {
 
 /// State carried across key/value blocks: running row max `m` (log2 domain),
@@ -132,18 +204,6 @@ public:
 private:
   Value constant(double v) { return floatConstant(b, loc, f32, v); }
   Value index(int64_t v) { return indexConstant(b, loc, v); }
-
-  /// row + the causal diagonal's offset + extra: the last key visible to
-  /// query row `row`, plus `extra`.
-  Value onDiagonal(OpBuilder &nb, Location nl, Value row, int64_t extra) {
-    if (!t.queryOffset)
-      return arith::AddIOp::create(
-          nb, nl, row, indexConstant(nb, nl, t.kvSeq - t.qSeq + extra));
-    Value last = arith::AddIOp::create(nb, nl, row, t.queryOffset);
-    if (extra == 0)
-      return last;
-    return arith::AddIOp::create(nb, nl, last, indexConstant(nb, nl, extra));
-  }
 
   /// max(m, -inf) guard: a row that has seen no key yet keeps m = -inf; the
   /// exponentials then use 0 instead, so they give 0, never NaN.
@@ -202,25 +262,8 @@ OnlineSoftmaxState QueryBlockEmitter::step(OnlineSoftmaxState state, Value kv0,
                      nb, nl, args[0], floatConstant(nb, nl, f32, scaleLog2));
                  if (!masked)
                    return SmallVector<Value>{s};
-                 Value col = arith::AddIOp::create(
-                     nb, nl, kv0, linalg::IndexOp::create(nb, nl, 1));
-                 Value keep;
-                 if (t.raggedKV())
-                   keep = arith::CmpIOp::create(
-                       nb, nl, arith::CmpIPredicate::slt, col,
-                       indexConstant(nb, nl, t.kvSeq));
-                 if (t.causal) {
-                   // Key j is visible to query i iff j <= i + offset
-                   // (bottom-right aligned by default: Skv - Sq).
-                   Value row = arith::AddIOp::create(
-                       nb, nl, q0, linalg::IndexOp::create(nb, nl, 0));
-                   Value limit = onDiagonal(nb, nl, row, 0);
-                   Value visible = arith::CmpIOp::create(
-                       nb, nl, arith::CmpIPredicate::sle, col, limit);
-                   keep = keep ? arith::AndIOp::create(nb, nl, keep, visible)
-                                      .getResult()
-                               : visible;
-                 }
+                 Value keep =
+                     visibleInTile(nb, nl, t, q0, kv0, /*maskRows=*/false);
                  Value negInf = floatConstant(
                      nb, nl, f32, -std::numeric_limits<double>::infinity());
                  return SmallVector<Value>{
@@ -371,20 +414,8 @@ QueryBlockTiles QueryBlockEmitter::emit() {
     full = index(numFullKV);
     end = index(numKV);
   } else {
-    auto clampKeys = [&](Value count) {
-      Value upper = arith::MinSIOp::create(b, loc, count, index(t.kvSeq));
-      return arith::MaxSIOp::create(b, loc, upper, index(0)).getResult();
-    };
-    // Keys visible to the block's first row: all of them are visible to
-    // every row of the block.
-    Value firstVisible = clampKeys(onDiagonal(b, loc, q0, 1));
-    full = arith::DivSIOp::create(b, loc, firstVisible, index(t.kvBlock));
-    // Keys visible to the block's last valid row.
-    Value rowsEnd = arith::MinSIOp::create(
-        b, loc, arith::AddIOp::create(b, loc, q0, index(t.qBlock)),
-        index(t.qSeq));
-    Value lastVisible = clampKeys(onDiagonal(b, loc, rowsEnd, 0));
-    end = arith::CeilDivSIOp::create(b, loc, lastVisible, index(t.kvBlock));
+    full = causalFullKeyBlocks(b, loc, t, q0);
+    end = causalKeyBlockEnd(b, loc, t, q0);
   }
 
   OnlineSoftmaxState state{

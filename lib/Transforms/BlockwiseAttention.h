@@ -82,6 +82,27 @@ mlir::scf::ForallOp buildAttentionNest(mlir::OpBuilder &builder,
                                        mlir::Value query, mlir::Value key,
                                        mlir::Value value);
 
+/// row + the causal diagonal's offset + extra: the last key visible to query
+/// row `row`, plus `extra`.
+mlir::Value causalLimit(mlir::OpBuilder &builder, mlir::Location loc,
+                        const AttentionTiling &tiling, mlir::Value row,
+                        int64_t extra);
+
+/// Inside a linalg.generic over a [query, key] tile at rows q0 and keys
+/// kv0: whether the key is visible to the row (a real key, and on or below
+/// the causal diagonal; with `maskRows`, a real row too). Null where every
+/// key is visible.
+mlir::Value visibleInTile(mlir::OpBuilder &builder, mlir::Location loc,
+                          const AttentionTiling &tiling, mlir::Value q0,
+                          mlir::Value kv0, bool maskRows);
+
+/// Causal: the number of key blocks whose keys every row of the query block
+/// at `q0` sees, and the end of those any of its valid rows sees.
+mlir::Value causalFullKeyBlocks(mlir::OpBuilder &builder, mlir::Location loc,
+                                const AttentionTiling &tiling, mlir::Value q0);
+mlir::Value causalKeyBlockEnd(mlir::OpBuilder &builder, mlir::Location loc,
+                              const AttentionTiling &tiling, mlir::Value q0);
+
 /// Returns rows [row0, row0 + rows) of `source` (`[lead..., S, N]`) at the
 /// leading indices `lead`, copied into a static `tensor<rows x N>` of its
 /// own (on the GPU, a shared-memory tile). With `ragged`, rows past S are

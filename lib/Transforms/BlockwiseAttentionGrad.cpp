@@ -139,26 +139,9 @@ GradEmitter::scoresGrad(Value qTile, Value kTile, Value vTile, Value dOTile,
                 nb, nl, args[1], floatConstant(nb, nl, f32, t.scale));
             Value e = math::ExpOp::create(
                 nb, nl, arith::SubFOp::create(nb, nl, scaled, args[0]));
-            Value row = arith::AddIOp::create(
-                nb, nl, q0, linalg::IndexOp::create(nb, nl, 0));
-            Value col = arith::AddIOp::create(
-                nb, nl, kv0, linalg::IndexOp::create(nb, nl, 1));
-            Value keep = arith::ConstantOp::create(nb, nl, nb.getBoolAttr(true));
-            auto both = [&](Value c) {
-              keep = arith::AndIOp::create(nb, nl, keep, c);
-            };
-            if (t.raggedKV())
-              both(arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt, col,
-                                         indexConstant(nb, nl, t.kvSeq)));
-            if (t.raggedQuery())
-              both(arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt, row,
-                                         indexConstant(nb, nl, t.qSeq)));
-            if (t.causal)
-              both(arith::CmpIOp::create(
-                  nb, nl, arith::CmpIPredicate::sle, col,
-                  arith::AddIOp::create(
-                      nb, nl, row,
-                      indexConstant(nb, nl, t.kvSeq - t.qSeq))));
+            Value keep = visibleInTile(nb, nl, t, q0, kv0, /*maskRows=*/true);
+            if (!keep)
+              return SmallVector<Value>{e};
             return SmallVector<Value>{arith::SelectOp::create(
                 nb, nl, keep, e, floatConstant(nb, nl, f32, 0.0))};
           })
@@ -188,17 +171,9 @@ Value GradEmitter::firstQueryBlock(Value kv0) {
 }
 
 Value GradEmitter::endKeyBlock(Value q0) {
-  int64_t numKV = (t.kvSeq + t.kvBlock - 1) / t.kvBlock;
   if (!t.causal)
-    return index(numKV);
-  // Keys visible to the block's last valid row, as in the forward.
-  Value rowsEnd = arith::MinSIOp::create(
-      b, loc, arith::AddIOp::create(b, loc, q0, index(t.qBlock)),
-      index(t.qSeq));
-  Value last = arith::AddIOp::create(b, loc, rowsEnd, index(t.kvSeq - t.qSeq));
-  last = arith::MaxSIOp::create(
-      b, loc, arith::MinSIOp::create(b, loc, last, index(t.kvSeq)), index(0));
-  return arith::CeilDivSIOp::create(b, loc, last, index(t.kvBlock));
+    return index((t.kvSeq + t.kvBlock - 1) / t.kvBlock);
+  return causalKeyBlockEnd(b, loc, t, q0);
 }
 
 void GradEmitter::store(scf::ForallOp loop, unsigned out, Value acc,
