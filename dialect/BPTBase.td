@@ -172,6 +172,10 @@ def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
     static constexpr ::llvm::StringLiteral kAttrName = "bpt.strategy";
     /// The strategy recorded on `op`, or null.
     static StrategyAttr get(::mlir::Operation *op);
+    /// The strategy of the innermost op around `op` that carries one (a
+    /// blockwise nest or chunk loop), or null. An op inside such a loop is
+    /// a tile of it, lowered with it: the loop's strategy covers it.
+    static StrategyAttr getEnclosing(::mlir::Operation *op);
   }];
 }
 

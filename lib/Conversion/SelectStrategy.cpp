@@ -109,7 +109,7 @@ struct BPTSelectStrategyPass final
     SmallVector<Operation *> ops, kept;
     getOperation().walk([&](Operation *op) {
       if (!isa<AttentionOp, FFNOp, LinearOp, TransformerBlockOp>(op) ||
-          isInsideBlockwiseNest(op))
+          StrategyAttr::getEnclosing(op))
         return;
       StrategyAttr recorded = StrategyAttr::get(op);
       if (!recorded || recorded.getChip() != options.chip)

@@ -21,7 +21,6 @@
 #include "bpt/Conversion/AttentionCostModel.h"
 #include "bpt/Target/Chip.h"
 
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -474,12 +473,4 @@ FailureOr<StrategyAttr> bpt::selectStrategy(Operation *op,
                                             const StrategyOptions &options,
                                             bool remarks) {
   return Selector(op, options, remarks).select();
-}
-
-bool bpt::isInsideBlockwiseNest(Operation *op) {
-  for (Operation *parent = op->getParentOp(); parent;
-       parent = parent->getParentOp())
-    if (isa<scf::ForallOp>(parent) && StrategyAttr::get(parent))
-      return true;
-  return false;
 }

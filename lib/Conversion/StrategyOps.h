@@ -28,7 +28,7 @@ llvm::SmallVector<OpTy> opsTaking(mlir::ModuleOp module, KernelPath path) {
   llvm::SmallVector<OpTy> ops;
   module.walk([&](OpTy op) {
     StrategyAttr strategy = StrategyAttr::get(op);
-    if (strategy && strategy.getPath() == path && !isInsideBlockwiseNest(op))
+    if (strategy && strategy.getPath() == path && !StrategyAttr::getEnclosing(op))
       ops.push_back(op);
   });
   return ops;

@@ -43,6 +43,14 @@ StrategyAttr StrategyAttr::get(Operation *op) {
   return op->getAttrOfType<StrategyAttr>(kAttrName);
 }
 
+StrategyAttr StrategyAttr::getEnclosing(Operation *op) {
+  for (Operation *parent = op->getParentOp(); parent;
+       parent = parent->getParentOp())
+    if (StrategyAttr strategy = get(parent))
+      return strategy;
+  return {};
+}
+
 LogicalResult
 StrategyAttr::verify(llvm::function_ref<InFlightDiagnostic()> emitError,
                      KernelPath path, StringRef chip, int64_t qBlock,

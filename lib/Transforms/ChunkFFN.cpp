@@ -20,15 +20,6 @@ using namespace bpt;
 
 namespace {
 
-/// Whether `op` is already inside a loop that a strategy covers.
-bool insideStrategyLoop(Operation *op) {
-  for (Operation *parent = op->getParentOp(); parent;
-       parent = parent->getParentOp())
-    if (isa<scf::ForallOp>(parent) && StrategyAttr::get(parent))
-      return true;
-  return false;
-}
-
 struct BPTChunkFFNPass final : bpt::impl::BPTChunkFFNBase<BPTChunkFFNPass> {
   using Base::Base;
 
@@ -37,7 +28,7 @@ struct BPTChunkFFNPass final : bpt::impl::BPTChunkFFNBase<BPTChunkFFNPass> {
     getOperation().walk([&](FFNOp op) {
       StrategyAttr strategy = StrategyAttr::get(op);
       if (strategy && strategy.getPath() != KernelPath::portable &&
-          !insideStrategyLoop(op))
+          !StrategyAttr::getEnclosing(op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());

@@ -79,10 +79,6 @@ mlir::FailureOr<StrategyAttr> selectStrategy(mlir::Operation *op,
                                              const StrategyOptions &options,
                                              bool remarks = true);
 
-/// Whether `op` lies inside a blockwise loop nest (an scf.forall carrying a
-/// strategy): such ops are tiles of the nest, lowered with it.
-bool isInsideBlockwiseNest(mlir::Operation *op);
-
 } // namespace bpt
 
 #endif // BPT_CONVERSION_STRATEGY_H
