@@ -64,16 +64,21 @@ Value rowsOf(OpBuilder &b, Location loc, Value source, Value r0,
       {b.getIndexAttr(1), b.getIndexAttr(1)});
 }
 
+/// [[0, ..., rank - 2], [rank - 1]]: [..., N] as [rows, N].
+SmallVector<ReassociationIndices> rowsReassociation(int64_t rank) {
+  SmallVector<ReassociationIndices> toRows(1);
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    toRows[0].push_back(d);
+  toRows.push_back({rank - 1});
+  return toRows;
+}
+
 /// `x` ([..., N]) viewed as [rows, N].
 Value asRows(OpBuilder &b, Location loc, Value x) {
-  auto type = cast<RankedTensorType>(x.getType());
-  if (type.getRank() == 2)
+  int64_t rank = cast<RankedTensorType>(x.getType()).getRank();
+  if (rank == 2)
     return x;
-  SmallVector<ReassociationIndices> toRows(1);
-  for (int64_t d = 0; d + 1 < type.getRank(); ++d)
-    toRows[0].push_back(d);
-  toRows.push_back({type.getRank() - 1});
-  return tensor::CollapseShapeOp::create(b, loc, x, toRows);
+  return tensor::CollapseShapeOp::create(b, loc, x, rowsReassociation(rank));
 }
 
 /// `rows` ([rows, N]) back in the shape of `like`.
@@ -81,11 +86,8 @@ Value restoreShape(OpBuilder &b, Location loc, Value rows,
                    RankedTensorType like) {
   if (like.getRank() == 2)
     return rows;
-  SmallVector<ReassociationIndices> toRows(1);
-  for (int64_t d = 0; d + 1 < like.getRank(); ++d)
-    toRows[0].push_back(d);
-  toRows.push_back({like.getRank() - 1});
-  return tensor::ExpandShapeOp::create(b, loc, like, rows, toRows);
+  return tensor::ExpandShapeOp::create(b, loc, like, rows,
+                                       rowsReassociation(like.getRank()));
 }
 
 /// Builds the two chunk loops of one block.
