@@ -95,6 +95,15 @@ def BPT_ChunkLoopKind : I32EnumAttr<"ChunkLoopKind",
   let genSpecializedAttr = 0;
 }
 
+def BPT_AttentionGradPart : I32EnumAttr<"AttentionGradPart",
+    "which gradients one nest of an attention backward computes", [
+      I32EnumAttrCase<"key_value", 0>,
+      I32EnumAttrCase<"query", 1>
+    ]> {
+  let cppNamespace = "::bpt";
+  let genSpecializedAttr = 0;
+}
+
 //===----------------------------------------------------------------------===//
 // Attributes
 //===----------------------------------------------------------------------===//
@@ -198,6 +207,33 @@ def BPT_AttentionNestAttr : AttrDef<BPT_Dialect, "AttentionNest"> {
   let extraClassDeclaration = [{
     static constexpr ::llvm::StringLiteral kAttrName = "bpt.nest";
   }];
+}
+
+def BPT_AttentionGradNestAttr : AttrDef<BPT_Dialect, "AttentionGradNest"> {
+  let mnemonic = "attention_grad_nest";
+  let summary = "marks a blockwise loop nest of one attention backward";
+  let description = [{
+    `bpt-tile-attention` builds two `scf.forall` nests from a
+    `bpt.attention_grad` (after a pre-pass D = rowsum(dO ∘ O)) and tags each
+    with this attribute (as `bpt.nest`) and the op's strategy:
+
+    - `key_value`: over (batch, key/value head, key block); the body loops
+      over the query heads of the group and the query blocks that see the
+      key block, recomputes P and dS, and accumulates dK and dV;
+    - `query`: over (batch, query head, query block); the body loops over
+      the key blocks the query block sees and accumulates dQ = dS·K.
+
+    Both nests are deterministic. A kernel conversion may lower the pair to
+    one kernel that computes dQ inside the key/value nest (the dS tiles are
+    the same) and sums it across key blocks by atomic adds; the attribute
+    records what the arithmetic no longer shows plainly: the causal mask
+    and the softmax scale.
+
+    Example: `{bpt.nest = #bpt.attention_grad_nest<key_value, causal = true, scale = 0.125>}`
+  }];
+  let parameters = (ins EnumParameter<BPT_AttentionGradPart>:$part,
+                        BPT_BoolParameter:$causal, BPT_F64Parameter:$scale);
+  let assemblyFormat = "`<` $part `,` struct($causal, $scale) `>`";
 }
 
 def BPT_ChunkLoopAttr : AttrDef<BPT_Dialect, "ChunkLoop"> {

@@ -15,10 +15,7 @@
 using namespace mlir;
 using namespace bpt;
 
-/// Follows a tile back through the copies that made it (extract_slice,
-/// insert_slice into a padded tile, linalg.copy) to the value defined above
-/// `nest` it was read from, or null.
-static Value traceToOperand(Value tile, Operation *nest) {
+Value bpt::traceToOperand(Value tile, Operation *nest) {
   while (tile) {
     Operation *owner = tile.getDefiningOp();
     if (!owner)
@@ -31,6 +28,10 @@ static Value traceToOperand(Value tile, Operation *nest) {
       tile = insert.getSource();
     else if (auto copy = dyn_cast<linalg::CopyOp>(owner))
       tile = copy.getInputs()[0];
+    else if (auto expand = dyn_cast<tensor::ExpandShapeOp>(owner))
+      tile = expand.getSrc();
+    else if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(owner))
+      tile = collapse.getSrc();
     else
       return Value();
   }

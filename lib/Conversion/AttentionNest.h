@@ -72,6 +72,12 @@ struct AttentionNest {
                          int64_t sharedBytes, mlir::ValueRange inputs);
 };
 
+/// Follows a tile back through the copies and reshapes that made it
+/// (extract_slice, insert_slice into a padded tile, linalg.copy,
+/// expand_shape, collapse_shape) to the value defined above `nest` it was
+/// read from, or null.
+mlir::Value traceToOperand(mlir::Value tile, mlir::Operation *nest);
+
 /// The attention nests in `module` whose strategy takes `path`, in order.
 llvm::SmallVector<mlir::scf::ForallOp>
 collectAttentionNests(mlir::ModuleOp module, KernelPath path);

@@ -127,11 +127,13 @@ struct WgmmaSharedA {
   /// The accumulator, an LLVM struct of N/2 f32 (SM90Emitter::
   /// accumulatorType).
   Value accumulator;
-  /// A's and B's descriptors (i64). A is K-major.
+  /// A's and B's descriptors (i64).
   Value a, b;
   NVVM::WGMMAScaleOut scaleD = NVVM::WGMMAScaleOut::one;
   /// col: B is K-major; row: N-major (transposed).
   NVVM::MMALayout layoutB = NVVM::MMALayout::col;
+  /// row: A is K-major; col: M-major (transposed).
+  NVVM::MMALayout layoutA = NVVM::MMALayout::row;
 };
 
 /// One wgmma.mma_async m64nNk16 with A in registers and B in shared memory:
@@ -177,8 +179,8 @@ protected:
         b, loc, accumulatorType(op.n), op.accumulator, op.a, op.b,
         NVVM::MMAShapeAttr::get(ctx, 64, op.n, 16), op.elementType,
         op.elementType, NVVM::WGMMATypes::f32, op.scaleD,
-        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-        NVVM::MMALayout::row, op.layoutB, NVVM::MMAIntOverflowAttr());
+        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, op.layoutA,
+        op.layoutB, NVVM::MMAIntOverflowAttr());
   }
 
   /// Issues `op`; returns the new accumulators (not to be read before

@@ -128,6 +128,67 @@ std::optional<std::string> chooseGemmTiling(GemmConfig &config, int64_t blockN,
 std::optional<std::string> checkGemmTilingOptions(int64_t blockN,
                                                   int64_t stages);
 
+/// What one attention backward kernel computes and how it is blocked
+/// (bpt-attention-grad-to-sm90): a thread block owns `blockN` key/value
+/// rows of one key/value head; each of its two consumer warpgroups holds
+/// the dK and dV accumulators of 64 of them. It runs over the query heads
+/// of the group and their query blocks of `blockM` rows that see the key
+/// block, with Q, dO and their lse and D rows in a ring of `stages`
+/// shared-memory stages, and adds each step's dQ = dS·K into an f32
+/// accumulator in global memory.
+struct AttentionGradKernelConfig {
+  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
+  bool causal;
+  double scale;
+  bool bf16; // else f16
+  int64_t blockM = 64, blockN = 128, stages = 2, consumerGroups = 2;
+
+  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
+  int64_t kvTileBytes() const { return blockN * headDim * 2; }
+  int64_t qTileBytes() const { return blockM * headDim * 2; }
+  /// The lse or D values of one query block (f32).
+  int64_t rowBytes() const { return blockM * 4; }
+  // Shared memory: K, V, then Q and dO per stage, the dSᵀ tile ([blockN,
+  // blockM], each consumer its 64 rows), lse and D per stage, barriers.
+  int64_t kOffset() const { return 0; }
+  int64_t vOffset() const { return kvTileBytes(); }
+  int64_t qOffset(int64_t stage) const {
+    return 2 * kvTileBytes() + 2 * stage * qTileBytes();
+  }
+  int64_t dOOffset(int64_t stage) const {
+    return qOffset(stage) + qTileBytes();
+  }
+  int64_t dSOffset() const { return qOffset(stages); }
+  int64_t lseOffset(int64_t stage) const {
+    return dSOffset() + blockN * blockM * 2 + 2 * stage * rowBytes();
+  }
+  int64_t dOffset(int64_t stage) const {
+    return lseOffset(stage) + rowBytes();
+  }
+  /// Bytes a stage's full barrier expects: Q, dO, lse and D.
+  int64_t stageBytes() const { return 2 * qTileBytes() + 2 * rowBytes(); }
+  // Barriers: K/V full, full per stage, empty per stage.
+  int64_t barrierOffset(int64_t index) const {
+    return lseOffset(stages) + 8 * index;
+  }
+  int64_t numBarriers() const { return 1 + 2 * stages; }
+  int64_t sharedMemoryBytes() const {
+    return kSwizzleAtomBytes + barrierOffset(numBarriers());
+  }
+  std::string kernelName() const {
+    return llvm::formatv("attention_grad_sm90_d{0}{1}", headDim,
+                         causal ? "_causal" : "")
+        .str();
+  }
+};
+
+/// The attention backward kernel for `config` (arguments: K, V, Q and dO
+/// tensor maps, lse and D ([B, Hq, Sq] f32), the f32 dQ accumulator
+/// ([B, Hq, Sq, D], added to), dK and dV ([B, Hkv, Skv, D], written)).
+gpu::GPUFuncOp getOrBuildAttentionGradKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc);
+
 } // namespace bpt::sm90
 
 #endif // BPT_LIB_CONVERSION_SM90KERNELS_H

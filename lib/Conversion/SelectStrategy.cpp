@@ -108,7 +108,8 @@ struct BPTSelectStrategyPass final
       return signalPassFailure();
     SmallVector<Operation *> ops, kept;
     getOperation().walk([&](Operation *op) {
-      if (!isa<AttentionOp, FFNOp, LinearOp, TransformerBlockOp>(op) ||
+      if (!isa<AttentionOp, AttentionGradOp, FFNOp, LinearOp,
+               TransformerBlockOp>(op) ||
           StrategyAttr::getEnclosing(op))
         return;
       StrategyAttr recorded = StrategyAttr::get(op);

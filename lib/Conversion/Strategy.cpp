@@ -153,6 +153,8 @@ private:
   bool mmaSync() { return options.tensorCores && chip.hasMmaSync; }
 
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);
+  FailureOr<StrategyAttr> selectAttentionGrad(AttentionGradOp op);
+  Refusal attentionGradWgmma(AttentionGradOp op, StrategyAttr &strategy);
   FailureOr<StrategyAttr> selectFFN(FFNOp op);
   FailureOr<StrategyAttr> selectLinear(LinearOp op);
   FailureOr<StrategyAttr> selectBlock(TransformerBlockOp op);
@@ -176,6 +178,7 @@ private:
 FailureOr<StrategyAttr> Selector::select() {
   return llvm::TypeSwitch<Operation *, FailureOr<StrategyAttr>>(op)
       .Case([&](AttentionOp a) { return selectAttention(a); })
+      .Case([&](AttentionGradOp g) { return selectAttentionGrad(g); })
       .Case([&](FFNOp f) { return selectFFN(f); })
       .Case([&](LinearOp l) { return selectLinear(l); })
       .Case([&](TransformerBlockOp b) { return selectBlock(b); })
@@ -275,6 +278,50 @@ FailureOr<StrategyAttr> Selector::selectAttention(AttentionOp op) {
     else
       return strategy;
   }
+  return portable(options.qBlock, options.kvBlock);
+}
+
+Refusal Selector::attentionGradWgmma(AttentionGradOp op,
+                                     StrategyAttr &strategy) {
+  RankedTensorType qType = op.getQuery().getType();
+  if (Refusal why = checkTensorCoreElement(qType.getElementType(), "wgmma"))
+    return why;
+  ArrayRef<int64_t> q = qType.getShape();
+  ArrayRef<int64_t> kv = op.getKey().getType().getShape();
+  // The kernel's tiling is fixed (64-row query blocks, 128-row key blocks,
+  // two stages); the sm90 tiling options are the forward's.
+  sm90::AttentionGradKernelConfig config{};
+  config.headDim = q[3];
+  if (Refusal why = checkHeadDim(config.headDim))
+    return why;
+  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
+    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
+                         "the {2}-row query block and {3}-row key block",
+                         q[2], kv[2], config.blockM, config.blockN)
+        .str();
+  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31) ||
+      kv[0] * kv[1] * kv[2] >= (int64_t(1) << 31))
+    return std::string("more rows than a 32-bit TMA coordinate addresses");
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  strategy = make(KernelPath::wgmma, config.blockM, config.blockN,
+                  config.stages, config.threads() / 32);
+  return std::nullopt;
+}
+
+FailureOr<StrategyAttr> Selector::selectAttentionGrad(AttentionGradOp op) {
+  StrategyAttr strategy;
+  if (wgmma()) {
+    if (Refusal why = attentionGradWgmma(op, strategy))
+      refuse("attention_grad", "wgmma", *why);
+    else
+      return strategy;
+  }
+  if (mmaSync())
+    refuse("attention_grad", "mma.sync",
+           "there is no mma.sync attention backward kernel yet");
   return portable(options.qBlock, options.kvBlock);
 }
 

@@ -80,9 +80,11 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
     return op->emitOpError() << "attribute '" << name
                              << "' must be a #bpt.strategy";
   if (name == AttentionNestAttr::kAttrName &&
-      !isa<AttentionNestAttr, ChunkLoopAttr>(attribute.getValue()))
+      !isa<AttentionNestAttr, AttentionGradNestAttr, ChunkLoopAttr>(
+          attribute.getValue()))
     return op->emitOpError() << "attribute '" << name
-                             << "' must be a #bpt.attention_nest or a "
+                             << "' must be a #bpt.attention_nest, a "
+                                "#bpt.attention_grad_nest or a "
                                 "#bpt.chunk_loop";
   return success();
 }

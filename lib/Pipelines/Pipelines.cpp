@@ -77,6 +77,7 @@ void bpt::addKernelStage(OpPassManager &pm) {
   // Kernels are built into the module in this order (the PTX's order).
   pm.addPass(createBPTBlockToSM90());
   pm.addPass(createBPTAttentionToSM90());
+  pm.addPass(createBPTAttentionGradToSM90());
   pm.addPass(createBPTFFNToSM90());
   pm.addPass(createBPTAttentionToSM80());
   pm.addPass(createBPTFFNToSM80());

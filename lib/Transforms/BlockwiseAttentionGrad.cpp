@@ -82,6 +82,8 @@ private:
 
   scf::ForallOp buildKeyValueNest(Value d);
   scf::ForallOp buildQueryNest(Value d);
+  /// Marks `loop` as `part` of this backward, with the op's strategy.
+  void tag(scf::ForallOp loop, AttentionGradPart part);
 
   OpBuilder &b;
   Location loc;
@@ -313,10 +315,20 @@ scf::ForallOp GradEmitter::buildQueryNest(Value d) {
   return loop;
 }
 
+void GradEmitter::tag(scf::ForallOp loop, AttentionGradPart part) {
+  loop->setAttr(AttentionNestAttr::kAttrName,
+                AttentionGradNestAttr::get(b.getContext(), part, t.causal,
+                                           APFloat(t.scale)));
+  if (StrategyAttr strategy = StrategyAttr::get(op))
+    loop->setAttr(StrategyAttr::kAttrName, strategy);
+}
+
 AttentionGradResults GradEmitter::build() {
   Value d = rowDots();
   scf::ForallOp keyValue = buildKeyValueNest(d);
   scf::ForallOp query = buildQueryNest(d);
+  tag(keyValue, AttentionGradPart::key_value);
+  tag(query, AttentionGradPart::query);
   return {query.getResult(0), keyValue.getResult(0), keyValue.getResult(1)};
 }
 

@@ -34,7 +34,7 @@ LogicalResult bpt::verifyBlockSizes(Operation *anchor, StringRef pass,
   return success();
 }
 
-std::pair<int64_t, int64_t> bpt::blockSizesOf(AttentionOp op, int64_t qBlock,
+std::pair<int64_t, int64_t> bpt::blockSizesOf(Operation *op, int64_t qBlock,
                                               int64_t kvBlock,
                                               bool portableOnly) {
   StrategyAttr strategy = StrategyAttr::get(op);
@@ -91,7 +91,8 @@ struct BPTTileAttentionPass final
     getOperation().walk([&](AttentionGradOp op) { grads.push_back(op); });
     for (AttentionGradOp op : grads) {
       b.setInsertionPoint(op);
-      AttentionGradResults r = tileAttentionGrad(b, op, qBlock, kvBlock);
+      auto [q, kv] = blockSizesOf(op, qBlock, kvBlock, /*portableOnly=*/false);
+      AttentionGradResults r = tileAttentionGrad(b, op, q, kv);
       op->replaceAllUsesWith(ValueRange{r.dq, r.dk, r.dv});
       op.erase();
     }

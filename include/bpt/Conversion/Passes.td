@@ -202,6 +202,45 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
   ];
 }
 
+def BPTAttentionGradToSM90 : Pass<"bpt-attention-grad-to-sm90",
+                                   "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.attention_grad to a Hopper (sm_90a) tensor-core "
+                "kernel";
+  let description = [{
+    Replaces the two blockwise nests of an attention backward (tagged
+    `#bpt.attention_grad_nest` by `bpt-tile-attention`) whose `#bpt.strategy`
+    takes the `wgmma` path by a launch of a kernel built for sm_90a: the
+    key/value nest's algorithm (a thread block per key block of `kv_block`
+    rows, looping over the query heads of the group and their `q_block`-row
+    query blocks that see it, recomputing P from the saved log-sum-exp) with
+    its tiles in registers and shared memory. A producer warpgroup copies K
+    and V once and Q, dO, lse and D per step with TMA into `stages` stages;
+    two consumer warpgroups compute Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, then
+    dV += Pᵀ·dO and dK += dSᵀ·Q with `wgmma.mma_async` (Pᵀ and dSᵀ from
+    registers).
+
+    The query nest's dQ is folded into the kernel: each step's dS·K is added
+    to a zero-filled f32 accumulator with `red.global.add`, and dQ is the
+    accumulator times the scale, rounded (a linalg op). The order of those
+    additions is not fixed: dQ is not bitwise reproducible on this path (dK
+    and dV are, as on the portable path). The pre-pass D = rowsum(dO ∘ O)
+    is left to the portable path. The pass does not choose: nests with other
+    strategies are left alone.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.attention to an mma.sync (sm_80+) tensor-core kernel";
   let description = [{

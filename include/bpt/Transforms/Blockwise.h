@@ -44,7 +44,8 @@ struct AttentionGradResults {
 /// the saved log-sum-exp), and an `scf.forall` over (batch, query head,
 /// query block) that accumulates dQ over the key blocks it sees.
 /// Deterministic: every gradient tile is written by one iteration, its sums
-/// in a fixed order. `op` itself is left in place.
+/// in a fixed order. Both nests are tagged #bpt.attention_grad_nest and
+/// carry `op`'s strategy, if any. `op` itself is left in place.
 AttentionGradResults tileAttentionGrad(mlir::OpBuilder &builder,
                                        AttentionGradOp op, int64_t qBlock,
                                        int64_t kvBlock);
@@ -63,11 +64,12 @@ mlir::LogicalResult verifyBlockSizes(mlir::Operation *anchor,
                                      llvm::StringRef pass, int64_t qBlock,
                                      int64_t kvBlock);
 
-/// The block sizes to tile `op` with: its strategy's `q_block` and
+/// The block sizes to tile `op` (an attention or its gradient) with: its
+/// strategy's `q_block` and
 /// `kv_block` where it records them, else `qBlock` and `kvBlock`. With
 /// `portableOnly`, {0, 0} for an op whose strategy is a tensor-core path
 /// (which only bpt-tile-attention tiles, as a nest of its own).
-std::pair<int64_t, int64_t> blockSizesOf(AttentionOp op, int64_t qBlock,
+std::pair<int64_t, int64_t> blockSizesOf(mlir::Operation *op, int64_t qBlock,
                                          int64_t kvBlock,
                                          bool portableOnly = true);
 

@@ -1,0 +1,485 @@
+//===- AttentionGradSM90Kernel.cpp - attention backward on sm_90a -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The kernel of bpt-attention-grad-to-sm90: the key/value nest of the
+// blockwise backward (bpt-tile-attention) with its tiles in registers and
+// shared memory, and the query nest's dQ folded in.
+//
+//   - A thread block owns 128 key/value rows of one head: a producer
+//     warpgroup loads K and V once, then Q, dO and their lse and D rows per
+//     step (query head of the group × query block of 64 rows that sees the
+//     key block) into a ring of stages, by TMA, each stage guarded by full
+//     and empty mbarriers.
+//   - Two consumer warpgroups own 64 key rows each and compute the scores
+//     transposed, Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, so that the rows of their
+//     accumulators are key rows: Pᵀ = exp2(Sᵀ·scale·log2 e − lse·log2 e)
+//     and dSᵀ = Pᵀ ∘ (dPᵀ − D) are then, packed, the register A operands of
+//     dV += Pᵀ·dO and dK += dSᵀ·Q (as P·V in the forward kernel).
+//   - dQ = dS·K: each consumer stores its dSᵀ rows to shared memory and
+//     multiplies them, read M-major, by its K rows; the partial dQ is added
+//     to an f32 accumulator in global memory (red.global.add.f32). The
+//     sum over key blocks and consumers has no fixed order: dQ is not
+//     bitwise reproducible on this path (dK and dV are).
+//
+//===----------------------------------------------------------------------===//
+
+#include "SM90Kernels.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::sm90;
+
+namespace {
+
+using KernelConfig = AttentionGradKernelConfig;
+
+class GradKernelEmitter : public SM90Emitter {
+public:
+  GradKernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
+      : SM90Emitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func);
+
+private:
+  /// The step sequence both roles walk: query heads of the group, then the
+  /// query blocks from `firstBlock` on.
+  struct Step {
+    Value head, queryBlock;
+  };
+  Step stepAt(Value j) {
+    Value perHead = sub(c32(config.seqQ / config.blockM), firstBlock);
+    Value head = add(mul(kvHead, c32(config.heads / config.kvHeads)),
+                     div(j, perHead));
+    return {head, add(firstBlock, rem(j, perHead))};
+  }
+  /// The first row of step `s`'s query block in the [B·Hq·Sq, ·] views.
+  Value queryRow(const Step &s) {
+    return add(mul(add(mul(batch, c32(config.heads)), s.head), c32(config.seqQ)),
+               mul(s.queryBlock, c32(config.blockM)));
+  }
+  Value barrier(int64_t index) {
+    return sharedPointer(add(base, c32(config.barrierOffset(index))));
+  }
+  Value barrierAt(int64_t first, Value stage) {
+    return sharedPointer(add(base, add(c32(config.barrierOffset(first)),
+                                       mul(stage, c32(8)))));
+  }
+  /// Shared address of `offset(0)` in `stage`, for per-stage regions whose
+  /// stages are `stride` bytes apart.
+  Value stageAddress(int64_t offset, int64_t stride, Value stage) {
+    return add(base, add(c32(offset), mul(stage, c32(stride))));
+  }
+  /// Copies a [rows, D] tile as D/64 boxes of [rows, 64].
+  void copyRows(Value dst, Value map, int64_t rows, Value row, Value bar) {
+    for (int64_t c = 0; c < config.headDim / kSwizzleElements; ++c)
+      copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
+               c32(c * kSwizzleElements), row, bar);
+  }
+  /// Copies `bytes` from global `src` to shared `dst`, completing on `bar`.
+  void copyBytes(Value dst, Value src, int64_t bytes, Value bar) {
+    Value cluster = LLVM::AddrSpaceCastOp::create(b, loc, clusterPtr,
+                                                  sharedPointer(dst));
+    NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
+        b, loc, cluster, src, bar, c32(bytes), Value(), Value());
+  }
+  /// `pointer` (global) moved on by `elements` × `elementBytes`.
+  Value offsetPointer(Value pointer, Value elements, int64_t elementBytes) {
+    Value bytes = mul(arith::ExtUIOp::create(b, loc, i64, elements),
+                      c64(elementBytes));
+    return LLVM::GEPOp::create(b, loc, pointer.getType(), b.getI8Type(),
+                               pointer, ValueRange{bytes});
+  }
+  /// Byte address of (row, column) of a 64-column tile with 128-byte rows
+  /// in the 128-byte swizzle, at shared address `tile` (1 KiB aligned).
+  Value swizzledAddress(Value tile, Value row, Value column) {
+    Value chunk = xori(div(column, c32(8)), rem(row, c32(8)));
+    return add(tile, add(mul(row, c32(kSwizzleBytes)),
+                         add(mul(chunk, c32(16)),
+                             mul(rem(column, c32(8)), c32(2)))));
+  }
+
+  void initBarriers(Value tid);
+  void emitProducer(Value mapK, Value mapV, Value mapQ, Value mapDO, Value lse,
+                    Value rowDots);
+  void emitConsumer(Value consumer, Value lane, Value warp, Value dQ,
+                    Value dK, Value dV);
+  /// Pᵀ and dSᵀ of one step from the accumulators `s` and `dp`.
+  void scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp, Value stage,
+                  Value keyRow, Value queryPos, SmallVectorImpl<Value> &p,
+                  SmallVectorImpl<Value> &dS);
+  /// Adds this thread's part of a [64, D] dQ tile to the accumulator.
+  void addToQueryGrad(ArrayRef<Value> dq, Value dQ, Value firstRow);
+  /// Stores a [64, D] accumulator tile (times `scale`) to `out` rows from
+  /// `firstRow`.
+  void storeTile(ArrayRef<Value> acc, double scale, Value out, Value firstRow);
+
+  const KernelConfig &config;
+  Value base, batch, kvHead, kv0, firstBlock, steps;
+  Value row0, column0; // this thread's accumulator row and column
+};
+
+void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
+  b.setInsertionPointToStart(&func.getBody().front());
+  Value mapK = tensorMapPointer(func.getArgument(0));
+  Value mapV = tensorMapPointer(func.getArgument(1));
+  Value mapQ = tensorMapPointer(func.getArgument(2));
+  Value mapDO = tensorMapPointer(func.getArgument(3));
+  auto global = [&](unsigned i) {
+    return LLVM::AddrSpaceCastOp::create(
+        b, loc, LLVM::LLVMPointerType::get(ctx, 1),
+        pointerOf(func.getArgument(i)));
+  };
+  Value lse = global(4), rowDots = global(5);
+  Value dQ = pointerOf(func.getArgument(6));
+  Value dK = pointerOf(func.getArgument(7));
+  Value dV = pointerOf(func.getArgument(8));
+
+  Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value keyBlock = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  kvHead = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+  batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
+  kv0 = mul(keyBlock, c32(config.blockN));
+  // Causal: query i sees key j iff j <= i + (Skv − Sq); the blocks before
+  // the one holding row kv0 − (Skv − Sq) see none of this key block.
+  firstBlock = c32(0);
+  if (config.causal) {
+    Value first = sub(kv0, c32(config.seqKV - config.seqQ));
+    first = arith::MaxSIOp::create(b, loc, first, c32(0));
+    firstBlock = arith::MinSIOp::create(
+        b, loc, div(first, c32(config.blockM)),
+        c32(config.seqQ / config.blockM));
+  }
+  steps = mul(sub(c32(config.seqQ / config.blockM), firstBlock),
+              c32(config.heads / config.kvHeads));
+  base = alignedSharedBase(kSharedMemorySymbol);
+
+  initBarriers(tid);
+  Value leader = cmp(arith::CmpIPredicate::eq, tid, c32(0));
+  emitRoles(
+      tid, leader,
+      [&] { emitProducer(mapK, mapV, mapQ, mapDO, lse, rowDots); },
+      [&](Value consumer, Value lane, Value warp) {
+        emitConsumer(consumer, lane, warp, dQ, dK, dV);
+      });
+  gpu::ReturnOp::create(b, loc);
+}
+
+void GradKernelEmitter::initBarriers(Value tid) {
+  auto init = scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::eq, tid,
+                                            c32(0)),
+                                /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(init.thenBlock());
+    NVVM::MBarrierInitOp::create(b, loc, barrier(0), c32(1), Value());
+    for (int64_t s = 0; s < config.stages; ++s) {
+      NVVM::MBarrierInitOp::create(b, loc, barrier(1 + s), c32(1), Value());
+      NVVM::MBarrierInitOp::create(
+          b, loc, barrier(1 + config.stages + s),
+          c32(config.consumerGroups * kWarpgroup), Value());
+    }
+    NVVM::FenceMbarrierInitOp::create(b, loc);
+  }
+  NVVM::Barrier0Op::create(b, loc);
+}
+
+void GradKernelEmitter::emitProducer(Value mapK, Value mapV, Value mapQ,
+                                     Value mapDO, Value lse, Value rowDots) {
+  Value kvFull = barrier(0);
+  NVVM::MBarrierArriveExpectTxOp::create(
+      b, loc, Type(), kvFull, c32(2 * config.kvTileBytes()),
+      NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+  Value kvRow = add(mul(add(mul(batch, c32(config.kvHeads)), kvHead),
+                        c32(config.seqKV)),
+                    kv0);
+  copyRows(add(base, c32(config.kOffset())), mapK, config.blockN, kvRow,
+           kvFull);
+  copyRows(add(base, c32(config.vOffset())), mapV, config.blockN, kvRow,
+           kvFull);
+
+  Value stages = c32(config.stages);
+  auto loop = scf::ForOp::create(b, loc, c32(0), steps, c32(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value j = loop.getInductionVar();
+  Value stage = rem(j, stages);
+  // Reuse of a stage waits until both consumers released its last round.
+  auto reuse = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::uge, j, stages), /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(reuse.thenBlock());
+    Value parity =
+        arith::AndIOp::create(b, loc, sub(div(j, stages), c32(1)), c32(1));
+    waitBarrier(barrierAt(1 + config.stages, stage), parity);
+  }
+  Value row = queryRow(stepAt(j));
+  Value full = barrierAt(1, stage);
+  NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), full,
+                                         c32(config.stageBytes()),
+                                         NVVM::MemScopeKind::CTA, false,
+                                         Value());
+  int64_t stride = 2 * config.qTileBytes();
+  copyRows(stageAddress(config.qOffset(0), stride, stage), mapQ, config.blockM,
+           row, full);
+  copyRows(stageAddress(config.dOOffset(0), stride, stage), mapDO,
+           config.blockM, row, full);
+  int64_t rowStride = 2 * config.rowBytes();
+  copyBytes(stageAddress(config.lseOffset(0), rowStride, stage),
+            offsetPointer(lse, row, 4), config.rowBytes(), full);
+  copyBytes(stageAddress(config.dOffset(0), rowStride, stage),
+            offsetPointer(rowDots, row, 4), config.rowBytes(), full);
+}
+
+void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
+                                   Value stage, Value keyRow, Value queryPos,
+                                   SmallVectorImpl<Value> &p,
+                                   SmallVectorImpl<Value> &dS) {
+  const double scaleLog2 = config.scale * M_LOG2E;
+  Value lseRows = stageAddress(config.lseOffset(0), 2 * config.rowBytes(),
+                               stage);
+  Value dRows = add(lseRows, c32(config.rowBytes()));
+  Type v2f32 = VectorType::get({2}, f32);
+  // Element e of a [64, blockM] accumulator: key row keyRow + 8·((e/2)%2),
+  // query column column0 + 8·(e/4) + e%2; lse and D by query column.
+  Value lse2[2], dRow[2];
+  for (int64_t t = 0; t < config.blockM / 8; ++t) {
+    Value column = add(column0, c32(8 * t));
+    Value lsePair = LLVM::LoadOp::create(
+        b, loc, v2f32, sharedPointer(add(lseRows, mul(column, c32(4)))), 8);
+    Value dPair = LLVM::LoadOp::create(
+        b, loc, v2f32, sharedPointer(add(dRows, mul(column, c32(4)))), 8);
+    for (int64_t h = 0; h < 2; ++h) {
+      Value position = c64(h);
+      lse2[h] = fmul(LLVM::ExtractElementOp::create(b, loc, lsePair, position),
+                     cf(M_LOG2E));
+      dRow[h] = LLVM::ExtractElementOp::create(b, loc, dPair, position);
+    }
+    for (int64_t e = 4 * t; e < 4 * t + 4; ++e) {
+      // P = exp(scale·s − lse), in exp2.
+      Value pe = exp2(fma(s[e], cf(scaleLog2),
+                          arith::NegFOp::create(b, loc, lse2[e % 2])));
+      if (config.causal) {
+        // Hidden when the key is past the query's diagonal (rows with no
+        // visible key have lse = −inf: their P is selected away here).
+        Value key = add(keyRow, c32(8 * ((e / 2) % 2)));
+        Value query = add(queryPos, add(column, c32(e % 2)));
+        Value hidden = cmp(arith::CmpIPredicate::sgt, key,
+                           add(query, c32(config.seqKV - config.seqQ)));
+        pe = select(hidden, cf(0.0), pe);
+      }
+      p.push_back(pe);
+      dS.push_back(fmul(pe, arith::SubFOp::create(b, loc, dp[e], dRow[e % 2])));
+    }
+  }
+}
+
+void GradKernelEmitter::addToQueryGrad(ArrayRef<Value> dq, Value dQ,
+                                       Value firstRow) {
+  const int64_t d = config.headDim;
+  for (int64_t t = 0; t < d / 8; ++t) {
+    for (int64_t i = 0; i < 2; ++i) {
+      Value row = add(firstRow, add(row0, c32(8 * i)));
+      Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
+                          arith::ExtUIOp::create(
+                              b, loc, i64, add(column0, c32(8 * t))));
+      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
+                                          ValueRange{mul(element, c64(4))});
+      // Two scalar reductions: the vector form needs PTX 8.1 (we emit 8.0).
+      asmOp(Type(), {address, dq[4 * t + 2 * i], dq[4 * t + 2 * i + 1]},
+            "red.global.add.f32 [$0], $1;\n\tred.global.add.f32 [$0+4], $2;",
+            "l,f,f", /*sideEffects=*/true);
+    }
+  }
+}
+
+void GradKernelEmitter::storeTile(ArrayRef<Value> acc, double scale, Value out,
+                                  Value firstRow) {
+  const int64_t d = config.headDim;
+  for (int64_t t = 0; t < d / 8; ++t) {
+    for (int64_t i = 0; i < 2; ++i) {
+      Value row = add(firstRow, add(row0, c32(8 * i)));
+      Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
+                          arith::ExtUIOp::create(
+                              b, loc, i64, add(column0, c32(8 * t))));
+      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out,
+                                          ValueRange{mul(element, c64(2))});
+      Value lo = fmul(acc[4 * t + 2 * i], cf(scale));
+      Value hi = fmul(acc[4 * t + 2 * i + 1], cf(scale));
+      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
+    }
+  }
+}
+
+void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
+                                     Value dQ, Value dK, Value dV) {
+  const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
+  const int64_t accCount = d / 2, sCount = bm / 2;
+  auto elementType =
+      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  Value stages = c32(config.stages);
+  row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
+  column0 = mul(rem(lane, c32(4)), c32(2));
+  // This consumer's 64 key rows: of the K and V tiles and of the dSᵀ tile.
+  Value rowsOffset = mul(consumer, c32(64 * kSwizzleBytes));
+  Value kRows = add(base, add(c32(config.kOffset()), rowsOffset));
+  Value vRows = add(base, add(c32(config.vOffset()), rowsOffset));
+  Value dSRows = add(base, add(c32(config.dSOffset()), rowsOffset));
+  Value keyRow = add(kv0, add(mul(consumer, c32(64)), row0));
+
+  waitBarrier(barrier(0), c32(0));
+  Value kDesc = descriptor(kRows, WgmmaDescriptor::kMajor());
+  Value vDesc = descriptor(vRows, WgmmaDescriptor::kMajor());
+  // dQ = dS·K reads this consumer's K rows as a K-by-D operand (MN-major)
+  // and dS M-major from its dSᵀ rows.
+  Value kMNDesc =
+      descriptor(kRows, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+  Value dSDesc =
+      descriptor(dSRows, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+
+  Value zero = cf(0.0);
+  SmallVector<Value> init(2 * accCount, zero); // dK, then dV
+  auto loop = scf::ForOp::create(b, loc, c32(0), steps, c32(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value j = loop.getInductionVar();
+    auto args = loop.getRegionIterArgs();
+    SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
+    SmallVector<Value> dVAcc(args.begin() + accCount, args.end());
+    Value stage = rem(j, stages);
+    Value phase = arith::AndIOp::create(b, loc, div(j, stages), c32(1));
+    Step step = stepAt(j);
+    Value queryPos = mul(step.queryBlock, c32(bm));
+    int64_t stride = 2 * config.qTileBytes();
+    Value qTile = stageAddress(config.qOffset(0), stride, stage);
+    Value dOTile = stageAddress(config.dOOffset(0), stride, stage);
+
+    // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: m64n{bm}k16 steps over D, all K-major.
+    waitBarrier(barrierAt(1, stage), phase);
+    Value qDesc = descriptor(qTile, WgmmaDescriptor::kMajor());
+    Value dODesc = descriptor(dOTile, WgmmaDescriptor::kMajor());
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    auto scores = [&](Value a, Value bDesc) {
+      Value acc = LLVM::ZeroOp::create(b, loc, accumulatorType(bm));
+      for (int64_t k = 0; k < d / 16; ++k) {
+        int64_t aOffset = (k / 4) * bn * kSwizzleBytes + (k % 4) * 32;
+        int64_t bOffset = (k / 4) * bm * kSwizzleBytes + (k % 4) * 32;
+        acc = emitWgmma(WgmmaSharedA{
+            bm, elementType, acc, advance(a, aOffset), advance(bDesc, bOffset),
+            k == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one});
+      }
+      return unpack(acc, sCount);
+    };
+    SmallVector<Value> both = scores(kDesc, qDesc);
+    llvm::append_range(both, scores(vDesc, dODesc));
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    both = emitWgmmaWait(both);
+    SmallVector<Value> p, dS;
+    scoresGrad(ArrayRef(both).take_front(sCount),
+               ArrayRef(both).drop_front(sCount), stage, keyRow, queryPos, p,
+               dS);
+    SmallVector<Value> pFragments, dSFragments;
+    for (int64_t r = 0; r < sCount / 2; ++r) {
+      pFragments.push_back(packHalf2(p[2 * r], p[2 * r + 1]));
+      dSFragments.push_back(packHalf2(dS[2 * r], dS[2 * r + 1]));
+    }
+
+    // dV += Pᵀ·dO and dK += dSᵀ·Q: A from registers, B MN-major.
+    Value dOB = descriptor(dOTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
+    Value qB = descriptor(qTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    for (int64_t t = 0; t < bm / 16; ++t)
+      dVAcc = emitWgmma(WgmmaRegA{d, elementType, dVAcc,
+                                  ArrayRef(pFragments).slice(4 * t, 4),
+                                  advance(dOB, t * 16 * kSwizzleBytes)});
+    for (int64_t t = 0; t < bm / 16; ++t)
+      dKAcc = emitWgmma(WgmmaRegA{d, elementType, dKAcc,
+                                  ArrayRef(dSFragments).slice(4 * t, 4),
+                                  advance(qB, t * 16 * kSwizzleBytes)});
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+
+    // dSᵀ to shared memory while they run (the last step's dQ product,
+    // its only reader, has completed), visible to the async proxy.
+    for (int64_t t = 0; t < bm / 8; ++t)
+      for (int64_t i = 0; i < 2; ++i)
+        LLVM::StoreOp::create(
+            b, loc, dSFragments[2 * t + i],
+            sharedPointer(swizzledAddress(dSRows, add(row0, c32(8 * i)),
+                                          add(column0, c32(8 * t)))),
+            4);
+    NVVM::FenceProxyOp::create(
+        b, loc, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    NVVM::BarrierOp::create(b, loc, Type(), add(consumer, c32(1)),
+                            c32(kWarpgroup), NVVM::BarrierReductionAttr(),
+                            Value());
+    SmallVector<Value> sums(dKAcc);
+    llvm::append_range(sums, dVAcc);
+    sums = emitWgmmaWait(sums);
+    // Q, dO, lse and D of the stage are no longer read.
+    NVVM::MBarrierArriveOp::create(b, loc, i64,
+                                   barrierAt(1 + config.stages, stage),
+                                   Value(), NVVM::MemScopeKind::CTA, false);
+
+    // dQ (this consumer's key rows' part) = dS·K, added to the accumulator.
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(d));
+    for (int64_t t = 0; t < 64 / 16; ++t)
+      dqAcc = emitWgmma(WgmmaSharedA{
+          d, elementType, dqAcc, advance(dSDesc, t * 16 * kSwizzleBytes),
+          advance(kMNDesc, t * 16 * kSwizzleBytes),
+          t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+          NVVM::MMALayout::row, NVVM::MMALayout::col});
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    SmallVector<Value> dq = emitWgmmaWait(unpack(dqAcc, accCount));
+    addToQueryGrad(dq, dQ, queryRow(step));
+    scf::YieldOp::create(b, loc, sums);
+  }
+
+  // dK carries the scores' scale; dV has none.
+  auto results = loop.getResults();
+  Value firstRow =
+      add(mul(add(mul(batch, c32(config.kvHeads)), kvHead), c32(config.seqKV)),
+          add(kv0, mul(consumer, c32(64))));
+  storeTile(SmallVector<Value>(results.begin(), results.begin() + accCount),
+            config.scale, dK, firstRow);
+  storeTile(SmallVector<Value>(results.begin() + accCount, results.end()), 1.0,
+            dV, firstRow);
+}
+
+} // namespace
+
+gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionGradKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
+  MLIRContext *ctx = module.getContext();
+  Type f32 = Float32Type::get(ctx);
+  auto rows = MemRefType::get({config.batch, config.heads, config.seqQ}, f32);
+  SmallVector<Type> inputs = {
+      tensorMapType(ctx, config.blockN, element),
+      tensorMapType(ctx, config.blockN, element),
+      tensorMapType(ctx, config.blockM, element),
+      tensorMapType(ctx, config.blockM, element),
+      rows,
+      rows,
+      MemRefType::get(
+          {config.batch, config.heads, config.seqQ, config.headDim}, f32)};
+  auto kv = MemRefType::get(
+      {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
+  inputs.append({kv, kv});
+  gpu::GPUFuncOp func = createKernel(kernels, config.kernelName(), inputs,
+                                     config.threads(), loc);
+  OpBuilder b(ctx);
+  GradKernelEmitter(b, loc, config).emit(func);
+  return func;
+}

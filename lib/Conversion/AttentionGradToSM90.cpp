@@ -1,0 +1,251 @@
+//===- AttentionGradToSM90.cpp - attention backward on Hopper ---*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Lowers the blockwise backward of one bpt.attention_grad whose strategy is
+// wgmma (the key/value and query nests bpt-tile-attention tagged
+// #bpt.attention_grad_nest) to:
+//
+//   - a zero-filled f32 dQ accumulator;
+//   - one launch of the sm_90a backward kernel (AttentionGradSM90Kernel.cpp)
+//     per thread block of the key/value nest's iterations, which writes dK
+//     and dV and adds every dS·K product into the accumulator: the query
+//     nest's dQ, folded into the key/value nest, whose dS tiles it
+//     recomputed;
+//   - dQ = scale · accumulator, rounded to the element type.
+//
+// The row sums D = rowsum(dO ∘ O) stay the pre-pass bpt-tile-attention
+// built; the fill and the final scaling are linalg ops for the portable
+// path.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+
+#include "AttentionNest.h"
+#include "SM90Kernels.h"
+
+#include "bpt/Utils/Builders.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTATTENTIONGRADTOSM90
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::sm90;
+
+namespace {
+
+using Tensor = TypedValue<RankedTensorType>;
+
+/// The two nests of one attention backward, read back as what they compute.
+struct AttentionGradNests {
+  scf::ForallOp keyValue, query;
+  Tensor q, k, v, outputGrad, lse, rowDots;
+  bool causal;
+  double scale;
+  StrategyAttr strategy;
+
+  static FailureOr<AttentionGradNests> match(scf::ForallOp keyValue);
+
+  void fillConfig(AttentionGradKernelConfig &config) const {
+    ArrayRef<int64_t> qs = q.getType().getShape();
+    ArrayRef<int64_t> kvs = k.getType().getShape();
+    config.batch = qs[0];
+    config.heads = qs[1];
+    config.seqQ = qs[2];
+    config.headDim = qs[3];
+    config.kvHeads = kvs[1];
+    config.seqKV = kvs[2];
+    config.causal = causal;
+    config.scale = scale;
+    config.bf16 = q.getType().getElementType().isBF16();
+    config.blockM = strategy.getQBlock();
+    config.blockN = strategy.getKvBlock();
+    config.stages = strategy.getStages();
+  }
+};
+
+/// The products of a backward nest's first step, in order: Q·Kᵀ, dO·Vᵀ,
+/// then the gradients' products.
+SmallVector<linalg::MatmulOp> productsOf(scf::ForallOp loop) {
+  SmallVector<linalg::MatmulOp> products;
+  loop.getBody()->walk([&](linalg::MatmulOp op) { products.push_back(op); });
+  return products;
+}
+
+/// The tensor `value` traces to, if it has `rank` dimensions.
+Tensor traced(Value value, Operation *nest, int64_t rank) {
+  Value operand = value ? traceToOperand(value, nest) : Value();
+  auto type = operand ? dyn_cast<RankedTensorType>(operand.getType()) : nullptr;
+  if (!type || type.getRank() != rank)
+    return nullptr;
+  return cast<Tensor>(operand);
+}
+
+/// The elementwise op that takes `product`'s result (as an input or an
+/// init), which reads `input` as its input number `index`.
+Value elementwiseInput(linalg::MatmulOp product, unsigned index) {
+  for (Operation *user : product->getResult(0).getUsers())
+    if (auto generic = dyn_cast<linalg::GenericOp>(user))
+      if (generic.getNumDpsInputs() > index)
+        return generic.getDpsInputs()[index];
+  return Value();
+}
+
+FailureOr<AttentionGradNests>
+AttentionGradNests::match(scf::ForallOp keyValue) {
+  auto fail = [&](const Twine &why) {
+    return keyValue.emitError() << "malformed attention backward nest: " << why;
+  };
+  auto tag = keyValue->getAttrOfType<AttentionGradNestAttr>(
+      AttentionNestAttr::kAttrName);
+  if (!tag || tag.getPart() != AttentionGradPart::key_value)
+    return fail("expected the key/value nest");
+  SmallVector<linalg::MatmulOp> products = productsOf(keyValue);
+  if (products.size() != 4 || keyValue.getNumResults() != 2)
+    return fail("expected Q·Kᵀ, dO·Vᵀ, Pᵀ·dO and dSᵀ·Q, and results dK, dV");
+  AttentionGradNests n;
+  n.keyValue = keyValue;
+  n.causal = tag.getCausal();
+  n.scale = tag.getScale().convertToDouble();
+  n.q = traced(products[0].getInputs()[0], keyValue, 4);
+  n.k = traced(products[0].getInputs()[1], keyValue, 4);
+  n.outputGrad = traced(products[1].getInputs()[0], keyValue, 4);
+  n.v = traced(products[1].getInputs()[1], keyValue, 4);
+  // P = exp(scale·s − lse) reads lse first; dS = P ∘ (dP − D) reads D second.
+  n.lse = traced(elementwiseInput(products[0], 0), keyValue, 3);
+  n.rowDots = traced(elementwiseInput(products[1], 1), keyValue, 3);
+  if (!n.q || !n.k || !n.v || !n.outputGrad || !n.lse || !n.rowDots)
+    return fail("its tiles are not read from the backward's operands");
+  n.strategy = StrategyAttr::get(keyValue);
+  if (!n.strategy || n.strategy.getQBlock() < 1 ||
+      n.strategy.getKvBlock() < 1 || n.strategy.getStages() < 1)
+    return fail("its strategy records no kernel tiling");
+
+  // The query nest: the sibling that reads the same Q, K, dO and V.
+  for (Operation &op : *keyValue->getBlock()) {
+    auto loop = dyn_cast<scf::ForallOp>(&op);
+    auto other = loop ? loop->getAttrOfType<AttentionGradNestAttr>(
+                            AttentionNestAttr::kAttrName)
+                      : nullptr;
+    if (!other || other.getPart() != AttentionGradPart::query)
+      continue;
+    SmallVector<linalg::MatmulOp> qProducts = productsOf(loop);
+    if (qProducts.size() == 3 && loop.getNumResults() == 1 &&
+        traced(qProducts[0].getInputs()[0], loop, 4) == n.q &&
+        traced(qProducts[0].getInputs()[1], loop, 4) == n.k &&
+        traced(qProducts[1].getInputs()[0], loop, 4) == n.outputGrad &&
+        traced(qProducts[1].getInputs()[1], loop, 4) == n.v) {
+      n.query = loop;
+      break;
+    }
+  }
+  if (!n.query)
+    return fail("found no query nest of the same backward");
+  if (!keyValue->isBeforeInBlock(n.query))
+    return fail("its query nest comes before it");
+  return n;
+}
+
+/// The host side of one backward: replaces both nests.
+void lowerNests(ModuleOp module, AttentionGradNests &n) {
+  AttentionGradKernelConfig config{};
+  n.fillConfig(config);
+  Type element = n.q.getType().getElementType();
+  Location loc = n.keyValue.getLoc();
+  gpu::GPUFuncOp kernel =
+      getOrBuildAttentionGradKernel(module, config, element, loc);
+  OpBuilder b(n.keyValue);
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto mapOf = [&](Value tensor, int64_t boxRows) -> Value {
+    Value rows = asRows(b, loc, readOnlyBuffer(b, loc, tensor));
+    return createTensorMap(b, loc, rows, boxRows);
+  };
+  Value mapK = mapOf(n.k, config.blockN), mapV = mapOf(n.v, config.blockN);
+  Value mapQ = mapOf(n.q, config.blockM);
+  Value mapDO = mapOf(n.outputGrad, config.blockM);
+  Value lse = readOnlyBuffer(b, loc, n.lse);
+  Value rowDots = readOnlyBuffer(b, loc, n.rowDots);
+
+  Type f32 = b.getF32Type();
+  auto accType = MemRefType::get(n.q.getType().getShape(), f32);
+  Value acc = memref::AllocOp::create(b, loc, accType);
+  linalg::FillOp::create(b, loc, ValueRange{floatConstant(b, loc, f32, 0.0)},
+                         ValueRange{acc});
+  auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
+  Value dK = memref::AllocOp::create(b, loc, kvType);
+  Value dV = memref::AllocOp::create(b, loc, kvType);
+  gpu::LaunchFuncOp::create(
+      b, loc, kernel,
+      gpu::KernelDim3{index(config.seqKV / config.blockN),
+                      index(config.kvHeads), index(config.batch)},
+      gpu::KernelDim3{index(config.threads()), index(1), index(1)},
+      arith::ConstantOp::create(
+          b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
+      ValueRange{mapK, mapV, mapQ, mapDO, lse, rowDots, acc, dK, dV});
+
+  auto toTensor = [&](Value buffer) -> Value {
+    auto type = cast<MemRefType>(buffer.getType());
+    return bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get(type.getShape(), type.getElementType()),
+        buffer, /*restrict=*/true, /*writable=*/true);
+  };
+  // dQ = scale · accumulator in the element type.
+  Value accTensor = toTensor(acc);
+  AffineMap identity = b.getMultiDimIdentityMap(4);
+  Value dQ =
+      buildGeneric(b, loc, accTensor,
+                   ValueRange{tensor::EmptyOp::create(
+                       b, loc, n.q.getType().getShape(), element)},
+                   {identity, identity}, 4, {},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     Value scaled = arith::MulFOp::create(
+                         nb, nl, args[0],
+                         floatConstant(nb, nl, f32, config.scale));
+                     return SmallVector<Value>{
+                         convertFloat(nb, nl, scaled, element)};
+                   })
+          .front();
+  n.keyValue.getResult(0).replaceAllUsesWith(toTensor(dK));
+  n.keyValue.getResult(1).replaceAllUsesWith(toTensor(dV));
+  n.query.getResult(0).replaceAllUsesWith(dQ);
+  n.query.erase();
+  n.keyValue.erase();
+}
+
+struct BPTAttentionGradToSM90Pass final
+    : bpt::impl::BPTAttentionGradToSM90Base<BPTAttentionGradToSM90Pass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<scf::ForallOp> nests;
+    module.walk([&](scf::ForallOp loop) {
+      StrategyAttr strategy = StrategyAttr::get(loop);
+      auto tag = loop->getAttrOfType<AttentionGradNestAttr>(
+          AttentionNestAttr::kAttrName);
+      if (strategy && strategy.getPath() == KernelPath::wgmma && tag &&
+          tag.getPart() == AttentionGradPart::key_value)
+        nests.push_back(loop);
+    });
+    for (scf::ForallOp loop : nests) {
+      FailureOr<AttentionGradNests> n = AttentionGradNests::match(loop);
+      if (failed(n))
+        return signalPassFailure();
+      lowerNests(module, *n);
+    }
+  }
+};
+
+} // namespace

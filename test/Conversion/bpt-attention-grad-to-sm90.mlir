@@ -1,0 +1,71 @@
+// RUN: bpt-opt %s --bpt-select-strategy --bpt-tile-attention --bpt-attention-grad-to-sm90 | FileCheck %s
+
+// bf16 causal GQA 4:2, head dim 64. The row sums D = rowsum(dO ∘ O) stay a
+// linalg op; K and V get TMA descriptors with 128-row boxes, Q and dO with
+// 64-row ones; the f32 dQ accumulator is zero-filled; one 384-thread block
+// per (key block, kv head, batch) runs the kernel, which writes dK and dV
+// and adds into the accumulator; dQ = 0.125 · accumulator in bf16. Both
+// blockwise nests are gone.
+// CHECK-LABEL: func.func @grad_gqa_causal
+// CHECK-SAME: (%[[Q:[^:]+]]: tensor<2x4x256x64xbf16>, %[[K:[^:]+]]: tensor<2x2x256x64xbf16>, %[[V:[^:]+]]: tensor<2x2x256x64xbf16>, %[[O:[^:]+]]: tensor<2x4x256x64xbf16>, %[[DO:[^:]+]]: tensor<2x4x256x64xbf16>, %[[LSE:[^:]+]]: tensor<2x4x256xf32>)
+// CHECK-NOT: scf.forall
+// CHECK: %[[D:.+]] = linalg.generic {{.+}} ins(%[[DO]], %[[O]] : {{.+}}) outs(%{{.+}} : tensor<2x4x256xf32>)
+// CHECK: bufferization.to_buffer %[[K]] read_only
+// CHECK: %[[MK:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<128x64xbf16
+// CHECK: bufferization.to_buffer %[[V]] read_only
+// CHECK: %[[MV:.+]] = nvgpu.tma.create.descriptor
+// CHECK: bufferization.to_buffer %[[Q]] read_only
+// CHECK: %[[MQ:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<64x64xbf16
+// CHECK: bufferization.to_buffer %[[DO]] read_only
+// CHECK: %[[MDO:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<64x64xbf16
+// CHECK: %[[LSEB:.+]] = bufferization.to_buffer %[[LSE]] read_only
+// CHECK: %[[DB:.+]] = bufferization.to_buffer %[[D]] read_only
+// CHECK: %[[ACC:.+]] = memref.alloc() : memref<2x4x256x64xf32>
+// CHECK: linalg.fill ins(%{{.+}} : f32) outs(%[[ACC]] : memref<2x4x256x64xf32>)
+// CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
+// CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
+// CHECK: %[[SMEM:.+]] = arith.constant 84008 : i32
+// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d64_causal blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
+// CHECK: %[[ACCT:.+]] = bufferization.to_tensor %[[ACC]] restrict writable
+// CHECK: %[[DQ:.+]] = linalg.generic {{.+}} ins(%[[ACCT]] : tensor<2x4x256x64xf32>) outs(%{{.+}} : tensor<2x4x256x64xbf16>)
+// CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
+// CHECK: arith.truncf
+// CHECK: %[[DKT:.+]] = bufferization.to_tensor %[[DK]] restrict writable
+// CHECK: %[[DVT:.+]] = bufferization.to_tensor %[[DV]] restrict writable
+// CHECK: return %[[DQ]], %[[DKT]], %[[DVT]]
+
+// The kernel: barriers (K/V full, then full and empty per stage, the empty
+// ones counting the 256 consumer threads); the producer copies K and V
+// once, then per step Q and dO by TMA and the lse and D rows by bulk copy;
+// the consumers compute Sᵀ and dPᵀ (2 × 4 wgmma m64n64k16 from shared
+// memory), dV and dK (2 × 4 m64n64k16 with A in registers), store dSᵀ for
+// the async proxy, and dQ = dS·K (4 m64n64k16, A M-major) into the f32
+// accumulator by reductions.
+// CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK-COUNT-3: nvvm.mbarrier.init %{{.+}}, %c1_i32
+// CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
+// CHECK: nvvm.setmaxregister decrease 24
+// CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: scf.for
+// CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK-COUNT-2: nvvm.cp.async.bulk.shared.cluster.global
+// CHECK: nvvm.setmaxregister increase 240
+// CHECK: scf.for
+// CHECK-COUNT-8: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
+// CHECK: red.global.add.f32
+func.func @grad_gqa_causal(%q: tensor<2x4x256x64xbf16>, %k: tensor<2x2x256x64xbf16>,
+                           %v: tensor<2x2x256x64xbf16>, %o: tensor<2x4x256x64xbf16>,
+                           %do: tensor<2x4x256x64xbf16>, %lse: tensor<2x4x256xf32>)
+    -> (tensor<2x4x256x64xbf16>, tensor<2x2x256x64xbf16>, tensor<2x2x256x64xbf16>) {
+  %dq, %dk, %dv = bpt.attention_grad %q, %k, %v, %o, %do, %lse causal
+      : (tensor<2x4x256x64xbf16>, tensor<2x2x256x64xbf16>, tensor<2x2x256x64xbf16>,
+         tensor<2x4x256x64xbf16>, tensor<2x4x256x64xbf16>, tensor<2x4x256xf32>)
+      -> (tensor<2x4x256x64xbf16>, tensor<2x2x256x64xbf16>, tensor<2x2x256x64xbf16>)
+  return %dq, %dk, %dv
+      : tensor<2x4x256x64xbf16>, tensor<2x2x256x64xbf16>, tensor<2x2x256x64xbf16>
+}
