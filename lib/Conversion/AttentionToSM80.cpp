@@ -435,6 +435,12 @@ struct BPTAttentionToSM80Pass final
       FailureOr<AttentionNest> nest = AttentionNest::match(loop);
       if (failed(nest))
         return signalPassFailure();
+      // bpt-select-strategy does not choose this kernel for such a nest.
+      if (nest->withLSE) {
+        loop.emitError() << "the mma.sync attention kernel does not write "
+                            "the log-sum-exp yet";
+        return signalPassFailure();
+      }
       KernelConfig config{};
       nest->fillConfig(config);
       Location loc = loop.getLoc();
