@@ -218,6 +218,11 @@ Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
 }
 
 Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
+  // The wgmma kernel writes the log-sum-exp a backward pass needs; the
+  // mma.sync kernel writes the output only.
+  if (op.getLse())
+    return std::string(
+        "its log-sum-exp result is not written by the mma.sync kernel yet");
   RankedTensorType qType = op.getQuery().getType();
   if (Refusal why = checkTensorCoreElement(qType.getElementType(), "mma.sync"))
     return why;
@@ -256,13 +261,6 @@ Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
 
 FailureOr<StrategyAttr> Selector::selectAttention(AttentionOp op) {
   StrategyAttr strategy;
-  // The tensor-core kernels write the output only.
-  if (op.getLse() && (wgmma() || mmaSync())) {
-    refuse("attention", wgmma() ? "wgmma" : "mma.sync",
-           "its log-sum-exp result is not written by the tensor-core kernels "
-           "yet");
-    return portable(options.qBlock, options.kvBlock);
-  }
   if (wgmma()) {
     if (Refusal why = attentionWgmma(op, strategy))
       refuse("attention", "wgmma", *why);
