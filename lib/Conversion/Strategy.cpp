@@ -218,11 +218,6 @@ Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
 }
 
 Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
-  // The wgmma kernel writes the log-sum-exp a backward pass needs; the
-  // mma.sync kernel writes the output only.
-  if (op.getLse())
-    return std::string(
-        "its log-sum-exp result is not written by the mma.sync kernel yet");
   RankedTensorType qType = op.getQuery().getType();
   if (Refusal why = checkTensorCoreElement(qType.getElementType(), "mma.sync"))
     return why;

@@ -60,11 +60,9 @@ func.func @budget(%q: tensor<1x1x128x128xbf16>) -> tensor<1x1x128x128xbf16> {
 
 // -----
 
-// An attention that also returns its log-sum-exp (for a backward pass)
-// takes the wgmma kernel, which writes it, without a remark; the mma.sync
-// kernel writes the output only, so where wgmma does not take such an
-// attention (ragged rows here; sm_86) it is left to the portable loops.
-// SM86: remark: attention does not take the mma.sync path: its log-sum-exp result is not written by the mma.sync kernel yet
+// An attention that also returns its log-sum-exp (for a backward pass) is
+// taken like any other: the tensor-core kernels write the lse too. The
+// ragged one falls back to mma.sync for its shape alone.
 func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
     -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>,
         tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>) {
@@ -73,7 +71,6 @@ func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
          tensor<1x8x1024x64xbf16>)
       -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>)
   // expected-remark @below {{attention does not take the wgmma path: sequence lengths 100 and 100 are not multiples of the 128-row query block and 128-row key block}}
-  // expected-remark @below {{attention does not take the mma.sync path: its log-sum-exp result is not written by the mma.sync kernel yet}}
   %ro, %rlse = bpt.attention %r, %r, %r
       : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
          tensor<1x2x100x64xbf16>)

@@ -221,7 +221,8 @@ def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
     The kernel's name carries its tiling, `_t<q_block>x<kv_block>x<stages>`.
     Sequence lengths need not be multiples of the blocks: the last blocks
     are zero-filled by `cp.async` (no read past the end), their keys masked
-    and their rows not stored.
+    and their rows not stored. A nest that also returns the rows'
+    log-sum-exp gets a kernel (`_lse`) that writes it, as the wgmma one does.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
