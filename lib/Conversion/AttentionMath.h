@@ -6,7 +6,8 @@
 //
 // What bpt's blockwise attention kernels compute the same way on either
 // kind of tensor core: the causal bound of the key-block loop, the mask of
-// a block of scores, the exp2 online softmax and the final normalisation.
+// a block of scores, the exp2 online softmax, the final normalisation and
+// the rows' log-sum-exp.
 // The mma.sync (m16n8k16) and wgmma (m64nNk16) accumulators lay out a
 // thread's fragment alike: element e is in the thread's row (e / 2) % 2
 // (rows r and r + 8), at column 8 * (e / 4) + e % 2 past the thread's
@@ -21,6 +22,8 @@
 #define BPT_LIB_CONVERSION_ATTENTIONMATH_H
 
 #include "NVVMEmitter.h"
+
+#include <cmath>
 
 namespace bpt::codegen {
 
@@ -103,14 +106,38 @@ public:
     return p;
   }
 
+  /// The sum of a row over its quad of threads (`sum` is this thread's
+  /// part).
+  Value quadRowSum(Value sum) {
+    sum = fadd(sum, shuffleXor(sum, 1));
+    return fadd(sum, shuffleXor(sum, 2));
+  }
+
+  /// 1 / a row's whole sum `total`, or 0 for a row that saw no key.
+  Value inverseOf(Value total, Value zero) {
+    Value positive =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, total, zero);
+    return select(positive, arith::DivFOp::create(b, loc, cf(1.0), total),
+                  zero);
+  }
+
   /// 1 / the sum of a row over its quad of threads (`sum` is this thread's
   /// part), or 0 for a row that saw no key.
   Value inverseRowSum(Value sum, Value zero) {
-    sum = fadd(sum, shuffleXor(sum, 1));
-    sum = fadd(sum, shuffleXor(sum, 2));
-    Value positive =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, sum, zero);
-    return select(positive, arith::DivFOp::create(b, loc, cf(1.0), sum), zero);
+    return inverseOf(quadRowSum(sum), zero);
+  }
+
+  /// The row's log-sum-exp, ln Σ exp(scale · s), from its running maximum
+  /// `max` (raw score units, as RowState keeps it) and its whole sum `total`
+  /// of exp2((s - max) · scale · log2(e)) = exp(scale · (s - max)): that is
+  /// scale · max + ln(total). A row that saw no key gets -inf.
+  Value logSumExp(Value max, Value total, double scale, Value zero,
+                  Value minusInf) {
+    Value ln = fmul(log2(total), cf(M_LN2));
+    Value lse = fma(max, cf(scale), ln);
+    Value seen =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, total, zero);
+    return select(seen, lse, minusInf);
   }
 };
 

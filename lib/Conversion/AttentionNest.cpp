@@ -47,8 +47,8 @@ FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
   };
   // Canonicalization drops the unit dimensions of the loop (batch 1, one
   // head, one query block); the kernel's grid comes from the operands.
-  if (loop.getNumResults() != 1)
-    return fail("expected an scf.forall with one result");
+  if (loop.getNumResults() != 1 && loop.getNumResults() != 2)
+    return fail("expected an scf.forall with one or two results");
   // The first key/value step: the first two products inside the nest.
   SmallVector<linalg::MatmulOp> products;
   loop.getBody()->walk([&](linalg::MatmulOp op) {
@@ -80,6 +80,16 @@ FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
     return fail("its strategy records no kernel tiling");
   if (loop.getResult(0).getType() != result.query.getType())
     return fail("its result type differs from the query's");
+  result.withLSE = loop.getNumResults() == 2;
+  if (result.withLSE) {
+    ArrayRef<int64_t> q = result.query.getType().getShape();
+    auto lseType = RankedTensorType::get(q.drop_back(),
+                                         Float32Type::get(loop.getContext()));
+    if (loop.getResult(1).getType() != lseType)
+      return loop.emitError() << "malformed attention nest: its second "
+                                 "result is not a log-sum-exp "
+                              << lseType;
+  }
   return result;
 }
 
@@ -91,19 +101,22 @@ void AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
   auto index = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, loc, v);
   };
-  auto outType = cast<MemRefType>(kernel.getArgumentTypes().back());
-  Value out = memref::AllocOp::create(b, loc, outType);
-  SmallVector<Value> args(inputs);
-  args.push_back(out);
+  // One fresh buffer per result, typed as the kernel's trailing arguments.
+  ArrayRef<Type> outTypes =
+      kernel.getArgumentTypes().take_back(loop.getNumResults());
+  SmallVector<Value> args(inputs), outs;
+  for (Type type : outTypes)
+    outs.push_back(memref::AllocOp::create(b, loc, cast<MemRefType>(type)));
+  args.append(outs);
   gpu::LaunchFuncOp::create(
       b, loc, kernel,
       gpu::KernelDim3{index(grid[0]), index(grid[1]), index(grid[2])},
       gpu::KernelDim3{index(threads), index(1), index(1)},
       arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(sharedBytes)),
       args);
-  Value result = bufferization::ToTensorOp::create(
-      b, loc, resultType(), out, /*restrict=*/true, /*writable=*/true);
-  loop.getResult(0).replaceAllUsesWith(result);
+  for (auto [result, out] : llvm::zip_equal(loop.getResults(), outs))
+    result.replaceAllUsesWith(bufferization::ToTensorOp::create(
+        b, loc, result.getType(), out, /*restrict=*/true, /*writable=*/true));
   loop.erase();
 }
 

@@ -33,12 +33,16 @@ struct AttentionNest {
   bool causal;
   double scale;
   StrategyAttr strategy;
+  /// The nest also returns the rows' log-sum-exp ([B, Hq, Sq] f32), the
+  /// state a backward pass needs.
+  bool withLSE = false;
 
   mlir::RankedTensorType resultType() const { return query.getType(); }
 
   /// Reads `loop` (tagged bpt.nest): the query, key and value are the
   /// tensors its first key/value step's two products read (Q·Kᵀ, then
-  /// P·V), traced back through tile copies to values defined above it.
+  /// P·V), traced back through tile copies to values defined above it; its
+  /// results are the output and, optionally, the log-sum-exp.
   /// Fails, with an error on the loop, when the nest does not have that
   /// shape.
   static mlir::FailureOr<AttentionNest> match(mlir::scf::ForallOp loop);
@@ -64,8 +68,9 @@ struct AttentionNest {
   }
 
   /// Replaces the nest by a launch of `kernel` on `grid` x `threads` with
-  /// `sharedBytes` of dynamic shared memory and `inputs` followed by a
-  /// fresh output buffer (the kernel's last argument): the launch
+  /// `sharedBytes` of dynamic shared memory and `inputs` followed by fresh
+  /// buffers for the nest's results (the kernel's last arguments: the
+  /// output, then the log-sum-exp when the nest has it): the launch
   /// bookkeeping both tensor-core attention kernels share.
   void replaceWithLaunch(mlir::OpBuilder &builder, mlir::gpu::GPUFuncOp kernel,
                          llvm::ArrayRef<int64_t> grid, int64_t threads,

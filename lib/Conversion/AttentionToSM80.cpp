@@ -117,6 +117,7 @@ private:
   void accumulateValues(ArrayRef<Value> p, Value vTile,
                         MutableArrayRef<Value> o);
   void stageOutputInQueryTile(ValueRange results);
+  void storeLogSumExp(const Value (&max)[2], const Value (&total)[2]);
   void storeOutputTile();
 
   const KernelConfig &config;
@@ -124,6 +125,8 @@ private:
   Value tid, base, keys, values, kvRow, numBlocks;
   // Set by one step and read by later ones.
   Value queries, out, warp, lane, q0, qRow, qTile, validQueries;
+  // The log-sum-exp argument ([B, H, S] f32), or null.
+  Value lse;
   // The lane's place in mma fragments: group g (row) and t in the quad.
   Value g, t, lane8, warpRow;
   SmallVector<SmallVector<Value>> qFragments;
@@ -151,6 +154,8 @@ void KernelEmitter::locateBlock(gpu::GPUFuncOp func) {
   keys = global(func.getArgument(1));
   values = global(func.getArgument(2));
   out = global(func.getArgument(3));
+  if (config.lse)
+    lse = global(func.getArgument(4));
 
   tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
@@ -355,13 +360,19 @@ void KernelEmitter::accumulateValues(ArrayRef<Value> p, Value vTile,
 }
 
 /// Epilogue, first half: the row sums over the quad, normalise, then into
-/// this warp's rows of the Q tile (no longer read).
+/// this warp's rows of the Q tile (no longer read); the rows' log-sum-exp
+/// when the kernel writes it.
 void KernelEmitter::stageOutputInQueryTile(ValueRange results) {
   const int64_t oTiles = config.headDim / 8;
   SmallVector<Value> o(results.begin(), results.begin() + 4 * oTiles);
-  Value inverse[2];
-  for (int64_t i = 0; i < 2; ++i)
-    inverse[i] = math.inverseRowSum(results[4 * oTiles + 2 + i], zero);
+  Value max[2], total[2], inverse[2];
+  for (int64_t i = 0; i < 2; ++i) {
+    max[i] = results[4 * oTiles + i];
+    total[i] = math.quadRowSum(results[4 * oTiles + 2 + i]);
+    inverse[i] = math.inverseOf(total[i], zero);
+  }
+  if (lse)
+    storeLogSumExp(max, total);
   // The warp's lanes read these rows of the Q tile (ldmatrix) before the
   // loop; order those reads before other lanes overwrite them (with no key
   // block, nothing in between synchronises the warp).
@@ -378,6 +389,32 @@ void KernelEmitter::stageOutputInQueryTile(ValueRange results) {
     }
   }
   NVVM::SyncWarpOp::create(b, loc, c32(-1));
+}
+
+/// lse[qRow + row] for this thread's two rows (g and g + 8 of the warp's),
+/// from their maxima and whole sums; the first thread of each quad stores,
+/// and rows past the end of a ragged sequence are not stored.
+void KernelEmitter::storeLogSumExp(const Value (&max)[2],
+                                   const Value (&total)[2]) {
+  auto first =
+      scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::eq, t, c32(0)),
+                        /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(first.thenBlock());
+  for (int64_t i = 0; i < 2; ++i) {
+    OpBuilder::InsertionGuard rowGuard(b);
+    Value row = add(warpRow, add(g, c32(8 * i)));
+    if (config.raggedQ()) {
+      auto inRange = scf::IfOp::create(
+          b, loc, cmp(arith::CmpIPredicate::slt, row, validQueries), false);
+      b.setInsertionPointToStart(inRange.thenBlock());
+    }
+    Value value =
+        math.logSumExp(max[i], total[i], config.scale, zero, minusInf);
+    Value address = LLVM::GEPOp::create(b, loc, globalPtr, f32, lse,
+                                        ValueRange{add(qRow, wide(row))});
+    LLVM::StoreOp::create(b, loc, value, address, 4);
+  }
 }
 
 /// Epilogue, second half: the warp's staged rows to global memory, 16
@@ -416,9 +453,12 @@ gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
       {config.batch, config.heads, config.seqQ, config.headDim}, element);
   auto kvType = MemRefType::get(
       {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
+  SmallVector<Type> inputs = {qType, kvType, kvType, qType};
+  if (config.lse)
+    inputs.push_back(MemRefType::get({config.batch, config.heads, config.seqQ},
+                                     Float32Type::get(ctx)));
   gpu::GPUFuncOp func =
-      createKernel(kernels, config.kernelName(), {qType, kvType, kvType, qType},
-                   config.threads(), loc);
+      createKernel(kernels, config.kernelName(), inputs, config.threads(), loc);
   OpBuilder b(ctx);
   KernelEmitter(b, loc, config).emit(func);
   return func;
@@ -437,6 +477,7 @@ struct BPTAttentionToSM80Pass final
         return signalPassFailure();
       KernelConfig config{};
       nest->fillConfig(config);
+      config.lse = nest->withLSE;
       Location loc = loop.getLoc();
       gpu::GPUFuncOp kernel = buildKernel(
           module, config, nest->resultType().getElementType(), loc);

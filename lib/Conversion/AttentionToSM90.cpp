@@ -86,11 +86,27 @@ private:
                add(column, c32(c * kSwizzleElements)), row, barrier);
   }
 
+  /// A consumer thread: its warpgroup, lane and warp; its two rows (row0
+  /// and row0 + 8 of the consumer's 64) and first column in the accumulator
+  /// fragments; the f32 constants its code shares.
+  struct ConsumerThread {
+    Value consumer, lane, warp, row0, column0, zero, minusInf;
+  };
 
   void emitProducer(Value base, Value mapQ, Value mapK, Value mapV,
                     Value qRow, Value kvRow, Value numBlocks);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value qPos, Value outRow, Value numBlocks, Value out);
+  /// After the key/value loop: normalises the output accumulators and
+  /// stores them (rows from `outRow`) with the row state `results` of the
+  /// loop (O, then m0, m1, l0, l1); writes the rows' log-sum-exp too when
+  /// the kernel has it.
+  void emitEpilogue(Value base, const ConsumerThread &t, Value outRow,
+                    ValueRange results, Value out);
+  /// lse[outRow + consumer * 64 + row] for the thread's two rows, from
+  /// their maxima and whole sums; one thread of each quad stores.
+  void storeLogSumExp(const ConsumerThread &t, Value outRow,
+                      const Value (&max)[2], const Value (&total)[2]);
 
   const KernelConfig &config;
   codegen::AttentionMath math;
@@ -98,6 +114,8 @@ private:
   // output (0 when head-major), and the output's row stride in elements.
   Value qColumn, kvColumn, outColumn;
   int64_t outRowStride = 0;
+  // The log-sum-exp argument ([B, H, S] f32), or null.
+  Value lse;
 };
 
 void KernelEmitter::emit(gpu::GPUFuncOp func) {
@@ -106,6 +124,8 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   Value mapK = tensorMapPointer(func.getArgument(1));
   Value mapV = tensorMapPointer(func.getArgument(2));
   Value out = pointerOf(func.getArgument(3));
+  if (config.lse)
+    lse = pointerOf(func.getArgument(4));
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
@@ -331,16 +351,30 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     scf::YieldOp::create(b, loc, next);
   }
 
-  // Epilogue: the row sums over the quad, normalise, then through shared
-  // memory to 16-byte stores. This consumer's 64 rows of the Q tile are
-  // free once its last wgmma has completed: the O tile goes there, in the
-  // same 128-byte-swizzled layout, so that neither the 4-byte writes nor
-  // the 16-byte reads conflict on banks.
-  auto results = loop.getResults();
+  emitEpilogue(
+      base, ConsumerThread{consumer, lane, warp, row0, column0, zero, minusInf},
+      outRow, loop.getResults(), out);
+}
+
+void KernelEmitter::emitEpilogue(Value base, const ConsumerThread &t,
+                                 Value outRow, ValueRange results, Value out) {
+  // The row sums over the quad, normalise, then through shared memory to
+  // 16-byte stores. This consumer's 64 rows of the Q tile are free once its
+  // last wgmma has completed: the O tile goes there, in the same
+  // 128-byte-swizzled layout, so that neither the 4-byte writes nor the
+  // 16-byte reads conflict on banks.
+  const int64_t d = config.headDim, oCount = d / 2;
+  Value consumer = t.consumer, lane = t.lane, warp = t.warp, row0 = t.row0,
+        column0 = t.column0;
   SmallVector<Value> o(results.begin(), results.begin() + oCount);
-  Value inverse[2];
-  for (int64_t i = 0; i < 2; ++i)
-    inverse[i] = math.inverseRowSum(results[oCount + 2 + i], zero);
+  Value max[2], total[2], inverse[2];
+  for (int64_t i = 0; i < 2; ++i) {
+    max[i] = results[oCount + i];
+    total[i] = math.quadRowSum(results[oCount + 2 + i]);
+    inverse[i] = math.inverseOf(total[i], t.zero);
+  }
+  if (lse)
+    storeLogSumExp(t, outRow, max, total);
   // Byte address of (row, column) of this consumer's rows in the tile.
   Value tileRows = add(base, mul(consumer, c32(64 * kSwizzleBytes)));
   auto tileAddress = [&](Value row, Value column) {
@@ -388,6 +422,27 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
   }
 }
 
+void KernelEmitter::storeLogSumExp(const ConsumerThread &t, Value outRow,
+                                   const Value (&max)[2],
+                                   const Value (&total)[2]) {
+  // The four threads of a quad hold the same row state; the first stores.
+  auto first = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::eq, t.column0, c32(0)),
+      /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(first.thenBlock());
+  Value groupRow = add(outRow, mul(t.consumer, c32(64)));
+  for (int64_t i = 0; i < 2; ++i) {
+    Value value =
+        math.logSumExp(max[i], total[i], config.scale, t.zero, t.minusInf);
+    Value row = add(groupRow, add(t.row0, c32(8 * i)));
+    Value address = LLVM::GEPOp::create(
+        b, loc, ptr, f32, lse,
+        ValueRange{arith::ExtUIOp::create(b, loc, i64, row)});
+    LLVM::StoreOp::create(b, loc, value, address, 4);
+  }
+}
+
 } // namespace
 
 gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
@@ -400,6 +455,8 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
     if (auto existing =
             kernels.lookupSymbol<gpu::GPUFuncOp>(config.kernelName()))
       return existing;
+  assert(!(config.tokenMajor && config.lse) &&
+         "token-major kernels do not write the log-sum-exp");
   MLIRContext *ctx = module.getContext();
   SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
                               tensorMapType(ctx, config.blockN, element),
@@ -413,6 +470,9 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
   } else {
     inputs.push_back(MemRefType::get(
         {config.batch, config.heads, config.seqQ, config.headDim}, element));
+    if (config.lse)
+      inputs.push_back(MemRefType::get(
+          {config.batch, config.heads, config.seqQ}, Float32Type::get(ctx)));
   }
   // A register cap at entry (384 threads, one block per multiprocessor) is
   // what lets setmaxnreg move registers from the producer to the consumers.
@@ -437,6 +497,7 @@ struct BPTAttentionToSM90Pass final
         return signalPassFailure();
       KernelConfig config{};
       nest->fillConfig(config);
+      config.lse = nest->withLSE;
       Type element = nest->resultType().getElementType();
       gpu::GPUFuncOp kernel =
           getOrBuildAttentionKernel(module, config, element, loop.getLoc());

@@ -78,6 +78,9 @@ protected:
   /// unlike inline assembly.
   Value exp2(Value x) { return intrinsic(f32, "llvm.nvvm.ex2.approx.ftz.f32", x); }
   Value rsqrt(Value x) { return intrinsic(f32, "llvm.nvvm.rsqrt.approx.ftz.f", x); }
+  /// log2(x) in f32 (lg2.approx: error about 2^-22, far below what the
+  /// attention's log-sum-exp needs).
+  Value log2(Value x) { return intrinsic(f32, "llvm.nvvm.lg2.approx.f", x); }
   Value intrinsic(Type result, StringRef name, ValueRange operands) {
     return LLVM::CallIntrinsicOp::create(b, loc, result,
                                          b.getStringAttr(name), operands)

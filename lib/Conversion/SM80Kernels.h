@@ -36,6 +36,10 @@ struct AttentionKernelConfig {
   double scale;
   bool bf16; // else f16
   int64_t blockM = 64, blockN = 64, stages = 2;
+  /// Also writes each query row's log-sum-exp (natural log of the row sum
+  /// of exp(scale · q·kᵀ), -inf for a row that sees no key) to a [B, H, S]
+  /// f32 argument after the output: the state a backward pass needs.
+  bool lse = false;
 
   int64_t warps() const { return blockM / kWarpRows; }
   int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
@@ -55,8 +59,8 @@ struct AttentionKernelConfig {
     return kTileAlignment + qTileBytes() + 2 * stages * kvTileBytes();
   }
   std::string kernelName() const {
-    std::string name = llvm::formatv("attention_sm80_d{0}{1}", headDim,
-                                     causal ? "_causal" : "")
+    std::string name = llvm::formatv("attention_sm80_d{0}{1}{2}", headDim,
+                                     causal ? "_causal" : "", lse ? "_lse" : "")
                            .str();
     // The tiling differs per problem (cost model): always in the name.
     return name + llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();

@@ -37,6 +37,11 @@ struct AttentionKernelConfig {
   /// [B, H, S, D] tensors, as bpt.attention's operands.
   bool tokenMajor = false;
   int64_t chunkRows = 0;
+  /// Also writes each query row's log-sum-exp (natural log of the row sum
+  /// of exp(scale · q·kᵀ), -inf for a row that sees no key) to a [B, H, S]
+  /// f32 argument after the output: the state a backward pass needs.
+  /// Head-major only.
+  bool lse = false;
   int64_t blockM = 128, blockN = 128, stages = 2, consumerGroups = 2;
 
   int64_t queryRows() const { return tokenMajor ? chunkRows : seqQ; }
@@ -58,8 +63,8 @@ struct AttentionKernelConfig {
   /// 1 KiB of slack aligns the base to the 128-byte swizzle's 1 KiB pattern.
   int64_t sharedMemoryBytes() const { return 1024 + barrierOffset(numBarriers()); }
   std::string kernelName() const {
-    std::string name = llvm::formatv("attention_sm90_d{0}{1}", headDim,
-                                     causal ? "_causal" : "")
+    std::string name = llvm::formatv("attention_sm90_d{0}{1}{2}", headDim,
+                                     causal ? "_causal" : "", lse ? "_lse" : "")
                            .str();
     if (tokenMajor)
       name += llvm::formatv("_tokens_h{0}_kv{1}_s{2}_c{3}", heads, kvHeads,
@@ -72,8 +77,9 @@ struct AttentionKernelConfig {
 };
 
 /// The attention kernel for `config` (arguments: Q, K, V tensor maps, the
-/// output; token-major adds the chunk's first query position and the first
-/// K/V row of its sequence, both i32).
+/// output; head-major with `lse` adds the log-sum-exp; token-major adds the
+/// chunk's first query position and the first K/V row of its sequence,
+/// both i32).
 gpu::GPUFuncOp getOrBuildAttentionKernel(ModuleOp module,
                                          const AttentionKernelConfig &config,
                                          Type element, Location loc);

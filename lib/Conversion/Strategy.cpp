@@ -259,13 +259,6 @@ Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
 
 FailureOr<StrategyAttr> Selector::selectAttention(AttentionOp op) {
   StrategyAttr strategy;
-  // The tensor-core kernels write the output only.
-  if (op.getLse() && (wgmma() || mmaSync())) {
-    refuse("attention", wgmma() ? "wgmma" : "mma.sync",
-           "its log-sum-exp result is not written by the tensor-core kernels "
-           "yet");
-    return portable(options.qBlock, options.kvBlock);
-  }
   if (wgmma()) {
     if (Refusal why = attentionWgmma(op, strategy))
       refuse("attention", "wgmma", *why);

@@ -147,3 +147,46 @@ func.func @ragged(%q: tensor<1x2x100x64xbf16>) -> tensor<1x2x100x64xbf16> {
       -> tensor<1x2x100x64xbf16>
   return %0 : tensor<1x2x100x64xbf16>
 }
+
+// -----
+
+// With its log-sum-exp (the forward a backward pass needs), ragged: the
+// launch passes a fresh [B, H, S] f32 buffer after the output; the kernel
+// (named _lse) stores, from the first thread of each quad, scale · m +
+// ln(l) of its two rows (-inf where no key was seen), only for rows inside
+// the sequence.
+// CHECK-LABEL: func.func @ragged_lse
+// CHECK: %[[OUT:.+]] = memref.alloc() : memref<1x2x100x64xbf16>
+// CHECK: %[[LSE:.+]] = memref.alloc() : memref<1x2x100xf32>
+// CHECK: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_lse_t64x64x2 blocks in {{.+}} args({{.+}}, %[[OUT]] : memref<1x2x100x64xbf16>, %[[LSE]] : memref<1x2x100xf32>)
+// CHECK: %[[O:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: %[[L:.+]] = bufferization.to_tensor %[[LSE]] restrict writable
+// CHECK: return %[[O]], %[[L]]
+// CHECK: gpu.func @attention_sm80_d64_causal_lse_t64x64x2(%{{.+}}: memref<1x2x100x64xbf16>, %{{.+}}: memref<1x2x100x64xbf16>, %{{.+}}: memref<1x2x100x64xbf16>, %{{.+}}: memref<1x2x100x64xbf16>, %[[LSEARG:.+]]: memref<1x2x100xf32>)
+// CHECK: memref.extract_aligned_pointer_as_index %[[LSEARG]]
+// CHECK: scf.for {{.+}} iter_args
+// CHECK: scf.yield
+// CHECK: nvvm.shfl.sync bfly
+// CHECK: nvvm.shfl.sync bfly
+// CHECK: scf.if
+// CHECK: scf.if
+// CHECK: %[[LG2:.+]] = llvm.call_intrinsic "llvm.nvvm.lg2.approx.f"
+// CHECK: %[[LN:.+]] = arith.mulf %[[LG2]], %{{.+}} : f32
+// CHECK: %[[SUM:.+]] = llvm.intr.fma(%{{.+}}, %{{.+}}, %[[LN]]) : (f32, f32, f32) -> f32
+// CHECK: %[[SEEN:.+]] = arith.cmpf ogt
+// CHECK: %[[V:.+]] = arith.select %[[SEEN]], %[[SUM]], %{{.+}} : f32
+// CHECK: %[[P:.+]] = llvm.getelementptr %{{.+}}[%{{.+}}] : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, f32
+// CHECK: llvm.store %[[V]], %[[P]] {alignment = 4 : i64} : f32, !llvm.ptr<1>
+// CHECK: scf.if
+// CHECK: llvm.call_intrinsic "llvm.nvvm.lg2.approx.f"
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
+// The output's epilogue follows.
+// CHECK: nvvm.bar.warp.sync
+func.func @ragged_lse(%q: tensor<1x2x100x64xbf16>)
+    -> (tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>) {
+  %o, %lse = bpt.attention %q, %q, %q causal
+      : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
+         tensor<1x2x100x64xbf16>)
+      -> (tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>)
+  return %o, %lse : tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>
+}

@@ -86,3 +86,43 @@ func.func @mha_f16_d64(%q: tensor<1x2x128x64xf16>, %k: tensor<1x2x128x64xf16>,
       -> tensor<1x2x128x64xf16>
   return %0 : tensor<1x2x128x64xf16>
 }
+
+// -----
+
+// With its log-sum-exp (the forward a backward pass needs): the launch
+// passes a fresh [B, H, S] f32 buffer after the output, and the kernel
+// (named _lse) stores, from one thread of each quad, scale · m + ln(l) of
+// its two rows: ln(l) as lg2(l) · ln 2, -inf where no key was seen.
+// CHECK-LABEL: func.func @with_lse
+// CHECK: %[[OUT:.+]] = memref.alloc() : memref<1x2x256x64xbf16>
+// CHECK: %[[LSE:.+]] = memref.alloc() : memref<1x2x256xf32>
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_lse blocks in {{.+}} args({{.+}}, %[[OUT]] : memref<1x2x256x64xbf16>, %[[LSE]] : memref<1x2x256xf32>)
+// CHECK: %[[O:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: %[[L:.+]] = bufferization.to_tensor %[[LSE]] restrict writable
+// CHECK: return %[[O]], %[[L]]
+// CHECK: gpu.func @attention_sm90_d64_causal_lse(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<1x2x256x64xbf16>, %[[LSEARG:.+]]: memref<1x2x256xf32>)
+// CHECK: memref.extract_aligned_pointer_as_index %[[LSEARG]]
+// CHECK: scf.for {{.+}} iter_args
+// CHECK: scf.yield
+// CHECK: nvvm.shfl.sync bfly
+// CHECK: nvvm.shfl.sync bfly
+// CHECK: scf.if
+// CHECK: %[[LG2:.+]] = llvm.call_intrinsic "llvm.nvvm.lg2.approx.f"
+// CHECK: %[[LN:.+]] = arith.mulf %[[LG2]], %{{.+}} : f32
+// CHECK: %[[SUM:.+]] = llvm.intr.fma(%{{.+}}, %{{.+}}, %[[LN]]) : (f32, f32, f32) -> f32
+// CHECK: %[[SEEN:.+]] = arith.cmpf ogt
+// CHECK: %[[V:.+]] = arith.select %[[SEEN]], %[[SUM]], %{{.+}} : f32
+// CHECK: %[[P:.+]] = llvm.getelementptr %{{.+}}[%{{.+}}] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+// CHECK: llvm.store %[[V]], %[[P]] {alignment = 4 : i64} : f32, !llvm.ptr
+// CHECK: llvm.call_intrinsic "llvm.nvvm.lg2.approx.f"
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : f32, !llvm.ptr
+// The output's epilogue follows.
+// CHECK: nvvm.barrier id
+func.func @with_lse(%q: tensor<1x2x256x64xbf16>)
+    -> (tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>) {
+  %o, %lse = bpt.attention %q, %q, %q causal
+      : (tensor<1x2x256x64xbf16>, tensor<1x2x256x64xbf16>,
+         tensor<1x2x256x64xbf16>)
+      -> (tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>)
+  return %o, %lse : tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>
+}

@@ -61,16 +61,22 @@ func.func @budget(%q: tensor<1x1x128x128xbf16>) -> tensor<1x1x128x128xbf16> {
 // -----
 
 // An attention that also returns its log-sum-exp (for a backward pass) is
-// left to the portable loops: the tensor-core kernels write the output only.
-// CHECK-LABEL: func.func @with_lse
-func.func @with_lse(%q: tensor<1x8x1024x64xbf16>)
-    -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>) {
-  // expected-remark @below {{attention does not take the wgmma path: its log-sum-exp result is not written by the tensor-core kernels yet}}
+// taken like any other: the tensor-core kernels write the lse too. The
+// ragged one falls back to mma.sync for its shape alone.
+func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
+    -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>,
+        tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>) {
   %o, %lse = bpt.attention %q, %q, %q causal
       : (tensor<1x8x1024x64xbf16>, tensor<1x8x1024x64xbf16>,
          tensor<1x8x1024x64xbf16>)
       -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>)
-  return %o, %lse : tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>
+  // expected-remark @below {{attention does not take the wgmma path: sequence lengths 100 and 100 are not multiples of the 128-row query block and 128-row key block}}
+  %ro, %rlse = bpt.attention %r, %r, %r
+      : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
+         tensor<1x2x100x64xbf16>)
+      -> (tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>)
+  return %o, %lse, %ro, %rlse : tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>,
+                                tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>
 }
 
 // -----

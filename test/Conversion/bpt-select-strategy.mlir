@@ -63,6 +63,23 @@ func.func @ragged_gqa(%q: tensor<1x8x1000x128xbf16>, %kv: tensor<1x2x1531x128xbf
 
 // -----
 
+// With a log-sum-exp result (the forward of training): the tensor-core
+// paths as without it, their kernels write the lse too.
+// SM90-LABEL: func.func @attention_lse
+// SM90: bpt.attention {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = {{64|128}}, stages = {{[2-4]}}, warps = 12>}
+// SM80-LABEL: func.func @attention_lse
+// SM80: bpt.attention {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80"
+func.func @attention_lse(%q: tensor<1x4x512x64xbf16>)
+    -> (tensor<1x4x512x64xbf16>, tensor<1x4x512xf32>) {
+  %o, %lse = bpt.attention %q, %q, %q causal
+      : (tensor<1x4x512x64xbf16>, tensor<1x4x512x64xbf16>,
+         tensor<1x4x512x64xbf16>)
+      -> (tensor<1x4x512x64xbf16>, tensor<1x4x512xf32>)
+  return %o, %lse : tensor<1x4x512x64xbf16>, tensor<1x4x512xf32>
+}
+
+// -----
+
 // FFNs: chunked GEMMs on both tensor-core paths; the chunk divides the rows.
 // SM90-LABEL: func.func @ffn
 // SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 2048>}

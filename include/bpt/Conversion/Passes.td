@@ -181,7 +181,9 @@ def BPTAttentionToSM90 : Pass<"bpt-attention-to-sm90", "::mlir::ModuleOp"> {
     Q, K and V tiles with TMA (`cp.async.bulk.tensor`, 128-byte swizzle) into
     a ring of shared-memory stages guarded by mbarriers; two consumer
     warpgroups (`setmaxnreg`) compute Q·Kᵀ and P·V with `wgmma.mma_async`,
-    P taken from registers.
+    P taken from registers. A nest that also returns the rows' log-sum-exp
+    (the forward of training) gets a kernel (`_lse`) that writes it from
+    each row's running maximum and sum, into a second buffer.
 
     The host side is `nvgpu.tma.create.descriptor` for Q, K and V (each
     viewed as a 2-D `[rows, D]` tensor) and the launch; a kernel set's
@@ -258,7 +260,8 @@ def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
     The kernel's name carries its tiling, `_t<q_block>x<kv_block>x<stages>`.
     Sequence lengths need not be multiples of the blocks: the last blocks
     are zero-filled by `cp.async` (no read past the end), their keys masked
-    and their rows not stored.
+    and their rows not stored. A nest that also returns the rows'
+    log-sum-exp gets a kernel (`_lse`) that writes it, as the wgmma one does.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
