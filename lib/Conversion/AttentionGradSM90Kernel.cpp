@@ -19,10 +19,11 @@
 //     and dSᵀ = Pᵀ ∘ (dPᵀ − D) are then, packed, the register A operands of
 //     dV += Pᵀ·dO and dK += dSᵀ·Q (as P·V in the forward kernel).
 //   - dQ = dS·K: each consumer stores its dSᵀ rows to shared memory and
-//     multiplies them, read M-major, by its K rows; the partial dQ is added
-//     to an f32 accumulator in global memory (red.global.add.f32). The
-//     sum over key blocks and consumers has no fixed order: dQ is not
-//     bitwise reproducible on this path (dK and dV are).
+//     multiplies them, read M-major, by its K rows; the partial dQ goes
+//     through a staging tile in shared memory to bulk reductions
+//     (cp.reduce.async.bulk .add.f32) into an f32 accumulator in global
+//     memory. The sum over key blocks and consumers has no fixed order: dQ
+//     is not bitwise reproducible on this path (dK and dV are).
 //
 //===----------------------------------------------------------------------===//
 
@@ -115,8 +116,18 @@ private:
   void scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp, Value stage,
                   Value keyRow, Value queryPos, SmallVectorImpl<Value> &p,
                   SmallVectorImpl<Value> &dS);
-  /// Adds this thread's part of a [64, D] dQ tile to the accumulator.
-  void addToQueryGrad(ArrayRef<Value> dq, Value dQ, Value firstRow);
+  /// This consumer's [64, D] dQ staging tile in shared memory.
+  Value stagingTile(Value consumer);
+  /// Stores this thread's fragment of a [64, 64] piece of the consumer's
+  /// dQ tile at columns from `firstColumn` into its staging tile.
+  void stageQueryGrad(ArrayRef<Value> dq, Value consumer, int64_t firstColumn);
+  /// Adds the consumer's staged dQ tile to the accumulator's rows from
+  /// `firstRow`, one bulk reduction a row. `local` is the thread's index in
+  /// its warpgroup.
+  void reduceQueryGrad(Value dQ, Value firstRow, Value consumer, Value local);
+  /// Waits (in the threads that issue them) until the bulk reductions have
+  /// read the staging tile, or with `complete` until they are done.
+  void waitQueryGradReads(Value local, bool complete = false);
   /// Stores a [64, D] accumulator tile (times `scale`) to `out` rows from
   /// `firstRow`.
   void storeTile(ArrayRef<Value> acc, double scale, Value out, Value firstRow);
@@ -282,23 +293,69 @@ void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
   }
 }
 
-void GradKernelEmitter::addToQueryGrad(ArrayRef<Value> dq, Value dQ,
-                                       Value firstRow) {
-  const int64_t d = config.headDim;
-  for (int64_t t = 0; t < d / 8; ++t) {
+Value GradKernelEmitter::stagingTile(Value consumer) {
+  return add(base, add(c32(config.stagingOffset(0)),
+                       mul(consumer, c32(64 * config.stagingRowBytes()))));
+}
+
+void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer,
+                                       int64_t firstColumn) {
+  const int64_t rowBytes = config.stagingRowBytes();
+  Value staging = stagingTile(consumer);
+  Type v2f32 = VectorType::get({2}, f32);
+  for (int64_t t = 0; t < int64_t(dq.size()) / 4; ++t) {
     for (int64_t i = 0; i < 2; ++i) {
-      Value row = add(firstRow, add(row0, c32(8 * i)));
-      Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
-                          arith::ExtUIOp::create(
-                              b, loc, i64, add(column0, c32(8 * t))));
-      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
-                                          ValueRange{mul(element, c64(4))});
-      // Two scalar reductions: the vector form needs PTX 8.1 (we emit 8.0).
-      asmOp(Type(), {address, dq[4 * t + 2 * i], dq[4 * t + 2 * i + 1]},
-            "red.global.add.f32 [$0], $1;\n\tred.global.add.f32 [$0+4], $2;",
-            "l,f,f", /*sideEffects=*/true);
+      Value column = add(column0, c32(firstColumn + 8 * t));
+      Value address =
+          add(staging, add(mul(add(row0, c32(8 * i)), c32(rowBytes)),
+                           mul(column, c32(4))));
+      Value pair = LLVM::UndefOp::create(b, loc, v2f32);
+      for (int64_t h = 0; h < 2; ++h)
+        pair = LLVM::InsertElementOp::create(b, loc, pair,
+                                             dq[4 * t + 2 * i + h], c64(h));
+      LLVM::StoreOp::create(b, loc, pair, sharedPointer(address), 8);
     }
   }
+}
+
+void GradKernelEmitter::reduceQueryGrad(Value dQ, Value firstRow,
+                                        Value consumer, Value local) {
+  const int64_t d = config.headDim, rowBytes = config.stagingRowBytes();
+  Value staging = stagingTile(consumer);
+  NVVM::FenceProxyOp::create(
+      b, loc, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+  NVVM::BarrierOp::create(b, loc, Type(), add(consumer, c32(1)),
+                          c32(kWarpgroup), NVVM::BarrierReductionAttr(),
+                          Value());
+  // One row a thread: the first 64 threads of the warpgroup each reduce a
+  // row of D floats into the accumulator (the bulk engine adds in L2).
+  auto issuer = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::ult, local, c32(64)),
+      /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(issuer.thenBlock());
+  Value row = add(firstRow, local);
+  Value element = mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d));
+  Value target = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
+                                     ValueRange{mul(element, c64(4))});
+  Value source = add(staging, mul(local, c32(rowBytes)));
+  asmOp(Type(), {target, source, c32(d * 4)},
+        "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], "
+        "[$1], $2;\n\tcp.async.bulk.commit_group;",
+        "l,r,r", /*sideEffects=*/true);
+}
+
+void GradKernelEmitter::waitQueryGradReads(Value local, bool complete) {
+  auto issuer = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::ult, local, c32(64)),
+      /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(issuer.thenBlock());
+  asmOp(Type(), {},
+        complete ? "cp.async.bulk.wait_group 0;"
+                 : "cp.async.bulk.wait_group.read 0;",
+        "", /*sideEffects=*/true);
 }
 
 void GradKernelEmitter::storeTile(ArrayRef<Value> acc, double scale, Value out,
@@ -328,6 +385,7 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   Value stages = c32(config.stages);
   row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
   column0 = mul(rem(lane, c32(4)), c32(2));
+  Value local = add(mul(warp, c32(32)), lane);
   // This consumer's 64 key rows: of the K and V tiles and of the dSᵀ tile.
   Value rowsOffset = mul(consumer, c32(64 * kSwizzleBytes));
   Value kRows = add(base, add(c32(config.kOffset()), rowsOffset));
@@ -419,6 +477,9 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     NVVM::FenceProxyOp::create(
         b, loc, NVVM::ProxyKind::async_shared,
         NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    // The last step's reductions have read the staging tile before anyone
+    // passes the barrier below and writes it again.
+    waitQueryGradReads(local);
     NVVM::BarrierOp::create(b, loc, Type(), add(consumer, c32(1)),
                             c32(kWarpgroup), NVVM::BarrierReductionAttr(),
                             Value());
@@ -430,21 +491,27 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                                    barrierAt(1 + config.stages, stage),
                                    Value(), NVVM::MemScopeKind::CTA, false);
 
-    // dQ (this consumer's key rows' part) = dS·K, added to the accumulator.
-    NVVM::WgmmaFenceAlignedOp::create(b, loc);
-    Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(d));
-    for (int64_t t = 0; t < 64 / 16; ++t)
-      dqAcc = emitWgmma(WgmmaSharedA{
-          d, elementType, dqAcc, advance(dSDesc, t * 16 * kSwizzleBytes),
-          advance(kMNDesc, t * 16 * kSwizzleBytes),
-          t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
-          NVVM::MMALayout::row, NVVM::MMALayout::col});
-    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-    SmallVector<Value> dq = emitWgmmaWait(unpack(dqAcc, accCount));
-    addToQueryGrad(dq, dQ, queryRow(step));
+    // dQ (this consumer's key rows' part) = dS·K, added to the accumulator;
+    // 64 columns at a time, which keeps 32 accumulator registers live next
+    // to dK and dV rather than D / 2.
+    for (int64_t half = 0; half < d / 64; ++half) {
+      NVVM::WgmmaFenceAlignedOp::create(b, loc);
+      Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(64));
+      Value kColumns = advance(kMNDesc, half * bn * kSwizzleBytes);
+      for (int64_t t = 0; t < 64 / 16; ++t)
+        dqAcc = emitWgmma(WgmmaSharedA{
+            64, elementType, dqAcc, advance(dSDesc, t * 16 * kSwizzleBytes),
+            advance(kColumns, t * 16 * kSwizzleBytes),
+            t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+            NVVM::MMALayout::row, NVVM::MMALayout::col});
+      NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+      stageQueryGrad(emitWgmmaWait(unpack(dqAcc, 32)), consumer, 64 * half);
+    }
+    reduceQueryGrad(dQ, queryRow(step), consumer, local);
     scf::YieldOp::create(b, loc, sums);
   }
 
+  waitQueryGradReads(local, /*complete=*/true);
   // dK carries the scores' scale; dV has none.
   auto results = loop.getResults();
   Value firstRow =
@@ -456,7 +523,96 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
             dV, firstRow);
 }
 
+/// The pre-pass: thread t of a row's D/8 reads 8 elements of dO and O (16
+/// bytes each), the row's threads sum their dot products by shuffles, and
+/// each zeroes its 8 elements of the accumulator.
+class PrepareEmitter : public SM90Emitter {
+public:
+  PrepareEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
+      : SM90Emitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func) {
+    b.setInsertionPointToStart(&func.getBody().front());
+    Value dO = pointerOf(func.getArgument(0));
+    Value o = pointerOf(func.getArgument(1));
+    Value rowDots = pointerOf(func.getArgument(2));
+    Value acc = pointerOf(func.getArgument(3));
+    const int64_t d = config.headDim, threadsPerRow = d / 8;
+    Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+    Value block = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+    Value row = add(mul(block, c32(prepareRowsPerBlock(d))),
+                    div(tid, c32(threadsPerRow)));
+    Value part = rem(tid, c32(threadsPerRow));
+    // Element index of this thread's 8 elements (64-bit: B·H·S·D may not
+    // fit 32 bits).
+    Value element =
+        add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
+            arith::ExtUIOp::create(b, loc, i64, mul(part, c32(8))));
+    Type v8 = VectorType::get({8}, config.bf16 ? Type(b.getBF16Type())
+                                               : Type(b.getF16Type()));
+    Type v8f32 = VectorType::get({8}, f32);
+    auto load = [&](Value base) -> Value {
+      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
+                                          ValueRange{mul(element, c64(2))});
+      Value raw = LLVM::LoadOp::create(b, loc, v8, address, 16);
+      return LLVM::FPExtOp::create(b, loc, v8f32, raw);
+    };
+    Value x = load(dO), y = load(o);
+    Value sum = cf(0.0);
+    for (int64_t i = 0; i < 8; ++i)
+      sum = fma(LLVM::ExtractElementOp::create(b, loc, x, c64(i)),
+                LLVM::ExtractElementOp::create(b, loc, y, c64(i)), sum);
+    for (int64_t offset = 1; offset < threadsPerRow; offset *= 2)
+      sum = fadd(sum, shuffleXor(sum, offset));
+    auto first = scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::eq, part,
+                                               c32(0)),
+                                   /*withElse=*/false);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(first.thenBlock());
+      Value address = LLVM::GEPOp::create(
+          b, loc, ptr, f32, rowDots,
+          ValueRange{arith::ExtUIOp::create(b, loc, i64, row)});
+      LLVM::StoreOp::create(b, loc, sum, address, 4);
+    }
+    Type v4f32 = VectorType::get({4}, f32);
+    Value zeros = LLVM::ZeroOp::create(b, loc, v4f32);
+    for (int64_t half = 0; half < 2; ++half) {
+      Value address = LLVM::GEPOp::create(
+          b, loc, ptr, b.getI8Type(), acc,
+          ValueRange{add(mul(element, c64(4)), c64(16 * half))});
+      LLVM::StoreOp::create(b, loc, zeros, address, 16);
+    }
+    gpu::ReturnOp::create(b, loc);
+  }
+
+private:
+  const KernelConfig &config;
+};
+
 } // namespace
+
+gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionGradPrepareKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
+  MLIRContext *ctx = module.getContext();
+  Type f32 = Float32Type::get(ctx);
+  SmallVector<int64_t> shape = {config.batch, config.heads, config.seqQ,
+                                config.headDim};
+  auto tile = MemRefType::get(shape, element);
+  SmallVector<Type> inputs = {
+      tile, tile,
+      MemRefType::get({config.batch, config.heads, config.seqQ}, f32),
+      MemRefType::get(shape, f32)};
+  std::string name =
+      llvm::formatv("attention_grad_prepare_d{0}", config.headDim).str();
+  gpu::GPUFuncOp func =
+      createKernel(kernels, name, inputs, kPrepareThreads, loc);
+  OpBuilder b(ctx);
+  PrepareEmitter(b, loc, config).emit(func);
+  return func;
+}
 
 gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionGradKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,

@@ -50,6 +50,9 @@ using Tensor = TypedValue<RankedTensorType>;
 struct AttentionGradNests {
   scf::ForallOp keyValue, query;
   Tensor q, k, v, outputGrad, lse, rowDots;
+  /// The pre-pass D = rowsum(dO ∘ O) and the O it reads.
+  linalg::GenericOp rowDotsOp;
+  Tensor output;
   bool causal;
   double scale;
   StrategyAttr strategy;
@@ -126,6 +129,12 @@ AttentionGradNests::match(scf::ForallOp keyValue) {
   n.rowDots = traced(elementwiseInput(products[1], 1), keyValue, 3);
   if (!n.q || !n.k || !n.v || !n.outputGrad || !n.lse || !n.rowDots)
     return fail("its tiles are not read from the backward's operands");
+  n.rowDotsOp = n.rowDots.getDefiningOp<linalg::GenericOp>();
+  if (!n.rowDotsOp || n.rowDotsOp.getNumDpsInputs() != 2 ||
+      n.rowDotsOp.getDpsInputs()[0] != n.outputGrad ||
+      n.rowDotsOp.getDpsInputs()[1].getType() != n.q.getType())
+    return fail("its row sums D are not a pre-pass over dO and O");
+  n.output = cast<Tensor>(n.rowDotsOp.getDpsInputs()[1]);
   n.strategy = StrategyAttr::get(keyValue);
   if (!n.strategy || n.strategy.getQBlock() < 1 ||
       n.strategy.getKvBlock() < 1 || n.strategy.getStages() < 1)
@@ -176,13 +185,24 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   Value mapQ = mapOf(n.q, config.blockM);
   Value mapDO = mapOf(n.outputGrad, config.blockM);
   Value lse = readOnlyBuffer(b, loc, n.lse);
-  Value rowDots = readOnlyBuffer(b, loc, n.rowDots);
 
+  // The pre-pass kernel writes D and zeroes the f32 dQ accumulator.
   Type f32 = b.getF32Type();
-  auto accType = MemRefType::get(n.q.getType().getShape(), f32);
-  Value acc = memref::AllocOp::create(b, loc, accType);
-  linalg::FillOp::create(b, loc, ValueRange{floatConstant(b, loc, f32, 0.0)},
-                         ValueRange{acc});
+  Value rowDots = memref::AllocOp::create(
+      b, loc, MemRefType::get(n.lse.getType().getShape(), f32));
+  Value acc = memref::AllocOp::create(
+      b, loc, MemRefType::get(n.q.getType().getShape(), f32));
+  gpu::GPUFuncOp prepare =
+      getOrBuildAttentionGradPrepareKernel(module, config, element, loc);
+  int64_t rows = config.batch * config.heads * config.seqQ;
+  gpu::LaunchFuncOp::create(
+      b, loc, prepare,
+      gpu::KernelDim3{index(rows / prepareRowsPerBlock(config.headDim)),
+                      index(1), index(1)},
+      gpu::KernelDim3{index(kPrepareThreads), index(1), index(1)},
+      /*dynamicSharedMemorySize=*/Value(),
+      ValueRange{readOnlyBuffer(b, loc, n.outputGrad),
+                 readOnlyBuffer(b, loc, n.output), rowDots, acc});
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
@@ -222,6 +242,8 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   n.query.getResult(0).replaceAllUsesWith(dQ);
   n.query.erase();
   n.keyValue.erase();
+  if (n.rowDotsOp->use_empty())
+    n.rowDotsOp.erase();
 }
 
 struct BPTAttentionGradToSM90Pass final

@@ -141,7 +141,7 @@ std::optional<std::string> checkGemmTilingOptions(int64_t blockN,
 /// of the group and their query blocks of `blockM` rows that see the key
 /// block, with Q, dO and their lse and D rows in a ring of `stages`
 /// shared-memory stages, and adds each step's dQ = dS·K into an f32
-/// accumulator in global memory.
+/// accumulator in global memory (bulk reductions from shared memory).
 struct AttentionGradKernelConfig {
   int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
   bool causal;
@@ -155,7 +155,8 @@ struct AttentionGradKernelConfig {
   /// The lse or D values of one query block (f32).
   int64_t rowBytes() const { return blockM * 4; }
   // Shared memory: K, V, then Q and dO per stage, the dSᵀ tile ([blockN,
-  // blockM], each consumer its 64 rows), lse and D per stage, barriers.
+  // blockM], each consumer its 64 rows), lse and D per stage, the dQ
+  // staging tiles, barriers.
   int64_t kOffset() const { return 0; }
   int64_t vOffset() const { return kvTileBytes(); }
   int64_t qOffset(int64_t stage) const {
@@ -173,9 +174,16 @@ struct AttentionGradKernelConfig {
   }
   /// Bytes a stage's full barrier expects: Q, dO, lse and D.
   int64_t stageBytes() const { return 2 * qTileBytes() + 2 * rowBytes(); }
+  /// Each consumer's f32 dQ tile ([64, D]) before its bulk reduction into
+  /// global memory: rows padded by 32 bytes, so that the accumulator
+  /// fragments' stores conflict at most two ways on banks.
+  int64_t stagingRowBytes() const { return headDim * 4 + 32; }
+  int64_t stagingOffset(int64_t consumer) const {
+    return lseOffset(stages) + consumer * 64 * stagingRowBytes();
+  }
   // Barriers: K/V full, full per stage, empty per stage.
   int64_t barrierOffset(int64_t index) const {
-    return lseOffset(stages) + 8 * index;
+    return stagingOffset(consumerGroups) + 8 * index;
   }
   int64_t numBarriers() const { return 1 + 2 * stages; }
   int64_t sharedMemoryBytes() const {
@@ -194,6 +202,18 @@ struct AttentionGradKernelConfig {
 gpu::GPUFuncOp getOrBuildAttentionGradKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc);
+
+/// The backward's pre-pass, fused: D = rowsum(dO ∘ O) ([B·Hq·Sq] f32) and
+/// the f32 dQ accumulator zeroed, one row of D elements per D/8 threads
+/// with 16-byte accesses (arguments: dO, O, D, the accumulator).
+gpu::GPUFuncOp getOrBuildAttentionGradPrepareKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc);
+/// Threads a block of that kernel, and rows a block.
+constexpr int64_t kPrepareThreads = 256;
+inline int64_t prepareRowsPerBlock(int64_t headDim) {
+  return kPrepareThreads / (headDim / 8);
+}
 
 } // namespace bpt::sm90
 

@@ -1,15 +1,16 @@
 // RUN: bpt-opt %s --bpt-select-strategy --bpt-tile-attention --bpt-attention-grad-to-sm90 | FileCheck %s
 
-// bf16 causal GQA 4:2, head dim 64. The row sums D = rowsum(dO ∘ O) stay a
-// linalg op; K and V get TMA descriptors with 128-row boxes, Q and dO with
-// 64-row ones; the f32 dQ accumulator is zero-filled; one 384-thread block
-// per (key block, kv head, batch) runs the kernel, which writes dK and dV
-// and adds into the accumulator; dQ = 0.125 · accumulator in bf16. Both
-// blockwise nests are gone.
+// bf16 causal GQA 4:2, head dim 64. K and V get TMA descriptors with
+// 128-row boxes, Q and dO with 64-row ones; a pre-pass kernel computes the
+// row sums D = rowsum(dO ∘ O) and zeroes the f32 dQ accumulator (it
+// replaces the linalg pre-pass); one 384-thread block per (key block, kv
+// head, batch) runs the kernel, which writes dK and dV and adds into the
+// accumulator; dQ = 0.125 · accumulator in bf16. Both blockwise nests are
+// gone.
 // CHECK-LABEL: func.func @grad_gqa_causal
 // CHECK-SAME: (%[[Q:[^:]+]]: tensor<2x4x256x64xbf16>, %[[K:[^:]+]]: tensor<2x2x256x64xbf16>, %[[V:[^:]+]]: tensor<2x2x256x64xbf16>, %[[O:[^:]+]]: tensor<2x4x256x64xbf16>, %[[DO:[^:]+]]: tensor<2x4x256x64xbf16>, %[[LSE:[^:]+]]: tensor<2x4x256xf32>)
 // CHECK-NOT: scf.forall
-// CHECK: %[[D:.+]] = linalg.generic {{.+}} ins(%[[DO]], %[[O]] : {{.+}}) outs(%{{.+}} : tensor<2x4x256xf32>)
+// CHECK-NOT: linalg.generic
 // CHECK: bufferization.to_buffer %[[K]] read_only
 // CHECK: %[[MK:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<128x64xbf16
 // CHECK: bufferization.to_buffer %[[V]] read_only
@@ -19,12 +20,14 @@
 // CHECK: bufferization.to_buffer %[[DO]] read_only
 // CHECK: %[[MDO:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<64x64xbf16
 // CHECK: %[[LSEB:.+]] = bufferization.to_buffer %[[LSE]] read_only
-// CHECK: %[[DB:.+]] = bufferization.to_buffer %[[D]] read_only
+// CHECK: %[[DB:.+]] = memref.alloc() : memref<2x4x256xf32>
 // CHECK: %[[ACC:.+]] = memref.alloc() : memref<2x4x256x64xf32>
-// CHECK: linalg.fill ins(%{{.+}} : f32) outs(%[[ACC]] : memref<2x4x256x64xf32>)
+// CHECK: %[[DOB:.+]] = bufferization.to_buffer %[[DO]] read_only
+// CHECK: %[[OB:.+]] = bufferization.to_buffer %[[O]] read_only
+// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
-// CHECK: %[[SMEM:.+]] = arith.constant 84008 : i32
+// CHECK: %[[SMEM:.+]] = arith.constant 120872 : i32
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d64_causal blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
 // CHECK: %[[ACCT:.+]] = bufferization.to_tensor %[[ACC]] restrict writable
 // CHECK: %[[DQ:.+]] = linalg.generic {{.+}} ins(%[[ACCT]] : tensor<2x4x256x64xf32>) outs(%{{.+}} : tensor<2x4x256x64xbf16>)
@@ -39,8 +42,9 @@
 // once, then per step Q and dO by TMA and the lse and D rows by bulk copy;
 // the consumers compute Sᵀ and dPᵀ (2 × 4 wgmma m64n64k16 from shared
 // memory), dV and dK (2 × 4 m64n64k16 with A in registers), store dSᵀ for
-// the async proxy, and dQ = dS·K (4 m64n64k16, A M-major) into the f32
-// accumulator by reductions.
+// the async proxy, and dQ = dS·K (4 m64n64k16, A M-major), staged in
+// shared memory and added to the f32 accumulator by bulk reductions, whose
+// reads of the staging tile are awaited before it is written again.
 // CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-3: nvvm.mbarrier.init %{{.+}}, %c1_i32
 // CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
@@ -57,7 +61,15 @@
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: nvvm.mbarrier.arrive
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
-// CHECK: red.global.add.f32
+// CHECK: nvvm.fence.proxy
+// CHECK: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32
+// CHECK: cp.async.bulk.wait_group 0
+// The pre-pass: 8 threads a row, 16-byte loads of dO and O, a shuffle sum
+// over the row's threads, 16-byte zero stores.
+// CHECK: gpu.func @attention_grad_prepare_d64(%{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>
+// CHECK-COUNT-2: llvm.load %{{.+}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xbf16>
+// CHECK-COUNT-3: nvvm.shfl.sync bfly
+// CHECK-COUNT-2: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xf32>, !llvm.ptr
 func.func @grad_gqa_causal(%q: tensor<2x4x256x64xbf16>, %k: tensor<2x2x256x64xbf16>,
                            %v: tensor<2x2x256x64xbf16>, %o: tensor<2x4x256x64xbf16>,
                            %do: tensor<2x4x256x64xbf16>, %lse: tensor<2x4x256xf32>)
