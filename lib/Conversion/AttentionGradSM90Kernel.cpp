@@ -18,12 +18,16 @@
 //     accumulators are key rows: Pᵀ = exp2(Sᵀ·scale·log2 e − lse·log2 e)
 //     and dSᵀ = Pᵀ ∘ (dPᵀ − D) are then, packed, the register A operands of
 //     dV += Pᵀ·dO and dK += dSᵀ·Q (as P·V in the forward kernel).
-//   - dQ = dS·K: each consumer stores its dSᵀ rows to shared memory and
-//     multiplies them, read M-major, by its K rows; the partial dQ goes
-//     through a staging tile in shared memory to bulk reductions
-//     (cp.reduce.async.bulk .add.f32) into an f32 accumulator in global
-//     memory. The sum over key blocks and consumers has no fixed order: dQ
-//     is not bitwise reproducible on this path (dK and dV are).
+//   - dQ = dS·K: both consumers store their dSᵀ rows into one shared-memory
+//     tile (two, alternating by step, so that the next step's stores do
+//     not overwrite what the other consumer still reads), meet at a named
+//     barrier, and the 64-column pieces of dQ are shared out by step
+//     parity (at D = 128 one each; at D = 64 they take turns): dS read
+//     M-major times the K tile, staged in shared memory, then bulk
+//     reductions (cp.reduce.async.bulk .add.f32) into an f32 accumulator
+//     in global memory, each element once a step. The sum over key blocks
+//     has no fixed order: dQ is not bitwise reproducible on this path (dK
+//     and dV are).
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,6 +45,10 @@ using namespace bpt::sm90;
 namespace {
 
 using KernelConfig = AttentionGradKernelConfig;
+
+/// Named barriers: 0 is the block's, 1 + i consumer i's, then the one
+/// both consumers meet at once their dSᵀ rows are in shared memory.
+constexpr int64_t kBothConsumersBarrier = 3;
 
 class GradKernelEmitter : public SM90Emitter {
 public:
@@ -118,13 +126,14 @@ private:
                   SmallVectorImpl<Value> &dS);
   /// This consumer's [64, D] dQ staging tile in shared memory.
   Value stagingTile(Value consumer);
-  /// Stores this thread's fragment of a [64, 64] piece of the consumer's
-  /// dQ tile at columns from `firstColumn` into its staging tile.
-  void stageQueryGrad(ArrayRef<Value> dq, Value consumer, int64_t firstColumn);
-  /// Adds the consumer's staged dQ tile to the accumulator's rows from
-  /// `firstRow`, one bulk reduction a row. `local` is the thread's index in
-  /// its warpgroup.
-  void reduceQueryGrad(Value dQ, Value firstRow, Value consumer, Value local);
+  /// Stores this thread's fragment of a [64, 64] piece of dQ into the
+  /// consumer's staging tile.
+  void stageQueryGrad(ArrayRef<Value> dq, Value consumer);
+  /// Adds the consumer's staged piece to the accumulator's rows from
+  /// `firstRow`, columns from `firstColumn`, one bulk reduction a row.
+  /// `local` is the thread's index in its warpgroup.
+  void reduceQueryGrad(Value dQ, Value firstRow, int64_t firstColumn,
+                       Value consumer, Value local);
   /// Waits (in the threads that issue them) until the bulk reductions have
   /// read the staging tile, or with `complete` until they are done.
   void waitQueryGradReads(Value local, bool complete = false);
@@ -298,14 +307,13 @@ Value GradKernelEmitter::stagingTile(Value consumer) {
                        mul(consumer, c32(64 * config.stagingRowBytes()))));
 }
 
-void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer,
-                                       int64_t firstColumn) {
+void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer) {
   const int64_t rowBytes = config.stagingRowBytes();
   Value staging = stagingTile(consumer);
   Type v2f32 = VectorType::get({2}, f32);
   for (int64_t t = 0; t < int64_t(dq.size()) / 4; ++t) {
     for (int64_t i = 0; i < 2; ++i) {
-      Value column = add(column0, c32(firstColumn + 8 * t));
+      Value column = add(column0, c32(8 * t));
       Value address =
           add(staging, add(mul(add(row0, c32(8 * i)), c32(rowBytes)),
                            mul(column, c32(4))));
@@ -319,7 +327,8 @@ void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer,
 }
 
 void GradKernelEmitter::reduceQueryGrad(Value dQ, Value firstRow,
-                                        Value consumer, Value local) {
+                                        int64_t firstColumn, Value consumer,
+                                        Value local) {
   const int64_t d = config.headDim, rowBytes = config.stagingRowBytes();
   Value staging = stagingTile(consumer);
   NVVM::FenceProxyOp::create(
@@ -329,18 +338,19 @@ void GradKernelEmitter::reduceQueryGrad(Value dQ, Value firstRow,
                           c32(kWarpgroup), NVVM::BarrierReductionAttr(),
                           Value());
   // One row a thread: the first 64 threads of the warpgroup each reduce a
-  // row of D floats into the accumulator (the bulk engine adds in L2).
+  // row of 64 floats into the accumulator (the bulk engine adds in L2).
   auto issuer = scf::IfOp::create(
       b, loc, cmp(arith::CmpIPredicate::ult, local, c32(64)),
       /*withElse=*/false);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(issuer.thenBlock());
   Value row = add(firstRow, local);
-  Value element = mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d));
+  Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
+                      c64(firstColumn));
   Value target = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
                                      ValueRange{mul(element, c64(4))});
   Value source = add(staging, mul(local, c32(rowBytes)));
-  asmOp(Type(), {target, source, c32(d * 4)},
+  asmOp(Type(), {target, source, c32(64 * 4)},
         "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], "
         "[$1], $2;\n\tcp.async.bulk.commit_group;",
         "l,r,r", /*sideEffects=*/true);
@@ -390,18 +400,16 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   Value rowsOffset = mul(consumer, c32(64 * kSwizzleBytes));
   Value kRows = add(base, add(c32(config.kOffset()), rowsOffset));
   Value vRows = add(base, add(c32(config.vOffset()), rowsOffset));
-  Value dSRows = add(base, add(c32(config.dSOffset()), rowsOffset));
+  Value dSTiles = add(base, c32(config.dSOffset()));
   Value keyRow = add(kv0, add(mul(consumer, c32(64)), row0));
 
   waitBarrier(barrier(0), c32(0));
   Value kDesc = descriptor(kRows, WgmmaDescriptor::kMajor());
   Value vDesc = descriptor(vRows, WgmmaDescriptor::kMajor());
-  // dQ = dS·K reads this consumer's K rows as a K-by-D operand (MN-major)
-  // and dS M-major from its dSᵀ rows.
-  Value kMNDesc =
-      descriptor(kRows, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
-  Value dSDesc =
-      descriptor(dSRows, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+  // dQ = dS·K reads the K tile as a K-by-D operand (MN-major) and dS
+  // M-major from the dSᵀ tile.
+  Value kMNDesc = descriptor(add(base, c32(config.kOffset())),
+                             WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
 
   Value zero = cf(0.0);
   SmallVector<Value> init(2 * accCount, zero); // dK, then dV
@@ -465,8 +473,11 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                                   advance(qB, t * 16 * kSwizzleBytes)});
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
 
-    // dSᵀ to shared memory while they run (the last step's dQ product,
-    // its only reader, has completed), visible to the async proxy.
+    // dSᵀ to shared memory while they run, into the tile of this step's
+    // parity (the other consumer may still be reading the last step's),
+    // visible to the async proxy.
+    Value dSTile = add(dSTiles, mul(rem(j, c32(2)), c32(config.dSBytes())));
+    Value dSRows = add(dSTile, rowsOffset);
     for (int64_t t = 0; t < bm / 8; ++t)
       for (int64_t i = 0; i < 2; ++i)
         LLVM::StoreOp::create(
@@ -477,11 +488,12 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     NVVM::FenceProxyOp::create(
         b, loc, NVVM::ProxyKind::async_shared,
         NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-    // The last step's reductions have read the staging tile before anyone
-    // passes the barrier below and writes it again.
+    // This consumer's last reductions have read its staging tile before it
+    // passes the barrier below and writes it again; both consumers' dSᵀ
+    // rows are in place after it.
     waitQueryGradReads(local);
-    NVVM::BarrierOp::create(b, loc, Type(), add(consumer, c32(1)),
-                            c32(kWarpgroup), NVVM::BarrierReductionAttr(),
+    NVVM::BarrierOp::create(b, loc, Type(), c32(kBothConsumersBarrier),
+                            c32(2 * kWarpgroup), NVVM::BarrierReductionAttr(),
                             Value());
     SmallVector<Value> sums(dKAcc);
     llvm::append_range(sums, dVAcc);
@@ -491,23 +503,31 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                                    barrierAt(1 + config.stages, stage),
                                    Value(), NVVM::MemScopeKind::CTA, false);
 
-    // dQ (this consumer's key rows' part) = dS·K, added to the accumulator;
-    // 64 columns at a time, which keeps 32 accumulator registers live next
-    // to dK and dV rather than D / 2.
-    for (int64_t half = 0; half < d / 64; ++half) {
+    // dQ = dS·K over all 128 key rows, 64 columns at a time: column block
+    // c goes to consumer (c + j) % 2, so that each reduces a distinct part
+    // (at D = 64 they take turns) and the reductions add each element once
+    // a step.
+    for (int64_t c = 0; c < d / 64; ++c) {
+      Value mine = cmp(arith::CmpIPredicate::eq,
+                       rem(add(j, c32(c)), c32(2)), consumer);
+      auto owner = scf::IfOp::create(b, loc, mine, /*withElse=*/false);
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(owner.thenBlock());
+      Value dSDesc =
+          descriptor(dSTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+      Value kColumns = advance(kMNDesc, c * bn * kSwizzleBytes);
       NVVM::WgmmaFenceAlignedOp::create(b, loc);
       Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(64));
-      Value kColumns = advance(kMNDesc, half * bn * kSwizzleBytes);
-      for (int64_t t = 0; t < 64 / 16; ++t)
+      for (int64_t t = 0; t < bn / 16; ++t)
         dqAcc = emitWgmma(WgmmaSharedA{
             64, elementType, dqAcc, advance(dSDesc, t * 16 * kSwizzleBytes),
             advance(kColumns, t * 16 * kSwizzleBytes),
             t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
             NVVM::MMALayout::row, NVVM::MMALayout::col});
       NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-      stageQueryGrad(emitWgmmaWait(unpack(dqAcc, 32)), consumer, 64 * half);
+      stageQueryGrad(emitWgmmaWait(unpack(dqAcc, 32)), consumer);
+      reduceQueryGrad(dQ, queryRow(step), c * 64, consumer, local);
     }
-    reduceQueryGrad(dQ, queryRow(step), consumer, local);
     scf::YieldOp::create(b, loc, sums);
   }
 

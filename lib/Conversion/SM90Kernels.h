@@ -154,7 +154,7 @@ struct AttentionGradKernelConfig {
   int64_t qTileBytes() const { return blockM * headDim * 2; }
   /// The lse or D values of one query block (f32).
   int64_t rowBytes() const { return blockM * 4; }
-  // Shared memory: K, V, then Q and dO per stage, the dSᵀ tile ([blockN,
+  // Shared memory: K, V, then Q and dO per stage, two dSᵀ tiles ([blockN,
   // blockM], each consumer its 64 rows), lse and D per stage, the dQ
   // staging tiles, barriers.
   int64_t kOffset() const { return 0; }
@@ -165,19 +165,22 @@ struct AttentionGradKernelConfig {
   int64_t dOOffset(int64_t stage) const {
     return qOffset(stage) + qTileBytes();
   }
+  /// The dSᵀ tiles ([blockN, blockM] bf16), two: a step writes one while
+  /// the other consumer may still read the last step's.
+  int64_t dSBytes() const { return blockN * blockM * 2; }
   int64_t dSOffset() const { return qOffset(stages); }
   int64_t lseOffset(int64_t stage) const {
-    return dSOffset() + blockN * blockM * 2 + 2 * stage * rowBytes();
+    return dSOffset() + 2 * dSBytes() + 2 * stage * rowBytes();
   }
   int64_t dOffset(int64_t stage) const {
     return lseOffset(stage) + rowBytes();
   }
   /// Bytes a stage's full barrier expects: Q, dO, lse and D.
   int64_t stageBytes() const { return 2 * qTileBytes() + 2 * rowBytes(); }
-  /// Each consumer's f32 dQ tile ([64, D]) before its bulk reduction into
-  /// global memory: rows padded by 32 bytes, so that the accumulator
-  /// fragments' stores conflict at most two ways on banks.
-  int64_t stagingRowBytes() const { return headDim * 4 + 32; }
+  /// Each consumer's f32 [64, 64] piece of a step's dQ before its bulk
+  /// reduction into global memory: rows padded by 32 bytes, so that the
+  /// accumulator fragments' stores conflict at most two ways on banks.
+  int64_t stagingRowBytes() const { return 64 * 4 + 32; }
   int64_t stagingOffset(int64_t consumer) const {
     return lseOffset(stages) + consumer * 64 * stagingRowBytes();
   }

@@ -27,7 +27,7 @@
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
-// CHECK: %[[SMEM:.+]] = arith.constant 120872 : i32
+// CHECK: %[[SMEM:.+]] = arith.constant 137256 : i32
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d64_causal blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
 // CHECK: %[[ACCT:.+]] = bufferization.to_tensor %[[ACC]] restrict writable
 // CHECK: %[[DQ:.+]] = linalg.generic {{.+}} ins(%[[ACCT]] : tensor<2x4x256x64xf32>) outs(%{{.+}} : tensor<2x4x256x64xbf16>)
@@ -42,9 +42,11 @@
 // once, then per step Q and dO by TMA and the lse and D rows by bulk copy;
 // the consumers compute Sᵀ and dPᵀ (2 × 4 wgmma m64n64k16 from shared
 // memory), dV and dK (2 × 4 m64n64k16 with A in registers), store dSᵀ for
-// the async proxy, and dQ = dS·K (4 m64n64k16, A M-major), staged in
-// shared memory and added to the f32 accumulator by bulk reductions, whose
-// reads of the staging tile are awaited before it is written again.
+// the async proxy (one of two tiles by step parity), meet the other
+// consumer at barrier 3, and one of them (by step parity) computes
+// dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major), stages it in
+// shared memory and adds it to the f32 accumulator by bulk reductions,
+// whose reads of the staging tile are awaited before it is written again.
 // CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-3: nvvm.mbarrier.init %{{.+}}, %c1_i32
 // CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
@@ -59,8 +61,10 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK: nvvm.barrier id = %c3_i32 number_of_threads = %c256_i32
 // CHECK: nvvm.mbarrier.arrive
-// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
+// CHECK: scf.if
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
 // CHECK: nvvm.fence.proxy
 // CHECK: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32
 // CHECK: cp.async.bulk.wait_group 0

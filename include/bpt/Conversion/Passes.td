@@ -221,12 +221,15 @@ def BPTAttentionGradToSM90 : Pass<"bpt-attention-grad-to-sm90",
     dV += Pᵀ·dO and dK += dSᵀ·Q with `wgmma.mma_async` (Pᵀ and dSᵀ from
     registers).
 
-    The query nest's dQ is folded into the kernel: each step's dS·K is added
-    to a zero-filled f32 accumulator with `red.global.add`, and dQ is the
-    accumulator times the scale, rounded (a linalg op). The order of those
-    additions is not fixed: dQ is not bitwise reproducible on this path (dK
-    and dV are, as on the portable path). The pre-pass D = rowsum(dO ∘ O)
-    is left to the portable path. The pass does not choose: nests with other
+    The query nest's dQ is folded into the kernel: both consumers' dSᵀ rows
+    meet in a shared-memory tile, and each step's dS·K (64 columns at a
+    time, one consumer each) is staged in shared memory and added to an f32
+    accumulator by bulk reductions (`cp.reduce.async.bulk .add.f32`); dQ is
+    the accumulator times the scale, rounded (a linalg op). The order of
+    those additions is not fixed: dQ is not bitwise reproducible on this
+    path (dK and dV are, as on the portable path). A pre-pass kernel
+    computes D = rowsum(dO ∘ O) and zeroes the accumulator, replacing the
+    linalg pre-pass. The pass does not choose: nests with other
     strategies are left alone.
   }];
   let dependentDialects = [
