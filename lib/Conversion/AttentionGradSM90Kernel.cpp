@@ -132,8 +132,18 @@ private:
   /// Adds the consumer's staged piece to the accumulator's rows from
   /// `firstRow`, columns from `firstColumn`, one bulk reduction a row.
   /// `local` is the thread's index in its warpgroup.
-  void reduceQueryGrad(Value dQ, Value firstRow, int64_t firstColumn,
+  void reduceQueryGrad(Value dQ, Value firstRow, Value firstColumn,
                        Value consumer, Value local);
+  /// Tells the producer that this thread is done with `stage`.
+  void releaseStage(Value stage);
+  /// Issues dQ's 64-column block `columnBlock` (i32) of this step behind
+  /// the dK and dV products in flight (`sums`), waits for all of them,
+  /// releases the stage, and stages and reduces the block. Returns the
+  /// completed dK and dV accumulators.
+  SmallVector<Value> emitQueryGrad(ArrayRef<Value> sums, Value dSTile,
+                                   Value kMNDesc, Value columnBlock,
+                                   Value stage, const Step &step,
+                                   Value consumer, Value local);
   /// Waits (in the threads that issue them) until the bulk reductions have
   /// read the staging tile, or with `complete` until they are done.
   void waitQueryGradReads(Value local, bool complete = false);
@@ -143,6 +153,7 @@ private:
 
   const KernelConfig &config;
   Value base, batch, kvHead, kv0, firstBlock, steps;
+  Value queryGradSum; // the f32 dQ accumulator (global)
   Value row0, column0; // this thread's accumulator row and column
 };
 
@@ -159,6 +170,7 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   };
   Value lse = global(4), rowDots = global(5);
   Value dQ = pointerOf(func.getArgument(6));
+  queryGradSum = dQ;
   Value dK = pointerOf(func.getArgument(7));
   Value dV = pointerOf(func.getArgument(8));
 
@@ -327,7 +339,7 @@ void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer) {
 }
 
 void GradKernelEmitter::reduceQueryGrad(Value dQ, Value firstRow,
-                                        int64_t firstColumn, Value consumer,
+                                        Value firstColumn, Value consumer,
                                         Value local) {
   const int64_t d = config.headDim, rowBytes = config.stagingRowBytes();
   Value staging = stagingTile(consumer);
@@ -346,7 +358,7 @@ void GradKernelEmitter::reduceQueryGrad(Value dQ, Value firstRow,
   b.setInsertionPointToStart(issuer.thenBlock());
   Value row = add(firstRow, local);
   Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
-                      c64(firstColumn));
+                      arith::ExtUIOp::create(b, loc, i64, firstColumn));
   Value target = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
                                      ValueRange{mul(element, c64(4))});
   Value source = add(staging, mul(local, c32(rowBytes)));
@@ -384,6 +396,47 @@ void GradKernelEmitter::storeTile(ArrayRef<Value> acc, double scale, Value out,
       LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
     }
   }
+}
+
+void GradKernelEmitter::releaseStage(Value stage) {
+  NVVM::MBarrierArriveOp::create(b, loc, i64,
+                                 barrierAt(1 + config.stages, stage), Value(),
+                                 NVVM::MemScopeKind::CTA, false);
+}
+
+SmallVector<Value> GradKernelEmitter::emitQueryGrad(
+    ArrayRef<Value> sums, Value dSTile, Value kMNDesc, Value columnBlock,
+    Value stage, const Step &step, Value consumer, Value local) {
+  const int64_t bn = config.blockN;
+  auto elementType =
+      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  Value dSDesc =
+      descriptor(dSTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+  Value kColumns = add(
+      kMNDesc, arith::ExtUIOp::create(
+                   b, loc, i64,
+                   mul(columnBlock, c32(WgmmaDescriptor::addressStep(
+                                        bn * kSwizzleBytes)))));
+  NVVM::WgmmaFenceAlignedOp::create(b, loc);
+  Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(64));
+  for (int64_t t = 0; t < bn / 16; ++t)
+    dqAcc = emitWgmma(WgmmaSharedA{
+        64, elementType, dqAcc, advance(dSDesc, t * 16 * kSwizzleBytes),
+        advance(kColumns, t * 16 * kSwizzleBytes),
+        t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+        NVVM::MMALayout::row, NVVM::MMALayout::col});
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+  // One wait for dK, dV and dQ: the accumulators tied to it together.
+  SmallVector<Value> all(sums);
+  llvm::append_range(all, unpack(dqAcc, 32));
+  all = emitWgmmaWait(all);
+  releaseStage(stage);
+  ArrayRef<Value> dq = ArrayRef(all).drop_front(sums.size());
+  stageQueryGrad(dq, consumer);
+  reduceQueryGrad(queryGradSum, queryRow(step), mul(columnBlock, c32(64)),
+                  consumer, local);
+  all.truncate(sums.size());
+  return all;
 }
 
 void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
@@ -497,36 +550,29 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                             Value());
     SmallVector<Value> sums(dKAcc);
     llvm::append_range(sums, dVAcc);
-    sums = emitWgmmaWait(sums);
-    // Q, dO, lse and D of the stage are no longer read.
-    NVVM::MBarrierArriveOp::create(b, loc, i64,
-                                   barrierAt(1 + config.stages, stage),
-                                   Value(), NVVM::MemScopeKind::CTA, false);
-
     // dQ = dS·K over all 128 key rows, 64 columns at a time: column block
     // c goes to consumer (c + j) % 2, so that each reduces a distinct part
     // (at D = 64 they take turns) and the reductions add each element once
-    // a step.
-    for (int64_t c = 0; c < d / 64; ++c) {
-      Value mine = cmp(arith::CmpIPredicate::eq,
-                       rem(add(j, c32(c)), c32(2)), consumer);
-      auto owner = scf::IfOp::create(b, loc, mine, /*withElse=*/false);
+    // a step. It is issued behind dV and dK, before waiting for them.
+    Value owned = rem(add(j, consumer), c32(2));
+    if (d == 128) {
+      sums = emitQueryGrad(sums, dSTile, kMNDesc, owned, stage, step,
+                           consumer, local);
+    } else {
+      SmallVector<Type> types(sums.size(), f32);
+      auto owner = scf::IfOp::create(
+          b, loc, types, cmp(arith::CmpIPredicate::eq, owned, c32(0)),
+          /*withElse=*/true);
       OpBuilder::InsertionGuard inner(b);
       b.setInsertionPointToStart(owner.thenBlock());
-      Value dSDesc =
-          descriptor(dSTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
-      Value kColumns = advance(kMNDesc, c * bn * kSwizzleBytes);
-      NVVM::WgmmaFenceAlignedOp::create(b, loc);
-      Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(64));
-      for (int64_t t = 0; t < bn / 16; ++t)
-        dqAcc = emitWgmma(WgmmaSharedA{
-            64, elementType, dqAcc, advance(dSDesc, t * 16 * kSwizzleBytes),
-            advance(kColumns, t * 16 * kSwizzleBytes),
-            t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
-            NVVM::MMALayout::row, NVVM::MMALayout::col});
-      NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-      stageQueryGrad(emitWgmmaWait(unpack(dqAcc, 32)), consumer);
-      reduceQueryGrad(dQ, queryRow(step), c * 64, consumer, local);
+      scf::YieldOp::create(b, loc,
+                           emitQueryGrad(sums, dSTile, kMNDesc, c32(0), stage,
+                                         step, consumer, local));
+      b.setInsertionPointToStart(owner.elseBlock());
+      SmallVector<Value> done = emitWgmmaWait(sums);
+      releaseStage(stage);
+      scf::YieldOp::create(b, loc, done);
+      sums = SmallVector<Value>(owner.getResults());
     }
     scf::YieldOp::create(b, loc, sums);
   }

@@ -43,10 +43,12 @@
 // the consumers compute Sᵀ and dPᵀ (2 × 4 wgmma m64n64k16 from shared
 // memory), dV and dK (2 × 4 m64n64k16 with A in registers), store dSᵀ for
 // the async proxy (one of two tiles by step parity), meet the other
-// consumer at barrier 3, and one of them (by step parity) computes
-// dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major), stages it in
-// shared memory and adds it to the f32 accumulator by bulk reductions,
-// whose reads of the staging tile are awaited before it is written again.
+// consumer at barrier 3, and one of them (by step parity, at D 64) issues
+// dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major) behind dV and
+// dK, waits for all three, releases the stage, stages dQ in shared memory
+// and adds it to the f32 accumulator by bulk reductions, whose reads of
+// the staging tile are awaited before it is written again; the other only
+// waits and releases.
 // CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-3: nvvm.mbarrier.init %{{.+}}, %c1_i32
 // CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
@@ -61,13 +63,18 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK: cp.async.bulk.wait_group.read 0;
 // CHECK: nvvm.barrier id = %c3_i32 number_of_threads = %c256_i32
-// CHECK: nvvm.mbarrier.arrive
-// CHECK: scf.if
+// CHECK: scf.if %{{.+}} -> (f32,
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
+// CHECK: wgmma.wait_group.sync.aligned 0;
+// CHECK: nvvm.mbarrier.arrive
 // CHECK: nvvm.fence.proxy
 // CHECK: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32
-// CHECK: cp.async.bulk.wait_group 0
+// CHECK: } else {
+// CHECK: wgmma.wait_group.sync.aligned 0;
+// CHECK: nvvm.mbarrier.arrive
+// CHECK: cp.async.bulk.wait_group 0;
 // The pre-pass: 8 threads a row, 16-byte loads of dO and O, a shuffle sum
 // over the row's threads, 16-byte zero stores.
 // CHECK: gpu.func @attention_grad_prepare_d64(%{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>
