@@ -60,20 +60,8 @@ struct AttentionGradNests {
   static FailureOr<AttentionGradNests> match(scf::ForallOp keyValue);
 
   void fillConfig(AttentionGradKernelConfig &config) const {
-    ArrayRef<int64_t> qs = q.getType().getShape();
-    ArrayRef<int64_t> kvs = k.getType().getShape();
-    config.batch = qs[0];
-    config.heads = qs[1];
-    config.seqQ = qs[2];
-    config.headDim = qs[3];
-    config.kvHeads = kvs[1];
-    config.seqKV = kvs[2];
-    config.causal = causal;
-    config.scale = scale;
-    config.bf16 = q.getType().getElementType().isBF16();
-    config.blockM = strategy.getQBlock();
-    config.blockN = strategy.getKvBlock();
-    config.stages = strategy.getStages();
+    fillAttentionConfig(config, q.getType(), k.getType(), causal, scale,
+                        strategy);
   }
 };
 

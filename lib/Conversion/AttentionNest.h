@@ -24,6 +24,29 @@
 
 namespace bpt {
 
+/// Fills the fields every attention kernel configuration (forward or
+/// backward) has: shapes from the query [B, Hq, Sq, D] and key [B, Hkv,
+/// Skv, D] types, causality, scale, element type, and the strategy's
+/// tiling.
+template <typename Config>
+void fillAttentionConfig(Config &config, mlir::RankedTensorType query,
+                         mlir::RankedTensorType key, bool causal,
+                         double scale, StrategyAttr strategy) {
+  llvm::ArrayRef<int64_t> q = query.getShape(), kv = key.getShape();
+  config.batch = q[0];
+  config.heads = q[1];
+  config.seqQ = q[2];
+  config.headDim = q[3];
+  config.kvHeads = kv[1];
+  config.seqKV = kv[2];
+  config.causal = causal;
+  config.scale = scale;
+  config.bf16 = query.getElementType().isBF16();
+  config.blockM = strategy.getQBlock();
+  config.blockN = strategy.getKvBlock();
+  config.stages = strategy.getStages();
+}
+
 /// One blockwise attention nest, read back as the attention it computes.
 struct AttentionNest {
   mlir::scf::ForallOp loop;
@@ -51,20 +74,8 @@ struct AttentionNest {
   /// (shapes, causality, scale, element type) and the strategy's tiling.
   template <typename Config>
   void fillConfig(Config &config) const {
-    llvm::ArrayRef<int64_t> q = query.getType().getShape();
-    llvm::ArrayRef<int64_t> kv = key.getType().getShape();
-    config.batch = q[0];
-    config.heads = q[1];
-    config.seqQ = q[2];
-    config.headDim = q[3];
-    config.kvHeads = kv[1];
-    config.seqKV = kv[2];
-    config.causal = causal;
-    config.scale = scale;
-    config.bf16 = query.getType().getElementType().isBF16();
-    config.blockM = strategy.getQBlock();
-    config.blockN = strategy.getKvBlock();
-    config.stages = strategy.getStages();
+    fillAttentionConfig(config, query.getType(), key.getType(), causal, scale,
+                        strategy);
   }
 
   /// Replaces the nest by a launch of `kernel` on `grid` x `threads` with

@@ -105,6 +105,31 @@ Refusal checkHeadDim(int64_t headDim) {
       .str();
 }
 
+/// What a wgmma attention kernel (forward or backward) with `config`'s
+/// head dim and blocks needs of Q [B, Hq, Sq, D] and K [B, Hkv, Skv, D]:
+/// a supported head dim, sequences in whole blocks, rows that 32-bit TMA
+/// coordinates address, and its shared memory.
+template <typename Config>
+Refusal checkWgmmaAttentionKernel(ArrayRef<int64_t> q, ArrayRef<int64_t> kv,
+                                  const Config &config,
+                                  int64_t sharedMemory) {
+  if (Refusal why = checkHeadDim(config.headDim))
+    return why;
+  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
+    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
+                         "the {2}-row query block and {3}-row key block",
+                         q[2], kv[2], config.blockM, config.blockN)
+        .str();
+  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31) ||
+      kv[0] * kv[1] * kv[2] >= (int64_t(1) << 31))
+    return std::string("more rows than a 32-bit TMA coordinate addresses");
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  return std::nullopt;
+}
+
 /// The largest multiple of 128 up to `chunkRows` that divides `rows` (a
 /// multiple of 128).
 int64_t chunkDividing(int64_t rows, int64_t chunkRows) {
@@ -201,20 +226,8 @@ Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
       AttentionProblem{q[0], q[1], q[2], kv[2], q[3], op.getCausal()});
   config.blockN = tiling.blockN;
   config.stages = tiling.stages;
-  if (Refusal why = checkHeadDim(config.headDim))
+  if (Refusal why = checkWgmmaAttentionKernel(q, kv, config, sharedMemory))
     return why;
-  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
-    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
-                         "the {2}-row query block and {3}-row key block",
-                         q[2], kv[2], config.blockM, config.blockN)
-        .str();
-  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31) ||
-      kv[0] * kv[1] * kv[2] >= (int64_t(1) << 31))
-    return std::string("more rows than a 32-bit TMA coordinate addresses");
-  if (config.sharedMemoryBytes() > sharedMemory)
-    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
-                         config.sharedMemoryBytes(), sharedMemory)
-        .str();
   strategy = make(KernelPath::wgmma, config.blockM, config.blockN,
                   config.stages, config.threads() / 32);
   return std::nullopt;
@@ -285,20 +298,8 @@ Refusal Selector::attentionGradWgmma(AttentionGradOp op,
   // two stages); the sm90 tiling options are the forward's.
   sm90::AttentionGradKernelConfig config{};
   config.headDim = q[3];
-  if (Refusal why = checkHeadDim(config.headDim))
+  if (Refusal why = checkWgmmaAttentionKernel(q, kv, config, sharedMemory))
     return why;
-  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
-    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
-                         "the {2}-row query block and {3}-row key block",
-                         q[2], kv[2], config.blockM, config.blockN)
-        .str();
-  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31) ||
-      kv[0] * kv[1] * kv[2] >= (int64_t(1) << 31))
-    return std::string("more rows than a 32-bit TMA coordinate addresses");
-  if (config.sharedMemoryBytes() > sharedMemory)
-    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
-                         config.sharedMemoryBytes(), sharedMemory)
-        .str();
   strategy = make(KernelPath::wgmma, config.blockM, config.blockN,
                   config.stages, config.threads() / 32);
   return std::nullopt;
