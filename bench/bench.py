@@ -6,6 +6,11 @@ several runs:
   * attention: our kernel set vs PyTorch scaled_dot_product_attention with
     the flash, cuDNN and efficient back ends (bf16, TFLOP/s = 4*B*H*S^2*D,
     halved when causal), and the relative difference of our output to SDPA's;
+  * attention backward: our attention_grad set vs SDPA's backward
+    (torch.autograd.grad after a forward under the cuDNN and flash back
+    ends), FLOPs 2.5 x the forward's; o and lse for our set come from our
+    --lse forward set of the same shape; the relative difference of our
+    dq, dk, dv to SDPA's (cuDNN's, else flash's);
   * the fused transformer block: our kernel set vs an eager PyTorch block
     (SDPA flash + cuBLAS matmuls) with the same weights, time and peak
     device memory (bytes allocated while the block runs, output included).
@@ -19,6 +24,7 @@ kept in PyTorch-allocated device memory. An argument {"buffer": i,
 "byte_offset": n} passes buffer i's address plus n.
 
   python3 bench/bench.py --kernels DIR --out DIR [--max-seconds S]
+      [--only attention|backward|block|ffn]
 """
 import argparse
 import ctypes
@@ -187,10 +193,8 @@ def bench_attention(path, max_seconds):
     k = torch.rand(k_shape, device="cuda", generator=gen, dtype=torch.float32).mul_(2).sub_(1).to(dtype)
     v = torch.rand(k_shape, device="cuda", generator=gen, dtype=torch.float32).mul_(2).sub_(1).to(dtype)
     flops = 4.0 * B * H * S * k_shape[2] * D / (2 if causal else 1)
-    kernels = [l["kernel"] for l in ks.manifest["launches"]]
-    path = ("wgmma" if any("_sm90" in k for k in kernels) else
-            "mma.sync" if any("_sm80" in k for k in kernels) else "portable")
-    row = {"B": B, "H": H, "S": S, "D": D, "causal": causal, "path": path}
+    row = {"B": B, "H": H, "S": S, "D": D, "causal": causal,
+           "path": kernel_path(ks.manifest)}
     ks.allocate({"query": q, "key": k, "value": v})
     ks.buffer("result").fill_(float("nan"))
     ms, runs = time_ms(ks.run, max_seconds)
@@ -213,6 +217,112 @@ def bench_attention(path, max_seconds):
             row[name] = None
             print(f"  {name}: not available ({str(e).splitlines()[0]})")
     return row
+
+
+def uniform(shape, gen, dtype):
+    """Uniform in [-1, 1), as bpt-run draws its inputs."""
+    t = torch.rand(shape, device="cuda", generator=gen, dtype=torch.float32)
+    return t.mul_(2).sub_(1).to(dtype)
+
+
+def kernel_path(manifest):
+    """Which attention kernels a set runs: wgmma, mma.sync or portable."""
+    kernels = [l["kernel"] for l in manifest["launches"]]
+    if any("_sm90" in k for k in kernels):
+        return "wgmma"
+    return "mma.sync" if any("_sm80" in k for k in kernels) else "portable"
+
+
+def bench_backward(grad_path, lse_path, max_seconds):
+    """bpt's attention_grad set against SDPA's backward (cuDNN, flash).
+
+    Our set's o and lse inputs come from our --lse forward set, so they are
+    consistent with q, k, v as in training."""
+    grad, fwd = KernelSet(grad_path), KernelSet(lse_path)
+    buffers = {b["name"]: b for b in grad.manifest["buffers"]}
+    q_shape, k_shape = buffers["query"]["shape"], buffers["key"]["shape"]
+    B, H, S, D = q_shape
+    causal = grad.manifest["options"].get("causal", False)
+    dtype = TORCH_DTYPES[buffers["query"]["dtype"]]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (uniform(shape, gen, dtype) for shape in (q_shape, k_shape, k_shape))
+    do = uniform(q_shape, gen, dtype)
+    flops = 2.5 * 4.0 * B * H * S * k_shape[2] * D / (2 if causal else 1)
+    row = {"B": B, "H": H, "S": S, "D": D, "causal": causal,
+           "path": kernel_path(grad.manifest)}
+
+    fwd.allocate({"query": q, "key": k, "value": v})
+    fwd.run()
+    o, lse = fwd.buffer("output").clone(), fwd.buffer("lse").clone()
+    fwd.release()
+    grad.allocate({"query": q, "key": k, "value": v, "output": o,
+                   "output_grad": do, "lse": lse})
+    for name in ("query_grad", "key_grad", "value_grad"):
+        grad.buffer(name).fill_(float("nan"))
+    row["bpt_ms"], row["bpt_runs"] = time_ms(grad.run, max_seconds)
+    row["bpt"] = flops / row["bpt_ms"] / 1e9
+    ours = [grad.buffer(n).clone() for n in ("query_grad", "key_grad", "value_grad")]
+    grad.release()
+
+    leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+    gqa = H != k_shape[1]
+    for name, backend in [("cudnn", SDPBackend.CUDNN_ATTENTION),
+                          ("flash", SDPBackend.FLASH_ATTENTION)]:
+        try:
+            with sdpa_kernel(backend):
+                out = F.scaled_dot_product_attention(*leaves, is_causal=causal,
+                                                     enable_gqa=gqa)
+                fn = lambda: torch.autograd.grad(out, leaves, do, retain_graph=True)
+                theirs = fn()
+                ms, _ = time_ms(fn, max_seconds)
+            row[name + "_ms"], row[name] = ms, flops / ms / 1e9
+            if "rel_diff_to" not in row:  # the first back end that runs
+                row["rel_diff_to"] = name
+                for n, a, b in zip(("dq", "dk", "dv"), ours, theirs):
+                    row[f"rel_diff_{n}"] = rel(a, b)
+            del out
+        except RuntimeError as e:
+            row[name + "_ms"] = row[name] = None
+            print(f"  {name} backward: not available ({str(e).splitlines()[0]})")
+    return row
+
+
+def print_backward_table(kernels, names, max_seconds, results):
+    """The attention-backward table: one row per attention_grad set that has
+    an --lse forward set of the same shape beside it (bench/compile.sh)."""
+    grads = [n for n in names if manifest_op(kernels, n) == "attention_grad"]
+    if not grads:
+        return
+    print("attention backward (bpt/x: bpt's TFLOP/s over x's; differences to cuDNN's "
+          "gradients, else flash's)")
+    print("| D | S | B x H | causal | bpt kernel | bpt ms | bpt TFLOP/s | cuDNN ms | cuDNN TFLOP/s "
+          "| flash ms | flash TFLOP/s | bpt/cuDNN | bpt/flash | rel. diff dq, dk, dv to SDPA |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in grads:
+        lse_name = n.replace("attention-grad-", "attention-lse-", 1)
+        if lse_name == n or lse_name not in names:
+            print(f"  {n}: no forward set {lse_name} beside it (bench/compile.sh "
+                  f"makes both); skipped")
+            continue
+        r = bench_backward(os.path.join(kernels, n), os.path.join(kernels, lse_name),
+                           max_seconds)
+        results["backward"].append(r)
+        fmt = lambda v, f=".2f": "n/a" if v is None else format(v, f)
+        ratio = lambda key: r["bpt"] / r[key] if r.get(key) else None
+        diffs = ", ".join(fmt(r.get(f"rel_diff_{g}"), ".1e") for g in ("dq", "dk", "dv"))
+        print(f"| {r['D']} | {r['S']} | {r['B']} x {r['H']} | {r['causal']} | {r['path']} | "
+              f"{r['bpt_ms']:.3f} | {r['bpt']:.1f} | {fmt(r.get('cudnn_ms'), '.3f')} | "
+              f"{fmt(r.get('cudnn'), '.1f')} | {fmt(r.get('flash_ms'), '.3f')} | "
+              f"{fmt(r.get('flash'), '.1f')} | {fmt(ratio('cudnn'))} | {fmt(ratio('flash'))} | "
+              f"{diffs} |", flush=True)
+
+
+def manifest_op(kernels, name):
+    """The op of manifest `name` in `kernels`, or None for other files."""
+    if not name.endswith(".json"):
+        return None
+    with open(os.path.join(kernels, name)) as f:
+        return json.load(f).get("op")
 
 
 def rms_norm(x, w, eps=1e-5):
@@ -363,7 +473,7 @@ def main():
     ap.add_argument("--plot", metavar="RESULTS_JSON",
                     help="only draw the plot of a results file into --out")
     ap.add_argument("--max-seconds", type=float, default=20.0)
-    ap.add_argument("--only", default="", help="attention, block or ffn")
+    ap.add_argument("--only", default="", help="attention, backward, block or ffn")
     args = ap.parse_args()
     if args.plot:
         with open(args.plot) as f:
@@ -376,12 +486,12 @@ def main():
     print(f"device: {device}, torch {torch.__version__}, cupy {cupy.__version__}")
     names = sorted(os.listdir(args.kernels))
     results = {"device": device, "torch": torch.__version__,
-               "attention": [], "block": [], "ffn": []}
+               "attention": [], "backward": [], "block": [], "ffn": []}
     if args.only in ("", "attention"):
         print("| D | S | B x H | causal | bpt kernel | bpt TFLOP/s | flash | cuDNN | efficient | bpt/flash | rel. diff to SDPA |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in names:
-            if n.startswith("attention") and n.endswith(".json"):
+            if manifest_op(args.kernels, n) == "attention":
                 r = bench_attention(os.path.join(args.kernels, n), args.max_seconds)
                 results["attention"].append(r)
                 fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
@@ -390,6 +500,8 @@ def main():
                       f"{r['bpt']:.3f} | {fmt(r['flash'])} | {fmt(r['cudnn'])} | "
                       f"{fmt(r['efficient'])} | {ratio:.4f} | {r.get('rel_diff_to_sdpa', float('nan')):.1e} |",
                       flush=True)
+    if args.only in ("", "backward"):
+        print_backward_table(args.kernels, names, args.max_seconds, results)
     if args.only in ("", "block"):
         print("| S | hidden | ffn | eager ms | bpt ms | eager peak MiB | bpt peak MiB | bpt/eager memory | rel. diff to eager |")
         print("|---|---|---|---|---|---|---|---|---|")

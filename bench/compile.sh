@@ -3,13 +3,15 @@
 # the shared anchors: bf16, 16k tokens per batch, hidden 2048) into DIR.
 #   bench/compile.sh DIR [bpt-compile flags...]
 # Flags after DIR go to every compilation (e.g. --chip=sm_80 for the
-# mma.sync kernels); BENCH_OPS (default "attention block ffn") picks the ops;
+# mma.sync kernels); BENCH_OPS (default "attention backward block ffn")
+# picks the ops ("backward": the training pair per attention shape, the
+# forward with its lse and the gradients, --lse and --op=attention_grad);
 # BPT_COMPILE names another bpt-compile to use.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
 shift
-ops=${BENCH_OPS:-attention block ffn}
+ops=${BENCH_OPS:-attention backward block ffn}
 # BPT_COMPILE: another bpt-compile (e.g. an older build, to compare).
 if [[ -n "${BPT_COMPILE:-}" ]]; then
   compile=$BPT_COMPILE
@@ -25,6 +27,19 @@ for d in 64 128; do
       name=attention-d$d-s$s${causal:+-causal}
       "$compile" --op=attention --dtype=bf16 --head-dim=$d --seq=$s \
         --batch=$((16384 / s)) --heads=$((2048 / d)) $causal "$@" -o "$out/$name"
+    done
+  done
+done
+fi
+if [[ " $ops " == *" backward "* ]]; then
+for d in 64 128; do
+  for s in 1024 4096 16384; do
+    for causal in "" --causal; do
+      shape=(--dtype=bf16 --head-dim=$d --seq=$s --batch=$((16384 / s))
+             --heads=$((2048 / d)) $causal)
+      suffix=d$d-s$s${causal:+-causal}
+      "$compile" --op=attention --lse "${shape[@]}" "$@" -o "$out/attention-lse-$suffix"
+      "$compile" --op=attention_grad "${shape[@]}" "$@" -o "$out/attention-grad-$suffix"
     done
   done
 done

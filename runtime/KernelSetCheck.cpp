@@ -43,20 +43,33 @@ static std::optional<ref::Activation> parseActivation(const std::string &s) {
   return it->second;
 }
 
+static bool isAttentionOp(ManifestOp op) {
+  return op == ManifestOp::Attention || op == ManifestOp::AttentionLSE ||
+         op == ManifestOp::AttentionGrad ||
+         op == ManifestOp::AttentionBackward;
+}
+
+/// The attention's softmax scale: the manifest's, else 1/sqrt(head dim).
+static double attentionScale(const Manifest &m, const ref::Tensor &query) {
+  std::optional<double> scale = m.getNumberOption("scale");
+  return scale ? *scale : 1.0 / std::sqrt(double(query.shape.back()));
+}
+
 double bpt::rt::countFlops(const Manifest &m) {
   auto shapeOf = [&](const char *name) -> std::vector<int64_t> {
     const ManifestBuffer *b = m.findBuffer(name);
     return b ? b->shape : std::vector<int64_t>{};
   };
   bool causal = m.getBoolOption("causal").value_or(false);
-  if (m.op == ManifestOp::Attention ||
-      m.op == ManifestOp::AttentionBackward) {
+  if (isAttentionOp(m.op)) {
     auto q = shapeOf("query"), k = shapeOf("key");
     if (q.size() != 4 || k.size() != 4)
       return 0;
     double f = 4.0 * q[0] * q[1] * q[2] * k[2] * q[3];
-    // The backward is 2.5 forwards, as FlashAttention counts; the set runs
-    // the forward too.
+    // The backward is 2.5 forwards, as FlashAttention counts; the
+    // attention_backward set runs the forward too.
+    if (m.op == ManifestOp::AttentionGrad)
+      f *= 2.5;
     if (m.op == ManifestOp::AttentionBackward)
       f *= 3.5;
     return causal ? f / 2 : f;
@@ -106,18 +119,34 @@ reference(const Manifest &m, const std::map<std::string, ref::Tensor> &in) {
   case ManifestOp::Attention: {
     if (auto e = missing({"query", "key", "value"}))
       return Status::failure(*e);
-    std::optional<double> scale = m.getNumberOption("scale");
-    double s = scale ? *scale
-                     : 1.0 / std::sqrt(double(need("query").shape.back()));
+    double s = attentionScale(m, need("query"));
     return std::vector<ref::Tensor>{
         ref::attention(need("query"), need("key"), need("value"), causal, s)};
+  }
+  case ManifestOp::AttentionLSE: {
+    if (auto e = missing({"query", "key", "value"}))
+      return Status::failure(*e);
+    double s = attentionScale(m, need("query"));
+    ref::AttentionWithLSE forward = ref::attentionWithLSE(
+        need("query"), need("key"), need("value"), causal, s);
+    return std::vector<ref::Tensor>{forward.out, forward.lse};
+  }
+  case ManifestOp::AttentionGrad: {
+    // The output and lse inputs are the forward's (consistentAttentionState),
+    // so the gradients of q, k, v and dO are what the kernels must give.
+    if (auto e = missing(
+            {"query", "key", "value", "output", "output_grad", "lse"}))
+      return Status::failure(*e);
+    double s = attentionScale(m, need("query"));
+    ref::AttentionGradients grads =
+        ref::attentionBackward(need("query"), need("key"), need("value"),
+                               need("output_grad"), causal, s);
+    return std::vector<ref::Tensor>{grads.dq, grads.dk, grads.dv};
   }
   case ManifestOp::AttentionBackward: {
     if (auto e = missing({"query", "key", "value", "output_grad"}))
       return Status::failure(*e);
-    std::optional<double> scale = m.getNumberOption("scale");
-    double s = scale ? *scale
-                     : 1.0 / std::sqrt(double(need("query").shape.back()));
+    double s = attentionScale(m, need("query"));
     ref::AttentionWithLSE forward = ref::attentionWithLSE(
         need("query"), need("key"), need("value"), causal, s);
     ref::AttentionGradients grads =
@@ -164,6 +193,47 @@ reference(const Manifest &m, const std::map<std::string, ref::Tensor> &in) {
                          "--no-check to time it only");
 }
 
+std::map<std::string, HostTensor>
+bpt::rt::randomInputs(const Manifest &m, std::mt19937_64 &rng) {
+  std::map<std::string, HostTensor> inputs;
+  for (const ManifestBuffer &b : m.buffers) {
+    if (b.role != BufferRole::Input)
+      continue;
+    HostTensor host(b.shape, toDType(b.dtype));
+    host.fillUniform(rng, b.shape.size() == 2
+                              ? 1.0 / std::sqrt(double(b.shape[0]))
+                              : 1.0);
+    inputs.emplace(b.name, std::move(host));
+  }
+  return inputs;
+}
+
+Status bpt::rt::consistentAttentionState(
+    const Manifest &m, std::map<std::string, HostTensor> &inputs) {
+  if (m.op != ManifestOp::AttentionGrad)
+    return Status::success();
+  for (const char *name : {"query", "key", "value", "output", "lse"})
+    if (!inputs.count(name))
+      return Status::failure(std::string("the manifest has no input buffer '") +
+                             name + "'");
+  const ref::Tensor query = inputs.at("query").toReference();
+  ref::AttentionWithLSE forward = ref::attentionWithLSE(
+      query, inputs.at("key").toReference(), inputs.at("value").toReference(),
+      m.getBoolOption("causal").value_or(false), attentionScale(m, query));
+  // Rounded to the buffers' types, as a forward kernel would store them.
+  for (auto [name, tensor] : {std::pair<const char *, const ref::Tensor *>{
+                                  "output", &forward.out},
+                              {"lse", &forward.lse}}) {
+    HostTensor &host = inputs.at(name);
+    if (host.numElements() != int64_t(tensor->data.size()))
+      return Status::failure(std::string("input buffer '") + name +
+                             "' does not have the forward's shape");
+    for (int64_t i = 0; i < host.numElements(); ++i)
+      host.set(i, tensor->data[i]);
+  }
+  return Status::success();
+}
+
 Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
   Expected<Manifest> manifest = Manifest::load(options.manifestPath);
   if (!manifest)
@@ -189,6 +259,9 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
   result.device = info->name + " (" + info->chip() + ", " +
                   std::to_string(info->multiprocessorCount) + " SMs)";
   std::mt19937_64 rng(options.seed);
+  std::map<std::string, HostTensor> hostInputs = randomInputs(*manifest, rng);
+  if (Status s = consistentAttentionState(*manifest, hostInputs); !s)
+    return s;
   std::vector<DeviceBuffer> buffers;
   std::map<std::string, ref::Tensor> inputs;
   for (const ManifestBuffer &b : manifest->buffers) {
@@ -196,10 +269,7 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
     if (!d)
       return d.status();
     if (b.role == BufferRole::Input) {
-      HostTensor host(b.shape, toDType(b.dtype));
-      host.fillUniform(rng, b.shape.size() == 2
-                                ? 1.0 / std::sqrt(double(b.shape[0]))
-                                : 1.0);
+      const HostTensor &host = hostInputs.at(b.name);
       if (Status s = d->copyFromHost(host.data(), host.numBytes()); !s)
         return s;
       inputs[b.name] = host.toReference();

@@ -312,10 +312,25 @@ const char *bpt::rt::bufferRoleName(BufferRole role) {
   return "?";
 }
 
+/// The op named `name` in a manifest, or nullopt.
+static std::optional<ManifestOp> parseManifestOp(const std::string &name) {
+  for (ManifestOp op :
+       {ManifestOp::Attention, ManifestOp::AttentionLSE,
+        ManifestOp::AttentionGrad, ManifestOp::AttentionBackward,
+        ManifestOp::FFN, ManifestOp::Block, ManifestOp::Custom})
+    if (name == manifestOpName(op))
+      return op;
+  return std::nullopt;
+}
+
 const char *bpt::rt::manifestOpName(ManifestOp op) {
   switch (op) {
   case ManifestOp::Attention:
     return "attention";
+  case ManifestOp::AttentionLSE:
+    return "attention_lse";
+  case ManifestOp::AttentionGrad:
+    return "attention_grad";
   case ManifestOp::AttentionBackward:
     return "attention_backward";
   case ManifestOp::FFN:
@@ -449,20 +464,13 @@ public:
     std::string op;
     if (!readString(root, "", "op", /*required=*/true, op))
       return false;
-    if (op == "attention")
-      manifest_.op = ManifestOp::Attention;
-    else if (op == "attention_backward")
-      manifest_.op = ManifestOp::AttentionBackward;
-    else if (op == "ffn")
-      manifest_.op = ManifestOp::FFN;
-    else if (op == "block")
-      manifest_.op = ManifestOp::Block;
-    else if (op == "custom")
-      manifest_.op = ManifestOp::Custom;
-    else
+    std::optional<ManifestOp> parsed = parseManifestOp(op);
+    if (!parsed)
       return fail("op", "unknown op \"" + op +
-                            "\" (expected attention, attention_backward, ffn, "
-                            "block or custom)");
+                            "\" (expected attention, attention_lse, "
+                            "attention_grad, attention_backward, ffn, block "
+                            "or custom)");
+    manifest_.op = *parsed;
 
     if (!readOptions(root))
       return false;

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Packs what the GPU tests need into .device/ (ignored by git): bpt-run, the
-# kernel sets the build compiled for test/GPU, and lit's Python package.
+# Packs what the GPU tests need into .device/ (ignored by git): bpt-run,
+# libbpt_runtime.so (the Python tests; lit looks for it beside bpt-run), the
+# kernel sets the build compiled for test/GPU (kernels/torch: the PyTorch
+# test's cache), and lit's Python package.
 # On a GPU machine (which needs no LLVM), from the repository root:
 #   .device/run-gpu-tests.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/build.sh" bpt-run bpt-gpu-test-kernels >/dev/null
+"$root/scripts/build.sh" bpt-run BPTRuntimeShared bpt-gpu-test-kernels >/dev/null
 out="$root/.device"
 rm -rf "$out" && mkdir -p "$out"
-cp "$root/build/bin/bpt-run" "$out/"
+cp "$root/build/bin/bpt-run" "$root/build/lib/libbpt_runtime.so" "$out/"
 cp -r "$root/build/test/GPU/kernels" "$out/kernels"
 cp -r /usr/lib/llvm-22/utils/lit/lit "$out/lit"
 find "$out/lit" -name __pycache__ -prune -exec rm -rf {} +

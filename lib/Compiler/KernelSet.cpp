@@ -21,6 +21,9 @@
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cmath>
+#include <cstdio>
+
 using namespace mlir;
 using namespace bpt;
 
@@ -32,11 +35,41 @@ static llvm::Error specError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
-                                                      MLIRContext &context) {
-  if (spec.op != "attention" && spec.op != "ffn" && spec.op != "block")
-    return specError("--op must be attention, ffn or block, got '" + spec.op +
-                     "'");
+static bool isAttentionOp(StringRef op) {
+  return op == "attention" || op == "attention_grad";
+}
+
+/// The flags that select a variant of an op: each applies to some ops only,
+/// and --lse and --backward are two different kernel sets.
+static llvm::Error checkVariantFlags(const ModelSpec &spec) {
+  if (spec.backward && spec.op != "attention")
+    return specError("--backward applies to --op=attention only");
+  if (spec.lse && spec.op != "attention")
+    return specError("--lse applies to --op=attention only");
+  if (spec.lse && spec.backward)
+    return specError("--lse and --backward are different kernel sets (the "
+                     "--backward set returns the lse already): give one");
+  if (spec.scale != 0 && !isAttentionOp(spec.op))
+    return specError("--scale applies to --op=attention and "
+                     "--op=attention_grad only");
+  if (spec.scale < 0 || !std::isfinite(spec.scale)) {
+    char value[32];
+    std::snprintf(value, sizeof(value), "%g", spec.scale);
+    return specError(llvm::Twine("--scale must be positive (0: "
+                                 "1/sqrt(head-dim)), got ") +
+                     value);
+  }
+  return llvm::Error::success();
+}
+
+/// Checks `spec` and fills its defaults.
+static llvm::Error checkSpec(ModelSpec &spec) {
+  if (!isAttentionOp(spec.op) && spec.op != "ffn" && spec.op != "block")
+    return specError("--op must be attention, attention_grad, ffn or block, "
+                     "got '" +
+                     spec.op + "'");
+  if (llvm::Error error = checkVariantFlags(spec))
+    return error;
   if (spec.dtype != "f32" && spec.dtype != "f16" && spec.dtype != "bf16")
     return specError("--dtype must be f32, f16 or bf16, got '" + spec.dtype +
                      "'");
@@ -57,7 +90,8 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
     else if (spec.heads > 0 && spec.hidden % spec.heads == 0)
       spec.headDim = spec.hidden / spec.heads;
   }
-  if (spec.op != "attention" && spec.hidden == 0)
+  bool attention = isAttentionOp(spec.op);
+  if (!attention && spec.hidden == 0)
     return specError("--hidden is required for --op=" + spec.op);
   if (spec.ffn == 0)
     spec.ffn = 4 * spec.hidden;
@@ -69,10 +103,10 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
                {"--kv-seq", spec.kvSeq},     {"--head-dim", spec.headDim},
                {"--ffn", spec.ffn}};
   for (auto size : sizes)
-    if (size.value < 1 && (spec.op != "attention" || StringRef(size.flag) != "--ffn"))
+    if (size.value < 1 && (!attention || StringRef(size.flag) != "--ffn"))
       return specError(llvm::formatv("{0} must be positive, got {1}",
                                      size.flag, size.value));
-  if (spec.op != "attention" && spec.hidden < 1)
+  if (!attention && spec.hidden < 1)
     return specError("--hidden must be positive");
   if (spec.heads % spec.kvHeads != 0)
     return specError(llvm::formatv("--heads ({0}) must be a multiple of "
@@ -84,6 +118,73 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
                                    spec.hidden, spec.heads));
   if (spec.op == "block" && spec.kvSeq != spec.seq)
     return specError("--kv-seq applies to --op=attention only");
+  return llvm::Error::success();
+}
+
+/// The attention kernel sets' functions, their arguments in the manifest's
+/// input order: `attention(q, k, v) -> o` (with --lse `-> (o, lse)`),
+/// `attention_grad(q, k, v, o, dO, lse) -> (dq, dk, dv)`, or (--backward)
+/// `attention_backward(q, k, v, dO) -> (o, lse, dq, dk, dv)`.
+static void buildAttentionModel(const ModelSpec &spec, OpBuilder &b,
+                                Location loc, Type element) {
+  Type q = RankedTensorType::get(
+      {spec.batch, spec.heads, spec.seq, spec.headDim}, element);
+  Type kv = RankedTensorType::get(
+      {spec.batch, spec.kvHeads, spec.kvSeq, spec.headDim}, element);
+  Type lse = RankedTensorType::get({spec.batch, spec.heads, spec.seq},
+                                   b.getF32Type());
+  UnitAttr causal = spec.causal ? b.getUnitAttr() : UnitAttr();
+  FloatAttr scale = spec.scale != 0 ? b.getF64FloatAttr(spec.scale)
+                                    : FloatAttr();
+  auto makeFunc = [&](StringRef name, ArrayRef<Type> inputs,
+                      ArrayRef<Type> results) -> ValueRange {
+    auto func = func::FuncOp::create(b, loc, name,
+                                     b.getFunctionType(inputs, results));
+    Block *entry = func.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    return entry->getArguments();
+  };
+  if (spec.op == "attention_grad") {
+    ValueRange args = makeFunc("attention_grad", {q, kv, kv, q, q, lse},
+                               {q, kv, kv});
+    auto grad = AttentionGradOp::create(b, loc, TypeRange{q, kv, kv}, args[0],
+                                        args[1], args[2], args[3], args[4],
+                                        args[5], causal, scale);
+    func::ReturnOp::create(b, loc, grad.getResults());
+    return;
+  }
+  if (spec.backward) {
+    ValueRange args = makeFunc("attention_backward", {q, kv, kv, q},
+                               {q, lse, q, kv, kv});
+    auto forward = AttentionOp::create(b, loc, q, lse, args[0], args[1],
+                                       args[2], causal, scale);
+    auto grad = AttentionGradOp::create(
+        b, loc, TypeRange{q, kv, kv}, args[0], args[1], args[2],
+        forward.getResult(), args[3], forward.getLse(), causal, scale);
+    func::ReturnOp::create(b, loc,
+                           ValueRange{forward.getResult(), forward.getLse(),
+                                      grad.getQueryGrad(), grad.getKeyGrad(),
+                                      grad.getValueGrad()});
+    return;
+  }
+  if (spec.lse) {
+    ValueRange args = makeFunc("attention", {q, kv, kv}, {q, lse});
+    auto forward = AttentionOp::create(b, loc, q, lse, args[0], args[1],
+                                       args[2], causal, scale);
+    func::ReturnOp::create(b, loc, forward->getResults());
+    return;
+  }
+  ValueRange args = makeFunc("attention", {q, kv, kv}, {q});
+  auto forward = buildAttention(
+      b, loc, args[0], args[1], args[2], spec.causal,
+      spec.scale != 0 ? std::optional<double>(spec.scale) : std::nullopt);
+  func::ReturnOp::create(b, loc, forward.getResult());
+}
+
+llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
+                                                      MLIRContext &context) {
+  if (llvm::Error error = checkSpec(spec))
+    return std::move(error);
   context.loadDialect<func::FuncDialect, BPTDialect>();
   Activation activation = *symbolizeActivation(spec.activation);
   bool gated = isGatedActivation(activation);
@@ -98,6 +199,10 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
   };
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
+  if (isAttentionOp(spec.op)) {
+    buildAttentionModel(spec, b, loc, element);
+    return module;
+  }
   // One public function named after the op; its arguments in the order of
   // the manifest's inputs.
   auto makeFunc = [&](StringRef name, ArrayRef<Type> inputs,
@@ -110,43 +215,6 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
   };
   int64_t batch = spec.batch, seq = spec.seq, hidden = spec.hidden,
           ffn = spec.ffn;
-
-  if (spec.backward && spec.op != "attention")
-    return specError("--backward applies to --op=attention only");
-  if (spec.op == "attention" && spec.backward) {
-    Type q = tensor({batch, spec.heads, seq, spec.headDim});
-    Type kv = tensor({batch, spec.kvHeads, spec.kvSeq, spec.headDim});
-    Type lse = RankedTensorType::get({batch, spec.heads, seq}, b.getF32Type());
-    auto func = func::FuncOp::create(
-        b, loc, "attention_backward",
-        b.getFunctionType({q, kv, kv, q}, {q, lse, q, kv, kv}));
-    Block *entry = func.addEntryBlock();
-    b.setInsertionPointToStart(entry);
-    Value query = entry->getArgument(0), key = entry->getArgument(1),
-          value = entry->getArgument(2), outputGrad = entry->getArgument(3);
-    UnitAttr causal = spec.causal ? b.getUnitAttr() : UnitAttr();
-    auto forward = AttentionOp::create(b, loc, q, lse, query, key, value,
-                                       causal, FloatAttr());
-    auto grad = AttentionGradOp::create(
-        b, loc, TypeRange{q, kv, kv}, query, key, value, forward.getResult(),
-        outputGrad, forward.getLse(), causal, FloatAttr());
-    func::ReturnOp::create(b, loc,
-                           ValueRange{forward.getResult(), forward.getLse(),
-                                      grad.getQueryGrad(), grad.getKeyGrad(),
-                                      grad.getValueGrad()});
-    return module;
-  }
-  if (spec.op == "attention") {
-    Type q = tensor({batch, spec.heads, seq, spec.headDim});
-    Type kv = tensor({batch, spec.kvHeads, spec.kvSeq, spec.headDim});
-    Block *entry = makeFunc("attention", {q, kv, kv}, q);
-    Value out = buildAttention(b, loc, entry->getArgument(0),
-                                 entry->getArgument(1), entry->getArgument(2),
-                                 spec.causal)
-                      .getResult();
-    func::ReturnOp::create(b, loc, out);
-    return module;
-  }
 
   Type x = tensor({batch, seq, hidden});
   Type vecH = tensor({hidden});
@@ -282,11 +350,27 @@ ModelDescription describe(func::FuncOp func) {
       !llvm::equal(ops.front()->getOperands(), func.getArguments()))
     return d;
   Operation *op = ops.front();
+  // The function returns the op's results in order (with the lse: an
+  // attention_lse set; attention_grad has three).
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  bool returnsResults = llvm::equal(ret.getOperands(), op->getResults());
   if (auto attention = dyn_cast<AttentionOp>(op)) {
-    d.op = "attention";
+    if (attention.getLse() && !returnsResults)
+      return d;
+    d.op = attention.getLse() ? "attention_lse" : "attention";
     d.options["causal"] = attention.getCausal();
     d.options["scale"] = attention.getEffectiveScale();
     d.inputNames = {"query", "key", "value"};
+    if (attention.getLse())
+      d.outputNames = {"output", "lse"};
+  } else if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+    if (!returnsResults)
+      return d;
+    d.op = "attention_grad";
+    d.options["causal"] = grad.getCausal();
+    d.options["scale"] = grad.getEffectiveScale();
+    d.inputNames = {"query", "key", "value", "output", "output_grad", "lse"};
+    d.outputNames = {"query_grad", "key_grad", "value_grad"};
   } else if (auto ffn = dyn_cast<FFNOp>(op)) {
     d.op = "ffn";
     d.options["activation"] = stringifyActivation(ffn.getActivation()).str();

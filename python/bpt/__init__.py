@@ -1,2 +1,7 @@
-"""Python access to bpt's GPU runtime (ctypes over the runtime's C API)."""
+"""Python access to bpt's GPU runtime (ctypes over the runtime's C API).
+
+Submodules: bpt.cache (attention kernel sets by shape, compiled on demand or
+prebuilt) and bpt.torch (PyTorch autograd; the only one that imports torch,
+so `import bpt` stays light).
+"""
 from .runtime import KernelSet, Runtime, RuntimeError_  # noqa: F401

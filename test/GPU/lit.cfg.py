@@ -27,6 +27,11 @@ if not bin_dir or not kernels:
 bpt_run = os.path.join(os.path.abspath(bin_dir), "bpt-run")
 config.substitutions.append(("%bpt-run", bpt_run))
 config.substitutions.append(("%kernels", os.path.abspath(kernels)))
+# libbpt_runtime.so for the Python tests: build/lib in a build tree, beside
+# bpt-run in the device bundle (scripts/gpu-bundle.sh).
+lib_dir = lit_config.params.get("bpt_lib", getattr(config, "bpt_lib", bin_dir))
+config.substitutions.append(("%bpt_runtime_lib",
+                             os.path.join(os.path.abspath(lib_dir), "libbpt_runtime.so")))
 config.environment["PATH"] = os.environ.get("PATH", "")
 for name in ["CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "HOME"]:
     if name in os.environ:
@@ -48,3 +53,11 @@ if shutil.which("compute-sanitizer", path=path):
     config.available_features.add("compute-sanitizer")
 if shutil.which("ptxas", path=path) and shutil.which("cuobjdump", path=path):
     config.available_features.add("cuda-tools")
+# PyTorch with a usable GPU, for python/bpt/torch.py's tests.
+torch_probe = subprocess.run(
+    ["python3", "-c", "import torch; assert torch.cuda.is_available()"],
+    capture_output=True, text=True)
+if torch_probe.returncode == 0:
+    config.available_features.add("torch")
+else:
+    lit_config.note("PyTorch tests unsupported here: no torch with CUDA")

@@ -19,6 +19,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt-c/Runtime.h"
+#include "bpt/Runtime/KernelSetCheck.h"
 #include "bpt/Runtime/Manifest.h"
 #include "bpt/Runtime/Runtime.h"
 
@@ -485,8 +486,8 @@ TEST(Manifest, Errors) {
   EXPECT_EQ(manifestError(replaced(valid, "\"+ptx80\"", "80")),
             "features: expected a string, got 80");
   EXPECT_EQ(manifestError(replaced(valid, "\"attention\"", "\"attn\"")),
-            "op: unknown op \"attn\" (expected attention, attention_backward, "
-            "ffn, block or custom)");
+            "op: unknown op \"attn\" (expected attention, attention_lse, "
+            "attention_grad, attention_backward, ffn, block or custom)");
   EXPECT_EQ(manifestError(
                 replaced(valid, "\"q_block\": 128", "\"q_block\": [128, 64]")),
             "options.q_block: expected a number, string or boolean, got an "
@@ -1077,6 +1078,81 @@ TEST(Manifest, Files) {
   std::remove(good.c_str());
   std::remove(bad.c_str());
   rmdir(directory);
+}
+
+/// An attention_grad set over f32 [1, 2, 3, 4] queries and [1, 1, 5, 4]
+/// keys (GQA), causal: the buffers bpt-compile --op=attention_grad names.
+const char *kAttentionGradManifest = R"({
+  "bpt_manifest_version": 1,
+  "ptx": "grad.ptx",
+  "chip": "sm_80",
+  "op": "attention_grad",
+  "options": {"causal": true, "scale": 0.5},
+  "buffers": [
+    {"name": "query", "role": "input", "dtype": "f32",
+     "shape": [1, 2, 3, 4], "bytes": 96},
+    {"name": "key", "role": "input", "dtype": "f32",
+     "shape": [1, 1, 5, 4], "bytes": 80},
+    {"name": "value", "role": "input", "dtype": "f32",
+     "shape": [1, 1, 5, 4], "bytes": 80},
+    {"name": "output", "role": "input", "dtype": "f32",
+     "shape": [1, 2, 3, 4], "bytes": 96},
+    {"name": "output_grad", "role": "input", "dtype": "f32",
+     "shape": [1, 2, 3, 4], "bytes": 96},
+    {"name": "lse", "role": "input", "dtype": "f32",
+     "shape": [1, 2, 3], "bytes": 24},
+    {"name": "query_grad", "role": "output", "dtype": "f32",
+     "shape": [1, 2, 3, 4], "bytes": 96},
+    {"name": "key_grad", "role": "output", "dtype": "f32",
+     "shape": [1, 1, 5, 4], "bytes": 80},
+    {"name": "value_grad", "role": "output", "dtype": "f32",
+     "shape": [1, 1, 5, 4], "bytes": 80}
+  ],
+  "launches": [
+    {"kernel": "k", "grid": [1], "block": [32],
+     "args": [0, 1, 2, 3, 4, 5, 6, 7, 8]}
+  ]
+})";
+
+TEST(Manifest, AttentionTrainingOps) {
+  for (const char *name : {"attention_lse", "attention_grad"}) {
+    Expected<Manifest> m = Manifest::parse(
+        replaced(kAttentionGradManifest, "\"attention_grad\"",
+                 std::string("\"") + name + "\""));
+    ASSERT_TRUE(m.ok()) << m.error();
+    EXPECT_STREQ(manifestOpName(m->op), name);
+  }
+  Expected<Manifest> grad = Manifest::parse(kAttentionGradManifest);
+  ASSERT_TRUE(grad.ok()) << grad.error();
+  // 2.5 forwards of 4·B·H·Sq·Skv·D, halved for causal.
+  EXPECT_DOUBLE_EQ(countFlops(*grad), 2.5 * 4 * 1 * 2 * 3 * 5 * 4 / 2);
+  Expected<Manifest> lse = Manifest::parse(replaced(
+      kAttentionGradManifest, "\"attention_grad\"", "\"attention_lse\""));
+  EXPECT_DOUBLE_EQ(countFlops(*lse), 4.0 * 1 * 2 * 3 * 5 * 4 / 2);
+}
+
+TEST(KernelSetCheck, ConsistentAttentionState) {
+  // The grad set's output and lse inputs are the forward of its random
+  // query, key and value, not random values.
+  Expected<Manifest> m = Manifest::parse(kAttentionGradManifest);
+  ASSERT_TRUE(m.ok()) << m.error();
+  std::mt19937_64 rng(7);
+  std::map<std::string, bpt::HostTensor> inputs = randomInputs(*m, rng);
+  ASSERT_EQ(inputs.size(), 6u);
+  ASSERT_TRUE(consistentAttentionState(*m, inputs).ok());
+  bpt::ref::AttentionWithLSE forward = bpt::ref::attentionWithLSE(
+      inputs.at("query").toReference(), inputs.at("key").toReference(),
+      inputs.at("value").toReference(), /*causal=*/true, 0.5);
+  EXPECT_LT(bpt::ref::relativeError(inputs.at("output").toReference(),
+                                    forward.out),
+            1e-6);
+  EXPECT_LT(bpt::ref::relativeError(inputs.at("lse").toReference(),
+                                    forward.lse),
+            1e-6);
+  // A missing buffer is named.
+  inputs.erase("lse");
+  EXPECT_EQ(consistentAttentionState(*m, inputs).message(),
+            "the manifest has no input buffer 'lse'");
 }
 
 //===----------------------------------------------------------------------===//

@@ -40,8 +40,11 @@ static cl::opt<std::string> stage(
     cl::desc("With --emit=mlir: model, blockwise, linalg, bufferized, gpu or "
              "binary"),
     cl::init("binary"));
-static cl::opt<std::string> op("op", cl::desc("attention, ffn or block"),
-                               cl::init("attention"));
+static cl::opt<std::string> op(
+    "op",
+    cl::desc("attention, attention_grad (the gradients dq, dk, dv from q, k, "
+             "v, o, dO and the lse), ffn or block"),
+    cl::init("attention"));
 static cl::opt<int64_t> batch("batch", cl::init(1));
 static cl::opt<int64_t> heads("heads", cl::init(8));
 static cl::opt<int64_t> kvHeads("kv-heads", cl::desc("(default: --heads)"),
@@ -68,6 +71,15 @@ static cl::opt<bool> backward(
     cl::desc("--op=attention: the forward with its log-sum-exp and the "
              "gradients dq, dk, dv, one kernel set"),
     cl::init(false));
+static cl::opt<bool> lse(
+    "lse",
+    cl::desc("--op=attention: the forward that also returns its log-sum-exp "
+             "(outputs output, lse), what --op=attention_grad takes"),
+    cl::init(false));
+static cl::opt<double> scale(
+    "scale",
+    cl::desc("Softmax scale of the attention ops (default 1/sqrt(head-dim))"),
+    cl::init(0));
 static cl::opt<int64_t> qBlock("q-block", cl::init(64));
 static cl::opt<int64_t> kvBlock("kv-block", cl::init(64));
 static cl::opt<bool> noFuse("no-fuse", cl::init(false));
@@ -411,6 +423,8 @@ static OwningOpRef<ModuleOp> loadModule(MLIRContext &context,
     spec.dtype = dtype;
     spec.causal = causal;
     spec.backward = backward;
+    spec.lse = lse;
+    spec.scale = scale;
     llvm::Expected<OwningOpRef<ModuleOp>> built =
         bpt::buildModel(spec, context);
     if (!built) {

@@ -25,7 +25,9 @@ namespace bpt {
 
 /// A model-level problem given by shapes (bpt-compile's flags).
 struct ModelSpec {
-  std::string op = "attention"; ///< attention | ffn | block
+  /// attention | attention_grad | ffn | block. attention_grad: the
+  /// gradients alone, `attention_grad(q, k, v, o, dO, lse) -> (dq, dk, dv)`.
+  std::string op = "attention";
   int64_t batch = 1, heads = 8, kvHeads = 0 /*= heads*/, seq = 1024,
           kvSeq = 0 /*= seq*/, headDim = 64, hidden = 0, ffn = 0;
   std::string activation = "gelu";
@@ -35,6 +37,12 @@ struct ModelSpec {
   /// attention only: the forward with its log-sum-exp and the gradients,
   /// one function `attention_backward(q, k, v, dO) -> (o, lse, dq, dk, dv)`.
   bool backward = false;
+  /// attention only: the forward that also returns its log-sum-exp,
+  /// `attention(q, k, v) -> (o, lse)` (what a training step saves for
+  /// attention_grad).
+  bool lse = false;
+  /// The attention ops' softmax scale; 0: 1/sqrt(head_dim).
+  double scale = 0;
 };
 
 /// Checks `spec`, fills its defaults, and builds the model-level module (one

@@ -11,10 +11,13 @@
 #ifndef BPT_RUNTIME_KERNELSETCHECK_H
 #define BPT_RUNTIME_KERNELSETCHECK_H
 
+#include "bpt/Reference/HostTensor.h"
 #include "bpt/Runtime/Manifest.h"
 #include "bpt/Runtime/Runtime.h"
 
 #include <cstdint>
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -50,8 +53,21 @@ struct CheckResult {
 /// manifest, JIT error, a kernel that faulted, no reference for the op).
 Expected<CheckResult> checkKernelSet(const CheckOptions &options);
 
-/// Floating-point operations of one run of `manifest`'s op.
+/// Floating-point operations of one run of `manifest`'s op (the attention
+/// backward counts as 2.5 forwards).
 double countFlops(const Manifest &manifest);
+
+/// bpt-run's inputs: uniform in [-1, 1), matrices (rank 2) scaled by
+/// 1/sqrt(rows), rounded to each buffer's type; by buffer name.
+std::map<std::string, HostTensor> randomInputs(const Manifest &manifest,
+                                               std::mt19937_64 &rng);
+
+/// For an attention_grad set, replaces the random `output` and `lse` inputs
+/// with the float64 forward of the random query, key and value (rounded to
+/// the buffers' types): the gradients are only defined for a consistent
+/// forward state. Other ops are left as they are.
+Status consistentAttentionState(const Manifest &manifest,
+                                std::map<std::string, HostTensor> &inputs);
 
 } // namespace bpt::rt
 

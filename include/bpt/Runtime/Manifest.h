@@ -147,12 +147,26 @@ enum class BufferRole { Input, Output, Workspace };
 const char *bufferRoleName(BufferRole role);
 
 /// What the kernel set computes.
+/// AttentionLSE: the attention's forward with its log-sum-exp (inputs
+/// query, key, value; outputs output, lse [B, Hq, Sq] f32).
+/// AttentionGrad: the gradients of an attention whose forward has run
+/// (inputs query, key, value, output, output_grad, lse; outputs query_grad,
+/// key_grad, value_grad).
 /// AttentionBackward: the attention's forward with its log-sum-exp, then
 /// its gradients (inputs query, key, value, output_grad; outputs the
 /// output, the lse, dq, dk, dv).
-enum class ManifestOp { Attention, AttentionBackward, FFN, Block, Custom };
+enum class ManifestOp {
+  Attention,
+  AttentionLSE,
+  AttentionGrad,
+  AttentionBackward,
+  FFN,
+  Block,
+  Custom
+};
 
-/// "attention", "attention_backward", "ffn", "block", "custom".
+/// "attention", "attention_lse", "attention_grad", "attention_backward",
+/// "ffn", "block", "custom".
 const char *manifestOpName(ManifestOp op);
 
 /// One kernel argument buffer.
