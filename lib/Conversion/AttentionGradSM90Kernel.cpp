@@ -136,14 +136,15 @@ private:
                        Value consumer, Value local);
   /// Tells the producer that this thread is done with `stage`.
   void releaseStage(Value stage);
-  /// Issues dQ's 64-column block `columnBlock` (i32) of this step behind
-  /// the dK and dV products in flight (`sums`), waits for all of them,
-  /// releases the stage, and stages and reduces the block. Returns the
-  /// completed dK and dV accumulators.
+  /// Issues the [64, 64] piece (`rowBlock`, `columnBlock`: i32, in blocks
+  /// of 64) of this step's dQ behind the dK and dV products in flight
+  /// (`sums`), waits for all of them, releases the stage, and stages and
+  /// reduces the piece. Returns the completed dK and dV accumulators.
   SmallVector<Value> emitQueryGrad(ArrayRef<Value> sums, Value dSTile,
-                                   Value kMNDesc, Value columnBlock,
-                                   Value stage, const Step &step,
-                                   Value consumer, Value local);
+                                   Value kMNDesc, Value rowBlock,
+                                   Value columnBlock, Value stage,
+                                   const Step &step, Value consumer,
+                                   Value local);
   /// Waits (in the threads that issue them) until the bulk reductions have
   /// read the staging tile, or with `complete` until they are done.
   void waitQueryGradReads(Value local, bool complete = false);
@@ -405,18 +406,23 @@ void GradKernelEmitter::releaseStage(Value stage) {
 }
 
 SmallVector<Value> GradKernelEmitter::emitQueryGrad(
-    ArrayRef<Value> sums, Value dSTile, Value kMNDesc, Value columnBlock,
-    Value stage, const Step &step, Value consumer, Value local) {
+    ArrayRef<Value> sums, Value dSTile, Value kMNDesc, Value rowBlock,
+    Value columnBlock, Value stage, const Step &step, Value consumer,
+    Value local) {
   const int64_t bn = config.blockN;
   auto elementType =
       config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
-  Value dSDesc =
-      descriptor(dSTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
-  Value kColumns = add(
-      kMNDesc, arith::ExtUIOp::create(
-                   b, loc, i64,
-                   mul(columnBlock, c32(WgmmaDescriptor::addressStep(
-                                        bn * kSwizzleBytes)))));
+  // Both operands' 64-element blocks are [bn, 64] tiles, bn · 128 bytes
+  // apart: query rows in dSᵀ, columns in K.
+  auto blockStep = [&](Value block) -> Value {
+    return arith::ExtUIOp::create(
+        b, loc, i64,
+        mul(block, c32(WgmmaDescriptor::addressStep(bn * kSwizzleBytes))));
+  };
+  Value dSDesc = add(
+      descriptor(dSTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes)),
+      blockStep(rowBlock));
+  Value kColumns = add(kMNDesc, blockStep(columnBlock));
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
   Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(64));
   for (int64_t t = 0; t < bn / 16; ++t)
@@ -433,8 +439,9 @@ SmallVector<Value> GradKernelEmitter::emitQueryGrad(
   releaseStage(stage);
   ArrayRef<Value> dq = ArrayRef(all).drop_front(sums.size());
   stageQueryGrad(dq, consumer);
-  reduceQueryGrad(queryGradSum, queryRow(step), mul(columnBlock, c32(64)),
-                  consumer, local);
+  reduceQueryGrad(queryGradSum,
+                  add(queryRow(step), mul(rowBlock, c32(64))),
+                  mul(columnBlock, c32(64)), consumer, local);
   all.truncate(sums.size());
   return all;
 }
@@ -443,6 +450,9 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                                      Value dQ, Value dK, Value dV) {
   const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
   const int64_t accCount = d / 2, sCount = bm / 2;
+  // Each step's dQ is two [64, 64] pieces, one a consumer.
+  assert(((d == 64 && bm == 128) || (d == 128 && bm == 64)) &&
+         "query block of 128 rows at D = 64, 64 at D = 128");
   auto elementType =
       config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
   Value stages = c32(config.stages);
@@ -531,12 +541,14 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     // visible to the async proxy.
     Value dSTile = add(dSTiles, mul(rem(j, c32(2)), c32(config.dSBytes())));
     Value dSRows = add(dSTile, rowsOffset);
+    // A [blockN, bm] tile is bm / 64 column blocks of [blockN, 64].
     for (int64_t t = 0; t < bm / 8; ++t)
       for (int64_t i = 0; i < 2; ++i)
         LLVM::StoreOp::create(
             b, loc, dSFragments[2 * t + i],
-            sharedPointer(swizzledAddress(dSRows, add(row0, c32(8 * i)),
-                                          add(column0, c32(8 * t)))),
+            sharedPointer(swizzledAddress(
+                add(dSRows, c32((t / 8) * bn * kSwizzleBytes)),
+                add(row0, c32(8 * i)), add(column0, c32(8 * (t % 8))))),
             4);
     NVVM::FenceProxyOp::create(
         b, loc, NVVM::ProxyKind::async_shared,
@@ -550,30 +562,18 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                             Value());
     SmallVector<Value> sums(dKAcc);
     llvm::append_range(sums, dVAcc);
-    // dQ = dS·K over all 128 key rows, 64 columns at a time: column block
-    // c goes to consumer (c + j) % 2, so that each reduces a distinct part
-    // (at D = 64 they take turns) and the reductions add each element once
-    // a step. It is issued behind dV and dK, before waiting for them.
-    Value owned = rem(add(j, consumer), c32(2));
-    if (d == 128) {
-      sums = emitQueryGrad(sums, dSTile, kMNDesc, owned, stage, step,
+    // dQ = dS·K over all 128 key rows in [64, 64] pieces, each reduced by
+    // one consumer, so that the reductions add each element once a step;
+    // issued behind dV and dK, before waiting for them. D = 64 (128-row
+    // query blocks): consumer i takes query rows 64·i..; D = 128 (64-row
+    // query blocks): column block c goes to consumer (c + j) % 2.
+    if (d == 64)
+      sums = emitQueryGrad(sums, dSTile, kMNDesc, consumer, c32(0), stage,
+                           step, consumer, local);
+    else
+      sums = emitQueryGrad(sums, dSTile, kMNDesc, c32(0),
+                           rem(add(j, consumer), c32(2)), stage, step,
                            consumer, local);
-    } else {
-      SmallVector<Type> types(sums.size(), f32);
-      auto owner = scf::IfOp::create(
-          b, loc, types, cmp(arith::CmpIPredicate::eq, owned, c32(0)),
-          /*withElse=*/true);
-      OpBuilder::InsertionGuard inner(b);
-      b.setInsertionPointToStart(owner.thenBlock());
-      scf::YieldOp::create(b, loc,
-                           emitQueryGrad(sums, dSTile, kMNDesc, c32(0), stage,
-                                         step, consumer, local));
-      b.setInsertionPointToStart(owner.elseBlock());
-      SmallVector<Value> done = emitWgmmaWait(sums);
-      releaseStage(stage);
-      scf::YieldOp::create(b, loc, done);
-      sums = SmallVector<Value>(owner.getResults());
-    }
     scf::YieldOp::create(b, loc, sums);
   }
 

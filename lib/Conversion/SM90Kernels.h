@@ -147,6 +147,8 @@ struct AttentionGradKernelConfig {
   bool causal;
   double scale;
   bool bf16; // else f16
+  /// Query blocks of 128 rows at D = 64 and 64 at D = 128 (the strategy's
+  /// q_block): a step's dQ is then two [64, 64] pieces, one a consumer.
   int64_t blockM = 64, blockN = 128, stages = 2, consumerGroups = 2;
 
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }

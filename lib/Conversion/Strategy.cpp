@@ -294,10 +294,13 @@ Refusal Selector::attentionGradWgmma(AttentionGradOp op,
     return why;
   ArrayRef<int64_t> q = qType.getShape();
   ArrayRef<int64_t> kv = op.getKey().getType().getShape();
-  // The kernel's tiling is fixed (64-row query blocks, 128-row key blocks,
-  // two stages); the sm90 tiling options are the forward's.
+  // The kernel's tiling is fixed: 128-row key blocks, two stages, query
+  // blocks of 128 rows at D = 64 (64 at D = 128, whose dK and dV
+  // accumulators leave no registers for wider scores); the sm90 tiling
+  // options are the forward's.
   sm90::AttentionGradKernelConfig config{};
   config.headDim = q[3];
+  config.blockM = config.headDim == 64 ? 128 : 64;
   if (Refusal why = checkWgmmaAttentionKernel(q, kv, config, sharedMemory))
     return why;
   strategy = make(KernelPath::wgmma, config.blockM, config.blockN,

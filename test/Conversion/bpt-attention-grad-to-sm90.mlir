@@ -1,7 +1,7 @@
 // RUN: bpt-opt %s --bpt-select-strategy --bpt-tile-attention --bpt-attention-grad-to-sm90 | FileCheck %s
 
-// bf16 causal GQA 4:2, head dim 64. K and V get TMA descriptors with
-// 128-row boxes, Q and dO with 64-row ones; a pre-pass kernel computes the
+// bf16 causal GQA 4:2, head dim 64 (128-row query blocks). K, V, Q and dO
+// get TMA descriptors with 128-row boxes; a pre-pass kernel computes the
 // row sums D = rowsum(dO ∘ O) and zeroes the f32 dQ accumulator (it
 // replaces the linalg pre-pass); one 384-thread block per (key block, kv
 // head, batch) runs the kernel, which writes dK and dV and adds into the
@@ -16,9 +16,9 @@
 // CHECK: bufferization.to_buffer %[[V]] read_only
 // CHECK: %[[MV:.+]] = nvgpu.tma.create.descriptor
 // CHECK: bufferization.to_buffer %[[Q]] read_only
-// CHECK: %[[MQ:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<64x64xbf16
+// CHECK: %[[MQ:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<128x64xbf16
 // CHECK: bufferization.to_buffer %[[DO]] read_only
-// CHECK: %[[MDO:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<64x64xbf16
+// CHECK: %[[MDO:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<128x64xbf16
 // CHECK: %[[LSEB:.+]] = bufferization.to_buffer %[[LSE]] read_only
 // CHECK: %[[DB:.+]] = memref.alloc() : memref<2x4x256xf32>
 // CHECK: %[[ACC:.+]] = memref.alloc() : memref<2x4x256x64xf32>
@@ -27,7 +27,7 @@
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
-// CHECK: %[[SMEM:.+]] = arith.constant 137256 : i32
+// CHECK: %[[SMEM:.+]] = arith.constant 203816 : i32
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d64_causal blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
 // CHECK: %[[ACCT:.+]] = bufferization.to_tensor %[[ACC]] restrict writable
 // CHECK: %[[DQ:.+]] = linalg.generic {{.+}} ins(%[[ACCT]] : tensor<2x4x256x64xf32>) outs(%{{.+}} : tensor<2x4x256x64xbf16>)
@@ -40,15 +40,14 @@
 // The kernel: barriers (K/V full, then full and empty per stage, the empty
 // ones counting the 256 consumer threads); the producer copies K and V
 // once, then per step Q and dO by TMA and the lse and D rows by bulk copy;
-// the consumers compute Sᵀ and dPᵀ (2 × 4 wgmma m64n64k16 from shared
-// memory), dV and dK (2 × 4 m64n64k16 with A in registers), store dSᵀ for
+// the consumers compute Sᵀ and dPᵀ (2 × 4 wgmma m64n128k16 from shared
+// memory), dV and dK (2 × 8 m64n64k16 with A in registers), store dSᵀ for
 // the async proxy (one of two tiles by step parity), meet the other
-// consumer at barrier 3, and one of them (by step parity, at D 64) issues
-// dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major) behind dV and
-// dK, waits for all three, releases the stage, stages dQ in shared memory
-// and adds it to the f32 accumulator by bulk reductions, whose reads of
-// the staging tile are awaited before it is written again; the other only
-// waits and releases.
+// consumer at barrier 3, issue their 64 query rows of dQ = dS·K over all
+// 128 key rows (8 m64n64k16, A M-major) behind dV and dK, wait for all
+// three, release the stage, stage dQ in shared memory and add it to the
+// f32 accumulator by bulk reductions, whose reads of the staging tile are
+// awaited before it is written again.
 // CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-3: nvvm.mbarrier.init %{{.+}}, %c1_i32
 // CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
@@ -59,22 +58,19 @@
 // CHECK-COUNT-2: nvvm.cp.async.bulk.shared.cluster.global
 // CHECK: nvvm.setmaxregister increase 240
 // CHECK: scf.for
-// CHECK-COUNT-8: nvvm.wgmma.mma_async
+// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: cp.async.bulk.wait_group.read 0;
 // CHECK: nvvm.barrier id = %c3_i32 number_of_threads = %c256_i32
-// CHECK: scf.if %{{.+}} -> (f32,
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
 // CHECK: wgmma.wait_group.sync.aligned 0;
 // CHECK: nvvm.mbarrier.arrive
 // CHECK: nvvm.fence.proxy
 // CHECK: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32
-// CHECK: } else {
-// CHECK: wgmma.wait_group.sync.aligned 0;
-// CHECK: nvvm.mbarrier.arrive
 // CHECK: cp.async.bulk.wait_group 0;
+
 // The pre-pass: 8 threads a row, 16-byte loads of dO and O, a shuffle sum
 // over the row's threads, 16-byte zero stores.
 // CHECK: gpu.func @attention_grad_prepare_d64(%{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>
