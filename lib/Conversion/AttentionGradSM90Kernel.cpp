@@ -656,7 +656,67 @@ private:
   const KernelConfig &config;
 };
 
+/// The post-pass: dQ = scale · accumulator in the element type, 8 elements
+/// a thread (two 16-byte loads, one 16-byte store).
+class FinishEmitter : public SM90Emitter {
+public:
+  FinishEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
+      : SM90Emitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func) {
+    b.setInsertionPointToStart(&func.getBody().front());
+    Value acc = pointerOf(func.getArgument(0));
+    Value dQ = pointerOf(func.getArgument(1));
+    Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+    Value block = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+    Value chunk = add(mul(block, c32(kFinishThreads)), tid);
+    Value element = mul(arith::ExtUIOp::create(b, loc, i64, chunk), c64(8));
+    Type v4f32 = VectorType::get({4}, f32);
+    SmallVector<Value> scaled;
+    for (int64_t half = 0; half < 2; ++half) {
+      Value address = LLVM::GEPOp::create(
+          b, loc, ptr, b.getI8Type(), acc,
+          ValueRange{add(mul(element, c64(4)), c64(16 * half))});
+      Value four = LLVM::LoadOp::create(b, loc, v4f32, address, 16);
+      for (int64_t i = 0; i < 4; ++i)
+        scaled.push_back(
+            fmul(LLVM::ExtractElementOp::create(b, loc, four, c64(i)),
+                 cf(config.scale)));
+    }
+    Type v4i32 = VectorType::get({4}, i32);
+    Value packed = LLVM::UndefOp::create(b, loc, v4i32);
+    for (int64_t i = 0; i < 4; ++i)
+      packed = LLVM::InsertElementOp::create(
+          b, loc, packed, packHalf2(scaled[2 * i], scaled[2 * i + 1]), c64(i));
+    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
+                                        ValueRange{mul(element, c64(2))});
+    LLVM::StoreOp::create(b, loc, packed, address, 16);
+    gpu::ReturnOp::create(b, loc);
+  }
+
+private:
+  const KernelConfig &config;
+};
+
 } // namespace
+
+gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionGradFinishKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
+  MLIRContext *ctx = module.getContext();
+  SmallVector<int64_t> shape = {config.batch, config.heads, config.seqQ,
+                                config.headDim};
+  SmallVector<Type> inputs = {MemRefType::get(shape, Float32Type::get(ctx)),
+                              MemRefType::get(shape, element)};
+  std::string name =
+      llvm::formatv("attention_grad_finish_d{0}", config.headDim).str();
+  gpu::GPUFuncOp func =
+      createKernel(kernels, name, inputs, kFinishThreads, loc);
+  OpBuilder b(ctx);
+  FinishEmitter(b, loc, config).emit(func);
+  return func;
+}
 
 gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionGradPrepareKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,

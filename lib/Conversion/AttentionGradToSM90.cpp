@@ -9,16 +9,17 @@
 // #bpt.attention_grad_nest) to:
 //
 //   - a zero-filled f32 dQ accumulator;
-//   - one launch of the sm_90a backward kernel (AttentionGradSM90Kernel.cpp)
-//     per thread block of the key/value nest's iterations, which writes dK
+//   - one launch of the sm_90a backward kernel (AttentionGradSM90Kernel.cpp),
+//     a thread block per iteration of the key/value nest, which writes dK
 //     and dV and adds every dS·K product into the accumulator: the query
 //     nest's dQ, folded into the key/value nest, whose dS tiles it
 //     recomputed;
-//   - dQ = scale · accumulator, rounded to the element type.
+//   - dQ = scale · accumulator, rounded to the element type (a post-pass
+//     kernel).
 //
-// The row sums D = rowsum(dO ∘ O) stay the pre-pass bpt-tile-attention
-// built; the fill and the final scaling are linalg ops for the portable
-// path.
+// A pre-pass kernel computes the row sums D = rowsum(dO ∘ O) (replacing
+// the linalg pre-pass bpt-tile-attention built) and zeroes the
+// accumulator.
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,8 +27,6 @@
 
 #include "AttentionNest.h"
 #include "SM90Kernels.h"
-
-#include "bpt/Utils/Builders.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -210,24 +209,21 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
         buffer, /*restrict=*/true, /*writable=*/true);
   };
   // dQ = scale · accumulator in the element type.
-  Value accTensor = toTensor(acc);
-  AffineMap identity = b.getMultiDimIdentityMap(4);
-  Value dQ =
-      buildGeneric(b, loc, accTensor,
-                   ValueRange{tensor::EmptyOp::create(
-                       b, loc, n.q.getType().getShape(), element)},
-                   {identity, identity}, 4, {},
-                   [&](OpBuilder &nb, Location nl, ValueRange args) {
-                     Value scaled = arith::MulFOp::create(
-                         nb, nl, args[0],
-                         floatConstant(nb, nl, f32, config.scale));
-                     return SmallVector<Value>{
-                         convertFloat(nb, nl, scaled, element)};
-                   })
-          .front();
+  Value dQ = memref::AllocOp::create(
+      b, loc, MemRefType::get(n.q.getType().getShape(), element));
+  int64_t elements = n.q.getType().getNumElements();
+  // Sq and D are multiples of 64: whole blocks of 8 × kFinishThreads.
+  assert(elements % (8 * kFinishThreads) == 0 && "partial finish block");
+  gpu::LaunchFuncOp::create(
+      b, loc,
+      getOrBuildAttentionGradFinishKernel(module, config, element, loc),
+      gpu::KernelDim3{index(elements / (8 * kFinishThreads)), index(1),
+                      index(1)},
+      gpu::KernelDim3{index(kFinishThreads), index(1), index(1)},
+      /*dynamicSharedMemorySize=*/Value(), ValueRange{acc, dQ});
   n.keyValue.getResult(0).replaceAllUsesWith(toTensor(dK));
   n.keyValue.getResult(1).replaceAllUsesWith(toTensor(dV));
-  n.query.getResult(0).replaceAllUsesWith(dQ);
+  n.query.getResult(0).replaceAllUsesWith(toTensor(dQ));
   n.query.erase();
   n.keyValue.erase();
   if (n.rowDotsOp->use_empty())

@@ -220,6 +220,14 @@ inline int64_t prepareRowsPerBlock(int64_t headDim) {
   return kPrepareThreads / (headDim / 8);
 }
 
+/// The backward's post-pass: dQ = scale · the f32 accumulator, rounded to
+/// the element type, 8 elements a thread (arguments: the accumulator, dQ).
+gpu::GPUFuncOp getOrBuildAttentionGradFinishKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc);
+/// Threads a block of that kernel (8 elements each).
+constexpr int64_t kFinishThreads = 256;
+
 } // namespace bpt::sm90
 
 #endif // BPT_LIB_CONVERSION_SM90KERNELS_H

@@ -5,8 +5,8 @@
 // row sums D = rowsum(dO ∘ O) and zeroes the f32 dQ accumulator (it
 // replaces the linalg pre-pass); one 384-thread block per (key block, kv
 // head, batch) runs the kernel, which writes dK and dV and adds into the
-// accumulator; dQ = 0.125 · accumulator in bf16. Both blockwise nests are
-// gone.
+// accumulator; a post-pass kernel writes dQ = 0.125 · accumulator in bf16.
+// Both blockwise nests are gone.
 // CHECK-LABEL: func.func @grad_gqa_causal
 // CHECK-SAME: (%[[Q:[^:]+]]: tensor<2x4x256x64xbf16>, %[[K:[^:]+]]: tensor<2x2x256x64xbf16>, %[[V:[^:]+]]: tensor<2x2x256x64xbf16>, %[[O:[^:]+]]: tensor<2x4x256x64xbf16>, %[[DO:[^:]+]]: tensor<2x4x256x64xbf16>, %[[LSE:[^:]+]]: tensor<2x4x256xf32>)
 // CHECK-NOT: scf.forall
@@ -29,12 +29,11 @@
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[SMEM:.+]] = arith.constant 203816 : i32
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d64_causal blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
-// CHECK: %[[ACCT:.+]] = bufferization.to_tensor %[[ACC]] restrict writable
-// CHECK: %[[DQ:.+]] = linalg.generic {{.+}} ins(%[[ACCT]] : tensor<2x4x256x64xf32>) outs(%{{.+}} : tensor<2x4x256x64xbf16>)
-// CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
-// CHECK: arith.truncf
+// CHECK: %[[DQB:.+]] = memref.alloc() : memref<2x4x256x64xbf16>
+// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_finish_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[ACC]] : memref<2x4x256x64xf32>, %[[DQB]] : memref<2x4x256x64xbf16>)
 // CHECK: %[[DKT:.+]] = bufferization.to_tensor %[[DK]] restrict writable
 // CHECK: %[[DVT:.+]] = bufferization.to_tensor %[[DV]] restrict writable
+// CHECK: %[[DQ:.+]] = bufferization.to_tensor %[[DQB]] restrict writable
 // CHECK: return %[[DQ]], %[[DKT]], %[[DVT]]
 
 // The kernel: barriers (K/V full, then full and empty per stage, the empty
@@ -77,6 +76,12 @@
 // CHECK-COUNT-2: llvm.load %{{.+}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xbf16>
 // CHECK-COUNT-3: nvvm.shfl.sync bfly
 // CHECK-COUNT-2: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xf32>, !llvm.ptr
+// The post-pass: two 16-byte loads of the accumulator, the scale, one
+// 16-byte store of 8 bf16.
+// CHECK: gpu.func @attention_grad_finish_d64(%{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x4x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>
+// CHECK-COUNT-2: llvm.load %{{.+}} {alignment = 16 : i64} : !llvm.ptr -> vector<4xf32>
+// CHECK: arith.constant 1.250000e-01 : f32
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
 func.func @grad_gqa_causal(%q: tensor<2x4x256x64xbf16>, %k: tensor<2x2x256x64xbf16>,
                            %v: tensor<2x2x256x64xbf16>, %o: tensor<2x4x256x64xbf16>,
                            %do: tensor<2x4x256x64xbf16>, %lse: tensor<2x4x256xf32>)

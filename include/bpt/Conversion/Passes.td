@@ -225,7 +225,7 @@ def BPTAttentionGradToSM90 : Pass<"bpt-attention-grad-to-sm90",
     meet in a shared-memory tile, and each step's dS·K (64 columns at a
     time, one consumer each) is staged in shared memory and added to an f32
     accumulator by bulk reductions (`cp.reduce.async.bulk .add.f32`); dQ is
-    the accumulator times the scale, rounded (a linalg op). The order of
+    the accumulator times the scale, rounded (a post-pass kernel). The order of
     those additions is not fixed: dQ is not bitwise reproducible on this
     path (dK and dV are, as on the portable path). A pre-pass kernel
     computes D = rowsum(dO ∘ O) and zeroes the accumulator, replacing the
