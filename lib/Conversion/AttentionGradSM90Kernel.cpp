@@ -134,6 +134,20 @@ private:
   /// `local` is the thread's index in its warpgroup.
   void reduceQueryGrad(Value dQ, Value firstRow, Value firstColumn,
                        Value consumer, Value local);
+  /// Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ of this consumer's key rows (m64n{bm}k16
+  /// steps over D, all K-major), completed: Sᵀ's accumulators, then dPᵀ's.
+  SmallVector<Value> emitScores(Value kDesc, Value vDesc, Value qTile,
+                                Value dOTile);
+  /// Issues dV += Pᵀ·dO and dK += dSᵀ·Q (A from the packed registers).
+  void emitKeyValueGrads(SmallVectorImpl<Value> &dKAcc,
+                         SmallVectorImpl<Value> &dVAcc,
+                         ArrayRef<Value> pFragments,
+                         ArrayRef<Value> dSFragments, Value qTile,
+                         Value dOTile);
+  /// Stores this thread's dSᵀ into step `j`'s tile, visible to the async
+  /// proxy, and meets the other consumer; returns the tile.
+  Value storeScoresGrad(ArrayRef<Value> dSFragments, Value dSTiles,
+                        Value rowsOffset, Value j, Value local);
   /// Tells the producer that this thread is done with `stage`.
   void releaseStage(Value stage);
   /// Issues the [64, 64] piece (`rowBlock`, `columnBlock`: i32, in blocks
@@ -446,6 +460,89 @@ SmallVector<Value> GradKernelEmitter::emitQueryGrad(
   return all;
 }
 
+SmallVector<Value> GradKernelEmitter::emitScores(Value kDesc, Value vDesc,
+                                                 Value qTile, Value dOTile) {
+  const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
+  auto elementType =
+      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  Value qDesc = descriptor(qTile, WgmmaDescriptor::kMajor());
+  Value dODesc = descriptor(dOTile, WgmmaDescriptor::kMajor());
+  NVVM::WgmmaFenceAlignedOp::create(b, loc);
+  auto scores = [&](Value a, Value bDesc) {
+    Value acc = LLVM::ZeroOp::create(b, loc, accumulatorType(bm));
+    for (int64_t k = 0; k < d / 16; ++k) {
+      int64_t aOffset = (k / 4) * bn * kSwizzleBytes + (k % 4) * 32;
+      int64_t bOffset = (k / 4) * bm * kSwizzleBytes + (k % 4) * 32;
+      acc = emitWgmma(WgmmaSharedA{
+          bm, elementType, acc, advance(a, aOffset), advance(bDesc, bOffset),
+          k == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one});
+    }
+    return unpack(acc, bm / 2);
+  };
+  SmallVector<Value> both = scores(kDesc, qDesc);
+  llvm::append_range(both, scores(vDesc, dODesc));
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+  return emitWgmmaWait(both);
+}
+
+void GradKernelEmitter::emitKeyValueGrads(SmallVectorImpl<Value> &dKAcc,
+                                          SmallVectorImpl<Value> &dVAcc,
+                                          ArrayRef<Value> pFragments,
+                                          ArrayRef<Value> dSFragments,
+                                          Value qTile, Value dOTile) {
+  const int64_t d = config.headDim, bm = config.blockM;
+  auto elementType =
+      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  // A from registers, B MN-major.
+  Value dOB = descriptor(dOTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
+  Value qB = descriptor(qTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
+  NVVM::WgmmaFenceAlignedOp::create(b, loc);
+  for (int64_t t = 0; t < bm / 16; ++t) {
+    SmallVector<Value> next = emitWgmma(
+        WgmmaRegA{d, elementType, dVAcc, pFragments.slice(4 * t, 4),
+                  advance(dOB, t * 16 * kSwizzleBytes)});
+    dVAcc.assign(next.begin(), next.end());
+  }
+  for (int64_t t = 0; t < bm / 16; ++t) {
+    SmallVector<Value> next = emitWgmma(
+        WgmmaRegA{d, elementType, dKAcc, dSFragments.slice(4 * t, 4),
+                  advance(qB, t * 16 * kSwizzleBytes)});
+    dKAcc.assign(next.begin(), next.end());
+  }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+}
+
+Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
+                                         Value dSTiles, Value rowsOffset,
+                                         Value j, Value local) {
+  const int64_t bm = config.blockM, bn = config.blockN;
+  // dSᵀ to shared memory while they run, into the tile of this step's
+  // parity (the other consumer may still be reading the last step's),
+  // visible to the async proxy.
+  Value dSTile = add(dSTiles, mul(rem(j, c32(2)), c32(config.dSBytes())));
+  Value dSRows = add(dSTile, rowsOffset);
+  // A [blockN, bm] tile is bm / 64 column blocks of [blockN, 64].
+  for (int64_t t = 0; t < bm / 8; ++t)
+    for (int64_t i = 0; i < 2; ++i)
+      LLVM::StoreOp::create(
+          b, loc, dSFragments[2 * t + i],
+          sharedPointer(swizzledAddress(
+              add(dSRows, c32((t / 8) * bn * kSwizzleBytes)),
+              add(row0, c32(8 * i)), add(column0, c32(8 * (t % 8))))),
+          4);
+  NVVM::FenceProxyOp::create(
+      b, loc, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+  // This consumer's last reductions have read its staging tile before it
+  // passes the barrier below and writes it again; both consumers' dSᵀ
+  // rows are in place after it.
+  waitQueryGradReads(local);
+  NVVM::BarrierOp::create(b, loc, Type(), c32(kBothConsumersBarrier),
+                          c32(2 * kWarpgroup), NVVM::BarrierReductionAttr(),
+                          Value());
+  return dSTile;
+}
+
 void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                                      Value dQ, Value dK, Value dV) {
   const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
@@ -453,8 +550,6 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   // Each step's dQ is two [64, 64] pieces, one a consumer.
   assert(((d == 64 && bm == 128) || (d == 128 && bm == 64)) &&
          "query block of 128 rows at D = 64, 64 at D = 128");
-  auto elementType =
-      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
   Value stages = c32(config.stages);
   row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
   column0 = mul(rem(lane, c32(4)), c32(2));
@@ -494,24 +589,7 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
 
     // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: m64n{bm}k16 steps over D, all K-major.
     waitBarrier(barrierAt(1, stage), phase);
-    Value qDesc = descriptor(qTile, WgmmaDescriptor::kMajor());
-    Value dODesc = descriptor(dOTile, WgmmaDescriptor::kMajor());
-    NVVM::WgmmaFenceAlignedOp::create(b, loc);
-    auto scores = [&](Value a, Value bDesc) {
-      Value acc = LLVM::ZeroOp::create(b, loc, accumulatorType(bm));
-      for (int64_t k = 0; k < d / 16; ++k) {
-        int64_t aOffset = (k / 4) * bn * kSwizzleBytes + (k % 4) * 32;
-        int64_t bOffset = (k / 4) * bm * kSwizzleBytes + (k % 4) * 32;
-        acc = emitWgmma(WgmmaSharedA{
-            bm, elementType, acc, advance(a, aOffset), advance(bDesc, bOffset),
-            k == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one});
-      }
-      return unpack(acc, sCount);
-    };
-    SmallVector<Value> both = scores(kDesc, qDesc);
-    llvm::append_range(both, scores(vDesc, dODesc));
-    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-    both = emitWgmmaWait(both);
+    SmallVector<Value> both = emitScores(kDesc, vDesc, qTile, dOTile);
     SmallVector<Value> p, dS;
     scoresGrad(ArrayRef(both).take_front(sCount),
                ArrayRef(both).drop_front(sCount), stage, keyRow, queryPos, p,
@@ -522,44 +600,9 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
       dSFragments.push_back(packHalf2(dS[2 * r], dS[2 * r + 1]));
     }
 
-    // dV += Pᵀ·dO and dK += dSᵀ·Q: A from registers, B MN-major.
-    Value dOB = descriptor(dOTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
-    Value qB = descriptor(qTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
-    NVVM::WgmmaFenceAlignedOp::create(b, loc);
-    for (int64_t t = 0; t < bm / 16; ++t)
-      dVAcc = emitWgmma(WgmmaRegA{d, elementType, dVAcc,
-                                  ArrayRef(pFragments).slice(4 * t, 4),
-                                  advance(dOB, t * 16 * kSwizzleBytes)});
-    for (int64_t t = 0; t < bm / 16; ++t)
-      dKAcc = emitWgmma(WgmmaRegA{d, elementType, dKAcc,
-                                  ArrayRef(dSFragments).slice(4 * t, 4),
-                                  advance(qB, t * 16 * kSwizzleBytes)});
-    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    emitKeyValueGrads(dKAcc, dVAcc, pFragments, dSFragments, qTile, dOTile);
 
-    // dSᵀ to shared memory while they run, into the tile of this step's
-    // parity (the other consumer may still be reading the last step's),
-    // visible to the async proxy.
-    Value dSTile = add(dSTiles, mul(rem(j, c32(2)), c32(config.dSBytes())));
-    Value dSRows = add(dSTile, rowsOffset);
-    // A [blockN, bm] tile is bm / 64 column blocks of [blockN, 64].
-    for (int64_t t = 0; t < bm / 8; ++t)
-      for (int64_t i = 0; i < 2; ++i)
-        LLVM::StoreOp::create(
-            b, loc, dSFragments[2 * t + i],
-            sharedPointer(swizzledAddress(
-                add(dSRows, c32((t / 8) * bn * kSwizzleBytes)),
-                add(row0, c32(8 * i)), add(column0, c32(8 * (t % 8))))),
-            4);
-    NVVM::FenceProxyOp::create(
-        b, loc, NVVM::ProxyKind::async_shared,
-        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-    // This consumer's last reductions have read its staging tile before it
-    // passes the barrier below and writes it again; both consumers' dSᵀ
-    // rows are in place after it.
-    waitQueryGradReads(local);
-    NVVM::BarrierOp::create(b, loc, Type(), c32(kBothConsumersBarrier),
-                            c32(2 * kWarpgroup), NVVM::BarrierReductionAttr(),
-                            Value());
+    Value dSTile = storeScoresGrad(dSFragments, dSTiles, rowsOffset, j, local);
     SmallVector<Value> sums(dKAcc);
     llvm::append_range(sums, dVAcc);
     // dQ = dS·K over all 128 key rows in [64, 64] pieces, each reduced by
