@@ -21,9 +21,10 @@
 //   - dQ = dS·K: both consumers store their dSᵀ rows into one shared-memory
 //     tile (two, alternating by step, so that the next step's stores do
 //     not overwrite what the other consumer still reads), meet at a named
-//     barrier, and the 64-column pieces of dQ are shared out by step
-//     parity (at D = 128 one each; at D = 64 they take turns): dS read
-//     M-major times the K tile, staged in shared memory, then bulk
+//     barrier, and dQ's two [64, 64] pieces of a step are shared out, one
+//     each (D = 128: the column blocks, by step parity; D = 64, with
+//     128-row query blocks: the 64-row halves): dS read M-major times the
+//     K tile, staged in shared memory, then bulk
 //     reductions (cp.reduce.async.bulk .add.f32) into an f32 accumulator
 //     in global memory, each element once a step. The sum over key blocks
 //     has no fixed order: dQ is not bitwise reproducible on this path (dK
