@@ -87,11 +87,9 @@ private:
   Value stageAddress(int64_t offset, int64_t stride, Value stage) {
     return add(base, add(c32(offset), mul(stage, c32(stride))));
   }
-  /// Copies a [rows, D] tile as D/64 boxes of [rows, 64].
+  /// Copies a [rows, D] tile of `map` from `row`.
   void copyRows(Value dst, Value map, int64_t rows, Value row, Value bar) {
-    for (int64_t c = 0; c < config.headDim / kSwizzleElements; ++c)
-      copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
-               c32(c * kSwizzleElements), row, bar);
+    SM90Emitter::copyRows(dst, map, rows, config.headDim, row, Value(), bar);
   }
   /// Copies `bytes` from global `src` to shared `dst`, completing on `bar`.
   void copyBytes(Value dst, Value src, int64_t bytes, Value bar) {
@@ -119,13 +117,13 @@ private:
   void initBarriers(Value tid);
   void emitProducer(Value mapK, Value mapV, Value mapQ, Value mapDO, Value lse,
                     Value rowDots);
-  void emitConsumer(Value consumer, Value lane, Value warp, Value dQ,
-                    Value dK, Value dV);
+  void emitConsumer(Value consumer, Value lane, Value warp, Value dK,
+                    Value dV);
   /// Pᵀ and dSᵀ of one step from the accumulators `s` and `dp`.
   void scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp, Value stage,
                   Value keyRow, Value queryPos, SmallVectorImpl<Value> &p,
                   SmallVectorImpl<Value> &dS);
-  /// This consumer's [64, D] dQ staging tile in shared memory.
+  /// This consumer's [64, 64] dQ staging tile in shared memory.
   Value stagingTile(Value consumer);
   /// Stores this thread's fragment of a [64, 64] piece of dQ into the
   /// consumer's staging tile.
@@ -133,8 +131,8 @@ private:
   /// Adds the consumer's staged piece to the accumulator's rows from
   /// `firstRow`, columns from `firstColumn`, one bulk reduction a row.
   /// `local` is the thread's index in its warpgroup.
-  void reduceQueryGrad(Value dQ, Value firstRow, Value firstColumn,
-                       Value consumer, Value local);
+  void reduceQueryGrad(Value firstRow, Value firstColumn, Value consumer,
+                       Value local);
   /// Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ of this consumer's key rows (m64n{bm}k16
   /// steps over D, all K-major), completed: Sᵀ's accumulators, then dPᵀ's.
   SmallVector<Value> emitScores(Value kDesc, Value vDesc, Value qTile,
@@ -185,8 +183,7 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
         pointerOf(func.getArgument(i)));
   };
   Value lse = global(4), rowDots = global(5);
-  Value dQ = pointerOf(func.getArgument(6));
-  queryGradSum = dQ;
+  queryGradSum = pointerOf(func.getArgument(6));
   Value dK = pointerOf(func.getArgument(7));
   Value dV = pointerOf(func.getArgument(8));
 
@@ -215,7 +212,7 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
       tid, leader,
       [&] { emitProducer(mapK, mapV, mapQ, mapDO, lse, rowDots); },
       [&](Value consumer, Value lane, Value warp) {
-        emitConsumer(consumer, lane, warp, dQ, dK, dV);
+        emitConsumer(consumer, lane, warp, dK, dV);
       });
   gpu::ReturnOp::create(b, loc);
 }
@@ -354,9 +351,8 @@ void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer) {
   }
 }
 
-void GradKernelEmitter::reduceQueryGrad(Value dQ, Value firstRow,
-                                        Value firstColumn, Value consumer,
-                                        Value local) {
+void GradKernelEmitter::reduceQueryGrad(Value firstRow, Value firstColumn,
+                                        Value consumer, Value local) {
   const int64_t d = config.headDim, rowBytes = config.stagingRowBytes();
   Value staging = stagingTile(consumer);
   NVVM::FenceProxyOp::create(
@@ -375,7 +371,7 @@ void GradKernelEmitter::reduceQueryGrad(Value dQ, Value firstRow,
   Value row = add(firstRow, local);
   Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
                       arith::ExtUIOp::create(b, loc, i64, firstColumn));
-  Value target = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
+  Value target = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
                                      ValueRange{mul(element, c64(4))});
   Value source = add(staging, mul(local, c32(rowBytes)));
   asmOp(Type(), {target, source, c32(64 * 4)},
@@ -425,8 +421,7 @@ SmallVector<Value> GradKernelEmitter::emitQueryGrad(
     Value columnBlock, Value stage, const Step &step, Value consumer,
     Value local) {
   const int64_t bn = config.blockN;
-  auto elementType =
-      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  NVVM::WGMMATypes elementType = wgmmaElementType();
   // Both operands' 64-element blocks are [bn, 64] tiles, bn · 128 bytes
   // apart: query rows in dSᵀ, columns in K.
   auto blockStep = [&](Value block) -> Value {
@@ -454,8 +449,7 @@ SmallVector<Value> GradKernelEmitter::emitQueryGrad(
   releaseStage(stage);
   ArrayRef<Value> dq = ArrayRef(all).drop_front(sums.size());
   stageQueryGrad(dq, consumer);
-  reduceQueryGrad(queryGradSum,
-                  add(queryRow(step), mul(rowBlock, c32(64))),
+  reduceQueryGrad(add(queryRow(step), mul(rowBlock, c32(64))),
                   mul(columnBlock, c32(64)), consumer, local);
   all.truncate(sums.size());
   return all;
@@ -464,8 +458,7 @@ SmallVector<Value> GradKernelEmitter::emitQueryGrad(
 SmallVector<Value> GradKernelEmitter::emitScores(Value kDesc, Value vDesc,
                                                  Value qTile, Value dOTile) {
   const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
-  auto elementType =
-      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  NVVM::WGMMATypes elementType = wgmmaElementType();
   Value qDesc = descriptor(qTile, WgmmaDescriptor::kMajor());
   Value dODesc = descriptor(dOTile, WgmmaDescriptor::kMajor());
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
@@ -492,8 +485,7 @@ void GradKernelEmitter::emitKeyValueGrads(SmallVectorImpl<Value> &dKAcc,
                                           ArrayRef<Value> dSFragments,
                                           Value qTile, Value dOTile) {
   const int64_t d = config.headDim, bm = config.blockM;
-  auto elementType =
-      config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  NVVM::WGMMATypes elementType = wgmmaElementType();
   // A from registers, B MN-major.
   Value dOB = descriptor(dOTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
   Value qB = descriptor(qTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
@@ -545,7 +537,7 @@ Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
 }
 
 void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
-                                     Value dQ, Value dK, Value dV) {
+                                     Value dK, Value dV) {
   const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
   const int64_t accCount = d / 2, sCount = bm / 2;
   // Each step's dQ is two [64, 64] pieces, one a consumer.

@@ -77,13 +77,11 @@ private:
     Value offset = add(c32(config.barrierOffset(first)), mul(stage, c32(8)));
     return sharedPointer(add(base, offset));
   }
-  /// Copies a [rows, D] tile as D/64 boxes of [rows, 64], column block c at
-  /// dst + c * rows * 128.
+  /// Copies a [rows, D] tile of `map` at (column, row).
   void copyRows(Value dst, Value map, int64_t rows, Value row, Value column,
                 Value barrier) {
-    for (int64_t c = 0; c < config.headDim / kSwizzleElements; ++c)
-      copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
-               add(column, c32(c * kSwizzleElements)), row, barrier);
+    SM90Emitter::copyRows(dst, map, rows, config.headDim, row, column,
+                          barrier);
   }
 
   /// A consumer thread: its warpgroup, lane and warp; its two rows (row0
@@ -276,8 +274,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     Type sType = accumulatorType(bn);
     Value sAcc = LLVM::ZeroOp::create(b, loc, sType);
-    auto elementType =
-        config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+    NVVM::WGMMATypes elementType = wgmmaElementType();
     for (int64_t k = 0; k < d / 16; ++k) {
       int64_t offset = (k / 4) * config.blockM * kSwizzleBytes + (k % 4) * 32;
       int64_t kOffset = (k / 4) * bn * kSwizzleBytes + (k % 4) * 32;

@@ -176,7 +176,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
           accType, SmallVector<Value>(args.begin() + a * count,
                                       args.begin() + (a + 1) * count)));
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
-    auto type = config.bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+    NVVM::WGMMATypes type = wgmmaElementType();
     for (int64_t t = 0; t < config.blockK / 16; ++t) {
       for (int64_t a = 0; a < accumulators; ++a) {
         Value bStep = advance(bDesc, a * config.bTileBytes() +

@@ -173,6 +173,11 @@ protected:
         ctx, SmallVector<Type>(n / 2, f32));
   }
 
+  /// The wgmma operand type of this kernel's 16-bit elements.
+  NVVM::WGMMATypes wgmmaElementType() const {
+    return bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  }
+
   /// Issues `op`; returns the new accumulator struct.
   Value emitWgmma(const WgmmaSharedA &op) {
     return NVVM::WgmmaMmaAsyncOp::create(
@@ -273,6 +278,18 @@ protected:
         ValueRange{}, /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
         NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
         /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
+  }
+
+  /// Copies a [rows, columns] tile as columns/64 boxes of [rows, 64] at
+  /// (column, row) of `map`, column block c at dst + c * rows * 128 (the
+  /// 128-byte swizzle's layout). A null `column` is column 0.
+  void copyRows(Value dst, Value map, int64_t rows, int64_t columns, Value row,
+                Value column, Value barrier) {
+    for (int64_t c = 0; c < columns / kSwizzleElements; ++c) {
+      Value at = c32(c * kSwizzleElements);
+      copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
+               column ? add(column, at) : at, row, barrier);
+    }
   }
 
   /// A TMA descriptor kernel argument (!nvgpu.tensormap.descriptor) as the
