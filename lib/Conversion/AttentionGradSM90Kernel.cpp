@@ -105,14 +105,6 @@ private:
     return LLVM::GEPOp::create(b, loc, pointer.getType(), b.getI8Type(),
                                pointer, ValueRange{bytes});
   }
-  /// Byte address of (row, column) of a 64-column tile with 128-byte rows
-  /// in the 128-byte swizzle, at shared address `tile` (1 KiB aligned).
-  Value swizzledAddress(Value tile, Value row, Value column) {
-    Value chunk = xori(div(column, c32(8)), rem(row, c32(8)));
-    return add(tile, add(mul(row, c32(kSwizzleBytes)),
-                         add(mul(chunk, c32(16)),
-                             mul(rem(column, c32(8)), c32(2)))));
-  }
 
   void initBarriers(Value tid);
   void emitProducer(Value mapK, Value mapV, Value mapQ, Value mapDO, Value lse,
@@ -514,14 +506,13 @@ Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
   // visible to the async proxy.
   Value dSTile = add(dSTiles, mul(rem(j, c32(2)), c32(config.dSBytes())));
   Value dSRows = add(dSTile, rowsOffset);
-  // A [blockN, bm] tile is bm / 64 column blocks of [blockN, 64].
+  // dSRows is this consumer's rows of a [blockN, bm] tile.
   for (int64_t t = 0; t < bm / 8; ++t)
     for (int64_t i = 0; i < 2; ++i)
       LLVM::StoreOp::create(
           b, loc, dSFragments[2 * t + i],
-          sharedPointer(swizzledAddress(
-              add(dSRows, c32((t / 8) * bn * kSwizzleBytes)),
-              add(row0, c32(8 * i)), add(column0, c32(8 * (t % 8))))),
+          sharedPointer(swizzledAddress(dSRows, bn, add(row0, c32(8 * i)),
+                                        add(column0, c32(8 * t)))),
           4);
   NVVM::FenceProxyOp::create(
       b, loc, NVVM::ProxyKind::async_shared,

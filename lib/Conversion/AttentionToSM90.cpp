@@ -375,13 +375,7 @@ void KernelEmitter::emitEpilogue(Value base, const ConsumerThread &t,
   // Byte address of (row, column) of this consumer's rows in the tile.
   Value tileRows = add(base, mul(consumer, c32(64 * kSwizzleBytes)));
   auto tileAddress = [&](Value row, Value column) {
-    Value block = div(column, c32(kSwizzleElements));
-    Value chunk = div(rem(column, c32(kSwizzleElements)), c32(8));
-    Value swizzled = arith::XOrIOp::create(b, loc, chunk, rem(row, c32(8)));
-    return add(add(tileRows, mul(block, c32(config.blockM * kSwizzleBytes))),
-               add(mul(row, c32(kSwizzleBytes)),
-                   add(mul(swizzled, c32(16)), mul(rem(column, c32(8)),
-                                                   c32(2)))));
+    return swizzledAddress(tileRows, config.blockM, row, column);
   };
   for (int64_t n = 0; n < d / 8; ++n) {
     for (int64_t i = 0; i < 2; ++i) {

@@ -292,6 +292,21 @@ protected:
     }
   }
 
+  /// Byte address of (row, column) of a [tileRows, columns] tile of 16-bit
+  /// elements at shared address `tile` (1 KiB aligned) in the layout
+  /// copyRows writes: column blocks of [tileRows, 64], each row 128 bytes
+  /// with its 16-byte chunks swizzled by the row (the 128-byte swizzle).
+  Value swizzledAddress(Value tile, int64_t tileRows, Value row,
+                        Value column) {
+    Value block = div(column, c32(kSwizzleElements));
+    Value chunk = div(rem(column, c32(kSwizzleElements)), c32(8));
+    Value swizzled = arith::XOrIOp::create(b, loc, chunk, rem(row, c32(8)));
+    return add(add(tile, mul(block, c32(tileRows * kSwizzleBytes))),
+               add(mul(row, c32(kSwizzleBytes)),
+                   add(mul(swizzled, c32(16)),
+                       mul(rem(column, c32(8)), c32(2)))));
+  }
+
   /// A TMA descriptor kernel argument (!nvgpu.tensormap.descriptor) as the
   /// pointer the copies take; the cast cancels once
   /// bpt-lower-tensor-map-args has made the argument a pointer.
