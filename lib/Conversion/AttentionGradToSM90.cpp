@@ -164,13 +164,24 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   auto index = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, loc, v);
   };
-  auto mapOf = [&](Value tensor, int64_t boxRows) -> Value {
-    Value rows = asRows(b, loc, readOnlyBuffer(b, loc, tensor));
-    return createTensorMap(b, loc, rows, boxRows);
+  // A launch on a 1-D (or `gridY` × `gridZ`) grid of `threads`-thread
+  // blocks.
+  auto launch = [&](gpu::GPUFuncOp func, int64_t grid, int64_t threads,
+                    Value sharedBytes, ValueRange args, int64_t gridY = 1,
+                    int64_t gridZ = 1) {
+    gpu::LaunchFuncOp::create(
+        b, loc, func, gpu::KernelDim3{index(grid), index(gridY), index(gridZ)},
+        gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes,
+        args);
   };
-  Value mapK = mapOf(n.k, config.blockN), mapV = mapOf(n.v, config.blockN);
-  Value mapQ = mapOf(n.q, config.blockM);
-  Value mapDO = mapOf(n.outputGrad, config.blockM);
+  auto mapOf = [&](Value buffer, int64_t boxRows) -> Value {
+    return createTensorMap(b, loc, asRows(b, loc, buffer), boxRows);
+  };
+  Value mapK = mapOf(readOnlyBuffer(b, loc, n.k), config.blockN);
+  Value mapV = mapOf(readOnlyBuffer(b, loc, n.v), config.blockN);
+  Value mapQ = mapOf(readOnlyBuffer(b, loc, n.q), config.blockM);
+  Value outputGrad = readOnlyBuffer(b, loc, n.outputGrad);
+  Value mapDO = mapOf(outputGrad, config.blockM);
   Value lse = readOnlyBuffer(b, loc, n.lse);
 
   // The pre-pass kernel writes D and zeroes the f32 dQ accumulator.
@@ -179,28 +190,19 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
       b, loc, MemRefType::get(n.lse.getType().getShape(), f32));
   Value acc = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), f32));
-  gpu::GPUFuncOp prepare =
-      getOrBuildAttentionGradPrepareKernel(module, config, element, loc);
   int64_t rows = config.batch * config.heads * config.seqQ;
-  gpu::LaunchFuncOp::create(
-      b, loc, prepare,
-      gpu::KernelDim3{index(rows / prepareRowsPerBlock(config.headDim)),
-                      index(1), index(1)},
-      gpu::KernelDim3{index(kPrepareThreads), index(1), index(1)},
-      /*dynamicSharedMemorySize=*/Value(),
-      ValueRange{readOnlyBuffer(b, loc, n.outputGrad),
-                 readOnlyBuffer(b, loc, n.output), rowDots, acc});
+  launch(getOrBuildAttentionGradPrepareKernel(module, config, element, loc),
+         rows / prepareRowsPerBlock(config.headDim), kPrepareThreads,
+         /*sharedBytes=*/Value(),
+         {outputGrad, readOnlyBuffer(b, loc, n.output), rowDots, acc});
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
-  gpu::LaunchFuncOp::create(
-      b, loc, kernel,
-      gpu::KernelDim3{index(config.seqKV / config.blockN),
-                      index(config.kvHeads), index(config.batch)},
-      gpu::KernelDim3{index(config.threads()), index(1), index(1)},
-      arith::ConstantOp::create(
-          b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
-      ValueRange{mapK, mapV, mapQ, mapDO, lse, rowDots, acc, dK, dV});
+  launch(kernel, config.seqKV / config.blockN, config.threads(),
+         arith::ConstantOp::create(
+             b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
+         {mapK, mapV, mapQ, mapDO, lse, rowDots, acc, dK, dV}, config.kvHeads,
+         config.batch);
 
   auto toTensor = [&](Value buffer) -> Value {
     auto type = cast<MemRefType>(buffer.getType());
@@ -214,13 +216,9 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   int64_t elements = n.q.getType().getNumElements();
   // Sq and D are multiples of 64: whole blocks of 8 × kFinishThreads.
   assert(elements % (8 * kFinishThreads) == 0 && "partial finish block");
-  gpu::LaunchFuncOp::create(
-      b, loc,
-      getOrBuildAttentionGradFinishKernel(module, config, element, loc),
-      gpu::KernelDim3{index(elements / (8 * kFinishThreads)), index(1),
-                      index(1)},
-      gpu::KernelDim3{index(kFinishThreads), index(1), index(1)},
-      /*dynamicSharedMemorySize=*/Value(), ValueRange{acc, dQ});
+  launch(getOrBuildAttentionGradFinishKernel(module, config, element, loc),
+         elements / (8 * kFinishThreads), kFinishThreads,
+         /*sharedBytes=*/Value(), {acc, dQ});
   n.keyValue.getResult(0).replaceAllUsesWith(toTensor(dK));
   n.keyValue.getResult(1).replaceAllUsesWith(toTensor(dV));
   n.query.getResult(0).replaceAllUsesWith(toTensor(dQ));
