@@ -586,7 +586,8 @@ private:
                   ManifestBuffer &buffer) {
     if (!value.is_object())
       return fail(path, "expected an object, got " + describeValue(value));
-    if (!checkFields(value, path, {"name", "role", "dtype", "shape", "bytes"}))
+    if (!checkFields(value, path,
+                     {"name", "role", "dtype", "shape", "bytes", "holds"}))
       return false;
     if (!readString(value, path, "name", /*required=*/true, buffer.name))
       return false;
@@ -647,6 +648,36 @@ private:
                   std::to_string(buffer.bytes) + " does not match shape " +
                       formatShape(buffer.shape) + " of " + dtype +
                       ", which is " + std::to_string(bytes) + " bytes");
+    if (const Json *holds = jsonMember(value, "holds"))
+      return readHolds(*holds, member(path, "holds"), buffer);
+    return true;
+  }
+
+  /// A workspace's "holds": [{"name": ..., "bytes": ...}, ...], each no
+  /// larger than the slot.
+  bool readHolds(const Json &holds, const std::string &path,
+                 ManifestBuffer &buffer) {
+    if (buffer.role != BufferRole::Workspace)
+      return fail(path, "only a workspace lists what it holds");
+    if (!holds.is_array())
+      return fail(path, "expected an array, got " + describeValue(holds));
+    for (size_t i = 0; i < holds.size(); ++i) {
+      std::string at = element(path, i);
+      if (!holds[i].is_object())
+        return fail(at, "expected an object, got " + describeValue(holds[i]));
+      if (!checkFields(holds[i], at, {"name", "bytes"}))
+        return false;
+      std::string name;
+      int64_t bytes = 0;
+      if (!readString(holds[i], at, "name", /*required=*/true, name))
+        return false;
+      const Json *bytesValue = require(holds[i], at, "bytes");
+      if (!bytesValue ||
+          !readInteger(*bytesValue, member(at, "bytes"), 1, buffer.bytes,
+                       "a positive integer", bytes))
+        return false;
+      buffer.holds.emplace_back(std::move(name), bytes);
+    }
     return true;
   }
 

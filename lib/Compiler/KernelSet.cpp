@@ -448,6 +448,8 @@ private:
   /// that uses it to the last.
   struct Intermediate {
     int64_t bytes, firstUse = -1, lastUse = -1;
+    /// What it holds (the allocation's bpt.buffer_name), or "".
+    std::string name;
   };
   /// TMA descriptors (bpt-attention-to-sm90, bpt-ffn-to-sm90): a tensor map
   /// of a whole buffer (an argument or an intermediate), viewed with the
@@ -608,7 +610,9 @@ LogicalResult ManifestBuilder::readHostProgram() {
       if (!type.hasStaticShape())
         return alloc.emitError() << "bpt-compile: dynamic allocation " << type;
       intermediateOf[alloc] = intermediates.size();
-      intermediates.push_back({byteSize(type)});
+      auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttrName);
+      intermediates.push_back(
+          {byteSize(type), -1, -1, name ? name.str() : "intermediate"});
     } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
                    memref::CastOp>(op)) {
       Value source = op.getOperand(0);
@@ -671,6 +675,15 @@ void ManifestBuilder::assignWorkspaceSlots() {
     slots[best].freeAfter = im.lastUse;
     slotOf[i] = best;
   }
+  // Each slot lists what it holds, in order of first use, so that a reader
+  // of the manifest sees which buffer is which (e.g. the backward's "delta"
+  // and "dq_accumulator").
+  SmallVector<llvm::json::Array> holds(slots.size());
+  for (int64_t i : order)
+    if (slotOf[i] >= 0)
+      holds[slotOf[i]].push_back(
+          llvm::json::Object{{"name", intermediates[i].name},
+                             {"bytes", intermediates[i].bytes}});
   firstSlot = buffers.size();
   for (auto [s, slot] : llvm::enumerate(slots))
     buffers.push_back(llvm::json::Object{
@@ -678,7 +691,8 @@ void ManifestBuilder::assignWorkspaceSlots() {
         {"role", "workspace"},
         {"dtype", "i8"},
         {"shape", llvm::json::Array{slot.bytes}},
-        {"bytes", slot.bytes}});
+        {"bytes", slot.bytes},
+        {"holds", std::move(holds[s])}});
 }
 
 FailureOr<llvm::json::Array> ManifestBuilder::launchesJson() {

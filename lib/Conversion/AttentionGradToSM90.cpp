@@ -186,10 +186,13 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
 
   // The pre-pass kernel writes D and zeroes the f32 dQ accumulator.
   Type f32 = b.getF32Type();
-  Value rowDots = memref::AllocOp::create(
+  auto rowDotsAlloc = memref::AllocOp::create(
       b, loc, MemRefType::get(n.lse.getType().getShape(), f32));
-  Value acc = memref::AllocOp::create(
+  setBufferName(rowDotsAlloc, "delta");
+  auto accAlloc = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), f32));
+  setBufferName(accAlloc, "dq_accumulator");
+  Value rowDots = rowDotsAlloc, acc = accAlloc;
   int64_t rows = config.batch * config.heads * config.seqQ;
   launch(getOrBuildAttentionGradPrepareKernel(module, config, element, loc),
          rows / prepareRowsPerBlock(config.headDim), kPrepareThreads,

@@ -306,9 +306,11 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
   auto mapOf = [&](Value matrix, int64_t boxRows) {
     return createTensorMap(b, loc, matrix, boxRows);
   };
-  auto alloc = [&](int64_t r, int64_t c) -> Value {
-    return memref::AllocOp::create(b, loc,
-                                   MemRefType::get({r, c}, s.element));
+  auto alloc = [&](int64_t r, int64_t c, StringRef name) -> Value {
+    auto buffer = memref::AllocOp::create(b, loc,
+                                          MemRefType::get({r, c}, s.element));
+    setBufferName(buffer, name);
+    return buffer;
   };
   BlockBuffers buf;
   buf.x = asRows(b, loc, bufferOf(unflattened(m.inputRows)));
@@ -328,20 +330,20 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
   buf.wOut = mapOf(bufferOf(m.ffn.getWOut()), 64);
 
   int64_t qWidth = s.heads * s.headDim, kvWidth = s.kvHeads * s.headDim;
-  buf.k = alloc(s.rows, kvWidth);
-  buf.v = alloc(s.rows, kvWidth);
+  buf.k = alloc(s.rows, kvWidth, "key");
+  buf.v = alloc(s.rows, kvWidth, "value");
   buf.kMap = mapOf(buf.k, k.attention.blockN);
   buf.vMap = mapOf(buf.v, k.attention.blockN);
-  buf.h1 = alloc(s.chunk, s.hidden);
+  buf.h1 = alloc(s.chunk, s.hidden, "attention_norm");
   buf.h1Map = mapOf(buf.h1, 128);
-  buf.q = alloc(s.chunk, qWidth);
+  buf.q = alloc(s.chunk, qWidth, "query");
   buf.qMap = mapOf(buf.q, 128);
-  buf.a = alloc(s.chunk, qWidth);
+  buf.a = alloc(s.chunk, qWidth, "attention");
   buf.aMap = mapOf(buf.a, 128);
-  buf.y1 = alloc(s.chunk, s.hidden);
-  buf.h2 = alloc(s.chunk, s.hidden);
+  buf.y1 = alloc(s.chunk, s.hidden, "attention_residual");
+  buf.h2 = alloc(s.chunk, s.hidden, "ffn_norm");
   buf.h2Map = mapOf(buf.h2, 128);
-  buf.u = alloc(s.chunk, s.ffn);
+  buf.u = alloc(s.chunk, s.ffn, "ffn_hidden");
   buf.uMap = mapOf(buf.u, 128);
   auto outType = m.output ? cast<ShapedType>(m.output.getType())
                           : cast<ShapedType>(m.inputRows.getType());

@@ -102,8 +102,10 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     Value wIn = readOnlyBuffer(b, loc, op.getWIn());
     Value wGate = op.getWGate() ? readOnlyBuffer(b, loc, op.getWGate()) : Value();
     Value wOut = readOnlyBuffer(b, loc, op.getWOut());
-    Value u =
+    auto uAlloc =
         memref::AllocOp::create(b, loc, MemRefType::get({chunk, ffn}, element));
+    setBufferName(uAlloc, "ffn_hidden");
+    Value u = uAlloc;
     Value out = memref::AllocOp::create(
         b, loc, MemRefType::get(xType.getShape(), element));
     Value outRows = asRows(b, loc, out);

@@ -98,8 +98,10 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     Value gateMap = op.getWGate()
                         ? descriptorOf(bufferOf(op.getWGate()), up.blockK)
                         : Value();
-    Value u = memref::AllocOp::create(b, loc,
-                                      MemRefType::get({chunk, ffn}, element));
+    auto uAlloc = memref::AllocOp::create(
+        b, loc, MemRefType::get({chunk, ffn}, element));
+    setBufferName(uAlloc, "ffn_hidden");
+    Value u = uAlloc;
     Value uMap = descriptorOf(u, down.blockM);
     Value wOutMap = descriptorOf(bufferOf(op.getWOut()), down.blockK);
     Value out = memref::AllocOp::create(

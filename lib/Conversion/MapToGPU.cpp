@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bpt/Dialect/BPTDialect.h"
 #include "bpt/Conversion/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -395,10 +396,13 @@ LoopLaunch BPTMapToGPUPass::createLaunch(IRRewriter &rw, scf::ForallOp loop,
   Location loc = loop.getLoc();
   LoopLaunch result;
   rw.setInsertionPoint(loop);
-  if (buffers.workspaceBytes > 0)
-    result.workspace = memref::AllocOp::create(
+  if (buffers.workspaceBytes > 0) {
+    auto scratch = memref::AllocOp::create(
         rw, loc,
         MemRefType::get({numBlocks * buffers.workspaceBytes}, rw.getI8Type()));
+    bpt::setBufferName(scratch, "block_scratch");
+    result.workspace = scratch;
+  }
   Value dynamicShared;
   if (buffers.sharedBytes > 0)
     dynamicShared = arith::ConstantIntOp::create(rw, loc, rw.getI32Type(),

@@ -9,6 +9,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -86,5 +87,15 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
                              << "' must be a #bpt.attention_nest, a "
                                 "#bpt.attention_grad_nest or a "
                                 "#bpt.chunk_loop";
+  if (name == kBufferNameAttrName) {
+    auto text = dyn_cast<StringAttr>(attribute.getValue());
+    if (!text || text.getValue().empty() ||
+        !llvm::all_of(text.getValue(), [](char c) {
+          return llvm::isAlnum(c) || c == '_';
+        }))
+      return op->emitOpError()
+             << "attribute '" << name
+             << "' must be a non-empty string of letters, digits and '_'";
+  }
   return success();
 }

@@ -7,15 +7,15 @@
 // CHECK-LABEL: func.func @block
 // CHECK-NOT: bpt.transformer_block
 // CHECK: %[[X:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x256x256xbf16> into memref<512x256xbf16>
-// CHECK: %[[K:.+]] = memref.alloc() : memref<512x128xbf16>
-// CHECK: %[[V:.+]] = memref.alloc() : memref<512x128xbf16>
-// CHECK: %[[H1:.+]] = memref.alloc() : memref<128x256xbf16>
-// CHECK: %[[Q:.+]] = memref.alloc() : memref<128x256xbf16>
-// CHECK: %[[A:.+]] = memref.alloc() : memref<128x256xbf16>
-// CHECK: %[[Y1:.+]] = memref.alloc() : memref<128x256xbf16>
-// CHECK: %[[H2:.+]] = memref.alloc() : memref<128x256xbf16>
-// CHECK: %[[U:.+]] = memref.alloc() : memref<128x512xbf16>
-// CHECK-NOT: memref.alloc() : memref<512x512xbf16>
+// CHECK: %[[K:.+]] = memref.alloc() {bpt.buffer_name = "key"} : memref<512x128xbf16>
+// CHECK: %[[V:.+]] = memref.alloc() {bpt.buffer_name = "value"} : memref<512x128xbf16>
+// CHECK: %[[H1:.+]] = memref.alloc() {bpt.buffer_name = "attention_norm"} : memref<128x256xbf16>
+// CHECK: %[[Q:.+]] = memref.alloc() {bpt.buffer_name = "query"} : memref<128x256xbf16>
+// CHECK: %[[A:.+]] = memref.alloc() {bpt.buffer_name = "attention"} : memref<128x256xbf16>
+// CHECK: %[[Y1:.+]] = memref.alloc() {bpt.buffer_name = "attention_residual"} : memref<128x256xbf16>
+// CHECK: %[[H2:.+]] = memref.alloc() {bpt.buffer_name = "ffn_norm"} : memref<128x256xbf16>
+// CHECK: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<128x512xbf16>
+// CHECK-NOT: memref.alloc() {{.*}}: memref<512x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x256x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
 

@@ -20,8 +20,8 @@
 // CHECK: %[[X:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x2048x256xbf16> into memref<4096x256xbf16>
 // CHECK: %[[W1:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<256x512xbf16>
 // CHECK: %[[W2:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<512x256xbf16>
-// CHECK: %[[U:.+]] = memref.alloc() : memref<2048x512xbf16>
-// CHECK-NOT: memref.alloc() : memref<4096x512xbf16>
+// CHECK: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<2048x512xbf16>
+// CHECK-NOT: memref.alloc() {{.*}}: memref<4096x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x2048x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
 // CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t256x2w8 blocks in (%c2, %c16, %{{.+}}) threads in (%c256, {{.+}} dynamic_shared_memory_size %c98432_i32 args(%[[X]] : memref<4096x256xbf16>, %[[W1]] : memref<256x512xbf16>, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)

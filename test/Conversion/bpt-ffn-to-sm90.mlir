@@ -9,8 +9,8 @@
 // CHECK-NOT: bpt.ffn
 // CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x2048x256xbf16> into memref<4096x256xbf16>
 // CHECK: nvgpu.tma.create.descriptor
-// CHECK: %[[U:.+]] = memref.alloc() : memref<2048x512xbf16>
-// CHECK-NOT: memref.alloc() : memref<4096x512xbf16>
+// CHECK: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<2048x512xbf16>
+// CHECK-NOT: memref.alloc() {{.*}}: memref<4096x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x2048x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu blocks in (%c4, %c16, %{{.+}}) threads in (%c384, {{.+}} args({{.+}}, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
@@ -38,7 +38,7 @@
 // CHECK: gpu.return
 
 // CHUNK-LABEL: func.func @gelu
-// CHUNK: memref.alloc() : memref<1024x512xbf16>
+// CHUNK: memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<1024x512xbf16>
 // CHUNK-COUNT-8: gpu.launch_func
 
 // BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 100

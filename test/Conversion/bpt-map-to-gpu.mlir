@@ -89,7 +89,7 @@ func.func @row_sums(%x: memref<16x32xf32>, %y: memref<16xf32>) {
 // CHECK: dynamic_shared_memory_size
 
 // SPILL-LABEL: func.func @spill
-// SPILL: %[[WS:.+]] = memref.alloc() : memref<4096xi8>
+// SPILL: %[[WS:.+]] = memref.alloc() {bpt.buffer_name = "block_scratch"} : memref<4096xi8>
 // SPILL: gpu.launch
 // SPILL-NOT: dynamic_shared_memory_size
 // SPILL: arith.muli %{{.+}}, %{{.+}} : index

@@ -701,3 +701,21 @@ func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x3x16x8xf32>, %o: tensor<1x4x
       -> (tensor<1x4x16x8xf32>, tensor<1x3x16x8xf32>, tensor<1x3x16x8xf32>)
   return
 }
+
+// -----
+
+// bpt.buffer_name (what a kernel set's host allocation holds, listed by the
+// manifest) is a plain identifier.
+func.func @f() {
+  // expected-error @+1 {{'memref.alloc' op attribute 'bpt.buffer_name' must be a non-empty string of letters, digits and '_'}}
+  %a = memref.alloc() {bpt.buffer_name = "dq accumulator"} : memref<16xf32>
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{'memref.alloc' op attribute 'bpt.buffer_name' must be a non-empty string of letters, digits and '_'}}
+  %a = memref.alloc() {bpt.buffer_name = 3 : i64} : memref<16xf32>
+  return
+}

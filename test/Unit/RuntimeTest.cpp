@@ -450,6 +450,42 @@ TEST(Manifest, Valid) {
   EXPECT_STREQ(bufferRoleName(BufferRole::Workspace), "workspace");
 }
 
+/// A workspace may list what it holds (names and bytes, none larger than
+/// the slot); nothing else may.
+TEST(Manifest, WorkspaceHolds) {
+  std::string valid = kValidManifest;
+  const char *slot = "\"shape\": [4096], \"bytes\": 4096";
+  std::string named = replaced(
+      valid, slot,
+      "\"shape\": [4096], \"bytes\": 4096, \"holds\": "
+      "[{\"name\": \"delta\", \"bytes\": 1024}, "
+      "{\"name\": \"dq_accumulator\", \"bytes\": 4096}]");
+  Expected<Manifest> manifest = Manifest::parse(named);
+  ASSERT_TRUE(manifest) << manifest.error();
+  ASSERT_EQ(manifest->buffers[4].holds.size(), 2u);
+  EXPECT_EQ(manifest->buffers[4].holds[0].first, "delta");
+  EXPECT_EQ(manifest->buffers[4].holds[1].second, 4096);
+  EXPECT_EQ(manifestError(replaced(
+                valid, slot,
+                "\"shape\": [4096], \"bytes\": 4096, \"holds\": "
+                "[{\"name\": \"delta\", \"bytes\": 8192}]")),
+            "buffers[4].holds[0].bytes: 8192 exceeds the limit of 4096");
+  EXPECT_EQ(manifestError(replaced(
+                valid, slot,
+                "\"shape\": [4096], \"bytes\": 4096, \"holds\": "
+                "[{\"name\": \"\", \"bytes\": 16}]")),
+            "buffers[4].holds[0].name: must not be empty");
+  EXPECT_EQ(manifestError(replaced(valid, slot,
+                                   "\"shape\": [4096], \"bytes\": 4096, "
+                                   "\"holds\": {}")),
+            "buffers[4].holds: expected an array, got an object");
+  EXPECT_EQ(manifestError(replaced(
+                valid, "\"bytes\": 2097152},\n    {\"name\": \"key\"",
+                "\"bytes\": 2097152, \"holds\": []},\n    "
+                "{\"name\": \"key\"")),
+            "buffers[0].holds: only a workspace lists what it holds");
+}
+
 TEST(Manifest, Errors) {
   const std::string valid = kValidManifest;
   EXPECT_EQ(manifestError(valid), "<valid>");
@@ -546,7 +582,7 @@ TEST(Manifest, Errors) {
   EXPECT_EQ(manifestError(replaced(valid, "\"bytes\": 4096",
                                    "\"bytes\": 4096, \"offset\": 0")),
             "buffers[4].offset: unknown field (expected name, role, dtype, "
-            "shape or bytes)");
+            "shape, bytes or holds)");
   EXPECT_EQ(manifestError(replaced(valid, "{\"name\": \"query\"",
                                    "7, {\"name\": \"query\"")),
             "buffers[0]: expected an object, got 7");

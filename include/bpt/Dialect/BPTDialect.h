@@ -8,7 +8,9 @@
 #define BPT_DIALECT_BPTDIALECT_H
 
 #include "mlir/IR/Attributes.h"
+#include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Dialect.h"
+#include "mlir/IR/Operation.h"
 
 #include "bpt/Dialect/BPTOpsDialect.h.inc"
 #include "bpt/Dialect/BPTOpsEnums.h.inc"
@@ -21,6 +23,17 @@ namespace bpt {
 /// True for the gated activations (swiglu, geglu), which take a third
 /// matrix, `w_gate`.
 bool isGatedActivation(Activation activation);
+
+/// Discardable attribute naming what a host allocation of a kernel set
+/// holds (e.g. "delta"): the manifest lists it in the workspace slot that
+/// holds it.
+inline constexpr llvm::StringLiteral kBufferNameAttrName = "bpt.buffer_name";
+
+/// Names the buffer that `alloc` allocates (see kBufferNameAttrName).
+inline void setBufferName(mlir::Operation *alloc, llvm::StringRef name) {
+  alloc->setAttr(kBufferNameAttrName,
+                 mlir::StringAttr::get(alloc->getContext(), name));
+}
 
 } // namespace bpt
 

@@ -28,7 +28,10 @@
 //        "shape": [2, 8, 1024, 64], "bytes": 2097152}, ...
 //     ],                                // role: input | output | workspace
 //                                       // dtype: f32 | f16 | bf16 | i8
-//                                       // (workspaces: i8, shape [bytes])
+//                                       // (workspaces: i8, shape [bytes],
+//                                       // optional "holds": [{"name":
+//                                       // "delta", "bytes": n}, ...], each
+//                                       // n <= the slot's bytes)
 //     "tensor_maps": [                  // optional (default []); version 2
 //       {"buffer": 0,                   // index into "buffers"
 //        "byte_offset": 0,              // optional, default 0: the map
@@ -93,6 +96,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace bpt::rt {
@@ -181,6 +185,9 @@ struct ManifestBuffer {
   std::vector<int64_t> shape;
   /// Size in bytes: product(shape) · elementTypeBytes(dtype).
   int64_t bytes = 0;
+  /// A workspace slot's contents in order of first use, each with its
+  /// bytes (e.g. the attention backward's "delta"); empty for other roles.
+  std::vector<std::pair<std::string, int64_t>> holds;
 
   /// product(shape).
   int64_t numElements() const;
