@@ -6,7 +6,10 @@
 //
 // Naive loops in double precision: this is the oracle, so every function is
 // written to be checked by reading. Memory beyond the operands and the result
-// is at most one row (of attention scores, or of FFN hidden units).
+// is at most one row (of attention scores, or of FFN hidden units), except in
+// the block, whose forward and backward keep its [B, S, ·] intermediates.
+// The backward functions recompute the forward rather than take saved
+// state, so each is a function of the forward's operands and dOut alone.
 //
 //===----------------------------------------------------------------------===//
 
@@ -124,6 +127,34 @@ double activate(Activation a, double x) {
     return silu(x);
   }
   fail("ffn", "unknown activation " + std::to_string(static_cast<int>(a)));
+}
+
+/// d/dx of `activate(a, x)`: gelu' = Φ(x) + x·φ(x); gelu_tanh' =
+/// 0.5(1+t) + 0.5x(1−t²)·sqrt(2/pi)(1+3·0.044715x²) with t the tanh;
+/// silu' = σ(x)(1 + x(1−σ(x))); relu' = [x > 0].
+double activateDerivative(Activation a, double x) {
+  const double pi = 3.14159265358979323846;
+  switch (a) {
+  case Activation::Gelu:
+  case Activation::GeGLU:
+    return 0.5 * (1.0 + std::erf(x / std::sqrt(2.0))) +
+           x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * pi);
+  case Activation::GeluTanh: {
+    double c = std::sqrt(2.0 / pi);
+    double t = std::tanh(c * (x + 0.044715 * x * x * x));
+    return 0.5 * (1.0 + t) +
+           0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x);
+  }
+  case Activation::Relu:
+    return x > 0 ? 1.0 : 0.0;
+  case Activation::Silu:
+  case Activation::SwiGLU: {
+    double sigmoid = 1.0 / (1.0 + std::exp(-x));
+    return sigmoid * (1.0 + x * (1.0 - sigmoid));
+  }
+  }
+  fail("ffnBackward",
+       "unknown activation " + std::to_string(static_cast<int>(a)));
 }
 
 //===----------------------------------------------------------------------===//
@@ -341,18 +372,65 @@ AttentionGradients bpt::ref::attentionBackward(const Tensor &q,
   return g;
 }
 
-Tensor bpt::ref::linear(const Tensor &x, const Tensor &w, const Tensor *bias) {
-  const char *fn = "linear";
+namespace {
+
+/// Checks the operands of `linear` (for `fn`) and returns the result's shape.
+std::vector<int64_t> checkLinearOperands(const char *fn, const Tensor &x,
+                                         const Tensor &w, const Tensor *bias) {
   expectRankAtLeastOne(fn, "x", x, "[..., K]");
   expectRank(fn, "w", w, 2, "[K, N]");
   int64_t kDim = x.dim(-1), n = w.dim(1);
   expectShape(fn, "w", w, {kDim, n}, "[K, N] (K = x's last dim)");
   if (bias)
     expectShape(fn, "bias", *bias, {n}, "[N] (N = w's dim 1)");
-
   std::vector<int64_t> outShape = x.shape;
   outShape.back() = n;
-  Tensor out(outShape);
+  return outShape;
+}
+
+/// Checks the operands of `ffn` (for `fn`) and returns the width F.
+int64_t checkFFNOperands(const char *fn, const Tensor &x, const Tensor &wIn,
+                         const Tensor &wOut, const Tensor *wGate,
+                         Activation act) {
+  expectRankAtLeastOne(fn, "x", x, "[..., H]");
+  expectRank(fn, "wIn", wIn, 2, "[H, F]");
+  int64_t h = x.dim(-1), f = wIn.dim(1);
+  expectShape(fn, "wIn", wIn, {h, f}, "[H, F] (H = x's last dim)");
+  expectShape(fn, "wOut", wOut, {f, h}, "[F, H]");
+  bool gated = isGated(act);
+  if (gated && !wGate)
+    fail(fn, "a gated activation (SwiGLU, GeGLU) needs wGate");
+  if (!gated && wGate)
+    fail(fn, "wGate must be nullptr for a non-gated activation");
+  if (wGate)
+    expectShape(fn, "wGate", *wGate, {h, f}, "[H, F] (the shape of wIn)");
+  return f;
+}
+
+/// Checks the operands of a norm over x's last dim (for `fn`); `b` is
+/// nullptr for RMSNorm.
+void checkNormOperands(const char *fn, const Tensor &x, const Tensor &w,
+                       const Tensor *b, double eps) {
+  expectRankAtLeastOne(fn, "x", x, "[..., H]");
+  int64_t h = x.dim(-1);
+  expectShape(fn, "w", w, {h}, "[H] (H = x's last dim)");
+  if (b)
+    expectShape(fn, "b", *b, {h}, "[H] (H = x's last dim)");
+  expectEpsilon(fn, eps);
+}
+
+/// Aborts unless the upstream gradient `dOut` of `fn` has the forward
+/// result's shape.
+void expectGradient(const char *fn, const Tensor &dOut,
+                    const std::vector<int64_t> &resultShape) {
+  expectShape(fn, "dOut", dOut, resultShape, "(the shape of the result)");
+}
+
+} // namespace
+
+Tensor bpt::ref::linear(const Tensor &x, const Tensor &w, const Tensor *bias) {
+  Tensor out(checkLinearOperands("linear", x, w, bias));
+  int64_t kDim = x.dim(-1), n = w.dim(1);
   int64_t rows = numRows(x);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < n; ++c) {
@@ -367,20 +445,9 @@ Tensor bpt::ref::linear(const Tensor &x, const Tensor &w, const Tensor *bias) {
 
 Tensor bpt::ref::ffn(const Tensor &x, const Tensor &wIn, const Tensor &wOut,
                      const Tensor *wGate, Activation act) {
-  const char *fn = "ffn";
-  expectRankAtLeastOne(fn, "x", x, "[..., H]");
-  expectRank(fn, "wIn", wIn, 2, "[H, F]");
-  int64_t h = x.dim(-1), f = wIn.dim(1);
-  expectShape(fn, "wIn", wIn, {h, f}, "[H, F] (H = x's last dim)");
-  expectShape(fn, "wOut", wOut, {f, h}, "[F, H]");
+  int64_t f = checkFFNOperands("ffn", x, wIn, wOut, wGate, act);
+  int64_t h = x.dim(-1);
   bool gated = isGated(act);
-  if (gated && !wGate)
-    fail(fn, "a gated activation (SwiGLU, GeGLU) needs wGate");
-  if (!gated && wGate)
-    fail(fn, "wGate must be nullptr for a non-gated activation");
-  if (wGate)
-    expectShape(fn, "wGate", *wGate, {h, f}, "[H, F] (the shape of wIn)");
-
   Tensor out(x.shape);
   std::vector<double> hidden(static_cast<size_t>(f));
   int64_t rows = numRows(x);
@@ -411,12 +478,8 @@ Tensor bpt::ref::ffn(const Tensor &x, const Tensor &wIn, const Tensor &wOut,
 
 Tensor bpt::ref::layerNorm(const Tensor &x, const Tensor &w, const Tensor &b,
                            double eps) {
-  const char *fn = "layerNorm";
-  expectRankAtLeastOne(fn, "x", x, "[..., H]");
+  checkNormOperands("layerNorm", x, w, &b, eps);
   int64_t h = x.dim(-1);
-  expectShape(fn, "w", w, {h}, "[H] (H = x's last dim)");
-  expectShape(fn, "b", b, {h}, "[H] (H = x's last dim)");
-  expectEpsilon(fn, eps);
 
   Tensor out(x.shape);
   int64_t rows = numRows(x);
@@ -438,11 +501,8 @@ Tensor bpt::ref::layerNorm(const Tensor &x, const Tensor &w, const Tensor &b,
 }
 
 Tensor bpt::ref::rmsNorm(const Tensor &x, const Tensor &w, double eps) {
-  const char *fn = "rmsNorm";
-  expectRankAtLeastOne(fn, "x", x, "[..., H]");
+  checkNormOperands("rmsNorm", x, w, nullptr, eps);
   int64_t h = x.dim(-1);
-  expectShape(fn, "w", w, {h}, "[H] (H = x's last dim)");
-  expectEpsilon(fn, eps);
 
   Tensor out(x.shape);
   int64_t rows = numRows(x);
@@ -467,10 +527,13 @@ Tensor bpt::ref::add(const Tensor &a, const Tensor &b) {
   return out;
 }
 
-Tensor bpt::ref::transformerBlock(const Tensor &x, const BlockWeights &w,
-                                  int64_t heads, int64_t kvHeads, bool causal,
-                                  Activation act, NormKind norm, double eps) {
-  const char *fn = "transformerBlock";
+namespace {
+
+/// Checks the operands of a block (for `fn`) and returns the head
+/// dimension D.
+int64_t checkBlockOperands(const char *fn, const Tensor &x,
+                           const BlockWeights &w, int64_t heads,
+                           int64_t kvHeads, Activation act, NormKind norm) {
   expectRank(fn, "x", x, 3, "[B, S, H]");
   if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
     fail(fn, "heads (" + std::to_string(heads) +
@@ -503,21 +566,290 @@ Tensor bpt::ref::transformerBlock(const Tensor &x, const BlockWeights &w,
     expectShape(fn, "wGate", w.wGate, {h, f}, "[H, F] (gated activation)");
   else if (w.wGate.numElements() != 0)
     fail(fn, "wGate must be empty for a non-gated activation");
+  return d;
+}
 
-  auto normalize = [&](const Tensor &t, const Tensor &weight,
-                       const Tensor &bias) {
-    return norm == NormKind::LayerNorm ? layerNorm(t, weight, bias, eps)
-                                       : rmsNorm(t, weight, eps);
-  };
+/// The block's norm of kind `norm` on t with weight and bias (the bias is
+/// ignored for RMSNorm).
+Tensor blockNorm(NormKind norm, const Tensor &t, const Tensor &weight,
+                 const Tensor &bias, double eps) {
+  return norm == NormKind::LayerNorm ? layerNorm(t, weight, bias, eps)
+                                     : rmsNorm(t, weight, eps);
+}
 
-  Tensor h1 = normalize(x, w.norm1Weight, w.norm1Bias);
-  Tensor q = splitHeads(linear(h1, w.wQ, nullptr), heads);
-  Tensor k = splitHeads(linear(h1, w.wK, nullptr), kvHeads);
-  Tensor v = splitHeads(linear(h1, w.wV, nullptr), kvHeads);
-  Tensor attn = attention(q, k, v, causal, 1.0 / std::sqrt(double(d)));
-  Tensor r = add(x, linear(mergeHeads(attn), w.wO, nullptr));
-  Tensor h2 = normalize(r, w.norm2Weight, w.norm2Bias);
-  return add(r, ffn(h2, w.wIn, w.wOut, isGated(act) ? &w.wGate : nullptr, act));
+/// The block's forward, keeping what its backward reads; names as in the
+/// doc comment of transformerBlock.
+struct BlockForward {
+  /// norm1(x), [B, S, H].
+  Tensor h1;
+  /// The heads, [B, heads, S, D] and [B, kvHeads, S, D].
+  Tensor q, k, v;
+  /// The attention's heads merged, [B, S, heads*D] (the input of wO).
+  Tensor merged;
+  /// x + merged·wO, and norm2 of it, [B, S, H].
+  Tensor r, h2;
+  /// The block's result, [B, S, H].
+  Tensor y;
+};
+
+BlockForward runBlock(const Tensor &x, const BlockWeights &w, int64_t heads,
+                      int64_t kvHeads, bool causal, Activation act,
+                      NormKind norm, double eps, int64_t d) {
+  BlockForward f;
+  f.h1 = blockNorm(norm, x, w.norm1Weight, w.norm1Bias, eps);
+  f.q = splitHeads(linear(f.h1, w.wQ, nullptr), heads);
+  f.k = splitHeads(linear(f.h1, w.wK, nullptr), kvHeads);
+  f.v = splitHeads(linear(f.h1, w.wV, nullptr), kvHeads);
+  f.merged =
+      mergeHeads(attention(f.q, f.k, f.v, causal, 1.0 / std::sqrt(double(d))));
+  f.r = add(x, linear(f.merged, w.wO, nullptr));
+  f.h2 = blockNorm(norm, f.r, w.norm2Weight, w.norm2Bias, eps);
+  f.y = add(f.r,
+            ffn(f.h2, w.wIn, w.wOut, isGated(act) ? &w.wGate : nullptr, act));
+  return f;
+}
+
+} // namespace
+
+Tensor bpt::ref::transformerBlock(const Tensor &x, const BlockWeights &w,
+                                  int64_t heads, int64_t kvHeads, bool causal,
+                                  Activation act, NormKind norm, double eps) {
+  int64_t d =
+      checkBlockOperands("transformerBlock", x, w, heads, kvHeads, act, norm);
+  return runBlock(x, w, heads, kvHeads, causal, act, norm, eps, d).y;
+}
+
+//===----------------------------------------------------------------------===//
+// Backward (training)
+//===----------------------------------------------------------------------===//
+
+LinearGradients bpt::ref::linearBackward(const Tensor &x, const Tensor &w,
+                                         const Tensor *bias,
+                                         const Tensor &dOut) {
+  const char *fn = "linearBackward";
+  expectGradient(fn, dOut, checkLinearOperands(fn, x, w, bias));
+  LinearGradients g{Tensor(x.shape), Tensor(w.shape),
+                    bias ? Tensor(bias->shape) : Tensor()};
+  int64_t kDim = x.dim(-1), n = w.dim(1);
+  int64_t rows = numRows(x);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < n; ++c) {
+      double dy = dOut.data[r * n + c];
+      if (bias)
+        g.db.data[c] += dy;
+      for (int64_t i = 0; i < kDim; ++i) {
+        g.dx.data[r * kDim + i] += dy * w.data[i * n + c];
+        g.dw.data[i * n + c] += x.data[r * kDim + i] * dy;
+      }
+    }
+  }
+  return g;
+}
+
+FFNGradients bpt::ref::ffnBackward(const Tensor &x, const Tensor &wIn,
+                                   const Tensor &wOut, const Tensor *wGate,
+                                   Activation act, const Tensor &dOut) {
+  const char *fn = "ffnBackward";
+  int64_t f = checkFFNOperands(fn, x, wIn, wOut, wGate, act);
+  expectGradient(fn, dOut, x.shape);
+  int64_t h = x.dim(-1);
+  bool gated = isGated(act);
+  FFNGradients g{Tensor(x.shape), Tensor(wIn.shape), Tensor(wOut.shape),
+                 gated ? Tensor(wGate->shape) : Tensor()};
+  // One row's pre-activations (u = x·wIn, gate = x·wGate) and the
+  // gradients with respect to them.
+  std::vector<double> up(static_cast<size_t>(f)), gate(up.size()),
+      dUp(up.size()), dGate(up.size());
+  int64_t rows = numRows(x);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *xRow = x.data.data() + r * h;
+    const double *dyRow = dOut.data.data() + r * h;
+    for (int64_t j = 0; j < f; ++j) {
+      up[j] = gate[j] = 0;
+      for (int64_t i = 0; i < h; ++i) {
+        up[j] += xRow[i] * wIn.data[i * f + j];
+        if (gated)
+          gate[j] += xRow[i] * wGate->data[i * f + j];
+      }
+      double hidden =
+          gated ? activate(act, gate[j]) * up[j] : activate(act, up[j]);
+      // dHidden_j = dOut_row · wOut[j, :]; dwOut[j, :] += hidden_j dOut_row.
+      double dHidden = 0;
+      for (int64_t c = 0; c < h; ++c) {
+        dHidden += dyRow[c] * wOut.data[j * h + c];
+        g.dwOut.data[j * h + c] += hidden * dyRow[c];
+      }
+      if (gated) {
+        dUp[j] = dHidden * activate(act, gate[j]);
+        dGate[j] = dHidden * up[j] * activateDerivative(act, gate[j]);
+      } else {
+        dUp[j] = dHidden * activateDerivative(act, up[j]);
+      }
+    }
+    double *dxRow = g.dx.data.data() + r * h;
+    for (int64_t i = 0; i < h; ++i) {
+      for (int64_t j = 0; j < f; ++j) {
+        dxRow[i] += dUp[j] * wIn.data[i * f + j];
+        g.dwIn.data[i * f + j] += xRow[i] * dUp[j];
+        if (gated) {
+          dxRow[i] += dGate[j] * wGate->data[i * f + j];
+          g.dwGate.data[i * f + j] += xRow[i] * dGate[j];
+        }
+      }
+    }
+  }
+  return g;
+}
+
+namespace {
+
+/// The backward of a norm over the last dim, shared by LayerNorm
+/// (`b` non-null: centred, with a bias) and RMSNorm (`b` null). Per row, with
+/// x̂ the normalised row, inv the reciprocal of its scale and g = dOut ⊙ w:
+/// dx = inv·(g − [mean(g)] − x̂·mean(g ⊙ x̂)), the bracket for LayerNorm only.
+/// Returns dx, dw and (LayerNorm) db, the last empty for RMSNorm.
+LayerNormGradients normBackward(const char *fn, const Tensor &x,
+                                const Tensor &w, const Tensor *b, double eps,
+                                const Tensor &dOut) {
+  checkNormOperands(fn, x, w, b, eps);
+  expectGradient(fn, dOut, x.shape);
+  bool centred = b != nullptr;
+  LayerNormGradients g{Tensor(x.shape), Tensor(w.shape),
+                       centred ? Tensor(b->shape) : Tensor()};
+  int64_t h = x.dim(-1);
+  double n = static_cast<double>(h);
+  std::vector<double> xHat(static_cast<size_t>(h)), scaled(xHat.size());
+  int64_t rows = numRows(x);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *xRow = x.data.data() + r * h;
+    const double *dyRow = dOut.data.data() + r * h;
+    double mean = 0;
+    if (centred) {
+      for (int64_t i = 0; i < h; ++i)
+        mean += xRow[i];
+      mean /= n;
+    }
+    double var = 0; // The biased variance, or the mean square for RMSNorm.
+    for (int64_t i = 0; i < h; ++i)
+      var += (xRow[i] - mean) * (xRow[i] - mean);
+    var /= n;
+    double inv = 1.0 / std::sqrt(var + eps);
+    double meanScaled = 0, meanScaledXHat = 0;
+    for (int64_t i = 0; i < h; ++i) {
+      xHat[i] = (xRow[i] - mean) * inv;
+      scaled[i] = dyRow[i] * w.data[i];
+      meanScaled += scaled[i];
+      meanScaledXHat += scaled[i] * xHat[i];
+      g.dw.data[i] += dyRow[i] * xHat[i];
+      if (centred)
+        g.db.data[i] += dyRow[i];
+    }
+    meanScaled = centred ? meanScaled / n : 0.0;
+    meanScaledXHat /= n;
+    for (int64_t i = 0; i < h; ++i)
+      g.dx.data[r * h + i] =
+          inv * (scaled[i] - meanScaled - xHat[i] * meanScaledXHat);
+  }
+  return g;
+}
+
+} // namespace
+
+LayerNormGradients bpt::ref::layerNormBackward(const Tensor &x, const Tensor &w,
+                                               const Tensor &b, double eps,
+                                               const Tensor &dOut) {
+  return normBackward("layerNormBackward", x, w, &b, eps, dOut);
+}
+
+RMSNormGradients bpt::ref::rmsNormBackward(const Tensor &x, const Tensor &w,
+                                           double eps, const Tensor &dOut) {
+  LayerNormGradients g =
+      normBackward("rmsNormBackward", x, w, nullptr, eps, dOut);
+  return {std::move(g.dx), std::move(g.dw)};
+}
+
+AddGradients bpt::ref::addBackward(const Tensor &a, const Tensor &b,
+                                   const Tensor &dOut) {
+  const char *fn = "addBackward";
+  expectShape(fn, "b", b, a.shape, "(the shape of a)");
+  expectGradient(fn, dOut, a.shape);
+  return {dOut, dOut};
+}
+
+namespace {
+
+/// The backward of the block's norm of kind `norm`: dx, and the gradients
+/// of its weight and (LayerNorm) bias, stored into `dWeight` and `dBias`.
+Tensor blockNormBackward(NormKind norm, const Tensor &t, const Tensor &weight,
+                         const Tensor &bias, double eps, const Tensor &dOut,
+                         Tensor &dWeight, Tensor &dBias) {
+  if (norm == NormKind::RMSNorm) {
+    RMSNormGradients g = rmsNormBackward(t, weight, eps, dOut);
+    dWeight = std::move(g.dw);
+    return std::move(g.dx);
+  }
+  LayerNormGradients g = layerNormBackward(t, weight, bias, eps, dOut);
+  dWeight = std::move(g.dw);
+  dBias = std::move(g.db);
+  return std::move(g.dx);
+}
+
+/// Adds `t` into `sum` elementwise (same shape).
+void accumulate(Tensor &sum, const Tensor &t) {
+  for (size_t i = 0; i < sum.data.size(); ++i)
+    sum.data[i] += t.data[i];
+}
+
+} // namespace
+
+BlockGradients
+bpt::ref::transformerBlockBackward(const Tensor &x, const BlockWeights &w,
+                                   int64_t heads, int64_t kvHeads, bool causal,
+                                   Activation act, NormKind norm, double eps,
+                                   const Tensor &dOut) {
+  const char *fn = "transformerBlockBackward";
+  int64_t d = checkBlockOperands(fn, x, w, heads, kvHeads, act, norm);
+  expectGradient(fn, dOut, x.shape);
+  BlockForward f = runBlock(x, w, heads, kvHeads, causal, act, norm, eps, d);
+  BlockGradients g;
+  BlockWeights &dw = g.dw;
+
+  // y = r + ffn(h2), h2 = norm2(r): dr = dOut + norm2ᵀ(ffnᵀ(dOut)).
+  FFNGradients dFFN = ffnBackward(f.h2, w.wIn, w.wOut,
+                                  isGated(act) ? &w.wGate : nullptr, act, dOut);
+  dw.wIn = std::move(dFFN.dwIn);
+  dw.wOut = std::move(dFFN.dwOut);
+  dw.wGate = std::move(dFFN.dwGate);
+  Tensor dr = blockNormBackward(norm, f.r, w.norm2Weight, w.norm2Bias, eps,
+                                dFFN.dx, dw.norm2Weight, dw.norm2Bias);
+  accumulate(dr, dOut);
+
+  // r = x + merged·wO: dx gets dr straight through the residual.
+  LinearGradients dProj = linearBackward(f.merged, w.wO, nullptr, dr);
+  dw.wO = std::move(dProj.dw);
+  AttentionGradients dAttn =
+      attentionBackward(f.q, f.k, f.v, splitHeads(dProj.dx, heads), causal,
+                        1.0 / std::sqrt(double(d)));
+
+  // q, k, v = h1·wQ, h1·wK, h1·wV (heads split): dh1 sums the three.
+  LinearGradients dQ =
+      linearBackward(f.h1, w.wQ, nullptr, mergeHeads(dAttn.dq));
+  LinearGradients dK =
+      linearBackward(f.h1, w.wK, nullptr, mergeHeads(dAttn.dk));
+  LinearGradients dV =
+      linearBackward(f.h1, w.wV, nullptr, mergeHeads(dAttn.dv));
+  dw.wQ = std::move(dQ.dw);
+  dw.wK = std::move(dK.dw);
+  dw.wV = std::move(dV.dw);
+  Tensor dh1 = std::move(dQ.dx);
+  accumulate(dh1, dK.dx);
+  accumulate(dh1, dV.dx);
+
+  // h1 = norm1(x): dx = dr + norm1ᵀ(dh1).
+  g.dx = blockNormBackward(norm, x, w.norm1Weight, w.norm1Bias, eps, dh1,
+                           dw.norm1Weight, dw.norm1Bias);
+  accumulate(g.dx, dr);
+  return g;
 }
 
 double bpt::ref::relativeError(const Tensor &out, const Tensor &ref) {

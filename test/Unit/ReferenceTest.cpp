@@ -14,13 +14,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <initializer_list>
 #include <limits>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -723,4 +726,381 @@ TEST(Reference, F16) {
       ++roundTripFailures;
   }
   EXPECT_TRUE(roundTripFailures == 0);
+}
+
+//===----------------------------------------------------------------------===//
+// Backward of the block and its pieces, by finite differences
+//===----------------------------------------------------------------------===//
+//
+// Each backward is checked against central differences of the loss
+// L = Σ dOut ∘ forward(operands), with a random dOut, at every element of
+// every operand: the step is 1e-5 · max(1, |element|), and the error of a
+// gradient tensor is ‖analytic − numeric‖ / ‖numeric‖. (The step balances
+// the differences' truncation error, O(step²), against the rounding of the
+// loss, O(1e-16 / step): at 1e-6 the rounding alone reaches 1e-7 on the
+// block's smallest gradients, at 1e-5 the largest error seen is 3e-8.)
+
+namespace {
+
+/// One operand whose gradient is checked: `input` is perturbed in place
+/// (the loss reads it), `grad` is the analytic gradient.
+struct GradientCheck {
+  std::string name;
+  Tensor *input;
+  const Tensor *grad;
+};
+
+/// ‖c.grad − numeric‖ / ‖numeric‖ (the absolute error where the numeric
+/// gradient is 0), with the numeric gradient from central differences of
+/// `loss` at every element of c.input; +inf if the shapes differ.
+double finiteDifferenceError(const std::function<double()> &loss,
+                             const GradientCheck &c) {
+  if (c.grad->shape != c.input->shape)
+    return std::numeric_limits<double>::infinity();
+  double diffSquares = 0, refSquares = 0;
+  for (size_t i = 0; i < c.input->data.size(); ++i) {
+    double saved = c.input->data[i];
+    double h = 1e-5 * std::max(1.0, std::fabs(saved));
+    c.input->data[i] = saved + h;
+    double up = loss();
+    c.input->data[i] = saved - h;
+    double down = loss();
+    c.input->data[i] = saved;
+    double numeric = (up - down) / (2 * h);
+    double diff = c.grad->data[i] - numeric;
+    diffSquares += diff * diff;
+    refSquares += numeric * numeric;
+  }
+  return refSquares == 0 ? std::sqrt(diffSquares)
+                         : std::sqrt(diffSquares / refSquares);
+}
+
+/// Checks every gradient of `checks` by finiteDifferenceError, failing the
+/// test where one exceeds `tol` (or is NaN). Returns the largest error.
+double checkByFiniteDifferences(const std::function<double()> &loss,
+                                const std::vector<GradientCheck> &checks,
+                                double tol) {
+  double worst = 0;
+  for (const GradientCheck &c : checks) {
+    double err = finiteDifferenceError(loss, c);
+    EXPECT_LE(err, tol) << c.name;
+    EXPECT_FALSE(std::isnan(err)) << c.name;
+    worst = std::max(worst, err);
+  }
+  return worst;
+}
+
+/// Σ dOut ∘ out.
+double dotLoss(const Tensor &out, const Tensor &dOut) {
+  double l = 0;
+  for (size_t i = 0; i < out.data.size(); ++i)
+    l += out.data[i] * dOut.data[i];
+  return l;
+}
+
+/// A random tensor with values in [-scale, scale).
+Tensor randomScaled(Shape shape, double scale, uint64_t &state) {
+  Tensor t = randomTensor(std::move(shape), state);
+  for (double &x : t.data)
+    x *= scale;
+  return t;
+}
+
+/// The finite-difference tolerance of every backward test.
+const double kGradTol = 1e-7;
+
+/// Prints the largest error of a test, for the record of the lit log.
+void reportWorst(const char *what, double worst) {
+  std::printf("[ fd      ] %s: max relative error %.1e\n", what, worst);
+}
+
+const char *activationName(Activation a) {
+  switch (a) {
+  case Activation::Gelu:
+    return "gelu";
+  case Activation::GeluTanh:
+    return "gelu_tanh";
+  case Activation::Relu:
+    return "relu";
+  case Activation::Silu:
+    return "silu";
+  case Activation::SwiGLU:
+    return "swiglu";
+  case Activation::GeGLU:
+    return "geglu";
+  }
+  return "?";
+}
+
+const Activation kAllActivations[] = {Activation::Gelu,   Activation::GeluTanh,
+                                      Activation::Relu,   Activation::Silu,
+                                      Activation::SwiGLU, Activation::GeGLU};
+
+} // namespace
+
+TEST(Reference, LinearBackward) {
+  uint64_t state = 11;
+  double worst = 0;
+  for (bool withBias : {true, false}) {
+    Tensor x = randomTensor({2, 3, 4}, state), w = randomTensor({4, 5}, state),
+           b = randomTensor({5}, state), dO = randomTensor({2, 3, 5}, state);
+    const Tensor *bias = withBias ? &b : nullptr;
+    LinearGradients g = linearBackward(x, w, bias, dO);
+    auto loss = [&] { return dotLoss(linear(x, w, bias), dO); };
+    std::vector<GradientCheck> checks = {{"dx", &x, &g.dx}, {"dw", &w, &g.dw}};
+    if (withBias)
+      checks.push_back({"db", &b, &g.db});
+    else
+      EXPECT_EQ(g.db.numElements(), 0);
+    worst = std::max(worst, checkByFiniteDifferences(loss, checks, kGradTol));
+  }
+  // Hand-computed: x [1, 2], w [2, 1] = [3, 4]ᵀ, dOut [2]: dx = 2·[3, 4],
+  // dw = [1, 2]ᵀ·2, db = 2.
+  Tensor x = makeTensor({1, 2}, {1, 2}), w = makeTensor({2, 1}, {3, 4}),
+         b = makeTensor({1}, {0.5}), dO = makeTensor({1, 1}, {2});
+  LinearGradients g = linearBackward(x, w, &b, dO);
+  EXPECT_TENSOR(g.dx, Shape({1, 2}), Values({6, 8}), kTol);
+  EXPECT_TENSOR(g.dw, Shape({2, 1}), Values({2, 4}), kTol);
+  EXPECT_TENSOR(g.db, Shape({1}), Values({2}), kTol);
+  reportWorst("linearBackward", worst);
+
+  // The check resolves errors well below its tolerance's tenfold: one
+  // element of dw off by 1e-6 of the tensor's norm fails it.
+  Tensor x2 = randomTensor({3, 4}, state), w2 = randomTensor({4, 2}, state),
+         dO2 = randomTensor({3, 2}, state);
+  LinearGradients wrong = linearBackward(x2, w2, nullptr, dO2);
+  double norm = 0;
+  for (double v : wrong.dw.data)
+    norm += v * v;
+  wrong.dw.data[3] += 1e-6 * std::sqrt(norm);
+  double err = finiteDifferenceError(
+      [&] { return dotLoss(linear(x2, w2, nullptr), dO2); },
+      {"dw", &w2, &wrong.dw});
+  EXPECT_GT(err, 5e-7);
+  EXPECT_LT(err, 2e-6);
+}
+
+TEST(Reference, FFNBackward) {
+  // x in [-3, 3) so that the activations are exercised beyond their linear
+  // part (gelu's dip, silu's minimum, relu's dead side).
+  uint64_t state = 21;
+  const int64_t h = 4, f = 6;
+  double worst = 0;
+  for (Activation act : kAllActivations) {
+    SCOPED_TRACE(activationName(act));
+    Tensor x = randomScaled({2, 3, h}, 3.0, state);
+    Tensor wIn = randomScaled({h, f}, 0.5, state);
+    Tensor wOut = randomScaled({f, h}, 0.5, state);
+    Tensor wGate = randomScaled({h, f}, 0.5, state);
+    Tensor dO = randomTensor({2, 3, h}, state);
+    const Tensor *gate = isGated(act) ? &wGate : nullptr;
+    FFNGradients g = ffnBackward(x, wIn, wOut, gate, act, dO);
+    auto loss = [&] { return dotLoss(ffn(x, wIn, wOut, gate, act), dO); };
+    std::vector<GradientCheck> checks = {
+        {"dx", &x, &g.dx}, {"dwIn", &wIn, &g.dwIn}, {"dwOut", &wOut, &g.dwOut}};
+    if (gate)
+      checks.push_back({"dwGate", &wGate, &g.dwGate});
+    else
+      EXPECT_EQ(g.dwGate.numElements(), 0);
+    double err = checkByFiniteDifferences(loss, checks, kGradTol);
+    std::printf("[ fd      ] ffnBackward %s: %.1e\n", activationName(act), err);
+    worst = std::max(worst, err);
+  }
+  reportWorst("ffnBackward", worst);
+}
+
+TEST(Reference, ActivationDerivatives) {
+  // d/dx of ffn at H = F = 1 with unit matrices is act'(x) (gated: the
+  // product rule on act(g·x)·(u·x)), compared with hand values:
+  // gelu'(1) = Φ(1) + φ(1), silu'(1) = σ(1)(1 + 1 − σ(1)), relu' = [x > 0].
+  auto dAt = [](Activation act, double x, double up = 1.0, double gate = 1.0) {
+    Tensor in = makeTensor({1, 1}, {x}), dO = makeTensor({1, 1}, {1});
+    Tensor wGate = scalarMatrix(gate);
+    return ffnBackward(in, scalarMatrix(up), scalarMatrix(1.0),
+                       isGated(act) ? &wGate : nullptr, act, dO)
+        .dx.data[0];
+  };
+  double phi1 = std::exp(-0.5) / std::sqrt(2 * 3.14159265358979323846);
+  EXPECT_CLOSE(dAt(Activation::Gelu, 1.0), 0.8413447460685429 + phi1, 1e-15);
+  double s1 = 0.7310585786300049;
+  EXPECT_CLOSE(dAt(Activation::Silu, 1.0), s1 * (2 - s1), 1e-15);
+  EXPECT_CLOSE(dAt(Activation::Relu, 2.0), 1.0, 0.0);
+  EXPECT_CLOSE(dAt(Activation::Relu, -2.0), 0.0, 0.0);
+  EXPECT_CLOSE(dAt(Activation::Relu, 0.0), 0.0, 0.0);
+  // gelu_tanh'(0) = 1/2 (the tanh form agrees with gelu to first order).
+  EXPECT_CLOSE(dAt(Activation::GeluTanh, 0.0), 0.5, 1e-15);
+  // SwiGLU at x = 1, wGate = 2, wIn = 3: d/dx [silu(2x)·3x] =
+  // 2·silu'(2)·3 + silu(2)·3.
+  double s2 = 1.0 / (1.0 + std::exp(-2.0));
+  double silu2 = 2 * s2, dSilu2 = s2 * (1 + 2 * (1 - s2));
+  EXPECT_CLOSE(dAt(Activation::SwiGLU, 1.0, 3.0, 2.0), 6 * dSilu2 + 3 * silu2,
+               1e-14);
+}
+
+TEST(Reference, NormBackward) {
+  uint64_t state = 31;
+  double worstLayer = 0, worstRMS = 0;
+  for (double eps : {1e-5, 0.0, 0.5}) {
+    // Rows with an offset, so that the mean matters to LayerNorm.
+    Tensor x = randomTensor({2, 3, 5}, state);
+    for (size_t i = 0; i < x.data.size(); ++i)
+      x.data[i] += double(i % 3) - 1;
+    Tensor w = randomTensor({5}, state), b = randomTensor({5}, state),
+           dO = randomTensor({2, 3, 5}, state);
+    LayerNormGradients gl = layerNormBackward(x, w, b, eps, dO);
+    worstLayer = std::max(
+        worstLayer, checkByFiniteDifferences(
+                        [&] { return dotLoss(layerNorm(x, w, b, eps), dO); },
+                        {{"layerNorm dx", &x, &gl.dx},
+                         {"layerNorm dw", &w, &gl.dw},
+                         {"layerNorm db", &b, &gl.db}},
+                        kGradTol));
+    RMSNormGradients gr = rmsNormBackward(x, w, eps, dO);
+    worstRMS = std::max(
+        worstRMS, checkByFiniteDifferences(
+                      [&] { return dotLoss(rmsNorm(x, w, eps), dO); },
+                      {{"rmsNorm dx", &x, &gr.dx}, {"rmsNorm dw", &w, &gr.dw}},
+                      kGradTol));
+  }
+  // LayerNorm's output does not change when a constant is added to a row,
+  // so each row of dx sums to 0.
+  Tensor x = randomTensor({3, 4}, state), w = randomTensor({4}, state),
+         b = randomTensor({4}, state), dO = randomTensor({3, 4}, state);
+  LayerNormGradients g = layerNormBackward(x, w, b, 1e-5, dO);
+  for (int64_t r = 0; r < 3; ++r) {
+    double sum = 0;
+    for (int64_t i = 0; i < 4; ++i)
+      sum += g.dx.data[size_t(r * 4 + i)];
+    EXPECT_CLOSE(sum, 0.0, 1e-14);
+  }
+  // RMSNorm with eps = 0 is scale-invariant: dx·x = 0 per row.
+  RMSNormGradients gr = rmsNormBackward(x, w, 0.0, dO);
+  for (int64_t r = 0; r < 3; ++r) {
+    double dot = 0;
+    for (int64_t i = 0; i < 4; ++i)
+      dot += gr.dx.data[size_t(r * 4 + i)] * x.data[size_t(r * 4 + i)];
+    EXPECT_CLOSE(dot, 0.0, 1e-14);
+  }
+  reportWorst("layerNormBackward", worstLayer);
+  reportWorst("rmsNormBackward", worstRMS);
+}
+
+TEST(Reference, AddBackward) {
+  Tensor a = makeTensor({2}, {1, 2}), b = makeTensor({2}, {3, 4}),
+         dO = makeTensor({2}, {0.5, -1});
+  AddGradients g = addBackward(a, b, dO);
+  EXPECT_TENSOR(g.da, Shape({2}), Values({0.5, -1}), 0.0);
+  EXPECT_TENSOR(g.db, Shape({2}), Values({0.5, -1}), 0.0);
+}
+
+namespace {
+
+/// The sizes of a block under test.
+struct BlockSizes {
+  int64_t batch, seq, hidden, heads, kvHeads, d, f;
+};
+
+/// Checks transformerBlockBackward by finite differences at every element
+/// of x and of every weight; returns the largest relative error. Matrices
+/// are scaled by 1/sqrt(rows) so that the scores and FFN inputs stay of
+/// order one (no saturated softmax).
+double checkBlockBackward(const BlockSizes &sizes, bool causal, Activation act,
+                          NormKind norm, uint64_t seed) {
+  const int64_t batch = sizes.batch, seq = sizes.seq, hidden = sizes.hidden,
+                heads = sizes.heads, kvHeads = sizes.kvHeads, d = sizes.d,
+                f = sizes.f;
+  const double eps = 1e-5;
+  uint64_t state = seed;
+  Tensor x = randomTensor({batch, seq, hidden}, state);
+  auto matrix = [&](int64_t rows, int64_t cols) {
+    return randomScaled({rows, cols}, 1.0 / std::sqrt(double(rows)), state);
+  };
+  BlockWeights w;
+  w.norm1Weight = randomTensor({hidden}, state);
+  w.norm2Weight = randomTensor({hidden}, state);
+  if (norm == NormKind::LayerNorm) {
+    w.norm1Bias = randomTensor({hidden}, state);
+    w.norm2Bias = randomTensor({hidden}, state);
+  }
+  w.wQ = matrix(hidden, heads * d);
+  w.wK = matrix(hidden, kvHeads * d);
+  w.wV = matrix(hidden, kvHeads * d);
+  w.wO = matrix(heads * d, hidden);
+  w.wIn = matrix(hidden, f);
+  w.wOut = matrix(f, hidden);
+  if (isGated(act))
+    w.wGate = matrix(hidden, f);
+  Tensor dO = randomTensor({batch, seq, hidden}, state);
+
+  BlockGradients g = transformerBlockBackward(x, w, heads, kvHeads, causal, act,
+                                              norm, eps, dO);
+  auto loss = [&] {
+    return dotLoss(
+        transformerBlock(x, w, heads, kvHeads, causal, act, norm, eps), dO);
+  };
+  std::vector<GradientCheck> checks = {
+      {"dx", &x, &g.dx},
+      {"dNorm1Weight", &w.norm1Weight, &g.dw.norm1Weight},
+      {"dwQ", &w.wQ, &g.dw.wQ},
+      {"dwK", &w.wK, &g.dw.wK},
+      {"dwV", &w.wV, &g.dw.wV},
+      {"dwO", &w.wO, &g.dw.wO},
+      {"dNorm2Weight", &w.norm2Weight, &g.dw.norm2Weight},
+      {"dwIn", &w.wIn, &g.dw.wIn},
+      {"dwOut", &w.wOut, &g.dw.wOut}};
+  if (norm == NormKind::LayerNorm) {
+    checks.push_back({"dNorm1Bias", &w.norm1Bias, &g.dw.norm1Bias});
+    checks.push_back({"dNorm2Bias", &w.norm2Bias, &g.dw.norm2Bias});
+  } else {
+    EXPECT_EQ(g.dw.norm1Bias.numElements(), 0);
+    EXPECT_EQ(g.dw.norm2Bias.numElements(), 0);
+  }
+  if (isGated(act))
+    checks.push_back({"dwGate", &w.wGate, &g.dw.wGate});
+  else
+    EXPECT_EQ(g.dw.wGate.numElements(), 0);
+  return checkByFiniteDifferences(loss, checks, kGradTol);
+}
+
+} // namespace
+
+TEST(Reference, TransformerBlockBackward) {
+  // Every activation with both norms; MHA (4:4), GQA (4:2) and MQA (4:1)
+  // in turn; causal and not. Sq = Skv (self-attention). No two sizes are
+  // equal (hidden 6, heads·D 8, F 5), so a swapped index cannot hide.
+  const int64_t kvHeadChoices[] = {4, 2, 1};
+  double worst = 0;
+  uint64_t seed = 41;
+  int config = 0;
+  for (Activation act : kAllActivations) {
+    for (NormKind norm : {NormKind::LayerNorm, NormKind::RMSNorm}) {
+      int64_t kvHeads = kvHeadChoices[config++ % 3];
+      for (bool causal : {false, true}) {
+        SCOPED_TRACE(
+            std::string(activationName(act)) +
+            (norm == NormKind::LayerNorm ? " layer_norm" : " rms_norm") +
+            " heads 4:" + std::to_string(kvHeads) + (causal ? " causal" : ""));
+        double err = checkBlockBackward({2, 3, 6, 4, kvHeads, 2, 5}, causal,
+                                        act, norm, seed++);
+        std::printf("[ fd      ] transformerBlockBackward %s %s 4:%lld%s: "
+                    "%.1e\n",
+                    activationName(act),
+                    norm == NormKind::LayerNorm ? "layer_norm" : "rms_norm",
+                    static_cast<long long>(kvHeads), causal ? " causal" : "",
+                    err);
+        worst = std::max(worst, err);
+      }
+    }
+  }
+  // Longer sequences and wider heads: S 7, 6:3 heads of D 3, hidden 10,
+  // F 12; and one batch of a single position (every row sees one key).
+  for (bool causal : {false, true}) {
+    worst = std::max(worst, checkBlockBackward({1, 7, 10, 6, 3, 3, 12}, causal,
+                                               Activation::SwiGLU,
+                                               NormKind::RMSNorm, seed++));
+    worst = std::max(worst, checkBlockBackward({3, 1, 5, 2, 1, 4, 3}, causal,
+                                               Activation::Gelu,
+                                               NormKind::LayerNorm, seed++));
+  }
+  reportWorst("transformerBlockBackward", worst);
 }

@@ -6,7 +6,8 @@
 //
 // A plain C++17 implementation, in double precision, of the model-level bpt
 // ops (attention, linear, ffn, layer_norm, rms_norm, transformer_block), with
-// the semantics of dialect/BPTOps.td and docs/design.md. It is the oracle that
+// the semantics of dialect/BPTOps.td and docs/design.md, and of their
+// gradients (the *Backward functions, for training). It is the oracle that
 // compiled kernels are judged against, so it favours clarity over speed. It
 // uses no LLVM or MLIR, so that GPU-side tools can link it alone.
 //
@@ -149,6 +150,79 @@ struct BlockWeights {
 Tensor transformerBlock(const Tensor &x, const BlockWeights &w, int64_t heads,
                         int64_t kvHeads, bool causal, Activation act,
                         NormKind norm, double eps);
+
+//===----------------------------------------------------------------------===//
+// Backward (training)
+//===----------------------------------------------------------------------===//
+//
+// Each function takes the forward's operands and the gradient `dOut` of a
+// scalar loss with respect to the forward's result (of the result's shape),
+// and returns the gradients of that loss with respect to every operand, each
+// of its operand's shape. Forward intermediates are recomputed, not passed.
+
+/// The gradients of `linear`: dx = dOut·wᵀ, dw = Σ_rows xᵀ·dOut,
+/// db = Σ_rows dOut (empty when the forward has no bias).
+struct LinearGradients {
+  Tensor dx, dw, db;
+};
+LinearGradients linearBackward(const Tensor &x, const Tensor &w,
+                               const Tensor *bias, const Tensor &dOut);
+
+/// The gradients of `ffn`, per row with u = x·wIn (and g = x·wGate):
+/// two-matrix: dwOut = act(u)ᵀ·dOut, du = (dOut·wOutᵀ) ⊙ act'(u);
+/// gated: dwOut = (act(g) ⊙ u)ᵀ·dOut, with dh = dOut·wOutᵀ,
+/// du = dh ⊙ act(g), dg = dh ⊙ u ⊙ act'(g); then dwIn = xᵀ·du,
+/// dwGate = xᵀ·dg, dx = du·wInᵀ (+ dg·wGateᵀ). dwGate is empty unless `act`
+/// is gated. relu'(0) is taken as 0.
+struct FFNGradients {
+  Tensor dx, dwIn, dwOut, dwGate;
+};
+FFNGradients ffnBackward(const Tensor &x, const Tensor &wIn, const Tensor &wOut,
+                         const Tensor *wGate, Activation act,
+                         const Tensor &dOut);
+
+/// The gradients of `layerNorm`, per row with x̂ = (x − mean)·inv,
+/// inv = 1/sqrt(var + eps) and g = dOut ⊙ w:
+/// dx = inv·(g − mean(g) − x̂·mean(g ⊙ x̂)), dw = Σ_rows dOut ⊙ x̂,
+/// db = Σ_rows dOut.
+struct LayerNormGradients {
+  Tensor dx, dw, db;
+};
+LayerNormGradients layerNormBackward(const Tensor &x, const Tensor &w,
+                                     const Tensor &b, double eps,
+                                     const Tensor &dOut);
+
+/// The gradients of `rmsNorm`, per row with x̂ = x·inv,
+/// inv = 1/sqrt(mean(x²) + eps) and g = dOut ⊙ w:
+/// dx = inv·(g − x̂·mean(g ⊙ x̂)), dw = Σ_rows dOut ⊙ x̂.
+struct RMSNormGradients {
+  Tensor dx, dw;
+};
+RMSNormGradients rmsNormBackward(const Tensor &x, const Tensor &w, double eps,
+                                 const Tensor &dOut);
+
+/// The gradients of `add`: both are dOut.
+struct AddGradients {
+  Tensor da, db;
+};
+AddGradients addBackward(const Tensor &a, const Tensor &b, const Tensor &dOut);
+
+/// The gradients of `transformerBlock`: dx, and in `dw` the gradient of
+/// every weight of `w`, in the same field and of the same shape (empty
+/// where the weight is empty: the norm biases for RMSNorm, wGate for a
+/// non-gated activation). The chain, from y = r + ffn(norm2(r)) back:
+/// dr = dOut + norm2ᵀ(ffnᵀ(dOut)); dMerged = dr·wOᵀ; dq, dk, dv from
+/// `attentionBackward` (scale 1/sqrt(D); GQA sums over a group);
+/// dh1 = dq·wQᵀ + dk·wKᵀ + dv·wVᵀ (heads merged); dx = dr + norm1ᵀ(dh1).
+struct BlockGradients {
+  Tensor dx;
+  BlockWeights dw;
+};
+BlockGradients transformerBlockBackward(const Tensor &x, const BlockWeights &w,
+                                        int64_t heads, int64_t kvHeads,
+                                        bool causal, Activation act,
+                                        NormKind norm, double eps,
+                                        const Tensor &dOut);
 
 /// ||out - ref||_2 / ||ref||_2. Returns +inf if the shapes differ, NaN if any
 /// element of out is NaN. If ||ref|| == 0 returns ||out - ref||. An
