@@ -288,6 +288,11 @@ void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
   // Element e of a [64, blockM] accumulator: key row keyRow + 8·((e/2)%2),
   // query column column0 + 8·(e/4) + e%2; lse and D by query column.
   Value lse2[2], dRow[2];
+  // (query − key) + (Skv − Sq) at this thread's first element.
+  Value diagonal = config.causal
+                       ? add(sub(add(queryPos, column0), keyRow),
+                             c32(config.seqKV - config.seqQ))
+                       : Value();
   for (int64_t t = 0; t < config.blockM / 8; ++t) {
     Value column = add(column0, c32(8 * t));
     Value lsePair = LLVM::LoadOp::create(
@@ -306,11 +311,15 @@ void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
                           arith::NegFOp::create(b, loc, lse2[e % 2])));
       if (config.causal) {
         // Hidden when the key is past the query's diagonal (rows with no
-        // visible key have lse = −inf: their P is selected away here).
-        Value key = add(keyRow, c32(8 * ((e / 2) % 2)));
-        Value query = add(queryPos, add(column, c32(e % 2)));
-        Value hidden = cmp(arith::CmpIPredicate::sgt, key,
-                           add(query, c32(config.seqKV - config.seqQ)));
+        // visible key have lse = −inf: their P is selected away here):
+        // key − query > Skv − Sq, tested as the element's constant offset
+        // against one difference per step, so a compare with an immediate
+        // and a select an element (6% faster at causal bench shapes than
+        // the element's key and query built for each; a branch around the
+        // mask for steps off the diagonal spilled at D = 64 and was 25%
+        // slower there).
+        int64_t offset = 8 * ((e / 2) % 2) - 8 * t - e % 2;
+        Value hidden = cmp(arith::CmpIPredicate::sgt, c32(offset), diagonal);
         pe = select(hidden, cf(0.0), pe);
       }
       p.push_back(pe);
