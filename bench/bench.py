@@ -255,10 +255,19 @@ def bench_backward(grad_path, lse_path, max_seconds):
     fwd.run()
     o, lse = fwd.buffer("output").clone(), fwd.buffer("lse").clone()
     fwd.release()
+    # Memory of the backward step: what it allocates beyond its inputs
+    # (gradients, workspaces, temporaries), by the torch allocator's peak,
+    # which holds every buffer of our set.
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
     grad.allocate({"query": q, "key": k, "value": v, "output": o,
                    "output_grad": do, "lse": lse})
     for name in ("query_grad", "key_grad", "value_grad"):
         grad.buffer(name).fill_(float("nan"))
+    grad.run()
+    torch.cuda.synchronize()
+    row["bpt_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
     row["bpt_ms"], row["bpt_runs"] = time_ms(grad.run, max_seconds)
     row["bpt"] = flops / row["bpt_ms"] / 1e9
     ours = [grad.buffer(n).clone() for n in ("query_grad", "key_grad", "value_grad")]
@@ -273,7 +282,12 @@ def bench_backward(grad_path, lse_path, max_seconds):
                 out = F.scaled_dot_product_attention(*leaves, is_causal=causal,
                                                      enable_gqa=gqa)
                 fn = lambda: torch.autograd.grad(out, leaves, do, retain_graph=True)
+                torch.cuda.synchronize()
+                base = torch.cuda.memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
                 theirs = fn()
+                torch.cuda.synchronize()
+                row[name + "_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
                 ms, _ = time_ms(fn, max_seconds)
             row[name + "_ms"], row[name] = ms, flops / ms / 1e9
             if "rel_diff_to" not in row:  # the first back end that runs
@@ -296,8 +310,9 @@ def print_backward_table(kernels, names, max_seconds, results):
     print("attention backward (bpt/x: bpt's TFLOP/s over x's; differences to cuDNN's "
           "gradients, else flash's)")
     print("| D | S | B x H | causal | bpt kernel | bpt ms | bpt TFLOP/s | cuDNN ms | cuDNN TFLOP/s "
-          "| flash ms | flash TFLOP/s | bpt/cuDNN | bpt/flash | rel. diff dq, dk, dv to SDPA |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| flash ms | flash TFLOP/s | bpt/cuDNN | bpt/flash | rel. diff dq, dk, dv to SDPA "
+          "| MiB bpt, cuDNN, flash |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in grads:
         lse_name = n.replace("attention-grad-", "attention-lse-", 1)
         if lse_name == n or lse_name not in names:
@@ -314,7 +329,8 @@ def print_backward_table(kernels, names, max_seconds, results):
               f"{r['bpt_ms']:.3f} | {r['bpt']:.1f} | {fmt(r.get('cudnn_ms'), '.3f')} | "
               f"{fmt(r.get('cudnn'), '.1f')} | {fmt(r.get('flash_ms'), '.3f')} | "
               f"{fmt(r.get('flash'), '.1f')} | {fmt(ratio('cudnn'))} | {fmt(ratio('flash'))} | "
-              f"{diffs} |", flush=True)
+              f"{diffs} | {fmt(r.get('bpt_mib'), '.0f')}, {fmt(r.get('cudnn_mib'), '.0f')}, "
+              f"{fmt(r.get('flash_mib'), '.0f')} |", flush=True)
 
 
 def manifest_op(kernels, name):
