@@ -39,6 +39,11 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
   auto inRange = [](int64_t v, int64_t lo, int64_t hi) {
     return v == 0 || (v >= lo && v <= hi);
   };
+  // A chip LLVM's NVPTX back end does not know fails late and unlocated
+  // there (or silently writes `.target sm_junk`).
+  if (!minimumPTXVersion(o.chip))
+    return "chip: unknown chip '" + o.chip + "' (LLVM's NVPTX back end "
+           "supports " + supportedChipList() + ")";
   if (o.qBlock < 1)
     return llvm::formatv("q-block must be positive, got {0}", o.qBlock).str();
   if (o.kvBlock < 1)
