@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -71,10 +72,46 @@ std::string wordAfter(const std::string &text, const char *name) {
   return text.substr(pos, end - pos);
 }
 
-/// Each `.entry NAME (params)` and its number of `.param`s; -1 where the
-/// parameter list does not close.
-std::map<std::string, int> entryParams(const std::string &text) {
-  std::map<std::string, int> entries;
+/// What the PTX says of one kernel.
+struct Entry {
+  /// Its `.param`s; -1 where the parameter list does not close.
+  int params = 0;
+  /// `.maxntid x, y, z` or `.reqntid x, y, z` (missing dimensions are 1):
+  /// the block it was compiled for; 0 where the PTX gives none.
+  uint64_t threads[3] = {0, 0, 0};
+  std::string directive;
+};
+
+/// The block-size directive (`.maxntid` or `.reqntid`) among the
+/// performance directives between an entry's parameter list and its body.
+void readBlockDirective(const std::string &text, size_t from, Entry &entry) {
+  size_t body = text.find('{', from);
+  std::string directives =
+      text.substr(from, body == std::string::npos ? 0 : body - from);
+  for (const char *name : {".reqntid", ".maxntid"}) {
+    size_t pos = directives.find(name);
+    if (pos == std::string::npos)
+      continue;
+    entry.directive = name;
+    pos += std::strlen(name);
+    for (int axis = 0; axis < 3; ++axis) {
+      while (pos < directives.size() &&
+             (isSpace(directives[pos]) || directives[pos] == ','))
+        ++pos;
+      uint64_t value = 0;
+      size_t start = pos;
+      while (pos < directives.size() && directives[pos] >= '0' &&
+             directives[pos] <= '9' && value < (uint64_t(1) << 32))
+        value = value * 10 + uint64_t(directives[pos++] - '0');
+      entry.threads[axis] = pos > start ? value : 1;
+    }
+    return;
+  }
+}
+
+/// Each `.entry NAME (params)` of the PTX.
+std::map<std::string, Entry> entries(const std::string &text) {
+  std::map<std::string, Entry> entries;
   for (size_t pos = text.find(".entry"); pos != std::string::npos;
        pos = text.find(".entry", pos + 6)) {
     size_t start = pos + 6;
@@ -91,21 +128,27 @@ std::map<std::string, int> entryParams(const std::string &text) {
     size_t open = end;
     while (open < text.size() && isSpace(text[open]))
       ++open;
-    int params = 0;
+    Entry entry;
     if (open < text.size() && text[open] == '(') {
       size_t close = text.find(')', open);
       if (close == std::string::npos) {
-        params = -1;
+        entry.params = -1;
       } else {
         for (size_t p = text.find(".param", open);
              p != std::string::npos && p < close;
              p = text.find(".param", p + 6))
-          ++params;
+          ++entry.params;
+        readBlockDirective(text, close + 1, entry);
       }
     }
-    entries[name] = params;
+    entries[name] = entry;
   }
   return entries;
+}
+
+std::string formatDims(const uint64_t dims[3]) {
+  return std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + "x" +
+         std::to_string(dims[2]);
 }
 
 } // namespace
@@ -147,28 +190,49 @@ Status bpt::rt::checkPTXMatchesManifest(const Manifest &manifest,
   if (target != manifest.chip)
     return Status::failure("the PTX targets " + target +
                            ", but the manifest's chip is " + manifest.chip);
-  std::map<std::string, int> entries = entryParams(text);
+  std::map<std::string, Entry> kernels = entries(text);
   for (size_t i = 0; i < manifest.launches.size(); ++i) {
     const ManifestLaunch &launch = manifest.launches[i];
     std::string path = "launches[" + std::to_string(i) + "].kernel";
-    auto entry = entries.find(launch.kernel);
-    if (entry == entries.end()) {
+    auto found = kernels.find(launch.kernel);
+    if (found == kernels.end()) {
       std::string names;
-      for (const auto &[name, params] : entries)
+      for (const auto &[name, entry] : kernels)
         names += (names.empty() ? "'" : ", '") + name + "'";
       return Status::failure(path + ": the PTX has no kernel '" +
                              launch.kernel + "' (its kernels: " +
                              (names.empty() ? "none" : names) + ")");
     }
-    if (entry->second < 0)
+    const Entry &entry = found->second;
+    if (entry.params < 0)
       return Status::failure(path + ": the parameter list of '" +
                              launch.kernel + "' in the PTX does not close");
-    if (size_t(entry->second) != launch.args.size())
+    if (size_t(entry.params) != launch.args.size())
       return Status::failure("launches[" + std::to_string(i) +
                              "].args: kernel '" + launch.kernel + "' takes " +
-                             std::to_string(entry->second) +
+                             std::to_string(entry.params) +
                              " parameters in the PTX, but the launch passes " +
                              std::to_string(launch.args.size()));
+    // bpt's kernels are compiled for one block shape (.maxntid); a launch
+    // with more threads fails, one with fewer computes part of the result.
+    // A custom set's PTX may give only a bound.
+    if (entry.directive.empty())
+      continue;
+    const uint64_t block[3] = {launch.block.x, launch.block.y,
+                               launch.block.z};
+    bool exact = entry.directive == ".reqntid" ||
+                 manifest.op != ManifestOp::Custom;
+    bool fits = block[0] <= entry.threads[0] && block[1] <= entry.threads[1] &&
+                block[2] <= entry.threads[2];
+    bool equal = block[0] == entry.threads[0] &&
+                 block[1] == entry.threads[1] && block[2] == entry.threads[2];
+    if (!fits || (exact && !equal))
+      return Status::failure("launches[" + std::to_string(i) +
+                             "].block: kernel '" + launch.kernel +
+                             "' was compiled for blocks of " +
+                             formatDims(entry.threads) + " threads (" +
+                             entry.directive + " in the PTX), but the launch "
+                             "has " + formatDims(block));
   }
   return Status::success();
 }

@@ -1341,6 +1341,22 @@ TEST(Manifest, PTXFile) {
                 .message(),
             "launches[1].kernel: the PTX has no kernel 'epilogue' (its "
             "kernels: 'block_kernel', 'epilog')");
+  // The block a kernel was compiled for (.maxntid) is the launch's.
+  std::string bounded = replaced(ptx, "  .param .u64 d)\n",
+                                 "  .param .u64 d)\n.maxntid 256, 1, 1\n");
+  EXPECT_TRUE(checkPTXMatchesManifest(*m, bounded).ok());
+  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(bounded, "256, 1, 1",
+                                                 "128, 1, 1"))
+                .message(),
+            "launches[0].block: kernel 'block_kernel' was compiled for blocks "
+            "of 128x1x1 threads (.maxntid in the PTX), but the launch has "
+            "256x1x1");
+  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(bounded, ".maxntid 256, 1, 1",
+                                                 ".reqntid 512"))
+                .message(),
+            "launches[0].block: kernel 'block_kernel' was compiled for blocks "
+            "of 512x1x1 threads (.reqntid in the PTX), but the launch has "
+            "256x1x1");
   EXPECT_EQ(checkPTXMatchesManifest(*m, "garbage").message(),
             "the PTX has no .target directive (is 'out.ptx' PTX?)");
   // Files that are not PTX text are refused before they are read.

@@ -307,6 +307,7 @@ class Campaign:
         self.counts = {}
         self.findings = []
         self.slowest = (0.0, None)
+        self.accepted = []
 
     def record(self, kind, verdict, seconds, detail):
         key = "%s/%s" % (kind, verdict)
@@ -637,6 +638,9 @@ class Campaign:
             shutil.copyfile(path, kept)
             detail["reproducer"] = kept
         self.record("manifest", verdict, seconds, detail)
+        if verdict == "ok" and self.args.log_accepted:
+            # For auditing: what the reader let through.
+            self.accepted.append({"seed": name, "mutations": descriptions})
         os.remove(path)
 
     # -- driver --------------------------------------------------------------
@@ -664,6 +668,9 @@ class Campaign:
             json.dump(self.findings, f, indent=2)
         with open(os.path.join(self.out, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
+        if self.args.log_accepted:
+            with open(os.path.join(self.out, "accepted.json"), "w") as f:
+                json.dump(self.accepted, f, indent=1)
         for key, count in sorted(self.counts.items()):
             print("%-24s %d" % (key, count))
         print("findings: %d (in %s)" % (len(self.findings),
@@ -697,6 +704,10 @@ def main():
                         help="for a bpt-run without --check-manifest (to "
                         "measure an older build): run it without a GPU and "
                         "count 'no GPU to run on' as accepted")
+    parser.add_argument("--log-accepted", action="store_true",
+                        help="write the mutations of accepted manifests to "
+                        "OUT/accepted.json, to audit what the reader lets "
+                        "through")
     parser.add_argument("--seed-sets", type=int,
                         default=len(Campaign.SEED_SETS),
                         help="how many of the seed kernel sets to compile")
