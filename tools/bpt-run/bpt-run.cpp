@@ -100,6 +100,15 @@ static int runTuning(const std::string &dir, const std::string &outPath,
                    listPath.c_str(), i);
       return 2;
     }
+    const std::string &manifestName = manifest->get_ref<const std::string &>();
+    // bpt-compile --tune writes the candidates next to tune.json.
+    if (manifestName.empty() || manifestName.find('/') != std::string::npos ||
+        manifestName == "." || manifestName == "..") {
+      std::fprintf(stderr, "bpt-run: %s: candidates[%zu].manifest must be a "
+                           "file name in %s, got \"%s\"\n",
+                   listPath.c_str(), i, dir.c_str(), manifestName.c_str());
+      return 2;
+    }
     const std::string &nameText = name->get_ref<const std::string &>();
     std::string flagsText = bpt::rt::jsonText(*flags);
     options.manifestPath = dir + "/" + manifest->get_ref<const std::string &>();
