@@ -8,6 +8,8 @@
 
 #include "bpt/Target/Chip.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -1145,6 +1147,18 @@ Expected<Manifest> Manifest::parse(std::string_view json,
 }
 
 Expected<Manifest> Manifest::load(const std::string &path) {
+  // A regular file of sane size: /dev/zero or a FIFO would be read forever.
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0)
+    return Status::failure("cannot open manifest '" + path +
+                           "': " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode))
+    return Status::failure("manifest '" + path + "' is not a regular file");
+  if (info.st_size > kMaxManifestBytes)
+    return Status::failure("manifest '" + path + "' is " +
+                           std::to_string(info.st_size) +
+                           " bytes, more than the limit of " +
+                           std::to_string(kMaxManifestBytes));
   std::ifstream file(path, std::ios::binary);
   if (!file)
     return Status::failure("cannot open manifest '" + path +

@@ -614,6 +614,18 @@ class Campaign:
         with open(os.path.join(seed_dir, "not-ptx.ptx"), "w") as f:
             f.write("this is not PTX\n")
 
+    def fuzz_manifest_paths(self, seed_dir):
+        """The manifest argument itself: devices, a FIFO, a directory."""
+        for path in ["/dev/zero", "/dev/null", "/dev/urandom",
+                     os.path.join(seed_dir, "fifo.ptx"),
+                     os.path.join(seed_dir, "dir"),
+                     os.path.join(seed_dir, "link-to-zero.ptx"),
+                     os.path.join(seed_dir, "missing.json"), ""]:
+            verdict, rc, message, command, seconds = self.check_manifest(path)
+            self.record("manifest", verdict, seconds,
+                        {"command": command, "rc": rc,
+                         "message": message[-2000:]})
+
     def fuzz_manifest_one(self, index, seed_dir, seeds):
         name, seed = self.rng.choice(seeds)
         manifest = copy.deepcopy(seed)
@@ -654,6 +666,7 @@ class Campaign:
         if "manifest" in kinds:
             seed_dir, seeds = self.compile_seeds()
             self.prepare_seed_dir(seed_dir)
+            self.fuzz_manifest_paths(seed_dir)
             for i in range(self.args.manifest_count or self.args.count):
                 self.fuzz_manifest_one(i, seed_dir, seeds)
         summary = {

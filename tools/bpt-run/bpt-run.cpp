@@ -10,6 +10,8 @@
 #include "bpt/Runtime/KernelSetCheck.h"
 #include "bpt/Runtime/Manifest.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -61,6 +63,15 @@ static bool parseInt(const char *arg, const char *name, long long minimum,
 static int runTuning(const std::string &dir, const std::string &outPath,
                      bpt::rt::CheckOptions options) {
   std::string listPath = dir + "/tune.json";
+  // Not /dev/zero or a FIFO, which would be read forever.
+  struct stat info;
+  if (::stat(listPath.c_str(), &info) == 0 &&
+      (!S_ISREG(info.st_mode) || info.st_size > bpt::rt::kMaxManifestBytes)) {
+    std::fprintf(stderr, "bpt-run: %s is not a regular file of at most %lld "
+                         "bytes\n",
+                 listPath.c_str(), (long long)bpt::rt::kMaxManifestBytes);
+    return 2;
+  }
   std::FILE *file = std::fopen(listPath.c_str(), "rb");
   if (!file) {
     std::fprintf(stderr, "bpt-run: cannot read %s (written by bpt-compile "

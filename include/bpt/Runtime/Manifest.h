@@ -285,8 +285,8 @@ public:
   /// lives, for ptxPath(). Errors name the field's path.
   static Expected<Manifest> parse(std::string_view json,
                                   std::string directory = "");
-  /// Reads, parses and validates the manifest file at `path`; errors start
-  /// with the path.
+  /// Reads, parses and validates the manifest file at `path` (a regular file
+  /// of at most kMaxManifestBytes); errors start with the path.
   static Expected<Manifest> load(const std::string &path);
 
   /// The manifest's bpt_manifest_version.
@@ -331,6 +331,9 @@ public:
 /// Checks that `manifest`'s buffers and options are what its op computes
 /// (see the schema above); Manifest::parse calls it. Errors name the field.
 Status checkManifestOp(const Manifest &manifest);
+
+/// The largest manifest file Manifest::load() reads.
+constexpr int64_t kMaxManifestBytes = int64_t(1) << 28;
 
 /// The largest PTX file readPTXFile() reads.
 constexpr int64_t kMaxPTXBytes = int64_t(1) << 30;
