@@ -223,6 +223,10 @@ def compile_flags(rng):
         flags.append("--stage=" + rng.choice(["model", "gpu"]))
     elif r < 0.1:
         flags.append("--emit=" + rng.choice(["cubin", "llvm", ""]))
+    if rng.random() < 0.01:
+        # Input files that are not files.
+        flags.append(rng.choice(["/dev/zero", "/dev/null", "--tuning=/dev/zero",
+                                 "--tuning=/dev/null", "/", "--tuning=/"]))
     rng.shuffle(flags)
     return flags
 

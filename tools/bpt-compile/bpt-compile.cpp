@@ -164,6 +164,20 @@ static int fail(const llvm::Twine &message) {
   return 1;
 }
 
+/// An input file must be a regular file ("-": standard input): a device
+/// such as /dev/zero, or a FIFO, would be read forever.
+static LogicalResult checkRegularFile(StringRef path, StringRef what) {
+  if (path == "-")
+    return success();
+  llvm::sys::fs::file_status status;
+  if (llvm::sys::fs::status(path, status))
+    return success(); // opening it reports the error
+  if (status.type() == llvm::sys::fs::file_type::regular_file)
+    return success();
+  fail(what + " '" + path + "' is not a regular file");
+  return failure();
+}
+
 static LogicalResult writeFile(StringRef path, StringRef contents) {
   std::string error;
   auto file = openOutputFile(path, &error);
@@ -198,6 +212,8 @@ static const struct {
 /// the command line keeps its value.
 static LogicalResult applyTuning(StringRef path,
                                  bpt::CompileOptions &options) {
+  if (failed(checkRegularFile(path, "--tuning file")))
+    return failure();
   auto buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer) {
     fail("cannot read --tuning file '" + path + "': " +
@@ -514,6 +530,8 @@ static OwningOpRef<ModuleOp> loadModule(MLIRContext &context,
     fail(llvm::toString(std::move(error)));
     return nullptr;
   }
+  if (failed(checkRegularFile(input, "input")))
+    return nullptr;
   std::string error;
   auto file = openInputFile(input, &error);
   if (!file) {

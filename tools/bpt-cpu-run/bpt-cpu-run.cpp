@@ -15,6 +15,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -87,6 +88,14 @@ int main(int argc, char **argv) {
   MLIRContext context(registry);
   context.printOpOnDiagnostic(false);
 
+  // A device such as /dev/zero, or a FIFO, would be read forever.
+  llvm::sys::fs::file_status status;
+  if (inputFilename != "-" && !llvm::sys::fs::status(inputFilename, status) &&
+      status.type() != llvm::sys::fs::file_type::regular_file) {
+    llvm::errs() << "bpt-cpu-run: input '" << inputFilename
+                 << "' is not a regular file\n";
+    return 2;
+  }
   std::string error;
   auto file = openInputFile(inputFilename, &error);
   if (!file) {
