@@ -22,6 +22,7 @@
 #include "bpt/Runtime/KernelSetCheck.h"
 #include "bpt/Runtime/Manifest.h"
 #include "bpt/Runtime/Runtime.h"
+#include "bpt/Target/Chip.h"
 
 #include <gtest/gtest.h>
 
@@ -1315,6 +1316,36 @@ TEST(Manifest, OpSchemaFFNAndBlock) {
   EXPECT_EQ(manifestError(replaced(block, "\"epsilon\": 1e-5",
                                    "\"epsilon\": 0")),
             "options.epsilon: expected a positive number, got 0");
+}
+
+TEST(Chip, BackEndTable) {
+  // LLVM 22's NVPTX chips and the PTX versions they need.
+  EXPECT_EQ(bpt::minimumPTXVersion("sm_90a").value_or(0), 80u);
+  EXPECT_EQ(bpt::minimumPTXVersion("sm_80").value_or(0), 70u);
+  EXPECT_EQ(bpt::minimumPTXVersion("sm_100").value_or(0), 86u);
+  EXPECT_TRUE(!bpt::minimumPTXVersion("sm_80a"));
+  EXPECT_TRUE(!bpt::minimumPTXVersion("sm_junk"));
+  // The default stays +ptx80 (the kernels' PTX) unless the chip needs more.
+  EXPECT_EQ(bpt::defaultPTXFeatures("sm_80"), "+ptx80");
+  EXPECT_EQ(bpt::defaultPTXFeatures("sm_90a"), "+ptx80");
+  EXPECT_EQ(bpt::defaultPTXFeatures("sm_110"), "+ptx90");
+  EXPECT_TRUE(!bpt::checkChipAndFeatures("sm_90a", "", "c", "f"));
+  EXPECT_TRUE(!bpt::checkChipAndFeatures("sm_90a", "+ptx80,+ptx83", "c", "f"));
+  EXPECT_EQ(bpt::checkChipAndFeatures("sm_100", "+ptx80", "--chip",
+                                      "--features")
+                .value_or(""),
+            "--features: PTX 8.0 ('+ptx80') does not support sm_100, which "
+            "needs PTX 8.6 or later (e.g. +ptx86)");
+  EXPECT_STARTS_WITH(
+      bpt::checkChipAndFeatures("sm_90a", "+ptx80,", "c", "f").value_or(""),
+      "f: unknown feature '' (expected PTX versions: +ptx32, ");
+  EXPECT_STARTS_WITH(
+      bpt::checkChipAndFeatures("sm_90a", "+ptx0080", "c", "f").value_or(""),
+      "f: unknown feature '+ptx0080'");
+  // Names that are not sm_XY[a] have no version (and 48 KiB of shared
+  // memory); a long run of digits does not overflow.
+  EXPECT_EQ(bpt::getChipInfo("sm_99999999999999999999").version, 0u);
+  EXPECT_EQ(bpt::getChipInfo("sm_90a").sharedMemoryPerBlock, 232448);
 }
 
 TEST(Manifest, PTXFile) {
