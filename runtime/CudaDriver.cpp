@@ -20,6 +20,7 @@
 #include "bpt-c/Runtime.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -1293,6 +1294,20 @@ int bptModuleLoadPTXFile(bptRuntime runtime, const char *path,
     return nullHandle(__func__, "runtime");
   if (!path)
     return nullArgument(__func__, "path");
+  // Not /dev/zero, a FIFO or a directory (read forever or not at all), and
+  // not more than any kernel set's PTX (1 GiB, as the manifest reader).
+  struct stat info;
+  if (::stat(path, &info) != 0)
+    return fail(bptRuntimeErrorIO, format("cannot open PTX file '%s': %s", path,
+                                          std::strerror(errno)));
+  if (!S_ISREG(info.st_mode))
+    return fail(bptRuntimeErrorIO,
+                format("PTX file '%s' is not a regular file", path));
+  if (info.st_size > (off_t(1) << 30))
+    return fail(bptRuntimeErrorIO,
+                format("PTX file '%s' is %lld bytes, more than the limit of "
+                       "%lld",
+                       path, (long long)info.st_size, 1LL << 30));
   std::ifstream file(path, std::ios::binary);
   if (!file)
     return fail(bptRuntimeErrorIO, format("cannot open PTX file '%s': %s", path,

@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <new>
+#include <stdexcept>
 
 using namespace bpt;
 using namespace bpt::rt;
@@ -234,8 +236,25 @@ Status bpt::rt::consistentAttentionState(
   return Status::success();
 }
 
+static Expected<CheckResult> checkKernelSetOrThrow(const CheckOptions &options);
+
 Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
-  Expected<Manifest> manifest = Manifest::load(options.manifestPath);
+  // Host buffers (inputs, the float64 reference) may not fit: a clear
+  // error, not std::terminate.
+  try {
+    return checkKernelSetOrThrow(options);
+  } catch (const std::bad_alloc &) {
+    return Status::failure("out of host memory for the inputs or the float64 "
+                           "reference of '" + options.manifestPath + "'");
+  } catch (const std::length_error &) {
+    return Status::failure("out of host memory for the inputs or the float64 "
+                           "reference of '" + options.manifestPath + "'");
+  }
+}
+
+static Expected<CheckResult> checkKernelSetOrThrow(const CheckOptions &options) {
+  // The manifest and its PTX, checked before the driver is loaded.
+  Expected<Manifest> manifest = loadKernelSet(options.manifestPath);
   if (!manifest)
     return manifest.status();
   std::string why;
@@ -304,6 +323,9 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
       if (index >= expected->size())
         return Status::failure("the reference has fewer outputs than the "
                                "manifest");
+      if (!(b.shape == (*expected)[index].shape))
+        return Status::failure("output '" + b.name + "' does not have the "
+                               "shape of the reference's output");
       // The whole buffer: an output written in row blocks by launches at
       // byte offsets must be covered by them, else the poison shows.
       HostTensor host(b.shape, toDType(b.dtype));
@@ -315,6 +337,13 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
                                 error <= tolerance});
       ++index;
     }
+    // Every output of the reference is compared (the manifest reader checks
+    // this too): an output left unchecked must not read as a pass.
+    if (index != expected->size())
+      return Status::failure("the manifest has " + std::to_string(index) +
+                             " outputs, the reference of op " +
+                             manifestOpName(manifest->op) + " " +
+                             std::to_string(expected->size()));
   }
 
   if (options.iterations > 0) {

@@ -6,6 +6,10 @@
 
 #include "bpt/Runtime/Manifest.h"
 
+#include "bpt/Target/Chip.h"
+
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -413,6 +417,9 @@ std::string formatShape(const std::vector<int64_t> &shape) {
 /// int64_t.
 constexpr int64_t kMaxBufferBytes = int64_t(1) << 62;
 
+/// 4 KiB of kernel parameters of 8 bytes each.
+constexpr size_t kMaxLaunchArgs = 512;
+
 /// TMA's limits: tensor rank and elements per box dimension.
 constexpr size_t kMaxTensorMapRank = 5;
 constexpr int64_t kMaxTensorMapBox = 256;
@@ -453,14 +460,18 @@ public:
 
     if (!readString(root, "", "ptx", /*required=*/true, manifest_.ptx))
       return false;
+    if (!checkPTXPath(manifest_.ptx))
+      return false;
     if (!readString(root, "", "chip", /*required=*/true, manifest_.chip))
       return false;
-    if (manifest_.chip.compare(0, 3, "sm_") != 0 || manifest_.chip.size() < 5)
-      return fail("chip", "expected a chip name such as sm_90a, got \"" +
-                              manifest_.chip + "\"");
     if (!readString(root, "", "features", /*required=*/false,
                     manifest_.features, /*allowEmpty=*/true))
       return false;
+    // The back end's chips and PTX versions (what bpt-compile accepts).
+    if (std::optional<std::string> why = bpt::checkChipAndFeatures(
+            manifest_.chip, manifest_.features, "chip", "features"))
+      return fail(why->substr(0, why->find(':')),
+                  why->substr(why->find(':') + 2));
     std::string op;
     if (!readString(root, "", "op", /*required=*/true, op))
       return false;
@@ -487,6 +498,32 @@ private:
   bool fail(const std::string &path, const std::string &message) {
     error_ = path + ": " + message;
     return false;
+  }
+
+  /// The PTX file must be in the manifest's folder or below it: an absolute
+  /// path or ".." would let a manifest make bpt-run read any file.
+  bool checkPTXPath(const std::string &ptx) {
+    for (char c : ptx)
+      if (static_cast<unsigned char>(c) < 0x20 || c == '\\')
+        return fail("ptx", "\"" + jsonText(Json(ptx)) +
+                               "\" has a control character or backslash");
+    if (ptx[0] == '/')
+      return fail("ptx", "\"" + ptx +
+                             "\" is an absolute path; expected a file name "
+                             "relative to the manifest's folder");
+    size_t start = 0;
+    while (start <= ptx.size()) {
+      size_t slash = std::min(ptx.find('/', start), ptx.size());
+      std::string part = ptx.substr(start, slash - start);
+      if (part == "..")
+        return fail("ptx", "\"" + ptx +
+                               "\" leaves the manifest's folder (\"..\"); "
+                               "expected a file in it or below it");
+      if (part.empty() || part == ".")
+        return fail("ptx", "\"" + ptx + "\" has an empty or \".\" part");
+      start = slash + 1;
+    }
+    return true;
   }
 
   bool checkFields(const Json &object, const std::string &path,
@@ -972,6 +1009,17 @@ private:
       return false;
     if (!readString(value, path, "kernel", /*required=*/true, launch.kernel))
       return false;
+    // A PTX identifier: what an .entry can be named.
+    for (size_t i = 0; i < launch.kernel.size(); ++i) {
+      char c = launch.kernel[i];
+      bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    c == '_' || c == '$';
+      if (!letter && !(i > 0 && c >= '0' && c <= '9'))
+        return fail(member(path, "kernel"),
+                    jsonText(Json(launch.kernel)) +
+                        " is not a PTX identifier (letters, digits, _ and $, "
+                        "not starting with a digit)");
+    }
 
     // CUDA's limits for compute capability 3.0 and later.
     const int64_t gridLimits[3] = {0x7fffffff, 65535, 65535};
@@ -992,6 +1040,14 @@ private:
       if (!readInteger(*shared, member(path, "dynamic_shared_memory"), 0,
                        0x7fffffff, "a non-negative integer (bytes)", bytes))
         return false;
+      // The chip's opt-in limit per block (the compiler sizes tiles by it);
+      // the device's own limit is checked again at launch.
+      int64_t limit = bpt::getChipInfo(manifest_.chip).sharedMemoryPerBlock;
+      if (bytes > limit)
+        return fail(member(path, "dynamic_shared_memory"),
+                    std::to_string(bytes) + " bytes exceeds the " +
+                        std::to_string(limit) + " bytes of shared memory a "
+                        "block of " + manifest_.chip + " can have");
       launch.dynamicSharedMemory = uint32_t(bytes);
     }
 
@@ -1002,6 +1058,11 @@ private:
     if (!args->is_array())
       return fail(argsPath, "expected an array of buffer indices, got " +
                                 describeValue(*args));
+    // CUDA passes at most 4 KiB of parameters; ours take 4 or 8 bytes.
+    if (args->size() > kMaxLaunchArgs)
+      return fail(argsPath, std::to_string(args->size()) +
+                                " arguments, more than the limit of " +
+                                std::to_string(kMaxLaunchArgs));
     for (size_t i = 0; i < args->size(); ++i) {
       ManifestArg arg;
       if (!readArg((*args)[i], element(argsPath, i), arg))
@@ -1111,10 +1172,24 @@ Expected<Manifest> Manifest::parse(std::string_view json,
   ManifestReader reader(manifest);
   if (!reader.read(*root))
     return Status::failure(reader.error());
+  if (Status s = checkManifestOp(manifest); !s)
+    return s;
   return manifest;
 }
 
 Expected<Manifest> Manifest::load(const std::string &path) {
+  // A regular file of sane size: /dev/zero or a FIFO would be read forever.
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0)
+    return Status::failure("cannot open manifest '" + path +
+                           "': " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode))
+    return Status::failure("manifest '" + path + "' is not a regular file");
+  if (info.st_size > kMaxManifestBytes)
+    return Status::failure("manifest '" + path + "' is " +
+                           std::to_string(info.st_size) +
+                           " bytes, more than the limit of " +
+                           std::to_string(kMaxManifestBytes));
   std::ifstream file(path, std::ios::binary);
   if (!file)
     return Status::failure("cannot open manifest '" + path +

@@ -10,6 +10,7 @@
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Dialect/Builders.h"
 #include "bpt/Pipelines/Pipelines.h"
+#include "bpt/Target/Chip.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -62,6 +63,99 @@ static llvm::Error checkVariantFlags(const ModelSpec &spec) {
   return llvm::Error::success();
 }
 
+/// Limits of the shape flags. A dimension fits in 32 bits, and so do the
+/// rows of a tensor (batch x heads x sequence, batch x sequence): the
+/// tensor-core kernels address rows with 32-bit TMA coordinates and chunk
+/// offsets. A buffer is at most 2^40 bytes (1 TiB, beyond any GPU's
+/// memory), which also keeps every size product in int64_t. A sequence of
+/// a million tokens and more stays well inside these.
+constexpr int64_t kMaxDimension = INT32_MAX;
+constexpr int64_t kMaxRows = INT32_MAX;
+constexpr int64_t kMaxBufferBytes = int64_t(1) << 40;
+
+/// The product of positive `factors`, or nullopt once it passes `limit`
+/// (checked: it never overflows).
+static std::optional<int64_t> checkedProduct(ArrayRef<int64_t> factors,
+                                             int64_t limit) {
+  int64_t product = 1;
+  for (int64_t factor : factors) {
+    if (factor <= 0 || product > limit / factor)
+      return std::nullopt;
+    product *= factor;
+  }
+  return product;
+}
+
+/// The shape flags against kMaxDimension, before any default is computed
+/// from them (4 x --hidden must not overflow).
+static llvm::Error checkDimensionLimits(const ModelSpec &spec) {
+  struct {
+    const char *flag;
+    int64_t value;
+  } sizes[] = {{"--batch", spec.batch},     {"--heads", spec.heads},
+               {"--kv-heads", spec.kvHeads}, {"--seq", spec.seq},
+               {"--kv-seq", spec.kvSeq},     {"--head-dim", spec.headDim},
+               {"--hidden", spec.hidden},    {"--ffn", spec.ffn}};
+  for (auto size : sizes)
+    if (size.value > kMaxDimension)
+      return specError(llvm::formatv("{0} must be at most {1} (32-bit "
+                                     "dimensions), got {2}",
+                                     size.flag, kMaxDimension, size.value));
+  return llvm::Error::success();
+}
+
+/// Rows and buffer sizes of the op's tensors (after the defaults), so that
+/// no size the manifest states can overflow or exceed what a GPU holds.
+static llvm::Error checkTensorSizes(const ModelSpec &spec) {
+  int64_t element = spec.dtype == "f32" ? 4 : 2;
+  struct Tensor {
+    const char *name, *flags;
+    SmallVector<int64_t> dims;
+    int64_t elementBytes;
+  };
+  SmallVector<Tensor> tensors;
+  SmallVector<std::pair<const char *, SmallVector<int64_t>>> rows;
+  if (isAttentionOp(spec.op)) {
+    tensors = {
+        {"query", "--batch x --heads x --seq x --head-dim",
+         {spec.batch, spec.heads, spec.seq, spec.headDim}, element},
+        {"key", "--batch x --kv-heads x --kv-seq x --head-dim",
+         {spec.batch, spec.kvHeads, spec.kvSeq, spec.headDim}, element},
+        {"lse", "--batch x --heads x --seq", {spec.batch, spec.heads, spec.seq},
+         4}};
+    rows = {{"--batch x --heads x --seq", {spec.batch, spec.heads, spec.seq}},
+            {"--batch x --kv-heads x --kv-seq",
+             {spec.batch, spec.kvHeads, spec.kvSeq}}};
+  } else {
+    tensors = {{"input", "--batch x --seq x --hidden",
+                {spec.batch, spec.seq, spec.hidden}, element},
+               {"w_in", "--hidden x --ffn", {spec.hidden, spec.ffn}, element}};
+    rows = {{"--batch x --seq", {spec.batch, spec.seq}}};
+    if (spec.op == "block") {
+      tensors.push_back({"w_q", "--hidden x --heads x --head-dim",
+                         {spec.hidden, spec.heads, spec.headDim}, element});
+      rows.push_back(
+          {"--batch x --heads x --seq", {spec.batch, spec.heads, spec.seq}});
+    }
+  }
+  for (const auto &[flags, dims] : rows)
+    if (!checkedProduct(dims, kMaxRows))
+      return specError(llvm::formatv(
+          "{0} must be at most {1} rows (the kernels address rows with "
+          "32-bit integers)",
+          flags, kMaxRows));
+  for (const Tensor &t : tensors) {
+    SmallVector<int64_t> factors = t.dims;
+    factors.push_back(t.elementBytes);
+    if (!checkedProduct(factors, kMaxBufferBytes))
+      return specError(llvm::formatv(
+          "buffer '{0}' ({1} x {2} bytes) would be more than 2^40 bytes "
+          "(1 TiB)",
+          t.name, t.flags, t.elementBytes));
+  }
+  return llvm::Error::success();
+}
+
 /// Checks `spec` and fills its defaults.
 static llvm::Error checkSpec(ModelSpec &spec) {
   if (!isAttentionOp(spec.op) && spec.op != "ffn" && spec.op != "block")
@@ -80,6 +174,8 @@ static llvm::Error checkSpec(ModelSpec &spec) {
   if (!symbolizeNormKind(spec.norm))
     return specError("--norm must be layer_norm or rms_norm, got '" +
                      spec.norm + "'");
+  if (llvm::Error error = checkDimensionLimits(spec))
+    return error;
   if (spec.kvHeads == 0)
     spec.kvHeads = spec.heads;
   if (spec.kvSeq == 0)
@@ -118,6 +214,61 @@ static llvm::Error checkSpec(ModelSpec &spec) {
                                    spec.hidden, spec.heads));
   if (spec.op == "block" && spec.kvSeq != spec.seq)
     return specError("--kv-seq applies to --op=attention only");
+  // Defaults computed from the flags (4 x --hidden, --heads x --head-dim)
+  // are held to the flags' limit too.
+  if (llvm::Error error = checkDimensionLimits(spec))
+    return error;
+  return checkTensorSizes(spec);
+}
+
+llvm::Error bpt::checkShapeFlagsApply(const ModelSpec &spec,
+                                      ArrayRef<std::string> given,
+                                      bool fromFile) {
+  // Each shape flag and the ops whose model it shapes.
+  static const struct {
+    const char *flag;
+    std::initializer_list<const char *> ops;
+  } kFlags[] = {
+      {"--batch", {"attention", "attention_grad", "ffn", "block"}},
+      {"--seq", {"attention", "attention_grad", "ffn", "block"}},
+      {"--dtype", {"attention", "attention_grad", "ffn", "block"}},
+      {"--heads", {"attention", "attention_grad", "block"}},
+      {"--kv-heads", {"attention", "attention_grad", "block"}},
+      {"--causal", {"attention", "attention_grad", "block"}},
+      {"--head-dim", {"attention", "attention_grad", "block"}},
+      {"--kv-seq", {"attention", "attention_grad"}},
+      // --scale, --lse and --backward: checkVariantFlags says where they
+      // apply.
+      {"--hidden", {"ffn", "block"}},
+      {"--ffn", {"ffn", "block"}},
+      {"--activation", {"ffn", "block"}},
+      {"--norm", {"block"}},
+  };
+  // An unknown --op is checkSpec's error to report.
+  if (!fromFile && !isAttentionOp(spec.op) && spec.op != "ffn" &&
+      spec.op != "block")
+    return llvm::Error::success();
+  for (const std::string &flag : given) {
+    const auto *known = llvm::find_if(
+        kFlags, [&](const auto &f) { return flag == f.flag; });
+    if (fromFile && (known != std::end(kFlags) || flag == "--op"))
+      return specError(flag + " has no effect on a model read from a .mlir "
+                              "file (its shapes are the file's)");
+    if (known == std::end(kFlags))
+      continue;
+    if (!llvm::is_contained(known->ops, StringRef(spec.op)))
+      return specError(flag + " has no effect on --op=" + spec.op +
+                       " (it applies to --op=" +
+                       llvm::join(known->ops, ", --op=") + ")");
+  }
+  // A block's head dimension is --hidden / --heads when --hidden is given.
+  if (spec.op == "block" && llvm::is_contained(given, "--hidden") &&
+      llvm::is_contained(given, "--head-dim") && spec.heads > 0 &&
+      spec.hidden != spec.heads * spec.headDim)
+    return specError(llvm::formatv(
+        "--head-dim ({0}) contradicts --hidden / --heads ({1} / {2}); for "
+        "--op=block give one of --hidden and --head-dim",
+        spec.headDim, spec.hidden, spec.heads));
   return llvm::Error::success();
 }
 
@@ -280,6 +431,23 @@ void bpt::fillPipelineOptions(const CompileOptions &options,
   nvvm.sharedMemory = options.sharedMemory;
 }
 
+FailureOr<KernelPathsUsed>
+bpt::kernelPathsUsed(ModuleOp module, const CompileOptions &options) {
+  OwningOpRef<ModuleOp> copy = module.clone();
+  if (failed(lowerToStage(*copy, Stage::Blockwise, options)))
+    return failure();
+  KernelPathsUsed used;
+  copy->walk([&](Operation *op) {
+    StrategyAttr strategy = StrategyAttr::get(op);
+    if (!strategy)
+      return;
+    used.portable |= strategy.getPath() == KernelPath::portable;
+    used.mmaSync |= strategy.getPath() == KernelPath::mma_sync;
+    used.wgmma |= strategy.getPath() == KernelPath::wgmma;
+  });
+  return used;
+}
+
 LogicalResult bpt::lowerToStage(ModuleOp module, Stage stage,
                                 const CompileOptions &options) {
   PassManager pm(module.getContext());
@@ -436,8 +604,9 @@ public:
   LogicalResult readHostProgram();
   /// Workspace slots for the intermediates, appended to the buffers.
   void assignWorkspaceSlots();
-  /// The launches as manifest entries.
-  FailureOr<llvm::json::Array> launchesJson();
+  /// The launches as manifest entries; errors on sizes CUDA or `chip`
+  /// cannot launch.
+  FailureOr<llvm::json::Array> launchesJson(const ChipInfo &chip);
   /// The tensor maps as manifest entries (after the slots are known).
   llvm::json::Array tensorMapsJson();
   bool hasScalarArguments() const;
@@ -492,8 +661,17 @@ private:
   int64_t firstSlot = 0;
 };
 
-int64_t byteSize(MemRefType type) {
-  return type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8);
+/// The bytes of a static memref, or nullopt when that is zero or more than
+/// kMaxBufferBytes (checked: MemRefType::getNumElements() can overflow).
+std::optional<int64_t> byteSize(MemRefType type) {
+  SmallVector<int64_t> factors = llvm::to_vector(type.getShape());
+  factors.push_back((type.getElementTypeBitWidth() + 7) / 8);
+  return checkedProduct(factors, kMaxBufferBytes);
+}
+
+InFlightDiagnostic badSize(Location loc, MemRefType type) {
+  return emitError(loc) << "bpt-compile: buffer " << type
+                        << " is empty or more than 2^40 bytes (1 TiB)";
 }
 
 LogicalResult ManifestBuilder::addBuffer(Value value, std::string name,
@@ -502,6 +680,9 @@ LogicalResult ManifestBuilder::addBuffer(Value value, std::string name,
   std::optional<std::string> dtype = dtypeOf(type.getElementType());
   if (!dtype || !type.hasStaticShape())
     return emitError(loc) << "bpt-compile: unsupported buffer " << type;
+  std::optional<int64_t> bytes = byteSize(type);
+  if (!bytes)
+    return badSize(loc, type);
   llvm::json::Array shape;
   for (int64_t d : type.getShape())
     shape.push_back(d);
@@ -510,7 +691,7 @@ LogicalResult ManifestBuilder::addBuffer(Value value, std::string name,
                                        {"role", role},
                                        {"dtype", *dtype},
                                        {"shape", std::move(shape)},
-                                       {"bytes", byteSize(type)}});
+                                       {"bytes", *bytes}});
   return success();
 }
 
@@ -609,10 +790,13 @@ LogicalResult ManifestBuilder::readHostProgram() {
       MemRefType type = alloc.getType();
       if (!type.hasStaticShape())
         return alloc.emitError() << "bpt-compile: dynamic allocation " << type;
+      std::optional<int64_t> bytes = byteSize(type);
+      if (!bytes)
+        return badSize(alloc.getLoc(), type);
       intermediateOf[alloc] = intermediates.size();
       auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttrName);
       intermediates.push_back(
-          {byteSize(type), -1, -1, name ? name.str() : "intermediate"});
+          {*bytes, -1, -1, name ? name.str() : "intermediate"});
     } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
                    memref::CastOp>(op)) {
       Value source = op.getOperand(0);
@@ -695,22 +879,53 @@ void ManifestBuilder::assignWorkspaceSlots() {
         {"holds", std::move(holds[s])}});
 }
 
-FailureOr<llvm::json::Array> ManifestBuilder::launchesJson() {
+/// CUDA's limits on grid and block dimensions (x, y, z), and on threads.
+constexpr int64_t kMaxGrid[3] = {INT32_MAX, 65535, 65535};
+constexpr int64_t kMaxBlock[3] = {1024, 1024, 64};
+constexpr int64_t kMaxThreads = 1024;
+
+FailureOr<llvm::json::Array>
+ManifestBuilder::launchesJson(const ChipInfo &chip) {
   llvm::json::Array launches;
   for (Launch &record : hostLaunches) {
     gpu::LaunchFuncOp launch = record.op;
     gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
     gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
     llvm::json::Array gridDims, blockDims, args;
+    int64_t threads = 1;
     for (Value v : {grid.x, grid.y, grid.z, block.x, block.y, block.z}) {
       std::optional<int64_t> c = constantOf(v);
       if (!c)
         return launch.emitError() << "bpt-compile: non-constant launch size";
-      (gridDims.size() < 3 ? gridDims : blockDims).push_back(*c);
+      bool isGrid = gridDims.size() < 3;
+      size_t axis = isGrid ? gridDims.size() : blockDims.size();
+      int64_t limit = isGrid ? kMaxGrid[axis] : kMaxBlock[axis];
+      // What CUDA cannot launch is an error here, not in the manifest.
+      if (*c < 1 || *c > limit)
+        return launch.emitError()
+               << "bpt-compile: " << (isGrid ? "grid" : "block")
+               << " dimension " << "xyz"[axis] << " of kernel '"
+               << launch.getKernelName().getValue() << "' is " << *c
+               << ", outside CUDA's [1, " << limit << "]";
+      if (!isGrid)
+        threads *= *c;
+      (isGrid ? gridDims : blockDims).push_back(*c);
     }
+    if (threads > kMaxThreads)
+      return launch.emitError() << "bpt-compile: kernel '"
+                                << launch.getKernelName().getValue()
+                                << "' has " << threads
+                                << " threads per block, more than "
+                                << kMaxThreads;
     int64_t shared = 0;
     if (Value size = launch.getDynamicSharedMemorySize())
       shared = constantOf(size).value_or(-1);
+    if (shared < 0 || shared > chip.sharedMemoryPerBlock)
+      return launch.emitError()
+             << "bpt-compile: kernel '" << launch.getKernelName().getValue()
+             << "' needs " << shared << " bytes of dynamic shared memory; "
+             << chip.name << " allows [0, " << chip.sharedMemoryPerBlock
+             << "] per block";
     for (auto [kind, index] : record.args) {
       if (kind == ArgKind::TensorMap)
         args.push_back(llvm::json::Object{{"tensor_map", index}});
@@ -811,7 +1026,8 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
       failed(manifest.readHostProgram()))
     return failure();
   manifest.assignWorkspaceSlots();
-  FailureOr<llvm::json::Array> launches = manifest.launchesJson();
+  FailureOr<llvm::json::Array> launches =
+      manifest.launchesJson(getChipInfo(options.strategy.chip));
   if (failed(launches))
     return failure();
   llvm::json::Array tensorMaps = manifest.tensorMapsJson();

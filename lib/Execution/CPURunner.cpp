@@ -17,10 +17,14 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/TargetSelect.h"
+
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace bpt;
@@ -54,6 +58,47 @@ FailureOr<HostTensor> hostTensorFor(Location loc, Type type, StringRef what) {
   return HostTensor(std::vector<int64_t>(tensor.getShape().begin(),
                                          tensor.getShape().end()),
                     *dtype);
+}
+
+/// Bytes of host memory per element of an argument or result: its buffer
+/// (at most 4 bytes), its float64 copy for the reference and the
+/// reference's own float64 result.
+constexpr int64_t kHostBytesPerElement = 4 + 8 + 8;
+
+/// Checks, before anything is allocated, that the function's arguments and
+/// results fit in this machine's memory: an allocation that fails inside
+/// LLVM's new handler is a fatal "LLVM ERROR: out of memory", not a
+/// diagnostic.
+LogicalResult checkHostMemory(func::FuncOp func) {
+  int64_t total = 0;
+  bool overflow = false;
+  SmallVector<Type> types = llvm::to_vector(func.getArgumentTypes());
+  llvm::append_range(types, func.getResultTypes());
+  for (Type type : types) {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor || !tensor.hasStaticShape())
+      continue; // hostTensorFor reports it
+    int64_t bytes = kHostBytesPerElement;
+    for (int64_t dim : tensor.getShape())
+      overflow |= dim > 0 && llvm::MulOverflow(bytes, dim, bytes);
+    overflow |= llvm::AddOverflow(total, bytes, total);
+  }
+  long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGE_SIZE);
+  int64_t available = pages > 0 && pageSize > 0
+                          ? int64_t(pages) * int64_t(pageSize)
+                          : std::numeric_limits<int64_t>::max();
+  if (!overflow && total <= available)
+    return success();
+  InFlightDiagnostic diag = func.emitError()
+                            << "bpt CPU runner: the arguments and results of '"
+                            << func.getSymName() << "' need ";
+  if (overflow)
+    diag << "more than 2^63 bytes";
+  else
+    diag << "about " << total << " bytes";
+  return diag << " of host memory (with their float64 copies), more than "
+                 "this machine's "
+              << available << " bytes; run smaller shapes";
 }
 
 FailureOr<func::FuncOp> findFunction(ModuleOp module, StringRef name) {
@@ -137,6 +182,9 @@ FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
     return failure();
   func::FuncOp func = *maybeFunc;
   std::string name = func.getSymName().str();
+
+  if (failed(checkHostMemory(func)))
+    return failure();
 
   // Inputs: uniform in [-1, 1); matrices (rank 2, read as [in, out]) scaled
   // by 1/sqrt(in) so that activations keep unit scale through the block.

@@ -155,10 +155,41 @@ void bpt::addGPUMappingStage(OpPassManager &pm, const NVVMOptions &options) {
   pm.addPass(createBPTMergeKernelModules());
 }
 
+namespace {
+
+/// Fails the pipeline with a message at the module: how bpt-to-nvvm reports
+/// an option its builder finds invalid (a chip or PTX version the back end
+/// does not support), which would otherwise be a fatal error inside LLVM.
+struct ReportOptionError
+    : PassWrapper<ReportOptionError, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ReportOptionError)
+
+  explicit ReportOptionError(std::string message)
+      : message(std::move(message)) {}
+  StringRef getArgument() const override { return "bpt-report-option-error"; }
+  void runOnOperation() override {
+    getOperation().emitError(message);
+    signalPassFailure();
+  }
+
+  std::string message;
+};
+
+/// The PTX features to generate with: the option's, unless it was left at
+/// its default (+ptx80) for a chip that needs a newer PTX (sm_100 and
+/// later), which then gets the chip's default.
+std::string ptxFeatures(const NVVMOptions &options) {
+  if (options.features.hasValue() || options.features != "+ptx80")
+    return options.features;
+  return defaultPTXFeatures(options.chip);
+}
+
+} // namespace
+
 void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
-  target.features = options.features;
+  target.features = ptxFeatures(options);
   target.optLevel = options.optLevel;
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
@@ -183,6 +214,11 @@ void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
 
 void bpt::buildBPTToNVVMPipeline(OpPassManager &pm, const NVVMOptions &options,
                                  Stage last) {
+  if (std::optional<std::string> why = checkChipAndFeatures(
+          options.chip, ptxFeatures(options), "chip", "features")) {
+    pm.addPass(std::make_unique<ReportOptionError>("bpt-to-nvvm: " + *why));
+    return;
+  }
   if (last >= Stage::Blockwise)
     addBlockwiseStage(pm, options.strategy(), options.fuse);
   if (last >= Stage::Linalg) {

@@ -22,6 +22,7 @@
 #include "bpt/Runtime/KernelSetCheck.h"
 #include "bpt/Runtime/Manifest.h"
 #include "bpt/Runtime/Runtime.h"
+#include "bpt/Target/Chip.h"
 
 #include <gtest/gtest.h>
 
@@ -114,8 +115,7 @@ const char *kValidManifest = R"({
   "chip": "sm_90a",
   "features": "+ptx80",
   "op": "attention",
-  "options": {"batch": 2, "heads": 8, "seq": 1024, "dtype": "bf16",
-              "causal": true, "q_block": 128, "scale": 0.125},
+  "options": {"causal": true, "q_block": 128, "scale": 0.125},
   "buffers": [
     {"name": "query", "role": "input", "dtype": "bf16",
      "shape": [2, 8, 1024, 64], "bytes": 2097152},
@@ -412,14 +412,13 @@ TEST(Manifest, Valid) {
 
   EXPECT_TRUE(m.hasOption("causal"));
   EXPECT_TRUE(!m.hasOption("window"));
-  EXPECT_EQ(m.getIntOption("seq").value_or(-1), 1024);
-  EXPECT_TRUE(!m.getIntOption("scale")); // not an integer
-  EXPECT_TRUE(!m.getIntOption("dtype")); // a string
+  EXPECT_EQ(m.getIntOption("q_block").value_or(-1), 128);
+  EXPECT_TRUE(!m.getIntOption("scale"));  // not an integer
+  EXPECT_TRUE(!m.getIntOption("causal")); // a boolean
   EXPECT_TRUE(m.getNumberOption("scale").value_or(0) == 0.125);
-  EXPECT_EQ(m.getStringOption("dtype").value_or("?"), "bf16");
-  EXPECT_TRUE(!m.getStringOption("seq"));
+  EXPECT_TRUE(!m.getStringOption("q_block"));
   EXPECT_TRUE(m.getBoolOption("causal").value_or(false));
-  EXPECT_TRUE(!m.getBoolOption("heads"));
+  EXPECT_TRUE(!m.getBoolOption("q_block"));
   EXPECT_TRUE(!m.getIntOption("absent"));
 
   // Optional fields may be left out; ptxPath without a directory.
@@ -437,9 +436,9 @@ TEST(Manifest, Valid) {
     EXPECT_TRUE(small->op == ManifestOp::Custom);
   }
   // An absolute ptx path ignores the directory.
-  Expected<Manifest> absolute = Manifest::parse(
-      replaced(kValidManifest, "\"out.ptx\"", "\"/abs/out.ptx\""), "/data");
-  EXPECT_TRUE(absolute.ok() && absolute->ptxPath() == "/abs/out.ptx");
+  Expected<Manifest> below = Manifest::parse(
+      replaced(kValidManifest, "\"out.ptx\"", "\"ptx/out.ptx\""), "/data");
+  EXPECT_TRUE(below.ok() && below->ptxPath() == "/data/ptx/out.ptx");
 
   EXPECT_STREQ(elementTypeName(ElementType::F16), "f16");
   EXPECT_EQ(elementTypeBytes(ElementType::F32), 4);
@@ -518,7 +517,12 @@ TEST(Manifest, Errors) {
   EXPECT_EQ(manifestError(replaced(valid, "\"out.ptx\"", "\"\"")),
             "ptx: must not be empty");
   EXPECT_EQ(manifestError(replaced(valid, "\"sm_90a\"", "\"h100\"")),
-            "chip: expected a chip name such as sm_90a, got \"h100\"");
+            "chip: unknown chip 'h100' (LLVM's NVPTX back end supports "
+            "sm_20, sm_21, sm_30, sm_32, sm_35, sm_37, sm_50, sm_52, sm_53, "
+            "sm_60, sm_61, sm_62, sm_70, sm_72, sm_75, sm_80, sm_86, sm_87, "
+            "sm_88, sm_89, sm_90, sm_90a, sm_100, sm_100a, sm_100f, sm_101, "
+            "sm_101a, sm_101f, sm_103, sm_103a, sm_103f, sm_110, sm_110a, "
+            "sm_110f, sm_120, sm_120a, sm_120f, sm_121, sm_121a, sm_121f)");
   EXPECT_EQ(manifestError(replaced(valid, "\"+ptx80\"", "80")),
             "features: expected a string, got 80");
   EXPECT_EQ(manifestError(replaced(valid, "\"attention\"", "\"attn\"")),
@@ -1150,21 +1154,284 @@ const char *kAttentionGradManifest = R"({
   ]
 })";
 
+/// The forward with its log-sum-exp over the same shapes.
+const char *kAttentionLSEManifest = R"({
+  "bpt_manifest_version": 1,
+  "ptx": "lse.ptx",
+  "chip": "sm_80",
+  "op": "attention_lse",
+  "options": {"causal": true, "scale": 0.5},
+  "buffers": [
+    {"name": "query", "role": "input", "dtype": "f32",
+     "shape": [1, 2, 3, 4], "bytes": 96},
+    {"name": "key", "role": "input", "dtype": "f32",
+     "shape": [1, 1, 5, 4], "bytes": 80},
+    {"name": "value", "role": "input", "dtype": "f32",
+     "shape": [1, 1, 5, 4], "bytes": 80},
+    {"name": "output", "role": "output", "dtype": "f32",
+     "shape": [1, 2, 3, 4], "bytes": 96},
+    {"name": "lse", "role": "output", "dtype": "f32",
+     "shape": [1, 2, 3], "bytes": 24}
+  ],
+  "launches": [
+    {"kernel": "k", "grid": [1], "block": [32], "args": [0, 1, 2, 3, 4]}
+  ]
+})";
+
 TEST(Manifest, AttentionTrainingOps) {
-  for (const char *name : {"attention_lse", "attention_grad"}) {
-    Expected<Manifest> m = Manifest::parse(
-        replaced(kAttentionGradManifest, "\"attention_grad\"",
-                 std::string("\"") + name + "\""));
-    ASSERT_TRUE(m.ok()) << m.error();
-    EXPECT_STREQ(manifestOpName(m->op), name);
-  }
   Expected<Manifest> grad = Manifest::parse(kAttentionGradManifest);
   ASSERT_TRUE(grad.ok()) << grad.error();
+  EXPECT_STREQ(manifestOpName(grad->op), "attention_grad");
   // 2.5 forwards of 4·B·H·Sq·Skv·D, halved for causal.
   EXPECT_DOUBLE_EQ(countFlops(*grad), 2.5 * 4 * 1 * 2 * 3 * 5 * 4 / 2);
-  Expected<Manifest> lse = Manifest::parse(replaced(
-      kAttentionGradManifest, "\"attention_grad\"", "\"attention_lse\""));
+  Expected<Manifest> lse = Manifest::parse(kAttentionLSEManifest);
+  ASSERT_TRUE(lse.ok()) << lse.error();
+  EXPECT_STREQ(manifestOpName(lse->op), "attention_lse");
   EXPECT_DOUBLE_EQ(countFlops(*lse), 4.0 * 1 * 2 * 3 * 5 * 4 / 2);
+}
+
+TEST(Manifest, OpSchema) {
+  const std::string valid = kValidManifest;
+  // An output relabelled a workspace would be checked against nothing.
+  EXPECT_EQ(manifestError(replaced(valid,
+                                   "\"name\": \"result\", \"role\": \"output\"",
+                                   "\"name\": \"result\", \"role\": "
+                                   "\"workspace\"")),
+            "buffers: op attention has 1 output(s) (the attention's output, "
+            "shaped as query), but 0 buffer(s) have role output");
+  // Another rank with the same byte count (the reference would abort).
+  EXPECT_EQ(manifestError(replaced(valid, "\"shape\": [2, 8, 1024, 64]",
+                                   "\"shape\": [16, 1024, 64]")),
+            "buffers[0] (\"query\").shape: [16, 1024, 64] has rank 3, but op "
+            "attention needs [B, Hq, Sq, D]");
+  EXPECT_EQ(manifestError(replaced(valid,
+                                   "\"name\": \"key\", \"role\": \"input\", "
+                                   "\"dtype\": \"bf16\",\n     \"shape\": "
+                                   "[2, 8, 1024, 64]",
+                                   "\"name\": \"key\", \"role\": \"input\", "
+                                   "\"dtype\": \"bf16\",\n     \"shape\": "
+                                   "[2, 8, 2048, 32]")),
+            "buffers[1] (\"key\").shape: [2, 8, 2048, 32] is not [B, Hkv, "
+            "Skv, D] (B and D of query) = [2, 8, 2048, 64] for op attention");
+  EXPECT_EQ(manifestError(replaced(valid, "\"name\": \"query\"",
+                                   "\"name\": \"q\"")),
+            "buffers: op attention needs an input buffer named \"query\"");
+  EXPECT_EQ(manifestError(replaced(valid,
+                                   "\"name\": \"key\", \"role\": \"input\"",
+                                   "\"name\": \"key\", \"role\": "
+                                   "\"workspace\"")),
+            "buffers[1] (\"key\").role: is workspace, but op attention reads "
+            "\"key\" as an input");
+  EXPECT_EQ(manifestError(replaced(valid,
+                                   "\"name\": \"result\", \"role\": \"output\", "
+                                   "\"dtype\": \"bf16\"",
+                                   "\"name\": \"result\", \"role\": "
+                                   "\"output\", \"dtype\": \"f16\"")),
+            "buffers[3] (\"result\").dtype: f16, but op attention needs bf16 "
+            "here");
+  // Options: types, ranges, keys and the ops they apply to.
+  EXPECT_EQ(manifestError(replaced(valid, "\"scale\": 0.125", "\"scale\": -1")),
+            "options.scale: expected a positive number, got -1");
+  EXPECT_EQ(manifestError(replaced(valid, "\"causal\": true",
+                                   "\"causal\": \"yes\"")),
+            "options.causal: expected true or false, got \"yes\"");
+  EXPECT_EQ(manifestError(replaced(valid, "\"q_block\": 128", "\"q_block\": 0")),
+            "options.q_block: expected a positive 32-bit integer, got 0");
+  EXPECT_EQ(manifestError(replaced(valid, "\"q_block\": 128", "\"heads\": 0")),
+            "options.heads: does not apply to op attention");
+  EXPECT_STARTS_WITH(
+      manifestError(replaced(valid, "\"q_block\": 128", "\"window\": 3")),
+      "options.window: unknown option (expected one of causal, scale, ");
+  // A custom set takes any buffers (bpt-run only times it).
+  std::string custom = replaced(
+      replaced(valid, "\"attention\"", "\"custom\""),
+      "\"causal\": true, \"q_block\": 128, \"scale\": 0.125", "");
+  EXPECT_EQ(manifestError(replaced(custom, "\"name\": \"query\"",
+                                   "\"name\": \"q\"")),
+            "<valid>");
+  // Options only on the ops that read them.
+  EXPECT_EQ(manifestError(replaced(custom, "\"options\": {}",
+                                   "\"options\": {\"causal\": true}")),
+            "options.causal: does not apply to op custom");
+  // The PTX file stays in the manifest's folder.
+  EXPECT_EQ(manifestError(replaced(valid, "\"out.ptx\"", "\"/dev/zero\"")),
+            "ptx: \"/dev/zero\" is an absolute path; expected a file name "
+            "relative to the manifest's folder");
+  EXPECT_EQ(manifestError(replaced(valid, "\"out.ptx\"", "\"a/../../x.ptx\"")),
+            "ptx: \"a/../../x.ptx\" leaves the manifest's folder (\"..\"); "
+            "expected a file in it or below it");
+  EXPECT_EQ(manifestError(replaced(valid, "\"out.ptx\"", "\"a//x.ptx\"")),
+            "ptx: \"a//x.ptx\" has an empty or \".\" part");
+  // Chips and PTX versions of the back end, shared memory of the chip.
+  EXPECT_EQ(manifestError(replaced(valid, "\"+ptx80\"", "\"+ptx70\"")),
+            "features: PTX 7.0 ('+ptx70') does not support sm_90a, which "
+            "needs PTX 8.0 or later (e.g. +ptx80)");
+  EXPECT_STARTS_WITH(
+      manifestError(replaced(valid, "\"sm_90a\"", "\"sm_80a\"")),
+      "chip: unknown chip 'sm_80a' (LLVM's NVPTX back end supports sm_20, ");
+  EXPECT_EQ(manifestError(replaced(valid, "\"dynamic_shared_memory\": 49152",
+                                   "\"dynamic_shared_memory\": 232449")),
+            "launches[0].dynamic_shared_memory: 232449 bytes exceeds the "
+            "232448 bytes of shared memory a block of sm_90a can have");
+  EXPECT_EQ(manifestError(replaced(valid, "\"block_kernel\"", "\"9k\"")),
+            "launches[0].kernel: \"9k\" is not a PTX identifier (letters, "
+            "digits, _ and $, not starting with a digit)");
+}
+
+TEST(Manifest, OpSchemaFFNAndBlock) {
+  std::string ffn = R"({"bpt_manifest_version": 1, "ptx": "f.ptx",
+    "chip": "sm_80", "op": "ffn", "options": {"activation": "swiglu"},
+    "buffers": [
+      {"name": "input", "role": "input", "dtype": "f32", "shape": [1, 4, 8],
+       "bytes": 128},
+      {"name": "w_in", "role": "input", "dtype": "f32", "shape": [8, 16],
+       "bytes": 512},
+      {"name": "w_out", "role": "input", "dtype": "f32", "shape": [16, 8],
+       "bytes": 512},
+      {"name": "w_gate", "role": "input", "dtype": "f32", "shape": [8, 16],
+       "bytes": 512},
+      {"name": "result", "role": "output", "dtype": "f32", "shape": [1, 4, 8],
+       "bytes": 128}],
+    "launches": [{"kernel": "k", "grid": [1], "block": [32],
+                  "args": [0, 1, 2, 3, 4]}]})";
+  EXPECT_EQ(manifestError(ffn), "<valid>");
+  EXPECT_EQ(manifestError(replaced(ffn, "swiglu", "gelu")),
+            "buffers[3] (\"w_gate\"): unexpected: activation gelu is not gated "
+            "(only swiglu and geglu take w_gate)");
+  EXPECT_EQ(manifestError(replaced(ffn, "swiglu", "tanh")),
+            "options.activation: expected one of gelu, gelu_tanh, relu, silu, "
+            "swiglu, geglu, got \"tanh\"");
+  EXPECT_EQ(manifestError(replaced(ffn, "\"shape\": [16, 8]", "\"shape\": [8, 16]")),
+            "buffers[2] (\"w_out\").shape: [8, 16] is not [F, H] = [16, 8] for "
+            "op ffn");
+  EXPECT_EQ(manifestError(replaced(ffn, "\"name\": \"w_gate\"",
+                                   "\"name\": \"w_extra\"")),
+            "buffers: activation swiglu is gated: op ffn needs an input buffer "
+            "named \"w_gate\"");
+
+  std::string block = R"({"bpt_manifest_version": 1, "ptx": "b.ptx",
+    "chip": "sm_80", "op": "block",
+    "options": {"heads": 2, "kv_heads": 1, "norm": "rms_norm",
+                "activation": "gelu", "epsilon": 1e-5, "causal": false},
+    "buffers": [
+      {"name": "input", "role": "input", "dtype": "f32", "shape": [1, 4, 8],
+       "bytes": 128},
+      {"name": "norm1_weight", "role": "input", "dtype": "f32", "shape": [8],
+       "bytes": 32},
+      {"name": "w_q", "role": "input", "dtype": "f32", "shape": [8, 8],
+       "bytes": 256},
+      {"name": "w_k", "role": "input", "dtype": "f32", "shape": [8, 4],
+       "bytes": 128},
+      {"name": "w_v", "role": "input", "dtype": "f32", "shape": [8, 4],
+       "bytes": 128},
+      {"name": "w_o", "role": "input", "dtype": "f32", "shape": [8, 8],
+       "bytes": 256},
+      {"name": "norm2_weight", "role": "input", "dtype": "f32", "shape": [8],
+       "bytes": 32},
+      {"name": "w_in", "role": "input", "dtype": "f32", "shape": [8, 32],
+       "bytes": 1024},
+      {"name": "w_out", "role": "input", "dtype": "f32", "shape": [32, 8],
+       "bytes": 1024},
+      {"name": "result", "role": "output", "dtype": "f32", "shape": [1, 4, 8],
+       "bytes": 128}],
+    "launches": [{"kernel": "k", "grid": [1], "block": [32],
+                  "args": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}]})";
+  EXPECT_EQ(manifestError(block), "<valid>");
+  EXPECT_EQ(manifestError(replaced(block, "\"heads\": 2", "\"heads\": 0")),
+            "options.heads: expected a positive 32-bit integer, got 0");
+  EXPECT_EQ(manifestError(replaced(block, "\"heads\": 2, ", "")),
+            "options.heads: missing (op block needs heads and kv_heads)");
+  EXPECT_EQ(manifestError(replaced(block, "\"heads\": 2, \"kv_heads\": 1",
+                                   "\"heads\": 3, \"kv_heads\": 2")),
+            "options.heads: 3 is not a multiple of kv_heads (2)");
+  EXPECT_EQ(manifestError(replaced(block, "\"kv_heads\": 1", "\"kv_heads\": 2")),
+            "buffers[3] (\"w_k\").shape: [8, 4] is not [H, kv_heads * D] = "
+            "[8, 8] for op block");
+  EXPECT_EQ(manifestError(replaced(block, "rms_norm", "layer_norm")),
+            "buffers: op block needs an input buffer named \"norm1_bias\"");
+  EXPECT_EQ(manifestError(replaced(block, "\"epsilon\": 1e-5",
+                                   "\"epsilon\": 0")),
+            "options.epsilon: expected a positive number, got 0");
+}
+
+TEST(Chip, BackEndTable) {
+  // LLVM 22's NVPTX chips and the PTX versions they need.
+  EXPECT_EQ(bpt::minimumPTXVersion("sm_90a").value_or(0), 80u);
+  EXPECT_EQ(bpt::minimumPTXVersion("sm_80").value_or(0), 70u);
+  EXPECT_EQ(bpt::minimumPTXVersion("sm_100").value_or(0), 86u);
+  EXPECT_TRUE(!bpt::minimumPTXVersion("sm_80a"));
+  EXPECT_TRUE(!bpt::minimumPTXVersion("sm_junk"));
+  // The default stays +ptx80 (the kernels' PTX) unless the chip needs more.
+  EXPECT_EQ(bpt::defaultPTXFeatures("sm_80"), "+ptx80");
+  EXPECT_EQ(bpt::defaultPTXFeatures("sm_90a"), "+ptx80");
+  EXPECT_EQ(bpt::defaultPTXFeatures("sm_110"), "+ptx90");
+  EXPECT_TRUE(!bpt::checkChipAndFeatures("sm_90a", "", "c", "f"));
+  EXPECT_TRUE(!bpt::checkChipAndFeatures("sm_90a", "+ptx80,+ptx83", "c", "f"));
+  EXPECT_EQ(bpt::checkChipAndFeatures("sm_100", "+ptx80", "--chip",
+                                      "--features")
+                .value_or(""),
+            "--features: PTX 8.0 ('+ptx80') does not support sm_100, which "
+            "needs PTX 8.6 or later (e.g. +ptx86)");
+  EXPECT_STARTS_WITH(
+      bpt::checkChipAndFeatures("sm_90a", "+ptx80,", "c", "f").value_or(""),
+      "f: unknown feature '' (expected PTX versions: +ptx32, ");
+  EXPECT_STARTS_WITH(
+      bpt::checkChipAndFeatures("sm_90a", "+ptx0080", "c", "f").value_or(""),
+      "f: unknown feature '+ptx0080'");
+  // Names that are not sm_XY[a] have no version (and 48 KiB of shared
+  // memory); a long run of digits does not overflow.
+  EXPECT_EQ(bpt::getChipInfo("sm_99999999999999999999").version, 0u);
+  EXPECT_EQ(bpt::getChipInfo("sm_90a").sharedMemoryPerBlock, 232448);
+}
+
+TEST(Manifest, PTXFile) {
+  Expected<Manifest> m = Manifest::parse(kValidManifest);
+  ASSERT_TRUE(m.ok()) << m.error();
+  std::string ptx = ".version 8.0\n.target sm_90a\n.address_size 64\n"
+                    "// .entry commented_out(\n"
+                    ".visible .entry block_kernel(\n"
+                    "  .param .u64 a, .param .u64 b, .param .u64 c,\n"
+                    "  .param .u64 d)\n{ ret; }\n"
+                    ".visible .entry epilogue(.param .u64 a, .param .u64 b)\n"
+                    "{ ret; }\n";
+  EXPECT_TRUE(checkPTXMatchesManifest(*m, ptx).ok())
+      << checkPTXMatchesManifest(*m, ptx).message();
+  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(ptx, "sm_90a", "sm_80"))
+                .message(),
+            "the PTX targets sm_80, but the manifest's chip is sm_90a");
+  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(ptx, "  .param .u64 d", ""))
+                .message(),
+            "launches[0].args: kernel 'block_kernel' takes 3 parameters in "
+            "the PTX, but the launch passes 4");
+  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(ptx, "entry epilogue",
+                                                 "entry epilog"))
+                .message(),
+            "launches[1].kernel: the PTX has no kernel 'epilogue' (its "
+            "kernels: 'block_kernel', 'epilog')");
+  // The block a kernel was compiled for (.maxntid) is the launch's.
+  std::string bounded = replaced(ptx, "  .param .u64 d)\n",
+                                 "  .param .u64 d)\n.maxntid 256, 1, 1\n");
+  EXPECT_TRUE(checkPTXMatchesManifest(*m, bounded).ok());
+  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(bounded, "256, 1, 1",
+                                                 "128, 1, 1"))
+                .message(),
+            "launches[0].block: kernel 'block_kernel' was compiled for blocks "
+            "of 128x1x1 threads (.maxntid in the PTX), but the launch has "
+            "256x1x1");
+  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(bounded, ".maxntid 256, 1, 1",
+                                                 ".reqntid 512"))
+                .message(),
+            "launches[0].block: kernel 'block_kernel' was compiled for blocks "
+            "of 512x1x1 threads (.reqntid in the PTX), but the launch has "
+            "256x1x1");
+  EXPECT_EQ(checkPTXMatchesManifest(*m, "garbage").message(),
+            "the PTX has no .target directive (is 'out.ptx' PTX?)");
+  // Files that are not PTX text are refused before they are read.
+  EXPECT_EQ(readPTXFile("/dev/zero").error(),
+            "PTX file '/dev/zero' is not a regular file");
+  EXPECT_EQ(readPTXFile("/tmp").error(), "PTX file '/tmp' is not a regular file");
+  EXPECT_STARTS_WITH(readPTXFile("/nonexistent/k.ptx").error(),
+                     "cannot open PTX file '/nonexistent/k.ptx': ");
 }
 
 TEST(KernelSetCheck, ConsistentAttentionState) {

@@ -26,109 +26,113 @@
 using namespace mlir;
 namespace cl = llvm::cl;
 
+/// bpt-compile's own flags: --help lists these only (--help-hidden adds
+/// LLVM's and MLIR's).
+static cl::OptionCategory compileCategory("bpt-compile options");
+
 static cl::opt<std::string> input(cl::Positional,
                                   cl::desc("[model-level .mlir]"),
-                                  cl::init(""));
+                                  cl::cat(compileCategory), cl::init(""));
 static cl::opt<std::string> output("o", cl::desc("Output base name: writes "
                                                  "<o>.ptx and <o>.json"),
-                                   cl::init("bpt"));
+                                   cl::cat(compileCategory), cl::init("bpt"));
 static cl::opt<std::string> emit("emit",
                                  cl::desc("ptx (default), mlir or cubin"),
-                                 cl::init("ptx"));
+                                 cl::cat(compileCategory), cl::init("ptx"));
 static cl::opt<std::string> stage(
     "stage",
     cl::desc("With --emit=mlir: model, blockwise, linalg, bufferized, gpu or "
              "binary"),
-    cl::init("binary"));
+    cl::cat(compileCategory), cl::init("binary"));
 static cl::opt<std::string> op(
     "op",
     cl::desc("attention, attention_grad (the gradients dq, dk, dv from q, k, "
              "v, o, dO and the lse), ffn or block"),
-    cl::init("attention"));
-static cl::opt<int64_t> batch("batch", cl::init(1));
-static cl::opt<int64_t> heads("heads", cl::init(8));
+    cl::cat(compileCategory), cl::init("attention"));
+static cl::opt<int64_t> batch("batch", cl::cat(compileCategory), cl::init(1));
+static cl::opt<int64_t> heads("heads", cl::cat(compileCategory), cl::init(8));
 static cl::opt<int64_t> kvHeads("kv-heads", cl::desc("(default: --heads)"),
-                                cl::init(0));
-static cl::opt<int64_t> seq("seq", cl::init(1024));
+                                cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> seq("seq", cl::cat(compileCategory), cl::init(1024));
 static cl::opt<int64_t> kvSeq("kv-seq", cl::desc("(default: --seq)"),
-                              cl::init(0));
-static cl::opt<int64_t> headDim("head-dim", cl::init(64));
+                              cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> headDim("head-dim", cl::cat(compileCategory), cl::init(64));
 static cl::opt<int64_t> hidden("hidden",
                                cl::desc("Model width (ffn, block)"),
-                               cl::init(0));
+                               cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> ffn("ffn", cl::desc("FFN width (default 4x hidden)"),
-                            cl::init(0));
+                            cl::cat(compileCategory), cl::init(0));
 static cl::opt<std::string> activation(
     "activation", cl::desc("gelu, gelu_tanh, relu, silu, swiglu, geglu"),
-    cl::init("gelu"));
+    cl::cat(compileCategory), cl::init("gelu"));
 static cl::opt<std::string> norm("norm", cl::desc("layer_norm or rms_norm"),
-                                 cl::init("rms_norm"));
+                                 cl::cat(compileCategory), cl::init("rms_norm"));
 static cl::opt<std::string> dtype("dtype", cl::desc("f32, f16 or bf16"),
-                                  cl::init("bf16"));
-static cl::opt<bool> causal("causal", cl::init(false));
+                                  cl::cat(compileCategory), cl::init("bf16"));
+static cl::opt<bool> causal("causal", cl::cat(compileCategory), cl::init(false));
 static cl::opt<bool> backward(
     "backward",
     cl::desc("--op=attention: the forward with its log-sum-exp and the "
              "gradients dq, dk, dv, one kernel set"),
-    cl::init(false));
+    cl::cat(compileCategory), cl::init(false));
 static cl::opt<bool> lse(
     "lse",
     cl::desc("--op=attention: the forward that also returns its log-sum-exp "
              "(outputs output, lse), what --op=attention_grad takes"),
-    cl::init(false));
+    cl::cat(compileCategory), cl::init(false));
 static cl::opt<double> scale(
     "scale",
     cl::desc("Softmax scale of the attention ops (default 1/sqrt(head-dim))"),
-    cl::init(0));
-static cl::opt<int64_t> qBlock("q-block", cl::init(64));
-static cl::opt<int64_t> kvBlock("kv-block", cl::init(64));
-static cl::opt<bool> noFuse("no-fuse", cl::init(false));
+    cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> qBlock("q-block", cl::cat(compileCategory), cl::init(64));
+static cl::opt<int64_t> kvBlock("kv-block", cl::cat(compileCategory), cl::init(64));
+static cl::opt<bool> noFuse("no-fuse", cl::cat(compileCategory), cl::init(false));
 static cl::opt<int64_t> chunkRows(
     "chunk-rows",
     cl::desc("Rows per chunk of the sm_90a FFN and block kernels (a multiple "
              "of 128)"),
-    cl::init(2048));
+    cl::cat(compileCategory), cl::init(2048));
 static cl::opt<bool> noTensorCores(
     "no-tensor-cores",
     cl::desc("Keep every op on the portable path (no wgmma or mma.sync "
              "kernels)"),
-    cl::init(false));
+    cl::cat(compileCategory), cl::init(false));
 static cl::opt<int64_t> sm90KvBlock(
     "sm90-kv-block",
     cl::desc("sm_90a attention key/value block: 64 or 128 (0: the cost "
              "model's choice)"),
-    cl::init(0));
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm90Stages(
     "sm90-stages",
     cl::desc("sm_90a attention K/V ring stages: 2 to 4 (0: the cost model's "
              "choice)"),
-    cl::init(0));
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm90GemmBlockN(
     "sm90-gemm-block-n",
-    cl::desc("sm_90a GEMM tile width: 128 or 256 (0: per GEMM)"), cl::init(0));
+    cl::desc("sm_90a GEMM tile width: 128 or 256 (0: per GEMM)"), cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm90GemmStages(
     "sm90-gemm-stages",
     cl::desc("sm_90a GEMM shared-memory stages: 2 to 8 (0: as many as fit)"),
-    cl::init(0));
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm80QBlock(
     "sm80-q-block",
     cl::desc("mma.sync attention query rows per thread block: 64 or 128 (0: "
              "the cost model's choice)"),
-    cl::init(0));
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm80KvBlock(
     "sm80-kv-block",
     cl::desc("mma.sync attention key/value block: 32, 64 or 128 (0: the cost "
              "model's choice)"),
-    cl::init(0));
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm80Stages(
     "sm80-stages",
     cl::desc("mma.sync attention K/V ring stages: 2 to 4 (0: the cost "
              "model's choice)"),
-    cl::init(0));
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm80GemmBlockN(
     "sm80-gemm-block-n",
     cl::desc("mma.sync GEMM tile width: 128 or 256 (0: 256 where N allows)"),
-    cl::init(0));
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<bool> tune(
     "tune",
     cl::desc("Write one kernel set per candidate tensor-core tiling (for "
@@ -136,21 +140,42 @@ static cl::opt<bool> tune(
              "directory -o names, with tune.json; time them on the GPU "
              "machine with `bpt-run --tune=DIR`, then compile with "
              "--tuning=DIR/tuning.json"),
-    cl::init(false));
+    cl::cat(compileCategory), cl::init(false));
 static cl::opt<std::string> tuning(
     "tuning",
     cl::desc("Apply the winning tiling recorded by `bpt-run --tune` (flags "
              "given on the command line take precedence)"),
-    cl::init(""));
-static cl::opt<std::string> chip("chip", cl::init("sm_90a"));
+    cl::cat(compileCategory), cl::init(""));
+static cl::opt<std::string> chip(
+    "chip",
+    cl::desc("The chip, e.g. sm_90a (default) or sm_80: one LLVM 22's NVPTX "
+             "back end supports"),
+    cl::cat(compileCategory), cl::init("sm_90a"));
 static cl::opt<std::string> features(
-    "features", cl::desc("PTX features (default +ptx80)"), cl::init("+ptx80"));
+    "features",
+    cl::desc("PTX features, e.g. +ptx83 (default: +ptx80, or the chip's "
+             "minimum PTX version where that is higher)"),
+    cl::cat(compileCategory), cl::init(""));
 static cl::opt<int64_t> threads("block-threads", cl::desc("Threads per block"),
-                                cl::init(256));
+                                cl::cat(compileCategory), cl::init(256));
 
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "bpt-compile: " << message << "\n";
   return 1;
+}
+
+/// An input file must be a regular file ("-": standard input): a device
+/// such as /dev/zero, or a FIFO, would be read forever.
+static LogicalResult checkRegularFile(StringRef path, StringRef what) {
+  if (path == "-")
+    return success();
+  llvm::sys::fs::file_status status;
+  if (llvm::sys::fs::status(path, status))
+    return success(); // opening it reports the error
+  if (status.type() == llvm::sys::fs::file_type::regular_file)
+    return success();
+  fail(what + " '" + path + "' is not a regular file");
+  return failure();
 }
 
 static LogicalResult writeFile(StringRef path, StringRef contents) {
@@ -187,6 +212,8 @@ static const struct {
 /// the command line keeps its value.
 static LogicalResult applyTuning(StringRef path,
                                  bpt::CompileOptions &options) {
+  if (failed(checkRegularFile(path, "--tuning file")))
+    return failure();
   auto buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer) {
     fail("cannot read --tuning file '" + path + "': " +
@@ -394,12 +421,69 @@ static FailureOr<bpt::Stage> checkFlags() {
          std::to_string(threads));
     return failure();
   }
-  if (!StringRef(chip).starts_with("sm_")) {
-    fail("--chip must name an NVIDIA architecture such as sm_90a, got '" +
-         chip + "'");
+  if (stage.getNumOccurrences() && emit != "mlir") {
+    fail("--stage has no effect without --emit=mlir (kernel sets are always "
+         "lowered to the binary stage)");
+    return failure();
+  }
+  if (features.empty())
+    features = bpt::defaultPTXFeatures(chip);
+  if (std::optional<std::string> why =
+          bpt::checkChipAndFeatures(chip, features, "--chip", "--features")) {
+    fail(*why);
     return failure();
   }
   return *lastStage;
+}
+
+/// The shape flags given on the command line, as "--name".
+static std::vector<std::string> givenShapeFlags() {
+  std::vector<std::string> given;
+  const cl::Option *options[] = {&op,         &batch, &heads, &kvHeads,
+                                 &seq,        &kvSeq, &headDim, &hidden,
+                                 &ffn,        &activation, &norm, &dtype,
+                                 &causal};
+  for (const cl::Option *option : options)
+    if (option->getNumOccurrences())
+      given.push_back(("--" + option->ArgStr).str());
+  return given;
+}
+
+/// Warns about tiling flags given for a kernel path that no op takes: they
+/// change nothing, which a user tuning them should know.
+static LogicalResult warnIneffectiveTilingFlags(ModuleOp module,
+                                                const bpt::CompileOptions &options) {
+  struct PathFlags {
+    bool bpt::KernelPathsUsed::*path;
+    const char *why;
+    std::vector<cl::Option *> flags;
+  };
+  const PathFlags groups[] = {
+      {&bpt::KernelPathsUsed::portable,
+       "no op takes the portable path (tensor-core kernels take their "
+       "tilings from the --sm90-* / --sm80-* flags)",
+       {&qBlock, &kvBlock, &noFuse}},
+      {&bpt::KernelPathsUsed::wgmma, "no op takes an sm_90a wgmma kernel",
+       {&sm90KvBlock, &sm90Stages, &sm90GemmBlockN, &sm90GemmStages,
+        &chunkRows}},
+      {&bpt::KernelPathsUsed::mmaSync, "no op takes an mma.sync kernel",
+       {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
+  };
+  bool anyGiven = false;
+  for (const PathFlags &group : groups)
+    for (cl::Option *flag : group.flags)
+      anyGiven |= flag->getNumOccurrences() > 0;
+  if (!anyGiven)
+    return success();
+  FailureOr<bpt::KernelPathsUsed> used = bpt::kernelPathsUsed(module, options);
+  if (failed(used))
+    return failure();
+  for (const PathFlags &group : groups)
+    for (cl::Option *flag : group.flags)
+      if (flag->getNumOccurrences() && !((*used).*group.path))
+        llvm::errs() << "bpt-compile: warning: --" << flag->ArgStr
+                     << " has no effect: " << group.why << "\n";
+  return success();
 }
 
 /// The model-level module: built from the shape flags, or parsed from the
@@ -425,14 +509,29 @@ static OwningOpRef<ModuleOp> loadModule(MLIRContext &context,
     spec.backward = backward;
     spec.lse = lse;
     spec.scale = scale;
+    // The flags as given (buildModel fills defaults in `spec`), checked
+    // once their values are known to be valid.
+    const bpt::ModelSpec given = spec;
     llvm::Expected<OwningOpRef<ModuleOp>> built =
         bpt::buildModel(spec, context);
     if (!built) {
       fail(llvm::toString(built.takeError()));
       return nullptr;
     }
+    if (llvm::Error error =
+            bpt::checkShapeFlagsApply(given, givenShapeFlags(), false)) {
+      fail(llvm::toString(std::move(error)));
+      return nullptr;
+    }
     return std::move(*built);
   }
+  if (llvm::Error error = bpt::checkShapeFlagsApply(
+          bpt::ModelSpec(), givenShapeFlags(), /*fromFile=*/true)) {
+    fail(llvm::toString(std::move(error)));
+    return nullptr;
+  }
+  if (failed(checkRegularFile(input, "input")))
+    return nullptr;
   std::string error;
   auto file = openInputFile(input, &error);
   if (!file) {
@@ -534,6 +633,7 @@ static int emitKernelSet(ModuleOp module, const bpt::CompileOptions &options) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
+  cl::HideUnrelatedOptions(compileCategory);
   cl::ParseCommandLineOptions(
       argc, argv,
       "bpt-compile: compile a transformer op or block, given by shapes or a "
@@ -554,6 +654,9 @@ int main(int argc, char **argv) {
     return 1;
   FailureOr<bpt::CompileOptions> options = compileOptionsFromFlags();
   if (failed(options))
+    return 1;
+  if (!tune && (emit != "mlir" || *lastStage >= bpt::Stage::Blockwise) &&
+      failed(warnIneffectiveTilingFlags(*module, *options)))
     return 1;
   if (tune)
     return emitTuningCandidates(*module, *options, context);

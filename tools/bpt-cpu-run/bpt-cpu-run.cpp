@@ -15,6 +15,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -22,37 +23,42 @@
 using namespace mlir;
 namespace cl = llvm::cl;
 
+/// bpt-cpu-run's own flags: --help lists these only (--help-hidden adds
+/// LLVM's and MLIR's).
+static cl::OptionCategory runCategory("bpt-cpu-run options");
+
 static cl::opt<std::string> inputFilename(cl::Positional,
                                           cl::desc("<input .mlir>"),
-                                          cl::init("-"));
+                                          cl::cat(runCategory), cl::init("-"));
 static cl::opt<std::string> functionName(
     "function", cl::desc("Function to run (default: the only one)"),
-    cl::init(""));
+    cl::cat(runCategory), cl::init(""));
 static cl::opt<int64_t> qBlock("q-block", cl::desc("Query rows per block"),
-                               cl::init(64));
+                               cl::cat(runCategory), cl::init(64));
 static cl::opt<int64_t> kvBlock("kv-block",
                                 cl::desc("Key/value rows per block"),
-                                cl::init(64));
+                                cl::cat(runCategory), cl::init(64));
 static cl::list<std::string> blockSizes(
     "block-sizes",
     cl::desc("Run several Q:KV block-size configurations on the same inputs "
              "(e.g. 16:16,32:64); each must match the reference and the "
              "first. Overrides --q-block/--kv-block"),
-    cl::CommaSeparated);
+    cl::CommaSeparated, cl::cat(runCategory));
 static cl::opt<bool> noFuse("no-fuse",
                             cl::desc("Do not fuse the FFN and residuals into "
                                      "the query-block loop"),
-                            cl::init(false));
+                            cl::cat(runCategory), cl::init(false));
 static cl::opt<uint64_t> seed("seed", cl::desc("Seed of the random inputs"),
-                              cl::init(1));
+                              cl::cat(runCategory), cl::init(1));
 static cl::opt<bool> perturbOutput(
     "perturb-output",
     cl::desc("Testing: add 2·tolerance·||ref|| to the first output element, "
              "to show that a wrong result fails"),
-    cl::init(false), cl::Hidden);
+    cl::cat(runCategory), cl::init(false), cl::Hidden);
 
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
+  cl::HideUnrelatedOptions(runCategory);
   cl::ParseCommandLineOptions(
       argc, argv,
       "bpt-cpu-run: compile a model-level bpt function for the CPU, run it on "
@@ -82,6 +88,14 @@ int main(int argc, char **argv) {
   MLIRContext context(registry);
   context.printOpOnDiagnostic(false);
 
+  // A device such as /dev/zero, or a FIFO, would be read forever.
+  llvm::sys::fs::file_status status;
+  if (inputFilename != "-" && !llvm::sys::fs::status(inputFilename, status) &&
+      status.type() != llvm::sys::fs::file_type::regular_file) {
+    llvm::errs() << "bpt-cpu-run: input '" << inputFilename
+                 << "' is not a regular file\n";
+    return 2;
+  }
   std::string error;
   auto file = openInputFile(inputFilename, &error);
   if (!file) {

@@ -10,6 +10,10 @@
 #include "bpt/Runtime/KernelSetCheck.h"
 #include "bpt/Runtime/Manifest.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +25,7 @@ static void usage(FILE *out) {
                "               [--iterations=N] [--warmup=N] [--no-check]\n"
                "               [--probe]\n"
                "       bpt-run --tune=DIR [--tuning-out=FILE] [--no-check] ...\n"
+               "       bpt-run --check-manifest=<manifest.json>\n"
                "Runs a kernel set from bpt-compile on the GPU on seeded random\n"
                "inputs, checks every output against the float64 reference,\n"
                "and prints the time and TFLOP/s. --probe only says whether a\n"
@@ -28,18 +33,28 @@ static void usage(FILE *out) {
                "--tune=DIR runs every candidate of `bpt-compile --tune -o DIR`\n"
                "(checked unless --no-check), prints their times and writes the\n"
                "fastest passing one to FILE (default DIR/tuning.json) for\n"
-               "`bpt-compile --tuning=FILE`.\n");
+               "`bpt-compile --tuning=FILE`.\n"
+               "--check-manifest=FILE validates a manifest and its PTX file\n"
+               "(all that is checked before the driver is loaded) and exits:\n"
+               "0 valid, 2 invalid; it needs no GPU.\n");
 }
 
-/// Parses the integer after `--name=`; false if `arg` is not that flag.
-static bool parseInt(const char *arg, const char *name, long long &value,
-                     bool &bad) {
+/// Parses the integer after `--name=` into `value`, which must lie in
+/// [minimum, maximum] (so that 4294967297 iterations is an error, not 1);
+/// false if `arg` is not that flag.
+static bool parseInt(const char *arg, const char *name, long long minimum,
+                     long long maximum, long long &value, bool &bad) {
   size_t n = std::strlen(name);
   if (std::strncmp(arg, name, n) != 0 || arg[n] != '=')
     return false;
   char *end = nullptr;
+  errno = 0;
   value = std::strtoll(arg + n + 1, &end, 10);
-  bad = end == arg + n + 1 || *end != '\0';
+  bad = end == arg + n + 1 || *end != '\0' || errno == ERANGE ||
+        value < minimum || value > maximum;
+  if (bad)
+    std::fprintf(stderr, "bpt-run: %s expects an integer in [%lld, %lld]\n",
+                 name, minimum, maximum);
   return true;
 }
 
@@ -48,6 +63,15 @@ static bool parseInt(const char *arg, const char *name, long long &value,
 static int runTuning(const std::string &dir, const std::string &outPath,
                      bpt::rt::CheckOptions options) {
   std::string listPath = dir + "/tune.json";
+  // Not /dev/zero or a FIFO, which would be read forever.
+  struct stat info;
+  if (::stat(listPath.c_str(), &info) == 0 &&
+      (!S_ISREG(info.st_mode) || info.st_size > bpt::rt::kMaxManifestBytes)) {
+    std::fprintf(stderr, "bpt-run: %s is not a regular file of at most %lld "
+                         "bytes\n",
+                 listPath.c_str(), (long long)bpt::rt::kMaxManifestBytes);
+    return 2;
+  }
   std::FILE *file = std::fopen(listPath.c_str(), "rb");
   if (!file) {
     std::fprintf(stderr, "bpt-run: cannot read %s (written by bpt-compile "
@@ -85,6 +109,15 @@ static int runTuning(const std::string &dir, const std::string &outPath,
       std::fprintf(stderr, "bpt-run: %s: candidates[%zu] needs \"name\", "
                            "\"manifest\" and \"flags\"\n",
                    listPath.c_str(), i);
+      return 2;
+    }
+    const std::string &manifestName = manifest->get_ref<const std::string &>();
+    // bpt-compile --tune writes the candidates next to tune.json.
+    if (manifestName.empty() || manifestName.find('/') != std::string::npos ||
+        manifestName == "." || manifestName == "..") {
+      std::fprintf(stderr, "bpt-run: %s: candidates[%zu].manifest must be a "
+                           "file name in %s, got \"%s\"\n",
+                   listPath.c_str(), i, dir.c_str(), manifestName.c_str());
       return 2;
     }
     const std::string &nameText = name->get_ref<const std::string &>();
@@ -160,10 +193,29 @@ static bool parseString(const char *arg, const char *name, std::string &value) {
   return true;
 }
 
+/// Timed runs beyond this are a typo, not a measurement.
+constexpr long long kMaxIterations = 1000000;
+
+/// --check-manifest: everything bpt-run checks before it loads the driver,
+/// so that kernel sets (and the fuzzer) can be checked without a GPU.
+static int checkManifestOnly(const std::string &path) {
+  bpt::rt::Expected<bpt::rt::Manifest> manifest =
+      bpt::rt::loadKernelSet(path);
+  if (!manifest) {
+    std::fprintf(stderr, "bpt-run: %s\n", manifest.error().c_str());
+    return 2;
+  }
+  std::printf("%s: valid (op %s, %zu buffers, %zu launches, PTX %s)\n",
+              path.c_str(), bpt::rt::manifestOpName(manifest->op),
+              manifest->buffers.size(), manifest->launches.size(),
+              manifest->ptxPath().c_str());
+  return 0;
+}
+
 int main(int argc, char **argv) {
   bpt::rt::CheckOptions options;
   bool probe = false;
-  std::string tuneDir, tuningOut;
+  std::string tuneDir, tuningOut, checkManifest;
   for (int i = 1; i < argc; ++i) {
     const char *arg = argv[i];
     long long value = 0;
@@ -179,16 +231,16 @@ int main(int argc, char **argv) {
       bad = tuneDir.empty();
     } else if (parseString(arg, "--tuning-out", tuningOut)) {
       bad = tuningOut.empty();
-    } else if (parseInt(arg, "--seed", value, bad)) {
+    } else if (parseString(arg, "--check-manifest", checkManifest)) {
+      bad = checkManifest.empty();
+    } else if (parseInt(arg, "--seed", 0, LLONG_MAX, value, bad)) {
       options.seed = value;
-    } else if (parseInt(arg, "--device", value, bad)) {
+    } else if (parseInt(arg, "--device", 0, INT_MAX, value, bad)) {
       options.device = static_cast<int>(value);
-    } else if (parseInt(arg, "--iterations", value, bad)) {
+    } else if (parseInt(arg, "--iterations", 0, kMaxIterations, value, bad)) {
       options.iterations = static_cast<int>(value);
-      bad = bad || value < 0;
-    } else if (parseInt(arg, "--warmup", value, bad)) {
+    } else if (parseInt(arg, "--warmup", 0, kMaxIterations, value, bad)) {
       options.warmup = static_cast<int>(value);
-      bad = bad || value < 0;
     } else if (arg[0] == '-') {
       std::fprintf(stderr, "bpt-run: unknown option '%s'\n", arg);
       usage(stderr);
@@ -203,6 +255,14 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "bpt-run: bad value in '%s'\n", arg);
       return 2;
     }
+  }
+  if (!checkManifest.empty()) {
+    if (!options.manifestPath.empty() || probe || !tuneDir.empty()) {
+      std::fprintf(stderr, "bpt-run: --check-manifest takes no other "
+                           "manifest, --probe or --tune\n");
+      return 2;
+    }
+    return checkManifestOnly(checkManifest);
   }
   if (probe) {
     std::string message;

@@ -52,6 +52,15 @@ struct ModelSpec {
 llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 buildModel(ModelSpec &spec, mlir::MLIRContext &context);
 
+/// Checks that each shape flag given on the command line (`given`, e.g.
+/// "--head-dim", without values) affects a model of `spec.op`: --hidden on
+/// an attention or --heads on an FFN would otherwise be ignored silently.
+/// `fromFile`: the model comes from a .mlir file, which no shape flag
+/// affects. The error names the flag and the ops it applies to.
+llvm::Error checkShapeFlagsApply(const ModelSpec &spec,
+                                 llvm::ArrayRef<std::string> given,
+                                 bool fromFile);
+
 /// Options of the whole compilation.
 struct CompileOptions {
   /// The target chip and the kernel tilings a user pinned (bpt-compile's
@@ -70,6 +79,23 @@ void fillPipelineOptions(const CompileOptions &options, NVVMOptions &nvvm);
 
 /// Lowers `module` in place up to and including `stage`: the registered
 /// bpt-to-nvvm pipeline, cut after that stage.
+/// The kernel paths a module's ops and loop nests take.
+struct KernelPathsUsed {
+  /// Tiled by --q-block / --kv-block, fused unless --no-fuse.
+  bool portable = false;
+  /// Tiled by the --sm80-* flags.
+  bool mmaSync = false;
+  /// Tiled by the --sm90-* flags and --chunk-rows.
+  bool wgmma = false;
+};
+
+/// The paths of `module`'s strategies: a copy is taken to the blockwise
+/// stage and its `#bpt.strategy` attributes read, so that flags of a path
+/// no op takes can be reported as having no effect. Failure: that stage
+/// failed (its diagnostics were emitted).
+mlir::FailureOr<KernelPathsUsed> kernelPathsUsed(mlir::ModuleOp module,
+                                                 const CompileOptions &options);
+
 mlir::LogicalResult lowerToStage(mlir::ModuleOp module, Stage stage,
                                  const CompileOptions &options);
 

@@ -18,11 +18,17 @@
 //
 //   {
 //     "bpt_manifest_version": 2,
-//     "ptx": "out.ptx",                 // path relative to the manifest
-//     "chip": "sm_90a",
-//     "features": "+ptx80",             // optional
+//     "ptx": "out.ptx",                 // a file in the manifest's folder
+//                                       // or below it: relative, no "..",
+//                                       // a regular file of at most 1 GiB
+//     "chip": "sm_90a",                 // one LLVM 22's NVPTX back end
+//                                       // knows (bpt/Target/Chip.h)
+//     "features": "+ptx80",             // optional; +ptxNN, at least the
+//                                       // chip's minimum PTX version
 //     "op": "attention",                // attention | ffn | block | custom
-//     "options": {"causal": true, ...}, // optional; numbers, strings, bools
+//     "options": {"causal": true, ...}, // optional; the keys and types
+//                                       // of ManifestOp.cpp's table, each
+//                                       // on the ops that read it
 //     "buffers": [                      // at least one
 //       {"name": "query", "role": "input", "dtype": "bf16",
 //        "shape": [2, 8, 1024, 64], "bytes": 2097152}, ...
@@ -77,6 +83,13 @@
 // stride of the row-major tensor is a multiple of 16, each box dimension is
 // 1 to 256, the innermost box dimension spans a multiple of 16 bytes, and at
 // most the swizzle span (32, 64 or 128 bytes) when swizzled.
+//
+// The buffers must be what the op computes (ManifestOp.cpp): the inputs
+// it reads by name (and no other inputs), its outputs in order with their
+// shapes, and one dtype for all but the log-sum-exp (f32); a custom op takes
+// any buffers. Each launch's dynamic shared memory is at most the chip's
+// (bpt/Target/Chip.h), and, where the PTX is read (loadKernelSet), each
+// kernel is an entry of the PTX with as many parameters as its arguments.
 //
 // Errors name the field's path, e.g.
 // "launches[0].args[3]: index 7 out of range (4 buffers)" or
@@ -279,8 +292,8 @@ public:
   /// lives, for ptxPath(). Errors name the field's path.
   static Expected<Manifest> parse(std::string_view json,
                                   std::string directory = "");
-  /// Reads, parses and validates the manifest file at `path`; errors start
-  /// with the path.
+  /// Reads, parses and validates the manifest file at `path` (a regular file
+  /// of at most kMaxManifestBytes); errors start with the path.
   static Expected<Manifest> load(const std::string &path);
 
   /// The manifest's bpt_manifest_version.
@@ -321,6 +334,29 @@ public:
   /// Option `key` if it is a boolean, else nullopt.
   std::optional<bool> getBoolOption(std::string_view key) const;
 };
+
+/// Checks that `manifest`'s buffers and options are what its op computes
+/// (see the schema above); Manifest::parse calls it. Errors name the field.
+Status checkManifestOp(const Manifest &manifest);
+
+/// The largest manifest file Manifest::load() reads.
+constexpr int64_t kMaxManifestBytes = int64_t(1) << 28;
+
+/// The largest PTX file readPTXFile() reads.
+constexpr int64_t kMaxPTXBytes = int64_t(1) << 30;
+
+/// The text of the PTX file at `path`: a regular file (not /dev/zero, a
+/// FIFO or a directory) of at most kMaxPTXBytes without NUL bytes.
+Expected<std::string> readPTXFile(const std::string &path);
+
+/// Checks PTX text against the manifest: its .target is the manifest's
+/// chip, and each launched kernel is an .entry taking as many parameters
+/// as the launch passes.
+Status checkPTXMatchesManifest(const Manifest &manifest, std::string_view ptx);
+
+/// Manifest::load, then the PTX file it names (readPTXFile,
+/// checkPTXMatchesManifest): all that can be checked without a driver.
+Expected<Manifest> loadKernelSet(const std::string &manifestPath);
 
 } // namespace bpt::rt
 

@@ -7,17 +7,20 @@
 // The one table of chip facts: shared memory, multiprocessors, clock and
 // which tensor-core instructions a chip has. The strategy pass, the cost
 // model, the kernel conversions, the pipelines and bpt-compile all read it;
-// nothing else spells a chip's numbers.
+// nothing else spells a chip's numbers. It also lists the chips LLVM 22's
+// NVPTX back end accepts, with the PTX version each needs, so that a bad
+// --chip is an error here, not a fatal error in instruction selection.
+// Plain C++ (no LLVM): the runtime reads it too, to check manifests.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef BPT_TARGET_CHIP_H
 #define BPT_TARGET_CHIP_H
 
-#include "llvm/ADT/StringRef.h"
-
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace bpt {
 
@@ -51,7 +54,33 @@ struct ChipInfo {
 /// The facts of `chip`. Chips the table does not list get their family's
 /// figures (`known` false); names that are not sm_XY[a] get a chip without
 /// tensor cores and 48 KiB of shared memory.
-ChipInfo getChipInfo(llvm::StringRef chip);
+ChipInfo getChipInfo(std::string_view chip);
+
+/// The lowest PTX ISA version (times ten: 80 is PTX 8.0) that LLVM 22's
+/// NVPTX back end accepts for `chip`, or nullopt when that back end does not
+/// know the chip (sm_junk, sm_80a).
+std::optional<unsigned> minimumPTXVersion(std::string_view chip);
+
+/// The chips minimumPTXVersion() knows, comma-separated, for messages.
+std::string supportedChipList();
+
+/// The PTX version bpt targets for `chip` when no feature names one: 8.0
+/// (what the kernels were written and measured with), or the chip's own
+/// minimum where that is higher (sm_100 and later).
+unsigned defaultPTXVersion(std::string_view chip);
+
+/// "+ptx80" for defaultPTXVersion(chip) 80.
+std::string defaultPTXFeatures(std::string_view chip);
+
+/// Checks a chip and its PTX features ("+ptx80", comma-separated; empty for
+/// the default) against the back end: an unknown chip, a malformed or
+/// unknown feature, or a PTX version below the chip's minimum. Returns the
+/// message (naming `chipFlag` / `featuresFlag`, e.g. "--chip"), or nullopt
+/// when the pair is valid.
+std::optional<std::string> checkChipAndFeatures(std::string_view chip,
+                                                std::string_view features,
+                                                std::string_view chipFlag,
+                                                std::string_view featuresFlag);
 
 } // namespace bpt
 
