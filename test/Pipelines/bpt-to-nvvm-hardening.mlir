@@ -82,3 +82,16 @@ func.func @"0.start"(%x: tensor<4x64xf32>, %g: tensor<64xf32>) -> tensor<4x64xf3
   return %y : tensor<4x64xf32>
 }
 
+// -----
+
+// An elementwise kernel over 2^46 points: the grid is capped at CUDA's
+// 2^31 - 1 blocks along x (the threads stride over the rest), not 2^38.
+// CHECK-LABEL: func.func @huge_rows
+// CHECK: %[[GRID:.*]] = arith.constant 2147483647 : index
+// CHECK: gpu.launch_func @bpt_kernels::@huge_rows_kernel blocks in (%[[GRID]],
+func.func @huge_rows(%x: tensor<1099511627776x64xf32>, %g: tensor<64xf32>)
+    -> tensor<1099511627776x64xf32> {
+  %y = bpt.rms_norm %x, %g : (tensor<1099511627776x64xf32>, tensor<64xf32>)
+      -> tensor<1099511627776x64xf32>
+  return %y : tensor<1099511627776x64xf32>
+}
