@@ -27,7 +27,9 @@ def BPT_AttentionOp : BPT_Op<"attention", [Pure]> {
       `Hq` is a multiple of `Hkv`. Query head `h` reads key/value head
       `h / (Hq / Hkv)`: `Hkv = Hq` is multi-head, `1 < Hkv < Hq` grouped-query,
       `Hkv = 1` multi-query attention.
-    - `scale` defaults to `1/sqrt(D)`; it must be finite and positive.
+    - `scale` defaults to `1/sqrt(D)`; it must be finite and in
+      `[2^-126, 2^16]`: it is applied in f32 (times log2(e)) in the online
+      softmax, and a larger one overflows it on ordinary data.
     - `causal`: query `i` attends to key `j` only where `j <= i + (Skv - Sq)`,
       i.e. the causal diagonal is aligned to the bottom-right corner of the
       `Sq × Skv` score matrix, as in FlashAttention ≥ 2.1 and PyTorch's
@@ -246,7 +248,7 @@ def BPT_LayerNormOp : BPT_Op<"layer_norm", [Pure]> {
   let description = [{
     `(input - mean) / sqrt(var + epsilon) · weight + bias`, with the biased
     variance over the last dimension `H`, computed in `f32`. `weight` and
-    `bias` are `[H]`; `epsilon` (default `1e-5`) is finite and non-negative.
+    `bias` are `[H]`; `epsilon` (default `1e-5`) is finite and in `[0, 1]`.
 
     Example:
 
@@ -277,7 +279,7 @@ def BPT_RMSNormOp : BPT_Op<"rms_norm", [Pure]> {
   let description = [{
     `input / sqrt(mean(input²) + epsilon) · weight` over the last dimension
     `H`, computed in `f32`. `weight` is `[H]`; `epsilon` (default `1e-5`) is
-    finite and non-negative.
+    finite and in `[0, 1]`.
 
     Example:
 
@@ -321,7 +323,8 @@ def BPT_TransformerBlockOp : BPT_Op<"transformer_block",
       `[heads·D, H]`; the head dimension `D` is `w_q`'s width over `heads`,
       and `heads` is a multiple of `kv_heads` (MHA, GQA, MQA).
     - `norm` is `layer_norm` (each norm takes a weight and a bias, `[H]`) or
-      `rms_norm` (a weight only), with `epsilon` (default `1e-5`).
+      `rms_norm` (a weight only), with `epsilon` (default `1e-5`, in
+      `[0, 1]`).
     - The FFN is `w_in` `[H, F]`, `w_out` `[F, H]`, plus `w_gate` `[H, F]` for
       the gated activations (`swiglu`, `geglu`); see `bpt.ffn`.
     - Attention uses the default scale `1/sqrt(D)`; `causal` as in

@@ -40,18 +40,24 @@ constexpr double kSpillRegisters = 300;
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /// Key/value blocks all thread blocks of one head iterate over together
-/// (ragged sequences: the last, partial blocks count whole).
-int64_t keyBlocksPerHead(const AttentionProblem &p, const AttentionTiling &t) {
-  int64_t perQueryBlock = ceilDiv(p.seqKV, t.blockN), total = 0;
-  for (int64_t i = 0; i < ceilDiv(p.seqQ, t.blockM); ++i) {
-    if (!p.causal) {
-      total += perQueryBlock;
-      continue;
-    }
+/// (ragged sequences: the last, partial blocks count whole). Above
+/// kExactQueryBlocks query blocks, every step-th block stands for its
+/// step neighbours (the count is monotone in the block): an estimate in
+/// bounded time for any sequence length.
+double keyBlocksPerHead(const AttentionProblem &p, const AttentionTiling &t) {
+  constexpr int64_t kExactQueryBlocks = int64_t(1) << 16;
+  int64_t perQueryBlock = ceilDiv(p.seqKV, t.blockN);
+  int64_t queryBlocks = ceilDiv(p.seqQ, t.blockM);
+  if (!p.causal)
+    return double(perQueryBlock) * queryBlocks;
+  int64_t step = std::max<int64_t>(1, queryBlocks / kExactQueryBlocks);
+  double total = 0;
+  for (int64_t i = 0; i < queryBlocks; i += step) {
     // Key j is visible to query i when j <= i + (Skv - Sq).
     int64_t last = (i + 1) * t.blockM + p.seqKV - p.seqQ;
-    total += std::clamp<int64_t>(ceilDiv(std::max<int64_t>(last, 0), t.blockN),
-                                 0, perQueryBlock);
+    int64_t visible = std::clamp<int64_t>(
+        ceilDiv(std::max<int64_t>(last, 0), t.blockN), 0, perQueryBlock);
+    total += double(visible) * std::min(step, queryBlocks - i);
   }
   return total;
 }
@@ -126,12 +132,15 @@ std::optional<double> bpt::predictAttentionMs(AttentionKernelKind kind,
 
   // Thread blocks resident together share a multiprocessor's issue slots
   // and hide each other's synchronisation; they run in waves.
-  int64_t threadBlocks = p.batch * p.heads * ceilDiv(p.seqQ, t.blockM);
-  int64_t together =
-      std::min(resident, ceilDiv(threadBlocks, chip.multiprocessors));
-  int64_t waves = ceilDiv(threadBlocks, chip.multiprocessors * together);
-  double blocksPerThreadBlock =
-      double(keyBlocksPerHead(p, t)) * p.batch * p.heads / threadBlocks;
+  // In doubles: batch × heads × query blocks may exceed int64 on shapes
+  // the kernels refuse anyway; the estimate must still be finite.
+  double threadBlocks =
+      double(p.batch) * double(p.heads) * double(ceilDiv(p.seqQ, t.blockM));
+  double together = std::min(
+      double(resident), std::ceil(threadBlocks / chip.multiprocessors));
+  double waves = std::ceil(threadBlocks / (chip.multiprocessors * together));
+  double blocksPerThreadBlock = keyBlocksPerHead(p, t) * double(p.batch) *
+                                double(p.heads) / threadBlocks;
   double clocks = waves * blocksPerThreadBlock *
                   (together * (tensor + softmax) + sync);
   return clocks / (chip.clockGHz * 1e6);

@@ -447,6 +447,14 @@ struct BPTBlockToSM90Pass final
                << "bpt-block-to-sm90: its keys and values are used outside "
                   "the block's chunk loop";
     BlockShape shape(m);
+    if (shape.rows / shape.chunk > kMaxUnrolledChunks)
+      return m.blockLoop.emitError()
+             << "bpt-block-to-sm90: " << shape.rows / shape.chunk
+             << " chunks of " << shape.chunk
+             << " rows; each is its own launch sequence, and at most "
+             << kMaxUnrolledChunks
+             << " are written (raise the strategy's chunk_rows, or take the "
+                "portable path)";
     FailureOr<BlockKernels> kernels =
         buildKernels(getOperation(), m, shape, strategy);
     if (failed(kernels))

@@ -64,6 +64,11 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
     int64_t chunk = m.chunkRows;
+    if (rows / chunk > kMaxUnrolledChunks)
+      return llvm::formatv("{0} chunks of {1} rows; each is its own launch "
+                           "sequence, and at most {2} are written",
+                           rows / chunk, chunk, kMaxUnrolledChunks)
+          .str();
     up = GemmConfig{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                     element.isBF16(), op.getActivation()};
     up.gated = op.getWGate() != nullptr;

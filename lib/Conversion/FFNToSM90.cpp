@@ -62,6 +62,11 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
     int64_t chunk = m.chunkRows;
+    if (rows / chunk > kMaxUnrolledChunks)
+      return m.loop.emitError()
+             << "bpt-ffn-to-sm90: " << rows / chunk << " chunks of " << chunk
+             << " rows; each is its own launch sequence, and at most "
+             << kMaxUnrolledChunks << " are written";
 
     GemmConfig up{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
                   element.isBF16(), op.getActivation()};

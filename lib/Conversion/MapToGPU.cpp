@@ -23,6 +23,8 @@ namespace bpt {
 #include "bpt/Conversion/Passes.h.inc"
 } // namespace bpt
 
+#include <algorithm>
+
 using namespace mlir;
 
 namespace {
@@ -202,6 +204,9 @@ LogicalResult shareAmongThreads(RewriterBase &rw, Operation *op, Value worker,
   rw.eraseOp(generic);
   return success();
 }
+
+/// CUDA's limit on a grid's blocks along x.
+constexpr int64_t kMaxGridX = (int64_t(1) << 31) - 1;
 
 bool isSharedWork(Operation *op) {
   return isa<linalg::LinalgOp, memref::CopyOp>(op);
@@ -447,7 +452,10 @@ LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
         points *= size;
     }
   }
-  int64_t blocks = std::max<int64_t>(1, (points + threads - 1) / threads);
+  // Workers stride over the points, so the grid may be smaller than the
+  // work: it is capped at CUDA's limit.
+  int64_t blocks = std::clamp<int64_t>((points + threads - 1) / threads, 1,
+                                       kMaxGridX);
   rw.setInsertionPoint(op);
   Value one = indexConst(rw, loc, 1);
   auto launch = gpu::LaunchOp::create(rw, loc, indexConst(rw, loc, blocks),
@@ -474,9 +482,11 @@ void BPTMapToGPUPass::runOnOperation() {
                      << static_cast<int64_t>(threads);
     return signalPassFailure();
   }
-  if (maxBlocks < 1 || maxWorkspaceBlocks < 1) {
+  if (maxBlocks < 1 || maxWorkspaceBlocks < 1 || maxBlocks > kMaxGridX ||
+      maxWorkspaceBlocks > kMaxGridX) {
     func.emitError() << "bpt-map-to-gpu: options max-blocks and "
-                        "max-workspace-blocks must be positive";
+                        "max-workspace-blocks must be in [1, 2^31 - 1] (a "
+                        "grid's blocks along x)";
     return signalPassFailure();
   }
   IRRewriter rw(&getContext());

@@ -7,6 +7,7 @@
 #include "bpt/Conversion/Passes.h"
 
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/StringExtras.h"
 
 namespace bpt {
 #define GEN_PASS_DEF_BPTMERGEKERNELMODULES
@@ -19,6 +20,19 @@ namespace {
 
 constexpr llvm::StringLiteral kKernelModuleName = "bpt_kernels";
 constexpr llvm::StringLiteral kKeepKernelNames = "bpt.keep_kernel_names";
+
+/// `name` made a PTX identifier ([A-Za-z_$][A-Za-z0-9_$]*): NVPTX aborts on
+/// any other symbol ("Symbol name with unsupported characters"), and a
+/// kernel outlined from `func.func @"my-attention"` takes the function's
+/// name. Valid names are returned unchanged.
+std::string ptxIdentifier(StringRef name) {
+  std::string result;
+  for (char c : name)
+    result += llvm::isAlnum(c) || c == '_' || c == '$' ? c : '_';
+  if (result.empty() || llvm::isDigit(result.front()))
+    result.insert(result.begin(), '_');
+  return result;
+}
 
 struct BPTMergeKernelModulesPass final
     : bpt::impl::BPTMergeKernelModulesBase<BPTMergeKernelModulesPass> {
@@ -56,7 +70,7 @@ struct BPTMergeKernelModulesPass final
                                  ? source.getNameAttr()
                                  : oldName;
         op.remove();
-        symbol.setName(newName);
+        symbol.setName(ptxIdentifier(newName.getValue()));
         StringAttr unique = mergedSymbols.insert(&op);
         renamed[{source.getNameAttr(), oldName}] = unique;
       }

@@ -17,6 +17,7 @@
 
 #include "SM80Kernels.h"
 #include "SM90Kernels.h"
+#include "StrategyOps.h"
 
 #include "bpt/Conversion/AttentionCostModel.h"
 #include "bpt/Target/Chip.h"
@@ -119,6 +120,42 @@ Refusal checkHeadDim(int64_t headDim) {
       .str();
 }
 
+/// CUDA's grid limit along y and z (every chip since sm_30; x takes
+/// 2^31 - 1). The tensor-core kernels put heads and batch, or a GEMM's row
+/// tiles, there.
+constexpr int64_t kMaxGridYZ = 65535;
+/// Rows (all dimensions but the last) that a tensor-core kernel's 32-bit
+/// TMA coordinates and row offsets address.
+constexpr int64_t kMaxKernelRows = (int64_t(1) << 31) - 1;
+
+/// What every tensor-core attention kernel needs of Q [B, Hq, Sq, D] and K
+/// [B, Hkv, Skv, D] whatever its tiling: rows its 32-bit offsets address,
+/// heads and batch within the grid's y and z. Checked before the cost
+/// model, which need not consider launches that cannot exist.
+Refusal checkAttentionGrid(ArrayRef<int64_t> q, ArrayRef<int64_t> kv) {
+  // The verifier bounds each tensor's bytes by 2^62: these cannot overflow.
+  if (q[0] * q[1] * q[2] > kMaxKernelRows ||
+      kv[0] * kv[1] * kv[2] > kMaxKernelRows)
+    return std::string("more rows than 32-bit row offsets and TMA "
+                       "coordinates address");
+  if (q[1] > kMaxGridYZ || q[0] > kMaxGridYZ)
+    return llvm::formatv("{0} heads and batch {1}: a grid's y and z take at "
+                         "most {2} blocks",
+                         q[1], q[0], kMaxGridYZ)
+        .str();
+  return std::nullopt;
+}
+
+/// A GEMM launch's grid: `rows / blockM` blocks along y.
+Refusal checkGemmGridRows(int64_t rows, int64_t blockM) {
+  if ((rows + blockM - 1) / blockM <= kMaxGridYZ)
+    return std::nullopt;
+  return llvm::formatv("{0} rows in {1}-row tiles exceed a grid's {2} blocks "
+                       "along y",
+                       rows, blockM, kMaxGridYZ)
+      .str();
+}
+
 /// What a wgmma attention kernel (forward or backward) with `config`'s
 /// head dim and blocks needs of Q [B, Hq, Sq, D] and K [B, Hkv, Skv, D]:
 /// a supported head dim, sequences in whole blocks, rows that 32-bit TMA
@@ -134,14 +171,23 @@ Refusal checkWgmmaAttentionKernel(ArrayRef<int64_t> q, ArrayRef<int64_t> kv,
                          "the {2}-row query block and {3}-row key block",
                          q[2], kv[2], config.blockM, config.blockN)
         .str();
-  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31) ||
-      kv[0] * kv[1] * kv[2] >= (int64_t(1) << 31))
-    return std::string("more rows than a 32-bit TMA coordinate addresses");
+  if (Refusal why = checkAttentionGrid(q, kv))
+    return why;
   if (config.sharedMemoryBytes() > sharedMemory)
     return llvm::formatv("needs {0} bytes of shared memory, {1} available",
                          config.sharedMemoryBytes(), sharedMemory)
         .str();
   return std::nullopt;
+}
+
+/// The FFN and block kernels' chunks: see kMaxUnrolledChunks.
+Refusal checkUnrolledChunks(int64_t rows, int64_t chunk) {
+  if (rows / chunk <= kMaxUnrolledChunks)
+    return std::nullopt;
+  return llvm::formatv("{0} chunks of {1} rows, each its own launch "
+                       "sequence: at most {2} (raise chunk-rows)",
+                       rows / chunk, chunk, kMaxUnrolledChunks)
+      .str();
 }
 
 /// The largest multiple of 128 up to `chunkRows` that divides `rows` (a
@@ -234,6 +280,8 @@ Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
   if (Refusal why = checkTensorCoreElement(qType.getElementType(), "wgmma"))
     return why;
   ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
+  if (Refusal why = checkAttentionGrid(q, kv))
+    return why;
   sm90::AttentionKernelConfig config{};
   config.headDim = q[3];
   AttentionTiling tiling = wgmmaAttentionTiling(
@@ -255,6 +303,8 @@ Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
   // The swizzle needs 8 chunks a row; more than 128 columns would not leave
   // registers for the accumulators.
   if (Refusal why = checkHeadDim(q[3]))
+    return why;
+  if (Refusal why = checkAttentionGrid(q, op.getKey().getType().getShape()))
     return why;
   AttentionTiling pinned{options.sm80QBlock, options.sm80KvBlock,
                          options.sm80Stages};
@@ -357,6 +407,10 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                 .str();
     if (!why && (rows >= (int64_t(1) << 31) || ffn >= (int64_t(1) << 31)))
       why = "more rows than a 32-bit TMA coordinate addresses";
+    if (!why)
+      why = checkGemmGridRows(chunkDividing(rows, options.chunkRows), 128);
+    if (!why)
+      why = checkUnrolledChunks(rows, chunkDividing(rows, options.chunkRows));
     if (!why) {
       int64_t chunk = chunkDividing(rows, options.chunkRows);
       sm90::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
@@ -386,6 +440,10 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                 .str();
     if (!why && rows >= (int64_t(1) << 31))
       why = "more rows than a 32-bit row offset addresses";
+    if (!why)
+      why = checkGemmGridRows(chunkDividing(rows, options.chunkRows), 64);
+    if (!why)
+      why = checkUnrolledChunks(rows, chunkDividing(rows, options.chunkRows));
     int64_t chunk = 0;
     if (!why) {
       chunk = chunkDividing(rows, options.chunkRows);
@@ -424,6 +482,8 @@ FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
   int64_t n = op.getWeight().getType().getDimSize(1);
   if (!why && rows >= (int64_t(1) << 31))
     why = "more rows than a 32-bit row offset addresses";
+  if (!why)
+    why = checkGemmGridRows(rows, 64);
   if (!why) {
     sm80::GemmConfig config{rows, rows, n, k, element.isBF16(), std::nullopt};
     config.blockN = options.sm80GemmBlockN;
@@ -465,6 +525,15 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
                 .str();
     if (!why && batch * seq >= (int64_t(1) << 31))
       why = "more rows than a 32-bit TMA coordinate addresses";
+    if (!why && heads > kMaxGridYZ)
+      why = llvm::formatv("{0} heads: a grid's y takes at most {1} blocks",
+                          heads, kMaxGridYZ)
+                .str();
+    if (!why)
+      why = checkGemmGridRows(chunkDividing(seq, options.chunkRows), 64);
+    if (!why)
+      why = checkUnrolledChunks(batch * seq,
+                                chunkDividing(seq, options.chunkRows));
     if (why) {
       refuse("transformer_block", "wgmma", *why);
       return portable(options.qBlock, options.kvBlock);

@@ -21,6 +21,13 @@
 
 namespace bpt {
 
+/// The tensor-core FFN and block conversions write one launch sequence per
+/// chunk of rows (the manifest is a flat list of launches). Above this many
+/// chunks compile time and the kernel set would grow with the sequence:
+/// bpt-select-strategy sends such ops to the portable path, whose launches
+/// loop over the rows, and the conversions refuse them.
+constexpr int64_t kMaxUnrolledChunks = 1024;
+
 /// The ops of type `OpTy` in `module` whose strategy takes `path`, in
 /// order; ops inside a blockwise nest are tiles of it and are not taken.
 template <typename OpTy>

@@ -7,10 +7,14 @@
 #include "bpt/Dialect/BPTDialect.h"
 #include "bpt/Dialect/BPTOps.h"
 
+#include "SoftmaxScale.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <optional>
 
 using namespace mlir;
 using namespace bpt;
@@ -97,5 +101,15 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
              << "attribute '" << name
              << "' must be a non-empty string of letters, digits and '_'";
   }
+  // The kernels take the nest's scale as it is.
+  std::optional<double> scale;
+  if (auto nest = dyn_cast<AttentionNestAttr>(attribute.getValue()))
+    scale = nest.getScale().convertToDouble();
+  if (auto nest = dyn_cast<AttentionGradNestAttr>(attribute.getValue()))
+    scale = nest.getScale().convertToDouble();
+  if (scale && !isSoftmaxScaleInRange(*scale))
+    return op->emitOpError() << "attribute '" << name << "' has scale "
+                             << *scale << "; it must be "
+                             << kSoftmaxScaleRange;
   return success();
 }

@@ -6,6 +6,8 @@
 
 #include "bpt/Dialect/BPTOps.h"
 
+#include "SoftmaxScale.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
@@ -53,6 +55,11 @@ public:
     if (llvm::is_contained(tensorType.getShape(), 0))
       return op->emitOpError()
              << name << " must have no zero-sized dimension, got " << type;
+    if (!fitsByteLimit(tensorType))
+      return op->emitOpError()
+             << name << " must hold at most 2^62 bytes (element offsets and "
+                        "byte sizes are 64-bit), got "
+             << type;
     if (!elementType) {
       elementType = elt;
       elementTypeOwner = name;
@@ -89,6 +96,19 @@ public:
   }
 
 private:
+  /// Whether the tensor's size in bytes is at most 2^62: a byte offset, or
+  /// a sum of two sizes, then never overflows int64 in any lowering.
+  static bool fitsByteLimit(RankedTensorType type) {
+    constexpr uint64_t kMaxBytes = uint64_t(1) << 62;
+    uint64_t bytes = (type.getElementTypeBitWidth() + 7) / 8;
+    for (int64_t dim : type.getShape()) {
+      if (bytes > kMaxBytes / uint64_t(dim))
+        return false;
+      bytes *= uint64_t(dim);
+    }
+    return true;
+  }
+
   Operation *op;
   Type elementType;
   StringRef elementTypeOwner;
@@ -115,14 +135,23 @@ LogicalResult checkNoUnknownAttributes(Operation *op) {
   return success();
 }
 
-/// Checks that a float attribute is finite and at least (or above) zero.
-LogicalResult checkNonNegative(Operation *op, StringRef name, double value,
-                               bool allowZero) {
-  if (std::isfinite(value) && (value > 0 || (allowZero && value == 0)))
+/// A norm's epsilon is a stabiliser added to the variance in f32: it must be
+/// in [0, 1]. Above f32's range it became inf and every output 0 (relative
+/// error 1); well before that it would swamp the variance and push the
+/// outputs of unit-scale inputs below f16's normal range.
+LogicalResult checkEpsilon(Operation *op, double epsilon) {
+  if (std::isfinite(epsilon) && epsilon >= 0 && epsilon <= 1)
     return success();
-  return op->emitOpError() << name << " must be finite and "
-                           << (allowZero ? "non-negative" : "positive")
-                           << ", got " << value;
+  return op->emitOpError() << "epsilon must be finite and in [0, 1], got "
+                           << epsilon;
+}
+
+/// See SoftmaxScale.h for the bound.
+LogicalResult checkScale(Operation *op, double scale) {
+  if (isSoftmaxScaleInRange(scale))
+    return success();
+  return op->emitOpError() << "scale must be " << kSoftmaxScaleRange
+                           << ", got " << scale;
 }
 
 } // namespace
@@ -268,8 +297,7 @@ FailureOr<AttentionShapes> verifyAttentionOperands(Operation *op,
     return op->emitOpError() << "query heads (" << (*q)[1]
                              << ") must be a multiple of key/value heads ("
                              << (*k)[1] << ")";
-  if (scale && failed(checkNonNegative(op, "scale", scale->convertToDouble(),
-                                       /*allowZero=*/false)))
+  if (scale && failed(checkScale(op, scale->convertToDouble())))
     return failure();
   return AttentionShapes{*q, *k};
 }
@@ -410,7 +438,7 @@ verifyNorm(Operation *op, TensorChecker &checker, Value input,
     return failure();
   if (failed(checkChannelVectors(checker, vectors, x->back(),
                                  "input's last dimension")) ||
-      failed(checkNonNegative(op, "epsilon", epsilon, /*allowZero=*/true)))
+      failed(checkEpsilon(op, epsilon)))
     return failure();
   return x;
 }
@@ -483,8 +511,7 @@ LogicalResult TransformerBlockOp::verify() {
     if (failed(checkChannelVectors(checker, vectors, hidden, "input")))
       return failure();
   }
-  if (failed(checkNonNegative(*this, "epsilon", getEpsilon().convertToDouble(),
-                              /*allowZero=*/true)))
+  if (failed(checkEpsilon(*this, getEpsilon().convertToDouble())))
     return failure();
 
   // Attention projections.

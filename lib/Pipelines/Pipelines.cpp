@@ -99,6 +99,8 @@ void bpt::addBufferizationStage(OpPassManager &pm) {
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // buffer-results-to-out-params needs one buffer per result.
+  pm.addNestedPass<func::FuncOp>(createBPTDistinctResults());
   bufferization::BufferResultsToOutParamsPassOptions outParams;
   outParams.hoistStaticAllocs = true;
   outParams.modifyPublicFunctions = true;
@@ -223,6 +225,8 @@ void bpt::buildBPTToNVVMPipeline(OpPassManager &pm, const NVVMOptions &options,
     addBlockwiseStage(pm, options.strategy(), options.fuse);
   if (last >= Stage::Linalg) {
     addKernelStage(pm);
+    // What is left becomes portable launches: a loop of one iteration too.
+    pm.nest<func::FuncOp>().addPass(createBPTKeepSingleBlockLoops());
     addLinalgStage(pm);
   }
   if (last >= Stage::Bufferized)

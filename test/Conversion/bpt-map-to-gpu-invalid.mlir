@@ -1,6 +1,9 @@
 // RUN: bpt-opt %s --split-input-file --bpt-map-to-gpu --verify-diagnostics
 // RUN: not bpt-opt %s --bpt-map-to-gpu="threads=2048" 2>&1 | FileCheck %s --check-prefix=THREADS
 // THREADS: error: bpt-map-to-gpu: option threads must be in [1, 1024], got 2048
+// RUN: not bpt-opt %s --bpt-map-to-gpu="max-blocks=2147483648" 2>&1 | FileCheck %s --check-prefix=BLOCKS
+// RUN: not bpt-opt %s --bpt-map-to-gpu="max-workspace-blocks=0" 2>&1 | FileCheck %s --check-prefix=BLOCKS
+// BLOCKS: error: bpt-map-to-gpu: options max-blocks and max-workspace-blocks must be in [1, 2^31 - 1] (a grid's blocks along x)
 
 // What the GPU mapping cannot place is an error at its location.
 

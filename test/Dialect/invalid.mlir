@@ -115,7 +115,7 @@ func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x3x96x64xf32>, %v: tensor<2
 // -----
 
 func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
-  // expected-error @+1 {{scale must be finite and positive, got 0}}
+  // expected-error @+1 {{scale must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax), got 0}}
   %0 = bpt.attention %q, %k, %v scale(0.0) : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
   return
 }
@@ -123,7 +123,7 @@ func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2
 // -----
 
 func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
-  // expected-error @+1 {{scale must be finite and positive, got -1.250000e-01}}
+  // expected-error @+1 {{scale must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax), got -1.250000e-01}}
   %0 = bpt.attention %q, %k, %v scale(-0.125) : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
   return
 }
@@ -131,7 +131,7 @@ func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2
 // -----
 
 func.func @f(%q: tensor<2x8x128x64xf32>, %k: tensor<2x2x96x64xf32>, %v: tensor<2x2x96x64xf32>) {
-  // expected-error @+1 {{scale must be finite and positive, got INF}}
+  // expected-error @+1 {{scale must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax), got INF}}
   %0 = bpt.attention %q, %k, %v {scale = 0x7FF0000000000000 : f64} : (tensor<2x8x128x64xf32>, tensor<2x2x96x64xf32>, tensor<2x2x96x64xf32>) -> tensor<2x8x128x64xf32>
   return
 }
@@ -368,7 +368,7 @@ func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf16>) {
 // -----
 
 func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
-  // expected-error @+1 {{epsilon must be finite and non-negative, got -1}}
+  // expected-error @+1 {{epsilon must be finite and in [0, 1], got -1}}
   %0 = bpt.layer_norm %x, %g, %b {epsilon = -1.0} : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
   return
 }
@@ -376,7 +376,7 @@ func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
 // -----
 
 func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
-  // expected-error @+1 {{epsilon must be finite and non-negative, got nan}}
+  // expected-error @+1 {{epsilon must be finite and in [0, 1], got nan}}
   %0 = bpt.layer_norm %x, %g, %b {epsilon = 0x7FF8000000000000 : f64} : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
   return
 }
@@ -408,7 +408,7 @@ func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<1x64xf32>) {
 // -----
 
 func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>) {
-  // expected-error @+1 {{epsilon must be finite and non-negative, got INF}}
+  // expected-error @+1 {{epsilon must be finite and in [0, 1], got INF}}
   %0 = bpt.rms_norm %x, %g {epsilon = 0x7FF0000000000000 : f64} : (tensor<2x16x64xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
   return
 }
@@ -522,7 +522,7 @@ func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %b1: tensor<16xf32>, 
 // -----
 
 func.func @f(%x: tensor<2x32x64xf32>, %g1: tensor<64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x32xf32>, %wv: tensor<64x32xf32>, %wo: tensor<64x64xf32>, %g2: tensor<64xf32>, %w1: tensor<64x256xf32>, %w2: tensor<256x64xf32>) {
-  // expected-error @+1 {{epsilon must be finite and non-negative, got -1.000000e-03}}
+  // expected-error @+1 {{epsilon must be finite and in [0, 1], got -1.000000e-03}}
   %0 = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo) norm2(%g2)
       ffn(%w1, %w2) heads(8) kv_heads(4) activation(gelu) norm(rms_norm) {epsilon = -1.0e-3}
       : (tensor<2x32x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x64xf32>, tensor<64xf32>, tensor<64x256xf32>, tensor<256x64xf32>) -> tensor<2x32x64xf32>
@@ -699,6 +699,86 @@ func.func @f(%q: tensor<1x4x16x8xf32>, %k: tensor<1x3x16x8xf32>, %o: tensor<1x4x
   %dq, %dk, %dv = bpt.attention_grad %q, %k, %k, %o, %o, %lse
       : (tensor<1x4x16x8xf32>, tensor<1x3x16x8xf32>, tensor<1x3x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x4x16x8xf32>, tensor<1x4x16xf32>)
       -> (tensor<1x4x16x8xf32>, tensor<1x3x16x8xf32>, tensor<1x3x16x8xf32>)
+  return
+}
+
+// -----
+
+// A scale that overflows f32 once multiplied by log2(e) (gave relative
+// error 1.0 instead of an error).
+func.func @f(%q: tensor<1x1x64x64xf32>) {
+  // expected-error @+1 {{scale must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax), got 3.000000e+38}}
+  %0 = bpt.attention %q, %q, %q scale(3.0e+38) : (tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>) -> tensor<1x1x64x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x1x64x64xf32>) {
+  // expected-error @+1 {{scale must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax), got 1.000000e-40}}
+  %0 = bpt.attention %q, %q, %q scale(1.0e-40) : (tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>) -> tensor<1x1x64x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x1x64x64xf32>, %o: tensor<1x1x64x64xf32>, %lse: tensor<1x1x64xf32>) {
+  // expected-error @+1 {{scale must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax), got 1.000000e+05}}
+  %0:3 = bpt.attention_grad %q, %q, %q, %o, %o, %lse scale(1.0e+05) : (tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>, tensor<1x1x64xf32>) -> (tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>, tensor<1x1x64x64xf32>)
+  return
+}
+
+// -----
+
+// Element counts and byte sizes that overflow int64 verified and went
+// through every pipeline.
+func.func @f(%q: tensor<4611686018427387904x4x128x64xf32>) {
+  // expected-error @+1 {{query must hold at most 2^62 bytes (element offsets and byte sizes are 64-bit), got 'tensor<4611686018427387904x4x128x64xf32>'}}
+  %0 = bpt.attention %q, %q, %q : (tensor<4611686018427387904x4x128x64xf32>, tensor<4611686018427387904x4x128x64xf32>, tensor<4611686018427387904x4x128x64xf32>) -> tensor<4611686018427387904x4x128x64xf32>
+  return
+}
+
+// -----
+
+// 2^60 elements of 4 bytes: 2^62 bytes is the limit, one more row is over.
+func.func @f(%x: tensor<1152921504606846977x1xf32>, %w: tensor<1x1xf32>) {
+  // expected-error @+1 {{input must hold at most 2^62 bytes}}
+  %0 = bpt.linear %x, %w : (tensor<1152921504606846977x1xf32>, tensor<1x1xf32>) -> tensor<1152921504606846977x1xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<1x1x256xbf16>, %w: tensor<256x1152921504606846976xbf16>, %w2: tensor<1152921504606846976x256xbf16>) {
+  // expected-error @+1 {{w_in must hold at most 2^62 bytes}}
+  %0 = bpt.ffn gelu %x, %w, %w2 : (tensor<1x1x256xbf16>, tensor<256x1152921504606846976xbf16>, tensor<1152921504606846976x256xbf16>) -> tensor<1x1x256xbf16>
+  return
+}
+
+// -----
+
+// The kernels read a nest's scale as it is.
+func.func @f(%a: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{attribute 'bpt.nest' has scale 1.000000e+30; it must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax)}}
+  %r = scf.forall (%i) in (1) shared_outs(%o = %a) -> tensor<4xf32> {
+  } {bpt.nest = #bpt.attention_nest<causal = false, scale = 1.0e+30>}
+  return %r : tensor<4xf32>
+}
+
+// -----
+
+// An epsilon above f32's range became inf and every output 0.
+func.func @f(%x: tensor<1x100x64xbf16>, %g: tensor<64xbf16>) {
+  // expected-error @+1 {{epsilon must be finite and in [0, 1], got 1.000000e+300}}
+  %0 = bpt.rms_norm %x, %g {epsilon = 1.0e+300} : (tensor<1x100x64xbf16>, tensor<64xbf16>) -> tensor<1x100x64xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x64xf32>, %g: tensor<64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{epsilon must be finite and in [0, 1], got 2}}
+  %0 = bpt.layer_norm %x, %g, %b {epsilon = 2.0} : (tensor<2x8x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<2x8x64xf32>
   return
 }
 

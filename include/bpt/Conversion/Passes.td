@@ -88,13 +88,35 @@ def BPTApproximateMath : Pass<"bpt-approximate-math"> {
                            "::mlir::math::MathDialect"];
 }
 
+def BPTKeepSingleBlockLoops : Pass<"bpt-keep-single-block-loops",
+                                   "::mlir::func::FuncOp"> {
+  let summary = "Keep single-iteration blockwise loops as loops for the GPU";
+  let description = [{
+    Gives each top-level `scf.forall` of a function whose dimensions all
+    have exactly one iteration (batch 1, one head, one query block) a
+    `#gpu.block<linear_dim_i>` mapping. Canonicalization would otherwise
+    inline its body into the host function, where `bpt-map-to-gpu` can
+    only reject it; a mapped loop is left alone and becomes a launch of
+    one thread block. Loops with more iterations are not touched (their
+    unit dimensions still fold away as before).
+
+    Example: `scf.forall (%b, %h, %i) in (1, 1, 1)` gets
+    `{mapping = [#gpu.block<linear_dim_0>, #gpu.block<linear_dim_1>,
+    #gpu.block<linear_dim_2>]}`.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 def BPTMergeKernelModules : Pass<"bpt-merge-kernel-modules", "::mlir::ModuleOp"> {
   let summary = "Gather all outlined kernels into one gpu.module";
   let description = [{
     `gpu-kernel-outlining` puts each kernel in a `gpu.module` of its own; a
     kernel set is one PTX file, so this pass moves every kernel into a single
     `gpu.module @bpt_kernels`, names each kernel after the module it came
-    from (unique), and updates the `gpu.launch_func` ops.
+    from (unique), and updates the `gpu.launch_func` ops. Characters a PTX
+    identifier cannot hold become `_` (a kernel outlined from
+    `func.func @"my-attention"` is `my_attention_kernel`), and a leading
+    digit gets a `_` before it.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }

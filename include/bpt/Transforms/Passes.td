@@ -228,4 +228,26 @@ def BPTReadOnlyInputs : Pass<"bpt-readonly-inputs", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def BPTDistinctResults : Pass<"bpt-distinct-results", "::mlir::func::FuncOp"> {
+  let summary = "Give each buffer a function returns a buffer of its own";
+  let description = [{
+    On bufferized IR, before `buffer-results-to-out-params`: where a
+    `func.return` returns the same buffer more than once (`return %a, %a`,
+    e.g. after CSE merged two equal ops), each repeat is replaced by a fresh
+    buffer holding a copy, so that every result becomes an out-parameter of
+    its own. `buffer-results-to-out-params` assumes distinct results and
+    crashes otherwise. A repeated buffer without the identity layout is an
+    error.
+
+    Example: `return %a, %a : memref<4xf32>, memref<4xf32>` becomes
+
+    ```mlir
+    %copy = memref.alloc() : memref<4xf32>
+    memref.copy %a, %copy : memref<4xf32> to memref<4xf32>
+    return %a, %copy : memref<4xf32>, memref<4xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 #endif // BPT_TRANSFORMS_PASSES_TD
