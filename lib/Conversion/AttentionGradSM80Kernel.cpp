@@ -434,18 +434,33 @@ void GradKernelEmitter::addQueryGrad(const Step &step) {
   accumulate(fromScoresGrad, config.blockN / 16, kTile, config.rowBytes(),
              mul(columnBlock, c32(columns / 8)), dq);
 
-  Value firstRow = add(queryRow(step), wide(add(mul(mTile, c32(16)), g)));
-  Value firstColumn = add(mul(columnBlock, c32(columns)), mul(t, c32(2)));
+  // Lane (g, t) holds rows g, g + 8 × columns 2t, 2t + 1 of each 8-column
+  // tile. One exchange with the lane of row g ^ 1 makes each red cover
+  // whole 32-byte sectors (8 columns of 4 rows) instead of half-filled
+  // ones (4 columns of 8 rows): the even rows with the even lanes' first
+  // and the odd lanes' second column, then the odd rows.
+  Value odd = cmp(arith::CmpIPredicate::ne,
+                  arith::AndIOp::create(b, loc, g, c32(1)), c32(0));
+  Value evenRow = arith::AndIOp::create(b, loc, g, c32(~1));
+  Value rowBase = add(queryRow(step), wide(mul(mTile, c32(16))));
+  Value column0 = add(mul(columnBlock, c32(columns)),
+                      add(mul(t, c32(2)), arith::ExtUIOp::create(b, loc, i32, odd)));
   for (int64_t n = 0; n < columns / 8; ++n) {
-    for (int64_t e = 0; e < 4; ++e) {
-      Value row = add(firstRow, c64(8 * (e / 2)));
-      Value column = wide(add(firstColumn, c32(8 * n + e % 2)));
-      Value element = add(mul(row, c64(config.headDim)), column);
-      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(),
-                                          queryGradSum,
-                                          ValueRange{mul(element, c64(4))});
-      asmOp(Type(), {address, dq[4 * n + e]}, "red.global.add.f32 [$0], $1;",
-            "l,f", /*sideEffects=*/true);
+    for (int64_t i = 0; i < 2; ++i) {
+      Value first = dq[4 * n + 2 * i], second = dq[4 * n + 2 * i + 1];
+      Value received = shuffleXor(select(odd, first, second), 4);
+      Value values[2] = {select(odd, received, first),
+                         select(odd, second, received)};
+      for (int64_t h = 0; h < 2; ++h) {
+        Value row = add(rowBase, wide(add(evenRow, c32(8 * i + h))));
+        Value column = wide(add(column0, c32(8 * n)));
+        Value element = add(mul(row, c64(config.headDim)), column);
+        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(),
+                                            queryGradSum,
+                                            ValueRange{mul(element, c64(4))});
+        asmOp(Type(), {address, values[h]}, "red.global.add.f32 [$0], $1;",
+              "l,f", /*sideEffects=*/true);
+      }
     }
   }
 }
