@@ -43,115 +43,6 @@ using namespace bpt::sm90;
 
 namespace {
 
-using Tensor = TypedValue<RankedTensorType>;
-
-/// The two nests of one attention backward, read back as what they compute.
-struct AttentionGradNests {
-  scf::ForallOp keyValue, query;
-  Tensor q, k, v, outputGrad, lse, rowDots;
-  /// The pre-pass D = rowsum(dO ∘ O) and the O it reads.
-  linalg::GenericOp rowDotsOp;
-  Tensor output;
-  bool causal;
-  double scale;
-  StrategyAttr strategy;
-
-  static FailureOr<AttentionGradNests> match(scf::ForallOp keyValue);
-
-  void fillConfig(AttentionGradKernelConfig &config) const {
-    fillAttentionConfig(config, q.getType(), k.getType(), causal, scale,
-                        strategy);
-  }
-};
-
-/// The products of a backward nest's first step, in order: Q·Kᵀ, dO·Vᵀ,
-/// then the gradients' products.
-SmallVector<linalg::MatmulOp> productsOf(scf::ForallOp loop) {
-  SmallVector<linalg::MatmulOp> products;
-  loop.getBody()->walk([&](linalg::MatmulOp op) { products.push_back(op); });
-  return products;
-}
-
-/// The tensor `value` traces to, if it has `rank` dimensions.
-Tensor traced(Value value, Operation *nest, int64_t rank) {
-  Value operand = value ? traceToOperand(value, nest) : Value();
-  auto type = operand ? dyn_cast<RankedTensorType>(operand.getType()) : nullptr;
-  if (!type || type.getRank() != rank)
-    return nullptr;
-  return cast<Tensor>(operand);
-}
-
-/// The elementwise op that takes `product`'s result (as an input or an
-/// init), which reads `input` as its input number `index`.
-Value elementwiseInput(linalg::MatmulOp product, unsigned index) {
-  for (Operation *user : product->getResult(0).getUsers())
-    if (auto generic = dyn_cast<linalg::GenericOp>(user))
-      if (generic.getNumDpsInputs() > index)
-        return generic.getDpsInputs()[index];
-  return Value();
-}
-
-FailureOr<AttentionGradNests>
-AttentionGradNests::match(scf::ForallOp keyValue) {
-  auto fail = [&](const Twine &why) {
-    return keyValue.emitError() << "malformed attention backward nest: " << why;
-  };
-  auto tag = keyValue->getAttrOfType<AttentionGradNestAttr>(
-      AttentionNestAttr::kAttrName);
-  if (!tag || tag.getPart() != AttentionGradPart::key_value)
-    return fail("expected the key/value nest");
-  SmallVector<linalg::MatmulOp> products = productsOf(keyValue);
-  if (products.size() != 4 || keyValue.getNumResults() != 2)
-    return fail("expected Q·Kᵀ, dO·Vᵀ, Pᵀ·dO and dSᵀ·Q, and results dK, dV");
-  AttentionGradNests n;
-  n.keyValue = keyValue;
-  n.causal = tag.getCausal();
-  n.scale = tag.getScale().convertToDouble();
-  n.q = traced(products[0].getInputs()[0], keyValue, 4);
-  n.k = traced(products[0].getInputs()[1], keyValue, 4);
-  n.outputGrad = traced(products[1].getInputs()[0], keyValue, 4);
-  n.v = traced(products[1].getInputs()[1], keyValue, 4);
-  // P = exp(scale·s − lse) reads lse first; dS = P ∘ (dP − D) reads D second.
-  n.lse = traced(elementwiseInput(products[0], 0), keyValue, 3);
-  n.rowDots = traced(elementwiseInput(products[1], 1), keyValue, 3);
-  if (!n.q || !n.k || !n.v || !n.outputGrad || !n.lse || !n.rowDots)
-    return fail("its tiles are not read from the backward's operands");
-  n.rowDotsOp = n.rowDots.getDefiningOp<linalg::GenericOp>();
-  if (!n.rowDotsOp || n.rowDotsOp.getNumDpsInputs() != 2 ||
-      n.rowDotsOp.getDpsInputs()[0] != n.outputGrad ||
-      n.rowDotsOp.getDpsInputs()[1].getType() != n.q.getType())
-    return fail("its row sums D are not a pre-pass over dO and O");
-  n.output = cast<Tensor>(n.rowDotsOp.getDpsInputs()[1]);
-  n.strategy = StrategyAttr::get(keyValue);
-  if (!n.strategy || n.strategy.getQBlock() < 1 ||
-      n.strategy.getKvBlock() < 1 || n.strategy.getStages() < 1)
-    return fail("its strategy records no kernel tiling");
-
-  // The query nest: the sibling that reads the same Q, K, dO and V.
-  for (Operation &op : *keyValue->getBlock()) {
-    auto loop = dyn_cast<scf::ForallOp>(&op);
-    auto other = loop ? loop->getAttrOfType<AttentionGradNestAttr>(
-                            AttentionNestAttr::kAttrName)
-                      : nullptr;
-    if (!other || other.getPart() != AttentionGradPart::query)
-      continue;
-    SmallVector<linalg::MatmulOp> qProducts = productsOf(loop);
-    if (qProducts.size() == 3 && loop.getNumResults() == 1 &&
-        traced(qProducts[0].getInputs()[0], loop, 4) == n.q &&
-        traced(qProducts[0].getInputs()[1], loop, 4) == n.k &&
-        traced(qProducts[1].getInputs()[0], loop, 4) == n.outputGrad &&
-        traced(qProducts[1].getInputs()[1], loop, 4) == n.v) {
-      n.query = loop;
-      break;
-    }
-  }
-  if (!n.query)
-    return fail("found no query nest of the same backward");
-  if (!keyValue->isBeforeInBlock(n.query))
-    return fail("its query nest comes before it");
-  return n;
-}
-
 /// The host side of one backward: replaces both nests.
 void lowerNests(ModuleOp module, AttentionGradNests &n) {
   AttentionGradKernelConfig config{};
@@ -228,7 +119,7 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   n.query.erase();
   n.keyValue.erase();
   if (n.rowDotsOp->use_empty())
-    n.rowDotsOp.erase();
+    n.rowDotsOp->erase();
 }
 
 struct BPTAttentionGradToSM90Pass final

@@ -88,6 +88,29 @@ struct AttentionNest {
                          int64_t sharedBytes, mlir::ValueRange inputs);
 };
 
+/// The two nests of one attention backward, read back as what they compute.
+struct AttentionGradNests {
+  mlir::scf::ForallOp keyValue, query;
+  mlir::TypedValue<mlir::RankedTensorType> q, k, v, outputGrad, lse, rowDots;
+  /// The pre-pass D = rowsum(dO ∘ O) and the O it reads.
+  mlir::Operation *rowDotsOp;
+  mlir::TypedValue<mlir::RankedTensorType> output;
+  bool causal;
+  double scale;
+  StrategyAttr strategy;
+
+  /// Reads the key/value nest `keyValue` (tagged
+  /// #bpt.attention_grad_nest<key_value>) and its sibling query nest.
+  /// Fails, with an error on the loop, when they do not have that shape.
+  static mlir::FailureOr<AttentionGradNests> match(mlir::scf::ForallOp keyValue);
+
+  template <typename Config>
+  void fillConfig(Config &config) const {
+    fillAttentionConfig(config, q.getType(), k.getType(), causal, scale,
+                        strategy);
+  }
+};
+
 /// Follows a tile back through the copies and reshapes that made it
 /// (extract_slice, insert_slice into a padded tile, linalg.copy,
 /// expand_shape, collapse_shape) to the value defined above `nest` it was

@@ -67,6 +67,59 @@ struct AttentionKernelConfig {
   }
 };
 
+/// The mma.sync attention backward (bpt-attention-grad-to-sm80): a thread
+/// block owns `blockN` key/value rows of one kv head, 16 a warp, and loops
+/// over the group's query heads and their `blockM`-row query blocks that
+/// see them, with Q, dO and their lse and D rows in a ring of `stages`
+/// shared-memory stages; each step's dQ = dS·K is added into an f32
+/// accumulator in global memory (red.global.add.f32).
+struct AttentionGradKernelConfig {
+  int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
+  bool causal;
+  double scale;
+  bool bf16; // else f16
+  int64_t blockM = 64, blockN = 128, stages = 2;
+
+  int64_t warps() const { return blockN / kWarpRows; }
+  int64_t threads() const { return kWarp * warps(); }
+  int64_t rowBytes() const { return headDim * 2; }
+  int64_t kvTileBytes() const { return blockN * rowBytes(); }
+  int64_t qTileBytes() const { return blockM * rowBytes(); }
+  /// A stage's lse and D values (f32, blockM each).
+  int64_t rowsBytes() const { return 2 * blockM * 4; }
+  /// dQ's [blockM, D] tile of a step is shared out in [16, dQColumns()]
+  /// pieces, one a warp.
+  int64_t dQColumns() const { return headDim * (blockM / kWarpRows) / warps(); }
+  // Shared memory: K, V, Q and dO per stage, the dSᵀ tile ([blockN,
+  // blockM], 16-bit), lse and D per stage.
+  int64_t kOffset() const { return 0; }
+  int64_t vOffset() const { return kvTileBytes(); }
+  int64_t qOffset(int64_t stage) const {
+    return 2 * kvTileBytes() + 2 * stage * qTileBytes();
+  }
+  int64_t dOOffset(int64_t stage) const { return qOffset(stage) + qTileBytes(); }
+  int64_t dSRowBytes() const { return blockM * 2; }
+  int64_t dSOffset() const { return qOffset(stages); }
+  int64_t rowsOffset(int64_t stage) const {
+    return dSOffset() + blockN * dSRowBytes() + stage * rowsBytes();
+  }
+  int64_t sharedMemoryBytes() const {
+    return kTileAlignment + rowsOffset(stages);
+  }
+  std::string kernelName() const {
+    return llvm::formatv("attention_grad_sm80_d{0}{1}_t{2}x{3}x{4}", headDim,
+                         causal ? "_causal" : "", blockM, blockN, stages)
+        .str();
+  }
+};
+
+/// The attention backward kernel for `config` (arguments: Q, K, V, dO,
+/// lse and D ([B, Hq, Sq] f32), the f32 dQ accumulator ([B, Hq, Sq, D],
+/// added to), dK and dV ([B, Hkv, Skv, D], written)).
+gpu::GPUFuncOp getOrBuildAttentionGradKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc);
+
 /// An mma.sync GEMM kernel (see GemmProblem); its name ends in its tile
 /// width, stages and warps, `_t<blockN>x<stages>w<warps>`.
 struct GemmConfig : codegen::GemmProblem {

@@ -13,6 +13,7 @@
 #ifndef BPT_LIB_CONVERSION_SM90KERNELS_H
 #define BPT_LIB_CONVERSION_SM90KERNELS_H
 
+#include "AttentionGradKernels.h"
 #include "GemmProblem.h"
 #include "SM90Emitter.h"
 
@@ -208,25 +209,25 @@ gpu::GPUFuncOp getOrBuildAttentionGradKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc);
 
-/// The backward's pre-pass, fused: D = rowsum(dO ∘ O) ([B·Hq·Sq] f32) and
-/// the f32 dQ accumulator zeroed, one row of D elements per D/8 threads
-/// with 16-byte accesses (arguments: dO, O, D, the accumulator).
-gpu::GPUFuncOp getOrBuildAttentionGradPrepareKernel(
+/// The backward's pre-pass and post-pass kernels (AttentionGradKernels.h)
+/// for `config`, in the sm_90a kernel module.
+inline gpu::GPUFuncOp getOrBuildAttentionGradPrepareKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
-    Location loc);
-/// Threads a block of that kernel, and rows a block.
-constexpr int64_t kPrepareThreads = 256;
-inline int64_t prepareRowsPerBlock(int64_t headDim) {
-  return kPrepareThreads / (headDim / 8);
+    Location loc) {
+  return codegen::buildAttentionGradPrepareKernel(
+      getOrCreateSM90KernelModule(module), codegen::gradRowsOf(config),
+      element, loc);
 }
-
-/// The backward's post-pass: dQ = scale · the f32 accumulator, rounded to
-/// the element type, 8 elements a thread (arguments: the accumulator, dQ).
-gpu::GPUFuncOp getOrBuildAttentionGradFinishKernel(
+inline gpu::GPUFuncOp getOrBuildAttentionGradFinishKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
-    Location loc);
-/// Threads a block of that kernel (8 elements each).
-constexpr int64_t kFinishThreads = 256;
+    Location loc) {
+  return codegen::buildAttentionGradFinishKernel(
+      getOrCreateSM90KernelModule(module), codegen::gradRowsOf(config),
+      element, loc);
+}
+using codegen::kFinishThreads;
+using codegen::kPrepareThreads;
+using codegen::prepareRowsPerBlock;
 
 } // namespace bpt::sm90
 

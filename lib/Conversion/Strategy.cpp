@@ -240,6 +240,7 @@ private:
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);
   FailureOr<StrategyAttr> selectAttentionGrad(AttentionGradOp op);
   Refusal attentionGradWgmma(AttentionGradOp op, StrategyAttr &strategy);
+  Refusal attentionGradMmaSync(AttentionGradOp op, StrategyAttr &strategy);
   FailureOr<StrategyAttr> selectFFN(FFNOp op);
   FailureOr<StrategyAttr> selectLinear(LinearOp op);
   FailureOr<StrategyAttr> selectBlock(TransformerBlockOp op);
@@ -372,6 +373,36 @@ Refusal Selector::attentionGradWgmma(AttentionGradOp op,
   return std::nullopt;
 }
 
+Refusal Selector::attentionGradMmaSync(AttentionGradOp op,
+                                       StrategyAttr &strategy) {
+  RankedTensorType qType = op.getQuery().getType();
+  if (Refusal why = checkTensorCoreElement(qType.getElementType(), "mma.sync"))
+    return why;
+  ArrayRef<int64_t> q = qType.getShape();
+  ArrayRef<int64_t> kv = op.getKey().getType().getShape();
+  if (Refusal why = checkHeadDim(q[3]))
+    return why;
+  // The kernel's tiling is fixed: 128-row key blocks (8 warps), 64-row
+  // query blocks, two stages; sequences in whole blocks (the pre- and
+  // post-pass kernels and the dQ pieces have no tails).
+  sm80::AttentionGradKernelConfig config{};
+  config.headDim = q[3];
+  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
+    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
+                         "the {2}-row query block and {3}-row key block",
+                         q[2], kv[2], config.blockM, config.blockN)
+        .str();
+  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31))
+    return std::string("more query rows than 32-bit row indices address");
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  strategy = make(KernelPath::mma_sync, config.blockM, config.blockN,
+                  config.stages, config.warps());
+  return std::nullopt;
+}
+
 FailureOr<StrategyAttr> Selector::selectAttentionGrad(AttentionGradOp op) {
   StrategyAttr strategy;
   if (wgmma()) {
@@ -380,9 +411,12 @@ FailureOr<StrategyAttr> Selector::selectAttentionGrad(AttentionGradOp op) {
     else
       return strategy;
   }
-  if (mmaSync())
-    refuse("attention_grad", "mma.sync",
-           "there is no mma.sync attention backward kernel yet");
+  if (mmaSync()) {
+    if (Refusal why = attentionGradMmaSync(op, strategy))
+      refuse("attention_grad", "mma.sync", *why);
+    else
+      return strategy;
+  }
   return portable(options.qBlock, options.kvBlock);
 }
 

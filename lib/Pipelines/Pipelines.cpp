@@ -80,6 +80,7 @@ void bpt::addKernelStage(OpPassManager &pm) {
   pm.addPass(createBPTAttentionGradToSM90());
   pm.addPass(createBPTFFNToSM90());
   pm.addPass(createBPTAttentionToSM80());
+  pm.addPass(createBPTAttentionGradToSM80());
   pm.addPass(createBPTFFNToSM80());
   pm.addPass(createBPTLinearToSM80());
 }

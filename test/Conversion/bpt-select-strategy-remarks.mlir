@@ -81,22 +81,42 @@ func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
 
 // -----
 
-// Attention backward: why the sm_90a kernel does not take it, and that no
-// mma.sync kernel exists.
+// Attention backward: why neither the sm_90a nor the mma.sync kernel takes
+// it (the mma.sync kernel's query blocks are 64 rows, its key blocks 128).
 func.func @grad_not_eligible(%q: tensor<1x2x100x64xbf16>, %lse: tensor<1x2x100xf32>,
                              %qd: tensor<1x2x128x32xbf16>, %lsed: tensor<1x2x128xf32>)
     -> (tensor<1x2x100x64xbf16>, tensor<1x2x128x32xbf16>) {
   // expected-remark @below {{attention_grad does not take the wgmma path: sequence lengths 100 and 100 are not multiples of the 128-row query block and 128-row key block}}
-  // expected-remark @below {{attention_grad does not take the mma.sync path: there is no mma.sync attention backward kernel yet}}
+  // expected-remark @below {{attention_grad does not take the mma.sync path: sequence lengths 100 and 100 are not multiples of the 64-row query block and 128-row key block}}
   %dq, %dk, %dv = bpt.attention_grad %q, %q, %q, %q, %q, %lse
       : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
          tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>)
       -> (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>)
   // expected-remark @below {{attention_grad does not take the wgmma path: head dimension 32 (64 and 128 are supported)}}
-  // expected-remark @below {{attention_grad does not take the mma.sync path: there is no mma.sync attention backward kernel yet}}
+  // expected-remark @below {{attention_grad does not take the mma.sync path: head dimension 32 (64 and 128 are supported)}}
   %eq, %ek, %ev = bpt.attention_grad %qd, %qd, %qd, %qd, %qd, %lsed
       : (tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>,
          tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128xf32>)
       -> (tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>)
   return %dq, %eq : tensor<1x2x100x64xbf16>, tensor<1x2x128x32xbf16>
+}
+
+// -----
+
+// The mma.sync backward at D 128 needs 145 KiB of shared memory (K, V,
+// two stages of Q and dO, the dSᵀ tile): more than sm_86 has; D 64 fits.
+// (On sm_90a both take the wgmma kernel, without a remark.)
+// SM86: remark: attention_grad does not take the mma.sync path: needs 148608 bytes of shared memory, 101376 available
+func.func @grad_shared_memory(%q: tensor<1x2x128x128xbf16>, %lse: tensor<1x2x128xf32>,
+                              %qs: tensor<1x2x128x64xbf16>)
+    -> (tensor<1x2x128x128xbf16>, tensor<1x2x128x64xbf16>) {
+  %dq, %dk, %dv = bpt.attention_grad %q, %q, %q, %q, %q, %lse
+      : (tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>,
+         tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>, tensor<1x2x128xf32>)
+      -> (tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>)
+  %eq, %ek, %ev = bpt.attention_grad %qs, %qs, %qs, %qs, %qs, %lse
+      : (tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>,
+         tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128xf32>)
+      -> (tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>)
+  return %dq, %eq : tensor<1x2x128x128xbf16>, tensor<1x2x128x64xbf16>
 }

@@ -153,14 +153,14 @@ func.func @kept(%q: tensor<1x2x128x64xbf16>) -> tensor<1x2x128x64xbf16> {
 
 // Attention backward: the sm_90a kernel has a fixed tiling (128-row query
 // blocks at D 64, 64 at D 128; 128-row key blocks, 2 stages, 12 warps);
-// there is no mma.sync
-// backward kernel, so sm_80 keeps the portable loops; an f32 backward is
-// portable everywhere.
+// so has the mma.sync one on sm_80 (64-row query blocks, 128-row key
+// blocks, 2 stages, 8 warps); an f32 backward is portable everywhere.
 // SM90-LABEL: func.func @grad
 // SM90: bpt.attention_grad {{.+}} causal {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 128, stages = 2, warps = 12>}
 // SM90: bpt.attention_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a", q_block = 64, kv_block = 64>}
 // SM80-LABEL: func.func @grad
-// SM80: bpt.attention_grad {{.+}} causal {bpt.strategy = #bpt.strategy<portable, chip = "sm_80", q_block = 64, kv_block = 64>}
+// SM80: bpt.attention_grad {{.+}} causal {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", q_block = 64, kv_block = 128, stages = 2, warps = 8>}
+// SM80: bpt.attention_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_80", q_block = 64, kv_block = 64>}
 func.func @grad(%q: tensor<1x4x128x64xbf16>, %k: tensor<1x2x256x64xbf16>,
                 %lse: tensor<1x4x128xf32>, %qf: tensor<1x2x64x64xf32>,
                 %lsef: tensor<1x2x64xf32>)

@@ -268,6 +268,48 @@ def BPTAttentionGradToSM90 : Pass<"bpt-attention-grad-to-sm90",
   ];
 }
 
+def BPTAttentionGradToSM80 : Pass<"bpt-attention-grad-to-sm80",
+                                   "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.attention_grad to an mma.sync (sm_80+) tensor-core "
+                "kernel";
+  let description = [{
+    Replaces the two blockwise nests of an attention backward (tagged
+    `#bpt.attention_grad_nest` by `bpt-tile-attention`) whose `#bpt.strategy`
+    takes the `mma_sync` path by launches of kernels in `gpu.module
+    @bpt_sm80`: the key/value nest's algorithm (a thread block per key
+    block of `kv_block` rows, 16 a warp, looping over the query heads of
+    the group and their `q_block`-row query blocks that see it,
+    recomputing P from the saved log-sum-exp) with its tiles in registers
+    and shared memory. The block's threads copy K and V once and Q, dO,
+    lse and D per step with `cp.async` into `stages` stages; each warp
+    computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for its key rows, then dV += Pᵀ·dO
+    and dK += dSᵀ·Q (m16n8k16 `mma.sync`, Pᵀ and dSᵀ from registers, dO and
+    Q by `ldmatrix.trans`).
+
+    The query nest's dQ is folded into the kernel: the warps' dSᵀ rows
+    meet in a shared-memory tile, and each warp adds its piece of the
+    step's dS·K into an f32 accumulator in global memory, an element at a
+    time (`red.global.add.f32`); dQ is the accumulator times the scale,
+    rounded (a post-pass kernel). The order of those additions is not
+    fixed: dQ is not bitwise reproducible on this path (dK and dV are, as
+    on the portable path). A pre-pass kernel computes D = rowsum(dO ∘ O)
+    and zeroes the accumulator, replacing the linalg pre-pass (the same
+    pre- and post-pass kernels as `bpt-attention-grad-to-sm90`'s). The
+    kernel's name carries its tiling, `_t<q_block>x<kv_block>x<stages>`.
+    The pass does not choose: nests with other strategies are left alone.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 def BPTAttentionToSM80 : Pass<"bpt-attention-to-sm80", "::mlir::ModuleOp"> {
   let summary = "Lower bpt.attention to an mma.sync (sm_80+) tensor-core kernel";
   let description = [{

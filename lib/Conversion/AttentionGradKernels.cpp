@@ -1,0 +1,164 @@
+//===- AttentionGradKernels.cpp - the backward's pre- and post-pass -------===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttentionGradKernels.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace bpt::codegen;
+
+namespace {
+
+/// The pre-pass: thread t of a row's D/8 reads 8 elements of dO and O (16
+/// bytes each), the row's threads sum their dot products by shuffles, and
+/// each zeroes its 8 elements of the accumulator.
+class PrepareEmitter : public NVVMEmitter {
+public:
+  PrepareEmitter(OpBuilder &b, Location loc, const AttentionGradRows &config)
+      : NVVMEmitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func) {
+    b.setInsertionPointToStart(&func.getBody().front());
+    Value dO = pointerOf(func.getArgument(0));
+    Value o = pointerOf(func.getArgument(1));
+    Value rowDots = pointerOf(func.getArgument(2));
+    Value acc = pointerOf(func.getArgument(3));
+    const int64_t d = config.headDim, threadsPerRow = d / 8;
+    Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+    Value block = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+    Value row = add(mul(block, c32(prepareRowsPerBlock(d))),
+                    div(tid, c32(threadsPerRow)));
+    Value part = rem(tid, c32(threadsPerRow));
+    // Element index of this thread's 8 elements (64-bit: B·H·S·D may not
+    // fit 32 bits).
+    Value element =
+        add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
+            arith::ExtUIOp::create(b, loc, i64, mul(part, c32(8))));
+    Type v8 = VectorType::get({8}, config.bf16 ? Type(b.getBF16Type())
+                                               : Type(b.getF16Type()));
+    Type v8f32 = VectorType::get({8}, f32);
+    auto load = [&](Value base) -> Value {
+      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
+                                          ValueRange{mul(element, c64(2))});
+      Value raw = LLVM::LoadOp::create(b, loc, v8, address, 16);
+      return LLVM::FPExtOp::create(b, loc, v8f32, raw);
+    };
+    Value x = load(dO), y = load(o);
+    Value sum = cf(0.0);
+    for (int64_t i = 0; i < 8; ++i)
+      sum = fma(LLVM::ExtractElementOp::create(b, loc, x, c64(i)),
+                LLVM::ExtractElementOp::create(b, loc, y, c64(i)), sum);
+    for (int64_t offset = 1; offset < threadsPerRow; offset *= 2)
+      sum = fadd(sum, shuffleXor(sum, offset));
+    auto first = scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::eq, part,
+                                               c32(0)),
+                                   /*withElse=*/false);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(first.thenBlock());
+      Value address = LLVM::GEPOp::create(
+          b, loc, ptr, f32, rowDots,
+          ValueRange{arith::ExtUIOp::create(b, loc, i64, row)});
+      LLVM::StoreOp::create(b, loc, sum, address, 4);
+    }
+    Type v4f32 = VectorType::get({4}, f32);
+    Value zeros = LLVM::ZeroOp::create(b, loc, v4f32);
+    for (int64_t half = 0; half < 2; ++half) {
+      Value address = LLVM::GEPOp::create(
+          b, loc, ptr, b.getI8Type(), acc,
+          ValueRange{add(mul(element, c64(4)), c64(16 * half))});
+      LLVM::StoreOp::create(b, loc, zeros, address, 16);
+    }
+    gpu::ReturnOp::create(b, loc);
+  }
+
+private:
+  const AttentionGradRows &config;
+};
+
+/// The post-pass: dQ = scale · accumulator in the element type, 8 elements
+/// a thread (two 16-byte loads, one 16-byte store).
+class FinishEmitter : public NVVMEmitter {
+public:
+  FinishEmitter(OpBuilder &b, Location loc, const AttentionGradRows &config)
+      : NVVMEmitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func) {
+    b.setInsertionPointToStart(&func.getBody().front());
+    Value acc = pointerOf(func.getArgument(0));
+    Value dQ = pointerOf(func.getArgument(1));
+    Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+    Value block = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+    Value chunk = add(mul(block, c32(kFinishThreads)), tid);
+    Value element = mul(arith::ExtUIOp::create(b, loc, i64, chunk), c64(8));
+    Type v4f32 = VectorType::get({4}, f32);
+    SmallVector<Value> scaled;
+    for (int64_t half = 0; half < 2; ++half) {
+      Value address = LLVM::GEPOp::create(
+          b, loc, ptr, b.getI8Type(), acc,
+          ValueRange{add(mul(element, c64(4)), c64(16 * half))});
+      Value four = LLVM::LoadOp::create(b, loc, v4f32, address, 16);
+      for (int64_t i = 0; i < 4; ++i)
+        scaled.push_back(
+            fmul(LLVM::ExtractElementOp::create(b, loc, four, c64(i)),
+                 cf(config.scale)));
+    }
+    Type v4i32 = VectorType::get({4}, i32);
+    Value packed = LLVM::UndefOp::create(b, loc, v4i32);
+    for (int64_t i = 0; i < 4; ++i)
+      packed = LLVM::InsertElementOp::create(
+          b, loc, packed, packHalf2(scaled[2 * i], scaled[2 * i + 1]), c64(i));
+    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
+                                        ValueRange{mul(element, c64(2))});
+    LLVM::StoreOp::create(b, loc, packed, address, 16);
+    gpu::ReturnOp::create(b, loc);
+  }
+
+private:
+  const AttentionGradRows &config;
+};
+
+
+} // namespace
+
+gpu::GPUFuncOp bpt::codegen::buildAttentionGradFinishKernel(
+    gpu::GPUModuleOp kernels, const AttentionGradRows &config, Type element,
+    Location loc) {
+  MLIRContext *ctx = kernels.getContext();
+  SmallVector<int64_t> shape = {config.batch, config.heads, config.seqQ,
+                                config.headDim};
+  SmallVector<Type> inputs = {MemRefType::get(shape, Float32Type::get(ctx)),
+                              MemRefType::get(shape, element)};
+  std::string name =
+      llvm::formatv("attention_grad_finish_d{0}", config.headDim).str();
+  gpu::GPUFuncOp func =
+      createKernel(kernels, name, inputs, kFinishThreads, loc);
+  OpBuilder b(ctx);
+  FinishEmitter(b, loc, config).emit(func);
+  return func;
+}
+
+gpu::GPUFuncOp bpt::codegen::buildAttentionGradPrepareKernel(
+    gpu::GPUModuleOp kernels, const AttentionGradRows &config, Type element,
+    Location loc) {
+  MLIRContext *ctx = kernels.getContext();
+  Type f32 = Float32Type::get(ctx);
+  SmallVector<int64_t> shape = {config.batch, config.heads, config.seqQ,
+                                config.headDim};
+  auto tile = MemRefType::get(shape, element);
+  SmallVector<Type> inputs = {
+      tile, tile,
+      MemRefType::get({config.batch, config.heads, config.seqQ}, f32),
+      MemRefType::get(shape, f32)};
+  std::string name =
+      llvm::formatv("attention_grad_prepare_d{0}", config.headDim).str();
+  gpu::GPUFuncOp func =
+      createKernel(kernels, name, inputs, kPrepareThreads, loc);
+  OpBuilder b(ctx);
+  PrepareEmitter(b, loc, config).emit(func);
+  return func;
+}

@@ -1,0 +1,61 @@
+//===- AttentionGradKernels.h - the backward's pre- and post-pass -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The two small kernels around every tensor-core attention backward (the
+// sm_90a and the mma.sync one): the pre-pass D = rowsum(dO ∘ O) with the
+// f32 dQ accumulator zeroed, and the post-pass dQ = scale · accumulator.
+// They use no chip-specific instruction; each backward pass builds them
+// into its own kernel module.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPT_LIB_CONVERSION_ATTENTIONGRADKERNELS_H
+#define BPT_LIB_CONVERSION_ATTENTIONGRADKERNELS_H
+
+#include "NVVMEmitter.h"
+
+namespace bpt::codegen {
+
+/// What the pre- and post-pass kernels need of a backward: the query
+/// side's shape [B, Hq, Sq, D], the scale and the element type.
+struct AttentionGradRows {
+  int64_t batch, heads, seqQ, headDim;
+  double scale;
+  bool bf16; // else f16
+};
+
+/// The rows of a backward kernel's configuration.
+template <typename Config>
+AttentionGradRows gradRowsOf(const Config &config) {
+  return {config.batch, config.heads, config.seqQ, config.headDim,
+          config.scale, config.bf16};
+}
+
+/// The backward's pre-pass, fused: D = rowsum(dO ∘ O) ([B·Hq·Sq] f32) and
+/// the f32 dQ accumulator zeroed, one row of D elements per D/8 threads
+/// with 16-byte accesses (arguments: dO, O, D, the accumulator), built
+/// into `kernels`.
+gpu::GPUFuncOp buildAttentionGradPrepareKernel(gpu::GPUModuleOp kernels,
+                                               const AttentionGradRows &rows,
+                                               Type element, Location loc);
+/// Threads a block of that kernel, and rows a block.
+constexpr int64_t kPrepareThreads = 256;
+inline int64_t prepareRowsPerBlock(int64_t headDim) {
+  return kPrepareThreads / (headDim / 8);
+}
+
+/// The backward's post-pass: dQ = scale · the f32 accumulator, rounded to
+/// the element type, 8 elements a thread (arguments: the accumulator, dQ),
+/// built into `kernels`.
+gpu::GPUFuncOp buildAttentionGradFinishKernel(gpu::GPUModuleOp kernels,
+                                              const AttentionGradRows &rows,
+                                              Type element, Location loc);
+/// Threads a block of that kernel (8 elements each).
+constexpr int64_t kFinishThreads = 256;
+
+} // namespace bpt::codegen
+
+#endif // BPT_LIB_CONVERSION_ATTENTIONGRADKERNELS_H

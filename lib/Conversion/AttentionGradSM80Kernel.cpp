@@ -1,0 +1,511 @@
+//===- AttentionGradSM80Kernel.cpp - attention backward on mma.sync -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// The kernel of bpt-attention-grad-to-sm80: the key/value nest of the
+// blockwise backward (bpt-tile-attention) with its tiles in registers and
+// shared memory, for the warp-level tensor cores (mma.sync m16n8k16) of
+// sm_80 and later, and the query nest's dQ folded in.
+//
+//   - A thread block owns `blockN` key/value rows of one kv head, 16 a
+//     warp. All its threads copy K and V once, then, step by step (query
+//     head of the group × query block that sees the key block), Q, dO and
+//     their lse and D rows with cp.async into a ring of stages, so that the
+//     copy of step j + 1 overlaps the math of step j.
+//   - Each warp computes its rows of the scores transposed, Sᵀ = K·Qᵀ and
+//     dPᵀ = V·dOᵀ, so that the accumulator rows are key rows: then
+//     Pᵀ = exp2(Sᵀ·scale·log2 e − lse·log2 e) and dSᵀ = Pᵀ ∘ (dPᵀ − D),
+//     packed, are the A fragments of dV += Pᵀ·dO and dK += dSᵀ·Q (as P is
+//     of P·V in the forward kernel), with dO and Q read by ldmatrix.trans.
+//   - dQ = dS·K needs all key rows: the warps store their dSᵀ rows into a
+//     shared tile, meet at a barrier, and each computes a [16, D·(blockM /
+//     16) / warps] piece of the step's dQ (dS by ldmatrix.trans of the dSᵀ
+//     tile, K by ldmatrix.trans) and adds it into an f32 accumulator in
+//     global memory, an element at a time (red.global.add.f32). The sum
+//     over key blocks has no fixed order: dQ is not bitwise reproducible
+//     on this path (dK and dV are).
+//
+//===----------------------------------------------------------------------===//
+
+#include "SM80Kernels.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+
+#include <cmath>
+#include <functional>
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::codegen;
+using namespace bpt::sm80;
+
+namespace {
+
+using KernelConfig = AttentionGradKernelConfig;
+
+class GradKernelEmitter : public SM80Emitter {
+public:
+  GradKernelEmitter(OpBuilder &b, Location loc, const KernelConfig &config)
+      : SM80Emitter(b, loc, config.bf16), config(config) {}
+
+  void emit(gpu::GPUFuncOp func);
+
+private:
+  /// The query head and query block of step j.
+  struct Step {
+    Value head, queryBlock;
+  };
+  Step stepAt(Value j) {
+    Value perHead = sub(c32(config.seqQ / config.blockM), firstBlock);
+    Value head = add(mul(kvHead, c32(config.heads / config.kvHeads)),
+                     div(j, perHead));
+    return {head, add(firstBlock, rem(j, perHead))};
+  }
+  /// The first row of a step's query block in the [B·Hq·Sq, ·] views (i64).
+  Value queryRow(const Step &s) {
+    Value row = add(mul(add(mul(batch, c32(config.heads)), s.head),
+                        c32(config.seqQ)),
+                    mul(s.queryBlock, c32(config.blockM)));
+    return wide(row);
+  }
+  Value wide(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
+  /// Global address of row `row` (i64) of a [rows, D] matrix at `base`.
+  Value rowAddress(Value matrix, Value row) {
+    Value offset = arith::MulIOp::create(b, loc, row, c64(config.rowBytes()));
+    return LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), matrix,
+                               ValueRange{offset});
+  }
+  /// Shared address of `offset(0)` in `stage`.
+  Value stageAddress(int64_t offset0, int64_t offset1, Value stage) {
+    return add(base, add(c32(offset0), mul(stage, c32(offset1 - offset0))));
+  }
+  Value qTileAt(Value stage) {
+    return stageAddress(config.qOffset(0), config.qOffset(1), stage);
+  }
+  Value dOTileAt(Value stage) {
+    return stageAddress(config.dOOffset(0), config.dOOffset(1), stage);
+  }
+  Value rowsAt(Value stage) {
+    return stageAddress(config.rowsOffset(0), config.rowsOffset(1), stage);
+  }
+
+  // The kernel's steps, in the order emit() calls them.
+  void locateBlock(gpu::GPUFuncOp func);
+  void copyStep(Value j);
+  void prefetch(Value j);
+  scf::ForOp emitStepLoop();
+  void emitStep(scf::ForOp loop);
+  SmallVector<Value> transposedScores(Value rows, Value columns);
+  void scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp, Value stage,
+                  Value queryPos, SmallVectorImpl<Value> &p,
+                  SmallVectorImpl<Value> &dS);
+  void accumulate(llvm::function_ref<SmallVector<Value>(int64_t)> aAt,
+                  int64_t kSteps, Value bTile, int64_t bRowBytes,
+                  Value firstChunk, MutableArrayRef<Value> acc);
+  void storeScoresGrad(ArrayRef<Value> dSFragments);
+  void addQueryGrad(const Step &step);
+  void storeGrad(ArrayRef<Value> acc, double scale, Value out);
+
+  const KernelConfig &config;
+  Value tid, warp, lane, g, t, lane8, warpRow;
+  Value base, queries, keys, values, outputGrads, lse, rowDots, queryGradSum,
+      keyGrads, valueGrads;
+  Value batch, kvHead, kv0, kvRow, firstBlock, steps;
+  Value zero;
+};
+
+void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
+  b.setInsertionPointToStart(&func.getBody().front());
+  locateBlock(func);
+  // K and V once, in the first group with step 0's tiles.
+  copyTileAsync(add(base, c32(config.kOffset())), rowAddress(keys, kvRow),
+                config.blockN, config.rowBytes(), config.rowBytes(), tid,
+                config.threads());
+  copyTileAsync(add(base, c32(config.vOffset())), rowAddress(values, kvRow),
+                config.blockN, config.rowBytes(), config.rowBytes(), tid,
+                config.threads());
+  for (int64_t s = 0; s + 1 < config.stages; ++s)
+    prefetch(c32(s));
+  scf::ForOp loop = emitStepLoop();
+  // The last (empty) groups: nothing may be in flight when the block ends.
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+  auto results = loop.getResults();
+  const int64_t accCount = config.headDim / 2;
+  // dK carries the scores' scale; dV has none.
+  storeGrad(SmallVector<Value>(results.begin(), results.begin() + accCount),
+            config.scale, keyGrads);
+  storeGrad(SmallVector<Value>(results.begin() + accCount, results.end()), 1.0,
+            valueGrads);
+  gpu::ReturnOp::create(b, loc);
+}
+
+/// The arguments as global pointers, this thread's warp and lane, the key
+/// block's first row and the steps that see it.
+void GradKernelEmitter::locateBlock(gpu::GPUFuncOp func) {
+  auto global = [&](unsigned i) -> Value {
+    return LLVM::AddrSpaceCastOp::create(b, loc, globalPtr,
+                                         pointerOf(func.getArgument(i)));
+  };
+  queries = global(0);
+  keys = global(1);
+  values = global(2);
+  outputGrads = global(3);
+  lse = global(4);
+  rowDots = global(5);
+  queryGradSum = pointerOf(func.getArgument(6));
+  keyGrads = pointerOf(func.getArgument(7));
+  valueGrads = pointerOf(func.getArgument(8));
+
+  tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value keyBlock = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  kvHead = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+  batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
+  warp = div(tid, c32(kWarp));
+  lane = rem(tid, c32(kWarp));
+  g = div(lane, c32(4));
+  t = rem(lane, c32(4));
+  lane8 = rem(lane, c32(8));
+  warpRow = mul(warp, c32(kWarpRows));
+  kv0 = mul(keyBlock, c32(config.blockN));
+  kvRow = wide(add(mul(add(mul(batch, c32(config.kvHeads)), kvHead),
+                       c32(config.seqKV)),
+                   kv0));
+  // Causal: query i sees key j iff j <= i + (Skv − Sq); the blocks before
+  // the one holding row kv0 − (Skv − Sq) see none of this key block.
+  firstBlock = c32(0);
+  if (config.causal) {
+    Value first = sub(kv0, c32(config.seqKV - config.seqQ));
+    first = arith::MaxSIOp::create(b, loc, first, c32(0));
+    firstBlock = arith::MinSIOp::create(b, loc, div(first, c32(config.blockM)),
+                                        c32(config.seqQ / config.blockM));
+  }
+  steps = mul(sub(c32(config.seqQ / config.blockM), firstBlock),
+              c32(config.heads / config.kvHeads));
+  base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
+  zero = cf(0.0);
+}
+
+/// Issues the copies of step j's Q and dO tiles and lse and D rows into
+/// stage j % stages.
+void GradKernelEmitter::copyStep(Value j) {
+  Value stage = rem(j, c32(config.stages));
+  Value row = queryRow(stepAt(j));
+  copyTileAsync(qTileAt(stage), rowAddress(queries, row), config.blockM,
+                config.rowBytes(), config.rowBytes(), tid, config.threads());
+  copyTileAsync(dOTileAt(stage), rowAddress(outputGrads, row), config.blockM,
+                config.rowBytes(), config.rowBytes(), tid, config.threads());
+  // lse, then D: blockM · 4 bytes each, 16 bytes a thread.
+  const int64_t chunks = config.blockM * 4 / kChunkBytes;
+  auto copier = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::ult, tid, c32(2 * chunks)),
+      /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(copier.thenBlock());
+  Value isD = cmp(arith::CmpIPredicate::uge, tid, c32(chunks));
+  Value chunk = rem(tid, c32(chunks));
+  Value source = LLVM::SelectOp::create(b, loc, isD, rowDots, lse);
+  Value offset = add(mul(row, c64(4)), wide(mul(chunk, c32(kChunkBytes))));
+  Value src = LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), source,
+                                  ValueRange{offset});
+  Value target = add(rowsAt(stage), mul(tid, c32(kChunkBytes)));
+  NVVM::CpAsyncOp::create(b, loc, sharedPointer(target), src, kChunkBytes,
+                          NVVM::LoadCacheModifierKind::CG, Value());
+}
+
+/// Copies step j when it exists; commits a group either way, so that every
+/// step waits with the same count.
+void GradKernelEmitter::prefetch(Value j) {
+  auto exists = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::slt, j, steps), false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(exists.thenBlock());
+    copyStep(j);
+  }
+  NVVM::CpAsyncCommitGroupOp::create(b, loc);
+}
+
+/// The loop over steps; it carries the dK, then the dV accumulators.
+scf::ForOp GradKernelEmitter::emitStepLoop() {
+  SmallVector<Value> init(config.headDim, zero);
+  auto loop = scf::ForOp::create(b, loc, c32(0), steps, c32(1), init);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  emitStep(loop);
+  return loop;
+}
+
+void GradKernelEmitter::emitStep(scf::ForOp loop) {
+  const int64_t accCount = config.headDim / 2;
+  Value j = loop.getInductionVar();
+  auto args = loop.getRegionIterArgs();
+  SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
+  SmallVector<Value> dVAcc(args.begin() + accCount, args.end());
+
+  // Step j has landed for every thread; every warp is past step j − 1
+  // (its stage and the dSᵀ tile), which the copy of step j + stages − 1
+  // and this step's dSᵀ stores overwrite.
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 2);
+  NVVM::Barrier0Op::create(b, loc);
+  prefetch(add(j, c32(config.stages - 1)));
+  Value stage = rem(j, c32(config.stages));
+  Step step = stepAt(j);
+  Value queryPos = mul(step.queryBlock, c32(config.blockM));
+  Value qTile = qTileAt(stage), dOTile = dOTileAt(stage);
+
+  Value kRows = add(base, c32(config.kOffset()));
+  Value vRows = add(base, c32(config.vOffset()));
+  SmallVector<Value> s = transposedScores(kRows, qTile);
+  SmallVector<Value> dp = transposedScores(vRows, dOTile);
+  SmallVector<Value> p, dS;
+  scoresGrad(s, dp, stage, queryPos, p, dS);
+  SmallVector<Value> pFragments, dSFragments;
+  for (int64_t r = 0; r < int64_t(p.size()) / 2; ++r) {
+    pFragments.push_back(packHalf2(p[2 * r], p[2 * r + 1]));
+    dSFragments.push_back(packHalf2(dS[2 * r], dS[2 * r + 1]));
+  }
+  // The accumulators of 8-column tiles 2k and 2k + 1 are the A fragment
+  // of k16 step k.
+  auto fromAccumulators = [](ArrayRef<Value> packed) {
+    return [packed](int64_t k) {
+      return SmallVector<Value>(packed.slice(4 * k, 4));
+    };
+  };
+  accumulate(fromAccumulators(pFragments), config.blockM / 16, dOTile,
+             config.rowBytes(), c32(0), dVAcc);
+  accumulate(fromAccumulators(dSFragments), config.blockM / 16, qTile,
+             config.rowBytes(), c32(0), dKAcc);
+  storeScoresGrad(dSFragments);
+  NVVM::Barrier0Op::create(b, loc);
+  addQueryGrad(step);
+
+  SmallVector<Value> next(dKAcc);
+  llvm::append_range(next, dVAcc);
+  scf::YieldOp::create(b, loc, next);
+}
+
+/// This warp's 16 rows of `rows` ([blockN, D]) times the blockM rows of
+/// `columns` ([blockM, D]) transposed: [16, blockM] accumulators. A by
+/// ldmatrix (matrices rows 0-7 | 8-15 × columns 0-7 | 8-15 of the k16
+/// step), B as K in the forward (two 8-row tiles of `columns` a load).
+SmallVector<Value> GradKernelEmitter::transposedScores(Value rows,
+                                                       Value columns) {
+  const int64_t tiles = config.blockM / 8, rowBytes = config.rowBytes();
+  SmallVector<Value> s(4 * tiles, zero);
+  Value aRow =
+      add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
+  Value aHalf = div(lane, c32(16));
+  Value bRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
+  Value bHalf = rem(div(lane, c32(8)), c32(2));
+  for (int64_t k = 0; k < config.headDim / 16; ++k) {
+    SmallVector<Value> a = loadMatrices(
+        chunkAddress(rows, aRow, add(c32(2 * k), aHalf), rowBytes),
+        /*transpose=*/false);
+    for (int64_t pair = 0; pair < tiles / 2; ++pair) {
+      SmallVector<Value> f = loadMatrices(
+          chunkAddress(columns, add(bRow, c32(16 * pair)),
+                       add(c32(2 * k), bHalf), rowBytes),
+          /*transpose=*/false);
+      for (int64_t h = 0; h < 2; ++h) {
+        int64_t n = 2 * pair + h;
+        SmallVector<Value> acc(s.begin() + 4 * n, s.begin() + 4 * n + 4);
+        acc = mma(a, f[2 * h], f[2 * h + 1], acc);
+        std::copy(acc.begin(), acc.end(), s.begin() + 4 * n);
+      }
+    }
+  }
+  return s;
+}
+
+/// Pᵀ and dSᵀ from the step's Sᵀ and dPᵀ. Element e of 8-column tile n:
+/// key row warpRow + g + 8·((e/2)%2), query column 8n + 2t + e%2; lse and
+/// D by query column, from the stage's rows.
+void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
+                                   Value stage, Value queryPos,
+                                   SmallVectorImpl<Value> &p,
+                                   SmallVectorImpl<Value> &dS) {
+  const double scaleLog2 = config.scale * M_LOG2E;
+  Value lseRows = rowsAt(stage);
+  Value dRows = add(lseRows, c32(config.blockM * 4));
+  Type v2f32 = VectorType::get({2}, f32);
+  Value column0 = mul(t, c32(2));
+  Value keyRow = add(kv0, add(warpRow, g));
+  for (int64_t n = 0; n < config.blockM / 8; ++n) {
+    Value column = add(column0, c32(8 * n));
+    Value lsePair = LLVM::LoadOp::create(
+        b, loc, v2f32, sharedPointer(add(lseRows, mul(column, c32(4)))), 8);
+    Value dPair = LLVM::LoadOp::create(
+        b, loc, v2f32, sharedPointer(add(dRows, mul(column, c32(4)))), 8);
+    Value lse2[2], dRow[2];
+    for (int64_t h = 0; h < 2; ++h) {
+      lse2[h] = fmul(LLVM::ExtractElementOp::create(b, loc, lsePair, c64(h)),
+                     cf(M_LOG2E));
+      dRow[h] = LLVM::ExtractElementOp::create(b, loc, dPair, c64(h));
+    }
+    for (int64_t e = 4 * n; e < 4 * n + 4; ++e) {
+      // P = exp(scale·s − lse), in exp2.
+      Value pe = exp2(fma(s[e], cf(scaleLog2),
+                          arith::NegFOp::create(b, loc, lse2[e % 2])));
+      if (config.causal) {
+        // Hidden when the key is past the query's diagonal (rows with no
+        // visible key have lse = −inf: their P is selected away here).
+        Value key = add(keyRow, c32(8 * ((e / 2) % 2)));
+        Value query = add(queryPos, add(column, c32(e % 2)));
+        Value hidden = cmp(arith::CmpIPredicate::sgt, key,
+                           add(query, c32(config.seqKV - config.seqQ)));
+        pe = select(hidden, zero, pe);
+      }
+      p.push_back(pe);
+      dS.push_back(fmul(pe, arith::SubFOp::create(b, loc, dp[e], dRow[e % 2])));
+    }
+  }
+}
+
+/// acc ([16, 8·tiles], tiles = acc.size() / 4) += A·B over `kSteps` k16
+/// steps: `aAt(k)` gives step k's A fragment; B is `bTile` ([k, n] rows
+/// of `bRowBytes`, from 16-byte chunk `firstChunk`, i32) by ldmatrix.trans, as
+/// V in the forward: matrices (k 0-7 | 8-15) × (columns 0-7 | 8-15 of a
+/// pair of 8-column tiles).
+void GradKernelEmitter::accumulate(
+    llvm::function_ref<SmallVector<Value>(int64_t)> aAt, int64_t kSteps,
+    Value bTile, int64_t bRowBytes, Value firstChunk,
+    MutableArrayRef<Value> acc) {
+  const int64_t tiles = acc.size() / 4;
+  Value kRow = add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8)));
+  Value half = div(lane, c32(16));
+  for (int64_t k = 0; k < kSteps; ++k) {
+    SmallVector<Value> a = aAt(k);
+    Value row = add(kRow, c32(16 * k));
+    for (int64_t pair = 0; pair < tiles / 2; ++pair) {
+      SmallVector<Value> f = loadMatrices(
+          chunkAddress(bTile, row, add(firstChunk, add(c32(2 * pair), half)),
+                       bRowBytes),
+          /*transpose=*/true);
+      for (int64_t h = 0; h < 2; ++h) {
+        int64_t n = 2 * pair + h;
+        SmallVector<Value> part(acc.begin() + 4 * n, acc.begin() + 4 * n + 4);
+        part = mma(a, f[2 * h], f[2 * h + 1], part);
+        std::copy(part.begin(), part.end(), acc.begin() + 4 * n);
+      }
+    }
+  }
+}
+
+/// This warp's dSᵀ rows into the dSᵀ tile ([blockN, blockM] 16-bit):
+/// fragment 2n + i holds row g + 8i, columns 8n + 2t, 8n + 2t + 1.
+void GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments) {
+  Value tile = add(base, c32(config.dSOffset()));
+  for (int64_t n = 0; n < config.blockM / 8; ++n) {
+    for (int64_t i = 0; i < 2; ++i) {
+      Value row = add(warpRow, add(g, c32(8 * i)));
+      Value address =
+          add(chunkAddress(tile, row, c32(n), config.dSRowBytes()),
+              mul(t, c32(4)));
+      LLVM::StoreOp::create(b, loc, dSFragments[2 * n + i],
+                            sharedPointer(address), 4);
+    }
+  }
+}
+
+/// This warp's piece of the step's dQ = dS·K (query rows 16·m.. of the
+/// block, columns c·dQColumns().., m = warp % (blockM / 16), c = warp /
+/// (blockM / 16)) over the block's key rows, added into the accumulator.
+/// dS's A fragments come from the dSᵀ tile ([k, m]) by ldmatrix.trans:
+/// lane i gives row 8·(i/16) + i%8 of the k16 step and m chunk
+/// 2·m + (i/8)%2, so that matrices are (m 0-7 | 8-15) × (k 0-7 | 8-15).
+void GradKernelEmitter::addQueryGrad(const Step &step) {
+  const int64_t mTiles = config.blockM / kWarpRows;
+  const int64_t columns = config.dQColumns();
+  Value dSTile = add(base, c32(config.dSOffset()));
+  Value kTile = add(base, c32(config.kOffset()));
+  Value mTile = rem(warp, c32(mTiles));
+  Value columnBlock = div(warp, c32(mTiles));
+  Value aRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
+  Value aChunk = add(mul(mTile, c32(2)), rem(div(lane, c32(8)), c32(2)));
+  auto fromScoresGrad = [&](int64_t k) {
+    return loadMatrices(chunkAddress(dSTile, add(aRow, c32(16 * k)), aChunk,
+                                     config.dSRowBytes()),
+                        /*transpose=*/true);
+  };
+  SmallVector<Value> dq(columns / 2, zero);
+  accumulate(fromScoresGrad, config.blockN / 16, kTile, config.rowBytes(),
+             mul(columnBlock, c32(columns / 8)), dq);
+
+  // Lane (g, t) holds rows g, g + 8 × columns 2t, 2t + 1 of each 8-column
+  // tile. One exchange with the lane of row g ^ 1 makes each red cover
+  // whole 32-byte sectors (8 columns of 4 rows) instead of half-filled
+  // ones (4 columns of 8 rows): the even rows with the even lanes' first
+  // and the odd lanes' second column, then the odd rows.
+  Value odd = cmp(arith::CmpIPredicate::ne,
+                  arith::AndIOp::create(b, loc, g, c32(1)), c32(0));
+  Value evenRow = arith::AndIOp::create(b, loc, g, c32(~1));
+  Value rowBase = add(queryRow(step), wide(mul(mTile, c32(16))));
+  Value column0 = add(mul(columnBlock, c32(columns)),
+                      add(mul(t, c32(2)), arith::ExtUIOp::create(b, loc, i32, odd)));
+  for (int64_t n = 0; n < columns / 8; ++n) {
+    for (int64_t i = 0; i < 2; ++i) {
+      Value first = dq[4 * n + 2 * i], second = dq[4 * n + 2 * i + 1];
+      Value received = shuffleXor(select(odd, first, second), 4);
+      Value values[2] = {select(odd, received, first),
+                         select(odd, second, received)};
+      for (int64_t h = 0; h < 2; ++h) {
+        Value row = add(rowBase, wide(add(evenRow, c32(8 * i + h))));
+        Value column = wide(add(column0, c32(8 * n)));
+        Value element = add(mul(row, c64(config.headDim)), column);
+        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(),
+                                            queryGradSum,
+                                            ValueRange{mul(element, c64(4))});
+        asmOp(Type(), {address, values[h]}, "red.global.add.f32 [$0], $1;",
+              "l,f", /*sideEffects=*/true);
+      }
+    }
+  }
+}
+
+/// This warp's 16 rows of dK or dV (times `scale`) into `out` ([B, Hkv,
+/// Skv, D]), a register pair a store.
+void GradKernelEmitter::storeGrad(ArrayRef<Value> acc, double scale,
+                                  Value out) {
+  const int64_t d = config.headDim;
+  Value firstRow = add(kvRow, wide(add(warpRow, g)));
+  Value column0 = mul(t, c32(2));
+  for (int64_t n = 0; n < d / 8; ++n) {
+    for (int64_t i = 0; i < 2; ++i) {
+      Value row = add(firstRow, c64(8 * i));
+      Value element = add(mul(row, c64(d)), wide(add(column0, c32(8 * n))));
+      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out,
+                                          ValueRange{mul(element, c64(2))});
+      Value lo = fmul(acc[4 * n + 2 * i], cf(scale));
+      Value hi = fmul(acc[4 * n + 2 * i + 1], cf(scale));
+      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
+    }
+  }
+}
+
+} // namespace
+
+gpu::GPUFuncOp bpt::sm80::getOrBuildAttentionGradKernel(
+    ModuleOp module, const AttentionGradKernelConfig &config, Type element,
+    Location loc) {
+  gpu::GPUModuleOp kernels = getOrCreateSM80KernelModule(module);
+  MLIRContext *ctx = module.getContext();
+  Type f32 = Float32Type::get(ctx);
+  auto q = MemRefType::get(
+      {config.batch, config.heads, config.seqQ, config.headDim}, element);
+  auto kv = MemRefType::get(
+      {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
+  auto rows = MemRefType::get({config.batch, config.heads, config.seqQ}, f32);
+  SmallVector<Type> inputs = {
+      q,    kv,   kv, q, rows, rows,
+      MemRefType::get(
+          {config.batch, config.heads, config.seqQ, config.headDim}, f32),
+      kv,   kv};
+  gpu::GPUFuncOp func = createKernel(kernels, config.kernelName(), inputs,
+                                     config.threads(), loc);
+  OpBuilder b(ctx);
+  GradKernelEmitter(b, loc, config).emit(func);
+  return func;
+}

@@ -1,0 +1,142 @@
+//===- AttentionGradToSM80.cpp - attention backward on mma.sync -*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// Lowers the blockwise backward of one bpt.attention_grad whose strategy is
+// mma_sync (the key/value and query nests bpt-tile-attention tagged
+// #bpt.attention_grad_nest) to, in `gpu.module @bpt_sm80`:
+//
+//   - the pre-pass kernel: D = rowsum(dO ∘ O) (replacing the linalg
+//     pre-pass bpt-tile-attention built) and a zero-filled f32 dQ
+//     accumulator;
+//   - one launch of the mma.sync backward kernel (AttentionGradSM80Kernel.cpp),
+//     a thread block per iteration of the key/value nest, which writes dK
+//     and dV and adds every dS·K product into the accumulator: the query
+//     nest's dQ, folded into the key/value nest, whose dS tiles it
+//     recomputed (red.global.add.f32: dQ is not bitwise reproducible);
+//   - dQ = scale · accumulator, rounded to the element type (the post-pass
+//     kernel).
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+
+#include "AttentionGradKernels.h"
+#include "AttentionNest.h"
+#include "SM80Kernels.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTATTENTIONGRADTOSM80
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+using namespace bpt;
+using namespace bpt::codegen;
+using namespace bpt::sm80;
+
+namespace {
+
+/// The host side of one backward: replaces both nests.
+void lowerNests(ModuleOp module, AttentionGradNests &n) {
+  AttentionGradKernelConfig config{};
+  n.fillConfig(config);
+  Type element = n.q.getType().getElementType();
+  Location loc = n.keyValue.getLoc();
+  gpu::GPUModuleOp kernels = getOrCreateSM80KernelModule(module);
+  AttentionGradRows rows = gradRowsOf(config);
+  gpu::GPUFuncOp prepare =
+      buildAttentionGradPrepareKernel(kernels, rows, element, loc);
+  gpu::GPUFuncOp kernel =
+      getOrBuildAttentionGradKernel(module, config, element, loc);
+  gpu::GPUFuncOp finish =
+      buildAttentionGradFinishKernel(kernels, rows, element, loc);
+  OpBuilder b(n.keyValue);
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto launch = [&](gpu::GPUFuncOp func, int64_t grid, int64_t threads,
+                    Value sharedBytes, ValueRange args, int64_t gridY = 1,
+                    int64_t gridZ = 1) {
+    gpu::LaunchFuncOp::create(
+        b, loc, func, gpu::KernelDim3{index(grid), index(gridY), index(gridZ)},
+        gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes,
+        args);
+  };
+  Value q = readOnlyBuffer(b, loc, n.q);
+  Value k = readOnlyBuffer(b, loc, n.k);
+  Value v = readOnlyBuffer(b, loc, n.v);
+  Value outputGrad = readOnlyBuffer(b, loc, n.outputGrad);
+  Value lse = readOnlyBuffer(b, loc, n.lse);
+
+  Type f32 = b.getF32Type();
+  Value rowDots = memref::AllocOp::create(
+      b, loc, MemRefType::get(n.lse.getType().getShape(), f32));
+  Value acc = memref::AllocOp::create(
+      b, loc, MemRefType::get(n.q.getType().getShape(), f32));
+  int64_t queryRows = config.batch * config.heads * config.seqQ;
+  launch(prepare, queryRows / prepareRowsPerBlock(config.headDim),
+         kPrepareThreads, /*sharedBytes=*/Value(),
+         {outputGrad, readOnlyBuffer(b, loc, n.output), rowDots, acc});
+  auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
+  Value dK = memref::AllocOp::create(b, loc, kvType);
+  Value dV = memref::AllocOp::create(b, loc, kvType);
+  launch(kernel, config.seqKV / config.blockN, config.threads(),
+         arith::ConstantOp::create(
+             b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
+         {q, k, v, outputGrad, lse, rowDots, acc, dK, dV}, config.kvHeads,
+         config.batch);
+
+  auto toTensor = [&](Value buffer) -> Value {
+    auto type = cast<MemRefType>(buffer.getType());
+    return bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get(type.getShape(), type.getElementType()),
+        buffer, /*restrict=*/true, /*writable=*/true);
+  };
+  Value dQ = memref::AllocOp::create(
+      b, loc, MemRefType::get(n.q.getType().getShape(), element));
+  int64_t elements = n.q.getType().getNumElements();
+  // Sq is a multiple of 64 and D of 64: whole blocks of 8 × kFinishThreads.
+  assert(elements % (8 * kFinishThreads) == 0 && "partial finish block");
+  launch(finish, elements / (8 * kFinishThreads), kFinishThreads,
+         /*sharedBytes=*/Value(), {acc, dQ});
+  n.keyValue.getResult(0).replaceAllUsesWith(toTensor(dK));
+  n.keyValue.getResult(1).replaceAllUsesWith(toTensor(dV));
+  n.query.getResult(0).replaceAllUsesWith(toTensor(dQ));
+  n.query.erase();
+  n.keyValue.erase();
+  if (n.rowDotsOp->use_empty())
+    n.rowDotsOp->erase();
+}
+
+struct BPTAttentionGradToSM80Pass final
+    : bpt::impl::BPTAttentionGradToSM80Base<BPTAttentionGradToSM80Pass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<scf::ForallOp> nests;
+    module.walk([&](scf::ForallOp loop) {
+      StrategyAttr strategy = StrategyAttr::get(loop);
+      auto tag = loop->getAttrOfType<AttentionGradNestAttr>(
+          AttentionNestAttr::kAttrName);
+      if (strategy && strategy.getPath() == KernelPath::mma_sync && tag &&
+          tag.getPart() == AttentionGradPart::key_value)
+        nests.push_back(loop);
+    });
+    for (scf::ForallOp loop : nests) {
+      FailureOr<AttentionGradNests> n = AttentionGradNests::match(loop);
+      if (failed(n))
+        return signalPassFailure();
+      lowerNests(module, *n);
+    }
+  }
+};
+
+} // namespace
