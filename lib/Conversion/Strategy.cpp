@@ -42,20 +42,20 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
   // A chip LLVM's NVPTX back end does not know fails late and unlocated
   // there (or silently writes `.target sm_junk`).
   if (!minimumPTXVersion(o.chip))
-    return "chip: unknown chip '" + o.chip + "' (LLVM's NVPTX back end "
-           "supports " + supportedChipList() + ")";
+    return "chip: unknown chip '" + o.chip +
+           "' (LLVM's NVPTX back end supports " + supportedChipList() + ")";
   if (o.qBlock < 1)
     return llvm::formatv("q-block must be positive, got {0}", o.qBlock).str();
   if (o.kvBlock < 1)
     return llvm::formatv("kv-block must be positive, got {0}", o.kvBlock).str();
   // Tilings are 32-bit in the kernels and in the manifest's options.
-  for (auto [name, value] : {std::pair<const char *, int64_t>{"q-block",
-                                                              o.qBlock},
-                             {"kv-block", o.kvBlock},
-                             {"chunk-rows", o.chunkRows}})
+  for (auto [name, value] :
+       {std::pair<const char *, int64_t>{"q-block", o.qBlock},
+        {"kv-block", o.kvBlock},
+        {"chunk-rows", o.chunkRows}})
     if (value > INT32_MAX)
-      return llvm::formatv("{0} must be at most {1}, got {2}", name,
-                           INT32_MAX, value)
+      return llvm::formatv("{0} must be at most {1}, got {2}", name, INT32_MAX,
+                           value)
           .str();
   if (o.chunkRows < 128 || o.chunkRows % 128 != 0)
     return llvm::formatv("chunk-rows must be a positive multiple of 128, got "
