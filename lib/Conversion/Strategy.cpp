@@ -223,6 +223,12 @@ private:
   }
   bool mmaSync() { return options.tensorCores && chip.hasMmaSync; }
 
+  /// The chunk of `rows` rows for the FFN and block kernels: the largest
+  /// multiple of 128 up to chunk-rows dividing `span` (a chunk lies in one
+  /// sequence), raised where more than kMaxUnrolledChunks chunks would be
+  /// unrolled, with a remark; GEMM row tiles of `blockM` within grid y.
+  Refusal chooseChunk(int64_t rows, int64_t span, int64_t blockM,
+                      int64_t &chunk);
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);
   FailureOr<StrategyAttr> selectAttentionGrad(AttentionGradOp op);
   Refusal attentionGradWgmma(AttentionGradOp op, StrategyAttr &strategy);
@@ -245,6 +251,26 @@ private:
   }
   Refusal attentionMmaSync(AttentionOp op, StrategyAttr &strategy);
 };
+
+Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
+                              int64_t &chunk) {
+  chunk = chunkDividing(span, options.chunkRows);
+  if (rows / chunk > kMaxUnrolledChunks) {
+    int64_t wanted = chunk;
+    for (int64_t c = chunk + 128; c <= span; c += 128)
+      if (span % c == 0 && rows / c <= kMaxUnrolledChunks) {
+        chunk = c;
+        break;
+      }
+    if (Refusal why = checkUnrolledChunks(rows, chunk))
+      return why;
+    if (remarks)
+      op->emitRemark() << "chunk rows raised from " << wanted << " to "
+                       << chunk << ": at most " << kMaxUnrolledChunks
+                       << " chunks are unrolled into launches";
+  }
+  return checkGemmGridRows(chunk, blockM);
+}
 
 FailureOr<StrategyAttr> Selector::select() {
   return llvm::TypeSwitch<Operation *, FailureOr<StrategyAttr>>(op)
@@ -393,12 +419,10 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                 .str();
     if (!why && (rows >= (int64_t(1) << 31) || ffn >= (int64_t(1) << 31)))
       why = "more rows than a 32-bit TMA coordinate addresses";
+    int64_t chunk = 0;
     if (!why)
-      why = checkGemmGridRows(chunkDividing(rows, options.chunkRows), 128);
-    if (!why)
-      why = checkUnrolledChunks(rows, chunkDividing(rows, options.chunkRows));
+      why = chooseChunk(rows, rows, 128, chunk);
     if (!why) {
-      int64_t chunk = chunkDividing(rows, options.chunkRows);
       sm90::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
                           op.getActivation()};
       up.gated = gated;
@@ -426,13 +450,10 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                 .str();
     if (!why && rows >= (int64_t(1) << 31))
       why = "more rows than a 32-bit row offset addresses";
-    if (!why)
-      why = checkGemmGridRows(chunkDividing(rows, options.chunkRows), 64);
-    if (!why)
-      why = checkUnrolledChunks(rows, chunkDividing(rows, options.chunkRows));
     int64_t chunk = 0;
+    if (!why)
+      why = chooseChunk(rows, rows, 64, chunk);
     if (!why) {
-      chunk = chunkDividing(rows, options.chunkRows);
       sm80::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
                           op.getActivation()};
       up.gated = gated;
@@ -515,17 +536,13 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
       why = llvm::formatv("{0} heads: a grid's y takes at most {1} blocks",
                           heads, kMaxGridYZ)
                 .str();
+    int64_t chunk = 0;
     if (!why)
-      why = checkGemmGridRows(chunkDividing(seq, options.chunkRows), 64);
-    if (!why)
-      why = checkUnrolledChunks(batch * seq,
-                                chunkDividing(seq, options.chunkRows));
+      why = chooseChunk(batch * seq, seq, 64, chunk);
     if (why) {
       refuse("transformer_block", "wgmma", *why);
       return portable(options.qBlock, options.kvBlock);
     }
-    // A chunk lies in one sequence.
-    int64_t chunk = chunkDividing(seq, options.chunkRows);
     sm90::AttentionKernelConfig attention{};
     attention.headDim = headDim;
     AttentionTiling tiling = wgmmaAttentionTiling(
