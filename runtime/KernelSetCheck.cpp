@@ -245,14 +245,17 @@ Expected<CheckResult> bpt::rt::checkKernelSet(const CheckOptions &options) {
     return checkKernelSetOrThrow(options);
   } catch (const std::bad_alloc &) {
     return Status::failure("out of host memory for the inputs or the float64 "
-                           "reference of '" + options.manifestPath + "'");
+                           "reference of '" +
+                           options.manifestPath + "'");
   } catch (const std::length_error &) {
     return Status::failure("out of host memory for the inputs or the float64 "
-                           "reference of '" + options.manifestPath + "'");
+                           "reference of '" +
+                           options.manifestPath + "'");
   }
 }
 
-static Expected<CheckResult> checkKernelSetOrThrow(const CheckOptions &options) {
+static Expected<CheckResult>
+checkKernelSetOrThrow(const CheckOptions &options) {
   // The manifest and its PTX, checked before the driver is loaded.
   Expected<Manifest> manifest = loadKernelSet(options.manifestPath);
   if (!manifest)
@@ -324,8 +327,9 @@ static Expected<CheckResult> checkKernelSetOrThrow(const CheckOptions &options) 
         return Status::failure("the reference has fewer outputs than the "
                                "manifest");
       if (!(b.shape == (*expected)[index].shape))
-        return Status::failure("output '" + b.name + "' does not have the "
-                               "shape of the reference's output");
+        return Status::failure("output '" + b.name +
+                               "' does not have the shape of the "
+                               "reference's output");
       // The whole buffer: an output written in row blocks by launches at
       // byte offsets must be covered by them, else the poison shows.
       HostTensor host(b.shape, toDType(b.dtype));

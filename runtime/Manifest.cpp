@@ -1046,8 +1046,9 @@ private:
       if (bytes > limit)
         return fail(member(path, "dynamic_shared_memory"),
                     std::to_string(bytes) + " bytes exceeds the " +
-                        std::to_string(limit) + " bytes of shared memory a "
-                        "block of " + manifest_.chip + " can have");
+                        std::to_string(limit) +
+                        " bytes of shared memory a block of " + manifest_.chip +
+                        " can have");
       launch.dynamicSharedMemory = uint32_t(bytes);
     }
 
@@ -1186,10 +1187,9 @@ Expected<Manifest> Manifest::load(const std::string &path) {
   if (!S_ISREG(info.st_mode))
     return Status::failure("manifest '" + path + "' is not a regular file");
   if (info.st_size > kMaxManifestBytes)
-    return Status::failure("manifest '" + path + "' is " +
-                           std::to_string(info.st_size) +
-                           " bytes, more than the limit of " +
-                           std::to_string(kMaxManifestBytes));
+    return Status::failure(
+        "manifest '" + path + "' is " + std::to_string(info.st_size) +
+        " bytes, more than the limit of " + std::to_string(kMaxManifestBytes));
   std::ifstream file(path, std::ios::binary);
   if (!file)
     return Status::failure("cannot open manifest '" + path +

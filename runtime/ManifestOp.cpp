@@ -35,8 +35,7 @@ std::string formatShape(const std::vector<int64_t> &shape) {
 
 bool isAttentionFamily(ManifestOp op) {
   return op == ManifestOp::Attention || op == ManifestOp::AttentionLSE ||
-         op == ManifestOp::AttentionGrad ||
-         op == ManifestOp::AttentionBackward;
+         op == ManifestOp::AttentionGrad || op == ManifestOp::AttentionBackward;
 }
 
 bool isGatedActivation(const std::string &name) {
@@ -226,17 +225,17 @@ private:
       if (m_.buffers[i].name != name)
         continue;
       if (m_.buffers[i].role != BufferRole::Input) {
-        fail(describe(i) + ".role",
-             std::string("is ") + bufferRoleName(m_.buffers[i].role) +
-                 ", but op " + opName() + " reads \"" + name +
-                 "\" as an input");
+        fail(describe(i) + ".role", std::string("is ") +
+                                        bufferRoleName(m_.buffers[i].role) +
+                                        ", but op " + opName() + " reads \"" +
+                                        name + "\" as an input");
         return std::nullopt;
       }
       used_.push_back(i);
       return i;
     }
-    fail("buffers", "op " + opName() + " needs an input buffer named \"" +
-                        name + "\"");
+    fail("buffers",
+         "op " + opName() + " needs an input buffer named \"" + name + "\"");
     return std::nullopt;
   }
 
@@ -259,8 +258,8 @@ private:
     if (m_.buffers[i].shape == shape)
       return true;
     return fail(describe(i) + ".shape",
-                formatShape(m_.buffers[i].shape) + " is not " + layout +
-                    " = " + formatShape(shape) + " for op " + opName());
+                formatShape(m_.buffers[i].shape) + " is not " + layout + " = " +
+                    formatShape(shape) + " for op " + opName());
   }
 
   bool expectRank(size_t i, size_t rank, const char *layout) {
@@ -348,8 +347,8 @@ private:
     if (present && !gate)
       return false;
     if (isGatedActivation(activation) && !present)
-      return fail("buffers", "activation " + activation +
-                                 " is gated: op " + opName() +
+      return fail("buffers", "activation " + activation + " is gated: op " +
+                                 opName() +
                                  " needs an input buffer named \"w_gate\"");
     if (!isGatedActivation(activation) && present)
       return fail(describe(*gate), "unexpected: activation " + activation +
@@ -395,8 +394,8 @@ private:
                       " is not a multiple of options.heads (" +
                       std::to_string(heads) + ")");
     int64_t d = width / heads;
-    bool layerNorm = m_.getStringOption("norm").value_or("rms_norm") ==
-                     "layer_norm";
+    bool layerNorm =
+        m_.getStringOption("norm").value_or("rms_norm") == "layer_norm";
     struct Weight {
       const char *name;
       std::vector<int64_t> shape;
@@ -470,8 +469,8 @@ private:
     }
     for (size_t n = 0; n < outputs.size(); ++n) {
       const ExpectedOutput &o = outputs_[n];
-      std::string layout = std::string("output ") + std::to_string(n) +
-                           " of " + opName() + " (" + o.what + ")";
+      std::string layout = std::string("output ") + std::to_string(n) + " of " +
+                           opName() + " (" + o.what + ")";
       if (!expectShape(outputs[n], o.shape, layout.c_str()) ||
           !expectDType(outputs[n], o.dtype))
         return false;

@@ -32,9 +32,7 @@ bool isIdentifierChar(char c) {
          (c >= '0' && c <= '9') || c == '_' || c == '$';
 }
 
-bool isSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 /// The PTX text without its comments (// to the end of the line, /* */),
 /// so that a kernel named only in a comment does not count.
@@ -162,10 +160,9 @@ Expected<std::string> bpt::rt::readPTXFile(const std::string &path) {
   if (!S_ISREG(info.st_mode))
     return Status::failure("PTX file '" + path + "' is not a regular file");
   if (info.st_size > kMaxPTXBytes)
-    return Status::failure("PTX file '" + path + "' is " +
-                           std::to_string(info.st_size) +
-                           " bytes, more than the limit of " +
-                           std::to_string(kMaxPTXBytes));
+    return Status::failure(
+        "PTX file '" + path + "' is " + std::to_string(info.st_size) +
+        " bytes, more than the limit of " + std::to_string(kMaxPTXBytes));
   std::ifstream file(path, std::ios::binary);
   if (!file)
     return Status::failure("cannot open PTX file '" + path +
@@ -199,9 +196,9 @@ Status bpt::rt::checkPTXMatchesManifest(const Manifest &manifest,
       std::string names;
       for (const auto &[name, entry] : kernels)
         names += (names.empty() ? "'" : ", '") + name + "'";
-      return Status::failure(path + ": the PTX has no kernel '" +
-                             launch.kernel + "' (its kernels: " +
-                             (names.empty() ? "none" : names) + ")");
+      return Status::failure(
+          path + ": the PTX has no kernel '" + launch.kernel +
+          "' (its kernels: " + (names.empty() ? "none" : names) + ")");
     }
     const Entry &entry = found->second;
     if (entry.params < 0)
@@ -218,21 +215,19 @@ Status bpt::rt::checkPTXMatchesManifest(const Manifest &manifest,
     // A custom set's PTX may give only a bound.
     if (entry.directive.empty())
       continue;
-    const uint64_t block[3] = {launch.block.x, launch.block.y,
-                               launch.block.z};
-    bool exact = entry.directive == ".reqntid" ||
-                 manifest.op != ManifestOp::Custom;
+    const uint64_t block[3] = {launch.block.x, launch.block.y, launch.block.z};
+    bool exact =
+        entry.directive == ".reqntid" || manifest.op != ManifestOp::Custom;
     bool fits = block[0] <= entry.threads[0] && block[1] <= entry.threads[1] &&
                 block[2] <= entry.threads[2];
-    bool equal = block[0] == entry.threads[0] &&
-                 block[1] == entry.threads[1] && block[2] == entry.threads[2];
+    bool equal = block[0] == entry.threads[0] && block[1] == entry.threads[1] &&
+                 block[2] == entry.threads[2];
     if (!fits || (exact && !equal))
-      return Status::failure("launches[" + std::to_string(i) +
-                             "].block: kernel '" + launch.kernel +
-                             "' was compiled for blocks of " +
-                             formatDims(entry.threads) + " threads (" +
-                             entry.directive + " in the PTX), but the launch "
-                             "has " + formatDims(block));
+      return Status::failure(
+          "launches[" + std::to_string(i) + "].block: kernel '" +
+          launch.kernel + "' was compiled for blocks of " +
+          formatDims(entry.threads) + " threads (" + entry.directive +
+          " in the PTX), but the launch has " + formatDims(block));
   }
   return Status::success();
 }

@@ -92,7 +92,7 @@ static llvm::Error checkDimensionLimits(const ModelSpec &spec) {
   struct {
     const char *flag;
     int64_t value;
-  } sizes[] = {{"--batch", spec.batch},     {"--heads", spec.heads},
+  } sizes[] = {{"--batch", spec.batch},      {"--heads", spec.heads},
                {"--kv-heads", spec.kvHeads}, {"--seq", spec.seq},
                {"--kv-seq", spec.kvSeq},     {"--head-dim", spec.headDim},
                {"--hidden", spec.hidden},    {"--ffn", spec.ffn}};
@@ -116,24 +116,33 @@ static llvm::Error checkTensorSizes(const ModelSpec &spec) {
   SmallVector<Tensor> tensors;
   SmallVector<std::pair<const char *, SmallVector<int64_t>>> rows;
   if (isAttentionOp(spec.op)) {
-    tensors = {
-        {"query", "--batch x --heads x --seq x --head-dim",
-         {spec.batch, spec.heads, spec.seq, spec.headDim}, element},
-        {"key", "--batch x --kv-heads x --kv-seq x --head-dim",
-         {spec.batch, spec.kvHeads, spec.kvSeq, spec.headDim}, element},
-        {"lse", "--batch x --heads x --seq", {spec.batch, spec.heads, spec.seq},
-         4}};
+    tensors = {{"query",
+                "--batch x --heads x --seq x --head-dim",
+                {spec.batch, spec.heads, spec.seq, spec.headDim},
+                element},
+               {"key",
+                "--batch x --kv-heads x --kv-seq x --head-dim",
+                {spec.batch, spec.kvHeads, spec.kvSeq, spec.headDim},
+                element},
+               {"lse",
+                "--batch x --heads x --seq",
+                {spec.batch, spec.heads, spec.seq},
+                4}};
     rows = {{"--batch x --heads x --seq", {spec.batch, spec.heads, spec.seq}},
             {"--batch x --kv-heads x --kv-seq",
              {spec.batch, spec.kvHeads, spec.kvSeq}}};
   } else {
-    tensors = {{"input", "--batch x --seq x --hidden",
-                {spec.batch, spec.seq, spec.hidden}, element},
+    tensors = {{"input",
+                "--batch x --seq x --hidden",
+                {spec.batch, spec.seq, spec.hidden},
+                element},
                {"w_in", "--hidden x --ffn", {spec.hidden, spec.ffn}, element}};
     rows = {{"--batch x --seq", {spec.batch, spec.seq}}};
     if (spec.op == "block") {
-      tensors.push_back({"w_q", "--hidden x --heads x --head-dim",
-                         {spec.hidden, spec.heads, spec.headDim}, element});
+      tensors.push_back({"w_q",
+                         "--hidden x --heads x --head-dim",
+                         {spec.hidden, spec.heads, spec.headDim},
+                         element});
       rows.push_back(
           {"--batch x --heads x --seq", {spec.batch, spec.heads, spec.seq}});
     }
@@ -249,17 +258,17 @@ llvm::Error bpt::checkShapeFlagsApply(const ModelSpec &spec,
       spec.op != "block")
     return llvm::Error::success();
   for (const std::string &flag : given) {
-    const auto *known = llvm::find_if(
-        kFlags, [&](const auto &f) { return flag == f.flag; });
+    const auto *known =
+        llvm::find_if(kFlags, [&](const auto &f) { return flag == f.flag; });
     if (fromFile && (known != std::end(kFlags) || flag == "--op"))
       return specError(flag + " has no effect on a model read from a .mlir "
                               "file (its shapes are the file's)");
     if (known == std::end(kFlags))
       continue;
     if (!llvm::is_contained(known->ops, StringRef(spec.op)))
-      return specError(flag + " has no effect on --op=" + spec.op +
-                       " (it applies to --op=" +
-                       llvm::join(known->ops, ", --op=") + ")");
+      return specError(
+          flag + " has no effect on --op=" + spec.op +
+          " (it applies to --op=" + llvm::join(known->ops, ", --op=") + ")");
   }
   // A block's head dimension is --hidden / --heads when --hidden is given.
   if (spec.op == "block" && llvm::is_contained(given, "--hidden") &&
@@ -431,8 +440,8 @@ void bpt::fillPipelineOptions(const CompileOptions &options,
   nvvm.sharedMemory = options.sharedMemory;
 }
 
-FailureOr<KernelPathsUsed>
-bpt::kernelPathsUsed(ModuleOp module, const CompileOptions &options) {
+FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
+                                                const CompileOptions &options) {
   OwningOpRef<ModuleOp> copy = module.clone();
   if (failed(lowerToStage(*copy, Stage::Blockwise, options)))
     return failure();
@@ -904,7 +913,8 @@ ManifestBuilder::launchesJson(const ChipInfo &chip) {
       if (*c < 1 || *c > limit)
         return launch.emitError()
                << "bpt-compile: " << (isGrid ? "grid" : "block")
-               << " dimension " << "xyz"[axis] << " of kernel '"
+               << " dimension "
+               << "xyz"[axis] << " of kernel '"
                << launch.getKernelName().getValue() << "' is " << *c
                << ", outside CUDA's [1, " << limit << "]";
       if (!isGrid)
@@ -912,11 +922,10 @@ ManifestBuilder::launchesJson(const ChipInfo &chip) {
       (isGrid ? gridDims : blockDims).push_back(*c);
     }
     if (threads > kMaxThreads)
-      return launch.emitError() << "bpt-compile: kernel '"
-                                << launch.getKernelName().getValue()
-                                << "' has " << threads
-                                << " threads per block, more than "
-                                << kMaxThreads;
+      return launch.emitError()
+             << "bpt-compile: kernel '" << launch.getKernelName().getValue()
+             << "' has " << threads << " threads per block, more than "
+             << kMaxThreads;
     int64_t shared = 0;
     if (Value size = launch.getDynamicSharedMemorySize())
       shared = constantOf(size).value_or(-1);

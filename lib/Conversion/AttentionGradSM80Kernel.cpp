@@ -20,12 +20,14 @@
 //     packed, are the A fragments of dV += Pᵀ·dO and dK += dSᵀ·Q (as P is
 //     of P·V in the forward kernel), with dO and Q read by ldmatrix.trans.
 //   - dQ = dS·K needs all key rows: the warps store their dSᵀ rows into a
-//     shared tile, meet at a barrier, and each computes a [16, D·(blockM /
-//     16) / warps] piece of the step's dQ (dS by ldmatrix.trans of the dSᵀ
-//     tile, K by ldmatrix.trans) and adds it into an f32 accumulator in
-//     global memory, an element at a time (red.global.add.f32). The sum
-//     over key blocks has no fixed order: dQ is not bitwise reproducible
-//     on this path (dK and dV are).
+//     shared tile (two, by step parity), and after the next step's barrier
+//     each computes a [16, D·(blockM / 16) / warps] piece of it (dS by
+//     ldmatrix.trans of the dSᵀ tile, K by ldmatrix.trans) and adds it
+//     into an f32 accumulator in global memory (red.global.add.f32, a
+//     lane exchange making each instruction whole 32-byte sectors): one
+//     barrier a step, and one warp's reductions overlap other warps' math.
+//     The sum over key blocks has no fixed order: dQ is not bitwise
+//     reproducible on this path (dK and dV are).
 //
 //===----------------------------------------------------------------------===//
 
@@ -105,8 +107,12 @@ private:
   void accumulate(llvm::function_ref<SmallVector<Value>(int64_t)> aAt,
                   int64_t kSteps, Value bTile, int64_t bRowBytes,
                   Value firstChunk, MutableArrayRef<Value> acc);
-  void storeScoresGrad(ArrayRef<Value> dSFragments);
-  void addQueryGrad(const Step &step);
+  Value dSTileAt(Value parity) {
+    return add(base, add(c32(config.dSOffset(0)),
+                         mul(parity, c32(config.dSTileBytes()))));
+  }
+  void storeScoresGrad(ArrayRef<Value> dSFragments, Value tile);
+  void addQueryGrad(const Step &step, Value dSTile);
   void storeGrad(ArrayRef<Value> acc, double scale, Value out);
 
   const KernelConfig &config;
@@ -130,6 +136,16 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   for (int64_t s = 0; s + 1 < config.stages; ++s)
     prefetch(c32(s));
   scf::ForOp loop = emitStepLoop();
+  // The last step's dQ, once every warp has stored its dSᵀ rows.
+  NVVM::Barrier0Op::create(b, loc);
+  Value last = sub(steps, c32(1));
+  auto any = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::sgt, steps, c32(0)), false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(any.thenBlock());
+    addQueryGrad(stepAt(last), dSTileAt(rem(last, c32(2))));
+  }
   // The last (empty) groups: nothing may be in flight when the block ends.
   NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
   auto results = loop.getResults();
@@ -245,12 +261,22 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
   SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
   SmallVector<Value> dVAcc(args.begin() + accCount, args.end());
 
-  // Step j has landed for every thread; every warp is past step j − 1
-  // (its stage and the dSᵀ tile), which the copy of step j + stages − 1
-  // and this step's dSᵀ stores overwrite.
+  // Step j has landed for every thread; every warp is past step j − 1's
+  // math (its stage, which the copy of step j + stages − 1 overwrites; its
+  // dSᵀ tile, complete now) and past step j − 2's dQ (the dSᵀ tile this
+  // step overwrites).
   NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 2);
   NVVM::Barrier0Op::create(b, loc);
   prefetch(add(j, c32(config.stages - 1)));
+  // Step j − 1's dQ, whose reductions overlap this step's math.
+  auto previous = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::sgt, j, c32(0)), false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(previous.thenBlock());
+    Value p = sub(j, c32(1));
+    addQueryGrad(stepAt(p), dSTileAt(rem(p, c32(2))));
+  }
   Value stage = rem(j, c32(config.stages));
   Step step = stepAt(j);
   Value queryPos = mul(step.queryBlock, c32(config.blockM));
@@ -278,9 +304,7 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
              config.rowBytes(), c32(0), dVAcc);
   accumulate(fromAccumulators(dSFragments), config.blockM / 16, qTile,
              config.rowBytes(), c32(0), dKAcc);
-  storeScoresGrad(dSFragments);
-  NVVM::Barrier0Op::create(b, loc);
-  addQueryGrad(step);
+  storeScoresGrad(dSFragments, dSTileAt(rem(j, c32(2))));
 
   SmallVector<Value> next(dKAcc);
   llvm::append_range(next, dVAcc);
@@ -394,10 +418,10 @@ void GradKernelEmitter::accumulate(
   }
 }
 
-/// This warp's dSᵀ rows into the dSᵀ tile ([blockN, blockM] 16-bit):
+/// This warp's dSᵀ rows into a dSᵀ tile `tile` ([blockN, blockM] 16-bit):
 /// fragment 2n + i holds row g + 8i, columns 8n + 2t, 8n + 2t + 1.
-void GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments) {
-  Value tile = add(base, c32(config.dSOffset()));
+void GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
+                                        Value tile) {
   for (int64_t n = 0; n < config.blockM / 8; ++n) {
     for (int64_t i = 0; i < 2; ++i) {
       Value row = add(warpRow, add(g, c32(8 * i)));
@@ -410,16 +434,16 @@ void GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments) {
   }
 }
 
-/// This warp's piece of the step's dQ = dS·K (query rows 16·m.. of the
-/// block, columns c·dQColumns().., m = warp % (blockM / 16), c = warp /
-/// (blockM / 16)) over the block's key rows, added into the accumulator.
+/// This warp's piece of a step's dQ = dS·K from its dSᵀ tile (query rows
+/// 16·m.. of the block, columns c·dQColumns().., m = warp % (blockM / 16),
+/// c = warp / (blockM / 16)) over the block's key rows, added into the
+/// accumulator.
 /// dS's A fragments come from the dSᵀ tile ([k, m]) by ldmatrix.trans:
 /// lane i gives row 8·(i/16) + i%8 of the k16 step and m chunk
 /// 2·m + (i/8)%2, so that matrices are (m 0-7 | 8-15) × (k 0-7 | 8-15).
-void GradKernelEmitter::addQueryGrad(const Step &step) {
+void GradKernelEmitter::addQueryGrad(const Step &step, Value dSTile) {
   const int64_t mTiles = config.blockM / kWarpRows;
   const int64_t columns = config.dQColumns();
-  Value dSTile = add(base, c32(config.dSOffset()));
   Value kTile = add(base, c32(config.kOffset()));
   Value mTile = rem(warp, c32(mTiles));
   Value columnBlock = div(warp, c32(mTiles));

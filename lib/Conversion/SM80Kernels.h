@@ -90,8 +90,9 @@ struct AttentionGradKernelConfig {
   /// dQ's [blockM, D] tile of a step is shared out in [16, dQColumns()]
   /// pieces, one a warp.
   int64_t dQColumns() const { return headDim * (blockM / kWarpRows) / warps(); }
-  // Shared memory: K, V, Q and dO per stage, the dSᵀ tile ([blockN,
-  // blockM], 16-bit), lse and D per stage.
+  // Shared memory: K, V, Q and dO per stage, two dSᵀ tiles ([blockN,
+  // blockM], 16-bit; by step parity: a step's dQ is computed during the
+  // next step, while that one writes the other tile), lse and D per stage.
   int64_t kOffset() const { return 0; }
   int64_t vOffset() const { return kvTileBytes(); }
   int64_t qOffset(int64_t stage) const {
@@ -99,9 +100,12 @@ struct AttentionGradKernelConfig {
   }
   int64_t dOOffset(int64_t stage) const { return qOffset(stage) + qTileBytes(); }
   int64_t dSRowBytes() const { return blockM * 2; }
-  int64_t dSOffset() const { return qOffset(stages); }
+  int64_t dSTileBytes() const { return blockN * dSRowBytes(); }
+  int64_t dSOffset(int64_t parity) const {
+    return qOffset(stages) + parity * dSTileBytes();
+  }
   int64_t rowsOffset(int64_t stage) const {
-    return dSOffset() + blockN * dSRowBytes() + stage * rowsBytes();
+    return dSOffset(2) + stage * rowsBytes();
   }
   int64_t sharedMemoryBytes() const {
     return kTileAlignment + rowsOffset(stages);

@@ -43,20 +43,20 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
   // A chip LLVM's NVPTX back end does not know fails late and unlocated
   // there (or silently writes `.target sm_junk`).
   if (!minimumPTXVersion(o.chip))
-    return "chip: unknown chip '" + o.chip + "' (LLVM's NVPTX back end "
-           "supports " + supportedChipList() + ")";
+    return "chip: unknown chip '" + o.chip +
+           "' (LLVM's NVPTX back end supports " + supportedChipList() + ")";
   if (o.qBlock < 1)
     return llvm::formatv("q-block must be positive, got {0}", o.qBlock).str();
   if (o.kvBlock < 1)
     return llvm::formatv("kv-block must be positive, got {0}", o.kvBlock).str();
   // Tilings are 32-bit in the kernels and in the manifest's options.
-  for (auto [name, value] : {std::pair<const char *, int64_t>{"q-block",
-                                                              o.qBlock},
-                             {"kv-block", o.kvBlock},
-                             {"chunk-rows", o.chunkRows}})
+  for (auto [name, value] :
+       {std::pair<const char *, int64_t>{"q-block", o.qBlock},
+        {"kv-block", o.kvBlock},
+        {"chunk-rows", o.chunkRows}})
     if (value > INT32_MAX)
-      return llvm::formatv("{0} must be at most {1}, got {2}", name,
-                           INT32_MAX, value)
+      return llvm::formatv("{0} must be at most {1}, got {2}", name, INT32_MAX,
+                           value)
           .str();
   if (o.chunkRows < 128 || o.chunkRows % 128 != 0)
     return llvm::formatv("chunk-rows must be a positive multiple of 128, got "
@@ -237,6 +237,12 @@ private:
   }
   bool mmaSync() { return options.tensorCores && chip.hasMmaSync; }
 
+  /// The chunk of `rows` rows for the FFN and block kernels: the largest
+  /// multiple of 128 up to chunk-rows dividing `span` (a chunk lies in one
+  /// sequence), raised where more than kMaxUnrolledChunks chunks would be
+  /// unrolled, with a remark; GEMM row tiles of `blockM` within grid y.
+  Refusal chooseChunk(int64_t rows, int64_t span, int64_t blockM,
+                      int64_t &chunk);
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);
   FailureOr<StrategyAttr> selectAttentionGrad(AttentionGradOp op);
   Refusal attentionGradWgmma(AttentionGradOp op, StrategyAttr &strategy);
@@ -260,6 +266,26 @@ private:
   }
   Refusal attentionMmaSync(AttentionOp op, StrategyAttr &strategy);
 };
+
+Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
+                              int64_t &chunk) {
+  chunk = chunkDividing(span, options.chunkRows);
+  if (rows / chunk > kMaxUnrolledChunks) {
+    int64_t wanted = chunk;
+    for (int64_t c = chunk + 128; c <= span; c += 128)
+      if (span % c == 0 && rows / c <= kMaxUnrolledChunks) {
+        chunk = c;
+        break;
+      }
+    if (Refusal why = checkUnrolledChunks(rows, chunk))
+      return why;
+    if (remarks)
+      op->emitRemark() << "chunk rows raised from " << wanted << " to "
+                       << chunk << ": at most " << kMaxUnrolledChunks
+                       << " chunks are unrolled into launches";
+  }
+  return checkGemmGridRows(chunk, blockM);
+}
 
 FailureOr<StrategyAttr> Selector::select() {
   return llvm::TypeSwitch<Operation *, FailureOr<StrategyAttr>>(op)
@@ -441,12 +467,10 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                 .str();
     if (!why && (rows >= (int64_t(1) << 31) || ffn >= (int64_t(1) << 31)))
       why = "more rows than a 32-bit TMA coordinate addresses";
+    int64_t chunk = 0;
     if (!why)
-      why = checkGemmGridRows(chunkDividing(rows, options.chunkRows), 128);
-    if (!why)
-      why = checkUnrolledChunks(rows, chunkDividing(rows, options.chunkRows));
+      why = chooseChunk(rows, rows, 128, chunk);
     if (!why) {
-      int64_t chunk = chunkDividing(rows, options.chunkRows);
       sm90::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
                           op.getActivation()};
       up.gated = gated;
@@ -474,13 +498,10 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                 .str();
     if (!why && rows >= (int64_t(1) << 31))
       why = "more rows than a 32-bit row offset addresses";
-    if (!why)
-      why = checkGemmGridRows(chunkDividing(rows, options.chunkRows), 64);
-    if (!why)
-      why = checkUnrolledChunks(rows, chunkDividing(rows, options.chunkRows));
     int64_t chunk = 0;
+    if (!why)
+      why = chooseChunk(rows, rows, 64, chunk);
     if (!why) {
-      chunk = chunkDividing(rows, options.chunkRows);
       sm80::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
                           op.getActivation()};
       up.gated = gated;
@@ -563,17 +584,13 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
       why = llvm::formatv("{0} heads: a grid's y takes at most {1} blocks",
                           heads, kMaxGridYZ)
                 .str();
+    int64_t chunk = 0;
     if (!why)
-      why = checkGemmGridRows(chunkDividing(seq, options.chunkRows), 64);
-    if (!why)
-      why = checkUnrolledChunks(batch * seq,
-                                chunkDividing(seq, options.chunkRows));
+      why = chooseChunk(batch * seq, seq, 64, chunk);
     if (why) {
       refuse("transformer_block", "wgmma", *why);
       return portable(options.qBlock, options.kvBlock);
     }
-    // A chunk lies in one sequence.
-    int64_t chunk = chunkDividing(seq, options.chunkRows);
     sm90::AttentionKernelConfig attention{};
     attention.headDim = headDim;
     AttentionTiling tiling = wgmmaAttentionTiling(

@@ -51,10 +51,9 @@ constexpr BackEndChip kBackEndChips[] = {
 };
 
 /// The `+ptxNN` features of LLVM 22's NVPTX back end.
-constexpr unsigned kPTXVersions[] = {32, 40, 41, 42, 43, 50, 60, 61, 62, 63,
-                                     64, 65, 70, 71, 72, 73, 74, 75, 76, 77,
-                                     78, 80, 81, 82, 83, 84, 85, 86, 87, 88,
-                                     90};
+constexpr unsigned kPTXVersions[] = {32, 40, 41, 42, 43, 50, 60, 61, 62, 63, 64,
+                                     65, 70, 71, 72, 73, 74, 75, 76, 77, 78, 80,
+                                     81, 82, 83, 84, 85, 86, 87, 88, 90};
 
 /// The PTX version bpt's kernels were written and measured with.
 constexpr unsigned kBaselinePTX = 80;
@@ -162,10 +161,10 @@ bpt::checkChipAndFeatures(std::string_view chip, std::string_view features,
     start = comma + 1;
   }
   if (ptx != 0 && ptx < *minimum)
-    return std::string(featuresFlag) + ": PTX " + ptxVersionText(ptx) +
-           " ('" + std::string(features) + "') does not support " +
-           std::string(chip) + ", which needs PTX " +
-           ptxVersionText(*minimum) + " or later (e.g. +ptx" +
-           std::to_string(defaultPTXVersion(chip)) + ")";
+    return std::string(featuresFlag) + ": PTX " + ptxVersionText(ptx) + " ('" +
+           std::string(features) + "') does not support " + std::string(chip) +
+           ", which needs PTX " + ptxVersionText(*minimum) +
+           " or later (e.g. +ptx" + std::to_string(defaultPTXVersion(chip)) +
+           ")";
   return std::nullopt;
 }

@@ -1213,42 +1213,44 @@ TEST(Manifest, OpSchema) {
                                    "[2, 8, 2048, 32]")),
             "buffers[1] (\"key\").shape: [2, 8, 2048, 32] is not [B, Hkv, "
             "Skv, D] (B and D of query) = [2, 8, 2048, 64] for op attention");
-  EXPECT_EQ(manifestError(replaced(valid, "\"name\": \"query\"",
-                                   "\"name\": \"q\"")),
-            "buffers: op attention needs an input buffer named \"query\"");
-  EXPECT_EQ(manifestError(replaced(valid,
-                                   "\"name\": \"key\", \"role\": \"input\"",
-                                   "\"name\": \"key\", \"role\": "
-                                   "\"workspace\"")),
-            "buffers[1] (\"key\").role: is workspace, but op attention reads "
-            "\"key\" as an input");
-  EXPECT_EQ(manifestError(replaced(valid,
-                                   "\"name\": \"result\", \"role\": \"output\", "
-                                   "\"dtype\": \"bf16\"",
-                                   "\"name\": \"result\", \"role\": "
-                                   "\"output\", \"dtype\": \"f16\"")),
-            "buffers[3] (\"result\").dtype: f16, but op attention needs bf16 "
-            "here");
+  EXPECT_EQ(
+      manifestError(replaced(valid, "\"name\": \"query\"", "\"name\": \"q\"")),
+      "buffers: op attention needs an input buffer named \"query\"");
+  EXPECT_EQ(
+      manifestError(replaced(valid, "\"name\": \"key\", \"role\": \"input\"",
+                             "\"name\": \"key\", \"role\": "
+                             "\"workspace\"")),
+      "buffers[1] (\"key\").role: is workspace, but op attention reads "
+      "\"key\" as an input");
+  EXPECT_EQ(
+      manifestError(replaced(valid,
+                             "\"name\": \"result\", \"role\": \"output\", "
+                             "\"dtype\": \"bf16\"",
+                             "\"name\": \"result\", \"role\": "
+                             "\"output\", \"dtype\": \"f16\"")),
+      "buffers[3] (\"result\").dtype: f16, but op attention needs bf16 "
+      "here");
   // Options: types, ranges, keys and the ops they apply to.
   EXPECT_EQ(manifestError(replaced(valid, "\"scale\": 0.125", "\"scale\": -1")),
             "options.scale: expected a positive number, got -1");
-  EXPECT_EQ(manifestError(replaced(valid, "\"causal\": true",
-                                   "\"causal\": \"yes\"")),
-            "options.causal: expected true or false, got \"yes\"");
-  EXPECT_EQ(manifestError(replaced(valid, "\"q_block\": 128", "\"q_block\": 0")),
-            "options.q_block: expected a positive 32-bit integer, got 0");
+  EXPECT_EQ(
+      manifestError(replaced(valid, "\"causal\": true", "\"causal\": \"yes\"")),
+      "options.causal: expected true or false, got \"yes\"");
+  EXPECT_EQ(
+      manifestError(replaced(valid, "\"q_block\": 128", "\"q_block\": 0")),
+      "options.q_block: expected a positive 32-bit integer, got 0");
   EXPECT_EQ(manifestError(replaced(valid, "\"q_block\": 128", "\"heads\": 0")),
             "options.heads: does not apply to op attention");
   EXPECT_STARTS_WITH(
       manifestError(replaced(valid, "\"q_block\": 128", "\"window\": 3")),
       "options.window: unknown option (expected one of causal, scale, ");
   // A custom set takes any buffers (bpt-run only times it).
-  std::string custom = replaced(
-      replaced(valid, "\"attention\"", "\"custom\""),
-      "\"causal\": true, \"q_block\": 128, \"scale\": 0.125", "");
-  EXPECT_EQ(manifestError(replaced(custom, "\"name\": \"query\"",
-                                   "\"name\": \"q\"")),
-            "<valid>");
+  std::string custom =
+      replaced(replaced(valid, "\"attention\"", "\"custom\""),
+               "\"causal\": true, \"q_block\": 128, \"scale\": 0.125", "");
+  EXPECT_EQ(
+      manifestError(replaced(custom, "\"name\": \"query\"", "\"name\": \"q\"")),
+      "<valid>");
   // Options only on the ops that read them.
   EXPECT_EQ(manifestError(replaced(custom, "\"options\": {}",
                                    "\"options\": {\"causal\": true}")),
@@ -1301,11 +1303,12 @@ TEST(Manifest, OpSchemaFFNAndBlock) {
   EXPECT_EQ(manifestError(replaced(ffn, "swiglu", "tanh")),
             "options.activation: expected one of gelu, gelu_tanh, relu, silu, "
             "swiglu, geglu, got \"tanh\"");
-  EXPECT_EQ(manifestError(replaced(ffn, "\"shape\": [16, 8]", "\"shape\": [8, 16]")),
-            "buffers[2] (\"w_out\").shape: [8, 16] is not [F, H] = [16, 8] for "
-            "op ffn");
-  EXPECT_EQ(manifestError(replaced(ffn, "\"name\": \"w_gate\"",
-                                   "\"name\": \"w_extra\"")),
+  EXPECT_EQ(
+      manifestError(replaced(ffn, "\"shape\": [16, 8]", "\"shape\": [8, 16]")),
+      "buffers[2] (\"w_out\").shape: [8, 16] is not [F, H] = [16, 8] for "
+      "op ffn");
+  EXPECT_EQ(manifestError(
+                replaced(ffn, "\"name\": \"w_gate\"", "\"name\": \"w_extra\"")),
             "buffers: activation swiglu is gated: op ffn needs an input buffer "
             "named \"w_gate\"");
 
@@ -1344,14 +1347,15 @@ TEST(Manifest, OpSchemaFFNAndBlock) {
   EXPECT_EQ(manifestError(replaced(block, "\"heads\": 2, \"kv_heads\": 1",
                                    "\"heads\": 3, \"kv_heads\": 2")),
             "options.heads: 3 is not a multiple of kv_heads (2)");
-  EXPECT_EQ(manifestError(replaced(block, "\"kv_heads\": 1", "\"kv_heads\": 2")),
-            "buffers[3] (\"w_k\").shape: [8, 4] is not [H, kv_heads * D] = "
-            "[8, 8] for op block");
+  EXPECT_EQ(
+      manifestError(replaced(block, "\"kv_heads\": 1", "\"kv_heads\": 2")),
+      "buffers[3] (\"w_k\").shape: [8, 4] is not [H, kv_heads * D] = "
+      "[8, 8] for op block");
   EXPECT_EQ(manifestError(replaced(block, "rms_norm", "layer_norm")),
             "buffers: op block needs an input buffer named \"norm1_bias\"");
-  EXPECT_EQ(manifestError(replaced(block, "\"epsilon\": 1e-5",
-                                   "\"epsilon\": 0")),
-            "options.epsilon: expected a positive number, got 0");
+  EXPECT_EQ(
+      manifestError(replaced(block, "\"epsilon\": 1e-5", "\"epsilon\": 0")),
+      "options.epsilon: expected a positive number, got 0");
 }
 
 TEST(Chip, BackEndTable) {
@@ -1367,11 +1371,11 @@ TEST(Chip, BackEndTable) {
   EXPECT_EQ(bpt::defaultPTXFeatures("sm_110"), "+ptx90");
   EXPECT_TRUE(!bpt::checkChipAndFeatures("sm_90a", "", "c", "f"));
   EXPECT_TRUE(!bpt::checkChipAndFeatures("sm_90a", "+ptx80,+ptx83", "c", "f"));
-  EXPECT_EQ(bpt::checkChipAndFeatures("sm_100", "+ptx80", "--chip",
-                                      "--features")
-                .value_or(""),
-            "--features: PTX 8.0 ('+ptx80') does not support sm_100, which "
-            "needs PTX 8.6 or later (e.g. +ptx86)");
+  EXPECT_EQ(
+      bpt::checkChipAndFeatures("sm_100", "+ptx80", "--chip", "--features")
+          .value_or(""),
+      "--features: PTX 8.0 ('+ptx80') does not support sm_100, which "
+      "needs PTX 8.6 or later (e.g. +ptx86)");
   EXPECT_STARTS_WITH(
       bpt::checkChipAndFeatures("sm_90a", "+ptx80,", "c", "f").value_or(""),
       "f: unknown feature '' (expected PTX versions: +ptx32, ");
@@ -1396,15 +1400,15 @@ TEST(Manifest, PTXFile) {
                     "{ ret; }\n";
   EXPECT_TRUE(checkPTXMatchesManifest(*m, ptx).ok())
       << checkPTXMatchesManifest(*m, ptx).message();
-  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(ptx, "sm_90a", "sm_80"))
-                .message(),
-            "the PTX targets sm_80, but the manifest's chip is sm_90a");
+  EXPECT_EQ(
+      checkPTXMatchesManifest(*m, replaced(ptx, "sm_90a", "sm_80")).message(),
+      "the PTX targets sm_80, but the manifest's chip is sm_90a");
   EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(ptx, "  .param .u64 d", ""))
                 .message(),
             "launches[0].args: kernel 'block_kernel' takes 3 parameters in "
             "the PTX, but the launch passes 4");
-  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(ptx, "entry epilogue",
-                                                 "entry epilog"))
+  EXPECT_EQ(checkPTXMatchesManifest(
+                *m, replaced(ptx, "entry epilogue", "entry epilog"))
                 .message(),
             "launches[1].kernel: the PTX has no kernel 'epilogue' (its "
             "kernels: 'block_kernel', 'epilog')");
@@ -1412,14 +1416,14 @@ TEST(Manifest, PTXFile) {
   std::string bounded = replaced(ptx, "  .param .u64 d)\n",
                                  "  .param .u64 d)\n.maxntid 256, 1, 1\n");
   EXPECT_TRUE(checkPTXMatchesManifest(*m, bounded).ok());
-  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(bounded, "256, 1, 1",
-                                                 "128, 1, 1"))
-                .message(),
-            "launches[0].block: kernel 'block_kernel' was compiled for blocks "
-            "of 128x1x1 threads (.maxntid in the PTX), but the launch has "
-            "256x1x1");
-  EXPECT_EQ(checkPTXMatchesManifest(*m, replaced(bounded, ".maxntid 256, 1, 1",
-                                                 ".reqntid 512"))
+  EXPECT_EQ(
+      checkPTXMatchesManifest(*m, replaced(bounded, "256, 1, 1", "128, 1, 1"))
+          .message(),
+      "launches[0].block: kernel 'block_kernel' was compiled for blocks "
+      "of 128x1x1 threads (.maxntid in the PTX), but the launch has "
+      "256x1x1");
+  EXPECT_EQ(checkPTXMatchesManifest(
+                *m, replaced(bounded, ".maxntid 256, 1, 1", ".reqntid 512"))
                 .message(),
             "launches[0].block: kernel 'block_kernel' was compiled for blocks "
             "of 512x1x1 threads (.reqntid in the PTX), but the launch has "
@@ -1429,7 +1433,8 @@ TEST(Manifest, PTXFile) {
   // Files that are not PTX text are refused before they are read.
   EXPECT_EQ(readPTXFile("/dev/zero").error(),
             "PTX file '/dev/zero' is not a regular file");
-  EXPECT_EQ(readPTXFile("/tmp").error(), "PTX file '/tmp' is not a regular file");
+  EXPECT_EQ(readPTXFile("/tmp").error(),
+            "PTX file '/tmp' is not a regular file");
   EXPECT_STARTS_WITH(readPTXFile("/nonexistent/k.ptx").error(),
                      "cannot open PTX file '/nonexistent/k.ptx': ");
 }

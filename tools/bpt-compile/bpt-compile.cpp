@@ -33,8 +33,9 @@ static cl::OptionCategory compileCategory("bpt-compile options");
 static cl::opt<std::string> input(cl::Positional,
                                   cl::desc("[model-level .mlir]"),
                                   cl::cat(compileCategory), cl::init(""));
-static cl::opt<std::string> output("o", cl::desc("Output base name: writes "
-                                                 "<o>.ptx and <o>.json"),
+static cl::opt<std::string> output("o",
+                                   cl::desc("Output base name: writes "
+                                            "<o>.ptx and <o>.json"),
                                    cl::cat(compileCategory), cl::init("bpt"));
 static cl::opt<std::string> emit("emit",
                                  cl::desc("ptx (default), mlir or cubin"),
@@ -56,20 +57,23 @@ static cl::opt<int64_t> kvHeads("kv-heads", cl::desc("(default: --heads)"),
 static cl::opt<int64_t> seq("seq", cl::cat(compileCategory), cl::init(1024));
 static cl::opt<int64_t> kvSeq("kv-seq", cl::desc("(default: --seq)"),
                               cl::cat(compileCategory), cl::init(0));
-static cl::opt<int64_t> headDim("head-dim", cl::cat(compileCategory), cl::init(64));
-static cl::opt<int64_t> hidden("hidden",
-                               cl::desc("Model width (ffn, block)"),
+static cl::opt<int64_t> headDim("head-dim", cl::cat(compileCategory),
+                                cl::init(64));
+static cl::opt<int64_t> hidden("hidden", cl::desc("Model width (ffn, block)"),
                                cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> ffn("ffn", cl::desc("FFN width (default 4x hidden)"),
                             cl::cat(compileCategory), cl::init(0));
-static cl::opt<std::string> activation(
-    "activation", cl::desc("gelu, gelu_tanh, relu, silu, swiglu, geglu"),
-    cl::cat(compileCategory), cl::init("gelu"));
+static cl::opt<std::string>
+    activation("activation",
+               cl::desc("gelu, gelu_tanh, relu, silu, swiglu, geglu"),
+               cl::cat(compileCategory), cl::init("gelu"));
 static cl::opt<std::string> norm("norm", cl::desc("layer_norm or rms_norm"),
-                                 cl::cat(compileCategory), cl::init("rms_norm"));
+                                 cl::cat(compileCategory),
+                                 cl::init("rms_norm"));
 static cl::opt<std::string> dtype("dtype", cl::desc("f32, f16 or bf16"),
                                   cl::cat(compileCategory), cl::init("bf16"));
-static cl::opt<bool> causal("causal", cl::cat(compileCategory), cl::init(false));
+static cl::opt<bool> causal("causal", cl::cat(compileCategory),
+                            cl::init(false));
 static cl::opt<bool> backward(
     "backward",
     cl::desc("--op=attention: the forward with its log-sum-exp and the "
@@ -84,9 +88,12 @@ static cl::opt<double> scale(
     "scale",
     cl::desc("Softmax scale of the attention ops (default 1/sqrt(head-dim))"),
     cl::cat(compileCategory), cl::init(0));
-static cl::opt<int64_t> qBlock("q-block", cl::cat(compileCategory), cl::init(64));
-static cl::opt<int64_t> kvBlock("kv-block", cl::cat(compileCategory), cl::init(64));
-static cl::opt<bool> noFuse("no-fuse", cl::cat(compileCategory), cl::init(false));
+static cl::opt<int64_t> qBlock("q-block", cl::cat(compileCategory),
+                               cl::init(64));
+static cl::opt<int64_t> kvBlock("kv-block", cl::cat(compileCategory),
+                                cl::init(64));
+static cl::opt<bool> noFuse("no-fuse", cl::cat(compileCategory),
+                            cl::init(false));
 static cl::opt<int64_t> chunkRows(
     "chunk-rows",
     cl::desc("Rows per chunk of the sm_90a FFN and block kernels (a multiple "
@@ -107,9 +114,10 @@ static cl::opt<int64_t> sm90Stages(
     cl::desc("sm_90a attention K/V ring stages: 2 to 4 (0: the cost model's "
              "choice)"),
     cl::cat(compileCategory), cl::init(0));
-static cl::opt<int64_t> sm90GemmBlockN(
-    "sm90-gemm-block-n",
-    cl::desc("sm_90a GEMM tile width: 128 or 256 (0: per GEMM)"), cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t>
+    sm90GemmBlockN("sm90-gemm-block-n",
+                   cl::desc("sm_90a GEMM tile width: 128 or 256 (0: per GEMM)"),
+                   cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm90GemmStages(
     "sm90-gemm-stages",
     cl::desc("sm_90a GEMM shared-memory stages: 2 to 8 (0: as many as fit)"),
@@ -133,14 +141,14 @@ static cl::opt<int64_t> sm80GemmBlockN(
     "sm80-gemm-block-n",
     cl::desc("mma.sync GEMM tile width: 128 or 256 (0: 256 where N allows)"),
     cl::cat(compileCategory), cl::init(0));
-static cl::opt<bool> tune(
-    "tune",
-    cl::desc("Write one kernel set per candidate tensor-core tiling (for "
-             "--chip) into the "
-             "directory -o names, with tune.json; time them on the GPU "
-             "machine with `bpt-run --tune=DIR`, then compile with "
-             "--tuning=DIR/tuning.json"),
-    cl::cat(compileCategory), cl::init(false));
+static cl::opt<bool>
+    tune("tune",
+         cl::desc("Write one kernel set per candidate tensor-core tiling (for "
+                  "--chip) into the "
+                  "directory -o names, with tune.json; time them on the GPU "
+                  "machine with `bpt-run --tune=DIR`, then compile with "
+                  "--tuning=DIR/tuning.json"),
+         cl::cat(compileCategory), cl::init(false));
 static cl::opt<std::string> tuning(
     "tuning",
     cl::desc("Apply the winning tiling recorded by `bpt-run --tune` (flags "
@@ -439,10 +447,9 @@ static FailureOr<bpt::Stage> checkFlags() {
 /// The shape flags given on the command line, as "--name".
 static std::vector<std::string> givenShapeFlags() {
   std::vector<std::string> given;
-  const cl::Option *options[] = {&op,         &batch, &heads, &kvHeads,
-                                 &seq,        &kvSeq, &headDim, &hidden,
-                                 &ffn,        &activation, &norm, &dtype,
-                                 &causal};
+  const cl::Option *options[] = {
+      &op,     &batch, &heads,      &kvHeads, &seq,   &kvSeq, &headDim,
+      &hidden, &ffn,   &activation, &norm,    &dtype, &causal};
   for (const cl::Option *option : options)
     if (option->getNumOccurrences())
       given.push_back(("--" + option->ArgStr).str());
@@ -451,8 +458,9 @@ static std::vector<std::string> givenShapeFlags() {
 
 /// Warns about tiling flags given for a kernel path that no op takes: they
 /// change nothing, which a user tuning them should know.
-static LogicalResult warnIneffectiveTilingFlags(ModuleOp module,
-                                                const bpt::CompileOptions &options) {
+static LogicalResult
+warnIneffectiveTilingFlags(ModuleOp module,
+                           const bpt::CompileOptions &options) {
   struct PathFlags {
     bool bpt::KernelPathsUsed::*path;
     const char *why;
@@ -463,10 +471,12 @@ static LogicalResult warnIneffectiveTilingFlags(ModuleOp module,
        "no op takes the portable path (tensor-core kernels take their "
        "tilings from the --sm90-* / --sm80-* flags)",
        {&qBlock, &kvBlock, &noFuse}},
-      {&bpt::KernelPathsUsed::wgmma, "no op takes an sm_90a wgmma kernel",
+      {&bpt::KernelPathsUsed::wgmma,
+       "no op takes an sm_90a wgmma kernel",
        {&sm90KvBlock, &sm90Stages, &sm90GemmBlockN, &sm90GemmStages,
         &chunkRows}},
-      {&bpt::KernelPathsUsed::mmaSync, "no op takes an mma.sync kernel",
+      {&bpt::KernelPathsUsed::mmaSync,
+       "no op takes an mma.sync kernel",
        {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
   };
   bool anyGiven = false;

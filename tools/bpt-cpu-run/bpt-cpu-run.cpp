@@ -30,9 +30,10 @@ static cl::OptionCategory runCategory("bpt-cpu-run options");
 static cl::opt<std::string> inputFilename(cl::Positional,
                                           cl::desc("<input .mlir>"),
                                           cl::cat(runCategory), cl::init("-"));
-static cl::opt<std::string> functionName(
-    "function", cl::desc("Function to run (default: the only one)"),
-    cl::cat(runCategory), cl::init(""));
+static cl::opt<std::string>
+    functionName("function",
+                 cl::desc("Function to run (default: the only one)"),
+                 cl::cat(runCategory), cl::init(""));
 static cl::opt<int64_t> qBlock("q-block", cl::desc("Query rows per block"),
                                cl::cat(runCategory), cl::init(64));
 static cl::opt<int64_t> kvBlock("kv-block",

@@ -20,23 +20,23 @@
 #include <string>
 
 static void usage(FILE *out) {
-  std::fprintf(out,
-               "usage: bpt-run <manifest.json> [--seed=N] [--device=N]\n"
-               "               [--iterations=N] [--warmup=N] [--no-check]\n"
-               "               [--probe]\n"
-               "       bpt-run --tune=DIR [--tuning-out=FILE] [--no-check] ...\n"
-               "       bpt-run --check-manifest=<manifest.json>\n"
-               "Runs a kernel set from bpt-compile on the GPU on seeded random\n"
-               "inputs, checks every output against the float64 reference,\n"
-               "and prints the time and TFLOP/s. --probe only says whether a\n"
-               "GPU is usable (exit 0) or not (exit 2).\n"
-               "--tune=DIR runs every candidate of `bpt-compile --tune -o DIR`\n"
-               "(checked unless --no-check), prints their times and writes the\n"
-               "fastest passing one to FILE (default DIR/tuning.json) for\n"
-               "`bpt-compile --tuning=FILE`.\n"
-               "--check-manifest=FILE validates a manifest and its PTX file\n"
-               "(all that is checked before the driver is loaded) and exits:\n"
-               "0 valid, 2 invalid; it needs no GPU.\n");
+  std::fprintf(
+      out, "usage: bpt-run <manifest.json> [--seed=N] [--device=N]\n"
+           "               [--iterations=N] [--warmup=N] [--no-check]\n"
+           "               [--probe]\n"
+           "       bpt-run --tune=DIR [--tuning-out=FILE] [--no-check] ...\n"
+           "       bpt-run --check-manifest=<manifest.json>\n"
+           "Runs a kernel set from bpt-compile on the GPU on seeded random\n"
+           "inputs, checks every output against the float64 reference,\n"
+           "and prints the time and TFLOP/s. --probe only says whether a\n"
+           "GPU is usable (exit 0) or not (exit 2).\n"
+           "--tune=DIR runs every candidate of `bpt-compile --tune -o DIR`\n"
+           "(checked unless --no-check), prints their times and writes the\n"
+           "fastest passing one to FILE (default DIR/tuning.json) for\n"
+           "`bpt-compile --tuning=FILE`.\n"
+           "--check-manifest=FILE validates a manifest and its PTX file\n"
+           "(all that is checked before the driver is loaded) and exits:\n"
+           "0 valid, 2 invalid; it needs no GPU.\n");
 }
 
 /// Parses the integer after `--name=` into `value`, which must lie in
@@ -67,8 +67,9 @@ static int runTuning(const std::string &dir, const std::string &outPath,
   struct stat info;
   if (::stat(listPath.c_str(), &info) == 0 &&
       (!S_ISREG(info.st_mode) || info.st_size > bpt::rt::kMaxManifestBytes)) {
-    std::fprintf(stderr, "bpt-run: %s is not a regular file of at most %lld "
-                         "bytes\n",
+    std::fprintf(stderr,
+                 "bpt-run: %s is not a regular file of at most %lld "
+                 "bytes\n",
                  listPath.c_str(), (long long)bpt::rt::kMaxManifestBytes);
     return 2;
   }
@@ -115,8 +116,9 @@ static int runTuning(const std::string &dir, const std::string &outPath,
     // bpt-compile --tune writes the candidates next to tune.json.
     if (manifestName.empty() || manifestName.find('/') != std::string::npos ||
         manifestName == "." || manifestName == "..") {
-      std::fprintf(stderr, "bpt-run: %s: candidates[%zu].manifest must be a "
-                           "file name in %s, got \"%s\"\n",
+      std::fprintf(stderr,
+                   "bpt-run: %s: candidates[%zu].manifest must be a "
+                   "file name in %s, got \"%s\"\n",
                    listPath.c_str(), i, dir.c_str(), manifestName.c_str());
       return 2;
     }
@@ -199,8 +201,7 @@ constexpr long long kMaxIterations = 1000000;
 /// --check-manifest: everything bpt-run checks before it loads the driver,
 /// so that kernel sets (and the fuzzer) can be checked without a GPU.
 static int checkManifestOnly(const std::string &path) {
-  bpt::rt::Expected<bpt::rt::Manifest> manifest =
-      bpt::rt::loadKernelSet(path);
+  bpt::rt::Expected<bpt::rt::Manifest> manifest = bpt::rt::loadKernelSet(path);
   if (!manifest) {
     std::fprintf(stderr, "bpt-run: %s\n", manifest.error().c_str());
     return 2;
