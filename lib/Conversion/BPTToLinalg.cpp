@@ -487,115 +487,154 @@ Value normalised(OpBuilder &b, Location loc, Value x, Value mean,
   return arith::MulFOp::create(b, loc, v, invStd);
 }
 
-/// The gradients of layer_norm (`withMean`) or rms_norm, per row with
-/// x̂ = (x − mean)·inv and g = dy ⊙ w: dx = inv·(g − mean(g) −
+/// Builds the gradients of layer_norm (with the mean) or rms_norm (without),
+/// per row with x̂ = (x − mean)·inv and g = dy ⊙ w: dx = inv·(g − mean(g) −
 /// x̂·mean(g ⊙ x̂)) (no mean(g) term for rms_norm); dw = Σ_rows dy ⊙ x̂ and,
-/// for layer_norm, db = Σ_rows dy. Returns dx, dw[, db] in f32.
-SmallVector<Value> lowerNormGrad(OpBuilder &b, Location loc, Value x,
-                                 Value weight, Value dy, bool withMean,
-                                 double epsilon) {
-  auto type = cast<RankedTensorType>(x.getType());
-  RowMaps maps(b.getContext(), type.getRank());
-  Type f32 = b.getF32Type();
-  auto [mean, invStd] = normStatistics(b, loc, x, maps, withMean, epsilon);
-  auto f32Of = [&](OpBuilder &nb, Location nl, Value v) {
-    return convertFloat(nb, nl, v, f32);
-  };
-  // Trailing operands of the generics below: the statistics, per row.
-  SmallVector<Value> stats = {invStd};
-  if (mean)
-    stats.push_back(mean);
-  auto xHat = [&](OpBuilder &nb, Location nl, Value xv, ValueRange statArgs) {
-    return normalised(nb, nl, xv, mean ? statArgs[1] : Value(), statArgs[0]);
-  };
-
-  // Per row: Σ g (layer_norm only) and Σ g ⊙ x̂.
-  SmallVector<Value> inputs = {x, dy, weight};
-  inputs.append(stats);
-  SmallVector<AffineMap> rowSumMaps = {maps.identity(), maps.identity(),
-                                       maps.perChannel()};
-  rowSumMaps.append(stats.size(), maps.perRow());
-  SmallVector<Value> sumInits, colInits;
-  for (int i = 0, e = withMean ? 2 : 1; i < e; ++i) {
-    sumInits.push_back(
-        filledTensor(b, loc, type.getShape().drop_back(), f32, 0.0));
-    colInits.push_back(
-        filledTensor(b, loc, type.getShape().back(), f32, 0.0));
+/// for layer_norm, db = Σ_rows dy. Three generics after the statistics:
+/// per-row sums, dx, per-channel sums.
+class NormGradBuilder {
+public:
+  NormGradBuilder(OpBuilder &b, Location loc, Value x, Value weight, Value dy,
+                  bool withMean, double epsilon)
+      : b(b), loc(loc), x(x), weight(weight), dy(dy), withMean(withMean),
+        type(cast<RankedTensorType>(x.getType())),
+        maps(b.getContext(), type.getRank()), f32(b.getF32Type()) {
+    auto [mean, invStd] = normStatistics(b, loc, x, maps, withMean, epsilon);
+    stats.push_back(invStd);
+    if (mean)
+      stats.push_back(mean);
   }
-  rowSumMaps.append(sumInits.size(), maps.perRow());
-  SmallVector<Value> sums = buildGeneric(
-      b, loc, inputs, sumInits, rowSumMaps, maps.rank, {maps.rank - 1},
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        ValueRange statArgs = args.slice(3, stats.size());
-        ValueRange acc = args.drop_front(3 + stats.size());
-        Value g = arith::MulFOp::create(nb, nl, f32Of(nb, nl, args[1]),
-                                        f32Of(nb, nl, args[2]));
-        Value gx = arith::MulFOp::create(nb, nl, g,
-                                         xHat(nb, nl, args[0], statArgs));
-        SmallVector<Value> next = {arith::AddFOp::create(nb, nl, gx, acc[0])};
-        if (withMean)
-          next.push_back(arith::AddFOp::create(nb, nl, g, acc[1]));
-        return next;
-      });
 
-  // dx, elementwise.
-  double width = static_cast<double>(type.getShape().back());
-  SmallVector<Value> dxInputs = inputs;
-  dxInputs.append(sums);
-  SmallVector<AffineMap> dxMaps(rowSumMaps.begin(),
-                                rowSumMaps.begin() + 3 + stats.size());
-  dxMaps.append(sums.size(), maps.perRow());
-  dxMaps.push_back(maps.identity());
-  Value dxInit = tensor::EmptyOp::create(b, loc, type.getShape(), f32);
-  Value dx =
-      buildGeneric(
-          b, loc, dxInputs, dxInit, dxMaps, maps.rank, {},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            ValueRange statArgs = args.slice(3, stats.size());
-            ValueRange sumArgs = args.slice(3 + stats.size(), sums.size());
-            Value invWidth = floatConstant(nb, nl, f32, 1.0 / width);
-            Value g = arith::MulFOp::create(nb, nl, f32Of(nb, nl, args[1]),
-                                            f32Of(nb, nl, args[2]));
-            Value meanGX = arith::MulFOp::create(nb, nl, sumArgs[0], invWidth);
-            Value v = arith::SubFOp::create(
-                nb, nl, g,
-                arith::MulFOp::create(nb, nl, xHat(nb, nl, args[0], statArgs),
-                                      meanGX));
-            if (withMean)
-              v = arith::SubFOp::create(
-                  nb, nl, v,
-                  arith::MulFOp::create(nb, nl, sumArgs[1], invWidth));
-            return SmallVector<Value>{
-                arith::MulFOp::create(nb, nl, v, statArgs[0])};
-          })
-          .front();
+  /// dx, dw[, db] in f32.
+  SmallVector<Value> build() {
+    SmallVector<Value> grads = {inputGrad(rowSums())};
+    grads.append(channelSums());
+    return grads;
+  }
 
-  // dw (and db): sums over every leading dimension, per channel.
-  SmallVector<Value> colInputs = {x, dy};
-  colInputs.append(stats);
-  SmallVector<AffineMap> colMaps = {maps.identity(), maps.identity()};
-  colMaps.append(stats.size(), maps.perRow());
-  colMaps.append(colInits.size(), maps.perChannel());
-  SmallVector<unsigned> leading;
-  for (unsigned d = 0; d + 1 < maps.rank; ++d)
-    leading.push_back(d);
-  SmallVector<Value> columns = buildGeneric(
-      b, loc, colInputs, colInits, colMaps, maps.rank, leading,
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        ValueRange statArgs = args.slice(2, stats.size());
-        ValueRange acc = args.drop_front(2 + stats.size());
-        Value d = f32Of(nb, nl, args[1]);
-        Value dxHat = arith::MulFOp::create(nb, nl, d,
-                                            xHat(nb, nl, args[0], statArgs));
-        SmallVector<Value> next = {arith::AddFOp::create(nb, nl, dxHat, acc[0])};
-        if (withMean)
-          next.push_back(arith::AddFOp::create(nb, nl, d, acc[1]));
-        return next;
-      });
-  SmallVector<Value> grads = {dx};
-  grads.append(columns);
-  return grads;
-}
+private:
+  Value f32Of(OpBuilder &nb, Location nl, Value v) {
+    return convertFloat(nb, nl, v, f32);
+  }
+  /// x̂ from the block arguments of `x` and of the statistics.
+  Value xHat(OpBuilder &nb, Location nl, Value xv, ValueRange statArgs) {
+    return normalised(nb, nl, xv, withMean ? statArgs[1] : Value(),
+                      statArgs[0]);
+  }
+  /// Zero-filled accumulators of `shape`: Σ ... ⊙ x̂, and Σ ... for
+  /// layer_norm.
+  SmallVector<Value> accumulators(ArrayRef<int64_t> shape) {
+    SmallVector<Value> inits;
+    for (int i = 0, e = withMean ? 2 : 1; i < e; ++i)
+      inits.push_back(filledTensor(b, loc, shape, f32, 0.0));
+    return inits;
+  }
+  /// x, dy, w, then the statistics: the operands of the per-row generics.
+  SmallVector<Value> rowInputs() {
+    SmallVector<Value> inputs = {x, dy, weight};
+    inputs.append(stats);
+    return inputs;
+  }
+  SmallVector<AffineMap> rowInputMaps() {
+    SmallVector<AffineMap> indexing = {maps.identity(), maps.identity(),
+                                       maps.perChannel()};
+    indexing.append(stats.size(), maps.perRow());
+    return indexing;
+  }
+
+  /// Per row: Σ g ⊙ x̂, and Σ g for layer_norm.
+  SmallVector<Value> rowSums() {
+    SmallVector<Value> inits = accumulators(type.getShape().drop_back());
+    SmallVector<AffineMap> indexing = rowInputMaps();
+    indexing.append(inits.size(), maps.perRow());
+    size_t numStats = stats.size();
+    return buildGeneric(
+        b, loc, rowInputs(), inits, indexing, maps.rank, {maps.rank - 1},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          ValueRange acc = args.drop_front(3 + numStats);
+          Value g = arith::MulFOp::create(nb, nl, f32Of(nb, nl, args[1]),
+                                          f32Of(nb, nl, args[2]));
+          Value gx = arith::MulFOp::create(
+              nb, nl, g, xHat(nb, nl, args[0], args.slice(3, numStats)));
+          SmallVector<Value> next = {
+              arith::AddFOp::create(nb, nl, gx, acc[0])};
+          if (withMean)
+            next.push_back(arith::AddFOp::create(nb, nl, g, acc[1]));
+          return next;
+        });
+  }
+
+  /// dx = inv·(g − x̂·mean(g ⊙ x̂) [− mean(g)]), elementwise.
+  Value inputGrad(ArrayRef<Value> sums) {
+    SmallVector<Value> inputs = rowInputs();
+    inputs.append(sums.begin(), sums.end());
+    SmallVector<AffineMap> indexing = rowInputMaps();
+    indexing.append(sums.size(), maps.perRow());
+    indexing.push_back(maps.identity());
+    Value init = tensor::EmptyOp::create(b, loc, type.getShape(), f32);
+    double invWidth = 1.0 / static_cast<double>(type.getShape().back());
+    size_t numStats = stats.size();
+    return buildGeneric(
+               b, loc, inputs, init, indexing, maps.rank, {},
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 ValueRange statArgs = args.slice(3, numStats);
+                 ValueRange sumArgs = args.slice(3 + numStats, sums.size());
+                 Value scale = floatConstant(nb, nl, f32, invWidth);
+                 Value g = arith::MulFOp::create(
+                     nb, nl, f32Of(nb, nl, args[1]), f32Of(nb, nl, args[2]));
+                 Value meanGX = arith::MulFOp::create(nb, nl, sumArgs[0], scale);
+                 Value v = arith::SubFOp::create(
+                     nb, nl, g,
+                     arith::MulFOp::create(
+                         nb, nl, xHat(nb, nl, args[0], statArgs), meanGX));
+                 if (withMean)
+                   v = arith::SubFOp::create(
+                       nb, nl, v,
+                       arith::MulFOp::create(nb, nl, sumArgs[1], scale));
+                 return SmallVector<Value>{
+                     arith::MulFOp::create(nb, nl, v, statArgs[0])};
+               })
+        .front();
+  }
+
+  /// dw = Σ dy ⊙ x̂ (and db = Σ dy) over every leading dimension.
+  SmallVector<Value> channelSums() {
+    SmallVector<Value> inputs = {x, dy};
+    inputs.append(stats);
+    SmallVector<AffineMap> indexing = {maps.identity(), maps.identity()};
+    indexing.append(stats.size(), maps.perRow());
+    SmallVector<Value> inits = accumulators(type.getShape().back());
+    indexing.append(inits.size(), maps.perChannel());
+    SmallVector<unsigned> leading;
+    for (unsigned d = 0; d + 1 < maps.rank; ++d)
+      leading.push_back(d);
+    size_t numStats = stats.size();
+    return buildGeneric(
+        b, loc, inputs, inits, indexing, maps.rank, leading,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          ValueRange acc = args.drop_front(2 + numStats);
+          Value d = f32Of(nb, nl, args[1]);
+          Value dxHat = arith::MulFOp::create(
+              nb, nl, d, xHat(nb, nl, args[0], args.slice(2, numStats)));
+          SmallVector<Value> next = {
+              arith::AddFOp::create(nb, nl, dxHat, acc[0])};
+          if (withMean)
+            next.push_back(arith::AddFOp::create(nb, nl, d, acc[1]));
+          return next;
+        });
+  }
+
+  OpBuilder &b;
+  Location loc;
+  Value x, weight, dy;
+  bool withMean;
+  RankedTensorType type;
+  RowMaps maps;
+  Type f32;
+  /// The per-row statistics the generics read: inv, then the mean for
+  /// layer_norm.
+  SmallVector<Value, 2> stats;
+};
 
 struct LayerNormGradToLinalg final : OpRewritePattern<LayerNormGradOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -603,9 +642,10 @@ struct LayerNormGradToLinalg final : OpRewritePattern<LayerNormGradOp> {
                                 PatternRewriter &rewriter) const override {
     replaceWithGradients(
         rewriter, op,
-        lowerNormGrad(rewriter, op.getLoc(), op.getInput(), op.getWeight(),
-                      op.getResultGrad(), /*withMean=*/true,
-                      op.getEpsilon().convertToDouble()));
+        NormGradBuilder(rewriter, op.getLoc(), op.getInput(), op.getWeight(),
+                        op.getResultGrad(), /*withMean=*/true,
+                        op.getEpsilon().convertToDouble())
+            .build());
     return success();
   }
 };
@@ -616,9 +656,10 @@ struct RMSNormGradToLinalg final : OpRewritePattern<RMSNormGradOp> {
                                 PatternRewriter &rewriter) const override {
     replaceWithGradients(
         rewriter, op,
-        lowerNormGrad(rewriter, op.getLoc(), op.getInput(), op.getWeight(),
-                      op.getResultGrad(), /*withMean=*/false,
-                      op.getEpsilon().convertToDouble()));
+        NormGradBuilder(rewriter, op.getLoc(), op.getInput(), op.getWeight(),
+                        op.getResultGrad(), /*withMean=*/false,
+                        op.getEpsilon().convertToDouble())
+            .build());
     return success();
   }
 };
