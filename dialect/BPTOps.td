@@ -193,6 +193,51 @@ def BPT_LinearOp : BPT_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
+def BPT_LinearGradOp : BPT_Op<"linear_grad", [Pure]> {
+  let summary = "gradients of bpt.linear with respect to its operands";
+  let description = [{
+    The backward pass of `bpt.linear`: given the forward's `input`
+    (`[..., K]`) and `weight` (`[K, N]`) and the gradient `result_grad`
+    (`[..., N]`, the forward result's type) of a loss with respect to its
+    result, returns
+
+    - `input_grad` = `result_grad · weightᵀ` (`[..., K]`),
+    - `weight_grad` = `Σ_rows inputᵀ · result_grad` (`[K, N]`, every leading
+      dimension of the input counted as rows),
+    - `bias_grad` = `Σ_rows result_grad` (`[N]`), only when the op has this
+      third result: the forward had a bias. The bias itself is not an
+      operand: none of the gradients depends on it.
+
+    Each gradient has exactly the type of the operand it is the gradient
+    of; products and sums are accumulated in `f32`.
+
+    Example:
+
+    ```mlir
+    %dx, %dw, %db = bpt.linear_grad %x, %w, %dy
+        : (tensor<2x128x512xf32>, tensor<512x1024xf32>,
+           tensor<2x128x1024xf32>)
+        -> (tensor<2x128x512xf32>, tensor<512x1024xf32>, tensor<1024xf32>)
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$result_grad
+  );
+  let results = (outs AnyRankedTensor:$input_grad,
+                      AnyRankedTensor:$weight_grad,
+                      Optional<AnyRankedTensor>:$bias_grad);
+
+  let assemblyFormat = [{
+    $input `,` $weight `,` $result_grad attr-dict `:`
+    functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // FFNOp
 //===----------------------------------------------------------------------===//
@@ -233,6 +278,69 @@ def BPT_FFNOp : BPT_Op<"ffn", [Pure]> {
 
   let assemblyFormat = [{
     custom<Activation>($activation) $input `,` $w_in `,` $w_out (`,` `gate` $w_gate^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
+def BPT_FFNGradOp : BPT_Op<"ffn_grad", [Pure]> {
+  let summary = "gradients of bpt.ffn with respect to its operands";
+  let description = [{
+    The backward pass of `bpt.ffn` (same `activation`, same operands), for
+    the gradient `result_grad` (the input's type) of a loss with respect to
+    the forward's result. Per position, with `u = input · w_in`,
+    `dh = result_grad · w_outᵀ`:
+
+    - two matrices (`gelu`, `gelu_tanh`, `relu`, `silu`):
+      `w_out_grad = Σ_rows act(u)ᵀ · result_grad`, `du = dh ⊙ act'(u)`;
+    - gated (`swiglu`, `geglu`), with `g = input · w_gate`:
+      `w_out_grad = Σ_rows (act(g) ⊙ u)ᵀ · result_grad`, `du = dh ⊙ act(g)`,
+      `dg = dh ⊙ u ⊙ act'(g)`, `w_gate_grad = Σ_rows inputᵀ · dg`;
+    - then `w_in_grad = Σ_rows inputᵀ · du` and
+      `input_grad = du · w_inᵀ (+ dg · w_gateᵀ)`.
+
+    `act` and its derivative are those of the forward's formulas: `gelu`
+    (and `geglu`'s gate) `x·Φ(x)`, `act' = Φ(x) + x·φ(x)`; `gelu_tanh`
+    `0.5·x·(1 + t)`, `t = tanh(c·(x + 0.044715·x³))`, `c = sqrt(2/π)`,
+    `act' = 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3·0.044715·x²)`; `relu`
+    with `relu'(0) = 0`; `silu` (and `swiglu`'s gate) `x·σ(x)`,
+    `act' = σ(x)·(1 + x·(1 − σ(x)))`.
+
+    The gated activations take `w_gate` and give `w_gate_grad`; the others
+    take neither. Each gradient has exactly the type of its operand; the
+    intermediates (`u`, `g`, `dh`, ...) are `f32`.
+
+    Example:
+
+    ```mlir
+    %dx, %dw1, %dw2, %dw3 = bpt.ffn_grad swiglu %x, %w1, %w2, gate %w3, %dy
+        : (tensor<2x128x512xbf16>, tensor<512x1408xbf16>,
+           tensor<1408x512xbf16>, tensor<512x1408xbf16>,
+           tensor<2x128x512xbf16>)
+        -> (tensor<2x128x512xbf16>, tensor<512x1408xbf16>,
+            tensor<1408x512xbf16>, tensor<512x1408xbf16>)
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$w_in,
+    AnyRankedTensor:$w_out,
+    Optional<AnyRankedTensor>:$w_gate,
+    AnyRankedTensor:$result_grad,
+    BPT_ActivationAttr:$activation
+  );
+  let results = (outs AnyRankedTensor:$input_grad,
+                      AnyRankedTensor:$w_in_grad,
+                      AnyRankedTensor:$w_out_grad,
+                      Optional<AnyRankedTensor>:$w_gate_grad);
+
+  // The optional group starts with its keyword, so that `, %dy` after
+  // `w_out` is not mistaken for the start of a gate.
+  let assemblyFormat = [{
+    custom<Activation>($activation) $input `,` $w_in `,` $w_out `,`
+    (`gate` $w_gate^ `,`)? $result_grad
     attr-dict `:` functional-type(operands, results)
   }];
 
@@ -298,6 +406,91 @@ def BPT_RMSNormOp : BPT_Op<"rms_norm", [Pure]> {
 
   let assemblyFormat = [{
     $input `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
+def BPT_LayerNormGradOp : BPT_Op<"layer_norm_grad", [Pure]> {
+  let summary = "gradients of bpt.layer_norm with respect to its operands";
+  let description = [{
+    The backward pass of `bpt.layer_norm` (same `input`, `weight` and
+    `epsilon`; the bias is not an operand, no gradient depends on it), for
+    the gradient `result_grad` (the input's type) of a loss with respect to
+    its result. Per row, with `inv = 1/sqrt(var + epsilon)` (biased
+    variance), `x̂ = (input − mean)·inv` and `g = result_grad ⊙ weight`:
+
+    - `input_grad = inv · (g − mean(g) − x̂ · mean(g ⊙ x̂))`,
+    - `weight_grad = Σ_rows result_grad ⊙ x̂`, `bias_grad = Σ_rows result_grad`.
+
+    Each gradient has exactly the type of its operand (`bias_grad` the
+    weight's: the bias has the weight's type); statistics and sums are
+    `f32`.
+
+    Example:
+
+    ```mlir
+    %dx, %dw, %db = bpt.layer_norm_grad %x, %gamma, %dy
+        {epsilon = 1.000000e-06 : f64}
+        : (tensor<2x128x512xf32>, tensor<512xf32>, tensor<2x128x512xf32>)
+        -> (tensor<2x128x512xf32>, tensor<512xf32>, tensor<512xf32>)
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$result_grad,
+    DefaultValuedAttr<F64Attr, "1.0e-5">:$epsilon
+  );
+  let results = (outs AnyRankedTensor:$input_grad,
+                      AnyRankedTensor:$weight_grad,
+                      AnyRankedTensor:$bias_grad);
+
+  let assemblyFormat = [{
+    $input `,` $weight `,` $result_grad attr-dict `:`
+    functional-type(operands, results)
+  }];
+
+  let hasVerifier = 1;
+}
+
+def BPT_RMSNormGradOp : BPT_Op<"rms_norm_grad", [Pure]> {
+  let summary = "gradients of bpt.rms_norm with respect to its operands";
+  let description = [{
+    The backward pass of `bpt.rms_norm` (same `input`, `weight` and
+    `epsilon`), for the gradient `result_grad` (the input's type) of a loss
+    with respect to its result. Per row, with
+    `inv = 1/sqrt(mean(input²) + epsilon)`, `x̂ = input·inv` and
+    `g = result_grad ⊙ weight`:
+
+    - `input_grad = inv · (g − x̂ · mean(g ⊙ x̂))`,
+    - `weight_grad = Σ_rows result_grad ⊙ x̂`.
+
+    Each gradient has exactly the type of its operand; statistics and sums
+    are `f32`.
+
+    Example:
+
+    ```mlir
+    %dx, %dw = bpt.rms_norm_grad %x, %gamma, %dy
+        : (tensor<2x128x512xbf16>, tensor<512xbf16>, tensor<2x128x512xbf16>)
+        -> (tensor<2x128x512xbf16>, tensor<512xbf16>)
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$input,
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$result_grad,
+    DefaultValuedAttr<F64Attr, "1.0e-5">:$epsilon
+  );
+  let results = (outs AnyRankedTensor:$input_grad,
+                      AnyRankedTensor:$weight_grad);
+
+  let assemblyFormat = [{
+    $input `,` $weight `,` $result_grad attr-dict `:`
+    functional-type(operands, results)
   }];
 
   let hasVerifier = 1;

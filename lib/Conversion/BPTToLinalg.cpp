@@ -21,6 +21,11 @@ namespace bpt {
 using namespace mlir;
 using namespace bpt;
 
+/// d/dx of `buildActivation(act, x)` for an f32 scalar, with the
+/// reference's formulas (relu'(0) = 0).
+static Value buildActivationDerivative(OpBuilder &b, Location loc,
+                                       Activation act, Value x);
+
 namespace {
 
 /// Maps over a rank-`rank` iteration space whose last dimension is the
@@ -157,6 +162,186 @@ struct FFNToLinalg final : OpRewritePattern<FFNOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Gradients
+//===----------------------------------------------------------------------===//
+
+/// `x` ([..., N]) as a [rows, N] matrix: leading dimensions collapsed, a
+/// rank-1 vector as one row. Views only, nothing is copied.
+Value asMatrix(OpBuilder &b, Location loc, Value x) {
+  auto type = cast<RankedTensorType>(x.getType());
+  int64_t rank = type.getRank();
+  if (rank == 2)
+    return x;
+  int64_t width = type.getShape().back();
+  auto matrixType = RankedTensorType::get(
+      {type.getNumElements() / width, width}, type.getElementType());
+  if (rank == 1)
+    return tensor::ExpandShapeOp::create(b, loc, matrixType, x,
+                                         {{0, 1}});
+  ReassociationIndices rows;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    rows.push_back(d);
+  return tensor::CollapseShapeOp::create(b, loc, matrixType, x,
+                                         {rows, {rank - 1}});
+}
+
+/// The inverse of `asMatrix`: the [rows, N] `m` in the shape of `like`.
+Value fromMatrix(OpBuilder &b, Location loc, Value m, RankedTensorType like) {
+  int64_t rank = like.getRank();
+  auto type = RankedTensorType::get(
+      like.getShape(), cast<RankedTensorType>(m.getType()).getElementType());
+  if (rank == 2)
+    return m;
+  if (rank == 1)
+    return tensor::CollapseShapeOp::create(b, loc, type, m, {{0, 1}});
+  ReassociationIndices rows;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    rows.push_back(d);
+  return tensor::ExpandShapeOp::create(b, loc, type, m, {rows, {rank - 1}});
+}
+
+/// A zero f32 [rows, cols] accumulator.
+Value zeros(OpBuilder &b, Location loc, int64_t rows, int64_t cols) {
+  return filledTensor(b, loc, {rows, cols}, b.getF32Type(), 0.0);
+}
+
+int64_t dimOf(Value v, unsigned d) {
+  return cast<RankedTensorType>(v.getType()).getDimSize(d);
+}
+
+/// `a [R, M]ᵀ · c [R, N]` in f32: the weight gradient of a product, summed
+/// over the rows.
+Value transposedProduct(OpBuilder &b, Location loc, Value a, Value c) {
+  return buildMatmulTransposedA(b, loc, a, c,
+                                zeros(b, loc, dimOf(a, 1), dimOf(c, 1)));
+}
+
+/// Σ_rows of the [R, N] `m`, in f32: [N].
+Value columnSums(OpBuilder &b, Location loc, Value m) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr r = getAffineDimExpr(0, ctx), n = getAffineDimExpr(1, ctx);
+  Value init = filledTensor(b, loc, {dimOf(m, 1)}, b.getF32Type(), 0.0);
+  return buildGeneric(b, loc, m, init,
+                      {AffineMap::get(2, 0, {r, n}, ctx),
+                       AffineMap::get(2, 0, {n}, ctx)},
+                      2, {0},
+                      [&](OpBuilder &nb, Location nl, ValueRange args) {
+                        Value v = convertFloat(nb, nl, args[0],
+                                               nb.getF32Type());
+                        return SmallVector<Value>{
+                            arith::AddFOp::create(nb, nl, v, args[1])};
+                      })
+      .front();
+}
+
+/// Replaces `op` by `values`, each rounded to its result's element type
+/// (and reshaped from [rows, N] to it where `op`'s result is not a matrix).
+void replaceWithGradients(PatternRewriter &rewriter, Operation *op,
+                          ArrayRef<Value> values) {
+  SmallVector<Value> results;
+  for (auto [value, result] : llvm::zip_equal(values, op->getResults())) {
+    auto type = cast<RankedTensorType>(result.getType());
+    Value rounded =
+        roundTo(rewriter, op->getLoc(), value, type.getElementType());
+    if (cast<RankedTensorType>(rounded.getType()).getRank() != type.getRank())
+      rounded = fromMatrix(rewriter, op->getLoc(), rounded, type);
+    results.push_back(rounded);
+  }
+  rewriter.replaceOp(op, results);
+}
+
+/// dx = dy·wᵀ, dw = xᵀ·dy, db = Σ_rows dy; the transposes are indexing
+/// maps of the matmuls.
+struct LinearGradToLinalg final : OpRewritePattern<LinearGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearGradOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = asMatrix(rewriter, loc, op.getInput());
+    Value dy = asMatrix(rewriter, loc, op.getResultGrad());
+    Value w = op.getWeight();
+    Value dx = buildMatmul(rewriter, loc, dy, w,
+                           zeros(rewriter, loc, dimOf(dy, 0), dimOf(w, 0)),
+                           /*transposeB=*/true);
+    SmallVector<Value> grads = {dx, transposedProduct(rewriter, loc, x, dy)};
+    if (op.getBiasGrad())
+      grads.push_back(columnSums(rewriter, loc, dy));
+    replaceWithGradients(rewriter, op, grads);
+    return success();
+  }
+};
+
+/// u = x·w_in (g = x·w_gate), dh = dy·w_outᵀ; one elementwise pass gives
+/// the hidden activation h and du (dg); then the weight gradients are
+/// transposed products and dx accumulates du·w_inᵀ (+ dg·w_gateᵀ).
+struct FFNGradToLinalg final : OpRewritePattern<FFNGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(FFNGradOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Activation act = op.getActivation();
+    Value x = asMatrix(rewriter, loc, op.getInput());
+    Value dy = asMatrix(rewriter, loc, op.getResultGrad());
+    Value wIn = op.getWIn(), wOut = op.getWOut(), wGate = op.getWGate();
+    int64_t rows = dimOf(x, 0), hidden = dimOf(x, 1), width = dimOf(wIn, 1);
+    auto product = [&](Value a, Value bMatrix, bool transposeB) {
+      return buildMatmul(rewriter, loc, a, bMatrix,
+                         zeros(rewriter, loc, rows,
+                               dimOf(bMatrix, transposeB ? 0 : 1)),
+                         transposeB);
+    };
+    Value up = product(x, wIn, false);
+    Value dHidden = product(dy, wOut, true);
+    Value gate = wGate ? product(x, wGate, false) : Value();
+
+    // Outputs: h, du (and dg), each [rows, F] in f32.
+    MLIRContext *ctx = getContext();
+    AffineMap id = AffineMap::getMultiDimIdentityMap(2, ctx);
+    SmallVector<Value> inputs = {up, dHidden};
+    if (gate)
+      inputs.push_back(gate);
+    SmallVector<Value> inits;
+    for (int i = 0, e = gate ? 3 : 2; i < e; ++i)
+      inits.push_back(tensor::EmptyOp::create(rewriter, loc, {rows, width},
+                                              rewriter.getF32Type()));
+    SmallVector<AffineMap> maps(inputs.size() + inits.size(), id);
+    SmallVector<Value> pieces = buildGeneric(
+        rewriter, loc, inputs, inits, maps, 2, {},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value u = args[0], dh = args[1];
+          if (!gate)
+            return SmallVector<Value>{
+                buildActivation(nb, nl, act, u),
+                arith::MulFOp::create(
+                    nb, nl, dh, buildActivationDerivative(nb, nl, act, u))};
+          Value g = args[2];
+          Value actG = buildActivation(nb, nl, act, g);
+          Value dhU = arith::MulFOp::create(nb, nl, dh, u);
+          return SmallVector<Value>{
+              arith::MulFOp::create(nb, nl, actG, u),
+              arith::MulFOp::create(nb, nl, dh, actG),
+              arith::MulFOp::create(
+                  nb, nl, dhU, buildActivationDerivative(nb, nl, act, g))};
+        });
+    Value h = pieces[0], du = pieces[1];
+
+    Value dx = buildMatmul(rewriter, loc, du, wIn,
+                           zeros(rewriter, loc, rows, hidden),
+                           /*transposeB=*/true);
+    SmallVector<Value> grads = {Value(), transposedProduct(rewriter, loc, x, du),
+                                transposedProduct(rewriter, loc, h, dy)};
+    if (gate) {
+      Value dg = pieces[2];
+      dx = buildMatmul(rewriter, loc, dg, wGate, dx, /*transposeB=*/true);
+      grads.push_back(transposedProduct(rewriter, loc, x, dg));
+    }
+    grads[0] = dx;
+    replaceWithGradients(rewriter, op, grads);
+    return success();
+  }
+};
+
 /// Sum over the channel dimension of `f(x)`, in f32: one value per row.
 Value rowSum(OpBuilder &b, Location loc, Value x, const RowMaps &maps,
              function_ref<Value(OpBuilder &, Location, Value)> f) {
@@ -175,12 +360,16 @@ Value rowSum(OpBuilder &b, Location loc, Value x, const RowMaps &maps,
       .front();
 }
 
-/// Lowers layer_norm (with `bias`) or rms_norm (without): statistics per
-/// row in f32, then one pass that normalises, scales, shifts and rounds.
-Value lowerNorm(OpBuilder &b, Location loc, Value x, Value weight, Value bias,
-                double epsilon) {
+/// The per-row statistics of a norm, in f32: the mean (layer_norm only,
+/// else null) and 1 / sqrt(mean of squares around it + epsilon).
+struct NormStatistics {
+  Value mean, invStd;
+};
+
+NormStatistics normStatistics(OpBuilder &b, Location loc, Value x,
+                              const RowMaps &maps, bool withMean,
+                              double epsilon) {
   auto type = cast<RankedTensorType>(x.getType());
-  RowMaps maps(b.getContext(), type.getRank());
   Type f32 = b.getF32Type();
   double width = static_cast<double>(type.getShape().back());
   auto cst = [&](OpBuilder &nb, Location nl, double v) {
@@ -190,7 +379,7 @@ Value lowerNorm(OpBuilder &b, Location loc, Value x, Value weight, Value bias,
 
   // mean (layer norm only), then the mean of squares around it.
   Value mean;
-  if (bias)
+  if (withMean)
     mean = buildMap(b, loc, rowSum(b, loc, x, maps, identity), f32,
                     [&](OpBuilder &nb, Location nl, Value s) {
                       return arith::DivFOp::create(nb, nl, s,
@@ -227,6 +416,18 @@ Value lowerNorm(OpBuilder &b, Location loc, Value x, Value weight, Value bias,
                                      math::SqrtOp::create(nb, nl, shifted))
             .getResult();
       });
+  return {mean, invStd};
+}
+
+/// Lowers layer_norm (with `bias`) or rms_norm (without): statistics per
+/// row in f32, then one pass that normalises, scales, shifts and rounds.
+Value lowerNorm(OpBuilder &b, Location loc, Value x, Value weight, Value bias,
+                double epsilon) {
+  auto type = cast<RankedTensorType>(x.getType());
+  RowMaps maps(b.getContext(), type.getRank());
+  Type f32 = b.getF32Type();
+  auto [mean, invStd] =
+      normStatistics(b, loc, x, maps, /*withMean=*/bool(bias), epsilon);
 
   Type elementType = type.getElementType();
   SmallVector<Value> inputs = {x, invStd, weight};
@@ -273,6 +474,192 @@ struct RMSNormToLinalg final : OpRewritePattern<RMSNormOp> {
     rewriter.replaceOp(op, lowerNorm(rewriter, op.getLoc(), op.getInput(),
                                      op.getWeight(), /*bias=*/Value(),
                                      op.getEpsilon().convertToDouble()));
+    return success();
+  }
+};
+
+/// x̂ = (x − mean)·inv (mean null for rms_norm), in f32.
+Value normalised(OpBuilder &b, Location loc, Value x, Value mean,
+                 Value invStd) {
+  Value v = convertFloat(b, loc, x, b.getF32Type());
+  if (mean)
+    v = arith::SubFOp::create(b, loc, v, mean);
+  return arith::MulFOp::create(b, loc, v, invStd);
+}
+
+/// Builds the gradients of layer_norm (with the mean) or rms_norm (without),
+/// per row with x̂ = (x − mean)·inv and g = dy ⊙ w: dx = inv·(g − mean(g) −
+/// x̂·mean(g ⊙ x̂)) (no mean(g) term for rms_norm); dw = Σ_rows dy ⊙ x̂ and,
+/// for layer_norm, db = Σ_rows dy. Three generics after the statistics:
+/// per-row sums, dx, per-channel sums.
+class NormGradBuilder {
+public:
+  NormGradBuilder(OpBuilder &b, Location loc, Value x, Value weight, Value dy,
+                  bool withMean, double epsilon)
+      : b(b), loc(loc), x(x), weight(weight), dy(dy), withMean(withMean),
+        type(cast<RankedTensorType>(x.getType())),
+        maps(b.getContext(), type.getRank()), f32(b.getF32Type()) {
+    auto [mean, invStd] = normStatistics(b, loc, x, maps, withMean, epsilon);
+    stats.push_back(invStd);
+    if (mean)
+      stats.push_back(mean);
+  }
+
+  /// dx, dw[, db] in f32.
+  SmallVector<Value> build() {
+    SmallVector<Value> grads = {inputGrad(rowSums())};
+    grads.append(channelSums());
+    return grads;
+  }
+
+private:
+  Value f32Of(OpBuilder &nb, Location nl, Value v) {
+    return convertFloat(nb, nl, v, f32);
+  }
+  /// x̂ from the block arguments of `x` and of the statistics.
+  Value xHat(OpBuilder &nb, Location nl, Value xv, ValueRange statArgs) {
+    return normalised(nb, nl, xv, withMean ? statArgs[1] : Value(),
+                      statArgs[0]);
+  }
+  /// Zero-filled accumulators of `shape`: Σ ... ⊙ x̂, and Σ ... for
+  /// layer_norm.
+  SmallVector<Value> accumulators(ArrayRef<int64_t> shape) {
+    SmallVector<Value> inits;
+    for (int i = 0, e = withMean ? 2 : 1; i < e; ++i)
+      inits.push_back(filledTensor(b, loc, shape, f32, 0.0));
+    return inits;
+  }
+  /// x, dy, w, then the statistics: the operands of the per-row generics.
+  SmallVector<Value> rowInputs() {
+    SmallVector<Value> inputs = {x, dy, weight};
+    inputs.append(stats);
+    return inputs;
+  }
+  SmallVector<AffineMap> rowInputMaps() {
+    SmallVector<AffineMap> indexing = {maps.identity(), maps.identity(),
+                                       maps.perChannel()};
+    indexing.append(stats.size(), maps.perRow());
+    return indexing;
+  }
+
+  /// Per row: Σ g ⊙ x̂, and Σ g for layer_norm.
+  SmallVector<Value> rowSums() {
+    SmallVector<Value> inits = accumulators(type.getShape().drop_back());
+    SmallVector<AffineMap> indexing = rowInputMaps();
+    indexing.append(inits.size(), maps.perRow());
+    size_t numStats = stats.size();
+    return buildGeneric(
+        b, loc, rowInputs(), inits, indexing, maps.rank, {maps.rank - 1},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          ValueRange acc = args.drop_front(3 + numStats);
+          Value g = arith::MulFOp::create(nb, nl, f32Of(nb, nl, args[1]),
+                                          f32Of(nb, nl, args[2]));
+          Value gx = arith::MulFOp::create(
+              nb, nl, g, xHat(nb, nl, args[0], args.slice(3, numStats)));
+          SmallVector<Value> next = {
+              arith::AddFOp::create(nb, nl, gx, acc[0])};
+          if (withMean)
+            next.push_back(arith::AddFOp::create(nb, nl, g, acc[1]));
+          return next;
+        });
+  }
+
+  /// dx = inv·(g − x̂·mean(g ⊙ x̂) [− mean(g)]), elementwise.
+  Value inputGrad(ArrayRef<Value> sums) {
+    SmallVector<Value> inputs = rowInputs();
+    inputs.append(sums.begin(), sums.end());
+    SmallVector<AffineMap> indexing = rowInputMaps();
+    indexing.append(sums.size(), maps.perRow());
+    indexing.push_back(maps.identity());
+    Value init = tensor::EmptyOp::create(b, loc, type.getShape(), f32);
+    double invWidth = 1.0 / static_cast<double>(type.getShape().back());
+    size_t numStats = stats.size();
+    return buildGeneric(
+               b, loc, inputs, init, indexing, maps.rank, {},
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 ValueRange statArgs = args.slice(3, numStats);
+                 ValueRange sumArgs = args.slice(3 + numStats, sums.size());
+                 Value scale = floatConstant(nb, nl, f32, invWidth);
+                 Value g = arith::MulFOp::create(
+                     nb, nl, f32Of(nb, nl, args[1]), f32Of(nb, nl, args[2]));
+                 Value meanGX = arith::MulFOp::create(nb, nl, sumArgs[0], scale);
+                 Value v = arith::SubFOp::create(
+                     nb, nl, g,
+                     arith::MulFOp::create(
+                         nb, nl, xHat(nb, nl, args[0], statArgs), meanGX));
+                 if (withMean)
+                   v = arith::SubFOp::create(
+                       nb, nl, v,
+                       arith::MulFOp::create(nb, nl, sumArgs[1], scale));
+                 return SmallVector<Value>{
+                     arith::MulFOp::create(nb, nl, v, statArgs[0])};
+               })
+        .front();
+  }
+
+  /// dw = Σ dy ⊙ x̂ (and db = Σ dy) over every leading dimension.
+  SmallVector<Value> channelSums() {
+    SmallVector<Value> inputs = {x, dy};
+    inputs.append(stats);
+    SmallVector<AffineMap> indexing = {maps.identity(), maps.identity()};
+    indexing.append(stats.size(), maps.perRow());
+    SmallVector<Value> inits = accumulators(type.getShape().back());
+    indexing.append(inits.size(), maps.perChannel());
+    SmallVector<unsigned> leading;
+    for (unsigned d = 0; d + 1 < maps.rank; ++d)
+      leading.push_back(d);
+    size_t numStats = stats.size();
+    return buildGeneric(
+        b, loc, inputs, inits, indexing, maps.rank, leading,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          ValueRange acc = args.drop_front(2 + numStats);
+          Value d = f32Of(nb, nl, args[1]);
+          Value dxHat = arith::MulFOp::create(
+              nb, nl, d, xHat(nb, nl, args[0], args.slice(2, numStats)));
+          SmallVector<Value> next = {
+              arith::AddFOp::create(nb, nl, dxHat, acc[0])};
+          if (withMean)
+            next.push_back(arith::AddFOp::create(nb, nl, d, acc[1]));
+          return next;
+        });
+  }
+
+  OpBuilder &b;
+  Location loc;
+  Value x, weight, dy;
+  bool withMean;
+  RankedTensorType type;
+  RowMaps maps;
+  Type f32;
+  /// The per-row statistics the generics read: inv, then the mean for
+  /// layer_norm.
+  SmallVector<Value, 2> stats;
+};
+
+struct LayerNormGradToLinalg final : OpRewritePattern<LayerNormGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LayerNormGradOp op,
+                                PatternRewriter &rewriter) const override {
+    replaceWithGradients(
+        rewriter, op,
+        NormGradBuilder(rewriter, op.getLoc(), op.getInput(), op.getWeight(),
+                        op.getResultGrad(), /*withMean=*/true,
+                        op.getEpsilon().convertToDouble())
+            .build());
+    return success();
+  }
+};
+
+struct RMSNormGradToLinalg final : OpRewritePattern<RMSNormGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RMSNormGradOp op,
+                                PatternRewriter &rewriter) const override {
+    replaceWithGradients(
+        rewriter, op,
+        NormGradBuilder(rewriter, op.getLoc(), op.getInput(), op.getWeight(),
+                        op.getResultGrad(), /*withMean=*/false,
+                        op.getEpsilon().convertToDouble())
+            .build());
     return success();
   }
 };
@@ -348,7 +735,60 @@ Value bpt::buildActivation(OpBuilder &b, Location loc, Activation act,
 }
 
 
+static Value buildActivationDerivative(OpBuilder &b, Location loc,
+                                       Activation act, Value x) {
+  Type f32 = x.getType();
+  auto cst = [&](double v) { return floatConstant(b, loc, f32, v); };
+  auto mul = [&](Value l, Value r) {
+    return arith::MulFOp::create(b, loc, l, r).getResult();
+  };
+  auto add = [&](Value l, Value r) {
+    return arith::AddFOp::create(b, loc, l, r).getResult();
+  };
+  switch (act) {
+  case Activation::gelu:
+  case Activation::geglu: {
+    // Φ(x) + x·φ(x).
+    Value cdf = mul(cst(0.5), add(cst(1.0), math::ErfOp::create(
+                                                b, loc, mul(x, cst(M_SQRT1_2)))));
+    Value pdf = mul(cst(1.0 / std::sqrt(2.0 * M_PI)),
+                    math::ExpOp::create(b, loc, mul(cst(-0.5), mul(x, x))));
+    return add(cdf, mul(x, pdf));
+  }
+  case Activation::gelu_tanh: {
+    // 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3·0.044715·x²).
+    double c = std::sqrt(2.0 / M_PI);
+    Value square = mul(x, x);
+    Value t = math::TanhOp::create(
+        b, loc, mul(cst(c), add(x, mul(cst(0.044715), mul(x, square)))));
+    Value oneMinusT2 = arith::SubFOp::create(b, loc, cst(1.0), mul(t, t));
+    Value inner = add(cst(1.0), mul(cst(3.0 * 0.044715), square));
+    return add(mul(cst(0.5), add(cst(1.0), t)),
+               mul(mul(cst(0.5 * c), x), mul(oneMinusT2, inner)));
+  }
+  case Activation::relu: {
+    // relu'(0) = 0, as the reference.
+    Value positive =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, x, cst(0.0));
+    return arith::SelectOp::create(b, loc, positive, cst(1.0), cst(0.0));
+  }
+  case Activation::silu:
+  case Activation::swiglu: {
+    // σ(x)·(1 + x·(1 − σ(x))).
+    Value sigmoid = arith::DivFOp::create(
+        b, loc, cst(1.0),
+        add(cst(1.0),
+            math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x))));
+    Value oneMinus = arith::SubFOp::create(b, loc, cst(1.0), sigmoid);
+    return mul(sigmoid, add(cst(1.0), mul(x, oneMinus)));
+  }
+  }
+  llvm_unreachable("unknown activation");
+}
+
+
 void bpt::populateBPTToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<FFNToLinalg, LayerNormToLinalg, LinearToLinalg, RMSNormToLinalg>(
-      patterns.getContext());
+  patterns.add<FFNGradToLinalg, FFNToLinalg, LayerNormGradToLinalg,
+               LayerNormToLinalg, LinearGradToLinalg, LinearToLinalg,
+               RMSNormGradToLinalg, RMSNormToLinalg>(patterns.getContext());
 }

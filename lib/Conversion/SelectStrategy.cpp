@@ -108,7 +108,8 @@ struct BPTSelectStrategyPass final
       return signalPassFailure();
     SmallVector<Operation *> ops, kept;
     getOperation().walk([&](Operation *op) {
-      if (!isa<AttentionOp, AttentionGradOp, FFNOp, LinearOp,
+      if (!isa<AttentionOp, AttentionGradOp, FFNOp, FFNGradOp, LinearOp,
+               LinearGradOp, LayerNormGradOp, RMSNormGradOp,
                TransformerBlockOp>(op) ||
           StrategyAttr::getEnclosing(op))
         return;

@@ -249,6 +249,7 @@ private:
   Refusal attentionGradMmaSync(AttentionGradOp op, StrategyAttr &strategy);
   FailureOr<StrategyAttr> selectFFN(FFNOp op);
   FailureOr<StrategyAttr> selectLinear(LinearOp op);
+  StrategyAttr selectGradientGemm(StringRef name);
   FailureOr<StrategyAttr> selectBlock(TransformerBlockOp op);
   Refusal attentionWgmma(AttentionOp op, StrategyAttr &strategy);
   /// The wgmma attention kernel's key/value block and stages for
@@ -293,6 +294,12 @@ FailureOr<StrategyAttr> Selector::select() {
       .Case([&](AttentionGradOp g) { return selectAttentionGrad(g); })
       .Case([&](FFNOp f) { return selectFFN(f); })
       .Case([&](LinearOp l) { return selectLinear(l); })
+      .Case([&](LinearGradOp) { return selectGradientGemm("linear_grad"); })
+      .Case([&](FFNGradOp) { return selectGradientGemm("ffn_grad"); })
+      // Like the forward norms, their gradients are row-wise loops on every
+      // target.
+      .Case<LayerNormGradOp, RMSNormGradOp>(
+          [&](Operation *) { return portable(); })
       .Case([&](TransformerBlockOp b) { return selectBlock(b); })
       .Default([](Operation *) { return StrategyAttr(); });
 }
@@ -547,6 +554,17 @@ FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
   if (!why)
     return make(KernelPath::mma_sync, 0, 0, 0, 0, 0, options.sm80GemmBlockN);
   refuse("linear", "mma.sync", *why);
+  return portable();
+}
+
+/// The GEMM-shaped gradient ops (linear_grad, ffn_grad) have no tensor-core
+/// kernel yet: they take the portable loops, and say so where a tensor-core
+/// path would otherwise be tried.
+StrategyAttr Selector::selectGradientGemm(StringRef name) {
+  if (wgmma())
+    refuse(name, "wgmma", "there is no wgmma kernel for it yet");
+  if (mmaSync())
+    refuse(name, "mma.sync", "there is no mma.sync kernel for it yet");
   return portable();
 }
 

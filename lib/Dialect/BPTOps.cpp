@@ -154,6 +154,30 @@ LogicalResult checkScale(Operation *op, double scale) {
                            << ", got " << scale;
 }
 
+/// Checks that the upstream gradient `result_grad` has the forward result's
+/// type `expected` (described by `why`).
+LogicalResult checkResultGrad(Operation *op, Type resultGrad, Type expected,
+                              StringRef why) {
+  if (resultGrad == expected)
+    return success();
+  return op->emitOpError() << "result_grad must have the forward result's "
+                              "type "
+                           << expected << " (" << why << "), got "
+                           << resultGrad;
+}
+
+/// Checks that each gradient result has exactly the type of the operand it
+/// is the gradient of.
+LogicalResult
+checkGradientTypes(Operation *op,
+                   ArrayRef<std::tuple<StringRef, Value, Type>> gradients) {
+  for (auto [name, result, operandType] : gradients)
+    if (result.getType() != operandType)
+      return op->emitOpError() << name << " must have the type " << operandType
+                               << " of its operand, got " << result.getType();
+  return success();
+}
+
 } // namespace
 
 /// Checks per-channel vectors (`[hidden]`), e.g. a norm's weight and bias.
@@ -377,15 +401,16 @@ double AttentionGradOp::getEffectiveScale() {
 // LinearOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult LinearOp::verify() {
-  if (failed(checkNoUnknownAttributes(*this)))
-    return failure();
-  TensorChecker checker(*this);
-  auto x = checker.check("input", getInput().getType(), std::nullopt,
+/// Checks the input, weight and (optional) bias that bpt.linear and
+/// bpt.linear_grad share; returns the forward result's shape.
+static FailureOr<SmallVector<int64_t>>
+verifyLinearOperands(TensorChecker &checker, Value input, Value weight,
+                     Value bias) {
+  auto x = checker.check("input", input.getType(), std::nullopt,
                          "[..., in_features]");
   if (failed(x))
     return failure();
-  auto w = checker.check("weight", getWeight().getType(), 2,
+  auto w = checker.check("weight", weight.getType(), 2,
                          "[in_features, out_features]");
   if (failed(w))
     return failure();
@@ -393,7 +418,7 @@ LogicalResult LinearOp::verify() {
                               "input's last dimension")))
     return failure();
   int64_t outFeatures = (*w)[1];
-  if (Value bias = getBias()) {
+  if (bias) {
     auto b = checker.check("bias", bias.getType(), 1, "[out_features]");
     if (failed(b) || failed(checker.checkDim("bias", *b, 0, "out_features",
                                              outFeatures, "weight")))
@@ -401,8 +426,45 @@ LogicalResult LinearOp::verify() {
   }
   SmallVector<int64_t> resultShape(*x);
   resultShape.back() = outFeatures;
-  return checker.checkResult(getResult().getType(), resultShape,
+  return resultShape;
+}
+
+LogicalResult LinearOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto resultShape =
+      verifyLinearOperands(checker, getInput(), getWeight(), getBias());
+  if (failed(resultShape))
+    return failure();
+  return checker.checkResult(getResult().getType(), *resultShape,
                              "the input's shape with out_features last");
+}
+
+LogicalResult LinearGradOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto resultShape = verifyLinearOperands(checker, getInput(), getWeight(),
+                                          /*bias=*/Value());
+  if (failed(resultShape))
+    return failure();
+  RankedTensorType weight = getWeight().getType();
+  auto forwardResult =
+      RankedTensorType::get(*resultShape, weight.getElementType());
+  if (failed(checkResultGrad(*this, getResultGrad().getType(), forwardResult,
+                             "the input's shape with out_features last")))
+    return failure();
+  SmallVector<std::tuple<StringRef, Value, Type>, 3> gradients = {
+      {"input_grad", getInputGrad(), getInput().getType()},
+      {"weight_grad", getWeightGrad(), weight}};
+  // The bias is not an operand: its gradient has the forward's bias type.
+  if (Value biasGrad = getBiasGrad())
+    gradients.push_back(
+        {"bias_grad", biasGrad,
+         RankedTensorType::get({weight.getDimSize(1)},
+                               weight.getElementType())});
+  return checkGradientTypes(*this, gradients);
 }
 
 //===----------------------------------------------------------------------===//
@@ -421,6 +483,41 @@ LogicalResult FFNOp::verify() {
                               getWGate(), getActivation())))
     return failure();
   return checker.checkResult(getResult().getType(), *x, "the input's shape");
+}
+
+LogicalResult FFNGradOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  auto x =
+      checker.check("input", getInput().getType(), std::nullopt, "[..., hidden]");
+  if (failed(x) ||
+      failed(verifyFFNWeights(*this, checker, x->back(),
+                              "input's last dimension", getWIn(), getWOut(),
+                              getWGate(), getActivation())) ||
+      failed(checkResultGrad(*this, getResultGrad().getType(),
+                             getInput().getType(), "the input's type")))
+    return failure();
+  // A gate gradient exactly when there is a gate (checked against the
+  // activation above).
+  Value gate = getWGate(), gateGrad = getWGateGrad();
+  if (gate && !gateGrad)
+    return emitOpError() << "activation '"
+                         << stringifyActivation(getActivation())
+                         << "' is gated: the op must have a fourth result, "
+                            "w_gate_grad";
+  if (!gate && gateGrad)
+    return emitOpError() << "activation '"
+                         << stringifyActivation(getActivation())
+                         << "' takes no gate matrix: the op has no "
+                            "w_gate_grad result";
+  SmallVector<std::tuple<StringRef, Value, Type>, 4> gradients = {
+      {"input_grad", getInputGrad(), getInput().getType()},
+      {"w_in_grad", getWInGrad(), getWIn().getType()},
+      {"w_out_grad", getWOutGrad(), getWOut().getType()}};
+  if (gate)
+    gradients.push_back({"w_gate_grad", gateGrad, gate.getType()});
+  return checkGradientTypes(*this, gradients);
 }
 
 //===----------------------------------------------------------------------===//
@@ -464,6 +561,37 @@ LogicalResult RMSNormOp::verify() {
   if (failed(x))
     return failure();
   return checker.checkResult(getResult().getType(), *x, "the input's shape");
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  if (failed(verifyNorm(*this, checker, getInput(), {{"weight", getWeight()}},
+                        getEpsilon().convertToDouble())) ||
+      failed(checkResultGrad(*this, getResultGrad().getType(),
+                             getInput().getType(), "the input's type")))
+    return failure();
+  // The bias is not an operand; it has the weight's type.
+  Type weight = getWeight().getType();
+  return checkGradientTypes(
+      *this, {{"input_grad", getInputGrad(), getInput().getType()},
+              {"weight_grad", getWeightGrad(), weight},
+              {"bias_grad", getBiasGrad(), weight}});
+}
+
+LogicalResult RMSNormGradOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  if (failed(verifyNorm(*this, checker, getInput(), {{"weight", getWeight()}},
+                        getEpsilon().convertToDouble())) ||
+      failed(checkResultGrad(*this, getResultGrad().getType(),
+                             getInput().getType(), "the input's type")))
+    return failure();
+  return checkGradientTypes(
+      *this, {{"input_grad", getInputGrad(), getInput().getType()},
+              {"weight_grad", getWeightGrad(), getWeight().getType()}});
 }
 
 //===----------------------------------------------------------------------===//

@@ -12,6 +12,8 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <optional>
+
 using namespace mlir;
 using namespace bpt;
 
@@ -72,6 +74,52 @@ bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
             .Case([&](LinearOp l) {
               values[l.getResult()] = ref::linear(
                   get(l.getInput()), get(l.getWeight()), getOptional(l.getBias()));
+              return success();
+            })
+            .Case([&](LinearGradOp l) {
+              // The bias does not enter the gradients; a zero one of its
+              // shape asks for db.
+              std::optional<ref::Tensor> bias;
+              if (l.getBiasGrad())
+                bias = ref::Tensor({l.getWeight().getType().getDimSize(1)});
+              ref::LinearGradients r = ref::linearBackward(
+                  get(l.getInput()), get(l.getWeight()),
+                  bias ? &*bias : nullptr, get(l.getResultGrad()));
+              values[l.getInputGrad()] = std::move(r.dx);
+              values[l.getWeightGrad()] = std::move(r.dw);
+              if (Value db = l.getBiasGrad())
+                values[db] = std::move(r.db);
+              return success();
+            })
+            .Case([&](FFNGradOp f) {
+              ref::FFNGradients r = ref::ffnBackward(
+                  get(f.getInput()), get(f.getWIn()), get(f.getWOut()),
+                  getOptional(f.getWGate()), toReference(f.getActivation()),
+                  get(f.getResultGrad()));
+              values[f.getInputGrad()] = std::move(r.dx);
+              values[f.getWInGrad()] = std::move(r.dwIn);
+              values[f.getWOutGrad()] = std::move(r.dwOut);
+              if (Value dGate = f.getWGateGrad())
+                values[dGate] = std::move(r.dwGate);
+              return success();
+            })
+            .Case([&](LayerNormGradOp n) {
+              // As for linear_grad: the bias does not enter the gradients.
+              ref::Tensor bias(get(n.getWeight()).shape);
+              ref::LayerNormGradients r = ref::layerNormBackward(
+                  get(n.getInput()), get(n.getWeight()), bias,
+                  n.getEpsilon().convertToDouble(), get(n.getResultGrad()));
+              values[n.getInputGrad()] = std::move(r.dx);
+              values[n.getWeightGrad()] = std::move(r.dw);
+              values[n.getBiasGrad()] = std::move(r.db);
+              return success();
+            })
+            .Case([&](RMSNormGradOp n) {
+              ref::RMSNormGradients r = ref::rmsNormBackward(
+                  get(n.getInput()), get(n.getWeight()),
+                  n.getEpsilon().convertToDouble(), get(n.getResultGrad()));
+              values[n.getInputGrad()] = std::move(r.dx);
+              values[n.getWeightGrad()] = std::move(r.dw);
               return success();
             })
             .Case([&](FFNOp f) {

@@ -120,3 +120,27 @@ func.func @grad_shared_memory(%q: tensor<1x2x128x128xbf16>, %lse: tensor<1x2x128
       -> (tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>)
   return %dq, %eq : tensor<1x2x128x128xbf16>, tensor<1x2x128x64xbf16>
 }
+
+// -----
+
+// The gradient GEMMs have no tensor-core kernel yet; the norm gradients,
+// like the norms, never try one.
+func.func @gradient_ops(%x: tensor<256x512xbf16>, %w: tensor<512x1408xbf16>,
+                        %wo: tensor<1408x512xbf16>, %dy: tensor<256x1408xbf16>,
+                        %g: tensor<512xbf16>) {
+  // expected-remark @below {{linear_grad does not take the wgmma path: there is no wgmma kernel for it yet}}
+  // expected-remark @below {{linear_grad does not take the mma.sync path: there is no mma.sync kernel for it yet}}
+  %0:2 = bpt.linear_grad %x, %w, %dy
+      : (tensor<256x512xbf16>, tensor<512x1408xbf16>, tensor<256x1408xbf16>)
+        -> (tensor<256x512xbf16>, tensor<512x1408xbf16>)
+  // expected-remark @below {{ffn_grad does not take the wgmma path: there is no wgmma kernel for it yet}}
+  // expected-remark @below {{ffn_grad does not take the mma.sync path: there is no mma.sync kernel for it yet}}
+  %1:3 = bpt.ffn_grad relu %x, %w, %wo, %x
+      : (tensor<256x512xbf16>, tensor<512x1408xbf16>, tensor<1408x512xbf16>,
+         tensor<256x512xbf16>)
+        -> (tensor<256x512xbf16>, tensor<512x1408xbf16>, tensor<1408x512xbf16>)
+  %2:2 = bpt.rms_norm_grad %x, %g, %x
+      : (tensor<256x512xbf16>, tensor<512xbf16>, tensor<256x512xbf16>)
+        -> (tensor<256x512xbf16>, tensor<512xbf16>)
+  return
+}

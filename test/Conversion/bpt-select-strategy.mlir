@@ -175,3 +175,32 @@ func.func @grad(%q: tensor<1x4x128x64xbf16>, %k: tensor<1x2x256x64xbf16>,
       -> (tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>)
   return %dq, %fq : tensor<1x4x128x64xbf16>, tensor<1x2x64x64xf32>
 }
+
+// -----
+
+// The per-op gradients take the portable loops on every chip for now.
+// SM90-LABEL: func.func @gradient_ops
+// SM90: bpt.linear_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+// SM90: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+// SM90: bpt.layer_norm_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+// SM90: bpt.rms_norm_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+// SM80-LABEL: func.func @gradient_ops
+// SM80-COUNT-4: {bpt.strategy = #bpt.strategy<portable, chip = "sm_80">}
+func.func @gradient_ops(%x: tensor<2x256x512xbf16>, %w: tensor<512x1408xbf16>,
+                        %wo: tensor<1408x512xbf16>, %dy: tensor<2x256x1408xbf16>,
+                        %dx: tensor<2x256x512xbf16>, %g: tensor<512xbf16>) {
+  %0:2 = bpt.linear_grad %x, %w, %dy
+      : (tensor<2x256x512xbf16>, tensor<512x1408xbf16>, tensor<2x256x1408xbf16>)
+        -> (tensor<2x256x512xbf16>, tensor<512x1408xbf16>)
+  %1:3 = bpt.ffn_grad gelu %x, %w, %wo, %dx
+      : (tensor<2x256x512xbf16>, tensor<512x1408xbf16>, tensor<1408x512xbf16>,
+         tensor<2x256x512xbf16>)
+        -> (tensor<2x256x512xbf16>, tensor<512x1408xbf16>, tensor<1408x512xbf16>)
+  %2:3 = bpt.layer_norm_grad %x, %g, %dx
+      : (tensor<2x256x512xbf16>, tensor<512xbf16>, tensor<2x256x512xbf16>)
+        -> (tensor<2x256x512xbf16>, tensor<512xbf16>, tensor<512xbf16>)
+  %3:2 = bpt.rms_norm_grad %x, %g, %dx
+      : (tensor<2x256x512xbf16>, tensor<512xbf16>, tensor<2x256x512xbf16>)
+        -> (tensor<2x256x512xbf16>, tensor<512xbf16>)
+  return
+}

@@ -799,3 +799,166 @@ func.func @f() {
   %a = memref.alloc() {bpt.buffer_name = 3 : i64} : memref<16xf32>
   return
 }
+
+// -----
+
+// The per-op gradients (linear_grad, ffn_grad, layer_norm_grad,
+// rms_norm_grad): the forward's checks, then the upstream gradient and each
+// gradient's type.
+func.func @f(%x: tensor<4x8xf32>, %w: tensor<6x3xf32>, %dy: tensor<4x3xf32>) {
+  // expected-error @+1 {{weight dim 0 (in_features) must be 8 to match input's last dimension, got 6}}
+  %dx, %dw = bpt.linear_grad %x, %w, %dy : (tensor<4x8xf32>, tensor<6x3xf32>, tensor<4x3xf32>) -> (tensor<4x8xf32>, tensor<6x3xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w: tensor<8x3xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{result_grad must have the forward result's type 'tensor<4x3xf32>' (the input's shape with out_features last), got 'tensor<4x8xf32>'}}
+  %dx, %dw = bpt.linear_grad %x, %w, %dy : (tensor<4x8xf32>, tensor<8x3xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x3xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xbf16>, %w: tensor<8x3xbf16>, %dy: tensor<4x3xf32>) {
+  // expected-error @+1 {{result_grad must have the forward result's type 'tensor<4x3xbf16>' (the input's shape with out_features last), got 'tensor<4x3xf32>'}}
+  %dx, %dw = bpt.linear_grad %x, %w, %dy : (tensor<4x8xbf16>, tensor<8x3xbf16>, tensor<4x3xf32>) -> (tensor<4x8xbf16>, tensor<8x3xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w: tensor<8x3xf32>, %dy: tensor<4x3xf32>) {
+  // expected-error @+1 {{weight_grad must have the type 'tensor<8x3xf32>' of its operand, got 'tensor<3x8xf32>'}}
+  %dx, %dw = bpt.linear_grad %x, %w, %dy : (tensor<4x8xf32>, tensor<8x3xf32>, tensor<4x3xf32>) -> (tensor<4x8xf32>, tensor<3x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w: tensor<8x3xf32>, %dy: tensor<4x3xf32>) {
+  // expected-error @+1 {{bias_grad must have the type 'tensor<3xf32>' of its operand, got 'tensor<8xf32>'}}
+  %dx, %dw, %db = bpt.linear_grad %x, %w, %dy : (tensor<4x8xf32>, tensor<8x3xf32>, tensor<4x3xf32>) -> (tensor<4x8xf32>, tensor<8x3xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x?xf32>, %w: tensor<8x3xf32>, %dy: tensor<4x3xf32>) {
+  // expected-error @+1 {{input must be a statically shaped tensor of f32, f16 or bf16, got 'tensor<4x?xf32>'}}
+  %dx, %dw = bpt.linear_grad %x, %w, %dy : (tensor<4x?xf32>, tensor<8x3xf32>, tensor<4x3xf32>) -> (tensor<4x?xf32>, tensor<8x3xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32>, %w2: tensor<16x8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{activation 'swiglu' is gated and needs a gate matrix (w_gate)}}
+  %dx, %dw1, %dw2 = bpt.ffn_grad swiglu %x, %w1, %w2, %dy : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32>, %w2: tensor<16x8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{activation 'geglu' is gated: the op must have a fourth result, w_gate_grad}}
+  %dx, %dw1, %dw2 = bpt.ffn_grad geglu %x, %w1, %w2, gate %w1, %dy : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<8x16xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32>, %w2: tensor<16x8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{activation 'relu' takes no gate matrix: the op has no w_gate_grad result}}
+  %dx, %dw1, %dw2, %dw3 = bpt.ffn_grad relu %x, %w1, %w2, %dy : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32>, %w2: tensor<16x4xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{w_out dim 1 (hidden) must be 8 to match input's last dimension, got 4}}
+  %dx, %dw1, %dw2 = bpt.ffn_grad gelu %x, %w1, %w2, %dy : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x4xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32>, %w2: tensor<16x8xf32>, %dy: tensor<2x8xf32>) {
+  // expected-error @+1 {{result_grad must have the forward result's type 'tensor<4x8xf32>' (the input's type), got 'tensor<2x8xf32>'}}
+  %dx, %dw1, %dw2 = bpt.ffn_grad silu %x, %w1, %w2, %dy : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<2x8xf32>) -> (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32>, %w2: tensor<16x8xf32>, %w3: tensor<8x16xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{w_gate_grad must have the type 'tensor<8x16xf32>' of its operand, got 'tensor<8x16xf16>'}}
+  %dx, %dw1, %dw2, %dw3 = bpt.ffn_grad swiglu %x, %w1, %w2, gate %w3, %dy : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<8x16xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<8x16xf16>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %w1: tensor<8x16xf32>, %w2: tensor<16x8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{expected an activation, one of: gelu, gelu_tanh, relu, silu, swiglu, geglu}}
+  %dx, %dw1, %dw2 = bpt.ffn_grad tanh %x, %w1, %w2, %dy : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %g: tensor<6xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{weight dim 0 (hidden) must be 8 to match input's last dimension, got 6}}
+  %dx, %dg, %db = bpt.layer_norm_grad %x, %g, %dy : (tensor<4x8xf32>, tensor<6xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<6xf32>, tensor<6xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{epsilon must be finite and non-negative, got -1}}
+  %dx, %dg, %db = bpt.layer_norm_grad %x, %g, %dy {epsilon = -1.0} : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{bias_grad must have the type 'tensor<8xf32>' of its operand, got 'tensor<4x8xf32>'}}
+  %dx, %dg, %db = bpt.layer_norm_grad %x, %g, %dy : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xbf16>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{weight element type 'bf16' does not match input's 'f32'}}
+  %dx, %dg = bpt.rms_norm_grad %x, %g, %dy : (tensor<4x8xf32>, tensor<8xbf16>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<4x8xf16>) {
+  // expected-error @+1 {{result_grad must have the forward result's type 'tensor<4x8xf32>' (the input's type), got 'tensor<4x8xf16>'}}
+  %dx, %dg = bpt.rms_norm_grad %x, %g, %dy : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf16>) -> (tensor<4x8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{input_grad must have the type 'tensor<4x8xf32>' of its operand, got 'tensor<8x4xf32>'}}
+  %dx, %dg = bpt.rms_norm_grad %x, %g, %dy : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<8x4xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{has unknown attribute 'epsilom'}}
+  %dx, %dg = bpt.rms_norm_grad %x, %g, %dy {epsilom = 1.0e-6} : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8xf32>)
+  return
+}

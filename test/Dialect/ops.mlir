@@ -139,6 +139,54 @@ func.func @norms(%x: tensor<2x16x64xbf16>, %g: tensor<64xbf16>, %b: tensor<64xbf
   return
 }
 
+// The per-op gradients: each gradient has its operand's type.
+// CHECK-LABEL: func.func @linear_grad
+// CHECK-SAME: (%[[X:.+]]: tensor<2x16x64xf32>, %[[W:.+]]: tensor<64x32xf32>, %[[DY:.+]]: tensor<2x16x32xf32>)
+func.func @linear_grad(%x: tensor<2x16x64xf32>, %w: tensor<64x32xf32>,
+                       %dy: tensor<2x16x32xf32>) {
+  // CHECK: bpt.linear_grad %[[X]], %[[W]], %[[DY]] : (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<2x16x32xf32>) -> (tensor<2x16x64xf32>, tensor<64x32xf32>)
+  %dx, %dw = bpt.linear_grad %x, %w, %dy
+      : (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<2x16x32xf32>)
+        -> (tensor<2x16x64xf32>, tensor<64x32xf32>)
+  // With a bias in the forward: a third result.
+  // CHECK: bpt.linear_grad %[[X]], %[[W]], %[[DY]] : (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<2x16x32xf32>) -> (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<32xf32>)
+  %dx2, %dw2, %db = bpt.linear_grad %x, %w, %dy
+      : (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<2x16x32xf32>)
+        -> (tensor<2x16x64xf32>, tensor<64x32xf32>, tensor<32xf32>)
+  return
+}
+
+// CHECK-LABEL: func.func @ffn_grad
+// CHECK-SAME: (%[[X:.+]]: tensor<16x64xbf16>, %[[W1:.+]]: tensor<64x176xbf16>, %[[W2:.+]]: tensor<176x64xbf16>, %[[W3:.+]]: tensor<64x176xbf16>, %[[DY:.+]]: tensor<16x64xbf16>)
+func.func @ffn_grad(%x: tensor<16x64xbf16>, %w1: tensor<64x176xbf16>,
+                    %w2: tensor<176x64xbf16>, %w3: tensor<64x176xbf16>,
+                    %dy: tensor<16x64xbf16>) {
+  // CHECK: bpt.ffn_grad gelu_tanh %[[X]], %[[W1]], %[[W2]], %[[DY]] : (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>, tensor<16x64xbf16>) -> (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>)
+  %dx, %dw1, %dw2 = bpt.ffn_grad gelu_tanh %x, %w1, %w2, %dy
+      : (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>, tensor<16x64xbf16>)
+        -> (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>)
+  // CHECK: bpt.ffn_grad swiglu %[[X]], %[[W1]], %[[W2]], gate %[[W3]], %[[DY]] : (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>, tensor<64x176xbf16>, tensor<16x64xbf16>) -> (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>, tensor<64x176xbf16>)
+  %gx, %gw1, %gw2, %gw3 = bpt.ffn_grad swiglu %x, %w1, %w2, gate %w3, %dy
+      : (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>, tensor<64x176xbf16>, tensor<16x64xbf16>)
+        -> (tensor<16x64xbf16>, tensor<64x176xbf16>, tensor<176x64xbf16>, tensor<64x176xbf16>)
+  return
+}
+
+// CHECK-LABEL: func.func @norm_grads
+// CHECK-SAME: (%[[X:.+]]: tensor<2x16x64xf32>, %[[G:.+]]: tensor<64xf32>, %[[DY:.+]]: tensor<2x16x64xf32>)
+func.func @norm_grads(%x: tensor<2x16x64xf32>, %g: tensor<64xf32>,
+                      %dy: tensor<2x16x64xf32>) {
+  // CHECK: bpt.layer_norm_grad %[[X]], %[[G]], %[[DY]] : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<2x16x64xf32>) -> (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>)
+  %dx, %dg, %db = bpt.layer_norm_grad %x, %g, %dy
+      : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<2x16x64xf32>)
+        -> (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>)
+  // CHECK: bpt.rms_norm_grad %[[X]], %[[G]], %[[DY]] {epsilon = 0.000000e+00 : f64} : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<2x16x64xf32>) -> (tensor<2x16x64xf32>, tensor<64xf32>)
+  %rx, %rg = bpt.rms_norm_grad %x, %g, %dy {epsilon = 0.0}
+      : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<2x16x64xf32>)
+        -> (tensor<2x16x64xf32>, tensor<64xf32>)
+  return
+}
+
 // CHECK-LABEL: func.func @block_layer_norm_gelu
 // CHECK-SAME: (%[[X:[^:]+]]: tensor<2x32x64xf32>, %[[G1:[^:]+]]: tensor<64xf32>, %[[B1:[^:]+]]: tensor<64xf32>, %[[WQ:[^:]+]]: tensor<64x64xf32>, %[[WK:[^:]+]]: tensor<64x64xf32>, %[[WV:[^:]+]]: tensor<64x64xf32>, %[[WO:[^:]+]]: tensor<64x64xf32>, %[[G2:[^:]+]]: tensor<64xf32>, %[[B2:[^:]+]]: tensor<64xf32>, %[[W1:[^:]+]]: tensor<64x256xf32>, %[[W2:[^:]+]]: tensor<256x64xf32>)
 func.func @block_layer_norm_gelu(

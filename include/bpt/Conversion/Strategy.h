@@ -72,7 +72,9 @@ void copyStrategyFields(const From &from, To &to) {
 std::optional<std::string> checkStrategyOptions(const StrategyOptions &options);
 
 /// The strategy of `op` (bpt.attention, bpt.attention_grad, bpt.ffn,
-/// bpt.linear or bpt.transformer_block; null for other ops). With `remarks`, says on `op`
+/// bpt.linear, bpt.transformer_block, or a gradient op: linear_grad,
+/// ffn_grad, layer_norm_grad, rms_norm_grad, which take the portable loops;
+/// null for other ops). With `remarks`, says on `op`
 /// why each faster path was not taken. Fails, with an error on `op`, when
 /// a pinned tiling cannot be honoured by the path the op takes.
 mlir::FailureOr<StrategyAttr> selectStrategy(mlir::Operation *op,
