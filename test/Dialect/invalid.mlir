@@ -918,7 +918,7 @@ func.func @f(%x: tensor<4x8xf32>, %g: tensor<6xf32>, %dy: tensor<4x8xf32>) {
 // -----
 
 func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<4x8xf32>) {
-  // expected-error @+1 {{epsilon must be finite and non-negative, got -1}}
+  // expected-error @+1 {{epsilon must be finite and in [0, 1], got -1.000000e+00}}
   %dx, %dg, %db = bpt.layer_norm_grad %x, %g, %dy {epsilon = -1.0} : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8xf32>, tensor<8xf32>)
   return
 }
