@@ -27,7 +27,6 @@
 #include "AttentionNest.h"
 #include "SM80Kernels.h"
 
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
@@ -75,11 +74,7 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   Value outputGrad = readOnlyBuffer(b, loc, n.outputGrad);
   Value lse = readOnlyBuffer(b, loc, n.lse);
 
-  Type f32 = b.getF32Type();
-  Value rowDots = memref::AllocOp::create(
-      b, loc, MemRefType::get(n.lse.getType().getShape(), f32));
-  Value acc = memref::AllocOp::create(
-      b, loc, MemRefType::get(n.q.getType().getShape(), f32));
+  auto [rowDots, acc] = n.allocateWorkspaces(b);
   int64_t queryRows = config.batch * config.heads * config.seqQ;
   launch(prepare, queryRows / prepareRowsPerBlock(config.headDim),
          kPrepareThreads, /*sharedBytes=*/Value(),
@@ -93,12 +88,6 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
          {q, k, v, outputGrad, lse, rowDots, acc, dK, dV}, config.kvHeads,
          config.batch);
 
-  auto toTensor = [&](Value buffer) -> Value {
-    auto type = cast<MemRefType>(buffer.getType());
-    return bufferization::ToTensorOp::create(
-        b, loc, RankedTensorType::get(type.getShape(), type.getElementType()),
-        buffer, /*restrict=*/true, /*writable=*/true);
-  };
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));
   int64_t elements = n.q.getType().getNumElements();
@@ -106,13 +95,7 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   assert(elements % (8 * kFinishThreads) == 0 && "partial finish block");
   launch(finish, elements / (8 * kFinishThreads), kFinishThreads,
          /*sharedBytes=*/Value(), {acc, dQ});
-  n.keyValue.getResult(0).replaceAllUsesWith(toTensor(dK));
-  n.keyValue.getResult(1).replaceAllUsesWith(toTensor(dV));
-  n.query.getResult(0).replaceAllUsesWith(toTensor(dQ));
-  n.query.erase();
-  n.keyValue.erase();
-  if (n.rowDotsOp->use_empty())
-    n.rowDotsOp->erase();
+  n.replaceWith(b, dQ, dK, dV);
 }
 
 struct BPTAttentionGradToSM80Pass final
@@ -121,16 +104,8 @@ struct BPTAttentionGradToSM80Pass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<scf::ForallOp> nests;
-    module.walk([&](scf::ForallOp loop) {
-      StrategyAttr strategy = StrategyAttr::get(loop);
-      auto tag = loop->getAttrOfType<AttentionGradNestAttr>(
-          AttentionNestAttr::kAttrName);
-      if (strategy && strategy.getPath() == KernelPath::mma_sync && tag &&
-          tag.getPart() == AttentionGradPart::key_value)
-        nests.push_back(loop);
-    });
-    for (scf::ForallOp loop : nests) {
+    for (scf::ForallOp loop :
+         collectAttentionGradNests(module, KernelPath::mma_sync)) {
       FailureOr<AttentionGradNests> n = AttentionGradNests::match(loop);
       if (failed(n))
         return signalPassFailure();

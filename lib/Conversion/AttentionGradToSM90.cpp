@@ -28,7 +28,6 @@
 #include "AttentionNest.h"
 #include "SM90Kernels.h"
 
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
@@ -76,14 +75,7 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   Value lse = readOnlyBuffer(b, loc, n.lse);
 
   // The pre-pass kernel writes D and zeroes the f32 dQ accumulator.
-  Type f32 = b.getF32Type();
-  auto rowDotsAlloc = memref::AllocOp::create(
-      b, loc, MemRefType::get(n.lse.getType().getShape(), f32));
-  setBufferName(rowDotsAlloc, "delta");
-  auto accAlloc = memref::AllocOp::create(
-      b, loc, MemRefType::get(n.q.getType().getShape(), f32));
-  setBufferName(accAlloc, "dq_accumulator");
-  Value rowDots = rowDotsAlloc, acc = accAlloc;
+  auto [rowDots, acc] = n.allocateWorkspaces(b);
   int64_t rows = config.batch * config.heads * config.seqQ;
   launch(getOrBuildAttentionGradPrepareKernel(module, config, element, loc),
          rows / prepareRowsPerBlock(config.headDim), kPrepareThreads,
@@ -98,13 +90,6 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
          {mapK, mapV, mapQ, mapDO, lse, rowDots, acc, dK, dV}, config.kvHeads,
          config.batch);
 
-  auto toTensor = [&](Value buffer) -> Value {
-    auto type = cast<MemRefType>(buffer.getType());
-    return bufferization::ToTensorOp::create(
-        b, loc, RankedTensorType::get(type.getShape(), type.getElementType()),
-        buffer, /*restrict=*/true, /*writable=*/true);
-  };
-  // dQ = scale · accumulator in the element type.
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));
   int64_t elements = n.q.getType().getNumElements();
@@ -113,13 +98,7 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   launch(getOrBuildAttentionGradFinishKernel(module, config, element, loc),
          elements / (8 * kFinishThreads), kFinishThreads,
          /*sharedBytes=*/Value(), {acc, dQ});
-  n.keyValue.getResult(0).replaceAllUsesWith(toTensor(dK));
-  n.keyValue.getResult(1).replaceAllUsesWith(toTensor(dV));
-  n.query.getResult(0).replaceAllUsesWith(toTensor(dQ));
-  n.query.erase();
-  n.keyValue.erase();
-  if (n.rowDotsOp->use_empty())
-    n.rowDotsOp->erase();
+  n.replaceWith(b, dQ, dK, dV);
 }
 
 struct BPTAttentionGradToSM90Pass final
@@ -128,16 +107,8 @@ struct BPTAttentionGradToSM90Pass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<scf::ForallOp> nests;
-    module.walk([&](scf::ForallOp loop) {
-      StrategyAttr strategy = StrategyAttr::get(loop);
-      auto tag = loop->getAttrOfType<AttentionGradNestAttr>(
-          AttentionNestAttr::kAttrName);
-      if (strategy && strategy.getPath() == KernelPath::wgmma && tag &&
-          tag.getPart() == AttentionGradPart::key_value)
-        nests.push_back(loop);
-    });
-    for (scf::ForallOp loop : nests) {
+    for (scf::ForallOp loop :
+         collectAttentionGradNests(module, KernelPath::wgmma)) {
       FailureOr<AttentionGradNests> n = AttentionGradNests::match(loop);
       if (failed(n))
         return signalPassFailure();

@@ -6,6 +6,8 @@
 
 #include "AttentionNest.h"
 
+#include "bpt/Dialect/BPTDialect.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -232,3 +234,46 @@ AttentionGradNests::match(scf::ForallOp keyValue) {
   return n;
 }
 
+std::pair<Value, Value> AttentionGradNests::allocateWorkspaces(OpBuilder &b) {
+  Location loc = keyValue.getLoc();
+  Type f32 = b.getF32Type();
+  auto rowDots = memref::AllocOp::create(
+      b, loc, MemRefType::get(lse.getType().getShape(), f32));
+  setBufferName(rowDots, "delta");
+  auto acc = memref::AllocOp::create(
+      b, loc, MemRefType::get(q.getType().getShape(), f32));
+  setBufferName(acc, "dq_accumulator");
+  return {rowDots, acc};
+}
+
+void AttentionGradNests::replaceWith(OpBuilder &b, Value dQ, Value dK,
+                                     Value dV) {
+  Location loc = keyValue.getLoc();
+  auto toTensor = [&](Value buffer) -> Value {
+    auto type = cast<MemRefType>(buffer.getType());
+    return bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get(type.getShape(), type.getElementType()),
+        buffer, /*restrict=*/true, /*writable=*/true);
+  };
+  keyValue.getResult(0).replaceAllUsesWith(toTensor(dK));
+  keyValue.getResult(1).replaceAllUsesWith(toTensor(dV));
+  query.getResult(0).replaceAllUsesWith(toTensor(dQ));
+  query.erase();
+  keyValue.erase();
+  if (rowDotsOp->use_empty())
+    rowDotsOp->erase();
+}
+
+SmallVector<scf::ForallOp> bpt::collectAttentionGradNests(ModuleOp module,
+                                                          KernelPath path) {
+  SmallVector<scf::ForallOp> nests;
+  module.walk([&](scf::ForallOp loop) {
+    StrategyAttr strategy = StrategyAttr::get(loop);
+    auto tag = loop->getAttrOfType<AttentionGradNestAttr>(
+        AttentionNestAttr::kAttrName);
+    if (strategy && strategy.getPath() == path && tag &&
+        tag.getPart() == AttentionGradPart::key_value)
+      nests.push_back(loop);
+  });
+  return nests;
+}

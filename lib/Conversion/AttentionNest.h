@@ -109,7 +109,22 @@ struct AttentionGradNests {
     fillAttentionConfig(config, q.getType(), k.getType(), causal, scale,
                         strategy);
   }
+
+  /// Allocates, at `b`, the f32 buffers the kernels share: D =
+  /// rowsum(dO ∘ O) ([B, Hq, Sq]) and the dQ accumulator ([B, Hq, Sq, D]),
+  /// named "delta" and "dq_accumulator" for the manifest.
+  std::pair<mlir::Value, mlir::Value> allocateWorkspaces(mlir::OpBuilder &b);
+
+  /// Replaces both nests' results by the buffers `dQ`, `dK` and `dV` (as
+  /// tensors, at `b`) and erases the nests and the pre-pass they made dead.
+  void replaceWith(mlir::OpBuilder &b, mlir::Value dQ, mlir::Value dK,
+                   mlir::Value dV);
 };
+
+/// The key/value nests of attention backwards in `module` whose strategy
+/// takes `path`, in order.
+llvm::SmallVector<mlir::scf::ForallOp>
+collectAttentionGradNests(mlir::ModuleOp module, KernelPath path);
 
 /// Follows a tile back through the copies and reshapes that made it
 /// (extract_slice, insert_slice into a padded tile, linalg.copy,

@@ -15,8 +15,8 @@
 // CHECK: %[[VB:.+]] = bufferization.to_buffer %[[V]] read_only
 // CHECK: %[[DOB:.+]] = bufferization.to_buffer %[[DO]] read_only
 // CHECK: %[[LSEB:.+]] = bufferization.to_buffer %[[LSE]] read_only
-// CHECK: %[[DB:.+]] = memref.alloc() : memref<2x4x256xf32>
-// CHECK: %[[ACC:.+]] = memref.alloc() : memref<2x4x256x64xf32>
+// CHECK: %[[DB:.+]] = memref.alloc() {bpt.buffer_name = "delta"} : memref<2x4x256xf32>
+// CHECK: %[[ACC:.+]] = memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<2x4x256x64xf32>
 // CHECK: %[[OB:.+]] = bufferization.to_buffer %[[O]] read_only
 // CHECK: gpu.launch_func @bpt_sm80::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
