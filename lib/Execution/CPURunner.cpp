@@ -7,8 +7,10 @@
 #include "bpt/Execution/CPURunner.h"
 
 #include "bpt/Analysis/MemoryReport.h"
+#include "bpt/Dialect/BPTOps.h"
 #include "bpt/Execution/ReferenceInterpreter.h"
 #include "bpt/Pipelines/Pipelines.h"
+#include "bpt/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -16,6 +18,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/TargetSelect.h"
@@ -129,10 +132,14 @@ std::optional<DType> bpt::getDType(Type elementType) {
 }
 
 bool CPUCheckResult::passed() const {
-  return llvm::all_of(runs, [](const Run &run) {
-    return llvm::all_of(run.outputs,
-                        [](const Output &o) { return o.passed; });
-  });
+  return llvm::all_of(runs,
+                      [](const Run &run) {
+                        return llvm::all_of(
+                            run.outputs,
+                            [](const Output &o) { return o.passed; });
+                      }) &&
+         llvm::all_of(gradientChecks,
+                      [](const GradientCheck &c) { return c.passed; });
 }
 
 LogicalResult bpt::runOnCPU(ModuleOp module, StringRef function,
@@ -175,24 +182,17 @@ LogicalResult bpt::runOnCPU(ModuleOp module, StringRef function,
   return success();
 }
 
-FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
-                                          const CPUCheckOptions &options) {
-  FailureOr<func::FuncOp> maybeFunc = findFunction(module, options.function);
-  if (failed(maybeFunc))
-    return failure();
-  func::FuncOp func = *maybeFunc;
-  std::string name = func.getSymName().str();
+namespace {
 
-  if (failed(checkHostMemory(func)))
-    return failure();
-
-  // Inputs: uniform in [-1, 1); matrices (rank 2, read as [in, out]) scaled
-  // by 1/sqrt(in) so that activations keep unit scale through the block.
+/// Seeded random values for the arguments of `func`: uniform in [-1, 1);
+/// matrices (rank 2, read as [in, out]) scaled by 1/sqrt(in) so that
+/// activations keep unit scale through the block.
+FailureOr<std::vector<HostTensor>> randomArguments(func::FuncOp func,
+                                                   std::mt19937_64 &rng) {
   std::vector<HostTensor> buffers;
-  std::mt19937_64 rng(options.seed);
   for (auto [index, type] : llvm::enumerate(func.getArgumentTypes())) {
-    FailureOr<HostTensor> buffer =
-        hostTensorFor(func.getLoc(), type, llvm::formatv("argument #{0}", index).str());
+    FailureOr<HostTensor> buffer = hostTensorFor(
+        func.getLoc(), type, llvm::formatv("argument #{0}", index).str());
     if (failed(buffer))
       return failure();
     double scale = buffer->shape().size() == 2
@@ -201,94 +201,336 @@ FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
     buffer->fillUniform(rng, scale);
     buffers.push_back(std::move(*buffer));
   }
-  size_t numInputs = buffers.size();
+  return buffers;
+}
+
+/// A poisoned buffer for each result of `func`.
+FailureOr<std::vector<HostTensor>> resultBuffers(func::FuncOp func) {
   if (func.getNumResults() == 0)
-    return func.emitError() << "bpt CPU runner: function '" << name
-                            << "' has no results to check";
+    return func.emitError() << "bpt CPU runner: function '"
+                            << func.getSymName() << "' has no results to check";
+  std::vector<HostTensor> buffers;
   for (auto [index, type] : llvm::enumerate(func.getResultTypes())) {
-    FailureOr<HostTensor> buffer =
-        hostTensorFor(func.getLoc(), type, llvm::formatv("result #{0}", index).str());
+    FailureOr<HostTensor> buffer = hostTensorFor(
+        func.getLoc(), type, llvm::formatv("result #{0}", index).str());
     if (failed(buffer))
       return failure();
     buffer->poison();
     buffers.push_back(std::move(*buffer));
   }
+  return buffers;
+}
 
-  CPUCheckResult result;
+std::vector<ref::Tensor> toReference(ArrayRef<HostTensor> buffers) {
+  std::vector<ref::Tensor> tensors;
+  for (const HostTensor &buffer : buffers)
+    tensors.push_back(buffer.toReference());
+  return tensors;
+}
+
+/// Compiles a copy of `module` that keeps only the functions `names` for
+/// the CPU with one block-size configuration, recording each function's
+/// peak of live intermediate buffers in `run` (the largest of them).
+FailureOr<OwningOpRef<ModuleOp>>
+compileForCPU(ModuleOp module, ArrayRef<std::string> names,
+              const CPUCheckOptions &options, CPUCheckResult::Run &run) {
+  OwningOpRef<ModuleOp> copy = module.clone();
+  for (auto other : llvm::to_vector(copy->getOps<func::FuncOp>()))
+    if (!llvm::is_contained(names, other.getSymName()))
+      other.erase();
+
+  // Compile: to bufferized IR, measure, then on to LLVM.
   auto start = std::chrono::steady_clock::now();
-  std::vector<ref::Tensor> refArgs;
-  for (size_t i = 0; i < numInputs; ++i)
-    refArgs.push_back(buffers[i].toReference());
-  FailureOr<std::vector<ref::Tensor>> expected =
-      evaluateReference(func, refArgs);
-  if (failed(expected))
+  PassManager toBuffers(module.getContext());
+  // The CPU runs every loop nest as loops: no kernel strategy to choose.
+  BlockwiseOptions blockwise;
+  blockwise.tensorCores = false;
+  blockwise.qBlock = run.qBlock;
+  blockwise.kvBlock = run.kvBlock;
+  blockwise.fuse = options.fuse;
+  buildBPTBlockwisePipeline(toBuffers, blockwise);
+  addLinalgStage(toBuffers);
+  addBufferizationStage(toBuffers);
+  if (failed(toBuffers.run(*copy)))
     return failure();
-  result.referenceSeconds = secondsSince(start);
-
-  std::vector<ref::Tensor> firstOutputs;
-  for (auto [qBlock, kvBlock] : options.blockSizes) {
-    CPUCheckResult::Run run{qBlock, kvBlock, {}, 0, 0, 0, 0};
-    // Compile the chosen function only.
-    OwningOpRef<ModuleOp> copy = module.clone();
-    for (auto other : llvm::to_vector(copy->getOps<func::FuncOp>()))
-      if (other.getSymName() != name)
-        other.erase();
-
-    // Compile: to bufferized IR, measure, then on to LLVM.
-    start = std::chrono::steady_clock::now();
-    PassManager toBuffers(module.getContext());
-    // The CPU runs every loop nest as loops: no kernel strategy to choose.
-    BlockwiseOptions blockwise;
-    blockwise.tensorCores = false;
-    blockwise.qBlock = qBlock;
-    blockwise.kvBlock = kvBlock;
-    blockwise.fuse = options.fuse;
-    buildBPTBlockwisePipeline(toBuffers, blockwise);
-    addLinalgStage(toBuffers);
-    addBufferizationStage(toBuffers);
-    if (failed(toBuffers.run(*copy)))
-      return failure();
+  for (const std::string &name : names) {
     FailureOr<MemoryReport> memory =
         computeMemoryReport(copy->lookupSymbol<func::FuncOp>(name));
     if (failed(memory))
       return failure();
-    run.peakBytes = memory->peakBytes;
-    run.numAllocations = memory->numAllocations;
-    PassManager toLLVM(module.getContext());
-    addHostLLVMStage(toLLVM);
-    if (failed(toLLVM.run(*copy)))
-      return failure();
-    run.compileSeconds = secondsSince(start);
-
-    for (size_t i = numInputs; i < buffers.size(); ++i)
-      buffers[i].poison();
-    start = std::chrono::steady_clock::now();
-    if (failed(runOnCPU(*copy, name, buffers)))
-      return failure();
-    run.runSeconds = secondsSince(start);
-
-    for (size_t i = numInputs; i < buffers.size(); ++i) {
-      size_t index = i - numInputs;
-      const ref::Tensor &want = (*expected)[index];
-      ref::Tensor got = buffers[i].toReference();
-      double tolerance = dtypeTolerance(buffers[i].dtype());
-      if (options.perturbOutput && index == 0 && !got.data.empty()) {
-        double norm = 0;
-        for (double v : want.data)
-          norm += v * v;
-        got.data[0] += 2 * tolerance * std::sqrt(norm);
-      }
-      double error = ref::relativeError(got, want);
-      double difference = 0;
-      if (firstOutputs.size() > index)
-        difference = ref::relativeError(got, firstOutputs[index]);
-      else
-        firstOutputs.push_back(got);
-      // NaN compares false: a NaN never passes.
-      bool passed = error <= tolerance && difference <= tolerance;
-      run.outputs.push_back(
-          {buffers[i].typeString(), error, difference, tolerance, passed});
+    if (memory->peakBytes >= run.peakBytes) {
+      run.peakBytes = memory->peakBytes;
+      run.numAllocations = memory->numAllocations;
     }
+  }
+  PassManager toLLVM(module.getContext());
+  addHostLLVMStage(toLLVM);
+  if (failed(toLLVM.run(*copy)))
+    return failure();
+  run.compileSeconds += secondsSince(start);
+  return copy;
+}
+
+/// Runs `name` of the compiled module on `inputs` into freshly poisoned
+/// `outputs`.
+LogicalResult runPoisoned(ModuleOp compiled, StringRef name,
+                          ArrayRef<HostTensor> inputs,
+                          std::vector<HostTensor> &outputs,
+                          CPUCheckResult::Run &run) {
+  std::vector<HostTensor> buffers(inputs.begin(), inputs.end());
+  for (HostTensor &output : outputs) {
+    output.poison();
+    buffers.push_back(output);
+  }
+  auto start = std::chrono::steady_clock::now();
+  if (failed(runOnCPU(compiled, name, buffers)))
+    return failure();
+  run.runSeconds += secondsSince(start);
+  for (auto [output, buffer] :
+       llvm::zip(outputs, ArrayRef(buffers).drop_front(inputs.size())))
+    output = buffer;
+  return success();
+}
+
+/// Compares outputs with the reference (and with `first`, the first
+/// configuration's outputs under the same labels, which it fills on the
+/// first call), appending to `run`. An output's tolerance is its type's,
+/// or `tolerances[i]` where given.
+void compareOutputs(ArrayRef<HostTensor> outputs,
+                    ArrayRef<ref::Tensor> expected, StringRef label,
+                    const CPUCheckOptions &options,
+                    llvm::StringMap<ref::Tensor> &first,
+                    CPUCheckResult::Run &run,
+                    ArrayRef<double> tolerances = {}) {
+  for (auto [index, output] : llvm::enumerate(outputs)) {
+    const ref::Tensor &want = expected[index];
+    ref::Tensor got = output.toReference();
+    double tolerance = index < tolerances.size()
+                           ? tolerances[index]
+                           : dtypeTolerance(output.dtype());
+    if (options.perturbOutput && run.outputs.empty() && !got.data.empty()) {
+      double norm = 0;
+      for (double v : want.data)
+        norm += v * v;
+      got.data[0] += 2 * tolerance * std::sqrt(norm);
+    }
+    std::string name = llvm::formatv("{0} {1}", label, index).str();
+    double error = ref::relativeError(got, want);
+    double difference = 0;
+    auto [it, isFirst] = first.try_emplace(name, got);
+    if (!isFirst)
+      difference = ref::relativeError(got, it->second);
+    // NaN compares false: a NaN never passes.
+    bool passed = error <= tolerance && difference <= tolerance;
+    run.outputs.push_back({name, output.typeString(), error, difference,
+                           tolerance, passed});
+  }
+}
+
+} // namespace
+
+FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
+                                          const CPUCheckOptions &options) {
+  if (options.backward)
+    return checkGradientsOnCPU(module, options);
+  FailureOr<func::FuncOp> maybeFunc = findFunction(module, options.function);
+  if (failed(maybeFunc))
+    return failure();
+  func::FuncOp func = *maybeFunc;
+  std::string name = func.getSymName().str();
+  if (failed(checkHostMemory(func)))
+    return failure();
+
+  std::mt19937_64 rng(options.seed);
+  FailureOr<std::vector<HostTensor>> inputs = randomArguments(func, rng);
+  if (failed(inputs))
+    return failure();
+  FailureOr<std::vector<HostTensor>> outputs = resultBuffers(func);
+  if (failed(outputs))
+    return failure();
+
+  CPUCheckResult result;
+  auto start = std::chrono::steady_clock::now();
+  FailureOr<std::vector<ref::Tensor>> expected =
+      evaluateReference(func, toReference(*inputs));
+  if (failed(expected))
+    return failure();
+  result.referenceSeconds = secondsSince(start);
+
+  llvm::StringMap<ref::Tensor> first;
+  for (auto [qBlock, kvBlock] : options.blockSizes) {
+    CPUCheckResult::Run run{qBlock, kvBlock, {}, 0, 0, 0, 0};
+    FailureOr<OwningOpRef<ModuleOp>> compiled =
+        compileForCPU(module, {name}, options, run);
+    if (failed(compiled) ||
+        failed(runPoisoned(**compiled, name, *inputs, *outputs, run)))
+      return failure();
+    compareOutputs(*outputs, *expected, "output", options, first, run);
+    result.runs.push_back(std::move(run));
+  }
+  return result;
+}
+
+namespace {
+
+/// Σ_r <a_r, b_r> over lists of equally shaped tensors.
+double dot(ArrayRef<ref::Tensor> a, ArrayRef<ref::Tensor> b) {
+  double sum = 0;
+  for (auto [x, y] : llvm::zip(a, b))
+    for (auto [u, v] : llvm::zip(x.data, y.data))
+      sum += u * v;
+  return sum;
+}
+
+/// Checks the float64 gradients `grads` of `forward` (a function of `args`,
+/// for the result gradients `resultGrads`) by central finite differences of
+/// the reference interpreter, one random direction per argument: what
+/// depends on bpt-build-backward's chain rule and on nothing of its own.
+FailureOr<std::vector<CPUCheckResult::GradientCheck>>
+checkByFiniteDifferences(func::FuncOp forward, ArrayRef<ref::Tensor> args,
+                         ArrayRef<ref::Tensor> resultGrads,
+                         ArrayRef<ref::Tensor> grads, std::mt19937_64 &rng) {
+  constexpr double kStep = 1e-6, kTolerance = 1e-5;
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::vector<CPUCheckResult::GradientCheck> checks;
+  for (size_t i = 0; i < args.size(); ++i) {
+    ref::Tensor direction(args[i].shape);
+    for (double &v : direction.data)
+      v = uniform(rng);
+    double rms = 0;
+    for (double v : args[i].data)
+      rms += v * v;
+    double step =
+        kStep * std::max(1.0, std::sqrt(rms / std::max<size_t>(
+                                                  1, args[i].data.size())));
+    std::vector<ref::Tensor> shifted(args.begin(), args.end());
+    std::vector<ref::Tensor> sides[2];
+    for (int side = 0; side < 2; ++side) {
+      double sign = side == 0 ? 1.0 : -1.0;
+      for (auto [x, x0, u] :
+           llvm::zip(shifted[i].data, args[i].data, direction.data))
+        x = x0 + sign * step * u;
+      FailureOr<std::vector<ref::Tensor>> results =
+          evaluateReference(forward, shifted);
+      if (failed(results))
+        return failure();
+      sides[side] = std::move(*results);
+    }
+    double numeric =
+        (dot(resultGrads, sides[0]) - dot(resultGrads, sides[1])) / (2 * step);
+    double analytic = dot(ArrayRef(grads[i]), ArrayRef(direction));
+    double scale = std::max(std::abs(numeric), std::abs(analytic));
+    double error = scale == 0 ? 0 : std::abs(numeric - analytic) / scale;
+    checks.push_back({static_cast<unsigned>(i), analytic, numeric, error,
+                      kTolerance, error <= kTolerance});
+  }
+  return checks;
+}
+
+} // namespace
+
+FailureOr<CPUCheckResult>
+bpt::checkGradientsOnCPU(ModuleOp module, const CPUCheckOptions &options) {
+  FailureOr<func::FuncOp> maybeFunc = findFunction(module, options.function);
+  if (failed(maybeFunc))
+    return failure();
+  func::FuncOp func = *maybeFunc;
+  std::string name = func.getSymName().str();
+  if (failed(checkHostMemory(func)))
+    return failure();
+
+  // The training forward and the backward, next to the function.
+  OwningOpRef<ModuleOp> trained = module.clone();
+  {
+    PassManager build(module.getContext());
+    BPTBuildBackwardOptions buildOptions;
+    buildOptions.functions = {name};
+    build.addPass(createBPTBuildBackward(buildOptions));
+    if (failed(build.run(*trained)))
+      return failure();
+  }
+  std::string trainName = name + "_train", gradName = name + "_grad";
+  auto forward = trained->lookupSymbol<func::FuncOp>(name);
+  auto train = trained->lookupSymbol<func::FuncOp>(trainName);
+  auto grad = trained->lookupSymbol<func::FuncOp>(gradName);
+
+  std::mt19937_64 rng(options.seed);
+  FailureOr<std::vector<HostTensor>> inputs = randomArguments(func, rng);
+  FailureOr<std::vector<HostTensor>> trainOutputs = resultBuffers(train);
+  FailureOr<std::vector<HostTensor>> gradOutputs = resultBuffers(grad);
+  if (failed(inputs) || failed(trainOutputs) || failed(gradOutputs))
+    return failure();
+  // The upstream gradients: uniform in [-1, 1), like the inputs.
+  std::vector<HostTensor> resultGrads;
+  for (auto [index, type] : llvm::enumerate(func.getResultTypes())) {
+    FailureOr<HostTensor> buffer = hostTensorFor(
+        func.getLoc(), type,
+        llvm::formatv("the gradient of result #{0}", index).str());
+    if (failed(buffer))
+      return failure();
+    buffer->fillUniform(rng, 1.0);
+    resultGrads.push_back(std::move(*buffer));
+  }
+  size_t numResults = func.getNumResults();
+  // A log-sum-exp is f32 but computed from the attention's operands: it is
+  // as exact as their type.
+  std::vector<double> trainTolerances;
+  for (const HostTensor &output : *trainOutputs)
+    trainTolerances.push_back(dtypeTolerance(output.dtype()));
+  for (auto [index, attention] :
+       llvm::enumerate(train.getOps<AttentionOp>()))
+    if (std::optional<DType> dtype =
+            getDType(attention.getQuery().getType().getElementType()))
+      trainTolerances[numResults + index] = dtypeTolerance(*dtype);
+
+  // The reference: the training forward and the backward in float64, the
+  // backward fed the reference's log-sum-exps; then finite differences of
+  // the function itself.
+  CPUCheckResult result;
+  auto start = std::chrono::steady_clock::now();
+  std::vector<ref::Tensor> refArgs = toReference(*inputs);
+  std::vector<ref::Tensor> refResultGrads = toReference(resultGrads);
+  FailureOr<std::vector<ref::Tensor>> trainExpected =
+      evaluateReference(train, refArgs);
+  if (failed(trainExpected))
+    return failure();
+  std::vector<ref::Tensor> gradArgs = refArgs;
+  gradArgs.insert(gradArgs.end(), trainExpected->begin() + numResults,
+                  trainExpected->end());
+  llvm::append_range(gradArgs, refResultGrads);
+  FailureOr<std::vector<ref::Tensor>> gradExpected =
+      evaluateReference(grad, gradArgs);
+  if (failed(gradExpected))
+    return failure();
+  FailureOr<std::vector<CPUCheckResult::GradientCheck>> checks =
+      checkByFiniteDifferences(forward, refArgs, refResultGrads,
+                               *gradExpected, rng);
+  if (failed(checks))
+    return failure();
+  result.gradientChecks = std::move(*checks);
+  result.referenceSeconds = secondsSince(start);
+
+  // Compiled: the training forward, then the backward fed its own
+  // log-sum-exps, as training would.
+  llvm::StringMap<ref::Tensor> first;
+  for (auto [qBlock, kvBlock] : options.blockSizes) {
+    CPUCheckResult::Run run{qBlock, kvBlock, {}, 0, 0, 0, 0};
+    FailureOr<OwningOpRef<ModuleOp>> compiled =
+        compileForCPU(*trained, {trainName, gradName}, options, run);
+    if (failed(compiled) ||
+        failed(runPoisoned(**compiled, trainName, *inputs, *trainOutputs, run)))
+      return failure();
+    compareOutputs(*trainOutputs, *trainExpected, "forward", options, first,
+                   run, trainTolerances);
+    std::vector<HostTensor> gradInputs = *inputs;
+    gradInputs.insert(gradInputs.end(), trainOutputs->begin() + numResults,
+                      trainOutputs->end());
+    llvm::append_range(gradInputs, resultGrads);
+    if (failed(runPoisoned(**compiled, gradName, gradInputs, *gradOutputs,
+                           run)))
+      return failure();
+    compareOutputs(*gradOutputs, *gradExpected, "gradient", options, first,
+                   run);
     result.runs.push_back(std::move(run));
   }
   return result;
@@ -299,10 +541,10 @@ void bpt::printCheckResult(llvm::raw_ostream &os,
   for (const CPUCheckResult::Run &run : result.runs) {
     os << llvm::formatv("q-block {0}, kv-block {1}:\n", run.qBlock,
                         run.kvBlock);
-    for (auto [index, output] : llvm::enumerate(run.outputs))
-      os << llvm::formatv("  output {0} {1}: relative error {2:e2}, vs first "
+    for (const CPUCheckResult::Output &output : run.outputs)
+      os << llvm::formatv("  {0} {1}: relative error {2:e2}, vs first "
                           "configuration {3:e2} (tolerance {4:e0}): {5}\n",
-                          index, output.type, output.relativeError,
+                          output.name, output.type, output.relativeError,
                           output.differenceFromFirst, output.tolerance,
                           output.passed ? "PASS" : "FAIL");
     os << llvm::formatv("  memory: peak {0} bytes of live intermediate "
@@ -311,6 +553,13 @@ void bpt::printCheckResult(llvm::raw_ostream &os,
     os << llvm::formatv("  time: compile {0:f2} s, run {1:f2} s\n",
                         run.compileSeconds, run.runSeconds);
   }
+  for (const CPUCheckResult::GradientCheck &check : result.gradientChecks)
+    os << llvm::formatv("finite differences, argument {0}: float64 gradient "
+                        "{1:e6} vs {2:e6}, relative error {3:e2} (tolerance "
+                        "{4:e0}): {5}\n",
+                        check.argument, check.analytic, check.numeric,
+                        check.relativeError, check.tolerance,
+                        check.passed ? "PASS" : "FAIL");
   os << llvm::formatv("reference: {0:f2} s\n", result.referenceSeconds);
   os << (result.passed() ? "PASS" : "FAIL") << "\n";
 }

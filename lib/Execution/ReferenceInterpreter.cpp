@@ -9,6 +9,8 @@
 #include "bpt/Dialect/BPTOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -33,6 +35,37 @@ static ref::Activation toReference(Activation act) {
     return ref::Activation::GeGLU;
   }
   llvm_unreachable("unknown activation");
+}
+
+static std::vector<int64_t> shapeOf(Type type) {
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(type).getShape();
+  return {shape.begin(), shape.end()};
+}
+
+/// `input` with its dimensions permuted: result dimension i is input
+/// dimension perm[i].
+static ref::Tensor transpose(const ref::Tensor &input,
+                             ArrayRef<int64_t> perm) {
+  size_t rank = perm.size();
+  std::vector<int64_t> shape(rank), inputStrides(rank, 1);
+  for (size_t i = rank; i-- > 1;)
+    inputStrides[i - 1] = inputStrides[i] * input.shape[i];
+  for (size_t i = 0; i < rank; ++i)
+    shape[i] = input.shape[perm[i]];
+  ref::Tensor out(shape);
+  std::vector<int64_t> index(rank, 0);
+  for (double &value : out.data) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < rank; ++i)
+      offset += index[i] * inputStrides[perm[i]];
+    value = input.data[offset];
+    for (size_t i = rank; i-- > 0;) // next index, last dimension fastest
+      if (++index[i] < shape[i] || i == 0)
+        break;
+      else
+        index[i] = 0;
+  }
+  return out;
 }
 
 FailureOr<std::vector<ref::Tensor>>
@@ -168,6 +201,48 @@ bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
                        << "reference: only tensor additions are supported";
               values[add.getResult()] =
                   ref::add(get(add.getLhs()), get(add.getRhs()));
+              return success();
+            })
+            // The glue of a decomposed block and of the backward functions
+            // bpt-build-backward builds: reshapes keep the row-major data.
+            .Case<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(
+                [&](Operation *reshape) {
+                  ref::Tensor out = get(reshape->getOperand(0));
+                  out.shape = shapeOf(reshape->getResult(0).getType());
+                  values[reshape->getResult(0)] = std::move(out);
+                  return success();
+                })
+            .Case([&](linalg::TransposeOp t) {
+              values[t.getResult().front()] =
+                  transpose(get(t.getInput()), t.getPermutation());
+              return success();
+            })
+            .Case([&](tensor::EmptyOp e) -> LogicalResult {
+              if (!e.getType().hasStaticShape())
+                return e.emitError()
+                       << "reference: only statically shaped tensor.empty";
+              values[e.getResult()] = ref::Tensor(shapeOf(e.getType()));
+              return success();
+            })
+            .Case([&](arith::ConstantOp c) -> LogicalResult {
+              // A float scalar, read by linalg.fill below; nothing to hold.
+              if (isa<FloatAttr>(c.getValue()))
+                return success();
+              return c.emitError()
+                     << "reference: only float scalar constants";
+            })
+            .Case([&](linalg::FillOp fill) -> LogicalResult {
+              auto constant =
+                  fill.value().getDefiningOp<arith::ConstantOp>();
+              auto value =
+                  constant ? dyn_cast<FloatAttr>(constant.getValue()) : nullptr;
+              if (!value || !fill.hasPureTensorSemantics())
+                return fill.emitError() << "reference: only linalg.fill of a "
+                                           "float constant into a tensor";
+              ref::Tensor out = get(fill.output());
+              std::fill(out.data.begin(), out.data.end(),
+                        value.getValueAsDouble());
+              values[fill.getResult(0)] = std::move(out);
               return success();
             })
             .Case([&](func::ReturnOp ret) {

@@ -51,6 +51,13 @@ static cl::opt<bool> noFuse("no-fuse",
                             cl::cat(runCategory), cl::init(false));
 static cl::opt<uint64_t> seed("seed", cl::desc("Seed of the random inputs"),
                               cl::cat(runCategory), cl::init(1));
+static cl::opt<bool> backward(
+    "backward",
+    cl::desc("Check training instead: build the function's training forward "
+             "and backward (bpt-build-backward), run both, and compare every "
+             "result and gradient with float64 (whose gradients are checked "
+             "by finite differences)"),
+    cl::cat(runCategory), cl::init(false));
 static cl::opt<bool> perturbOutput(
     "perturb-output",
     cl::desc("Testing: add 2·tolerance·||ref|| to the first output element, "
@@ -116,6 +123,7 @@ int main(int argc, char **argv) {
   options.fuse = !noFuse;
   options.seed = seed;
   options.perturbOutput = perturbOutput;
+  options.backward = backward;
   FailureOr<bpt::CPUCheckResult> result = bpt::checkOnCPU(*module, options);
   if (failed(result))
     return 2;

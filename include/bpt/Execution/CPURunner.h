@@ -35,11 +35,16 @@ struct CPUCheckOptions {
   /// Adds 2 · tolerance · ||ref|| to the first output element after each
   /// run, to show that the comparison catches a wrong result.
   bool perturbOutput = false;
+  /// Check the training forward and the gradients (checkGradientsOnCPU)
+  /// instead of the function itself.
+  bool backward = false;
 };
 
 /// What the check found.
 struct CPUCheckResult {
   struct Output {
+    /// E.g. "output 0", "forward 1", "gradient 3".
+    std::string name;
     std::string type;
     /// ||out - ref|| / ||ref||, and the same against the first
     /// configuration's output (0 for the first).
@@ -49,11 +54,20 @@ struct CPUCheckResult {
   struct Run {
     int64_t qBlock, kvBlock;
     std::vector<Output> outputs;
-    /// Peak live intermediate buffers after bufferization.
+    /// Peak live intermediate buffers after bufferization (the larger of
+    /// the two functions' when checking gradients).
     int64_t peakBytes = 0, numAllocations = 0;
     double compileSeconds = 0, runSeconds = 0;
   };
   std::vector<Run> runs;
+  /// Backward checks: the float64 gradient of an argument against central
+  /// finite differences of the function, along a random direction.
+  struct GradientCheck {
+    unsigned argument;
+    double analytic, numeric, relativeError, tolerance;
+    bool passed;
+  };
+  std::vector<GradientCheck> gradientChecks;
   double referenceSeconds = 0;
 
   bool passed() const;
@@ -70,6 +84,15 @@ std::optional<DType> getDType(mlir::Type elementType);
 /// passed() == false.
 mlir::FailureOr<CPUCheckResult> checkOnCPU(mlir::ModuleOp module,
                                            const CPUCheckOptions &options);
+
+/// The backward check: builds `@f_train` and `@f_grad` of the chosen
+/// function (bpt-build-backward), compiles both, runs the training forward
+/// on seeded random inputs and the backward on its log-sum-exps and random
+/// result gradients, and compares every output with the float64 reference
+/// evaluation of the same functions; the float64 gradients are themselves
+/// checked against finite differences of the function.
+mlir::FailureOr<CPUCheckResult>
+checkGradientsOnCPU(mlir::ModuleOp module, const CPUCheckOptions &options);
 
 /// JIT-compiles `module` (LLVM dialect, as bpt-to-cpu leaves it) and calls
 /// `function` with a bare pointer to each buffer (inputs, then outputs).

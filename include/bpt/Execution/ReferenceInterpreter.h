@@ -17,7 +17,10 @@ namespace bpt {
 
 /// Evaluates a model-level function op by op with the float64 reference
 /// (lib/Reference), independent of every pass: bpt ops, `arith.addf` on
-/// tensors, and `func.return`. Fails with a diagnostic on any other op.
+/// tensors, the reshapes, transposes and zero fills of decomposed blocks and
+/// of bpt-build-backward's functions, and `func.return`. Fails with a
+/// diagnostic on any other op. `bpt.attention_grad` is evaluated from its
+/// query, key and value (its output and log-sum-exp operands are not read).
 mlir::FailureOr<std::vector<ref::Tensor>>
 evaluateReference(mlir::func::FuncOp func, llvm::ArrayRef<ref::Tensor> args);
 

@@ -250,4 +250,60 @@ def BPTDistinctResults : Pass<"bpt-distinct-results", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def BPTBuildBackward : Pass<"bpt-build-backward", "::mlir::ModuleOp"> {
+  let summary = "Build the training forward and the backward function of a "
+                "model-level function";
+  let description = [{
+    Reverse-mode differentiation over the bpt ops. For each chosen function
+    `@f(%args...) -> (%results...)` it adds two public functions and leaves
+    `@f` as it is:
+
+    - `@f_train(%args...) -> (%results..., %lse...)`: `@f` with every
+      `bpt.attention` also returning its log-sum-exp, which it returns after
+      `@f`'s results, one per attention in program order. That is all the
+      training forward saves besides its inputs: the backward recomputes
+      the rest (docs/design.md, "Training: the block's backward — IR").
+    - `@f_grad(%args..., %lse..., %result_grads...) -> (%arg_grads...)`:
+      the gradient of a loss with respect to every argument, in argument
+      order and of its argument's type, given the loss's gradients with
+      respect to `@f`'s results. Its body recomputes `@f`'s forward, then
+      walks it backwards, emitting each op's grad op (`bpt.linear_grad`,
+      `bpt.ffn_grad`, `bpt.layer_norm_grad`, `bpt.rms_norm_grad`,
+      `bpt.attention_grad` with the saved log-sum-exp) and summing the
+      gradients of values used more than once with `arith.addf`. An
+      argument that no result depends on gets a zero gradient.
+
+    `bpt.transformer_block`s are expanded into their pieces first (as by
+    `bpt-decompose-block`). Besides the bpt ops, the body may hold tensor
+    `arith.addf`, and `tensor.expand_shape`, `tensor.collapse_shape` and
+    `linalg.transpose` (the decomposed block's head split and merge); ops
+    that do not depend on an argument (e.g. `tensor.empty`) are recomputed
+    and need no gradient. Any other op that depends on an argument is an
+    error that names it, and nothing is added to the module.
+
+    Example: for
+
+    ```mlir
+    func.func @f(%x: tensor<2x8x16xf32>, %w: tensor<16x32xf32>)
+        -> tensor<2x8x32xf32> {
+      %y = bpt.linear %x, %w : ...
+      return %y : tensor<2x8x32xf32>
+    }
+    ```
+
+    `@f_grad(%x, %w, %dy)` returns `bpt.linear_grad %x, %w, %dy`'s `dx` and
+    `dw`; `@f_train` is `@f` (there is no attention).
+  }];
+  let options = [
+    ListOption<"functions", "functions", "std::string",
+               "The functions to differentiate (default: every public "
+               "function with a body)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
 #endif // BPT_TRANSFORMS_PASSES_TD
