@@ -573,9 +573,9 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
   return portable();
 }
 
-/// What the GEMM kernel needs of a projection, whatever its rows (a ragged
-/// last row tile is masked): no bias, rows that 32-bit offsets address,
-/// row tiles within grid y.
+/// What both paths' GEMM kernels need of a projection, whatever its rows
+/// (a ragged last row tile is masked): no bias, rows that 32-bit offsets
+/// and TMA coordinates address, row tiles within grid y.
 Refusal checkLinearGemm(LinearOp op, int64_t rows) {
   if (op.getBias())
     return std::string("a bias (the GEMM kernel has no bias epilogue)");
@@ -585,15 +585,36 @@ Refusal checkLinearGemm(LinearOp op, int64_t rows) {
 }
 
 FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
-  // Projections take tensor cores on the mma.sync path only (on sm_90a
-  // they are part of the wgmma block, or portable).
-  if (!mmaSync() || wgmma())
-    return portable();
+  // Projections inside a wgmma block are the block's kernels'; these are
+  // lone ones, or those of an expanded block.
   auto xType = cast<RankedTensorType>(op.getInput().getType());
   Type element = xType.getElementType();
   int64_t k = xType.getShape().back();
   int64_t rows = xType.getNumElements() / k;
   int64_t n = op.getWeight().getType().getDimSize(1);
+  if (wgmma()) {
+    Refusal why = checkTensorCoreElement(element, "wgmma");
+    if (!why)
+      why = checkLinearGemm(op, rows);
+    if (!why && (!sm90::pickBlockN(n) || k % 64 != 0))
+      why = llvm::formatv("N = {0} must be a multiple of 128 and K = {1} of 64",
+                          n, k)
+                .str();
+    if (!why) {
+      sm90::GemmConfig config{rows, rows, n, k, element.isBF16(),
+                              std::nullopt};
+      if (std::optional<std::string> error = sm90::chooseGemmTiling(
+              config, options.gemmBlockN, options.gemmStages, sharedMemory))
+        return op.emitError() << "bpt-select-strategy: " << *error;
+      return make(KernelPath::wgmma, 0, 0, 0, config.threads() / 32, 0,
+                  options.gemmBlockN, options.gemmStages);
+    }
+    refuse("linear", "wgmma", *why);
+    // The wgmma GEMM takes every projection the mma.sync one would.
+    return portable();
+  }
+  if (!mmaSync())
+    return portable();
   Refusal why = checkTensorCoreElement(element, "mma.sync");
   if (!why)
     why = checkLinearGemm(op, rows);

@@ -71,3 +71,30 @@ func.func @many_ragged_chunks(%x: tensor<2100000x128xbf16>,
       -> tensor<2100000x128xbf16>
   return %0 : tensor<2100000x128xbf16>
 }
+
+// -----
+
+// Projections: the wgmma GEMM on sm_90a, the mma.sync one on sm_80, at any
+// row count; columns keep their rules (N a multiple of 128, K of 64).
+// CHECK-LABEL: func.func @linear_rows
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">
+// SM80-LABEL: func.func @linear_rows
+// SM80: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80">
+// SM80: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80">
+// SM80: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<portable, chip = "sm_80">
+func.func @linear_rows(%x: tensor<2x300x256xbf16>, %one: tensor<1x256xf16>,
+                       %w: tensor<256x384xbf16>, %wh: tensor<256x128xf16>,
+                       %w96: tensor<256x96xbf16>)
+    -> (tensor<2x300x384xbf16>, tensor<1x128xf16>, tensor<2x300x96xbf16>) {
+  %0 = bpt.linear %x, %w
+      : (tensor<2x300x256xbf16>, tensor<256x384xbf16>) -> tensor<2x300x384xbf16>
+  %1 = bpt.linear %one, %wh
+      : (tensor<1x256xf16>, tensor<256x128xf16>) -> tensor<1x128xf16>
+  // expected-remark @below {{linear does not take the wgmma path: N = 96 must be a multiple of 128 and K = 256 of 64}}
+  %2 = bpt.linear %x, %w96
+      : (tensor<2x300x256xbf16>, tensor<256x96xbf16>) -> tensor<2x300x96xbf16>
+  return %0, %1, %2 : tensor<2x300x384xbf16>, tensor<1x128xf16>,
+                      tensor<2x300x96xbf16>
+}
