@@ -652,6 +652,8 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
   int64_t heads = op.getHeads(), kvHeads = op.getKvHeads();
   int64_t qWidth = heads * headDim, kvWidth = kvHeads * headDim;
   int64_t ffn = op.getWIn().getType().getDimSize(1);
+  bool wgmmaRefused = false;
+  int64_t chunk = 0;
   if (wgmma()) {
     Refusal why = checkTensorCoreElement(element, "wgmma");
     if (!why)
@@ -674,13 +676,17 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
       why = llvm::formatv("{0} heads: a grid's y takes at most {1} blocks",
                           heads, kMaxGridYZ)
                 .str();
-    int64_t chunk = 0;
     if (!why)
       why = chooseChunk(batch * seq, seq, 64, chunk);
     if (why) {
+      // Falls through to the expansion below: its attention, projections
+      // and FFN are then chosen one by one (a ragged sequence's attention
+      // on the mma.sync kernel, the GEMMs on wgmma at any row count).
       refuse("transformer_block", "wgmma", *why);
-      return portable(options.qBlock, options.kvBlock);
+      wgmmaRefused = true;
     }
+  }
+  if (wgmma() && !wgmmaRefused) {
     sm90::AttentionKernelConfig attention{};
     attention.headDim = headDim;
     AttentionTiling tiling = wgmmaAttentionTiling(
@@ -727,8 +733,13 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
                           "be multiples of 128",
                           hidden, kvWidth, ffn)
                 .str();
-    if (!why)
+    if (!why) {
+      if (remarks && wgmmaRefused)
+        op->emitRemark() << "transformer_block takes the mma.sync path "
+                            "instead: expanded, its attention, projections "
+                            "and FFN take strategies of their own";
       return make(KernelPath::mma_sync);
+    }
     refuse("transformer_block", "mma.sync", *why);
   }
   return portable(options.qBlock, options.kvBlock);
