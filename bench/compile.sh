@@ -6,7 +6,9 @@
 # mma.sync kernels); BENCH_OPS (default "attention backward block ffn")
 # picks the ops ("backward": the training pair per attention shape, the
 # forward with its lse and the gradients, --lse and --op=attention_grad);
-# BPT_COMPILE names another bpt-compile to use.
+# BPT_COMPILE names another bpt-compile to use. BENCH_OPS=ragged (not in
+# the default list) compiles FFNs and a block whose rows are not multiples
+# of 128 (issue 15; scripts/bench-ragged.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
@@ -56,4 +58,22 @@ if [[ " $ops " == *" ffn "* ]]; then
   --activation=gelu "$@" -o "$out/ffn-gelu-s16384"
 "$compile" --op=ffn --dtype=bf16 --seq=16384 --hidden=2048 --ffn=5632 \
   --activation=swiglu "$@" -o "$out/ffn-swiglu-s16384"
+fi
+if [[ " $ops " == *" ragged "* ]]; then
+# Row counts that are not multiples of 128: the GEMMs mask the last row
+# tile (600 rows, one chunk; 5000, chunks of 1250; 77; 1).
+"$compile" --op=ffn --dtype=f16 --seq=600 --hidden=512 --ffn=2048 \
+  --activation=gelu "$@" -o "$out/ffn-ragged-gelu-f16-s600"
+"$compile" --op=ffn --dtype=bf16 --seq=600 --hidden=2048 --ffn=5632 \
+  --activation=swiglu "$@" -o "$out/ffn-ragged-swiglu-s600"
+"$compile" --op=ffn --dtype=bf16 --seq=5000 --hidden=2048 --ffn=8192 \
+  --activation=gelu "$@" -o "$out/ffn-ragged-gelu-s5000"
+for s in 77 1; do
+  "$compile" --op=ffn --dtype=bf16 --seq=$s --hidden=2048 --ffn=8192 \
+    --activation=gelu "$@" -o "$out/ffn-ragged-gelu-s$s"
+done
+# A block of 600 tokens (bench.py's eager block is rms_norm + gelu): with
+# --chip=sm_80 expanded into mma.sync pieces; on sm_90a still portable.
+"$compile" --op=block --dtype=bf16 --seq=600 --hidden=2048 --heads=16 \
+  --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" -o "$out/block-ragged-s600"
 fi

@@ -127,13 +127,13 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
       upArgs.append({u, i32(c * chunk), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, upKernel,
-          gpu::KernelDim3{index(ffn / up.blockN), index(chunk / up.blockM),
+          gpu::KernelDim3{index(ffn / up.blockN), index(up.rowTiles()),
                           index(1)},
           upBlock, sharedUp, upArgs);
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
           gpu::KernelDim3{index(hidden / down.blockN),
-                          index(chunk / down.blockM), index(1)},
+                          index(down.rowTiles()), index(1)},
           downBlock, sharedDown,
           ValueRange{u, wOut, outRows, i32(0), i32(c * chunk)});
     }

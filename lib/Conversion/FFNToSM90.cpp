@@ -119,14 +119,15 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     for (int64_t c = 0; c < rows / chunk; ++c) {
       gpu::LaunchFuncOp::create(
           b, loc, upKernel,
-          gpu::KernelDim3{index(ffn / up.blockN), index(chunk / 128), index(1)},
+          gpu::KernelDim3{index(ffn / up.blockN), index(up.rowTiles()),
+                          index(1)},
           block, shared,
           gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(c * chunk),
                                i32(0)}
                   : ValueRange{xMap, wInMap, u, i32(c * chunk), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
-          gpu::KernelDim3{index(hidden / down.blockN), index(chunk / 128),
+          gpu::KernelDim3{index(hidden / down.blockN), index(down.rowTiles()),
                           index(1)},
           block, sharedDown,
           ValueRange{uMap, wOutMap, outRows, i32(0), i32(c * chunk)});

@@ -23,6 +23,7 @@
 #include "mlir/IR/Builders.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -31,7 +32,7 @@ namespace bpt::codegen {
 using namespace mlir;
 
 /// One GEMM kernel: C[cRow0 + i, :] = epilogue(A[aRow0 + i, :] · B) for the
-/// rows of the launch (a grid of [n / blockN, launch rows / blockM]), with A
+/// rows i of the launch (a grid of [n / blockN, rowTiles()]), with A
 /// [aRows, k], B [k, n] and C [cRows, n], row-major.
 struct GemmProblem {
   int64_t aRows, cRows, n, k;
@@ -45,6 +46,17 @@ struct GemmProblem {
   /// choose; `stages` is always the tiling's.
   int64_t blockM = 128, blockN = 0, blockK = 64, stages = 0;
 
+  /// The rows one launch computes: every launch of bpt's GEMMs covers one
+  /// chunk (or all) of the rows, which is the whole of the smaller of A
+  /// and C.
+  int64_t launchRows() const { return std::min(aRows, cRows); }
+  /// A launch's last row tile is partly past its rows (any row count is
+  /// taken): A's rows there read as zeros (TMA's out-of-bounds fill,
+  /// zero-filling cp.async) or are the next chunk's, and C's are not
+  /// stored.
+  bool raggedRows() const { return launchRows() % blockM != 0; }
+  int64_t rowTiles() const { return (launchRows() + blockM - 1) / blockM; }
+
   /// B, and G when gated.
   int64_t bOperands() const { return gated ? 2 : 1; }
   int64_t aTileBytes() const { return blockM * blockK * 2; }
@@ -54,8 +66,9 @@ struct GemmProblem {
     return aTileBytes() + bTileBytes() * bOperands();
   }
 
-  /// `gemm_<chip>_a<aRows>_c<cRows>_n<n>_k<k>[_<activation>][_gated]`, the
-  /// start of a kernel name that each chip's configuration completes.
+  /// `gemm_<chip>_a<aRows>_c<cRows>_n<n>_k<k>[_<activation>][_gated]
+  /// [_ragged]`, the start of a kernel name that each chip's configuration
+  /// completes.
   std::string kernelNamePrefix(StringRef chip) const {
     std::string name =
         llvm::formatv("gemm_{0}_a{1}_c{2}_n{3}_k{4}", chip, aRows, cRows, n, k)
@@ -64,6 +77,8 @@ struct GemmProblem {
       name += "_" + stringifyActivation(*activation).str();
     if (gated)
       name += "_gated";
+    if (raggedRows())
+      name += "_ragged";
     return name;
   }
 

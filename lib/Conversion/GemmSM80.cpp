@@ -12,7 +12,9 @@
 // slice; each warp computes a 64 x 32 sub-tile with mma.sync m16n8k16 on A
 // fragments from ldmatrix and B fragments from ldmatrix.trans. The
 // epilogue applies the activation (for gated ones, act(A·G) ⊙ (A·B) with a
-// second B operand and accumulator) in f32 and rounds once.
+// second B operand and accumulator) in f32 and rounds once. A launch may
+// cover any number of rows: the last tile's rows past them are zero-filled
+// by cp.async and not stored.
 //
 //===----------------------------------------------------------------------===//
 
@@ -63,7 +65,7 @@ private:
       Value k0 = mul(kb, c32(config.blockK));
       copyTileAsync(stage, elementAddress(a, add(aRow, m0), k0, config.k),
                     config.blockM, config.blockK * 2, config.k * 2, tid,
-                    config.threads());
+                    config.threads(), rowsLeft);
       for (int64_t operand = 0; operand < (config.gated ? 2 : 1); ++operand)
         copyTileAsync(add(stage, c32(config.aTileBytes() +
                                      operand * config.bTileBytes())),
@@ -81,6 +83,11 @@ private:
   const GemmConfig &config;
   int64_t numSlices = 0;
   Value tid, base, a, bMatrix, gate, aRow, m0, n0;
+  /// The launch's rows from the tile's first on, for a ragged launch (only
+  /// its last tile has fewer than blockM): A's rows past them are
+  /// zero-filled, not read (they may lie past A's end), and C's are not
+  /// stored.
+  Value rowsLeft;
 };
 
 void GemmEmitter::emit(gpu::GPUFuncOp func) {
@@ -105,6 +112,8 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   Value warpColumn = mul(rem(warp, c32(config.warpsN)), c32(warpTileN));
   base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
   numSlices = config.k / config.blockK;
+  if (config.raggedRows())
+    rowsLeft = sub(c32(config.launchRows()), m0);
 
   for (int64_t s = 0; s + 1 < config.stages; ++s)
     prefetch(c32(s));
@@ -171,6 +180,9 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   Value g = div(lane, c32(4)), t = rem(lane, c32(4));
   for (int64_t mt = 0; mt < mTiles; ++mt) {
     for (int64_t i = 0; i < 2; ++i) {
+      OpBuilder::InsertionGuard rowGuard(b);
+      if (rowsLeft)
+        onlyRowsBelow(add(warpRow, add(g, c32(16 * mt + 8 * i))), rowsLeft);
       Value row = add(cRow, add(m0, add(warpRow, add(g, c32(16 * mt + 8 * i)))));
       for (int64_t nt = 0; nt < nTiles; ++nt) {
         Value column =
@@ -191,10 +203,6 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
 } // namespace
 
 std::optional<std::string> bpt::sm80::GemmConfig::check(int64_t sharedMemory) {
-  if (aRows % blockM != 0 || cRows % blockM != 0)
-    return llvm::formatv("{0} and {1} rows must be multiples of {2}", aRows,
-                         cRows, blockM)
-        .str();
   if (gated && !activation)
     return std::string("a gated GEMM needs an activation");
   // Tiles: 0 (the default) picks 256 columns for 8 warps of 64 x 64 where

@@ -13,7 +13,9 @@
 // transposed descriptor) and apply the epilogue (activation, gate,
 // residual) on the f32 accumulators before one rounding and the store. Row
 // offsets of A, C and the residual are kernel arguments, so one kernel
-// serves every chunk.
+// serves every chunk. A launch may cover any number of rows: TMA fills A's
+// rows past the tensor map's with zeros, and the last tile's rows past the
+// launch's are not stored.
 //
 //===----------------------------------------------------------------------===//
 
@@ -52,7 +54,7 @@ private:
                     Value aRow, Value n0);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value cRow, Value n0, Value c, Value residual,
-                    Value residualShift);
+                    Value residualShift, Value rowsLeft);
 
   const GemmConfig &config;
 };
@@ -77,6 +79,10 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   Value n0 = mul(nTile, c32(config.blockN));
   Value m0 = mul(mTile, c32(config.blockM));
   Value base = alignedSharedBase(kSharedMemorySymbol);
+  // The launch's rows from this tile's first on; only a ragged launch's
+  // last tile has fewer than blockM.
+  Value rowsLeft =
+      config.raggedRows() ? sub(c32(config.launchRows()), m0) : Value();
 
   Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
   auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
@@ -101,7 +107,8 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
       [&] { emitProducer(base, mapA, mapB, mapGate, add(aRow0, m0), n0); },
       [&](Value consumer, Value lane, Value warp) {
         emitConsumer(base, consumer, lane, warp, add(cRow0, m0), n0, c,
-                     residual, residual ? sub(rRow0, cRow0) : Value());
+                     residual, residual ? sub(rRow0, cRow0) : Value(),
+                     rowsLeft);
       });
   gpu::ReturnOp::create(b, loc);
 }
@@ -146,7 +153,8 @@ void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
 
 void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                                Value warp, Value cRow, Value n0, Value c,
-                               Value residual, Value residualShift) {
+                               Value residual, Value residualShift,
+                               Value rowsLeft) {
   const int64_t bn = config.blockN, count = bn / 2;
   const int64_t accumulators = config.gated ? 2 : 1;
   Value stages = c32(config.stages);
@@ -210,6 +218,14 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     residualBytes = mul(arith::ExtSIOp::create(b, loc, i64, residualShift),
                         c64(config.n * 2));
   for (int64_t i = 0; i < 2; ++i) {
+    OpBuilder::InsertionGuard rowGuard(b);
+    // Rows past a ragged launch's end are neither read (residual) nor
+    // written.
+    if (rowsLeft)
+      onlyRowsBelow(add(mul(consumer, c32(64)),
+                        add(mul(warp, c32(16)),
+                            add(div(lane, c32(4)), c32(8 * i)))),
+                    rowsLeft);
     Value row = add(row0, c32(8 * i));
     Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row),
                             c64(config.n)),

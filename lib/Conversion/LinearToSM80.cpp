@@ -80,7 +80,7 @@ struct BPTLinearToSM80Pass final
     gpu::LaunchFuncOp::create(
         b, loc, kernel,
         gpu::KernelDim3{index(config.n / config.blockN),
-                        index(config.aRows / config.blockM), index(1)},
+                        index(config.rowTiles()), index(1)},
         gpu::KernelDim3{index(config.threads()), index(1), index(1)},
         i32(config.sharedMemoryBytes()),
         ValueRange{x, w, outRows, i32(0), i32(0)});

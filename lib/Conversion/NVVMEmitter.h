@@ -94,6 +94,17 @@ protected:
   Value index32(Value v) {
     return arith::IndexCastUIOp::create(b, loc, i32, v);
   }
+  /// With `limit`, moves the insertion point into a new `scf.if (row <
+  /// limit)` (i32, signed), so that what follows runs only for rows inside
+  /// a ragged tile; the caller's InsertionGuard restores it. Without, does
+  /// nothing: whole tiles build no test.
+  void onlyRowsBelow(Value row, Value limit) {
+    if (!limit)
+      return;
+    auto inside = scf::IfOp::create(
+        b, loc, cmp(arith::CmpIPredicate::slt, row, limit), false);
+    b.setInsertionPointToStart(inside.thenBlock());
+  }
 
   Value asmOp(Type result, ValueRange operands, StringRef text,
               StringRef constraints, bool sideEffects) {

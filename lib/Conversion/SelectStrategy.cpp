@@ -10,6 +10,7 @@
 #include "bpt/Dialect/BPTOps.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "llvm/Support/FormatVariadic.h"
 
 namespace bpt {
 #define GEN_PASS_DEF_BPTSELECTSTRATEGY
@@ -61,7 +62,17 @@ LogicalResult verifyRecorded(Operation *op, StrategyAttr recorded,
   if (recorded.getPath() == KernelPath::portable)
     return success();
   StrategyOptions pinned = pinnedTo(options, recorded);
-  if (std::optional<std::string> why = checkStrategyOptions(pinned))
+  // A recorded chunk need not be a multiple of 128 as the option is (the
+  // chunk of a ragged FFN divides its rows): the selection below checks it
+  // against the rows.
+  StrategyOptions ranges = pinned;
+  ranges.chunkRows = options.chunkRows;
+  std::optional<std::string> why = checkStrategyOptions(ranges);
+  if (!why && pinned.chunkRows > INT32_MAX)
+    why = llvm::formatv("chunk-rows must be at most {0}, got {1}", INT32_MAX,
+                        pinned.chunkRows)
+              .str();
+  if (why)
     return op->emitError() << "bpt-select-strategy: recorded strategy "
                            << recorded << " is out of range: " << *why;
   FailureOr<StrategyAttr> expected =

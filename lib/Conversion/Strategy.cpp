@@ -190,12 +190,58 @@ Refusal checkUnrolledChunks(int64_t rows, int64_t chunk) {
       .str();
 }
 
-/// The largest multiple of 128 up to `chunkRows` that divides `rows` (a
-/// multiple of 128).
-int64_t chunkDividing(int64_t rows, int64_t chunkRows) {
-  int64_t chunk = std::min(chunkRows, rows);
-  while (rows % chunk != 0)
+/// The divisors of `n`, in increasing order.
+SmallVector<int64_t> divisorsOf(int64_t n) {
+  SmallVector<int64_t> low, high;
+  for (int64_t d = 1; d * d <= n; ++d)
+    if (n % d == 0) {
+      low.push_back(d);
+      if (d * d != n)
+        high.push_back(n / d);
+    }
+  low.append(high.rbegin(), high.rend());
+  return low;
+}
+
+/// The chunk for `span` rows and chunk-rows `chunkRows` (a chunk lies in
+/// one span, so it divides it). A span in multiples of 128 takes the
+/// largest multiple of 128 up to chunkRows that divides it. Any other span
+/// (one chunk per FFN; the GEMMs mask the ragged last row tile of each
+/// chunk) takes itself up to chunkRows, else its largest divisor in
+/// [chunkRows / 2, chunkRows], else its smallest divisor above chunkRows
+/// (a prime: the whole span, whose intermediate is then as large as an
+/// unchunked FFN's).
+int64_t chunkDividing(int64_t span, int64_t chunkRows) {
+  if (span % 128 != 0) {
+    // A recorded chunk (a divisor) is chosen again as it is.
+    if (span <= chunkRows)
+      return span;
+    SmallVector<int64_t> divisors = divisorsOf(span);
+    auto above = llvm::upper_bound(divisors, chunkRows);
+    if (2 * above[-1] >= chunkRows)
+      return above[-1];
+    return *above;
+  }
+  // chunkRows is a multiple of 128, but for a chunk recorded by hand.
+  int64_t chunk = std::max<int64_t>(128, std::min(chunkRows, span) / 128 * 128);
+  while (span % chunk != 0)
     chunk -= 128;
+  return chunk;
+}
+
+/// The smallest chunk above `chunk` that divides `span` (in multiples of
+/// 128 where the span is) and leaves at most kMaxUnrolledChunks chunks of
+/// `rows`; `chunk` when there is none.
+int64_t raisedChunk(int64_t rows, int64_t span, int64_t chunk) {
+  if (span % 128 == 0) {
+    for (int64_t c = chunk + 128; c <= span; c += 128)
+      if (span % c == 0 && rows / c <= kMaxUnrolledChunks)
+        return c;
+    return chunk;
+  }
+  for (int64_t c : divisorsOf(span))
+    if (c > chunk && rows / c <= kMaxUnrolledChunks)
+      return c;
   return chunk;
 }
 
@@ -237,10 +283,10 @@ private:
   }
   bool mmaSync() { return options.tensorCores && chip.hasMmaSync; }
 
-  /// The chunk of `rows` rows for the FFN and block kernels: the largest
-  /// multiple of 128 up to chunk-rows dividing `span` (a chunk lies in one
-  /// sequence), raised where more than kMaxUnrolledChunks chunks would be
-  /// unrolled, with a remark; GEMM row tiles of `blockM` within grid y.
+  /// The chunk of `rows` rows for the FFN and block kernels (see
+  /// chunkDividing; a chunk lies in one `span`, a sequence of the block),
+  /// raised where more than kMaxUnrolledChunks chunks would be unrolled,
+  /// with a remark; GEMM row tiles of `blockM` within grid y.
   Refusal chooseChunk(int64_t rows, int64_t span, int64_t blockM,
                       int64_t &chunk);
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);
@@ -271,13 +317,14 @@ private:
 Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
                               int64_t &chunk) {
   chunk = chunkDividing(span, options.chunkRows);
+  if (remarks && chunk > options.chunkRows)
+    op->emitRemark() << "chunk rows raised from " << options.chunkRows
+                     << " to " << chunk << ": " << span
+                     << " rows have no divisor in [" << options.chunkRows / 2
+                     << ", " << options.chunkRows << "]";
   if (rows / chunk > kMaxUnrolledChunks) {
     int64_t wanted = chunk;
-    for (int64_t c = chunk + 128; c <= span; c += 128)
-      if (span % c == 0 && rows / c <= kMaxUnrolledChunks) {
-        chunk = c;
-        break;
-      }
+    chunk = raisedChunk(rows, span, chunk);
     if (Refusal why = checkUnrolledChunks(rows, chunk))
       return why;
     if (remarks)
@@ -465,9 +512,8 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
   int64_t ffn = op.getWIn().getType().getDimSize(1);
   bool gated = op.getWGate() != nullptr;
   if (wgmma()) {
+    // Any row count: the GEMMs mask a ragged last row tile.
     Refusal why = checkTensorCoreElement(element, "wgmma");
-    if (!why && rows % 128 != 0)
-      why = llvm::formatv("{0} rows are not a multiple of 128", rows).str();
     if (!why && (!sm90::pickBlockN(hidden) || !sm90::pickBlockN(ffn)))
       why = llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
                           hidden, ffn)
@@ -497,8 +543,6 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
   }
   if (mmaSync()) {
     Refusal why = checkTensorCoreElement(element, "mma.sync");
-    if (!why && rows % 128 != 0)
-      why = llvm::formatv("{0} rows are not a multiple of 128", rows).str();
     if (!why && (hidden % 128 != 0 || ffn % 128 != 0))
       why = llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
                           hidden, ffn)
@@ -529,23 +573,51 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
   return portable();
 }
 
+/// What both paths' GEMM kernels need of a projection, whatever its rows
+/// (a ragged last row tile is masked): no bias, rows that 32-bit offsets
+/// and TMA coordinates address, row tiles within grid y.
+Refusal checkLinearGemm(LinearOp op, int64_t rows) {
+  if (op.getBias())
+    return std::string("a bias (the GEMM kernel has no bias epilogue)");
+  if (rows >= (int64_t(1) << 31))
+    return std::string("more rows than a 32-bit row offset addresses");
+  return checkGemmGridRows(rows, 128);
+}
+
 FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
-  // Projections take tensor cores on the mma.sync path only (on sm_90a
-  // they are part of the wgmma block, or portable).
-  if (!mmaSync() || wgmma())
-    return portable();
+  // Projections inside a wgmma block are the block's kernels'; these are
+  // lone ones, or those of an expanded block.
   auto xType = cast<RankedTensorType>(op.getInput().getType());
   Type element = xType.getElementType();
-  Refusal why = checkTensorCoreElement(element, "mma.sync");
-  if (!why && op.getBias())
-    why = "a bias (the GEMM kernel has no bias epilogue)";
   int64_t k = xType.getShape().back();
   int64_t rows = xType.getNumElements() / k;
   int64_t n = op.getWeight().getType().getDimSize(1);
-  if (!why && rows >= (int64_t(1) << 31))
-    why = "more rows than a 32-bit row offset addresses";
+  if (wgmma()) {
+    Refusal why = checkTensorCoreElement(element, "wgmma");
+    if (!why)
+      why = checkLinearGemm(op, rows);
+    if (!why && (!sm90::pickBlockN(n) || k % 64 != 0))
+      why = llvm::formatv("N = {0} must be a multiple of 128 and K = {1} of 64",
+                          n, k)
+                .str();
+    if (!why) {
+      sm90::GemmConfig config{rows, rows, n, k, element.isBF16(),
+                              std::nullopt};
+      if (std::optional<std::string> error = sm90::chooseGemmTiling(
+              config, options.gemmBlockN, options.gemmStages, sharedMemory))
+        return op.emitError() << "bpt-select-strategy: " << *error;
+      return make(KernelPath::wgmma, 0, 0, 0, config.threads() / 32, 0,
+                  options.gemmBlockN, options.gemmStages);
+    }
+    refuse("linear", "wgmma", *why);
+    // The wgmma GEMM takes every projection the mma.sync one would.
+    return portable();
+  }
+  if (!mmaSync())
+    return portable();
+  Refusal why = checkTensorCoreElement(element, "mma.sync");
   if (!why)
-    why = checkGemmGridRows(rows, 64);
+    why = checkLinearGemm(op, rows);
   if (!why) {
     sm80::GemmConfig config{rows, rows, n, k, element.isBF16(), std::nullopt};
     config.blockN = options.sm80GemmBlockN;
@@ -580,6 +652,8 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
   int64_t heads = op.getHeads(), kvHeads = op.getKvHeads();
   int64_t qWidth = heads * headDim, kvWidth = kvHeads * headDim;
   int64_t ffn = op.getWIn().getType().getDimSize(1);
+  bool wgmmaRefused = false;
+  int64_t chunk = 0;
   if (wgmma()) {
     Refusal why = checkTensorCoreElement(element, "wgmma");
     if (!why)
@@ -602,13 +676,17 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
       why = llvm::formatv("{0} heads: a grid's y takes at most {1} blocks",
                           heads, kMaxGridYZ)
                 .str();
-    int64_t chunk = 0;
     if (!why)
       why = chooseChunk(batch * seq, seq, 64, chunk);
     if (why) {
+      // Falls through to the expansion below: its attention, projections
+      // and FFN are then chosen one by one (a ragged sequence's attention
+      // on the mma.sync kernel, the GEMMs on wgmma at any row count).
       refuse("transformer_block", "wgmma", *why);
-      return portable(options.qBlock, options.kvBlock);
+      wgmmaRefused = true;
     }
+  }
+  if (wgmma() && !wgmmaRefused) {
     sm90::AttentionKernelConfig attention{};
     attention.headDim = headDim;
     AttentionTiling tiling = wgmmaAttentionTiling(
@@ -648,16 +726,20 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
     Refusal why = checkTensorCoreElement(element, "mma.sync");
     if (!why)
       why = checkHeadDim(headDim);
-    if (!why && (batch * seq) % 128 != 0)
-      why = llvm::formatv("{0} rows are not a multiple of 128", batch * seq)
-                .str();
+    // Any row count: the pieces' kernels (attention, GEMMs) take ragged
+    // rows.
     if (!why && (hidden % 128 != 0 || kvWidth % 128 != 0 || ffn % 128 != 0))
       why = llvm::formatv("hidden {0}, key/value width {1} and ffn {2} must "
                           "be multiples of 128",
                           hidden, kvWidth, ffn)
                 .str();
-    if (!why)
+    if (!why) {
+      if (remarks && wgmmaRefused)
+        op->emitRemark() << "transformer_block takes the mma.sync path "
+                            "instead: expanded, its attention, projections "
+                            "and FFN take strategies of their own";
       return make(KernelPath::mma_sync);
+    }
     refuse("transformer_block", "mma.sync", *why);
   }
   return portable(options.qBlock, options.kvBlock);

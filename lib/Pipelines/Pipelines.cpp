@@ -79,6 +79,7 @@ void bpt::addKernelStage(OpPassManager &pm) {
   pm.addPass(createBPTAttentionToSM90());
   pm.addPass(createBPTAttentionGradToSM90());
   pm.addPass(createBPTFFNToSM90());
+  pm.addPass(createBPTLinearToSM90());
   pm.addPass(createBPTAttentionToSM80());
   pm.addPass(createBPTAttentionGradToSM80());
   pm.addPass(createBPTFFNToSM80());

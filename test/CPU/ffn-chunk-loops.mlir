@@ -38,6 +38,22 @@ func.func @mma_sync_swiglu(%x: tensor<384x128xf16>, %w1: tensor<128x256xf16>,
   return %0 : tensor<384x128xf16>
 }
 
+//--- wgmma_ragged.mlir
+// wgmma, 300 rows (not a multiple of 128) in 2 chunks of 150: on the GPU
+// each chunk's last row tile is masked; the loop is the same.
+// RUN: bpt-opt %t/wgmma_ragged.mlir --bpt-blockwise="tensor-cores=false" | FileCheck %s --check-prefix=LOOP
+// RUN: bpt-cpu-run %t/wgmma_ragged.mlir --seed=73 | FileCheck %s --check-prefix=RAGGED
+// RAGGED: output 0 tensor<3x100x128xbf16>: relative error {{.*}}: PASS
+// RAGGED: {{^PASS$}}
+func.func @wgmma_ragged(%x: tensor<3x100x128xbf16>, %w1: tensor<128x256xbf16>,
+                        %w2: tensor<256x128xbf16>) -> tensor<3x100x128xbf16> {
+  %0 = bpt.ffn silu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
+      chip = "sm_90a", warps = 12, chunk_rows = 150>}
+      : (tensor<3x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
+      -> tensor<3x100x128xbf16>
+  return %0 : tensor<3x100x128xbf16>
+}
+
 // LOOP: scf.forall
 // LOOP: bpt.ffn
 // LOOP: bpt.nest = #bpt.chunk_loop<ffn>

@@ -65,18 +65,25 @@ func.func @block(%x: tensor<2x256x256xbf16>, %g: tensor<256xbf16>,
 
 // -----
 
-// What the sm_90a block does not cover is expanded into portable pieces.
+// What the sm_90a block does not cover is expanded for the mma.sync path
+// (its pieces get strategies of their own from a second
+// bpt-select-strategy, not run here), or into portable pieces where the
+// mma.sync expansion refuses it too (head dimension 32); bpt-block-to-sm90
+// builds no kernel for either.
 // CHECK-LABEL: func.func @not_eligible
 // CHECK-NOT: gpu.launch_func
-// CHECK: bpt.attention {{.+}}#bpt.strategy<portable
+// CHECK: bpt.attention %{{[a-z0-9_]+}}, %{{[a-z0-9_]+}}, %{{[a-z0-9_]+}} : (tensor<1x2x128x64xbf16>
 // CHECK-NOT: gpu.launch_func
-// CHECK: bpt.attention {{.+}}#bpt.strategy<portable
+// CHECK: bpt.attention %{{[a-z0-9_]+}}, %{{[a-z0-9_]+}}, %{{[a-z0-9_]+}} : (tensor<1x2x100x128xbf16>
+// CHECK-NOT: gpu.launch_func
+// CHECK: bpt.attention {{.+}}#bpt.strategy<portable{{.+}}tensor<1x4x128x32xbf16>
 // CHECK-NOT: gpu.launch_func
 func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
                         %w: tensor<128x128xbf16>, %x2: tensor<1x100x256xbf16>,
                         %g2: tensor<256xbf16>, %w2: tensor<256x256xbf16>)
-    -> (tensor<1x128x128xbf16>, tensor<1x100x256xbf16>) {
+    -> (tensor<1x128x128xbf16>, tensor<1x100x256xbf16>, tensor<1x128x128xbf16>) {
   // expected-remark @below {{transformer_block does not take the wgmma path: hidden size 128 is not a multiple of 256}}
+  // expected-remark @below {{transformer_block takes the mma.sync path instead: expanded, its attention, projections and FFN take strategies of their own}}
   %0 = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w) norm2(%g)
       ffn(%w, %w) heads(2) kv_heads(2) activation(relu) norm(rms_norm)
       : (tensor<1x128x128xbf16>, tensor<128xbf16>, tensor<128x128xbf16>,
@@ -84,6 +91,7 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
          tensor<128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
       -> tensor<1x128x128xbf16>
   // expected-remark @below {{transformer_block does not take the wgmma path: sequence length 100 is not a multiple of 128}}
+  // expected-remark @below {{transformer_block takes the mma.sync path instead: expanded, its attention, projections and FFN take strategies of their own}}
   %1 = bpt.transformer_block %x2 norm1(%g2) attention(%w2, %w2, %w2, %w2)
       norm2(%g2) ffn(%w2, %w2) heads(2) kv_heads(2) activation(relu)
       norm(rms_norm)
@@ -91,5 +99,14 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
          tensor<256x256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>,
          tensor<256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>)
       -> tensor<1x100x256xbf16>
-  return %0, %1 : tensor<1x128x128xbf16>, tensor<1x100x256xbf16>
+  // expected-remark @below {{transformer_block does not take the wgmma path: head dimension 32 (64 and 128 are supported)}}
+  // expected-remark @below {{transformer_block does not take the mma.sync path: head dimension 32 (64 and 128 are supported)}}
+  %2 = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w) norm2(%g)
+      ffn(%w, %w) heads(4) kv_heads(4) activation(relu) norm(rms_norm)
+      : (tensor<1x128x128xbf16>, tensor<128xbf16>, tensor<128x128xbf16>,
+         tensor<128x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>,
+         tensor<128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
+      -> tensor<1x128x128xbf16>
+  return %0, %1, %2 : tensor<1x128x128xbf16>, tensor<1x100x256xbf16>,
+                      tensor<1x128x128xbf16>
 }

@@ -89,28 +89,49 @@ func.func @swiglu(%x: tensor<256x128xf16>, %w1: tensor<128x384xf16>,
 
 // -----
 
+// 1500 rows (not a multiple of 128): grids of 12 row tiles. The copy of A
+// zero-fills the rows past the launch's (1500 - m0 from the tile's first)
+// instead of reading them (they may lie past A's end), and the epilogue
+// stores only rows below them.
+// CHECK-LABEL: func.func @ragged
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a1500_c1500_n512_k256_gelu_ragged_t256x2w8 blocks in (%c2{{[_0-9]*}}, %c12{{[_0-9]*}}, %{{.+}})
+// CHECK: gpu.launch_func @bpt_sm80::@gemm_sm80_a1500_c1500_n256_k512_ragged_t256x2w8 blocks in (%c1{{.*}}, %c12{{[_0-9]*}}, %{{.+}})
+// CHECK: gpu.func @gemm_sm80_a1500_c1500_n512_k256_gelu_ragged_t256x2w8(
+// CHECK: %[[LEFT:.+]] = arith.subi %c1500_i32{{.*}}, %{{.+}} : i32
+// CHECK: %[[VALID:.+]] = arith.cmpi slt, %{{.+}}, %[[LEFT]] : i32
+// CHECK: %[[BYTES:.+]] = arith.select %[[VALID]], %c16_i32{{.*}}, %c0_i32{{.*}} : i32
+// CHECK: nvvm.cp.async.shared.global %{{.+}}, %{{.+}}, 16, cache = cg, %[[BYTES]]
+// CHECK: scf.yield
+// CHECK: %[[IN:.+]] = arith.cmpi slt, %{{.+}}, %[[LEFT]] : i32
+// CHECK-NEXT: scf.if %[[IN]] {
+// CHECK: math.erf
+// CHECK: llvm.store
+func.func @ragged(%x: tensor<3x500x256xbf16>, %w1: tensor<256x512xbf16>,
+                  %w2: tensor<512x256xbf16>) -> tensor<3x500x256xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<3x500x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<3x500x256xbf16>
+  return %0 : tensor<3x500x256xbf16>
+}
+
+// -----
+
 // What the kernel does not cover stays for the portable path, with a
 // remark saying why.
 // CHECK-LABEL: func.func @not_eligible
-// CHECK-COUNT-3: bpt.ffn
+// CHECK-COUNT-2: bpt.ffn
 // CHECK-NOT: gpu.launch_func
 func.func @not_eligible(%x64: tensor<1x128x64xbf16>, %u1: tensor<64x256xbf16>,
-                        %u2: tensor<256x64xbf16>, %w1: tensor<128x256xbf16>,
-                        %w2: tensor<256x128xbf16>, %r: tensor<1x100x128xbf16>,
-                        %x32: tensor<1x128x128xf32>, %v1: tensor<128x256xf32>,
-                        %v2: tensor<256x128xf32>)
-    -> (tensor<1x128x64xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>) {
+                        %u2: tensor<256x64xbf16>, %x32: tensor<1x128x128xf32>,
+                        %v1: tensor<128x256xf32>, %v2: tensor<256x128xf32>)
+    -> (tensor<1x128x64xbf16>, tensor<1x128x128xf32>) {
   // expected-remark @below {{ffn does not take the mma.sync path: hidden 64 and ffn 256 must be multiples of 128}}
   %0 = bpt.ffn relu %x64, %u1, %u2
       : (tensor<1x128x64xbf16>, tensor<64x256xbf16>, tensor<256x64xbf16>)
       -> tensor<1x128x64xbf16>
-  // expected-remark @below {{ffn does not take the mma.sync path: 100 rows are not a multiple of 128}}
-  %1 = bpt.ffn relu %r, %w1, %w2
-      : (tensor<1x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
-      -> tensor<1x100x128xbf16>
   // expected-remark @below {{ffn does not take the mma.sync path: element type f32 (the mma.sync path takes bf16 and f16)}}
-  %2 = bpt.ffn relu %x32, %v1, %v2
+  %1 = bpt.ffn relu %x32, %v1, %v2
       : (tensor<1x128x128xf32>, tensor<128x256xf32>, tensor<256x128xf32>)
       -> tensor<1x128x128xf32>
-  return %0, %1, %2 : tensor<1x128x64xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>
+  return %0, %1 : tensor<1x128x64xbf16>, tensor<1x128x128xf32>
 }

@@ -53,30 +53,58 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 
 // -----
 
+// 1500 rows (not a multiple of 128): one chunk, grids of 12 row tiles. TMA
+// reads A's rows past the tensor maps' (x: 1500 rows; the intermediate:
+// 1500) as zeros; each consumer thread stores its two rows only where they
+// are below the rows left from the tile's first (1500 - m0). With
+// chunk-rows 1024, two chunks of 750 (the largest divisor in [512, 1024]).
+// CHECK-LABEL: func.func @ragged
+// CHECK: memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<1500x512xbf16>
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c1500_n512_k256_gelu_ragged blocks in (%c4{{[_0-9]*}}, %c12{{[_0-9]*}}, %{{.+}})
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c1500_n256_k512_ragged blocks in (%c2{{[_0-9]*}}, %c12{{[_0-9]*}}, %{{.+}})
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.func @gemm_sm90_a1500_c1500_n512_k256_gelu_ragged(
+// CHECK: %[[LEFT:.+]] = arith.subi %c1500_i32{{.*}}, %{{.+}} : i32
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// CHECK: %[[IN:.+]] = arith.cmpi slt, %{{.+}}, %[[LEFT]] : i32
+// CHECK-NEXT: scf.if %[[IN]] {
+// CHECK: math.erf
+// CHECK: llvm.store
+// CHUNK-LABEL: func.func @ragged
+// CHUNK: memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<750x512xbf16>
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c750_n512_k256_gelu_ragged blocks in (%c4{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}})
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a750_c1500_n256_k512_ragged blocks in (%c2{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c750_n512_k256_gelu_ragged {{.+}}, %c750_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a750_c1500_n256_k512_ragged {{.+}}, %c0_i32{{.*}} : i32, %c750_i32{{.*}} : i32)
+// CHUNK-NEXT: bufferization.to_tensor
+func.func @ragged(%x: tensor<3x500x256xbf16>, %w1: tensor<256x512xbf16>,
+                  %w2: tensor<512x256xbf16>) -> tensor<3x500x256xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<3x500x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<3x500x256xbf16>
+  return %0 : tensor<3x500x256xbf16>
+}
+
+// -----
+
 // What the GEMM path does not cover stays for the portable path, with a
 // remark saying why.
 // CHECK-LABEL: func.func @not_eligible
-// CHECK-COUNT-3: bpt.ffn
+// CHECK-COUNT-2: bpt.ffn
 // CHECK-NOT: gpu.launch_func
 func.func @not_eligible(%x64: tensor<1x128x64xbf16>, %u1: tensor<64x256xbf16>,
-                        %u2: tensor<256x64xbf16>, %w1: tensor<128x256xbf16>,
-                        %w2: tensor<256x128xbf16>, %r: tensor<1x100x128xbf16>,
-                        %x32: tensor<1x128x128xf32>, %v1: tensor<128x256xf32>,
-                        %v2: tensor<256x128xf32>)
-    -> (tensor<1x128x64xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>) {
+                        %u2: tensor<256x64xbf16>, %x32: tensor<1x128x128xf32>,
+                        %v1: tensor<128x256xf32>, %v2: tensor<256x128xf32>)
+    -> (tensor<1x128x64xbf16>, tensor<1x128x128xf32>) {
   // expected-remark @below {{ffn does not take the wgmma path: hidden 64 and ffn 256 must be multiples of 128}}
   %0 = bpt.ffn relu %x64, %u1, %u2
       : (tensor<1x128x64xbf16>, tensor<64x256xbf16>, tensor<256x64xbf16>)
       -> tensor<1x128x64xbf16>
-  // expected-remark @below {{ffn does not take the wgmma path: 100 rows are not a multiple of 128}}
-  %1 = bpt.ffn relu %r, %w1, %w2
-      : (tensor<1x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
-      -> tensor<1x100x128xbf16>
   // expected-remark @below {{ffn does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16)}}
-  %2 = bpt.ffn relu %x32, %v1, %v2
+  %1 = bpt.ffn relu %x32, %v1, %v2
       : (tensor<1x128x128xf32>, tensor<128x256xf32>, tensor<256x128xf32>)
       -> tensor<1x128x128xf32>
-  return %0, %1, %2 : tensor<1x128x64xbf16>, tensor<1x100x128xbf16>, tensor<1x128x128xf32>
+  return %0, %1 : tensor<1x128x64xbf16>, tensor<1x128x128xf32>
 }
 
 // -----

@@ -76,13 +76,16 @@ func.func @many_chunks(
 // -----
 
 // A chunk lies in one sequence: 4096 sequences of 128 rows cannot be fewer
-// than 4096 chunks, so the block takes the portable path.
+// than 4096 chunks, so the wgmma block refuses it and the block is expanded
+// for the mma.sync path instead (its pieces then take strategies of their
+// own, the FFN's chunk not bound to a sequence).
 // CHECK-LABEL: func.func @many_sequences
-// CHECK: #bpt.strategy<portable
+// CHECK: #bpt.strategy<mma_sync, chip = "sm_90a">
 func.func @many_sequences(
     %x: tensor<4096x128x256xbf16>, %g: tensor<256xbf16>, %w: tensor<256x256xbf16>,
     %w1: tensor<256x1024xbf16>, %w2: tensor<1024x256xbf16>) -> tensor<4096x128x256xbf16> {
   // expected-remark @below {{transformer_block does not take the wgmma path: 4096 chunks of 128 rows, each its own launch sequence: at most 1024 (raise chunk-rows)}}
+  // expected-remark @below {{transformer_block takes the mma.sync path instead: expanded, its attention, projections and FFN take strategies of their own}}
   %y = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w)
       norm2(%g) ffn(%w1, %w2) heads(4) kv_heads(4) causal activation(gelu)
       norm(rms_norm)

@@ -80,12 +80,15 @@ func.func @attention_lse(%q: tensor<1x4x512x64xbf16>)
 
 // -----
 
-// FFNs: chunked GEMMs on both tensor-core paths; the chunk divides the rows.
+// FFNs: chunked GEMMs on both tensor-core paths; the chunk divides the rows
+// (any number of them: 600 rows are one chunk; more in
+// bpt-select-strategy-ragged-rows.mlir).
 // SM90-LABEL: func.func @ffn
 // SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 2048>}
-// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>}
 // SM80-LABEL: func.func @ffn
 // SM80: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", chunk_rows = 2048>}
+// SM80: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", chunk_rows = 600>}
 // PINNED-LABEL: func.func @ffn
 // PINNED: #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1024>
 func.func @ffn(%x: tensor<2x4096x512xbf16>, %w1: tensor<512x1408xbf16>,

@@ -45,17 +45,43 @@ func.func @block(%x: tensor<2x256x256xbf16>, %g: tensor<256xbf16>,
 
 // -----
 
+// Any row count: a block of 100 tokens is expanded as well; its
+// projections and FFN (one chunk of 100 rows) take the mma.sync GEMMs, whose
+// last row tile is masked, and its attention the ragged mma.sync kernel.
+// CHECK-LABEL: func.func @ragged_rows
+// CHECK-NOT: bpt.transformer_block
+// CHECK-COUNT-3: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_86">}
+// CHECK: bpt.attention {{.+}}mma_sync
+// CHECK: bpt.linear {{.+}}mma_sync
+// CHECK: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_86", chunk_rows = 100>}
+// LOWERED-LABEL: func.func @ragged_rows
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a100_c100_n256_k256_ragged_t256x2w8 blocks in (%c1{{[_0-9]*}}, %c1{{[_0-9]*}},
+// LOWERED: gpu.launch_func @bpt_sm80::@attention_sm80_d128_t
+// LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a100_c100_n256_k256_relu_ragged_t256x2w8
+func.func @ragged_rows(%x: tensor<1x100x256xbf16>, %g: tensor<256xbf16>,
+                       %w: tensor<256x256xbf16>) -> tensor<1x100x256xbf16> {
+  %y = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w)
+      norm2(%g) ffn(%w, %w) heads(2) kv_heads(2) activation(relu)
+      norm(rms_norm)
+      : (tensor<1x100x256xbf16>, tensor<256xbf16>, tensor<256x256xbf16>,
+         tensor<256x256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>,
+         tensor<256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>)
+      -> tensor<1x100x256xbf16>
+  return %y : tensor<1x100x256xbf16>
+}
+
+// -----
+
 // What the mma.sync kernels do not cover is portable, and so are its
 // pieces: the portable path fuses them.
 // CHECK-LABEL: func.func @not_eligible
 // CHECK-NOT: mma_sync
-// CHECK-COUNT-3: bpt.attention {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_86", q_block = 64, kv_block = 64>}
+// CHECK-COUNT-2: bpt.attention {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_86", q_block = 64, kv_block = 64>}
 func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
-                        %w: tensor<128x128xbf16>, %x2: tensor<1x100x256xbf16>,
-                        %g2: tensor<256xbf16>, %w2: tensor<256x256xbf16>,
+                        %w: tensor<128x128xbf16>,
                         %x3: tensor<1x128x128xf32>, %g3: tensor<128xf32>,
                         %w3: tensor<128x128xf32>)
-    -> (tensor<1x128x128xbf16>, tensor<1x100x256xbf16>, tensor<1x128x128xf32>) {
+    -> (tensor<1x128x128xbf16>, tensor<1x128x128xf32>) {
   // expected-remark @below {{transformer_block does not take the mma.sync path: head dimension 32 (64 and 128 are supported)}}
   %0 = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w) norm2(%g)
       ffn(%w, %w) heads(4) kv_heads(4) activation(relu) norm(rms_norm)
@@ -63,14 +89,6 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
          tensor<128x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>,
          tensor<128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
       -> tensor<1x128x128xbf16>
-  // expected-remark @below {{transformer_block does not take the mma.sync path: 100 rows are not a multiple of 128}}
-  %1 = bpt.transformer_block %x2 norm1(%g2) attention(%w2, %w2, %w2, %w2)
-      norm2(%g2) ffn(%w2, %w2) heads(2) kv_heads(2) activation(relu)
-      norm(rms_norm)
-      : (tensor<1x100x256xbf16>, tensor<256xbf16>, tensor<256x256xbf16>,
-         tensor<256x256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>,
-         tensor<256xbf16>, tensor<256x256xbf16>, tensor<256x256xbf16>)
-      -> tensor<1x100x256xbf16>
   // expected-remark @below {{transformer_block does not take the mma.sync path: element type f32 (the mma.sync path takes bf16 and f16)}}
   %2 = bpt.transformer_block %x3 norm1(%g3) attention(%w3, %w3, %w3, %w3)
       norm2(%g3) ffn(%w3, %w3) heads(2) kv_heads(2) activation(relu)
@@ -79,5 +97,5 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
          tensor<128x128xf32>, tensor<128x128xf32>, tensor<128x128xf32>,
          tensor<128xf32>, tensor<128x128xf32>, tensor<128x128xf32>)
       -> tensor<1x128x128xf32>
-  return %0, %1, %2 : tensor<1x128x128xbf16>, tensor<1x100x256xbf16>, tensor<1x128x128xf32>
+  return %0, %2 : tensor<1x128x128xbf16>, tensor<1x128x128xf32>
 }

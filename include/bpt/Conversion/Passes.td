@@ -393,6 +393,29 @@ def BPTLinearToSM80 : Pass<"bpt-linear-to-sm80", "::mlir::ModuleOp"> {
   ];
 }
 
+def BPTLinearToSM90 : Pass<"bpt-linear-to-sm90", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.linear to a Hopper (sm_90a) wgmma GEMM";
+  let description = [{
+    Replaces each `bpt.linear` whose `#bpt.strategy` takes the `wgmma` path
+    by one launch of the GEMM kernel of `bpt-ffn-to-sm90` (no activation)
+    in `gpu.module @bpt_sm90`, over the input viewed as `[rows, K]` (TMA
+    descriptors of it and of the weight): lone projections, and those of a
+    block that `bpt-decompose-block` expanded (an mma_sync block strategy
+    recorded on sm_90a). Any row count: the last row tile is masked.
+    The GEMM tiling is the strategy's `gemm_block_n` and `gemm_stages`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
   let summary = "Lower a transformer block's chunk loops to Hopper (sm_90a) kernels";
   let description = [{

@@ -28,8 +28,9 @@ def BPTDecomposeBlock : Pass<"bpt-decompose-block", "::mlir::func::FuncOp"> {
     `bpt-block-to-sm90` maps these loops to kernel launches; the CPU path
     runs them as loops. The pieces of a block with the `portable` strategy
     inherit it, so that `bpt-fuse-ffn-residual` fuses them; those of an
-    `mma_sync` block are left for `bpt-select-strategy` to decide one by
-    one.
+    `mma_sync` block (on mma.sync chips, and on sm_90a where the wgmma
+    block kernels refuse it) are left for `bpt-select-strategy` to decide
+    one by one.
 
     Example:
 

@@ -1,0 +1,100 @@
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 2>/dev/null | FileCheck %s --check-prefix=CHUNK
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_80 2>/dev/null | FileCheck %s --check-prefix=SM80
+
+// Rows that are not multiples of 128 take the tensor-core GEMMs: a
+// launch's last row tile is masked. A chunk divides the rows: up to
+// chunk-rows the rows are one chunk; above, their largest divisor in
+// [chunk-rows / 2, chunk-rows].
+// CHECK-LABEL: func.func @ffn_rows
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1500>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 77>
+// CHUNK-LABEL: func.func @ffn_rows
+// CHUNK: chunk_rows = 600>
+// CHUNK: chunk_rows = 750>
+// SM80-LABEL: func.func @ffn_rows
+// SM80: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", chunk_rows = 600>
+// SM80: chunk_rows = 1500>
+// SM80: chunk_rows = 1>
+// SM80: chunk_rows = 77>
+func.func @ffn_rows(%a: tensor<1x600x256xbf16>, %b: tensor<3x500x256xbf16>,
+                    %c: tensor<1x1x256xbf16>, %d: tensor<77x256xbf16>,
+                    %w1: tensor<256x512xbf16>, %w2: tensor<512x256xbf16>)
+    -> (tensor<1x600x256xbf16>, tensor<3x500x256xbf16>, tensor<1x1x256xbf16>,
+        tensor<77x256xbf16>) {
+  %0 = bpt.ffn gelu %a, %w1, %w2
+      : (tensor<1x600x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<1x600x256xbf16>
+  %1 = bpt.ffn gelu %b, %w1, %w2
+      : (tensor<3x500x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<3x500x256xbf16>
+  %2 = bpt.ffn gelu %c, %w1, %w2
+      : (tensor<1x1x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<1x1x256xbf16>
+  %3 = bpt.ffn gelu %d, %w1, %w2
+      : (tensor<77x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<77x256xbf16>
+  return %0, %1, %2, %3 : tensor<1x600x256xbf16>, tensor<3x500x256xbf16>,
+                          tensor<1x1x256xbf16>, tensor<77x256xbf16>
+}
+
+// -----
+
+// 4099 rows (a prime) have no divisor in [1024, 2048]: one chunk of all
+// of them (an intermediate as large as an unchunked FFN's), with a remark.
+// CHECK-LABEL: func.func @prime_rows
+// CHECK: chunk_rows = 4099>
+func.func @prime_rows(%x: tensor<4099x256xbf16>, %w1: tensor<256x512xbf16>,
+                      %w2: tensor<512x256xbf16>) -> tensor<4099x256xbf16> {
+  // expected-remark @below {{chunk rows raised from 2048 to 4099: 4099 rows have no divisor in [1024, 2048]}}
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<4099x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<4099x256xbf16>
+  return %0 : tensor<4099x256xbf16>
+}
+
+// -----
+
+// At most 1024 chunks are unrolled: 2100000 rows in chunks of 2000 would
+// be 1050, so the chunk is raised to the next divisor that gives fewer.
+// CHECK-LABEL: func.func @many_ragged_chunks
+// CHECK: chunk_rows = 2100>
+func.func @many_ragged_chunks(%x: tensor<2100000x128xbf16>,
+                              %w1: tensor<128x128xbf16>,
+                              %w2: tensor<128x128xbf16>)
+    -> tensor<2100000x128xbf16> {
+  // expected-remark @below {{chunk rows raised from 2000 to 2100: at most 1024 chunks are unrolled into launches}}
+  %0 = bpt.ffn relu %x, %w1, %w2
+      : (tensor<2100000x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
+      -> tensor<2100000x128xbf16>
+  return %0 : tensor<2100000x128xbf16>
+}
+
+// -----
+
+// Projections: the wgmma GEMM on sm_90a, the mma.sync one on sm_80, at any
+// row count; columns keep their rules (N a multiple of 128, K of 64).
+// CHECK-LABEL: func.func @linear_rows
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">
+// SM80-LABEL: func.func @linear_rows
+// SM80: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80">
+// SM80: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80">
+// SM80: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<portable, chip = "sm_80">
+func.func @linear_rows(%x: tensor<2x300x256xbf16>, %one: tensor<1x256xf16>,
+                       %w: tensor<256x384xbf16>, %wh: tensor<256x128xf16>,
+                       %w96: tensor<256x96xbf16>)
+    -> (tensor<2x300x384xbf16>, tensor<1x128xf16>, tensor<2x300x96xbf16>) {
+  %0 = bpt.linear %x, %w
+      : (tensor<2x300x256xbf16>, tensor<256x384xbf16>) -> tensor<2x300x384xbf16>
+  %1 = bpt.linear %one, %wh
+      : (tensor<1x256xf16>, tensor<256x128xf16>) -> tensor<1x128xf16>
+  // expected-remark @below {{linear does not take the wgmma path: N = 96 must be a multiple of 128 and K = 256 of 64}}
+  %2 = bpt.linear %x, %w96
+      : (tensor<2x300x256xbf16>, tensor<256x96xbf16>) -> tensor<2x300x96xbf16>
+  return %0, %1, %2 : tensor<2x300x384xbf16>, tensor<1x128xf16>,
+                      tensor<2x300x96xbf16>
+}

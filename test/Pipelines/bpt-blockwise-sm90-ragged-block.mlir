@@ -1,0 +1,59 @@
+// RUN: bpt-opt %s --bpt-select-strategy --bpt-decompose-block --bpt-select-strategy --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --pass-pipeline="builtin.module(bpt-blockwise,bpt-block-to-sm90,bpt-attention-to-sm90,bpt-ffn-to-sm90,bpt-linear-to-sm90,bpt-attention-to-sm80,bpt-ffn-to-sm80,bpt-linear-to-sm80)" 2>/dev/null | FileCheck %s --check-prefix=LOWERED
+// RUN: bpt-opt %s --bpt-select-strategy=tensor-cores=false --bpt-decompose-block --bpt-select-strategy=tensor-cores=false | FileCheck %s --check-prefix=PORTABLE
+
+// A block of 600 tokens on sm_90a (bf16, SwiGLU, causal GQA 8:4, hidden
+// 512, head dim 64): the wgmma block kernels need sequences in multiples of
+// 128, so the block falls through to the mma.sync expansion (a remark says
+// why and what was chosen), and each piece gets a strategy of its own: the
+// four projections and the FFN the wgmma GEMMs (600 rows, the last row tile
+// masked; the FFN is one chunk of 600 rows), the attention the mma.sync
+// kernel (ragged sequence), norms, head transposes and residuals portable.
+// CHECK-LABEL: func.func @block
+// CHECK-NOT: bpt.transformer_block
+// CHECK: bpt.rms_norm
+// CHECK-NOT: bpt.strategy
+// CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>} : (tensor<1x600x512xbf16>, tensor<512x512xbf16>)
+// CHECK-COUNT-2: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>} : (tensor<1x600x512xbf16>, tensor<512x256xbf16>)
+// CHECK: bpt.attention {{.+}} causal {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_90a", q_block = {{[0-9]+}}, kv_block = {{[0-9]+}}, stages = {{[0-9]}}, warps = {{[0-9]}}>} : (tensor<1x8x600x64xbf16>, tensor<1x4x600x64xbf16>
+// CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>}
+// CHECK: arith.addf
+// CHECK: bpt.rms_norm
+// CHECK-NOT: bpt.strategy
+// CHECK: bpt.ffn swiglu {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>}
+// CHECK: arith.addf
+// LOWERED-LABEL: func.func @block
+// LOWERED-NOT: bpt.linear
+// LOWERED-NOT: bpt.attention
+// LOWERED-NOT: bpt.ffn
+// Five row tiles of 128, the last one 88 rows.
+// LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n512_k512_ragged blocks in (%c4{{[_0-9]*}}, %c5{{[_0-9]*}},
+// LOWERED-COUNT-2: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n256_k512_ragged blocks in (%c2{{[_0-9]*}}, %c5{{[_0-9]*}},
+// LOWERED: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t
+// LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n512_k512_ragged
+// LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n1408_k512_swiglu_gated_ragged
+// LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n512_k1408_ragged
+// LOWERED-NOT: gpu.launch_func
+// Pinned portable (tensor-cores=false), the pieces stay portable.
+// PORTABLE-LABEL: func.func @block
+// PORTABLE-NOT: wgmma
+// PORTABLE-NOT: mma_sync
+// PORTABLE: bpt.attention {{.+}}#bpt.strategy<portable
+// PORTABLE: bpt.ffn {{.+}}#bpt.strategy<portable
+func.func @block(%x: tensor<1x600x512xbf16>, %g: tensor<512xbf16>,
+                 %wq: tensor<512x512xbf16>, %wk: tensor<512x256xbf16>,
+                 %wv: tensor<512x256xbf16>, %wo: tensor<512x512xbf16>,
+                 %w1: tensor<512x1408xbf16>, %w2: tensor<1408x512xbf16>,
+                 %w3: tensor<512x1408xbf16>) -> tensor<1x600x512xbf16> {
+  // expected-remark @below {{transformer_block does not take the wgmma path: sequence length 600 is not a multiple of 128}}
+  // expected-remark @below {{transformer_block takes the mma.sync path instead: expanded, its attention, projections and FFN take strategies of their own}}
+  // expected-remark @below {{attention does not take the wgmma path: sequence lengths 600 and 600 are not multiples of the 128-row query block and 128-row key block}}
+  %y = bpt.transformer_block %x norm1(%g) attention(%wq, %wk, %wv, %wo)
+      norm2(%g) ffn(%w1, %w2, gate %w3) heads(8) kv_heads(4) causal
+      activation(swiglu) norm(rms_norm)
+      : (tensor<1x600x512xbf16>, tensor<512xbf16>, tensor<512x512xbf16>,
+         tensor<512x256xbf16>, tensor<512x256xbf16>, tensor<512x512xbf16>,
+         tensor<512xbf16>, tensor<512x1408xbf16>, tensor<1408x512xbf16>,
+         tensor<512x1408xbf16>) -> tensor<1x600x512xbf16>
+  return %y : tensor<1x600x512xbf16>
+}
