@@ -33,6 +33,7 @@ import math
 import os
 import statistics
 import sys
+import warnings
 
 import cupy
 import numpy as np
@@ -341,15 +342,33 @@ def manifest_op(kernels, name):
         return json.load(f).get("op")
 
 
-def rms_norm(x, w, eps=1e-5):
-    return F.rms_norm(x, (x.shape[-1],), w, eps)
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu,
+               "gelu_tanh": lambda t: F.gelu(t, approximate="tanh")}
+GATES = {"swiglu": F.silu, "geglu": F.gelu}
 
 
-def eager_block(x, p, heads, kv_heads, causal):
-    """Pre-norm block with bpt's layouts: weights are [in, out]."""
+def eager_ffn(x, p, act):
+    """bpt.ffn in eager PyTorch (weights [in, out])."""
+    if act in GATES:
+        return (GATES[act](x @ p["w_gate"]) * (x @ p["w_in"])) @ p["w_out"]
+    return ACTIVATIONS[act](x @ p["w_in"]) @ p["w_out"]
+
+
+def eager_norm(x, p, which, opts):
+    eps = opts.get("epsilon", 1e-5)
+    if opts.get("norm", "rms_norm") == "layer_norm":
+        return F.layer_norm(x, (x.shape[-1],), p[which + "_weight"],
+                            p[which + "_bias"], eps)
+    return F.rms_norm(x, (x.shape[-1],), p[which + "_weight"], eps)
+
+
+def eager_block(x, p, opts):
+    """Pre-norm block with bpt's layouts (weights [in, out]) and the kernel
+    set's options (heads, kv_heads, causal, norm, activation)."""
+    heads, kv_heads, causal = opts["heads"], opts["kv_heads"], opts["causal"]
     B, S, Hd = x.shape
     D = p["w_q"].shape[1] // heads
-    h = rms_norm(x, p["norm1_weight"])
+    h = eager_norm(x, p, "norm1", opts)
     q = (h @ p["w_q"]).view(B, S, heads, D).transpose(1, 2)
     k = (h @ p["w_k"]).view(B, S, kv_heads, D).transpose(1, 2)
     v = (h @ p["w_v"]).view(B, S, kv_heads, D).transpose(1, 2)
@@ -357,8 +376,8 @@ def eager_block(x, p, heads, kv_heads, causal):
         a = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
                                            enable_gqa=heads != kv_heads)
     r = x + a.transpose(1, 2).reshape(B, S, heads * D) @ p["w_o"]
-    h2 = rms_norm(r, p["norm2_weight"])
-    return r + F.gelu(h2 @ p["w_in"]) @ p["w_out"]
+    h2 = eager_norm(r, p, "norm2", opts)
+    return r + eager_ffn(h2, p, opts.get("activation", "gelu"))
 
 
 def peak_bytes(fn):
@@ -374,7 +393,6 @@ def bench_block(path, max_seconds, est_seconds=None):
     ks = KernelSet(path)
     m = ks.manifest
     opts = m["options"]
-    heads, kv_heads, causal = opts["heads"], opts["kv_heads"], opts["causal"]
     gen = torch.Generator(device="cuda").manual_seed(0)
     params = {}
     for b in m["buffers"]:
@@ -385,8 +403,9 @@ def bench_block(path, max_seconds, est_seconds=None):
         params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
     x = params["input"]
     B, S, Hd = x.shape
-    row = {"S": S, "hidden": Hd, "ffn": params["w_in"].shape[1], "heads": heads}
-    fn = lambda: eager_block(x, params, heads, kv_heads, causal)
+    row = {"S": S, "hidden": Hd, "ffn": params["w_in"].shape[1],
+           "heads": opts["heads"]}
+    fn = lambda: eager_block(x, params, opts)
     row["eager_peak_bytes"], ref = peak_bytes(fn)
     row["eager_ms"], _ = time_ms(fn, max_seconds)
 
@@ -423,14 +442,8 @@ def bench_ffn(path, max_seconds):
         scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
         t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
         params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
-    x, w_in, w_out = params["input"], params["w_in"], params["w_out"]
-    acts = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu,
-            "gelu_tanh": lambda t: F.gelu(t, approximate="tanh")}
-    if act in ("swiglu", "geglu"):
-        g = F.silu if act == "swiglu" else F.gelu
-        fn = lambda: (g(x @ params["w_gate"]) * (x @ w_in)) @ w_out
-    else:
-        fn = lambda: acts[act](x @ w_in) @ w_out
+    x, w_in = params["input"], params["w_in"]
+    fn = lambda: eager_ffn(x, params, act)
     rows = x.numel() // x.shape[-1]
     flops = 2.0 * rows * x.shape[-1] * w_in.shape[1] * (3 if "w_gate" in params else 2)
     row = {"rows": rows, "hidden": x.shape[-1], "ffn": w_in.shape[1], "activation": act}
@@ -482,6 +495,98 @@ def plot(results, path):
     fig.savefig(path, dpi=110)
 
 
+def copy_bandwidth_gbps(max_seconds):
+    """Device-to-device copy of 1 GiB: bytes read plus bytes written."""
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms, _ = time_ms(lambda: dst.copy_(src), max_seconds)
+    del src, dst
+    return 2 * 2**30 / ms / 1e6
+
+
+def bench_shape_attention(path, max_seconds, copy_gbps):
+    """One attention set against the fastest SDPA back end on its inputs
+    (GQA through enable_gqa; causal with Sq != Skv bottom-right aligned,
+    as bpt.attention is)."""
+    from torch.nn.attention.bias import causal_lower_right
+    ks = KernelSet(path)
+    q_shape = ks.manifest["buffers"][0]["shape"]
+    k_shape = ks.manifest["buffers"][1]["shape"]
+    causal = ks.manifest["options"].get("causal", False)
+    dtype = TORCH_DTYPES[ks.manifest["buffers"][0]["dtype"]]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (uniform(s, gen, dtype) for s in (q_shape, k_shape, k_shape))
+    row = {"path": kernel_path(ks.manifest)}
+    ks.allocate({"query": q, "key": k, "value": v})
+    ks.buffer("result").fill_(float("nan"))
+    row["bpt_ms"], _ = time_ms(ks.run, max_seconds)
+    ours = ks.buffer("result").clone()
+    ks.release()
+    Sq, Skv = q_shape[2], k_shape[2]
+    kw = {"enable_gqa": q_shape[1] != k_shape[1]}
+    if causal and Sq != Skv:
+        kw["attn_mask"] = causal_lower_right(Sq, Skv)
+    else:
+        kw["is_causal"] = causal
+    best = None
+    for name, backend in [("flash", SDPBackend.FLASH_ATTENTION),
+                          ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)]:
+        try:
+            # A back end that cannot take the shape warns, then raises.
+            with sdpa_kernel(backend), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                fn = lambda: F.scaled_dot_product_attention(q, k, v, **kw)
+                out = fn()
+                ms, _ = time_ms(fn, max_seconds)
+        except RuntimeError:
+            continue
+        if best is None or ms < best[1]:
+            best = (name, ms, out)
+    if best:
+        row["peer"], row["peer_ms"] = best[0], best[1]
+        row["rel_diff_to_peer"] = rel(ours, best[2])
+    if Sq <= 64:  # decode: the K and V bytes against the copy bandwidth
+        kv_bytes = 2 * k.numel() * k.element_size()
+        row["kv_gbps"] = kv_bytes / row["bpt_ms"] / 1e6
+        row["kv_share_of_copy"] = row["kv_gbps"] / copy_gbps
+    return row
+
+
+def bench_shapes(kernels, names, max_seconds, results):
+    """bench/shapes.txt's kernel sets (shape-NAME.json), each against the
+    best PyTorch peer for its op."""
+    shapes = [n for n in names if n.startswith("shape-") and n.endswith(".json")]
+    if not shapes:
+        return
+    copy_gbps = copy_bandwidth_gbps(max_seconds)
+    print(f"copy bandwidth: {copy_gbps:.0f} GB/s")
+    print("| shape | op | bpt path | bpt ms | peer | peer ms | bpt/peer time | <= 1.1 | K/V share of copy | rel. diff |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n in shapes:
+        path = os.path.join(kernels, n)
+        op = manifest_op(kernels, n)
+        if op == "attention":
+            r = bench_shape_attention(path, max_seconds, copy_gbps)
+        elif op == "ffn":
+            r = bench_ffn(path, max_seconds)
+            r.update(peer="eager", peer_ms=r["eager_ms"], path=kernel_path(json.load(open(path))),
+                     rel_diff_to_peer=r["rel_diff_to_eager"])
+        elif op == "block":
+            r = bench_block(path, max_seconds)
+            r.update(peer="eager", peer_ms=r["eager_ms"], path=kernel_path(json.load(open(path))),
+                     rel_diff_to_peer=r.get("rel_diff_to_eager", float("nan")))
+        else:
+            continue
+        r["shape"], r["op"] = n[len("shape-"):-len(".json")], op
+        results["shapes"].append(r)
+        ratio = r["bpt_ms"] / r["peer_ms"] if r.get("peer_ms") else float("nan")
+        share = f"{r['kv_share_of_copy']:.0%}" if "kv_share_of_copy" in r else ""
+        print(f"| {r['shape']} | {op} | {r['path']} | {r['bpt_ms']:.3f} | {r.get('peer', 'n/a')} | "
+              f"{r.get('peer_ms', float('nan')):.3f} | {ratio:.2f} | {'yes' if ratio <= 1.1 else 'NO'} | "
+              f"{share} | {r.get('rel_diff_to_peer', float('nan')):.1e} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernels")
@@ -489,7 +594,8 @@ def main():
     ap.add_argument("--plot", metavar="RESULTS_JSON",
                     help="only draw the plot of a results file into --out")
     ap.add_argument("--max-seconds", type=float, default=20.0)
-    ap.add_argument("--only", default="", help="attention, backward, block or ffn")
+    ap.add_argument("--only", default="",
+                    help="attention, backward, block, ffn or shapes")
     args = ap.parse_args()
     if args.plot:
         with open(args.plot) as f:
@@ -502,7 +608,8 @@ def main():
     print(f"device: {device}, torch {torch.__version__}, cupy {cupy.__version__}")
     names = sorted(os.listdir(args.kernels))
     results = {"device": device, "torch": torch.__version__,
-               "attention": [], "backward": [], "block": [], "ffn": []}
+               "attention": [], "backward": [], "block": [], "ffn": [],
+               "shapes": []}
     if args.only in ("", "attention"):
         print("| D | S | B x H | causal | bpt kernel | bpt TFLOP/s | flash | cuDNN | efficient | bpt/flash | rel. diff to SDPA |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -550,6 +657,8 @@ def main():
                   f"{r['eager_ms']:.3f} | {r['bpt_ms']:.3f} | {r['bpt_tflops']:.0f} | "
                   f"{r['eager_tflops']:.0f} | {r['bpt_ms'] / r['eager_ms']:.2f} | "
                   f"{r['rel_diff_to_eager']:.1e} |", flush=True)
+    if args.only == "shapes":
+        bench_shapes(args.kernels, names, args.max_seconds, results)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=1)

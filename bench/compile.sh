@@ -8,7 +8,9 @@
 # forward with its lse and the gradients, --lse and --op=attention_grad);
 # BPT_COMPILE names another bpt-compile to use. BENCH_OPS=ragged (not in
 # the default list) compiles FFNs and a block whose rows are not multiples
-# of 128 (issue 15; scripts/bench-ragged.sh).
+# of 128 (issue 15; scripts/bench-ragged.sh); BENCH_OPS=shapes compiles
+# every line of bench/shapes.txt into DIR/shape-NAME (bench.py --only
+# shapes).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
@@ -72,8 +74,16 @@ for s in 77 1; do
   "$compile" --op=ffn --dtype=bf16 --seq=$s --hidden=2048 --ffn=8192 \
     --activation=gelu "$@" -o "$out/ffn-ragged-gelu-s$s"
 done
-# A block of 600 tokens (bench.py's eager block is rms_norm + gelu): with
-# --chip=sm_80 expanded into mma.sync pieces; on sm_90a still portable.
+# A block of 600 tokens (the expanded block: its attention on mma.sync,
+# projections and FFN on the tensor-core GEMMs, on both chips).
 "$compile" --op=block --dtype=bf16 --seq=600 --hidden=2048 --heads=16 \
   --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" -o "$out/block-ragged-s600"
+fi
+if [[ " $ops " == *" shapes "* ]]; then
+while IFS='|' read -r name flags; do
+  [[ "$name" =~ ^[[:space:]]*(#|$) ]] && continue
+  read -r name <<< "$name" # trims the blanks around it
+  # shellcheck disable=SC2086 # the flags are words
+  "$compile" $flags "$@" -o "$out/shape-$name"
+done < "$root/bench/shapes.txt"
 fi
