@@ -130,6 +130,19 @@ private:
   // The lane's place in mma fragments: group g (row) and t in the quad.
   Value g, t, lane8, warpRow;
   SmallVector<SmallVector<Value>> qFragments;
+  /// Above 128 columns Q's fragments are reloaded from shared memory at
+  /// every key block (registers are the output accumulators'): the row and
+  /// column half this lane's ldmatrix addresses.
+  Value qFragmentRow, qFragmentHalf;
+  bool reloadQuery() const { return config.headDim > 128; }
+  SmallVector<Value> queryFragment(int64_t k) {
+    if (!reloadQuery())
+      return qFragments[k];
+    return loadMatrices(chunkAddress(qTile, qFragmentRow,
+                                     add(c32(2 * k), qFragmentHalf),
+                                     config.rowBytes()),
+                        /*transpose=*/false);
+  }
   Value minusInf, zero, scaleLog2;
 };
 
@@ -206,6 +219,10 @@ void KernelEmitter::loadQueryFragments() {
   Value row =
       add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
   Value half = div(lane, c32(16));
+  qFragmentRow = row;
+  qFragmentHalf = half;
+  if (reloadQuery())
+    return;
   for (int64_t k = 0; k < config.headDim / 16; ++k)
     qFragments.push_back(loadMatrices(
         chunkAddress(qTile, row, add(c32(2 * k), half), config.rowBytes()),
@@ -271,20 +288,32 @@ SmallVector<Value> KernelEmitter::computeScores(Value kTile) {
   SmallVector<Value> s(4 * sTiles, zero);
   Value keyRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
   Value half = rem(div(lane, c32(8)), c32(2));
-  for (int64_t pair = 0; pair < sTiles / 2; ++pair) {
+  auto step = [&](int64_t pair, int64_t k, ArrayRef<Value> qf) {
     Value row = add(keyRow, c32(16 * pair));
-    for (int64_t k = 0; k < config.headDim / 16; ++k) {
-      SmallVector<Value> f = loadMatrices(
-          chunkAddress(kTile, row, add(c32(2 * k), half), config.rowBytes()),
-          /*transpose=*/false);
-      for (int64_t h = 0; h < 2; ++h) {
-        int64_t n = 2 * pair + h;
-        SmallVector<Value> acc(s.begin() + 4 * n, s.begin() + 4 * n + 4);
-        acc = mma(qFragments[k], f[2 * h], f[2 * h + 1], acc);
-        std::copy(acc.begin(), acc.end(), s.begin() + 4 * n);
-      }
+    SmallVector<Value> f = loadMatrices(
+        chunkAddress(kTile, row, add(c32(2 * k), half), config.rowBytes()),
+        /*transpose=*/false);
+    for (int64_t h = 0; h < 2; ++h) {
+      int64_t n = 2 * pair + h;
+      SmallVector<Value> acc(s.begin() + 4 * n, s.begin() + 4 * n + 4);
+      acc = mma(qf, f[2 * h], f[2 * h + 1], acc);
+      std::copy(acc.begin(), acc.end(), s.begin() + 4 * n);
     }
+  };
+  // Each score tile sums its k steps in the same order either way; with
+  // reloaded Q fragments, each is loaded once per key block (k outermost).
+  const int64_t kSteps = config.headDim / 16;
+  if (reloadQuery()) {
+    for (int64_t k = 0; k < kSteps; ++k) {
+      SmallVector<Value> qf = queryFragment(k);
+      for (int64_t pair = 0; pair < sTiles / 2; ++pair)
+        step(pair, k, qf);
+    }
+    return s;
   }
+  for (int64_t pair = 0; pair < sTiles / 2; ++pair)
+    for (int64_t k = 0; k < kSteps; ++k)
+      step(pair, k, qFragments[k]);
   return s;
 }
 

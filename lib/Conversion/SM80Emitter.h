@@ -57,9 +57,29 @@ public:
 
 protected:
   /// Shared address of 16-byte chunk `chunk` of row `row` of a tile whose
-  /// rows are `rowBytes` long.
+  /// rows are `rowBytes` long (an even number of chunks). The chunks are
+  /// XOR-swizzled by the row within groups of 8 (ldmatrix's 8 rows then hit
+  /// 8 different 16-byte bank groups); a row whose chunks are not a
+  /// multiple of 8 ends in groups of 4 and 2, swizzled by row % 4 and
+  /// row % 2, so that every row stays a permutation of its own chunks.
   Value chunkAddress(Value tile, Value row, Value chunk, int64_t rowBytes) {
-    Value swizzled = xori(chunk, rem(row, c32(8)));
+    int64_t chunks = rowBytes / kChunkBytes;
+    int64_t start = chunks - chunks % 8;
+    Value swizzled;
+    if (start > 0)
+      swizzled = xori(chunk, rem(row, c32(8)));
+    for (int64_t size : {4, 2}) {
+      if ((chunks - start) < size)
+        continue;
+      // Chunks from `start` on: start + ((chunk - start) ^ (row % size)).
+      Value inGroup = add(c32(start), xori(sub(chunk, c32(start)),
+                                           rem(row, c32(size))));
+      swizzled = swizzled ? select(cmp(arith::CmpIPredicate::sge, chunk,
+                                       c32(start)),
+                                   inGroup, swizzled)
+                          : inGroup;
+      start += size;
+    }
     return add(tile, add(mul(row, c32(rowBytes)),
                          mul(swizzled, c32(kChunkBytes))));
   }

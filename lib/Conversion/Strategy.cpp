@@ -120,6 +120,19 @@ Refusal checkHeadDim(int64_t headDim) {
       .str();
 }
 
+/// The mma.sync attention forward: k16 steps over the head dim, at most 256
+/// columns (the output accumulators take D/2 registers a thread; above 128
+/// the kernel reloads Q's fragments from shared memory at every key block).
+constexpr int64_t kMaxMmaSyncHeadDim = 256;
+Refusal checkMmaSyncAttentionHeadDim(int64_t headDim) {
+  if (headDim % 16 == 0 && headDim <= kMaxMmaSyncHeadDim)
+    return std::nullopt;
+  return llvm::formatv("head dimension {0} (multiples of 16 up to {1} are "
+                       "supported)",
+                       headDim, kMaxMmaSyncHeadDim)
+      .str();
+}
+
 /// CUDA's grid limit along y and z (every chip since sm_30; x takes
 /// 2^31 - 1). The tensor-core kernels put heads and batch, or a GEMM's row
 /// tiles, there.
@@ -381,14 +394,16 @@ Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
   if (Refusal why = checkTensorCoreElement(qType.getElementType(), "mma.sync"))
     return why;
   ArrayRef<int64_t> q = qType.getShape();
-  // The swizzle needs 8 chunks a row; more than 128 columns would not leave
-  // registers for the accumulators.
-  if (Refusal why = checkHeadDim(q[3]))
+  if (Refusal why = checkMmaSyncAttentionHeadDim(q[3]))
     return why;
   if (Refusal why = checkAttentionGrid(q, op.getKey().getType().getShape()))
     return why;
   AttentionTiling pinned{options.sm80QBlock, options.sm80KvBlock,
                          options.sm80Stages};
+  // Above 128 columns, 128-key blocks' scores would not fit beside the
+  // output accumulators in registers.
+  if (q[3] > 128 && !pinned.blockN)
+    pinned.blockN = 64;
   AttentionTiling tiling = {pinned.blockM ? pinned.blockM : 64,
                             pinned.blockN ? pinned.blockN : 64,
                             pinned.stages ? pinned.stages : 2};

@@ -19,15 +19,17 @@
 
 // Each path that does not take an op says why; the next path is tried.
 func.func @not_eligible(%q32: tensor<1x2x128x64xf32>, %q: tensor<1x2x128x96xbf16>,
-                        %r: tensor<1x2x100x64xbf16>)
-    -> (tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>, tensor<1x2x100x64xbf16>) {
+                        %r: tensor<1x2x100x64xbf16>, %q72: tensor<1x2x128x72xbf16>,
+                        %q320: tensor<1x2x128x320xf16>)
+    -> (tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>, tensor<1x2x100x64xbf16>,
+        tensor<1x2x128x72xbf16>, tensor<1x2x128x320xf16>) {
   // expected-remark @below {{attention does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16)}}
   // expected-remark @below {{attention does not take the mma.sync path: element type f32 (the mma.sync path takes bf16 and f16)}}
   %0 = bpt.attention %q32, %q32, %q32
       : (tensor<1x2x128x64xf32>, tensor<1x2x128x64xf32>, tensor<1x2x128x64xf32>)
       -> tensor<1x2x128x64xf32>
+  // Head dim 96: mma.sync takes it (multiples of 16 up to 256).
   // expected-remark @below {{attention does not take the wgmma path: head dimension 96 (64 and 128 are supported)}}
-  // expected-remark @below {{attention does not take the mma.sync path: head dimension 96 (64 and 128 are supported)}}
   %1 = bpt.attention %q, %q, %q
       : (tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>)
       -> tensor<1x2x128x96xbf16>
@@ -36,7 +38,19 @@ func.func @not_eligible(%q32: tensor<1x2x128x64xf32>, %q: tensor<1x2x128x96xbf16
   %2 = bpt.attention %r, %r, %r
       : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>)
       -> tensor<1x2x100x64xbf16>
-  return %0, %1, %2 : tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>, tensor<1x2x100x64xbf16>
+  // Head dims that no k16 step divides, or wider than 256: portable.
+  // expected-remark @below {{attention does not take the wgmma path: head dimension 72 (64 and 128 are supported)}}
+  // expected-remark @below {{attention does not take the mma.sync path: head dimension 72 (multiples of 16 up to 256 are supported)}}
+  %3 = bpt.attention %q72, %q72, %q72
+      : (tensor<1x2x128x72xbf16>, tensor<1x2x128x72xbf16>, tensor<1x2x128x72xbf16>)
+      -> tensor<1x2x128x72xbf16>
+  // expected-remark @below {{attention does not take the wgmma path: head dimension 320 (64 and 128 are supported)}}
+  // expected-remark @below {{attention does not take the mma.sync path: head dimension 320 (multiples of 16 up to 256 are supported)}}
+  %4 = bpt.attention %q320, %q320, %q320
+      : (tensor<1x2x128x320xf16>, tensor<1x2x128x320xf16>, tensor<1x2x128x320xf16>)
+      -> tensor<1x2x128x320xf16>
+  return %0, %1, %2, %3, %4 : tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>,
+      tensor<1x2x100x64xbf16>, tensor<1x2x128x72xbf16>, tensor<1x2x128x320xf16>
 }
 
 // -----
