@@ -17,6 +17,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -453,6 +454,11 @@ FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
     used.portable |= strategy.getPath() == KernelPath::portable;
     used.mmaSync |= strategy.getPath() == KernelPath::mma_sync;
     used.wgmma |= strategy.getPath() == KernelPath::wgmma;
+    auto q = op->getAttrOfType<IntegerAttr>("bpt.q_block");
+    auto kv = op->getAttrOfType<IntegerAttr>("bpt.kv_block");
+    if (isa<scf::ForallOp>(op) && q && kv &&
+        strategy.getPath() == KernelPath::portable)
+      used.portableBlocks.push_back({q.getInt(), kv.getInt()});
   });
   return used;
 }

@@ -97,6 +97,8 @@ struct BPTSelectStrategyPass final
   void runOnOperation() override {
     StrategyOptions options;
     copyStrategyFields(*this, options);
+    options.reportBlockSizes =
+        reportBlockSizes && (qBlock.hasValue() || kvBlock.hasValue());
     if (std::optional<std::string> why = checkStrategyOptions(options)) {
       getOperation().emitError() << "bpt-select-strategy: " << *why;
       return signalPassFailure();

@@ -765,5 +765,24 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
 FailureOr<StrategyAttr> bpt::selectStrategy(Operation *op,
                                             const StrategyOptions &options,
                                             bool remarks) {
-  return Selector(op, options, remarks).select();
+  FailureOr<StrategyAttr> strategy = Selector(op, options, remarks).select();
+  // The portable block sizes tile only the portable attention loops; a
+  // tensor-core kernel picks its own (the --sm90-* / --sm80-* options or
+  // the cost model).
+  if (remarks && options.reportBlockSizes && succeeded(strategy) &&
+      *strategy && strategy->getPath() != KernelPath::portable &&
+      (isa<AttentionOp, AttentionGradOp>(op) ||
+       // A block decomposed for mma.sync remarks through its attention.
+       (isa<TransformerBlockOp>(op) &&
+        strategy->getPath() == KernelPath::wgmma))) {
+    InFlightDiagnostic remark = op->emitRemark();
+    remark << "q-block=" << options.qBlock << " / kv-block="
+           << options.kvBlock << " ignored: " << op->getName().stripDialect()
+           << " takes the " << stringifyKernelPath(strategy->getPath())
+           << " kernel, which picks its own tiling";
+    if (strategy->getQBlock() || strategy->getKvBlock())
+      remark << " (q_block " << strategy->getQBlock() << ", kv_block "
+             << strategy->getKvBlock() << ")";
+  }
+  return strategy;
 }

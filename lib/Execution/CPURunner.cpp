@@ -248,6 +248,7 @@ compileForCPU(ModuleOp module, ArrayRef<std::string> names,
   blockwise.qBlock = run.qBlock;
   blockwise.kvBlock = run.kvBlock;
   blockwise.fuse = options.fuse;
+  blockwise.reportBlockSizes = options.reportBlockSizes;
   buildBPTBlockwisePipeline(toBuffers, blockwise);
   addLinalgStage(toBuffers);
   addBufferizationStage(toBuffers);

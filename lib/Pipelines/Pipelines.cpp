@@ -40,17 +40,19 @@ std::optional<Stage> bpt::parseStage(StringRef name) {
 static BPTSelectStrategyOptions selectStrategyOptions(const StrategyOptions &o) {
   BPTSelectStrategyOptions pass;
   copyStrategyFields(o, pass);
+  pass.reportBlockSizes = o.reportBlockSizes;
   return pass;
 }
 
 /// Fuse, tile, clean up: block sizes come from each op's strategy where it
 /// has one, else `qBlock` / `kvBlock`.
 static void addTiling(OpPassManager &pm, bool fuse, int64_t qBlock,
-                      int64_t kvBlock) {
+                      int64_t kvBlock, bool reportBlockSizes) {
   OpPassManager &func = pm.nest<func::FuncOp>();
   if (fuse)
-    func.addPass(createBPTFuseFFNResidual({qBlock, kvBlock}));
-  func.addPass(createBPTTileAttention({qBlock, kvBlock}));
+    func.addPass(
+        createBPTFuseFFNResidual({qBlock, kvBlock, reportBlockSizes}));
+  func.addPass(createBPTTileAttention({qBlock, kvBlock, reportBlockSizes}));
   func.addPass(createBPTChunkFFN());
   // Loop nests keep their unit dimensions (batch 1, one head, one query
   // block) at this level: a nest that a kernel conversion takes must stay a
@@ -70,7 +72,8 @@ void bpt::addBlockwiseStage(OpPassManager &pm, const StrategyOptions &strategy,
   // before anything is fused or tiled; wgmma blocks become chunk loops.
   pm.nest<func::FuncOp>().addPass(createBPTDecomposeBlock());
   pm.addPass(createBPTSelectStrategy(select));
-  addTiling(pm, fuse, strategy.qBlock, strategy.kvBlock);
+  addTiling(pm, fuse, strategy.qBlock, strategy.kvBlock,
+            strategy.reportBlockSizes);
 }
 
 void bpt::addKernelStage(OpPassManager &pm) {
@@ -138,7 +141,7 @@ void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
   // The CPU lowers every nest as loops, whatever its strategy; what is
   // still model-level here is made blockwise first.
   pm.nest<func::FuncOp>().addPass(createBPTDecomposeBlock());
-  addTiling(pm, /*fuse=*/true, 64, 64);
+  addTiling(pm, /*fuse=*/true, 64, 64, /*reportBlockSizes=*/false);
   addLinalgStage(pm);
   addBufferizationStage(pm);
   if (options.reportMemory)

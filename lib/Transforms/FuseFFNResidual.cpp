@@ -303,6 +303,8 @@ struct BPTFuseFFNResidualPass final
     if (failed(verifyBlockSizes(getOperation(), getArgument(), qBlock,
                                 kvBlock)))
       return signalPassFailure();
+    // Only sizes the user gave are reported (see bpt-tile-attention).
+    bool report = reportBlockSizes && (qBlock.hasValue() || kvBlock.hasValue());
     SmallVector<AttentionOp> ops;
     getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
     OpBuilder b(&getContext());
@@ -311,8 +313,17 @@ struct BPTFuseFFNResidualPass final
       auto [q, kv] = blockSizesOf(op, qBlock, kvBlock);
       // Only the portable path fuses; a tensor-core attention is tiled as a
       // nest of its own.
-      if (q > 0)
-        (void)fuseAttentionConsumers(b, op, q, kv);
+      if (q <= 0)
+        continue;
+      // An op that is not fused is tiled (and reported) by
+      // bpt-tile-attention; a fused one is gone afterwards.
+      Location loc = op.getLoc();
+      StrategyAttr strategy = StrategyAttr::get(op);
+      int64_t qSeq = op.getQuery().getType().getDimSize(2);
+      int64_t kvSeq = op.getKey().getType().getDimSize(2);
+      if (succeeded(fuseAttentionConsumers(b, op, q, kv)) && report)
+        remarkClampedBlockSizes(loc, strategy, getArgument(), q, kv, qSeq,
+                                kvSeq);
     }
   }
 };

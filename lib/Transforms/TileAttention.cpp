@@ -27,11 +27,30 @@ LogicalResult bpt::verifyBlockSizes(Operation *anchor, StringRef pass,
                                     int64_t qBlock, int64_t kvBlock) {
   for (auto [name, size] : {std::make_pair("q-block", qBlock),
                             std::make_pair("kv-block", kvBlock)})
-    if (size < 1)
+    if (size < 1 || size > INT32_MAX)
       return anchor->emitError()
-             << pass << ": option " << name << " must be positive, got "
+             << pass << ": option " << name
+             << (size < 1 ? " must be positive, got "
+                          : " must be at most 2147483647, got ")
              << size;
   return success();
+}
+
+void bpt::remarkClampedBlockSizes(Location loc, StrategyAttr strategy,
+                                  StringRef pass, int64_t qBlock,
+                                  int64_t kvBlock, int64_t qSeq,
+                                  int64_t kvSeq) {
+  // A tensor-core kernel's tiles come from its strategy, not the options.
+  if (strategy && strategy.getPath() != KernelPath::portable)
+    return;
+  for (auto [name, size, seq, what] :
+       {std::make_tuple("q-block", qBlock, qSeq, "query"),
+        std::make_tuple("kv-block", kvBlock, kvSeq, "key/value")})
+    if (size > seq)
+      emitRemark(loc) << pass << ": " << name << "=" << size
+                       << " is larger than the " << seq << "-row " << what
+                       << " sequence: clamped to " << seq
+                       << " (one block covers it)";
 }
 
 std::pair<int64_t, int64_t> bpt::blockSizesOf(Operation *op, int64_t qBlock,
@@ -77,12 +96,20 @@ struct BPTTileAttentionPass final
     if (failed(verifyBlockSizes(getOperation(), getArgument(), qBlock,
                                 kvBlock)))
       return signalPassFailure();
+    // Only sizes the user gave are reported (a default larger than a short
+    // sequence is no news).
+    bool report = reportBlockSizes && (qBlock.hasValue() || kvBlock.hasValue());
     SmallVector<AttentionOp> ops;
     getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
     OpBuilder b(&getContext());
     for (AttentionOp op : ops) {
       b.setInsertionPoint(op);
       auto [q, kv] = blockSizesOf(op, qBlock, kvBlock, /*portableOnly=*/false);
+      if (report)
+        remarkClampedBlockSizes(op.getLoc(), StrategyAttr::get(op),
+                                getArgument(), q, kv,
+                                op.getQuery().getType().getDimSize(2),
+                                op.getKey().getType().getDimSize(2));
       scf::ForallOp nest = tileAttentionNest(b, op, q, kv);
       op->replaceAllUsesWith(nest.getResults());
       op.erase();
@@ -92,6 +119,11 @@ struct BPTTileAttentionPass final
     for (AttentionGradOp op : grads) {
       b.setInsertionPoint(op);
       auto [q, kv] = blockSizesOf(op, qBlock, kvBlock, /*portableOnly=*/false);
+      if (report)
+        remarkClampedBlockSizes(op.getLoc(), StrategyAttr::get(op),
+                                getArgument(), q, kv,
+                                op.getQuery().getType().getDimSize(2),
+                                op.getKey().getType().getDimSize(2));
       AttentionGradResults r = tileAttentionGrad(b, op, q, kv);
       op->replaceAllUsesWith(ValueRange{r.dq, r.dk, r.dv});
       op.erase();

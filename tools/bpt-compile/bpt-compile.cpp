@@ -23,6 +23,8 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 
+#include <set>
+
 using namespace mlir;
 namespace cl = llvm::cl;
 
@@ -466,11 +468,8 @@ warnIneffectiveTilingFlags(ModuleOp module,
     const char *why;
     std::vector<cl::Option *> flags;
   };
+  const cl::Option *portableFlags[] = {&qBlock, &kvBlock, &noFuse};
   const PathFlags groups[] = {
-      {&bpt::KernelPathsUsed::portable,
-       "no op takes the portable path (tensor-core kernels take their "
-       "tilings from the --sm90-* / --sm80-* flags)",
-       {&qBlock, &kvBlock, &noFuse}},
       {&bpt::KernelPathsUsed::wgmma,
        "no op takes an sm_90a wgmma kernel",
        {&sm90KvBlock, &sm90Stages, &sm90GemmBlockN, &sm90GemmStages,
@@ -480,6 +479,8 @@ warnIneffectiveTilingFlags(ModuleOp module,
        {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
   };
   bool anyGiven = false;
+  for (const cl::Option *flag : portableFlags)
+    anyGiven |= flag->getNumOccurrences() > 0;
   for (const PathFlags &group : groups)
     for (cl::Option *flag : group.flags)
       anyGiven |= flag->getNumOccurrences() > 0;
@@ -488,6 +489,33 @@ warnIneffectiveTilingFlags(ModuleOp module,
   FailureOr<bpt::KernelPathsUsed> used = bpt::kernelPathsUsed(module, options);
   if (failed(used))
     return failure();
+  // The portable block sizes and fusion apply to the portable attention
+  // loops only: other portable ops (an FFN, a projection) take neither.
+  for (const cl::Option *flag : portableFlags)
+    if (flag->getNumOccurrences() && used->portableBlocks.empty())
+      llvm::errs() << "bpt-compile: warning: --" << flag->ArgStr
+                   << " has no effect: no "
+                   << (used->portable ? "attention" : "op")
+                   << " takes the portable path (tensor-core kernels take "
+                      "their tilings from the --sm90-* / --sm80-* flags)\n";
+  // A block larger than the sequence it tiles is clamped to it.
+  for (auto [flag, value, first, what] :
+       {std::make_tuple(&qBlock, int64_t(qBlock), true, "query"),
+        std::make_tuple(&kvBlock, int64_t(kvBlock), false, "key/value")}) {
+    if (!flag->getNumOccurrences())
+      continue;
+    std::set<int64_t> clamped;
+    for (auto [q, kv] : used->portableBlocks)
+      if ((first ? q : kv) < value)
+        clamped.insert(first ? q : kv);
+    if (clamped.empty())
+      continue;
+    llvm::errs() << "bpt-compile: warning: --" << flag->ArgStr << "="
+                 << value << " is larger than the " << what
+                 << " sequence: clamped to ";
+    llvm::interleave(clamped, llvm::errs(), " / ");
+    llvm::errs() << " rows (one block covers the sequence)\n";
+  }
   for (const PathFlags &group : groups)
     for (cl::Option *flag : group.flags)
       if (flag->getNumOccurrences() && !((*used).*group.path))

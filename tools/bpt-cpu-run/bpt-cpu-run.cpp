@@ -89,6 +89,11 @@ int main(int argc, char **argv) {
       llvm::errs() << "bpt-cpu-run: block sizes must be positive, got q-block "
                    << q << " and kv-block " << kv << "\n";
       return 2;
+    } else if (q > INT32_MAX || kv > INT32_MAX) {
+      // Tilings are 32-bit in the kernels and the pipelines' checks.
+      llvm::errs() << "bpt-cpu-run: block sizes must be at most " << INT32_MAX
+                   << ", got q-block " << q << " and kv-block " << kv << "\n";
+      return 2;
     }
 
   DialectRegistry registry;
@@ -120,6 +125,9 @@ int main(int argc, char **argv) {
   bpt::CPUCheckOptions options;
   options.function = functionName;
   options.blockSizes = configs;
+  options.reportBlockSizes = qBlock.getNumOccurrences() ||
+                             kvBlock.getNumOccurrences() ||
+                             !blockSizes.empty();
   options.fuse = !noFuse;
   options.seed = seed;
   options.perturbOutput = perturbOutput;

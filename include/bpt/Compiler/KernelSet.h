@@ -20,6 +20,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace bpt {
 
@@ -81,8 +82,12 @@ void fillPipelineOptions(const CompileOptions &options, NVVMOptions &nvvm);
 /// bpt-to-nvvm pipeline, cut after that stage.
 /// The kernel paths a module's ops and loop nests take.
 struct KernelPathsUsed {
-  /// Tiled by --q-block / --kv-block, fused unless --no-fuse.
+  /// Some op takes the portable path.
   bool portable = false;
+  /// The portable attention loops (tiled by --q-block / --kv-block, fused
+  /// unless --no-fuse): the block sizes each uses (`bpt.q_block`,
+  /// `bpt.kv_block`: the flags clamped to its sequences).
+  std::vector<std::pair<int64_t, int64_t>> portableBlocks;
   /// Tiled by the --sm80-* flags.
   bool mmaSync = false;
   /// Tiled by the --sm90-* flags and --chunk-rows.

@@ -186,6 +186,11 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
     Option<"sm80GemmBlockN", "sm80-gemm-block-n", "int64_t", /*default=*/"0",
            "mma.sync GEMMs: tile columns, 128 or 256 (0: 256 where N "
            "allows)">,
+    Option<"reportBlockSizes", "report-block-sizes", "bool",
+           /*default=*/"true",
+           "Remark where a q-block / kv-block given to this pass is "
+           "ignored by a tensor-core kernel "
+           "(pipelines set it from whether their own were given)">,
   ];
 }
 

@@ -44,6 +44,12 @@ struct StrategyOptions {
   /// mma.sync: the attention's query block, key/value block and stages,
   /// the GEMMs' tile columns.
   int64_t sm80QBlock = 0, sm80KvBlock = 0, sm80Stages = 0, sm80GemmBlockN = 0;
+  /// The user gave qBlock / kvBlock: an attention whose tensor-core kernel
+  /// picks its own tiling gets a remark that they were ignored, and a block
+  /// larger than the sequence it tiles one that it was clamped. Not copied
+  /// by copyStrategyFields: each entry point says whether its own options
+  /// were given (bpt-compile warns itself and leaves it off).
+  bool reportBlockSizes = false;
 };
 
 /// Copies the strategy options that `from` and `to` share by name (the

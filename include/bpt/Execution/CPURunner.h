@@ -29,6 +29,9 @@ struct CPUCheckOptions {
   /// inputs; every one is checked against the reference, and each after the
   /// first also against the first (block sizes must not change the result).
   std::vector<std::pair<int64_t, int64_t>> blockSizes = {{64, 64}};
+  /// The user gave the block sizes: a size larger than the sequence it
+  /// tiles gets a remark that it was clamped (see bpt-tile-attention).
+  bool reportBlockSizes = false;
   /// Run bpt-fuse-ffn-residual (bpt-blockwise's `fuse` option).
   bool fuse = true;
   uint64_t seed = 1;

@@ -101,14 +101,25 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
       llvm::cl::desc("mma.sync GEMM tile columns (0: 256 where N allows)"),
       llvm::cl::init(0)};
 
+  /// Whether block sizes given as options (q-block, kv-block) are reported
+  /// where a tensor-core kernel ignores them or where they are clamped to
+  /// the sequence; callers that report them themselves (bpt-compile) or that
+  /// set them without the user (the CPU runner's defaults) turn it off.
+  bool reportBlockSizes = true;
+
   /// The same values as bpt-select-strategy's options.
   StrategyOptions strategy() const {
     StrategyOptions o;
     copyStrategyFields(*this, o);
+    o.reportBlockSizes =
+        reportBlockSizes && (qBlock.hasValue() || kvBlock.hasValue());
     return o;
   }
   /// Sets every strategy option from `o`.
-  void setStrategy(const StrategyOptions &o) { copyStrategyFields(o, *this); }
+  void setStrategy(const StrategyOptions &o) {
+    copyStrategyFields(o, *this);
+    reportBlockSizes = o.reportBlockSizes;
+  }
 };
 
 /// Options of bpt-blockwise.

@@ -64,11 +64,17 @@ mlir::LogicalResult verifyBlockSizes(mlir::Operation *anchor,
                                      llvm::StringRef pass, int64_t qBlock,
                                      int64_t kvBlock);
 
+/// Remarks at `loc`, for an op on the portable path (`strategy` portable or
+/// null), that a block size larger than its sequence is clamped to it.
+void remarkClampedBlockSizes(mlir::Location loc, StrategyAttr strategy,
+                             llvm::StringRef pass, int64_t qBlock,
+                             int64_t kvBlock, int64_t qSeq, int64_t kvSeq);
+
 /// The block sizes to tile `op` (an attention or its gradient) with: its
-/// strategy's `q_block` and
-/// `kv_block` where it records them, else `qBlock` and `kvBlock`. With
-/// `portableOnly`, {0, 0} for an op whose strategy is a tensor-core path
-/// (which only bpt-tile-attention tiles, as a nest of its own).
+/// strategy's `q_block` and `kv_block` where it records them, else `qBlock`
+/// and `kvBlock`. With `portableOnly`, {0, 0} for an op whose strategy is a
+/// tensor-core path (which only bpt-tile-attention tiles, as a nest of its
+/// own).
 std::pair<int64_t, int64_t> blockSizesOf(mlir::Operation *op, int64_t qBlock,
                                          int64_t kvBlock,
                                          bool portableOnly = true);

@@ -148,7 +148,12 @@ def BPTTileAttention : Pass<"bpt-tile-attention", "::mlir::func::FuncOp"> {
     Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
            "Query rows per block (clamped to the query length)">,
     Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
-           "Key/value rows per block (clamped to the key length)">
+           "Key/value rows per block (clamped to the key length)">,
+    Option<"reportBlockSizes", "report-block-sizes", "bool",
+           /*default=*/"true",
+           "Remark where a q-block / kv-block given to this pass is "
+           "larger than the sequence it tiles and clamped "
+           "(pipelines set it from whether their own were given)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -185,7 +190,12 @@ def BPTFuseFFNResidual : Pass<"bpt-fuse-ffn-residual", "::mlir::func::FuncOp"> {
     Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
            "Query rows per block (clamped to the query length)">,
     Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
-           "Key/value rows per block (clamped to the key length)">
+           "Key/value rows per block (clamped to the key length)">,
+    Option<"reportBlockSizes", "report-block-sizes", "bool",
+           /*default=*/"true",
+           "Remark where a q-block / kv-block given to this pass is "
+           "larger than the sequence it tiles and clamped "
+           "(pipelines set it from whether their own were given)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
