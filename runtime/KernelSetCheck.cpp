@@ -84,7 +84,7 @@ double bpt::rt::countFlops(const Manifest &m) {
   double ffn = 2.0 * rows * wIn[0] * wIn[1] * (gated ? 3 : 2);
   if (m.op == ManifestOp::FFN)
     return ffn;
-  if (m.op != ManifestOp::Block)
+  if (m.op != ManifestOp::Block && m.op != ManifestOp::BlockBackward)
     return 0;
   auto wq = shapeOf("w_q"), wk = shapeOf("w_k");
   int64_t heads = m.getIntOption("heads").value_or(1);
@@ -93,7 +93,15 @@ double bpt::rt::countFlops(const Manifest &m) {
   double projections = 2.0 * rows * x[2] * (2.0 * wq[1] + 2.0 * wk[1]);
   double headDim = double(wq[1]) / heads;
   double attention = 4.0 * x[0] * heads * x[1] * x[1] * headDim;
-  return projections + (causal ? attention / 2 : attention) + ffn;
+  if (causal)
+    attention /= 2;
+  if (m.op == ManifestOp::BlockBackward)
+    // The forward, then the backward: each GEMM twice more (dx and dw),
+    // the attention 2.5 forwards (FlashAttention's count), and the
+    // recomputed forward of everything but the attention.
+    return 3.0 * (projections + ffn) + 3.5 * attention +
+           (projections + ffn);
+  return projections + attention + ffn;
 }
 
 /// The float64 reference of the manifest's op on `inputs` (by name).
@@ -166,10 +174,14 @@ reference(const Manifest &m, const std::map<std::string, ref::Tensor> &in) {
     return std::vector<ref::Tensor>{ref::ffn(need("input"), need("w_in"),
                                              need("w_out"), get("w_gate"), *a)};
   }
-  case ManifestOp::Block: {
+  case ManifestOp::Block:
+  case ManifestOp::BlockBackward: {
     if (auto e = missing({"input", "norm1_weight", "w_q", "w_k", "w_v", "w_o",
                           "norm2_weight", "w_in", "w_out"}))
       return Status::failure(*e);
+    if (m.op == ManifestOp::BlockBackward)
+      if (auto e = missing({"output_grad"}))
+        return Status::failure(*e);
     std::optional<ref::Activation> a = parseActivation(act);
     if (!a)
       return Status::failure("unknown activation '" + act + "'");
@@ -181,12 +193,29 @@ reference(const Manifest &m, const std::map<std::string, ref::Tensor> &in) {
                         need("w_in"),         need("w_out"),
                         orEmpty("w_gate")};
     std::string norm = m.getStringOption("norm").value_or("rms_norm");
-    return std::vector<ref::Tensor>{ref::transformerBlock(
-        need("input"), w, m.getIntOption("heads").value_or(1),
-        m.getIntOption("kv_heads").value_or(1), causal, *a,
-        norm == "layer_norm" ? ref::NormKind::LayerNorm
-                             : ref::NormKind::RMSNorm,
-        m.getNumberOption("epsilon").value_or(1e-5))};
+    int64_t heads = m.getIntOption("heads").value_or(1);
+    int64_t kvHeads = m.getIntOption("kv_heads").value_or(1);
+    ref::NormKind normKind = norm == "layer_norm" ? ref::NormKind::LayerNorm
+                                                  : ref::NormKind::RMSNorm;
+    double eps = m.getNumberOption("epsilon").value_or(1e-5);
+    std::vector<ref::Tensor> outputs = {ref::transformerBlock(
+        need("input"), w, heads, kvHeads, causal, *a, normKind, eps)};
+    if (m.op == ManifestOp::Block)
+      return outputs;
+    // y, dx, then each weight's gradient in the inputs' order (the
+    // manifest's outputs, ManifestOp.cpp); absent weights have none.
+    ref::BlockGradients grads = ref::transformerBlockBackward(
+        need("input"), w, heads, kvHeads, causal, *a, normKind, eps,
+        need("output_grad"));
+    outputs.push_back(grads.dx);
+    for (const ref::Tensor *g :
+         {&grads.dw.norm1Weight, &grads.dw.norm1Bias, &grads.dw.wQ,
+          &grads.dw.wK, &grads.dw.wV, &grads.dw.wO, &grads.dw.norm2Weight,
+          &grads.dw.norm2Bias, &grads.dw.wIn, &grads.dw.wOut,
+          &grads.dw.wGate})
+      if (!g->data.empty())
+        outputs.push_back(*g);
+    return outputs;
   }
   case ManifestOp::Custom:
     break;

@@ -321,7 +321,8 @@ static std::optional<ManifestOp> parseManifestOp(const std::string &name) {
   for (ManifestOp op :
        {ManifestOp::Attention, ManifestOp::AttentionLSE,
         ManifestOp::AttentionGrad, ManifestOp::AttentionBackward,
-        ManifestOp::FFN, ManifestOp::Block, ManifestOp::Custom})
+        ManifestOp::FFN, ManifestOp::Block, ManifestOp::BlockBackward,
+        ManifestOp::Custom})
     if (name == manifestOpName(op))
       return op;
   return std::nullopt;
@@ -341,6 +342,8 @@ const char *bpt::rt::manifestOpName(ManifestOp op) {
     return "ffn";
   case ManifestOp::Block:
     return "block";
+  case ManifestOp::BlockBackward:
+    return "block_backward";
   case ManifestOp::Custom:
     return "custom";
   }
@@ -479,8 +482,8 @@ public:
     if (!parsed)
       return fail("op", "unknown op \"" + op +
                             "\" (expected attention, attention_lse, "
-                            "attention_grad, attention_backward, ffn, block "
-                            "or custom)");
+                            "attention_grad, attention_backward, ffn, block, "
+                            "block_backward or custom)");
     manifest_.op = *parsed;
 
     if (!readOptions(root))

@@ -62,17 +62,25 @@ const std::vector<OptionRule> &optionRules() {
       {"causal",
        OptionType::Bool,
        {Op::Attention, Op::AttentionLSE, Op::AttentionGrad,
-        Op::AttentionBackward, Op::Block},
+        Op::AttentionBackward, Op::Block, Op::BlockBackward},
        {}},
       {"scale", OptionType::PositiveNumber, attention, {}},
       {"activation",
        OptionType::String,
-       {Op::FFN, Op::Block},
+       {Op::FFN, Op::Block, Op::BlockBackward},
        {"gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu"}},
-      {"norm", OptionType::String, {Op::Block}, {"layer_norm", "rms_norm"}},
-      {"epsilon", OptionType::PositiveNumber, {Op::Block}, {}},
-      {"heads", OptionType::PositiveInteger, {Op::Block}, {}},
-      {"kv_heads", OptionType::PositiveInteger, {Op::Block}, {}},
+      {"norm",
+       OptionType::String,
+       {Op::Block, Op::BlockBackward},
+       {"layer_norm", "rms_norm"}},
+      {"epsilon", OptionType::PositiveNumber, {Op::Block, Op::BlockBackward},
+       {}},
+      {"heads", OptionType::PositiveInteger, {Op::Block, Op::BlockBackward},
+       {}},
+      {"kv_heads",
+       OptionType::PositiveInteger,
+       {Op::Block, Op::BlockBackward},
+       {}},
       // How the kernels were compiled: recorded, not read by the check.
       {"q_block", OptionType::PositiveInteger, {}, {}},
       {"kv_block", OptionType::PositiveInteger, {}, {}},
@@ -158,11 +166,12 @@ private:
       if (!checkOptionValue(*rule, value, path))
         return false;
     }
-    if (m_.op == ManifestOp::Block) {
+    if (m_.op == ManifestOp::Block || m_.op == ManifestOp::BlockBackward) {
       for (const char *key : {"heads", "kv_heads"})
         if (!m_.hasOption(key))
           return fail(std::string("options.") + key,
-                      "missing (op block needs heads and kv_heads)");
+                      "missing (op " + opName() +
+                          " needs heads and kv_heads)");
       int64_t heads = *m_.getIntOption("heads");
       int64_t kvHeads = *m_.getIntOption("kv_heads");
       if (heads % kvHeads != 0)
@@ -281,10 +290,10 @@ private:
                     elementTypeName(dtype) + " here");
   }
 
-  /// An expected output, in order.
+  /// An expected output, in order; `name` (if given) is its buffer's name.
   void addOutput(std::vector<int64_t> shape, ElementType dtype,
-                 const char *what) {
-    outputs_.push_back({std::move(shape), dtype, what});
+                 const char *what, std::string name = "") {
+    outputs_.push_back({std::move(shape), dtype, what, std::move(name)});
   }
 
   bool checkAttention() {
@@ -429,8 +438,51 @@ private:
         !expectShape(*wOut, {f, h}, "[F, H]") || !expectDType(*wIn, dtype) ||
         !expectDType(*wOut, dtype) || !checkGate(h, f, dtype))
       return false;
-    addOutput(xs, dtype, "the block's output, shaped as input");
+    addOutput(xs, dtype, "the block's output, shaped as input",
+              m_.op == ManifestOp::BlockBackward ? "output" : "");
+    if (m_.op == ManifestOp::BlockBackward)
+      return checkBlockBackward(xs, dtype, heads);
     return true;
+  }
+
+  /// block_backward: output_grad shaped as input; the outputs after the
+  /// block's output are input_grad, then one "<weight>_grad" per weight
+  /// input in the forward's order, each of its weight's shape and dtype;
+  /// the saved lse ([B, heads, S] f32) is held by a workspace.
+  bool checkBlockBackward(const std::vector<int64_t> &xs, ElementType dtype,
+                          int64_t heads) {
+    std::optional<size_t> dy = input("output_grad");
+    if (!dy || !expectShape(*dy, xs, "the shape of input") ||
+        !expectDType(*dy, dtype))
+      return false;
+    addOutput(xs, dtype, "the input's gradient, shaped as input",
+              "input_grad");
+    for (const char *name :
+         {"norm1_weight", "norm1_bias", "w_q", "w_k", "w_v", "w_o",
+          "norm2_weight", "norm2_bias", "w_in", "w_out", "w_gate"}) {
+      const ManifestBuffer *weight = m_.findBuffer(name);
+      if (!weight)
+        continue; // absent where the block has no such weight (checked)
+      addOutput(weight->shape, weight->dtype,
+                "a weight's gradient, shaped as the weight",
+                std::string(name) + "_grad");
+    }
+    int64_t lseBytes = xs[0] * heads * xs[1] * 4;
+    for (const ManifestBuffer &b : m_.buffers)
+      if (b.role == BufferRole::Workspace)
+        for (const auto &[name, bytes] : b.holds)
+          if (name == "lse") {
+            if (bytes != lseBytes)
+              return fail("buffers", "the workspace \"" + b.name +
+                                         "\" holds an lse of " +
+                                         std::to_string(bytes) +
+                                         " bytes, not [B, heads, S] f32 = " +
+                                         std::to_string(lseBytes));
+            return true;
+          }
+    return fail("buffers", "op " + opName() +
+                               " saves the attention's lse in a workspace: "
+                               "none holds \"lse\"");
   }
 
   /// Inputs the op does not read would get random data that nothing uses:
@@ -471,6 +523,10 @@ private:
       const ExpectedOutput &o = outputs_[n];
       std::string layout = std::string("output ") + std::to_string(n) + " of " +
                            opName() + " (" + o.what + ")";
+      if (!o.name.empty() && m_.buffers[outputs[n]].name != o.name)
+        return fail(describe(outputs[n]) + ".name",
+                    "output " + std::to_string(n) + " of " + opName() +
+                        " must be named \"" + o.name + "\" (" + o.what + ")");
       if (!expectShape(outputs[n], o.shape, layout.c_str()) ||
           !expectDType(outputs[n], o.dtype))
         return false;
@@ -482,6 +538,8 @@ private:
     std::vector<int64_t> shape;
     ElementType dtype;
     const char *what;
+    /// Empty: any name (the older ops' outputs are checked by position).
+    std::string name;
   };
 
   const Manifest &m_;

@@ -11,6 +11,7 @@
 #include "bpt/Dialect/Builders.h"
 #include "bpt/Pipelines/Pipelines.h"
 #include "bpt/Target/Chip.h"
+#include "bpt/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -19,12 +20,15 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 using namespace mlir;
 using namespace bpt;
@@ -44,8 +48,9 @@ static bool isAttentionOp(StringRef op) {
 /// The flags that select a variant of an op: each applies to some ops only,
 /// and --lse and --backward are two different kernel sets.
 static llvm::Error checkVariantFlags(const ModelSpec &spec) {
-  if (spec.backward && spec.op != "attention")
-    return specError("--backward applies to --op=attention only");
+  if (spec.backward && spec.op != "attention" && spec.op != "block")
+    return specError("--backward applies to --op=attention and --op=block "
+                     "only");
   if (spec.lse && spec.op != "attention")
     return specError("--lse applies to --op=attention only");
   if (spec.lse && spec.backward)
@@ -342,6 +347,112 @@ static void buildAttentionModel(const ModelSpec &spec, OpBuilder &b,
   func::ReturnOp::create(b, loc, forward.getResult());
 }
 
+/// The attributes of `block` the float64 reference needs, kept on the
+/// combined function (the block itself is decomposed by bpt-build-backward):
+/// describe() reads them back.
+static constexpr StringLiteral kBlockBackwardAttrName = "bpt.block_backward";
+
+/// --op=block --backward: `block_backward(x, <weights>, dy) -> (y, dx,
+/// <one gradient per weight>)`. bpt-build-backward differentiates @block
+/// into @block_train (y, lse) and @block_grad (x, weights, lse, dy -> dx,
+/// dweights); their bodies are cloned, in that order, into one function
+/// with the lse passed between them, so that the kernel-set machinery
+/// (one function, inputs then outputs) applies as it is and the lse becomes
+/// an intermediate buffer (a named workspace); the three others are erased.
+static LogicalResult buildBlockBackward(ModuleOp module,
+                                        TransformerBlockOp block) {
+  MLIRContext *context = module.getContext();
+  NamedAttrList info;
+  info.append("heads", block.getHeadsAttr());
+  info.append("kv_heads", block.getKvHeadsAttr());
+  info.append("causal", BoolAttr::get(context, block.getCausal()));
+  info.append("activation", StringAttr::get(context, stringifyActivation(
+                                                         block.getActivation())));
+  info.append("norm",
+              StringAttr::get(context, stringifyNormKind(block.getNorm())));
+  info.append("epsilon", block.getEpsilonAttr());
+  DictionaryAttr infoAttr = info.getDictionary(context);
+
+  PassManager pm(context);
+  pm.addPass(createBPTBuildBackward());
+  if (failed(pm.run(module)))
+    return failure();
+  auto forward = module.lookupSymbol<func::FuncOp>("block");
+  auto train = module.lookupSymbol<func::FuncOp>("block_train");
+  auto grad = module.lookupSymbol<func::FuncOp>("block_grad");
+  if (!forward || !train || !grad)
+    return module.emitError("bpt-build-backward made no block_train / "
+                            "block_grad");
+  unsigned numArgs = forward.getNumArguments();
+  unsigned numLse = train.getNumResults() - forward.getNumResults();
+  SmallVector<Type> inputs = llvm::to_vector(forward.getArgumentTypes());
+  llvm::append_range(inputs, forward.getResultTypes()); // dy
+  SmallVector<Type> results = llvm::to_vector(forward.getResultTypes());
+  llvm::append_range(results, grad.getResultTypes());
+  OpBuilder b(context);
+  b.setInsertionPointToEnd(module.getBody());
+  auto combined = func::FuncOp::create(b, forward.getLoc(), "block_backward",
+                                       b.getFunctionType(inputs, results));
+  combined->setAttr(kBlockBackwardAttrName, infoAttr);
+  Block *entry = combined.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto inlineBody = [&](func::FuncOp callee,
+                        ValueRange args) -> SmallVector<Value> {
+    IRMapping map;
+    map.map(callee.getArguments(), args);
+    for (Operation &op : callee.getBody().front().without_terminator())
+      b.clone(op, map);
+    return llvm::map_to_vector(
+        callee.getBody().front().getTerminator()->getOperands(),
+        [&](Value v) { return map.lookupOrDefault(v); });
+  };
+  ValueRange args = entry->getArguments();
+  SmallVector<Value> trained = inlineBody(train, args.take_front(numArgs));
+  SmallVector<Value> gradArgs = llvm::to_vector(args.take_front(numArgs));
+  llvm::append_range(gradArgs,
+                     ArrayRef<Value>(trained).drop_front(
+                         forward.getNumResults())); // the lse
+  llvm::append_range(gradArgs, args.drop_front(numArgs)); // dy
+  SmallVector<Value> grads = inlineBody(grad, gradArgs);
+  SmallVector<Value> returned = llvm::to_vector(
+      ArrayRef<Value>(trained).take_front(forward.getNumResults()));
+  llvm::append_range(returned, grads);
+  func::ReturnOp::create(b, forward.getLoc(), returned);
+  if (numLse != 1)
+    return combined.emitError("expected one attention (one lse) in the "
+                              "block's training forward, found ")
+           << numLse;
+  forward.erase();
+  train.erase();
+  grad.erase();
+  auto runCSE = [&] {
+    PassManager cse(context);
+    cse.addPass(createCSEPass());
+    return cse.run(module);
+  };
+  // @block_grad recomputes the forward, its attention without the lse. In
+  // one function, once CSE has merged the two copies of the norm and the
+  // projections, that attention has the training forward's operands (and
+  // attributes): its output is taken from there, and CSE then merges what
+  // follows it (the output projection, the residual, norm2).
+  if (failed(runCSE()))
+    return failure();
+  SmallVector<AttentionOp> withLse, withoutLse;
+  combined.walk([&](AttentionOp op) {
+    (op.getLse() ? withLse : withoutLse).push_back(op);
+  });
+  for (AttentionOp recomputed : withoutLse)
+    for (AttentionOp saved : withLse)
+      if (llvm::equal(recomputed->getOperands(), saved->getOperands()) &&
+          recomputed.getCausal() == saved.getCausal() &&
+          recomputed.getEffectiveScale() == saved.getEffectiveScale()) {
+        recomputed.getResult().replaceAllUsesWith(saved.getResult());
+        recomputed.erase();
+        break;
+      }
+  return runCSE();
+}
+
 llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
                                                       MLIRContext &context) {
   if (llvm::Error error = checkSpec(spec))
@@ -425,6 +536,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
       NormKindAttr::get(&context, *symbolizeNormKind(spec.norm)),
       b.getF64FloatAttr(1e-5));
   func::ReturnOp::create(b, loc, block.getResult());
+  if (spec.backward && failed(buildBlockBackward(*module, block)))
+    return specError("bpt-build-backward failed on the block (see the "
+                     "diagnostics above)");
   return module;
 }
 
@@ -486,6 +600,9 @@ struct ModelDescription {
   SmallVector<std::string> inputNames;
   /// Empty: "result" for one output, else "output0", "output1", ...
   SmallVector<std::string> outputNames;
+  /// block_backward: the type of the saved lse ([B, Hq, S] f32), whose
+  /// allocation the manifest names "lse" (see readHostProgram).
+  RankedTensorType lseType;
 };
 
 /// `attention_backward(q, k, v, dO) -> (o, lse, dq, dk, dv)`: an attention
@@ -520,7 +637,69 @@ std::optional<ModelDescription> describeBackward(func::FuncOp func,
   return d;
 }
 
+/// The block's weights, in the forward's argument order.
+SmallVector<std::string> blockWeightNames(bool layerNorm, bool gated) {
+  SmallVector<std::string> names = {"norm1_weight"};
+  if (layerNorm)
+    names.push_back("norm1_bias");
+  names.append({"w_q", "w_k", "w_v", "w_o", "norm2_weight"});
+  if (layerNorm)
+    names.push_back("norm2_bias");
+  names.append({"w_in", "w_out"});
+  if (gated)
+    names.push_back("w_gate");
+  return names;
+}
+
+/// `block_backward(x, <weights>, dy) -> (y, dx, <weight gradients>)`
+/// (buildBlockBackward): the block's options are the function's
+/// bpt.block_backward dictionary; the names follow the forward's.
+std::optional<ModelDescription> describeBlockBackward(func::FuncOp func) {
+  auto info = func->getAttrOfType<DictionaryAttr>(kBlockBackwardAttrName);
+  if (!info)
+    return std::nullopt;
+  auto heads = info.getAs<IntegerAttr>("heads");
+  auto kvHeads = info.getAs<IntegerAttr>("kv_heads");
+  auto causal = info.getAs<BoolAttr>("causal");
+  auto activation = info.getAs<StringAttr>("activation");
+  auto norm = info.getAs<StringAttr>("norm");
+  auto epsilon = info.getAs<FloatAttr>("epsilon");
+  if (!heads || !kvHeads || !causal || !activation || !norm || !epsilon)
+    return std::nullopt;
+  std::optional<Activation> act = symbolizeActivation(activation.getValue());
+  if (!act)
+    return std::nullopt;
+  SmallVector<std::string> weights =
+      blockWeightNames(norm.getValue() == "layer_norm", isGatedActivation(*act));
+  // x, weights, dy -> y, dx, one gradient per weight.
+  if (func.getNumArguments() != weights.size() + 2 ||
+      func.getNumResults() != weights.size() + 2)
+    return std::nullopt;
+  ModelDescription d;
+  d.op = "block_backward";
+  d.options["heads"] = heads.getInt();
+  d.options["kv_heads"] = kvHeads.getInt();
+  d.options["causal"] = causal.getValue();
+  d.options["activation"] = activation.getValue().str();
+  d.options["norm"] = norm.getValue().str();
+  d.options["epsilon"] = epsilon.getValueAsDouble();
+  d.inputNames = {"input"};
+  llvm::append_range(d.inputNames, weights);
+  d.inputNames.push_back("output_grad");
+  d.outputNames = {"output", "input_grad"};
+  for (const std::string &w : weights)
+    d.outputNames.push_back(w + "_grad");
+  d.lseType = RankedTensorType::get(
+      {cast<ShapedType>(func.getArgumentTypes()[0]).getDimSize(0),
+       heads.getInt(),
+       cast<ShapedType>(func.getArgumentTypes()[0]).getDimSize(1)},
+      Float32Type::get(func.getContext()));
+  return d;
+}
+
 ModelDescription describe(func::FuncOp func) {
+  if (std::optional<ModelDescription> d = describeBlockBackward(func))
+    return *d;
   ModelDescription d;
   for (BlockArgument arg : func.getArguments())
     d.inputNames.push_back(llvm::formatv("input{0}", arg.getArgNumber()));
@@ -625,6 +804,8 @@ public:
   /// The tensor maps as manifest entries (after the slots are known).
   llvm::json::Array tensorMapsJson();
   bool hasScalarArguments() const;
+  /// block_backward: names "lse" the allocation that holds the saved lse.
+  LogicalResult nameLse();
   llvm::json::Array takeBuffers() { return std::move(buffers); }
 
 private:
@@ -674,6 +855,8 @@ private:
   SmallVector<Launch> hostLaunches;
   SmallVector<int64_t> slotOf;
   int64_t firstSlot = 0;
+  /// Unnamed allocations of the model's lseType.
+  SmallVector<int64_t> lseCandidates;
 };
 
 /// The bytes of a static memref, or nullopt when that is zero or more than
@@ -810,6 +993,10 @@ LogicalResult ManifestBuilder::readHostProgram() {
         return badSize(alloc.getLoc(), type);
       intermediateOf[alloc] = intermediates.size();
       auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttrName);
+      if (!name && model.lseType &&
+          type.getShape() == model.lseType.getShape() &&
+          type.getElementType() == model.lseType.getElementType())
+        lseCandidates.push_back(intermediates.size());
       intermediates.push_back(
           {*bytes, -1, -1, name ? name.str() : "intermediate"});
     } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
@@ -830,6 +1017,38 @@ LogicalResult ManifestBuilder::readHostProgram() {
                             << "' on the host side of a kernel set";
     }
   }
+  return success();
+}
+
+LogicalResult ManifestBuilder::nameLse() {
+  // block_backward's lse is an intermediate of the host program, which
+  // keeps no tensor-level name. The training forward comes first in the
+  // function, and its attention is the only op there with a [B, Hq, S] f32
+  // result: the lse is the allocation of that type that a kernel uses
+  // first. Others of its type come after it (the portable backward's
+  // unnamed row sums D = rowsum(dO ∘ O); the tensor-core backward names its
+  // own "delta").
+  int64_t first = -1;
+  int64_t firstUse = std::numeric_limits<int64_t>::max();
+  bool tied = false;
+  for (int64_t i : lseCandidates) {
+    int64_t use = intermediates[i].firstUse;
+    if (use < 0)
+      continue;
+    if (use < firstUse) {
+      first = i;
+      firstUse = use;
+      tied = false;
+    } else if (use == firstUse) {
+      tied = true;
+    }
+  }
+  if (first < 0 || tied)
+    return emitError(func.getLoc())
+           << "bpt-compile: cannot tell which allocation of type "
+           << model.lseType << " holds the saved lse ("
+           << lseCandidates.size() << " candidates)";
+  intermediates[first].name = "lse";
   return success();
 }
 
@@ -1039,6 +1258,8 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
   ManifestBuilder manifest(func, model, numInputs, numOutputs);
   if (failed(manifest.addArgumentBuffers()) ||
       failed(manifest.readHostProgram()))
+    return failure();
+  if (model.lseType && failed(manifest.nameLse()))
     return failure();
   manifest.assignWorkspaceSlots();
   FailureOr<llvm::json::Array> launches =

@@ -99,6 +99,7 @@ void bpt::addLinalgStage(OpPassManager &pm) {
 
 void bpt::addBufferizationStage(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createBPTReadOnlyInputs());
+  pm.addNestedPass<func::FuncOp>(createBPTSplitEmptyTensors());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =

@@ -527,7 +527,8 @@ TEST(Manifest, Errors) {
             "features: expected a string, got 80");
   EXPECT_EQ(manifestError(replaced(valid, "\"attention\"", "\"attn\"")),
             "op: unknown op \"attn\" (expected attention, attention_lse, "
-            "attention_grad, attention_backward, ffn, block or custom)");
+            "attention_grad, attention_backward, ffn, block, block_backward or "
+            "custom)");
   EXPECT_EQ(manifestError(
                 replaced(valid, "\"q_block\": 128", "\"q_block\": [128, 64]")),
             "options.q_block: expected a number, string or boolean, got an "

@@ -79,7 +79,9 @@ static cl::opt<bool> causal("causal", cl::cat(compileCategory),
 static cl::opt<bool> backward(
     "backward",
     cl::desc("--op=attention: the forward with its log-sum-exp and the "
-             "gradients dq, dk, dv, one kernel set"),
+             "gradients dq, dk, dv, one kernel set; --op=block: the block's "
+             "training step (output, then the gradient of the input and of "
+             "every weight; the lse in a workspace), one kernel set"),
     cl::cat(compileCategory), cl::init(false));
 static cl::opt<bool> lse(
     "lse",

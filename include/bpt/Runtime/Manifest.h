@@ -172,6 +172,10 @@ const char *bufferRoleName(BufferRole role);
 /// AttentionBackward: the attention's forward with its log-sum-exp, then
 /// its gradients (inputs query, key, value, output_grad; outputs the
 /// output, the lse, dq, dk, dv).
+/// BlockBackward: a transformer block's training step, the forward then the
+/// gradients (inputs the block's, then output_grad; outputs the output,
+/// input_grad, then "<weight>_grad" for each weight in the inputs' order;
+/// the saved lse in a workspace that holds "lse").
 enum class ManifestOp {
   Attention,
   AttentionLSE,
@@ -179,11 +183,12 @@ enum class ManifestOp {
   AttentionBackward,
   FFN,
   Block,
+  BlockBackward,
   Custom
 };
 
 /// "attention", "attention_lse", "attention_grad", "attention_backward",
-/// "ffn", "block", "custom".
+/// "ffn", "block", "block_backward", "custom".
 const char *manifestOpName(ManifestOp op);
 
 /// One kernel argument buffer.

@@ -239,6 +239,23 @@ def BPTReadOnlyInputs : Pass<"bpt-readonly-inputs", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def BPTSplitEmptyTensors : Pass<"bpt-split-empty-tensors", "::mlir::func::FuncOp"> {
+  let summary = "Give each use of a tensor.empty an empty tensor of its own";
+  let description = [{
+    Before one-shot bufferization: a `tensor.empty` of the function body
+    with several uses in the body (CSE merges identical ones) is cloned so
+    that each use has its own (empties inside loop nests, the kernels' tiles,
+    are left alone). Two ops
+    that write into the same empty tensor bufferize in place into one
+    allocation when the analysis sees no read of the first result after the
+    second write; a tensor-core kernel's operand is read through
+    `bufferization.to_buffer` (read_only), which that analysis misses, so
+    without this the block's training step wrote dO's head-split transpose
+    into V's buffer before the attention backward read V.
+  }];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
 def BPTDistinctResults : Pass<"bpt-distinct-results", "::mlir::func::FuncOp"> {
   let summary = "Give each buffer a function returns a buffer of its own";
   let description = [{
