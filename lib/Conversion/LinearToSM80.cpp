@@ -14,6 +14,7 @@
 #include "bpt/Conversion/Passes.h"
 
 #include "SM80Kernels.h"
+#include "LinearLaunch.h"
 #include "StrategyOps.h"
 
 #include "bpt/Dialect/BPTOps.h"
@@ -59,35 +60,14 @@ struct BPTLinearToSM80Pass final
 
   void rewrite(LinearOp op, const GemmConfig &config) {
     Location loc = op.getLoc();
-    auto xType = cast<RankedTensorType>(op.getInput().getType());
-    auto resultType = cast<RankedTensorType>(op.getType());
-    Type element = xType.getElementType();
+    Type element = op.getInput().getType().getElementType();
     gpu::GPUFuncOp kernel =
         getOrBuildGemmKernel(getOperation(), config, element, loc);
 
     OpBuilder b(op);
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(b, loc, v);
-    };
-    auto i32 = [&](int64_t v) -> Value {
-      return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
-    };
     Value x = asRows(b, loc, readOnlyBuffer(b, loc, op.getInput()));
     Value w = readOnlyBuffer(b, loc, op.getWeight());
-    Value out = memref::AllocOp::create(
-        b, loc, MemRefType::get(resultType.getShape(), element));
-    Value outRows = asRows(b, loc, out);
-    gpu::LaunchFuncOp::create(
-        b, loc, kernel,
-        gpu::KernelDim3{index(config.n / config.blockN),
-                        index(config.rowTiles()), index(1)},
-        gpu::KernelDim3{index(config.threads()), index(1), index(1)},
-        i32(config.sharedMemoryBytes()),
-        ValueRange{x, w, outRows, i32(0), i32(0)});
-    Value result = bufferization::ToTensorOp::create(
-        b, loc, resultType, out, /*restrict=*/true, /*writable=*/true);
-    op.replaceAllUsesWith(result);
-    op.erase();
+    codegen::replaceLinearWithGemmLaunch(b, op, kernel, config, x, w);
   }
 };
 

@@ -119,6 +119,16 @@ FailureOr<func::FuncOp> findFunction(ModuleOp module, StringRef name) {
          << "; choose one with --function";
 }
 
+/// The function `options` names, once its buffers are known to fit in host
+/// memory.
+FailureOr<func::FuncOp> findFunctionToRun(ModuleOp module,
+                                          const CPUCheckOptions &options) {
+  FailureOr<func::FuncOp> func = findFunction(module, options.function);
+  if (failed(func) || failed(checkHostMemory(*func)))
+    return failure();
+  return func;
+}
+
 } // namespace
 
 std::optional<DType> bpt::getDType(Type elementType) {
@@ -334,13 +344,11 @@ FailureOr<CPUCheckResult> bpt::checkOnCPU(ModuleOp module,
                                           const CPUCheckOptions &options) {
   if (options.backward)
     return checkGradientsOnCPU(module, options);
-  FailureOr<func::FuncOp> maybeFunc = findFunction(module, options.function);
+  FailureOr<func::FuncOp> maybeFunc = findFunctionToRun(module, options);
   if (failed(maybeFunc))
     return failure();
   func::FuncOp func = *maybeFunc;
   std::string name = func.getSymName().str();
-  if (failed(checkHostMemory(func)))
-    return failure();
 
   std::mt19937_64 rng(options.seed);
   FailureOr<std::vector<HostTensor>> inputs = randomArguments(func, rng);
@@ -432,13 +440,11 @@ checkByFiniteDifferences(func::FuncOp forward, ArrayRef<ref::Tensor> args,
 
 FailureOr<CPUCheckResult>
 bpt::checkGradientsOnCPU(ModuleOp module, const CPUCheckOptions &options) {
-  FailureOr<func::FuncOp> maybeFunc = findFunction(module, options.function);
+  FailureOr<func::FuncOp> maybeFunc = findFunctionToRun(module, options);
   if (failed(maybeFunc))
     return failure();
   func::FuncOp func = *maybeFunc;
   std::string name = func.getSymName().str();
-  if (failed(checkHostMemory(func)))
-    return failure();
 
   // The training forward and the backward, next to the function.
   OwningOpRef<ModuleOp> trained = module.clone();
