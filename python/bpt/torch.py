@@ -131,7 +131,6 @@ EPSILON = 1e-5
 it); TransformerBlock checks each manifest against it."""
 
 _GATED = ("swiglu", "geglu")
-_MANIFEST_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}
 
 
 class TransformerBlock(torch.nn.Module):
