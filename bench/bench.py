@@ -429,6 +429,51 @@ def bench_block(path, max_seconds, est_seconds=None):
     return row
 
 
+def bench_train(path, max_seconds):
+    """A block's training step: bpt's `--op=block --backward` set against
+    eager PyTorch's forward + backward (autograd, SDPA flash) on the same
+    inputs and upstream gradient; time, allocator peak above the inputs and
+    weights (weight gradients included), and each gradient's difference."""
+    ks = KernelSet(path)
+    m = ks.manifest
+    opts = m["options"]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    params = {}
+    for b in m["buffers"]:
+        if b["role"] != "input":
+            continue
+        scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
+        t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
+        params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
+    x = params["input"].detach().requires_grad_()
+    dy = params["output_grad"]
+    weights = {k: v.detach().requires_grad_() for k, v in params.items()
+               if k not in ("input", "output_grad")}
+    B, S, Hd = x.shape
+    row = {"S": S, "B": B, "hidden": Hd, "ffn": params["w_in"].shape[1],
+           "heads": opts["heads"], "activation": opts.get("activation")}
+
+    def eager_step():
+        for t in [x, *weights.values()]:
+            t.grad = None
+        y = eager_block(x, weights, opts)
+        y.backward(dy)
+        return y
+    row["eager_peak_bytes"], _ = peak_bytes(eager_step)
+    row["eager_ms"], _ = time_ms(eager_step, max_seconds)
+    eager_grads = {"input_grad": x.grad}
+    eager_grads.update({k + "_grad": w.grad for k, w in weights.items()})
+
+    def ours():
+        ks.allocate(params)
+        ks.run()
+    row["bpt_peak_bytes"], _ = peak_bytes(ours)
+    row["rel_diff_to_eager"] = {k: rel(ks.buffer(k), g) for k, g in eager_grads.items()}
+    row["bpt_ms"], row["bpt_runs"] = time_ms(ks.run, max_seconds, warmup=2)
+    ks.release()
+    return row
+
+
 def bench_ffn(path, max_seconds):
     """An FFN kernel set against eager PyTorch (cuBLAS GEMMs + activation)."""
     ks = KernelSet(path)
@@ -595,7 +640,8 @@ def main():
                     help="only draw the plot of a results file into --out")
     ap.add_argument("--max-seconds", type=float, default=20.0)
     ap.add_argument("--only", default="",
-                    help="attention, backward, block, ffn or shapes")
+                    help="attention, backward, block, ffn, shapes or train "
+                         "(block training steps; only when asked)")
     args = ap.parse_args()
     if args.plot:
         with open(args.plot) as f:
@@ -645,6 +691,21 @@ def main():
                   f"{mib(r['eager_peak_bytes']):.0f} | {mib(r['bpt_peak_bytes']):.0f} | "
                   f"{r['bpt_peak_bytes'] / r['eager_peak_bytes']:.2f} | "
                   f"{r.get('rel_diff_to_eager', float('nan')):.1e} | {r.get('bpt_note', '')}", flush=True)
+    if args.only == "train":
+        print("| B x S | hidden | ffn | activation | eager ms | bpt ms | bpt/eager time | eager peak MiB | bpt peak MiB | bpt/eager memory | largest gradient diff to eager |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for n in names:
+            if manifest_op(args.kernels, n) != "block_backward":
+                continue
+            r = bench_train(os.path.join(args.kernels, n), args.max_seconds)
+            results.setdefault("train", []).append(r)
+            mib = lambda b: b / 2**20
+            worst = max(r["rel_diff_to_eager"].items(), key=lambda kv: kv[1])
+            print(f"| {r['B']} x {r['S']} | {r['hidden']} | {r['ffn']} | {r['activation']} | "
+                  f"{r['eager_ms']:.2f} | {r['bpt_ms']:.2f} | {r['bpt_ms'] / r['eager_ms']:.2f} | "
+                  f"{mib(r['eager_peak_bytes']):.0f} | {mib(r['bpt_peak_bytes']):.0f} | "
+                  f"{r['bpt_peak_bytes'] / r['eager_peak_bytes']:.2f} | "
+                  f"{worst[1]:.1e} ({worst[0]}) |", flush=True)
     if args.only in ("", "ffn"):
         ffns = [n for n in names if n.startswith("ffn") and n.endswith(".json")]
         if ffns:

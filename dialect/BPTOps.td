@@ -239,6 +239,62 @@ def BPT_LinearGradOp : BPT_Op<"linear_grad", [Pure]> {
 }
 
 //===----------------------------------------------------------------------===//
+// MatmulOp
+//===----------------------------------------------------------------------===//
+
+def BPT_MatmulOp : BPT_Op<"matmul", [Pure]> {
+  let summary = "a 2-D matrix product with transposed operands and an f32 "
+                "accumulator";
+  let description = [{
+    `result = accumulator + op(lhs) · op(rhs)`, where `op(lhs)` is `[M, K]`
+    (stored `[K, M]` with `transpose_lhs`) and `op(rhs)` is `[K, N]` (stored
+    `[N, K]` with `transpose_rhs`). Products and sums are taken in `f32`,
+    rounded once to the result's element type. The optional `accumulator`
+    is an `f32` `[M, N]` tensor; without it the sum starts at zero.
+
+    This is the GEMM that the gradients need: `bpt-expand-gradients` writes
+    `bpt.linear_grad` and `bpt.ffn_grad` as these (`dx = dy · wᵀ`,
+    `dw = Σ_chunks xᵀ · dy` with an `f32` accumulator across row chunks),
+    which the tensor-core paths run with transposed shared-memory operands
+    rather than transposed copies.
+
+    The operands have the same element type (f32, f16 or bf16); the result
+    has that type or `f32`.
+
+    Example:
+
+    ```mlir
+    %dw = bpt.matmul %x, %dy, acc %dw0 {transpose_lhs}
+        : (tensor<2048x512xbf16>, tensor<2048x1024xbf16>, tensor<512x1024xf32>)
+          -> tensor<512x1024xf32>
+    ```
+  }];
+
+  let arguments = (ins
+    AnyRankedTensor:$lhs,
+    AnyRankedTensor:$rhs,
+    Optional<AnyRankedTensor>:$accumulator,
+    UnitAttr:$transpose_lhs,
+    UnitAttr:$transpose_rhs
+  );
+  let results = (outs AnyRankedTensor:$result);
+
+  let assemblyFormat = [{
+    $lhs `,` $rhs (`,` `acc` $accumulator^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+
+  let extraClassDeclaration = [{
+    /// M, N and K of the product.
+    int64_t getM();
+    int64_t getN();
+    int64_t getK();
+  }];
+
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // FFNOp
 //===----------------------------------------------------------------------===//
 

@@ -23,9 +23,6 @@ using namespace bpt;
 
 /// d/dx of `buildActivation(act, x)` for an f32 scalar, with the
 /// reference's formulas (relu'(0) = 0).
-static Value buildActivationDerivative(OpBuilder &b, Location loc,
-                                       Activation act, Value x);
-
 namespace {
 
 /// Maps over a rank-`rank` iteration space whose last dimension is the
@@ -85,15 +82,6 @@ Value contract(OpBuilder &b, Location loc, Value x, Value w) {
       .front();
 }
 
-/// Rounds an f32 tensor to `elementType`.
-Value roundTo(OpBuilder &b, Location loc, Value x, Type elementType) {
-  if (cast<RankedTensorType>(x.getType()).getElementType() == elementType)
-    return x;
-  return buildMap(b, loc, x, elementType,
-                  [&](OpBuilder &nb, Location nl, Value v) {
-                    return convertFloat(nb, nl, v, elementType);
-                  });
-}
 
 struct LinearToLinalg final : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -166,49 +154,9 @@ struct FFNToLinalg final : OpRewritePattern<FFNOp> {
 // Gradients
 //===----------------------------------------------------------------------===//
 
-/// `x` ([..., N]) as a [rows, N] matrix: leading dimensions collapsed, a
-/// rank-1 vector as one row. Views only, nothing is copied.
-Value asMatrix(OpBuilder &b, Location loc, Value x) {
-  auto type = cast<RankedTensorType>(x.getType());
-  int64_t rank = type.getRank();
-  if (rank == 2)
-    return x;
-  int64_t width = type.getShape().back();
-  auto matrixType = RankedTensorType::get(
-      {type.getNumElements() / width, width}, type.getElementType());
-  if (rank == 1)
-    return tensor::ExpandShapeOp::create(b, loc, matrixType, x,
-                                         {{0, 1}});
-  ReassociationIndices rows;
-  for (int64_t d = 0; d + 1 < rank; ++d)
-    rows.push_back(d);
-  return tensor::CollapseShapeOp::create(b, loc, matrixType, x,
-                                         {rows, {rank - 1}});
-}
 
-/// The inverse of `asMatrix`: the [rows, N] `m` in the shape of `like`.
-Value fromMatrix(OpBuilder &b, Location loc, Value m, RankedTensorType like) {
-  int64_t rank = like.getRank();
-  auto type = RankedTensorType::get(
-      like.getShape(), cast<RankedTensorType>(m.getType()).getElementType());
-  if (rank == 2)
-    return m;
-  if (rank == 1)
-    return tensor::CollapseShapeOp::create(b, loc, type, m, {{0, 1}});
-  ReassociationIndices rows;
-  for (int64_t d = 0; d + 1 < rank; ++d)
-    rows.push_back(d);
-  return tensor::ExpandShapeOp::create(b, loc, type, m, {rows, {rank - 1}});
-}
 
-/// A zero f32 [rows, cols] accumulator.
-Value zeros(OpBuilder &b, Location loc, int64_t rows, int64_t cols) {
-  return filledTensor(b, loc, {rows, cols}, b.getF32Type(), 0.0);
-}
 
-int64_t dimOf(Value v, unsigned d) {
-  return cast<RankedTensorType>(v.getType()).getDimSize(d);
-}
 
 /// `a [R, M]ᵀ · c [R, N]` in f32: the weight gradient of a product, summed
 /// over the rows.
@@ -217,23 +165,6 @@ Value transposedProduct(OpBuilder &b, Location loc, Value a, Value c) {
                                 zeros(b, loc, dimOf(a, 1), dimOf(c, 1)));
 }
 
-/// Σ_rows of the [R, N] `m`, in f32: [N].
-Value columnSums(OpBuilder &b, Location loc, Value m) {
-  MLIRContext *ctx = b.getContext();
-  AffineExpr r = getAffineDimExpr(0, ctx), n = getAffineDimExpr(1, ctx);
-  Value init = filledTensor(b, loc, {dimOf(m, 1)}, b.getF32Type(), 0.0);
-  return buildGeneric(b, loc, m, init,
-                      {AffineMap::get(2, 0, {r, n}, ctx),
-                       AffineMap::get(2, 0, {n}, ctx)},
-                      2, {0},
-                      [&](OpBuilder &nb, Location nl, ValueRange args) {
-                        Value v = convertFloat(nb, nl, args[0],
-                                               nb.getF32Type());
-                        return SmallVector<Value>{
-                            arith::AddFOp::create(nb, nl, v, args[1])};
-                      })
-      .front();
-}
 
 /// Replaces `op` by `values`, each rounded to its result's element type
 /// (and reshaped from [rows, N] to it where `op`'s result is not a matrix).
@@ -250,6 +181,24 @@ void replaceWithGradients(PatternRewriter &rewriter, Operation *op,
   }
   rewriter.replaceOp(op, results);
 }
+
+/// acc + op(lhs)·op(rhs) in f32 as one linalg.matmul (transposes are its
+/// indexing maps), rounded to the result's type.
+struct MatmulToLinalg final : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value acc = op.getAccumulator();
+    if (!acc)
+      acc = zeros(rewriter, loc, op.getM(), op.getN());
+    Value product = buildMatmul(rewriter, loc, op.getLhs(), op.getRhs(), acc,
+                                op.getTransposeLhs(), op.getTransposeRhs());
+    rewriter.replaceOp(op, roundTo(rewriter, loc, product,
+                                   op.getType().getElementType()));
+    return success();
+  }
+};
 
 /// dx = dy·wᵀ, dw = xᵀ·dy, db = Σ_rows dy; the transposes are indexing
 /// maps of the matmuls.
@@ -735,8 +684,8 @@ Value bpt::buildActivation(OpBuilder &b, Location loc, Activation act,
 }
 
 
-static Value buildActivationDerivative(OpBuilder &b, Location loc,
-                                       Activation act, Value x) {
+Value bpt::buildActivationDerivative(OpBuilder &b, Location loc,
+                                     Activation act, Value x) {
   Type f32 = x.getType();
   auto cst = [&](double v) { return floatConstant(b, loc, f32, v); };
   auto mul = [&](Value l, Value r) {
@@ -790,5 +739,6 @@ static Value buildActivationDerivative(OpBuilder &b, Location loc,
 void bpt::populateBPTToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<FFNGradToLinalg, FFNToLinalg, LayerNormGradToLinalg,
                LayerNormToLinalg, LinearGradToLinalg, LinearToLinalg,
+               MatmulToLinalg,
                RMSNormGradToLinalg, RMSNormToLinalg>(patterns.getContext());
 }

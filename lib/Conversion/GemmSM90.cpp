@@ -17,6 +17,14 @@
 // rows past the tensor map's with zeros, and the last tile's rows past the
 // launch's are not stored.
 //
+// bpt.matmul's layouts use the same tiles from the other side: A stored
+// [K, M] arrives as B does ([64 K-rows, 64 M-columns] boxes, an M-major
+// descriptor, wgmma's transposed A), B stored [N, K] as A does ([BN rows,
+// 64 K-columns], K-major, wgmma's untransposed B). K need not be a
+// multiple of 64: TMA's zero fill pads the last step of both operands. An
+// f32 sum to add (the weight gradients' accumulators) and an f32 C are
+// epilogue options.
+//
 //===----------------------------------------------------------------------===//
 
 #include "SM90Emitter.h"
@@ -51,7 +59,7 @@ private:
   }
 
   void emitProducer(Value base, Value mapA, Value mapB, Value mapGate,
-                    Value aRow, Value n0);
+                    Value aRow0, Value bRow0, Value m0, Value n0);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value cRow, Value n0, Value c, Value residual,
                     Value residualShift, Value rowsLeft);
@@ -68,10 +76,14 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   if (config.gated)
     mapGate = tensorMapPointer(func.getArgument(next++));
   Value c = pointerOf(func.getArgument(next++));
-  Value residual = config.residual ? pointerOf(func.getArgument(next++)) : Value();
+  // The residual (16-bit) or the f32 sum to add: C's shape, one slot.
+  Value residual = config.residual || config.accumulate
+                       ? pointerOf(func.getArgument(next++))
+                       : Value();
   Value aRow0 = func.getArgument(next++);
   Value cRow0 = func.getArgument(next++);
   Value rRow0 = config.residual ? func.getArgument(next++) : Value();
+  Value bRow0 = config.bRowOffset ? func.getArgument(next++) : Value();
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   Value nTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
@@ -104,20 +116,25 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
 
   emitRoles(
       tid, first,
-      [&] { emitProducer(base, mapA, mapB, mapGate, add(aRow0, m0), n0); },
+      [&] { emitProducer(base, mapA, mapB, mapGate, aRow0, bRow0, m0, n0); },
       [&](Value consumer, Value lane, Value warp) {
         emitConsumer(base, consumer, lane, warp, add(cRow0, m0), n0, c,
-                     residual, residual ? sub(rRow0, cRow0) : Value(),
+                     residual,
+                     config.residual     ? sub(rRow0, cRow0)
+                     : config.accumulate ? sub(c32(0), cRow0)
+                                         : Value(),
                      rowsLeft);
       });
   gpu::ReturnOp::create(b, loc);
 }
 
 void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
-                               Value mapGate, Value aRow, Value n0) {
+                               Value mapGate, Value aRow0, Value bRow0,
+                               Value m0, Value n0) {
+  // A's first row as stored (of M, or of K when transposed).
+  Value aRow = config.transposeA ? aRow0 : add(aRow0, m0);
   Value stages = c32(config.stages);
-  auto loop = scf::ForOp::create(b, loc, c32(0),
-                                 c32(config.k / config.blockK), c32(1));
+  auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()), c32(1));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
   Value kb = loop.getInductionVar();
@@ -137,12 +154,28 @@ void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
       /*relaxed=*/false, Value());
   Value tile = stageAddress(base, stage);
   Value k0 = mul(kb, c32(config.blockK));
-  copyTile(tile, mapA, k0, aRow, full);
-  // B: BN / 64 boxes of [64 rows of K, 64 columns], 8 KiB apart.
-  for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
-    copyTile(add(tile, c32(config.aTileBytes() +
-                           col * config.blockK * kSwizzleBytes)),
-             mapB, add(n0, c32(col * kSwizzleElements)), k0, full);
+  // aRow0 and bRow0 are the first rows of A and B as stored: of M or K for
+  // A, of K or N for B.
+  // A: one [128 rows, 64 of K] box, or stored [K, M] BM / 64 boxes of
+  // [64 of K, 64 columns of M], 8 KiB apart.
+  if (config.transposeA) {
+    for (int64_t col = 0; col < config.blockM / kSwizzleElements; ++col)
+      copyTile(add(tile, c32(col * config.blockK * kSwizzleBytes)), mapA,
+               add(m0, c32(col * kSwizzleElements)), add(aRow, k0), full);
+  } else {
+    copyTile(tile, mapA, k0, aRow, full);
+  }
+  // B: BN / 64 boxes of [64 rows of K, 64 columns], 8 KiB apart, or stored
+  // [N, K] one box of [BN rows, 64 of K].
+  Value bTile = add(tile, c32(config.aTileBytes()));
+  if (config.transposeB) {
+    copyTile(bTile, mapB, k0, bRow0 ? add(bRow0, n0) : n0, full);
+  } else {
+    Value kRow = bRow0 ? add(bRow0, k0) : k0;
+    for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
+      copyTile(add(bTile, c32(col * config.blockK * kSwizzleBytes)), mapB,
+               add(n0, c32(col * kSwizzleElements)), kRow, full);
+  }
   // The gate weight's tile follows B's.
   if (mapGate)
     for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
@@ -159,8 +192,8 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   const int64_t accumulators = config.gated ? 2 : 1;
   Value stages = c32(config.stages);
   SmallVector<Value> init(accumulators * count, cf(0.0));
-  auto loop = scf::ForOp::create(b, loc, c32(0),
-                                 c32(config.k / config.blockK), c32(1), init);
+  auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()),
+                                 c32(1), init);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
@@ -169,13 +202,24 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     Value phase = arith::AndIOp::create(b, loc, div(kb, stages), c32(1));
     waitBarrier(barrierAt(base, 0, stage), phase);
     Value tile = stageAddress(base, stage);
-    // A: this consumer's 64 rows, K-major. B: [64 K-rows, BN] with N
-    // contiguous, MN-major; 64-column blocks are 64 x 128 bytes apart.
-    Value aDesc = descriptor(add(tile, mul(consumer, c32(64 * kSwizzleBytes))),
-                             WgmmaDescriptor::kMajor());
-    Value bDesc =
-        descriptor(add(tile, c32(config.aTileBytes())),
-                   WgmmaDescriptor::mnMajor(config.blockK * kSwizzleBytes));
+    // A: this consumer's 64 rows, K-major (or its 64-column box of the
+    // M-major [K, M] tile). B: [64 K-rows, BN] with N contiguous,
+    // MN-major, 64-column blocks 64 x 128 bytes apart (or [BN, 64 of K],
+    // K-major). A k16 step is 32 bytes along a K-major row, 16 rows of an
+    // MN-major tile.
+    const int64_t blockBytes = config.blockK * kSwizzleBytes;
+    Value aDesc =
+        config.transposeA
+            ? descriptor(add(tile, mul(consumer, c32(blockBytes))),
+                         WgmmaDescriptor::mnMajor(blockBytes))
+            : descriptor(add(tile, mul(consumer, c32(64 * kSwizzleBytes))),
+                         WgmmaDescriptor::kMajor());
+    Value bDesc = descriptor(add(tile, c32(config.aTileBytes())),
+                             config.transposeB
+                                 ? WgmmaDescriptor::kMajor()
+                                 : WgmmaDescriptor::mnMajor(blockBytes));
+    const int64_t aStepBytes = config.transposeA ? 16 * kSwizzleBytes : 32;
+    const int64_t bStepBytes = config.transposeB ? 32 : 16 * kSwizzleBytes;
     Type accType = accumulatorType(bn);
     auto args = loop.getRegionIterArgs();
     SmallVector<Value> accs;
@@ -187,12 +231,13 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     NVVM::WGMMATypes type = wgmmaElementType();
     for (int64_t t = 0; t < config.blockK / 16; ++t) {
       for (int64_t a = 0; a < accumulators; ++a) {
-        Value bStep = advance(bDesc, a * config.bTileBytes() +
-                                         t * 16 * kSwizzleBytes);
-        Value aStep = advance(aDesc, t * 32);
-        accs[a] = emitWgmma(WgmmaSharedA{bn, type, accs[a], aStep, bStep,
-                                         NVVM::WGMMAScaleOut::one,
-                                         NVVM::MMALayout::row});
+        Value bStep =
+            advance(bDesc, a * config.bTileBytes() + t * bStepBytes);
+        Value aStep = advance(aDesc, t * aStepBytes);
+        accs[a] = emitWgmma(WgmmaSharedA{
+            bn, type, accs[a], aStep, bStep, NVVM::WGMMAScaleOut::one,
+            config.transposeB ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+            config.transposeA ? NVVM::MMALayout::col : NVVM::MMALayout::row});
       }
     }
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
@@ -214,7 +259,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   Value column0 = add(n0, mul(rem(lane, c32(4)), c32(2)));
   Type half = config.bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
   Value residualBytes;
-  if (residual)
+  if (config.residual)
     residualBytes = mul(arith::ExtSIOp::create(b, loc, i64, residualShift),
                         c64(config.n * 2));
   for (int64_t i = 0; i < 2; ++i) {
@@ -231,15 +276,37 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                             c64(config.n)),
                         arith::ExtUIOp::create(b, loc, i64, column0));
     Value rowBytes = mul(element, c64(2));
+    Value rowBytesF32 =
+        config.f32Output ? mul(element, c64(4)) : Value();
+    // The f32 sum is [launch rows, N]: its row is C's shifted by -cRow0.
+    Value sumBytes;
+    if (config.accumulate)
+      sumBytes = mul(add(mul(arith::ExtUIOp::create(b, loc, i64,
+                                                     add(row, residualShift)),
+                             c64(config.n)),
+                         arith::ExtUIOp::create(b, loc, i64, column0)),
+                     c64(4));
     for (int64_t j = 0; j < bn / 8; ++j) {
+      // Elements (row, column0 + 8j) and the next one.
       Value offset = add(rowBytes, c64(16 * j));
+      Value offsetF32 = rowBytesF32 ? add(rowBytesF32, c64(32 * j)) : Value();
+      Value sumOffset = sumBytes ? add(sumBytes, c64(32 * j)) : Value();
       Value pair[2] = {acc[4 * j + 2 * i], acc[4 * j + 2 * i + 1]};
+      if (config.accumulate) {
+        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(),
+                                            residual, ValueRange{sumOffset});
+        Value sums = LLVM::LoadOp::create(
+            b, loc, VectorType::get({2}, f32), address, 8);
+        for (int64_t h = 0; h < 2; ++h)
+          pair[h] = fadd(pair[h],
+                         LLVM::ExtractElementOp::create(b, loc, sums, c32(h)));
+      }
       // The gate's accumulator follows B's.
       for (int64_t h = 0; h < 2; ++h)
         pair[h] = config.activate(
             b, loc, pair[h],
             config.gated ? acc[count + 4 * j + 2 * i + h] : Value());
-      if (residual) {
+      if (config.residual) {
         // The residual's row is C's row shifted by rRow0 - cRow0.
         Value address = LLVM::GEPOp::create(
             b, loc, ptr, b.getI8Type(), residual,
@@ -252,6 +319,15 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
         for (int64_t h = 0; h < 2; ++h)
           pair[h] = fadd(pair[h], LLVM::ExtractElementOp::create(
                                       b, loc, wide, c32(h)));
+      }
+      if (config.f32Output) {
+        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
+                                            ValueRange{offsetF32});
+        Value both = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));
+        for (int64_t h = 0; h < 2; ++h)
+          both = LLVM::InsertElementOp::create(b, loc, both, pair[h], c32(h));
+        LLVM::StoreOp::create(b, loc, both, address, 8);
+        continue;
       }
       Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
                                           ValueRange{offset});
@@ -271,18 +347,26 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
   if (auto existing = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
     return existing;
   MLIRContext *ctx = module.getContext();
-  auto cType = MemRefType::get({config.cRows, config.n}, element);
-  SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
-                              tensorMapType(ctx, config.blockK, element)};
+  assert(!(config.gated && (config.transposeA || config.transposeB)) &&
+         !(config.residual && config.accumulate) && "exclusive GEMM options");
+  Type f32 = Float32Type::get(ctx);
+  auto cType = MemRefType::get({config.cRows, config.n},
+                               config.f32Output ? f32 : element);
+  SmallVector<Type> inputs = {tensorMapType(ctx, config.aBoxRows(), element),
+                              tensorMapType(ctx, config.bBoxRows(), element)};
   if (config.gated)
     inputs.push_back(tensorMapType(ctx, config.blockK, element));
   inputs.push_back(cType);
   auto i32 = IntegerType::get(ctx, 32);
   if (config.residual)
     inputs.push_back(MemRefType::get({config.rRows, config.n}, element));
+  if (config.accumulate)
+    inputs.push_back(MemRefType::get({config.launchRows(), config.n}, f32));
   inputs.append({i32, i32}); // A's and C's first rows
   if (config.residual)
     inputs.push_back(i32); // the residual's first row
+  if (config.bRowOffset)
+    inputs.push_back(i32); // B's first row
   gpu::GPUFuncOp func =
       createKernel(kernels, name, inputs, config.threads(), loc);
   OpBuilder b(ctx);

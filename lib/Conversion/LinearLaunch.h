@@ -4,7 +4,7 @@
 //
 // What bpt-linear-to-sm80 and bpt-linear-to-sm90 do alike: launch a GEMM
 // kernel once over the input's rows into a fresh result buffer and replace
-// the op with it. Only the operands differ (raw buffers for mma.sync, TMA
+// the op (a bpt.linear, or on sm_90a a bpt.matmul) with it. Only the operands differ (raw buffers for mma.sync, TMA
 // tensor maps for wgmma).
 //
 //===----------------------------------------------------------------------===//
@@ -20,40 +20,67 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
+#include <optional>
+
 namespace bpt::codegen {
 
-/// Replaces `op` by one launch of `kernel` (a GEMM with `config`'s tiling:
-/// a grid of [n / blockN, rowTiles()]) on `a` and `b`, writing a new buffer
-/// of the op's result type viewed as rows.
+/// Where a GEMM launch starts in its operands (the stored rows of A, B and
+/// C; B's only with a kernel that takes it) and the buffer it writes: by
+/// default a new one of the op's result type.
+struct GemmLaunchPlace {
+  int64_t aRow = 0, cRow = 0;
+  std::optional<int64_t> bRow;
+  mlir::Value out;
+};
+
+/// Replaces `op` (a bpt.linear or bpt.matmul: one result) by one launch of
+/// `kernel` (a GEMM with `config`'s tiling: a grid of [n / blockN,
+/// rowTiles()]) on `a` and `b` (and `sum`, an f32 buffer to add, when
+/// given), writing `place.out` (or a new buffer of the op's result type)
+/// viewed as rows. The op's result becomes the new buffer; with
+/// `place.out` it must have no uses left (the caller reads `place.out`).
 template <typename GemmConfig>
-void replaceLinearWithGemmLaunch(mlir::OpBuilder &builder, LinearOp op,
-                                 mlir::gpu::GPUFuncOp kernel,
-                                 const GemmConfig &config, mlir::Value a,
-                                 mlir::Value b) {
+void replaceWithGemmLaunch(mlir::OpBuilder &builder, mlir::Operation *op,
+                           mlir::gpu::GPUFuncOp kernel,
+                           const GemmConfig &config, mlir::Value a,
+                           mlir::Value b, mlir::Value sum = {},
+                           const GemmLaunchPlace &place = {}) {
   using namespace mlir;
-  Location loc = op.getLoc();
-  auto resultType = cast<RankedTensorType>(op.getType());
+  Location loc = op->getLoc();
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
   auto index = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(builder, loc, v);
   };
   auto i32 = [&](int64_t v) -> Value {
     return arith::ConstantOp::create(builder, loc, builder.getI32IntegerAttr(v));
   };
-  Value out = memref::AllocOp::create(
-      builder, loc,
-      MemRefType::get(resultType.getShape(), resultType.getElementType()));
+  Value out = place.out;
+  if (!out)
+    out = memref::AllocOp::create(
+        builder, loc,
+        MemRefType::get(resultType.getShape(), resultType.getElementType()));
   Value outRows = asRows(builder, loc, out);
+  SmallVector<Value> arguments = {a, b, outRows};
+  if (sum)
+    arguments.push_back(sum);
+  arguments.append({i32(place.aRow), i32(place.cRow)});
+  if (place.bRow)
+    arguments.push_back(i32(*place.bRow));
   gpu::LaunchFuncOp::create(
       builder, loc, kernel,
       gpu::KernelDim3{index(config.n / config.blockN), index(config.rowTiles()),
                       index(1)},
       gpu::KernelDim3{index(config.threads()), index(1), index(1)},
-      i32(config.sharedMemoryBytes()),
-      ValueRange{a, b, outRows, i32(0), i32(0)});
+      i32(config.sharedMemoryBytes()), arguments);
+  if (place.out) {
+    assert(op->use_empty() && "the caller reads place.out");
+    op->erase();
+    return;
+  }
   Value result = bufferization::ToTensorOp::create(
       builder, loc, resultType, out, /*restrict=*/true, /*writable=*/true);
-  op.replaceAllUsesWith(result);
-  op.erase();
+  op->getResult(0).replaceAllUsesWith(result);
+  op->erase();
 }
 
 } // namespace bpt::codegen

@@ -67,7 +67,7 @@ struct BPTLinearToSM80Pass final
     OpBuilder b(op);
     Value x = asRows(b, loc, readOnlyBuffer(b, loc, op.getInput()));
     Value w = readOnlyBuffer(b, loc, op.getWeight());
-    codegen::replaceLinearWithGemmLaunch(b, op, kernel, config, x, w);
+    codegen::replaceWithGemmLaunch(b, op, kernel, config, x, w);
   }
 };
 

@@ -91,7 +91,28 @@ struct GemmConfig : codegen::GemmProblem {
   /// C += R[rRow0 + i, :] in the epilogue, R of rRows rows.
   bool residual = false;
   int64_t rRows = 0;
+  /// bpt.matmul's operand layouts: A stored [K, M] (M-major in shared
+  /// memory) rather than [M, K], B stored [N, K] (K-major) rather than
+  /// [K, N]. Neither with `gated`.
+  bool transposeA = false, transposeB = false;
+  /// C = S + A·B with S an f32 [launch rows, N] argument after C, in place
+  /// of R (S's row i is C's row cRow0 + i).
+  bool accumulate = false;
+  /// B's first stored row is a kernel argument (B a chunk of a larger
+  /// matrix: rows of K, or of N when transposed); else row 0.
+  bool bRowOffset = false;
+  /// C is f32 rather than A's 16-bit type.
+  bool f32Output = false;
   int64_t consumerGroups = 2;
+
+  /// A's tensor map box rows: M rows of [M, K], or K rows of [K, M].
+  int64_t aBoxRows() const { return transposeA ? blockK : blockM; }
+  /// B's: K rows of [K, N], or N rows of [N, K].
+  int64_t bBoxRows() const { return transposeB ? blockN : blockK; }
+  /// Bytes of one element of C.
+  int64_t cElementBytes() const { return f32Output ? 4 : 2; }
+  /// K in blockK steps; a ragged last step reads TMA's zero fill.
+  int64_t kSteps() const { return (k + blockK - 1) / blockK; }
 
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
   // Barriers: full per stage, then empty per stage.
@@ -105,6 +126,16 @@ struct GemmConfig : codegen::GemmProblem {
     std::string name = kernelNamePrefix("sm90");
     if (residual)
       name += llvm::formatv("_residual{0}", rRows).str();
+    if (transposeA)
+      name += "_at";
+    if (transposeB)
+      name += "_bt";
+    if (accumulate)
+      name += "_acc";
+    if (f32Output)
+      name += "_f32";
+    if (bRowOffset)
+      name += "_brow";
     // Tiles other than the default (see chooseGemmTiling) are named.
     if (blockN != 128 || stages != 6)
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
@@ -113,8 +144,8 @@ struct GemmConfig : codegen::GemmProblem {
 };
 
 /// The GEMM kernel for `config` (arguments: A and B tensor maps, [the gate
-/// weight's tensor map], C, [the residual], A's and C's first rows, [the
-/// residual's first row]).
+/// weight's tensor map], C, [the residual or the f32 sum to add], A's and
+/// C's first rows, [the residual's first row], [B's first row]).
 gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
                                     Type element, Location loc);
 

@@ -122,7 +122,7 @@ struct BPTSelectStrategyPass final
     SmallVector<Operation *> ops, kept;
     getOperation().walk([&](Operation *op) {
       if (!isa<AttentionOp, AttentionGradOp, FFNOp, FFNGradOp, LinearOp,
-               LinearGradOp, LayerNormGradOp, RMSNormGradOp,
+               LinearGradOp, MatmulOp, LayerNormGradOp, RMSNormGradOp,
                TransformerBlockOp>(op) ||
           StrategyAttr::getEnclosing(op))
         return;

@@ -308,7 +308,9 @@ private:
   Refusal attentionGradMmaSync(AttentionGradOp op, StrategyAttr &strategy);
   FailureOr<StrategyAttr> selectFFN(FFNOp op);
   FailureOr<StrategyAttr> selectLinear(LinearOp op);
-  StrategyAttr selectGradientGemm(StringRef name);
+  StrategyAttr selectGradientGemm(StringRef name, Type element, int64_t rows,
+                                  ArrayRef<int64_t> widths, bool chunked);
+  FailureOr<StrategyAttr> selectMatmul(MatmulOp op);
   FailureOr<StrategyAttr> selectBlock(TransformerBlockOp op);
   Refusal attentionWgmma(AttentionOp op, StrategyAttr &strategy);
   /// The wgmma attention kernel's key/value block and stages for
@@ -354,8 +356,21 @@ FailureOr<StrategyAttr> Selector::select() {
       .Case([&](AttentionGradOp g) { return selectAttentionGrad(g); })
       .Case([&](FFNOp f) { return selectFFN(f); })
       .Case([&](LinearOp l) { return selectLinear(l); })
-      .Case([&](LinearGradOp) { return selectGradientGemm("linear_grad"); })
-      .Case([&](FFNGradOp) { return selectGradientGemm("ffn_grad"); })
+      .Case([&](LinearGradOp g) {
+        RankedTensorType x = g.getInput().getType();
+        ArrayRef<int64_t> w = g.getWeight().getType().getShape();
+        return selectGradientGemm("linear_grad", x.getElementType(),
+                                  x.getNumElements() / x.getShape().back(),
+                                  {w[0], w[1]}, /*chunked=*/false);
+      })
+      .Case([&](FFNGradOp g) {
+        RankedTensorType x = g.getInput().getType();
+        ArrayRef<int64_t> w = g.getWIn().getType().getShape();
+        return selectGradientGemm("ffn_grad", x.getElementType(),
+                                  x.getNumElements() / x.getShape().back(),
+                                  {w[0], w[1]}, /*chunked=*/true);
+      })
+      .Case([&](MatmulOp m) { return selectMatmul(m); })
       // Like the forward norms, their gradients are row-wise loops on every
       // target.
       .Case<LayerNormGradOp, RMSNormGradOp>(
@@ -644,14 +659,93 @@ FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
   return portable();
 }
 
-/// The GEMM-shaped gradient ops (linear_grad, ffn_grad) have no tensor-core
-/// kernel yet: they take the portable loops, and say so where a tensor-core
-/// path would otherwise be tried.
-StrategyAttr Selector::selectGradientGemm(StringRef name) {
-  if (wgmma())
-    refuse(name, "wgmma", "there is no wgmma kernel for it yet");
+/// The GEMM-shaped gradient ops (linear_grad, ffn_grad) on sm_90a:
+/// bpt-expand-gradients writes them as bpt.matmul GEMMs (each then chosen
+/// on its own), the FFN's over chunks of `chunk_rows` rows (the last may be
+/// shorter), at most kMaxUnrolledChunks of them. mma.sync has no matmul
+/// kernel with transposed operands yet: the portable loops.
+/// linear_grad and ffn_grad as bpt.matmul on the wgmma GEMM (the
+/// bpt-expand-gradients form), all of their GEMMs or none: every GEMM's N
+/// is one of the weight's `widths` (so whole 128-column tiles), and the
+/// FFN's chunks of rows are whole 64-row K steps but the last (the GEMMs
+/// read a chunk in place, and a K step past its end reads the next one).
+StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
+                                          int64_t rows,
+                                          ArrayRef<int64_t> widths,
+                                          bool chunked) {
+  if (wgmma()) {
+    Refusal why = checkTensorCoreElement(element, "wgmma");
+    for (int64_t width : widths)
+      if (!why && width % 128 != 0)
+        why = llvm::formatv("the weight's widths {0} x {1} are not "
+                            "multiples of 128 (its GEMMs' N)",
+                            widths[0], widths[1])
+                  .str();
+    if (!why && rows >= (int64_t(1) << 31))
+      why = "more rows than a 32-bit TMA coordinate addresses";
+    int64_t chunk = 0;
+    if (!why && chunked) {
+      chunk = options.chunkRows;
+      int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
+      if (chunk < least || chunk % 64 != 0) {
+        chunk = (std::max(chunk, least) + 127) / 128 * 128;
+        if (remarks)
+          op->emitRemark() << "chunk rows raised from " << options.chunkRows
+                           << " to " << chunk
+                           << ": chunks are whole 64-row K steps, at most "
+                           << kMaxUnrolledChunks << " of them unrolled";
+      }
+    }
+    if (!why)
+      why = checkGemmGridRows(chunked ? std::min(chunk, rows) : rows, 128);
+    if (!why)
+      return make(KernelPath::wgmma, 0, 0, 0, 0, chunk);
+    refuse(name, "wgmma", *why);
+    return portable();
+  }
   if (mmaSync())
-    refuse(name, "mma.sync", "there is no mma.sync kernel for it yet");
+    refuse(name, "mma.sync",
+           "there is no mma.sync GEMM with transposed operands yet");
+  return portable();
+}
+
+/// bpt.matmul on the wgmma GEMM: 16-bit operands, N in whole 128-column
+/// tiles, rows of both operands that TMA addresses (16-byte strides),
+/// M tiles within grid y. Any M and K: TMA fills what lies past the
+/// operands with zeros and the last row tile is masked.
+FailureOr<StrategyAttr> Selector::selectMatmul(MatmulOp op) {
+  Type element = op.getLhs().getType().getElementType();
+  int64_t m = op.getM(), n = op.getN();
+  int64_t lhsRow = op.getLhs().getType().getDimSize(1);
+  int64_t rhsRow = op.getRhs().getType().getDimSize(1);
+  if (wgmma()) {
+    Refusal why = checkTensorCoreElement(element, "wgmma");
+    if (!why && !sm90::pickBlockN(n))
+      why = llvm::formatv("N = {0} is not a multiple of 128", n).str();
+    if (!why && (lhsRow % 8 != 0 || rhsRow % 8 != 0))
+      why = llvm::formatv("rows of {0} and {1} elements are not multiples "
+                          "of 16 bytes (TMA)",
+                          lhsRow, rhsRow)
+                .str();
+    if (!why && (m >= (int64_t(1) << 31) || op.getK() >= (int64_t(1) << 31)))
+      why = "more rows than a 32-bit TMA coordinate addresses";
+    if (!why)
+      why = checkGemmGridRows(m, 128);
+    if (!why) {
+      sm90::GemmConfig config{m, m, n, op.getK(), element.isBF16(),
+                              std::nullopt};
+      if (std::optional<std::string> error = sm90::chooseGemmTiling(
+              config, options.gemmBlockN, options.gemmStages, sharedMemory))
+        return op.emitError() << "bpt-select-strategy: " << *error;
+      return make(KernelPath::wgmma, 0, 0, 0, config.threads() / 32, 0,
+                  options.gemmBlockN, options.gemmStages);
+    }
+    refuse("matmul", "wgmma", *why);
+    return portable();
+  }
+  if (mmaSync())
+    refuse("matmul", "mma.sync",
+           "there is no mma.sync GEMM with transposed operands yet");
   return portable();
 }
 

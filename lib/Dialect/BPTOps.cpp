@@ -468,6 +468,57 @@ LogicalResult LinearGradOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// MatmulOp
+//===----------------------------------------------------------------------===//
+
+int64_t MatmulOp::getM() {
+  return getLhs().getType().getDimSize(getTransposeLhs() ? 1 : 0);
+}
+int64_t MatmulOp::getK() {
+  return getLhs().getType().getDimSize(getTransposeLhs() ? 0 : 1);
+}
+int64_t MatmulOp::getN() {
+  return getRhs().getType().getDimSize(getTransposeRhs() ? 0 : 1);
+}
+
+LogicalResult MatmulOp::verify() {
+  if (failed(checkNoUnknownAttributes(*this)))
+    return failure();
+  TensorChecker checker(*this);
+  StringRef lhsLayout = getTransposeLhs() ? "[K, M]" : "[M, K]";
+  StringRef rhsLayout = getTransposeRhs() ? "[N, K]" : "[K, N]";
+  if (failed(checker.check("lhs", getLhs().getType(), 2, lhsLayout)) ||
+      failed(checker.check("rhs", getRhs().getType(), 2, rhsLayout)))
+    return failure();
+  Type element = getLhs().getType().getElementType();
+  if (getRhs().getType().getElementType() != element)
+    return emitOpError() << "rhs must have the lhs's element type " << element
+                         << ", got " << getRhs().getType();
+  int64_t rhsK = getRhs().getType().getDimSize(getTransposeRhs() ? 1 : 0);
+  if (rhsK != getK())
+    return emitOpError() << "contracted dimensions differ: K = " << getK()
+                         << " in lhs " << lhsLayout << " " << getLhs().getType()
+                         << ", " << rhsK << " in rhs " << rhsLayout << " "
+                         << getRhs().getType();
+  Builder b(getContext());
+  RankedTensorType result = getResult().getType();
+  Type resultElement = result.getElementType();
+  if (resultElement != element && !resultElement.isF32())
+    return emitOpError() << "result element type must be " << element
+                         << " or f32, got " << result;
+  if (result.getShape() != ArrayRef<int64_t>{getM(), getN()})
+    return emitOpError() << "result must be [M, N] = [" << getM() << ", "
+                         << getN() << "], got " << result;
+  if (Value acc = getAccumulator()) {
+    auto expected = RankedTensorType::get({getM(), getN()}, b.getF32Type());
+    if (acc.getType() != expected)
+      return emitOpError() << "accumulator must be " << expected << ", got "
+                           << acc.getType();
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // FFNOp
 //===----------------------------------------------------------------------===//
 

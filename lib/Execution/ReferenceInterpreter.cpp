@@ -42,6 +42,29 @@ static std::vector<int64_t> shapeOf(Type type) {
   return {shape.begin(), shape.end()};
 }
 
+/// `acc + op(lhs) · op(rhs)` of 2-D tensors, op transposing where asked.
+static ref::Tensor matmul(const ref::Tensor &lhs, const ref::Tensor &rhs,
+                          const ref::Tensor *acc, bool transposeLhs,
+                          bool transposeRhs) {
+  int64_t m = lhs.shape[transposeLhs ? 1 : 0], k = lhs.shape[transposeLhs ? 0 : 1];
+  int64_t n = rhs.shape[transposeRhs ? 0 : 1];
+  auto lhsAt = [&](int64_t i, int64_t p) {
+    return lhs.data[transposeLhs ? p * m + i : i * k + p];
+  };
+  auto rhsAt = [&](int64_t p, int64_t j) {
+    return rhs.data[transposeRhs ? j * k + p : p * n + j];
+  };
+  ref::Tensor out = acc ? *acc : ref::Tensor({m, n});
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (int64_t p = 0; p < k; ++p)
+        sum += lhsAt(i, p) * rhsAt(p, j);
+      out.data[i * n + j] += sum;
+    }
+  return out;
+}
+
 /// `input` with its dimensions permuted: result dimension i is input
 /// dimension perm[i].
 static ref::Tensor transpose(const ref::Tensor &input,
@@ -122,6 +145,13 @@ bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
               values[l.getWeightGrad()] = std::move(r.dw);
               if (Value db = l.getBiasGrad())
                 values[db] = std::move(r.db);
+              return success();
+            })
+            .Case([&](MatmulOp m) {
+              values[m.getResult()] =
+                  matmul(get(m.getLhs()), get(m.getRhs()),
+                         getOptional(m.getAccumulator()), m.getTransposeLhs(),
+                         m.getTransposeRhs());
               return success();
             })
             .Case([&](FFNGradOp f) {

@@ -68,9 +68,11 @@ void bpt::addBlockwiseStage(OpPassManager &pm, const StrategyOptions &strategy,
                             bool fuse) {
   BPTSelectStrategyOptions select = selectStrategyOptions(strategy);
   pm.addPass(createBPTSelectStrategy(select));
-  // The pieces of the blocks decomposed first get strategies of their own
-  // before anything is fused or tiled; wgmma blocks become chunk loops.
+  // The pieces of the blocks decomposed first, and the GEMMs of the
+  // tensor-core gradient ops, get strategies of their own before anything
+  // is fused or tiled; wgmma blocks become chunk loops.
   pm.nest<func::FuncOp>().addPass(createBPTDecomposeBlock());
+  pm.nest<func::FuncOp>().addPass(createBPTExpandGradients());
   pm.addPass(createBPTSelectStrategy(select));
   addTiling(pm, fuse, strategy.qBlock, strategy.kvBlock,
             strategy.reportBlockSizes);
@@ -140,8 +142,10 @@ void bpt::addHostLLVMStage(OpPassManager &pm) {
 
 void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
   // The CPU lowers every nest as loops, whatever its strategy; what is
-  // still model-level here is made blockwise first.
+  // still model-level here is made blockwise first, and gradients recorded
+  // for tensor cores are expanded as there.
   pm.nest<func::FuncOp>().addPass(createBPTDecomposeBlock());
+  pm.nest<func::FuncOp>().addPass(createBPTExpandGradients());
   addTiling(pm, /*fuse=*/true, 64, 64, /*reportBlockSizes=*/false);
   addLinalgStage(pm);
   addBufferizationStage(pm);

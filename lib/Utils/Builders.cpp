@@ -97,7 +97,12 @@ static Value buildMappedMatmul(OpBuilder &b, Location loc, Value a,
 
 Value bpt::buildMatmul(OpBuilder &b, Location loc, Value a, Value bMatrix,
                        Value c, bool transposeB) {
-  if (!transposeB)
+  return buildMatmul(b, loc, a, bMatrix, c, /*transposeA=*/false, transposeB);
+}
+
+Value bpt::buildMatmul(OpBuilder &b, Location loc, Value a, Value bMatrix,
+                       Value c, bool transposeA, bool transposeB) {
+  if (!transposeA && !transposeB)
     return linalg::MatmulOp::create(b, loc, TypeRange{c.getType()},
                                     ValueRange{a, bMatrix}, ValueRange{c})
         .getResult(0);
@@ -105,22 +110,89 @@ Value bpt::buildMatmul(OpBuilder &b, Location loc, Value a, Value bMatrix,
   return buildMappedMatmul(
       b, loc, a, bMatrix, c,
       [&](AffineExpr m, AffineExpr, AffineExpr k) {
-        return AffineMap::get(3, 0, {m, k}, ctx);
+        return AffineMap::get(3, 0, {transposeA ? k : m, transposeA ? m : k},
+                              ctx);
       },
       [&](AffineExpr, AffineExpr n, AffineExpr k) {
-        return AffineMap::get(3, 0, {n, k}, ctx);
+        return AffineMap::get(3, 0, {transposeB ? n : k, transposeB ? k : n},
+                              ctx);
       });
 }
 
 Value bpt::buildMatmulTransposedA(OpBuilder &b, Location loc, Value a,
                                   Value bMatrix, Value c) {
+  return buildMatmul(b, loc, a, bMatrix, c, /*transposeA=*/true,
+                     /*transposeB=*/false);
+}
+
+/// Rounds an f32 tensor to `elementType`.
+Value bpt::roundTo(OpBuilder &b, Location loc, Value x, Type elementType) {
+  if (cast<RankedTensorType>(x.getType()).getElementType() == elementType)
+    return x;
+  return buildMap(b, loc, x, elementType,
+                  [&](OpBuilder &nb, Location nl, Value v) {
+                    return convertFloat(nb, nl, v, elementType);
+                  });
+}
+
+/// `x` ([..., N]) as a [rows, N] matrix: leading dimensions collapsed, a
+/// rank-1 vector as one row. Views only, nothing is copied.
+Value bpt::asMatrix(OpBuilder &b, Location loc, Value x) {
+  auto type = cast<RankedTensorType>(x.getType());
+  int64_t rank = type.getRank();
+  if (rank == 2)
+    return x;
+  int64_t width = type.getShape().back();
+  auto matrixType = RankedTensorType::get(
+      {type.getNumElements() / width, width}, type.getElementType());
+  if (rank == 1)
+    return tensor::ExpandShapeOp::create(b, loc, matrixType, x,
+                                         {{0, 1}});
+  ReassociationIndices rows;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    rows.push_back(d);
+  return tensor::CollapseShapeOp::create(b, loc, matrixType, x,
+                                         {rows, {rank - 1}});
+}
+
+/// The inverse of `asMatrix`: the [rows, N] `m` in the shape of `like`.
+Value bpt::fromMatrix(OpBuilder &b, Location loc, Value m, RankedTensorType like) {
+  int64_t rank = like.getRank();
+  auto type = RankedTensorType::get(
+      like.getShape(), cast<RankedTensorType>(m.getType()).getElementType());
+  if (rank == 2)
+    return m;
+  if (rank == 1)
+    return tensor::CollapseShapeOp::create(b, loc, type, m, {{0, 1}});
+  ReassociationIndices rows;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    rows.push_back(d);
+  return tensor::ExpandShapeOp::create(b, loc, type, m, {rows, {rank - 1}});
+}
+
+/// A zero f32 [rows, cols] accumulator.
+Value bpt::zeros(OpBuilder &b, Location loc, int64_t rows, int64_t cols) {
+  return filledTensor(b, loc, {rows, cols}, b.getF32Type(), 0.0);
+}
+
+int64_t bpt::dimOf(Value v, unsigned d) {
+  return cast<RankedTensorType>(v.getType()).getDimSize(d);
+}
+
+/// Σ_rows of the [R, N] `m`, in f32: [N].
+Value bpt::columnSums(OpBuilder &b, Location loc, Value m) {
   MLIRContext *ctx = b.getContext();
-  return buildMappedMatmul(
-      b, loc, a, bMatrix, c,
-      [&](AffineExpr m, AffineExpr, AffineExpr k) {
-        return AffineMap::get(3, 0, {k, m}, ctx);
-      },
-      [&](AffineExpr, AffineExpr n, AffineExpr k) {
-        return AffineMap::get(3, 0, {k, n}, ctx);
-      });
+  AffineExpr r = getAffineDimExpr(0, ctx), n = getAffineDimExpr(1, ctx);
+  Value init = filledTensor(b, loc, {dimOf(m, 1)}, b.getF32Type(), 0.0);
+  return buildGeneric(b, loc, m, init,
+                      {AffineMap::get(2, 0, {r, n}, ctx),
+                       AffineMap::get(2, 0, {n}, ctx)},
+                      2, {0},
+                      [&](OpBuilder &nb, Location nl, ValueRange args) {
+                        Value v = convertFloat(nb, nl, args[0],
+                                               nb.getF32Type());
+                        return SmallVector<Value>{
+                            arith::AddFOp::create(nb, nl, v, args[1])};
+                      })
+      .front();
 }

@@ -72,3 +72,88 @@ func.func @not_eligible(%x: tensor<128x128xbf16>, %w: tensor<128x128xbf16>,
   return %0, %1, %2 : tensor<128x128xbf16>, tensor<128x128xbf16>,
                       tensor<128x128xf32>
 }
+
+// -----
+
+// bpt.matmul with both operands transposed, an f32 sum and an f32 result,
+// K = 104 (not a multiple of 64: two steps, TMA's zero fill pads the
+// second; 208-byte rows keep TMA's 16-byte stride rule): A stored [K, M] in [64, 64] boxes (M-major: wgmma's layoutA
+// col), B stored [N, K] in [128, 64] boxes (K-major: layoutB col); the sum
+// is read and C written as pairs of f32.
+// CHECK-LABEL: func.func @matmul_transposed
+// CHECK: %[[AMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c64{{[_0-9]*}}, %c64{{[_0-9]*}}]
+// CHECK: %[[BMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128{{[_0-9]*}}, %c64{{[_0-9]*}}]
+// CHECK: %[[OUT:.+]] = memref.alloc() : memref<192x256xf32>
+// CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a192_c192_n256_k104_ragged_at_bt_acc_f32 blocks in (%c2{{[_0-9]*}}, %c2{{[_0-9]*}}, %{{.+}}) {{.+}} args(%[[AMAP]] : {{.+}}, %[[BMAP]] : {{.+}}, %[[ROWS]] : memref<192x256xf32>, %{{.+}} : memref<192x256xf32>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.func @gemm_sm90_a192_c192_n256_k104_ragged_at_bt_acc_f32(
+// CHECK: scf.for %{{.+}} = %c0_i32{{.*}} to %c2_i32
+// CHECK: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <col>]
+// CHECK: llvm.load %{{.+}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xf32>
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 8 : i64} : vector<2xf32>, !llvm.ptr
+func.func @matmul_transposed(%a: tensor<104x192xbf16>, %b: tensor<256x104xbf16>,
+                             %s: tensor<192x256xf32>) -> tensor<192x256xf32> {
+  %0 = bpt.matmul %a, %b, acc %s {transpose_lhs, transpose_rhs}
+      : (tensor<104x192xbf16>, tensor<256x104xbf16>, tensor<192x256xf32>)
+        -> tensor<192x256xf32>
+  return %0 : tensor<192x256xf32>
+}
+
+// -----
+
+// bpt-expand-gradients' chunks of rows are read and written in place: a
+// tensor.extract_slice of whole rows becomes the kernel's first row of
+// that operand (A's M rows; A's K rows when transposed; B's K rows, a
+// "_brow" kernel with its own argument), and a chain of tensor.insert_slice
+// from a tensor.empty one buffer that each launch writes from its row.
+// CHECK-LABEL: func.func @row_chunks
+// CHECK-NOT: tensor.extract_slice
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a320_c192_n256_k128_ragged_f32 {{.+}} args(%{{.+}}, %{{.+}}, %{{.+}} : memref<192x256xf32>, %c128_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n256_k192_at_f32 {{.+}} args(%{{.+}}, %{{.+}}, %{{.+}} : memref<128x256xf32>, %c128_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a256_c256_n128_k192_at_f32_brow {{.+}} args(%{{.+}}, %{{.+}}, %{{.+}} : memref<256x128xf32>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c128_i32{{.*}} : i32)
+// CHECK: %[[DX:.+]] = memref.alloc() : memref<320x128xbf16>
+// CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[DX]]
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c320_n128_k256_bt {{.+}} args(%{{.+}}, %{{.+}}, %[[ROWS]] : memref<320x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a192_c320_n128_k256_ragged_bt {{.+}} args(%{{.+}}, %{{.+}}, %{{.+}} : memref<320x128xbf16>, %c0_i32{{.*}} : i32, %c128_i32{{.*}} : i32)
+// CHECK-NOT: tensor.insert_slice
+// CHECK: %[[WHOLE:.+]] = bufferization.to_tensor %[[DX]]
+// CHECK: return {{.*}}%[[WHOLE]]
+func.func @row_chunks(%x: tensor<320x128xbf16>, %w: tensor<128x256xbf16>,
+                      %h: tensor<192x256xbf16>, %g: tensor<128x256xbf16>)
+    -> (tensor<192x256xf32>, tensor<128x256xf32>, tensor<256x128xf32>,
+        tensor<320x128xbf16>) {
+  %xc = tensor.extract_slice %x[128, 0] [192, 128] [1, 1]
+      : tensor<320x128xbf16> to tensor<192x128xbf16>
+  %u = bpt.matmul %xc, %w
+      : (tensor<192x128xbf16>, tensor<128x256xbf16>) -> tensor<192x256xf32>
+  %dw = bpt.matmul %xc, %h {transpose_lhs}
+      : (tensor<192x128xbf16>, tensor<192x256xbf16>) -> tensor<128x256xf32>
+  %dv = bpt.matmul %h, %xc {transpose_lhs}
+      : (tensor<192x256xbf16>, tensor<192x128xbf16>) -> tensor<256x128xf32>
+  %e = tensor.empty() : tensor<320x128xbf16>
+  %p0 = bpt.matmul %g, %w {transpose_rhs}
+      : (tensor<128x256xbf16>, tensor<128x256xbf16>) -> tensor<128x128xbf16>
+  %d0 = tensor.insert_slice %p0 into %e[0, 0] [128, 128] [1, 1]
+      : tensor<128x128xbf16> into tensor<320x128xbf16>
+  %p1 = bpt.matmul %h, %w {transpose_rhs}
+      : (tensor<192x256xbf16>, tensor<128x256xbf16>) -> tensor<192x128xbf16>
+  %d1 = tensor.insert_slice %p1 into %d0[128, 0] [192, 128] [1, 1]
+      : tensor<192x128xbf16> into tensor<320x128xbf16>
+  return %u, %dw, %dv, %d1
+      : tensor<192x256xf32>, tensor<128x256xf32>, tensor<256x128xf32>,
+        tensor<320x128xbf16>
+}
+
+// -----
+
+// A chunk of K rows that neither fills whole 64-row K steps nor ends its
+// matrix would read the next chunk's rows in its last step.
+func.func @k_chunk_unfit(%x: tensor<320x128xbf16>, %h: tensor<100x256xbf16>)
+    -> tensor<128x256xf32> {
+  %xc = tensor.extract_slice %x[0, 0] [100, 128] [1, 1]
+      : tensor<320x128xbf16> to tensor<100x128xbf16>
+  // expected-error @below {{bpt-linear-to-sm90: lhs's chunk of 100 K rows at row 0 neither is a multiple of 64 rows nor ends its matrix}}
+  %dw = bpt.matmul %xc, %h {transpose_lhs}
+      : (tensor<100x128xbf16>, tensor<100x256xbf16>) -> tensor<128x256xf32>
+  return %dw : tensor<128x256xf32>
+}

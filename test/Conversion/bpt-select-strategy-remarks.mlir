@@ -137,18 +137,15 @@ func.func @grad_shared_memory(%q: tensor<1x2x128x128xbf16>, %lse: tensor<1x2x128
 
 // -----
 
-// The gradient GEMMs have no tensor-core kernel yet; the norm gradients,
-// like the norms, never try one.
+// On sm_90a the gradient GEMMs are expanded into bpt.matmul GEMMs (no
+// remark); mma.sync has no GEMM with transposed operands yet. The norm
+// gradients, like the norms, never try a tensor-core path.
 func.func @gradient_ops(%x: tensor<256x512xbf16>, %w: tensor<512x1408xbf16>,
                         %wo: tensor<1408x512xbf16>, %dy: tensor<256x1408xbf16>,
                         %g: tensor<512xbf16>) {
-  // expected-remark @below {{linear_grad does not take the wgmma path: there is no wgmma kernel for it yet}}
-  // expected-remark @below {{linear_grad does not take the mma.sync path: there is no mma.sync kernel for it yet}}
   %0:2 = bpt.linear_grad %x, %w, %dy
       : (tensor<256x512xbf16>, tensor<512x1408xbf16>, tensor<256x1408xbf16>)
         -> (tensor<256x512xbf16>, tensor<512x1408xbf16>)
-  // expected-remark @below {{ffn_grad does not take the wgmma path: there is no wgmma kernel for it yet}}
-  // expected-remark @below {{ffn_grad does not take the mma.sync path: there is no mma.sync kernel for it yet}}
   %1:3 = bpt.ffn_grad relu %x, %w, %wo, %x
       : (tensor<256x512xbf16>, tensor<512x1408xbf16>, tensor<1408x512xbf16>,
          tensor<256x512xbf16>)
@@ -156,5 +153,52 @@ func.func @gradient_ops(%x: tensor<256x512xbf16>, %w: tensor<512x1408xbf16>,
   %2:2 = bpt.rms_norm_grad %x, %g, %x
       : (tensor<256x512xbf16>, tensor<512xbf16>, tensor<256x512xbf16>)
         -> (tensor<256x512xbf16>, tensor<512xbf16>)
+  return
+}
+
+// -----
+
+// All of a gradient's GEMMs take wgmma or none: a width off the 128-column
+// tile keeps the whole op portable; chunks are whole 64-row K steps.
+func.func @gradient_widths(%x: tensor<256x512xbf16>, %w: tensor<512x1000xbf16>,
+                           %wo: tensor<1000x512xbf16>, %v: tensor<512x1024xbf16>,
+                           %vo: tensor<1024x512xbf16>,
+                           %dy: tensor<256x1000xbf16>) {
+  // expected-remark @below {{linear_grad does not take the wgmma path: the weight's widths 512 x 1000 are not multiples of 128 (its GEMMs' N)}}
+  %0:2 = bpt.linear_grad %x, %w, %dy
+      : (tensor<256x512xbf16>, tensor<512x1000xbf16>, tensor<256x1000xbf16>)
+        -> (tensor<256x512xbf16>, tensor<512x1000xbf16>)
+  // expected-remark @below {{ffn_grad does not take the wgmma path: the weight's widths 512 x 1000 are not multiples of 128 (its GEMMs' N)}}
+  %1:3 = bpt.ffn_grad gelu %x, %w, %wo, %x
+      : (tensor<256x512xbf16>, tensor<512x1000xbf16>, tensor<1000x512xbf16>,
+         tensor<256x512xbf16>)
+        -> (tensor<256x512xbf16>, tensor<512x1000xbf16>, tensor<1000x512xbf16>)
+  %2:3 = bpt.ffn_grad gelu %x, %v, %vo, %x
+      : (tensor<256x512xbf16>, tensor<512x1024xbf16>, tensor<1024x512xbf16>,
+         tensor<256x512xbf16>)
+        -> (tensor<256x512xbf16>, tensor<512x1024xbf16>, tensor<1024x512xbf16>)
+  return
+}
+
+// SM86: remark: linear_grad does not take the mma.sync path: there is no mma.sync GEMM with transposed operands yet
+// SM86: remark: ffn_grad does not take the mma.sync path: there is no mma.sync GEMM with transposed operands yet
+
+// -----
+
+// bpt.matmul on the wgmma GEMM: f32 operands, N off the 128-column tile
+// and rows TMA cannot stride are refused.
+func.func @matmuls(%a: tensor<64x256xbf16>, %b: tensor<64x200xbf16>,
+                   %c: tensor<64x20xbf16>, %f: tensor<64x256xf32>) {
+  %0 = bpt.matmul %a, %a {transpose_lhs}
+      : (tensor<64x256xbf16>, tensor<64x256xbf16>) -> tensor<256x256xf32>
+  // expected-remark @below {{matmul does not take the wgmma path: N = 200 is not a multiple of 128}}
+  %1 = bpt.matmul %a, %b {transpose_lhs}
+      : (tensor<64x256xbf16>, tensor<64x200xbf16>) -> tensor<256x200xbf16>
+  // expected-remark @below {{matmul does not take the wgmma path: rows of 20 and 256 elements are not multiples of 16 bytes (TMA)}}
+  %2 = bpt.matmul %c, %a {transpose_lhs}
+      : (tensor<64x20xbf16>, tensor<64x256xbf16>) -> tensor<20x256xbf16>
+  // expected-remark @below {{matmul does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16)}}
+  %3 = bpt.matmul %f, %f {transpose_lhs}
+      : (tensor<64x256xf32>, tensor<64x256xf32>) -> tensor<256x256xf32>
   return
 }

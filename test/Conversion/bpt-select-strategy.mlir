@@ -181,10 +181,13 @@ func.func @grad(%q: tensor<1x4x128x64xbf16>, %k: tensor<1x2x256x64xbf16>,
 
 // -----
 
-// The per-op gradients take the portable loops on every chip for now.
+// Linear and FFN gradients take wgmma GEMMs of transposed operands on
+// sm_90a (bpt-expand-gradients turns them into bpt.matmul; the FFN's rows go
+// in chunks of chunk_rows), the portable loops elsewhere; the norms' gradients
+// are row reductions and stay portable on every chip.
 // SM90-LABEL: func.func @gradient_ops
-// SM90: bpt.linear_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
-// SM90: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+// SM90: bpt.linear_grad {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a">}
+// SM90: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 2048>}
 // SM90: bpt.layer_norm_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
 // SM90: bpt.rms_norm_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
 // SM80-LABEL: func.func @gradient_ops

@@ -962,3 +962,51 @@ func.func @f(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<4x8xf32>) {
   %dx, %dg = bpt.rms_norm_grad %x, %g, %dy {epsilom = 1.0e-6} : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8xf32>)
   return
 }
+
+// -----
+
+func.func @f(%a: tensor<32x16xbf16>, %b: tensor<16x48xbf16>) {
+  // expected-error @+1 {{contracted dimensions differ: K = 32 in lhs [K, M] 'tensor<32x16xbf16>', 16 in rhs [K, N] 'tensor<16x48xbf16>'}}
+  %0 = bpt.matmul %a, %b {transpose_lhs} : (tensor<32x16xbf16>, tensor<16x48xbf16>) -> tensor<16x48xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xf16>) {
+  // expected-error @+1 {{rhs element type 'f16' does not match lhs's 'bf16'}}
+  %0 = bpt.matmul %a, %b : (tensor<16x32xbf16>, tensor<32x48xf16>) -> tensor<16x48xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>) {
+  // expected-error @+1 {{result element type must be 'bf16' or f32, got 'tensor<16x48xf16>'}}
+  %0 = bpt.matmul %a, %b : (tensor<16x32xbf16>, tensor<32x48xbf16>) -> tensor<16x48xf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<48x32xbf16>) {
+  // expected-error @+1 {{result must be [M, N] = [16, 48], got 'tensor<16x32xbf16>'}}
+  %0 = bpt.matmul %a, %b {transpose_rhs} : (tensor<16x32xbf16>, tensor<48x32xbf16>) -> tensor<16x32xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %s: tensor<16x48xbf16>) {
+  // expected-error @+1 {{accumulator must be 'tensor<16x48xf32>', got 'tensor<16x48xbf16>'}}
+  %0 = bpt.matmul %a, %b, acc %s : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xbf16>) -> tensor<16x48xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x16x32xbf16>, %b: tensor<32x48xbf16>) {
+  // expected-error @+1 {{lhs must have rank 2 ([M, K]), got 'tensor<2x16x32xbf16>'}}
+  %0 = bpt.matmul %a, %b : (tensor<2x16x32xbf16>, tensor<32x48xbf16>) -> tensor<16x48xbf16>
+  return
+}

@@ -156,6 +156,23 @@ func.func @linear_grad(%x: tensor<2x16x64xf32>, %w: tensor<64x32xf32>,
   return
 }
 
+// bpt.matmul: both layouts of each operand, an f32 sum, an f32 result.
+// CHECK-LABEL: func.func @matmul
+// CHECK-SAME: (%[[A:.+]]: tensor<32x16xbf16>, %[[B:.+]]: tensor<32x48xbf16>, %[[C:.+]]: tensor<48x32xbf16>, %[[S:.+]]: tensor<16x48xf32>)
+func.func @matmul(%a: tensor<32x16xbf16>, %b: tensor<32x48xbf16>,
+                  %c: tensor<48x32xbf16>, %s: tensor<16x48xf32>) {
+  // CHECK: bpt.matmul %[[A]], %[[B]], acc %[[S]] {transpose_lhs} : (tensor<32x16xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>) -> tensor<16x48xf32>
+  %0 = bpt.matmul %a, %b, acc %s {transpose_lhs}
+      : (tensor<32x16xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>) -> tensor<16x48xf32>
+  // CHECK: bpt.matmul %[[B]], %[[B]] {transpose_rhs} : (tensor<32x48xbf16>, tensor<32x48xbf16>) -> tensor<32x32xbf16>
+  %1 = bpt.matmul %b, %b {transpose_rhs}
+      : (tensor<32x48xbf16>, tensor<32x48xbf16>) -> tensor<32x32xbf16>
+  // CHECK: bpt.matmul %[[A]], %[[C]] {transpose_lhs, transpose_rhs} : (tensor<32x16xbf16>, tensor<48x32xbf16>) -> tensor<16x48xbf16>
+  %2 = bpt.matmul %a, %c {transpose_lhs, transpose_rhs}
+      : (tensor<32x16xbf16>, tensor<48x32xbf16>) -> tensor<16x48xbf16>
+  return
+}
+
 // CHECK-LABEL: func.func @ffn_grad
 // CHECK-SAME: (%[[X:.+]]: tensor<16x64xbf16>, %[[W1:.+]]: tensor<64x176xbf16>, %[[W2:.+]]: tensor<176x64xbf16>, %[[W3:.+]]: tensor<64x176xbf16>, %[[DY:.+]]: tensor<16x64xbf16>)
 func.func @ffn_grad(%x: tensor<16x64xbf16>, %w1: tensor<64x176xbf16>,

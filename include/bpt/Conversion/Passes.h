@@ -37,6 +37,11 @@ namespace bpt {
 mlir::Value buildActivation(mlir::OpBuilder &b, mlir::Location loc,
                             Activation act, mlir::Value x);
 
+/// d/dx of `buildActivation(act, x)` for an f32 scalar, with the float64
+/// reference's formulas (relu'(0) = 0).
+mlir::Value buildActivationDerivative(mlir::OpBuilder &b, mlir::Location loc,
+                                      Activation act, mlir::Value x);
+
 /// Adds the patterns lowering bpt.linear, bpt.ffn and the norms to linalg.
 void populateBPTToLinalgPatterns(mlir::RewritePatternSet &patterns);
 

@@ -398,8 +398,39 @@ def BPTLinearToSM80 : Pass<"bpt-linear-to-sm80", "::mlir::ModuleOp"> {
   ];
 }
 
+def BPTExpandGradients : Pass<"bpt-expand-gradients", "::mlir::func::FuncOp"> {
+  let summary = "Write tensor-core linear_grad and ffn_grad as bpt.matmul GEMMs";
+  let description = [{
+    Rewrites each `bpt.linear_grad` and `bpt.ffn_grad` whose `#bpt.strategy`
+    takes a tensor-core path into `bpt.matmul`s with transposed operands
+    and f32 accumulators, plus elementwise `linalg.generic`s:
+
+    - `linear_grad`: `dx = dy · wᵀ`, `dw = xᵀ · dy` (all rows in one
+      product), `db = Σ_rows dy`.
+    - `ffn_grad`, per chunk of the strategy's `chunk_rows` rows (the last
+      one may be shorter), unrolled: `u = x·w_in` (`g = x·w_gate`) and
+      `dh = dy·w_outᵀ` in f32; one elementwise pass gives the hidden
+      activation `h` and `du` (`dg`) in the operands' type;
+      `dw_out += hᵀ·dy`, `dw_in += xᵀ·du` (`dw_gate += xᵀ·dg`) into f32
+      accumulators that the last chunk rounds; `dx = du·w_inᵀ (+ dg·w_gateᵀ)`
+      for the chunk's rows. The `[rows, ffn]` intermediates exist for one
+      chunk at a time.
+
+    The `bpt.matmul`s have no strategy: `bpt-select-strategy`, which runs
+    next in `bpt-to-nvvm`, chooses each one's path. Ops with the portable
+    strategy (and ops without one) are left to `bpt-convert-to-linalg`.
+    The CPU pipeline runs this pass too, so the same expansion is checked
+    against float64 by `bpt-cpu-run`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def BPTLinearToSM90 : Pass<"bpt-linear-to-sm90", "::mlir::ModuleOp"> {
-  let summary = "Lower bpt.linear to a Hopper (sm_90a) wgmma GEMM";
+  let summary = "Lower bpt.linear and bpt.matmul to a Hopper (sm_90a) wgmma GEMM";
   let description = [{
     Replaces each `bpt.linear` whose `#bpt.strategy` takes the `wgmma` path
     by one launch of the GEMM kernel of `bpt-ffn-to-sm90` (no activation)
@@ -407,7 +438,10 @@ def BPTLinearToSM90 : Pass<"bpt-linear-to-sm90", "::mlir::ModuleOp"> {
     descriptors of it and of the weight): lone projections, and those of a
     block that `bpt-decompose-block` expanded (an mma_sync block strategy
     recorded on sm_90a). Any row count: the last row tile is masked.
-    The GEMM tiling is the strategy's `gemm_block_n` and `gemm_stages`.
+    Each wgmma `bpt.matmul` (the gradients' GEMMs) is one launch of the
+    same kernel reading its transposed operands in place (an M-major A, a
+    K-major B), with its f32 sum added in the epilogue and an f32 or 16-bit
+    C. The GEMM tiling is the strategy's `gemm_block_n` and `gemm_stages`.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

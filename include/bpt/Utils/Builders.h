@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
 namespace bpt {
@@ -60,11 +61,39 @@ mlir::Value buildMatmul(mlir::OpBuilder &b, mlir::Location loc, mlir::Value a,
                         mlir::Value bMatrix, mlir::Value c,
                         bool transposeB = false);
 
+/// `C (f32) += op(A) · op(B)` as linalg.matmul, op transposing where asked:
+/// A [M, K] (or [K, M]) and B [K, N] (or [N, K]) of any float type.
+mlir::Value buildMatmul(mlir::OpBuilder &b, mlir::Location loc, mlir::Value a,
+                        mlir::Value bMatrix, mlir::Value c, bool transposeA,
+                        bool transposeB);
+
 /// `C (f32) += Aᵀ · B` as linalg.matmul; A [K, M] and B [K, N] of any float
 /// type (widened to C's type).
 mlir::Value buildMatmulTransposedA(mlir::OpBuilder &b, mlir::Location loc,
                                    mlir::Value a, mlir::Value bMatrix,
                                    mlir::Value c);
+
+/// Rounds an f32 tensor to `elementType` (no-op when it has that type).
+mlir::Value roundTo(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                    mlir::Type elementType);
+
+/// `x` ([..., N]) as a [rows, N] matrix: leading dimensions collapsed, a
+/// rank-1 vector as one row. Views only, nothing is copied.
+mlir::Value asMatrix(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x);
+
+/// The inverse of `asMatrix`: the [rows, N] `m` in the shape of `like`.
+mlir::Value fromMatrix(mlir::OpBuilder &b, mlir::Location loc, mlir::Value m,
+                       mlir::RankedTensorType like);
+
+/// A zero f32 [rows, cols] tensor.
+mlir::Value zeros(mlir::OpBuilder &b, mlir::Location loc, int64_t rows,
+                  int64_t cols);
+
+/// Dimension `d` of the ranked tensor `v`.
+int64_t dimOf(mlir::Value v, unsigned d);
+
+/// Σ_rows of the [R, N] `m`, in f32: [N].
+mlir::Value columnSums(mlir::OpBuilder &b, mlir::Location loc, mlir::Value m);
 
 } // namespace bpt
 

@@ -1,0 +1,210 @@
+//===- ExpandGradients.cpp - gradient ops as tensor-core GEMMs --*- C++ -*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+//===----------------------------------------------------------------------===//
+//
+// A tensor-core bpt.linear_grad or bpt.ffn_grad becomes bpt.matmul ops with
+// transposed operands (dx = dy·wᵀ, dw = xᵀ·dy), which the GEMM kernels read
+// in place, plus elementwise linalg. The FFN's gradient runs over chunks of
+// rows so that its [rows, ffn] intermediates exist one chunk at a time, the
+// weight gradients summed across chunks in f32 accumulators. The chunks are
+// unrolled: the manifest is a straight list of launches, as for the forward
+// FFN's chunk loop.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Conversion/Passes.h"
+
+#include "bpt/Dialect/BPTOps.h"
+#include "bpt/Utils/Builders.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTEXPANDGRADIENTS
+#include "bpt/Conversion/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+using namespace bpt;
+
+namespace {
+
+bool takesTensorCores(Operation *op) {
+  StrategyAttr strategy = StrategyAttr::get(op);
+  return strategy && !StrategyAttr::getEnclosing(op) &&
+         (strategy.getPath() == KernelPath::wgmma ||
+          strategy.getPath() == KernelPath::mma_sync);
+}
+
+/// `op(lhs) · op(rhs)` (+ `acc`), of `resultElement` ([M, N]).
+Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs, Value acc,
+             bool transposeLhs, bool transposeRhs, Type resultElement) {
+  int64_t m = dimOf(lhs, transposeLhs ? 1 : 0);
+  int64_t n = dimOf(rhs, transposeRhs ? 0 : 1);
+  auto type = RankedTensorType::get({m, n}, resultElement);
+  auto op = MatmulOp::create(b, loc, type, lhs, rhs, acc);
+  if (transposeLhs)
+    op.setTransposeLhs(true);
+  if (transposeRhs)
+    op.setTransposeRhs(true);
+  return op;
+}
+
+/// Rows [first, first + count) of the matrix `m`.
+Value rowsOf(OpBuilder &b, Location loc, Value m, int64_t first,
+             int64_t count) {
+  int64_t width = dimOf(m, 1);
+  return tensor::ExtractSliceOp::create(
+      b, loc, m, ArrayRef<OpFoldResult>{b.getIndexAttr(first), b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(count), b.getIndexAttr(width)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+}
+
+/// `piece` written into rows [first, ...) of the matrix `into`.
+Value insertRows(OpBuilder &b, Location loc, Value piece, Value into,
+                 int64_t first) {
+  return tensor::InsertSliceOp::create(
+      b, loc, piece, into,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(first), b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(dimOf(piece, 0)),
+                             b.getIndexAttr(dimOf(piece, 1))},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+}
+
+/// `v` in `like`'s shape (a [rows, N] matrix of its element type).
+Value reshapedLike(OpBuilder &b, Location loc, Value v, Value like) {
+  auto type = cast<RankedTensorType>(like.getType());
+  return type.getRank() == 2 ? v : fromMatrix(b, loc, v, type);
+}
+
+void expand(LinearGradOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Type element = op.getInput().getType().getElementType();
+  Value x = asMatrix(b, loc, op.getInput());
+  Value dy = asMatrix(b, loc, op.getResultGrad());
+  Value dx = matmul(b, loc, dy, op.getWeight(), Value(), false, true, element);
+  Value dw = matmul(b, loc, x, dy, Value(), true, false, element);
+  op.getInputGrad().replaceAllUsesWith(reshapedLike(b, loc, dx, op.getInput()));
+  op.getWeightGrad().replaceAllUsesWith(dw);
+  if (Value db = op.getBiasGrad())
+    db.replaceAllUsesWith(roundTo(b, loc, columnSums(b, loc, dy), element));
+  op.erase();
+}
+
+/// The hidden activation h and du (and dg for a gated FFN) of one chunk,
+/// in `element`, from u, dh (and g) in f32: the formulas of bpt.ffn_grad.
+SmallVector<Value> hiddenGradients(OpBuilder &b, Location loc, Activation act,
+                                   Value up, Value dHidden, Value gate,
+                                   Type element) {
+  int64_t rows = dimOf(up, 0), width = dimOf(up, 1);
+  AffineMap id = AffineMap::getMultiDimIdentityMap(2, b.getContext());
+  SmallVector<Value> inputs = {up, dHidden};
+  if (gate)
+    inputs.push_back(gate);
+  SmallVector<Value> inits;
+  for (int i = 0, e = gate ? 3 : 2; i < e; ++i)
+    inits.push_back(tensor::EmptyOp::create(b, loc, {rows, width}, element));
+  SmallVector<AffineMap> maps(inputs.size() + inits.size(), id);
+  return buildGeneric(
+      b, loc, inputs, inits, maps, 2, {},
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value u = args[0], dh = args[1];
+        SmallVector<Value> out;
+        if (!gate) {
+          out = {buildActivation(nb, nl, act, u),
+                 arith::MulFOp::create(
+                     nb, nl, dh, buildActivationDerivative(nb, nl, act, u))};
+        } else {
+          Value g = args[2];
+          Value actG = buildActivation(nb, nl, act, g);
+          Value dhU = arith::MulFOp::create(nb, nl, dh, u);
+          out = {arith::MulFOp::create(nb, nl, actG, u),
+                 arith::MulFOp::create(nb, nl, dh, actG),
+                 arith::MulFOp::create(
+                     nb, nl, dhU, buildActivationDerivative(nb, nl, act, g))};
+        }
+        for (Value &v : out)
+          v = convertFloat(nb, nl, v, element);
+        return out;
+      });
+}
+
+void expand(FFNGradOp op, int64_t chunkRows) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Activation act = op.getActivation();
+  Type element = op.getInput().getType().getElementType();
+  Type f32 = b.getF32Type();
+  Value x = asMatrix(b, loc, op.getInput());
+  Value dy = asMatrix(b, loc, op.getResultGrad());
+  Value wIn = op.getWIn(), wOut = op.getWOut(), wGate = op.getWGate();
+  int64_t rows = dimOf(x, 0), hidden = dimOf(x, 1);
+
+  Value dx = tensor::EmptyOp::create(b, loc, {rows, hidden}, element);
+  // f32 sums of the weight gradients over the chunks so far; the last
+  // chunk's products round them to the weights' type.
+  Value dwIn, dwOut, dwGate;
+  for (int64_t first = 0; first < rows; first += chunkRows) {
+    int64_t count = std::min(chunkRows, rows - first);
+    bool last = first + count == rows;
+    Type sumType = last ? element : f32;
+    Value xc = rowsOf(b, loc, x, first, count);
+    Value dyc = rowsOf(b, loc, dy, first, count);
+    Value up = matmul(b, loc, xc, wIn, Value(), false, false, f32);
+    Value gate = wGate ? matmul(b, loc, xc, wGate, Value(), false, false, f32)
+                       : Value();
+    Value dHidden = matmul(b, loc, dyc, wOut, Value(), false, true, f32);
+    SmallVector<Value> h =
+        hiddenGradients(b, loc, act, up, dHidden, gate, element);
+    dwOut = matmul(b, loc, h[0], dyc, dwOut, true, false, sumType);
+    dwIn = matmul(b, loc, xc, h[1], dwIn, true, false, sumType);
+    Value dxc;
+    if (wGate) {
+      dwGate = matmul(b, loc, xc, h[2], dwGate, true, false, sumType);
+      Value fromUp = matmul(b, loc, h[1], wIn, Value(), false, true, f32);
+      dxc = matmul(b, loc, h[2], wGate, fromUp, false, true, element);
+    } else {
+      dxc = matmul(b, loc, h[1], wIn, Value(), false, true, element);
+    }
+    dx = insertRows(b, loc, dxc, dx, first);
+  }
+  op.getInputGrad().replaceAllUsesWith(reshapedLike(b, loc, dx, op.getInput()));
+  op.getWInGrad().replaceAllUsesWith(dwIn);
+  op.getWOutGrad().replaceAllUsesWith(dwOut);
+  if (Value g = op.getWGateGrad())
+    g.replaceAllUsesWith(dwGate);
+  op.erase();
+}
+
+struct BPTExpandGradientsPass final
+    : bpt::impl::BPTExpandGradientsBase<BPTExpandGradientsPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation().walk([&](Operation *op) {
+      if (isa<LinearGradOp, FFNGradOp>(op) && takesTensorCores(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      if (auto linear = dyn_cast<LinearGradOp>(op)) {
+        expand(linear);
+        continue;
+      }
+      auto ffn = cast<FFNGradOp>(op);
+      int64_t chunk = StrategyAttr::get(op).getChunkRows();
+      if (chunk <= 0) {
+        op->emitError() << "bpt-expand-gradients: a tensor-core ffn_grad "
+                           "needs the strategy's chunk_rows, got "
+                        << chunk;
+        return signalPassFailure();
+      }
+      expand(ffn, chunk);
+    }
+  }
+};
+
+} // namespace
