@@ -148,16 +148,47 @@ class KernelSet:
             return self.buffers[arg["buffer"]].data_ptr() + arg.get("byte_offset", 0)
         return self.buffers[arg].data_ptr()
 
-    def run(self):
+    def run(self, events=None):
+        """Launches the set in order; with `events` (a list), records a CUDA
+        event before each launch and after the last (for profile())."""
         stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
         with stream:
             for launch in self.manifest["launches"]:
                 args = tuple(np.int32(a["i32"]) if isinstance(a, dict) and "i32" in a
                              else np.uint64(self.arg_pointer(a))
                              for a in launch["args"])
+                if events is not None:
+                    events.append(cupy.cuda.Event())
+                    events[-1].record(stream)
                 self.kernels[launch["kernel"]](
                     tuple(launch["grid"]), tuple(launch["block"]), args,
                     shared_mem=launch.get("dynamic_shared_memory", 0))
+            if events is not None:
+                events.append(cupy.cuda.Event())
+                events[-1].record(stream)
+
+    def profile(self):
+        """Milliseconds of each launch (one run, events between launches),
+        summed by kernel kind: GEMMs, attention, the rest (portable)."""
+        self.run()
+        events = []
+        self.run(events)
+        events[-1].synchronize()
+        kinds = {}
+        for launch, a, b in zip(self.manifest["launches"], events, events[1:]):
+            name = launch["kernel"]
+            kind = ("gemm " + ("grad" if any(t in name for t in ("_at", "_bt")) else "fwd")
+                    if name.startswith("gemm") else
+                    "attention_grad" if name.startswith("attention_grad") else
+                    "attention" if name.startswith("attention") else "portable")
+            ms = cupy.cuda.get_elapsed_time(a, b)
+            k = kinds.setdefault(kind, {"ms": 0.0, "launches": 0, "slowest": []})
+            k["ms"] += ms
+            k["launches"] += 1
+            k["slowest"].append((round(ms, 3), name))
+        for k in kinds.values():
+            k["slowest"] = sorted(k["slowest"], reverse=True)[:4]
+        return kinds
 
 
 def time_ms(fn, max_seconds, warmup=1, max_runs=20):
@@ -433,7 +464,8 @@ def bench_train(path, max_seconds):
     """A block's training step: bpt's `--op=block --backward` set against
     eager PyTorch's forward + backward (autograd, SDPA flash) on the same
     inputs and upstream gradient; time, allocator peak above the inputs and
-    weights (weight gradients included), and each gradient's difference."""
+    weights (weight gradients included, both), each gradient's difference,
+    and bpt's time per kind of kernel."""
     ks = KernelSet(path)
     m = ks.manifest
     opts = m["options"]
@@ -467,9 +499,15 @@ def bench_train(path, max_seconds):
     def ours():
         ks.allocate(params)
         ks.run()
-    row["bpt_peak_bytes"], _ = peak_bytes(ours)
+    # Above the inputs and weights, as eager's: the set's copies of them
+    # are allocated inside the window.
+    input_bytes = sum(torch.empty(b["shape"], dtype=TORCH_DTYPES[b["dtype"]], device="meta")
+                      .nbytes for b in m["buffers"] if b["role"] == "input")
+    peak, _ = peak_bytes(ours)
+    row["bpt_peak_bytes"] = peak - input_bytes
     row["rel_diff_to_eager"] = {k: rel(ks.buffer(k), g) for k, g in eager_grads.items()}
     row["bpt_ms"], row["bpt_runs"] = time_ms(ks.run, max_seconds, warmup=2)
+    row["bpt_profile"] = ks.profile()
     ks.release()
     return row
 
@@ -706,6 +744,9 @@ def main():
                   f"{mib(r['eager_peak_bytes']):.0f} | {mib(r['bpt_peak_bytes']):.0f} | "
                   f"{r['bpt_peak_bytes'] / r['eager_peak_bytes']:.2f} | "
                   f"{worst[1]:.1e} ({worst[0]}) |", flush=True)
+            for kind, k in r["bpt_profile"].items():
+                print(f"    {kind}: {k['ms']:.2f} ms in {k['launches']} launches; "
+                      f"slowest {k['slowest']}", flush=True)
     if args.only in ("", "ffn"):
         ffns = [n for n in names if n.startswith("ffn") and n.endswith(".json")]
         if ffns:

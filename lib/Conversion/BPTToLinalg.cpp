@@ -439,16 +439,20 @@ Value normalised(OpBuilder &b, Location loc, Value x, Value mean,
 /// Builds the gradients of layer_norm (with the mean) or rms_norm (without),
 /// per row with x̂ = (x − mean)·inv and g = dy ⊙ w: dx = inv·(g − mean(g) −
 /// x̂·mean(g ⊙ x̂)) (no mean(g) term for rms_norm); dw = Σ_rows dy ⊙ x̂ and,
-/// for layer_norm, db = Σ_rows dy. Three generics after the statistics:
-/// per-row sums, dx, per-channel sums.
+/// for layer_norm, db = Σ_rows dy. On x and dy viewed as [rows, N]
+/// matrices, generics after the statistics: per-row sums, dx, per-channel
+/// sums, each sum a generic of its own (one reduction dimension and one
+/// output: the form bpt-split-reductions splits for the GPU).
 class NormGradBuilder {
 public:
   NormGradBuilder(OpBuilder &b, Location loc, Value x, Value weight, Value dy,
                   bool withMean, double epsilon)
-      : b(b), loc(loc), x(x), weight(weight), dy(dy), withMean(withMean),
-        type(cast<RankedTensorType>(x.getType())),
+      : b(b), loc(loc), x(asMatrix(b, loc, x)), weight(weight),
+        dy(asMatrix(b, loc, dy)), withMean(withMean),
+        type(cast<RankedTensorType>(this->x.getType())),
         maps(b.getContext(), type.getRank()), f32(b.getF32Type()) {
-    auto [mean, invStd] = normStatistics(b, loc, x, maps, withMean, epsilon);
+    auto [mean, invStd] =
+        normStatistics(b, loc, this->x, maps, withMean, epsilon);
     stats.push_back(invStd);
     if (mean)
       stats.push_back(mean);
@@ -470,14 +474,9 @@ private:
     return normalised(nb, nl, xv, withMean ? statArgs[1] : Value(),
                       statArgs[0]);
   }
-  /// Zero-filled accumulators of `shape`: Σ ... ⊙ x̂, and Σ ... for
-  /// layer_norm.
-  SmallVector<Value> accumulators(ArrayRef<int64_t> shape) {
-    SmallVector<Value> inits;
-    for (int i = 0, e = withMean ? 2 : 1; i < e; ++i)
-      inits.push_back(filledTensor(b, loc, shape, f32, 0.0));
-    return inits;
-  }
+  /// The sums of the per-row and per-channel reductions: Σ ... ⊙ x̂, and
+  /// Σ ... for layer_norm.
+  int64_t numSums() const { return withMean ? 2 : 1; }
   /// x, dy, w, then the statistics: the operands of the per-row generics.
   SmallVector<Value> rowInputs() {
     SmallVector<Value> inputs = {x, dy, weight};
@@ -493,24 +492,30 @@ private:
 
   /// Per row: Σ g ⊙ x̂, and Σ g for layer_norm.
   SmallVector<Value> rowSums() {
-    SmallVector<Value> inits = accumulators(type.getShape().drop_back());
     SmallVector<AffineMap> indexing = rowInputMaps();
-    indexing.append(inits.size(), maps.perRow());
+    indexing.push_back(maps.perRow());
     size_t numStats = stats.size();
-    return buildGeneric(
-        b, loc, rowInputs(), inits, indexing, maps.rank, {maps.rank - 1},
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          ValueRange acc = args.drop_front(3 + numStats);
-          Value g = arith::MulFOp::create(nb, nl, f32Of(nb, nl, args[1]),
-                                          f32Of(nb, nl, args[2]));
-          Value gx = arith::MulFOp::create(
-              nb, nl, g, xHat(nb, nl, args[0], args.slice(3, numStats)));
-          SmallVector<Value> next = {
-              arith::AddFOp::create(nb, nl, gx, acc[0])};
-          if (withMean)
-            next.push_back(arith::AddFOp::create(nb, nl, g, acc[1]));
-          return next;
-        });
+    SmallVector<Value> sums;
+    for (int64_t which = 0; which < numSums(); ++which)
+      sums.push_back(
+          buildGeneric(
+              b, loc, rowInputs(),
+              filledTensor(b, loc, type.getShape().drop_back(), f32, 0.0),
+              indexing, maps.rank, {maps.rank - 1},
+              [&](OpBuilder &nb, Location nl, ValueRange args) {
+                Value g = arith::MulFOp::create(
+                    nb, nl, f32Of(nb, nl, args[1]), f32Of(nb, nl, args[2]));
+                Value term =
+                    which == 0
+                        ? arith::MulFOp::create(
+                              nb, nl, g,
+                              xHat(nb, nl, args[0], args.slice(3, numStats)))
+                        : g;
+                return SmallVector<Value>{
+                    arith::AddFOp::create(nb, nl, term, args.back())};
+              })
+              .front());
+    return sums;
   }
 
   /// dx = inv·(g − x̂·mean(g ⊙ x̂) [− mean(g)]), elementwise.
@@ -546,31 +551,34 @@ private:
         .front();
   }
 
-  /// dw = Σ dy ⊙ x̂ (and db = Σ dy) over every leading dimension.
+  /// dw = Σ dy ⊙ x̂ (and db = Σ dy) over the rows.
   SmallVector<Value> channelSums() {
     SmallVector<Value> inputs = {x, dy};
     inputs.append(stats);
     SmallVector<AffineMap> indexing = {maps.identity(), maps.identity()};
     indexing.append(stats.size(), maps.perRow());
-    SmallVector<Value> inits = accumulators(type.getShape().back());
-    indexing.append(inits.size(), maps.perChannel());
-    SmallVector<unsigned> leading;
-    for (unsigned d = 0; d + 1 < maps.rank; ++d)
-      leading.push_back(d);
+    indexing.push_back(maps.perChannel());
     size_t numStats = stats.size();
-    return buildGeneric(
-        b, loc, inputs, inits, indexing, maps.rank, leading,
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          ValueRange acc = args.drop_front(2 + numStats);
-          Value d = f32Of(nb, nl, args[1]);
-          Value dxHat = arith::MulFOp::create(
-              nb, nl, d, xHat(nb, nl, args[0], args.slice(2, numStats)));
-          SmallVector<Value> next = {
-              arith::AddFOp::create(nb, nl, dxHat, acc[0])};
-          if (withMean)
-            next.push_back(arith::AddFOp::create(nb, nl, d, acc[1]));
-          return next;
-        });
+    SmallVector<Value> sums;
+    for (int64_t which = 0; which < numSums(); ++which)
+      sums.push_back(
+          buildGeneric(
+              b, loc, inputs,
+              filledTensor(b, loc, type.getShape().back(), f32, 0.0),
+              indexing, maps.rank, {0},
+              [&](OpBuilder &nb, Location nl, ValueRange args) {
+                Value d = f32Of(nb, nl, args[1]);
+                Value term =
+                    which == 0
+                        ? arith::MulFOp::create(
+                              nb, nl, d,
+                              xHat(nb, nl, args[0], args.slice(2, numStats)))
+                        : d;
+                return SmallVector<Value>{
+                    arith::AddFOp::create(nb, nl, term, args.back())};
+              })
+              .front());
+    return sums;
   }
 
   OpBuilder &b;

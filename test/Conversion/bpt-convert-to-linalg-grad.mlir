@@ -66,14 +66,21 @@ func.func @ffn_grad_swiglu(%x: tensor<8x16xf32>, %w1: tensor<16x64xf32>,
       : tensor<8x16xf32>, tensor<16x64xf32>, tensor<64x16xf32>, tensor<16x64xf32>
 }
 
-// Norm gradients: the forward's statistics, per-row sums, dx elementwise,
-// and the per-channel sums (dw, db) over every leading dimension.
+// Norm gradients, on x and dy viewed as [rows, N]: the forward's
+// statistics, per-row sums, dx elementwise, and the per-channel sums (dw,
+// db) over the rows; each sum its own generic (one reduction dimension, one
+// output: what bpt-split-reductions splits).
 // CHECK-LABEL: func.func @layer_norm_grad
-// CHECK: linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%{{.+}} : tensor<2x8x16xf32>) outs(%{{.+}} : tensor<2x8xf32>)
-// CHECK: %[[SUMS:.+]]:2 = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "reduction"]} {{.+}} outs(%{{.+}}, %{{.+}} : tensor<2x8xf32>, tensor<2x8xf32>)
-// CHECK: %[[DX:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel"]} ins({{.+}}, %[[SUMS]]#0, %[[SUMS]]#1 : {{.+}}) outs(%{{.+}} : tensor<2x8x16xf32>)
-// CHECK: %[[COLS:.+]]:2 = linalg.generic {{.+}} iterator_types = ["reduction", "reduction", "parallel"]} {{.+}} outs(%{{.+}}, %{{.+}} : tensor<16xf32>, tensor<16xf32>)
-// CHECK: return %[[DX]], %[[COLS]]#0, %[[COLS]]#1
+// CHECK: %[[X:.+]] = tensor.collapse_shape %{{.+}} {{\[\[}}0, 1], [2]] : tensor<2x8x16xf32> into tensor<16x16xf32>
+// CHECK: linalg.generic {{.+}} iterator_types = ["parallel", "reduction"]} ins(%[[X]] : tensor<16x16xf32>) outs(%{{.+}} : tensor<16xf32>)
+// CHECK: linalg.generic {{.+}} iterator_types = ["parallel", "reduction"]} ins(%[[X]], %{{.+}} : tensor<16x16xf32>, tensor<16xf32>) outs(%{{.+}} : tensor<16xf32>)
+// CHECK: %[[GX:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "reduction"]} {{.+}} outs(%{{.+}} : tensor<16xf32>)
+// CHECK: %[[G:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "reduction"]} {{.+}} outs(%{{.+}} : tensor<16xf32>)
+// CHECK: %[[DX:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel"]} ins({{.+}}, %[[GX]], %[[G]] : {{.+}}) outs(%{{.+}} : tensor<16x16xf32>)
+// CHECK: %[[DW:.+]] = linalg.generic {{.+}} iterator_types = ["reduction", "parallel"]} {{.+}} outs(%{{.+}} : tensor<16xf32>)
+// CHECK: %[[DB:.+]] = linalg.generic {{.+}} iterator_types = ["reduction", "parallel"]} {{.+}} outs(%{{.+}} : tensor<16xf32>)
+// CHECK: %[[DXS:.+]] = tensor.expand_shape %[[DX]] {{\[\[}}0, 1], [2]] output_shape [2, 8, 16]
+// CHECK: return %[[DXS]], %[[DW]], %[[DB]]
 func.func @layer_norm_grad(%x: tensor<2x8x16xf32>, %g: tensor<16xf32>,
                            %dy: tensor<2x8x16xf32>)
     -> (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>) {

@@ -107,6 +107,42 @@ def BPTKeepSingleBlockLoops : Pass<"bpt-keep-single-block-loops",
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def BPTSplitReductions : Pass<"bpt-split-reductions", "::mlir::func::FuncOp"> {
+  let summary = "Split long reductions of few outputs for the GPU's portable launches";
+  let description = [{
+    A `linalg` reduction at the function's top level becomes a portable
+    launch of one thread per output element (`bpt-map-to-gpu`): the norm
+    gradients' per-row sums (a few thousand rows of thousands of elements)
+    and per-channel sums (a few thousand channels over every row) then run
+    on a few dozen thread blocks, each thread summing thousands of elements
+    in turn. This pass splits such a reduction (one reduction dimension,
+    one output, a recognised combiner: `linalg::splitReduction`) into a
+    reduction of `ratio` partial results per output and a short reduction
+    of the partials, so that the first launch has at least
+    `min-parallelism` threads. The ratio is a power of two dividing the
+    reduction's length that leaves each thread at least `min-elements`
+    elements; the split dimension is the innermost parallel one when the
+    reduction is a row's (neighbouring threads read neighbouring elements)
+    and the outermost when it runs over rows (neighbouring threads read
+    neighbouring columns). Loop nests (`scf.forall` bodies) and reductions
+    that already have the parallelism are left alone.
+
+    Example: a [4096, 2048] → [2048] column sum becomes a [64, 2048]
+    partial sum over 64 rows each (131072 threads) and a [2048] sum of
+    the 64 partials.
+  }];
+  let options = [
+    Option<"minParallelism", "min-parallelism", "int64_t",
+           /*default=*/"131072",
+           "Threads the first launch should have (about a thousand per "
+           "multiprocessor of a large GPU)">,
+    Option<"minElements", "min-elements", "int64_t", /*default=*/"32",
+           "Least elements one thread of the split reduction sums">,
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def BPTMergeKernelModules : Pass<"bpt-merge-kernel-modules", "::mlir::ModuleOp"> {
   let summary = "Gather all outlined kernels into one gpu.module";
   let description = [{
