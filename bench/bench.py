@@ -411,6 +411,20 @@ def eager_block(x, p, opts):
     return r + eager_ffn(h2, p, opts.get("activation", "gelu"))
 
 
+def random_inputs(manifest):
+    """Seeded uniform inputs for a set's input buffers: weights (2-D) in
+    [-1, 1] / sqrt(fan-in), the rest in [-1, 1]."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    params = {}
+    for b in manifest["buffers"]:
+        if b["role"] != "input":
+            continue
+        scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
+        t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
+        params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
+    return params
+
+
 def peak_bytes(fn):
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -424,14 +438,7 @@ def bench_block(path, max_seconds, est_seconds=None):
     ks = KernelSet(path)
     m = ks.manifest
     opts = m["options"]
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    params = {}
-    for b in m["buffers"]:
-        if b["role"] != "input":
-            continue
-        scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
-        t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
-        params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
+    params = random_inputs(m)
     x = params["input"]
     B, S, Hd = x.shape
     row = {"S": S, "hidden": Hd, "ffn": params["w_in"].shape[1],
@@ -469,14 +476,7 @@ def bench_train(path, max_seconds):
     ks = KernelSet(path)
     m = ks.manifest
     opts = m["options"]
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    params = {}
-    for b in m["buffers"]:
-        if b["role"] != "input":
-            continue
-        scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
-        t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
-        params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
+    params = random_inputs(m)
     x = params["input"].detach().requires_grad_()
     dy = params["output_grad"]
     weights = {k: v.detach().requires_grad_() for k, v in params.items()
@@ -517,14 +517,7 @@ def bench_ffn(path, max_seconds):
     ks = KernelSet(path)
     m = ks.manifest
     act = m["options"]["activation"]
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    params = {}
-    for b in m["buffers"]:
-        if b["role"] != "input":
-            continue
-        scale = 1.0 / math.sqrt(b["shape"][0]) if len(b["shape"]) == 2 else 1.0
-        t = torch.rand(b["shape"], device="cuda", generator=gen, dtype=torch.float32)
-        params[b["name"]] = t.mul_(2).sub_(1).mul_(scale).to(TORCH_DTYPES[b["dtype"]])
+    params = random_inputs(m)
     x, w_in = params["input"], params["w_in"]
     fn = lambda: eager_ffn(x, params, act)
     rows = x.numel() // x.shape[-1]
