@@ -169,7 +169,8 @@ class KernelSet:
 
     def profile(self):
         """Milliseconds of each launch (one run, events between launches),
-        summed by kernel kind: GEMMs, attention, the rest (portable)."""
+        summed by kernel kind: GEMMs, attention, the rest (portable); each
+        kind's launches in order under "launches_ms"."""
         self.run()
         events = []
         self.run(events)
@@ -186,6 +187,7 @@ class KernelSet:
             k["ms"] += ms
             k["launches"] += 1
             k["slowest"].append((round(ms, 3), name))
+            k.setdefault("launches_ms", []).append((round(ms, 4), name))
         for k in kinds.values():
             k["slowest"] = sorted(k["slowest"], reverse=True)[:4]
         return kinds

@@ -10,7 +10,8 @@
 # the default list) compiles FFNs and a block whose rows are not multiples
 # of 128 (issue 15; scripts/bench-ragged.sh); BENCH_OPS=shapes compiles
 # every line of bench/shapes.txt into DIR/shape-NAME (bench.py --only
-# shapes).
+# shapes). BENCH_OPS=train compiles the block's training step
+# (`--op=block --backward`, bench.py --only train).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
@@ -52,6 +53,13 @@ if [[ " $ops " == *" block "* ]]; then
 for s in 4096 16384 65536; do
   "$compile" --op=block --dtype=bf16 --seq=$s --hidden=2048 --heads=16 \
     --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" -o "$out/block-s$s"
+done
+fi
+if [[ " $ops " == *" train "* ]]; then
+for s in 4096 16384 65536; do
+  "$compile" --op=block --backward --batch=1 --dtype=bf16 --seq=$s --hidden=2048 \
+    --heads=16 --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" \
+    -o "$out/train-s$s"
 done
 fi
 if [[ " $ops " == *" ffn "* ]]; then

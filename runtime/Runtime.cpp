@@ -143,14 +143,32 @@ Status Module::launch(const std::string &kernel, Dim3 grid, Dim3 block,
                                           args.data(), args.size()));
 }
 
-Status Module::launchAll(const Manifest &manifest,
-                         const std::vector<uint64_t> &bufferPointers,
-                         const std::vector<uint64_t> &tensorMapPointers) {
+Status bpt::rt::checkBufferPointers(
+    const Manifest &manifest, const std::vector<uint64_t> &bufferPointers) {
   if (bufferPointers.size() != manifest.buffers.size())
     return Status::failure(
         "the manifest has " + std::to_string(manifest.buffers.size()) +
         " buffers, but " + std::to_string(bufferPointers.size()) +
         " device pointers were given");
+  for (size_t i = 0; i < bufferPointers.size(); ++i)
+    if (bufferPointers[i] == 0 || bufferPointers[i] % 16 != 0) {
+      char address[32];
+      std::snprintf(address, sizeof(address), "0x%llx",
+                    (unsigned long long)bufferPointers[i]);
+      return Status::failure("buffers[" + std::to_string(i) + "] ('" +
+                             manifest.buffers[i].name + "') is at " + address +
+                             ", which is not a 16-byte aligned device "
+                             "address (kernel sets access their buffers "
+                             "16 bytes at a time)");
+    }
+  return Status::success();
+}
+
+Status Module::launchAll(const Manifest &manifest,
+                         const std::vector<uint64_t> &bufferPointers,
+                         const std::vector<uint64_t> &tensorMapPointers) {
+  if (Status status = checkBufferPointers(manifest, bufferPointers); !status)
+    return status;
   if (tensorMapPointers.size() != manifest.tensorMaps.size())
     return Status::failure(
         "the manifest has " + std::to_string(manifest.tensorMaps.size()) +

@@ -14,6 +14,7 @@
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/STLExtras.h"
@@ -434,6 +435,150 @@ LoopLaunch BPTMapToGPUPass::createLaunch(IRRewriter &rw, scf::ForallOp loop,
   return result;
 }
 
+/// Bytes one thread moves per operand and access in a top-level
+/// elementwise launch: the widest global access (ld/st.global.v4.b32).
+constexpr int64_t kVectorBytes = 16;
+
+/// Elements of the innermost loop one thread takes at once in a top-level
+/// launch of `generic`, so that its loads and stores are 16-byte vectors
+/// (scalar 2-byte accesses leave a bandwidth-bound launch at a third of the
+/// memory's speed): 1 where that is not possible. Every buffer indexed by
+/// the innermost loop must have it as its contiguous last dimension (an
+/// identity layout, a static shape: its rows are then multiples of the
+/// width apart, and every buffer of a kernel set starts 16-byte aligned);
+/// buffers that it does not index are read once per vector.
+int64_t vectorWidth(linalg::GenericOp generic) {
+  if (generic.getNumLoops() == 0 ||
+      generic.getNumParallelLoops() != generic.getNumLoops())
+    return 1;
+  unsigned innermost = generic.getNumLoops() - 1;
+  int64_t extent = generic.getStaticLoopRanges()[innermost];
+  if (ShapedType::isDynamic(extent))
+    return 1;
+  int64_t widest = 0;
+  for (OpOperand &operand : generic->getOpOperands()) {
+    auto type = dyn_cast<MemRefType>(operand.get().getType());
+    if (!type)
+      continue;
+    AffineMap map = generic.getMatchingIndexingMap(&operand);
+    if (!map.isFunctionOfDim(innermost))
+      continue;
+    if (map.getNumResults() == 0)
+      return 1;
+    auto last = dyn_cast<AffineDimExpr>(map.getResults().back());
+    if (!last || last.getPosition() != innermost ||
+        !type.getLayout().isIdentity() || !type.hasStaticShape() ||
+        llvm::any_of(map.getResults().drop_back(), [&](AffineExpr e) {
+          return e.isFunctionOfDim(innermost);
+        }))
+      return 1;
+    unsigned bits = type.getElementTypeBitWidth();
+    if (bits == 0 || bits % 8 != 0 || bits / 8 > kVectorBytes)
+      return 1;
+    widest = std::max<int64_t>(widest, bits / 8);
+  }
+  if (widest == 0)
+    return 1;
+  int64_t width = kVectorBytes / widest;
+  while (width > 1 && extent % width != 0)
+    width /= 2;
+  return width;
+}
+
+/// shareAmongThreads for an all-parallel generic whose vectorWidth is
+/// `width`: each point is `width` consecutive elements of the innermost
+/// loop, loaded and stored as vectors, the body run once per element.
+void shareVectorized(RewriterBase &rw, linalg::GenericOp generic,
+                     int64_t width, Value worker, Value numWorkers) {
+  Location loc = generic.getLoc();
+  rw.setInsertionPoint(generic);
+  unsigned innermost = generic.getNumLoops() - 1;
+  SmallVector<int64_t> ranges = generic.getStaticLoopRanges();
+  SmallVector<Value> extents;
+  for (auto [d, range] : llvm::enumerate(ranges))
+    extents.push_back(indexConst(
+        rw, loc, d == innermost ? range / width : range));
+  // An operand read or written as a vector (indexed by the innermost loop).
+  auto isVector = [&](OpOperand &operand) {
+    return isa<MemRefType>(operand.get().getType()) &&
+           generic.getMatchingIndexingMap(&operand).isFunctionOfDim(innermost);
+  };
+  auto alignment = [&](Value memref) {
+    auto type = cast<MemRefType>(memref.getType());
+    return width * type.getElementTypeBitWidth() / 8;
+  };
+
+  scf::ForOp::create(
+      rw, loc, worker, product(rw, loc, extents), numWorkers, {},
+      [&](OpBuilder &b, Location l, Value linear, ValueRange) {
+        SmallVector<Value> ivs = delinearize(b, l, linear, extents);
+        ivs[innermost] = arith::MulIOp::create(b, l, ivs[innermost],
+                                               indexConst(b, l, width));
+        // Each operand's value per element of the vector.
+        SmallVector<SmallVector<Value>> lanes;
+        for (OpOperand &operand : generic->getOpOperands()) {
+          Value value = operand.get();
+          SmallVector<Value> perLane;
+          if (!isa<MemRefType>(value.getType())) {
+            perLane.assign(width, value);
+          } else if (generic.isDpsInit(&operand) &&
+                     !generic.payloadUsesValueFromOperand(&operand)) {
+            perLane.assign(width, Value());
+          } else {
+            SmallVector<Value> at = applyMap(
+                b, l, generic.getMatchingIndexingMap(&operand), ivs);
+            if (isVector(operand)) {
+              auto type = VectorType::get(
+                  {width}, cast<MemRefType>(value.getType()).getElementType());
+              Value vector = vector::LoadOp::create(
+                  b, l, type, value, at, /*nontemporal=*/false,
+                  llvm::MaybeAlign(alignment(value)));
+              for (int64_t i = 0; i < width; ++i)
+                perLane.push_back(vector::ExtractOp::create(b, l, vector, i));
+            } else {
+              perLane.assign(width, memref::LoadOp::create(b, l, value, at));
+            }
+          }
+          lanes.push_back(std::move(perLane));
+        }
+        // The body once per element; unused init arguments get a zero of
+        // their type (never read).
+        SmallVector<SmallVector<Value>> results(generic.getNumDpsInits());
+        for (int64_t i = 0; i < width; ++i) {
+          SmallVector<Value> laneIvs(ivs);
+          laneIvs[innermost] = arith::AddIOp::create(b, l, ivs[innermost],
+                                                     indexConst(b, l, i));
+          SmallVector<Value> args;
+          for (auto [operand, perLane] :
+               llvm::zip(generic->getOpOperands(), lanes)) {
+            Value arg = perLane[i];
+            if (!arg)
+              arg = arith::ConstantOp::create(
+                  b, l, b.getZeroAttr(getElementTypeOrSelf(
+                            operand.get().getType())));
+            args.push_back(arg);
+          }
+          for (auto [r, value] :
+               llvm::enumerate(cloneBody(b, generic, args, laneIvs)))
+            results[r].push_back(value);
+        }
+        for (auto [values, init] :
+             llvm::zip(results, generic.getDpsInitsMutable())) {
+          Value vector = vector::FromElementsOp::create(
+              b, l,
+              VectorType::get({width},
+                              getElementTypeOrSelf(init.get().getType())),
+              values);
+          vector::StoreOp::create(
+              b, l, vector, init.get(),
+              applyMap(b, l, generic.getMatchingIndexingMap(&init), ivs),
+              /*nontemporal=*/false, llvm::MaybeAlign(alignment(init.get())));
+        }
+        scf::YieldOp::create(b, l);
+      });
+  rw.eraseOp(generic);
+}
+
 LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
   Location loc = op->getLoc();
   int64_t points = 1;
@@ -442,8 +587,12 @@ LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
     if (!type.hasStaticShape())
       return op->emitError() << "bpt-map-to-gpu: dynamic copy on the host";
     points = type.getNumElements();
-  } else {
-    auto linalgOp = cast<linalg::LinalgOp>(op);
+  }
+  int64_t width = 1;
+  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+    if (!linalgOp.hasPureBufferSemantics())
+      return op->emitError() << "bpt-map-to-gpu: expected a linalg op on "
+                                "buffers or memref.copy";
     for (auto [size, kind] : llvm::zip(linalgOp.getStaticLoopRanges(),
                                        linalgOp.getIteratorTypesArray())) {
       if (ShapedType::isDynamic(size))
@@ -451,6 +600,18 @@ LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
       if (kind == utils::IteratorType::parallel)
         points *= size;
     }
+    auto generic = dyn_cast<linalg::GenericOp>(op);
+    if (!generic) {
+      rw.setInsertionPoint(op);
+      FailureOr<linalg::GenericOp> generalized =
+          linalg::generalizeNamedOp(rw, linalgOp);
+      if (failed(generalized))
+        return op->emitError() << "bpt-map-to-gpu: cannot generalize op";
+      generic = *generalized;
+      op = generic;
+    }
+    width = vectorWidth(generic);
+    points /= width;
   }
   // Workers stride over the points, so the grid may be smaller than the
   // work: it is capped at CUDA's limit.
@@ -471,6 +632,11 @@ LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
       arith::MulIOp::create(rw, loc, launch.getBlockIds().x,
                             indexConst(rw, loc, threads)));
   Value numWorkers = indexConst(rw, loc, blocks * threads);
+  if (width > 1) {
+    shareVectorized(rw, cast<linalg::GenericOp>(op), width, worker,
+                    numWorkers);
+    return success();
+  }
   return shareAmongThreads(rw, op, worker, numWorkers);
 }
 

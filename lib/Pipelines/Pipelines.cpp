@@ -238,8 +238,11 @@ void bpt::buildBPTToNVVMPipeline(OpPassManager &pm, const NVVMOptions &options,
     // What is left becomes portable launches: a loop of one iteration too.
     pm.nest<func::FuncOp>().addPass(createBPTKeepSingleBlockLoops());
     addLinalgStage(pm);
-    // Portable launches run a thread per output element: long reductions
-    // into few outputs (the norms' row and channel sums) are split first.
+    // Portable launches go through global memory: chains of elementwise
+    // ops become one. They run a thread per output element: long
+    // reductions into few outputs (the norms' row and channel sums) are
+    // split.
+    pm.nest<func::FuncOp>().addPass(createBPTFuseElementwise());
     pm.nest<func::FuncOp>().addPass(createBPTSplitReductions());
   }
   if (last >= Stage::Bufferized)

@@ -184,6 +184,11 @@ class KernelSet:
                 if nbytes is not None and nbytes < b["bytes"]:
                     raise ValueError(f"buffer '{name}' has {nbytes} bytes, the "
                                      f"kernel set needs {b['bytes']}")
+                if pointer == 0 or pointer % 16 != 0:
+                    # Kernel sets access their buffers 16 bytes at a time
+                    # (the C runtime's checkBufferPointers says the same).
+                    raise ValueError(f"buffer '{name}' is at {pointer:#x}, which "
+                                     "is not a 16-byte aligned device address")
             elif b["role"] == "workspace":
                 if name not in self._workspaces:
                     self._workspaces[name] = self.runtime.malloc(b["bytes"])

@@ -104,3 +104,87 @@ func.func @spill(%out: memref<2x32x16xf32>) {
   }
   return
 }
+
+// -----
+
+// A top-level elementwise op: 16-byte vectors per thread (8 bf16 elements),
+// the body once per element, 2 x 2048 / 8 = 512 vectors: 4 blocks of 128.
+// CHECK-LABEL: func.func @vector_add
+// CHECK-SAME: (%[[A:.+]]: memref<2x2048xbf16>, %[[B:.+]]: memref<2x2048xbf16>, %[[C:.+]]: memref<2x2048xbf16>)
+// CHECK: gpu.launch blocks({{.+}}) in (%{{.+}} = %c4,
+// CHECK: scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c512 {
+// CHECK: %[[COL:.+]] = arith.muli %{{.+}}, %c8 : index
+// CHECK: %[[VA:.+]] = vector.load %[[A]][%{{.+}}, %[[COL]]] {alignment = 16 : i64} : memref<2x2048xbf16>, vector<8xbf16>
+// CHECK: %[[VB:.+]] = vector.load %[[B]][%{{.+}}, %[[COL]]] {alignment = 16 : i64} : memref<2x2048xbf16>, vector<8xbf16>
+// CHECK-COUNT-8: arith.addf
+// CHECK: %[[SUM:.+]] = vector.from_elements
+// CHECK: vector.store %[[SUM]], %[[C]][%{{.+}}, %[[COL]]] {alignment = 16 : i64} : memref<2x2048xbf16>, vector<8xbf16>
+#id2 = affine_map<(i, j) -> (i, j)>
+func.func @vector_add(%a: memref<2x2048xbf16>, %b: memref<2x2048xbf16>, %c: memref<2x2048xbf16>) {
+  linalg.generic {indexing_maps = [#id2, #id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%a, %b : memref<2x2048xbf16>, memref<2x2048xbf16>) outs(%c : memref<2x2048xbf16>) {
+  ^bb0(%x: bf16, %y: bf16, %o: bf16):
+    %s = arith.addf %x, %y : bf16
+    linalg.yield %s : bf16
+  }
+  return
+}
+
+// -----
+
+// f32 in, bf16 out: 4 elements (16 bytes of f32, 8 of bf16); a per-row
+// statistic that the innermost loop does not index is loaded once per
+// vector.
+// CHECK-LABEL: func.func @vector_round
+// CHECK: scf.for
+// CHECK: vector.load %{{.+}} {alignment = 16 : i64} : memref<4x64xf32>, vector<4xf32>
+// CHECK: memref.load %{{.+}} : memref<4xf32>
+// CHECK-COUNT-4: arith.truncf
+// CHECK: vector.store %{{.+}} {alignment = 8 : i64} : memref<4x64xbf16>, vector<4xbf16>
+#id2 = affine_map<(i, j) -> (i, j)>
+#row = affine_map<(i, j) -> (i)>
+func.func @vector_round(%x: memref<4x64xf32>, %s: memref<4xf32>, %y: memref<4x64xbf16>) {
+  linalg.generic {indexing_maps = [#id2, #row, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%x, %s : memref<4x64xf32>, memref<4xf32>) outs(%y : memref<4x64xbf16>) {
+  ^bb0(%a: f32, %b: f32, %o: bf16):
+    %m = arith.mulf %a, %b : f32
+    %t = arith.truncf %m : f32 to bf16
+    linalg.yield %t : bf16
+  }
+  return
+}
+
+// -----
+
+// A head transpose ([S, H, D] to [H, S, D]) keeps D innermost on both
+// sides: vectors. A 2-D transpose, a reduction and a strided buffer do
+// not: one element per thread.
+// CHECK-LABEL: func.func @vector_heads
+// CHECK: vector.load %{{.+}} : memref<8x2x64xbf16>, vector<8xbf16>
+// CHECK: vector.store %{{.+}} : memref<2x8x64xbf16>, vector<8xbf16>
+// CHECK-LABEL: func.func @scalar
+// CHECK-NOT: vector.
+// CHECK: return
+func.func @vector_heads(%x: memref<8x2x64xbf16>, %y: memref<2x8x64xbf16>) {
+  linalg.transpose ins(%x : memref<8x2x64xbf16>) outs(%y : memref<2x8x64xbf16>) permutation = [1, 0, 2]
+  return
+}
+#id2 = affine_map<(i, j) -> (i, j)>
+#row = affine_map<(i, j) -> (i)>
+func.func @scalar(%x: memref<64x32xbf16>, %y: memref<32x64xbf16>, %s: memref<64xf32>,
+                  %v: memref<64x32xf32, strided<[64, 1]>>, %w: memref<64x32xf32>) {
+  linalg.transpose ins(%x : memref<64x32xbf16>) outs(%y : memref<32x64xbf16>) permutation = [1, 0]
+  linalg.generic {indexing_maps = [#id2, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x32xbf16>) outs(%s : memref<64xf32>) {
+  ^bb0(%a: bf16, %acc: f32):
+    %e = arith.extf %a : bf16 to f32
+    %t = arith.addf %e, %acc : f32
+    linalg.yield %t : f32
+  }
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%v : memref<64x32xf32, strided<[64, 1]>>) outs(%w : memref<64x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    linalg.yield %a : f32
+  }
+  return
+}

@@ -84,11 +84,14 @@ func.func @"0.start"(%x: tensor<4x64xf32>, %g: tensor<64xf32>) -> tensor<4x64xf3
 
 // -----
 
-// An elementwise kernel over 2^46 points: the grid is capped at CUDA's
-// 2^31 - 1 blocks along x (the threads stride over the rest), not 2^38.
+// An elementwise kernel over 2^46 points (2^44 vectors of 4): the grid is
+// capped at CUDA's 2^31 - 1 blocks along x (the threads stride over the
+// rest), not 2^36. The first launch (the row sums' zero fill, 2^40 / 4
+// vectors) needs no cap.
 // CHECK-LABEL: func.func @huge_rows
+// CHECK: gpu.launch_func @bpt_kernels::@huge_rows_kernel blocks in (%c1073741824,
 // CHECK: %[[GRID:.*]] = arith.constant 2147483647 : index
-// CHECK: gpu.launch_func @bpt_kernels::@huge_rows_kernel blocks in (%[[GRID]],
+// CHECK: gpu.launch_func @bpt_kernels::@huge_rows_kernel_0 blocks in (%[[GRID]],
 func.func @huge_rows(%x: tensor<1099511627776x64xf32>, %g: tensor<64xf32>)
     -> tensor<1099511627776x64xf32> {
   %y = bpt.rms_norm %x, %g : (tensor<1099511627776x64xf32>, tensor<64xf32>)

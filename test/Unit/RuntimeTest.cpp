@@ -1468,6 +1468,28 @@ TEST(KernelSetCheck, ConsistentAttentionState) {
 // Runtime without a driver or device
 //===----------------------------------------------------------------------===//
 
+TEST(NoDevice, BufferPointers) {
+  Expected<Manifest> manifest = Manifest::parse(R"({
+    "bpt_manifest_version": 2, "ptx": "k.ptx", "chip": "sm_90a",
+    "op": "custom",
+    "buffers": [
+      {"name": "input", "role": "input", "dtype": "bf16", "shape": [64],
+       "bytes": 128},
+      {"name": "result", "role": "output", "dtype": "bf16", "shape": [64],
+       "bytes": 128}],
+    "launches": [{"kernel": "k", "grid": [1], "block": [64],
+                  "args": [0, 1]}]})");
+  ASSERT_TRUE(manifest.ok()) << manifest.error();
+  EXPECT_TRUE(checkBufferPointers(*manifest, {0x10000, 0x20010}).ok());
+  EXPECT_EQ(checkBufferPointers(*manifest, {0x10000}).message(),
+            "the manifest has 2 buffers, but 1 device pointers were given");
+  EXPECT_EQ(checkBufferPointers(*manifest, {0x10000, 0x20008}).message(),
+            "buffers[1] ('result') is at 0x20008, which is not a 16-byte "
+            "aligned device address (kernel sets access their buffers 16 "
+            "bytes at a time)");
+  EXPECT_FALSE(checkBufferPointers(*manifest, {0, 0x20000}).ok());
+}
+
 TEST(NoDevice, NullHandles) {
   bptRuntime noRuntime = {nullptr};
   bptModule noModule = {nullptr};

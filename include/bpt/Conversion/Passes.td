@@ -50,7 +50,12 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
       shared memory, largest last, up to `shared-memory` bytes; what does
       not fit goes to a per-block slice of a global workspace buffer.
     - every other `linalg` op or `memref.copy` becomes a launch of its own,
-      one element per thread (grid-stride).
+      one element per thread (grid-stride); an all-parallel op whose
+      buffers are indexed by its innermost loop only as their contiguous
+      last dimension (identity layouts, static shapes) takes a 16-byte
+      vector of elements per thread instead (`vector.load` /
+      `vector.store`, aligned: every buffer of a kernel set starts 16-byte
+      aligned, which the runtime checks), its body run once per element.
 
     Host-level allocations stay: they are the kernel set's workspace
     buffers. The result is ready for `gpu-kernel-outlining`.
@@ -72,7 +77,8 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
     "::mlir::arith::ArithDialect",
     "::mlir::gpu::GPUDialect",
     "::mlir::memref::MemRefDialect",
-    "::mlir::scf::SCFDialect"
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
   ];
 }
 
@@ -139,6 +145,36 @@ def BPTSplitReductions : Pass<"bpt-split-reductions", "::mlir::func::FuncOp"> {
     Option<"minElements", "min-elements", "int64_t", /*default=*/"32",
            "Least elements one thread of the split reduction sums">,
   ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def BPTFuseElementwise : Pass<"bpt-fuse-elementwise", "::mlir::func::FuncOp"> {
+  let summary = "Fuse chains of elementwise linalg ops into one portable launch";
+  let description = [{
+    Each `linalg` op left at the function's top level becomes a portable
+    launch that reads its operands from and writes its result to global
+    memory. A chain of elementwise ops (a norm gradient's f32 result, its
+    rounding to the element type, the residual add after it; sums of
+    several gradients) thus moves each intermediate through memory twice.
+    This pass fuses an elementwise `linalg.generic` into the generic that
+    uses it (`linalg::fuseElementwiseOps`), moving a `tensor.expand_shape`
+    between the two above the producer first (reshape propagation by
+    expansion), when
+
+      - both ops are at the function's top level (a loop nest's body is one
+        kernel already and is left alone),
+      - the producer's result has that single use (nothing is computed
+        twice and the intermediate disappears), and
+      - the consumer reads it through a permutation (no broadcast: a
+        per-row statistic is not recomputed for every element of the row).
+
+    Reductions are fused into only as consumers (an elementwise producer of
+    a row sum), so `bpt-split-reductions` still sees one reduction per op.
+
+    Example: `dx = g·(…)` in f32, `truncf` to bf16, then `dx + r` become one
+    generic reading the norm's inputs and `r` and writing the bf16 sum.
+  }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect"];
 }

@@ -177,6 +177,13 @@ private:
   size_t size_ = 0;
 };
 
+/// Kernel sets read and write their buffers with 16-byte accesses (TMA, and
+/// the portable launches' vectors): fails unless there is one pointer per
+/// buffer of `manifest` and each is a non-null multiple of 16 (a view into
+/// the middle of a tensor may not be).
+Status checkBufferPointers(const Manifest &manifest,
+                           const std::vector<uint64_t> &bufferPointers);
+
 /// Loaded PTX. Move-only; unloaded when destroyed.
 class Module {
 public:
@@ -200,7 +207,8 @@ public:
   /// Queues every launch of `manifest`, in order; `bufferPointers[i]` is the
   /// device address of the manifest's buffers[i] (an argument's byte offset
   /// is added to it), `tensorMapPointers[i]` that of its tensorMaps[i] (see
-  /// Runtime::createTensorMaps()).
+  /// Runtime::createTensorMaps()). Fails, launching nothing, where
+  /// checkBufferPointers() does.
   Status launchAll(const Manifest &manifest,
                    const std::vector<uint64_t> &bufferPointers,
                    const std::vector<uint64_t> &tensorMapPointers = {});
