@@ -79,7 +79,9 @@ func.func @not_eligible(%x: tensor<128x128xbf16>, %w: tensor<128x128xbf16>,
 // K = 104 (not a multiple of 64: two steps, TMA's zero fill pads the
 // second; 208-byte rows keep TMA's 16-byte stride rule): A stored [K, M] in [64, 64] boxes (M-major: wgmma's layoutA
 // col), B stored [N, K] in [128, 64] boxes (K-major: layoutB col); the sum
-// is read and C written as pairs of f32.
+// is read as pairs of f32 into the accumulators before the main loop (the
+// ragged last tile's rows past the end clamped to the last row), and C
+// written as pairs of f32.
 // CHECK-LABEL: func.func @matmul_transposed
 // CHECK: %[[AMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c64{{[_0-9]*}}, %c64{{[_0-9]*}}]
 // CHECK: %[[BMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128{{[_0-9]*}}, %c64{{[_0-9]*}}]
@@ -87,9 +89,12 @@ func.func @not_eligible(%x: tensor<128x128xbf16>, %w: tensor<128x128xbf16>,
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a192_c192_n256_k104_ragged_at_bt_acc_f32 blocks in (%c2{{[_0-9]*}}, %c2{{[_0-9]*}}, %{{.+}}) {{.+}} args(%[[AMAP]] : {{.+}}, %[[BMAP]] : {{.+}}, %[[ROWS]] : memref<192x256xf32>, %{{.+}} : memref<192x256xf32>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.func @gemm_sm90_a192_c192_n256_k104_ragged_at_bt_acc_f32(
+// CHECK: arith.cmpi sge
+// CHECK: arith.select
+// CHECK: llvm.load %{{.+}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xf32>
 // CHECK: scf.for %{{.+}} = %c0_i32{{.*}} to %c2_i32
 // CHECK: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <col>]
-// CHECK: llvm.load %{{.+}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xf32>
+// CHECK-NOT: llvm.load {{.+}} vector<2xf32>
 // CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 8 : i64} : vector<2xf32>, !llvm.ptr
 func.func @matmul_transposed(%a: tensor<104x192xbf16>, %b: tensor<256x104xbf16>,
                              %s: tensor<192x256xf32>) -> tensor<192x256xf32> {
