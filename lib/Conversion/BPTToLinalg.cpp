@@ -490,32 +490,45 @@ private:
     return indexing;
   }
 
+  /// One generic per sum: Σ t ⊙ x̂, then Σ t for layer_norm, of the term t
+  /// that `term` builds from the block arguments, over the dimension
+  /// `reduced` of [rows, N], into f32 zeros of `shape`. `inputs` start with
+  /// x and hold the statistics from `statsAt` on; `indexing` has their
+  /// maps and the result's.
+  SmallVector<Value>
+  sums(ArrayRef<Value> inputs, ArrayRef<AffineMap> indexing,
+       ArrayRef<int64_t> shape, unsigned reduced, size_t statsAt,
+       function_ref<Value(OpBuilder &, Location, ValueRange)> term) {
+    SmallVector<Value> results;
+    for (int64_t which = 0; which < numSums(); ++which)
+      results.push_back(
+          buildGeneric(
+              b, loc, inputs, filledTensor(b, loc, shape, f32, 0.0),
+              indexing, maps.rank, {reduced},
+              [&](OpBuilder &nb, Location nl, ValueRange args) {
+                Value t = term(nb, nl, args);
+                if (which == 0)
+                  t = arith::MulFOp::create(
+                      nb, nl, t,
+                      xHat(nb, nl, args[0],
+                           args.slice(statsAt, stats.size())));
+                return SmallVector<Value>{
+                    arith::AddFOp::create(nb, nl, t, args.back())};
+              })
+              .front());
+    return results;
+  }
+
   /// Per row: Σ g ⊙ x̂, and Σ g for layer_norm.
   SmallVector<Value> rowSums() {
     SmallVector<AffineMap> indexing = rowInputMaps();
     indexing.push_back(maps.perRow());
-    size_t numStats = stats.size();
-    SmallVector<Value> sums;
-    for (int64_t which = 0; which < numSums(); ++which)
-      sums.push_back(
-          buildGeneric(
-              b, loc, rowInputs(),
-              filledTensor(b, loc, type.getShape().drop_back(), f32, 0.0),
-              indexing, maps.rank, {maps.rank - 1},
-              [&](OpBuilder &nb, Location nl, ValueRange args) {
-                Value g = arith::MulFOp::create(
-                    nb, nl, f32Of(nb, nl, args[1]), f32Of(nb, nl, args[2]));
-                Value term =
-                    which == 0
-                        ? arith::MulFOp::create(
-                              nb, nl, g,
-                              xHat(nb, nl, args[0], args.slice(3, numStats)))
-                        : g;
-                return SmallVector<Value>{
-                    arith::AddFOp::create(nb, nl, term, args.back())};
-              })
-              .front());
-    return sums;
+    return sums(rowInputs(), indexing, type.getShape().drop_back(),
+                maps.rank - 1, /*statsAt=*/3,
+                [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+                  return arith::MulFOp::create(nb, nl, f32Of(nb, nl, args[1]),
+                                               f32Of(nb, nl, args[2]));
+                });
   }
 
   /// dx = inv·(g − x̂·mean(g ⊙ x̂) [− mean(g)]), elementwise.
@@ -558,27 +571,11 @@ private:
     SmallVector<AffineMap> indexing = {maps.identity(), maps.identity()};
     indexing.append(stats.size(), maps.perRow());
     indexing.push_back(maps.perChannel());
-    size_t numStats = stats.size();
-    SmallVector<Value> sums;
-    for (int64_t which = 0; which < numSums(); ++which)
-      sums.push_back(
-          buildGeneric(
-              b, loc, inputs,
-              filledTensor(b, loc, type.getShape().back(), f32, 0.0),
-              indexing, maps.rank, {0},
-              [&](OpBuilder &nb, Location nl, ValueRange args) {
-                Value d = f32Of(nb, nl, args[1]);
-                Value term =
-                    which == 0
-                        ? arith::MulFOp::create(
-                              nb, nl, d,
-                              xHat(nb, nl, args[0], args.slice(2, numStats)))
-                        : d;
-                return SmallVector<Value>{
-                    arith::AddFOp::create(nb, nl, term, args.back())};
-              })
-              .front());
-    return sums;
+    return sums(inputs, indexing, type.getShape().back(), /*reduced=*/0,
+                /*statsAt=*/2,
+                [&](OpBuilder &nb, Location nl, ValueRange args) {
+                  return f32Of(nb, nl, args[1]);
+                });
   }
 
   OpBuilder &b;
