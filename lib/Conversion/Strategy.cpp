@@ -659,16 +659,24 @@ FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
   return portable();
 }
 
+/// What the wgmma GEMM needs of the `rows` its operands span, `launchRows`
+/// of them (M) in one launch: TMA coordinates that address them, M tiles
+/// within grid y.
+Refusal checkWgmmaRows(int64_t rows, int64_t launchRows) {
+  if (rows >= (int64_t(1) << 31))
+    return std::string("more rows than a 32-bit TMA coordinate addresses");
+  return checkGemmGridRows(launchRows, 128);
+}
+
 /// The GEMM-shaped gradient ops (linear_grad, ffn_grad) on sm_90a:
 /// bpt-expand-gradients writes them as bpt.matmul GEMMs (each then chosen
 /// on its own), the FFN's over chunks of `chunk_rows` rows (the last may be
-/// shorter), at most kMaxUnrolledChunks of them. mma.sync has no matmul
-/// kernel with transposed operands yet: the portable loops.
-/// linear_grad and ffn_grad as bpt.matmul on the wgmma GEMM (the
-/// bpt-expand-gradients form), all of their GEMMs or none: every GEMM's N
-/// is one of the weight's `widths` (so whole 128-column tiles), and the
-/// FFN's chunks of rows are whole 64-row K steps but the last (the GEMMs
-/// read a chunk in place, and a K step past its end reads the next one).
+/// shorter), at most kMaxUnrolledChunks of them; all of their GEMMs or
+/// none: every GEMM's N is one of the weight's `widths` (so whole
+/// 128-column tiles), and the FFN's chunks of rows are whole 64-row K
+/// steps but the last (the GEMMs read a chunk in place, and a K step past
+/// its end reads the next one). mma.sync has no matmul kernel with
+/// transposed operands yet: the portable loops.
 StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                                           int64_t rows,
                                           ArrayRef<int64_t> widths,
@@ -681,8 +689,6 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                             "multiples of 128 (its GEMMs' N)",
                             widths[0], widths[1])
                   .str();
-    if (!why && rows >= (int64_t(1) << 31))
-      why = "more rows than a 32-bit TMA coordinate addresses";
     int64_t chunk = 0;
     if (!why && chunked) {
       chunk = options.chunkRows;
@@ -697,7 +703,7 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
       }
     }
     if (!why)
-      why = checkGemmGridRows(chunked ? std::min(chunk, rows) : rows, 128);
+      why = checkWgmmaRows(rows, chunked ? std::min(chunk, rows) : rows);
     if (!why)
       return make(KernelPath::wgmma, 0, 0, 0, 0, chunk);
     refuse(name, "wgmma", *why);
@@ -727,10 +733,8 @@ FailureOr<StrategyAttr> Selector::selectMatmul(MatmulOp op) {
                           "of 16 bytes (TMA)",
                           lhsRow, rhsRow)
                 .str();
-    if (!why && (m >= (int64_t(1) << 31) || op.getK() >= (int64_t(1) << 31)))
-      why = "more rows than a 32-bit TMA coordinate addresses";
     if (!why)
-      why = checkGemmGridRows(m, 128);
+      why = checkWgmmaRows(std::max(m, op.getK()), m);
     if (!why) {
       sm90::GemmConfig config{m, m, n, op.getK(), element.isBF16(),
                               std::nullopt};
