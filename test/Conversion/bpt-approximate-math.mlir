@@ -1,14 +1,22 @@
 // RUN: bpt-opt %s --bpt-approximate-math | FileCheck %s
 
-// erf and tanh become polynomial approximations in arith (no libdevice call
-// is needed on the GPU); other math ops are left to the NVVM lowering.
+// erf and tanh become approximations in arith and math ops the NVVM lowering
+// has instructions for (no libdevice call is needed on the GPU): f32 erf as
+// Abramowitz and Stegun's 7.1.26 (t = 1 / (1 + p·|x|) with an approximate
+// division, a degree-4 polynomial in t, exp(−x²) as exp2, the sign of x);
+// tanh as MLIR's polynomial approximation; other math ops are left alone.
 
 // CHECK-LABEL: func.func @gelu_parts
 // CHECK-NOT: math.erf
 // CHECK-NOT: math.tanh
-// CHECK: arith.mulf
+// CHECK: %[[AX:.+]] = math.absf %[[X:.+]] : f32
+// CHECK: %[[D:.+]] = math.fma %{{.+}}, %[[AX]], %{{.+}} : f32
+// CHECK: %[[T:.+]] = arith.divf %{{.+}}, %[[D]] fastmath<afn> : f32
+// CHECK-COUNT-4: math.fma %{{.+}}, %[[T]]
 // CHECK: math.exp2
-// CHECK: return
+// CHECK: %[[E:.+]] = math.copysign %{{.+}}, %[[X]] : f32
+// CHECK: %[[K:.+]] = math.exp2 %[[X]] : f32
+// CHECK: return %[[E]], %{{.+}}, %[[K]]
 func.func @gelu_parts(%x: f32) -> (f32, f32, f32) {
   %e = math.erf %x : f32
   %t = math.tanh %x : f32
