@@ -19,8 +19,16 @@ using namespace bpt;
 using namespace bpt::rt;
 
 bool CheckResult::passed() const {
-  return std::all_of(outputs.begin(), outputs.end(),
+  return memory.withinTolerance() &&
+         std::all_of(outputs.begin(), outputs.end(),
                      [](const Output &o) { return o.passed; });
+}
+
+uint64_t bpt::rt::predictedDeviceBytes(const Manifest &manifest) {
+  uint64_t bytes = 128 * manifest.tensorMaps.size();
+  for (const ManifestBuffer &b : manifest.buffers)
+    bytes += uint64_t(b.bytes);
+  return bytes;
 }
 
 static DType toDType(ElementType type) {
@@ -313,6 +321,10 @@ checkKernelSetOrThrow(const CheckOptions &options) {
   std::map<std::string, HostTensor> hostInputs = randomInputs(*manifest, rng);
   if (Status s = consistentAttentionState(*manifest, hostInputs); !s)
     return s;
+  // Free memory before the set's allocations (the module is loaded).
+  Expected<DeviceInfo> before = runtime->deviceInfo();
+  if (!before)
+    return before.status();
   std::vector<DeviceBuffer> buffers;
   std::map<std::string, ref::Tensor> inputs;
   for (const ManifestBuffer &b : manifest->buffers) {
@@ -342,6 +354,14 @@ checkKernelSetOrThrow(const CheckOptions &options) {
     return s;
   if (Status s = runtime->synchronize(); !s)
     return s;
+  Expected<DeviceInfo> after = runtime->deviceInfo();
+  if (!after)
+    return after.status();
+  result.memory.predictedBytes = predictedDeviceBytes(*manifest);
+  result.memory.measuredBytes =
+      before->freeMemoryBytes > after->freeMemoryBytes
+          ? before->freeMemoryBytes - after->freeMemoryBytes
+          : 0;
 
   if (options.check) {
     Expected<std::vector<ref::Tensor>> expected = reference(*manifest, inputs);

@@ -1490,6 +1490,28 @@ TEST(NoDevice, BufferPointers) {
   EXPECT_FALSE(checkBufferPointers(*manifest, {0, 0x20000}).ok());
 }
 
+TEST(NoDevice, DeviceMemoryReport) {
+  Expected<Manifest> manifest = Manifest::parse(kByteOffsetManifest);
+  ASSERT_TRUE(manifest.ok()) << manifest.error();
+  // Three buffers and two tensor-map descriptors.
+  EXPECT_EQ(predictedDeviceBytes(*manifest),
+            uint64_t(524288 + 524288 + 65536 + 2 * 128));
+  DeviceMemory small{1 << 20, 3 << 20};
+  EXPECT_FALSE(small.checked());
+  EXPECT_TRUE(small.withinTolerance());
+  DeviceMemory large{uint64_t(1000) << 20, uint64_t(1090) << 20};
+  EXPECT_TRUE(large.checked());
+  EXPECT_NEAR(large.deviation(), 0.09, 1e-12);
+  EXPECT_TRUE(large.withinTolerance());
+  large.measuredBytes = uint64_t(1110) << 20;
+  EXPECT_FALSE(large.withinTolerance());
+  CheckResult result;
+  result.outputs.push_back({"y", "bf16", 1e-3, 1e-2, true});
+  EXPECT_TRUE(result.passed());
+  result.memory = large;
+  EXPECT_FALSE(result.passed());
+}
+
 TEST(NoDevice, NullHandles) {
   bptRuntime noRuntime = {nullptr};
   bptModule noModule = {nullptr};

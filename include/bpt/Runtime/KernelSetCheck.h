@@ -15,6 +15,7 @@
 #include "bpt/Runtime/Manifest.h"
 #include "bpt/Runtime/Runtime.h"
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <random>
@@ -34,6 +35,29 @@ struct CheckOptions {
   int warmup = 3;
 };
 
+/// A kernel set's device memory, predicted from its manifest and measured.
+struct DeviceMemory {
+  uint64_t predictedBytes = 0, measuredBytes = 0;
+  /// The prediction is checked from this size on: below it, the driver's
+  /// 2 MiB allocation granularity and its per-launch reservations are a
+  /// large part of a small set's memory.
+  static constexpr uint64_t kCheckedFrom = uint64_t(256) << 20;
+  static constexpr double kTolerance = 0.10;
+  bool checked() const { return predictedBytes >= kCheckedFrom; }
+  /// measured / predicted − 1.
+  double deviation() const {
+    return predictedBytes ? double(measuredBytes) / double(predictedBytes) - 1
+                          : 0.0;
+  }
+  bool withinTolerance() const {
+    return !checked() || std::abs(deviation()) <= kTolerance;
+  }
+};
+
+/// What `manifest`'s set allocates on the device: its buffers' bytes and a
+/// 128-byte descriptor per tensor map.
+uint64_t predictedDeviceBytes(const Manifest &manifest);
+
 struct CheckResult {
   std::string device;
   struct Output {
@@ -46,6 +70,13 @@ struct CheckResult {
   double medianMs = 0, minMs = 0;
   /// Floating-point operations of one run (0 if unknown).
   double flops = 0;
+  /// Device memory: what the manifest says the set needs (every buffer,
+  /// inputs included, and the tensor maps), and the drop of the driver's
+  /// free memory from before the buffers were allocated to after the first
+  /// run finished (the set's allocations and what its launches reserve).
+  DeviceMemory memory;
+  /// Whether the outputs passed and, where it is checked, the memory
+  /// prediction held.
   bool passed() const;
 };
 
