@@ -24,7 +24,7 @@ kept in PyTorch-allocated device memory. An argument {"buffer": i,
 "byte_offset": n} passes buffer i's address plus n.
 
   python3 bench/bench.py --kernels DIR --out DIR [--max-seconds S]
-      [--only attention|backward|block|ffn]
+      [--only attention|backward|block|ffn|shapes|train|maxlen]
 """
 import argparse
 import ctypes
@@ -516,6 +516,71 @@ def bench_train(path, max_seconds):
     return row
 
 
+def bench_maxlen(kernels, names, cap_gib):
+    """The longest sequence one block's training step fits in under a
+    device-memory cap (issue 13): eager PyTorch by search under
+    torch.cuda.set_per_process_memory_fraction (inputs, weights, gradients
+    and every temporary inside the cap), bpt from its manifests (every
+    buffer: inputs, weights, outputs, workspaces) of `maxlen-s*` sets; the
+    longest bpt set that fits is then run under the same cap."""
+    sets = sorted((n for n in names if n.startswith("maxlen-s") and n.endswith(".json")),
+                  key=lambda n: int(n[len("maxlen-s"):-len(".json")]))
+    if not sets:
+        return None
+    cap = int(cap_gib * 2**30)
+    total = torch.cuda.get_device_properties(0).total_memory
+    manifests = {n: json.load(open(os.path.join(kernels, n))) for n in sets}
+    first = manifests[sets[0]]
+    opts = first["options"]
+    weights = {k: v for k, v in random_inputs(first).items()
+               if k not in ("input", "output_grad")}
+    hidden = weights["w_q"].shape[0]
+    weight_bytes = sum(w.nbytes for w in weights.values())
+    del weights
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(cap / total)
+
+    def eager_fits(S):
+        try:
+            ws = {k: v.detach().requires_grad_() for k, v in random_inputs(first).items()
+                  if k not in ("input", "output_grad")}
+            x = torch.rand(1, S, hidden, device="cuda", dtype=torch.bfloat16).requires_grad_()
+            dy = torch.rand(1, S, hidden, device="cuda", dtype=torch.bfloat16)
+            eager_block(x, ws, opts).backward(dy)
+            torch.cuda.synchronize()
+            return True
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            ws = x = dy = None
+            torch.cuda.empty_cache()
+
+    lo, hi = 0, 1024
+    while eager_fits(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1024:
+        mid = (lo + hi) // 2 // 1024 * 1024
+        lo, hi = (mid, hi) if eager_fits(mid) else (lo, mid)
+    row = {"cap_gib": cap_gib, "eager_max_seq": lo, "weight_bytes": weight_bytes}
+    fitting = [(int(n[len("maxlen-s"):-len(".json")]), n) for n in sets
+               if sum(b["bytes"] for b in manifests[n]["buffers"]) <= cap]
+    row["bpt_sets"] = {n: sum(b["bytes"] for b in manifests[n]["buffers"]) for n in sets}
+    if fitting:
+        S, n = fitting[-1]
+        row["bpt_max_seq"] = S
+        ks = KernelSet(os.path.join(kernels, n))
+        params = random_inputs(ks.manifest)
+        ks.allocate(params)
+        ks.run()
+        torch.cuda.synchronize()
+        row["bpt_ran"] = bool(torch.isfinite(ks.buffer("input_grad").float()).all())
+        ks.release()
+        params = None
+        torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(1.0)
+    return row
+
+
 def bench_ffn(path, max_seconds):
     """An FFN kernel set against eager PyTorch (cuBLAS GEMMs + activation)."""
     ks = KernelSet(path)
@@ -675,8 +740,12 @@ def main():
                     help="only draw the plot of a results file into --out")
     ap.add_argument("--max-seconds", type=float, default=20.0)
     ap.add_argument("--only", default="",
-                    help="attention, backward, block, ffn, shapes or train "
-                         "(block training steps; only when asked)")
+                    help="attention, backward, block, ffn, shapes, train "
+                         "(block training steps) or maxlen (the longest "
+                         "training step under --cap-gib); the last three "
+                         "only when asked")
+    ap.add_argument("--cap-gib", type=float, default=8.0,
+                    help="device-memory cap of --only maxlen")
     args = ap.parse_args()
     if args.plot:
         with open(args.plot) as f:
@@ -756,6 +825,14 @@ def main():
                   f"{r['eager_ms']:.3f} | {r['bpt_ms']:.3f} | {r['bpt_tflops']:.0f} | "
                   f"{r['eager_tflops']:.0f} | {r['bpt_ms'] / r['eager_ms']:.2f} | "
                   f"{r['rel_diff_to_eager']:.1e} |", flush=True)
+    if args.only == "maxlen":
+        r = bench_maxlen(args.kernels, names, args.cap_gib)
+        if r:
+            results["maxlen"] = r
+            ratio = r.get("bpt_max_seq", 0) / max(r["eager_max_seq"], 1)
+            print(f"cap {r['cap_gib']} GiB: eager {r['eager_max_seq']} tokens, bpt "
+                  f"{r.get('bpt_max_seq', 'none')} (ran: {r.get('bpt_ran')}), "
+                  f"{ratio:.2f}x; bpt sets (bytes): {r['bpt_sets']}", flush=True)
     if args.only == "shapes":
         bench_shapes(args.kernels, names, args.max_seconds, results)
     os.makedirs(args.out, exist_ok=True)

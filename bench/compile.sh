@@ -11,7 +11,8 @@
 # of 128 (issue 15; scripts/bench-ragged.sh); BENCH_OPS=shapes compiles
 # every line of bench/shapes.txt into DIR/shape-NAME (bench.py --only
 # shapes). BENCH_OPS=train compiles the block's training step
-# (`--op=block --backward`, bench.py --only train).
+# (`--op=block --backward`, bench.py --only train); BENCH_OPS=maxlen that
+# step at lengths from 64k to 256k tokens (bench.py --only maxlen).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
@@ -60,6 +61,15 @@ for s in 4096 16384 65536; do
   "$compile" --op=block --backward --batch=1 --dtype=bf16 --seq=$s --hidden=2048 \
     --heads=16 --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" \
     -o "$out/train-s$s"
+done
+fi
+if [[ " $ops " == *" maxlen "* ]]; then
+# The training step at lengths around where 8 GiB runs out (bench.py
+# --only maxlen picks the longest whose manifest fits the cap).
+for s in 65536 81920 98304 114688 131072 163840 196608 262144; do
+  "$compile" --op=block --backward --batch=1 --dtype=bf16 --seq=$s --hidden=2048 \
+    --heads=16 --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" \
+    -o "$out/maxlen-s$s"
 done
 fi
 if [[ " $ops " == *" ffn "* ]]; then
