@@ -7,6 +7,7 @@
 #include "bpt/Execution/CPURunner.h"
 
 #include "bpt/Analysis/MemoryReport.h"
+#include "bpt/Conversion/Passes.h"
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Execution/ReferenceInterpreter.h"
 #include "bpt/Pipelines/Pipelines.h"
@@ -261,6 +262,8 @@ compileForCPU(ModuleOp module, ArrayRef<std::string> names,
   blockwise.reportBlockSizes = options.reportBlockSizes;
   buildBPTBlockwisePipeline(toBuffers, blockwise);
   addLinalgStage(toBuffers);
+  // As bpt-to-cpu and bpt-to-nvvm: the fused chains run against float64.
+  toBuffers.nest<func::FuncOp>().addPass(createBPTFuseElementwise());
   addBufferizationStage(toBuffers);
   if (failed(toBuffers.run(*copy)))
     return failure();

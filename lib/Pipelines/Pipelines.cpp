@@ -148,6 +148,9 @@ void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
   pm.nest<func::FuncOp>().addPass(createBPTExpandGradients());
   addTiling(pm, /*fuse=*/true, 64, 64, /*reportBlockSizes=*/false);
   addLinalgStage(pm);
+  // As on the GPU: fewer passes over the host-level intermediates, and the
+  // CPU's numerical tests run the fused chains against float64.
+  pm.nest<func::FuncOp>().addPass(createBPTFuseElementwise());
   addBufferizationStage(pm);
   if (options.reportMemory)
     pm.nest<func::FuncOp>().addPass(createBPTReportMemory());

@@ -177,6 +177,9 @@ def BPTFuseElementwise : Pass<"bpt-fuse-elementwise", "::mlir::func::FuncOp"> {
 
     Example: `dx = g·(…)` in f32, `truncf` to bf16, then `dx + r` become one
     generic reading the norm's inputs and `r` and writing the bf16 sum.
+
+    Runs in `bpt-to-nvvm` (before `bpt-split-reductions`), in `bpt-to-cpu`
+    and in `bpt-cpu-run`'s pipeline, after the linalg stage.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect"];
