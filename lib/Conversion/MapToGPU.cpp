@@ -472,6 +472,9 @@ int64_t vectorWidth(linalg::GenericOp generic) {
           return e.isFunctionOfDim(innermost);
         }))
       return 1;
+    // Index (no fixed width), vector and complex elements stay scalar.
+    if (!type.getElementType().isIntOrFloat())
+      return 1;
     unsigned bits = type.getElementTypeBitWidth();
     if (bits == 0 || bits % 8 != 0 || bits / 8 > kVectorBytes)
       return 1;

@@ -188,3 +188,19 @@ func.func @scalar(%x: memref<64x32xbf16>, %y: memref<32x64xbf16>, %s: memref<64x
   }
   return
 }
+
+// -----
+
+// Index elements have no fixed width: one element per thread.
+// CHECK-LABEL: func.func @index_elements
+// CHECK-NOT: vector.load
+// CHECK: memref.store
+#id1 = affine_map<(i) -> (i)>
+func.func @index_elements(%x: memref<64xindex>, %y: memref<64xindex>) {
+  linalg.generic {indexing_maps = [#id1, #id1], iterator_types = ["parallel"]}
+      ins(%x : memref<64xindex>) outs(%y : memref<64xindex>) {
+  ^bb0(%a: index, %o: index):
+    linalg.yield %a : index
+  }
+  return
+}
