@@ -461,8 +461,13 @@ int64_t vectorWidth(linalg::GenericOp generic) {
     if (!type)
       continue;
     AffineMap map = generic.getMatchingIndexingMap(&operand);
-    if (!map.isFunctionOfDim(innermost))
+    if (!map.isFunctionOfDim(innermost)) {
+      // Only inputs may be read once per vector; results are stored as
+      // vectors.
+      if (generic.isDpsInit(&operand))
+        return 1;
       continue;
+    }
     if (map.getNumResults() == 0)
       return 1;
     auto last = dyn_cast<AffineDimExpr>(map.getResults().back());
