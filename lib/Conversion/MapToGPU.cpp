@@ -531,7 +531,10 @@ void shareVectorized(RewriterBase &rw, linalg::GenericOp generic,
             perLane.assign(width, value);
           } else if (generic.isDpsInit(&operand) &&
                      !generic.payloadUsesValueFromOperand(&operand)) {
-            perLane.assign(width, Value());
+            // Never read by the body: any value of its type stands in.
+            perLane.assign(width, arith::ConstantOp::create(
+                                      b, l, b.getZeroAttr(getElementTypeOrSelf(
+                                                value.getType()))));
           } else {
             SmallVector<Value> at = applyMap(
                 b, l, generic.getMatchingIndexingMap(&operand), ivs);
@@ -549,23 +552,14 @@ void shareVectorized(RewriterBase &rw, linalg::GenericOp generic,
           }
           lanes.push_back(std::move(perLane));
         }
-        // The body once per element; unused init arguments get a zero of
-        // their type (never read).
+        // The body once per element.
         SmallVector<SmallVector<Value>> results(generic.getNumDpsInits());
         for (int64_t i = 0; i < width; ++i) {
           SmallVector<Value> laneIvs(ivs);
           laneIvs[innermost] = arith::AddIOp::create(b, l, ivs[innermost],
                                                      indexConst(b, l, i));
-          SmallVector<Value> args;
-          for (auto [operand, perLane] :
-               llvm::zip(generic->getOpOperands(), lanes)) {
-            Value arg = perLane[i];
-            if (!arg)
-              arg = arith::ConstantOp::create(
-                  b, l, b.getZeroAttr(getElementTypeOrSelf(
-                            operand.get().getType())));
-            args.push_back(arg);
-          }
+          SmallVector<Value> args = llvm::map_to_vector(
+              lanes, [&](ArrayRef<Value> perLane) { return perLane[i]; });
           for (auto [r, value] :
                llvm::enumerate(cloneBody(b, generic, args, laneIvs)))
             results[r].push_back(value);
