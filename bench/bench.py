@@ -532,12 +532,10 @@ def bench_maxlen(kernels, names, cap_gib):
     manifests = {n: json.load(open(os.path.join(kernels, n))) for n in sets}
     first = manifests[sets[0]]
     opts = first["options"]
-    weights = {k: v for k, v in random_inputs(first).items()
-               if k not in ("input", "output_grad")}
-    hidden = weights["w_q"].shape[0]
-    weight_bytes = sum(w.nbytes for w in weights.values())
-    del weights
-    torch.cuda.empty_cache()
+    weight_buffers = [b for b in first["buffers"] if b["role"] == "input"
+                      and b["name"] not in ("input", "output_grad")]
+    hidden = next(b["shape"][0] for b in weight_buffers if b["name"] == "w_q")
+    weight_bytes = sum(b["bytes"] for b in weight_buffers)
     torch.cuda.set_per_process_memory_fraction(cap / total)
 
     def eager_fits(S):
