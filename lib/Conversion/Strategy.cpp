@@ -659,13 +659,12 @@ FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
   return portable();
 }
 
-/// What the wgmma GEMM needs of the `rows` its operands span, `launchRows`
-/// of them (M) in one launch: TMA coordinates that address them, M tiles
-/// within grid y.
-Refusal checkWgmmaRows(int64_t rows, int64_t launchRows) {
+/// What the wgmma GEMM needs of the rows its operands span: TMA coordinates
+/// that address them.
+Refusal checkTmaRows(int64_t rows) {
   if (rows >= (int64_t(1) << 31))
     return std::string("more rows than a 32-bit TMA coordinate addresses");
-  return checkGemmGridRows(launchRows, 128);
+  return std::nullopt;
 }
 
 /// The GEMM-shaped gradient ops (linear_grad, ffn_grad) on sm_90a:
@@ -689,6 +688,8 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                             "multiples of 128 (its GEMMs' N)",
                             widths[0], widths[1])
                   .str();
+    if (!why)
+      why = checkTmaRows(rows);
     int64_t chunk = 0;
     if (!why && chunked) {
       chunk = options.chunkRows;
@@ -703,7 +704,7 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
       }
     }
     if (!why)
-      why = checkWgmmaRows(rows, chunked ? std::min(chunk, rows) : rows);
+      why = checkGemmGridRows(chunked ? std::min(chunk, rows) : rows, 128);
     if (!why)
       return make(KernelPath::wgmma, 0, 0, 0, 0, chunk);
     refuse(name, "wgmma", *why);
@@ -734,7 +735,9 @@ FailureOr<StrategyAttr> Selector::selectMatmul(MatmulOp op) {
                           lhsRow, rhsRow)
                 .str();
     if (!why)
-      why = checkWgmmaRows(std::max(m, op.getK()), m);
+      why = checkTmaRows(std::max(m, op.getK()));
+    if (!why)
+      why = checkGemmGridRows(m, 128);
     if (!why) {
       sm90::GemmConfig config{m, m, n, op.getK(), element.isBF16(),
                               std::nullopt};
