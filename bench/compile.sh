@@ -56,21 +56,24 @@ for s in 4096 16384 65536; do
     --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" -o "$out/block-s$s"
 done
 fi
+# The block's training step as PREFIX-sS for each length S after PREFIX.
+training_steps() {
+  local prefix=$1 s
+  shift
+  for s in "$@"; do
+    "$compile" --op=block --backward --batch=1 --dtype=bf16 --seq="$s" \
+      --hidden=2048 --heads=16 --ffn=8192 --activation=gelu --norm=rms_norm \
+      --causal "${flags[@]}" -o "$out/$prefix-s$s"
+  done
+}
+flags=("$@")
 if [[ " $ops " == *" train "* ]]; then
-for s in 4096 16384 65536; do
-  "$compile" --op=block --backward --batch=1 --dtype=bf16 --seq=$s --hidden=2048 \
-    --heads=16 --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" \
-    -o "$out/train-s$s"
-done
+  training_steps train 4096 16384 65536
 fi
 if [[ " $ops " == *" maxlen "* ]]; then
-# The training step at lengths around where 8 GiB runs out (bench.py
-# --only maxlen picks the longest whose manifest fits the cap).
-for s in 65536 81920 98304 114688 131072 163840 196608 262144; do
-  "$compile" --op=block --backward --batch=1 --dtype=bf16 --seq=$s --hidden=2048 \
-    --heads=16 --ffn=8192 --activation=gelu --norm=rms_norm --causal "$@" \
-    -o "$out/maxlen-s$s"
-done
+  # Lengths around where 8 GiB runs out (bench.py --only maxlen picks the
+  # longest whose manifest fits the cap).
+  training_steps maxlen 65536 81920 98304 114688 131072 163840 196608 262144
 fi
 if [[ " $ops " == *" ffn "* ]]; then
 # The block's FFN alone (16k tokens, 2048 -> 8192 -> 2048), and gated.
