@@ -18,6 +18,11 @@
 //     accumulators are key rows: Pᵀ = exp2(Sᵀ·scale·log2 e − lse·log2 e)
 //     and dSᵀ = Pᵀ ∘ (dPᵀ − D) are then, packed, the register A operands of
 //     dV += Pᵀ·dO and dK += dSᵀ·Q (as P·V in the forward kernel).
+//   - Per step a consumer issues, each as its own wgmma group: Sᵀ, dPᵀ
+//     (Pᵀ's exponentials run while dPᵀ is in the tensor cores), dV, its
+//     dQ piece, then dK, so that the piece is staged and reduced while dK
+//     still runs (hopper.md version 10h: 5-9% at D = 64, 2-3% causal at
+//     D = 128).
 //   - dQ = dS·K: both consumers store their dSᵀ rows into one shared-memory
 //     tile (two, alternating by step, so that the next step's stores do
 //     not overwrite what the other consumer still reads), meet at a named
@@ -111,10 +116,12 @@ private:
                     Value rowDots);
   void emitConsumer(Value consumer, Value lane, Value warp, Value dK,
                     Value dV);
-  /// Pᵀ and dSᵀ of one step from the accumulators `s` and `dp`.
-  void scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp, Value stage,
-                  Value keyRow, Value queryPos, SmallVectorImpl<Value> &p,
-                  SmallVectorImpl<Value> &dS);
+  /// Pᵀ of one step from the accumulator `s`.
+  SmallVector<Value> probabilities(ArrayRef<Value> s, Value stage,
+                                   Value keyRow, Value queryPos);
+  /// dSᵀ = Pᵀ ∘ (dPᵀ − D) of one step.
+  SmallVector<Value> scoresGrad(ArrayRef<Value> p, ArrayRef<Value> dp,
+                                Value stage);
   /// This consumer's [64, 64] dQ staging tile in shared memory.
   Value stagingTile(Value consumer);
   /// Stores this thread's fragment of a [64, 64] piece of dQ into the
@@ -125,16 +132,18 @@ private:
   /// `local` is the thread's index in its warpgroup.
   void reduceQueryGrad(Value firstRow, Value firstColumn, Value consumer,
                        Value local);
-  /// Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ of this consumer's key rows (m64n{bm}k16
-  /// steps over D, all K-major), completed: Sᵀ's accumulators, then dPᵀ's.
-  SmallVector<Value> emitScores(Value kDesc, Value vDesc, Value qTile,
-                                Value dOTile);
-  /// Issues dV += Pᵀ·dO and dK += dSᵀ·Q (A from the packed registers).
-  void emitKeyValueGrads(SmallVectorImpl<Value> &dKAcc,
-                         SmallVectorImpl<Value> &dVAcc,
-                         ArrayRef<Value> pFragments,
-                         ArrayRef<Value> dSFragments, Value qTile,
-                         Value dOTile);
+  /// Issues Sᵀ = K·Qᵀ, then dPᵀ = V·dOᵀ, of this consumer's key rows
+  /// (m64n{bm}k16 steps over D, all K-major) as two wgmma groups, so that
+  /// Pᵀ's exponentials can run while dPᵀ is still in the tensor cores.
+  /// Returns both accumulators in flight: Sᵀ's, then dPᵀ's.
+  std::pair<Value, Value> issueScores(Value kDesc, Value vDesc, Value qTile,
+                                      Value dOTile);
+  /// Issues dV += Pᵀ·dO as one wgmma group (A from the packed registers).
+  void issueValueGrad(SmallVectorImpl<Value> &dVAcc, ArrayRef<Value> pFragments,
+                      Value dOTile);
+  /// Issues dK += dSᵀ·Q as one wgmma group, behind a fence already made.
+  void issueKeyGrad(SmallVectorImpl<Value> &dKAcc, ArrayRef<Value> dSFragments,
+                    Value qTile);
   /// Stores this thread's dSᵀ into step `j`'s tile, visible to the async
   /// proxy, and meets the other consumer; returns the tile.
   Value storeScoresGrad(ArrayRef<Value> dSFragments, Value dSTiles,
@@ -142,14 +151,10 @@ private:
   /// Tells the producer that this thread is done with `stage`.
   void releaseStage(Value stage);
   /// Issues the [64, 64] piece (`rowBlock`, `columnBlock`: i32, in blocks
-  /// of 64) of this step's dQ behind the dK and dV products in flight
-  /// (`sums`), waits for all of them, releases the stage, and stages and
-  /// reduces the piece. Returns the completed dK and dV accumulators.
-  SmallVector<Value> emitQueryGrad(ArrayRef<Value> sums, Value dSTile,
-                                   Value kMNDesc, Value rowBlock,
-                                   Value columnBlock, Value stage,
-                                   const Step &step, Value consumer,
-                                   Value local);
+  /// of 64) of this step's dQ = dS·K as one wgmma group; returns its
+  /// accumulator in flight.
+  Value issueQueryGrad(Value dSTile, Value kMNDesc, Value rowBlock,
+                       Value columnBlock);
   /// Waits (in the threads that issue them) until the bulk reductions have
   /// read the staging tile, or with `complete` until they are done.
   void waitQueryGradReads(Value local, bool complete = false);
@@ -276,35 +281,30 @@ void GradKernelEmitter::emitProducer(Value mapK, Value mapV, Value mapQ,
             offsetPointer(rowDots, row, 4), config.rowBytes(), full);
 }
 
-void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
-                                   Value stage, Value keyRow, Value queryPos,
-                                   SmallVectorImpl<Value> &p,
-                                   SmallVectorImpl<Value> &dS) {
+SmallVector<Value> GradKernelEmitter::probabilities(ArrayRef<Value> s,
+                                                    Value stage, Value keyRow,
+                                                    Value queryPos) {
   const double scaleLog2 = config.scale * M_LOG2E;
   Value lseRows = stageAddress(config.lseOffset(0), 2 * config.rowBytes(),
                                stage);
-  Value dRows = add(lseRows, c32(config.rowBytes()));
   Type v2f32 = VectorType::get({2}, f32);
   // Element e of a [64, blockM] accumulator: key row keyRow + 8·((e/2)%2),
-  // query column column0 + 8·(e/4) + e%2; lse and D by query column.
-  Value lse2[2], dRow[2];
+  // query column column0 + 8·(e/4) + e%2; lse by query column.
   // (query − key) + (Skv − Sq) at this thread's first element.
   Value diagonal = config.causal
                        ? add(sub(add(queryPos, column0), keyRow),
                              c32(config.seqKV - config.seqQ))
                        : Value();
+  SmallVector<Value> p;
   for (int64_t t = 0; t < config.blockM / 8; ++t) {
     Value column = add(column0, c32(8 * t));
     Value lsePair = LLVM::LoadOp::create(
         b, loc, v2f32, sharedPointer(add(lseRows, mul(column, c32(4)))), 8);
-    Value dPair = LLVM::LoadOp::create(
-        b, loc, v2f32, sharedPointer(add(dRows, mul(column, c32(4)))), 8);
-    for (int64_t h = 0; h < 2; ++h) {
-      Value position = c64(h);
-      lse2[h] = fmul(LLVM::ExtractElementOp::create(b, loc, lsePair, position),
-                     cf(M_LOG2E));
-      dRow[h] = LLVM::ExtractElementOp::create(b, loc, dPair, position);
-    }
+    Value lse2[2];
+    for (int64_t h = 0; h < 2; ++h)
+      lse2[h] = fmul(
+          LLVM::ExtractElementOp::create(b, loc, lsePair, c64(h)),
+          cf(M_LOG2E));
     for (int64_t e = 4 * t; e < 4 * t + 4; ++e) {
       // P = exp(scale·s − lse), in exp2.
       Value pe = exp2(fma(s[e], cf(scaleLog2),
@@ -323,9 +323,30 @@ void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
         pe = select(hidden, cf(0.0), pe);
       }
       p.push_back(pe);
-      dS.push_back(fmul(pe, arith::SubFOp::create(b, loc, dp[e], dRow[e % 2])));
     }
   }
+  return p;
+}
+
+SmallVector<Value> GradKernelEmitter::scoresGrad(ArrayRef<Value> p,
+                                                 ArrayRef<Value> dp,
+                                                 Value stage) {
+  Value dRows = add(stageAddress(config.lseOffset(0), 2 * config.rowBytes(),
+                                 stage),
+                    c32(config.rowBytes()));
+  Type v2f32 = VectorType::get({2}, f32);
+  SmallVector<Value> dS;
+  for (int64_t t = 0; t < config.blockM / 8; ++t) {
+    Value column = add(column0, c32(8 * t));
+    Value dPair = LLVM::LoadOp::create(
+        b, loc, v2f32, sharedPointer(add(dRows, mul(column, c32(4)))), 8);
+    Value dRow[2];
+    for (int64_t h = 0; h < 2; ++h)
+      dRow[h] = LLVM::ExtractElementOp::create(b, loc, dPair, c64(h));
+    for (int64_t e = 4 * t; e < 4 * t + 4; ++e)
+      dS.push_back(fmul(p[e], arith::SubFOp::create(b, loc, dp[e], dRow[e % 2])));
+  }
+  return dS;
 }
 
 Value GradKernelEmitter::stagingTile(Value consumer) {
@@ -417,10 +438,8 @@ void GradKernelEmitter::releaseStage(Value stage) {
                                  NVVM::MemScopeKind::CTA, false);
 }
 
-SmallVector<Value> GradKernelEmitter::emitQueryGrad(
-    ArrayRef<Value> sums, Value dSTile, Value kMNDesc, Value rowBlock,
-    Value columnBlock, Value stage, const Step &step, Value consumer,
-    Value local) {
+Value GradKernelEmitter::issueQueryGrad(Value dSTile, Value kMNDesc,
+                                        Value rowBlock, Value columnBlock) {
   const int64_t bn = config.blockN;
   NVVM::WGMMATypes elementType = wgmmaElementType();
   // Both operands' 64-element blocks are [bn, 64] tiles, bn · 128 bytes
@@ -443,21 +462,13 @@ SmallVector<Value> GradKernelEmitter::emitQueryGrad(
         t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
         NVVM::MMALayout::row, NVVM::MMALayout::col});
   NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-  // One wait for dK, dV and dQ: the accumulators tied to it together.
-  SmallVector<Value> all(sums);
-  llvm::append_range(all, unpack(dqAcc, 32));
-  all = emitWgmmaWait(all);
-  releaseStage(stage);
-  ArrayRef<Value> dq = ArrayRef(all).drop_front(sums.size());
-  stageQueryGrad(dq, consumer);
-  reduceQueryGrad(add(queryRow(step), mul(rowBlock, c32(64))),
-                  mul(columnBlock, c32(64)), consumer, local);
-  all.truncate(sums.size());
-  return all;
+  return dqAcc;
 }
 
-SmallVector<Value> GradKernelEmitter::emitScores(Value kDesc, Value vDesc,
-                                                 Value qTile, Value dOTile) {
+std::pair<Value, Value> GradKernelEmitter::issueScores(Value kDesc,
+                                                       Value vDesc,
+                                                       Value qTile,
+                                                       Value dOTile) {
   const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
   NVVM::WGMMATypes elementType = wgmmaElementType();
   Value qDesc = descriptor(qTile, WgmmaDescriptor::kMajor());
@@ -472,34 +483,37 @@ SmallVector<Value> GradKernelEmitter::emitScores(Value kDesc, Value vDesc,
           bm, elementType, acc, advance(a, aOffset), advance(bDesc, bOffset),
           k == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one});
     }
-    return unpack(acc, bm / 2);
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    return acc;
   };
-  SmallVector<Value> both = scores(kDesc, qDesc);
-  llvm::append_range(both, scores(vDesc, dODesc));
-  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-  return emitWgmmaWait(both);
+  Value s = scores(kDesc, qDesc);
+  return {s, scores(vDesc, dODesc)};
 }
 
-void GradKernelEmitter::emitKeyValueGrads(SmallVectorImpl<Value> &dKAcc,
-                                          SmallVectorImpl<Value> &dVAcc,
-                                          ArrayRef<Value> pFragments,
-                                          ArrayRef<Value> dSFragments,
-                                          Value qTile, Value dOTile) {
+void GradKernelEmitter::issueValueGrad(SmallVectorImpl<Value> &dVAcc,
+                                       ArrayRef<Value> pFragments,
+                                       Value dOTile) {
   const int64_t d = config.headDim, bm = config.blockM;
-  NVVM::WGMMATypes elementType = wgmmaElementType();
   // A from registers, B MN-major.
   Value dOB = descriptor(dOTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
-  Value qB = descriptor(qTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
   for (int64_t t = 0; t < bm / 16; ++t) {
     SmallVector<Value> next = emitWgmma(
-        WgmmaRegA{d, elementType, dVAcc, pFragments.slice(4 * t, 4),
+        WgmmaRegA{d, wgmmaElementType(), dVAcc, pFragments.slice(4 * t, 4),
                   advance(dOB, t * 16 * kSwizzleBytes)});
     dVAcc.assign(next.begin(), next.end());
   }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+}
+
+void GradKernelEmitter::issueKeyGrad(SmallVectorImpl<Value> &dKAcc,
+                                     ArrayRef<Value> dSFragments,
+                                     Value qTile) {
+  const int64_t d = config.headDim, bm = config.blockM;
+  Value qB = descriptor(qTile, WgmmaDescriptor::mnMajor(bm * kSwizzleBytes));
   for (int64_t t = 0; t < bm / 16; ++t) {
     SmallVector<Value> next = emitWgmma(
-        WgmmaRegA{d, elementType, dKAcc, dSFragments.slice(4 * t, 4),
+        WgmmaRegA{d, wgmmaElementType(), dKAcc, dSFragments.slice(4 * t, 4),
                   advance(qB, t * 16 * kSwizzleBytes)});
     dKAcc.assign(next.begin(), next.end());
   }
@@ -582,34 +596,41 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
 
     // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: m64n{bm}k16 steps over D, all K-major.
     waitBarrier(barrierAt(1, stage), phase);
-    SmallVector<Value> both = emitScores(kDesc, vDesc, qTile, dOTile);
-    SmallVector<Value> p, dS;
-    scoresGrad(ArrayRef(both).take_front(sCount),
-               ArrayRef(both).drop_front(sCount), stage, keyRow, queryPos, p,
-               dS);
+    auto [sAcc, dPAcc] = issueScores(kDesc, vDesc, qTile, dOTile);
+    SmallVector<Value> p =
+        probabilities(emitWgmmaWait(unpack(sAcc, sCount), /*pending=*/1),
+                      stage, keyRow, queryPos);
+    SmallVector<Value> dS =
+        scoresGrad(p, emitWgmmaWait(unpack(dPAcc, sCount)), stage);
     SmallVector<Value> pFragments, dSFragments;
     for (int64_t r = 0; r < sCount / 2; ++r) {
       pFragments.push_back(packHalf2(p[2 * r], p[2 * r + 1]));
       dSFragments.push_back(packHalf2(dS[2 * r], dS[2 * r + 1]));
     }
 
-    emitKeyValueGrads(dKAcc, dVAcc, pFragments, dSFragments, qTile, dOTile);
-
+    // dV first, then (once both consumers' dSᵀ rows are in shared memory)
+    // this consumer's dQ piece, then dK: dQ can be staged and reduced while
+    // dK is still in the tensor cores.
+    issueValueGrad(dVAcc, pFragments, dOTile);
     Value dSTile = storeScoresGrad(dSFragments, dSTiles, rowsOffset, j, local);
-    SmallVector<Value> sums(dKAcc);
-    llvm::append_range(sums, dVAcc);
     // dQ = dS·K over all 128 key rows in [64, 64] pieces, each reduced by
-    // one consumer, so that the reductions add each element once a step;
-    // issued behind dV and dK, before waiting for them. D = 64 (128-row
-    // query blocks): consumer i takes query rows 64·i..; D = 128 (64-row
-    // query blocks): column block c goes to consumer (c + j) % 2.
-    if (d == 64)
-      sums = emitQueryGrad(sums, dSTile, kMNDesc, consumer, c32(0), stage,
-                           step, consumer, local);
-    else
-      sums = emitQueryGrad(sums, dSTile, kMNDesc, c32(0),
-                           rem(add(j, consumer), c32(2)), stage, step,
-                           consumer, local);
+    // one consumer, so that the reductions add each element once a step.
+    // D = 64 (128-row query blocks): consumer i takes query rows 64·i..;
+    // D = 128 (64-row query blocks): column block c goes to consumer
+    // (c + j) % 2.
+    Value rowBlock = d == 64 ? consumer : c32(0);
+    Value columnBlock = d == 64 ? c32(0) : rem(add(j, consumer), c32(2));
+    Value dqAcc = issueQueryGrad(dSTile, kMNDesc, rowBlock, columnBlock);
+    issueKeyGrad(dKAcc, dSFragments, qTile);
+    SmallVector<Value> done(dVAcc);
+    llvm::append_range(done, unpack(dqAcc, 32));
+    done = emitWgmmaWait(done, /*pending=*/1);
+    stageQueryGrad(ArrayRef(done).drop_front(accCount), consumer);
+    reduceQueryGrad(add(queryRow(step), mul(rowBlock, c32(64))),
+                    mul(columnBlock, c32(64)), consumer, local);
+    SmallVector<Value> sums = emitWgmmaWait(dKAcc);
+    releaseStage(stage);
+    sums.append(done.begin(), done.begin() + accCount);
     scf::YieldOp::create(b, loc, sums);
   }
 

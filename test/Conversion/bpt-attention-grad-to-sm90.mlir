@@ -39,14 +39,15 @@
 // The kernel: barriers (K/V full, then full and empty per stage, the empty
 // ones counting the 256 consumer threads); the producer copies K and V
 // once, then per step Q and dO by TMA and the lse and D rows by bulk copy;
-// the consumers compute Sᵀ and dPᵀ (2 × 4 wgmma m64n128k16 from shared
-// memory), dV and dK (2 × 8 m64n64k16 with A in registers), store dSᵀ for
-// the async proxy (one of two tiles by step parity), meet the other
-// consumer at barrier 3, issue their 64 query rows of dQ = dS·K over all
-// 128 key rows (8 m64n64k16, A M-major) behind dV and dK, wait for all
-// three, release the stage, stage dQ in shared memory and add it to the
-// f32 accumulator by bulk reductions, whose reads of the staging tile are
-// awaited before it is written again.
+// the consumers issue Sᵀ and dPᵀ (4 wgmma m64n128k16 each from shared
+// memory) as two groups, wait for both, issue dV (8 m64n64k16 with A in
+// registers) as a group, store dSᵀ for the async proxy (one of two tiles
+// by step parity), meet the other consumer at barrier 3, issue their 64
+// query rows of dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major),
+// then dK (8 m64n64k16, A in registers), wait for dV and dQ only, stage dQ
+// in shared memory and add it to the f32 accumulator by bulk reductions
+// while dK runs, wait for dK and release the stage. The reductions' reads
+// of the staging tile are awaited before it is written again.
 // CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-3: nvvm.mbarrier.init %{{.+}}, %c1_i32
 // CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
@@ -57,17 +58,25 @@
 // CHECK-COUNT-2: nvvm.cp.async.bulk.shared.cluster.global
 // CHECK: nvvm.setmaxregister increase 240
 // CHECK: scf.for
-// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: wgmma.wait_group.sync.aligned 0;
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// CHECK-COUNT-16: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: cp.async.bulk.wait_group.read 0;
 // CHECK: nvvm.barrier id = %c3_i32 number_of_threads = %c256_i32
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
-// CHECK: wgmma.wait_group.sync.aligned 0;
-// CHECK: nvvm.mbarrier.arrive
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: wgmma.wait_group.sync.aligned 1;
 // CHECK: nvvm.fence.proxy
 // CHECK: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32
+// CHECK: wgmma.wait_group.sync.aligned 0;
+// CHECK: nvvm.mbarrier.arrive
 // CHECK: cp.async.bulk.wait_group 0;
 
 // The pre-pass: 8 threads a row, 16-byte loads of dO and O, a shuffle sum
