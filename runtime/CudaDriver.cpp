@@ -1343,21 +1343,24 @@ const char *bptModuleGetInfoLog(bptModule module) {
   return impl ? impl->infoLog.c_str() : "";
 }
 
-int bptModuleLaunch(bptModule module, const char *kernel,
-                    const uint32_t grid[3], const uint32_t block[3],
-                    uint32_t dynamicSharedMemoryBytes, const uint64_t *args,
-                    size_t numArgs) {
+/// bptModuleLaunch and bptModuleLaunchOnStream; `api` names the caller in
+/// messages.
+static int launchKernel(const char *api, bptModule module, const char *kernel,
+                        const uint32_t grid[3], const uint32_t block[3],
+                        uint32_t dynamicSharedMemoryBytes,
+                        const uint64_t *args, size_t numArgs,
+                        uint64_t stream) {
   ModuleImpl *impl = unwrap(module);
   if (!impl)
-    return nullHandle(__func__, "module");
+    return nullHandle(api, "module");
   if (!kernel)
-    return nullArgument(__func__, "kernel");
+    return nullArgument(api, "kernel");
   if (!grid)
-    return nullArgument(__func__, "grid");
+    return nullArgument(api, "grid");
   if (!block)
-    return nullArgument(__func__, "block");
+    return nullArgument(api, "block");
   if (numArgs > 0 && !args)
-    return nullArgument(__func__, "args");
+    return nullArgument(api, "args");
 
   // Limits of every CUDA device of compute capability 3.0 and later.
   const uint32_t gridLimits[3] = {0x7fffffffu, 65535u, 65535u};
@@ -1461,17 +1464,37 @@ int bptModuleLaunch(bptModule module, const char *kernel,
 
   if (CUresult error = runtime.driver->cuLaunchKernel(
           info->function, grid[0], grid[1], grid[2], block[0], block[1],
-          block[2], dynamicSharedMemoryBytes, nullptr,
+          block[2], dynamicSharedMemoryBytes,
+          reinterpret_cast<CUstream>(uintptr_t(stream)),
           numArgs ? pointers : nullptr, nullptr)) {
     std::string what = format(
         "launching kernel '%s' (grid %ux%ux%u, block %ux%ux%u, %u bytes of "
-        "dynamic shared memory, %d registers per thread)",
+        "dynamic shared memory, %d registers per thread%s)",
         kernel, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-        dynamicSharedMemoryBytes, info->numRegisters);
+        dynamicSharedMemoryBytes, info->numRegisters,
+        stream ? format(", stream 0x%llx", (unsigned long long)stream).c_str()
+               : "");
     return runtime.cudaFailure(error, "cuLaunchKernel", what);
   }
   runtime.rememberLaunch(kernel);
   return bptRuntimeSuccess;
+}
+
+int bptModuleLaunch(bptModule module, const char *kernel,
+                    const uint32_t grid[3], const uint32_t block[3],
+                    uint32_t dynamicSharedMemoryBytes, const uint64_t *args,
+                    size_t numArgs) {
+  return launchKernel(__func__, module, kernel, grid, block,
+                      dynamicSharedMemoryBytes, args, numArgs, /*stream=*/0);
+}
+
+int bptModuleLaunchOnStream(bptModule module, const char *kernel,
+                            const uint32_t grid[3], const uint32_t block[3],
+                            uint32_t dynamicSharedMemoryBytes,
+                            const uint64_t *args, size_t numArgs,
+                            uint64_t stream) {
+  return launchKernel(__func__, module, kernel, grid, block,
+                      dynamicSharedMemoryBytes, args, numArgs, stream);
 }
 
 //===----------------------------------------------------------------------===//

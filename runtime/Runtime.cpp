@@ -135,12 +135,12 @@ Module::~Module() { (void)bptModuleDestroy(module_); }
 
 Status Module::launch(const std::string &kernel, Dim3 grid, Dim3 block,
                       uint32_t dynamicSharedMemoryBytes,
-                      const std::vector<uint64_t> &args) {
+                      const std::vector<uint64_t> &args, uint64_t stream) {
   const uint32_t gridDims[3] = {grid.x, grid.y, grid.z};
   const uint32_t blockDims[3] = {block.x, block.y, block.z};
-  return Status::fromCode(bptModuleLaunch(module_, kernel.c_str(), gridDims,
-                                          blockDims, dynamicSharedMemoryBytes,
-                                          args.data(), args.size()));
+  return Status::fromCode(bptModuleLaunchOnStream(
+      module_, kernel.c_str(), gridDims, blockDims, dynamicSharedMemoryBytes,
+      args.data(), args.size(), stream));
 }
 
 Status bpt::rt::checkBufferPointers(
@@ -166,7 +166,8 @@ Status bpt::rt::checkBufferPointers(
 
 Status Module::launchAll(const Manifest &manifest,
                          const std::vector<uint64_t> &bufferPointers,
-                         const std::vector<uint64_t> &tensorMapPointers) {
+                         const std::vector<uint64_t> &tensorMapPointers,
+                         uint64_t stream) {
   if (Status status = checkBufferPointers(manifest, bufferPointers); !status)
     return status;
   if (tensorMapPointers.size() != manifest.tensorMaps.size())
@@ -194,7 +195,8 @@ Status Module::launchAll(const Manifest &manifest,
       }
     }
     if (Status status = this->launch(launch.kernel, launch.grid, launch.block,
-                                     launch.dynamicSharedMemory, args);
+                                     launch.dynamicSharedMemory, args,
+                                     stream);
         !status)
       return Status::failure("launches[" + std::to_string(i) +
                              "]: " + status.message());
@@ -204,7 +206,8 @@ Status Module::launchAll(const Manifest &manifest,
 
 Status Module::launchAll(const Manifest &manifest,
                          const std::vector<DeviceBuffer> &buffers,
-                         const std::vector<DeviceBuffer> &tensorMaps) {
+                         const std::vector<DeviceBuffer> &tensorMaps,
+                         uint64_t stream) {
   if (buffers.size() != manifest.buffers.size())
     return Status::failure("the manifest has " +
                            std::to_string(manifest.buffers.size()) +
@@ -224,7 +227,7 @@ Status Module::launchAll(const Manifest &manifest,
   std::vector<uint64_t> mapPointers;
   for (const DeviceBuffer &map : tensorMaps)
     mapPointers.push_back(map.pointer());
-  return launchAll(manifest, pointers, mapPointers);
+  return launchAll(manifest, pointers, mapPointers, stream);
 }
 
 //===----------------------------------------------------------------------===//

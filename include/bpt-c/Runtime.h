@@ -21,8 +21,9 @@
 // and timers may be used from any thread (each call makes the runtime's
 // context current), but from one thread at a time.
 //
-// All work goes to the context's default (legacy) stream, in call order.
-// Launches are asynchronous: an error in a running kernel shows at the next
+// All work goes to the context's default (legacy) stream, in call order,
+// except the launches of bptModuleLaunchOnStream(), which go to the stream
+// given. Launches are asynchronous: an error in a running kernel shows at the next
 // bptRuntimeSynchronize(), device-to-host copy or timer stop, and the message
 // names the kernels launched since the last synchronization.
 //
@@ -279,6 +280,21 @@ int bptModuleLaunch(bptModule module, const char *kernel,
                     const uint32_t grid[3], const uint32_t block[3],
                     uint32_t dynamicSharedMemoryBytes, const uint64_t *args,
                     size_t numArgs);
+
+/// As bptModuleLaunch(), on `stream`: a CUstream of the device's primary
+/// context (the one the runtime uses, as PyTorch and CuPy do), passed as an
+/// integer (e.g. torch.cuda.current_stream().cuda_stream), or 0 for the
+/// default stream. The kernel reads its buffers and tensor maps when it
+/// runs: work on other streams that writes them must be ordered before it
+/// by the caller. Tensor maps are written by bptRuntimeCreateTensorMap()
+/// with a copy on the default stream, which a non-blocking stream does not
+/// wait for: synchronize (bptRuntimeSynchronize()) between creating a map
+/// and a launch on such a stream that reads it.
+int bptModuleLaunchOnStream(bptModule module, const char *kernel,
+                            const uint32_t grid[3], const uint32_t block[3],
+                            uint32_t dynamicSharedMemoryBytes,
+                            const uint64_t *args, size_t numArgs,
+                            uint64_t stream);
 
 //===----------------------------------------------------------------------===//
 // Timing with CUDA events

@@ -3,7 +3,8 @@
 A thin ctypes layer over the runtime's C API (include/bpt-c/Runtime.h) in
 libbpt_runtime.so; no build step. The runtime uses the device's primary
 context, the one PyTorch and CuPy use, so their device pointers can be
-passed directly, and launches go to the default stream.
+passed directly. Launches go to the default stream, or to the stream given
+to a call (a torch.cuda.Stream, a CuPy stream or a CUstream as an integer).
 
     import torch, bpt
     rt = bpt.Runtime()
@@ -66,10 +67,10 @@ def _library():
             ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64),
             ctypes.c_int, ctypes.c_int, ctypes.c_int,
             ctypes.POINTER(ctypes.c_uint64)]
-        lib.bptModuleLaunch.argtypes = [
+        lib.bptModuleLaunchOnStream.argtypes = [
             _Handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32),
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
-            ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
+            ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t, ctypes.c_uint64]
         _lib = lib
     return _lib
 
@@ -90,6 +91,19 @@ def _pointer_and_bytes(obj):
     if hasattr(obj, "data") and hasattr(obj.data, "ptr"):  # cupy.ndarray
         return obj.data.ptr, obj.nbytes
     raise TypeError(f"cannot take a device pointer from {type(obj).__name__}")
+
+
+def _stream_handle(stream):
+    """The CUstream (an integer) of a torch.cuda.Stream, a CuPy stream, an
+    integer or None (the default stream: 0)."""
+    if stream is None:
+        return 0
+    if isinstance(stream, int):
+        return stream
+    for attribute in ("cuda_stream", "ptr"):  # torch, cupy
+        if hasattr(stream, attribute):
+            return int(getattr(stream, attribute))
+    raise TypeError(f"cannot take a CUDA stream from {type(stream).__name__}")
 
 
 class Runtime:
@@ -154,8 +168,11 @@ class KernelSet:
     """A kernel set from bpt-compile: its manifest and its loaded PTX.
 
     Calling it with the input and output buffers by name launches every
-    kernel of the manifest in order. Workspace buffers are allocated by the
-    runtime on the first call and kept; pass them by name to use your own.
+    kernel of the manifest in order, on the default stream or on `stream`
+    (a torch.cuda.Stream, a CuPy stream or a CUstream as an integer).
+    Workspace buffers are allocated by the runtime on the first call and
+    kept (pass them by name to use your own): calls of one KernelSet on
+    different streams must not overlap in time, since they share them.
     """
 
     def __init__(self, runtime, manifest_path):
@@ -175,7 +192,8 @@ class KernelSet:
     def buffers(self):
         return self.manifest["buffers"]
 
-    def __call__(self, **buffers):
+    def __call__(self, stream=None, **buffers):
+        stream = _stream_handle(stream)
         pointers = []
         for b in self.buffers:
             name = b["name"]
@@ -196,21 +214,27 @@ class KernelSet:
             else:
                 raise ValueError(f"missing {b['role']} buffer '{name}'")
             pointers.append(pointer)
-        maps = self._update_tensor_maps(pointers)
+        maps, built = self._update_tensor_maps(pointers)
+        if built and stream != 0:
+            # A map is written by a copy on the default stream, which a
+            # non-blocking stream does not wait for.
+            self.runtime.synchronize()
         lib = _library()
         for launch in self.manifest["launches"]:
             grid = (ctypes.c_uint32 * 3)(*(list(launch["grid"]) + [1, 1])[:3])
             block = (ctypes.c_uint32 * 3)(*(list(launch["block"]) + [1, 1])[:3])
             args = (ctypes.c_uint64 * len(launch["args"]))(
                 *[_arg_pointer(a, pointers, maps) for a in launch["args"]])
-            _check(lib.bptModuleLaunch(self._module, launch["kernel"].encode(),
-                                       grid, block,
-                                       launch.get("dynamic_shared_memory", 0),
-                                       args, len(launch["args"])))
+            _check(lib.bptModuleLaunchOnStream(
+                self._module, launch["kernel"].encode(), grid, block,
+                launch.get("dynamic_shared_memory", 0), args, len(launch["args"]),
+                stream))
 
     def _update_tensor_maps(self, pointers):
         """Tensor-map addresses for buffers at `pointers`, built on first use
-        and rebuilt when their buffer moved (a map holds its address)."""
+        and rebuilt when their buffer moved (a map holds its address), and
+        whether any was built."""
+        built = False
         for i, m in enumerate(self.manifest.get("tensor_maps", [])):
             address = pointers[m["buffer"]] + m.get("byte_offset", 0)
             cached = self._tensor_maps[i]
@@ -227,7 +251,8 @@ class KernelSet:
                 self.runtime.synchronize()
                 self.runtime.free(cached[1])
             self._tensor_maps[i] = (address, new)
-        return [entry[1] for entry in self._tensor_maps]
+            built = True
+        return [entry[1] for entry in self._tensor_maps], built
 
     def close(self):
         for pointer in self._workspaces.values():

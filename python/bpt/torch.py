@@ -26,8 +26,9 @@ TransformerBlock: its weights are nn.Parameters in the layout of the
 kernel sets' manifests (see its docstring); the forward runs the
 `--op=block` set, the backward the `--op=block --backward` set.
 
-Kernels are launched on the device's default stream (the runtime has no
-stream argument), so calls from another torch.cuda stream are refused.
+Kernels are launched on the current torch.cuda stream of the tensors'
+device. Each stream gets its own loaded kernel sets (their workspaces are
+allocated once per set and reused, so two streams must not share them).
 """
 import math
 
@@ -98,10 +99,10 @@ def _device_index(device):
 
 
 def _kernel_set(problem, kind, device, loaded):
-    """The set of `kind` for `problem` on `device`, from `loaded` (a dict it
-    fills); loaded (and compiled) on first use."""
+    """The set of `kind` for `problem` on `device` and its current stream,
+    from `loaded` (a dict it fills); loaded (and compiled) on first use."""
     index = _device_index(device)
-    key = (problem, kind, index)
+    key = (problem, kind, index, _current_stream(device))
     if key not in loaded:
         if index not in _runtimes:
             _runtimes[index] = Runtime(index)
@@ -109,17 +110,14 @@ def _kernel_set(problem, kind, device, loaded):
     return loaded[key]
 
 
-def _check_default_stream(device, what):
-    # The runtime launches on the default stream; work queued on another
-    # stream would race with it.
-    if torch.cuda.current_stream(device).cuda_stream != 0:
-        raise RuntimeError(f"{what} runs on the default CUDA stream; it was called "
-                           f"inside another torch.cuda.stream")
+def _current_stream(device):
+    """The CUstream (an integer) of `device`'s current torch.cuda stream."""
+    return torch.cuda.current_stream(device).cuda_stream
 
 
 def _launch(problem, kind, device, **buffers):
-    _check_default_stream(device, "bpt.torch.attention")
-    _kernel_set(problem, kind, device, _kernel_sets)(**buffers)
+    _kernel_set(problem, kind, device, _kernel_sets)(
+        stream=_current_stream(device), **buffers)
 
 
 # --------------------------------------------------------------------------
@@ -256,10 +254,9 @@ class TransformerBlock(torch.nn.Module):
             tensor_cores)
 
     def _kernels(self, problem, kind, device):
-        """This module's loaded set of `kind`, its manifest checked on first
-        load; refuses a call from another stream."""
-        _check_default_stream(device, "bpt.torch.TransformerBlock")
-        key = (problem, kind, _device_index(device))
+        """This module's loaded set of `kind` for the current stream, its
+        manifest checked on first load."""
+        key = (problem, kind, _device_index(device), _current_stream(device))
         if key not in self._kernel_sets:
             kernels = _kernel_set(problem, kind, device, loaded=self._kernel_sets)
             try:
@@ -331,7 +328,8 @@ class _Block(torch.autograd.Function):
         # The one output (checked): named by the compiler.
         output = next(b["name"] for b in kernels.buffers if b["role"] == "output")
         y = torch.empty_like(x)
-        kernels(input=x, **dict(zip(names, weights)), **{output: y})
+        kernels(stream=_current_stream(x.device), input=x,
+                **dict(zip(names, weights)), **{output: y})
         ctx.save_for_backward(x, *weights)
         ctx.block, ctx.problem, ctx.names = block, problem, names
         return y
@@ -343,7 +341,8 @@ class _Block(torch.autograd.Function):
         grads = [torch.empty_like(w) for w in weights]
         kernels = ctx.block._kernels(ctx.problem, "backward", x.device)
         # The set's own y (the forward recomputed) is not needed here.
-        kernels(input=x, **dict(zip(ctx.names, weights)), output_grad=dy.contiguous(),
+        kernels(stream=_current_stream(x.device), input=x,
+                **dict(zip(ctx.names, weights)), output_grad=dy.contiguous(),
                 output=torch.empty_like(x), input_grad=dx,
                 **{name + "_grad": g for name, g in zip(ctx.names, grads)})
         return (dx, None, None, *grads)

@@ -105,12 +105,21 @@ def check_case(problem):
     # A second call with the same shapes reuses the loaded sets.
     o2 = bpt.torch.attention(q, k, v, causal=problem.causal, scale=problem.scale)
     again = torch.autograd.grad(o2, (q, k, v), do)
+    # A third inside another (non-blocking) stream: launched there, with
+    # its own loaded sets; the same forward, gradients within tolerance.
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        o3 = bpt.torch.attention(q, k, v, causal=problem.causal, scale=problem.scale)
+        on_side = torch.autograd.grad(o3, (q, k, v), do)
+    torch.cuda.current_stream().wait_stream(side)
+    side_forward_same = torch.equal(o3, o2)
 
     leaves = [t.detach().double().requires_grad_() for t in (q, k, v)]
     o64 = reference(*leaves, problem.causal, scale)
     expected = [o64.detach(), *torch.autograd.grad(o64, leaves, do.double())]
     errors = [rel(a, b) for a, b in zip(ours, expected)]
-    repeat = max(rel(a, b) for a, b in zip(again, ours[1:]))
+    repeat = max(rel(a, b) for a, b in zip(again + on_side, ours[1:] * 2))
     try:
         theirs = sdpa_errors(q, k, v, do, problem.causal, problem.scale, expected)
         sdpa = "; SDPA " + ", ".join(f"{n} {e:.2e}" for n, e in zip(NAMES, theirs))
@@ -118,11 +127,13 @@ def check_case(problem):
         sdpa = f"; SDPA n/a ({str(e).splitlines()[0]})"
     tolerance = TOLERANCES[problem.dtype]
     finite = all(torch.isfinite(t).all().item() for t in ours)
-    passed = finite and max(errors) <= tolerance and repeat <= tolerance
+    passed = (finite and max(errors) <= tolerance and repeat <= tolerance
+              and side_forward_same)
     print(f"{problem.name('grad').replace('attention-grad-', '')}: "
           + ", ".join(f"{n} {e:.2e}" for n, e in zip(NAMES, errors))
-          + f" (tolerance {tolerance:.0e}; second call vs first {repeat:.1e})" + sdpa
-          + (": PASS" if passed else ": FAIL" + ("" if finite else " (not finite)")))
+          + f" (tolerance {tolerance:.0e}; second call and one on another stream vs "
+          f"first {repeat:.1e}, forward {'equal' if side_forward_same else 'DIFFERS'})"
+          + sdpa + (": PASS" if passed else ": FAIL" + ("" if finite else " (not finite)")))
     return passed
 
 

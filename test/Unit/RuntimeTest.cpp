@@ -1528,6 +1528,11 @@ TEST(NoDevice, NullHandles) {
             bptRuntimeErrorInvalidArgument);
   EXPECT_CONTAINS(std::string(bptRuntimeLastError()),
                   "bptModuleLaunch: the module handle is null");
+  EXPECT_EQ(bptModuleLaunchOnStream(noModule, "k", dims, dims, 0, nullptr, 0,
+                                    /*stream=*/0x1234),
+            bptRuntimeErrorInvalidArgument);
+  EXPECT_CONTAINS(std::string(bptRuntimeLastError()),
+                  "bptModuleLaunchOnStream: the module handle is null");
   EXPECT_EQ(bptTimerStart(noTimer), bptRuntimeErrorInvalidArgument);
   const int64_t shape[] = {64}, box[] = {64};
   EXPECT_EQ(bptRuntimeCreateTensorMap(noRuntime, 0x1000, "f32", 1, shape, box,

@@ -198,26 +198,29 @@ public:
   /// The JIT compiler's information log (may be empty).
   std::string infoLog() const { return bptModuleGetInfoLog(module_); }
 
-  /// Queues `kernel` with the given configuration; each argument is one
-  /// device pointer. See bptModuleLaunch().
+  /// Queues `kernel` with the given configuration on `stream` (a CUstream
+  /// of the primary context as an integer; 0: the default stream); each
+  /// argument is one device pointer. See bptModuleLaunchOnStream().
   Status launch(const std::string &kernel, Dim3 grid, Dim3 block,
                 uint32_t dynamicSharedMemoryBytes,
-                const std::vector<uint64_t> &args);
+                const std::vector<uint64_t> &args, uint64_t stream = 0);
 
   /// Queues every launch of `manifest`, in order; `bufferPointers[i]` is the
   /// device address of the manifest's buffers[i] (an argument's byte offset
   /// is added to it), `tensorMapPointers[i]` that of its tensorMaps[i] (see
   /// Runtime::createTensorMaps()). Fails, launching nothing, where
-  /// checkBufferPointers() does.
+  /// checkBufferPointers() does. On `stream` as launch() says.
   Status launchAll(const Manifest &manifest,
                    const std::vector<uint64_t> &bufferPointers,
-                   const std::vector<uint64_t> &tensorMapPointers = {});
+                   const std::vector<uint64_t> &tensorMapPointers = {},
+                   uint64_t stream = 0);
 
   /// As above, after checking that each of `buffers` is at least as large as
   /// the manifest's buffer of the same index.
   Status launchAll(const Manifest &manifest,
                    const std::vector<DeviceBuffer> &buffers,
-                   const std::vector<DeviceBuffer> &tensorMaps = {});
+                   const std::vector<DeviceBuffer> &tensorMaps = {},
+                   uint64_t stream = 0);
 
 private:
   friend class Runtime;
