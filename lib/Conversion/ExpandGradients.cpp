@@ -51,7 +51,7 @@ Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs, Value acc,
     op.setTransposeLhs(true);
   if (transposeRhs)
     op.setTransposeRhs(true);
-  return op;
+  return op.getResult();
 }
 
 /// Rows [first, first + count) of the matrix `m`.
@@ -116,9 +116,8 @@ SmallVector<Value> hiddenGradients(OpBuilder &b, Location loc, Activation act,
         Value u = args[0], dh = args[1];
         SmallVector<Value> out;
         if (!gate) {
-          out = {buildActivation(nb, nl, act, u),
-                 arith::MulFOp::create(
-                     nb, nl, dh, buildActivationDerivative(nb, nl, act, u))};
+          auto [du, h] = buildActivationGradient(nb, nl, act, dh, u);
+          out = {h, du};
         } else {
           Value g = args[2];
           Value actG = buildActivation(nb, nl, act, g);

@@ -118,3 +118,34 @@ func.func @matmul(%a: tensor<56x24xbf16>, %b: tensor<56x40xbf16>,
   %2 = bpt.matmul %at, %b : (tensor<24x56xbf16>, tensor<56x40xbf16>) -> tensor<24x40xbf16>
   return %0, %1, %2 : tensor<24x40xf32>, tensor<24x40xbf16>, tensor<24x40xbf16>
 }
+
+//--- matmul_act_grad.mlir
+// bpt.matmul's activation-gradient epilogue (bpt-convert-to-linalg: the
+// product, then one elementwise pass rounding each output once) for each
+// non-gated activation, bf16 and f32 results, against the reference
+// interpreter's float64 product ⊙ act'(pre) and act(pre).
+// RUN: bpt-cpu-run %t/matmul_act_grad.mlir --seed=47 | FileCheck %s --check-prefix=ACT-GRAD
+// ACT-GRAD-COUNT-8: output {{[0-7]}} tensor<24x40x{{bf16|f32}}>: relative error {{.*}}: PASS
+// ACT-GRAD: {{^PASS$}}
+func.func @matmul_act_grad(%dy: tensor<24x56xbf16>, %w: tensor<40x56xbf16>,
+                           %v: tensor<56x40xbf16>, %u: tensor<24x40xf32>)
+    -> (tensor<24x40xbf16>, tensor<24x40xbf16>, tensor<24x40xf32>,
+        tensor<24x40xf32>, tensor<24x40xbf16>, tensor<24x40xbf16>,
+        tensor<24x40xf32>, tensor<24x40xf32>) {
+  %0:2 = bpt.matmul %dy, %w, act_grad gelu %u {transpose_rhs}
+      : (tensor<24x56xbf16>, tensor<40x56xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xbf16>, tensor<24x40xbf16>)
+  %1:2 = bpt.matmul %dy, %w, act_grad gelu_tanh %u {transpose_rhs}
+      : (tensor<24x56xbf16>, tensor<40x56xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xf32>, tensor<24x40xf32>)
+  %2:2 = bpt.matmul %dy, %v, act_grad relu %u
+      : (tensor<24x56xbf16>, tensor<56x40xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xbf16>, tensor<24x40xbf16>)
+  %3:2 = bpt.matmul %dy, %v, act_grad silu %u
+      : (tensor<24x56xbf16>, tensor<56x40xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xf32>, tensor<24x40xf32>)
+  return %0#0, %0#1, %1#0, %1#1, %2#0, %2#1, %3#0, %3#1
+      : tensor<24x40xbf16>, tensor<24x40xbf16>, tensor<24x40xf32>,
+        tensor<24x40xf32>, tensor<24x40xbf16>, tensor<24x40xbf16>,
+        tensor<24x40xf32>, tensor<24x40xf32>
+}

@@ -519,7 +519,10 @@ def BPTLinearToSM90 : Pass<"bpt-linear-to-sm90", "::mlir::ModuleOp"> {
     Each wgmma `bpt.matmul` (the gradients' GEMMs) is one launch of the
     same kernel reading its transposed operands in place (an M-major A, a
     K-major B), with its f32 sum added in the epilogue and an f32 or 16-bit
-    C. The GEMM tiling is the strategy's `gemm_block_n` and `gemm_stages`.
+    C; one with an activation-gradient epilogue (`act_grad`) also reads its
+    f32 pre-activation and writes its second result `act` (kernels named
+    `_actgrad_<act>`). The GEMM tiling is the strategy's `gemm_block_n` and
+    `gemm_stages`.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
