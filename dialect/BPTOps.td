@@ -242,9 +242,9 @@ def BPT_LinearGradOp : BPT_Op<"linear_grad", [Pure]> {
 // MatmulOp
 //===----------------------------------------------------------------------===//
 
-def BPT_MatmulOp : BPT_Op<"matmul", [Pure]> {
-  let summary = "a 2-D matrix product with transposed operands and an f32 "
-                "accumulator";
+def BPT_MatmulOp : BPT_Op<"matmul", [Pure, AttrSizedOperandSegments]> {
+  let summary = "a 2-D matrix product with transposed operands, an f32 "
+                "accumulator or an activation-gradient epilogue";
   let description = [{
     `result = accumulator + op(lhs) · op(rhs)`, where `op(lhs)` is `[M, K]`
     (stored `[K, M]` with `transpose_lhs`) and `op(rhs)` is `[K, N]` (stored
@@ -252,11 +252,26 @@ def BPT_MatmulOp : BPT_Op<"matmul", [Pure]> {
     rounded once to the result's element type. The optional `accumulator`
     is an `f32` `[M, N]` tensor; without it the sum starts at zero.
 
+    With `act_grad <activation> %pre` (the activation-gradient epilogue),
+    `pre` is an `f32` `[M, N]` tensor of pre-activations and the op has a
+    second result `act` of the result's type:
+
+    - `result = (op(lhs) · op(rhs)) ⊙ act'(pre)`,
+    - `act = act(pre)`,
+
+    each computed in `f32` and rounded once. `act` and `act'` are those of
+    `bpt.ffn_grad`; only the activations of one operand (`gelu`,
+    `gelu_tanh`, `relu`, `silu`) are taken: a gated one's derivative needs
+    both halves of the hidden layer. The epilogue does not combine with an
+    `accumulator`.
+
     This is the GEMM that the gradients need: `bpt-expand-gradients` writes
     `bpt.linear_grad` and `bpt.ffn_grad` as these (`dx = dy · wᵀ`,
-    `dw = Σ_chunks xᵀ · dy` with an `f32` accumulator across row chunks),
-    which the tensor-core paths run with transposed shared-memory operands
-    rather than transposed copies.
+    `dw = Σ_chunks xᵀ · dy` with an `f32` accumulator across row chunks,
+    and for an FFN `du = (dy · w_outᵀ) ⊙ act'(u)` with the hidden
+    activation `act(u)`), which the tensor-core paths run with transposed
+    shared-memory operands rather than transposed copies, the activation's
+    derivative in the GEMM's epilogue.
 
     The operands have the same element type (f32, f16 or bf16); the result
     has that type or `f32`.
@@ -267,6 +282,9 @@ def BPT_MatmulOp : BPT_Op<"matmul", [Pure]> {
     %dw = bpt.matmul %x, %dy, acc %dw0 {transpose_lhs}
         : (tensor<2048x512xbf16>, tensor<2048x1024xbf16>, tensor<512x1024xf32>)
           -> tensor<512x1024xf32>
+    %du, %h = bpt.matmul %dy, %w_out, act_grad gelu %u {transpose_rhs}
+        : (tensor<2048x512xbf16>, tensor<2048x512xbf16>, tensor<2048x2048xf32>)
+          -> (tensor<2048x2048xbf16>, tensor<2048x2048xbf16>)
     ```
   }];
 
@@ -274,15 +292,26 @@ def BPT_MatmulOp : BPT_Op<"matmul", [Pure]> {
     AnyRankedTensor:$lhs,
     AnyRankedTensor:$rhs,
     Optional<AnyRankedTensor>:$accumulator,
+    Optional<AnyRankedTensor>:$pre,
     UnitAttr:$transpose_lhs,
-    UnitAttr:$transpose_rhs
+    UnitAttr:$transpose_rhs,
+    OptionalAttr<BPT_ActivationAttr>:$activation
   );
-  let results = (outs AnyRankedTensor:$result);
+  let results = (outs AnyRankedTensor:$result,
+                      Optional<AnyRankedTensor>:$act);
 
+  // `, acc %s` and `, act_grad <activation> %pre` both start with a comma,
+  // which the declarative format's optional groups cannot tell apart.
   let assemblyFormat = [{
-    $lhs `,` $rhs (`,` `acc` $accumulator^)? attr-dict `:`
-    functional-type(operands, results)
+    $lhs `,` $rhs `` custom<MatmulClauses>($accumulator, $activation, $pre)
+    attr-dict `:` functional-type(operands, results)
   }];
+
+  let builders = [
+    // The plain product (no epilogue), optionally onto `accumulator`.
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$lhs,
+                   "::mlir::Value":$rhs, "::mlir::Value":$accumulator)>
+  ];
 
   let extraClassDeclaration = [{
     /// M, N and K of the product.

@@ -194,8 +194,29 @@ struct MatmulToLinalg final : OpRewritePattern<MatmulOp> {
       acc = zeros(rewriter, loc, op.getM(), op.getN());
     Value product = buildMatmul(rewriter, loc, op.getLhs(), op.getRhs(), acc,
                                 op.getTransposeLhs(), op.getTransposeRhs());
-    rewriter.replaceOp(op, roundTo(rewriter, loc, product,
-                                   op.getType().getElementType()));
+    Type element = op.getResult().getType().getElementType();
+    std::optional<Activation> act = op.getActivation();
+    if (!act) {
+      rewriter.replaceOp(op, roundTo(rewriter, loc, product, element));
+      return success();
+    }
+    // The activation-gradient epilogue: one elementwise pass over the
+    // product and the pre-activation, each output rounded once.
+    int64_t m = op.getM(), n = op.getN();
+    SmallVector<Value> inits;
+    for (int i = 0; i < 2; ++i)
+      inits.push_back(tensor::EmptyOp::create(rewriter, loc, {m, n}, element));
+    SmallVector<AffineMap> maps(
+        4, AffineMap::getMultiDimIdentityMap(2, getContext()));
+    rewriter.replaceOp(
+        op, buildGeneric(rewriter, loc, {product, op.getPre()}, inits, maps, 2,
+                         {}, [&](OpBuilder &nb, Location nl, ValueRange args) {
+                           auto [scaled, activated] = buildActivationGradient(
+                               nb, nl, *act, args[0], args[1]);
+                           return SmallVector<Value>{
+                               convertFloat(nb, nl, scaled, element),
+                               convertFloat(nb, nl, activated, element)};
+                         }));
     return success();
   }
 };
@@ -259,11 +280,10 @@ struct FFNGradToLinalg final : OpRewritePattern<FFNGradOp> {
         rewriter, loc, inputs, inits, maps, 2, {},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           Value u = args[0], dh = args[1];
-          if (!gate)
-            return SmallVector<Value>{
-                buildActivation(nb, nl, act, u),
-                arith::MulFOp::create(
-                    nb, nl, dh, buildActivationDerivative(nb, nl, act, u))};
+          if (!gate) {
+            auto [du, h] = buildActivationGradient(nb, nl, act, dh, u);
+            return SmallVector<Value>{h, du};
+          }
           Value g = args[2];
           Value actG = buildActivation(nb, nl, act, g);
           Value dhU = arith::MulFOp::create(nb, nl, dh, u);
@@ -740,6 +760,14 @@ Value bpt::buildActivationDerivative(OpBuilder &b, Location loc,
   llvm_unreachable("unknown activation");
 }
 
+std::pair<Value, Value> bpt::buildActivationGradient(OpBuilder &b, Location loc,
+                                                     Activation act,
+                                                     Value product, Value pre) {
+  Value activated = buildActivation(b, loc, act, pre);
+  Value scaled = arith::MulFOp::create(
+      b, loc, product, buildActivationDerivative(b, loc, act, pre));
+  return {scaled, activated};
+}
 
 void bpt::populateBPTToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<FFNGradToLinalg, FFNToLinalg, LayerNormGradToLinalg,

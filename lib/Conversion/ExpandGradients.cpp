@@ -8,9 +8,12 @@
 // transposed operands (dx = dy·wᵀ, dw = xᵀ·dy), which the GEMM kernels read
 // in place, plus elementwise linalg. The FFN's gradient runs over chunks of
 // rows so that its [rows, ffn] intermediates exist one chunk at a time, the
-// weight gradients summed across chunks in f32 accumulators. The chunks are
-// unrolled: the manifest is a straight list of launches, as for the forward
-// FFN's chunk loop.
+// weight gradients summed across chunks in f32 accumulators. On the wgmma
+// path a two-matrix FFN's du and hidden activation come from the dh GEMM's
+// activation-gradient epilogue (bpt.matmul act_grad), so neither the f32
+// dh nor an elementwise pass over it is written. The chunks are unrolled:
+// the manifest is a straight list of launches, as for the forward FFN's
+// chunk loop.
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,7 +54,22 @@ Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs, Value acc,
     op.setTransposeLhs(true);
   if (transposeRhs)
     op.setTransposeRhs(true);
-  return op;
+  return op.getResult();
+}
+
+/// `op(lhs) · op(rhs)` ⊙ act'(`pre`) and act(`pre`), both of
+/// `resultElement`: bpt.matmul's activation-gradient epilogue.
+std::pair<Value, Value> matmulActivationGradient(OpBuilder &b, Location loc,
+                                                 Value lhs, Value rhs,
+                                                 bool transposeRhs,
+                                                 Activation act, Value pre,
+                                                 Type resultElement) {
+  auto type =
+      RankedTensorType::get({dimOf(pre, 0), dimOf(pre, 1)}, resultElement);
+  auto op = MatmulOp::create(b, loc, type, type, lhs, rhs, Value(), pre,
+                             /*transpose_lhs=*/false, transposeRhs,
+                             ActivationAttr::get(b.getContext(), act));
+  return {op.getResult(), op.getAct()};
 }
 
 /// Rows [first, first + count) of the matrix `m`.
@@ -116,9 +134,8 @@ SmallVector<Value> hiddenGradients(OpBuilder &b, Location loc, Activation act,
         Value u = args[0], dh = args[1];
         SmallVector<Value> out;
         if (!gate) {
-          out = {buildActivation(nb, nl, act, u),
-                 arith::MulFOp::create(
-                     nb, nl, dh, buildActivationDerivative(nb, nl, act, u))};
+          auto [du, h] = buildActivationGradient(nb, nl, act, dh, u);
+          out = {h, du};
         } else {
           Value g = args[2];
           Value actG = buildActivation(nb, nl, act, g);
@@ -134,8 +151,16 @@ SmallVector<Value> hiddenGradients(OpBuilder &b, Location loc, Activation act,
       });
 }
 
+/// Whether the hidden layer's gradient goes into the dh GEMM's epilogue
+/// (`bpt.matmul ... act_grad`): only the wgmma GEMM has that epilogue, and
+/// only one pre-activation per element (not gated).
+bool activationGradientInEpilogue(FFNGradOp op) {
+  return !op.getWGate() && StrategyAttr::get(op).getPath() == KernelPath::wgmma;
+}
+
 void expand(FFNGradOp op, int64_t chunkRows) {
   OpBuilder b(op);
+  bool inEpilogue = activationGradientInEpilogue(op);
   Location loc = op.getLoc();
   Activation act = op.getActivation();
   Type element = op.getInput().getType().getElementType();
@@ -158,9 +183,16 @@ void expand(FFNGradOp op, int64_t chunkRows) {
     Value up = matmul(b, loc, xc, wIn, Value(), false, false, f32);
     Value gate = wGate ? matmul(b, loc, xc, wGate, Value(), false, false, f32)
                        : Value();
-    Value dHidden = matmul(b, loc, dyc, wOut, Value(), false, true, f32);
-    SmallVector<Value> h =
-        hiddenGradients(b, loc, act, up, dHidden, gate, element);
+    // h[0] is the hidden activation, h[1] du (h[2] dg when gated).
+    SmallVector<Value> h;
+    if (inEpilogue) {
+      auto [du, hidden] =
+          matmulActivationGradient(b, loc, dyc, wOut, true, act, up, element);
+      h = {hidden, du};
+    } else {
+      Value dHidden = matmul(b, loc, dyc, wOut, Value(), false, true, f32);
+      h = hiddenGradients(b, loc, act, up, dHidden, gate, element);
+    }
     dwOut = matmul(b, loc, h[0], dyc, dwOut, true, false, sumType);
     dwIn = matmul(b, loc, xc, h[1], dwIn, true, false, sumType);
     Value dxc;

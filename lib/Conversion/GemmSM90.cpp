@@ -22,8 +22,9 @@
 // descriptor, wgmma's transposed A), B stored [N, K] as A does ([BN rows,
 // 64 K-columns], K-major, wgmma's untransposed B). K need not be a
 // multiple of 64: TMA's zero fill pads the last step of both operands. An
-// f32 sum to add (the weight gradients' accumulators) and an f32 C are
-// epilogue options.
+// f32 sum to add (the weight gradients' accumulators), an f32 C and the
+// activation gradient (C = A·B ⊙ act'(P) and act(P) from an f32 P: an
+// FFN's du and hidden activation) are epilogue options.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +35,8 @@
 
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/Support/FormatVariadic.h"
+
+#include <tuple>
 
 using namespace mlir;
 using namespace bpt;
@@ -62,16 +65,21 @@ private:
                     Value aRow0, Value bRow0, Value m0, Value n0);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value cRow, Value n0, Value c, Value residual,
-                    Value residualShift, Value rowsLeft);
-  /// `accumulate`: this thread's fragment of the f32 sum S (rows shifted
-  /// by `shift` from C's) into `acc`, before the main loop, so that the
-  /// wgmmas add onto it: the loads' latency hides behind the first TMA
-  /// loads instead of stalling the epilogue (which was 40% of the weight
-  /// gradients' time with 2048-row chunks). A ragged launch's rows past
-  /// its end read its last row (never stored).
+                    Value residualShift, Value actOut, Value rowsLeft);
+  /// This thread's fragment of an f32 [launch rows, N] matrix (rows
+  /// shifted by `shift` from C's) into `acc`, laid out as the
+  /// accumulator's. `accumulate` reads the sum S before the main loop, so
+  /// that the wgmmas add onto it: the loads' latency hides behind the
+  /// first TMA loads instead of stalling the epilogue (which was 40% of
+  /// the weight gradients' time with 2048-row chunks); `activationGrad`
+  /// reads P so too where registers allow (`preloadsPre`). A ragged
+  /// launch's rows past its end read its last row (never stored).
   void loadSumFragment(SmallVectorImpl<Value> &acc, Value consumer, Value warp,
                        Value lane, Value row0, Value column0, Value sum,
                        Value shift, Value rowsLeft);
+  /// Stores two adjacent elements of C (or of act(P)) at `offset` bytes
+  /// into `out`: a pair of f32, or of 16-bit values.
+  void storePair(Value out, Value offset, Value pair[2]);
 
   const GemmConfig &config;
 };
@@ -85,10 +93,13 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   if (config.gated)
     mapGate = tensorMapPointer(func.getArgument(next++));
   Value c = pointerOf(func.getArgument(next++));
-  // The residual (16-bit) or the f32 sum to add: C's shape, one slot.
-  Value residual = config.residual || config.accumulate
+  // The residual (16-bit), the f32 sum to add or the f32 pre-activation:
+  // C's shape (the launch's rows), one slot.
+  Value residual = config.residual || config.accumulate || config.activationGrad
                        ? pointerOf(func.getArgument(next++))
                        : Value();
+  Value actOut =
+      config.activationGrad ? pointerOf(func.getArgument(next++)) : Value();
   Value aRow0 = func.getArgument(next++);
   Value cRow0 = func.getArgument(next++);
   Value rRow0 = config.residual ? func.getArgument(next++) : Value();
@@ -127,12 +138,12 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
       tid, first,
       [&] { emitProducer(base, mapA, mapB, mapGate, aRow0, bRow0, m0, n0); },
       [&](Value consumer, Value lane, Value warp) {
-        emitConsumer(base, consumer, lane, warp, add(cRow0, m0), n0, c,
-                     residual,
-                     config.residual     ? sub(rRow0, cRow0)
-                     : config.accumulate ? sub(c32(0), cRow0)
-                                         : Value(),
-                     rowsLeft);
+        emitConsumer(
+            base, consumer, lane, warp, add(cRow0, m0), n0, c, residual,
+            config.residual                              ? sub(rRow0, cRow0)
+            : config.accumulate || config.activationGrad ? sub(c32(0), cRow0)
+                                                         : Value(),
+            actOut, rowsLeft);
       });
   gpu::ReturnOp::create(b, loc);
 }
@@ -225,10 +236,23 @@ void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc,
   }
 }
 
+void GemmEmitter::storePair(Value out, Value offset, Value pair[2]) {
+  Value address =
+      LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out, ValueRange{offset});
+  if (config.f32Output) {
+    Value both = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));
+    for (int64_t h = 0; h < 2; ++h)
+      both = LLVM::InsertElementOp::create(b, loc, both, pair[h], c32(h));
+    LLVM::StoreOp::create(b, loc, both, address, 8);
+    return;
+  }
+  LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]), address, 4);
+}
+
 void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                                Value warp, Value cRow, Value n0, Value c,
                                Value residual, Value residualShift,
-                               Value rowsLeft) {
+                               Value actOut, Value rowsLeft) {
   const int64_t bn = config.blockN, count = bn / 2;
   const int64_t accumulators = config.gated ? 2 : 1;
   Value stages = c32(config.stages);
@@ -240,6 +264,12 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   SmallVector<Value> init(accumulators * count, cf(0.0));
   if (config.accumulate)
     loadSumFragment(init, consumer, warp, lane, row0, column0, residual,
+                    residualShift, rowsLeft);
+  // The pre-activation P, as the sum is, unless 256-wide tiles leave no
+  // registers for it: then each pair is read where the epilogue needs it.
+  SmallVector<Value> pre(config.activationGrad ? count : 0);
+  if (config.activationGrad && config.preloadsPre())
+    loadSumFragment(pre, consumer, warp, lane, row0, column0, residual,
                     residualShift, rowsLeft);
   auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()),
                                  c32(1), init);
@@ -323,6 +353,15 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     Value rowBytes = mul(element, c64(2));
     Value rowBytesF32 =
         config.f32Output ? mul(element, c64(4)) : Value();
+    // P's and act(P)'s rows are C's shifted by -cRow0.
+    Value preElement, actRowBytes;
+    if (config.activationGrad) {
+      preElement = add(
+          mul(arith::ExtUIOp::create(b, loc, i64, add(row, residualShift)),
+              c64(config.n)),
+          arith::ExtUIOp::create(b, loc, i64, column0));
+      actRowBytes = mul(preElement, c64(config.cElementBytes()));
+    }
     for (int64_t j = 0; j < bn / 8; ++j) {
       // Elements (row, column0 + 8j) and the next one.
       Value offset = add(rowBytes, c64(16 * j));
@@ -333,6 +372,25 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
         pair[h] = config.activate(
             b, loc, pair[h],
             config.gated ? acc[count + 4 * j + 2 * i + h] : Value());
+      if (config.activationGrad) {
+        if (!config.preloadsPre()) {
+          // Rows here are inside the launch: no clamp.
+          Value address = LLVM::GEPOp::create(
+              b, loc, ptr, b.getI8Type(), residual,
+              ValueRange{add(mul(preElement, c64(4)), c64(32 * j))});
+          Value both = LLVM::LoadOp::create(b, loc, VectorType::get({2}, f32),
+                                            address, 8);
+          for (int64_t h = 0; h < 2; ++h)
+            pre[4 * j + 2 * i + h] =
+                LLVM::ExtractElementOp::create(b, loc, both, c32(h));
+        }
+        Value activated[2];
+        for (int64_t h = 0; h < 2; ++h)
+          std::tie(pair[h], activated[h]) = buildActivationGradient(
+              b, loc, *config.activationGrad, pair[h], pre[4 * j + 2 * i + h]);
+        storePair(actOut, add(actRowBytes, c64(8 * config.cElementBytes() * j)),
+                  activated);
+      }
       if (config.residual) {
         // The residual's row is C's row shifted by rRow0 - cRow0.
         Value address = LLVM::GEPOp::create(
@@ -347,18 +405,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
           pair[h] = fadd(pair[h], LLVM::ExtractElementOp::create(
                                       b, loc, wide, c32(h)));
       }
-      if (config.f32Output) {
-        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
-                                            ValueRange{offsetF32});
-        Value both = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));
-        for (int64_t h = 0; h < 2; ++h)
-          both = LLVM::InsertElementOp::create(b, loc, both, pair[h], c32(h));
-        LLVM::StoreOp::create(b, loc, both, address, 8);
-        continue;
-      }
-      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
-                                          ValueRange{offset});
-      LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]), address, 4);
+      storePair(c, config.f32Output ? offsetF32 : offset, pair);
     }
   }
 }
@@ -375,7 +422,10 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
     return existing;
   MLIRContext *ctx = module.getContext();
   assert(!(config.gated && (config.transposeA || config.transposeB)) &&
-         !(config.residual && config.accumulate) && "exclusive GEMM options");
+         !(config.residual && config.accumulate) &&
+         !(config.activationGrad && (config.activation || config.gated ||
+                                     config.residual || config.accumulate)) &&
+         "exclusive GEMM options");
   Type f32 = Float32Type::get(ctx);
   auto cType = MemRefType::get({config.cRows, config.n},
                                config.f32Output ? f32 : element);
@@ -387,8 +437,11 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
   auto i32 = IntegerType::get(ctx, 32);
   if (config.residual)
     inputs.push_back(MemRefType::get({config.rRows, config.n}, element));
-  if (config.accumulate)
+  if (config.accumulate || config.activationGrad)
     inputs.push_back(MemRefType::get({config.launchRows(), config.n}, f32));
+  if (config.activationGrad)
+    inputs.push_back(MemRefType::get({config.launchRows(), config.n},
+                                     config.f32Output ? f32 : element));
   inputs.append({i32, i32}); // A's and C's first rows
   if (config.residual)
     inputs.push_back(i32); // the residual's first row

@@ -33,12 +33,14 @@ struct GemmLaunchPlace {
   mlir::Value out;
 };
 
-/// Replaces `op` (a bpt.linear or bpt.matmul: one result) by one launch of
-/// `kernel` (a GEMM with `config`'s tiling: a grid of [n / blockN,
-/// rowTiles()]) on `a` and `b` (and `sum`, an f32 buffer to add, when
-/// given), writing `place.out` (or a new buffer of the op's result type)
-/// viewed as rows. The op's result becomes the new buffer; with
-/// `place.out` it must have no uses left (the caller reads `place.out`).
+/// Replaces `op` (a bpt.linear or bpt.matmul) by one launch of `kernel` (a
+/// GEMM with `config`'s tiling: a grid of [n / blockN, rowTiles()]) on `a`
+/// and `b` (and `sum`, an f32 buffer to add, or the f32 pre-activation of
+/// an activation-gradient epilogue, when given), writing `place.out` (or a
+/// new buffer of the op's result type) viewed as rows. The op's result
+/// becomes the new buffer; with `place.out` it must have no uses left (the
+/// caller reads `place.out`). A second result (act(pre)) is a new buffer
+/// the launch writes too.
 template <typename GemmConfig>
 void replaceWithGemmLaunch(mlir::OpBuilder &builder, mlir::Operation *op,
                            mlir::gpu::GPUFuncOp kernel,
@@ -63,6 +65,13 @@ void replaceWithGemmLaunch(mlir::OpBuilder &builder, mlir::Operation *op,
   SmallVector<Value> arguments = {a, b, outRows};
   if (sum)
     arguments.push_back(sum);
+  Value second;
+  if (op->getNumResults() == 2) {
+    auto type = cast<RankedTensorType>(op->getResult(1).getType());
+    second = memref::AllocOp::create(
+        builder, loc, MemRefType::get(type.getShape(), type.getElementType()));
+    arguments.push_back(second);
+  }
   arguments.append({i32(place.aRow), i32(place.cRow)});
   if (place.bRow)
     arguments.push_back(i32(*place.bRow));
@@ -72,6 +81,10 @@ void replaceWithGemmLaunch(mlir::OpBuilder &builder, mlir::Operation *op,
                       index(1)},
       gpu::KernelDim3{index(config.threads()), index(1), index(1)},
       i32(config.sharedMemoryBytes()), arguments);
+  if (second)
+    op->getResult(1).replaceAllUsesWith(bufferization::ToTensorOp::create(
+        builder, loc, op->getResult(1).getType(), second, /*restrict=*/true,
+        /*writable=*/true));
   if (place.out) {
     assert(op->use_empty() && "the caller reads place.out");
     op->erase();

@@ -143,7 +143,8 @@ struct BPTLinearToSM90Pass final
     config.transposeA = op.getTransposeLhs();
     config.transposeB = op.getTransposeRhs();
     config.accumulate = static_cast<bool>(op.getAccumulator());
-    config.f32Output = op.getType().getElementType().isF32();
+    config.activationGrad = op.getActivation();
+    config.f32Output = op.getResult().getType().getElementType().isF32();
     codegen::GemmLaunchPlace place;
     Value a = op.getLhs(), b = op.getRhs();
     // A chunk of K rows ends at a multiple of blockK or at its matrix's
@@ -211,9 +212,9 @@ struct BPTLinearToSM90Pass final
                                  config.aBoxRows());
     Value bMap = createTensorMap(builder, loc, readOnlyBuffer(builder, loc, b),
                                  config.bBoxRows());
-    Value sum = op.getAccumulator()
-                    ? readOnlyBuffer(builder, loc, op.getAccumulator())
-                    : Value();
+    // The f32 sum to add, or the pre-activation: one argument slot.
+    Value f32Operand = op.getAccumulator() ? op.getAccumulator() : op.getPre();
+    Value sum = f32Operand ? readOnlyBuffer(builder, loc, f32Operand) : Value();
     codegen::replaceWithGemmLaunch(builder, op, kernel, config, aMap, bMap,
                                    sum, place);
     return success();

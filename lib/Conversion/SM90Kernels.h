@@ -101,6 +101,12 @@ struct GemmConfig : codegen::GemmProblem {
   /// B's first stored row is a kernel argument (B a chunk of a larger
   /// matrix: rows of K, or of N when transposed); else row 0.
   bool bRowOffset = false;
+  /// bpt.matmul's activation-gradient epilogue: with P an f32
+  /// [launch rows, N] argument after C (in place of R and S), C = (A·B) ⊙
+  /// act'(P) and a second output H = act(P) of C's type and P's shape
+  /// (P's row i and H's row i are C's row cRow0 + i). Not with
+  /// `activation`, `gated`, `residual` or `accumulate`.
+  std::optional<Activation> activationGrad;
   /// C is f32 rather than A's 16-bit type.
   bool f32Output = false;
   int64_t consumerGroups = 2;
@@ -113,6 +119,13 @@ struct GemmConfig : codegen::GemmProblem {
   int64_t cElementBytes() const { return f32Output ? 4 : 2; }
   /// K in blockK steps; a ragged last step reads TMA's zero fill.
   int64_t kSteps() const { return (k + blockK - 1) / blockK; }
+  /// Whether P's fragment (blockN / 2 f32 a thread, as the accumulator's)
+  /// is loaded before the main loop, its latency hidden behind the first
+  /// TMA loads, or pair by pair in the epilogue. With 128-wide tiles the
+  /// two fragments are 128 of the consumers' 240 registers (setmaxnreg);
+  /// with 256-wide ones they would be 256 (ptxas spilled even with the
+  /// whole fragment loaded after the main loop).
+  bool preloadsPre() const { return blockN <= 128; }
 
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
   // Barriers: full per stage, then empty per stage.
@@ -132,6 +145,8 @@ struct GemmConfig : codegen::GemmProblem {
       name += "_bt";
     if (accumulate)
       name += "_acc";
+    if (activationGrad)
+      name += "_actgrad_" + stringifyActivation(*activationGrad).str();
     if (f32Output)
       name += "_f32";
     if (bRowOffset)
@@ -144,8 +159,9 @@ struct GemmConfig : codegen::GemmProblem {
 };
 
 /// The GEMM kernel for `config` (arguments: A and B tensor maps, [the gate
-/// weight's tensor map], C, [the residual or the f32 sum to add], A's and
-/// C's first rows, [the residual's first row], [B's first row]).
+/// weight's tensor map], C, [the residual, the f32 sum to add or the f32
+/// pre-activation], [act(pre)], A's and C's first rows, [the residual's
+/// first row], [B's first row]).
 gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
                                     Type element, Location loc);
 

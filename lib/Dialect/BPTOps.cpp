@@ -266,6 +266,44 @@ static void printActivation(OpAsmPrinter &printer, Operation *,
   printer << stringifyActivation(attr.getValue());
 }
 
+/// The clauses after bpt.matmul's operands: `, acc %s` and
+/// `, act_grad <activation> %pre`, each at most once.
+static ParseResult
+parseMatmulClauses(OpAsmParser &parser,
+                   std::optional<OpAsmParser::UnresolvedOperand> &accumulator,
+                   ActivationAttr &activation,
+                   std::optional<OpAsmParser::UnresolvedOperand> &pre) {
+  while (succeeded(parser.parseOptionalComma())) {
+    SMLoc loc = parser.getCurrentLocation();
+    if (!accumulator && succeeded(parser.parseOptionalKeyword("acc"))) {
+      accumulator.emplace();
+      if (failed(parser.parseOperand(*accumulator)))
+        return failure();
+      continue;
+    }
+    if (!pre && succeeded(parser.parseOptionalKeyword("act_grad"))) {
+      pre.emplace();
+      if (failed(parseActivation(parser, activation)) ||
+          failed(parser.parseOperand(*pre)))
+        return failure();
+      continue;
+    }
+    return parser.emitError(loc, "expected 'acc' or 'act_grad' (each once)");
+  }
+  return success();
+}
+
+static void printMatmulClauses(OpAsmPrinter &printer, Operation *,
+                               Value accumulator, ActivationAttr activation,
+                               Value pre) {
+  if (accumulator)
+    printer << ", acc " << accumulator;
+  // A malformed op (one without the other) prints in the generic form.
+  if (activation && pre)
+    printer << ", act_grad " << stringifyActivation(activation.getValue())
+            << " " << pre;
+}
+
 static ParseResult parseNormKind(OpAsmParser &parser, NormKindAttr &attr) {
   return parseEnumKeyword(parser, attr, "a norm kind", symbolizeNormKind,
                           std::array{NormKind::layer_norm, NormKind::rms_norm},
@@ -481,6 +519,50 @@ int64_t MatmulOp::getN() {
   return getRhs().getType().getDimSize(getTransposeRhs() ? 0 : 1);
 }
 
+/// The activation-gradient epilogue of `op`: all of its parts or none, a
+/// non-gated activation, no accumulator, `pre` of `mByN` (f32 [M, N]) and
+/// `act` of the result's type.
+static LogicalResult verifyActivationGradient(MatmulOp op,
+                                              RankedTensorType mByN) {
+  std::optional<Activation> activation = op.getActivation();
+  Value pre = op.getPre(), act = op.getAct();
+  if (!activation && !pre && !act)
+    return success();
+  if (!activation || !pre || !act) {
+    SmallVector<StringRef> missing;
+    if (!activation)
+      missing.push_back("the activation");
+    if (!pre)
+      missing.push_back("'pre'");
+    if (!act)
+      missing.push_back("'act'");
+    InFlightDiagnostic diag =
+        op.emitOpError() << "an activation-gradient epilogue needs the "
+                            "activation, the pre-activation operand 'pre' "
+                            "and the second result 'act' together; missing ";
+    llvm::interleaveComma(missing, diag);
+    return diag;
+  }
+  if (isGatedActivation(*activation))
+    return op.emitOpError()
+           << "activation '" << stringifyActivation(*activation)
+           << "' is gated: its derivative needs both halves of "
+              "the hidden layer, which one pre-activation is "
+              "not; act_grad takes gelu, gelu_tanh, relu or silu";
+  if (op.getAccumulator())
+    return op.emitOpError() << "an accumulator and an activation-gradient "
+                               "epilogue do not combine: the derivative scales "
+                               "the product alone";
+  if (pre.getType() != mByN)
+    return op.emitOpError() << "pre must be " << mByN
+                            << " ([M, N] in f32), got " << pre.getType();
+  if (act.getType() != op.getResult().getType())
+    return op.emitOpError()
+           << "act must have the result's type " << op.getResult().getType()
+           << ", got " << act.getType();
+  return success();
+}
+
 LogicalResult MatmulOp::verify() {
   if (failed(checkNoUnknownAttributes(*this)))
     return failure();
@@ -509,13 +591,19 @@ LogicalResult MatmulOp::verify() {
   if (result.getShape() != ArrayRef<int64_t>{getM(), getN()})
     return emitOpError() << "result must be [M, N] = [" << getM() << ", "
                          << getN() << "], got " << result;
-  if (Value acc = getAccumulator()) {
-    auto expected = RankedTensorType::get({getM(), getN()}, b.getF32Type());
-    if (acc.getType() != expected)
-      return emitOpError() << "accumulator must be " << expected << ", got "
+  auto mByN = RankedTensorType::get({getM(), getN()}, b.getF32Type());
+  if (Value acc = getAccumulator())
+    if (acc.getType() != mByN)
+      return emitOpError() << "accumulator must be " << mByN << ", got "
                            << acc.getType();
-  }
-  return success();
+  return verifyActivationGradient(*this, mByN);
+}
+
+void MatmulOp::build(OpBuilder &builder, OperationState &state, Type result,
+                     Value lhs, Value rhs, Value accumulator) {
+  build(builder, state, result, /*act=*/Type(), lhs, rhs, accumulator,
+        /*pre=*/Value(), /*transpose_lhs=*/false, /*transpose_rhs=*/false,
+        /*activation=*/ActivationAttr());
 }
 
 //===----------------------------------------------------------------------===//

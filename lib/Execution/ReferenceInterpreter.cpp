@@ -148,10 +148,24 @@ bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
               return success();
             })
             .Case([&](MatmulOp m) {
-              values[m.getResult()] =
+              ref::Tensor product =
                   matmul(get(m.getLhs()), get(m.getRhs()),
                          getOptional(m.getAccumulator()), m.getTransposeLhs(),
                          m.getTransposeRhs());
+              if (std::optional<Activation> act = m.getActivation()) {
+                // The activation-gradient epilogue: product ⊙ act'(pre)
+                // and act(pre).
+                const ref::Tensor &pre = get(m.getPre());
+                ref::Tensor activated(pre.shape);
+                for (size_t i = 0; i < pre.data.size(); ++i) {
+                  product.data[i] *=
+                      ref::activateDerivative(toReference(*act), pre.data[i]);
+                  activated.data[i] =
+                      ref::activate(toReference(*act), pre.data[i]);
+                }
+                values[m.getAct()] = std::move(activated);
+              }
+              values[m.getResult()] = std::move(product);
               return success();
             })
             .Case([&](FFNGradOp f) {

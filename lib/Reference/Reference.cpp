@@ -111,52 +111,6 @@ double silu(double x) { return x / (1.0 + std::exp(-x)); }
 /// ReLU: max(x, 0).
 double relu(double x) { return x > 0 ? x : 0.0; }
 
-/// The nonlinearity of `a`; for the gated activations, the one applied to
-/// the gate (silu for SwiGLU, erf-gelu for GeGLU).
-double activate(Activation a, double x) {
-  switch (a) {
-  case Activation::Gelu:
-  case Activation::GeGLU:
-    return gelu(x);
-  case Activation::GeluTanh:
-    return geluTanh(x);
-  case Activation::Relu:
-    return relu(x);
-  case Activation::Silu:
-  case Activation::SwiGLU:
-    return silu(x);
-  }
-  fail("ffn", "unknown activation " + std::to_string(static_cast<int>(a)));
-}
-
-/// d/dx of `activate(a, x)`: gelu' = Φ(x) + x·φ(x); gelu_tanh' =
-/// 0.5(1+t) + 0.5x(1−t²)·sqrt(2/pi)(1+3·0.044715x²) with t the tanh;
-/// silu' = σ(x)(1 + x(1−σ(x))); relu' = [x > 0].
-double activateDerivative(Activation a, double x) {
-  const double pi = 3.14159265358979323846;
-  switch (a) {
-  case Activation::Gelu:
-  case Activation::GeGLU:
-    return 0.5 * (1.0 + std::erf(x / std::sqrt(2.0))) +
-           x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * pi);
-  case Activation::GeluTanh: {
-    double c = std::sqrt(2.0 / pi);
-    double t = std::tanh(c * (x + 0.044715 * x * x * x));
-    return 0.5 * (1.0 + t) +
-           0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x);
-  }
-  case Activation::Relu:
-    return x > 0 ? 1.0 : 0.0;
-  case Activation::Silu:
-  case Activation::SwiGLU: {
-    double sigmoid = 1.0 / (1.0 + std::exp(-x));
-    return sigmoid * (1.0 + x * (1.0 - sigmoid));
-  }
-  }
-  fail("ffnBackward",
-       "unknown activation " + std::to_string(static_cast<int>(a)));
-}
-
 //===----------------------------------------------------------------------===//
 // Head split and merge
 //===----------------------------------------------------------------------===//
@@ -188,6 +142,52 @@ Tensor mergeHeads(const Tensor &t) {
 }
 
 } // namespace
+
+/// The nonlinearity of `a`; for the gated activations, the one applied to
+/// the gate (silu for SwiGLU, erf-gelu for GeGLU).
+double bpt::ref::activate(Activation a, double x) {
+  switch (a) {
+  case Activation::Gelu:
+  case Activation::GeGLU:
+    return gelu(x);
+  case Activation::GeluTanh:
+    return geluTanh(x);
+  case Activation::Relu:
+    return relu(x);
+  case Activation::Silu:
+  case Activation::SwiGLU:
+    return silu(x);
+  }
+  fail("ffn", "unknown activation " + std::to_string(static_cast<int>(a)));
+}
+
+/// d/dx of `activate(a, x)`: gelu' = Φ(x) + x·φ(x); gelu_tanh' =
+/// 0.5(1+t) + 0.5x(1−t²)·sqrt(2/pi)(1+3·0.044715x²) with t the tanh;
+/// silu' = σ(x)(1 + x(1−σ(x))); relu' = [x > 0].
+double bpt::ref::activateDerivative(Activation a, double x) {
+  const double pi = 3.14159265358979323846;
+  switch (a) {
+  case Activation::Gelu:
+  case Activation::GeGLU:
+    return 0.5 * (1.0 + std::erf(x / std::sqrt(2.0))) +
+           x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * pi);
+  case Activation::GeluTanh: {
+    double c = std::sqrt(2.0 / pi);
+    double t = std::tanh(c * (x + 0.044715 * x * x * x));
+    return 0.5 * (1.0 + t) +
+           0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x);
+  }
+  case Activation::Relu:
+    return x > 0 ? 1.0 : 0.0;
+  case Activation::Silu:
+  case Activation::SwiGLU: {
+    double sigmoid = 1.0 / (1.0 + std::exp(-x));
+    return sigmoid * (1.0 + x * (1.0 - sigmoid));
+  }
+  }
+  fail("ffnBackward",
+       "unknown activation " + std::to_string(static_cast<int>(a)));
+}
 
 //===----------------------------------------------------------------------===//
 // Tensor

@@ -38,16 +38,17 @@ func.func @linear(%x: tensor<2x50x128xbf16>, %w: tensor<128x256xbf16>,
 
 //--- ffn_gelu.mlir
 // Three chunks: 64, 64 and 8 rows. The first two sum in f32, the last
-// rounds; dx is the three chunks' rows.
-// RUN: bpt-opt %t/ffn_gelu.mlir --bpt-expand-gradients | FileCheck %s --check-prefix=GELU-IR
+// rounds; dx is the three chunks' rows. du and the hidden activation come
+// from the dh GEMM's activation-gradient epilogue (act_grad): no f32 dh,
+// no elementwise pass.
+// RUN: bpt-opt %t/ffn_gelu.mlir --bpt-expand-gradients | FileCheck %s --check-prefix=GELU-IR --implicit-check-not=linalg.generic
 // GELU-IR-LABEL: func.func @ffn_gelu
 // GELU-IR: tensor.extract_slice %{{.*}}[0, 0] [64, 128] [1, 1]
 // GELU-IR: %[[U:.+]] = bpt.matmul {{.*}} : (tensor<64x128xf16>, tensor<128x256xf16>) -> tensor<64x256xf32>
-// GELU-IR: %[[DH:.+]] = bpt.matmul {{.*}} {transpose_rhs} : (tensor<64x128xf16>, tensor<256x128xf16>) -> tensor<64x256xf32>
-// GELU-IR: %[[H:.+]]:2 = linalg.generic {{.*}} ins(%[[U]], %[[DH]] : {{.*}}) outs({{.*}} : tensor<64x256xf16>, tensor<64x256xf16>)
-// GELU-IR: %[[DWO:.+]] = bpt.matmul %[[H]]#0, {{.*}} {transpose_lhs} : (tensor<64x256xf16>, tensor<64x128xf16>) -> tensor<256x128xf32>
-// GELU-IR: %[[DWI:.+]] = bpt.matmul {{.*}}, %[[H]]#1 {transpose_lhs} : (tensor<64x128xf16>, tensor<64x256xf16>) -> tensor<128x256xf32>
-// GELU-IR: bpt.matmul %[[H]]#1, {{.*}} {transpose_rhs} : (tensor<64x256xf16>, tensor<128x256xf16>) -> tensor<64x128xf16>
+// GELU-IR: %[[DU:[a-z0-9_]+]], %[[H:[a-z0-9_]+]] = bpt.matmul {{.*}}, act_grad gelu %[[U]] {transpose_rhs} : (tensor<64x128xf16>, tensor<256x128xf16>, tensor<64x256xf32>) -> (tensor<64x256xf16>, tensor<64x256xf16>)
+// GELU-IR: %[[DWO:.+]] = bpt.matmul %[[H]], {{.*}} {transpose_lhs} : (tensor<64x256xf16>, tensor<64x128xf16>) -> tensor<256x128xf32>
+// GELU-IR: %[[DWI:.+]] = bpt.matmul {{.*}}, %[[DU]] {transpose_lhs} : (tensor<64x128xf16>, tensor<64x256xf16>) -> tensor<128x256xf32>
+// GELU-IR: bpt.matmul %[[DU]], {{.*}} {transpose_rhs} : (tensor<64x256xf16>, tensor<128x256xf16>) -> tensor<64x128xf16>
 // GELU-IR: tensor.insert_slice {{.*}}[0, 0] [64, 128] [1, 1]
 // GELU-IR: tensor.extract_slice %{{.*}}[64, 0] [64, 128] [1, 1]
 // GELU-IR: bpt.matmul {{.*}}, acc %[[DWO]] {transpose_lhs} : (tensor<64x256xf16>, tensor<64x128xf16>, tensor<256x128xf32>) -> tensor<256x128xf32>
@@ -70,6 +71,26 @@ func.func @ffn_gelu(%x: tensor<136x128xf16>, %w1: tensor<128x256xf16>,
         -> (tensor<136x128xf16>, tensor<128x256xf16>, tensor<256x128xf16>)
   return %dx, %dw1, %dw2
       : tensor<136x128xf16>, tensor<128x256xf16>, tensor<256x128xf16>
+}
+
+//--- ffn_silu.mlir
+// The epilogue form for silu, bf16, rank 3: 136 rows in chunks of 64, 64
+// and 8.
+// RUN: bpt-opt %t/ffn_silu.mlir --bpt-expand-gradients | FileCheck %s --check-prefix=SILU-IR --implicit-check-not=linalg.generic
+// SILU-IR-COUNT-3: bpt.matmul {{.*}}, act_grad silu {{.*}} {transpose_rhs}
+// RUN: bpt-cpu-run %t/ffn_silu.mlir --seed=48 | FileCheck %s --check-prefix=SILU
+// SILU-COUNT-3: output {{[0-2]}} tensor<{{.*}}xbf16>: relative error {{.*}}: PASS
+// SILU: {{^PASS$}}
+func.func @ffn_silu(%x: tensor<2x68x128xbf16>, %w1: tensor<128x256xbf16>,
+                    %w2: tensor<256x128xbf16>, %dy: tensor<2x68x128xbf16>)
+    -> (tensor<2x68x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>) {
+  %dx, %dw1, %dw2 = bpt.ffn_grad silu %x, %w1, %w2, %dy {bpt.strategy =
+      #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 64>}
+      : (tensor<2x68x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
+         tensor<2x68x128xbf16>)
+        -> (tensor<2x68x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
+  return %dx, %dw1, %dw2
+      : tensor<2x68x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>
 }
 
 //--- ffn_swiglu.mlir
@@ -117,4 +138,35 @@ func.func @matmul(%a: tensor<56x24xbf16>, %b: tensor<56x40xbf16>,
       outs(%e : tensor<24x56xbf16>) permutation = [1, 0]
   %2 = bpt.matmul %at, %b : (tensor<24x56xbf16>, tensor<56x40xbf16>) -> tensor<24x40xbf16>
   return %0, %1, %2 : tensor<24x40xf32>, tensor<24x40xbf16>, tensor<24x40xbf16>
+}
+
+//--- matmul_act_grad.mlir
+// bpt.matmul's activation-gradient epilogue (bpt-convert-to-linalg: the
+// product, then one elementwise pass rounding each output once) for each
+// non-gated activation, bf16 and f32 results, against the reference
+// interpreter's float64 product ⊙ act'(pre) and act(pre).
+// RUN: bpt-cpu-run %t/matmul_act_grad.mlir --seed=47 | FileCheck %s --check-prefix=ACT-GRAD
+// ACT-GRAD-COUNT-8: output {{[0-7]}} tensor<24x40x{{bf16|f32}}>: relative error {{.*}}: PASS
+// ACT-GRAD: {{^PASS$}}
+func.func @matmul_act_grad(%dy: tensor<24x56xbf16>, %w: tensor<40x56xbf16>,
+                           %v: tensor<56x40xbf16>, %u: tensor<24x40xf32>)
+    -> (tensor<24x40xbf16>, tensor<24x40xbf16>, tensor<24x40xf32>,
+        tensor<24x40xf32>, tensor<24x40xbf16>, tensor<24x40xbf16>,
+        tensor<24x40xf32>, tensor<24x40xf32>) {
+  %0:2 = bpt.matmul %dy, %w, act_grad gelu %u {transpose_rhs}
+      : (tensor<24x56xbf16>, tensor<40x56xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xbf16>, tensor<24x40xbf16>)
+  %1:2 = bpt.matmul %dy, %w, act_grad gelu_tanh %u {transpose_rhs}
+      : (tensor<24x56xbf16>, tensor<40x56xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xf32>, tensor<24x40xf32>)
+  %2:2 = bpt.matmul %dy, %v, act_grad relu %u
+      : (tensor<24x56xbf16>, tensor<56x40xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xbf16>, tensor<24x40xbf16>)
+  %3:2 = bpt.matmul %dy, %v, act_grad silu %u
+      : (tensor<24x56xbf16>, tensor<56x40xbf16>, tensor<24x40xf32>)
+        -> (tensor<24x40xf32>, tensor<24x40xf32>)
+  return %0#0, %0#1, %1#0, %1#1, %2#0, %2#1, %3#0, %3#1
+      : tensor<24x40xbf16>, tensor<24x40xbf16>, tensor<24x40xf32>,
+        tensor<24x40xf32>, tensor<24x40xbf16>, tensor<24x40xbf16>,
+        tensor<24x40xf32>, tensor<24x40xf32>
 }

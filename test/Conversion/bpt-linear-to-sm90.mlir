@@ -162,3 +162,75 @@ func.func @k_chunk_unfit(%x: tensor<320x128xbf16>, %h: tensor<100x256xbf16>)
       : (tensor<100x128xbf16>, tensor<100x256xbf16>) -> tensor<128x256xf32>
   return %dw : tensor<128x256xf32>
 }
+
+// -----
+
+// bpt.matmul's activation-gradient epilogue (an FFN's dh GEMM, a ragged
+// chunk of 72 rows read in place from dy's row 128): one launch whose f32
+// pre-activation takes the sum's argument slot and whose second output
+// act(u) follows it, both [72, 256] (the launch's rows). With 128-wide
+// tiles u's fragment is loaded before the main loop (the rows past the
+// chunk clamped to its last), as an accumulated sum is; the epilogue
+// computes act(u) and act'(u) (erf, exp) and stores act(u) and
+// dh ⊙ act'(u) as bf16 pairs.
+// CHECK-LABEL: func.func @matmul_act_grad
+// CHECK-NOT: tensor.extract_slice
+// CHECK: %[[DU:.+]] = memref.alloc() : memref<72x256xbf16>
+// CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[DU]]
+// CHECK: %[[H:.+]] = memref.alloc() : memref<72x256xbf16>
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a200_c72_n256_k128_ragged_bt_actgrad_gelu blocks in (%c2{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.+}}) {{.+}} args(%{{.+}}, %{{.+}}, %[[ROWS]] : memref<72x256xbf16>, %{{.+}} : memref<72x256xf32>, %[[H]] : memref<72x256xbf16>, %c128_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK-DAG: bufferization.to_tensor %[[H]] restrict writable
+// CHECK-DAG: bufferization.to_tensor %[[DU]] restrict writable
+// CHECK: gpu.func @gemm_sm90_a200_c72_n256_k128_ragged_bt_actgrad_gelu(%{{.+}}: memref<72x256xbf16>, %{{.+}}: memref<72x256xf32>, %{{.+}}: memref<72x256xbf16>, %{{.+}}: i32, %{{.+}}: i32)
+// CHECK: arith.cmpi sge
+// CHECK: arith.select
+// CHECK-COUNT-16: llvm.load %{{.+}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xf32>
+// CHECK: scf.for
+// CHECK: nvvm.wgmma.mma_async
+// CHECK-NOT: llvm.load {{.+}} vector<2xf32>
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// CHECK: scf.if
+// CHECK: math.erf
+// CHECK: math.exp
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr
+// CHECK: gpu.return
+func.func @matmul_act_grad(%dy: tensor<200x128xbf16>, %w: tensor<256x128xbf16>,
+                           %u: tensor<72x256xf32>)
+    -> (tensor<72x256xbf16>, tensor<72x256xbf16>) {
+  %dyc = tensor.extract_slice %dy[128, 0] [72, 128] [1, 1]
+      : tensor<200x128xbf16> to tensor<72x128xbf16>
+  %du, %h = bpt.matmul %dyc, %w, act_grad gelu %u {transpose_rhs}
+      : (tensor<72x128xbf16>, tensor<256x128xbf16>, tensor<72x256xf32>)
+        -> (tensor<72x256xbf16>, tensor<72x256xbf16>)
+  return %du, %h : tensor<72x256xbf16>, tensor<72x256xbf16>
+}
+
+// -----
+
+// 256-wide tiles (gemm_block_n pinned): the accumulator is 128 f32 a
+// thread, and u's fragment as well would not fit the consumers' 240
+// registers (setmaxnreg), before the main loop or after it; each pair of
+// u is read in the epilogue where it is used. relu, f32 outputs stored as
+// f32 pairs (act(u), then the product times relu'(u)).
+// CHECK-LABEL: func.func @matmul_act_grad_wide
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a256_c256_n256_k64_actgrad_relu_f32_t256x4
+// CHECK: gpu.func @gemm_sm90_a256_c256_n256_k64_actgrad_relu_f32_t256x4(
+// CHECK-NOT: llvm.load {{.+}} vector<2xf32>
+// CHECK: nvvm.wgmma.mma_async
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// CHECK: llvm.load %{{.+}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xf32>
+// CHECK: arith.cmpf ogt
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 8 : i64} : vector<2xf32>, !llvm.ptr
+// CHECK: llvm.store %{{.+}}, %{{.+}} {alignment = 8 : i64} : vector<2xf32>, !llvm.ptr
+// CHECK: llvm.load %{{.+}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xf32>
+// CHECK: gpu.return
+func.func @matmul_act_grad_wide(%a: tensor<256x64xbf16>, %b: tensor<64x256xbf16>,
+                                %u: tensor<256x256xf32>)
+    -> (tensor<256x256xf32>, tensor<256x256xf32>) {
+  %r, %h = bpt.matmul %a, %b, act_grad relu %u {bpt.strategy =
+      #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, gemm_block_n = 256>}
+      : (tensor<256x64xbf16>, tensor<64x256xbf16>, tensor<256x256xf32>)
+        -> (tensor<256x256xf32>, tensor<256x256xf32>)
+  return %r, %h : tensor<256x256xf32>, tensor<256x256xf32>
+}

@@ -1005,6 +1005,91 @@ func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %s: tensor<16x48xbf
 
 // -----
 
+// bpt.matmul's activation-gradient epilogue: pre is f32 [M, N].
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<48x16xf32>) {
+  // expected-error @+1 {{pre must be 'tensor<16x48xf32>' ([M, N] in f32), got 'tensor<48x16xf32>'}}
+  %0:2 = bpt.matmul %a, %b, act_grad gelu %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<48x16xf32>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xbf16>) {
+  // expected-error @+1 {{pre must be 'tensor<16x48xf32>' ([M, N] in f32), got 'tensor<16x48xbf16>'}}
+  %0:2 = bpt.matmul %a, %b, act_grad gelu %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xbf16>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // expected-error @+1 {{act must have the result's type 'tensor<16x48xbf16>', got 'tensor<16x48xf32>'}}
+  %0:2 = bpt.matmul %a, %b, act_grad relu %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>) -> (tensor<16x48xbf16>, tensor<16x48xf32>)
+  return
+}
+
+// -----
+
+// The epilogue without its second result.
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // expected-error @+1 {{an activation-gradient epilogue needs the activation, the pre-activation operand 'pre' and the second result 'act' together; missing 'act'}}
+  %0 = bpt.matmul %a, %b, act_grad silu %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>) -> tensor<16x48xbf16>
+  return
+}
+
+// -----
+
+// An activation without the pre-activation (generic form).
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>) {
+  // expected-error @+1 {{together; missing 'pre'}}
+  %0:2 = "bpt.matmul"(%a, %b) <{activation = #bpt<activation gelu>, operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<16x32xbf16>, tensor<32x48xbf16>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
+// -----
+
+// A pre-activation without an activation (generic form).
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // expected-error @+1 {{together; missing the activation}}
+  %0:2 = "bpt.matmul"(%a, %b, %u) <{operandSegmentSizes = array<i32: 1, 1, 0, 1>}> : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
+// -----
+
+// Gated activations need both halves of the hidden layer.
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // expected-error @+1 {{activation 'swiglu' is gated: its derivative needs both halves of the hidden layer, which one pre-activation is not; act_grad takes gelu, gelu_tanh, relu or silu}}
+  %0:2 = bpt.matmul %a, %b, act_grad swiglu %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // expected-error @+1 {{an accumulator and an activation-gradient epilogue do not combine: the derivative scales the product alone}}
+  %0:2 = bpt.matmul %a, %b, acc %u, act_grad gelu %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>, tensor<16x48xf32>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // expected-error @+1 {{expected an activation, one of: gelu, gelu_tanh, relu, silu, swiglu, geglu}}
+  %0:2 = bpt.matmul %a, %b, act_grad tanh %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<16x32xbf16>, %b: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // expected-error @+1 {{expected 'acc' or 'act_grad' (each once)}}
+  %0 = bpt.matmul %a, %b, acc %u, acc %u : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>, tensor<16x48xf32>) -> tensor<16x48xbf16>
+  return
+}
+
+// -----
+
 func.func @f(%a: tensor<2x16x32xbf16>, %b: tensor<32x48xbf16>) {
   // expected-error @+1 {{lhs must have rank 2 ([M, K]), got 'tensor<2x16x32xbf16>'}}
   %0 = bpt.matmul %a, %b : (tensor<2x16x32xbf16>, tensor<32x48xbf16>) -> tensor<16x48xbf16>

@@ -173,6 +173,31 @@ func.func @matmul(%a: tensor<32x16xbf16>, %b: tensor<32x48xbf16>,
   return
 }
 
+// bpt.matmul's activation-gradient epilogue: (dy · w_outᵀ) ⊙ act'(u) and
+// act(u), for each non-gated activation; 16-bit and f32 results.
+// CHECK-LABEL: func.func @matmul_act_grad
+// CHECK-SAME: (%[[DY:.+]]: tensor<16x32xbf16>, %[[W:.+]]: tensor<48x32xbf16>, %[[V:.+]]: tensor<32x48xbf16>, %[[U:.+]]: tensor<16x48xf32>)
+func.func @matmul_act_grad(%dy: tensor<16x32xbf16>, %w: tensor<48x32xbf16>,
+                           %v: tensor<32x48xbf16>, %u: tensor<16x48xf32>) {
+  // CHECK: %{{.+}}, %{{.+}} = bpt.matmul %[[DY]], %[[W]], act_grad gelu %[[U]] {transpose_rhs} : (tensor<16x32xbf16>, tensor<48x32xbf16>, tensor<16x48xf32>) -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  %du, %h = bpt.matmul %dy, %w, act_grad gelu %u {transpose_rhs}
+      : (tensor<16x32xbf16>, tensor<48x32xbf16>, tensor<16x48xf32>)
+        -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  // CHECK: bpt.matmul %[[DY]], %[[W]], act_grad gelu_tanh %[[U]] {transpose_rhs}
+  %0:2 = bpt.matmul %dy, %w, act_grad gelu_tanh %u {transpose_rhs}
+      : (tensor<16x32xbf16>, tensor<48x32xbf16>, tensor<16x48xf32>)
+        -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  // CHECK: bpt.matmul %[[DY]], %[[W]], act_grad relu %[[U]] {transpose_rhs} : {{.+}} -> (tensor<16x48xf32>, tensor<16x48xf32>)
+  %1:2 = bpt.matmul %dy, %w, act_grad relu %u {transpose_rhs}
+      : (tensor<16x32xbf16>, tensor<48x32xbf16>, tensor<16x48xf32>)
+        -> (tensor<16x48xf32>, tensor<16x48xf32>)
+  // CHECK: bpt.matmul %[[DY]], %[[V]], act_grad silu %[[U]] : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>)
+  %2:2 = bpt.matmul %dy, %v, act_grad silu %u
+      : (tensor<16x32xbf16>, tensor<32x48xbf16>, tensor<16x48xf32>)
+        -> (tensor<16x48xbf16>, tensor<16x48xbf16>)
+  return
+}
+
 // CHECK-LABEL: func.func @ffn_grad
 // CHECK-SAME: (%[[X:.+]]: tensor<16x64xbf16>, %[[W1:.+]]: tensor<64x176xbf16>, %[[W2:.+]]: tensor<176x64xbf16>, %[[W3:.+]]: tensor<64x176xbf16>, %[[DY:.+]]: tensor<16x64xbf16>)
 func.func @ffn_grad(%x: tensor<16x64xbf16>, %w1: tensor<64x176xbf16>,

@@ -43,6 +43,13 @@ mlir::Value buildActivation(mlir::OpBuilder &b, mlir::Location loc,
 mlir::Value buildActivationDerivative(mlir::OpBuilder &b, mlir::Location loc,
                                       Activation act, mlir::Value x);
 
+/// The activation-gradient epilogue of bpt.matmul (and of a two-matrix
+/// bpt.ffn_grad's hidden layer) on f32 scalars: `product` ⊙ act'(`pre`)
+/// and act(`pre`), in that order.
+std::pair<mlir::Value, mlir::Value>
+buildActivationGradient(mlir::OpBuilder &b, mlir::Location loc, Activation act,
+                        mlir::Value product, mlir::Value pre);
+
 /// Adds the patterns lowering bpt.linear, bpt.ffn and the norms to linalg.
 void populateBPTToLinalgPatterns(mlir::RewritePatternSet &patterns);
 

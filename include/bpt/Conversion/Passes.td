@@ -488,7 +488,10 @@ def BPTExpandGradients : Pass<"bpt-expand-gradients", "::mlir::func::FuncOp"> {
     - `ffn_grad`, per chunk of the strategy's `chunk_rows` rows (the last
       one may be shorter), unrolled: `u = x·w_in` (`g = x·w_gate`) and
       `dh = dy·w_outᵀ` in f32; one elementwise pass gives the hidden
-      activation `h` and `du` (`dg`) in the operands' type;
+      activation `h` and `du` (`dg`) in the operands' type. On the wgmma
+      path a two-matrix FFN's `h` and `du` come from the dh GEMM's
+      epilogue instead (`du, h = bpt.matmul dy, w_out, act_grad <act> u`):
+      neither dh in f32 nor the elementwise pass is written;
       `dw_out += hᵀ·dy`, `dw_in += xᵀ·du` (`dw_gate += xᵀ·dg`) into f32
       accumulators that the last chunk rounds; `dx = du·w_inᵀ (+ dg·w_gateᵀ)`
       for the chunk's rows. The `[rows, ffn]` intermediates exist for one
@@ -519,7 +522,10 @@ def BPTLinearToSM90 : Pass<"bpt-linear-to-sm90", "::mlir::ModuleOp"> {
     Each wgmma `bpt.matmul` (the gradients' GEMMs) is one launch of the
     same kernel reading its transposed operands in place (an M-major A, a
     K-major B), with its f32 sum added in the epilogue and an f32 or 16-bit
-    C. The GEMM tiling is the strategy's `gemm_block_n` and `gemm_stages`.
+    C; one with an activation-gradient epilogue (`act_grad`) also reads its
+    f32 pre-activation and writes its second result `act` (kernels named
+    `_actgrad_<act>`). The GEMM tiling is the strategy's `gemm_block_n` and
+    `gemm_stages`.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

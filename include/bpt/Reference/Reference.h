@@ -57,6 +57,12 @@ enum class NormKind { LayerNorm, RMSNorm };
 /// matrix, `wGate`.
 bool isGated(Activation a);
 
+/// The nonlinearity of `a`; for the gated activations, the one applied to
+/// the gate (silu for SwiGLU, erf-gelu for GeGLU).
+double activate(Activation a, double x);
+/// d/dx of `activate(a, x)` (relu'(0) = 0).
+double activateDerivative(Activation a, double x);
+
 /// Scaled dot-product attention, `softmax(scale · Q·Kᵀ + mask) · V`.
 /// q [B,Hq,Sq,D], k/v [B,Hkv,Skv,D] (k and v of one shape, Hq a multiple of
 /// Hkv); query head h reads kv head h / (Hq/Hkv). The result is [B,Hq,Sq,D].
