@@ -74,9 +74,9 @@ private:
   /// the weight gradients' time with 2048-row chunks); `activationGrad`
   /// reads P so too where registers allow (`preloadsPre`). A ragged
   /// launch's rows past its end read its last row (never stored).
-  void loadSumFragment(SmallVectorImpl<Value> &acc, Value consumer, Value warp,
-                       Value lane, Value row0, Value column0, Value sum,
-                       Value shift, Value rowsLeft);
+  void loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
+                       Value tileRow0, Value column0, Value sum, Value shift,
+                       Value rowsLeft);
   /// Stores two adjacent elements of C (or of act(P)) at `offset` bytes
   /// into `out`: a pair of f32, or of 16-bit values.
   void storePair(Value out, Value offset, Value pair[2]);
@@ -204,21 +204,18 @@ void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
                mapGate, add(n0, c32(col * kSwizzleElements)), k0, full);
 }
 
-void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc,
-                                  Value consumer, Value warp, Value lane,
-                                  Value row0, Value column0, Value sum,
+void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
+                                  Value tileRow0, Value column0, Value sum,
                                   Value shift, Value rowsLeft) {
   Type v2f32 = VectorType::get({2}, f32);
   for (int64_t i = 0; i < 2; ++i) {
-    Value row = add(row0, c32(8 * i));
-    if (rowsLeft) {
-      // The row's index in the tile against the rows left: clamped.
-      Value inTile = add(mul(consumer, c32(64)),
-                         add(mul(warp, c32(16)), add(div(lane, c32(4)),
-                                                     c32(8 * i))));
-      Value past = cmp(arith::CmpIPredicate::sge, inTile, rowsLeft);
-      row = select(past, sub(row, sub(add(inTile, c32(1)), rowsLeft)), row);
-    }
+    Value tileRow = add(tileRow0, c32(8 * i));
+    // Rows past a ragged launch's end read its last row (their results are
+    // not stored).
+    if (rowsLeft)
+      tileRow = select(cmp(arith::CmpIPredicate::sge, tileRow, rowsLeft),
+                       sub(rowsLeft, c32(1)), tileRow);
+    Value row = add(cRow, tileRow);
     // S is [launch rows, N]: its row is C's shifted by -cRow0.
     Value rowBytes = mul(
         add(mul(arith::ExtUIOp::create(b, loc, i64, add(row, shift)),
@@ -258,19 +255,20 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   Value stages = c32(config.stages);
   // This thread's accumulator element e is row row0 + 8 · ((e / 2) % 2),
   // column column0 + 8 · (e / 4) + e % 2 of C.
-  Value row0 = add(cRow, add(mul(consumer, c32(64)),
-                             add(mul(warp, c32(16)), div(lane, c32(4)))));
+  Value tileRow0 = add(mul(consumer, c32(64)),
+                       add(mul(warp, c32(16)), div(lane, c32(4))));
+  Value row0 = add(cRow, tileRow0);
   Value column0 = add(n0, mul(rem(lane, c32(4)), c32(2)));
   SmallVector<Value> init(accumulators * count, cf(0.0));
   if (config.accumulate)
-    loadSumFragment(init, consumer, warp, lane, row0, column0, residual,
-                    residualShift, rowsLeft);
+    loadSumFragment(init, cRow, tileRow0, column0, residual, residualShift,
+                    rowsLeft);
   // The pre-activation P, as the sum is, unless 256-wide tiles leave no
   // registers for it: then each pair is read where the epilogue needs it.
   SmallVector<Value> pre(config.activationGrad ? count : 0);
   if (config.activationGrad && config.preloadsPre())
-    loadSumFragment(pre, consumer, warp, lane, row0, column0, residual,
-                    residualShift, rowsLeft);
+    loadSumFragment(pre, cRow, tileRow0, column0, residual, residualShift,
+                    rowsLeft);
   auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()),
                                  c32(1), init);
   {
@@ -342,10 +340,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     // Rows past a ragged launch's end are neither read (residual) nor
     // written.
     if (rowsLeft)
-      onlyRowsBelow(add(mul(consumer, c32(64)),
-                        add(mul(warp, c32(16)),
-                            add(div(lane, c32(4)), c32(8 * i)))),
-                    rowsLeft);
+      onlyRowsBelow(add(tileRow0, c32(8 * i)), rowsLeft);
     Value row = add(row0, c32(8 * i));
     Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row),
                             c64(config.n)),
