@@ -16,11 +16,20 @@ cp -r /usr/lib/llvm-22/utils/lit/lit "$out/lit"
 find "$out/lit" -name __pycache__ -prune -exec rm -rf {} +
 cat > "$out/run-gpu-tests.sh" <<'EOS'
 #!/usr/bin/env bash
-# Runs test/GPU with the bundled lit, bpt-run and kernel sets.
+# Runs test/GPU with the bundled lit, bpt-run and kernel sets; without
+# arguments, then the tests that need the GPU to themselves (gpu-alone:
+# device-wide measurements) in a serial pass of their own.
 here=$(cd "$(dirname "$0")" && pwd)
-cd "$here" && exec python3 -c "import sys; sys.path.insert(0, '.'); \
+lit() {
+  (cd "$here" && python3 -c "import sys; sys.path.insert(0, '.'); \
 from lit.main import main; main()" -sv "$here/../test/GPU" \
-  --param bpt_bin="$here" --param bpt_kernels="$here/kernels" "$@"
+    --param bpt_bin="$here" --param bpt_kernels="$here/kernels" "$@")
+}
+lit "$@"; status=$?
+if [[ $# -eq 0 ]]; then
+  lit --param gpu_alone=1 -j1 --filter memory-report || status=1
+fi
+exit $status
 EOS
 chmod +x "$out/run-gpu-tests.sh"
 echo "bundle in $out ($(du -sh "$out" | cut -f1)); on the GPU machine: .device/run-gpu-tests.sh"

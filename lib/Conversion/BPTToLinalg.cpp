@@ -722,11 +722,15 @@ Value bpt::buildActivationDerivative(OpBuilder &b, Location loc,
   switch (act) {
   case Activation::gelu:
   case Activation::geglu: {
-    // Φ(x) + x·φ(x).
-    Value cdf = mul(cst(0.5), add(cst(1.0), math::ErfOp::create(
-                                                b, loc, mul(x, cst(M_SQRT1_2)))));
-    Value pdf = mul(cst(1.0 / std::sqrt(2.0 * M_PI)),
-                    math::ExpOp::create(b, loc, mul(cst(-0.5), mul(x, x))));
+    // Φ(x) + x·φ(x), φ(x) = exp(−z²)/√(2π) with z = x/√2, the Gaussian
+    // written as bpt-approximate-math writes erf(z)'s (2^(|z|²·−log2 e)),
+    // so that an epilogue computing both shares one ex2.
+    Value z = mul(x, cst(M_SQRT1_2));
+    Value cdf = mul(cst(0.5), add(cst(1.0), math::ErfOp::create(b, loc, z)));
+    Value az = math::AbsFOp::create(b, loc, z);
+    Value gauss =
+        math::Exp2Op::create(b, loc, mul(mul(az, az), cst(-M_LOG2E)));
+    Value pdf = mul(cst(1.0 / std::sqrt(2.0 * M_PI)), gauss);
     return add(cdf, mul(x, pdf));
   }
   case Activation::gelu_tanh: {

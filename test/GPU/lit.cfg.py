@@ -37,6 +37,13 @@ for name in ["CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "HOME"]:
     if name in os.environ:
         config.environment[name] = os.environ[name]
 
+# Tests that measure the whole device (the driver's free memory) need it to
+# themselves: `REQUIRES: gpu-alone`, run by a separate pass with
+# `--param gpu_alone=1 -j1` (.device/run-gpu-tests.sh does), since lit runs
+# other tests' processes on the same GPU in parallel.
+if lit_config.params.get("gpu_alone") == "1":
+    config.available_features.add("gpu-alone")
+
 probe = subprocess.run([bpt_run, "--probe"], capture_output=True, text=True)
 if probe.returncode == 0:
     config.available_features.add("gpu")
