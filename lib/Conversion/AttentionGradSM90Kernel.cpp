@@ -42,6 +42,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
+#include <array>
 #include <cmath>
 
 using namespace mlir;
@@ -122,6 +123,15 @@ private:
   /// dSᵀ = Pᵀ ∘ (dPᵀ − D) of one step.
   SmallVector<Value> scoresGrad(ArrayRef<Value> p, ArrayRef<Value> dp,
                                 Value stage);
+  /// The f32 values at query columns `column` and `column + 1` of a
+  /// stage's per-query-row array (lse or D) at shared address `rows`.
+  std::array<Value, 2> rowPair(Value rows, Value column) {
+    Value pair = LLVM::LoadOp::create(
+        b, loc, VectorType::get({2}, f32),
+        sharedPointer(add(rows, mul(column, c32(4)))), 8);
+    return {LLVM::ExtractElementOp::create(b, loc, pair, c64(0)),
+            LLVM::ExtractElementOp::create(b, loc, pair, c64(1))};
+  }
   /// This consumer's [64, 64] dQ staging tile in shared memory.
   Value stagingTile(Value consumer);
   /// Stores this thread's fragment of a [64, 64] piece of dQ into the
@@ -287,7 +297,6 @@ SmallVector<Value> GradKernelEmitter::probabilities(ArrayRef<Value> s,
   const double scaleLog2 = config.scale * M_LOG2E;
   Value lseRows = stageAddress(config.lseOffset(0), 2 * config.rowBytes(),
                                stage);
-  Type v2f32 = VectorType::get({2}, f32);
   // Element e of a [64, blockM] accumulator: key row keyRow + 8·((e/2)%2),
   // query column column0 + 8·(e/4) + e%2; lse by query column.
   // (query − key) + (Skv − Sq) at this thread's first element.
@@ -297,14 +306,9 @@ SmallVector<Value> GradKernelEmitter::probabilities(ArrayRef<Value> s,
                        : Value();
   SmallVector<Value> p;
   for (int64_t t = 0; t < config.blockM / 8; ++t) {
-    Value column = add(column0, c32(8 * t));
-    Value lsePair = LLVM::LoadOp::create(
-        b, loc, v2f32, sharedPointer(add(lseRows, mul(column, c32(4)))), 8);
-    Value lse2[2];
-    for (int64_t h = 0; h < 2; ++h)
-      lse2[h] = fmul(
-          LLVM::ExtractElementOp::create(b, loc, lsePair, c64(h)),
-          cf(M_LOG2E));
+    std::array<Value, 2> lse2 = rowPair(lseRows, add(column0, c32(8 * t)));
+    for (Value &v : lse2)
+      v = fmul(v, cf(M_LOG2E));
     for (int64_t e = 4 * t; e < 4 * t + 4; ++e) {
       // P = exp(scale·s − lse), in exp2.
       Value pe = exp2(fma(s[e], cf(scaleLog2),
@@ -334,15 +338,9 @@ SmallVector<Value> GradKernelEmitter::scoresGrad(ArrayRef<Value> p,
   Value dRows = add(stageAddress(config.lseOffset(0), 2 * config.rowBytes(),
                                  stage),
                     c32(config.rowBytes()));
-  Type v2f32 = VectorType::get({2}, f32);
   SmallVector<Value> dS;
   for (int64_t t = 0; t < config.blockM / 8; ++t) {
-    Value column = add(column0, c32(8 * t));
-    Value dPair = LLVM::LoadOp::create(
-        b, loc, v2f32, sharedPointer(add(dRows, mul(column, c32(4)))), 8);
-    Value dRow[2];
-    for (int64_t h = 0; h < 2; ++h)
-      dRow[h] = LLVM::ExtractElementOp::create(b, loc, dPair, c64(h));
+    std::array<Value, 2> dRow = rowPair(dRows, add(column0, c32(8 * t)));
     for (int64_t e = 4 * t; e < 4 * t + 4; ++e)
       dS.push_back(fmul(p[e], arith::SubFOp::create(b, loc, dp[e], dRow[e % 2])));
   }
