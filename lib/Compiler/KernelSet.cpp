@@ -14,6 +14,7 @@
 #include "bpt/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "llvm/ADT/StringExtras.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -1228,6 +1229,27 @@ llvm::json::Object optionsJson(ModelDescription &model,
 }
 
 } // namespace
+
+std::vector<std::string> bpt::unresolvedLibdeviceFunctions(StringRef ptx) {
+  // Declarations read `.extern .func (.param ...) __nv_name(` or
+  // `.extern .func __nv_name(`, one a line.
+  std::vector<std::string> names;
+  while (!ptx.empty()) {
+    auto [line, rest] = ptx.split('\n');
+    ptx = rest;
+    if (!line.ltrim().starts_with(".extern .func"))
+      continue;
+    size_t at = line.find("__nv_");
+    if (at == StringRef::npos)
+      continue;
+    StringRef name = line.drop_front(at);
+    names.push_back(name.take_while([](char c) {
+                          return llvm::isAlnum(c) || c == '_';
+                        })
+                        .str());
+  }
+  return names;
+}
 
 FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
                                            const CompileOptions &options,

@@ -13,6 +13,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -666,6 +667,15 @@ static int emitKernelSet(ModuleOp module, const bpt::CompileOptions &options) {
   if (failed(writeFile(ptxPath, set->ptx)) ||
       failed(writeFile(manifestPath, manifest)))
     return 1;
+  std::vector<std::string> unresolved =
+      bpt::unresolvedLibdeviceFunctions(set->ptx);
+  if (!unresolved.empty())
+    llvm::errs() << "bpt-compile: warning: " << ptxPath
+                 << " calls libdevice functions that were not linked ("
+                 << llvm::join(unresolved, ", ")
+                 << "): no CUDA toolkit was found (CUDA_ROOT, CUDA_HOME, "
+                    "CUDA_PATH, /usr/local/cuda), and a driver will not load "
+                    "it; point CUDA_HOME at a toolkit and compile again\n";
   if (emit == "cubin")
     return assembleCubin(ptxPath);
   return 0;

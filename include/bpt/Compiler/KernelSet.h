@@ -110,6 +110,12 @@ struct KernelSet {
   llvm::json::Object manifest;
 };
 
+/// The libdevice functions (`__nv_*`) that `ptx` declares `.extern` and
+/// calls: left unlinked when no CUDA toolkit was found at compile time
+/// (lib/Pipelines: MLIR's search, then /usr/local/cuda). A driver refuses
+/// to load such PTX.
+std::vector<std::string> unresolvedLibdeviceFunctions(llvm::StringRef ptx);
+
 /// Compiles the single public function of a model-level module to a kernel
 /// set. `ptxFileName` is recorded in the manifest.
 mlir::FailureOr<KernelSet> compileKernelSet(mlir::ModuleOp module,
