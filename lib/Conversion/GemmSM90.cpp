@@ -36,6 +36,7 @@
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <array>
 #include <tuple>
 
 using namespace mlir;
@@ -77,6 +78,22 @@ private:
   void loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
                        Value tileRow0, Value column0, Value sum, Value shift,
                        Value rowsLeft);
+  /// The element index of (`row` + `shift`, `column`) in an [*, N] matrix:
+  /// a [launch rows, N] argument's rows are C's shifted by `shift`.
+  Value shiftedElement(Value row, Value shift, Value column) {
+    return add(mul(arith::ExtUIOp::create(b, loc, i64, add(row, shift)),
+                   c64(config.n)),
+               arith::ExtUIOp::create(b, loc, i64, column));
+  }
+  /// Two adjacent f32 at `byteOffset` bytes into `base` (global).
+  std::array<Value, 2> loadF32Pair(Value base, Value byteOffset) {
+    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
+                                        ValueRange{byteOffset});
+    Value pair =
+        LLVM::LoadOp::create(b, loc, VectorType::get({2}, f32), address, 8);
+    return {LLVM::ExtractElementOp::create(b, loc, pair, c32(0)),
+            LLVM::ExtractElementOp::create(b, loc, pair, c32(1))};
+  }
   /// Stores two adjacent elements of C (or of act(P)) at `offset` bytes
   /// into `out`: a pair of f32, or of 16-bit values.
   void storePair(Value out, Value offset, Value pair[2]);
@@ -207,7 +224,6 @@ void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
 void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
                                   Value tileRow0, Value column0, Value sum,
                                   Value shift, Value rowsLeft) {
-  Type v2f32 = VectorType::get({2}, f32);
   for (int64_t i = 0; i < 2; ++i) {
     Value tileRow = add(tileRow0, c32(8 * i));
     // Rows past a ragged launch's end read its last row (their results are
@@ -217,18 +233,11 @@ void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
                        sub(rowsLeft, c32(1)), tileRow);
     Value row = add(cRow, tileRow);
     // S is [launch rows, N]: its row is C's shifted by -cRow0.
-    Value rowBytes = mul(
-        add(mul(arith::ExtUIOp::create(b, loc, i64, add(row, shift)),
-                c64(config.n)),
-            arith::ExtUIOp::create(b, loc, i64, column0)),
-        c64(4));
+    Value rowBytes = mul(shiftedElement(row, shift, column0), c64(4));
     for (int64_t j = 0; j < config.blockN / 8; ++j) {
-      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), sum,
-                                          ValueRange{add(rowBytes, c64(32 * j))});
-      Value pair = LLVM::LoadOp::create(b, loc, v2f32, address, 8);
+      std::array<Value, 2> pair = loadF32Pair(sum, add(rowBytes, c64(32 * j)));
       for (int64_t h = 0; h < 2; ++h)
-        acc[4 * j + 2 * i + h] =
-            LLVM::ExtractElementOp::create(b, loc, pair, c32(h));
+        acc[4 * j + 2 * i + h] = pair[h];
     }
   }
 }
@@ -351,10 +360,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     // P's and act(P)'s rows are C's shifted by -cRow0.
     Value preElement, actRowBytes;
     if (config.activationGrad) {
-      preElement = add(
-          mul(arith::ExtUIOp::create(b, loc, i64, add(row, residualShift)),
-              c64(config.n)),
-          arith::ExtUIOp::create(b, loc, i64, column0));
+      preElement = shiftedElement(row, residualShift, column0);
       actRowBytes = mul(preElement, c64(config.cElementBytes()));
     }
     for (int64_t j = 0; j < bn / 8; ++j) {
@@ -370,14 +376,10 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
       if (config.activationGrad) {
         if (!config.preloadsPre()) {
           // Rows here are inside the launch: no clamp.
-          Value address = LLVM::GEPOp::create(
-              b, loc, ptr, b.getI8Type(), residual,
-              ValueRange{add(mul(preElement, c64(4)), c64(32 * j))});
-          Value both = LLVM::LoadOp::create(b, loc, VectorType::get({2}, f32),
-                                            address, 8);
+          std::array<Value, 2> both = loadF32Pair(
+              residual, add(mul(preElement, c64(4)), c64(32 * j)));
           for (int64_t h = 0; h < 2; ++h)
-            pre[4 * j + 2 * i + h] =
-                LLVM::ExtractElementOp::create(b, loc, both, c32(h));
+            pre[4 * j + 2 * i + h] = both[h];
         }
         Value activated[2];
         for (int64_t h = 0; h < 2; ++h)
