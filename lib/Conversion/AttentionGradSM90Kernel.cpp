@@ -29,11 +29,14 @@
 //     barrier, and dQ's two [64, 64] pieces of a step are shared out, one
 //     each (D = 128: the column blocks, by step parity; D = 64, with
 //     128-row query blocks: the 64-row halves): dS read M-major times the
-//     K tile, staged in shared memory, then bulk
-//     reductions (cp.reduce.async.bulk .add.f32) into an f32 accumulator
-//     in global memory, each element once a step. The sum over key blocks
-//     has no fixed order: dQ is not bitwise reproducible on this path (dK
-//     and dV are).
+//     K tile, staged in shared memory. A writer warp per consumer (warps 1
+//     and 2 of the producer warpgroup, as FlashAttention-3's dQ writer)
+//     adds the staged piece to an f32 accumulator in global memory by bulk
+//     reductions (cp.reduce.async.bulk .add.f32), each element once a
+//     step, and frees the tile (staging full and empty mbarriers), so that
+//     a consumer neither issues the reductions nor waits for their reads.
+//     The sum over key blocks has no fixed order: dQ is not bitwise
+//     reproducible on this path (dK and dV are).
 //
 //===----------------------------------------------------------------------===//
 
@@ -53,9 +56,9 @@ namespace {
 
 using KernelConfig = AttentionGradKernelConfig;
 
-/// Named barriers: 0 is the block's, 1 + i consumer i's, then the one
-/// both consumers meet at once their dSᵀ rows are in shared memory.
-constexpr int64_t kBothConsumersBarrier = 3;
+/// Named barriers: 0 is the block's; both consumers meet at 1 once their
+/// dSᵀ rows are in shared memory.
+constexpr int64_t kBothConsumersBarrier = 1;
 
 class GradKernelEmitter : public SM90Emitter {
 public:
@@ -83,6 +86,10 @@ private:
   }
   Value barrier(int64_t index) {
     return sharedPointer(add(base, c32(config.barrierOffset(index))));
+  }
+  /// The barrier `first + consumer` (a per-consumer staging barrier).
+  Value stagingBarrier(int64_t first, Value consumer) {
+    return barrierAt(first, consumer);
   }
   Value barrierAt(int64_t first, Value stage) {
     return sharedPointer(add(base, add(c32(config.barrierOffset(first)),
@@ -137,11 +144,21 @@ private:
   /// Stores this thread's fragment of a [64, 64] piece of dQ into the
   /// consumer's staging tile.
   void stageQueryGrad(ArrayRef<Value> dq, Value consumer);
-  /// Adds the consumer's staged piece to the accumulator's rows from
-  /// `firstRow`, columns from `firstColumn`, one bulk reduction a row.
-  /// `local` is the thread's index in its warpgroup.
-  void reduceQueryGrad(Value firstRow, Value firstColumn, Value consumer,
-                       Value local);
+  /// The [64, 64] piece of step `j`'s dQ that `consumer` computes, as
+  /// (row block, column block) in blocks of 64.
+  std::pair<Value, Value> queryGradPiece(Value consumer, Value j) {
+    // D = 64 (128-row query blocks): consumer i takes query rows 64·i..;
+    // D = 128 (64-row query blocks): column block c goes to consumer
+    // (c + j) % 2.
+    if (config.headDim == 64)
+      return {consumer, c32(0)};
+    return {c32(0), rem(add(j, consumer), c32(2))};
+  }
+  /// A dQ writer warp of the producer warpgroup (warp `1 + consumer`):
+  /// every step, once the consumer's piece is staged, adds it to the
+  /// accumulator with one bulk reduction a row, and frees the staging tile
+  /// once the reductions have read it.
+  void emitQueryGradWriter(Value consumer, Value lane);
   /// Issues Sᵀ = K·Qᵀ, then dPᵀ = V·dOᵀ, of this consumer's key rows
   /// (m64n{bm}k16 steps over D, all K-major) as two wgmma groups, so that
   /// Pᵀ's exponentials can run while dPᵀ is still in the tensor cores.
@@ -157,7 +174,7 @@ private:
   /// Stores this thread's dSᵀ into step `j`'s tile, visible to the async
   /// proxy, and meets the other consumer; returns the tile.
   Value storeScoresGrad(ArrayRef<Value> dSFragments, Value dSTiles,
-                        Value rowsOffset, Value j, Value local);
+                        Value rowsOffset, Value j);
   /// Tells the producer that this thread is done with `stage`.
   void releaseStage(Value stage);
   /// Issues the [64, 64] piece (`rowBlock`, `columnBlock`: i32, in blocks
@@ -165,9 +182,6 @@ private:
   /// accumulator in flight.
   Value issueQueryGrad(Value dSTile, Value kMNDesc, Value rowBlock,
                        Value columnBlock);
-  /// Waits (in the threads that issue them) until the bulk reductions have
-  /// read the staging tile, or with `complete` until they are done.
-  void waitQueryGradReads(Value local, bool complete = false);
   /// Stores a [64, D] accumulator tile (times `scale`) to `out` rows from
   /// `firstRow`.
   void storeTile(ArrayRef<Value> acc, double scale, Value out, Value firstRow);
@@ -216,10 +230,17 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   initBarriers(tid);
   Value leader = cmp(arith::CmpIPredicate::eq, tid, c32(0));
   emitRoles(
-      tid, leader,
-      [&] { emitProducer(mapK, mapV, mapQ, mapDO, lse, rowDots); },
+      tid, leader, [&] { emitProducer(mapK, mapV, mapQ, mapDO, lse, rowDots); },
       [&](Value consumer, Value lane, Value warp) {
         emitConsumer(consumer, lane, warp, dK, dV);
+      },
+      [&](Value warp, Value lane) {
+        auto writer = scf::IfOp::create(
+            b, loc,
+            cmp(arith::CmpIPredicate::ule, warp, c32(config.consumerGroups)),
+            /*withElse=*/false);
+        b.setInsertionPointToStart(writer.thenBlock());
+        emitQueryGradWriter(sub(warp, c32(1)), lane);
       });
   gpu::ReturnOp::create(b, loc);
 }
@@ -237,6 +258,13 @@ void GradKernelEmitter::initBarriers(Value tid) {
       NVVM::MBarrierInitOp::create(
           b, loc, barrier(1 + config.stages + s),
           c32(config.consumerGroups * kWarpgroup), Value());
+    }
+    for (int64_t c = 0; c < config.consumerGroups; ++c) {
+      NVVM::MBarrierInitOp::create(b, loc,
+                                   barrier(config.stagingFullBarrier(c)),
+                                   c32(kWarpgroup), Value());
+      NVVM::MBarrierInitOp::create(
+          b, loc, barrier(config.stagingEmptyBarrier(c)), c32(32), Value());
     }
     NVVM::FenceMbarrierInitOp::create(b, loc);
   }
@@ -371,45 +399,42 @@ void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer) {
   }
 }
 
-void GradKernelEmitter::reduceQueryGrad(Value firstRow, Value firstColumn,
-                                        Value consumer, Value local) {
+void GradKernelEmitter::emitQueryGradWriter(Value consumer, Value lane) {
   const int64_t d = config.headDim, rowBytes = config.stagingRowBytes();
   Value staging = stagingTile(consumer);
-  NVVM::FenceProxyOp::create(
-      b, loc, NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-  NVVM::BarrierOp::create(b, loc, Type(), add(consumer, c32(1)),
-                          c32(kWarpgroup), NVVM::BarrierReductionAttr(),
-                          Value());
-  // One row a thread: the first 64 threads of the warpgroup each reduce a
-  // row of 64 floats into the accumulator (the bulk engine adds in L2).
-  auto issuer = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::ult, local, c32(64)),
-      /*withElse=*/false);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(issuer.thenBlock());
-  Value row = add(firstRow, local);
-  Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
-                      arith::ExtUIOp::create(b, loc, i64, firstColumn));
-  Value target = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
-                                     ValueRange{mul(element, c64(4))});
-  Value source = add(staging, mul(local, c32(rowBytes)));
-  asmOp(Type(), {target, source, c32(64 * 4)},
-        "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], "
-        "[$1], $2;\n\tcp.async.bulk.commit_group;",
-        "l,r,r", /*sideEffects=*/true);
-}
-
-void GradKernelEmitter::waitQueryGradReads(Value local, bool complete) {
-  auto issuer = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::ult, local, c32(64)),
-      /*withElse=*/false);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(issuer.thenBlock());
-  asmOp(Type(), {},
-        complete ? "cp.async.bulk.wait_group 0;"
-                 : "cp.async.bulk.wait_group.read 0;",
-        "", /*sideEffects=*/true);
+  Value full = stagingBarrier(config.stagingFullBarrier(0), consumer);
+  Value empty = stagingBarrier(config.stagingEmptyBarrier(0), consumer);
+  auto loop = scf::ForOp::create(b, loc, c32(0), steps, c32(1));
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value j = loop.getInductionVar();
+    waitBarrier(full, arith::AndIOp::create(b, loc, j, c32(1)));
+    auto [rowBlock, columnBlock] = queryGradPiece(consumer, j);
+    Value firstRow = add(queryRow(stepAt(j)), mul(rowBlock, c32(64)));
+    // Rows `lane` and `lane + 32` of the piece; the bulk engine adds in L2.
+    for (int64_t half = 0; half < 2; ++half) {
+      Value row = add(lane, c32(32 * half));
+      Value element = add(
+          mul(arith::ExtUIOp::create(b, loc, i64, add(firstRow, row)), c64(d)),
+          arith::ExtUIOp::create(b, loc, i64, mul(columnBlock, c32(64))));
+      Value target =
+          LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
+                              ValueRange{mul(element, c64(4))});
+      asmOp(Type(),
+            {target, add(staging, mul(row, c32(rowBytes))), c32(64 * 4)},
+            "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 "
+            "[$0], [$1], $2;",
+            "l,r,r", /*sideEffects=*/true);
+    }
+    asmOp(Type(), {},
+          "cp.async.bulk.commit_group;\n\tcp.async.bulk.wait_group.read 0;", "",
+          /*sideEffects=*/true);
+    NVVM::MBarrierArriveOp::create(b, loc, i64, empty, Value(),
+                                   NVVM::MemScopeKind::CTA, false);
+  }
+  // The last reductions done before the block may end.
+  asmOp(Type(), {}, "cp.async.bulk.wait_group 0;", "", /*sideEffects=*/true);
 }
 
 void GradKernelEmitter::storeTile(ArrayRef<Value> acc, double scale, Value out,
@@ -520,7 +545,7 @@ void GradKernelEmitter::issueKeyGrad(SmallVectorImpl<Value> &dKAcc,
 
 Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
                                          Value dSTiles, Value rowsOffset,
-                                         Value j, Value local) {
+                                         Value j) {
   const int64_t bm = config.blockM, bn = config.blockN;
   // dSᵀ to shared memory while they run, into the tile of this step's
   // parity (the other consumer may still be reading the last step's),
@@ -538,10 +563,7 @@ Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
   NVVM::FenceProxyOp::create(
       b, loc, NVVM::ProxyKind::async_shared,
       NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-  // This consumer's last reductions have read its staging tile before it
-  // passes the barrier below and writes it again; both consumers' dSᵀ
-  // rows are in place after it.
-  waitQueryGradReads(local);
+  // Both consumers' dSᵀ rows are in place after it.
   NVVM::BarrierOp::create(b, loc, Type(), c32(kBothConsumersBarrier),
                           c32(2 * kWarpgroup), NVVM::BarrierReductionAttr(),
                           Value());
@@ -558,7 +580,6 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   Value stages = c32(config.stages);
   row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
   column0 = mul(rem(lane, c32(4)), c32(2));
-  Value local = add(mul(warp, c32(32)), lane);
   // This consumer's 64 key rows: of the K and V tiles and of the dSᵀ tile.
   Value rowsOffset = mul(consumer, c32(64 * kSwizzleBytes));
   Value kRows = add(base, add(c32(config.kOffset()), rowsOffset));
@@ -610,29 +631,35 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     // this consumer's dQ piece, then dK: dQ can be staged and reduced while
     // dK is still in the tensor cores.
     issueValueGrad(dVAcc, pFragments, dOTile);
-    Value dSTile = storeScoresGrad(dSFragments, dSTiles, rowsOffset, j, local);
+    Value dSTile = storeScoresGrad(dSFragments, dSTiles, rowsOffset, j);
     // dQ = dS·K over all 128 key rows in [64, 64] pieces, each reduced by
     // one consumer, so that the reductions add each element once a step.
-    // D = 64 (128-row query blocks): consumer i takes query rows 64·i..;
-    // D = 128 (64-row query blocks): column block c goes to consumer
-    // (c + j) % 2.
-    Value rowBlock = d == 64 ? consumer : c32(0);
-    Value columnBlock = d == 64 ? c32(0) : rem(add(j, consumer), c32(2));
+    auto [rowBlock, columnBlock] = queryGradPiece(consumer, j);
     Value dqAcc = issueQueryGrad(dSTile, kMNDesc, rowBlock, columnBlock);
     issueKeyGrad(dKAcc, dSFragments, qTile);
     SmallVector<Value> done(dVAcc);
     llvm::append_range(done, unpack(dqAcc, 32));
     done = emitWgmmaWait(done, /*pending=*/1);
+    // The piece goes to the staging tile once its writer warp has read the
+    // last one out (parity of the previous use; the first passes), then to
+    // the writer, which issues the reductions: no barrier of the
+    // warpgroup, and the consumer goes on to its next step at once.
+    waitBarrier(stagingBarrier(config.stagingEmptyBarrier(0), consumer),
+                arith::XOrIOp::create(
+                    b, loc, arith::AndIOp::create(b, loc, j, c32(1)), c32(1)));
     stageQueryGrad(ArrayRef(done).drop_front(accCount), consumer);
-    reduceQueryGrad(add(queryRow(step), mul(rowBlock, c32(64))),
-                    mul(columnBlock, c32(64)), consumer, local);
+    NVVM::FenceProxyOp::create(
+        b, loc, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    NVVM::MBarrierArriveOp::create(
+        b, loc, i64, stagingBarrier(config.stagingFullBarrier(0), consumer),
+        Value(), NVVM::MemScopeKind::CTA, false);
     SmallVector<Value> sums = emitWgmmaWait(dKAcc);
     releaseStage(stage);
     sums.append(done.begin(), done.begin() + accCount);
     scf::YieldOp::create(b, loc, sums);
   }
 
-  waitQueryGradReads(local, /*complete=*/true);
   // dK carries the scores' scale; dV has none.
   auto results = loop.getResults();
   Value firstRow =

@@ -323,12 +323,14 @@ protected:
 
   /// Splits a 384-thread block into warp-specialised roles: warpgroup 0
   /// gives registers away (setmaxnreg 24) and its first thread (`leader`)
-  /// runs `producer`; the two others take 240 and run
-  /// `consumer(index, lane, warp)`. 24 + 2 × 240 = 3 × 168, the registers
-  /// the block starts with (65536 / 384, rounded down to 8): asking for
-  /// more would leave setmaxnreg.inc waiting forever.
+  /// runs `producer`, its warps 1 to 3 `helper(warp, lane)` where given;
+  /// the two others take 240 and run `consumer(index, lane, warp)`.
+  /// 24 + 2 × 240 = 3 × 168, the registers the block starts with (65536 /
+  /// 384, rounded down to 8): asking for more would leave setmaxnreg.inc
+  /// waiting forever.
   void emitRoles(Value tid, Value leader, function_ref<void()> producer,
-                 function_ref<void(Value, Value, Value)> consumer) {
+                 function_ref<void(Value, Value, Value)> consumer,
+                 function_ref<void(Value, Value)> helper = nullptr) {
     Value warpgroup = div(tid, c32(kWarpgroup));
     Value isProducer = cmp(arith::CmpIPredicate::eq, warpgroup, c32(0));
     auto roles = scf::IfOp::create(b, loc, isProducer, /*withElse=*/true);
@@ -338,8 +340,19 @@ protected:
       NVVM::SetMaxRegisterOp::create(b, loc, 24,
                                      NVVM::SetMaxRegisterAction::decrease);
       auto first = scf::IfOp::create(b, loc, leader, /*withElse=*/false);
-      b.setInsertionPointToStart(first.thenBlock());
-      producer();
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(first.thenBlock());
+        producer();
+      }
+      if (helper) {
+        Value warp = div(tid, c32(32));
+        auto others = scf::IfOp::create(
+            b, loc, cmp(arith::CmpIPredicate::ne, warp, c32(0)),
+            /*withElse=*/false);
+        b.setInsertionPointToStart(others.thenBlock());
+        helper(warp, rem(tid, c32(32)));
+      }
     }
     {
       OpBuilder::InsertionGuard guard(b);

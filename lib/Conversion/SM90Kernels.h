@@ -234,11 +234,18 @@ struct AttentionGradKernelConfig {
   int64_t stagingOffset(int64_t consumer) const {
     return lseOffset(stages) + consumer * 64 * stagingRowBytes();
   }
-  // Barriers: K/V full, full per stage, empty per stage.
+  // Barriers: K/V full, full per stage, empty per stage, then per
+  // consumer its staging tile's full and empty.
   int64_t barrierOffset(int64_t index) const {
     return stagingOffset(consumerGroups) + 8 * index;
   }
-  int64_t numBarriers() const { return 1 + 2 * stages; }
+  int64_t stagingFullBarrier(int64_t consumer) const {
+    return 1 + 2 * stages + consumer;
+  }
+  int64_t stagingEmptyBarrier(int64_t consumer) const {
+    return 1 + 2 * stages + consumerGroups + consumer;
+  }
+  int64_t numBarriers() const { return 1 + 2 * stages + 2 * consumerGroups; }
   int64_t sharedMemoryBytes() const {
     return kSwizzleAtomBytes + barrierOffset(numBarriers());
   }

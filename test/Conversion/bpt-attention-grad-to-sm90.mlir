@@ -27,7 +27,7 @@
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
-// CHECK: %[[SMEM:.+]] = arith.constant 203816 : i32
+// CHECK: %[[SMEM:.+]] = arith.constant 203848 : i32
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d64_causal blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
 // CHECK: %[[DQB:.+]] = memref.alloc() : memref<2x4x256x64xbf16>
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_finish_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[ACC]] : memref<2x4x256x64xf32>, %[[DQB]] : memref<2x4x256x64xbf16>)
@@ -37,25 +37,41 @@
 // CHECK: return %[[DQ]], %[[DKT]], %[[DVT]]
 
 // The kernel: barriers (K/V full, then full and empty per stage, the empty
-// ones counting the 256 consumer threads); the producer copies K and V
-// once, then per step Q and dO by TMA and the lse and D rows by bulk copy;
-// the consumers issue Sᵀ and dPᵀ (4 wgmma m64n128k16 each from shared
-// memory) as two groups, wait for both, issue dV (8 m64n64k16 with A in
-// registers) as a group, store dSᵀ for the async proxy (one of two tiles
-// by step parity), meet the other consumer at barrier 3, issue their 64
-// query rows of dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major),
-// then dK (8 m64n64k16, A in registers), wait for dV and dQ only, stage dQ
-// in shared memory and add it to the f32 accumulator by bulk reductions
-// while dK runs, wait for dK and release the stage. The reductions' reads
-// of the staging tile are awaited before it is written again.
+// ones counting the 256 consumer threads, then per consumer its staging
+// tile's full, counting its 128 threads, and empty, counting the 32 lanes
+// of its writer warp); the producer copies K and V once, then per step Q
+// and dO by TMA and the lse and D rows by bulk copy; warps 1 and 2 of the
+// producer warpgroup, one a consumer, wait for its staged dQ piece, add it
+// to the f32 accumulator by bulk reductions (two rows a lane), wait until
+// they have read the tile and free it; the consumers issue Sᵀ and dPᵀ (4
+// wgmma m64n128k16 each from shared memory) as two groups, wait for both,
+// issue dV (8 m64n64k16 with A in registers) as a group, store dSᵀ for the
+// async proxy (one of two tiles by step parity), meet the other consumer
+// at barrier 1, issue their 64 query rows of dQ = dS·K over all 128 key
+// rows (8 m64n64k16, A M-major), then dK (8 m64n64k16, A in registers),
+// wait for dV and dQ only, wait for their staging tile to be free, stage
+// dQ there for the async proxy and signal the writer while dK runs, wait
+// for dK and release the stage.
 // CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
-// CHECK-COUNT-3: nvvm.mbarrier.init %{{.+}}, %c1_i32
+// CHECK-COUNT-2: nvvm.mbarrier.init %{{.+}}, %c1_i32
 // CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
+// CHECK: nvvm.mbarrier.init %{{.+}}, %c1_i32
+// CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
+// CHECK: nvvm.mbarrier.init %{{.+}}, %c128_i32
+// CHECK: nvvm.mbarrier.init %{{.+}}, %c32_i32
+// CHECK: nvvm.mbarrier.init %{{.+}}, %c128_i32
+// CHECK: nvvm.mbarrier.init %{{.+}}, %c32_i32
 // CHECK: nvvm.setmaxregister decrease 24
 // CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global
 // CHECK: scf.for
 // CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global
 // CHECK-COUNT-2: nvvm.cp.async.bulk.shared.cluster.global
+// CHECK: scf.for
+// CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK-COUNT-2: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32
+// CHECK-NEXT: cp.async.bulk.commit_group;\0A\09cp.async.bulk.wait_group.read 0;
+// CHECK-NEXT: nvvm.mbarrier.arrive
+// CHECK: cp.async.bulk.wait_group 0;
 // CHECK: nvvm.setmaxregister increase 240
 // CHECK: scf.for
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
@@ -66,18 +82,19 @@
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// CHECK: cp.async.bulk.wait_group.read 0;
-// CHECK: nvvm.barrier id = %c3_i32 number_of_threads = %c256_i32
+// CHECK-NOT: cp.async.bulk.wait_group
+// CHECK: nvvm.barrier id = %c1_i32{{.*}} number_of_threads = %c256_i32
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: wgmma.wait_group.sync.aligned 1;
+// CHECK: nvvm.mbarrier.try_wait.parity
 // CHECK: nvvm.fence.proxy
-// CHECK: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32
-// CHECK: wgmma.wait_group.sync.aligned 0;
 // CHECK: nvvm.mbarrier.arrive
-// CHECK: cp.async.bulk.wait_group 0;
+// CHECK-NEXT: wgmma.wait_group.sync.aligned 0;
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-NOT: cp.reduce.async.bulk
 
 // The pre-pass: 8 threads a row, 16-byte loads of dO and O, a shuffle sum
 // over the row's threads, 16-byte zero stores.
