@@ -190,6 +190,9 @@ private:
   Value base, batch, kvHead, kv0, firstBlock, steps;
   Value queryGradSum; // the f32 dQ accumulator (global)
   Value row0, column0; // this thread's accumulator row and column
+  // The row and column (offset) this lane addresses in a stmatrix .x4 of
+  // accumulator fragments.
+  Value matrixRow, matrixColumn;
 };
 
 void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
@@ -552,14 +555,18 @@ Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
   // visible to the async proxy.
   Value dSTile = add(dSTiles, mul(rem(j, c32(2)), c32(config.dSBytes())));
   Value dSRows = add(dSTile, rowsOffset);
-  // dSRows is this consumer's rows of a [blockN, bm] tile.
-  for (int64_t t = 0; t < bm / 8; ++t)
-    for (int64_t i = 0; i < 2; ++i)
-      LLVM::StoreOp::create(
-          b, loc, dSFragments[2 * t + i],
-          sharedPointer(swizzledAddress(dSRows, bn, add(row0, c32(8 * i)),
-                                        add(column0, c32(8 * t)))),
-          4);
+  // dSRows is this consumer's rows of a [blockN, bm] tile. The fragments
+  // are 8x8 matrices in the layout stmatrix takes: fragment 2t + i holds
+  // rows 16·warp + 8i.., columns 8t..; one stmatrix stores four (t, t + 1
+  // by i), lane l giving the address of row l % 8 of matrix l / 8.
+  for (int64_t t = 0; t < bm / 8; t += 2)
+    NVVM::StMatrixOp::create(
+        b, loc,
+        sharedPointer(swizzledAddress(dSRows, bn, matrixRow,
+                                      add(matrixColumn, c32(8 * t)))),
+        dSFragments.slice(2 * t, 4), NVVM::MMALayout::row,
+        NVVM::LdStMatrixShapeAttr::get(ctx, 8, 8),
+        NVVM::LdStMatrixEltType::B16);
   NVVM::FenceProxyOp::create(
       b, loc, NVVM::ProxyKind::async_shared,
       NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
@@ -580,6 +587,10 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   Value stages = c32(config.stages);
   row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
   column0 = mul(rem(lane, c32(4)), c32(2));
+  Value matrix = div(lane, c32(8));
+  matrixRow = add(add(mul(warp, c32(16)), mul(rem(matrix, c32(2)), c32(8))),
+                  rem(lane, c32(8)));
+  matrixColumn = mul(div(matrix, c32(2)), c32(8));
   // This consumer's 64 key rows: of the K and V tiles and of the dSᵀ tile.
   Value rowsOffset = mul(consumer, c32(64 * kSwizzleBytes));
   Value kRows = add(base, add(c32(config.kOffset()), rowsOffset));

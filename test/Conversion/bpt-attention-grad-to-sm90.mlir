@@ -45,10 +45,10 @@
 // to the f32 accumulator by bulk reductions (two rows a lane), wait until
 // they have read the tile and free it; the consumers issue Sᵀ and dPᵀ (4
 // wgmma m64n128k16 each from shared memory) as two groups, wait for both,
-// issue dV (8 m64n64k16 with A in registers) as a group, store dSᵀ for the
-// async proxy (one of two tiles by step parity), meet the other consumer
-// at barrier 1, issue their 64 query rows of dQ = dS·K over all 128 key
-// rows (8 m64n64k16, A M-major), then dK (8 m64n64k16, A in registers),
+// issue dV (8 m64n64k16 with A in registers) as a group, store dSᵀ (8
+// stmatrix .x4) for the async proxy (one of two tiles by step parity),
+// meet the other consumer at barrier 1, issue their 64 query rows of
+// dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major), then dK (8 m64n64k16, A in registers),
 // wait for dV and dQ only, wait for their staging tile to be free, stage
 // dQ there for the async proxy and signal the writer while dK runs, wait
 // for dK and release the stage.
@@ -81,7 +81,8 @@
 // CHECK: wgmma.wait_group.sync.aligned 0;
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-COUNT-8: nvvm.stmatrix {{.+}} {eltType = #nvvm.ld_st_matrix_elt_type<b16>, layout = #nvvm.mma_layout<row>, shape = #nvvm.ld_st_matrix_shape<m = 8, n = 8>} : !llvm.ptr<3>, i32, i32, i32, i32
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK-NOT: cp.async.bulk.wait_group
 // CHECK: nvvm.barrier id = %c1_i32{{.*}} number_of_threads = %c256_i32
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} A[<bf16>, <one>, <col>], B[<bf16>, <one>, <row>]
