@@ -40,7 +40,20 @@ struct AttentionKernelConfig {
   /// of exp(scale · q·kᵀ), -inf for a row that sees no key) to a [B, H, S]
   /// f32 argument after the output: the state a backward pass needs.
   bool lse = false;
+  /// Split over the keys (decode and short queries): the kernel computes
+  /// one split of `kvSplits` of the key blocks for the `packedHeads` query
+  /// heads of one key/value group, whose seqQ rows each are the tile's
+  /// packedRows() rows (row r: head r / seqQ of the group, query r %
+  /// seqQ; blockM covers them); it writes the rows normalised in f32 and
+  /// their log-sum-exp into [B, Hkv, kvSplits, packedRows] partials for
+  /// the combine. 0: not split.
+  int64_t kvSplits = 0, packedHeads = 1;
 
+  bool split() const { return kvSplits > 0; }
+  int64_t packedRows() const { return packedHeads * seqQ; }
+  int64_t keyBlocksPerSplit() const {
+    return (keyBlocks() + kvSplits - 1) / kvSplits;
+  }
   int64_t warps() const { return blockM / kWarpRows; }
   int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
   int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
@@ -62,6 +75,10 @@ struct AttentionKernelConfig {
     std::string name = llvm::formatv("attention_sm80_d{0}{1}{2}", headDim,
                                      causal ? "_causal" : "", lse ? "_lse" : "")
                            .str();
+    if (split())
+      name = llvm::formatv("attention_split_kv_sm80_d{0}{1}_g{2}", headDim,
+                           causal ? "_causal" : "", packedHeads)
+                 .str();
     // The tiling differs per problem (cost model): always in the name.
     return name + llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();
   }
