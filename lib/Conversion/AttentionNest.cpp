@@ -132,10 +132,11 @@ FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
   return result;
 }
 
-void AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
-                                      ArrayRef<int64_t> grid, int64_t threads,
-                                      int64_t sharedBytes, ValueRange inputs,
-                                      ArrayRef<StringRef> resultNames) {
+SmallVector<Value>
+AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
+                                 ArrayRef<int64_t> grid, int64_t threads,
+                                 int64_t sharedBytes, ValueRange inputs,
+                                 ArrayRef<StringRef> resultNames) {
   Location loc = loop.getLoc();
   b.setInsertionPoint(loop);
   auto index = [&](int64_t v) -> Value {
@@ -162,6 +163,7 @@ void AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
     result.replaceAllUsesWith(bufferization::ToTensorOp::create(
         b, loc, result.getType(), out, /*restrict=*/true, /*writable=*/true));
   loop.erase();
+  return outs;
 }
 
 SmallVector<scf::ForallOp> bpt::collectAttentionNests(ModuleOp module,

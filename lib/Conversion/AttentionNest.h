@@ -90,7 +90,8 @@ struct AttentionNest {
   /// output, then the log-sum-exp when the nest has it): the launch
   /// bookkeeping both tensor-core attention kernels share.
   /// `resultNames` name the fresh buffers for the manifest (workspace).
-  void replaceWithLaunch(mlir::OpBuilder &builder, mlir::gpu::GPUFuncOp kernel,
+  /// Returns the buffers.
+  llvm::SmallVector<mlir::Value> replaceWithLaunch(mlir::OpBuilder &builder, mlir::gpu::GPUFuncOp kernel,
                          llvm::ArrayRef<int64_t> grid, int64_t threads,
                          int64_t sharedBytes, mlir::ValueRange inputs,
                          llvm::ArrayRef<llvm::StringRef> resultNames = {});

@@ -598,8 +598,67 @@ gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
   return func;
 }
 
+/// The combine nest that reads the results of the partial nest `partials`
+/// (both, and only them), or null.
+scf::ForallOp findCombineNest(scf::ForallOp partials) {
+  scf::ForallOp combine;
+  for (Value result : partials.getResults())
+    for (Operation *user : result.getUsers()) {
+      auto loop = user->getParentOfType<scf::ForallOp>();
+      auto tag = loop ? loop->getAttrOfType<SplitKVNestAttr>(
+                            AttentionNestAttr::kAttrName)
+                      : nullptr;
+      if (!tag || tag.getPart() != SplitKVPart::combine ||
+          (combine && combine != loop))
+        return nullptr;
+      combine = loop;
+    }
+  return combine;
+}
+
+/// The combine nest: one launch of the combine kernel, a thread block per
+/// output row, reading the partial buffers.
+LogicalResult lowerCombine(ModuleOp module, scf::ForallOp combine,
+                           const KernelConfig &config, Value partials,
+                           Value lse) {
+  auto resultType = cast<RankedTensorType>(combine.getResult(0).getType());
+  if (combine.getNumResults() != 1 ||
+      resultType.getShape() !=
+          ArrayRef<int64_t>{config.batch, config.heads, config.seqQ,
+                            config.headDim})
+    return combine.emitError()
+           << "bpt-attention-to-sm80: malformed split-K/V combine nest: "
+              "expected one result, the attention's output";
+  SplitKVCombineConfig combineConfig{config.batch,   config.heads,
+                                     config.kvHeads, config.seqQ,
+                                     config.headDim, config.kvSplits,
+                                     config.bf16};
+  Location loc = combine.getLoc();
+  gpu::GPUFuncOp kernel = buildSplitKVCombineKernel(
+      module, combineConfig, resultType.getElementType(), loc);
+  OpBuilder b(combine);
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto output = memref::AllocOp::create(
+      b, loc,
+      MemRefType::get(resultType.getShape(), resultType.getElementType()));
+  gpu::LaunchFuncOp::create(
+      b, loc, kernel,
+      gpu::KernelDim3{index(combineConfig.outputRows()), index(1), index(1)},
+      gpu::KernelDim3{index(combineConfig.threads()), index(1), index(1)},
+      arith::ConstantOp::create(
+          b, loc, b.getI32IntegerAttr(combineConfig.sharedMemoryBytes())),
+      ValueRange{partials, lse, output});
+  combine.getResult(0).replaceAllUsesWith(bufferization::ToTensorOp::create(
+      b, loc, resultType, output, /*restrict=*/true, /*writable=*/true));
+  combine.erase();
+  return success();
+}
+
 /// The partial nest of a split over the keys: one launch over (split,
-/// key/value head, batch) writing the partials, named for the manifest.
+/// key/value head, batch) writing the partials, named for the manifest;
+/// then its combine nest.
 LogicalResult lowerSplit(ModuleOp module, AttentionNest &nest,
                          KernelConfig &config) {
   config.kvSplits = nest.kvSplits;
@@ -617,17 +676,22 @@ LogicalResult lowerSplit(ModuleOp module, AttentionNest &nest,
       !nest.resultType().getElementType().isF16())
     return nest.loop.emitError()
            << "bpt-attention-to-sm80: the split kernel takes bf16 and f16";
+  scf::ForallOp combine = findCombineNest(nest.loop);
+  if (!combine)
+    return nest.loop.emitError()
+           << "bpt-attention-to-sm80: the split-K/V partial nest's results "
+              "are not read by one combine nest (#bpt.split_kv_nest<combine>)";
   gpu::GPUFuncOp kernel = buildKernel(
       module, config, nest.resultType().getElementType(), loc);
   OpBuilder b(nest.loop);
   Value q = readOnlyBuffer(b, loc, nest.query);
   Value k = readOnlyBuffer(b, loc, nest.key);
   Value v = readOnlyBuffer(b, loc, nest.value);
-  nest.replaceWithLaunch(b, kernel,
-                         {config.kvSplits, config.kvHeads, config.batch},
-                         config.threads(), config.sharedMemoryBytes(),
-                         {q, k, v}, {"split_kv_partials", "split_kv_lse"});
-  return success();
+  SmallVector<Value> buffers = nest.replaceWithLaunch(
+      b, kernel, {config.kvSplits, config.kvHeads, config.batch},
+      config.threads(), config.sharedMemoryBytes(), {q, k, v},
+      {"split_kv_partials", "split_kv_lse"});
+  return lowerCombine(module, combine, config, buffers[0], buffers[1]);
 }
 
 struct BPTAttentionToSM80Pass final
