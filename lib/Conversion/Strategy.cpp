@@ -510,7 +510,8 @@ Refusal Selector::attentionSplitKV(AttentionOp op, StrategyAttr &strategy) {
                        ? coveringKVSplits(keyBlocks,
                                           std::min(options.kvSplits, keyBlocks))
                        : chooseKVSplits(q[0] * kv[1], keyBlocks, blocksPerSM,
-                                        ChipModel::forChip(options.chip));
+                                        ChipModel::forChip(options.chip),
+                                        maxKVSplitsForTraffic(kv[2], rows));
   if (remarks && options.kvSplits && splits != options.kvSplits)
     op->emitRemark() << "kv-splits=" << options.kvSplits << " over "
                      << keyBlocks << " key blocks of " << config.blockN

@@ -2,7 +2,9 @@
 // the mma.sync split kernel: the query heads of a key/value group packed
 // as one tile (q_block = packed rows rounded up to 16, warps of 16 rows),
 // key blocks of 32 above D 64, two stages, and kv_splits from the chip's
-// multiprocessors and the blocks resident on one (chooseKVSplits). The
+// multiprocessors and the blocks resident on one (chooseKVSplits), at most
+// Skv / (16 × packed rows) so that the partials' traffic stays within 1/8
+// of K and V's. The
 // bench's four decode shapes (bench/shapes.txt) on sm_90a and sm_80.
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy | FileCheck %s
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_80" | FileCheck %s --check-prefix=SM80
@@ -64,9 +66,10 @@ func.func @q1_k131072_mqa(%q: tensor<1x16x1x128xbf16>, %k: tensor<1x1x131072x128
 
 // -----
 
-// decode-q16-k16384-causal: 4 heads × 16 rows = 64 packed rows, 4 warps.
+// decode-q16-k16384-causal: 4 heads × 16 rows = 64 packed rows, 4 warps;
+// at most 16384 / (16 × 64) = 16 splits for the partials' traffic.
 // CHECK-LABEL: func.func @q16_k16384_causal
-// CHECK: #bpt.strategy<mma_sync, chip = "sm_90a", q_block = 64, kv_block = 32, stages = 2, warps = 4, kv_splits = 29>
+// CHECK: #bpt.strategy<mma_sync, chip = "sm_90a", q_block = 64, kv_block = 32, stages = 2, warps = 4, kv_splits = 14>
 func.func @q16_k16384_causal(%q: tensor<2x32x16x128xbf16>, %k: tensor<2x8x16384x128xbf16>,
                              %v: tensor<2x8x16384x128xbf16>) -> tensor<2x32x16x128xbf16> {
   %o = bpt.attention %q, %k, %v causal
