@@ -262,8 +262,11 @@ def uniform(shape, gen, dtype):
 
 
 def kernel_path(manifest):
-    """Which attention kernels a set runs: wgmma, mma.sync or portable."""
+    """Which attention kernels a set runs: wgmma, mma.sync (split over the
+    keys for decode) or portable."""
     kernels = [l["kernel"] for l in manifest["launches"]]
+    if any("split_kv_sm80" in k for k in kernels):
+        return "mma.sync split-K/V"
     if any("_sm90" in k for k in kernels):
         return "wgmma"
     return "mma.sync" if any("_sm80" in k for k in kernels) else "portable"

@@ -149,7 +149,14 @@ def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
     - FFN, projection, block on tensor cores: `chunk_rows` rows per chunk,
       `gemm_block_n` GEMM tile columns, `gemm_stages`; a block also has its
       attention's `kv_block` and `stages`;
-    - portable: `q_block` and `kv_block` of the blockwise loops.
+    - portable: `q_block` and `kv_block` of the blockwise loops;
+    - attention split over the keys (decode and short queries): `kv_splits`
+      key/value ranges, each a partial online softmax, then a combine.
+      The query heads of a key/value group and all their query rows are
+      packed as the rows of one tile (`q_block` is that tile's kernel row
+      count, at least heads per group × query rows); `kv_block` and
+      `stages` are the kernel's as above. 0 (the default, not printed):
+      not split.
 
     Example:
 
@@ -169,11 +176,13 @@ def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
     DefaultValuedParameter<"int64_t", "0", "warps per thread block">:$warps,
     DefaultValuedParameter<"int64_t", "0", "rows per chunk">:$chunk_rows,
     DefaultValuedParameter<"int64_t", "0", "GEMM tile columns">:$gemm_block_n,
-    DefaultValuedParameter<"int64_t", "0", "GEMM stages">:$gemm_stages
+    DefaultValuedParameter<"int64_t", "0", "GEMM stages">:$gemm_stages,
+    DefaultValuedParameter<"int64_t", "0", "attention key/value splits">:$kv_splits
   );
   let assemblyFormat = [{
     `<` $path `,` struct($chip, $q_block, $kv_block, $stages, $warps,
-                         $chunk_rows, $gemm_block_n, $gemm_stages) `>`
+                         $chunk_rows, $gemm_block_n, $gemm_stages,
+                         $kv_splits) `>`
   }];
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
@@ -207,6 +216,46 @@ def BPT_AttentionNestAttr : AttrDef<BPT_Dialect, "AttentionNest"> {
   let extraClassDeclaration = [{
     static constexpr ::llvm::StringLiteral kAttrName = "bpt.nest";
   }];
+}
+
+def BPT_SplitKVPart : I32EnumAttr<"SplitKVPart",
+    "which half of an attention split over its keys a nest computes", [
+      I32EnumAttrCase<"partial", 0>,
+      I32EnumAttrCase<"combine", 1>
+    ]> {
+  let cppNamespace = "::bpt";
+  let genSpecializedAttr = 0;
+}
+
+def BPT_SplitKVNestAttr : AttrDef<BPT_Dialect, "SplitKVNest"> {
+  let mnemonic = "split_kv_nest";
+  let summary = "marks a nest of an attention split over its keys";
+  let description = [{
+    `bpt-tile-attention` builds two `scf.forall` nests from a
+    `bpt.attention` whose strategy has `kv_splits` > 0 (decode and short
+    queries, FlashDecoding's schedule) and tags each with this attribute
+    (as `bpt.nest`) and the op's strategy:
+
+    - `partial`: over (batch, key/value head, split); the body packs the
+      query heads of the group and all their query rows as the rows of one
+      tile ([heads per group × Sq, D]: row r is head r / Sq of the group,
+      query r % Sq), runs the online softmax over the split's key/value
+      blocks only, and writes the tile normalised in f32 with each row's
+      log-sum-exp (natural log; -inf where the split has no visible key)
+      into [B, Hkv, splits, rows, D] and [B, Hkv, splits, rows];
+    - `combine`: over (batch, key/value head); per row, M = max over
+      splits of lse, w_s = exp(lse_s − M), out = Σ w_s·O_s / Σ w_s (0 for
+      a row that sees no key), in the element type.
+
+    Keys are read once per group, not once per query head. A kernel
+    conversion lowers the partial nest to a split kernel and the combine
+    nest to a combine kernel; the partials are workspace.
+
+    Example: `{bpt.nest = #bpt.split_kv_nest<partial, causal = true, scale = 0.125>}`
+  }];
+  let parameters = (ins EnumParameter<BPT_SplitKVPart>:$part,
+                        BPT_BoolParameter:$causal, BPT_F64Parameter:$scale);
+  let assemblyFormat = "`<` $part `,` struct($causal, $scale) `>`";
 }
 
 def BPT_AttentionGradNestAttr : AttrDef<BPT_Dialect, "AttentionGradNest"> {

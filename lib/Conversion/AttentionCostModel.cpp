@@ -172,3 +172,36 @@ bpt::chooseAttentionTiling(AttentionKernelKind kind,
   }
   return best;
 }
+
+int64_t bpt::coveringKVSplits(int64_t keyBlocks, int64_t splits) {
+  int64_t perSplit = (keyBlocks + splits - 1) / splits;
+  return (keyBlocks + perSplit - 1) / perSplit;
+}
+
+int64_t bpt::maxKVSplitsForTraffic(int64_t seqKV, int64_t packedRows) {
+  return std::max<int64_t>(1, seqKV / (16 * packedRows));
+}
+
+int64_t bpt::chooseKVSplits(int64_t groups, int64_t keyBlocks,
+                            int64_t blocksPerSM, const ChipModel &chip,
+                            int64_t maxSplits) {
+  int64_t slots = chip.multiprocessors * std::max<int64_t>(1, blocksPerSM);
+  // A grid that nearly fills a wave already gains nothing from splitting.
+  if (keyBlocks <= 1 || 5 * groups >= 4 * slots)
+    return 1;
+  auto efficiency = [&](int64_t splits) {
+    int64_t blocks = groups * splits;
+    int64_t waves = (blocks + slots - 1) / slots;
+    return double(blocks) / double(waves * slots);
+  };
+  int64_t most = std::min({kMaxKVSplits, keyBlocks, maxSplits});
+  double best = 0;
+  for (int64_t s = 1; s <= most; ++s)
+    best = std::max(best, efficiency(coveringKVSplits(keyBlocks, s)));
+  for (int64_t s = 1; s <= most; ++s) {
+    int64_t splits = coveringKVSplits(keyBlocks, s);
+    if (efficiency(splits) >= 0.85 * best)
+      return splits;
+  }
+  return 1;
+}

@@ -40,9 +40,26 @@ Value bpt::traceToOperand(Value tile, Operation *nest) {
   return Value();
 }
 
+/// The tag of an attention nest or of a split partial nest, as causal and
+/// scale; null where `loop` is neither.
+static std::optional<std::pair<bool, double>> attentionTag(scf::ForallOp loop,
+                                                           bool &split) {
+  Attribute tag = loop->getAttr(AttentionNestAttr::kAttrName);
+  split = false;
+  if (auto nest = dyn_cast_or_null<AttentionNestAttr>(tag))
+    return std::make_pair(nest.getCausal(), nest.getScale().convertToDouble());
+  if (auto nest = dyn_cast_or_null<SplitKVNestAttr>(tag);
+      nest && nest.getPart() == SplitKVPart::partial) {
+    split = true;
+    return std::make_pair(nest.getCausal(), nest.getScale().convertToDouble());
+  }
+  return std::nullopt;
+}
+
 FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
-  auto nest = loop->getAttrOfType<AttentionNestAttr>(AttentionNestAttr::kAttrName);
-  if (!nest)
+  bool split;
+  std::optional<std::pair<bool, double>> tag = attentionTag(loop, split);
+  if (!tag)
     return loop.emitError() << "not an attention nest (no bpt.nest)";
   auto fail = [&](const Twine &why) {
     return loop.emitError() << "malformed attention nest: " << why;
@@ -74,12 +91,32 @@ FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
   result.query = cast<TypedValue<RankedTensorType>>(q);
   result.key = cast<TypedValue<RankedTensorType>>(k);
   result.value = cast<TypedValue<RankedTensorType>>(v);
-  result.causal = nest.getCausal();
-  result.scale = nest.getScale().convertToDouble();
+  result.causal = tag->first;
+  result.scale = tag->second;
   result.strategy = StrategyAttr::get(loop);
   if (!result.strategy || result.strategy.getQBlock() < 1 ||
       result.strategy.getKvBlock() < 1 || result.strategy.getStages() < 1)
     return fail("its strategy records no kernel tiling");
+  if (split != (result.strategy.getKvSplits() > 0))
+    return fail("its tag and its strategy's kv_splits disagree");
+  if (split) {
+    ArrayRef<int64_t> q = result.query.getType().getShape();
+    ArrayRef<int64_t> kv = result.key.getType().getShape();
+    int64_t splits = result.strategy.getKvSplits();
+    Type f32 = Float32Type::get(loop.getContext());
+    SmallVector<int64_t> rows = {q[0], kv[1], splits, q[1] / kv[1] * q[2]};
+    auto lseType = RankedTensorType::get(rows, f32);
+    rows.push_back(q[3]);
+    auto partialType = RankedTensorType::get(rows, f32);
+    if (loop.getNumResults() != 2 ||
+        loop.getResult(0).getType() != partialType ||
+        loop.getResult(1).getType() != lseType)
+      return loop.emitError()
+             << "malformed split-K/V nest: expected results " << partialType
+             << " and " << lseType;
+    result.kvSplits = splits;
+    return result;
+  }
   if (loop.getResult(0).getType() != result.query.getType())
     return fail("its result type differs from the query's");
   result.withLSE = loop.getNumResults() == 2;
@@ -95,9 +132,11 @@ FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
   return result;
 }
 
-void AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
-                                      ArrayRef<int64_t> grid, int64_t threads,
-                                      int64_t sharedBytes, ValueRange inputs) {
+SmallVector<Value>
+AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
+                                 ArrayRef<int64_t> grid, int64_t threads,
+                                 int64_t sharedBytes, ValueRange inputs,
+                                 ArrayRef<StringRef> resultNames) {
   Location loc = loop.getLoc();
   b.setInsertionPoint(loop);
   auto index = [&](int64_t v) -> Value {
@@ -107,8 +146,12 @@ void AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
   ArrayRef<Type> outTypes =
       kernel.getArgumentTypes().take_back(loop.getNumResults());
   SmallVector<Value> args(inputs), outs;
-  for (Type type : outTypes)
-    outs.push_back(memref::AllocOp::create(b, loc, cast<MemRefType>(type)));
+  for (auto [i, type] : llvm::enumerate(outTypes)) {
+    auto buffer = memref::AllocOp::create(b, loc, cast<MemRefType>(type));
+    if (i < resultNames.size())
+      setBufferName(buffer, resultNames[i]);
+    outs.push_back(buffer);
+  }
   args.append(outs);
   gpu::LaunchFuncOp::create(
       b, loc, kernel,
@@ -120,6 +163,7 @@ void AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
     result.replaceAllUsesWith(bufferization::ToTensorOp::create(
         b, loc, result.getType(), out, /*restrict=*/true, /*writable=*/true));
   loop.erase();
+  return outs;
 }
 
 SmallVector<scf::ForallOp> bpt::collectAttentionNests(ModuleOp module,
@@ -127,9 +171,8 @@ SmallVector<scf::ForallOp> bpt::collectAttentionNests(ModuleOp module,
   SmallVector<scf::ForallOp> nests;
   module.walk([&](scf::ForallOp loop) {
     StrategyAttr strategy = StrategyAttr::get(loop);
-    if (strategy && strategy.getPath() == path &&
-        isa_and_present<AttentionNestAttr>(
-            loop->getAttr(AttentionNestAttr::kAttrName)))
+    bool split;
+    if (strategy && strategy.getPath() == path && attentionTag(loop, split))
       nests.push_back(loop);
   });
   return nests;

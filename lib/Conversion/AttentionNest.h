@@ -59,13 +59,19 @@ struct AttentionNest {
   /// The nest also returns the rows' log-sum-exp ([B, Hq, Sq] f32), the
   /// state a backward pass needs.
   bool withLSE = false;
+  /// The partial nest of an attention split over its keys
+  /// (#bpt.split_kv_nest<partial>): its results are the splits' rows in
+  /// f32 ([B, Hkv, splits, Hq / Hkv × Sq, D]) and their log-sum-exp; the
+  /// combine nest that reads them stays a loop. 0: not split.
+  int64_t kvSplits = 0;
 
   mlir::RankedTensorType resultType() const { return query.getType(); }
 
   /// Reads `loop` (tagged bpt.nest): the query, key and value are the
   /// tensors its first key/value step's two products read (Q·Kᵀ, then
   /// P·V), traced back through tile copies to values defined above it; its
-  /// results are the output and, optionally, the log-sum-exp.
+  /// results are the output and, optionally, the log-sum-exp (or, for a
+  /// split partial nest, the partial rows and their log-sum-exp).
   /// Fails, with an error on the loop, when the nest does not have that
   /// shape.
   static mlir::FailureOr<AttentionNest> match(mlir::scf::ForallOp loop);
@@ -83,9 +89,12 @@ struct AttentionNest {
   /// buffers for the nest's results (the kernel's last arguments: the
   /// output, then the log-sum-exp when the nest has it): the launch
   /// bookkeeping both tensor-core attention kernels share.
-  void replaceWithLaunch(mlir::OpBuilder &builder, mlir::gpu::GPUFuncOp kernel,
+  /// `resultNames` name the fresh buffers for the manifest (workspace).
+  /// Returns the buffers.
+  llvm::SmallVector<mlir::Value> replaceWithLaunch(mlir::OpBuilder &builder, mlir::gpu::GPUFuncOp kernel,
                          llvm::ArrayRef<int64_t> grid, int64_t threads,
-                         int64_t sharedBytes, mlir::ValueRange inputs);
+                         int64_t sharedBytes, mlir::ValueRange inputs,
+                         llvm::ArrayRef<llvm::StringRef> resultNames = {});
 };
 
 /// The two nests of one attention backward, read back as what they compute.
@@ -132,7 +141,8 @@ collectAttentionGradNests(mlir::ModuleOp module, KernelPath path);
 /// read from, or null.
 mlir::Value traceToOperand(mlir::Value tile, mlir::Operation *nest);
 
-/// The attention nests in `module` whose strategy takes `path`, in order.
+/// The attention nests in `module` whose strategy takes `path`, in order
+/// (the partial nests of attentions split over their keys among them).
 llvm::SmallVector<mlir::scf::ForallOp>
 collectAttentionNests(mlir::ModuleOp module, KernelPath path);
 

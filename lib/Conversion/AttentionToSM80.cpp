@@ -24,6 +24,16 @@
 //   - the epilogue stages O through the (by then unused) Q tile so that the
 //     global stores are 16 bytes a thread and coalesced.
 //
+// Split over the keys (decode and short queries, the partial nest of
+// #bpt.split_kv_nest): the same kernel computes, per thread block, one
+// split of the key blocks for all query rows of one key/value group. Those
+// rows are contiguous in Q ([B, Hq, Sq, D]: the group's heads are
+// neighbours), so the Q tile is one copy of heads × Sq rows (zero-filled
+// up to the warps' 16-row tiles) and K and V are read once per group, not
+// once per query head. A row's causal position is its index modulo Sq. The
+// epilogue writes the rows normalised in f32 and their log-sum-exp into
+// the partial buffers; the combine nest (portable) merges the splits.
+//
 // Tiles are [rows, D] rows of 16-byte chunks, chunk c of row r stored at
 // chunk c ^ (r % 8): the eight rows one ldmatrix phase reads fall in eight
 // different bank groups.
@@ -119,12 +129,17 @@ private:
   void stageOutputInQueryTile(ValueRange results);
   void storeLogSumExp(const Value (&max)[2], const Value (&total)[2]);
   void storeOutputTile();
+  void storePartialRows(ValueRange results);
 
   const KernelConfig &config;
   AttentionMath math;
   Value tid, base, keys, values, kvRow, numBlocks;
+  // A split: its first key block (else 0), and the first row of its
+  // partials ([B, Hkv, splits, rows] rows).
+  Value firstBlock, partialRow;
   // Set by one step and read by later ones.
   Value queries, out, warp, lane, q0, qRow, qTile, validQueries;
+  void locateSplit(Value split, Value kvHead, Value batch);
   // The log-sum-exp argument ([B, H, S] f32), or null.
   Value lse;
   // The lane's place in mma fragments: group g (row) and t in the quad.
@@ -152,8 +167,12 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   copyQueryAndFirstKeyValueBlocks();
   loadQueryFragments();
   scf::ForOp loop = emitKeyValueLoop();
-  stageOutputInQueryTile(loop.getResults());
-  storeOutputTile();
+  if (config.split()) {
+    storePartialRows(loop.getResults());
+  } else {
+    stageOutputInQueryTile(loop.getResults());
+    storeOutputTile();
+  }
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -167,7 +186,9 @@ void KernelEmitter::locateBlock(gpu::GPUFuncOp func) {
   keys = global(func.getArgument(1));
   values = global(func.getArgument(2));
   out = global(func.getArgument(3));
-  if (config.lse)
+  // A split's partials: the rows (in place of the output), then their
+  // log-sum-exp.
+  if (config.lse || config.split())
     lse = global(func.getArgument(4));
 
   tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
@@ -176,6 +197,10 @@ void KernelEmitter::locateBlock(gpu::GPUFuncOp func) {
   Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
   warp = div(tid, c32(kWarp));
   lane = rem(tid, c32(kWarp));
+  if (config.split()) {
+    locateSplit(bx, head, batch);
+    return;
+  }
   int64_t numQBlocks = config.queryBlocks();
   // Causal: the last query blocks have the most key blocks; start them first.
   Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
@@ -196,15 +221,45 @@ void KernelEmitter::locateBlock(gpu::GPUFuncOp func) {
   qTile = base;
 }
 
+/// A split's block: `split`, key/value head `kvHead`, `batch`. Its Q tile
+/// is the group's rows from query position 0; its key blocks are
+/// [split · per, min((split + 1) · per, blocks the rows see)).
+void KernelEmitter::locateSplit(Value split, Value kvHead, Value batch) {
+  q0 = c32(0);
+  Value firstHead = mul(kvHead, c32(config.packedHeads));
+  qRow = mul(wide(add(mul(batch, c32(config.heads)), firstHead)),
+             c64(config.seqQ));
+  Value group = add(mul(batch, c32(config.kvHeads)), kvHead);
+  kvRow = mul(wide(group), c64(config.seqKV));
+  partialRow = mul(wide(add(mul(group, c32(config.kvSplits)), split)),
+                   c64(config.packedRows()));
+  Value blocks = c32(config.keyBlocks());
+  // The last query row sees the most keys.
+  if (config.causal)
+    blocks = math.causalKeyBlocks(q0, config.seqQ, config.blockN,
+                                  config.seqKV - config.seqQ, blocks);
+  firstBlock = mul(split, c32(config.keyBlocksPerSplit()));
+  numBlocks = arith::MinSIOp::create(
+      b, loc, blocks, add(firstBlock, c32(config.keyBlocksPerSplit())));
+
+  base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
+  qTile = base;
+}
+
 /// Prologue: Q, then the first stages - 1 key/value blocks, a group each.
 void KernelEmitter::copyQueryAndFirstKeyValueBlocks() {
   const int64_t rowBytes = config.rowBytes();
-  validQueries = config.raggedQ() ? sub(c32(config.seqQ), q0) : Value();
+  if (config.split())
+    validQueries = config.packedRows() < config.blockM
+                       ? c32(config.packedRows())
+                       : Value();
+  else
+    validQueries = config.raggedQ() ? sub(c32(config.seqQ), q0) : Value();
   copyTileAsync(qTile, rowAddress(queries, qRow), config.blockM, rowBytes,
                 rowBytes, tid, config.threads(), validQueries);
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
   for (int64_t s = 0; s + 1 < config.stages; ++s)
-    prefetch(c32(s));
+    prefetch(config.split() ? add(firstBlock, c32(s)) : c32(s));
   NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 1);
   NVVM::Barrier0Op::create(b, loc);
 }
@@ -238,7 +293,8 @@ scf::ForOp KernelEmitter::emitKeyValueLoop() {
   scaleLog2 = cf(config.scale * M_LOG2E);
   SmallVector<Value> init(4 * oTiles, zero);
   init.append({minusInf, minusInf, zero, zero}); // m0, m1, l0, l1
-  auto loop = scf::ForOp::create(b, loc, c32(0), numBlocks, c32(1), init);
+  auto loop = scf::ForOp::create(b, loc, config.split() ? firstBlock : c32(0),
+                                 numBlocks, c32(1), init);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
   emitKeyValueIteration(loop);
@@ -346,6 +402,9 @@ SmallVector<Value> KernelEmitter::maskScores(Value j, ArrayRef<Value> s) {
       Value bound = keysLeft;
       if (config.causal) {
         Value row = add(q0, add(warpRow, add(g, c32(8 * i))));
+        // Packed heads: the tile's rows repeat the query positions.
+        if (config.split())
+          row = rem(row, c32(config.seqQ));
         bound = arith::MinSIOp::create(b, loc, bound,
                                        sub(add(row, c32(offset)), blockStart));
       }
@@ -433,15 +492,16 @@ void KernelEmitter::storeLogSumExp(const Value (&max)[2],
   for (int64_t i = 0; i < 2; ++i) {
     OpBuilder::InsertionGuard rowGuard(b);
     Value row = add(warpRow, add(g, c32(8 * i)));
-    if (config.raggedQ()) {
+    if (validQueries) {
       auto inRange = scf::IfOp::create(
           b, loc, cmp(arith::CmpIPredicate::slt, row, validQueries), false);
       b.setInsertionPointToStart(inRange.thenBlock());
     }
     Value value =
         math.logSumExp(max[i], total[i], config.scale, zero, minusInf);
+    Value first = config.split() ? partialRow : qRow;
     Value address = LLVM::GEPOp::create(b, loc, globalPtr, f32, lse,
-                                        ValueRange{add(qRow, wide(row))});
+                                        ValueRange{add(first, wide(row))});
     LLVM::StoreOp::create(b, loc, value, address, 4);
   }
 }
@@ -474,6 +534,42 @@ void KernelEmitter::storeOutputTile() {
   }
 }
 
+/// A split's epilogue: this thread's two rows of each 8-column tile,
+/// normalised, as f32 pairs into the partials (8 bytes a store; the
+/// partials are small beside K and V), and the rows' log-sum-exp. Rows past
+/// the group's (the zero-filled end of the last warp's tile) are not
+/// stored.
+void KernelEmitter::storePartialRows(ValueRange results) {
+  const int64_t oTiles = config.headDim / 8;
+  Value max[2], total[2], inverse[2];
+  for (int64_t i = 0; i < 2; ++i) {
+    max[i] = results[4 * oTiles + i];
+    total[i] = math.quadRowSum(results[4 * oTiles + 2 + i]);
+    inverse[i] = math.inverseOf(total[i], zero);
+  }
+  storeLogSumExp(max, total);
+  Type v2f32 = VectorType::get({2}, f32);
+  for (int64_t i = 0; i < 2; ++i) {
+    OpBuilder::InsertionGuard guard(b);
+    Value row = add(warpRow, add(g, c32(8 * i)));
+    onlyRowsBelow(row, validQueries);
+    Value first = LLVM::GEPOp::create(
+        b, loc, globalPtr, f32, out,
+        ValueRange{mul(add(partialRow, wide(row)), c64(config.headDim))});
+    for (int64_t n = 0; n < oTiles; ++n) {
+      Value pair = LLVM::UndefOp::create(b, loc, v2f32);
+      for (int64_t e = 0; e < 2; ++e)
+        pair = LLVM::InsertElementOp::create(
+            b, loc, pair, fmul(results[4 * n + 2 * i + e], inverse[i]),
+            c32(e));
+      Value address = LLVM::GEPOp::create(
+          b, loc, globalPtr, f32, first,
+          ValueRange{add(c32(8 * n), mul(t, c32(2)))});
+      LLVM::StoreOp::create(b, loc, pair, address, 8);
+    }
+  }
+}
+
 gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
                            Type element, Location loc) {
   gpu::GPUModuleOp kernels = getOrCreateSM80KernelModule(module);
@@ -483,6 +579,15 @@ gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
   auto kvType = MemRefType::get(
       {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
   SmallVector<Type> inputs = {qType, kvType, kvType, qType};
+  if (config.split()) {
+    SmallVector<int64_t> rows = {config.batch, config.kvHeads,
+                                 config.kvSplits, config.packedRows()};
+    auto f32 = Float32Type::get(ctx);
+    auto lseType = MemRefType::get(rows, f32);
+    rows.push_back(config.headDim);
+    inputs.back() = MemRefType::get(rows, f32);
+    inputs.push_back(lseType);
+  }
   if (config.lse)
     inputs.push_back(MemRefType::get({config.batch, config.heads, config.seqQ},
                                      Float32Type::get(ctx)));
@@ -491,6 +596,102 @@ gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
   OpBuilder b(ctx);
   KernelEmitter(b, loc, config).emit(func);
   return func;
+}
+
+/// The combine nest that reads the results of the partial nest `partials`
+/// (both, and only them), or null.
+scf::ForallOp findCombineNest(scf::ForallOp partials) {
+  scf::ForallOp combine;
+  for (Value result : partials.getResults())
+    for (Operation *user : result.getUsers()) {
+      auto loop = user->getParentOfType<scf::ForallOp>();
+      auto tag = loop ? loop->getAttrOfType<SplitKVNestAttr>(
+                            AttentionNestAttr::kAttrName)
+                      : nullptr;
+      if (!tag || tag.getPart() != SplitKVPart::combine ||
+          (combine && combine != loop))
+        return nullptr;
+      combine = loop;
+    }
+  return combine;
+}
+
+/// The combine nest: one launch of the combine kernel, a thread block per
+/// output row, reading the partial buffers.
+LogicalResult lowerCombine(ModuleOp module, scf::ForallOp combine,
+                           const KernelConfig &config, Value partials,
+                           Value lse) {
+  auto resultType = cast<RankedTensorType>(combine.getResult(0).getType());
+  if (combine.getNumResults() != 1 ||
+      resultType.getShape() !=
+          ArrayRef<int64_t>{config.batch, config.heads, config.seqQ,
+                            config.headDim})
+    return combine.emitError()
+           << "bpt-attention-to-sm80: malformed split-K/V combine nest: "
+              "expected one result, the attention's output";
+  SplitKVCombineConfig combineConfig{config.batch,   config.heads,
+                                     config.kvHeads, config.seqQ,
+                                     config.headDim, config.kvSplits,
+                                     config.bf16};
+  Location loc = combine.getLoc();
+  gpu::GPUFuncOp kernel = buildSplitKVCombineKernel(
+      module, combineConfig, resultType.getElementType(), loc);
+  OpBuilder b(combine);
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto output = memref::AllocOp::create(
+      b, loc,
+      MemRefType::get(resultType.getShape(), resultType.getElementType()));
+  gpu::LaunchFuncOp::create(
+      b, loc, kernel,
+      gpu::KernelDim3{index(combineConfig.outputRows()), index(1), index(1)},
+      gpu::KernelDim3{index(combineConfig.threads()), index(1), index(1)},
+      arith::ConstantOp::create(
+          b, loc, b.getI32IntegerAttr(combineConfig.sharedMemoryBytes())),
+      ValueRange{partials, lse, output});
+  combine.getResult(0).replaceAllUsesWith(bufferization::ToTensorOp::create(
+      b, loc, resultType, output, /*restrict=*/true, /*writable=*/true));
+  combine.erase();
+  return success();
+}
+
+/// The partial nest of a split over the keys: one launch over (split,
+/// key/value head, batch) writing the partials, named for the manifest;
+/// then its combine nest.
+LogicalResult lowerSplit(ModuleOp module, AttentionNest &nest,
+                         KernelConfig &config) {
+  config.kvSplits = nest.kvSplits;
+  config.packedHeads = config.heads / config.kvHeads;
+  Location loc = nest.loop.getLoc();
+  if (config.blockM % kWarpRows != 0 || config.blockM > 128 ||
+      config.blockM < config.packedRows())
+    return nest.loop.emitError()
+           << "bpt-attention-to-sm80: the split kernel's " << config.blockM
+           << "-row tile (q_block) does not hold the "
+           << config.packedRows()
+           << " packed query rows of a key/value group in 16-row warp tiles "
+              "(at most 128)";
+  if (!nest.resultType().getElementType().isBF16() &&
+      !nest.resultType().getElementType().isF16())
+    return nest.loop.emitError()
+           << "bpt-attention-to-sm80: the split kernel takes bf16 and f16";
+  scf::ForallOp combine = findCombineNest(nest.loop);
+  if (!combine)
+    return nest.loop.emitError()
+           << "bpt-attention-to-sm80: the split-K/V partial nest's results "
+              "are not read by one combine nest (#bpt.split_kv_nest<combine>)";
+  gpu::GPUFuncOp kernel = buildKernel(
+      module, config, nest.resultType().getElementType(), loc);
+  OpBuilder b(nest.loop);
+  Value q = readOnlyBuffer(b, loc, nest.query);
+  Value k = readOnlyBuffer(b, loc, nest.key);
+  Value v = readOnlyBuffer(b, loc, nest.value);
+  SmallVector<Value> buffers = nest.replaceWithLaunch(
+      b, kernel, {config.kvSplits, config.kvHeads, config.batch},
+      config.threads(), config.sharedMemoryBytes(), {q, k, v},
+      {"split_kv_partials", "split_kv_lse"});
+  return lowerCombine(module, combine, config, buffers[0], buffers[1]);
 }
 
 struct BPTAttentionToSM80Pass final
@@ -508,6 +709,11 @@ struct BPTAttentionToSM80Pass final
       nest->fillConfig(config);
       config.lse = nest->withLSE;
       Location loc = loop.getLoc();
+      if (nest->kvSplits) {
+        if (failed(lowerSplit(module, *nest, config)))
+          return signalPassFailure();
+        continue;
+      }
       gpu::GPUFuncOp kernel = buildKernel(
           module, config, nest->resultType().getElementType(), loc);
       OpBuilder b(loop);

@@ -21,6 +21,7 @@
 
 #include "llvm/Support/FormatVariadic.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -40,7 +41,20 @@ struct AttentionKernelConfig {
   /// of exp(scale · q·kᵀ), -inf for a row that sees no key) to a [B, H, S]
   /// f32 argument after the output: the state a backward pass needs.
   bool lse = false;
+  /// Split over the keys (decode and short queries): the kernel computes
+  /// one split of `kvSplits` of the key blocks for the `packedHeads` query
+  /// heads of one key/value group, whose seqQ rows each are the tile's
+  /// packedRows() rows (row r: head r / seqQ of the group, query r %
+  /// seqQ; blockM covers them); it writes the rows normalised in f32 and
+  /// their log-sum-exp into [B, Hkv, kvSplits, packedRows] partials for
+  /// the combine. 0: not split.
+  int64_t kvSplits = 0, packedHeads = 1;
 
+  bool split() const { return kvSplits > 0; }
+  int64_t packedRows() const { return packedHeads * seqQ; }
+  int64_t keyBlocksPerSplit() const {
+    return (keyBlocks() + kvSplits - 1) / kvSplits;
+  }
   int64_t warps() const { return blockM / kWarpRows; }
   int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
   int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
@@ -62,6 +76,10 @@ struct AttentionKernelConfig {
     std::string name = llvm::formatv("attention_sm80_d{0}{1}{2}", headDim,
                                      causal ? "_causal" : "", lse ? "_lse" : "")
                            .str();
+    if (split())
+      name = llvm::formatv("attention_split_kv_sm80_d{0}{1}_g{2}", headDim,
+                           causal ? "_causal" : "", packedHeads)
+                 .str();
     // The tiling differs per problem (cost model): always in the name.
     return name + llvm::formatv("_t{0}x{1}x{2}", blockM, blockN, stages).str();
   }
@@ -116,6 +134,48 @@ struct AttentionGradKernelConfig {
         .str();
   }
 };
+
+/// The combine of an attention split over its keys (the combine nest of
+/// #bpt.split_kv_nest): one thread block per output row (batch, query
+/// head, query row), `warps` warps sharing the splits; each warp keeps an
+/// online (max, sum, accumulator) over its splits' log-sum-exps and f32
+/// rows, lanes over column pairs, then the warps' states are merged
+/// through shared memory and the row is stored in the 16-bit element type
+/// (0 where no split saw a key). Plain loads and FMAs: its work is splits
+/// × rows × D multiply-adds, small beside K and V.
+struct SplitKVCombineConfig {
+  int64_t batch, heads, kvHeads, seqQ, headDim, splits;
+  bool bf16; // else f16
+
+  int64_t packedHeads() const { return heads / kvHeads; }
+  int64_t packedRows() const { return packedHeads() * seqQ; }
+  int64_t outputRows() const { return batch * heads * seqQ; }
+  /// About 16 splits a warp, 1 to 8 warps.
+  int64_t warps() const {
+    return std::clamp<int64_t>((splits + 15) / 16, 1, 8);
+  }
+  int64_t threads() const { return kWarp * warps(); }
+  /// Column pairs a lane takes (lanes stride over D / 2 pairs).
+  int64_t pairsPerLane() const { return (headDim / 2 + kWarp - 1) / kWarp; }
+  /// Shared memory: each warp's max and sum, then its accumulator row.
+  int64_t stateBytes() const { return 8 * warps(); }
+  int64_t accOffset() const { return (stateBytes() + 15) / 16 * 16; }
+  int64_t sharedMemoryBytes() const {
+    return kTileAlignment + accOffset() + 4 * warps() * headDim;
+  }
+  std::string kernelName() const {
+    return llvm::formatv("attention_split_kv_combine_d{0}_s{1}_w{2}", headDim,
+                         splits, warps())
+        .str();
+  }
+};
+
+/// The combine kernel for `config` (arguments: the partial rows
+/// [B, Hkv, splits, rows, D] and their log-sum-exp [B, Hkv, splits, rows]
+/// in f32, the output [B, Hq, Sq, D]).
+gpu::GPUFuncOp buildSplitKVCombineKernel(ModuleOp module,
+                                         const SplitKVCombineConfig &config,
+                                         Type element, Location loc);
 
 /// The attention backward kernel for `config` (arguments: Q, K, V, dO,
 /// lse and D ([B, Hq, Sq] f32), the f32 dQ accumulator ([B, Hq, Sq, D],

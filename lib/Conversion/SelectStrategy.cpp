@@ -42,7 +42,9 @@ StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded) {
     break;
   case KernelPath::mma_sync:
     options.allowWgmma = false;
-    options.sm80QBlock = recorded.getQBlock();
+    // A split kernel's rows follow from the shape (packed query heads).
+    if (!recorded.getKvSplits())
+      options.sm80QBlock = recorded.getQBlock();
     options.sm80KvBlock = recorded.getKvBlock();
     options.sm80Stages = recorded.getStages();
     options.sm80GemmBlockN = recorded.getGemmBlockN();
@@ -50,6 +52,8 @@ StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded) {
   }
   if (recorded.getChunkRows())
     options.chunkRows = recorded.getChunkRows();
+  // A strategy that does not split pins "never split".
+  options.kvSplits = recorded.getKvSplits() ? recorded.getKvSplits() : 1;
   return options;
 }
 

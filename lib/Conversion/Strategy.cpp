@@ -91,6 +91,10 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
     return llvm::formatv("sm80-stages must be 0 or in [2, 4], got {0}",
                          o.sm80Stages)
         .str();
+  if (o.kvSplits < 0 || o.kvSplits > kMaxKVSplits)
+    return llvm::formatv("kv-splits must be in [0, {0}], got {1}",
+                         kMaxKVSplits, o.kvSplits)
+        .str();
   if (!oneOf(o.sm80GemmBlockN, {0, 128, 256}))
     return llvm::formatv("sm80-gemm-block-n must be 0, 128 or 256, got {0}",
                          o.sm80GemmBlockN)
@@ -279,9 +283,10 @@ private:
   StrategyAttr make(KernelPath path, int64_t qBlock = 0, int64_t kvBlock = 0,
                     int64_t stages = 0, int64_t warps = 0,
                     int64_t chunkRows = 0, int64_t gemmBlockN = 0,
-                    int64_t gemmStages = 0) {
+                    int64_t gemmStages = 0, int64_t kvSplits = 0) {
     return StrategyAttr::get(ctx(), path, options.chip, qBlock, kvBlock,
-                             stages, warps, chunkRows, gemmBlockN, gemmStages);
+                             stages, warps, chunkRows, gemmBlockN, gemmStages,
+                             kvSplits);
   }
   StrategyAttr portable(int64_t qBlock = 0, int64_t kvBlock = 0) {
     return make(KernelPath::portable, qBlock, kvBlock);
@@ -327,6 +332,9 @@ private:
     return tiling;
   }
   Refusal attentionMmaSync(AttentionOp op, StrategyAttr &strategy);
+  /// The split-K/V schedule on the mma.sync kernel for short queries;
+  /// nothing (no remark) for queries too long to be worth it.
+  Refusal attentionSplitKV(AttentionOp op, StrategyAttr &strategy);
 };
 
 Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
@@ -445,8 +453,86 @@ Refusal Selector::attentionMmaSync(AttentionOp op, StrategyAttr &strategy) {
   return std::nullopt;
 }
 
+Refusal Selector::attentionSplitKV(AttentionOp op, StrategyAttr &strategy) {
+  // Pinned "never split", or no keys to split: the unsplit kernels, quietly.
+  RankedTensorType qType = op.getQuery().getType();
+  ArrayRef<int64_t> q = qType.getShape();
+  ArrayRef<int64_t> kv = op.getKey().getType().getShape();
+  if (options.kvSplits == 1)
+    return std::nullopt;
+  if (op.getLse())
+    return std::string("the log-sum-exp is asked for (a training forward "
+                       "keeps the unsplit kernels)");
+  if (Refusal why = checkTensorCoreElement(qType.getElementType(), "mma.sync"))
+    return why;
+  if (Refusal why = checkMmaSyncAttentionHeadDim(q[3]))
+    return why;
+  if (Refusal why = checkAttentionGrid(q, kv))
+    return why;
+  if (options.sm80QBlock)
+    return llvm::formatv("sm80-q-block={0} is pinned (the split kernel's rows "
+                         "are the packed query rows of a key/value group)",
+                         options.sm80QBlock)
+        .str();
+  // The query heads of a group share their keys: their rows are one tile.
+  sm80::AttentionKernelConfig config{};
+  config.batch = q[0];
+  config.heads = q[1];
+  config.seqQ = q[2];
+  config.headDim = q[3];
+  config.kvHeads = kv[1];
+  config.seqKV = kv[2];
+  config.packedHeads = q[1] / kv[1];
+  int64_t rows = config.packedRows();
+  if (rows > 128)
+    return llvm::formatv("{0} query heads of {1} rows a key/value group are "
+                         "{2} rows (at most 128 are packed)",
+                         config.packedHeads, q[2], rows)
+        .str();
+  config.blockM = (rows + sm80::kWarpRows - 1) / sm80::kWarpRows *
+                  sm80::kWarpRows;
+  // Memory-bound: small key blocks and two stages keep a block's shared
+  // memory small, so that several stream keys on one multiprocessor; above
+  // D 64, 32-row blocks (with 64, ptxas spills the split kernel at D 128:
+  // 255 registers and 56 bytes of spills, against 226 and none).
+  config.blockN = options.sm80KvBlock ? options.sm80KvBlock
+                                      : (q[3] > 64 ? 32 : 64);
+  config.stages = options.sm80Stages ? options.sm80Stages : 2;
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  int64_t blocksPerSM = std::min<int64_t>(
+      16, std::max<int64_t>(1, chip.sharedMemoryPerSM /
+                                   config.sharedMemoryBytes()));
+  int64_t keyBlocks = config.keyBlocks();
+  int64_t splits = options.kvSplits
+                       ? coveringKVSplits(keyBlocks,
+                                          std::min(options.kvSplits, keyBlocks))
+                       : chooseKVSplits(q[0] * kv[1], keyBlocks, blocksPerSM,
+                                        ChipModel::forChip(options.chip),
+                                        maxKVSplitsForTraffic(kv[2], rows));
+  if (remarks && options.kvSplits && splits != options.kvSplits)
+    op->emitRemark() << "kv-splits=" << options.kvSplits << " over "
+                     << keyBlocks << " key blocks of " << config.blockN
+                     << " rows: " << splits
+                     << " splits cover them (none empty)";
+  if (splits <= 1)
+    return std::nullopt;
+  strategy = make(KernelPath::mma_sync, config.blockM, config.blockN,
+                  config.stages, config.warps(), 0, 0, 0, splits);
+  return std::nullopt;
+}
+
 FailureOr<StrategyAttr> Selector::selectAttention(AttentionOp op) {
   StrategyAttr strategy;
+  if (op.getQuery().getType().getDimSize(2) <= kMaxSplitKVQueryRows &&
+      mmaSync()) {
+    if (Refusal why = attentionSplitKV(op, strategy))
+      refuse("attention", "split-K/V", *why);
+    else if (strategy)
+      return strategy;
+  }
   if (wgmma()) {
     if (Refusal why = attentionWgmma(op, strategy))
       refuse("attention", "wgmma", *why);

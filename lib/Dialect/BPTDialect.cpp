@@ -61,7 +61,7 @@ StrategyAttr::verify(llvm::function_ref<InFlightDiagnostic()> emitError,
                      KernelPath path, StringRef chip, int64_t qBlock,
                      int64_t kvBlock, int64_t stages, int64_t warps,
                      int64_t chunkRows, int64_t gemmBlockN,
-                     int64_t gemmStages) {
+                     int64_t gemmStages, int64_t kvSplits) {
   if (chip.empty())
     return emitError() << "strategy needs a chip";
   for (auto [name, value] :
@@ -71,7 +71,8 @@ StrategyAttr::verify(llvm::function_ref<InFlightDiagnostic()> emitError,
         {"warps", warps},
         {"chunk_rows", chunkRows},
         {"gemm_block_n", gemmBlockN},
-        {"gemm_stages", gemmStages}})
+        {"gemm_stages", gemmStages},
+        {"kv_splits", kvSplits}})
     if (value < 0)
       return emitError() << "strategy field " << name
                          << " must not be negative, got " << value;
@@ -85,12 +86,13 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
     return op->emitOpError() << "attribute '" << name
                              << "' must be a #bpt.strategy";
   if (name == AttentionNestAttr::kAttrName &&
-      !isa<AttentionNestAttr, AttentionGradNestAttr, ChunkLoopAttr>(
+      !isa<AttentionNestAttr, AttentionGradNestAttr, SplitKVNestAttr,
+           ChunkLoopAttr>(
           attribute.getValue()))
     return op->emitOpError() << "attribute '" << name
                              << "' must be a #bpt.attention_nest, a "
-                                "#bpt.attention_grad_nest or a "
-                                "#bpt.chunk_loop";
+                                "#bpt.attention_grad_nest, a "
+                                "#bpt.split_kv_nest or a #bpt.chunk_loop";
   if (name == kBufferNameAttrName) {
     auto text = dyn_cast<StringAttr>(attribute.getValue());
     if (!text || text.getValue().empty() ||
@@ -106,6 +108,8 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
   if (auto nest = dyn_cast<AttentionNestAttr>(attribute.getValue()))
     scale = nest.getScale().convertToDouble();
   if (auto nest = dyn_cast<AttentionGradNestAttr>(attribute.getValue()))
+    scale = nest.getScale().convertToDouble();
+  if (auto nest = dyn_cast<SplitKVNestAttr>(attribute.getValue()))
     scale = nest.getScale().convertToDouble();
   if (scale && !isSoftmaxScaleInRange(*scale))
     return op->emitOpError() << "attribute '" << name << "' has scale "

@@ -132,9 +132,14 @@ Value bpt::detail::visibleInTile(OpBuilder &b, Location loc,
     keep = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, col,
                                  indexConstant(b, loc, t.kvSeq));
   auto rowIndex = [&]() {
-    if (!row)
-      row = arith::AddIOp::create(b, loc, q0,
-                                  linalg::IndexOp::create(b, loc, 0));
+    if (row)
+      return row;
+    Value index = linalg::IndexOp::create(b, loc, 0);
+    // Packed heads: the tile's rows repeat the query positions per head.
+    if (t.packedHeads > 1)
+      index = arith::RemUIOp::create(b, loc, index,
+                                     indexConstant(b, loc, t.qBlock));
+    row = arith::AddIOp::create(b, loc, q0, index);
     return row;
   };
   if (t.causal) {
@@ -200,8 +205,15 @@ public:
   }
 
   QueryBlockTiles emit();
+  /// The split-K/V partial: only key blocks [lo, hi) are visited, and the
+  /// tile is normalised in f32, with its rows' log-sum-exp.
+  QueryBlockTiles emitPartial(Value lo, Value hi);
 
 private:
+  /// The online softmax over the key blocks the rows see, within [lo, hi)
+  /// where given.
+  OnlineSoftmaxState run(Value lo, Value hi);
+
   Value constant(double v) { return floatConstant(b, loc, f32, v); }
   Value index(int64_t v) { return indexConstant(b, loc, v); }
 
@@ -216,8 +228,8 @@ private:
   OnlineSoftmaxState loop(OnlineSoftmaxState state, Value lb, Value ub,
                           bool masked);
 
-  /// acc / l per row (0 where l == 0), in the element type.
-  Value normalize(OnlineSoftmaxState state);
+  /// acc / l per row (0 where l == 0), in `type`.
+  Value normalize(OnlineSoftmaxState state, Type type);
   /// ln Σ exp = (m + log2 l) · ln 2 per row (-inf where l == 0).
   Value logSumExp(OnlineSoftmaxState state);
 
@@ -242,7 +254,7 @@ Value QueryBlockEmitter::finiteMax(OpBuilder &nb, Location nl, Value m) {
 
 OnlineSoftmaxState QueryBlockEmitter::step(OnlineSoftmaxState state, Value kv0,
                                            bool masked) {
-  int64_t qb = t.qBlock, kvb = t.kvBlock;
+  int64_t qb = t.tileRows(), kvb = t.kvBlock;
   // Only a masked block can be the ragged tail.
   bool ragged = masked && t.raggedKV();
   Value kTile = extractRowBlock(b, loc, key, {batch, kvHead}, kv0, kvb, ragged);
@@ -361,9 +373,9 @@ OnlineSoftmaxState QueryBlockEmitter::loop(OnlineSoftmaxState state, Value lb,
   return {forOp.getResult(0), forOp.getResult(1), forOp.getResult(2)};
 }
 
-Value QueryBlockEmitter::normalize(OnlineSoftmaxState state) {
+Value QueryBlockEmitter::normalize(OnlineSoftmaxState state, Type type) {
   Value init = tensor::EmptyOp::create(
-      b, loc, ArrayRef<int64_t>{t.qBlock, t.headDim}, t.elementType);
+      b, loc, ArrayRef<int64_t>{t.tileRows(), t.headDim}, type);
   return buildGeneric(b, loc, {state.acc, state.l}, init,
                       {identity2, rowMap, identity2}, 2, {},
                       [&](OpBuilder &nb, Location nl, ValueRange args) {
@@ -375,7 +387,7 @@ Value QueryBlockEmitter::normalize(OnlineSoftmaxState state) {
                         Value out =
                             arith::SelectOp::create(nb, nl, seen, quotient, zero);
                         return SmallVector<Value>{
-                            convertFloat(nb, nl, out, t.elementType)};
+                            convertFloat(nb, nl, out, type)};
                       })
       .front();
 }
@@ -383,7 +395,7 @@ Value QueryBlockEmitter::normalize(OnlineSoftmaxState state) {
 Value QueryBlockEmitter::logSumExp(OnlineSoftmaxState state) {
   AffineMap identity1 = AffineMap::getMultiDimIdentityMap(1, b.getContext());
   Value init =
-      tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{t.qBlock}, f32);
+      tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{t.tileRows()}, f32);
   return buildGeneric(
              b, loc, {state.m, state.l}, init,
              {identity1, identity1, identity1}, 1, {},
@@ -403,8 +415,8 @@ Value QueryBlockEmitter::logSumExp(OnlineSoftmaxState state) {
       .front();
 }
 
-QueryBlockTiles QueryBlockEmitter::emit() {
-  int64_t numKV = (t.kvSeq + t.kvBlock - 1) / t.kvBlock;
+OnlineSoftmaxState QueryBlockEmitter::run(Value lo, Value hi) {
+  int64_t numKV = t.numKeyBlocks();
   int64_t numFullKV = t.kvSeq / t.kvBlock;
 
   // Key/value blocks [0, full) need no mask; [full, end) are the diagonal
@@ -419,18 +431,40 @@ QueryBlockTiles QueryBlockEmitter::emit() {
   }
 
   OnlineSoftmaxState state{
-      filledTensor(b, loc, {t.qBlock}, f32,
+      filledTensor(b, loc, {t.tileRows()}, f32,
                    -std::numeric_limits<double>::infinity()),
-      filledTensor(b, loc, {t.qBlock}, f32, 0.0),
-      filledTensor(b, loc, {t.qBlock, t.headDim}, f32, 0.0)};
+      filledTensor(b, loc, {t.tileRows()}, f32, 0.0),
+      filledTensor(b, loc, {t.tileRows(), t.headDim}, f32, 0.0)};
+  if (lo) {
+    // A split: the unmasked blocks [lo, min(full, hi)), the masked ones
+    // [max(lo, full), min(end, hi)); a loop whose bounds cross runs none.
+    Value maskedStart = arith::MaxSIOp::create(b, loc, lo, full);
+    full = arith::MinSIOp::create(b, loc, full, hi);
+    end = arith::MinSIOp::create(b, loc, end, hi);
+    if (t.causal || numFullKV > 0)
+      state = loop(state, lo, full, /*masked=*/false);
+    if (t.causal || numKV > numFullKV)
+      state = loop(state, maskedStart, end, /*masked=*/true);
+    return state;
+  }
   if (t.causal || numFullKV > 0)
     state = loop(state, index(0), full, /*masked=*/false);
   if (t.causal || numKV > numFullKV)
     state = loop(state, full, end, /*masked=*/true);
-  QueryBlockTiles tiles{normalize(state), Value()};
+  return state;
+}
+
+QueryBlockTiles QueryBlockEmitter::emit() {
+  OnlineSoftmaxState state = run(Value(), Value());
+  QueryBlockTiles tiles{normalize(state, t.elementType), Value()};
   if (t.withLSE)
     tiles.lse = logSumExp(state);
   return tiles;
+}
+
+QueryBlockTiles QueryBlockEmitter::emitPartial(Value lo, Value hi) {
+  OnlineSoftmaxState state = run(lo, hi);
+  return {normalize(state, f32), logSumExp(state)};
 }
 
 QueryBlockTiles bpt::detail::buildAttentionQueryBlock(OpBuilder &b,
@@ -499,4 +533,208 @@ scf::ForallOp bpt::detail::buildAttentionNest(OpBuilder &b, Location loc,
         b, loc, lse, forall.getRegionIterArgs()[1], {batch, head, q0},
         {one, one, rows}, {one, one, one});
   return forall;
+}
+
+//===----------------------------------------------------------------------===//
+// Split over the keys (decode and short queries)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The partial nest: per (batch, key/value head, split), the group's query
+/// rows against the split's key blocks.
+scf::ForallOp buildSplitKVPartials(OpBuilder &b, Location loc,
+                                   const AttentionTiling &t, int64_t splits,
+                                   Value query, Value key, Value value) {
+  Type f32 = b.getF32Type();
+  int64_t rows = t.tileRows(), group = t.packedHeads;
+  SmallVector<Value> inits = {
+      tensor::EmptyOp::create(
+          b, loc, ArrayRef<int64_t>{t.batch, t.kvHeads, splits, rows, t.headDim},
+          f32),
+      tensor::EmptyOp::create(
+          b, loc, ArrayRef<int64_t>{t.batch, t.kvHeads, splits, rows}, f32)};
+  SmallVector<OpFoldResult> bounds = {b.getIndexAttr(t.batch),
+                                      b.getIndexAttr(t.kvHeads),
+                                      b.getIndexAttr(splits)};
+  auto forall = scf::ForallOp::create(b, loc, bounds, inits, std::nullopt);
+  setBlockSizeAttrs(forall, t.qBlock, t.kvBlock);
+  forall->setAttr(AttentionNestAttr::kAttrName,
+                  SplitKVNestAttr::get(b.getContext(), SplitKVPart::partial,
+                                       t.causal, llvm::APFloat(t.scale)));
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  SmallVector<Value> ivs = forall.getInductionVars();
+  Value batch = ivs[0], kvHead = ivs[1], split = ivs[2];
+  OpFoldResult one = b.getIndexAttr(1), zero = b.getIndexAttr(0);
+  // The group's query heads [h0, h0 + group) and all their rows, as one
+  // [group × Sq, D] tile.
+  Value h0 = arith::MulIOp::create(b, loc, kvHead, indexConstant(b, loc, group));
+  auto groupType =
+      RankedTensorType::get({group, t.qSeq, t.headDim}, t.elementType);
+  Value slice = tensor::ExtractSliceOp::create(
+      b, loc, groupType, query, {batch, h0, zero, zero},
+      {one, b.getIndexAttr(group), b.getIndexAttr(t.qSeq),
+       b.getIndexAttr(t.headDim)},
+      {one, one, one, one});
+  Value rowsView = tensor::CollapseShapeOp::create(
+      b, loc, slice, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+  Value qEmpty = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{rows, t.headDim}, t.elementType);
+  Value qTile = linalg::CopyOp::create(b, loc, rowsView, qEmpty).getResult(0);
+  // This split's key blocks: [split · per, min((split + 1) · per, blocks)).
+  int64_t perSplit = (t.numKeyBlocks() + splits - 1) / splits;
+  Value lo = arith::MulIOp::create(b, loc, split,
+                                   indexConstant(b, loc, perSplit));
+  Value hi = arith::MinSIOp::create(
+      b, loc,
+      arith::AddIOp::create(b, loc, lo, indexConstant(b, loc, perSplit)),
+      indexConstant(b, loc, t.numKeyBlocks()));
+  QueryBlockTiles tiles =
+      QueryBlockEmitter(b, loc, t, key, value, batch, kvHead,
+                        indexConstant(b, loc, 0), qTile)
+          .emitPartial(lo, hi);
+
+  b.setInsertionPointToEnd(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(
+      b, loc, tiles.out, forall.getRegionIterArgs()[0],
+      {batch, kvHead, split, zero, zero},
+      {one, one, one, b.getIndexAttr(rows), b.getIndexAttr(t.headDim)},
+      {one, one, one, one, one});
+  tensor::ParallelInsertSliceOp::create(
+      b, loc, tiles.lse, forall.getRegionIterArgs()[1],
+      {batch, kvHead, split, zero}, {one, one, one, b.getIndexAttr(rows)},
+      {one, one, one, one});
+  return forall;
+}
+
+/// The combine nest: per (batch, query head, query row), the splits'
+/// normalised rows weighted by exp(lse_s − max lse), over their weights'
+/// sum (0 for a row that sees no key in any split).
+scf::ForallOp buildSplitKVCombine(OpBuilder &b, Location loc,
+                                  const AttentionTiling &t, int64_t splits,
+                                  Value partials, Value lse) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type();
+  int64_t d = t.headDim;
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{t.batch, t.qHeads, t.qSeq, d}, t.elementType);
+  SmallVector<OpFoldResult> bounds = {b.getIndexAttr(t.batch),
+                                      b.getIndexAttr(t.qHeads),
+                                      b.getIndexAttr(t.qSeq)};
+  auto forall = scf::ForallOp::create(b, loc, bounds, {init}, std::nullopt);
+  forall->setAttr(AttentionNestAttr::kAttrName,
+                  SplitKVNestAttr::get(ctx, SplitKVPart::combine, t.causal,
+                                       llvm::APFloat(t.scale)));
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  SmallVector<Value> ivs = forall.getInductionVars();
+  Value batch = ivs[0], head = ivs[1], query = ivs[2];
+  OpFoldResult one = b.getIndexAttr(1), zero = b.getIndexAttr(0);
+  Value group = indexConstant(b, loc, t.packedHeads);
+  Value kvHead = arith::DivUIOp::create(b, loc, head, group);
+  Value row = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, arith::RemUIOp::create(b, loc, head, group),
+                            indexConstant(b, loc, t.qSeq)),
+      query);
+  Value rowLSE = tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({splits}, f32), lse,
+      {batch, kvHead, zero, row}, {one, one, b.getIndexAttr(splits), one},
+      {one, one, one, one});
+  Value rowParts = tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({splits, d}, f32), partials,
+      {batch, kvHead, zero, row, zero},
+      {one, one, b.getIndexAttr(splits), one, b.getIndexAttr(d)},
+      {one, one, one, one, one});
+
+  AffineExpr d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx);
+  AffineExpr c0 = getAffineConstantExpr(0, ctx);
+  AffineMap id1 = AffineMap::get(1, 0, {d0}, ctx);
+  AffineMap toFirst1 = AffineMap::get(1, 0, {c0}, ctx);
+  double negInf = -std::numeric_limits<double>::infinity();
+  // M = max_s lse_s.
+  Value max = buildGeneric(b, loc, rowLSE, filledTensor(b, loc, {1}, f32, negInf),
+                           {id1, toFirst1}, 1, {0},
+                           [&](OpBuilder &nb, Location nl, ValueRange args) {
+                             return SmallVector<Value>{arith::MaximumFOp::create(
+                                 nb, nl, args[0], args[1])};
+                           })
+                  .front();
+  // w_s = exp(lse_s − M), with M taken as 0 where no split saw a key.
+  Value weights =
+      buildGeneric(
+          b, loc, {rowLSE, max},
+          tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{splits}, f32)
+              .getResult(),
+          {id1, toFirst1, id1}, 1, {},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value noKey = arith::CmpFOp::create(
+                nb, nl, arith::CmpFPredicate::OEQ, args[1],
+                floatConstant(nb, nl, f32, negInf));
+            Value m = arith::SelectOp::create(
+                nb, nl, noKey, floatConstant(nb, nl, f32, 0.0), args[1]);
+            Value diff = arith::MulFOp::create(
+                nb, nl, arith::SubFOp::create(nb, nl, args[0], m),
+                floatConstant(nb, nl, f32, M_LOG2E));
+            return SmallVector<Value>{math::Exp2Op::create(nb, nl, diff)};
+          })
+          .front();
+  auto sum = [&](OpBuilder &nb, Location nl, ValueRange args) {
+    return SmallVector<Value>{arith::AddFOp::create(nb, nl, args[0], args[1])};
+  };
+  Value total = buildGeneric(b, loc, weights, filledTensor(b, loc, {1}, f32, 0.0),
+                             {id1, toFirst1}, 1, {0}, sum)
+                    .front();
+  // acc[c] = Σ_s w_s · O_s[c]: columns parallel, splits reduced.
+  Value acc =
+      buildGeneric(
+          b, loc, {rowParts, weights}, filledTensor(b, loc, {d}, f32, 0.0),
+          {AffineMap::get(2, 0, {d1, d0}, ctx), AffineMap::get(2, 0, {d1}, ctx),
+           AffineMap::get(2, 0, {d0}, ctx)},
+          2, {1},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value term = arith::MulFOp::create(nb, nl, args[0], args[1]);
+            return SmallVector<Value>{
+                arith::AddFOp::create(nb, nl, term, args[2])};
+          })
+          .front();
+  Value out =
+      buildGeneric(
+          b, loc, {acc, total},
+          tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{d}, t.elementType)
+              .getResult(),
+          {id1, toFirst1, id1}, 1, {},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value zeroF = floatConstant(nb, nl, f32, 0.0);
+            Value seen = arith::CmpFOp::create(
+                nb, nl, arith::CmpFPredicate::OGT, args[1], zeroF);
+            Value quotient = arith::DivFOp::create(nb, nl, args[0], args[1]);
+            Value value = arith::SelectOp::create(nb, nl, seen, quotient, zeroF);
+            return SmallVector<Value>{convertFloat(nb, nl, value, t.elementType)};
+          })
+          .front();
+
+  b.setInsertionPointToEnd(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(
+      b, loc, out, forall.getRegionIterArgs()[0], {batch, head, query, zero},
+      {one, one, one, b.getIndexAttr(d)}, {one, one, one, one});
+  return forall;
+}
+
+} // namespace
+
+SplitKVNests bpt::detail::buildSplitKVAttention(OpBuilder &b, Location loc,
+                                                 const AttentionTiling &t,
+                                                 int64_t kvSplits, Value query,
+                                                 Value key, Value value) {
+  assert(t.qBlock == t.qSeq && t.packedHeads == t.qHeads / t.kvHeads &&
+         !t.withLSE && "a split nest packs all query rows of a group");
+  scf::ForallOp partials =
+      buildSplitKVPartials(b, loc, t, kvSplits, query, key, value);
+  return {partials, buildSplitKVCombine(b, loc, t, kvSplits,
+                                        partials.getResult(0),
+                                        partials.getResult(1))};
 }

@@ -34,6 +34,10 @@ struct AttentionTiling {
   mlir::Value queryOffset;
   /// Also produce each row's log-sum-exp ([B, Hq, Sq] in f32).
   bool withLSE = false;
+  /// Query heads packed as the rows of one tile (a split-K/V nest packs
+  /// the heads of a key/value group): the tile has packedHeads × qBlock
+  /// rows, row r at query position q0 + r % qBlock.
+  int64_t packedHeads = 1;
 
   /// Reads the shapes of `op` and clamps the requested block sizes (which
   /// must be positive) to its sequence lengths.
@@ -47,6 +51,8 @@ struct AttentionTiling {
                              double scale, int64_t qBlock, int64_t kvBlock);
 
   int64_t numQueryBlocks() const { return (qSeq + qBlock - 1) / qBlock; }
+  int64_t numKeyBlocks() const { return (kvSeq + kvBlock - 1) / kvBlock; }
+  int64_t tileRows() const { return packedHeads * qBlock; }
   bool raggedQuery() const { return qSeq % qBlock != 0; }
   bool raggedKV() const { return kvSeq % kvBlock != 0; }
 };
@@ -81,6 +87,24 @@ mlir::scf::ForallOp buildAttentionNest(mlir::OpBuilder &builder,
                                        const AttentionTiling &tiling,
                                        mlir::Value query, mlir::Value key,
                                        mlir::Value value);
+
+/// Emits, at the builder's insertion point, the split-K/V form of one
+/// attention (decode and short queries; `tiling` has qBlock = qSeq and
+/// packedHeads = Hq / Hkv): an `scf.forall` over (batch, key/value head,
+/// split) whose body packs the group's query rows as one tile and runs
+/// the online softmax over the split's key blocks only, writing the tile
+/// normalised in f32 and its rows' log-sum-exp; then an `scf.forall` over
+/// (batch, query head, query row) that combines the splits. Both are
+/// tagged #bpt.split_kv_nest; the combine nest's result is the attention's
+/// output.
+struct SplitKVNests {
+  mlir::scf::ForallOp partials, combine;
+};
+SplitKVNests buildSplitKVAttention(mlir::OpBuilder &builder,
+                                          mlir::Location loc,
+                                          const AttentionTiling &tiling,
+                                          int64_t kvSplits, mlir::Value query,
+                                          mlir::Value key, mlir::Value value);
 
 /// row + the causal diagonal's offset + extra: the last key visible to query
 /// row `row`, plus `extra`.

@@ -59,7 +59,9 @@ std::pair<int64_t, int64_t> bpt::blockSizesOf(Operation *op, int64_t qBlock,
   StrategyAttr strategy = StrategyAttr::get(op);
   if (!strategy)
     return {qBlock, kvBlock};
-  if (portableOnly && strategy.getPath() != KernelPath::portable)
+  // A split over the keys is two nests of its own, never fused.
+  if (portableOnly && (strategy.getPath() != KernelPath::portable ||
+                       strategy.getKvSplits() > 0))
     return {0, 0};
   return {strategy.getQBlock() ? strategy.getQBlock() : qBlock,
           strategy.getKvBlock() ? strategy.getKvBlock() : kvBlock};
@@ -73,6 +75,20 @@ void bpt::setBlockSizeAttrs(Operation *loop, int64_t qBlock, int64_t kvBlock) {
 
 scf::ForallOp bpt::tileAttentionNest(OpBuilder &b, AttentionOp op,
                                      int64_t qBlock, int64_t kvBlock) {
+  StrategyAttr strategy = StrategyAttr::get(op);
+  if (strategy && strategy.getKvSplits() > 0) {
+    // All query rows of a key/value group are one tile: the query block is
+    // the whole query sequence.
+    AttentionTiling tiling = AttentionTiling::get(
+        op, op.getQuery().getType().getDimSize(2), kvBlock);
+    tiling.packedHeads = tiling.qHeads / tiling.kvHeads;
+    SplitKVNests nests =
+        buildSplitKVAttention(b, op.getLoc(), tiling, strategy.getKvSplits(),
+                              op.getQuery(), op.getKey(), op.getValue());
+    nests.partials->setAttr(StrategyAttr::kAttrName, strategy);
+    nests.combine->setAttr(StrategyAttr::kAttrName, strategy);
+    return nests.combine;
+  }
   scf::ForallOp nest = buildAttentionNest(
       b, op.getLoc(), AttentionTiling::get(op, qBlock, kvBlock),
       op.getQuery(), op.getKey(), op.getValue());
@@ -104,6 +120,22 @@ struct BPTTileAttentionPass final
     OpBuilder b(&getContext());
     for (AttentionOp op : ops) {
       b.setInsertionPoint(op);
+      if (StrategyAttr strategy = StrategyAttr::get(op);
+          strategy && strategy.getKvSplits() > 0) {
+        if (op.getLse()) {
+          op.emitError() << getArgument()
+                         << ": a split over the keys (kv_splits = "
+                         << strategy.getKvSplits()
+                         << ") does not return the log-sum-exp";
+          return signalPassFailure();
+        }
+        if (strategy.getPath() == KernelPath::wgmma) {
+          op.emitError() << getArgument()
+                         << ": a split over the keys runs on the mma_sync "
+                            "or portable path, not wgmma";
+          return signalPassFailure();
+        }
+      }
       auto [q, kv] = blockSizesOf(op, qBlock, kvBlock, /*portableOnly=*/false);
       if (report)
         remarkClampedBlockSizes(op.getLoc(), StrategyAttr::get(op),

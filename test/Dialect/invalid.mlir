@@ -767,6 +767,16 @@ func.func @f(%a: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
+// The same for the nests of an attention split over its keys.
+func.func @f(%a: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{attribute 'bpt.nest' has scale 0.000000e+00; it must be finite and in [2^-126, 2^16] (applied in f32 in the online softmax)}}
+  %r = scf.forall (%i) in (1) shared_outs(%o = %a) -> tensor<4xf32> {
+  } {bpt.nest = #bpt.split_kv_nest<combine, causal = true, scale = 0.0>}
+  return %r : tensor<4xf32>
+}
+
+// -----
+
 // An epsilon above f32's range became inf and every output 0.
 func.func @f(%x: tensor<1x100x64xbf16>, %g: tensor<64xbf16>) {
   // expected-error @+1 {{epsilon must be finite and in [0, 1], got 1.000000e+300}}

@@ -146,6 +146,12 @@ static cl::opt<int64_t> sm80GemmBlockN(
     "sm80-gemm-block-n",
     cl::desc("mma.sync GEMM tile width: 128 or 256 (0: 256 where N allows)"),
     cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> kvSplits(
+    "kv-splits",
+    cl::desc("Attention with short queries (at most 64 rows): key/value "
+             "splits of the mma.sync split kernel, up to 256 (0: the cost "
+             "rule's choice; 1: never split)"),
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<bool>
     tune("tune",
          cl::desc("Write one kernel set per candidate tensor-core tiling (for "
@@ -219,6 +225,7 @@ static const struct {
     {"sm80-stages", &sm80Stages, &bpt::StrategyOptions::sm80Stages},
     {"sm80-gemm-block-n", &sm80GemmBlockN,
      &bpt::StrategyOptions::sm80GemmBlockN},
+    {"kv-splits", &kvSplits, &bpt::StrategyOptions::kvSplits},
 };
 
 /// Reads a tuning file's "flags" object into `options`; a flag given on
@@ -479,7 +486,7 @@ warnIneffectiveTilingFlags(ModuleOp module,
         &chunkRows}},
       {&bpt::KernelPathsUsed::mmaSync,
        "no op takes an mma.sync kernel",
-       {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
+       {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN, &kvSplits}},
   };
   bool anyGiven = false;
   for (const cl::Option *flag : portableFlags)

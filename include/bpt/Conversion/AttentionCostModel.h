@@ -81,6 +81,38 @@ chooseAttentionTiling(AttentionKernelKind kind, const AttentionProblem &problem,
                       const ChipModel &chip, int64_t sharedMemory,
                       AttentionTiling pinned = {0, 0, 0});
 
+/// Decode and short queries (split-K/V, FlashDecoding's schedule): the
+/// query rows up to which an attention is split over its keys, and the
+/// most splits.
+constexpr int64_t kMaxSplitKVQueryRows = 64;
+constexpr int64_t kMaxKVSplits = 256;
+
+/// The number of key/value splits for `groups` thread blocks per split
+/// (batch × key/value heads) over `keyBlocks` key blocks, when
+/// `blocksPerSM` such thread blocks fit on one of the chip's
+/// multiprocessors. Short queries read every key once per group and are
+/// bound by memory: what matters is that the grid fills the chip. The
+/// rule (FlashAttention's num_splits_heuristic, with the residency of
+/// these small blocks as the wave) takes the fewest splits whose last
+/// wave is at least 85% as full as the best count's, counting splits as
+/// they cover the keys (ceil(keyBlocks / per split), none empty), up to
+/// kMaxKVSplits, the key blocks and `maxSplits` (the caller's bound on the
+/// partials' traffic). 1 means: do not split (the grid is full already,
+/// or there is one key block).
+int64_t chooseKVSplits(int64_t groups, int64_t keyBlocks, int64_t blocksPerSM,
+                       const ChipModel &chip,
+                       int64_t maxSplits = kMaxKVSplits);
+
+/// The most splits whose partials (written and read: 8 bytes a packed row
+/// and column per split) cost at most 1/8 of the K and V bytes they
+/// summarise (4 bytes a key and column): seqKV / (16 · packedRows), at
+/// least 1.
+int64_t maxKVSplitsForTraffic(int64_t seqKV, int64_t packedRows);
+
+/// `splits` as the key blocks take it: each split covers ceil(keyBlocks /
+/// splits) blocks, and only the splits that have a block count.
+int64_t coveringKVSplits(int64_t keyBlocks, int64_t splits);
+
 } // namespace bpt
 
 #endif // BPT_CONVERSION_ATTENTIONCOSTMODEL_H

@@ -212,7 +212,11 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
     attention kernels' by the cost model of
     `bpt/Conversion/AttentionCostModel.h`, the GEMMs' by their kernels'
     rule (128-wide tiles, as many stages as fit). Ops inside a blockwise
-    loop nest are tiles of it and get none.
+    loop nest are tiles of it and get none. An attention with at most 64
+    query rows is split over its keys (`kv_splits`, FlashDecoding's
+    schedule) on the mma.sync split kernel where that fills the chip
+    better, the count from the chip's multiprocessors and the key length
+    (`kv-splits` pins it; 1 never splits).
 
     Later passes read the attribute and do not choose again:
     `bpt-blockwise` tiles attention with its `q_block` and `kv_block`, and
@@ -264,6 +268,9 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
     Option<"sm80GemmBlockN", "sm80-gemm-block-n", "int64_t", /*default=*/"0",
            "mma.sync GEMMs: tile columns, 128 or 256 (0: 256 where N "
            "allows)">,
+    Option<"kvSplits", "kv-splits", "int64_t", /*default=*/"0",
+           "Attention with short queries: key/value splits (0: the cost "
+           "rule's choice, 1: never split)">,
     Option<"reportBlockSizes", "report-block-sizes", "bool",
            /*default=*/"true",
            "Remark where a q-block / kv-block given to this pass is "

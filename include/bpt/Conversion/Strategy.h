@@ -44,6 +44,9 @@ struct StrategyOptions {
   /// mma.sync: the attention's query block, key/value block and stages,
   /// the GEMMs' tile columns.
   int64_t sm80QBlock = 0, sm80KvBlock = 0, sm80Stages = 0, sm80GemmBlockN = 0;
+  /// Attention with short queries: key/value splits (0: the cost rule's
+  /// choice; 1: never split).
+  int64_t kvSplits = 0;
   /// The user gave qBlock / kvBlock: an attention whose tensor-core kernel
   /// picks its own tiling gets a remark that they were ignored, and a block
   /// larger than the sequence it tiles one that it was clamped. Not copied
@@ -71,6 +74,7 @@ void copyStrategyFields(const From &from, To &to) {
   to.sm80KvBlock = from.sm80KvBlock;
   to.sm80Stages = from.sm80Stages;
   to.sm80GemmBlockN = from.sm80GemmBlockN;
+  to.kvSplits = from.kvSplits;
 }
 
 /// Why `options` are out of range (the message names the option), or

@@ -100,6 +100,11 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
       *this, "sm80-gemm-block-n",
       llvm::cl::desc("mma.sync GEMM tile columns (0: 256 where N allows)"),
       llvm::cl::init(0)};
+  Option<int64_t> kvSplits{
+      *this, "kv-splits",
+      llvm::cl::desc("attention with short queries: key/value splits (0: "
+                     "cost rule, 1: never split)"),
+      llvm::cl::init(0)};
 
   /// Whether block sizes given as options (q-block, kv-block) are reported
   /// where a tensor-core kernel ignores them or where they are clamped to

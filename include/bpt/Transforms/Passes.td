@@ -130,6 +130,14 @@ def BPTTileAttention : Pass<"bpt-tile-attention", "::mlir::func::FuncOp"> {
 
     - The log-sum-exp result, where asked for: `(m + log2 l) · ln 2` per
       row (`-inf` for a row that saw no key), a second result of the nest.
+    - Split over the keys (a strategy with `kv_splits`, decode and short
+      queries): two nests tagged `#bpt.split_kv_nest`. The partial nest
+      over (batch, key/value head, split) packs the group's query heads
+      and all their rows as one tile (a row's causal position is its index
+      modulo Sq) and runs the online softmax over the split's key blocks,
+      writing the rows normalised in f32 and their log-sum-exp; the
+      combine nest over (batch, query head, query row) weighs each split
+      by exp(lse − max lse). Not with a log-sum-exp result, nor on wgmma.
 
     `bpt.attention_grad` becomes its blockwise backward: the row sums
     `D = rowsum(dO ∘ O)`; an `scf.forall` over (batch, key/value head, key
