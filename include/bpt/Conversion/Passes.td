@@ -83,15 +83,19 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
 }
 
 def BPTApproximateMath : Pass<"bpt-approximate-math"> {
-  let summary = "Replace math.erf and math.tanh by f32 approximations";
+  let summary = "Replace math.erf, math.tanh and math.exp by f32 approximations";
   let description = [{
-    NVVM has no instruction for `erf` or `tanh`, and bpt produces PTX without
-    linking libdevice (no CUDA toolkit is needed to compile), so the GELU
-    activations' `math.erf` and `math.tanh` are expanded before
-    `convert-gpu-to-nvvm`: f32 `erf` as Abramowitz and Stegun's 7.1.26
-    (absolute error ≤ 1.5e-7: one approximate division, one `exp`, fused
-    multiply-adds), `tanh` and other widths into MLIR's polynomial
-    approximations (a few ulp).
+    NVVM has no instruction for `erf`, `tanh` or `exp`, and
+    `convert-gpu-to-nvvm` would call libdevice for them (linked only where a
+    CUDA toolkit is found), so they are expanded before it into ops that
+    `bpt-math-to-intrinsics` lowers: f32 `erf` as Abramowitz and Stegun's
+    7.1.26 (absolute error ≤ 1.5e-7: one approximate division, one `exp2`,
+    fused multiply-adds), f32 `exp(x)` as `exp2(x · log2 e)` (one `ex2`; error
+    about 2 + 1.2·|x| ulp against libdevice's 2), `tanh` and other widths of
+    `erf` into MLIR's polynomial approximations (a few ulp).
+
+    Example: `%y = math.exp %x : f32` becomes
+    `%s = arith.mulf %x, %log2e : f32` and `%y = math.exp2 %s : f32`.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect"];
