@@ -19,26 +19,7 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%bpt_src_root", config.bpt_src_root))
 config.substitutions.append(("%bpt_lib", os.path.join(config.bpt_obj_root, "lib")))
 
-# The CUDA toolkit variables reach bpt-compile as in a shell: they decide
-# whether libdevice is linked into the PTX (lib/Pipelines,
-# cudaToolkitFallback).
-llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP",
-                                     "CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"])
-
-
-def _libdevice_found():
-    # The search of MLIR and cudaToolkitFallback (CMake's path left out, then
-    # /usr/local/cuda): PTX checks that need libdevice linked say
-    # `REQUIRES: libdevice`.
-    for name in ("CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"):
-        if os.environ.get(name):
-            return os.path.exists(os.path.join(
-                os.environ[name], "nvvm", "libdevice", "libdevice.10.bc"))
-    return os.path.exists("/usr/local/cuda/nvvm/libdevice/libdevice.10.bc")
-
-
-if _libdevice_found():
-    config.available_features.add("libdevice")
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 # FileCheck, not and count come from LLVM's tools; bpt's own from the build.

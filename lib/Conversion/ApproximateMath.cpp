@@ -1,4 +1,4 @@
-//===- ApproximateMath.cpp - erf/tanh without libdevice ---------*- C++ -*-===//
+//===- ApproximateMath.cpp - erf/tanh/exp without libdevice -----*- C++ -*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
@@ -68,12 +68,41 @@ struct ErfAbramowitzStegun final : OpRewritePattern<math::ErfOp> {
   }
 };
 
+/// f32 exp(x) as 2^(x·log2 e): ex2.approx (CUDA documents exp2f, which is
+/// that instruction, at 2 ulp) of one rounded product, whose error
+/// |x|·log2 e·2^-24 in the exponent is about 1.2·|x| ulp in the result: 2 +
+/// 1.2·|x| ulp where libdevice's expf (a range reduction of about eight
+/// instructions) has 2. Where |x| is large the result does not matter at
+/// that precision: P = exp(scale·s − lse) in the portable attention
+/// backward has x ≤ ~0, so a large |x| means P ≈ 0; silu's x/(1 + e^−x)
+/// with x ≪ 0 is a tiny output whatever e^−x's last bits, with x ≫ 0 adds
+/// a tiny e^−x to 1. Far below the GPU tests' tolerances (f32 1e-5, 16-bit
+/// 1e-2, relative to the output's norm); the tensor-core kernels' softmax
+/// is an ex2 of pre-scaled scores already.
+struct ExpAsExp2 final : OpRewritePattern<math::ExpOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(math::ExpOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.getType().isF32())
+      return rewriter.notifyMatchFailure(op, "f32 only");
+    Location loc = op.getLoc();
+    Value log2e = arith::ConstantOp::create(rewriter, loc,
+                                            rewriter.getF32FloatAttr(M_LOG2E));
+    Value scaled =
+        arith::MulFOp::create(rewriter, loc, op.getOperand(), log2e);
+    rewriter.replaceOpWithNewOp<math::Exp2Op>(op, scaled);
+    return success();
+  }
+};
+
 struct BPTApproximateMathPass final
     : bpt::impl::BPTApproximateMathBase<BPTApproximateMathPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     // Ahead of the upstream pattern for f32; other widths take that.
     patterns.add<ErfAbramowitzStegun>(&getContext(), /*benefit=*/2);
+    patterns.add<ExpAsExp2>(&getContext());
     populatePolynomialApproximateErfPattern(patterns);
     populatePolynomialApproximateTanhPattern(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

@@ -20,10 +20,8 @@
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "mlir/Target/LLVM/NVVM/Utils.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringSwitch.h"
-#include "llvm/Support/FileSystem.h"
 
 using namespace mlir;
 using namespace bpt;
@@ -201,22 +199,6 @@ std::string ptxFeatures(const NVVMOptions &options) {
   return defaultPTXFeatures(options.chip);
 }
 
-/// The CUDA toolkit for gpu-module-to-binary to link libdevice from, where
-/// MLIR's own search (CUDA_ROOT, CUDA_HOME, CUDA_PATH, the path its CMake
-/// found) finds none: /usr/local/cuda, where NVIDIA's installers put it;
-/// "" leaves the search to MLIR. Math the kernels leave to libdevice (fma,
-/// fabs, exp2, sqrt, ...) is otherwise an unresolved `.extern .func __nv_*`
-/// call, which no driver loads: without any toolkit the PTX is only good
-/// for inspection.
-std::string cudaToolkitFallback() {
-  if (!NVVM::getCUDAToolkitPath().empty())
-    return "";
-  constexpr llvm::StringLiteral fallback = "/usr/local/cuda";
-  if (llvm::sys::fs::exists(fallback + "/nvvm/libdevice/libdevice.10.bc"))
-    return fallback.str();
-  return "";
-}
-
 } // namespace
 
 void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
@@ -226,7 +208,10 @@ void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
   target.optLevel = options.optLevel;
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  // Math that convert-gpu-to-nvvm would leave to libdevice (linked only
+  // where a CUDA toolkit is found) becomes NVPTX's own instructions.
   kernels.addPass(createBPTApproximateMath());
+  kernels.addPass(createBPTMathToIntrinsics());
   kernels.addPass(createLowerAffinePass());
   kernels.addPass(memref::createExpandStridedMetadataPass());
   kernels.addPass(createLowerAffinePass());
@@ -242,7 +227,6 @@ void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
   kernels.addPass(createReconcileUnrealizedCastsPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa";
-  binary.toolkitPath = cudaToolkitFallback();
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 

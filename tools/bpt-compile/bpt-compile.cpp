@@ -680,9 +680,11 @@ static int emitKernelSet(ModuleOp module, const bpt::CompileOptions &options) {
     llvm::errs() << "bpt-compile: warning: " << ptxPath
                  << " calls libdevice functions that were not linked ("
                  << llvm::join(unresolved, ", ")
-                 << "): no CUDA toolkit was found (CUDA_ROOT, CUDA_HOME, "
-                    "CUDA_PATH, /usr/local/cuda), and a driver will not load "
-                    "it; point CUDA_HOME at a toolkit and compile again\n";
+                 << "): math that bpt-math-to-intrinsics does not lower (f32 "
+                    "only), and no CUDA toolkit was found to link them "
+                    "(CUDA_ROOT, CUDA_HOME, CUDA_PATH); a driver will not "
+                    "load it; point CUDA_HOME at a toolkit and compile "
+                    "again\n";
   if (emit == "cubin")
     return assembleCubin(ptxPath);
   return 0;

@@ -111,9 +111,9 @@ struct KernelSet {
 };
 
 /// The libdevice functions (`__nv_*`) that `ptx` declares `.extern` and
-/// calls: left unlinked when no CUDA toolkit was found at compile time
-/// (lib/Pipelines: MLIR's search, then /usr/local/cuda). A driver refuses
-/// to load such PTX.
+/// calls: math that bpt-math-to-intrinsics did not lower (it takes f32
+/// only), left unlinked when MLIR's search (CUDA_ROOT, CUDA_HOME,
+/// CUDA_PATH) found no CUDA toolkit. A driver refuses to load such PTX.
 std::vector<std::string> unresolvedLibdeviceFunctions(llvm::StringRef ptx);
 
 /// Compiles the single public function of a model-level module to a kernel

@@ -83,18 +83,62 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
 }
 
 def BPTApproximateMath : Pass<"bpt-approximate-math"> {
-  let summary = "Replace math.erf and math.tanh by f32 approximations";
+  let summary = "Replace math.erf, math.tanh and math.exp by f32 approximations";
   let description = [{
-    NVVM has no instruction for `erf` or `tanh`, and bpt produces PTX without
-    linking libdevice (no CUDA toolkit is needed to compile), so the GELU
-    activations' `math.erf` and `math.tanh` are expanded before
-    `convert-gpu-to-nvvm`: f32 `erf` as Abramowitz and Stegun's 7.1.26
-    (absolute error ≤ 1.5e-7: one approximate division, one `exp`, fused
-    multiply-adds), `tanh` and other widths into MLIR's polynomial
-    approximations (a few ulp).
+    NVVM has no instruction for `erf`, `tanh` or `exp`, and
+    `convert-gpu-to-nvvm` would call libdevice for them (linked only where a
+    CUDA toolkit is found), so they are expanded before it into ops that
+    `bpt-math-to-intrinsics` lowers: f32 `erf` as Abramowitz and Stegun's
+    7.1.26 (absolute error ≤ 1.5e-7: one approximate division, one `exp2`,
+    fused multiply-adds), f32 `exp(x)` as `exp2(x · log2 e)` (one `ex2`; error
+    about 2 + 1.2·|x| ulp against libdevice's 2), `tanh` and other widths of
+    `erf` into MLIR's polynomial approximations (a few ulp).
+
+    Example: `%y = math.exp %x : f32` becomes
+    `%s = arith.mulf %x, %log2e : f32` and `%y = math.exp2 %s : f32`.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect"];
+}
+
+def BPTMathToIntrinsics : Pass<"bpt-math-to-intrinsics"> {
+  let summary = "Lower f32 math ops to the LLVM intrinsics NVPTX selects, "
+                "not libdevice calls";
+  let description = [{
+    `convert-gpu-to-nvvm` lowers `math.fma`, `math.absf`, `math.copysign`,
+    `math.sqrt`, `math.exp2`, `math.log2` and `arith.maxnumf` /
+    `arith.minnumf` to calls of libdevice's `__nv_*` functions, which
+    `gpu-module-to-binary` links only when it finds a CUDA toolkit; without
+    one the PTX keeps `.extern .func __nv_*` declarations that no driver
+    loads. This pass runs before it (in the kernel modules) and replaces
+    each f32 op by `llvm.call_intrinsic` of the intrinsic that the
+    libdevice function itself calls (its branch without flush-to-zero), so
+    the PTX is what linking libdevice gave, without a toolkit (LLVM folds
+    the generic intrinsics a little further: `|x|·|x|` becomes `x·x`):
+
+    | op                 | intrinsic                  | PTX              |
+    |--------------------|----------------------------|------------------|
+    | `math.fma`         | `llvm.fma.f32`             | `fma.rn.f32`     |
+    | `math.absf`        | `llvm.fabs.f32`            | `abs.f32`        |
+    | `math.copysign`    | `llvm.copysign.f32`        | `copysign.f32`   |
+    | `arith.maxnumf`    | `llvm.maxnum.f32`          | `max.f32`        |
+    | `arith.minnumf`    | `llvm.minnum.f32`          | `min.f32`        |
+    | `math.sqrt`        | `llvm.nvvm.sqrt.approx.f`  | `sqrt.approx.f32`|
+    | `math.exp2`        | `llvm.nvvm.ex2.approx.f32` | `ex2.approx.f32` |
+    | `math.log2`        | `llvm.nvvm.lg2.approx.f`   | `lg2.approx.f32` |
+
+    `math.log2` is the exception: libdevice's `__nv_log2f` is a longer,
+    accurate sequence; `lg2.approx` is what the tensor-core kernels already
+    use for the same log-sum-exp. The op's fast-math flags go to the call.
+    Other widths and ops are left to `convert-gpu-to-nvvm` (bpt-compile
+    warns if a libdevice call reaches the PTX). `llvm.call_intrinsic`
+    rather than `llvm.intr.fabs` and the like: `convert-gpu-to-nvvm` marks
+    `llvm.intr.fabs`, `copysign`, `sqrt`, `exp2` illegal.
+
+    Example: `%y = math.fma %a, %b, %c : f32` becomes
+    `%y = llvm.call_intrinsic "llvm.fma.f32"(%a, %b, %c) : (f32, f32, f32) -> f32`.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
 def BPTKeepSingleBlockLoops : Pass<"bpt-keep-single-block-loops",
