@@ -87,9 +87,12 @@ private:
   Value barrier(int64_t index) {
     return sharedPointer(add(base, c32(config.barrierOffset(index))));
   }
-  /// The barrier `first + consumer` (a per-consumer staging barrier).
-  Value stagingBarrier(int64_t first, Value consumer) {
-    return barrierAt(first, consumer);
+  /// The staging tile's full and empty barriers of `consumer`.
+  Value stagingFull(Value consumer) {
+    return barrierAt(config.stagingFullBarrier(0), consumer);
+  }
+  Value stagingEmpty(Value consumer) {
+    return barrierAt(config.stagingEmptyBarrier(0), consumer);
   }
   Value barrierAt(int64_t first, Value stage) {
     return sharedPointer(add(base, add(c32(config.barrierOffset(first)),
@@ -405,8 +408,8 @@ void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer) {
 void GradKernelEmitter::emitQueryGradWriter(Value consumer, Value lane) {
   const int64_t d = config.headDim, rowBytes = config.stagingRowBytes();
   Value staging = stagingTile(consumer);
-  Value full = stagingBarrier(config.stagingFullBarrier(0), consumer);
-  Value empty = stagingBarrier(config.stagingEmptyBarrier(0), consumer);
+  Value full = stagingFull(consumer);
+  Value empty = stagingEmpty(consumer);
   auto loop = scf::ForOp::create(b, loc, c32(0), steps, c32(1));
   {
     OpBuilder::InsertionGuard guard(b);
@@ -433,8 +436,7 @@ void GradKernelEmitter::emitQueryGradWriter(Value consumer, Value lane) {
     asmOp(Type(), {},
           "cp.async.bulk.commit_group;\n\tcp.async.bulk.wait_group.read 0;", "",
           /*sideEffects=*/true);
-    NVVM::MBarrierArriveOp::create(b, loc, i64, empty, Value(),
-                                   NVVM::MemScopeKind::CTA, false);
+    arriveBarrier(empty);
   }
   // The last reductions done before the block may end.
   asmOp(Type(), {}, "cp.async.bulk.wait_group 0;", "", /*sideEffects=*/true);
@@ -459,9 +461,7 @@ void GradKernelEmitter::storeTile(ArrayRef<Value> acc, double scale, Value out,
 }
 
 void GradKernelEmitter::releaseStage(Value stage) {
-  NVVM::MBarrierArriveOp::create(b, loc, i64,
-                                 barrierAt(1 + config.stages, stage), Value(),
-                                 NVVM::MemScopeKind::CTA, false);
+  arriveBarrier(barrierAt(1 + config.stages, stage));
 }
 
 Value GradKernelEmitter::issueQueryGrad(Value dSTile, Value kMNDesc,
@@ -567,9 +567,7 @@ Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
         dSFragments.slice(2 * t, 4), NVVM::MMALayout::row,
         NVVM::LdStMatrixShapeAttr::get(ctx, 8, 8),
         NVVM::LdStMatrixEltType::B16);
-  NVVM::FenceProxyOp::create(
-      b, loc, NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+  fenceAsyncShared();
   // Both consumers' dSᵀ rows are in place after it.
   NVVM::BarrierOp::create(b, loc, Type(), c32(kBothConsumersBarrier),
                           c32(2 * kWarpgroup), NVVM::BarrierReductionAttr(),
@@ -655,16 +653,12 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     // last one out (parity of the previous use; the first passes), then to
     // the writer, which issues the reductions: no barrier of the
     // warpgroup, and the consumer goes on to its next step at once.
-    waitBarrier(stagingBarrier(config.stagingEmptyBarrier(0), consumer),
+    waitBarrier(stagingEmpty(consumer),
                 arith::XOrIOp::create(
                     b, loc, arith::AndIOp::create(b, loc, j, c32(1)), c32(1)));
     stageQueryGrad(ArrayRef(done).drop_front(accCount), consumer);
-    NVVM::FenceProxyOp::create(
-        b, loc, NVVM::ProxyKind::async_shared,
-        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
-    NVVM::MBarrierArriveOp::create(
-        b, loc, i64, stagingBarrier(config.stagingFullBarrier(0), consumer),
-        Value(), NVVM::MemScopeKind::CTA, false);
+    fenceAsyncShared();
+    arriveBarrier(stagingFull(consumer));
     SmallVector<Value> sums = emitWgmmaWait(dKAcc);
     releaseStage(stage);
     sums.append(done.begin(), done.begin() + accCount);

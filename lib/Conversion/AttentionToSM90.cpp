@@ -339,9 +339,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
     o = emitWgmmaWait(o);
     // This thread is done with the stage.
-    NVVM::MBarrierArriveOp::create(b, loc, i64,
-                                   barrierAt(base, 1 + 2 * config.stages, stage),
-                                   Value(), NVVM::MemScopeKind::CTA, false);
+    arriveBarrier(barrierAt(base, 1 + 2 * config.stages, stage));
 
     SmallVector<Value> next(o);
     next.append({rows.max[0], rows.max[1], rows.sum[0], rows.sum[1]});

@@ -331,9 +331,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     for (Value acc : accs)
       llvm::append_range(flat, unpack(acc, count));
     SmallVector<Value> values = emitWgmmaWait(flat);
-    NVVM::MBarrierArriveOp::create(b, loc, i64,
-                                   barrierAt(base, config.stages, stage),
-                                   Value(), NVVM::MemScopeKind::CTA, false);
+    arriveBarrier(barrierAt(base, config.stages, stage));
     scf::YieldOp::create(b, loc, values);
   }
 

@@ -247,6 +247,19 @@ protected:
     return unpack(result, n);
   }
 
+  /// This thread arrives on the mbarrier `barrier` (a shared pointer).
+  void arriveBarrier(Value barrier) {
+    NVVM::MBarrierArriveOp::create(b, loc, i64, barrier, Value(),
+                                   NVVM::MemScopeKind::CTA, false);
+  }
+  /// Makes this thread's shared-memory stores visible to the async proxy
+  /// (TMA and bulk copies, wgmma's shared operands).
+  void fenceAsyncShared() {
+    NVVM::FenceProxyOp::create(
+        b, loc, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+  }
+
   void waitBarrier(Value barrier, Value phase) {
     NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, phase,
                                           c32(10000000));
