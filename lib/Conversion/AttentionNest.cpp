@@ -133,10 +133,10 @@ FailureOr<AttentionNest> AttentionNest::match(scf::ForallOp loop) {
 }
 
 SmallVector<Value>
-AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
-                                 ArrayRef<int64_t> grid, int64_t threads,
-                                 int64_t sharedBytes, ValueRange inputs,
-                                 ArrayRef<StringRef> resultNames) {
+bpt::replaceLoopWithLaunch(OpBuilder &b, scf::ForallOp loop,
+                           gpu::GPUFuncOp kernel, ArrayRef<int64_t> grid,
+                           int64_t threads, int64_t sharedBytes,
+                           ValueRange inputs, ArrayRef<StringRef> resultNames) {
   Location loc = loop.getLoc();
   b.setInsertionPoint(loop);
   auto index = [&](int64_t v) -> Value {
@@ -164,6 +164,15 @@ AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
         b, loc, result.getType(), out, /*restrict=*/true, /*writable=*/true));
   loop.erase();
   return outs;
+}
+
+SmallVector<Value>
+AttentionNest::replaceWithLaunch(OpBuilder &b, gpu::GPUFuncOp kernel,
+                                 ArrayRef<int64_t> grid, int64_t threads,
+                                 int64_t sharedBytes, ValueRange inputs,
+                                 ArrayRef<StringRef> resultNames) {
+  return replaceLoopWithLaunch(b, loop, kernel, grid, threads, sharedBytes,
+                               inputs, resultNames);
 }
 
 SmallVector<scf::ForallOp> bpt::collectAttentionNests(ModuleOp module,

@@ -47,6 +47,18 @@ void fillAttentionConfig(Config &config, mlir::RankedTensorType query,
   config.stages = strategy.getStages();
 }
 
+/// Replaces `loop` by one launch of `kernel` (`grid`, `threads` a block,
+/// `sharedBytes` of dynamic shared memory) on `inputs` and fresh buffers
+/// for the loop's results (the kernel's last arguments), named for the
+/// manifest by `resultNames` where given; the results' users read the
+/// buffers. Returns the buffers.
+llvm::SmallVector<mlir::Value>
+replaceLoopWithLaunch(mlir::OpBuilder &builder, mlir::scf::ForallOp loop,
+                      mlir::gpu::GPUFuncOp kernel, llvm::ArrayRef<int64_t> grid,
+                      int64_t threads, int64_t sharedBytes,
+                      mlir::ValueRange inputs,
+                      llvm::ArrayRef<llvm::StringRef> resultNames = {});
+
 /// One blockwise attention nest, read back as the attention it computes.
 struct AttentionNest {
   mlir::scf::ForallOp loop;

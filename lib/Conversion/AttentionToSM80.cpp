@@ -629,30 +629,15 @@ LogicalResult lowerCombine(ModuleOp module, scf::ForallOp combine,
     return combine.emitError()
            << "bpt-attention-to-sm80: malformed split-K/V combine nest: "
               "expected one result, the attention's output";
-  SplitKVCombineConfig combineConfig{config.batch,   config.heads,
-                                     config.kvHeads, config.seqQ,
-                                     config.headDim, config.kvSplits,
-                                     config.bf16};
-  Location loc = combine.getLoc();
+  SplitKVCombineConfig combineConfig{
+      config.batch,   config.heads,    config.kvHeads, config.seqQ,
+      config.headDim, config.kvSplits, config.bf16};
   gpu::GPUFuncOp kernel = buildSplitKVCombineKernel(
-      module, combineConfig, resultType.getElementType(), loc);
+      module, combineConfig, resultType.getElementType(), combine.getLoc());
   OpBuilder b(combine);
-  auto index = [&](int64_t v) -> Value {
-    return arith::ConstantIndexOp::create(b, loc, v);
-  };
-  auto output = memref::AllocOp::create(
-      b, loc,
-      MemRefType::get(resultType.getShape(), resultType.getElementType()));
-  gpu::LaunchFuncOp::create(
-      b, loc, kernel,
-      gpu::KernelDim3{index(combineConfig.outputRows()), index(1), index(1)},
-      gpu::KernelDim3{index(combineConfig.threads()), index(1), index(1)},
-      arith::ConstantOp::create(
-          b, loc, b.getI32IntegerAttr(combineConfig.sharedMemoryBytes())),
-      ValueRange{partials, lse, output});
-  combine.getResult(0).replaceAllUsesWith(bufferization::ToTensorOp::create(
-      b, loc, resultType, output, /*restrict=*/true, /*writable=*/true));
-  combine.erase();
+  replaceLoopWithLaunch(b, combine, kernel, {combineConfig.outputRows(), 1, 1},
+                        combineConfig.threads(),
+                        combineConfig.sharedMemoryBytes(), {partials, lse});
   return success();
 }
 
