@@ -24,14 +24,11 @@
 
 namespace bpt {
 
-/// Fills the fields every attention kernel configuration (forward or
-/// backward) has: shapes from the query [B, Hq, Sq, D] and key [B, Hkv,
-/// Skv, D] types, causality, scale, element type, and the strategy's
-/// tiling.
+/// Fills an attention kernel configuration's shapes from the query [B, Hq,
+/// Sq, D] and key [B, Hkv, Skv, D] types, and its element type.
 template <typename Config>
-void fillAttentionConfig(Config &config, mlir::RankedTensorType query,
-                         mlir::RankedTensorType key, bool causal,
-                         double scale, StrategyAttr strategy) {
+void fillAttentionShape(Config &config, mlir::RankedTensorType query,
+                        mlir::RankedTensorType key) {
   llvm::ArrayRef<int64_t> q = query.getShape(), kv = key.getShape();
   config.batch = q[0];
   config.heads = q[1];
@@ -39,9 +36,19 @@ void fillAttentionConfig(Config &config, mlir::RankedTensorType query,
   config.headDim = q[3];
   config.kvHeads = kv[1];
   config.seqKV = kv[2];
+  config.bf16 = query.getElementType().isBF16();
+}
+
+/// Fills the fields every attention kernel configuration (forward or
+/// backward) has: shapes (fillAttentionShape), causality, scale, and the
+/// strategy's tiling.
+template <typename Config>
+void fillAttentionConfig(Config &config, mlir::RankedTensorType query,
+                         mlir::RankedTensorType key, bool causal, double scale,
+                         StrategyAttr strategy) {
+  fillAttentionShape(config, query, key);
   config.causal = causal;
   config.scale = scale;
-  config.bf16 = query.getElementType().isBF16();
   config.blockM = strategy.getQBlock();
   config.blockN = strategy.getKvBlock();
   config.stages = strategy.getStages();

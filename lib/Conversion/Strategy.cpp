@@ -15,6 +15,7 @@
 
 #include "bpt/Conversion/Strategy.h"
 
+#include "AttentionNest.h"
 #include "SM80Kernels.h"
 #include "SM90Kernels.h"
 #include "StrategyOps.h"
@@ -476,12 +477,7 @@ Refusal Selector::attentionSplitKV(AttentionOp op, StrategyAttr &strategy) {
         .str();
   // The query heads of a group share their keys: their rows are one tile.
   sm80::AttentionKernelConfig config{};
-  config.batch = q[0];
-  config.heads = q[1];
-  config.seqQ = q[2];
-  config.headDim = q[3];
-  config.kvHeads = kv[1];
-  config.seqKV = kv[2];
+  fillAttentionShape(config, qType, op.getKey().getType());
   config.packedHeads = q[1] / kv[1];
   int64_t rows = config.packedRows();
   if (rows > 128)
