@@ -142,6 +142,12 @@ private:
     return {LLVM::ExtractElementOp::create(b, loc, pair, c64(0)),
             LLVM::ExtractElementOp::create(b, loc, pair, c64(1))};
   }
+  /// `value` as an opaque copy made where it is called, which LLVM can
+  /// neither hoist out of a loop nor fold into its uses.
+  Value freshEachStep(Value value) {
+    return asmOp(value.getType(), value, "mov.b64 $0, $1;", "=l,l",
+                 /*sideEffects=*/true);
+  }
   /// This consumer's [64, 64] dQ staging tile in shared memory.
   Value stagingTile(Value consumer);
   /// Stores this thread's fragment of a [64, 64] piece of dQ into the
@@ -597,12 +603,12 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   Value keyRow = add(kv0, add(mul(consumer, c32(64)), row0));
 
   waitBarrier(barrier(0), c32(0));
-  Value kDesc = descriptor(kRows, WgmmaDescriptor::kMajor());
-  Value vDesc = descriptor(vRows, WgmmaDescriptor::kMajor());
+  Value kTileDesc = descriptor(kRows, WgmmaDescriptor::kMajor());
+  Value vTileDesc = descriptor(vRows, WgmmaDescriptor::kMajor());
   // dQ = dS·K reads the K tile as a K-by-D operand (MN-major) and dS
   // M-major from the dSᵀ tile.
-  Value kMNDesc = descriptor(add(base, c32(config.kOffset())),
-                             WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+  Value kMNTileDesc = descriptor(add(base, c32(config.kOffset())),
+                                 WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
 
   Value zero = cf(0.0);
   SmallVector<Value> init(2 * accCount, zero); // dK, then dV
@@ -612,6 +618,13 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     b.setInsertionPointToStart(loop.getBody());
     Value j = loop.getInductionVar();
     auto args = loop.getRegionIterArgs();
+    // The descriptors each step advances (by immediates) through the K and
+    // V tiles, taken anew in each step: as loop invariants LLVM hoisted
+    // every advanced copy (about 35 64-bit values) out of the loop, and
+    // ptxas spilled registers to keep them.
+    Value kDesc = freshEachStep(kTileDesc);
+    Value vDesc = freshEachStep(vTileDesc);
+    Value kMNDesc = freshEachStep(kMNTileDesc);
     SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
     SmallVector<Value> dVAcc(args.begin() + accCount, args.end());
     Value stage = rem(j, stages);

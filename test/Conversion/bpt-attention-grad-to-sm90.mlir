@@ -38,20 +38,20 @@
 
 // The kernel: barriers (K/V full, then full and empty per stage, the empty
 // ones counting the 256 consumer threads, then per consumer its staging
-// tile's full, counting its 128 threads, and empty, counting the 32 lanes
-// of its writer warp); the producer copies K and V once, then per step Q
-// and dO by TMA and the lse and D rows by bulk copy; warps 1 and 2 of the
-// producer warpgroup, one a consumer, wait for its staged dQ piece, add it
-// to the f32 accumulator by bulk reductions (two rows a lane), wait until
-// they have read the tile and free it; the consumers issue Sᵀ and dPᵀ (4
-// wgmma m64n128k16 each from shared memory) as two groups, wait for both,
-// issue dV (8 m64n64k16 with A in registers) as a group, store dSᵀ (8
-// stmatrix .x4) for the async proxy (one of two tiles by step parity),
-// meet the other consumer at barrier 1, issue their 64 query rows of
-// dQ = dS·K over all 128 key rows (8 m64n64k16, A M-major), then dK (8 m64n64k16, A in registers),
-// wait for dV and dQ only, wait for their staging tile to be free, stage
-// dQ there for the async proxy and signal the writer while dK runs, wait
-// for dK and release the stage.
+// tile's full, counting its 128 threads, and empty, counting the 32 lanes of
+// its writer warp); the producer copies K and V once, then per step Q and dO
+// by TMA and the lse and D rows by bulk copy; warps 1 and 2 of the producer
+// warpgroup, one a consumer, wait for its staged dQ piece, add it to the f32
+// accumulator by bulk reductions (two rows a lane), wait until they have
+// read the tile and free it; the consumers, each step from fresh copies of
+// their descriptors, issue Sᵀ and dPᵀ (4 wgmma m64n128k16 each from shared
+// memory) as two groups, wait for both, issue dV (8 m64n64k16 with A in
+// registers) as a group, store dSᵀ (8 stmatrix .x4) for the async proxy (one
+// of two tiles by step parity), meet the other consumer at barrier 1, issue
+// their 64 query rows of dQ = dS·K over all 128 key rows (8 m64n64k16, A
+// M-major), then dK (8 m64n64k16, A in registers), wait for dV and dQ only,
+// wait for their staging tile to be free, stage dQ there for the async proxy
+// and signal the writer while dK runs, wait for dK and release the stage.
 // CHECK: gpu.func @attention_grad_sm90_d64_causal(%{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: !nvgpu.tensormap.descriptor<{{.+}}>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-2: nvvm.mbarrier.init %{{.+}}, %c1_i32
 // CHECK: nvvm.mbarrier.init %{{.+}}, %c256_i32
@@ -74,6 +74,9 @@
 // CHECK: cp.async.bulk.wait_group 0;
 // CHECK: nvvm.setmaxregister increase 240
 // CHECK: scf.for
+// Each step takes fresh copies of the K, V and K-as-B descriptors (as
+// loop invariants their advanced copies were hoisted and spilled).
+// CHECK-COUNT-3: llvm.inline_asm has_side_effects asm_dialect = att "mov.b64 $0, $1;", "=l,l"
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>
