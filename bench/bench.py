@@ -470,6 +470,8 @@ def bench_block(path, max_seconds, est_seconds=None):
         slow = est_seconds is not None and est_seconds > 1
         row["bpt_ms"], row["bpt_runs"] = time_ms(
             ks.run, max_seconds, warmup=0 if slow else 2, max_runs=3 if slow else 20)
+        if not slow:
+            row["bpt_profile"] = ks.profile()
     ks.release()
     return row
 
@@ -601,6 +603,7 @@ def bench_ffn(path, max_seconds):
     ks.buffer("result").fill_(float("nan"))
     row["bpt_ms"], _ = time_ms(ks.run, max_seconds)
     row["rel_diff_to_eager"] = rel(ks.buffer("result"), ref)
+    row["bpt_profile"] = ks.profile()
     row["bpt_tflops"] = flops / row["bpt_ms"] / 1e9
     row["eager_tflops"] = flops / row["eager_ms"] / 1e9
     ks.release()
