@@ -672,6 +672,8 @@ def bench_shape_attention(path, max_seconds, copy_gbps):
     ks.buffer("result").fill_(float("nan"))
     row["bpt_ms"], _ = time_ms(ks.run, max_seconds)
     ours = ks.buffer("result").clone()
+    if len(ks.manifest["launches"]) > 1:  # e.g. split-K/V partials + combine
+        row["bpt_profile"] = ks.profile()
     ks.release()
     Sq, Skv = q_shape[2], k_shape[2]
     kw = {"enable_gqa": q_shape[1] != k_shape[1]}
