@@ -90,10 +90,8 @@ std::optional<double> bpt::predictAttentionMs(AttentionKernelKind kind,
                                               const AttentionTiling &t,
                                               const ChipModel &chip,
                                               int64_t sharedMemory) {
-  // The wgmma kernel needs whole blocks; the mma.sync one masks.
-  if (kind == AttentionKernelKind::Wgmma &&
-      (p.seqQ % t.blockM != 0 || p.seqKV % t.blockN != 0))
-    return std::nullopt;
+  // Both kernels take ragged sequences (a partial last block costs as
+  // much as a whole one: keyBlocksPerHead).
   const double m = t.blockM, n = t.blockN, d = p.headDim;
   int64_t shared, threads, registers;
   double tensor, syncWarps;

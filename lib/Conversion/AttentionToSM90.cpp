@@ -77,11 +77,12 @@ private:
     Value offset = add(c32(config.barrierOffset(first)), mul(stage, c32(8)));
     return sharedPointer(add(base, offset));
   }
-  /// Copies a [rows, D] tile of `map` at (column, row).
+  /// Copies a [rows, D] tile of `map` at (column, row), of head `outer`
+  /// when given (a 3-D map).
   void copyRows(Value dst, Value map, int64_t rows, Value row, Value column,
-                Value barrier) {
-    SM90Emitter::copyRows(dst, map, rows, config.headDim, row, column,
-                          barrier);
+                Value barrier, Value outer) {
+    SM90Emitter::copyRows(dst, map, rows, config.headDim, row, column, barrier,
+                          outer);
   }
 
   /// A consumer thread: its warpgroup, lane and warp; its two rows (row0
@@ -95,6 +96,14 @@ private:
                     Value qRow, Value kvRow, Value numBlocks);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value qPos, Value outRow, Value numBlocks, Value out);
+  /// Key block `j`'s scores `s` with -inf for keys past the causal
+  /// diagonal and past the end of a ragged key sequence, in the blocks
+  /// that have such keys (an scf.if: the others pay one compare).
+  SmallVector<Value> maskScores(Value j, ArrayRef<Value> s, Value groupRow,
+                                Value row0, Value column0, Value minusInf);
+  /// Whether row `row` (i32, of the consumer's 64) of this query block is
+  /// inside the query sequence: null (all are) unless Sq is ragged.
+  Value isStoredRow(Value consumer, Value row);
   /// After the key/value loop: normalises the output accumulators and
   /// stores them (rows from `outRow`) with the row state `results` of the
   /// loop (O, then m0, m1, l0, l1); writes the rows' log-sum-exp too when
@@ -111,6 +120,9 @@ private:
   // Where this block's head lives: column offsets of Q, of K/V and of the
   // output (0 when head-major), and the output's row stride in elements.
   Value qColumn, kvColumn, outColumn;
+  // Ragged sequences: the head of Q's (K's and V's) 3-D tensor map, and
+  // the query rows of this block inside Sq; null otherwise.
+  Value qOuter, kvOuter, rowsLeft;
   int64_t outRowStride = 0;
   // The log-sum-exp argument ([B, H, S] f32), or null.
   Value lse;
@@ -129,14 +141,15 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
   Value head = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
   Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
-  int64_t numQBlocks = config.queryRows() / config.blockM;
+  int64_t numQBlocks = config.queryBlocks();
   // Causal: the last query blocks have the most key blocks; start them first.
   Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
   Value q0 = mul(qBlock, c32(config.blockM));
   Value kvHead = div(head, c32(config.heads / config.kvHeads));
   // qRow: the Q tile's first row in its tensor map; qPos: its position in
   // the sequence (for the causal mask); kvRow: the first K/V row.
-  Value qRow, qPos, kvRow;
+  // outRow: the block's first row in the output (as [rows, D]).
+  Value qRow, qPos, kvRow, outRow;
   if (config.tokenMajor) {
     qRow = q0;
     qPos = add(func.getArgument(4), q0);
@@ -145,16 +158,28 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     kvColumn = mul(kvHead, c32(config.headDim));
     outColumn = qColumn;
     outRowStride = config.heads * config.headDim;
+    outRow = qRow;
   } else {
-    qRow = add(mul(add(mul(batch, c32(config.heads)), head), c32(config.seqQ)),
-               q0);
+    Value qHead = add(mul(batch, c32(config.heads)), head);
+    outRow = add(mul(qHead, c32(config.seqQ)), q0);
+    qRow = outRow;
+    if (config.raggedQ()) {
+      qRow = q0;
+      qOuter = qHead;
+      rowsLeft = sub(c32(config.seqQ), q0);
+    }
     qPos = q0;
-    kvRow = mul(add(mul(batch, c32(config.kvHeads)), kvHead),
-                c32(config.seqKV));
+    Value kvHeadIndex = add(mul(batch, c32(config.kvHeads)), kvHead);
+    if (config.raggedKV()) {
+      kvRow = c32(0);
+      kvOuter = kvHeadIndex;
+    } else {
+      kvRow = mul(kvHeadIndex, c32(config.seqKV));
+    }
     qColumn = kvColumn = outColumn = c32(0);
     outRowStride = config.headDim;
   }
-  int64_t maxBlocks = config.seqKV / config.blockN;
+  int64_t maxBlocks = config.keyBlocks();
   Value numBlocks = c32(maxBlocks);
   if (config.causal)
     numBlocks = math.causalKeyBlocks(qPos, config.blockM, config.blockN,
@@ -186,7 +211,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
       tid, first,
       [&] { emitProducer(base, mapQ, mapK, mapV, qRow, kvRow, numBlocks); },
       [&](Value consumer, Value lane, Value warp) {
-        emitConsumer(base, consumer, lane, warp, qPos, qRow, numBlocks, out);
+        emitConsumer(base, consumer, lane, warp, qPos, outRow, numBlocks, out);
       });
   gpu::ReturnOp::create(b, loc);
 }
@@ -198,7 +223,7 @@ void KernelEmitter::emitProducer(Value base, Value mapQ, Value mapK,
   NVVM::MBarrierArriveExpectTxOp::create(
       b, loc, Type(), qFull, c32(config.qTileBytes()), NVVM::MemScopeKind::CTA,
       /*relaxed=*/false, Value());
-  copyRows(base, mapQ, config.blockM, qRow, qColumn, qFull);
+  copyRows(base, mapQ, config.blockM, qRow, qColumn, qFull, qOuter);
 
   Value stages = c32(config.stages);
   auto loop = scf::ForOp::create(b, loc, c32(0), numBlocks, c32(1));
@@ -222,14 +247,14 @@ void KernelEmitter::emitProducer(Value base, Value mapQ, Value mapK,
   NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), kFull, tileBytes,
                                          NVVM::MemScopeKind::CTA, false,
                                          Value());
-  copyRows(add(base, add(c32(config.kOffset(0)), mul(stage, tileBytes))),
-           mapK, config.blockN, row, kvColumn, kFull);
+  copyRows(add(base, add(c32(config.kOffset(0)), mul(stage, tileBytes))), mapK,
+           config.blockN, row, kvColumn, kFull, kvOuter);
   Value vFull = barrierAt(base, 1 + config.stages, stage);
   NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), vFull, tileBytes,
                                          NVVM::MemScopeKind::CTA, false,
                                          Value());
-  copyRows(add(base, add(c32(config.vOffset(0)), mul(stage, tileBytes))),
-           mapV, config.blockN, row, kvColumn, vFull);
+  copyRows(add(base, add(c32(config.vOffset(0)), mul(stage, tileBytes))), mapV,
+           config.blockN, row, kvColumn, vFull, kvOuter);
 }
 
 void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
@@ -288,34 +313,8 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
     SmallVector<Value> s = emitWgmmaWait(unpack(sAcc, sCount));
 
-    // Element e of s: row r + 8 * ((e / 2) % 2), column
-    // 8 * (e / 4) + column0 + e % 2 of this key block.
-    if (config.causal) {
-      int64_t offset = config.seqKV - config.seqQ;
-      Value blockStart = mul(j, c32(bn));
-      // Masking is needed when the block's last key is past the first row's
-      // limit; the same for the whole warpgroup.
-      Value needMask =
-          cmp(arith::CmpIPredicate::sgt, add(blockStart, c32(bn - 1)),
-              add(groupRow, c32(offset)));
-      SmallVector<Type> types(sCount, f32);
-      auto masked = scf::IfOp::create(b, loc, types, needMask, true);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(masked.thenBlock());
-        Value limit[2];
-        for (int64_t i = 0; i < 2; ++i) {
-          // Key column c (within the block) is visible when
-          // c <= row + offset - blockStart - column0.
-          Value row = add(groupRow, add(row0, c32(8 * i)));
-          limit[i] = sub(add(row, c32(offset)), add(blockStart, column0));
-        }
-        scf::YieldOp::create(b, loc, math.mask(s, limit, minusInf));
-        b.setInsertionPointToStart(masked.elseBlock());
-        scf::YieldOp::create(b, loc, s);
-      }
-      s = SmallVector<Value>(masked.getResults());
-    }
+    if (config.causal || config.raggedKV())
+      s = maskScores(j, s, groupRow, row0, column0, minusInf);
 
     // Online softmax in exp2; the output so far is rescaled.
     codegen::AttentionMath::RowState rows{{m[0], m[1]}, {l[0], l[1]}};
@@ -349,6 +348,61 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
   emitEpilogue(
       base, ConsumerThread{consumer, lane, warp, row0, column0, zero, minusInf},
       outRow, loop.getResults(), out);
+}
+
+// Element e of s: row r + 8 * ((e / 2) % 2), column
+// 8 * (e / 4) + column0 + e % 2 of this key block.
+SmallVector<Value> KernelEmitter::maskScores(Value j, ArrayRef<Value> s,
+                                             Value groupRow, Value row0,
+                                             Value column0, Value minusInf) {
+  const int64_t bn = config.blockN;
+  int64_t offset = config.seqKV - config.seqQ;
+  Value blockStart = mul(j, c32(bn));
+  // Causal: masking is needed when the block's last key is past the first
+  // row's limit; ragged: in the last key block. The same for the whole
+  // warpgroup.
+  Value needMask;
+  if (config.causal)
+    needMask = cmp(arith::CmpIPredicate::sgt, add(blockStart, c32(bn - 1)),
+                   add(groupRow, c32(offset)));
+  if (config.raggedKV()) {
+    Value last = cmp(arith::CmpIPredicate::eq, j, c32(config.keyBlocks() - 1));
+    needMask = needMask
+                   ? arith::OrIOp::create(b, loc, needMask, last).getResult()
+                   : last;
+  }
+  SmallVector<Type> types(s.size(), f32);
+  auto masked = scf::IfOp::create(b, loc, types, needMask, true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(masked.thenBlock());
+  // Key column c (within the block) is visible when c <= limit: causal
+  // when c <= row + offset - blockStart - column0, ragged when
+  // c <= Skv - 1 - blockStart - column0.
+  Value keyLimit;
+  if (config.raggedKV())
+    keyLimit = sub(sub(c32(config.seqKV - 1), blockStart), column0);
+  Value limit[2];
+  for (int64_t i = 0; i < 2; ++i) {
+    if (!config.causal) {
+      limit[i] = keyLimit;
+      continue;
+    }
+    Value row = add(groupRow, add(row0, c32(8 * i)));
+    limit[i] = sub(add(row, c32(offset)), add(blockStart, column0));
+    if (keyLimit)
+      limit[i] = arith::MinSIOp::create(b, loc, limit[i], keyLimit);
+  }
+  scf::YieldOp::create(b, loc, math.mask(s, limit, minusInf));
+  b.setInsertionPointToStart(masked.elseBlock());
+  scf::YieldOp::create(b, loc, s);
+  return SmallVector<Value>(masked.getResults());
+}
+
+Value KernelEmitter::isStoredRow(Value consumer, Value row) {
+  if (!rowsLeft)
+    return Value();
+  return cmp(arith::CmpIPredicate::slt, add(mul(consumer, c32(64)), row),
+             rowsLeft);
 }
 
 void KernelEmitter::emitEpilogue(Value base, const ConsumerThread &t,
@@ -400,6 +454,12 @@ void KernelEmitter::emitEpilogue(Value base, const ConsumerThread &t,
     Value column = mul(rem(index, c32(chunksPerRow)), c32(8));
     Value data = LLVM::LoadOp::create(
         b, loc, v4i32, sharedPointer(tileAddress(row, column)), 16);
+    // Rows past a ragged Sq are the next head's: not stored.
+    OpBuilder::InsertionGuard guard(b);
+    if (Value stored = isStoredRow(consumer, row)) {
+      auto inside = scf::IfOp::create(b, loc, stored, /*withElse=*/false);
+      b.setInsertionPointToStart(inside.thenBlock());
+    }
     Value outRowIndex = add(outRow, add(mul(consumer, c32(64)), row));
     Value element = add(
         mul(arith::ExtUIOp::create(b, loc, i64, outRowIndex),
@@ -424,6 +484,11 @@ void KernelEmitter::storeLogSumExp(const ConsumerThread &t, Value outRow,
   for (int64_t i = 0; i < 2; ++i) {
     Value value =
         math.logSumExp(max[i], total[i], config.scale, t.zero, t.minusInf);
+    OpBuilder::InsertionGuard inner(b);
+    if (Value stored = isStoredRow(t.consumer, add(t.row0, c32(8 * i)))) {
+      auto inside = scf::IfOp::create(b, loc, stored, /*withElse=*/false);
+      b.setInsertionPointToStart(inside.thenBlock());
+    }
     Value row = add(groupRow, add(t.row0, c32(8 * i)));
     Value address = LLVM::GEPOp::create(
         b, loc, ptr, f32, lse,
@@ -447,9 +512,10 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
   assert(!(config.tokenMajor && config.lse) &&
          "token-major kernels do not write the log-sum-exp");
   MLIRContext *ctx = module.getContext();
-  SmallVector<Type> inputs = {tensorMapType(ctx, config.blockM, element),
-                              tensorMapType(ctx, config.blockN, element),
-                              tensorMapType(ctx, config.blockN, element)};
+  SmallVector<Type> inputs = {
+      tensorMapType(ctx, config.blockM, element, config.raggedQ()),
+      tensorMapType(ctx, config.blockN, element, config.raggedKV()),
+      tensorMapType(ctx, config.blockN, element, config.raggedKV())};
   if (config.tokenMajor) {
     auto i32 = IntegerType::get(ctx, 32);
     inputs.append({MemRefType::get({config.chunkRows,
@@ -491,18 +557,24 @@ struct BPTAttentionToSM90Pass final
       gpu::GPUFuncOp kernel =
           getOrBuildAttentionKernel(module, config, element, loop.getLoc());
       OpBuilder b(loop);
-      // Q, K and V as [rows, D] matrices.
-      auto descriptorOf = [&](Value tensor, int64_t boxRows) -> Value {
+      // Q, K and V as [rows, D] matrices, or, for a ragged sequence, as
+      // [B · heads, S, D] (a block past a head's end reads zeros, not the
+      // next head's rows).
+      auto descriptorOf = [&](Value tensor, int64_t boxRows,
+                              bool perHead) -> Value {
+        auto reassociation =
+            perHead ? SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}}
+                    : SmallVector<ReassociationIndices>{{0, 1, 2}, {3}};
         Value rows = memref::CollapseShapeOp::create(
             b, loop.getLoc(), readOnlyBuffer(b, loop.getLoc(), tensor),
-            ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+            reassociation);
         return createTensorMap(b, loop.getLoc(), rows, boxRows);
       };
-      Value q = descriptorOf(nest->query, config.blockM);
-      Value k = descriptorOf(nest->key, config.blockN);
-      Value v = descriptorOf(nest->value, config.blockN);
+      Value q = descriptorOf(nest->query, config.blockM, config.raggedQ());
+      Value k = descriptorOf(nest->key, config.blockN, config.raggedKV());
+      Value v = descriptorOf(nest->value, config.blockN, config.raggedKV());
       nest->replaceWithLaunch(
-          b, kernel, {config.seqQ / config.blockM, config.heads, config.batch},
+          b, kernel, {config.queryBlocks(), config.heads, config.batch},
           config.threads(), config.sharedMemoryBytes(), {q, k, v});
     }
   }

@@ -19,9 +19,13 @@ gpu::GPUModuleOp bpt::sm90::getOrCreateSM90KernelModule(ModuleOp module) {
                                           kSwizzleAtomBytes);
 }
 
-Type bpt::sm90::tensorMapType(MLIRContext *ctx, int64_t rows, Type element) {
+Type bpt::sm90::tensorMapType(MLIRContext *ctx, int64_t rows, Type element,
+                              bool perMatrix) {
+  SmallVector<int64_t, 3> shape = {rows, kSwizzleElements};
+  if (perMatrix)
+    shape.insert(shape.begin(), 1);
   auto box = MemRefType::get(
-      {rows, kSwizzleElements}, element, MemRefLayoutAttrInterface(),
+      shape, element, MemRefLayoutAttrInterface(),
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
   return nvgpu::TensorMapDescriptorType::get(
       ctx, box, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
@@ -30,14 +34,19 @@ Type bpt::sm90::tensorMapType(MLIRContext *ctx, int64_t rows, Type element) {
       nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
 }
 
-
 Value bpt::sm90::createTensorMap(OpBuilder &b, Location loc, Value matrix,
                                  int64_t boxRows) {
-  Type element = cast<MemRefType>(matrix.getType()).getElementType();
+  auto type = cast<MemRefType>(matrix.getType());
+  Type element = type.getElementType();
+  bool perMatrix = type.getRank() == 3;
   Value unranked = memref::CastOp::create(
       b, loc, UnrankedMemRefType::get(element, 0), matrix);
-  Value box[2] = {arith::ConstantIndexOp::create(b, loc, boxRows),
-                  arith::ConstantIndexOp::create(b, loc, kSwizzleElements)};
+  SmallVector<Value, 3> box;
+  if (perMatrix)
+    box.push_back(arith::ConstantIndexOp::create(b, loc, 1));
+  box.append({arith::ConstantIndexOp::create(b, loc, boxRows),
+              arith::ConstantIndexOp::create(b, loc, kSwizzleElements)});
   return nvgpu::TmaCreateDescriptorOp::create(
-      b, loc, tensorMapType(b.getContext(), boxRows, element), unranked, box);
+      b, loc, tensorMapType(b.getContext(), boxRows, element, perMatrix),
+      unranked, box);
 }

@@ -281,27 +281,35 @@ protected:
     return add(desc, c64(WgmmaDescriptor::addressStep(bytes)));
   }
 
-  /// Issues one TMA copy of a [rows, 64] box at (column, row) into `dst`.
-  void copyTile(Value dst, Value map, Value column, Value row,
-                Value barrier) {
+  /// Issues one TMA copy of a [rows, 64] box at (column, row) into `dst`;
+  /// of a [1, rows, 64] box at (column, row, outer) when `outer` is given
+  /// (a map whose outer dimension separates matrices, e.g. heads, so that
+  /// rows past one matrix's end read TMA's zero fill, not the next one).
+  void copyTile(Value dst, Value map, Value column, Value row, Value barrier,
+                Value outer = Value()) {
     Value cluster = LLVM::AddrSpaceCastOp::create(b, loc, clusterPtr,
                                                   sharedPointer(dst));
+    SmallVector<Value, 3> coordinates = {column, row};
+    if (outer)
+      coordinates.push_back(outer);
     NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-        b, loc, cluster, map, ValueRange{column, row}, barrier,
-        ValueRange{}, /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
+        b, loc, cluster, map, coordinates, barrier, ValueRange{},
+        /*multicastMask=*/Value(), /*l2CacheHint=*/Value(),
         NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
         /*group=*/NVVM::CTAGroupKindAttr(), /*predicate=*/Value());
   }
 
-  /// Copies a [rows, columns] tile as columns/64 boxes of [rows, 64] at
-  /// (column, row) of `map`, column block c at dst + c * rows * 128 (the
-  /// 128-byte swizzle's layout). A null `column` is column 0.
+  /// Copies a [rows, columns] tile as ceil(columns / 64) boxes of
+  /// [rows, 64] at (column, row) of `map` (at (column, row, outer) of a
+  /// 3-D map when `outer` is given), column block c at dst + c * rows * 128
+  /// (the 128-byte swizzle's layout). A null `column` is column 0. Columns
+  /// past the map's last are TMA's zero fill.
   void copyRows(Value dst, Value map, int64_t rows, int64_t columns, Value row,
-                Value column, Value barrier) {
-    for (int64_t c = 0; c < columns / kSwizzleElements; ++c) {
+                Value column, Value barrier, Value outer = Value()) {
+    for (int64_t c = 0; c * kSwizzleElements < columns; ++c) {
       Value at = c32(c * kSwizzleElements);
       copyTile(add(dst, c32(c * rows * kSwizzleBytes)), map,
-               column ? add(column, at) : at, row, barrier);
+               column ? add(column, at) : at, row, barrier, outer);
     }
   }
 
@@ -395,11 +403,15 @@ gpu::GPUModuleOp getOrCreateSM90KernelModule(ModuleOp module);
 constexpr llvm::StringLiteral kSharedMemorySymbol = "bpt_sm90_shared";
 
 /// `!nvgpu.tensormap.descriptor` of a [rows, 64] box of `element`, 128-byte
-/// swizzle, zero fill.
-Type tensorMapType(MLIRContext *ctx, int64_t rows, Type element);
+/// swizzle, zero fill; [1, rows, 64] when `perMatrix` (a 3-D map of
+/// [matrices, rows, columns]).
+Type tensorMapType(MLIRContext *ctx, int64_t rows, Type element,
+                   bool perMatrix = false);
 
 /// Host side: a TMA descriptor of the 2-D `matrix` with [boxRows, 64] boxes
-/// (nvgpu.tma.create.descriptor; the manifest turns it into a tensor map).
+/// (nvgpu.tma.create.descriptor; the manifest turns it into a tensor map),
+/// or of the 3-D [matrices, rows, columns] `matrix` with [1, boxRows, 64]
+/// boxes.
 Value createTensorMap(OpBuilder &b, Location loc, Value matrix,
                       int64_t boxRows);
 

@@ -46,6 +46,18 @@ struct AttentionKernelConfig {
   int64_t blockM = 128, blockN = 128, stages = 2, consumerGroups = 2;
 
   int64_t queryRows() const { return tokenMajor ? chunkRows : seqQ; }
+  /// Query and key/value blocks, the last one partial where the sequence
+  /// is not a multiple of the block (head-major only: the token-major
+  /// kernel takes whole blocks).
+  int64_t queryBlocks() const { return (queryRows() + blockM - 1) / blockM; }
+  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
+  /// Ragged sequences: Q (or K and V) are read through 3-D tensor maps of
+  /// [B · heads, S, D], so that TMA zero-fills the rows of a block past its
+  /// head's end; the last key block masks the keys past Skv, and query rows
+  /// past Sq are not stored.
+  bool raggedQ() const { return seqQ % blockM != 0; }
+  bool raggedKV() const { return seqKV % blockN != 0; }
+  bool ragged() const { return raggedQ() || raggedKV(); }
 
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
   int64_t qTileBytes() const { return blockM * headDim * 2; }
@@ -73,6 +85,8 @@ struct AttentionKernelConfig {
                   .str();
     if (blockN != 128 || stages != 2)
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
+    if (ragged())
+      name += "_ragged";
     return name;
   }
 };

@@ -174,21 +174,26 @@ Refusal checkGemmGridRows(int64_t rows, int64_t blockM) {
       .str();
 }
 
+/// Sequences of Q [B, Hq, Sq, D] and K [B, Hkv, Skv, D] in whole blocks,
+/// for the kernels that have no ragged tails.
+Refusal checkWholeBlocks(ArrayRef<int64_t> q, ArrayRef<int64_t> kv,
+                         int64_t blockM, int64_t blockN) {
+  if (q[2] % blockM == 0 && kv[2] % blockN == 0)
+    return std::nullopt;
+  return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
+                       "the {2}-row query block and {3}-row key block",
+                       q[2], kv[2], blockM, blockN)
+      .str();
+}
+
 /// What a wgmma attention kernel (forward or backward) with `config`'s
-/// head dim and blocks needs of Q [B, Hq, Sq, D] and K [B, Hkv, Skv, D]:
-/// a supported head dim, sequences in whole blocks, rows that 32-bit TMA
-/// coordinates address, and its shared memory.
+/// blocks needs of Q [B, Hq, Sq, D] and K [B, Hkv, Skv, D] beside its head
+/// dimension and sequences (which the callers check: the forward takes any
+/// length): rows that 32-bit TMA coordinates address, and its shared
+/// memory.
 template <typename Config>
 Refusal checkWgmmaAttentionKernel(ArrayRef<int64_t> q, ArrayRef<int64_t> kv,
-                                  const Config &config,
-                                  int64_t sharedMemory) {
-  if (Refusal why = checkHeadDim(config.headDim))
-    return why;
-  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
-    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
-                         "the {2}-row query block and {3}-row key block",
-                         q[2], kv[2], config.blockM, config.blockN)
-        .str();
+                                  const Config &config, int64_t sharedMemory) {
   if (Refusal why = checkAttentionGrid(q, kv))
     return why;
   if (config.sharedMemoryBytes() > sharedMemory)
@@ -400,6 +405,11 @@ Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
   ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
   if (Refusal why = checkAttentionGrid(q, kv))
     return why;
+  if (Refusal why = checkHeadDim(q[3]))
+    return why;
+  // Any sequence lengths: TMA zero-fills a ragged block's rows past the
+  // end, the last key block masks them (head-major only; the block's
+  // token-major kernel takes whole blocks).
   sm90::AttentionKernelConfig config{};
   config.headDim = q[3];
   AttentionTiling tiling = wgmmaAttentionTiling(
@@ -558,6 +568,10 @@ Refusal Selector::attentionGradWgmma(AttentionGradOp op,
   sm90::AttentionGradKernelConfig config{};
   config.headDim = q[3];
   config.blockM = config.headDim == 64 ? 128 : 64;
+  if (Refusal why = checkHeadDim(config.headDim))
+    return why;
+  if (Refusal why = checkWholeBlocks(q, kv, config.blockM, config.blockN))
+    return why;
   if (Refusal why = checkWgmmaAttentionKernel(q, kv, config, sharedMemory))
     return why;
   strategy = make(KernelPath::wgmma, config.blockM, config.blockN,
@@ -579,11 +593,8 @@ Refusal Selector::attentionGradMmaSync(AttentionGradOp op,
   // post-pass kernels and the dQ pieces have no tails).
   sm80::AttentionGradKernelConfig config{};
   config.headDim = q[3];
-  if (q[2] % config.blockM != 0 || kv[2] % config.blockN != 0)
-    return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
-                         "the {2}-row query block and {3}-row key block",
-                         q[2], kv[2], config.blockM, config.blockN)
-        .str();
+  if (Refusal why = checkWholeBlocks(q, kv, config.blockM, config.blockN))
+    return why;
   if (q[0] * q[1] * q[2] >= (int64_t(1) << 31))
     return std::string("more query rows than 32-bit row indices address");
   if (config.sharedMemoryBytes() > sharedMemory)
@@ -857,7 +868,10 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
     if (!why)
       why = checkHeadDim(headDim);
     if (!why && seq % 128 != 0)
-      why = llvm::formatv("sequence length {0} is not a multiple of 128", seq)
+      why = llvm::formatv("sequence length {0} is not a multiple of 128 (the "
+                          "block's token-major attention kernel takes whole "
+                          "128-row blocks only)",
+                          seq)
                 .str();
     if (!why && hidden % 256 != 0)
       why = llvm::formatv("hidden size {0} is not a multiple of 256", hidden)

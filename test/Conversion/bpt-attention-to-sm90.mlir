@@ -126,3 +126,78 @@ func.func @with_lse(%q: tensor<1x2x256x64xbf16>)
       -> (tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>)
   return %o, %lse : tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>
 }
+
+// -----
+
+// Ragged sequences (issue 15): 1000 queries against 1531 keys, causal, GQA
+// 8:2, D 128. Q, K and V are viewed as [B · heads, S, D] for 3-D tensor
+// maps (boxes of 1 x 128 x 64): a block that runs past its head's end reads
+// TMA's zero fill, not the next head's rows. The grid rounds the query
+// blocks up (8); the kernel (named _ragged) copies with three coordinates
+// (column, row, head), masks the last key block (keys past 1531; 12 blocks)
+// besides the diagonal blocks, and stores only the rows inside Sq (1000 -
+// the block's first row).
+// CHECK-LABEL: func.func @ragged_causal_gqa
+// CHECK: %[[QV:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2], [3]] : memref<1x8x1000x128xbf16> into memref<8x1000x128xbf16>
+// CHECK: %[[QU:.+]] = memref.cast %[[QV]] : memref<8x1000x128xbf16> to memref<*xbf16>
+// CHECK: %[[DQ:.+]] = nvgpu.tma.create.descriptor %[[QU]] box[%{{.+}}, %{{.+}}, %{{.+}}] : memref<*xbf16> -> <tensor = memref<1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_128b, oob = zero
+// CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2], [3]] : memref<1x2x1531x128xbf16> into memref<2x1531x128xbf16>
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<1x128x64xbf16
+// CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2], [3]] : memref<1x2x1531x128xbf16> into memref<2x1531x128xbf16>
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<1x128x64xbf16
+// CHECK-DAG: %[[C8:.+]] = arith.constant 8 : index
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d128_causal_ragged blocks in (%[[C8]], %{{.+}}, %{{.+}}) threads in
+// CHECK: gpu.func @attention_sm90_d128_causal_ragged(%{{.+}}: !nvgpu.tensormap.descriptor<tensor = memref<1x128x64xbf16
+// CHECK: %[[LEFT:.+]] = arith.subi %c1000_i32{{.*}}, %{{.+}} : i32
+// CHECK: arith.minsi %{{.+}}, %c12_i32 : i32
+// CHECK: nvvm.setmaxregister decrease 24
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.+}}, %{{.+}}, %{{.+}}, box[%{{.+}}, %{{.+}}, %{{.+}}]
+// CHECK: nvvm.setmaxregister increase 240
+// CHECK: scf.for {{.+}} iter_args
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// The diagonal blocks or the last one (j == 11): both limits, the smaller.
+// CHECK: %[[LAST:.+]] = arith.cmpi eq, %{{.+}}, %c11_i32 : i32
+// CHECK: %[[MASK:.+]] = arith.ori %{{.+}}, %[[LAST]] : i1
+// CHECK: scf.if %[[MASK]] -> (f32
+// CHECK: arith.minsi
+// CHECK: arith.select
+// CHECK: scf.yield
+// The epilogue: each 16-byte store only for a row inside the sequence.
+// CHECK: nvvm.barrier id
+// CHECK: llvm.load {{.+}} -> vector<4xi32>
+// CHECK: %[[IN:.+]] = arith.cmpi slt, %{{.+}}, %[[LEFT]] : i32
+// CHECK: scf.if %[[IN]] {
+// CHECK: llvm.store {{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+func.func @ragged_causal_gqa(%q: tensor<1x8x1000x128xbf16>, %k: tensor<1x2x1531x128xbf16>,
+                             %v: tensor<1x2x1531x128xbf16>) -> tensor<1x8x1000x128xbf16> {
+  %0 = bpt.attention %q, %k, %v causal
+      : (tensor<1x8x1000x128xbf16>, tensor<1x2x1531x128xbf16>, tensor<1x2x1531x128xbf16>)
+      -> tensor<1x8x1000x128xbf16>
+  return %0 : tensor<1x8x1000x128xbf16>
+}
+
+// -----
+
+// Only K and V ragged (Sq 256, Skv 200), not causal, with the lse: Q keeps
+// its 2-D map (whole blocks), K and V take 3-D ones; the only mask is the
+// last (and only) key block's, and every row is stored (no guard).
+// CHECK-LABEL: func.func @ragged_keys_lse
+// CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1, 2], [3]] : memref<1x2x256x64xbf16> into memref<512x64xbf16>
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<128x64xbf16
+// CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2], [3]] : memref<1x1x200x64xbf16> into memref<1x200x64xbf16>
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<1x{{64|128}}x64xbf16
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_lse{{.*}}_ragged
+// CHECK: gpu.func @attention_sm90_d64_lse{{.*}}_ragged(%{{.+}}: !nvgpu.tensormap.descriptor<tensor = memref<128x64xbf16
+// CHECK-NOT: arith.cmpi slt
+// CHECK: scf.for {{.+}} iter_args
+// CHECK: arith.cmpi eq
+// CHECK-NEXT: scf.if %{{.+}} -> (f32
+// CHECK-NOT: arith.cmpi slt
+// CHECK: gpu.return
+func.func @ragged_keys_lse(%q: tensor<1x2x256x64xbf16>, %kv: tensor<1x1x200x64xbf16>)
+    -> (tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>) {
+  %o, %lse = bpt.attention %q, %kv, %kv
+      : (tensor<1x2x256x64xbf16>, tensor<1x1x200x64xbf16>, tensor<1x1x200x64xbf16>)
+      -> (tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>)
+  return %o, %lse : tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>
+}

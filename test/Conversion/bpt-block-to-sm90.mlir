@@ -90,7 +90,7 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
          tensor<128x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>,
          tensor<128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
       -> tensor<1x128x128xbf16>
-  // expected-remark @below {{transformer_block does not take the wgmma path: sequence length 100 is not a multiple of 128}}
+  // expected-remark @below {{transformer_block does not take the wgmma path: sequence length 100 is not a multiple of 128 (the block's token-major attention kernel takes whole 128-row blocks only)}}
   // expected-remark @below {{transformer_block takes the mma.sync path instead: expanded, its attention, projections and FFN take strategies of their own}}
   %1 = bpt.transformer_block %x2 norm1(%g2) attention(%w2, %w2, %w2, %w2)
       norm2(%g2) ffn(%w2, %w2) heads(2) kv_heads(2) activation(relu)

@@ -33,8 +33,7 @@ func.func @not_eligible(%q32: tensor<1x2x128x64xf32>, %q: tensor<1x2x128x96xbf16
   %1 = bpt.attention %q, %q, %q
       : (tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>)
       -> tensor<1x2x128x96xbf16>
-  // Ragged: mma.sync takes it.
-  // expected-remark @below {{attention does not take the wgmma path: sequence lengths 100 and 100 are not multiples of the 128-row query block and 128-row key block}}
+  // Ragged: wgmma takes it (no remark).
   %2 = bpt.attention %r, %r, %r
       : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>)
       -> tensor<1x2x100x64xbf16>
@@ -75,8 +74,8 @@ func.func @budget(%q: tensor<1x1x128x128xbf16>) -> tensor<1x1x128x128xbf16> {
 // -----
 
 // An attention that also returns its log-sum-exp (for a backward pass) is
-// taken like any other: the tensor-core kernels write the lse too. The
-// ragged one falls back to mma.sync for its shape alone.
+// taken like any other: the tensor-core kernels write the lse too, the
+// ragged one as well.
 func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
     -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>,
         tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>) {
@@ -84,7 +83,6 @@ func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
       : (tensor<1x8x1024x64xbf16>, tensor<1x8x1024x64xbf16>,
          tensor<1x8x1024x64xbf16>)
       -> (tensor<1x8x1024x64xbf16>, tensor<1x8x1024xf32>)
-  // expected-remark @below {{attention does not take the wgmma path: sequence lengths 100 and 100 are not multiples of the 128-row query block and 128-row key block}}
   %ro, %rlse = bpt.attention %r, %r, %r
       : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
          tensor<1x2x100x64xbf16>)

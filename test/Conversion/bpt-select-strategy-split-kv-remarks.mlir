@@ -19,8 +19,7 @@ func.func @f32_decode(%q: tensor<1x8x1x64xf32>, %k: tensor<1x2x4096x64xf32>,
 func.func @decode_with_lse(%q: tensor<1x8x1x64xbf16>, %k: tensor<1x2x4096x64xbf16>,
                            %v: tensor<1x2x4096x64xbf16>)
     -> (tensor<1x8x1x64xbf16>, tensor<1x8x1xf32>) {
-  // expected-remark @+2 {{attention does not take the split-K/V path: the log-sum-exp is asked for (a training forward keeps the unsplit kernels)}}
-  // expected-remark @+1 {{attention does not take the wgmma path: sequence lengths 1 and 4096 are not multiples of the 128-row query block and 128-row key block}}
+  // expected-remark @+1 {{attention does not take the split-K/V path: the log-sum-exp is asked for (a training forward keeps the unsplit kernels)}}
   %o, %lse = bpt.attention %q, %k, %v
       : (tensor<1x8x1x64xbf16>, tensor<1x2x4096x64xbf16>, tensor<1x2x4096x64xbf16>)
         -> (tensor<1x8x1x64xbf16>, tensor<1x8x1xf32>)
@@ -31,8 +30,7 @@ func.func @decode_with_lse(%q: tensor<1x8x1x64xbf16>, %k: tensor<1x2x4096x64xbf1
 
 func.func @too_many_rows(%q: tensor<1x16x16x64xbf16>, %k: tensor<1x1x4096x64xbf16>,
                          %v: tensor<1x1x4096x64xbf16>) -> tensor<1x16x16x64xbf16> {
-  // expected-remark @+2 {{attention does not take the split-K/V path: 16 query heads of 16 rows a key/value group are 256 rows (at most 128 are packed)}}
-  // expected-remark @+1 {{attention does not take the wgmma path: sequence lengths 16 and 4096 are not multiples of the 128-row query block and 128-row key block}}
+  // expected-remark @+1 {{attention does not take the split-K/V path: 16 query heads of 16 rows a key/value group are 256 rows (at most 128 are packed)}}
   %o = bpt.attention %q, %k, %v
       : (tensor<1x16x16x64xbf16>, tensor<1x1x4096x64xbf16>, tensor<1x1x4096x64xbf16>)
         -> tensor<1x16x16x64xbf16>

@@ -25,7 +25,8 @@
 // PORTABLE-LABEL: func.func @q1_k4096_gqa
 // PORTABLE: #bpt.strategy<portable, chip = "sm_90a", q_block = 64, kv_block = 64>}
 // NOSPLIT-LABEL: func.func @q1_k4096_gqa
-// NOSPLIT: #bpt.strategy<mma_sync, chip = "sm_90a", q_block = 64, kv_block = {{[0-9]+}}, stages = {{[0-9]+}}, warps = 4>
+// Unsplit, the wgmma kernel takes it (any sequence length).
+// NOSPLIT: #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = {{[0-9]+}}, stages = {{[0-9]+}}, warps = 12>
 // PINNED: remark: kv-splits=48 over 128 key blocks of 32 rows: 43 splits cover them (none empty)
 // PINNED-LABEL: func.func @q1_k4096_gqa
 // PINNED: kv_splits = 43>

@@ -8,7 +8,7 @@
 // The strategy each op gets, as the attribute later passes read. Tilings
 // not pinned are the cost model's (attention) or the GEMM kernels' rule.
 
-// Attention: head dim 64 and 128, causal or not, multiples of 128: wgmma on
+// Attention: head dim 64 and 128, causal or not, whole blocks: wgmma on
 // sm_90a (128-row query blocks, 12 warps), mma.sync on sm_80 (16 query
 // rows a warp), portable (the q-block / kv-block options) without tensor
 // cores or on older chips.
@@ -40,15 +40,16 @@ func.func @attention(%q64: tensor<2x8x1024x64xbf16>, %q128: tensor<1x4x512x128xf
 
 // -----
 
-// Ragged lengths and GQA: the wgmma kernel needs multiples of its blocks,
-// so sm_90a falls back to mma.sync; GQA takes either path.
+// Ragged lengths and GQA: the wgmma kernel takes any sequence length (a
+// partial last block, zero-filled and masked), with the cost model's key
+// block (or the pinned one); GQA takes either path.
 // SM90-LABEL: func.func @ragged_gqa
-// SM90: bpt.attention {{.+}}#bpt.strategy<mma_sync, chip = "sm_90a"
+// SM90: bpt.attention {{.+}}#bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = {{64|128}}, stages = {{[2-4]}}, warps = 12>
 // SM90: bpt.attention {{.+}}#bpt.strategy<wgmma, chip = "sm_90a"
 // SM80-LABEL: func.func @ragged_gqa
 // SM80-COUNT-2: #bpt.strategy<mma_sync, chip = "sm_80"
 // PINNED-LABEL: func.func @ragged_gqa
-// PINNED: #bpt.strategy<mma_sync, chip = "sm_90a", q_block = 128, kv_block = 32, stages = 4, warps = 8>
+// PINNED-COUNT-2: #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 64, stages = 3, warps = 12>
 func.func @ragged_gqa(%q: tensor<1x8x1000x128xbf16>, %kv: tensor<1x2x1531x128xbf16>,
                       %g: tensor<1x8x256x64xbf16>, %gkv: tensor<1x2x256x64xbf16>)
     -> (tensor<1x8x1000x128xbf16>, tensor<1x8x256x64xbf16>) {

@@ -7,15 +7,16 @@
 // 128, so the block falls through to the mma.sync expansion (a remark says
 // why and what was chosen), and each piece gets a strategy of its own: the
 // four projections and the FFN the wgmma GEMMs (600 rows, the last row tile
-// masked; the FFN is one chunk of 600 rows), the attention the mma.sync
-// kernel (ragged sequence), norms, head transposes and residuals portable.
+// masked; the FFN is one chunk of 600 rows), the attention the wgmma
+// kernel (head-major, ragged sequence: 3-D tensor maps, masked tail), norms,
+// head transposes and residuals portable.
 // CHECK-LABEL: func.func @block
 // CHECK-NOT: bpt.transformer_block
 // CHECK: bpt.rms_norm
 // CHECK-NOT: bpt.strategy
 // CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>} : (tensor<1x600x512xbf16>, tensor<512x512xbf16>)
 // CHECK-COUNT-2: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>} : (tensor<1x600x512xbf16>, tensor<512x256xbf16>)
-// CHECK: bpt.attention {{.+}} causal {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_90a", q_block = {{[0-9]+}}, kv_block = {{[0-9]+}}, stages = {{[0-9]}}, warps = {{[0-9]}}>} : (tensor<1x8x600x64xbf16>, tensor<1x4x600x64xbf16>
+// CHECK: bpt.attention {{.+}} causal {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = {{[0-9]+}}, stages = {{[0-9]}}, warps = 12>} : (tensor<1x8x600x64xbf16>, tensor<1x4x600x64xbf16>
 // CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>}
 // CHECK: arith.addf
 // CHECK: bpt.rms_norm
@@ -29,7 +30,7 @@
 // Five row tiles of 128, the last one 88 rows.
 // LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n512_k512_ragged blocks in (%c4{{[_0-9]*}}, %c5{{[_0-9]*}},
 // LOWERED-COUNT-2: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n256_k512_ragged blocks in (%c2{{[_0-9]*}}, %c5{{[_0-9]*}},
-// LOWERED: gpu.launch_func @bpt_sm80::@attention_sm80_d64_causal_t
+// LOWERED: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_{{.*}}ragged
 // LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n512_k512_ragged
 // LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n1408_k512_swiglu_gated_ragged
 // LOWERED: gpu.launch_func @bpt_sm90::@gemm_sm90_a600_c600_n512_k1408_ragged
@@ -45,9 +46,8 @@ func.func @block(%x: tensor<1x600x512xbf16>, %g: tensor<512xbf16>,
                  %wv: tensor<512x256xbf16>, %wo: tensor<512x512xbf16>,
                  %w1: tensor<512x1408xbf16>, %w2: tensor<1408x512xbf16>,
                  %w3: tensor<512x1408xbf16>) -> tensor<1x600x512xbf16> {
-  // expected-remark @below {{transformer_block does not take the wgmma path: sequence length 600 is not a multiple of 128}}
+  // expected-remark @below {{transformer_block does not take the wgmma path: sequence length 600 is not a multiple of 128 (the block's token-major attention kernel takes whole 128-row blocks only)}}
   // expected-remark @below {{transformer_block takes the mma.sync path instead: expanded, its attention, projections and FFN take strategies of their own}}
-  // expected-remark @below {{attention does not take the wgmma path: sequence lengths 600 and 600 are not multiples of the 128-row query block and 128-row key block}}
   %y = bpt.transformer_block %x norm1(%g) attention(%wq, %wk, %wv, %wo)
       norm2(%g) ffn(%w1, %w2, gate %w3) heads(8) kv_heads(4) causal
       activation(swiglu) norm(rms_norm)

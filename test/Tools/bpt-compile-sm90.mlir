@@ -1,5 +1,5 @@
 // bpt-compile on sm_90a: eligible attention (bf16/f16, head dim 64 or 128,
-// sequences in multiples of 128) becomes the tensor-core kernel of
+// any sequence lengths: bpt-compile-sm90-ragged.test) becomes the kernel of
 // bpt-attention-to-sm90; the PTX shows the instructions it is built on.
 // RUN: bpt-compile --op=attention --heads=4 --kv-heads=2 --seq=256 --head-dim=128 --dtype=bf16 --causal -o %t
 // RUN: FileCheck %s --input-file=%t.ptx --check-prefix=PTX

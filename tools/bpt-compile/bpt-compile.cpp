@@ -486,8 +486,22 @@ warnIneffectiveTilingFlags(ModuleOp module,
         &chunkRows}},
       {&bpt::KernelPathsUsed::mmaSync,
        "no op takes an mma.sync kernel",
-       {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN, &kvSplits}},
+       {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
   };
+  // --kv-splits decides whether short queries are split, whichever kernel
+  // then takes them (--kv-splits=1 leaves them to the unsplit kernels).
+  if (kvSplits.getNumOccurrences()) {
+    bool shortQuery = false;
+    module.walk([&](bpt::AttentionOp op) {
+      shortQuery |=
+          op.getQuery().getType().getDimSize(2) <= bpt::kMaxSplitKVQueryRows;
+    });
+    if (!shortQuery)
+      llvm::errs() << "bpt-compile: warning: --kv-splits has no effect: no "
+                      "attention has at most "
+                   << bpt::kMaxSplitKVQueryRows
+                   << " query rows (the ones split over their keys)\n";
+  }
   bool anyGiven = false;
   for (const cl::Option *flag : portableFlags)
     anyGiven |= flag->getNumOccurrences() > 0;

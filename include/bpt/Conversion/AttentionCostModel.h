@@ -61,9 +61,9 @@ struct ChipModel {
 enum class AttentionKernelKind { MmaSync, Wgmma };
 
 /// Predicted milliseconds of `tiling` for `problem`, or nothing when the
-/// tiling does not apply (for wgmma, blocks that do not divide the
-/// sequences; it does not fit `sharedMemory` bytes per block; it would
-/// spill registers).
+/// tiling does not apply (it does not fit `sharedMemory` bytes per block;
+/// it would spill registers). Ragged sequences count their partial last
+/// blocks whole.
 std::optional<double> predictAttentionMs(AttentionKernelKind kind,
                                          const AttentionProblem &problem,
                                          const AttentionTiling &tiling,
