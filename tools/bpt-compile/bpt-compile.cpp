@@ -350,9 +350,14 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     return 1;
   if (auto error = llvm::sys::fs::create_directories(dir))
     return fail("cannot create '" + dir + "': " + error.message());
+  auto candidates = tuningCandidates(*probe, base.strategy.chip);
+  if (llvm::all_of(candidates, [](const auto &c) { return c.empty(); }))
+    return fail("--tune: nothing to tune for " + base.strategy.chip +
+                ": only attention, FFNs and blocks have tiling choices (the "
+                "attention backward's kernels have fixed tilings)");
   llvm::json::Array list;
   int64_t index = 0;
-  for (const auto &candidate : tuningCandidates(*probe, base.strategy.chip)) {
+  for (const auto &candidate : candidates) {
     bpt::CompileOptions options = base;
     llvm::json::Object flags;
     for (auto [flag, value] : candidate) {
