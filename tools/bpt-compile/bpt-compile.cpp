@@ -559,6 +559,13 @@ warnIneffectiveTilingFlags(ModuleOp module,
 static OwningOpRef<ModuleOp> loadModule(MLIRContext &context,
                                         llvm::SourceMgr &sourceMgr) {
   if (input.empty()) {
+    // In these flags 0 stands for the default (the same as --heads, --seq;
+    // 4 x --hidden): given explicitly it is a mistake, not that default.
+    for (cl::opt<int64_t> *flag : {&kvHeads, &kvSeq, &hidden, &ffn})
+      if (flag->getNumOccurrences() && *flag == 0) {
+        fail("--" + flag->ArgStr + " must be positive, got 0");
+        return nullptr;
+      }
     bpt::ModelSpec spec;
     spec.op = op;
     spec.batch = batch;
