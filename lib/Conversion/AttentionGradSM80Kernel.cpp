@@ -161,16 +161,12 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
 /// The arguments as global pointers, this thread's warp and lane, the key
 /// block's first row and the steps that see it.
 void GradKernelEmitter::locateBlock(gpu::GPUFuncOp func) {
-  auto global = [&](unsigned i) -> Value {
-    return LLVM::AddrSpaceCastOp::create(b, loc, globalPtr,
-                                         pointerOf(func.getArgument(i)));
-  };
-  queries = global(0);
-  keys = global(1);
-  values = global(2);
-  outputGrads = global(3);
-  lse = global(4);
-  rowDots = global(5);
+  queries = globalPointerOf(func.getArgument(0));
+  keys = globalPointerOf(func.getArgument(1));
+  values = globalPointerOf(func.getArgument(2));
+  outputGrads = globalPointerOf(func.getArgument(3));
+  lse = globalPointerOf(func.getArgument(4));
+  rowDots = globalPointerOf(func.getArgument(5));
   queryGradSum = pointerOf(func.getArgument(6));
   keyGrads = pointerOf(func.getArgument(7));
   valueGrads = pointerOf(func.getArgument(8));

@@ -210,12 +210,8 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   Value mapV = tensorMapPointer(func.getArgument(1));
   Value mapQ = tensorMapPointer(func.getArgument(2));
   Value mapDO = tensorMapPointer(func.getArgument(3));
-  auto global = [&](unsigned i) {
-    return LLVM::AddrSpaceCastOp::create(
-        b, loc, LLVM::LLVMPointerType::get(ctx, 1),
-        pointerOf(func.getArgument(i)));
-  };
-  Value lse = global(4), rowDots = global(5);
+  Value lse = globalPointerOf(func.getArgument(4));
+  Value rowDots = globalPointerOf(func.getArgument(5));
   queryGradSum = pointerOf(func.getArgument(6));
   Value dK = pointerOf(func.getArgument(7));
   Value dV = pointerOf(func.getArgument(8));

@@ -179,17 +179,14 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
 /// The arguments as global pointers, this thread's warp and lane, the first
 /// rows of the block's Q tile and of its head's K/V, and its key blocks.
 void KernelEmitter::locateBlock(gpu::GPUFuncOp func) {
-  auto global = [&](Value memref) -> Value {
-    return LLVM::AddrSpaceCastOp::create(b, loc, globalPtr, pointerOf(memref));
-  };
-  queries = global(func.getArgument(0));
-  keys = global(func.getArgument(1));
-  values = global(func.getArgument(2));
-  out = global(func.getArgument(3));
+  queries = globalPointerOf(func.getArgument(0));
+  keys = globalPointerOf(func.getArgument(1));
+  values = globalPointerOf(func.getArgument(2));
+  out = globalPointerOf(func.getArgument(3));
   // A split's partials: the rows (in place of the output), then their
   // log-sum-exp.
   if (config.lse || config.split())
-    lse = global(func.getArgument(4));
+    lse = globalPointerOf(func.getArgument(4));
 
   tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));

@@ -41,9 +41,6 @@ public:
   void emit(gpu::GPUFuncOp func);
 
 private:
-  Value global(Value memref) {
-    return LLVM::AddrSpaceCastOp::create(b, loc, globalPtr, pointerOf(memref));
-  }
   Value wide(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
   /// Global address of (row, column) of a row-major matrix of `columns`
   /// 16-bit elements a row.
@@ -93,11 +90,11 @@ private:
 void GemmEmitter::emit(gpu::GPUFuncOp func) {
   b.setInsertionPointToStart(&func.getBody().front());
   unsigned arg = 0;
-  a = global(func.getArgument(arg++));
-  bMatrix = global(func.getArgument(arg++));
+  a = globalPointerOf(func.getArgument(arg++));
+  bMatrix = globalPointerOf(func.getArgument(arg++));
   if (config.gated)
-    gate = global(func.getArgument(arg++));
-  Value c = global(func.getArgument(arg++));
+    gate = globalPointerOf(func.getArgument(arg++));
+  Value c = globalPointerOf(func.getArgument(arg++));
   aRow = func.getArgument(arg++);
   Value cRow = func.getArgument(arg++);
 

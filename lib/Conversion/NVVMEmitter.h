@@ -159,6 +159,12 @@ protected:
     return LLVM::IntToPtrOp::create(
         b, loc, ptr, Value(arith::IndexCastUIOp::create(b, loc, i64, index)));
   }
+  /// pointerOf(memref) in the global address space (loads and stores
+  /// through it are ld.global / st.global).
+  Value globalPointerOf(Value memref) {
+    return LLVM::AddrSpaceCastOp::create(
+        b, loc, LLVM::LLVMPointerType::get(ctx, 1), pointerOf(memref));
+  }
 
   OpBuilder &b;
   Location loc;

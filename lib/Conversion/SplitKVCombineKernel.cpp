@@ -101,12 +101,9 @@ void CombineEmitter::emit(gpu::GPUFuncOp func) {
 /// Block ρ is output row (batch, head, query) = ρ as [B, Hq, Sq]; it reads
 /// row (head % group) · Sq + query of key/value head head / group.
 void CombineEmitter::locateRow(gpu::GPUFuncOp func) {
-  auto global = [&](Value memref) -> Value {
-    return LLVM::AddrSpaceCastOp::create(b, loc, globalPtr, pointerOf(memref));
-  };
-  partials = global(func.getArgument(0));
-  lses = global(func.getArgument(1));
-  out = global(func.getArgument(2));
+  partials = globalPointerOf(func.getArgument(0));
+  lses = globalPointerOf(func.getArgument(1));
+  out = globalPointerOf(func.getArgument(2));
   tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   warp = div(tid, c32(kWarp));
   lane = rem(tid, c32(kWarp));
