@@ -455,6 +455,7 @@ bpt::checkGradientsOnCPU(ModuleOp module, const CPUCheckOptions &options) {
     PassManager build(module.getContext());
     BPTBuildBackwardOptions buildOptions;
     buildOptions.functions = {name};
+    buildOptions.queryChunk = options.queryChunk;
     build.addPass(createBPTBuildBackward(buildOptions));
     if (failed(build.run(*trained)))
       return failure();

@@ -91,6 +91,54 @@ static ref::Tensor transpose(const ref::Tensor &input,
   return out;
 }
 
+/// Row-major strides of `shape`.
+static std::vector<int64_t> stridesOf(ArrayRef<int64_t> shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;)
+    strides[i - 1] = strides[i] * shape[i];
+  return strides;
+}
+
+/// Calls `f(sliceIndex, wholeIndex)` for each element of the box of
+/// `sizes` at `offsets` (unit strides) in a tensor of `shape`: the
+/// element's row-major position in the box and in the tensor.
+static void forEachInBox(ArrayRef<int64_t> shape, ArrayRef<int64_t> offsets,
+                         ArrayRef<int64_t> sizes,
+                         llvm::function_ref<void(int64_t, int64_t)> f) {
+  std::vector<int64_t> strides = stridesOf(shape);
+  int64_t count = 1;
+  for (int64_t size : sizes)
+    count *= size;
+  std::vector<int64_t> index(sizes.size(), 0);
+  for (int64_t n = 0; n < count; ++n) {
+    int64_t whole = 0;
+    for (size_t i = 0; i < sizes.size(); ++i)
+      whole += (offsets[i] + index[i]) * strides[i];
+    f(n, whole);
+    for (size_t i = sizes.size(); i-- > 0;)
+      if (++index[i] < sizes[i])
+        break;
+      else
+        index[i] = 0;
+  }
+}
+
+/// The static offsets and sizes of a unit-stride slice op, or nothing.
+template <typename SliceOp>
+static std::optional<std::pair<SmallVector<int64_t>, SmallVector<int64_t>>>
+staticSlice(SliceOp op) {
+  if (!op.hasUnitStride() || !op.getStaticOffsets().size())
+    return std::nullopt;
+  for (int64_t v : op.getStaticOffsets())
+    if (ShapedType::isDynamic(v))
+      return std::nullopt;
+  for (int64_t v : op.getStaticSizes())
+    if (ShapedType::isDynamic(v))
+      return std::nullopt;
+  return std::make_pair(SmallVector<int64_t>(op.getStaticOffsets()),
+                        SmallVector<int64_t>(op.getStaticSizes()));
+}
+
 FailureOr<std::vector<ref::Tensor>>
 bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
   llvm::DenseMap<Value, ref::Tensor> values;
@@ -261,6 +309,60 @@ bpt::evaluateReference(func::FuncOp func, ArrayRef<ref::Tensor> args) {
                   transpose(get(t.getInput()), t.getPermutation());
               return success();
             })
+            // Slices (static, unit strides) and concatenations: a query-
+            // chunked backward's glue. A rank-reducing slice keeps the
+            // row-major data of its box.
+            .Case([&](tensor::ExtractSliceOp slice) -> LogicalResult {
+              auto box = staticSlice(slice);
+              if (!box)
+                return slice.emitError()
+                       << "reference: only static unit-stride slices";
+              const ref::Tensor &source = get(slice.getSource());
+              ref::Tensor out(shapeOf(slice.getType()));
+              forEachInBox(source.shape, box->first, box->second,
+                           [&](int64_t n, int64_t whole) {
+                             out.data[n] = source.data[whole];
+                           });
+              values[slice.getResult()] = std::move(out);
+              return success();
+            })
+            .Case([&](tensor::InsertSliceOp insert) -> LogicalResult {
+              auto box = staticSlice(insert);
+              if (!box)
+                return insert.emitError()
+                       << "reference: only static unit-stride slices";
+              const ref::Tensor &piece = get(insert.getSource());
+              ref::Tensor out = get(insert.getDest());
+              forEachInBox(out.shape, box->first, box->second,
+                           [&](int64_t n, int64_t whole) {
+                             out.data[whole] = piece.data[n];
+                           });
+              values[insert.getResult()] = std::move(out);
+              return success();
+            })
+            .Case([&](tensor::ConcatOp concat) {
+              ref::Tensor out(shapeOf(concat.getType()));
+              std::vector<int64_t> offsets(out.shape.size(), 0);
+              for (Value input : concat.getInputs()) {
+                const ref::Tensor &piece = get(input);
+                forEachInBox(out.shape, offsets, piece.shape,
+                             [&](int64_t n, int64_t whole) {
+                               out.data[whole] = piece.data[n];
+                             });
+                offsets[concat.getDim()] += piece.shape[concat.getDim()];
+              }
+              values[concat.getResult()] = std::move(out);
+              return success();
+            })
+            // Precision changes are the identity in float64.
+            .Case<arith::ExtFOp, arith::TruncFOp>(
+                [&](Operation *convert) -> LogicalResult {
+                  if (!isa<RankedTensorType>(convert->getResult(0).getType()))
+                    return convert->emitError()
+                           << "reference: only tensor conversions";
+                  values[convert->getResult(0)] = get(convert->getOperand(0));
+                  return success();
+                })
             .Case([&](tensor::EmptyOp e) -> LogicalResult {
               if (!e.getType().hasStaticShape())
                 return e.emitError()

@@ -14,7 +14,9 @@
 #include "bpt/Transforms/Passes.h"
 
 #include "bpt/Dialect/BPTOps.h"
+#include "bpt/Transforms/ChunkLoops.h"
 
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -44,7 +46,7 @@ bool isFloatTensor(Type type) {
 bool hasGradientRule(Operation *op) {
   return isa<AttentionOp, LinearOp, FFNOp, LayerNormOp, RMSNormOp,
              arith::AddFOp, tensor::ExpandShapeOp, tensor::CollapseShapeOp,
-             linalg::TransposeOp>(op);
+             linalg::TransposeOp, tensor::ExtractSliceOp, tensor::ConcatOp>(op);
 }
 
 /// A detached copy of `func` named `name`, with its transformer blocks
@@ -98,41 +100,221 @@ SmallVector<int64_t> invertPermutation(ArrayRef<int64_t> perm) {
   return inverse;
 }
 
+/// Whether `type` is a tensor of a float narrower than f32, whose partial
+/// sums would be rounded at every addition.
+bool isNarrowFloatTensor(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  auto element =
+      tensor ? dyn_cast<FloatType>(tensor.getElementType()) : FloatType();
+  return element && element.getWidth() < 32;
+}
+
+/// `v` converted to `element` (nothing if it already is).
+Value convertTensor(OpBuilder &b, Location loc, Value v, Type element) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getElementType() == element)
+    return v;
+  auto to = type.clone(element);
+  if (element.getIntOrFloatBitWidth() > type.getElementTypeBitWidth())
+    return arith::ExtFOp::create(b, loc, to, v);
+  return arith::TruncFOp::create(b, loc, to, v);
+}
+
+/// A zero tensor of `type`.
+Value buildZeros(OpBuilder &b, Location loc, RankedTensorType type) {
+  Value zero = arith::ConstantOp::create(
+      b, loc, b.getFloatAttr(type.getElementType(), 0.0));
+  Value init =
+      tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
+  return linalg::FillOp::create(b, loc, zero, init).getResult(0);
+}
+
+/// The static box [offset, offset + size) per dimension of a unit-stride
+/// slice, or nothing.
+std::optional<SmallVector<std::pair<int64_t, int64_t>>>
+staticBox(tensor::ExtractSliceOp slice) {
+  std::optional<SmallVector<int64_t>> offsets =
+      getConstantIntValues(slice.getMixedOffsets());
+  std::optional<SmallVector<int64_t>> sizes =
+      getConstantIntValues(slice.getMixedSizes());
+  if (!offsets || !sizes || !slice.hasUnitStride())
+    return std::nullopt;
+  SmallVector<std::pair<int64_t, int64_t>> box;
+  for (auto [offset, size] : llvm::zip_equal(*offsets, *sizes))
+    box.push_back({offset, offset + size});
+  return box;
+}
+
+/// How the gradients of the slices taken of one value are gathered.
+enum class SliceLayout {
+  /// The slices are pairwise disjoint and together cover the value: each
+  /// gradient is written in place into an uninitialised tensor.
+  Partition,
+  /// Pairwise disjoint, not covering: written into zeros.
+  Disjoint,
+  /// Some overlap: added up, in f32 for a 16-bit value.
+  Overlapping,
+};
+
+SliceLayout sliceLayout(Value source) {
+  SmallVector<SmallVector<std::pair<int64_t, int64_t>>> boxes;
+  for (Operation *user : source.getUsers()) {
+    auto slice = dyn_cast<tensor::ExtractSliceOp>(user);
+    if (!slice || slice.getSource() != source)
+      continue;
+    auto box = staticBox(slice);
+    if (!box)
+      return SliceLayout::Overlapping;
+    boxes.push_back(std::move(*box));
+  }
+  int64_t covered = 0;
+  for (auto [i, a] : llvm::enumerate(boxes)) {
+    int64_t volume = 1;
+    for (auto [lo, hi] : a)
+      volume *= hi - lo;
+    covered += volume;
+    for (const auto &other : ArrayRef(boxes).drop_front(i + 1)) {
+      bool apart = false;
+      for (auto [x, y] : llvm::zip_equal(a, other))
+        apart |= x.second <= y.first || y.second <= x.first;
+      if (!apart)
+        return SliceLayout::Overlapping;
+    }
+  }
+  return covered == cast<RankedTensorType>(source.getType()).getNumElements()
+             ? SliceLayout::Partition
+             : SliceLayout::Disjoint;
+}
+
 /// The reverse sweep over a recomputed forward: gradients ("adjoints") of
 /// the values, summed over their uses.
 class ReverseSweep {
 public:
-  ReverseSweep(OpBuilder &builder, const llvm::DenseSet<Value> &active)
-      : b(builder), active(active) {}
+  /// With `sumInF32`, a 16-bit value's gradient that has several parts is
+  /// summed in f32 and rounded once, when it is read.
+  ReverseSweep(OpBuilder &builder, const llvm::DenseSet<Value> &active,
+               bool sumInF32)
+      : b(builder), active(active), sumInF32(sumInF32) {}
 
   /// Adds `grad` to the gradient of `value` (nothing if `value` does not
   /// depend on an argument).
   void accumulate(Value value, Value grad) {
     if (!active.contains(value))
       return;
+    assert(!complete.contains(value) && "a gradient read is complete");
     auto [it, inserted] = adjoints.try_emplace(value, grad);
-    if (!inserted)
-      it->second =
-          arith::AddFOp::create(b, grad.getLoc(), it->second, grad).getResult();
+    if (inserted)
+      return;
+    Value sum = it->second;
+    if (sumInF32 && isNarrowFloatTensor(value.getType())) {
+      sum = convertTensor(b, grad.getLoc(), sum, b.getF32Type());
+      grad = convertTensor(b, grad.getLoc(), grad, b.getF32Type());
+    }
+    it->second = arith::AddFOp::create(b, grad.getLoc(), sum, grad).getResult();
   }
 
-  Value adjoint(Value value) const { return adjoints.lookup(value); }
+  /// Adds the gradient of the slice `slice` to its source's.
+  void accumulateSlice(tensor::ExtractSliceOp slice, Value grad);
+
+  bool hasAdjoint(Value value) const {
+    return adjoints.contains(value) || sliceSums.contains(value);
+  }
+
+  /// The gradient of `value`, of its type; complete from then on (every
+  /// use of `value` comes before this read in the sweep).
+  Value adjoint(Value value);
 
   /// Emits the grad op of one forward op whose results have adjoints;
   /// `savedLse` is the training forward's log-sum-exp of an attention.
   LogicalResult differentiate(Operation *op, Value savedLse);
 
 private:
+  struct SliceSum {
+    SliceLayout layout;
+    Value sum;
+  };
+
   OpBuilder &b;
   const llvm::DenseSet<Value> &active;
+  bool sumInF32;
   llvm::DenseMap<Value, Value> adjoints;
+  /// The gradients of the values that slices are taken of, gathered
+  /// apart from their other uses' (disjoint slices need no additions).
+  llvm::DenseMap<Value, SliceSum> sliceSums;
+  llvm::DenseMap<Value, Value> complete;
 };
+
+void ReverseSweep::accumulateSlice(tensor::ExtractSliceOp slice, Value grad) {
+  Value source = slice.getSource();
+  if (!active.contains(source))
+    return;
+  assert(!complete.contains(source) && "a gradient read is complete");
+  Location loc = slice.getLoc();
+  auto sourceType = cast<RankedTensorType>(source.getType());
+  auto it = sliceSums.find(source);
+  if (it == sliceSums.end()) {
+    SliceLayout layout = sliceLayout(source);
+    Value init;
+    if (layout == SliceLayout::Partition)
+      init = tensor::EmptyOp::create(b, loc, sourceType.getShape(),
+                                     sourceType.getElementType());
+    else if (layout == SliceLayout::Disjoint ||
+             !isNarrowFloatTensor(sourceType))
+      init = buildZeros(b, loc, sourceType);
+    else
+      init = buildZeros(b, loc, sourceType.clone(b.getF32Type()));
+    it = sliceSums.try_emplace(source, SliceSum{layout, init}).first;
+  }
+  Value &sum = it->second.sum;
+  Type sumElement = cast<RankedTensorType>(sum.getType()).getElementType();
+  if (it->second.layout == SliceLayout::Overlapping) {
+    auto pieceType = cast<RankedTensorType>(grad.getType()).clone(sumElement);
+    Value piece = tensor::ExtractSliceOp::create(
+        b, loc, pieceType, sum, slice.getMixedOffsets(), slice.getMixedSizes(),
+        slice.getMixedStrides());
+    grad = arith::AddFOp::create(b, loc, piece,
+                                 convertTensor(b, loc, grad, sumElement));
+  }
+  sum = tensor::InsertSliceOp::create(
+      b, loc, grad, sum, slice.getMixedOffsets(), slice.getMixedSizes(),
+      slice.getMixedStrides());
+}
+
+Value ReverseSweep::adjoint(Value value) {
+  if (Value done = complete.lookup(value))
+    return done;
+  Value grad = adjoints.lookup(value);
+  if (auto it = sliceSums.find(value); it != sliceSums.end()) {
+    Value sliced = it->second.sum;
+    if (!grad) {
+      grad = sliced;
+    } else {
+      // Added in the wider of the two types.
+      auto elementOf = [](Value v) {
+        return cast<RankedTensorType>(v.getType()).getElementType();
+      };
+      Type element = elementOf(sliced).getIntOrFloatBitWidth() >=
+                             elementOf(grad).getIntOrFloatBitWidth()
+                         ? elementOf(sliced)
+                         : elementOf(grad);
+      grad = arith::AddFOp::create(
+          b, value.getLoc(), convertTensor(b, value.getLoc(), sliced, element),
+          convertTensor(b, value.getLoc(), grad, element));
+    }
+  }
+  if (grad)
+    grad =
+        convertTensor(b, value.getLoc(), grad,
+                      cast<RankedTensorType>(value.getType()).getElementType());
+  complete[value] = grad;
+  return grad;
+}
 
 LogicalResult ReverseSweep::differentiate(Operation *op, Value savedLse) {
   Location loc = op->getLoc();
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case([&](AttentionOp a) -> LogicalResult {
-        if (Value lse = a.getLse(); lse && adjoint(lse))
+        if (Value lse = a.getLse(); lse && hasAdjoint(lse))
           return a.emitError()
                  << kPassName
                  << ": no gradient through the log-sum-exp result of "
@@ -228,19 +410,34 @@ LogicalResult ReverseSweep::differentiate(Operation *op, Value savedLse) {
         accumulate(input, grad);
         return success();
       })
+      .Case([&](tensor::ExtractSliceOp slice) {
+        accumulateSlice(slice, adjoint(slice.getResult()));
+        return success();
+      })
+      .Case([&](tensor::ConcatOp concat) {
+        // Each input's gradient is its part of the result's.
+        Value grad = adjoint(concat.getResult());
+        auto type = cast<RankedTensorType>(grad.getType());
+        int64_t dim = concat.getDim(), offset = 0;
+        for (Value input : concat.getInputs()) {
+          auto inputType = cast<RankedTensorType>(input.getType());
+          SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+          SmallVector<OpFoldResult> sizes,
+              strides(type.getRank(), b.getIndexAttr(1));
+          for (int64_t size : inputType.getShape())
+            sizes.push_back(b.getIndexAttr(size));
+          offsets[dim] = b.getIndexAttr(offset);
+          offset += inputType.getDimSize(dim);
+          accumulate(input, tensor::ExtractSliceOp::create(
+                                b, loc, inputType.clone(type.getElementType()),
+                                grad, offsets, sizes, strides));
+        }
+        return success();
+      })
       .Default([&](Operation *other) {
         return other->emitError()
                << kPassName << ": no gradient for '" << other->getName() << "'";
       });
-}
-
-/// A zero tensor of `type`.
-Value buildZeros(OpBuilder &b, Location loc, RankedTensorType type) {
-  Value zero = arith::ConstantOp::create(
-      b, loc, b.getFloatAttr(type.getElementType(), 0.0));
-  Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
-                                       type.getElementType());
-  return linalg::FillOp::create(b, loc, zero, init).getResult(0);
 }
 
 /// `@f_train`: the forward with every attention's log-sum-exp returned after
@@ -274,12 +471,36 @@ func::FuncOp buildTrainFunction(func::FuncOp forward, StringRef name) {
   return train;
 }
 
+/// Moves each of `ops` (in program order) to just before its first user,
+/// last op first, so that values are made where they are needed: a query
+/// chunk's recomputed forward then sits before that chunk's gradients, not
+/// all chunks' before any (which would keep them all alive at once). The
+/// gradients stay in the sweep's order, chunk by chunk.
+void sinkToFirstUse(ArrayRef<Operation *> ops) {
+  for (Operation *op : llvm::reverse(ops)) {
+    if (!isMemoryEffectFree(op))
+      continue;
+    Block *block = op->getBlock();
+    Operation *first = nullptr;
+    for (Operation *user : op->getUsers()) {
+      Operation *inBlock = block->findAncestorOpInBlock(*user);
+      if (inBlock && (!first || inBlock->isBeforeInBlock(first)))
+        first = inBlock;
+    }
+    if (first && first != op->getNextNode())
+      op->moveBefore(first);
+  }
+}
+
 /// `@f_grad(args..., lse..., result_grads...) -> (arg_grads...)`: recompute
-/// the forward, then the reverse sweep.
-FailureOr<func::FuncOp> buildGradFunction(func::FuncOp forward,
-                                          StringRef userName, StringRef name) {
+/// the forward, then the reverse sweep. `func` is the user's function,
+/// `forward` its decomposed copy; with `queryChunk` > 0 the recomputation
+/// expands each block longer than that by query chunks instead.
+FailureOr<func::FuncOp> buildGradFunction(func::FuncOp func,
+                                          func::FuncOp forward, StringRef name,
+                                          int64_t queryChunk) {
   FailureOr<llvm::DenseSet<Value>> forwardActive =
-      findActiveValues(forward, userName);
+      findActiveValues(forward, func.getSymName());
   if (failed(forwardActive))
     return failure();
 
@@ -297,6 +518,7 @@ FailureOr<func::FuncOp> buildGradFunction(func::FuncOp forward,
   Block *body = grad.addEntryBlock();
   OpBuilder b = OpBuilder::atBlockEnd(body);
   unsigned numArgs = forward.getNumArguments();
+  auto savedLseArg = [&](unsigned i) { return body->getArgument(numArgs + i); };
 
   // Recompute the forward; the active values follow the clones.
   IRMapping map;
@@ -306,19 +528,79 @@ FailureOr<func::FuncOp> buildGradFunction(func::FuncOp forward,
                                body->args_begin() + numArgs);
   SmallVector<Operation *> recomputed;
   llvm::DenseMap<Operation *, Value> savedLse;
-  for (Operation &op : forward.getBody().front().without_terminator()) {
-    Operation *clone = b.clone(op, map);
-    recomputed.push_back(clone);
-    for (auto [from, to] : llvm::zip(op.getResults(), clone->getResults()))
-      if (forwardActive->contains(from))
-        active.insert(to);
+  bool chunked = queryChunk > 0;
+  if (!chunked) {
+    for (Operation &op : forward.getBody().front().without_terminator()) {
+      Operation *clone = b.clone(op, map);
+      recomputed.push_back(clone);
+      for (auto [from, to] : llvm::zip(op.getResults(), clone->getResults()))
+        if (forwardActive->contains(from))
+          active.insert(to);
+    }
+    for (auto [i, a] : llvm::enumerate(attentions))
+      savedLse[map.lookup(a.getResult()).getDefiningOp()] = savedLseArg(i);
+  } else {
+    // The user's ops, each block expanded in place by query chunks; the
+    // attentions come in the training forward's order, a block's chunks
+    // sharing its log-sum-exp by rows.
+    IRMapping userMap;
+    for (unsigned i = 0; i < numArgs; ++i)
+      userMap.map(func.getArgument(i), body->getArgument(i));
+    // The user's return is cloned too, so that it follows the blocks'
+    // replacements; it goes once the results are known.
+    for (Operation &op : func.getBody().front())
+      b.clone(op, userMap);
+    IRRewriter rewriter(ctx);
+    unsigned next = 0;
+    for (Operation &op : llvm::make_early_inc_range(*body)) {
+      if (auto a = dyn_cast<AttentionOp>(&op)) {
+        savedLse[a] = savedLseArg(next++);
+        continue;
+      }
+      auto block = dyn_cast<TransformerBlockOp>(&op);
+      if (!block)
+        continue;
+      Value lse = savedLseArg(next++);
+      int64_t seq = block.getInput().getType().getDimSize(1);
+      for (auto [a, first] : decomposeTransformerBlockInQueryChunks(
+               rewriter, block, std::min(queryChunk, seq))) {
+        int64_t count = a.getQuery().getType().getDimSize(2);
+        Value rows = lse;
+        if (count != seq) {
+          b.setInsertionPoint(a);
+          auto type = cast<RankedTensorType>(lse.getType());
+          rows = tensor::ExtractSliceOp::create(
+              b, a.getLoc(), lse,
+              ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0),
+                                     b.getIndexAttr(first)},
+              ArrayRef<OpFoldResult>{b.getIndexAttr(type.getDimSize(0)),
+                                     b.getIndexAttr(type.getDimSize(1)),
+                                     b.getIndexAttr(count)},
+              ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1),
+                                     b.getIndexAttr(1)});
+        }
+        savedLse[a] = rows;
+      }
+    }
+    b.setInsertionPointToEnd(body);
+    assert(next == attentions.size() && "one log-sum-exp per attention");
+    auto clonedRet = cast<func::ReturnOp>(body->getTerminator());
+    auto forwardRet =
+        cast<func::ReturnOp>(forward.getBody().front().getTerminator());
+    for (auto [decomposed, result] :
+         llvm::zip_equal(forwardRet.getOperands(), clonedRet.getOperands()))
+      map.map(decomposed, result);
+    clonedRet.erase();
+    for (Operation &op : *body) {
+      recomputed.push_back(&op);
+      if (llvm::any_of(op.getOperands(),
+                       [&](Value v) { return active.contains(v); }))
+        active.insert(op.getResults().begin(), op.getResults().end());
+    }
   }
-  for (auto [i, a] : llvm::enumerate(attentions))
-    savedLse[map.lookup(a.getResult()).getDefiningOp()] =
-        body->getArgument(numArgs + i);
 
   // Seed the results' gradients, then sweep backwards.
-  ReverseSweep sweep(b, active);
+  ReverseSweep sweep(b, active, /*sumInF32=*/chunked);
   auto ret = cast<func::ReturnOp>(forward.getBody().front().getTerminator());
   unsigned firstResultGrad = numArgs + attentions.size();
   for (auto [i, result] : llvm::enumerate(ret.getOperands()))
@@ -326,7 +608,7 @@ FailureOr<func::FuncOp> buildGradFunction(func::FuncOp forward,
                      body->getArgument(firstResultGrad + i));
   for (Operation *op : llvm::reverse(recomputed)) {
     if (llvm::none_of(op->getResults(),
-                      [&](Value v) { return sweep.adjoint(v); }) ||
+                      [&](Value v) { return sweep.hasAdjoint(v); }) ||
         llvm::none_of(op->getOperands(),
                       [&](Value v) { return active.contains(v); }))
       continue;
@@ -338,9 +620,15 @@ FailureOr<func::FuncOp> buildGradFunction(func::FuncOp forward,
 
   // The recomputation that no gradient reads (e.g. the last residual, the
   // FFN's output: ffn_grad recomputes what it needs) goes.
-  for (Operation *op : llvm::reverse(recomputed))
+  SmallVector<Operation *> kept;
+  for (Operation *op : llvm::reverse(recomputed)) {
     if (op->use_empty() && isMemoryEffectFree(op))
       op->erase();
+    else
+      kept.push_back(op);
+  }
+  if (chunked)
+    sinkToFirstUse(llvm::to_vector(llvm::reverse(kept)));
 
   SmallVector<Value> argGrads;
   for (unsigned i = 0; i < numArgs; ++i) {
@@ -360,6 +648,13 @@ struct BPTBuildBackwardPass final
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (queryChunk < 0) {
+      module.emitError() << kPassName
+                         << ": query-chunk must be 0 (whole sequences) or a "
+                            "number of rows, got "
+                         << static_cast<int64_t>(queryChunk);
+      return signalPassFailure();
+    }
     SmallVector<func::FuncOp> chosen;
     if (functions.empty()) {
       for (auto func : module.getOps<func::FuncOp>())
@@ -395,7 +690,8 @@ struct BPTBuildBackwardPass final
           return signalPassFailure();
         }
       func::FuncOp forward = decomposedCopy(func, trainName);
-      FailureOr<func::FuncOp> grad = buildGradFunction(forward, func.getSymName(), gradName);
+      FailureOr<func::FuncOp> grad =
+          buildGradFunction(func, forward, gradName, queryChunk);
       if (failed(grad)) {
         forward.erase();
         discard();

@@ -55,85 +55,174 @@ struct BPTDecomposeBlockPass final
 
 } // namespace
 
+namespace {
+
+/// Builds the pieces of one block (norms, projections, head splits and
+/// merges, attention, FFN) before it, remembering them so that a portable
+/// block's strategy can be handed on. Shapes come from the values, so the
+/// same builder makes the whole sequence's pieces and a query chunk's.
+class BlockPieceBuilder {
+public:
+  BlockPieceBuilder(RewriterBase &b, TransformerBlockOp op)
+      : b(b), op(op), loc(op.getLoc()),
+        element(op.getInput().getType().getElementType()),
+        headDim(op.getHeadDim()) {}
+
+  Value norm(Value x, Value weight, Value bias) {
+    return piece(buildBlockNorm(b, loc, op, x, weight, bias));
+  }
+  Value linear(Value x, Value weight) {
+    auto xType = cast<RankedTensorType>(x.getType());
+    SmallVector<int64_t> shape(xType.getShape());
+    shape.back() = cast<RankedTensorType>(weight.getType()).getDimSize(1);
+    return piece(LinearOp::create(b, loc, RankedTensorType::get(shape, element),
+                                  x, weight, /*bias=*/Value()));
+  }
+  /// [B, S, heads * D] -> [B, heads, S, D].
+  Value splitHeads(Value x, int64_t heads) {
+    auto type = cast<RankedTensorType>(x.getType());
+    int64_t batch = type.getDimSize(0), seq = type.getDimSize(1);
+    auto split = RankedTensorType::get({batch, seq, heads, headDim}, element);
+    Value expanded = tensor::ExpandShapeOp::create(
+        b, loc, split, x, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+    Value init = tensor::EmptyOp::create(
+        b, loc, ArrayRef<int64_t>{batch, heads, seq, headDim}, element);
+    return linalg::TransposeOp::create(b, loc, expanded, init, kSwapSeqAndHeads)
+        .getResult()
+        .front();
+  }
+  /// [B, heads, S, D] -> [B, S, heads * D].
+  Value mergeHeads(Value x, int64_t heads) {
+    auto type = cast<RankedTensorType>(x.getType());
+    int64_t batch = type.getDimSize(0), seq = type.getDimSize(2);
+    Value init = tensor::EmptyOp::create(
+        b, loc, ArrayRef<int64_t>{batch, seq, heads, headDim}, element);
+    Value transposed =
+        linalg::TransposeOp::create(b, loc, x, init, kSwapSeqAndHeads)
+            .getResult()
+            .front();
+    return tensor::CollapseShapeOp::create(
+        b, loc, transposed, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+  }
+  AttentionOp attention(Value q, Value k, Value v) {
+    auto a = AttentionOp::create(b, loc, q.getType(), q, k, v,
+                                 op.getCausalAttr(), /*scale=*/FloatAttr());
+    pieces.push_back(a);
+    return a;
+  }
+  /// The part of the block after attention: the output projection, both
+  /// residuals, the second norm and the FFN, on the rows of `x` (the
+  /// block's input) that `attended` ([B, heads, rows, D]) belongs to.
+  Value afterAttention(Value x, Value attended) {
+    Value projected = linear(mergeHeads(attended, op.getHeads()), op.getWO());
+    Value residual = arith::AddFOp::create(b, loc, x, projected);
+    Value h2 = norm(residual, op.getNorm2Weight(), op.getNorm2Bias());
+    Value ffn =
+        piece(FFNOp::create(b, loc, x.getType(), h2, op.getWIn(), op.getWOut(),
+                            op.getWGate(), op.getActivationAttr()));
+    return arith::AddFOp::create(b, loc, residual, ffn);
+  }
+
+  /// The pieces of a portable block stay portable (and so are fused by
+  /// bpt-fuse-ffn-residual); those of a tensor-core block get strategies
+  /// of their own from bpt-select-strategy.
+  void handOnStrategy() {
+    if (StrategyAttr strategy = StrategyAttr::get(op);
+        strategy && strategy.getPath() == KernelPath::portable)
+      for (Operation *created : pieces)
+        created->setAttr(StrategyAttr::kAttrName, strategy);
+  }
+
+private:
+  Value piece(Operation *created) {
+    pieces.push_back(created);
+    return created->getResult(0);
+  }
+
+  RewriterBase &b;
+  TransformerBlockOp op;
+  Location loc;
+  Type element;
+  int64_t headDim;
+  SmallVector<Operation *> pieces;
+};
+
+/// Rows [first, first + count) of dimension `dim` of `source`, all of every
+/// other dimension.
+Value sliceAlong(OpBuilder &b, Location loc, Value source, int64_t dim,
+                 int64_t first, int64_t count) {
+  auto type = cast<RankedTensorType>(source.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> sizes, strides(type.getRank(), b.getIndexAttr(1));
+  for (int64_t size : type.getShape())
+    sizes.push_back(b.getIndexAttr(size));
+  offsets[dim] = b.getIndexAttr(first);
+  sizes[dim] = b.getIndexAttr(count);
+  return tensor::ExtractSliceOp::create(b, loc, source, offsets, sizes,
+                                        strides);
+}
+
+} // namespace
+
 void bpt::decomposeTransformerBlock(RewriterBase &rewriter,
                                     TransformerBlockOp op) {
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
-  Location loc = op.getLoc();
-  auto inputType = op.getInput().getType();
-  Type elementType = inputType.getElementType();
-  int64_t batch = inputType.getDimSize(0), seq = inputType.getDimSize(1);
-  int64_t headDim = op.getHeadDim();
-
-  // The bpt ops the block becomes.
-  SmallVector<Operation *> pieces;
-  auto piece = [&](Operation *created) -> Value {
-    pieces.push_back(created);
-    return created->getResult(0);
-  };
-  auto norm = [&](Value x, Value weight, Value bias) -> Value {
-    return piece(buildBlockNorm(rewriter, loc, op, x, weight, bias));
-  };
-  auto linear = [&](Value x, Value weight) -> Value {
-    auto xType = cast<RankedTensorType>(x.getType());
-    SmallVector<int64_t> shape(xType.getShape());
-    shape.back() = cast<RankedTensorType>(weight.getType()).getDimSize(1);
-    return piece(LinearOp::create(rewriter, loc,
-                                  RankedTensorType::get(shape, elementType), x,
-                                  weight, /*bias=*/Value()));
-  };
-  // [B, S, heads * D] -> [B, heads, S, D].
-  auto splitHeads = [&](Value x, int64_t heads) -> Value {
-    auto split =
-        RankedTensorType::get({batch, seq, heads, headDim}, elementType);
-    Value expanded = tensor::ExpandShapeOp::create(
-        rewriter, loc, split, x,
-        ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
-    Value init = tensor::EmptyOp::create(
-        rewriter, loc, ArrayRef<int64_t>{batch, heads, seq, headDim},
-        elementType);
-    return linalg::TransposeOp::create(rewriter, loc, expanded, init,
-                                       kSwapSeqAndHeads)
-        .getResult()
-        .front();
-  };
-  // [B, heads, S, D] -> [B, S, heads * D].
-  auto mergeHeads = [&](Value x, int64_t heads) -> Value {
-    Value init = tensor::EmptyOp::create(
-        rewriter, loc, ArrayRef<int64_t>{batch, seq, heads, headDim},
-        elementType);
-    Value transposed =
-        linalg::TransposeOp::create(rewriter, loc, x, init, kSwapSeqAndHeads)
-            .getResult()
-            .front();
-    return tensor::CollapseShapeOp::create(
-        rewriter, loc, transposed,
-        ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
-  };
-
+  BlockPieceBuilder p(rewriter, op);
   Value x = op.getInput();
-  Value h = norm(x, op.getNorm1Weight(), op.getNorm1Bias());
-  Value q = splitHeads(linear(h, op.getWQ()), op.getHeads());
-  Value k = splitHeads(linear(h, op.getWK()), op.getKvHeads());
-  Value v = splitHeads(linear(h, op.getWV()), op.getKvHeads());
-  Value attention =
-      piece(AttentionOp::create(rewriter, loc, q.getType(), q, k, v,
-                                op.getCausalAttr(), /*scale=*/FloatAttr()));
-  Value projected =
-      linear(mergeHeads(attention, op.getHeads()), op.getWO());
-  Value residual = arith::AddFOp::create(rewriter, loc, x, projected);
-  Value h2 = norm(residual, op.getNorm2Weight(), op.getNorm2Bias());
-  Value ffn = piece(FFNOp::create(rewriter, loc, inputType, h2, op.getWIn(),
-                                  op.getWOut(), op.getWGate(),
-                                  op.getActivationAttr()));
-  // The pieces of a portable block stay portable (and so are fused by
-  // bpt-fuse-ffn-residual); those of a tensor-core block get strategies of
-  // their own from bpt-select-strategy.
-  if (StrategyAttr strategy = StrategyAttr::get(op);
-      strategy && strategy.getPath() == KernelPath::portable)
-    for (Operation *created : pieces)
-      created->setAttr(StrategyAttr::kAttrName, strategy);
-  rewriter.replaceOpWithNewOp<arith::AddFOp>(op, residual, ffn);
+  Value h = p.norm(x, op.getNorm1Weight(), op.getNorm1Bias());
+  Value q = p.splitHeads(p.linear(h, op.getWQ()), op.getHeads());
+  Value k = p.splitHeads(p.linear(h, op.getWK()), op.getKvHeads());
+  Value v = p.splitHeads(p.linear(h, op.getWV()), op.getKvHeads());
+  Value y = p.afterAttention(x, p.attention(q, k, v).getResult());
+  p.handOnStrategy();
+  rewriter.replaceOp(op, y);
+}
+
+SmallVector<QueryChunkAttention> bpt::decomposeTransformerBlockInQueryChunks(
+    RewriterBase &rewriter, TransformerBlockOp op, int64_t chunkRows) {
+  assert(chunkRows > 0 && "a chunk has rows");
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  Location loc = op.getLoc();
+  BlockPieceBuilder p(rewriter, op);
+  int64_t seq = op.getInput().getType().getDimSize(1);
+
+  // The whole sequence's first norm, keys and values: every chunk reads
+  // them.
+  Value x = op.getInput();
+  Value h = p.norm(x, op.getNorm1Weight(), op.getNorm1Bias());
+  Value k = p.splitHeads(p.linear(h, op.getWK()), op.getKvHeads());
+  Value v = p.splitHeads(p.linear(h, op.getWV()), op.getKvHeads());
+
+  SmallVector<QueryChunkAttention> attentions;
+  SmallVector<Value> outputs;
+  for (int64_t first = 0; first < seq; first += chunkRows) {
+    int64_t count = std::min(chunkRows, seq - first);
+    Value xChunk = sliceAlong(rewriter, loc, x, 1, first, count);
+    Value hChunk = sliceAlong(rewriter, loc, h, 1, first, count);
+    Value q = p.splitHeads(p.linear(hChunk, op.getWQ()), op.getHeads());
+    // Causal: the chunk's queries see keys [0, first + count); with those
+    // keys, the op's bottom-right diagonal (key j for query i iff
+    // j <= i + first) is the whole sequence's. (The last chunk's slice is
+    // all keys; it stays a slice so that the keys' gradient is gathered
+    // from slices alone.)
+    Value kChunk = k, vChunk = v;
+    if (op.getCausal()) {
+      kChunk = sliceAlong(rewriter, loc, k, 2, 0, first + count);
+      vChunk = sliceAlong(rewriter, loc, v, 2, 0, first + count);
+    }
+    AttentionOp a = p.attention(q, kChunk, vChunk);
+    attentions.push_back({a, first});
+    outputs.push_back(p.afterAttention(xChunk, a.getResult()));
+  }
+  p.handOnStrategy();
+  rewriter.replaceOp(op, outputs.size() == 1
+                             ? outputs.front()
+                             : tensor::ConcatOp::create(rewriter, loc,
+                                                        /*dim=*/1, outputs)
+                                   .getResult());
+  return attentions;
 }
 
 void bpt::populateDecomposeBlockPatterns(RewritePatternSet &patterns) {

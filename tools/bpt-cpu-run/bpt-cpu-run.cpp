@@ -58,6 +58,12 @@ static cl::opt<bool> backward(
              "result and gradient with float64 (whose gradients are checked "
              "by finite differences)"),
     cl::cat(runCategory), cl::init(false));
+static cl::opt<int64_t> queryChunk(
+    "query-chunk",
+    cl::desc("With --backward: rows per query chunk of each transformer "
+             "block's backward (bpt-build-backward's query-chunk; 0, the "
+             "default, for whole sequences)"),
+    cl::cat(runCategory), cl::init(0));
 static cl::opt<bool> perturbOutput(
     "perturb-output",
     cl::desc("Testing: add 2·tolerance·||ref|| to the first output element, "
@@ -96,6 +102,18 @@ int main(int argc, char **argv) {
       return 2;
     }
 
+  if (queryChunk.getNumOccurrences() && !backward) {
+    llvm::errs() << "bpt-cpu-run: --query-chunk chunks the backward; it "
+                    "needs --backward\n";
+    return 2;
+  }
+  if (queryChunk < 0) {
+    llvm::errs() << "bpt-cpu-run: --query-chunk must be 0 (whole sequences) "
+                    "or a number of rows, got "
+                 << queryChunk << "\n";
+    return 2;
+  }
+
   DialectRegistry registry;
   bpt::registerBPTDialect(registry);
   MLIRContext context(registry);
@@ -132,6 +150,7 @@ int main(int argc, char **argv) {
   options.seed = seed;
   options.perturbOutput = perturbOutput;
   options.backward = backward;
+  options.queryChunk = queryChunk;
   FailureOr<bpt::CPUCheckResult> result = bpt::checkOnCPU(*module, options);
   if (failed(result))
     return 2;

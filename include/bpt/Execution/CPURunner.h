@@ -41,6 +41,9 @@ struct CPUCheckOptions {
   /// Check the training forward and the gradients (checkGradientsOnCPU)
   /// instead of the function itself.
   bool backward = false;
+  /// With `backward`: bpt-build-backward's `query-chunk` (rows per query
+  /// chunk of each block's backward; 0 for whole sequences).
+  int64_t queryChunk = 0;
 };
 
 /// What the check found.

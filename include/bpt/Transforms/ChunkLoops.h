@@ -44,6 +44,24 @@ mlir::Value unflattened(mlir::Value rows);
 void buildBlockChunkLoops(mlir::RewriterBase &rewriter, TransformerBlockOp op,
                           StrategyAttr strategy);
 
+/// One attention of a block expanded by query chunks: its queries are rows
+/// [firstRow, firstRow + its query length) of the block's sequence.
+struct QueryChunkAttention {
+  AttentionOp op;
+  int64_t firstRow;
+};
+
+/// Expands one bpt.transformer_block into its primitives by query chunks of
+/// `chunkRows` rows (the last may be shorter), replacing it with the
+/// chunks' outputs concatenated along the sequence: the first norm, the
+/// keys and the values over the whole sequence, everything else per chunk
+/// on its rows, each chunk's attention against the keys its queries see.
+/// Returns the chunks' attentions in order. This is the forward whose
+/// reverse sweep (bpt-build-backward's `query-chunk`) is the fused
+/// blockwise backward.
+llvm::SmallVector<QueryChunkAttention> decomposeTransformerBlockInQueryChunks(
+    mlir::RewriterBase &rewriter, TransformerBlockOp op, int64_t chunkRows);
+
 /// A `#bpt.chunk_loop<block>` loop and its `kv_projection` loop, read back
 /// as the pieces of the block they compute.
 struct BlockChunkLoops {

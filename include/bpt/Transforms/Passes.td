@@ -317,6 +317,21 @@ def BPTBuildBackward : Pass<"bpt-build-backward", "::mlir::ModuleOp"> {
     and need no gradient. Any other op that depends on an argument is an
     error that names it, and nothing is added to the module.
 
+    With `query-chunk=C` (C > 0), the backward of each block longer than C
+    rows is blockwise, as the Blockwise Parallel Transformer trains: the
+    recomputed forward expands the block by query chunks of C rows (the
+    first norm, keys and values over the whole sequence; the query
+    projection, attention against the keys the chunk sees, output
+    projection, residuals, second norm and FFN per chunk, the outputs
+    concatenated), the reverse sweep of that forward is the backward, and
+    each chunk's recomputation is placed just before its gradients. So a
+    chunk's intermediates live one chunk at a time; what the chunks share
+    (the first norm, keys, values, weights) gets gradients summed across
+    chunks, in f32 where a 16-bit type would round each partial sum (the
+    keys' and values' prefixes overlap); disjoint row slices are written in
+    place. The log-sum-exp a chunk's attention_grad reads is its rows of
+    the saved one. `@f_train` is the same either way.
+
     Example: for
 
     ```mlir
@@ -333,7 +348,10 @@ def BPTBuildBackward : Pass<"bpt-build-backward", "::mlir::ModuleOp"> {
   let options = [
     ListOption<"functions", "functions", "std::string",
                "The functions to differentiate (default: every public "
-               "function with a body)">
+               "function with a body)">,
+    Option<"queryChunk", "query-chunk", "int64_t", /*default=*/"0",
+           "Rows per query chunk of each transformer block's backward "
+           "(0: the whole sequence at once)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
