@@ -12,6 +12,7 @@
 #include "bpt/Pipelines/Pipelines.h"
 #include "bpt/Target/Chip.h"
 #include "bpt/Transforms/Passes.h"
+#include "bpt/Utils/Layouts.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "llvm/ADT/StringExtras.h"
@@ -52,6 +53,13 @@ static llvm::Error checkVariantFlags(const ModelSpec &spec) {
   if (spec.backward && spec.op != "attention" && spec.op != "block")
     return specError("--backward applies to --op=attention and --op=block "
                      "only");
+  if (spec.queryChunk != 0 && !(spec.backward && spec.op == "block"))
+    return specError("--query-chunk chunks a block's backward: it applies "
+                     "to --op=block --backward only");
+  if (spec.queryChunk < 0)
+    return specError(llvm::Twine("--query-chunk must be 0 (the whole "
+                                 "sequence) or a number of rows, got ") +
+                     llvm::Twine(spec.queryChunk));
   if (spec.lse && spec.op != "attention")
     return specError("--lse applies to --op=attention only");
   if (spec.lse && spec.backward)
@@ -361,7 +369,8 @@ static constexpr StringLiteral kBlockBackwardAttrName = "bpt.block_backward";
 /// (one function, inputs then outputs) applies as it is and the lse becomes
 /// an intermediate buffer (a named workspace); the three others are erased.
 static LogicalResult buildBlockBackward(ModuleOp module,
-                                        TransformerBlockOp block) {
+                                        TransformerBlockOp block,
+                                        int64_t queryChunk) {
   MLIRContext *context = module.getContext();
   NamedAttrList info;
   info.append("heads", block.getHeadsAttr());
@@ -375,7 +384,9 @@ static LogicalResult buildBlockBackward(ModuleOp module,
   DictionaryAttr infoAttr = info.getDictionary(context);
 
   PassManager pm(context);
-  pm.addPass(createBPTBuildBackward());
+  BPTBuildBackwardOptions options;
+  options.queryChunk = queryChunk;
+  pm.addPass(createBPTBuildBackward(options));
   if (failed(pm.run(module)))
     return failure();
   auto forward = module.lookupSymbol<func::FuncOp>("block");
@@ -537,7 +548,8 @@ llvm::Expected<OwningOpRef<ModuleOp>> bpt::buildModel(ModelSpec &spec,
       NormKindAttr::get(&context, *symbolizeNormKind(spec.norm)),
       b.getF64FloatAttr(1e-5));
   func::ReturnOp::create(b, loc, block.getResult());
-  if (spec.backward && failed(buildBlockBackward(*module, block)))
+  if (spec.backward &&
+      failed(buildBlockBackward(*module, block, spec.queryChunk)))
     return specError("bpt-build-backward failed on the block (see the "
                      "diagnostics above)");
   return module;
@@ -1001,7 +1013,11 @@ LogicalResult ManifestBuilder::readHostProgram() {
       intermediates.push_back(
           {*bytes, -1, -1, name ? name.str() : "intermediate"});
     } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
-                   memref::CastOp>(op)) {
+                   memref::CastOp>(op) ||
+               (isa<memref::SubViewOp>(op) &&
+                isContiguousAtBase(cast<MemRefType>(op.getResultTypes()[0])))) {
+      // Views of the same bytes, or the leading rows of a buffer (bpt-map-
+      // to-gpu moves every other slice into the launches that use it).
       Value source = op.getOperand(0);
       if (bufferOf.count(source))
         bufferOf[op.getResult(0)] = bufferOf.lookup(source);
@@ -1053,47 +1069,120 @@ LogicalResult ManifestBuilder::nameLse() {
   return success();
 }
 
+/// Workspace slots for buffers live over launch intervals [first, last]
+/// (first < 0: never used): `slotOf` per buffer (-1 if unused), `bytes`
+/// per slot. Buffers in one slot have disjoint lifetimes.
+struct SlotPlan {
+  SmallVector<int64_t> bytes, slotOf;
+  int64_t total() const {
+    int64_t sum = 0;
+    for (int64_t b : bytes)
+      sum += b;
+    return sum;
+  }
+};
+
+/// First fit by lifetime: in order of first use, reuse the smallest free
+/// slot that is large enough, else grow the largest free one, else open a
+/// new one.
+SlotPlan firstFitByLifetime(ArrayRef<std::array<int64_t, 3>> live) {
+  SlotPlan plan;
+  plan.slotOf.assign(live.size(), -1);
+  SmallVector<int64_t> freeAfter;
+  SmallVector<int64_t> order =
+      llvm::to_vector(llvm::seq<int64_t>(0, static_cast<int64_t>(live.size())));
+  llvm::stable_sort(
+      order, [&](int64_t a, int64_t b) { return live[a][1] < live[b][1]; });
+  for (int64_t i : order) {
+    auto [bytes, first, last] = live[i];
+    if (first < 0)
+      continue;
+    int64_t best = -1;
+    for (auto [s, slotBytes] : llvm::enumerate(plan.bytes)) {
+      if (freeAfter[s] >= first)
+        continue;
+      bool fits = slotBytes >= bytes;
+      if (best < 0)
+        best = s;
+      else if (fits &&
+               (plan.bytes[best] < bytes || slotBytes < plan.bytes[best]))
+        best = s;
+      else if (!fits && plan.bytes[best] < bytes &&
+               slotBytes > plan.bytes[best])
+        best = s;
+    }
+    if (best < 0) {
+      best = plan.bytes.size();
+      plan.bytes.push_back(0);
+      freeAfter.push_back(-1);
+    }
+    plan.bytes[best] = std::max(plan.bytes[best], bytes);
+    freeAfter[best] = last;
+    plan.slotOf[i] = best;
+  }
+  return plan;
+}
+
+/// Greedy by size: largest buffer first, each into the smallest slot none
+/// of whose buffers it overlaps in time, else a new slot of its size. Slots
+/// never grow, so many short-lived buffers of different sizes (a
+/// query-chunked backward's) do not inflate the large slots.
+SlotPlan greedyBySize(ArrayRef<std::array<int64_t, 3>> live) {
+  SlotPlan plan;
+  plan.slotOf.assign(live.size(), -1);
+  SmallVector<SmallVector<std::pair<int64_t, int64_t>>> held;
+  SmallVector<int64_t> order =
+      llvm::to_vector(llvm::seq<int64_t>(0, static_cast<int64_t>(live.size())));
+  llvm::stable_sort(order, [&](int64_t a, int64_t b) {
+    return live[a][0] > live[b][0] ||
+           (live[a][0] == live[b][0] && live[a][1] < live[b][1]);
+  });
+  for (int64_t i : order) {
+    auto [bytes, first, last] = live[i];
+    if (first < 0)
+      continue;
+    int64_t best = -1;
+    for (auto [s, intervals] : llvm::enumerate(held)) {
+      bool overlaps = llvm::any_of(intervals, [&](auto interval) {
+        return interval.first <= last && first <= interval.second;
+      });
+      if (!overlaps && (best < 0 || plan.bytes[s] < plan.bytes[best]))
+        best = s;
+    }
+    if (best < 0) {
+      best = plan.bytes.size();
+      plan.bytes.push_back(bytes);
+      held.emplace_back();
+    }
+    held[best].push_back({first, last});
+    plan.slotOf[i] = best;
+  }
+  return plan;
+}
+
 void ManifestBuilder::assignWorkspaceSlots() {
   // Buffers whose lifetimes do not overlap share a workspace slot, so the
-  // set's device memory is its peak of live intermediates, not their sum.
-  // First fit by lifetime: reuse the smallest free slot that is large
-  // enough, else grow the largest free one, else open a new one.
-  struct Slot {
-    int64_t bytes, freeAfter;
-  };
-  SmallVector<Slot> slots;
-  slotOf.assign(intermediates.size(), -1);
+  // set's device memory is near its peak of live intermediates, not their
+  // sum. Two packings; the smaller is kept (first fit on a tie).
+  SmallVector<std::array<int64_t, 3>> live;
+  for (const Intermediate &im : intermediates)
+    live.push_back({im.bytes, im.firstUse, im.lastUse});
+  SlotPlan plan = firstFitByLifetime(live);
+  SlotPlan bySize = greedyBySize(live);
+  if (bySize.total() < plan.total())
+    plan = std::move(bySize);
+  slotOf = plan.slotOf;
   SmallVector<int64_t> order = llvm::to_vector(
       llvm::seq<int64_t>(0, static_cast<int64_t>(intermediates.size())));
   llvm::stable_sort(order, [&](int64_t a, int64_t b) {
     return intermediates[a].firstUse < intermediates[b].firstUse;
   });
-  for (int64_t i : order) {
-    const Intermediate &im = intermediates[i];
-    if (im.firstUse < 0)
-      continue; // never used by a kernel
-    int64_t best = -1;
-    for (auto [s, slot] : llvm::enumerate(slots)) {
-      if (slot.freeAfter >= im.firstUse)
-        continue;
-      bool fits = slot.bytes >= im.bytes;
-      if (best < 0)
-        best = s;
-      else if (fits && (slots[best].bytes < im.bytes ||
-                        slot.bytes < slots[best].bytes))
-        best = s;
-      else if (!fits && slots[best].bytes < im.bytes &&
-               slot.bytes > slots[best].bytes)
-        best = s;
-    }
-    if (best < 0) {
-      best = slots.size();
-      slots.push_back({0, -1});
-    }
-    slots[best].bytes = std::max(slots[best].bytes, im.bytes);
-    slots[best].freeAfter = im.lastUse;
-    slotOf[i] = best;
-  }
+  struct Slot {
+    int64_t bytes;
+  };
+  SmallVector<Slot> slots;
+  for (int64_t b : plan.bytes)
+    slots.push_back({b});
   // Each slot lists what it holds, in order of first use, so that a reader
   // of the manifest sees which buffer is which (e.g. the backward's "delta"
   // and "dq_accumulator").

@@ -22,6 +22,7 @@
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Utils/Builders.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -99,6 +100,52 @@ Value reshapedLike(OpBuilder &b, Location loc, Value v, Value like) {
   return type.getRank() == 2 ? v : fromMatrix(b, loc, v, type);
 }
 
+/// Where a weight gradient is summed in f32 after the op (bpt-build-backward
+/// with query-chunk writes `s + extf(dw)` per chunk), the GEMM makes the f32
+/// sum itself, preloading `s`: no rounded per-chunk gradient, no
+/// elementwise pass. `replaced` is what the GEMM's f32 result replaces: the
+/// addf, or the extf alone where there is no earlier sum to preload.
+struct F32Sum {
+  Operation *replaced = nullptr;
+  Value acc;
+};
+
+F32Sum findF32Sum(Value dw, Operation *op) {
+  if (!dw || !dw.hasOneUse())
+    return {};
+  auto ext = dyn_cast<arith::ExtFOp>(*dw.getUsers().begin());
+  if (!ext || !getElementTypeOrSelf(ext.getType()).isF32())
+    return {};
+  F32Sum sum{ext, Value()};
+  if (!ext->hasOneUse())
+    return sum;
+  auto add = dyn_cast<arith::AddFOp>(*ext->getUsers().begin());
+  if (!add || add.getLhs() == add.getRhs())
+    return sum;
+  Value other = add.getLhs() == ext.getResult() ? add.getRhs() : add.getLhs();
+  // The sum so far must exist before the op that preloads it.
+  Operation *def = other.getDefiningOp();
+  bool before =
+      def ? def->getBlock() == op->getBlock() && def->isBeforeInBlock(op)
+          : other.getParentBlock() == op->getBlock();
+  if (!before)
+    return sum;
+  return {add, other};
+}
+
+/// Replaces `sum.replaced` (or, without one, `dw`) with the GEMM's `result`.
+void replaceWeightGradient(Value dw, const F32Sum &sum, Value result) {
+  if (!sum.replaced) {
+    dw.replaceAllUsesWith(result);
+    return;
+  }
+  Operation *ext = dw.getUsers().empty() ? nullptr : *dw.getUsers().begin();
+  sum.replaced->getResult(0).replaceAllUsesWith(result);
+  sum.replaced->erase();
+  if (ext && ext != sum.replaced && ext->use_empty())
+    ext->erase();
+}
+
 void expand(LinearGradOp op) {
   OpBuilder b(op);
   Location loc = op.getLoc();
@@ -106,9 +153,11 @@ void expand(LinearGradOp op) {
   Value x = asMatrix(b, loc, op.getInput());
   Value dy = asMatrix(b, loc, op.getResultGrad());
   Value dx = matmul(b, loc, dy, op.getWeight(), Value(), false, true, element);
-  Value dw = matmul(b, loc, x, dy, Value(), true, false, element);
+  F32Sum sum = findF32Sum(op.getWeightGrad(), op);
+  Value dw = matmul(b, loc, x, dy, sum.acc, true, false,
+                    sum.replaced ? b.getF32Type() : element);
   op.getInputGrad().replaceAllUsesWith(reshapedLike(b, loc, dx, op.getInput()));
-  op.getWeightGrad().replaceAllUsesWith(dw);
+  replaceWeightGradient(op.getWeightGrad(), sum, dw);
   if (Value db = op.getBiasGrad())
     db.replaceAllUsesWith(roundTo(b, loc, columnSums(b, loc, dy), element));
   op.erase();
@@ -171,13 +220,19 @@ void expand(FFNGradOp op, int64_t chunkRows) {
   int64_t rows = dimOf(x, 0), hidden = dimOf(x, 1);
 
   Value dx = tensor::EmptyOp::create(b, loc, {rows, hidden}, element);
-  // f32 sums of the weight gradients over the chunks so far; the last
-  // chunk's products round them to the weights' type.
-  Value dwIn, dwOut, dwGate;
+  // f32 sums of the weight gradients over the chunks so far (from an
+  // earlier sum where one is preloaded); the last chunk's products round
+  // them to the weights' type unless the sum goes on in f32.
+  F32Sum inSum = findF32Sum(op.getWInGrad(), op);
+  F32Sum outSum = findF32Sum(op.getWOutGrad(), op);
+  F32Sum gateSum = findF32Sum(op.getWGateGrad(), op);
+  Value dwIn = inSum.acc, dwOut = outSum.acc, dwGate = gateSum.acc;
   for (int64_t first = 0; first < rows; first += chunkRows) {
     int64_t count = std::min(chunkRows, rows - first);
     bool last = first + count == rows;
-    Type sumType = last ? element : f32;
+    auto sumType = [&](const F32Sum &sum) -> Type {
+      return last && !sum.replaced ? element : f32;
+    };
     Value xc = rowsOf(b, loc, x, first, count);
     Value dyc = rowsOf(b, loc, dy, first, count);
     Value up = matmul(b, loc, xc, wIn, Value(), false, false, f32);
@@ -193,11 +248,11 @@ void expand(FFNGradOp op, int64_t chunkRows) {
       Value dHidden = matmul(b, loc, dyc, wOut, Value(), false, true, f32);
       h = hiddenGradients(b, loc, act, up, dHidden, gate, element);
     }
-    dwOut = matmul(b, loc, h[0], dyc, dwOut, true, false, sumType);
-    dwIn = matmul(b, loc, xc, h[1], dwIn, true, false, sumType);
+    dwOut = matmul(b, loc, h[0], dyc, dwOut, true, false, sumType(outSum));
+    dwIn = matmul(b, loc, xc, h[1], dwIn, true, false, sumType(inSum));
     Value dxc;
     if (wGate) {
-      dwGate = matmul(b, loc, xc, h[2], dwGate, true, false, sumType);
+      dwGate = matmul(b, loc, xc, h[2], dwGate, true, false, sumType(gateSum));
       Value fromUp = matmul(b, loc, h[1], wIn, Value(), false, true, f32);
       dxc = matmul(b, loc, h[2], wGate, fromUp, false, true, element);
     } else {
@@ -206,10 +261,10 @@ void expand(FFNGradOp op, int64_t chunkRows) {
     dx = insertRows(b, loc, dxc, dx, first);
   }
   op.getInputGrad().replaceAllUsesWith(reshapedLike(b, loc, dx, op.getInput()));
-  op.getWInGrad().replaceAllUsesWith(dwIn);
-  op.getWOutGrad().replaceAllUsesWith(dwOut);
+  replaceWeightGradient(op.getWInGrad(), inSum, dwIn);
+  replaceWeightGradient(op.getWOutGrad(), outSum, dwOut);
   if (Value g = op.getWGateGrad())
-    g.replaceAllUsesWith(dwGate);
+    replaceWeightGradient(g, gateSum, dwGate);
   op.erase();
 }
 

@@ -9,14 +9,16 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "bpt/Dialect/BPTDialect.h"
 #include "bpt/Conversion/Passes.h"
+#include "bpt/Dialect/BPTDialect.h"
+#include "bpt/Utils/Layouts.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/STLExtras.h"
 
 namespace bpt {
@@ -642,6 +644,73 @@ LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
   return shareAmongThreads(rw, op, worker, numWorkers);
 }
 
+/// Whether `op` only views a buffer (or is a constant such a view takes).
+/// Whether `v` is a slice of a buffer, seen through reshapes.
+bool isSlice(Value v) {
+  Operation *def = v.getDefiningOp();
+  while (isa_and_nonnull<memref::ExpandShapeOp, memref::CollapseShapeOp>(def))
+    def = def->getOperand(0).getDefiningOp();
+  return isa_and_nonnull<memref::SubViewOp>(def);
+}
+
+/// Slices of host buffers (a query-chunked backward reads and writes rows
+/// of whole-sequence buffers) go into the launches that use them: the
+/// runtime passes a kernel whole buffers by their base pointers, so a
+/// kernel takes the buffer and makes the slice itself. On the host side
+/// (e.g. under a tensor map) only leading rows may stay, whose address is
+/// the buffer's; any other slice there is an error, never an argument with
+/// its offset dropped.
+LogicalResult sinkSlicesIntoLaunches(func::FuncOp func) {
+  for (auto launch : llvm::to_vector(func.getOps<gpu::LaunchOp>())) {
+    Region &body = launch.getBody();
+    llvm::SetVector<Value> captured;
+    getUsedValuesDefinedAbove(body, captured);
+    OpBuilder b = OpBuilder::atBlockBegin(&body.front());
+    for (Value slice : captured) {
+      if (!isSlice(slice))
+        continue;
+      // The chain of views from the buffer to the slice, cloned in order;
+      // their constant operands are the launch's to capture.
+      SmallVector<Operation *> chain;
+      for (Operation *def = slice.getDefiningOp();
+           isa_and_nonnull<memref::SubViewOp, memref::ExpandShapeOp,
+                           memref::CollapseShapeOp>(def);
+           def = def->getOperand(0).getDefiningOp())
+        chain.push_back(def);
+      IRMapping map;
+      for (Operation *view : llvm::reverse(chain))
+        b.clone(*view, map);
+      replaceAllUsesInRegionWith(slice, map.lookup(slice), body);
+    }
+  }
+  // Host-side views nothing uses any more go, users first.
+  SmallVector<Operation *> views;
+  func.walk([&](Operation *op) {
+    if (isa<memref::SubViewOp, memref::ExpandShapeOp, memref::CollapseShapeOp>(
+            op) &&
+        isa<func::FuncOp>(op->getParentOp()) && isSlice(op->getResult(0)))
+      views.push_back(op);
+  });
+  for (Operation *view : llvm::reverse(views)) {
+    if (view->use_empty()) {
+      view->erase();
+      continue;
+    }
+    // Leading rows of a buffer: its base pointer is theirs.
+    if (bpt::isContiguousAtBase(cast<MemRefType>(view->getResult(0).getType())))
+      continue;
+    Operation *user = *view->getUsers().begin();
+    InFlightDiagnostic diag =
+        view->emitError()
+        << "bpt-map-to-gpu: a slice of a buffer is used on the host side of "
+           "a kernel set, by '"
+        << user->getName() << "'; only portable launches take slices";
+    diag.attachNote(user->getLoc()) << "the use";
+    return diag;
+  }
+  return success();
+}
+
 void BPTMapToGPUPass::runOnOperation() {
   func::FuncOp func = getOperation();
   if (threads < 1 || threads > 1024) {
@@ -666,7 +735,7 @@ void BPTMapToGPUPass::runOnOperation() {
       status = mapSingleOp(rw, &op);
     else if (!isa<memref::AllocOp, memref::DeallocOp, arith::ConstantOp,
                   memref::ExpandShapeOp, memref::CollapseShapeOp,
-                  memref::CastOp, func::ReturnOp,
+                  memref::SubViewOp, memref::CastOp, func::ReturnOp,
                   // Launches already made (bpt-attention-to-sm90) and their
                   // TMA descriptors stay as they are.
                   gpu::LaunchFuncOp, nvgpu::TmaCreateDescriptorOp>(op))
@@ -676,6 +745,8 @@ void BPTMapToGPUPass::runOnOperation() {
     if (failed(status))
       return signalPassFailure();
   }
+  if (failed(sinkSlicesIntoLaunches(func)))
+    return signalPassFailure();
   // The kernel set manages no memory lifetimes: host allocations become
   // workspace buffers that live for the whole set.
   for (auto dealloc : llvm::to_vector(func.getOps<memref::DeallocOp>()))

@@ -30,18 +30,22 @@ struct BPTSplitEmptyTensorsPass final
     // they are tiles whose sharing the analysis gets right; splitting them
     // would only cost shared memory).
     Block &body = func.getBody().front();
-    for (auto op : llvm::make_early_inc_range(body.getOps<tensor::EmptyOp>())) {
+    // A snapshot: the clones, placed further down, are not visited again.
+    for (auto op : llvm::to_vector(body.getOps<tensor::EmptyOp>())) {
       SmallVector<OpOperand *> uses;
       for (OpOperand &use : op->getUses())
         if (use.getOwner()->getBlock() == &body)
           uses.push_back(&use);
-      // Every such use but the first gets a clone next to the original.
-      if (uses.size() < 2)
-        continue;
+      // Each such use gets a clone of its own just before it: the buffer
+      // it becomes then lives from there, not from wherever CSE left the
+      // shared op (the top of a long training function, say).
       OpBuilder b(op);
-      b.setInsertionPointAfter(op);
-      for (OpOperand *use : llvm::drop_begin(uses))
+      for (OpOperand *use : uses) {
+        b.setInsertionPoint(use->getOwner());
         use->set(b.clone(*op)->getResult(0));
+      }
+      if (op->use_empty())
+        op->erase();
     }
   }
 };

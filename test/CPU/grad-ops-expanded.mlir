@@ -170,3 +170,59 @@ func.func @matmul_act_grad(%dy: tensor<24x56xbf16>, %w: tensor<40x56xbf16>,
         tensor<24x40xf32>, tensor<24x40xbf16>, tensor<24x40xbf16>,
         tensor<24x40xf32>, tensor<24x40xf32>
 }
+
+//--- chunk_sums.mlir
+// Weight gradients summed in f32 across two query chunks, as
+// bpt-build-backward's query-chunk writes them (`extf(dw_1) + extf(dw_0)`):
+// the first chunk's GEMMs write f32, the second's preload that sum (acc),
+// and neither extf nor addf is left. The FFN of 72 rows in chunks of 64 (a
+// ragged 8 last) keeps f32 to its end.
+// RUN: bpt-opt %t/chunk_sums.mlir --bpt-expand-gradients | FileCheck %s --check-prefix=SUMS-IR --implicit-check-not=arith.extf --implicit-check-not=arith.addf
+// SUMS-IR-LABEL: func.func @chunk_sums
+// SUMS-IR: %[[L1:.+]] = bpt.matmul {{.*}} {transpose_lhs} : (tensor<24x128xbf16>, tensor<24x256xbf16>) -> tensor<128x256xf32>
+// SUMS-IR: %[[U1:.+]] = bpt.matmul {{.*}} : (tensor<64x128xbf16>, tensor<128x256xbf16>) -> tensor<64x256xf32>
+// SUMS-IR: bpt.matmul {{.*}} acc %{{.*}} {transpose_lhs} : (tensor<8x128xbf16>, tensor<8x256xbf16>, tensor<128x256xf32>) -> tensor<128x256xf32>
+// SUMS-IR: %[[L0:.+]] = bpt.matmul {{.*}}, acc %[[L1]] {transpose_lhs} : (tensor<40x128xbf16>, tensor<40x256xbf16>, tensor<128x256xf32>) -> tensor<128x256xf32>
+// SUMS-IR: arith.truncf %[[L0]] : tensor<128x256xf32> to tensor<128x256xbf16>
+// RUN: bpt-cpu-run %t/chunk_sums.mlir --seed=47 | FileCheck %s --check-prefix=SUMS
+// SUMS-COUNT-3: output {{[0-2]}} tensor<{{.*}}xbf16>: relative error {{.*}}: PASS
+// SUMS: {{^PASS$}}
+func.func @chunk_sums(%x0: tensor<40x128xbf16>, %dy0: tensor<40x256xbf16>,
+                      %x1: tensor<24x128xbf16>, %dy1: tensor<24x256xbf16>,
+                      %w: tensor<128x256xbf16>, %w2: tensor<256x128xbf16>,
+                      %h0: tensor<64x128xbf16>, %e0: tensor<64x128xbf16>,
+                      %h1: tensor<72x128xbf16>, %e1: tensor<72x128xbf16>)
+    -> (tensor<128x256xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>) {
+  %dx1, %dw1 = bpt.linear_grad %x1, %w, %dy1 {bpt.strategy =
+      #bpt.strategy<wgmma, chip = "sm_90a">}
+      : (tensor<24x128xbf16>, tensor<128x256xbf16>, tensor<24x256xbf16>)
+        -> (tensor<24x128xbf16>, tensor<128x256xbf16>)
+  %f1:3 = bpt.ffn_grad gelu %h1, %w, %w2, %e1 {bpt.strategy =
+      #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 64>}
+      : (tensor<72x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
+         tensor<72x128xbf16>)
+        -> (tensor<72x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
+  %dx0, %dw0 = bpt.linear_grad %x0, %w, %dy0 {bpt.strategy =
+      #bpt.strategy<wgmma, chip = "sm_90a">}
+      : (tensor<40x128xbf16>, tensor<128x256xbf16>, tensor<40x256xbf16>)
+        -> (tensor<40x128xbf16>, tensor<128x256xbf16>)
+  %f0:3 = bpt.ffn_grad gelu %h0, %w, %w2, %e0 {bpt.strategy =
+      #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 64>}
+      : (tensor<64x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
+         tensor<64x128xbf16>)
+        -> (tensor<64x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
+  %a1 = arith.extf %dw1 : tensor<128x256xbf16> to tensor<128x256xf32>
+  %a0 = arith.extf %dw0 : tensor<128x256xbf16> to tensor<128x256xf32>
+  %a = arith.addf %a1, %a0 : tensor<128x256xf32>
+  %b1 = arith.extf %f1#1 : tensor<128x256xbf16> to tensor<128x256xf32>
+  %b0 = arith.extf %f0#1 : tensor<128x256xbf16> to tensor<128x256xf32>
+  %b = arith.addf %b1, %b0 : tensor<128x256xf32>
+  %c1 = arith.extf %f1#2 : tensor<256x128xbf16> to tensor<256x128xf32>
+  %c0 = arith.extf %f0#2 : tensor<256x128xbf16> to tensor<256x128xf32>
+  %c = arith.addf %c1, %c0 : tensor<256x128xf32>
+  %ra = arith.truncf %a : tensor<128x256xf32> to tensor<128x256xbf16>
+  %rb = arith.truncf %b : tensor<128x256xf32> to tensor<128x256xbf16>
+  %rc = arith.truncf %c : tensor<256x128xf32> to tensor<256x128xbf16>
+  return %ra, %rb, %rc
+      : tensor<128x256xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>
+}

@@ -43,3 +43,17 @@ func.func @host_store(%m: memref<8xf32>, %v: f32) {
   memref.store %v, %m[%c0] : memref<8xf32>
   return
 }
+
+// -----
+
+// A slice at an offset that a host-side op uses (e.g. the source of a
+// tensor map) would reach the runtime as its buffer's base pointer: an
+// error, not a wrong address.
+func.func @slice_on_host(%a: memref<4x64xf32>) {
+  // expected-error @+1 {{bpt-map-to-gpu: a slice of a buffer is used on the host side of a kernel set, by 'memref.cast'; only portable launches take slices}}
+  %rows = memref.subview %a[2, 0] [2, 64] [1, 1]
+      : memref<4x64xf32> to memref<2x64xf32, strided<[64, 1], offset: 128>>
+  // expected-note @+1 {{the use}}
+  %cast = memref.cast %rows : memref<2x64xf32, strided<[64, 1], offset: 128>> to memref<*xf32>
+  return
+}

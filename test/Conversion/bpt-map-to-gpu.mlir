@@ -204,3 +204,29 @@ func.func @index_elements(%x: memref<64xindex>, %y: memref<64xindex>) {
   }
   return
 }
+
+// -----
+
+// Host-side slices of whole buffers (a query-chunked backward's rows):
+// each launch that uses one makes the slice itself from the buffer, and the
+// host keeps no slice at an offset (the runtime passes base pointers). A
+// slice of leading rows, whose address is the buffer's, may stay.
+// CHECK-LABEL: func.func @slices
+// CHECK-SAME: (%[[A:.+]]: memref<4x64xf32>, %[[B:.+]]: memref<2x64xf32>)
+// CHECK-NOT: memref.subview
+// CHECK: gpu.launch
+// CHECK: %[[ROWS:.+]] = memref.subview %[[A]][2, 0] [2, 64] [1, 1]
+// CHECK: memref.load %[[ROWS]]
+// CHECK: gpu.terminator
+// CHECK: %[[LEAD:.+]] = memref.subview %[[A]][0, 0] [2, 64] [1, 1]
+// CHECK: memref.cast %[[LEAD]]
+func.func @slices(%a: memref<4x64xf32>, %b: memref<2x64xf32>) {
+  %rows = memref.subview %a[2, 0] [2, 64] [1, 1]
+      : memref<4x64xf32> to memref<2x64xf32, strided<[64, 1], offset: 128>>
+  memref.copy %rows, %b
+      : memref<2x64xf32, strided<[64, 1], offset: 128>> to memref<2x64xf32>
+  %lead = memref.subview %a[0, 0] [2, 64] [1, 1]
+      : memref<4x64xf32> to memref<2x64xf32, strided<[64, 1]>>
+  %cast = memref.cast %lead : memref<2x64xf32, strided<[64, 1]>> to memref<*xf32>
+  return
+}

@@ -84,6 +84,14 @@ static cl::opt<bool> backward(
              "training step (output, then the gradient of the input and of "
              "every weight; the lse in a workspace), one kernel set"),
     cl::cat(compileCategory), cl::init(false));
+static cl::opt<int64_t> queryChunk(
+    "query-chunk",
+    cl::desc("--op=block --backward: the block's backward by query chunks "
+             "of this many rows (the fused blockwise backward: each chunk's "
+             "recomputation and gradients together, the keys' and values' "
+             "gradients summed across chunks); 0, the default, for the "
+             "whole sequence at once"),
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<bool> lse(
     "lse",
     cl::desc("--op=attention: the forward that also returns its log-sum-exp "
@@ -581,6 +589,7 @@ static OwningOpRef<ModuleOp> loadModule(MLIRContext &context,
     spec.dtype = dtype;
     spec.causal = causal;
     spec.backward = backward;
+    spec.queryChunk = queryChunk;
     spec.lse = lse;
     spec.scale = scale;
     // The flags as given (buildModel fills defaults in `spec`), checked

@@ -38,6 +38,9 @@ struct ModelSpec {
   /// attention only: the forward with its log-sum-exp and the gradients,
   /// one function `attention_backward(q, k, v, dO) -> (o, lse, dq, dk, dv)`.
   bool backward = false;
+  /// block with backward only: rows per query chunk of the block's
+  /// backward (bpt-build-backward's query-chunk); 0: the whole sequence.
+  int64_t queryChunk = 0;
   /// attention only: the forward that also returns its log-sum-exp,
   /// `attention(q, k, v) -> (o, lse)` (what a training step saves for
   /// attention_grad).

@@ -251,9 +251,12 @@ def BPTSplitEmptyTensors : Pass<"bpt-split-empty-tensors", "::mlir::func::FuncOp
   let summary = "Give each use of a tensor.empty an empty tensor of its own";
   let description = [{
     Before one-shot bufferization: a `tensor.empty` of the function body
-    with several uses in the body (CSE merges identical ones) is cloned so
-    that each use has its own (empties inside loop nests, the kernels' tiles,
-    are left alone). Two ops
+    used in the body (CSE merges identical ones) gets a clone for each such
+    use, placed just before it (empties inside loop nests, the kernels'
+    tiles, are left alone). The placement makes each buffer live from its
+    first writer rather than from the merged op's position, which in a
+    long training function kept buffers of the last query chunk allocated
+    from the start. Two ops
     that write into the same empty tensor bufferize in place into one
     allocation when the analysis sees no read of the first result after the
     second write; a tensor-core kernel's operand is read through
