@@ -36,6 +36,10 @@ namespace {
 
 constexpr StringLiteral kPassName = "bpt-build-backward";
 
+/// Query chunks are unrolled (each chunk's ops have static shapes): a
+/// bound on how many, so that a tiny chunk cannot blow up the IR.
+constexpr int64_t kMaxQueryChunks = 128;
+
 bool isFloatTensor(Type type) {
   auto tensor = dyn_cast<RankedTensorType>(type);
   return tensor && isa<FloatType>(tensor.getElementType());
@@ -562,6 +566,16 @@ FailureOr<func::FuncOp> buildGradFunction(func::FuncOp func,
         continue;
       Value lse = savedLseArg(next++);
       int64_t seq = block.getInput().getType().getDimSize(1);
+      int64_t chunks = llvm::divideCeil(seq, queryChunk);
+      if (chunks > kMaxQueryChunks) {
+        block.emitError() << kPassName << ": query-chunk=" << queryChunk
+                          << " cuts a block's " << seq << " rows into "
+                          << chunks << " chunks; at most " << kMaxQueryChunks
+                          << " are unrolled (use at least "
+                          << llvm::divideCeil(seq, kMaxQueryChunks) << " rows)";
+        grad.erase();
+        return failure();
+      }
       for (auto [a, first] : decomposeTransformerBlockInQueryChunks(
                rewriter, block, std::min(queryChunk, seq))) {
         int64_t count = a.getQuery().getType().getDimSize(2);

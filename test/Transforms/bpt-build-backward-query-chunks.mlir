@@ -128,3 +128,21 @@ func.func @short(%x: tensor<1x4x32xf32>, %g1: tensor<32xf32>, %wq: tensor<32x32x
          tensor<48x32xf32>) -> tensor<1x4x32xf32>
   return %y : tensor<1x4x32xf32>
 }
+
+// -----
+
+// More chunks than are unrolled: an error at the block, nothing added.
+// RUN: not bpt-opt %s --split-input-file --bpt-build-backward=query-chunk=1 2>&1 | FileCheck %s --check-prefix=TOO-MANY
+// TOO-MANY: error: bpt-build-backward: query-chunk=1 cuts a block's 130 rows into 130 chunks; at most 128 are unrolled (use at least 2 rows)
+func.func @long(%x: tensor<1x130x32xf32>, %g1: tensor<32xf32>, %wq: tensor<32x32xf32>,
+                %wk: tensor<32x32xf32>, %wv: tensor<32x32xf32>, %wo: tensor<32x32xf32>,
+                %g2: tensor<32xf32>, %w1: tensor<32x48xf32>, %w2: tensor<48x32xf32>)
+    -> tensor<1x130x32xf32> {
+  %y = bpt.transformer_block %x norm1(%g1) attention(%wq, %wk, %wv, %wo)
+      norm2(%g2) ffn(%w1, %w2) heads(2) kv_heads(2) causal activation(silu)
+      norm(rms_norm)
+      : (tensor<1x130x32xf32>, tensor<32xf32>, tensor<32x32xf32>, tensor<32x32xf32>,
+         tensor<32x32xf32>, tensor<32x32xf32>, tensor<32xf32>, tensor<32x48xf32>,
+         tensor<48x32xf32>) -> tensor<1x130x32xf32>
+  return %y : tensor<1x130x32xf32>
+}

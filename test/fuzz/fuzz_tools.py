@@ -141,6 +141,11 @@ def plausible_flags(rng):
             if rng.random() < 0.3 and heads > 1:
                 flags.append("--kv-heads=%d" % (heads // 2))
             flags.append("--norm=" + rng.choice(["layer_norm", "rms_norm"]))
+            if rng.random() < 0.3:
+                flags.append("--backward")
+                if rng.random() < 0.5:
+                    flags.append("--query-chunk=%d" % rng.choice(
+                        [1, 16, 50, 64, 100, seq, 4096]))
     if op != "ffn" and rng.random() < 0.4:
         flags.append("--causal")
     if rng.random() < 0.15:
@@ -199,7 +204,7 @@ def compile_flags(rng):
     for flag in ["--q-block", "--kv-block", "--block-threads", "--chunk-rows",
                  "--sm90-kv-block", "--sm90-stages", "--sm90-gemm-block-n",
                  "--sm90-gemm-stages", "--sm80-q-block", "--sm80-kv-block",
-                 "--sm80-stages", "--sm80-gemm-block-n"]:
+                 "--sm80-stages", "--sm80-gemm-block-n", "--query-chunk"]:
         if rng.random() < 0.08:
             flags.append("%s=%s" % (flag, int_value(rng, 0.6)))
     if rng.random() < 0.15:
