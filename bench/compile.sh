@@ -73,7 +73,7 @@ fi
 if [[ " $ops " == *" maxlen "* ]]; then
   # Lengths around where 8 GiB runs out (bench.py --only maxlen picks the
   # longest whose manifest fits the cap).
-  training_steps maxlen 65536 81920 98304 114688 131072 163840 196608 262144
+  training_steps maxlen 65536 81920 98304 114688 131072 147456 163840 196608 262144
 fi
 if [[ " $ops " == *" ffn "* ]]; then
 # The block's FFN alone (16k tokens, 2048 -> 8192 -> 2048), and gated.

@@ -247,6 +247,33 @@ def BPTReadOnlyInputs : Pass<"bpt-readonly-inputs", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def BPTRematerializeTransposes
+    : Pass<"bpt-rematerialize-transposes", "::mlir::func::FuncOp"> {
+  let summary = "Transpose again where a transposed tensor is read again "
+                "much later";
+  let description = [{
+    Before bufferization: a `linalg.transpose` of the function body (into a
+    `tensor.empty`) whose result is read (directly or through
+    expand/collapse_shape views) at places more than `min-distance` ops
+    apart gets a clone of itself, its empty tensor and the views just
+    before each such later read, provided that its input is read at or
+    after that point anyway (or is a function argument): the transposed
+    buffer then dies after its earlier reads instead of living across the
+    gap, at the cost of one transpose. In a training step this is the
+    token-major attention output, read by the output projection in the
+    forward and by its weight gradient at the end of the backward (an
+    [S, hidden] buffer over most of the step). Results are unchanged: a
+    transpose is exact.
+  }];
+  let options = [
+    Option<"minDistance", "min-distance", "int64_t", /*default=*/"16",
+           "Reads at most this many ops after the previous one share its "
+           "transpose">
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
 def BPTSplitEmptyTensors : Pass<"bpt-split-empty-tensors", "::mlir::func::FuncOp"> {
   let summary = "Give each use of a tensor.empty an empty tensor of its own";
   let description = [{
