@@ -100,7 +100,7 @@ void bpt::addLinalgStage(OpPassManager &pm) {
 }
 
 void bpt::addBufferizationStage(OpPassManager &pm) {
-  pm.addNestedPass<func::FuncOp>(createBPTRematerializeTransposes());
+  pm.addNestedPass<func::FuncOp>(createBPTRematerialize());
   pm.addNestedPass<func::FuncOp>(createBPTReadOnlyInputs());
   pm.addNestedPass<func::FuncOp>(createBPTSplitEmptyTensors());
   bufferization::OneShotBufferizePassOptions bufferize;

@@ -247,28 +247,32 @@ def BPTReadOnlyInputs : Pass<"bpt-readonly-inputs", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
-def BPTRematerializeTransposes
-    : Pass<"bpt-rematerialize-transposes", "::mlir::func::FuncOp"> {
-  let summary = "Transpose again where a transposed tensor is read again "
-                "much later";
+def BPTRematerialize : Pass<"bpt-rematerialize", "::mlir::func::FuncOp"> {
+  let summary = "Compute cheap values again where they are read again much "
+                "later";
   let description = [{
-    Before bufferization: a `linalg.transpose` of the function body (into a
-    `tensor.empty`) whose result is read (directly or through
-    expand/collapse_shape views) at places more than `min-distance` ops
-    apart gets a clone of itself, its empty tensor and the views just
-    before each such later read, provided that its input is read at or
-    after that point anyway (or is a function argument): the transposed
-    buffer then dies after its earlier reads instead of living across the
-    gap, at the cost of one transpose. In a training step this is the
-    token-major attention output, read by the output projection in the
-    forward and by its weight gradient at the end of the backward (an
-    [S, hidden] buffer over most of the step). Results are unchanged: a
-    transpose is exact.
+    Before bufferization: a value of the function body computed by linalg
+    ops on tensors alone (elementwise chains, reductions, transposes,
+    fills; at most `max-ops` of them) from other values (its leaves) and
+    read, directly or through expand/collapse_shape views, at places more
+    than `min-distance` ops apart gets the computation cloned just before
+    each such later read, provided that every leaf is read at or after
+    that point anyway (or is a function argument). The buffer then dies
+    after its earlier reads instead of living across the gap, at the cost
+    of repeating the computation. In a training step these are the first
+    norm's output (read by the q/k/v projections and by their weight
+    gradients at the end), the second norm's (read by the FFN and by
+    `ffn_grad`), and the token-major attention output (read by the output
+    projection and by its weight gradient): [S, hidden] buffers alive
+    across most of the step. Results are unchanged: the same ops on the
+    same values.
   }];
   let options = [
     Option<"minDistance", "min-distance", "int64_t", /*default=*/"16",
            "Reads at most this many ops after the previous one share its "
-           "transpose">
+           "value">,
+    Option<"maxOps", "max-ops", "int64_t", /*default=*/"12",
+           "The most linalg ops one recomputation repeats">
   ];
   let dependentDialects = ["::mlir::tensor::TensorDialect",
                            "::mlir::linalg::LinalgDialect"];

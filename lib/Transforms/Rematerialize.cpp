@@ -1,0 +1,170 @@
+//===- Rematerialize.cpp - bpt-rematerialize ---------------------*- C++
+//-*-===//
+//
+// Part of the bpt project: a compiler for Blockwise Parallel Transformers.
+//
+// A host-level value that is cheap to compute and read early and again
+// much later keeps a whole buffer alive in between: in a training step, the
+// first norm's output (read by the q/k/v projections, and by their weight
+// gradients at the end), the second norm's (read by the FFN, and by its
+// gradient), the token-major attention output (read by the output
+// projection, and by its weight gradient). When what it is computed from
+// is alive at the later reads anyway, computing it again there costs a
+// few launches and saves a buffer over most of the step.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bpt/Transforms/Passes.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+
+namespace bpt {
+#define GEN_PASS_DEF_BPTREMATERIALIZE
+#include "bpt/Transforms/Passes.h.inc"
+} // namespace bpt
+
+using namespace mlir;
+
+namespace {
+
+/// Ops that only view their operand.
+bool isView(Operation *op) {
+  return isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op);
+}
+
+/// The ops of `block` that read `value`, seen through views: each with the
+/// chain of views from `value` to the operand it reads.
+void collectReaders(
+    Value value, SmallVectorImpl<Operation *> &chain,
+    SmallVectorImpl<std::pair<OpOperand *, SmallVector<Operation *>>> &out) {
+  for (OpOperand &use : value.getUses()) {
+    Operation *user = use.getOwner();
+    if (isView(user)) {
+      chain.push_back(user);
+      collectReaders(user->getResult(0), chain, out);
+      chain.pop_back();
+      continue;
+    }
+    out.push_back({&use, llvm::to_vector(chain)});
+  }
+}
+
+/// Ops a recomputation may repeat: linalg ops on tensors (elementwise
+/// chains, reductions, transposes, fills), empty tensors, views, constants.
+bool isCheap(Operation *op) {
+  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op))
+    return linalgOp.hasPureTensorSemantics();
+  return isa<tensor::EmptyOp, arith::ConstantOp>(op) || isView(op);
+}
+
+struct BPTRematerializePass final
+    : bpt::impl::BPTRematerializeBase<BPTRematerializePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (func.isExternal())
+      return;
+    Block &body = func.getBody().front();
+    // Positions, for "far apart" and "alive at"; clones get their reader's.
+    llvm::DenseMap<Operation *, int64_t> position;
+    int64_t n = 0;
+    for (Operation &op : body)
+      position[&op] = n++;
+    auto at = [&](Operation *op) {
+      return position.lookup(body.findAncestorOpInBlock(*op));
+    };
+    // The last position where `v` is read (a function argument: always).
+    // A tensor-core kernel's result is a to_tensor of its buffer, which
+    // later kernels read directly: their reads count.
+    auto lastRead = [&](Value v) -> int64_t {
+      if (isa<BlockArgument>(v))
+        return std::numeric_limits<int64_t>::max();
+      int64_t last = -1;
+      for (Operation *user : v.getUsers())
+        last = std::max(last, at(user));
+      if (auto toTensor = v.getDefiningOp<bufferization::ToTensorOp>())
+        for (Operation *user : toTensor.getBuffer().getUsers())
+          last = std::max(last, at(user));
+      return last;
+    };
+    // The cheap ops that compute `v` again at position `here`, in program
+    // order: the walk stops at values still read at `here` or later (and
+    // arguments), which the clones read; it fails on a value of another
+    // kind of op that is dead by then, or past maxOps linalg ops.
+    auto chainOf = [&](Value v, int64_t here,
+                       SmallVectorImpl<Operation *> &ops) -> bool {
+      llvm::SetVector<Operation *> seen;
+      SmallVector<Value> work = {v};
+      int64_t computing = 0;
+      while (!work.empty()) {
+        Value next = work.pop_back_val();
+        if (next != v && lastRead(next) >= here)
+          continue;
+        Operation *def = next.getDefiningOp();
+        if (!def || def->getBlock() != &body || !isCheap(def))
+          return false;
+        if (!seen.insert(def))
+          continue;
+        if (isa<linalg::LinalgOp>(def) && ++computing > maxOps)
+          return false;
+        llvm::append_range(work, def->getOperands());
+      }
+      ops.assign(seen.begin(), seen.end());
+      llvm::sort(ops,
+                 [&](Operation *x, Operation *y) { return at(x) < at(y); });
+      return true;
+    };
+
+    SmallVector<Operation *> roots;
+    for (Operation &op : body)
+      if (isa<linalg::LinalgOp>(&op) && isCheap(&op) && op.getNumResults() == 1)
+        roots.push_back(&op);
+    for (Operation *root : roots) {
+      SmallVector<Operation *> chain;
+      SmallVector<std::pair<OpOperand *, SmallVector<Operation *>>> readers;
+      collectReaders(root->getResult(0), chain, readers);
+      if (readers.size() < 2)
+        continue;
+      llvm::stable_sort(readers, [&](auto &x, auto &y) {
+        return at(x.first->getOwner()) < at(y.first->getOwner());
+      });
+      int64_t previous = at(readers.front().first->getOwner());
+      for (auto &[use, views] : llvm::drop_begin(readers)) {
+        Operation *reader = use->getOwner();
+        int64_t here = at(reader);
+        // Near the previous read, or not computable from what is alive
+        // there: keep.
+        SmallVector<Operation *> ops;
+        if (here - previous <= minDistance ||
+            !chainOf(root->getResult(0), here, ops)) {
+          previous = here;
+          continue;
+        }
+        Operation *anchor = body.findAncestorOpInBlock(*reader);
+        OpBuilder b(anchor);
+        IRMapping map;
+        for (Operation *op : ops)
+          position[b.clone(*op, map)] = here;
+        for (Operation *view : views)
+          position[b.clone(*view, map)] = here;
+        use->set(map.lookup(use->get()));
+        previous = here;
+      }
+    }
+    // Views and cheap ops left without readers go.
+    SmallVector<Operation *> dead;
+    for (Operation &op : body)
+      if (isCheap(&op) && op.use_empty())
+        dead.push_back(&op);
+    for (Operation *op : llvm::reverse(dead))
+      if (op->use_empty())
+        op->erase();
+  }
+};
+
+} // namespace
