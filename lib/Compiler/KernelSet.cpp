@@ -1177,30 +1177,24 @@ void ManifestBuilder::assignWorkspaceSlots() {
   llvm::stable_sort(order, [&](int64_t a, int64_t b) {
     return intermediates[a].firstUse < intermediates[b].firstUse;
   });
-  struct Slot {
-    int64_t bytes;
-  };
-  SmallVector<Slot> slots;
-  for (int64_t b : plan.bytes)
-    slots.push_back({b});
   // Each slot lists what it holds, in order of first use, so that a reader
   // of the manifest sees which buffer is which (e.g. the backward's "delta"
   // and "dq_accumulator").
-  SmallVector<llvm::json::Array> holds(slots.size());
+  SmallVector<llvm::json::Array> holds(plan.bytes.size());
   for (int64_t i : order)
     if (slotOf[i] >= 0)
       holds[slotOf[i]].push_back(
           llvm::json::Object{{"name", intermediates[i].name},
                              {"bytes", intermediates[i].bytes}});
   firstSlot = buffers.size();
-  for (auto [s, slot] : llvm::enumerate(slots))
-    buffers.push_back(llvm::json::Object{
-        {"name", llvm::formatv("workspace{0}", s).str()},
-        {"role", "workspace"},
-        {"dtype", "i8"},
-        {"shape", llvm::json::Array{slot.bytes}},
-        {"bytes", slot.bytes},
-        {"holds", std::move(holds[s])}});
+  for (auto [s, bytes] : llvm::enumerate(plan.bytes))
+    buffers.push_back(
+        llvm::json::Object{{"name", llvm::formatv("workspace{0}", s).str()},
+                           {"role", "workspace"},
+                           {"dtype", "i8"},
+                           {"shape", llvm::json::Array{bytes}},
+                           {"bytes", bytes},
+                           {"holds", std::move(holds[s])}});
 }
 
 /// CUDA's limits on grid and block dimensions (x, y, z), and on threads.

@@ -73,16 +73,6 @@ std::pair<Value, Value> matmulActivationGradient(OpBuilder &b, Location loc,
   return {op.getResult(), op.getAct()};
 }
 
-/// Rows [first, first + count) of the matrix `m`.
-Value rowsOf(OpBuilder &b, Location loc, Value m, int64_t first,
-             int64_t count) {
-  int64_t width = dimOf(m, 1);
-  return tensor::ExtractSliceOp::create(
-      b, loc, m, ArrayRef<OpFoldResult>{b.getIndexAttr(first), b.getIndexAttr(0)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(count), b.getIndexAttr(width)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-}
-
 /// `piece` written into rows [first, ...) of the matrix `into`.
 Value insertRows(OpBuilder &b, Location loc, Value piece, Value into,
                  int64_t first) {
@@ -103,10 +93,11 @@ Value reshapedLike(OpBuilder &b, Location loc, Value v, Value like) {
 /// Where a weight gradient is summed in f32 after the op (bpt-build-backward
 /// with query-chunk writes `s + extf(dw)` per chunk), the GEMM makes the f32
 /// sum itself, preloading `s`: no rounded per-chunk gradient, no
-/// elementwise pass. `replaced` is what the GEMM's f32 result replaces: the
-/// addf, or the extf alone where there is no earlier sum to preload.
+/// elementwise pass. `add` and `acc` are null where there is no earlier sum
+/// to preload; all are null where the gradient is not summed in f32.
 struct F32Sum {
-  Operation *replaced = nullptr;
+  arith::ExtFOp ext;
+  arith::AddFOp add;
   Value acc;
 };
 
@@ -116,7 +107,7 @@ F32Sum findF32Sum(Value dw, Operation *op) {
   auto ext = dyn_cast<arith::ExtFOp>(*dw.getUsers().begin());
   if (!ext || !getElementTypeOrSelf(ext.getType()).isF32())
     return {};
-  F32Sum sum{ext, Value()};
+  F32Sum sum{ext, {}, {}};
   if (!ext->hasOneUse())
     return sum;
   auto add = dyn_cast<arith::AddFOp>(*ext->getUsers().begin());
@@ -130,20 +121,23 @@ F32Sum findF32Sum(Value dw, Operation *op) {
           : other.getParentBlock() == op->getBlock();
   if (!before)
     return sum;
-  return {add, other};
+  return {ext, add, other};
 }
 
-/// Replaces `sum.replaced` (or, without one, `dw`) with the GEMM's `result`.
-void replaceWeightGradient(Value dw, const F32Sum &sum, Value result) {
-  if (!sum.replaced) {
+/// Replaces the f32 sum (the addf, else the extf) or, without one, `dw`
+/// with the GEMM's `result`.
+void replaceWeightGradient(Value dw, F32Sum sum, Value result) {
+  if (!sum.ext) {
     dw.replaceAllUsesWith(result);
     return;
   }
-  Operation *ext = dw.getUsers().empty() ? nullptr : *dw.getUsers().begin();
-  sum.replaced->getResult(0).replaceAllUsesWith(result);
-  sum.replaced->erase();
-  if (ext && ext != sum.replaced && ext->use_empty())
-    ext->erase();
+  if (sum.add) {
+    sum.add.getResult().replaceAllUsesWith(result);
+    sum.add.erase();
+  } else {
+    sum.ext.getResult().replaceAllUsesWith(result);
+  }
+  sum.ext.erase();
 }
 
 void expand(LinearGradOp op) {
@@ -155,7 +149,7 @@ void expand(LinearGradOp op) {
   Value dx = matmul(b, loc, dy, op.getWeight(), Value(), false, true, element);
   F32Sum sum = findF32Sum(op.getWeightGrad(), op);
   Value dw = matmul(b, loc, x, dy, sum.acc, true, false,
-                    sum.replaced ? b.getF32Type() : element);
+                    sum.ext ? b.getF32Type() : element);
   op.getInputGrad().replaceAllUsesWith(reshapedLike(b, loc, dx, op.getInput()));
   replaceWeightGradient(op.getWeightGrad(), sum, dw);
   if (Value db = op.getBiasGrad())
@@ -231,10 +225,10 @@ void expand(FFNGradOp op, int64_t chunkRows) {
     int64_t count = std::min(chunkRows, rows - first);
     bool last = first + count == rows;
     auto sumType = [&](const F32Sum &sum) -> Type {
-      return last && !sum.replaced ? element : f32;
+      return last && !sum.ext ? element : f32;
     };
-    Value xc = rowsOf(b, loc, x, first, count);
-    Value dyc = rowsOf(b, loc, dy, first, count);
+    Value xc = sliceAlong(b, loc, x, 0, first, count);
+    Value dyc = sliceAlong(b, loc, dy, 0, first, count);
     Value up = matmul(b, loc, xc, wIn, Value(), false, false, f32);
     Value gate = wGate ? matmul(b, loc, xc, wGate, Value(), false, false, f32)
                        : Value();

@@ -644,13 +644,21 @@ LogicalResult BPTMapToGPUPass::mapSingleOp(IRRewriter &rw, Operation *op) {
   return shareAmongThreads(rw, op, worker, numWorkers);
 }
 
-/// Whether `op` only views a buffer (or is a constant such a view takes).
-/// Whether `v` is a slice of a buffer, seen through reshapes.
-bool isSlice(Value v) {
-  Operation *def = v.getDefiningOp();
-  while (isa_and_nonnull<memref::ExpandShapeOp, memref::CollapseShapeOp>(def))
-    def = def->getOperand(0).getDefiningOp();
-  return isa_and_nonnull<memref::SubViewOp>(def);
+/// The views (subviews, reshapes) from `v` down to the buffer it views,
+/// `v`'s own first; empty unless one of them is a subview (a slice).
+SmallVector<Operation *> sliceViews(Value v) {
+  SmallVector<Operation *> chain;
+  bool slices = false;
+  for (Operation *def = v.getDefiningOp();
+       isa_and_nonnull<memref::SubViewOp, memref::ExpandShapeOp,
+                       memref::CollapseShapeOp>(def);
+       def = def->getOperand(0).getDefiningOp()) {
+    chain.push_back(def);
+    slices |= isa<memref::SubViewOp>(def);
+  }
+  if (!slices)
+    chain.clear();
+  return chain;
 }
 
 /// Slices of host buffers (a query-chunked backward reads and writes rows
@@ -667,16 +675,11 @@ LogicalResult sinkSlicesIntoLaunches(func::FuncOp func) {
     getUsedValuesDefinedAbove(body, captured);
     OpBuilder b = OpBuilder::atBlockBegin(&body.front());
     for (Value slice : captured) {
-      if (!isSlice(slice))
+      // The views from the buffer to the slice, cloned in order; their
+      // constant operands are the launch's to capture.
+      SmallVector<Operation *> chain = sliceViews(slice);
+      if (chain.empty())
         continue;
-      // The chain of views from the buffer to the slice, cloned in order;
-      // their constant operands are the launch's to capture.
-      SmallVector<Operation *> chain;
-      for (Operation *def = slice.getDefiningOp();
-           isa_and_nonnull<memref::SubViewOp, memref::ExpandShapeOp,
-                           memref::CollapseShapeOp>(def);
-           def = def->getOperand(0).getDefiningOp())
-        chain.push_back(def);
       IRMapping map;
       for (Operation *view : llvm::reverse(chain))
         b.clone(*view, map);
@@ -688,7 +691,8 @@ LogicalResult sinkSlicesIntoLaunches(func::FuncOp func) {
   func.walk([&](Operation *op) {
     if (isa<memref::SubViewOp, memref::ExpandShapeOp, memref::CollapseShapeOp>(
             op) &&
-        isa<func::FuncOp>(op->getParentOp()) && isSlice(op->getResult(0)))
+        isa<func::FuncOp>(op->getParentOp()) &&
+        !sliceViews(op->getResult(0)).empty())
       views.push_back(op);
   });
   for (Operation *view : llvm::reverse(views)) {

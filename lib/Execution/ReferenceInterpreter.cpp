@@ -11,6 +11,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -65,14 +66,20 @@ static ref::Tensor matmul(const ref::Tensor &lhs, const ref::Tensor &rhs,
   return out;
 }
 
+/// Row-major strides of `shape`.
+static std::vector<int64_t> stridesOf(ArrayRef<int64_t> shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;)
+    strides[i - 1] = strides[i] * shape[i];
+  return strides;
+}
+
 /// `input` with its dimensions permuted: result dimension i is input
 /// dimension perm[i].
 static ref::Tensor transpose(const ref::Tensor &input,
                              ArrayRef<int64_t> perm) {
   size_t rank = perm.size();
-  std::vector<int64_t> shape(rank), inputStrides(rank, 1);
-  for (size_t i = rank; i-- > 1;)
-    inputStrides[i - 1] = inputStrides[i] * input.shape[i];
+  std::vector<int64_t> shape(rank), inputStrides = stridesOf(input.shape);
   for (size_t i = 0; i < rank; ++i)
     shape[i] = input.shape[perm[i]];
   ref::Tensor out(shape);
@@ -89,14 +96,6 @@ static ref::Tensor transpose(const ref::Tensor &input,
         index[i] = 0;
   }
   return out;
-}
-
-/// Row-major strides of `shape`.
-static std::vector<int64_t> stridesOf(ArrayRef<int64_t> shape) {
-  std::vector<int64_t> strides(shape.size(), 1);
-  for (size_t i = shape.size(); i-- > 1;)
-    strides[i - 1] = strides[i] * shape[i];
-  return strides;
 }
 
 /// Calls `f(sliceIndex, wholeIndex)` for each element of the box of
@@ -127,16 +126,13 @@ static void forEachInBox(ArrayRef<int64_t> shape, ArrayRef<int64_t> offsets,
 template <typename SliceOp>
 static std::optional<std::pair<SmallVector<int64_t>, SmallVector<int64_t>>>
 staticSlice(SliceOp op) {
-  if (!op.hasUnitStride() || !op.getStaticOffsets().size())
+  std::optional<SmallVector<int64_t>> offsets =
+      getConstantIntValues(op.getMixedOffsets());
+  std::optional<SmallVector<int64_t>> sizes =
+      getConstantIntValues(op.getMixedSizes());
+  if (!op.hasUnitStride() || !offsets || !sizes)
     return std::nullopt;
-  for (int64_t v : op.getStaticOffsets())
-    if (ShapedType::isDynamic(v))
-      return std::nullopt;
-  for (int64_t v : op.getStaticSizes())
-    if (ShapedType::isDynamic(v))
-      return std::nullopt;
-  return std::make_pair(SmallVector<int64_t>(op.getStaticOffsets()),
-                        SmallVector<int64_t>(op.getStaticSizes()));
+  return std::make_pair(std::move(*offsets), std::move(*sizes));
 }
 
 FailureOr<std::vector<ref::Tensor>>

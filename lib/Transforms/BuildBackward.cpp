@@ -15,6 +15,7 @@
 
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Transforms/ChunkLoops.h"
+#include "bpt/Utils/Builders.h"
 
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
@@ -113,7 +114,10 @@ bool isNarrowFloatTensor(Type type) {
   return element && element.getWidth() < 32;
 }
 
-/// `v` converted to `element` (nothing if it already is).
+/// `v` converted to `element` (nothing if it already is), as arith.extf /
+/// truncf on the tensor rather than roundTo's linalg.generic: the float64
+/// interpreter evaluates @f_grad, and bpt-expand-gradients folds such an
+/// extf into a weight-gradient GEMM.
 Value convertTensor(OpBuilder &b, Location loc, Value v, Type element) {
   auto type = cast<RankedTensorType>(v.getType());
   if (type.getElementType() == element)
@@ -122,15 +126,6 @@ Value convertTensor(OpBuilder &b, Location loc, Value v, Type element) {
   if (element.getIntOrFloatBitWidth() > type.getElementTypeBitWidth())
     return arith::ExtFOp::create(b, loc, to, v);
   return arith::TruncFOp::create(b, loc, to, v);
-}
-
-/// A zero tensor of `type`.
-Value buildZeros(OpBuilder &b, Location loc, RankedTensorType type) {
-  Value zero = arith::ConstantOp::create(
-      b, loc, b.getFloatAttr(type.getElementType(), 0.0));
-  Value init =
-      tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
-  return linalg::FillOp::create(b, loc, zero, init).getResult(0);
 }
 
 /// The static box [offset, offset + size) per dimension of a unit-stride
@@ -264,9 +259,10 @@ void ReverseSweep::accumulateSlice(tensor::ExtractSliceOp slice, Value grad) {
                                      sourceType.getElementType());
     else if (layout == SliceLayout::Disjoint ||
              !isNarrowFloatTensor(sourceType))
-      init = buildZeros(b, loc, sourceType);
+      init = filledTensor(b, loc, sourceType.getShape(),
+                          sourceType.getElementType(), 0.0);
     else
-      init = buildZeros(b, loc, sourceType.clone(b.getF32Type()));
+      init = filledTensor(b, loc, sourceType.getShape(), b.getF32Type(), 0.0);
     it = sliceSums.try_emplace(source, SliceSum{layout, init}).first;
   }
   Value &sum = it->second.sum;
@@ -294,22 +290,17 @@ Value ReverseSweep::adjoint(Value value) {
       grad = sliced;
     } else {
       // Added in the wider of the two types.
-      auto elementOf = [](Value v) {
-        return cast<RankedTensorType>(v.getType()).getElementType();
-      };
-      Type element = elementOf(sliced).getIntOrFloatBitWidth() >=
-                             elementOf(grad).getIntOrFloatBitWidth()
-                         ? elementOf(sliced)
-                         : elementOf(grad);
+      Type element = getElementTypeOrSelf(sliced);
+      if (getElementTypeOrSelf(grad).getIntOrFloatBitWidth() >
+          element.getIntOrFloatBitWidth())
+        element = getElementTypeOrSelf(grad);
       grad = arith::AddFOp::create(
           b, value.getLoc(), convertTensor(b, value.getLoc(), sliced, element),
           convertTensor(b, value.getLoc(), grad, element));
     }
   }
   if (grad)
-    grad =
-        convertTensor(b, value.getLoc(), grad,
-                      cast<RankedTensorType>(value.getType()).getElementType());
+    grad = convertTensor(b, value.getLoc(), grad, getElementTypeOrSelf(value));
   complete[value] = grad;
   return grad;
 }
@@ -421,20 +412,11 @@ LogicalResult ReverseSweep::differentiate(Operation *op, Value savedLse) {
       .Case([&](tensor::ConcatOp concat) {
         // Each input's gradient is its part of the result's.
         Value grad = adjoint(concat.getResult());
-        auto type = cast<RankedTensorType>(grad.getType());
         int64_t dim = concat.getDim(), offset = 0;
         for (Value input : concat.getInputs()) {
-          auto inputType = cast<RankedTensorType>(input.getType());
-          SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
-          SmallVector<OpFoldResult> sizes,
-              strides(type.getRank(), b.getIndexAttr(1));
-          for (int64_t size : inputType.getShape())
-            sizes.push_back(b.getIndexAttr(size));
-          offsets[dim] = b.getIndexAttr(offset);
-          offset += inputType.getDimSize(dim);
-          accumulate(input, tensor::ExtractSliceOp::create(
-                                b, loc, inputType.clone(type.getElementType()),
-                                grad, offsets, sizes, strides));
+          int64_t size = dimOf(input, dim);
+          accumulate(input, sliceAlong(b, loc, grad, dim, offset, size));
+          offset += size;
         }
         return success();
       })
@@ -582,16 +564,7 @@ FailureOr<func::FuncOp> buildGradFunction(func::FuncOp func,
         Value rows = lse;
         if (count != seq) {
           b.setInsertionPoint(a);
-          auto type = cast<RankedTensorType>(lse.getType());
-          rows = tensor::ExtractSliceOp::create(
-              b, a.getLoc(), lse,
-              ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0),
-                                     b.getIndexAttr(first)},
-              ArrayRef<OpFoldResult>{b.getIndexAttr(type.getDimSize(0)),
-                                     b.getIndexAttr(type.getDimSize(1)),
-                                     b.getIndexAttr(count)},
-              ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1),
-                                     b.getIndexAttr(1)});
+          rows = sliceAlong(b, a.getLoc(), lse, 2, first, count);
         }
         savedLse[a] = rows;
       }
@@ -647,10 +620,10 @@ FailureOr<func::FuncOp> buildGradFunction(func::FuncOp func,
   SmallVector<Value> argGrads;
   for (unsigned i = 0; i < numArgs; ++i) {
     Value g = sweep.adjoint(body->getArgument(i));
-    argGrads.push_back(
-        g ? g
-          : buildZeros(b, forward.getLoc(),
-                       cast<RankedTensorType>(forward.getArgument(i).getType())));
+    auto type = cast<RankedTensorType>(forward.getArgument(i).getType());
+    argGrads.push_back(g ? g
+                         : filledTensor(b, forward.getLoc(), type.getShape(),
+                                        type.getElementType(), 0.0));
   }
   func::ReturnOp::create(b, forward.getLoc(), argGrads);
   return grad;

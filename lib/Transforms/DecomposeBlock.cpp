@@ -9,6 +9,7 @@
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Transforms/ChunkLoops.h"
 #include "bpt/Transforms/Passes.h"
+#include "bpt/Utils/Builders.h"
 
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
@@ -146,21 +147,6 @@ private:
   int64_t headDim;
   SmallVector<Operation *> pieces;
 };
-
-/// Rows [first, first + count) of dimension `dim` of `source`, all of every
-/// other dimension.
-Value sliceAlong(OpBuilder &b, Location loc, Value source, int64_t dim,
-                 int64_t first, int64_t count) {
-  auto type = cast<RankedTensorType>(source.getType());
-  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
-  SmallVector<OpFoldResult> sizes, strides(type.getRank(), b.getIndexAttr(1));
-  for (int64_t size : type.getShape())
-    sizes.push_back(b.getIndexAttr(size));
-  offsets[dim] = b.getIndexAttr(first);
-  sizes[dim] = b.getIndexAttr(count);
-  return tensor::ExtractSliceOp::create(b, loc, source, offsets, sizes,
-                                        strides);
-}
 
 } // namespace
 

@@ -175,6 +175,19 @@ Value bpt::zeros(OpBuilder &b, Location loc, int64_t rows, int64_t cols) {
   return filledTensor(b, loc, {rows, cols}, b.getF32Type(), 0.0);
 }
 
+Value bpt::sliceAlong(OpBuilder &b, Location loc, Value source, int64_t dim,
+                      int64_t first, int64_t count) {
+  auto type = cast<RankedTensorType>(source.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> sizes, strides(type.getRank(), b.getIndexAttr(1));
+  for (int64_t size : type.getShape())
+    sizes.push_back(b.getIndexAttr(size));
+  offsets[dim] = b.getIndexAttr(first);
+  sizes[dim] = b.getIndexAttr(count);
+  return tensor::ExtractSliceOp::create(b, loc, source, offsets, sizes,
+                                        strides);
+}
+
 int64_t bpt::dimOf(Value v, unsigned d) {
   return cast<RankedTensorType>(v.getType()).getDimSize(d);
 }

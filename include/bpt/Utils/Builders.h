@@ -89,6 +89,12 @@ mlir::Value fromMatrix(mlir::OpBuilder &b, mlir::Location loc, mlir::Value m,
 mlir::Value zeros(mlir::OpBuilder &b, mlir::Location loc, int64_t rows,
                   int64_t cols);
 
+/// Positions [first, first + count) of dimension `dim` of the ranked tensor
+/// `source`, all of every other dimension (a tensor.extract_slice).
+mlir::Value sliceAlong(mlir::OpBuilder &b, mlir::Location loc,
+                       mlir::Value source, int64_t dim, int64_t first,
+                       int64_t count);
+
 /// Dimension `d` of the ranked tensor `v`.
 int64_t dimOf(mlir::Value v, unsigned d);
 
