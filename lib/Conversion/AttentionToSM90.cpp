@@ -515,6 +515,9 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
       return existing;
   assert(!(config.tokenMajor && config.lse) &&
          "token-major kernels do not write the log-sum-exp");
+  assert((!config.tokenMajor || (config.chunkRows % config.blockM == 0 &&
+                                 config.seqKV % config.blockN == 0)) &&
+         "token-major kernels take whole blocks");
   MLIRContext *ctx = module.getContext();
   SmallVector<Type> inputs = {
       tensorMapType(ctx, config.blockM, element, config.raggedQ()),

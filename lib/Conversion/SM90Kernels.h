@@ -55,8 +55,8 @@ struct AttentionKernelConfig {
   /// [B · heads, S, D], so that TMA zero-fills the rows of a block past its
   /// head's end; the last key block masks the keys past Skv, and query rows
   /// past Sq are not stored.
-  bool raggedQ() const { return seqQ % blockM != 0; }
-  bool raggedKV() const { return seqKV % blockN != 0; }
+  bool raggedQ() const { return !tokenMajor && seqQ % blockM != 0; }
+  bool raggedKV() const { return !tokenMajor && seqKV % blockN != 0; }
   bool ragged() const { return raggedQ() || raggedKV(); }
 
   /// The head dimensions the kernel takes (head-major; token-major: 64 and

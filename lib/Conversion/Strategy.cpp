@@ -878,6 +878,7 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
   int64_t ffn = op.getWIn().getType().getDimSize(1);
   bool wgmmaRefused = false;
   int64_t chunk = 0;
+  AttentionTiling tiling{};
   if (wgmma()) {
     Refusal why = checkTensorCoreElement(element, "wgmma");
     if (!why)
@@ -905,6 +906,17 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
                 .str();
     if (!why)
       why = chooseChunk(batch * seq, seq, 64, chunk);
+    if (!why) {
+      tiling = wgmmaAttentionTiling(
+          AttentionProblem{batch, heads, seq, seq, headDim, op.getCausal()});
+      // A pinned key block (80, 96, 112) need not divide the sequence.
+      if (seq % tiling.blockN != 0)
+        why = llvm::formatv("sequence length {0} is not a multiple of the "
+                            "{1}-row key block (the block's token-major "
+                            "attention kernel takes whole blocks only)",
+                            seq, tiling.blockN)
+                  .str();
+    }
     if (why) {
       // Falls through to the expansion below: its attention, projections
       // and FFN are then chosen one by one (a ragged sequence's attention
@@ -916,8 +928,6 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
   if (wgmma() && !wgmmaRefused) {
     sm90::AttentionKernelConfig attention{};
     attention.headDim = headDim;
-    AttentionTiling tiling = wgmmaAttentionTiling(
-        AttentionProblem{batch, heads, seq, seq, headDim, op.getCausal()});
     attention.blockN = tiling.blockN;
     attention.stages = tiling.stages;
     if (attention.sharedMemoryBytes() > sharedMemory)
