@@ -36,8 +36,19 @@ constexpr double kSyncClocks = 100;
 constexpr int64_t kRegistersPerSM = 65536;
 /// Above this estimate the mma.sync kernel spills (ptxas caps it at 255).
 constexpr double kSpillRegisters = 300;
+/// The wgmma kernel's consumers (setmaxnreg 240) hold the output
+/// accumulators (D/2 f32 a thread, D padded to 64-column blocks), the
+/// scores (N/2) and their packed probabilities (N/4) besides ~50 others:
+/// FlashAttention-3's tiles stay at or below this sum (D 128 × 128 keys:
+/// 160; D 192 × 112: 180; D 256 × 80: 188), which D 256 × 96 (200) exceeds.
+constexpr double kWgmmaAccumulatorRegisters = 192;
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// The wgmma kernel's tile width for head dim `d`: whole 64-column blocks
+/// of the 128-byte swizzle (D 32, 80, 96 padded with TMA's zero fill, as
+/// sm90::AttentionKernelConfig::paddedHeadDim).
+int64_t wgmmaTileColumns(int64_t d) { return ceilDiv(d, 64) * 64; }
 
 /// Key/value blocks all thread blocks of one head iterate over together
 /// (ragged sequences: the last, partial blocks count whole). Above
@@ -70,10 +81,17 @@ ChipModel ChipModel::forChip(llvm::StringRef chip) {
 }
 
 std::vector<AttentionTiling>
-bpt::attentionTilingCandidates(AttentionKernelKind kind) {
+bpt::attentionTilingCandidates(AttentionKernelKind kind, int64_t headDim) {
   std::vector<AttentionTiling> candidates;
   if (kind == AttentionKernelKind::Wgmma) {
-    for (int64_t n : {64, 128})
+    // Above D 128, two stages of 128 keys exceed shared memory and their
+    // scores the registers beside the wider output: key blocks in steps of
+    // 16 between 64 and 128 (FlashAttention-3 takes 112 at D 192, 80 at
+    // D 256).
+    std::vector<int64_t> widths = {64, 128};
+    if (headDim > 128)
+      widths = {64, 80, 96, 112, 128};
+    for (int64_t n : widths)
       for (int64_t stages : {2, 3, 4})
         candidates.push_back({128, n, stages});
     return candidates;
@@ -96,13 +114,18 @@ std::optional<double> bpt::predictAttentionMs(AttentionKernelKind kind,
   int64_t shared, threads, registers;
   double tensor, syncWarps;
   if (kind == AttentionKernelKind::Wgmma) {
+    // Tiles of whole 64-column blocks (D 32, 80, 96 padded with zeros):
+    // Q·Kᵀ over D, P·V over the padded width.
+    int64_t padded = wgmmaTileColumns(p.headDim);
+    if (padded / 2 + 0.75 * n > kWgmmaAccumulatorRegisters)
+      return std::nullopt;
     // Q, a ring of K and V, 1 KiB of alignment, the mbarriers.
-    shared = 1024 + t.blockM * p.headDim * 2 +
-             2 * t.stages * t.blockN * p.headDim * 2 + 8 * (1 + 3 * t.stages);
+    shared = 1024 + t.blockM * padded * 2 +
+             2 * t.stages * t.blockN * padded * 2 + 8 * (1 + 3 * t.stages);
     // Three warpgroups with setmaxnreg: the whole register file.
     threads = 384;
     registers = kRegistersPerSM / threads;
-    tensor = 4 * m * n * d / kWgmmaRate;
+    tensor = 2 * m * n * (d + padded) / kWgmmaRate;
     syncWarps = 8; // two consumer warpgroups
   } else {
     shared = 128 + t.blockM * p.headDim * 2 +
@@ -125,7 +148,11 @@ std::optional<double> bpt::predictAttentionMs(AttentionKernelKind kind,
                 kRegistersPerSM / (threads * registers), 64 / (threads / 32)});
   if (resident < 1)
     return std::nullopt;
-  double softmax = (kOpsPerScore * m * n + m * d) / kLanesPerClock;
+  // The output's rescale covers the padded columns on wgmma.
+  double outputColumns = kind == AttentionKernelKind::Wgmma
+                             ? double(wgmmaTileColumns(p.headDim))
+                             : d;
+  double softmax = (kOpsPerScore * m * n + m * outputColumns) / kLanesPerClock;
   double sync = kSyncClocks * syncWarps / 4;
 
   // Thread blocks resident together share a multiprocessor's issue slots
@@ -151,7 +178,8 @@ bpt::chooseAttentionTiling(AttentionKernelKind kind,
                            AttentionTiling pinned) {
   std::optional<AttentionTiling> best;
   double bestMs = 0;
-  for (const AttentionTiling &t : attentionTilingCandidates(kind)) {
+  for (const AttentionTiling &t :
+       attentionTilingCandidates(kind, problem.headDim)) {
     if ((pinned.blockM && pinned.blockM != t.blockM) ||
         (pinned.blockN && pinned.blockN != t.blockN) ||
         (pinned.stages && pinned.stages != t.stages))

@@ -260,8 +260,10 @@ void KernelEmitter::emitProducer(Value base, Value mapQ, Value mapK,
 void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
                                  Value warp, Value qPos, Value outRow,
                                  Value numBlocks, Value out) {
-  const int64_t d = config.headDim, bn = config.blockN;
-  const int64_t sCount = bn / 2, oCount = d / 2; // accumulator floats/thread
+  // dp: the padded head dim (whole 64-column blocks), the N of P·V.
+  const int64_t d = config.headDim, dp = config.paddedHeadDim(),
+                bn = config.blockN;
+  const int64_t sCount = bn / 2, oCount = dp / 2; // accumulator floats/thread
   const double scaleLog2 = config.scale * M_LOG2E;
   Value minusInf = cf(-INFINITY), zero = cf(0.0), c = cf(scaleLog2);
   Value stages = c32(config.stages);
@@ -293,7 +295,8 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
     Value kTile = add(base, add(c32(config.kOffset(0)), mul(stage, tileBytes)));
     Value vTile = add(base, add(c32(config.vOffset(0)), mul(stage, tileBytes)));
 
-    // S = Q·Kᵀ: m64n{bn}k16 steps over D; K is K-major too.
+    // S = Q·Kᵀ: m64n{bn}k16 steps over D (not the padding); K is K-major
+    // too.
     waitBarrier(barrierAt(base, 1, stage), phase);
     Value kDesc = descriptor(kTile, WgmmaDescriptor::kMajor());
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
@@ -332,7 +335,7 @@ void KernelEmitter::emitConsumer(Value base, Value consumer, Value lane,
         descriptor(vTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     for (int64_t t = 0; t < bn / 16; ++t)
-      o = emitWgmma(WgmmaRegA{d, elementType, o,
+      o = emitWgmma(WgmmaRegA{dp, elementType, o,
                               ArrayRef(fragments).slice(4 * t, 4),
                               advance(vDesc, t * 16 * kSwizzleBytes)});
     NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
@@ -412,7 +415,8 @@ void KernelEmitter::emitEpilogue(Value base, const ConsumerThread &t,
   // last wgmma has completed: the O tile goes there, in the same
   // 128-byte-swizzled layout, so that neither the 4-byte writes nor the
   // 16-byte reads conflict on banks.
-  const int64_t d = config.headDim, oCount = d / 2;
+  // Padded columns (past D) are neither staged nor stored.
+  const int64_t d = config.headDim, oCount = config.paddedHeadDim() / 2;
   Value consumer = t.consumer, lane = t.lane, warp = t.warp, row0 = t.row0,
         column0 = t.column0;
   SmallVector<Value> o(results.begin(), results.begin() + oCount);
@@ -511,6 +515,9 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
       return existing;
   assert(!(config.tokenMajor && config.lse) &&
          "token-major kernels do not write the log-sum-exp");
+  assert((!config.tokenMajor || (config.chunkRows % config.blockM == 0 &&
+                                 config.seqKV % config.blockN == 0)) &&
+         "token-major kernels take whole blocks");
   MLIRContext *ctx = module.getContext();
   SmallVector<Type> inputs = {
       tensorMapType(ctx, config.blockM, element, config.raggedQ()),

@@ -55,13 +55,27 @@ struct AttentionKernelConfig {
   /// [B · heads, S, D], so that TMA zero-fills the rows of a block past its
   /// head's end; the last key block masks the keys past Skv, and query rows
   /// past Sq are not stored.
-  bool raggedQ() const { return seqQ % blockM != 0; }
-  bool raggedKV() const { return seqKV % blockN != 0; }
+  bool raggedQ() const { return !tokenMajor && seqQ % blockM != 0; }
+  bool raggedKV() const { return !tokenMajor && seqKV % blockN != 0; }
   bool ragged() const { return raggedQ() || raggedKV(); }
 
+  /// The head dimensions the kernel takes (head-major; token-major: 64 and
+  /// 128). Tiles hold whole 64-column blocks of the 128-byte swizzle: D 32,
+  /// 80 and 96 are padded to 64, 128 and 128 columns with TMA's zero fill;
+  /// Q·Kᵀ reads only the D columns (k16 steps), P·V computes the padded
+  /// columns too (its N is the padded width) and the epilogue drops them.
+  static bool takesHeadDim(int64_t d) {
+    return d == 32 || d == 64 || d == 80 || d == 96 || d == 128 || d == 192 ||
+           d == 256;
+  }
+  int64_t paddedHeadDim() const {
+    return (headDim + kSwizzleElements - 1) / kSwizzleElements *
+           kSwizzleElements;
+  }
+
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
-  int64_t qTileBytes() const { return blockM * headDim * 2; }
-  int64_t kvTileBytes() const { return blockN * headDim * 2; }
+  int64_t qTileBytes() const { return blockM * paddedHeadDim() * 2; }
+  int64_t kvTileBytes() const { return blockN * paddedHeadDim() * 2; }
   int64_t kOffset(int64_t stage) const {
     return qTileBytes() + stage * kvTileBytes();
   }

@@ -64,8 +64,10 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
                          "{0}",
                          o.chunkRows)
         .str();
-  if (!oneOf(o.sm90KvBlock, {0, 64, 128}))
-    return llvm::formatv("sm90-kv-block must be 0, 64 or 128, got {0}",
+  // wgmma's N (scores) and k16 steps (P·V): multiples of 16; at least 64.
+  if (!oneOf(o.sm90KvBlock, {0, 64, 80, 96, 112, 128}))
+    return llvm::formatv("sm90-kv-block must be 0, 64, 80, 96, 112 or 128, "
+                         "got {0}",
                          o.sm90KvBlock)
         .str();
   if (!inRange(o.sm90Stages, 2, 4))
@@ -122,6 +124,19 @@ Refusal checkHeadDim(int64_t headDim) {
   if (headDim == 64 || headDim == 128)
     return std::nullopt;
   return llvm::formatv("head dimension {0} (64 and 128 are supported)", headDim)
+      .str();
+}
+
+/// The wgmma attention forward's head dimensions (AttentionKernelConfig:
+/// 64 and 128 as they are; 32, 80 and 96 padded to whole 64-column blocks
+/// by TMA's zero fill; 192 and 256 with the narrower key blocks the cost
+/// model gives them).
+Refusal checkWgmmaForwardHeadDim(int64_t headDim) {
+  if (sm90::AttentionKernelConfig::takesHeadDim(headDim))
+    return std::nullopt;
+  return llvm::formatv("head dimension {0} (32, 64, 80, 96, 128, 192 and 256 "
+                       "are supported)",
+                       headDim)
       .str();
 }
 
@@ -405,7 +420,7 @@ Refusal Selector::attentionWgmma(AttentionOp op, StrategyAttr &strategy) {
   ArrayRef<int64_t> q = qType.getShape(), kv = kvType.getShape();
   if (Refusal why = checkAttentionGrid(q, kv))
     return why;
-  if (Refusal why = checkHeadDim(q[3]))
+  if (Refusal why = checkWgmmaForwardHeadDim(q[3]))
     return why;
   // Any sequence lengths: TMA zero-fills a ragged block's rows past the
   // end, the last key block masks them (head-major only; the block's
@@ -863,6 +878,7 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
   int64_t ffn = op.getWIn().getType().getDimSize(1);
   bool wgmmaRefused = false;
   int64_t chunk = 0;
+  AttentionTiling tiling{};
   if (wgmma()) {
     Refusal why = checkTensorCoreElement(element, "wgmma");
     if (!why)
@@ -890,6 +906,17 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
                 .str();
     if (!why)
       why = chooseChunk(batch * seq, seq, 64, chunk);
+    if (!why) {
+      tiling = wgmmaAttentionTiling(
+          AttentionProblem{batch, heads, seq, seq, headDim, op.getCausal()});
+      // A pinned key block (80, 96, 112) need not divide the sequence.
+      if (seq % tiling.blockN != 0)
+        why = llvm::formatv("sequence length {0} is not a multiple of the "
+                            "{1}-row key block (the block's token-major "
+                            "attention kernel takes whole blocks only)",
+                            seq, tiling.blockN)
+                  .str();
+    }
     if (why) {
       // Falls through to the expansion below: its attention, projections
       // and FFN are then chosen one by one (a ragged sequence's attention
@@ -901,8 +928,6 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
   if (wgmma() && !wgmmaRefused) {
     sm90::AttentionKernelConfig attention{};
     attention.headDim = headDim;
-    AttentionTiling tiling = wgmmaAttentionTiling(
-        AttentionProblem{batch, heads, seq, seq, headDim, op.getCausal()});
     attention.blockN = tiling.blockN;
     attention.stages = tiling.stages;
     if (attention.sharedMemoryBytes() > sharedMemory)

@@ -201,3 +201,77 @@ func.func @ragged_keys_lse(%q: tensor<1x2x256x64xbf16>, %kv: tensor<1x1x200x64xb
       -> (tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>)
   return %o, %lse : tensor<1x2x256x64xbf16>, tensor<1x2x256xf32>
 }
+
+// -----
+
+// Head dim 256 (issue 15), here with 80-key blocks recorded by hand (the
+// cost model's choice at long sequences): K and V boxes of 80 rows, four
+// 64-column boxes a tile; 230456 bytes of shared memory (Q 64 KiB, two
+// stages of K and V at 40 KiB each, barriers, 1 KiB of slack); expect_tx
+// of 64 KiB (Q) and 40 KiB (K or V); S = Q·Kᵀ as 16 k16 steps of
+// m64n80k16, O += P·V as 5 of m64n256k16 (P from registers); the
+// epilogue's 16 16-byte stores a thread.
+// CHECK-LABEL: func.func @wide_d256_causal
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<128x64xbf16
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<80x64xbf16
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<80x64xbf16
+// CHECK-DAG: %[[SMEM:.+]] = arith.constant 230456 : i32
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d256_causal_t80x2 blocks in {{.+}} dynamic_shared_memory_size %[[SMEM]]
+// CHECK: gpu.func @attention_sm90_d256_causal_t80x2(
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c65536_i32
+// CHECK-COUNT-4: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c40960_i32
+// CHECK-COUNT-4: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c40960_i32
+// CHECK-COUNT-4: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 80, k = 16>, D[<f32>, <zero>]
+// CHECK-COUNT-15: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 80, k = 16>, D[<f32>, <one>]
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: scf.if
+// CHECK: arith.select
+// CHECK-COUNT-5: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
+// CHECK-NOT: wgmma.mma_async.sync.aligned
+// CHECK: nvvm.barrier id
+// CHECK-COUNT-16: llvm.store {{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// CHECK-NOT: llvm.store {{.+}} vector<4xi32>
+// CHECK: gpu.return
+func.func @wide_d256_causal(%q: tensor<1x2x640x256xbf16>) -> tensor<1x2x640x256xbf16> {
+  %0 = bpt.attention %q, %q, %q causal {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 80, stages = 2, warps = 12>}
+      : (tensor<1x2x640x256xbf16>, tensor<1x2x640x256xbf16>, tensor<1x2x640x256xbf16>)
+      -> tensor<1x2x640x256xbf16>
+  return %0 : tensor<1x2x640x256xbf16>
+}
+
+// -----
+
+// Head dim 80: tiles of 128 columns (two 64-column boxes, the second half
+// TMA's zero fill: the map's shape is [rows, 80]), so Q's and each K/V
+// stage's expect_tx is 128 x 128 x 2 bytes, as at D 128; S = Q·Kᵀ takes
+// 5 k16 steps (the 80 real columns), P·V is m64n128k16 (8 steps of the
+// 128-key block; the padded output columns are zeros, never stored); the
+// epilogue stores 80-column rows, 64 x 10 chunks of 16 bytes over 128
+// threads: 5 a thread.
+// CHECK-LABEL: func.func @padded_d80
+// CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1, 2], [3]] : memref<1x2x256x80xf16> into memref<512x80xf16>
+// CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<128x64xf16
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d80 blocks in
+// CHECK: gpu.func @attention_sm90_d80(
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c32768_i32
+// CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c32768_i32
+// CHECK-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <zero>]
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <one>]
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
+// CHECK-NOT: wgmma.mma_async.sync.aligned
+// CHECK: nvvm.barrier id
+// CHECK-COUNT-5: llvm.store {{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// CHECK-NOT: llvm.store {{.+}} vector<4xi32>
+// CHECK: gpu.return
+func.func @padded_d80(%q: tensor<1x2x256x80xf16>) -> tensor<1x2x256x80xf16> {
+  %0 = bpt.attention %q, %q, %q
+      : (tensor<1x2x256x80xf16>, tensor<1x2x256x80xf16>, tensor<1x2x256x80xf16>)
+      -> tensor<1x2x256x80xf16>
+  return %0 : tensor<1x2x256x80xf16>
+}

@@ -28,8 +28,8 @@ func.func @wgmma_f32(%q: tensor<1x2x128x64xf32>) -> tensor<1x2x128x64xf32> {
 
 // A tiling out of the kernel's range is reported as such.
 func.func @bad_tiling(%q: tensor<1x2x256x64xbf16>) -> tensor<1x2x256x64xbf16> {
-  // expected-error @below {{bpt-select-strategy: recorded strategy #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 96, stages = 2, warps = 12> is out of range: sm90-kv-block must be 0, 64 or 128, got 96}}
-  %0 = bpt.attention %q, %q, %q {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 96, stages = 2, warps = 12>}
+  // expected-error @below {{bpt-select-strategy: recorded strategy #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 72, stages = 2, warps = 12> is out of range: sm90-kv-block must be 0, 64, 80, 96, 112 or 128, got 72}}
+  %0 = bpt.attention %q, %q, %q {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = 72, stages = 2, warps = 12>}
       : (tensor<1x2x256x64xbf16>, tensor<1x2x256x64xbf16>, tensor<1x2x256x64xbf16>)
       -> tensor<1x2x256x64xbf16>
   return %0 : tensor<1x2x256x64xbf16>

@@ -1,7 +1,7 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy --verify-diagnostics
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-q-block=128 sm80-kv-block=128 sm80-stages=4" 2>&1 >/dev/null | FileCheck %s --check-prefix=SM86
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="sm90-kv-block=128 sm90-stages=4" 2>&1 >/dev/null | FileCheck %s --check-prefix=BIG
-// RUN: not bpt-opt %s --bpt-select-strategy="sm90-kv-block=96" 2>&1 | FileCheck %s --check-prefix=KVBLOCK
+// RUN: not bpt-opt %s --bpt-select-strategy="sm90-kv-block=72" 2>&1 | FileCheck %s --check-prefix=KVBLOCK
 // RUN: not bpt-opt %s --bpt-select-strategy="sm90-stages=1" 2>&1 | FileCheck %s --check-prefix=STAGES
 // RUN: not bpt-opt %s --bpt-select-strategy="sm80-q-block=32" 2>&1 | FileCheck %s --check-prefix=QBLOCK80
 // RUN: not bpt-opt %s --bpt-select-strategy="sm80-kv-block=48" 2>&1 | FileCheck %s --check-prefix=KVBLOCK80
@@ -9,7 +9,7 @@
 // RUN: not bpt-opt %s --bpt-select-strategy="sm90-gemm-block-n=64" 2>&1 | FileCheck %s --check-prefix=GEMMN
 // RUN: not bpt-opt %s --bpt-select-strategy="q-block=0" 2>&1 | FileCheck %s --check-prefix=QBLOCK
 
-// KVBLOCK: error: bpt-select-strategy: sm90-kv-block must be 0, 64 or 128, got 96
+// KVBLOCK: error: bpt-select-strategy: sm90-kv-block must be 0, 64, 80, 96, 112 or 128, got 72
 // STAGES: error: bpt-select-strategy: sm90-stages must be 0 or in [2, 4], got 1
 // QBLOCK80: error: bpt-select-strategy: sm80-q-block must be 0, 64 or 128, got 32
 // KVBLOCK80: error: bpt-select-strategy: sm80-kv-block must be 0, 32, 64 or 128, got 48
@@ -18,37 +18,38 @@
 // QBLOCK: error: bpt-select-strategy: q-block must be positive, got 0
 
 // Each path that does not take an op says why; the next path is tried.
-func.func @not_eligible(%q32: tensor<1x2x128x64xf32>, %q: tensor<1x2x128x96xbf16>,
+func.func @not_eligible(%q32: tensor<1x2x128x64xf32>, %q: tensor<1x2x128x112xbf16>,
                         %r: tensor<1x2x100x64xbf16>, %q72: tensor<1x2x128x72xbf16>,
                         %q320: tensor<1x2x128x320xf16>)
-    -> (tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>, tensor<1x2x100x64xbf16>,
+    -> (tensor<1x2x128x64xf32>, tensor<1x2x128x112xbf16>, tensor<1x2x100x64xbf16>,
         tensor<1x2x128x72xbf16>, tensor<1x2x128x320xf16>) {
   // expected-remark @below {{attention does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16)}}
   // expected-remark @below {{attention does not take the mma.sync path: element type f32 (the mma.sync path takes bf16 and f16)}}
   %0 = bpt.attention %q32, %q32, %q32
       : (tensor<1x2x128x64xf32>, tensor<1x2x128x64xf32>, tensor<1x2x128x64xf32>)
       -> tensor<1x2x128x64xf32>
-  // Head dim 96: mma.sync takes it (multiples of 16 up to 256).
-  // expected-remark @below {{attention does not take the wgmma path: head dimension 96 (64 and 128 are supported)}}
+  // Head dim 112: mma.sync takes it (multiples of 16 up to 256); 96 is
+  // wgmma's (padded to 128 columns), 112 not.
+  // expected-remark @below {{attention does not take the wgmma path: head dimension 112 (32, 64, 80, 96, 128, 192 and 256 are supported)}}
   %1 = bpt.attention %q, %q, %q
-      : (tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>, tensor<1x2x128x96xbf16>)
-      -> tensor<1x2x128x96xbf16>
+      : (tensor<1x2x128x112xbf16>, tensor<1x2x128x112xbf16>, tensor<1x2x128x112xbf16>)
+      -> tensor<1x2x128x112xbf16>
   // Ragged: wgmma takes it (no remark).
   %2 = bpt.attention %r, %r, %r
       : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>)
       -> tensor<1x2x100x64xbf16>
   // Head dims that no k16 step divides, or wider than 256: portable.
-  // expected-remark @below {{attention does not take the wgmma path: head dimension 72 (64 and 128 are supported)}}
+  // expected-remark @below {{attention does not take the wgmma path: head dimension 72 (32, 64, 80, 96, 128, 192 and 256 are supported)}}
   // expected-remark @below {{attention does not take the mma.sync path: head dimension 72 (multiples of 16 up to 256 are supported)}}
   %3 = bpt.attention %q72, %q72, %q72
       : (tensor<1x2x128x72xbf16>, tensor<1x2x128x72xbf16>, tensor<1x2x128x72xbf16>)
       -> tensor<1x2x128x72xbf16>
-  // expected-remark @below {{attention does not take the wgmma path: head dimension 320 (64 and 128 are supported)}}
+  // expected-remark @below {{attention does not take the wgmma path: head dimension 320 (32, 64, 80, 96, 128, 192 and 256 are supported)}}
   // expected-remark @below {{attention does not take the mma.sync path: head dimension 320 (multiples of 16 up to 256 are supported)}}
   %4 = bpt.attention %q320, %q320, %q320
       : (tensor<1x2x128x320xf16>, tensor<1x2x128x320xf16>, tensor<1x2x128x320xf16>)
       -> tensor<1x2x128x320xf16>
-  return %0, %1, %2, %3, %4 : tensor<1x2x128x64xf32>, tensor<1x2x128x96xbf16>,
+  return %0, %1, %2, %3, %4 : tensor<1x2x128x64xf32>, tensor<1x2x128x112xbf16>,
       tensor<1x2x100x64xbf16>, tensor<1x2x128x72xbf16>, tensor<1x2x128x320xf16>
 }
 

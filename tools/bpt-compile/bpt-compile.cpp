@@ -119,8 +119,8 @@ static cl::opt<bool> noTensorCores(
     cl::cat(compileCategory), cl::init(false));
 static cl::opt<int64_t> sm90KvBlock(
     "sm90-kv-block",
-    cl::desc("sm_90a attention key/value block: 64 or 128 (0: the cost "
-             "model's choice)"),
+    cl::desc("sm_90a attention key/value block: 64, 80, 96, 112 or 128 (0: "
+             "the cost model's choice)"),
     cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm90Stages(
     "sm90-stages",
@@ -279,7 +279,11 @@ static LogicalResult applyTuning(StringRef path,
 static std::vector<std::vector<std::pair<const char *, int64_t>>>
 tuningCandidates(ModuleOp module, StringRef chip) {
   bool hasAttention = false, hasFFN = false, hasBlock = false;
+  // The widest head: the wgmma candidates' key blocks depend on it.
+  int64_t headDim = 0;
   module.walk([&](Operation *op) {
+    if (auto attention = dyn_cast<bpt::AttentionOp>(op))
+      headDim = std::max(headDim, attention.getQuery().getType().getDimSize(3));
     hasAttention |= isa<bpt::AttentionOp>(op);
     hasFFN |= isa<bpt::FFNOp>(op);
     hasBlock |= isa<bpt::TransformerBlockOp>(op);
@@ -299,8 +303,8 @@ tuningCandidates(ModuleOp module, StringRef chip) {
                                                             gemm = {{}};
   if (hasAttention || hasBlock) {
     attention.clear();
-    for (const bpt::AttentionTiling &t :
-         bpt::attentionTilingCandidates(bpt::AttentionKernelKind::Wgmma))
+    for (const bpt::AttentionTiling &t : bpt::attentionTilingCandidates(
+             bpt::AttentionKernelKind::Wgmma, headDim))
       if (!hasBlock || t.stages <= 3)
         attention.push_back(
             {{"sm90-kv-block", t.blockN}, {"sm90-stages", t.stages}});

@@ -62,16 +62,19 @@ enum class AttentionKernelKind { MmaSync, Wgmma };
 
 /// Predicted milliseconds of `tiling` for `problem`, or nothing when the
 /// tiling does not apply (it does not fit `sharedMemory` bytes per block;
-/// it would spill registers). Ragged sequences count their partial last
-/// blocks whole.
+/// it would spill registers; for wgmma, the output and score accumulators
+/// would not fit a consumer's registers). Ragged sequences count their partial
+/// last blocks whole.
 std::optional<double> predictAttentionMs(AttentionKernelKind kind,
                                          const AttentionProblem &problem,
                                          const AttentionTiling &tiling,
                                          const ChipModel &chip,
                                          int64_t sharedMemory);
 
-/// The candidate tilings of each kernel, in the order --tune lists them.
-std::vector<AttentionTiling> attentionTilingCandidates(AttentionKernelKind kind);
+/// The candidate tilings of each kernel for a head dimension (0: any at
+/// most 128), in the order --tune lists them.
+std::vector<AttentionTiling> attentionTilingCandidates(AttentionKernelKind kind,
+                                                       int64_t headDim = 0);
 
 /// The candidate with the lowest prediction (ties: fewer stages, then the
 /// earlier candidate) among those that agree with the non-zero fields of

@@ -291,8 +291,8 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
            "Rows per chunk of the tensor-core FFN and block (a multiple of "
            "128; lowered to divide the rows)">,
     Option<"sm90KvBlock", "sm90-kv-block", "int64_t", /*default=*/"0",
-           "wgmma attention: key/value rows per block, 64 or 128 (0: the "
-           "cost model's choice)">,
+           "wgmma attention: key/value rows per block, 64, 80, 96, 112 or "
+           "128 (0: the cost model's choice)">,
     Option<"sm90Stages", "sm90-stages", "int64_t", /*default=*/"0",
            "wgmma attention: K/V ring stages, 2 to 4 (0: the cost model's "
            "choice)">,
