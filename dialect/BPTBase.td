@@ -79,7 +79,8 @@ def BPT_KernelPath : I32EnumAttr<"KernelPath",
     "the kind of kernel a strategy lowers to", [
       I32EnumAttrCase<"portable", 0>,
       I32EnumAttrCase<"mma_sync", 1>,
-      I32EnumAttrCase<"wgmma", 2>
+      I32EnumAttrCase<"wgmma", 2>,
+      I32EnumAttrCase<"rowwise", 3>
     ]> {
   let cppNamespace = "::bpt";
   let genSpecializedAttr = 0;
@@ -139,7 +140,8 @@ def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
     Set by `bpt-select-strategy` as the discardable attribute `bpt.strategy`
     on model-level ops, carried by `bpt-blockwise` onto the loop nests it
     builds from them, and read by the conversions: the path (`wgmma`,
-    `mma_sync` or `portable`), the chip it was chosen for, and the tiling.
+    `mma_sync`, `rowwise` or `portable`), the chip it was chosen for, and
+    the tiling.
     A zero field does not apply to the path (or, for `gemm_stages`, means
     as many stages as fit the chip's shared memory, per GEMM).
 
@@ -150,6 +152,8 @@ def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
       `gemm_block_n` GEMM tile columns, `gemm_stages`; a block also has its
       attention's `kv_block` and `stages`;
     - portable: `q_block` and `kv_block` of the blockwise loops;
+    - rowwise (the norms: one warp a row, `bpt-norm-to-rowwise`): no
+      tiling;
     - attention split over the keys (decode and short queries): `kv_splits`
       key/value ranges, each a partial online softmax, then a combine.
       The query heads of a key/value group and all their query rows are

@@ -425,10 +425,20 @@ Value lowerNorm(OpBuilder &b, Location loc, Value x, Value weight, Value bias,
       .front();
 }
 
+/// Whether a norm is left for its row kernel (bpt-norm-to-rowwise).
+bool keptForRowKernel(Operation *norm, bool keepRowwise) {
+  StrategyAttr strategy = StrategyAttr::get(norm);
+  return keepRowwise && strategy && strategy.getPath() == KernelPath::rowwise;
+}
+
 struct LayerNormToLinalg final : OpRewritePattern<LayerNormOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LayerNormToLinalg(MLIRContext *ctx, bool keepRowwise)
+      : OpRewritePattern(ctx), keepRowwise(keepRowwise) {}
+  bool keepRowwise;
   LogicalResult matchAndRewrite(LayerNormOp op,
                                 PatternRewriter &rewriter) const override {
+    if (keptForRowKernel(op, keepRowwise))
+      return failure();
     rewriter.replaceOp(op, lowerNorm(rewriter, op.getLoc(), op.getInput(),
                                      op.getWeight(), op.getBias(),
                                      op.getEpsilon().convertToDouble()));
@@ -437,9 +447,13 @@ struct LayerNormToLinalg final : OpRewritePattern<LayerNormOp> {
 };
 
 struct RMSNormToLinalg final : OpRewritePattern<RMSNormOp> {
-  using OpRewritePattern::OpRewritePattern;
+  RMSNormToLinalg(MLIRContext *ctx, bool keepRowwise)
+      : OpRewritePattern(ctx), keepRowwise(keepRowwise) {}
+  bool keepRowwise;
   LogicalResult matchAndRewrite(RMSNormOp op,
                                 PatternRewriter &rewriter) const override {
+    if (keptForRowKernel(op, keepRowwise))
+      return failure();
     rewriter.replaceOp(op, lowerNorm(rewriter, op.getLoc(), op.getInput(),
                                      op.getWeight(), /*bias=*/Value(),
                                      op.getEpsilon().convertToDouble()));
@@ -640,6 +654,7 @@ struct RMSNormGradToLinalg final : OpRewritePattern<RMSNormGradOp> {
 
 struct BPTConvertToLinalgPass final
     : bpt::impl::BPTConvertToLinalgBase<BPTConvertToLinalgPass> {
+  using Base::Base;
   void runOnOperation() override {
     WalkResult unlowerable = getOperation().walk([](Operation *op) {
       if (isa<AttentionOp>(op)) {
@@ -665,7 +680,7 @@ struct BPTConvertToLinalgPass final
     if (unlowerable.wasInterrupted())
       return signalPassFailure();
     RewritePatternSet patterns(&getContext());
-    populateBPTToLinalgPatterns(patterns);
+    populateBPTToLinalgPatterns(patterns, keepRowwise);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
 };
@@ -773,9 +788,11 @@ std::pair<Value, Value> bpt::buildActivationGradient(OpBuilder &b, Location loc,
   return {scaled, activated};
 }
 
-void bpt::populateBPTToLinalgPatterns(RewritePatternSet &patterns) {
+void bpt::populateBPTToLinalgPatterns(RewritePatternSet &patterns,
+                                      bool keepRowwiseNorms) {
   patterns.add<FFNGradToLinalg, FFNToLinalg, LayerNormGradToLinalg,
-               LayerNormToLinalg, LinearGradToLinalg, LinearToLinalg,
-               MatmulToLinalg,
-               RMSNormGradToLinalg, RMSNormToLinalg>(patterns.getContext());
+               LinearGradToLinalg, LinearToLinalg, MatmulToLinalg,
+               RMSNormGradToLinalg>(patterns.getContext());
+  patterns.add<LayerNormToLinalg, RMSNormToLinalg>(patterns.getContext(),
+                                                   keepRowwiseNorms);
 }

@@ -17,17 +17,18 @@
 //                        u = act(h2 W_in);      out[chunk] = y1 + u W_out
 //
 // The GEMMs and the attention are the kernels of bpt-ffn-to-sm90 and
-// bpt-attention-to-sm90 (wgmma, TMA, mbarriers); the norms are a kernel of
-// this file: one warp per row, 16-byte loads, f32 statistics.
+// bpt-attention-to-sm90 (wgmma, TMA, mbarriers); the norms are the row
+// kernel of NormKernel.h: one warp per row, 16-byte loads, f32 statistics.
 //
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
 #include "bpt/Transforms/ChunkLoops.h"
 
+#include "NormKernel.h"
 #include "SM90Emitter.h"
-#include "StrategyOps.h"
 #include "SM90Kernels.h"
+#include "StrategyOps.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -42,153 +43,9 @@ using namespace mlir;
 using namespace bpt;
 using namespace bpt::sm90;
 
+using codegen::NormConfig;
+
 namespace {
-
-/// out[outRow0 + i, :] = norm(x[xRow0 + i, :]) for the rows of a launch.
-struct NormConfig {
-  int64_t xRows, outRows, hidden;
-  bool layerNorm;
-  double epsilon;
-  bool bf16;
-  static constexpr int64_t kRowsPerBlock = 8; // one warp per row
-
-  std::string kernelName() const {
-    return llvm::formatv("{0}_sm90_x{1}_o{2}_h{3}",
-                         layerNorm ? "layer_norm" : "rms_norm", xRows, outRows,
-                         hidden)
-        .str();
-  }
-};
-
-class NormEmitter : public SM90Emitter {
-public:
-  NormEmitter(OpBuilder &b, Location loc, const NormConfig &config)
-      : SM90Emitter(b, loc, config.bf16), config(config) {}
-
-  void emit(gpu::GPUFuncOp func) {
-    b.setInsertionPointToStart(&func.getBody().front());
-    const int64_t hidden = config.hidden, perLane = hidden / 32;
-    const int64_t vectors = perLane / 8; // 8 elements = 16 bytes
-    auto pointerOf = [&](Value memref) -> Value {
-      Value index =
-          memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
-      return LLVM::IntToPtrOp::create(
-          b, loc, ptr,
-          Value(arith::IndexCastUIOp::create(b, loc, i64, index)));
-    };
-    unsigned next = 0;
-    Value x = pointerOf(func.getArgument(next++));
-    Value weight = pointerOf(func.getArgument(next++));
-    Value bias = config.layerNorm ? pointerOf(func.getArgument(next++)) : Value();
-    Value out = pointerOf(func.getArgument(next++));
-    Value xRow0 = func.getArgument(next++);
-    Value outRow0 = func.getArgument(next++);
-
-    Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
-    Value blockRow = mul(index32(gpu::BlockIdOp::create(b, loc,
-                                                        gpu::Dimension::x)),
-                         c32(NormConfig::kRowsPerBlock));
-    Value row = add(blockRow, div(tid, c32(32)));
-    Value lane = rem(tid, c32(32));
-    Type half = bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
-    auto vec8 = [&](Type t) { return VectorType::get({8}, t); };
-    auto rowBytes = [&](Value first) {
-      return mul(arith::ExtUIOp::create(b, loc, i64, add(first, row)),
-                 c64(hidden * 2));
-    };
-    // Lane l holds the 8-element vectors v * 32 + l: a warp's 16-byte
-    // loads are contiguous.
-    auto columnBytes = [&](int64_t v) {
-      return mul(arith::ExtUIOp::create(b, loc, i64,
-                                        add(c32(v * 32 * 8), mul(lane, c32(8)))),
-                 c64(2));
-    };
-    auto load8 = [&](Value base, Value bytes) {
-      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
-                                          ValueRange{bytes});
-      Value raw = LLVM::LoadOp::create(b, loc, vec8(half), address, 16);
-      Value wide = LLVM::FPExtOp::create(b, loc, vec8(f32), raw);
-      SmallVector<Value> values;
-      for (int64_t e = 0; e < 8; ++e)
-        values.push_back(LLVM::ExtractElementOp::create(b, loc, wide, c32(e)));
-      return values;
-    };
-    auto warpSum = [&](Value v) {
-      for (int64_t offset : {16, 8, 4, 2, 1})
-        v = fadd(v, shuffleXor(v, offset));
-      return v;
-    };
-
-    Value xBase = rowBytes(xRow0);
-    SmallVector<Value> values;
-    for (int64_t v = 0; v < vectors; ++v)
-      llvm::append_range(values, load8(x, add(xBase, columnBytes(v))));
-    Value mean = cf(0.0);
-    if (config.layerNorm) {
-      Value sum = cf(0.0);
-      for (Value value : values)
-        sum = fadd(sum, value);
-      mean = fmul(warpSum(sum), cf(1.0 / hidden));
-    }
-    Value squares = cf(0.0);
-    for (Value &value : values) {
-      if (config.layerNorm)
-        value = arith::SubFOp::create(b, loc, value, mean);
-      squares = fma(value, value, squares);
-    }
-    Value variance = fadd(fmul(warpSum(squares), cf(1.0 / hidden)),
-                          cf(config.epsilon));
-    Value inverse = rsqrt(variance);
-
-    Value outBase = rowBytes(outRow0);
-    for (int64_t v = 0; v < vectors; ++v) {
-      SmallVector<Value> w = load8(weight, columnBytes(v));
-      SmallVector<Value> bb;
-      if (bias)
-        bb = load8(bias, columnBytes(v));
-      Value packed = LLVM::UndefOp::create(b, loc, VectorType::get({4}, i32));
-      for (int64_t e = 0; e < 8; e += 2) {
-        Value pair[2];
-        for (int64_t h = 0; h < 2; ++h) {
-          pair[h] = fmul(fmul(values[v * 8 + e + h], inverse), w[e + h]);
-          if (bias)
-            pair[h] = fadd(pair[h], bb[e + h]);
-        }
-        packed = LLVM::InsertElementOp::create(
-            b, loc, packed, packHalf2(pair[0], pair[1]), c32(e / 2));
-      }
-      Value address = LLVM::GEPOp::create(
-          b, loc, ptr, b.getI8Type(), out,
-          ValueRange{add(outBase, columnBytes(v))});
-      LLVM::StoreOp::create(b, loc, packed, address, 16);
-    }
-    gpu::ReturnOp::create(b, loc);
-  }
-
-private:
-  const NormConfig &config;
-};
-
-gpu::GPUFuncOp getOrBuildNormKernel(ModuleOp module, const NormConfig &config,
-                                    Type element, Location loc) {
-  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
-  std::string name = config.kernelName();
-  if (auto existing = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
-    return existing;
-  MLIRContext *ctx = module.getContext();
-  auto vector = MemRefType::get({config.hidden}, element);
-  auto i32 = IntegerType::get(ctx, 32);
-  SmallVector<Type> inputs = {
-      MemRefType::get({config.xRows, config.hidden}, element), vector};
-  if (config.layerNorm)
-    inputs.push_back(vector);
-  inputs.append({MemRefType::get({config.outRows, config.hidden}, element),
-                 i32, i32});
-  gpu::GPUFuncOp func = createKernel(kernels, name, inputs, std::nullopt, loc);
-  OpBuilder b(ctx);
-  NormEmitter(b, loc, config).emit(func);
-  return func;
-}
 
 /// The kernels of one block's chunk loops, with their configurations.
 struct BlockKernels {
@@ -264,10 +121,13 @@ FailureOr<BlockKernels> buildKernels(ModuleOp module,
   k.oKernel = build(k.o);
   k.upKernel = build(k.up);
   k.downKernel = build(k.down);
-  k.norm1 = {s.rows, s.chunk, s.hidden, s.layerNorm, s.epsilon, s.bf16};
-  k.norm2 = {s.chunk, s.chunk, s.hidden, s.layerNorm, s.epsilon, s.bf16};
-  k.norm1Kernel = getOrBuildNormKernel(module, k.norm1, s.element, loc);
-  k.norm2Kernel = getOrBuildNormKernel(module, k.norm2, s.element, loc);
+  k.norm1 = {s.rows,    s.chunk, s.hidden, s.layerNorm,
+             s.epsilon, s.bf16,  s.chunk};
+  k.norm2 = {s.chunk,   s.chunk, s.hidden, s.layerNorm,
+             s.epsilon, s.bf16,  s.chunk};
+  gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
+  k.norm1Kernel = getOrBuildNormKernel(kernels, k.norm1, s.element, loc);
+  k.norm2Kernel = getOrBuildNormKernel(kernels, k.norm2, s.element, loc);
   auto nest = m.attention->getAttrOfType<AttentionNestAttr>(
       AttentionNestAttr::kAttrName);
   AttentionKernelConfig &a = k.attention;
@@ -373,18 +233,17 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
         gpu::KernelDim3{gemmThreads, index(1), index(1)},
         i32(config.sharedMemoryBytes()), args);
   };
-  auto launchNorm = [&](gpu::GPUFuncOp kernel, Value input, Value weight,
-                        Value bias, Value output, int64_t inRow) {
+  auto launchNorm = [&](const NormConfig &config, gpu::GPUFuncOp kernel,
+                        Value input, Value weight, Value bias, Value output,
+                        int64_t inRow) {
     SmallVector<Value> args = {input, weight};
     if (bias)
       args.push_back(bias);
     args.append({output, i32(inRow), i32(0)});
     gpu::LaunchFuncOp::create(
         b, loc, kernel,
-        gpu::KernelDim3{index(s.chunk / NormConfig::kRowsPerBlock), index(1),
-                        index(1)},
-        gpu::KernelDim3{index(32 * NormConfig::kRowsPerBlock), index(1),
-                        index(1)},
+        gpu::KernelDim3{index(config.blocks()), index(1), index(1)},
+        gpu::KernelDim3{index(NormConfig::threads()), index(1), index(1)},
         Value(), args);
   };
 
@@ -392,8 +251,8 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
   // #bpt.chunk_loop<kv_projection>.
   for (int64_t c = 0; c < numChunks; ++c) {
     int64_t r0 = c * s.chunk;
-    launchNorm(k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias, buf.h1,
-               r0);
+    launchNorm(k.norm1, k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias,
+               buf.h1, r0);
     launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wk, buf.k, i32(0), i32(r0)});
     launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wv, buf.v, i32(0), i32(r0)});
   }
@@ -401,8 +260,8 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
   const AttentionKernelConfig &attention = k.attention;
   for (int64_t c = 0; c < numChunks; ++c) {
     int64_t r0 = c * s.chunk;
-    launchNorm(k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias, buf.h1,
-               r0);
+    launchNorm(k.norm1, k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias,
+               buf.h1, r0);
     launchGemm(k.qKernel, k.q, {buf.h1Map, buf.wq, buf.q, i32(0), i32(0)});
     gpu::LaunchFuncOp::create(
         b, loc, k.attentionKernel,
@@ -414,8 +273,8 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
                    i32(r0 / s.seq * s.seq)});
     launchGemm(k.oKernel, k.o,
                {buf.aMap, buf.wo, buf.y1, buf.x, i32(0), i32(0), i32(r0)});
-    launchNorm(k.norm2Kernel, buf.y1, buf.norm2Weight, buf.norm2Bias, buf.h2,
-               0);
+    launchNorm(k.norm2, k.norm2Kernel, buf.y1, buf.norm2Weight, buf.norm2Bias,
+               buf.h2, 0);
     if (s.gated)
       launchGemm(k.upKernel, k.up,
                  {buf.h2Map, buf.wIn, buf.wGate, buf.u, i32(0), i32(0)});

@@ -40,6 +40,8 @@ StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded) {
     options.gemmBlockN = recorded.getGemmBlockN();
     options.gemmStages = recorded.getGemmStages();
     break;
+  case KernelPath::rowwise:
+    break;
   case KernelPath::mma_sync:
     options.allowWgmma = false;
     // A split kernel's rows follow from the shape (packed query heads).
@@ -126,8 +128,8 @@ struct BPTSelectStrategyPass final
     SmallVector<Operation *> ops, kept;
     getOperation().walk([&](Operation *op) {
       if (!isa<AttentionOp, AttentionGradOp, FFNOp, FFNGradOp, LinearOp,
-               LinearGradOp, MatmulOp, LayerNormGradOp, RMSNormGradOp,
-               TransformerBlockOp>(op) ||
+               LinearGradOp, MatmulOp, LayerNormOp, LayerNormGradOp, RMSNormOp,
+               RMSNormGradOp, TransformerBlockOp>(op) ||
           StrategyAttr::getEnclosing(op))
         return;
       StrategyAttr recorded = StrategyAttr::get(op);

@@ -16,6 +16,7 @@
 #include "bpt/Conversion/Strategy.h"
 
 #include "AttentionNest.h"
+#include "NormKernel.h"
 #include "SM80Kernels.h"
 #include "SM90Kernels.h"
 #include "StrategyOps.h"
@@ -338,6 +339,7 @@ private:
                                   ArrayRef<int64_t> widths, bool chunked);
   FailureOr<StrategyAttr> selectMatmul(MatmulOp op);
   FailureOr<StrategyAttr> selectBlock(TransformerBlockOp op);
+  StrategyAttr selectNorm(Operation *norm);
   Refusal attentionWgmma(AttentionOp op, StrategyAttr &strategy);
   /// The wgmma attention kernel's key/value block and stages for
   /// `problem`: the pinned options, the rest from the cost model.
@@ -400,8 +402,10 @@ FailureOr<StrategyAttr> Selector::select() {
                                   {w[0], w[1]}, /*chunked=*/true);
       })
       .Case([&](MatmulOp m) { return selectMatmul(m); })
-      // Like the forward norms, their gradients are row-wise loops on every
-      // target.
+      .Case<LayerNormOp, RMSNormOp>(
+          [&](Operation *norm) { return selectNorm(norm); })
+      // The norms' gradients are row-wise loops on every target (their
+      // weight gradients sum over rows, which the row kernel does not).
       .Case<LayerNormGradOp, RMSNormGradOp>(
           [&](Operation *) { return portable(); })
       .Case([&](TransformerBlockOp b) { return selectBlock(b); })
@@ -861,6 +865,27 @@ FailureOr<StrategyAttr> Selector::selectMatmul(MatmulOp op) {
   if (mmaSync())
     refuse("matmul", "mma.sync",
            "there is no mma.sync GEMM with transposed operands yet");
+  return portable();
+}
+
+//===----------------------------------------------------------------------===//
+// Norms
+//===----------------------------------------------------------------------===//
+
+/// The row kernel (NormKernel.h) where the chip's own kernels are allowed
+/// (`tensor-cores`, which also asks for the portable loops everywhere when
+/// off): one warp a row of 16-bit elements, any row count.
+StrategyAttr Selector::selectNorm(Operation *norm) {
+  if (!options.tensorCores)
+    return portable();
+  auto type = cast<RankedTensorType>(norm->getOperand(0).getType());
+  int64_t hidden = type.getShape().back();
+  Refusal why = codegen::NormConfig::check(hidden, type.getElementType());
+  if (!why && type.getNumElements() / hidden > INT32_MAX)
+    why = std::string("more rows than a 32-bit row index addresses");
+  if (!why)
+    return make(KernelPath::rowwise);
+  refuse(norm->getName().stripDialect(), "rowwise", *why);
   return portable();
 }
 

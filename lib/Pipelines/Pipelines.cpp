@@ -91,9 +91,11 @@ void bpt::addKernelStage(OpPassManager &pm) {
   pm.addPass(createBPTLinearToSM80());
 }
 
-void bpt::addLinalgStage(OpPassManager &pm) {
+void bpt::addLinalgStage(OpPassManager &pm, bool keepRowwiseNorms) {
   OpPassManager &func = pm.nest<func::FuncOp>();
-  func.addPass(createBPTConvertToLinalg());
+  BPTConvertToLinalgOptions toLinalg;
+  toLinalg.keepRowwise = keepRowwiseNorms;
+  func.addPass(createBPTConvertToLinalg(toLinalg));
   func.addPass(createConvertElementwiseToLinalgPass());
   func.addPass(createCanonicalizerPass());
   func.addPass(createCSEPass());
@@ -101,6 +103,9 @@ void bpt::addLinalgStage(OpPassManager &pm) {
 
 void bpt::addBufferizationStage(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createBPTRematerialize());
+  // The norms kept whole for it, each computed where rematerialization put
+  // it (a no-op on the CPU path, which lowers every norm to linalg).
+  pm.addPass(createBPTNormToRowwise());
   pm.addNestedPass<func::FuncOp>(createBPTReadOnlyInputs());
   pm.addNestedPass<func::FuncOp>(createBPTSplitEmptyTensors());
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -244,7 +249,7 @@ void bpt::buildBPTToNVVMPipeline(OpPassManager &pm, const NVVMOptions &options,
     addKernelStage(pm);
     // What is left becomes portable launches: a loop of one iteration too.
     pm.nest<func::FuncOp>().addPass(createBPTKeepSingleBlockLoops());
-    addLinalgStage(pm);
+    addLinalgStage(pm, /*keepRowwiseNorms=*/true);
     // Portable launches go through global memory: chains of elementwise
     // ops become one. They run a thread per output element: long
     // reductions into few outputs (the norms' row and channel sums) are

@@ -16,6 +16,8 @@
 
 #include "bpt/Transforms/Passes.h"
 
+#include "bpt/Dialect/BPTOps.h"
+
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -53,12 +55,20 @@ void collectReaders(
   }
 }
 
-/// Ops a recomputation may repeat: linalg ops on tensors (elementwise
-/// chains, reductions, transposes, fills), empty tensors, views, constants.
-bool isCheap(Operation *op) {
+/// Ops that compute (counted against max-ops): linalg ops on tensors
+/// (elementwise chains, reductions, transposes, fills), and the norms left
+/// whole for their row kernel (bpt-norm-to-rowwise runs after this pass).
+bool isComputation(Operation *op) {
   if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op))
     return linalgOp.hasPureTensorSemantics();
-  return isa<tensor::EmptyOp, arith::ConstantOp>(op) || isView(op);
+  return isa<bpt::LayerNormOp, bpt::RMSNormOp>(op);
+}
+
+/// Ops a recomputation may repeat: computations, empty tensors, views,
+/// constants.
+bool isCheap(Operation *op) {
+  return isComputation(op) || isa<tensor::EmptyOp, arith::ConstantOp>(op) ||
+         isView(op);
 }
 
 struct BPTRematerializePass final
@@ -110,7 +120,7 @@ struct BPTRematerializePass final
           return false;
         if (!seen.insert(def))
           continue;
-        if (isa<linalg::LinalgOp>(def) && ++computing > maxOps)
+        if (isComputation(def) && ++computing > maxOps)
           return false;
         llvm::append_range(work, def->getOperands());
       }
@@ -122,7 +132,7 @@ struct BPTRematerializePass final
 
     SmallVector<Operation *> roots;
     for (Operation &op : body)
-      if (isa<linalg::LinalgOp>(&op) && isCheap(&op) && op.getNumResults() == 1)
+      if (isComputation(&op) && op.getNumResults() == 1)
         roots.push_back(&op);
     for (Operation *root : roots) {
       SmallVector<Operation *> chain;

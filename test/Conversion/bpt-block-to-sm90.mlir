@@ -20,13 +20,13 @@
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
 
 // Phase A: norm1 and K, V for each of the 4 chunks (rows 0, 128, 256, 384).
-// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_sm90_x512_o128_h256 blocks in (%c16, {{.+}} threads in (%c256, {{.+}} args(%[[X]] : memref<512x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_bf16_x512_o128_h256_eps1em05 blocks in (%c16, {{.+}} threads in (%c256, {{.+}} args(%[[X]] : memref<512x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[K]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[V]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: @rms_norm_sm90_x512_o128_h256 {{.+}}, %c128_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: @rms_norm_bf16_x512_o128_h256_eps1em05 {{.+}}, %c128_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK-COUNT-2: @gemm_sm90_a128_c512_n128_k256 {{.+}}, %c0_i32{{.*}} : i32, %c128_i32{{.*}} : i32)
-// CHECK: @rms_norm_sm90_x512_o128_h256 {{.+}}, %c256_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: @rms_norm_sm90_x512_o128_h256 {{.+}}, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: @rms_norm_bf16_x512_o128_h256_eps1em05 {{.+}}, %c256_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: @rms_norm_bf16_x512_o128_h256_eps1em05 {{.+}}, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK-COUNT-2: @gemm_sm90_a128_c512_n128_k256 {{.+}}, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
 
 // Phase B, chunk 3 (rows 384..511 = positions 128..255 of sequence 1):
@@ -36,14 +36,14 @@
 // CHECK-COUNT-3: @attention_sm90_d64_causal_tokens_h4_kv2_s256_c128
 // CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_tokens_h4_kv2_s256_c128 blocks in (%c1{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c384{{.*}}, {{.+}}, %[[A]] : memref<128x256xbf16>, %c128_i32{{.*}} : i32, %c256_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n256_k256_residual512 {{.+}}, %[[Y1]] : memref<128x256xbf16>, %[[X]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_sm90_x128_o128_h256 {{.+}} args(%[[Y1]] : memref<128x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H2]] : memref<128x256xbf16>
+// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_bf16_x128_o128_h256_eps1em05 {{.+}} args(%[[Y1]] : memref<128x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H2]] : memref<128x256xbf16>
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n512_k256_gelu {{.+}}, %[[U]] : memref<128x512xbf16>
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n256_k512_residual128 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[Y1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK-NOT: gpu.launch_func
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
 
 // The norm kernel: 16-byte loads, warp sums, rsqrt, 16-byte stores.
-// CHECK: gpu.func @rms_norm_sm90_x512_o128_h256(
+// CHECK: gpu.func @rms_norm_bf16_x512_o128_h256_eps1em05(
 // CHECK: llvm.load %{{.+}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xbf16>
 // CHECK: nvvm.shfl.sync bfly
 // CHECK: llvm.call_intrinsic "llvm.nvvm.rsqrt.approx.ftz.f"

@@ -1,26 +1,26 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_86 --bpt-decompose-block --bpt-select-strategy=chip=sm_86 --verify-diagnostics | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --pass-pipeline="builtin.module(bpt-blockwise{chip=sm_86},bpt-attention-to-sm80,bpt-ffn-to-sm80,bpt-linear-to-sm80)" 2>/dev/null | FileCheck %s --check-prefix=LOWERED
+// RUN: bpt-opt %s --split-input-file --pass-pipeline="builtin.module(bpt-blockwise{chip=sm_86},bpt-attention-to-sm80,bpt-ffn-to-sm80,bpt-linear-to-sm80,bpt-norm-to-rowwise)" 2>/dev/null | FileCheck %s --check-prefix=LOWERED
 
 // The block on a chip with mma.sync but no wgmma (sm_86): its strategy
 // says mma_sync, bpt-decompose-block expands it, and each piece gets a
 // strategy of its own; the mma.sync passes then take its four projections,
-// the attention (as a blockwise nest) and the FFN, leaving norms, head
-// transposes and residual additions to the portable path.
+// the attention (as a blockwise nest) and the FFN, the row kernel the norms,
+// leaving head transposes and residual additions to the portable path.
 // CHECK-LABEL: func.func @block
 // CHECK-NOT: bpt.transformer_block
-// CHECK: bpt.rms_norm
-// CHECK-NOT: bpt.strategy
+// CHECK: bpt.rms_norm {{.+}} {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_86">}
 // CHECK-COUNT-3: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_86">}
 // CHECK: bpt.attention {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_86", q_block = 64, kv_block = {{[0-9]+}}, stages = {{[0-9]}}, warps = 4>}
 // CHECK: bpt.linear {{.+}}mma_sync
 // CHECK: arith.addf
-// CHECK: bpt.rms_norm
+// CHECK: bpt.rms_norm {{.+}}rowwise
 // CHECK: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_86", chunk_rows = 512>}
 // CHECK: arith.addf
 // LOWERED-LABEL: func.func @block
 // LOWERED-NOT: bpt.linear
 // LOWERED-NOT: bpt.attention
 // LOWERED-NOT: bpt.ffn
+// LOWERED: gpu.launch_func @bpt_rows::@rms_norm_bf16_x512_o512_h256_eps1em05 blocks in (%c64
 // LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n256_k256_t256x2w8
 // K and V are the same product here (one weight): CSE keeps one.
 // LOWERED: gpu.launch_func @bpt_sm80::@gemm_sm80_a512_c512_n128_k256_t128x3w4

@@ -120,3 +120,39 @@ func.func @dead_leaf(%x: tensor<4x8xf32>, %w: tensor<8x4xf32>)
   %late = arith.subf %q, %early : tensor<4x8xf32>
   return %early, %m3, %late : tensor<4x8xf32>, tensor<8x4xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+// A norm left whole for its row kernel (bpt-norm-to-rowwise runs after this
+// pass) is repeated like a linalg chain: the late read gets its own, with
+// the strategy, so it becomes a second launch; the one whose input is dead
+// by then is kept.
+// CHECK-LABEL: func.func @row_kernel_norm
+// CHECK-SAME: (%[[X:.+]]: tensor<16x256xbf16>, %[[G:.+]]: tensor<256xbf16>
+// CHECK: %[[N1:.+]] = bpt.rms_norm %[[X]], %[[G]] {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_90a">}
+// CHECK: arith.addf %[[N1]], %[[N1]]
+// CHECK: %[[S:.+]] = arith.mulf
+// CHECK: %[[N3:.+]] = bpt.rms_norm %[[S]]
+// CHECK-COUNT-2: arith.mulf
+// CHECK: %[[N2:.+]] = bpt.rms_norm %[[X]], %[[G]] {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_90a">}
+// CHECK: arith.subf %[[N2]], %{{.+}}
+// CHECK: arith.subf %[[N3]], %{{.+}}
+// CHECK-NOT: bpt.rms_norm
+func.func @row_kernel_norm(%x: tensor<16x256xbf16>, %g: tensor<256xbf16>,
+                           %w: tensor<16x256xbf16>)
+    -> (tensor<16x256xbf16>, tensor<16x256xbf16>, tensor<16x256xbf16>,
+        tensor<16x256xbf16>) {
+  %n = bpt.rms_norm %x, %g {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_90a">}
+      : (tensor<16x256xbf16>, tensor<256xbf16>) -> tensor<16x256xbf16>
+  %early = arith.addf %n, %n : tensor<16x256xbf16>
+  %s = arith.mulf %w, %w : tensor<16x256xbf16>
+  %n3 = bpt.rms_norm %s, %g {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_90a">}
+      : (tensor<16x256xbf16>, tensor<256xbf16>) -> tensor<16x256xbf16>
+  %early3 = arith.addf %n3, %n3 : tensor<16x256xbf16>
+  %m1 = arith.mulf %w, %early3 : tensor<16x256xbf16>
+  %m2 = arith.mulf %m1, %m1 : tensor<16x256xbf16>
+  %late = arith.subf %n, %m2 : tensor<16x256xbf16>
+  %late3 = arith.subf %n3, %m2 : tensor<16x256xbf16>
+  return %early, %late, %late3, %early : tensor<16x256xbf16>, tensor<16x256xbf16>,
+      tensor<16x256xbf16>, tensor<16x256xbf16>
+}

@@ -114,8 +114,8 @@ static cl::opt<int64_t> chunkRows(
     cl::cat(compileCategory), cl::init(2048));
 static cl::opt<bool> noTensorCores(
     "no-tensor-cores",
-    cl::desc("Keep every op on the portable path (no wgmma or mma.sync "
-             "kernels)"),
+    cl::desc("Keep every op on the portable path (no wgmma, mma.sync or "
+             "row kernels)"),
     cl::cat(compileCategory), cl::init(false));
 static cl::opt<int64_t> sm90KvBlock(
     "sm90-kv-block",

@@ -50,8 +50,11 @@ std::pair<mlir::Value, mlir::Value>
 buildActivationGradient(mlir::OpBuilder &b, mlir::Location loc, Activation act,
                         mlir::Value product, mlir::Value pre);
 
-/// Adds the patterns lowering bpt.linear, bpt.ffn and the norms to linalg.
-void populateBPTToLinalgPatterns(mlir::RewritePatternSet &patterns);
+/// Adds the patterns lowering bpt.linear, bpt.ffn, the gradient ops and the
+/// norms to linalg; with `keepRowwiseNorms`, norms whose strategy takes the
+/// rowwise path are left for bpt-norm-to-rowwise.
+void populateBPTToLinalgPatterns(mlir::RewritePatternSet &patterns,
+                                 bool keepRowwiseNorms = false);
 
 #define GEN_PASS_REGISTRATION
 #include "bpt/Conversion/Passes.h.inc"

@@ -22,7 +22,17 @@ def BPTConvertToLinalg : Pass<"bpt-convert-to-linalg", "::mlir::func::FuncOp"> {
     must be tiled (`bpt-tile-attention`, `bpt-fuse-ffn-residual`) or
     decomposed (`bpt-decompose-block`) first, i.e. run `bpt-blockwise`; the
     pass fails with an error on any that remain.
+
+    With `keep-rowwise`, a norm whose `#bpt.strategy` takes the `rowwise`
+    path stays: `bpt-to-nvvm` launches its row kernel
+    (`bpt-norm-to-rowwise`) after `bpt-rematerialize`, which may compute it
+    again where it is read late. Without it (the CPU path), every norm is
+    lowered, whatever its strategy.
   }];
+  let options = [
+    Option<"keepRowwise", "keep-rowwise", "bool", /*default=*/"false",
+           "Leave norms whose strategy takes the rowwise path">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
@@ -247,9 +257,10 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
   let summary = "Choose each op's kernel path and tiling, and record it";
   let description = [{
     Attaches a `#bpt.strategy` attribute (as `bpt.strategy`) to every
-    `bpt.attention`, `bpt.ffn`, `bpt.linear` and `bpt.transformer_block`
-    that lacks one for `chip`: the kernel path (`wgmma` on sm_90a,
-    `mma_sync` on sm_80 and later, else `portable`) and its tiling. A path
+    `bpt.attention`, `bpt.ffn`, `bpt.linear`, `bpt.transformer_block`,
+    norm and gradient op that lacks one for `chip`: the kernel path
+    (`wgmma` on sm_90a, `mma_sync` on sm_80 and later, `rowwise` for the
+    norms of 16-bit rows, else `portable`) and its tiling. A path
     is offered only where the chip has it (bpt/Target/Chip.h), fastest
     first; for each path that does not take an op, a remark on the op says
     why. Tilings are the pinned options where non-zero, else chosen: the
@@ -282,7 +293,8 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
            "Target chip (sm_XY or sm_XYa)">,
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
-           "Allow the tensor-core paths (off: everything portable)">,
+           "Allow the tensor-core paths and the norms' row kernel (off: "
+           "everything portable)">,
     Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
            "Portable path: query rows per block">,
     Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
@@ -586,6 +598,35 @@ def BPTLinearToSM90 : Pass<"bpt-linear-to-sm90", "::mlir::ModuleOp"> {
     "::mlir::memref::MemRefDialect",
     "::mlir::NVVM::NVVMDialect",
     "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def BPTNormToRowwise : Pass<"bpt-norm-to-rowwise", "::mlir::ModuleOp"> {
+  let summary = "Lower bpt.layer_norm and bpt.rms_norm to the row kernel";
+  let description = [{
+    Replaces each `bpt.layer_norm` and `bpt.rms_norm` whose `#bpt.strategy`
+    takes the `rowwise` path by one launch of the row kernel in
+    `gpu.module @bpt_rows`: one warp a row (eight a block), the row's 16-bit
+    elements held in registers from 16-byte loads, the mean and the mean
+    square summed in f32 by warp shuffles, one pass over global memory each
+    way. Any row count: the last block's spare warps skip. The portable
+    lowering of a norm is ten launches (the split row sums of both
+    statistics, their fills, the normalisation); this is one.
+
+    `bpt-to-nvvm` runs it at the start of bufferization, after
+    `bpt-rematerialize` (which repeats a norm where its output is read
+    again late, instead of keeping it alive), so the norms stay `bpt` ops
+    through the linalg stage (`bpt-convert-to-linalg{keep-rowwise}`).
+    The same kernel is the block's in `bpt-block-to-sm90`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
     "::mlir::scf::SCFDialect",
   ];
 }

@@ -52,7 +52,8 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
                            llvm::cl::init("sm_90a")};
   Option<bool> tensorCores{
       *this, "tensor-cores",
-      llvm::cl::desc("Allow the tensor-core paths (off: all portable)"),
+      llvm::cl::desc("Allow the tensor-core paths and the norms' row "
+                     "kernel (off: all portable)"),
       llvm::cl::init(true)};
   Option<int64_t> qBlock{*this, "q-block",
                          llvm::cl::desc("Portable path: query rows per block"),
@@ -177,8 +178,10 @@ void buildBPTBlockwisePipeline(mlir::OpPassManager &pm,
 /// The tensor-core conversions: every op and nest whose strategy names a
 /// tensor-core path becomes kernel launches.
 void addKernelStage(mlir::OpPassManager &pm);
-/// bpt ops and elementwise tensor ops -> linalg.
-void addLinalgStage(mlir::OpPassManager &pm);
+/// bpt ops and elementwise tensor ops -> linalg; with `keepRowwiseNorms`
+/// (the GPU), norms bound for their row kernel stay (the bufferization
+/// stage launches it).
+void addLinalgStage(mlir::OpPassManager &pm, bool keepRowwiseNorms = false);
 /// One-shot bufferization with identity layouts at function boundaries,
 /// inputs read-only, results turned into out-parameters (the caller owns
 /// every input and output buffer; every allocation left is an

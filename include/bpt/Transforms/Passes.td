@@ -253,7 +253,8 @@ def BPTRematerialize : Pass<"bpt-rematerialize", "::mlir::func::FuncOp"> {
   let description = [{
     Before bufferization: a value of the function body computed by linalg
     ops on tensors alone (elementwise chains, reductions, transposes,
-    fills; at most `max-ops` of them) from other values (its leaves) and
+    fills) or by norms left whole for their row kernel (at most `max-ops`
+    such ops) from other values (its leaves) and
     read, directly or through expand/collapse_shape views, at places more
     than `min-distance` ops apart gets the computation cloned just before
     each such later read, provided that every leaf is read at or after
@@ -272,7 +273,7 @@ def BPTRematerialize : Pass<"bpt-rematerialize", "::mlir::func::FuncOp"> {
            "Reads at most this many ops after the previous one share its "
            "value">,
     Option<"maxOps", "max-ops", "int64_t", /*default=*/"12",
-           "The most linalg ops one recomputation repeats">
+           "The most linalg ops and norms one recomputation repeats">
   ];
   let dependentDialects = ["::mlir::tensor::TensorDialect",
                            "::mlir::linalg::LinalgDialect"];
