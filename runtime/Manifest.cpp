@@ -705,10 +705,10 @@ private:
       std::string at = element(path, i);
       if (!holds[i].is_object())
         return fail(at, "expected an object, got " + describeValue(holds[i]));
-      if (!checkFields(holds[i], at, {"name", "bytes"}))
+      if (!checkFields(holds[i], at, {"name", "bytes", "byte_offset"}))
         return false;
       std::string name;
-      int64_t bytes = 0;
+      int64_t bytes = 0, offset = 0;
       if (!readString(holds[i], at, "name", /*required=*/true, name))
         return false;
       const Json *bytesValue = require(holds[i], at, "bytes");
@@ -716,6 +716,18 @@ private:
           !readInteger(*bytesValue, member(at, "bytes"), 1, buffer.bytes,
                        "a positive integer", bytes))
         return false;
+      // A workspace packed as an arena holds each buffer at an offset.
+      if (const Json *offsetValue = jsonMember(holds[i], "byte_offset")) {
+        std::string offsetPath = member(at, "byte_offset");
+        if (!readInteger(*offsetValue, offsetPath, 0, buffer.bytes - bytes,
+                         "a non-negative integer with the held bytes inside "
+                         "the workspace",
+                         offset))
+          return false;
+        if (offset % 16 != 0)
+          return fail(offsetPath,
+                      std::to_string(offset) + " is not a multiple of 16");
+      }
       buffer.holds.emplace_back(std::move(name), bytes);
     }
     return true;

@@ -816,7 +816,9 @@ public:
   FailureOr<llvm::json::Array> launchesJson(const ChipInfo &chip);
   /// The tensor maps as manifest entries (after the slots are known).
   llvm::json::Array tensorMapsJson();
-  bool hasScalarArguments() const;
+  /// Whether a launch argument is written as an object (an i32, or an
+  /// arena buffer at a byte offset): manifest version 2.
+  bool hasArgumentObjects() const;
   /// block_backward: names "lse" the allocation that holds the saved lse.
   LogicalResult nameLse();
   llvm::json::Array takeBuffers() { return std::move(buffers); }
@@ -866,7 +868,7 @@ private:
   SmallVector<TensorMap> tensorMapList;
   llvm::DenseMap<Value, int64_t> tensorMapOf;
   SmallVector<Launch> hostLaunches;
-  SmallVector<int64_t> slotOf;
+  SmallVector<int64_t> slotOf, offsetOf;
   int64_t firstSlot = 0;
   /// Unnamed allocations of the model's lseType.
   SmallVector<int64_t> lseCandidates;
@@ -1073,7 +1075,8 @@ LogicalResult ManifestBuilder::nameLse() {
 /// (first < 0: never used): `slotOf` per buffer (-1 if unused), `bytes`
 /// per slot. Buffers in one slot have disjoint lifetimes.
 struct SlotPlan {
-  SmallVector<int64_t> bytes, slotOf;
+  /// Per buffer, its byte offset in its slot (0 but in an arena).
+  SmallVector<int64_t> bytes, slotOf, offsetOf;
   int64_t total() const {
     int64_t sum = 0;
     for (int64_t b : bytes)
@@ -1088,6 +1091,7 @@ struct SlotPlan {
 SlotPlan firstFitByLifetime(ArrayRef<std::array<int64_t, 3>> live) {
   SlotPlan plan;
   plan.slotOf.assign(live.size(), -1);
+  plan.offsetOf.assign(live.size(), 0);
   SmallVector<int64_t> freeAfter;
   SmallVector<int64_t> order =
       llvm::to_vector(llvm::seq<int64_t>(0, static_cast<int64_t>(live.size())));
@@ -1130,6 +1134,7 @@ SlotPlan firstFitByLifetime(ArrayRef<std::array<int64_t, 3>> live) {
 SlotPlan greedyBySize(ArrayRef<std::array<int64_t, 3>> live) {
   SlotPlan plan;
   plan.slotOf.assign(live.size(), -1);
+  plan.offsetOf.assign(live.size(), 0);
   SmallVector<SmallVector<std::pair<int64_t, int64_t>>> held;
   SmallVector<int64_t> order =
       llvm::to_vector(llvm::seq<int64_t>(0, static_cast<int64_t>(live.size())));
@@ -1160,18 +1165,67 @@ SlotPlan greedyBySize(ArrayRef<std::array<int64_t, 3>> live) {
   return plan;
 }
 
+/// Byte offsets of arena buffers are multiples of this (the runtime needs
+/// 16 for TMA and vector accesses; 256 keeps every buffer on its own
+/// L2 sector group, as separate allocations were).
+constexpr int64_t kArenaAlignment = 256;
+
+/// One arena, greedy by size: largest buffer first, each at the lowest
+/// aligned offset where it overlaps no placed buffer that is live at the
+/// same time. Its size approaches the peak of live bytes, where slots pay
+/// for each slot's largest buffer.
+SlotPlan arenaBySize(ArrayRef<std::array<int64_t, 3>> live) {
+  SlotPlan plan;
+  plan.slotOf.assign(live.size(), -1);
+  plan.offsetOf.assign(live.size(), 0);
+  SmallVector<int64_t> order =
+      llvm::to_vector(llvm::seq<int64_t>(0, static_cast<int64_t>(live.size())));
+  llvm::stable_sort(order, [&](int64_t a, int64_t b) {
+    return live[a][0] > live[b][0] ||
+           (live[a][0] == live[b][0] && live[a][1] < live[b][1]);
+  });
+  SmallVector<int64_t> placed;
+  int64_t size = 0;
+  for (int64_t i : order) {
+    auto [bytes, first, last] = live[i];
+    if (first < 0)
+      continue;
+    // The placed buffers live at the same time, by offset.
+    SmallVector<std::pair<int64_t, int64_t>> taken;
+    for (int64_t j : placed)
+      if (live[j][1] <= last && first <= live[j][2])
+        taken.push_back({plan.offsetOf[j], plan.offsetOf[j] + live[j][0]});
+    llvm::sort(taken);
+    int64_t offset = 0;
+    for (auto [begin, end] : taken) {
+      if (offset + bytes <= begin)
+        break;
+      offset = std::max<int64_t>(offset, llvm::alignTo(end, kArenaAlignment));
+    }
+    plan.slotOf[i] = 0;
+    plan.offsetOf[i] = offset;
+    size = std::max(size, offset + bytes);
+    placed.push_back(i);
+  }
+  if (!placed.empty())
+    plan.bytes.push_back(size);
+  return plan;
+}
+
 void ManifestBuilder::assignWorkspaceSlots() {
   // Buffers whose lifetimes do not overlap share a workspace slot, so the
   // set's device memory is near its peak of live intermediates, not their
-  // sum. Two packings; the smaller is kept (first fit on a tie).
+  // sum. Three packings; the smallest is kept (in this order on a tie):
+  // slots by first fit, slots by size, one arena with byte offsets.
   SmallVector<std::array<int64_t, 3>> live;
   for (const Intermediate &im : intermediates)
     live.push_back({im.bytes, im.firstUse, im.lastUse});
   SlotPlan plan = firstFitByLifetime(live);
-  SlotPlan bySize = greedyBySize(live);
-  if (bySize.total() < plan.total())
-    plan = std::move(bySize);
+  for (SlotPlan other : {greedyBySize(live), arenaBySize(live)})
+    if (other.total() < plan.total())
+      plan = std::move(other);
   slotOf = plan.slotOf;
+  offsetOf = plan.offsetOf;
   SmallVector<int64_t> order = llvm::to_vector(
       llvm::seq<int64_t>(0, static_cast<int64_t>(intermediates.size())));
   llvm::stable_sort(order, [&](int64_t a, int64_t b) {
@@ -1184,8 +1238,12 @@ void ManifestBuilder::assignWorkspaceSlots() {
   for (int64_t i : order)
     if (slotOf[i] >= 0)
       holds[slotOf[i]].push_back(
-          llvm::json::Object{{"name", intermediates[i].name},
-                             {"bytes", intermediates[i].bytes}});
+          offsetOf[i] == 0
+              ? llvm::json::Object{{"name", intermediates[i].name},
+                                   {"bytes", intermediates[i].bytes}}
+              : llvm::json::Object{{"name", intermediates[i].name},
+                                   {"bytes", intermediates[i].bytes},
+                                   {"byte_offset", offsetOf[i]}});
   firstSlot = buffers.size();
   for (auto [s, bytes] : llvm::enumerate(plan.bytes))
     buffers.push_back(
@@ -1249,9 +1307,13 @@ ManifestBuilder::launchesJson(const ChipInfo &chip) {
         args.push_back(llvm::json::Object{{"tensor_map", index}});
       else if (kind == ArgKind::I32)
         args.push_back(llvm::json::Object{{"i32", index}});
+      else if (kind != ArgKind::Intermediate)
+        args.push_back(index);
+      else if (offsetOf[index] == 0)
+        args.push_back(firstSlot + slotOf[index]);
       else
-        args.push_back(kind == ArgKind::Intermediate ? firstSlot + slotOf[index]
-                                                     : index);
+        args.push_back(llvm::json::Object{{"buffer", firstSlot + slotOf[index]},
+                                          {"byte_offset", offsetOf[index]}});
     }
     launches.push_back(llvm::json::Object{
         {"kernel", launch.getKernelName().getValue()},
@@ -1268,15 +1330,18 @@ llvm::json::Array ManifestBuilder::tensorMapsJson() {
   for (TensorMap &map : tensorMapList) {
     map.fields["buffer"] =
         map.intermediate ? firstSlot + slotOf[map.index] : map.index;
+    if (map.intermediate && offsetOf[map.index] != 0)
+      map.fields["byte_offset"] = offsetOf[map.index];
     tensorMaps.push_back(std::move(map.fields));
   }
   return tensorMaps;
 }
 
-bool ManifestBuilder::hasScalarArguments() const {
-  return llvm::any_of(hostLaunches, [](const Launch &launch) {
-    return llvm::any_of(launch.args, [](auto &arg) {
-      return arg.first == ArgKind::I32;
+bool ManifestBuilder::hasArgumentObjects() const {
+  return llvm::any_of(hostLaunches, [&](const Launch &launch) {
+    return llvm::any_of(launch.args, [&](auto &arg) {
+      return arg.first == ArgKind::I32 ||
+             (arg.first == ArgKind::Intermediate && offsetOf[arg.second] != 0);
     });
   });
 }
@@ -1375,7 +1440,7 @@ FailureOr<KernelSet> bpt::compileKernelSet(ModuleOp module,
   bool hasTensorMaps = !tensorMaps.empty();
   set.manifest = llvm::json::Object{
       {"bpt_manifest_version",
-       hasTensorMaps || manifest.hasScalarArguments() ? 2 : 1},
+       hasTensorMaps || manifest.hasArgumentObjects() ? 2 : 1},
       {"ptx", ptxFileName},
       {"chip", options.strategy.chip},
       {"features", options.features},

@@ -483,6 +483,27 @@ TEST(Manifest, WorkspaceHolds) {
                 "\"bytes\": 2097152, \"holds\": []},\n    "
                 "{\"name\": \"key\"")),
             "buffers[0].holds: only a workspace lists what it holds");
+  // An arena: each held buffer at a byte offset, inside the workspace and
+  // aligned to 16.
+  Expected<Manifest> arena = Manifest::parse(
+      replaced(valid, slot,
+               "\"shape\": [4096], \"bytes\": 4096, \"holds\": "
+               "[{\"name\": \"delta\", \"bytes\": 1024}, "
+               "{\"name\": \"lse\", \"bytes\": 1024, \"byte_offset\": 3072}]"));
+  ASSERT_TRUE(arena) << arena.error();
+  EXPECT_EQ(arena->buffers[4].holds[1].first, "lse");
+  EXPECT_EQ(
+      manifestError(replaced(valid, slot,
+                             "\"shape\": [4096], \"bytes\": 4096, \"holds\": "
+                             "[{\"name\": \"lse\", \"bytes\": 1024, "
+                             "\"byte_offset\": 3088}]")),
+      "buffers[4].holds[0].byte_offset: 3088 exceeds the limit of 3072");
+  EXPECT_EQ(
+      manifestError(replaced(valid, slot,
+                             "\"shape\": [4096], \"bytes\": 4096, \"holds\": "
+                             "[{\"name\": \"lse\", \"bytes\": 1024, "
+                             "\"byte_offset\": 8}]")),
+      "buffers[4].holds[0].byte_offset: 8 is not a multiple of 16");
 }
 
 TEST(Manifest, Errors) {

@@ -37,7 +37,10 @@
 //                                       // (workspaces: i8, shape [bytes],
 //                                       // optional "holds": [{"name":
 //                                       // "delta", "bytes": n}, ...], each
-//                                       // n <= the slot's bytes)
+//                                       // n <= the slot's bytes; in a
+//                                       // workspace packed as an arena,
+//                                       // also "byte_offset": o, a multiple
+//                                       // of 16, o + n <= the bytes)
 //     "tensor_maps": [                  // optional (default []); version 2
 //       {"buffer": 0,                   // index into "buffers"
 //        "byte_offset": 0,              // optional, default 0: the map
