@@ -819,7 +819,8 @@ def main():
         print("| B x S | hidden | ffn | activation | eager ms | bpt ms | bpt/eager time | eager peak MiB | bpt peak MiB | bpt/eager memory | largest gradient diff to eager |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in names:
-            if manifest_op(args.kernels, n) != "block_backward":
+            # maxlen-* sets (BENCH_OPS=maxlen, same op) are --only maxlen's.
+            if n.startswith("maxlen-") or manifest_op(args.kernels, n) != "block_backward":
                 continue
             r = bench_train(os.path.join(args.kernels, n), args.max_seconds)
             results.setdefault("train", []).append(r)
