@@ -917,6 +917,11 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
     if (!why && hidden % 256 != 0)
       why = llvm::formatv("hidden size {0} is not a multiple of 256", hidden)
                 .str();
+    if (!why && hidden > codegen::NormConfig::kMaxHidden)
+      why = llvm::formatv("hidden size {0} is above the norm kernel's {1} (a "
+                          "warp holds a row in registers)",
+                          hidden, codegen::NormConfig::kMaxHidden)
+                .str();
     if (!why && (!sm90::pickBlockN(qWidth) || !sm90::pickBlockN(kvWidth) ||
                  !sm90::pickBlockN(ffn)))
       why = llvm::formatv("projection widths {0}, {1} and ffn {2} must be "

@@ -110,3 +110,23 @@ func.func @not_eligible(%x: tensor<1x128x128xbf16>, %g: tensor<128xbf16>,
   return %0, %1, %2 : tensor<1x128x128xbf16>, tensor<1x100x256xbf16>,
                       tensor<1x128x128xbf16>
 }
+
+// -----
+
+// A hidden size above the norm kernel's 4096 (a lane holds hidden / 32 f32
+// values): expanded, not chunked.
+// CHECK-LABEL: func.func @wide_hidden
+// CHECK-NOT: gpu.launch_func
+// CHECK: bpt.rms_norm
+func.func @wide_hidden(%x: tensor<1x128x8192xbf16>, %g: tensor<8192xbf16>,
+                       %w: tensor<8192x8192xbf16>) -> tensor<1x128x8192xbf16> {
+  // expected-remark @below {{transformer_block does not take the wgmma path: hidden size 8192 is above the norm kernel's 4096 (a warp holds a row in registers)}}
+  // expected-remark @below {{transformer_block takes the mma.sync path instead: expanded, its attention, projections and FFN take strategies of their own}}
+  %0 = bpt.transformer_block %x norm1(%g) attention(%w, %w, %w, %w) norm2(%g)
+      ffn(%w, %w) heads(64) kv_heads(64) activation(relu) norm(rms_norm)
+      : (tensor<1x128x8192xbf16>, tensor<8192xbf16>, tensor<8192x8192xbf16>,
+         tensor<8192x8192xbf16>, tensor<8192x8192xbf16>, tensor<8192x8192xbf16>,
+         tensor<8192xbf16>, tensor<8192x8192xbf16>, tensor<8192x8192xbf16>)
+      -> tensor<1x128x8192xbf16>
+  return %0 : tensor<1x128x8192xbf16>
+}
