@@ -29,7 +29,8 @@ std::string NormConfig::kernelName() const {
   return name;
 }
 
-std::optional<std::string> NormConfig::check(int64_t hidden, Type element) {
+std::optional<std::string> NormConfig::check(int64_t rows, int64_t hidden,
+                                             Type element) {
   if (!element.isBF16() && !element.isF16())
     return "the row kernel takes bf16 and f16 rows";
   if (hidden % 256 != 0 || hidden > kMaxHidden)
@@ -37,6 +38,8 @@ std::optional<std::string> NormConfig::check(int64_t hidden, Type element) {
                          "multiples of 256 up to {1}",
                          hidden, kMaxHidden)
         .str();
+  if (rows > INT32_MAX)
+    return "more rows than the kernel's 32-bit row index addresses";
   return std::nullopt;
 }
 

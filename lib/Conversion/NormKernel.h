@@ -42,10 +42,12 @@ struct NormConfig {
   int64_t blocks() const { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
   static constexpr int64_t threads() { return 32 * kRowsPerBlock; }
 
-  /// Why rows of `hidden` elements of `element` cannot take the kernel (a
-  /// warp's 16-byte loads tile the row: a multiple of 256 16-bit
-  /// elements, at most kMaxHidden), or nothing.
-  static std::optional<std::string> check(int64_t hidden, mlir::Type element);
+  /// Why `rows` rows of `hidden` elements of `element` cannot take the
+  /// kernel (a warp's 16-byte loads tile the row: a multiple of 256 16-bit
+  /// elements, at most kMaxHidden; rows a 32-bit index addresses), or
+  /// nothing.
+  static std::optional<std::string> check(int64_t rows, int64_t hidden,
+                                          mlir::Type element);
 };
 
 /// The kernel for `config` in `kernels` (built on first use; the name says

@@ -56,12 +56,9 @@ struct BPTNormToRowwisePass final
     int64_t rows = type.getNumElements() / hidden;
     // The strategy is checked where it is chosen or recorded; a hand-made
     // one that the kernel cannot honour is an error, not a wrong answer.
-    if (std::optional<std::string> why = NormConfig::check(hidden, element))
+    if (std::optional<std::string> why =
+            NormConfig::check(rows, hidden, element))
       return norm->emitError() << "bpt-norm-to-rowwise: " << *why;
-    if (rows > INT32_MAX)
-      return norm->emitError()
-             << "bpt-norm-to-rowwise: " << rows
-             << " rows are more than the kernel's 32-bit row index addresses";
     bool layerNorm = isa<LayerNormOp>(norm);
     double epsilon =
         layerNorm ? cast<LayerNormOp>(norm).getEpsilon().convertToDouble()

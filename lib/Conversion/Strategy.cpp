@@ -880,9 +880,8 @@ StrategyAttr Selector::selectNorm(Operation *norm) {
     return portable();
   auto type = cast<RankedTensorType>(norm->getOperand(0).getType());
   int64_t hidden = type.getShape().back();
-  Refusal why = codegen::NormConfig::check(hidden, type.getElementType());
-  if (!why && type.getNumElements() / hidden > INT32_MAX)
-    why = std::string("more rows than a 32-bit row index addresses");
+  Refusal why = codegen::NormConfig::check(type.getNumElements() / hidden,
+                                           hidden, type.getElementType());
   if (!why)
     return make(KernelPath::rowwise);
   refuse(norm->getName().stripDialect(), "rowwise", *why);
