@@ -247,19 +247,26 @@ SmallVector<int64_t> divisorsOf(int64_t n) {
 /// largest multiple of 128 up to chunkRows that divides it. Any other span
 /// (one chunk per FFN; the GEMMs mask the ragged last row tile of each
 /// chunk) takes itself up to chunkRows, else its largest divisor in
-/// [chunkRows / 2, chunkRows], else its smallest divisor above chunkRows
-/// (a prime: the whole span, whose intermediate is then as large as an
-/// unchunked FFN's).
+/// [chunkRows / 2, chunkRows] or, where that has more 128-row tiles in
+/// all (each chunk ends in a part tile), a divisor up to chunkRows + 127
+/// with the fewest, else its smallest divisor above chunkRows (a prime:
+/// the whole span, whose intermediate is then as large as an unchunked
+/// FFN's). So 4100 rows go in two chunks of 2050 (34 row tiles), not four
+/// of 1025 (36; and the down GEMM's 144 thread blocks a chunk take two
+/// waves on 132 multiprocessors).
 int64_t chunkDividing(int64_t span, int64_t chunkRows) {
   if (span % 128 != 0) {
     // A recorded chunk (a divisor) is chosen again as it is.
     if (span <= chunkRows)
       return span;
     SmallVector<int64_t> divisors = divisorsOf(span);
+    auto tiles = [&](int64_t d) { return span / d * ((d + 127) / 128); };
     auto above = llvm::upper_bound(divisors, chunkRows);
-    if (2 * above[-1] >= chunkRows)
-      return above[-1];
-    return *above;
+    int64_t best = 2 * above[-1] >= chunkRows ? above[-1] : 0;
+    for (auto d = above; d != divisors.end() && *d < chunkRows + 128; ++d)
+      if (!best || tiles(*d) < tiles(best))
+        best = *d;
+    return best ? best : *above;
   }
   // chunkRows is a multiple of 128, but for a chunk recorded by hand.
   int64_t chunk = std::max<int64_t>(128, std::min(chunkRows, span) / 128 * 128);
@@ -363,11 +370,20 @@ private:
 Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
                               int64_t &chunk) {
   chunk = chunkDividing(span, options.chunkRows);
-  if (remarks && chunk > options.chunkRows)
-    op->emitRemark() << "chunk rows raised from " << options.chunkRows
-                     << " to " << chunk << ": " << span
-                     << " rows have no divisor in [" << options.chunkRows / 2
-                     << ", " << options.chunkRows << "]";
+  if (remarks && chunk > options.chunkRows) {
+    if (chunk < options.chunkRows + 128)
+      op->emitRemark() << "chunk rows raised from " << options.chunkRows
+                       << " to " << chunk << ": of the divisors of " << span
+                       << " rows in [" << options.chunkRows / 2 << ", "
+                       << options.chunkRows + 127
+                       << "], the one with the fewest 128-row tiles in all";
+    else
+      op->emitRemark() << "chunk rows raised from " << options.chunkRows
+                       << " to " << chunk << ": " << span
+                       << " rows have no divisor in ["
+                       << options.chunkRows / 2 << ", "
+                       << options.chunkRows + 127 << "]";
+  }
   if (rows / chunk > kMaxUnrolledChunks) {
     int64_t wanted = chunk;
     chunk = raisedChunk(rows, span, chunk);

@@ -5,7 +5,8 @@
 // Rows that are not multiples of 128 take the tensor-core GEMMs: a
 // launch's last row tile is masked. A chunk divides the rows: up to
 // chunk-rows the rows are one chunk; above, their largest divisor in
-// [chunk-rows / 2, chunk-rows].
+// [chunk-rows / 2, chunk-rows], or one up to chunk-rows + 127 with fewer
+// 128-row tiles in all (@two_chunks_of_2050).
 // CHECK-LABEL: func.func @ffn_rows
 // CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>
 // CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1500>
@@ -42,13 +43,33 @@ func.func @ffn_rows(%a: tensor<1x600x256xbf16>, %b: tensor<3x500x256xbf16>,
 
 // -----
 
-// 4099 rows (a prime) have no divisor in [1024, 2048]: one chunk of all
+// 4100 rows: four chunks of 1025 (the largest divisor up to 2048) end in
+// a one-row tile each, 36 row tiles in all; two of 2050, 34. With
+// chunk-rows 1024: five of 820 (35 tiles) against four of 1025 (36).
+// CHECK-LABEL: func.func @two_chunks_of_2050
+// CHECK: chunk_rows = 2050>
+// CHUNK-LABEL: func.func @two_chunks_of_2050
+// CHUNK: chunk_rows = 820>
+func.func @two_chunks_of_2050(%x: tensor<4100x256xbf16>,
+                              %w1: tensor<256x512xbf16>,
+                              %w2: tensor<512x256xbf16>)
+    -> tensor<4100x256xbf16> {
+  // expected-remark @below {{chunk rows raised from 2048 to 2050: of the divisors of 4100 rows in [1024, 2175], the one with the fewest 128-row tiles in all}}
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<4100x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<4100x256xbf16>
+  return %0 : tensor<4100x256xbf16>
+}
+
+// -----
+
+// 4099 rows (a prime) have no divisor in [1024, 2175]: one chunk of all
 // of them (an intermediate as large as an unchunked FFN's), with a remark.
 // CHECK-LABEL: func.func @prime_rows
 // CHECK: chunk_rows = 4099>
 func.func @prime_rows(%x: tensor<4099x256xbf16>, %w1: tensor<256x512xbf16>,
                       %w2: tensor<512x256xbf16>) -> tensor<4099x256xbf16> {
-  // expected-remark @below {{chunk rows raised from 2048 to 4099: 4099 rows have no divisor in [1024, 2048]}}
+  // expected-remark @below {{chunk rows raised from 2048 to 4099: 4099 rows have no divisor in [1024, 2175]}}
   %0 = bpt.ffn gelu %x, %w1, %w2
       : (tensor<4099x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
       -> tensor<4099x256xbf16>
