@@ -77,9 +77,7 @@ struct BlockShape {
     ffn = m.ffn.getWIn().getType().getDimSize(1);
     gated = m.ffn.getWGate() != nullptr;
     layerNorm = isa<LayerNormOp>(m.norm1);
-    epsilon = layerNorm
-                  ? cast<LayerNormOp>(m.norm1).getEpsilon().convertToDouble()
-                  : cast<RMSNormOp>(m.norm1).getEpsilon().convertToDouble();
+    epsilon = codegen::normEpsilon(m.norm1);
   }
 };
 

@@ -7,6 +7,8 @@
 #include "NormKernel.h"
 #include "NVVMEmitter.h"
 
+#include "bpt/Dialect/BPTOps.h"
+
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -186,4 +188,10 @@ gpu::GPUFuncOp bpt::codegen::getOrBuildNormKernel(gpu::GPUModuleOp kernels,
   OpBuilder b(ctx);
   NormEmitter(b, loc, config).emit(func);
   return func;
+}
+
+double bpt::codegen::normEpsilon(mlir::Operation *norm) {
+  if (auto layerNorm = llvm::dyn_cast<LayerNormOp>(norm))
+    return layerNorm.getEpsilon().convertToDouble();
+  return llvm::cast<RMSNormOp>(norm).getEpsilon().convertToDouble();
 }

@@ -50,6 +50,9 @@ struct NormConfig {
                                           mlir::Type element);
 };
 
+/// The epsilon of a bpt.layer_norm or bpt.rms_norm `norm`.
+double normEpsilon(mlir::Operation *norm);
+
 /// The kernel for `config` in `kernels` (built on first use; the name says
 /// everything the code depends on).
 mlir::gpu::GPUFuncOp getOrBuildNormKernel(mlir::gpu::GPUModuleOp kernels,

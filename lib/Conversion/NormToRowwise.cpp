@@ -60,11 +60,8 @@ struct BPTNormToRowwisePass final
             NormConfig::check(rows, hidden, element))
       return norm->emitError() << "bpt-norm-to-rowwise: " << *why;
     bool layerNorm = isa<LayerNormOp>(norm);
-    double epsilon =
-        layerNorm ? cast<LayerNormOp>(norm).getEpsilon().convertToDouble()
-                  : cast<RMSNormOp>(norm).getEpsilon().convertToDouble();
-    NormConfig config{rows, rows, hidden, layerNorm, epsilon, element.isBF16(),
-                      rows};
+    NormConfig config{rows, rows, hidden, layerNorm, codegen::normEpsilon(norm),
+                      element.isBF16(), rows};
     gpu::GPUModuleOp kernels = codegen::getOrCreateKernelModule(
         getOperation(), kModuleName, kSharedSymbol, /*alignment=*/16);
     gpu::GPUFuncOp kernel =
