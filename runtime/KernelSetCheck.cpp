@@ -384,8 +384,9 @@ checkKernelSetOrThrow(const CheckOptions &options) {
       HostTensor host(b.shape, toDType(b.dtype));
       if (Status s = buffers[i].copyToHost(host.data(), host.numBytes()); !s)
         return s;
-      double error = ref::relativeError(host.toReference(), (*expected)[index]);
       double tolerance = dtypeTolerance(host.dtype());
+      double error = outputError(host.toReference(), (*expected)[index],
+                                 host.dtype(), tolerance);
       result.outputs.push_back({b.name, host.typeString(), error, tolerance,
                                 error <= tolerance});
       ++index;

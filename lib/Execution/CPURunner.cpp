@@ -329,11 +329,11 @@ void compareOutputs(ArrayRef<HostTensor> outputs,
       got.data[0] += 2 * tolerance * std::sqrt(norm);
     }
     std::string name = llvm::formatv("{0} {1}", label, index).str();
-    double error = ref::relativeError(got, want);
+    double error = outputError(got, want, output.dtype(), tolerance);
     double difference = 0;
     auto [it, isFirst] = first.try_emplace(name, got);
     if (!isFirst)
-      difference = ref::relativeError(got, it->second);
+      difference = outputError(got, it->second, output.dtype(), tolerance);
     // NaN compares false: a NaN never passes.
     bool passed = error <= tolerance && difference <= tolerance;
     run.outputs.push_back({name, output.typeString(), error, difference,

@@ -6,6 +6,8 @@
 
 #include "bpt/Reference/HostTensor.h"
 
+#include <cmath>
+
 #include <cstring>
 #include <limits>
 
@@ -27,6 +29,17 @@ int64_t bpt::dtypeBytes(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
 
 double bpt::dtypeTolerance(DType dtype) {
   return dtype == DType::F32 ? 1e-5 : 1e-2;
+}
+
+double bpt::dtypeSmallestNormal(DType dtype) {
+  return std::ldexp(1.0, dtype == DType::F16 ? -14 : -126);
+}
+
+double bpt::outputError(const ref::Tensor &out, const ref::Tensor &ref,
+                        DType dtype, double tolerance) {
+  double floor = std::sqrt(double(ref.data.size())) *
+                 dtypeSmallestNormal(dtype) / tolerance;
+  return ref::relativeError(out, ref, floor);
 }
 
 HostTensor::HostTensor(std::vector<int64_t> shape, DType dtype)

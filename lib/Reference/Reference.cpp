@@ -853,6 +853,11 @@ bpt::ref::transformerBlockBackward(const Tensor &x, const BlockWeights &w,
 }
 
 double bpt::ref::relativeError(const Tensor &out, const Tensor &ref) {
+  return relativeError(out, ref, 0.0);
+}
+
+double bpt::ref::relativeError(const Tensor &out, const Tensor &ref,
+                               double refNormFloor) {
   if (out.shape != ref.shape)
     return std::numeric_limits<double>::infinity();
   for (double o : out.data)
@@ -869,7 +874,8 @@ double bpt::ref::relativeError(const Tensor &out, const Tensor &ref) {
     diffSquares += diff * diff;
     refSquares += ref.data[i] * ref.data[i];
   }
-  double diffNorm = std::sqrt(diffSquares), refNorm = std::sqrt(refSquares);
+  double diffNorm = std::sqrt(diffSquares),
+         refNorm = std::max(std::sqrt(refSquares), refNormFloor);
   return refNorm == 0 ? diffNorm : diffNorm / refNorm;
 }
 

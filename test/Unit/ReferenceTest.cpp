@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bpt/Reference/HostTensor.h"
 #include "bpt/Reference/Reference.h"
 
 #include <gtest/gtest.h>
@@ -29,6 +30,8 @@
 #include <vector>
 
 using namespace bpt::ref;
+using bpt::DType;
+using bpt::outputError;
 
 //===----------------------------------------------------------------------===//
 // Assertions
@@ -610,6 +613,33 @@ TEST(Reference, TransformerBlock) {
                                 NormKind::RMSNorm, 1e-5);
     EXPECT_CLOSE(relativeError(y, expected), 0.0, 1e-14);
   }
+}
+
+TEST(Reference, OutputErrorForgivesTheSubnormalRange) {
+  // bf16 gradients of about 1e-39 (subnormal; a softmax scale near 2^-126
+  // gives them) flushed to zero: within the type's subnormal range.
+  Tensor tiny = makeTensor({4}, {1e-39, -2e-39, 3e-39, 5e-40});
+  Tensor zeros = makeTensor({4}, {0, 0, 0, 0});
+  EXPECT_GT(relativeError(zeros, tiny), 0.99);
+  EXPECT_LE(outputError(zeros, tiny, DType::BF16, 1e-2), 1e-2);
+  // Normal values are measured as before.
+  EXPECT_CLOSE(outputError(makeTensor({2}, {3.3, 4.4}),
+                           makeTensor({2}, {3, 4}), DType::BF16, 1e-2),
+               0.1, 1e-15);
+  // A normal value lost still fails.
+  EXPECT_GT(outputError(makeTensor({1}, {0}), makeTensor({1}, {1e-37}),
+                        DType::BF16, 1e-2),
+            1e-2);
+  // f16's subnormal range ends at 2^-14 (6.1e-5); f32's at 2^-126.
+  EXPECT_LE(outputError(makeTensor({1}, {0}), makeTensor({1}, {3e-5}),
+                        DType::F16, 1e-2),
+            1e-2);
+  EXPECT_GT(outputError(makeTensor({1}, {0}), makeTensor({1}, {1e-4}),
+                        DType::F16, 1e-2),
+            1e-2);
+  EXPECT_GT(outputError(makeTensor({1}, {0}), makeTensor({1}, {1e-4}),
+                        DType::F32, 1e-5),
+            1e-5);
 }
 
 TEST(Reference, RelativeError) {

@@ -31,6 +31,19 @@ int64_t dtypeBytes(DType dtype);
 /// The relative-error bound a result of this type must meet against the
 /// float64 reference: 1e-5 for f32, 1e-2 for f16 and bf16.
 double dtypeTolerance(DType dtype);
+/// The smallest positive normal number of the type (f32 and bf16 2^-126,
+/// f16 2^-14): below it values are subnormal and hold fewer bits.
+double dtypeSmallestNormal(DType dtype);
+
+/// The relative error of an output of type `dtype` against the float64
+/// reference, measured against `tolerance`: ‖out − ref‖ / ‖ref‖, with
+/// ‖ref‖ taken as at least √n · dtypeSmallestNormal / tolerance. So an
+/// error within the type's subnormal range (an RMS difference below its
+/// smallest normal) never fails, as when gradients scaled by a softmax
+/// scale near 2^-126 are themselves subnormal; every other output is
+/// measured as before.
+double outputError(const ref::Tensor &out, const ref::Tensor &ref,
+                   DType dtype, double tolerance);
 
 /// A dense row-major host buffer of `shape` in `dtype`.
 class HostTensor {
