@@ -385,8 +385,8 @@ checkKernelSetOrThrow(const CheckOptions &options) {
       if (Status s = buffers[i].copyToHost(host.data(), host.numBytes()); !s)
         return s;
       double tolerance = dtypeTolerance(host.dtype());
-      double error = outputError(host.toReference(), (*expected)[index],
-                                 host.dtype(), tolerance);
+      double error =
+          outputError(host.toReference(), (*expected)[index], host.dtype());
       result.outputs.push_back({b.name, host.typeString(), error, tolerance,
                                 error <= tolerance});
       ++index;

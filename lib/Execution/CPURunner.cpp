@@ -329,11 +329,11 @@ void compareOutputs(ArrayRef<HostTensor> outputs,
       got.data[0] += 2 * tolerance * std::sqrt(norm);
     }
     std::string name = llvm::formatv("{0} {1}", label, index).str();
-    double error = outputError(got, want, output.dtype(), tolerance);
+    double error = outputError(got, want, output.dtype());
     double difference = 0;
     auto [it, isFirst] = first.try_emplace(name, got);
     if (!isFirst)
-      difference = outputError(got, it->second, output.dtype(), tolerance);
+      difference = outputError(got, it->second, output.dtype());
     // NaN compares false: a NaN never passes.
     bool passed = error <= tolerance && difference <= tolerance;
     run.outputs.push_back({name, output.typeString(), error, difference,

@@ -36,10 +36,8 @@ double bpt::dtypeSmallestNormal(DType dtype) {
 }
 
 double bpt::outputError(const ref::Tensor &out, const ref::Tensor &ref,
-                        DType dtype, double tolerance) {
-  double floor = std::sqrt(double(ref.data.size())) *
-                 dtypeSmallestNormal(dtype) / tolerance;
-  return ref::relativeError(out, ref, floor);
+                        DType dtype) {
+  return ref::relativeError(out, ref, dtypeSmallestNormal(dtype));
 }
 
 HostTensor::HostTensor(std::vector<int64_t> shape, DType dtype)

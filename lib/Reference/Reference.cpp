@@ -857,7 +857,7 @@ double bpt::ref::relativeError(const Tensor &out, const Tensor &ref) {
 }
 
 double bpt::ref::relativeError(const Tensor &out, const Tensor &ref,
-                               double refNormFloor) {
+                               double subnormalBelow) {
   if (out.shape != ref.shape)
     return std::numeric_limits<double>::infinity();
   for (double o : out.data)
@@ -871,11 +871,13 @@ double bpt::ref::relativeError(const Tensor &out, const Tensor &ref,
       continue;
     }
     double diff = out.data[i] - ref.data[i];
+    if (std::abs(out.data[i]) < subnormalBelow &&
+        std::abs(ref.data[i]) < subnormalBelow)
+      diff = 0;
     diffSquares += diff * diff;
     refSquares += ref.data[i] * ref.data[i];
   }
-  double diffNorm = std::sqrt(diffSquares),
-         refNorm = std::max(std::sqrt(refSquares), refNormFloor);
+  double diffNorm = std::sqrt(diffSquares), refNorm = std::sqrt(refSquares);
   return refNorm == 0 ? diffNorm : diffNorm / refNorm;
 }
 

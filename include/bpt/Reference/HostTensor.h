@@ -35,15 +35,15 @@ double dtypeTolerance(DType dtype);
 /// f16 2^-14): below it values are subnormal and hold fewer bits.
 double dtypeSmallestNormal(DType dtype);
 
-/// The relative error of an output of type `dtype` against the float64
-/// reference, measured against `tolerance`: ‖out − ref‖ / ‖ref‖, with
-/// ‖ref‖ taken as at least √n · dtypeSmallestNormal / tolerance. So an
-/// error within the type's subnormal range (an RMS difference below its
-/// smallest normal) never fails, as when gradients scaled by a softmax
-/// scale near 2^-126 are themselves subnormal; every other output is
-/// measured as before.
+/// The relative error ‖out − ref‖ / ‖ref‖ of an output of type `dtype`
+/// against the float64 reference, where an element whose output and
+/// reference are both subnormal in `dtype` (below dtypeSmallestNormal,
+/// where values hold fewer bits, or are flushed to zero) adds no
+/// difference: gradients scaled by a softmax scale near 2^-126 are such
+/// values. Every element with a normal output or reference is measured as
+/// before.
 double outputError(const ref::Tensor &out, const ref::Tensor &ref,
-                   DType dtype, double tolerance);
+                   DType dtype);
 
 /// A dense row-major host buffer of `shape` in `dtype`.
 class HostTensor {

@@ -235,10 +235,11 @@ BlockGradients transformerBlockBackward(const Tensor &x, const BlockWeights &w,
 /// infinity (the log-sum-exp of a row that sees no key) must be matched
 /// exactly, and then counts in neither norm; unmatched, the error is +inf.
 double relativeError(const Tensor &out, const Tensor &ref);
-/// The same with the reference's norm taken as at least `refNormFloor`
-/// (see outputError in HostTensor.h).
+/// The same, but an element whose output and reference are both below
+/// `subnormalBelow` in magnitude adds no difference (see outputError in
+/// HostTensor.h).
 double relativeError(const Tensor &out, const Tensor &ref,
-                     double refNormFloor);
+                     double subnormalBelow);
 
 /// Rounds a float to the nearest bf16 (ties to even), returned as its bits.
 /// Overflow gives inf; a NaN stays a NaN (quiet, sign and top payload bits
