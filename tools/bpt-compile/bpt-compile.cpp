@@ -14,6 +14,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -279,16 +280,34 @@ static LogicalResult applyTuning(StringRef path,
 static std::vector<std::vector<std::pair<const char *, int64_t>>>
 tuningCandidates(ModuleOp module, StringRef chip) {
   bool hasAttention = false, hasFFN = false, hasBlock = false;
+  // Whether every attention has short 16-bit queries (decode: the split-K/V
+  // schedule's).
+  bool allShort = true;
   // The widest head: the wgmma candidates' key blocks depend on it.
   int64_t headDim = 0;
   module.walk([&](Operation *op) {
-    if (auto attention = dyn_cast<bpt::AttentionOp>(op))
-      headDim = std::max(headDim, attention.getQuery().getType().getDimSize(3));
+    if (auto attention = dyn_cast<bpt::AttentionOp>(op)) {
+      RankedTensorType q = attention.getQuery().getType();
+      headDim = std::max(headDim, q.getDimSize(3));
+      allShort &= q.getDimSize(2) <= bpt::kMaxSplitKVQueryRows &&
+                  q.getElementType().getIntOrFloatBitWidth() == 16;
+    }
     hasAttention |= isa<bpt::AttentionOp>(op);
     hasFFN |= isa<bpt::FFNOp>(op);
     hasBlock |= isa<bpt::TransformerBlockOp>(op);
   });
   std::vector<std::vector<std::pair<const char *, int64_t>>> candidates;
+  if (hasAttention && allShort && !hasFFN && !hasBlock &&
+      bpt::getChipInfo(chip).hasMmaSync) {
+    // Decode: split counts (0: the cost model's; 1: unsplit, the chip's
+    // attention kernel) and the split kernel's key blocks.
+    candidates.push_back({{"kv-splits", 1}});
+    for (int64_t splits : {0, 4, 8, 16, 32, 64, 128, 256})
+      for (int64_t kvBlock : {32, 64})
+        candidates.push_back(
+            {{"kv-splits", splits}, {"sm80-kv-block", kvBlock}});
+    return candidates;
+  }
   if (!bpt::getChipInfo(chip).hasWgmma) {
     // Other chips have the mma.sync attention only.
     if (hasAttention)
@@ -347,6 +366,11 @@ predictedAttentionMs(ModuleOp module, const bpt::CompileOptions &options) {
             : bpt::AttentionTiling{options.strategy.sm80QBlock,
                                    options.strategy.sm80KvBlock,
                                    options.strategy.sm80Stages};
+  // Only a candidate that pins the whole tiling has a prediction (a
+  // split-K/V candidate pins its split count, not this kernel's tiling).
+  if (!tiling.blockM || !tiling.blockN || !tiling.stages ||
+      options.strategy.kvSplits)
+    return std::nullopt;
   return bpt::predictAttentionMs(
       wgmma ? bpt::AttentionKernelKind::Wgmma
             : bpt::AttentionKernelKind::MmaSync,
@@ -369,6 +393,9 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
                 "attention backward's kernels have fixed tilings)");
   llvm::json::Array list;
   int64_t index = 0;
+  // The PTX of each candidate kept: split counts that cover the same key
+  // blocks compile to the same kernels, which are timed once.
+  llvm::StringMap<std::string> kept;
   for (const auto &candidate : candidates) {
     bpt::CompileOptions options = base;
     llvm::json::Object flags;
@@ -393,13 +420,27 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     }
     // The candidate's flags tune the chip's own kernels: one that falls
     // back (to mma.sync on sm_90a, or to the portable path) is not timed.
+    // A split count is for the mma.sync split kernel on every chip, and 1
+    // for the chip's own: either tensor-core kernel counts.
+    bool split = llvm::any_of(candidate, [](const auto &flag) {
+      return StringRef(flag.first) == "kv-splits";
+    });
     StringRef instruction =
-        bpt::getChipInfo(base.strategy.chip).hasWgmma ? "wgmma.mma_async"
-                                             : "mma.sync.aligned";
-    if (!StringRef(set->ptx).contains(instruction)) {
+        bpt::getChipInfo(base.strategy.chip).hasWgmma && !split
+            ? "wgmma.mma_async"
+            : "mma.sync.aligned";
+    if (!StringRef(set->ptx).contains(instruction) &&
+        !(split && StringRef(set->ptx).contains("wgmma.mma_async"))) {
       llvm::errs() << "bpt-compile: --tune: " << name << " left out: it has no "
                    << instruction.split('.').first
                    << " kernel (see the remarks above)\n";
+      continue;
+    }
+    auto [same, isNew] = kept.try_emplace(set->ptx, name);
+    if (!isNew) {
+      llvm::errs() << "bpt-compile: --tune: " << name
+                   << " left out: the same kernels as " << same->second
+                   << "\n";
       continue;
     }
     std::string manifest;
