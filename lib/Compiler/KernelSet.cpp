@@ -1075,8 +1075,9 @@ LogicalResult ManifestBuilder::nameLse() {
 /// (first < 0: never used): `slotOf` per buffer (-1 if unused), `bytes`
 /// per slot. Buffers in one slot have disjoint lifetimes.
 struct SlotPlan {
+  SmallVector<int64_t> bytes, slotOf;
   /// Per buffer, its byte offset in its slot (0 but in an arena).
-  SmallVector<int64_t> bytes, slotOf, offsetOf;
+  SmallVector<int64_t> offsetOf;
   int64_t total() const {
     int64_t sum = 0;
     for (int64_t b : bytes)
@@ -1235,15 +1236,15 @@ void ManifestBuilder::assignWorkspaceSlots() {
   // of the manifest sees which buffer is which (e.g. the backward's "delta"
   // and "dq_accumulator").
   SmallVector<llvm::json::Array> holds(plan.bytes.size());
-  for (int64_t i : order)
-    if (slotOf[i] >= 0)
-      holds[slotOf[i]].push_back(
-          offsetOf[i] == 0
-              ? llvm::json::Object{{"name", intermediates[i].name},
-                                   {"bytes", intermediates[i].bytes}}
-              : llvm::json::Object{{"name", intermediates[i].name},
-                                   {"bytes", intermediates[i].bytes},
-                                   {"byte_offset", offsetOf[i]}});
+  for (int64_t i : order) {
+    if (slotOf[i] < 0)
+      continue;
+    llvm::json::Object hold{{"name", intermediates[i].name},
+                            {"bytes", intermediates[i].bytes}};
+    if (offsetOf[i] != 0)
+      hold["byte_offset"] = offsetOf[i];
+    holds[slotOf[i]].push_back(std::move(hold));
+  }
   firstSlot = buffers.size();
   for (auto [s, bytes] : llvm::enumerate(plan.bytes))
     buffers.push_back(

@@ -371,18 +371,16 @@ Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
                               int64_t &chunk) {
   chunk = chunkDividing(span, options.chunkRows);
   if (remarks && chunk > options.chunkRows) {
+    InFlightDiagnostic remark = op->emitRemark()
+                                << "chunk rows raised from "
+                                << options.chunkRows << " to " << chunk << ": ";
+    std::string range = llvm::formatv("[{0}, {1}]", options.chunkRows / 2,
+                                      options.chunkRows + 127);
     if (chunk < options.chunkRows + 128)
-      op->emitRemark() << "chunk rows raised from " << options.chunkRows
-                       << " to " << chunk << ": of the divisors of " << span
-                       << " rows in [" << options.chunkRows / 2 << ", "
-                       << options.chunkRows + 127
-                       << "], the one with the fewest 128-row tiles in all";
+      remark << "of the divisors of " << span << " rows in " << range
+             << ", the one with the fewest 128-row tiles in all";
     else
-      op->emitRemark() << "chunk rows raised from " << options.chunkRows
-                       << " to " << chunk << ": " << span
-                       << " rows have no divisor in ["
-                       << options.chunkRows / 2 << ", "
-                       << options.chunkRows + 127 << "]";
+      remark << span << " rows have no divisor in " << range;
   }
   if (rows / chunk > kMaxUnrolledChunks) {
     int64_t wanted = chunk;

@@ -7,7 +7,6 @@
 #include "bpt/Reference/HostTensor.h"
 
 #include <cmath>
-
 #include <cstring>
 #include <limits>
 

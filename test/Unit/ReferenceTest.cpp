@@ -630,21 +630,17 @@ TEST(Reference, OutputErrorForgivesTheSubnormalRange) {
   EXPECT_CLOSE(outputError(makeTensor({1}, {1.06e-3}), makeTensor({1}, {1e-3}),
                            DType::F16),
                0.06, 1e-12);
+  // One element of `type` read as zero against the reference `value`.
+  auto lost = [](double value, DType type) {
+    return outputError(makeTensor({1}, {0}), makeTensor({1}, {value}), type);
+  };
   // A normal value lost still fails, and so does a subnormal output where
   // the reference is normal.
-  EXPECT_CLOSE(outputError(makeTensor({1}, {0}), makeTensor({1}, {1e-37}),
-                           DType::BF16),
-               1.0, 0.0);
+  EXPECT_CLOSE(lost(1e-37, DType::BF16), 1.0, 0.0);
   // f16's subnormal range ends at 2^-14 (6.1e-5); f32's at 2^-126.
-  EXPECT_CLOSE(outputError(makeTensor({1}, {0}), makeTensor({1}, {3e-5}),
-                           DType::F16),
-               0.0, 0.0);
-  EXPECT_CLOSE(outputError(makeTensor({1}, {0}), makeTensor({1}, {1e-4}),
-                           DType::F16),
-               1.0, 0.0);
-  EXPECT_CLOSE(outputError(makeTensor({1}, {0}), makeTensor({1}, {1e-4}),
-                           DType::F32),
-               1.0, 0.0);
+  EXPECT_CLOSE(lost(3e-5, DType::F16), 0.0, 0.0);
+  EXPECT_CLOSE(lost(1e-4, DType::F16), 1.0, 0.0);
+  EXPECT_CLOSE(lost(1e-4, DType::F32), 1.0, 0.0);
 }
 
 TEST(Reference, RelativeError) {

@@ -420,19 +420,18 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
     }
     // The candidate's flags tune the chip's own kernels: one that falls
     // back (to mma.sync on sm_90a, or to the portable path) is not timed.
-    // A split count is for the mma.sync split kernel on every chip, and 1
-    // for the chip's own: either tensor-core kernel counts.
+    // A split count is for the mma.sync split kernel on every chip (and 1
+    // for the chip's own), so there either tensor-core kernel counts.
     bool split = llvm::any_of(candidate, [](const auto &flag) {
       return StringRef(flag.first) == "kv-splits";
     });
-    StringRef instruction =
-        bpt::getChipInfo(base.strategy.chip).hasWgmma && !split
-            ? "wgmma.mma_async"
-            : "mma.sync.aligned";
-    if (!StringRef(set->ptx).contains(instruction) &&
-        !(split && StringRef(set->ptx).contains("wgmma.mma_async"))) {
+    StringRef ptx = set->ptx;
+    StringRef own = bpt::getChipInfo(base.strategy.chip).hasWgmma
+                        ? "wgmma.mma_async"
+                        : "mma.sync.aligned";
+    if (!ptx.contains(own) && !(split && ptx.contains("mma.sync.aligned"))) {
       llvm::errs() << "bpt-compile: --tune: " << name << " left out: it has no "
-                   << instruction.split('.').first
+                   << (split ? StringRef("tensor-core") : own.split('.').first)
                    << " kernel (see the remarks above)\n";
       continue;
     }
