@@ -581,6 +581,7 @@ FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
     used.portable |= strategy.getPath() == KernelPath::portable;
     used.mmaSync |= strategy.getPath() == KernelPath::mma_sync;
     used.wgmma |= strategy.getPath() == KernelPath::wgmma;
+    used.chunked |= strategy.getChunkRows() != 0;
     auto q = op->getAttrOfType<IntegerAttr>("bpt.q_block");
     auto kv = op->getAttrOfType<IntegerAttr>("bpt.kv_block");
     if (isa<scf::ForallOp>(op) && q && kv &&

@@ -43,37 +43,51 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
       FailureOr<FFNChunkLoop> m = FFNChunkLoop::match(loop);
       if (failed(m))
         return signalPassFailure();
-      GemmConfig up{}, down{};
-      if (std::optional<std::string> why =
-              configure(*m, StrategyAttr::get(loop), up, down)) {
+      StrategyAttr strategy = StrategyAttr::get(loop);
+      int64_t chunks = m->wholeChunks() + (m->tail ? 1 : 0);
+      std::optional<std::string> why;
+      if (chunks > kMaxUnrolledChunks)
+        why = llvm::formatv("{0} chunks of {1} rows; each is its own launch "
+                            "sequence, and at most {2} are written",
+                            chunks, m->chunkRows, kMaxUnrolledChunks)
+                  .str();
+      ChunkGemms whole, tail;
+      if (!why)
+        why = configure(*m, strategy, m->chunkRows, whole);
+      if (!why && m->tail)
+        why = configure(*m, strategy, m->tailRows(), tail);
+      if (why) {
         loop.emitError() << "bpt-ffn-to-sm80: " << *why;
         return signalPassFailure();
       }
-      rewrite(*m, up, down);
+      rewrite(*m, whole, tail);
     }
   }
 
-  /// The two GEMMs' configurations of the loop's FFN under `strategy`, or
-  /// why they cannot be built.
+  /// The two GEMMs of a chunk.
+  struct ChunkGemms {
+    GemmConfig up{}, down{};
+  };
+
+  /// The two GEMMs of a chunk of `count` rows of the loop's FFN under
+  /// `strategy` (x's rows into the [count, ffn] intermediate, and that into
+  /// the output's rows), or why they cannot be built.
   std::optional<std::string> configure(FFNChunkLoop &m, StrategyAttr strategy,
-                                       GemmConfig &up, GemmConfig &down) {
+                                       int64_t count, ChunkGemms &gemms) {
     FFNOp op = m.ffn;
     RankedTensorType xType = m.resultType();
     Type element = xType.getElementType();
     int64_t hidden = xType.getShape().back();
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
-    int64_t chunk = m.chunkRows;
-    if (rows / chunk > kMaxUnrolledChunks)
-      return llvm::formatv("{0} chunks of {1} rows; each is its own launch "
-                           "sequence, and at most {2} are written",
-                           rows / chunk, chunk, kMaxUnrolledChunks)
-          .str();
-    up = GemmConfig{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
+    GemmConfig &up = gemms.up, &down = gemms.down;
+    up = GemmConfig{/*aRows=*/rows,   /*cRows=*/count,
+                    /*n=*/ffn,        /*k=*/hidden,
                     element.isBF16(), op.getActivation()};
     up.gated = op.getWGate() != nullptr;
-    down = GemmConfig{/*aRows=*/chunk, /*cRows=*/rows, /*n=*/hidden,
-                      /*k=*/ffn, element.isBF16(), std::nullopt};
+    down =
+        GemmConfig{/*aRows=*/count, /*cRows=*/rows,   /*n=*/hidden,
+                   /*k=*/ffn,       element.isBF16(), std::nullopt};
     // A gated GEMM keeps its 128-wide tiles whatever block-n says.
     up.blockN = up.gated ? 0 : strategy.getGemmBlockN();
     down.blockN = strategy.getGemmBlockN();
@@ -84,17 +98,15 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     return std::nullopt;
   }
 
-  /// Two GEMM launches per chunk of the loop.
-  void rewrite(FFNChunkLoop &m, const GemmConfig &up, const GemmConfig &down) {
+  /// Two GEMM launches per chunk of the loop, and two for its tail.
+  void rewrite(FFNChunkLoop &m, const ChunkGemms &whole,
+               const ChunkGemms &tail) {
     ModuleOp module = getOperation();
     FFNOp op = m.ffn;
     Location loc = m.loop.getLoc();
     RankedTensorType xType = m.resultType();
     Type element = xType.getElementType();
-    int64_t hidden = up.k, ffn = up.n, rows = up.aRows, chunk = up.cRows;
-    gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
-    gpu::GPUFuncOp downKernel =
-        getOrBuildGemmKernel(module, down, element, loc);
+    int64_t hidden = whole.up.k, ffn = whole.up.n, chunk = m.chunkRows;
 
     OpBuilder b(m.loop);
     auto index = [&](int64_t v) -> Value {
@@ -110,33 +122,41 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     auto uAlloc =
         memref::AllocOp::create(b, loc, MemRefType::get({chunk, ffn}, element));
     setBufferName(uAlloc, "ffn_hidden");
-    Value u = uAlloc;
     Value out = memref::AllocOp::create(
         b, loc, MemRefType::get(xType.getShape(), element));
     Value outRows = asRows(b, loc, out);
 
-    // The two GEMMs may have different warps (a gated one keeps 8).
-    gpu::KernelDim3 upBlock{index(up.threads()), index(1), index(1)};
-    gpu::KernelDim3 downBlock{index(down.threads()), index(1), index(1)};
-    Value sharedUp = i32(up.sharedMemoryBytes());
-    Value sharedDown = i32(down.sharedMemoryBytes());
-    for (int64_t c = 0; c < rows / chunk; ++c) {
+    // The up and down launches of the chunk at row `first` through `u` (the
+    // intermediate, or its leading rows for the tail). The two GEMMs may
+    // have different warps (a gated one keeps 8).
+    auto launchChunk = [&](const ChunkGemms &gemms, Value u, int64_t first) {
+      const GemmConfig &up = gemms.up, &down = gemms.down;
+      gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
+      gpu::GPUFuncOp downKernel =
+          getOrBuildGemmKernel(module, down, element, loc);
       SmallVector<Value> upArgs = {x, wIn};
       if (wGate)
         upArgs.push_back(wGate);
-      upArgs.append({u, i32(c * chunk), i32(0)});
+      upArgs.append({u, i32(first), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, upKernel,
           gpu::KernelDim3{index(ffn / up.blockN), index(up.rowTiles()),
                           index(1)},
-          upBlock, sharedUp, upArgs);
+          gpu::KernelDim3{index(up.threads()), index(1), index(1)},
+          i32(up.sharedMemoryBytes()), upArgs);
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
-          gpu::KernelDim3{index(hidden / down.blockN),
-                          index(down.rowTiles()), index(1)},
-          downBlock, sharedDown,
-          ValueRange{u, wOut, outRows, i32(0), i32(c * chunk)});
-    }
+          gpu::KernelDim3{index(hidden / down.blockN), index(down.rowTiles()),
+                          index(1)},
+          gpu::KernelDim3{index(down.threads()), index(1), index(1)},
+          i32(down.sharedMemoryBytes()),
+          ValueRange{u, wOut, outRows, i32(0), i32(first)});
+    };
+    for (int64_t c = 0; c < m.wholeChunks(); ++c)
+      launchChunk(whole, uAlloc, c * chunk);
+    if (m.tail)
+      launchChunk(tail, codegen::leadingRows(b, loc, uAlloc, m.tailRows()),
+                  whole.up.aRows - m.tailRows());
     m.replaceWith(bufferization::ToTensorOp::create(
         b, loc, xType, out, /*restrict=*/true, /*writable=*/true));
   }

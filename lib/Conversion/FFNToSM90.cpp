@@ -51,7 +51,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     }
   }
 
-  /// Two GEMM launches per chunk of the loop.
+  /// Two GEMM launches per chunk of the loop, and two for its tail.
   LogicalResult rewrite(FFNChunkLoop &m, StrategyAttr strategy) {
     ModuleOp module = getOperation();
     FFNOp op = m.ffn;
@@ -61,27 +61,36 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     int64_t hidden = xType.getShape().back();
     int64_t rows = xType.getNumElements() / hidden;
     int64_t ffn = cast<RankedTensorType>(op.getWIn().getType()).getShape()[1];
-    int64_t chunk = m.chunkRows;
-    if (rows / chunk > kMaxUnrolledChunks)
+    int64_t chunk = m.chunkRows, tail = m.tailRows();
+    int64_t chunks = m.wholeChunks() + (tail ? 1 : 0);
+    if (chunks > kMaxUnrolledChunks)
       return m.loop.emitError()
-             << "bpt-ffn-to-sm90: " << rows / chunk << " chunks of " << chunk
+             << "bpt-ffn-to-sm90: " << chunks << " chunks of " << chunk
              << " rows; each is its own launch sequence, and at most "
              << kMaxUnrolledChunks << " are written";
 
-    GemmConfig up{/*aRows=*/rows, /*cRows=*/chunk, /*n=*/ffn, /*k=*/hidden,
-                  element.isBF16(), op.getActivation()};
-    up.gated = op.getWGate() != nullptr;
-    GemmConfig down{/*aRows=*/chunk, /*cRows=*/rows, /*n=*/hidden,
-                    /*k=*/ffn, element.isBF16(), std::nullopt};
-    for (GemmConfig *config : {&up, &down})
-      if (std::optional<std::string> why =
-              chooseGemmTiling(*config, strategy.getGemmBlockN(),
-                               strategy.getGemmStages(),
-                               sharedMemoryOf(strategy))) {
-        return m.loop.emitError() << "bpt-ffn-to-sm90: " << *why;
-      }
-    gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
-    gpu::GPUFuncOp downKernel = getOrBuildGemmKernel(module, down, element, loc);
+    // The two GEMMs of a chunk of `count` rows: x's rows into the [count,
+    // ffn] intermediate, and that into the output's rows.
+    auto configure = [&](int64_t count, GemmConfig &up,
+                         GemmConfig &down) -> LogicalResult {
+      up = GemmConfig{
+          /*aRows=*/rows, /*cRows=*/count,  /*n=*/ffn,
+          /*k=*/hidden,   element.isBF16(), op.getActivation()};
+      up.gated = op.getWGate() != nullptr;
+      down =
+          GemmConfig{/*aRows=*/count, /*cRows=*/rows,   /*n=*/hidden,
+                     /*k=*/ffn,       element.isBF16(), std::nullopt};
+      for (GemmConfig *config : {&up, &down})
+        if (std::optional<std::string> why = chooseGemmTiling(
+                *config, strategy.getGemmBlockN(), strategy.getGemmStages(),
+                sharedMemoryOf(strategy)))
+          return m.loop.emitError() << "bpt-ffn-to-sm90: " << *why;
+      return success();
+    };
+    GemmConfig up{}, down{}, upTail{}, downTail{};
+    if (failed(configure(chunk, up, down)) ||
+        (tail && failed(configure(tail, upTail, downTail))))
+      return failure();
 
     OpBuilder b(m.loop);
     auto index = [&](int64_t v) -> Value {
@@ -97,6 +106,8 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       return readOnlyBuffer(b, loc, tensor);
     };
 
+    // blockM and blockK are the same for every chunk's GEMMs: the maps of
+    // x and the weights serve the tail too.
     Value x = asRows(b, loc, bufferOf(unflattened(m.inputRows)));
     Value xMap = descriptorOf(x, up.blockM);
     Value wInMap = descriptorOf(bufferOf(op.getWIn()), up.blockK);
@@ -106,31 +117,40 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     auto uAlloc = memref::AllocOp::create(
         b, loc, MemRefType::get({chunk, ffn}, element));
     setBufferName(uAlloc, "ffn_hidden");
-    Value u = uAlloc;
-    Value uMap = descriptorOf(u, down.blockM);
+    Value uMap = descriptorOf(uAlloc, down.blockM);
     Value wOutMap = descriptorOf(bufferOf(op.getWOut()), down.blockK);
     Value out = memref::AllocOp::create(
         b, loc, MemRefType::get(xType.getShape(), element));
     Value outRows = asRows(b, loc, out);
 
-    Value shared = i32(up.sharedMemoryBytes());
-    Value sharedDown = i32(down.sharedMemoryBytes());
-    gpu::KernelDim3 block{index(up.threads()), index(1), index(1)};
-    for (int64_t c = 0; c < rows / chunk; ++c) {
+    // The up and down launches of the chunk at row `first`, through `u`
+    // (the intermediate, or its leading rows for the tail) and its map.
+    auto launchChunk = [&](const GemmConfig &up, const GemmConfig &down,
+                           Value u, Value uMap, int64_t first) {
+      gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
+      gpu::GPUFuncOp downKernel =
+          getOrBuildGemmKernel(module, down, element, loc);
+      gpu::KernelDim3 block{index(up.threads()), index(1), index(1)};
       gpu::LaunchFuncOp::create(
           b, loc, upKernel,
           gpu::KernelDim3{index(ffn / up.blockN), index(up.rowTiles()),
                           index(1)},
-          block, shared,
-          gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(c * chunk),
-                               i32(0)}
-                  : ValueRange{xMap, wInMap, u, i32(c * chunk), i32(0)});
+          block, i32(up.sharedMemoryBytes()),
+          gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(first), i32(0)}
+                  : ValueRange{xMap, wInMap, u, i32(first), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
           gpu::KernelDim3{index(hidden / down.blockN), index(down.rowTiles()),
                           index(1)},
-          block, sharedDown,
-          ValueRange{uMap, wOutMap, outRows, i32(0), i32(c * chunk)});
+          block, i32(down.sharedMemoryBytes()),
+          ValueRange{uMap, wOutMap, outRows, i32(0), i32(first)});
+    };
+    for (int64_t c = 0; c < m.wholeChunks(); ++c)
+      launchChunk(up, down, uAlloc, uMap, c * chunk);
+    if (tail) {
+      Value uTail = codegen::leadingRows(b, loc, uAlloc, tail);
+      launchChunk(upTail, downTail, uTail, descriptorOf(uTail, downTail.blockM),
+                  rows - tail);
     }
     m.replaceWith(bufferization::ToTensorOp::create(
         b, loc, xType, out, /*restrict=*/true, /*writable=*/true));

@@ -63,6 +63,18 @@ Value bpt::codegen::asRows(OpBuilder &b, Location loc, Value buffer) {
   return memref::CollapseShapeOp::create(b, loc, buffer, toRows);
 }
 
+Value bpt::codegen::leadingRows(OpBuilder &b, Location loc, Value matrix,
+                                int64_t rows) {
+  auto type = cast<MemRefType>(matrix.getType());
+  int64_t width = type.getDimSize(1);
+  Value view = memref::SubViewOp::create(
+      b, loc, matrix, ArrayRef<int64_t>{0, 0}, ArrayRef<int64_t>{rows, width},
+      ArrayRef<int64_t>{1, 1});
+  // The leading rows are contiguous from the base: the identity layout.
+  return memref::CastOp::create(
+      b, loc, MemRefType::get({rows, width}, type.getElementType()), view);
+}
+
 Value bpt::codegen::readOnlyBuffer(OpBuilder &b, Location loc, Value tensor) {
   auto type = cast<RankedTensorType>(tensor.getType());
   return bufferization::ToBufferOp::create(

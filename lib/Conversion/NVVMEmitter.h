@@ -194,6 +194,11 @@ Value readOnlyBuffer(OpBuilder &b, Location loc, Value tensor);
 /// Host side: `buffer` ([..., N]) viewed as a matrix of rows, [rows, N].
 Value asRows(OpBuilder &b, Location loc, Value buffer);
 
+/// Host side: the first `rows` rows of the [R, N] `matrix` (identity
+/// layout), as a [rows, N] buffer of the same layout (a kernel argument
+/// for a launch of fewer rows).
+Value leadingRows(OpBuilder &b, Location loc, Value matrix, int64_t rows);
+
 } // namespace bpt::codegen
 
 #endif // BPT_LIB_CONVERSION_NVVMEMITTER_H

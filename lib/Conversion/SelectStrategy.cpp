@@ -52,8 +52,10 @@ StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded) {
     options.sm80GemmBlockN = recorded.getGemmBlockN();
     break;
   }
-  if (recorded.getChunkRows())
+  if (recorded.getChunkRows()) {
     options.chunkRows = recorded.getChunkRows();
+    options.chunkRowsRecorded = true;
+  }
   // A strategy that does not split pins "never split".
   options.kvSplits = recorded.getKvSplits() ? recorded.getKvSplits() : 1;
   return options;

@@ -229,45 +229,11 @@ Refusal checkUnrolledChunks(int64_t rows, int64_t chunk) {
       .str();
 }
 
-/// The divisors of `n`, in increasing order.
-SmallVector<int64_t> divisorsOf(int64_t n) {
-  SmallVector<int64_t> low, high;
-  for (int64_t d = 1; d * d <= n; ++d)
-    if (n % d == 0) {
-      low.push_back(d);
-      if (d * d != n)
-        high.push_back(n / d);
-    }
-  low.append(high.rbegin(), high.rend());
-  return low;
-}
-
-/// The chunk for `span` rows and chunk-rows `chunkRows` (a chunk lies in
-/// one span, so it divides it). A span in multiples of 128 takes the
-/// largest multiple of 128 up to chunkRows that divides it. Any other span
-/// (one chunk per FFN; the GEMMs mask the ragged last row tile of each
-/// chunk) takes itself up to chunkRows, else its largest divisor in
-/// [chunkRows / 2, chunkRows] or, where that has more 128-row tiles in
-/// all (each chunk ends in a part tile), a divisor up to chunkRows + 127
-/// with the fewest, else its smallest divisor above chunkRows (a prime:
-/// the whole span, whose intermediate is then as large as an unchunked
-/// FFN's). So 4100 rows go in two chunks of 2050 (34 row tiles), not four
-/// of 1025 (36; and the down GEMM's 144 thread blocks a chunk take two
-/// waves on 132 multiprocessors).
+/// The chunk of a block whose sequences are `span` rows (a multiple of
+/// 128: the block's token-major attention takes whole 128-row blocks) and
+/// chunk-rows `chunkRows`: the largest multiple of 128 up to chunkRows
+/// that divides the span, as a chunk lies in one sequence.
 int64_t chunkDividing(int64_t span, int64_t chunkRows) {
-  if (span % 128 != 0) {
-    // A recorded chunk (a divisor) is chosen again as it is.
-    if (span <= chunkRows)
-      return span;
-    SmallVector<int64_t> divisors = divisorsOf(span);
-    auto tiles = [&](int64_t d) { return span / d * ((d + 127) / 128); };
-    auto above = llvm::upper_bound(divisors, chunkRows);
-    int64_t best = 2 * above[-1] >= chunkRows ? above[-1] : 0;
-    for (auto d = above; d != divisors.end() && *d < chunkRows + 128; ++d)
-      if (!best || tiles(*d) < tiles(best))
-        best = *d;
-    return best ? best : *above;
-  }
   // chunkRows is a multiple of 128, but for a chunk recorded by hand.
   int64_t chunk = std::max<int64_t>(128, std::min(chunkRows, span) / 128 * 128);
   while (span % chunk != 0)
@@ -275,18 +241,12 @@ int64_t chunkDividing(int64_t span, int64_t chunkRows) {
   return chunk;
 }
 
-/// The smallest chunk above `chunk` that divides `span` (in multiples of
-/// 128 where the span is) and leaves at most kMaxUnrolledChunks chunks of
-/// `rows`; `chunk` when there is none.
+/// The smallest multiple of 128 above `chunk` that divides `span` and
+/// leaves at most kMaxUnrolledChunks chunks of `rows`; `chunk` when there
+/// is none.
 int64_t raisedChunk(int64_t rows, int64_t span, int64_t chunk) {
-  if (span % 128 == 0) {
-    for (int64_t c = chunk + 128; c <= span; c += 128)
-      if (span % c == 0 && rows / c <= kMaxUnrolledChunks)
-        return c;
-    return chunk;
-  }
-  for (int64_t c : divisorsOf(span))
-    if (c > chunk && rows / c <= kMaxUnrolledChunks)
+  for (int64_t c = chunk + 128; c <= span; c += 128)
+    if (span % c == 0 && rows / c <= kMaxUnrolledChunks)
       return c;
   return chunk;
 }
@@ -330,12 +290,21 @@ private:
   }
   bool mmaSync() { return options.tensorCores && chip.hasMmaSync; }
 
-  /// The chunk of `rows` rows for the FFN and block kernels (see
-  /// chunkDividing; a chunk lies in one `span`, a sequence of the block),
-  /// raised where more than kMaxUnrolledChunks chunks would be unrolled,
-  /// with a remark; GEMM row tiles of `blockM` within grid y.
-  Refusal chooseChunk(int64_t rows, int64_t span, int64_t blockM,
-                      int64_t &chunk);
+  /// The chunk of the block's `rows` rows, whose sequences are `span` rows
+  /// (see chunkDividing), raised where more than kMaxUnrolledChunks chunks
+  /// would be unrolled, with a remark; GEMM row tiles of `blockM` within
+  /// grid y.
+  Refusal chooseBlockChunk(int64_t rows, int64_t span, int64_t blockM,
+                           int64_t &chunk);
+  /// The chunk of an FFN of `rows` rows: all of them up to chunk-rows;
+  /// above, the fewest chunks of at most chunk-rows rows (at most
+  /// kMaxUnrolledChunks: the chunk is raised, with a remark, where more
+  /// would be unrolled), as equal as whole 128-row tiles allow. The rows
+  /// past the last whole chunk are a shorter last chunk (bpt-chunk-ffn's
+  /// tail), so the row tiles are as few as the rows allow and no chunk is
+  /// a sliver. A recorded chunk is taken as it is. GEMM row tiles of
+  /// `blockM` within grid y.
+  Refusal chooseFFNChunk(int64_t rows, int64_t blockM, int64_t &chunk);
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);
   FailureOr<StrategyAttr> selectAttentionGrad(AttentionGradOp op);
   Refusal attentionGradWgmma(AttentionGradOp op, StrategyAttr &strategy);
@@ -367,21 +336,9 @@ private:
   Refusal attentionSplitKV(AttentionOp op, StrategyAttr &strategy);
 };
 
-Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
-                              int64_t &chunk) {
+Refusal Selector::chooseBlockChunk(int64_t rows, int64_t span, int64_t blockM,
+                                   int64_t &chunk) {
   chunk = chunkDividing(span, options.chunkRows);
-  if (remarks && chunk > options.chunkRows) {
-    InFlightDiagnostic remark = op->emitRemark()
-                                << "chunk rows raised from "
-                                << options.chunkRows << " to " << chunk << ": ";
-    std::string range = llvm::formatv("[{0}, {1}]", options.chunkRows / 2,
-                                      options.chunkRows + 127);
-    if (chunk < options.chunkRows + 128)
-      remark << "of the divisors of " << span << " rows in " << range
-             << ", the one with the fewest 128-row tiles in all";
-    else
-      remark << span << " rows have no divisor in " << range;
-  }
   if (rows / chunk > kMaxUnrolledChunks) {
     int64_t wanted = chunk;
     chunk = raisedChunk(rows, span, chunk);
@@ -390,6 +347,25 @@ Refusal Selector::chooseChunk(int64_t rows, int64_t span, int64_t blockM,
     if (remarks)
       op->emitRemark() << "chunk rows raised from " << wanted << " to "
                        << chunk << ": at most " << kMaxUnrolledChunks
+                       << " chunks are unrolled into launches";
+  }
+  return checkGemmGridRows(chunk, blockM);
+}
+
+Refusal Selector::chooseFFNChunk(int64_t rows, int64_t blockM, int64_t &chunk) {
+  chunk = rows;
+  if (options.chunkRowsRecorded) {
+    chunk = std::min(options.chunkRows, rows);
+    if (Refusal why = checkUnrolledChunks(rows + chunk - 1, chunk))
+      return why;
+  } else if (rows > options.chunkRows) {
+    int64_t chunks = (rows + options.chunkRows - 1) / options.chunkRows;
+    bool raised = chunks > kMaxUnrolledChunks;
+    chunks = std::min(chunks, kMaxUnrolledChunks);
+    chunk = ((rows + chunks - 1) / chunks + 127) / 128 * 128;
+    if (remarks && raised)
+      op->emitRemark() << "chunk rows raised from " << options.chunkRows
+                       << " to " << chunk << ": at most " << kMaxUnrolledChunks
                        << " chunks are unrolled into launches";
   }
   return checkGemmGridRows(chunk, blockM);
@@ -678,7 +654,7 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
       why = "more rows than a 32-bit TMA coordinate addresses";
     int64_t chunk = 0;
     if (!why)
-      why = chooseChunk(rows, rows, 128, chunk);
+      why = chooseFFNChunk(rows, 128, chunk);
     if (!why) {
       sm90::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
                           op.getActivation()};
@@ -707,7 +683,7 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
       why = "more rows than a 32-bit row offset addresses";
     int64_t chunk = 0;
     if (!why)
-      why = chooseChunk(rows, rows, 64, chunk);
+      why = chooseFFNChunk(rows, 64, chunk);
     if (!why) {
       sm80::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
                           op.getActivation()};
@@ -948,7 +924,7 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
                           heads, kMaxGridYZ)
                 .str();
     if (!why)
-      why = chooseChunk(batch * seq, seq, 64, chunk);
+      why = chooseBlockChunk(batch * seq, seq, 64, chunk);
     if (!why) {
       tiling = wgmmaAttentionTiling(
           AttentionProblem{batch, heads, seq, seq, headDim, op.getCausal()});

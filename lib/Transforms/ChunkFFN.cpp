@@ -27,8 +27,9 @@ struct BPTChunkFFNPass final : bpt::impl::BPTChunkFFNBase<BPTChunkFFNPass> {
     SmallVector<FFNOp> ops;
     getOperation().walk([&](FFNOp op) {
       StrategyAttr strategy = StrategyAttr::get(op);
+      // A chunk loop's tail is a chunk already.
       if (strategy && strategy.getPath() != KernelPath::portable &&
-          !StrategyAttr::getEnclosing(op))
+          !StrategyAttr::getEnclosing(op) && !isFFNChunkTail(op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());
@@ -37,10 +38,10 @@ struct BPTChunkFFNPass final : bpt::impl::BPTChunkFFNBase<BPTChunkFFNPass> {
       auto type = cast<RankedTensorType>(op.getType());
       int64_t rows = type.getNumElements() / type.getShape().back();
       int64_t chunk = strategy.getChunkRows();
-      if (chunk < 1 || rows % chunk != 0) {
+      if (chunk < 1 || chunk > rows) {
         op.emitError() << "bpt-chunk-ffn: strategy " << strategy
-                       << " has chunks of " << chunk
-                       << " rows, which do not tile its " << rows << " rows";
+                       << " has chunks of " << chunk << " rows, not 1 to its "
+                       << rows << " rows";
         return signalPassFailure();
       }
       buildFFNChunkLoop(rewriter, op, strategy);

@@ -13,6 +13,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
 
@@ -53,7 +54,7 @@ createChunkLoop(OpBuilder &b, Location loc, ChunkLoopKind kind,
 }
 
 /// Rows [r0, r0 + count) of the [rows, N] `source`.
-Value rowsOf(OpBuilder &b, Location loc, Value source, Value r0,
+Value rowsOf(OpBuilder &b, Location loc, Value source, OpFoldResult r0,
              int64_t count) {
   auto type = cast<RankedTensorType>(source.getType());
   int64_t width = type.getDimSize(1);
@@ -582,19 +583,91 @@ void bpt::buildFFNChunkLoop(RewriterBase &rewriter, FFNOp op,
   auto type = cast<RankedTensorType>(op.getType());
   Value x = asRows(rewriter, loc, op.getInput());
   auto rowsType = cast<RankedTensorType>(x.getType());
+  int64_t rows = rowsType.getDimSize(0), width = rowsType.getDimSize(1);
   int64_t chunk = strategy.getChunkRows();
+  int64_t covered = rows / chunk * chunk;
+  auto ffnOf = [&](Value rowsOfX) {
+    return FFNOp::create(rewriter, loc, rowsOfX.getType(), rowsOfX, op.getWIn(),
+                         op.getWOut(), op.getWGate(), op.getActivationAttr());
+  };
   Value init = tensor::EmptyOp::create(rewriter, loc, rowsType.getShape(),
                                        rowsType.getElementType());
   scf::ForallOp loop = createChunkLoop(
-      rewriter, loc, ChunkLoopKind::ffn, strategy, rowsType.getDimSize(0),
-      init, [&](Value r0) {
-        Value xChunk = rowsOf(rewriter, loc, x, r0, chunk);
-        Value f = FFNOp::create(rewriter, loc, xChunk.getType(), xChunk,
-                                op.getWIn(), op.getWOut(), op.getWGate(),
-                                op.getActivationAttr());
-        return SmallVector<Value>{f};
+      rewriter, loc, ChunkLoopKind::ffn, strategy, covered, init,
+      [&](Value r0) {
+        return SmallVector<Value>{ffnOf(rowsOf(rewriter, loc, x, r0, chunk))};
       });
-  rewriter.replaceOp(op, restoreShape(rewriter, loc, loop.getResult(0), type));
+  Value result = loop.getResult(0);
+  if (covered != rows) {
+    // The tail: one FFN of the rows left, a chunk of its own.
+    int64_t tail = rows - covered;
+    FFNOp last =
+        ffnOf(rowsOf(rewriter, loc, x, rewriter.getIndexAttr(covered), tail));
+    last->setAttr(
+        StrategyAttr::kAttrName,
+        StrategyAttr::get(rewriter.getContext(), strategy.getPath(),
+                          strategy.getChip(), strategy.getQBlock(),
+                          strategy.getKvBlock(), strategy.getStages(),
+                          strategy.getWarps(), tail, strategy.getGemmBlockN(),
+                          strategy.getGemmStages(), strategy.getKvSplits()));
+    result = tensor::InsertSliceOp::create(
+        rewriter, loc, last.getResult(), result,
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(covered),
+                               rewriter.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(tail),
+                               rewriter.getIndexAttr(width)},
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1),
+                               rewriter.getIndexAttr(1)});
+  }
+  rewriter.replaceOp(op, restoreShape(rewriter, loc, result, type));
+}
+
+namespace {
+
+/// The insertion of a chunk loop's tail into `loop`'s result: the loop's
+/// one user, a tensor.insert_slice of a bpt.ffn into it.
+tensor::InsertSliceOp tailInsertOf(scf::ForallOp loop) {
+  if (!loop->hasOneUse())
+    return nullptr;
+  auto insert = dyn_cast<tensor::InsertSliceOp>(*loop->user_begin());
+  if (!insert || insert.getDest() != loop.getResult(0) ||
+      !insert.getSource().getDefiningOp<FFNOp>())
+    return nullptr;
+  return insert;
+}
+
+/// Whether `tail` computes the rows [first, rows) of the rows `m.ffn`'s
+/// chunks read, with its weights and activation, and `insert` stores them
+/// there.
+bool isTailOf(FFNChunkLoop &m, FFNOp tail, tensor::InsertSliceOp insert,
+              int64_t first, int64_t rows) {
+  auto slice = tail.getInput().getDefiningOp<tensor::ExtractSliceOp>();
+  auto type = cast<RankedTensorType>(tail.getType());
+  int64_t count = rows - first;
+  auto isRowsFrom = [&](OffsetSizeAndStrideOpInterface op) {
+    return op.hasUnitStride() &&
+           isConstantIntValue(op.getMixedOffsets()[0], first) &&
+           isConstantIntValue(op.getMixedOffsets()[1], 0) &&
+           isConstantIntValue(op.getMixedSizes()[0], count) &&
+           isConstantIntValue(op.getMixedSizes()[1], type.getDimSize(1));
+  };
+  return slice && slice.getSource() == m.inputRows && type.getRank() == 2 &&
+         isRowsFrom(slice) && isRowsFrom(insert) && tail->hasOneUse() &&
+         tail.getWIn() == m.ffn.getWIn() && tail.getWOut() == m.ffn.getWOut() &&
+         tail.getWGate() == m.ffn.getWGate() &&
+         tail.getActivation() == m.ffn.getActivation();
+}
+
+} // namespace
+
+bool bpt::isFFNChunkTail(FFNOp op) {
+  if (!op->hasOneUse())
+    return false;
+  auto insert = dyn_cast<tensor::InsertSliceOp>(*op->user_begin());
+  auto loop = insert ? insert.getDest().getDefiningOp<scf::ForallOp>()
+                     : scf::ForallOp();
+  return loop && insert.getSource() == op.getResult() &&
+         chunkLoopKind(loop) == ChunkLoopKind::ffn;
 }
 
 FailureOr<FFNChunkLoop> FFNChunkLoop::match(scf::ForallOp loop) {
@@ -622,19 +695,48 @@ FailureOr<FFNChunkLoop> FFNChunkLoop::match(scf::ForallOp loop) {
   m.inputRows = read->rows;
   m.chunkRows = read->count;
   int64_t rows = cast<RankedTensorType>(m.inputRows.getType()).getDimSize(0);
-  if (!isChunkStart(read->offset, loop, m.chunkRows, rows) ||
-      !storesChunks(loop, m.chunkRows, rows))
+  // The chunks cover the rows, or all but a tail shorter than a chunk.
+  int64_t chunks = loop.getStaticUpperBound()[0];
+  if (ShapedType::isDynamic(chunks) || chunks > rows)
     return fail("it does not read and write its chunk's rows");
-  if (loop->hasOneUse())
-    m.output = dyn_cast<tensor::ExpandShapeOp>(*loop->user_begin());
+  int64_t covered = chunks * m.chunkRows;
+  if (covered > rows || rows - covered >= m.chunkRows ||
+      !isChunkStart(read->offset, loop, m.chunkRows, covered) ||
+      !storesChunks(loop, m.chunkRows, covered) ||
+      cast<RankedTensorType>(loop.getResult(0).getType()).getDimSize(0) != rows)
+    return fail("it does not read and write its chunk's rows");
+  Operation *result = loop;
+  if (covered != rows) {
+    m.tailInsert = tailInsertOf(loop);
+    m.tail = m.tailInsert ? m.tailInsert.getSource().getDefiningOp<FFNOp>()
+                          : FFNOp();
+    if (!m.tail || !isTailOf(m, m.tail, m.tailInsert, covered, rows))
+      return fail(llvm::formatv("its {0} chunks leave rows [{1}, {2}), which "
+                                "only a bpt.ffn of those rows inserted into "
+                                "its result computes",
+                                chunks, covered, rows)
+                      .str());
+    result = m.tailInsert;
+  }
+  if (result->hasOneUse())
+    m.output = dyn_cast<tensor::ExpandShapeOp>(*result->user_begin());
   return m;
 }
 
 void FFNChunkLoop::replaceWith(Value result) {
-  Operation *replaced = output ? output.getOperation() : loop.getOperation();
-  replaced->getResult(0).replaceAllUsesWith(result);
+  Operation *last = output       ? output.getOperation()
+                    : tailInsert ? tailInsert.getOperation()
+                                 : loop.getOperation();
+  last->getResult(0).replaceAllUsesWith(result);
   if (output)
     output.erase();
+  if (tailInsert) {
+    auto slice = tail.getInput().getDefiningOp<tensor::ExtractSliceOp>();
+    tailInsert.erase();
+    tail.erase();
+    if (slice && slice->use_empty())
+      slice.erase();
+  }
   loop.erase();
 }
 

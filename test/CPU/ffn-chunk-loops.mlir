@@ -54,6 +54,41 @@ func.func @wgmma_ragged(%x: tensor<3x100x128xbf16>, %w1: tensor<128x256xbf16>,
   return %0 : tensor<3x100x128xbf16>
 }
 
+//--- wgmma_tail.mlir
+// wgmma, 300 rows in chunks of 128: two whole chunks in the loop, then a
+// tail of 44 rows (an FFN of its own, inserted into the loop's result).
+// RUN: bpt-opt %t/wgmma_tail.mlir --bpt-blockwise="tensor-cores=false" | FileCheck %s --check-prefix=TAILLOOP
+// RUN: bpt-cpu-run %t/wgmma_tail.mlir --seed=74 | FileCheck %s --check-prefix=TAIL
+// TAILLOOP: scf.forall (%{{.+}}) in (2)
+// TAILLOOP: bpt.nest = #bpt.chunk_loop<ffn>
+// TAILLOOP: bpt.ffn silu {{.+}} chunk_rows = 44>} : (tensor<44x128xbf16>
+// TAILLOOP: tensor.insert_slice %{{.+}} into %{{.+}}[256, 0] [44, 128] [1, 1]
+// TAIL: output 0 tensor<3x100x128xbf16>: relative error {{.*}}: PASS
+// TAIL: {{^PASS$}}
+func.func @wgmma_tail(%x: tensor<3x100x128xbf16>, %w1: tensor<128x256xbf16>,
+                      %w2: tensor<256x128xbf16>) -> tensor<3x100x128xbf16> {
+  %0 = bpt.ffn silu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
+      chip = "sm_90a", warps = 12, chunk_rows = 128>}
+      : (tensor<3x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
+      -> tensor<3x100x128xbf16>
+  return %0 : tensor<3x100x128xbf16>
+}
+
+//--- mma_sync_tail.mlir
+// mma.sync, gated, f16, 257 rows in chunks of 128: a one-row tail.
+// RUN: bpt-cpu-run %t/mma_sync_tail.mlir --seed=75 | FileCheck %s --check-prefix=ONEROW
+// ONEROW: output 0 tensor<257x128xf16>: relative error {{.*}}: PASS
+// ONEROW: {{^PASS$}}
+func.func @mma_sync_tail(%x: tensor<257x128xf16>, %w1: tensor<128x256xf16>,
+                         %w2: tensor<256x128xf16>, %w3: tensor<128x256xf16>)
+    -> tensor<257x128xf16> {
+  %0 = bpt.ffn geglu %x, %w1, %w2, gate %w3 {bpt.strategy =
+      #bpt.strategy<mma_sync, chip = "sm_90a", chunk_rows = 128>}
+      : (tensor<257x128xf16>, tensor<128x256xf16>, tensor<256x128xf16>,
+         tensor<128x256xf16>) -> tensor<257x128xf16>
+  return %0 : tensor<257x128xf16>
+}
+
 // LOOP: scf.forall
 // LOOP: bpt.ffn
 // LOOP: bpt.nest = #bpt.chunk_loop<ffn>

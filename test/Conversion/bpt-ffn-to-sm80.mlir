@@ -4,6 +4,7 @@
 
 // RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=64" 2>&1 | FileCheck %s --check-prefix=BADN
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=128" --bpt-chunk-ffn --bpt-ffn-to-sm80 2>/dev/null | FileCheck %s --check-prefix=NARROW
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 chunk-rows=1024" --bpt-chunk-ffn --bpt-ffn-to-sm80 2>/dev/null | FileCheck %s --check-prefix=TAIL
 
 // BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 100
 // BADN: error: bpt-select-strategy: sm80-gemm-block-n must be 0, 128 or 256, got 64
@@ -106,6 +107,17 @@ func.func @swiglu(%x: tensor<256x128xf16>, %w1: tensor<128x384xf16>,
 // CHECK-NEXT: scf.if %[[IN]] {
 // CHECK: math.erf
 // CHECK: llvm.store
+// With chunk-rows 1024: a chunk of 768 rows, then the tail's 732 through
+// the intermediate's leading rows, A's and C's first rows at 768.
+// TAIL-LABEL: func.func @ragged
+// TAIL: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<768x512xbf16>
+// TAIL: gpu.launch_func @bpt_sm80::@gemm_sm80_a1500_c768_n512_k256_gelu_t256x2w8 blocks in (%c2{{[_0-9]*}}, %c6{{[_0-9]*}}, {{.+}}, %[[U]] : memref<768x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// TAIL: gpu.launch_func @bpt_sm80::@gemm_sm80_a768_c1500_n256_k512_t256x2w8 {{.+}} args(%[[U]] : memref<768x512xbf16>, {{.+}}, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// TAIL: %[[SUB:.+]] = memref.subview %[[U]][0, 0] [732, 512] [1, 1]
+// TAIL: %[[T:.+]] = memref.cast %[[SUB]] : memref<732x512xbf16, strided<[512, 1]>> to memref<732x512xbf16>
+// TAIL: gpu.launch_func @bpt_sm80::@gemm_sm80_a1500_c732_n512_k256_gelu_ragged_t256x2w8 blocks in (%c2{{[_0-9]*}}, %c6{{[_0-9]*}}, {{.+}}, %[[T]] : memref<732x512xbf16>, %c768_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// TAIL: gpu.launch_func @bpt_sm80::@gemm_sm80_a732_c1500_n256_k512_ragged_t256x2w8 {{.+}} args(%[[T]] : memref<732x512xbf16>, {{.+}}, %c0_i32{{.*}} : i32, %c768_i32{{.*}} : i32)
+// TAIL-NEXT: bufferization.to_tensor
 func.func @ragged(%x: tensor<3x500x256xbf16>, %w1: tensor<256x512xbf16>,
                   %w2: tensor<512x256xbf16>) -> tensor<3x500x256xbf16> {
   %0 = bpt.ffn gelu %x, %w1, %w2

@@ -1,5 +1,8 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-chunk-ffn --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 --bpt-chunk-ffn --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
+// The strategies recorded on a chunk loop and its tail are what selection
+// chooses again (a second run checks them).
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 --bpt-chunk-ffn --bpt-select-strategy --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
 // RUN: not bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=100" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // 4096 rows in chunks of 2048: per chunk, u = gelu(x[chunk] W_in) into a
@@ -57,7 +60,10 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 // reads A's rows past the tensor maps' (x: 1500 rows; the intermediate:
 // 1500) as zeros; each consumer thread stores its two rows only where they
 // are below the rows left from the tile's first (1500 - m0). With
-// chunk-rows 1024, two chunks of 750 (the largest divisor in [512, 1024]).
+// chunk-rows 1024, two chunks as equal as whole row tiles allow: one of 768
+// rows and a tail of 732, whose intermediate is the leading rows of the
+// chunk's, whose GEMMs are kernels of 732 rows (ragged), the first rows of
+// A and C at 768.
 // CHECK-LABEL: func.func @ragged
 // CHECK: memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<1500x512xbf16>
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c1500_n512_k256_gelu_ragged blocks in (%c4{{[_0-9]*}}, %c12{{[_0-9]*}}, %{{.+}})
@@ -71,11 +77,15 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 // CHECK: math.erf
 // CHECK: llvm.store
 // CHUNK-LABEL: func.func @ragged
-// CHUNK: memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<750x512xbf16>
-// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c750_n512_k256_gelu_ragged blocks in (%c4{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}})
-// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a750_c1500_n256_k512_ragged blocks in (%c2{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c750_n512_k256_gelu_ragged {{.+}}, %c750_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a750_c1500_n256_k512_ragged {{.+}}, %c0_i32{{.*}} : i32, %c750_i32{{.*}} : i32)
+// CHUNK: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<768x512xbf16>
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c768_n512_k256_gelu blocks in (%c4{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %[[U]] : memref<768x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a768_c1500_n256_k512 blocks in (%c2{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHUNK: %[[SUB:.+]] = memref.subview %[[U]][0, 0] [732, 512] [1, 1]
+// CHUNK: %[[TAIL:.+]] = memref.cast %[[SUB]] : memref<732x512xbf16, strided<[512, 1]>> to memref<732x512xbf16>
+// CHUNK: %[[TAILANY:.+]] = memref.cast %[[TAIL]] : memref<732x512xbf16> to memref<*xbf16>
+// CHUNK: %[[TAILMAP:.+]] = nvgpu.tma.create.descriptor %[[TAILANY]]
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c732_n512_k256_gelu_ragged blocks in (%c4{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %[[TAIL]] : memref<732x512xbf16>, %c768_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a732_c1500_n256_k512_ragged blocks in (%c2{{[_0-9]*}}, %c6{{[_0-9]*}}, {{.+}} args(%[[TAILMAP]] : {{.+}}, %c0_i32{{.*}} : i32, %c768_i32{{.*}} : i32)
 // CHUNK-NEXT: bufferization.to_tensor
 func.func @ragged(%x: tensor<3x500x256xbf16>, %w1: tensor<256x512xbf16>,
                   %w2: tensor<512x256xbf16>) -> tensor<3x500x256xbf16> {

@@ -3,10 +3,11 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_80 2>/dev/null | FileCheck %s --check-prefix=SM80
 
 // Rows that are not multiples of 128 take the tensor-core GEMMs: a
-// launch's last row tile is masked. A chunk divides the rows: up to
-// chunk-rows the rows are one chunk; above, their largest divisor in
-// [chunk-rows / 2, chunk-rows], or one up to chunk-rows + 127 with fewer
-// 128-row tiles in all (@two_chunks_of_2050).
+// launch's last row tile is masked. An FFN of up to chunk-rows rows is one
+// chunk; above, its chunk makes the fewest chunks of at most chunk-rows
+// rows, as equal as whole 128-row tiles allow, and bpt-chunk-ffn makes the
+// rows past the last whole chunk one shorter chunk
+// (@whole_chunks_and_a_tail).
 // CHECK-LABEL: func.func @ffn_rows
 // CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>
 // CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1500>
@@ -14,7 +15,7 @@
 // CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 77>
 // CHUNK-LABEL: func.func @ffn_rows
 // CHUNK: chunk_rows = 600>
-// CHUNK: chunk_rows = 750>
+// CHUNK: chunk_rows = 768>
 // SM80-LABEL: func.func @ffn_rows
 // SM80: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", chunk_rows = 600>
 // SM80: chunk_rows = 1500>
@@ -43,50 +44,58 @@ func.func @ffn_rows(%a: tensor<1x600x256xbf16>, %b: tensor<3x500x256xbf16>,
 
 // -----
 
-// 4100 rows: four chunks of 1025 (the largest divisor up to 2048) end in
-// a one-row tile each, 36 row tiles in all; two of 2050, 34. With
-// chunk-rows 1024: five of 820 (35 tiles) against four of 1025 (36).
-// CHECK-LABEL: func.func @two_chunks_of_2050
-// CHECK: chunk_rows = 2050>
-// CHUNK-LABEL: func.func @two_chunks_of_2050
-// CHUNK: chunk_rows = 820>
-func.func @two_chunks_of_2050(%x: tensor<4100x256xbf16>,
-                              %w1: tensor<256x512xbf16>,
-                              %w2: tensor<512x256xbf16>)
-    -> tensor<4100x256xbf16> {
-  // expected-remark @below {{chunk rows raised from 2048 to 2050: of the divisors of 4100 rows in [1024, 2175], the one with the fewest 128-row tiles in all}}
+// 4100 rows take three chunks of at most 2048: two of 1408 (11 row tiles)
+// and a tail of 1284 (11), 33 row tiles, the fewest 4100 rows take; with
+// chunk-rows 1024, four of 896 and a tail of 516. A prime row count is no
+// different, and no remark is made.
+// CHECK-LABEL: func.func @whole_chunks_and_a_tail
+// CHECK: chunk_rows = 1408>
+// CHECK: chunk_rows = 1408>
+// CHUNK-LABEL: func.func @whole_chunks_and_a_tail
+// CHUNK: chunk_rows = 896>
+func.func @whole_chunks_and_a_tail(%x: tensor<4100x256xbf16>,
+                                   %p: tensor<4099x256xbf16>,
+                                   %w1: tensor<256x512xbf16>,
+                                   %w2: tensor<512x256xbf16>)
+    -> (tensor<4100x256xbf16>, tensor<4099x256xbf16>) {
   %0 = bpt.ffn gelu %x, %w1, %w2
       : (tensor<4100x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
       -> tensor<4100x256xbf16>
-  return %0 : tensor<4100x256xbf16>
-}
-
-// -----
-
-// 4099 rows (a prime) have no divisor in [1024, 2175]: one chunk of all
-// of them (an intermediate as large as an unchunked FFN's), with a remark.
-// CHECK-LABEL: func.func @prime_rows
-// CHECK: chunk_rows = 4099>
-func.func @prime_rows(%x: tensor<4099x256xbf16>, %w1: tensor<256x512xbf16>,
-                      %w2: tensor<512x256xbf16>) -> tensor<4099x256xbf16> {
-  // expected-remark @below {{chunk rows raised from 2048 to 4099: 4099 rows have no divisor in [1024, 2175]}}
-  %0 = bpt.ffn gelu %x, %w1, %w2
+  %1 = bpt.ffn gelu %p, %w1, %w2
       : (tensor<4099x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
       -> tensor<4099x256xbf16>
-  return %0 : tensor<4099x256xbf16>
+  return %0, %1 : tensor<4100x256xbf16>, tensor<4099x256xbf16>
 }
 
 // -----
 
-// At most 1024 chunks are unrolled: 2100000 rows in chunks of 2000 would
-// be 1050, so the chunk is raised to the next divisor that gives fewer.
+// 17 row tiles (2176 rows): a chunk of 1152 and a tail of 1024, not 17
+// chunks of 128 (the largest multiple of 128 dividing them), whose
+// launches would each fill a fraction of the GPU.
+// CHECK-LABEL: func.func @seventeen_row_tiles
+// CHECK: chunk_rows = 1152>
+func.func @seventeen_row_tiles(%x: tensor<1x2176x256xbf16>,
+                               %w1: tensor<256x512xbf16>,
+                               %w2: tensor<512x256xbf16>)
+    -> tensor<1x2176x256xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<1x2176x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<1x2176x256xbf16>
+  return %0 : tensor<1x2176x256xbf16>
+}
+
+// -----
+
+// At most 1024 chunks are unrolled (the tail counts): 2100000 rows in
+// chunks of 2048 would be 1026, so the chunk is raised to the multiple of
+// 128 that gives 1024 (966 with 2176, the tail included).
 // CHECK-LABEL: func.func @many_ragged_chunks
-// CHECK: chunk_rows = 2100>
+// CHECK: chunk_rows = 2176>
 func.func @many_ragged_chunks(%x: tensor<2100000x128xbf16>,
                               %w1: tensor<128x128xbf16>,
                               %w2: tensor<128x128xbf16>)
     -> tensor<2100000x128xbf16> {
-  // expected-remark @below {{chunk rows raised from 2000 to 2100: at most 1024 chunks are unrolled into launches}}
+  // expected-remark @below {{chunk rows raised from 2048 to 2176: at most 1024 chunks are unrolled into launches}}
   %0 = bpt.ffn relu %x, %w1, %w2
       : (tensor<2100000x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
       -> tensor<2100000x128xbf16>

@@ -1,4 +1,6 @@
 // RUN: bpt-opt %s --split-input-file --bpt-chunk-ffn --verify-diagnostics | FileCheck %s
+// A second run changes nothing (a tail is a chunk already).
+// RUN: bpt-opt %s --split-input-file --bpt-chunk-ffn --bpt-chunk-ffn --verify-diagnostics | FileCheck %s
 
 // A wgmma FFN on [2, 256, 256] in chunks of 128 rows: a loop over the 4
 // chunks of the [512, 256] rows, the FFN of one chunk in its body.
@@ -61,11 +63,36 @@ func.func @portable(%x: tensor<1x128x64xf32>, %w1: tensor<64x128xf32>,
 
 // -----
 
-func.func @chunks_do_not_tile(%x: tensor<1x384x256xbf16>, %w1: tensor<256x512xbf16>,
-                              %w2: tensor<512x256xbf16>) -> tensor<1x384x256xbf16> {
-  // expected-error @below {{bpt-chunk-ffn: strategy #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 256> has chunks of 256 rows, which do not tile its 384 rows}}
+// 384 rows in chunks of 256: one whole chunk in the loop, and the tail of
+// 128 rows after it, an FFN with its own strategy (its rows as its one
+// chunk) inserted into the loop's result.
+// CHECK-LABEL: func.func @tail
+// CHECK: %[[ROWS:.+]] = tensor.collapse_shape
+// CHECK: %[[LOOP:.+]] = scf.forall (%{{.+}}) in (1) shared_outs(%{{.+}} = %{{.+}}) -> (tensor<384x256xbf16>)
+// CHECK: bpt.ffn gelu %{{.+}} : (tensor<256x256xbf16>
+// CHECK: tensor.parallel_insert_slice %{{.+}} into %{{.+}}[%{{.+}}, 0] [256, 256] [1, 1]
+// CHECK: } {bpt.nest = #bpt.chunk_loop<ffn>, bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 256>}
+// CHECK: %[[XT:.+]] = tensor.extract_slice %[[ROWS]][256, 0] [128, 256] [1, 1] : tensor<384x256xbf16> to tensor<128x256xbf16>
+// CHECK: %[[T:.+]] = bpt.ffn gelu %[[XT]], %{{.+}}, %{{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 128>}
+// CHECK: %[[ALL:.+]] = tensor.insert_slice %[[T]] into %[[LOOP]][256, 0] [128, 256] [1, 1]
+// CHECK: tensor.expand_shape %[[ALL]]
+// CHECK-NOT: bpt.ffn
+func.func @tail(%x: tensor<1x384x256xbf16>, %w1: tensor<256x512xbf16>,
+                %w2: tensor<512x256xbf16>) -> tensor<1x384x256xbf16> {
   %0 = bpt.ffn gelu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
       chip = "sm_90a", warps = 12, chunk_rows = 256>}
+      : (tensor<1x384x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<1x384x256xbf16>
+  return %0 : tensor<1x384x256xbf16>
+}
+
+// -----
+
+func.func @chunk_above_the_rows(%x: tensor<1x384x256xbf16>, %w1: tensor<256x512xbf16>,
+                                %w2: tensor<512x256xbf16>) -> tensor<1x384x256xbf16> {
+  // expected-error @below {{bpt-chunk-ffn: strategy #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 512> has chunks of 512 rows, not 1 to its 384 rows}}
+  %0 = bpt.ffn gelu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
+      chip = "sm_90a", warps = 12, chunk_rows = 512>}
       : (tensor<1x384x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
       -> tensor<1x384x256xbf16>
   return %0 : tensor<1x384x256xbf16>

@@ -110,8 +110,9 @@ static cl::opt<bool> noFuse("no-fuse", cl::cat(compileCategory),
                             cl::init(false));
 static cl::opt<int64_t> chunkRows(
     "chunk-rows",
-    cl::desc("Rows per chunk of the sm_90a FFN and block kernels (a multiple "
-             "of 128)"),
+    cl::desc("Rows per chunk of the tensor-core FFN and block kernels (a "
+             "multiple of 128; an FFN's rows past its last whole chunk are "
+             "one shorter chunk)"),
     cl::cat(compileCategory), cl::init(2048));
 static cl::opt<bool> noTensorCores(
     "no-tensor-cores",
@@ -539,11 +540,13 @@ warnIneffectiveTilingFlags(ModuleOp module,
   const PathFlags groups[] = {
       {&bpt::KernelPathsUsed::wgmma,
        "no op takes an sm_90a wgmma kernel",
-       {&sm90KvBlock, &sm90Stages, &sm90GemmBlockN, &sm90GemmStages,
-        &chunkRows}},
+       {&sm90KvBlock, &sm90Stages, &sm90GemmBlockN, &sm90GemmStages}},
       {&bpt::KernelPathsUsed::mmaSync,
        "no op takes an mma.sync kernel",
        {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
+      {&bpt::KernelPathsUsed::chunked,
+       "no op is cut into chunks of rows (FFNs and blocks on tensor cores)",
+       {&chunkRows}},
   };
   // --kv-splits decides whether short queries are split, whichever kernel
   // then takes them (--kv-splits=1 leaves them to the unsplit kernels).

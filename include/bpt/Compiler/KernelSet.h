@@ -93,8 +93,11 @@ struct KernelPathsUsed {
   std::vector<std::pair<int64_t, int64_t>> portableBlocks;
   /// Tiled by the --sm80-* flags.
   bool mmaSync = false;
-  /// Tiled by the --sm90-* flags and --chunk-rows.
+  /// Tiled by the --sm90-* flags.
   bool wgmma = false;
+  /// Some op is cut into chunks of rows (--chunk-rows): a tensor-core FFN,
+  /// block or ffn_grad.
+  bool chunked = false;
 };
 
 /// The paths of `module`'s strategies: a copy is taken to the blockwise

@@ -53,6 +53,10 @@ struct StrategyOptions {
   /// by copyStrategyFields: each entry point says whether its own options
   /// were given (bpt-compile warns itself and leaves it off).
   bool reportBlockSizes = false;
+  /// chunkRows is the chunk recorded on the op being checked (not an
+  /// option): an FFN takes it as it is, up to its rows, rather than
+  /// evening out its chunks. Not copied by copyStrategyFields.
+  bool chunkRowsRecorded = false;
 };
 
 /// Copies the strategy options that `from` and `to` share by name (the

@@ -85,12 +85,18 @@ struct BlockChunkLoops {
   static mlir::FailureOr<BlockChunkLoops> match(mlir::scf::ForallOp blockLoop);
 };
 
-/// Replaces `op` (whose strategy has `chunk_rows`) by a loop over chunks
-/// of `chunk_rows` rows of its input viewed as [rows, hidden], with a
-/// `bpt.ffn` of the chunk in its body (#bpt.chunk_loop<ffn>, carrying the
-/// strategy).
+/// Replaces `op` (whose strategy has `chunk_rows`) by a loop over the
+/// whole chunks of `chunk_rows` rows of its input viewed as [rows, hidden],
+/// with a `bpt.ffn` of the chunk in its body (#bpt.chunk_loop<ffn>,
+/// carrying the strategy). Rows past the last whole chunk are the tail: a
+/// `bpt.ffn` of those rows after the loop (the strategy, with the tail's
+/// rows as its one chunk), inserted into the loop's result.
 void buildFFNChunkLoop(mlir::RewriterBase &rewriter, FFNOp op,
                        StrategyAttr strategy);
+
+/// Whether `op` is the tail of an FFN chunk loop: its one use inserts it
+/// into the loop's result (FFNChunkLoop::match checks the rest).
+bool isFFNChunkTail(FFNOp op);
 
 /// A `#bpt.chunk_loop<ffn>` loop read back.
 struct FFNChunkLoop {
@@ -102,17 +108,31 @@ struct FFNChunkLoop {
   /// The FFN of one chunk.
   FFNOp ffn;
   int64_t chunkRows;
+  /// The tail, where the chunks leave rows: its FFN and its insertion into
+  /// the loop's result (else null).
+  FFNOp tail;
+  mlir::tensor::InsertSliceOp tailInsert;
+
+  /// The loop's whole chunks, and the tail's rows (0 without one).
+  int64_t wholeChunks() { return loop.getStaticUpperBound()[0]; }
+  int64_t tailRows() {
+    return tail ? mlir::cast<mlir::RankedTensorType>(tail.getType())
+                      .getDimSize(0)
+                : 0;
+  }
 
   /// The type of what the loop computes: the FFN's input's.
   mlir::RankedTensorType resultType() {
     return mlir::cast<mlir::RankedTensorType>(
         output ? output.getType() : inputRows.getType());
   }
-  /// Replaces the loop (and `output`) by `result`, and erases them.
+  /// Replaces the loop (its tail and `output`) by `result`, and erases
+  /// them.
   void replaceWith(mlir::Value result);
 
   /// Reads `loop`; fails, with an error on it, unless its body is one
-  /// bpt.ffn of a chunk of rows, stored at the chunk's rows.
+  /// bpt.ffn of a chunk of rows, stored at the chunk's rows, and the rows
+  /// past the whole chunks (fewer than a chunk) are its tail's.
   static mlir::FailureOr<FFNChunkLoop> match(mlir::scf::ForallOp loop);
 };
 
