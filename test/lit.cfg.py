@@ -35,3 +35,19 @@ _probe = subprocess.run([os.path.join(config.bpt_tools_dir, "bpt-run"), "--probe
                         capture_output=True)
 if _probe.returncode == 0:
     config.available_features.add("gpu")
+
+# PyTorch with torch.distributed's gloo back end, for the CPU tests of
+# python/bpt (test/Python): the first interpreter that has it, as
+# %torch_python (Debian's python3-torch lives in /usr/bin/python3's path).
+for _python in ("python3", "/usr/bin/python3"):
+    try:
+        _found = subprocess.run(
+            [_python, "-c", "import torch.distributed as d; "
+             "assert d.is_available() and d.is_gloo_available()"],
+            capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        _found = False
+    if _found:
+        config.available_features.add("torch")
+        config.substitutions.append(("%torch_python", _python))
+        break

@@ -12,7 +12,6 @@ missing, or importing bpt imports torch.
       compiles the cases' sets into DIR (no PyTorch or GPU needed; the
       build does this for test/GPU/torch-attention-autograd.test).
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = os.path.join(HERE, "..", "..", "python")
 sys.path.insert(0, PYTHON)
 from bpt import cache  # noqa: E402  (no torch)
+from check_main import check_main  # noqa: E402
 
 # (dtype, batch, heads, kv_heads, seq, kv_seq, head_dim, causal, scale)
 CASES = [
@@ -167,19 +167,5 @@ def run(kernels):
     return 0 if all(results) else 1
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kernels", help="kernel set directory ($BPT_CACHE)")
-    ap.add_argument("--prebuild", metavar="DIR", help="compile the cases' sets into DIR")
-    ap.add_argument("--chip", default="sm_90a", help="with --prebuild")
-    args = ap.parse_args()
-    if args.prebuild:
-        cache.prebuild(problems(args.chip), args.prebuild)
-        return 0
-    if not args.kernels:
-        ap.error("give --kernels DIR or --prebuild DIR")
-    return run(args.kernels)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(check_main(__doc__, problems, run))

@@ -17,7 +17,6 @@ a set is missing, or a manifest that does not match the block is accepted.
       compiles the cases' sets into DIR (no PyTorch or GPU needed; the
       build does this for test/GPU/torch-block-autograd.test).
 """
-import argparse
 import json
 import math
 import os
@@ -27,6 +26,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
 from bpt import cache  # noqa: E402  (no torch)
+from check_main import check_main  # noqa: E402
 
 # (dtype, batch, seq, hidden, heads, kv_heads, ffn, activation, norm, causal)
 CASES = [
@@ -179,19 +179,5 @@ def run(kernels):
     return 0 if all(results) else 1
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kernels", help="kernel set directory ($BPT_CACHE)")
-    ap.add_argument("--prebuild", metavar="DIR", help="compile the cases' sets into DIR")
-    ap.add_argument("--chip", default="sm_90a", help="with --prebuild")
-    args = ap.parse_args()
-    if args.prebuild:
-        cache.prebuild(problems(args.chip), args.prebuild)
-        return 0
-    if not args.kernels:
-        ap.error("give --kernels DIR or --prebuild DIR")
-    return run(args.kernels)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(check_main(__doc__, problems, run))
