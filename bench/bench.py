@@ -212,6 +212,33 @@ def time_ms(fn, max_seconds, warmup=1, max_runs=20):
     return statistics.median(times), len(times)
 
 
+GRAPHS = False
+"""--graphs: also time each FFN, block and training-step set as one CUDA
+graph (bpt_graph_ms): its launches recorded once and replayed, what the
+runtime's graphs (bpt-run --graph, bptGraphBeginRecording) give a short
+sequence of kernels."""
+
+
+def graphed(fn):
+    """`fn` (launches on torch's current stream, no synchronization)
+    recorded once as a CUDA graph; returns the graph's replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()  # warm-up off the default stream, as torch.cuda.graph asks
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def time_graph(row, fn, max_seconds):
+    """With --graphs, row["bpt_graph_ms"]: `fn` timed as one CUDA graph."""
+    if GRAPHS:
+        row["bpt_graph_ms"], _ = time_ms(graphed(fn), max_seconds)
+
+
 def rel(a, b):
     a, b = a.double(), b.double()
     return (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item()
@@ -472,6 +499,7 @@ def bench_block(path, max_seconds, est_seconds=None):
             ks.run, max_seconds, warmup=0 if slow else 2, max_runs=3 if slow else 20)
         if not slow:
             row["bpt_profile"] = ks.profile()
+            time_graph(row, ks.run, max_seconds)
     ks.release()
     return row
 
@@ -517,6 +545,7 @@ def bench_train(path, max_seconds):
     row["rel_diff_to_eager"] = {k: rel(ks.buffer(k), g) for k, g in eager_grads.items()}
     row["bpt_ms"], row["bpt_runs"] = time_ms(ks.run, max_seconds, warmup=2)
     row["bpt_profile"] = ks.profile()
+    time_graph(row, ks.run, max_seconds)
     ks.release()
     return row
 
@@ -614,6 +643,7 @@ def bench_ffn(path, max_seconds):
     ks.allocate(params)
     ks.buffer("result").fill_(float("nan"))
     row["bpt_ms"], _ = time_ms(ks.run, max_seconds)
+    time_graph(row, ks.run, max_seconds)
     row["rel_diff_to_eager"] = rel(ks.buffer("result"), ref)
     row["bpt_profile"] = ks.profile()
     row["bpt_tflops"] = flops / row["bpt_ms"] / 1e9
@@ -747,7 +777,8 @@ def bench_shapes(kernels, names, max_seconds, results):
         results["shapes"].append(r)
         ratio = r["bpt_ms"] / r["peer_ms"] if r.get("peer_ms") else float("nan")
         share = f"{r['kv_share_of_copy']:.0%}" if "kv_share_of_copy" in r else ""
-        print(f"| {r['shape']} | {op} | {r['path']} | {r['bpt_ms']:.3f} | {r.get('peer', 'n/a')} | "
+        graph = f" (graph {r['bpt_graph_ms']:.3f})" if "bpt_graph_ms" in r else ""
+        print(f"| {r['shape']} | {op} | {r['path']} | {r['bpt_ms']:.3f}{graph} | {r.get('peer', 'n/a')} | "
               f"{r.get('peer_ms', float('nan')):.3f} | {ratio:.2f} | {'yes' if ratio <= 1.1 else 'NO'} | "
               f"{share} | {r.get('rel_diff_to_peer', float('nan')):.1e} |", flush=True)
 
@@ -766,7 +797,12 @@ def main():
                          "only when asked")
     ap.add_argument("--cap-gib", type=float, default=8.0,
                     help="device-memory cap of --only maxlen")
+    ap.add_argument("--graphs", action="store_true",
+                    help="also time FFN, block and training-step sets as one "
+                         "CUDA graph each (bpt_graph_ms)")
     args = ap.parse_args()
+    global GRAPHS
+    GRAPHS = args.graphs
     if args.plot:
         with open(args.plot) as f:
             plot(json.load(f), os.path.join(args.out, "bench.png"))

@@ -48,6 +48,8 @@ using CUresult = int;
 using CUdevice = int;
 using CUdeviceptr = unsigned long long;
 using CUcontext = struct CUctx_st *;
+using CUgraph = struct CUgraph_st *;
+using CUgraphExec = struct CUgraphExec_st *;
 using CUmodule = struct CUmod_st *;
 using CUfunction = struct CUfunc_st *;
 using CUstream = struct CUstream_st *;
@@ -99,6 +101,10 @@ constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 
 // CUevent_flags.
 constexpr unsigned CU_EVENT_DEFAULT = 0;
+
+// CUstream_flags and CUstreamCaptureMode.
+constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
+constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 
 // Tensor maps (CUDA 12.0): CUtensorMapDataType, CUtensorMapInterleave,
 // CUtensorMapSwizzle, CUtensorMapL2promotion and CUtensorMapFloatOOBfill are
@@ -169,6 +175,17 @@ struct Driver {
                                  size_t *offset, size_t *size);
   /// Optional (CUDA 13 and later): null when the driver lacks it.
   CUresult (*cuFuncGetParamCount)(CUfunction function, size_t *count);
+  /// Optional (CUDA graphs, CUDA 11.4 and later): null when the driver
+  /// lacks them.
+  CUresult (*cuStreamCreate)(CUstream *stream, unsigned flags);
+  CUresult (*cuStreamDestroy)(CUstream stream);
+  CUresult (*cuStreamBeginCapture)(CUstream stream, int mode);
+  CUresult (*cuStreamEndCapture)(CUstream stream, CUgraph *graph);
+  CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *exec, CUgraph graph,
+                                          unsigned long long flags);
+  CUresult (*cuGraphLaunch)(CUgraphExec exec, CUstream stream);
+  CUresult (*cuGraphExecDestroy)(CUgraphExec exec);
+  CUresult (*cuGraphDestroy)(CUgraph graph);
   /// Optional (CUDA 12.0 and later): null when the driver lacks it.
   CUresult (*cuTensorMapEncodeTiled)(
       CUtensorMap *tensorMap, int dataType, uint32_t rank, void *globalAddress,
@@ -228,6 +245,17 @@ const DriverSymbol kDriverSymbols[] = {
     BPT_DRIVER_SYMBOL(cuFuncGetParamInfo, "cuFuncGetParamInfo", nullptr, true),
     BPT_DRIVER_SYMBOL(cuFuncGetParamCount, "cuFuncGetParamCount", nullptr,
                       true),
+    BPT_DRIVER_SYMBOL(cuStreamCreate, "cuStreamCreate", nullptr, true),
+    BPT_DRIVER_SYMBOL(cuStreamDestroy, "cuStreamDestroy_v2", "cuStreamDestroy",
+                      true),
+    BPT_DRIVER_SYMBOL(cuStreamBeginCapture, "cuStreamBeginCapture_v2", nullptr,
+                      true),
+    BPT_DRIVER_SYMBOL(cuStreamEndCapture, "cuStreamEndCapture", nullptr, true),
+    BPT_DRIVER_SYMBOL(cuGraphInstantiateWithFlags,
+                      "cuGraphInstantiateWithFlags", nullptr, true),
+    BPT_DRIVER_SYMBOL(cuGraphLaunch, "cuGraphLaunch", nullptr, true),
+    BPT_DRIVER_SYMBOL(cuGraphExecDestroy, "cuGraphExecDestroy", nullptr, true),
+    BPT_DRIVER_SYMBOL(cuGraphDestroy, "cuGraphDestroy", nullptr, true),
     BPT_DRIVER_SYMBOL(cuTensorMapEncodeTiled, "cuTensorMapEncodeTiled", nullptr,
                       true),
 };
@@ -522,6 +550,12 @@ struct TimerImpl {
   bool started = false;
 };
 
+struct GraphImpl {
+  RuntimeImpl *runtime = nullptr;
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+};
+
 RuntimeImpl *unwrap(bptRuntime runtime) {
   return static_cast<RuntimeImpl *>(runtime.ptr);
 }
@@ -530,6 +564,9 @@ ModuleImpl *unwrap(bptModule module) {
 }
 TimerImpl *unwrap(bptTimer timer) {
   return static_cast<TimerImpl *>(timer.ptr);
+}
+GraphImpl *unwrap(bptGraph graph) {
+  return static_cast<GraphImpl *>(graph.ptr);
 }
 
 int nullHandle(const char *function, const char *what) {
@@ -1611,6 +1648,119 @@ int bptTimerDestroy(bptTimer timer) {
   if (CUresult error = startError ? startError : stopError)
     return runtime.cudaFailure(error, "cuEventDestroy_v2",
                                "destroying a timer's events");
+  return bptRuntimeSuccess;
+}
+
+//===----------------------------------------------------------------------===//
+// C API: CUDA graphs
+//===----------------------------------------------------------------------===//
+
+/// Fails unless the driver has the graph functions.
+static int requireGraphs(const char *api, RuntimeImpl &runtime) {
+  const Driver &driver = *runtime.driver;
+  if (driver.cuStreamCreate && driver.cuStreamDestroy &&
+      driver.cuStreamBeginCapture && driver.cuStreamEndCapture &&
+      driver.cuGraphInstantiateWithFlags && driver.cuGraphLaunch &&
+      driver.cuGraphExecDestroy && driver.cuGraphDestroy)
+    return bptRuntimeSuccess;
+  return fail(bptRuntimeErrorCuda,
+              format("%s: this driver has no CUDA graph functions "
+                     "(cuStreamBeginCapture_v2, cuGraphInstantiateWithFlags, "
+                     "...: CUDA 11.4 and later)",
+                     api));
+}
+
+int bptGraphBeginRecording(bptRuntime runtime, uint64_t *stream) {
+  RuntimeImpl *impl = unwrap(runtime);
+  if (!impl)
+    return nullHandle(__func__, "runtime");
+  if (!stream)
+    return nullArgument(__func__, "stream");
+  if (int status = requireGraphs(__func__, *impl))
+    return status;
+  if (int status = impl->makeCurrent())
+    return status;
+  const Driver &driver = *impl->driver;
+  CUstream recording = nullptr;
+  if (CUresult error =
+          driver.cuStreamCreate(&recording, CU_STREAM_NON_BLOCKING))
+    return impl->cudaFailure(error, "cuStreamCreate",
+                             "creating the stream to record a graph on");
+  if (CUresult error = driver.cuStreamBeginCapture(
+          recording, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)) {
+    driver.cuStreamDestroy(recording);
+    return impl->cudaFailure(error, "cuStreamBeginCapture_v2",
+                             "starting to record a graph");
+  }
+  *stream = reinterpret_cast<uint64_t>(recording);
+  return bptRuntimeSuccess;
+}
+
+int bptGraphEndRecording(bptRuntime runtime, uint64_t stream, bptGraph *graph) {
+  RuntimeImpl *impl = unwrap(runtime);
+  if (!impl)
+    return nullHandle(__func__, "runtime");
+  if (!stream)
+    return nullArgument(__func__, "stream");
+  if (int status = requireGraphs(__func__, *impl))
+    return status;
+  if (int status = impl->makeCurrent())
+    return status;
+  const Driver &driver = *impl->driver;
+  auto recording = reinterpret_cast<CUstream>(stream);
+  auto result = std::make_unique<GraphImpl>();
+  result->runtime = impl;
+  CUresult ended = driver.cuStreamEndCapture(recording, &result->graph);
+  // The stream is the recording's own: gone whatever happened.
+  driver.cuStreamDestroy(recording);
+  if (ended)
+    return impl->cudaFailure(ended, "cuStreamEndCapture",
+                             "ending a graph's recording (a call between "
+                             "begin and end that cannot be recorded, such "
+                             "as a synchronization, invalidates it)");
+  if (!graph) {
+    driver.cuGraphDestroy(result->graph);
+    return nullArgument(__func__, "graph");
+  }
+  if (CUresult error =
+          driver.cuGraphInstantiateWithFlags(&result->exec, result->graph, 0)) {
+    driver.cuGraphDestroy(result->graph);
+    return impl->cudaFailure(error, "cuGraphInstantiateWithFlags",
+                             "instantiating a recorded graph");
+  }
+  graph->ptr = result.release();
+  return bptRuntimeSuccess;
+}
+
+int bptGraphLaunch(bptGraph graph, uint64_t stream) {
+  GraphImpl *impl = unwrap(graph);
+  if (!impl)
+    return nullHandle(__func__, "graph");
+  RuntimeImpl &runtime = *impl->runtime;
+  if (int status = runtime.makeCurrent())
+    return status;
+  if (CUresult error = runtime.driver->cuGraphLaunch(
+          impl->exec, reinterpret_cast<CUstream>(stream)))
+    return runtime.cudaFailure(error, "cuGraphLaunch", "launching a graph");
+  return bptRuntimeSuccess;
+}
+
+int bptGraphDestroy(bptGraph graph) {
+  GraphImpl *impl = unwrap(graph);
+  if (!impl)
+    return bptRuntimeSuccess;
+  std::unique_ptr<GraphImpl> owner(impl);
+  RuntimeImpl &runtime = *impl->runtime;
+  if (int status = runtime.makeCurrent())
+    return status;
+  CUresult execError = runtime.driver->cuGraphExecDestroy(impl->exec);
+  CUresult graphError = runtime.driver->cuGraphDestroy(impl->graph);
+  if (execError)
+    return runtime.cudaFailure(execError, "cuGraphExecDestroy",
+                               "destroying a graph");
+  if (graphError)
+    return runtime.cudaFailure(graphError, "cuGraphDestroy",
+                               "destroying a graph");
   return bptRuntimeSuccess;
 }
 

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <map>
 #include <new>
+#include <optional>
 #include <stdexcept>
 
 using namespace bpt;
@@ -350,7 +351,20 @@ checkKernelSetOrThrow(const CheckOptions &options) {
   if (!tensorMaps)
     return tensorMaps.status();
 
-  if (Status s = module->launchAll(*manifest, buffers, *tensorMaps); !s)
+  std::optional<Graph> graph;
+  if (options.graph) {
+    Expected<Graph> recorded = runtime->recordGraph([&](uint64_t stream) {
+      return module->launchAll(*manifest, buffers, *tensorMaps, stream);
+    });
+    if (!recorded)
+      return recorded.status();
+    graph.emplace(recorded.take());
+  }
+  auto runAll = [&](int) {
+    return graph ? graph->launch()
+                 : module->launchAll(*manifest, buffers, *tensorMaps);
+  };
+  if (Status s = runAll(0); !s)
     return s;
   if (Status s = runtime->synchronize(); !s)
     return s;
@@ -401,9 +415,6 @@ checkKernelSetOrThrow(const CheckOptions &options) {
   }
 
   if (options.iterations > 0) {
-    auto runAll = [&](int) {
-      return module->launchAll(*manifest, buffers, *tensorMaps);
-    };
     for (int i = 0; i < options.warmup; ++i)
       if (Status s = runAll(i); !s)
         return s;

@@ -143,6 +143,25 @@ Status Module::launch(const std::string &kernel, Dim3 grid, Dim3 block,
       args.data(), args.size(), stream));
 }
 
+Graph::Graph(Graph &&other) noexcept : graph_(other.graph_) {
+  other.graph_.ptr = nullptr;
+}
+
+Graph &Graph::operator=(Graph &&other) noexcept {
+  if (this != &other) {
+    (void)bptGraphDestroy(graph_);
+    graph_ = other.graph_;
+    other.graph_.ptr = nullptr;
+  }
+  return *this;
+}
+
+Graph::~Graph() { (void)bptGraphDestroy(graph_); }
+
+Status Graph::launch(uint64_t stream) {
+  return Status::fromCode(bptGraphLaunch(graph_, stream));
+}
+
 Status bpt::rt::checkBufferPointers(
     const Manifest &manifest, const std::vector<uint64_t> &bufferPointers) {
   if (bufferPointers.size() != manifest.buffers.size())
@@ -379,6 +398,22 @@ int callTimedBody(void *userData, int iteration) {
   return 1;
 }
 } // namespace
+
+Expected<Graph>
+Runtime::recordGraph(const std::function<Status(uint64_t)> &body) {
+  uint64_t stream = 0;
+  if (int code = bptGraphBeginRecording(runtime_, &stream))
+    return Status::fromCode(code);
+  Status recorded = body(stream);
+  bptGraph graph = {nullptr};
+  int ended = bptGraphEndRecording(runtime_, stream, &graph);
+  Graph owner(graph);
+  if (!recorded)
+    return recorded;
+  if (ended)
+    return Status::fromCode(ended);
+  return std::move(owner);
+}
 
 Expected<float> Runtime::timeLaunches(int iterations,
                                       const std::function<Status(int)> &body) {

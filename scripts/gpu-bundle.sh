@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Packs what the GPU tests need into .device/ (ignored by git): bpt-run,
+# bpt-runtime-test (the runtime's unit tests, run on the device),
 # libbpt_runtime.so (the Python tests; lit looks for it beside bpt-run), the
 # kernel sets the build compiled for test/GPU (kernels/torch: the PyTorch
 # test's cache), and lit's Python package.
@@ -7,10 +8,12 @@
 #   .device/run-gpu-tests.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/build.sh" bpt-run BPTRuntimeShared bpt-gpu-test-kernels >/dev/null
+"$root/scripts/build.sh" bpt-run bpt-runtime-test BPTRuntimeShared \
+  bpt-gpu-test-kernels >/dev/null
 out="$root/.device"
 rm -rf "$out" && mkdir -p "$out"
-cp "$root/build/bin/bpt-run" "$root/build/lib/libbpt_runtime.so" "$out/"
+cp "$root/build/bin/bpt-run" "$root/build/bin/bpt-runtime-test" \
+  "$root/build/lib/libbpt_runtime.so" "$out/"
 cp -r "$root/build/test/GPU/kernels" "$out/kernels"
 cp -r /usr/lib/llvm-22/utils/lit/lit "$out/lit"
 find "$out/lit" -name __pycache__ -prune -exec rm -rf {} +

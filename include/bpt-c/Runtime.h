@@ -335,6 +335,40 @@ int bptTimerStop(bptTimer timer, float *milliseconds);
 /// Destroys the timer's events. Destroying the null handle does nothing.
 int bptTimerDestroy(bptTimer timer);
 
+//===----------------------------------------------------------------------===//
+// CUDA graphs: launches recorded once, replayed as one
+//===----------------------------------------------------------------------===//
+
+/// An instantiated CUDA graph of recorded launches. A replay queues them all
+/// at the cost of one launch, with the arguments they were recorded with
+/// (the same buffers and tensor maps: record again when one moves).
+typedef struct bptGraph {
+  void *ptr;
+} bptGraph;
+
+/// Whether `graph` is the null handle.
+static inline bool bptGraphIsNull(bptGraph graph) { return graph.ptr == NULL; }
+
+/// Starts recording: creates a stream of the runtime's context whose work
+/// is recorded, not run, and writes it to `*stream` (pass it to
+/// bptModuleLaunchOnStream()). Nothing that waits for the device may be
+/// called on this thread until bptGraphEndRecording() (the recording would
+/// be invalidated). Fails with bptRuntimeErrorCuda where the driver has no
+/// graph functions (before CUDA 11.4).
+int bptGraphBeginRecording(bptRuntime runtime, uint64_t *stream);
+
+/// Ends the recording on `stream` (from bptGraphBeginRecording(), which is
+/// destroyed whatever happens) and instantiates what was queued on it as
+/// `*graph`. Fails if the recording was invalidated.
+int bptGraphEndRecording(bptRuntime runtime, uint64_t stream, bptGraph *graph);
+
+/// Queues the graph's launches on `stream` (as bptModuleLaunchOnStream()
+/// says; 0: the default stream).
+int bptGraphLaunch(bptGraph graph, uint64_t stream);
+
+/// Destroys the graph. Destroying the null handle does nothing.
+int bptGraphDestroy(bptGraph graph);
+
 #ifdef __cplusplus
 }
 #endif

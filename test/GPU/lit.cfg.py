@@ -26,6 +26,9 @@ if not bin_dir or not kernels:
                      "--param bpt_kernels=<dir of compiled kernel sets>")
 bpt_run = os.path.join(os.path.abspath(bin_dir), "bpt-run")
 config.substitutions.append(("%bpt-run", bpt_run))
+# The runtime's unit tests (GoogleTest, no LLVM), beside bpt-run.
+config.substitutions.append(("%bpt-runtime-test",
+                             os.path.join(os.path.abspath(bin_dir), "bpt-runtime-test")))
 config.substitutions.append(("%kernels", os.path.abspath(kernels)))
 # libbpt_runtime.so for the Python tests: build/lib in a build tree, beside
 # bpt-run in the device bundle (scripts/gpu-bundle.sh).

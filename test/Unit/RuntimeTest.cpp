@@ -1537,8 +1537,22 @@ TEST(NoDevice, NullHandles) {
   bptRuntime noRuntime = {nullptr};
   bptModule noModule = {nullptr};
   bptTimer noTimer = {nullptr};
+  bptGraph noGraph = {nullptr};
   uint64_t pointer = 0;
   EXPECT_TRUE(bptRuntimeIsNull(noRuntime));
+  EXPECT_TRUE(bptGraphIsNull(noGraph));
+  EXPECT_EQ(bptGraphBeginRecording(noRuntime, &pointer),
+            bptRuntimeErrorInvalidArgument);
+  EXPECT_STREQ(bptRuntimeLastError(),
+               "bptGraphBeginRecording: the runtime handle is null (was it "
+               "created successfully?)");
+  EXPECT_EQ(bptGraphEndRecording(noRuntime, 0x1234, &noGraph),
+            bptRuntimeErrorInvalidArgument);
+  EXPECT_EQ(bptGraphLaunch(noGraph, 0), bptRuntimeErrorInvalidArgument);
+  EXPECT_STREQ(bptRuntimeLastError(),
+               "bptGraphLaunch: the graph handle is null (was it created "
+               "successfully?)");
+  EXPECT_EQ(bptGraphDestroy(noGraph), bptRuntimeSuccess);
   EXPECT_EQ(bptRuntimeMalloc(noRuntime, 16, &pointer),
             bptRuntimeErrorInvalidArgument);
   EXPECT_STREQ(bptRuntimeLastError(),
@@ -2059,6 +2073,34 @@ TEST_F(OnDevice, Launches) {
   for (int i = 0; i < n; ++i)
     wrong += out[i] != x[i] + 2.0f * y[i];
   EXPECT_EQ(wrong, 0);
+
+  // The same launch recorded as a graph, then replayed twice.
+  EXPECT_TRUE(dout->fill(0xff).ok());
+  Expected<Graph> graph = runtime.recordGraph([&](uint64_t stream) {
+    return module.launch("vector_add", {4, 1, 1}, {256, 1, 1}, 0,
+                         {dx->pointer(), dy->pointer(), dout->pointer()},
+                         stream);
+  });
+  ASSERT_TRUE(graph.ok()) << graph.error();
+  EXPECT_TRUE(runtime.synchronize().ok());
+  EXPECT_TRUE(dout->copyToHost(out.data(), n * sizeof(float)).ok());
+  EXPECT_TRUE(std::isnan(out[0])) << "recording ran the launch";
+  for (int replay = 0; replay < 2; ++replay) {
+    EXPECT_TRUE(dout->fill(0xff).ok());
+    EXPECT_TRUE(graph->launch().ok());
+    EXPECT_TRUE(runtime.synchronize().ok());
+    EXPECT_TRUE(dout->copyToHost(out.data(), n * sizeof(float)).ok());
+    wrong = 0;
+    for (int i = 0; i < n; ++i)
+      wrong += out[i] != x[i] + 2.0f * y[i];
+    EXPECT_EQ(wrong, 0) << "replay " << replay;
+  }
+  // A failing body records nothing, and says why.
+  Expected<Graph> failed = runtime.recordGraph([&](uint64_t stream) {
+    return module.launch("vector_sub", {1, 1, 1}, {1, 1, 1}, 0, {}, stream);
+  });
+  EXPECT_CONTAINS(failed.error(), "no kernel named 'vector_sub'");
+  EXPECT_TRUE(runtime.synchronize().ok());
 
   // More than 48 KiB of dynamic shared memory.
   EXPECT_TRUE(dout->fill(0xff).ok());

@@ -23,12 +23,14 @@ static void usage(FILE *out) {
   std::fprintf(
       out, "usage: bpt-run <manifest.json> [--seed=N] [--device=N]\n"
            "               [--iterations=N] [--warmup=N] [--no-check]\n"
-           "               [--probe]\n"
+           "               [--graph] [--probe]\n"
            "       bpt-run --tune=DIR [--tuning-out=FILE] [--no-check] ...\n"
            "       bpt-run --check-manifest=<manifest.json>\n"
            "Runs a kernel set from bpt-compile on the GPU on seeded random\n"
            "inputs, checks every output against the float64 reference,\n"
-           "and prints the time and TFLOP/s. --probe only says whether a\n"
+           "and prints the time and TFLOP/s. --graph records the launches\n"
+           "once as a CUDA graph and replays it for every run (the checked\n"
+           "one too). --probe only says whether a\n"
            "GPU is usable (exit 0) or not (exit 2).\n"
            "--tune=DIR runs every candidate of `bpt-compile --tune -o DIR`\n"
            "(checked unless --no-check), prints their times and writes the\n"
@@ -228,6 +230,8 @@ int main(int argc, char **argv) {
       options.check = false;
     } else if (!std::strcmp(arg, "--probe")) {
       probe = true;
+    } else if (!std::strcmp(arg, "--graph")) {
+      options.graph = true;
     } else if (parseString(arg, "--tune", tuneDir)) {
       bad = tuneDir.empty();
     } else if (parseString(arg, "--tuning-out", tuningOut)) {
@@ -307,8 +311,9 @@ int main(int argc, char **argv) {
               : memory.withinTolerance()     ? "within 10%"
                                              : "FAIL (more than 10% off)");
   if (options.iterations > 0) {
-    std::printf("time: median %.4f ms, min %.4f ms over %d runs", result->medianMs,
-                result->minMs, options.iterations);
+    std::printf("time: median %.4f ms, min %.4f ms over %d runs%s",
+                result->medianMs, result->minMs, options.iterations,
+                options.graph ? " of one CUDA graph" : "");
     if (result->flops > 0)
       std::printf(", %.2f TFLOP/s", result->flops / (result->medianMs * 1e9));
     std::printf("\n");

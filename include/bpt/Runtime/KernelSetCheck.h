@@ -33,6 +33,9 @@ struct CheckOptions {
   /// Timed runs of the whole launch sequence (0: no timing), after warm-up.
   int iterations = 20;
   int warmup = 3;
+  /// Every run (the checked one too) replays one CUDA graph of the launch
+  /// sequence, recorded once, instead of launching the kernels one by one.
+  bool graph = false;
 };
 
 /// A kernel set's device memory, predicted from its manifest and measured.

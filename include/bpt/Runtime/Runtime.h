@@ -229,6 +229,26 @@ private:
   bptModule module_ = {nullptr};
 };
 
+/// Launches recorded once and replayed as one CUDA graph (see
+/// bptGraphBeginRecording()). Move-only; destroyed with its graph.
+class Graph {
+public:
+  Graph(Graph &&other) noexcept;
+  Graph &operator=(Graph &&other) noexcept;
+  Graph(const Graph &) = delete;
+  Graph &operator=(const Graph &) = delete;
+  ~Graph();
+
+  /// Queues the recorded launches on `stream` (0: the default stream).
+  Status launch(uint64_t stream = 0);
+
+private:
+  friend class Runtime;
+  explicit Graph(bptGraph graph) : graph_(graph) {}
+
+  bptGraph graph_ = {nullptr};
+};
+
 /// The driver, one device and its primary context. Move-only; releases the
 /// context when destroyed.
 class Runtime {
@@ -285,6 +305,11 @@ public:
 
   /// Waits for all queued work; reports kernels that failed while running.
   Status synchronize();
+
+  /// Records what `body(stream)` queues on `stream` (launches only: nothing
+  /// that waits for the device) as a graph. A failing body's message is
+  /// returned, and nothing is recorded.
+  Expected<Graph> recordGraph(const std::function<Status(uint64_t)> &body);
 
   /// Calls `body(i)` for i = 0 .. iterations-1 between two CUDA events and
   /// returns the GPU milliseconds between them (all iterations together).
