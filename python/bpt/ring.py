@@ -44,7 +44,8 @@ import math
 import torch
 import torch.distributed as dist
 
-__all__ = ["attention", "shard", "unshard", "simulate", "pairs", "reference_steps"]
+__all__ = ["attention", "transformer_block", "shard", "unshard", "simulate", "pairs",
+           "reference_steps"]
 
 
 def attention(q, k, v, causal=False, scale=None, group=None, steps=None,
@@ -79,6 +80,24 @@ def attention(q, k, v, causal=False, scale=None, group=None, steps=None,
     ring = (lambda: _ProcessGroupRing(group)) if transfers else (
         lambda: _LocalRing(group))
     return _RingAttention.apply(q, k, v, bool(causal), float(scale), ring, steps)
+
+
+def transformer_block(x, weights, heads, kv_heads=None, activation="gelu",
+                      norm="rms_norm", causal=True, group=None, steps=None,
+                      eps=1e-5):
+    """A pre-norm transformer block (bpt.torch.TransformerBlock's math and
+    weight layout; `weights` maps its parameter names to tensors) on this
+    rank's share of the sequence: x [B, S, hidden], the rank's two zig-zag
+    chunks (`shard(x, rank, world, dim=1)`). Norms, projections, residuals
+    and the FFN are row-local: each rank runs them on its own rows, in eager
+    PyTorch; the attention is the ring's. Differentiable in x and the
+    weights; a weight's gradient on a rank is its rows' share (all-reduce
+    the sum across the group, as data parallelism does)."""
+    from .torch import eager_block
+    return eager_block(
+        x, weights, heads, kv_heads or heads, activation, norm, causal, eps,
+        attention=lambda q, k, v: attention(q, k, v, causal=causal, group=group,
+                                            steps=steps))
 
 
 def shard(x, rank, world, dim=2):

@@ -348,25 +348,32 @@ class _Block(torch.autograd.Function):
         return (dx, None, None, *grads)
 
 
-def eager_block(x, weights, heads, kv_heads, activation, norm, causal, eps=EPSILON):
+def eager_block(x, weights, heads, kv_heads, activation, norm, causal, eps=EPSILON,
+                attention=None):
     """TransformerBlock's math in eager PyTorch: `weights` maps the
     manifest's names to tensors (layouts as TransformerBlock's). Matrix
     products, attention (scaled_dot_product_attention) and activations run
     in x's dtype, as PyTorch code usually does; the norms in f32 (float64
     stays float64), as bpt's do. Any dtype autograd supports, float64 too:
-    the gradients' reference."""
+    the gradients' reference. `attention(q, k, v)`, if given, replaces
+    SDPA: q [B, heads, S, D], k and v [B, kv_heads, S, D] (not repeated
+    for GQA), returning o as q (bpt.ring's block passes its ring)."""
     batch, seq, hidden = x.shape
     d = hidden // heads
     h1 = _eager_norm(x, weights, "norm1", norm, eps)
     q = (h1 @ weights["w_q"]).view(batch, seq, heads, d).transpose(1, 2)
     k = (h1 @ weights["w_k"]).view(batch, seq, kv_heads, d).transpose(1, 2)
     v = (h1 @ weights["w_v"]).view(batch, seq, kv_heads, d).transpose(1, 2)
-    # GQA: query head i reads kv head i // group; autograd sums dk, dv over
-    # the group.
-    group = heads // kv_heads
-    k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
-    # seq == kv_seq: SDPA's top-left causal diagonal is bpt's bottom-right.
-    o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    if attention is not None:
+        o = attention(q, k, v)
+    else:
+        # GQA: query head i reads kv head i // group; autograd sums dk, dv
+        # over the group.
+        group = heads // kv_heads
+        k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+        # seq == kv_seq: SDPA's top-left causal diagonal is bpt's
+        # bottom-right.
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     r = x + o.transpose(1, 2).reshape(batch, seq, heads * d) @ weights["w_o"]
     h2 = _eager_norm(r, weights, "norm2", norm, eps)
     if activation in _GATED:

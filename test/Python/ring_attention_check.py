@@ -5,7 +5,9 @@ forward and backward with the torch reference kernels (bpt.ring
 float64 autograd of the whole sequence's attention on one process.
 
 Cases: world sizes 1 to 4, causal and not, GQA (4 query heads on 2 key
-heads), float64 (the schedule exact to rounding: error < 1e-10) and
+heads), and bpt.ring.transformer_block (each rank's rows through the whole
+block, the attention a ring; every output and gradient, weight gradients
+summed across the ranks), float64 (the schedule exact to rounding: error < 1e-10) and
 float32 (< 1e-5); gloo sends no bfloat16 (the GPU test covers the 16-bit
 types over NCCL). Exits 1 on any failure, printing every case's largest
 relative error."""
@@ -62,6 +64,97 @@ CASES = [
     (4, True, torch.float32, 4),
 ]
 SHAPE = (2, 4, 48, 16)  # batch, heads, whole sequence (2·world chunks), head dim
+
+# bpt.ring.transformer_block: (world, activation, norm, heads, kv_heads), all
+# causal, float64, hidden 64, ffn 96, batch 2, the whole sequence 48.
+BLOCK_CASES = [
+    (2, "swiglu", "rms_norm", 4, 2),
+    (3, "gelu", "layer_norm", 4, 4),
+]
+BLOCK = dict(batch=2, seq=48, hidden=64, ffn=96)
+
+
+def block_inputs(seed, activation, norm, heads, kv_heads):
+    """x, dy and the block's weights (bpt.torch.TransformerBlock's names and
+    [in, out] layouts), float64."""
+    g = torch.Generator().manual_seed(seed)
+    hidden, ffn = BLOCK["hidden"], BLOCK["ffn"]
+    d = hidden // heads
+    rand = lambda *shape, scale=1.0: torch.randn(*shape, generator=g,
+                                                 dtype=torch.float64) * scale
+    shapes = {"w_q": (hidden, heads * d), "w_k": (hidden, kv_heads * d),
+              "w_v": (hidden, kv_heads * d), "w_o": (heads * d, hidden),
+              "w_in": (hidden, ffn), "w_out": (ffn, hidden)}
+    if activation in ("swiglu", "geglu"):
+        shapes["w_gate"] = (hidden, ffn)
+    weights = {name: rand(*shape, scale=shape[0] ** -0.5) for name, shape in shapes.items()}
+    for n in ("norm1", "norm2"):
+        weights[n + "_weight"] = 1 + 0.1 * rand(hidden)
+        if norm == "layer_norm":
+            weights[n + "_bias"] = 0.1 * rand(hidden)
+    x = rand(BLOCK["batch"], BLOCK["seq"], hidden)
+    dy = rand(BLOCK["batch"], BLOCK["seq"], hidden)
+    return x, dy, weights
+
+
+def run_block_rank(rank, world, init_file, cases, results):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    for index, (activation, norm, heads, kv_heads) in cases:
+        x, dy, weights = block_inputs(100 + index, activation, norm, heads, kv_heads)
+        weights = {n: w.clone().requires_grad_() for n, w in weights.items()}
+        xs = bpt.ring.shard(x, rank, world, dim=1).requires_grad_()
+        y = bpt.ring.transformer_block(xs, weights, heads, kv_heads, activation, norm,
+                                       causal=True)
+        y.backward(bpt.ring.shard(dy, rank, world, dim=1))
+        found = {}
+        for name, t in (("y", y.detach()), ("x_grad", xs.grad)):
+            parts = [torch.empty_like(t) for _ in range(world)]
+            dist.all_gather(parts, t.contiguous())
+            found[name] = bpt.ring.unshard(parts, dim=1)
+        for name, w in weights.items():
+            # Each rank's gradient is its rows' share: the sum is the whole.
+            dist.all_reduce(w.grad)
+            found[name + "_grad"] = w.grad
+        if rank == 0:
+            results[index] = found
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def check_blocks():
+    """The block cases: every output and gradient against float64 autograd
+    of the whole sequence (eager, attention by its definition)."""
+    failures = 0
+    manager = mp.Manager()
+    results = manager.dict()
+    by_world = {}
+    for index, (world, *rest) in enumerate(BLOCK_CASES):
+        by_world.setdefault(world, []).append((index, rest))
+    for world, cases in by_world.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            mp.spawn(run_block_rank, args=(world, os.path.join(tmp, "init"), cases, results),
+                     nprocs=world, join=True)
+    from bpt.torch import eager_block
+    for index, (world, activation, norm, heads, kv_heads) in enumerate(BLOCK_CASES):
+        x, dy, weights = block_inputs(100 + index, activation, norm, heads, kv_heads)
+        x = x.clone().requires_grad_()
+        weights = {n: w.clone().requires_grad_() for n, w in weights.items()}
+        d = BLOCK["hidden"] // heads
+        reference = lambda q, k, v: full_attention(q, k, v, True, 1.0 / math.sqrt(d))
+        y = eager_block(x, weights, heads, kv_heads, activation, norm, True,
+                        attention=reference)
+        y.backward(dy)
+        expected = {"y": y.detach(), "x_grad": x.grad}
+        expected.update({n + "_grad": w.grad for n, w in weights.items()})
+        errors = {n: relative_error(results[index][n], e) for n, e in expected.items()}
+        worst = max(errors, key=errors.get)
+        ok = errors[worst] < TOLERANCES[torch.float64]
+        failures += not ok
+        print(f"{'PASS' if ok else 'FAIL'} block world {world} {activation} {norm} "
+              f"heads {heads}/{kv_heads}: {len(errors)} outputs and gradients, largest "
+              f"error {errors[worst]:.2e} ({worst})")
+    return failures
 
 
 def run_rank(rank, world, init_file, cases, results):
@@ -153,6 +246,7 @@ def main():
             print(f"{'PASS' if ok else 'FAIL'} world {world} ({what}) "
                   f"{'causal' if causal else 'full'} {str(dtype).removeprefix('torch.')} "
                   f"kv_heads {kv_heads}: {names}")
+    failures += check_blocks()
     print("PASS" if not failures else f"FAIL ({failures})")
     return 1 if failures else 0
 
