@@ -44,8 +44,10 @@ import math
 import torch
 import torch.distributed as dist
 
+from .ring_schedule import pairs
+
 __all__ = ["attention", "transformer_block", "shard", "unshard", "simulate", "pairs",
-           "reference_steps"]
+           "reference_steps"]  # pairs: bpt.ring_schedule's
 
 
 def attention(q, k, v, causal=False, scale=None, group=None, steps=None,
@@ -123,32 +125,6 @@ def unshard(shards, dim=2):
 # --------------------------------------------------------------------------
 # The schedule
 # --------------------------------------------------------------------------
-
-def pairs(rank, source, world, rows, causal):
-    """The attentions rank `rank` computes when it holds the keys and values
-    of rank `source`: (query rows, key rows, causal) triples, rows as
-    slices of the local sequence of `rows` rows (two chunks of rows / 2).
-    Chunk a of the queries may see chunk b of the keys where b <= a (b == a:
-    the causal diagonal); the kernels' causal mask is bottom-right aligned,
-    so queries of one chunk against keys of two, the second being the
-    queries' own, is one causal attention."""
-    everything = slice(0, rows)
-    if not causal:
-        return [(everything, everything, False)]
-    half = rows // 2
-    first, second = slice(0, half), slice(half, rows)
-    if source == rank:
-        # Chunks r and 2P-1-r of both: (r, r) on its diagonal, and the
-        # second chunk's queries against both (2P-1-r's diagonal last).
-        return [(first, first, True), (second, everything, True)]
-    if source < rank:
-        # The source's chunks s < r and 2P-1-s > 2P-1-r: only chunk s, and
-        # every local query sees all of it.
-        return [(everything, first, False)]
-    # s > r: chunk s lies after r and before 2P-1-r, chunk 2P-1-s before
-    # 2P-1-r: the second local chunk sees both, the first neither.
-    return [(second, everything, False)]
-
 
 def _accumulator_type(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32

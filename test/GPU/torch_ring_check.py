@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = os.path.join(HERE, "..", "..", "python")
 sys.path.insert(0, PYTHON)
 from bpt import cache  # noqa: E402  (no torch)
+from bpt.ring_schedule import step_problems  # noqa: E402  (no torch)
 from check_main import check_main  # noqa: E402
 
 # (dtype, batch, heads, kv_heads, whole sequence, head_dim, causal, ranks)
@@ -36,26 +37,15 @@ TOLERANCE = 1e-2
 NAMES = ("o", "dq", "dk", "dv")
 
 
-def step_shapes(seq, ranks, causal):
-    """(query rows, key rows, causal) of every step a rank of the ring runs
-    (bpt.ring.pairs, without importing torch)."""
-    rows = seq // ranks
-    half = rows // 2
-    if not causal:
-        return {(rows, rows, False)}
-    return {(half, half, True), (half, rows, True), (rows, half, False),
-            (half, rows, False)}
-
-
 def problems(chip, tensor_cores=True):
-    """Every set the cases need: the steps' and the whole sequence's."""
+    """Every set the cases need: the steps' (bpt.ring_schedule) and the
+    whole sequence's."""
     found = []
     for dtype, b, h, kvh, seq, d, causal, ranks in CASES:
-        scale = 1.0 / math.sqrt(d)
-        shapes = step_shapes(seq, ranks, causal) | {(seq, seq, causal)}
-        for rows, keys, masked in sorted(shapes):
-            problem = cache.AttentionProblem(b, h, kvh, rows, keys, d, dtype, masked,
-                                             scale, chip, tensor_cores)
+        whole = cache.AttentionProblem(b, h, kvh, seq, seq, d, dtype, causal,
+                                       1.0 / math.sqrt(d), chip, tensor_cores)
+        for problem in step_problems(b, h, kvh, seq, d, dtype, causal, ranks, chip,
+                                     tensor_cores) + [whole]:
             if problem not in found:
                 found.append(problem)
     return found
