@@ -25,8 +25,15 @@ namespace {
 /// `options` with the tiling of `recorded` pinned (and its path the only
 /// one allowed to win over the portable one). A recorded tensor-core path
 /// is checked even where tensor cores are off (the CPU runs its loops).
-StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded) {
+/// Without `pinTiling` only the path is: an attention backward's tiling
+/// follows from its shape and chip, and is no option.
+StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded,
+                         bool pinTiling) {
   options.tensorCores = recorded.getPath() != KernelPath::portable;
+  if (!pinTiling) {
+    options.allowWgmma = recorded.getPath() == KernelPath::wgmma;
+    return options;
+  }
   switch (recorded.getPath()) {
   case KernelPath::portable:
     if (recorded.getQBlock())
@@ -69,7 +76,8 @@ LogicalResult verifyRecorded(Operation *op, StrategyAttr recorded,
   // The portable loops take any op; zero block sizes are the options'.
   if (recorded.getPath() == KernelPath::portable)
     return success();
-  StrategyOptions pinned = pinnedTo(options, recorded);
+  StrategyOptions pinned =
+      pinnedTo(options, recorded, /*pinTiling=*/!isa<AttentionGradOp>(op));
   // A recorded chunk need not be a multiple of 128 as the option is (the
   // chunk of a ragged FFN divides its rows): the selection below checks it
   // against the rows.

@@ -597,19 +597,30 @@ Refusal Selector::attentionGradMmaSync(AttentionGradOp op,
   ArrayRef<int64_t> kv = op.getKey().getType().getShape();
   if (Refusal why = checkHeadDim(q[3]))
     return why;
-  // The kernel's tiling is fixed: 128-row key blocks (8 warps), 64-row
-  // query blocks, two stages; sequences in whole blocks (the pre- and
-  // post-pass kernels and the dQ pieces have no tails).
+  // The kernel's tiling: 128-row key blocks (8 warps), 64-row query
+  // blocks, two stages; where the chip's shared memory does not hold that
+  // (D 128 on sm_86 / sm_89's 99 KiB), 64-row key blocks (4 warps) and
+  // 32-row query blocks (a warp's dK and dV accumulators are [16, D] f32
+  // either way). Sequences in whole blocks of the first tiling (the pre-
+  // and post-pass kernels and the dQ pieces have no tails).
   sm80::AttentionGradKernelConfig config{};
   config.headDim = q[3];
   if (Refusal why = checkWholeBlocks(q, kv, config.blockM, config.blockN))
     return why;
   if (q[0] * q[1] * q[2] >= (int64_t(1) << 31))
     return std::string("more query rows than 32-bit row indices address");
-  if (config.sharedMemoryBytes() > sharedMemory)
-    return llvm::formatv("needs {0} bytes of shared memory, {1} available",
-                         config.sharedMemoryBytes(), sharedMemory)
-        .str();
+  if (config.sharedMemoryBytes() > sharedMemory) {
+    sm80::AttentionGradKernelConfig narrow = config;
+    narrow.blockM = 32;
+    narrow.blockN = 64;
+    if (narrow.sharedMemoryBytes() > sharedMemory)
+      return llvm::formatv("needs {0} bytes of shared memory ({1} with "
+                           "64-row key blocks), {2} available",
+                           config.sharedMemoryBytes(),
+                           narrow.sharedMemoryBytes(), sharedMemory)
+          .str();
+    config = narrow;
+  }
   strategy = make(KernelPath::mma_sync, config.blockM, config.blockN,
                   config.stages, config.warps());
   return std::nullopt;

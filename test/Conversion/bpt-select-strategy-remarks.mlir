@@ -116,10 +116,12 @@ func.func @grad_not_eligible(%q: tensor<1x2x100x64xbf16>, %lse: tensor<1x2x100xf
 
 // -----
 
-// The mma.sync backward at D 128 needs 161 KiB of shared memory (K, V,
-// two stages of Q and dO, two dSᵀ tiles): more than sm_86 has; D 64 fits.
-// (On sm_90a both take the wgmma kernel, without a remark.)
-// SM86: remark: attention_grad does not take the mma.sync path: needs 164992 bytes of shared memory, 101376 available
+// The mma.sync backward at D 128 needs 161 KiB of shared memory with its
+// 64 × 128 tiling (K, V, two stages of Q and dO, two dSᵀ tiles): more than
+// sm_86 has, so it takes 32 × 64 blocks (74 KiB), without a remark
+// (bpt-attention-grad-to-sm80-narrow.mlir); D 64 fits. (On sm_90a both
+// take the wgmma kernel, without a remark.)
+// SM86-NOT: attention_grad does not take the mma.sync path: needs
 func.func @grad_shared_memory(%q: tensor<1x2x128x128xbf16>, %lse: tensor<1x2x128xf32>,
                               %qs: tensor<1x2x128x64xbf16>)
     -> (tensor<1x2x128x128xbf16>, tensor<1x2x128x64xbf16>) {
