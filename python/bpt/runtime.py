@@ -14,7 +14,10 @@ to a call (a torch.cuda.Stream, a CuPy stream or a CUstream as an integer).
 
 TMA tensor maps that the manifest lists (version 2) are built by the
 runtime over the buffers passed in (at each map's byte_offset), and rebuilt
-when a buffer's address changes. An argument {"buffer": i, "byte_offset": n}
+when a buffer's address changes. With `graphs` (KernelSet(..., graphs=N)),
+a call records its launches once as a CUDA graph per set of buffer
+addresses (up to N, the least recently used dropped) and replays it:
+one launch's cost for the whole set, which matters for short sets. An argument {"buffer": i, "byte_offset": n}
 passes buffer i's pointer plus n.
 
 The library is found through $BPT_RUNTIME_LIB, else next to this package in
@@ -71,6 +74,11 @@ def _library():
             _Handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32),
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
             ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t, ctypes.c_uint64]
+        lib.bptGraphBeginRecording.argtypes = [_Handle, ctypes.POINTER(ctypes.c_uint64)]
+        lib.bptGraphEndRecording.argtypes = [_Handle, ctypes.c_uint64,
+                                             ctypes.POINTER(_Handle)]
+        lib.bptGraphLaunch.argtypes = [_Handle, ctypes.c_uint64]
+        lib.bptGraphDestroy.argtypes = [_Handle]
         _lib = lib
     return _lib
 
@@ -175,8 +183,11 @@ class KernelSet:
     different streams must not overlap in time, since they share them.
     """
 
-    def __init__(self, runtime, manifest_path):
+    def __init__(self, runtime, manifest_path, graphs=0):
         self.runtime = runtime
+        # (stream, buffer addresses) -> recorded graph, most recent last.
+        self._graph_limit = graphs
+        self._graphs = {}
         with open(manifest_path) as f:
             self.manifest = json.load(f)
         ptx = os.path.join(os.path.dirname(os.path.abspath(manifest_path)),
@@ -219,6 +230,12 @@ class KernelSet:
             # A map is written by a copy on the default stream, which a
             # non-blocking stream does not wait for.
             self.runtime.synchronize()
+        if self._graph_limit:
+            self._replay(pointers, maps, stream)
+        else:
+            self._launch_all(pointers, maps, stream)
+
+    def _launch_all(self, pointers, maps, stream):
         lib = _library()
         for launch in self.manifest["launches"]:
             grid = (ctypes.c_uint32 * 3)(*(list(launch["grid"]) + [1, 1])[:3])
@@ -229,6 +246,32 @@ class KernelSet:
                 self._module, launch["kernel"].encode(), grid, block,
                 launch.get("dynamic_shared_memory", 0), args, len(launch["args"]),
                 stream))
+
+    def _replay(self, pointers, maps, stream):
+        """Replays the graph recorded for these buffers (recording it first:
+        the launches go to a recording stream, and run only when replayed)."""
+        # The maps' addresses too: a map rebuilt elsewhere (its buffer moved
+        # away and back) is a new recording, never a freed map replayed.
+        key = (stream, tuple(pointers), tuple(maps))
+        graph = self._graphs.pop(key, None)
+        if graph is None:
+            lib = _library()
+            recording = ctypes.c_uint64()
+            _check(lib.bptGraphBeginRecording(self.runtime._handle,
+                                              ctypes.byref(recording)))
+            graph = _Handle()
+            try:
+                self._launch_all(pointers, maps, recording.value)
+            finally:
+                # Ends (and frees) the recording even when a launch failed.
+                ended = lib.bptGraphEndRecording(self.runtime._handle,
+                                                 recording.value, ctypes.byref(graph))
+            _check(ended)
+            if len(self._graphs) >= self._graph_limit:
+                oldest = next(iter(self._graphs))
+                _check(_library().bptGraphDestroy(self._graphs.pop(oldest)))
+        self._graphs[key] = graph
+        _check(_library().bptGraphLaunch(graph, stream))
 
     def _update_tensor_maps(self, pointers):
         """Tensor-map addresses for buffers at `pointers`, built on first use
@@ -255,6 +298,9 @@ class KernelSet:
         return [entry[1] for entry in self._tensor_maps], built
 
     def close(self):
+        for graph in self._graphs.values():
+            _check(_library().bptGraphDestroy(graph))
+        self._graphs = {}
         for pointer in self._workspaces.values():
             self.runtime.free(pointer)
         self._workspaces = {}

@@ -31,6 +31,7 @@ device. Each stream gets its own loaded kernel sets (their workspaces are
 allocated once per set and reused, so two streams must not share them).
 """
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,13 @@ def _problem(q, k, v, causal, scale):
         bool(causal), None if scale is None else float(scale), chip, tensor_cores)
 
 
+GRAPHS = int(os.environ.get("BPT_GRAPHS", "0"))
+"""$BPT_GRAPHS=N: each loaded kernel set records its launches as a CUDA
+graph per set of buffer addresses (up to N) and replays it (bpt.KernelSet's
+`graphs`): one launch's cost a call, once PyTorch's allocator hands out the
+same addresses again, as it does from step to step of a training loop.
+0 (the default): the launches one by one. Read when a set is loaded."""
+
 _runtimes = {}
 _kernel_sets = {}
 
@@ -106,7 +114,8 @@ def _kernel_set(problem, kind, device, loaded):
     if key not in loaded:
         if index not in _runtimes:
             _runtimes[index] = Runtime(index)
-        loaded[key] = KernelSet(_runtimes[index], cache.kernel_set(problem, kind))
+        loaded[key] = KernelSet(_runtimes[index], cache.kernel_set(problem, kind),
+                                graphs=GRAPHS)
     return loaded[key]
 
 

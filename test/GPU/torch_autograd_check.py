@@ -137,6 +137,46 @@ def check_case(problem):
     return passed
 
 
+def graphs_replay_the_same(problem):
+    """With bpt.torch.GRAPHS, a set's launches are recorded as a CUDA graph
+    per set of buffer addresses and replayed: the same kernels, so the same
+    bits as launching them one by one (but dq, whose reductions have no
+    fixed order on the tensor-core paths: within the tolerance), for a
+    recorded address set (replay), a new one (another recording) and the
+    first again."""
+    import torch
+    import bpt.torch
+    dtype = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[problem.dtype]
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    q_shape = (problem.batch, problem.heads, problem.seq, problem.head_dim)
+    kv_shape = (problem.batch, problem.kv_heads, problem.kv_seq, problem.head_dim)
+    draw = lambda shape: (torch.rand(shape, generator=gen, device="cuda") * 2 - 1).to(dtype)
+
+    def run(tensors):
+        q, k, v, do = (t.clone() for t in tensors)
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        o = bpt.torch.attention(q, k, v, causal=problem.causal, scale=problem.scale)
+        return [o.detach(), *torch.autograd.grad(o, (q, k, v), do)]
+
+    first = [draw(s) for s in (q_shape, kv_shape, kv_shape, q_shape)]
+    second = [draw(s) for s in (q_shape, kv_shape, kv_shape, q_shape)]
+    plain = [run(first), run(second)]
+    saved, bpt.torch.GRAPHS = bpt.torch.GRAPHS, 4
+    bpt.torch._kernel_sets.clear()  # loaded again, with graphs
+    try:
+        graphed = [run(first), run(second), run(first), run(first)]
+    finally:
+        bpt.torch.GRAPHS = saved
+        bpt.torch._kernel_sets.clear()
+    pairs = list(zip(graphed, plain + plain[:1] * 2))
+    exact = all(torch.equal(got[i], want[i]) for got, want in pairs for i in (0, 2, 3))
+    dq = max(rel(got[1], want[1]) for got, want in pairs)
+    same = exact and dq <= TOLERANCES[problem.dtype]
+    print(f"graphs (BPT_GRAPHS): {'PASS' if same else 'FAIL'}: o, dk, dv of the "
+          f"replays {'bitwise' if exact else 'NOT'} those of the launches; dq {dq:.1e}")
+    return same
+
+
 def import_is_light():
     """Importing bpt must not import torch (bpt.torch does)."""
     code = "import sys, bpt; sys.exit(1 if 'torch' in sys.modules else 0)"
@@ -157,6 +197,11 @@ def run(kernels):
     print(f"{torch.cuda.get_device_name()} ({chip}), torch {torch.__version__}, "
           f"kernel sets in {kernels}")
     results = [import_is_light()]
+    try:
+        results.append(graphs_replay_the_same(problems(chip, tensor_cores)[0]))
+    except Exception:  # a failure fails this check; the others still run
+        print(f"FAIL: graphs:\n{traceback.format_exc()}")
+        results.append(False)
     for problem in problems(chip, tensor_cores):
         try:
             results.append(check_case(problem))
