@@ -33,6 +33,7 @@
 #include "AttentionNest.h"
 #include "SM90Emitter.h"
 #include "SM90Kernels.h"
+#include "StrategyOps.h"
 
 #include "bpt/Dialect/BPTOps.h"
 
@@ -547,6 +548,25 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
 
 namespace {
 
+/// Why `config`'s tiling (from a strategy, perhaps written by hand) is not
+/// one the kernel takes: bpt-select-strategy's rules for the key block and
+/// stages, and the chip's shared memory.
+std::optional<std::string> checkTiling(const KernelConfig &config,
+                                       int64_t sharedMemory) {
+  if (config.blockN < 64 || config.blockN > 128 || config.blockN % 16 != 0)
+    return llvm::formatv("a {0}-row key block (kv_block: 64 to 128, a "
+                         "multiple of 16)",
+                         config.blockN)
+        .str();
+  if (config.stages < 2 || config.stages > 4)
+    return llvm::formatv("{0} stages (2 to 4)", config.stages).str();
+  if (config.sharedMemoryBytes() > sharedMemory)
+    return llvm::formatv("{0} bytes of shared memory, {1} available",
+                         config.sharedMemoryBytes(), sharedMemory)
+        .str();
+  return std::nullopt;
+}
+
 struct BPTAttentionToSM90Pass final
     : bpt::impl::BPTAttentionToSM90Base<BPTAttentionToSM90Pass> {
   using Base::Base;
@@ -560,6 +580,13 @@ struct BPTAttentionToSM90Pass final
       KernelConfig config{};
       nest->fillConfig(config);
       config.lse = nest->withLSE;
+      if (std::optional<std::string> why =
+              checkTiling(config, sharedMemoryOf(nest->strategy))) {
+        loop.emitError() << "bpt-attention-to-sm90: the strategy's tiling "
+                         << nest->strategy
+                         << " is not one the kernel takes: " << *why;
+        return signalPassFailure();
+      }
       Type element = nest->resultType().getElementType();
       gpu::GPUFuncOp kernel =
           getOrBuildAttentionKernel(module, config, element, loop.getLoc());

@@ -76,6 +76,24 @@ StrategyAttr::verify(llvm::function_ref<InFlightDiagnostic()> emitError,
     if (value < 0)
       return emitError() << "strategy field " << name
                          << " must not be negative, got " << value;
+  if (kvSplits > kMaxKVSplits)
+    return emitError() << "strategy field kv_splits must be at most "
+                       << kMaxKVSplits << ", got " << kvSplits;
+  if (path == KernelPath::portable)
+    return success();
+  for (auto [name, value, limit] :
+       {std::tuple<StringRef, int64_t, int64_t>{"q_block", qBlock,
+                                                kMaxStrategyTile},
+        {"kv_block", kvBlock, kMaxStrategyTile},
+        {"gemm_block_n", gemmBlockN, kMaxStrategyTile},
+        {"stages", stages, kMaxStrategyStages},
+        {"gemm_stages", gemmStages, kMaxStrategyStages},
+        {"warps", warps, kMaxStrategyWarps}})
+    if (value > limit)
+      return emitError() << "strategy field " << name << " of a "
+                         << stringifyKernelPath(path)
+                         << " kernel must be at most " << limit << ", got "
+                         << value;
   return success();
 }
 

@@ -1105,3 +1105,47 @@ func.func @f(%a: tensor<2x16x32xbf16>, %b: tensor<32x48xbf16>) {
   %0 = bpt.matmul %a, %b : (tensor<2x16x32xbf16>, tensor<32x48xbf16>) -> tensor<16x48xbf16>
   return
 }
+
+// -----
+
+// #bpt.strategy: a strategy names its chip.
+func.func @strategy_chip(%x: tensor<2x64xf32>, %w: tensor<64x64xf32>) -> tensor<2x64xf32> {
+  // expected-error @+1 {{strategy needs a chip}}
+  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<portable, chip = "">} : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  return %y : tensor<2x64xf32>
+}
+
+// -----
+
+// A tensor-core kernel's tiling within the bounds every kernel's own
+// choices lie in (a hand-written 65535-row key block would be unrolled for
+// hours).
+func.func @strategy_tile(%x: tensor<2x64xbf16>, %w: tensor<64x128xbf16>) -> tensor<2x128xbf16> {
+  // expected-error @+1 {{strategy field kv_block of a mma_sync kernel must be at most 256, got 65535}}
+  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", kv_block = 65535>} : (tensor<2x64xbf16>, tensor<64x128xbf16>) -> tensor<2x128xbf16>
+  return %y : tensor<2x128xbf16>
+}
+
+// -----
+
+func.func @strategy_warps(%x: tensor<2x64xbf16>, %w: tensor<64x128xbf16>) -> tensor<2x128xbf16> {
+  // expected-error @+1 {{strategy field warps of a wgmma kernel must be at most 32, got 65536}}
+  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 65536>} : (tensor<2x64xbf16>, tensor<64x128xbf16>) -> tensor<2x128xbf16>
+  return %y : tensor<2x128xbf16>
+}
+
+// -----
+
+func.func @strategy_stages(%x: tensor<2x64xbf16>, %w: tensor<64x128xbf16>) -> tensor<2x128xbf16> {
+  // expected-error @+1 {{strategy field stages of a wgmma kernel must be at most 8, got 127}}
+  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", stages = 127>} : (tensor<2x64xbf16>, tensor<64x128xbf16>) -> tensor<2x128xbf16>
+  return %y : tensor<2x128xbf16>
+}
+
+// -----
+
+func.func @strategy_splits(%x: tensor<2x64xf32>, %w: tensor<64x64xf32>) -> tensor<2x64xf32> {
+  // expected-error @+1 {{strategy field kv_splits must be at most 256, got 257}}
+  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<portable, chip = "sm_80", kv_splits = 257>} : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  return %y : tensor<2x64xf32>
+}

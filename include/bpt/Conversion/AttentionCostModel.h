@@ -27,6 +27,8 @@
 #ifndef BPT_CONVERSION_ATTENTIONCOSTMODEL_H
 #define BPT_CONVERSION_ATTENTIONCOSTMODEL_H
 
+#include "bpt/Dialect/BPTDialect.h"
+
 #include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
@@ -87,8 +89,8 @@ chooseAttentionTiling(AttentionKernelKind kind, const AttentionProblem &problem,
 /// Decode and short queries (split-K/V, FlashDecoding's schedule): the
 /// query rows up to which an attention is split over its keys, and the
 /// most splits.
+/// (The most splits, kMaxKVSplits, is the dialect's bound.)
 constexpr int64_t kMaxSplitKVQueryRows = 64;
-constexpr int64_t kMaxKVSplits = 256;
 
 /// The number of key/value splits for `groups` thread blocks per split
 /// (batch × key/value heads) over `keyBlocks` key blocks, when

@@ -29,6 +29,15 @@ bool isGatedActivation(Activation activation);
 /// holds it.
 inline constexpr llvm::StringLiteral kBufferNameAttrName = "bpt.buffer_name";
 
+/// Bounds the #bpt.strategy verifier puts on a tensor-core (or row-kernel)
+/// tiling: every kernel's own choices lie well inside them, and each
+/// conversion checks its kernel's exact rules. A wild hand-written tiling
+/// is then an error, not a kernel unrolled for hours.
+inline constexpr int64_t kMaxStrategyTile = 256, kMaxStrategyStages = 8,
+                         kMaxStrategyWarps = 32;
+/// The most key/value splits of an attention (any path).
+inline constexpr int64_t kMaxKVSplits = 256;
+
 /// Names the buffer that `alloc` allocates (see kBufferNameAttrName).
 inline void setBufferName(mlir::Operation *alloc, llvm::StringRef name) {
   alloc->setAttr(kBufferNameAttrName,
