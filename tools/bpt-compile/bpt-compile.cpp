@@ -338,11 +338,20 @@ tuningCandidates(ModuleOp module, StringRef chip) {
                                        : std::vector<int64_t>{2, 3, 4})
         gemm.push_back({{"sm90-gemm-block-n", n}, {"sm90-gemm-stages", stages}});
   }
+  // A lone FFN's chunk sets its launches' waves (a chunk's last wave of
+  // tiles may be part-full): chunks of 1024, 2048 and 4096 rows, where the
+  // rows allow them (the same kernels are timed once).
+  std::vector<std::vector<std::pair<const char *, int64_t>>> chunks = {{}};
+  if (hasFFN && !hasBlock && !hasAttention)
+    chunks = {
+        {{"chunk-rows", 1024}}, {{"chunk-rows", 2048}}, {{"chunk-rows", 4096}}};
   for (const auto &a : attention)
-    for (const auto &g : gemm) {
-      candidates.push_back(a);
-      llvm::append_range(candidates.back(), g);
-    }
+    for (const auto &g : gemm)
+      for (const auto &c : chunks) {
+        candidates.push_back(a);
+        llvm::append_range(candidates.back(), g);
+        llvm::append_range(candidates.back(), c);
+      }
   return candidates;
 }
 
