@@ -15,13 +15,12 @@ missing, or importing bpt imports torch.
 import os
 import subprocess
 import sys
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = os.path.join(HERE, "..", "..", "python")
 sys.path.insert(0, PYTHON)
 from bpt import cache  # noqa: E402  (no torch)
-from check_main import check_main  # noqa: E402
+from check_main import check_main, open_device, run_checks  # noqa: E402
 
 # (dtype, batch, heads, kv_heads, seq, kv_seq, head_dim, causal, scale)
 CASES = [
@@ -187,30 +186,14 @@ def import_is_light():
 
 
 def run(kernels):
-    import torch
-    if not torch.cuda.is_available():
-        print("FAIL: no CUDA device for PyTorch")
+    device = open_device(kernels)
+    if device is None:
         return 1
-    os.environ["BPT_CACHE"] = os.path.abspath(kernels)
-    major, minor = torch.cuda.get_device_capability()
-    chip, tensor_cores = cache.chip_for_capability(major, minor)
-    print(f"{torch.cuda.get_device_name()} ({chip}), torch {torch.__version__}, "
-          f"kernel sets in {kernels}")
-    results = [import_is_light()]
-    try:
-        results.append(graphs_replay_the_same(problems(chip, tensor_cores)[0]))
-    except Exception:  # a failure fails this check; the others still run
-        print(f"FAIL: graphs:\n{traceback.format_exc()}")
-        results.append(False)
-    for problem in problems(chip, tensor_cores):
-        try:
-            results.append(check_case(problem))
-        except Exception:  # any failure fails this case; the others still run
-            print(f"FAIL: {problem.name('grad')}:\n{traceback.format_exc()}")
-            results.append(False)
-    print(f"{sum(results)} of {len(results)} checks passed")
-    return 0 if all(results) else 1
-
+    cases = problems(*device)
+    return run_checks(
+        [("import", import_is_light),
+         ("graphs", lambda: graphs_replay_the_same(cases[0]))]
+        + [(p.name("grad"), lambda p=p: check_case(p)) for p in cases])
 
 if __name__ == "__main__":
     sys.exit(check_main(__doc__, problems, run))

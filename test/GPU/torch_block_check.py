@@ -21,12 +21,11 @@ import json
 import math
 import os
 import sys
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
 from bpt import cache  # noqa: E402  (no torch)
-from check_main import check_main  # noqa: E402
+from check_main import check_main, open_device, run_checks  # noqa: E402
 
 # (dtype, batch, seq, hidden, heads, kv_heads, ffn, activation, norm, causal)
 CASES = [
@@ -156,28 +155,15 @@ def manifests_are_checked(problem):
 
 
 def run(kernels):
-    import torch
-    if not torch.cuda.is_available():
-        print("FAIL: no CUDA device for PyTorch")
+    device = open_device(kernels)
+    if device is None:
         return 1
-    os.environ["BPT_CACHE"] = os.path.abspath(kernels)
-    major, minor = torch.cuda.get_device_capability()
-    chip, tensor_cores = cache.chip_for_capability(major, minor)
-    print(f"{torch.cuda.get_device_name()} ({chip}), torch {torch.__version__}, "
-          f"kernel sets in {kernels}")
-    cases = problems(chip, tensor_cores)
-    results = []
-    for check, argument in [(check_case, p) for p in cases] + [
-            (manifests_are_checked, cases[0])]:
-        try:
-            results.append(check(argument))
-        except Exception:  # any failure fails this check; the others still run
-            print(f"FAIL: {check.__name__}({argument.name('backward')}):\n"
-                  f"{traceback.format_exc()}")
-            results.append(False)
-    print(f"{sum(results)} of {len(results)} checks passed")
-    return 0 if all(results) else 1
-
+    cases = problems(*device)
+    return run_checks(
+        [(f"{check.__name__}({argument.name('backward')})",
+          lambda check=check, argument=argument: check(argument))
+         for check, argument in [(check_case, p) for p in cases]
+         + [(manifests_are_checked, cases[0])]])
 
 if __name__ == "__main__":
     sys.exit(check_main(__doc__, problems, run))

@@ -17,14 +17,13 @@ import math
 import os
 import sys
 import tempfile
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = os.path.join(HERE, "..", "..", "python")
 sys.path.insert(0, PYTHON)
 from bpt import cache  # noqa: E402  (no torch)
 from bpt.ring_schedule import step_problems  # noqa: E402  (no torch)
-from check_main import check_main  # noqa: E402
+from check_main import check_main, open_device, run_checks  # noqa: E402
 
 # (dtype, batch, heads, kv_heads, whole sequence, head_dim, causal, ranks)
 CASES = [
@@ -146,24 +145,10 @@ def check_case(case):
 
 
 def run(kernels):
-    import torch
-    if not torch.cuda.is_available():
-        print("FAIL: no CUDA device for PyTorch")
+    if open_device(kernels) is None:
         return 1
-    os.environ["BPT_CACHE"] = os.path.abspath(kernels)
-    chip, _ = cache.chip_for_capability(*torch.cuda.get_device_capability())
-    print(f"{torch.cuda.get_device_name()} ({chip}), torch {torch.__version__}, "
-          f"kernel sets in {kernels}")
-    results = []
-    for case in CASES:
-        try:
-            results.append(check_case(case))
-        except Exception:  # a failing case fails the check; the others still run
-            print(f"FAIL: {case}:\n{traceback.format_exc()}")
-            results.append(False)
-    print(f"{sum(results)} of {len(results)} cases passed")
-    return 0 if all(results) else 1
-
+    return run_checks([(str(case), lambda case=case: check_case(case))
+                       for case in CASES], what="cases")
 
 if __name__ == "__main__":
     sys.exit(check_main(__doc__, problems, run))
