@@ -596,23 +596,15 @@ gpu::GPUFuncOp buildKernel(ModuleOp module, const KernelConfig &config,
   return func;
 }
 
-/// Why `config`'s tiling (from a strategy, perhaps written by hand) is not
-/// one the kernel takes: bpt-select-strategy's rules for the key block and
-/// stages, and the chip's shared memory.
-std::optional<std::string> checkTiling(const KernelConfig &config,
-                                       int64_t sharedMemory) {
-  if (!llvm::is_contained({int64_t(32), int64_t(64), int64_t(128)},
-                          config.blockN))
-    return llvm::formatv("a {0}-row key block (kv_block: 32, 64 or 128)",
-                         config.blockN)
-        .str();
-  if (config.stages < 2 || config.stages > 4)
-    return llvm::formatv("{0} stages (2 to 4)", config.stages).str();
-  if (config.sharedMemoryBytes() > sharedMemory)
-    return llvm::formatv("{0} bytes of shared memory, {1} available",
-                         config.sharedMemoryBytes(), sharedMemory)
-        .str();
-  return std::nullopt;
+/// Why `config`'s key block is not one the kernel takes (bpt-select-
+/// strategy's rule).
+std::optional<std::string> keyBlockWhy(const KernelConfig &config) {
+  if (llvm::is_contained({int64_t(32), int64_t(64), int64_t(128)},
+                         config.blockN))
+    return std::nullopt;
+  return llvm::formatv("a {0}-row key block (kv_block: 32, 64 or 128)",
+                       config.blockN)
+      .str();
 }
 
 /// The combine nest that reads the results of the partial nest `partials`
@@ -711,13 +703,10 @@ struct BPTAttentionToSM80Pass final
       nest->fillConfig(config);
       config.lse = nest->withLSE;
       Location loc = loop.getLoc();
-      if (std::optional<std::string> why =
-              checkTiling(config, sharedMemoryOf(nest->strategy))) {
-        loop.emitError() << "bpt-attention-to-sm80: the strategy's tiling "
-                         << nest->strategy
-                         << " is not one the kernel takes: " << *why;
+      if (failed(checkRecordedTiling(loop, "bpt-attention-to-sm80",
+                                     nest->strategy, config,
+                                     keyBlockWhy(config))))
         return signalPassFailure();
-      }
       if (nest->kvSplits) {
         if (failed(lowerSplit(module, *nest, config)))
           return signalPassFailure();

@@ -548,23 +548,15 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
 
 namespace {
 
-/// Why `config`'s tiling (from a strategy, perhaps written by hand) is not
-/// one the kernel takes: bpt-select-strategy's rules for the key block and
-/// stages, and the chip's shared memory.
-std::optional<std::string> checkTiling(const KernelConfig &config,
-                                       int64_t sharedMemory) {
-  if (config.blockN < 64 || config.blockN > 128 || config.blockN % 16 != 0)
-    return llvm::formatv("a {0}-row key block (kv_block: 64 to 128, a "
-                         "multiple of 16)",
-                         config.blockN)
-        .str();
-  if (config.stages < 2 || config.stages > 4)
-    return llvm::formatv("{0} stages (2 to 4)", config.stages).str();
-  if (config.sharedMemoryBytes() > sharedMemory)
-    return llvm::formatv("{0} bytes of shared memory, {1} available",
-                         config.sharedMemoryBytes(), sharedMemory)
-        .str();
-  return std::nullopt;
+/// Why `config`'s key block is not one the kernel takes (bpt-select-
+/// strategy's rule: wgmma N in multiples of 16, 64 to 128).
+std::optional<std::string> keyBlockWhy(const KernelConfig &config) {
+  if (config.blockN >= 64 && config.blockN <= 128 && config.blockN % 16 == 0)
+    return std::nullopt;
+  return llvm::formatv("a {0}-row key block (kv_block: 64 to 128, a "
+                       "multiple of 16)",
+                       config.blockN)
+      .str();
 }
 
 struct BPTAttentionToSM90Pass final
@@ -580,13 +572,10 @@ struct BPTAttentionToSM90Pass final
       KernelConfig config{};
       nest->fillConfig(config);
       config.lse = nest->withLSE;
-      if (std::optional<std::string> why =
-              checkTiling(config, sharedMemoryOf(nest->strategy))) {
-        loop.emitError() << "bpt-attention-to-sm90: the strategy's tiling "
-                         << nest->strategy
-                         << " is not one the kernel takes: " << *why;
+      if (failed(checkRecordedTiling(loop, "bpt-attention-to-sm90",
+                                     nest->strategy, config,
+                                     keyBlockWhy(config))))
         return signalPassFailure();
-      }
       Type element = nest->resultType().getElementType();
       gpu::GPUFuncOp kernel =
           getOrBuildAttentionKernel(module, config, element, loop.getLoc());

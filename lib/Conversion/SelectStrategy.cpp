@@ -30,10 +30,11 @@ namespace {
 StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded,
                          bool pinTiling) {
   options.tensorCores = recorded.getPath() != KernelPath::portable;
-  if (!pinTiling) {
-    options.allowWgmma = recorded.getPath() == KernelPath::wgmma;
+  // An mma.sync strategy on a chip with wgmma: the path is pinned too.
+  if (recorded.getPath() == KernelPath::mma_sync)
+    options.allowWgmma = false;
+  if (!pinTiling)
     return options;
-  }
   switch (recorded.getPath()) {
   case KernelPath::portable:
     if (recorded.getQBlock())
@@ -50,7 +51,6 @@ StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded,
   case KernelPath::rowwise:
     break;
   case KernelPath::mma_sync:
-    options.allowWgmma = false;
     // A split kernel's rows follow from the shape (packed query heads).
     if (!recorded.getKvSplits())
       options.sm80QBlock = recorded.getQBlock();

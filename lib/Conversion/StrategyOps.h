@@ -18,6 +18,7 @@
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/FormatVariadic.h"
 
 namespace bpt {
 
@@ -59,6 +60,29 @@ chunkLoopsTaking(mlir::ModuleOp module, ChunkLoopKind kind, KernelPath path) {
 /// The dynamic shared memory a block of the strategy's chip may use.
 inline int64_t sharedMemoryOf(StrategyAttr strategy) {
   return getChipInfo(strategy.getChip()).sharedMemoryPerBlock;
+}
+
+/// Checks the tiling an attention nest's strategy records (perhaps written
+/// by hand) against what `pass`'s kernel takes before building it:
+/// `keyBlockWhy` (the kernel's own key-block rule, or nothing), then
+/// bpt-select-strategy's 2 to 4 stages and the chip's shared memory. Fails
+/// with an error on `loop` naming the rule.
+template <typename Config>
+mlir::LogicalResult
+checkRecordedTiling(mlir::Operation *loop, llvm::StringRef pass,
+                    StrategyAttr strategy, const Config &config,
+                    std::optional<std::string> keyBlockWhy) {
+  std::optional<std::string> why = std::move(keyBlockWhy);
+  if (!why && (config.stages < 2 || config.stages > 4))
+    why = llvm::formatv("{0} stages (2 to 4)", config.stages).str();
+  if (!why && config.sharedMemoryBytes() > sharedMemoryOf(strategy))
+    why = llvm::formatv("{0} bytes of shared memory, {1} available",
+                        config.sharedMemoryBytes(), sharedMemoryOf(strategy))
+              .str();
+  if (!why)
+    return mlir::success();
+  return loop->emitError() << pass << ": the strategy's tiling " << strategy
+                           << " is not one the kernel takes: " << *why;
 }
 
 } // namespace bpt
