@@ -221,14 +221,13 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
   auto i32 = [&](int64_t v) -> Value {
     return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
   };
-  Value gemmThreads = index(kWarpgroup * 3);
   auto launchGemm = [&](gpu::GPUFuncOp kernel, const GemmConfig &config,
                         SmallVector<Value> args) {
     gpu::LaunchFuncOp::create(
         b, loc, kernel,
         gpu::KernelDim3{index(config.n / config.blockN),
                         index(s.chunk / config.blockM), index(1)},
-        gpu::KernelDim3{gemmThreads, index(1), index(1)},
+        gpu::KernelDim3{index(config.threads()), index(1), index(1)},
         i32(config.sharedMemoryBytes()), args);
   };
   auto launchNorm = [&](const NormConfig &config, gpu::GPUFuncOp kernel,

@@ -130,19 +130,20 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
       gpu::GPUFuncOp downKernel =
           getOrBuildGemmKernel(module, down, element, loc);
-      gpu::KernelDim3 block{index(up.threads()), index(1), index(1)};
       gpu::LaunchFuncOp::create(
           b, loc, upKernel,
           gpu::KernelDim3{index(ffn / up.blockN), index(up.rowTiles()),
                           index(1)},
-          block, i32(up.sharedMemoryBytes()),
+          gpu::KernelDim3{index(up.threads()), index(1), index(1)},
+          i32(up.sharedMemoryBytes()),
           gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(first), i32(0)}
                   : ValueRange{xMap, wInMap, u, i32(first), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
           gpu::KernelDim3{index(hidden / down.blockN), index(down.rowTiles()),
                           index(1)},
-          block, i32(down.sharedMemoryBytes()),
+          gpu::KernelDim3{index(down.threads()), index(1), index(1)},
+          i32(down.sharedMemoryBytes()),
           ValueRange{uMap, wOutMap, outRows, i32(0), i32(first)});
     };
     for (int64_t c = 0; c < m.wholeChunks(); ++c)

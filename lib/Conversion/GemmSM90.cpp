@@ -151,17 +151,44 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   }
   NVVM::Barrier0Op::create(b, loc);
 
-  emitRoles(
-      tid, first,
-      [&] { emitProducer(base, mapA, mapB, mapGate, aRow0, bRow0, m0, n0); },
-      [&](Value consumer, Value lane, Value warp) {
-        emitConsumer(
-            base, consumer, lane, warp, add(cRow0, m0), n0, c, residual,
-            config.residual                              ? sub(rRow0, cRow0)
-            : config.accumulate || config.activationGrad ? sub(c32(0), cRow0)
-                                                         : Value(),
-            actOut, rowsLeft);
-      });
+  auto producer = [&] {
+    emitProducer(base, mapA, mapB, mapGate, aRow0, bRow0, m0, n0);
+  };
+  auto consumer = [&](Value consumer, Value lane, Value warp) {
+    emitConsumer(base, consumer, lane, warp, add(cRow0, m0), n0, c, residual,
+                 config.residual ? sub(rRow0, cRow0)
+                 : config.accumulate || config.activationGrad
+                     ? sub(c32(0), cRow0)
+                     : Value(),
+                 actOut, rowsLeft);
+  };
+  if (config.blocksPerMultiprocessor == 1) {
+    emitRoles(tid, first, producer, consumer);
+  } else {
+    // The consumer warpgroups first (a wgmma warpgroup starts at a warp
+    // index divisible by 4), then the producer warp, whose first thread
+    // issues the copies; no setmaxnreg.
+    const int64_t consumerThreads = kWarpgroup * config.consumerGroups;
+    auto roles = scf::IfOp::create(
+        b, loc, cmp(arith::CmpIPredicate::ult, tid, c32(consumerThreads)),
+        /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(roles.thenBlock());
+      Value local = rem(tid, c32(kWarpgroup));
+      consumer(div(tid, c32(kWarpgroup)), rem(local, c32(32)),
+               div(local, c32(32)));
+    }
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(roles.elseBlock());
+      auto leader = scf::IfOp::create(
+          b, loc, cmp(arith::CmpIPredicate::eq, tid, c32(consumerThreads)),
+          /*withElse=*/false);
+      b.setInsertionPointToStart(leader.thenBlock());
+      producer();
+    }
+  }
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -442,8 +469,8 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
     inputs.push_back(i32); // the residual's first row
   if (config.bRowOffset)
     inputs.push_back(i32); // B's first row
-  gpu::GPUFuncOp func =
-      createKernel(kernels, name, inputs, config.threads(), loc);
+  gpu::GPUFuncOp func = createKernel(kernels, name, inputs, config.threads(),
+                                     loc, config.blocksPerMultiprocessor);
   OpBuilder b(ctx);
   GemmEmitter(b, loc, config).emit(func);
   return func;
@@ -501,6 +528,13 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
                          config.stages, config.stageBytes(),
                          config.sharedMemoryBytes(), sharedMemory)
         .str();
+  // A multiprocessor has 1 KiB more than a block may take, and reserves 1
+  // KiB a block.
+  config.blocksPerMultiprocessor =
+      config.fitsTwoBlocks() &&
+              2 * (config.sharedMemoryBytes() + 1024) <= sharedMemory + 1024
+          ? 2
+          : 1;
   return std::nullopt;
 }
 

@@ -138,6 +138,17 @@ struct GemmConfig : codegen::GemmProblem {
   /// C is f32 rather than A's 16-bit type.
   bool f32Output = false;
   int64_t consumerGroups = 2;
+  /// Thread blocks a multiprocessor holds (chooseGemmTiling): 2 where two
+  /// blocks' stages fit its shared memory and the epilogue fits 112
+  /// registers a thread (fitsTwoBlocks), so that one block's epilogue and
+  /// prologue overlap the other's main loop.
+  int64_t blocksPerMultiprocessor = 1;
+
+  /// Whether the epilogue fits 112 registers a thread: one 64-register
+  /// accumulator and no f32 fragment held across the main loop.
+  bool fitsTwoBlocks() const {
+    return blockN == 128 && !gated && !accumulate && !activationGrad;
+  }
 
   /// A's tensor map box rows: M rows of [M, K], or K rows of [K, M].
   int64_t aBoxRows() const { return transposeA ? blockK : blockM; }
@@ -155,7 +166,16 @@ struct GemmConfig : codegen::GemmProblem {
   /// whole fragment loaded after the main loop).
   bool preloadsPre() const { return blockN <= 128; }
 
-  int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
+  /// A producer warpgroup (setmaxnreg gives its registers to the
+  /// consumers) and the consumers; with two blocks a multiprocessor, the
+  /// consumers and one producer warp after them (2 × 288 threads × 112
+  /// registers fit the register file, where ptxas would hold 384-thread
+  /// blocks to 80 registers throughout: it sizes every role by the entry
+  /// limit, too few for a wgmma of 64 accumulators).
+  int64_t threads() const {
+    return kWarpgroup * consumerGroups +
+           (blocksPerMultiprocessor == 2 ? 32 : kWarpgroup);
+  }
   // Barriers: full per stage, then empty per stage.
   int64_t barrierOffset(int64_t index) const {
     return stages * stageBytes() + 8 * index;
@@ -182,6 +202,8 @@ struct GemmConfig : codegen::GemmProblem {
     // Tiles other than the default (see chooseGemmTiling) are named.
     if (blockN != 128 || stages != 6)
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
+    if (blocksPerMultiprocessor != 1)
+      name += llvm::formatv("_b{0}", blocksPerMultiprocessor).str();
     return name;
   }
 };
