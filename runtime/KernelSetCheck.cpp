@@ -309,6 +309,9 @@ checkKernelSetOrThrow(const CheckOptions &options) {
     return info.status();
   if (Status s = checkChipRunsOn(manifest->chip, *info); !s)
     return s;
+  const Json *tf32Option = jsonMember(manifest->options, "tf32");
+  const bool tf32 =
+      tf32Option && tf32Option->is_boolean() && tf32Option->get<bool>();
   Expected<Module> module = runtime->loadPTXFile(manifest->ptxPath());
   if (!module)
     return module.status();
@@ -399,6 +402,8 @@ checkKernelSetOrThrow(const CheckOptions &options) {
       if (Status s = buffers[i].copyToHost(host.data(), host.numBytes()); !s)
         return s;
       double tolerance = dtypeTolerance(host.dtype());
+      if (tf32 && host.dtype() == DType::F32)
+        tolerance = kTF32Tolerance;
       double error =
           outputError(host.toReference(), (*expected)[index], host.dtype());
       result.outputs.push_back({b.name, host.typeString(), error, tolerance,

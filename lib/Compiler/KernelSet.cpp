@@ -1361,6 +1361,10 @@ llvm::json::Object optionsJson(ModelDescription &model,
   bool wgmma = ptx.contains("wgmma.mma_async");
   bool mmaSync = ptx.contains("mma.sync.aligned");
   opts["tensor_cores"] = wgmma || mmaSync;
+  // f32 multiplied as TF32: bpt-run checks such a set's outputs against
+  // TF32's tolerance, not f32's.
+  if (ptx.contains(".tf32.tf32"))
+    opts["tf32"] = true;
   if (mmaSync) {
     opts["sm80_q_block"] = options.strategy.sm80QBlock;
     opts["sm80_kv_block"] = options.strategy.sm80KvBlock;

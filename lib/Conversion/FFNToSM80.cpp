@@ -88,6 +88,9 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     down =
         GemmConfig{/*aRows=*/count, /*cRows=*/rows,   /*n=*/hidden,
                    /*k=*/ffn,       element.isBF16(), std::nullopt};
+    // f32 reaches this path only as TF32 (bpt-select-strategy's
+    // allow-tf32).
+    up.tf32 = down.tf32 = element.isF32();
     // A gated GEMM keeps its 128-wide tiles whatever block-n says.
     up.blockN = up.gated ? 0 : strategy.getGemmBlockN();
     down.blockN = strategy.getGemmBlockN();

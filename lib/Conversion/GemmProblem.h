@@ -45,6 +45,12 @@ struct GemmProblem {
   /// blockK-deep slice of A and B. `blockN` 0 is for the chip's tiling to
   /// choose; `stages` is always the tiling's.
   int64_t blockM = 128, blockN = 0, blockK = 64, stages = 0;
+  /// f32 operands multiplied as TF32 (mma.sync only; `bf16` unused): 4-byte
+  /// elements, so a 128-byte slice row holds blockK = 32 of them, and C is
+  /// f32.
+  bool tf32 = false;
+
+  int64_t elementBytes() const { return tf32 ? 4 : 2; }
 
   /// The rows one launch computes: every launch of bpt's GEMMs covers one
   /// chunk (or all) of the rows, which is the whole of the smaller of A
@@ -59,8 +65,8 @@ struct GemmProblem {
 
   /// B, and G when gated.
   int64_t bOperands() const { return gated ? 2 : 1; }
-  int64_t aTileBytes() const { return blockM * blockK * 2; }
-  int64_t bTileBytes() const { return blockK * blockN * 2; }
+  int64_t aTileBytes() const { return blockM * blockK * elementBytes(); }
+  int64_t bTileBytes() const { return blockK * blockN * elementBytes(); }
   /// A's tile of a stage, then B's (and G's).
   int64_t stageBytes() const {
     return aTileBytes() + bTileBytes() * bOperands();
@@ -77,6 +83,8 @@ struct GemmProblem {
       name += "_" + stringifyActivation(*activation).str();
     if (gated)
       name += "_gated";
+    if (tf32)
+      name += "_tf32";
     if (raggedRows())
       name += "_ragged";
     return name;

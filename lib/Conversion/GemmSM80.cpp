@@ -43,10 +43,11 @@ public:
 private:
   Value wide(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
   /// Global address of (row, column) of a row-major matrix of `columns`
-  /// 16-bit elements a row.
+  /// elements a row.
   Value elementAddress(Value base, Value row, Value column, int64_t columns) {
-    Value offset = add(mul(wide(row), c64(columns * 2)), mul(wide(column),
-                                                             c64(2)));
+    const int64_t bytes = config.elementBytes();
+    Value offset = add(mul(wide(row), c64(columns * bytes)),
+                       mul(wide(column), c64(bytes)));
     return LLVM::GEPOp::create(b, loc, globalPtr, b.getI8Type(), base,
                                ValueRange{offset});
   }
@@ -60,16 +61,17 @@ private:
       b.setInsertionPointToStart(exists.thenBlock());
       Value stage = stageAddress(rem(kb, c32(config.stages)));
       Value k0 = mul(kb, c32(config.blockK));
+      const int64_t bytes = config.elementBytes();
       copyTileAsync(stage, elementAddress(a, add(aRow, m0), k0, config.k),
-                    config.blockM, config.blockK * 2, config.k * 2, tid,
+                    config.blockM, config.blockK * bytes, config.k * bytes, tid,
                     config.threads(), rowsLeft);
       for (int64_t operand = 0; operand < (config.gated ? 2 : 1); ++operand)
-        copyTileAsync(add(stage, c32(config.aTileBytes() +
-                                     operand * config.bTileBytes())),
-                      elementAddress(operand ? gate : bMatrix, k0, n0,
-                                     config.n),
-                      config.blockK, config.blockN * 2, config.n * 2, tid,
-                      config.threads());
+        copyTileAsync(
+            add(stage,
+                c32(config.aTileBytes() + operand * config.bTileBytes())),
+            elementAddress(operand ? gate : bMatrix, k0, n0, config.n),
+            config.blockK, config.blockN * bytes, config.n * bytes, tid,
+            config.threads());
     }
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
@@ -141,21 +143,58 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
     // (columns of an 8-column tile pair).
     Value bRowInTile = add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8)));
     Value bChunk = add(div(warpColumn, c32(8)), div(lane, c32(16)));
-    for (int64_t k = 0; k < config.blockK / 16; ++k) {
+    // A k step is 32 bytes of a slice row: 16 elements (m16n8k16) or 8
+    // f32 (m16n8k8, TF32).
+    const int64_t kStep = config.tf32 ? 8 : 16;
+    const int64_t aRowBytes = config.blockK * config.elementBytes();
+    const int64_t bRowBytes = config.blockN * config.elementBytes();
+    Value g = div(lane, c32(4)), t = rem(lane, c32(4));
+    for (int64_t k = 0; k < config.blockK / kStep; ++k) {
+      // ldmatrix's four 8 x 16-byte matrices are the A fragment either way:
+      // for TF32, lane i's 32-bit word is (row i / 4, column i % 4) of
+      // each, which is a0 to a3 of m16n8k8.
       SmallVector<SmallVector<Value>> aFragments;
-      for (int64_t mt = 0; mt < mTiles; ++mt)
-        aFragments.push_back(loadMatrices(
-            chunkAddress(stage, add(aRowInTile, c32(16 * mt)),
-                         add(c32(2 * k), aHalf), config.blockK * 2),
-            /*transpose=*/false));
+      for (int64_t mt = 0; mt < mTiles; ++mt) {
+        aFragments.push_back(
+            loadMatrices(chunkAddress(stage, add(aRowInTile, c32(16 * mt)),
+                                      add(c32(2 * k), aHalf), aRowBytes),
+                         /*transpose=*/false));
+        if (config.tf32)
+          for (Value &word : aFragments.back())
+            word = roundToTF32(word);
+      }
       for (int64_t operand = 0; operand < operands; ++operand) {
         Value bTile = add(stage, c32(config.aTileBytes() +
                                      operand * config.bTileBytes()));
+        if (config.tf32) {
+          // B [k, n] is n-contiguous and ldmatrix.trans transposes 16-bit
+          // elements only: b0 = (k t, n g) and b1 = (k t + 4, n g) as
+          // single words (two rows of four share banks: 2-way conflicts).
+          auto word = [&](Value row, Value column) {
+            Value address =
+                add(chunkAddress(bTile, row, div(column, c32(4)), bRowBytes),
+                    mul(rem(column, c32(4)), c32(4)));
+            return roundToTF32(
+                LLVM::LoadOp::create(b, loc, i32, sharedPointer(address), 4));
+          };
+          for (int64_t nt = 0; nt < nTiles; ++nt) {
+            Value column = add(warpColumn, add(g, c32(8 * nt)));
+            Value b0 = word(add(t, c32(8 * k)), column);
+            Value b1 = word(add(t, c32(8 * k + 4)), column);
+            for (int64_t mt = 0; mt < mTiles; ++mt) {
+              int64_t at = operand * count + 4 * (mt * nTiles + nt);
+              SmallVector<Value> tile(acc.begin() + at, acc.begin() + at + 4);
+              tile = mmaTF32(aFragments[mt], b0, b1, tile);
+              std::copy(tile.begin(), tile.end(), acc.begin() + at);
+            }
+          }
+          continue;
+        }
         for (int64_t pair = 0; pair < nTiles / 2; ++pair) {
-          SmallVector<Value> f = loadMatrices(
-              chunkAddress(bTile, add(bRowInTile, c32(16 * k)),
-                           add(bChunk, c32(2 * pair)), config.blockN * 2),
-              /*transpose=*/true);
+          SmallVector<Value> f =
+              loadMatrices(chunkAddress(bTile, add(bRowInTile, c32(16 * k)),
+                                        add(bChunk, c32(2 * pair)), bRowBytes),
+                           /*transpose=*/true);
           for (int64_t h = 0; h < 2; ++h) {
             int64_t nt = 2 * pair + h;
             for (int64_t mt = 0; mt < mTiles; ++mt) {
@@ -189,8 +228,15 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
         for (int64_t h = 0; h < 2; ++h)
           pair[h] = config.activate(
               b, loc, pair[h], config.gated ? acc[count + at + h] : Value());
-        LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]),
-                              elementAddress(c, row, column, config.n), 4);
+        Value address = elementAddress(c, row, column, config.n);
+        if (config.tf32) {
+          Value both = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));
+          for (int64_t h = 0; h < 2; ++h)
+            both = LLVM::InsertElementOp::create(b, loc, both, pair[h], c32(h));
+          LLVM::StoreOp::create(b, loc, both, address, 8);
+          continue;
+        }
+        LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]), address, 4);
       }
     }
   }
@@ -202,6 +248,8 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
 std::optional<std::string> bpt::sm80::GemmConfig::check(int64_t sharedMemory) {
   if (gated && !activation)
     return std::string("a gated GEMM needs an activation");
+  // A slice row is 128 bytes: 64 16-bit elements or 32 f32.
+  blockK = tf32 ? 32 : 64;
   // Tiles: 0 (the default) picks 256 columns for 8 warps of 64 x 64 where
   // N allows; a gated GEMM's two accumulators keep 8 warps of 64 x 32 on
   // 128 columns. 128 columns not gated: 4 warps of 64 x 64, two blocks a

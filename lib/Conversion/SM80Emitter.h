@@ -151,6 +151,32 @@ protected:
     return unpack(d, 4);
   }
 
+  /// An f32 word rounded to TF32, to nearest (ties away), as cuBLAS and
+  /// CUTLASS round; the tensor cores would otherwise drop the low 13 bits,
+  /// a truncation whose bias does not average out over a long K.
+  Value roundToTF32(Value word) {
+    return asmOp(i32, word, "cvt.rna.tf32.f32 $0, $1;", "=r,r",
+                 /*sideEffects=*/false);
+  }
+
+  /// acc += A·B, m16n8k8 with f32 operands as TF32 (the tensor cores read
+  /// the top 19 bits of each word): `a` four words (rows g, g + 8 by
+  /// columns t, t + 4), `b0` and `b1` (rows t, t + 4 of column g), `acc`
+  /// four floats.
+  SmallVector<Value> mmaTF32(ArrayRef<Value> a, Value b0, Value b1,
+                             ArrayRef<Value> acc) {
+    Type result =
+        LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(4, f32));
+    Value d = NVVM::MmaOp::create(
+        b, loc, result, a, ValueRange{b0, b1}, acc, ArrayRef<int64_t>{16, 8, 8},
+        std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::tf32,
+                                      NVVM::MMATypes::tf32},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    return unpack(d, 4);
+  }
+
   Type globalPtr;
 };
 

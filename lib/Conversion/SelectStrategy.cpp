@@ -30,9 +30,12 @@ namespace {
 StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded,
                          bool pinTiling) {
   options.tensorCores = recorded.getPath() != KernelPath::portable;
-  // An mma.sync strategy on a chip with wgmma: the path is pinned too.
-  if (recorded.getPath() == KernelPath::mma_sync)
+  // An mma.sync strategy on a chip with wgmma: the path is pinned too; on
+  // f32 operands it is TF32, which the strategy's author chose.
+  if (recorded.getPath() == KernelPath::mma_sync) {
     options.allowWgmma = false;
+    options.allowTF32 = true;
+  }
   if (!pinTiling)
     return options;
   switch (recorded.getPath()) {

@@ -654,7 +654,15 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
   int64_t rows = xType.getNumElements() / hidden;
   int64_t ffn = op.getWIn().getType().getDimSize(1);
   bool gated = op.getWGate() != nullptr;
-  if (wgmma()) {
+  // f32 on tensor cores is TF32, only when asked for; the wgmma GEMM would
+  // need the weights K-major for it (wgmma transposes 16-bit operands
+  // only), so TF32 takes the mma.sync GEMM, which loads B word by word.
+  const bool tf32 = element.isF32() && options.allowTF32;
+  if (tf32 && wgmma())
+    refuse("ffn", "wgmma",
+           "TF32 takes the mma.sync path (wgmma's TF32 needs K-major "
+           "weights)");
+  if (wgmma() && !tf32) {
     // Any row count: the GEMMs mask a ragged last row tile.
     Refusal why = checkTensorCoreElement(element, "wgmma");
     if (!why && (!sm90::pickBlockN(hidden) || !sm90::pickBlockN(ffn)))
@@ -680,12 +688,17 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
       return make(KernelPath::wgmma, 0, 0, 0, up.threads() / 32, chunk,
                   options.gemmBlockN, options.gemmStages);
     }
+    if (element.isF32())
+      *why += "; allow-tf32 takes f32 as TF32 on the mma.sync path";
     refuse("ffn", "wgmma", *why);
     // The wgmma GEMMs take every FFN the mma.sync ones would.
     return portable();
   }
   if (mmaSync()) {
-    Refusal why = checkTensorCoreElement(element, "mma.sync");
+    Refusal why =
+        tf32 ? Refusal() : checkTensorCoreElement(element, "mma.sync");
+    if (why && element.isF32() && !tf32)
+      *why += "; allow-tf32 takes f32 as TF32";
     if (!why && (hidden % 128 != 0 || ffn % 128 != 0))
       why = llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
                           hidden, ffn)
@@ -701,6 +714,7 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
       up.gated = gated;
       sm80::GemmConfig down{chunk, rows, hidden, ffn, element.isBF16(),
                             std::nullopt};
+      up.tf32 = down.tf32 = tf32;
       // A gated GEMM keeps its 128-wide tiles whatever block-n says.
       up.blockN = gated ? 0 : options.sm80GemmBlockN;
       down.blockN = options.sm80GemmBlockN;

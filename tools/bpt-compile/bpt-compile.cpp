@@ -119,6 +119,11 @@ static cl::opt<bool> noTensorCores(
     cl::desc("Keep every op on the portable path (no wgmma, mma.sync or "
              "row kernels)"),
     cl::cat(compileCategory), cl::init(false));
+static cl::opt<bool> allowTF32(
+    "allow-tf32",
+    cl::desc("Multiply f32 FFNs on tensor cores as TF32 (the mma.sync GEMMs; "
+             "off, as PyTorch's default: f32 stays on the portable path)"),
+    cl::cat(compileCategory), cl::init(false));
 static cl::opt<int64_t> sm90KvBlock(
     "sm90-kv-block",
     cl::desc("sm_90a attention key/value block: 64, 80, 96, 112 or 128 (0: "
@@ -571,6 +576,17 @@ warnIneffectiveTilingFlags(ModuleOp module,
                    << bpt::kMaxSplitKVQueryRows
                    << " query rows (the ones split over their keys)\n";
   }
+  // TF32 covers f32 FFNs; f32 attention and blocks stay portable.
+  if (allowTF32) {
+    bool f32FFN = false;
+    module.walk([&](bpt::FFNOp op) {
+      f32FFN |= op.getInput().getType().getElementType().isF32();
+    });
+    if (!f32FFN)
+      llvm::errs() << "bpt-compile: warning: --allow-tf32 has no effect: no "
+                      "FFN has f32 operands (f32 attention and blocks stay "
+                      "on the portable path)\n";
+  }
   bool anyGiven = false;
   for (const cl::Option *flag : portableFlags)
     anyGiven |= flag->getNumOccurrences() > 0;
@@ -687,6 +703,7 @@ static FailureOr<bpt::CompileOptions> compileOptionsFromFlags() {
   bpt::StrategyOptions &strategy = options.strategy;
   strategy.chip = chip;
   strategy.tensorCores = !noTensorCores;
+  strategy.allowTF32 = allowTF32;
   strategy.qBlock = qBlock;
   strategy.kvBlock = kvBlock;
   // The tiling flags (also set by --tuning files) from their table.

@@ -295,6 +295,9 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
            "Allow the tensor-core paths and the norms' row kernel (off: "
            "everything portable)">,
+    Option<"allowTF32", "allow-tf32", "bool", /*default=*/"false",
+           "f32 FFNs on tensor cores as TF32 (mma.sync m16n8k8; off: f32 "
+           "stays portable)">,
     Option<"qBlock", "q-block", "int64_t", /*default=*/"64",
            "Portable path: query rows per block">,
     Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",

@@ -32,6 +32,9 @@ struct StrategyOptions {
   std::string chip = "sm_90a";
   /// Allow the tensor-core paths; off, everything is portable.
   bool tensorCores = true;
+  /// f32 FFNs on tensor cores as TF32 (off by default, as PyTorch's
+  /// allow_tf32): the mma.sync GEMMs with m16n8k8 TF32.
+  bool allowTF32 = false;
   /// Offer the wgmma path where the chip has it (off: mma.sync first).
   bool allowWgmma = true;
   /// The portable path's blockwise loops: query and key/value rows a block.
@@ -67,6 +70,7 @@ template <typename From, typename To>
 void copyStrategyFields(const From &from, To &to) {
   to.chip = from.chip;
   to.tensorCores = from.tensorCores;
+  to.allowTF32 = from.allowTF32;
   to.qBlock = from.qBlock;
   to.kvBlock = from.kvBlock;
   to.chunkRows = from.chunkRows;

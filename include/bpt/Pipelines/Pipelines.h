@@ -55,6 +55,11 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
       llvm::cl::desc("Allow the tensor-core paths and the norms' row "
                      "kernel (off: all portable)"),
       llvm::cl::init(true)};
+  Option<bool> allowTF32{
+      *this, "allow-tf32",
+      llvm::cl::desc("f32 FFNs on tensor cores as TF32 (mma.sync m16n8k8; "
+                     "off: f32 stays portable)"),
+      llvm::cl::init(false)};
   Option<int64_t> qBlock{*this, "q-block",
                          llvm::cl::desc("Portable path: query rows per block"),
                          llvm::cl::init(64)};

@@ -31,6 +31,10 @@ int64_t dtypeBytes(DType dtype);
 /// The relative-error bound a result of this type must meet against the
 /// float64 reference: 1e-5 for f32, 1e-2 for f16 and bf16.
 double dtypeTolerance(DType dtype);
+/// ‖out − ref‖ / ‖ref‖ allowed for f32 outputs of TF32 tensor-core math
+/// (10 mantissa bits, operands rounded to nearest: about 3e-4 expected;
+/// bf16's 1e-2 would hide a wrong fragment).
+inline constexpr double kTF32Tolerance = 2e-3;
 /// The smallest positive normal number of the type (f32 and bf16 2^-126,
 /// f16 2^-14): below it values are subnormal and hold fewer bits.
 double dtypeSmallestNormal(DType dtype);
