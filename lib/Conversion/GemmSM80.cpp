@@ -228,15 +228,8 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
         for (int64_t h = 0; h < 2; ++h)
           pair[h] = config.activate(
               b, loc, pair[h], config.gated ? acc[count + at + h] : Value());
-        Value address = elementAddress(c, row, column, config.n);
-        if (config.tf32) {
-          Value both = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));
-          for (int64_t h = 0; h < 2; ++h)
-            both = LLVM::InsertElementOp::create(b, loc, both, pair[h], c32(h));
-          LLVM::StoreOp::create(b, loc, both, address, 8);
-          continue;
-        }
-        LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]), address, 4);
+        storePair(elementAddress(c, row, column, config.n), pair[0], pair[1],
+                  /*asF32=*/config.tf32);
       }
     }
   }

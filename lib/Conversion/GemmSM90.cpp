@@ -272,14 +272,7 @@ void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
 void GemmEmitter::storePair(Value out, Value offset, Value pair[2]) {
   Value address =
       LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out, ValueRange{offset});
-  if (config.f32Output) {
-    Value both = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));
-    for (int64_t h = 0; h < 2; ++h)
-      both = LLVM::InsertElementOp::create(b, loc, both, pair[h], c32(h));
-    LLVM::StoreOp::create(b, loc, both, address, 8);
-    return;
-  }
-  LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]), address, 4);
+  SM90Emitter::storePair(address, pair[0], pair[1], config.f32Output);
 }
 
 void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,

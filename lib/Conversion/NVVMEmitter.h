@@ -133,12 +133,23 @@ protected:
   /// expect).
   Value packHalf2(Value lo, Value hi) {
     Type half = bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
-    auto v2f32 = VectorType::get({2}, f32);
-    Value v = LLVM::UndefOp::create(b, loc, v2f32);
-    v = LLVM::InsertElementOp::create(b, loc, v, lo, c32(0));
-    v = LLVM::InsertElementOp::create(b, loc, v, hi, c32(1));
-    Value h = LLVM::FPTruncOp::create(b, loc, VectorType::get({2}, half), v);
+    Value h = LLVM::FPTruncOp::create(b, loc, VectorType::get({2}, half),
+                                      float2(lo, hi));
     return LLVM::BitcastOp::create(b, loc, i32, h);
+  }
+  /// Two f32 as a vector<2xf32>, `lo` first.
+  Value float2(Value lo, Value hi) {
+    Value v = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));
+    v = LLVM::InsertElementOp::create(b, loc, v, lo, c32(0));
+    return LLVM::InsertElementOp::create(b, loc, v, hi, c32(1));
+  }
+  /// Stores two adjacent output elements at `address`: as f32 (8 bytes) or
+  /// rounded to the emitter's 16-bit type (4 bytes).
+  void storePair(Value address, Value lo, Value hi, bool asF32) {
+    if (asF32)
+      LLVM::StoreOp::create(b, loc, float2(lo, hi), address, 8);
+    else
+      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
   }
 
   // Shared memory: 32-bit addresses in the shared window.
