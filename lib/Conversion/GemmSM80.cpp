@@ -121,6 +121,9 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   const int64_t operands = config.gated ? 2 : 1;
   const int64_t count = mTiles * nTiles * 4; // floats per accumulator
   SmallVector<Value> init(operands * count, cf(0.0));
+  // A lane's group and its index in it: the rows and columns of its
+  // fragment elements (TF32's B words, the accumulators in the epilogue).
+  Value g = div(lane, c32(4)), t = rem(lane, c32(4));
   auto loop = scf::ForOp::create(b, loc, c32(0), c32(numSlices), c32(1), init);
   {
     OpBuilder::InsertionGuard guard(b);
@@ -148,7 +151,6 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
     const int64_t kStep = config.tf32 ? 8 : 16;
     const int64_t aRowBytes = config.blockK * config.elementBytes();
     const int64_t bRowBytes = config.blockN * config.elementBytes();
-    Value g = div(lane, c32(4)), t = rem(lane, c32(4));
     for (int64_t k = 0; k < config.blockK / kStep; ++k) {
       // ldmatrix's four 8 x 16-byte matrices are the A fragment either way:
       // for TF32, lane i's 32-bit word is (row i / 4, column i % 4) of
@@ -213,7 +215,6 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   // Epilogue: accumulator tile (mt, nt) holds (row g | g + 8) x columns
   // 2t, 2t + 1 of its 16 x 8 block.
   SmallVector<Value> acc(loop.getResults());
-  Value g = div(lane, c32(4)), t = rem(lane, c32(4));
   for (int64_t mt = 0; mt < mTiles; ++mt) {
     for (int64_t i = 0; i < 2; ++i) {
       OpBuilder::InsertionGuard rowGuard(b);
