@@ -95,9 +95,9 @@ FailureOr<BlockKernels> buildKernels(ModuleOp module,
     config.residual = residualRows > 0;
     config.rRows = residualRows;
     config.gated = gated;
-    if (std::optional<std::string> why =
-            chooseGemmTiling(config, strategy.getGemmBlockN(),
-                             strategy.getGemmStages(), sharedMemoryOf(strategy)))
+    if (std::optional<std::string> why = chooseGemmTiling(
+            config, strategy.getGemmBlockN(), strategy.getGemmStages(),
+            getChipInfo(strategy.getChip())))
       tilingError = why;
     return config;
   };

@@ -83,7 +83,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       for (GemmConfig *config : {&up, &down})
         if (std::optional<std::string> why = chooseGemmTiling(
                 *config, strategy.getGemmBlockN(), strategy.getGemmStages(),
-                sharedMemoryOf(strategy)))
+                getChipInfo(strategy.getChip())))
           return m.loop.emitError() << "bpt-ffn-to-sm90: " << *why;
       return success();
     };

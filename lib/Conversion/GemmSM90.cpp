@@ -491,7 +491,8 @@ std::optional<std::string> bpt::sm90::checkGemmTilingOptions(int64_t blockN,
 std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
                                                        int64_t blockN,
                                                        int64_t stages,
-                                                       int64_t sharedMemory) {
+                                                       const ChipInfo &chip) {
+  const int64_t sharedMemory = chip.sharedMemoryPerBlock;
   // Default: 128-wide tiles, 6 stages. Measured (bpt-run --tune, H200,
   // docs/bench/tune-h200-2026-11-25): faster than 256 x 4 on the chunked
   // FFN (1.97 against 2.16 ms at S 16k) and the block (5.42 against 5.46),
@@ -521,13 +522,11 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
                          config.stages, config.stageBytes(),
                          config.sharedMemoryBytes(), sharedMemory)
         .str();
-  // A multiprocessor has 1 KiB more than a block may take, and reserves 1
-  // KiB a block.
   config.blocksPerMultiprocessor =
-      config.fitsTwoBlocks() &&
-              2 * (config.sharedMemoryBytes() + 1024) <= sharedMemory + 1024
+      config.fitsTwoBlocks() && 2 * (config.sharedMemoryBytes() +
+                                     chip.sharedMemoryReservedPerBlock) <=
+                                    chip.sharedMemoryPerSM
           ? 2
           : 1;
   return std::nullopt;
 }
-

@@ -109,7 +109,7 @@ struct BPTLinearToSM90Pass final
                         xType.getElementType().isBF16(), std::nullopt};
       if (std::optional<std::string> why = chooseGemmTiling(
               config, strategy.getGemmBlockN(), strategy.getGemmStages(),
-              sharedMemoryOf(strategy))) {
+              getChipInfo(strategy.getChip()))) {
         op.emitError() << "bpt-linear-to-sm90: " << *why;
         return signalPassFailure();
       }
@@ -188,7 +188,7 @@ struct BPTLinearToSM90Pass final
     }
     if (std::optional<std::string> why = chooseGemmTiling(
             config, strategy.getGemmBlockN(), strategy.getGemmStages(),
-            sharedMemoryOf(strategy)))
+            getChipInfo(strategy.getChip())))
       return op.emitError() << "bpt-linear-to-sm90: " << *why;
     Location loc = op.getLoc();
     gpu::GPUFuncOp kernel =

@@ -18,6 +18,7 @@
 #include "SM90Emitter.h"
 
 #include "bpt/Dialect/BPTOps.h"
+#include "bpt/Target/Chip.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -220,12 +221,12 @@ int64_t pickBlockN(int64_t n);
 
 /// Sets `config`'s tile width and stages: `blockN` and `stages` when given
 /// (non-zero), else 128-wide tiles (measured fastest at bpt's chunk sizes)
-/// and as many stages as fit `sharedMemory` (up to 4 for 256-wide tiles, 6
-/// for 128-wide ones).
-/// Returns why the request cannot be met, or nothing.
+/// and as many stages as fit a block's shared memory on `chip` (up to 4 for
+/// 256-wide tiles, 6 for 128-wide ones); then the blocks a multiprocessor
+/// holds. Returns why the request cannot be met, or nothing.
 std::optional<std::string> chooseGemmTiling(GemmConfig &config, int64_t blockN,
                                             int64_t stages,
-                                            int64_t sharedMemory);
+                                            const ChipInfo &chip);
 
 /// Checks the user-facing GEMM tiling options of a pass; the message names
 /// the option.

@@ -662,9 +662,16 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
     refuse("ffn", "wgmma",
            "TF32 takes the mma.sync path (wgmma's TF32 needs K-major "
            "weights)");
+  // A path's element refusal, saying what f32 FFNs can take.
+  auto elementRefusal = [&](StringRef path) {
+    Refusal why = checkTensorCoreElement(element, path);
+    if (why && element.isF32())
+      *why += "; allow-tf32 takes f32 FFNs as TF32 on the mma.sync path";
+    return why;
+  };
   if (wgmma() && !tf32) {
     // Any row count: the GEMMs mask a ragged last row tile.
-    Refusal why = checkTensorCoreElement(element, "wgmma");
+    Refusal why = elementRefusal("wgmma");
     if (!why && (!sm90::pickBlockN(hidden) || !sm90::pickBlockN(ffn)))
       why = llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
                           hidden, ffn)
@@ -682,23 +689,17 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                             std::nullopt};
       for (sm90::GemmConfig *config : {&up, &down})
         if (std::optional<std::string> error = sm90::chooseGemmTiling(
-                *config, options.gemmBlockN, options.gemmStages,
-                sharedMemory))
+                *config, options.gemmBlockN, options.gemmStages, chip))
           return op.emitError() << "bpt-select-strategy: " << *error;
       return make(KernelPath::wgmma, 0, 0, 0, up.threads() / 32, chunk,
                   options.gemmBlockN, options.gemmStages);
     }
-    if (element.isF32())
-      *why += "; allow-tf32 takes f32 as TF32 on the mma.sync path";
     refuse("ffn", "wgmma", *why);
     // The wgmma GEMMs take every FFN the mma.sync ones would.
     return portable();
   }
   if (mmaSync()) {
-    Refusal why =
-        tf32 ? Refusal() : checkTensorCoreElement(element, "mma.sync");
-    if (why && element.isF32() && !tf32)
-      *why += "; allow-tf32 takes f32 as TF32";
+    Refusal why = tf32 ? Refusal() : elementRefusal("mma.sync");
     if (!why && (hidden % 128 != 0 || ffn % 128 != 0))
       why = llvm::formatv("hidden {0} and ffn {1} must be multiples of 128",
                           hidden, ffn)
@@ -761,7 +762,7 @@ FailureOr<StrategyAttr> Selector::selectLinear(LinearOp op) {
       sm90::GemmConfig config{rows, rows, n, k, element.isBF16(),
                               std::nullopt};
       if (std::optional<std::string> error = sm90::chooseGemmTiling(
-              config, options.gemmBlockN, options.gemmStages, sharedMemory))
+              config, options.gemmBlockN, options.gemmStages, chip))
         return op.emitError() << "bpt-select-strategy: " << *error;
       return make(KernelPath::wgmma, 0, 0, 0, config.threads() / 32, 0,
                   options.gemmBlockN, options.gemmStages);
@@ -869,7 +870,7 @@ FailureOr<StrategyAttr> Selector::selectMatmul(MatmulOp op) {
       sm90::GemmConfig config{m, m, n, op.getK(), element.isBF16(),
                               std::nullopt};
       if (std::optional<std::string> error = sm90::chooseGemmTiling(
-              config, options.gemmBlockN, options.gemmStages, sharedMemory))
+              config, options.gemmBlockN, options.gemmStages, chip))
         return op.emitError() << "bpt-select-strategy: " << *error;
       return make(KernelPath::wgmma, 0, 0, 0, config.threads() / 32, 0,
                   options.gemmBlockN, options.gemmStages);
@@ -995,7 +996,7 @@ FailureOr<StrategyAttr> Selector::selectBlock(TransformerBlockOp op) {
       sm90::GemmConfig config{s.aRows, s.cRows, s.n, s.k, bf16, std::nullopt};
       config.gated = s.gated;
       if (std::optional<std::string> error = sm90::chooseGemmTiling(
-              config, options.gemmBlockN, options.gemmStages, sharedMemory))
+              config, options.gemmBlockN, options.gemmStages, chip))
         return op.emitError() << "bpt-select-strategy: " << *error;
     }
     return make(KernelPath::wgmma, attention.blockM, attention.blockN,

@@ -31,7 +31,7 @@
 // sm_80's 163 KiB take three 48 KiB stages.
 // SM80: gpu.launch_func @bpt_sm80::@gemm_sm80_a600_c600_n512_k256_gelu_tf32_ragged_t256x3w8
 
-// OFF: remark: ffn does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16); allow-tf32 takes f32 as TF32 on the mma.sync path
+// OFF: remark: ffn does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16); allow-tf32 takes f32 FFNs as TF32 on the mma.sync path
 // OFF: bpt.strategy = #bpt.strategy<portable
 func.func @gelu(%x: tensor<2x300x256xf32>, %w1: tensor<256x512xf32>,
                 %w2: tensor<512x256xf32>) -> tensor<2x300x256xf32> {

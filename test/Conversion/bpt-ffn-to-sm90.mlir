@@ -110,7 +110,7 @@ func.func @not_eligible(%x64: tensor<1x128x64xbf16>, %u1: tensor<64x256xbf16>,
   %0 = bpt.ffn relu %x64, %u1, %u2
       : (tensor<1x128x64xbf16>, tensor<64x256xbf16>, tensor<256x64xbf16>)
       -> tensor<1x128x64xbf16>
-  // expected-remark @below {{ffn does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16); allow-tf32 takes f32 as TF32 on the mma.sync path}}
+  // expected-remark @below {{ffn does not take the wgmma path: element type f32 (the wgmma path takes bf16 and f16); allow-tf32 takes f32 FFNs as TF32 on the mma.sync path}}
   %1 = bpt.ffn relu %x32, %v1, %v2
       : (tensor<1x128x128xf32>, tensor<128x256xf32>, tensor<256x128xf32>)
       -> tensor<1x128x128xf32>

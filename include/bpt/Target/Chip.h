@@ -41,6 +41,9 @@ struct ChipInfo {
   int64_t sharedMemoryPerBlock = 48 * 1024;
   /// Shared memory of a multiprocessor, all resident blocks together, bytes.
   int64_t sharedMemoryPerSM = 48 * 1024;
+  /// Shared memory the driver reserves for each resident block, bytes (1
+  /// KiB since sm_80), out of sharedMemoryPerSM.
+  int64_t sharedMemoryReservedPerBlock = 1024;
   int64_t multiprocessors = 1;
   double clockGHz = 1.0;
   /// Warp-level tensor cores (mma.sync with bf16 / f16): sm_80 and later.
