@@ -90,6 +90,7 @@ const std::vector<OptionRule> &optionRules() {
       {"kv_block", OptionType::PositiveInteger, {}, {}},
       {"threads", OptionType::PositiveInteger, {}, {}},
       {"fuse", OptionType::Bool, {}, {}},
+      {"gemm_tiles", OptionType::Bool, {}, {}},
       {"tensor_cores", OptionType::Bool, {}, {}},
       {"tf32", OptionType::Bool, {}, {}},
       {"sm80_q_block", OptionType::Count, {}, {}},

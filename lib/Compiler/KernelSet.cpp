@@ -566,6 +566,7 @@ void bpt::fillPipelineOptions(const CompileOptions &options,
   nvvm.features = options.features;
   nvvm.threads = options.threads;
   nvvm.sharedMemory = options.sharedMemory;
+  nvvm.tileGemms = options.tileGemms;
 }
 
 FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
@@ -1357,6 +1358,7 @@ llvm::json::Object optionsJson(ModelDescription &model,
   opts["kv_block"] = options.strategy.kvBlock;
   opts["fuse"] = options.fuse;
   opts["threads"] = options.threads;
+  opts["gemm_tiles"] = options.tileGemms;
   // Which tensor-core kernels the set has, from the instructions in its PTX.
   bool wgmma = ptx.contains("wgmma.mma_async");
   bool mmaSync = ptx.contains("mma.sync.aligned");

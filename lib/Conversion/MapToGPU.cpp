@@ -20,6 +20,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
 
 namespace bpt {
 #define GEN_PASS_DEF_BPTMAPTOGPU
@@ -27,6 +28,7 @@ namespace bpt {
 } // namespace bpt
 
 #include <algorithm>
+#include <map>
 
 using namespace mlir;
 
@@ -97,6 +99,150 @@ SmallVector<Value> cloneBody(OpBuilder &b, linalg::GenericOp generic,
                              [&](Value v) { return mapping.lookupOrDefault(v); });
 }
 
+/// shareAmongThreads for a generic with a thread tile (bpt.thread_tile =
+/// [rm, rn]): each point is rm x rn output elements, kept in registers
+/// across the reductions, along the output's second-to-last (m) and last
+/// (n) dimensions; consecutive workers take consecutive n, and a worker's
+/// elements lie extent(m)/rm rows and extent(n)/rn columns apart. An
+/// operand that does not depend on m (n) is loaded once for all of a
+/// worker's rows (columns).
+LogicalResult shareThreadTiles(RewriterBase &rw, linalg::GenericOp generic,
+                               ArrayRef<int64_t> threadTile, Value worker,
+                               Value numWorkers) {
+  Location loc = generic.getLoc();
+  auto fail = [&](const Twine &why) {
+    return generic.emitError()
+           << "bpt-map-to-gpu: " << bpt::kThreadTileAttrName << " " << why;
+  };
+  if (threadTile.size() != 2 || threadTile[0] < 1 || threadTile[1] < 1)
+    return fail("must be two positive sizes");
+  if (generic.getNumDpsInits() != 1)
+    return fail("needs an op with one output");
+  AffineMap out = generic.getMatchingIndexingMap(generic.getDpsInitOperand(0));
+  if (out.getNumResults() < 2 || !out.isProjectedPermutation())
+    return fail("needs an output of rank 2 or more indexed by loop "
+                "dimensions");
+  SmallVector<int64_t> extents = generic.getStaticLoopRanges();
+  unsigned m =
+      cast<AffineDimExpr>(out.getResults().drop_back().back()).getPosition();
+  unsigned n = cast<AffineDimExpr>(out.getResults().back()).getPosition();
+  int64_t rm = threadTile[0], rn = threadTile[1];
+  if (ShapedType::isDynamic(extents[m]) || ShapedType::isDynamic(extents[n]) ||
+      extents[m] % rm != 0 || extents[n] % rn != 0)
+    return fail(llvm::formatv("{0} x {1} does not divide the output's {2} x "
+                              "{3} elements",
+                              rm, rn, extents[m], extents[n])
+                    .str());
+  if (rm * rn > 256)
+    return fail("keeps more than 256 accumulators a thread");
+
+  // The points: the other parallel dimensions in loop order, then m, n.
+  SmallVector<unsigned> pointDims, reductionDims;
+  for (auto [dim, kind] : llvm::enumerate(generic.getIteratorTypesArray()))
+    if (kind == utils::IteratorType::reduction)
+      reductionDims.push_back(dim);
+    else if (dim != m && dim != n)
+      pointDims.push_back(dim);
+  pointDims.append({m, n});
+  SmallVector<Value> loopExtents;
+  for (Range range :
+       cast<linalg::LinalgOp>(generic.getOperation()).createLoopRanges(rw, loc))
+    loopExtents.push_back(getValueOrCreateConstantIndexOp(rw, loc, range.size));
+  int64_t rowStride = extents[m] / rm, colStride = extents[n] / rn;
+  SmallVector<Value> pointExtents;
+  for (unsigned dim : pointDims)
+    pointExtents.push_back(dim == m   ? indexConst(rw, loc, rowStride)
+                           : dim == n ? indexConst(rw, loc, colStride)
+                                      : loopExtents[dim]);
+
+  OpOperand &init = *generic.getDpsInitOperand(0);
+  scf::ForOp::create(
+      rw, loc, worker, product(rw, loc, pointExtents), numWorkers, {},
+      [&](OpBuilder &b, Location l, Value linear, ValueRange) {
+        SmallVector<Value> ivs(extents.size());
+        for (auto [dim, index] :
+             llvm::zip(pointDims, delinearize(b, l, linear, pointExtents)))
+          ivs[dim] = index;
+        Value row0 = ivs[m], col0 = ivs[n];
+        SmallVector<Value> rows, cols;
+        for (int64_t a = 0; a < rm; ++a)
+          rows.push_back(
+              a == 0 ? row0
+                     : arith::AddIOp::create(b, l, row0,
+                                             indexConst(b, l, a * rowStride)));
+        for (int64_t c = 0; c < rn; ++c)
+          cols.push_back(
+              c == 0 ? col0
+                     : arith::AddIOp::create(b, l, col0,
+                                             indexConst(b, l, c * colStride)));
+        auto ivsAt = [&](int64_t a, int64_t c) {
+          SmallVector<Value> at(ivs);
+          at[m] = rows[a];
+          at[n] = cols[c];
+          return at;
+        };
+        auto loadAt = [&](OpBuilder &lb, OpOperand &operand,
+                          ArrayRef<Value> at) -> Value {
+          if (!isa<MemRefType>(operand.get().getType()))
+            return operand.get();
+          return memref::LoadOp::create(
+              lb, l, operand.get(),
+              applyMap(lb, l, generic.getMatchingIndexingMap(&operand), at));
+        };
+        SmallVector<Value> accs;
+        for (int64_t a = 0; a < rm; ++a)
+          for (int64_t c = 0; c < rn; ++c)
+            accs.push_back(loadAt(b, init, ivsAt(a, c)));
+
+        std::function<SmallVector<Value>(OpBuilder &, unsigned, ValueRange)>
+            reduce = [&](OpBuilder &rb, unsigned level,
+                         ValueRange current) -> SmallVector<Value> {
+          if (level == reductionDims.size()) {
+            // Each input element once per thread: keyed by the row and
+            // column it depends on.
+            std::map<std::tuple<unsigned, int64_t, int64_t>, Value> loaded;
+            SmallVector<Value> next;
+            for (int64_t a = 0; a < rm; ++a)
+              for (int64_t c = 0; c < rn; ++c) {
+                SmallVector<Value> args;
+                for (OpOperand *input : generic.getDpsInputOperands()) {
+                  AffineMap map = generic.getMatchingIndexingMap(input);
+                  auto key = std::make_tuple(input->getOperandNumber(),
+                                             map.isFunctionOfDim(m) ? a : 0,
+                                             map.isFunctionOfDim(n) ? c : 0);
+                  auto [it, inserted] = loaded.try_emplace(key);
+                  if (inserted)
+                    it->second = loadAt(rb, *input, ivsAt(a, c));
+                  args.push_back(it->second);
+                }
+                args.push_back(current[a * rn + c]);
+                next.push_back(cloneBody(rb, generic, args, ivsAt(a, c))[0]);
+              }
+            return next;
+          }
+          unsigned dim = reductionDims[level];
+          auto loop = scf::ForOp::create(
+              rb, l, indexConst(rb, l, 0), loopExtents[dim],
+              indexConst(rb, l, 1), current,
+              [&](OpBuilder &lb, Location, Value iv, ValueRange iterArgs) {
+                ivs[dim] = iv;
+                scf::YieldOp::create(lb, l, reduce(lb, level + 1, iterArgs));
+              });
+          return SmallVector<Value>(loop.getResults());
+        };
+        SmallVector<Value> results = reduce(b, 0, accs);
+        for (int64_t a = 0; a < rm; ++a)
+          for (int64_t c = 0; c < rn; ++c)
+            memref::StoreOp::create(
+                b, l, results[a * rn + c], init.get(),
+                applyMap(b, l, generic.getMatchingIndexingMap(&init),
+                         ivsAt(a, c)));
+        scf::YieldOp::create(b, l);
+      });
+  rw.eraseOp(generic);
+  return success();
+}
+
 /// Replaces `op` (a linalg op or memref.copy on buffers) by a loop over its
 /// parallel iteration points in which worker `worker` of `numWorkers` takes
 /// points worker, worker + numWorkers, ...; reduction dimensions run
@@ -128,6 +274,8 @@ LogicalResult shareAmongThreads(RewriterBase &rw, Operation *op, Value worker,
   if (!linalgOp || !linalgOp.hasPureBufferSemantics())
     return op->emitError() << "bpt-map-to-gpu: expected a linalg op on "
                               "buffers or memref.copy";
+  auto threadTile =
+      op->getAttrOfType<DenseI64ArrayAttr>(bpt::kThreadTileAttrName);
   linalg::GenericOp generic = dyn_cast<linalg::GenericOp>(op);
   if (!generic) {
     FailureOr<linalg::GenericOp> generalized =
@@ -137,6 +285,10 @@ LogicalResult shareAmongThreads(RewriterBase &rw, Operation *op, Value worker,
     generic = *generalized;
     rw.setInsertionPoint(generic);
   }
+
+  if (threadTile)
+    return shareThreadTiles(rw, generic, threadTile.asArrayRef(), worker,
+                            numWorkers);
 
   SmallVector<Value> extents;
   for (Range range : cast<linalg::LinalgOp>(generic.getOperation())

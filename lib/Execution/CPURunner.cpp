@@ -278,6 +278,8 @@ compileForCPU(ModuleOp module, ArrayRef<std::string> names,
     }
   }
   PassManager toLLVM(module.getContext());
+  if (options.tileGemms)
+    addGemmTiling(toLLVM);
   addHostLLVMStage(toLLVM);
   if (failed(toLLVM.run(*copy)))
     return failure();

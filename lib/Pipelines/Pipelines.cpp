@@ -122,6 +122,15 @@ void bpt::addBufferizationStage(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
+void bpt::addGemmTiling(OpPassManager &pm) {
+  // The GPU's default tiling: sm_90a's shared memory, 256 threads.
+  BPTTileGemmsOptions tiles;
+  const ChipInfo &chip = getChipInfo("sm_90a");
+  tiles.sharedMemory = chip.sharedMemoryPerBlock;
+  tiles.multiprocessors = chip.multiprocessors;
+  pm.nest<func::FuncOp>().addPass(createBPTTileGemms(tiles));
+}
+
 void bpt::addHostLLVMStage(OpPassManager &pm) {
   bufferization::buildBufferDeallocationPipeline(pm);
   pm.addPass(createConvertBufferizationToMemRefPass());
@@ -160,16 +169,26 @@ void bpt::buildBPTToCPUPipeline(OpPassManager &pm, const CPUOptions &options) {
   addBufferizationStage(pm);
   if (options.reportMemory)
     pm.nest<func::FuncOp>().addPass(createBPTReportMemory());
+  if (options.tileGemms)
+    addGemmTiling(pm);
   addHostLLVMStage(pm);
 }
 
 void bpt::addGPUMappingStage(OpPassManager &pm, const NVVMOptions &options) {
   OpPassManager &func = pm.nest<func::FuncOp>();
-  BPTMapToGPUOptions mapping;
-  mapping.threads = options.threads;
-  mapping.sharedMemory = options.sharedMemory
+  int64_t sharedMemory = options.sharedMemory
                              ? options.sharedMemory
                              : getChipInfo(options.chip).sharedMemoryPerBlock;
+  if (options.tileGemms) {
+    BPTTileGemmsOptions tiles;
+    tiles.threads = options.threads;
+    tiles.sharedMemory = sharedMemory;
+    tiles.multiprocessors = getChipInfo(options.chip).multiprocessors;
+    func.addPass(createBPTTileGemms(tiles));
+  }
+  BPTMapToGPUOptions mapping;
+  mapping.threads = options.threads;
+  mapping.sharedMemory = sharedMemory;
   func.addPass(createBPTMapToGPU(mapping));
   func.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());

@@ -57,3 +57,43 @@ func.func @slice_on_host(%a: memref<4x64xf32>) {
   %cast = memref.cast %rows : memref<2x64xf32, strided<[64, 1], offset: 128>> to memref<*xf32>
   return
 }
+
+// -----
+
+// A thread tile must divide the op's output tile.
+func.func @thread_tile_not_dividing(%a: memref<30x16xf32>, %b: memref<16x64xf32>,
+                                    %c: memref<30x64xf32>) {
+  scf.forall (%i) in (2) {
+    // expected-error @+1 {{bpt-map-to-gpu: bpt.thread_tile 4 x 2 does not divide the output's 30 x 64 elements}}
+    linalg.generic {indexing_maps = [affine_map<(i, j, k) -> (i, k)>,
+                                     affine_map<(i, j, k) -> (k, j)>,
+                                     affine_map<(i, j, k) -> (i, j)>],
+                    iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%a, %b : memref<30x16xf32>, memref<16x64xf32>)
+        outs(%c : memref<30x64xf32>) attrs = {bpt.thread_tile = array<i64: 4, 2>} {
+    ^bb0(%x: f32, %y: f32, %acc: f32):
+      %p = arith.mulf %x, %y : f32
+      %s = arith.addf %p, %acc : f32
+      linalg.yield %s : f32
+    }
+  }
+  return
+}
+
+// -----
+
+func.func @thread_tile_rank_one(%a: memref<32x16xf32>, %c: memref<32xf32>) {
+  scf.forall (%i) in (2) {
+    // expected-error @+1 {{bpt-map-to-gpu: bpt.thread_tile needs an output of rank 2 or more indexed by loop dimensions}}
+    linalg.generic {indexing_maps = [affine_map<(i, k) -> (i, k)>,
+                                     affine_map<(i, k) -> (i)>],
+                    iterator_types = ["parallel", "reduction"]}
+        ins(%a : memref<32x16xf32>)
+        outs(%c : memref<32xf32>) attrs = {bpt.thread_tile = array<i64: 4, 2>} {
+    ^bb0(%x: f32, %acc: f32):
+      %s = arith.addf %x, %acc : f32
+      linalg.yield %s : f32
+    }
+  }
+  return
+}

@@ -230,3 +230,48 @@ func.func @slices(%a: memref<4x64xf32>, %b: memref<2x64xf32>) {
   %cast = memref.cast %lead : memref<2x64xf32, strided<[64, 1]>> to memref<*xf32>
   return
 }
+
+// -----
+
+// A tile op with a thread tile (bpt-tile-gemms' GEMM step): each thread
+// keeps 4 x 2 accumulators of the 32 x 64 output across the reduction;
+// with 128 threads the points are 32 / 4 = 8 rows by 64 / 2 = 32 columns,
+// consecutive threads on consecutive columns, a thread's rows 8 apart and
+// its columns 32 apart. The first operand (rows) is loaded once for both
+// of a thread's columns, the second once for all four rows: 4 + 2 loads for
+// 8 multiply-adds a step.
+
+// CHECK-LABEL: func.func @thread_tile
+// CHECK: gpu.launch
+// CHECK: scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} {
+// CHECK: scf.for %[[P:.+]] = %{{.+}} to %{{.+}} step %{{.+}} {
+// CHECK: %[[COL:.+]] = arith.remui %[[P]], %c32
+// CHECK: %[[ROW:.+]] = arith.divui %[[P]], %c32
+// CHECK: arith.addi %[[ROW]], %c8
+// CHECK: arith.addi %[[ROW]], %c16
+// CHECK: arith.addi %[[ROW]], %c24
+// CHECK: arith.addi %[[COL]], %c32
+// CHECK-COUNT-8: memref.load %{{.+}} : memref<32x64xf32>
+// CHECK: scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK-COUNT-6: memref.load
+// CHECK-NOT: memref.load
+// CHECK: scf.yield {{.+}} : f32, f32, f32, f32, f32, f32, f32, f32
+// CHECK-COUNT-8: memref.store %{{.+}} : memref<32x64xf32>
+// CHECK: gpu.barrier
+func.func @thread_tile(%a: memref<32x16xf32>, %b: memref<16x64xf32>,
+                       %c: memref<32x64xf32>) {
+  scf.forall (%i) in (2) {
+    linalg.generic {indexing_maps = [affine_map<(i, j, k) -> (i, k)>,
+                                     affine_map<(i, j, k) -> (k, j)>,
+                                     affine_map<(i, j, k) -> (i, j)>],
+                    iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%a, %b : memref<32x16xf32>, memref<16x64xf32>)
+        outs(%c : memref<32x64xf32>) attrs = {bpt.thread_tile = array<i64: 4, 2>} {
+    ^bb0(%x: f32, %y: f32, %acc: f32):
+      %p = arith.mulf %x, %y : f32
+      %s = arith.addf %p, %acc : f32
+      linalg.yield %s : f32
+    }
+  }
+  return
+}

@@ -108,6 +108,11 @@ static cl::opt<int64_t> kvBlock("kv-block", cl::cat(compileCategory),
                                 cl::init(64));
 static cl::opt<bool> noFuse("no-fuse", cl::cat(compileCategory),
                             cl::init(false));
+static cl::opt<bool> noGemmTiles(
+    "no-gemm-tiles",
+    cl::desc("Portable path: leave GEMMs at one thread per output element "
+             "instead of shared-memory tiles (for comparison)"),
+    cl::cat(compileCategory), cl::init(false));
 static cl::opt<int64_t> chunkRows(
     "chunk-rows",
     cl::desc("Rows per chunk of the tensor-core FFN and block kernels (a "
@@ -587,7 +592,7 @@ warnIneffectiveTilingFlags(ModuleOp module,
                       "FFN has f32 operands (f32 attention and blocks stay "
                       "on the portable path)\n";
   }
-  bool anyGiven = false;
+  bool anyGiven = noGemmTiles.getNumOccurrences() > 0;
   for (const cl::Option *flag : portableFlags)
     anyGiven |= flag->getNumOccurrences() > 0;
   for (const PathFlags &group : groups)
@@ -607,6 +612,9 @@ warnIneffectiveTilingFlags(ModuleOp module,
                    << (used->portable ? "attention" : "op")
                    << " takes the portable path (tensor-core kernels take "
                       "their tilings from the --sm90-* / --sm80-* flags)\n";
+  if (noGemmTiles.getNumOccurrences() && !used->portable)
+    llvm::errs() << "bpt-compile: warning: --no-gemm-tiles has no effect: no "
+                    "op takes the portable path\n";
   // A block larger than the sequence it tiles is clamped to it.
   for (auto [flag, value, first, what] :
        {std::make_tuple(&qBlock, int64_t(qBlock), true, "query"),
@@ -710,6 +718,7 @@ static FailureOr<bpt::CompileOptions> compileOptionsFromFlags() {
   for (const auto &f : kTilingFlags)
     strategy.*(f.field) = *f.option;
   options.fuse = !noFuse;
+  options.tileGemms = !noGemmTiles;
   options.features = features;
   options.threads = threads;
   if (!tuning.empty())

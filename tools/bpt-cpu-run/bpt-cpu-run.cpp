@@ -64,6 +64,11 @@ static cl::opt<int64_t> queryChunk(
              "block's backward (bpt-build-backward's query-chunk; 0, the "
              "default, for whole sequences)"),
     cl::cat(runCategory), cl::init(0));
+static cl::opt<bool> tileGemms(
+    "tile-gemms",
+    cl::desc("Tile the GEMMs left outside loop nests into shared-memory "
+             "tiles, as the GPU's portable path does (bpt-tile-gemms)"),
+    cl::cat(runCategory), cl::init(false));
 static cl::opt<bool> perturbOutput(
     "perturb-output",
     cl::desc("Testing: add 2·tolerance·||ref|| to the first output element, "
@@ -151,6 +156,7 @@ int main(int argc, char **argv) {
   options.perturbOutput = perturbOutput;
   options.backward = backward;
   options.queryChunk = queryChunk;
+  options.tileGemms = tileGemms;
   FailureOr<bpt::CPUCheckResult> result = bpt::checkOnCPU(*module, options);
   if (failed(result))
     return 2;

@@ -76,6 +76,9 @@ struct CompileOptions {
   /// The portable path's threads per block and shared memory per block
   /// (0: the chip's).
   int64_t threads = 256, sharedMemory = 0;
+  /// The portable path's GEMMs through shared-memory tiles
+  /// (bpt-tile-gemms); off: one thread per output element.
+  bool tileGemms = true;
 };
 
 /// Sets every bpt-to-nvvm option from `options`.

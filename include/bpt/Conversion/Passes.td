@@ -54,7 +54,9 @@ def BPTMapToGPU : Pass<"bpt-map-to-gpu", "::mlir::func::FuncOp"> {
       sequence), each block with `threads` threads. The loop body runs in
       every thread; each
       `linalg` op and `memref.copy` in it becomes a loop that the threads
-      share (thread t takes elements t, t + threads, ...), followed by a
+      share (thread t takes elements t, t + threads, ...; an op with
+      `bpt.thread_tile = array<i64: rm, rn>` takes rm x rn output elements
+      a thread, kept in registers across its reductions), followed by a
       `gpu.barrier`. The body's allocations (the Q, K, V and score tiles,
       the online-softmax state, fused consumer tiles) are placed in dynamic
       shared memory, largest last, up to `shared-memory` bytes; what does
@@ -204,6 +206,75 @@ def BPTSplitReductions : Pass<"bpt-split-reductions", "::mlir::func::FuncOp"> {
   ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect"];
+}
+
+def BPTTileGemms : Pass<"bpt-tile-gemms", "::mlir::func::FuncOp"> {
+  let summary = "Tile the portable path's GEMMs through shared memory";
+  let description = [{
+    A `linalg` op left at a bufferized function's top level becomes a
+    portable launch of one thread per output element (`bpt-map-to-gpu`);
+    for a GEMM each thread then reads a whole row and column from global
+    memory. This pass rewrites such a GEMM (the portable FFN's and
+    projections' matrix products, the portable backward's gradient GEMMs)
+    as a blockwise loop that `bpt-map-to-gpu` maps as it maps attention's:
+    an `scf.forall` over output tiles of `tile-m` x `tile-n` elements whose
+    body copies the tile's current output into a buffer, then for each
+    step of `tile-k` along the reduction copies the two operands' slices
+    into buffers (shared memory on the GPU) and runs the op on the three
+    buffers; the tile goes back to the output at the end. The reduction
+    runs in the same order as before, so the result is the same to the
+    bit (the CPU path runs the pass too, under `bpt-cpu-run --tile-gemms`).
+
+    The tiled op carries `bpt.thread_tile = array<i64: rm, rn>`: each of
+    `threads` threads computes rm x rn output elements in registers,
+    neighbouring threads neighbouring columns (a warp's 32 threads share
+    a row, so the first operand's element is one broadcast and the
+    second's 32 consecutive words). The operands' buffers are one 32-bit
+    word wider than their tiles in their last dimension, so that a tile
+    read along its first dimension (a transposed operand) meets no bank
+    conflicts.
+
+    A GEMM here is a `linalg` op on buffers with static shapes, two inputs
+    and one output, no `linalg.index`, every indexing map a projected
+    permutation, an output of rank 2 or more indexed by every parallel
+    dimension, one input that uses the output's second-to-last dimension
+    (m) but not its last (n), the other n but not m, both the innermost
+    reduction dimension (k); m and n at least 32, k a multiple of 8. Ragged
+    m and n take partial tiles (the copies' sizes are the tile's rows and
+    columns that exist; the buffers' other elements are computed and
+    dropped); the k step is the largest power of two up to `tile-k` that
+    divides k. The tile is the first of 128 x 128, 128 x 64, 64 x 64,
+    64 x 32 and 32 x 32 (each at most `tile-m` x `tile-n`, and m and n
+    rounded up to 32) whose buffers fit `shared-memory` bytes and that
+    leaves at least two tiles for each of `multiprocessors`; where none
+    does, the smallest that fits. Loop bodies
+    (`scf.forall`) are left alone: they are one kernel already.
+
+    Example: a [1, 4096, 1024] x [1024, 4096] FFN GEMM becomes an
+    `scf.forall` over 32 x 32 tiles of 128 x 128, each with 32 steps of 32
+    along the reduction; its thread tile is 16 x 4 at 256 threads. With
+    1000 rows and 2048 columns 128 x 128 would leave 128 tiles for 132
+    multiprocessors: 64 x 64 tiles, 16 x 32 of them, thread tile 8 x 2.
+  }];
+  let options = [
+    Option<"tileM", "tile-m", "int64_t", /*default=*/"128",
+           "Most output tile rows (along m)">,
+    Option<"tileN", "tile-n", "int64_t", /*default=*/"128",
+           "Most output tile columns (along n; a multiple of 32)">,
+    Option<"tileK", "tile-k", "int64_t", /*default=*/"32",
+           "Most reduction elements a step copies">,
+    Option<"threads", "threads", "int64_t", /*default=*/"256",
+           "Threads per block of bpt-map-to-gpu (for the thread tile)">,
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"49152",
+           "Bytes of shared memory the tile's buffers may use">,
+    Option<"multiprocessors", "multiprocessors", "int64_t", /*default=*/"132",
+           "Multiprocessors of the chip (tiles shrink until there are two "
+           "for each)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 def BPTFuseElementwise : Pass<"bpt-fuse-elementwise", "::mlir::func::FuncOp"> {

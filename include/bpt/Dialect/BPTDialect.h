@@ -29,6 +29,14 @@ bool isGatedActivation(Activation activation);
 /// holds it.
 inline constexpr llvm::StringLiteral kBufferNameAttrName = "bpt.buffer_name";
 
+/// On a linalg op in a portable loop body (`bpt-tile-gemms`' shared-memory
+/// GEMM tile): `array<i64: rm, rn>`, the register tile of rm x rn output
+/// elements each thread computes (`bpt-map-to-gpu`), along the output's
+/// second-to-last and last dimensions. Threads next to each other take
+/// neighbouring columns; a thread's elements lie extent/rm rows and
+/// extent/rn columns apart.
+inline constexpr llvm::StringLiteral kThreadTileAttrName = "bpt.thread_tile";
+
 /// Bounds the #bpt.strategy verifier puts on a tensor-core (or row-kernel)
 /// tiling: every kernel's own choices lie well inside them, and each
 /// conversion checks its kernel's exact rules. A wild hand-written tiling

@@ -44,6 +44,8 @@ struct CPUCheckOptions {
   /// With `backward`: bpt-build-backward's `query-chunk` (rows per query
   /// chunk of each block's backward; 0 for whole sequences).
   int64_t queryChunk = 0;
+  /// Tile top-level GEMMs as the GPU path does (bpt-tile-gemms).
+  bool tileGemms = false;
 };
 
 /// What the check found.

@@ -142,6 +142,11 @@ struct CPUOptions : mlir::PassPipelineOptions<CPUOptions> {
       *this, "report-memory",
       llvm::cl::desc("Run bpt-report-memory after bufferization"),
       llvm::cl::init(false)};
+  Option<bool> tileGemms{
+      *this, "tile-gemms",
+      llvm::cl::desc("Tile top-level GEMMs as bpt-to-nvvm does for the GPU "
+                     "(bpt-tile-gemms), to test that tiling on the CPU"),
+      llvm::cl::init(false)};
 };
 
 /// Options of bpt-to-nvvm: the strategy's, and the portable path's and
@@ -160,6 +165,11 @@ struct NVVMOptions : StrategyPipelineOptions<NVVMOptions> {
                      "use, tiles beyond it in a global workspace (0: the "
                      "chip's)"),
       llvm::cl::init(0)};
+  Option<bool> tileGemms{
+      *this, "tile-gemms",
+      llvm::cl::desc("Portable path: GEMMs through shared-memory tiles "
+                     "(bpt-tile-gemms); false: a thread per output element"),
+      llvm::cl::init(true)};
   Option<unsigned> optLevel{*this, "opt-level",
                             llvm::cl::desc("NVPTX optimisation level"),
                             llvm::cl::init(3)};
@@ -195,6 +205,10 @@ void addBufferizationStage(mlir::OpPassManager &pm);
 /// Deallocation, loops, and the LLVM dialect; functions take bare pointers
 /// (static shapes), in argument order, outputs last.
 void addHostLLVMStage(mlir::OpPassManager &pm);
+
+/// bpt-tile-gemms with the GPU's default tiling (sm_90a's shared memory,
+/// 256 threads), for the CPU path's tests of it.
+void addGemmTiling(mlir::OpPassManager &pm);
 
 /// Blockwise level -> LLVM dialect for the host: what the blockwise stage
 /// left whole for a tensor-core kernel is made blockwise (the CPU runs
