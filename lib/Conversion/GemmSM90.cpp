@@ -97,6 +97,14 @@ private:
   /// Stores two adjacent elements of C (or of act(P)) at `offset` bytes
   /// into `out`: a pair of f32, or of 16-bit values.
   void storePair(Value out, Value offset, Value pair[2]);
+  /// Shared address of the 4-byte pair at (`row`, `column`) of this
+  /// consumer's 64 rows of C's tile, staged (config.stagedEpilogue);
+  /// `column` a multiple of 8.
+  Value stagedAddress(Value base, Value consumer, Value row, Value column);
+  /// Stores this consumer's staged 64 rows of C's tile (its rows below
+  /// `rowsLeft` on a ragged launch) with 16-byte stores.
+  void storeStagedTile(Value base, Value consumer, Value warp, Value lane,
+                       Value cRow, Value n0, Value c, Value rowsLeft);
 
   const GemmConfig &config;
 };
@@ -420,8 +428,78 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
           pair[h] = fadd(pair[h], LLVM::ExtractElementOp::create(
                                       b, loc, wide, c32(h)));
       }
+      if (config.stagedEpilogue) {
+        // Rows of this consumer's 64 (stagedAddress adds its offset).
+        Value localRow = sub(add(tileRow0, c32(8 * i)), mul(consumer, c32(64)));
+        Value address = stagedAddress(base, consumer, localRow, c32(8 * j));
+        // column0's lane part: lane % 4 pairs.
+        address = add(address, mul(rem(lane, c32(4)), c32(4)));
+        LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]),
+                              sharedPointer(address), 4);
+        continue;
+      }
       storePair(c, config.f32Output ? offsetF32 : offset, pair);
     }
+  }
+  if (config.stagedEpilogue)
+    storeStagedTile(base, consumer, warp, lane, cRow, n0, c, rowsLeft);
+}
+
+Value GemmEmitter::stagedAddress(Value base, Value consumer, Value row,
+                                 Value column) {
+  // Column block k (64 columns) in stage k's A tile, this consumer's 64
+  // rows of 128 bytes (8 KiB at consumer · 8 KiB: its A rows, or its
+  // M-major box), 16-byte chunks swizzled by the row as TMA wrote them, so
+  // that neither the 4-byte writes nor the 16-byte reads conflict on banks.
+  Value block = div(column, c32(kSwizzleElements));
+  Value chunk = div(rem(column, c32(kSwizzleElements)), c32(8));
+  Value swizzled = arith::XOrIOp::create(b, loc, chunk, rem(row, c32(8)));
+  Value tile =
+      add(stageAddress(base, block), mul(consumer, c32(64 * kSwizzleBytes)));
+  return add(tile, add(mul(row, c32(kSwizzleBytes)), mul(swizzled, c32(16))));
+}
+
+void GemmEmitter::storeStagedTile(Value base, Value consumer, Value warp,
+                                  Value lane, Value cRow, Value n0, Value c,
+                                  Value rowsLeft) {
+  // The warpgroup's named barrier (1 + consumer; 0 is the block's), its
+  // number a constant (with a register one, ptxas reserves all 16; LLVM
+  // merges two branches of bar.sync with constants into one with a
+  // register, not two of inline assembly).
+  auto second =
+      scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::ne, consumer, c32(0)),
+                        /*withElse=*/true);
+  for (int64_t w = 0; w < 2; ++w) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(w ? second.thenBlock() : second.elseBlock());
+    asmOp(Type(), {},
+          llvm::formatv("bar.sync {0}, {1};", 1 + w, kWarpgroup).str(),
+          "~{memory}", /*sideEffects=*/true);
+  }
+  // 64 rows of blockN / 8 chunks of 16 bytes; consecutive threads take
+  // consecutive chunks of a row.
+  const int64_t chunksPerRow = config.blockN / 8;
+  Value thread = add(mul(warp, c32(32)), lane);
+  Type v4i32 = VectorType::get({4}, i32);
+  for (int64_t k = 0; k < 64 * chunksPerRow / kWarpgroup; ++k) {
+    Value index = add(thread, c32(k * kWarpgroup));
+    Value row = div(index, c32(chunksPerRow));
+    Value column = mul(rem(index, c32(chunksPerRow)), c32(8));
+    Value tileRow = add(mul(consumer, c32(64)), row);
+    OpBuilder::InsertionGuard guard(b);
+    // Rows past a ragged launch's end are not stored.
+    if (rowsLeft)
+      onlyRowsBelow(tileRow, rowsLeft);
+    Value data = LLVM::LoadOp::create(
+        b, loc, v4i32,
+        sharedPointer(stagedAddress(base, consumer, row, column)), 16);
+    Value element =
+        add(mul(arith::ExtUIOp::create(b, loc, i64, add(cRow, tileRow)),
+                c64(config.n)),
+            arith::ExtUIOp::create(b, loc, i64, add(n0, column)));
+    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
+                                        ValueRange{mul(element, c64(2))});
+    LLVM::StoreOp::create(b, loc, data, address, 16);
   }
 }
 
@@ -522,6 +600,9 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
                          config.stages, config.stageBytes(),
                          config.sharedMemoryBytes(), sharedMemory)
         .str();
+  // Measured (docs/notes/hopper.md 14b): the staged epilogue is as fast or
+  // faster wherever it applies.
+  config.stagedEpilogue = config.canStageEpilogue();
   config.blocksPerMultiprocessor =
       config.fitsTwoBlocks() && 2 * (config.sharedMemoryBytes() +
                                      chip.sharedMemoryReservedPerBlock) <=

@@ -145,6 +145,18 @@ struct GemmConfig : codegen::GemmProblem {
   /// prologue overlap the other's main loop.
   int64_t blocksPerMultiprocessor = 1;
 
+  /// C's tile goes through shared memory (this consumer's A rows of the
+  /// first blockN / 64 stages, free once its main loop is done: a block
+  /// computes one tile) and out in 16-byte stores, whole rows a warp,
+  /// instead of 4-byte stores of the accumulator fragments (8 rows of 16
+  /// bytes a warp instruction, half a 32-byte sector each). Wherever it
+  /// applies (canStageEpilogue): 16-bit C without the activation
+  /// gradient, enough stages to hold the tile's columns.
+  bool stagedEpilogue = false;
+  bool canStageEpilogue() const {
+    return !f32Output && !activationGrad && stages * 64 >= blockN;
+  }
+
   /// Whether the epilogue fits 112 registers a thread: one 64-register
   /// accumulator and no f32 fragment held across the main loop.
   bool fitsTwoBlocks() const {
