@@ -571,11 +571,11 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
                                                        int64_t stages,
                                                        const ChipInfo &chip) {
   const int64_t sharedMemory = chip.sharedMemoryPerBlock;
-  // Default: 128-wide tiles, 6 stages. Measured (bpt-run --tune, H200,
+  // Default: 128-wide tiles. Measured (bpt-run --tune, H200,
   // docs/bench/tune-h200-2026-11-25): faster than 256 x 4 on the chunked
   // FFN (1.97 against 2.16 ms at S 16k) and the block (5.42 against 5.46),
   // as twice the tiles fill the 132 multiprocessors better at 2048-row
-  // chunks.
+  // chunks. Stages: GemmConfig::defaultStages.
   config.blockN = blockN ? blockN : (config.n % 128 == 0 ? 128 : 0);
   if (config.gated && config.blockN != 128)
     return llvm::formatv("a gated GEMM takes 128-wide tiles (two "
@@ -589,8 +589,11 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
   if (stages) {
     config.stages = stages;
   } else {
-    // As many stages as fit, up to the depth that measured best.
-    config.stages = config.blockN == 256 ? 4 : 6;
+    // Where the epilogue allows two blocks a multiprocessor, three stages
+    // each (one block's prologue and epilogue overlap the other's main
+    // loop; measured with the staged epilogue, docs/notes/hopper.md 14b);
+    // else as many stages as fit, up to the depth that measured best.
+    config.stages = config.defaultStages();
     while (config.stages > 2 && config.sharedMemoryBytes() > sharedMemory)
       --config.stages;
   }

@@ -163,6 +163,13 @@ struct GemmConfig : codegen::GemmProblem {
     return blockN == 128 && !gated && !accumulate && !activationGrad;
   }
 
+  /// The stages chooseGemmTiling gives `blockN`-wide tiles when none are
+  /// asked for: three (two blocks a multiprocessor) where the epilogue
+  /// allows two, else as many as measured best with one block.
+  int64_t defaultStages() const {
+    return blockN == 256 ? 4 : fitsTwoBlocks() ? 3 : 6;
+  }
+
   /// A's tensor map box rows: M rows of [M, K], or K rows of [K, M].
   int64_t aBoxRows() const { return transposeA ? blockK : blockM; }
   /// B's: K rows of [K, N], or N rows of [N, K].
@@ -212,11 +219,12 @@ struct GemmConfig : codegen::GemmProblem {
       name += "_f32";
     if (bRowOffset)
       name += "_brow";
-    // Tiles other than the default (see chooseGemmTiling) are named.
-    if (blockN != 128 || stages != 6)
+    // Tilings other than the default (see chooseGemmTiling) are named.
+    if (blockN != 128 || stages != defaultStages()) {
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
-    if (blocksPerMultiprocessor != 1)
-      name += llvm::formatv("_b{0}", blocksPerMultiprocessor).str();
+      if (blocksPerMultiprocessor != 1)
+        name += llvm::formatv("_b{0}", blocksPerMultiprocessor).str();
+    }
     return name;
   }
 };

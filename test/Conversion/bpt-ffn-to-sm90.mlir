@@ -16,26 +16,31 @@
 // CHECK-NOT: memref.alloc() {{.*}}: memref<4096x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x2048x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu blocks in (%c4, %c16, %{{.+}}) threads in (%c384, {{.+}} args({{.+}}, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu blocks in (%c4, %c16, %{{.+}}) threads in (%c288, {{.+}} args({{.+}}, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512 {{.+}} args({{.+}}, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
 // CHECK-NOT: gpu.launch_func
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
 
-// The GEMM (128-wide tiles by default): producer and consumers as in the
-// attention kernel; 4 k16 steps per 64-wide K block, B transposed (MN-major, layout row); GELU (erf) on
-// the accumulators before the one rounding.
-// CHECK: gpu.func @gemm_sm90_a4096_c2048_n512_k256_gelu({{.+}}, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
-// CHECK: nvvm.setmaxregister decrease 24
-// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c32768_i32
-// CHECK-COUNT-3: nvvm.cp.async.bulk.tensor.shared.cluster.global
-// CHECK: nvvm.setmaxregister increase 240
+// The GEMM (by default 128-wide tiles in three stages, two blocks a
+// multiprocessor: 288 threads, the two consumer warpgroups then one
+// producer warp, no setmaxnreg); 4 k16 steps per 64-wide K block, B
+// transposed (MN-major, layout row); GELU (erf) on the accumulators before
+// the one rounding, staged through shared memory; then the producer's TMA
+// loads.
+// CHECK: gpu.func @gemm_sm90_a4096_c2048_n512_k256_gelu({{.+}}, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 288, 1, 1>, nvvm.minctasm = 2
+// CHECK-NOT: nvvm.setmaxregister
+// CHECK: arith.cmpi ult, %{{.+}}, %c256_i32
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
 // CHECK: nvvm.mbarrier.arrive
 // CHECK: math.erf
-// CHECK: llvm.store
+// CHECK: llvm.store {{.+}} : i32, !llvm.ptr<3>
+// CHECK: llvm.store {{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// CHECK: arith.cmpi eq, %{{.+}}, %c256_i32
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c32768_i32
+// CHECK-COUNT-3: nvvm.cp.async.bulk.tensor.shared.cluster.global
 // CHECK: gpu.func @gemm_sm90_a2048_c4096_n256_k512(
 // CHECK-NOT: math.erf
 // CHECK: gpu.return

@@ -10,7 +10,7 @@
 // CHECK: %[[WMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c64{{.*}}, %c64{{.*}}]
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x256x384xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n384_k128 blocks in (%c3{{[_0-9]*}}, %c4{{[_0-9]*}}, %{{.+}}) threads in (%c384, {{.+}} args(%[[XMAP]] : {{.+}}, %[[WMAP]] : {{.+}}, %[[ROWS]] : memref<512x384xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n384_k128 blocks in (%c3{{[_0-9]*}}, %c4{{[_0-9]*}}, %{{.+}}) threads in (%c288, {{.+}} args(%[[XMAP]] : {{.+}}, %[[WMAP]] : {{.+}}, %[[ROWS]] : memref<512x384xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: gpu.func @gemm_sm90_a512_c512_n384_k128(
 // CHECK-NOT: scf.if {{.*}}slt

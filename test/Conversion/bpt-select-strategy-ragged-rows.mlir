@@ -9,10 +9,10 @@
 // rows past the last whole chunk one shorter chunk
 // (@whole_chunks_and_a_tail).
 // CHECK-LABEL: func.func @ffn_rows
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1500>
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1>
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 77>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 600>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 1500>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 1>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 77>
 // CHUNK-LABEL: func.func @ffn_rows
 // CHUNK: chunk_rows = 600>
 // CHUNK: chunk_rows = 768>
@@ -107,8 +107,8 @@ func.func @many_ragged_chunks(%x: tensor<2100000x128xbf16>,
 // Projections: the wgmma GEMM on sm_90a, the mma.sync one on sm_80, at any
 // row count; columns keep their rules (N a multiple of 128, K of 64).
 // CHECK-LABEL: func.func @linear_rows
-// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>
-// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9>
+// CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9>
 // CHECK: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">
 // SM80-LABEL: func.func @linear_rows
 // SM80: bpt.linear {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80">

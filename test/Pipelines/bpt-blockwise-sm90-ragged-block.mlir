@@ -14,10 +14,10 @@
 // CHECK-LABEL: func.func @block
 // CHECK-NOT: bpt.transformer_block
 // CHECK: bpt.rms_norm {{.+}} {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_90a">}
-// CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>} : (tensor<1x600x512xbf16>, tensor<512x512xbf16>)
-// CHECK-COUNT-2: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>} : (tensor<1x600x512xbf16>, tensor<512x256xbf16>)
+// CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9>} : (tensor<1x600x512xbf16>, tensor<512x512xbf16>)
+// CHECK-COUNT-2: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9>} : (tensor<1x600x512xbf16>, tensor<512x256xbf16>)
 // CHECK: bpt.attention {{.+}} causal {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", q_block = 128, kv_block = {{[0-9]+}}, stages = {{[0-9]}}, warps = 12>} : (tensor<1x8x600x64xbf16>, tensor<1x4x600x64xbf16>
-// CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12>}
+// CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9>}
 // CHECK: arith.addf
 // CHECK: bpt.rms_norm {{.+}} {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_90a">}
 // CHECK: bpt.ffn swiglu {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>}

@@ -145,7 +145,7 @@ static cl::opt<int64_t>
                    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm90GemmStages(
     "sm90-gemm-stages",
-    cl::desc("sm_90a GEMM shared-memory stages: 2 to 8 (0: as many as fit)"),
+    cl::desc("sm_90a GEMM shared-memory stages: 2 to 8 (0: three, two blocks a multiprocessor, where the epilogue allows; else as many as fit)"),
     cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm80QBlock(
     "sm80-q-block",

@@ -385,7 +385,7 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
     Option<"gemmBlockN", "sm90-gemm-block-n", "int64_t", /*default=*/"0",
            "wgmma GEMMs: tile columns, 128 or 256 (0: 128)">,
     Option<"gemmStages", "sm90-gemm-stages", "int64_t", /*default=*/"0",
-           "wgmma GEMMs: stages, 2 to 8 (0: as many as fit)">,
+           "wgmma GEMMs: stages, 2 to 8 (0: three, two blocks a multiprocessor, where the epilogue allows; else as many as fit)">,
     Option<"sm80QBlock", "sm80-q-block", "int64_t", /*default=*/"0",
            "mma.sync attention: query rows per block, 64 or 128 (0: the "
            "cost model's choice)">,

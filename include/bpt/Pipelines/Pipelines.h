@@ -88,7 +88,7 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
       llvm::cl::desc("wgmma GEMM tile columns (0: 128)"), llvm::cl::init(0)};
   Option<int64_t> gemmStages{
       *this, "sm90-gemm-stages",
-      llvm::cl::desc("wgmma GEMM stages (0: as many as fit)"),
+      llvm::cl::desc("wgmma GEMM stages (0: three, two blocks a multiprocessor, where the epilogue allows; else as many as fit)"),
       llvm::cl::init(0)};
   Option<int64_t> sm80QBlock{
       *this, "sm80-q-block",
