@@ -60,8 +60,10 @@ std::optional<GemmTiling> matchGemm(linalg::LinalgOp op) {
       op.getNumReductionLoops() == 0)
     return std::nullopt;
   for (OpOperand &operand : op->getOpOperands()) {
+    // Buffers of integers or floats (the buffers' sizes need a bit width).
     auto type = dyn_cast<MemRefType>(operand.get().getType());
     if (!type || !type.hasStaticShape() ||
+        !type.getElementType().isIntOrFloat() ||
         !op.getMatchingIndexingMap(&operand).isProjectedPermutation())
       return std::nullopt;
   }

@@ -143,8 +143,8 @@ func.func @transposed_ragged(%x: memref<50x40xf32>, %w: memref<70x40xf32>,
 
 // Left alone: a row sum (no second operand), a GEMM with too few rows (a
 // decode step), one whose k has no step of 8, one that reads the loop
-// position (linalg.index), and a GEMM inside a loop body (a kernel
-// already).
+// position (linalg.index), one of `index` elements (no bit width for its
+// buffers' sizes), and a GEMM inside a loop body (a kernel already).
 // CHECK-LABEL: func.func @not_gemms
 // CHECK-NOT: scf.forall ({{.+}}) in
 // CHECK-NOT: bpt.thread_tile
@@ -154,7 +154,9 @@ func.func @transposed_ragged(%x: memref<50x40xf32>, %w: memref<70x40xf32>,
 func.func @not_gemms(%x: memref<64x64xf32>, %r: memref<64xf32>,
                      %q: memref<4x64xf32>, %w: memref<64x64xf32>,
                      %o: memref<4x64xf32>, %odd: memref<64x36xf32>,
-                     %wodd: memref<36x64xf32>, %y: memref<64x64xf32>) {
+                     %wodd: memref<36x64xf32>, %y: memref<64x64xf32>,
+                     %ia: memref<64x64xindex>, %ib: memref<64x64xindex>,
+                     %ic: memref<64x64xindex>) {
   linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i)>],
                   iterator_types = ["parallel", "reduction"]}
       ins(%x : memref<64x64xf32>) outs(%r : memref<64xf32>) {
@@ -179,6 +181,17 @@ func.func @not_gemms(%x: memref<64x64xf32>, %r: memref<64xf32>,
     %p = arith.mulf %a, %f : f32
     %s = arith.addf %p, %acc : f32
     linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(i, j, k) -> (i, k)>,
+                                   affine_map<(i, j, k) -> (k, j)>,
+                                   affine_map<(i, j, k) -> (i, j)>],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%ia, %ib : memref<64x64xindex>, memref<64x64xindex>)
+      outs(%ic : memref<64x64xindex>) {
+  ^bb0(%a: index, %b: index, %acc: index):
+    %p = arith.muli %a, %b : index
+    %s = arith.addi %p, %acc : index
+    linalg.yield %s : index
   }
   scf.forall (%t) in (4) {
     linalg.matmul ins(%x, %w : memref<64x64xf32>, memref<64x64xf32>)

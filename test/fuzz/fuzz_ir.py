@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """IR fuzzer for bpt's compiler: mutated lit inputs and random bpt programs.
 
-Each input is run through bpt-opt pipelines (bpt-blockwise, bpt-to-cpu,
-bpt-to-nvvm for sm_90a and sm_80, the strategy + tensor-core passes one at a
-time) and, when small, through bpt-cpu-run. Every run is classified:
+Each input is run through bpt-opt pipelines (bpt-blockwise, bpt-to-cpu with
+and without GEMM tiles, bpt-to-nvvm for sm_90a and sm_80, the strategy +
+tensor-core passes one at a time) and, when small, through bpt-cpu-run (half
+of the runs with --tile-gemms). Every run is classified:
 
   ok      exit 0
   error   non-zero exit with a diagnostic
@@ -40,6 +41,7 @@ PIPELINES = [
     ["--bpt-blockwise"],
     ["--bpt-blockwise=chip={chip}", "--bpt-to-cpu"],
     ["--bpt-to-cpu"],
+    ["--bpt-to-cpu=tile-gemms=1"],
     ["--bpt-to-nvvm=chip=sm_90a"],
     ["--bpt-to-nvvm=chip=sm_80"],
     ["--bpt-to-nvvm=chip={chip}"],
@@ -589,7 +591,8 @@ def main():
         commands = [[bpt_opt, "-", "-o", os.devnull] + fix_options(p, chip)
                     for p in pipelines]
         if small and kind == "programs":
-            commands.append([cpu_run, "-", "--seed=%d" % rng.randrange(100)])
+            commands.append([cpu_run, "-", "--seed=%d" % rng.randrange(100)] +
+                            (["--tile-gemms"] if rng.random() < 0.5 else []))
         for cmd in commands:
             rc, output, timed_out, seconds = run(cmd, text, args.timeout)
             verdict = classify(rc, output, timed_out, cmd[0] == cpu_run)
