@@ -119,6 +119,8 @@ SmallVector<int64_t> bufferShape(linalg::LinalgOp op, OpOperand &operand,
   return shape;
 }
 
+/// Shared memory the buffers take, each placed at a 16-byte boundary as
+/// bpt-map-to-gpu places them.
 int64_t bufferBytes(linalg::LinalgOp op, ArrayRef<int64_t> tile) {
   int64_t bytes = 0;
   for (OpOperand &operand : op->getOpOperands()) {
@@ -126,7 +128,8 @@ int64_t bufferBytes(linalg::LinalgOp op, ArrayRef<int64_t> tile) {
     for (int64_t extent : bufferShape(op, operand, tile))
       elements *= extent;
     Type element = getElementTypeOrSelf(operand.get().getType());
-    bytes += elements * ((element.getIntOrFloatBitWidth() + 7) / 8);
+    bytes += roundUp(elements * ((element.getIntOrFloatBitWidth() + 7) / 8),
+                     16);
   }
   return bytes;
 }
