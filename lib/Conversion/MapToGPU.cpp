@@ -99,6 +99,64 @@ SmallVector<Value> cloneBody(OpBuilder &b, linalg::GenericOp generic,
                              [&](Value v) { return mapping.lookupOrDefault(v); });
 }
 
+/// The value of `operand` of `generic` at the loop point `ivs`: a load of
+/// its buffer, or the operand itself where it is a scalar.
+Value loadOperandAt(OpBuilder &b, Location loc, linalg::GenericOp generic,
+                    OpOperand &operand, ArrayRef<Value> ivs) {
+  Value value = operand.get();
+  if (!isa<MemRefType>(value.getType()))
+    return value;
+  return memref::LoadOp::create(
+      b, loc, value,
+      applyMap(b, loc, generic.getMatchingIndexingMap(&operand), ivs));
+}
+
+/// A loop in which worker `worker` of `numWorkers` takes points worker,
+/// worker + numWorkers, ... of the row-major space of `extents`, whose
+/// dimensions are the loop dimensions `dims` of a `numLoops`-deep op.
+/// `body` builds a point from `ivs`, which holds the point's index of each
+/// of `dims` (the other entries null); the loop's yield follows it.
+void buildWorkerLoop(
+    OpBuilder &builder, Location loc, Value worker, Value numWorkers,
+    ArrayRef<unsigned> dims, ArrayRef<Value> extents, unsigned numLoops,
+    function_ref<void(OpBuilder &, Location, SmallVector<Value> &)> body) {
+  scf::ForOp::create(builder, loc, worker, product(builder, loc, extents),
+                     numWorkers, {},
+                     [&](OpBuilder &b, Location l, Value linear, ValueRange) {
+                       SmallVector<Value> ivs(numLoops);
+                       for (auto [dim, index] :
+                            llvm::zip(dims, delinearize(b, l, linear, extents)))
+                         ivs[dim] = index;
+                       body(b, l, ivs);
+                       scf::YieldOp::create(b, l);
+                     });
+}
+
+/// The loops over the reduction dimensions `dims` (outermost first, each
+/// from 0 to its entry of `extents`), run one after another inside a point
+/// and carrying `current`; each stores its induction variable into `ivs`.
+/// `innermost` builds the innermost body from the carried values and
+/// returns their next values. Returns the outermost loop's results
+/// (`innermost`'s own where `dims` is empty).
+SmallVector<Value> buildReductionLoops(
+    OpBuilder &b, Location loc, ArrayRef<unsigned> dims,
+    ArrayRef<Value> extents, SmallVectorImpl<Value> &ivs, ValueRange current,
+    function_ref<SmallVector<Value>(OpBuilder &, ValueRange)> innermost) {
+  if (dims.empty())
+    return innermost(b, current);
+  unsigned dim = dims.front();
+  auto loop = scf::ForOp::create(
+      b, loc, indexConst(b, loc, 0), extents[dim], indexConst(b, loc, 1),
+      current, [&](OpBuilder &lb, Location, Value iv, ValueRange iterArgs) {
+        ivs[dim] = iv;
+        scf::YieldOp::create(lb, loc,
+                             buildReductionLoops(lb, loc, dims.drop_front(),
+                                                 extents, ivs, iterArgs,
+                                                 innermost));
+      });
+  return SmallVector<Value>(loop.getResults());
+}
+
 /// shareAmongThreads for a generic with a thread tile (bpt.thread_tile =
 /// [rm, rn]): each point is rm x rn output elements, kept in registers
 /// across the reductions, along the output's second-to-last (m) and last
@@ -156,13 +214,9 @@ LogicalResult shareThreadTiles(RewriterBase &rw, linalg::GenericOp generic,
                                       : loopExtents[dim]);
 
   OpOperand &init = *generic.getDpsInitOperand(0);
-  scf::ForOp::create(
-      rw, loc, worker, product(rw, loc, pointExtents), numWorkers, {},
-      [&](OpBuilder &b, Location l, Value linear, ValueRange) {
-        SmallVector<Value> ivs(extents.size());
-        for (auto [dim, index] :
-             llvm::zip(pointDims, delinearize(b, l, linear, pointExtents)))
-          ivs[dim] = index;
+  buildWorkerLoop(
+      rw, loc, worker, numWorkers, pointDims, pointExtents, extents.size(),
+      [&](OpBuilder &b, Location l, SmallVector<Value> &ivs) {
         Value row0 = ivs[m], col0 = ivs[n];
         SmallVector<Value> rows, cols;
         for (int64_t a = 0; a < rm; ++a)
@@ -181,63 +235,43 @@ LogicalResult shareThreadTiles(RewriterBase &rw, linalg::GenericOp generic,
           at[n] = cols[c];
           return at;
         };
-        auto loadAt = [&](OpBuilder &lb, OpOperand &operand,
-                          ArrayRef<Value> at) -> Value {
-          if (!isa<MemRefType>(operand.get().getType()))
-            return operand.get();
-          return memref::LoadOp::create(
-              lb, l, operand.get(),
-              applyMap(lb, l, generic.getMatchingIndexingMap(&operand), at));
-        };
         SmallVector<Value> accs;
         for (int64_t a = 0; a < rm; ++a)
           for (int64_t c = 0; c < rn; ++c)
-            accs.push_back(loadAt(b, init, ivsAt(a, c)));
+            accs.push_back(loadOperandAt(b, l, generic, init, ivsAt(a, c)));
 
-        std::function<SmallVector<Value>(OpBuilder &, unsigned, ValueRange)>
-            reduce = [&](OpBuilder &rb, unsigned level,
-                         ValueRange current) -> SmallVector<Value> {
-          if (level == reductionDims.size()) {
-            // Each input element once per thread: keyed by the row and
-            // column it depends on.
-            std::map<std::tuple<unsigned, int64_t, int64_t>, Value> loaded;
-            SmallVector<Value> next;
-            for (int64_t a = 0; a < rm; ++a)
-              for (int64_t c = 0; c < rn; ++c) {
-                SmallVector<Value> args;
-                for (OpOperand *input : generic.getDpsInputOperands()) {
-                  AffineMap map = generic.getMatchingIndexingMap(input);
-                  auto key = std::make_tuple(input->getOperandNumber(),
-                                             map.isFunctionOfDim(m) ? a : 0,
-                                             map.isFunctionOfDim(n) ? c : 0);
-                  auto [it, inserted] = loaded.try_emplace(key);
-                  if (inserted)
-                    it->second = loadAt(rb, *input, ivsAt(a, c));
-                  args.push_back(it->second);
+        SmallVector<Value> results = buildReductionLoops(
+            b, l, reductionDims, loopExtents, ivs, accs,
+            [&](OpBuilder &rb, ValueRange current) {
+              // Each input element once per thread: keyed by the row and
+              // column it depends on.
+              std::map<std::tuple<unsigned, int64_t, int64_t>, Value> loaded;
+              SmallVector<Value> next;
+              for (int64_t a = 0; a < rm; ++a)
+                for (int64_t c = 0; c < rn; ++c) {
+                  SmallVector<Value> args;
+                  for (OpOperand *input : generic.getDpsInputOperands()) {
+                    AffineMap map = generic.getMatchingIndexingMap(input);
+                    auto key = std::make_tuple(input->getOperandNumber(),
+                                               map.isFunctionOfDim(m) ? a : 0,
+                                               map.isFunctionOfDim(n) ? c : 0);
+                    auto [it, inserted] = loaded.try_emplace(key);
+                    if (inserted)
+                      it->second =
+                          loadOperandAt(rb, l, generic, *input, ivsAt(a, c));
+                    args.push_back(it->second);
+                  }
+                  args.push_back(current[a * rn + c]);
+                  next.push_back(cloneBody(rb, generic, args, ivsAt(a, c))[0]);
                 }
-                args.push_back(current[a * rn + c]);
-                next.push_back(cloneBody(rb, generic, args, ivsAt(a, c))[0]);
-              }
-            return next;
-          }
-          unsigned dim = reductionDims[level];
-          auto loop = scf::ForOp::create(
-              rb, l, indexConst(rb, l, 0), loopExtents[dim],
-              indexConst(rb, l, 1), current,
-              [&](OpBuilder &lb, Location, Value iv, ValueRange iterArgs) {
-                ivs[dim] = iv;
-                scf::YieldOp::create(lb, l, reduce(lb, level + 1, iterArgs));
-              });
-          return SmallVector<Value>(loop.getResults());
-        };
-        SmallVector<Value> results = reduce(b, 0, accs);
+              return next;
+            });
         for (int64_t a = 0; a < rm; ++a)
           for (int64_t c = 0; c < rn; ++c)
             memref::StoreOp::create(
                 b, l, results[a * rn + c], init.get(),
                 applyMap(b, l, generic.getMatchingIndexingMap(&init),
                          ivsAt(a, c)));
-        scf::YieldOp::create(b, l);
       });
   rw.eraseOp(generic);
   return success();
@@ -306,55 +340,26 @@ LogicalResult shareAmongThreads(RewriterBase &rw, Operation *op, Value worker,
 
   SmallVector<Value> parallelExtents = llvm::map_to_vector(
       parallelDims, [&](unsigned d) { return extents[d]; });
-  auto loadAt = [&](OpBuilder &b, Location l, OpOperand &operand,
-                    ArrayRef<Value> ivs) -> Value {
-    Value value = operand.get();
-    if (!isa<MemRefType>(value.getType()))
-      return value;
-    return memref::LoadOp::create(
-        b, l, value,
-        applyMap(b, l, generic.getMatchingIndexingMap(&operand), ivs));
-  };
-
-  scf::ForOp::create(
-      rw, loc, worker, product(rw, loc, parallelExtents), numWorkers, {},
-      [&](OpBuilder &b, Location l, Value linear, ValueRange) {
-        SmallVector<Value> ivs(extents.size());
-        for (auto [dim, index] :
-             llvm::zip(parallelDims, delinearize(b, l, linear, parallelExtents)))
-          ivs[dim] = index;
+  buildWorkerLoop(
+      rw, loc, worker, numWorkers, parallelDims, parallelExtents,
+      extents.size(), [&](OpBuilder &b, Location l, SmallVector<Value> &ivs) {
         SmallVector<Value> accs;
         for (OpOperand &init : generic.getDpsInitsMutable())
-          accs.push_back(loadAt(b, l, init, ivs));
-
-        // Reductions run one after another inside the point.
-        std::function<SmallVector<Value>(OpBuilder &, unsigned, ValueRange)>
-            reduce = [&](OpBuilder &rb, unsigned level,
-                         ValueRange current) -> SmallVector<Value> {
-          if (level == reductionDims.size()) {
-            SmallVector<Value> args;
-            for (OpOperand *input : generic.getDpsInputOperands())
-              args.push_back(loadAt(rb, l, *input, ivs));
-            args.append(current.begin(), current.end());
-            return cloneBody(rb, generic, args, ivs);
-          }
-          unsigned dim = reductionDims[level];
-          auto loop = scf::ForOp::create(
-              rb, l, indexConst(rb, l, 0), extents[dim], indexConst(rb, l, 1),
-              current,
-              [&](OpBuilder &lb, Location, Value iv, ValueRange iterArgs) {
-                ivs[dim] = iv;
-                scf::YieldOp::create(lb, l, reduce(lb, level + 1, iterArgs));
-              });
-          return SmallVector<Value>(loop.getResults());
-        };
-        SmallVector<Value> results = reduce(b, 0, accs);
+          accs.push_back(loadOperandAt(b, l, generic, init, ivs));
+        SmallVector<Value> results = buildReductionLoops(
+            b, l, reductionDims, extents, ivs, accs,
+            [&](OpBuilder &rb, ValueRange current) {
+              SmallVector<Value> args;
+              for (OpOperand *input : generic.getDpsInputOperands())
+                args.push_back(loadOperandAt(rb, l, generic, *input, ivs));
+              args.append(current.begin(), current.end());
+              return cloneBody(rb, generic, args, ivs);
+            });
         for (auto [value, init] :
              llvm::zip(results, generic.getDpsInitsMutable()))
           memref::StoreOp::create(
               b, l, value, init.get(),
               applyMap(b, l, generic.getMatchingIndexingMap(&init), ivs));
-        scf::YieldOp::create(b, l);
       });
   rw.eraseOp(generic);
   return success();
