@@ -448,32 +448,20 @@ void KernelEmitter::emitEpilogue(Value base, const ConsumerThread &t,
   NVVM::BarrierOp::create(b, loc, Type(), add(consumer, c32(1)),
                           c32(kWarpgroup), NVVM::BarrierReductionAttr(),
                           Value());
-  // 64 rows of D / 8 chunks of 16 bytes; consecutive threads take
-  // consecutive chunks of a row, so each store instruction is coalesced.
-  const int64_t chunksPerRow = d / 8;
-  Value thread = add(mul(warp, c32(32)), lane);
+  // The consumer's 64 rows of D elements, 16 bytes a store.
   Type v4i32 = VectorType::get({4}, i32);
-  for (int64_t k = 0; k < 64 * chunksPerRow / kWarpgroup; ++k) {
-    Value index = add(thread, c32(k * kWarpgroup));
-    Value row = div(index, c32(chunksPerRow));
-    Value column = mul(rem(index, c32(chunksPerRow)), c32(8));
+  forEachRowChunk(warp, lane, d, [&](Value row, Value column) {
     Value data = LLVM::LoadOp::create(
         b, loc, v4i32, sharedPointer(tileAddress(row, column)), 16);
     // Rows past a ragged Sq are the next head's: not stored.
-    OpBuilder::InsertionGuard guard(b);
     if (Value stored = isStoredRow(consumer, row)) {
       auto inside = scf::IfOp::create(b, loc, stored, /*withElse=*/false);
       b.setInsertionPointToStart(inside.thenBlock());
     }
     Value outRowIndex = add(outRow, add(mul(consumer, c32(64)), row));
-    Value element = add(
-        mul(arith::ExtUIOp::create(b, loc, i64, outRowIndex),
-            c64(outRowStride)),
-        arith::ExtUIOp::create(b, loc, i64, add(outColumn, column)));
-    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out,
-                                        ValueRange{mul(element, c64(2))});
-    LLVM::StoreOp::create(b, loc, data, address, 16);
-  }
+    Value outColumnIndex = add(outColumn, column);
+    storeRowChunk(out, outRowIndex, outRowStride, outColumnIndex, data);
+  });
 }
 
 void KernelEmitter::storeLogSumExp(const ConsumerThread &t, Value outRow,

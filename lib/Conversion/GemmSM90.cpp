@@ -476,31 +476,19 @@ void GemmEmitter::storeStagedTile(Value base, Value consumer, Value warp,
           llvm::formatv("bar.sync {0}, {1};", 1 + w, kWarpgroup).str(),
           "~{memory}", /*sideEffects=*/true);
   }
-  // 64 rows of blockN / 8 chunks of 16 bytes; consecutive threads take
-  // consecutive chunks of a row.
-  const int64_t chunksPerRow = config.blockN / 8;
-  Value thread = add(mul(warp, c32(32)), lane);
+  // The consumer's 64 rows of blockN elements, 16 bytes a store.
   Type v4i32 = VectorType::get({4}, i32);
-  for (int64_t k = 0; k < 64 * chunksPerRow / kWarpgroup; ++k) {
-    Value index = add(thread, c32(k * kWarpgroup));
-    Value row = div(index, c32(chunksPerRow));
-    Value column = mul(rem(index, c32(chunksPerRow)), c32(8));
+  forEachRowChunk(warp, lane, config.blockN, [&](Value row, Value column) {
     Value tileRow = add(mul(consumer, c32(64)), row);
-    OpBuilder::InsertionGuard guard(b);
     // Rows past a ragged launch's end are not stored.
     if (rowsLeft)
       onlyRowsBelow(tileRow, rowsLeft);
     Value data = LLVM::LoadOp::create(
         b, loc, v4i32,
         sharedPointer(stagedAddress(base, consumer, row, column)), 16);
-    Value element =
-        add(mul(arith::ExtUIOp::create(b, loc, i64, add(cRow, tileRow)),
-                c64(config.n)),
-            arith::ExtUIOp::create(b, loc, i64, add(n0, column)));
-    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), c,
-                                        ValueRange{mul(element, c64(2))});
-    LLVM::StoreOp::create(b, loc, data, address, 16);
-  }
+    Value cColumn = add(n0, column);
+    storeRowChunk(c, add(cRow, tileRow), config.n, cColumn, data);
+  });
 }
 
 /// The GEMM kernel for `config`, built once per module.

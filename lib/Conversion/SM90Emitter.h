@@ -173,6 +173,39 @@ protected:
         ctx, SmallVector<Type>(n / 2, f32));
   }
 
+  /// Calls `fn(row, column)` for each 16-byte chunk that this thread
+  /// (`warp`, `lane` of a warpgroup) takes of 64 rows of `rowElements`
+  /// 16-bit elements, `column` in elements: consecutive threads take
+  /// consecutive chunks of a row, so each warp instruction covers whole
+  /// rows (a tile staged in shared memory, stored with 16-byte stores).
+  void forEachRowChunk(Value warp, Value lane, int64_t rowElements,
+                       function_ref<void(Value row, Value column)> fn) {
+    const int64_t chunksPerRow = rowElements / 8;
+    Value thread = add(mul(warp, c32(32)), lane);
+    for (int64_t k = 0; k < 64 * chunksPerRow / kWarpgroup; ++k) {
+      Value index = add(thread, c32(k * kWarpgroup));
+      Value row = div(index, c32(chunksPerRow));
+      Value column = mul(rem(index, c32(chunksPerRow)), c32(8));
+      OpBuilder::InsertionGuard guard(b);
+      fn(row, column);
+    }
+  }
+
+  /// Stores the 16 bytes `data` at element (`row`, `column`) of the
+  /// row-major 16-bit matrix at `base`, `rowStride` elements a row.
+  void storeRowChunk(Value base, Value row, int64_t rowStride, Value column,
+                     Value data) {
+    // One statement a step: the ops' order does not hang on the C++
+    // compiler's order of evaluating arguments.
+    Value column64 = arith::ExtUIOp::create(b, loc, i64, column);
+    Value rowStart =
+        mul(arith::ExtUIOp::create(b, loc, i64, row), c64(rowStride));
+    Value element = add(rowStart, column64);
+    Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), base,
+                                        ValueRange{mul(element, c64(2))});
+    LLVM::StoreOp::create(b, loc, data, address, 16);
+  }
+
   /// The wgmma operand type of this kernel's 16-bit elements.
   NVVM::WGMMATypes wgmmaElementType() const {
     return bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
