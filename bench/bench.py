@@ -196,19 +196,33 @@ class KernelSet:
 
 
 def time_ms(fn, max_seconds, warmup=1, max_runs=20):
-    """Median milliseconds of fn(); fewer runs for slow functions."""
+    """Median milliseconds of fn(); fewer runs for slow functions.
+
+    A sample is `reps` calls back to back between two events, `reps` such
+    that a sample lasts about a millisecond: with one call a sample, a
+    function of tens of microseconds was timed with the host's launch of it
+    (the GPU idles from the first event until the launch arrives), which
+    penalised whichever side's launch path was slower in Python."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    times = []
-    budget = max_seconds * 1000.0
-    while len(times) < max_runs and (not times or sum(times) < budget / 2):
+    def sample(reps):
         start, end = torch.cuda.Event(True), torch.cuda.Event(True)
         start.record()
-        fn()
+        for _ in range(reps):
+            fn()
         end.record()
         torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
+        return start.elapsed_time(end) / reps
+
+    # One call sizes the samples; under a millisecond it is not kept.
+    times = [sample(1)]
+    reps = 1
+    if times[0] < 1.0:
+        reps = min(100, math.ceil(1.0 / max(times.pop(), 1e-3)))
+    budget = max_seconds * 1000.0
+    while len(times) < max_runs and (not times or sum(times) * reps < budget / 2):
+        times.append(sample(reps))
     return statistics.median(times), len(times)
 
 
