@@ -30,6 +30,7 @@
 
 #include "SM90Emitter.h"
 #include "SM90Kernels.h"
+#include "StrategyOps.h"
 
 #include "bpt/Conversion/Passes.h"
 
@@ -541,6 +542,64 @@ int64_t bpt::sm90::pickBlockN(int64_t n) {
     if (n % bn == 0)
       return bn;
   return 0;
+}
+
+double bpt::sm90::predictGemmLaunch(const GemmConfig &config, int64_t rows,
+                                    const ChipInfo &chip) {
+  // A launch's start, its first loads and its last epilogue (hopper.md
+  // version 13: T_0 of 5-7 µs), in K steps of about 0.45 µs.
+  constexpr double kLaunchSteps = 12;
+  int64_t tiles =
+      (rows + config.blockM - 1) / config.blockM * (config.n / config.blockN);
+  int64_t slots = chip.multiprocessors * config.blocksPerMultiprocessor;
+  int64_t waves = (tiles + slots - 1) / slots;
+  double tileSteps = double(config.kSteps()) * config.blockN / 128 *
+                     config.bOperands() * config.blocksPerMultiprocessor;
+  return waves * tileSteps + kLaunchSteps;
+}
+
+int64_t bpt::sm90::largestFFNChunkRows(const ChipInfo &chip) {
+  return std::max<int64_t>(2048, 32 * chip.multiprocessors);
+}
+
+int64_t bpt::sm90::chooseFFNChunkRows(const GemmConfig &up,
+                                      const GemmConfig &down, int64_t rows,
+                                      const ChipInfo &chip) {
+  constexpr int64_t kTile = 128;
+  int64_t rowTiles = (rows + kTile - 1) / kTile;
+  int64_t largest = largestFFNChunkRows(chip) / kTile;
+  // Chunk counts from the fewest that the largest chunk allows; past four
+  // times that, chunks only get smaller and their waves no fuller.
+  int64_t fewest = (rowTiles + largest - 1) / largest;
+  int64_t most = std::min(
+      {rowTiles, 4 * fewest, static_cast<int64_t>(kMaxUnrolledChunks)});
+  fewest = std::min(fewest, most);
+  struct Candidate {
+    int64_t chunkTiles;
+    double time;
+  };
+  SmallVector<Candidate> candidates;
+  for (int64_t count = fewest; count <= most; ++count) {
+    int64_t chunkTiles = (rowTiles + count - 1) / count;
+    if (!candidates.empty() && candidates.back().chunkTiles == chunkTiles)
+      continue;
+    double time = 0;
+    for (int64_t first = 0; first < rows; first += chunkTiles * kTile) {
+      int64_t chunk = std::min(chunkTiles * kTile, rows - first);
+      time += predictGemmLaunch(up, chunk, chip) +
+              predictGemmLaunch(down, chunk, chip);
+    }
+    candidates.push_back({chunkTiles, time});
+  }
+  double fastest = llvm::min_element(candidates, [](auto &a, auto &b) {
+                     return a.time < b.time;
+                   })->time;
+  // Candidates run from the largest chunks to the smallest.
+  int64_t chunkTiles = candidates.front().chunkTiles;
+  for (const Candidate &c : candidates)
+    if (c.time <= 1.03 * fastest)
+      chunkTiles = c.chunkTiles;
+  return std::min(chunkTiles * kTile, rows);
 }
 
 std::optional<std::string> bpt::sm90::checkGemmTilingOptions(int64_t blockN,

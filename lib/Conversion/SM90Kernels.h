@@ -248,6 +248,34 @@ std::optional<std::string> chooseGemmTiling(GemmConfig &config, int64_t blockN,
                                             int64_t stages,
                                             const ChipInfo &chip);
 
+/// Predicted time of one launch of `config` over `rows` rows of C on
+/// `chip`, by waves: its tiles go out to the multiprocessors'
+/// `blocksPerMultiprocessor` slots each, a wave of them taking its tile's
+/// K steps (times blockN / 128 and the B operands) on a multiprocessor
+/// shared by that many blocks, plus a launch's fixed cost. Units: one
+/// 64-deep K step of a 128 × 128 tile on a whole multiprocessor (about
+/// 0.45 µs on an H100). A model for choosing between chunkings of the same
+/// work, not a clock: the constant is hopper.md version 13's T_0.
+double predictGemmLaunch(const GemmConfig &config, int64_t rows,
+                         const ChipInfo &chip);
+
+/// A lone FFN's chunk rows on the wgmma GEMMs whose tilings `up` and
+/// `down` are chosen: the chunking of `rows` (chunks of whole 128-row
+/// tiles, evened out, the last one holding the rest) whose launches
+/// predictGemmLaunch predicts fastest, among chunks of at most
+/// largestFFNChunkRows rows unless more than kMaxUnrolledChunks of them
+/// would be needed. Of chunkings within 3% of the fastest it takes the one
+/// of most chunks (the least intermediate memory). `rows` itself means one
+/// chunk.
+int64_t chooseFFNChunkRows(const GemmConfig &up, const GemmConfig &down,
+                           int64_t rows, const ChipInfo &chip);
+
+/// The largest chunk chooseFFNChunkRows considers: 32 rows a
+/// multiprocessor (4224 on 132: its row tiles times a multiple of 8 column
+/// tiles fill whole waves of two blocks a multiprocessor), or 2048 rows if
+/// that is more.
+int64_t largestFFNChunkRows(const ChipInfo &chip);
+
 /// Checks the user-facing GEMM tiling options of a pass; the message names
 /// the option.
 std::optional<std::string> checkGemmTilingOptions(int64_t blockN,

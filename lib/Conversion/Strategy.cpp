@@ -60,9 +60,9 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
       return llvm::formatv("{0} must be at most {1}, got {2}", name, INT32_MAX,
                            value)
           .str();
-  if (o.chunkRows < 128 || o.chunkRows % 128 != 0)
-    return llvm::formatv("chunk-rows must be a positive multiple of 128, got "
-                         "{0}",
+  if (o.chunkRows < 0 || o.chunkRows % 128 != 0)
+    return llvm::formatv("chunk-rows must be 0 or a positive multiple of "
+                         "128, got {0}",
                          o.chunkRows)
         .str();
   // wgmma's N (scores) and k16 steps (P·V): multiples of 16; at least 64.
@@ -338,7 +338,7 @@ private:
 
 Refusal Selector::chooseBlockChunk(int64_t rows, int64_t span, int64_t blockM,
                                    int64_t &chunk) {
-  chunk = chunkDividing(span, options.chunkRows);
+  chunk = chunkDividing(span, options.chunkRowsOrDefault());
   if (rows / chunk > kMaxUnrolledChunks) {
     int64_t wanted = chunk;
     chunk = raisedChunk(rows, span, chunk);
@@ -358,14 +358,14 @@ Refusal Selector::chooseFFNChunk(int64_t rows, int64_t blockM, int64_t &chunk) {
     chunk = std::min(options.chunkRows, rows);
     if (Refusal why = checkUnrolledChunks(rows + chunk - 1, chunk))
       return why;
-  } else if (rows > options.chunkRows) {
-    int64_t chunks = (rows + options.chunkRows - 1) / options.chunkRows;
+  } else if (int64_t wanted = options.chunkRowsOrDefault(); rows > wanted) {
+    int64_t chunks = (rows + wanted - 1) / wanted;
     bool raised = chunks > kMaxUnrolledChunks;
     chunks = std::min(chunks, kMaxUnrolledChunks);
     chunk = ((rows + chunks - 1) / chunks + 127) / 128 * 128;
     if (remarks && raised)
-      op->emitRemark() << "chunk rows raised from " << options.chunkRows
-                       << " to " << chunk << ": at most " << kMaxUnrolledChunks
+      op->emitRemark() << "chunk rows raised from " << wanted << " to " << chunk
+                       << ": at most " << kMaxUnrolledChunks
                        << " chunks are unrolled into launches";
   }
   return checkGemmGridRows(chunk, blockM);
@@ -678,21 +678,35 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                 .str();
     if (!why && (rows >= (int64_t(1) << 31) || ffn >= (int64_t(1) << 31)))
       why = "more rows than a 32-bit TMA coordinate addresses";
-    int64_t chunk = 0;
-    if (!why)
+    // Chunks pinned (an option or a recorded strategy) are evened out;
+    // else the GEMMs' waves choose them, so their tilings come first (a
+    // chunk's rows change only the kernels' names).
+    const bool pinned = options.chunkRows || options.chunkRowsRecorded;
+    int64_t chunk = rows;
+    if (!why && pinned)
       why = chooseFFNChunk(rows, 128, chunk);
     if (!why) {
-      sm90::GemmConfig up{rows, chunk, ffn, hidden, element.isBF16(),
-                          op.getActivation()};
+      sm90::GemmConfig up{
+          rows, rows, ffn, hidden, element.isBF16(), op.getActivation()};
       up.gated = gated;
-      sm90::GemmConfig down{chunk, rows, hidden, ffn, element.isBF16(),
+      sm90::GemmConfig down{rows,        rows, hidden, ffn, element.isBF16(),
                             std::nullopt};
       for (sm90::GemmConfig *config : {&up, &down})
         if (std::optional<std::string> error = sm90::chooseGemmTiling(
                 *config, options.gemmBlockN, options.gemmStages, chip))
           return op.emitError() << "bpt-select-strategy: " << *error;
-      return make(KernelPath::wgmma, 0, 0, 0, up.threads() / 32, chunk,
-                  options.gemmBlockN, options.gemmStages);
+      if (!pinned) {
+        chunk = sm90::chooseFFNChunkRows(up, down, rows, chip);
+        int64_t largest = sm90::largestFFNChunkRows(chip);
+        if (remarks && chunk > largest)
+          op->emitRemark() << "chunk rows raised from " << largest << " to "
+                           << chunk << ": at most " << kMaxUnrolledChunks
+                           << " chunks are unrolled into launches";
+        why = checkGemmGridRows(chunk, 128);
+      }
+      if (!why)
+        return make(KernelPath::wgmma, 0, 0, 0, up.threads() / 32, chunk,
+                    options.gemmBlockN, options.gemmStages);
     }
     refuse("ffn", "wgmma", *why);
     // The wgmma GEMMs take every FFN the mma.sync ones would.
@@ -820,13 +834,14 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
       why = checkTmaRows(rows);
     int64_t chunk = 0;
     if (!why && chunked) {
-      chunk = options.chunkRows;
+      chunk = options.chunkRowsOrDefault();
       int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
       if (chunk < least || chunk % 64 != 0) {
+        int64_t wanted = chunk;
         chunk = (std::max(chunk, least) + 127) / 128 * 128;
         if (remarks)
-          op->emitRemark() << "chunk rows raised from " << options.chunkRows
-                           << " to " << chunk
+          op->emitRemark() << "chunk rows raised from " << wanted << " to "
+                           << chunk
                            << ": chunks are whole 64-row K steps, at most "
                            << kMaxUnrolledChunks << " of them unrolled";
       }

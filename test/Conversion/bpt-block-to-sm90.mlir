@@ -1,6 +1,6 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=128" --bpt-decompose-block --bpt-block-to-sm90 --verify-diagnostics | FileCheck %s
-// RUN: not bpt-opt %s --bpt-select-strategy="chunk-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
-// BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 0
+// RUN: not bpt-opt %s --bpt-select-strategy="chunk-rows=-128" 2>&1 | FileCheck %s --check-prefix=BAD
+// BAD: error: bpt-select-strategy: chunk-rows must be 0 or a positive multiple of 128, got -128
 
 // Two sequences of 256 rows, chunks of 128, GQA 4:2 with head dim 64. Only
 // K and V ([512, 128]) span the rows; every other buffer is one chunk.

@@ -6,7 +6,7 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 sm80-gemm-block-n=128" --bpt-chunk-ffn --bpt-ffn-to-sm80 2>/dev/null | FileCheck %s --check-prefix=NARROW
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chip=sm_86 chunk-rows=1024" --bpt-chunk-ffn --bpt-ffn-to-sm80 2>/dev/null | FileCheck %s --check-prefix=TAIL
 
-// BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 100
+// BAD: error: bpt-select-strategy: chunk-rows must be 0 or a positive multiple of 128, got 100
 // BADN: error: bpt-select-strategy: sm80-gemm-block-n must be 0, 128 or 256, got 64
 // NARROW-LABEL: func.func @gelu
 // NARROW: gpu.launch_func @bpt_sm80::@gemm_sm80_a4096_c2048_n512_k256_gelu_t128x3w4 blocks in (%c4, %c16, %{{.+}}) threads in (%c128,

@@ -1,4 +1,4 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-chunk-ffn --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=2048 --bpt-chunk-ffn --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 --bpt-chunk-ffn --bpt-ffn-to-sm90 --verify-diagnostics | FileCheck %s --check-prefix=CHUNK
 // The strategies recorded on a chunk loop and its tail are what selection
 // chooses again (a second run checks them).
@@ -49,7 +49,7 @@
 // CHUNK: memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<1024x512xbf16>
 // CHUNK-COUNT-8: gpu.launch_func
 
-// BAD: error: bpt-select-strategy: chunk-rows must be a positive multiple of 128, got 100
+// BAD: error: bpt-select-strategy: chunk-rows must be 0 or a positive multiple of 128, got 100
 
 func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
                 %w2: tensor<512x256xbf16>) -> tensor<2x2048x256xbf16> {

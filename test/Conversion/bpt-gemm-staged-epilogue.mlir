@@ -1,4 +1,4 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=2048 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
 
 // The wgmma GEMM's epilogue through shared memory (16-bit C): after its
 // last wgmmas each consumer writes its 64 x 128 accumulator pairs (32

@@ -1,7 +1,7 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-stages=3 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=DEFAULT
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-stages=2 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=TWO
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-stages=4 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=ONE
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="sm90-gemm-stages=3 chunk-rows=2048" --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=2048 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=DEFAULT
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="sm90-gemm-stages=2 chunk-rows=2048" --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=TWO
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="sm90-gemm-stages=4 chunk-rows=2048" --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=ONE
 
 // Three stages of 32 KiB (128-wide tiles) fit twice in a multiprocessor's
 // shared memory, the default tiling where the epilogue allows it (so the

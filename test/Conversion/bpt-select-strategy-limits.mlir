@@ -98,17 +98,19 @@ func.func @many_sequences(
 
 // -----
 
-// The FFN's GEMMs are launched per chunk as well.
+// The FFN's GEMMs are launched per chunk as well: 2^23 rows would be 1986
+// chunks of the wave model's largest (4224 rows on 132 multiprocessors),
+// 4096 of sm_80's 2048.
 // CHECK-LABEL: func.func @ffn_many_chunks
-// CHECK: #bpt.strategy<wgmma, {{.*}}chunk_rows = 4096
-// SM80: remark: chunk rows raised from 2048 to 4096: at most 1024 chunks are unrolled into launches
+// CHECK: #bpt.strategy<wgmma, {{.*}}chunk_rows = 8192
+// SM80: remark: chunk rows raised from 2048 to 8192: at most 1024 chunks are unrolled into launches
 // CHUNKS-LABEL: func.func @ffn_many_chunks
 // CHUNKS: #bpt.strategy<wgmma, {{.*}}chunk_rows = 8192
-func.func @ffn_many_chunks(%x: tensor<4194304x128xbf16>, %w1: tensor<128x128xbf16>,
-                           %w2: tensor<128x128xbf16>) -> tensor<4194304x128xbf16> {
-  // expected-remark @below {{chunk rows raised from 2048 to 4096: at most 1024 chunks are unrolled into launches}}
+func.func @ffn_many_chunks(%x: tensor<8388608x128xbf16>, %w1: tensor<128x128xbf16>,
+                           %w2: tensor<128x128xbf16>) -> tensor<8388608x128xbf16> {
+  // expected-remark @below {{chunk rows raised from 4224 to 8192: at most 1024 chunks are unrolled into launches}}
   %y = bpt.ffn gelu %x, %w1, %w2
-      : (tensor<4194304x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
-        -> tensor<4194304x128xbf16>
-  return %y : tensor<4194304x128xbf16>
+      : (tensor<8388608x128xbf16>, tensor<128x128xbf16>, tensor<128x128xbf16>)
+        -> tensor<8388608x128xbf16>
+  return %y : tensor<8388608x128xbf16>
 }

@@ -1,4 +1,4 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy --verify-diagnostics | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=2048 --verify-diagnostics | FileCheck %s
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=1024 2>/dev/null | FileCheck %s --check-prefix=CHUNK
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chip=sm_80 2>/dev/null | FileCheck %s --check-prefix=SM80
 

@@ -81,11 +81,14 @@ func.func @attention_lse(%q: tensor<1x4x512x64xbf16>)
 
 // -----
 
-// FFNs: chunked GEMMs on both tensor-core paths; the chunk divides the rows
-// (any number of them: 600 rows are one chunk; more in
-// bpt-select-strategy-ragged-rows.mlir).
+// FFNs: chunked GEMMs on both tensor-core paths (any number of rows: 600
+// rows are one chunk; more in bpt-select-strategy-ragged-rows.mlir). On
+// wgmma the GEMMs' waves choose the chunk (8192 rows: two of 4096, whose
+// gated up GEMMs take 3 waves of 132 tiles each, against 2 each for four
+// chunks of 2048; bpt-select-strategy-ffn-waves.mlir); on mma.sync it is
+// 2048 rows.
 // SM90-LABEL: func.func @ffn
-// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 2048>}
+// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 4096>}
 // SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>}
 // SM80-LABEL: func.func @ffn
 // SM80: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", chunk_rows = 2048>}

@@ -117,8 +117,9 @@ static cl::opt<int64_t> chunkRows(
     "chunk-rows",
     cl::desc("Rows per chunk of the tensor-core FFN and block kernels (a "
              "multiple of 128; an FFN's rows past its last whole chunk are "
-             "one shorter chunk)"),
-    cl::cat(compileCategory), cl::init(2048));
+             "one shorter chunk; 0: 2048, and a lone wgmma FFN's chosen "
+             "from its GEMMs' waves)"),
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<bool> noTensorCores(
     "no-tensor-cores",
     cl::desc("Keep every op on the portable path (no wgmma, mma.sync or "
@@ -349,12 +350,15 @@ tuningCandidates(ModuleOp module, StringRef chip) {
         gemm.push_back({{"sm90-gemm-block-n", n}, {"sm90-gemm-stages", stages}});
   }
   // A lone FFN's chunk sets its launches' waves (a chunk's last wave of
-  // tiles may be part-full): chunks of 1024, 2048 and 4096 rows, where the
-  // rows allow them (the same kernels are timed once).
+  // tiles may be part-full): the wave model's chunks (chunk-rows 0) and
+  // chunks of 1024, 2048 and 4096 rows, where the rows allow them (the same
+  // kernels are timed once).
   std::vector<std::vector<std::pair<const char *, int64_t>>> chunks = {{}};
   if (hasFFN && !hasBlock && !hasAttention)
-    chunks = {
-        {{"chunk-rows", 1024}}, {{"chunk-rows", 2048}}, {{"chunk-rows", 4096}}};
+    chunks = {{{"chunk-rows", 0}},
+              {{"chunk-rows", 1024}},
+              {{"chunk-rows", 2048}},
+              {{"chunk-rows", 4096}}};
   for (const auto &a : attention)
     for (const auto &g : gemm)
       for (const auto &c : chunks) {

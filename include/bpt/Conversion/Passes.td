@@ -373,9 +373,10 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
            "Portable path: query rows per block">,
     Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
            "Portable path: key/value rows per block">,
-    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"2048",
+    Option<"chunkRows", "chunk-rows", "int64_t", /*default=*/"0",
            "Rows per chunk of the tensor-core FFN and block (a multiple of "
-           "128; lowered to divide the rows)">,
+           "128; lowered to divide a block's sequences; 0: 2048, and a lone "
+           "wgmma FFN's from its GEMMs' waves)">,
     Option<"sm90KvBlock", "sm90-kv-block", "int64_t", /*default=*/"0",
            "wgmma attention: key/value rows per block, 64, 80, 96, 112 or "
            "128 (0: the cost model's choice)">,

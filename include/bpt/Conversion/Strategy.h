@@ -39,8 +39,10 @@ struct StrategyOptions {
   bool allowWgmma = true;
   /// The portable path's blockwise loops: query and key/value rows a block.
   int64_t qBlock = 64, kvBlock = 64;
-  /// Rows per chunk of the chunked FFN and block (a multiple of 128).
-  int64_t chunkRows = 2048;
+  /// Rows per chunk of the chunked FFN and block (a multiple of 128); 0:
+  /// chosen per op (a lone FFN's on wgmma by its GEMMs' waves, else
+  /// kDefaultChunkRows; see chunkRowsOrDefault).
+  int64_t chunkRows = 0;
   /// sm_90a: the attention's key/value block and K/V stages, the GEMMs'
   /// tile columns and stages.
   int64_t sm90KvBlock = 0, sm90Stages = 0, gemmBlockN = 0, gemmStages = 0;
@@ -60,6 +62,14 @@ struct StrategyOptions {
   /// option): an FFN takes it as it is, up to its rows, rather than
   /// evening out its chunks. Not copied by copyStrategyFields.
   bool chunkRowsRecorded = false;
+
+  /// The chunk rows of the ops that take no per-op choice: the block's
+  /// (measured: hopper.md version 9), the gradient GEMMs', the mma.sync
+  /// FFN's.
+  static constexpr int64_t kDefaultChunkRows = 2048;
+  int64_t chunkRowsOrDefault() const {
+    return chunkRows ? chunkRows : kDefaultChunkRows;
+  }
 };
 
 /// Copies the strategy options that `from` and `to` share by name (the
