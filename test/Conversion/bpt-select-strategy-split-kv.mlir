@@ -11,11 +11,11 @@
 // kv-splits pins the count (1: never split).
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="kv-splits=1" | FileCheck %s --check-prefix=NOSPLIT
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="kv-splits=48" 2>&1 | FileCheck %s --check-prefix=PINNED
-// RUN: not bpt-opt %s --bpt-select-strategy="kv-splits=257" 2>&1 | FileCheck %s --check-prefix=RANGE
+// RUN: not bpt-opt %s --bpt-select-strategy="kv-splits=1025" 2>&1 | FileCheck %s --check-prefix=RANGE
 // Without tensor cores nothing is split (the portable loops).
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy="tensor-cores=false" | FileCheck %s --check-prefix=PORTABLE
 
-// RANGE: error: bpt-select-strategy: kv-splits must be in [0, 256], got 257
+// RANGE: error: bpt-select-strategy: kv-splits must be in [0, 1024], got 1025
 
 // decode-q1-k4096-gqa: 8 groups of 4 heads, 128 key blocks of 32.
 // CHECK-LABEL: func.func @q1_k4096_gqa
@@ -54,9 +54,11 @@ func.func @q1_k32768_gqa(%q: tensor<4x32x1x128xbf16>, %k: tensor<4x8x32768x128xb
 // -----
 
 // decode-q1-k131072-mqa: one group of 16 heads (one 16-row tile); the
-// splits fill the chip (228 of 4096 key blocks: 18 each).
+// splits fill the chip (456 of 4096 key blocks: 9 each; six blocks a
+// multiprocessor are 792 slots, and the partials' traffic bounds the
+// splits at 512).
 // CHECK-LABEL: func.func @q1_k131072_mqa
-// CHECK: #bpt.strategy<mma_sync, chip = "sm_90a", q_block = 16, kv_block = 32, stages = 2, warps = 1, kv_splits = 228>
+// CHECK: #bpt.strategy<mma_sync, chip = "sm_90a", q_block = 16, kv_block = 32, stages = 2, warps = 1, kv_splits = 456>
 func.func @q1_k131072_mqa(%q: tensor<1x16x1x128xbf16>, %k: tensor<1x1x131072x128xbf16>,
                           %v: tensor<1x1x131072x128xbf16>) -> tensor<1x16x1x128xbf16> {
   %o = bpt.attention %q, %k, %v

@@ -1145,7 +1145,7 @@ func.func @strategy_stages(%x: tensor<2x64xbf16>, %w: tensor<64x128xbf16>) -> te
 // -----
 
 func.func @strategy_splits(%x: tensor<2x64xf32>, %w: tensor<64x64xf32>) -> tensor<2x64xf32> {
-  // expected-error @+1 {{strategy field kv_splits must be at most 256, got 257}}
-  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<portable, chip = "sm_80", kv_splits = 257>} : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  // expected-error @+1 {{strategy field kv_splits must be at most 1024, got 1025}}
+  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<portable, chip = "sm_80", kv_splits = 1025>} : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
   return %y : tensor<2x64xf32>
 }

@@ -170,7 +170,7 @@ static cl::opt<int64_t> sm80GemmBlockN(
 static cl::opt<int64_t> kvSplits(
     "kv-splits",
     cl::desc("Attention with short queries (at most 64 rows): key/value "
-             "splits of the mma.sync split kernel, up to 256 (0: the cost "
+             "splits of the mma.sync split kernel, up to 1024 (0: the cost "
              "rule's choice; 1: never split)"),
     cl::cat(compileCategory), cl::init(0));
 static cl::opt<bool>

@@ -44,7 +44,7 @@ inline constexpr llvm::StringLiteral kThreadTileAttrName = "bpt.thread_tile";
 inline constexpr int64_t kMaxStrategyTile = 256, kMaxStrategyStages = 8,
                          kMaxStrategyWarps = 32;
 /// The most key/value splits of an attention (any path).
-inline constexpr int64_t kMaxKVSplits = 256;
+inline constexpr int64_t kMaxKVSplits = 1024;
 
 /// Names the buffer that `alloc` allocates (see kBufferNameAttrName).
 inline void setBufferName(mlir::Operation *alloc, llvm::StringRef name) {
