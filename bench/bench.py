@@ -859,8 +859,8 @@ def main():
     if args.only in ("", "backward"):
         print_backward_table(args.kernels, names, args.max_seconds, results)
     if args.only in ("", "block"):
-        print("| S | hidden | ffn | eager ms | bpt ms | eager peak MiB | bpt peak MiB | bpt/eager memory | rel. diff to eager |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| S | hidden | ffn | eager ms | bpt ms | bpt/eager time | eager peak MiB | bpt peak MiB | bpt/eager memory | rel. diff to eager |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         last = None
         for n in sorted((n for n in names if n.startswith("block") and n.endswith(".json")),
                         key=lambda n: json.load(open(os.path.join(args.kernels, n)))["buffers"][0]["shape"][1]):
@@ -873,8 +873,9 @@ def main():
             results["block"].append(r)
             last = r
             mib = lambda b: b / 2**20
-            bpt_ms = "n/a" if r["bpt_ms"] is None else f"{r['bpt_ms']:.1f}"
-            print(f"| {r['S']} | {r['hidden']} | {r['ffn']} | {r['eager_ms']:.2f} | {bpt_ms} | "
+            bpt_ms = "n/a" if r["bpt_ms"] is None else f"{r['bpt_ms']:.2f}"
+            ratio = "n/a" if r["bpt_ms"] is None else f"{r['bpt_ms'] / r['eager_ms']:.2f}"
+            print(f"| {r['S']} | {r['hidden']} | {r['ffn']} | {r['eager_ms']:.2f} | {bpt_ms} | {ratio} | "
                   f"{mib(r['eager_peak_bytes']):.0f} | {mib(r['bpt_peak_bytes']):.0f} | "
                   f"{r['bpt_peak_bytes'] / r['eager_peak_bytes']:.2f} | "
                   f"{r.get('rel_diff_to_eager', float('nan')):.1e} | {r.get('bpt_note', '')}", flush=True)
