@@ -305,6 +305,14 @@ private:
   /// a sliver. A recorded chunk is taken as it is. GEMM row tiles of
   /// `blockM` within grid y.
   Refusal chooseFFNChunk(int64_t rows, int64_t blockM, int64_t &chunk);
+  /// The remark that a chunk of `wanted` rows was raised to `chunk` to
+  /// keep the unrolled chunks within kMaxUnrolledChunks.
+  void remarkChunkRaised(int64_t wanted, int64_t chunk) {
+    if (remarks)
+      op->emitRemark() << "chunk rows raised from " << wanted << " to " << chunk
+                       << ": at most " << kMaxUnrolledChunks
+                       << " chunks are unrolled into launches";
+  }
   FailureOr<StrategyAttr> selectAttention(AttentionOp op);
   FailureOr<StrategyAttr> selectAttentionGrad(AttentionGradOp op);
   Refusal attentionGradWgmma(AttentionGradOp op, StrategyAttr &strategy);
@@ -344,10 +352,7 @@ Refusal Selector::chooseBlockChunk(int64_t rows, int64_t span, int64_t blockM,
     chunk = raisedChunk(rows, span, chunk);
     if (Refusal why = checkUnrolledChunks(rows, chunk))
       return why;
-    if (remarks)
-      op->emitRemark() << "chunk rows raised from " << wanted << " to "
-                       << chunk << ": at most " << kMaxUnrolledChunks
-                       << " chunks are unrolled into launches";
+    remarkChunkRaised(wanted, chunk);
   }
   return checkGemmGridRows(chunk, blockM);
 }
@@ -363,10 +368,8 @@ Refusal Selector::chooseFFNChunk(int64_t rows, int64_t blockM, int64_t &chunk) {
     bool raised = chunks > kMaxUnrolledChunks;
     chunks = std::min(chunks, kMaxUnrolledChunks);
     chunk = ((rows + chunks - 1) / chunks + 127) / 128 * 128;
-    if (remarks && raised)
-      op->emitRemark() << "chunk rows raised from " << wanted << " to " << chunk
-                       << ": at most " << kMaxUnrolledChunks
-                       << " chunks are unrolled into launches";
+    if (raised)
+      remarkChunkRaised(wanted, chunk);
   }
   return checkGemmGridRows(chunk, blockM);
 }
@@ -697,11 +700,8 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
           return op.emitError() << "bpt-select-strategy: " << *error;
       if (!pinned) {
         chunk = sm90::chooseFFNChunkRows(up, down, rows, chip);
-        int64_t largest = sm90::largestFFNChunkRows(chip);
-        if (remarks && chunk > largest)
-          op->emitRemark() << "chunk rows raised from " << largest << " to "
-                           << chunk << ": at most " << kMaxUnrolledChunks
-                           << " chunks are unrolled into launches";
+        if (int64_t largest = sm90::largestFFNChunkRows(chip); chunk > largest)
+          remarkChunkRaised(largest, chunk);
         why = checkGemmGridRows(chunk, 128);
       }
       if (!why)
