@@ -225,8 +225,8 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
                         SmallVector<Value> args) {
     gpu::LaunchFuncOp::create(
         b, loc, kernel,
-        gpu::KernelDim3{index(config.n / config.blockN),
-                        index(s.chunk / config.blockM), index(1)},
+        gpu::KernelDim3{index(config.grid()[0]), index(config.grid()[1]),
+                        index(1)},
         gpu::KernelDim3{index(config.threads()), index(1), index(1)},
         i32(config.sharedMemoryBytes()), args);
   };

@@ -132,15 +132,14 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
           getOrBuildGemmKernel(module, down, element, loc);
       gpu::LaunchFuncOp::create(
           b, loc, upKernel,
-          gpu::KernelDim3{index(ffn / up.blockN), index(up.rowTiles()),
-                          index(1)},
+          gpu::KernelDim3{index(up.grid()[0]), index(up.grid()[1]), index(1)},
           gpu::KernelDim3{index(up.threads()), index(1), index(1)},
           i32(up.sharedMemoryBytes()),
           gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(first), i32(0)}
                   : ValueRange{xMap, wInMap, u, i32(first), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
-          gpu::KernelDim3{index(hidden / down.blockN), index(down.rowTiles()),
+          gpu::KernelDim3{index(down.grid()[0]), index(down.grid()[1]),
                           index(1)},
           gpu::KernelDim3{index(down.threads()), index(1), index(1)},
           i32(down.sharedMemoryBytes()),

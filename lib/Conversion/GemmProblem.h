@@ -24,6 +24,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 
@@ -62,6 +63,9 @@ struct GemmProblem {
   /// stored.
   bool raggedRows() const { return launchRows() % blockM != 0; }
   int64_t rowTiles() const { return (launchRows() + blockM - 1) / blockM; }
+  /// The launch grid (x, y): a thread block a tile of C, column tiles
+  /// along x.
+  std::array<int64_t, 2> grid() const { return {n / blockN, rowTiles()}; }
 
   /// B, and G when gated.
   int64_t bOperands() const { return gated ? 2 : 1; }

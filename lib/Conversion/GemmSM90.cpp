@@ -46,6 +46,22 @@ using namespace bpt::sm90;
 
 namespace {
 
+/// The kernel's arguments, as values.
+struct GemmOperands {
+  Value mapA, mapB, mapGate, c;
+  /// The residual (16-bit), the f32 sum to add or the f32 pre-activation:
+  /// C's shape (the launch's rows), one slot.
+  Value residual;
+  Value actOut;
+  Value aRow0, cRow0, rRow0, bRow0;
+};
+
+/// Where a consumer thread's accumulator fragment lies: element e is row
+/// row0 + 8 · ((e / 2) % 2) of C (tileRow0 + ... within the tile), column
+/// column0 + 8 · (e / 4) + e % 2.
+struct FragmentPlace {
+  Value tileRow0, row0, column0;
+};
 
 class GemmEmitter : public SM90Emitter {
 public:
@@ -62,12 +78,54 @@ private:
   Value stageAddress(Value base, Value stage) {
     return add(base, mul(stage, c32(config.stageBytes())));
   }
+  /// The launch's rows from the tile at row `m0` on; only a ragged
+  /// launch's last tile has fewer than blockM (null otherwise).
+  Value rowsLeftFrom(Value m0) {
+    return config.raggedRows() ? sub(c32(config.launchRows()), m0) : Value();
+  }
+  /// What consumers add to C's row to reach the residual's, the sum's or
+  /// P's row.
+  Value residualShift(const GemmOperands &in) {
+    if (config.residual)
+      return sub(in.rRow0, in.cRow0);
+    if (config.accumulate || config.activationGrad)
+      return sub(c32(0), in.cRow0);
+    return Value();
+  }
 
-  void emitProducer(Value base, Value mapA, Value mapB, Value mapGate,
-                    Value aRow0, Value bRow0, Value m0, Value n0);
+  /// A block a tile, the tile's at (`m0`, `n0`).
+  void emitOneTile(Value tid, Value first, Value base, const GemmOperands &in,
+                   Value m0, Value n0, Value rowsLeft);
+
+  /// Loads K step `kb` of the tile at (`m0`, `n0`) into `stage` and
+  /// arms its full barrier (the caller has waited for the stage to be
+  /// free); `aRow` is the tile's first row of A as stored (aRowOf).
+  void loadStage(Value base, const GemmOperands &in, Value kb, Value stage,
+                 Value aRow, Value m0, Value n0);
+  /// A's first row as stored for the tile at row `m0`: of M, or of K when
+  /// transposed.
+  Value aRowOf(const GemmOperands &in, Value m0) {
+    return config.transposeA ? in.aRow0 : add(in.aRow0, m0);
+  }
+  void emitProducer(Value base, const GemmOperands &in, Value m0, Value n0);
+  /// One K step's group of wgmmas (blockK / 16 per accumulator) on
+  /// `stage`'s tiles onto the accumulators `flat` (their f32 values, the
+  /// B operand's first; empty with `scaleD` zero, which starts them), from
+  /// the fence to the commit. Returns the new accumulators, not to be read
+  /// before a wait.
+  SmallVector<Value> issueKStep(Value base, Value stage, Value consumer,
+                                ArrayRef<Value> flat,
+                                NVVM::WGMMAScaleOut scaleD);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
-                    Value cRow, Value n0, Value c, Value residual,
-                    Value residualShift, Value actOut, Value rowsLeft);
+                    Value cRow, Value n0, const GemmOperands &in, Value shift,
+                    Value rowsLeft);
+  /// C's tile from the f32 accumulators `acc` (`pre`: P's fragment where
+  /// preloaded): the activation, the gate, the residual, one rounding, and
+  /// the stores (through the staging area where config.stagedEpilogue).
+  void emitEpilogue(ArrayRef<Value> acc, ArrayRef<Value> pre, Value base,
+                    Value consumer, Value lane, Value warp, Value cRow,
+                    Value n0, const FragmentPlace &place,
+                    const GemmOperands &in, Value shift, Value rowsLeft);
   /// This thread's fragment of an f32 [launch rows, N] matrix (rows
   /// shifted by `shift` from C's) into `acc`, laid out as the
   /// accumulator's. `accumulate` reads the sum S before the main loop, so
@@ -79,6 +137,15 @@ private:
   void loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
                        Value tileRow0, Value column0, Value sum, Value shift,
                        Value rowsLeft);
+  /// Where this thread's accumulator fragment lies in C's tile at
+  /// (cRow, n0).
+  FragmentPlace fragmentPlace(Value consumer, Value lane, Value warp,
+                              Value cRow, Value n0) {
+    Value tileRow0 =
+        add(mul(consumer, c32(64)), add(mul(warp, c32(16)), div(lane, c32(4))));
+    Value row0 = add(cRow, tileRow0);
+    return {tileRow0, row0, add(n0, mul(rem(lane, c32(4)), c32(2)))};
+  }
   /// The element index of (`row` + `shift`, `column`) in an [*, N] matrix:
   /// a [launch rows, N] argument's rows are C's shifted by `shift`.
   Value shiftedElement(Value row, Value shift, Value column) {
@@ -102,6 +169,9 @@ private:
   /// consumer's 64 rows of C's tile, staged (config.stagedEpilogue);
   /// `column` a multiple of 8.
   Value stagedAddress(Value base, Value consumer, Value row, Value column);
+  /// Waits for the 128 threads of this consumer warpgroup at its named
+  /// barrier.
+  void syncConsumer(Value consumer);
   /// Stores this consumer's staged 64 rows of C's tile (its rows below
   /// `rowsLeft` on a ragged launch) with 16-byte stores.
   void storeStagedTile(Value base, Value consumer, Value warp, Value lane,
@@ -112,36 +182,32 @@ private:
 
 void GemmEmitter::emit(gpu::GPUFuncOp func) {
   b.setInsertionPointToStart(&func.getBody().front());
-  Value mapA = tensorMapPointer(func.getArgument(0));
-  Value mapB = tensorMapPointer(func.getArgument(1));
+  GemmOperands in;
+  in.mapA = tensorMapPointer(func.getArgument(0));
+  in.mapB = tensorMapPointer(func.getArgument(1));
   unsigned next = 2;
-  Value mapGate;
   if (config.gated)
-    mapGate = tensorMapPointer(func.getArgument(next++));
-  Value c = pointerOf(func.getArgument(next++));
-  // The residual (16-bit), the f32 sum to add or the f32 pre-activation:
-  // C's shape (the launch's rows), one slot.
-  Value residual = config.residual || config.accumulate || config.activationGrad
-                       ? pointerOf(func.getArgument(next++))
-                       : Value();
-  Value actOut =
-      config.activationGrad ? pointerOf(func.getArgument(next++)) : Value();
-  Value aRow0 = func.getArgument(next++);
-  Value cRow0 = func.getArgument(next++);
-  Value rRow0 = config.residual ? func.getArgument(next++) : Value();
-  Value bRow0 = config.bRowOffset ? func.getArgument(next++) : Value();
+    in.mapGate = tensorMapPointer(func.getArgument(next++));
+  in.c = pointerOf(func.getArgument(next++));
+  if (config.residual || config.accumulate || config.activationGrad)
+    in.residual = pointerOf(func.getArgument(next++));
+  if (config.activationGrad)
+    in.actOut = pointerOf(func.getArgument(next++));
+  in.aRow0 = func.getArgument(next++);
+  in.cRow0 = func.getArgument(next++);
+  if (config.residual)
+    in.rRow0 = func.getArgument(next++);
+  if (config.bRowOffset)
+    in.bRow0 = func.getArgument(next++);
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  // A block a tile: the tile's origin from the block's place in the grid.
   Value nTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
   Value mTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
   Value n0 = mul(nTile, c32(config.blockN));
   Value m0 = mul(mTile, c32(config.blockM));
   Value base = alignedSharedBase(kSharedMemorySymbol);
-  // The launch's rows from this tile's first on; only a ragged launch's
-  // last tile has fewer than blockM.
-  Value rowsLeft =
-      config.raggedRows() ? sub(c32(config.launchRows()), m0) : Value();
-
+  Value rowsLeft = rowsLeftFrom(m0);
   Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
   auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
   {
@@ -159,53 +225,89 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
     NVVM::FenceMbarrierInitOp::create(b, loc);
   }
   NVVM::Barrier0Op::create(b, loc);
-
-  auto producer = [&] {
-    emitProducer(base, mapA, mapB, mapGate, aRow0, bRow0, m0, n0);
-  };
-  auto consumer = [&](Value consumer, Value lane, Value warp) {
-    emitConsumer(base, consumer, lane, warp, add(cRow0, m0), n0, c, residual,
-                 config.residual ? sub(rRow0, cRow0)
-                 : config.accumulate || config.activationGrad
-                     ? sub(c32(0), cRow0)
-                     : Value(),
-                 actOut, rowsLeft);
-  };
-  if (config.blocksPerMultiprocessor == 1) {
-    emitRoles(tid, first, producer, consumer);
-  } else {
-    // The consumer warpgroups first (a wgmma warpgroup starts at a warp
-    // index divisible by 4), then the producer warp, whose first thread
-    // issues the copies; no setmaxnreg.
-    const int64_t consumerThreads = kWarpgroup * config.consumerGroups;
-    auto roles = scf::IfOp::create(
-        b, loc, cmp(arith::CmpIPredicate::ult, tid, c32(consumerThreads)),
-        /*withElse=*/true);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(roles.thenBlock());
-      Value local = rem(tid, c32(kWarpgroup));
-      consumer(div(tid, c32(kWarpgroup)), rem(local, c32(32)),
-               div(local, c32(32)));
-    }
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(roles.elseBlock());
-      auto leader = scf::IfOp::create(
-          b, loc, cmp(arith::CmpIPredicate::eq, tid, c32(consumerThreads)),
-          /*withElse=*/false);
-      b.setInsertionPointToStart(leader.thenBlock());
-      producer();
-    }
-  }
+  emitOneTile(tid, first, base, in, m0, n0, rowsLeft);
   gpu::ReturnOp::create(b, loc);
 }
 
-void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
-                               Value mapGate, Value aRow0, Value bRow0,
-                               Value m0, Value n0) {
-  // A's first row as stored (of M, or of K when transposed).
-  Value aRow = config.transposeA ? aRow0 : add(aRow0, m0);
+void GemmEmitter::emitOneTile(Value tid, Value first, Value base,
+                              const GemmOperands &in, Value m0, Value n0,
+                              Value rowsLeft) {
+  auto producer = [&] { emitProducer(base, in, m0, n0); };
+  auto consumer = [&](Value consumer, Value lane, Value warp) {
+    Value shift = residualShift(in);
+    emitConsumer(base, consumer, lane, warp, add(in.cRow0, m0), n0, in, shift,
+                 rowsLeft);
+  };
+  if (config.blocksPerMultiprocessor == 1) {
+    emitRoles(tid, first, producer, consumer);
+    return;
+  }
+  // The consumer warpgroups first (a wgmma warpgroup starts at a warp
+  // index divisible by 4), then the producer warp, whose first thread
+  // issues the copies; no setmaxnreg.
+  const int64_t consumerThreads = kWarpgroup * config.consumerGroups;
+  auto roles = scf::IfOp::create(
+      b, loc, cmp(arith::CmpIPredicate::ult, tid, c32(consumerThreads)),
+      /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.thenBlock());
+    Value local = rem(tid, c32(kWarpgroup));
+    consumer(div(tid, c32(kWarpgroup)), rem(local, c32(32)),
+             div(local, c32(32)));
+  }
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(roles.elseBlock());
+    auto leader = scf::IfOp::create(
+        b, loc, cmp(arith::CmpIPredicate::eq, tid, c32(consumerThreads)),
+        /*withElse=*/false);
+    b.setInsertionPointToStart(leader.thenBlock());
+    producer();
+  }
+}
+
+void GemmEmitter::loadStage(Value base, const GemmOperands &in, Value kb,
+                            Value stage, Value aRow, Value m0, Value n0) {
+  Value full = barrierAt(base, 0, stage);
+  NVVM::MBarrierArriveExpectTxOp::create(
+      b, loc, Type(), full, c32(config.stageBytes()), NVVM::MemScopeKind::CTA,
+      /*relaxed=*/false, Value());
+  Value tile = stageAddress(base, stage);
+  Value k0 = mul(kb, c32(config.blockK));
+  // aRow0 and bRow0 are the first rows of A and B as stored: of M or K for
+  // A, of K or N for B.
+  // A: one [128 rows, 64 of K] box, or stored [K, M] BM / 64 boxes of
+  // [64 of K, 64 columns of M], 8 KiB apart.
+  if (config.transposeA) {
+    for (int64_t col = 0; col < config.blockM / kSwizzleElements; ++col)
+      copyTile(add(tile, c32(col * config.blockK * kSwizzleBytes)), in.mapA,
+               add(m0, c32(col * kSwizzleElements)), add(aRow, k0), full);
+  } else {
+    copyTile(tile, in.mapA, k0, aRow, full);
+  }
+  // B: BN / 64 boxes of [64 rows of K, 64 columns], 8 KiB apart, or stored
+  // [N, K] one box of [BN rows, 64 of K].
+  Value bTile = add(tile, c32(config.aTileBytes()));
+  if (config.transposeB) {
+    copyTile(bTile, in.mapB, k0, in.bRow0 ? add(in.bRow0, n0) : n0, full);
+  } else {
+    Value kRow = in.bRow0 ? add(in.bRow0, k0) : k0;
+    for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
+      copyTile(add(bTile, c32(col * config.blockK * kSwizzleBytes)), in.mapB,
+               add(n0, c32(col * kSwizzleElements)), kRow, full);
+  }
+  // The gate weight's tile follows B's.
+  if (in.mapGate)
+    for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
+      copyTile(add(tile, c32(config.aTileBytes() + config.bTileBytes() +
+                             col * config.blockK * kSwizzleBytes)),
+               in.mapGate, add(n0, c32(col * kSwizzleElements)), k0, full);
+}
+
+void GemmEmitter::emitProducer(Value base, const GemmOperands &in, Value m0,
+                               Value n0) {
+  Value aRow = aRowOf(in, m0);
   Value stages = c32(config.stages);
   auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()), c32(1));
   OpBuilder::InsertionGuard guard(b);
@@ -221,40 +323,7 @@ void GemmEmitter::emitProducer(Value base, Value mapA, Value mapB,
         arith::AndIOp::create(b, loc, sub(div(kb, stages), c32(1)), c32(1));
     waitBarrier(barrierAt(base, config.stages, stage), parity);
   }
-  Value full = barrierAt(base, 0, stage);
-  NVVM::MBarrierArriveExpectTxOp::create(
-      b, loc, Type(), full, c32(config.stageBytes()), NVVM::MemScopeKind::CTA,
-      /*relaxed=*/false, Value());
-  Value tile = stageAddress(base, stage);
-  Value k0 = mul(kb, c32(config.blockK));
-  // aRow0 and bRow0 are the first rows of A and B as stored: of M or K for
-  // A, of K or N for B.
-  // A: one [128 rows, 64 of K] box, or stored [K, M] BM / 64 boxes of
-  // [64 of K, 64 columns of M], 8 KiB apart.
-  if (config.transposeA) {
-    for (int64_t col = 0; col < config.blockM / kSwizzleElements; ++col)
-      copyTile(add(tile, c32(col * config.blockK * kSwizzleBytes)), mapA,
-               add(m0, c32(col * kSwizzleElements)), add(aRow, k0), full);
-  } else {
-    copyTile(tile, mapA, k0, aRow, full);
-  }
-  // B: BN / 64 boxes of [64 rows of K, 64 columns], 8 KiB apart, or stored
-  // [N, K] one box of [BN rows, 64 of K].
-  Value bTile = add(tile, c32(config.aTileBytes()));
-  if (config.transposeB) {
-    copyTile(bTile, mapB, k0, bRow0 ? add(bRow0, n0) : n0, full);
-  } else {
-    Value kRow = bRow0 ? add(bRow0, k0) : k0;
-    for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
-      copyTile(add(bTile, c32(col * config.blockK * kSwizzleBytes)), mapB,
-               add(n0, c32(col * kSwizzleElements)), kRow, full);
-  }
-  // The gate weight's tile follows B's.
-  if (mapGate)
-    for (int64_t col = 0; col < config.blockN / kSwizzleElements; ++col)
-      copyTile(add(tile, c32(config.aTileBytes() + config.bTileBytes() +
-                             col * config.blockK * kSwizzleBytes)),
-               mapGate, add(n0, c32(col * kSwizzleElements)), k0, full);
+  loadStage(base, in, kb, stage, aRow, m0, n0);
 }
 
 void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
@@ -284,29 +353,72 @@ void GemmEmitter::storePair(Value out, Value offset, Value pair[2]) {
   SM90Emitter::storePair(address, pair[0], pair[1], config.f32Output);
 }
 
+SmallVector<Value> GemmEmitter::issueKStep(Value base, Value stage,
+                                           Value consumer, ArrayRef<Value> flat,
+                                           NVVM::WGMMAScaleOut scaleD) {
+  const int64_t count = config.blockN / 2;
+  Value tile = stageAddress(base, stage);
+  // A: this consumer's 64 rows, K-major (or its 64-column box of the
+  // M-major [K, M] tile). B: [64 K-rows, BN] with N contiguous, MN-major,
+  // 64-column blocks 64 x 128 bytes apart (or [BN, 64 of K], K-major). A
+  // k16 step is 32 bytes along a K-major row, 16 rows of an MN-major tile.
+  const int64_t blockBytes = config.blockK * kSwizzleBytes;
+  Value aDesc =
+      config.transposeA
+          ? descriptor(add(tile, mul(consumer, c32(blockBytes))),
+                       WgmmaDescriptor::mnMajor(blockBytes))
+          : descriptor(add(tile, mul(consumer, c32(64 * kSwizzleBytes))),
+                       WgmmaDescriptor::kMajor());
+  Value bDesc =
+      descriptor(add(tile, c32(config.aTileBytes())),
+                 config.transposeB ? WgmmaDescriptor::kMajor()
+                                   : WgmmaDescriptor::mnMajor(blockBytes));
+  const int64_t aStepBytes = config.transposeA ? 16 * kSwizzleBytes : 32;
+  const int64_t bStepBytes = config.transposeB ? 32 : 16 * kSwizzleBytes;
+  Type accType = accumulatorType(config.blockN);
+  SmallVector<Value> accs;
+  for (int64_t a = 0; a < config.bOperands(); ++a)
+    accs.push_back(flat.empty()
+                       ? LLVM::UndefOp::create(b, loc, accType).getResult()
+                       : packStruct(accType, flat.slice(a * count, count)));
+  NVVM::WgmmaFenceAlignedOp::create(b, loc);
+  NVVM::WGMMATypes type = wgmmaElementType();
+  for (int64_t t = 0; t < config.blockK / 16; ++t) {
+    for (auto [a, acc] : llvm::enumerate(accs)) {
+      Value bStep = advance(bDesc, a * config.bTileBytes() + t * bStepBytes);
+      Value aStep = advance(aDesc, t * aStepBytes);
+      acc = emitWgmma(WgmmaSharedA{
+          config.blockN, type, acc, aStep, bStep,
+          t == 0 ? scaleD : NVVM::WGMMAScaleOut::one,
+          config.transposeB ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+          config.transposeA ? NVVM::MMALayout::col : NVVM::MMALayout::row});
+    }
+  }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+  SmallVector<Value> results;
+  for (Value acc : accs)
+    llvm::append_range(results, unpack(acc, count));
+  return results;
+}
+
 void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
-                               Value warp, Value cRow, Value n0, Value c,
-                               Value residual, Value residualShift,
-                               Value actOut, Value rowsLeft) {
-  const int64_t bn = config.blockN, count = bn / 2;
-  const int64_t accumulators = config.gated ? 2 : 1;
+                               Value warp, Value cRow, Value n0,
+                               const GemmOperands &in, Value shift,
+                               Value rowsLeft) {
+  const int64_t count = config.blockN / 2;
+  const int64_t accumulators = config.bOperands();
   Value stages = c32(config.stages);
-  // This thread's accumulator element e is row row0 + 8 · ((e / 2) % 2),
-  // column column0 + 8 · (e / 4) + e % 2 of C.
-  Value tileRow0 = add(mul(consumer, c32(64)),
-                       add(mul(warp, c32(16)), div(lane, c32(4))));
-  Value row0 = add(cRow, tileRow0);
-  Value column0 = add(n0, mul(rem(lane, c32(4)), c32(2)));
+  FragmentPlace place = fragmentPlace(consumer, lane, warp, cRow, n0);
+  Value tileRow0 = place.tileRow0, column0 = place.column0;
   SmallVector<Value> init(accumulators * count, cf(0.0));
   if (config.accumulate)
-    loadSumFragment(init, cRow, tileRow0, column0, residual, residualShift,
+    loadSumFragment(init, cRow, tileRow0, column0, in.residual, shift,
                     rowsLeft);
   // The pre-activation P, as the sum is, unless 256-wide tiles leave no
   // registers for it: then each pair is read where the epilogue needs it.
   SmallVector<Value> pre(config.activationGrad ? count : 0);
   if (config.activationGrad && config.preloadsPre())
-    loadSumFragment(pre, cRow, tileRow0, column0, residual, residualShift,
-                    rowsLeft);
+    loadSumFragment(pre, cRow, tileRow0, column0, in.residual, shift, rowsLeft);
   auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()),
                                  c32(1), init);
   {
@@ -316,61 +428,32 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     Value stage = rem(kb, stages);
     Value phase = arith::AndIOp::create(b, loc, div(kb, stages), c32(1));
     waitBarrier(barrierAt(base, 0, stage), phase);
-    Value tile = stageAddress(base, stage);
-    // A: this consumer's 64 rows, K-major (or its 64-column box of the
-    // M-major [K, M] tile). B: [64 K-rows, BN] with N contiguous,
-    // MN-major, 64-column blocks 64 x 128 bytes apart (or [BN, 64 of K],
-    // K-major). A k16 step is 32 bytes along a K-major row, 16 rows of an
-    // MN-major tile.
-    const int64_t blockBytes = config.blockK * kSwizzleBytes;
-    Value aDesc =
-        config.transposeA
-            ? descriptor(add(tile, mul(consumer, c32(blockBytes))),
-                         WgmmaDescriptor::mnMajor(blockBytes))
-            : descriptor(add(tile, mul(consumer, c32(64 * kSwizzleBytes))),
-                         WgmmaDescriptor::kMajor());
-    Value bDesc = descriptor(add(tile, c32(config.aTileBytes())),
-                             config.transposeB
-                                 ? WgmmaDescriptor::kMajor()
-                                 : WgmmaDescriptor::mnMajor(blockBytes));
-    const int64_t aStepBytes = config.transposeA ? 16 * kSwizzleBytes : 32;
-    const int64_t bStepBytes = config.transposeB ? 32 : 16 * kSwizzleBytes;
-    Type accType = accumulatorType(bn);
-    auto args = loop.getRegionIterArgs();
-    SmallVector<Value> accs;
-    for (int64_t a = 0; a < accumulators; ++a)
-      accs.push_back(packStruct(
-          accType, SmallVector<Value>(args.begin() + a * count,
-                                      args.begin() + (a + 1) * count)));
-    NVVM::WgmmaFenceAlignedOp::create(b, loc);
-    NVVM::WGMMATypes type = wgmmaElementType();
-    for (int64_t t = 0; t < config.blockK / 16; ++t) {
-      for (int64_t a = 0; a < accumulators; ++a) {
-        Value bStep =
-            advance(bDesc, a * config.bTileBytes() + t * bStepBytes);
-        Value aStep = advance(aDesc, t * aStepBytes);
-        accs[a] = emitWgmma(WgmmaSharedA{
-            bn, type, accs[a], aStep, bStep, NVVM::WGMMAScaleOut::one,
-            config.transposeB ? NVVM::MMALayout::col : NVVM::MMALayout::row,
-            config.transposeA ? NVVM::MMALayout::col : NVVM::MMALayout::row});
-      }
-    }
-    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-    SmallVector<Value> flat;
-    for (Value acc : accs)
-      llvm::append_range(flat, unpack(acc, count));
-    SmallVector<Value> values = emitWgmmaWait(flat);
+    SmallVector<Value> values = emitWgmmaWait(issueKStep(
+        base, stage, consumer, SmallVector<Value>(loop.getRegionIterArgs()),
+        NVVM::WGMMAScaleOut::one));
     arriveBarrier(barrierAt(base, config.stages, stage));
     scf::YieldOp::create(b, loc, values);
   }
+  emitEpilogue(SmallVector<Value>(loop.getResults()), pre, base, consumer, lane,
+               warp, cRow, n0, place, in, shift, rowsLeft);
+}
 
-  // Epilogue (the f32 sum to accumulate onto is already in `acc`).
-  SmallVector<Value> acc(loop.getResults());
+void GemmEmitter::emitEpilogue(ArrayRef<Value> acc, ArrayRef<Value> preIn,
+                               Value base, Value consumer, Value lane,
+                               Value warp, Value cRow, Value n0,
+                               const FragmentPlace &place,
+                               const GemmOperands &in, Value shift,
+                               Value rowsLeft) {
+  const int64_t bn = config.blockN, count = bn / 2;
+  SmallVector<Value> pre(preIn);
+  if (config.activationGrad && pre.empty())
+    pre.resize(count);
+  Value tileRow0 = place.tileRow0, row0 = place.row0, column0 = place.column0;
   Type half = config.bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
   Value residualBytes;
   if (config.residual)
-    residualBytes = mul(arith::ExtSIOp::create(b, loc, i64, residualShift),
-                        c64(config.n * 2));
+    residualBytes =
+        mul(arith::ExtSIOp::create(b, loc, i64, shift), c64(config.n * 2));
   for (int64_t i = 0; i < 2; ++i) {
     OpBuilder::InsertionGuard rowGuard(b);
     // Rows past a ragged launch's end are neither read (residual) nor
@@ -387,7 +470,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     // P's and act(P)'s rows are C's shifted by -cRow0.
     Value preElement, actRowBytes;
     if (config.activationGrad) {
-      preElement = shiftedElement(row, residualShift, column0);
+      preElement = shiftedElement(row, shift, column0);
       actRowBytes = mul(preElement, c64(config.cElementBytes()));
     }
     for (int64_t j = 0; j < bn / 8; ++j) {
@@ -404,7 +487,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
         if (!config.preloadsPre()) {
           // Rows here are inside the launch: no clamp.
           std::array<Value, 2> both = loadF32Pair(
-              residual, add(mul(preElement, c64(4)), c64(32 * j)));
+              in.residual, add(mul(preElement, c64(4)), c64(32 * j)));
           for (int64_t h = 0; h < 2; ++h)
             pre[4 * j + 2 * i + h] = both[h];
         }
@@ -412,14 +495,15 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
         for (int64_t h = 0; h < 2; ++h)
           std::tie(pair[h], activated[h]) = buildActivationGradient(
               b, loc, *config.activationGrad, pair[h], pre[4 * j + 2 * i + h]);
-        storePair(actOut, add(actRowBytes, c64(8 * config.cElementBytes() * j)),
+        storePair(in.actOut,
+                  add(actRowBytes, c64(8 * config.cElementBytes() * j)),
                   activated);
       }
       if (config.residual) {
         // The residual's row is C's row shifted by rRow0 - cRow0.
-        Value address = LLVM::GEPOp::create(
-            b, loc, ptr, b.getI8Type(), residual,
-            ValueRange{add(offset, residualBytes)});
+        Value address =
+            LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), in.residual,
+                                ValueRange{add(offset, residualBytes)});
         Value bits = LLVM::LoadOp::create(b, loc, i32, address, 4);
         Value halves = LLVM::BitcastOp::create(
             b, loc, VectorType::get({2}, half), bits);
@@ -439,11 +523,11 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
                               sharedPointer(address), 4);
         continue;
       }
-      storePair(c, config.f32Output ? offsetF32 : offset, pair);
+      storePair(in.c, config.f32Output ? offsetF32 : offset, pair);
     }
   }
   if (config.stagedEpilogue)
-    storeStagedTile(base, consumer, warp, lane, cRow, n0, c, rowsLeft);
+    storeStagedTile(base, consumer, warp, lane, cRow, n0, in.c, rowsLeft);
 }
 
 Value GemmEmitter::stagedAddress(Value base, Value consumer, Value row,
@@ -455,14 +539,13 @@ Value GemmEmitter::stagedAddress(Value base, Value consumer, Value row,
   Value block = div(column, c32(kSwizzleElements));
   Value chunk = div(rem(column, c32(kSwizzleElements)), c32(8));
   Value swizzled = arith::XOrIOp::create(b, loc, chunk, rem(row, c32(8)));
-  Value tile =
-      add(stageAddress(base, block), mul(consumer, c32(64 * kSwizzleBytes)));
+  // (The consumer's offset first: the order the kernels were built in.)
+  Value rows = mul(consumer, c32(64 * kSwizzleBytes));
+  Value tile = add(stageAddress(base, block), rows);
   return add(tile, add(mul(row, c32(kSwizzleBytes)), mul(swizzled, c32(16))));
 }
 
-void GemmEmitter::storeStagedTile(Value base, Value consumer, Value warp,
-                                  Value lane, Value cRow, Value n0, Value c,
-                                  Value rowsLeft) {
+void GemmEmitter::syncConsumer(Value consumer) {
   // The warpgroup's named barrier (1 + consumer; 0 is the block's), its
   // number a constant (with a register one, ptxas reserves all 16; LLVM
   // merges two branches of bar.sync with constants into one with a
@@ -477,6 +560,12 @@ void GemmEmitter::storeStagedTile(Value base, Value consumer, Value warp,
           llvm::formatv("bar.sync {0}, {1};", 1 + w, kWarpgroup).str(),
           "~{memory}", /*sideEffects=*/true);
   }
+}
+
+void GemmEmitter::storeStagedTile(Value base, Value consumer, Value warp,
+                                  Value lane, Value cRow, Value n0, Value c,
+                                  Value rowsLeft) {
+  syncConsumer(consumer);
   // The consumer's 64 rows of blockN elements, 16 bytes a store.
   Type v4i32 = VectorType::get({4}, i32);
   forEachRowChunk(warp, lane, config.blockN, [&](Value row, Value column) {

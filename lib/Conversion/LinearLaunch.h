@@ -34,7 +34,7 @@ struct GemmLaunchPlace {
 };
 
 /// Replaces `op` (a bpt.linear or bpt.matmul) by one launch of `kernel` (a
-/// GEMM with `config`'s tiling: a grid of [n / blockN, rowTiles()]) on `a`
+/// GEMM with `config`'s tiling: a grid of config.grid()) on `a`
 /// and `b` (and `sum`, an f32 buffer to add, or the f32 pre-activation of
 /// an activation-gradient epilogue, when given), writing `place.out` (or a
 /// new buffer of the op's result type) viewed as rows. The op's result
@@ -77,7 +77,7 @@ void replaceWithGemmLaunch(mlir::OpBuilder &builder, mlir::Operation *op,
     arguments.push_back(i32(*place.bRow));
   gpu::LaunchFuncOp::create(
       builder, loc, kernel,
-      gpu::KernelDim3{index(config.n / config.blockN), index(config.rowTiles()),
+      gpu::KernelDim3{index(config.grid()[0]), index(config.grid()[1]),
                       index(1)},
       gpu::KernelDim3{index(config.threads()), index(1), index(1)},
       i32(config.sharedMemoryBytes()), arguments);
