@@ -580,8 +580,14 @@ FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
     if (!strategy)
       return;
     used.portable |= strategy.getPath() == KernelPath::portable;
-    used.mmaSync |= strategy.getPath() == KernelPath::mma_sync;
-    used.wgmma |= strategy.getPath() == KernelPath::wgmma;
+    bool grad = isa_and_nonnull<AttentionGradNestAttr>(
+        op->getAttr(AttentionNestAttr::kAttrName));
+    bool mmaSync = strategy.getPath() == KernelPath::mma_sync;
+    bool wgmma = strategy.getPath() == KernelPath::wgmma;
+    used.mmaSync |= mmaSync && !grad;
+    used.mmaSyncAttentionGrad |= mmaSync && grad;
+    used.wgmma |= wgmma && !grad;
+    used.wgmmaAttentionGrad |= wgmma && grad;
     used.chunked |= strategy.getChunkRows() != 0;
     auto q = op->getAttrOfType<IntegerAttr>("bpt.q_block");
     auto kv = op->getAttrOfType<IntegerAttr>("bpt.kv_block");
@@ -1372,6 +1378,9 @@ llvm::json::Object optionsJson(ModelDescription &model,
     opts["sm80_kv_block"] = options.strategy.sm80KvBlock;
     opts["sm80_stages"] = options.strategy.sm80Stages;
     opts["sm80_gemm_block_n"] = options.strategy.sm80GemmBlockN;
+    opts["sm80_grad_q_block"] = options.strategy.sm80GradQBlock;
+    opts["sm80_grad_kv_block"] = options.strategy.sm80GradKvBlock;
+    opts["sm80_grad_stages"] = options.strategy.sm80GradStages;
   }
   if (wgmma) {
     // The sm_90a tiling (options are flat: numbers, strings, booleans).

@@ -100,6 +100,25 @@ struct AttentionGradKernelConfig {
 
   int64_t warps() const { return blockN / kWarpRows; }
   int64_t threads() const { return kWarp * warps(); }
+  /// Why the kernel cannot take this tiling, or nothing: 32- or 64-row
+  /// query blocks, 64- or 128-row key blocks (a warp's 16 key rows each),
+  /// 2 to 4 stages, and a dQ piece a warp of whole 16-column steps.
+  std::optional<std::string> tilingError() const {
+    if (blockM != 32 && blockM != 64)
+      return llvm::formatv("query blocks of {0} rows (32 or 64)", blockM).str();
+    if (blockN != 64 && blockN != 128)
+      return llvm::formatv("key blocks of {0} rows (64 or 128)", blockN).str();
+    if (stages < 2 || stages > 4)
+      return llvm::formatv("{0} stages (2 to 4)", stages).str();
+    if (headDim * (blockM / kWarpRows) % warps() != 0 || dQColumns() % 16 != 0)
+      return llvm::formatv("a {0} x {1} tiling splits dQ's {0} x {2} tile "
+                           "into pieces of {3} columns a warp (whole 16-column "
+                           "steps needed)",
+                           blockM, blockN, headDim,
+                           double(headDim * (blockM / kWarpRows)) / warps())
+          .str();
+    return std::nullopt;
+  }
   int64_t rowBytes() const { return headDim * 2; }
   int64_t kvTileBytes() const { return blockN * rowBytes(); }
   int64_t qTileBytes() const { return blockM * rowBytes(); }

@@ -25,10 +25,10 @@ namespace {
 /// `options` with the tiling of `recorded` pinned (and its path the only
 /// one allowed to win over the portable one). A recorded tensor-core path
 /// is checked even where tensor cores are off (the CPU runs its loops).
-/// Without `pinTiling` only the path is: an attention backward's tiling
-/// follows from its shape and chip, and is no option.
+/// An attention backward's tiling is pinned through its own options on
+/// mma.sync; its wgmma kernel's follows from the shape.
 StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded,
-                         bool pinTiling) {
+                         Operation *op) {
   options.tensorCores = recorded.getPath() != KernelPath::portable;
   // An mma.sync strategy on a chip with wgmma: the path is pinned too; on
   // f32 operands it is TF32, which the strategy's author chose.
@@ -36,8 +36,14 @@ StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded,
     options.allowWgmma = false;
     options.allowTF32 = true;
   }
-  if (!pinTiling)
+  if (isa<AttentionGradOp>(op)) {
+    if (recorded.getPath() == KernelPath::mma_sync) {
+      options.sm80GradQBlock = recorded.getQBlock();
+      options.sm80GradKvBlock = recorded.getKvBlock();
+      options.sm80GradStages = recorded.getStages();
+    }
     return options;
+  }
   switch (recorded.getPath()) {
   case KernelPath::portable:
     if (recorded.getQBlock())
@@ -79,8 +85,7 @@ LogicalResult verifyRecorded(Operation *op, StrategyAttr recorded,
   // The portable loops take any op; zero block sizes are the options'.
   if (recorded.getPath() == KernelPath::portable)
     return success();
-  StrategyOptions pinned =
-      pinnedTo(options, recorded, /*pinTiling=*/!isa<AttentionGradOp>(op));
+  StrategyOptions pinned = pinnedTo(options, recorded, op);
   // A recorded chunk need not be a multiple of 128 as the option is (the
   // chunk of a ragged FFN divides its rows): the selection below checks it
   // against the rows.

@@ -99,6 +99,18 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
     return llvm::formatv("kv-splits must be in [0, {0}], got {1}",
                          kMaxKVSplits, o.kvSplits)
         .str();
+  if (!oneOf(o.sm80GradQBlock, {0, 32, 64}))
+    return llvm::formatv("sm80-grad-q-block must be 0, 32 or 64, got {0}",
+                         o.sm80GradQBlock)
+        .str();
+  if (!oneOf(o.sm80GradKvBlock, {0, 64, 128}))
+    return llvm::formatv("sm80-grad-kv-block must be 0, 64 or 128, got {0}",
+                         o.sm80GradKvBlock)
+        .str();
+  if (!inRange(o.sm80GradStages, 2, 4))
+    return llvm::formatv("sm80-grad-stages must be 0 or in [2, 4], got {0}",
+                         o.sm80GradStages)
+        .str();
   if (!oneOf(o.sm80GemmBlockN, {0, 128, 256}))
     return llvm::formatv("sm80-gemm-block-n must be 0, 128 or 256, got {0}",
                          o.sm80GemmBlockN)
@@ -605,14 +617,33 @@ Refusal Selector::attentionGradMmaSync(AttentionGradOp op,
   // (D 128 on sm_86 / sm_89's 99 KiB), 64-row key blocks (4 warps) and
   // 32-row query blocks (a warp's dK and dV accumulators are [16, D] f32
   // either way). Sequences in whole blocks of the first tiling (the pre-
-  // and post-pass kernels and the dQ pieces have no tails).
+  // and post-pass kernels and the dQ pieces have no tails), which every
+  // tiling the options allow divides.
   sm80::AttentionGradKernelConfig config{};
   config.headDim = q[3];
   if (Refusal why = checkWholeBlocks(q, kv, config.blockM, config.blockN))
     return why;
   if (q[0] * q[1] * q[2] >= (int64_t(1) << 31))
     return std::string("more query rows than 32-bit row indices address");
-  if (config.sharedMemoryBytes() > sharedMemory) {
+  if (options.sm80GradQBlock || options.sm80GradKvBlock ||
+      options.sm80GradStages) {
+    // Pinned (a flag, --tune or a recorded strategy): as asked, or the
+    // portable path with the reason.
+    if (options.sm80GradQBlock)
+      config.blockM = options.sm80GradQBlock;
+    if (options.sm80GradKvBlock)
+      config.blockN = options.sm80GradKvBlock;
+    if (options.sm80GradStages)
+      config.stages = options.sm80GradStages;
+    if (std::optional<std::string> why = config.tilingError())
+      return why;
+    if (config.sharedMemoryBytes() > sharedMemory)
+      return llvm::formatv("the pinned {0} x {1} x {2} tiling needs {3} bytes "
+                           "of shared memory, {4} available",
+                           config.blockM, config.blockN, config.stages,
+                           config.sharedMemoryBytes(), sharedMemory)
+          .str();
+  } else if (config.sharedMemoryBytes() > sharedMemory) {
     sm80::AttentionGradKernelConfig narrow = config;
     narrow.blockM = 32;
     narrow.blockN = 64;

@@ -5,7 +5,8 @@
 // Head dim 128 on sm_86 (99 KiB of shared memory a block): the backward's
 // 64 × 128 tiling needs 161 KiB, so it takes 32-row query blocks and
 // 64-row key blocks (4 warps, 74 KiB), a strategy that a second selection
-// keeps (the backward's tiling is no option: it is not pinned).
+// keeps (a recorded mma.sync backward pins its tiling through the
+// sm80-grad-* options, which the 32 × 64 tiling fits).
 // STRATEGY-LABEL: func.func @d128
 // STRATEGY: bpt.attention_grad {{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_86", q_block = 32, kv_block = 64, stages = 2, warps = 4>
 // AGAIN-LABEL: func.func @d128

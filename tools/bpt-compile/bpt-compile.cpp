@@ -26,6 +26,7 @@
 #include "llvm/Support/ToolOutputFile.h"
 
 #include <set>
+#include <tuple>
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -167,6 +168,20 @@ static cl::opt<int64_t> sm80GemmBlockN(
     "sm80-gemm-block-n",
     cl::desc("mma.sync GEMM tile width: 128 or 256 (0: 256 where N allows)"),
     cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> sm80GradQBlock(
+    "sm80-grad-q-block",
+    cl::desc("mma.sync attention backward: query rows a step, 32 or 64 (0: "
+             "64, or 32 where the default tiling does not fit)"),
+    cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> sm80GradKvBlock(
+    "sm80-grad-kv-block",
+    cl::desc("mma.sync attention backward: key/value rows a thread block, 64 "
+             "or 128 (0: 128, or 64 where that does not fit)"),
+    cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> sm80GradStages(
+    "sm80-grad-stages",
+    cl::desc("mma.sync attention backward: Q/dO ring stages, 2 to 4 (0: 2)"),
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> kvSplits(
     "kv-splits",
     cl::desc("Attention with short queries (at most 64 rows): key/value "
@@ -247,6 +262,12 @@ static const struct {
     {"sm80-gemm-block-n", &sm80GemmBlockN,
      &bpt::StrategyOptions::sm80GemmBlockN},
     {"kv-splits", &kvSplits, &bpt::StrategyOptions::kvSplits},
+    {"sm80-grad-q-block", &sm80GradQBlock,
+     &bpt::StrategyOptions::sm80GradQBlock},
+    {"sm80-grad-kv-block", &sm80GradKvBlock,
+     &bpt::StrategyOptions::sm80GradKvBlock},
+    {"sm80-grad-stages", &sm80GradStages,
+     &bpt::StrategyOptions::sm80GradStages},
 };
 
 /// Reads a tuning file's "flags" object into `options`; a flag given on
@@ -291,7 +312,8 @@ static LogicalResult applyTuning(StringRef path,
 /// The candidate tilings of --tune for the module's ops.
 static std::vector<std::vector<std::pair<const char *, int64_t>>>
 tuningCandidates(ModuleOp module, StringRef chip) {
-  bool hasAttention = false, hasFFN = false, hasBlock = false;
+  bool hasAttention = false, hasAttentionGrad = false, hasFFN = false,
+       hasBlock = false;
   // Whether every attention has short 16-bit queries (decode: the split-K/V
   // schedule's).
   bool allShort = true;
@@ -305,6 +327,7 @@ tuningCandidates(ModuleOp module, StringRef chip) {
                   q.getElementType().getIntOrFloatBitWidth() == 16;
     }
     hasAttention |= isa<bpt::AttentionOp>(op);
+    hasAttentionGrad |= isa<bpt::AttentionGradOp>(op);
     hasFFN |= isa<bpt::FFNOp>(op);
     hasBlock |= isa<bpt::TransformerBlockOp>(op);
   });
@@ -328,6 +351,21 @@ tuningCandidates(ModuleOp module, StringRef chip) {
         candidates.push_back({{"sm80-q-block", t.blockM},
                               {"sm80-kv-block", t.blockN},
                               {"sm80-stages", t.stages}});
+    // The backward's tilings, with the forward's at its default: one at a
+    // time, not their product (a training set's forward and backward are
+    // separate kernels). The chip's default first (with a forward, the
+    // same kernels as a forward candidate, so timed once); a tiling whose
+    // shared memory does not fit is left out at compile time.
+    if (hasAttentionGrad) {
+      for (auto [q, kv, stages] : {std::tuple{0, 0, 0},
+                                   {64, 128, 3},
+                                   {32, 128, 2},
+                                   {32, 64, 2},
+                                   {64, 64, 2}})
+        candidates.push_back({{"sm80-grad-q-block", q},
+                              {"sm80-grad-kv-block", kv},
+                              {"sm80-grad-stages", stages}});
+    }
     return candidates;
   }
   std::vector<std::vector<std::pair<const char *, int64_t>>> attention = {{}},
@@ -413,8 +451,9 @@ static int writeCandidates(StringRef text, const bpt::CompileOptions &base,
   auto candidates = tuningCandidates(*probe, base.strategy.chip);
   if (llvm::all_of(candidates, [](const auto &c) { return c.empty(); }))
     return fail("--tune: nothing to tune for " + base.strategy.chip +
-                ": only attention, FFNs and blocks have tiling choices (the "
-                "attention backward's kernels have fixed tilings)");
+                ": only attention, FFNs, blocks and the mma.sync attention "
+                "backward have tiling choices (the attention backward's "
+                "wgmma kernel has a fixed tiling)");
   llvm::json::Array list;
   int64_t index = 0;
   // The PTX of each candidate kept: split counts that cover the same key
@@ -562,11 +601,16 @@ warnIneffectiveTilingFlags(ModuleOp module,
   const cl::Option *portableFlags[] = {&qBlock, &kvBlock, &noFuse};
   const PathFlags groups[] = {
       {&bpt::KernelPathsUsed::wgmma,
-       "no op takes an sm_90a wgmma kernel",
+       "no op takes an sm_90a wgmma kernel whose tiling they set (the "
+       "attention backward's has a fixed tiling)",
        {&sm90KvBlock, &sm90Stages, &sm90GemmBlockN, &sm90GemmStages}},
       {&bpt::KernelPathsUsed::mmaSync,
-       "no op takes an mma.sync kernel",
+       "no op takes an mma.sync kernel whose tiling they set (the attention "
+       "backward's are the --sm80-grad-* flags)",
        {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
+      {&bpt::KernelPathsUsed::mmaSyncAttentionGrad,
+       "no attention backward takes the mma.sync kernel",
+       {&sm80GradQBlock, &sm80GradKvBlock, &sm80GradStages}},
       {&bpt::KernelPathsUsed::chunked,
        "no op is cut into chunks of rows (FFNs and blocks on tensor cores)",
        {&chunkRows}},

@@ -399,6 +399,16 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
     Option<"sm80GemmBlockN", "sm80-gemm-block-n", "int64_t", /*default=*/"0",
            "mma.sync GEMMs: tile columns, 128 or 256 (0: 256 where N "
            "allows)">,
+    Option<"sm80GradQBlock", "sm80-grad-q-block", "int64_t",
+           /*default=*/"0",
+           "mma.sync attention backward: query rows per step, 32 or 64 (0: "
+           "64, or 32 where the default tiling does not fit)">,
+    Option<"sm80GradKvBlock", "sm80-grad-kv-block", "int64_t",
+           /*default=*/"0",
+           "mma.sync attention backward: key/value rows per thread block, "
+           "64 or 128 (0: 128, or 64 where that does not fit)">,
+    Option<"sm80GradStages", "sm80-grad-stages", "int64_t", /*default=*/"0",
+           "mma.sync attention backward: Q/dO ring stages, 2 to 4 (0: 2)">,
     Option<"kvSplits", "kv-splits", "int64_t", /*default=*/"0",
            "Attention with short queries: key/value splits (0: the cost "
            "rule's choice, 1: never split)">,

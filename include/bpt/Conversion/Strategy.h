@@ -49,6 +49,10 @@ struct StrategyOptions {
   /// mma.sync: the attention's query block, key/value block and stages,
   /// the GEMMs' tile columns.
   int64_t sm80QBlock = 0, sm80KvBlock = 0, sm80Stages = 0, sm80GemmBlockN = 0;
+  /// mma.sync: the attention backward's query block, key/value block and
+  /// stages (0: its default, 64 × 128 × 2, or 32 × 64 × 2 where that does
+  /// not fit the chip's shared memory).
+  int64_t sm80GradQBlock = 0, sm80GradKvBlock = 0, sm80GradStages = 0;
   /// Attention with short queries: key/value splits (0: the cost rule's
   /// choice; 1: never split).
   int64_t kvSplits = 0;
@@ -92,6 +96,9 @@ void copyStrategyFields(const From &from, To &to) {
   to.sm80KvBlock = from.sm80KvBlock;
   to.sm80Stages = from.sm80Stages;
   to.sm80GemmBlockN = from.sm80GemmBlockN;
+  to.sm80GradQBlock = from.sm80GradQBlock;
+  to.sm80GradKvBlock = from.sm80GradKvBlock;
+  to.sm80GradStages = from.sm80GradStages;
   to.kvSplits = from.kvSplits;
 }
 

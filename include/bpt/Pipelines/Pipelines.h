@@ -107,6 +107,20 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
       *this, "sm80-gemm-block-n",
       llvm::cl::desc("mma.sync GEMM tile columns (0: 256 where N allows)"),
       llvm::cl::init(0)};
+  Option<int64_t> sm80GradQBlock{
+      *this, "sm80-grad-q-block",
+      llvm::cl::desc("mma.sync attention backward query block (0: 64, or "
+                     "32 where that does not fit)"),
+      llvm::cl::init(0)};
+  Option<int64_t> sm80GradKvBlock{
+      *this, "sm80-grad-kv-block",
+      llvm::cl::desc("mma.sync attention backward key/value block (0: 128, "
+                     "or 64 where that does not fit)"),
+      llvm::cl::init(0)};
+  Option<int64_t> sm80GradStages{
+      *this, "sm80-grad-stages",
+      llvm::cl::desc("mma.sync attention backward stages (0: 2)"),
+      llvm::cl::init(0)};
   Option<int64_t> kvSplits{
       *this, "kv-splits",
       llvm::cl::desc("attention with short queries: key/value splits (0: "
