@@ -580,13 +580,23 @@ FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
     if (!strategy)
       return;
     used.portable |= strategy.getPath() == KernelPath::portable;
-    bool grad = isa_and_nonnull<AttentionGradNestAttr>(
-        op->getAttr(AttentionNestAttr::kAttrName));
+    // What the strategy's kernels are: an attention nest (forward or
+    // split), the backward's nests, a block's chunk loop (its attention
+    // and GEMMs), else GEMMs (FFN chunk loops, projections, matmuls).
+    Attribute nest = op->getAttr(AttentionNestAttr::kAttrName);
+    bool grad = isa_and_nonnull<AttentionGradNestAttr>(nest);
+    auto loop = dyn_cast_or_null<ChunkLoopAttr>(nest);
+    bool block = loop && loop.getKind() == ChunkLoopKind::block;
+    bool attention =
+        isa_and_nonnull<AttentionNestAttr, SplitKVNestAttr>(nest) || block;
+    bool gemm = (!grad && !attention) || block;
     bool mmaSync = strategy.getPath() == KernelPath::mma_sync;
     bool wgmma = strategy.getPath() == KernelPath::wgmma;
-    used.mmaSync |= mmaSync && !grad;
+    used.mmaSyncAttention |= mmaSync && attention;
+    used.mmaSyncGemm |= mmaSync && gemm;
     used.mmaSyncAttentionGrad |= mmaSync && grad;
-    used.wgmma |= wgmma && !grad;
+    used.wgmmaAttention |= wgmma && attention;
+    used.wgmmaGemm |= wgmma && gemm;
     used.wgmmaAttentionGrad |= wgmma && grad;
     used.chunked |= strategy.getChunkRows() != 0;
     auto q = op->getAttrOfType<IntegerAttr>("bpt.q_block");

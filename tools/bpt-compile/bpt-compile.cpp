@@ -600,14 +600,20 @@ warnIneffectiveTilingFlags(ModuleOp module,
   };
   const cl::Option *portableFlags[] = {&qBlock, &kvBlock, &noFuse};
   const PathFlags groups[] = {
-      {&bpt::KernelPathsUsed::wgmma,
-       "no op takes an sm_90a wgmma kernel whose tiling they set (the "
-       "attention backward's has a fixed tiling)",
-       {&sm90KvBlock, &sm90Stages, &sm90GemmBlockN, &sm90GemmStages}},
-      {&bpt::KernelPathsUsed::mmaSync,
-       "no op takes an mma.sync kernel whose tiling they set (the attention "
-       "backward's are the --sm80-grad-* flags)",
-       {&sm80QBlock, &sm80KvBlock, &sm80Stages, &sm80GemmBlockN}},
+      {&bpt::KernelPathsUsed::wgmmaAttention,
+       "no attention takes an sm_90a wgmma forward kernel (the attention "
+       "backward's has a fixed tiling)",
+       {&sm90KvBlock, &sm90Stages}},
+      {&bpt::KernelPathsUsed::wgmmaGemm,
+       "no GEMM (FFN, projection, block) takes an sm_90a wgmma kernel",
+       {&sm90GemmBlockN, &sm90GemmStages}},
+      {&bpt::KernelPathsUsed::mmaSyncAttention,
+       "no attention takes an mma.sync forward kernel (the attention "
+       "backward's tiling is the --sm80-grad-* flags)",
+       {&sm80QBlock, &sm80KvBlock, &sm80Stages}},
+      {&bpt::KernelPathsUsed::mmaSyncGemm,
+       "no GEMM (FFN, projection) takes an mma.sync kernel",
+       {&sm80GemmBlockN}},
       {&bpt::KernelPathsUsed::mmaSyncAttentionGrad,
        "no attention backward takes the mma.sync kernel",
        {&sm80GradQBlock, &sm80GradKvBlock, &sm80GradStages}},

@@ -94,12 +94,15 @@ struct KernelPathsUsed {
   /// unless --no-fuse): the block sizes each uses (`bpt.q_block`,
   /// `bpt.kv_block`: the flags clamped to its sequences).
   std::vector<std::pair<int64_t, int64_t>> portableBlocks;
-  /// Tiled by the --sm80-* flags: an op other than the attention
-  /// backward, and the attention backward (its own --sm80-grad-* flags).
-  bool mmaSync = false, mmaSyncAttentionGrad = false;
-  /// Tiled by the --sm90-* flags: an op other than the attention backward
-  /// (whose wgmma kernel has a fixed tiling), and that backward.
-  bool wgmma = false, wgmmaAttentionGrad = false;
+  /// mma.sync kernels: a forward attention (--sm80-q-block, -kv-block,
+  /// -stages), a GEMM (an FFN, projection or gradient GEMM:
+  /// --sm80-gemm-block-n), the attention backward (--sm80-grad-*).
+  bool mmaSyncAttention = false, mmaSyncGemm = false,
+       mmaSyncAttentionGrad = false;
+  /// wgmma kernels: a forward attention (--sm90-kv-block, --sm90-stages;
+  /// a block's too), a GEMM (--sm90-gemm-*), the attention backward (a
+  /// fixed tiling).
+  bool wgmmaAttention = false, wgmmaGemm = false, wgmmaAttentionGrad = false;
   /// Some op is cut into chunks of rows (--chunk-rows): a tensor-core FFN,
   /// block or ffn_grad.
   bool chunked = false;
