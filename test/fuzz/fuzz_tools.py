@@ -156,7 +156,10 @@ def plausible_flags(rng):
         flags.append(rng.choice(["--sm90-kv-block=64", "--sm90-stages=3",
                                  "--sm80-q-block=128", "--sm80-kv-block=32",
                                  "--sm80-stages=4", "--chunk-rows=256",
-                                 "--sm90-gemm-block-n=128"]))
+                                 "--sm90-gemm-block-n=128",
+                                 "--sm80-grad-q-block=32",
+                                 "--sm80-grad-kv-block=64",
+                                 "--sm80-grad-stages=3"]))
     if rng.random() < 0.05:
         flags.append("--emit=mlir")
         flags.append("--stage=" + rng.choice(["blockwise", "gpu"]))
@@ -204,7 +207,8 @@ def compile_flags(rng):
     for flag in ["--q-block", "--kv-block", "--block-threads", "--chunk-rows",
                  "--sm90-kv-block", "--sm90-stages", "--sm90-gemm-block-n",
                  "--sm90-gemm-stages", "--sm80-q-block", "--sm80-kv-block",
-                 "--sm80-stages", "--sm80-gemm-block-n", "--query-chunk"]:
+                 "--sm80-stages", "--sm80-gemm-block-n", "--sm80-grad-q-block",
+                 "--sm80-grad-kv-block", "--sm80-grad-stages", "--query-chunk"]:
         if rng.random() < 0.08:
             flags.append("%s=%s" % (flag, int_value(rng, 0.6)))
     if rng.random() < 0.15:
