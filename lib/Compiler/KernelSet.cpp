@@ -597,7 +597,6 @@ FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
     used.mmaSyncAttentionGrad |= mmaSync && grad;
     used.wgmmaAttention |= wgmma && attention;
     used.wgmmaGemm |= wgmma && gemm;
-    used.wgmmaAttentionGrad |= wgmma && grad;
     used.chunked |= strategy.getChunkRows() != 0;
     auto q = op->getAttrOfType<IntegerAttr>("bpt.q_block");
     auto kv = op->getAttrOfType<IntegerAttr>("bpt.kv_block");

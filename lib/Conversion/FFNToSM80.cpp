@@ -109,7 +109,7 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
     Location loc = m.loop.getLoc();
     RankedTensorType xType = m.resultType();
     Type element = xType.getElementType();
-    int64_t hidden = whole.up.k, ffn = whole.up.n, chunk = m.chunkRows;
+    int64_t ffn = whole.up.n, chunk = m.chunkRows;
 
     OpBuilder b(m.loop);
     auto index = [&](int64_t v) -> Value {
@@ -143,13 +143,12 @@ struct BPTFFNToSM80Pass final : bpt::impl::BPTFFNToSM80Base<BPTFFNToSM80Pass> {
       upArgs.append({u, i32(first), i32(0)});
       gpu::LaunchFuncOp::create(
           b, loc, upKernel,
-          gpu::KernelDim3{index(ffn / up.blockN), index(up.rowTiles()),
-                          index(1)},
+          gpu::KernelDim3{index(up.grid()[0]), index(up.grid()[1]), index(1)},
           gpu::KernelDim3{index(up.threads()), index(1), index(1)},
           i32(up.sharedMemoryBytes()), upArgs);
       gpu::LaunchFuncOp::create(
           b, loc, downKernel,
-          gpu::KernelDim3{index(hidden / down.blockN), index(down.rowTiles()),
+          gpu::KernelDim3{index(down.grid()[0]), index(down.grid()[1]),
                           index(1)},
           gpu::KernelDim3{index(down.threads()), index(1), index(1)},
           i32(down.sharedMemoryBytes()),

@@ -110,12 +110,10 @@ private:
   void emitProducer(Value base, const GemmOperands &in, Value m0, Value n0);
   /// One K step's group of wgmmas (blockK / 16 per accumulator) on
   /// `stage`'s tiles onto the accumulators `flat` (their f32 values, the
-  /// B operand's first; empty with `scaleD` zero, which starts them), from
-  /// the fence to the commit. Returns the new accumulators, not to be read
-  /// before a wait.
+  /// B operand's first), from the fence to the commit. Returns the new
+  /// accumulators, not to be read before a wait.
   SmallVector<Value> issueKStep(Value base, Value stage, Value consumer,
-                                ArrayRef<Value> flat,
-                                NVVM::WGMMAScaleOut scaleD);
+                                ArrayRef<Value> flat);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value cRow, Value n0, const GemmOperands &in, Value shift,
                     Value rowsLeft);
@@ -354,8 +352,8 @@ void GemmEmitter::storePair(Value out, Value offset, Value pair[2]) {
 }
 
 SmallVector<Value> GemmEmitter::issueKStep(Value base, Value stage,
-                                           Value consumer, ArrayRef<Value> flat,
-                                           NVVM::WGMMAScaleOut scaleD) {
+                                           Value consumer,
+                                           ArrayRef<Value> flat) {
   const int64_t count = config.blockN / 2;
   Value tile = stageAddress(base, stage);
   // A: this consumer's 64 rows, K-major (or its 64-column box of the
@@ -378,9 +376,7 @@ SmallVector<Value> GemmEmitter::issueKStep(Value base, Value stage,
   Type accType = accumulatorType(config.blockN);
   SmallVector<Value> accs;
   for (int64_t a = 0; a < config.bOperands(); ++a)
-    accs.push_back(flat.empty()
-                       ? LLVM::UndefOp::create(b, loc, accType).getResult()
-                       : packStruct(accType, flat.slice(a * count, count)));
+    accs.push_back(packStruct(accType, flat.slice(a * count, count)));
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
   NVVM::WGMMATypes type = wgmmaElementType();
   for (int64_t t = 0; t < config.blockK / 16; ++t) {
@@ -388,8 +384,7 @@ SmallVector<Value> GemmEmitter::issueKStep(Value base, Value stage,
       Value bStep = advance(bDesc, a * config.bTileBytes() + t * bStepBytes);
       Value aStep = advance(aDesc, t * aStepBytes);
       acc = emitWgmma(WgmmaSharedA{
-          config.blockN, type, acc, aStep, bStep,
-          t == 0 ? scaleD : NVVM::WGMMAScaleOut::one,
+          config.blockN, type, acc, aStep, bStep, NVVM::WGMMAScaleOut::one,
           config.transposeB ? NVVM::MMALayout::col : NVVM::MMALayout::row,
           config.transposeA ? NVVM::MMALayout::col : NVVM::MMALayout::row});
     }
@@ -429,8 +424,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     Value phase = arith::AndIOp::create(b, loc, div(kb, stages), c32(1));
     waitBarrier(barrierAt(base, 0, stage), phase);
     SmallVector<Value> values = emitWgmmaWait(issueKStep(
-        base, stage, consumer, SmallVector<Value>(loop.getRegionIterArgs()),
-        NVVM::WGMMAScaleOut::one));
+        base, stage, consumer, SmallVector<Value>(loop.getRegionIterArgs())));
     arriveBarrier(barrierAt(base, config.stages, stage));
     scf::YieldOp::create(b, loc, values);
   }

@@ -100,9 +100,9 @@ struct KernelPathsUsed {
   bool mmaSyncAttention = false, mmaSyncGemm = false,
        mmaSyncAttentionGrad = false;
   /// wgmma kernels: a forward attention (--sm90-kv-block, --sm90-stages;
-  /// a block's too), a GEMM (--sm90-gemm-*), the attention backward (a
-  /// fixed tiling).
-  bool wgmmaAttention = false, wgmmaGemm = false, wgmmaAttentionGrad = false;
+  /// a block's too), a GEMM (--sm90-gemm-*). The attention backward's has a
+  /// fixed tiling: no flag reaches it.
+  bool wgmmaAttention = false, wgmmaGemm = false;
   /// Some op is cut into chunks of rows (--chunk-rows): a tensor-core FFN,
   /// block or ffn_grad.
   bool chunked = false;
