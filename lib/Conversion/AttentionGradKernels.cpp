@@ -8,6 +8,8 @@
 
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace bpt::codegen;
 
@@ -33,11 +35,25 @@ public:
     Value row = add(mul(block, c32(prepareRowsPerBlock(d))),
                     div(tid, c32(threadsPerRow)));
     Value part = rem(tid, c32(threadsPerRow));
+    // Padded: `row` counts the padded rows; dO, O and lse are read at the
+    // real row (the head's last for a padding row, whose results are
+    // replaced).
+    Value realRow = row, real;
+    if (config.padded()) {
+      Value head = div(row, c32(config.paddedSeqQ));
+      Value inHead = rem(row, c32(config.paddedSeqQ));
+      real = cmp(arith::CmpIPredicate::ult, inHead, c32(config.seqQ));
+      realRow =
+          add(mul(head, c32(config.seqQ)),
+              arith::MinUIOp::create(b, loc, inHead, c32(config.seqQ - 1)));
+    }
     // Element index of this thread's 8 elements (64-bit: B·H·S·D may not
     // fit 32 bits).
-    Value element =
-        add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
-            arith::ExtUIOp::create(b, loc, i64, mul(part, c32(8))));
+    auto elementOf = [&](Value r) -> Value {
+      return add(mul(arith::ExtUIOp::create(b, loc, i64, r), c64(d)),
+                 arith::ExtUIOp::create(b, loc, i64, mul(part, c32(8))));
+    };
+    Value element = elementOf(realRow);
     Type v8 = VectorType::get({8}, config.bf16 ? Type(b.getBF16Type())
                                                : Type(b.getF16Type()));
     Type v8f32 = VectorType::get({8}, f32);
@@ -54,6 +70,8 @@ public:
                 LLVM::ExtractElementOp::create(b, loc, y, c64(i)), sum);
     for (int64_t offset = 1; offset < threadsPerRow; offset *= 2)
       sum = fadd(sum, shuffleXor(sum, offset));
+    if (real)
+      sum = select(real, sum, cf(0.0));
     auto first = scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::eq, part,
                                                c32(0)),
                                    /*withElse=*/false);
@@ -64,13 +82,32 @@ public:
           b, loc, ptr, f32, rowDots,
           ValueRange{arith::ExtUIOp::create(b, loc, i64, row)});
       LLVM::StoreOp::create(b, loc, sum, address, 4);
+      if (real) {
+        // lse's padded copy: +inf past the head's rows.
+        Value lse = pointerOf(func.getArgument(4));
+        Value paddedLse = pointerOf(func.getArgument(5));
+        Value value = LLVM::LoadOp::create(
+            b, loc, f32,
+            LLVM::GEPOp::create(
+                b, loc, ptr, f32, lse,
+                ValueRange{arith::ExtUIOp::create(b, loc, i64, realRow)}),
+            4);
+        value = select(real, value, cf(INFINITY));
+        LLVM::StoreOp::create(
+            b, loc, value,
+            LLVM::GEPOp::create(
+                b, loc, ptr, f32, paddedLse,
+                ValueRange{arith::ExtUIOp::create(b, loc, i64, row)}),
+            4);
+      }
     }
     Type v4f32 = VectorType::get({4}, f32);
     Value zeros = LLVM::ZeroOp::create(b, loc, v4f32);
+    Value accElement = real ? elementOf(row) : element;
     for (int64_t half = 0; half < 2; ++half) {
       Value address = LLVM::GEPOp::create(
           b, loc, ptr, b.getI8Type(), acc,
-          ValueRange{add(mul(element, c64(4)), c64(16 * half))});
+          ValueRange{add(mul(accElement, c64(4)), c64(16 * half))});
       LLVM::StoreOp::create(b, loc, zeros, address, 16);
     }
     gpu::ReturnOp::create(b, loc);
@@ -95,12 +132,30 @@ public:
     Value block = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
     Value chunk = add(mul(block, c32(kFinishThreads)), tid);
     Value element = mul(arith::ExtUIOp::create(b, loc, i64, chunk), c64(8));
+    Value accElement = element;
+    if (config.padded()) {
+      // The grid's last threads may lie past dQ; each thread's 8 elements
+      // lie in one row (D is a multiple of 8), at its padded row in the
+      // accumulator.
+      const int64_t d = config.headDim;
+      int64_t elements = config.batch * config.heads * config.seqQ * d;
+      auto inside = scf::IfOp::create(
+          b, loc, cmp(arith::CmpIPredicate::ult, element, c64(elements)),
+          /*withElse=*/false);
+      b.setInsertionPointToStart(inside.thenBlock());
+      Value row = arith::DivUIOp::create(b, loc, element, c64(d));
+      Value head = arith::DivUIOp::create(b, loc, row, c64(config.seqQ));
+      Value inHead = arith::RemUIOp::create(b, loc, row, c64(config.seqQ));
+      Value paddedRow = add(mul(head, c64(config.paddedSeqQ)), inHead);
+      accElement = add(mul(paddedRow, c64(d)),
+                       arith::RemUIOp::create(b, loc, element, c64(d)));
+    }
     Type v4f32 = VectorType::get({4}, f32);
     SmallVector<Value> scaled;
     for (int64_t half = 0; half < 2; ++half) {
       Value address = LLVM::GEPOp::create(
           b, loc, ptr, b.getI8Type(), acc,
-          ValueRange{add(mul(element, c64(4)), c64(16 * half))});
+          ValueRange{add(mul(accElement, c64(4)), c64(16 * half))});
       Value four = LLVM::LoadOp::create(b, loc, v4f32, address, 16);
       for (int64_t i = 0; i < 4; ++i)
         scaled.push_back(
@@ -115,13 +170,13 @@ public:
     Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
                                         ValueRange{mul(element, c64(2))});
     LLVM::StoreOp::create(b, loc, packed, address, 16);
+    b.setInsertionPointToEnd(&func.getBody().front());
     gpu::ReturnOp::create(b, loc);
   }
 
 private:
   const AttentionGradRows &config;
 };
-
 
 } // namespace
 
@@ -131,10 +186,14 @@ gpu::GPUFuncOp bpt::codegen::buildAttentionGradFinishKernel(
   MLIRContext *ctx = kernels.getContext();
   SmallVector<int64_t> shape = {config.batch, config.heads, config.seqQ,
                                 config.headDim};
-  SmallVector<Type> inputs = {MemRefType::get(shape, Float32Type::get(ctx)),
+  SmallVector<int64_t> accShape = {config.batch, config.heads,
+                                   config.accumulatorRows(), config.headDim};
+  SmallVector<Type> inputs = {MemRefType::get(accShape, Float32Type::get(ctx)),
                               MemRefType::get(shape, element)};
   std::string name =
-      llvm::formatv("attention_grad_finish_d{0}", config.headDim).str();
+      llvm::formatv("attention_grad_finish_d{0}{1}", config.headDim,
+                    config.padded() ? "_padded" : "")
+          .str();
   gpu::GPUFuncOp func =
       createKernel(kernels, name, inputs, kFinishThreads, loc);
   OpBuilder b(ctx);
@@ -150,12 +209,19 @@ gpu::GPUFuncOp bpt::codegen::buildAttentionGradPrepareKernel(
   SmallVector<int64_t> shape = {config.batch, config.heads, config.seqQ,
                                 config.headDim};
   auto tile = MemRefType::get(shape, element);
+  int64_t rows = config.accumulatorRows();
+  auto paddedRows = MemRefType::get({config.batch, config.heads, rows}, f32);
   SmallVector<Type> inputs = {
-      tile, tile,
-      MemRefType::get({config.batch, config.heads, config.seqQ}, f32),
-      MemRefType::get(shape, f32)};
+      tile, tile, paddedRows,
+      MemRefType::get({config.batch, config.heads, rows, config.headDim}, f32)};
+  if (config.padded())
+    inputs.append(
+        {MemRefType::get({config.batch, config.heads, config.seqQ}, f32),
+         paddedRows});
   std::string name =
-      llvm::formatv("attention_grad_prepare_d{0}", config.headDim).str();
+      llvm::formatv("attention_grad_prepare_d{0}{1}", config.headDim,
+                    config.padded() ? "_padded" : "")
+          .str();
   gpu::GPUFuncOp func =
       createKernel(kernels, name, inputs, kPrepareThreads, loc);
   OpBuilder b(ctx);

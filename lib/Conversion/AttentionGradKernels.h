@@ -25,6 +25,13 @@ struct AttentionGradRows {
   int64_t batch, heads, seqQ, headDim;
   double scale;
   bool bf16; // else f16
+  /// Nonzero where the backward kernel reads the query side's f32 arrays
+  /// (D, the dQ accumulator and a copy of lse) padded to this many rows a
+  /// head (whole query blocks of a ragged Sq).
+  int64_t paddedSeqQ = 0;
+  bool padded() const { return paddedSeqQ != 0; }
+  /// Rows a head of the f32 arrays.
+  int64_t accumulatorRows() const { return padded() ? paddedSeqQ : seqQ; }
 };
 
 /// The rows of a backward kernel's configuration.
@@ -37,7 +44,10 @@ AttentionGradRows gradRowsOf(const Config &config) {
 /// The backward's pre-pass, fused: D = rowsum(dO ∘ O) ([B·Hq·Sq] f32) and
 /// the f32 dQ accumulator zeroed, one row of D elements per D/8 threads
 /// with 16-byte accesses (arguments: dO, O, D, the accumulator), built
-/// into `kernels`.
+/// into `kernels`. Padded rows: D and the accumulator have
+/// `accumulatorRows()` rows a head, and two more arguments, lse ([B, Hq,
+/// Sq] f32) and its padded copy, which the kernel writes (+inf in the
+/// padding: those rows' probabilities are zeros); D is 0 there.
 gpu::GPUFuncOp buildAttentionGradPrepareKernel(gpu::GPUModuleOp kernels,
                                                const AttentionGradRows &rows,
                                                Type element, Location loc);
@@ -49,12 +59,20 @@ inline int64_t prepareRowsPerBlock(int64_t headDim) {
 
 /// The backward's post-pass: dQ = scale · the f32 accumulator, rounded to
 /// the element type, 8 elements a thread (arguments: the accumulator, dQ),
-/// built into `kernels`.
+/// built into `kernels`. Padded rows: the accumulator's padding is
+/// skipped, and a grid of whole blocks may run past dQ's end (its last
+/// threads do nothing).
 gpu::GPUFuncOp buildAttentionGradFinishKernel(gpu::GPUModuleOp kernels,
                                               const AttentionGradRows &rows,
                                               Type element, Location loc);
 /// Threads a block of that kernel (8 elements each).
 constexpr int64_t kFinishThreads = 256;
+/// Blocks of that kernel for `rows` (a whole number of blocks unless
+/// padded).
+inline int64_t finishBlocks(const AttentionGradRows &rows) {
+  int64_t elements = rows.batch * rows.heads * rows.seqQ * rows.headDim;
+  return (elements + 8 * kFinishThreads - 1) / (8 * kFinishThreads);
+}
 
 } // namespace bpt::codegen
 

@@ -74,14 +74,19 @@ private:
     Value head, queryBlock;
   };
   Step stepAt(Value j) {
-    Value perHead = sub(c32(config.seqQ / config.blockM), firstBlock);
+    Value perHead = sub(c32(config.queryBlocks()), firstBlock);
     Value head = add(mul(kvHead, c32(config.heads / config.kvHeads)),
                      div(j, perHead));
     return {head, add(firstBlock, rem(j, perHead))};
   }
-  /// The first row of step `s`'s query block in the [B·Hq·Sq, ·] views.
+  /// The query head of step `s` among all B·Hq.
+  Value queryHead(const Step &s) {
+    return add(mul(batch, c32(config.heads)), s.head);
+  }
+  /// The first row of step `s`'s query block in the [B·Hq·Sq, ·] views of
+  /// the query side's f32 arrays (padded to whole blocks: Sq rounded up).
   Value queryRow(const Step &s) {
-    return add(mul(add(mul(batch, c32(config.heads)), s.head), c32(config.seqQ)),
+    return add(mul(queryHead(s), c32(config.paddedSeqQ())),
                mul(s.queryBlock, c32(config.blockM)));
   }
   Value barrier(int64_t index) {
@@ -103,9 +108,12 @@ private:
   Value stageAddress(int64_t offset, int64_t stride, Value stage) {
     return add(base, add(c32(offset), mul(stage, c32(stride))));
   }
-  /// Copies a [rows, D] tile of `map` from `row`.
-  void copyRows(Value dst, Value map, int64_t rows, Value row, Value bar) {
-    SM90Emitter::copyRows(dst, map, rows, config.headDim, row, Value(), bar);
+  /// Copies a [rows, D] tile of `map` from `row` (of matrix `outer` of a
+  /// 3-D map).
+  void copyRows(Value dst, Value map, int64_t rows, Value row, Value bar,
+                Value outer = Value()) {
+    SM90Emitter::copyRows(dst, map, rows, config.headDim, row, Value(), bar,
+                          outer);
   }
   /// Copies `bytes` from global `src` to shared `dst`, completing on `bar`.
   void copyBytes(Value dst, Value src, int64_t bytes, Value bar) {
@@ -192,8 +200,10 @@ private:
   Value issueQueryGrad(Value dSTile, Value kMNDesc, Value rowBlock,
                        Value columnBlock);
   /// Stores a [64, D] accumulator tile (times `scale`) to `out` rows from
-  /// `firstRow`.
-  void storeTile(ArrayRef<Value> acc, double scale, Value out, Value firstRow);
+  /// `firstRow`; where `stored` is given, only this thread's rows i (0:
+  /// row0, 1: row0 + 8) with stored[i] true.
+  void storeTile(ArrayRef<Value> acc, double scale, Value out, Value firstRow,
+                 ArrayRef<Value> stored = {});
 
   const KernelConfig &config;
   Value base, batch, kvHead, kv0, firstBlock, steps;
@@ -227,11 +237,10 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   if (config.causal) {
     Value first = sub(kv0, c32(config.seqKV - config.seqQ));
     first = arith::MaxSIOp::create(b, loc, first, c32(0));
-    firstBlock = arith::MinSIOp::create(
-        b, loc, div(first, c32(config.blockM)),
-        c32(config.seqQ / config.blockM));
+    firstBlock = arith::MinSIOp::create(b, loc, div(first, c32(config.blockM)),
+                                        c32(config.queryBlocks()));
   }
-  steps = mul(sub(c32(config.seqQ / config.blockM), firstBlock),
+  steps = mul(sub(c32(config.queryBlocks()), firstBlock),
               c32(config.heads / config.kvHeads));
   base = alignedSharedBase(kSharedMemorySymbol);
 
@@ -285,13 +294,18 @@ void GradKernelEmitter::emitProducer(Value mapK, Value mapV, Value mapQ,
   NVVM::MBarrierArriveExpectTxOp::create(
       b, loc, Type(), kvFull, c32(2 * config.kvTileBytes()),
       NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
-  Value kvRow = add(mul(add(mul(batch, c32(config.kvHeads)), kvHead),
-                        c32(config.seqKV)),
-                    kv0);
-  copyRows(add(base, c32(config.kOffset())), mapK, config.blockN, kvRow,
-           kvFull);
-  copyRows(add(base, c32(config.vOffset())), mapV, config.blockN, kvRow,
-           kvFull);
+  Value kvHeadIndex = add(mul(batch, c32(config.kvHeads)), kvHead);
+  // Ragged: row kv0 of the head's matrix in the 3-D maps (rows past Skv
+  // read zeros).
+  Value kvRow = kv0, kvOuter = kvHeadIndex;
+  if (!config.raggedKV()) {
+    kvRow = add(mul(kvHeadIndex, c32(config.seqKV)), kv0);
+    kvOuter = Value();
+  }
+  copyRows(add(base, c32(config.kOffset())), mapK, config.blockN, kvRow, kvFull,
+           kvOuter);
+  copyRows(add(base, c32(config.vOffset())), mapV, config.blockN, kvRow, kvFull,
+           kvOuter);
 
   Value stages = c32(config.stages);
   auto loop = scf::ForOp::create(b, loc, c32(0), steps, c32(1));
@@ -309,7 +323,15 @@ void GradKernelEmitter::emitProducer(Value mapK, Value mapV, Value mapQ,
         arith::AndIOp::create(b, loc, sub(div(j, stages), c32(1)), c32(1));
     waitBarrier(barrierAt(1 + config.stages, stage), parity);
   }
-  Value row = queryRow(stepAt(j));
+  Step step = stepAt(j);
+  Value row = queryRow(step);
+  // Ragged: Q and dO by row of the query head's matrix (rows past Sq read
+  // zeros); lse and D from the padded arrays.
+  Value tileRow = row, tileOuter;
+  if (config.raggedQ()) {
+    tileRow = mul(step.queryBlock, c32(config.blockM));
+    tileOuter = queryHead(step);
+  }
   Value full = barrierAt(1, stage);
   NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), full,
                                          c32(config.stageBytes()),
@@ -317,9 +339,9 @@ void GradKernelEmitter::emitProducer(Value mapK, Value mapV, Value mapQ,
                                          Value());
   int64_t stride = 2 * config.qTileBytes();
   copyRows(stageAddress(config.qOffset(0), stride, stage), mapQ, config.blockM,
-           row, full);
+           tileRow, full, tileOuter);
   copyRows(stageAddress(config.dOOffset(0), stride, stage), mapDO,
-           config.blockM, row, full);
+           config.blockM, tileRow, full, tileOuter);
   int64_t rowStride = 2 * config.rowBytes();
   copyBytes(stageAddress(config.lseOffset(0), rowStride, stage),
             offsetPointer(lse, row, 4), config.rowBytes(), full);
@@ -340,6 +362,13 @@ SmallVector<Value> GradKernelEmitter::probabilities(ArrayRef<Value> s,
                        ? add(sub(add(queryPos, column0), keyRow),
                              c32(config.seqKV - config.seqQ))
                        : Value();
+  // Keys past a ragged Skv (this thread's two key rows), compared in each
+  // step: held across the loop, the predicates cost spills.
+  std::array<Value, 2> keyPast;
+  if (config.raggedKV())
+    for (int64_t i = 0; i < 2; ++i)
+      keyPast[i] = cmp(arith::CmpIPredicate::sge, add(keyRow, c32(8 * i)),
+                       c32(config.seqKV));
   SmallVector<Value> p;
   for (int64_t t = 0; t < config.blockM / 8; ++t) {
     std::array<Value, 2> lse2 = rowPair(lseRows, add(column0, c32(8 * t)));
@@ -362,6 +391,10 @@ SmallVector<Value> GradKernelEmitter::probabilities(ArrayRef<Value> s,
         Value hidden = cmp(arith::CmpIPredicate::sgt, c32(offset), diagonal);
         pe = select(hidden, cf(0.0), pe);
       }
+      // Keys past a ragged Skv: K and V read zeros there, but P = exp(−lse)
+      // may overflow, and 0 · inf would reach dQ.
+      if (config.raggedKV())
+        pe = select(keyPast[(e / 2) % 2], cf(0.0), pe);
       p.push_back(pe);
     }
   }
@@ -445,10 +478,15 @@ void GradKernelEmitter::emitQueryGradWriter(Value consumer, Value lane) {
 }
 
 void GradKernelEmitter::storeTile(ArrayRef<Value> acc, double scale, Value out,
-                                  Value firstRow) {
+                                  Value firstRow, ArrayRef<Value> stored) {
   const int64_t d = config.headDim;
   for (int64_t t = 0; t < d / 8; ++t) {
     for (int64_t i = 0; i < 2; ++i) {
+      OpBuilder::InsertionGuard guard(b);
+      if (!stored.empty()) {
+        auto inside = scf::IfOp::create(b, loc, stored[i], /*withElse=*/false);
+        b.setInsertionPointToStart(inside.thenBlock());
+      }
       Value row = add(firstRow, add(row0, c32(8 * i)));
       Value element = add(mul(arith::ExtUIOp::create(b, loc, i64, row), c64(d)),
                           arith::ExtUIOp::create(
@@ -679,10 +717,16 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   Value firstRow =
       add(mul(add(mul(batch, c32(config.kvHeads)), kvHead), c32(config.seqKV)),
           add(kv0, mul(consumer, c32(64))));
+  // Rows past a ragged Skv are the next head's: not stored.
+  SmallVector<Value> stored;
+  if (config.raggedKV())
+    for (int64_t i = 0; i < 2; ++i)
+      stored.push_back(cmp(arith::CmpIPredicate::slt, add(keyRow, c32(8 * i)),
+                           c32(config.seqKV)));
   storeTile(SmallVector<Value>(results.begin(), results.begin() + accCount),
-            config.scale, dK, firstRow);
+            config.scale, dK, firstRow, stored);
   storeTile(SmallVector<Value>(results.begin() + accCount, results.end()), 1.0,
-            dV, firstRow);
+            dV, firstRow, stored);
 }
 
 } // namespace
@@ -693,16 +737,17 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionGradKernel(
   gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
   MLIRContext *ctx = module.getContext();
   Type f32 = Float32Type::get(ctx);
-  auto rows = MemRefType::get({config.batch, config.heads, config.seqQ}, f32);
+  int64_t queryRows = config.paddedSeqQ();
+  auto rows = MemRefType::get({config.batch, config.heads, queryRows}, f32);
   SmallVector<Type> inputs = {
-      tensorMapType(ctx, config.blockN, element),
-      tensorMapType(ctx, config.blockN, element),
-      tensorMapType(ctx, config.blockM, element),
-      tensorMapType(ctx, config.blockM, element),
+      tensorMapType(ctx, config.blockN, element, config.raggedKV()),
+      tensorMapType(ctx, config.blockN, element, config.raggedKV()),
+      tensorMapType(ctx, config.blockM, element, config.raggedQ()),
+      tensorMapType(ctx, config.blockM, element, config.raggedQ()),
       rows,
       rows,
-      MemRefType::get(
-          {config.batch, config.heads, config.seqQ, config.headDim}, f32)};
+      MemRefType::get({config.batch, config.heads, queryRows, config.headDim},
+                      f32)};
   auto kv = MemRefType::get(
       {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
   inputs.append({kv, kv});

@@ -64,27 +64,49 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
         gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes,
         args);
   };
-  auto mapOf = [&](Value buffer, int64_t boxRows) -> Value {
-    return createTensorMap(b, loc, asRows(b, loc, buffer), boxRows);
+  // [B, H, S, D] as [B·H·S, D] rows, or, for a ragged sequence, as
+  // [B·H, S, D] (a block past a head's end reads zeros, not the next
+  // head's rows).
+  auto mapOf = [&](Value buffer, int64_t boxRows, bool perHead) -> Value {
+    Value matrix =
+        perHead ? memref::CollapseShapeOp::create(
+                      b, loc, buffer,
+                      SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}})
+                      .getResult()
+                : asRows(b, loc, buffer);
+    return createTensorMap(b, loc, matrix, boxRows);
   };
-  Value mapK = mapOf(readOnlyBuffer(b, loc, n.k), config.blockN);
-  Value mapV = mapOf(readOnlyBuffer(b, loc, n.v), config.blockN);
-  Value mapQ = mapOf(readOnlyBuffer(b, loc, n.q), config.blockM);
+  Value mapK =
+      mapOf(readOnlyBuffer(b, loc, n.k), config.blockN, config.raggedKV());
+  Value mapV =
+      mapOf(readOnlyBuffer(b, loc, n.v), config.blockN, config.raggedKV());
+  Value mapQ =
+      mapOf(readOnlyBuffer(b, loc, n.q), config.blockM, config.raggedQ());
   Value outputGrad = readOnlyBuffer(b, loc, n.outputGrad);
-  Value mapDO = mapOf(outputGrad, config.blockM);
+  Value mapDO = mapOf(outputGrad, config.blockM, config.raggedQ());
   Value lse = readOnlyBuffer(b, loc, n.lse);
 
-  // The pre-pass kernel writes D and zeroes the f32 dQ accumulator.
-  auto [rowDots, acc] = n.allocateWorkspaces(b);
-  int64_t rows = config.batch * config.heads * config.seqQ;
+  // The pre-pass kernel writes D and zeroes the f32 dQ accumulator (both
+  // padded to whole query blocks where Sq is ragged, with lse's padded
+  // copy, which the kernel then reads instead of lse).
+  auto [rowDots, acc] = n.allocateWorkspaces(b, config.paddedSeqQ());
+  SmallVector<Value> prepareArgs = {
+      outputGrad, readOnlyBuffer(b, loc, n.output), rowDots, acc};
+  if (config.raggedQ()) {
+    Value paddedLse =
+        memref::AllocOp::create(b, loc, cast<MemRefType>(rowDots.getType()));
+    setBufferName(paddedLse.getDefiningOp(), "lse_padded");
+    prepareArgs.append({lse, paddedLse});
+    lse = paddedLse;
+  }
+  int64_t rows = config.batch * config.heads * config.paddedSeqQ();
   launch(getOrBuildAttentionGradPrepareKernel(module, config, element, loc),
          rows / prepareRowsPerBlock(config.headDim), kPrepareThreads,
-         /*sharedBytes=*/Value(),
-         {outputGrad, readOnlyBuffer(b, loc, n.output), rowDots, acc});
+         /*sharedBytes=*/Value(), prepareArgs);
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
-  launch(kernel, config.seqKV / config.blockN, config.threads(),
+  launch(kernel, config.keyBlocks(), config.threads(),
          arith::ConstantOp::create(
              b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
          {mapK, mapV, mapQ, mapDO, lse, rowDots, acc, dK, dV}, config.kvHeads,
@@ -92,11 +114,14 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
 
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));
-  int64_t elements = n.q.getType().getNumElements();
-  // Sq and D are multiples of 64: whole blocks of 8 × kFinishThreads.
-  assert(elements % (8 * kFinishThreads) == 0 && "partial finish block");
+  // Unpadded, Sq and D are multiples of 64: whole blocks of 8 ×
+  // kFinishThreads; padded, the kernel checks its elements.
+  codegen::AttentionGradRows finishRows = paddedGradRowsOf(config);
+  assert((finishRows.padded() ||
+          n.q.getType().getNumElements() % (8 * kFinishThreads) == 0) &&
+         "partial finish block");
   launch(getOrBuildAttentionGradFinishKernel(module, config, element, loc),
-         elements / (8 * kFinishThreads), kFinishThreads,
+         codegen::finishBlocks(finishRows), kFinishThreads,
          /*sharedBytes=*/Value(), {acc, dQ});
   n.replaceWith(b, dQ, dK, dV);
 }

@@ -286,14 +286,17 @@ AttentionGradNests::match(scf::ForallOp keyValue) {
   return n;
 }
 
-std::pair<Value, Value> AttentionGradNests::allocateWorkspaces(OpBuilder &b) {
+std::pair<Value, Value>
+AttentionGradNests::allocateWorkspaces(OpBuilder &b, int64_t queryRows) {
   Location loc = keyValue.getLoc();
   Type f32 = b.getF32Type();
-  auto rowDots = memref::AllocOp::create(
-      b, loc, MemRefType::get(lse.getType().getShape(), f32));
+  SmallVector<int64_t> rows(lse.getType().getShape());
+  SmallVector<int64_t> tiles(q.getType().getShape());
+  if (queryRows)
+    rows[2] = tiles[2] = queryRows;
+  auto rowDots = memref::AllocOp::create(b, loc, MemRefType::get(rows, f32));
   setBufferName(rowDots, "delta");
-  auto acc = memref::AllocOp::create(
-      b, loc, MemRefType::get(q.getType().getShape(), f32));
+  auto acc = memref::AllocOp::create(b, loc, MemRefType::get(tiles, f32));
   setBufferName(acc, "dq_accumulator");
   return {rowDots, acc};
 }

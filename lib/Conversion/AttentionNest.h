@@ -140,8 +140,11 @@ struct AttentionGradNests {
 
   /// Allocates, at `b`, the f32 buffers the kernels share: D =
   /// rowsum(dO ∘ O) ([B, Hq, Sq]) and the dQ accumulator ([B, Hq, Sq, D]),
-  /// named "delta" and "dq_accumulator" for the manifest.
-  std::pair<mlir::Value, mlir::Value> allocateWorkspaces(mlir::OpBuilder &b);
+  /// named "delta" and "dq_accumulator" for the manifest; with
+  /// `queryRows`, Sq rows a head become that many (padding for whole query
+  /// blocks).
+  std::pair<mlir::Value, mlir::Value> allocateWorkspaces(mlir::OpBuilder &b,
+                                                         int64_t queryRows = 0);
 
   /// Replaces both nests' results by the buffers `dQ`, `dK` and `dV` (as
   /// tensors, at `b`) and erases the nests and the pre-pass they made dead.

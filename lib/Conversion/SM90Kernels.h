@@ -298,6 +298,20 @@ struct AttentionGradKernelConfig {
   /// q_block): a step's dQ is then two [64, 64] pieces, one a consumer.
   int64_t blockM = 64, blockN = 128, stages = 2, consumerGroups = 2;
 
+  /// Ragged sequences (not multiples of the blocks): Q and dO (K and V)
+  /// are read through 3-D tensor maps of [B · heads, S, D], so that TMA
+  /// zero-fills a last block's rows past its head's end. The query side's
+  /// f32 arrays (lse, D, the dQ accumulator) are then padded to whole
+  /// query blocks, [B, Hq, paddedSeqQ()]: a padded row has lse = +inf, so
+  /// its P, dS and dQ piece are zeros. Keys past Skv are masked; their dK
+  /// and dV rows are not stored.
+  int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
+  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
+  int64_t paddedSeqQ() const { return queryBlocks() * blockM; }
+  bool raggedQ() const { return seqQ % blockM != 0; }
+  bool raggedKV() const { return seqKV % blockN != 0; }
+  bool ragged() const { return raggedQ() || raggedKV(); }
+
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
   int64_t kvTileBytes() const { return blockN * headDim * 2; }
   int64_t qTileBytes() const { return blockM * headDim * 2; }
@@ -349,18 +363,30 @@ struct AttentionGradKernelConfig {
     return kSwizzleAtomBytes + barrierOffset(numBarriers());
   }
   std::string kernelName() const {
-    return llvm::formatv("attention_grad_sm90_d{0}{1}", headDim,
-                         causal ? "_causal" : "")
+    return llvm::formatv("attention_grad_sm90_d{0}{1}{2}", headDim,
+                         causal ? "_causal" : "", ragged() ? "_ragged" : "")
         .str();
   }
 };
 
 /// The attention backward kernel for `config` (arguments: K, V, Q and dO
-/// tensor maps, lse and D ([B, Hq, Sq] f32), the f32 dQ accumulator
-/// ([B, Hq, Sq, D], added to), dK and dV ([B, Hkv, Skv, D], written)).
+/// tensor maps, lse and D ([B, Hq, Sq] f32; ragged Sq: the prepare
+/// kernel's padded copy of lse and D, [B, Hq, paddedSeqQ()]), the f32 dQ
+/// accumulator ([B, Hq, paddedSeqQ(), D], added to), dK and dV
+/// ([B, Hkv, Skv, D], written)).
 gpu::GPUFuncOp getOrBuildAttentionGradKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc);
+
+/// The rows of the pre- and post-pass kernels of `config`: the query side
+/// padded to whole query blocks where Sq is ragged.
+inline codegen::AttentionGradRows
+paddedGradRowsOf(const AttentionGradKernelConfig &config) {
+  codegen::AttentionGradRows rows = codegen::gradRowsOf(config);
+  if (config.raggedQ())
+    rows.paddedSeqQ = config.paddedSeqQ();
+  return rows;
+}
 
 /// The backward's pre-pass and post-pass kernels (AttentionGradKernels.h)
 /// for `config`, in the sm_90a kernel module.
@@ -368,15 +394,15 @@ inline gpu::GPUFuncOp getOrBuildAttentionGradPrepareKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc) {
   return codegen::buildAttentionGradPrepareKernel(
-      getOrCreateSM90KernelModule(module), codegen::gradRowsOf(config),
-      element, loc);
+      getOrCreateSM90KernelModule(module), paddedGradRowsOf(config), element,
+      loc);
 }
 inline gpu::GPUFuncOp getOrBuildAttentionGradFinishKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc) {
   return codegen::buildAttentionGradFinishKernel(
-      getOrCreateSM90KernelModule(module), codegen::gradRowsOf(config),
-      element, loc);
+      getOrCreateSM90KernelModule(module), paddedGradRowsOf(config), element,
+      loc);
 }
 using codegen::kFinishThreads;
 using codegen::kPrepareThreads;

@@ -594,9 +594,14 @@ Refusal Selector::attentionGradWgmma(AttentionGradOp op,
   config.blockM = config.headDim == 64 ? 128 : 64;
   if (Refusal why = checkHeadDim(config.headDim))
     return why;
-  if (Refusal why = checkWholeBlocks(q, kv, config.blockM, config.blockN))
-    return why;
-  if (Refusal why = checkWgmmaAttentionKernel(q, kv, config, sharedMemory))
+  // Any sequence lengths: a ragged one is read through 3-D tensor maps,
+  // its query side's f32 arrays padded to whole query blocks, whose rows
+  // the kernel's 32-bit offsets must address too.
+  config.seqQ = q[2];
+  SmallVector<int64_t> paddedQ(q);
+  paddedQ[2] = config.paddedSeqQ();
+  if (Refusal why =
+          checkWgmmaAttentionKernel(paddedQ, kv, config, sharedMemory))
     return why;
   strategy = make(KernelPath::wgmma, config.blockM, config.blockN,
                   config.stages, config.threads() / 32);
