@@ -41,6 +41,16 @@ AttentionGradRows gradRowsOf(const Config &config) {
           config.scale, config.bf16};
 }
 
+/// The rows of a backward kernel's configuration, the query side padded
+/// to whole query blocks where Sq is ragged.
+template <typename Config>
+AttentionGradRows paddedGradRowsOf(const Config &config) {
+  AttentionGradRows rows = gradRowsOf(config);
+  if (config.raggedQ())
+    rows.paddedSeqQ = config.paddedSeqQ();
+  return rows;
+}
+
 /// The backward's pre-pass, fused: D = rowsum(dO ∘ O) ([B·Hq·Sq] f32) and
 /// the f32 dQ accumulator zeroed, one row of D elements per D/8 threads
 /// with 16-byte accesses (arguments: dO, O, D, the accumulator), built

@@ -61,15 +61,17 @@ private:
     Value head, queryBlock;
   };
   Step stepAt(Value j) {
-    Value perHead = sub(c32(config.seqQ / config.blockM), firstBlock);
+    Value perHead = sub(c32(config.queryBlocks()), firstBlock);
     Value head = add(mul(kvHead, c32(config.heads / config.kvHeads)),
                      div(j, perHead));
     return {head, add(firstBlock, rem(j, perHead))};
   }
-  /// The first row of a step's query block in the [B·Hq·Sq, ·] views (i64).
-  Value queryRow(const Step &s) {
+  /// The first row of a step's query block (i64) in the [B·Hq·S, ·]
+  /// views with S rows a head: Q and dO's Sq, or (`padded`) the query side
+  /// f32 arrays' Sq rounded up to whole blocks.
+  Value queryRow(const Step &s, bool padded = true) {
     Value row = add(mul(add(mul(batch, c32(config.heads)), s.head),
-                        c32(config.seqQ)),
+                        c32(padded ? config.paddedSeqQ() : config.seqQ)),
                     mul(s.queryBlock, c32(config.blockM)));
     return wide(row);
   }
@@ -126,13 +128,15 @@ private:
 void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   b.setInsertionPointToStart(&func.getBody().front());
   locateBlock(func);
-  // K and V once, in the first group with step 0's tiles.
+  // K and V once, in the first group with step 0's tiles (rows past a
+  // ragged Skv zero-filled).
+  Value validKeys = config.raggedKV() ? sub(c32(config.seqKV), kv0) : Value();
   copyTileAsync(add(base, c32(config.kOffset())), rowAddress(keys, kvRow),
                 config.blockN, config.rowBytes(), config.rowBytes(), tid,
-                config.threads());
+                config.threads(), validKeys);
   copyTileAsync(add(base, c32(config.vOffset())), rowAddress(values, kvRow),
                 config.blockN, config.rowBytes(), config.rowBytes(), tid,
-                config.threads());
+                config.threads(), validKeys);
   for (int64_t s = 0; s + 1 < config.stages; ++s)
     prefetch(c32(s));
   scf::ForOp loop = emitStepLoop();
@@ -192,9 +196,9 @@ void GradKernelEmitter::locateBlock(gpu::GPUFuncOp func) {
     Value first = sub(kv0, c32(config.seqKV - config.seqQ));
     first = arith::MaxSIOp::create(b, loc, first, c32(0));
     firstBlock = arith::MinSIOp::create(b, loc, div(first, c32(config.blockM)),
-                                        c32(config.seqQ / config.blockM));
+                                        c32(config.queryBlocks()));
   }
-  steps = mul(sub(c32(config.seqQ / config.blockM), firstBlock),
+  steps = mul(sub(c32(config.queryBlocks()), firstBlock),
               c32(config.heads / config.kvHeads));
   base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
   zero = cf(0.0);
@@ -204,11 +208,21 @@ void GradKernelEmitter::locateBlock(gpu::GPUFuncOp func) {
 /// stage j % stages.
 void GradKernelEmitter::copyStep(Value j) {
   Value stage = rem(j, c32(config.stages));
-  Value row = queryRow(stepAt(j));
-  copyTileAsync(qTileAt(stage), rowAddress(queries, row), config.blockM,
-                config.rowBytes(), config.rowBytes(), tid, config.threads());
-  copyTileAsync(dOTileAt(stage), rowAddress(outputGrads, row), config.blockM,
-                config.rowBytes(), config.rowBytes(), tid, config.threads());
+  Step step = stepAt(j);
+  // Q and dO at their rows (past a ragged Sq zero-filled); lse and D from
+  // the padded arrays.
+  Value tileRow = queryRow(step, /*padded=*/false);
+  Value validQueries =
+      config.raggedQ()
+          ? sub(c32(config.seqQ), mul(step.queryBlock, c32(config.blockM)))
+          : Value();
+  copyTileAsync(qTileAt(stage), rowAddress(queries, tileRow), config.blockM,
+                config.rowBytes(), config.rowBytes(), tid, config.threads(),
+                validQueries);
+  copyTileAsync(dOTileAt(stage), rowAddress(outputGrads, tileRow),
+                config.blockM, config.rowBytes(), config.rowBytes(), tid,
+                config.threads(), validQueries);
+  Value row = queryRow(step);
   // lse, then D: blockM · 4 bytes each, 16 bytes a thread.
   const int64_t chunks = config.blockM * 4 / kChunkBytes;
   auto copier = scf::IfOp::create(
@@ -378,6 +392,13 @@ void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
                            add(query, c32(config.seqKV - config.seqQ)));
         pe = select(hidden, zero, pe);
       }
+      // Keys past a ragged Skv: K and V read zeros there, but P = exp(−lse)
+      // may overflow, and 0 · inf would reach dQ.
+      if (config.raggedKV()) {
+        Value key = add(keyRow, c32(8 * ((e / 2) % 2)));
+        pe = select(cmp(arith::CmpIPredicate::sge, key, c32(config.seqKV)),
+                    zero, pe);
+      }
       p.push_back(pe);
       dS.push_back(fmul(pe, arith::SubFOp::create(b, loc, dp[e], dRow[e % 2])));
     }
@@ -494,6 +515,15 @@ void GradKernelEmitter::storeGrad(ArrayRef<Value> acc, double scale,
   Value column0 = mul(t, c32(2));
   for (int64_t n = 0; n < d / 8; ++n) {
     for (int64_t i = 0; i < 2; ++i) {
+      // Rows past a ragged Skv are the next head's: not stored.
+      OpBuilder::InsertionGuard guard(b);
+      if (config.raggedKV()) {
+        Value key = add(kv0, add(warpRow, add(g, c32(8 * i))));
+        auto inside = scf::IfOp::create(
+            b, loc, cmp(arith::CmpIPredicate::slt, key, c32(config.seqKV)),
+            /*withElse=*/false);
+        b.setInsertionPointToStart(inside.thenBlock());
+      }
       Value row = add(firstRow, c64(8 * i));
       Value element = add(mul(row, c64(d)), wide(add(column0, c32(8 * n))));
       Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out,
@@ -517,12 +547,19 @@ gpu::GPUFuncOp bpt::sm80::getOrBuildAttentionGradKernel(
       {config.batch, config.heads, config.seqQ, config.headDim}, element);
   auto kv = MemRefType::get(
       {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
-  auto rows = MemRefType::get({config.batch, config.heads, config.seqQ}, f32);
+  int64_t queryRows = config.paddedSeqQ();
+  auto rows = MemRefType::get({config.batch, config.heads, queryRows}, f32);
   SmallVector<Type> inputs = {
-      q,    kv,   kv, q, rows, rows,
-      MemRefType::get(
-          {config.batch, config.heads, config.seqQ, config.headDim}, f32),
-      kv,   kv};
+      q,
+      kv,
+      kv,
+      q,
+      rows,
+      rows,
+      MemRefType::get({config.batch, config.heads, queryRows, config.headDim},
+                      f32),
+      kv,
+      kv};
   gpu::GPUFuncOp func = createKernel(kernels, config.kernelName(), inputs,
                                      config.threads(), loc);
   OpBuilder b(ctx);

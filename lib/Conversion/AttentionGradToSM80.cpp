@@ -49,7 +49,7 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   Type element = n.q.getType().getElementType();
   Location loc = n.keyValue.getLoc();
   gpu::GPUModuleOp kernels = getOrCreateSM80KernelModule(module);
-  AttentionGradRows rows = gradRowsOf(config);
+  AttentionGradRows rows = paddedGradRowsOf(config);
   gpu::GPUFuncOp prepare =
       buildAttentionGradPrepareKernel(kernels, rows, element, loc);
   gpu::GPUFuncOp kernel =
@@ -72,29 +72,32 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   Value k = readOnlyBuffer(b, loc, n.k);
   Value v = readOnlyBuffer(b, loc, n.v);
   Value outputGrad = readOnlyBuffer(b, loc, n.outputGrad);
-  Value lse = readOnlyBuffer(b, loc, n.lse);
 
-  auto [rowDots, acc] = n.allocateWorkspaces(b);
-  int64_t queryRows = config.batch * config.heads * config.seqQ;
+  // D and the zeroed dQ accumulator (padded to whole query blocks where Sq
+  // is ragged, with lse's padded copy, which the kernel reads instead).
+  AttentionGradNests::Workspaces w =
+      n.allocateWorkspaces(b, outputGrad, rows.paddedSeqQ);
+  int64_t queryRows = config.batch * config.heads * config.paddedSeqQ();
   launch(prepare, queryRows / prepareRowsPerBlock(config.headDim),
-         kPrepareThreads, /*sharedBytes=*/Value(),
-         {outputGrad, readOnlyBuffer(b, loc, n.output), rowDots, acc});
+         kPrepareThreads, /*sharedBytes=*/Value(), w.prepareArgs);
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
-  launch(kernel, config.seqKV / config.blockN, config.threads(),
+  launch(kernel, config.keyBlocks(), config.threads(),
          arith::ConstantOp::create(
              b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
-         {q, k, v, outputGrad, lse, rowDots, acc, dK, dV}, config.kvHeads,
-         config.batch);
+         {q, k, v, outputGrad, w.lse, w.rowDots, w.accumulator, dK, dV},
+         config.kvHeads, config.batch);
 
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));
-  int64_t elements = n.q.getType().getNumElements();
-  // Sq is a multiple of 64 and D of 64: whole blocks of 8 × kFinishThreads.
-  assert(elements % (8 * kFinishThreads) == 0 && "partial finish block");
-  launch(finish, elements / (8 * kFinishThreads), kFinishThreads,
-         /*sharedBytes=*/Value(), {acc, dQ});
+  // Unpadded, Sq is a multiple of 32 and D of 64: whole blocks of 8 ×
+  // kFinishThreads; padded, the kernel checks its elements.
+  assert((rows.padded() ||
+          n.q.getType().getNumElements() % (8 * kFinishThreads) == 0) &&
+         "partial finish block");
+  launch(finish, finishBlocks(rows), kFinishThreads, /*sharedBytes=*/Value(),
+         {w.accumulator, dQ});
   n.replaceWith(b, dQ, dK, dV);
 }
 

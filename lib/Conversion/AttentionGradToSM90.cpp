@@ -84,45 +84,36 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
       mapOf(readOnlyBuffer(b, loc, n.q), config.blockM, config.raggedQ());
   Value outputGrad = readOnlyBuffer(b, loc, n.outputGrad);
   Value mapDO = mapOf(outputGrad, config.blockM, config.raggedQ());
-  Value lse = readOnlyBuffer(b, loc, n.lse);
 
   // The pre-pass kernel writes D and zeroes the f32 dQ accumulator (both
   // padded to whole query blocks where Sq is ragged, with lse's padded
   // copy, which the kernel then reads instead of lse).
-  auto [rowDots, acc] = n.allocateWorkspaces(b, config.paddedSeqQ());
-  SmallVector<Value> prepareArgs = {
-      outputGrad, readOnlyBuffer(b, loc, n.output), rowDots, acc};
-  if (config.raggedQ()) {
-    Value paddedLse =
-        memref::AllocOp::create(b, loc, cast<MemRefType>(rowDots.getType()));
-    setBufferName(paddedLse.getDefiningOp(), "lse_padded");
-    prepareArgs.append({lse, paddedLse});
-    lse = paddedLse;
-  }
+  AttentionGradNests::Workspaces w = n.allocateWorkspaces(
+      b, outputGrad, config.raggedQ() ? config.paddedSeqQ() : 0);
   int64_t rows = config.batch * config.heads * config.paddedSeqQ();
   launch(getOrBuildAttentionGradPrepareKernel(module, config, element, loc),
          rows / prepareRowsPerBlock(config.headDim), kPrepareThreads,
-         /*sharedBytes=*/Value(), prepareArgs);
+         /*sharedBytes=*/Value(), w.prepareArgs);
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
   launch(kernel, config.keyBlocks(), config.threads(),
          arith::ConstantOp::create(
              b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
-         {mapK, mapV, mapQ, mapDO, lse, rowDots, acc, dK, dV}, config.kvHeads,
-         config.batch);
+         {mapK, mapV, mapQ, mapDO, w.lse, w.rowDots, w.accumulator, dK, dV},
+         config.kvHeads, config.batch);
 
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));
   // Unpadded, Sq and D are multiples of 64: whole blocks of 8 ×
   // kFinishThreads; padded, the kernel checks its elements.
-  codegen::AttentionGradRows finishRows = paddedGradRowsOf(config);
+  codegen::AttentionGradRows finishRows = codegen::paddedGradRowsOf(config);
   assert((finishRows.padded() ||
           n.q.getType().getNumElements() % (8 * kFinishThreads) == 0) &&
          "partial finish block");
   launch(getOrBuildAttentionGradFinishKernel(module, config, element, loc),
          codegen::finishBlocks(finishRows), kFinishThreads,
-         /*sharedBytes=*/Value(), {acc, dQ});
+         /*sharedBytes=*/Value(), {w.accumulator, dQ});
   n.replaceWith(b, dQ, dK, dV);
 }
 

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "AttentionNest.h"
+#include "NVVMEmitter.h"
 
 #include "bpt/Dialect/BPTDialect.h"
 
@@ -286,19 +287,32 @@ AttentionGradNests::match(scf::ForallOp keyValue) {
   return n;
 }
 
-std::pair<Value, Value>
-AttentionGradNests::allocateWorkspaces(OpBuilder &b, int64_t queryRows) {
+AttentionGradNests::Workspaces
+AttentionGradNests::allocateWorkspaces(OpBuilder &b, Value outputGrad,
+                                       int64_t paddedSeqQ) {
   Location loc = keyValue.getLoc();
   Type f32 = b.getF32Type();
+  Workspaces w;
+  w.lse = codegen::readOnlyBuffer(b, loc, lse);
   SmallVector<int64_t> rows(lse.getType().getShape());
   SmallVector<int64_t> tiles(q.getType().getShape());
-  if (queryRows)
-    rows[2] = tiles[2] = queryRows;
+  if (paddedSeqQ)
+    rows[2] = tiles[2] = paddedSeqQ;
   auto rowDots = memref::AllocOp::create(b, loc, MemRefType::get(rows, f32));
   setBufferName(rowDots, "delta");
   auto acc = memref::AllocOp::create(b, loc, MemRefType::get(tiles, f32));
   setBufferName(acc, "dq_accumulator");
-  return {rowDots, acc};
+  w.rowDots = rowDots;
+  w.accumulator = acc;
+  w.prepareArgs = {outputGrad, codegen::readOnlyBuffer(b, loc, output),
+                   w.rowDots, w.accumulator};
+  if (paddedSeqQ) {
+    auto paddedLse = memref::AllocOp::create(b, loc, rowDots.getType());
+    setBufferName(paddedLse, "lse_padded");
+    w.prepareArgs.append({w.lse, paddedLse});
+    w.lse = paddedLse;
+  }
+  return w;
 }
 
 void AttentionGradNests::replaceWith(OpBuilder &b, Value dQ, Value dK,

@@ -138,13 +138,21 @@ struct AttentionGradNests {
                         strategy);
   }
 
-  /// Allocates, at `b`, the f32 buffers the kernels share: D =
-  /// rowsum(dO ∘ O) ([B, Hq, Sq]) and the dQ accumulator ([B, Hq, Sq, D]),
-  /// named "delta" and "dq_accumulator" for the manifest; with
-  /// `queryRows`, Sq rows a head become that many (padding for whole query
-  /// blocks).
-  std::pair<mlir::Value, mlir::Value> allocateWorkspaces(mlir::OpBuilder &b,
-                                                         int64_t queryRows = 0);
+  /// The buffers of a tensor-core backward's kernels beside its operands,
+  /// made at `b`: the f32 row sums D = rowsum(dO ∘ O) ([B, Hq, Sq]) and
+  /// dQ accumulator ([B, Hq, Sq, D]), named "delta" and "dq_accumulator"
+  /// for the manifest; with `paddedSeqQ`, their Sq rows a head become that
+  /// many (a ragged Sq in whole query blocks) and "lse_padded", lse's copy
+  /// in those rows, is what the kernel reads instead of lse. Also the
+  /// pre-pass kernel's arguments (AttentionGradKernels.h): dO
+  /// (`outputGrad`, a buffer), O, D and the accumulator, then lse and its
+  /// padded copy where padded.
+  struct Workspaces {
+    mlir::Value rowDots, accumulator, lse;
+    llvm::SmallVector<mlir::Value> prepareArgs;
+  };
+  Workspaces allocateWorkspaces(mlir::OpBuilder &b, mlir::Value outputGrad,
+                                int64_t paddedSeqQ);
 
   /// Replaces both nests' results by the buffers `dQ`, `dK` and `dV` (as
   /// tensors, at `b`) and erases the nests and the pre-pass they made dead.

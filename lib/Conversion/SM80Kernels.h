@@ -98,6 +98,19 @@ struct AttentionGradKernelConfig {
   bool bf16; // else f16
   int64_t blockM = 64, blockN = 128, stages = 2;
 
+  /// Ragged sequences (not multiples of the blocks): a last block's rows
+  /// past the sequence are zero-filled by the copies (cp.async reading 0
+  /// bytes); the query side's f32 arrays (lse, D, the dQ accumulator) are
+  /// padded to whole query blocks, [B, Hq, paddedSeqQ()], a padded row
+  /// with lse = +inf (its P, dS and dQ piece are zeros). Keys past Skv
+  /// are masked; their dK and dV rows are not stored.
+  int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
+  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
+  int64_t paddedSeqQ() const { return queryBlocks() * blockM; }
+  bool raggedQ() const { return seqQ % blockM != 0; }
+  bool raggedKV() const { return seqKV % blockN != 0; }
+  bool ragged() const { return raggedQ() || raggedKV(); }
+
   int64_t warps() const { return blockN / kWarpRows; }
   int64_t threads() const { return kWarp * warps(); }
   /// Why the kernel cannot take this tiling, or nothing: 32- or 64-row
@@ -148,8 +161,9 @@ struct AttentionGradKernelConfig {
     return kTileAlignment + rowsOffset(stages);
   }
   std::string kernelName() const {
-    return llvm::formatv("attention_grad_sm80_d{0}{1}_t{2}x{3}x{4}", headDim,
-                         causal ? "_causal" : "", blockM, blockN, stages)
+    return llvm::formatv("attention_grad_sm80_d{0}{1}_t{2}x{3}x{4}{5}", headDim,
+                         causal ? "_causal" : "", blockM, blockN, stages,
+                         ragged() ? "_ragged" : "")
         .str();
   }
 };

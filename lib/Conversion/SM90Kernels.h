@@ -378,31 +378,21 @@ gpu::GPUFuncOp getOrBuildAttentionGradKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc);
 
-/// The rows of the pre- and post-pass kernels of `config`: the query side
-/// padded to whole query blocks where Sq is ragged.
-inline codegen::AttentionGradRows
-paddedGradRowsOf(const AttentionGradKernelConfig &config) {
-  codegen::AttentionGradRows rows = codegen::gradRowsOf(config);
-  if (config.raggedQ())
-    rows.paddedSeqQ = config.paddedSeqQ();
-  return rows;
-}
-
 /// The backward's pre-pass and post-pass kernels (AttentionGradKernels.h)
 /// for `config`, in the sm_90a kernel module.
 inline gpu::GPUFuncOp getOrBuildAttentionGradPrepareKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc) {
   return codegen::buildAttentionGradPrepareKernel(
-      getOrCreateSM90KernelModule(module), paddedGradRowsOf(config), element,
-      loc);
+      getOrCreateSM90KernelModule(module), codegen::paddedGradRowsOf(config),
+      element, loc);
 }
 inline gpu::GPUFuncOp getOrBuildAttentionGradFinishKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc) {
   return codegen::buildAttentionGradFinishKernel(
-      getOrCreateSM90KernelModule(module), paddedGradRowsOf(config), element,
-      loc);
+      getOrCreateSM90KernelModule(module), codegen::paddedGradRowsOf(config),
+      element, loc);
 }
 using codegen::kFinishThreads;
 using codegen::kPrepareThreads;

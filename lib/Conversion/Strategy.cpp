@@ -202,18 +202,6 @@ Refusal checkGemmGridRows(int64_t rows, int64_t blockM) {
       .str();
 }
 
-/// Sequences of Q [B, Hq, Sq, D] and K [B, Hkv, Skv, D] in whole blocks,
-/// for the kernels that have no ragged tails.
-Refusal checkWholeBlocks(ArrayRef<int64_t> q, ArrayRef<int64_t> kv,
-                         int64_t blockM, int64_t blockN) {
-  if (q[2] % blockM == 0 && kv[2] % blockN == 0)
-    return std::nullopt;
-  return llvm::formatv("sequence lengths {0} and {1} are not multiples of "
-                       "the {2}-row query block and {3}-row key block",
-                       q[2], kv[2], blockM, blockN)
-      .str();
-}
-
 /// What a wgmma attention kernel (forward or backward) with `config`'s
 /// blocks needs of Q [B, Hq, Sq, D] and K [B, Hkv, Skv, D] beside its head
 /// dimension and sequences (which the callers check: the forward takes any
@@ -621,15 +609,15 @@ Refusal Selector::attentionGradMmaSync(AttentionGradOp op,
   // blocks, two stages; where the chip's shared memory does not hold that
   // (D 128 on sm_86 / sm_89's 99 KiB), 64-row key blocks (4 warps) and
   // 32-row query blocks (a warp's dK and dV accumulators are [16, D] f32
-  // either way). Sequences in whole blocks of the first tiling (the pre-
-  // and post-pass kernels and the dQ pieces have no tails), which every
-  // tiling the options allow divides.
+  // either way). Any sequence lengths: a ragged one's last blocks are
+  // zero-filled by the copies, its query side's f32 arrays padded to whole
+  // query blocks (whose rows 32-bit row indices must address).
   sm80::AttentionGradKernelConfig config{};
   config.headDim = q[3];
-  if (Refusal why = checkWholeBlocks(q, kv, config.blockM, config.blockN))
-    return why;
-  if (q[0] * q[1] * q[2] >= (int64_t(1) << 31))
-    return std::string("more query rows than 32-bit row indices address");
+  config.seqQ = q[2];
+  if (q[0] * q[1] * (q[2] + 63) >= (int64_t(1) << 31) ||
+      kv[0] * kv[1] * (kv[2] + 127) >= (int64_t(1) << 31))
+    return std::string("more rows than 32-bit row indices address");
   if (options.sm80GradQBlock || options.sm80GradKvBlock ||
       options.sm80GradStages) {
     // Pinned (a flag, --tune or a recorded strategy): as asked, or the

@@ -1,5 +1,5 @@
 // RUN: bpt-opt %s --bpt-select-strategy --bpt-tile-attention --bpt-attention-grad-to-sm90 | FileCheck %s
-// RUN: bpt-opt %s --bpt-select-strategy=chip=sm_80 2>&1 | FileCheck %s --check-prefix=SM80
+// RUN: bpt-opt %s --bpt-select-strategy=chip=sm_80 --bpt-tile-attention --bpt-attention-grad-to-sm80 | FileCheck %s --check-prefix=SM80
 
 // A ragged attention backward (Sq 200, Skv 330: neither a multiple of the
 // 64-row query or the 128-row key blocks) takes the sm_90a kernel: bf16,
@@ -67,10 +67,21 @@
 // CHECK: arith.divui %{{.+}}, %c200_i64
 // CHECK: arith.muli %{{.+}}, %c256_i64
 
-// The mma.sync backward still takes whole blocks only: on sm_80 the same
-// op stays on the portable path, with the reason.
-// SM80: remark: attention_grad does not take the mma.sync path: sequence lengths 200 and 330 are not multiples of the 64-row query block and 128-row key block
-// SM80: #bpt.strategy<portable
+// The mma.sync backward (sm_80) takes it too, with the same padded
+// workspaces and pre- and post-pass: its copies zero-fill the last
+// blocks' rows (cp.async reading 0 bytes), the kernel masks keys past 330
+// and stores no dK / dV row past them.
+// SM80-LABEL: func.func @grad_ragged
+// SM80: memref.alloc() {bpt.buffer_name = "delta"} : memref<1x4x256xf32>
+// SM80: memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<1x4x256x128xf32>
+// SM80: memref.alloc() {bpt.buffer_name = "lse_padded"} : memref<1x4x256xf32>
+// SM80: gpu.launch_func @bpt_sm80::@attention_grad_prepare_d128_padded
+// SM80: gpu.launch_func @bpt_sm80::@attention_grad_sm80_d128_causal_t64x128x2_ragged blocks in (%c3{{.*}}, %c2{{.*}}, %c1{{.*}})
+// SM80: gpu.launch_func @bpt_sm80::@attention_grad_finish_d128_padded blocks in (%c50
+// SM80: gpu.func @attention_grad_sm80_d128_causal_t64x128x2_ragged(
+// SM80: nvvm.cp.async.shared.global {{.+}}, 16, cache = cg, %{{.+}}
+// SM80: arith.cmpi sge, %{{.+}}, %c330_i32
+// SM80: arith.cmpi slt, %{{.+}}, %c330_i32
 func.func @grad_ragged(%q: tensor<1x4x200x128xbf16>, %k: tensor<1x2x330x128xbf16>,
                        %v: tensor<1x2x330x128xbf16>, %o: tensor<1x4x200x128xbf16>,
                        %do: tensor<1x4x200x128xbf16>, %lse: tensor<1x4x200xf32>)

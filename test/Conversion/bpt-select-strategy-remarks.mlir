@@ -95,9 +95,8 @@ func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
 // -----
 
 // Attention backward: a ragged one (Sq = Skv = 100) takes the sm_90a
-// kernel, with no remark (on sm_80 the mma.sync kernel's reason:
-// bpt-attention-grad-to-sm90-ragged.mlir); why neither kernel takes head
-// dimension 32.
+// kernel, with no remark (bpt-attention-grad-to-sm90-ragged.mlir); why
+// neither tensor-core kernel takes head dimension 32.
 func.func @grad_not_eligible(%q: tensor<1x2x100x64xbf16>, %lse: tensor<1x2x100xf32>,
                              %qd: tensor<1x2x128x32xbf16>, %lsed: tensor<1x2x128xf32>)
     -> (tensor<1x2x100x64xbf16>, tensor<1x2x128x32xbf16>) {
