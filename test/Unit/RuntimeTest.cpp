@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <thread>
@@ -1482,6 +1483,41 @@ TEST(KernelSetCheck, ConsistentAttentionState) {
   // A missing buffer is named.
   inputs.erase("lse");
   EXPECT_EQ(consistentAttentionState(*m, inputs).message(),
+            "the manifest has no input buffer 'lse'");
+}
+
+TEST(KernelSetCheck, PlausibleAttentionState) {
+  // Timed, not checked: lse is the log of each row's visible keys (causal
+  // bottom-right, Sq 3, Skv 5: rows see 3, 4, 5 keys), with no float64
+  // forward.
+  Expected<Manifest> m = Manifest::parse(kAttentionGradManifest);
+  ASSERT_TRUE(m.ok()) << m.error();
+  std::mt19937_64 rng(7);
+  std::map<std::string, bpt::HostTensor> inputs = randomInputs(*m, rng);
+  ASSERT_TRUE(plausibleAttentionState(*m, inputs).ok());
+  const bpt::HostTensor &lse = inputs.at("lse");
+  for (int64_t head = 0; head < 2; ++head)
+    for (int64_t row = 0; row < 3; ++row)
+      EXPECT_FLOAT_EQ(lse.get(3 * head + row), std::log(3.0 + row));
+  // Rows that see no key (Sq 7 > Skv 5: the first two) get -inf.
+  std::string shifted = kAttentionGradManifest;
+  for (auto [from, to] :
+       {std::pair<std::string, std::string>{"[1, 2, 3, 4], \"bytes\": 96",
+                                            "[1, 2, 7, 4], \"bytes\": 224"},
+        {"[1, 2, 3], \"bytes\": 24", "[1, 2, 7], \"bytes\": 56"}})
+    for (size_t at; (at = shifted.find(from)) != std::string::npos;)
+      shifted.replace(at, from.size(), to);
+  Expected<Manifest> wide = Manifest::parse(shifted);
+  ASSERT_TRUE(wide.ok()) << wide.error();
+  std::map<std::string, bpt::HostTensor> more = randomInputs(*wide, rng);
+  ASSERT_TRUE(plausibleAttentionState(*wide, more).ok());
+  EXPECT_EQ(more.at("lse").get(0), -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(more.at("lse").get(1), -std::numeric_limits<double>::infinity());
+  EXPECT_FLOAT_EQ(more.at("lse").get(2), std::log(1.0));
+  EXPECT_FLOAT_EQ(more.at("lse").get(6), std::log(5.0));
+  // Other ops are left alone.
+  inputs.erase("lse");
+  EXPECT_EQ(plausibleAttentionState(*m, inputs).message(),
             "the manifest has no input buffer 'lse'");
 }
 

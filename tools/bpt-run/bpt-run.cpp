@@ -159,6 +159,8 @@ static int runTuning(const std::string &dir, const std::string &outPath,
       }
     }
     results.push_back(std::move(entry));
+    // Each candidate's line as it is timed (a run cut short keeps them).
+    std::fflush(stdout);
   }
   if (best < 0) {
     std::fprintf(stderr, "bpt-run: no candidate ran and passed\n");
