@@ -19,6 +19,26 @@
 
 namespace bpt::codegen {
 
+/// The block counts of a tensor-core backward's configuration `Config`
+/// (its seqQ, seqKV, blockM and blockN), which both kernels share: any
+/// sequence lengths, the last blocks partial where they are ragged, and
+/// the query side's f32 arrays padded to whole query blocks.
+template <typename Config> struct GradBlocks {
+  int64_t queryBlocks() const {
+    return (self().seqQ + self().blockM - 1) / self().blockM;
+  }
+  int64_t keyBlocks() const {
+    return (self().seqKV + self().blockN - 1) / self().blockN;
+  }
+  int64_t paddedSeqQ() const { return queryBlocks() * self().blockM; }
+  bool raggedQ() const { return self().seqQ % self().blockM != 0; }
+  bool raggedKV() const { return self().seqKV % self().blockN != 0; }
+  bool ragged() const { return raggedQ() || raggedKV(); }
+
+private:
+  const Config &self() const { return static_cast<const Config &>(*this); }
+};
+
 /// What the pre- and post-pass kernels need of a backward: the query
 /// side's shape [B, Hq, Sq, D], the scale and the element type.
 struct AttentionGradRows {

@@ -14,6 +14,7 @@
 #ifndef BPT_LIB_CONVERSION_SM80KERNELS_H
 #define BPT_LIB_CONVERSION_SM80KERNELS_H
 
+#include "AttentionGradKernels.h"
 #include "GemmProblem.h"
 #include "SM80Emitter.h"
 
@@ -91,25 +92,20 @@ struct AttentionKernelConfig {
 /// see them, with Q, dO and their lse and D rows in a ring of `stages`
 /// shared-memory stages; each step's dQ = dS·K is added into an f32
 /// accumulator in global memory (red.global.add.f32).
-struct AttentionGradKernelConfig {
+struct AttentionGradKernelConfig
+    : codegen::GradBlocks<AttentionGradKernelConfig> {
   int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
   bool causal;
   double scale;
   bool bf16; // else f16
   int64_t blockM = 64, blockN = 128, stages = 2;
 
-  /// Ragged sequences (not multiples of the blocks): a last block's rows
-  /// past the sequence are zero-filled by the copies (cp.async reading 0
-  /// bytes); the query side's f32 arrays (lse, D, the dQ accumulator) are
-  /// padded to whole query blocks, [B, Hq, paddedSeqQ()], a padded row
-  /// with lse = +inf (its P, dS and dQ piece are zeros). Keys past Skv
-  /// are masked; their dK and dV rows are not stored.
-  int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
-  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
-  int64_t paddedSeqQ() const { return queryBlocks() * blockM; }
-  bool raggedQ() const { return seqQ % blockM != 0; }
-  bool raggedKV() const { return seqKV % blockN != 0; }
-  bool ragged() const { return raggedQ() || raggedKV(); }
+  // Ragged sequences (GradBlocks): a last block's rows past the sequence
+  // are zero-filled by the copies (cp.async reading 0 bytes); the query
+  // side's f32 arrays (lse, D, the dQ accumulator) are padded to whole
+  // query blocks, [B, Hq, paddedSeqQ()], a padded row with lse = +inf
+  // (its P, dS and dQ piece are zeros). Keys past Skv are masked; their dK
+  // and dV rows are not stored.
 
   int64_t warps() const { return blockN / kWarpRows; }
   int64_t threads() const { return kWarp * warps(); }

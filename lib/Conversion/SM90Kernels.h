@@ -289,7 +289,8 @@ std::optional<std::string> checkGemmTilingOptions(int64_t blockN,
 /// block, with Q, dO and their lse and D rows in a ring of `stages`
 /// shared-memory stages, and adds each step's dQ = dS·K into an f32
 /// accumulator in global memory (bulk reductions from shared memory).
-struct AttentionGradKernelConfig {
+struct AttentionGradKernelConfig
+    : codegen::GradBlocks<AttentionGradKernelConfig> {
   int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
   bool causal;
   double scale;
@@ -298,19 +299,13 @@ struct AttentionGradKernelConfig {
   /// q_block): a step's dQ is then two [64, 64] pieces, one a consumer.
   int64_t blockM = 64, blockN = 128, stages = 2, consumerGroups = 2;
 
-  /// Ragged sequences (not multiples of the blocks): Q and dO (K and V)
-  /// are read through 3-D tensor maps of [B · heads, S, D], so that TMA
-  /// zero-fills a last block's rows past its head's end. The query side's
-  /// f32 arrays (lse, D, the dQ accumulator) are then padded to whole
-  /// query blocks, [B, Hq, paddedSeqQ()]: a padded row has lse = +inf, so
-  /// its P, dS and dQ piece are zeros. Keys past Skv are masked; their dK
-  /// and dV rows are not stored.
-  int64_t queryBlocks() const { return (seqQ + blockM - 1) / blockM; }
-  int64_t keyBlocks() const { return (seqKV + blockN - 1) / blockN; }
-  int64_t paddedSeqQ() const { return queryBlocks() * blockM; }
-  bool raggedQ() const { return seqQ % blockM != 0; }
-  bool raggedKV() const { return seqKV % blockN != 0; }
-  bool ragged() const { return raggedQ() || raggedKV(); }
+  // Ragged sequences (GradBlocks): Q and dO (K and V) are read through
+  // 3-D tensor maps of [B · heads, S, D], so that TMA zero-fills a last
+  // block's rows past its head's end. The query side's f32 arrays (lse, D,
+  // the dQ accumulator) are padded to whole query blocks, [B, Hq,
+  // paddedSeqQ()]: a padded row has lse = +inf, so its P, dS and dQ piece
+  // are zeros. Keys past Skv are masked; their dK and dV rows are not
+  // stored.
 
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
   int64_t kvTileBytes() const { return blockN * headDim * 2; }
