@@ -13,6 +13,8 @@
 # shapes). BENCH_OPS=train compiles the block's training step
 # (`--op=block --backward`, bench.py --only train); BENCH_OPS=maxlen that
 # step at lengths from 64k to 256k tokens (bench.py --only maxlen).
+# BENCH_OPS=ragged-backward: training pairs (as "backward") at lengths that
+# are not whole blocks (bench.py --only backward).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: bench/compile.sh DIR [bpt-compile flags...]}
@@ -48,6 +50,17 @@ for d in 64 128; do
       "$compile" --op=attention_grad "${shape[@]}" "$@" -o "$out/attention-grad-$suffix"
     done
   done
+done
+fi
+if [[ " $ops " == *" ragged-backward "* ]]; then
+# head dim, length, batch, causal: 16k or 4k tokens of hidden 2048.
+for shape in "128 4100 4 --causal" "128 4100 4" "64 1000 16 --causal"; do
+  read -r d s batch causal <<< "$shape"
+  args=(--dtype=bf16 --head-dim=$d --seq=$s --batch=$batch
+        --heads=$((2048 / d)) $causal)
+  suffix=d$d-s$s${causal:+-causal}
+  "$compile" --op=attention --lse "${args[@]}" "$@" -o "$out/attention-lse-$suffix"
+  "$compile" --op=attention_grad "${args[@]}" "$@" -o "$out/attention-grad-$suffix"
 done
 fi
 if [[ " $ops " == *" block "* ]]; then
