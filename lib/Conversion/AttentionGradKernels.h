@@ -17,6 +17,8 @@
 
 #include "NVVMEmitter.h"
 
+#include <cassert>
+
 namespace bpt::codegen {
 
 /// The block counts of a tensor-core backward's configuration `Config`
@@ -97,10 +99,13 @@ gpu::GPUFuncOp buildAttentionGradFinishKernel(gpu::GPUModuleOp kernels,
                                               Type element, Location loc);
 /// Threads a block of that kernel (8 elements each).
 constexpr int64_t kFinishThreads = 256;
-/// Blocks of that kernel for `rows` (a whole number of blocks unless
-/// padded).
+/// Blocks of that kernel for `rows`. Unpadded, the kernel has no bounds
+/// check: Sq (a multiple of the 32- or 64-row query block) and D (64 or
+/// 128) make whole blocks; padded, its last threads do nothing.
 inline int64_t finishBlocks(const AttentionGradRows &rows) {
   int64_t elements = rows.batch * rows.heads * rows.seqQ * rows.headDim;
+  assert((rows.padded() || elements % (8 * kFinishThreads) == 0) &&
+         "partial finish block");
   return (elements + 8 * kFinishThreads - 1) / (8 * kFinishThreads);
 }
 

@@ -64,35 +64,26 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
         gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes,
         args);
   };
-  // [B, H, S, D] as [B·H·S, D] rows, or, for a ragged sequence, as
-  // [B·H, S, D] (a block past a head's end reads zeros, not the next
-  // head's rows).
-  auto mapOf = [&](Value buffer, int64_t boxRows, bool perHead) -> Value {
-    Value matrix =
-        perHead ? memref::CollapseShapeOp::create(
-                      b, loc, buffer,
-                      SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}})
-                      .getResult()
-                : asRows(b, loc, buffer);
-    return createTensorMap(b, loc, matrix, boxRows);
-  };
-  Value mapK =
-      mapOf(readOnlyBuffer(b, loc, n.k), config.blockN, config.raggedKV());
-  Value mapV =
-      mapOf(readOnlyBuffer(b, loc, n.v), config.blockN, config.raggedKV());
-  Value mapQ =
-      mapOf(readOnlyBuffer(b, loc, n.q), config.blockM, config.raggedQ());
+  // Per head where the sequence is ragged (createHeadsTensorMap).
+  Value mapK = createHeadsTensorMap(b, loc, readOnlyBuffer(b, loc, n.k),
+                                    config.blockN, config.raggedKV());
+  Value mapV = createHeadsTensorMap(b, loc, readOnlyBuffer(b, loc, n.v),
+                                    config.blockN, config.raggedKV());
+  Value mapQ = createHeadsTensorMap(b, loc, readOnlyBuffer(b, loc, n.q),
+                                    config.blockM, config.raggedQ());
   Value outputGrad = readOnlyBuffer(b, loc, n.outputGrad);
-  Value mapDO = mapOf(outputGrad, config.blockM, config.raggedQ());
+  Value mapDO =
+      createHeadsTensorMap(b, loc, outputGrad, config.blockM, config.raggedQ());
 
   // The pre-pass kernel writes D and zeroes the f32 dQ accumulator (both
   // padded to whole query blocks where Sq is ragged, with lse's padded
   // copy, which the kernel then reads instead of lse).
-  AttentionGradNests::Workspaces w = n.allocateWorkspaces(
-      b, outputGrad, config.raggedQ() ? config.paddedSeqQ() : 0);
-  int64_t rows = config.batch * config.heads * config.paddedSeqQ();
+  codegen::AttentionGradRows rows = codegen::paddedGradRowsOf(config);
+  AttentionGradNests::Workspaces w =
+      n.allocateWorkspaces(b, outputGrad, rows.paddedSeqQ);
+  int64_t queryRows = config.batch * config.heads * config.paddedSeqQ();
   launch(getOrBuildAttentionGradPrepareKernel(module, config, element, loc),
-         rows / prepareRowsPerBlock(config.headDim), kPrepareThreads,
+         queryRows / prepareRowsPerBlock(config.headDim), kPrepareThreads,
          /*sharedBytes=*/Value(), w.prepareArgs);
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
@@ -105,14 +96,8 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
 
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));
-  // Unpadded, Sq and D are multiples of 64: whole blocks of 8 ×
-  // kFinishThreads; padded, the kernel checks its elements.
-  codegen::AttentionGradRows finishRows = codegen::paddedGradRowsOf(config);
-  assert((finishRows.padded() ||
-          n.q.getType().getNumElements() % (8 * kFinishThreads) == 0) &&
-         "partial finish block");
   launch(getOrBuildAttentionGradFinishKernel(module, config, element, loc),
-         codegen::finishBlocks(finishRows), kFinishThreads,
+         codegen::finishBlocks(rows), kFinishThreads,
          /*sharedBytes=*/Value(), {w.accumulator, dQ});
   n.replaceWith(b, dQ, dK, dV);
 }

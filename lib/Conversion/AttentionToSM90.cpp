@@ -568,18 +568,13 @@ struct BPTAttentionToSM90Pass final
       gpu::GPUFuncOp kernel =
           getOrBuildAttentionKernel(module, config, element, loop.getLoc());
       OpBuilder b(loop);
-      // Q, K and V as [rows, D] matrices, or, for a ragged sequence, as
-      // [B · heads, S, D] (a block past a head's end reads zeros, not the
-      // next head's rows).
+      // Q, K and V as [rows, D] matrices, or, for a ragged sequence, per
+      // head.
       auto descriptorOf = [&](Value tensor, int64_t boxRows,
                               bool perHead) -> Value {
-        auto reassociation =
-            perHead ? SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}}
-                    : SmallVector<ReassociationIndices>{{0, 1, 2}, {3}};
-        Value rows = memref::CollapseShapeOp::create(
-            b, loop.getLoc(), readOnlyBuffer(b, loop.getLoc(), tensor),
-            reassociation);
-        return createTensorMap(b, loop.getLoc(), rows, boxRows);
+        return createHeadsTensorMap(b, loop.getLoc(),
+                                    readOnlyBuffer(b, loop.getLoc(), tensor),
+                                    boxRows, perHead);
       };
       Value q = descriptorOf(nest->query, config.blockM, config.raggedQ());
       Value k = descriptorOf(nest->key, config.blockN, config.raggedKV());

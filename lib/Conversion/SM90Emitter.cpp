@@ -34,6 +34,17 @@ Type bpt::sm90::tensorMapType(MLIRContext *ctx, int64_t rows, Type element,
       nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
 }
 
+Value bpt::sm90::createHeadsTensorMap(OpBuilder &b, Location loc, Value buffer,
+                                      int64_t boxRows, bool perHead) {
+  Value matrix = perHead
+                     ? memref::CollapseShapeOp::create(
+                           b, loc, buffer,
+                           SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}})
+                           .getResult()
+                     : asRows(b, loc, buffer);
+  return createTensorMap(b, loc, matrix, boxRows);
+}
+
 Value bpt::sm90::createTensorMap(OpBuilder &b, Location loc, Value matrix,
                                  int64_t boxRows) {
   auto type = cast<MemRefType>(matrix.getType());

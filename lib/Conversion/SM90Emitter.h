@@ -448,6 +448,13 @@ Type tensorMapType(MLIRContext *ctx, int64_t rows, Type element,
 Value createTensorMap(OpBuilder &b, Location loc, Value matrix,
                       int64_t boxRows);
 
+/// Host side: the TMA descriptor of an attention operand [B, H, S, D] read
+/// in [boxRows, D] tiles: as [B·H·S, D] rows, or (`perHead`, a ragged S)
+/// as [B·H, S, D], so that a tile past a head's end reads zeros rather than
+/// the next head's rows.
+Value createHeadsTensorMap(OpBuilder &b, Location loc, Value buffer,
+                           int64_t boxRows, bool perHead);
+
 } // namespace bpt::sm90
 
 #endif // BPT_LIB_CONVERSION_SM90EMITTER_H

@@ -614,7 +614,6 @@ Refusal Selector::attentionGradMmaSync(AttentionGradOp op,
   // query blocks (whose rows 32-bit row indices must address).
   sm80::AttentionGradKernelConfig config{};
   config.headDim = q[3];
-  config.seqQ = q[2];
   if (q[0] * q[1] * (q[2] + 63) >= (int64_t(1) << 31) ||
       kv[0] * kv[1] * (kv[2] + 127) >= (int64_t(1) << 31))
     return std::string("more rows than 32-bit row indices address");
