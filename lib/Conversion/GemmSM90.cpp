@@ -701,12 +701,23 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
                                                        int64_t stages,
                                                        const ChipInfo &chip) {
   const int64_t sharedMemory = chip.sharedMemoryPerBlock;
-  // Default: 128-wide tiles. Measured (bpt-run --tune, H200,
-  // docs/bench/tune-h200-2026-11-25): faster than 256 x 4 on the chunked
-  // FFN (1.97 against 2.16 ms at S 16k) and the block (5.42 against 5.46),
-  // as twice the tiles fill the 132 multiprocessors better at 2048-row
-  // chunks. Stages: GemmConfig::defaultStages.
-  config.blockN = blockN ? blockN : (config.n % 128 == 0 ? 128 : 0);
+  // Default: 128-wide tiles, but 256-wide for long-K GEMMs (K >= 4096,
+  // ungated, N a multiple of 256: the FFN's down GEMM, long weight
+  // gradients). Measured on an H100 (hopper.md version 19): 256-wide tiles
+  // everywhere made the 16k GELU FFN 7-10% faster although its up GEMM (K
+  // 2048) got 6% slower under ncu, so the gain is the down GEMM's (K 8192:
+  // 128 tiles of 128 x 256 in one wave at one block a multiprocessor); on
+  // an H200 the long-K rule alone took it from 1.71-1.80 to 1.65 ms
+  // (version 20). Earlier (H200, before the staged
+  // epilogue and two blocks a multiprocessor) 256 x 4 everywhere was
+  // slower. Stages: GemmConfig::defaultStages.
+  constexpr int64_t kLongK = 4096;
+  if (blockN)
+    config.blockN = blockN;
+  else if (!config.gated && config.n % 256 == 0 && config.k >= kLongK)
+    config.blockN = 256;
+  else
+    config.blockN = config.n % 128 == 0 ? 128 : 0;
   if (config.gated && config.blockN != 128)
     return llvm::formatv("a gated GEMM takes 128-wide tiles (two "
                          "accumulators), not {0}",

@@ -240,9 +240,10 @@ gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
 int64_t pickBlockN(int64_t n);
 
 /// Sets `config`'s tile width and stages: `blockN` and `stages` when given
-/// (non-zero), else 128-wide tiles (measured fastest at bpt's chunk sizes)
-/// and as many stages as fit a block's shared memory on `chip` (up to 4 for
-/// 256-wide tiles, 6 for 128-wide ones); then the blocks a multiprocessor
+/// (non-zero), else 256-wide tiles for an ungated GEMM of K >= 4096 whose N
+/// they divide and 128-wide ones otherwise (hopper.md version 19/20), with
+/// the width's default stages (GemmConfig::defaultStages) or as many as fit
+/// a block's shared memory on `chip`; then the blocks a multiprocessor
 /// holds. Returns why the request cannot be met, or nothing.
 std::optional<std::string> chooseGemmTiling(GemmConfig &config, int64_t blockN,
                                             int64_t stages,
