@@ -22,11 +22,20 @@ cat > "$out/run-gpu-tests.sh" <<'EOS'
 # Runs test/GPU with the bundled lit, bpt-run and kernel sets; without
 # arguments, then the tests that need the GPU to themselves (gpu-alone:
 # device-wide measurements) in a serial pass of their own.
+# Each test gets BPT_GPU_TEST_TIMEOUT seconds (default 300; lit needs
+# psutil for it): a hung kernel, or a float64 reference too large for the
+# host, then fails its test instead of holding the whole run (session 23
+# lost a device call to one).
 here=$(cd "$(dirname "$0")" && pwd)
+limit=()
+if python3 -c "import psutil" 2>/dev/null; then
+  limit=(--timeout="${BPT_GPU_TEST_TIMEOUT:-300}")
+fi
 lit() {
   (cd "$here" && python3 -c "import sys; sys.path.insert(0, '.'); \
 from lit.main import main; main()" -sv "$here/../test/GPU" \
-    --param bpt_bin="$here" --param bpt_kernels="$here/kernels" "$@")
+    --param bpt_bin="$here" --param bpt_kernels="$here/kernels" \
+    "${limit[@]}" "$@")
 }
 lit "$@"; status=$?
 if [[ $# -eq 0 ]]; then
