@@ -4,12 +4,20 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Naive loops in double precision: this is the oracle, so every function is
+// Plain loops in double precision: this is the oracle, so every function is
 // written to be checked by reading. Memory beyond the operands and the result
-// is at most one row (of attention scores, or of FFN hidden units), except in
-// the block, whose forward and backward keep its [B, S, ·] intermediates.
+// is at most one row a thread (of attention scores, or of FFN hidden units),
+// except in the block, whose forward and backward keep its [B, S, ·]
+// intermediates, and the FFN backward, which keeps its [rows, ffn]
+// activation gradients for the weight gradients.
 // The backward functions recompute the forward rather than take saved
 // state, so each is a function of the forward's operands and dOut alone.
+//
+// Speed matters too: bpt-run checks GPU results against it on the device's
+// host, whose minutes are scarce. Loops run along contiguous rows, and
+// independent outputs (rows of a result, heads of an attention) are split
+// across the cores by parallelFor; each output element is written by one
+// thread in a fixed order, so results do not depend on the thread count.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,7 +30,9 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 using namespace bpt::ref;
 
@@ -89,6 +99,78 @@ int64_t numRows(const Tensor &t) {
   for (size_t i = 0; i + 1 < t.shape.size(); ++i)
     rows *= t.shape[i];
   return rows;
+}
+
+/// Calls body(begin, end) on consecutive ranges covering [0, n), one range
+/// a thread, on as many threads as the machine has cores, but at most one a
+/// million multiply-adds (`work` is an index's): small calls, such as the
+/// unit tests' finite differences, stay on the calling thread. The body
+/// must write only outputs owned by its indices.
+template <typename Body> void parallelFor(int64_t n, int64_t work, Body body) {
+  constexpr int64_t kWorkPerThread = int64_t(1) << 20;
+  int64_t threads = std::min<int64_t>(
+      {n, std::max<int64_t>(1, n * work / kWorkPerThread),
+       std::max<unsigned>(1, std::thread::hardware_concurrency())});
+  if (threads <= 1) {
+    if (n > 0)
+      body(int64_t(0), n);
+    return;
+  }
+  int64_t each = (n + threads - 1) / threads;
+  std::vector<std::thread> pool;
+  for (int64_t begin = 0; begin < n; begin += each)
+    pool.emplace_back(body, begin, std::min(n, begin + each));
+  for (std::thread &t : pool)
+    t.join();
+}
+
+/// out[r, :] (n columns) = Σ_i a[r, i] · b[i, :] for rows [begin, end) of
+/// a [rows, k] and b [k, n], all row-major; out's rows are set, not added.
+void matmulRows(const double *a, const double *b, double *out, int64_t k,
+                int64_t n, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    double *outRow = out + r * n;
+    std::fill(outRow, outRow + n, 0.0);
+    for (int64_t i = 0; i < k; ++i) {
+      double ai = a[r * k + i];
+      const double *bRow = b + i * n;
+      for (int64_t c = 0; c < n; ++c)
+        outRow[c] += ai * bRow[c];
+    }
+  }
+}
+
+/// out[i, :] += Σ_r a[r, i] · b[r, :] for rows i in [begin, end) of out
+/// ([k, n]; a [rows, k], b [rows, n]): a weight gradient aᵀ·b, split by its
+/// own rows so that each element has one writer.
+void addTransposedMatmulRows(const double *a, const double *b, double *out,
+                             int64_t rows, int64_t k, int64_t n, int64_t begin,
+                             int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    double *outRow = out + i * n;
+    for (int64_t r = 0; r < rows; ++r) {
+      double ari = a[r * k + i];
+      const double *bRow = b + r * n;
+      for (int64_t c = 0; c < n; ++c)
+        outRow[c] += ari * bRow[c];
+    }
+  }
+}
+
+/// out[r, :] += Σ_c a[r, c] · b[:, c] for rows [begin, end): a·bᵀ with a
+/// [rows, n] and b [k, n], out [rows, k].
+void addMatmulTransposedRows(const double *a, const double *b, double *out,
+                             int64_t k, int64_t n, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const double *aRow = a + r * n;
+    for (int64_t i = 0; i < k; ++i) {
+      const double *bRow = b + i * n;
+      double acc = 0;
+      for (int64_t c = 0; c < n; ++c)
+        acc += aRow[c] * bRow[c];
+      out[r * k + i] += acc;
+    }
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -290,31 +372,32 @@ AttentionWithLSE bpt::ref::attentionWithLSE(const Tensor &q, const Tensor &k,
                                             double scale) {
   AttentionShape s("attention", q, k, v);
   AttentionWithLSE result{Tensor(q.shape), Tensor({s.b, s.hq, s.sq})};
-  std::vector<double> p;
-  for (int64_t ib = 0; ib < s.b; ++ib) {
-    for (int64_t h = 0; h < s.hq; ++h) {
-      const double *kHead = k.data.data() + s.kvHead(ib, h);
-      const double *vHead = v.data.data() + s.kvHead(ib, h);
-      for (int64_t i = 0; i < s.sq; ++i) {
-        double &lse = result.lse.data[(ib * s.hq + h) * s.sq + i];
-        p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
-        if (p.empty()) {
-          // Fully masked row: output 0, log of an empty sum.
-          lse = -std::numeric_limits<double>::infinity();
-          continue;
+  // A thread a range of (batch, query head) pairs.
+  parallelFor(
+      s.b * s.hq, 2 * s.sq * s.skv * s.d, [&](int64_t begin, int64_t end) {
+        std::vector<double> p;
+        for (int64_t bh = begin; bh < end; ++bh) {
+          int64_t ib = bh / s.hq, h = bh % s.hq;
+          const double *kHead = k.data.data() + s.kvHead(ib, h);
+          const double *vHead = v.data.data() + s.kvHead(ib, h);
+          for (int64_t i = 0; i < s.sq; ++i) {
+            double &lse = result.lse.data[(ib * s.hq + h) * s.sq + i];
+            p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
+            if (p.empty()) {
+              // Fully masked row: output 0, log of an empty sum.
+              lse = -std::numeric_limits<double>::infinity();
+              continue;
+            }
+            lse = rowSoftmax(q.data.data() + s.queryHead(ib, h) + i * s.d,
+                             kHead, s.d, scale, p);
+            double *oRow =
+                result.out.data.data() + s.queryHead(ib, h) + i * s.d;
+            for (size_t j = 0; j < p.size(); ++j)
+              for (int64_t id = 0; id < s.d; ++id)
+                oRow[id] += p[j] * vHead[j * s.d + id];
+          }
         }
-        lse = rowSoftmax(q.data.data() + s.queryHead(ib, h) + i * s.d, kHead,
-                         s.d, scale, p);
-        double *oRow = result.out.data.data() + s.queryHead(ib, h) + i * s.d;
-        for (int64_t id = 0; id < s.d; ++id) {
-          double acc = 0;
-          for (size_t j = 0; j < p.size(); ++j)
-            acc += p[j] * vHead[j * s.d + id];
-          oRow[id] = acc;
-        }
-      }
-    }
-  }
+      });
   return result;
 }
 
@@ -332,43 +415,51 @@ AttentionGradients bpt::ref::attentionBackward(const Tensor &q,
   AttentionShape s(fn, q, k, v);
   expectShape(fn, "dOut", dOut, q.shape, "[B, Hq, Sq, D] (the shape of q)");
   AttentionGradients g{Tensor(q.shape), Tensor(k.shape), Tensor(v.shape)};
-  std::vector<double> p, dS;
-  for (int64_t ib = 0; ib < s.b; ++ib) {
-    for (int64_t h = 0; h < s.hq; ++h) {
-      const double *kHead = k.data.data() + s.kvHead(ib, h);
-      const double *vHead = v.data.data() + s.kvHead(ib, h);
-      double *dkHead = g.dk.data.data() + s.kvHead(ib, h);
-      double *dvHead = g.dv.data.data() + s.kvHead(ib, h);
-      for (int64_t i = 0; i < s.sq; ++i) {
-        p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
-        if (p.empty())
-          continue;
-        int64_t row = s.queryHead(ib, h) + i * s.d;
-        const double *qRow = q.data.data() + row;
-        const double *dORow = dOut.data.data() + row;
-        rowSoftmax(qRow, kHead, s.d, scale, p);
-        // dP_ij = dO_i · v_j, and D_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij:
-        // the output itself is not needed.
-        dS.assign(p.size(), 0.0);
-        double rowDot = 0;
-        for (size_t j = 0; j < p.size(); ++j) {
-          for (int64_t id = 0; id < s.d; ++id) {
-            dS[j] += dORow[id] * vHead[j * s.d + id];
-            dvHead[j * s.d + id] += p[j] * dORow[id];
-          }
-          rowDot += p[j] * dS[j];
-        }
-        for (size_t j = 0; j < p.size(); ++j)
-          dS[j] = p[j] * (dS[j] - rowDot);
-        double *dqRow = g.dq.data.data() + row;
-        for (size_t j = 0; j < p.size(); ++j)
-          for (int64_t id = 0; id < s.d; ++id) {
-            dqRow[id] += scale * dS[j] * kHead[j * s.d + id];
-            dkHead[j * s.d + id] += scale * dS[j] * qRow[id];
-          }
-      }
-    }
-  }
+  // A thread a range of (batch, key/value head) pairs: dk and dv of a
+  // key/value head sum over the query heads of its group, which the same
+  // thread then runs in order.
+  parallelFor(s.b * s.hkv, 4 * s.group * s.sq * s.skv * s.d,
+              [&](int64_t begin, int64_t end) {
+                std::vector<double> p, dS;
+                for (int64_t bg = begin; bg < end; ++bg) {
+                  int64_t ib = bg / s.hkv, kvHead = bg % s.hkv;
+                  for (int64_t h = kvHead * s.group; h < (kvHead + 1) * s.group;
+                       ++h) {
+                    const double *kHead = k.data.data() + s.kvHead(ib, h);
+                    const double *vHead = v.data.data() + s.kvHead(ib, h);
+                    double *dkHead = g.dk.data.data() + s.kvHead(ib, h);
+                    double *dvHead = g.dv.data.data() + s.kvHead(ib, h);
+                    for (int64_t i = 0; i < s.sq; ++i) {
+                      p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
+                      if (p.empty())
+                        continue;
+                      int64_t row = s.queryHead(ib, h) + i * s.d;
+                      const double *qRow = q.data.data() + row;
+                      const double *dORow = dOut.data.data() + row;
+                      rowSoftmax(qRow, kHead, s.d, scale, p);
+                      // dP_ij = dO_i · v_j, and D_i = rowsum(dO ∘ O) = Σ_j P_ij
+                      // dP_ij: the output itself is not needed.
+                      dS.assign(p.size(), 0.0);
+                      double rowDot = 0;
+                      for (size_t j = 0; j < p.size(); ++j) {
+                        for (int64_t id = 0; id < s.d; ++id) {
+                          dS[j] += dORow[id] * vHead[j * s.d + id];
+                          dvHead[j * s.d + id] += p[j] * dORow[id];
+                        }
+                        rowDot += p[j] * dS[j];
+                      }
+                      for (size_t j = 0; j < p.size(); ++j)
+                        dS[j] = p[j] * (dS[j] - rowDot);
+                      double *dqRow = g.dq.data.data() + row;
+                      for (size_t j = 0; j < p.size(); ++j)
+                        for (int64_t id = 0; id < s.d; ++id) {
+                          dqRow[id] += scale * dS[j] * kHead[j * s.d + id];
+                          dkHead[j * s.d + id] += scale * dS[j] * qRow[id];
+                        }
+                    }
+                  }
+                }
+              });
   return g;
 }
 
@@ -432,14 +523,14 @@ Tensor bpt::ref::linear(const Tensor &x, const Tensor &w, const Tensor *bias) {
   Tensor out(checkLinearOperands("linear", x, w, bias));
   int64_t kDim = x.dim(-1), n = w.dim(1);
   int64_t rows = numRows(x);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < n; ++c) {
-      double acc = bias ? bias->data[c] : 0.0;
-      for (int64_t i = 0; i < kDim; ++i)
-        acc += x.data[r * kDim + i] * w.data[i * n + c];
-      out.data[r * n + c] = acc;
-    }
-  }
+  parallelFor(rows, kDim * n, [&](int64_t begin, int64_t end) {
+    matmulRows(x.data.data(), w.data.data(), out.data.data(), kDim, n, begin,
+               end);
+    if (bias)
+      for (int64_t r = begin; r < end; ++r)
+        for (int64_t c = 0; c < n; ++c)
+          out.data[r * n + c] += bias->data[c];
+  });
   return out;
 }
 
@@ -449,30 +540,21 @@ Tensor bpt::ref::ffn(const Tensor &x, const Tensor &wIn, const Tensor &wOut,
   int64_t h = x.dim(-1);
   bool gated = isGated(act);
   Tensor out(x.shape);
-  std::vector<double> hidden(static_cast<size_t>(f));
   int64_t rows = numRows(x);
-  for (int64_t r = 0; r < rows; ++r) {
-    const double *xRow = x.data.data() + r * h;
-    for (int64_t j = 0; j < f; ++j) {
-      double up = 0;
-      for (int64_t i = 0; i < h; ++i)
-        up += xRow[i] * wIn.data[i * f + j];
-      if (gated) {
-        double gate = 0;
-        for (int64_t i = 0; i < h; ++i)
-          gate += xRow[i] * wGate->data[i * f + j];
-        hidden[j] = activate(act, gate) * up;
-      } else {
-        hidden[j] = activate(act, up);
-      }
-    }
-    for (int64_t c = 0; c < h; ++c) {
-      double acc = 0;
+  parallelFor(rows, (gated ? 3 : 2) * h * f, [&](int64_t begin, int64_t end) {
+    // One row's pre-activations (u = x·wIn, gate = x·wGate) and hidden units.
+    std::vector<double> up(static_cast<size_t>(f)), gate(up.size());
+    for (int64_t r = begin; r < end; ++r) {
+      matmulRows(x.data.data() + r * h, wIn.data.data(), up.data(), h, f, 0, 1);
+      if (gated)
+        matmulRows(x.data.data() + r * h, wGate->data.data(), gate.data(), h, f,
+                   0, 1);
       for (int64_t j = 0; j < f; ++j)
-        acc += hidden[j] * wOut.data[j * h + c];
-      out.data[r * h + c] = acc;
+        up[j] = gated ? activate(act, gate[j]) * up[j] : activate(act, up[j]);
+      matmulRows(up.data(), wOut.data.data(), out.data.data() + r * h, f, h, 0,
+                 1);
     }
-  }
+  });
   return out;
 }
 
@@ -632,17 +714,19 @@ LinearGradients bpt::ref::linearBackward(const Tensor &x, const Tensor &w,
                     bias ? Tensor(bias->shape) : Tensor()};
   int64_t kDim = x.dim(-1), n = w.dim(1);
   int64_t rows = numRows(x);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < n; ++c) {
-      double dy = dOut.data[r * n + c];
-      if (bias)
-        g.db.data[c] += dy;
-      for (int64_t i = 0; i < kDim; ++i) {
-        g.dx.data[r * kDim + i] += dy * w.data[i * n + c];
-        g.dw.data[i * n + c] += x.data[r * kDim + i] * dy;
-      }
-    }
-  }
+  // dx = dOut·wᵀ by rows of dx, dw = xᵀ·dOut by rows of dw.
+  parallelFor(rows, kDim * n, [&](int64_t begin, int64_t end) {
+    addMatmulTransposedRows(dOut.data.data(), w.data.data(), g.dx.data.data(),
+                            kDim, n, begin, end);
+  });
+  parallelFor(kDim, rows * n, [&](int64_t begin, int64_t end) {
+    addTransposedMatmulRows(x.data.data(), dOut.data.data(), g.dw.data.data(),
+                            rows, kDim, n, begin, end);
+  });
+  if (bias)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < n; ++c)
+        g.db.data[c] += dOut.data[r * n + c];
   return g;
 }
 
@@ -656,48 +740,55 @@ FFNGradients bpt::ref::ffnBackward(const Tensor &x, const Tensor &wIn,
   bool gated = isGated(act);
   FFNGradients g{Tensor(x.shape), Tensor(wIn.shape), Tensor(wOut.shape),
                  gated ? Tensor(wGate->shape) : Tensor()};
-  // One row's pre-activations (u = x·wIn, gate = x·wGate) and the
-  // gradients with respect to them.
-  std::vector<double> up(static_cast<size_t>(f)), gate(up.size()),
-      dUp(up.size()), dGate(up.size());
+  // By rows: the pre-activations (u = x·wIn, gate = x·wGate), the hidden
+  // units, dHidden = dOut·wOutᵀ and the gradients with respect to u and
+  // gate, kept [rows, f] for the weight gradients; dx = dUp·wInᵀ
+  // (+ dGate·wGateᵀ).
   int64_t rows = numRows(x);
-  for (int64_t r = 0; r < rows; ++r) {
-    const double *xRow = x.data.data() + r * h;
-    const double *dyRow = dOut.data.data() + r * h;
-    for (int64_t j = 0; j < f; ++j) {
-      up[j] = gate[j] = 0;
-      for (int64_t i = 0; i < h; ++i) {
-        up[j] += xRow[i] * wIn.data[i * f + j];
-        if (gated)
-          gate[j] += xRow[i] * wGate->data[i * f + j];
-      }
-      double hidden =
-          gated ? activate(act, gate[j]) * up[j] : activate(act, up[j]);
-      // dHidden_j = dOut_row · wOut[j, :]; dwOut[j, :] += hidden_j dOut_row.
-      double dHidden = 0;
-      for (int64_t c = 0; c < h; ++c) {
-        dHidden += dyRow[c] * wOut.data[j * h + c];
-        g.dwOut.data[j * h + c] += hidden * dyRow[c];
-      }
-      if (gated) {
-        dUp[j] = dHidden * activate(act, gate[j]);
-        dGate[j] = dHidden * up[j] * activateDerivative(act, gate[j]);
-      } else {
-        dUp[j] = dHidden * activateDerivative(act, up[j]);
-      }
-    }
-    double *dxRow = g.dx.data.data() + r * h;
-    for (int64_t i = 0; i < h; ++i) {
+  std::vector<double> hidden(static_cast<size_t>(rows * f)), dUp(hidden.size()),
+      dGate(gated ? hidden.size() : 0);
+  parallelFor(rows, (gated ? 5 : 3) * h * f, [&](int64_t begin, int64_t end) {
+    std::vector<double> up(static_cast<size_t>(f)), gate(up.size()),
+        dHidden(up.size());
+    for (int64_t r = begin; r < end; ++r) {
+      const double *xRow = x.data.data() + r * h;
+      matmulRows(xRow, wIn.data.data(), up.data(), h, f, 0, 1);
+      if (gated)
+        matmulRows(xRow, wGate->data.data(), gate.data(), h, f, 0, 1);
+      std::fill(dHidden.begin(), dHidden.end(), 0.0);
+      addMatmulTransposedRows(dOut.data.data() + r * h, wOut.data.data(),
+                              dHidden.data(), f, h, 0, 1);
       for (int64_t j = 0; j < f; ++j) {
-        dxRow[i] += dUp[j] * wIn.data[i * f + j];
-        g.dwIn.data[i * f + j] += xRow[i] * dUp[j];
+        int64_t e = r * f + j;
         if (gated) {
-          dxRow[i] += dGate[j] * wGate->data[i * f + j];
-          g.dwGate.data[i * f + j] += xRow[i] * dGate[j];
+          hidden[e] = activate(act, gate[j]) * up[j];
+          dUp[e] = dHidden[j] * activate(act, gate[j]);
+          dGate[e] = dHidden[j] * up[j] * activateDerivative(act, gate[j]);
+        } else {
+          hidden[e] = activate(act, up[j]);
+          dUp[e] = dHidden[j] * activateDerivative(act, up[j]);
         }
       }
     }
-  }
+    addMatmulTransposedRows(dUp.data(), wIn.data.data(), g.dx.data.data(), h, f,
+                            begin, end);
+    if (gated)
+      addMatmulTransposedRows(dGate.data(), wGate->data.data(),
+                              g.dx.data.data(), h, f, begin, end);
+  });
+  // dwOut = hiddenᵀ·dOut by rows of dwOut; dwIn = xᵀ·dUp and dwGate =
+  // xᵀ·dGate by rows of theirs.
+  parallelFor(f, rows * h, [&](int64_t begin, int64_t end) {
+    addTransposedMatmulRows(hidden.data(), dOut.data.data(),
+                            g.dwOut.data.data(), rows, f, h, begin, end);
+  });
+  parallelFor(h, (gated ? 2 : 1) * rows * f, [&](int64_t begin, int64_t end) {
+    addTransposedMatmulRows(x.data.data(), dUp.data(), g.dwIn.data.data(), rows,
+                            h, f, begin, end);
+    if (gated)
+      addTransposedMatmulRows(x.data.data(), dGate.data(), g.dwGate.data.data(),
+                              rows, h, f, begin, end);
+  });
   return g;
 }
 
