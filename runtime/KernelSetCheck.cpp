@@ -292,9 +292,7 @@ bpt::rt::plausibleAttentionState(const Manifest &m,
   const int64_t seqQ = rows[2], seqKV = keys[2];
   const bool causal = m.getBoolOption("causal").value_or(false);
   for (int64_t i = 0; i < lse.numElements(); ++i) {
-    // Causal, bottom-right: query q sees keys 0 .. q + Skv - Sq.
-    int64_t q = i % seqQ;
-    int64_t visible = causal ? std::min(seqKV, q + seqKV - seqQ + 1) : seqKV;
+    int64_t visible = ref::visibleKeys(i % seqQ, seqQ, seqKV, causal);
     lse.set(i, visible > 0 ? std::log(double(visible))
                            : -std::numeric_limits<double>::infinity());
   }

@@ -708,9 +708,9 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
   // 2048) got 6% slower under ncu, so the gain is the down GEMM's (K 8192:
   // 128 tiles of 128 x 256 in one wave at one block a multiprocessor); on
   // an H200 the long-K rule alone took it from 1.71-1.80 to 1.65 ms
-  // (version 20). Earlier (H200, before the staged
-  // epilogue and two blocks a multiprocessor) 256 x 4 everywhere was
-  // slower. Stages: GemmConfig::defaultStages.
+  // (version 20). Earlier (H200, before the staged epilogue and two blocks
+  // a multiprocessor) 256 x 4 everywhere was slower. Stages:
+  // GemmConfig::defaultStages.
   constexpr int64_t kLongK = 4096;
   if (blockN)
     config.blockN = blockN;

@@ -308,6 +308,12 @@ bool bpt::ref::isGated(Activation a) {
   return a == Activation::SwiGLU || a == Activation::GeGLU;
 }
 
+int64_t bpt::ref::visibleKeys(int64_t i, int64_t seqQ, int64_t seqKV,
+                              bool causal) {
+  return causal ? std::max<int64_t>(0, std::min(seqKV, i + (seqKV - seqQ) + 1))
+                : seqKV;
+}
+
 namespace {
 
 /// The shapes of one attention, checked.
@@ -331,8 +337,7 @@ struct AttentionShape {
 
   /// Keys 0 .. visible(i) - 1 are visible to query i.
   int64_t visible(int64_t i, bool causal) const {
-    return causal ? std::max<int64_t>(0, std::min(skv, i + (skv - sq) + 1))
-                  : skv;
+    return visibleKeys(i, sq, skv, causal);
   }
   /// Offsets of the [S, D] matrices of query head h and its key/value head.
   int64_t queryHead(int64_t ib, int64_t h) const {
@@ -406,6 +411,52 @@ Tensor bpt::ref::attention(const Tensor &q, const Tensor &k, const Tensor &v,
   return attentionWithLSE(q, k, v, causal, scale).out;
 }
 
+namespace {
+
+/// Adds query head h of batch ib's gradients into `g`: its dq rows, and its
+/// key/value head's dk and dv (summed over the query heads of a group).
+/// `p` and `dS` are a row's scratch.
+void attentionHeadBackward(const AttentionShape &s, const Tensor &q,
+                           const Tensor &k, const Tensor &v, const Tensor &dOut,
+                           bool causal, double scale, int64_t ib, int64_t h,
+                           AttentionGradients &g, std::vector<double> &p,
+                           std::vector<double> &dS) {
+  const double *kHead = k.data.data() + s.kvHead(ib, h);
+  const double *vHead = v.data.data() + s.kvHead(ib, h);
+  double *dkHead = g.dk.data.data() + s.kvHead(ib, h);
+  double *dvHead = g.dv.data.data() + s.kvHead(ib, h);
+  for (int64_t i = 0; i < s.sq; ++i) {
+    p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
+    if (p.empty())
+      continue;
+    int64_t row = s.queryHead(ib, h) + i * s.d;
+    const double *qRow = q.data.data() + row;
+    const double *dORow = dOut.data.data() + row;
+    rowSoftmax(qRow, kHead, s.d, scale, p);
+    // dP_ij = dO_i · v_j, and D_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij: the
+    // output itself is not needed.
+    dS.assign(p.size(), 0.0);
+    double rowDot = 0;
+    for (size_t j = 0; j < p.size(); ++j) {
+      for (int64_t id = 0; id < s.d; ++id) {
+        dS[j] += dORow[id] * vHead[j * s.d + id];
+        dvHead[j * s.d + id] += p[j] * dORow[id];
+      }
+      rowDot += p[j] * dS[j];
+    }
+    for (size_t j = 0; j < p.size(); ++j)
+      dS[j] = p[j] * (dS[j] - rowDot);
+    double *dqRow = g.dq.data.data() + row;
+    for (size_t j = 0; j < p.size(); ++j)
+      for (int64_t id = 0; id < s.d; ++id) {
+        dqRow[id] += scale * dS[j] * kHead[j * s.d + id];
+        dkHead[j * s.d + id] += scale * dS[j] * qRow[id];
+      }
+  }
+}
+
+} // namespace
+
 AttentionGradients bpt::ref::attentionBackward(const Tensor &q,
                                                const Tensor &k,
                                                const Tensor &v,
@@ -421,44 +472,11 @@ AttentionGradients bpt::ref::attentionBackward(const Tensor &q,
   parallelFor(s.b * s.hkv, 4 * s.group * s.sq * s.skv * s.d,
               [&](int64_t begin, int64_t end) {
                 std::vector<double> p, dS;
-                for (int64_t bg = begin; bg < end; ++bg) {
-                  int64_t ib = bg / s.hkv, kvHead = bg % s.hkv;
-                  for (int64_t h = kvHead * s.group; h < (kvHead + 1) * s.group;
-                       ++h) {
-                    const double *kHead = k.data.data() + s.kvHead(ib, h);
-                    const double *vHead = v.data.data() + s.kvHead(ib, h);
-                    double *dkHead = g.dk.data.data() + s.kvHead(ib, h);
-                    double *dvHead = g.dv.data.data() + s.kvHead(ib, h);
-                    for (int64_t i = 0; i < s.sq; ++i) {
-                      p.assign(static_cast<size_t>(s.visible(i, causal)), 0.0);
-                      if (p.empty())
-                        continue;
-                      int64_t row = s.queryHead(ib, h) + i * s.d;
-                      const double *qRow = q.data.data() + row;
-                      const double *dORow = dOut.data.data() + row;
-                      rowSoftmax(qRow, kHead, s.d, scale, p);
-                      // dP_ij = dO_i · v_j, and D_i = rowsum(dO ∘ O) = Σ_j P_ij
-                      // dP_ij: the output itself is not needed.
-                      dS.assign(p.size(), 0.0);
-                      double rowDot = 0;
-                      for (size_t j = 0; j < p.size(); ++j) {
-                        for (int64_t id = 0; id < s.d; ++id) {
-                          dS[j] += dORow[id] * vHead[j * s.d + id];
-                          dvHead[j * s.d + id] += p[j] * dORow[id];
-                        }
-                        rowDot += p[j] * dS[j];
-                      }
-                      for (size_t j = 0; j < p.size(); ++j)
-                        dS[j] = p[j] * (dS[j] - rowDot);
-                      double *dqRow = g.dq.data.data() + row;
-                      for (size_t j = 0; j < p.size(); ++j)
-                        for (int64_t id = 0; id < s.d; ++id) {
-                          dqRow[id] += scale * dS[j] * kHead[j * s.d + id];
-                          dkHead[j * s.d + id] += scale * dS[j] * qRow[id];
-                        }
-                    }
-                  }
-                }
+                for (int64_t bg = begin; bg < end; ++bg)
+                  for (int64_t h = bg % s.hkv * s.group;
+                       h < (bg % s.hkv + 1) * s.group; ++h)
+                    attentionHeadBackward(s, q, k, v, dOut, causal, scale,
+                                          bg / s.hkv, h, g, p, dS);
               });
   return g;
 }

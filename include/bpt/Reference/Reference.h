@@ -63,6 +63,12 @@ double activate(Activation a, double x);
 /// d/dx of `activate(a, x)` (relu'(0) = 0).
 double activateDerivative(Activation a, double x);
 
+/// The keys 0 .. visibleKeys(i, ...) - 1 that query row i of an attention
+/// of `seqQ` query and `seqKV` key rows sees: all of them, or, causal
+/// (bottom-right aligned), keys j <= i + (seqKV - seqQ); 0 for a row that
+/// sees none.
+int64_t visibleKeys(int64_t i, int64_t seqQ, int64_t seqKV, bool causal);
+
 /// Scaled dot-product attention, `softmax(scale · Q·Kᵀ + mask) · V`.
 /// q [B,Hq,Sq,D], k/v [B,Hkv,Skv,D] (k and v of one shape, Hq a multiple of
 /// Hkv); query head h reads kv head h / (Hq/Hkv). The result is [B,Hq,Sq,D].
