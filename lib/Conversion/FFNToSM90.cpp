@@ -80,11 +80,14 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       down =
           GemmConfig{/*aRows=*/count, /*cRows=*/rows,   /*n=*/hidden,
                      /*k=*/ffn,       element.isBF16(), std::nullopt};
-      for (GemmConfig *config : {&up, &down})
-        if (std::optional<std::string> why = chooseGemmTiling(
-                *config, strategy.getGemmBlockN(), strategy.getGemmStages(),
-                getChipInfo(strategy.getChip())))
+      const ChipInfo &chip = getChipInfo(strategy.getChip());
+      for (GemmConfig *config : {&up, &down}) {
+        if (std::optional<std::string> why =
+                chooseGemmTiling(*config, strategy.getGemmBlockN(),
+                                 strategy.getGemmStages(), chip))
           return m.loop.emitError() << "bpt-ffn-to-sm90: " << *why;
+        planTailSplit(*config, chip);
+      }
       return success();
     };
     GemmConfig up{}, down{}, upTail{}, downTail{};
@@ -93,9 +96,6 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       return failure();
 
     OpBuilder b(m.loop);
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(b, loc, v);
-    };
     auto i32 = [&](int64_t v) -> Value {
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
@@ -127,23 +127,12 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     // (the intermediate, or its leading rows for the tail) and its map.
     auto launchChunk = [&](const GemmConfig &up, const GemmConfig &down,
                            Value u, Value uMap, int64_t first) {
-      gpu::GPUFuncOp upKernel = getOrBuildGemmKernel(module, up, element, loc);
-      gpu::GPUFuncOp downKernel =
-          getOrBuildGemmKernel(module, down, element, loc);
-      gpu::LaunchFuncOp::create(
-          b, loc, upKernel,
-          gpu::KernelDim3{index(up.grid()[0]), index(up.grid()[1]), index(1)},
-          gpu::KernelDim3{index(up.threads()), index(1), index(1)},
-          i32(up.sharedMemoryBytes()),
+      emitGemmLaunches(
+          b, loc, module, up, element,
           gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(first), i32(0)}
                   : ValueRange{xMap, wInMap, u, i32(first), i32(0)});
-      gpu::LaunchFuncOp::create(
-          b, loc, downKernel,
-          gpu::KernelDim3{index(down.grid()[0]), index(down.grid()[1]),
-                          index(1)},
-          gpu::KernelDim3{index(down.threads()), index(1), index(1)},
-          i32(down.sharedMemoryBytes()),
-          ValueRange{uMap, wOutMap, outRows, i32(0), i32(first)});
+      emitGemmLaunches(b, loc, module, down, element,
+                       ValueRange{uMap, wOutMap, outRows, i32(0), i32(first)});
     };
     for (int64_t c = 0; c < m.wholeChunks(); ++c)
       launchChunk(up, down, uAlloc, uMap, c * chunk);

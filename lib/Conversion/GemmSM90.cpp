@@ -26,6 +26,11 @@
 // activation gradient (C = A·B ⊙ act'(P) and act(P) from an f32 P: an
 // FFN's du and hidden activation) are epilogue options.
 //
+// A launch whose last wave would leave most multiprocessors idle can split
+// that wave's tiles along K (planTailSplit): their parts run as extra
+// blocks and store f32 partial sums; a second launch of the kernel sums
+// each tile's parts in a fixed order and runs the epilogue.
+//
 //===----------------------------------------------------------------------===//
 
 #include "SM90Emitter.h"
@@ -54,6 +59,20 @@ struct GemmOperands {
   Value residual;
   Value actOut;
   Value aRow0, cRow0, rRow0, bRow0;
+  /// A split tail's f32 partial sums (GemmConfig::splitsTail).
+  Value partials;
+};
+
+/// What a thread block computes: the tile at (`m0`, `n0`) (`rowsLeft`: see
+/// rowsLeftFrom) over K steps [kBegin, kBegin + kCount) (null: all), and
+/// with a split tail, whether the block is a part of a split tile
+/// (`isPart`, i1) and which (`part`, the index of its partial sums), or in
+/// the reduce kernel which split tile (`part`: its parts follow from
+/// part · kSplits).
+struct TileWork {
+  Value m0, n0, rowsLeft;
+  Value kBegin, kCount;
+  Value isPart, part;
 };
 
 /// Where a consumer thread's accumulator fragment lies: element e is row
@@ -93,9 +112,11 @@ private:
     return Value();
   }
 
-  /// A block a tile, the tile's at (`m0`, `n0`).
+  /// The block's tile and K steps from its place in the grid.
+  TileWork tileWork();
+  /// The producer and consumer roles on `work`.
   void emitOneTile(Value tid, Value first, Value base, const GemmOperands &in,
-                   Value m0, Value n0, Value rowsLeft);
+                   const TileWork &work);
 
   /// Loads K step `kb` of the tile at (`m0`, `n0`) into `stage` and
   /// arms its full barrier (the caller has waited for the stage to be
@@ -107,7 +128,7 @@ private:
   Value aRowOf(const GemmOperands &in, Value m0) {
     return config.transposeA ? in.aRow0 : add(in.aRow0, m0);
   }
-  void emitProducer(Value base, const GemmOperands &in, Value m0, Value n0);
+  void emitProducer(Value base, const GemmOperands &in, const TileWork &work);
   /// One K step's group of wgmmas (blockK / 16 per accumulator) on
   /// `stage`'s tiles onto the accumulators `flat` (their f32 values, the
   /// B operand's first), from the fence to the commit. Returns the new
@@ -115,8 +136,24 @@ private:
   SmallVector<Value> issueKStep(Value base, Value stage, Value consumer,
                                 ArrayRef<Value> flat);
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
-                    Value cRow, Value n0, const GemmOperands &in, Value shift,
-                    Value rowsLeft);
+                    Value cRow, const TileWork &work, const GemmOperands &in,
+                    Value shift);
+  /// The byte offset of 16-byte chunk `chunk` of this consumer thread's
+  /// accumulators in part `part`'s partial sums: a part's sums are
+  /// [chunks][consumer threads][4], so that a warp's chunk stores are 512
+  /// contiguous bytes.
+  Value partialOffset(Value part, Value thread, int64_t chunk) {
+    const int64_t threads = kWarpgroup * config.consumerGroups;
+    const int64_t chunks = config.partialFloats() / (threads * 4);
+    Value index =
+        add(mul(add(mul(part, c32(chunks)), c32(chunk)), c32(threads)), thread);
+    return mul(arith::ExtUIOp::create(b, loc, i64, index), c64(16));
+  }
+  /// Stores the accumulators `acc` as part `part`'s partial sums.
+  void storePartials(ArrayRef<Value> acc, Value part, Value thread);
+  /// The sums of split tile `tile`'s parts, in split order, laid out as the
+  /// accumulators.
+  SmallVector<Value> sumPartials(Value tile, Value thread);
   /// C's tile from the f32 accumulators `acc` (`pre`: P's fragment where
   /// preloaded): the activation, the gate, the residual, one rounding, and
   /// the stores (through the staging area where config.stagedEpilogue).
@@ -176,6 +213,8 @@ private:
                        Value cRow, Value n0, Value c, Value rowsLeft);
 
   const GemmConfig &config;
+  /// The split tail's partial sums (GemmOperands::partials).
+  Value partials;
 };
 
 void GemmEmitter::emit(gpu::GPUFuncOp func) {
@@ -197,15 +236,12 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
     in.rRow0 = func.getArgument(next++);
   if (config.bRowOffset)
     in.bRow0 = func.getArgument(next++);
+  if (config.splitsTail())
+    partials = in.partials = pointerOf(func.getArgument(next++));
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
-  // A block a tile: the tile's origin from the block's place in the grid.
-  Value nTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
-  Value mTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
-  Value n0 = mul(nTile, c32(config.blockN));
-  Value m0 = mul(mTile, c32(config.blockM));
+  TileWork work = tileWork();
   Value base = alignedSharedBase(kSharedMemorySymbol);
-  Value rowsLeft = rowsLeftFrom(m0);
   Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
   auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
   {
@@ -223,18 +259,63 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
     NVVM::FenceMbarrierInitOp::create(b, loc);
   }
   NVVM::Barrier0Op::create(b, loc);
-  emitOneTile(tid, first, base, in, m0, n0, rowsLeft);
+  emitOneTile(tid, first, base, in, work);
   gpu::ReturnOp::create(b, loc);
 }
 
+TileWork GemmEmitter::tileWork() {
+  TileWork work;
+  if (!config.splitsTail()) {
+    // A block a tile: the tile's origin from the block's place in the grid.
+    Value nTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+    Value mTile = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+    work.n0 = mul(nTile, c32(config.blockN));
+    work.m0 = mul(mTile, c32(config.blockM));
+    work.rowsLeft = rowsLeftFrom(work.m0);
+    return work;
+  }
+  // Tiles in row-major order, a block each, then the split tiles' parts,
+  // kSplits consecutive blocks a tile; the reduce kernel's blocks are the
+  // split tiles.
+  Value block = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  Value whole = c32(config.wholeTiles());
+  Value tile;
+  if (config.reduceTail) {
+    work.part = block;
+    tile = add(whole, block);
+  } else {
+    work.isPart = cmp(arith::CmpIPredicate::uge, block, whole);
+    // Parts' indices count from the first split tile's first part.
+    Value part = select(work.isPart, sub(block, whole), c32(0));
+    work.part = part;
+    Value split = rem(part, c32(config.kSplits));
+    tile =
+        select(work.isPart, add(whole, div(part, c32(config.kSplits))), block);
+    const int64_t per = config.kStepsPerSplit();
+    Value begin = mul(split, c32(per));
+    Value end = arith::MinUIOp::create(b, loc, add(begin, c32(per)),
+                                       c32(config.kSteps()));
+    work.kBegin = select(work.isPart, begin, c32(0));
+    work.kCount = select(work.isPart, sub(end, begin), c32(config.kSteps()));
+  }
+  const int64_t columns = config.n / config.blockN;
+  work.n0 = mul(rem(tile, c32(columns)), c32(config.blockN));
+  work.m0 = mul(div(tile, c32(columns)), c32(config.blockM));
+  work.rowsLeft = rowsLeftFrom(work.m0);
+  return work;
+}
+
 void GemmEmitter::emitOneTile(Value tid, Value first, Value base,
-                              const GemmOperands &in, Value m0, Value n0,
-                              Value rowsLeft) {
-  auto producer = [&] { emitProducer(base, in, m0, n0); };
+                              const GemmOperands &in, const TileWork &work) {
+  // The reduce kernel loads nothing: its consumers sum the parts.
+  auto producer = [&] {
+    if (!config.reduceTail)
+      emitProducer(base, in, work);
+  };
   auto consumer = [&](Value consumer, Value lane, Value warp) {
     Value shift = residualShift(in);
-    emitConsumer(base, consumer, lane, warp, add(in.cRow0, m0), n0, in, shift,
-                 rowsLeft);
+    emitConsumer(base, consumer, lane, warp, add(in.cRow0, work.m0), work, in,
+                 shift);
   };
   if (config.blocksPerMultiprocessor == 1) {
     emitRoles(tid, first, producer, consumer);
@@ -303,13 +384,17 @@ void GemmEmitter::loadStage(Value base, const GemmOperands &in, Value kb,
                in.mapGate, add(n0, c32(col * kSwizzleElements)), k0, full);
 }
 
-void GemmEmitter::emitProducer(Value base, const GemmOperands &in, Value m0,
-                               Value n0) {
+void GemmEmitter::emitProducer(Value base, const GemmOperands &in,
+                               const TileWork &work) {
+  Value m0 = work.m0, n0 = work.n0;
   Value aRow = aRowOf(in, m0);
   Value stages = c32(config.stages);
-  auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()), c32(1));
+  auto loop = scf::ForOp::create(
+      b, loc, c32(0), work.kCount ? work.kCount : c32(config.kSteps()), c32(1));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
+  // kb counts this block's steps (the ring's stage and phase); the step
+  // loaded is kBegin + kb.
   Value kb = loop.getInductionVar();
   Value stage = rem(kb, stages);
   auto reuse = scf::IfOp::create(
@@ -321,7 +406,8 @@ void GemmEmitter::emitProducer(Value base, const GemmOperands &in, Value m0,
         arith::AndIOp::create(b, loc, sub(div(kb, stages), c32(1)), c32(1));
     waitBarrier(barrierAt(base, config.stages, stage), parity);
   }
-  loadStage(base, in, kb, stage, aRow, m0, n0);
+  loadStage(base, in, work.kBegin ? add(work.kBegin, kb) : kb, stage, aRow, m0,
+            n0);
 }
 
 void GemmEmitter::loadSumFragment(SmallVectorImpl<Value> &acc, Value cRow,
@@ -397,14 +483,26 @@ SmallVector<Value> GemmEmitter::issueKStep(Value base, Value stage,
 }
 
 void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
-                               Value warp, Value cRow, Value n0,
-                               const GemmOperands &in, Value shift,
-                               Value rowsLeft) {
+                               Value warp, Value cRow, const TileWork &work,
+                               const GemmOperands &in, Value shift) {
   const int64_t count = config.blockN / 2;
   const int64_t accumulators = config.bOperands();
+  Value n0 = work.n0, rowsLeft = work.rowsLeft;
   Value stages = c32(config.stages);
   FragmentPlace place = fragmentPlace(consumer, lane, warp, cRow, n0);
   Value tileRow0 = place.tileRow0, column0 = place.column0;
+  Value thread =
+      add(mul(consumer, c32(kWarpgroup)), add(mul(warp, c32(32)), lane));
+  auto epilogue = [&](ArrayRef<Value> acc, ArrayRef<Value> pre) {
+    emitEpilogue(acc, pre, base, consumer, lane, warp, cRow, n0, place, in,
+                 shift, rowsLeft);
+  };
+  if (config.reduceTail) {
+    // planTailSplit leaves the accumulate and activationGrad GEMMs whole:
+    // no sum S and no P here.
+    epilogue(sumPartials(work.part, thread), {});
+    return;
+  }
   SmallVector<Value> init(accumulators * count, cf(0.0));
   if (config.accumulate)
     loadSumFragment(init, cRow, tileRow0, column0, in.residual, shift,
@@ -414,8 +512,9 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   SmallVector<Value> pre(config.activationGrad ? count : 0);
   if (config.activationGrad && config.preloadsPre())
     loadSumFragment(pre, cRow, tileRow0, column0, in.residual, shift, rowsLeft);
-  auto loop = scf::ForOp::create(b, loc, c32(0), c32(config.kSteps()),
-                                 c32(1), init);
+  auto loop = scf::ForOp::create(
+      b, loc, c32(0), work.kCount ? work.kCount : c32(config.kSteps()), c32(1),
+      init);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
@@ -428,8 +527,59 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
     arriveBarrier(barrierAt(base, config.stages, stage));
     scf::YieldOp::create(b, loc, values);
   }
-  emitEpilogue(SmallVector<Value>(loop.getResults()), pre, base, consumer, lane,
-               warp, cRow, n0, place, in, shift, rowsLeft);
+  SmallVector<Value> acc(loop.getResults());
+  if (!work.isPart) {
+    epilogue(acc, pre);
+    return;
+  }
+  // A part of a split tile leaves its sums to the reduce kernel.
+  auto split = scf::IfOp::create(b, loc, work.isPart, /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(split.thenBlock());
+    storePartials(acc, work.part, thread);
+  }
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(split.elseBlock());
+  epilogue(acc, pre);
+}
+
+void GemmEmitter::storePartials(ArrayRef<Value> acc, Value part, Value thread) {
+  Type v4f32 = VectorType::get({4}, f32);
+  for (int64_t chunk = 0; chunk < int64_t(acc.size()) / 4; ++chunk) {
+    Value vector = LLVM::UndefOp::create(b, loc, v4f32);
+    for (int64_t e = 0; e < 4; ++e)
+      vector = LLVM::InsertElementOp::create(b, loc, vector, acc[4 * chunk + e],
+                                             c32(e));
+    Value address =
+        LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), partials,
+                            ValueRange{partialOffset(part, thread, chunk)});
+    LLVM::StoreOp::create(b, loc, vector, address, 16);
+  }
+}
+
+SmallVector<Value> GemmEmitter::sumPartials(Value tile, Value thread) {
+  const int64_t values = config.bOperands() * config.blockN / 2;
+  Type v4f32 = VectorType::get({4}, f32);
+  SmallVector<Value> zeros(values, cf(0.0));
+  auto loop =
+      scf::ForOp::create(b, loc, c32(0), c32(config.kSplits), c32(1), zeros);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value part = add(mul(tile, c32(config.kSplits)), loop.getInductionVar());
+  SmallVector<Value> sums(loop.getRegionIterArgs());
+  for (int64_t chunk = 0; chunk < values / 4; ++chunk) {
+    Value address =
+        LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), partials,
+                            ValueRange{partialOffset(part, thread, chunk)});
+    Value vector = LLVM::LoadOp::create(b, loc, v4f32, address, 16);
+    for (int64_t e = 0; e < 4; ++e)
+      sums[4 * chunk + e] =
+          fadd(sums[4 * chunk + e],
+               LLVM::ExtractElementOp::create(b, loc, vector, c32(e)));
+  }
+  scf::YieldOp::create(b, loc, sums);
+  return SmallVector<Value>(loop.getResults());
 }
 
 void GemmEmitter::emitEpilogue(ArrayRef<Value> acc, ArrayRef<Value> preIn,
@@ -586,11 +736,13 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
   if (auto existing = kernels.lookupSymbol<gpu::GPUFuncOp>(name))
     return existing;
   MLIRContext *ctx = module.getContext();
-  assert(!(config.gated && (config.transposeA || config.transposeB)) &&
-         !(config.residual && config.accumulate) &&
-         !(config.activationGrad && (config.activation || config.gated ||
-                                     config.residual || config.accumulate)) &&
-         "exclusive GEMM options");
+  assert(
+      !(config.gated && (config.transposeA || config.transposeB)) &&
+      !(config.residual && config.accumulate) &&
+      !(config.splitsTail() && (config.accumulate || config.activationGrad)) &&
+      !(config.activationGrad && (config.activation || config.gated ||
+                                  config.residual || config.accumulate)) &&
+      "exclusive GEMM options");
   Type f32 = Float32Type::get(ctx);
   auto cType = MemRefType::get({config.cRows, config.n},
                                config.f32Output ? f32 : element);
@@ -612,6 +764,8 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
     inputs.push_back(i32); // the residual's first row
   if (config.bRowOffset)
     inputs.push_back(i32); // B's first row
+  if (config.splitsTail())
+    inputs.push_back(MemRefType::get({config.workspaceFloats()}, f32));
   gpu::GPUFuncOp func = createKernel(kernels, name, inputs, config.threads(),
                                      loc, config.blocksPerMultiprocessor);
   OpBuilder b(ctx);
@@ -627,18 +781,133 @@ int64_t bpt::sm90::pickBlockN(int64_t n) {
   return 0;
 }
 
-double bpt::sm90::predictGemmLaunch(const GemmConfig &config, int64_t rows,
-                                    const ChipInfo &chip) {
-  // A launch's start, its first loads and its last epilogue (hopper.md
-  // version 13: T_0 of 5-7 µs), in K steps of about 0.45 µs.
-  constexpr double kLaunchSteps = 12;
+namespace {
+/// predictGemmLaunch's units: a launch's start, its first loads and its
+/// last epilogue (hopper.md version 13: T_0 of 5-7 µs), in K steps of
+/// about 0.45 µs.
+constexpr double kLaunchSteps = 12;
+
+/// The K steps of a tile of `config`: on a multiprocessor shared by
+/// blocksPerMultiprocessor blocks, or (`alone`) on one of its own, as the
+/// tiles of a last wave no larger than the multiprocessors are.
+double tileSteps(const GemmConfig &config, bool alone = false) {
+  return double(config.kSteps()) * config.blockN / 128 * config.bOperands() *
+         (alone ? 1 : config.blocksPerMultiprocessor);
+}
+
+struct TailSplit {
+  int64_t tailTiles = 0, kSplits = 1;
+  /// Predicted time of the split tail: the parts' wave, the reduce launch.
+  double steps = 0;
+};
+
+/// The time of a launch's last wave of `tail` whole tiles.
+double tailSteps(const GemmConfig &config, int64_t tail, const ChipInfo &chip) {
+  return tail ? tileSteps(config, tail <= chip.multiprocessors) : 0;
+}
+
+/// The tail split planTailSplit describes, for a launch over `rows` rows.
+TailSplit chooseTailSplit(const GemmConfig &config, int64_t rows,
+                          const ChipInfo &chip) {
+  // Parts of at least 4 K steps (each part's pipeline fills and drains),
+  // at most 8 a tile (a reduce block reads every part of its tile: 8 of
+  // 128 KiB with 256-wide tiles is about 5 µs at an L2 read rate of ~200
+  // GB/s a multiprocessor).
+  constexpr int64_t kMinPartSteps = 4, kMaxSplits = 8;
+  // A reduce block's read of one part, in K steps (200 GB/s, 0.45 µs).
+  constexpr double kPartReadStepsPerByte = 1.0 / (200e3 * 0.45);
+  // What the split costs beyond its parts' steps: the parts' pipeline
+  // fills and partial stores and the reduce launch. Measured on an H100
+  // (hopper.md version 21): splitting the down GEMM of a 600-row FFN (20
+  // tiles of 32 K steps) made it about 20 µs slower, not faster.
+  constexpr double kSplitSteps = 48;
+  // Splits that save less than a fifth of the tail's time are not worth
+  // the second launch's risk of a misprediction.
+  constexpr double kMinGain = 0.8;
+  // The partial sums' workspace: at most C's size, or 8 MiB where C is
+  // smaller (a transient that shares its slot with other buffers, but
+  // bpt's sets keep memory lean).
+  const int64_t workspaceBytes =
+      std::max<int64_t>(rows * config.n * config.cElementBytes(), 8 << 20);
+  if (config.accumulate || config.activationGrad)
+    return {};
   int64_t tiles =
       (rows + config.blockM - 1) / config.blockM * (config.n / config.blockN);
   int64_t slots = chip.multiprocessors * config.blocksPerMultiprocessor;
-  int64_t waves = (tiles + slots - 1) / slots;
-  double tileSteps = double(config.kSteps()) * config.blockN / 128 *
-                     config.bOperands() * config.blocksPerMultiprocessor;
-  return waves * tileSteps + kLaunchSteps;
+  int64_t tail = tiles % slots;
+  // A last wave more than half full gains too little.
+  if (tail == 0 || 2 * tail > slots)
+    return {};
+  int64_t kSteps = config.kSteps();
+  int64_t most = std::min({slots / tail, kMaxSplits, kSteps / kMinPartSteps});
+  TailSplit best;
+  double unsplit = tailSteps(config, tail, chip);
+  for (int64_t splits = 2; splits <= most; ++splits) {
+    int64_t per = (kSteps + splits - 1) / splits;
+    int64_t parts = (kSteps + per - 1) / per;
+    // GemmConfig::kStepsPerSplit must give every part a step.
+    if ((parts - 1) * ((kSteps + parts - 1) / parts) >= kSteps ||
+        tail * parts * config.partialFloats() * 4 > workspaceBytes)
+      continue;
+    double steps =
+        tileSteps(config, tail * parts <= chip.multiprocessors) * per / kSteps +
+        kSplitSteps +
+        parts * config.partialFloats() * 4 * kPartReadStepsPerByte;
+    if (steps <= kMinGain * unsplit && (!best.tailTiles || steps < best.steps))
+      best = {tail, parts, steps};
+  }
+  return best;
+}
+} // namespace
+
+double bpt::sm90::predictGemmLaunch(const GemmConfig &config, int64_t rows,
+                                    const ChipInfo &chip) {
+  int64_t tiles =
+      (rows + config.blockM - 1) / config.blockM * (config.n / config.blockN);
+  int64_t slots = chip.multiprocessors * config.blocksPerMultiprocessor;
+  TailSplit split = chooseTailSplit(config, rows, chip);
+  double tail =
+      split.tailTiles ? split.steps : tailSteps(config, tiles % slots, chip);
+  return (tiles / slots) * tileSteps(config) + tail + kLaunchSteps;
+}
+
+void bpt::sm90::planTailSplit(GemmConfig &config, const ChipInfo &chip) {
+  TailSplit split = chooseTailSplit(config, config.launchRows(), chip);
+  config.tailTiles = split.tailTiles;
+  config.kSplits = split.kSplits;
+}
+
+void bpt::sm90::emitGemmLaunches(OpBuilder &b, Location loc, ModuleOp module,
+                                 const GemmConfig &config, Type element,
+                                 ValueRange args) {
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto launch = [&](const GemmConfig &kernelConfig, ValueRange operands) {
+    gpu::GPUFuncOp kernel =
+        getOrBuildGemmKernel(module, kernelConfig, element, loc);
+    std::array<int64_t, 2> grid = kernelConfig.launchGrid();
+    gpu::LaunchFuncOp::create(
+        b, loc, kernel,
+        gpu::KernelDim3{index(grid[0]), index(grid[1]), index(1)},
+        gpu::KernelDim3{index(kernelConfig.threads()), index(1), index(1)},
+        arith::ConstantOp::create(
+            b, loc, b.getI32IntegerAttr(kernelConfig.sharedMemoryBytes())),
+        operands);
+  };
+  if (!config.splitsTail()) {
+    launch(config, args);
+    return;
+  }
+  auto partials = memref::AllocOp::create(
+      b, loc, MemRefType::get({config.workspaceFloats()}, b.getF32Type()));
+  setBufferName(partials, "gemm_partials");
+  SmallVector<Value> operands(args);
+  operands.push_back(partials);
+  launch(config, operands);
+  GemmConfig reduce = config;
+  reduce.reduceTail = true;
+  launch(reduce, operands);
 }
 
 int64_t bpt::sm90::largestFFNChunkRows(const ChipInfo &chip) {

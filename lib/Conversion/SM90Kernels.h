@@ -145,6 +145,36 @@ struct GemmConfig : codegen::GemmProblem {
   /// prologue overlap the other's main loop.
   int64_t blocksPerMultiprocessor = 1;
 
+  /// Split-K of a mostly idle last wave (planTailSplit; hopper.md version
+  /// 21): the last `tailTiles` tiles (row-major) are each split along K
+  /// into `kSplits` parts of kStepsPerSplit() steps, run by blocks after
+  /// the whole tiles', which store their f32 partial sums in a workspace
+  /// (the kernel's last argument); a second launch of the kernel built
+  /// with `reduceTail` sums each of those tiles' parts in split order and
+  /// runs the epilogue, so results do not depend on timing. 0 and 1: no
+  /// split.
+  int64_t tailTiles = 0, kSplits = 1;
+  bool reduceTail = false;
+  bool splitsTail() const { return tailTiles > 0 && kSplits > 1; }
+  int64_t tiles() const { return rowTiles() * (n / blockN); }
+  int64_t wholeTiles() const { return tiles() - tailTiles; }
+  int64_t kStepsPerSplit() const { return (kSteps() + kSplits - 1) / kSplits; }
+  /// f32 elements of one tile's partial sums (each accumulator's).
+  int64_t partialFloats() const { return blockM * blockN * bOperands(); }
+  int64_t workspaceFloats() const {
+    return tailTiles * kSplits * partialFloats();
+  }
+  /// The grid of this kernel's launch: a block a tile (grid()), or with a
+  /// split tail a row of blocks, the whole tiles' then the parts' (or,
+  /// `reduceTail`, the split tiles').
+  std::array<int64_t, 2> launchGrid() const {
+    if (!splitsTail())
+      return grid();
+    if (reduceTail)
+      return {tailTiles, 1};
+    return {wholeTiles() + tailTiles * kSplits, 1};
+  }
+
   /// C's tile goes through shared memory (this consumer's A rows of the
   /// first blockN / 64 stages, free once its main loop is done: a block
   /// computes one tile) and out in 16-byte stores, whole rows a warp,
@@ -219,6 +249,10 @@ struct GemmConfig : codegen::GemmProblem {
       name += "_f32";
     if (bRowOffset)
       name += "_brow";
+    if (splitsTail())
+      name += llvm::formatv("_split{0}x{1}", tailTiles, kSplits).str();
+    if (reduceTail)
+      name += "_reduce";
     // Tilings other than the default (see chooseGemmTiling) are named.
     if (blockN != 128 || stages != defaultStages()) {
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
@@ -235,6 +269,21 @@ struct GemmConfig : codegen::GemmProblem {
 /// first row], [B's first row]).
 gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
                                     Type element, Location loc);
+
+/// Emits `config`'s launch at `b` with `args` (getOrBuildGemmKernel's
+/// arguments up to the workspace): one launch, or with a split tail the
+/// main one and the reduce one, both given a new f32 workspace for the
+/// partial sums.
+void emitGemmLaunches(OpBuilder &b, Location loc, ModuleOp module,
+                      const GemmConfig &config, Type element, ValueRange args);
+
+/// Sets `config`'s tail split (GemmConfig::tailTiles, kSplits) for a
+/// launch over its launchRows() on `chip`: where the last wave of tiles
+/// would be at most half full, its tiles split along K into the parts
+/// predicted fastest, if that beats the second launch's cost. Not for
+/// `accumulate` or `activationGrad` GEMMs (their f32 operand is read before
+/// the main loop).
+void planTailSplit(GemmConfig &config, const ChipInfo &chip);
 
 /// The widest N tile (256 or 128 columns) that divides `n`, or 0.
 int64_t pickBlockN(int64_t n);
@@ -256,7 +305,8 @@ std::optional<std::string> chooseGemmTiling(GemmConfig &config, int64_t blockN,
 /// shared by that many blocks, plus a launch's fixed cost. Units: one
 /// 64-deep K step of a 128 × 128 tile on a whole multiprocessor (about
 /// 0.45 µs on an H100). A model for choosing between chunkings of the same
-/// work, not a clock: the constant is hopper.md version 13's T_0.
+/// work, not a clock: the constant is hopper.md version 13's T_0. A
+/// launch whose last wave planTailSplit would split is predicted so.
 double predictGemmLaunch(const GemmConfig &config, int64_t rows,
                          const ChipInfo &chip);
 
