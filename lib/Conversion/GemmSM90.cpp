@@ -73,6 +73,8 @@ struct TileWork {
   Value m0, n0, rowsLeft;
   Value kBegin, kCount;
   Value isPart, part;
+  /// The reduce kernel's column slice of its split tile (reduceSlices).
+  Value slice;
 };
 
 /// Where a consumer thread's accumulator fragment lies: element e is row
@@ -138,22 +140,28 @@ private:
   void emitConsumer(Value base, Value consumer, Value lane, Value warp,
                     Value cRow, const TileWork &work, const GemmOperands &in,
                     Value shift);
-  /// The byte offset of 16-byte chunk `chunk` of this consumer thread's
-  /// accumulators in part `part`'s partial sums: a part's sums are
-  /// [chunks][consumer threads][4], so that a warp's chunk stores are 512
-  /// contiguous bytes.
-  Value partialOffset(Value part, Value thread, int64_t chunk) {
+  /// The byte offset of 16-byte chunk `chunk` (plus `slice`'s first) of
+  /// this consumer thread's accumulators in part `part`'s partial sums: a
+  /// part's sums are [chunks][consumer threads][4], so that a warp's chunk
+  /// stores are 512 contiguous bytes. A thread's fragment of a tile's
+  /// first blockN columns is the first blockN / 8 chunks of its fragment of
+  /// the partsWidth-wide tile, so a reduce slice's chunks follow its
+  /// index.
+  Value partialOffset(Value part, Value thread, int64_t chunk,
+                      Value slice = Value()) {
     const int64_t threads = kWarpgroup * config.consumerGroups;
     const int64_t chunks = config.partialFloats() / (threads * 4);
-    Value index =
-        add(mul(add(mul(part, c32(chunks)), c32(chunk)), c32(threads)), thread);
+    Value first = add(mul(part, c32(chunks)), c32(chunk));
+    if (slice)
+      first = add(first, mul(slice, c32(config.blockN / 8)));
+    Value index = add(mul(first, c32(threads)), thread);
     return mul(arith::ExtUIOp::create(b, loc, i64, index), c64(16));
   }
   /// Stores the accumulators `acc` as part `part`'s partial sums.
   void storePartials(ArrayRef<Value> acc, Value part, Value thread);
-  /// The sums of split tile `tile`'s parts, in split order, laid out as the
-  /// accumulators.
-  SmallVector<Value> sumPartials(Value tile, Value thread);
+  /// The sums of split tile `tile`'s parts (of its column slice `slice`),
+  /// in split order, laid out as the accumulators.
+  SmallVector<Value> sumPartials(Value tile, Value slice, Value thread);
   /// C's tile from the f32 accumulators `acc` (`pre`: P's fragment where
   /// preloaded): the activation, the gate, the residual, one rounding, and
   /// the stores (through the staging area where config.stagedEpilogue).
@@ -281,8 +289,9 @@ TileWork GemmEmitter::tileWork() {
   Value whole = c32(config.wholeTiles());
   Value tile;
   if (config.reduceTail) {
-    work.part = block;
-    tile = add(whole, block);
+    work.part = div(block, c32(config.reduceSlices()));
+    work.slice = rem(block, c32(config.reduceSlices()));
+    tile = add(whole, work.part);
   } else {
     work.isPart = cmp(arith::CmpIPredicate::uge, block, whole);
     // Parts' indices count from the first split tile's first part.
@@ -298,8 +307,10 @@ TileWork GemmEmitter::tileWork() {
     work.kBegin = select(work.isPart, begin, c32(0));
     work.kCount = select(work.isPart, sub(end, begin), c32(config.kSteps()));
   }
-  const int64_t columns = config.n / config.blockN;
-  work.n0 = mul(rem(tile, c32(columns)), c32(config.blockN));
+  const int64_t columns = config.n / config.partsWidth();
+  work.n0 = mul(rem(tile, c32(columns)), c32(config.partsWidth()));
+  if (work.slice)
+    work.n0 = add(work.n0, mul(work.slice, c32(config.blockN)));
   work.m0 = mul(div(tile, c32(columns)), c32(config.blockM));
   work.rowsLeft = rowsLeftFrom(work.m0);
   return work;
@@ -500,7 +511,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   if (config.reduceTail) {
     // planTailSplit leaves the accumulate and activationGrad GEMMs whole:
     // no sum S and no P here.
-    epilogue(sumPartials(work.part, thread), {});
+    epilogue(sumPartials(work.part, work.slice, thread), {});
     return;
   }
   SmallVector<Value> init(accumulators * count, cf(0.0));
@@ -558,7 +569,8 @@ void GemmEmitter::storePartials(ArrayRef<Value> acc, Value part, Value thread) {
   }
 }
 
-SmallVector<Value> GemmEmitter::sumPartials(Value tile, Value thread) {
+SmallVector<Value> GemmEmitter::sumPartials(Value tile, Value slice,
+                                            Value thread) {
   const int64_t values = config.bOperands() * config.blockN / 2;
   Type v4f32 = VectorType::get({4}, f32);
   SmallVector<Value> zeros(values, cf(0.0));
@@ -569,9 +581,9 @@ SmallVector<Value> GemmEmitter::sumPartials(Value tile, Value thread) {
   Value part = add(mul(tile, c32(config.kSplits)), loop.getInductionVar());
   SmallVector<Value> sums(loop.getRegionIterArgs());
   for (int64_t chunk = 0; chunk < values / 4; ++chunk) {
-    Value address =
-        LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), partials,
-                            ValueRange{partialOffset(part, thread, chunk)});
+    Value address = LLVM::GEPOp::create(
+        b, loc, ptr, b.getI8Type(), partials,
+        ValueRange{partialOffset(part, thread, chunk, slice)});
     Value vector = LLVM::LoadOp::create(b, loc, v4f32, address, 16);
     for (int64_t e = 0; e < 4; ++e)
       sums[4 * chunk + e] =
@@ -907,6 +919,15 @@ void bpt::sm90::emitGemmLaunches(OpBuilder &b, Location loc, ModuleOp module,
   launch(config, operands);
   GemmConfig reduce = config;
   reduce.reduceTail = true;
+  // 256-wide tiles are summed in 128-wide slices: twice the blocks, and
+  // half the accumulators a thread, so that all of a part's loads fit in
+  // registers at once (measured: 4 blocks summing 8 parts of 128 KiB each
+  // took 30 µs).
+  if (config.blockN > 128) {
+    reduce.partsBlockN = config.blockN;
+    reduce.blockN = 128;
+    reduce.stagedEpilogue = reduce.canStageEpilogue();
+  }
   launch(reduce, operands);
 }
 

@@ -155,12 +155,21 @@ struct GemmConfig : codegen::GemmProblem {
   /// split.
   int64_t tailTiles = 0, kSplits = 1;
   bool reduceTail = false;
+  /// The reduce kernel: the parts' tile width where it is wider than
+  /// blockN (0: the same); each of its blocks then sums a blockN-wide
+  /// column slice of a split tile, so that more multiprocessors share the
+  /// reads (a 256-wide tile's 8 parts are 1 MiB).
+  int64_t partsBlockN = 0;
   bool splitsTail() const { return tailTiles > 0 && kSplits > 1; }
-  int64_t tiles() const { return rowTiles() * (n / blockN); }
+  int64_t partsWidth() const { return partsBlockN ? partsBlockN : blockN; }
+  /// A split tile's column slices in the reduce kernel.
+  int64_t reduceSlices() const { return partsWidth() / blockN; }
+  /// Tiles of the parts' width, and those of them not split.
+  int64_t tiles() const { return rowTiles() * (n / partsWidth()); }
   int64_t wholeTiles() const { return tiles() - tailTiles; }
   int64_t kStepsPerSplit() const { return (kSteps() + kSplits - 1) / kSplits; }
-  /// f32 elements of one tile's partial sums (each accumulator's).
-  int64_t partialFloats() const { return blockM * blockN * bOperands(); }
+  /// f32 elements of one part's partial sums (each accumulator's).
+  int64_t partialFloats() const { return blockM * partsWidth() * bOperands(); }
   int64_t workspaceFloats() const {
     return tailTiles * kSplits * partialFloats();
   }
@@ -171,7 +180,7 @@ struct GemmConfig : codegen::GemmProblem {
     if (!splitsTail())
       return grid();
     if (reduceTail)
-      return {tailTiles, 1};
+      return {tailTiles * reduceSlices(), 1};
     return {wholeTiles() + tailTiles * kSplits, 1};
   }
 
@@ -252,7 +261,8 @@ struct GemmConfig : codegen::GemmProblem {
     if (splitsTail())
       name += llvm::formatv("_split{0}x{1}", tailTiles, kSplits).str();
     if (reduceTail)
-      name += "_reduce";
+      name += partsBlockN ? llvm::formatv("_reduce{0}", partsBlockN).str()
+                          : std::string("_reduce");
     // Tilings other than the default (see chooseGemmTiling) are named.
     if (blockN != 128 || stages != defaultStages()) {
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
