@@ -142,15 +142,16 @@ def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
     builds from them, and read by the conversions: the path (`wgmma`,
     `mma_sync`, `rowwise` or `portable`), the chip it was chosen for, and
     the tiling.
-    A zero field does not apply to the path (or, for `gemm_stages`, means
-    as many stages as fit the chip's shared memory, per GEMM).
+    A zero field does not apply to the path (or, for `gemm_stages` and
+    `gemm_split`, means the tiling's choice, per GEMM).
 
     - attention: `q_block` query rows and `kv_block` key/value rows per
       block (the blockwise nest's tiling, which the kernel keeps), `stages`
       of the K/V ring and `warps` per thread block;
     - FFN, projection, block on tensor cores: `chunk_rows` rows per chunk,
-      `gemm_block_n` GEMM tile columns, `gemm_stages`; a block also has its
-      attention's `kv_block` and `stages`;
+      `gemm_block_n` GEMM tile columns, `gemm_stages`, `gemm_split` (the
+      most parts a mostly idle last wave's tiles are split into along K: 1
+      none); a block also has its attention's `kv_block` and `stages`;
     - portable: `q_block` and `kv_block` of the blockwise loops;
     - rowwise (the norms: one warp a row, `bpt-norm-to-rowwise`): no
       tiling;
@@ -181,11 +182,13 @@ def BPT_StrategyAttr : AttrDef<BPT_Dialect, "Strategy"> {
     DefaultValuedParameter<"int64_t", "0", "rows per chunk">:$chunk_rows,
     DefaultValuedParameter<"int64_t", "0", "GEMM tile columns">:$gemm_block_n,
     DefaultValuedParameter<"int64_t", "0", "GEMM stages">:$gemm_stages,
+    DefaultValuedParameter<"int64_t", "0", "GEMM tail split parts">:$gemm_split,
     DefaultValuedParameter<"int64_t", "0", "attention key/value splits">:$kv_splits
   );
   let assemblyFormat = [{
     `<` $path `,` struct($chip, $q_block, $kv_block, $stages, $warps,
                          $chunk_rows, $gemm_block_n, $gemm_stages,
+                         $gemm_split,
                          $kv_splits) `>`
   }];
   let genVerifyDecl = 1;

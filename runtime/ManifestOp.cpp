@@ -105,6 +105,7 @@ const std::vector<OptionRule> &optionRules() {
       {"sm90_stages", OptionType::Count, {}, {}},
       {"sm90_gemm_block_n", OptionType::Count, {}, {}},
       {"sm90_gemm_stages", OptionType::Count, {}, {}},
+      {"sm90_gemm_split", OptionType::Count, {}, {}},
   };
   return rules;
 }

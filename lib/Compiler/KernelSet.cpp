@@ -597,6 +597,7 @@ FailureOr<KernelPathsUsed> bpt::kernelPathsUsed(ModuleOp module,
     used.mmaSyncAttentionGrad |= mmaSync && grad;
     used.wgmmaAttention |= wgmma && attention;
     used.wgmmaGemm |= wgmma && gemm;
+    used.wgmmaFFN |= wgmma && loop && loop.getKind() == ChunkLoopKind::ffn;
     used.chunked |= strategy.getChunkRows() != 0;
     auto q = op->getAttrOfType<IntegerAttr>("bpt.q_block");
     auto kv = op->getAttrOfType<IntegerAttr>("bpt.kv_block");
@@ -1398,6 +1399,7 @@ llvm::json::Object optionsJson(ModelDescription &model,
     opts["sm90_stages"] = options.strategy.sm90Stages;
     opts["sm90_gemm_block_n"] = options.strategy.gemmBlockN;
     opts["sm90_gemm_stages"] = options.strategy.gemmStages;
+    opts["sm90_gemm_split"] = options.strategy.gemmSplit;
   }
   return opts;
 }

@@ -86,6 +86,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
                 chooseGemmTiling(*config, strategy.getGemmBlockN(),
                                  strategy.getGemmStages(), chip))
           return m.loop.emitError() << "bpt-ffn-to-sm90: " << *why;
+        config->splitLimit = strategy.getGemmSplit();
         planTailSplit(*config, chip);
       }
       return success();

@@ -851,7 +851,9 @@ TailSplit chooseTailSplit(const GemmConfig &config, int64_t rows,
   if (tail == 0 || 2 * tail > slots)
     return {};
   int64_t kSteps = config.kSteps();
-  int64_t most = std::min({slots / tail, kMaxSplits, kSteps / kMinPartSteps});
+  int64_t most = std::min({slots / tail,
+                           config.splitLimit ? config.splitLimit : kMaxSplits,
+                           kSteps / kMinPartSteps});
   TailSplit best;
   double unsplit = tailSteps(config, tail, chip);
   for (int64_t splits = 2; splits <= most; ++splits) {

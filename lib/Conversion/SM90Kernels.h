@@ -155,6 +155,9 @@ struct GemmConfig : codegen::GemmProblem {
   /// split.
   int64_t tailTiles = 0, kSplits = 1;
   bool reduceTail = false;
+  /// The most parts planTailSplit may split a tile into (the strategy's
+  /// `gemm_split`): 1 none, 0 the model's limit (8).
+  int64_t splitLimit = 0;
   /// The reduce kernel: the parts' tile width where it is wider than
   /// blockN (0: the same); each of its blocks then sums a blockN-wide
   /// column slice of a split tile, so that more multiprocessors share the

@@ -56,6 +56,7 @@ StrategyOptions pinnedTo(StrategyOptions options, StrategyAttr recorded,
     options.sm90Stages = recorded.getStages();
     options.gemmBlockN = recorded.getGemmBlockN();
     options.gemmStages = recorded.getGemmStages();
+    options.gemmSplit = recorded.getGemmSplit();
     break;
   case KernelPath::rowwise:
     break;

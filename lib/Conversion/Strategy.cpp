@@ -83,6 +83,10 @@ bpt::checkStrategyOptions(const StrategyOptions &o) {
     return llvm::formatv("sm90-gemm-stages must be 0 or in [2, 8], got {0}",
                          o.gemmStages)
         .str();
+  if (!inRange(o.gemmSplit, 1, kMaxStrategyGemmSplit))
+    return llvm::formatv("sm90-gemm-split must be 0 or in [1, {0}], got {1}",
+                         kMaxStrategyGemmSplit, o.gemmSplit)
+        .str();
   if (!oneOf(o.sm80QBlock, {0, 64, 128}))
     return llvm::formatv("sm80-q-block must be 0, 64 or 128, got {0}",
                          o.sm80QBlock)
@@ -272,10 +276,11 @@ private:
   StrategyAttr make(KernelPath path, int64_t qBlock = 0, int64_t kvBlock = 0,
                     int64_t stages = 0, int64_t warps = 0,
                     int64_t chunkRows = 0, int64_t gemmBlockN = 0,
-                    int64_t gemmStages = 0, int64_t kvSplits = 0) {
-    return StrategyAttr::get(ctx(), path, options.chip, qBlock, kvBlock,
-                             stages, warps, chunkRows, gemmBlockN, gemmStages,
-                             kvSplits);
+                    int64_t gemmStages = 0, int64_t gemmSplit = 0,
+                    int64_t kvSplits = 0) {
+    return StrategyAttr::get(ctx(), path, options.chip, qBlock, kvBlock, stages,
+                             warps, chunkRows, gemmBlockN, gemmStages,
+                             gemmSplit, kvSplits);
   }
   StrategyAttr portable(int64_t qBlock = 0, int64_t kvBlock = 0) {
     return make(KernelPath::portable, qBlock, kvBlock);
@@ -538,7 +543,7 @@ Refusal Selector::attentionSplitKV(AttentionOp op, StrategyAttr &strategy) {
   if (splits <= 1)
     return std::nullopt;
   strategy = make(KernelPath::mma_sync, config.blockM, config.blockN,
-                  config.stages, config.warps(), 0, 0, 0, splits);
+                  config.stages, config.warps(), 0, 0, 0, 0, splits);
   return std::nullopt;
 }
 
@@ -717,10 +722,13 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
       up.gated = gated;
       sm90::GemmConfig down{rows,        rows, hidden, ffn, element.isBF16(),
                             std::nullopt};
-      for (sm90::GemmConfig *config : {&up, &down})
+      for (sm90::GemmConfig *config : {&up, &down}) {
         if (std::optional<std::string> error = sm90::chooseGemmTiling(
                 *config, options.gemmBlockN, options.gemmStages, chip))
           return op.emitError() << "bpt-select-strategy: " << *error;
+        // The chunk model prices the lone FFN's split tails.
+        config->splitLimit = options.gemmSplit;
+      }
       if (!pinned) {
         chunk = sm90::chooseFFNChunkRows(up, down, rows, chip);
         if (int64_t largest = sm90::largestFFNChunkRows(chip); chunk > largest)
@@ -729,7 +737,7 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
       }
       if (!why)
         return make(KernelPath::wgmma, 0, 0, 0, up.threads() / 32, chunk,
-                    options.gemmBlockN, options.gemmStages);
+                    options.gemmBlockN, options.gemmStages, options.gemmSplit);
     }
     refuse("ffn", "wgmma", *why);
     // The wgmma GEMMs take every FFN the mma.sync ones would.

@@ -60,19 +60,19 @@ LogicalResult
 StrategyAttr::verify(llvm::function_ref<InFlightDiagnostic()> emitError,
                      KernelPath path, StringRef chip, int64_t qBlock,
                      int64_t kvBlock, int64_t stages, int64_t warps,
-                     int64_t chunkRows, int64_t gemmBlockN,
-                     int64_t gemmStages, int64_t kvSplits) {
+                     int64_t chunkRows, int64_t gemmBlockN, int64_t gemmStages,
+                     int64_t gemmSplit, int64_t kvSplits) {
   if (chip.empty())
     return emitError() << "strategy needs a chip";
-  for (auto [name, value] :
-       {std::pair<StringRef, int64_t>{"q_block", qBlock},
-        {"kv_block", kvBlock},
-        {"stages", stages},
-        {"warps", warps},
-        {"chunk_rows", chunkRows},
-        {"gemm_block_n", gemmBlockN},
-        {"gemm_stages", gemmStages},
-        {"kv_splits", kvSplits}})
+  for (auto [name, value] : {std::pair<StringRef, int64_t>{"q_block", qBlock},
+                             {"kv_block", kvBlock},
+                             {"stages", stages},
+                             {"warps", warps},
+                             {"chunk_rows", chunkRows},
+                             {"gemm_block_n", gemmBlockN},
+                             {"gemm_stages", gemmStages},
+                             {"gemm_split", gemmSplit},
+                             {"kv_splits", kvSplits}})
     if (value < 0)
       return emitError() << "strategy field " << name
                          << " must not be negative, got " << value;
@@ -88,6 +88,7 @@ StrategyAttr::verify(llvm::function_ref<InFlightDiagnostic()> emitError,
         {"gemm_block_n", gemmBlockN, kMaxStrategyTile},
         {"stages", stages, kMaxStrategyStages},
         {"gemm_stages", gemmStages, kMaxStrategyStages},
+        {"gemm_split", gemmSplit, kMaxStrategyGemmSplit},
         {"warps", warps, kMaxStrategyWarps}})
     if (value > limit)
       return emitError() << "strategy field " << name << " of a "

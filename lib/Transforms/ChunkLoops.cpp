@@ -609,7 +609,8 @@ void bpt::buildFFNChunkLoop(RewriterBase &rewriter, FFNOp op,
                           strategy.getChip(), strategy.getQBlock(),
                           strategy.getKvBlock(), strategy.getStages(),
                           strategy.getWarps(), tail, strategy.getGemmBlockN(),
-                          strategy.getGemmStages(), strategy.getKvSplits()));
+                          strategy.getGemmStages(), strategy.getGemmSplit(),
+                          strategy.getKvSplits()));
     result = tensor::InsertSliceOp::create(
         rewriter, loc, last.getResult(), result,
         ArrayRef<OpFoldResult>{rewriter.getIndexAttr(covered),

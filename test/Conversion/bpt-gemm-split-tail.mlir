@@ -1,4 +1,7 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
+// The strategy's gemm_split: at most 3 parts, or none.
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-split=3 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=THREE
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-split=1 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=NONE
 
 // planTailSplit: a GEMM whose last wave would leave most multiprocessors
 // idle, with a long K, has that wave's tiles split along K. The 300-row
@@ -13,6 +16,13 @@
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a300_c300_n128_k8192_ragged_split3x8 blocks in (%c24{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}) {{.+}}, %[[P]] : memref<393216xf32>)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a300_c300_n128_k8192_ragged_split3x8_reduce blocks in (%c3{{[_0-9]*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}) {{.+}}, %[[P]] : memref<393216xf32>)
 // CHECK-NOT: gpu.launch_func
+// THREE-LABEL: func.func @split
+// THREE: gpu.launch_func @bpt_sm90::@gemm_sm90_a300_c300_n128_k8192_ragged_split3x3 blocks in (%c9{{[_0-9]*}},
+// THREE: gpu.launch_func @bpt_sm90::@gemm_sm90_a300_c300_n128_k8192_ragged_split3x3_reduce blocks in (%c3{{[_0-9]*}},
+// NONE-LABEL: func.func @split
+// NONE-NOT: memref<{{[0-9]+}}xf32>
+// NONE: gpu.launch_func @bpt_sm90::@gemm_sm90_a300_c300_n128_k8192_ragged blocks in (%c1{{[_0-9]*}}, %c3
+// NONE-NOT: _split
 
 // The main kernel: blocks past the whole tiles (none here) are parts; a
 // part runs K steps [16 s, min(16 s + 16, 128)) and stores its

@@ -1144,6 +1144,14 @@ func.func @strategy_stages(%x: tensor<2x64xbf16>, %w: tensor<64x128xbf16>) -> te
 
 // -----
 
+func.func @strategy_gemm_split(%x: tensor<2x64xbf16>, %w: tensor<64x128xbf16>) -> tensor<2x128xbf16> {
+  // expected-error @+1 {{strategy field gemm_split of a wgmma kernel must be at most 8, got 9}}
+  %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", gemm_split = 9>} : (tensor<2x64xbf16>, tensor<64x128xbf16>) -> tensor<2x128xbf16>
+  return %y : tensor<2x128xbf16>
+}
+
+// -----
+
 func.func @strategy_splits(%x: tensor<2x64xf32>, %w: tensor<64x64xf32>) -> tensor<2x64xf32> {
   // expected-error @+1 {{strategy field kv_splits must be at most 1024, got 1025}}
   %y = bpt.linear %x, %w {bpt.strategy = #bpt.strategy<portable, chip = "sm_80", kv_splits = 1025>} : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>

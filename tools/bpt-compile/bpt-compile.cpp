@@ -149,6 +149,13 @@ static cl::opt<int64_t> sm90GemmStages(
     "sm90-gemm-stages",
     cl::desc("sm_90a GEMM shared-memory stages: 2 to 8 (0: three, two blocks a multiprocessor, where the epilogue allows; else as many as fit)"),
     cl::cat(compileCategory), cl::init(0));
+static cl::opt<int64_t> sm90GemmSplit(
+    "sm90-gemm-split",
+    cl::desc("sm_90a GEMMs of a lone FFN: the most parts a mostly idle last "
+             "wave's tiles are split into along K, summed by a second "
+             "launch: 1 (no split) to 8 (0: where the wave model predicts a "
+             "gain, up to 8)"),
+    cl::cat(compileCategory), cl::init(0));
 static cl::opt<int64_t> sm80QBlock(
     "sm80-q-block",
     cl::desc("mma.sync attention query rows per thread block: 64 or 128 (0: "
@@ -256,6 +263,7 @@ static const struct {
     {"sm90-stages", &sm90Stages, &bpt::StrategyOptions::sm90Stages},
     {"sm90-gemm-block-n", &sm90GemmBlockN, &bpt::StrategyOptions::gemmBlockN},
     {"sm90-gemm-stages", &sm90GemmStages, &bpt::StrategyOptions::gemmStages},
+    {"sm90-gemm-split", &sm90GemmSplit, &bpt::StrategyOptions::gemmSplit},
     {"sm80-q-block", &sm80QBlock, &bpt::StrategyOptions::sm80QBlock},
     {"sm80-kv-block", &sm80KvBlock, &bpt::StrategyOptions::sm80KvBlock},
     {"sm80-stages", &sm80Stages, &bpt::StrategyOptions::sm80Stages},
@@ -394,6 +402,7 @@ tuningCandidates(ModuleOp module, StringRef chip) {
   std::vector<std::vector<std::pair<const char *, int64_t>>> chunks = {{}};
   if (hasFFN && !hasBlock && !hasAttention)
     chunks = {{{"chunk-rows", 0}},
+              {{"chunk-rows", 0}, {"sm90-gemm-split", 1}},
               {{"chunk-rows", 1024}},
               {{"chunk-rows", 2048}},
               {{"chunk-rows", 4096}}};
@@ -620,6 +629,10 @@ warnIneffectiveTilingFlags(ModuleOp module,
       {&bpt::KernelPathsUsed::chunked,
        "no op is cut into chunks of rows (FFNs and blocks on tensor cores)",
        {&chunkRows}},
+      {&bpt::KernelPathsUsed::wgmmaFFN,
+       "no lone FFN takes the sm_90a wgmma GEMMs (only theirs split a last "
+       "wave)",
+       {&sm90GemmSplit}},
   };
   // --kv-splits decides whether short queries are split, whichever kernel
   // then takes them (--kv-splits=1 leaves them to the unsplit kernels).

@@ -103,6 +103,9 @@ struct KernelPathsUsed {
   /// a block's too), a GEMM (--sm90-gemm-*). The attention backward's has a
   /// fixed tiling: no flag reaches it.
   bool wgmmaAttention = false, wgmmaGemm = false;
+  /// A lone FFN on the wgmma GEMMs (--sm90-gemm-split: only its launches
+  /// split a last wave).
+  bool wgmmaFFN = false;
   /// Some op is cut into chunks of rows (--chunk-rows): a tensor-core FFN,
   /// block or ffn_grad.
   bool chunked = false;

@@ -387,6 +387,9 @@ def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
            "wgmma GEMMs: tile columns, 128 or 256 (0: 128)">,
     Option<"gemmStages", "sm90-gemm-stages", "int64_t", /*default=*/"0",
            "wgmma GEMMs: stages, 2 to 8 (0: three, two blocks a multiprocessor, where the epilogue allows; else as many as fit)">,
+    Option<"gemmSplit", "sm90-gemm-split", "int64_t", /*default=*/"0",
+           "wgmma GEMMs: the most parts a mostly idle last wave's tiles "
+           "are split into along K, 1 (none) to 8 (0: the model's choice)">,
     Option<"sm80QBlock", "sm80-q-block", "int64_t", /*default=*/"0",
            "mma.sync attention: query rows per block, 64 or 128 (0: the "
            "cost model's choice)">,

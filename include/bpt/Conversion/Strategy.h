@@ -44,8 +44,10 @@ struct StrategyOptions {
   /// kDefaultChunkRows; see chunkRowsOrDefault).
   int64_t chunkRows = 0;
   /// sm_90a: the attention's key/value block and K/V stages, the GEMMs'
-  /// tile columns and stages.
-  int64_t sm90KvBlock = 0, sm90Stages = 0, gemmBlockN = 0, gemmStages = 0;
+  /// tile columns and stages, and the most parts a mostly idle last wave's
+  /// tiles are split into along K (1: none; 0: the model's, at most 8).
+  int64_t sm90KvBlock = 0, sm90Stages = 0, gemmBlockN = 0, gemmStages = 0,
+          gemmSplit = 0;
   /// mma.sync: the attention's query block, key/value block and stages,
   /// the GEMMs' tile columns.
   int64_t sm80QBlock = 0, sm80KvBlock = 0, sm80Stages = 0, sm80GemmBlockN = 0;
@@ -92,6 +94,7 @@ void copyStrategyFields(const From &from, To &to) {
   to.sm90Stages = from.sm90Stages;
   to.gemmBlockN = from.gemmBlockN;
   to.gemmStages = from.gemmStages;
+  to.gemmSplit = from.gemmSplit;
   to.sm80QBlock = from.sm80QBlock;
   to.sm80KvBlock = from.sm80KvBlock;
   to.sm80Stages = from.sm80Stages;

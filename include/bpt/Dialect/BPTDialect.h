@@ -42,7 +42,7 @@ inline constexpr llvm::StringLiteral kThreadTileAttrName = "bpt.thread_tile";
 /// conversion checks its kernel's exact rules. A wild hand-written tiling
 /// is then an error, not a kernel unrolled for hours.
 inline constexpr int64_t kMaxStrategyTile = 256, kMaxStrategyStages = 8,
-                         kMaxStrategyWarps = 32;
+                         kMaxStrategyWarps = 32, kMaxStrategyGemmSplit = 8;
 /// The most key/value splits of an attention (any path).
 inline constexpr int64_t kMaxKVSplits = 1024;
 

@@ -91,6 +91,12 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
       *this, "sm90-gemm-stages",
       llvm::cl::desc("wgmma GEMM stages (0: three, two blocks a multiprocessor, where the epilogue allows; else as many as fit)"),
       llvm::cl::init(0)};
+  Option<int64_t> gemmSplit{
+      *this, "sm90-gemm-split",
+      llvm::cl::desc("wgmma GEMMs: the most parts a mostly idle last wave's "
+                     "tiles are split into along K, 1 (none) to 8 (0: the "
+                     "model's choice)"),
+      llvm::cl::init(0)};
   Option<int64_t> sm80QBlock{
       *this, "sm80-q-block",
       llvm::cl::desc("mma.sync attention query block (0: cost model)"),
