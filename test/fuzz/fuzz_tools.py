@@ -206,9 +206,10 @@ def compile_flags(rng):
         flags.append("--heads=%d" % rng.choice([1, 2, 4]))
     for flag in ["--q-block", "--kv-block", "--block-threads", "--chunk-rows",
                  "--sm90-kv-block", "--sm90-stages", "--sm90-gemm-block-n",
-                 "--sm90-gemm-stages", "--sm80-q-block", "--sm80-kv-block",
-                 "--sm80-stages", "--sm80-gemm-block-n", "--sm80-grad-q-block",
-                 "--sm80-grad-kv-block", "--sm80-grad-stages", "--query-chunk"]:
+                 "--sm90-gemm-stages", "--sm90-gemm-split", "--sm80-q-block",
+                 "--sm80-kv-block", "--sm80-stages", "--sm80-gemm-block-n",
+                 "--sm80-grad-q-block", "--sm80-grad-kv-block",
+                 "--sm80-grad-stages", "--query-chunk"]:
         if rng.random() < 0.08:
             flags.append("%s=%s" % (flag, int_value(rng, 0.6)))
     if rng.random() < 0.15:
