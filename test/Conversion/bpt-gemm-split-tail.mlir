@@ -2,6 +2,8 @@
 // The strategy's gemm_split: at most 3 parts, or none.
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-split=3 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=THREE
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-split=1 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s --check-prefix=NONE
+// RUN: not bpt-opt %s --split-input-file --bpt-select-strategy=sm90-gemm-split=9 2>&1 | FileCheck %s --check-prefix=BAD
+// BAD: error: bpt-select-strategy: sm90-gemm-split must be 0 or in [1, 8], got 9
 
 // planTailSplit: a GEMM whose last wave would leave most multiprocessors
 // idle, with a long K, has that wave's tiles split along K. The 300-row
@@ -71,4 +73,18 @@ func.func @short_k(%x: tensor<2x150x128xbf16>, %w_in: tensor<128x1024xbf16>, %w_
 func.func @full_waves(%x: tensor<1x2048x2048xbf16>, %w_in: tensor<2048x8192xbf16>, %w_out: tensor<8192x2048xbf16>) -> tensor<1x2048x2048xbf16> {
   %y = bpt.ffn gelu %x, %w_in, %w_out : (tensor<1x2048x2048xbf16>, tensor<2048x8192xbf16>, tensor<8192x2048xbf16>) -> tensor<1x2048x2048xbf16>
   return %y : tensor<1x2048x2048xbf16>
+}
+
+// -----
+
+// A recorded gemm_split is kept (selection runs again after decomposition,
+// and a user may write one): 1, so the FFN of @split stays whole.
+// CHECK-LABEL: func.func @recorded
+// CHECK-NOT: _split
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a300_c300_n128_k8192_ragged blocks in (%c1{{[_0-9]*}}, %c3
+// CHECK-NOT: _split
+// CHECK: return
+func.func @recorded(%x: tensor<2x150x128xbf16>, %w_in: tensor<128x8192xbf16>, %w_out: tensor<8192x128xbf16>) -> tensor<2x150x128xbf16> {
+  %y = bpt.ffn relu %x, %w_in, %w_out {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 300, gemm_split = 1>} : (tensor<2x150x128xbf16>, tensor<128x8192xbf16>, tensor<8192x128xbf16>) -> tensor<2x150x128xbf16>
+  return %y : tensor<2x150x128xbf16>
 }
