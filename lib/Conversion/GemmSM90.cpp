@@ -157,11 +157,14 @@ private:
     Value index = add(mul(first, c32(threads)), thread);
     return mul(arith::ExtUIOp::create(b, loc, i64, index), c64(16));
   }
-  /// Stores the accumulators `acc` as part `part`'s partial sums.
-  void storePartials(ArrayRef<Value> acc, Value part, Value thread);
-  /// The sums of split tile `tile`'s parts (of its column slice `slice`),
-  /// in split order, laid out as the accumulators.
-  SmallVector<Value> sumPartials(Value tile, Value slice, Value thread);
+  /// Stores the accumulators `acc` as part `part`'s partial sums in
+  /// `partials`.
+  void storePartials(Value partials, ArrayRef<Value> acc, Value part,
+                     Value thread);
+  /// The sums of split tile `tile`'s parts (of its column slice `slice`)
+  /// in `partials`, in split order, laid out as the accumulators.
+  SmallVector<Value> sumPartials(Value partials, Value tile, Value slice,
+                                 Value thread);
   /// C's tile from the f32 accumulators `acc` (`pre`: P's fragment where
   /// preloaded): the activation, the gate, the residual, one rounding, and
   /// the stores (through the staging area where config.stagedEpilogue).
@@ -221,8 +224,6 @@ private:
                        Value cRow, Value n0, Value c, Value rowsLeft);
 
   const GemmConfig &config;
-  /// The split tail's partial sums (GemmOperands::partials).
-  Value partials;
 };
 
 void GemmEmitter::emit(gpu::GPUFuncOp func) {
@@ -245,7 +246,7 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   if (config.bRowOffset)
     in.bRow0 = func.getArgument(next++);
   if (config.splitsTail())
-    partials = in.partials = pointerOf(func.getArgument(next++));
+    in.partials = pointerOf(func.getArgument(next++));
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   TileWork work = tileWork();
@@ -511,7 +512,7 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   if (config.reduceTail) {
     // planTailSplit leaves the accumulate and activationGrad GEMMs whole:
     // no sum S and no P here.
-    epilogue(sumPartials(work.part, work.slice, thread), {});
+    epilogue(sumPartials(in.partials, work.part, work.slice, thread), {});
     return;
   }
   SmallVector<Value> init(accumulators * count, cf(0.0));
@@ -548,14 +549,15 @@ void GemmEmitter::emitConsumer(Value base, Value consumer, Value lane,
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(split.thenBlock());
-    storePartials(acc, work.part, thread);
+    storePartials(in.partials, acc, work.part, thread);
   }
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(split.elseBlock());
   epilogue(acc, pre);
 }
 
-void GemmEmitter::storePartials(ArrayRef<Value> acc, Value part, Value thread) {
+void GemmEmitter::storePartials(Value partials, ArrayRef<Value> acc, Value part,
+                                Value thread) {
   Type v4f32 = VectorType::get({4}, f32);
   for (int64_t chunk = 0; chunk < int64_t(acc.size()) / 4; ++chunk) {
     Value vector = LLVM::UndefOp::create(b, loc, v4f32);
@@ -569,8 +571,8 @@ void GemmEmitter::storePartials(ArrayRef<Value> acc, Value part, Value thread) {
   }
 }
 
-SmallVector<Value> GemmEmitter::sumPartials(Value tile, Value slice,
-                                            Value thread) {
+SmallVector<Value> GemmEmitter::sumPartials(Value partials, Value tile,
+                                            Value slice, Value thread) {
   const int64_t values = config.bOperands() * config.blockN / 2;
   Type v4f32 = VectorType::get({4}, f32);
   SmallVector<Value> zeros(values, cf(0.0));
@@ -813,6 +815,17 @@ struct TailSplit {
   double steps = 0;
 };
 
+/// A launch's tiles over `rows` rows, and the tiles a wave holds.
+struct LaunchWaves {
+  int64_t tiles, slots;
+};
+LaunchWaves launchWaves(const GemmConfig &config, int64_t rows,
+                        const ChipInfo &chip) {
+  return {(rows + config.blockM - 1) / config.blockM *
+              (config.n / config.blockN),
+          chip.multiprocessors * config.blocksPerMultiprocessor};
+}
+
 /// The time of a launch's last wave of `tail` whole tiles.
 double tailSteps(const GemmConfig &config, int64_t tail, const ChipInfo &chip) {
   return tail ? tileSteps(config, tail <= chip.multiprocessors) : 0;
@@ -843,9 +856,7 @@ TailSplit chooseTailSplit(const GemmConfig &config, int64_t rows,
       std::max<int64_t>(rows * config.n * config.cElementBytes(), 8 << 20);
   if (config.accumulate || config.activationGrad)
     return {};
-  int64_t tiles =
-      (rows + config.blockM - 1) / config.blockM * (config.n / config.blockN);
-  int64_t slots = chip.multiprocessors * config.blocksPerMultiprocessor;
+  auto [tiles, slots] = launchWaves(config, rows, chip);
   int64_t tail = tiles % slots;
   // A last wave more than half full gains too little.
   if (tail == 0 || 2 * tail > slots)
@@ -876,9 +887,7 @@ TailSplit chooseTailSplit(const GemmConfig &config, int64_t rows,
 
 double bpt::sm90::predictGemmLaunch(const GemmConfig &config, int64_t rows,
                                     const ChipInfo &chip) {
-  int64_t tiles =
-      (rows + config.blockM - 1) / config.blockM * (config.n / config.blockN);
-  int64_t slots = chip.multiprocessors * config.blocksPerMultiprocessor;
+  auto [tiles, slots] = launchWaves(config, rows, chip);
   TailSplit split = chooseTailSplit(config, rows, chip);
   double tail =
       split.tailTiles ? split.steps : tailSteps(config, tiles % slots, chip);
