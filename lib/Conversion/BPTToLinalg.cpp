@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bpt/Conversion/EpilogueActivation.h"
 #include "bpt/Conversion/Passes.h"
 #include "bpt/Dialect/BPTOps.h"
 #include "bpt/Utils/Builders.h"
@@ -723,6 +724,45 @@ Value bpt::buildActivation(OpBuilder &b, Location loc, Activation act,
   llvm_unreachable("unknown activation");
 }
 
+Value bpt::buildEpilogueActivation(OpBuilder &b, Location loc, Activation act,
+                                   Value x) {
+  Type f32 = x.getType();
+  auto cst = [&](double v) { return floatConstant(b, loc, f32, v); };
+  auto fma = [&](Value a, Value m, Value acc) -> Value {
+    return math::FmaOp::create(b, loc, a, m, acc);
+  };
+  switch (act) {
+  case Activation::gelu:
+  case Activation::geglu: {
+    // max(x, 0) − min(u, U)·2^(u²·(−log2 e / 2) + R(min(u, U))), u = |x|.
+    using namespace epilogue;
+    Value u = math::AbsFOp::create(b, loc, x);
+    Value clamped = arith::MinimumFOp::create(b, loc, u, cst(kGeluClamp));
+    Value s = fma(clamped, cst(kGeluScale), cst(-1.0));
+    Value r = cst(kGeluR.back());
+    for (int i = int(kGeluR.size()) - 2; i >= 0; --i)
+      r = fma(r, s, cst(kGeluR[i]));
+    Value square = arith::MulFOp::create(b, loc, u, u);
+    Value tail =
+        math::Exp2Op::create(b, loc, fma(square, cst(kGeluGaussian), r));
+    Value relu = arith::MaximumFOp::create(b, loc, x, cst(0.0));
+    return fma(arith::NegFOp::create(b, loc, clamped), tail, relu);
+  }
+  case Activation::silu:
+  case Activation::swiglu: {
+    Value negExp = math::Exp2Op::create(
+        b, loc, arith::MulFOp::create(b, loc, x, cst(-M_LOG2E)));
+    auto fast = arith::FastMathFlagsAttr::get(b.getContext(),
+                                              arith::FastMathFlags::afn);
+    return arith::DivFOp::create(
+        b, loc, x, arith::AddFOp::create(b, loc, cst(1.0), negExp), fast);
+  }
+  case Activation::gelu_tanh:
+  case Activation::relu:
+    return buildActivation(b, loc, act, x);
+  }
+  llvm_unreachable("unknown activation");
+}
 
 Value bpt::buildActivationDerivative(OpBuilder &b, Location loc,
                                      Activation act, Value x) {

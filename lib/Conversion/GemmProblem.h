@@ -96,13 +96,16 @@ struct GemmProblem {
 
   /// The epilogue's activation on an f32 accumulator element `value`: for a
   /// gated GEMM act(`gate`) · value, with `gate` the element of G's
-  /// accumulator; else act(value), or `value` without an activation.
+  /// accumulator; else act(value), or `value` without an activation. The
+  /// epilogue's forms (buildEpilogueActivation): C is 16-bit, or f32 of
+  /// TF32 products, whose rounding (~1e-3) is further still from the
+  /// forms' few ulps.
   Value activate(OpBuilder &b, Location loc, Value value, Value gate) const {
     if (gated)
       return arith::MulFOp::create(
-          b, loc, buildActivation(b, loc, *activation, gate), value);
+          b, loc, buildEpilogueActivation(b, loc, *activation, gate), value);
     if (activation)
-      return buildActivation(b, loc, *activation, value);
+      return buildEpilogueActivation(b, loc, *activation, value);
     return value;
   }
 };

@@ -35,7 +35,19 @@
 // CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
 // CHECK: nvvm.mbarrier.arrive
-// CHECK: math.erf
+// GELU in the epilogue's form (bpt/Conversion/EpilogueActivation.h): one
+// exp2 of a polynomial in min(|x|, 5), no erf.
+// CHECK-NOT: math.erf
+// CHECK: %[[ABS:.+]] = math.absf
+// CHECK: %[[CLAMP:.+]] = arith.minimumf %[[ABS]], %cst{{.*}} : f32
+// CHECK-COUNT-8: math.fma
+// CHECK: %[[SQUARE:.+]] = arith.mulf %[[ABS]], %[[ABS]] : f32
+// CHECK: %[[EXPONENT:.+]] = math.fma %[[SQUARE]]
+// CHECK: %[[TAIL:.+]] = math.exp2 %[[EXPONENT]] : f32
+// CHECK: %[[RELU:.+]] = arith.maximumf
+// CHECK: %[[NEG:.+]] = arith.negf %[[CLAMP]] : f32
+// CHECK: math.fma %[[NEG]], %[[TAIL]], %[[RELU]] : f32
+// CHECK-NOT: math.erf
 // CHECK: llvm.store {{.+}} : i32, !llvm.ptr<3>
 // CHECK: llvm.store {{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
 // CHECK: arith.cmpi eq, %{{.+}}, %c256_i32
@@ -79,7 +91,7 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
 // CHECK: %[[IN:.+]] = arith.cmpi slt, %{{.+}}, %[[LEFT]] : i32
 // CHECK-NEXT: scf.if %[[IN]] {
-// CHECK: math.erf
+// CHECK: math.exp2
 // CHECK: llvm.store
 // CHUNK-LABEL: func.func @ragged
 // CHUNK: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<768x512xbf16>

@@ -38,6 +38,14 @@ namespace bpt {
 mlir::Value buildActivation(mlir::OpBuilder &b, mlir::Location loc,
                             Activation act, mlir::Value x);
 
+/// `buildActivation` as the tensor-core GEMM epilogues evaluate it (16-bit
+/// outputs, or f32 ones of TF32 products): GELU (and GeGLU's gate) with one ex2
+/// and a polynomial, SiLU (and SwiGLU's gate) with an approximate division
+/// (bpt/Conversion/EpilogueActivation.h says how and how accurately);
+/// other kinds as buildActivation.
+mlir::Value buildEpilogueActivation(mlir::OpBuilder &b, mlir::Location loc,
+                                    Activation act, mlir::Value x);
+
 /// d/dx of `buildActivation(act, x)` for an f32 scalar, with the float64
 /// reference's formulas (relu'(0) = 0).
 mlir::Value buildActivationDerivative(mlir::OpBuilder &b, mlir::Location loc,
