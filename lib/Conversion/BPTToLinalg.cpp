@@ -749,15 +749,25 @@ Value bpt::buildEpilogueActivation(OpBuilder &b, Location loc, Activation act,
     return fma(arith::NegFOp::create(b, loc, clamped), tail, relu);
   }
   case Activation::silu:
-  case Activation::swiglu: {
+  case Activation::swiglu:
+  case Activation::gelu_tanh: {
+    // x·σ(v) = x / (1 + 2^(−v·log2 e)): v = x, or for GELU-tanh
+    // 2·√(2/π)·(x + 0.044715·x³) (0.5·(1 + tanh(y)) = σ(2y)).
+    Value v = x;
+    if (act == Activation::gelu_tanh) {
+      Value cube = arith::MulFOp::create(b, loc, x, x);
+      Value inner =
+          fma(arith::MulFOp::create(b, loc, cst(0.044715), x), cube, x);
+      v = arith::MulFOp::create(b, loc, cst(2.0 * std::sqrt(2.0 / M_PI)),
+                                inner);
+    }
     Value negExp = math::Exp2Op::create(
-        b, loc, arith::MulFOp::create(b, loc, x, cst(-M_LOG2E)));
+        b, loc, arith::MulFOp::create(b, loc, v, cst(-M_LOG2E)));
     auto fast = arith::FastMathFlagsAttr::get(b.getContext(),
                                               arith::FastMathFlags::afn);
     return arith::DivFOp::create(
         b, loc, x, arith::AddFOp::create(b, loc, cst(1.0), negExp), fast);
   }
-  case Activation::gelu_tanh:
   case Activation::relu:
     return buildActivation(b, loc, act, x);
   }

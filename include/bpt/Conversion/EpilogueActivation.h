@@ -30,6 +30,10 @@
 // reciprocal and a product, 2 ulp) in place of an IEEE one, whose Newton
 // steps and special-case branch were most of a SiLU epilogue.
 //
+// GELU-tanh. 0.5·x·(1 + tanh(y)) = x·σ(2y), y = √(2/π)·(x + 0.044715·x³):
+// x / (1 + 2^(−2y·log2 e)), as SiLU, in place of tanh's rational
+// approximation and its IEEE division.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef BPT_CONVERSION_EPILOGUEACTIVATION_H
@@ -69,6 +73,12 @@ inline float geluModel(float x) {
 /// The scalar model of the SiLU epilogue.
 inline float siluModel(float x) {
   return x / (1.0f + std::exp2(-x * 1.4426950408889634f));
+}
+
+/// The scalar model of the GELU-tanh epilogue.
+inline float geluTanhModel(float x) {
+  float y = 0.7978845608028654f * std::fma(0.044715f * x, x * x, x);
+  return x / (1.0f + std::exp2(y * -2.8853900817779268f));
 }
 
 } // namespace bpt::epilogue

@@ -40,9 +40,9 @@ mlir::Value buildActivation(mlir::OpBuilder &b, mlir::Location loc,
 
 /// `buildActivation` as the tensor-core GEMM epilogues evaluate it (16-bit
 /// outputs, or f32 ones of TF32 products): GELU (and GeGLU's gate) with one ex2
-/// and a polynomial, SiLU (and SwiGLU's gate) with an approximate division
-/// (bpt/Conversion/EpilogueActivation.h says how and how accurately);
-/// other kinds as buildActivation.
+/// and a polynomial, SiLU (and SwiGLU's gate) and GELU-tanh with an
+/// approximate division (bpt/Conversion/EpilogueActivation.h says how and
+/// how accurately); ReLU as buildActivation.
 mlir::Value buildEpilogueActivation(mlir::OpBuilder &b, mlir::Location loc,
                                     Activation act, mlir::Value x);
 
