@@ -731,11 +731,11 @@ Value bpt::buildEpilogueActivation(OpBuilder &b, Location loc, Activation act,
   auto fma = [&](Value a, Value m, Value acc) -> Value {
     return math::FmaOp::create(b, loc, a, m, acc);
   };
+  using namespace epilogue;
   switch (act) {
   case Activation::gelu:
   case Activation::geglu: {
     // max(x, 0) − min(u, U)·2^(u²·(−log2 e / 2) + R(min(u, U))), u = |x|.
-    using namespace epilogue;
     Value u = math::AbsFOp::create(b, loc, x);
     Value clamped = arith::MinimumFOp::create(b, loc, u, cst(kGeluClamp));
     Value s = fma(clamped, cst(kGeluScale), cst(-1.0));
@@ -755,14 +755,13 @@ Value bpt::buildEpilogueActivation(OpBuilder &b, Location loc, Activation act,
     // 2·√(2/π)·(x + 0.044715·x³) (0.5·(1 + tanh(y)) = σ(2y)).
     Value v = x;
     if (act == Activation::gelu_tanh) {
-      Value cube = arith::MulFOp::create(b, loc, x, x);
+      Value square = arith::MulFOp::create(b, loc, x, x);
       Value inner =
-          fma(arith::MulFOp::create(b, loc, cst(0.044715), x), cube, x);
-      v = arith::MulFOp::create(b, loc, cst(2.0 * std::sqrt(2.0 / M_PI)),
-                                inner);
+          fma(arith::MulFOp::create(b, loc, cst(kGeluTanhCubic), x), square, x);
+      v = arith::MulFOp::create(b, loc, cst(kGeluTanhScale), inner);
     }
     Value negExp = math::Exp2Op::create(
-        b, loc, arith::MulFOp::create(b, loc, v, cst(-M_LOG2E)));
+        b, loc, arith::MulFOp::create(b, loc, v, cst(-kLog2E)));
     auto fast = arith::FastMathFlagsAttr::get(b.getContext(),
                                               arith::FastMathFlags::afn);
     return arith::DivFOp::create(

@@ -5,10 +5,11 @@
 //===----------------------------------------------------------------------===//
 //
 // The constants and a scalar model of the activations the tensor-core GEMM
-// epilogues evaluate (buildEpilogueActivation): forms with one MUFU
+// epilogues evaluate (buildEpilogueActivation): GELU with one MUFU
 // operation a value where the shared builder (buildActivation) takes two,
-// accurate to a few f32 ulps, far below the 16-bit outputs' rounding.
-// Plain C++, so that the unit tests check the same constants against
+// SiLU and GELU-tanh without an IEEE division; accurate to a few f32 ulps,
+// far below the 16-bit outputs' rounding. Plain C++, so that the unit
+// tests check the same constants, in the IR's order of operations, against
 // float64 without MLIR (test/Unit/EpilogueActivationTest.cpp).
 //
 // GELU. For u = |x|, Φ(−u) = erfc(u/√2)/2 = 2^L(u) with
@@ -70,15 +71,24 @@ inline float geluModel(float x) {
   return std::fma(-uc, g, std::max(x, 0.0f));
 }
 
-/// The scalar model of the SiLU epilogue.
-inline float siluModel(float x) {
-  return x / (1.0f + std::exp2(-x * 1.4426950408889634f));
+/// log2(e), for x·σ(v) = x / (1 + 2^(−v·log2 e)).
+inline constexpr double kLog2E = 1.4426950408889634;
+/// GELU-tanh's σ argument 2y = kGeluTanhScale·(x + kGeluTanhCubic·x³).
+inline constexpr double kGeluTanhCubic = 0.044715;
+inline constexpr double kGeluTanhScale = 1.5957691216057308; // 2·√(2/π)
+
+/// x·σ(v) as the epilogue computes it.
+inline float sigmoidProductModel(float x, float v) {
+  return x / (1.0f + std::exp2(v * float(-kLog2E)));
 }
+
+/// The scalar model of the SiLU epilogue.
+inline float siluModel(float x) { return sigmoidProductModel(x, x); }
 
 /// The scalar model of the GELU-tanh epilogue.
 inline float geluTanhModel(float x) {
-  float y = 0.7978845608028654f * std::fma(0.044715f * x, x * x, x);
-  return x / (1.0f + std::exp2(y * -2.8853900817779268f));
+  float inner = std::fma(float(kGeluTanhCubic) * x, x * x, x);
+  return sigmoidProductModel(x, float(kGeluTanhScale) * inner);
 }
 
 } // namespace bpt::epilogue
