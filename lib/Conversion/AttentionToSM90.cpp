@@ -152,9 +152,16 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   // outRow: the block's first row in the output (as [rows, D]).
   Value qRow, qPos, kvRow, outRow;
   if (config.tokenMajor) {
-    qRow = q0;
-    qPos = add(func.getArgument(4), q0);
-    kvRow = func.getArgument(5);
+    if (config.wholeSequences) {
+      // Q and K/V rows of sequence `batch` start at the same row.
+      kvRow = mul(batch, c32(config.seqKV));
+      qRow = add(kvRow, q0);
+      qPos = q0;
+    } else {
+      qRow = q0;
+      qPos = add(func.getArgument(4), q0);
+      kvRow = func.getArgument(5);
+    }
     qColumn = mul(head, c32(config.headDim));
     kvColumn = mul(kvHead, c32(config.headDim));
     outColumn = qColumn;
@@ -504,15 +511,20 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
       return existing;
   assert(!(config.tokenMajor && config.lse) &&
          "token-major kernels do not write the log-sum-exp");
-  assert((!config.tokenMajor || (config.chunkRows % config.blockM == 0 &&
+  assert((!config.tokenMajor || (config.queryRows() % config.blockM == 0 &&
                                  config.seqKV % config.blockN == 0)) &&
          "token-major kernels take whole blocks");
+  assert((!config.wholeSequences || config.seqQ == config.seqKV) &&
+         "whole-sequence token-major kernels share Q's and K/V's rows");
   MLIRContext *ctx = module.getContext();
   SmallVector<Type> inputs = {
       tensorMapType(ctx, config.blockM, element, config.raggedQ()),
       tensorMapType(ctx, config.blockN, element, config.raggedKV()),
       tensorMapType(ctx, config.blockN, element, config.raggedKV())};
-  if (config.tokenMajor) {
+  if (config.tokenMajor && config.wholeSequences) {
+    inputs.push_back(MemRefType::get(
+        {config.batch * config.seqQ, config.heads * config.headDim}, element));
+  } else if (config.tokenMajor) {
     auto i32 = IntegerType::get(ctx, 32);
     inputs.append({MemRefType::get({config.chunkRows,
                                     config.heads * config.headDim},

@@ -5,16 +5,29 @@
 //===----------------------------------------------------------------------===//
 //
 // Maps the chunk loops of a transformer block on the wgmma path
-// (#bpt.chunk_loop, built by bpt-decompose-block) to host loops of sm_90a
-// kernel launches, one launch per op of the loop's body, so that no buffer
-// has an S × ffn or S × S term and only K and V span the sequence:
+// (#bpt.chunk_loop, built by bpt-decompose-block) to host sequences of
+// sm_90a kernel launches, so that no buffer has an S × ffn or S × S term.
+// The loops' iterations are independent (scf.forall), so the launches
+// need not follow them one iteration at a time; they run in four phases:
 //
-//   phase A, per chunk:  h1 = norm1(x[chunk]);  K[chunk] = h1 Wk;
-//                        V[chunk] = h1 Wv
-//   phase B, per chunk:  h1 = norm1(x[chunk]);  Q = h1 Wq;
-//                        a = attention(Q, K[seq], V[seq])   (token-major)
-//                        y1 = x[chunk] + a Wo;  h2 = norm2(y1)
-//                        u = act(h2 W_in);      out[chunk] = y1 + u W_out
+//   A, per chunk:     h1 = norm1(x[chunk]);  Q[chunk] = h1 Wq;
+//                     K[chunk] = h1 Wk;      V[chunk] = h1 Wv
+//   B, once:          Q = attention(Q, K, V)  (token-major, in place)
+//   C, once:          out = x + Q Wo
+//   D, per chunk:     h2 = norm2(out[chunk]); u = act(h2 W_in);
+//                     out[chunk] += u W_out
+//
+// Phase A is the kv_projection loop's iteration fused with the first
+// ops of the block loop's (both normalise the same rows: norm1 runs once);
+// B and C are the block loop's attention nests and output projections of
+// every chunk, each as one launch: a causal attention launched per chunk
+// leaves most of a wave idle behind its few heavy query blocks, and the
+// whole sequence's fills the waves. Q, K and V span the rows (Q's buffer
+// then holds the attention's output, and the attention residual lives in
+// out's rows); K, V and Q are dead before phase D, whose FFN chunk buffers
+// share their bytes in the kernel set's workspace arena. The set's peak is
+// 3 · S · hidden plus a chunk (or one FFN chunk, if larger), against
+// eager's S × ffn intermediates.
 //
 // The GEMMs and the attention are the kernels of bpt-ffn-to-sm90 and
 // bpt-attention-to-sm90 (wgmma, TMA, mbarriers); the norms are the row
@@ -50,10 +63,11 @@ namespace {
 /// The kernels of one block's chunk loops, with their configurations.
 struct BlockKernels {
   GemmConfig kv, q, o, up, down;
-  NormConfig norm1, norm2;
+  /// Both norms read a chunk of [rows, hidden] rows (x, out) into a chunk.
+  NormConfig norm;
   AttentionKernelConfig attention;
-  gpu::GPUFuncOp kvKernel, qKernel, oKernel, upKernel, downKernel,
-      norm1Kernel, norm2Kernel, attentionKernel;
+  gpu::GPUFuncOp kvKernel, qKernel, oKernel, upKernel, downKernel, normKernel,
+      attentionKernel;
 };
 
 /// The shapes of a block read from its chunk loops.
@@ -103,11 +117,12 @@ FailureOr<BlockKernels> buildKernels(ModuleOp module,
   };
   int64_t qWidth = s.heads * s.headDim, kvWidth = s.kvHeads * s.headDim;
   k.kv = gemm(s.chunk, s.rows, kvWidth, s.hidden, {}, 0);
-  k.q = gemm(s.chunk, s.chunk, qWidth, s.hidden, {}, 0);
-  k.o = gemm(s.chunk, s.chunk, s.hidden, qWidth, {}, s.rows);
+  k.q = gemm(s.chunk, s.rows, qWidth, s.hidden, {}, 0);
+  k.o = gemm(s.rows, s.rows, s.hidden, qWidth, {}, s.rows);
   k.up = gemm(s.chunk, s.chunk, s.ffn, s.hidden, m.ffn.getActivation(), 0,
               s.gated);
-  k.down = gemm(s.chunk, s.rows, s.hidden, s.ffn, {}, s.chunk);
+  // The residual is C's own rows (out[chunk], read before it is written).
+  k.down = gemm(s.chunk, s.rows, s.hidden, s.ffn, {}, s.rows);
   if (tilingError)
     return m.blockLoop.emitError() << "bpt-block-to-sm90: " << *tilingError;
   Location loc = m.blockLoop.getLoc();
@@ -119,13 +134,9 @@ FailureOr<BlockKernels> buildKernels(ModuleOp module,
   k.oKernel = build(k.o);
   k.upKernel = build(k.up);
   k.downKernel = build(k.down);
-  k.norm1 = {s.rows,    s.chunk, s.hidden, s.layerNorm,
-             s.epsilon, s.bf16,  s.chunk};
-  k.norm2 = {s.chunk,   s.chunk, s.hidden, s.layerNorm,
-             s.epsilon, s.bf16,  s.chunk};
+  k.norm = {s.rows, s.chunk, s.hidden, s.layerNorm, s.epsilon, s.bf16, s.chunk};
   gpu::GPUModuleOp kernels = getOrCreateSM90KernelModule(module);
-  k.norm1Kernel = getOrBuildNormKernel(kernels, k.norm1, s.element, loc);
-  k.norm2Kernel = getOrBuildNormKernel(kernels, k.norm2, s.element, loc);
+  k.normKernel = getOrBuildNormKernel(kernels, k.norm, s.element, loc);
   auto nest = m.attention->getAttrOfType<AttentionNestAttr>(
       AttentionNestAttr::kAttrName);
   AttentionKernelConfig &a = k.attention;
@@ -140,18 +151,19 @@ FailureOr<BlockKernels> buildKernels(ModuleOp module,
   a.scale = nest.getScale().convertToDouble();
   a.bf16 = s.bf16;
   a.tokenMajor = true;
-  a.chunkRows = s.chunk;
+  a.wholeSequences = true;
   a.blockN = strategy.getKvBlock();
   a.stages = strategy.getStages();
   k.attentionKernel = getOrBuildAttentionKernel(module, a, s.element, loc);
   return k;
 }
 
-/// Host buffers of the launches: only K and V span the rows.
+/// Host buffers of the launches: Q (then the attention), K and V span the
+/// rows; h1, h2 and u are one chunk.
 struct BlockBuffers {
   Value x, norm1Weight, norm1Bias, norm2Weight, norm2Bias;
   Value wq, wk, wv, wo, wIn, wGate, wOut;
-  Value k, v, kMap, vMap, h1, h1Map, q, qMap, a, aMap, y1, h2, h2Map, u, uMap;
+  Value k, v, kMap, vMap, h1, h1Map, q, qMap, aMap, h2, h2Map, u, uMap;
   Value out, outRows;
 };
 
@@ -188,17 +200,18 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
   buf.wOut = mapOf(bufferOf(m.ffn.getWOut()), 64);
 
   int64_t qWidth = s.heads * s.headDim, kvWidth = s.kvHeads * s.headDim;
+  buf.h1 = alloc(s.chunk, s.hidden, "attention_norm");
+  buf.h1Map = mapOf(buf.h1, 128);
+  buf.q = alloc(s.rows, qWidth, "query_then_attention");
+  // The attention's Q tiles and the output projection's A tiles.
+  buf.qMap = mapOf(buf.q, k.attention.blockM);
+  buf.aMap = k.o.aBoxRows() == k.attention.blockM
+                 ? buf.qMap
+                 : mapOf(buf.q, k.o.aBoxRows());
   buf.k = alloc(s.rows, kvWidth, "key");
   buf.v = alloc(s.rows, kvWidth, "value");
   buf.kMap = mapOf(buf.k, k.attention.blockN);
   buf.vMap = mapOf(buf.v, k.attention.blockN);
-  buf.h1 = alloc(s.chunk, s.hidden, "attention_norm");
-  buf.h1Map = mapOf(buf.h1, 128);
-  buf.q = alloc(s.chunk, qWidth, "query");
-  buf.qMap = mapOf(buf.q, 128);
-  buf.a = alloc(s.chunk, qWidth, "attention");
-  buf.aMap = mapOf(buf.a, 128);
-  buf.y1 = alloc(s.chunk, s.hidden, "attention_residual");
   buf.h2 = alloc(s.chunk, s.hidden, "ffn_norm");
   buf.h2Map = mapOf(buf.h2, 128);
   buf.u = alloc(s.chunk, s.ffn, "ffn_hidden");
@@ -211,8 +224,8 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
   return buf;
 }
 
-/// The launches of the two loops, one host loop each, unrolled over the
-/// chunks (the manifest is a flat list of launches).
+/// The launches of the four phases (see the file's header), unrolled over
+/// the chunks (the manifest is a flat list of launches).
 void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
                   const BlockKernels &k, const BlockBuffers &buf) {
   auto index = [&](int64_t v) -> Value {
@@ -230,56 +243,53 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
         gpu::KernelDim3{index(config.threads()), index(1), index(1)},
         i32(config.sharedMemoryBytes()), args);
   };
-  auto launchNorm = [&](const NormConfig &config, gpu::GPUFuncOp kernel,
-                        Value input, Value weight, Value bias, Value output,
+  auto launchNorm = [&](Value input, Value weight, Value bias, Value output,
                         int64_t inRow) {
     SmallVector<Value> args = {input, weight};
     if (bias)
       args.push_back(bias);
     args.append({output, i32(inRow), i32(0)});
     gpu::LaunchFuncOp::create(
-        b, loc, kernel,
-        gpu::KernelDim3{index(config.blocks()), index(1), index(1)},
+        b, loc, k.normKernel,
+        gpu::KernelDim3{index(k.norm.blocks()), index(1), index(1)},
         gpu::KernelDim3{index(NormConfig::threads()), index(1), index(1)},
         Value(), args);
   };
 
   int64_t numChunks = s.rows / s.chunk;
-  // #bpt.chunk_loop<kv_projection>.
+  // A: #bpt.chunk_loop<kv_projection> and the block loop's Q projection.
   for (int64_t c = 0; c < numChunks; ++c) {
     int64_t r0 = c * s.chunk;
-    launchNorm(k.norm1, k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias,
-               buf.h1, r0);
+    launchNorm(buf.x, buf.norm1Weight, buf.norm1Bias, buf.h1, r0);
+    launchGemm(k.qKernel, k.q, {buf.h1Map, buf.wq, buf.q, i32(0), i32(r0)});
     launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wk, buf.k, i32(0), i32(r0)});
     launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wv, buf.v, i32(0), i32(r0)});
   }
-  // #bpt.chunk_loop<block>.
+  // B: every chunk's attention nest, written over its queries.
   const AttentionKernelConfig &attention = k.attention;
+  gpu::LaunchFuncOp::create(
+      b, loc, k.attentionKernel,
+      gpu::KernelDim3{index(attention.queryBlocks()), index(s.heads),
+                      index(attention.batch)},
+      gpu::KernelDim3{index(attention.threads()), index(1), index(1)},
+      i32(attention.sharedMemoryBytes()),
+      ValueRange{buf.qMap, buf.kMap, buf.vMap, buf.q});
+  // C: every chunk's output projection and attention residual.
+  launchGemm(k.oKernel, k.o,
+             {buf.aMap, buf.wo, buf.outRows, buf.x, i32(0), i32(0), i32(0)});
+  // D: the rest of the block loop, per chunk; out[chunk] is the FFN's
+  // residual and its result.
   for (int64_t c = 0; c < numChunks; ++c) {
     int64_t r0 = c * s.chunk;
-    launchNorm(k.norm1, k.norm1Kernel, buf.x, buf.norm1Weight, buf.norm1Bias,
-               buf.h1, r0);
-    launchGemm(k.qKernel, k.q, {buf.h1Map, buf.wq, buf.q, i32(0), i32(0)});
-    gpu::LaunchFuncOp::create(
-        b, loc, k.attentionKernel,
-        gpu::KernelDim3{index(s.chunk / attention.blockM), index(s.heads),
-                        index(1)},
-        gpu::KernelDim3{index(attention.threads()), index(1), index(1)},
-        i32(attention.sharedMemoryBytes()),
-        ValueRange{buf.qMap, buf.kMap, buf.vMap, buf.a, i32(r0 % s.seq),
-                   i32(r0 / s.seq * s.seq)});
-    launchGemm(k.oKernel, k.o,
-               {buf.aMap, buf.wo, buf.y1, buf.x, i32(0), i32(0), i32(r0)});
-    launchNorm(k.norm2, k.norm2Kernel, buf.y1, buf.norm2Weight, buf.norm2Bias,
-               buf.h2, 0);
+    launchNorm(buf.outRows, buf.norm2Weight, buf.norm2Bias, buf.h2, r0);
     if (s.gated)
       launchGemm(k.upKernel, k.up,
                  {buf.h2Map, buf.wIn, buf.wGate, buf.u, i32(0), i32(0)});
     else
       launchGemm(k.upKernel, k.up, {buf.h2Map, buf.wIn, buf.u, i32(0), i32(0)});
     launchGemm(k.downKernel, k.down,
-               {buf.uMap, buf.wOut, buf.outRows, buf.y1, i32(0), i32(r0),
-                i32(0)});
+               {buf.uMap, buf.wOut, buf.outRows, buf.outRows, i32(0), i32(r0),
+                i32(r0)});
   }
 }
 

@@ -39,6 +39,12 @@ struct AttentionKernelConfig {
   /// [B, H, S, D] tensors, as bpt.attention's operands.
   bool tokenMajor = false;
   int64_t chunkRows = 0;
+  /// Token-major over whole sequences (chunkRows unused): Q and the output
+  /// are [B * S, H * D] like K and V (self-attention, Sq = Skv), one block
+  /// per query block, head and sequence (grid z), no i32 arguments. Each
+  /// block reads its Q tile once before it writes the same rows and
+  /// columns of the output, so the output may be Q's own buffer.
+  bool wholeSequences = false;
   /// Also writes each query row's log-sum-exp (natural log of the row sum
   /// of exp(scale · q·kᵀ), -inf for a row that sees no key) to a [B, H, S]
   /// f32 argument after the output: the state a backward pass needs.
@@ -46,7 +52,9 @@ struct AttentionKernelConfig {
   bool lse = false;
   int64_t blockM = 128, blockN = 128, stages = 2, consumerGroups = 2;
 
-  int64_t queryRows() const { return tokenMajor ? chunkRows : seqQ; }
+  int64_t queryRows() const {
+    return tokenMajor && !wholeSequences ? chunkRows : seqQ;
+  }
   /// Query and key/value blocks, the last one partial where the sequence
   /// is not a multiple of the block (head-major only: the token-major
   /// kernel takes whole blocks).
@@ -95,9 +103,10 @@ struct AttentionKernelConfig {
                                      causal ? "_causal" : "", lse ? "_lse" : "")
                            .str();
     if (tokenMajor)
-      name += llvm::formatv("_tokens_h{0}_kv{1}_s{2}_c{3}", heads, kvHeads,
-                            seqKV, chunkRows)
-                  .str();
+      name += llvm::formatv("_tokens_h{0}_kv{1}_s{2}", heads, kvHeads, seqKV)
+                  .str() +
+              (wholeSequences ? llvm::formatv("_b{0}", batch).str()
+                              : llvm::formatv("_c{0}", chunkRows).str());
     if (blockN != 128 || stages != 2)
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
     if (ragged())
@@ -107,9 +116,9 @@ struct AttentionKernelConfig {
 };
 
 /// The attention kernel for `config` (arguments: Q, K, V tensor maps, the
-/// output; head-major with `lse` adds the log-sum-exp; token-major adds the
-/// chunk's first query position and the first K/V row of its sequence,
-/// both i32).
+/// output; head-major with `lse` adds the log-sum-exp; token-major over a
+/// chunk adds the chunk's first query position and the first K/V row of
+/// its sequence, both i32).
 gpu::GPUFuncOp getOrBuildAttentionKernel(ModuleOp module,
                                          const AttentionKernelConfig &config,
                                          Type element, Location loc);

@@ -2,43 +2,50 @@
 // RUN: not bpt-opt %s --bpt-select-strategy="chunk-rows=-128" 2>&1 | FileCheck %s --check-prefix=BAD
 // BAD: error: bpt-select-strategy: chunk-rows must be 0 or a positive multiple of 128, got -128
 
-// Two sequences of 256 rows, chunks of 128, GQA 4:2 with head dim 64. Only
-// K and V ([512, 128]) span the rows; every other buffer is one chunk.
+// Two sequences of 256 rows, chunks of 128, GQA 4:2 with head dim 64. Q
+// (then the attention's output), K and V ([512, 256], [512, 128]) span the
+// rows; h1, h2 and u are one chunk.
 // CHECK-LABEL: func.func @block
 // CHECK-NOT: bpt.transformer_block
 // CHECK: %[[X:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x256x256xbf16> into memref<512x256xbf16>
+// CHECK: %[[H1:.+]] = memref.alloc() {bpt.buffer_name = "attention_norm"} : memref<128x256xbf16>
+// CHECK: %[[Q:.+]] = memref.alloc() {bpt.buffer_name = "query_then_attention"} : memref<512x256xbf16>
 // CHECK: %[[K:.+]] = memref.alloc() {bpt.buffer_name = "key"} : memref<512x128xbf16>
 // CHECK: %[[V:.+]] = memref.alloc() {bpt.buffer_name = "value"} : memref<512x128xbf16>
-// CHECK: %[[H1:.+]] = memref.alloc() {bpt.buffer_name = "attention_norm"} : memref<128x256xbf16>
-// CHECK: %[[Q:.+]] = memref.alloc() {bpt.buffer_name = "query"} : memref<128x256xbf16>
-// CHECK: %[[A:.+]] = memref.alloc() {bpt.buffer_name = "attention"} : memref<128x256xbf16>
-// CHECK: %[[Y1:.+]] = memref.alloc() {bpt.buffer_name = "attention_residual"} : memref<128x256xbf16>
 // CHECK: %[[H2:.+]] = memref.alloc() {bpt.buffer_name = "ffn_norm"} : memref<128x256xbf16>
 // CHECK: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<128x512xbf16>
 // CHECK-NOT: memref.alloc() {{.*}}: memref<512x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x256x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
 
-// Phase A: norm1 and K, V for each of the 4 chunks (rows 0, 128, 256, 384).
+// Phase A: norm1, then Q, K and V for each of the 4 chunks (rows 0, 128,
+// 256, 384): norm1 runs once a chunk.
 // CHECK: gpu.launch_func @bpt_sm90::@rms_norm_bf16_x512_o128_h256_eps1em05 blocks in (%c16, {{.+}} threads in (%c256, {{.+}} args(%[[X]] : memref<512x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n256_k256 {{.+}}, %[[Q]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[K]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[V]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: @rms_norm_bf16_x512_o128_h256_eps1em05 {{.+}}, %c128_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: @gemm_sm90_a128_c512_n256_k256 {{.+}}, %c0_i32{{.*}} : i32, %c128_i32{{.*}} : i32)
 // CHECK-COUNT-2: @gemm_sm90_a128_c512_n128_k256 {{.+}}, %c0_i32{{.*}} : i32, %c128_i32{{.*}} : i32)
 // CHECK: @rms_norm_bf16_x512_o128_h256_eps1em05 {{.+}}, %c256_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: @rms_norm_bf16_x512_o128_h256_eps1em05 {{.+}}, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: @gemm_sm90_a128_c512_n256_k256 {{.+}}, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
 // CHECK-COUNT-2: @gemm_sm90_a128_c512_n128_k256 {{.+}}, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
 
-// Phase B, chunk 3 (rows 384..511 = positions 128..255 of sequence 1):
-// attention's i32 arguments are the chunk's first query position (128) and
-// its sequence's first K/V row (256); the output projection adds x's rows
-// 384.. as the residual, the down projection writes out's rows 384..
-// CHECK-COUNT-3: @attention_sm90_d64_causal_tokens_h4_kv2_s256_c128
-// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_tokens_h4_kv2_s256_c128 blocks in (%c1{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c384{{.*}}, {{.+}}, %[[A]] : memref<128x256xbf16>, %c128_i32{{.*}} : i32, %c256_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n256_k256_residual512 {{.+}}, %[[Y1]] : memref<128x256xbf16>, %[[X]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_bf16_x128_o128_h256_eps1em05 {{.+}} args(%[[Y1]] : memref<128x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H2]] : memref<128x256xbf16>
+// Phase B: one attention launch, grid (query blocks, heads, sequences),
+// written over Q; phase C: one output projection of all 512 rows into
+// out's rows, x the residual.
+// CHECK-NOT: @rms_norm
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_tokens_h4_kv2_s256_b2 blocks in (%c2{{.*}}, %c4{{.*}}, %c2{{.*}}) threads in (%c384{{.*}}, {{.+}}, %[[Q]] : memref<512x256xbf16>)
+// CHECK-NOT: @rms_norm
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n256_k256_residual512 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[X]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+
+// Phase D, per chunk: norm2 of out's rows, the FFN's up GEMM into u, and
+// the down GEMM adding out's rows to themselves (chunk 3: rows 384..).
+// CHECK-COUNT-3: @gemm_sm90_a128_c512_n256_k512_residual512
+// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_bf16_x512_o128_h256_eps1em05 {{.+}} args(%[[ROWS]] : memref<512x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H2]] : memref<128x256xbf16>, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n512_k256_gelu {{.+}}, %[[U]] : memref<128x512xbf16>
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n256_k512_residual128 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[Y1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n256_k512_residual512 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[ROWS]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
 // CHECK-NOT: gpu.launch_func
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
 

@@ -724,17 +724,21 @@ def BPTBlockToSM90 : Pass<"bpt-block-to-sm90", "::mlir::ModuleOp"> {
   let description = [{
     Maps the chunk loops that `bpt-decompose-block` builds from a
     `bpt.transformer_block` whose `#bpt.strategy` takes the `wgmma` path
-    (`#bpt.chunk_loop<kv_projection>` and `#bpt.chunk_loop<block>`) to host
-    loops of sm_90a kernel launches, one launch per op of a loop's body:
-    first norm1 and the K and V projections for every chunk (K and V are
-    the only buffers that span the sequence), then per chunk norm1, the Q
-    projection, the attention nest of the chunk's queries against its
-    sequence's keys (the kernel of `bpt-attention-to-sm90` in a token-major
-    layout), the output projection with the residual added in its epilogue,
-    norm2, and the FFN's two GEMMs (activation, then residual, in the
-    epilogues). No buffer has a sequence × ffn or sequence × sequence term.
-    Norms run in a kernel of their own: one warp per row, 16-byte accesses,
-    f32 statistics.
+    (`#bpt.chunk_loop<kv_projection>` and `#bpt.chunk_loop<block>`) to
+    host sequences of sm_90a kernel launches. The loops' iterations are
+    independent, so the launches run in four phases: per chunk, norm1 and
+    the Q, K and V projections (the kv_projection loop's iteration fused
+    with the block loop's first ops: norm1 runs once a chunk); one
+    attention launch over every sequence (the kernel of
+    `bpt-attention-to-sm90` in a token-major layout, its output written
+    over Q); one output projection of all rows into the result, x's rows
+    added in its epilogue; then per chunk norm2 of the result's rows and
+    the FFN's two GEMMs (activation, then the result's own rows added, in
+    the epilogues). Q, K and V span the sequence, and are dead before the
+    FFN's chunk buffers are written (the kernel set's workspace arena
+    shares their bytes). No buffer has a sequence × ffn or sequence ×
+    sequence term. Norms run in a kernel of their own: one warp per row,
+    16-byte accesses, f32 statistics.
 
     The loops are read back piece by piece; a body that is not exactly the
     block's pieces, each reading the one before, is an error. The tiling is
