@@ -139,12 +139,26 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
     lse = pointerOf(func.getArgument(4));
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
-  Value bx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
-  Value head = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
-  Value batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
-  int64_t numQBlocks = config.queryBlocks();
-  // Causal: the last query blocks have the most key blocks; start them first.
-  Value qBlock = config.causal ? sub(c32(numQBlocks - 1), bx) : bx;
+  // The block's query block, head and sequence (config.grid()'s order).
+  Value gx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  Value qBlock, head, batch;
+  if (config.groupsHeads()) {
+    // Groups of `g` (head, sequence) pairs; in a group the last query
+    // blocks, which have the most key blocks, start first.
+    int64_t g = config.causalGroup(), groupBlocks = g * config.queryBlocks();
+    Value inGroup = rem(gx, c32(groupBlocks));
+    qBlock = sub(c32(config.queryBlocks() - 1), div(inGroup, c32(g)));
+    Value pair =
+        add(mul(div(gx, c32(groupBlocks)), c32(g)), rem(inGroup, c32(g)));
+    head = rem(pair, c32(config.heads));
+    batch = div(pair, c32(config.heads));
+  } else {
+    // Causal: the last query blocks have the most key blocks; start them
+    // first.
+    qBlock = config.causal ? sub(c32(config.queryBlocks() - 1), gx) : gx;
+    head = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+    batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
+  }
   Value q0 = mul(qBlock, c32(config.blockM));
   Value kvHead = div(head, c32(config.heads / config.kvHeads));
   // qRow: the Q tile's first row in its tensor map; qPos: its position in
@@ -152,16 +166,10 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   // outRow: the block's first row in the output (as [rows, D]).
   Value qRow, qPos, kvRow, outRow;
   if (config.tokenMajor) {
-    if (config.wholeSequences) {
-      // Q and K/V rows of sequence `batch` start at the same row.
-      kvRow = mul(batch, c32(config.seqKV));
-      qRow = add(kvRow, q0);
-      qPos = q0;
-    } else {
-      qRow = q0;
-      qPos = add(func.getArgument(4), q0);
-      kvRow = func.getArgument(5);
-    }
+    // Q's and K/V's rows of sequence `batch` start at the same row.
+    kvRow = mul(batch, c32(config.seqKV));
+    qRow = add(kvRow, q0);
+    qPos = q0;
     qColumn = mul(head, c32(config.headDim));
     kvColumn = mul(kvHead, c32(config.headDim));
     outColumn = qColumn;
@@ -511,25 +519,19 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionKernel(
       return existing;
   assert(!(config.tokenMajor && config.lse) &&
          "token-major kernels do not write the log-sum-exp");
-  assert((!config.tokenMajor || (config.queryRows() % config.blockM == 0 &&
+  assert((!config.tokenMajor || (config.seqQ % config.blockM == 0 &&
                                  config.seqKV % config.blockN == 0)) &&
          "token-major kernels take whole blocks");
-  assert((!config.wholeSequences || config.seqQ == config.seqKV) &&
-         "whole-sequence token-major kernels share Q's and K/V's rows");
+  assert((!config.tokenMajor || config.seqQ == config.seqKV) &&
+         "token-major kernels share Q's and K/V's rows");
   MLIRContext *ctx = module.getContext();
   SmallVector<Type> inputs = {
       tensorMapType(ctx, config.blockM, element, config.raggedQ()),
       tensorMapType(ctx, config.blockN, element, config.raggedKV()),
       tensorMapType(ctx, config.blockN, element, config.raggedKV())};
-  if (config.tokenMajor && config.wholeSequences) {
+  if (config.tokenMajor) {
     inputs.push_back(MemRefType::get(
         {config.batch * config.seqQ, config.heads * config.headDim}, element));
-  } else if (config.tokenMajor) {
-    auto i32 = IntegerType::get(ctx, 32);
-    inputs.append({MemRefType::get({config.chunkRows,
-                                    config.heads * config.headDim},
-                                   element),
-                   i32, i32});
   } else {
     inputs.push_back(MemRefType::get(
         {config.batch, config.heads, config.seqQ, config.headDim}, element));
@@ -591,9 +593,8 @@ struct BPTAttentionToSM90Pass final
       Value q = descriptorOf(nest->query, config.blockM, config.raggedQ());
       Value k = descriptorOf(nest->key, config.blockN, config.raggedKV());
       Value v = descriptorOf(nest->value, config.blockN, config.raggedKV());
-      nest->replaceWithLaunch(
-          b, kernel, {config.queryBlocks(), config.heads, config.batch},
-          config.threads(), config.sharedMemoryBytes(), {q, k, v});
+      nest->replaceWithLaunch(b, kernel, config.grid(), config.threads(),
+                              config.sharedMemoryBytes(), {q, k, v});
     }
   }
 };

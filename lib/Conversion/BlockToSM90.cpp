@@ -151,7 +151,6 @@ FailureOr<BlockKernels> buildKernels(ModuleOp module,
   a.scale = nest.getScale().convertToDouble();
   a.bf16 = s.bf16;
   a.tokenMajor = true;
-  a.wholeSequences = true;
   a.blockN = strategy.getKvBlock();
   a.stages = strategy.getStages();
   k.attentionKernel = getOrBuildAttentionKernel(module, a, s.element, loc);
@@ -269,8 +268,8 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
   const AttentionKernelConfig &attention = k.attention;
   gpu::LaunchFuncOp::create(
       b, loc, k.attentionKernel,
-      gpu::KernelDim3{index(attention.queryBlocks()), index(s.heads),
-                      index(attention.batch)},
+      gpu::KernelDim3{index(attention.grid()[0]), index(attention.grid()[1]),
+                      index(attention.grid()[2])},
       gpu::KernelDim3{index(attention.threads()), index(1), index(1)},
       i32(attention.sharedMemoryBytes()),
       ValueRange{buf.qMap, buf.kMap, buf.vMap, buf.q});

@@ -2,7 +2,9 @@
 
 // bf16 causal GQA, head dim 128: the host side views Q, K and V as [rows, D]
 // tensors for TMA descriptors (boxes of 128 rows x 64 columns, 128-byte
-// swizzle) and launches one 384-thread block per (query block, head, batch).
+// swizzle) and launches one 384-thread block per (query block, head, batch):
+// causal, on a grid of one dimension, whose order (the heaviest query
+// blocks of a group of heads first) the kernel decodes.
 // CHECK-LABEL: func.func @gqa_causal_d128
 // CHECK-NOT: bpt.attention
 // CHECK: %[[Q:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<2x4x256x128xbf16> to memref<2x4x256x128xbf16>
@@ -11,10 +13,10 @@
 // CHECK: %[[DQ:.+]] = nvgpu.tma.create.descriptor %[[QU]] box[%{{.+}}, %{{.+}}] : memref<*xbf16> -> <tensor = memref<128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // CHECK: memref.collapse_shape %{{.+}} : memref<2x2x256x128xbf16> into memref<1024x128xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x4x256x128xbf16>
-// CHECK-DAG: %[[C4:.+]] = arith.constant 4 : index
+// CHECK-DAG: %[[C16:.+]] = arith.constant 16 : index
 // CHECK-DAG: %[[C384:.+]] = arith.constant 384 : index
 // CHECK-DAG: %[[SMEM:.+]] = arith.constant 164920 : i32
-// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d128_causal blocks in (%{{.+}}, %[[C4]], %{{.+}}) threads in (%[[C384]], %{{.+}}, %{{.+}}) dynamic_shared_memory_size %[[SMEM]] args(%[[DQ]] : {{.+}}, %{{.+}} : {{.+}}, %{{.+}} : {{.+}}, %[[OUT]] : memref<2x4x256x128xbf16>)
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d128_causal blocks in (%[[C16]], %{{.+}}, %{{.+}}) threads in (%[[C384]], %{{.+}}, %{{.+}}) dynamic_shared_memory_size %[[SMEM]] args(%[[DQ]] : {{.+}}, %{{.+}} : {{.+}}, %{{.+}} : {{.+}}, %[[OUT]] : memref<2x4x256x128xbf16>)
 // CHECK: %[[R:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[R]]
 
@@ -145,8 +147,8 @@ func.func @with_lse(%q: tensor<1x2x256x64xbf16>)
 // CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<1x128x64xbf16
 // CHECK: memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2], [3]] : memref<1x2x1531x128xbf16> into memref<2x1531x128xbf16>
 // CHECK: nvgpu.tma.create.descriptor {{.+}} -> <tensor = memref<1x128x64xbf16
-// CHECK-DAG: %[[C8:.+]] = arith.constant 8 : index
-// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d128_causal_ragged blocks in (%[[C8]], %{{.+}}, %{{.+}}) threads in
+// CHECK-DAG: %[[C64:.+]] = arith.constant 64 : index
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d128_causal_ragged blocks in (%[[C64]], %{{.+}}, %{{.+}}) threads in
 // CHECK: gpu.func @attention_sm90_d128_causal_ragged(%{{.+}}: !nvgpu.tensormap.descriptor<tensor = memref<1x128x64xbf16
 // CHECK: %[[LEFT:.+]] = arith.subi %c1000_i32{{.*}}, %{{.+}} : i32
 // CHECK: arith.minsi %{{.+}}, %c12_i32 : i32

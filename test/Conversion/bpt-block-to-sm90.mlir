@@ -32,11 +32,11 @@
 // CHECK: @gemm_sm90_a128_c512_n256_k256 {{.+}}, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
 // CHECK-COUNT-2: @gemm_sm90_a128_c512_n128_k256 {{.+}}, %c0_i32{{.*}} : i32, %c384_i32{{.*}} : i32)
 
-// Phase B: one attention launch, grid (query blocks, heads, sequences),
+// Phase B: one attention launch (2 query blocks x 4 heads x 2 sequences),
 // written over Q; phase C: one output projection of all 512 rows into
 // out's rows, x the residual.
 // CHECK-NOT: @rms_norm
-// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_tokens_h4_kv2_s256_b2 blocks in (%c2{{.*}}, %c4{{.*}}, %c2{{.*}}) threads in (%c384{{.*}}, {{.+}}, %[[Q]] : memref<512x256xbf16>)
+// CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_tokens_h4_kv2_s256_b2 blocks in (%c16{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c384{{.*}}, {{.+}}, %[[Q]] : memref<512x256xbf16>)
 // CHECK-NOT: @rms_norm
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n256_k256_residual512 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[X]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 

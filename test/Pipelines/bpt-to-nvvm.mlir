@@ -29,8 +29,8 @@
 // MANIFEST-NEXT: 384,
 // MANIFEST: "dynamic_shared_memory": 164920,
 // MANIFEST-NEXT: "grid": [
-// MANIFEST-NEXT: 32,
-// MANIFEST-NEXT: 16,
+// MANIFEST-NEXT: 512,
+// MANIFEST-NEXT: 1,
 // MANIFEST-NEXT: 1
 // MANIFEST-NEXT: ],
 // MANIFEST-NEXT: "kernel": "attention_sm90_d128_causal"

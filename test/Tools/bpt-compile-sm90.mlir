@@ -52,8 +52,8 @@
 // MANIFEST-NEXT: 384,
 // MANIFEST: "dynamic_shared_memory": 164920,
 // MANIFEST: "grid": [
-// MANIFEST-NEXT: 2,
-// MANIFEST-NEXT: 4,
+// MANIFEST-NEXT: 8,
+// MANIFEST-NEXT: 1,
 // MANIFEST-NEXT: 1
 // MANIFEST: "kernel": "attention_sm90_d128_causal"
 // MANIFEST-NOT: "kernel"
