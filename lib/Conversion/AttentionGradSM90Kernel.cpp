@@ -227,9 +227,22 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   Value dV = pointerOf(func.getArgument(8));
 
   Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
-  Value keyBlock = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
-  kvHead = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
-  batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
+  // The block's key block, K/V head and sequence (config.grid()'s order).
+  Value gx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  Value keyBlock;
+  if (config.groupsHeads()) {
+    int64_t g = config.causalGroup(), groupBlocks = g * config.keyBlocks();
+    Value inGroup = rem(gx, c32(groupBlocks));
+    keyBlock = div(inGroup, c32(g));
+    Value pair =
+        add(mul(div(gx, c32(groupBlocks)), c32(g)), rem(inGroup, c32(g)));
+    kvHead = rem(pair, c32(config.kvHeads));
+    batch = div(pair, c32(config.kvHeads));
+  } else {
+    keyBlock = gx;
+    kvHead = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
+    batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
+  }
   kv0 = mul(keyBlock, c32(config.blockN));
   // Causal: query i sees key j iff j <= i + (Skv − Sq); the blocks before
   // the one holding row kv0 − (Skv − Sq) see none of this key block.

@@ -88,11 +88,12 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
-  launch(kernel, config.keyBlocks(), config.threads(),
+  std::array<int64_t, 3> grid = config.grid();
+  launch(kernel, grid[0], config.threads(),
          arith::ConstantOp::create(
              b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
          {mapK, mapV, mapQ, mapDO, w.lse, w.rowDots, w.accumulator, dK, dV},
-         config.kvHeads, config.batch);
+         grid[1], grid[2]);
 
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));

@@ -28,6 +28,21 @@
 
 namespace bpt::sm90 {
 
+/// Bytes of L2 a group of causal attention blocks may keep hot (a third of
+/// the H100's and H200's 50 MiB).
+constexpr int64_t kCausalGroupL2Bytes = 16 << 20;
+
+/// The largest divisor of `pairs` whose pairs' `bytesPerPair` together fit
+/// in kCausalGroupL2Bytes; at least 1.
+inline int64_t causalGroupSize(int64_t pairs, int64_t bytesPerPair) {
+  int64_t group = 1;
+  for (int64_t g = 1; g <= pairs && g * bytesPerPair <= kCausalGroupL2Bytes;
+       ++g)
+    if (pairs % g == 0)
+      group = g;
+  return group;
+}
+
 /// What one attention kernel computes and how it is blocked.
 struct AttentionKernelConfig {
   int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
@@ -63,17 +78,10 @@ struct AttentionKernelConfig {
   /// heads in one group thrashed it: S 1k, batch 16, -28%). A group's K
   /// and V fit in kCausalGroupL2Bytes; the group size divides heads ×
   /// batch.
-  static constexpr int64_t kCausalGroupL2Bytes = 16 << 20;
   int64_t causalGroup() const {
-    int64_t pairs = heads * batch;
     // K and V bytes per query head (a GQA group's heads share theirs).
-    int64_t perHead =
-        std::max<int64_t>(1, seqKV * paddedHeadDim() * 4 / (heads / kvHeads));
-    int64_t group = 1;
-    for (int64_t g = 1; g <= pairs && g * perHead <= kCausalGroupL2Bytes; ++g)
-      if (pairs % g == 0)
-        group = g;
-    return group;
+    return causalGroupSize(heads * batch,
+                           seqKV * paddedHeadDim() * 4 / (heads / kvHeads));
   }
   bool groupsHeads() const { return causal && causalGroup() > 1; }
   /// Groups of several heads: one dimension of queryBlocks() × heads ×
@@ -456,6 +464,24 @@ struct AttentionGradKernelConfig
   int64_t numBarriers() const { return 1 + 2 * stages + 2 * consumerGroups; }
   int64_t sharedMemoryBytes() const {
     return kSwizzleAtomBytes + barrierOffset(numBarriers());
+  }
+  /// Causal key blocks start heaviest first (the first key blocks see the
+  /// most query blocks) across groups of (K/V head, sequence) pairs whose
+  /// query side (Q, dO, lse, D and the f32 dQ accumulator of the group's
+  /// query heads) fits in kCausalGroupL2Bytes, as the forward's query
+  /// blocks do; the group size divides kvHeads × batch.
+  int64_t causalGroup() const {
+    return causalGroupSize(kvHeads * batch,
+                           (heads / kvHeads) * seqQ * (8 * headDim + 8));
+  }
+  bool groupsHeads() const { return causal && causalGroup() > 1; }
+  /// Groups of several pairs: one dimension in that order. Else the key
+  /// block is x, the K/V head y and the sequence z (a group of one in the
+  /// same order, and the code that was measured).
+  std::array<int64_t, 3> grid() const {
+    if (groupsHeads())
+      return {keyBlocks() * kvHeads * batch, 1, 1};
+    return {keyBlocks(), kvHeads, batch};
   }
   std::string kernelName() const {
     return llvm::formatv("attention_grad_sm90_d{0}{1}{2}", headDim,

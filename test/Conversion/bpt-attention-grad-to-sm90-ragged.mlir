@@ -29,7 +29,7 @@
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d128_padded blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<1x4x200x128xbf16>, %[[OB]] : memref<1x4x200x128xbf16>, %[[DB]] : memref<1x4x256xf32>, %[[ACC]] : memref<1x4x256x128xf32>, %[[LSEB]] : memref<1x4x200xf32>, %[[PLSE]] : memref<1x4x256xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<1x2x330x128xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<1x2x330x128xbf16>
-// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d128_causal_ragged blocks in (%c3{{.*}}, %c2{{.*}}, %c1{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %{{.+}} args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[PLSE]] : memref<1x4x256xf32>, %[[DB]] : memref<1x4x256xf32>, %[[ACC]] : memref<1x4x256x128xf32>, %[[DK]] : memref<1x2x330x128xbf16>, %[[DV]] : memref<1x2x330x128xbf16>)
+// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d128_causal_ragged blocks in (%c6{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %{{.+}} args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[PLSE]] : memref<1x4x256xf32>, %[[DB]] : memref<1x4x256xf32>, %[[ACC]] : memref<1x4x256x128xf32>, %[[DK]] : memref<1x2x330x128xbf16>, %[[DV]] : memref<1x2x330x128xbf16>)
 // CHECK: %[[DQB:.+]] = memref.alloc() : memref<1x4x200x128xbf16>
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_finish_d128_padded blocks in (%c50{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[ACC]] : memref<1x4x256x128xf32>, %[[DQB]] : memref<1x4x200x128xbf16>)
 // CHECK: return
