@@ -818,8 +818,9 @@ def main():
     ap.add_argument("--only", default="",
                     help="attention, backward, block, ffn, shapes, train "
                          "(block training steps) or maxlen (the longest "
-                         "training step under --cap-gib); the last three "
-                         "only when asked")
+                         "training step under --cap-gib), or several "
+                         "separated by commas; the last three only when "
+                         "asked")
     ap.add_argument("--cap-gib", type=float, default=8.0,
                     help="device-memory cap of --only maxlen")
     ap.add_argument("--graphs", action="store_true",
@@ -828,6 +829,16 @@ def main():
                          "table's attention sets and their peers "
                          "(peer_graph_ms)")
     args = ap.parse_args()
+    kinds = {"attention", "backward", "block", "ffn", "shapes", "train",
+             "maxlen"}
+    only = {k for k in args.only.split(",") if k}
+    if only - kinds:
+        ap.error(f"--only: unknown {', '.join(sorted(only - kinds))} "
+                 f"(one or more of {', '.join(sorted(kinds))})")
+    default = {"attention", "backward", "block", "ffn"}
+
+    def wants(kind):
+        return kind in (only or default)
     global GRAPHS
     GRAPHS = args.graphs
     if args.plot:
@@ -843,7 +854,7 @@ def main():
     results = {"device": device, "torch": torch.__version__,
                "attention": [], "backward": [], "block": [], "ffn": [],
                "shapes": []}
-    if args.only in ("", "attention"):
+    if wants("attention"):
         print("| D | S | B x H | causal | bpt kernel | bpt TFLOP/s | flash | cuDNN | efficient | bpt/flash | rel. diff to SDPA |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in names:
@@ -856,9 +867,9 @@ def main():
                       f"{r['bpt']:.3f} | {fmt(r['flash'])} | {fmt(r['cudnn'])} | "
                       f"{fmt(r['efficient'])} | {ratio:.4f} | {r.get('rel_diff_to_sdpa', float('nan')):.1e} |",
                       flush=True)
-    if args.only in ("", "backward"):
+    if wants("backward"):
         print_backward_table(args.kernels, names, args.max_seconds, results)
-    if args.only in ("", "block"):
+    if wants("block"):
         print("| S | hidden | ffn | eager ms | bpt ms | bpt/eager time | eager peak MiB | bpt peak MiB | bpt/eager memory | rel. diff to eager |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         last = None
@@ -879,7 +890,7 @@ def main():
                   f"{mib(r['eager_peak_bytes']):.0f} | {mib(r['bpt_peak_bytes']):.0f} | "
                   f"{r['bpt_peak_bytes'] / r['eager_peak_bytes']:.2f} | "
                   f"{r.get('rel_diff_to_eager', float('nan')):.1e} | {r.get('bpt_note', '')}", flush=True)
-    if args.only == "train":
+    if wants("train"):
         print("| B x S | hidden | ffn | activation | eager ms | bpt ms | bpt/eager time | eager peak MiB | bpt peak MiB | bpt/eager memory | largest gradient diff to eager |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in names:
@@ -898,7 +909,7 @@ def main():
             for kind, k in r["bpt_profile"].items():
                 print(f"    {kind}: {k['ms']:.2f} ms in {k['launches']} launches; "
                       f"slowest {k['slowest']}", flush=True)
-    if args.only in ("", "ffn"):
+    if wants("ffn"):
         ffns = [n for n in names if n.startswith("ffn") and n.endswith(".json")]
         if ffns:
             print("| rows | hidden | ffn | activation | eager ms | bpt ms | bpt TFLOP/s | eager TFLOP/s | bpt/eager time | rel. diff to eager |")
@@ -910,7 +921,7 @@ def main():
                   f"{r['eager_ms']:.3f} | {r['bpt_ms']:.3f} | {r['bpt_tflops']:.0f} | "
                   f"{r['eager_tflops']:.0f} | {r['bpt_ms'] / r['eager_ms']:.2f} | "
                   f"{r['rel_diff_to_eager']:.1e} |", flush=True)
-    if args.only == "maxlen":
+    if wants("maxlen"):
         r = bench_maxlen(args.kernels, names, args.cap_gib)
         if r:
             results["maxlen"] = r
@@ -919,7 +930,7 @@ def main():
                   f"{r.get('bpt_max_seq', 'none')} (ran: {r.get('bpt_ran')}), "
                   f"{ratio:.2f}x; out of memory under the cap: {r['bpt_oom']}; "
                   f"bpt sets (bytes): {r['bpt_sets']}", flush=True)
-    if args.only == "shapes":
+    if wants("shapes"):
         bench_shapes(args.kernels, names, args.max_seconds, results)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
