@@ -231,11 +231,9 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   Value gx = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
   Value keyBlock;
   if (config.groupsHeads()) {
-    int64_t g = config.causalGroup(), groupBlocks = g * config.keyBlocks();
-    Value inGroup = rem(gx, c32(groupBlocks));
-    keyBlock = div(inGroup, c32(g));
-    Value pair =
-        add(mul(div(gx, c32(groupBlocks)), c32(g)), rem(inGroup, c32(g)));
+    Value pair;
+    std::tie(keyBlock, pair) =
+        decodeGroupedBlock(gx, config.causalGroup(), config.keyBlocks());
     kvHead = rem(pair, c32(config.kvHeads));
     batch = div(pair, c32(config.kvHeads));
   } else {

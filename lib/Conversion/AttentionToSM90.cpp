@@ -145,11 +145,9 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
   if (config.groupsHeads()) {
     // Groups of `g` (head, sequence) pairs; in a group the last query
     // blocks, which have the most key blocks, start first.
-    int64_t g = config.causalGroup(), groupBlocks = g * config.queryBlocks();
-    Value inGroup = rem(gx, c32(groupBlocks));
-    qBlock = sub(c32(config.queryBlocks() - 1), div(inGroup, c32(g)));
-    Value pair =
-        add(mul(div(gx, c32(groupBlocks)), c32(g)), rem(inGroup, c32(g)));
+    auto [position, pair] =
+        decodeGroupedBlock(gx, config.causalGroup(), config.queryBlocks());
+    qBlock = sub(c32(config.queryBlocks() - 1), position);
     head = rem(pair, c32(config.heads));
     batch = div(pair, c32(config.heads));
   } else {

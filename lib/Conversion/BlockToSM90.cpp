@@ -266,10 +266,10 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
   }
   // B: every chunk's attention nest, written over its queries.
   const AttentionKernelConfig &attention = k.attention;
+  std::array<int64_t, 3> grid = attention.grid();
   gpu::LaunchFuncOp::create(
       b, loc, k.attentionKernel,
-      gpu::KernelDim3{index(attention.grid()[0]), index(attention.grid()[1]),
-                      index(attention.grid()[2])},
+      gpu::KernelDim3{index(grid[0]), index(grid[1]), index(grid[2])},
       gpu::KernelDim3{index(attention.threads()), index(1), index(1)},
       i32(attention.sharedMemoryBytes()),
       ValueRange{buf.qMap, buf.kMap, buf.vMap, buf.q});

@@ -166,6 +166,20 @@ public:
       : NVVMEmitter(b, loc, bf16) {}
 
 protected:
+  /// Decodes a causal kernel's one-dimensional block index `gx` in groups
+  /// of `group` (head, sequence) pairs of `blocks` blocks each, the pairs
+  /// fastest (the order of causalGroup()): the block's position in its
+  /// pair's order and the pair (head + heads · sequence).
+  std::pair<Value, Value> decodeGroupedBlock(Value gx, int64_t group,
+                                             int64_t blocks) {
+    int64_t groupBlocks = group * blocks;
+    Value inGroup = rem(gx, c32(groupBlocks));
+    Value position = div(inGroup, c32(group));
+    Value pair = add(mul(div(gx, c32(groupBlocks)), c32(group)),
+                     rem(inGroup, c32(group)));
+    return {position, pair};
+  }
+
   // Accumulator fragments: a wgmma m64nNk16 f32 accumulator is N/2 floats
   // per thread, an LLVM struct at the instruction boundary.
   Type accumulatorType(int64_t n) {
