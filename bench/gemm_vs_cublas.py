@@ -10,7 +10,8 @@ back, at the card's own clocks; --ncu-defaults keeps ncu's flushed L2 and
 base clocks, which slow short kernels more than long ones):
   * bpt: every sm_90a GEMM launch of a set (bpt-run, one run, no check);
     the median duration per kernel name; its shape from the kernel name
-    (n, k) and the launch's grid (rows = grid y x 128);
+    (n, k) and the launch's grid (rows = grid y x the tile's rows: 128, or
+    the name's `_m<rows>`);
   * cuBLAS: torch's matmul of the same M x K by K x N bf16/f16 operands
     (row-major, as bench.py's eager FFN multiplies), and for a GELU
     epilogue also torch._addmm_activation(use_gelu=True), cuBLASLt's fused
@@ -84,8 +85,11 @@ def bpt_gemms(manifest_path, bpt_run):
         if not match or not grid or "_reduce" in name:
             continue
         n, k = int(match.group(1)), int(match.group(2))
-        # A split tail's grid is one-dimensional: its rows are not in it.
-        m = grid[1] * 128 if grid[1] > 1 else None
+        # Tiles of 128 rows, or of the `_m<rows>` suffix's; a split tail's
+        # grid is one-dimensional: its rows are not in it.
+        tall = re.search(r"_m(\d+)", match.group(3))
+        m = grid[1] * (int(tall.group(1)) if tall else 128) \
+            if grid[1] > 1 else None
         first_gemm = k == manifest_hidden(manifest)
         result[name] = (m, n, k, gated and first_gemm, match.group(3),
                         statistics.median(values))
