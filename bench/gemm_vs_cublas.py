@@ -10,8 +10,9 @@ back, at the card's own clocks; --ncu-defaults keeps ncu's flushed L2 and
 base clocks, which slow short kernels more than long ones):
   * bpt: every sm_90a GEMM launch of a set (bpt-run, one run, no check);
     the median duration per kernel name; its shape from the kernel name
-    (n, k) and the launch's grid (rows = grid y x the tile's rows: 128, or
-    the name's `_m<rows>`);
+    (`a<A rows>_c<C rows>_n<N>_k<K>`: a launch covers the smaller of A's
+    and C's rows); a split tail's parts are left without a peer (their
+    reduce launch is not counted);
   * cuBLAS: torch's matmul of the same M x K by K x N bf16/f16 operands
     (row-major, as bench.py's eager FFN multiplies), and for a GELU
     epilogue also torch._addmm_activation(use_gelu=True), cuBLASLt's fused
@@ -34,7 +35,7 @@ import statistics
 import subprocess
 import sys
 
-NAME = re.compile(r"gemm_sm90_a\d+_c\d+_n(\d+)_k(\d+)(.*)")
+NAME = re.compile(r"gemm_sm90_a(\d+)_c(\d+)_n(\d+)_k(\d+)(.*)")
 TO_US = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6,
          "ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 
@@ -45,7 +46,7 @@ NCU = "ncu"
 NCU_CONTROL = ["--cache-control", "none", "--clock-control", "none"]
 
 
-def ncu_durations(command, kernel_regex=None, env=None):
+def ncu_durations(command, kernel_regex=None):
     """[(kernel name, µs)] of the launches ncu profiles while `command` runs."""
     cmd = [NCU, "--csv", *NCU_CONTROL, "--metrics", "gpu__time_duration.sum"]
     if kernel_regex:
@@ -53,7 +54,7 @@ def ncu_durations(command, kernel_regex=None, env=None):
     else:
         cmd += ["--profile-from-start", "off"]
     out = subprocess.run(cmd + command, capture_output=True, text=True,
-                         env=env, timeout=600)
+                         timeout=600)
     if out.returncode != 0:
         sys.exit(f"ncu failed ({out.returncode}): {out.stderr[-2000:]}")
     # ncu's own lines (==PROF==) and the program's output precede the CSV.
@@ -71,8 +72,8 @@ def bpt_gemms(manifest_path, bpt_run):
     """{kernel: (m, n, k, gated, activation suffix, median µs)} of a set."""
     with open(manifest_path) as f:
         manifest = json.load(f)
-    grids = {l["kernel"]: l["grid"] for l in manifest["launches"]}
     gated = manifest["options"].get("activation") in ("swiglu", "geglu")
+    hidden = manifest_hidden(manifest)
     times = {}
     for name, us in ncu_durations([bpt_run, manifest_path, "--no-check",
                                    "--iterations=1", "--warmup=0"],
@@ -81,17 +82,12 @@ def bpt_gemms(manifest_path, bpt_run):
     result = {}
     for name, values in times.items():
         match = NAME.match(name)
-        grid = grids.get(name)
-        if not match or not grid or "_reduce" in name:
+        if not match or "_reduce" in name:
             continue
-        n, k = int(match.group(1)), int(match.group(2))
-        # Tiles of 128 rows, or of the `_m<rows>` suffix's; a split tail's
-        # grid is one-dimensional: its rows are not in it.
-        tall = re.search(r"_m(\d+)", match.group(3))
-        m = grid[1] * (int(tall.group(1)) if tall else 128) \
-            if grid[1] > 1 else None
-        first_gemm = k == manifest_hidden(manifest)
-        result[name] = (m, n, k, gated and first_gemm, match.group(3),
+        a, c, n, k = (int(match.group(i)) for i in range(1, 5))
+        suffix = match.group(5)
+        m = None if "_split" in suffix else min(a, c)
+        result[name] = (m, n, k, gated and k == hidden, suffix,
                         statistics.median(values))
     return result
 
