@@ -35,6 +35,9 @@ constexpr int64_t kCausalGroupL2Bytes = 16 << 20;
 /// The largest divisor of `pairs` whose pairs' `bytesPerPair` together fit
 /// in kCausalGroupL2Bytes; at least 1.
 inline int64_t causalGroupSize(int64_t pairs, int64_t bytesPerPair) {
+  // A pair holds at least a byte (the forward's per-head share is an
+  // integer division).
+  bytesPerPair = std::max<int64_t>(1, bytesPerPair);
   int64_t group = 1;
   for (int64_t g = 1; g <= pairs && g * bytesPerPair <= kCausalGroupL2Bytes;
        ++g)
