@@ -162,7 +162,7 @@ FailureOr<BlockKernels> buildKernels(ModuleOp module,
 struct BlockBuffers {
   Value x, norm1Weight, norm1Bias, norm2Weight, norm2Bias;
   Value wq, wk, wv, wo, wIn, wGate, wOut;
-  Value k, v, kMap, vMap, h1, h1Map, q, qMap, aMap, h2, h2Map, u, uMap;
+  Value k, v, kMap, vMap, h1, h1Map, h1KVMap, q, qMap, aMap, h2, h2Map, u, uMap;
   Value out, outRows;
 };
 
@@ -200,7 +200,11 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
 
   int64_t qWidth = s.heads * s.headDim, kvWidth = s.kvHeads * s.headDim;
   buf.h1 = alloc(s.chunk, s.hidden, "attention_norm");
-  buf.h1Map = mapOf(buf.h1, 128);
+  // Each GEMM's A map has its tile's rows (GemmConfig::aBoxRows).
+  buf.h1Map = mapOf(buf.h1, k.q.aBoxRows());
+  buf.h1KVMap = k.kv.aBoxRows() == k.q.aBoxRows()
+                    ? buf.h1Map
+                    : mapOf(buf.h1, k.kv.aBoxRows());
   buf.q = alloc(s.rows, qWidth, "query_then_attention");
   // The attention's Q tiles and the output projection's A tiles.
   buf.qMap = mapOf(buf.q, k.attention.blockM);
@@ -212,9 +216,9 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
   buf.kMap = mapOf(buf.k, k.attention.blockN);
   buf.vMap = mapOf(buf.v, k.attention.blockN);
   buf.h2 = alloc(s.chunk, s.hidden, "ffn_norm");
-  buf.h2Map = mapOf(buf.h2, 128);
+  buf.h2Map = mapOf(buf.h2, k.up.aBoxRows());
   buf.u = alloc(s.chunk, s.ffn, "ffn_hidden");
-  buf.uMap = mapOf(buf.u, 128);
+  buf.uMap = mapOf(buf.u, k.down.aBoxRows());
   auto outType = m.output ? cast<ShapedType>(m.output.getType())
                           : cast<ShapedType>(m.inputRows.getType());
   buf.out = memref::AllocOp::create(
@@ -261,8 +265,8 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
     int64_t r0 = c * s.chunk;
     launchNorm(buf.x, buf.norm1Weight, buf.norm1Bias, buf.h1, r0);
     launchGemm(k.qKernel, k.q, {buf.h1Map, buf.wq, buf.q, i32(0), i32(r0)});
-    launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wk, buf.k, i32(0), i32(r0)});
-    launchGemm(k.kvKernel, k.kv, {buf.h1Map, buf.wv, buf.v, i32(0), i32(r0)});
+    launchGemm(k.kvKernel, k.kv, {buf.h1KVMap, buf.wk, buf.k, i32(0), i32(r0)});
+    launchGemm(k.kvKernel, k.kv, {buf.h1KVMap, buf.wv, buf.v, i32(0), i32(r0)});
   }
   // B: every chunk's attention nest, written over its queries.
   const AttentionKernelConfig &attention = k.attention;

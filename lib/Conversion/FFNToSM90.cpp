@@ -107,8 +107,9 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
       return readOnlyBuffer(b, loc, tensor);
     };
 
-    // blockM and blockK are the same for every chunk's GEMMs: the maps of
-    // x and the weights serve the tail too.
+    // blockK is the same for every chunk's GEMMs: the weights' maps serve
+    // the tail too; x's serves it where the tail's tiles have as many rows
+    // (a tail of at most 128 rows takes 128-row tiles).
     Value x = asRows(b, loc, bufferOf(unflattened(m.inputRows)));
     Value xMap = descriptorOf(x, up.blockM);
     Value wInMap = descriptorOf(bufferOf(op.getWIn()), up.blockK);
@@ -127,7 +128,7 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     // The up and down launches of the chunk at row `first`, through `u`
     // (the intermediate, or its leading rows for the tail) and its map.
     auto launchChunk = [&](const GemmConfig &up, const GemmConfig &down,
-                           Value u, Value uMap, int64_t first) {
+                           Value xMap, Value u, Value uMap, int64_t first) {
       emitGemmLaunches(
           b, loc, module, up, element,
           gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(first), i32(0)}
@@ -136,11 +137,13 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
                        ValueRange{uMap, wOutMap, outRows, i32(0), i32(first)});
     };
     for (int64_t c = 0; c < m.wholeChunks(); ++c)
-      launchChunk(up, down, uAlloc, uMap, c * chunk);
+      launchChunk(up, down, xMap, uAlloc, uMap, c * chunk);
     if (tail) {
       Value uTail = codegen::leadingRows(b, loc, uAlloc, tail);
-      launchChunk(upTail, downTail, uTail, descriptorOf(uTail, downTail.blockM),
-                  rows - tail);
+      Value xTailMap =
+          upTail.blockM == up.blockM ? xMap : descriptorOf(x, upTail.blockM);
+      launchChunk(upTail, downTail, xTailMap, uTail,
+                  descriptorOf(uTail, downTail.blockM), rows - tail);
     }
     m.replaceWith(bufferization::ToTensorOp::create(
         b, loc, xType, out, /*restrict=*/true, /*writable=*/true));

@@ -193,10 +193,11 @@ protected:
   /// consecutive chunks of a row, so each warp instruction covers whole
   /// rows (a tile staged in shared memory, stored with 16-byte stores).
   void forEachRowChunk(Value warp, Value lane, int64_t rowElements,
-                       function_ref<void(Value row, Value column)> fn) {
+                       function_ref<void(Value row, Value column)> fn,
+                       int64_t rows = 64) {
     const int64_t chunksPerRow = rowElements / 8;
     Value thread = add(mul(warp, c32(32)), lane);
-    for (int64_t k = 0; k < 64 * chunksPerRow / kWarpgroup; ++k) {
+    for (int64_t k = 0; k < rows * chunksPerRow / kWarpgroup; ++k) {
       Value index = add(thread, c32(k * kWarpgroup));
       Value row = div(index, c32(chunksPerRow));
       Value column = mul(rem(index, c32(chunksPerRow)), c32(8));

@@ -211,6 +211,17 @@ struct GemmConfig : codegen::GemmProblem {
   /// reads (a 256-wide tile's 8 parts are 1 MiB).
   int64_t partsBlockN = 0;
   bool splitsTail() const { return tailTiles > 0 && kSplits > 1; }
+  /// C's rows a consumer warpgroup computes: 64, or 128 with 256-row
+  /// tiles (two m64 wgmmas a k16 step, `mHalves()` accumulators).
+  int64_t consumerRows() const { return blockM / consumerGroups; }
+  int64_t mHalves() const { return consumerRows() / 64; }
+  /// 256-row tiles (hopper.md version 25: cuBLAS's 256 × 128 on the FFN's
+  /// shapes) take plain, activation and residual epilogues on untransposed
+  /// 16-bit operands.
+  bool allowsTallTiles() const {
+    return !gated && !accumulate && !activationGrad && !transposeA &&
+           !f32Output;
+  }
   int64_t partsWidth() const { return partsBlockN ? partsBlockN : blockN; }
   /// A split tile's column slices in the reduce kernel.
   int64_t reduceSlices() const { return partsWidth() / blockN; }
@@ -249,14 +260,15 @@ struct GemmConfig : codegen::GemmProblem {
   /// Whether the epilogue fits 112 registers a thread: one 64-register
   /// accumulator and no f32 fragment held across the main loop.
   bool fitsTwoBlocks() const {
-    return blockN == 128 && !gated && !accumulate && !activationGrad;
+    return blockM == 128 && blockN == 128 && !gated && !accumulate &&
+           !activationGrad;
   }
 
   /// The stages chooseGemmTiling gives `blockN`-wide tiles when none are
   /// asked for: three (two blocks a multiprocessor) where the epilogue
   /// allows two, else as many as measured best with one block.
   int64_t defaultStages() const {
-    return blockN == 256 ? 4 : fitsTwoBlocks() ? 3 : 6;
+    return blockN == 256 || blockM == 256 ? 4 : fitsTwoBlocks() ? 3 : 6;
   }
 
   /// A's tensor map box rows: M rows of [M, K], or K rows of [K, M].
@@ -314,6 +326,8 @@ struct GemmConfig : codegen::GemmProblem {
       name += partsBlockN ? llvm::formatv("_reduce{0}", partsBlockN).str()
                           : std::string("_reduce");
     // Tilings other than the default (see chooseGemmTiling) are named.
+    if (blockM != 128)
+      name += llvm::formatv("_m{0}", blockM).str();
     if (blockN != 128 || stages != defaultStages()) {
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
       if (blocksPerMultiprocessor != 1)

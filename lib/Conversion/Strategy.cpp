@@ -735,9 +735,13 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
           remarkChunkRaised(largest, chunk);
         why = checkGemmGridRows(chunk, 128);
       }
+      // No `warps`: a chunk's GEMMs take the tiling of their launch's
+      // rows (256-row tiles on whole 256-row launches, one 384-thread
+      // block; else two 288-thread blocks), so the threads differ between
+      // a chunk and a ragged tail.
       if (!why)
-        return make(KernelPath::wgmma, 0, 0, 0, up.threads() / 32, chunk,
-                    options.gemmBlockN, options.gemmStages, options.gemmSplit);
+        return make(KernelPath::wgmma, 0, 0, 0, 0, chunk, options.gemmBlockN,
+                    options.gemmStages, options.gemmSplit);
     }
     refuse("ffn", "wgmma", *why);
     // The wgmma GEMMs take every FFN the mma.sync ones would.

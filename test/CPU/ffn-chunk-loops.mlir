@@ -15,7 +15,7 @@
 func.func @wgmma_gelu(%x: tensor<2x256x256xbf16>, %w1: tensor<256x512xbf16>,
                       %w2: tensor<512x256xbf16>) -> tensor<2x256x256xbf16> {
   %0 = bpt.ffn gelu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
-      chip = "sm_90a", warps = 9, chunk_rows = 128>}
+      chip = "sm_90a", chunk_rows = 128>}
       : (tensor<2x256x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
       -> tensor<2x256x256xbf16>
   return %0 : tensor<2x256x256xbf16>
@@ -48,7 +48,7 @@ func.func @mma_sync_swiglu(%x: tensor<384x128xf16>, %w1: tensor<128x256xf16>,
 func.func @wgmma_ragged(%x: tensor<3x100x128xbf16>, %w1: tensor<128x256xbf16>,
                         %w2: tensor<256x128xbf16>) -> tensor<3x100x128xbf16> {
   %0 = bpt.ffn silu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
-      chip = "sm_90a", warps = 9, chunk_rows = 150>}
+      chip = "sm_90a", chunk_rows = 150>}
       : (tensor<3x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
       -> tensor<3x100x128xbf16>
   return %0 : tensor<3x100x128xbf16>
@@ -68,7 +68,7 @@ func.func @wgmma_ragged(%x: tensor<3x100x128xbf16>, %w1: tensor<128x256xbf16>,
 func.func @wgmma_tail(%x: tensor<3x100x128xbf16>, %w1: tensor<128x256xbf16>,
                       %w2: tensor<256x128xbf16>) -> tensor<3x100x128xbf16> {
   %0 = bpt.ffn silu %x, %w1, %w2 {bpt.strategy = #bpt.strategy<wgmma,
-      chip = "sm_90a", warps = 9, chunk_rows = 128>}
+      chip = "sm_90a", chunk_rows = 128>}
       : (tensor<3x100x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
       -> tensor<3x100x128xbf16>
   return %0 : tensor<3x100x128xbf16>

@@ -85,6 +85,6 @@ func.func @full_waves(%x: tensor<1x2048x2048xbf16>, %w_in: tensor<2048x8192xbf16
 // CHECK-NOT: _split
 // CHECK: return
 func.func @recorded(%x: tensor<2x150x128xbf16>, %w_in: tensor<128x8192xbf16>, %w_out: tensor<8192x128xbf16>) -> tensor<2x150x128xbf16> {
-  %y = bpt.ffn relu %x, %w_in, %w_out {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 300, gemm_split = 1>} : (tensor<2x150x128xbf16>, tensor<128x8192xbf16>, tensor<8192x128xbf16>) -> tensor<2x150x128xbf16>
+  %y = bpt.ffn relu %x, %w_in, %w_out {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 300, gemm_split = 1>} : (tensor<2x150x128xbf16>, tensor<128x8192xbf16>, tensor<8192x128xbf16>) -> tensor<2x150x128xbf16>
   return %y : tensor<2x150x128xbf16>
 }

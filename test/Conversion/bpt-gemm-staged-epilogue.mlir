@@ -1,4 +1,7 @@
-// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=2048 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy="chunk-rows=2048 sm90-gemm-stages=3" --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
+
+// Three stages pinned: 128-row tiles (256-row ones stage twice the rows:
+// bpt-gemm-tall-tiles.mlir).
 
 // The wgmma GEMM's epilogue through shared memory (16-bit C): after its
 // last wgmmas each consumer writes its 64 x 128 accumulator pairs (32

@@ -9,10 +9,10 @@
 // rows past the last whole chunk one shorter chunk
 // (@whole_chunks_and_a_tail).
 // CHECK-LABEL: func.func @ffn_rows
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 600>
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 1500>
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 1>
-// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9, chunk_rows = 77>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 600>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 1500>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 1>
+// CHECK: bpt.ffn {{.*}}bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 77>
 // CHUNK-LABEL: func.func @ffn_rows
 // CHUNK: chunk_rows = 600>
 // CHUNK: chunk_rows = 768>

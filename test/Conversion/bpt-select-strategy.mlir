@@ -88,13 +88,13 @@ func.func @attention_lse(%q: tensor<1x4x512x64xbf16>)
 // chunks of 2048; bpt-select-strategy-ffn-waves.mlir); on mma.sync it is
 // 2048 rows.
 // SM90-LABEL: func.func @ffn
-// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 4096>}
-// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>}
+// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 4096>}
+// SM90: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 600>}
 // SM80-LABEL: func.func @ffn
 // SM80: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", chunk_rows = 2048>}
 // SM80: bpt.ffn {{.+}} {bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80", chunk_rows = 600>}
 // PINNED-LABEL: func.func @ffn
-// PINNED: #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 1024>
+// PINNED: #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 1024>
 func.func @ffn(%x: tensor<2x4096x512xbf16>, %w1: tensor<512x1408xbf16>,
                %w2: tensor<1408x512xbf16>, %w3: tensor<512x1408xbf16>,
                %r: tensor<1x600x512xbf16>)

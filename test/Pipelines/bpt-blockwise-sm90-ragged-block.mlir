@@ -20,7 +20,7 @@
 // CHECK: bpt.linear {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 9>}
 // CHECK: arith.addf
 // CHECK: bpt.rms_norm {{.+}} {bpt.strategy = #bpt.strategy<rowwise, chip = "sm_90a">}
-// CHECK: bpt.ffn swiglu {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", warps = 12, chunk_rows = 600>}
+// CHECK: bpt.ffn swiglu {{.+}} {bpt.strategy = #bpt.strategy<wgmma, chip = "sm_90a", chunk_rows = 600>}
 // CHECK: arith.addf
 // LOWERED-LABEL: func.func @block
 // LOWERED-NOT: bpt.linear

@@ -1,0 +1,70 @@
+// RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=2048 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
+
+// 256 x 128 tiles (hopper.md version 25), the default for GEMMs whose
+// launch rows are whole 256-row tiles and whose epilogue allows them: one
+// 384-thread block a multiprocessor (producer warpgroup, setmaxnreg), four
+// 48 KiB stages, A's tensor map boxes of 256 rows; each consumer
+// warpgroup computes 128 rows, two m64n128k16 wgmmas a k16 step (8 a K
+// step), and stages its 128 x 128 pairs (64 4-byte stores a thread) in
+// its own A rows before 16 16-byte stores a thread.
+// CHECK-LABEL: func.func @gelu
+// CHECK: %[[XMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c256, %c64]
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu_m256 blocks in (%c4, %c8, %{{.+}}) threads in (%c384, %{{.+}}, %{{.+}}) dynamic_shared_memory_size %c197696_i32 args(%[[XMAP]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512_m256 blocks in (%c2{{.*}}, %c8{{.*}}, %{{.+}}) threads in (%c384
+// CHECK-LABEL: gpu.func @gemm_sm90_a4096_c2048_n512_k256_gelu_m256(
+// CHECK-SAME: nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32
+// CHECK: nvvm.setmaxregister decrease 24
+// CHECK: nvvm.setmaxregister increase 240
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: nvvm.wgmma.mma_async
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// CHECK-COUNT-64: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr<3>
+// CHECK-NOT: llvm.store
+// CHECK: "bar.sync 2, 128;"
+// CHECK: "bar.sync 1, 128;"
+// CHECK-COUNT-16: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// CHECK-NOT: llvm.store
+// CHECK: gpu.return
+func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
+                %w2: tensor<512x256xbf16>) -> tensor<2x2048x256xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<2x2048x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<2x2048x256xbf16>
+  return %0 : tensor<2x2048x256xbf16>
+}
+
+// -----
+
+// 3000 rows in chunks of at most 2048, evened out: 1536 (whole 256-row
+// tiles) and a ragged 1464. The first chunk's GEMMs take 256-row tiles,
+// the ragged one's 128-row ones (two blocks a multiprocessor), so x has a
+// tensor map of each box.
+// CHECK-LABEL: func.func @tail
+// CHECK: %[[X256:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c256, %c64]
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1536_n512_k256_gelu_m256 {{.+}} threads in (%c384, {{.+}} args(%[[X256]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1536_c3000_n256_k512_m256
+// CHECK: %[[X128:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128, %c64{{.*}}]
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1464_n512_k256_gelu_ragged {{.+}} threads in (%c288, {{.+}} args(%[[X128]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1464_c3000_n256_k512_ragged {{.+}} threads in (%c288
+func.func @tail(%x: tensor<3000x256xbf16>, %w1: tensor<256x512xbf16>,
+                %w2: tensor<512x256xbf16>) -> tensor<3000x256xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<3000x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
+      -> tensor<3000x256xbf16>
+  return %0 : tensor<3000x256xbf16>
+}
+
+// -----
+
+// A gated GEMM (two accumulators) keeps 128-row tiles.
+// CHECK-LABEL: func.func @swiglu
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c2048_n256_k128_swiglu_gated_t128x4 {{.+}} threads in (%c384,
+func.func @swiglu(%x: tensor<2048x128xbf16>, %w1: tensor<128x256xbf16>,
+                  %wg: tensor<128x256xbf16>, %w2: tensor<256x128xbf16>)
+    -> tensor<2048x128xbf16> {
+  %0 = bpt.ffn swiglu %x, %w1, %w2, gate %wg
+      : (tensor<2048x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
+         tensor<128x256xbf16>) -> tensor<2048x128xbf16>
+  return %0 : tensor<2048x128xbf16>
+}
