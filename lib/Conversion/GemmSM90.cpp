@@ -1057,9 +1057,14 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
   // 4k and 16k −6% (session 28: 125.1 → 114.4 µs, block −5 to −6%,
   // training step −1 to −3%). Launches whose rows are not whole 256-row tiles
   // keep 128-row tiles (not yet measured with tall ones: their last tile would
-  // be part padding, and they keep the split tail).
+  // be part padding, and they keep the split tail), and so do launches of
+  // at most a tall tile a multiprocessor's half: there 128-row tiles keep
+  // every block alone on its multiprocessor, on twice as many of them,
+  // and their last wave may split along K (a 256 × 1408 × 5632 GEMM: 11
+  // tall tiles on 11 multiprocessors, or 22 tiles split 5 ways on 110).
+  const int64_t tallTiles = config.launchRows() / 256 * (config.n / 128);
   if (!stages && config.blockN == 128 && config.allowsTallTiles() &&
-      config.launchRows() % 256 == 0)
+      config.launchRows() % 256 == 0 && 2 * tallTiles > chip.multiprocessors)
     config.blockM = 256;
   if (stages) {
     config.stages = stages;

@@ -20,7 +20,7 @@
 
 // Phase A: norm1, then Q, K and V for each of the 4 chunks (rows 0, 128,
 // 256, 384): norm1 runs once a chunk.
-// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_bf16_x512_o128_h256_eps1em05 blocks in (%c16, {{.+}} threads in (%c256{{[_0-9]*}}, {{.+}} args(%[[X]] : memref<512x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@rms_norm_bf16_x512_o128_h256_eps1em05 blocks in (%c16, {{.+}} threads in (%c256, {{.+}} args(%[[X]] : memref<512x256xbf16>, %{{.+}} : memref<256xbf16>, %[[H1]] : memref<128x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n256_k256 {{.+}}, %[[Q]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[K]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c512_n128_k256 {{.+}}, %[[V]] : memref<512x128xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
@@ -34,11 +34,11 @@
 
 // Phase B: one attention launch (2 query blocks x 4 heads x 2 sequences),
 // written over Q; phase C: one output projection of all 512 rows into
-// out's rows, x the residual (256-row tiles: 512 rows are whole ones).
+// out's rows, x the residual.
 // CHECK-NOT: @rms_norm
 // CHECK: gpu.launch_func @bpt_sm90::@attention_sm90_d64_causal_tokens_h4_kv2_s256_b2 blocks in (%c16{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c384{{.*}}, {{.+}}, %[[Q]] : memref<512x256xbf16>)
 // CHECK-NOT: @rms_norm
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n256_k256_residual512_m256 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[X]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n256_k256_residual512 {{.+}}, %[[ROWS]] : memref<512x256xbf16>, %[[X]] : memref<512x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 
 // Phase D, per chunk: norm2 of out's rows, the FFN's up GEMM into u, and
 // the down GEMM adding out's rows to themselves (chunk 3: rows 384..).

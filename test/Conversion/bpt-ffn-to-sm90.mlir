@@ -16,27 +16,23 @@
 // CHECK-NOT: memref.alloc() {{.*}}: memref<4096x512xbf16>
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x2048x256xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu_m256 blocks in (%c4, %c8, %{{.+}}) threads in (%c384, {{.+}} args({{.+}}, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512_m256 {{.+}} args({{.+}}, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu_m256 {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512_m256 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu blocks in (%c4, %c16, %{{.+}}) threads in (%c288, {{.+}} args({{.+}}, %[[U]] : memref<2048x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512 {{.+}} args({{.+}}, %[[ROWS]] : memref<4096x256xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu {{.+}}, %c2048_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512 {{.+}}, %c0_i32{{.*}} : i32, %c2048_i32{{.*}} : i32)
 // CHECK-NOT: gpu.launch_func
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
 
-// The GEMM (by default on launches of whole 256-row tiles: 256 x 128
-// tiles in four 48 KiB stages, one 384-thread block a multiprocessor; the
-// 128-row two-block kernel is bpt-gemm-two-blocks.mlir's): the producer
-// warpgroup (setmaxnreg down) arms a stage for 49152 bytes and loads A's
-// [256, 64] box and B's two [64, 64] boxes; each consumer warpgroup
-// (setmaxnreg up) runs two m64n128k16 wgmmas a k16 step, 8 a 64-wide K
-// block, B transposed (MN-major, layout row); GELU on the accumulators
-// before the one rounding, staged through shared memory.
-// CHECK: gpu.func @gemm_sm90_a4096_c2048_n512_k256_gelu_m256({{.+}}, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1
-// CHECK: nvvm.setmaxregister decrease 24
-// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c49152_i32
-// CHECK-COUNT-3: nvvm.cp.async.bulk.tensor.shared.cluster.global
-// CHECK: nvvm.setmaxregister increase 240
-// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
+// The GEMM (by default 128-wide tiles in three stages, two blocks a
+// multiprocessor: 288 threads, the two consumer warpgroups then one
+// producer warp, no setmaxnreg); 4 k16 steps per 64-wide K block, B
+// transposed (MN-major, layout row); GELU (erf) on the accumulators before
+// the one rounding, staged through shared memory; then the producer's TMA
+// loads.
+// CHECK: gpu.func @gemm_sm90_a4096_c2048_n512_k256_gelu({{.+}}, %{{.+}}: memref<2048x512xbf16>, %{{.+}}: i32, %{{.+}}: i32) kernel attributes {nvvm.maxntid = array<i32: 288, 1, 1>, nvvm.minctasm = 2
+// CHECK-NOT: nvvm.setmaxregister
+// CHECK: arith.cmpi ult, %{{.+}}, %c256_i32
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.+}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
 // CHECK: nvvm.mbarrier.arrive
 // GELU in the epilogue's form (bpt/Conversion/EpilogueActivation.h): one
@@ -54,7 +50,10 @@
 // CHECK-NOT: math.erf
 // CHECK: llvm.store {{.+}} : i32, !llvm.ptr<3>
 // CHECK: llvm.store {{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
-// CHECK: gpu.func @gemm_sm90_a2048_c4096_n256_k512_m256(
+// CHECK: arith.cmpi eq, %{{.+}}, %c256_i32
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c32768_i32
+// CHECK-COUNT-3: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: gpu.func @gemm_sm90_a2048_c4096_n256_k512(
 // CHECK-NOT: math.erf
 // CHECK: gpu.return
 
@@ -96,13 +95,10 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 // CHECK: llvm.store
 // CHUNK-LABEL: func.func @ragged
 // CHUNK: %[[U:.+]] = memref.alloc() {bpt.buffer_name = "ffn_hidden"} : memref<768x512xbf16>
-// The 768-row chunk is three whole 256-row tiles (`_m256`); the ragged
-// 732-row tail keeps 128-row tiles, so x gets a second map of that box.
-// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c768_n512_k256_gelu_m256 blocks in (%c4{{[_0-9]*}}, %c3{{[_0-9]*}}, %{{.+}}) {{.+}}, %[[U]] : memref<768x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
-// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a768_c1500_n256_k512_m256 blocks in (%c2{{[_0-9]*}}, %c3{{[_0-9]*}}, %{{.+}}) {{.+}}, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c768_n512_k256_gelu blocks in (%c4{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %[[U]] : memref<768x512xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a768_c1500_n256_k512 blocks in (%c2{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHUNK: %[[SUB:.+]] = memref.subview %[[U]][0, 0] [732, 512] [1, 1]
 // CHUNK: %[[TAIL:.+]] = memref.cast %[[SUB]] : memref<732x512xbf16, strided<[512, 1]>> to memref<732x512xbf16>
-// CHUNK: nvgpu.tma.create.descriptor %{{.+}} box[%c128, %c64{{.*}}]
 // CHUNK: %[[TAILANY:.+]] = memref.cast %[[TAIL]] : memref<732x512xbf16> to memref<*xbf16>
 // CHUNK: %[[TAILMAP:.+]] = nvgpu.tma.create.descriptor %[[TAILANY]]
 // CHUNK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1500_c732_n512_k256_gelu_ragged blocks in (%c4{{[_0-9]*}}, %c6{{[_0-9]*}}, %{{.+}}) {{.+}}, %[[TAIL]] : memref<732x512xbf16>, %c768_i32{{.*}} : i32, %c0_i32{{.*}} : i32)

@@ -1,19 +1,23 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy=chunk-rows=2048 --bpt-chunk-ffn --bpt-ffn-to-sm90 | FileCheck %s
 
 // 256 x 128 tiles (hopper.md version 25), the default for GEMMs whose
-// launch rows are whole 256-row tiles and whose epilogue allows them: one
+// launch rows are whole 256-row tiles, whose tiles would fill more than
+// half of the 132 multiprocessors and whose epilogue allows them: one
 // 384-thread block a multiprocessor (producer warpgroup, setmaxnreg), four
-// 48 KiB stages, A's tensor map boxes of 256 rows; each consumer
+// 48 KiB stages (the producer loads A's [256, 64] box and B's two
+// [64, 64] boxes a stage), A's tensor map boxes of 256 rows; each consumer
 // warpgroup computes 128 rows, two m64n128k16 wgmmas a k16 step (8 a K
 // step), and stages its 128 x 128 pairs (64 4-byte stores a thread) in
 // its own A rows before 16 16-byte stores a thread.
 // CHECK-LABEL: func.func @gelu
 // CHECK: %[[XMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c256, %c64]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu_m256 blocks in (%c4, %c8, %{{.+}}) threads in (%c384, %{{.+}}, %{{.+}}) dynamic_shared_memory_size %c197696_i32 args(%[[XMAP]] :
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512_m256 blocks in (%c2{{.*}}, %c8{{.*}}, %{{.+}}) threads in (%c384
-// CHECK-LABEL: gpu.func @gemm_sm90_a4096_c2048_n512_k256_gelu_m256(
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n2048_k1280_gelu_m256 blocks in (%c16, %c8, %{{.+}}) threads in (%c384, %{{.+}}, %{{.+}}) dynamic_shared_memory_size %c197696_i32 args(%[[XMAP]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n1280_k2048_m256 blocks in (%c10{{.*}}, %c8{{.*}}, %{{.+}}) threads in (%c384
+// CHECK-LABEL: gpu.func @gemm_sm90_a4096_c2048_n2048_k1280_gelu_m256(
 // CHECK-SAME: nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32
 // CHECK: nvvm.setmaxregister decrease 24
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c49152_i32
+// CHECK-COUNT-3: nvvm.cp.async.bulk.tensor.shared.cluster.global
 // CHECK: nvvm.setmaxregister increase 240
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async
@@ -26,12 +30,12 @@
 // CHECK-COUNT-16: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
 // CHECK-NOT: llvm.store
 // CHECK: gpu.return
-func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
-                %w2: tensor<512x256xbf16>) -> tensor<2x2048x256xbf16> {
+func.func @gelu(%x: tensor<2x2048x1280xbf16>, %w1: tensor<1280x2048xbf16>,
+                %w2: tensor<2048x1280xbf16>) -> tensor<2x2048x1280xbf16> {
   %0 = bpt.ffn gelu %x, %w1, %w2
-      : (tensor<2x2048x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
-      -> tensor<2x2048x256xbf16>
-  return %0 : tensor<2x2048x256xbf16>
+      : (tensor<2x2048x1280xbf16>, tensor<1280x2048xbf16>, tensor<2048x1280xbf16>)
+      -> tensor<2x2048x1280xbf16>
+  return %0 : tensor<2x2048x1280xbf16>
 }
 
 // -----
@@ -42,17 +46,35 @@ func.func @gelu(%x: tensor<2x2048x256xbf16>, %w1: tensor<256x512xbf16>,
 // tensor map of each box.
 // CHECK-LABEL: func.func @tail
 // CHECK: %[[X256:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c256, %c64]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1536_n512_k256_gelu_m256 {{.+}} threads in (%c384, {{.+}} args(%[[X256]] :
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1536_c3000_n256_k512_m256
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1536_n2048_k1536_gelu_m256 {{.+}} threads in (%c384, {{.+}} args(%[[X256]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1536_c3000_n1536_k2048_m256
 // CHECK: %[[X128:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128, %c64{{.*}}]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1464_n512_k256_gelu_ragged {{.+}} threads in (%c288, {{.+}} args(%[[X128]] :
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1464_c3000_n256_k512_ragged {{.+}} threads in (%c288
-func.func @tail(%x: tensor<3000x256xbf16>, %w1: tensor<256x512xbf16>,
-                %w2: tensor<512x256xbf16>) -> tensor<3000x256xbf16> {
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1464_n2048_k1536_gelu_ragged {{.+}} threads in (%c288, {{.+}} args(%[[X128]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1464_c3000_n1536_k2048_ragged {{.+}} threads in (%c288
+func.func @tail(%x: tensor<3000x1536xbf16>, %w1: tensor<1536x2048xbf16>,
+                %w2: tensor<2048x1536xbf16>) -> tensor<3000x1536xbf16> {
   %0 = bpt.ffn gelu %x, %w1, %w2
-      : (tensor<3000x256xbf16>, tensor<256x512xbf16>, tensor<512x256xbf16>)
-      -> tensor<3000x256xbf16>
-  return %0 : tensor<3000x256xbf16>
+      : (tensor<3000x1536xbf16>, tensor<1536x2048xbf16>, tensor<2048x1536xbf16>)
+      -> tensor<3000x1536xbf16>
+  return %0 : tensor<3000x1536xbf16>
+}
+
+// -----
+
+// Tall tiles at most half of the multiprocessors would fill keep 128-row
+// tiles: 256 rows of N 1408 are 11 tall tiles against 22 of 128 rows,
+// and the down GEMM's (K 5632) split its last wave's tiles 5 ways.
+// CHECK-LABEL: func.func @small
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a256_c256_n5632_k1408_gelu blocks in (%c44, %c2,
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a256_c256_n1408_k5632_split22x5 blocks in (%c110,
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a256_c256_n1408_k5632_split22x5_reduce
+// CHECK-NOT: _m256
+func.func @small(%x: tensor<256x1408xbf16>, %w1: tensor<1408x5632xbf16>,
+                 %w2: tensor<5632x1408xbf16>) -> tensor<256x1408xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<256x1408xbf16>, tensor<1408x5632xbf16>, tensor<5632x1408xbf16>)
+      -> tensor<256x1408xbf16>
+  return %0 : tensor<256x1408xbf16>
 }
 
 // -----

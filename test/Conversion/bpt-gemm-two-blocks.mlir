@@ -22,12 +22,9 @@
 // CHECK: gpu.func @gemm_sm90_a2048_c4096_n256_k512({{.+}}) kernel attributes {nvvm.maxntid = array<i32: 288, 1, 1>, nvvm.minctasm = 2 : i32}
 // CHECK-NOT: nvvm.setmaxregister
 
-// By default, launches of whole 256-row tiles take 256 x 128 tiles, one
-// 384-thread block a multiprocessor (bpt-gemm-tall-tiles.mlir); the
-// swiglu FFN's 128-row launches keep 128-row tiles.
 // DEFAULT-LABEL: func.func @gelu
-// DEFAULT: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu_m256 blocks in ({{.+}}) threads in (%c384,
-// DEFAULT: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512_m256 blocks in ({{.+}}) threads in (%c384{{.*}},
+// DEFAULT: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n512_k256_gelu blocks in ({{.+}}) threads in (%c288,
+// DEFAULT: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n256_k512 blocks in ({{.+}}) threads in (%c288{{.*}},
 // The gated GEMM keeps as many stages as fit (four), one block, by default.
 // DEFAULT-LABEL: func.func @swiglu
 // DEFAULT: gpu.launch_func @bpt_sm90::@gemm_sm90_a128_c128_n256_k128_swiglu_gated_t128x4 {{.+}} threads in (%c384,

@@ -1,19 +1,18 @@
 // RUN: bpt-opt %s --split-input-file --bpt-select-strategy --bpt-linear-to-sm90 --verify-diagnostics | FileCheck %s
 
 // One wgmma GEMM launch over the [rows, K] view of the input, with TMA
-// descriptors of it (256-row boxes: 512 rows are whole 256-row tiles) and
-// of the weight (64-row boxes): 256 x 128 tiles, no activation, rows from
-// 0 (A and C).
+// descriptors of it (128-row boxes) and of the weight (64-row boxes):
+// 128-wide tiles, no activation, rows from 0 (A and C).
 // CHECK-LABEL: func.func @linear
 // CHECK-NOT: bpt.linear
 // CHECK: %[[X:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : memref<2x256x128xbf16> into memref<512x128xbf16>
-// CHECK: %[[XMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c256, %c64]
+// CHECK: %[[XMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128, %c64]
 // CHECK: %[[WMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c64{{.*}}, %c64{{.*}}]
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x256x384xbf16>
 // CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[OUT]]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n384_k128_m256 blocks in (%c3{{[_0-9]*}}, %c2{{[_0-9]*}}, %{{.+}}) threads in (%c384, {{.+}} args(%[[XMAP]] : {{.+}}, %[[WMAP]] : {{.+}}, %[[ROWS]] : memref<512x384xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a512_c512_n384_k128 blocks in (%c3{{[_0-9]*}}, %c4{{[_0-9]*}}, %{{.+}}) threads in (%c288, {{.+}} args(%[[XMAP]] : {{.+}}, %[[WMAP]] : {{.+}}, %[[ROWS]] : memref<512x384xbf16>, %c0_i32{{.*}} : i32, %c0_i32{{.*}} : i32)
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable
-// CHECK: gpu.func @gemm_sm90_a512_c512_n384_k128_m256(
+// CHECK: gpu.func @gemm_sm90_a512_c512_n384_k128(
 // CHECK-NOT: scf.if {{.*}}slt
 // CHECK-NOT: math.
 // CHECK: nvvm.wgmma.mma_async
