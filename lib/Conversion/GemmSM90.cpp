@@ -621,8 +621,7 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
         mul(arith::ExtSIOp::create(b, loc, i64, shift), c64(config.n * 2));
   for (int64_t mHalf = 0; mHalf < config.mHalves(); ++mHalf) {
     if (mHalf) {
-      FragmentPlace next =
-          fragmentPlace(consumer, lane, warp, sub(row0, tileRow0), n0, mHalf);
+      FragmentPlace next = fragmentPlace(consumer, lane, warp, cRow, n0, mHalf);
       tileRow0 = next.tileRow0;
       row0 = next.row0;
     }

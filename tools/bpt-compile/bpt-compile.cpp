@@ -387,10 +387,9 @@ tuningCandidates(ModuleOp module, StringRef chip) {
             {{"sm90-kv-block", t.blockN}, {"sm90-stages", t.stages}});
   }
   if (hasFFN || hasBlock) {
-    // The chip's default tiling first: where no stage count is pinned, a
-    // launch of enough whole 256-row tiles takes 256 x 128 tiles, which no
-    // pinned candidate gives.
-    gemm = {{}};
+    // gemm's first, empty entry stays: the chip's default tiling, where no
+    // stage count is pinned, so a launch of enough whole 256-row tiles
+    // takes 256 x 128 tiles, which no pinned candidate gives.
     // Stages of 32 KiB (128-wide tiles) or 48 KiB (256-wide) that fit.
     for (int64_t n : {128, 256})
       for (int64_t stages : hasBlock ? std::vector<int64_t>{3, 4}
