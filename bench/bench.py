@@ -53,11 +53,8 @@ ELEMENT_BYTES = {"f16": 2, "bf16": 2, "f32": 4}
 _libcuda = None
 
 
-def encode_tensor_map(m, address):
-    """Manifest tensor map `m` over the buffer at device `address` (the
-    tensor starts at address + m's byte_offset): its 128-byte CUtensorMap
-    in a CUDA uint8 tensor, whose address the kernel takes. The manifest
-    reader has checked TMA's rules; the driver checks again."""
+def libcuda():
+    """The driver library (ctypes), loaded once."""
     global _libcuda
     if _libcuda is None:
         lib = ctypes.CDLL("libcuda.so.1")
@@ -67,7 +64,60 @@ def encode_tensor_map(m, address):
             u64p, u64p, u32p, u32p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
             ctypes.c_int]
         lib.cuTensorMapEncodeTiled.restype = ctypes.c_int
+        lib.cuLaunchKernelEx.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                         ctypes.c_void_p, ctypes.c_void_p]
+        lib.cuLaunchKernelEx.restype = ctypes.c_int
         _libcuda = lib
+    return _libcuda
+
+
+class _LaunchAttribute(ctypes.Structure):
+    # cuda.h's CUlaunchAttribute: an id, then a 64-byte value 8 bytes in.
+    _fields_ = [("id", ctypes.c_int), ("pad", ctypes.c_char * 4),
+                ("value", ctypes.c_int * 16)]
+
+
+class _LaunchConfig(ctypes.Structure):
+    _fields_ = [("grid", ctypes.c_uint * 3), ("block", ctypes.c_uint * 3),
+                ("shared", ctypes.c_uint), ("stream", ctypes.c_void_p),
+                ("attrs", ctypes.POINTER(_LaunchAttribute)),
+                ("num_attrs", ctypes.c_uint)]
+
+
+# CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+_PROGRAMMATIC_STREAM_SERIALIZATION = 6
+# BPT_DEPENDENT_LAUNCH=0 launches every kernel plainly, as bpt's runtime does.
+DEPENDENT_LAUNCH = (os.environ.get("BPT_DEPENDENT_LAUNCH", "1") != "0"
+                    and torch.cuda.is_available()
+                    and torch.cuda.get_device_capability()[0] >= 9)
+
+
+def launch_dependent(function, grid, block, shared, args, stream):
+    """Launches `function` (a CUfunction address) as the runtime launches a
+    manifest's "dependent" launch: with programmatic stream serialization,
+    so that its blocks start as the previous kernel drains (the kernel waits
+    for it with griddepcontrol.wait). `args`: numpy scalars."""
+    lib = libcuda()
+    values = [ctypes.c_uint64(int(a)) if a.dtype == np.uint64 else ctypes.c_int32(int(a))
+              for a in args]
+    params = (ctypes.c_void_p * len(values))(
+        *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+    attribute = _LaunchAttribute(id=_PROGRAMMATIC_STREAM_SERIALIZATION)
+    attribute.value[0] = 1
+    config = _LaunchConfig((ctypes.c_uint * 3)(*(list(grid) + [1, 1])[:3]),
+                           (ctypes.c_uint * 3)(*(list(block) + [1, 1])[:3]),
+                           shared, stream, ctypes.pointer(attribute), 1)
+    status = lib.cuLaunchKernelEx(ctypes.byref(config), ctypes.c_void_p(function),
+                                  params, None)
+    if status != 0:
+        raise RuntimeError(f"cuLaunchKernelEx failed (CUDA error {status})")
+
+
+def encode_tensor_map(m, address):
+    """Manifest tensor map `m` over the buffer at device `address` (the
+    tensor starts at address + m's byte_offset): its 128-byte CUtensorMap
+    in a CUDA uint8 tensor, whose address the kernel takes. The manifest
+    reader has checked TMA's rules; the driver checks again."""
     address += m.get("byte_offset", 0)
     # CUDA counts dimensions innermost first; strides (bytes) of dims 1..r-1.
     dims = list(reversed(m["shape"]))
@@ -80,7 +130,7 @@ def encode_tensor_map(m, address):
     # A CUtensorMap is 64-byte aligned.
     raw = ctypes.create_string_buffer(128 + 64)
     offset = -ctypes.addressof(raw) % 64
-    status = _libcuda.cuTensorMapEncodeTiled(
+    status = libcuda().cuTensorMapEncodeTiled(
         ctypes.addressof(raw) + offset, CU_TENSOR_MAP_DATA_TYPES[m["dtype"]],
         rank, address, (ctypes.c_uint64 * rank)(*dims),
         (ctypes.c_uint64 * len(strides))(*strides),
@@ -160,9 +210,16 @@ class KernelSet:
                 if events is not None:
                     events.append(cupy.cuda.Event())
                     events[-1].record(stream)
-                self.kernels[launch["kernel"]](
-                    tuple(launch["grid"]), tuple(launch["block"]), args,
-                    shared_mem=launch.get("dynamic_shared_memory", 0))
+                kernel = self.kernels[launch["kernel"]]
+                shared = launch.get("dynamic_shared_memory", 0)
+                if launch.get("dependent") and DEPENDENT_LAUNCH:
+                    # RawModule.get_function's kernel: its CUfunction.
+                    launch_dependent(getattr(kernel, "kernel", kernel).ptr,
+                                     launch["grid"],
+                                     launch["block"], shared, args, stream.ptr)
+                else:
+                    kernel(tuple(launch["grid"]), tuple(launch["block"]), args,
+                           shared_mem=shared)
                 if events is not None:
                     events.append(cupy.cuda.Event())
                     events[-1].record(stream)

@@ -109,6 +109,28 @@ constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 // Tensor maps (CUDA 12.0): CUtensorMapDataType, CUtensorMapInterleave,
 // CUtensorMapSwizzle, CUtensorMapL2promotion and CUtensorMapFloatOOBfill are
 // enums, passed as int.
+// Launches with attributes (CUDA 12.0): cuLaunchKernelEx's configuration.
+constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+union CUlaunchAttributeValue {
+  char pad[64];
+  int programmaticStreamSerializationAllowed;
+  void *alignment;
+};
+struct CUlaunchAttribute {
+  int id;
+  char pad[8 - sizeof(int)];
+  CUlaunchAttributeValue value;
+};
+static_assert(sizeof(CUlaunchAttribute) == 72, "CUlaunchAttribute is 72 bytes");
+struct CUlaunchConfig {
+  unsigned gridDimX, gridDimY, gridDimZ;
+  unsigned blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  CUstream hStream;
+  CUlaunchAttribute *attrs;
+  unsigned numAttrs;
+};
+
 struct alignas(64) CUtensorMap {
   unsigned long long opaque[16];
 };
@@ -164,6 +186,10 @@ struct Driver {
                              unsigned blockY, unsigned blockZ,
                              unsigned sharedMemBytes, CUstream stream,
                              void **kernelParams, void **extra);
+  /// Optional (CUDA 12.0 and later): null when the driver lacks it.
+  CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *config,
+                               CUfunction function, void **kernelParams,
+                               void **extra);
   CUresult (*cuEventCreate)(CUevent *event, unsigned flags);
   CUresult (*cuEventRecord)(CUevent event, CUstream stream);
   CUresult (*cuEventSynchronize)(CUevent event);
@@ -236,6 +262,7 @@ const DriverSymbol kDriverSymbols[] = {
     BPT_DRIVER_SYMBOL(cuFuncGetAttribute, "cuFuncGetAttribute", nullptr, false),
     BPT_DRIVER_SYMBOL(cuFuncSetAttribute, "cuFuncSetAttribute", nullptr, false),
     BPT_DRIVER_SYMBOL(cuLaunchKernel, "cuLaunchKernel", nullptr, false),
+    BPT_DRIVER_SYMBOL(cuLaunchKernelEx, "cuLaunchKernelEx", nullptr, true),
     BPT_DRIVER_SYMBOL(cuEventCreate, "cuEventCreate", nullptr, false),
     BPT_DRIVER_SYMBOL(cuEventRecord, "cuEventRecord", nullptr, false),
     BPT_DRIVER_SYMBOL(cuEventSynchronize, "cuEventSynchronize", nullptr, false),
@@ -454,6 +481,10 @@ struct RuntimeImpl {
   int computeCapabilityMajor = 0;
   int computeCapabilityMinor = 0;
   int maxSharedMemoryPerBlockOptin = 0;
+  /// Whether launches flagged BPT_LAUNCH_DEPENDENT take programmatic stream
+  /// serialization: an sm_90 or later device, a driver with
+  /// cuLaunchKernelEx, and BPT_DEPENDENT_LAUNCH not set to 0.
+  bool dependentLaunch = false;
   /// Kernels launched since the last synchronization: the count, and the
   /// names of the first few and of the last one.
   size_t numPendingLaunches = 0;
@@ -1025,6 +1056,11 @@ int bptRuntimeCreate(int device, bptRuntime *runtime) {
                                format("reading the %s of CUDA device %d",
                                       attribute.description, device));
 
+  const char *dependent = std::getenv("BPT_DEPENDENT_LAUNCH");
+  impl->dependentLaunch = impl->computeCapabilityMajor >= 9 &&
+                          driver->cuLaunchKernelEx &&
+                          !(dependent && std::string_view(dependent) == "0");
+
   if (CUresult error =
           driver->cuDevicePrimaryCtxRetain(&impl->context, impl->device))
     return impl->cudaFailure(error, "cuDevicePrimaryCtxRetain",
@@ -1380,13 +1416,12 @@ const char *bptModuleGetInfoLog(bptModule module) {
   return impl ? impl->infoLog.c_str() : "";
 }
 
-/// bptModuleLaunch and bptModuleLaunchOnStream; `api` names the caller in
-/// messages.
+/// bptModuleLaunch, bptModuleLaunchOnStream and bptModuleLaunchWithFlags;
+/// `api` names the caller in messages.
 static int launchKernel(const char *api, bptModule module, const char *kernel,
                         const uint32_t grid[3], const uint32_t block[3],
-                        uint32_t dynamicSharedMemoryBytes,
-                        const uint64_t *args, size_t numArgs,
-                        uint64_t stream) {
+                        uint32_t dynamicSharedMemoryBytes, const uint64_t *args,
+                        size_t numArgs, uint64_t stream, uint32_t flags) {
   ModuleImpl *impl = unwrap(module);
   if (!impl)
     return nullHandle(api, "module");
@@ -1398,6 +1433,10 @@ static int launchKernel(const char *api, bptModule module, const char *kernel,
     return nullArgument(api, "block");
   if (numArgs > 0 && !args)
     return nullArgument(api, "args");
+  if (flags & ~uint32_t(BPT_LAUNCH_DEPENDENT))
+    return fail(bptRuntimeErrorInvalidArgument,
+                format("%s: unknown launch flags 0x%x", api,
+                       unsigned(flags & ~uint32_t(BPT_LAUNCH_DEPENDENT))));
 
   // Limits of every CUDA device of compute capability 3.0 and later.
   const uint32_t gridLimits[3] = {0x7fffffffu, 65535u, 65535u};
@@ -1499,11 +1538,35 @@ static int launchKernel(const char *api, bptModule module, const char *kernel,
     pointers[i] = &values[i];
   }
 
-  if (CUresult error = runtime.driver->cuLaunchKernel(
-          info->function, grid[0], grid[1], grid[2], block[0], block[1],
-          block[2], dynamicSharedMemoryBytes,
-          reinterpret_cast<CUstream>(uintptr_t(stream)),
-          numArgs ? pointers : nullptr, nullptr)) {
+  CUstream cuStream = reinterpret_cast<CUstream>(uintptr_t(stream));
+  CUresult launched;
+  const bool dependent =
+      (flags & BPT_LAUNCH_DEPENDENT) && runtime.dependentLaunch;
+  if (dependent) {
+    // The kernel waits for its predecessor itself (griddepcontrol.wait):
+    // its blocks may be scheduled while that kernel still runs.
+    CUlaunchAttribute attribute{};
+    attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attribute.value.programmaticStreamSerializationAllowed = 1;
+    CUlaunchConfig config{grid[0],
+                          grid[1],
+                          grid[2],
+                          block[0],
+                          block[1],
+                          block[2],
+                          dynamicSharedMemoryBytes,
+                          cuStream,
+                          &attribute,
+                          1};
+    launched = runtime.driver->cuLaunchKernelEx(
+        &config, info->function, numArgs ? pointers : nullptr, nullptr);
+  } else {
+    launched = runtime.driver->cuLaunchKernel(
+        info->function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+        dynamicSharedMemoryBytes, cuStream, numArgs ? pointers : nullptr,
+        nullptr);
+  }
+  if (CUresult error = launched) {
     std::string what = format(
         "launching kernel '%s' (grid %ux%ux%u, block %ux%ux%u, %u bytes of "
         "dynamic shared memory, %d registers per thread%s)",
@@ -1511,7 +1574,8 @@ static int launchKernel(const char *api, bptModule module, const char *kernel,
         dynamicSharedMemoryBytes, info->numRegisters,
         stream ? format(", stream 0x%llx", (unsigned long long)stream).c_str()
                : "");
-    return runtime.cudaFailure(error, "cuLaunchKernel", what);
+    return runtime.cudaFailure(
+        error, dependent ? "cuLaunchKernelEx" : "cuLaunchKernel", what);
   }
   runtime.rememberLaunch(kernel);
   return bptRuntimeSuccess;
@@ -1522,7 +1586,8 @@ int bptModuleLaunch(bptModule module, const char *kernel,
                     uint32_t dynamicSharedMemoryBytes, const uint64_t *args,
                     size_t numArgs) {
   return launchKernel(__func__, module, kernel, grid, block,
-                      dynamicSharedMemoryBytes, args, numArgs, /*stream=*/0);
+                      dynamicSharedMemoryBytes, args, numArgs, /*stream=*/0,
+                      /*flags=*/0);
 }
 
 int bptModuleLaunchOnStream(bptModule module, const char *kernel,
@@ -1531,7 +1596,17 @@ int bptModuleLaunchOnStream(bptModule module, const char *kernel,
                             const uint64_t *args, size_t numArgs,
                             uint64_t stream) {
   return launchKernel(__func__, module, kernel, grid, block,
-                      dynamicSharedMemoryBytes, args, numArgs, stream);
+                      dynamicSharedMemoryBytes, args, numArgs, stream,
+                      /*flags=*/0);
+}
+
+int bptModuleLaunchWithFlags(bptModule module, const char *kernel,
+                             const uint32_t grid[3], const uint32_t block[3],
+                             uint32_t dynamicSharedMemoryBytes,
+                             const uint64_t *args, size_t numArgs,
+                             uint64_t stream, uint32_t flags) {
+  return launchKernel(__func__, module, kernel, grid, block,
+                      dynamicSharedMemoryBytes, args, numArgs, stream, flags);
 }
 
 //===----------------------------------------------------------------------===//

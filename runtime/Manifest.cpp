@@ -1018,9 +1018,9 @@ private:
                   ManifestLaunch &launch) {
     if (!value.is_object())
       return fail(path, "expected an object, got " + describeValue(value));
-    if (!checkFields(
-            value, path,
-            {"kernel", "grid", "block", "dynamic_shared_memory", "args"}))
+    if (!checkFields(value, path,
+                     {"kernel", "grid", "block", "dynamic_shared_memory",
+                      "args", "dependent"}))
       return false;
     if (!readString(value, path, "kernel", /*required=*/true, launch.kernel))
       return false;
@@ -1065,6 +1065,13 @@ private:
                         " bytes of shared memory a block of " + manifest_.chip +
                         " can have");
       launch.dynamicSharedMemory = uint32_t(bytes);
+    }
+
+    if (const Json *dependent = jsonMember(value, "dependent")) {
+      if (!dependent->is_boolean())
+        return fail(member(path, "dependent"),
+                    "expected true or false, got " + describeValue(*dependent));
+      launch.dependent = dependent->get<bool>();
     }
 
     std::string argsPath = member(path, "args");

@@ -16,6 +16,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -78,7 +79,76 @@ struct Entry {
   /// the block it was compiled for; 0 where the PTX gives none.
   uint64_t threads[3] = {0, 0, 0};
   std::string directive;
+  /// Whether the body waits for its predecessor grid (griddepcontrol.wait)
+  /// before its first global or generic memory access, and that access's
+  /// opcode otherwise (empty: the body has none).
+  bool waitsFirst = false;
+  std::string firstAccess;
 };
+
+/// Whether `opcode` (an instruction's first word) may touch memory another
+/// grid writes: loads and stores other than of parameters and shared
+/// memory, atomics, reductions, copies (cp.async, TMA), prefetches.
+bool touchesGlobalMemory(std::string_view opcode) {
+  size_t dot = opcode.find('.');
+  std::string_view base = opcode.substr(0, dot);
+  std::string_view space =
+      dot == std::string_view::npos ? "" : opcode.substr(dot + 1);
+  // "shared::cta" is shared memory too.
+  space = space.substr(0, std::min(space.find('.'), space.find("::")));
+  if (space == "param" || space == "shared" || space == "const" ||
+      space == "local")
+    return false;
+  for (std::string_view memory :
+       {"ld", "ldu", "st", "atom", "red", "cp", "prefetch", "prefetchu",
+        "multimem", "tex", "tld4", "suld", "sust", "sured"})
+    if (base == memory)
+      return true;
+  return false;
+}
+
+/// Reads the body's instructions from `open` (its '{') in order, up to
+/// griddepcontrol.wait or the first memory access.
+void readFirstAccess(const std::string &text, size_t open, Entry &entry) {
+  size_t end = text.find(".entry", open);
+  if (end == std::string::npos)
+    end = text.size();
+  size_t pos = open + 1;
+  while (pos < end) {
+    size_t stop = text.find_first_of(";{}", pos);
+    if (stop == std::string::npos || stop > end)
+      stop = end;
+    // One statement: labels ("$L__BB0_1:") and a guard ("@%p1") first.
+    std::string_view statement(text.data() + pos, stop - pos);
+    pos = stop + 1;
+    size_t colon = statement.rfind(':');
+    if (colon != std::string_view::npos)
+      statement.remove_prefix(colon + 1);
+    auto skipSpace = [&] {
+      while (!statement.empty() && isSpace(statement.front()))
+        statement.remove_prefix(1);
+    };
+    skipSpace();
+    if (!statement.empty() && statement.front() == '@') {
+      size_t space = statement.find_first_of(" \t\n\r");
+      statement.remove_prefix(space == std::string_view::npos ? statement.size()
+                                                              : space);
+      skipSpace();
+    }
+    size_t word = 0;
+    while (word < statement.size() && !isSpace(statement[word]))
+      ++word;
+    std::string_view opcode = statement.substr(0, word);
+    if (opcode == "griddepcontrol.wait") {
+      entry.waitsFirst = true;
+      return;
+    }
+    if (touchesGlobalMemory(opcode)) {
+      entry.firstAccess = std::string(opcode);
+      return;
+    }
+  }
+}
 
 /// The block-size directive (`.maxntid` or `.reqntid`) among the
 /// performance directives between an entry's parameter list and its body.
@@ -137,6 +207,9 @@ std::map<std::string, Entry> entries(const std::string &text) {
              p = text.find(".param", p + 6))
           ++entry.params;
         readBlockDirective(text, close + 1, entry);
+        size_t body = text.find('{', close + 1);
+        if (body != std::string::npos)
+          readFirstAccess(text, body, entry);
       }
     }
     entries[name] = entry;
@@ -210,6 +283,18 @@ Status bpt::rt::checkPTXMatchesManifest(const Manifest &manifest,
                              std::to_string(entry.params) +
                              " parameters in the PTX, but the launch passes " +
                              std::to_string(launch.args.size()));
+    // A dependent launch may start before its predecessor's writes land;
+    // only a kernel that waits for them first is safe so launched.
+    if (launch.dependent && !entry.waitsFirst)
+      return Status::failure(
+          "launches[" + std::to_string(i) + "].dependent: kernel '" +
+          launch.kernel + "' " +
+          (entry.firstAccess.empty()
+               ? std::string("never waits for its predecessor")
+               : "accesses memory ('" + entry.firstAccess +
+                     "') before it waits for its predecessor") +
+          " (griddepcontrol.wait) in the PTX, so it may not be launched "
+          "before that kernel ends");
     // bpt's kernels are compiled for one block shape (.maxntid); a launch
     // with more threads fails, one with fewer computes part of the result.
     // A custom set's PTX may give only a bound.

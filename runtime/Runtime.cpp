@@ -135,12 +135,13 @@ Module::~Module() { (void)bptModuleDestroy(module_); }
 
 Status Module::launch(const std::string &kernel, Dim3 grid, Dim3 block,
                       uint32_t dynamicSharedMemoryBytes,
-                      const std::vector<uint64_t> &args, uint64_t stream) {
+                      const std::vector<uint64_t> &args, uint64_t stream,
+                      uint32_t flags) {
   const uint32_t gridDims[3] = {grid.x, grid.y, grid.z};
   const uint32_t blockDims[3] = {block.x, block.y, block.z};
-  return Status::fromCode(bptModuleLaunchOnStream(
+  return Status::fromCode(bptModuleLaunchWithFlags(
       module_, kernel.c_str(), gridDims, blockDims, dynamicSharedMemoryBytes,
-      args.data(), args.size(), stream));
+      args.data(), args.size(), stream, flags));
 }
 
 Graph::Graph(Graph &&other) noexcept : graph_(other.graph_) {
@@ -213,9 +214,10 @@ Status Module::launchAll(const Manifest &manifest,
         break;
       }
     }
-    if (Status status = this->launch(launch.kernel, launch.grid, launch.block,
-                                     launch.dynamicSharedMemory, args,
-                                     stream);
+    if (Status status =
+            this->launch(launch.kernel, launch.grid, launch.block,
+                         launch.dynamicSharedMemory, args, stream,
+                         launch.dependent ? BPT_LAUNCH_DEPENDENT : 0u);
         !status)
       return Status::failure("launches[" + std::to_string(i) +
                              "]: " + status.message());

@@ -296,6 +296,27 @@ int bptModuleLaunchOnStream(bptModule module, const char *kernel,
                             const uint64_t *args, size_t numArgs,
                             uint64_t stream);
 
+/// Flags of bptModuleLaunchWithFlags().
+enum {
+  /// The kernel begins with `griddepcontrol.wait`, before it touches global
+  /// memory (bpt-compile's kernels for sm_90 and later: manifest launches
+  /// with "dependent": true). It is then launched with programmatic stream
+  /// serialization, so that its blocks may be scheduled while the stream's
+  /// previous kernel finishes. Ignored (a plain launch) before sm_90, with
+  /// a driver without cuLaunchKernelEx, or when the environment sets
+  /// BPT_DEPENDENT_LAUNCH=0. Never set it for a kernel without the wait: it
+  /// could read its inputs before they are written.
+  BPT_LAUNCH_DEPENDENT = 1u << 0,
+};
+
+/// As bptModuleLaunchOnStream(), with `flags` (BPT_LAUNCH_*); unknown flags
+/// are an error.
+int bptModuleLaunchWithFlags(bptModule module, const char *kernel,
+                             const uint32_t grid[3], const uint32_t block[3],
+                             uint32_t dynamicSharedMemoryBytes,
+                             const uint64_t *args, size_t numArgs,
+                             uint64_t stream, uint32_t flags);
+
 //===----------------------------------------------------------------------===//
 // Timing with CUDA events
 //===----------------------------------------------------------------------===//

@@ -1334,12 +1334,15 @@ ManifestBuilder::launchesJson(const ChipInfo &chip) {
         args.push_back(llvm::json::Object{{"buffer", firstSlot + slotOf[index]},
                                           {"byte_offset", offsetOf[index]}});
     }
-    launches.push_back(llvm::json::Object{
-        {"kernel", launch.getKernelName().getValue()},
-        {"grid", std::move(gridDims)},
-        {"block", std::move(blockDims)},
-        {"dynamic_shared_memory", shared},
-        {"args", std::move(args)}});
+    llvm::json::Object entry{{"kernel", launch.getKernelName().getValue()},
+                             {"grid", std::move(gridDims)},
+                             {"block", std::move(blockDims)},
+                             {"dynamic_shared_memory", shared},
+                             {"args", std::move(args)}};
+    // bpt-dependent-launch began the kernel with griddepcontrol.wait.
+    if (launch->hasAttr("bpt.dependent_launch"))
+      entry["dependent"] = true;
+    launches.push_back(std::move(entry));
   }
   return launches;
 }

@@ -227,6 +227,9 @@ std::string ptxFeatures(const NVVMOptions &options) {
 } // namespace
 
 void bpt::addPTXStage(OpPassManager &pm, const NVVMOptions &options) {
+  BPTDependentLaunchOptions dependent;
+  dependent.chip = options.chip;
+  pm.addPass(createBPTDependentLaunch(dependent));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
   target.features = ptxFeatures(options);

@@ -74,6 +74,11 @@ def _library():
             _Handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32),
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
             ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t, ctypes.c_uint64]
+        lib.bptModuleLaunchWithFlags.argtypes = [
+            _Handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32),
+            ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
+            ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t, ctypes.c_uint64,
+            ctypes.c_uint32]
         lib.bptGraphBeginRecording.argtypes = [_Handle, ctypes.POINTER(ctypes.c_uint64)]
         lib.bptGraphEndRecording.argtypes = [_Handle, ctypes.c_uint64,
                                              ctypes.POINTER(_Handle)]
@@ -81,6 +86,11 @@ def _library():
         lib.bptGraphDestroy.argtypes = [_Handle]
         _lib = lib
     return _lib
+
+
+# bpt-c/Runtime.h's BPT_LAUNCH_DEPENDENT: the kernel begins with
+# griddepcontrol.wait (the manifest's "dependent" launches).
+_LAUNCH_DEPENDENT = 1
 
 
 def _check(status):
@@ -242,10 +252,10 @@ class KernelSet:
             block = (ctypes.c_uint32 * 3)(*(list(launch["block"]) + [1, 1])[:3])
             args = (ctypes.c_uint64 * len(launch["args"]))(
                 *[_arg_pointer(a, pointers, maps) for a in launch["args"]])
-            _check(lib.bptModuleLaunchOnStream(
+            _check(lib.bptModuleLaunchWithFlags(
                 self._module, launch["kernel"].encode(), grid, block,
                 launch.get("dynamic_shared_memory", 0), args, len(launch["args"]),
-                stream))
+                stream, _LAUNCH_DEPENDENT if launch.get("dependent") else 0))
 
     def _replay(self, pointers, maps, stream):
         """Replays the graph recorded for these buffers (recording it first:

@@ -668,7 +668,7 @@ TEST(Manifest, Errors) {
                                    "\"kernel\": \"epilogue\", \"stream\": "
                                    "1")),
             "launches[1].stream: unknown field (expected kernel, grid, "
-            "block, dynamic_shared_memory or args)");
+            "block, dynamic_shared_memory, args or dependent)");
   std::string noLaunches =
       valid.substr(0, valid.find("\"launches\"")) + "\"launches\": []}";
   EXPECT_EQ(manifestError(noLaunches),
@@ -1604,6 +1604,11 @@ TEST(NoDevice, NullHandles) {
             bptRuntimeErrorInvalidArgument);
   EXPECT_CONTAINS(std::string(bptRuntimeLastError()),
                   "bptModuleLaunchOnStream: the module handle is null");
+  EXPECT_EQ(bptModuleLaunchWithFlags(noModule, "k", dims, dims, 0, nullptr, 0,
+                                     /*stream=*/0, BPT_LAUNCH_DEPENDENT),
+            bptRuntimeErrorInvalidArgument);
+  EXPECT_CONTAINS(std::string(bptRuntimeLastError()),
+                  "bptModuleLaunchWithFlags: the module handle is null");
   EXPECT_EQ(bptTimerStart(noTimer), bptRuntimeErrorInvalidArgument);
   const int64_t shape[] = {64}, box[] = {64};
   EXPECT_EQ(bptRuntimeCreateTensorMap(noRuntime, 0x1000, "f32", 1, shape, box,
@@ -2271,6 +2276,98 @@ TEST_F(OnDevice, Launches) {
   EXPECT_EQ(bptTimerStop(timer, &milliseconds), bptRuntimeSuccess);
   EXPECT_TRUE(milliseconds >= 0);
   EXPECT_EQ(bptTimerDestroy(timer), bptRuntimeSuccess);
+}
+
+/// A slow writer (one thread spins ~0.2 ms on the clock, then writes) and
+/// a copy launched as its dependent: the copy waits (griddepcontrol.wait)
+/// and must see every value written.
+const char *kDependentPTX = R"(
+.version 8.0
+.target sm_90
+.address_size 64
+
+.visible .entry slow_fill(
+    .param .u64 out_param)
+{
+    .reg .pred %p<2>;
+    .reg .b32 %r<4>;
+    .reg .b64 %rd<8>;
+
+    ld.param.u64 %rd1, [out_param];
+    cvta.to.global.u64 %rd2, %rd1;
+    mov.u64 %rd3, %globaltimer;
+$spin:
+    mov.u64 %rd4, %globaltimer;
+    sub.s64 %rd5, %rd4, %rd3;
+    setp.lt.s64 %p1, %rd5, 200000;
+    @%p1 bra $spin;
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd6, %r1, 4;
+    add.s64 %rd7, %rd2, %rd6;
+    add.s32 %r2, %r1, 7;
+    st.global.u32 [%rd7], %r2;
+    ret;
+}
+
+.visible .entry waiting_copy(
+    .param .u64 in_param,
+    .param .u64 out_param)
+{
+    .reg .b32 %r<3>;
+    .reg .b64 %rd<9>;
+
+    ld.param.u64 %rd1, [in_param];
+    ld.param.u64 %rd2, [out_param];
+    griddepcontrol.wait;
+    griddepcontrol.launch_dependents;
+    cvta.to.global.u64 %rd3, %rd1;
+    cvta.to.global.u64 %rd4, %rd2;
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd5, %r1, 4;
+    add.s64 %rd6, %rd3, %rd5;
+    add.s64 %rd7, %rd4, %rd5;
+    ld.global.u32 %r2, [%rd6];
+    st.global.u32 [%rd7], %r2;
+    ret;
+}
+)";
+
+TEST_F(OnDevice, DependentLaunches) {
+  if (info.computeCapabilityMajor < 9)
+    GTEST_SKIP() << "device older than sm_90: no dependent launches";
+  Runtime &runtime = *sharedRuntime;
+  Expected<Module> loaded = runtime.loadPTX(kDependentPTX);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  Module &module = *loaded;
+  const int n = 256;
+  Expected<DeviceBuffer> middle = runtime.allocate(n * sizeof(uint32_t));
+  Expected<DeviceBuffer> out = runtime.allocate(n * sizeof(uint32_t));
+  ASSERT_TRUE(middle.ok() && out.ok());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_TRUE(middle->fill(0).ok());
+    EXPECT_TRUE(out->fill(0xff).ok());
+    EXPECT_TRUE(runtime.synchronize().ok());
+    Status writer = module.launch("slow_fill", {1, 1, 1}, {n, 1, 1}, 0,
+                                  {middle->pointer()});
+    Status copy = module.launch("waiting_copy", {1, 1, 1}, {n, 1, 1}, 0,
+                                {middle->pointer(), out->pointer()},
+                                /*stream=*/0, BPT_LAUNCH_DEPENDENT);
+    EXPECT_TRUE(writer.ok()) << writer.message();
+    EXPECT_TRUE(copy.ok()) << copy.message();
+    EXPECT_TRUE(runtime.synchronize().ok());
+    std::vector<uint32_t> host(n);
+    EXPECT_TRUE(out->copyToHost(host.data(), n * sizeof(uint32_t)).ok());
+    int wrong = 0;
+    for (int i = 0; i < n; ++i)
+      wrong += host[i] != uint32_t(i + 7);
+    EXPECT_EQ(wrong, 0) << "round " << round;
+  }
+  const uint32_t dims[3] = {1, 1, 1};
+  EXPECT_EQ(bptModuleLaunchWithFlags(module.handle(), "waiting_copy", dims,
+                                     dims, 0, nullptr, 0, 0, 1u << 7),
+            bptRuntimeErrorInvalidArgument);
+  EXPECT_STREQ(bptRuntimeLastError(),
+               "bptModuleLaunchWithFlags: unknown launch flags 0x80");
 }
 
 /// Last, since it leaves the context unusable: a kernel that faults is

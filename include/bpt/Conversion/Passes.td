@@ -324,6 +324,32 @@ def BPTMergeKernelModules : Pass<"bpt-merge-kernel-modules", "::mlir::ModuleOp">
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def BPTDependentLaunch : Pass<"bpt-dependent-launch", "::mlir::ModuleOp"> {
+  let summary = "Let each kernel's blocks start before the previous kernel ends (sm_90 and later)";
+  let description = [{
+    Programmatic dependent launch: on `chip`s that have it (sm_90 and
+    later), every kernel of the module's `gpu.module`s begins with
+    `griddepcontrol.wait` (nothing before it reads or writes global memory)
+    and then `griddepcontrol.launch_dependents`, and each `gpu.launch_func`
+    of such a kernel gets the unit attribute `bpt.dependent_launch`. The
+    kernel-set manifest records it as the launch's `"dependent": true`, and
+    the runtime then launches the kernel with CUDA's programmatic stream
+    serialization: its blocks may be scheduled as the previous kernel's
+    last wave drains, and wait there for that kernel's results, instead of
+    being launched only after it has ended. Launched without that
+    attribute, both instructions do nothing, so the kernels stay correct
+    under any launcher. Other chips: the module is left unchanged.
+
+    Runs in `bpt-to-nvvm` after the kernels are outlined and merged.
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
+           "The chip the kernels are compiled for">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::NVVM::NVVMDialect"];
+}
+
 def BPTSelectStrategy : Pass<"bpt-select-strategy", "::mlir::ModuleOp"> {
   let summary = "Choose each op's kernel path and tiling, and record it";
   let description = [{

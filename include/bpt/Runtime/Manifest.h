@@ -285,6 +285,9 @@ struct ManifestLaunch {
   uint32_t dynamicSharedMemory = 0;
   /// Parameter i, each one 8-byte device address.
   std::vector<ManifestArg> args;
+  /// The kernel begins with griddepcontrol.wait: it may be launched while
+  /// the previous launch finishes (BPT_LAUNCH_DEPENDENT).
+  bool dependent = false;
 };
 
 /// A validated manifest.

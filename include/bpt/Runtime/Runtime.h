@@ -201,15 +201,18 @@ public:
   /// Queues `kernel` with the given configuration on `stream` (a CUstream
   /// of the primary context as an integer; 0: the default stream); each
   /// argument is one device pointer. See bptModuleLaunchOnStream().
+  /// `flags`: BPT_LAUNCH_* (bptModuleLaunchWithFlags()).
   Status launch(const std::string &kernel, Dim3 grid, Dim3 block,
                 uint32_t dynamicSharedMemoryBytes,
-                const std::vector<uint64_t> &args, uint64_t stream = 0);
+                const std::vector<uint64_t> &args, uint64_t stream = 0,
+                uint32_t flags = 0);
 
   /// Queues every launch of `manifest`, in order; `bufferPointers[i]` is the
   /// device address of the manifest's buffers[i] (an argument's byte offset
   /// is added to it), `tensorMapPointers[i]` that of its tensorMaps[i] (see
   /// Runtime::createTensorMaps()). Fails, launching nothing, where
-  /// checkBufferPointers() does. On `stream` as launch() says.
+  /// checkBufferPointers() does. On `stream` as launch() says; launches
+  /// the manifest marks `dependent` take BPT_LAUNCH_DEPENDENT.
   Status launchAll(const Manifest &manifest,
                    const std::vector<uint64_t> &bufferPointers,
                    const std::vector<uint64_t> &tensorMapPointers = {},
