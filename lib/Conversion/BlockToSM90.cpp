@@ -241,8 +241,8 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
                         SmallVector<Value> args) {
     gpu::LaunchFuncOp::create(
         b, loc, kernel,
-        gpu::KernelDim3{index(config.grid()[0]), index(config.grid()[1]),
-                        index(1)},
+        gpu::KernelDim3{index(config.launchGrid()[0]),
+                        index(config.launchGrid()[1]), index(1)},
         gpu::KernelDim3{index(config.threads()), index(1), index(1)},
         i32(config.sharedMemoryBytes()), args);
   };

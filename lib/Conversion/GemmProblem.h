@@ -66,6 +66,9 @@ struct GemmProblem {
   /// The launch grid (x, y): a thread block a tile of C, column tiles
   /// along x.
   std::array<int64_t, 2> grid() const { return {n / blockN, rowTiles()}; }
+  /// The grid a launch takes (kernels whose blocks are not a tile each
+  /// hide this).
+  std::array<int64_t, 2> launchGrid() const { return grid(); }
 
   /// B, and G when gated.
   int64_t bOperands() const { return gated ? 2 : 1; }

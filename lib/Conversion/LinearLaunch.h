@@ -77,8 +77,8 @@ void replaceWithGemmLaunch(mlir::OpBuilder &builder, mlir::Operation *op,
     arguments.push_back(i32(*place.bRow));
   gpu::LaunchFuncOp::create(
       builder, loc, kernel,
-      gpu::KernelDim3{index(config.grid()[0]), index(config.grid()[1]),
-                      index(1)},
+      gpu::KernelDim3{index(config.launchGrid()[0]),
+                      index(config.launchGrid()[1]), index(1)},
       gpu::KernelDim3{index(config.threads()), index(1), index(1)},
       i32(config.sharedMemoryBytes()), arguments);
   if (second)

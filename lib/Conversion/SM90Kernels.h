@@ -222,6 +222,25 @@ struct GemmConfig : codegen::GemmProblem {
     return !gated && !accumulate && !activationGrad && !transposeA &&
            !f32Output;
   }
+  /// A persistent grid of this many thread blocks (0: a block a tile):
+  /// block b takes tiles b, b + grid, ... (row-major, column tiles
+  /// fastest); its producer's K steps run on across them through one
+  /// ring, so the next tile's first stages load while the consumers run
+  /// this tile's epilogue, which stages C in an area of its own, 64 rows a
+  /// consumer at a time (the ring's A rows hold the next tile by then).
+  int64_t persistentBlocks = 0;
+  bool persistent() const { return persistentBlocks != 0; }
+  /// 256-row tiles of whole launches with a staged epilogue, unsplit.
+  bool canRunPersistent() const {
+    return blockM == 256 && !splitsTail() && launchRows() % blockM == 0 &&
+           !f32Output && !activationGrad;
+  }
+  /// The persistent kernel's staging area (after the ring): blockN / 64
+  /// column blocks of [consumers × 64 rows, 128 bytes].
+  int64_t stagingOffset() const { return stages * stageBytes(); }
+  int64_t stagingBytes() const {
+    return persistent() ? consumerGroups * 64 * blockN * 2 : 0;
+  }
   int64_t partsWidth() const { return partsBlockN ? partsBlockN : blockN; }
   /// A split tile's column slices in the reduce kernel.
   int64_t reduceSlices() const { return partsWidth() / blockN; }
@@ -238,6 +257,8 @@ struct GemmConfig : codegen::GemmProblem {
   /// split tail a row of blocks, the whole tiles' then the parts' (or,
   /// `reduceTail`, the split tiles').
   std::array<int64_t, 2> launchGrid() const {
+    if (persistent())
+      return {std::min(tiles(), persistentBlocks), 1};
     if (!splitsTail())
       return grid();
     if (reduceTail)
@@ -254,7 +275,8 @@ struct GemmConfig : codegen::GemmProblem {
   /// gradient, enough stages to hold the tile's columns.
   bool stagedEpilogue = false;
   bool canStageEpilogue() const {
-    return !f32Output && !activationGrad && stages * 64 >= blockN;
+    return !f32Output && !activationGrad &&
+           (persistent() || stages * 64 >= blockN);
   }
 
   /// Whether the epilogue fits 112 registers a thread: one 64-register
@@ -299,7 +321,7 @@ struct GemmConfig : codegen::GemmProblem {
   }
   // Barriers: full per stage, then empty per stage.
   int64_t barrierOffset(int64_t index) const {
-    return stages * stageBytes() + 8 * index;
+    return stagingOffset() + stagingBytes() + 8 * index;
   }
   int64_t sharedMemoryBytes() const {
     return kSwizzleAtomBytes + barrierOffset(2 * stages);
@@ -328,6 +350,8 @@ struct GemmConfig : codegen::GemmProblem {
     // Tilings other than the default (see chooseGemmTiling) are named.
     if (blockM != 128)
       name += llvm::formatv("_m{0}", blockM).str();
+    if (persistent())
+      name += "_p";
     if (blockN != 128 || stages != defaultStages()) {
       name += llvm::formatv("_t{0}x{1}", blockN, stages).str();
       if (blocksPerMultiprocessor != 1)

@@ -7,28 +7,47 @@
 // 48 KiB stages (the producer loads A's [256, 64] box and B's two
 // [64, 64] boxes a stage), A's tensor map boxes of 256 rows; each consumer
 // warpgroup computes 128 rows, two m64n128k16 wgmmas a k16 step (8 a K
-// step), and stages its 128 x 128 pairs (64 4-byte stores a thread) in
-// its own A rows before 16 16-byte stores a thread.
+// step). Persistent (`_p`, hopper.md version 27): min(tiles, 132) blocks,
+// block b taking tiles b, b + grid, ... (the producer's and the consumers'
+// loops over tiles carry the ring's step count), and each consumer stages
+// C 64 rows at a time in an area of its own after the stages (32 4-byte
+// stores a thread, then 8 16-byte stores), a warpgroup barrier before each
+// half's writes and before its reads (230464 bytes of shared memory).
 // CHECK-LABEL: func.func @gelu
 // CHECK: %[[XMAP:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c256, %c64]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n2048_k1280_gelu_m256 blocks in (%c16, %c8, %{{.+}}) threads in (%c384, %{{.+}}, %{{.+}}) dynamic_shared_memory_size %c197696_i32 args(%[[XMAP]] :
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n1280_k2048_m256 blocks in (%c10{{.*}}, %c8{{.*}}, %{{.+}}) threads in (%c384
-// CHECK-LABEL: gpu.func @gemm_sm90_a4096_c2048_n2048_k1280_gelu_m256(
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a4096_c2048_n2048_k1280_gelu_m256_p blocks in (%c128, %c1{{.*}}, %{{.+}}) threads in (%c384, %{{.+}}, %{{.+}}) dynamic_shared_memory_size %c230464_i32 args(%[[XMAP]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c4096_n1280_k2048_m256_p blocks in (%c80{{.*}}, %c1{{.*}}, %{{.+}}) threads in (%c384
+// CHECK-LABEL: gpu.func @gemm_sm90_a4096_c2048_n2048_k1280_gelu_m256_p(
 // CHECK-SAME: nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32
 // CHECK: nvvm.setmaxregister decrease 24
+// CHECK: %[[PB:.+]] = gpu.block_id x
+// CHECK: %[[PB32:.+]] = arith.index_castui %[[PB]]
+// CHECK: scf.for %{{.+}} = %[[PB32]] to %c128_i32{{.*}} step %c128_i32{{.*}} iter_args(%{{.+}} = %c0_i32{{.*}}) -> (i32)
 // CHECK: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c49152_i32
 // CHECK-COUNT-3: nvvm.cp.async.bulk.tensor.shared.cluster.global
 // CHECK: nvvm.setmaxregister increase 240
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c128_i32{{.*}} step %c128_i32{{.*}} iter_args(%{{.+}} = %c0_i32{{.*}}) -> (i32)
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async
 // CHECK-NOT: nvvm.wgmma.mma_async
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
-// CHECK-COUNT-64: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr<3>
+// CHECK: "bar.sync 2, 128;"
+// CHECK: "bar.sync 1, 128;"
+// CHECK-COUNT-32: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr<3>
 // CHECK-NOT: llvm.store
 // CHECK: "bar.sync 2, 128;"
 // CHECK: "bar.sync 1, 128;"
-// CHECK-COUNT-16: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// CHECK-COUNT-8: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
 // CHECK-NOT: llvm.store
+// CHECK: "bar.sync 2, 128;"
+// CHECK: "bar.sync 1, 128;"
+// CHECK-COUNT-32: llvm.store %{{.+}}, %{{.+}} {alignment = 4 : i64} : i32, !llvm.ptr<3>
+// CHECK-NOT: llvm.store
+// CHECK: "bar.sync 2, 128;"
+// CHECK: "bar.sync 1, 128;"
+// CHECK-COUNT-8: llvm.store %{{.+}}, %{{.+}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr
+// CHECK-NOT: llvm.store
+// CHECK: scf.yield
 // CHECK: gpu.return
 func.func @gelu(%x: tensor<2x2048x1280xbf16>, %w1: tensor<1280x2048xbf16>,
                 %w2: tensor<2048x1280xbf16>) -> tensor<2x2048x1280xbf16> {
@@ -40,14 +59,31 @@ func.func @gelu(%x: tensor<2x2048x1280xbf16>, %w1: tensor<1280x2048xbf16>,
 
 // -----
 
+// More tiles than multiprocessors: 2048 rows of N 8192 are 512 tall tiles,
+// so the grid is the chip's 132 blocks, each taking every 132nd tile.
+// CHECK-LABEL: func.func @many
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a2048_c2048_n8192_k1024_gelu_m256_p blocks in (%c132, %c1
+// CHECK-LABEL: gpu.func @gemm_sm90_a2048_c2048_n8192_k1024_gelu_m256_p(
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c512_i32{{.*}} step %c132_i32{{.*}} iter_args(%{{.+}} = %c0_i32{{.*}}) -> (i32)
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c512_i32{{.*}} step %c132_i32{{.*}} iter_args(%{{.+}} = %c0_i32{{.*}}) -> (i32)
+func.func @many(%x: tensor<2048x1024xbf16>, %w1: tensor<1024x8192xbf16>,
+                %w2: tensor<8192x1024xbf16>) -> tensor<2048x1024xbf16> {
+  %0 = bpt.ffn gelu %x, %w1, %w2
+      : (tensor<2048x1024xbf16>, tensor<1024x8192xbf16>, tensor<8192x1024xbf16>)
+      -> tensor<2048x1024xbf16>
+  return %0 : tensor<2048x1024xbf16>
+}
+
+// -----
+
 // 3000 rows in chunks of at most 2048, evened out: 1536 (whole 256-row
 // tiles) and a ragged 1464. The first chunk's GEMMs take 256-row tiles,
 // the ragged one's 128-row ones (two blocks a multiprocessor), so x has a
 // tensor map of each box.
 // CHECK-LABEL: func.func @tail
 // CHECK: %[[X256:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c256, %c64]
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1536_n2048_k1536_gelu_m256 {{.+}} threads in (%c384, {{.+}} args(%[[X256]] :
-// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1536_c3000_n1536_k2048_m256
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1536_n2048_k1536_gelu_m256_p {{.+}} threads in (%c384, {{.+}} args(%[[X256]] :
+// CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1536_c3000_n1536_k2048_m256_p
 // CHECK: %[[X128:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c128, %c64{{.*}}]
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a3000_c1464_n2048_k1536_gelu_ragged {{.+}} threads in (%c288, {{.+}} args(%[[X128]] :
 // CHECK: gpu.launch_func @bpt_sm90::@gemm_sm90_a1464_c3000_n1536_k2048_ragged {{.+}} threads in (%c288
