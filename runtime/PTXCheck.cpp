@@ -121,14 +121,20 @@ void readFirstAccess(const std::string &text, size_t open, Entry &entry) {
     // One statement: labels ("$L__BB0_1:") and a guard ("@%p1") first.
     std::string_view statement(text.data() + pos, stop - pos);
     pos = stop + 1;
-    size_t colon = statement.rfind(':');
-    if (colon != std::string_view::npos)
-      statement.remove_prefix(colon + 1);
     auto skipSpace = [&] {
       while (!statement.empty() && isSpace(statement.front()))
         statement.remove_prefix(1);
     };
     skipSpace();
+    // A label is an identifier and one colon ("shared::cta" is not).
+    size_t name = 0;
+    while (name < statement.size() && isIdentifierChar(statement[name]))
+      ++name;
+    if (name > 0 && name < statement.size() && statement[name] == ':' &&
+        (name + 1 == statement.size() || statement[name + 1] != ':')) {
+      statement.remove_prefix(name + 1);
+      skipSpace();
+    }
     if (!statement.empty() && statement.front() == '@') {
       size_t space = statement.find_first_of(" \t\n\r");
       statement.remove_prefix(space == std::string_view::npos ? statement.size()

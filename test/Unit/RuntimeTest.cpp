@@ -1462,6 +1462,80 @@ TEST(Manifest, PTXFile) {
                      "cannot open PTX file '/nonexistent/k.ptx': ");
 }
 
+/// A dependent launch needs a kernel that waits for its predecessor
+/// (griddepcontrol.wait) before it touches global or generic memory.
+TEST(Manifest, DependentLaunchPTX) {
+  Expected<Manifest> m = Manifest::parse(
+      replaced(kValidManifest, "{\"kernel\": \"block_kernel\",",
+               "{\"kernel\": \"block_kernel\", \"dependent\": true,"));
+  ASSERT_TRUE(m.ok()) << m.error();
+  ASSERT_TRUE(m->launches[0].dependent);
+  EXPECT_FALSE(m->launches[1].dependent);
+  auto ptxWith = [](const std::string &body) {
+    return ".version 8.0\n.target sm_90a\n.address_size 64\n"
+           ".visible .entry block_kernel(\n"
+           "  .param .u64 a, .param .u64 b, .param .u64 c,\n"
+           "  .param .u64 d)\n.maxntid 256, 1, 1\n{\n" +
+           body +
+           "\n  ret;\n}\n"
+           ".visible .entry epilogue(.param .u64 a, .param .u64 b)\n"
+           "{\n  ld.global.u32 %r1, [%rd1];\n  ret;\n}\n";
+  };
+  auto check = [&](const std::string &body) {
+    return checkPTXMatchesManifest(*m, ptxWith(body)).message();
+  };
+  // Parameters, shared memory, arithmetic, labels and guarded branches may
+  // come first (the second kernel, not dependent, loads before any wait).
+  EXPECT_EQ(check("  ld.param.u64 %rd1, [a];\n"
+                  "  cvta.to.global.u64 %rd2, %rd1;\n"
+                  "  mov.u32 %r1, %tid.x;\n"
+                  "  st.shared.u32 [%r1], %r1;\n"
+                  "  ld.shared::cta.u32 %r2, [%r1];\n"
+                  "$L__BB0_1:\n"
+                  "  @%p1 bra $L__BB0_1;\n"
+                  "  // ld.global.u32 %r3, [%rd2]; (a comment)\n"
+                  "  griddepcontrol.wait;\n"
+                  "  griddepcontrol.launch_dependents;\n"
+                  "  ld.global.u32 %r3, [%rd2];"),
+            "");
+  const std::string early = "launches[0].dependent: kernel 'block_kernel' "
+                            "accesses memory ('";
+  const std::string late = "') before it waits for its predecessor "
+                           "(griddepcontrol.wait) in the PTX, so it may not "
+                           "be launched before that kernel ends";
+  EXPECT_EQ(check("  ld.global.nc.u32 %r3, [%rd2];\n  griddepcontrol.wait;"),
+            early + "ld.global.nc.u32" + late);
+  // A generic load may read global memory; so may a guarded store, an
+  // atomic, a TMA copy and a prefetch.
+  EXPECT_EQ(check("  ld.u32 %r3, [%rd2];\n  griddepcontrol.wait;"),
+            early + "ld.u32" + late);
+  EXPECT_EQ(check("  @%p1 st.global.u32 [%rd2], %r1;\n  griddepcontrol.wait;"),
+            early + "st.global.u32" + late);
+  EXPECT_EQ(check("  atom.global.add.u32 %r3, [%rd2], 1;"),
+            early + "atom.global.add.u32" + late);
+  EXPECT_EQ(check("  cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::"
+                  "complete_tx::bytes [%r1], [%rd2, {%r1, %r1}], [%r2];\n"
+                  "  griddepcontrol.wait;"),
+            early +
+                "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::"
+                "complete_tx::bytes" +
+                late);
+  EXPECT_EQ(check("  griddepcontrol.launch_dependents;"),
+            "launches[0].dependent: kernel 'block_kernel' never waits for its "
+            "predecessor (griddepcontrol.wait) in the PTX, so it may not be "
+            "launched before that kernel ends");
+  // Without the flag the same kernel is fine.
+  Expected<Manifest> plain = Manifest::parse(kValidManifest);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(
+      checkPTXMatchesManifest(*plain, ptxWith("  ld.u32 %r3, [%rd2];")).ok());
+  EXPECT_EQ(
+      manifestError(replaced(kValidManifest, "{\"kernel\": \"block_kernel\",",
+                             "{\"kernel\": \"block_kernel\", "
+                             "\"dependent\": 1,")),
+      "launches[0].dependent: expected true or false, got 1");
+}
+
 TEST(KernelSetCheck, ConsistentAttentionState) {
   // The grad set's output and lse inputs are the forward of its random
   // query, key and value, not random values.
