@@ -1340,7 +1340,7 @@ ManifestBuilder::launchesJson(const ChipInfo &chip) {
                              {"dynamic_shared_memory", shared},
                              {"args", std::move(args)}};
     // bpt-dependent-launch began the kernel with griddepcontrol.wait.
-    if (launch->hasAttr("bpt.dependent_launch"))
+    if (launch->hasAttr(kDependentLaunchAttrName))
       entry["dependent"] = true;
     launches.push_back(std::move(entry));
   }

@@ -28,8 +28,6 @@ using namespace mlir;
 
 namespace {
 
-constexpr llvm::StringLiteral kDependentLaunch = "bpt.dependent_launch";
-
 struct BPTDependentLaunchPass final
     : bpt::impl::BPTDependentLaunchBase<BPTDependentLaunchPass> {
   using Base::Base;
@@ -54,7 +52,8 @@ struct BPTDependentLaunchPass final
         return;
       if (started.insert(kernel).second)
         beginWithWait(kernel);
-      launch->setAttr(kDependentLaunch, UnitAttr::get(&getContext()));
+      launch->setAttr(bpt::kDependentLaunchAttrName,
+                      UnitAttr::get(&getContext()));
     });
   }
 

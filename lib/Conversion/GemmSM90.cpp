@@ -656,6 +656,9 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
   if (config.residual)
     residualBytes =
         mul(arith::ExtSIOp::create(b, loc, i64, shift), c64(config.n * 2));
+  // The persistent kernel stages 64 rows at a time, once the consumer's
+  // warps have stored the area's last rows.
+  const bool byHalves = config.stagedEpilogue && config.persistent();
   for (int64_t mHalf = 0; mHalf < config.mHalves(); ++mHalf) {
     if (mHalf) {
       FragmentPlace next = fragmentPlace(consumer, lane, warp, cRow, n0, mHalf);
@@ -664,9 +667,6 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
     }
     // This half's accumulators (mHalves is 1 where there are gates or P).
     ArrayRef<Value> acc = accIn.drop_front(mHalf * config.bOperands() * count);
-    // The persistent kernel stages 64 rows at a time, once the consumer's
-    // warps have stored the area's last rows.
-    const bool byHalves = config.stagedEpilogue && config.persistent();
     if (byHalves)
       syncConsumer(consumer);
     for (int64_t i = 0; i < 2; ++i) {
@@ -748,7 +748,7 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
       storeStagedTile(base, consumer, warp, lane, cRow, n0, in.c, rowsLeft,
                       64 * mHalf);
   }
-  if (config.stagedEpilogue && !config.persistent())
+  if (config.stagedEpilogue && !byHalves)
     storeStagedTile(base, consumer, warp, lane, cRow, n0, in.c, rowsLeft);
 }
 
@@ -762,16 +762,18 @@ Value GemmEmitter::stagedAddress(Value base, Value consumer, Value row,
   Value chunk = div(rem(column, c32(kSwizzleElements)), c32(8));
   Value swizzled = arith::XOrIOp::create(b, loc, chunk, rem(row, c32(8)));
   // (The consumer's offset first: the order the kernels were built in.)
+  Value tile;
   if (config.persistent()) {
+    // The staging area's own column blocks of 64 rows a consumer.
     Value area = add(base, c32(config.stagingOffset()));
     Value rows = mul(consumer, c32(64 * kSwizzleBytes));
-    Value tile = add(
+    tile = add(
         add(area, mul(block, c32(config.consumerGroups * 64 * kSwizzleBytes))),
         rows);
-    return add(tile, add(mul(row, c32(kSwizzleBytes)), mul(swizzled, c32(16))));
+  } else {
+    Value rows = mul(consumer, c32(config.consumerRows() * kSwizzleBytes));
+    tile = add(stageAddress(base, block), rows);
   }
-  Value rows = mul(consumer, c32(config.consumerRows() * kSwizzleBytes));
-  Value tile = add(stageAddress(base, block), rows);
   return add(tile, add(mul(row, c32(kSwizzleBytes)), mul(swizzled, c32(16))));
 }
 

@@ -275,8 +275,7 @@ struct GemmConfig : codegen::GemmProblem {
   /// gradient, enough stages to hold the tile's columns.
   bool stagedEpilogue = false;
   bool canStageEpilogue() const {
-    return !f32Output && !activationGrad &&
-           (persistent() || stages * 64 >= blockN);
+    return !f32Output && !activationGrad && stages * 64 >= blockN;
   }
 
   /// Whether the epilogue fits 112 registers a thread: one 64-register

@@ -70,10 +70,6 @@ def _library():
             ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64),
             ctypes.c_int, ctypes.c_int, ctypes.c_int,
             ctypes.POINTER(ctypes.c_uint64)]
-        lib.bptModuleLaunchOnStream.argtypes = [
-            _Handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32),
-            ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,
-            ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t, ctypes.c_uint64]
         lib.bptModuleLaunchWithFlags.argtypes = [
             _Handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32),
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32,

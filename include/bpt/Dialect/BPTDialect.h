@@ -29,6 +29,12 @@ bool isGatedActivation(Activation activation);
 /// holds it.
 inline constexpr llvm::StringLiteral kBufferNameAttrName = "bpt.buffer_name";
 
+/// Unit attribute on a gpu.launch_func whose kernel begins with
+/// griddepcontrol.wait (`bpt-dependent-launch`): the manifest marks the
+/// launch "dependent".
+inline constexpr llvm::StringLiteral kDependentLaunchAttrName =
+    "bpt.dependent_launch";
+
 /// On a linalg op in a portable loop body (`bpt-tile-gemms`' shared-memory
 /// GEMM tile): `array<i64: rm, rn>`, the register tile of rm x rn output
 /// elements each thread computes (`bpt-map-to-gpu`), along the output's
