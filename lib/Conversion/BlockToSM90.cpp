@@ -164,6 +164,9 @@ struct BlockBuffers {
   Value wq, wk, wv, wo, wIn, wGate, wOut;
   Value k, v, kMap, vMap, h1, h1Map, h1KVMap, q, qMap, aMap, h2, h2Map, u, uMap;
   Value out, outRows;
+  /// What each GEMM writes, as its launch takes it (gemmOutputOperand: the
+  /// buffer, or its store map).
+  Value qOut, kOut, vOut, oOut, uOut, downOut;
 };
 
 BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
@@ -224,6 +227,12 @@ BlockBuffers allocateBuffers(OpBuilder &b, Location loc,
   buf.out = memref::AllocOp::create(
       b, loc, MemRefType::get(outType.getShape(), s.element));
   buf.outRows = asRows(b, loc, buf.out);
+  buf.qOut = gemmOutputOperand(b, loc, k.q, buf.q);
+  buf.kOut = gemmOutputOperand(b, loc, k.kv, buf.k);
+  buf.vOut = gemmOutputOperand(b, loc, k.kv, buf.v);
+  buf.oOut = gemmOutputOperand(b, loc, k.o, buf.outRows);
+  buf.uOut = gemmOutputOperand(b, loc, k.up, buf.u);
+  buf.downOut = gemmOutputOperand(b, loc, k.down, buf.outRows);
   return buf;
 }
 
@@ -264,9 +273,11 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
   for (int64_t c = 0; c < numChunks; ++c) {
     int64_t r0 = c * s.chunk;
     launchNorm(buf.x, buf.norm1Weight, buf.norm1Bias, buf.h1, r0);
-    launchGemm(k.qKernel, k.q, {buf.h1Map, buf.wq, buf.q, i32(0), i32(r0)});
-    launchGemm(k.kvKernel, k.kv, {buf.h1KVMap, buf.wk, buf.k, i32(0), i32(r0)});
-    launchGemm(k.kvKernel, k.kv, {buf.h1KVMap, buf.wv, buf.v, i32(0), i32(r0)});
+    launchGemm(k.qKernel, k.q, {buf.h1Map, buf.wq, buf.qOut, i32(0), i32(r0)});
+    launchGemm(k.kvKernel, k.kv,
+               {buf.h1KVMap, buf.wk, buf.kOut, i32(0), i32(r0)});
+    launchGemm(k.kvKernel, k.kv,
+               {buf.h1KVMap, buf.wv, buf.vOut, i32(0), i32(r0)});
   }
   // B: every chunk's attention nest, written over its queries.
   const AttentionKernelConfig &attention = k.attention;
@@ -279,7 +290,7 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
       ValueRange{buf.qMap, buf.kMap, buf.vMap, buf.q});
   // C: every chunk's output projection and attention residual.
   launchGemm(k.oKernel, k.o,
-             {buf.aMap, buf.wo, buf.outRows, buf.x, i32(0), i32(0), i32(0)});
+             {buf.aMap, buf.wo, buf.oOut, buf.x, i32(0), i32(0), i32(0)});
   // D: the rest of the block loop, per chunk; out[chunk] is the FFN's
   // residual and its result.
   for (int64_t c = 0; c < numChunks; ++c) {
@@ -287,11 +298,12 @@ void emitLaunches(OpBuilder &b, Location loc, const BlockShape &s,
     launchNorm(buf.outRows, buf.norm2Weight, buf.norm2Bias, buf.h2, r0);
     if (s.gated)
       launchGemm(k.upKernel, k.up,
-                 {buf.h2Map, buf.wIn, buf.wGate, buf.u, i32(0), i32(0)});
+                 {buf.h2Map, buf.wIn, buf.wGate, buf.uOut, i32(0), i32(0)});
     else
-      launchGemm(k.upKernel, k.up, {buf.h2Map, buf.wIn, buf.u, i32(0), i32(0)});
+      launchGemm(k.upKernel, k.up,
+                 {buf.h2Map, buf.wIn, buf.uOut, i32(0), i32(0)});
     launchGemm(k.downKernel, k.down,
-               {buf.uMap, buf.wOut, buf.outRows, buf.outRows, i32(0), i32(r0),
+               {buf.uMap, buf.wOut, buf.downOut, buf.outRows, i32(0), i32(r0),
                 i32(r0)});
   }
 }

@@ -126,24 +126,32 @@ struct BPTFFNToSM90Pass final : bpt::impl::BPTFFNToSM90Base<BPTFFNToSM90Pass> {
     Value outRows = asRows(b, loc, out);
 
     // The up and down launches of the chunk at row `first`, through `u`
-    // (the intermediate, or its leading rows for the tail) and its map.
+    // (the intermediate, or its leading rows for the tail, as the up GEMM
+    // writes it: gemmOutputOperand) and its map.
     auto launchChunk = [&](const GemmConfig &up, const GemmConfig &down,
-                           Value xMap, Value u, Value uMap, int64_t first) {
+                           Value xMap, Value uOut, Value uMap, Value out,
+                           int64_t first) {
       emitGemmLaunches(
           b, loc, module, up, element,
-          gateMap ? ValueRange{xMap, wInMap, gateMap, u, i32(first), i32(0)}
-                  : ValueRange{xMap, wInMap, u, i32(first), i32(0)});
+          gateMap ? ValueRange{xMap, wInMap, gateMap, uOut, i32(first), i32(0)}
+                  : ValueRange{xMap, wInMap, uOut, i32(first), i32(0)});
       emitGemmLaunches(b, loc, module, down, element,
-                       ValueRange{uMap, wOutMap, outRows, i32(0), i32(first)});
+                       ValueRange{uMap, wOutMap, out, i32(0), i32(first)});
     };
-    for (int64_t c = 0; c < m.wholeChunks(); ++c)
-      launchChunk(up, down, xMap, uAlloc, uMap, c * chunk);
+    if (m.wholeChunks()) {
+      Value uOut = gemmOutputOperand(b, loc, up, uAlloc);
+      Value out = gemmOutputOperand(b, loc, down, outRows);
+      for (int64_t c = 0; c < m.wholeChunks(); ++c)
+        launchChunk(up, down, xMap, uOut, uMap, out, c * chunk);
+    }
     if (tail) {
       Value uTail = codegen::leadingRows(b, loc, uAlloc, tail);
       Value xTailMap =
           upTail.blockM == up.blockM ? xMap : descriptorOf(x, upTail.blockM);
-      launchChunk(upTail, downTail, xTailMap, uTail,
-                  descriptorOf(uTail, downTail.blockM), rows - tail);
+      launchChunk(upTail, downTail, xTailMap,
+                  gemmOutputOperand(b, loc, upTail, uTail),
+                  descriptorOf(uTail, downTail.blockM),
+                  gemmOutputOperand(b, loc, downTail, outRows), rows - tail);
     }
     m.replaceWith(bufferization::ToTensorOp::create(
         b, loc, xType, out, /*restrict=*/true, /*writable=*/true));

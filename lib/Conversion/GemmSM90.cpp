@@ -28,6 +28,12 @@
 // activation gradient (C = A·B ⊙ act'(P) and act(P) from an f32 P: an
 // FFN's du and hidden activation) are epilogue options.
 //
+// Tall tiles of whole launches run persistent (GemmConfig::persistent): a
+// block a multiprocessor loops over tiles through one ring, and its
+// consumers stage C in an area of their own and store it by TMA
+// (storeStagedBoxes), so the next tile's loads and main loop overlap the
+// stores.
+//
 // A launch whose last wave would leave most multiprocessors idle can split
 // that wave's tiles along K (planTailSplit): their parts run as extra
 // blocks and store f32 partial sums; a second launch of the kernel sums
@@ -43,6 +49,7 @@
 
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <array>
 #include <tuple>
@@ -56,6 +63,8 @@ namespace {
 /// The kernel's arguments, as values.
 struct GemmOperands {
   Value mapA, mapB, mapGate, c;
+  /// C's tensor map (GemmConfig::tmaStore), in place of `c`.
+  Value mapC;
   /// The residual (16-bit), the f32 sum to add or the f32 pre-activation:
   /// C's shape (the launch's rows), one slot.
   Value residual;
@@ -230,11 +239,34 @@ private:
   /// Waits for the 128 threads of this consumer warpgroup at its named
   /// barrier.
   void syncConsumer(Value consumer);
-  /// Stores this consumer's staged 64 rows of C's tile (its rows below
+  /// Stores this consumer's staged rows of C's tile (its rows below
   /// `rowsLeft` on a ragged launch) with 16-byte stores.
   void storeStagedTile(Value base, Value consumer, Value warp, Value lane,
-                       Value cRow, Value n0, Value c, Value rowsLeft,
-                       int64_t firstRow = 0);
+                       Value cRow, Value n0, Value c, Value rowsLeft);
+  /// Stores the persistent kernel's staging area (GemmConfig::tmaStore),
+  /// this consumer's 64 rows from its row `firstRow` on, by TMA: each thread's
+  /// shared stores made visible to the async proxy, the warpgroup barrier, then
+  /// the consumer's first thread issues a [64, 64] box store a column block and
+  /// commits them as one bulk group; nobody waits for them here.
+  void storeStagedBoxes(Value base, Value consumer, Value warp, Value lane,
+                        Value cRow, Value n0, Value mapC, int64_t firstRow);
+  /// Runs `body` on this consumer warpgroup's first thread (the one that
+  /// issues and waits for its bulk stores).
+  void onConsumerLeader(Value warp, Value lane, function_ref<void()> body);
+  /// Waits until the bulk stores this thread issued are complete.
+  void waitBulkStores() {
+    NVVM::CpAsyncBulkWaitGroupOp::create(b, loc, b.getI32IntegerAttr(0),
+                                         UnitAttr());
+  }
+  /// Waits until they have read their shared memory, not before `values`
+  /// (32-bit) are computed: as operands of the wait they keep LLVM from
+  /// sinking their arithmetic below it, which would put the wait's
+  /// latency on the issuing thread's path to the next barrier.
+  void waitBulkStoresRead(ValueRange values) {
+    SmallVector<std::string> constraints(values.size(), "r");
+    asmOp(Type(), values, "cp.async.bulk.wait_group.read 0;",
+          llvm::join(constraints, ","), /*sideEffects=*/true);
+  }
 
   const GemmConfig &config;
 };
@@ -247,7 +279,10 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   unsigned next = 2;
   if (config.gated)
     in.mapGate = tensorMapPointer(func.getArgument(next++));
-  in.c = pointerOf(func.getArgument(next++));
+  if (config.tmaStore())
+    in.mapC = tensorMapPointer(func.getArgument(next++));
+  else
+    in.c = pointerOf(func.getArgument(next++));
   if (config.residual || config.accumulate || config.activationGrad)
     in.residual = pointerOf(func.getArgument(next++));
   if (config.activationGrad)
@@ -345,10 +380,16 @@ void GemmEmitter::emitOneTile(Value tid, Value first, Value base,
       emitConsumer(base, consumer, lane, warp, add(in.cRow0, tile.m0), tile, in,
                    shift);
     };
-    if (config.persistent())
-      forEachTile(one);
-    else
+    if (!config.persistent()) {
       one(work);
+      return;
+    }
+    forEachTile(one);
+    // The last tile's stores complete before the block ends (its shared
+    // memory must outlive their reads, and a dependent launch's wait counts
+    // only the writes done by then).
+    if (config.tmaStore())
+      onConsumerLeader(warp, lane, [&] { waitBulkStores(); });
   };
   if (config.blocksPerMultiprocessor == 1) {
     emitRoles(tid, first, producer, consumer);
@@ -656,9 +697,11 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
   if (config.residual)
     residualBytes =
         mul(arith::ExtSIOp::create(b, loc, i64, shift), c64(config.n * 2));
-  // The persistent kernel stages 64 rows at a time, once the consumer's
-  // warps have stored the area's last rows.
+  // The persistent kernel stages 64 rows at a time in an area of its own
+  // and stores them by TMA (its launches are whole: no row masks).
   const bool byHalves = config.stagedEpilogue && config.persistent();
+  assert((!byHalves || (config.tmaStore() && !rowsLeft)) &&
+         "the persistent kernel stores whole tiles by TMA");
   for (int64_t mHalf = 0; mHalf < config.mHalves(); ++mHalf) {
     if (mHalf) {
       FragmentPlace next = fragmentPlace(consumer, lane, warp, cRow, n0, mHalf);
@@ -667,8 +710,9 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
     }
     // This half's accumulators (mHalves is 1 where there are gates or P).
     ArrayRef<Value> acc = accIn.drop_front(mHalf * config.bOperands() * count);
-    if (byHalves)
-      syncConsumer(consumer);
+    // By halves, the half's values are computed before the area is free
+    // and written after: (shared address, packed pair).
+    SmallVector<std::pair<Value, Value>> staged;
     for (int64_t i = 0; i < 2; ++i) {
       OpBuilder::InsertionGuard rowGuard(b);
       // Rows past a ragged launch's end are neither read (residual) nor
@@ -737,16 +781,29 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
           Value address = stagedAddress(base, consumer, localRow, c32(8 * j));
           // column0's lane part: lane % 4 pairs.
           address = add(address, mul(rem(lane, c32(4)), c32(4)));
-          LLVM::StoreOp::create(b, loc, packHalf2(pair[0], pair[1]),
-                                sharedPointer(address), 4);
+          Value packed = packHalf2(pair[0], pair[1]);
+          if (byHalves)
+            staged.push_back({address, packed});
+          else
+            LLVM::StoreOp::create(b, loc, packed, sharedPointer(address), 4);
           continue;
         }
         storePair(in.c, config.f32Output ? offsetF32 : offset, pair);
       }
     }
+    if (byHalves) {
+      // The area is free once the last half's box stores have read it.
+      SmallVector<Value> values;
+      for (auto [address, packed] : staged)
+        values.push_back(packed);
+      onConsumerLeader(warp, lane, [&] { waitBulkStoresRead(values); });
+      syncConsumer(consumer);
+      for (auto [address, packed] : staged)
+        LLVM::StoreOp::create(b, loc, packed, sharedPointer(address), 4);
+    }
     if (byHalves)
-      storeStagedTile(base, consumer, warp, lane, cRow, n0, in.c, rowsLeft,
-                      64 * mHalf);
+      storeStagedBoxes(base, consumer, warp, lane, cRow, n0, in.mapC,
+                       64 * mHalf);
   }
   if (config.stagedEpilogue && !byHalves)
     storeStagedTile(base, consumer, warp, lane, cRow, n0, in.c, rowsLeft);
@@ -796,18 +853,14 @@ void GemmEmitter::syncConsumer(Value consumer) {
 
 void GemmEmitter::storeStagedTile(Value base, Value consumer, Value warp,
                                   Value lane, Value cRow, Value n0, Value c,
-                                  Value rowsLeft, int64_t firstRow) {
+                                  Value rowsLeft) {
   syncConsumer(consumer);
-  // The persistent kernel's area holds 64 rows of the consumer's at a time
-  // (from `firstRow` on).
-  const int64_t rows = config.persistent() ? 64 : config.consumerRows();
   // The consumer's rows of blockN elements, 16 bytes a store.
   Type v4i32 = VectorType::get({4}, i32);
   forEachRowChunk(
       warp, lane, config.blockN,
       [&](Value row, Value column) {
-        Value tileRow = add(mul(consumer, c32(config.consumerRows())),
-                            add(row, c32(firstRow)));
+        Value tileRow = add(mul(consumer, c32(config.consumerRows())), row);
         // Rows past a ragged launch's end are not stored.
         if (rowsLeft)
           onlyRowsBelow(tileRow, rowsLeft);
@@ -817,7 +870,40 @@ void GemmEmitter::storeStagedTile(Value base, Value consumer, Value warp,
         Value cColumn = add(n0, column);
         storeRowChunk(c, add(cRow, tileRow), config.n, cColumn, data);
       },
-      rows);
+      config.consumerRows());
+}
+
+void GemmEmitter::storeStagedBoxes(Value base, Value consumer, Value warp,
+                                   Value lane, Value cRow, Value n0, Value mapC,
+                                   int64_t firstRow) {
+  fenceAsyncShared();
+  syncConsumer(consumer);
+  onConsumerLeader(warp, lane, [&] {
+    // The area's column block k holds this consumer's 64 rows of C's
+    // columns n0 + 64k .. + 63 in the box's swizzled layout.
+    Value row = add(
+        cRow, add(mul(consumer, c32(config.consumerRows())), c32(firstRow)));
+    for (int64_t k = 0; k < config.blockN / kSwizzleElements; ++k) {
+      Value column = c32(k * kSwizzleElements);
+      NVVM::CpAsyncBulkTensorSharedCTAToGlobalOp::create(
+          b, loc, mapC,
+          sharedPointer(stagedAddress(base, consumer, c32(0), column)),
+          ValueRange{add(n0, column), row}, /*l2CacheHint=*/Value(),
+          NVVM::TMAStoreMode::TILE, /*predicate=*/Value());
+    }
+    NVVM::CpAsyncBulkCommitGroupOp::create(b, loc);
+  });
+}
+
+void GemmEmitter::onConsumerLeader(Value warp, Value lane,
+                                   function_ref<void()> body) {
+  Value leader =
+      arith::AndIOp::create(b, loc, cmp(arith::CmpIPredicate::eq, warp, c32(0)),
+                            cmp(arith::CmpIPredicate::eq, lane, c32(0)));
+  auto branch = scf::IfOp::create(b, loc, leader, /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(branch.thenBlock());
+  body();
 }
 
 /// The GEMM kernel for `config`, built once per module.
@@ -845,7 +931,9 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildGemmKernel(ModuleOp module,
                               tensorMapType(ctx, config.bBoxRows(), element)};
   if (config.gated)
     inputs.push_back(tensorMapType(ctx, config.blockK, element));
-  inputs.push_back(cType);
+  inputs.push_back(config.tmaStore()
+                       ? tensorMapType(ctx, kStoreBoxRows, element)
+                       : Type(cType));
   auto i32 = IntegerType::get(ctx, 32);
   if (config.residual)
     inputs.push_back(MemRefType::get({config.rRows, config.n}, element));
@@ -984,6 +1072,11 @@ void bpt::sm90::planTailSplit(GemmConfig &config, const ChipInfo &chip) {
   config.kSplits = split.kSplits;
 }
 
+Value bpt::sm90::gemmOutputOperand(OpBuilder &b, Location loc,
+                                   const GemmConfig &config, Value c) {
+  return config.tmaStore() ? createTensorMap(b, loc, c, kStoreBoxRows) : c;
+}
+
 void bpt::sm90::emitGemmLaunches(OpBuilder &b, Location loc, ModuleOp module,
                                  const GemmConfig &config, Type element,
                                  ValueRange args) {
@@ -1118,16 +1211,25 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
   // (hopper.md version 25): the 16k FFN's up GEMM (K 2048, GELU) 125.7 →
   // 114.1 µs against 128 × 128 tiles at two blocks a multiprocessor, block
   // 4k and 16k −6% (session 28: 125.1 → 114.4 µs, block −5 to −6%,
-  // training step −1 to −3%). Launches whose rows are not whole 256-row tiles
-  // keep 128-row tiles (not yet measured with tall ones: their last tile would
-  // be part padding, and they keep the split tail), and so do launches of
-  // at most a tall tile a multiprocessor's half: there 128-row tiles keep
+  // training step −1 to −3%). Launches whose rows are not whole 256-row
+  // tiles take them too where the TMA store drops the last tile's rows
+  // past the launch (GemmConfig::clipsRaggedRows; session 30, hopper.md
+  // version 28) and the rows they pad to are at most 1/8 more than 128-row
+  // tiles pad to (tall, persistent tiles ran ~13% faster a row than
+  // 128-row ones on the 16k FFN's up GEMM: 108.8 against 125.1 µs); others
+  // keep 128-row tiles, row masks and the split tail. So do launches of at
+  // most a tall tile a multiprocessor's half: there 128-row tiles keep
   // every block alone on its multiprocessor, on twice as many of them,
   // and their last wave may split along K (a 256 × 1408 × 5632 GEMM: 11
   // tall tiles on 11 multiprocessors, or 22 tiles split 5 ways on 110).
-  const int64_t tallTiles = config.launchRows() / 256 * (config.n / 128);
+  const int64_t tallRows = llvm::alignTo(config.launchRows(), 256);
+  const bool tallPadding =
+      config.launchRows() % 256 == 0 ||
+      (config.clipsRaggedRows() &&
+       8 * tallRows <= 9 * llvm::alignTo(config.launchRows(), 128));
+  const int64_t tallTiles = tallRows / 256 * (config.n / 128);
   if (!stages && config.blockN == 128 && config.allowsTallTiles() &&
-      config.launchRows() % 256 == 0 && 2 * tallTiles > chip.multiprocessors)
+      tallPadding && 2 * tallTiles > chip.multiprocessors)
     config.blockM = 256;
   if (stages) {
     config.stages = stages;

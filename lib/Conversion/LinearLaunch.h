@@ -20,6 +20,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
+#include <functional>
 #include <optional>
 
 namespace bpt::codegen {
@@ -31,6 +32,9 @@ struct GemmLaunchPlace {
   int64_t aRow = 0, cRow = 0;
   std::optional<int64_t> bRow;
   mlir::Value out;
+  /// C's launch argument from its rows (sm_90a: gemmOutputOperand, a store
+  /// map where the kernel stores by TMA); the rows themselves when unset.
+  std::function<mlir::Value(mlir::OpBuilder &, mlir::Value)> outputOperand;
 };
 
 /// Replaces `op` (a bpt.linear or bpt.matmul) by one launch of `kernel` (a
@@ -62,7 +66,9 @@ void replaceWithGemmLaunch(mlir::OpBuilder &builder, mlir::Operation *op,
         builder, loc,
         MemRefType::get(resultType.getShape(), resultType.getElementType()));
   Value outRows = asRows(builder, loc, out);
-  SmallVector<Value> arguments = {a, b, outRows};
+  SmallVector<Value> arguments = {
+      a, b,
+      place.outputOperand ? place.outputOperand(builder, outRows) : outRows};
   if (sum)
     arguments.push_back(sum);
   Value second;

@@ -215,6 +215,9 @@ struct BPTLinearToSM90Pass final
     // The f32 sum to add, or the pre-activation: one argument slot.
     Value f32Operand = op.getAccumulator() ? op.getAccumulator() : op.getPre();
     Value sum = f32Operand ? readOnlyBuffer(builder, loc, f32Operand) : Value();
+    place.outputOperand = [&](OpBuilder &at, Value rows) {
+      return gemmOutputOperand(at, loc, config, rows);
+    };
     codegen::replaceWithGemmLaunch(builder, op, kernel, config, aMap, bMap,
                                    sum, place);
     return success();
@@ -259,7 +262,12 @@ struct BPTLinearToSM90Pass final
     Value xMap = createTensorMap(b, loc, x, config.blockM);
     Value wMap = createTensorMap(b, loc, readOnlyBuffer(b, loc, op.getWeight()),
                                  config.blockK);
-    codegen::replaceWithGemmLaunch(b, op, kernel, config, xMap, wMap);
+    codegen::GemmLaunchPlace place;
+    place.outputOperand = [&](OpBuilder &at, Value rows) {
+      return gemmOutputOperand(at, loc, config, rows);
+    };
+    codegen::replaceWithGemmLaunch(b, op, kernel, config, xMap, wMap,
+                                   /*sum=*/Value(), place);
   }
 };
 

@@ -163,6 +163,10 @@ gpu::GPUFuncOp getOrBuildAttentionKernel(ModuleOp module,
 
 /// A wgmma GEMM kernel (see GemmProblem): a producer warpgroup and
 /// `consumerGroups` consumers of 64 rows each.
+/// Rows of C's store map's boxes (GemmConfig::tmaStore): the 64 rows a
+/// consumer stages at a time; 64 columns (128 bytes, the swizzle's width).
+constexpr int64_t kStoreBoxRows = 64;
+
 struct GemmConfig : codegen::GemmProblem {
   /// C += R[rRow0 + i, :] in the epilogue, R of rRows rows.
   bool residual = false;
@@ -230,10 +234,24 @@ struct GemmConfig : codegen::GemmProblem {
   /// consumer at a time (the ring's A rows hold the next tile by then).
   int64_t persistentBlocks = 0;
   bool persistent() const { return persistentBlocks != 0; }
-  /// 256-row tiles of whole launches with a staged epilogue, unsplit.
+  /// The persistent kernel stores C by TMA (hopper.md version 28): C's
+  /// argument is a tensor map of C with [64, 64] boxes (createStoreMap),
+  /// and one consumer thread stores each staged 64-row box while its
+  /// warpgroup goes back to the main loop.
+  bool tmaStore() const { return persistent(); }
+  /// 256-row tiles with a staged epilogue, unsplit, of whole launches or
+  /// of ragged ones whose rows past the launch the TMA store drops.
   bool canRunPersistent() const {
-    return blockM == 256 && !splitsTail() && launchRows() % blockM == 0 &&
-           !f32Output && !activationGrad;
+    return blockM == 256 && !splitsTail() &&
+           (launchRows() % blockM == 0 || clipsRaggedRows()) && !f32Output &&
+           !activationGrad;
+  }
+  /// Whether a ragged launch's last tile may compute rows past its end and
+  /// store them by TMA (which drops rows past C's tensor map): C's buffer
+  /// is the launch's rows, and nothing else is read by row in the epilogue
+  /// (A's rows past the launch are zeros or the next chunk's).
+  bool clipsRaggedRows() const {
+    return cRows == launchRows() && !residual && !accumulate && !activationGrad;
   }
   /// The persistent kernel's staging area (after the ring): blockN / 64
   /// column blocks of [consumers × 64 rows, 128 bytes].
@@ -361,11 +379,17 @@ struct GemmConfig : codegen::GemmProblem {
 };
 
 /// The GEMM kernel for `config` (arguments: A and B tensor maps, [the gate
-/// weight's tensor map], C, [the residual, the f32 sum to add or the f32
-/// pre-activation], [act(pre)], A's and C's first rows, [the residual's
-/// first row], [B's first row]).
+/// weight's tensor map], C (its store map where config.tmaStore()), [the
+/// residual, the f32 sum to add or the f32 pre-activation], [act(pre)], A's
+/// and C's first rows, [the residual's first row], [B's first row]).
 gpu::GPUFuncOp getOrBuildGemmKernel(ModuleOp module, const GemmConfig &config,
                                     Type element, Location loc);
+
+/// C's launch argument for `config`: `c` (C's rows), or where
+/// config.tmaStore() a tensor map of `c` with [64, 64] boxes (one map
+/// serves every launch into `c` with that config: make it once).
+Value gemmOutputOperand(OpBuilder &b, Location loc, const GemmConfig &config,
+                        Value c);
 
 /// Emits `config`'s launch at `b` with `args` (getOrBuildGemmKernel's
 /// arguments up to the workspace): one launch, or with a split tail the
