@@ -2,7 +2,8 @@
 """Side-by-side benchmark of bpt kernel sets and PyTorch on one GPU.
 
 Runs, in one process on one GPU, with CUDA events, warm-up and the median of
-several runs:
+several runs (an FFN's, block's or training step's bpt and eager samples in
+alternation, time_pair_ms):
   * attention: our kernel set vs PyTorch scaled_dot_product_attention with
     the flash, cuDNN and efficient back ends (bf16, TFLOP/s = 4*B*H*S^2*D,
     halved when causal), and the relative difference of our output to SDPA's;
@@ -252,35 +253,67 @@ class KernelSet:
         return kinds
 
 
-def time_ms(fn, max_seconds, warmup=1, max_runs=20):
-    """Median milliseconds of fn(); fewer runs for slow functions.
+class Sampler:
+    """Timed samples of fn(), in milliseconds a call (`times`).
 
     A sample is `reps` calls back to back between two events, `reps` such
     that a sample lasts about a millisecond: with one call a sample, a
     function of tens of microseconds was timed with the host's launch of it
     (the GPU idles from the first event until the launch arrives), which
     penalised whichever side's launch path was slower in Python."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    def sample(reps):
+
+    def __init__(self, fn, warmup):
+        self.fn = fn
+        for _ in range(warmup):
+            fn()
+        torch.cuda.synchronize()
+        # One call sizes the samples; under a millisecond it is not kept.
+        self.reps = 1
+        self.times = [self._sample()]
+        if self.times[0] < 1.0:
+            self.reps = min(100, math.ceil(1.0 / max(self.times.pop(), 1e-3)))
+
+    def _sample(self):
         start, end = torch.cuda.Event(True), torch.cuda.Event(True)
         start.record()
-        for _ in range(reps):
-            fn()
+        for _ in range(self.reps):
+            self.fn()
         end.record()
         torch.cuda.synchronize()
-        return start.elapsed_time(end) / reps
+        return start.elapsed_time(end) / self.reps
 
-    # One call sizes the samples; under a millisecond it is not kept.
-    times = [sample(1)]
-    reps = 1
-    if times[0] < 1.0:
-        reps = min(100, math.ceil(1.0 / max(times.pop(), 1e-3)))
+    def sample(self):
+        self.times.append(self._sample())
+
+    def spent_ms(self):
+        return sum(self.times) * self.reps
+
+
+def time_ms(fn, max_seconds, warmup=1, max_runs=20):
+    """Median milliseconds of fn(); fewer runs for slow functions."""
+    s = Sampler(fn, warmup)
     budget = max_seconds * 1000.0
-    while len(times) < max_runs and (not times or sum(times) * reps < budget / 2):
-        times.append(sample(reps))
-    return statistics.median(times), len(times)
+    while len(s.times) < max_runs and (not s.times or s.spent_ms() < budget / 2):
+        s.sample()
+    return statistics.median(s.times), len(s.times)
+
+
+def time_pair_ms(fn_a, fn_b, max_seconds, warmup=1, max_runs=20):
+    """Median milliseconds of fn_a() and of fn_b() and the samples each
+    took, the samples in alternation (a, b, a, b, ...): a card running
+    GEMMs at full power slows as it heats, so a side timed after the other
+    paid for it (session 30, an H100: the 16k FFN set went from 1.57 to
+    1.77 ms and eager's FFN from 1.65 to 1.91 over one bench.py row; eager
+    was timed first). Each side gets about half of the time budget."""
+    a, b = Sampler(fn_a, warmup), Sampler(fn_b, warmup)
+    budget = max_seconds * 1000.0
+    while (min(len(a.times), len(b.times)) < max_runs and
+           (not a.times or not b.times or a.spent_ms() + b.spent_ms() < budget)):
+        for s in (a, b):
+            if len(s.times) < max_runs:
+                s.sample()
+    return (statistics.median(a.times), statistics.median(b.times),
+            min(len(a.times), len(b.times)))
 
 
 GRAPHS = False
@@ -551,7 +584,6 @@ def bench_block(path, max_seconds, est_seconds=None):
            "heads": opts["heads"]}
     fn = lambda: eager_block(x, params, opts)
     row["eager_peak_bytes"], ref = peak_bytes(fn)
-    row["eager_ms"], _ = time_ms(fn, max_seconds)
 
     def ours():
         ks.allocate(params)
@@ -560,16 +592,22 @@ def bench_block(path, max_seconds, est_seconds=None):
     if est_seconds is not None and est_seconds > max_seconds:
         # Too slow on the portable path to time here: allocate only.
         row["bpt_peak_bytes"], _ = peak_bytes(lambda: ks.allocate(params))
+        row["eager_ms"], _ = time_ms(fn, max_seconds)
         row["bpt_ms"] = None
         row["bpt_note"] = f"not timed (estimated {est_seconds:.0f} s per run)"
     else:
         row["bpt_peak_bytes"], out = peak_bytes(ours)
         row["rel_diff_to_eager"] = rel(out, ref)
-        # A few runs when slow (the portable path), the median of 20 when not.
+        # A few runs when slow (the portable path), the median of 20 when
+        # not, alternating with eager's.
         slow = est_seconds is not None and est_seconds > 1
-        row["bpt_ms"], row["bpt_runs"] = time_ms(
-            ks.run, max_seconds, warmup=0 if slow else 2, max_runs=3 if slow else 20)
-        if not slow:
+        if slow:
+            row["eager_ms"], _ = time_ms(fn, max_seconds)
+            row["bpt_ms"], row["bpt_runs"] = time_ms(
+                ks.run, max_seconds, warmup=0, max_runs=3)
+        else:
+            row["eager_ms"], row["bpt_ms"], row["bpt_runs"] = time_pair_ms(
+                fn, ks.run, max_seconds, warmup=2)
             row["bpt_profile"] = ks.profile()
             time_graph(row, ks.run, max_seconds)
     ks.release()
@@ -601,7 +639,6 @@ def bench_train(path, max_seconds):
         y.backward(dy)
         return y
     row["eager_peak_bytes"], _ = peak_bytes(eager_step)
-    row["eager_ms"], _ = time_ms(eager_step, max_seconds)
     eager_grads = {"input_grad": x.grad}
     eager_grads.update({k + "_grad": w.grad for k, w in weights.items()})
 
@@ -615,7 +652,10 @@ def bench_train(path, max_seconds):
     peak, _ = peak_bytes(ours)
     row["bpt_peak_bytes"] = peak - input_bytes
     row["rel_diff_to_eager"] = {k: rel(ks.buffer(k), g) for k, g in eager_grads.items()}
-    row["bpt_ms"], row["bpt_runs"] = time_ms(ks.run, max_seconds, warmup=2)
+    # The step's gradients above are kept: eager_step gives the weights
+    # new ones.
+    row["eager_ms"], row["bpt_ms"], row["bpt_runs"] = time_pair_ms(
+        eager_step, ks.run, max_seconds, warmup=2)
     row["bpt_profile"] = ks.profile()
     time_graph(row, ks.run, max_seconds)
     ks.release()
@@ -711,10 +751,10 @@ def bench_ffn(path, max_seconds):
     flops = 2.0 * rows * x.shape[-1] * w_in.shape[1] * (3 if "w_gate" in params else 2)
     row = {"rows": rows, "hidden": x.shape[-1], "ffn": w_in.shape[1], "activation": act}
     ref = fn()
-    row["eager_ms"], _ = time_ms(fn, max_seconds)
     ks.allocate(params)
     ks.buffer("result").fill_(float("nan"))
-    row["bpt_ms"], _ = time_ms(ks.run, max_seconds)
+    row["eager_ms"], row["bpt_ms"], row["bpt_runs"] = time_pair_ms(
+        fn, ks.run, max_seconds)
     time_graph(row, ks.run, max_seconds)
     row["rel_diff_to_eager"] = rel(ks.buffer("result"), ref)
     row["bpt_profile"] = ks.profile()
