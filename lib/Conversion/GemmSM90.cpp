@@ -28,11 +28,12 @@
 // activation gradient (C = A·B ⊙ act'(P) and act(P) from an f32 P: an
 // FFN's du and hidden activation) are epilogue options.
 //
-// Tall tiles of whole launches run persistent (GemmConfig::persistent): a
-// block a multiprocessor loops over tiles through one ring, and its
-// consumers stage C in an area of their own and store it by TMA
-// (storeStagedBoxes), so the next tile's loads and main loop overlap the
-// stores.
+// Tall tiles run persistent (GemmConfig::persistent): a block a
+// multiprocessor loops over tiles through one ring, and its consumers
+// stage C in an area of their own and store it by TMA (storeStagedBoxes),
+// so the next tile's loads and main loop overlap the stores; a ragged
+// launch's rows past its end are computed and dropped by the TMA store
+// (GemmConfig::clipsRaggedRows).
 //
 // A launch whose last wave would leave most multiprocessors idle can split
 // that wave's tiles along K (planTailSplit): their parts run as extra
@@ -698,7 +699,7 @@ void GemmEmitter::emitEpilogue(ArrayRef<Value> accIn, ArrayRef<Value> preIn,
     residualBytes =
         mul(arith::ExtSIOp::create(b, loc, i64, shift), c64(config.n * 2));
   // The persistent kernel stages 64 rows at a time in an area of its own
-  // and stores them by TMA (its launches are whole: no row masks).
+  // and stores them by TMA (no row masks: the store drops rows past C).
   const bool byHalves = config.stagedEpilogue && config.persistent();
   assert((!byHalves || (config.tmaStore() && !rowsLeft)) &&
          "the persistent kernel stores whole tiles by TMA");
