@@ -1224,10 +1224,10 @@ std::optional<std::string> bpt::sm90::chooseGemmTiling(GemmConfig &config,
   // and their last wave may split along K (a 256 × 1408 × 5632 GEMM: 11
   // tall tiles on 11 multiprocessors, or 22 tiles split 5 ways on 110).
   const int64_t tallRows = llvm::alignTo(config.launchRows(), 256);
+  const int64_t shortRows = llvm::alignTo(config.launchRows(), 128);
   const bool tallPadding =
       config.launchRows() % 256 == 0 ||
-      (config.clipsRaggedRows() &&
-       8 * tallRows <= 9 * llvm::alignTo(config.launchRows(), 128));
+      (config.clipsRaggedRows() && 8 * tallRows <= 9 * shortRows);
   const int64_t tallTiles = tallRows / 256 * (config.n / 128);
   if (!stages && config.blockN == 128 && config.allowsTallTiles() &&
       tallPadding && 2 * tallTiles > chip.multiprocessors)

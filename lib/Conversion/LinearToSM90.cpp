@@ -41,6 +41,15 @@ using namespace bpt::sm90;
 
 namespace {
 
+/// C's launch argument from its rows, as `config`'s kernel takes it
+/// (gemmOutputOperand); `config` must outlive the launch's emission.
+std::function<Value(OpBuilder &, Value)>
+outputOperandOf(const GemmConfig &config, Location loc) {
+  return [&config, loc](OpBuilder &b, Value rows) {
+    return gemmOutputOperand(b, loc, config, rows);
+  };
+}
+
 /// Rows [first, first + rows) of `source`, a matrix.
 struct RowSlice {
   Value source;
@@ -215,9 +224,7 @@ struct BPTLinearToSM90Pass final
     // The f32 sum to add, or the pre-activation: one argument slot.
     Value f32Operand = op.getAccumulator() ? op.getAccumulator() : op.getPre();
     Value sum = f32Operand ? readOnlyBuffer(builder, loc, f32Operand) : Value();
-    place.outputOperand = [&](OpBuilder &at, Value rows) {
-      return gemmOutputOperand(at, loc, config, rows);
-    };
+    place.outputOperand = outputOperandOf(config, loc);
     codegen::replaceWithGemmLaunch(builder, op, kernel, config, aMap, bMap,
                                    sum, place);
     return success();
@@ -263,9 +270,7 @@ struct BPTLinearToSM90Pass final
     Value wMap = createTensorMap(b, loc, readOnlyBuffer(b, loc, op.getWeight()),
                                  config.blockK);
     codegen::GemmLaunchPlace place;
-    place.outputOperand = [&](OpBuilder &at, Value rows) {
-      return gemmOutputOperand(at, loc, config, rows);
-    };
+    place.outputOperand = outputOperandOf(config, loc);
     codegen::replaceWithGemmLaunch(b, op, kernel, config, xMap, wMap,
                                    /*sum=*/Value(), place);
   }

@@ -161,12 +161,12 @@ gpu::GPUFuncOp getOrBuildAttentionKernel(ModuleOp module,
                                          const AttentionKernelConfig &config,
                                          Type element, Location loc);
 
-/// A wgmma GEMM kernel (see GemmProblem): a producer warpgroup and
-/// `consumerGroups` consumers of 64 rows each.
 /// Rows of C's store map's boxes (GemmConfig::tmaStore): the 64 rows a
 /// consumer stages at a time; 64 columns (128 bytes, the swizzle's width).
 constexpr int64_t kStoreBoxRows = 64;
 
+/// A wgmma GEMM kernel (see GemmProblem): a producer warpgroup and
+/// `consumerGroups` consumers of 64 rows each.
 struct GemmConfig : codegen::GemmProblem {
   /// C += R[rRow0 + i, :] in the epilogue, R of rRows rows.
   bool residual = false;
@@ -235,7 +235,7 @@ struct GemmConfig : codegen::GemmProblem {
   int64_t persistentBlocks = 0;
   bool persistent() const { return persistentBlocks != 0; }
   /// The persistent kernel stores C by TMA (hopper.md version 28): C's
-  /// argument is a tensor map of C with [64, 64] boxes (createStoreMap),
+  /// argument is a tensor map of C with [64, 64] boxes (gemmOutputOperand),
   /// and one consumer thread stores each staged 64-row box while its
   /// warpgroup goes back to the main loop.
   bool tmaStore() const { return persistent(); }
