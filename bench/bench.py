@@ -93,6 +93,27 @@ DEPENDENT_LAUNCH = (os.environ.get("BPT_DEPENDENT_LAUNCH", "1") != "0"
                     and torch.cuda.get_device_capability()[0] >= 9)
 
 
+def launch_dependent(function, grid, block, shared, args, stream):
+    """Launches `function` (a CUfunction address) as the runtime launches a
+    manifest's "dependent" launch: with programmatic stream serialization,
+    so that its blocks start as the previous kernel drains (the kernel waits
+    for it with griddepcontrol.wait). `args`: numpy scalars."""
+    lib = libcuda()
+    values = [ctypes.c_uint64(int(a)) if a.dtype == np.uint64 else ctypes.c_int32(int(a))
+              for a in args]
+    params = (ctypes.c_void_p * len(values))(
+        *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+    attribute = _LaunchAttribute(id=_PROGRAMMATIC_STREAM_SERIALIZATION)
+    attribute.value[0] = 1
+    config = _LaunchConfig((ctypes.c_uint * 3)(*(list(grid) + [1, 1])[:3]),
+                           (ctypes.c_uint * 3)(*(list(block) + [1, 1])[:3]),
+                           shared, stream, ctypes.pointer(attribute), 1)
+    status = lib.cuLaunchKernelEx(ctypes.byref(config), ctypes.c_void_p(function),
+                                  params, None)
+    if status != 0:
+        raise RuntimeError(f"cuLaunchKernelEx failed (CUDA error {status})")
+
+
 def encode_tensor_map(m, address):
     """Manifest tensor map `m` over the buffer at device `address` (the
     tensor starts at address + m's byte_offset): its 128-byte CUtensorMap
@@ -208,23 +229,41 @@ class KernelSet:
         return self.buffers[arg].data_ptr()
 
     def run(self, events=None):
-        """Launches the set in order on torch's current stream; with
-        `events` (a list), records a CUDA event before and after each launch
-        (for profile())."""
-        stream = torch.cuda.current_stream().cuda_stream
-        recorder = cupy.cuda.ExternalStream(stream) if events is not None else None
-        launch = libcuda().cuLaunchKernelEx
-        for config_ref, function, params, config, *_ in self.prepared:
-            if recorder is not None:
-                events.append(cupy.cuda.Event())
-                events[-1].record(recorder)
-            config.stream = stream
-            status = launch(config_ref, function, params, None)
-            if status != 0:
-                raise RuntimeError(f"cuLaunchKernelEx failed (CUDA error {status})")
-            if recorder is not None:
-                events.append(cupy.cuda.Event())
-                events[-1].record(recorder)
+        """Launches the set in order; with `events` (a list), records a CUDA
+        event before and after each launch (for profile()). Without events,
+        the calls prepare() built; profile()'s events time each launch on
+        the GPU, so it keeps building them per call."""
+        if events is None:
+            stream = torch.cuda.current_stream().cuda_stream
+            launch = libcuda().cuLaunchKernelEx
+            for config_ref, function, params, config, *_ in self.prepared:
+                config.stream = stream
+                status = launch(config_ref, function, params, None)
+                if status != 0:
+                    raise RuntimeError(f"cuLaunchKernelEx failed (CUDA error {status})")
+            return
+        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+        with stream:
+            for launch in self.manifest["launches"]:
+                args = tuple(np.int32(a["i32"]) if isinstance(a, dict) and "i32" in a
+                             else np.uint64(self.arg_pointer(a))
+                             for a in launch["args"])
+                if events is not None:
+                    events.append(cupy.cuda.Event())
+                    events[-1].record(stream)
+                kernel = self.kernels[launch["kernel"]]
+                shared = launch.get("dynamic_shared_memory", 0)
+                if launch.get("dependent") and DEPENDENT_LAUNCH:
+                    # RawModule.get_function's kernel: its CUfunction.
+                    launch_dependent(getattr(kernel, "kernel", kernel).ptr,
+                                     launch["grid"],
+                                     launch["block"], shared, args, stream.ptr)
+                else:
+                    kernel(tuple(launch["grid"]), tuple(launch["block"]), args,
+                           shared_mem=shared)
+                if events is not None:
+                    events.append(cupy.cuda.Event())
+                    events[-1].record(stream)
 
     def profile(self):
         """Milliseconds of each launch (one run, an event pair around each),
