@@ -93,25 +93,43 @@ DEPENDENT_LAUNCH = (os.environ.get("BPT_DEPENDENT_LAUNCH", "1") != "0"
                     and torch.cuda.get_device_capability()[0] >= 9)
 
 
+class DriverCall:
+    """One cuLaunchKernelEx call of `function` (a CUfunction address) with
+    `values` (ctypes scalars) as its parameters; `dependent` adds
+    programmatic stream serialization, as the runtime launches a manifest's
+    "dependent" launch (its blocks start as the previous kernel drains; the
+    kernel waits for it with griddepcontrol.wait). Built once, launched on
+    any stream."""
+
+    def __init__(self, function, grid, block, shared, values, dependent):
+        # The ctypes objects the pointers below refer to live as long as this.
+        self.values = values
+        self.params = (ctypes.c_void_p * max(1, len(values)))(
+            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        self.function = ctypes.c_void_p(function)
+        self.attribute = _LaunchAttribute(id=_PROGRAMMATIC_STREAM_SERIALIZATION)
+        self.attribute.value[0] = 1
+        self.config = _LaunchConfig((ctypes.c_uint * 3)(*(list(grid) + [1, 1])[:3]),
+                                    (ctypes.c_uint * 3)(*(list(block) + [1, 1])[:3]),
+                                    shared, None,
+                                    ctypes.pointer(self.attribute) if dependent else None,
+                                    1 if dependent else 0)
+        self.config_ref = ctypes.byref(self.config)
+
+    def launch(self, stream):
+        self.config.stream = stream
+        status = libcuda().cuLaunchKernelEx(self.config_ref, self.function,
+                                            self.params, None)
+        if status != 0:
+            raise RuntimeError(f"cuLaunchKernelEx failed (CUDA error {status})")
+
+
 def launch_dependent(function, grid, block, shared, args, stream):
-    """Launches `function` (a CUfunction address) as the runtime launches a
-    manifest's "dependent" launch: with programmatic stream serialization,
-    so that its blocks start as the previous kernel drains (the kernel waits
-    for it with griddepcontrol.wait). `args`: numpy scalars."""
-    lib = libcuda()
+    """Launches `function` as a manifest's "dependent" launch (DriverCall),
+    built for this call. `args`: numpy scalars."""
     values = [ctypes.c_uint64(int(a)) if a.dtype == np.uint64 else ctypes.c_int32(int(a))
               for a in args]
-    params = (ctypes.c_void_p * len(values))(
-        *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
-    attribute = _LaunchAttribute(id=_PROGRAMMATIC_STREAM_SERIALIZATION)
-    attribute.value[0] = 1
-    config = _LaunchConfig((ctypes.c_uint * 3)(*(list(grid) + [1, 1])[:3]),
-                           (ctypes.c_uint * 3)(*(list(block) + [1, 1])[:3]),
-                           shared, stream, ctypes.pointer(attribute), 1)
-    status = lib.cuLaunchKernelEx(ctypes.byref(config), ctypes.c_void_p(function),
-                                  params, None)
-    if status != 0:
-        raise RuntimeError(f"cuLaunchKernelEx failed (CUDA error {status})")
+    DriverCall(function, grid, block, shared, values, dependent=True).launch(stream)
 
 
 def encode_tensor_map(m, address):
@@ -188,30 +206,19 @@ class KernelSet:
         self.prepared = [self.prepare(launch) for launch in self.manifest["launches"]]
 
     def prepare(self, launch):
-        """A launch's driver call, built once per allocation: its function,
-        launch configuration (run() sets the stream) and parameters. Built
-        per call in Python (numpy scalars, ctypes values, CuPy's argument
-        conversion) they took longer than the shape table's short kernels
-        run (decode-q1-k4096-gqa: 0.049 ms a call against bpt-run's 0.011,
-        session 32), so those rows timed the host."""
+        """A launch's driver call (DriverCall), built once per allocation.
+        Built per call in Python (numpy scalars, ctypes values, CuPy's
+        argument conversion) they took longer than the shape table's short
+        kernels run (decode-q1-k4096-gqa: 0.049 ms a call against bpt-run's
+        0.011, session 32), so those rows timed the host."""
         values = [ctypes.c_int32(a["i32"]) if isinstance(a, dict) and "i32" in a
                   else ctypes.c_uint64(self.arg_pointer(a))
                   for a in launch["args"]]
-        params = (ctypes.c_void_p * max(1, len(values)))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
         kernel = self.kernels[launch["kernel"]]
         # RawModule.get_function's kernel: its CUfunction.
-        function = ctypes.c_void_p(getattr(kernel, "kernel", kernel).ptr)
-        attribute = _LaunchAttribute(id=_PROGRAMMATIC_STREAM_SERIALIZATION)
-        attribute.value[0] = 1
-        dependent = bool(launch.get("dependent")) and DEPENDENT_LAUNCH
-        config = _LaunchConfig((ctypes.c_uint * 3)(*(list(launch["grid"]) + [1, 1])[:3]),
-                               (ctypes.c_uint * 3)(*(list(launch["block"]) + [1, 1])[:3]),
-                               launch.get("dynamic_shared_memory", 0), None,
-                               ctypes.pointer(attribute) if dependent else None,
-                               1 if dependent else 0)
-        # The ctypes objects the pointers refer to live as long as the tuple.
-        return (ctypes.byref(config), function, params, config, values, attribute)
+        return DriverCall(getattr(kernel, "kernel", kernel).ptr, launch["grid"],
+                          launch["block"], launch.get("dynamic_shared_memory", 0),
+                          values, bool(launch.get("dependent")) and DEPENDENT_LAUNCH)
 
     def release(self):
         self.buffers = None
@@ -235,12 +242,8 @@ class KernelSet:
         the GPU, so it keeps building them per call."""
         if events is None:
             stream = torch.cuda.current_stream().cuda_stream
-            launch = libcuda().cuLaunchKernelEx
-            for config_ref, function, params, config, *_ in self.prepared:
-                config.stream = stream
-                status = launch(config_ref, function, params, None)
-                if status != 0:
-                    raise RuntimeError(f"cuLaunchKernelEx failed (CUDA error {status})")
+            for call in self.prepared:
+                call.launch(stream)
             return
         stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
         with stream:
