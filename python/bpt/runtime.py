@@ -18,7 +18,10 @@ when a buffer's address changes. With `graphs` (KernelSet(..., graphs=N)),
 a call records its launches once as a CUDA graph per set of buffer
 addresses (up to N, the least recently used dropped) and replays it:
 one launch's cost for the whole set, which matters for short sets. An argument {"buffer": i, "byte_offset": n}
-passes buffer i's pointer plus n.
+passes buffer i's pointer plus n. Without graphs, each launch's arguments
+are built once per set of buffer and map addresses (up to
+`KernelSet.PREPARED_LIMIT`, the least recently used dropped), so that a
+call with buffers seen before costs the driver calls and little else.
 
 The library is found through $BPT_RUNTIME_LIB, else next to this package in
 a build tree (build/lib), else by the dynamic loader's search path.
@@ -178,6 +181,24 @@ def _arg_pointer(arg, buffers, tensor_maps):
     return buffers[arg]
 
 
+class _Launch:
+    """One manifest launch as the driver call takes it: the kernel's name,
+    grid, block, shared memory and flags, and its arguments' recipe."""
+
+    def __init__(self, launch):
+        self.kernel = launch["kernel"].encode()
+        self.grid = (ctypes.c_uint32 * 3)(*(list(launch["grid"]) + [1, 1])[:3])
+        self.block = (ctypes.c_uint32 * 3)(*(list(launch["block"]) + [1, 1])[:3])
+        self.shared_bytes = launch.get("dynamic_shared_memory", 0)
+        self.flags = _LAUNCH_DEPENDENT if launch.get("dependent") else 0
+        self.args = launch["args"]
+        self.num_args = len(self.args)
+
+    def arguments(self, pointers, maps):
+        return (ctypes.c_uint64 * self.num_args)(
+            *[_arg_pointer(a, pointers, maps) for a in self.args])
+
+
 class KernelSet:
     """A kernel set from bpt-compile: its manifest and its loaded PTX.
 
@@ -204,6 +225,11 @@ class KernelSet:
         self._workspaces = {}
         # Per tensor map: (address of its tensor, address of the map).
         self._tensor_maps = [None] * len(self.manifest.get("tensor_maps", []))
+        # What a launch needs besides its arguments, built once.
+        self._launches = [_Launch(launch) for launch in self.manifest["launches"]]
+        # (buffer addresses, map addresses) -> each launch's argument array,
+        # most recent last.
+        self._prepared = {}
 
     @property
     def buffers(self):
@@ -241,17 +267,27 @@ class KernelSet:
         else:
             self._launch_all(pointers, maps, stream)
 
+    # Argument arrays kept for this many sets of buffer addresses.
+    PREPARED_LIMIT = 8
+
+    def _arguments(self, pointers, maps):
+        """Each launch's argument array for buffers at `pointers` and tensor
+        maps at `maps`, built on the first call with those addresses."""
+        key = (tuple(pointers), tuple(maps))
+        arrays = self._prepared.pop(key, None)
+        if arrays is None:
+            arrays = [launch.arguments(pointers, maps) for launch in self._launches]
+            if len(self._prepared) >= self.PREPARED_LIMIT:
+                del self._prepared[next(iter(self._prepared))]
+        self._prepared[key] = arrays
+        return arrays
+
     def _launch_all(self, pointers, maps, stream):
-        lib = _library()
-        for launch in self.manifest["launches"]:
-            grid = (ctypes.c_uint32 * 3)(*(list(launch["grid"]) + [1, 1])[:3])
-            block = (ctypes.c_uint32 * 3)(*(list(launch["block"]) + [1, 1])[:3])
-            args = (ctypes.c_uint64 * len(launch["args"]))(
-                *[_arg_pointer(a, pointers, maps) for a in launch["args"]])
-            _check(lib.bptModuleLaunchWithFlags(
-                self._module, launch["kernel"].encode(), grid, block,
-                launch.get("dynamic_shared_memory", 0), args, len(launch["args"]),
-                stream, _LAUNCH_DEPENDENT if launch.get("dependent") else 0))
+        launch_with_flags = _library().bptModuleLaunchWithFlags
+        for launch, args in zip(self._launches, self._arguments(pointers, maps)):
+            _check(launch_with_flags(self._module, launch.kernel, launch.grid,
+                                     launch.block, launch.shared_bytes, args,
+                                     launch.num_args, stream, launch.flags))
 
     def _replay(self, pointers, maps, stream):
         """Replays the graph recorded for these buffers (recording it first:
@@ -304,6 +340,7 @@ class KernelSet:
         return [entry[1] for entry in self._tensor_maps], built
 
     def close(self):
+        self._prepared = {}
         for graph in self._graphs.values():
             _check(_library().bptGraphDestroy(graph))
         self._graphs = {}
