@@ -626,7 +626,7 @@ scf::ForallOp findCombineNest(scf::ForallOp partials) {
 }
 
 /// The combine nest: one launch of the combine kernel, a thread block per
-/// output row, reading the partial buffers.
+/// 16-column slice of an output row, reading the partial buffers.
 LogicalResult lowerCombine(ModuleOp module, scf::ForallOp combine,
                            const KernelConfig &config, Value partials,
                            Value lse) {
@@ -638,13 +638,18 @@ LogicalResult lowerCombine(ModuleOp module, scf::ForallOp combine,
     return combine.emitError()
            << "bpt-attention-to-sm80: malformed split-K/V combine nest: "
               "expected one result, the attention's output";
+  if (config.headDim % SplitKVCombineConfig::kSliceColumns != 0)
+    return combine.emitError()
+           << "bpt-attention-to-sm80: the split-K/V combine kernel takes head "
+              "dimensions in multiples of "
+           << SplitKVCombineConfig::kSliceColumns << ", not " << config.headDim;
   SplitKVCombineConfig combineConfig{
       config.batch,   config.heads,    config.kvHeads, config.seqQ,
       config.headDim, config.kvSplits, config.bf16};
   gpu::GPUFuncOp kernel = buildSplitKVCombineKernel(
       module, combineConfig, resultType.getElementType(), combine.getLoc());
   OpBuilder b(combine);
-  replaceLoopWithLaunch(b, combine, kernel, {combineConfig.outputRows(), 1, 1},
+  replaceLoopWithLaunch(b, combine, kernel, {combineConfig.blocks(), 1, 1},
                         combineConfig.threads(),
                         combineConfig.sharedMemoryBytes(), {partials, lse});
   return success();

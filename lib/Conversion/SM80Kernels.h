@@ -165,36 +165,60 @@ struct AttentionGradKernelConfig
 };
 
 /// The combine of an attention split over its keys (the combine nest of
-/// #bpt.split_kv_nest): one thread block per output row (batch, query
-/// head, query row), `warps` warps sharing the splits; each warp keeps an
-/// online (max, sum, accumulator) over its splits' log-sum-exps and f32
-/// rows, lanes over column pairs, then the warps' states are merged
-/// through shared memory and the row is stored in the 16-bit element type
-/// (0 where no split saw a key). Plain loads and FMAs: its work is splits
-/// × rows × D multiply-adds, small beside K and V.
+/// #bpt.split_kv_nest): one thread block per 16-column slice of an output
+/// row (batch, query head, query row), its lanes sharing the splits (with
+/// few splits, four slices a block, a warp each); each
+/// lane keeps an online (max, sum, accumulator) over its splits'
+/// log-sum-exps and f32 columns, the lanes' states are merged by shuffles
+/// and the warps' through shared memory, and the slice is stored in the
+/// 16-bit element type (0 where no split saw a key). Plain loads and FMAs:
+/// its work is splits × rows × D multiply-adds, small beside K and V, but
+/// a chain of dependent loads if few threads share it.
 struct SplitKVCombineConfig {
   int64_t batch, heads, kvHeads, seqQ, headDim, splits;
   bool bf16; // else f16
 
+  /// A thread block combines one slice of 16 columns of one output row;
+  /// a warp's lanes are 8 splits × 4 groups of 4 columns, so that one
+  /// 16-byte load a lane reads the slice of 8 splits.
+  static constexpr int64_t kSliceColumns = 16;
+  static constexpr int64_t kColumnLanes = kSliceColumns / 4;
+  static constexpr int64_t kSplitLanes = kWarp / kColumnLanes;
+  /// Splits a lane loads before combining them.
+  static constexpr int64_t kUnroll = 4;
+
   int64_t packedHeads() const { return heads / kvHeads; }
   int64_t packedRows() const { return packedHeads() * seqQ; }
   int64_t outputRows() const { return batch * heads * seqQ; }
-  /// About 16 splits a warp, 1 to 8 warps.
-  int64_t warps() const {
-    return std::clamp<int64_t>((splits + 15) / 16, 1, 8);
+  /// Head dimensions are multiples of 16 on mma.sync.
+  int64_t slices() const { return headDim / kSliceColumns; }
+  /// Warps sharing one slice's splits: enough that a lane has at most
+  /// kUnroll splits (one round of loads), 1 to 16.
+  int64_t splitWarps() const {
+    return std::clamp<int64_t>(
+        (splits + kSplitLanes * kUnroll - 1) / (kSplitLanes * kUnroll), 1, 16);
   }
+  /// Slices a thread block takes, a warp each, where one warp takes all of
+  /// a slice's splits (few splits: fewer, larger blocks, and no merge
+  /// through shared memory).
+  int64_t sliceWarps() const { return splitWarps() == 1 ? 4 : 1; }
+  int64_t warps() const { return splitWarps() * sliceWarps(); }
   int64_t threads() const { return kWarp * warps(); }
-  /// Column pairs a lane takes (lanes stride over D / 2 pairs).
-  int64_t pairsPerLane() const { return (headDim / 2 + kWarp - 1) / kWarp; }
-  /// Shared memory: each warp's max and sum, then its accumulator row.
-  int64_t stateBytes() const { return 8 * warps(); }
+  /// (Output row, slice) pairs, and the thread blocks that take them.
+  int64_t items() const { return outputRows() * slices(); }
+  int64_t blocks() const { return (items() + sliceWarps() - 1) / sliceWarps(); }
+  /// Shared memory (several split warps): each warp's max and sum, then
+  /// its 16 accumulators.
+  int64_t stateBytes() const { return 8 * splitWarps(); }
   int64_t accOffset() const { return (stateBytes() + 15) / 16 * 16; }
   int64_t sharedMemoryBytes() const {
-    return kTileAlignment + accOffset() + 4 * warps() * headDim;
+    return kTileAlignment + accOffset() + 4 * kSliceColumns * splitWarps();
   }
   std::string kernelName() const {
-    return llvm::formatv("attention_split_kv_combine_d{0}_s{1}_w{2}", headDim,
-                         splits, warps())
+    return llvm::formatv("attention_split_kv_combine_d{0}_s{1}_w{2}{3}",
+                         headDim, splits, splitWarps(),
+                         sliceWarps() > 1 ? "x" + std::to_string(sliceWarps())
+                                          : "")
         .str();
   }
 };

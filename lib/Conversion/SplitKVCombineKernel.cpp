@@ -10,16 +10,24 @@
 //
 //   out = Σ_s exp(lse_s − M) · O_s / Σ_s exp(lse_s − M),  M = max_s lse_s
 //
-// (0 where no split saw a key). One thread block per output row; its warps
-// share the splits (warp w takes groups of kUnroll splits w, w + warps,
-// ...), each keeping an online max, sum and accumulator over its splits so
-// that no second pass over the log-sum-exps is needed; a lane takes column
-// pairs 2·(lane + 32k). The group's loads are issued before its
-// arithmetic, so a warp has kUnroll splits of loads in flight. The warps'
-// states meet in shared memory, rescaled to the largest max.
+// (0 where no split saw a key). The work is split into 16-column slices of
+// the output rows. A lane is (split lane σ of 8, column group c of 4): it
+// takes splits σ + 8·(warp + warps·i) and columns 4c .. 4c + 3 of its
+// slice, one 16-byte load a split, and keeps an online max, sum and
+// accumulator over them, with the loads of kUnroll splits issued before
+// their arithmetic. The eight split lanes of a column group meet by
+// butterfly shuffles. With more than 32 splits, the warps of a thread
+// block share one slice's splits (enough warps for one round of loads) and
+// meet in shared memory, each rescaled to the larger max; with at most 32,
+// one warp takes a slice, four slices a block, and stores from its lanes.
 //
 // Memory-bound and small: the partials are splits × rows × D floats, read
-// once, just written by the split kernel (in L2).
+// once, just written by the split kernel (in L2). What bounds it is the
+// chain of dependent loads a thread issues and the blocks' fixed cost.
+// Before slices (one block per row, warps over whole rows), 456 splits
+// were 15 rounds of loads a warp on 16 multiprocessors: 10.9 µs under ncu
+// on an H100, beside 28 µs for the split kernel reading 64 MiB of K and V;
+// now 4.8 µs (docs/benchmarks.md, session 33).
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,43 +41,41 @@ using namespace bpt::sm80;
 
 namespace {
 
-/// Splits a warp loads before combining them.
-constexpr int64_t kUnroll = 4;
+using Config = SplitKVCombineConfig;
 
 class CombineEmitter : public SM80Emitter {
 public:
-  CombineEmitter(OpBuilder &b, Location loc, const SplitKVCombineConfig &config)
+  CombineEmitter(OpBuilder &b, Location loc, const Config &config)
       : SM80Emitter(b, loc, config.bf16), config(config) {}
 
   void emit(gpu::GPUFuncOp func);
 
 private:
-  /// A warp's running state over its splits: the max and sum (the same in
-  /// every lane) and this lane's accumulators, two per column pair.
+  /// A lane's running state over its splits: the max and sum and its four
+  /// columns' accumulators.
   struct State {
     Value max, sum;
     SmallVector<Value> acc;
   };
   /// Split `s` (i32) loaded: its log-sum-exp (-inf past the last split)
-  /// and this lane's columns of its row.
+  /// and this lane's four columns of its row.
   struct Loaded {
     Value lse;
     SmallVector<Value> row;
   };
 
-  void locateRow(gpu::GPUFuncOp func);
+  void locateSlice(gpu::GPUFuncOp func);
   State accumulateSplits();
   Loaded loadSplit(Value s);
-  State combine(State state, const Loaded &split);
+  State combine(const State &state, Value lse, ArrayRef<Value> row);
+  State mergeSplitLanes(State state);
+  void storeFromLanes(const State &state);
   void mergeWarpsAndStore(const State &state);
+  /// The slice's four columns of this lane's group, normalised, as 16-bit
+  /// pairs to the output (i64 element index `first`).
+  void storeColumns(ArrayRef<Value> columns, Value first);
 
   Value wide(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
-  /// Whether column pair `k` of this lane exists (only when D / 2 is not a
-  /// multiple of 32).
-  Value pairExists(Value pair) {
-    return cmp(arith::CmpIPredicate::slt, pair, c32(config.headDim / 2));
-  }
-  bool raggedPairs() const { return (config.headDim / 2) % kWarp != 0; }
   /// max → a finite shift: 0 where no split has been seen.
   Value finite(Value max) {
     Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
@@ -81,33 +87,54 @@ private:
     return exp2(fmul(arith::SubFOp::create(b, loc, x, shift), cf(M_LOG2E)));
   }
 
-  const SplitKVCombineConfig &config;
-  Value partials, lses, out, tid, warp, lane;
-  /// Element index of split 0's log-sum-exp of this row (i64), and of the
-  /// output row's first element.
-  Value lseBase, outBase;
+  const Config &config;
+  /// `warp` is the warp's place among the split warps (0 with one);
+  /// `item` the (output row, slice) pair its block or warp takes.
+  Value partials, lses, out, tid, warp, lane, splitLane, columnLane, item;
+  /// Element index of split 0's log-sum-exp of this row (i64), of the
+  /// slice's first output element, and the slice's first column (i32).
+  Value lseBase, outBase, sliceColumn;
   Value minusInf, base;
 };
 
 void CombineEmitter::emit(gpu::GPUFuncOp func) {
   b.setInsertionPointToStart(&func.getBody().front());
   minusInf = cf(-INFINITY);
-  locateRow(func);
-  State state = accumulateSplits();
-  mergeWarpsAndStore(state);
+  locateSlice(func);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    if (config.items() % config.sliceWarps() != 0)
+      onlyRowsBelow(item, c32(config.items()));
+    State state = mergeSplitLanes(accumulateSplits());
+    if (config.splitWarps() == 1)
+      storeFromLanes(state);
+    else
+      mergeWarpsAndStore(state);
+  }
   gpu::ReturnOp::create(b, loc);
 }
 
-/// Block ρ is output row (batch, head, query) = ρ as [B, Hq, Sq]; it reads
-/// row (head % group) · Sq + query of key/value head head / group.
-void CombineEmitter::locateRow(gpu::GPUFuncOp func) {
+/// Item ι (block β, or warp w of block β when warps take slices: ι = β ·
+/// sliceWarps + w) is slice ι % slices of output row ρ = ι / slices,
+/// (batch, head, query) as [B, Hq, Sq]; the row is row (head % group) · Sq
+/// + query of key/value head head / group in the partials.
+void CombineEmitter::locateSlice(gpu::GPUFuncOp func) {
   partials = globalPointerOf(func.getArgument(0));
   lses = globalPointerOf(func.getArgument(1));
   out = globalPointerOf(func.getArgument(2));
   tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
   warp = div(tid, c32(kWarp));
   lane = rem(tid, c32(kWarp));
-  Value rowIndex = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  splitLane = div(lane, c32(Config::kColumnLanes));
+  columnLane = rem(lane, c32(Config::kColumnLanes));
+  item = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+  if (config.sliceWarps() > 1) {
+    item = add(mul(item, c32(config.sliceWarps())), warp);
+    warp = c32(0);
+  }
+  Value rowIndex = div(item, c32(config.slices()));
+  sliceColumn =
+      mul(rem(item, c32(config.slices())), c32(Config::kSliceColumns));
   Value query = rem(rowIndex, c32(config.seqQ));
   Value headRow = div(rowIndex, c32(config.seqQ));
   Value head = rem(headRow, c32(config.heads));
@@ -118,75 +145,65 @@ void CombineEmitter::locateRow(gpu::GPUFuncOp func) {
       add(mul(rem(head, c32(config.packedHeads())), c32(config.seqQ)), query);
   lseBase = add(mul(wide(group), c64(config.splits * config.packedRows())),
                 wide(row));
-  outBase = mul(wide(rowIndex), c64(config.headDim));
+  outBase = add(mul(wide(rowIndex), c64(config.headDim)), wide(sliceColumn));
   base = alignedSharedBase(kSharedMemorySymbol, kTileAlignment);
 }
 
 CombineEmitter::Loaded CombineEmitter::loadSplit(Value s) {
   Loaded loaded;
   // Past the last split: a valid address, and a weight of 0.
-  Value exists;
-  if (config.splits % kUnroll != 0) {
-    exists = cmp(arith::CmpIPredicate::slt, s, c32(config.splits));
-    s = arith::MinSIOp::create(b, loc, s, c32(config.splits - 1));
-  }
+  Value exists = cmp(arith::CmpIPredicate::slt, s, c32(config.splits));
+  s = arith::MinSIOp::create(b, loc, s, c32(config.splits - 1));
   Value index = add(lseBase, mul(wide(s), c64(config.packedRows())));
   Value lse = LLVM::LoadOp::create(
       b, loc, f32, LLVM::GEPOp::create(b, loc, globalPtr, f32, lses, index), 4);
-  loaded.lse = exists ? select(exists, lse, minusInf) : lse;
-  Value first = LLVM::GEPOp::create(b, loc, globalPtr, f32, partials,
-                                    mul(index, c64(config.headDim)));
-  Type v2f32 = VectorType::get({2}, f32);
-  for (int64_t k = 0; k < config.pairsPerLane(); ++k) {
-    Value pair = add(lane, c32(kWarp * k));
-    // A lane past the row's pairs reads pair 0 (and stores nothing).
-    if (raggedPairs())
-      pair = select(pairExists(pair), pair, c32(0));
-    Value address = LLVM::GEPOp::create(b, loc, globalPtr, f32, first,
-                                        ValueRange{mul(pair, c32(2))});
-    Value both = LLVM::LoadOp::create(b, loc, v2f32, address, 8);
-    for (int64_t e = 0; e < 2; ++e)
-      loaded.row.push_back(
-          LLVM::ExtractElementOp::create(b, loc, both, c32(e)));
-  }
+  loaded.lse = select(exists, lse, minusInf);
+  Value column = add(sliceColumn, mul(columnLane, c32(4)));
+  Value address =
+      LLVM::GEPOp::create(b, loc, globalPtr, f32, partials,
+                          add(mul(index, c64(config.headDim)), wide(column)));
+  Value four =
+      LLVM::LoadOp::create(b, loc, VectorType::get({4}, f32), address, 16);
+  for (int64_t e = 0; e < 4; ++e)
+    loaded.row.push_back(LLVM::ExtractElementOp::create(b, loc, four, c32(e)));
   return loaded;
 }
 
 /// One split into the online state: the old state and the split are
 /// weighed by exp(max_old − max_new) and exp(lse − max_new).
-CombineEmitter::State CombineEmitter::combine(State state,
-                                              const Loaded &split) {
-  Value maxNew = fmax(state.max, split.lse);
+CombineEmitter::State CombineEmitter::combine(const State &state, Value lse,
+                                              ArrayRef<Value> row) {
+  Value maxNew = fmax(state.max, lse);
   Value shift = finite(maxNew);
   Value alpha = expFrom(state.max, shift);
-  Value weight = expFrom(split.lse, shift);
+  Value weight = expFrom(lse, shift);
   State next;
   next.max = maxNew;
   next.sum = fma(state.sum, alpha, weight);
-  for (auto [acc, value] : llvm::zip_equal(state.acc, split.row))
+  for (auto [acc, value] : llvm::zip_equal(state.acc, row))
     next.acc.push_back(fma(weight, value, fmul(acc, alpha)));
   return next;
 }
 
-/// The warp's splits, kUnroll at a time: groups start at (warp + warps·j) ·
-/// kUnroll.
+/// The lane's splits, kUnroll at a time: round r takes splits
+/// splitLane + 8·(warp + warps·(kUnroll·r + u)), u < kUnroll.
 CombineEmitter::State CombineEmitter::accumulateSplits() {
-  int64_t accs = 2 * config.pairsPerLane();
+  const int64_t stride = Config::kSplitLanes * config.splitWarps();
   SmallVector<Value> init = {minusInf, cf(0.0)};
-  init.append(accs, cf(0.0));
-  auto loop = scf::ForOp::create(b, loc, mul(warp, c32(kUnroll)),
-                                 c32(config.splits),
-                                 c32(kUnroll * config.warps()), init);
+  init.append(4, cf(0.0));
+  Value first = add(mul(warp, c32(Config::kSplitLanes)), splitLane);
+  auto loop = scf::ForOp::create(b, loc, first, c32(config.splits),
+                                 c32(stride * Config::kUnroll), init);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     auto args = loop.getRegionIterArgs();
     State state{args[0], args[1], SmallVector<Value>(args.drop_front(2))};
     SmallVector<Loaded> group;
-    for (int64_t u = 0; u < kUnroll; ++u)
-      group.push_back(loadSplit(add(loop.getInductionVar(), c32(u))));
+    for (int64_t u = 0; u < Config::kUnroll; ++u)
+      group.push_back(loadSplit(add(loop.getInductionVar(), c32(u * stride))));
     for (const Loaded &split : group)
-      state = combine(state, split);
+      state = combine(state, split.lse, split.row);
     SmallVector<Value> next = {state.max, state.sum};
     next.append(state.acc);
     scf::YieldOp::create(b, loc, next);
@@ -195,49 +212,100 @@ CombineEmitter::State CombineEmitter::accumulateSplits() {
   return {results[0], results[1], SmallVector<Value>(results.drop_front(2))};
 }
 
-/// Each warp's max and sum (lane 0) and accumulators into shared memory;
-/// then thread t stores column pairs t, t + threads, ... of the row,
-/// rescaling each warp's part to the largest max.
+/// The eight split lanes of a column group (lane bits 2-4) merged by
+/// butterfly shuffles: every lane of the group ends with their state.
+CombineEmitter::State CombineEmitter::mergeSplitLanes(State state) {
+  for (int64_t offset = Config::kColumnLanes; offset < kWarp; offset *= 2) {
+    Value otherMax = shuffleXor(state.max, offset);
+    Value otherSum = shuffleXor(state.sum, offset);
+    SmallVector<Value> otherAcc;
+    for (Value acc : state.acc)
+      otherAcc.push_back(shuffleXor(acc, offset));
+    // Both states are sums weighed by exp(lse − their max): each is
+    // rescaled to the larger max.
+    Value maxNew = fmax(state.max, otherMax);
+    Value shift = finite(maxNew);
+    Value alpha = expFrom(state.max, shift);
+    Value beta = expFrom(otherMax, shift);
+    State next;
+    next.max = maxNew;
+    next.sum = fma(state.sum, alpha, fmul(otherSum, beta));
+    for (auto [acc, other] : llvm::zip_equal(state.acc, otherAcc))
+      next.acc.push_back(fma(acc, alpha, fmul(other, beta)));
+    state = next;
+  }
+  return state;
+}
+
+/// One warp took every split of the slice: its split lane 0 holds the
+/// result of its column group.
+void CombineEmitter::storeFromLanes(const State &state) {
+  OpBuilder::InsertionGuard guard(b);
+  onlyRowsBelow(splitLane, c32(1));
+  Value positive = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
+                                         state.sum, cf(0.0));
+  Value inverse = select(
+      positive, arith::DivFOp::create(b, loc, cf(1.0), state.sum), cf(0.0));
+  SmallVector<Value> columns;
+  for (Value acc : state.acc)
+    columns.push_back(fmul(acc, inverse));
+  storeColumns(columns, add(outBase, wide(mul(columnLane, c32(4)))));
+}
+
+void CombineEmitter::storeColumns(ArrayRef<Value> columns, Value first) {
+  Type v2i32 = VectorType::get({2}, i32);
+  Value pairs = LLVM::UndefOp::create(b, loc, v2i32);
+  for (int64_t p = 0; p < 2; ++p)
+    pairs = LLVM::InsertElementOp::create(
+        b, loc, pairs, packHalf2(columns[2 * p], columns[2 * p + 1]), c32(p));
+  Value address = LLVM::GEPOp::create(b, loc, globalPtr, b.getI16Type(), out,
+                                      ValueRange{first});
+  LLVM::StoreOp::create(b, loc, pairs, address, 8);
+}
+
+/// Each warp's max and sum (lane 0) and accumulators (split lane 0) into
+/// shared memory; then thread t < 8 stores columns 2t, 2t + 1 of the
+/// slice, rescaling each warp's part to the largest max.
 void CombineEmitter::mergeWarpsAndStore(const State &state) {
-  auto sharedF32 = [&](Value address) { return sharedPointer(address); };
   Value stateAddress = add(base, mul(warp, c32(8)));
   {
     OpBuilder::InsertionGuard guard(b);
     auto first = scf::IfOp::create(
         b, loc, cmp(arith::CmpIPredicate::eq, lane, c32(0)), false);
     b.setInsertionPointToStart(first.thenBlock());
-    LLVM::StoreOp::create(b, loc, state.max, sharedF32(stateAddress), 4);
+    LLVM::StoreOp::create(b, loc, state.max, sharedPointer(stateAddress), 4);
     LLVM::StoreOp::create(b, loc, state.sum,
-                          sharedF32(add(stateAddress, c32(4))), 4);
+                          sharedPointer(add(stateAddress, c32(4))), 4);
   }
-  Value accRow = add(base, add(c32(config.accOffset()),
-                               mul(warp, c32(4 * config.headDim))));
-  for (int64_t k = 0; k < config.pairsPerLane(); ++k) {
+  {
     OpBuilder::InsertionGuard guard(b);
-    Value pair = add(lane, c32(kWarp * k));
-    if (raggedPairs())
-      onlyRowsBelow(pair, c32(config.headDim / 2));
-    Value address = add(accRow, mul(pair, c32(8)));
-    for (int64_t e = 0; e < 2; ++e)
-      LLVM::StoreOp::create(b, loc, state.acc[2 * k + e],
-                            sharedF32(add(address, c32(4 * e))), 4);
+    onlyRowsBelow(splitLane, c32(1));
+    Value address = add(base, add(c32(config.accOffset()),
+                                  add(mul(warp, c32(4 * Config::kSliceColumns)),
+                                      mul(columnLane, c32(16)))));
+    Value four = LLVM::UndefOp::create(b, loc, VectorType::get({4}, f32));
+    for (int64_t e = 0; e < 4; ++e)
+      four = LLVM::InsertElementOp::create(b, loc, four, state.acc[e], c32(e));
+    LLVM::StoreOp::create(b, loc, four, sharedPointer(address), 16);
   }
   NVVM::Barrier0Op::create(b, loc);
 
-  // Every thread reads the warps' states (a broadcast).
+  OpBuilder::InsertionGuard guard(b);
+  onlyRowsBelow(tid, c32(Config::kSliceColumns / 2));
+  // The warps' states (a broadcast).
   SmallVector<Value> maxes, sums;
   Value max = minusInf;
-  for (int64_t w = 0; w < config.warps(); ++w) {
-    maxes.push_back(LLVM::LoadOp::create(b, loc, f32,
-                                         sharedF32(add(base, c32(8 * w))), 4));
+  for (int64_t w = 0; w < config.splitWarps(); ++w) {
+    maxes.push_back(LLVM::LoadOp::create(
+        b, loc, f32, sharedPointer(add(base, c32(8 * w))), 4));
     sums.push_back(LLVM::LoadOp::create(
-        b, loc, f32, sharedF32(add(base, c32(8 * w + 4))), 4));
+        b, loc, f32, sharedPointer(add(base, c32(8 * w + 4))), 4));
     max = fmax(max, maxes.back());
   }
   Value shift = finite(max);
   SmallVector<Value> factors;
   Value total = cf(0.0);
-  for (int64_t w = 0; w < config.warps(); ++w) {
+  for (int64_t w = 0; w < config.splitWarps(); ++w) {
     factors.push_back(expFrom(maxes[w], shift));
     total = fma(sums[w], factors.back(), total);
   }
@@ -245,27 +313,21 @@ void CombineEmitter::mergeWarpsAndStore(const State &state) {
                                          total, cf(0.0));
   Value inverse =
       select(positive, arith::DivFOp::create(b, loc, cf(1.0), total), cf(0.0));
-  int64_t pairs = config.headDim / 2;
-  for (int64_t k = 0; k * config.threads() < pairs; ++k) {
-    OpBuilder::InsertionGuard guard(b);
-    Value pair = add(tid, c32(k * config.threads()));
-    if ((k + 1) * config.threads() > pairs)
-      onlyRowsBelow(pair, c32(pairs));
-    Value sum[2] = {cf(0.0), cf(0.0)};
-    for (int64_t w = 0; w < config.warps(); ++w)
-      for (int64_t e = 0; e < 2; ++e) {
-        Value address = add(base, add(c32(config.accOffset() +
-                                          4 * (w * config.headDim + e)),
-                                      mul(pair, c32(8))));
-        Value part = LLVM::LoadOp::create(b, loc, f32, sharedF32(address), 4);
-        sum[e] = fma(part, factors[w], sum[e]);
-      }
-    Value packed = packHalf2(fmul(sum[0], inverse), fmul(sum[1], inverse));
-    Value address = LLVM::GEPOp::create(
-        b, loc, globalPtr, b.getI16Type(), out,
-        ValueRange{add(outBase, wide(mul(pair, c32(2))))});
-    LLVM::StoreOp::create(b, loc, packed, address, 4);
-  }
+  Value sum[2] = {cf(0.0), cf(0.0)};
+  for (int64_t w = 0; w < config.splitWarps(); ++w)
+    for (int64_t e = 0; e < 2; ++e) {
+      Value address =
+          add(base,
+              add(c32(config.accOffset() + 4 * (w * Config::kSliceColumns + e)),
+                  mul(tid, c32(8))));
+      Value part = LLVM::LoadOp::create(b, loc, f32, sharedPointer(address), 4);
+      sum[e] = fma(part, factors[w], sum[e]);
+    }
+  Value packed = packHalf2(fmul(sum[0], inverse), fmul(sum[1], inverse));
+  Value address =
+      LLVM::GEPOp::create(b, loc, globalPtr, b.getI16Type(), out,
+                          ValueRange{add(outBase, wide(mul(tid, c32(2))))});
+  LLVM::StoreOp::create(b, loc, packed, address, 4);
 }
 
 } // namespace
@@ -273,6 +335,8 @@ void CombineEmitter::mergeWarpsAndStore(const State &state) {
 gpu::GPUFuncOp bpt::sm80::buildSplitKVCombineKernel(
     ModuleOp module, const SplitKVCombineConfig &config, Type element,
     Location loc) {
+  assert(config.headDim % SplitKVCombineConfig::kSliceColumns == 0 &&
+         "mma.sync head dimensions are multiples of 16");
   gpu::GPUModuleOp kernels = getOrCreateSM80KernelModule(module);
   MLIRContext *ctx = module.getContext();
   Type f32 = Float32Type::get(ctx);
