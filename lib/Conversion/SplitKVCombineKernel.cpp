@@ -67,7 +67,8 @@ private:
   void locateSlice(gpu::GPUFuncOp func);
   State accumulateSplits();
   Loaded loadSplit(Value s);
-  State combine(const State &state, Value lse, ArrayRef<Value> row);
+  State merge(const State &state, Value otherMax, Value otherSum,
+              ArrayRef<Value> otherAcc);
   State mergeSplitLanes(State state);
   void storeFromLanes(const State &state);
   void mergeWarpsAndStore(const State &state);
@@ -169,19 +170,21 @@ CombineEmitter::Loaded CombineEmitter::loadSplit(Value s) {
   return loaded;
 }
 
-/// One split into the online state: the old state and the split are
-/// weighed by exp(max_old − max_new) and exp(lse − max_new).
-CombineEmitter::State CombineEmitter::combine(const State &state, Value lse,
-                                              ArrayRef<Value> row) {
-  Value maxNew = fmax(state.max, lse);
+/// `state` and another state (max `otherMax`, sum `otherSum`, accumulators
+/// `otherAcc`; a split is max lse, sum 1 and its row) merged: both are sums
+/// weighed by exp(lse − their max), each rescaled to the larger max.
+CombineEmitter::State CombineEmitter::merge(const State &state, Value otherMax,
+                                            Value otherSum,
+                                            ArrayRef<Value> otherAcc) {
+  Value maxNew = fmax(state.max, otherMax);
   Value shift = finite(maxNew);
   Value alpha = expFrom(state.max, shift);
-  Value weight = expFrom(lse, shift);
+  Value beta = expFrom(otherMax, shift);
   State next;
   next.max = maxNew;
-  next.sum = fma(state.sum, alpha, weight);
-  for (auto [acc, value] : llvm::zip_equal(state.acc, row))
-    next.acc.push_back(fma(weight, value, fmul(acc, alpha)));
+  next.sum = fma(state.sum, alpha, otherSum ? fmul(otherSum, beta) : beta);
+  for (auto [acc, other] : llvm::zip_equal(state.acc, otherAcc))
+    next.acc.push_back(fma(beta, other, fmul(acc, alpha)));
   return next;
 }
 
@@ -203,7 +206,7 @@ CombineEmitter::State CombineEmitter::accumulateSplits() {
     for (int64_t u = 0; u < Config::kUnroll; ++u)
       group.push_back(loadSplit(add(loop.getInductionVar(), c32(u * stride))));
     for (const Loaded &split : group)
-      state = combine(state, split.lse, split.row);
+      state = merge(state, split.lse, /*otherSum=*/nullptr, split.row);
     SmallVector<Value> next = {state.max, state.sum};
     next.append(state.acc);
     scf::YieldOp::create(b, loc, next);
@@ -221,18 +224,7 @@ CombineEmitter::State CombineEmitter::mergeSplitLanes(State state) {
     SmallVector<Value> otherAcc;
     for (Value acc : state.acc)
       otherAcc.push_back(shuffleXor(acc, offset));
-    // Both states are sums weighed by exp(lse − their max): each is
-    // rescaled to the larger max.
-    Value maxNew = fmax(state.max, otherMax);
-    Value shift = finite(maxNew);
-    Value alpha = expFrom(state.max, shift);
-    Value beta = expFrom(otherMax, shift);
-    State next;
-    next.max = maxNew;
-    next.sum = fma(state.sum, alpha, fmul(otherSum, beta));
-    for (auto [acc, other] : llvm::zip_equal(state.acc, otherAcc))
-      next.acc.push_back(fma(acc, alpha, fmul(other, beta)));
-    state = next;
+    state = merge(state, otherMax, otherSum, otherAcc);
   }
   return state;
 }
