@@ -162,11 +162,7 @@ public:
             fmul(LLVM::ExtractElementOp::create(b, loc, four, c64(i)),
                  cf(config.scale)));
     }
-    Type v4i32 = VectorType::get({4}, i32);
-    Value packed = LLVM::UndefOp::create(b, loc, v4i32);
-    for (int64_t i = 0; i < 4; ++i)
-      packed = LLVM::InsertElementOp::create(
-          b, loc, packed, packHalf2(scaled[2 * i], scaled[2 * i + 1]), c64(i));
+    Value packed = packHalves(scaled);
     Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), dQ,
                                         ValueRange{mul(element, c64(2))});
     LLVM::StoreOp::create(b, loc, packed, address, 16);

@@ -30,6 +30,9 @@ namespace bpt::codegen {
 class AttentionMath : public NVVMEmitter {
 public:
   using NVVMEmitter::NVVMEmitter;
+  /// 1 / a row's whole sum, or 0 for a row that saw no key (the kernels'
+  /// epilogues call it on their AttentionMath).
+  using NVVMEmitter::inverseOf;
 
   /// The number of key blocks of `blockN` keys that a block of `blockM`
   /// queries from position `firstQuery` (i32) needs, at most `numBlocks`,
@@ -111,14 +114,6 @@ public:
   Value quadRowSum(Value sum) {
     sum = fadd(sum, shuffleXor(sum, 1));
     return fadd(sum, shuffleXor(sum, 2));
-  }
-
-  /// 1 / a row's whole sum `total`, or 0 for a row that saw no key.
-  Value inverseOf(Value total, Value zero) {
-    Value positive =
-        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, total, zero);
-    return select(positive, arith::DivFOp::create(b, loc, cf(1.0), total),
-                  zero);
   }
 
   /// 1 / the sum of a row over its quad of threads (`sum` is this thread's

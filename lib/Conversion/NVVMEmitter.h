@@ -137,6 +137,24 @@ protected:
                                       float2(lo, hi));
     return LLVM::BitcastOp::create(b, loc, i32, h);
   }
+  /// An even number of f32 values rounded to the 16-bit type, two to a
+  /// 32-bit element (packHalf2), as one vector to store in one access.
+  Value packHalves(ArrayRef<Value> values) {
+    int64_t pairs = int64_t(values.size()) / 2;
+    Value packed = LLVM::UndefOp::create(b, loc, VectorType::get({pairs}, i32));
+    for (int64_t p = 0; p < pairs; ++p)
+      packed = LLVM::InsertElementOp::create(
+          b, loc, packed, packHalf2(values[2 * p], values[2 * p + 1]), c32(p));
+    return packed;
+  }
+  /// 1 / `total`, or 0 where it is not positive (a softmax row that saw no
+  /// key).
+  Value inverseOf(Value total, Value zero) {
+    Value positive =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, total, zero);
+    return select(positive, arith::DivFOp::create(b, loc, cf(1.0), total),
+                  zero);
+  }
   /// Two f32 as a vector<2xf32>, `lo` first.
   Value float2(Value lo, Value hi) {
     Value v = LLVM::UndefOp::create(b, loc, VectorType::get({2}, f32));

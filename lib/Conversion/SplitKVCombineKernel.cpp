@@ -72,9 +72,6 @@ private:
   State mergeSplitLanes(State state);
   void storeFromLanes(const State &state);
   void mergeWarpsAndStore(const State &state);
-  /// The slice's four columns of this lane's group, normalised, as 16-bit
-  /// pairs to the output (i64 element index `first`).
-  void storeColumns(ArrayRef<Value> columns, Value first);
 
   Value wide(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
   /// max → a finite shift: 0 where no split has been seen.
@@ -234,25 +231,15 @@ CombineEmitter::State CombineEmitter::mergeSplitLanes(State state) {
 void CombineEmitter::storeFromLanes(const State &state) {
   OpBuilder::InsertionGuard guard(b);
   onlyRowsBelow(splitLane, c32(1));
-  Value positive = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
-                                         state.sum, cf(0.0));
-  Value inverse = select(
-      positive, arith::DivFOp::create(b, loc, cf(1.0), state.sum), cf(0.0));
+  Value inverse = inverseOf(state.sum, cf(0.0));
   SmallVector<Value> columns;
   for (Value acc : state.acc)
     columns.push_back(fmul(acc, inverse));
-  storeColumns(columns, add(outBase, wide(mul(columnLane, c32(4)))));
-}
-
-void CombineEmitter::storeColumns(ArrayRef<Value> columns, Value first) {
-  Type v2i32 = VectorType::get({2}, i32);
-  Value pairs = LLVM::UndefOp::create(b, loc, v2i32);
-  for (int64_t p = 0; p < 2; ++p)
-    pairs = LLVM::InsertElementOp::create(
-        b, loc, pairs, packHalf2(columns[2 * p], columns[2 * p + 1]), c32(p));
+  Value first = add(outBase, wide(mul(columnLane, c32(4))));
+  Value packed = packHalves(columns);
   Value address = LLVM::GEPOp::create(b, loc, globalPtr, b.getI16Type(), out,
                                       ValueRange{first});
-  LLVM::StoreOp::create(b, loc, pairs, address, 8);
+  LLVM::StoreOp::create(b, loc, packed, address, 8);
 }
 
 /// Each warp's max and sum (lane 0) and accumulators (split lane 0) into
@@ -301,10 +288,7 @@ void CombineEmitter::mergeWarpsAndStore(const State &state) {
     factors.push_back(expFrom(maxes[w], shift));
     total = fma(sums[w], factors.back(), total);
   }
-  Value positive = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
-                                         total, cf(0.0));
-  Value inverse =
-      select(positive, arith::DivFOp::create(b, loc, cf(1.0), total), cf(0.0));
+  Value inverse = inverseOf(total, cf(0.0));
   Value sum[2] = {cf(0.0), cf(0.0)};
   for (int64_t w = 0; w < config.splitWarps(); ++w)
     for (int64_t e = 0; e < 2; ++e) {
