@@ -1,4 +1,5 @@
-//===- AttentionGradSM90Kernel.cpp - attention backward on sm_90a -*- C++ -*-===//
+//===- AttentionGradSM90Kernel.cpp - attention backward on sm_90a -*- C++
+//-*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
@@ -10,9 +11,9 @@
 //
 //   - A thread block owns 128 key/value rows of one head: a producer
 //     warpgroup loads K and V once, then Q, dO and their lse and D rows per
-//     step (query head of the group × query block of 64 rows that sees the
-//     key block) into a ring of stages, by TMA, each stage guarded by full
-//     and empty mbarriers.
+//     step (query head of the group × query block that sees the key block:
+//     128 rows at D = 64, 80 at D = 128) into a ring of stages, by TMA, each
+//     stage guarded by full and empty mbarriers.
 //   - Two consumer warpgroups own 64 key rows each and compute the scores
 //     transposed, Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, so that the rows of their
 //     accumulators are key rows: Pᵀ = exp2(Sᵀ·scale·log2 e − lse·log2 e)
@@ -23,20 +24,28 @@
 //     dQ piece, then dK, so that the piece is staged and reduced while dK
 //     still runs (hopper.md version 10h: 5-9% at D = 64, 2-3% causal at
 //     D = 128).
-//   - dQ = dS·K: both consumers store their dSᵀ rows into one shared-memory
-//     tile (two, alternating by step, so that the next step's stores do
-//     not overwrite what the other consumer still reads), meet at a named
-//     barrier, and dQ's two [64, 64] pieces of a step are shared out, one
-//     each (D = 128: the column blocks, by step parity; D = 64, with
-//     128-row query blocks: the 64-row halves): dS read M-major times the
-//     K tile, staged in shared memory. A writer warp per consumer (warps 1
-//     and 2 of the producer warpgroup, as FlashAttention-3's dQ writer)
-//     adds the staged piece to an f32 accumulator in global memory by bulk
-//     reductions (cp.reduce.async.bulk .add.f32), each element once a
-//     step, and frees the tile (staging full and empty mbarriers), so that
-//     a consumer neither issues the reductions nor waits for their reads.
-//     The sum over key blocks has no fixed order: dQ is not bitwise
-//     reproducible on this path (dK and dV are).
+//   - dQ: both consumers store their dS rows into one shared-memory tile
+//     (two, alternating by step, so that the next step's stores do not
+//     overwrite what the other consumer still reads), meet at a named
+//     barrier, and share the step's dQ out, one piece each, staged in
+//     shared memory:
+//       D = 64: dSᵀ tiles; consumer c computes query rows 64·c.. of
+//       dQ = dS·K (dS read M-major times the K tile), [64, 64] f32.
+//       D = 128 (80-row query blocks, FlashAttention-3's tiling; wgmma's M
+//       of 64 does not tile an 80-row dQ): query-major dS tiles (stmatrix
+//       .trans); consumer c computes dQᵀ = Kᵀ·dSᵀ for head columns 64·c..
+//       (M = 64, N = 80: K's column block c as an M-major A, dS as a
+//       K-major B) and stages it as [80, 64] f32 in two 128-byte-swizzled
+//       boxes.
+//     A writer warp per consumer (warps 1 and 2 of the producer warpgroup,
+//     as FlashAttention-3's dQ writer) adds the staged piece to an f32
+//     accumulator in global memory (D = 64: bulk reductions of its rows,
+//     cp.reduce.async.bulk .add.f32; D = 128: two TMA reductions of the
+//     boxes from one thread), each element once a step, and frees the tile
+//     (staging full and empty mbarriers), so that a consumer neither issues
+//     the reductions nor waits for their reads. The sum over key blocks has
+//     no fixed order: dQ is not bitwise reproducible on this path (dK and
+//     dV are).
 //
 //===----------------------------------------------------------------------===//
 
@@ -156,25 +165,20 @@ private:
     return asmOp(value.getType(), value, "mov.b64 $0, $1;", "=l,l",
                  /*sideEffects=*/true);
   }
-  /// This consumer's [64, 64] dQ staging tile in shared memory.
+  /// This consumer's dQ staging tile in shared memory.
   Value stagingTile(Value consumer);
   /// Stores this thread's fragment of a [64, 64] piece of dQ into the
   /// consumer's staging tile.
   void stageQueryGrad(ArrayRef<Value> dq, Value consumer);
-  /// The [64, 64] piece of step `j`'s dQ that `consumer` computes, as
-  /// (row block, column block) in blocks of 64.
-  std::pair<Value, Value> queryGradPiece(Value consumer, Value j) {
-    // D = 64 (128-row query blocks): consumer i takes query rows 64·i..;
-    // D = 128 (64-row query blocks): column block c goes to consumer
-    // (c + j) % 2.
-    if (config.headDim == 64)
-      return {consumer, c32(0)};
-    return {c32(0), rem(add(j, consumer), c32(2))};
-  }
+  /// Stores this thread's fragment of a [64, blockM] piece of dQᵀ into the
+  /// consumer's staging tile, transposed: [blockM, 64] in two swizzled
+  /// [blockM, 32] boxes.
+  void stageTransposedQueryGrad(ArrayRef<Value> dqT, Value consumer);
   /// A dQ writer warp of the producer warpgroup (warp `1 + consumer`):
   /// every step, once the consumer's piece is staged, adds it to the
-  /// accumulator with one bulk reduction a row, and frees the staging tile
-  /// once the reductions have read it.
+  /// accumulator with one bulk reduction a row (transposed dQ: its first
+  /// lane alone, two TMA reductions of the [blockM, 32] boxes), and frees
+  /// the staging tile once the reductions have read it.
   void emitQueryGradWriter(Value consumer, Value lane);
   /// Issues Sᵀ = K·Qᵀ, then dPᵀ = V·dOᵀ, of this consumer's key rows
   /// (m64n{bm}k16 steps over D, all K-major) as two wgmma groups, so that
@@ -188,17 +192,20 @@ private:
   /// Issues dK += dSᵀ·Q as one wgmma group, behind a fence already made.
   void issueKeyGrad(SmallVectorImpl<Value> &dKAcc, ArrayRef<Value> dSFragments,
                     Value qTile);
-  /// Stores this thread's dSᵀ into step `j`'s tile, visible to the async
-  /// proxy, and meets the other consumer; returns the tile.
+  /// Stores this thread's dS (dSᵀ, or query-major for transposed dQ) into
+  /// step `j`'s tile, visible to the async proxy, and meets the other
+  /// consumer; returns the tile.
   Value storeScoresGrad(ArrayRef<Value> dSFragments, Value dSTiles,
-                        Value rowsOffset, Value j);
+                        Value consumer, Value j);
   /// Tells the producer that this thread is done with `stage`.
   void releaseStage(Value stage);
-  /// Issues the [64, 64] piece (`rowBlock`, `columnBlock`: i32, in blocks
-  /// of 64) of this step's dQ = dS·K as one wgmma group; returns its
-  /// accumulator in flight.
-  Value issueQueryGrad(Value dSTile, Value kMNDesc, Value rowBlock,
-                       Value columnBlock);
+  /// Issues query rows 64·`rowBlock`.. of this step's dQ = dS·K (D = 64)
+  /// as one wgmma group; returns its accumulator in flight.
+  Value issueQueryGrad(Value dSTile, Value kMNDesc, Value rowBlock);
+  /// Issues this consumer's [64, blockM] piece of dQᵀ = Kᵀ·dSᵀ (head
+  /// columns 64·consumer..; `kColumnsDesc`: that column block of K, M-major)
+  /// as one wgmma group; returns its accumulator in flight.
+  Value issueTransposedQueryGrad(Value dSTile, Value kColumnsDesc);
   /// Stores a [64, D] accumulator tile (times `scale`) to `out` rows from
   /// `firstRow`; where `stored` is given, only this thread's rows i (0:
   /// row0, 1: row0 + 8) with stored[i] true.
@@ -207,11 +214,13 @@ private:
 
   const KernelConfig &config;
   Value base, batch, kvHead, kv0, firstBlock, steps;
-  Value queryGradSum; // the f32 dQ accumulator (global)
+  // The f32 dQ accumulator: its address, or (transposed dQ) its tensor map.
+  Value queryGradSum;
   Value row0, column0; // this thread's accumulator row and column
   // The row and column (offset) this lane addresses in a stmatrix .x4 of
-  // accumulator fragments.
-  Value matrixRow, matrixColumn;
+  // accumulator fragments, and in a stmatrix .x4 .trans (query-major dS:
+  // row offset, column).
+  Value matrixRow, matrixColumn, transposedRow, transposedColumn;
 };
 
 void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
@@ -222,7 +231,9 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   Value mapDO = tensorMapPointer(func.getArgument(3));
   Value lse = globalPointerOf(func.getArgument(4));
   Value rowDots = globalPointerOf(func.getArgument(5));
-  queryGradSum = pointerOf(func.getArgument(6));
+  queryGradSum = config.transposedQueryGrad()
+                     ? tensorMapPointer(func.getArgument(6))
+                     : pointerOf(func.getArgument(6));
   Value dK = pointerOf(func.getArgument(7));
   Value dV = pointerOf(func.getArgument(8));
 
@@ -268,6 +279,12 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
             cmp(arith::CmpIPredicate::ule, warp, c32(config.consumerGroups)),
             /*withElse=*/false);
         b.setInsertionPointToStart(writer.thenBlock());
+        if (config.transposedQueryGrad()) {
+          auto first = scf::IfOp::create(
+              b, loc, cmp(arith::CmpIPredicate::eq, lane, c32(0)),
+              /*withElse=*/false);
+          b.setInsertionPointToStart(first.thenBlock());
+        }
         emitQueryGradWriter(sub(warp, c32(1)), lane);
       });
   gpu::ReturnOp::create(b, loc);
@@ -291,8 +308,10 @@ void GradKernelEmitter::initBarriers(Value tid) {
       NVVM::MBarrierInitOp::create(b, loc,
                                    barrier(config.stagingFullBarrier(c)),
                                    c32(kWarpgroup), Value());
+      // Freed by the writer warp's lanes (transposed dQ: its first lane).
       NVVM::MBarrierInitOp::create(
-          b, loc, barrier(config.stagingEmptyBarrier(c)), c32(32), Value());
+          b, loc, barrier(config.stagingEmptyBarrier(c)),
+          c32(config.transposedQueryGrad() ? 1 : 32), Value());
     }
     NVVM::FenceMbarrierInitOp::create(b, loc);
   }
@@ -429,7 +448,7 @@ SmallVector<Value> GradKernelEmitter::scoresGrad(ArrayRef<Value> p,
 
 Value GradKernelEmitter::stagingTile(Value consumer) {
   return add(base, add(c32(config.stagingOffset(0)),
-                       mul(consumer, c32(64 * config.stagingRowBytes()))));
+                       mul(consumer, c32(config.stagingBytes()))));
 }
 
 void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer) {
@@ -451,6 +470,38 @@ void GradKernelEmitter::stageQueryGrad(ArrayRef<Value> dq, Value consumer) {
   }
 }
 
+void GradKernelEmitter::stageTransposedQueryGrad(ArrayRef<Value> dqT,
+                                                 Value consumer) {
+  // Element e of the [64, blockM] accumulator: head column d = row0 +
+  // 8·((e/2)%2), query row q = column0 + 8·(e/4) + e%2; it goes to row q,
+  // column d % 32 of box d / 32, whose 16-byte chunks (4 columns) are
+  // swizzled by q % 8. A store's 32 lanes then cover 4 rows × 8 columns
+  // in 32 distinct banks. q % 8 does not depend on e / 4, so the elements
+  // of one (d, e % 2) are 8 rows (1 KiB) apart from the first: four
+  // addresses a thread and immediate offsets (40 addresses held across
+  // the loop spilled).
+  Value staging = stagingTile(consumer);
+  std::array<Value, 4> first;
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int64_t h = 0; h < 2; ++h) {
+      Value d = add(row0, c32(8 * i));
+      Value q = add(column0, c32(h));
+      Value inBox = rem(d, c32(32));
+      Value chunk =
+          arith::XOrIOp::create(b, loc, div(inBox, c32(4)), rem(q, c32(8)));
+      first[2 * i + h] =
+          add(add(staging, mul(div(d, c32(32)), c32(config.stagingBoxBytes()))),
+              add(mul(q, c32(kSwizzleBytes)),
+                  add(mul(chunk, c32(16)), mul(rem(inBox, c32(4)), c32(4)))));
+    }
+  }
+  for (int64_t e = 0; e < int64_t(dqT.size()); ++e) {
+    Value address =
+        add(first[2 * ((e / 2) % 2) + e % 2], c32(8 * kSwizzleBytes * (e / 4)));
+    LLVM::StoreOp::create(b, loc, dqT[e], sharedPointer(address), 4);
+  }
+}
+
 void GradKernelEmitter::emitQueryGradWriter(Value consumer, Value lane) {
   const int64_t d = config.headDim, rowBytes = config.stagingRowBytes();
   Value staging = stagingTile(consumer);
@@ -462,22 +513,33 @@ void GradKernelEmitter::emitQueryGradWriter(Value consumer, Value lane) {
     b.setInsertionPointToStart(loop.getBody());
     Value j = loop.getInductionVar();
     waitBarrier(full, arith::AndIOp::create(b, loc, j, c32(1)));
-    auto [rowBlock, columnBlock] = queryGradPiece(consumer, j);
-    Value firstRow = add(queryRow(stepAt(j)), mul(rowBlock, c32(64)));
-    // Rows `lane` and `lane + 32` of the piece; the bulk engine adds in L2.
-    for (int64_t half = 0; half < 2; ++half) {
-      Value row = add(lane, c32(32 * half));
-      Value element = add(
-          mul(arith::ExtUIOp::create(b, loc, i64, add(firstRow, row)), c64(d)),
-          arith::ExtUIOp::create(b, loc, i64, mul(columnBlock, c32(64))));
-      Value target =
-          LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
-                              ValueRange{mul(element, c64(4))});
-      asmOp(Type(),
-            {target, add(staging, mul(row, c32(rowBytes))), c32(64 * 4)},
-            "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 "
-            "[$0], [$1], $2;",
-            "l,r,r", /*sideEffects=*/true);
+    Value firstRow = queryRow(stepAt(j));
+    if (config.transposedQueryGrad()) {
+      // The piece's two [blockM, 32] boxes at head columns 64·consumer..
+      for (int64_t box = 0; box < 2; ++box)
+        NVVM::CpAsyncBulkTensorReduceOp::create(
+            b, loc, queryGradSum,
+            sharedPointer(add(staging, c32(box * config.stagingBoxBytes()))),
+            NVVM::TMAReduxKind::ADD, NVVM::TMAStoreMode::TILE,
+            ValueRange{add(mul(consumer, c32(64)), c32(32 * box)), firstRow},
+            /*l2CacheHint=*/Value());
+    } else {
+      // Rows `lane` and `lane + 32` of the piece (query rows 64·consumer..);
+      // the bulk engine adds in L2.
+      firstRow = add(firstRow, mul(consumer, c32(64)));
+      for (int64_t half = 0; half < 2; ++half) {
+        Value row = add(lane, c32(32 * half));
+        Value element = mul(
+            arith::ExtUIOp::create(b, loc, i64, add(firstRow, row)), c64(d));
+        Value target =
+            LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
+                                ValueRange{mul(element, c64(4))});
+        asmOp(Type(),
+              {target, add(staging, mul(row, c32(rowBytes))), c32(d * 4)},
+              "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 "
+              "[$0], [$1], $2;",
+              "l,r,r", /*sideEffects=*/true);
+      }
     }
     asmOp(Type(), {},
           "cp.async.bulk.commit_group;\n\tcp.async.bulk.wait_group.read 0;", "",
@@ -516,20 +578,17 @@ void GradKernelEmitter::releaseStage(Value stage) {
 }
 
 Value GradKernelEmitter::issueQueryGrad(Value dSTile, Value kMNDesc,
-                                        Value rowBlock, Value columnBlock) {
+                                        Value rowBlock) {
   const int64_t bn = config.blockN;
   NVVM::WGMMATypes elementType = wgmmaElementType();
-  // Both operands' 64-element blocks are [bn, 64] tiles, bn · 128 bytes
-  // apart: query rows in dSᵀ, columns in K.
-  auto blockStep = [&](Value block) -> Value {
-    return arith::ExtUIOp::create(
-        b, loc, i64,
-        mul(block, c32(WgmmaDescriptor::addressStep(bn * kSwizzleBytes))));
-  };
-  Value dSDesc = add(
-      descriptor(dSTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes)),
-      blockStep(rowBlock));
-  Value kColumns = add(kMNDesc, blockStep(columnBlock));
+  // dSᵀ's 64-row query blocks are [bn, 64] tiles, bn · 128 bytes apart; K
+  // (D = 64) is one such tile.
+  Value dSDesc =
+      add(descriptor(dSTile, WgmmaDescriptor::mnMajor(bn * kSwizzleBytes)),
+          arith::ExtUIOp::create(b, loc, i64,
+                                 mul(rowBlock, c32(WgmmaDescriptor::addressStep(
+                                                   bn * kSwizzleBytes)))));
+  Value kColumns = kMNDesc;
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
   Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(64));
   for (int64_t t = 0; t < bn / 16; ++t)
@@ -540,6 +599,25 @@ Value GradKernelEmitter::issueQueryGrad(Value dSTile, Value kMNDesc,
         NVVM::MMALayout::row, NVVM::MMALayout::col});
   NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
   return dqAcc;
+}
+
+Value GradKernelEmitter::issueTransposedQueryGrad(Value dSTile,
+                                                  Value kColumnsDesc) {
+  const int64_t bm = config.blockM, bn = config.blockN;
+  // A: K's column block, [bn keys, 64 head columns], read M-major; B: dS,
+  // [bm, bn] K-major in two 64-key column blocks of [bm, 64].
+  Value dSDesc = descriptor(dSTile, WgmmaDescriptor::kMajor());
+  NVVM::WgmmaFenceAlignedOp::create(b, loc);
+  Value acc = LLVM::ZeroOp::create(b, loc, accumulatorType(bm));
+  for (int64_t k = 0; k < bn / 16; ++k)
+    acc = emitWgmma(WgmmaSharedA{
+        bm, wgmmaElementType(), acc,
+        advance(kColumnsDesc, k * 16 * kSwizzleBytes),
+        advance(dSDesc, (k / 4) * bm * kSwizzleBytes + (k % 4) * 32),
+        k == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+        NVVM::MMALayout::col, NVVM::MMALayout::col});
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+  return acc;
 }
 
 std::pair<Value, Value> GradKernelEmitter::issueScores(Value kDesc,
@@ -598,28 +676,36 @@ void GradKernelEmitter::issueKeyGrad(SmallVectorImpl<Value> &dKAcc,
 }
 
 Value GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
-                                         Value dSTiles, Value rowsOffset,
+                                         Value dSTiles, Value consumer,
                                          Value j) {
   const int64_t bm = config.blockM, bn = config.blockN;
-  // dSᵀ to shared memory while they run, into the tile of this step's
-  // parity (the other consumer may still be reading the last step's),
-  // visible to the async proxy.
+  const bool transposed = config.transposedQueryGrad();
+  // dS to shared memory while dV runs, into the tile of this step's parity
+  // (the other consumer may still be reading the last step's), visible to
+  // the async proxy. The fragments are 8x8 matrices in the layout stmatrix
+  // takes: fragment 2t + i holds key rows 16·warp + 8i.., query columns
+  // 8t..; one stmatrix stores four (t, t + 1 by i), lane l giving the
+  // address of (stored) row l % 8 of matrix l / 8. D = 64: into this
+  // consumer's 64 rows of a [bn, bm] dSᵀ tile; transposed dQ (stmatrix
+  // .trans): query rows 8t.., key columns 16·warp + 8i.. of this consumer's
+  // 64-key column block of a [bm, bn] dS tile.
   Value dSTile = add(dSTiles, mul(rem(j, c32(2)), c32(config.dSBytes())));
-  Value dSRows = add(dSTile, rowsOffset);
-  // dSRows is this consumer's rows of a [blockN, bm] tile. The fragments
-  // are 8x8 matrices in the layout stmatrix takes: fragment 2t + i holds
-  // rows 16·warp + 8i.., columns 8t..; one stmatrix stores four (t, t + 1
-  // by i), lane l giving the address of row l % 8 of matrix l / 8.
-  for (int64_t t = 0; t < bm / 8; t += 2)
+  Value part =
+      add(dSTile, mul(consumer, c32((transposed ? bm : 64) * kSwizzleBytes)));
+  for (int64_t t = 0; t < bm / 8; t += 2) {
+    Value address =
+        transposed ? swizzledAddress(part, bm, add(transposedRow, c32(8 * t)),
+                                     transposedColumn)
+                   : swizzledAddress(part, bn, matrixRow,
+                                     add(matrixColumn, c32(8 * t)));
     NVVM::StMatrixOp::create(
-        b, loc,
-        sharedPointer(swizzledAddress(dSRows, bn, matrixRow,
-                                      add(matrixColumn, c32(8 * t)))),
-        dSFragments.slice(2 * t, 4), NVVM::MMALayout::row,
+        b, loc, sharedPointer(address), dSFragments.slice(2 * t, 4),
+        transposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
         NVVM::LdStMatrixShapeAttr::get(ctx, 8, 8),
         NVVM::LdStMatrixEltType::B16);
+  }
   fenceAsyncShared();
-  // Both consumers' dSᵀ rows are in place after it.
+  // Both consumers' dS rows are in place after it.
   NVVM::BarrierOp::create(b, loc, Type(), c32(kBothConsumersBarrier),
                           c32(2 * kWarpgroup), NVVM::BarrierReductionAttr(),
                           Value());
@@ -630,9 +716,10 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
                                      Value dK, Value dV) {
   const int64_t d = config.headDim, bm = config.blockM, bn = config.blockN;
   const int64_t accCount = d / 2, sCount = bm / 2;
-  // Each step's dQ is two [64, 64] pieces, one a consumer.
-  assert(((d == 64 && bm == 128) || (d == 128 && bm == 64)) &&
-         "query block of 128 rows at D = 64, 64 at D = 128");
+  const bool transposed = config.transposedQueryGrad();
+  // Each step's dQ is two [64, 64] pieces (transposed: [64, bm] pieces of
+  // dQᵀ), one a consumer.
+  assert(!config.tilingError() && "a tiling the kernel takes");
   Value stages = c32(config.stages);
   row0 = add(mul(warp, c32(16)), div(lane, c32(4)));
   column0 = mul(rem(lane, c32(4)), c32(2));
@@ -640,6 +727,8 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   matrixRow = add(add(mul(warp, c32(16)), mul(rem(matrix, c32(2)), c32(8))),
                   rem(lane, c32(8)));
   matrixColumn = mul(div(matrix, c32(2)), c32(8));
+  transposedRow = add(mul(div(matrix, c32(2)), c32(8)), rem(lane, c32(8)));
+  transposedColumn = add(mul(warp, c32(16)), mul(rem(matrix, c32(2)), c32(8)));
   // This consumer's 64 key rows: of the K and V tiles and of the dSᵀ tile.
   Value rowsOffset = mul(consumer, c32(64 * kSwizzleBytes));
   Value kRows = add(base, add(c32(config.kOffset()), rowsOffset));
@@ -651,9 +740,15 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   Value kTileDesc = descriptor(kRows, WgmmaDescriptor::kMajor());
   Value vTileDesc = descriptor(vRows, WgmmaDescriptor::kMajor());
   // dQ = dS·K reads the K tile as a K-by-D operand (MN-major) and dS
-  // M-major from the dSᵀ tile.
-  Value kMNTileDesc = descriptor(add(base, c32(config.kOffset())),
-                                 WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+  // M-major from the dSᵀ tile; dQᵀ = Kᵀ·dSᵀ this consumer's column block
+  // of K as an M-major A.
+  Value kMNTileDesc =
+      transposed
+          ? descriptor(add(base, add(c32(config.kOffset()),
+                                     mul(consumer, c32(bn * kSwizzleBytes)))),
+                       WgmmaDescriptor::mnMajor(bn * kSwizzleBytes))
+          : descriptor(add(base, c32(config.kOffset())),
+                       WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
 
   Value zero = cf(0.0);
   SmallVector<Value> init(2 * accCount, zero); // dK, then dV
@@ -698,14 +793,15 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     // this consumer's dQ piece, then dK: dQ can be staged and reduced while
     // dK is still in the tensor cores.
     issueValueGrad(dVAcc, pFragments, dOTile);
-    Value dSTile = storeScoresGrad(dSFragments, dSTiles, rowsOffset, j);
-    // dQ = dS·K over all 128 key rows in [64, 64] pieces, each reduced by
-    // one consumer, so that the reductions add each element once a step.
-    auto [rowBlock, columnBlock] = queryGradPiece(consumer, j);
-    Value dqAcc = issueQueryGrad(dSTile, kMNDesc, rowBlock, columnBlock);
+    // dQ = dS·K over all 128 key rows in [64, 64] pieces (transposed: dQᵀ
+    // in [64, bm] pieces), each reduced by one consumer, so that the
+    // reductions add each element once a step.
+    Value dSTile = storeScoresGrad(dSFragments, dSTiles, consumer, j);
+    Value dqAcc = transposed ? issueTransposedQueryGrad(dSTile, kMNDesc)
+                             : issueQueryGrad(dSTile, kMNDesc, consumer);
     issueKeyGrad(dKAcc, dSFragments, qTile);
     SmallVector<Value> done(dVAcc);
-    llvm::append_range(done, unpack(dqAcc, 32));
+    llvm::append_range(done, unpack(dqAcc, transposed ? sCount : 32));
     done = emitWgmmaWait(done, /*pending=*/1);
     // The piece goes to the staging tile once its writer warp has read the
     // last one out (parity of the previous use; the first passes), then to
@@ -714,7 +810,10 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     waitBarrier(stagingEmpty(consumer),
                 arith::XOrIOp::create(
                     b, loc, arith::AndIOp::create(b, loc, j, c32(1)), c32(1)));
-    stageQueryGrad(ArrayRef(done).drop_front(accCount), consumer);
+    if (transposed)
+      stageTransposedQueryGrad(ArrayRef(done).drop_front(accCount), consumer);
+    else
+      stageQueryGrad(ArrayRef(done).drop_front(accCount), consumer);
     fenceAsyncShared();
     arriveBarrier(stagingFull(consumer));
     SmallVector<Value> sums = emitWgmmaWait(dKAcc);
@@ -757,8 +856,10 @@ gpu::GPUFuncOp bpt::sm90::getOrBuildAttentionGradKernel(
       tensorMapType(ctx, config.blockM, element, config.raggedQ()),
       rows,
       rows,
-      MemRefType::get({config.batch, config.heads, queryRows, config.headDim},
-                      f32)};
+      config.transposedQueryGrad()
+          ? tensorMapType(ctx, config.blockM, f32)
+          : MemRefType::get(
+                {config.batch, config.heads, queryRows, config.headDim}, f32)};
   auto kv = MemRefType::get(
       {config.batch, config.kvHeads, config.seqKV, config.headDim}, element);
   inputs.append({kv, kv});

@@ -43,9 +43,13 @@ using namespace bpt::sm90;
 namespace {
 
 /// The host side of one backward: replaces both nests.
-void lowerNests(ModuleOp module, AttentionGradNests &n) {
+LogicalResult lowerNests(ModuleOp module, AttentionGradNests &n) {
   AttentionGradKernelConfig config{};
   n.fillConfig(config);
+  // A strategy written by hand, not chosen by bpt-select-strategy.
+  if (std::optional<std::string> why = config.tilingError())
+    return n.keyValue.emitError()
+           << "bpt-attention-grad-to-sm90: the kernel does not take " << *why;
   Type element = n.q.getType().getElementType();
   Location loc = n.keyValue.getLoc();
   gpu::GPUFuncOp kernel =
@@ -89,10 +93,17 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
   std::array<int64_t, 3> grid = config.grid();
+  // Transposed dQ pieces are added by TMA reductions through a map of the
+  // accumulator's rows.
+  Value accumulator =
+      config.transposedQueryGrad()
+          ? createHeadsTensorMap(b, loc, w.accumulator, config.blockM,
+                                 /*perHead=*/false)
+          : w.accumulator;
   launch(kernel, grid[0], config.threads(),
          arith::ConstantOp::create(
              b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
-         {mapK, mapV, mapQ, mapDO, w.lse, w.rowDots, w.accumulator, dK, dV},
+         {mapK, mapV, mapQ, mapDO, w.lse, w.rowDots, accumulator, dK, dV},
          grid[1], grid[2]);
 
   Value dQ = memref::AllocOp::create(
@@ -101,6 +112,7 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
          codegen::finishBlocks(rows), kFinishThreads,
          /*sharedBytes=*/Value(), {w.accumulator, dQ});
   n.replaceWith(b, dQ, dK, dV);
+  return success();
 }
 
 struct BPTAttentionGradToSM90Pass final
@@ -112,9 +124,8 @@ struct BPTAttentionGradToSM90Pass final
     for (scf::ForallOp loop :
          collectAttentionGradNests(module, KernelPath::wgmma)) {
       FailureOr<AttentionGradNests> n = AttentionGradNests::match(loop);
-      if (failed(n))
+      if (failed(n) || failed(lowerNests(module, *n)))
         return signalPassFailure();
-      lowerNests(module, *n);
     }
   }
 };

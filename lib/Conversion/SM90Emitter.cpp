@@ -21,7 +21,7 @@ gpu::GPUModuleOp bpt::sm90::getOrCreateSM90KernelModule(ModuleOp module) {
 
 Type bpt::sm90::tensorMapType(MLIRContext *ctx, int64_t rows, Type element,
                               bool perMatrix) {
-  SmallVector<int64_t, 3> shape = {rows, kSwizzleElements};
+  SmallVector<int64_t, 3> shape = {rows, swizzleColumns(element)};
   if (perMatrix)
     shape.insert(shape.begin(), 1);
   auto box = MemRefType::get(
@@ -56,7 +56,7 @@ Value bpt::sm90::createTensorMap(OpBuilder &b, Location loc, Value matrix,
   if (perMatrix)
     box.push_back(arith::ConstantIndexOp::create(b, loc, 1));
   box.append({arith::ConstantIndexOp::create(b, loc, boxRows),
-              arith::ConstantIndexOp::create(b, loc, kSwizzleElements)});
+              arith::ConstantIndexOp::create(b, loc, swizzleColumns(element))});
   return nvgpu::TmaCreateDescriptorOp::create(
       b, loc, tensorMapType(b.getContext(), boxRows, element, perMatrix),
       unranked, box);

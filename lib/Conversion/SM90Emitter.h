@@ -450,16 +450,22 @@ gpu::GPUModuleOp getOrCreateSM90KernelModule(ModuleOp module);
 /// The external shared array of that module.
 constexpr llvm::StringLiteral kSharedMemorySymbol = "bpt_sm90_shared";
 
-/// `!nvgpu.tensormap.descriptor` of a [rows, 64] box of `element`, 128-byte
-/// swizzle, zero fill; [1, rows, 64] when `perMatrix` (a 3-D map of
-/// [matrices, rows, columns]).
+/// The columns of `element` in one 128-byte swizzled row: a box's width
+/// (64 of a 16-bit type, 32 of f32).
+inline int64_t swizzleColumns(Type element) {
+  return kSwizzleBytes * 8 / element.getIntOrFloatBitWidth();
+}
+
+/// `!nvgpu.tensormap.descriptor` of a [rows, swizzleColumns] box of
+/// `element`, 128-byte swizzle, zero fill; [1, rows, swizzleColumns] when
+/// `perMatrix` (a 3-D map of [matrices, rows, columns]).
 Type tensorMapType(MLIRContext *ctx, int64_t rows, Type element,
                    bool perMatrix = false);
 
-/// Host side: a TMA descriptor of the 2-D `matrix` with [boxRows, 64] boxes
-/// (nvgpu.tma.create.descriptor; the manifest turns it into a tensor map),
-/// or of the 3-D [matrices, rows, columns] `matrix` with [1, boxRows, 64]
-/// boxes.
+/// Host side: a TMA descriptor of the 2-D `matrix` with [boxRows,
+/// swizzleColumns] boxes (nvgpu.tma.create.descriptor; the manifest turns it
+/// into a tensor map), or of the 3-D [matrices, rows, columns] `matrix`
+/// with [1, boxRows, swizzleColumns] boxes.
 Value createTensorMap(OpBuilder &b, Location loc, Value matrix,
                       int64_t boxRows);
 

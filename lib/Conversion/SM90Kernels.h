@@ -461,15 +461,18 @@ std::optional<std::string> checkGemmTilingOptions(int64_t blockN,
 /// block, with Q, dO and their lse and D rows in a ring of `stages`
 /// shared-memory stages, and adds each step's dQ = dS·K into an f32
 /// accumulator in global memory (bulk reductions from shared memory).
+/// Query blocks of 80 rows (D = 128, FlashAttention-3's tiling) compute dQ
+/// transposed (transposedQueryGrad).
 struct AttentionGradKernelConfig
     : codegen::GradBlocks<AttentionGradKernelConfig> {
   int64_t batch, heads, kvHeads, seqQ, seqKV, headDim;
   bool causal;
   double scale;
   bool bf16; // else f16
-  /// Query blocks of 128 rows at D = 64 and 64 at D = 128 (the strategy's
-  /// q_block): a step's dQ is then two [64, 64] pieces, one a consumer.
-  int64_t blockM = 64, blockN = 128, stages = 2, consumerGroups = 2;
+  /// Query blocks of 128 rows at D = 64 and 80 at D = 128 (the strategy's
+  /// q_block): a step's dQ is then two [64, 64] pieces, or two [64, 80]
+  /// pieces of dQᵀ, one a consumer.
+  int64_t blockM = 128, blockN = 128, stages = 2, consumerGroups = 2;
 
   // Ragged sequences (GradBlocks): Q and dO (K and V) are read through
   // 3-D tensor maps of [B · heads, S, D], so that TMA zero-fills a last
@@ -480,13 +483,32 @@ struct AttentionGradKernelConfig
   // stored.
 
   int64_t threads() const { return kWarpgroup * (1 + consumerGroups); }
+  /// Query blocks that wgmma's 64-row M does not tile (80 rows at D = 128):
+  /// each consumer computes dQᵀ = Kᵀ·dSᵀ for its 64 head columns instead
+  /// (M = 64 head columns, N = blockM query rows), from a query-major dS
+  /// tile ([blockM, blockN], stored transposed by stmatrix), and stages the
+  /// piece as [blockM, 64] f32 in two 128-byte-swizzled boxes of 32
+  /// columns, which its writer warp adds to the accumulator by TMA
+  /// reductions (cp.reduce.async.bulk.tensor).
+  bool transposedQueryGrad() const { return blockM % 64 != 0; }
+  /// Why the kernel cannot take this tiling, or nothing.
+  std::optional<std::string> tilingError() const {
+    if ((headDim == 64 && blockM == 128) || (headDim == 128 && blockM == 80))
+      return std::nullopt;
+    return llvm::formatv("query blocks of {0} rows at D = {1} (128 rows at "
+                         "D = 64, 80 at D = 128)",
+                         blockM, headDim)
+        .str();
+  }
   int64_t kvTileBytes() const { return blockN * headDim * 2; }
   int64_t qTileBytes() const { return blockM * headDim * 2; }
   /// The lse or D values of one query block (f32).
   int64_t rowBytes() const { return blockM * 4; }
   // Shared memory: K, V, then Q and dO per stage, two dSᵀ tiles ([blockN,
-  // blockM], each consumer its 64 rows), lse and D per stage, the dQ
-  // staging tiles, barriers.
+  // blockM], each consumer its 64 rows; transposed dQ: dS tiles [blockM,
+  // blockN], each consumer its 64 columns), lse and D per stage and the dQ
+  // staging tiles (transposed dQ: the staging tiles first, 1 KiB aligned
+  // for their swizzle), barriers.
   int64_t kOffset() const { return 0; }
   int64_t vOffset() const { return kvTileBytes(); }
   int64_t qOffset(int64_t stage) const {
@@ -500,7 +522,9 @@ struct AttentionGradKernelConfig
   int64_t dSBytes() const { return blockN * blockM * 2; }
   int64_t dSOffset() const { return qOffset(stages); }
   int64_t lseOffset(int64_t stage) const {
-    return dSOffset() + 2 * dSBytes() + 2 * stage * rowBytes();
+    int64_t first = transposedQueryGrad() ? stagingOffset(consumerGroups)
+                                          : dSOffset() + 2 * dSBytes();
+    return first + 2 * stage * rowBytes();
   }
   int64_t dOffset(int64_t stage) const {
     return lseOffset(stage) + rowBytes();
@@ -510,14 +534,26 @@ struct AttentionGradKernelConfig
   /// Each consumer's f32 [64, 64] piece of a step's dQ before its bulk
   /// reduction into global memory: rows padded by 32 bytes, so that the
   /// accumulator fragments' stores conflict at most two ways on banks.
+  /// Transposed dQ: [blockM, 64] as two [blockM, 32] boxes in the 128-byte
+  /// swizzle (its 16-byte chunks permuted by the row: the fragments'
+  /// transposed stores do not conflict).
   int64_t stagingRowBytes() const { return 64 * 4 + 32; }
+  int64_t stagingBoxBytes() const { return blockM * kSwizzleBytes; }
+  int64_t stagingBytes() const {
+    return transposedQueryGrad() ? 2 * stagingBoxBytes()
+                                 : 64 * stagingRowBytes();
+  }
   int64_t stagingOffset(int64_t consumer) const {
-    return lseOffset(stages) + consumer * 64 * stagingRowBytes();
+    int64_t first =
+        transposedQueryGrad() ? dSOffset() + 2 * dSBytes() : lseOffset(stages);
+    return first + consumer * stagingBytes();
   }
   // Barriers: K/V full, full per stage, empty per stage, then per
   // consumer its staging tile's full and empty.
   int64_t barrierOffset(int64_t index) const {
-    return stagingOffset(consumerGroups) + 8 * index;
+    return (transposedQueryGrad() ? lseOffset(stages)
+                                  : stagingOffset(consumerGroups)) +
+           8 * index;
   }
   int64_t stagingFullBarrier(int64_t consumer) const {
     return 1 + 2 * stages + consumer;
@@ -548,8 +584,12 @@ struct AttentionGradKernelConfig
     return {keyBlocks(), kvHeads, batch};
   }
   std::string kernelName() const {
-    return llvm::formatv("attention_grad_sm90_d{0}{1}{2}", headDim,
-                         causal ? "_causal" : "", ragged() ? "_ragged" : "")
+    return llvm::formatv("attention_grad_sm90_d{0}{1}{2}{3}", headDim,
+                         causal ? "_causal" : "",
+                         transposedQueryGrad()
+                             ? llvm::formatv("_q{0}", blockM).str()
+                             : "",
+                         ragged() ? "_ragged" : "")
         .str();
   }
 };
@@ -557,8 +597,9 @@ struct AttentionGradKernelConfig
 /// The attention backward kernel for `config` (arguments: K, V, Q and dO
 /// tensor maps, lse and D ([B, Hq, Sq] f32; ragged Sq: the prepare
 /// kernel's padded copy of lse and D, [B, Hq, paddedSeqQ()]), the f32 dQ
-/// accumulator ([B, Hq, paddedSeqQ(), D], added to), dK and dV
-/// ([B, Hkv, Skv, D], written)).
+/// accumulator ([B, Hq, paddedSeqQ(), D], added to; transposed dQ: its
+/// tensor map as [B·Hq·paddedSeqQ(), D] rows, [blockM, 32] boxes), dK and
+/// dV ([B, Hkv, Skv, D], written)).
 gpu::GPUFuncOp getOrBuildAttentionGradKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
     Location loc);

@@ -21,8 +21,9 @@
 // A pinned tiling that the chip's shared memory does not hold is refused
 // with the reason (here: sm_86's 99 KiB at head dim 128), not shrunk.
 // NOFIT: remark: attention_grad does not take the mma.sync path: the pinned 64 x 128 x 2 tiling needs 164992 bytes of shared memory, 101376 available
-// The wgmma backward has a fixed tiling: the options do not change it.
-// WGMMA: #bpt.strategy<wgmma, chip = "sm_90a", q_block = 64, kv_block = 128, stages = 2, warps = 12>
+// The wgmma backward's tiling follows from the head dim (80-row query
+// blocks at D 128): the options do not change it.
+// WGMMA: #bpt.strategy<wgmma, chip = "sm_90a", q_block = 80, kv_block = 128, stages = 2, warps = 12>
 // QRANGE: error: bpt-select-strategy: sm80-grad-q-block must be 0, 32 or 64, got 128
 // KVRANGE: error: bpt-select-strategy: sm80-grad-kv-block must be 0, 64 or 128, got 32
 // STAGERANGE: error: bpt-select-strategy: sm80-grad-stages must be 0 or in [2, 4], got 5
