@@ -36,8 +36,10 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
+#include <array>
 #include <cmath>
 #include <functional>
+#include <tuple>
 
 using namespace mlir;
 using namespace bpt;
@@ -119,6 +121,16 @@ private:
 
   const KernelConfig &config;
   Value tid, warp, lane, g, t, lane8, warpRow;
+  /// The thread's warp and lane, and what the fragments' addresses derive
+  /// from them (g, t, lane8, warpRow), built from `warpIndex`, `laneIndex`.
+  void setLane(Value warpIndex, Value laneIndex) {
+    warp = warpIndex;
+    lane = laneIndex;
+    g = div(lane, c32(4));
+    t = rem(lane, c32(4));
+    lane8 = rem(lane, c32(8));
+    warpRow = mul(warp, c32(kWarpRows));
+  }
   Value base, queries, keys, values, outputGrads, lse, rowDots, queryGradSum,
       keyGrads, valueGrads;
   Value batch, kvHead, kv0, kvRow, firstBlock, steps;
@@ -179,12 +191,7 @@ void GradKernelEmitter::locateBlock(gpu::GPUFuncOp func) {
   Value keyBlock = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
   kvHead = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y));
   batch = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::z));
-  warp = div(tid, c32(kWarp));
-  lane = rem(tid, c32(kWarp));
-  g = div(lane, c32(4));
-  t = rem(lane, c32(4));
-  lane8 = rem(lane, c32(8));
-  warpRow = mul(warp, c32(kWarpRows));
+  setLane(div(tid, c32(kWarp)), rem(tid, c32(kWarp)));
   kv0 = mul(keyBlock, c32(config.blockN));
   kvRow = wide(add(mul(add(mul(batch, c32(config.kvHeads)), kvHead),
                        c32(config.seqKV)),
@@ -267,6 +274,12 @@ scf::ForOp GradKernelEmitter::emitStepLoop() {
 void GradKernelEmitter::emitStep(scf::ForOp loop) {
   const int64_t accCount = config.headDim / 2;
   Value j = loop.getInductionVar();
+  // The warp and lane taken anew each step: as loop invariants, LLVM
+  // hoisted every swizzled shared address derived from them out of the
+  // loop (255 registers at D 64; at D 128 ptxas spilled 104–244 bytes).
+  // Recomputed, the addresses cost about 3% more instructions a step.
+  std::array<Value, 6> outer = {warp, lane, g, t, lane8, warpRow};
+  setLane(opaqueCopy(warp), opaqueCopy(lane));
   auto args = loop.getRegionIterArgs();
   SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
   SmallVector<Value> dVAcc(args.begin() + accCount, args.end());
@@ -319,6 +332,9 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
   SmallVector<Value> next(dKAcc);
   llvm::append_range(next, dVAcc);
   scf::YieldOp::create(b, loc, next);
+  // The code after the loop (the dK and dV stores) uses the outer ones.
+  std::tie(warp, lane, g, t, lane8, warpRow) =
+      std::tie(outer[0], outer[1], outer[2], outer[3], outer[4], outer[5]);
 }
 
 /// This warp's 16 rows of `rows` ([blockN, D]) times the blockM rows of

@@ -159,12 +159,6 @@ private:
     return {LLVM::ExtractElementOp::create(b, loc, pair, c64(0)),
             LLVM::ExtractElementOp::create(b, loc, pair, c64(1))};
   }
-  /// `value` as an opaque copy made where it is called, which LLVM can
-  /// neither hoist out of a loop nor fold into its uses.
-  Value freshEachStep(Value value) {
-    return asmOp(value.getType(), value, "mov.b64 $0, $1;", "=l,l",
-                 /*sideEffects=*/true);
-  }
   /// This consumer's dQ staging tile in shared memory.
   Value stagingTile(Value consumer);
   /// Stores this thread's fragment of a [64, 64] piece of dQ into the
@@ -762,9 +756,9 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
     // V tiles, taken anew in each step: as loop invariants LLVM hoisted
     // every advanced copy (about 35 64-bit values) out of the loop, and
     // ptxas spilled registers to keep them.
-    Value kDesc = freshEachStep(kTileDesc);
-    Value vDesc = freshEachStep(vTileDesc);
-    Value kMNDesc = freshEachStep(kMNTileDesc);
+    Value kDesc = opaqueCopy(kTileDesc);
+    Value vDesc = opaqueCopy(vTileDesc);
+    Value kMNDesc = opaqueCopy(kMNTileDesc);
     SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
     SmallVector<Value> dVAcc(args.begin() + accCount, args.end());
     Value stage = rem(j, stages);

@@ -116,6 +116,17 @@ protected:
     return op.getNumResults() ? op.getResult(0) : Value();
   }
 
+  /// `value` (i32 or i64) as an opaque copy made where it is called,
+  /// which LLVM can neither hoist out of a loop nor fold into its uses: in
+  /// a loop body, what is derived from it is computed there, not held in
+  /// registers across the loop (a kernel's loop-invariant addresses spill).
+  Value opaqueCopy(Value value) {
+    bool wide = value.getType().getIntOrFloatBitWidth() == 64;
+    return asmOp(value.getType(), value,
+                 wide ? "mov.b64 $0, $1;" : "mov.b32 $0, $1;",
+                 wide ? "=l,l" : "=r,r", /*sideEffects=*/true);
+  }
+
   SmallVector<Value> unpack(Value aggregate, int64_t count) {
     SmallVector<Value> values;
     for (int64_t i = 0; i < count; ++i)
