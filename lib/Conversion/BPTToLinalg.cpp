@@ -731,6 +731,13 @@ Value bpt::buildEpilogueActivation(OpBuilder &b, Location loc, Activation act,
   auto fma = [&](Value a, Value m, Value acc) -> Value {
     return math::FmaOp::create(b, loc, a, m, acc);
   };
+  // Approximate functions allowed (`afn`): ex2 flushes a subnormal result
+  // to 0 (bpt-math-to-intrinsics), far below the outputs' rounding.
+  auto fast =
+      arith::FastMathFlagsAttr::get(b.getContext(), arith::FastMathFlags::afn);
+  auto exp2 = [&](Value v) -> Value {
+    return math::Exp2Op::create(b, loc, v, fast);
+  };
   using namespace epilogue;
   switch (act) {
   case Activation::gelu:
@@ -743,8 +750,7 @@ Value bpt::buildEpilogueActivation(OpBuilder &b, Location loc, Activation act,
     for (int i = int(kGeluR.size()) - 2; i >= 0; --i)
       r = fma(r, s, cst(kGeluR[i]));
     Value square = arith::MulFOp::create(b, loc, u, u);
-    Value tail =
-        math::Exp2Op::create(b, loc, fma(square, cst(kGeluGaussian), r));
+    Value tail = exp2(fma(square, cst(kGeluGaussian), r));
     Value relu = arith::MaximumFOp::create(b, loc, x, cst(0.0));
     return fma(arith::NegFOp::create(b, loc, clamped), tail, relu);
   }
@@ -760,10 +766,7 @@ Value bpt::buildEpilogueActivation(OpBuilder &b, Location loc, Activation act,
           fma(arith::MulFOp::create(b, loc, cst(kGeluTanhCubic), x), square, x);
       v = arith::MulFOp::create(b, loc, cst(kGeluTanhScale), inner);
     }
-    Value negExp = math::Exp2Op::create(
-        b, loc, arith::MulFOp::create(b, loc, v, cst(-kLog2E)));
-    auto fast = arith::FastMathFlagsAttr::get(b.getContext(),
-                                              arith::FastMathFlags::afn);
+    Value negExp = exp2(arith::MulFOp::create(b, loc, v, cst(-kLog2E)));
     return arith::DivFOp::create(
         b, loc, x, arith::AddFOp::create(b, loc, cst(1.0), negExp), fast);
   }

@@ -22,26 +22,34 @@ using namespace mlir;
 namespace {
 
 /// An f32 `OpTy` as a call of `intrinsic`, which NVPTX selects to one
-/// instruction; the op's fast-math flags go to the call.
+/// instruction (or of `approximate`, where given, when the op allows an
+/// approximate function: fast-math `afn`); the op's fast-math flags go to
+/// the call.
 template <typename OpTy>
 struct MathToIntrinsic final : OpRewritePattern<OpTy> {
-  MathToIntrinsic(MLIRContext *context, StringRef intrinsic)
-      : OpRewritePattern<OpTy>(context), intrinsic(intrinsic) {}
+  MathToIntrinsic(MLIRContext *context, StringRef intrinsic,
+                  StringRef approximate = "")
+      : OpRewritePattern<OpTy>(context), intrinsic(intrinsic),
+        approximate(approximate) {}
 
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     Type type = op.getType();
     if (!type.isF32())
       return rewriter.notifyMatchFailure(op, "f32 only");
+    bool afn =
+        arith::bitEnumContainsAll(op.getFastmath(), arith::FastMathFlags::afn);
     auto call = LLVM::CallIntrinsicOp::create(
         rewriter, op.getLoc(), TypeRange{type},
-        rewriter.getStringAttr(intrinsic), op->getOperands(),
+        rewriter.getStringAttr(afn && !approximate.empty() ? approximate
+                                                           : intrinsic),
+        op->getOperands(),
         arith::convertArithFastMathAttrToLLVM(op.getFastmathAttr()));
     rewriter.replaceOp(op, call.getResults());
     return success();
   }
 
-  StringRef intrinsic;
+  StringRef intrinsic, approximate;
 };
 
 /// Each op as the intrinsic that its libdevice function calls without
@@ -54,7 +62,12 @@ struct MathToIntrinsic final : OpRewritePattern<OpTy> {
 /// - sqrt is sqrt.approx.f32, as __nv_sqrtf without __CUDA_PREC_SQRT (the
 ///   norms' 1/√(variance + ε) becomes one rsqrt.approx.f32, as before);
 /// - exp2 is ex2.approx.f32, which __nv_exp2f is (2 ulp in CUDA's tables;
-///   the tensor-core kernels' softmax uses its .ftz form);
+///   the tensor-core kernels' softmax uses its .ftz form); with `afn`,
+///   ex2.approx.ftz.f32: a result below 2^-126 is 0, not subnormal, which
+///   saves the non-ftz form's range fix-up around the MUFU operation (about
+///   three instructions). The GEMM epilogues' activations ask for it: their
+///   results round to 16 bits or to TF32's precision, where such a value
+///   is far below the rounding;
 /// - log2 is lg2.approx.f32 (error about 2^-22), where __nv_log2f is a
 ///   longer, accurate sequence: it only takes the log-sum-exp's log2 of
 ///   the softmax denominator (≥ 1), as the tensor-core kernels' lse does.
@@ -70,8 +83,8 @@ void populateMathToIntrinsicsPatterns(RewritePatternSet &patterns) {
   patterns.add<MathToIntrinsic<arith::MinNumFOp>>(context, "llvm.minnum.f32");
   patterns.add<MathToIntrinsic<math::SqrtOp>>(context,
                                                "llvm.nvvm.sqrt.approx.f");
-  patterns.add<MathToIntrinsic<math::Exp2Op>>(context,
-                                               "llvm.nvvm.ex2.approx.f32");
+  patterns.add<MathToIntrinsic<math::Exp2Op>>(
+      context, "llvm.nvvm.ex2.approx.f32", "llvm.nvvm.ex2.approx.ftz.f32");
   patterns.add<MathToIntrinsic<math::Log2Op>>(context,
                                                "llvm.nvvm.lg2.approx.f");
 }

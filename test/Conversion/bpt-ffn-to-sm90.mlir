@@ -36,14 +36,14 @@
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
 // CHECK: nvvm.mbarrier.arrive
 // GELU in the epilogue's form (bpt/Conversion/EpilogueActivation.h): one
-// exp2 of a polynomial in min(|x|, 5), no erf.
+// exp2 (flush-to-zero allowed: afn) of a polynomial in min(|x|, 5), no erf.
 // CHECK-NOT: math.erf
 // CHECK: %[[ABS:.+]] = math.absf
 // CHECK: %[[CLAMP:.+]] = arith.minimumf %[[ABS]], %cst{{.*}} : f32
 // CHECK-COUNT-8: math.fma
 // CHECK: %[[SQUARE:.+]] = arith.mulf %[[ABS]], %[[ABS]] : f32
 // CHECK: %[[EXPONENT:.+]] = math.fma %[[SQUARE]]
-// CHECK: %[[TAIL:.+]] = math.exp2 %[[EXPONENT]] : f32
+// CHECK: %[[TAIL:.+]] = math.exp2 %[[EXPONENT]] fastmath<afn> : f32
 // CHECK: %[[RELU:.+]] = arith.maximumf
 // CHECK: %[[NEG:.+]] = arith.negf %[[CLAMP]] : f32
 // CHECK: math.fma %[[NEG]], %[[TAIL]], %[[RELU]] : f32

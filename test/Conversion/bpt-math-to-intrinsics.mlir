@@ -3,7 +3,8 @@
 
 // The f32 math ops that convert-gpu-to-nvvm would turn into libdevice calls
 // become calls of the intrinsics NVPTX selects (libdevice's own, without
-// flush-to-zero), fast-math flags included; other widths are left alone.
+// flush-to-zero unless `afn` allows it for exp2), fast-math flags included;
+// other widths are left alone.
 // After convert-gpu-to-nvvm no __nv_ function is declared or called.
 
 // CHECK-LABEL: func.func @math
@@ -32,6 +33,17 @@ func.func @math(%a: f32, %b: f32, %c: f32) -> f32 {
   %log2 = math.log2 %exp2 : f32
   %fast = math.fma %log2, %b, %c fastmath<contract> : f32
   return %fast : f32
+}
+
+// An exp2 that allows an approximate function (the GEMM epilogues') is the
+// flush-to-zero form; the other flags stay as they are.
+// CHECK-LABEL: func.func @approximate_exp2
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"(%{{.+}}) {fastmathFlags = #llvm.fastmath<afn>} : (f32) -> f32
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.f32"(%{{.+}}) {fastmathFlags = #llvm.fastmath<contract>} : (f32) -> f32
+func.func @approximate_exp2(%a: f32) -> (f32, f32) {
+  %approximate = math.exp2 %a fastmath<afn> : f32
+  %exact = math.exp2 %a fastmath<contract> : f32
+  return %approximate, %exact : f32, f32
 }
 
 // CHECK-LABEL: func.func @other_widths

@@ -8,8 +8,10 @@
 // epilogues evaluate (buildEpilogueActivation): GELU with one MUFU
 // operation a value where the shared builder (buildActivation) takes two,
 // SiLU and GELU-tanh without an IEEE division; accurate to a few f32 ulps,
-// far below the 16-bit outputs' rounding. Plain C++, so that the unit
-// tests check the same constants, in the IR's order of operations, against
+// far below the 16-bit outputs' rounding. Their exp2 allows an approximate
+// function (fast-math afn): ex2's flush-to-zero form, whose results below
+// 2^-126 are 0, without the non-ftz form's range fix-up. Plain C++, so that the
+// unit tests check the same constants, in the IR's order of operations, against
 // float64 without MLIR (test/Unit/EpilogueActivationTest.cpp).
 //
 // GELU. For u = |x|, Φ(−u) = erfc(u/√2)/2 = 2^L(u) with
