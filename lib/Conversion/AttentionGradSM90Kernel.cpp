@@ -66,7 +66,7 @@ namespace {
 using KernelConfig = AttentionGradKernelConfig;
 
 /// Named barriers: 0 is the block's; both consumers meet at 1 once their
-/// dSᵀ rows are in shared memory.
+/// dS rows are in shared memory.
 constexpr int64_t kBothConsumersBarrier = 1;
 
 class GradKernelEmitter : public SM90Emitter {
@@ -723,7 +723,7 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   matrixColumn = mul(div(matrix, c32(2)), c32(8));
   transposedRow = add(mul(div(matrix, c32(2)), c32(8)), rem(lane, c32(8)));
   transposedColumn = add(mul(warp, c32(16)), mul(rem(matrix, c32(2)), c32(8)));
-  // This consumer's 64 key rows: of the K and V tiles and of the dSᵀ tile.
+  // This consumer's 64 key rows of the K and V tiles.
   Value rowsOffset = mul(consumer, c32(64 * kSwizzleBytes));
   Value kRows = add(base, add(c32(config.kOffset()), rowsOffset));
   Value vRows = add(base, add(c32(config.vOffset()), rowsOffset));
@@ -783,7 +783,7 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
       dSFragments.push_back(packHalf2(dS[2 * r], dS[2 * r + 1]));
     }
 
-    // dV first, then (once both consumers' dSᵀ rows are in shared memory)
+    // dV first, then (once both consumers' dS rows are in shared memory)
     // this consumer's dQ piece, then dK: dQ can be staged and reduced while
     // dK is still in the tensor cores.
     issueValueGrad(dVAcc, pFragments, dOTile);

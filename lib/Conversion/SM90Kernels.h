@@ -517,8 +517,9 @@ struct AttentionGradKernelConfig
   int64_t dOOffset(int64_t stage) const {
     return qOffset(stage) + qTileBytes();
   }
-  /// The dSᵀ tiles ([blockN, blockM] bf16), two: a step writes one while
-  /// the other consumer may still read the last step's.
+  /// The dS tiles (dSᵀ [blockN, blockM], or [blockM, blockN] for
+  /// transposed dQ; 16-bit), two: a step writes one while the other
+  /// consumer may still read the last step's.
   int64_t dSBytes() const { return blockN * blockM * 2; }
   int64_t dSOffset() const { return qOffset(stages); }
   int64_t lseOffset(int64_t stage) const {
