@@ -36,7 +36,6 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
-#include <array>
 #include <cmath>
 #include <functional>
 #include <tuple>
@@ -278,7 +277,7 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
   // hoisted every swizzled shared address derived from them out of the
   // loop (255 registers at D 64; at D 128 ptxas spilled 104–244 bytes).
   // Recomputed, the addresses cost about 3% more instructions a step.
-  std::array<Value, 6> outer = {warp, lane, g, t, lane8, warpRow};
+  auto outer = std::make_tuple(warp, lane, g, t, lane8, warpRow);
   setLane(opaqueCopy(warp), opaqueCopy(lane));
   auto args = loop.getRegionIterArgs();
   SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
@@ -333,8 +332,7 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
   llvm::append_range(next, dVAcc);
   scf::YieldOp::create(b, loc, next);
   // The code after the loop (the dK and dV stores) uses the outer ones.
-  std::tie(warp, lane, g, t, lane8, warpRow) =
-      std::tie(outer[0], outer[1], outer[2], outer[3], outer[4], outer[5]);
+  std::tie(warp, lane, g, t, lane8, warpRow) = outer;
 }
 
 /// This warp's 16 rows of `rows` ([blockN, D]) times the blockM rows of

@@ -1,5 +1,4 @@
-//===- AttentionGradSM90Kernel.cpp - attention backward on sm_90a -*- C++
-//-*-===//
+//===- AttentionGradSM90Kernel.cpp - attention backward, sm_90a -*- C++ -*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
@@ -582,13 +581,12 @@ Value GradKernelEmitter::issueQueryGrad(Value dSTile, Value kMNDesc,
           arith::ExtUIOp::create(b, loc, i64,
                                  mul(rowBlock, c32(WgmmaDescriptor::addressStep(
                                                    bn * kSwizzleBytes)))));
-  Value kColumns = kMNDesc;
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
   Value dqAcc = LLVM::ZeroOp::create(b, loc, accumulatorType(64));
   for (int64_t t = 0; t < bn / 16; ++t)
     dqAcc = emitWgmma(WgmmaSharedA{
         64, elementType, dqAcc, advance(dSDesc, t * 16 * kSwizzleBytes),
-        advance(kColumns, t * 16 * kSwizzleBytes),
+        advance(kMNDesc, t * 16 * kSwizzleBytes),
         t == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
         NVVM::MMALayout::row, NVVM::MMALayout::col});
   NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
@@ -736,13 +734,11 @@ void GradKernelEmitter::emitConsumer(Value consumer, Value lane, Value warp,
   // dQ = dS·K reads the K tile as a K-by-D operand (MN-major) and dS
   // M-major from the dSᵀ tile; dQᵀ = Kᵀ·dSᵀ this consumer's column block
   // of K as an M-major A.
+  Value kColumnBlock =
+      transposed ? mul(consumer, c32(bn * kSwizzleBytes)) : c32(0);
   Value kMNTileDesc =
-      transposed
-          ? descriptor(add(base, add(c32(config.kOffset()),
-                                     mul(consumer, c32(bn * kSwizzleBytes)))),
-                       WgmmaDescriptor::mnMajor(bn * kSwizzleBytes))
-          : descriptor(add(base, c32(config.kOffset())),
-                       WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
+      descriptor(add(base, add(c32(config.kOffset()), kColumnBlock)),
+                 WgmmaDescriptor::mnMajor(bn * kSwizzleBytes));
 
   Value zero = cf(0.0);
   SmallVector<Value> init(2 * accCount, zero); // dK, then dV
