@@ -1,4 +1,5 @@
-//===- AttentionGradSM80Kernel.cpp - attention backward on mma.sync -*- C++ -*-===//
+//===- AttentionGradSM80Kernel.cpp - attention backward on mma.sync -*- C++
+//-*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
@@ -28,6 +29,15 @@
 //     barrier a step, and one warp's reductions overlap other warps' math.
 //     The sum over key blocks has no fixed order: dQ is not bitwise
 //     reproducible on this path (dK and dV are).
+//   - With 64-row query blocks the warps work in pairs (`querySplit`): a
+//     pair owns 32 key rows, each warp the scores of half the step's
+//     query columns, so that a warp reads half of Q and dO for Sᵀ and dPᵀ
+//     (shared memory bounds the step). At D 64 each warp keeps dK and dV
+//     over its half and the pair sums them after the last step (`_qs2`).
+//     At D 128 (`_ps`, `sharedScores`) Pᵀ and dSᵀ go into shared tiles and
+//     after a second barrier each warp computes dK and dV for its half of
+//     the head columns over all the step's queries, then the step's dQ
+//     piece (one dSᵀ tile; the other is Pᵀ's).
 //
 //===----------------------------------------------------------------------===//
 
@@ -103,32 +113,78 @@ private:
   void prefetch(Value j);
   scf::ForOp emitStepLoop();
   void emitStep(scf::ForOp loop);
+  struct StepScores {
+    Step step;
+    Value qTile, dOTile;
+    SmallVector<Value> p, dS;
+  };
+  StepScores scoresOf(Value j);
+  void emitRegisterScoresStep(Value j, MutableArrayRef<Value> dKAcc,
+                              MutableArrayRef<Value> dVAcc);
+  void emitSharedScoresStep(Value j, MutableArrayRef<Value> dKAcc,
+                            MutableArrayRef<Value> dVAcc);
   SmallVector<Value> transposedScores(Value rows, Value columns);
+  /// acc[m][2·pair + h] += a[m]·(f[2h], f[2h + 1]) for each A tile m and
+  /// h = 0, 1 (acc: [a.size()][tiles][4]): one ldmatrix.x4 of B feeds two
+  /// 8-column tiles of every A tile.
+  void mmaTilePair(ArrayRef<SmallVector<Value>> a, ArrayRef<Value> f,
+                   int64_t pair, MutableArrayRef<Value> acc) {
+    const int64_t tiles = acc.size() / 4 / a.size();
+    for (int64_t m = 0; m < int64_t(a.size()); ++m) {
+      for (int64_t h = 0; h < 2; ++h) {
+        int64_t n = 4 * (m * tiles + 2 * pair + h);
+        SmallVector<Value> part(acc.begin() + n, acc.begin() + n + 4);
+        part = mma(a[m], f[2 * h], f[2 * h + 1], part);
+        std::copy(part.begin(), part.end(), acc.begin() + n);
+      }
+    }
+  }
   void scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp, Value stage,
                   Value queryPos, SmallVectorImpl<Value> &p,
                   SmallVectorImpl<Value> &dS);
-  void accumulate(llvm::function_ref<SmallVector<Value>(int64_t)> aAt,
-                  int64_t kSteps, Value bTile, int64_t bRowBytes,
-                  Value firstChunk, MutableArrayRef<Value> acc);
+  void accumulate(llvm::function_ref<SmallVector<Value>(int64_t, int64_t)> aAt,
+                  int64_t aTiles, int64_t kSteps, Value bTile,
+                  int64_t bRowBytes, Value firstChunk,
+                  MutableArrayRef<Value> acc);
   Value dSTileAt(Value parity) {
     return add(base, add(c32(config.dSOffset(0)),
                          mul(parity, c32(config.dSTileBytes()))));
   }
   void storeScoresGrad(ArrayRef<Value> dSFragments, Value tile);
   void addQueryGrad(const Step &step, Value dSTile);
-  void storeGrad(ArrayRef<Value> acc, double scale, Value out);
+  void storeGrad(ArrayRef<Value> acc, Value scale, Value out);
+  void exchangePartials(ArrayRef<Value> dK, ArrayRef<Value> dV,
+                        SmallVectorImpl<Value> &sum);
 
   const KernelConfig &config;
-  Value tid, warp, lane, g, t, lane8, warpRow;
+  /// A warp's key rows are `keyTiles` 16-row tiles; its query columns
+  /// `queryTiles` 8-column ones.
+  const int64_t keyTiles = config.querySplit(),
+                queryTiles = config.warpQueryColumns() / 8;
+  /// A warp's dK (and dV) accumulators: keyTiles × [16, its head
+  /// columns] f32.
+  const int64_t accCount = keyTiles * config.warpGradColumns() / 2;
+  Value tid, warp, lane, g, t, lane8, warpRow, queryColumn0, gradColumn0;
   /// The thread's warp and lane, and what the fragments' addresses derive
-  /// from them (g, t, lane8, warpRow), built from `warpIndex`, `laneIndex`.
+  /// from them (g, t, lane8, the warp's first key row and query column),
+  /// built from `warpIndex`, `laneIndex`.
   void setLane(Value warpIndex, Value laneIndex) {
     warp = warpIndex;
     lane = laneIndex;
     g = div(lane, c32(4));
     t = rem(lane, c32(4));
     lane8 = rem(lane, c32(8));
-    warpRow = mul(warp, c32(kWarpRows));
+    gradColumn0 = c32(0);
+    if (keyTiles == 1) {
+      warpRow = mul(warp, c32(kWarpRows));
+      queryColumn0 = c32(0);
+      return;
+    }
+    Value half = rem(warp, c32(keyTiles));
+    warpRow = mul(div(warp, c32(keyTiles)), c32(config.warpKeyRows()));
+    queryColumn0 = mul(half, c32(config.warpQueryColumns()));
+    if (config.sharedScores())
+      gradColumn0 = mul(half, c32(config.warpGradColumns()));
   }
   Value base, queries, keys, values, outputGrads, lse, rowDots, queryGradSum,
       keyGrads, valueGrads;
@@ -151,12 +207,12 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   for (int64_t s = 0; s + 1 < config.stages; ++s)
     prefetch(c32(s));
   scf::ForOp loop = emitStepLoop();
-  // The last step's dQ, once every warp has stored its dSᵀ rows.
-  NVVM::Barrier0Op::create(b, loc);
-  Value last = sub(steps, c32(1));
-  auto any = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::sgt, steps, c32(0)), false);
-  {
+  if (!config.sharedScores()) {
+    // The last step's dQ, once every warp has stored its dSᵀ rows.
+    NVVM::Barrier0Op::create(b, loc);
+    Value last = sub(steps, c32(1));
+    auto any = scf::IfOp::create(
+        b, loc, cmp(arith::CmpIPredicate::sgt, steps, c32(0)), false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(any.thenBlock());
     addQueryGrad(stepAt(last), dSTileAt(rem(last, c32(2))));
@@ -164,12 +220,21 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   // The last (empty) groups: nothing may be in flight when the block ends.
   NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
   auto results = loop.getResults();
-  const int64_t accCount = config.headDim / 2;
+  SmallVector<Value> dK(results.begin(), results.begin() + accCount);
+  SmallVector<Value> dV(results.begin() + accCount, results.end());
   // dK carries the scores' scale; dV has none.
-  storeGrad(SmallVector<Value>(results.begin(), results.begin() + accCount),
-            config.scale, keyGrads);
-  storeGrad(SmallVector<Value>(results.begin() + accCount, results.end()), 1.0,
-            valueGrads);
+  if (keyTiles == 1 || config.sharedScores()) {
+    storeGrad(dK, cf(config.scale), keyGrads);
+    storeGrad(dV, cf(1.0), valueGrads);
+  } else {
+    // Each warp of a pair stores one of the pair's sums: the first dK, the
+    // second dV.
+    SmallVector<Value> sum;
+    exchangePartials(dK, dV, sum);
+    Value second = cmp(arith::CmpIPredicate::ne, queryColumn0, c32(0));
+    storeGrad(sum, select(second, cf(1.0), cf(config.scale)),
+              LLVM::SelectOp::create(b, loc, second, valueGrads, keyGrads));
+  }
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -262,7 +327,7 @@ void GradKernelEmitter::prefetch(Value j) {
 
 /// The loop over steps; it carries the dK, then the dV accumulators.
 scf::ForOp GradKernelEmitter::emitStepLoop() {
-  SmallVector<Value> init(config.headDim, zero);
+  SmallVector<Value> init(2 * accCount, zero);
   auto loop = scf::ForOp::create(b, loc, c32(0), steps, c32(1), init);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
@@ -271,13 +336,13 @@ scf::ForOp GradKernelEmitter::emitStepLoop() {
 }
 
 void GradKernelEmitter::emitStep(scf::ForOp loop) {
-  const int64_t accCount = config.headDim / 2;
   Value j = loop.getInductionVar();
   // The warp and lane taken anew each step: as loop invariants, LLVM
   // hoisted every swizzled shared address derived from them out of the
   // loop (255 registers at D 64; at D 128 ptxas spilled 104–244 bytes).
   // Recomputed, the addresses cost about 3% more instructions a step.
-  auto outer = std::make_tuple(warp, lane, g, t, lane8, warpRow);
+  auto outer = std::make_tuple(warp, lane, g, t, lane8, warpRow, queryColumn0,
+                               gradColumn0);
   setLane(opaqueCopy(warp), opaqueCopy(lane));
   auto args = loop.getRegionIterArgs();
   SmallVector<Value> dKAcc(args.begin(), args.begin() + accCount);
@@ -290,7 +355,25 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
   NVVM::CpAsyncWaitGroupOp::create(b, loc, config.stages - 2);
   NVVM::Barrier0Op::create(b, loc);
   prefetch(add(j, c32(config.stages - 1)));
-  // Step j − 1's dQ, whose reductions overlap this step's math.
+  if (config.sharedScores()) {
+    emitSharedScoresStep(j, dKAcc, dVAcc);
+  } else {
+    emitRegisterScoresStep(j, dKAcc, dVAcc);
+  }
+
+  SmallVector<Value> next(dKAcc);
+  llvm::append_range(next, dVAcc);
+  scf::YieldOp::create(b, loc, next);
+  // The code after the loop (the dK and dV stores) uses the outer ones.
+  std::tie(warp, lane, g, t, lane8, warpRow, queryColumn0, gradColumn0) = outer;
+}
+
+/// A step with Pᵀ and dSᵀ in registers: step j − 1's dQ first (from its
+/// dSᵀ tile, whose reductions overlap this step's math), then Sᵀ, dPᵀ, dV
+/// and dK, and this step's dSᵀ into the tile of its parity.
+void GradKernelEmitter::emitRegisterScoresStep(Value j,
+                                               MutableArrayRef<Value> dKAcc,
+                                               MutableArrayRef<Value> dVAcc) {
   auto previous = scf::IfOp::create(
       b, loc, cmp(arith::CmpIPredicate::sgt, j, c32(0)), false);
   {
@@ -299,78 +382,114 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
     Value p = sub(j, c32(1));
     addQueryGrad(stepAt(p), dSTileAt(rem(p, c32(2))));
   }
-  Value stage = rem(j, c32(config.stages));
-  Step step = stepAt(j);
-  Value queryPos = mul(step.queryBlock, c32(config.blockM));
-  Value qTile = qTileAt(stage), dOTile = dOTileAt(stage);
-
-  Value kRows = add(base, c32(config.kOffset()));
-  Value vRows = add(base, c32(config.vOffset()));
-  SmallVector<Value> s = transposedScores(kRows, qTile);
-  SmallVector<Value> dp = transposedScores(vRows, dOTile);
-  SmallVector<Value> p, dS;
-  scoresGrad(s, dp, stage, queryPos, p, dS);
-  SmallVector<Value> pFragments, dSFragments;
-  for (int64_t r = 0; r < int64_t(p.size()) / 2; ++r) {
-    pFragments.push_back(packHalf2(p[2 * r], p[2 * r + 1]));
-    dSFragments.push_back(packHalf2(dS[2 * r], dS[2 * r + 1]));
-  }
-  // The accumulators of 8-column tiles 2k and 2k + 1 are the A fragment
-  // of k16 step k.
-  auto fromAccumulators = [](ArrayRef<Value> packed) {
-    return [packed](int64_t k) {
-      return SmallVector<Value>(packed.slice(4 * k, 4));
+  StepScores step = scoresOf(j);
+  // The accumulators of 8-column tiles 2k and 2k + 1 of key tile m are
+  // the A fragment of its k16 step k.
+  auto fromAccumulators = [this](ArrayRef<Value> packed) {
+    return [packed, this](int64_t m, int64_t k) {
+      return SmallVector<Value>(packed.slice(2 * queryTiles * m + 4 * k, 4));
     };
   };
-  accumulate(fromAccumulators(pFragments), config.blockM / 16, dOTile,
-             config.rowBytes(), c32(0), dVAcc);
-  accumulate(fromAccumulators(dSFragments), config.blockM / 16, qTile,
-             config.rowBytes(), c32(0), dKAcc);
-  storeScoresGrad(dSFragments, dSTileAt(rem(j, c32(2))));
-
-  SmallVector<Value> next(dKAcc);
-  llvm::append_range(next, dVAcc);
-  scf::YieldOp::create(b, loc, next);
-  // The code after the loop (the dK and dV stores) uses the outer ones.
-  std::tie(warp, lane, g, t, lane8, warpRow) = outer;
+  // dO's and Q's rows of the warp's query columns.
+  Value columnRows = mul(queryColumn0, c32(config.rowBytes()));
+  const int64_t kSteps = config.warpQueryColumns() / 16;
+  accumulate(fromAccumulators(step.p), keyTiles, kSteps,
+             add(step.dOTile, columnRows), config.rowBytes(), c32(0), dVAcc);
+  accumulate(fromAccumulators(step.dS), keyTiles, kSteps,
+             add(step.qTile, columnRows), config.rowBytes(), c32(0), dKAcc);
+  storeScoresGrad(step.dS, dSTileAt(rem(j, c32(2))));
 }
 
-/// This warp's 16 rows of `rows` ([blockN, D]) times the blockM rows of
-/// `columns` ([blockM, D]) transposed: [16, blockM] accumulators. A by
-/// ldmatrix (matrices rows 0-7 | 8-15 × columns 0-7 | 8-15 of the k16
-/// step), B as K in the forward (two 8-row tiles of `columns` a load).
-SmallVector<Value> GradKernelEmitter::transposedScores(Value rows,
-                                                       Value columns) {
-  const int64_t tiles = config.blockM / 8, rowBytes = config.rowBytes();
-  SmallVector<Value> s(4 * tiles, zero);
+/// A step with Pᵀ and dSᵀ through shared memory (sharedScores): Sᵀ and dPᵀ
+/// of the warp's half of the query columns, Pᵀ and dSᵀ into their tiles, a
+/// barrier; then dV and dK of the warp's half of the head columns over all
+/// the step's queries (A from the tiles by ldmatrix, as K's rows are for
+/// Sᵀ) and the step's dQ piece. The next step's barrier frees the tiles.
+void GradKernelEmitter::emitSharedScoresStep(Value j,
+                                             MutableArrayRef<Value> dKAcc,
+                                             MutableArrayRef<Value> dVAcc) {
+  Value dSTile = dSTileAt(c32(0)), pTile = dSTileAt(c32(1));
+  StepScores step = scoresOf(j);
+  storeScoresGrad(step.p, pTile);
+  storeScoresGrad(step.dS, dSTile);
+  NVVM::Barrier0Op::create(b, loc);
+  // Key tile m's k16 step k of a [blockN, blockM] tile: matrices (rows
+  // 0-7 | 8-15) × (columns 0-7 | 8-15).
   Value aRow =
       add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
   Value aHalf = div(lane, c32(16));
-  Value bRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
+  auto fromTile = [&](Value tile) {
+    return [=, this](int64_t m, int64_t k) {
+      return loadMatrices(chunkAddress(tile, add(aRow, c32(16 * m)),
+                                       add(c32(2 * k), aHalf),
+                                       config.dSRowBytes()),
+                          /*transpose=*/false);
+    };
+  };
+  Value firstChunk = div(gradColumn0, c32(8));
+  accumulate(fromTile(pTile), keyTiles, config.blockM / 16, step.dOTile,
+             config.rowBytes(), firstChunk, dVAcc);
+  accumulate(fromTile(dSTile), keyTiles, config.blockM / 16, step.qTile,
+             config.rowBytes(), firstChunk, dKAcc);
+  addQueryGrad(step.step, dSTile);
+}
+
+/// Step j's stage tiles and its Pᵀ and dSᵀ, packed in 16-bit pairs.
+GradKernelEmitter::StepScores GradKernelEmitter::scoresOf(Value j) {
+  StepScores out;
+  Value stage = rem(j, c32(config.stages));
+  out.step = stepAt(j);
+  out.qTile = qTileAt(stage);
+  out.dOTile = dOTileAt(stage);
+  Value queryPos = mul(out.step.queryBlock, c32(config.blockM));
+  SmallVector<Value> s =
+      transposedScores(add(base, c32(config.kOffset())), out.qTile);
+  SmallVector<Value> dp =
+      transposedScores(add(base, c32(config.vOffset())), out.dOTile);
+  SmallVector<Value> p, dS;
+  scoresGrad(s, dp, stage, queryPos, p, dS);
+  for (int64_t r = 0; r < int64_t(p.size()) / 2; ++r) {
+    out.p.push_back(packHalf2(p[2 * r], p[2 * r + 1]));
+    out.dS.push_back(packHalf2(dS[2 * r], dS[2 * r + 1]));
+  }
+  return out;
+}
+
+/// This warp's key rows of `rows` ([blockN, D]; keyTiles tiles of 16)
+/// times its query columns of `columns` ([blockM, D]) transposed:
+/// accumulators [keyTiles][queryTiles][4]. A by ldmatrix (matrices rows
+/// 0-7 | 8-15 × columns 0-7 | 8-15 of the k16 step), B as K in the forward
+/// (two 8-row tiles of `columns` a load, shared by the key tiles).
+SmallVector<Value> GradKernelEmitter::transposedScores(Value rows,
+                                                       Value columns) {
+  const int64_t rowBytes = config.rowBytes();
+  SmallVector<Value> s(4 * keyTiles * queryTiles, zero);
+  Value aRow =
+      add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
+  Value aHalf = div(lane, c32(16));
+  Value bRow = add(queryColumn0, add(lane8, mul(div(lane, c32(16)), c32(8))));
   Value bHalf = rem(div(lane, c32(8)), c32(2));
   for (int64_t k = 0; k < config.headDim / 16; ++k) {
-    SmallVector<Value> a = loadMatrices(
-        chunkAddress(rows, aRow, add(c32(2 * k), aHalf), rowBytes),
-        /*transpose=*/false);
-    for (int64_t pair = 0; pair < tiles / 2; ++pair) {
+    SmallVector<SmallVector<Value>> a;
+    for (int64_t m = 0; m < keyTiles; ++m)
+      a.push_back(loadMatrices(chunkAddress(rows, add(aRow, c32(16 * m)),
+                                            add(c32(2 * k), aHalf), rowBytes),
+                               /*transpose=*/false));
+    for (int64_t pair = 0; pair < queryTiles / 2; ++pair) {
       SmallVector<Value> f = loadMatrices(
           chunkAddress(columns, add(bRow, c32(16 * pair)),
                        add(c32(2 * k), bHalf), rowBytes),
           /*transpose=*/false);
-      for (int64_t h = 0; h < 2; ++h) {
-        int64_t n = 2 * pair + h;
-        SmallVector<Value> acc(s.begin() + 4 * n, s.begin() + 4 * n + 4);
-        acc = mma(a, f[2 * h], f[2 * h + 1], acc);
-        std::copy(acc.begin(), acc.end(), s.begin() + 4 * n);
-      }
+      mmaTilePair(a, f, pair, s);
     }
   }
   return s;
 }
 
-/// Pᵀ and dSᵀ from the step's Sᵀ and dPᵀ. Element e of 8-column tile n:
-/// key row warpRow + g + 8·((e/2)%2), query column 8n + 2t + e%2; lse and
-/// D by query column, from the stage's rows.
+/// Pᵀ and dSᵀ from the step's Sᵀ and dPᵀ. Element e of 8-column tile n of
+/// key tile m: key row warpRow + 16m + g + 8·((e/2)%2), query column
+/// queryColumn0 + 8n + 2t + e%2; lse and D by query column, from the
+/// stage's rows.
 void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
                                    Value stage, Value queryPos,
                                    SmallVectorImpl<Value> &p,
@@ -379,9 +498,11 @@ void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
   Value lseRows = rowsAt(stage);
   Value dRows = add(lseRows, c32(config.blockM * 4));
   Type v2f32 = VectorType::get({2}, f32);
-  Value column0 = mul(t, c32(2));
+  Value column0 = add(queryColumn0, mul(t, c32(2)));
   Value keyRow = add(kv0, add(warpRow, g));
-  for (int64_t n = 0; n < config.blockM / 8; ++n) {
+  p.assign(s.size(), Value());
+  dS.assign(s.size(), Value());
+  for (int64_t n = 0; n < queryTiles; ++n) {
     Value column = add(column0, c32(8 * n));
     Value lsePair = LLVM::LoadOp::create(
         b, loc, v2f32, sharedPointer(add(lseRows, mul(column, c32(4)))), 8);
@@ -393,101 +514,106 @@ void GradKernelEmitter::scoresGrad(ArrayRef<Value> s, ArrayRef<Value> dp,
                      cf(M_LOG2E));
       dRow[h] = LLVM::ExtractElementOp::create(b, loc, dPair, c64(h));
     }
-    for (int64_t e = 4 * n; e < 4 * n + 4; ++e) {
-      // P = exp(scale·s − lse), in exp2.
-      Value pe = exp2(fma(s[e], cf(scaleLog2),
-                          arith::NegFOp::create(b, loc, lse2[e % 2])));
-      if (config.causal) {
-        // Hidden when the key is past the query's diagonal (rows with no
-        // visible key have lse = −inf: their P is selected away here).
-        Value key = add(keyRow, c32(8 * ((e / 2) % 2)));
-        Value query = add(queryPos, add(column, c32(e % 2)));
-        Value hidden = cmp(arith::CmpIPredicate::sgt, key,
-                           add(query, c32(config.seqKV - config.seqQ)));
-        pe = select(hidden, zero, pe);
+    for (int64_t m = 0; m < keyTiles; ++m) {
+      for (int64_t e = 0; e < 4; ++e) {
+        int64_t i = 4 * (m * queryTiles + n) + e;
+        // P = exp(scale·s − lse), in exp2.
+        Value pe = exp2(fma(s[i], cf(scaleLog2),
+                            arith::NegFOp::create(b, loc, lse2[e % 2])));
+        Value key = add(keyRow, c32(16 * m + 8 * ((e / 2) % 2)));
+        if (config.causal) {
+          // Hidden when the key is past the query's diagonal (rows with no
+          // visible key have lse = −inf: their P is selected away here).
+          Value query = add(queryPos, add(column, c32(e % 2)));
+          Value hidden = cmp(arith::CmpIPredicate::sgt, key,
+                             add(query, c32(config.seqKV - config.seqQ)));
+          pe = select(hidden, zero, pe);
+        }
+        // Keys past a ragged Skv: K and V read zeros there, but P =
+        // exp(−lse) may overflow, and 0 · inf would reach dQ.
+        if (config.raggedKV())
+          pe = select(cmp(arith::CmpIPredicate::sge, key, c32(config.seqKV)),
+                      zero, pe);
+        p[i] = pe;
+        dS[i] = fmul(pe, arith::SubFOp::create(b, loc, dp[i], dRow[e % 2]));
       }
-      // Keys past a ragged Skv: K and V read zeros there, but P = exp(−lse)
-      // may overflow, and 0 · inf would reach dQ.
-      if (config.raggedKV()) {
-        Value key = add(keyRow, c32(8 * ((e / 2) % 2)));
-        pe = select(cmp(arith::CmpIPredicate::sge, key, c32(config.seqKV)),
-                    zero, pe);
-      }
-      p.push_back(pe);
-      dS.push_back(fmul(pe, arith::SubFOp::create(b, loc, dp[e], dRow[e % 2])));
     }
   }
 }
 
-/// acc ([16, 8·tiles], tiles = acc.size() / 4) += A·B over `kSteps` k16
-/// steps: `aAt(k)` gives step k's A fragment; B is `bTile` ([k, n] rows
-/// of `bRowBytes`, from 16-byte chunk `firstChunk`, i32) by ldmatrix.trans, as
-/// V in the forward: matrices (k 0-7 | 8-15) × (columns 0-7 | 8-15 of a
-/// pair of 8-column tiles).
+/// acc ([aTiles][tiles][4], each [16, 8·tiles]) += A·B over `kSteps` k16
+/// steps: `aAt(m, k)` gives A tile m's fragment of step k; B is `bTile`
+/// ([k, n] rows of `bRowBytes`, from 16-byte chunk `firstChunk`, i32) by
+/// ldmatrix.trans, as V in the forward: matrices (k 0-7 | 8-15) × (columns
+/// 0-7 | 8-15 of a pair of 8-column tiles), shared by the A tiles.
 void GradKernelEmitter::accumulate(
-    llvm::function_ref<SmallVector<Value>(int64_t)> aAt, int64_t kSteps,
-    Value bTile, int64_t bRowBytes, Value firstChunk,
-    MutableArrayRef<Value> acc) {
-  const int64_t tiles = acc.size() / 4;
+    llvm::function_ref<SmallVector<Value>(int64_t, int64_t)> aAt,
+    int64_t aTiles, int64_t kSteps, Value bTile, int64_t bRowBytes,
+    Value firstChunk, MutableArrayRef<Value> acc) {
+  const int64_t tiles = acc.size() / 4 / aTiles;
   Value kRow = add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8)));
   Value half = div(lane, c32(16));
   for (int64_t k = 0; k < kSteps; ++k) {
-    SmallVector<Value> a = aAt(k);
+    SmallVector<SmallVector<Value>> a;
+    for (int64_t m = 0; m < aTiles; ++m)
+      a.push_back(aAt(m, k));
     Value row = add(kRow, c32(16 * k));
     for (int64_t pair = 0; pair < tiles / 2; ++pair) {
       SmallVector<Value> f = loadMatrices(
           chunkAddress(bTile, row, add(firstChunk, add(c32(2 * pair), half)),
                        bRowBytes),
           /*transpose=*/true);
-      for (int64_t h = 0; h < 2; ++h) {
-        int64_t n = 2 * pair + h;
-        SmallVector<Value> part(acc.begin() + 4 * n, acc.begin() + 4 * n + 4);
-        part = mma(a, f[2 * h], f[2 * h + 1], part);
-        std::copy(part.begin(), part.end(), acc.begin() + 4 * n);
-      }
+      mmaTilePair(a, f, pair, acc);
     }
   }
 }
 
 /// This warp's dSᵀ rows into a dSᵀ tile `tile` ([blockN, blockM] 16-bit):
-/// fragment 2n + i holds row g + 8i, columns 8n + 2t, 8n + 2t + 1.
+/// fragment 2(m·queryTiles + n) + i holds row 16m + g + 8i, columns
+/// queryColumn0 + 8n + 2t, + 1.
 void GradKernelEmitter::storeScoresGrad(ArrayRef<Value> dSFragments,
                                         Value tile) {
-  for (int64_t n = 0; n < config.blockM / 8; ++n) {
-    for (int64_t i = 0; i < 2; ++i) {
-      Value row = add(warpRow, add(g, c32(8 * i)));
-      Value address =
-          add(chunkAddress(tile, row, c32(n), config.dSRowBytes()),
-              mul(t, c32(4)));
-      LLVM::StoreOp::create(b, loc, dSFragments[2 * n + i],
-                            sharedPointer(address), 4);
+  Value firstChunk = div(queryColumn0, c32(8));
+  for (int64_t m = 0; m < keyTiles; ++m) {
+    for (int64_t n = 0; n < queryTiles; ++n) {
+      for (int64_t i = 0; i < 2; ++i) {
+        Value row = add(warpRow, add(g, c32(16 * m + 8 * i)));
+        Value address = add(chunkAddress(tile, row, add(firstChunk, c32(n)),
+                                         config.dSRowBytes()),
+                            mul(t, c32(4)));
+        LLVM::StoreOp::create(b, loc, dSFragments[2 * (m * queryTiles + n) + i],
+                              sharedPointer(address), 4);
+      }
     }
   }
 }
 
 /// This warp's piece of a step's dQ = dS·K from its dSᵀ tile (query rows
-/// 16·m.. of the block, columns c·dQColumns().., m = warp % (blockM / 16),
-/// c = warp / (blockM / 16)) over the block's key rows, added into the
-/// accumulator.
+/// 16·r·m.. of the block, r = dQRowTiles(), columns c·dQColumns()..,
+/// m = warp % pieces, c = warp / pieces, pieces = blockM / (16·r)) over
+/// the block's key rows, added into the accumulator.
 /// dS's A fragments come from the dSᵀ tile ([k, m]) by ldmatrix.trans:
 /// lane i gives row 8·(i/16) + i%8 of the k16 step and m chunk
 /// 2·m + (i/8)%2, so that matrices are (m 0-7 | 8-15) × (k 0-7 | 8-15).
 void GradKernelEmitter::addQueryGrad(const Step &step, Value dSTile) {
-  const int64_t mTiles = config.blockM / kWarpRows;
-  const int64_t columns = config.dQColumns();
+  const int64_t rowTiles = config.dQRowTiles();
+  const int64_t pieces = config.blockM / (kWarpRows * rowTiles);
+  const int64_t columns = config.dQColumns(), tiles = columns / 8;
   Value kTile = add(base, c32(config.kOffset()));
-  Value mTile = rem(warp, c32(mTiles));
-  Value columnBlock = div(warp, c32(mTiles));
+  Value piece = rem(warp, c32(pieces));
+  Value columnBlock = div(warp, c32(pieces));
+  Value firstTile = mul(piece, c32(rowTiles));
   Value aRow = add(lane8, mul(div(lane, c32(16)), c32(8)));
-  Value aChunk = add(mul(mTile, c32(2)), rem(div(lane, c32(8)), c32(2)));
-  auto fromScoresGrad = [&](int64_t k) {
+  Value aHalf = rem(div(lane, c32(8)), c32(2));
+  auto fromScoresGrad = [&](int64_t r, int64_t k) {
+    Value aChunk = add(mul(add(firstTile, c32(r)), c32(2)), aHalf);
     return loadMatrices(chunkAddress(dSTile, add(aRow, c32(16 * k)), aChunk,
                                      config.dSRowBytes()),
                         /*transpose=*/true);
   };
-  SmallVector<Value> dq(columns / 2, zero);
-  accumulate(fromScoresGrad, config.blockN / 16, kTile, config.rowBytes(),
-             mul(columnBlock, c32(columns / 8)), dq);
+  SmallVector<Value> dq(rowTiles * columns / 2, zero);
+  accumulate(fromScoresGrad, rowTiles, config.blockN / 16, kTile,
+             config.rowBytes(), mul(columnBlock, c32(tiles)), dq);
 
   // Lane (g, t) holds rows g, g + 8 × columns 2t, 2t + 1 of each 8-column
   // tile. One exchange with the lane of row g ^ 1 makes each red cover
@@ -497,54 +623,88 @@ void GradKernelEmitter::addQueryGrad(const Step &step, Value dSTile) {
   Value odd = cmp(arith::CmpIPredicate::ne,
                   arith::AndIOp::create(b, loc, g, c32(1)), c32(0));
   Value evenRow = arith::AndIOp::create(b, loc, g, c32(~1));
-  Value rowBase = add(queryRow(step), wide(mul(mTile, c32(16))));
   Value column0 = add(mul(columnBlock, c32(columns)),
                       add(mul(t, c32(2)), arith::ExtUIOp::create(b, loc, i32, odd)));
-  for (int64_t n = 0; n < columns / 8; ++n) {
-    for (int64_t i = 0; i < 2; ++i) {
-      Value first = dq[4 * n + 2 * i], second = dq[4 * n + 2 * i + 1];
-      Value received = shuffleXor(select(odd, first, second), 4);
-      Value values[2] = {select(odd, received, first),
-                         select(odd, second, received)};
-      for (int64_t h = 0; h < 2; ++h) {
-        Value row = add(rowBase, wide(add(evenRow, c32(8 * i + h))));
-        Value column = wide(add(column0, c32(8 * n)));
-        Value element = add(mul(row, c64(config.headDim)), column);
-        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(),
-                                            queryGradSum,
-                                            ValueRange{mul(element, c64(4))});
-        asmOp(Type(), {address, values[h]}, "red.global.add.f32 [$0], $1;",
-              "l,f", /*sideEffects=*/true);
+  for (int64_t r = 0; r < rowTiles; ++r) {
+    Value rowBase =
+        add(queryRow(step), wide(mul(add(firstTile, c32(r)), c32(16))));
+    for (int64_t n = 0; n < tiles; ++n) {
+      for (int64_t i = 0; i < 2; ++i) {
+        int64_t a = 4 * (r * tiles + n) + 2 * i;
+        Value first = dq[a], second = dq[a + 1];
+        Value received = shuffleXor(select(odd, first, second), 4);
+        Value values[2] = {select(odd, received, first),
+                           select(odd, second, received)};
+        for (int64_t h = 0; h < 2; ++h) {
+          Value row = add(rowBase, wide(add(evenRow, c32(8 * i + h))));
+          Value column = wide(add(column0, c32(8 * n)));
+          Value element = add(mul(row, c64(config.headDim)), column);
+          Value address =
+              LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
+                                  ValueRange{mul(element, c64(4))});
+          asmOp(Type(), {address, values[h]}, "red.global.add.f32 [$0], $1;",
+                "l,f", /*sideEffects=*/true);
+        }
       }
     }
   }
 }
 
-/// This warp's 16 rows of dK or dV (times `scale`) into `out` ([B, Hkv,
+/// Split warps (querySplit 2): each warp of a pair holds partial dK and dV
+/// sums over its half of the query columns. Through shared memory (the
+/// tiles are free after the last step), the second warp gives the first
+/// its dK and the first the second its dV; `sum` is then the first's whole
+/// dK, the second's whole dV. A region of a warp's partials is
+/// [accCount, 32 lanes] f32, so that a lane's stores hit distinct banks.
+void GradKernelEmitter::exchangePartials(ArrayRef<Value> dK, ArrayRef<Value> dV,
+                                         SmallVectorImpl<Value> &sum) {
+  const int64_t regionBytes = accCount * kWarp * 4;
+  Value second = cmp(arith::CmpIPredicate::ne, queryColumn0, c32(0));
+  Value pairRegion = mul(div(warp, c32(2)), c32(2));
+  auto elementAt = [&](Value region, int64_t i) {
+    return sharedPointer(add(add(base, mul(region, c32(regionBytes))),
+                             mul(add(c32(i * kWarp), lane), c32(4))));
+  };
+  // Every warp's last dQ piece has read K and the dSᵀ tiles.
+  NVVM::Barrier0Op::create(b, loc);
+  Value give = add(pairRegion, select(second, c32(0), c32(1)));
+  for (int64_t i = 0; i < accCount; ++i)
+    LLVM::StoreOp::create(b, loc, select(second, dK[i], dV[i]),
+                          elementAt(give, i), 4);
+  NVVM::Barrier0Op::create(b, loc);
+  Value take = add(pairRegion, select(second, c32(1), c32(0)));
+  for (int64_t i = 0; i < accCount; ++i) {
+    Value other = LLVM::LoadOp::create(b, loc, f32, elementAt(take, i), 4);
+    sum.push_back(fadd(select(second, dV[i], dK[i]), other));
+  }
+}
+
+/// This warp's key rows of dK or dV (times `scale`) into `out` ([B, Hkv,
 /// Skv, D]), a register pair a store.
-void GradKernelEmitter::storeGrad(ArrayRef<Value> acc, double scale,
-                                  Value out) {
-  const int64_t d = config.headDim;
-  Value firstRow = add(kvRow, wide(add(warpRow, g)));
-  Value column0 = mul(t, c32(2));
-  for (int64_t n = 0; n < d / 8; ++n) {
-    for (int64_t i = 0; i < 2; ++i) {
-      // Rows past a ragged Skv are the next head's: not stored.
-      OpBuilder::InsertionGuard guard(b);
-      if (config.raggedKV()) {
-        Value key = add(kv0, add(warpRow, add(g, c32(8 * i))));
-        auto inside = scf::IfOp::create(
-            b, loc, cmp(arith::CmpIPredicate::slt, key, c32(config.seqKV)),
-            /*withElse=*/false);
-        b.setInsertionPointToStart(inside.thenBlock());
+void GradKernelEmitter::storeGrad(ArrayRef<Value> acc, Value scale, Value out) {
+  const int64_t d = config.headDim, tiles = config.warpGradColumns() / 8;
+  Value column0 = add(gradColumn0, mul(t, c32(2)));
+  for (int64_t m = 0; m < keyTiles; ++m) {
+    Value firstRow = add(kvRow, wide(add(warpRow, add(g, c32(16 * m)))));
+    for (int64_t n = 0; n < tiles; ++n) {
+      for (int64_t i = 0; i < 2; ++i) {
+        // Rows past a ragged Skv are the next head's: not stored.
+        OpBuilder::InsertionGuard guard(b);
+        if (config.raggedKV()) {
+          Value key = add(kv0, add(warpRow, add(g, c32(16 * m + 8 * i))));
+          auto inside = scf::IfOp::create(
+              b, loc, cmp(arith::CmpIPredicate::slt, key, c32(config.seqKV)),
+              /*withElse=*/false);
+          b.setInsertionPointToStart(inside.thenBlock());
+        }
+        Value row = add(firstRow, c64(8 * i));
+        Value element = add(mul(row, c64(d)), wide(add(column0, c32(8 * n))));
+        Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out,
+                                            ValueRange{mul(element, c64(2))});
+        int64_t a = 4 * (m * tiles + n) + 2 * i;
+        Value lo = fmul(acc[a], scale), hi = fmul(acc[a + 1], scale);
+        LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
       }
-      Value row = add(firstRow, c64(8 * i));
-      Value element = add(mul(row, c64(d)), wide(add(column0, c32(8 * n))));
-      Value address = LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), out,
-                                          ValueRange{mul(element, c64(2))});
-      Value lo = fmul(acc[4 * n + 2 * i], cf(scale));
-      Value hi = fmul(acc[4 * n + 2 * i + 1], cf(scale));
-      LLVM::StoreOp::create(b, loc, packHalf2(lo, hi), address, 4);
     }
   }
 }

@@ -109,8 +109,35 @@ struct AttentionGradKernelConfig
 
   int64_t warps() const { return blockN / kWarpRows; }
   int64_t threads() const { return kWarp * warps(); }
+  /// Warps along a step's query columns: with 64-row query blocks, pairs
+  /// of warps share 32 key rows, each the scores (Sᵀ, dPᵀ) of half the
+  /// query columns, so that each reads half of Q and dO for them instead
+  /// of all. At head dim 64 each keeps partial dK and dV over its half and
+  /// the pair sums them once at the end; at head dim 128 (whose [32, D]
+  /// partials would not fit) Pᵀ and dSᵀ go through shared memory
+  /// (`sharedScores`).
+  int64_t querySplit() const {
+    return blockM == 64 && (headDim == 64 || sharedScores()) ? 2 : 1;
+  }
+  int64_t warpKeyRows() const { return kWarpRows * querySplit(); }
+  int64_t warpQueryColumns() const { return blockM / querySplit(); }
+  /// Head dim 128, 64-row query blocks: each step stores Pᵀ and dSᵀ into
+  /// shared tiles; then a warp of a pair computes dV and dK for its half of
+  /// the head columns over all the step's queries (A from the tiles), and
+  /// the step's dQ piece follows after the same barrier (one dSᵀ tile: the
+  /// other of the two is Pᵀ's).
+  bool sharedScores() const { return headDim == 128 && blockM == 64; }
+  /// The head columns of a warp's dK and dV.
+  int64_t warpGradColumns() const {
+    return sharedScores() ? headDim / 2 : headDim;
+  }
+  /// The partial dK and dV sums of split warps ([blockN, D] f32 each),
+  /// exchanged in shared memory (from offset 0) after the last step.
+  int64_t partialsBytes() const {
+    return querySplit() > 1 && !sharedScores() ? 2 * blockN * headDim * 4 : 0;
+  }
   /// Why the kernel cannot take this tiling, or nothing: 32- or 64-row
-  /// query blocks, 64- or 128-row key blocks (a warp's 16 key rows each),
+  /// query blocks, 64- or 128-row key blocks (one warp for each 16 key rows),
   /// 2 to 4 stages, and a dQ piece a warp of whole 16-column steps.
   std::optional<std::string> tilingError() const {
     if (blockM != 32 && blockM != 64)
@@ -119,12 +146,13 @@ struct AttentionGradKernelConfig
       return llvm::formatv("key blocks of {0} rows (64 or 128)", blockN).str();
     if (stages < 2 || stages > 4)
       return llvm::formatv("{0} stages (2 to 4)", stages).str();
-    if (headDim * (blockM / kWarpRows) % warps() != 0 || dQColumns() % 16 != 0)
+    int64_t pieceColumns = headDim * (blockM / (kWarpRows * dQRowTiles()));
+    if (pieceColumns % warps() != 0 || dQColumns() % 16 != 0)
       return llvm::formatv("a {0} x {1} tiling splits dQ's {0} x {2} tile "
                            "into pieces of {3} columns a warp (whole 16-column "
                            "steps needed)",
                            blockM, blockN, headDim,
-                           double(headDim * (blockM / kWarpRows)) / warps())
+                           double(pieceColumns) / warps())
           .str();
     return std::nullopt;
   }
@@ -133,12 +161,17 @@ struct AttentionGradKernelConfig
   int64_t qTileBytes() const { return blockM * rowBytes(); }
   /// A stage's lse and D values (f32, blockM each).
   int64_t rowsBytes() const { return 2 * blockM * 4; }
-  /// dQ's [blockM, D] tile of a step is shared out in [16, dQColumns()]
-  /// pieces, one a warp.
-  int64_t dQColumns() const { return headDim * (blockM / kWarpRows) / warps(); }
+  /// dQ's [blockM, D] tile of a step is shared out in [16·dQRowTiles(),
+  /// dQColumns()] pieces, one a warp: with sharedScores 32-row pieces
+  /// (their ldmatrix loads cover 8 mma where 16-row ones cover 6.4).
+  int64_t dQRowTiles() const { return sharedScores() ? 2 : 1; }
+  int64_t dQColumns() const {
+    return headDim * (blockM / (kWarpRows * dQRowTiles())) / warps();
+  }
   // Shared memory: K, V, Q and dO per stage, two dSᵀ tiles ([blockN,
   // blockM], 16-bit; by step parity: a step's dQ is computed during the
-  // next step, while that one writes the other tile), lse and D per stage.
+  // next step, while that one writes the other tile; with sharedScores
+  // the step's dSᵀ and Pᵀ), lse and D per stage.
   int64_t kOffset() const { return 0; }
   int64_t vOffset() const { return kvTileBytes(); }
   int64_t qOffset(int64_t stage) const {
@@ -154,11 +187,15 @@ struct AttentionGradKernelConfig
     return dSOffset(2) + stage * rowsBytes();
   }
   int64_t sharedMemoryBytes() const {
-    return kTileAlignment + rowsOffset(stages);
+    return kTileAlignment + std::max(rowsOffset(stages), partialsBytes());
   }
   std::string kernelName() const {
-    return llvm::formatv("attention_grad_sm80_d{0}{1}_t{2}x{3}x{4}{5}", headDim,
-                         causal ? "_causal" : "", blockM, blockN, stages,
+    return llvm::formatv("attention_grad_sm80_d{0}{1}_t{2}x{3}x{4}{5}{6}",
+                         headDim, causal ? "_causal" : "", blockM, blockN,
+                         stages,
+                         sharedScores()     ? "_ps"
+                         : querySplit() > 1 ? "_qs2"
+                                            : "",
                          ragged() ? "_ragged" : "")
         .str();
   }

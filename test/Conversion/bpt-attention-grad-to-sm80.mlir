@@ -22,7 +22,7 @@
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[SMEM:.+]] = arith.constant 99456 : i32
-// CHECK: gpu.launch_func @bpt_sm80::@attention_grad_sm80_d64_causal_t64x128x2 blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[QB]] : memref<2x4x256x64xbf16>, %[[KB]] : memref<2x2x256x64xbf16>, %[[VB]] : memref<2x2x256x64xbf16>, %[[DOB]] : memref<2x4x256x64xbf16>, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
+// CHECK: gpu.launch_func @bpt_sm80::@attention_grad_sm80_d64_causal_t64x128x2_qs2 blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[QB]] : memref<2x4x256x64xbf16>, %[[KB]] : memref<2x2x256x64xbf16>, %[[VB]] : memref<2x2x256x64xbf16>, %[[DOB]] : memref<2x4x256x64xbf16>, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
 // CHECK: %[[DQB:.+]] = memref.alloc() : memref<2x4x256x64xbf16>
 // CHECK: gpu.launch_func @bpt_sm80::@attention_grad_finish_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[ACC]] : memref<2x4x256x64xf32>, %[[DQB]] : memref<2x4x256x64xbf16>)
 // CHECK: %[[DKT:.+]] = bufferization.to_tensor %[[DK]] restrict writable
@@ -34,17 +34,22 @@
 // CHECK: gpu.module @bpt_sm80
 // CHECK: gpu.func @attention_grad_prepare_d64(%{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>
 
-// The main kernel: the threads copy K and V (128 rows × 8 chunks: 4 each)
-// and step 0's Q and dO (2 each) and lse and D rows (threads 0-31), one
-// group; per step: wait, the step's one barrier, the next step's copies;
-// the previous step's dQ (from step 1 on): its [16, 32] piece over the 128
-// key rows (32 m16n8k16, A and B by ldmatrix.trans) added by 16
-// red.global.add.f32 after one lane exchange each pair; Sᵀ and dPᵀ (2 ×
-// 32 m16n8k16: A by ldmatrix from the warp's K/V rows, B from Q/dO); P in
-// exp2; dV and dK (2 × 32, B by ldmatrix.trans); dSᵀ into the step's
-// shared tile (16 stores of a register pair). After the loop: a barrier,
-// the last step's dQ, then dK and dV (32 pair stores).
-// CHECK: gpu.func @attention_grad_sm80_d64_causal_t64x128x2(%{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
+// The main kernel (`_qs2`: at head dim 64 the warps work in pairs, each
+// pair 32 key rows, each warp of it half of a step's 64 query columns):
+// the threads copy K and V (128 rows × 8 chunks: 4 each) and step 0's Q
+// and dO (2 each) and lse and D rows (threads 0-31), one group; per step:
+// wait, the step's one barrier, the next step's copies; the previous
+// step's dQ (from step 1 on): its [16, 32] piece over the 128 key rows (32
+// m16n8k16, A and B by ldmatrix.trans) added by 16 red.global.add.f32
+// after one lane exchange each pair; Sᵀ and dPᵀ ([32, 32] a warp: 2 × 32
+// m16n8k16, A by ldmatrix from the pair's K/V rows, B from the warp's
+// half of Q/dO); P in exp2; partial dV and dK over the half (2 × 32, B by
+// ldmatrix.trans); dSᵀ into the step's shared tile (16 stores of a
+// register pair). After the loop: a barrier, the last step's dQ; then the
+// pair swaps partial sums through shared memory (a barrier, 64 f32
+// stores, a barrier, 64 loads) and each warp stores one of dK and dV
+// (32 pair stores).
+// CHECK: gpu.func @attention_grad_sm80_d64_causal_t64x128x2_qs2(%{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x4x256x64xbf16>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256xf32>, %{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x2x256x64xbf16>, %{{.+}}: memref<2x2x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-13: nvvm.cp.async.shared.global
 // CHECK: nvvm.cp.async.commit.group
 // CHECK: scf.for
@@ -69,7 +74,11 @@
 // CHECK-COUNT-32: nvvm.mma.sync
 // CHECK-COUNT-16: red.global.add.f32
 // CHECK: nvvm.cp.async.wait.group 0
-// CHECK-COUNT-32: llvm.store {{.+}} : i32, !llvm.ptr
+// CHECK: nvvm.barrier0
+// CHECK-COUNT-64: llvm.store {{.+}} : f32, !llvm.ptr<3>
+// CHECK: nvvm.barrier0
+// CHECK-COUNT-64: llvm.load {{.+}} -> f32
+// CHECK-COUNT-32: llvm.store {{.+}} : i32, !llvm.ptr{{$}}
 
 // The post-pass: dQ = 0.125 · accumulator.
 // CHECK: gpu.func @attention_grad_finish_d64(%{{.+}}: memref<2x4x256x64xf32>, %{{.+}}: memref<2x4x256x64xbf16>) kernel attributes {nvvm.maxntid = array<i32: 256, 1, 1>

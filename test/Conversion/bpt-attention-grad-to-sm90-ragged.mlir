@@ -79,9 +79,9 @@
 // SM80: memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<1x4x256x128xf32>
 // SM80: memref.alloc() {bpt.buffer_name = "lse_padded"} : memref<1x4x256xf32>
 // SM80: gpu.launch_func @bpt_sm80::@attention_grad_prepare_d128_padded
-// SM80: gpu.launch_func @bpt_sm80::@attention_grad_sm80_d128_causal_t64x128x2_ragged blocks in (%c3{{.*}}, %c2{{.*}}, %c1{{.*}})
+// SM80: gpu.launch_func @bpt_sm80::@attention_grad_sm80_d128_causal_t64x128x2_ps_ragged blocks in (%c3{{.*}}, %c2{{.*}}, %c1{{.*}})
 // SM80: gpu.launch_func @bpt_sm80::@attention_grad_finish_d128_padded blocks in (%c50
-// SM80: gpu.func @attention_grad_sm80_d128_causal_t64x128x2_ragged(
+// SM80: gpu.func @attention_grad_sm80_d128_causal_t64x128x2_ps_ragged(
 // SM80: nvvm.cp.async.shared.global {{.+}}, 16, cache = cg, %{{.+}}
 // SM80: arith.cmpi sge, %{{.+}}, %c330_i32
 // SM80: arith.cmpi slt, %{{.+}}, %c330_i32

@@ -32,7 +32,7 @@
 // BLOCKWISE80: bpt.nest = #bpt.attention_grad_nest<query, causal = true, scale = 1.250000e-01>{{.*}}bpt.strategy = #bpt.strategy<mma_sync, chip = "sm_80"
 
 // SM80: gpu.launch_func @bpt_kernels::@attention_grad_prepare_d64
-// SM80: gpu.launch_func @bpt_kernels::@attention_grad_sm80_d64_causal_t64x128x2
+// SM80: gpu.launch_func @bpt_kernels::@attention_grad_sm80_d64_causal_t64x128x2_qs2
 // SM80: gpu.launch_func @bpt_kernels::@attention_grad_finish_d64
 // SM80: gpu.binary @bpt_kernels
 // SM80-SAME: chip = "sm_80"
