@@ -75,7 +75,10 @@ private:
     Value perHead = sub(c32(config.queryBlocks()), firstBlock);
     Value head = add(mul(kvHead, c32(config.heads / config.kvHeads)),
                      div(j, perHead));
-    return {head, add(firstBlock, rem(j, perHead))};
+    Value block = rem(j, perHead);
+    if (config.rotatesQueryBlocks())
+      block = rem(add(block, rotation), perHead);
+    return {head, add(firstBlock, block)};
   }
   /// The first row of a step's query block (i64) in the [B·Hq·S, ·]
   /// views with S rows a head: Q and dO's Sq, or (`padded`) the query side
@@ -188,7 +191,7 @@ private:
   }
   Value base, queries, keys, values, outputGrads, lse, rowDots, queryGradSum,
       keyGrads, valueGrads;
-  Value batch, kvHead, kv0, kvRow, firstBlock, steps;
+  Value batch, kvHead, kv0, kvRow, firstBlock, rotation, steps;
   Value zero;
 };
 
@@ -260,6 +263,8 @@ void GradKernelEmitter::locateBlock(gpu::GPUFuncOp func) {
   kvRow = wide(add(mul(add(mul(batch, c32(config.kvHeads)), kvHead),
                        c32(config.seqKV)),
                    kv0));
+  if (config.rotatesQueryBlocks())
+    rotation = rem(keyBlock, c32(config.queryBlocks()));
   // Causal: query i sees key j iff j <= i + (Skv − Sq); the blocks before
   // the one holding row kv0 − (Skv − Sq) see none of this key block.
   firstBlock = c32(0);

@@ -127,6 +127,12 @@ struct AttentionGradKernelConfig
   /// the step's dQ piece follows after the same barrier (one dSᵀ tile: the
   /// other of the two is Pᵀ's).
   bool sharedScores() const { return headDim == 128 && blockM == 64; }
+  /// Non-causal `sharedScores` kernels: key block n walks the query blocks
+  /// from block n (mod their count) on, so that the blocks of a head in
+  /// flight together add into different dQ rows. Measured (H100, sm_80
+  /// PTX, session 36): −4% at D 128, S 4k and 16k; +1.7% on the D 64
+  /// kernel and ±1% on the sm_90a ones, which keep the plain order.
+  bool rotatesQueryBlocks() const { return !causal && sharedScores(); }
   /// The head columns of a warp's dK and dV.
   int64_t warpGradColumns() const {
     return sharedScores() ? headDim / 2 : headDim;
