@@ -379,15 +379,29 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
 void GradKernelEmitter::emitRegisterScoresStep(Value j,
                                                MutableArrayRef<Value> dKAcc,
                                                MutableArrayRef<Value> dVAcc) {
-  auto previous = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::sgt, j, c32(0)), false);
-  {
+  // Split warps: odd pairs take step j − 1's dQ after the scores' math,
+  // so that half of the warps load K and dSᵀ while the other half computes
+  // exponentials, not all of them at once after the barrier.
+  Value started = cmp(arith::CmpIPredicate::sgt, j, c32(0));
+  Value early = started, late;
+  if (config.querySplit() > 1) {
+    Value pairParity = rem(div(warp, c32(2)), c32(2));
+    early = arith::AndIOp::create(
+        b, loc, started, cmp(arith::CmpIPredicate::eq, pairParity, c32(0)));
+    late = arith::AndIOp::create(
+        b, loc, started, cmp(arith::CmpIPredicate::ne, pairParity, c32(0)));
+  }
+  auto previousQueryGrad = [&](Value when) {
+    auto previous = scf::IfOp::create(b, loc, when, false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(previous.thenBlock());
     Value p = sub(j, c32(1));
     addQueryGrad(stepAt(p), dSTileAt(rem(p, c32(2))));
-  }
+  };
+  previousQueryGrad(early);
   StepScores step = scoresOf(j);
+  if (late)
+    previousQueryGrad(late);
   // The accumulators of 8-column tiles 2k and 2k + 1 of key tile m are
   // the A fragment of its k16 step k.
   auto fromAccumulators = [this](ArrayRef<Value> packed) {

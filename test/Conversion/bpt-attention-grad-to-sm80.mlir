@@ -39,11 +39,12 @@
 // the threads copy K and V (128 rows × 8 chunks: 4 each) and step 0's Q
 // and dO (2 each) and lse and D rows (threads 0-31), one group; per step:
 // wait, the step's one barrier, the next step's copies; the previous
-// step's dQ (from step 1 on): its [16, 32] piece over the 128 key rows (32
-// m16n8k16, A and B by ldmatrix.trans) added by 16 red.global.add.f32
-// after one lane exchange each pair; Sᵀ and dPᵀ ([32, 32] a warp: 2 × 32
-// m16n8k16, A by ldmatrix from the pair's K/V rows, B from the warp's
-// half of Q/dO); P in exp2; partial dV and dK over the half (2 × 32, B by
+// step's dQ (from step 1 on; even warp pairs here, odd ones after the
+// exponentials): its [16, 32] piece over the 128 key rows (32 m16n8k16,
+// A and B by ldmatrix.trans) added by 16 red.global.add.f32 after one lane
+// exchange each pair; Sᵀ and dPᵀ ([32, 32] a warp: 2 × 32 m16n8k16, A by
+// ldmatrix from the pair's K/V rows, B from the warp's half of Q/dO); P
+// in exp2; partial dV and dK over the half (2 × 32, B by
 // ldmatrix.trans); dSᵀ into the step's shared tile (16 stores of a
 // register pair). After the loop: a barrier, the last step's dQ; then the
 // pair swaps partial sums through shared memory (a barrier, 64 f32
@@ -57,13 +58,20 @@
 // CHECK-NEXT: nvvm.barrier0
 // CHECK-COUNT-5: nvvm.cp.async.shared.global
 // CHECK: nvvm.cp.async.commit.group
-// CHECK: scf.if
+// CHECK: %[[EARLY:.+]] = arith.andi %[[STARTED:.+]], %{{.+}} : i1
+// CHECK: %[[LATE:.+]] = arith.andi %[[STARTED]], %{{.+}} : i1
+// CHECK: scf.if %[[EARLY]] {
 // CHECK-COUNT-32: nvvm.mma.sync
 // CHECK: nvvm.shfl.sync bfly
 // CHECK-COUNT-16: red.global.add.f32
 // CHECK-NOT: nvvm.barrier0
 // CHECK-COUNT-64: nvvm.mma.sync {{.+}} shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // CHECK-COUNT-32: llvm.nvvm.ex2.approx.ftz.f32
+// CHECK: scf.if %[[LATE]] {
+// CHECK-COUNT-32: nvvm.mma.sync
+// CHECK: nvvm.shfl.sync bfly
+// CHECK-COUNT-16: red.global.add.f32
+// CHECK-NOT: nvvm.barrier0
 // CHECK: nvvm.ldmatrix {{.+}} layout = #nvvm.mma_layout<col>
 // CHECK-COUNT-64: nvvm.mma.sync
 // CHECK-COUNT-16: llvm.store {{.+}} : i32, !llvm.ptr<3>
