@@ -31,13 +31,16 @@
 //     reproducible on this path (dK and dV are).
 //   - With 64-row query blocks the warps work in pairs (`querySplit`): a
 //     pair owns 32 key rows, each warp the scores of half the step's
-//     query columns, so that a warp reads half of Q and dO for Sᵀ and dPᵀ
-//     (shared memory bounds the step). At D 64 each warp keeps dK and dV
-//     over its half and the pair sums them after the last step (`_qs2`).
-//     At D 128 (`_ps`, `sharedScores`) Pᵀ and dSᵀ go into shared tiles and
-//     after a second barrier each warp computes dK and dV for its half of
-//     the head columns over all the step's queries, then the step's dQ
-//     piece (one dSᵀ tile; the other is Pᵀ's).
+//     query columns, so that a warp reads half of Q and dO for Sᵀ and dPᵀ.
+//     At D 64 each warp keeps dK and dV over its half and the pair sums
+//     them after the last step (`_qs2`); odd pairs take the previous
+//     step's dQ piece after the exponentials, so that not all warps load
+//     from shared memory at once after the barrier. At D 128 (`_ps`,
+//     `sharedScores`) Pᵀ and dSᵀ go into shared tiles and after a second
+//     barrier each warp computes dK and dV for its half of the head
+//     columns over all the step's queries, then the step's dQ piece (one
+//     dSᵀ tile; the other is Pᵀ's); not causal, key block n walks the
+//     query blocks from n on (`rotatesQueryBlocks`).
 //
 //===----------------------------------------------------------------------===//
 
