@@ -38,9 +38,10 @@
 //     from shared memory at once after the barrier. At D 128 (`_ps`,
 //     `sharedScores`) Pᵀ and dSᵀ go into shared tiles and after a second
 //     barrier each warp computes dK and dV for its half of the head
-//     columns over all the step's queries, then the step's dQ piece (one
-//     dSᵀ tile; the other is Pᵀ's); not causal, key block n walks the
-//     query blocks from n on (`rotatesQueryBlocks`).
+//     columns over all the step's queries, and the step's dQ piece (one
+//     dSᵀ tile; the other is Pᵀ's), odd pairs before dK and dV, even ones
+//     after; not causal, key block n walks the query blocks from n on
+//     (`rotatesQueryBlocks`).
 //
 //===----------------------------------------------------------------------===//
 
@@ -449,11 +450,23 @@ void GradKernelEmitter::emitSharedScoresStep(Value j,
     };
   };
   Value firstChunk = div(gradColumn0, c32(8));
+  // Odd warp pairs take the dQ piece first, even ones last, so that the
+  // block's reductions are spread over the phase, not all at its end.
+  Value oddPair =
+      cmp(arith::CmpIPredicate::ne, rem(div(warp, c32(2)), c32(2)), c32(0));
+  auto queryGradIf = [&](Value when) {
+    auto piece = scf::IfOp::create(b, loc, when, false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(piece.thenBlock());
+    addQueryGrad(step.step, dSTile);
+  };
+  queryGradIf(oddPair);
   accumulate(fromTile(pTile), keyTiles, config.blockM / 16, step.dOTile,
              config.rowBytes(), firstChunk, dVAcc);
   accumulate(fromTile(dSTile), keyTiles, config.blockM / 16, step.qTile,
              config.rowBytes(), firstChunk, dKAcc);
-  addQueryGrad(step.step, dSTile);
+  queryGradIf(
+      cmp(arith::CmpIPredicate::eq, rem(div(warp, c32(2)), c32(2)), c32(0)));
 }
 
 /// Step j's stage tiles and its Pᵀ and dSᵀ, packed in 16-bit pairs.

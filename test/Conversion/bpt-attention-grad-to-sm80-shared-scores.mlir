@@ -8,7 +8,8 @@
 // a second barrier; dV and dK for the warp's half of the head columns over
 // all 64 queries (2 × 64 m16n8k16, A from the tiles by ldmatrix, B by
 // ldmatrix.trans); the step's dQ piece (64 m16n8k16, 32
-// red.global.add.f32). After the loop no dQ is left and no barrier: each
+// red.global.add.f32), which the odd warp pairs take before dV and dK and
+// the even ones after. After the loop no dQ is left and no barrier: each
 // warp stores its [32, 64] of dK and of dV (2 × 32 pair stores).
 // CHECK-LABEL: func.func @d128_causal
 // CHECK: %[[SMEM:.+]] = arith.constant 164992 : i32
@@ -27,9 +28,19 @@
 // CHECK-NOT: nvvm.mma.sync
 // CHECK: nvvm.barrier0
 // CHECK-NOT: nvvm.barrier0
+// CHECK: %[[ODD:.+]] = arith.cmpi ne, %{{.+}}, %c0_i32{{.*}} : i32
+// CHECK: scf.if %[[ODD]] {
+// CHECK-COUNT-64: nvvm.mma.sync
+// CHECK-COUNT-32: red.global.add.f32
+// CHECK-NOT: nvvm.mma.sync
+// CHECK: }
 // CHECK: nvvm.ldmatrix {{.+}} layout = #nvvm.mma_layout<row>
 // CHECK: nvvm.ldmatrix {{.+}} layout = #nvvm.mma_layout<col>
-// CHECK-COUNT-192: nvvm.mma.sync
+// CHECK-COUNT-128: nvvm.mma.sync
+// CHECK-NOT: red.global.add.f32
+// CHECK: %[[EVEN:.+]] = arith.cmpi eq, %{{.+}}, %c0_i32{{.*}} : i32
+// CHECK: scf.if %[[EVEN]] {
+// CHECK-COUNT-64: nvvm.mma.sync
 // CHECK-COUNT-32: red.global.add.f32
 // CHECK-NOT: nvvm.barrier0
 // CHECK: scf.yield
