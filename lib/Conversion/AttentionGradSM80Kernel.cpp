@@ -84,6 +84,19 @@ private:
       block = rem(add(block, rotation), perHead);
     return {head, add(firstBlock, block)};
   }
+  /// Whether this warp's pair (warps 2p and 2p + 1) has an odd p (or an
+  /// even one).
+  Value inPairOfParity(bool odd) {
+    return cmp(odd ? arith::CmpIPredicate::ne : arith::CmpIPredicate::eq,
+               rem(div(warp, c32(2)), c32(2)), c32(0));
+  }
+  /// `body`'s ops under `scf.if when`.
+  void emitIf(Value when, llvm::function_ref<void()> body) {
+    auto op = scf::IfOp::create(b, loc, when, false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(op.thenBlock());
+    body();
+  }
   /// The first row of a step's query block (i64) in the [B·Hq·S, ·]
   /// views with S rows a head: Q and dO's Sq, or (`padded`) the query side
   /// f32 arrays' Sq rounded up to whole blocks.
@@ -218,11 +231,8 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
     // The last step's dQ, once every warp has stored its dSᵀ rows.
     NVVM::Barrier0Op::create(b, loc);
     Value last = sub(steps, c32(1));
-    auto any = scf::IfOp::create(
-        b, loc, cmp(arith::CmpIPredicate::sgt, steps, c32(0)), false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(any.thenBlock());
-    addQueryGrad(stepAt(last), dSTileAt(rem(last, c32(2))));
+    emitIf(cmp(arith::CmpIPredicate::sgt, steps, c32(0)),
+           [&] { addQueryGrad(stepAt(last), dSTileAt(rem(last, c32(2)))); });
   }
   // The last (empty) groups: nothing may be in flight when the block ends.
   NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
@@ -389,18 +399,14 @@ void GradKernelEmitter::emitRegisterScoresStep(Value j,
   Value started = cmp(arith::CmpIPredicate::sgt, j, c32(0));
   Value early = started, late;
   if (config.querySplit() > 1) {
-    Value pairParity = rem(div(warp, c32(2)), c32(2));
-    early = arith::AndIOp::create(
-        b, loc, started, cmp(arith::CmpIPredicate::eq, pairParity, c32(0)));
-    late = arith::AndIOp::create(
-        b, loc, started, cmp(arith::CmpIPredicate::ne, pairParity, c32(0)));
+    early = arith::AndIOp::create(b, loc, started, inPairOfParity(false));
+    late = arith::AndIOp::create(b, loc, started, inPairOfParity(true));
   }
   auto previousQueryGrad = [&](Value when) {
-    auto previous = scf::IfOp::create(b, loc, when, false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(previous.thenBlock());
-    Value p = sub(j, c32(1));
-    addQueryGrad(stepAt(p), dSTileAt(rem(p, c32(2))));
+    emitIf(when, [&] {
+      Value p = sub(j, c32(1));
+      addQueryGrad(stepAt(p), dSTileAt(rem(p, c32(2))));
+    });
   };
   previousQueryGrad(early);
   StepScores step = scoresOf(j);
@@ -452,21 +458,13 @@ void GradKernelEmitter::emitSharedScoresStep(Value j,
   Value firstChunk = div(gradColumn0, c32(8));
   // Odd warp pairs take the dQ piece first, even ones last, so that the
   // block's reductions are spread over the phase, not all at its end.
-  Value oddPair =
-      cmp(arith::CmpIPredicate::ne, rem(div(warp, c32(2)), c32(2)), c32(0));
-  auto queryGradIf = [&](Value when) {
-    auto piece = scf::IfOp::create(b, loc, when, false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(piece.thenBlock());
-    addQueryGrad(step.step, dSTile);
-  };
-  queryGradIf(oddPair);
+  auto queryGrad = [&] { addQueryGrad(step.step, dSTile); };
+  emitIf(inPairOfParity(true), queryGrad);
   accumulate(fromTile(pTile), keyTiles, config.blockM / 16, step.dOTile,
              config.rowBytes(), firstChunk, dVAcc);
   accumulate(fromTile(dSTile), keyTiles, config.blockM / 16, step.qTile,
              config.rowBytes(), firstChunk, dKAcc);
-  queryGradIf(
-      cmp(arith::CmpIPredicate::eq, rem(div(warp, c32(2)), c32(2)), c32(0)));
+  emitIf(inPairOfParity(false), queryGrad);
 }
 
 /// Step j's stage tiles and its Pᵀ and dSᵀ, packed in 16-bit pairs.
