@@ -1,5 +1,4 @@
-//===- AttentionGradSM80Kernel.cpp - attention backward on mma.sync -*- C++
-//-*-===//
+//===- AttentionGradSM80Kernel.cpp - attention backward, sm_80 --*- C++ -*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
@@ -387,9 +386,9 @@ void GradKernelEmitter::emitStep(scf::ForOp loop) {
   std::tie(warp, lane, g, t, lane8, warpRow, queryColumn0, gradColumn0) = outer;
 }
 
-/// A step with Pᵀ and dSᵀ in registers: step j − 1's dQ first (from its
-/// dSᵀ tile, whose reductions overlap this step's math), then Sᵀ, dPᵀ, dV
-/// and dK, and this step's dSᵀ into the tile of its parity.
+/// A step with Pᵀ and dSᵀ in registers: step j − 1's dQ (from its dSᵀ
+/// tile, whose reductions overlap this step's math), Sᵀ, dPᵀ, dV and dK,
+/// and this step's dSᵀ into the tile of its parity.
 void GradKernelEmitter::emitRegisterScoresStep(Value j,
                                                MutableArrayRef<Value> dKAcc,
                                                MutableArrayRef<Value> dVAcc) {
