@@ -143,6 +143,11 @@ private:
   void emitSharedScoresStep(Value j, MutableArrayRef<Value> dKAcc,
                             MutableArrayRef<Value> dVAcc);
   SmallVector<Value> transposedScores(Value rows, Value columns);
+  /// A fragments of this warp's key rows of a [blockN, ·] tile `tile`
+  /// (rows of `rowBytes`): (m, k) gives key tile m's k16 step k, matrices
+  /// (rows 0-7 | 8-15) × (columns 0-7 | 8-15), by ldmatrix.
+  std::function<SmallVector<Value>(int64_t, int64_t)>
+  keyRowFragments(Value tile, int64_t rowBytes);
   /// acc[m][2·pair + h] += a[m]·(f[2h], f[2h + 1]) for each A tile m and
   /// h = 0, 1 (acc: [a.size()][tiles][4]): one ldmatrix.x4 of B feeds two
   /// 8-column tiles of every A tile.
@@ -172,7 +177,7 @@ private:
   void storeScoresGrad(ArrayRef<Value> dSFragments, Value tile);
   void addQueryGrad(const Step &step, Value dSTile);
   void storeGrad(ArrayRef<Value> acc, Value scale, Value out);
-  void exchangePartials(ArrayRef<Value> dK, ArrayRef<Value> dV,
+  void exchangePartials(ArrayRef<Value> dK, ArrayRef<Value> dV, Value second,
                         SmallVectorImpl<Value> &sum);
 
   const KernelConfig &config;
@@ -239,15 +244,15 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
   SmallVector<Value> dK(results.begin(), results.begin() + accCount);
   SmallVector<Value> dV(results.begin() + accCount, results.end());
   // dK carries the scores' scale; dV has none.
-  if (keyTiles == 1 || config.sharedScores()) {
+  if (!config.sumsPartials()) {
     storeGrad(dK, cf(config.scale), keyGrads);
     storeGrad(dV, cf(1.0), valueGrads);
   } else {
     // Each warp of a pair stores one of the pair's sums: the first dK, the
     // second dV.
-    SmallVector<Value> sum;
-    exchangePartials(dK, dV, sum);
     Value second = cmp(arith::CmpIPredicate::ne, queryColumn0, c32(0));
+    SmallVector<Value> sum;
+    exchangePartials(dK, dV, second, sum);
     storeGrad(sum, select(second, cf(1.0), cf(config.scale)),
               LLVM::SelectOp::create(b, loc, second, valueGrads, keyGrads));
   }
@@ -441,28 +446,17 @@ void GradKernelEmitter::emitSharedScoresStep(Value j,
   storeScoresGrad(step.p, pTile);
   storeScoresGrad(step.dS, dSTile);
   NVVM::Barrier0Op::create(b, loc);
-  // Key tile m's k16 step k of a [blockN, blockM] tile: matrices (rows
-  // 0-7 | 8-15) × (columns 0-7 | 8-15).
-  Value aRow =
-      add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
-  Value aHalf = div(lane, c32(16));
-  auto fromTile = [&](Value tile) {
-    return [=, this](int64_t m, int64_t k) {
-      return loadMatrices(chunkAddress(tile, add(aRow, c32(16 * m)),
-                                       add(c32(2 * k), aHalf),
-                                       config.dSRowBytes()),
-                          /*transpose=*/false);
-    };
-  };
   Value firstChunk = div(gradColumn0, c32(8));
   // Odd warp pairs take the dQ piece first, even ones last, so that the
   // block's reductions are spread over the phase, not all at its end.
   auto queryGrad = [&] { addQueryGrad(step.step, dSTile); };
   emitIf(inPairOfParity(true), queryGrad);
-  accumulate(fromTile(pTile), keyTiles, config.blockM / 16, step.dOTile,
-             config.rowBytes(), firstChunk, dVAcc);
-  accumulate(fromTile(dSTile), keyTiles, config.blockM / 16, step.qTile,
-             config.rowBytes(), firstChunk, dKAcc);
+  accumulate(keyRowFragments(pTile, config.dSRowBytes()), keyTiles,
+             config.blockM / 16, step.dOTile, config.rowBytes(), firstChunk,
+             dVAcc);
+  accumulate(keyRowFragments(dSTile, config.dSRowBytes()), keyTiles,
+             config.blockM / 16, step.qTile, config.rowBytes(), firstChunk,
+             dKAcc);
   emitIf(inPairOfParity(false), queryGrad);
 }
 
@@ -487,6 +481,18 @@ GradKernelEmitter::StepScores GradKernelEmitter::scoresOf(Value j) {
   return out;
 }
 
+std::function<SmallVector<Value>(int64_t, int64_t)>
+GradKernelEmitter::keyRowFragments(Value tile, int64_t rowBytes) {
+  Value row =
+      add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
+  Value half = div(lane, c32(16));
+  return [=, this](int64_t m, int64_t k) {
+    return loadMatrices(chunkAddress(tile, add(row, c32(16 * m)),
+                                     add(c32(2 * k), half), rowBytes),
+                        /*transpose=*/false);
+  };
+}
+
 /// This warp's key rows of `rows` ([blockN, D]; keyTiles tiles of 16)
 /// times its query columns of `columns` ([blockM, D]) transposed:
 /// accumulators [keyTiles][queryTiles][4]. A by ldmatrix (matrices rows
@@ -496,17 +502,13 @@ SmallVector<Value> GradKernelEmitter::transposedScores(Value rows,
                                                        Value columns) {
   const int64_t rowBytes = config.rowBytes();
   SmallVector<Value> s(4 * keyTiles * queryTiles, zero);
-  Value aRow =
-      add(warpRow, add(lane8, mul(rem(div(lane, c32(8)), c32(2)), c32(8))));
-  Value aHalf = div(lane, c32(16));
+  auto aAt = keyRowFragments(rows, rowBytes);
   Value bRow = add(queryColumn0, add(lane8, mul(div(lane, c32(16)), c32(8))));
   Value bHalf = rem(div(lane, c32(8)), c32(2));
   for (int64_t k = 0; k < config.headDim / 16; ++k) {
     SmallVector<SmallVector<Value>> a;
     for (int64_t m = 0; m < keyTiles; ++m)
-      a.push_back(loadMatrices(chunkAddress(rows, add(aRow, c32(16 * m)),
-                                            add(c32(2 * k), aHalf), rowBytes),
-                               /*transpose=*/false));
+      a.push_back(aAt(m, k));
     for (int64_t pair = 0; pair < queryTiles / 2; ++pair) {
       SmallVector<Value> f = loadMatrices(
           chunkAddress(columns, add(bRow, c32(16 * pair)),
@@ -682,16 +684,17 @@ void GradKernelEmitter::addQueryGrad(const Step &step, Value dSTile) {
   }
 }
 
-/// Split warps (querySplit 2): each warp of a pair holds partial dK and dV
+/// Split warps (sumsPartials): each warp of a pair holds partial dK and dV
 /// sums over its half of the query columns. Through shared memory (the
-/// tiles are free after the last step), the second warp gives the first
-/// its dK and the first the second its dV; `sum` is then the first's whole
-/// dK, the second's whole dV. A region of a warp's partials is
-/// [accCount, 32 lanes] f32, so that a lane's stores hit distinct banks.
+/// tiles are free after the last step), the second warp of the pair
+/// (`second`) gives the first its dK and the first the second its dV;
+/// `sum` is then the first's whole dK, the second's whole dV. A region of a
+/// warp's partials is [accCount, 32 lanes] f32, so that a lane's stores hit
+/// distinct banks.
 void GradKernelEmitter::exchangePartials(ArrayRef<Value> dK, ArrayRef<Value> dV,
+                                         Value second,
                                          SmallVectorImpl<Value> &sum) {
   const int64_t regionBytes = accCount * kWarp * 4;
-  Value second = cmp(arith::CmpIPredicate::ne, queryColumn0, c32(0));
   Value pairRegion = mul(div(warp, c32(2)), c32(2));
   auto elementAt = [&](Value region, int64_t i) {
     return sharedPointer(add(add(base, mul(region, c32(regionBytes))),

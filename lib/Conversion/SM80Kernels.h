@@ -137,10 +137,13 @@ struct AttentionGradKernelConfig
   int64_t warpGradColumns() const {
     return sharedScores() ? headDim / 2 : headDim;
   }
-  /// The partial dK and dV sums of split warps ([blockN, D] f32 each),
-  /// exchanged in shared memory (from offset 0) after the last step.
+  /// Split warps that keep partial dK and dV sums over their query
+  /// columns (`_qs2`), summed by the pair after the last step.
+  bool sumsPartials() const { return querySplit() > 1 && !sharedScores(); }
+  /// Those partial sums ([blockN, D] f32 each), exchanged in shared memory
+  /// (from offset 0) after the last step.
   int64_t partialsBytes() const {
-    return querySplit() > 1 && !sharedScores() ? 2 * blockN * headDim * 4 : 0;
+    return sumsPartials() ? 2 * blockN * headDim * 4 : 0;
   }
   /// Why the kernel cannot take this tiling, or nothing: 32- or 64-row
   /// query blocks, 64- or 128-row key blocks (one warp for each 16 key rows),
@@ -199,9 +202,9 @@ struct AttentionGradKernelConfig
     return llvm::formatv("attention_grad_sm80_d{0}{1}_t{2}x{3}x{4}{5}{6}",
                          headDim, causal ? "_causal" : "", blockM, blockN,
                          stages,
-                         sharedScores()     ? "_ps"
-                         : querySplit() > 1 ? "_qs2"
-                                            : "",
+                         sharedScores()   ? "_ps"
+                         : sumsPartials() ? "_qs2"
+                                          : "",
                          ragged() ? "_ragged" : "")
         .str();
   }
