@@ -659,9 +659,17 @@ void GradKernelEmitter::addQueryGrad(const Step &step, Value dSTile) {
   Value evenRow = arith::AndIOp::create(b, loc, g, c32(~1));
   Value column0 = add(mul(columnBlock, c32(columns)),
                       add(mul(t, c32(2)), arith::ExtUIOp::create(b, loc, i32, odd)));
+  // One address a lane and step: its reductions' elements differ by
+  // constants (rows 16r + 8i + h, columns 8n), which go into the
+  // instruction's offset; each address computed in 64 bits cost about
+  // five integer instructions a reduction.
+  Value laneRow =
+      add(queryRow(step), wide(add(mul(firstTile, c32(16)), evenRow)));
+  Value laneElement = add(mul(laneRow, c64(config.headDim)), wide(column0));
+  Value laneAddress =
+      LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
+                          ValueRange{mul(laneElement, c64(4))});
   for (int64_t r = 0; r < rowTiles; ++r) {
-    Value rowBase =
-        add(queryRow(step), wide(mul(add(firstTile, c32(r)), c32(16))));
     for (int64_t n = 0; n < tiles; ++n) {
       for (int64_t i = 0; i < 2; ++i) {
         int64_t a = 4 * (r * tiles + n) + 2 * i;
@@ -670,13 +678,9 @@ void GradKernelEmitter::addQueryGrad(const Step &step, Value dSTile) {
         Value values[2] = {select(odd, received, first),
                            select(odd, second, received)};
         for (int64_t h = 0; h < 2; ++h) {
-          Value row = add(rowBase, wide(add(evenRow, c32(8 * i + h))));
-          Value column = wide(add(column0, c32(8 * n)));
-          Value element = add(mul(row, c64(config.headDim)), column);
-          Value address =
-              LLVM::GEPOp::create(b, loc, ptr, b.getI8Type(), queryGradSum,
-                                  ValueRange{mul(element, c64(4))});
-          asmOp(Type(), {address, values[h]}, "red.global.add.f32 [$0], $1;",
+          int64_t offset = ((16 * r + 8 * i + h) * config.headDim + 8 * n) * 4;
+          asmOp(Type(), {laneAddress, values[h]},
+                ("red.global.add.f32 [$0+" + Twine(offset) + "], $1;").str(),
                 "l,f", /*sideEffects=*/true);
         }
       }

@@ -46,7 +46,9 @@
 // ldmatrix from the pair's K/V rows, B from the warp's half of Q/dO); P
 // in exp2; partial dV and dK over the half (2 × 32, B by
 // ldmatrix.trans); dSᵀ into the step's shared tile (16 stores of a
-// register pair). After the loop: a barrier, the last step's dQ; then the
+// register pair). After the loop: a barrier, the last step's dQ (its
+// reductions at one address a lane, their elements' offsets in the
+// instruction); then the
 // pair swaps partial sums through shared memory (a barrier, 64 f32
 // stores, a barrier, 64 loads) and each warp stores one of dK and dV
 // (32 pair stores).
@@ -80,7 +82,22 @@
 // CHECK: nvvm.barrier0
 // CHECK: scf.if
 // CHECK-COUNT-32: nvvm.mma.sync
-// CHECK-COUNT-16: red.global.add.f32
+// CHECK: "red.global.add.f32 [$0+0], $1;", "l,f" %[[DQROW:[^,]+]],
+// CHECK-NEXT: "red.global.add.f32 [$0+256], $1;", "l,f" %[[DQROW]],
+// CHECK: "red.global.add.f32 [$0+2048], $1;", "l,f" %[[DQROW]],
+// CHECK-NEXT: "red.global.add.f32 [$0+2304], $1;", "l,f" %[[DQROW]],
+// CHECK: "red.global.add.f32 [$0+32], $1;", "l,f" %[[DQROW]],
+// CHECK-NEXT: "red.global.add.f32 [$0+288], $1;", "l,f" %[[DQROW]],
+// CHECK: "red.global.add.f32 [$0+2080], $1;", "l,f" %[[DQROW]],
+// CHECK-NEXT: "red.global.add.f32 [$0+2336], $1;", "l,f" %[[DQROW]],
+// CHECK: "red.global.add.f32 [$0+64], $1;", "l,f" %[[DQROW]],
+// CHECK-NEXT: "red.global.add.f32 [$0+320], $1;", "l,f" %[[DQROW]],
+// CHECK: "red.global.add.f32 [$0+2112], $1;", "l,f" %[[DQROW]],
+// CHECK-NEXT: "red.global.add.f32 [$0+2368], $1;", "l,f" %[[DQROW]],
+// CHECK: "red.global.add.f32 [$0+96], $1;", "l,f" %[[DQROW]],
+// CHECK-NEXT: "red.global.add.f32 [$0+352], $1;", "l,f" %[[DQROW]],
+// CHECK: "red.global.add.f32 [$0+2144], $1;", "l,f" %[[DQROW]],
+// CHECK-NEXT: "red.global.add.f32 [$0+2400], $1;", "l,f" %[[DQROW]],
 // CHECK: nvvm.cp.async.wait.group 0
 // CHECK: nvvm.barrier0
 // CHECK-COUNT-64: llvm.store {{.+}} : f32, !llvm.ptr<3>
