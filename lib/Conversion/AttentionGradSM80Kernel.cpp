@@ -89,13 +89,6 @@ private:
     return cmp(odd ? arith::CmpIPredicate::ne : arith::CmpIPredicate::eq,
                rem(div(warp, c32(2)), c32(2)), c32(0));
   }
-  /// `body`'s ops under `scf.if when`.
-  void emitIf(Value when, llvm::function_ref<void()> body) {
-    auto op = scf::IfOp::create(b, loc, when, false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(op.thenBlock());
-    body();
-  }
   /// The first row of a step's query block (i64) in the [B·Hq·S, ·]
   /// views with S rows a head: Q and dO's Sq, or (`padded`) the query side
   /// f32 arrays' Sq rounded up to whole blocks.
@@ -338,13 +331,7 @@ void GradKernelEmitter::copyStep(Value j) {
 /// Copies step j when it exists; commits a group either way, so that every
 /// step waits with the same count.
 void GradKernelEmitter::prefetch(Value j) {
-  auto exists = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::slt, j, steps), false);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(exists.thenBlock());
-    copyStep(j);
-  }
+  emitIf(cmp(arith::CmpIPredicate::slt, j, steps), [&] { copyStep(j); });
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
 }
 

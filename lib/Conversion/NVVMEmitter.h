@@ -94,6 +94,14 @@ protected:
   Value index32(Value v) {
     return arith::IndexCastUIOp::create(b, loc, i32, v);
   }
+  /// `body`'s ops under `scf.if when`; the insertion point is back after
+  /// the `scf.if` when it returns.
+  void emitIf(Value when, llvm::function_ref<void()> body) {
+    auto op = scf::IfOp::create(b, loc, when, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(op.thenBlock());
+    body();
+  }
   /// With `limit`, moves the insertion point into a new `scf.if (row <
   /// limit)` (i32, signed), so that what follows runs only for rows inside
   /// a ragged tile; the caller's InsertionGuard restores it. Without, does
