@@ -563,6 +563,7 @@ void bpt::fillPipelineOptions(const CompileOptions &options,
                               NVVMOptions &nvvm) {
   nvvm.setStrategy(options.strategy);
   nvvm.fuse = options.fuse;
+  nvvm.recomputeProjections = options.recomputeProjections;
   nvvm.features = options.features;
   nvvm.threads = options.threads;
   nvvm.sharedMemory = options.sharedMemory;
@@ -1189,20 +1190,15 @@ SlotPlan greedyBySize(ArrayRef<std::array<int64_t, 3>> live) {
 /// L2 sector group, as separate allocations were).
 constexpr int64_t kArenaAlignment = 256;
 
-/// One arena, greedy by size: largest buffer first, each at the lowest
-/// aligned offset where it overlaps no placed buffer that is live at the
-/// same time. Its size approaches the peak of live bytes, where slots pay
-/// for each slot's largest buffer.
-SlotPlan arenaBySize(ArrayRef<std::array<int64_t, 3>> live) {
+/// One arena: buffers taken in `order`, each at the lowest aligned offset
+/// where it overlaps no placed buffer that is live at the same time. Its
+/// size approaches the peak of live bytes, where slots pay for each slot's
+/// largest buffer.
+SlotPlan arenaInOrder(ArrayRef<std::array<int64_t, 3>> live,
+                      ArrayRef<int64_t> order) {
   SlotPlan plan;
   plan.slotOf.assign(live.size(), -1);
   plan.offsetOf.assign(live.size(), 0);
-  SmallVector<int64_t> order =
-      llvm::to_vector(llvm::seq<int64_t>(0, static_cast<int64_t>(live.size())));
-  llvm::stable_sort(order, [&](int64_t a, int64_t b) {
-    return live[a][0] > live[b][0] ||
-           (live[a][0] == live[b][0] && live[a][1] < live[b][1]);
-  });
   SmallVector<int64_t> placed;
   int64_t size = 0;
   for (int64_t i : order) {
@@ -1231,6 +1227,39 @@ SlotPlan arenaBySize(ArrayRef<std::array<int64_t, 3>> live) {
   return plan;
 }
 
+/// The smallest arena of a few greedy orders (no order is best for every
+/// set): largest buffer first; longest-lived first (what stays across the
+/// step takes the low offsets, the short-lived ones pack above it); largest
+/// bytes x lifetime first.
+SlotPlan arenaBest(ArrayRef<std::array<int64_t, 3>> live) {
+  auto ordered = [&](auto before) {
+    SmallVector<int64_t> order = llvm::to_vector(
+        llvm::seq<int64_t>(0, static_cast<int64_t>(live.size())));
+    llvm::stable_sort(order, before);
+    return order;
+  };
+  auto span = [&](int64_t i) { return live[i][2] - live[i][1] + 1; };
+  SmallVector<int64_t> orders[] = {
+      ordered([&](int64_t a, int64_t b) {
+        return live[a][0] > live[b][0] ||
+               (live[a][0] == live[b][0] && live[a][1] < live[b][1]);
+      }),
+      ordered([&](int64_t a, int64_t b) {
+        return span(a) > span(b) ||
+               (span(a) == span(b) && live[a][0] > live[b][0]);
+      }),
+      ordered([&](int64_t a, int64_t b) {
+        return live[a][0] * span(a) > live[b][0] * span(b);
+      })};
+  SlotPlan best;
+  for (ArrayRef<int64_t> order : orders) {
+    SlotPlan plan = arenaInOrder(live, order);
+    if (best.bytes.empty() || plan.total() < best.total())
+      best = std::move(plan);
+  }
+  return best;
+}
+
 void ManifestBuilder::assignWorkspaceSlots() {
   // Buffers whose lifetimes do not overlap share a workspace slot, so the
   // set's device memory is near its peak of live intermediates, not their
@@ -1240,7 +1269,7 @@ void ManifestBuilder::assignWorkspaceSlots() {
   for (const Intermediate &im : intermediates)
     live.push_back({im.bytes, im.firstUse, im.lastUse});
   SlotPlan plan = firstFitByLifetime(live);
-  for (SlotPlan other : {greedyBySize(live), arenaBySize(live)})
+  for (SlotPlan other : {greedyBySize(live), arenaBest(live)})
     if (other.total() < plan.total())
       plan = std::move(other);
   slotOf = plan.slotOf;
@@ -1376,6 +1405,8 @@ llvm::json::Object optionsJson(ModelDescription &model,
   opts["q_block"] = options.strategy.qBlock;
   opts["kv_block"] = options.strategy.kvBlock;
   opts["fuse"] = options.fuse;
+  if (options.recomputeProjections)
+    opts["recompute_projections"] = true;
   opts["threads"] = options.threads;
   opts["gemm_tiles"] = options.tileGemms;
   // Which tensor-core kernels the set has, from the instructions in its PTX.

@@ -112,6 +112,9 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
                              << "' must be a #bpt.attention_nest, a "
                                 "#bpt.attention_grad_nest, a "
                                 "#bpt.split_kv_nest or a #bpt.chunk_loop";
+  if (name == kRecomputedAttrName && !isa<UnitAttr>(attribute.getValue()))
+    return op->emitOpError() << "attribute '" << name << "' must be a unit "
+                             << "attribute";
   if (name == kBufferNameAttrName) {
     auto text = dyn_cast<StringAttr>(attribute.getValue());
     if (!text || text.getValue().empty() ||

@@ -259,6 +259,7 @@ compileForCPU(ModuleOp module, ArrayRef<std::string> names,
   blockwise.qBlock = run.qBlock;
   blockwise.kvBlock = run.kvBlock;
   blockwise.fuse = options.fuse;
+  blockwise.recomputeProjections = options.recomputeProjections;
   blockwise.reportBlockSizes = options.reportBlockSizes;
   buildBPTBlockwisePipeline(toBuffers, blockwise);
   addLinalgStage(toBuffers);

@@ -65,7 +65,7 @@ static void addTiling(OpPassManager &pm, bool fuse, int64_t qBlock,
 }
 
 void bpt::addBlockwiseStage(OpPassManager &pm, const StrategyOptions &strategy,
-                            bool fuse) {
+                            bool fuse, bool recomputeProjections) {
   BPTSelectStrategyOptions select = selectStrategyOptions(strategy);
   pm.addPass(createBPTSelectStrategy(select));
   // The pieces of the blocks decomposed first, and the GEMMs of the
@@ -76,6 +76,14 @@ void bpt::addBlockwiseStage(OpPassManager &pm, const StrategyOptions &strategy,
   pm.addPass(createBPTSelectStrategy(select));
   addTiling(pm, fuse, strategy.qBlock, strategy.kvBlock,
             strategy.reportBlockSizes);
+  if (recomputeProjections) {
+    BPTRematerializeOptions remat;
+    remat.projections = true;
+    // Ops are coarser here than after bufferization (an FFN's gradient can
+    // be one op): "far" is fewer of them.
+    remat.minDistance = 8;
+    pm.addNestedPass<func::FuncOp>(createBPTRematerialize(remat));
+  }
 }
 
 void bpt::addKernelStage(OpPassManager &pm) {
@@ -266,7 +274,8 @@ void bpt::buildBPTToNVVMPipeline(OpPassManager &pm, const NVVMOptions &options,
     return;
   }
   if (last >= Stage::Blockwise)
-    addBlockwiseStage(pm, options.strategy(), options.fuse);
+    addBlockwiseStage(pm, options.strategy(), options.fuse,
+                      options.recomputeProjections);
   if (last >= Stage::Linalg) {
     addKernelStage(pm);
     // What is left becomes portable launches: a loop of one iteration too.

@@ -1,5 +1,4 @@
-//===- Rematerialize.cpp - bpt-rematerialize ---------------------*- C++
-//-*-===//
+//===- Rematerialize.cpp - bpt-rematerialize --------------------*- C++ -*-===//
 //
 // Part of the bpt project: a compiler for Blockwise Parallel Transformers.
 //
@@ -10,7 +9,9 @@
 // gradient), the token-major attention output (read by the output
 // projection, and by its weight gradient). When what it is computed from
 // is alive at the later reads anyway, computing it again there costs a
-// few launches and saves a buffer over most of the step.
+// few launches and saves a buffer over most of the step. Projections are
+// not cheap (a GEMM each) and are repeated only when asked: the query, key
+// and value of a training step, otherwise alive across the FFN's backward.
 //
 //===----------------------------------------------------------------------===//
 
@@ -56,19 +57,22 @@ void collectReaders(
 }
 
 /// Ops that compute (counted against max-ops): linalg ops on tensors
-/// (elementwise chains, reductions, transposes, fills), and the norms left
-/// whole for their row kernel (bpt-norm-to-rowwise runs after this pass).
-bool isComputation(Operation *op) {
+/// (elementwise chains, reductions, transposes, fills), the norms left
+/// whole for their row kernel (bpt-norm-to-rowwise runs after this pass),
+/// and with `projections` the projections not yet lowered.
+bool isComputation(Operation *op, bool projections) {
   if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op))
     return linalgOp.hasPureTensorSemantics();
+  if (projections && isa<bpt::LinearOp>(op))
+    return true;
   return isa<bpt::LayerNormOp, bpt::RMSNormOp>(op);
 }
 
 /// Ops a recomputation may repeat: computations, empty tensors, views,
 /// constants.
-bool isCheap(Operation *op) {
-  return isComputation(op) || isa<tensor::EmptyOp, arith::ConstantOp>(op) ||
-         isView(op);
+bool isCheap(Operation *op, bool projections) {
+  return isComputation(op, projections) ||
+         isa<tensor::EmptyOp, arith::ConstantOp>(op) || isView(op);
 }
 
 struct BPTRematerializePass final
@@ -105,7 +109,12 @@ struct BPTRematerializePass final
     // The cheap ops that compute `v` again at position `here`, in program
     // order: the walk stops at values still read at `here` or later (and
     // arguments), which the clones read; it fails on a value of another
-    // kind of op that is dead by then, or past maxOps linalg ops.
+    // kind of op that is dead by then, or past maxOps linalg ops. With
+    // `projections`, only chains through a projection count (the others
+    // are left to the instance after bufferization's CSE), and a norm or
+    // linalg op on the way is repeated even where its value is still read
+    // later: that value is the later instance's to repeat, and the
+    // projection's copy must not keep it alive.
     auto chainOf = [&](Value v, int64_t here,
                        SmallVectorImpl<Operation *> &ops) -> bool {
       llvm::SetVector<Operation *> seen;
@@ -113,17 +122,22 @@ struct BPTRematerializePass final
       int64_t computing = 0;
       while (!work.empty()) {
         Value next = work.pop_back_val();
-        if (next != v && lastRead(next) >= here)
-          continue;
         Operation *def = next.getDefiningOp();
-        if (!def || def->getBlock() != &body || !isCheap(def))
+        bool passThrough = projections && def && isComputation(def, false);
+        if (next != v && lastRead(next) >= here && !passThrough)
+          continue;
+        if (!def || def->getBlock() != &body || !isCheap(def, projections))
           return false;
         if (!seen.insert(def))
           continue;
-        if (isComputation(def) && ++computing > maxOps)
+        if (isComputation(def, projections) && ++computing > maxOps)
           return false;
         llvm::append_range(work, def->getOperands());
       }
+      if (projections && llvm::none_of(seen, [](Operation *op) {
+            return isa<bpt::LinearOp>(op);
+          }))
+        return false;
       ops.assign(seen.begin(), seen.end());
       llvm::sort(ops,
                  [&](Operation *x, Operation *y) { return at(x) < at(y); });
@@ -132,7 +146,7 @@ struct BPTRematerializePass final
 
     SmallVector<Operation *> roots;
     for (Operation &op : body)
-      if (isComputation(&op) && op.getNumResults() == 1)
+      if (isComputation(&op, projections) && op.getNumResults() == 1)
         roots.push_back(&op);
     for (Operation *root : roots) {
       SmallVector<Operation *> chain;
@@ -144,32 +158,56 @@ struct BPTRematerializePass final
         return at(x.first->getOwner()) < at(y.first->getOwner());
       });
       int64_t previous = at(readers.front().first->getOwner());
+      // The copy the previous read took (empty: the original), which a
+      // read near it shares: through its own views, cloned where missing.
+      IRMapping latest;
+      auto readLatest = [&](OpOperand *use, ArrayRef<Operation *> views,
+                            Operation *anchor) {
+        if (latest.getValueMap().empty())
+          return;
+        OpBuilder b(anchor);
+        for (Operation *view : views)
+          if (!latest.contains(view->getResult(0)))
+            position[b.clone(*view, latest)] = position.lookup(anchor);
+        use->set(latest.lookup(use->get()));
+      };
       for (auto &[use, views] : llvm::drop_begin(readers)) {
         Operation *reader = use->getOwner();
+        Operation *anchor = body.findAncestorOpInBlock(*reader);
         int64_t here = at(reader);
-        // Near the previous read, or not computable from what is alive
-        // there: keep.
-        SmallVector<Operation *> ops;
-        if (here - previous <= minDistance ||
-            !chainOf(root->getResult(0), here, ops)) {
+        // Near the previous read: the same value.
+        if (here - previous <= minDistance) {
+          readLatest(use, views, anchor);
           previous = here;
           continue;
         }
-        Operation *anchor = body.findAncestorOpInBlock(*reader);
+        // Not computable from what is alive there: the original.
+        SmallVector<Operation *> ops;
+        if (!chainOf(root->getResult(0), here, ops)) {
+          latest.clear();
+          previous = here;
+          continue;
+        }
         OpBuilder b(anchor);
         IRMapping map;
-        for (Operation *op : ops)
-          position[b.clone(*op, map)] = here;
+        for (Operation *op : ops) {
+          Operation *clone = b.clone(*op, map);
+          position[clone] = here;
+          // Kept apart from the original by the CSE still to come.
+          if (projections && isComputation(op, projections))
+            clone->setAttr(bpt::kRecomputedAttrName, b.getUnitAttr());
+        }
         for (Operation *view : views)
           position[b.clone(*view, map)] = here;
         use->set(map.lookup(use->get()));
+        latest = std::move(map);
         previous = here;
       }
     }
     // Views and cheap ops left without readers go.
     SmallVector<Operation *> dead;
     for (Operation &op : body)
-      if (isCheap(&op) && op.use_empty())
+      if (isCheap(&op, projections) && op.use_empty())
         dead.push_back(&op);
     for (Operation *op : llvm::reverse(dead))
       if (op->use_empty())

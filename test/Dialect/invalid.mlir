@@ -812,6 +812,16 @@ func.func @f() {
 
 // -----
 
+// bpt.recomputed (bpt-rematerialize's mark on a repeated op) is a unit
+// attribute.
+func.func @f(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'arith.addf' op attribute 'bpt.recomputed' must be a unit attribute}}
+  %y = arith.addf %x, %x {bpt.recomputed = true} : tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
 // The per-op gradients (linear_grad, ffn_grad, layer_norm_grad,
 // rms_norm_grad): the forward's checks, then the upstream gradient and each
 // gradient's type.

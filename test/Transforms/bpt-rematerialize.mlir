@@ -156,3 +156,34 @@ func.func @row_kernel_norm(%x: tensor<16x256xbf16>, %g: tensor<256xbf16>,
   return %early, %late, %late3, %early : tensor<16x256xbf16>, tensor<16x256xbf16>,
       tensor<16x256xbf16>, tensor<16x256xbf16>
 }
+
+// -----
+
+// Two reads far from the first and near each other share one copy, the
+// second through a view of its own (cloned onto the copy): before, the
+// second read kept the original, alive across the gap all the same.
+// CHECK-LABEL: func.func @near_late_reads
+// CHECK-SAME: (%[[A:.+]]: tensor<4x8xf32>, %[[W:.+]]: tensor<8x4xf32>)
+// CHECK: %[[T1:.+]] = linalg.transpose ins(%[[A]] : tensor<4x8xf32>)
+// CHECK: arith.addf %[[T1]], %[[T1]]
+// CHECK-COUNT-3: arith.mulf
+// CHECK: %[[T2:.+]] = linalg.transpose ins(%[[A]] : tensor<4x8xf32>)
+// CHECK: %[[L1:.+]] = arith.subf %[[T2]], %{{.+}}
+// CHECK: %[[V2:.+]] = tensor.expand_shape %[[T2]]
+// CHECK: arith.negf %[[V2]]
+// CHECK-NOT: linalg.transpose
+func.func @near_late_reads(%a: tensor<4x8xf32>, %w: tensor<8x4xf32>)
+    -> (tensor<8x4xf32>, tensor<8x4xf32>, tensor<2x4x4xf32>) {
+  %e = tensor.empty() : tensor<8x4xf32>
+  %t = linalg.transpose ins(%a : tensor<4x8xf32>) outs(%e : tensor<8x4xf32>)
+      permutation = [1, 0]
+  %v = tensor.expand_shape %t [[0, 1], [2]] output_shape [2, 4, 4]
+      : tensor<8x4xf32> into tensor<2x4x4xf32>
+  %early = arith.addf %t, %t : tensor<8x4xf32>
+  %m1 = arith.mulf %w, %early : tensor<8x4xf32>
+  %m2 = arith.mulf %m1, %m1 : tensor<8x4xf32>
+  %m3 = arith.mulf %m2, %m2 : tensor<8x4xf32>
+  %late = arith.subf %t, %m3 : tensor<8x4xf32>
+  %late2 = arith.negf %v : tensor<2x4x4xf32>
+  return %early, %late, %late2 : tensor<8x4xf32>, tensor<8x4xf32>, tensor<2x4x4xf32>
+}

@@ -94,6 +94,13 @@ static cl::opt<int64_t> queryChunk(
              "gradients summed across chunks); 0, the default, for the "
              "whole sequence at once"),
     cl::cat(compileCategory), cl::init(0));
+static cl::opt<bool> recomputeProjections(
+    "recompute-projections",
+    cl::desc("--op=block --backward: compute the attention's query, key and "
+             "value projections again where its gradient reads them, so "
+             "that they do not live across the FFN's backward (three GEMMs "
+             "more, three [S, hidden] buffers fewer at that point)"),
+    cl::cat(compileCategory), cl::init(false));
 static cl::opt<bool> lse(
     "lse",
     cl::desc("--op=attention: the forward that also returns its log-sum-exp "
@@ -599,6 +606,35 @@ static std::vector<std::string> givenShapeFlags() {
   return given;
 }
 
+/// Warns when --recompute-projections repeats no projection (no attention
+/// gradient reads one far from where it is computed): the flag would
+/// change nothing.
+static LogicalResult
+warnIneffectiveRecompute(ModuleOp module, const bpt::CompileOptions &options) {
+  if (!options.recomputeProjections)
+    return success();
+  auto projectionsAt = [&](bool recompute) -> FailureOr<int64_t> {
+    OwningOpRef<ModuleOp> copy = module.clone();
+    bpt::CompileOptions o = options;
+    o.recomputeProjections = recompute;
+    if (failed(bpt::lowerToStage(*copy, bpt::Stage::Blockwise, o)))
+      return failure();
+    int64_t count = 0;
+    copy->walk([&](bpt::LinearOp) { ++count; });
+    return count;
+  };
+  FailureOr<int64_t> with = projectionsAt(true);
+  FailureOr<int64_t> without = projectionsAt(false);
+  if (failed(with) || failed(without))
+    return failure();
+  if (*with == *without)
+    llvm::errs() << "bpt-compile: warning: --recompute-projections has no "
+                    "effect: no projection is read again far from where it "
+                    "is computed (a training step's attention gradient "
+                    "reads the query, key and value)\n";
+  return success();
+}
+
 /// Warns about tiling flags given for a kernel path that no op takes: they
 /// change nothing, which a user tuning them should know.
 static LogicalResult
@@ -787,6 +823,7 @@ static FailureOr<bpt::CompileOptions> compileOptionsFromFlags() {
   for (const auto &f : kTilingFlags)
     strategy.*(f.field) = *f.option;
   options.fuse = !noFuse;
+  options.recomputeProjections = recomputeProjections;
   options.tileGemms = !noGemmTiles;
   options.features = features;
   options.threads = threads;
@@ -901,7 +938,8 @@ int main(int argc, char **argv) {
   if (failed(options))
     return 1;
   if (!tune && (emit != "mlir" || *lastStage >= bpt::Stage::Blockwise) &&
-      failed(warnIneffectiveTilingFlags(*module, *options)))
+      (failed(warnIneffectiveTilingFlags(*module, *options)) ||
+       failed(warnIneffectiveRecompute(*module, *options))))
     return 1;
   if (tune)
     return emitTuningCandidates(*module, *options, context);

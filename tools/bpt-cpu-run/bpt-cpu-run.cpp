@@ -64,6 +64,12 @@ static cl::opt<int64_t> queryChunk(
              "block's backward (bpt-build-backward's query-chunk; 0, the "
              "default, for whole sequences)"),
     cl::cat(runCategory), cl::init(0));
+static cl::opt<bool> recomputeProjections(
+    "recompute-projections",
+    cl::desc("With --backward: compute the attention's query, key and value "
+             "projections again where its gradient reads them "
+             "(bpt-blockwise's recompute-projections)"),
+    cl::cat(runCategory), cl::init(false));
 static cl::opt<bool> tileGemms(
     "tile-gemms",
     cl::desc("Tile the GEMMs left outside loop nests into shared-memory "
@@ -112,6 +118,11 @@ int main(int argc, char **argv) {
                     "needs --backward\n";
     return 2;
   }
+  if (recomputeProjections && !backward) {
+    llvm::errs() << "bpt-cpu-run: --recompute-projections recomputes for the "
+                    "backward; it needs --backward\n";
+    return 2;
+  }
   if (queryChunk < 0) {
     llvm::errs() << "bpt-cpu-run: --query-chunk must be 0 (whole sequences) "
                     "or a number of rows, got "
@@ -156,6 +167,7 @@ int main(int argc, char **argv) {
   options.perturbOutput = perturbOutput;
   options.backward = backward;
   options.queryChunk = queryChunk;
+  options.recomputeProjections = recomputeProjections;
   options.tileGemms = tileGemms;
   FailureOr<bpt::CPUCheckResult> result = bpt::checkOnCPU(*module, options);
   if (failed(result))

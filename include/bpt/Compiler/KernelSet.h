@@ -72,6 +72,10 @@ struct CompileOptions {
   /// what bpt-select-strategy decides from.
   StrategyOptions strategy;
   bool fuse = true;
+  /// Training steps: the attention's query, key and value projections
+  /// computed again where its gradient reads them (less memory, three GEMMs
+  /// more); recorded in the manifest's options.
+  bool recomputeProjections = false;
   std::string features = "+ptx80";
   /// The portable path's threads per block and shared memory per block
   /// (0: the chip's).

@@ -29,6 +29,12 @@ bool isGatedActivation(Activation activation);
 /// holds it.
 inline constexpr llvm::StringLiteral kBufferNameAttrName = "bpt.buffer_name";
 
+/// Unit attribute on an op that bpt-rematerialize repeated (with
+/// `projections`) before CSE has run for the last time: it keeps CSE from
+/// merging the repeat back into the original, whose value would then live
+/// across the gap again.
+inline constexpr llvm::StringLiteral kRecomputedAttrName = "bpt.recomputed";
+
 /// Unit attribute on a gpu.launch_func whose kernel begins with
 /// griddepcontrol.wait (`bpt-dependent-launch`): the manifest marks the
 /// launch "dependent".

@@ -44,6 +44,10 @@ struct CPUCheckOptions {
   /// With `backward`: bpt-build-backward's `query-chunk` (rows per query
   /// chunk of each block's backward; 0 for whole sequences).
   int64_t queryChunk = 0;
+  /// With `backward`: bpt-blockwise's `recompute-projections` (the
+  /// attention's query, key and value computed again where its gradient
+  /// reads them).
+  bool recomputeProjections = false;
   /// Tile top-level GEMMs as the GPU path does (bpt-tile-gemms).
   bool tileGemms = false;
 };

@@ -71,6 +71,14 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
                     llvm::cl::desc("Fuse the FFN and residuals into the "
                                    "query-block loop (bpt-fuse-ffn-residual)"),
                     llvm::cl::init(true)};
+  Option<bool> recomputeProjections{
+      *this, "recompute-projections",
+      llvm::cl::desc("Training steps: compute the attention's query, key "
+                     "and value projections again where its gradient reads "
+                     "them (bpt-rematerialize projections=true at the end "
+                     "of the blockwise stage): three [S, hidden] buffers "
+                     "fewer across the FFN's backward, three GEMMs more"),
+      llvm::cl::init(false)};
   Option<int64_t> chunkRows{
       *this, "chunk-rows",
       llvm::cl::desc("Rows per chunk of the tensor-core FFN and block (0: "
@@ -196,9 +204,11 @@ struct NVVMOptions : StrategyPipelineOptions<NVVMOptions> {
                             llvm::cl::init(3)};
 };
 
-/// The stage behind bpt-blockwise.
+/// The stage behind bpt-blockwise; with `recomputeProjections`, projections
+/// read again far later are repeated there (bpt-rematerialize
+/// projections=true, after the stage's CSE, which would merge them again).
 void addBlockwiseStage(mlir::OpPassManager &pm, const StrategyOptions &strategy,
-                       bool fuse);
+                       bool fuse, bool recomputeProjections = false);
 
 /// Model level -> blockwise level: select strategies, decompose blocks
 /// (those bound for the wgmma block kernels stay whole), select strategies
@@ -208,7 +218,8 @@ void addBlockwiseStage(mlir::OpPassManager &pm, const StrategyOptions &strategy,
 template <typename Derived>
 void buildBPTBlockwisePipeline(mlir::OpPassManager &pm,
                                const StrategyPipelineOptions<Derived> &options) {
-  addBlockwiseStage(pm, options.strategy(), options.fuse);
+  addBlockwiseStage(pm, options.strategy(), options.fuse,
+                    options.recomputeProjections);
 }
 
 /// The tensor-core conversions: every op and nest whose strategy names a

@@ -267,13 +267,26 @@ def BPTRematerialize : Pass<"bpt-rematerialize", "::mlir::func::FuncOp"> {
     projection and by its weight gradient): [S, hidden] buffers alive
     across most of the step. Results are unchanged: the same ops on the
     same values.
+
+    With `projections`, `bpt.linear` ops count as computations that may be
+    repeated (a GEMM each: a trade of time for memory, off by default).
+    bpt-to-nvvm runs the pass so at the end of its blockwise stage when
+    asked (`recompute-projections`), after the last CSE that would merge
+    the copies again: a training step's query, key and value projections
+    are then repeated just before the attention's gradient.
   }];
   let options = [
     Option<"minDistance", "min-distance", "int64_t", /*default=*/"16",
            "Reads at most this many ops after the previous one share its "
            "value">,
     Option<"maxOps", "max-ops", "int64_t", /*default=*/"12",
-           "The most linalg ops and norms one recomputation repeats">
+           "The most linalg ops and norms one recomputation repeats">,
+    Option<"projections", "projections", "bool", /*default=*/"false",
+           "Projections (bpt.linear, not yet lowered) may be repeated too: "
+           "a training step's query, key and value are then computed "
+           "again where the attention's gradient reads them, instead of "
+           "living across the FFN's backward (three GEMMs for three "
+           "[S, hidden] buffers)">
   ];
   let dependentDialects = ["::mlir::tensor::TensorDialect",
                            "::mlir::linalg::LinalgDialect"];
