@@ -72,12 +72,7 @@ public:
       sum = fadd(sum, shuffleXor(sum, offset));
     if (real)
       sum = select(real, sum, cf(0.0));
-    auto first = scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::eq, part,
-                                               c32(0)),
-                                   /*withElse=*/false);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(first.thenBlock());
+    emitIf(cmp(arith::CmpIPredicate::eq, part, c32(0)), [&] {
       Value address = LLVM::GEPOp::create(
           b, loc, ptr, f32, rowDots,
           ValueRange{arith::ExtUIOp::create(b, loc, i64, row)});
@@ -100,7 +95,7 @@ public:
                 ValueRange{arith::ExtUIOp::create(b, loc, i64, row)}),
             4);
       }
-    }
+    });
     Type v4f32 = VectorType::get({4}, f32);
     Value zeros = LLVM::ZeroOp::create(b, loc, v4f32);
     Value accElement = real ? elementOf(row) : element;

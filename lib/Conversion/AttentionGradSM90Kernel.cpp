@@ -284,12 +284,7 @@ void GradKernelEmitter::emit(gpu::GPUFuncOp func) {
 }
 
 void GradKernelEmitter::initBarriers(Value tid) {
-  auto init = scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::eq, tid,
-                                            c32(0)),
-                                /*withElse=*/false);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(init.thenBlock());
+  emitIf(cmp(arith::CmpIPredicate::eq, tid, c32(0)), [&] {
     NVVM::MBarrierInitOp::create(b, loc, barrier(0), c32(1), Value());
     for (int64_t s = 0; s < config.stages; ++s) {
       NVVM::MBarrierInitOp::create(b, loc, barrier(1 + s), c32(1), Value());
@@ -307,7 +302,7 @@ void GradKernelEmitter::initBarriers(Value tid) {
           c32(config.transposedQueryGrad() ? 1 : 32), Value());
     }
     NVVM::FenceMbarrierInitOp::create(b, loc);
-  }
+  });
   NVVM::Barrier0Op::create(b, loc);
 }
 
@@ -337,15 +332,11 @@ void GradKernelEmitter::emitProducer(Value mapK, Value mapV, Value mapQ,
   Value j = loop.getInductionVar();
   Value stage = rem(j, stages);
   // Reuse of a stage waits until both consumers released its last round.
-  auto reuse = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::uge, j, stages), /*withElse=*/false);
-  {
-    OpBuilder::InsertionGuard inner(b);
-    b.setInsertionPointToStart(reuse.thenBlock());
+  emitIf(cmp(arith::CmpIPredicate::uge, j, stages), [&] {
     Value parity =
         arith::AndIOp::create(b, loc, sub(div(j, stages), c32(1)), c32(1));
     waitBarrier(barrierAt(1 + config.stages, stage), parity);
-  }
+  });
   Step step = stepAt(j);
   Value row = queryRow(step);
   // Ragged: Q and dO by row of the query head's matrix (rows past Sq read

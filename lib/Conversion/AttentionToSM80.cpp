@@ -107,13 +107,8 @@ private:
   /// Copies block `j` when it exists; commits a group either way, so that
   /// every iteration waits with the same count.
   void prefetch(Value j) {
-    auto exists = scf::IfOp::create(
-        b, loc, cmp(arith::CmpIPredicate::slt, j, numBlocks), false);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(exists.thenBlock());
-      copyKeyValueBlock(j);
-    }
+    emitIf(cmp(arith::CmpIPredicate::slt, j, numBlocks),
+           [&] { copyKeyValueBlock(j); });
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
 
@@ -524,11 +519,8 @@ void KernelEmitter::storeOutputTile() {
       continue;
     }
     // Rows past the end of a ragged sequence belong to the next head.
-    auto inRange = scf::IfOp::create(
-        b, loc, cmp(arith::CmpIPredicate::slt, row, validQueries), false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(inRange.thenBlock());
-    LLVM::StoreOp::create(b, loc, data, address, 16);
+    emitIf(cmp(arith::CmpIPredicate::slt, row, validQueries),
+           [&] { LLVM::StoreOp::create(b, loc, data, address, 16); });
   }
 }
 

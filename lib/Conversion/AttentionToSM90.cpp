@@ -203,10 +203,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
 
   // One thread initialises the barriers; everyone waits for that.
   Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
-  auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(init.thenBlock());
+  emitIf(first, [&] {
     NVVM::MBarrierInitOp::create(b, loc, barrier(base, 0), c32(1), Value());
     for (int64_t s = 0; s < config.stages; ++s) {
       NVVM::MBarrierInitOp::create(b, loc, barrier(base, 1 + s), c32(1),
@@ -218,7 +215,7 @@ void KernelEmitter::emit(gpu::GPUFuncOp func) {
           c32(config.consumerGroups * kWarpgroup), Value());
     }
     NVVM::FenceMbarrierInitOp::create(b, loc);
-  }
+  });
   NVVM::Barrier0Op::create(b, loc);
 
   emitRoles(
@@ -247,14 +244,10 @@ void KernelEmitter::emitProducer(Value base, Value mapQ, Value mapK,
   Value stage = rem(j, stages);
   Value round = div(j, stages);
   // Reuse of a stage waits until both consumers released its last round.
-  auto reuse = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::uge, j, stages), /*withElse=*/false);
-  {
-    OpBuilder::InsertionGuard inner(b);
-    b.setInsertionPointToStart(reuse.thenBlock());
+  emitIf(cmp(arith::CmpIPredicate::uge, j, stages), [&] {
     Value parity = arith::AndIOp::create(b, loc, sub(round, c32(1)), c32(1));
     waitBarrier(barrierAt(base, 1 + 2 * config.stages, stage), parity);
-  }
+  });
   Value row = add(kvRow, mul(j, c32(config.blockN)));
   Value tileBytes = c32(config.kvTileBytes());
   Value kFull = barrierAt(base, 1, stage);

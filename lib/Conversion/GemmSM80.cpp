@@ -54,11 +54,7 @@ private:
   /// Issues the copies of K slice `kb` into ring stage `kb % stages`; commits
   /// a group either way.
   void prefetch(Value kb) {
-    auto exists = scf::IfOp::create(
-        b, loc, cmp(arith::CmpIPredicate::slt, kb, c32(numSlices)), false);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(exists.thenBlock());
+    emitIf(cmp(arith::CmpIPredicate::slt, kb, c32(numSlices)), [&] {
       Value stage = stageAddress(rem(kb, c32(config.stages)));
       Value k0 = mul(kb, c32(config.blockK));
       const int64_t bytes = config.elementBytes();
@@ -72,7 +68,7 @@ private:
             elementAddress(operand ? gate : bMatrix, k0, n0, config.n),
             config.blockK, config.blockN * bytes, config.n * bytes, tid,
             config.threads());
-    }
+    });
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
   Value stageAddress(Value stage) {

@@ -301,10 +301,7 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
   TileWork work = tileWork();
   Value base = alignedSharedBase(kSharedMemorySymbol);
   Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
-  auto init = scf::IfOp::create(b, loc, first, /*withElse=*/false);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(init.thenBlock());
+  emitIf(first, [&] {
     for (int64_t s = 0; s < config.stages; ++s) {
       NVVM::MBarrierInitOp::create(
           b, loc, sharedPointer(add(base, c32(config.barrierOffset(s)))),
@@ -315,7 +312,7 @@ void GemmEmitter::emit(gpu::GPUFuncOp func) {
           c32(config.consumerGroups * kWarpgroup), Value());
     }
     NVVM::FenceMbarrierInitOp::create(b, loc);
-  }
+  });
   NVVM::Barrier0Op::create(b, loc);
   emitOneTile(tid, first, base, in, work);
   gpu::ReturnOp::create(b, loc);
@@ -491,15 +488,11 @@ void GemmEmitter::emitProducer(Value base, const GemmOperands &in,
   Value kb = loop.getInductionVar();
   Value step = ringStep(work, kb);
   Value stage = rem(step, stages);
-  auto reuse = scf::IfOp::create(
-      b, loc, cmp(arith::CmpIPredicate::uge, step, stages), /*withElse=*/false);
-  {
-    OpBuilder::InsertionGuard inner(b);
-    b.setInsertionPointToStart(reuse.thenBlock());
+  emitIf(cmp(arith::CmpIPredicate::uge, step, stages), [&] {
     Value parity =
         arith::AndIOp::create(b, loc, sub(div(step, stages), c32(1)), c32(1));
     waitBarrier(barrierAt(base, config.stages, stage), parity);
-  }
+  });
   loadStage(base, in, work.kBegin ? add(work.kBegin, kb) : kb, stage, aRow, m0,
             n0);
 }
@@ -901,10 +894,7 @@ void GemmEmitter::onConsumerLeader(Value warp, Value lane,
   Value leader =
       arith::AndIOp::create(b, loc, cmp(arith::CmpIPredicate::eq, warp, c32(0)),
                             cmp(arith::CmpIPredicate::eq, lane, c32(0)));
-  auto branch = scf::IfOp::create(b, loc, leader, /*withElse=*/false);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(branch.thenBlock());
-  body();
+  emitIf(leader, body);
 }
 
 /// The GEMM kernel for `config`, built once per module.

@@ -247,15 +247,11 @@ void CombineEmitter::storeFromLanes(const State &state) {
 /// slice, rescaling each warp's part to the largest max.
 void CombineEmitter::mergeWarpsAndStore(const State &state) {
   Value stateAddress = add(base, mul(warp, c32(8)));
-  {
-    OpBuilder::InsertionGuard guard(b);
-    auto first = scf::IfOp::create(
-        b, loc, cmp(arith::CmpIPredicate::eq, lane, c32(0)), false);
-    b.setInsertionPointToStart(first.thenBlock());
+  emitIf(cmp(arith::CmpIPredicate::eq, lane, c32(0)), [&] {
     LLVM::StoreOp::create(b, loc, state.max, sharedPointer(stateAddress), 4);
     LLVM::StoreOp::create(b, loc, state.sum,
                           sharedPointer(add(stateAddress, c32(4))), 4);
-  }
+  });
   {
     OpBuilder::InsertionGuard guard(b);
     onlyRowsBelow(splitLane, c32(1));
