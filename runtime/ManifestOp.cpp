@@ -90,6 +90,7 @@ const std::vector<OptionRule> &optionRules() {
       {"kv_block", OptionType::PositiveInteger, {}, {}},
       {"threads", OptionType::PositiveInteger, {}, {}},
       {"fuse", OptionType::Bool, {}, {}},
+      {"recompute_projections", OptionType::Bool, {}, {}},
       {"gemm_tiles", OptionType::Bool, {}, {}},
       {"tensor_cores", OptionType::Bool, {}, {}},
       {"tf32", OptionType::Bool, {}, {}},
