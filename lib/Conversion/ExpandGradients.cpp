@@ -4,7 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// A tensor-core bpt.linear_grad or bpt.ffn_grad becomes bpt.matmul ops with
+// A tensor-core bpt.linear_grad or bpt.ffn_grad (and a portable ffn_grad
+// whose strategy gives chunk rows) becomes bpt.matmul ops with
 // transposed operands (dx = dy·wᵀ, dw = xᵀ·dy), which the GEMM kernels read
 // in place, plus elementwise linalg. The FFN's gradient runs over chunks of
 // rows so that its [rows, ffn] intermediates exist one chunk at a time, the
@@ -37,11 +38,19 @@ using namespace bpt;
 
 namespace {
 
-bool takesTensorCores(Operation *op) {
+/// The gradient ops expanded here: those bound for tensor cores, and an FFN
+/// gradient left to the portable GEMMs whose strategy still gives chunk
+/// rows (chips with mma.sync, which has no GEMM with transposed operands
+/// yet): its [rows, ffn] intermediates then exist one chunk at a time.
+bool isExpanded(Operation *op) {
   StrategyAttr strategy = StrategyAttr::get(op);
-  return strategy && !StrategyAttr::getEnclosing(op) &&
-         (strategy.getPath() == KernelPath::wgmma ||
-          strategy.getPath() == KernelPath::mma_sync);
+  if (!strategy || StrategyAttr::getEnclosing(op))
+    return false;
+  KernelPath path = strategy.getPath();
+  if (path == KernelPath::wgmma || path == KernelPath::mma_sync)
+    return true;
+  return isa<FFNGradOp>(op) && path == KernelPath::portable &&
+         strategy.getChunkRows() > 0;
 }
 
 /// `op(lhs) · op(rhs)` (+ `acc`), of `resultElement` ([M, N]).
@@ -267,7 +276,7 @@ struct BPTExpandGradientsPass final
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<LinearGradOp, FFNGradOp>(op) && takesTensorCores(op))
+      if (isa<LinearGradOp, FFNGradOp>(op) && isExpanded(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {

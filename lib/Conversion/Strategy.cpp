@@ -858,6 +858,22 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                                           int64_t rows,
                                           ArrayRef<int64_t> widths,
                                           bool chunked) {
+  // The FFN's chunk rows: the option's (or the default), raised to whole
+  // 64-row K steps and to at most kMaxUnrolledChunks chunks.
+  auto chunkRows = [&] {
+    int64_t chunk = options.chunkRowsOrDefault();
+    int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
+    if (chunk < least || chunk % 64 != 0) {
+      int64_t wanted = chunk;
+      chunk = (std::max(chunk, least) + 127) / 128 * 128;
+      if (remarks)
+        op->emitRemark() << "chunk rows raised from " << wanted << " to "
+                         << chunk
+                         << ": chunks are whole 64-row K steps, at most "
+                         << kMaxUnrolledChunks << " of them unrolled";
+    }
+    return chunk;
+  };
   if (wgmma()) {
     Refusal why = checkTensorCoreElement(element, "wgmma");
     for (int64_t width : widths)
@@ -868,20 +884,7 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                   .str();
     if (!why)
       why = checkTmaRows(rows);
-    int64_t chunk = 0;
-    if (!why && chunked) {
-      chunk = options.chunkRowsOrDefault();
-      int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
-      if (chunk < least || chunk % 64 != 0) {
-        int64_t wanted = chunk;
-        chunk = (std::max(chunk, least) + 127) / 128 * 128;
-        if (remarks)
-          op->emitRemark() << "chunk rows raised from " << wanted << " to "
-                           << chunk
-                           << ": chunks are whole 64-row K steps, at most "
-                           << kMaxUnrolledChunks << " of them unrolled";
-      }
-    }
+    int64_t chunk = !why && chunked ? chunkRows() : 0;
     if (!why)
       why = checkGemmGridRows(chunked ? std::min(chunk, rows) : rows, 128);
     if (!why)
@@ -889,9 +892,15 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
     refuse(name, "wgmma", *why);
     return portable();
   }
-  if (mmaSync())
+  if (mmaSync()) {
     refuse(name, "mma.sync",
            "there is no mma.sync GEMM with transposed operands yet");
+    // The FFN's gradient still goes by chunks of rows on the portable GEMMs
+    // (bpt-expand-gradients), so that its [rows, ffn] intermediates exist
+    // one chunk at a time: whole, they are four f32 [rows, ffn] buffers.
+    if (chunked && rows > 0)
+      return make(KernelPath::portable, 0, 0, 0, 0, chunkRows());
+  }
   return portable();
 }
 

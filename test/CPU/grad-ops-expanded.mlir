@@ -73,6 +73,35 @@ func.func @ffn_gelu(%x: tensor<136x128xf16>, %w1: tensor<128x256xf16>,
       : tensor<136x128xf16>, tensor<128x256xf16>, tensor<256x128xf16>
 }
 
+//--- ffn_gelu_portable.mlir
+// On a chip with mma.sync (no GEMM with transposed operands yet) the FFN's
+// gradient stays on the portable GEMMs but still goes by chunks of rows,
+// its strategy carrying chunk_rows: the same expansion without the wgmma
+// epilogue (an f32 dh GEMM, then the activation's gradient elementwise),
+// ragged last chunk of 8 rows; nothing of [136, 256] is left whole.
+// RUN: bpt-opt %t/ffn_gelu_portable.mlir --bpt-expand-gradients | FileCheck %s --check-prefix=PORTABLE-IR
+// PORTABLE-IR-LABEL: func.func @ffn_gelu_portable
+// PORTABLE-IR: bpt.matmul {{.*}} : (tensor<64x128xbf16>, tensor<128x256xbf16>) -> tensor<64x256xf32>
+// PORTABLE-IR: bpt.matmul {{.*}} {transpose_rhs} : (tensor<64x128xbf16>, tensor<256x128xbf16>) -> tensor<64x256xf32>
+// PORTABLE-IR: linalg.generic
+// PORTABLE-IR: tensor.extract_slice %{{.*}}[128, 0] [8, 128] [1, 1]
+// PORTABLE-IR-NOT: bpt.ffn_grad
+// PORTABLE-IR-NOT: tensor<136x256x
+// RUN: bpt-cpu-run %t/ffn_gelu_portable.mlir --seed=49 | FileCheck %s --check-prefix=PORTABLE
+// PORTABLE-COUNT-3: output {{[0-2]}} tensor<{{.*}}xbf16>: relative error {{.*}}: PASS
+// PORTABLE: {{^PASS$}}
+func.func @ffn_gelu_portable(%x: tensor<136x128xbf16>, %w1: tensor<128x256xbf16>,
+                             %w2: tensor<256x128xbf16>, %dy: tensor<136x128xbf16>)
+    -> (tensor<136x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>) {
+  %dx, %dw1, %dw2 = bpt.ffn_grad gelu %x, %w1, %w2, %dy {bpt.strategy =
+      #bpt.strategy<portable, chip = "sm_80", chunk_rows = 64>}
+      : (tensor<136x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>,
+         tensor<136x128xbf16>)
+        -> (tensor<136x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>)
+  return %dx, %dw1, %dw2
+      : tensor<136x128xbf16>, tensor<128x256xbf16>, tensor<256x128xbf16>
+}
+
 //--- ffn_silu.mlir
 // The epilogue form for silu, bf16, rank 3: 136 rows in chunks of 64, 64
 // and 8.
