@@ -890,17 +890,16 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
     if (!why)
       return make(KernelPath::wgmma, 0, 0, 0, 0, chunk);
     refuse(name, "wgmma", *why);
-    return portable();
-  }
-  if (mmaSync()) {
+  } else if (mmaSync()) {
     refuse(name, "mma.sync",
            "there is no mma.sync GEMM with transposed operands yet");
-    // The FFN's gradient still goes by chunks of rows on the portable GEMMs
-    // (bpt-expand-gradients), so that its [rows, ffn] intermediates exist
-    // one chunk at a time: whole, they are four f32 [rows, ffn] buffers.
-    if (chunked && rows > 0)
-      return make(KernelPath::portable, 0, 0, 0, 0, chunkRows());
   }
+  // Refused by the tensor cores, the FFN's gradient still goes by chunks of
+  // rows on the portable GEMMs (bpt-expand-gradients), so that its [rows,
+  // ffn] intermediates exist one chunk at a time: whole, they are four f32
+  // [rows, ffn] buffers. (All-portable compilations keep the whole op.)
+  if (chunked && rows > 0 && (wgmma() || mmaSync()))
+    return make(KernelPath::portable, 0, 0, 0, 0, chunkRows());
   return portable();
 }
 
