@@ -39,9 +39,10 @@ using namespace bpt;
 namespace {
 
 /// The gradient ops expanded here: those bound for tensor cores, and an FFN
-/// gradient left to the portable GEMMs whose strategy still gives chunk
-/// rows (chips with mma.sync, which has no GEMM with transposed operands
-/// yet): its [rows, ffn] intermediates then exist one chunk at a time.
+/// gradient the tensor cores refused (mma.sync has no GEMM with transposed
+/// operands yet; wgmma takes 16-bit operands and whole 128-column tiles)
+/// whose portable strategy still gives chunk rows: its [rows, ffn]
+/// intermediates then exist one chunk at a time.
 bool isExpanded(Operation *op) {
   StrategyAttr strategy = StrategyAttr::get(op);
   if (!strategy || StrategyAttr::getEnclosing(op))

@@ -858,10 +858,13 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                                           int64_t rows,
                                           ArrayRef<int64_t> widths,
                                           bool chunked) {
-  // The FFN's chunk rows: the option's (or the default), raised to whole
-  // 64-row K steps and to at most kMaxUnrolledChunks chunks.
-  auto chunkRows = [&] {
-    int64_t chunk = options.chunkRowsOrDefault();
+  // The FFN's chunk rows, whichever GEMMs take it where the tensor cores
+  // are on (all-portable compilations keep the whole op): the option's (or
+  // the default), raised to whole 64-row K steps and to at most
+  // kMaxUnrolledChunks chunks.
+  int64_t chunk = 0;
+  if (chunked && (wgmma() || mmaSync())) {
+    chunk = options.chunkRowsOrDefault();
     int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
     if (chunk < least || chunk % 64 != 0) {
       int64_t wanted = chunk;
@@ -872,8 +875,7 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                          << ": chunks are whole 64-row K steps, at most "
                          << kMaxUnrolledChunks << " of them unrolled";
     }
-    return chunk;
-  };
+  }
   if (wgmma()) {
     Refusal why = checkTensorCoreElement(element, "wgmma");
     for (int64_t width : widths)
@@ -884,7 +886,6 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                   .str();
     if (!why)
       why = checkTmaRows(rows);
-    int64_t chunk = !why && chunked ? chunkRows() : 0;
     if (!why)
       why = checkGemmGridRows(chunked ? std::min(chunk, rows) : rows, 128);
     if (!why)
@@ -897,9 +898,9 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
   // Refused by the tensor cores, the FFN's gradient still goes by chunks of
   // rows on the portable GEMMs (bpt-expand-gradients), so that its [rows,
   // ffn] intermediates exist one chunk at a time: whole, they are four f32
-  // [rows, ffn] buffers. (All-portable compilations keep the whole op.)
-  if (chunked && rows > 0 && (wgmma() || mmaSync()))
-    return make(KernelPath::portable, 0, 0, 0, 0, chunkRows());
+  // [rows, ffn] buffers.
+  if (chunk > 0 && rows > 0)
+    return make(KernelPath::portable, 0, 0, 0, 0, chunk);
   return portable();
 }
 

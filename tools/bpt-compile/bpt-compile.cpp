@@ -613,21 +613,15 @@ static LogicalResult
 warnIneffectiveRecompute(ModuleOp module, const bpt::CompileOptions &options) {
   if (!options.recomputeProjections)
     return success();
-  auto projectionsAt = [&](bool recompute) -> FailureOr<int64_t> {
-    OwningOpRef<ModuleOp> copy = module.clone();
-    bpt::CompileOptions o = options;
-    o.recomputeProjections = recompute;
-    if (failed(bpt::lowerToStage(*copy, bpt::Stage::Blockwise, o)))
-      return failure();
-    int64_t count = 0;
-    copy->walk([&](bpt::LinearOp) { ++count; });
-    return count;
-  };
-  FailureOr<int64_t> with = projectionsAt(true);
-  FailureOr<int64_t> without = projectionsAt(false);
-  if (failed(with) || failed(without))
+  // bpt-rematerialize marks each projection it repeats.
+  OwningOpRef<ModuleOp> copy = module.clone();
+  if (failed(bpt::lowerToStage(*copy, bpt::Stage::Blockwise, options)))
     return failure();
-  if (*with == *without)
+  bool repeated = false;
+  copy->walk([&](bpt::LinearOp op) {
+    repeated |= op->hasAttr(bpt::kRecomputedAttrName);
+  });
+  if (!repeated)
     llvm::errs() << "bpt-compile: warning: --recompute-projections has no "
                     "effect: no projection is read again far from where it "
                     "is computed (a training step's attention gradient "
