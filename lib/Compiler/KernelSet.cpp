@@ -887,6 +887,9 @@ private:
   SmallVector<TensorMap> tensorMapList;
   llvm::DenseMap<Value, int64_t> tensorMapOf;
   SmallVector<Launch> hostLaunches;
+  /// (launch, written, read) intermediates of kWritesOverAttrName pairs,
+  /// in launch order.
+  SmallVector<std::array<int64_t, 3>> writesOver;
   SmallVector<int64_t> slotOf, offsetOf;
   int64_t firstSlot = 0;
   /// Unnamed allocations of the model's lseType.
@@ -1010,6 +1013,30 @@ LogicalResult ManifestBuilder::addLaunch(gpu::LaunchFuncOp launch) {
     } else {
       return launch.emitError()
              << "bpt-compile: kernel argument is not a whole buffer";
+    }
+  }
+  if (auto pairs =
+          launch->getAttrOfType<DenseI64ArrayAttr>(kWritesOverAttrName)) {
+    int64_t operands = record.args.size();
+    // The intermediate an argument is, directly or under a tensor map.
+    auto intermediateAt = [&](int64_t i) -> int64_t {
+      auto [kind, at] = record.args[i];
+      if (kind == ArgKind::Intermediate)
+        return at;
+      if (kind == ArgKind::TensorMap && tensorMapList[at].intermediate)
+        return tensorMapList[at].index;
+      return -1;
+    };
+    for (int64_t i = 0; i + 1 < pairs.size(); i += 2) {
+      if (pairs[i] >= operands || pairs[i + 1] >= operands)
+        return launch.emitError()
+               << "bpt-compile: '" << kWritesOverAttrName << "' names operand "
+               << std::max(pairs[i], pairs[i + 1]) << " of a launch with "
+               << operands;
+      int64_t written = intermediateAt(pairs[i]);
+      int64_t read = intermediateAt(pairs[i + 1]);
+      if (written >= 0 && read >= 0)
+        writesOver.push_back({index, written, read});
     }
   }
   hostLaunches.push_back(std::move(record));
@@ -1268,12 +1295,37 @@ void ManifestBuilder::assignWorkspaceSlots() {
   SmallVector<std::array<int64_t, 3>> live;
   for (const Intermediate &im : intermediates)
     live.push_back({im.bytes, im.firstUse, im.lastUse});
+  // A buffer that a launch writes over one it reads for the last time
+  // (kWritesOverAttrName) takes that buffer's bytes: the two are packed as
+  // one, live from the first's first use to the second's last.
+  SmallVector<int64_t> takesBytesOf(intermediates.size(), -1);
+  auto owner = [&](int64_t i) {
+    while (takesBytesOf[i] >= 0)
+      i = takesBytesOf[i];
+    return i;
+  };
+  for (auto [launch, written, read] : writesOver) {
+    int64_t root = owner(read);
+    if (takesBytesOf[written] >= 0 || written == root ||
+        live[root][2] != launch || live[written][1] != launch ||
+        live[written][0] != live[root][0])
+      continue;
+    takesBytesOf[written] = root;
+    live[root][2] = live[written][2];
+    live[written][1] = live[written][2] = -1; // placed with its owner
+  }
   SlotPlan plan = firstFitByLifetime(live);
   for (SlotPlan other : {greedyBySize(live), arenaBest(live)})
     if (other.total() < plan.total())
       plan = std::move(other);
   slotOf = plan.slotOf;
   offsetOf = plan.offsetOf;
+  for (int64_t i : llvm::seq<int64_t>(0, intermediates.size())) {
+    if (takesBytesOf[i] < 0)
+      continue;
+    slotOf[i] = slotOf[owner(i)];
+    offsetOf[i] = offsetOf[owner(i)];
+  }
   SmallVector<int64_t> order = llvm::to_vector(
       llvm::seq<int64_t>(0, static_cast<int64_t>(intermediates.size())));
   llvm::stable_sort(order, [&](int64_t a, int64_t b) {

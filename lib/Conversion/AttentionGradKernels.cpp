@@ -17,18 +17,27 @@ namespace {
 
 /// The pre-pass: thread t of a row's D/8 reads 8 elements of dO and O (16
 /// bytes each), the row's threads sum their dot products by shuffles, and
-/// each zeroes its 8 elements of the accumulator.
+/// each zeroes its 8 elements of the accumulator (`work` may take either
+/// half alone: the arguments are then that half's).
 class PrepareEmitter : public NVVMEmitter {
 public:
-  PrepareEmitter(OpBuilder &b, Location loc, const AttentionGradRows &config)
-      : NVVMEmitter(b, loc, config.bf16), config(config) {}
+  PrepareEmitter(OpBuilder &b, Location loc, const AttentionGradRows &config,
+                 PrepareWork work)
+      : NVVMEmitter(b, loc, config.bf16), config(config), work(work) {}
 
   void emit(gpu::GPUFuncOp func) {
     b.setInsertionPointToStart(&func.getBody().front());
-    Value dO = pointerOf(func.getArgument(0));
-    Value o = pointerOf(func.getArgument(1));
-    Value rowDots = pointerOf(func.getArgument(2));
-    Value acc = pointerOf(func.getArgument(3));
+    bool dots = work != PrepareWork::Zero, zero = work != PrepareWork::Dots;
+    unsigned next = 0;
+    auto argument = [&] { return pointerOf(func.getArgument(next++)); };
+    Value dO, o, rowDots, acc;
+    if (dots) {
+      dO = argument();
+      o = argument();
+      rowDots = argument();
+    }
+    if (zero)
+      acc = argument();
     const int64_t d = config.headDim, threadsPerRow = d / 8;
     Value tid = index32(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
     Value block = index32(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
@@ -54,6 +63,28 @@ public:
                  arith::ExtUIOp::create(b, loc, i64, mul(part, c32(8))));
     };
     Value element = elementOf(realRow);
+    if (dots)
+      emitDots(func, dO, o, rowDots, row, realRow, real, part, element);
+    if (zero) {
+      Type v4f32 = VectorType::get({4}, f32);
+      Value zeros = LLVM::ZeroOp::create(b, loc, v4f32);
+      Value accElement = real ? elementOf(row) : element;
+      for (int64_t half = 0; half < 2; ++half) {
+        Value address = LLVM::GEPOp::create(
+            b, loc, ptr, b.getI8Type(), acc,
+            ValueRange{add(mul(accElement, c64(4)), c64(16 * half))});
+        LLVM::StoreOp::create(b, loc, zeros, address, 16);
+      }
+    }
+    gpu::ReturnOp::create(b, loc);
+  }
+
+private:
+  /// D's row (and lse's padded copy) from this thread's 8 elements.
+  void emitDots(gpu::GPUFuncOp func, Value dO, Value o, Value rowDots,
+                Value row, Value realRow, Value real, Value part,
+                Value element) {
+    const int64_t threadsPerRow = config.headDim / 8;
     Type v8 = VectorType::get({8}, config.bf16 ? Type(b.getBF16Type())
                                                : Type(b.getF16Type()));
     Type v8f32 = VectorType::get({8}, f32);
@@ -79,8 +110,10 @@ public:
       LLVM::StoreOp::create(b, loc, sum, address, 4);
       if (real) {
         // lse's padded copy: +inf past the head's rows.
-        Value lse = pointerOf(func.getArgument(4));
-        Value paddedLse = pointerOf(func.getArgument(5));
+        // lse and its copy follow the other arguments.
+        unsigned first = func.getNumArguments() - 2;
+        Value lse = pointerOf(func.getArgument(first));
+        Value paddedLse = pointerOf(func.getArgument(first + 1));
         Value value = LLVM::LoadOp::create(
             b, loc, f32,
             LLVM::GEPOp::create(
@@ -96,20 +129,10 @@ public:
             4);
       }
     });
-    Type v4f32 = VectorType::get({4}, f32);
-    Value zeros = LLVM::ZeroOp::create(b, loc, v4f32);
-    Value accElement = real ? elementOf(row) : element;
-    for (int64_t half = 0; half < 2; ++half) {
-      Value address = LLVM::GEPOp::create(
-          b, loc, ptr, b.getI8Type(), acc,
-          ValueRange{add(mul(accElement, c64(4)), c64(16 * half))});
-      LLVM::StoreOp::create(b, loc, zeros, address, 16);
-    }
-    gpu::ReturnOp::create(b, loc);
   }
 
-private:
   const AttentionGradRows &config;
+  PrepareWork work;
 };
 
 /// The post-pass: dQ = scale · accumulator in the element type, 8 elements
@@ -194,7 +217,7 @@ gpu::GPUFuncOp bpt::codegen::buildAttentionGradFinishKernel(
 
 gpu::GPUFuncOp bpt::codegen::buildAttentionGradPrepareKernel(
     gpu::GPUModuleOp kernels, const AttentionGradRows &config, Type element,
-    Location loc) {
+    Location loc, PrepareWork work) {
   MLIRContext *ctx = kernels.getContext();
   Type f32 = Float32Type::get(ctx);
   SmallVector<int64_t> shape = {config.batch, config.heads, config.seqQ,
@@ -202,20 +225,26 @@ gpu::GPUFuncOp bpt::codegen::buildAttentionGradPrepareKernel(
   auto tile = MemRefType::get(shape, element);
   int64_t rows = config.accumulatorRows();
   auto paddedRows = MemRefType::get({config.batch, config.heads, rows}, f32);
-  SmallVector<Type> inputs = {
-      tile, tile, paddedRows,
-      MemRefType::get({config.batch, config.heads, rows, config.headDim}, f32)};
-  if (config.padded())
+  SmallVector<Type> inputs;
+  if (work != PrepareWork::Zero)
+    inputs.append({tile, tile, paddedRows});
+  if (work != PrepareWork::Dots)
+    inputs.push_back(MemRefType::get(
+        {config.batch, config.heads, rows, config.headDim}, f32));
+  if (config.padded() && work != PrepareWork::Zero)
     inputs.append(
         {MemRefType::get({config.batch, config.heads, config.seqQ}, f32),
          paddedRows});
+  StringRef what = work == PrepareWork::DotsAndZero ? "prepare"
+                   : work == PrepareWork::Dots      ? "dots"
+                                                    : "zero";
   std::string name =
-      llvm::formatv("attention_grad_prepare_d{0}{1}", config.headDim,
+      llvm::formatv("attention_grad_{0}_d{1}{2}", what, config.headDim,
                     config.padded() ? "_padded" : "")
           .str();
   gpu::GPUFuncOp func =
       createKernel(kernels, name, inputs, kPrepareThreads, loc);
   OpBuilder b(ctx);
-  PrepareEmitter(b, loc, config).emit(func);
+  PrepareEmitter(b, loc, config, work).emit(func);
   return func;
 }

@@ -73,16 +73,23 @@ AttentionGradRows paddedGradRowsOf(const Config &config) {
   return rows;
 }
 
-/// The backward's pre-pass, fused: D = rowsum(dO ∘ O) ([B·Hq·Sq] f32) and
-/// the f32 dQ accumulator zeroed, one row of D elements per D/8 threads
-/// with 16-byte accesses (arguments: dO, O, D, the accumulator), built
-/// into `kernels`. Padded rows: D and the accumulator have
-/// `accumulatorRows()` rows a head, and two more arguments, lse ([B, Hq,
-/// Sq] f32) and its padded copy, which the kernel writes (+inf in the
-/// padding: those rows' probabilities are zeros); D is 0 there.
-gpu::GPUFuncOp buildAttentionGradPrepareKernel(gpu::GPUModuleOp kernels,
-                                               const AttentionGradRows &rows,
-                                               Type element, Location loc);
+/// What a pre-pass kernel does: both halves, or one of them (the block
+/// step's backward computes D early, so that O dies before q, k and v are
+/// recomputed, and zeroes the accumulator just before the main kernel).
+enum class PrepareWork { DotsAndZero, Dots, Zero };
+
+/// The backward's pre-pass: D = rowsum(dO ∘ O) ([B·Hq·Sq] f32) and the f32
+/// dQ accumulator zeroed, one row of D elements per D/8 threads with
+/// 16-byte accesses, built into `kernels` as `attention_grad_prepare_dD`
+/// (`_dots_` or `_zero_` for one half). Arguments: dO, O and D for the
+/// dots, then the accumulator for the zero. Padded rows: D and the
+/// accumulator have `accumulatorRows()` rows a head, and the dots take two
+/// more arguments, lse ([B, Hq, Sq] f32) and its padded copy, which the
+/// kernel writes (+inf in the padding: those rows' probabilities are
+/// zeros); D is 0 there. Suffix `_padded`.
+gpu::GPUFuncOp buildAttentionGradPrepareKernel(
+    gpu::GPUModuleOp kernels, const AttentionGradRows &rows, Type element,
+    Location loc, PrepareWork work = PrepareWork::DotsAndZero);
 /// Threads a block of that kernel, and rows a block.
 constexpr int64_t kPrepareThreads = 256;
 inline int64_t prepareRowsPerBlock(int64_t headDim) {

@@ -22,6 +22,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
+#include "bpt/Dialect/BPTDialect.h"
 
 #include "AttentionGradKernels.h"
 #include "AttentionNest.h"
@@ -50,12 +51,6 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   Location loc = n.keyValue.getLoc();
   gpu::GPUModuleOp kernels = getOrCreateSM80KernelModule(module);
   AttentionGradRows rows = paddedGradRowsOf(config);
-  gpu::GPUFuncOp prepare =
-      buildAttentionGradPrepareKernel(kernels, rows, element, loc);
-  gpu::GPUFuncOp kernel =
-      getOrBuildAttentionGradKernel(module, config, element, loc);
-  gpu::GPUFuncOp finish =
-      buildAttentionGradFinishKernel(kernels, rows, element, loc);
   OpBuilder b(n.keyValue);
   auto index = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, loc, v);
@@ -63,10 +58,9 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
   auto launch = [&](gpu::GPUFuncOp func, int64_t grid, int64_t threads,
                     Value sharedBytes, ValueRange args, int64_t gridY = 1,
                     int64_t gridZ = 1) {
-    gpu::LaunchFuncOp::create(
+    return gpu::LaunchFuncOp::create(
         b, loc, func, gpu::KernelDim3{index(grid), index(gridY), index(gridZ)},
-        gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes,
-        args);
+        gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes, args);
   };
   Value q = readOnlyBuffer(b, loc, n.q);
   Value k = readOnlyBuffer(b, loc, n.k);
@@ -75,19 +69,29 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
 
   // D and the zeroed dQ accumulator (padded to whole query blocks where Sq
   // is ragged, with lse's padded copy, which the kernel reads instead).
-  AttentionGradNests::Workspaces w =
-      n.allocateWorkspaces(b, outputGrad, rows.paddedSeqQ);
   int64_t queryRows = config.batch * config.heads * config.paddedSeqQ();
-  launch(prepare, queryRows / prepareRowsPerBlock(config.headDim),
-         kPrepareThreads, /*sharedBytes=*/Value(), w.prepareArgs);
+  AttentionGradNests::Workspaces w = n.emitPrepare(
+      b, rows.paddedSeqQ, queryRows / prepareRowsPerBlock(config.headDim),
+      [&](PrepareWork work) {
+        return buildAttentionGradPrepareKernel(kernels, rows, element, loc,
+                                               work);
+      });
+  gpu::GPUFuncOp kernel =
+      getOrBuildAttentionGradKernel(module, config, element, loc);
+  gpu::GPUFuncOp finish =
+      buildAttentionGradFinishKernel(kernels, rows, element, loc);
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
-  launch(kernel, config.keyBlocks(), config.threads(),
-         arith::ConstantOp::create(
-             b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
-         {q, k, v, outputGrad, w.lse, w.rowDots, w.accumulator, dK, dV},
-         config.kvHeads, config.batch);
+  gpu::LaunchFuncOp main =
+      launch(kernel, config.keyBlocks(), config.threads(),
+             arith::ConstantOp::create(
+                 b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
+             {q, k, v, outputGrad, w.lse, w.rowDots, w.accumulator, dK, dV},
+             config.kvHeads, config.batch);
+  // A block copies its K and V rows once, before it writes the same rows
+  // of dK and dV: where K and V die here, dK and dV may take their bytes.
+  main->setAttr(kWritesOverAttrName, b.getDenseI64ArrayAttr({7, 1, 8, 2}));
 
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));

@@ -24,6 +24,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bpt/Conversion/Passes.h"
+#include "bpt/Dialect/BPTDialect.h"
 
 #include "AttentionNest.h"
 #include "SM90Kernels.h"
@@ -63,10 +64,9 @@ LogicalResult lowerNests(ModuleOp module, AttentionGradNests &n) {
   auto launch = [&](gpu::GPUFuncOp func, int64_t grid, int64_t threads,
                     Value sharedBytes, ValueRange args, int64_t gridY = 1,
                     int64_t gridZ = 1) {
-    gpu::LaunchFuncOp::create(
+    return gpu::LaunchFuncOp::create(
         b, loc, func, gpu::KernelDim3{index(grid), index(gridY), index(gridZ)},
-        gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes,
-        args);
+        gpu::KernelDim3{index(threads), index(1), index(1)}, sharedBytes, args);
   };
   // Per head where the sequence is ragged (createHeadsTensorMap).
   Value mapK = createHeadsTensorMap(b, loc, readOnlyBuffer(b, loc, n.k),
@@ -83,12 +83,13 @@ LogicalResult lowerNests(ModuleOp module, AttentionGradNests &n) {
   // padded to whole query blocks where Sq is ragged, with lse's padded
   // copy, which the kernel then reads instead of lse).
   codegen::AttentionGradRows rows = codegen::paddedGradRowsOf(config);
-  AttentionGradNests::Workspaces w =
-      n.allocateWorkspaces(b, outputGrad, rows.paddedSeqQ);
   int64_t queryRows = config.batch * config.heads * config.paddedSeqQ();
-  launch(getOrBuildAttentionGradPrepareKernel(module, config, element, loc),
-         queryRows / prepareRowsPerBlock(config.headDim), kPrepareThreads,
-         /*sharedBytes=*/Value(), w.prepareArgs);
+  AttentionGradNests::Workspaces w = n.emitPrepare(
+      b, rows.paddedSeqQ, queryRows / prepareRowsPerBlock(config.headDim),
+      [&](codegen::PrepareWork work) {
+        return getOrBuildAttentionGradPrepareKernel(module, config, element,
+                                                    loc, work);
+      });
   auto kvType = cast<MemRefType>(kernel.getArgumentTypes().back());
   Value dK = memref::AllocOp::create(b, loc, kvType);
   Value dV = memref::AllocOp::create(b, loc, kvType);
@@ -100,11 +101,15 @@ LogicalResult lowerNests(ModuleOp module, AttentionGradNests &n) {
           ? createHeadsTensorMap(b, loc, w.accumulator, config.blockM,
                                  /*perHead=*/false)
           : w.accumulator;
-  launch(kernel, grid[0], config.threads(),
-         arith::ConstantOp::create(
-             b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
-         {mapK, mapV, mapQ, mapDO, w.lse, w.rowDots, accumulator, dK, dV},
-         grid[1], grid[2]);
+  gpu::LaunchFuncOp main =
+      launch(kernel, grid[0], config.threads(),
+             arith::ConstantOp::create(
+                 b, loc, b.getI32IntegerAttr(config.sharedMemoryBytes())),
+             {mapK, mapV, mapQ, mapDO, w.lse, w.rowDots, accumulator, dK, dV},
+             grid[1], grid[2]);
+  // A block loads its K and V rows once, before it writes the same rows of
+  // dK and dV: where K and V die here, dK and dV may take their bytes.
+  main->setAttr(kWritesOverAttrName, b.getDenseI64ArrayAttr({7, 0, 8, 1}));
 
   Value dQ = memref::AllocOp::create(
       b, loc, MemRefType::get(n.q.getType().getShape(), element));

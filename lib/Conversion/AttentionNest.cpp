@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -287,31 +288,91 @@ AttentionGradNests::match(scf::ForallOp keyValue) {
   return n;
 }
 
-AttentionGradNests::Workspaces
-AttentionGradNests::allocateWorkspaces(OpBuilder &b, Value outputGrad,
-                                       int64_t paddedSeqQ) {
+/// Where the pre-pass may run: just after dO, O and lse exist in the
+/// nest's block (its start for values from outside), when model-level work
+/// (a bpt op, a launch, another nest) lies between there and the nest;
+/// else none. Glue (transposes, reshapes) does not count: the training
+/// pair's own head transposes would otherwise cost every backward a
+/// launch.
+static std::optional<OpBuilder::InsertPoint>
+earlyPreparePoint(scf::ForallOp keyValue, Operation *rowDotsOp,
+                  ArrayRef<Value> operands) {
+  Block *block = keyValue->getBlock();
+  Operation *last = nullptr;
+  for (Value value : operands) {
+    Operation *def = value.getDefiningOp();
+    if (def && def->getBlock() == block &&
+        (!last || last->isBeforeInBlock(def)))
+      last = def;
+  }
+  Block::iterator from = last ? std::next(last->getIterator()) : block->begin();
+  for (Operation &op : llvm::make_range(from, keyValue->getIterator()))
+    if (&op != rowDotsOp && (isa<gpu::LaunchFuncOp, scf::ForallOp>(op) ||
+                             isa<BPTDialect>(op.getDialect())))
+      return OpBuilder::InsertPoint(block, from);
+  return std::nullopt;
+}
+
+AttentionGradNests::Workspaces AttentionGradNests::emitPrepare(
+    OpBuilder &b, int64_t paddedSeqQ, int64_t blocks,
+    llvm::function_ref<gpu::GPUFuncOp(codegen::PrepareWork)> kernel) {
   Location loc = keyValue.getLoc();
   Type f32 = b.getF32Type();
-  Workspaces w;
-  w.lse = codegen::readOnlyBuffer(b, loc, lse);
+  auto launch = [&](OpBuilder &at, codegen::PrepareWork work, ValueRange args) {
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(at, loc, v);
+    };
+    gpu::LaunchFuncOp::create(
+        at, loc, kernel(work),
+        gpu::KernelDim3{index(blocks), index(1), index(1)},
+        gpu::KernelDim3{index(codegen::kPrepareThreads), index(1), index(1)},
+        /*dynamicSharedMemorySize=*/Value(), args);
+  };
   SmallVector<int64_t> rows(lse.getType().getShape());
   SmallVector<int64_t> tiles(q.getType().getShape());
   if (paddedSeqQ)
     rows[2] = tiles[2] = paddedSeqQ;
-  auto rowDots = memref::AllocOp::create(b, loc, MemRefType::get(rows, f32));
-  setBufferName(rowDots, "delta");
-  auto acc = memref::AllocOp::create(b, loc, MemRefType::get(tiles, f32));
-  setBufferName(acc, "dq_accumulator");
-  w.rowDots = rowDots;
-  w.accumulator = acc;
-  w.prepareArgs = {outputGrad, codegen::readOnlyBuffer(b, loc, output),
-                   w.rowDots, w.accumulator};
-  if (paddedSeqQ) {
-    auto paddedLse = memref::AllocOp::create(b, loc, rowDots.getType());
-    setBufferName(paddedLse, "lse_padded");
-    w.prepareArgs.append({w.lse, paddedLse});
-    w.lse = paddedLse;
+  Workspaces w;
+  auto accumulator = [&](OpBuilder &at) {
+    auto acc = memref::AllocOp::create(at, loc, MemRefType::get(tiles, f32));
+    setBufferName(acc, "dq_accumulator");
+    w.accumulator = acc;
+  };
+  // The dots at `at`, with the accumulator's zero where `zero`.
+  auto dots = [&](OpBuilder &at, bool zero) {
+    w.lse = codegen::readOnlyBuffer(at, loc, lse);
+    auto rowDots = memref::AllocOp::create(at, loc, MemRefType::get(rows, f32));
+    setBufferName(rowDots, "delta");
+    w.rowDots = rowDots;
+    SmallVector<Value> args = {codegen::readOnlyBuffer(at, loc, outputGrad),
+                               codegen::readOnlyBuffer(at, loc, output),
+                               rowDots};
+    if (zero) {
+      accumulator(at);
+      args.push_back(w.accumulator);
+    }
+    if (paddedSeqQ) {
+      auto paddedLse = memref::AllocOp::create(at, loc, rowDots.getType());
+      setBufferName(paddedLse, "lse_padded");
+      args.append({w.lse, paddedLse});
+      w.lse = paddedLse;
+    }
+    launch(at,
+           zero ? codegen::PrepareWork::DotsAndZero
+                : codegen::PrepareWork::Dots,
+           args);
+  };
+  std::optional<OpBuilder::InsertPoint> early =
+      earlyPreparePoint(keyValue, rowDotsOp, {outputGrad, output, lse});
+  if (!early) {
+    dots(b, /*zero=*/true);
+    return w;
   }
+  OpBuilder at(b.getContext());
+  at.restoreInsertionPoint(*early);
+  dots(at, /*zero=*/false);
+  accumulator(b);
+  launch(b, codegen::PrepareWork::Zero, {w.accumulator});
   return w;
 }
 

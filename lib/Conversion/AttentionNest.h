@@ -16,6 +16,7 @@
 #ifndef BPT_LIB_CONVERSION_ATTENTIONNEST_H
 #define BPT_LIB_CONVERSION_ATTENTIONNEST_H
 
+#include "AttentionGradKernels.h"
 #include "bpt/Dialect/BPTOps.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -138,21 +139,23 @@ struct AttentionGradNests {
                         strategy);
   }
 
-  /// The buffers of a tensor-core backward's kernels beside its operands,
-  /// made at `b`: the f32 row sums D = rowsum(dO ∘ O) ([B, Hq, Sq]) and
-  /// dQ accumulator ([B, Hq, Sq, D]), named "delta" and "dq_accumulator"
-  /// for the manifest; with `paddedSeqQ`, their Sq rows a head become that
-  /// many (a ragged Sq in whole query blocks) and "lse_padded", lse's copy
-  /// in those rows, is what the kernel reads instead of lse. Also the
-  /// pre-pass kernel's arguments (AttentionGradKernels.h): dO
-  /// (`outputGrad`, a buffer), O, D and the accumulator, then lse and its
-  /// padded copy where padded.
+  /// The buffers of a tensor-core backward's kernels beside its operands:
+  /// the f32 row sums D = rowsum(dO ∘ O) ([B, Hq, Sq]) and dQ accumulator
+  /// ([B, Hq, Sq, D]), named "delta" and "dq_accumulator" for the
+  /// manifest; with `paddedSeqQ`, their Sq rows a head become that many (a
+  /// ragged Sq in whole query blocks) and "lse_padded", lse's copy in those
+  /// rows, is the `lse` the kernel reads instead of lse.
   struct Workspaces {
     mlir::Value rowDots, accumulator, lse;
-    llvm::SmallVector<mlir::Value> prepareArgs;
   };
-  Workspaces allocateWorkspaces(mlir::OpBuilder &b, mlir::Value outputGrad,
-                                int64_t paddedSeqQ);
+  /// Allocates them and launches the pre-pass (AttentionGradKernels.h) on
+  /// `blocks` blocks, `kernel` building it: at `b` as one kernel; or, where
+  /// model-level work runs between the point where dO, O and lse exist and
+  /// the nests (the block step, which may recompute q, k and v there), D
+  /// from that point, so that O dies early, and the zeroing at `b`.
+  Workspaces emitPrepare(
+      mlir::OpBuilder &b, int64_t paddedSeqQ, int64_t blocks,
+      llvm::function_ref<mlir::gpu::GPUFuncOp(codegen::PrepareWork)> kernel);
 
   /// Replaces both nests' results by the buffers `dQ`, `dK` and `dV` (as
   /// tensors, at `b`) and erases the nests and the pre-pass they made dead.

@@ -609,10 +609,10 @@ gpu::GPUFuncOp getOrBuildAttentionGradKernel(
 /// for `config`, in the sm_90a kernel module.
 inline gpu::GPUFuncOp getOrBuildAttentionGradPrepareKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,
-    Location loc) {
+    Location loc, codegen::PrepareWork work) {
   return codegen::buildAttentionGradPrepareKernel(
       getOrCreateSM90KernelModule(module), codegen::paddedGradRowsOf(config),
-      element, loc);
+      element, loc, work);
 }
 inline gpu::GPUFuncOp getOrBuildAttentionGradFinishKernel(
     ModuleOp module, const AttentionGradKernelConfig &config, Type element,

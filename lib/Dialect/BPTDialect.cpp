@@ -11,6 +11,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -124,6 +125,27 @@ LogicalResult BPTDialect::verifyOperationAttribute(Operation *op,
       return op->emitOpError()
              << "attribute '" << name
              << "' must be a non-empty string of letters, digits and '_'";
+  }
+  if (name == kWritesOverAttrName) {
+    // The operand indices are checked against the launch where they are
+    // used (the manifest builder): this library does not link the GPU
+    // dialect.
+    auto pairs = dyn_cast<DenseI64ArrayAttr>(attribute.getValue());
+    if (op->getName().getStringRef() != "gpu.launch_func" || !pairs ||
+        pairs.empty() || pairs.size() % 2 != 0)
+      return op->emitOpError()
+             << "attribute '" << name
+             << "' must be a non-empty array<i64> of (written, read) kernel "
+                "operand pairs on a gpu.launch_func";
+    llvm::SmallDenseSet<int64_t> written;
+    for (int64_t i = 0; i < pairs.size(); i += 2) {
+      int64_t w = pairs[i], r = pairs[i + 1];
+      if (w < 0 || r < 0 || w == r || !written.insert(w).second)
+        return op->emitOpError()
+               << "attribute '" << name << "' pair (" << w << ", " << r
+               << ") must name two different kernel operands, each written "
+                  "operand once";
+    }
   }
   // The kernels take the nest's scale as it is.
   std::optional<double> scale;

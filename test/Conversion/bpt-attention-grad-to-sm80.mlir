@@ -16,13 +16,17 @@
 // CHECK: %[[DOB:.+]] = bufferization.to_buffer %[[DO]] read_only
 // CHECK: %[[LSEB:.+]] = bufferization.to_buffer %[[LSE]] read_only
 // CHECK: %[[DB:.+]] = memref.alloc() {bpt.buffer_name = "delta"} : memref<2x4x256xf32>
-// CHECK: %[[ACC:.+]] = memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<2x4x256x64xf32>
+// CHECK: %[[DOP:.+]] = bufferization.to_buffer %[[DO]] read_only
 // CHECK: %[[OB:.+]] = bufferization.to_buffer %[[O]] read_only
-// CHECK: gpu.launch_func @bpt_sm80::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
+// CHECK: %[[ACC:.+]] = memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<2x4x256x64xf32>
+// CHECK: gpu.launch_func @bpt_sm80::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOP]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[SMEM:.+]] = arith.constant 99456 : i32
 // CHECK: gpu.launch_func @bpt_sm80::@attention_grad_sm80_d64_causal_t64x128x2_qs2 blocks in (%c2{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[QB]] : memref<2x4x256x64xbf16>, %[[KB]] : memref<2x2x256x64xbf16>, %[[VB]] : memref<2x2x256x64xbf16>, %[[DOB]] : memref<2x4x256x64xbf16>, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
+// A block copies its K and V rows before it writes dK and dV there: dK
+// (operand 7) and dV (8) may take the bytes of K (1) and V (2).
+// CHECK-SAME: {bpt.writes_over = array<i64: 7, 1, 8, 2>}
 // CHECK: %[[DQB:.+]] = memref.alloc() : memref<2x4x256x64xbf16>
 // CHECK: gpu.launch_func @bpt_sm80::@attention_grad_finish_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[ACC]] : memref<2x4x256x64xf32>, %[[DQB]] : memref<2x4x256x64xbf16>)
 // CHECK: %[[DKT:.+]] = bufferization.to_tensor %[[DK]] restrict writable

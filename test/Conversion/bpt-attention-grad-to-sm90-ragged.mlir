@@ -24,10 +24,11 @@
 // CHECK: %[[MDO:.+]] = nvgpu.tma.create.descriptor %{{.+}} box[%c1{{.*}}, %c80{{.*}}, %c64{{.*}}]
 // CHECK: %[[LSEB:.+]] = bufferization.to_buffer %[[LSE]] read_only
 // CHECK: %[[DB:.+]] = memref.alloc() {bpt.buffer_name = "delta"} : memref<1x4x240xf32>
-// CHECK: %[[ACC:.+]] = memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<1x4x240x128xf32>
+// CHECK: %[[DOP:.+]] = bufferization.to_buffer %[[DO]] read_only
 // CHECK: %[[OB:.+]] = bufferization.to_buffer %[[O]] read_only
+// CHECK: %[[ACC:.+]] = memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<1x4x240x128xf32>
 // CHECK: %[[PLSE:.+]] = memref.alloc() {bpt.buffer_name = "lse_padded"} : memref<1x4x240xf32>
-// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d128_padded blocks in (%c60{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<1x4x200x128xbf16>, %[[OB]] : memref<1x4x200x128xbf16>, %[[DB]] : memref<1x4x240xf32>, %[[ACC]] : memref<1x4x240x128xf32>, %[[LSEB]] : memref<1x4x200xf32>, %[[PLSE]] : memref<1x4x240xf32>)
+// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d128_padded blocks in (%c60{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOP]] : memref<1x4x200x128xbf16>, %[[OB]] : memref<1x4x200x128xbf16>, %[[DB]] : memref<1x4x240xf32>, %[[ACC]] : memref<1x4x240x128xf32>, %[[LSEB]] : memref<1x4x200xf32>, %[[PLSE]] : memref<1x4x240xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<1x2x330x128xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<1x2x330x128xbf16>
 // CHECK: memref.collapse_shape %[[ACC]] {{\[}}[0, 1, 2], [3]] : memref<1x4x240x128xf32> into memref<960x128xf32>

@@ -21,14 +21,17 @@
 // CHECK: %[[MDO:.+]] = nvgpu.tma.create.descriptor %{{.+}} : memref<*xbf16> -> <tensor = memref<128x64xbf16
 // CHECK: %[[LSEB:.+]] = bufferization.to_buffer %[[LSE]] read_only
 // CHECK: %[[DB:.+]] = memref.alloc() {bpt.buffer_name = "delta"} : memref<2x4x256xf32>
-// CHECK: %[[ACC:.+]] = memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<2x4x256x64xf32>
-// CHECK-NOT: bufferization.to_buffer %[[DO]]
+// CHECK: %[[DOP:.+]] = bufferization.to_buffer %[[DO]] read_only
 // CHECK: %[[OB:.+]] = bufferization.to_buffer %[[O]] read_only
-// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOB]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
+// CHECK: %[[ACC:.+]] = memref.alloc() {bpt.buffer_name = "dq_accumulator"} : memref<2x4x256x64xf32>
+// CHECK: gpu.launch_func @bpt_sm90::@attention_grad_prepare_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256, %c1{{.*}}, %c1{{.*}}) args(%[[DOP]] : memref<2x4x256x64xbf16>, %[[OB]] : memref<2x4x256x64xbf16>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>)
 // CHECK: %[[DK:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[DV:.+]] = memref.alloc() : memref<2x2x256x64xbf16>
 // CHECK: %[[SMEM:.+]] = arith.constant 203848 : i32
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_sm90_d64_causal blocks in (%c8{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c384, %c1{{.*}}, %c1{{.*}}) dynamic_shared_memory_size %[[SMEM]] args(%[[MK]] : {{.+}}, %[[MV]] : {{.+}}, %[[MQ]] : {{.+}}, %[[MDO]] : {{.+}}, %[[LSEB]] : memref<2x4x256xf32>, %[[DB]] : memref<2x4x256xf32>, %[[ACC]] : memref<2x4x256x64xf32>, %[[DK]] : memref<2x2x256x64xbf16>, %[[DV]] : memref<2x2x256x64xbf16>)
+// A block loads its K and V rows before it writes dK and dV there: dK
+// (operand 7) and dV (8) may take the bytes of K (0) and V (1).
+// CHECK-SAME: {bpt.writes_over = array<i64: 7, 0, 8, 1>}
 // CHECK: %[[DQB:.+]] = memref.alloc() : memref<2x4x256x64xbf16>
 // CHECK: gpu.launch_func @bpt_sm90::@attention_grad_finish_d64 blocks in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c256{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[ACC]] : memref<2x4x256x64xf32>, %[[DQB]] : memref<2x4x256x64xbf16>)
 // CHECK: %[[DKT:.+]] = bufferization.to_tensor %[[DK]] restrict writable
@@ -123,3 +126,4 @@ func.func @grad_gqa_causal(%q: tensor<2x4x256x64xbf16>, %k: tensor<2x2x256x64xbf
   return %dq, %dk, %dv
       : tensor<2x4x256x64xbf16>, tensor<2x2x256x64xbf16>, tensor<2x2x256x64xbf16>
 }
+

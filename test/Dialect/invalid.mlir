@@ -822,6 +822,49 @@ func.func @f(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
 
 // -----
 
+// bpt.writes_over (the tensor-core attention backwards' launches: dK and dV
+// may take the bytes of K and V) is a list of (written, read) kernel
+// operand pairs, on a gpu.launch_func only.
+func.func @f(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'arith.addf' op attribute 'bpt.writes_over' must be a non-empty array<i64> of (written, read) kernel operand pairs on a gpu.launch_func}}
+  %y = arith.addf %x, %x {bpt.writes_over = array<i64: 1, 0>} : tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @copy(%a: memref<4xf32>, %b: memref<4xf32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @odd(%a: memref<4xf32>, %b: memref<4xf32>) {
+    %c1 = arith.constant 1 : index
+    // expected-error @+1 {{'gpu.launch_func' op attribute 'bpt.writes_over' must be a non-empty array<i64> of (written, read) kernel operand pairs on a gpu.launch_func}}
+    gpu.launch_func @kernels::@copy blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%a : memref<4xf32>, %b : memref<4xf32>) {bpt.writes_over = array<i64: 1, 0, 1>}
+    return
+  }
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @copy(%a: memref<4xf32>, %b: memref<4xf32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @self(%a: memref<4xf32>, %b: memref<4xf32>) {
+    %c1 = arith.constant 1 : index
+    // expected-error @+1 {{'gpu.launch_func' op attribute 'bpt.writes_over' pair (1, 1) must name two different kernel operands, each written operand once}}
+    gpu.launch_func @kernels::@copy blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%a : memref<4xf32>, %b : memref<4xf32>) {bpt.writes_over = array<i64: 1, 1>}
+    return
+  }
+}
+
+// -----
+
 // The per-op gradients (linear_grad, ffn_grad, layer_norm_grad,
 // rms_norm_grad): the forward's checks, then the upstream gradient and each
 // gradient's type.

@@ -41,6 +41,17 @@ inline constexpr llvm::StringLiteral kRecomputedAttrName = "bpt.recomputed";
 inline constexpr llvm::StringLiteral kDependentLaunchAttrName =
     "bpt.dependent_launch";
 
+/// On a gpu.launch_func: `array<i64: w0, r0, w1, r1, ...>`, pairs of kernel
+/// operands where the written buffer `w` may take the bytes of the read
+/// buffer `r` (or of the buffer under the tensor map `r`). The kernel
+/// promises that each thread block reads the part of `r` it reads before
+/// writing the same part of `w`, and that no block reads a part that
+/// another block writes (the tensor-core attention backwards: a block owns
+/// its key/value rows, loads K and V once and writes dK and dV last). The
+/// manifest then gives `w` the workspace bytes of `r` when this launch is
+/// the last use of `r` and the first of `w` (docs/design.md, "Workspace").
+inline constexpr llvm::StringLiteral kWritesOverAttrName = "bpt.writes_over";
+
 /// On a linalg op in a portable loop body (`bpt-tile-gemms`' shared-memory
 /// GEMM tile): `array<i64: rm, rn>`, the register tile of rm x rn output
 /// elements each thread computes (`bpt-map-to-gpu`), along the output's
