@@ -15,7 +15,6 @@
 #include "bpt/Utils/Layouts.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "llvm/ADT/StringExtras.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -25,6 +24,8 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -1304,11 +1305,15 @@ void ManifestBuilder::assignWorkspaceSlots() {
       i = takesBytesOf[i];
     return i;
   };
+  // A buffer gives its bytes to one written buffer a launch: where K and V
+  // are one buffer, dK and dV must not both take it.
+  llvm::DenseSet<std::pair<int64_t, int64_t>> given; // (launch, owner)
   for (auto [launch, written, read] : writesOver) {
     int64_t root = owner(read);
     if (takesBytesOf[written] >= 0 || written == root ||
         live[root][2] != launch || live[written][1] != launch ||
-        live[written][0] != live[root][0])
+        live[written][0] != live[root][0] ||
+        !given.insert({launch, root}).second)
       continue;
     takesBytesOf[written] = root;
     live[root][2] = live[written][2];

@@ -659,6 +659,19 @@ Refusal Selector::attentionGradMmaSync(AttentionGradOp op,
 }
 
 FailureOr<StrategyAttr> Selector::selectAttentionGrad(AttentionGradOp op) {
+  // The tensor-core lowerings read the blockwise nests back, and a nest
+  // loses the products of a gradient nobody reads (canonicalization drops
+  // the unused result and what computes it): the portable path, which
+  // lowers the nests as they are, takes such an op.
+  if (llvm::any_of(op->getResults(), [](Value r) { return r.use_empty(); })) {
+    constexpr llvm::StringLiteral why =
+        "one of its gradients (dq, dk, dv) is unused";
+    if (wgmma())
+      refuse("attention_grad", "wgmma", why.str());
+    if (mmaSync())
+      refuse("attention_grad", "mma.sync", why.str());
+    return portable(options.qBlock, options.kvBlock);
+  }
   StrategyAttr strategy;
   if (wgmma()) {
     if (Refusal why = attentionGradWgmma(op, strategy))

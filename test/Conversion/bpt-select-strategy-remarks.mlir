@@ -96,10 +96,14 @@ func.func @with_lse(%q: tensor<1x8x1024x64xbf16>, %r: tensor<1x2x100x64xbf16>)
 
 // Attention backward: a ragged one (Sq = Skv = 100) takes the sm_90a
 // kernel, with no remark (bpt-attention-grad-to-sm90-ragged.mlir); why
-// neither tensor-core kernel takes head dimension 32.
+// neither tensor-core kernel takes head dimension 32, or a backward one of
+// whose gradients is unused (the kernels read back nests that
+// canonicalization trims).
 func.func @grad_not_eligible(%q: tensor<1x2x100x64xbf16>, %lse: tensor<1x2x100xf32>,
                              %qd: tensor<1x2x128x32xbf16>, %lsed: tensor<1x2x128xf32>)
-    -> (tensor<1x2x100x64xbf16>, tensor<1x2x128x32xbf16>) {
+    -> (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
+        tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>,
+        tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>) {
   %dq, %dk, %dv = bpt.attention_grad %q, %q, %q, %q, %q, %lse
       : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
          tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>)
@@ -110,7 +114,16 @@ func.func @grad_not_eligible(%q: tensor<1x2x100x64xbf16>, %lse: tensor<1x2x100xf
       : (tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>,
          tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128xf32>)
       -> (tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>)
-  return %dq, %eq : tensor<1x2x100x64xbf16>, tensor<1x2x128x32xbf16>
+  // expected-remark @below {{attention_grad does not take the wgmma path: one of its gradients (dq, dk, dv) is unused}}
+  // expected-remark @below {{attention_grad does not take the mma.sync path: one of its gradients (dq, dk, dv) is unused}}
+  %fq, %fk, %fv = bpt.attention_grad %q, %q, %q, %q, %q, %lse
+      : (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
+         tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100xf32>)
+      -> (tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>)
+  return %dq, %dk, %dv, %eq, %ek, %ev, %fq, %fv
+      : tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>,
+        tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>, tensor<1x2x128x32xbf16>,
+        tensor<1x2x100x64xbf16>, tensor<1x2x100x64xbf16>
 }
 
 // -----
@@ -123,7 +136,8 @@ func.func @grad_not_eligible(%q: tensor<1x2x100x64xbf16>, %lse: tensor<1x2x100xf
 // SM86-NOT: attention_grad does not take the mma.sync path: needs
 func.func @grad_shared_memory(%q: tensor<1x2x128x128xbf16>, %lse: tensor<1x2x128xf32>,
                               %qs: tensor<1x2x128x64xbf16>)
-    -> (tensor<1x2x128x128xbf16>, tensor<1x2x128x64xbf16>) {
+    -> (tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>,
+        tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>) {
   %dq, %dk, %dv = bpt.attention_grad %q, %q, %q, %q, %q, %lse
       : (tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>,
          tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>, tensor<1x2x128xf32>)
@@ -132,7 +146,9 @@ func.func @grad_shared_memory(%q: tensor<1x2x128x128xbf16>, %lse: tensor<1x2x128
       : (tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>,
          tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128xf32>)
       -> (tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>)
-  return %dq, %eq : tensor<1x2x128x128xbf16>, tensor<1x2x128x64xbf16>
+  return %dq, %dk, %dv, %eq, %ek, %ev
+      : tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>, tensor<1x2x128x128xbf16>,
+        tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>, tensor<1x2x128x64xbf16>
 }
 
 // -----

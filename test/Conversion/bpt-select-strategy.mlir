@@ -171,7 +171,8 @@ func.func @kept(%q: tensor<1x2x128x64xbf16>) -> tensor<1x2x128x64xbf16> {
 func.func @grad(%q: tensor<1x4x128x64xbf16>, %k: tensor<1x2x256x64xbf16>,
                 %lse: tensor<1x4x128xf32>, %qf: tensor<1x2x64x64xf32>,
                 %lsef: tensor<1x2x64xf32>)
-    -> (tensor<1x4x128x64xbf16>, tensor<1x2x64x64xf32>) {
+    -> (tensor<1x4x128x64xbf16>, tensor<1x2x256x64xbf16>, tensor<1x2x256x64xbf16>,
+        tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>) {
   %dq, %dk, %dv = bpt.attention_grad %q, %k, %k, %q, %q, %lse causal
       : (tensor<1x4x128x64xbf16>, tensor<1x2x256x64xbf16>, tensor<1x2x256x64xbf16>,
          tensor<1x4x128x64xbf16>, tensor<1x4x128x64xbf16>, tensor<1x4x128xf32>)
@@ -180,7 +181,9 @@ func.func @grad(%q: tensor<1x4x128x64xbf16>, %k: tensor<1x2x256x64xbf16>,
       : (tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>,
          tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>, tensor<1x2x64xf32>)
       -> (tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>)
-  return %dq, %fq : tensor<1x4x128x64xbf16>, tensor<1x2x64x64xf32>
+  return %dq, %dk, %dv, %fq, %fk, %fv
+      : tensor<1x4x128x64xbf16>, tensor<1x2x256x64xbf16>, tensor<1x2x256x64xbf16>,
+        tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>, tensor<1x2x64x64xf32>
 }
 
 // -----
