@@ -69,10 +69,8 @@ void lowerNests(ModuleOp module, AttentionGradNests &n) {
 
   // D and the zeroed dQ accumulator (padded to whole query blocks where Sq
   // is ragged, with lse's padded copy, which the kernel reads instead).
-  int64_t queryRows = config.batch * config.heads * config.paddedSeqQ();
-  AttentionGradNests::Workspaces w = n.emitPrepare(
-      b, rows.paddedSeqQ, queryRows / prepareRowsPerBlock(config.headDim),
-      [&](PrepareWork work) {
+  AttentionGradNests::Workspaces w =
+      n.emitPrepare(b, rows.paddedSeqQ, [&](PrepareWork work) {
         return buildAttentionGradPrepareKernel(kernels, rows, element, loc,
                                                work);
       });

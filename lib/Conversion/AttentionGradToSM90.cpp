@@ -83,10 +83,8 @@ LogicalResult lowerNests(ModuleOp module, AttentionGradNests &n) {
   // padded to whole query blocks where Sq is ragged, with lse's padded
   // copy, which the kernel then reads instead of lse).
   codegen::AttentionGradRows rows = codegen::paddedGradRowsOf(config);
-  int64_t queryRows = config.batch * config.heads * config.paddedSeqQ();
-  AttentionGradNests::Workspaces w = n.emitPrepare(
-      b, rows.paddedSeqQ, queryRows / prepareRowsPerBlock(config.headDim),
-      [&](codegen::PrepareWork work) {
+  AttentionGradNests::Workspaces w =
+      n.emitPrepare(b, rows.paddedSeqQ, [&](codegen::PrepareWork work) {
         return getOrBuildAttentionGradPrepareKernel(module, config, element,
                                                     loc, work);
       });

@@ -295,8 +295,7 @@ AttentionGradNests::match(scf::ForallOp keyValue) {
 /// pair's own head transposes would otherwise cost every backward a
 /// launch.
 static std::optional<OpBuilder::InsertPoint>
-earlyPreparePoint(scf::ForallOp keyValue, Operation *rowDotsOp,
-                  ArrayRef<Value> operands) {
+earlyPreparePoint(scf::ForallOp keyValue, ArrayRef<Value> operands) {
   Block *block = keyValue->getBlock();
   Operation *last = nullptr;
   for (Value value : operands) {
@@ -307,17 +306,24 @@ earlyPreparePoint(scf::ForallOp keyValue, Operation *rowDotsOp,
   }
   Block::iterator from = last ? std::next(last->getIterator()) : block->begin();
   for (Operation &op : llvm::make_range(from, keyValue->getIterator()))
-    if (&op != rowDotsOp && (isa<gpu::LaunchFuncOp, scf::ForallOp>(op) ||
-                             isa<BPTDialect>(op.getDialect())))
+    if (isa<gpu::LaunchFuncOp, scf::ForallOp>(op) ||
+        isa<BPTDialect>(op.getDialect()))
       return OpBuilder::InsertPoint(block, from);
   return std::nullopt;
 }
 
 AttentionGradNests::Workspaces AttentionGradNests::emitPrepare(
-    OpBuilder &b, int64_t paddedSeqQ, int64_t blocks,
+    OpBuilder &b, int64_t paddedSeqQ,
     llvm::function_ref<gpu::GPUFuncOp(codegen::PrepareWork)> kernel) {
   Location loc = keyValue.getLoc();
   Type f32 = b.getF32Type();
+  SmallVector<int64_t> rows(lse.getType().getShape());
+  SmallVector<int64_t> tiles(q.getType().getShape());
+  if (paddedSeqQ)
+    rows[2] = tiles[2] = paddedSeqQ;
+  // A thread block takes prepareRowsPerBlock of the [B, Hq, rows] rows.
+  int64_t blocks =
+      rows[0] * rows[1] * rows[2] / codegen::prepareRowsPerBlock(tiles[3]);
   auto launch = [&](OpBuilder &at, codegen::PrepareWork work, ValueRange args) {
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(at, loc, v);
@@ -328,10 +334,6 @@ AttentionGradNests::Workspaces AttentionGradNests::emitPrepare(
         gpu::KernelDim3{index(codegen::kPrepareThreads), index(1), index(1)},
         /*dynamicSharedMemorySize=*/Value(), args);
   };
-  SmallVector<int64_t> rows(lse.getType().getShape());
-  SmallVector<int64_t> tiles(q.getType().getShape());
-  if (paddedSeqQ)
-    rows[2] = tiles[2] = paddedSeqQ;
   Workspaces w;
   auto accumulator = [&](OpBuilder &at) {
     auto acc = memref::AllocOp::create(at, loc, MemRefType::get(tiles, f32));
@@ -363,7 +365,7 @@ AttentionGradNests::Workspaces AttentionGradNests::emitPrepare(
            args);
   };
   std::optional<OpBuilder::InsertPoint> early =
-      earlyPreparePoint(keyValue, rowDotsOp, {outputGrad, output, lse});
+      earlyPreparePoint(keyValue, {outputGrad, output, lse});
   if (!early) {
     dots(b, /*zero=*/true);
     return w;

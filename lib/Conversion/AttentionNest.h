@@ -148,13 +148,13 @@ struct AttentionGradNests {
   struct Workspaces {
     mlir::Value rowDots, accumulator, lse;
   };
-  /// Allocates them and launches the pre-pass (AttentionGradKernels.h) on
-  /// `blocks` blocks, `kernel` building it: at `b` as one kernel; or, where
+  /// Allocates them and launches the pre-pass (AttentionGradKernels.h),
+  /// `kernel` building it: at `b` as one kernel; or, where
   /// model-level work runs between the point where dO, O and lse exist and
   /// the nests (the block step, which may recompute q, k and v there), D
   /// from that point, so that O dies early, and the zeroing at `b`.
   Workspaces emitPrepare(
-      mlir::OpBuilder &b, int64_t paddedSeqQ, int64_t blocks,
+      mlir::OpBuilder &b, int64_t paddedSeqQ,
       llvm::function_ref<mlir::gpu::GPUFuncOp(codegen::PrepareWork)> kernel);
 
   /// Replaces both nests' results by the buffers `dQ`, `dK` and `dV` (as
