@@ -7,7 +7,9 @@
 // module with two functions and no --function (or none at all), dynamically
 // shaped, unranked, f64 or scalar arguments and results, an op with no
 // float64 reference (arith.mulf on tensors), an invalid bpt op, malformed
-// --block-sizes, non-positive block sizes, and a missing input file.
+// --block-sizes, non-positive block sizes, an --opt-level above 3, and a
+// missing input file. The JIT's optimization level (0 by default) does not
+// change a verdict: the same checks pass at 2 and 3.
 //
 // bpt-cpu-run compiles and JITs every function of its module, so each
 // function lives in its own split-file part (//--- NAME.mlir).
@@ -17,6 +19,7 @@
 //--- attention.mlir
 // RUN: bpt-cpu-run %t/attention.mlir --function=attention --q-block=16 --kv-block=16 --seed=71 | FileCheck %s --check-prefix=ATTN-OK
 // RUN: not bpt-cpu-run %t/attention.mlir --function=attention --q-block=16 --kv-block=16 --seed=71 --perturb-output | FileCheck %s --check-prefix=ATTN-PERTURB
+// RUN: bpt-cpu-run %t/attention.mlir --function=attention --q-block=16 --kv-block=16 --seed=71 --opt-level=2 | FileCheck %s --check-prefix=ATTN-OK
 // ATTN-OK: output 0 tensor<1x4x40x32xf32>: relative error {{.*}} (tolerance 1e-05): PASS
 // ATTN-OK: {{^PASS$}}
 // ATTN-PERTURB: output 0 tensor<1x4x40x32xf32>: relative error {{.*}} (tolerance 1e-05): FAIL
@@ -175,6 +178,12 @@ func.func @invalid_op(%q: tensor<1x4x16x64xf32>, %k: tensor<1x4x16x32xf32>,
 // ZERO-IN-LIST: bpt-cpu-run: block sizes must be positive, got q-block 8 and kv-block 0
 // RUN: not bpt-cpu-run %t/missing.mlir 2>&1 | FileCheck %s --check-prefix=MISSING-FILE --implicit-check-not=PASS --implicit-check-not=FAIL
 // MISSING-FILE: bpt-cpu-run: cannot open input file '{{.*}}missing.mlir'
+// RUN: not bpt-cpu-run %t/options.mlir --opt-level=4 2>&1 | FileCheck %s --check-prefix=OPT-LEVEL --implicit-check-not=PASS --implicit-check-not=FAIL
+// OPT-LEVEL: bpt-cpu-run: --opt-level must be 0 to 3, got 4
+// The training check at level 3: both functions from one JIT-compiled module.
+// RUN: bpt-cpu-run %t/options.mlir --backward --opt-level=3 | FileCheck %s --check-prefix=OPT-3-BACKWARD
+// OPT-3-BACKWARD: gradient 1 tensor<8xf32>: relative error {{.*}}: PASS
+// OPT-3-BACKWARD: {{^PASS$}}
 func.func @options(%x: tensor<4x8xf32>, %g: tensor<8xf32>) -> tensor<4x8xf32> {
   %r = bpt.rms_norm %x, %g : (tensor<4x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
   return %r : tensor<4x8xf32>

@@ -75,6 +75,13 @@ static cl::opt<bool> tileGemms(
     cl::desc("Tile the GEMMs left outside loop nests into shared-memory "
              "tiles, as the GPU's portable path does (bpt-tile-gemms)"),
     cl::cat(runCategory), cl::init(false));
+static cl::opt<unsigned> optLevel(
+    "opt-level",
+    cl::desc("LLVM optimization level of the JIT-compiled code, 0 to 3 "
+             "(default 2); a module with a function of more than a few "
+             "thousand blocks, such as a training function's unrolled query "
+             "chunks, is compiled unoptimized at any level"),
+    cl::cat(runCategory), cl::init(2));
 static cl::opt<bool> perturbOutput(
     "perturb-output",
     cl::desc("Testing: add 2·tolerance·||ref|| to the first output element, "
@@ -123,6 +130,11 @@ int main(int argc, char **argv) {
                     "backward; it needs --backward\n";
     return 2;
   }
+  if (optLevel > 3) {
+    llvm::errs() << "bpt-cpu-run: --opt-level must be 0 to 3, got " << optLevel
+                 << "\n";
+    return 2;
+  }
   if (queryChunk < 0) {
     llvm::errs() << "bpt-cpu-run: --query-chunk must be 0 (whole sequences) "
                     "or a number of rows, got "
@@ -169,6 +181,7 @@ int main(int argc, char **argv) {
   options.queryChunk = queryChunk;
   options.recomputeProjections = recomputeProjections;
   options.tileGemms = tileGemms;
+  options.optLevel = optLevel;
   FailureOr<bpt::CPUCheckResult> result = bpt::checkOnCPU(*module, options);
   if (failed(result))
     return 2;

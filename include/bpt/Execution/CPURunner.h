@@ -16,8 +16,13 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace mlir {
+class ExecutionEngine;
+} // namespace mlir
 
 namespace bpt {
 
@@ -50,6 +55,12 @@ struct CPUCheckOptions {
   bool recomputeProjections = false;
   /// Tile top-level GEMMs as the GPU path does (bpt-tile-gemms).
   bool tileGemms = false;
+  /// LLVM's optimization level for the JIT-compiled code, 0 to 3; a module
+  /// with a function of more than a few thousand blocks (the unrolled query
+  /// chunks of a training function) is compiled unoptimized at any level,
+  /// since LLVM's loop analyses cost more than linearly in a function's
+  /// blocks.
+  unsigned optLevel = 2;
 };
 
 /// What the check found.
@@ -106,10 +117,25 @@ mlir::FailureOr<CPUCheckResult> checkOnCPU(mlir::ModuleOp module,
 mlir::FailureOr<CPUCheckResult>
 checkGradientsOnCPU(mlir::ModuleOp module, const CPUCheckOptions &options);
 
-/// JIT-compiles `module` (LLVM dialect, as bpt-to-cpu leaves it) and calls
-/// `function` with a bare pointer to each buffer (inputs, then outputs).
-mlir::LogicalResult runOnCPU(mlir::ModuleOp module, llvm::StringRef function,
-                             std::vector<HostTensor> &buffers);
+/// A module JIT-compiled for this CPU once, whose functions can be called
+/// any number of times.
+class CPUExecutable {
+public:
+  /// JIT-compiles `module` (LLVM dialect, as bpt-to-cpu leaves it) at LLVM
+  /// optimization level `optLevel` (0 to 3; see CPUCheckOptions::optLevel).
+  static mlir::FailureOr<CPUExecutable> compile(mlir::ModuleOp module,
+                                                unsigned optLevel = 2);
+  /// Calls `function` with a bare pointer to each buffer (inputs, then
+  /// outputs); a failure is reported at `module`'s location.
+  mlir::LogicalResult call(llvm::StringRef function,
+                           std::vector<HostTensor> &buffers);
+
+private:
+  CPUExecutable(mlir::ModuleOp module,
+                std::unique_ptr<mlir::ExecutionEngine> engine);
+  mlir::ModuleOp module;
+  std::shared_ptr<mlir::ExecutionEngine> engine;
+};
 
 /// Prints a result as the CLI shows it.
 void printCheckResult(llvm::raw_ostream &os, const CPUCheckResult &result);
