@@ -84,11 +84,14 @@ struct CPUCheckResult {
   };
   std::vector<Run> runs;
   /// Backward checks: the float64 gradient of an argument against central
-  /// finite differences of the function, along a random direction.
+  /// finite differences of the function, along a random direction (the
+  /// `directions`-th drawn: earlier ones crossed a kink, see
+  /// checkGradientsOnCPU).
   struct GradientCheck {
     unsigned argument;
-    double analytic, numeric, relativeError, tolerance;
-    bool passed;
+    double analytic = 0, numeric = 0, relativeError = 0, tolerance = 0;
+    bool passed = false;
+    unsigned directions = 1;
   };
   std::vector<GradientCheck> gradientChecks;
   double referenceSeconds = 0;
@@ -113,7 +116,9 @@ mlir::FailureOr<CPUCheckResult> checkOnCPU(mlir::ModuleOp module,
 /// on seeded random inputs and the backward on its log-sum-exps and random
 /// result gradients, and compares every output with the float64 reference
 /// evaluation of the same functions; the float64 gradients are themselves
-/// checked against finite differences of the function.
+/// checked against finite differences of the function (central, at two
+/// steps; a direction whose two differences disagree, across a kink of
+/// ReLU or a mask, is replaced by another, up to four).
 mlir::FailureOr<CPUCheckResult>
 checkGradientsOnCPU(mlir::ModuleOp module, const CPUCheckOptions &options);
 
