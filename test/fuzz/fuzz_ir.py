@@ -4,7 +4,11 @@
 Each input is run through bpt-opt pipelines (bpt-blockwise, bpt-to-cpu with
 and without GEMM tiles, bpt-to-nvvm for sm_90a and sm_80, the strategy +
 tensor-core passes one at a time) and, when small, through bpt-cpu-run (half
-of the runs with --tile-gemms). Every run is classified:
+of the runs with --tile-gemms). Training inputs (chains of norms,
+projections, FFNs, residual sums, attention and blocks) are differentiated:
+bpt-cpu-run --backward checks every gradient against float64, and bpt-opt
+compiles bpt-build-backward's functions for the CPU and the GPUs. Every run
+is classified:
 
   ok      exit 0
   error   non-zero exit with a diagnostic
@@ -12,6 +16,9 @@ of the runs with --tile-gemms). Every run is classified:
           stack dump, an exit status above 127, or a non-zero exit with
           no output at all
   wrong   bpt-cpu-run ran and its result did not match the reference
+  marginal  a training check (bpt-cpu-run --backward) failed by at most
+          MARGIN times its tolerance, its finite differences passing:
+          rounding through a deep chain of ops, not a finding
   hang    the run took longer than --timeout seconds
 
 Crashes, wrong results and hangs are findings: the input and the command
@@ -79,7 +86,30 @@ ODD_NAMES = ['"my-attention"', '"0start"', '"a.b"', '"with space"',
 # ---------------------------------------------------------------------------
 
 
-def classify(proc_rc, output, timed_out, cpu_run):
+# A training check whose failures are all within MARGIN times their
+# tolerance is marginal (gradients through a chain of a block, norms and
+# projections round more than one op does); a wrong chain rule is off by
+# far more, and a float64 gradient that its finite differences reject is a
+# finding at any size.
+MARGIN = 4.0
+
+
+def marginal(output):
+    fails = [line for line in output.splitlines() if ": FAIL" in line]
+    failures = re.findall(r"relative error ([^,\s]+)(?:, vs first "
+                          r"configuration ([^,\s]+))? \(tolerance "
+                          r"([^)\s]+)\): FAIL", output)
+    if not failures or len(failures) != len(fails) or any(
+            line.startswith("finite differences") for line in fails):
+        return False
+    for error, difference, tolerance in failures:
+        worst = max(float(error), float(difference or 0))
+        if not worst <= MARGIN * float(tolerance):  # NaN is not marginal
+            return False
+    return True
+
+
+def classify(proc_rc, output, timed_out, cpu_run, training=False):
     if timed_out:
         return "hang"
     if any(marker in output for marker in CRASH_MARKERS):
@@ -90,7 +120,7 @@ def classify(proc_rc, output, timed_out, cpu_run):
         return "ok"
     if cpu_run and re.search(r"^FAIL|: FAIL", output, re.M) and \
             "error:" not in output:
-        return "wrong"
+        return "marginal" if training and marginal(output) else "wrong"
     if output.strip():
         return "error"
     return "crash"  # a failure that says nothing is a bug too
@@ -279,9 +309,12 @@ def tensor(shape, dtype):
 
 
 class Program:
-    def __init__(self, rng, small):
+    def __init__(self, rng, small, training=False):
         self.rng = rng
         self.small = small
+        # Differentiated by bpt-build-backward: no gradient ops of its own,
+        # ordinary scales and epsilons.
+        self.training = training
         self.args = []      # (name, type)
         self.body = []
         self.counter = 0
@@ -301,11 +334,26 @@ class Program:
             return rng.choice(typical)
         return rng.choice(BOUNDARY[1:-1])
 
+    def activations(self, dtype):
+        acts = ["gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu"]
+        # ReLU's gradient is a step: a 16-bit pre-activation near 0 rounds
+        # to the other side of it than float64's, and on these small shapes
+        # one such unit moves a weight gradient by ~1e-2 (measured: 4e-2 to
+        # 6e-2 on a 32-row f16 / bf16 block, 2e-7 in f32).
+        if self.training and dtype != "f32":
+            acts.remove("relu")
+        return acts
+
     def scale(self):
         rng = self.rng
         r = rng.random()
         if r < 0.6:
             return ""
+        # A gradient through a saturated softmax (scale · q·k spread >> 1) is
+        # ~0 in float64 and f32 rounding noise here: its relative error says
+        # nothing, so training takes ordinary scales only.
+        if self.training:
+            return " scale(%s)" % rng.choice(["0.125", "0.5", "1.0"])
         if r < 0.9:
             return " scale(%s)" % rng.choice(["0.125", "0.5", "1.0", "2.0",
                                               "0.01"])
@@ -327,10 +375,8 @@ class Program:
         k = self.arg(tensor([b, kvh, skv, d], dtype))
         v = self.arg(tensor([b, kvh, skv, d], dtype))
         causal = " causal" if rng.random() < 0.5 else ""
-        grad = rng.random() < 0.2
-        # A gradient through a saturated softmax (scale · q·k spread >> 1) is
-        # ~0 in float64 and f32 rounding noise here: its relative error says
-        # nothing, so gradients take ordinary scales only.
+        grad = not self.training and rng.random() < 0.2
+        # Gradients take ordinary scales only (see scale()).
         scale = self.scale() if not grad or rng.random() < 0.5 else ""
         if grad and scale and float(scale[7:-1]) > 4:
             scale = " scale(0.5)"
@@ -338,7 +384,7 @@ class Program:
         kvtype = tensor([b, kvh, skv, d], dtype)
         lsetype = tensor([b, h, sq], "f32")
         out = self.value()
-        lse = grad or rng.random() < 0.2
+        lse = grad or (not self.training and rng.random() < 0.2)
         if lse:
             lse_v = self.value()
             self.body.append(
@@ -378,20 +424,22 @@ class Program:
             shape = [self.dim([32, 128, 256]), hidden]
         return self.arg(tensor(shape, dtype)), shape
 
-    def ffn(self, dtype):
+    def ffn(self, dtype, x=None, shape=None):
+        """x (a fresh argument unless given, with its shape) through an FFN;
+        the same for linear, norm and block."""
         rng = self.rng
-        hidden = self.dim([32, 64, 128, 256])
+        hidden = self.dim([32, 64, 128, 256]) if x is None else shape[-1]
         width = self.dim([64, 128, 256, 512])
-        act = rng.choice(["gelu", "gelu_tanh", "relu", "silu", "swiglu",
-                          "geglu"])
-        x, shape = self.rows(hidden, dtype)
+        act = rng.choice(self.activations(dtype))
+        if x is None:
+            x, shape = self.rows(hidden, dtype)
         w1 = self.arg(tensor([hidden, width], dtype))
         w2 = self.arg(tensor([width, hidden], dtype))
         operands = [x, w1, w2]
         types = [tensor(shape, dtype), tensor([hidden, width], dtype),
                  tensor([width, hidden], dtype)]
         if act in ("swiglu", "geglu"):
-            operands.append(self.arg(tensor([hidden, width], dtype)))
+            operands.append("gate " + self.arg(tensor([hidden, width], dtype)))
             types.append(types[1])
         out = self.value()
         self.body.append("  %s = bpt.ffn %s %s : (%s) -> %s" % (
@@ -407,11 +455,12 @@ class Program:
             results = [(normed, tensor(shape, dtype))]
         return results
 
-    def linear(self, dtype):
+    def linear(self, dtype, x=None, shape=None):
         rng = self.rng
-        k = self.dim([32, 64, 128, 256])
+        k = self.dim([32, 64, 128, 256]) if x is None else shape[-1]
         n = self.dim([32, 64, 128, 256])
-        x, shape = self.rows(k, dtype)
+        if x is None:
+            x, shape = self.rows(k, dtype)
         w = self.arg(tensor([k, n], dtype))
         operands, types = [x, w], [tensor(shape, dtype), tensor([k, n], dtype)]
         if rng.random() < 0.3:
@@ -424,12 +473,14 @@ class Program:
             tensor(out_shape, dtype)))
         return [(out, tensor(out_shape, dtype))]
 
-    def norm(self, dtype):
+    def norm(self, dtype, x=None, shape=None):
         rng = self.rng
-        hidden = self.dim([16, 64, 128])
-        x, shape = self.rows(hidden, dtype)
+        hidden = self.dim([16, 64, 128]) if x is None else shape[-1]
+        if x is None:
+            x, shape = self.rows(hidden, dtype)
         g = self.arg(tensor([hidden], dtype))
         eps = "" if rng.random() < 0.7 else " {epsilon = %s}" % rng.choice(
+            ["1.0e-05", "1.0e-03"] if self.training else
             ["0.0", "1.0e-05", "1.0e+30", "1.0e+300"])
         out = self.value()
         if rng.random() < 0.5:
@@ -445,24 +496,26 @@ class Program:
                 tensor(shape, dtype)))
         return [(out, tensor(shape, dtype))]
 
-    def block(self, dtype):
+    def block(self, dtype, x=None, shape=None):
         rng = self.rng
         kv_heads = self.dim([1, 2, 4])
         heads = kv_heads * rng.choice([1, 2, 4])
         head_dim = rng.choice([16, 32, 64] if self.small else [64, 128, 32])
-        hidden = rng.choice([64, 128, 256] if self.small else [256, 512])
-        seq = self.dim([16, 32, 64, 128, 256] if not self.small
-                       else [16, 32, 64])
-        batch = self.dim([1, 2])
+        if x is None:
+            hidden = rng.choice([64, 128, 256] if self.small else [256, 512])
+            seq = self.dim([16, 32, 64, 128, 256] if not self.small
+                           else [16, 32, 64])
+            batch = self.dim([1, 2])
+        else:
+            batch, seq, hidden = shape
         width = rng.choice([128, 256, 512])
         layer = rng.random() < 0.5
-        act = rng.choice(["gelu", "relu", "silu", "swiglu", "geglu",
-                          "gelu_tanh"])
+        act = rng.choice(self.activations(dtype))
         gated = act in ("swiglu", "geglu")
         x_t = tensor([batch, seq, hidden], dtype)
         vec = tensor([hidden], dtype)
         types = [x_t, vec]
-        names = [self.arg(x_t), self.arg(vec)]
+        names = [self.arg(x_t) if x is None else x, self.arg(vec)]
         norm1 = [names[1]]
         if layer:
             norm1.append(self.arg(vec))
@@ -497,6 +550,40 @@ class Program:
                         act, "layer_norm" if layer else "rms_norm",
                         ", ".join(types), x_t))
         return [(out, x_t)]
+
+    def chain(self, dtype):
+        """A residual stream for training: x through one to four norms,
+        projections, FFNs, residual sums and blocks, each reading the last
+        value; sometimes an earlier value is returned too, so that a value
+        gets gradients from two places."""
+        rng = self.rng
+        shape = [rng.choice([1, 2]), rng.choice([8, 16, 32, 48]),
+                 rng.choice([16, 32, 64])]
+        x = self.arg(tensor(shape, dtype))
+        stream = [(x, shape)]
+        for _ in range(rng.choice([1, 2, 3, 4])):
+            value, shape = stream[-1]
+            kind = rng.choice(["norm", "linear", "ffn", "add", "block"])
+            if kind == "add":
+                # A residual: the last value plus an earlier one of its shape.
+                same = [v for v, s in stream[:-1] if s == shape]
+                other = rng.choice(same) if same else self.arg(
+                    tensor(shape, dtype))
+                out = self.value()
+                self.body.append("  %s = arith.addf %s, %s : %s" % (
+                    out, value, other, tensor(shape, dtype)))
+                stream.append((out, shape))
+                continue
+            if kind == "block" and len(shape) != 3:
+                kind = "norm"
+            (out, type_), = getattr(self, kind)(dtype, value, shape)[:1]
+            dims = re.match(r"tensor<(.*)x\w+>", type_).group(1)
+            stream.append((out, [int(d) for d in dims.split("x")]))
+        results = [(stream[-1][0], tensor(stream[-1][1], dtype))]
+        if len(stream) > 2 and rng.random() < 0.3:
+            value, shape = rng.choice(stream[1:-1])
+            results.append((value, tensor(shape, dtype)))
+        return results
 
     def text(self, name, results):
         args = ", ".join("%s: %s" % a for a in self.args)
@@ -533,6 +620,45 @@ def make_program(rng):
     return "program", text, pipelines, small
 
 
+TRAINING_PIPELINES = [
+    ["--bpt-build-backward", "--bpt-to-cpu"],
+    ["--bpt-build-backward", "--bpt-to-cpu=tile-gemms=1"],
+    ["--bpt-build-backward", "--bpt-to-nvvm=chip=sm_90a"],
+    ["--bpt-build-backward", "--bpt-to-nvvm=chip=sm_80"],
+    ["--bpt-build-backward", "--bpt-to-nvvm=chip={chip}"],
+    ["--bpt-build-backward",
+     "--bpt-to-nvvm=chip=sm_90a recompute-projections=1"],
+    ["--bpt-build-backward=query-chunk=16", "--bpt-to-nvvm=chip=sm_90a"],
+    ["--bpt-build-backward=query-chunk=16", "--bpt-to-cpu"],
+]
+
+
+def make_training_program(rng):
+    """A small program to differentiate: bpt-cpu-run --backward checks its
+    gradients, bpt-opt compiles its training functions."""
+    prog = Program(rng, small=True, training=True)
+    dtype = rng.choice(["f32", "f32", "f16", "bf16"])
+    kinds = [prog.chain, prog.chain, prog.chain, prog.attention, prog.ffn,
+             prog.linear, prog.norm, prog.block]
+    results = []
+    for _ in range(rng.choice([1, 1, 1, 2])):
+        results += rng.choice(kinds)(dtype)
+    text = prog.text(rng.choice(["f", "block", "train"]), results)
+    flags = ["--backward"]
+    if rng.random() < 0.3:
+        flags.append("--query-chunk=%d" % rng.choice([8, 16, 32]))
+    if rng.random() < 0.3:
+        flags.append("--recompute-projections")
+    if rng.random() < 0.3:
+        flags.append("--tile-gemms")
+    if rng.random() < 0.2:
+        flags.append("--no-fuse")
+    if rng.random() < 0.2:
+        flags += ["--q-block=%d" % rng.choice([8, 16, 32]),
+                  "--kv-block=%d" % rng.choice([8, 16, 32])]
+    return "training program", text, rng.sample(TRAINING_PIPELINES, 2), flags
+
+
 # ---------------------------------------------------------------------------
 # The campaign
 # ---------------------------------------------------------------------------
@@ -551,7 +677,8 @@ def main():
                         help="seconds per run before it counts as a hang")
     parser.add_argument("--bin-dir", default=str(REPO / "build" / "bin"))
     parser.add_argument("--out", default="fuzz-ir-findings")
-    parser.add_argument("--mode", choices=["mutants", "programs", "all"],
+    parser.add_argument("--mode",
+                        choices=["mutants", "programs", "training", "all"],
                         default="all")
     parser.add_argument("--max-seconds", type=float, default=0,
                         help="stop starting new inputs after this long "
@@ -576,6 +703,8 @@ def main():
         kinds.append("mutants")
     if args.mode in ("programs", "all"):
         kinds.append("programs")
+    if args.mode in ("training", "all"):
+        kinds.append("training")
     schedule = [k for _ in range(args.count) for k in kinds]
 
     for index, kind in enumerate(schedule):
@@ -583,19 +712,25 @@ def main():
             print("fuzz_ir.py: --max-seconds reached after %d inputs" % index)
             break
         small = False
+        run_flags = None
         if kind == "mutants":
             origin, text, pipelines = make_mutant(rng, seeds)
-        else:
+        elif kind == "programs":
             origin, text, pipelines, small = make_program(rng)
+            if small:
+                run_flags = ["--tile-gemms"] if rng.random() < 0.5 else []
+        else:
+            origin, text, pipelines, run_flags = make_training_program(rng)
         chip = rng.choice(CHIPS)
         commands = [[bpt_opt, "-", "-o", os.devnull] + fix_options(p, chip)
                     for p in pipelines]
-        if small and kind == "programs":
+        if run_flags is not None:
             commands.append([cpu_run, "-", "--seed=%d" % rng.randrange(100)] +
-                            (["--tile-gemms"] if rng.random() < 0.5 else []))
+                            run_flags)
         for cmd in commands:
             rc, output, timed_out, seconds = run(cmd, text, args.timeout)
-            verdict = classify(rc, output, timed_out, cmd[0] == cpu_run)
+            verdict = classify(rc, output, timed_out, cmd[0] == cpu_run,
+                               training=kind == "training")
             counts[(kind, verdict)] = counts.get((kind, verdict), 0) + 1
             if args.verbose:
                 print("%5d %-8s %-6s %5.1fs %s" % (
@@ -616,7 +751,8 @@ def main():
 
     for kind in kinds:
         row = ", ".join("%s %d" % (v, counts.get((kind, v), 0))
-                        for v in ("ok", "error", "crash", "wrong", "hang"))
+                        for v in ("ok", "error", "crash", "wrong", "marginal",
+                                  "hang"))
         print("%s: %s runs: %s" % (kind, sum(
             n for (k, _), n in counts.items() if k == kind), row))
     print("findings: %d (%.0f s)" % (len(findings), time.monotonic() - started))
