@@ -17,8 +17,9 @@ is classified:
           no output at all
   wrong   bpt-cpu-run ran and its result did not match the reference
   marginal  a training check (bpt-cpu-run --backward) failed by at most
-          MARGIN times its tolerance, its finite differences passing:
-          rounding through a deep chain of ops, not a finding
+          MARGIN times its tolerance, its finite differences passing
+          (rounding through a deep chain of ops), or at a point on a kink;
+          not a finding
   hang    the run took longer than --timeout seconds
 
 Crashes, wrong results and hangs are findings: the input and the command
@@ -95,6 +96,10 @@ MARGIN = 4.0
 
 
 def marginal(output):
+    # The random point lies on a kink (a ReLU input within ~1e-7 of 0): the
+    # compiled gradient may take the other side of it, by any amount.
+    if "no smooth direction" in output:
+        return True
     fails = [line for line in output.splitlines() if ": FAIL" in line]
     failures = re.findall(r"relative error ([^,\s]+)(?:, vs first "
                           r"configuration ([^,\s]+))? \(tolerance "

@@ -86,12 +86,14 @@ struct CPUCheckResult {
   /// Backward checks: the float64 gradient of an argument against central
   /// finite differences of the function, along a random direction (the
   /// `directions`-th drawn: earlier ones crossed a kink, see
-  /// checkGradientsOnCPU).
+  /// checkGradientsOnCPU). Not `smooth`: no direction drawn was, since the
+  /// point itself lies on a kink.
   struct GradientCheck {
     unsigned argument;
     double analytic = 0, numeric = 0, relativeError = 0, tolerance = 0;
     bool passed = false;
     unsigned directions = 1;
+    bool smooth = true;
   };
   std::vector<GradientCheck> gradientChecks;
   double referenceSeconds = 0;
