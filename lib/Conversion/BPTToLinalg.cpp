@@ -113,40 +113,73 @@ struct LinearToLinalg final : OpRewritePattern<LinearOp> {
   }
 };
 
+/// The FFN of `op` on the rows `x` ([..., hidden]), rounded to the result's
+/// element type: [rows, ffn] f32 intermediates (two when gated).
+Value lowerFFN(PatternRewriter &rewriter, Location loc, FFNOp op, Value x) {
+  Activation act = op.getActivation();
+  Value up = contract(rewriter, loc, x, op.getWIn());
+  RowMaps maps(rewriter.getContext(),
+               cast<RankedTensorType>(up.getType()).getRank());
+  Value hidden;
+  if (Value gateWeight = op.getWGate()) {
+    Value gate = contract(rewriter, loc, x, gateWeight);
+    hidden = buildGeneric(rewriter, loc, {gate}, up,
+                          {maps.identity(), maps.identity()}, maps.rank, {},
+                          [&](OpBuilder &nb, Location nl, ValueRange args) {
+                            Value g = buildActivation(nb, nl, act, args[0]);
+                            return SmallVector<Value>{
+                                arith::MulFOp::create(nb, nl, g, args[1])};
+                          })
+                 .front();
+  } else {
+    // In place of the up-projection: one [rows, F] tile, not two.
+    hidden =
+        buildGeneric(rewriter, loc, {}, up, {maps.identity()}, maps.rank, {},
+                     [&](OpBuilder &nb, Location nl, ValueRange args) {
+                       return SmallVector<Value>{
+                           buildActivation(nb, nl, act, args[0])};
+                     })
+            .front();
+  }
+  Value out = contract(rewriter, loc, hidden, op.getWOut());
+  return roundTo(rewriter, loc, out, op.getResult().getType().getElementType());
+}
+
+/// A portable FFN whose strategy gives chunk rows fewer than its rows runs
+/// chunk by chunk of rows (unrolled; rows are independent), each chunk's
+/// result inserted into the output: its [rows, ffn] intermediates exist
+/// one chunk at a time.
 struct FFNToLinalg final : OpRewritePattern<FFNOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(FFNOp op,
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Activation act = op.getActivation();
-    Value up = contract(rewriter, loc, op.getInput(), op.getWIn());
-    Value hidden;
-    if (Value gateWeight = op.getWGate()) {
-      Value gate = contract(rewriter, loc, op.getInput(), gateWeight);
-      RowMaps maps(getContext(), cast<RankedTensorType>(up.getType()).getRank());
-      hidden = buildGeneric(rewriter, loc, {gate}, up,
-                            {maps.identity(), maps.identity()}, maps.rank, {},
-                            [&](OpBuilder &nb, Location nl, ValueRange args) {
-                              Value g = buildActivation(nb, nl, act, args[0]);
-                              return SmallVector<Value>{
-                                  arith::MulFOp::create(nb, nl, g, args[1])};
-                            })
-                   .front();
-    } else {
-      // In place of the up-projection: one [rows, F] tile, not two.
-      RowMaps maps(getContext(), cast<RankedTensorType>(up.getType()).getRank());
-      hidden = buildGeneric(rewriter, loc, {}, up, {maps.identity()},
-                            maps.rank, {},
-                            [&](OpBuilder &nb, Location nl, ValueRange args) {
-                              return SmallVector<Value>{
-                                  buildActivation(nb, nl, act, args[0])};
-                            })
-                   .front();
+    RankedTensorType type = op.getResult().getType();
+    int64_t rows = type.getNumElements() / type.getShape().back();
+    StrategyAttr strategy = StrategyAttr::get(op);
+    int64_t chunk = strategy ? strategy.getChunkRows() : 0;
+    if (chunk <= 0 || chunk >= rows) {
+      rewriter.replaceOp(op, lowerFFN(rewriter, loc, op, op.getInput()));
+      return success();
     }
-    Value out = contract(rewriter, loc, hidden, op.getWOut());
-    rewriter.replaceOp(
-        op, roundTo(rewriter, loc, out,
-                    op.getResult().getType().getElementType()));
+    Value x = asMatrix(rewriter, loc, op.getInput());
+    Value out = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<int64_t>{rows, type.getShape().back()},
+        type.getElementType());
+    for (int64_t first = 0; first < rows; first += chunk) {
+      int64_t count = std::min(chunk, rows - first);
+      Value part = lowerFFN(rewriter, loc, op,
+                            sliceAlong(rewriter, loc, x, 0, first, count));
+      out = tensor::InsertSliceOp::create(
+          rewriter, loc, part, out,
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(first),
+                                 rewriter.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(count),
+                                 rewriter.getIndexAttr(dimOf(part, 1))},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1),
+                                 rewriter.getIndexAttr(1)});
+    }
+    rewriter.replaceOp(op, fromMatrix(rewriter, loc, out, type));
     return success();
   }
 };

@@ -323,6 +323,7 @@ private:
   Refusal attentionGradWgmma(AttentionGradOp op, StrategyAttr &strategy);
   Refusal attentionGradMmaSync(AttentionGradOp op, StrategyAttr &strategy);
   FailureOr<StrategyAttr> selectFFN(FFNOp op);
+  StrategyAttr portableFFN(int64_t rows);
   FailureOr<StrategyAttr> selectLinear(LinearOp op);
   StrategyAttr selectGradientGemm(StringRef name, Type element, int64_t rows,
                                   ArrayRef<int64_t> widths, bool chunked);
@@ -759,7 +760,7 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
     }
     refuse("ffn", "wgmma", *why);
     // The wgmma GEMMs take every FFN the mma.sync ones would.
-    return portable();
+    return portableFFN(rows);
   }
   if (mmaSync()) {
     Refusal why = tf32 ? Refusal() : elementRefusal("mma.sync");
@@ -791,7 +792,28 @@ FailureOr<StrategyAttr> Selector::selectFFN(FFNOp op) {
                   options.sm80GemmBlockN);
     refuse("ffn", "mma.sync", *why);
   }
-  return portable();
+  return portableFFN(rows);
+}
+
+/// A portable FFN of more rows than a chunk goes by chunks of rows
+/// (bpt-convert-to-linalg unrolls them), so that its [rows, ffn] f32
+/// intermediates (two for a gated one) exist one chunk at a time: the
+/// option's chunk (or the default), raised to at most kMaxUnrolledChunks
+/// chunks.
+StrategyAttr Selector::portableFFN(int64_t rows) {
+  int64_t chunk = options.chunkRowsOrDefault();
+  if (rows <= chunk)
+    return portable();
+  if (int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
+      chunk < least) {
+    int64_t raised = (least + 127) / 128 * 128;
+    if (remarks)
+      op->emitRemark() << "chunk rows raised from " << chunk << " to " << raised
+                       << ": at most " << kMaxUnrolledChunks
+                       << " chunks are unrolled";
+    chunk = raised;
+  }
+  return make(KernelPath::portable, 0, 0, 0, 0, chunk);
 }
 
 /// What both paths' GEMM kernels need of a projection, whatever its rows
@@ -872,11 +894,13 @@ StrategyAttr Selector::selectGradientGemm(StringRef name, Type element,
                                           ArrayRef<int64_t> widths,
                                           bool chunked) {
   // The FFN's chunk rows, whichever GEMMs take it where the tensor cores
-  // are on (all-portable compilations keep the whole op): the option's (or
-  // the default), raised to whole 64-row K steps and to at most
-  // kMaxUnrolledChunks chunks.
+  // are on, and where there are more rows than a chunk in all-portable
+  // compilations (fewer keep the whole op): the option's (or the default),
+  // raised to whole 64-row K steps and to at most kMaxUnrolledChunks
+  // chunks.
   int64_t chunk = 0;
-  if (chunked && (wgmma() || mmaSync())) {
+  if (chunked &&
+      (wgmma() || mmaSync() || rows > options.chunkRowsOrDefault())) {
     chunk = options.chunkRowsOrDefault();
     int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
     if (chunk < least || chunk % 64 != 0) {

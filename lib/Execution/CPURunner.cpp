@@ -284,6 +284,7 @@ compileForCPU(ModuleOp module, ArrayRef<std::string> names,
   blockwise.fuse = options.fuse;
   blockwise.recomputeProjections = options.recomputeProjections;
   blockwise.reportBlockSizes = options.reportBlockSizes;
+  blockwise.chunkRows = options.chunkRows;
   buildBPTBlockwisePipeline(toBuffers, blockwise);
   addLinalgStage(toBuffers);
   // As bpt-to-cpu and bpt-to-nvvm: the fused chains run against float64.

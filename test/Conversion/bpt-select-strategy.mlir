@@ -227,17 +227,17 @@ func.func @gradient_ops(%x: tensor<2x256x512xbf16>, %w: tensor<512x1408xbf16>,
 
 // An FFN gradient the tensor cores refuse (f32 on sm_90a and sm_80; width
 // 320 is no multiple of 128) still goes by chunks of rows on the portable
-// GEMMs; with the tensor cores off (or on sm_75, which has neither) the op
-// stays whole.
+// GEMMs; with the tensor cores off (or on sm_75, which has neither) too,
+// where it has more rows than a chunk (@short_ffn_grad below stays whole).
 // SM90-LABEL: func.func @refused_ffn_grad
 // SM90: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a", chunk_rows = 2048>}
 // SM90: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a", chunk_rows = 2048>}
 // SM80-LABEL: func.func @refused_ffn_grad
 // SM80: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_80", chunk_rows = 2048>}
 // SM75-LABEL: func.func @refused_ffn_grad
-// SM75-COUNT-2: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_75">}
+// SM75-COUNT-2: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_75", chunk_rows = 2048>}
 // OFF-LABEL: func.func @refused_ffn_grad
-// OFF-COUNT-2: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+// OFF-COUNT-2: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a", chunk_rows = 2048>}
 func.func @refused_ffn_grad(%x: tensor<1x4096x256xf32>, %w: tensor<256x1024xf32>,
                             %wo: tensor<1024x256xf32>, %dx: tensor<1x4096x256xf32>,
                             %y: tensor<1x4096x320xbf16>, %v: tensor<320x1280xbf16>,
@@ -250,5 +250,20 @@ func.func @refused_ffn_grad(%x: tensor<1x4096x256xf32>, %w: tensor<256x1024xf32>
       : (tensor<1x4096x320xbf16>, tensor<320x1280xbf16>, tensor<1280x320xbf16>,
          tensor<1x4096x320xbf16>)
         -> (tensor<1x4096x320xbf16>, tensor<320x1280xbf16>, tensor<1280x320xbf16>)
+  return
+}
+
+// -----
+
+// No more rows than a chunk: with the tensor cores off the op stays whole.
+// OFF-LABEL: func.func @short_ffn_grad
+// OFF: bpt.ffn_grad {{.+}} {bpt.strategy = #bpt.strategy<portable, chip = "sm_90a">}
+func.func @short_ffn_grad(%x: tensor<1x2048x256xf32>, %w: tensor<256x1024xf32>,
+                          %wo: tensor<1024x256xf32>,
+                          %dx: tensor<1x2048x256xf32>) {
+  %0:3 = bpt.ffn_grad gelu %x, %w, %wo, %dx
+      : (tensor<1x2048x256xf32>, tensor<256x1024xf32>, tensor<1024x256xf32>,
+         tensor<1x2048x256xf32>)
+        -> (tensor<1x2048x256xf32>, tensor<256x1024xf32>, tensor<1024x256xf32>)
   return
 }

@@ -75,6 +75,11 @@ static cl::opt<bool> tileGemms(
     cl::desc("Tile the GEMMs left outside loop nests into shared-memory "
              "tiles, as the GPU's portable path does (bpt-tile-gemms)"),
     cl::cat(runCategory), cl::init(false));
+static cl::opt<int64_t> chunkRows(
+    "chunk-rows",
+    cl::desc("Rows per chunk of the FFNs (and FFN gradients) that go by "
+             "chunks of rows, a multiple of 128 (default 0: 2048)"),
+    cl::cat(runCategory), cl::init(0));
 static cl::opt<unsigned> optLevel(
     "opt-level",
     cl::desc("LLVM optimization level of the JIT-compiled code, 0 to 3 "
@@ -182,6 +187,7 @@ int main(int argc, char **argv) {
   options.recomputeProjections = recomputeProjections;
   options.tileGemms = tileGemms;
   options.optLevel = optLevel;
+  options.chunkRows = chunkRows;
   FailureOr<bpt::CPUCheckResult> result = bpt::checkOnCPU(*module, options);
   if (failed(result))
     return 2;

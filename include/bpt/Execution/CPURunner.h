@@ -55,6 +55,9 @@ struct CPUCheckOptions {
   bool recomputeProjections = false;
   /// Tile top-level GEMMs as the GPU path does (bpt-tile-gemms).
   bool tileGemms = false;
+  /// Rows per chunk of the FFNs and their gradients that go by chunks of
+  /// rows (bpt-blockwise's `chunk-rows`; 0 for its default).
+  int64_t chunkRows = 0;
   /// LLVM's optimization level for the JIT-compiled code, 0 to 3; a module
   /// with a function of more than a few thousand blocks (the unrolled query
   /// chunks of a training function) is compiled unoptimized at any level,

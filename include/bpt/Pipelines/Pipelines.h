@@ -81,8 +81,9 @@ struct StrategyPipelineOptions : mlir::PassPipelineOptions<Derived> {
       llvm::cl::init(false)};
   Option<int64_t> chunkRows{
       *this, "chunk-rows",
-      llvm::cl::desc("Rows per chunk of the tensor-core FFN and block (0: "
-                     "2048, and a lone wgmma FFN's from its GEMMs' waves)"),
+      llvm::cl::desc("Rows per chunk of the tensor-core FFN and block and "
+                     "of the portable FFN and FFN gradient (0: 2048, and a "
+                     "lone wgmma FFN's from its GEMMs' waves)"),
       llvm::cl::init(0)};
   Option<int64_t> sm90KvBlock{
       *this, "sm90-kv-block",
