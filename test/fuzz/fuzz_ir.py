@@ -17,7 +17,8 @@ is classified:
           no output at all
   wrong   bpt-cpu-run ran and its result did not match the reference
   marginal  a training check (bpt-cpu-run --backward) failed by at most
-          MARGIN times its tolerance, its finite differences passing
+          MARGIN (16-bit: MARGIN_16BIT) times its tolerance, its finite
+          differences passing
           (rounding through a deep chain of ops), or at a point on a kink;
           not a finding
   hang    the run took longer than --timeout seconds
@@ -91,8 +92,12 @@ ODD_NAMES = ['"my-attention"', '"0start"', '"a.b"', '"with space"',
 # tolerance is marginal (gradients through a chain of a block, norms and
 # projections round more than one op does); a wrong chain rule is off by
 # far more, and a float64 gradient that its finite differences reject is a
-# finding at any size.
+# finding at any size. 16-bit gradients get more room: the attention's
+# query and key projections' gradients go through dS = P ∘ (dP − D), whose
+# cancellation amplifies rounding ~10-35x on small heads (f32: 2e-6 where
+# the other gradients are 2e-7; bf16: 1.6e-2 to 4.8e-2 on the same chain).
 MARGIN = 4.0
+MARGIN_16BIT = 10.0
 
 
 def marginal(output):
@@ -109,7 +114,8 @@ def marginal(output):
         return False
     for error, difference, tolerance in failures:
         worst = max(float(error), float(difference or 0))
-        if not worst <= MARGIN * float(tolerance):  # NaN is not marginal
+        margin = MARGIN_16BIT if float(tolerance) >= 1e-2 else MARGIN
+        if not worst <= margin * float(tolerance):  # NaN is not marginal
             return False
     return True
 
