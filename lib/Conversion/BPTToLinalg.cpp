@@ -170,14 +170,7 @@ struct FFNToLinalg final : OpRewritePattern<FFNOp> {
       int64_t count = std::min(chunk, rows - first);
       Value part = lowerFFN(rewriter, loc, op,
                             sliceAlong(rewriter, loc, x, 0, first, count));
-      out = tensor::InsertSliceOp::create(
-          rewriter, loc, part, out,
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(first),
-                                 rewriter.getIndexAttr(0)},
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(count),
-                                 rewriter.getIndexAttr(dimOf(part, 1))},
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1),
-                                 rewriter.getIndexAttr(1)});
+      out = insertRows(rewriter, loc, part, out, first);
     }
     rewriter.replaceOp(op, fromMatrix(rewriter, loc, out, type));
     return success();

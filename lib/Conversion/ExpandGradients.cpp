@@ -83,17 +83,6 @@ std::pair<Value, Value> matmulActivationGradient(OpBuilder &b, Location loc,
   return {op.getResult(), op.getAct()};
 }
 
-/// `piece` written into rows [first, ...) of the matrix `into`.
-Value insertRows(OpBuilder &b, Location loc, Value piece, Value into,
-                 int64_t first) {
-  return tensor::InsertSliceOp::create(
-      b, loc, piece, into,
-      ArrayRef<OpFoldResult>{b.getIndexAttr(first), b.getIndexAttr(0)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(dimOf(piece, 0)),
-                             b.getIndexAttr(dimOf(piece, 1))},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-}
-
 /// `v` in `like`'s shape (a [rows, N] matrix of its element type).
 Value reshapedLike(OpBuilder &b, Location loc, Value v, Value like) {
   auto type = cast<RankedTensorType>(like.getType());

@@ -807,10 +807,7 @@ StrategyAttr Selector::portableFFN(int64_t rows) {
   if (int64_t least = (rows + kMaxUnrolledChunks - 1) / kMaxUnrolledChunks;
       chunk < least) {
     int64_t raised = (least + 127) / 128 * 128;
-    if (remarks)
-      op->emitRemark() << "chunk rows raised from " << chunk << " to " << raised
-                       << ": at most " << kMaxUnrolledChunks
-                       << " chunks are unrolled";
+    remarkChunkRaised(chunk, raised);
     chunk = raised;
   }
   return make(KernelPath::portable, 0, 0, 0, 0, chunk);

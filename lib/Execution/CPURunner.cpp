@@ -452,6 +452,12 @@ checkByFiniteDifferences(func::FuncOp forward, ArrayRef<ref::Tensor> args,
   constexpr unsigned kDirections = 4;
   std::uniform_real_distribution<double> uniform(-1.0, 1.0);
   std::vector<CPUCheckResult::GradientCheck> checks;
+  auto relative = [](double a, double b) {
+    double scale = std::max(std::abs(a), std::abs(b));
+    return scale == 0 ? 0 : std::abs(a - b) / scale;
+  };
+  // The arguments, argument i moved by `difference` (and restored after).
+  std::vector<ref::Tensor> shifted(args.begin(), args.end());
   for (size_t i = 0; i < args.size(); ++i) {
     double rms = 0;
     for (double v : args[i].data)
@@ -467,7 +473,6 @@ checkByFiniteDifferences(func::FuncOp forward, ArrayRef<ref::Tensor> args,
     // results that do not depend on this argument then add exactly nothing,
     // where two whole dot products would differ by their rounding.
     auto difference = [&](double h) -> FailureOr<double> {
-      std::vector<ref::Tensor> shifted(args.begin(), args.end());
       std::vector<ref::Tensor> sides[2];
       for (int side = 0; side < 2; ++side) {
         double sign = side == 0 ? 1.0 : -1.0;
@@ -487,10 +492,6 @@ checkByFiniteDifferences(func::FuncOp forward, ArrayRef<ref::Tensor> args,
           sum += g * (p - m);
       return sum / (2 * h);
     };
-    auto relative = [](double a, double b) {
-      double scale = std::max(std::abs(a), std::abs(b));
-      return scale == 0 ? 0 : std::abs(a - b) / scale;
-    };
     CPUCheckResult::GradientCheck check{static_cast<unsigned>(i)};
     for (check.directions = 1;; ++check.directions) {
       for (double &v : direction.data)
@@ -509,6 +510,7 @@ checkByFiniteDifferences(func::FuncOp forward, ArrayRef<ref::Tensor> args,
     check.tolerance = kTolerance;
     check.passed = check.relativeError <= kTolerance;
     checks.push_back(check);
+    shifted[i] = args[i];
   }
   return checks;
 }

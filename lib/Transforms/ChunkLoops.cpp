@@ -583,7 +583,7 @@ void bpt::buildFFNChunkLoop(RewriterBase &rewriter, FFNOp op,
   auto type = cast<RankedTensorType>(op.getType());
   Value x = asRows(rewriter, loc, op.getInput());
   auto rowsType = cast<RankedTensorType>(x.getType());
-  int64_t rows = rowsType.getDimSize(0), width = rowsType.getDimSize(1);
+  int64_t rows = rowsType.getDimSize(0);
   int64_t chunk = strategy.getChunkRows();
   int64_t covered = rows / chunk * chunk;
   auto ffnOf = [&](Value rowsOfX) {
@@ -611,14 +611,7 @@ void bpt::buildFFNChunkLoop(RewriterBase &rewriter, FFNOp op,
                           strategy.getWarps(), tail, strategy.getGemmBlockN(),
                           strategy.getGemmStages(), strategy.getGemmSplit(),
                           strategy.getKvSplits()));
-    result = tensor::InsertSliceOp::create(
-        rewriter, loc, last.getResult(), result,
-        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(covered),
-                               rewriter.getIndexAttr(0)},
-        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(tail),
-                               rewriter.getIndexAttr(width)},
-        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1),
-                               rewriter.getIndexAttr(1)});
+    result = insertRows(rewriter, loc, last.getResult(), result, covered);
   }
   rewriter.replaceOp(op, restoreShape(rewriter, loc, result, type));
 }

@@ -188,6 +188,16 @@ Value bpt::sliceAlong(OpBuilder &b, Location loc, Value source, int64_t dim,
                                         strides);
 }
 
+Value bpt::insertRows(OpBuilder &b, Location loc, Value piece, Value into,
+                      int64_t first) {
+  return tensor::InsertSliceOp::create(
+      b, loc, piece, into,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(first), b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(dimOf(piece, 0)),
+                             b.getIndexAttr(dimOf(piece, 1))},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+}
+
 int64_t bpt::dimOf(Value v, unsigned d) {
   return cast<RankedTensorType>(v.getType()).getDimSize(d);
 }

@@ -83,9 +83,9 @@ static cl::opt<int64_t> chunkRows(
 static cl::opt<unsigned> optLevel(
     "opt-level",
     cl::desc("LLVM optimization level of the JIT-compiled code, 0 to 3 "
-             "(default 2); a module with a function of more than a few "
-             "thousand blocks, such as a training function's unrolled query "
-             "chunks, is compiled unoptimized at any level"),
+             "(default 2); a module with a function of more than 1500 "
+             "blocks, such as a training function's unrolled query chunks, "
+             "is compiled unoptimized at any level"),
     cl::cat(runCategory), cl::init(2));
 static cl::opt<bool> perturbOutput(
     "perturb-output",

@@ -59,8 +59,8 @@ struct CPUCheckOptions {
   /// rows (bpt-blockwise's `chunk-rows`; 0 for its default).
   int64_t chunkRows = 0;
   /// LLVM's optimization level for the JIT-compiled code, 0 to 3; a module
-  /// with a function of more than a few thousand blocks (the unrolled query
-  /// chunks of a training function) is compiled unoptimized at any level,
+  /// with a function of more than 1500 blocks (the unrolled query chunks
+  /// of a training function) is compiled unoptimized at any level,
   /// since LLVM's loop analyses cost more than linearly in a function's
   /// blocks.
   unsigned optLevel = 2;

@@ -95,6 +95,11 @@ mlir::Value sliceAlong(mlir::OpBuilder &b, mlir::Location loc,
                        mlir::Value source, int64_t dim, int64_t first,
                        int64_t count);
 
+/// `piece` ([count, N]) written into rows [first, first + count) of the
+/// matrix `into` (a tensor.insert_slice).
+mlir::Value insertRows(mlir::OpBuilder &b, mlir::Location loc,
+                       mlir::Value piece, mlir::Value into, int64_t first);
+
 /// Dimension `d` of the ranked tensor `v`.
 int64_t dimOf(mlir::Value v, unsigned d);
 
